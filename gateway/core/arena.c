@@ -1,0 +1,284 @@
+/*
+ * arena.c: a chunked bump allocator with a byte cap, in the spirit of nginx's ngx_palloc.
+ * Chunks grow geometrically (16 KiB up to 1 MiB); a large allocation gets a chunk of its own.
+ * The cap counts bytes handed out plus chunk slack, so the memory a hostile request can pin is bounded.
+ */
+#include "core/arena.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 16
+#define FIRST_CHUNK (16 * 1024)
+#define MAX_CHUNK (1024 * 1024)
+
+struct chunk {
+  struct chunk *next;
+  size_t size, used;
+  _Alignas(ALIGN) unsigned char data[];
+};
+
+struct gw_arena {
+  struct chunk *head; /* current chunk; older ones follow */
+  size_t cap, total;  /* total: bytes of chunk data allocated */
+  size_t next_size;
+  void *last;         /* most recent allocation, for gw_arena_grow */
+  size_t last_n;
+  bool exhausted;
+  ProtobufCAllocator pb;
+};
+
+static size_t round_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+static struct chunk *chunk_new(struct gw_arena *a, size_t need)
+{
+  size_t size = a->next_size;
+  if (size < need)
+    size = round_up(need);
+  if (a->total + size > a->cap) {
+    /* Over the cap: allow a chunk just big enough, if that still fits. */
+    size = round_up(need);
+    if (a->total + size > a->cap) {
+      a->exhausted = true;
+      return NULL;
+    }
+  }
+  struct chunk *c = malloc(sizeof *c + size);
+  if (!c) {
+    a->exhausted = true;
+    return NULL;
+  }
+  c->size = size;
+  c->used = 0;
+  c->next = a->head;
+  a->head = c;
+  a->total += size;
+  if (a->next_size < MAX_CHUNK)
+    a->next_size *= 2;
+  return c;
+}
+
+static void *pb_alloc(void *ctx, size_t n) { return gw_arena_alloc(ctx, n); }
+static void pb_free(void *ctx, void *p) { (void)ctx, (void)p; }
+
+struct gw_arena *gw_arena_create(size_t cap)
+{
+  struct gw_arena *a = gw_calloc(1, sizeof *a);
+  a->cap = cap ? cap : (size_t)1 << 30;
+  a->next_size = FIRST_CHUNK;
+  a->pb.alloc = pb_alloc;
+  a->pb.free = pb_free;
+  a->pb.allocator_data = a;
+  return a;
+}
+
+void gw_arena_destroy(struct gw_arena *a)
+{
+  if (!a)
+    return;
+  struct chunk *c = a->head;
+  while (c) {
+    struct chunk *n = c->next;
+    free(c);
+    c = n;
+  }
+  free(a);
+}
+
+void gw_arena_reset(struct gw_arena *a)
+{
+  struct chunk *keep = NULL;
+  struct chunk *c = a->head;
+  while (c) {
+    struct chunk *n = c->next;
+    if (!n && c->size <= MAX_CHUNK) {
+      keep = c; /* the oldest (first, smallest) chunk */
+    } else {
+      free(c);
+    }
+    c = n;
+  }
+  a->head = keep;
+  a->total = keep ? keep->size : 0;
+  if (keep) {
+    keep->used = 0;
+    keep->next = NULL;
+  }
+  a->next_size = FIRST_CHUNK * 2;
+  a->last = NULL;
+  a->last_n = 0;
+  a->exhausted = false;
+}
+
+void *gw_arena_alloc(struct gw_arena *a, size_t n)
+{
+  size_t need = round_up(n ? n : 1);
+  struct chunk *c = a->head;
+  if (!c || c->size - c->used < need) {
+    c = chunk_new(a, need);
+    if (!c)
+      return NULL;
+  }
+  void *p = c->data + c->used;
+  c->used += need;
+  a->last = p;
+  a->last_n = need;
+  return p;
+}
+
+void *gw_arena_calloc(struct gw_arena *a, size_t n)
+{
+  void *p = gw_arena_alloc(a, n);
+  if (p)
+    memset(p, 0, n);
+  return p;
+}
+
+void *gw_arena_grow(struct gw_arena *a, void *p, size_t old_n, size_t new_n)
+{
+  if (p && p == a->last && a->head) {
+    struct chunk *c = a->head;
+    size_t need = round_up(new_n);
+    size_t start = (size_t)((unsigned char *)p - c->data);
+    if (start + need <= c->size) {
+      c->used = start + need;
+      a->last_n = need;
+      return p;
+    }
+  }
+  void *q = gw_arena_alloc(a, new_n);
+  if (q && p)
+    memcpy(q, p, old_n < new_n ? old_n : new_n);
+  return q;
+}
+
+char *gw_arena_strndup(struct gw_arena *a, const char *s, size_t n)
+{
+  char *p = gw_arena_alloc(a, n + 1);
+  if (!p)
+    return NULL;
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+
+char *gw_arena_strdup(struct gw_arena *a, const char *s) { return gw_arena_strndup(a, s, strlen(s)); }
+
+char *gw_arena_printf(struct gw_arena *a, const char *fmt, ...)
+{
+  va_list ap, ap2;
+  va_start(ap, fmt);
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *p = n >= 0 ? gw_arena_alloc(a, (size_t)n + 1) : NULL;
+  if (p)
+    vsnprintf(p, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  return p;
+}
+
+size_t gw_arena_used(const struct gw_arena *a) { return a->total; }
+bool gw_arena_exhausted(const struct gw_arena *a) { return a->exhausted; }
+ProtobufCAllocator *gw_arena_pb_allocator(struct gw_arena *a) { return &a->pb; }
+
+void gw_sb_init(struct gw_sb *sb, struct gw_arena *a)
+{
+  sb->a = a;
+  sb->buf = NULL;
+  sb->len = sb->cap = 0;
+  sb->oom = false;
+}
+
+static bool sb_reserve(struct gw_sb *sb, size_t more)
+{
+  if (sb->oom)
+    return false;
+  if (sb->len + more + 1 <= sb->cap)
+    return true;
+  size_t ncap = sb->cap ? sb->cap * 2 : 256;
+  while (ncap < sb->len + more + 1)
+    ncap *= 2;
+  char *n = gw_arena_grow(sb->a, sb->buf, sb->len, ncap);
+  if (!n) {
+    sb->oom = true;
+    return false;
+  }
+  sb->buf = n;
+  sb->cap = ncap;
+  return true;
+}
+
+void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n)
+{
+  if (!sb_reserve(sb, n))
+    return;
+  memcpy(sb->buf + sb->len, s, n);
+  sb->len += n;
+}
+
+void gw_sb_puts(struct gw_sb *sb, const char *s) { gw_sb_putn(sb, s, strlen(s)); }
+
+void gw_sb_putc(struct gw_sb *sb, char c)
+{
+  if (!sb_reserve(sb, 1))
+    return;
+  sb->buf[sb->len++] = c;
+}
+
+void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...)
+{
+  char tmp[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n < sizeof tmp) {
+    gw_sb_putn(sb, tmp, (size_t)n);
+    return;
+  }
+  if (!sb_reserve(sb, (size_t)n))
+    return;
+  va_start(ap, fmt);
+  vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  sb->len += (size_t)n;
+}
+
+void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
+{
+  static const char hex[] = "0123456789abcdef";
+  gw_sb_putc(sb, '"');
+  size_t run = 0; /* start of the current run of bytes that need no escaping */
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    gw_sb_putn(sb, s + run, i - run);
+    run = i + 1;
+    switch (c) {
+    case '"': gw_sb_puts(sb, "\\\""); break;
+    case '\\': gw_sb_puts(sb, "\\\\"); break;
+    case '\n': gw_sb_puts(sb, "\\n"); break;
+    case '\r': gw_sb_puts(sb, "\\r"); break;
+    case '\t': gw_sb_puts(sb, "\\t"); break;
+    default: {
+      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      gw_sb_putn(sb, e, 6);
+    }
+    }
+  }
+  gw_sb_putn(sb, s + run, n - run);
+  gw_sb_putc(sb, '"');
+}
+
+char *gw_sb_finish(struct gw_sb *sb)
+{
+  if (!sb_reserve(sb, 0))
+    return NULL;
+  sb->buf[sb->len] = 0;
+  return sb->buf;
+}

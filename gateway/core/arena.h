@@ -1,0 +1,57 @@
+/*
+ * arena.h: the request arena. Everything decode, normalize, cost and redact produce for one request lives
+ * here and dies in one gw_arena_destroy. Bounded: allocations past the cap fail (return NULL) and the
+ * arena remembers it (gw_arena_exhausted), which the request turns into 413 / RESOURCE_EXHAUSTED.
+ * An arena belongs to one thread at a time.
+ */
+#ifndef GW_ARENA_H
+#define GW_ARENA_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "core/gw.h"
+
+struct gw_arena;
+
+/* Create an arena that hands out at most cap bytes in total (cap 0 = 1 GiB). Never returns NULL. */
+struct gw_arena *gw_arena_create(size_t cap);
+/* Free every allocation at once. NULL is fine. */
+void gw_arena_destroy(struct gw_arena *a);
+/* Keep the first chunk, drop the rest, reset the counters, for reuse by the next request. */
+void gw_arena_reset(struct gw_arena *a);
+
+/* 16-byte aligned memory, or NULL when the cap would be passed (then gw_arena_exhausted is true). */
+void *gw_arena_alloc(struct gw_arena *a, size_t n);
+void *gw_arena_calloc(struct gw_arena *a, size_t n);
+/* Grow the most recent allocation p in place when possible, else copy; NULL over the cap. */
+void *gw_arena_grow(struct gw_arena *a, void *p, size_t old_n, size_t new_n);
+char *gw_arena_strndup(struct gw_arena *a, const char *s, size_t n);
+char *gw_arena_strdup(struct gw_arena *a, const char *s);
+char *gw_arena_printf(struct gw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+size_t gw_arena_used(const struct gw_arena *a);
+bool gw_arena_exhausted(const struct gw_arena *a);
+
+/* A protobuf-c allocator backed by the arena (free is a no-op). Valid while the arena lives. */
+ProtobufCAllocator *gw_arena_pb_allocator(struct gw_arena *a);
+
+/* A string builder in the arena. On cap failure it stays consistent and sets oom; the result is NULL. */
+struct gw_sb {
+  struct gw_arena *a;
+  char *buf;
+  size_t len, cap;
+  bool oom;
+};
+void gw_sb_init(struct gw_sb *sb, struct gw_arena *a);
+void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n);
+void gw_sb_puts(struct gw_sb *sb, const char *s);
+void gw_sb_putc(struct gw_sb *sb, char c);
+void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
+void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n);
+/* NUL-terminated result (owned by the arena), or NULL after an allocation failure. */
+char *gw_sb_finish(struct gw_sb *sb);
+
+#endif

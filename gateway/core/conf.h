@@ -1,0 +1,69 @@
+/*
+ * conf.h: the gateway's configuration (DESIGN §8).
+ *
+ * One YAML file (--config), `${ENV}` / `${ENV:-default}` substitution in scalar values, then environment
+ * overrides that win over the file (DATABASE_URL, GENAI_GW_GRPC_ADDR, GENAI_GW_HTTP_ADDR,
+ * GENAI_GW_ADMIN_ADDR, GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR). With no file, built-in defaults.
+ * Parsing is table-driven (conf.c): each row is {path, type, default, bounds or allowed values, flags,
+ * offset, description}. Unknown keys, bad types and out-of-range values are errors that name the file,
+ * line and key and the reason, and list the allowed keys. Secrets are masked by --print-config.
+ * The struct is built once at start and read-only afterwards (shared freely across threads).
+ */
+#ifndef GW_CONF_H
+#define GW_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/gw.h"
+
+struct gw_conf {
+  struct {
+    char *grpc_addr;           /* receivers.grpc.addr, default 127.0.0.1:4317 */
+    char *http_addr;           /* receivers.http.addr, default 127.0.0.1:4318 */
+    uint64_t max_request_bytes;  /* receivers.max_request_bytes: after decompression; default 64 MiB */
+    uint64_t max_inflight_bytes; /* receivers.max_inflight_bytes: all requests together; default 256 MiB */
+    uint32_t max_depth;        /* receivers.max_depth: AnyValue nesting; default 32 */
+    uint32_t http_max_connections; /* receivers.http.max_connections; default 1024 */
+    uint32_t grpc_threads;     /* receivers.grpc.threads; default 2 */
+    uint32_t retry_after_s;    /* receivers.retry_after_seconds: told to clients under backpressure; default 1 */
+  } receivers;
+  struct {
+    char *addr; /* admin.addr, default 127.0.0.1:8888 */
+  } admin;
+  struct {
+    char *level; /* log.level: debug|info|warn|error, default info */
+  } log;
+  struct {
+    char *mode;         /* spool.mode: memory|disk, default memory */
+    char *dir;          /* spool.dir, default ./data/spool */
+    uint64_t max_bytes; /* spool.max_bytes, default 256 MiB */
+    double high_water;  /* spool.high_water: 0 < x <= 1, default 0.9 */
+  } spool;
+  struct {
+    char *dsn;              /* postgres.dsn (SECRET), or DATABASE_URL; empty = no Postgres writer */
+    uint32_t batch_rows;    /* postgres.batch_rows, default 1000 */
+    uint32_t batch_wait_ms; /* postgres.batch_wait_ms, default 200 */
+    uint32_t retention_days;  /* postgres.retention_days, default 90 */
+    bool migrate;           /* postgres.migrate: apply migrations at start, default true */
+    char *migrations_dir;   /* postgres.migrations_dir, default: the installed migrations */
+  } postgres;
+  uint32_t shutdown_grace_ms; /* shutdown_grace_ms, default 10000 */
+  char *source;               /* the file the config came from, or NULL for defaults */
+};
+
+/*
+ * Load the configuration: defaults, then the file at path (NULL = none), then the environment.
+ * On error returns a negative rc with err->msg like
+ *   "gateway.yaml:12: receivers.max_depth: 0 is below the minimum 1".
+ * On success *out is a heap object for gw_conf_destroy.
+ */
+gw_rc gw_conf_load(const char *path, struct gw_conf **out, struct gw_err *err);
+void gw_conf_destroy(struct gw_conf *c);
+
+/* Write the effective configuration as YAML, secrets masked ("****"). */
+void gw_conf_print(const struct gw_conf *c, FILE *f);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * metrics.h: process-wide counters (atomics) rendered as Prometheus text on /metrics.
+ * Counters are declared once in GW_METRICS; rejections are also counted per gw_code (reason label).
+ * Thread-safe, lock-free. Gauges that belong to other modules (spool bytes, lag) are rendered by
+ * callbacks registered at start.
+ */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/gw.h"
+
+/* id, Prometheus name, type, help */
+#define GW_METRICS(X)                                                                                   \
+  X(REQUESTS, "genai_gateway_requests_total", "counter", "OTLP export requests received")               \
+  X(SPANS_RECEIVED, "genai_gateway_spans_received_total", "counter", "Spans received")                 \
+  X(SPANS_ACCEPTED, "genai_gateway_spans_accepted_total", "counter", "Spans accepted into the spool")   \
+  X(GENAI_RECORDS, "genai_gateway_genai_records_total", "counter", "GenAI interaction records built")   \
+  X(RECORDS_STORED, "genai_gateway_records_stored_total", "counter", "Rows newly inserted in Postgres") \
+  X(RECORDS_DUPLICATE, "genai_gateway_records_duplicate_total", "counter",                             \
+    "Records already present in Postgres (re-sent spans)")                                              \
+  X(RECORDS_REJECTED_DB, "genai_gateway_records_rejected_db_total", "counter",                         \
+    "Records Postgres refused, written to ai_interaction_rejects")                                      \
+  X(PG_BATCHES, "genai_gateway_pg_batches_total", "counter", "Postgres batches committed")              \
+  X(PG_BATCH_SECONDS, "genai_gateway_pg_batch_seconds_total", "counter",                               \
+    "Time spent committing Postgres batches")                                                           \
+  X(PG_ERRORS, "genai_gateway_pg_errors_total", "counter", "Postgres batch failures (retried)")         \
+  X(PG_CONNECTED, "genai_gateway_pg_connected", "gauge", "1 when the Postgres writer is connected")      \
+  X(BACKPRESSURE, "genai_gateway_backpressure_total", "counter",                                        \
+    "Requests refused with 429/503/RESOURCE_EXHAUSTED because the spool or in-flight cap was full")    \
+  X(INFLIGHT_BYTES, "genai_gateway_inflight_request_bytes", "gauge", "Request bytes being processed")   \
+  X(UTF8_FIXED, "genai_gateway_invalid_utf8_strings_total", "counter",                                 \
+    "Strings with invalid UTF-8 or NUL bytes repaired at decode")
+
+enum gw_metric {
+#define GW_METRIC_ENUM(id, name, type, help) GW_M_##id,
+  GW_METRICS(GW_METRIC_ENUM)
+#undef GW_METRIC_ENUM
+  GW_M__COUNT
+};
+
+void gw_metric_add(enum gw_metric m, int64_t n);
+void gw_metric_set(enum gw_metric m, int64_t v);
+int64_t gw_metric_get(enum gw_metric m);
+
+/* Spans rejected, by reason (the error table's metric label). */
+void gw_metric_rejected(gw_rc reason, int64_t n);
+int64_t gw_metric_rejected_get(gw_rc reason);
+
+/* Extra renderers (spool, sinks) append their own lines. At most 16; register at start only. */
+typedef void (*gw_metrics_render_fn)(struct gw_sb *out, void *ctx);
+void gw_metrics_register(gw_metrics_render_fn fn, void *ctx);
+
+/* Render everything as Prometheus text exposition format. */
+void gw_metrics_render(struct gw_sb *out);
+
+#endif

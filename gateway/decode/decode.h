@@ -1,0 +1,50 @@
+/*
+ * decode.h: OTLP request bodies (protobuf or OTLP/JSON, optionally gzip) into protobuf-c structs that
+ * live in the request arena. Both encodings end in the same structs, so everything downstream sees one
+ * representation.
+ *
+ * Bounds, all enforced before or while decoding, never after: the decompressed size (max_bytes), the
+ * AnyValue/KeyValueList nesting depth (max_depth: protobuf-c has no limit of its own and overflows the
+ * stack on deep input, so a wire-format pre-scan checks depth before unpacking), and the arena cap.
+ * Errors name the problem and position: GW_E_DECODE / TOO_DEEP / TOO_LARGE / BAD_GZIP.
+ * Strings are made valid UTF-8 (invalid sequences replaced by U+FFFD, NUL removed) and counted.
+ * Thread-safe: no shared state.
+ */
+#ifndef GW_DECODE_H
+#define GW_DECODE_H
+
+#include "core/arena.h"
+#include "core/gw.h"
+#include "pb.h"
+
+enum gw_encoding { GW_ENC_PROTOBUF, GW_ENC_JSON };
+
+struct gw_decode_limits {
+  size_t max_bytes;   /* body after decompression */
+  uint32_t max_depth; /* AnyValue nesting */
+};
+
+/* Inflate gzip (RFC 1952, also concatenated members) into the arena, failing with TOO_LARGE as soon as
+ * the output would pass max_bytes: memory stays bounded whatever the ratio. */
+gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, size_t max_bytes, void **out, size_t *out_len,
+                 struct gw_err *err);
+
+/* Check a protobuf body's nesting without unpacking it: every length-delimited field is walked as the
+ * OTLP schema says (known message fields recursed into, others skipped). Fails with TOO_DEEP past max_depth,
+ * DECODE on malformed wire data. kind: which top-level message. */
+enum gw_pb_kind { GW_PB_TRACES_REQUEST, GW_PB_LOGS_REQUEST };
+gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, struct gw_err *err);
+
+/* Decode an ExportTraceServiceRequest. *out lives in the arena. */
+gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
+                       const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err);
+/* The JSON half, called by gw_decode_traces (decode_json.c). */
+gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
+                            GwTraceRequest **out, struct gw_err *err);
+
+/* Repair a string in place (it is arena memory) or into a new arena copy when it must grow: invalid
+ * UTF-8 becomes U+FFFD, NUL bytes are removed. Returns the string to use; *fixed is set when changed.
+ * NULL only when the arena is exhausted. */
+char *gw_utf8_fix(struct gw_arena *a, char *s, size_t len, bool *fixed);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * normalize.h: GenAI spans into canonical interaction records (DESIGN §3).
+ *
+ * A span is a GenAI span when it carries any gen_ai.*, llm.*, embedding.*, openinference.span.kind,
+ * traceloop.span.kind or langfuse.observation.* attribute. One record per such span; other spans are
+ * kept for forwarding only. Precedence is per field: langfuse.* overrides, then current OTel semconv,
+ * deprecated semconv, OpenLLMetry-specific keys, OpenInference. Span attributes win over span events.
+ * Each span's attributes are read in one pass (a key table maps each known key to a slot), so the cost
+ * per span does not grow with the number of dialects.
+ * Everything the records point to lives in the arena. Thread-safe after gw_normalize_init.
+ */
+#ifndef GW_NORMALIZE_H
+#define GW_NORMALIZE_H
+
+#include "core/arena.h"
+#include "core/gw.h"
+#include "normalize/record.h"
+#include "pb.h"
+
+/* Build the process-wide key table. Call once at start, before any thread normalizes. Idempotent. */
+void gw_normalize_init(void);
+
+struct gw_normalize_opts {
+  size_t max_content_bytes; /* reserved for truncation (redaction issue); 0 = no limit */
+};
+
+/* Per-request outcome of validation: spans that cannot be accepted are counted, not recorded. */
+struct gw_normalize_result {
+  struct gw_record *records; /* arena array */
+  size_t nrecords;
+  uint32_t nspans;      /* spans seen */
+  uint32_t nrejected;   /* spans rejected (bad ids, ...) */
+  char reject_msg[256]; /* first rejection reason, for partial_success.error_message */
+  bool has_genai;
+};
+
+/*
+ * Normalize every span of req. Spans with an invalid trace_id/span_id (wrong length or all zero) are
+ * rejected: counted in nrejected, described in reject_msg, and removed from req (so the re-encoded
+ * request forwarded to exporters holds only accepted spans). Returns NOMEM/TOO_LARGE when the arena is
+ * exhausted, else OK.
+ */
+gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
+                          struct gw_normalize_result *res, struct gw_err *err);
+
+#endif

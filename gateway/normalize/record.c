@@ -1,0 +1,272 @@
+/*
+ * record.c: the field table of the canonical record and its compact spool encoding.
+ * The encoding carries a format version ("GWR1") because the disk spool will persist it.
+ */
+#include "normalize/record.h"
+
+#include <string.h>
+
+#define F(col, type, member) {col, type, offsetof(struct gw_record, member), sizeof(((struct gw_record *)0)->member)}
+
+const struct gw_field gw_record_fields[] = {
+  F("trace_id", GW_FT_CHARS, trace_id),
+  F("span_id", GW_FT_CHARS, span_id),
+  F("parent_span_id", GW_FT_CHARS, parent_span_id),
+  F("trace_version", GW_FT_TEXT, trace_version),
+  F("service_name", GW_FT_TEXT, service_name),
+  F("scope_name", GW_FT_TEXT, scope_name),
+  F("span_name", GW_FT_TEXT, span_name),
+  F("operation", GW_FT_TEXT, operation),
+  F("provider", GW_FT_TEXT, provider),
+  F("request_model", GW_FT_TEXT, request_model),
+  F("response_model", GW_FT_TEXT, response_model),
+  F("model_id", GW_FT_TEXT, model_id),
+  F("session_id", GW_FT_TEXT, session_id),
+  F("user_id", GW_FT_TEXT, user_id),
+  F("input_tokens", GW_FT_I64, input_tokens),
+  F("output_tokens", GW_FT_I64, output_tokens),
+  F("cache_read_tokens", GW_FT_I64, cache_read_tokens),
+  F("cache_write_tokens", GW_FT_I64, cache_write_tokens),
+  F("reasoning_tokens", GW_FT_I64, reasoning_tokens),
+  F("total_tokens", GW_FT_I64, total_tokens),
+  F("input_cost_usd", GW_FT_NUSD, input_cost_nusd),
+  F("output_cost_usd", GW_FT_NUSD, output_cost_nusd),
+  F("total_cost_usd", GW_FT_NUSD, total_cost_nusd),
+  F("cost_source", GW_FT_TEXT, cost_source),
+  F("reported_cost_usd", GW_FT_NUSD, reported_cost_nusd),
+  F("price_id", GW_FT_TEXT, price_id),
+  F("dialect", GW_FT_TEXT, dialect),
+  F("enrichment_flags", GW_FT_FLAGS, flags),
+  F("start_time", GW_FT_TIME, start_ns),
+  F("end_time", GW_FT_TIME, end_ns),
+  F("duration_ms", GW_FT_F64, duration_ms),
+  F("first_token_latency_ms", GW_FT_F64, first_token_latency_ms),
+  F("streaming_enabled", GW_FT_BOOL, streaming),
+  F("status", GW_FT_TEXT, status),
+  F("error_code", GW_FT_TEXT, error_code),
+  F("error_message", GW_FT_TEXT, error_message),
+  F("finish_reasons", GW_FT_STRV, finish_reasons),
+  F("prompt_content", GW_FT_TEXT, prompt_content),
+  F("system_prompt", GW_FT_TEXT, system_prompt),
+  F("response_content", GW_FT_TEXT, response_content),
+  F("prompt_hash", GW_FT_CHARS, prompt_hash),
+  F("parameters", GW_FT_JSON, parameters),
+  F("attributes", GW_FT_JSON, attributes),
+  F("resource", GW_FT_JSON, resource),
+  F("redaction_count", GW_FT_I64, redaction_count),
+  F("redacted_kinds", GW_FT_STRV, redacted_kinds),
+};
+const size_t gw_record_nfields = sizeof gw_record_fields / sizeof gw_record_fields[0];
+
+static const char *flag_names[] = {
+#define GW_FLAG_NAME(id, name) name,
+  GW_FLAGS(GW_FLAG_NAME)
+#undef GW_FLAG_NAME
+};
+
+const char *gw_flag_name(enum gw_flag f) { return (unsigned)f < GW_FLAG__COUNT ? flag_names[f] : "unknown"; }
+void gw_record_set_flag(struct gw_record *r, enum gw_flag f) { r->flags |= 1u << f; }
+bool gw_record_has_flag(const struct gw_record *r, enum gw_flag f) { return (r->flags >> f) & 1u; }
+
+static void put_u32(struct gw_sb *o, uint32_t v)
+{
+  unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+  gw_sb_putn(o, (const char *)b, 4);
+}
+
+static void put_u64(struct gw_sb *o, uint64_t v)
+{
+  put_u32(o, (uint32_t)v);
+  put_u32(o, (uint32_t)(v >> 32));
+}
+
+static void put_str(struct gw_sb *o, const char *s)
+{
+  if (!s) {
+    gw_sb_putc(o, 0);
+    return;
+  }
+  size_t n = strlen(s);
+  gw_sb_putc(o, 1);
+  put_u32(o, (uint32_t)n);
+  gw_sb_putn(o, s, n);
+}
+
+gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out)
+{
+  gw_sb_putn(out, "GWR1", 4);
+  put_u32(out, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    const char *base = (const char *)&recs[i];
+    for (size_t f = 0; f < gw_record_nfields; f++) {
+      const struct gw_field *fd = &gw_record_fields[f];
+      const void *p = base + fd->offset;
+      switch (fd->type) {
+      case GW_FT_CHARS: put_str(out, p); break;
+      case GW_FT_TEXT:
+      case GW_FT_JSON: put_str(out, *(const char *const *)p); break;
+      case GW_FT_I64:
+      case GW_FT_NUSD: {
+        const struct gw_opt_i64 *v = p;
+        gw_sb_putc(out, v->set);
+        if (v->set)
+          put_u64(out, (uint64_t)v->v);
+        break;
+      }
+      case GW_FT_F64: {
+        const struct gw_opt_f64 *v = p;
+        gw_sb_putc(out, v->set);
+        if (v->set) {
+          uint64_t bits;
+          memcpy(&bits, &v->v, 8);
+          put_u64(out, bits);
+        }
+        break;
+      }
+      case GW_FT_TIME: put_u64(out, *(const uint64_t *)p); break;
+      case GW_FT_BOOL: gw_sb_putc(out, (char)*(const gw_tribool *)p); break;
+      case GW_FT_FLAGS: put_u32(out, *(const uint32_t *)p); break;
+      case GW_FT_STRV: {
+        const struct gw_strv *v = p;
+        put_u32(out, v->n);
+        for (uint32_t k = 0; k < v->n; k++)
+          put_str(out, v->v[k]);
+        break;
+      }
+      }
+    }
+  }
+  return out->oom ? GW_ERR(TOO_LARGE) : GW_OK;
+}
+
+struct rd {
+  const unsigned char *p, *end;
+  bool bad;
+};
+
+static bool need(struct rd *r, size_t n)
+{
+  if (r->bad || (size_t)(r->end - r->p) < n) {
+    r->bad = true;
+    return false;
+  }
+  return true;
+}
+
+static uint8_t get_u8(struct rd *r)
+{
+  if (!need(r, 1))
+    return 0;
+  return *r->p++;
+}
+
+static uint32_t get_u32(struct rd *r)
+{
+  if (!need(r, 4))
+    return 0;
+  uint32_t v = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8 | (uint32_t)r->p[2] << 16 | (uint32_t)r->p[3] << 24;
+  r->p += 4;
+  return v;
+}
+
+static uint64_t get_u64(struct rd *r)
+{
+  uint64_t lo = get_u32(r);
+  uint64_t hi = get_u32(r);
+  return lo | hi << 32;
+}
+
+static const char *get_str(struct rd *r, struct gw_arena *a)
+{
+  if (!get_u8(r))
+    return NULL;
+  uint32_t n = get_u32(r);
+  if (!need(r, n))
+    return NULL;
+  const char *s = gw_arena_strndup(a, (const char *)r->p, n);
+  if (!s)
+    r->bad = true;
+  r->p += n;
+  return s;
+}
+
+gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
+{
+  struct rd r = {buf, (const unsigned char *)buf + len, false};
+  *recs = NULL;
+  *n = 0;
+  if (!need(&r, 8) || memcmp(r.p, "GWR1", 4) != 0)
+    return GW_ERR(DECODE);
+  r.p += 4;
+  uint32_t count = get_u32(&r);
+  /* Never size from a declared count alone: each record takes at least one byte per field. */
+  if (count > len / gw_record_nfields + 1)
+    return GW_ERR(DECODE);
+  struct gw_record *out = gw_arena_calloc(a, sizeof *out * (count ? count : 1));
+  if (!out)
+    return GW_ERR(NOMEM);
+  for (uint32_t i = 0; i < count && !r.bad; i++) {
+    char *base = (char *)&out[i];
+    for (size_t f = 0; f < gw_record_nfields && !r.bad; f++) {
+      const struct gw_field *fd = &gw_record_fields[f];
+      void *p = base + fd->offset;
+      switch (fd->type) {
+      case GW_FT_CHARS: {
+        const char *s = get_str(&r, a);
+        if (s) {
+          size_t sl = strlen(s);
+          if (sl >= fd->size)
+            r.bad = true;
+          else
+            memcpy(p, s, sl + 1);
+        }
+        break;
+      }
+      case GW_FT_TEXT:
+      case GW_FT_JSON: *(const char **)p = get_str(&r, a); break;
+      case GW_FT_I64:
+      case GW_FT_NUSD: {
+        struct gw_opt_i64 *v = p;
+        v->set = get_u8(&r) != 0;
+        if (v->set)
+          v->v = (int64_t)get_u64(&r);
+        break;
+      }
+      case GW_FT_F64: {
+        struct gw_opt_f64 *v = p;
+        v->set = get_u8(&r) != 0;
+        if (v->set) {
+          uint64_t bits = get_u64(&r);
+          memcpy(&v->v, &bits, 8);
+        }
+        break;
+      }
+      case GW_FT_TIME: *(uint64_t *)p = get_u64(&r); break;
+      case GW_FT_BOOL: *(gw_tribool *)p = (gw_tribool)get_u8(&r); break;
+      case GW_FT_FLAGS: *(uint32_t *)p = get_u32(&r); break;
+      case GW_FT_STRV: {
+        struct gw_strv *v = p;
+        uint32_t k = get_u32(&r);
+        if (k > (size_t)(r.end - r.p)) {
+          r.bad = true;
+          break;
+        }
+        v->n = k;
+        v->v = k ? gw_arena_alloc(a, sizeof(char *) * k) : NULL;
+        if (k && !v->v) {
+          r.bad = true;
+          break;
+        }
+        for (uint32_t j = 0; j < k; j++)
+          v->v[j] = get_str(&r, a);
+        break;
+      }
+      }
+    }
+  }
+  if (r.bad)
+    return GW_ERR(DECODE);
+  *recs = out;
+  *n = count;
+  return GW_OK;
+}

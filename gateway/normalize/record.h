@@ -1,0 +1,116 @@
+/*
+ * record.h: the canonical interaction record (DESIGN §3, §6), one per GenAI span.
+ *
+ * Every field maps to one column of ai_interaction_traces, and GW_RECORD_FIELDS lists them in column
+ * order with their type. That one table drives the spool codec (record.c), the Postgres COPY rendering
+ * (store_pg.c) and the tests, so adding a column is adding one row here plus a migration.
+ * Strings are NUL-terminated, valid UTF-8, owned by the request arena (or by the decoded batch on the
+ * sink side); NULL means SQL NULL. Unknown values stay NULL: nothing is invented.
+ */
+#ifndef GW_RECORD_H
+#define GW_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/gw.h"
+
+struct gw_opt_i64 { int64_t v; bool set; };
+struct gw_opt_f64 { double v; bool set; };
+/* A tri-state boolean: -1 unknown (NULL), 0 false, 1 true. */
+typedef int8_t gw_tribool;
+struct gw_strv { const char **v; uint32_t n; };
+
+/* Enrichment flags: why a value is missing or was changed. Rendered as their names in enrichment_flags. */
+#define GW_FLAGS(X)                                                                                    \
+  X(TOKENS_MISSING, "tokens_missing")       /* a model call without token counts */                   \
+  X(TOTAL_DERIVED, "total_derived")         /* total_tokens = input + output */                       \
+  X(MODEL_MISSING, "model_missing")         /* a model operation without a model name */              \
+  X(INVALID_UTF8, "invalid_utf8")           /* strings repaired at decode */                           \
+  X(CONTENT_TRUNCATED, "content_truncated") /* a content field cut to the configured maximum */        \
+  X(MODEL_UNPRICED, "model_unpriced")       /* no price entry for the model */                         \
+  X(TOKENS_CONVERTED, "tokens_converted")   /* exclusive counts made inclusive */                      \
+  X(BAD_ATTRIBUTE, "bad_attribute")         /* an attribute of the wrong type or unparsable JSON */
+
+enum gw_flag {
+#define GW_FLAG_ENUM(id, name) GW_FLAG_##id,
+  GW_FLAGS(GW_FLAG_ENUM)
+#undef GW_FLAG_ENUM
+  GW_FLAG__COUNT
+};
+const char *gw_flag_name(enum gw_flag f);
+
+struct gw_record {
+  char trace_id[33];       /* 32 lowercase hex */
+  char span_id[17];        /* 16 lowercase hex */
+  char parent_span_id[17]; /* "" for a root span: stored as NULL */
+  const char *trace_version; /* "v1" */
+  const char *service_name, *scope_name, *span_name;
+  const char *operation; /* chat, text_completion, embeddings, execute_tool, invoke_agent, ... */
+  const char *provider, *request_model, *response_model;
+  const char *model_id; /* the price entry matched, else response or request model */
+  const char *session_id, *user_id;
+  struct gw_opt_i64 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+    total_tokens; /* inclusive, as the OTel GenAI conventions define them */
+  struct gw_opt_i64 input_cost_nusd, output_cost_nusd, total_cost_nusd; /* nano-USD, exact */
+  const char *cost_source;                                                /* computed | reported | NULL */
+  struct gw_opt_i64 reported_cost_nusd;
+  const char *price_id;
+  const char *dialect; /* semconv, semconv_deprecated, openllmetry, openinference, langfuse; NULL: no model */
+  uint32_t flags;      /* bit i = enum gw_flag i */
+  uint64_t start_ns, end_ns;
+  struct gw_opt_f64 duration_ms, first_token_latency_ms;
+  gw_tribool streaming;
+  const char *status; /* ok | error | unset */
+  const char *error_code, *error_message;
+  struct gw_strv finish_reasons;
+  const char *prompt_content;   /* JSON array, semconv gen_ai.input.messages shape */
+  const char *system_prompt;    /* plain text */
+  const char *response_content; /* JSON array, semconv gen_ai.output.messages shape */
+  char prompt_hash[17];         /* "" when there is no prompt */
+  const char *parameters; /* JSON object text (jsonb) */
+  const char *attributes; /* JSON object text: all span attributes */
+  const char *resource;   /* JSON object text: resource attributes */
+  struct gw_opt_i64 redaction_count;
+  struct gw_strv redacted_kinds;
+};
+
+enum gw_field_type {
+  GW_FT_CHARS,   /* char[] inside the struct; "" = NULL */
+  GW_FT_TEXT,    /* const char * */
+  GW_FT_JSON,    /* const char * holding JSON (jsonb column) */
+  GW_FT_I64,     /* struct gw_opt_i64 */
+  GW_FT_NUSD,    /* struct gw_opt_i64 in nano-USD, a numeric column in USD */
+  GW_FT_F64,     /* struct gw_opt_f64 */
+  GW_FT_TIME,    /* uint64_t ns since the epoch; 0 = NULL */
+  GW_FT_BOOL,    /* gw_tribool */
+  GW_FT_STRV,    /* struct gw_strv, a text[] column */
+  GW_FT_FLAGS,   /* uint32_t flag bits, a text[] column of flag names */
+};
+
+struct gw_field {
+  const char *column;
+  enum gw_field_type type;
+  size_t offset;
+  size_t size; /* for GW_FT_CHARS */
+};
+
+/* The record's columns in ai_interaction_traces order (created_at excluded: the database sets it). */
+extern const struct gw_field gw_record_fields[];
+extern const size_t gw_record_nfields;
+
+void gw_record_set_flag(struct gw_record *r, enum gw_flag f);
+bool gw_record_has_flag(const struct gw_record *r, enum gw_flag f);
+
+/*
+ * Spool codec. A batch of records is encoded as: "GWR1", u32 count, then per record each field in table
+ * order (a presence byte, then a u32 length + bytes / an i64 / a double / a u8). Little-endian.
+ * gw_records_encode appends to out (arena string builder). gw_records_decode parses into an arena;
+ * the returned strings point into the arena. Decoding validates every length against the buffer.
+ */
+gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out);
+gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n);
+
+#endif

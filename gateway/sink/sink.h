@@ -1,0 +1,65 @@
+/*
+ * sink.h: the interface every spool consumer implements (the Postgres writer, each exporter).
+ *
+ * A sink type is declared once, as one const struct gw_sink_type at the end of its file. Everything
+ * generic lives in sink.c, written once: the consumer thread, batching by spans and time, retry with
+ * exponential backoff and jitter (honouring a Retry-After the sink reports), the cursor commit, metrics.
+ * A sink's send sees a batch of spool entries and answers OK (commit them), RETRY (keep them, back off,
+ * send again) or DROP (commit them, count them as dropped: for data that can never be delivered).
+ */
+#ifndef GW_SINK_H
+#define GW_SINK_H
+
+#include <stdint.h>
+
+#include "core/gw.h"
+#include "spool/spool.h"
+
+enum gw_sink_result { GW_SINK_OK, GW_SINK_RETRY, GW_SINK_DROP };
+
+/* Filled by send to steer the generic loop. */
+struct gw_sink_outcome {
+  uint64_t retry_after_ms; /* > 0: the peer asked to wait this long (Retry-After / RetryInfo) */
+  uint64_t delivered;      /* spans or records delivered, for metrics */
+  uint64_t dropped;        /* spans or records given up on, for metrics */
+  char error[256];         /* why, for the log line (no secrets, no content) */
+};
+
+struct gw_sink_type {
+  const char *name;
+  /* Create the sink's private state from its own config; NULL with err filled on failure. */
+  void *(*create)(const void *conf, struct gw_err *err);
+  /* Deliver a batch. Runs on the sink's own thread only. */
+  enum gw_sink_result (*send)(void *self, const struct gw_spool_entry *entries, size_t n,
+                              struct gw_sink_outcome *out);
+  /* Called on the sink thread when it starts idling for a while (close idle connections, etc.). May be NULL. */
+  void (*idle)(void *self);
+  void (*destroy)(void *self);
+};
+
+struct gw_sink_conf {
+  uint32_t batch_spans;    /* send when this many spans are waiting ... */
+  uint64_t batch_wait_ms;  /* ... or the oldest has waited this long */
+  uint32_t max_entries;    /* entries per send at most */
+  uint64_t backoff_min_ms, backoff_max_ms;
+  uint64_t drain_ms;       /* on stop: keep delivering for at most this long */
+};
+
+struct gw_sink;
+
+/* Start a consumer thread named gw-sink-<type->name>, reading spool from its own cursor. self is owned
+ * by the sink from here on (destroyed by gw_sink_stop). NULL on failure (err filled, self destroyed). */
+struct gw_sink *gw_sink_start(const struct gw_sink_type *type, void *self, struct gw_spool *spool,
+                              const struct gw_sink_conf *conf, struct gw_err *err);
+/* Drain for up to conf->drain_ms after the spool is closed, then stop and join the thread, destroy self.
+ * NULL is fine. */
+void gw_sink_stop(struct gw_sink *s);
+
+/* Figures for /metrics. */
+struct gw_sink_stats {
+  uint64_t batches_ok, batches_retried, batches_dropped, delivered, dropped;
+  uint64_t last_error_ns;
+};
+void gw_sink_stats(struct gw_sink *s, struct gw_sink_stats *out);
+
+#endif

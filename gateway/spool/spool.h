@@ -1,0 +1,103 @@
+/*
+ * spool.h: the ordered, bounded queue between receivers and consumers (DESIGN §1).
+ *
+ * One entry per accepted request: the signal, the redacted OTLP request re-encoded as protobuf (what
+ * exporters send) and the interaction records in their compact encoding (what the Postgres writer stores).
+ * Receivers append (the one lock on the hot path); each consumer reads with its own cursor and commits
+ * what it has finished. Space is reclaimed when every consumer is past it. When the bytes held reach the
+ * cap, append refuses with GW_E_FULL: the receiver answers with backpressure, never a silent drop.
+ *
+ * Two backends behind one interface: memory (a bounded list, for tests and dev) and disk (segment files
+ * with CRCs, for durability; built with the durability work). Entries returned by peek stay valid and
+ * unchanged until the same consumer commits past them.
+ * Thread-safe: any number of appenders, one thread per consumer.
+ */
+#ifndef GW_SPOOL_H
+#define GW_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/gw.h"
+
+#define GW_SPOOL_FORMAT 1
+#define GW_SPOOL_MAX_CONSUMERS 8
+
+enum gw_signal { GW_SIGNAL_TRACES = 1, GW_SIGNAL_LOGS = 2 };
+enum { GW_ENTRY_HAS_GENAI = 1 };
+
+/* What a receiver appends; the spool copies the bytes. */
+struct gw_spool_in {
+  enum gw_signal signal;
+  uint32_t flags;        /* GW_ENTRY_* */
+  uint32_t nspans;       /* spans (or log records) in otlp */
+  uint32_t nrecords;     /* interaction records in records */
+  const void *otlp;      /* protobuf ExportTraceServiceRequest / ExportLogsServiceRequest */
+  size_t otlp_len;
+  const void *records;   /* gw_records_encode output */
+  size_t records_len;
+};
+
+/* What a consumer reads. Pointers stay valid until this consumer commits past seq. */
+struct gw_spool_entry {
+  uint64_t seq; /* 1, 2, 3, ... in append order */
+  uint32_t format;
+  enum gw_signal signal;
+  uint32_t flags, nspans, nrecords;
+  uint64_t appended_ns; /* wall clock at append */
+  const void *otlp;
+  size_t otlp_len;
+  const void *records;
+  size_t records_len;
+};
+
+struct gw_spool_conf {
+  const char *mode;    /* "memory" (now) or "disk" */
+  const char *dir;     /* disk mode: segment directory */
+  size_t max_bytes;    /* cap on bytes held; append past it fails with FULL */
+  double high_water;   /* fraction of max_bytes above which /readyz reports not ready (e.g. 0.9) */
+};
+
+struct gw_spool;
+
+/* Create a spool; NULL with err filled on a bad conf. */
+struct gw_spool *gw_spool_create(const struct gw_spool_conf *conf, struct gw_err *err);
+/* Free everything. Consumers must be stopped. NULL is fine. */
+void gw_spool_destroy(struct gw_spool *s);
+
+/* Register a consumer before the first append; returns its id (>= 0) or -1 when there are too many.
+ * A consumer added later starts at the next appended entry. */
+int gw_spool_add_consumer(struct gw_spool *s, const char *name);
+
+/* Append one entry (copied). GW_ERR(FULL) when the cap would be passed, GW_ERR(SHUTDOWN) after close. */
+gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in);
+
+/*
+ * Read up to max entries after this consumer's read position, without consuming them. Waits until at
+ * least min_spans spans are available, the oldest available entry is older than max_wait_ns, the
+ * deadline (monotonic ns) passes, or the spool is closed. Returns the count (0 on timeout or close).
+ * The consumer's read position advances past the returned entries; gw_spool_rewind puts it back.
+ */
+size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *out, size_t max, uint32_t min_spans,
+                     uint64_t max_wait_ns, uint64_t deadline_mono_ns);
+/* Move the read position back to just after the last committed entry (after a failed send). */
+void gw_spool_rewind(struct gw_spool *s, int consumer);
+/* Mark every entry up to seq as done for this consumer; reclaims space nobody needs any more. */
+void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq);
+
+/* Wake every waiting consumer (for shutdown, or to notice a new deadline). */
+void gw_spool_wake(struct gw_spool *s);
+/* Refuse further appends and wake consumers; peek still returns what is left (drain). */
+void gw_spool_close(struct gw_spool *s);
+
+/* Figures for /metrics and /readyz. */
+size_t gw_spool_bytes(struct gw_spool *s);
+size_t gw_spool_max_bytes(struct gw_spool *s);
+bool gw_spool_below_high_water(struct gw_spool *s);
+uint64_t gw_spool_last_seq(struct gw_spool *s);
+/* Entries and bytes appended but not yet committed by this consumer. */
+void gw_spool_lag(struct gw_spool *s, int consumer, uint64_t *entries, size_t *bytes);
+const char *gw_spool_consumer_name(struct gw_spool *s, int consumer);
+int gw_spool_consumer_count(struct gw_spool *s);
+
+#endif

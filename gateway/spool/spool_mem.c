@@ -1,0 +1,281 @@
+/*
+ * spool_mem.c: the memory backend: a FIFO of malloc'd entries under one mutex, bounded in bytes.
+ * Appenders hold the lock only to link an entry; consumers wait on a condition variable.
+ * An entry is freed when the slowest consumer has committed past it.
+ */
+#include "spool/spool.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/metrics.h"
+
+struct node {
+  struct node *next;
+  struct gw_spool_entry e;
+  size_t bytes; /* accounted size */
+  uint64_t appended_mono;
+  unsigned char data[];
+};
+
+struct consumer {
+  char name[32];
+  uint64_t committed; /* last committed seq */
+  uint64_t read;      /* last seq handed out by peek */
+};
+
+struct gw_spool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct node *head, *tail; /* head = oldest not yet reclaimed */
+  uint64_t next_seq;
+  size_t bytes, max_bytes;
+  double high_water;
+  bool closed;
+  int nconsumers;
+  struct consumer consumers[GW_SPOOL_MAX_CONSUMERS];
+};
+
+struct gw_spool *gw_spool_create(const struct gw_spool_conf *conf, struct gw_err *err)
+{
+  if (conf->mode && strcmp(conf->mode, "memory") != 0) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.mode: '%s' is not available yet (memory only)", conf->mode);
+    return NULL;
+  }
+  if (conf->max_bytes < 1024) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.max_bytes: %zu is below the minimum of 1024", conf->max_bytes);
+    return NULL;
+  }
+  struct gw_spool *s = gw_calloc(1, sizeof *s);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  s->next_seq = 1;
+  s->max_bytes = conf->max_bytes;
+  s->high_water = conf->high_water > 0 && conf->high_water <= 1 ? conf->high_water : 0.9;
+  return s;
+}
+
+void gw_spool_destroy(struct gw_spool *s)
+{
+  if (!s)
+    return;
+  struct node *n = s->head;
+  while (n) {
+    struct node *next = n->next;
+    free(n);
+    n = next;
+  }
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s);
+}
+
+int gw_spool_add_consumer(struct gw_spool *s, const char *name)
+{
+  pthread_mutex_lock(&s->mu);
+  int id = -1;
+  if (s->nconsumers < GW_SPOOL_MAX_CONSUMERS) {
+    id = s->nconsumers++;
+    struct consumer *c = &s->consumers[id];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->committed = c->read = s->next_seq - 1;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return id;
+}
+
+/* Free entries every consumer has committed. Called with the lock held. */
+static void reclaim(struct gw_spool *s)
+{
+  uint64_t min = UINT64_MAX;
+  for (int i = 0; i < s->nconsumers; i++)
+    if (s->consumers[i].committed < min)
+      min = s->consumers[i].committed;
+  if (s->nconsumers == 0)
+    min = s->next_seq - 1;
+  while (s->head && s->head->e.seq <= min) {
+    struct node *n = s->head;
+    s->head = n->next;
+    if (!s->head)
+      s->tail = NULL;
+    s->bytes -= n->bytes;
+    free(n);
+  }
+}
+
+gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
+{
+  size_t bytes = sizeof(struct node) + in->otlp_len + in->records_len;
+  pthread_mutex_lock(&s->mu);
+  if (s->closed) {
+    pthread_mutex_unlock(&s->mu);
+    return GW_ERR(SHUTDOWN);
+  }
+  if (s->bytes + bytes > s->max_bytes) {
+    pthread_mutex_unlock(&s->mu);
+    return GW_ERR(FULL);
+  }
+  s->bytes += bytes; /* reserve, then copy outside the lock */
+  pthread_mutex_unlock(&s->mu);
+
+  struct node *n = malloc(bytes);
+  if (!n) {
+    pthread_mutex_lock(&s->mu);
+    s->bytes -= bytes;
+    pthread_mutex_unlock(&s->mu);
+    return GW_ERR(NOMEM);
+  }
+  memcpy(n->data, in->otlp, in->otlp_len);
+  if (in->records_len)
+    memcpy(n->data + in->otlp_len, in->records, in->records_len);
+  n->next = NULL;
+  n->bytes = bytes;
+  n->e.format = GW_SPOOL_FORMAT;
+  n->e.signal = in->signal;
+  n->e.flags = in->flags;
+  n->e.nspans = in->nspans;
+  n->e.nrecords = in->nrecords;
+  n->e.otlp = n->data;
+  n->e.otlp_len = in->otlp_len;
+  n->e.records = n->data + in->otlp_len;
+  n->e.records_len = in->records_len;
+  n->e.appended_ns = gw_now_ns();
+  n->appended_mono = gw_mono_ns();
+
+  pthread_mutex_lock(&s->mu);
+  n->e.seq = s->next_seq++;
+  if (s->tail)
+    s->tail->next = n;
+  else
+    s->head = n;
+  s->tail = n;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return GW_OK;
+}
+
+/* First node after seq, or NULL. Lock held. */
+static struct node *after(struct gw_spool *s, uint64_t seq)
+{
+  struct node *n = s->head;
+  while (n && n->e.seq <= seq)
+    n = n->next;
+  return n;
+}
+
+size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *out, size_t max, uint32_t min_spans,
+                     uint64_t max_wait_ns, uint64_t deadline_mono_ns)
+{
+  struct consumer *c = &s->consumers[consumer];
+  size_t count = 0;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    struct node *first = after(s, c->read);
+    if (first) {
+      uint64_t spans = 0;
+      for (struct node *n = first; n && spans < min_spans; n = n->next)
+        spans += n->e.nspans;
+      uint64_t now = gw_mono_ns();
+      if (spans >= min_spans || s->closed || now - first->appended_mono >= max_wait_ns || now >= deadline_mono_ns) {
+        for (struct node *n = first; n && count < max; n = n->next)
+          out[count++] = n->e;
+        c->read = out[count - 1].seq;
+        break;
+      }
+      /* Wait for more, but no longer than the oldest entry's batch window. */
+      uint64_t until = first->appended_mono + max_wait_ns;
+      if (until > deadline_mono_ns)
+        until = deadline_mono_ns;
+      struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+      pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+      continue;
+    }
+    if (s->closed || gw_mono_ns() >= deadline_mono_ns)
+      break;
+    struct timespec ts = {(time_t)(deadline_mono_ns / 1000000000ull), (long)(deadline_mono_ns % 1000000000ull)};
+    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return count;
+}
+
+void gw_spool_rewind(struct gw_spool *s, int consumer)
+{
+  pthread_mutex_lock(&s->mu);
+  s->consumers[consumer].read = s->consumers[consumer].committed;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq)
+{
+  pthread_mutex_lock(&s->mu);
+  struct consumer *c = &s->consumers[consumer];
+  if (seq > c->committed)
+    c->committed = seq;
+  if (c->read < c->committed)
+    c->read = c->committed;
+  reclaim(s);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void gw_spool_wake(struct gw_spool *s)
+{
+  pthread_mutex_lock(&s->mu);
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void gw_spool_close(struct gw_spool *s)
+{
+  pthread_mutex_lock(&s->mu);
+  s->closed = true;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+size_t gw_spool_bytes(struct gw_spool *s)
+{
+  pthread_mutex_lock(&s->mu);
+  size_t b = s->bytes;
+  pthread_mutex_unlock(&s->mu);
+  return b;
+}
+
+size_t gw_spool_max_bytes(struct gw_spool *s) { return s->max_bytes; }
+
+bool gw_spool_below_high_water(struct gw_spool *s)
+{
+  return (double)gw_spool_bytes(s) < (double)s->max_bytes * s->high_water;
+}
+
+uint64_t gw_spool_last_seq(struct gw_spool *s)
+{
+  pthread_mutex_lock(&s->mu);
+  uint64_t v = s->next_seq - 1;
+  pthread_mutex_unlock(&s->mu);
+  return v;
+}
+
+void gw_spool_lag(struct gw_spool *s, int consumer, uint64_t *entries, size_t *bytes)
+{
+  pthread_mutex_lock(&s->mu);
+  uint64_t e = 0;
+  size_t b = 0;
+  for (struct node *n = after(s, s->consumers[consumer].committed); n; n = n->next) {
+    e++;
+    b += n->bytes;
+  }
+  pthread_mutex_unlock(&s->mu);
+  *entries = e;
+  *bytes = b;
+}
+
+const char *gw_spool_consumer_name(struct gw_spool *s, int consumer) { return s->consumers[consumer].name; }
+int gw_spool_consumer_count(struct gw_spool *s) { return s->nconsumers; }
