@@ -15,6 +15,8 @@
 /* id, Prometheus name, type, help */
 #define GW_METRICS(X)                                                                                   \
   X(REQUESTS, "genai_gateway_requests_total", "counter", "OTLP export requests received")               \
+  X(REQUESTS_FAILED, "genai_gateway_requests_failed_total", "counter",                                  \
+    "OTLP export requests refused as a whole (bad input, size, backpressure)")                         \
   X(SPANS_RECEIVED, "genai_gateway_spans_received_total", "counter", "Spans received")                 \
   X(SPANS_ACCEPTED, "genai_gateway_spans_accepted_total", "counter", "Spans accepted into the spool")   \
   X(GENAI_RECORDS, "genai_gateway_genai_records_total", "counter", "GenAI interaction records built")   \

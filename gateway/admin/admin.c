@@ -1,0 +1,130 @@
+/*
+ * admin.c: /healthz, /readyz and /metrics on their own small libmicrohttpd daemon (one polling thread:
+ * probes and scrapes are light). Spool bytes and per-consumer lag are rendered here, next to the
+ * process counters from core/metrics.c.
+ */
+#include "admin/admin.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/net.h"
+
+struct gw_admin {
+  struct MHD_Daemon *d;
+  struct gw_spool *spool;
+  atomic_bool *ready;
+};
+
+static void render_spool(struct gw_sb *out, void *ctx)
+{
+  struct gw_spool *s = ctx;
+  gw_sb_printf(out,
+               "# HELP genai_gateway_spool_bytes Bytes held in the spool\n# TYPE genai_gateway_spool_bytes gauge\n"
+               "genai_gateway_spool_bytes %zu\n"
+               "# HELP genai_gateway_spool_max_bytes Spool capacity\n# TYPE genai_gateway_spool_max_bytes gauge\n"
+               "genai_gateway_spool_max_bytes %zu\n",
+               gw_spool_bytes(s), gw_spool_max_bytes(s));
+  gw_sb_puts(out, "# HELP genai_gateway_spool_lag_entries Entries a consumer has not finished yet\n"
+                  "# TYPE genai_gateway_spool_lag_entries gauge\n");
+  int n = gw_spool_consumer_count(s);
+  for (int i = 0; i < n; i++) {
+    uint64_t e;
+    size_t b;
+    gw_spool_lag(s, i, &e, &b);
+    gw_sb_printf(out, "genai_gateway_spool_lag_entries{consumer=\"%s\"} %llu\n", gw_spool_consumer_name(s, i),
+                 (unsigned long long)e);
+  }
+  gw_sb_puts(out, "# HELP genai_gateway_spool_lag_bytes Bytes a consumer has not finished yet\n"
+                  "# TYPE genai_gateway_spool_lag_bytes gauge\n");
+  for (int i = 0; i < n; i++) {
+    uint64_t e;
+    size_t b;
+    gw_spool_lag(s, i, &e, &b);
+    gw_sb_printf(out, "genai_gateway_spool_lag_bytes{consumer=\"%s\"} %zu\n", gw_spool_consumer_name(s, i), b);
+  }
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body,
+                                 size_t len)
+{
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (!r)
+    return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+  (void)version, (void)upload, (void)upload_size, (void)con_cls;
+  struct gw_admin *a = cls;
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return send_text(c, 405, "text/plain", "method not allowed\n", 19);
+  if (strcmp(url, "/healthz") == 0) {
+    char body[160];
+    int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"postgres_connected\":%s,\"spool_bytes\":%zu}\n",
+                     gw_metric_get(GW_M_PG_CONNECTED) ? "true" : "false", gw_spool_bytes(a->spool));
+    return send_text(c, 200, "application/json", body, (size_t)n);
+  }
+  if (strcmp(url, "/readyz") == 0) {
+    if (!atomic_load(a->ready))
+      return send_text(c, 503, "text/plain", "not ready: receivers not listening\n", 35);
+    if (!gw_spool_below_high_water(a->spool))
+      return send_text(c, 503, "text/plain", "not ready: spool above high-water mark\n", 39);
+    return send_text(c, 200, "text/plain", "ready\n", 6);
+  }
+  if (strcmp(url, "/metrics") == 0) {
+    struct gw_arena *ar = gw_arena_create(16 << 20);
+    struct gw_sb sb;
+    gw_sb_init(&sb, ar);
+    gw_metrics_render(&sb);
+    char *s = gw_sb_finish(&sb);
+    enum MHD_Result ret = s ? send_text(c, 200, "text/plain; version=0.0.4", s, sb.len)
+                            : send_text(c, 500, "text/plain", "metrics too large\n", 18);
+    gw_arena_destroy(ar);
+    return ret;
+  }
+  return send_text(c, 404, "text/plain", "not found: try /healthz, /readyz, /metrics\n", 43);
+}
+
+struct gw_admin *gw_admin_start(const char *addr, struct gw_spool *spool, atomic_bool *ready, struct gw_err *err)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (gw_net_parse_addr(addr, &ss, &sl, err))
+    return NULL;
+  struct gw_admin *a = gw_calloc(1, sizeof *a);
+  a->spool = spool;
+  a->ready = ready;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
+  if (ss.ss_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  a->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                          MHD_OPTION_END);
+  if (!a->d) {
+    gw_err_set(err, GW_ERR(IO), "admin: cannot listen on %s (address in use or not permitted)", addr);
+    free(a);
+    return NULL;
+  }
+  gw_metrics_register(render_spool, spool);
+  gw_info("admin", "admin endpoints on http://%s (/healthz /readyz /metrics)", addr);
+  return a;
+}
+
+void gw_admin_stop(struct gw_admin *a)
+{
+  if (!a)
+    return;
+  MHD_stop_daemon(a->d);
+  free(a);
+}

@@ -1,0 +1,152 @@
+/*
+ * request.c: the per-request pipeline both receivers share. Everything lives in the caller's arena and is
+ * freed in one go when the receiver has answered. The spool copies what it keeps.
+ * Order is fixed by DESIGN §1: normalize -> (cost -> redact, later issues) -> encode -> append; nothing
+ * leaves the process before those stages.
+ */
+#include "receive/request.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "normalize/normalize.h"
+
+void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool)
+{
+  memset(p, 0, sizeof *p);
+  p->conf = conf;
+  p->spool = spool;
+  atomic_init(&p->inflight_bytes, 0);
+  atomic_init(&p->shutting_down, false);
+}
+
+gw_rc gw_pipeline_reserve(struct gw_pipeline *p, size_t n)
+{
+  uint64_t cur = atomic_fetch_add(&p->inflight_bytes, n) + n;
+  if (cur > p->conf->receivers.max_inflight_bytes) {
+    atomic_fetch_sub(&p->inflight_bytes, n);
+    return GW_ERR(BUSY);
+  }
+  gw_metric_set(GW_M_INFLIGHT_BYTES, (int64_t)cur);
+  return GW_OK;
+}
+
+void gw_pipeline_release(struct gw_pipeline *p, size_t n)
+{
+  uint64_t cur = atomic_fetch_sub(&p->inflight_bytes, n) - n;
+  gw_metric_set(GW_M_INFLIGHT_BYTES, (int64_t)cur);
+}
+
+static uint32_t count_spans(const GwTraceRequest *req)
+{
+  uint32_t n = 0;
+  for (size_t i = 0; i < req->n_resource_spans; i++) {
+    const GwResourceSpans *rs = req->resource_spans[i];
+    for (size_t j = 0; rs && j < rs->n_scope_spans; j++)
+      if (rs->scope_spans[j])
+        n += (uint32_t)rs->scope_spans[j]->n_spans;
+  }
+  return n;
+}
+
+gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
+                        size_t len, struct gw_request_outcome *out)
+{
+  memset(out, 0, sizeof *out);
+  struct gw_err *err = &out->err;
+  const struct gw_conf *c = p->conf;
+  gw_rc rc;
+  gw_metric_add(GW_M_REQUESTS, 1);
+
+  if (atomic_load(&p->shutting_down)) {
+    rc = gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+    goto out;
+  }
+  if (gzip) {
+    void *plain;
+    size_t plain_len;
+    rc = gw_inflate(a, body, len, c->receivers.max_request_bytes, &plain, &plain_len, err);
+    if (rc)
+      goto out;
+    body = plain;
+    len = plain_len;
+  }
+  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  GwTraceRequest *req;
+  rc = gw_decode_traces(a, enc, body, len, &lim, &req, err);
+  if (rc)
+    goto out;
+
+  out->spans = count_spans(req);
+  gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
+
+  struct gw_normalize_opts nopts = {0};
+  struct gw_normalize_result nres;
+  memset(&nres, 0, sizeof nres);
+  rc = gw_normalize_traces(req, a, &nopts, &nres, err);
+  if (rc)
+    goto out;
+  out->rejected = nres.nrejected;
+  if (nres.nrejected) {
+    snprintf(out->reject_msg, sizeof out->reject_msg, "%s", nres.reject_msg);
+    gw_metric_rejected(GW_ERR(INVALID), nres.nrejected);
+  }
+  uint32_t accepted = out->spans - nres.nrejected;
+  if (accepted == 0) {
+    rc = GW_OK; /* an empty request, or all rejected: answered with partial_success, nothing to spool */
+    goto out;
+  }
+
+  struct gw_sb recs;
+  gw_sb_init(&recs, a);
+  rc = gw_records_encode(nres.records, nres.nrecords, &recs);
+  if (rc) {
+    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+    goto out;
+  }
+  size_t plen = gw_pb_trace_request_size(req);
+  uint8_t *pb = gw_arena_alloc(a, plen ? plen : 1);
+  if (!pb) {
+    rc = gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+    goto out;
+  }
+  gw_pb_trace_request_pack(req, pb);
+
+  struct gw_spool_in in = {
+    .signal = GW_SIGNAL_TRACES,
+    .flags = nres.has_genai ? GW_ENTRY_HAS_GENAI : 0,
+    .nspans = accepted,
+    .nrecords = (uint32_t)nres.nrecords,
+    .otlp = pb,
+    .otlp_len = plen,
+    .records = recs.buf,
+    .records_len = recs.len,
+  };
+  rc = gw_spool_append(p->spool, &in);
+  if (rc == GW_ERR(FULL)) {
+    gw_err_set(err, rc, "spool full (%zu of %zu bytes held): retry later", gw_spool_bytes(p->spool),
+               gw_spool_max_bytes(p->spool));
+    goto out;
+  }
+  if (rc) {
+    gw_err_set(err, rc, "%s", gw_err_message(rc));
+    goto out;
+  }
+  gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
+  gw_metric_add(GW_M_GENAI_RECORDS, (int64_t)nres.nrecords);
+
+out:
+  if (rc) {
+    err->rc = rc;
+    if (!err->msg[0])
+      snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
+    if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
+      gw_metric_add(GW_M_BACKPRESSURE, 1);
+    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    if (out->spans)
+      gw_metric_rejected(rc, out->spans);
+  }
+  return rc;
+}

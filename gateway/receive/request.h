@@ -1,0 +1,44 @@
+/*
+ * request.h: one OTLP export request, from body bytes to a spool entry (DESIGN §1, §2).
+ *
+ * Shared by both receivers: inflate (capped) -> decode -> normalize (invalid spans removed and counted)
+ * -> encode records and the accepted spans -> spool append. The receiver only maps the outcome to its
+ * transport's status. A global cap on request bytes in flight across all connections turns overload into
+ * 503 / UNAVAILABLE with Retry-After instead of memory growth.
+ * Thread-safe: any number of receiver threads call gw_request_traces concurrently.
+ */
+#ifndef GW_REQUEST_H
+#define GW_REQUEST_H
+
+#include "core/arena.h"
+#include "core/conf.h"
+#include "core/gw.h"
+#include "decode/decode.h"
+#include "spool/spool.h"
+
+struct gw_pipeline {
+  const struct gw_conf *conf;
+  struct gw_spool *spool;
+  _Atomic uint64_t inflight_bytes;
+  _Atomic bool shutting_down;
+};
+
+void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool);
+
+/* Reserve n bytes of the in-flight budget; GW_ERR(BUSY) when it is used up. Release with the same n. */
+gw_rc gw_pipeline_reserve(struct gw_pipeline *p, size_t n);
+void gw_pipeline_release(struct gw_pipeline *p, size_t n);
+
+struct gw_request_outcome {
+  struct gw_err err;       /* rc != 0: the whole request failed (nothing accepted) */
+  uint32_t spans;          /* spans in the request */
+  uint32_t rejected;       /* spans rejected (partial_success.rejected_spans) */
+  char reject_msg[256];    /* partial_success.error_message */
+};
+
+/* Run the pipeline on one body. gzip: the body has Content-Encoding / grpc-encoding gzip.
+ * Returns the rc also stored in out->err.rc. The arena holds everything and is the caller's. */
+gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
+                        size_t len, struct gw_request_outcome *out);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * response.c: response bodies shared by the receivers.
+ * Success: ExportTraceServiceResponse with partial_success left unset (OTLP §"Full success"), or set
+ * with rejected_spans and a message when some spans were refused. Failure: google.rpc.Status with the
+ * gRPC code, the message naming the problem, and RetryInfo when the client should come back later.
+ * JSON follows OTLP/JSON: lowerCamelCase, int64 as a decimal string.
+ */
+#include <string.h>
+
+#include "receive/receive.h"
+
+static void status_pb(struct gw_arena *a, const struct gw_request_outcome *o, uint32_t retry_after_s, const void **body,
+                      size_t *len)
+{
+  GwRpcStatus st;
+  gw_pb_rpc_status_init(&st);
+  st.code = gw_err_grpc_status(o->err.rc);
+  st.message = (char *)o->err.msg;
+  GwRpcAny any, *anys[1];
+  GwRpcRetryInfo ri;
+  GwRpcDuration d;
+  uint8_t ribuf[32];
+  if (gw_err_retryable(o->err.rc) && retry_after_s) {
+    gw_pb_rpc_retry_info_init(&ri);
+    gw_pb_rpc_duration_init(&d);
+    d.seconds = retry_after_s;
+    ri.retry_delay = &d;
+    gw_pb_rpc_any_init(&any);
+    any.type_url = "type.googleapis.com/google.rpc.RetryInfo";
+    any.value.len = gw_pb_rpc_retry_info_pack(&ri, ribuf);
+    any.value.data = ribuf;
+    anys[0] = &any;
+    st.details = anys;
+    st.n_details = 1;
+  }
+  size_t n = gw_pb_rpc_status_size(&st);
+  uint8_t *buf = gw_arena_alloc(a, n ? n : 1);
+  if (!buf) {
+    *body = "";
+    *len = 0;
+    return;
+  }
+  *len = gw_pb_rpc_status_pack(&st, buf);
+  *body = buf;
+}
+
+void gw_receive_encode_response(struct gw_arena *a, bool json, const struct gw_request_outcome *o, uint32_t retry_after_s,
+                                const void **body, size_t *len)
+{
+  if (o->err.rc) {
+    if (!json) {
+      status_pb(a, o, retry_after_s, body, len);
+      return;
+    }
+    struct gw_sb sb;
+    gw_sb_init(&sb, a);
+    gw_sb_printf(&sb, "{\"code\":%d,\"message\":", gw_err_grpc_status(o->err.rc));
+    gw_sb_json_str(&sb, o->err.msg, strlen(o->err.msg));
+    if (gw_err_retryable(o->err.rc) && retry_after_s)
+      gw_sb_printf(&sb, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\",\"retryDelay\":\"%us\"}]",
+                   retry_after_s);
+    gw_sb_putc(&sb, '}');
+    char *s = gw_sb_finish(&sb);
+    *body = s ? s : "{}";
+    *len = s ? sb.len : 2;
+    return;
+  }
+  if (!o->rejected) {
+    *body = json ? "{}" : "";
+    *len = json ? 2 : 0;
+    return;
+  }
+  if (json) {
+    struct gw_sb sb;
+    gw_sb_init(&sb, a);
+    gw_sb_printf(&sb, "{\"partialSuccess\":{\"rejectedSpans\":\"%u\",\"errorMessage\":", o->rejected);
+    gw_sb_json_str(&sb, o->reject_msg, strlen(o->reject_msg));
+    gw_sb_puts(&sb, "}}");
+    char *s = gw_sb_finish(&sb);
+    *body = s ? s : "{}";
+    *len = s ? sb.len : 2;
+    return;
+  }
+  GwTraceResponse resp;
+  GwTracePartial ps;
+  gw_pb_trace_response_init(&resp);
+  gw_pb_trace_partial_init(&ps);
+  ps.rejected_spans = o->rejected;
+  ps.error_message = (char *)o->reject_msg;
+  resp.partial_success = &ps;
+  size_t n = gw_pb_trace_response_size(&resp);
+  uint8_t *buf = gw_arena_alloc(a, n ? n : 1);
+  if (!buf) {
+    *body = "";
+    *len = 0;
+    return;
+  }
+  *len = gw_pb_trace_response_pack(&resp, buf);
+  *body = buf;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install what is missing, build, start a throw-away PostgreSQL,
+# run the unit tests (also under valgrind), the integration and end-to-end tests (real sockets, real
+# PostgreSQL, the real OpenTelemetry JS SDK), then all of it again built with ASan+UBSan.
+#   GW_TEST_QUICK=1   skip the valgrind and sanitizer passes (for a fast local loop)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+gw_ensure_packages
+gw_ensure_node
+
+work=$(mktemp -d /tmp/gw-test.XXXXXX)
+chmod 755 "$work"
+pgdir="$work/pg"
+cleanup() {
+  "$GW_ROOT/scripts/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+failures=()
+step() { # step NAME CMD...: run a suite, count it
+  local name=$1
+  shift
+  gw_say "$name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+GW_PG_FAST=1 GW_TEST_PG_DSN=$("$GW_ROOT/scripts/pg.sh" start "$pgdir")
+export GW_TEST_PG_DSN
+gw_say "test PostgreSQL: $GW_TEST_PG_DSN"
+
+(cd "$GW_ROOT/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error >&2) || gw_die "npm ci in tests/e2e failed"
+
+run_unit() { (cd "$1" && ctest --output-on-failure --timeout 300); }
+run_valgrind() {
+  local dir=$1 t rc=0
+  for t in "$dir"/tests/test_*; do
+    [ -x "$t" ] || continue
+    valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+      --suppressions="$GW_ROOT/tests/valgrind.supp" "$t" >"$work/vg.log" 2>&1 || { rc=1; cat "$work/vg.log" >&2; }
+  done
+  return $rc
+}
+run_node() { GW_BIN="$1/genai-gateway" GW_MIGRATIONS_DIR="$GW_ROOT/migrations" "$GW_ROOT/tests/run-node-tests.sh"; }
+
+gw_build "$GW_ROOT/build"
+step "unit tests" run_unit "$GW_ROOT/build"
+if [ "${GW_TEST_QUICK:-0}" != 1 ]; then
+  step "unit tests under valgrind" run_valgrind "$GW_ROOT/build"
+fi
+step "integration and end-to-end tests" run_node "$GW_ROOT/build"
+
+if [ "${GW_TEST_QUICK:-0}" != 1 ]; then
+  gw_build "$GW_ROOT/build-asan" -DGW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$GW_ROOT/tests/lsan.supp}
+  step "unit tests (ASan+UBSan)" run_unit "$GW_ROOT/build-asan"
+  step "integration and end-to-end tests (ASan+UBSan)" run_node "$GW_ROOT/build-asan"
+fi
+
+echo
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
