@@ -1,0 +1,105 @@
+/* test_record.c: the spool codec of the canonical record round-trips every field type and refuses
+ * truncated or lying input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "normalize/record.h"
+
+static void test_round_trip(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_record r[2];
+  memset(r, 0, sizeof r);
+  strcpy(r[0].trace_id, "0123456789abcdef0123456789abcdef");
+  strcpy(r[0].span_id, "0123456789abcdef");
+  r[0].service_name = "svc \"quoted\"\n";
+  r[0].input_tokens = (struct gw_opt_i64){27, true};
+  r[0].total_cost_nusd = (struct gw_opt_i64){-5, true};
+  r[0].duration_ms = (struct gw_opt_f64){12.5, true};
+  r[0].streaming = 1;
+  r[0].start_ns = 1763884610000000000ull;
+  const char *fr[] = {"stop", "length"};
+  r[0].finish_reasons = (struct gw_strv){fr, 2};
+  gw_record_set_flag(&r[0], GW_FLAG_TOTAL_DERIVED);
+  r[1].streaming = -1;
+  strcpy(r[1].trace_id, "ffffffffffffffffffffffffffffffff");
+
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_records_encode(r, 2, &sb), GW_OK);
+
+  struct gw_record *out;
+  size_t n;
+  assert_int_equal(gw_records_decode(sb.buf, sb.len, a, &out, &n), GW_OK);
+  assert_int_equal(n, 2);
+  assert_string_equal(out[0].trace_id, r[0].trace_id);
+  assert_string_equal(out[0].service_name, r[0].service_name);
+  assert_null(out[0].operation);
+  assert_true(out[0].input_tokens.set);
+  assert_int_equal(out[0].input_tokens.v, 27);
+  assert_false(out[0].output_tokens.set);
+  assert_int_equal(out[0].total_cost_nusd.v, -5);
+  assert_true(out[0].duration_ms.v == 12.5);
+  assert_int_equal(out[0].streaming, 1);
+  assert_int_equal(out[1].streaming, -1);
+  assert_int_equal(out[0].start_ns, r[0].start_ns);
+  assert_int_equal(out[0].finish_reasons.n, 2);
+  assert_string_equal(out[0].finish_reasons.v[1], "length");
+  assert_true(gw_record_has_flag(&out[0], GW_FLAG_TOTAL_DERIVED));
+  assert_false(gw_record_has_flag(&out[0], GW_FLAG_TOKENS_MISSING));
+  assert_string_equal(out[1].trace_id, r[1].trace_id);
+
+  /* Every truncation of a valid buffer is refused, never read past. */
+  for (size_t cut = 0; cut < sb.len; cut++)
+    assert_int_equal(gw_records_decode(sb.buf, cut, a, &out, &n), GW_ERR(DECODE));
+  gw_arena_destroy(a);
+}
+
+static void test_lying_count(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(1 << 20);
+  const unsigned char buf[] = {'G', 'W', 'R', '1', 0xff, 0xff, 0xff, 0x7f};
+  struct gw_record *out;
+  size_t n;
+  assert_int_equal(gw_records_decode(buf, sizeof buf, a, &out, &n), GW_ERR(DECODE));
+  assert_int_equal(gw_records_decode("XXXX\0\0\0\0", 8, a, &out, &n), GW_ERR(DECODE));
+  gw_arena_destroy(a);
+}
+
+static void test_arena_cap(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(64 * 1024);
+  assert_non_null(gw_arena_alloc(a, 1000));
+  assert_null(gw_arena_alloc(a, 128 * 1024));
+  assert_true(gw_arena_exhausted(a));
+  gw_arena_destroy(a);
+}
+
+static void test_json_escaping(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  gw_sb_json_str(&sb, "a\"b\\c\n\x01", 7);
+  assert_string_equal(gw_sb_finish(&sb), "\"a\\\"b\\\\c\\n\\u0001\"");
+  gw_arena_destroy(a);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_round_trip),
+    cmocka_unit_test(test_lying_count),
+    cmocka_unit_test(test_arena_cap),
+    cmocka_unit_test(test_json_escaping),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

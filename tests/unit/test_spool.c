@@ -1,0 +1,143 @@
+/* test_spool.c: the memory spool: order, per-consumer cursors, reclaim, the byte cap, rewind, close. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "spool/spool.h"
+
+static struct gw_spool *mk(size_t max)
+{
+  struct gw_spool_conf c = {"memory", NULL, max, 0.5};
+  struct gw_err err = {0};
+  struct gw_spool *s = gw_spool_create(&c, &err);
+  assert_non_null(s);
+  return s;
+}
+
+static gw_rc put(struct gw_spool *s, const char *payload, uint32_t nspans)
+{
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, nspans, 0, payload, strlen(payload), NULL, 0};
+  return gw_spool_append(s, &in);
+}
+
+static uint64_t far(void) { return gw_mono_ns() + 1000000000ull; }
+
+static void test_order_and_independent_cursors(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a"), b = gw_spool_add_consumer(s, "b");
+  assert_int_equal(put(s, "one", 1), GW_OK);
+  assert_int_equal(put(s, "two", 1), GW_OK);
+  struct gw_spool_entry e[4];
+  size_t n = gw_spool_peek(s, a, e, 4, 1, 0, far());
+  assert_int_equal(n, 2);
+  assert_memory_equal(e[0].otlp, "one", 3);
+  assert_memory_equal(e[1].otlp, "two", 3);
+  assert_true(e[0].seq < e[1].seq);
+  gw_spool_commit(s, a, e[1].seq);
+  /* b has not read yet: the entries are still there for it. */
+  n = gw_spool_peek(s, b, e, 1, 1, 0, far());
+  assert_int_equal(n, 1);
+  assert_memory_equal(e[0].otlp, "one", 3);
+  uint64_t lag;
+  size_t lb;
+  gw_spool_lag(s, b, &lag, &lb);
+  assert_int_equal(lag, 2);
+  gw_spool_lag(s, a, &lag, &lb);
+  assert_int_equal(lag, 0);
+  gw_spool_destroy(s);
+}
+
+static void test_cap_backpressure_and_reclaim(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(4096);
+  int a = gw_spool_add_consumer(s, "a");
+  char big[1500];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_ERR(FULL)); /* refused, never dropped silently */
+  assert_false(gw_spool_below_high_water(s));
+  struct gw_spool_entry e[4];
+  size_t n = gw_spool_peek(s, a, e, 1, 1, 0, far());
+  assert_int_equal(n, 1);
+  gw_spool_commit(s, a, e[0].seq);
+  assert_int_equal(put(s, big, 1), GW_OK); /* space reclaimed once the only consumer passed it */
+  gw_spool_destroy(s);
+}
+
+static void test_rewind_redelivers(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  put(s, "x", 1);
+  put(s, "y", 1);
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, far()), 2);
+  /* A failed send: nothing committed, the same entries come back. */
+  gw_spool_rewind(s, a);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, far()), 2);
+  assert_memory_equal(e[0].otlp, "x", 1);
+  gw_spool_commit(s, a, e[0].seq);
+  gw_spool_rewind(s, a);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, far()), 1);
+  assert_memory_equal(e[0].otlp, "y", 1);
+  gw_spool_destroy(s);
+}
+
+static void test_batch_waits_for_spans_or_time(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  put(s, "x", 3);
+  struct gw_spool_entry e[4];
+  uint64_t t0 = gw_mono_ns();
+  /* Fewer spans than wanted: returns when the oldest entry has waited max_wait (50 ms). */
+  size_t n = gw_spool_peek(s, a, e, 4, 100, 50000000ull, far());
+  uint64_t waited = gw_mono_ns() - t0;
+  assert_int_equal(n, 1);
+  assert_true(waited >= 40000000ull);
+  gw_spool_destroy(s);
+}
+
+static void test_close_refuses_appends_and_drains(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  put(s, "x", 1);
+  gw_spool_close(s);
+  assert_int_equal(put(s, "y", 1), GW_ERR(SHUTDOWN));
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 1000000000ull, far()), 1);
+  gw_spool_commit(s, a, e[0].seq);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, far()), 0);
+  gw_spool_destroy(s);
+}
+
+static void test_bad_conf(void **st)
+{
+  (void)st;
+  struct gw_spool_conf c = {"memory", NULL, 10, 0.9};
+  struct gw_err err = {0};
+  assert_null(gw_spool_create(&c, &err));
+  assert_non_null(strstr(err.msg, "spool.max_bytes"));
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_order_and_independent_cursors), cmocka_unit_test(test_cap_backpressure_and_reclaim),
+    cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
+    cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_bad_conf),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
