@@ -1,0 +1,132 @@
+/*
+ * utf8.c: make decoded strings valid UTF-8 before anything downstream (Postgres text columns, JSON
+ * encoders, exporters) sees them.
+ *
+ * Validation follows RFC 3629 / Unicode §3.9 table 3-7: overlong forms, surrogates (U+D800..DFFF) and
+ * code points above U+10FFFF are invalid. Each maximal ill-formed subpart becomes one U+FFFD (the
+ * "substitution of maximal subparts" practice of Unicode §3.9, also what WHATWG decoders do), and NUL
+ * bytes are dropped because Postgres text cannot hold them.
+ * The common case, a valid string, is one read-only pass and no copy. A repair is done in place when it
+ * never writes more bytes than it has read (every bad subpart is at least 3 bytes, or only NULs are
+ * removed); otherwise the result is a new arena string.
+ */
+#include <string.h>
+
+#include "decode/decode.h"
+
+/* Length of the well-formed sequence at s[0..n), or 0 if s[0] starts an ill-formed one; for an
+ * ill-formed one *bad is the length of its maximal subpart (at least 1). */
+static size_t seq(const unsigned char *s, size_t n, size_t *bad)
+{
+  unsigned char b = s[0];
+  size_t want;
+  unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+  if (b < 0x80)
+    return 1;
+  if (b >= 0xc2 && b <= 0xdf) {
+    want = 2;
+  } else if (b >= 0xe0 && b <= 0xef) {
+    want = 3;
+    if (b == 0xe0)
+      lo = 0xa0; /* overlong */
+    else if (b == 0xed)
+      hi = 0x9f; /* surrogates */
+  } else if (b >= 0xf0 && b <= 0xf4) {
+    want = 4;
+    if (b == 0xf0)
+      lo = 0x90; /* overlong */
+    else if (b == 0xf4)
+      hi = 0x8f; /* above U+10FFFF */
+  } else {
+    *bad = 1; /* continuation byte, C0/C1 (overlong), F5..FF */
+    return 0;
+  }
+  size_t i = 1;
+  for (; i < want; i++) {
+    if (i >= n)
+      break;
+    unsigned char c = s[i];
+    if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf))
+      break;
+  }
+  if (i == want)
+    return want;
+  *bad = i;
+  return 0;
+}
+
+/* First pass: the output length, and whether any replacement is shorter than the U+FFFD it becomes. */
+static bool scan(const unsigned char *s, size_t len, size_t *out_len, bool *grows)
+{
+  size_t out = 0, i = 0;
+  bool changed = false;
+  *grows = false;
+  while (i < len) {
+    if (s[i] >= 0x01 && s[i] < 0x80) {
+      out++;
+      i++;
+      continue;
+    }
+    if (s[i] == 0) {
+      changed = true;
+      i++;
+      continue;
+    }
+    size_t bad = 0, n = seq(s + i, len - i, &bad);
+    if (n) {
+      out += n;
+      i += n;
+      continue;
+    }
+    changed = true;
+    if (bad < 3)
+      *grows = true;
+    out += 3;
+    i += bad;
+  }
+  *out_len = out;
+  return changed;
+}
+
+/* Second pass; dst may equal src when the scan said nothing grows (writes then never overtake reads). */
+static void repair(unsigned char *dst, const unsigned char *src, size_t len)
+{
+  size_t o = 0, i = 0;
+  while (i < len) {
+    if (src[i] == 0) {
+      i++;
+      continue;
+    }
+    size_t bad = 0, n = seq(src + i, len - i, &bad);
+    if (n) {
+      memmove(dst + o, src + i, n);
+      o += n;
+      i += n;
+      continue;
+    }
+    dst[o++] = 0xef;
+    dst[o++] = 0xbf;
+    dst[o++] = 0xbd;
+    i += bad;
+  }
+  dst[o] = 0;
+}
+
+char *gw_utf8_fix(struct gw_arena *a, char *s, size_t len, bool *fixed)
+{
+  size_t out_len;
+  bool grows;
+  *fixed = false;
+  if (!scan((const unsigned char *)s, len, &out_len, &grows))
+    return s;
+  *fixed = true;
+  if (!grows) {
+    repair((unsigned char *)s, (const unsigned char *)s, len);
+    return s;
+  }
+  unsigned char *d = gw_arena_alloc(a, out_len + 1);
+  if (!d)
+    return NULL;
+  repair(d, (const unsigned char *)s, len);
+  return (char *)d;
+}

@@ -1,0 +1,1070 @@
+/*
+ * test_decode.c: the decode layer: OTLP/JSON and protobuf into the same structs, the nesting limits of
+ * both, gzip with its size cap, and UTF-8 repair. Captured SDK fixtures must decode with the spans and
+ * ids their manifests list.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+#include <zlib.h>
+
+#include "core/metrics.h"
+#include "decode/decode.h"
+#include "testutil.h"
+
+static const struct gw_decode_limits LIM = {.max_bytes = 64 << 20, .max_depth = 32};
+
+/* ---- helpers ---- */
+
+static gw_rc dec_json(struct gw_arena *a, const char *json, GwTraceRequest **req, struct gw_err *err)
+{
+  return gw_decode_traces(a, GW_ENC_JSON, json, strlen(json), &LIM, req, err);
+}
+
+static uint8_t *pack(const GwTraceRequest *req, size_t *len)
+{
+  *len = gw_pb_trace_request_size(req);
+  uint8_t *buf = malloc(*len ? *len : 1);
+  assert_int_equal(gw_pb_trace_request_pack(req, buf), *len);
+  return buf;
+}
+
+static void hex2bin(const char *hex, uint8_t *out, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+    out[i] = (uint8_t)v;
+  }
+}
+
+static size_t count_spans(const GwTraceRequest *req)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < req->n_resource_spans; i++)
+    for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++)
+      n += req->resource_spans[i]->scope_spans[j]->n_spans;
+  return n;
+}
+
+static GwSpan *first_span(const GwTraceRequest *req)
+{
+  assert_true(req->n_resource_spans >= 1);
+  assert_true(req->resource_spans[0]->n_scope_spans >= 1);
+  assert_true(req->resource_spans[0]->scope_spans[0]->n_spans >= 1);
+  return req->resource_spans[0]->scope_spans[0]->spans[0];
+}
+
+static bool has_span(const GwTraceRequest *req, const uint8_t tid[16], const uint8_t sid[8])
+{
+  for (size_t i = 0; i < req->n_resource_spans; i++)
+    for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++) {
+      GwScopeSpans *ss = req->resource_spans[i]->scope_spans[j];
+      for (size_t k = 0; k < ss->n_spans; k++) {
+        GwSpan *s = ss->spans[k];
+        if (s->trace_id.len == 16 && s->span_id.len == 8 && !memcmp(s->trace_id.data, tid, 16) &&
+            !memcmp(s->span_id.data, sid, 8))
+          return true;
+      }
+    }
+  return false;
+}
+
+/* A gzip member of in (malloc'd). */
+static uint8_t *gz(const void *in, size_t n, size_t *out_len)
+{
+  z_stream zs = {0};
+  assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  size_t cap = deflateBound(&zs, n) + 32;
+  uint8_t *out = malloc(cap);
+  zs.next_in = (Bytef *)in;
+  zs.avail_in = (uInt)n;
+  zs.next_out = out;
+  zs.avail_out = (uInt)cap;
+  assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  *out_len = zs.total_out;
+  deflateEnd(&zs);
+  return out;
+}
+
+/* Reverse builder for hand-made protobuf: bytes are prepended, so nesting is built inside out. */
+struct rb {
+  uint8_t *buf;
+  size_t cap, pos; /* data is buf[pos..cap) */
+};
+
+static void rb_init(struct rb *b, size_t cap)
+{
+  b->buf = malloc(cap);
+  b->cap = cap;
+  b->pos = cap;
+}
+
+static void rb_prepend(struct rb *b, const void *p, size_t n)
+{
+  assert_true(b->pos >= n);
+  b->pos -= n;
+  memcpy(b->buf + b->pos, p, n);
+}
+
+static void rb_varint(struct rb *b, uint64_t v)
+{
+  uint8_t tmp[10];
+  size_t n = 0;
+  do {
+    tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+  rb_prepend(b, tmp, n);
+}
+
+/* Make the bytes [pos, end_mark) the body of length-delimited field `field`. */
+static void rb_wrap(struct rb *b, size_t end_mark, uint32_t field)
+{
+  rb_varint(b, end_mark - b->pos);
+  rb_varint(b, (uint64_t)field << 3 | 2);
+}
+
+static size_t rb_len(const struct rb *b) { return b->cap - b->pos; }
+static const uint8_t *rb_data(const struct rb *b) { return b->buf + b->pos; }
+
+/* A trace request whose single span carries one attribute whose value nests `depth` AnyValues, via
+ * ArrayValue (kvlist false) or KeyValueList (kvlist true). */
+static void pb_deep_request(struct rb *b, uint32_t depth, bool kvlist)
+{
+  rb_init(b, (size_t)depth * 32 + 256);
+  size_t end = b->cap;
+  rb_prepend(b, "x", 1); /* innermost AnyValue { string_value: "x" } */
+  rb_wrap(b, end, 1);
+  for (uint32_t d = 1; d < depth; d++) {
+    if (kvlist) {
+      rb_wrap(b, end, 2);        /* KeyValue.value */
+      rb_prepend(b, "k", 1);
+      rb_varint(b, 1);
+      rb_varint(b, 1 << 3 | 2);  /* KeyValue.key */
+      rb_wrap(b, end, 1);        /* KeyValueList.values */
+      rb_wrap(b, end, 6);        /* AnyValue.kvlist_value */
+    } else {
+      rb_wrap(b, end, 1); /* ArrayValue.values */
+      rb_wrap(b, end, 5); /* AnyValue.array_value */
+    }
+  }
+  rb_wrap(b, end, 2); /* KeyValue.value */
+  rb_prepend(b, "k", 1);
+  rb_varint(b, 1);
+  rb_varint(b, 1 << 3 | 2);
+  rb_wrap(b, end, 9); /* Span.attributes */
+  rb_wrap(b, end, 2); /* ScopeSpans.spans */
+  rb_wrap(b, end, 2); /* ResourceSpans.scope_spans */
+  rb_wrap(b, end, 1); /* request.resource_spans */
+}
+
+/* The same shape in OTLP/JSON (malloc'd). */
+static char *json_deep_request(uint32_t depth, bool kvlist)
+{
+  size_t cap = (size_t)depth * 64 + 512, n = 0;
+  char *s = malloc(cap);
+  n += (size_t)sprintf(s + n, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"attributes\":[{\"key\":\"k\","
+                              "\"value\":");
+  for (uint32_t d = 1; d < depth; d++)
+    n += (size_t)sprintf(s + n, kvlist ? "{\"kvlistValue\":{\"values\":[{\"key\":\"k\",\"value\":" : "{\"arrayValue\":{\"values\":[");
+  n += (size_t)sprintf(s + n, "{\"stringValue\":\"x\"}");
+  for (uint32_t d = 1; d < depth; d++)
+    n += (size_t)sprintf(s + n, kvlist ? "}]}}" : "]}}");
+  n += (size_t)sprintf(s + n, "}]}]}]}]}");
+  assert_true(n < cap);
+  return s;
+}
+
+/* ---- fixtures ---- */
+
+static void check_fixture(const char *file, const char *manifest)
+{
+  size_t len;
+  char *body = tu_read_file(file, &len);
+  char path[512];
+  snprintf(path, sizeof path, "sdk/%s", manifest);
+  char *mtext = tu_read_file(path, NULL);
+  struct json_object *m = json_tokener_parse(mtext);
+  assert_non_null(m);
+  bool json = strstr(file, ".json") != NULL;
+
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  gw_rc rc = gw_decode_traces(a, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &LIM, &req, &err);
+  if (rc)
+    fail_msg("%s: %s", file, err.msg);
+
+  struct json_object *exp, *spans, *calls;
+  assert_true(json_object_object_get_ex(m, "export", &exp));
+  assert_true(json_object_object_get_ex(exp, "spans_exported", &spans));
+  assert_int_equal(count_spans(req), json_object_get_int(spans));
+
+  assert_true(json_object_object_get_ex(m, "calls", &calls));
+  size_t checked = 0;
+  for (size_t i = 0; i < json_object_array_length(calls); i++) {
+    struct json_object *call = json_object_array_get_idx(calls, i), *v, *tid, *sid;
+    if (!json_object_object_get_ex(call, "expect_span_exported", &v) || !json_object_get_boolean(v))
+      continue;
+    assert_true(json_object_object_get_ex(call, "trace_id", &tid));
+    assert_true(json_object_object_get_ex(call, "span_id", &sid));
+    uint8_t t[16], s[8];
+    hex2bin(json_object_get_string(tid), t, 16);
+    hex2bin(json_object_get_string(sid), s, 8);
+    if (!has_span(req, t, s))
+      fail_msg("%s: call %zu span %s not decoded", file, i, json_object_get_string(sid));
+    checked++;
+  }
+  assert_true(checked > 0);
+
+  json_object_put(m);
+  free(mtext);
+  free(body);
+  gw_arena_destroy(a);
+}
+
+static void test_sdk_fixtures(void **state)
+{
+  (void)state;
+  char *index = tu_read_file("sdk/index.jsonl", NULL);
+  size_t n = 0, n_json = 0;
+  for (char *line = strtok(index, "\n"); line; line = strtok(NULL, "\n")) {
+    struct json_object *e = json_tokener_parse(line), *f, *man;
+    assert_non_null(e);
+    assert_true(json_object_object_get_ex(e, "file", &f));
+    const char *file = json_object_get_string(f);
+    if (!strstr(file, "-logs-") && json_object_object_get_ex(e, "manifest", &man)) {
+      char path[512];
+      snprintf(path, sizeof path, "sdk/%s", file);
+      check_fixture(path, json_object_get_string(man));
+      n++;
+      n_json += strstr(file, ".json") != NULL;
+    }
+    json_object_put(e);
+  }
+  free(index);
+  assert_true(n >= 9);
+  assert_true(n_json >= 3);
+}
+
+/* ---- JSON equals protobuf ---- */
+
+static const char *FULL_JSON =
+    "{\"resourceSpans\":[{"
+    " \"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}}],"
+    "               \"droppedAttributesCount\":2},"
+    " \"schemaUrl\":\"https://opentelemetry.io/schemas/1.30.0\","
+    " \"scopeSpans\":[{"
+    "  \"scope\":{\"name\":\"lib\",\"version\":\"1.2\",\"attributes\":[{\"key\":\"s\",\"value\":{\"boolValue\":true}}]},"
+    "  \"schema_url\":\"u2\","
+    "  \"spans\":[{"
+    "   \"traceId\":\"5B8EFFF798038103D269B633813FC60C\",\"spanId\":\"eee19b7ec3c1b174\","
+    "   \"parentSpanId\":\"eee19b7ec3c1b173\",\"traceState\":\"k=v\",\"flags\":257,"
+    "   \"name\":\"chat gpt\",\"kind\":3,\"startTimeUnixNano\":\"1544712660000000000\","
+    "   \"endTimeUnixNano\":1544712661000000000,"
+    "   \"attributes\":["
+    "    {\"key\":\"i\",\"value\":{\"intValue\":\"-42\"}},"
+    "    {\"key\":\"d\",\"value\":{\"doubleValue\":0.25}},"
+    "    {\"key\":\"b\",\"value\":{\"bytesValue\":\"AQID/w==\"}},"
+    "    {\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"},{\"intValue\":7}]}}},"
+    "    {\"key\":\"kv\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"in\",\"value\":{\"stringValue\":\"y\"}}]}}},"
+    "    {\"key\":\"empty\",\"value\":{}}"
+    "   ],"
+    "   \"dropped_attributes_count\":1,"
+    "   \"events\":[{\"timeUnixNano\":\"5\",\"name\":\"ev\",\"attributes\":[{\"key\":\"e\",\"value\":{\"stringValue\":\"z\"}}],"
+    "              \"droppedAttributesCount\":3}],"
+    "   \"droppedEventsCount\":4,"
+    "   \"links\":[{\"traceId\":\"00000000000000000000000000000001\",\"spanId\":\"0000000000000002\","
+    "             \"traceState\":\"t\",\"attributes\":[],\"droppedAttributesCount\":5,\"flags\":1}],"
+    "   \"droppedLinksCount\":6,"
+    "   \"status\":{\"code\":2,\"message\":\"boom\"},"
+    "   \"unknownField\":{\"ignored\":[1,2,3]}"
+    "  }]"
+    " }]"
+    "}]}";
+
+static GwAnyValue *av_str(GwAnyValue *v, const char *s)
+{
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_STRING;
+  v->string_value = (char *)s;
+  return v;
+}
+
+static GwKeyValue *kv(GwKeyValue *k, const char *key, GwAnyValue *v)
+{
+  gw_pb_key_value_init(k);
+  k->key = (char *)key;
+  k->value = v;
+  return k;
+}
+
+static void test_json_equals_protobuf(void **state)
+{
+  (void)state;
+  /* The content of FULL_JSON, built with protobuf-c. */
+  uint8_t tid[16] = {0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c};
+  uint8_t sid[8] = {0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74}, pid[8] = {0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73};
+  uint8_t ltid[16] = {[15] = 1}, lsid[8] = {[7] = 2}, bytes[4] = {1, 2, 3, 0xff};
+  GwAnyValue v_svc, v_s, v_i, v_d, v_b, v_a, v_ax, v_a7, v_kv, v_in, v_empty, v_e;
+  GwKeyValue k_svc, k_s, k_i, k_d, k_b, k_a, k_kv, k_in, k_empty, k_e;
+  GwResource res;
+  gw_pb_resource_init(&res);
+  GwKeyValue *res_attrs[] = {kv(&k_svc, "service.name", av_str(&v_svc, "svc"))};
+  res.attributes = res_attrs;
+  res.n_attributes = 1;
+  res.dropped_attributes_count = 2;
+
+  GwScope sc;
+  gw_pb_scope_init(&sc);
+  sc.name = "lib";
+  sc.version = "1.2";
+  gw_pb_any_value_init(&v_s);
+  v_s.value_case = GW_AV_BOOL;
+  v_s.bool_value = 1;
+  GwKeyValue *sc_attrs[] = {kv(&k_s, "s", &v_s)};
+  sc.attributes = sc_attrs;
+  sc.n_attributes = 1;
+
+  gw_pb_any_value_init(&v_i);
+  v_i.value_case = GW_AV_INT;
+  v_i.int_value = -42;
+  gw_pb_any_value_init(&v_d);
+  v_d.value_case = GW_AV_DOUBLE;
+  v_d.double_value = 0.25;
+  gw_pb_any_value_init(&v_b);
+  v_b.value_case = GW_AV_BYTES;
+  v_b.bytes_value.data = bytes;
+  v_b.bytes_value.len = 4;
+  GwArrayValue arr;
+  gw_pb_array_value_init(&arr);
+  gw_pb_any_value_init(&v_a7);
+  v_a7.value_case = GW_AV_INT;
+  v_a7.int_value = 7;
+  GwAnyValue *arr_vals[] = {av_str(&v_ax, "x"), &v_a7};
+  arr.values = arr_vals;
+  arr.n_values = 2;
+  gw_pb_any_value_init(&v_a);
+  v_a.value_case = GW_AV_ARRAY;
+  v_a.array_value = &arr;
+  GwKeyValueList kl;
+  gw_pb_kvlist_init(&kl);
+  GwKeyValue *kl_vals[] = {kv(&k_in, "in", av_str(&v_in, "y"))};
+  kl.values = kl_vals;
+  kl.n_values = 1;
+  gw_pb_any_value_init(&v_kv);
+  v_kv.value_case = GW_AV_KVLIST;
+  v_kv.kvlist_value = &kl;
+  gw_pb_any_value_init(&v_empty);
+  GwKeyValue *span_attrs[] = {kv(&k_i, "i", &v_i),    kv(&k_d, "d", &v_d),   kv(&k_b, "b", &v_b),
+                              kv(&k_a, "a", &v_a),    kv(&k_kv, "kv", &v_kv), kv(&k_empty, "empty", &v_empty)};
+
+  GwSpanEvent ev;
+  gw_pb_span_event_init(&ev);
+  ev.time_unix_nano = 5;
+  ev.name = "ev";
+  GwKeyValue *ev_attrs[] = {kv(&k_e, "e", av_str(&v_e, "z"))};
+  ev.attributes = ev_attrs;
+  ev.n_attributes = 1;
+  ev.dropped_attributes_count = 3;
+  GwSpanEvent *evs[] = {&ev};
+
+  GwSpanLink ln;
+  gw_pb_span_link_init(&ln);
+  ln.trace_id = (ProtobufCBinaryData){16, ltid};
+  ln.span_id = (ProtobufCBinaryData){8, lsid};
+  ln.trace_state = "t";
+  ln.dropped_attributes_count = 5;
+  ln.flags = 1;
+  GwSpanLink *lns[] = {&ln};
+
+  GwStatus st;
+  gw_pb_status_init(&st);
+  st.code = GW_SPAN_STATUS_ERROR;
+  st.message = "boom";
+
+  GwSpan sp;
+  gw_pb_span_init(&sp);
+  sp.trace_id = (ProtobufCBinaryData){16, tid};
+  sp.span_id = (ProtobufCBinaryData){8, sid};
+  sp.parent_span_id = (ProtobufCBinaryData){8, pid};
+  sp.trace_state = "k=v";
+  sp.flags = 257;
+  sp.name = "chat gpt";
+  sp.kind = 3;
+  sp.start_time_unix_nano = 1544712660000000000ull;
+  sp.end_time_unix_nano = 1544712661000000000ull;
+  sp.attributes = span_attrs;
+  sp.n_attributes = 6;
+  sp.dropped_attributes_count = 1;
+  sp.events = evs;
+  sp.n_events = 1;
+  sp.dropped_events_count = 4;
+  sp.links = lns;
+  sp.n_links = 1;
+  sp.dropped_links_count = 6;
+  sp.status = &st;
+  GwSpan *sps[] = {&sp};
+
+  GwScopeSpans ss;
+  gw_pb_scope_spans_init(&ss);
+  ss.scope = &sc;
+  ss.schema_url = "u2";
+  ss.spans = sps;
+  ss.n_spans = 1;
+  GwScopeSpans *sss[] = {&ss};
+  GwResourceSpans rs;
+  gw_pb_resource_spans_init(&rs);
+  rs.resource = &res;
+  rs.schema_url = "https://opentelemetry.io/schemas/1.30.0";
+  rs.scope_spans = sss;
+  rs.n_scope_spans = 1;
+  GwResourceSpans *rss[] = {&rs};
+  GwTraceRequest want;
+  gw_pb_trace_request_init(&want);
+  want.resource_spans = rss;
+  want.n_resource_spans = 1;
+
+  size_t want_len, got_len, rt_len;
+  uint8_t *want_buf = pack(&want, &want_len);
+
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *got, *rt;
+  struct gw_err err = {0};
+  if (dec_json(a, FULL_JSON, &got, &err))
+    fail_msg("%s", err.msg);
+  uint8_t *got_buf = pack(got, &got_len);
+  assert_int_equal(got_len, want_len);
+  assert_memory_equal(got_buf, want_buf, want_len);
+
+  /* And the binary path gives the same request back. */
+  assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, want_buf, want_len, &LIM, &rt, &err), GW_OK);
+  uint8_t *rt_buf = pack(rt, &rt_len);
+  assert_int_equal(rt_len, want_len);
+  assert_memory_equal(rt_buf, want_buf, want_len);
+
+  free(want_buf);
+  free(got_buf);
+  free(rt_buf);
+  gw_arena_destroy(a);
+}
+
+/* ---- JSON scalars ---- */
+
+#define ONE_ATTR(value) \
+  "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"attributes\":[{\"key\":\"k\",\"value\":" value "}]}]}]}]}"
+
+static void test_json_int_value(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *json;
+    int64_t want;
+  } cases[] = {
+      {ONE_ATTR("{\"intValue\":43739}"), 43739},
+      {ONE_ATTR("{\"intValue\":\"43739\"}"), 43739},
+      {ONE_ATTR("{\"intValue\":-7}"), -7},
+      {ONE_ATTR("{\"intValue\":\"-7\"}"), -7},
+      {ONE_ATTR("{\"intValue\":\"9223372036854775807\"}"), INT64_MAX},
+      {ONE_ATTR("{\"intValue\":-9223372036854775808}"), INT64_MIN},
+      {ONE_ATTR("{\"intValue\":1e3}"), 1000},
+      {ONE_ATTR("{\"int_value\":5}"), 5},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct gw_arena *a = gw_arena_create(0);
+    GwTraceRequest *req;
+    struct gw_err err = {0};
+    if (dec_json(a, cases[i].json, &req, &err))
+      fail_msg("case %zu: %s", i, err.msg);
+    GwAnyValue *v = first_span(req)->attributes[0]->value;
+    assert_int_equal(v->value_case, GW_AV_INT);
+    assert_true(v->int_value == cases[i].want);
+    gw_arena_destroy(a);
+  }
+}
+
+static void test_json_other_values(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  const char *json = "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
+                     "\"startTimeUnixNano\":1795423010637000000,\"endTimeUnixNano\":\"18446744073709551615\","
+                     "\"attributes\":[{\"key\":\"n\",\"value\":{\"doubleValue\":\"NaN\"}},"
+                     "{\"key\":\"i\",\"value\":{\"doubleValue\":3}},"
+                     "{\"key\":\"u\",\"value\":{\"bytesValue\":\"-_8\"}},"
+                     "{\"key\":\"nv\"},{\"key\":\"nl\",\"value\":null}],"
+                     "\"status\":null}]}]}]}";
+  if (dec_json(a, json, &req, &err))
+    fail_msg("%s", err.msg);
+  GwSpan *s = first_span(req);
+  assert_true(s->start_time_unix_nano == 1795423010637000000ull);
+  assert_true(s->end_time_unix_nano == UINT64_MAX);
+  assert_true(s->attributes[0]->value->double_value != s->attributes[0]->value->double_value);
+  assert_true(s->attributes[1]->value->double_value == 3.0);
+  assert_int_equal(s->attributes[2]->value->bytes_value.len, 2);
+  assert_memory_equal(s->attributes[2]->value->bytes_value.data, "\xfb\xff", 2);
+  assert_null(s->attributes[3]->value);
+  assert_null(s->attributes[4]->value);
+  assert_null(s->status);
+  gw_arena_destroy(a);
+}
+
+static void test_json_ids(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  const char *json = "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"5B8EFFF798038103D269B633813FC60C\","
+                     "\"spanId\":\"EEE19b7ec3c1b174\",\"parentSpanId\":\"\"}]}]}]}";
+  if (dec_json(a, json, &req, &err))
+    fail_msg("%s", err.msg);
+  GwSpan *s = first_span(req);
+  assert_int_equal(s->trace_id.len, 16);
+  assert_memory_equal(s->trace_id.data, "\x5b\x8e\xff\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c", 16);
+  assert_int_equal(s->span_id.len, 8);
+  assert_memory_equal(s->span_id.data, "\xee\xe1\x9b\x7e\xc3\xc1\xb1\x74", 8);
+  assert_int_equal(s->parent_span_id.len, 0);
+  gw_arena_destroy(a);
+}
+
+#define SPANS(x) "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":" x "}]}]}"
+#define SPAN_PATH "resourceSpans[0].scopeSpans[0].spans"
+
+/* Bad input: the code and the exact message (or its prefix, for json-c's wording). */
+static void test_json_errors(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *json;
+    gw_rc rc;
+    const char *msg;
+  } cases[] = {
+      {SPANS("[{},{},{},{\"traceId\":\"5B8EFFF798038103D269B633813FC6ZZ\"}]"), GW_ERR(DECODE),
+       SPAN_PATH "[3].traceId: not hex"},
+      {SPANS("[{\"spanId\":\"abc\"}]"), GW_ERR(DECODE), SPAN_PATH "[0].spanId: not hex (odd length)"},
+      {SPANS("[{\"spanId\":12}]"), GW_ERR(DECODE), SPAN_PATH "[0].spanId: want a hex string"},
+      {SPANS("[{\"links\":[{\"traceId\":\"0g\"}]}]"), GW_ERR(DECODE), SPAN_PATH "[0].links[0].traceId: not hex"},
+      {SPANS("{\"name\":\"x\"}"), GW_ERR(DECODE), SPAN_PATH ": want an array"},
+      {SPANS("[\"x\"]"), GW_ERR(DECODE), SPAN_PATH "[0]: want an object"},
+      {SPANS("[{\"name\":5}]"), GW_ERR(DECODE), SPAN_PATH "[0].name: want a string"},
+      {SPANS("[{\"kind\":\"SPAN_KIND_CLIENT\"}]"), GW_ERR(DECODE), SPAN_PATH "[0].kind: not a decimal integer"},
+      {SPANS("[{\"startTimeUnixNano\":\"12a\"}]"), GW_ERR(DECODE), SPAN_PATH "[0].startTimeUnixNano: not a decimal integer"},
+      {SPANS("[{\"startTimeUnixNano\":-1}]"), GW_ERR(DECODE), SPAN_PATH "[0].startTimeUnixNano: negative"},
+      {SPANS("[{\"flags\":4294967296}]"), GW_ERR(DECODE), SPAN_PATH "[0].flags: out of range"},
+      {SPANS("[{\"status\":[]}]"), GW_ERR(DECODE), SPAN_PATH "[0].status: want an object"},
+      {SPANS("[{\"attributes\":[{\"key\":\"k\",\"value\":{\"boolValue\":1}}]}]"), GW_ERR(DECODE),
+       SPAN_PATH "[0].attributes[0].value.boolValue: want a boolean"},
+      {SPANS("[{\"attributes\":[{\"key\":\"k\",\"value\":{\"intValue\":\"9223372036854775808\"}}]}]"),
+       GW_ERR(DECODE), SPAN_PATH "[0].attributes[0].value.intValue: out of range"},
+      {SPANS("[{\"attributes\":[{\"key\":\"k\",\"value\":{\"intValue\":1.5}}]}]"), GW_ERR(DECODE),
+       SPAN_PATH "[0].attributes[0].value.intValue: not an integer"},
+      {SPANS("[{\"attributes\":[{\"key\":\"k\",\"value\":{\"bytesValue\":\"a*==\"}}]}]"), GW_ERR(DECODE),
+       SPAN_PATH "[0].attributes[0].value.bytesValue: not base64"},
+      {SPANS("[{\"attributes\":[{\"key\":\"k\",\"value\":{\"arrayValue\":{\"values\":[{\"kvlistValue\":{\"values\":7}}]}}}]}]"),
+       GW_ERR(DECODE), SPAN_PATH "[0].attributes[0].value.arrayValue.values[0].kvlistValue.values: want an array"},
+      {"{\"resourceSpans\":{}}", GW_ERR(DECODE), "resourceSpans: want an array"},
+      {"[]", GW_ERR(DECODE), "JSON: the request is not an object"},
+      {"{\"resourceSpans\":[]} x", GW_ERR(DECODE), "JSON: unexpected data after the request at offset 21"},
+      {"{\"resourceSpans\":[{\"scopeSpans\":[", GW_ERR(DECODE), "JSON: unexpected end of input at offset 33"},
+      {"", GW_ERR(DECODE), "JSON: unexpected end of input at offset 0"},
+      {"{\"resourceSpans\":[}", GW_ERR(DECODE), "JSON: "},
+      {"\x01\x02garbage", GW_ERR(DECODE), "JSON: "},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct gw_arena *a = gw_arena_create(0);
+    GwTraceRequest *req = (GwTraceRequest *)1;
+    struct gw_err err = {0};
+    gw_rc rc = dec_json(a, cases[i].json, &req, &err);
+    if (rc != cases[i].rc || strncmp(err.msg, cases[i].msg, strlen(cases[i].msg)))
+      fail_msg("case %zu: rc %d msg \"%s\", want \"%s\"", i, rc, err.msg, cases[i].msg);
+    assert_int_equal(err.rc, cases[i].rc);
+    assert_null(req);
+    gw_arena_destroy(a);
+  }
+}
+
+/* json-c's own wording for garbage, with the offset where it stopped. */
+static void test_json_garbage_offset(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  assert_int_equal(dec_json(a, "{\"a\":1,,}", &req, &err), GW_ERR(DECODE));
+  assert_non_null(strstr(err.msg, "at offset 7"));
+  gw_arena_destroy(a);
+}
+
+/* ---- nesting ---- */
+
+static void test_json_too_deep(void **state)
+{
+  (void)state;
+  static const struct {
+    uint32_t depth;
+    bool kvlist;
+    gw_rc rc;
+  } cases[] = {
+      {20000, false, GW_ERR(TOO_DEEP)}, /* json-c's limit, before any DOM recursion */
+      {20000, true, GW_ERR(TOO_DEEP)},
+      {32, true, GW_OK}, /* exactly max_depth through kvlists fits the tokener's depth */
+      {32, false, GW_OK},
+      {33, true, GW_ERR(TOO_DEEP)}, /* within json-c's limit: our AnyValue count */
+      {33, false, GW_ERR(TOO_DEEP)},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *json = json_deep_request(cases[i].depth, cases[i].kvlist);
+    struct gw_arena *a = gw_arena_create(0);
+    GwTraceRequest *req;
+    struct gw_err err = {0};
+    gw_rc rc = dec_json(a, json, &req, &err);
+    if (rc != cases[i].rc)
+      fail_msg("case %zu: rc %d (%s)", i, rc, err.msg);
+    if (cases[i].depth == 33)
+      assert_non_null(strstr(err.msg, "value nested deeper than 32 levels"));
+    free(json);
+    gw_arena_destroy(a);
+  }
+}
+
+static void test_pb_too_deep(void **state)
+{
+  (void)state;
+  static const struct {
+    uint32_t depth;
+    bool kvlist;
+    gw_rc rc;
+  } cases[] = {
+      {20000, false, GW_ERR(TOO_DEEP)}, {20000, true, GW_ERR(TOO_DEEP)}, {32, true, GW_OK},
+      {32, false, GW_OK},               {33, true, GW_ERR(TOO_DEEP)},    {33, false, GW_ERR(TOO_DEEP)},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct rb b;
+    pb_deep_request(&b, cases[i].depth, cases[i].kvlist);
+    struct gw_arena *a = gw_arena_create(0);
+    GwTraceRequest *req;
+    struct gw_err err = {0};
+    gw_rc rc = gw_decode_traces(a, GW_ENC_PROTOBUF, rb_data(&b), rb_len(&b), &LIM, &req, &err);
+    if (rc != cases[i].rc)
+      fail_msg("case %zu: rc %d (%s)", i, rc, err.msg);
+    if (!rc) {
+      /* Walk down to the innermost value: the structure is really that deep. */
+      GwAnyValue *v = first_span(req)->attributes[0]->value;
+      for (uint32_t d = 1; d < cases[i].depth; d++)
+        v = cases[i].kvlist ? v->kvlist_value->values[0]->value : v->array_value->values[0];
+      assert_string_equal(v->string_value, "x");
+    }
+    free(b.buf);
+    gw_arena_destroy(a);
+  }
+}
+
+/* ---- malformed protobuf ---- */
+
+static void test_pb_truncated(void **state)
+{
+  (void)state;
+  size_t len;
+  char *body = tu_read_file("sdk/otel-http-protobuf-1.pb", &len);
+  size_t cuts[] = {len - 1, len / 2, 7, 2};
+  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+    struct gw_arena *a = gw_arena_create(0);
+    GwTraceRequest *req;
+    struct gw_err err = {0};
+    assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, body, cuts[i], &LIM, &req, &err), GW_ERR(DECODE));
+    assert_non_null(strstr(err.msg, "protobuf: "));
+    gw_arena_destroy(a);
+  }
+  free(body);
+}
+
+static void test_pb_not_a_request(void **state)
+{
+  (void)state;
+  /* Random bytes (fixed seeds), a gRPC frame prefix left on, a JSON body sent as protobuf, a group. */
+  static const struct {
+    const char *bytes;
+    size_t len;
+  } fixed[] = {
+      {"\x00\x00\x00\x00\x05\x0a\x03\x0a\x01\x00", 10},
+      {"{\"resourceSpans\":[]}", 20},
+      {"\x0b\x0c", 2},
+      {"\x0a\x05\x12\x03\x0a\x01", 6},
+  };
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+    struct gw_arena *a = gw_arena_create(0);
+    GwTraceRequest *req;
+    struct gw_err err = {0};
+    assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, fixed[i].bytes, fixed[i].len, &LIM, &req, &err),
+                     GW_ERR(DECODE));
+    gw_arena_destroy(a);
+  }
+  for (uint32_t seed = 1; seed <= 64; seed++) {
+    uint8_t buf[512];
+    uint32_t x = seed * 2654435761u;
+    for (size_t i = 0; i < sizeof buf; i++) {
+      x = x * 1103515245u + 12345u;
+      buf[i] = (uint8_t)(x >> 16);
+    }
+    struct gw_arena *a = gw_arena_create(0);
+    GwTraceRequest *req;
+    struct gw_err err = {0};
+    gw_rc rc = gw_decode_traces(a, GW_ENC_PROTOBUF, buf, sizeof buf, &LIM, &req, &err);
+    if (rc != GW_ERR(DECODE))
+      fail_msg("seed %u: rc %d", seed, rc);
+    gw_arena_destroy(a);
+  }
+}
+
+static void test_pb_empty_and_too_large(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  /* An empty body is an empty export (proto3: every field absent). */
+  assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, NULL, 0, &LIM, &req, &err), GW_OK);
+  assert_int_equal(req->n_resource_spans, 0);
+  struct gw_decode_limits small = {.max_bytes = 4, .max_depth = 8};
+  assert_int_equal(gw_decode_traces(a, GW_ENC_JSON, "{    }", 6, &small, &req, &err), GW_ERR(TOO_LARGE));
+  gw_arena_destroy(a);
+}
+
+/* ---- gzip ---- */
+
+static void test_gzip_round_trip(void **state)
+{
+  (void)state;
+  size_t len, zlen;
+  char *body = tu_read_file("sdk/otel-http-json-1.json", &len);
+  uint8_t *z = gz(body, len, &zlen);
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(gw_inflate(a, z, zlen, 64 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, len);
+  assert_memory_equal(out, body, len);
+  GwTraceRequest *req;
+  assert_int_equal(gw_decode_traces(a, GW_ENC_JSON, out, out_len, &LIM, &req, &err), GW_OK);
+  assert_int_equal(count_spans(req), 11);
+  gw_arena_destroy(a);
+  free(z);
+  free(body);
+}
+
+static void test_gzip_exact_limit(void **state)
+{
+  (void)state;
+  size_t n = 300000, zlen;
+  char *plain = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    plain[i] = (char)('a' + i % 23);
+  uint8_t *z = gz(plain, n, &zlen);
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(gw_inflate(a, z, zlen, n, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, n);
+  assert_memory_equal(out, plain, n);
+  assert_int_equal(gw_inflate(a, z, zlen, n - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_null(out);
+  gw_arena_destroy(a);
+  free(z);
+  free(plain);
+}
+
+static void test_gzip_bomb(void **state)
+{
+  (void)state;
+  /* 200 MB of zeros, compressed in a stream so the test itself stays small. */
+  z_stream zs = {0};
+  assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
+  static uint8_t zeros[1 << 20];
+  size_t cap = 1 << 20, zlen = 0;
+  uint8_t *z = malloc(cap);
+  for (int i = 0; i < 200; i++) {
+    zs.next_in = zeros;
+    zs.avail_in = sizeof zeros;
+    int flush = i == 199 ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      if (cap - zlen < 65536) {
+        cap *= 2;
+        z = realloc(z, cap);
+      }
+      zs.next_out = z + zlen;
+      zs.avail_out = (uInt)(cap - zlen);
+      deflate(&zs, flush);
+      zlen = zs.total_out;
+    } while (zs.avail_in || (flush == Z_FINISH && zs.avail_out == 0));
+  }
+  deflateEnd(&zs);
+  assert_true(zlen < 400 * 1024);
+
+  size_t max = 8 << 20;
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  uint64_t t0 = gw_mono_ns();
+  assert_int_equal(gw_inflate(a, z, zlen, max, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  uint64_t ms = (gw_mono_ns() - t0) / 1000000;
+  assert_true(ms < 10000);
+  assert_non_null(strstr(err.msg, "more than 8388608 bytes"));
+  /* Bounded memory: the output chunks together never pass max; zlib's state is tens of KB. */
+  assert_true(gw_arena_used(a) <= max + (1 << 20));
+  gw_arena_destroy(a);
+  free(z);
+}
+
+static void test_gzip_bad(void **state)
+{
+  (void)state;
+  const char *text = "{\"resourceSpans\":[]} and some more text to make the stream longer than a header";
+  size_t zlen;
+  uint8_t *z = gz(text, strlen(text), &zlen);
+  uint8_t *bad = malloc(zlen + 4);
+  struct {
+    const char *name;
+    size_t len;
+  } cases[] = {
+      {"truncated", zlen - 5},
+      {"header only", 10},
+      {"empty", 0},
+  };
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    memcpy(bad, z, zlen);
+    if (gw_inflate(a, bad, cases[i].len, 1 << 20, &out, &out_len, &err) != GW_ERR(BAD_GZIP))
+      fail_msg("%s: %s", cases[i].name, err.msg);
+  }
+  /* A flipped byte in the compressed data or in the CRC. */
+  memcpy(bad, z, zlen);
+  bad[zlen - 6] ^= 0x55;
+  assert_int_equal(gw_inflate(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_non_null(strstr(err.msg, "gzip: "));
+  memcpy(bad, z, zlen);
+  bad[12] ^= 0xff;
+  assert_int_equal(gw_inflate(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  /* Not gzip at all, and trailing garbage after a good member. */
+  assert_int_equal(gw_inflate(a, text, strlen(text), 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  memcpy(bad, z, zlen);
+  memcpy(bad + zlen, "\0\0\0\0", 4);
+  assert_int_equal(gw_inflate(a, bad, zlen + 4, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  gw_arena_destroy(a);
+  free(bad);
+  free(z);
+}
+
+static void test_gzip_concatenated(void **state)
+{
+  (void)state;
+  size_t l1, l2;
+  uint8_t *z1 = gz("hello ", 6, &l1), *z2 = gz("world", 5, &l2);
+  uint8_t *both = malloc(l1 + l2);
+  memcpy(both, z1, l1);
+  memcpy(both + l1, z2, l2);
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(gw_inflate(a, both, l1 + l2, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, 11);
+  assert_memory_equal(out, "hello world", 11);
+  assert_int_equal(gw_inflate(a, both, l1 + l2, 10, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  gw_arena_destroy(a);
+  free(both);
+  free(z1);
+  free(z2);
+}
+
+/* ---- UTF-8 ---- */
+
+static void test_utf8_fix(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *in;
+    size_t len;
+    const char *want; /* NULL: unchanged */
+  } cases[] = {
+      {"plain ascii", 11, NULL},
+      {"\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", 11, NULL}, /* euro, emoji, e-acute */
+      {"\xef\xbf\xbf\xf4\x8f\xbf\xbf", 7, NULL},          /* U+FFFF, U+10FFFF */
+      {"a\xff" "b", 3, "a\xef\xbf\xbd" "b"},
+      {"\xc0\x80", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                      /* overlong NUL */
+      {"\xe0\x80\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},      /* overlong */
+      {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},      /* surrogate U+D800 */
+      {"\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
+      {"\xf5\x80", 2, "\xef\xbf\xbd\xef\xbf\xbd"},
+      {"a\xe2\x82", 3, "a\xef\xbf\xbd"},          /* truncated at the end: one U+FFFD */
+      {"\xe2\x82z", 3, "\xef\xbf\xbdz"},
+      {"\xf0\x9f\x98x", 4, "\xef\xbf\xbdx"},      /* 3-byte maximal subpart */
+      {"\x80\xbf", 2, "\xef\xbf\xbd\xef\xbf\xbd"}, /* lone continuations */
+      {"a\0b\0", 4, "ab"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct gw_arena *a = gw_arena_create(0);
+    char *s = gw_arena_strndup(a, cases[i].in, cases[i].len);
+    bool fixed = true;
+    char *r = gw_utf8_fix(a, s, cases[i].len, &fixed);
+    if (!cases[i].want) {
+      assert_false(fixed);
+      assert_ptr_equal(r, s);
+    } else {
+      if (!fixed || strcmp(r, cases[i].want))
+        fail_msg("case %zu: got \"%s\"", i, r);
+    }
+    gw_arena_destroy(a);
+  }
+}
+
+/* A repair that does not grow the string is done in place; one that grows gets a copy. */
+static void test_utf8_in_place(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  bool fixed;
+  char *s = gw_arena_strdup(a, "\xf0\x9f\x98x");
+  assert_ptr_equal(gw_utf8_fix(a, s, 4, &fixed), s);
+  char *t = gw_arena_strdup(a, "\xffx");
+  char *r = gw_utf8_fix(a, t, 2, &fixed);
+  assert_ptr_not_equal(r, t);
+  assert_string_equal(r, "\xef\xbf\xbdx");
+  gw_arena_destroy(a);
+}
+
+static void test_utf8_in_requests(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+
+  /* JSON: raw invalid bytes and an escaped NUL. */
+  int64_t before = gw_metric_get(GW_M_UTF8_FIXED);
+  const char *json = ONE_ATTR("{\"stringValue\":\"bad\xff\xfe end\"}");
+  if (dec_json(a, json, &req, &err))
+    fail_msg("%s", err.msg);
+  assert_string_equal(first_span(req)->attributes[0]->value->string_value, "bad\xef\xbf\xbd\xef\xbf\xbd end");
+  assert_int_equal(gw_metric_get(GW_M_UTF8_FIXED), before + 1);
+  json = "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"a\\u0000b\",\"attributes\":[{\"key\":\"k\\u0000\","
+         "\"value\":{\"stringValue\":\"x\\u0000y\\u0000\"}}]}]}]}]}";
+  if (dec_json(a, json, &req, &err))
+    fail_msg("%s", err.msg);
+  GwSpan *s = first_span(req);
+  assert_string_equal(s->name, "ab");
+  assert_string_equal(s->attributes[0]->key, "k");
+  assert_string_equal(s->attributes[0]->value->string_value, "xy");
+  assert_int_equal(gw_metric_get(GW_M_UTF8_FIXED), before + 4);
+
+  /* Protobuf: invalid UTF-8 in a nested attribute value, a key, the span name and the status message. */
+  GwAnyValue inner, outer;
+  av_str(&inner, "bad\xff\xfe end");
+  GwArrayValue arr;
+  gw_pb_array_value_init(&arr);
+  GwAnyValue *vals[] = {&inner};
+  arr.values = vals;
+  arr.n_values = 1;
+  gw_pb_any_value_init(&outer);
+  outer.value_case = GW_AV_ARRAY;
+  outer.array_value = &arr;
+  GwKeyValue k;
+  GwKeyValue *attrs[] = {kv(&k, "key\xc0", &outer)};
+  GwStatus st;
+  gw_pb_status_init(&st);
+  st.message = "\xed\xa0\x80";
+  GwSpan sp;
+  gw_pb_span_init(&sp);
+  sp.name = "ok name";
+  sp.attributes = attrs;
+  sp.n_attributes = 1;
+  sp.status = &st;
+  GwSpan *sps[] = {&sp};
+  GwScopeSpans ss;
+  gw_pb_scope_spans_init(&ss);
+  ss.spans = sps;
+  ss.n_spans = 1;
+  GwScopeSpans *sss[] = {&ss};
+  GwResourceSpans rs;
+  gw_pb_resource_spans_init(&rs);
+  rs.scope_spans = sss;
+  rs.n_scope_spans = 1;
+  GwResourceSpans *rss[] = {&rs};
+  GwTraceRequest want;
+  gw_pb_trace_request_init(&want);
+  want.resource_spans = rss;
+  want.n_resource_spans = 1;
+  size_t len;
+  uint8_t *buf = pack(&want, &len);
+  before = gw_metric_get(GW_M_UTF8_FIXED);
+  assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, buf, len, &LIM, &req, &err), GW_OK);
+  s = first_span(req);
+  assert_string_equal(s->name, "ok name");
+  assert_string_equal(s->attributes[0]->key, "key\xef\xbf\xbd");
+  assert_string_equal(s->attributes[0]->value->array_value->values[0]->string_value, "bad\xef\xbf\xbd\xef\xbf\xbd end");
+  assert_string_equal(s->status->message, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+  assert_int_equal(gw_metric_get(GW_M_UTF8_FIXED), before + 3);
+  free(buf);
+  gw_arena_destroy(a);
+}
+
+/* The arena cap is a request error (TOO_LARGE), never a crash, on both paths. */
+static void test_arena_cap(void **state)
+{
+  (void)state;
+  size_t len;
+  char *body = tu_read_file("sdk/otel-http-json-1.json", &len);
+  struct gw_arena *a = gw_arena_create(4096);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  assert_int_equal(gw_decode_traces(a, GW_ENC_JSON, body, len, &LIM, &req, &err), GW_ERR(TOO_LARGE));
+  gw_arena_destroy(a);
+  free(body);
+  body = tu_read_file("sdk/otel-http-protobuf-1.pb", &len);
+  a = gw_arena_create(4096);
+  assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, body, len, &LIM, &req, &err), GW_ERR(TOO_LARGE));
+  gw_arena_destroy(a);
+  free(body);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sdk_fixtures),
+      cmocka_unit_test(test_json_equals_protobuf),
+      cmocka_unit_test(test_json_int_value),
+      cmocka_unit_test(test_json_other_values),
+      cmocka_unit_test(test_json_ids),
+      cmocka_unit_test(test_json_errors),
+      cmocka_unit_test(test_json_garbage_offset),
+      cmocka_unit_test(test_json_too_deep),
+      cmocka_unit_test(test_pb_too_deep),
+      cmocka_unit_test(test_pb_truncated),
+      cmocka_unit_test(test_pb_not_a_request),
+      cmocka_unit_test(test_pb_empty_and_too_large),
+      cmocka_unit_test(test_gzip_round_trip),
+      cmocka_unit_test(test_gzip_exact_limit),
+      cmocka_unit_test(test_gzip_bomb),
+      cmocka_unit_test(test_gzip_bad),
+      cmocka_unit_test(test_gzip_concatenated),
+      cmocka_unit_test(test_utf8_fix),
+      cmocka_unit_test(test_utf8_in_place),
+      cmocka_unit_test(test_utf8_in_requests),
+      cmocka_unit_test(test_arena_cap),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
