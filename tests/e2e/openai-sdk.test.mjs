@@ -1,0 +1,117 @@
+/*
+ * openai-sdk.test.mjs: the whole path as a user runs it. The real openai SDK, instrumented by the
+ * official OpenTelemetry instrumentation, calls a local fake OpenAI server; the SDK exports over each
+ * OTLP protocol (grpc, http/protobuf, http/json) to the real gateway, which stores rows in a real
+ * Postgres. Rows are checked against the fake server's usage numbers and the ids the SDK generated,
+ * and re-exporting the same spans must not add rows.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { prerequisites, createDatabase, startGateway, waitForRows, countRows, metric } from '../lib/harness.mjs';
+import { startFakeOpenAI } from '../lib/fake-openai.mjs';
+import { setupTracing, makeExporter, RecordingExporter } from '../lib/sdk-client.mjs';
+import { runOpenAIScenario } from '../lib/scenario.mjs';
+
+const skip = prerequisites();
+const SERVICE = 'e2e-openai';
+
+const hrToMs = (hr) => hr[0] * 1000 + Math.floor(hr[1] / 1e6);
+
+describe('openai SDK → OTLP exporter → gateway → Postgres', { skip: skip ?? false }, () => {
+  let db;
+  let gw;
+  let fake;
+  let tracing;
+
+  before(async () => {
+    db = await createDatabase();
+    gw = await startGateway({ dsn: db.dsn });
+    fake = await startFakeOpenAI();
+    tracing = setupTracing({ serviceName: SERVICE });
+  });
+
+  after(async () => {
+    await tracing?.shutdown();
+    await fake?.close();
+    if (gw) {
+      const r = await gw.stop();
+      await gw.cleanup();
+      assert.deepEqual(r, { code: 0, signal: null }, 'gateway exits 0 on SIGTERM');
+    }
+    await db?.drop();
+  });
+
+  for (const protocol of ['grpc', 'http/protobuf', 'http/json']) {
+    test(`exporter ${protocol}`, async () => {
+      const before = await gw.metrics();
+      const exporter = tracing.useExporter(new RecordingExporter(makeExporter(protocol, { httpUrl: gw.httpUrl, grpcAddr: gw.grpcAddr, headers: { 'x-e2e-run': protocol } })));
+      const session = `sess-1-${protocol}`;
+      const user = `u-1-${protocol}`;
+      const { expected, spans } = await runOpenAIScenario({ tracing, fake, tag: protocol, session, user });
+      await tracing.flush();
+      await tracing.detachExporter();
+      assert.deepEqual(exporter.failures(), [], 'every export accepted');
+      assert.ok(exporter.results.length >= 1);
+      assert.equal(spans.length, 8);
+      assert.equal(expected.length, 8);
+
+      const traceIds = [...new Set(expected.map((e) => e.traceId))];
+      const rows = await waitForRows(db, traceIds, expected.length, { timeoutMs: 20000, settleMs: 500 });
+      assert.equal(rows.length, expected.length, 'one row per GenAI span');
+
+      const byId = new Map(rows.map((r) => [r.span_id, r]));
+      for (const e of expected) {
+        const r = byId.get(e.spanId);
+        assert.ok(r, `row for ${e.step} (${e.spanId})`);
+        const at = `${protocol} ${e.step}`;
+        assert.equal(r.trace_id, e.traceId, at);
+        assert.equal(r.parent_span_id, e.parentSpanId, `${at} parent`);
+        assert.equal(r.service_name, SERVICE, at);
+        assert.equal(r.span_name, e.span.name, at);
+        assert.equal(r.operation, e.operation, at);
+        assert.equal(r.request_model, e.requestModel, `${at} request_model`);
+        assert.equal(r.response_model, e.responseModel, `${at} response_model`);
+        if (e.requestModel) {
+          assert.equal(r.provider, 'openai', `${at} provider`);
+          assert.ok(r.model_id, `${at} model_id`);
+          assert.equal(r.dialect, 'semconv', `${at} dialect`);
+        }
+        assert.equal(r.input_tokens, e.inputTokens, `${at} input_tokens`);
+        assert.equal(r.output_tokens, e.outputTokens, `${at} output_tokens`);
+        assert.equal(r.total_tokens, e.totalTokens, `${at} total_tokens`);
+        assert.equal(r.status, e.status, `${at} status`);
+        if (e.status === 'error') {
+          assert.equal(r.error_code, e.errorType, `${at} error_code`);
+          assert.match(r.error_message ?? '', new RegExp(String(e.httpStatus)), `${at} error_message`);
+        } else {
+          assert.equal(r.error_code, null, `${at} error_code`);
+        }
+        assert.equal(r.session_id, e.sessionId, `${at} session_id`);
+        assert.equal(r.user_id, e.userId, `${at} user_id`);
+        assert.equal(r.start_time.getTime(), hrToMs(e.span.startTime), `${at} start_time`);
+      }
+
+      const agent = expected.find((e) => e.step === 'agent');
+      const children = rows.filter((r) => r.parent_span_id === agent.spanId);
+      assert.equal(children.length, 2, 'both calls parented to the agent span');
+
+      const after = await gw.metrics();
+      assert.ok(metric(after, 'genai_gateway_spans_received_total') >= metric(before, 'genai_gateway_spans_received_total') + 8);
+      assert.ok(metric(after, 'genai_gateway_spans_accepted_total') >= metric(before, 'genai_gateway_spans_accepted_total') + 8);
+
+      // The same spans once more through a fresh exporter of the same protocol: accepted, not stored twice.
+      const again = new RecordingExporter(makeExporter(protocol, { httpUrl: gw.httpUrl, grpcAddr: gw.grpcAddr }));
+      const res = await again.exportAsync(spans);
+      assert.equal(res.code, 0, `re-export: ${res.error?.message}`);
+      // A marker exported after the re-send: once its row is there, the re-send has been written too.
+      tracing.tracer.startSpan('marker', { attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.request.model': 'marker-model' } }).end();
+      const marker = tracing.finished().at(-1);
+      assert.equal((await again.exportAsync([marker])).code, 0);
+      await again.shutdown();
+      await waitForRows(db, [marker.spanContext().traceId], 1, { settleMs: 300 });
+      assert.equal(await countRows(db, traceIds), expected.length, 're-sent spans are not duplicated');
+      const stored = await gw.metrics();
+      assert.ok(metric(stored, 'genai_gateway_records_stored_total') >= metric(before, 'genai_gateway_records_stored_total') + 8);
+    });
+  }
+});

@@ -1,0 +1,240 @@
+/*
+ * http-bad-input.test.mjs: OTLP/HTTP receiver against hostile and broken input, with the real gateway
+ * and Postgres. Every bad request gets the status the OTLP spec and DESIGN §2 give it, with a
+ * google.rpc.Status body that says what was wrong, and the gateway keeps serving and storing good
+ * spans afterwards. receivers.max_request_bytes is 8 MiB here so size limits are cheap to reach.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
+import { prerequisites, createDatabase, startGateway, post, waitForRows, metric, metricSum } from '../lib/harness.mjs';
+import {
+  traceRequest, genaiSpan, span, toProtobuf, toJson, decodeResponse, decodeStatus, rejectedSpans,
+  deepAnyValueProtobuf, deepAnyValueJson,
+} from '../lib/otlp.mjs';
+import { assertHttpStillServes } from '../lib/checks.mjs';
+
+const MAX = 8 * 1024 * 1024;
+const PB = { 'content-type': 'application/x-protobuf' };
+const JSONH = { 'content-type': 'application/json' };
+const skip = prerequisites();
+
+describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
+  let db;
+  let gw;
+
+  before(async () => {
+    db = await createDatabase();
+    gw = await startGateway({ dsn: db.dsn, config: { receivers: { max_request_bytes: MAX } } });
+  });
+
+  after(async () => {
+    if (gw) {
+      const r = await gw.stop();
+      await gw.cleanup();
+      assert.deepEqual(r, { code: 0, signal: null }, 'gateway exits 0 on SIGTERM');
+    }
+    await db?.drop();
+  });
+
+  const statusMessage = (r) => {
+    const ct = r.headers.get('content-type') ?? '';
+    if (ct.startsWith('application/json')) {
+      const j = JSON.parse(r.body.toString('utf8'));
+      assert.equal(typeof j, 'object');
+      return j.message;
+    }
+    assert.match(ct, /^application\/x-protobuf/, `error body content type ${ct}`);
+    return decodeStatus(r.body).message;
+  };
+
+  test('admin endpoints answer', async () => {
+    assert.equal((await fetch(`${gw.adminUrl}/healthz`)).status, 200);
+    assert.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 200);
+    const m = await gw.metrics();
+    for (const name of ['genai_gateway_spans_received_total', 'genai_gateway_spans_accepted_total', 'genai_gateway_records_stored_total']) {
+      assert.ok([...m.keys()].some((k) => k === name || k.startsWith(`${name}{`)), `${name} exposed`);
+    }
+  });
+
+  test('good protobuf and JSON requests: 200, response in the request encoding, rows stored', async () => {
+    const s = genaiSpan({ model: 'gpt-4o-mini', input: 11, output: 6 });
+    const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([s])), PB);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /^application\/x-protobuf/);
+    assert.equal(rejectedSpans(decodeResponse(r.body)), 0);
+
+    const t = genaiSpan({ model: 'gpt-4o', input: 21, output: 8 });
+    const rj = await post(gw, '/v1/traces', toJson(traceRequest([t])), JSONH);
+    assert.equal(rj.status, 200);
+    assert.match(rj.headers.get('content-type'), /^application\/json/);
+    const body = JSON.parse(rj.body.toString('utf8'));
+    assert.equal(rejectedSpans(body), 0);
+
+    const rows = await waitForRows(db, [s.traceId, t.traceId], 2);
+    assert.equal(rows.length, 2);
+    const byModel = Object.fromEntries(rows.map((x) => [x.request_model, x]));
+    assert.equal(byModel['gpt-4o-mini'].input_tokens, 11);
+    assert.equal(byModel['gpt-4o'].output_tokens, 8);
+
+    const gz = genaiSpan({ model: 'gpt-4o', input: 2, output: 2 });
+    const rg = await post(gw, '/v1/traces', zlib.gzipSync(toProtobuf(traceRequest([gz]))), { ...PB, 'content-encoding': 'gzip' });
+    assert.equal(rg.status, 200, 'gzip-encoded protobuf accepted');
+    assert.equal((await waitForRows(db, [gz.traceId], 1)).length, 1);
+  });
+
+  test('truncated protobuf: 400 with a protobuf google.rpc.Status', async () => {
+    const full = toProtobuf(traceRequest([genaiSpan(), genaiSpan()]));
+    for (const cut of [Math.floor(full.length / 2), full.length - 3, 7]) {
+      const r = await post(gw, '/v1/traces', full.subarray(0, cut), PB);
+      assert.equal(r.status, 400, `cut at ${cut}`);
+      const msg = statusMessage(r);
+      assert.ok(msg && msg.length > 0, 'status message present');
+    }
+    await assertHttpStillServes(gw, db, { label: 'truncated protobuf' });
+  });
+
+  test('garbage JSON: 400 with a JSON google.rpc.Status naming the problem', async () => {
+    for (const body of ['{"resourceSpans": [ {', 'not json at all', '[1,2,3]', '{"resourceSpans": {"oops": true}}']) {
+      const r = await post(gw, '/v1/traces', body, JSONH);
+      assert.equal(r.status, 400, `body ${body}`);
+      assert.match(r.headers.get('content-type'), /^application\/json/);
+      const j = JSON.parse(r.body.toString('utf8'));
+      assert.equal(typeof j.message, 'string');
+      assert.ok(j.message.length > 0);
+      if (j.code !== undefined) assert.equal(j.code, 3, 'google.rpc.Code INVALID_ARGUMENT');
+    }
+    const bad = await post(gw, '/v1/traces', '{"resourceSpans": [ {', JSONH);
+    assert.match(JSON.parse(bad.body.toString('utf8')).message, /json|pars|syntax|invalid|decode/i);
+    await assertHttpStillServes(gw, db, { json: true, label: 'garbage JSON' });
+  });
+
+  test('unsupported content type: 415', async () => {
+    const body = toProtobuf(traceRequest([genaiSpan()]));
+    for (const ct of ['text/plain', 'application/xml', 'application/grpc']) {
+      const r = await post(gw, '/v1/traces', body, { 'content-type': ct });
+      assert.equal(r.status, 415, ct);
+    }
+    await assertHttpStillServes(gw, db, { label: '415' });
+  });
+
+  test('bad gzip: 400 naming the compression', async () => {
+    const junk = crypto.randomBytes(512);
+    const r = await post(gw, '/v1/traces', junk, { ...PB, 'content-encoding': 'gzip' });
+    assert.equal(r.status, 400);
+    assert.match(statusMessage(r), /gzip|compress|inflate/i);
+    const truncatedGz = zlib.gzipSync(toProtobuf(traceRequest([genaiSpan()]))).subarray(0, 40);
+    const r2 = await post(gw, '/v1/traces', truncatedGz, { ...PB, 'content-encoding': 'gzip' });
+    assert.equal(r2.status, 400);
+    const r3 = await post(gw, '/v1/traces', 'x', { ...PB, 'content-encoding': 'br' });
+    assert.ok([400, 415].includes(r3.status), `unknown content encoding: ${r3.status}`);
+    await assertHttpStillServes(gw, db, { label: 'bad gzip' });
+  });
+
+  test('gzip bomb (64 MiB of zeros): 413 and memory stays bounded', async () => {
+    const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
+    assert.ok(bomb.length < 200 * 1024);
+    for (let i = 0; i < 3; i++) {
+      const r = await post(gw, '/v1/traces', bomb, { ...PB, 'content-encoding': 'gzip' });
+      assert.equal(r.status, 413);
+    }
+    assert.ok(gw.alive());
+    const rss = gw.rss();
+    const peak = gw.peakRss();
+    assert.ok(rss < 200 * 1024 * 1024, `VmRSS ${rss} bytes`);
+    assert.ok(peak < 200 * 1024 * 1024, `VmHWM ${peak} bytes`);
+    await assertHttpStillServes(gw, db, { label: 'gzip bomb' });
+  });
+
+  test('body over receivers.max_request_bytes: 413', async () => {
+    const big = crypto.randomBytes(MAX + 1024 * 1024);
+    const r = await post(gw, '/v1/traces', big, PB);
+    assert.equal(r.status, 413);
+    const rj = await post(gw, '/v1/traces', Buffer.alloc(MAX + 1, 0x20), JSONH);
+    assert.equal(rj.status, 413);
+    await assertHttpStillServes(gw, db, { label: 'oversize body' });
+  });
+
+  test('AnyValue nested 20 000 deep: 400, gateway alive', async () => {
+    const r = await post(gw, '/v1/traces', deepAnyValueProtobuf(20000), PB);
+    assert.equal(r.status, 400);
+    assert.match(statusMessage(r), /depth|nest|deep/i);
+    const rj = await post(gw, '/v1/traces', deepAnyValueJson(20000), JSONH);
+    assert.equal(rj.status, 400);
+    assert.match(statusMessage(rj), /depth|nest|deep/i);
+    await assertHttpStillServes(gw, db, { label: 'deep nesting' });
+    await assertHttpStillServes(gw, db, { json: true, label: 'deep nesting' });
+  });
+
+  test('a modest nesting depth is accepted', async () => {
+    const s = genaiSpan({ attributes: { 'app.nested': [[['a', 'b'], ['c']], [1, 2]] } });
+    const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([s])), PB);
+    assert.equal(r.status, 200);
+    assert.equal((await waitForRows(db, [s.traceId], 1)).length, 1);
+  });
+
+  for (const enc of ['protobuf', 'json']) {
+    test(`invalid trace ids among good spans (${enc}): 200 with partialSuccess.rejectedSpans = 2, good spans stored`, async () => {
+      const before = await gw.metrics();
+      const good1 = genaiSpan({ input: 3, output: 4 });
+      const good2 = genaiSpan({ input: 5, output: 6 });
+      const zero = genaiSpan({ traceId: '0'.repeat(32) });
+      const empty = genaiSpan({ traceId: '' });
+      const req = traceRequest([good1, zero, good2, empty]);
+      const r = enc === 'json'
+        ? await post(gw, '/v1/traces', toJson(req), JSONH)
+        : await post(gw, '/v1/traces', toProtobuf(req), PB);
+      assert.equal(r.status, 200, r.body.toString('utf8').slice(0, 300));
+      const resp = enc === 'json' ? JSON.parse(r.body.toString('utf8')) : decodeResponse(r.body);
+      assert.equal(rejectedSpans(resp), 2);
+      assert.equal(typeof resp.partialSuccess.errorMessage, 'string');
+      assert.ok(resp.partialSuccess.errorMessage.length > 0, 'partial success says why');
+      const rows = await waitForRows(db, [good1.traceId, good2.traceId], 2);
+      assert.deepEqual(rows.map((x) => x.span_id).sort(), [good1.spanId, good2.spanId].sort());
+      const zeroRows = await db.query("SELECT count(*)::int AS n FROM ai_interaction_traces WHERE trace_id = $1 OR trace_id = ''", ['0'.repeat(32)]);
+      assert.equal(zeroRows.rows[0].n, 0);
+      const after = await gw.metrics();
+      assert.ok(metricSum(after, 'genai_gateway_spans_rejected_total') >= metricSum(before, 'genai_gateway_spans_rejected_total') + 2, 'rejections counted');
+      assert.ok(
+        metric(after, 'genai_gateway_spans_received_total') >= metric(before, 'genai_gateway_spans_received_total') + 4,
+        'received counts every span',
+      );
+      assert.ok(
+        metric(after, 'genai_gateway_spans_accepted_total') >= metric(before, 'genai_gateway_spans_accepted_total') + 2,
+        'accepted counts the good spans',
+      );
+    });
+  }
+
+  test('a non-GenAI span is accepted but not stored', async () => {
+    const plain = span({ name: 'GET /health', kind: 2, attributes: { 'http.request.method': 'GET' } });
+    const g = genaiSpan({ traceId: plain.traceId, parentSpanId: plain.spanId });
+    const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([plain, g])), PB);
+    assert.equal(r.status, 200);
+    assert.equal(rejectedSpans(decodeResponse(r.body)), 0);
+    const rows = await waitForRows(db, [plain.traceId], 1);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].span_id, g.spanId);
+    assert.equal(rows[0].parent_span_id, plain.spanId);
+  });
+
+  test('wrong path: 404; wrong method: 405', async () => {
+    const body = toProtobuf(traceRequest([genaiSpan()]));
+    assert.equal((await post(gw, '/v1/nothing', body, PB)).status, 404);
+    assert.equal((await post(gw, '/', body, PB)).status, 404);
+    const g = await post(gw, '/v1/traces', undefined, {}, { method: 'GET' });
+    assert.equal(g.status, 405);
+    const p = await post(gw, '/v1/traces', body, PB, { method: 'PUT' });
+    assert.equal(p.status, 405);
+    await assertHttpStillServes(gw, db, { label: '404/405' });
+  });
+
+  test('an empty request is a success', async () => {
+    const r = await post(gw, '/v1/traces', Buffer.alloc(0), PB);
+    assert.equal(r.status, 200);
+    const rj = await post(gw, '/v1/traces', '{}', JSONH);
+    assert.equal(rj.status, 200);
+    assert.equal(rejectedSpans(JSON.parse(rj.body.toString('utf8'))), 0);
+  });
+});

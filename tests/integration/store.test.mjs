@@ -1,0 +1,236 @@
+/*
+ * store.test.mjs: what lands in ai_interaction_traces (DESIGN §6) from hand-built GenAI spans, that a
+ * re-sent request is stored exactly once (rows and rollups), that SIGTERM drains before exit, and that a
+ * Postgres outage mid-stream loses and duplicates nothing: the client is answered from the spool and
+ * every acknowledged span lands exactly once after Postgres comes back. The outage test runs its own
+ * cluster (scripts/pg.sh) so stopping it disturbs no other test file.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import {
+  prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, countRows, startPgCluster, sleep,
+} from '../lib/harness.mjs';
+import { traceRequest, genaiSpan, span, toProtobuf, toJson, decodeResponse, rejectedSpans } from '../lib/otlp.mjs';
+
+const PB = { 'content-type': 'application/x-protobuf' };
+const JSONH = { 'content-type': 'application/json' };
+const skip = prerequisites();
+
+const nsToMs = (ns) => Number(BigInt(ns) / 1000000n);
+
+describe('Postgres store', { skip: skip ?? false }, () => {
+  let db;
+  let gw;
+
+  before(async () => {
+    db = await createDatabase();
+    gw = await startGateway({ dsn: db.dsn });
+  });
+
+  after(async () => {
+    await gw?.cleanup();
+    await db?.drop();
+  });
+
+  test('a hand-built GenAI trace is stored field by field', async () => {
+    const service = `store-${crypto.randomBytes(3).toString('hex')}`;
+    const agent = span({
+      name: 'invoke_agent planner',
+      kind: 1,
+      attributes: { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': 'planner', 'gen_ai.conversation.id': 'conv-42', 'user.id': 'alice' },
+      status: { code: 1 },
+    });
+    const chat = genaiSpan({
+      traceId: agent.traceId,
+      parentSpanId: agent.spanId,
+      model: 'gpt-4o-mini',
+      input: 120,
+      output: 45,
+      provider: 'openai',
+      attributes: { 'gen_ai.response.model': 'gpt-4o-mini-2024-07-18', 'gen_ai.request.temperature': 0.5, 'gen_ai.response.finish_reasons': ['stop'] },
+      status: { code: 1 },
+    });
+    const failed = genaiSpan({
+      traceId: agent.traceId,
+      parentSpanId: agent.spanId,
+      model: 'gpt-4o',
+      input: null,
+      output: null,
+      attributes: { 'error.type': 'timeout' },
+      status: { code: 2, message: 'upstream timed out' },
+    });
+    const embed = genaiSpan({ traceId: agent.traceId, parentSpanId: agent.spanId, operation: 'embeddings', model: 'text-embedding-3-small', input: 30, output: null });
+    const http = span({ traceId: agent.traceId, parentSpanId: chat.spanId, name: 'POST', kind: 3, attributes: { 'http.request.method': 'POST' } });
+    const req = traceRequest([agent, chat, failed, embed, http], { service });
+    const r = await post(gw, '/v1/traces', toProtobuf(req), PB);
+    assert.equal(r.status, 200);
+    assert.equal(rejectedSpans(decodeResponse(r.body)), 0);
+
+    const rows = await waitForRows(db, [agent.traceId], 4);
+    assert.equal(rows.length, 4, 'one row per GenAI span, none for the plain HTTP span');
+    const by = Object.fromEntries(rows.map((x) => [x.span_id, x]));
+    assert.equal(by[http.spanId], undefined);
+
+    const c = by[chat.spanId];
+    assert.equal(c.trace_id, chat.traceId);
+    assert.equal(c.parent_span_id, agent.spanId);
+    assert.equal(c.trace_version, 'v1');
+    assert.equal(c.service_name, service);
+    assert.equal(c.scope_name, 'it-scope');
+    assert.equal(c.span_name, 'chat gpt-4o-mini');
+    assert.equal(c.operation, 'chat');
+    assert.equal(c.provider, 'openai');
+    assert.equal(c.request_model, 'gpt-4o-mini');
+    assert.equal(c.response_model, 'gpt-4o-mini-2024-07-18');
+    assert.ok(c.model_id, 'model_id set');
+    assert.equal(c.input_tokens, 120);
+    assert.equal(c.output_tokens, 45);
+    assert.equal(c.total_tokens, 165);
+    assert.equal(c.status, 'ok');
+    assert.equal(c.error_code, null);
+    assert.equal(c.dialect, 'semconv');
+    assert.deepEqual(c.finish_reasons, ['stop']);
+    assert.equal(c.start_time.getTime(), nsToMs(chat.startTimeUnixNano));
+    assert.equal(c.end_time.getTime(), nsToMs(chat.endTimeUnixNano));
+    assert.ok(Math.abs(c.duration_ms - 1500) < 1, `duration ${c.duration_ms}`);
+    assert.equal(c.session_id, 'conv-42', 'session is a trace-level fact');
+    assert.equal(c.user_id, 'alice', 'user is a trace-level fact');
+
+    const f = by[failed.spanId];
+    assert.equal(f.status, 'error');
+    assert.equal(f.error_code, 'timeout');
+    assert.match(f.error_message ?? '', /upstream timed out/);
+    assert.equal(f.input_tokens, null, 'unknown tokens stay NULL');
+    assert.equal(f.output_tokens, null);
+    assert.equal(f.total_tokens, null);
+    assert.equal(f.session_id, 'conv-42');
+
+    const e = by[embed.spanId];
+    assert.equal(e.operation, 'embeddings');
+    assert.equal(e.input_tokens, 30);
+    assert.equal(e.output_tokens, null);
+    assert.equal(e.status, 'unset');
+
+    const a = by[agent.spanId];
+    assert.equal(a.parent_span_id, null, 'a root span has no parent');
+    assert.equal(a.operation, 'invoke_agent');
+    assert.equal(a.request_model, null);
+    assert.equal(a.input_tokens, null);
+    assert.equal(a.status, 'ok');
+    assert.equal(a.session_id, 'conv-42');
+    assert.equal(a.user_id, 'alice');
+  });
+
+  test('session and user ids reach rows of the trace that arrive in a later request', async () => {
+    const root = span({ name: 'agent', attributes: { 'gen_ai.operation.name': 'invoke_agent', 'session.id': 'late-sess', 'enduser.id': 'bob' } });
+    const child = genaiSpan({ traceId: root.traceId, parentSpanId: root.spanId });
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([child])), PB)).status, 200);
+    await waitForRows(db, [root.traceId], 1, { settleMs: 0 });
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([root])), PB)).status, 200);
+    const rows = await waitForRows(db, [root.traceId], 2);
+    await waitFor(async () => {
+      const r = await db.query('SELECT session_id, user_id FROM ai_interaction_traces WHERE span_id = $1', [child.spanId]);
+      return r.rows[0]?.session_id === 'late-sess' && r.rows[0]?.user_id === 'bob';
+    }, { what: 'session/user filled into the earlier row' });
+    assert.equal(rows.length, 2);
+  });
+
+  test('the same request sent again (protobuf, JSON, protobuf) is stored once and counted once', async () => {
+    const service = `dedup-${crypto.randomBytes(3).toString('hex')}`;
+    const spans = Array.from({ length: 5 }, (_, i) => genaiSpan({ model: 'gpt-4o-mini', input: 10 + i, output: 1 }));
+    const req = traceRequest(spans, { service });
+    const traceIds = spans.map((s) => s.traceId);
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(req), PB)).status, 200);
+    await waitForRows(db, traceIds, 5, { settleMs: 0 });
+    assert.equal((await post(gw, '/v1/traces', toJson(req), JSONH)).status, 200);
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(req), PB)).status, 200);
+    /* a marker request after the re-sends: once it is stored, the re-sends have been processed (one writer, in order) */
+    const marker = genaiSpan({ model: 'gpt-4o-mini' });
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([marker], { service })), PB)).status, 200);
+    await waitForRows(db, [marker.traceId], 1, { settleMs: 500 });
+    assert.equal(await countRows(db, traceIds), 5);
+    const dup = await db.query(
+      'SELECT trace_id, span_id, count(*) FROM ai_interaction_traces WHERE trace_id = ANY($1) GROUP BY 1, 2 HAVING count(*) > 1',
+      [traceIds],
+    );
+    assert.equal(dup.rows.length, 0);
+    const roll = await db.query(
+      'SELECT coalesce(sum(total_requests), 0)::int AS n, coalesce(sum(total_input_tokens), 0)::int AS tin FROM trace_metrics_hourly WHERE service_name = $1',
+      [service],
+    );
+    assert.equal(roll.rows[0].n, 6, 'rollup counts each span once (5 + marker)');
+    assert.equal(roll.rows[0].tin, 10 + 11 + 12 + 13 + 14 + 12);
+  });
+
+  test('SIGTERM drains what was acknowledged, then exits 0', async () => {
+    const db2 = await createDatabase();
+    const gw2 = await startGateway({ dsn: db2.dsn });
+    try {
+      const spans = Array.from({ length: 50 }, () => genaiSpan({ model: 'gpt-4o', input: 1, output: 1 }));
+      const traceIds = spans.map((s) => s.traceId);
+      for (let i = 0; i < spans.length; i += 10) {
+        assert.equal((await post(gw2, '/v1/traces', toProtobuf(traceRequest(spans.slice(i, i + 10))), PB)).status, 200);
+      }
+      const r = await gw2.stop();
+      assert.deepEqual(r, { code: 0, signal: null }, `exit after SIGTERM; log:\n${gw2.logs().slice(-2000)}`);
+      assert.equal(await countRows(db2, traceIds), 50, 'every acknowledged span stored before exit');
+    } finally {
+      await gw2.cleanup();
+      await db2.drop();
+    }
+  });
+});
+
+describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
+  let cluster;
+  let db;
+  let gw;
+
+  before(async () => {
+    cluster = await startPgCluster();
+    db = await createDatabase(cluster.dsn);
+    gw = await startGateway({ dsn: db.dsn });
+  });
+
+  after(async () => {
+    await gw?.cleanup();
+    await db?.drop();
+    await cluster?.destroy();
+  });
+
+  test('spans acknowledged while Postgres is down land exactly once after it returns', async () => {
+    const sent = [];
+    const sendBatch = async (n) => {
+      const spans = Array.from({ length: n }, (_, i) => genaiSpan({ model: 'gpt-4o-mini', input: i + 1, output: 1 }));
+      const r = await post(gw, '/v1/traces', toProtobuf(traceRequest(spans, { service: 'outage' })), PB);
+      assert.equal(r.status, 200, `acknowledged: ${r.status}`);
+      sent.push(...spans);
+    };
+
+    await sendBatch(20);
+    await waitForRows(db, sent.map((s) => s.traceId), 20, { settleMs: 0 });
+
+    await cluster.stop();
+    for (let i = 0; i < 10; i++) {
+      await sendBatch(20);
+      await sleep(100);
+    }
+    assert.ok(gw.alive(), 'gateway survives the outage');
+    const ready = await fetch(`${gw.adminUrl}/readyz`);
+    assert.equal(ready.status, 200, 'readiness does not depend on Postgres');
+    await sleep(1000);
+    await cluster.start();
+
+    /* one more batch after the restart, then everything must be there */
+    await sendBatch(20);
+    const traceIds = sent.map((s) => s.traceId);
+    await waitFor(async () => (await countRows(db, traceIds)) >= sent.length, { timeoutMs: 60000, intervalMs: 250, what: `${sent.length} rows after the outage` });
+    await sleep(1000);
+    assert.equal(await countRows(db, traceIds), sent.length);
+    const distinct = await db.query('SELECT count(DISTINCT (trace_id, span_id))::int AS n FROM ai_interaction_traces WHERE trace_id = ANY($1)', [traceIds]);
+    assert.equal(distinct.rows[0].n, sent.length, 'no duplicates');
+    const roll = await db.query("SELECT coalesce(sum(total_requests), 0)::int AS n FROM trace_metrics_hourly WHERE service_name = 'outage'");
+    assert.equal(roll.rows[0].n, sent.length, 'rollups counted once');
+  });
+});
