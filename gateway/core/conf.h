@@ -38,7 +38,7 @@ struct gw_conf {
   } log;
   struct {
     char *mode;         /* spool.mode: memory|disk, default memory */
-    char *dir;          /* spool.dir, default ./data/spool */
+    char *dir;          /* spool.dir, default data/spool */
     uint64_t max_bytes; /* spool.max_bytes, default 256 MiB */
     double high_water;  /* spool.high_water: 0 < x <= 1, default 0.9 */
   } spool;
@@ -65,5 +65,8 @@ void gw_conf_destroy(struct gw_conf *c);
 
 /* Write the effective configuration as YAML, secrets masked ("****"). */
 void gw_conf_print(const struct gw_conf *c, FILE *f);
+
+/* Write the Markdown reference of every key (docs/config.md) from the same table. */
+void gw_conf_describe(FILE *f);
 
 #endif

@@ -1,0 +1,920 @@
+/*
+ * conf.c: the configuration, built once at start (DESIGN §8) and read-only afterwards.
+ *
+ * One table (gw_conf_rows[]) holds every key: path, type, default (as text, converted by the same code
+ * as a file value, so a default can never bypass a bound), bounds or allowed values, flags, the offset
+ * into struct gw_conf and a description. The table alone drives loading (here), --print-config and the
+ * reference page docs/config.md (both in conf_print.c).
+ *
+ * Order of precedence: built-in defaults, then the YAML file (libyaml event API, so every key and value
+ * keeps its line), then the environment overrides (gw_conf_envs[]). `${NAME}` / `${NAME:-default}` are
+ * substituted in file values before conversion; `$${` is a literal `${`. validate() then runs the
+ * cross-field checks: it fails the start and never corrects a value.
+ *
+ * Errors read "FILE:LINE: KEY: REASON" (or "environment VAR: KEY: REASON"). Loading stops at the first
+ * error, so a hostile file can never make us recurse deeper than the table (three levels). A secret's
+ * value is never echoed, in errors or in print; other echoed values are cut short and made printable.
+ * The file is read whole, capped at CONF_MAX_FILE, and a substituted value is capped at CONF_MAX_VALUE.
+ */
+#include "core/conf_int.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#ifndef GW_MIGRATIONS_DIR
+#define GW_MIGRATIONS_DIR "migrations"
+#endif
+
+#define CONF_MAX_FILE (1u << 20)
+#define CONF_MAX_VALUE (64u << 10)
+#define CONF_MAX_PATH 128
+#define CONF_SHOW 48 /* bytes of a value echoed in a message */
+
+#define NROWS (sizeof gw_conf_rows / sizeof gw_conf_rows[0])
+#define OFF(field) offsetof(struct gw_conf, field)
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const spool_modes[] = {"memory", "disk", NULL};
+
+/* Rows sharing a section stay together: gw_conf_print walks the table in order. */
+const struct gw_conf_row gw_conf_rows[] = {
+  {.path = "receivers.grpc.addr", .type = T_STRING, .def = "127.0.0.1:4317", .flags = F_ADDR,
+   .off = OFF(receivers.grpc_addr), .desc = "OTLP/gRPC listen address, host:port (IPv6 as [::1]:4317)."},
+  {.path = "receivers.grpc.threads", .type = T_U32, .def = "2", .min = 1, .max = 256,
+   .off = OFF(receivers.grpc_threads), .desc = "Completion-queue threads serving gRPC."},
+  {.path = "receivers.http.addr", .type = T_STRING, .def = "127.0.0.1:4318", .flags = F_ADDR,
+   .off = OFF(receivers.http_addr), .desc = "OTLP/HTTP listen address, host:port."},
+  {.path = "receivers.http.max_connections", .type = T_U32, .def = "1024", .min = 1, .max = 1000000,
+   .off = OFF(receivers.http_max_connections), .desc = "Concurrent HTTP connections accepted."},
+  {.path = "receivers.max_request_bytes", .type = T_SIZE, .def = "64MiB", .min = 1 * KiB, .max = 1 * GiB,
+   .off = OFF(receivers.max_request_bytes),
+   .desc = "Largest request body after decompression; larger is 413 / RESOURCE_EXHAUSTED."},
+  {.path = "receivers.max_inflight_bytes", .type = T_SIZE, .def = "256MiB", .min = 1 * MiB, .max = 64 * GiB,
+   .off = OFF(receivers.max_inflight_bytes),
+   .desc = "Request bytes in flight across all connections; over it clients get 503 / UNAVAILABLE. "
+           "Must be at least receivers.max_request_bytes."},
+  {.path = "receivers.max_depth", .type = T_U32, .def = "32", .min = 1, .max = 256,
+   .off = OFF(receivers.max_depth), .desc = "Deepest AnyValue nesting accepted in attributes."},
+  {.path = "receivers.retry_after_seconds", .type = T_U32, .def = "1", .min = 1, .max = 3600,
+   .off = OFF(receivers.retry_after_s), .desc = "Retry-After told to clients under backpressure."},
+  {.path = "admin.addr", .type = T_STRING, .def = "127.0.0.1:8888", .flags = F_ADDR, .off = OFF(admin.addr),
+   .desc = "Listen address of /healthz, /readyz and /metrics."},
+  {.path = "log.level", .type = T_ENUM, .def = "info", .allowed = log_levels, .off = OFF(log.level),
+   .desc = "Least severe level written to stderr."},
+  {.path = "spool.mode", .type = T_ENUM, .def = "memory", .allowed = spool_modes, .off = OFF(spool.mode),
+   .desc = "memory: bounded ring, lost on exit; disk: segment files that survive a restart."},
+  {.path = "spool.dir", .type = T_STRING, .def = "data/spool", .off = OFF(spool.dir),
+   .desc = "Directory of the disk spool's segment files (required when spool.mode is disk)."},
+  {.path = "spool.max_bytes", .type = T_SIZE, .def = "256MiB", .min = 1 * MiB, .max = 1 * TiB,
+   .off = OFF(spool.max_bytes), .desc = "Spool capacity; when full, ingestion pushes back with 429."},
+  {.path = "spool.high_water", .type = T_DOUBLE, .def = "0.9", .dmin = 0.0, .dmax = 1.0, .flags = F_MIN_EXCL,
+   .off = OFF(spool.high_water), .desc = "Fill ratio (0 < x <= 1) at which /readyz reports not ready."},
+  {.path = "postgres.dsn", .type = T_SECRET_STRING, .def = "", .flags = F_SECRET, .off = OFF(postgres.dsn),
+   .desc = "libpq connection string or URI; empty disables the PostgreSQL writer."},
+  {.path = "postgres.batch_rows", .type = T_U32, .def = "1000", .min = 1, .max = 100000,
+   .off = OFF(postgres.batch_rows), .desc = "Rows per COPY batch."},
+  {.path = "postgres.batch_wait_ms", .type = T_DURATION_MS, .def = "200ms", .min = 0, .max = 60000,
+   .off = OFF(postgres.batch_wait_ms), .desc = "Longest wait to fill a batch before writing it."},
+  {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = 36500,
+   .off = OFF(postgres.retention_days), .desc = "Days of interactions kept; older daily partitions are dropped."},
+  {.path = "postgres.migrate", .type = T_BOOL, .def = "true", .off = OFF(postgres.migrate),
+   .desc = "Apply pending migrations at start."},
+  {.path = "postgres.migrations_dir", .type = T_STRING, .def = GW_MIGRATIONS_DIR,
+   .def_doc = "the installed migrations (build-time GW_MIGRATIONS_DIR, else migrations)",
+   .off = OFF(postgres.migrations_dir), .desc = "Directory holding the NNNN_name.sql migrations."},
+  {.path = "shutdown_grace_ms", .type = T_DURATION_MS, .def = "10s", .min = 0, .max = 600000,
+   .off = OFF(shutdown_grace_ms), .desc = "Time given to in-flight requests and sinks to finish on shutdown."},
+};
+const size_t gw_conf_nrows = NROWS;
+
+/* Applied after the file; a variable that is unset or empty leaves the value alone. */
+const struct gw_conf_env gw_conf_envs[] = {
+  {"DATABASE_URL", "postgres.dsn"},
+  {"GENAI_GW_GRPC_ADDR", "receivers.grpc.addr"},
+  {"GENAI_GW_HTTP_ADDR", "receivers.http.addr"},
+  {"GENAI_GW_ADMIN_ADDR", "admin.addr"},
+  {"GENAI_GW_LOG_LEVEL", "log.level"},
+  {"GENAI_GW_SPOOL_DIR", "spool.dir"},
+};
+const size_t gw_conf_nenvs = sizeof gw_conf_envs / sizeof gw_conf_envs[0];
+
+static const struct unit {
+  const char *name;
+  uint64_t mul;
+} size_units[] = {
+  {"B", 1},          {"KB", 1000},      {"MB", 1000000},   {"GB", 1000000000}, {"TB", 1000000000000ull},
+  {"KiB", KiB},      {"MiB", MiB},      {"GiB", GiB},      {"TiB", TiB},
+}, duration_units[] = {
+  {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+};
+
+/* Where a value came from: a line of the file, an environment variable, or the table's default. */
+struct origin {
+  int line;
+  const char *env;
+};
+
+struct ld {
+  const char *file;
+  struct gw_conf *c;
+  struct origin org[NROWS];
+  yaml_parser_t p;
+  const char *buf;
+  size_t len;
+  struct gw_err *err;
+};
+
+/* ---- small helpers ---- */
+
+static int find_row(const char *path)
+{
+  for (size_t i = 0; i < NROWS; i++)
+    if (strcmp(gw_conf_rows[i].path, path) == 0)
+      return (int)i;
+  return -1;
+}
+
+/* True when path names a section: some row lies below it. */
+static bool is_section(const char *path)
+{
+  size_t n = strlen(path);
+  for (size_t i = 0; i < NROWS; i++)
+    if (strncmp(gw_conf_rows[i].path, path, n) == 0 && gw_conf_rows[i].path[n] == '.')
+      return true;
+  return false;
+}
+
+/* Copy s for a message: printable, cut at CONF_SHOW bytes. */
+static const char *show(const char *s, char *buf, size_t n)
+{
+  size_t o = 0, i = 0;
+  for (; s[i] && o + 4 < n && i < CONF_SHOW; i++)
+    buf[o++] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+  if (s[i] && o + 4 < n) {
+    memcpy(buf + o, "...", 3);
+    o += 3;
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+/* "FILE:LINE", "environment VAR" or "default" for row i. */
+static const char *where(const struct ld *x, size_t i, char *buf, size_t n)
+{
+  if (x->org[i].env)
+    snprintf(buf, n, "environment %s", x->org[i].env);
+  else if (x->org[i].line > 0)
+    snprintf(buf, n, "%s:%d", x->file, x->org[i].line);
+  else
+    snprintf(buf, n, "default");
+  return buf;
+}
+
+static gw_rc fail(struct ld *x, const char *at, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static gw_rc fail(struct ld *x, const char *at, const char *key, const char *fmt, ...)
+{
+  char reason[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  return gw_err_set(x->err, GW_ERR(CONFIG), "%s: %s: %s", at, key, reason);
+}
+
+static gw_rc fail_line(struct ld *x, int line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static gw_rc fail_line(struct ld *x, int line, const char *key, const char *fmt, ...)
+{
+  char at[CONF_MAX_PATH + 32], reason[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  snprintf(at, sizeof at, "%s:%d", x->file, line);
+  return gw_err_set(x->err, GW_ERR(CONFIG), "%s: %s: %s", at, key, reason);
+}
+
+/* The keys allowed directly under section prefix ("" = top level), in table order. */
+static void allowed_here(const char *prefix, char *buf, size_t n)
+{
+  size_t plen = strlen(prefix), o = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < NROWS; i++) {
+    const char *p = gw_conf_rows[i].path;
+    if (plen) {
+      if (strncmp(p, prefix, plen) != 0 || p[plen] != '.')
+        continue;
+      p += plen + 1;
+    }
+    size_t seg = strcspn(p, ".");
+    bool dup = false;
+    for (size_t j = 0; j < i && !dup; j++) {
+      const char *q = gw_conf_rows[j].path;
+      if (plen) {
+        if (strncmp(q, prefix, plen) != 0 || q[plen] != '.')
+          continue;
+        q += plen + 1;
+      }
+      dup = strncmp(q, p, seg) == 0 && (q[seg] == '.' || q[seg] == '\0');
+    }
+    if (dup)
+      continue;
+    int w = snprintf(buf + o, n - o, "%s%.*s", o ? ", " : "", (int)seg, p);
+    if (w < 0 || (size_t)w >= n - o)
+      break;
+    o += (size_t)w;
+  }
+}
+
+
+/* ---- conversion ---- */
+
+enum num { NUM_OK, NUM_BAD, NUM_BIG, NUM_NEG };
+
+/* Decimal digits then an optional unit from units (n of them); "" is allowed when bare is true. */
+static enum num parse_units(const char *s, const struct unit *units, size_t n, bool bare, uint64_t *out)
+{
+  const char *p = s;
+  uint64_t v = 0;
+  bool big = false;
+  if (*p == '-' && isdigit((unsigned char)p[1]))
+    return NUM_NEG;
+  if (*p == '+')
+    p++;
+  if (!isdigit((unsigned char)*p))
+    return NUM_BAD;
+  for (; isdigit((unsigned char)*p); p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      big = true;
+    else
+      v = v * 10 + d;
+  }
+  while (*p == ' ')
+    p++;
+  uint64_t mul = 1;
+  if (*p) {
+    size_t i = 0;
+    for (; i < n; i++)
+      if (strcmp(p, units[i].name) == 0)
+        break;
+    if (i == n)
+      return NUM_BAD;
+    mul = units[i].mul;
+  } else if (!bare) {
+    return NUM_BAD;
+  }
+  if (big || (mul > 1 && v > UINT64_MAX / mul))
+    return NUM_BIG;
+  *out = v * mul;
+  return NUM_OK;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+  static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+  for (size_t i = 0; i < 3; i++) {
+    if (strcasecmp(s, yes[i]) == 0)
+      return *out = true, true;
+    if (strcasecmp(s, no[i]) == 0)
+      return *out = false, true;
+  }
+  return false;
+}
+
+static void set_string(struct gw_conf *c, const struct gw_conf_row *r, const char *val)
+{
+  char **slot = gw_conf_field(c, r);
+  free(*slot);
+  *slot = gw_strdup(val);
+}
+
+/* Convert val for row i and store it; at names the origin for a message. */
+static gw_rc set_value(struct ld *x, size_t i, const char *val, const char *at)
+{
+  const struct gw_conf_row *r = &gw_conf_rows[i];
+  char shown[CONF_SHOW + 8], b1[32];
+  const char *v = gw_conf_is_secret(r) ? "(secret)" : show(val, shown, sizeof shown);
+  uint64_t u = 0;
+  enum num e;
+
+  switch (r->type) {
+  case T_STRING:
+  case T_SECRET_STRING:
+    set_string(x->c, r, val);
+    return GW_OK;
+  case T_ENUM: {
+    char list[128] = "";
+    for (const char *const *a = r->allowed; *a; a++) {
+      if (strcmp(*a, val) == 0) {
+        set_string(x->c, r, val);
+        return GW_OK;
+      }
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", a == r->allowed ? "" : ", ", *a);
+    }
+    return fail(x, at, r->path, "'%s' is not one of %s", v, list);
+  }
+  case T_BOOL: {
+    bool b;
+    if (!parse_bool(val, &b))
+      return fail(x, at, r->path, "'%s' is not a boolean (true or false)", v);
+    *(bool *)gw_conf_field(x->c, r) = b;
+    return GW_OK;
+  }
+  case T_DOUBLE: {
+    char *end = NULL;
+    double d = 0;
+    bool ok = isdigit((unsigned char)val[0]) || val[0] == '.' || val[0] == '-' || val[0] == '+';
+    if (ok) {
+      errno = 0;
+      d = strtod(val, &end);
+      ok = end != val && *end == '\0' && isfinite(d) && errno != ERANGE;
+    }
+    if (!ok)
+      return fail(x, at, r->path, "'%s' is not a number", v);
+    char lo[32], hi[32];
+    gw_conf_fmt_double(r->dmin, lo, sizeof lo);
+    gw_conf_fmt_double(r->dmax, hi, sizeof hi);
+    if ((r->flags & F_MIN_EXCL) && d <= r->dmin)
+      return fail(x, at, r->path, "%s must be above %s", v, lo);
+    if (d < r->dmin)
+      return fail(x, at, r->path, "%s is below the minimum %s", v, lo);
+    if (d > r->dmax)
+      return fail(x, at, r->path, "%s is above the maximum %s", v, hi);
+    *(double *)gw_conf_field(x->c, r) = d;
+    return GW_OK;
+  }
+  case T_U32:
+  case T_U64:
+    e = parse_units(val, NULL, 0, true, &u);
+    if (e == NUM_BAD)
+      return fail(x, at, r->path, "'%s' is not an integer", v);
+    break;
+  case T_SIZE:
+    e = parse_units(val, size_units, sizeof size_units / sizeof size_units[0], true, &u);
+    if (e == NUM_BAD)
+      return fail(x, at, r->path, "'%s' is not a size (bytes, or a number with B, KB, MB, GB, TB, KiB, MiB, "
+                  "GiB or TiB)", v);
+    break;
+  case T_DURATION_MS:
+    e = parse_units(val, duration_units, sizeof duration_units / sizeof duration_units[0], true, &u);
+    if (e == NUM_BAD)
+      return fail(x, at, r->path, "'%s' is not a duration (milliseconds, or a number with ms, s, m or h)", v);
+    break;
+  default:
+    return gw_err_set(x->err, GW_ERR(INTERNAL), "%s: unknown type", r->path);
+  }
+
+  if (e == NUM_NEG) {
+    gw_conf_fmt_bound(r, r->min, b1, sizeof b1);
+    return fail(x, at, r->path, "%s is below the minimum %s", v, b1);
+  }
+  if (e == NUM_BIG || u > r->max) {
+    gw_conf_fmt_bound(r, r->max, b1, sizeof b1);
+    return fail(x, at, r->path, "%s is above the maximum %s", v, b1);
+  }
+  if (u < r->min) {
+    gw_conf_fmt_bound(r, r->min, b1, sizeof b1);
+    return fail(x, at, r->path, "%s is below the minimum %s", v, b1);
+  }
+  if (r->type == T_U64 || r->type == T_SIZE)
+    *(uint64_t *)gw_conf_field(x->c, r) = u;
+  else
+    *(uint32_t *)gw_conf_field(x->c, r) = (uint32_t)u;
+  return GW_OK;
+}
+
+/* ---- ${VAR} substitution ---- */
+
+struct sbuf {
+  char *p;
+  size_t len, cap;
+};
+
+static bool sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+  if (b->len + n > CONF_MAX_VALUE)
+    return false;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    b->p = gw_realloc(b->p, cap);
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return true;
+}
+
+/* Expand ${NAME} and ${NAME:-default} in in[0..n); *out is malloc'd on success. */
+static gw_rc substitute(struct ld *x, size_t ri, const char *in, size_t n, int line, char **out)
+{
+  const struct gw_conf_row *r = &gw_conf_rows[ri];
+  char shown[CONF_SHOW + 8];
+  const char *v = gw_conf_is_secret(r) ? "" : show(in, shown, sizeof shown);
+  const char *vq1 = gw_conf_is_secret(r) ? "" : " in '", *vq2 = gw_conf_is_secret(r) ? "" : "'";
+  struct sbuf b = {0};
+  gw_rc result = GW_ERR(CONFIG);
+  size_t i = 0;
+
+  if (!sbuf_add(&b, "", 0))
+    goto out_free;
+  while (i < n) {
+    if (in[i] == '$' && i + 2 < n && in[i + 1] == '$' && in[i + 2] == '{') {
+      if (!sbuf_add(&b, "${", 2))
+        goto too_long;
+      i += 3;
+      continue;
+    }
+    if (!(in[i] == '$' && i + 1 < n && in[i + 1] == '{')) {
+      if (!sbuf_add(&b, in + i, 1))
+        goto too_long;
+      i++;
+      continue;
+    }
+    size_t start = i + 2, close = start;
+    while (close < n && in[close] != '}')
+      close++;
+    if (close == n) {
+      fail_line(x, line, r->path, "unterminated '${'%s%s%s", vq1, v, vq2);
+      goto out_free;
+    }
+    size_t nlen = 0;
+    if (isalpha((unsigned char)in[start]) || in[start] == '_')
+      while (start + nlen < close && (isalnum((unsigned char)in[start + nlen]) || in[start + nlen] == '_'))
+        nlen++;
+    size_t after = start + nlen; /* ':' of ":-default", or the closing brace */
+    bool has_def = after + 1 < close && in[after] == ':' && in[after + 1] == '-';
+    if (nlen == 0 || nlen > 128 || (after != close && !has_def)) {
+      fail_line(x, line, r->path, "bad variable reference%s%s%s (use ${NAME} or ${NAME:-default})", vq1, v,
+                vq2);
+      goto out_free;
+    }
+    char name[129];
+    memcpy(name, in + start, nlen);
+    name[nlen] = '\0';
+    const char *val = getenv(name);
+    if (has_def && (!val || !*val)) {
+      if (!sbuf_add(&b, in + after + 2, close - (after + 2)))
+        goto too_long;
+    } else if (!val) {
+      fail_line(x, line, r->path, "environment variable %s is not set (write ${%s:-default} to give a default)",
+                name, name);
+      goto out_free;
+    } else if (!sbuf_add(&b, val, strlen(val))) {
+      goto too_long;
+    }
+    i = close + 1;
+  }
+  *out = b.p;
+  b.p = NULL;
+  result = GW_OK;
+  goto out_free;
+too_long:
+  fail_line(x, line, r->path, "value is longer than %u bytes after substitution", CONF_MAX_VALUE);
+out_free:
+  free(b.p);
+  return result;
+}
+
+/* ---- YAML ---- */
+
+static gw_rc yaml_fail(struct ld *x)
+{
+  yaml_parser_t *p = &x->p;
+  size_t line, col;
+  if (p->error == YAML_READER_ERROR || p->error == YAML_MEMORY_ERROR) {
+    /* The reader reports a byte offset, not a mark. */
+    size_t off = p->problem_offset < x->len ? p->problem_offset : x->len;
+    line = 1, col = 1;
+    for (size_t i = 0; i < off; i++) {
+      if (x->buf[i] == '\n')
+        line++, col = 1;
+      else
+        col++;
+    }
+  } else {
+    line = p->problem_mark.line + 1;
+    col = p->problem_mark.column + 1;
+  }
+  return gw_err_set(x->err, GW_ERR(CONFIG), "%s:%zu:%zu: invalid YAML: %s%s%s", x->file, line, col,
+                    p->problem ? p->problem : "syntax error", p->context ? ", " : "",
+                    p->context ? p->context : "");
+}
+
+static gw_rc next(struct ld *x, yaml_event_t *ev)
+{
+  if (!yaml_parser_parse(&x->p, ev))
+    return yaml_fail(x);
+  return GW_OK;
+}
+
+static int ev_line(const yaml_event_t *ev) { return (int)ev->start_mark.line + 1; }
+
+static bool is_null(const yaml_event_t *ev)
+{
+  if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    return false;
+  const char *s = (const char *)ev->data.scalar.value;
+  return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+         strcmp(s, "NULL") == 0;
+}
+
+static const char *found(const yaml_event_t *ev)
+{
+  switch (ev->type) {
+  case YAML_MAPPING_START_EVENT: return "a mapping";
+  case YAML_SEQUENCE_START_EVENT: return "a list";
+  case YAML_ALIAS_EVENT: return "an alias (aliases are not supported)";
+  default: return "a scalar";
+  }
+}
+
+static gw_rc leaf_value(struct ld *x, size_t ri, const yaml_event_t *ev)
+{
+  const struct gw_conf_row *r = &gw_conf_rows[ri];
+  char *val = NULL;
+  gw_rc rc;
+  if (ev->type != YAML_SCALAR_EVENT)
+    return fail_line(x, ev_line(ev), r->path, "expected a single value, found %s", found(ev));
+  if (is_null(ev))
+    return fail_line(x, ev_line(ev), r->path, "no value (remove the key to keep the default)");
+  if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
+    return fail_line(x, ev_line(ev), r->path, "value contains a NUL byte");
+  rc = substitute(x, ri, (const char *)ev->data.scalar.value, ev->data.scalar.length, ev_line(ev), &val);
+  if (rc)
+    return rc;
+  char at[CONF_MAX_PATH + 32];
+  snprintf(at, sizeof at, "%s:%d", x->file, ev_line(ev));
+  rc = set_value(x, ri, val, at);
+  free(val);
+  if (rc == GW_OK)
+    x->org[ri] = (struct origin){.line = ev_line(ev)};
+  return rc;
+}
+
+/* Parse the mapping whose MAPPING_START was just read; prefix is its section path ("" = top). */
+static gw_rc parse_map(struct ld *x, const char *prefix)
+{
+  struct {
+    char key[CONF_MAX_PATH];
+    int line;
+  } seen[NROWS + 8];
+  size_t nseen = 0;
+  char path[CONF_MAX_PATH], shown[CONF_SHOW + 8], allowed[200];
+  yaml_event_t kev, vev;
+  gw_rc rc;
+
+  for (;;) {
+    if ((rc = next(x, &kev)))
+      return rc;
+    if (kev.type == YAML_MAPPING_END_EVENT) {
+      yaml_event_delete(&kev);
+      return GW_OK;
+    }
+    int kline = ev_line(&kev);
+    if (kev.type != YAML_SCALAR_EVENT) {
+      rc = fail_line(x, kline, *prefix ? prefix : "(top level)", "a key must be a plain name, found %s",
+                     found(&kev));
+      yaml_event_delete(&kev);
+      return rc;
+    }
+    const char *key = (const char *)kev.data.scalar.value;
+    size_t plen = strlen(prefix), klen = kev.data.scalar.length;
+    int ri = -1;
+    bool section = false;
+    if (plen + 1 + klen < sizeof path && strlen(key) == klen && !strchr(key, '.')) {
+      snprintf(path, sizeof path, "%s%s%s", prefix, plen ? "." : "", key);
+      ri = find_row(path);
+      section = ri < 0 && is_section(path);
+    } else {
+      snprintf(path, sizeof path, "%s%s%s", prefix, plen ? "." : "", show(key, shown, sizeof shown));
+    }
+    if (ri < 0 && !section) {
+      allowed_here(prefix, allowed, sizeof allowed);
+      rc = fail_line(x, kline, path, "unknown key (%sallowed here: %s)",
+                     memchr(key, '.', klen) ? "nest keys instead of dotting them; " : "", allowed);
+      yaml_event_delete(&kev);
+      return rc;
+    }
+    for (size_t i = 0; i < nseen; i++)
+      if (strcmp(seen[i].key, key) == 0) {
+        rc = fail_line(x, kline, path, "duplicate key (first at line %d)", seen[i].line);
+        yaml_event_delete(&kev);
+        return rc;
+      }
+    /* Known keys are distinct and fewer than the rows, so seen[] cannot overflow. */
+    snprintf(seen[nseen].key, sizeof seen[nseen].key, "%s", key);
+    seen[nseen++].line = kline;
+    yaml_event_delete(&kev);
+
+    if ((rc = next(x, &vev)))
+      return rc;
+    if (ri >= 0) {
+      rc = leaf_value(x, (size_t)ri, &vev);
+    } else if (vev.type == YAML_MAPPING_START_EVENT) {
+      rc = parse_map(x, path);
+    } else if (!is_null(&vev)) {
+      allowed_here(path, allowed, sizeof allowed);
+      rc = fail_line(x, ev_line(&vev), path, "expected a mapping (keys: %s), found %s", allowed, found(&vev));
+    }
+    yaml_event_delete(&vev);
+    if (rc)
+      return rc;
+  }
+}
+
+static gw_rc parse_doc(struct ld *x)
+{
+  yaml_event_t ev;
+  gw_rc rc;
+  bool done = false;
+  int docs = 0;
+
+  while (!done) {
+    if ((rc = next(x, &ev)))
+      return rc;
+    switch (ev.type) {
+    case YAML_STREAM_END_EVENT:
+      done = true;
+      break;
+    case YAML_DOCUMENT_START_EVENT:
+      if (++docs > 1)
+        rc = gw_err_set(x->err, GW_ERR(CONFIG), "%s:%d: a second YAML document; the file must hold one",
+                        x->file, ev_line(&ev));
+      break;
+    case YAML_MAPPING_START_EVENT:
+      rc = parse_map(x, "");
+      break;
+    case YAML_SCALAR_EVENT:
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_ALIAS_EVENT:
+      if (!is_null(&ev))
+        rc = gw_err_set(x->err, GW_ERR(CONFIG), "%s:%d: the top level must be a mapping of keys, found %s",
+                        x->file, ev_line(&ev), found(&ev));
+      break;
+    default:
+      break;
+    }
+    yaml_event_delete(&ev);
+    if (rc)
+      return rc;
+  }
+  return GW_OK;
+}
+
+static gw_rc read_file(const char *path, char **out, size_t *len, struct gw_err *err)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  char *buf = NULL;
+  size_t n = 0;
+  gw_rc result = GW_ERR(IO);
+  if (fd < 0) {
+    gw_err_set(err, result, "%s: cannot read: %s", path, strerror(errno));
+    goto out;
+  }
+  buf = gw_malloc(CONF_MAX_FILE + 1);
+  for (;;) {
+    ssize_t r = read(fd, buf + n, CONF_MAX_FILE + 1 - n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      gw_err_set(err, result, "%s: cannot read: %s", path, strerror(errno));
+      goto out;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+    if (n > CONF_MAX_FILE) {
+      gw_err_set(err, GW_ERR(CONFIG), "%s: larger than %u bytes; is it a configuration file?", path,
+                 CONF_MAX_FILE);
+      result = GW_ERR(CONFIG);
+      goto out;
+    }
+  }
+  buf[n] = '\0';
+  *out = buf;
+  *len = n;
+  buf = NULL;
+  result = GW_OK;
+out:
+  free(buf);
+  if (fd >= 0)
+    close(fd);
+  return result;
+}
+
+static gw_rc load_file(struct ld *x, const char *path)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  gw_rc rc = read_file(path, &buf, &len, x->err);
+  if (rc)
+    return rc;
+  x->buf = buf;
+  x->len = len;
+  if (!yaml_parser_initialize(&x->p)) {
+    free(buf);
+    return gw_err_set(x->err, GW_ERR(NOMEM), "%s: cannot start the YAML parser", path);
+  }
+  yaml_parser_set_input_string(&x->p, (const unsigned char *)buf, len);
+  rc = parse_doc(x);
+  yaml_parser_delete(&x->p);
+  free(buf);
+  x->buf = NULL;
+  return rc;
+}
+
+/* ---- environment and validation ---- */
+
+static gw_rc apply_env(struct ld *x)
+{
+  for (size_t i = 0; i < gw_conf_nenvs; i++) {
+    const char *v = getenv(gw_conf_envs[i].var);
+    int ri = find_row(gw_conf_envs[i].path);
+    if (!v || !*v || ri < 0)
+      continue;
+    char at[64];
+    snprintf(at, sizeof at, "environment %s", gw_conf_envs[i].var);
+    gw_rc rc = set_value(x, (size_t)ri, v, at);
+    if (rc)
+      return rc;
+    x->org[ri] = (struct origin){.env = gw_conf_envs[i].var};
+  }
+  return GW_OK;
+}
+
+/* NULL if a is host:port with port 1..65535; else why not. host gets the host part (brackets removed). */
+static const char *addr_problem(const char *a, char *host, size_t hn, unsigned *port)
+{
+  const char *colon, *h = a;
+  size_t hl;
+  if (!*a)
+    return "is empty (want host:port)";
+  if (a[0] == '[') {
+    const char *rb = strchr(a, ']');
+    if (!rb || rb[1] != ':')
+      return "is not [IPv6]:port";
+    h = a + 1;
+    hl = (size_t)(rb - h);
+    colon = rb + 1;
+    if (hl == 0 || hl >= hn)
+      return "has a bad IPv6 address";
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    char bare[64];
+    size_t bl = strcspn(host, "%"); /* a zone ("%eth0") is not part of the address */
+    if (bl >= sizeof bare)
+      return "has a bad IPv6 address";
+    memcpy(bare, host, bl);
+    bare[bl] = '\0';
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, bare, &a6) != 1)
+      return "has a bad IPv6 address";
+  } else {
+    colon = strrchr(a, ':');
+    if (!colon)
+      return "is not host:port";
+    if (memchr(a, ':', (size_t)(colon - a)))
+      return "has an IPv6 address without brackets (write [::1]:4317)";
+    hl = (size_t)(colon - a);
+    if (hl == 0)
+      return "has no host (use 0.0.0.0:PORT for every interface)";
+    if (hl >= hn)
+      return "has a host name that is too long";
+    memcpy(host, a, hl);
+    host[hl] = '\0';
+    bool numeric = strspn(host, "0123456789.") == hl;
+    struct in_addr a4;
+    if (numeric && inet_pton(AF_INET, host, &a4) != 1)
+      return "has a bad IPv4 address";
+    for (size_t i = 0; i < hl; i++)
+      if (!isalnum((unsigned char)host[i]) && host[i] != '.' && host[i] != '-')
+        return "has a bad host name";
+  }
+  const char *p = colon + 1;
+  size_t pl = strlen(p);
+  unsigned long v = 0;
+  if (pl == 0 || pl > 5 || strspn(p, "0123456789") != pl || (v = strtoul(p, NULL, 10)) < 1 || v > 65535)
+    return "has a port outside 1..65535";
+  *port = (unsigned)v;
+  return NULL;
+}
+
+static bool is_default(const struct ld *x, size_t i) { return x->org[i].line == 0 && !x->org[i].env; }
+
+static bool wildcard(const char *h) { return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0; }
+
+static gw_rc validate(struct ld *x)
+{
+  char at[CONF_MAX_PATH + 32], shown[CONF_SHOW + 8];
+  struct {
+    size_t row;
+    char host[256];
+    unsigned port;
+  } addrs[NROWS];
+  size_t na = 0;
+
+  for (size_t i = 0; i < NROWS; i++) {
+    if (!(gw_conf_rows[i].flags & F_ADDR))
+      continue;
+    const char *a = *(char **)gw_conf_field(x->c, &gw_conf_rows[i]);
+    const char *why = addr_problem(a, addrs[na].host, sizeof addrs[na].host, &addrs[na].port);
+    if (why)
+      return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "'%s' %s", show(a, shown, sizeof shown), why);
+    for (size_t j = 0; j < na; j++) {
+      if (addrs[j].port != addrs[na].port)
+        continue;
+      if (strcasecmp(addrs[j].host, addrs[na].host) != 0 && !wildcard(addrs[j].host) &&
+          !wildcard(addrs[na].host))
+        continue;
+      /* Blame the value someone set, not the default it collides with. */
+      size_t blame = i, other = addrs[j].row;
+      if (is_default(x, i)) {
+        blame = addrs[j].row;
+        other = i;
+      }
+      return fail(x, where(x, blame, at, sizeof at), gw_conf_rows[blame].path, "'%s' uses the same port as %s '%s'",
+                  show(*(char **)gw_conf_field(x->c, &gw_conf_rows[blame]), shown, sizeof shown), gw_conf_rows[other].path,
+                  *(char **)gw_conf_field(x->c, &gw_conf_rows[other]));
+    }
+    addrs[na++].row = i;
+  }
+
+  struct gw_conf *c = x->c;
+  if (c->receivers.max_inflight_bytes < c->receivers.max_request_bytes) {
+    size_t in = (size_t)find_row("receivers.max_inflight_bytes"), rq = (size_t)find_row("receivers.max_request_bytes");
+    char a[32], b[32];
+    gw_conf_fmt_size(c->receivers.max_inflight_bytes, a, sizeof a);
+    gw_conf_fmt_size(c->receivers.max_request_bytes, b, sizeof b);
+    if (is_default(x, in) && !is_default(x, rq))
+      return fail(x, where(x, rq, at, sizeof at), gw_conf_rows[rq].path,
+                  "%s is above receivers.max_inflight_bytes %s: such a request could never be accepted", b, a);
+    return fail(x, where(x, in, at, sizeof at), gw_conf_rows[in].path,
+                "%s is below receivers.max_request_bytes %s: a largest request could never be accepted", a, b);
+  }
+  if (strcmp(c->spool.mode, "disk") == 0 && !*c->spool.dir) {
+    size_t i = (size_t)find_row("spool.dir");
+    return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when spool.mode is disk");
+  }
+  if (*c->postgres.dsn && c->postgres.migrate && !*c->postgres.migrations_dir) {
+    size_t i = (size_t)find_row("postgres.migrations_dir");
+    return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when postgres.migrate is true");
+  }
+  return GW_OK;
+}
+
+/* ---- public ---- */
+
+gw_rc gw_conf_load(const char *path, struct gw_conf **out, struct gw_err *err)
+{
+  struct ld x = {.file = path, .err = err};
+  gw_rc result = GW_ERR(CONFIG), rc;
+
+  *out = NULL;
+  x.c = gw_calloc(1, sizeof *x.c);
+  for (size_t i = 0; i < NROWS; i++) {
+    if ((rc = set_value(&x, i, gw_conf_rows[i].def, "default"))) {
+      result = GW_ERR(INTERNAL);
+      goto out_destroy;
+    }
+  }
+  if (path) {
+    x.c->source = gw_strdup(path);
+    if ((result = load_file(&x, path)))
+      goto out_destroy;
+  }
+  if ((result = apply_env(&x)))
+    goto out_destroy;
+  if ((result = validate(&x)))
+    goto out_destroy;
+  *out = x.c;
+  x.c = NULL;
+  result = GW_OK;
+out_destroy:
+  gw_conf_destroy(x.c);
+  return result;
+}
+
+void gw_conf_destroy(struct gw_conf *c)
+{
+  if (!c)
+    return;
+  for (size_t i = 0; i < NROWS; i++)
+    if (gw_conf_rows[i].type == T_STRING || gw_conf_rows[i].type == T_SECRET_STRING || gw_conf_rows[i].type == T_ENUM)
+      free(*(char **)gw_conf_field(c, &gw_conf_rows[i]));
+  free(c->source);
+  free(c);
+}

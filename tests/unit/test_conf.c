@@ -1,0 +1,715 @@
+/*
+ * test_conf.c: the configuration module (gateway/core/conf.c).
+ *
+ * tests/config/bad_*.yaml each break one rule and carry their exact expected message on the first line
+ * ("# expect: ..."); good_*.yaml must load. Everything else builds small files in a temporary directory.
+ * The environment variables conf.c reads are cleared around every test and restored afterwards.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/conf.h"
+
+#define SECRET_PASSWORD "hunter2" /* the password every test file uses; never in an error or in print */
+
+static const char *const env_names[] = {
+  "DATABASE_URL",       "GENAI_GW_GRPC_ADDR", "GENAI_GW_HTTP_ADDR", "GENAI_GW_ADMIN_ADDR",
+  "GENAI_GW_LOG_LEVEL", "GENAI_GW_SPOOL_DIR", "GW_CONF_TEST_HOST",  "GW_CONF_TEST_UNSET",
+  "GW_CONF_TEST_A",     "GW_CONF_TEST_EMPTY",
+};
+#define NENV (sizeof env_names / sizeof env_names[0])
+static char *saved_env[NENV];
+static char tmpdir[] = "/tmp/test_conf.XXXXXX";
+
+static int setup(void **state)
+{
+  for (size_t i = 0; i < NENV; i++) {
+    const char *v = getenv(env_names[i]);
+    saved_env[i] = v ? strdup(v) : NULL;
+    unsetenv(env_names[i]);
+  }
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  for (size_t i = 0; i < NENV; i++) {
+    if (saved_env[i])
+      setenv(env_names[i], saved_env[i], 1);
+    else
+      unsetenv(env_names[i]);
+    free(saved_env[i]);
+    saved_env[i] = NULL;
+  }
+  return 0;
+}
+
+/* Write text to a fresh file in tmpdir; returns its path (static buffer). */
+static const char *write_tmp(const char *name, const char *text)
+{
+  static char path[512];
+  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+/* Load text as a file; on failure returns the message without the "PATH:" prefix. */
+static gw_rc load_text(const char *text, struct gw_conf **c, char *msg, size_t n)
+{
+  struct gw_err err = {0};
+  const char *path = write_tmp("t.yaml", text);
+  gw_rc rc = gw_conf_load(path, c, &err);
+  msg[0] = '\0';
+  if (rc) {
+    size_t pl = strlen(path);
+    assert_memory_equal(err.msg, path, pl);
+    assert_int_equal(err.msg[pl], ':');
+    snprintf(msg, n, "%s", err.msg + pl + 1);
+  }
+  return rc;
+}
+
+static char *print_to_string(const struct gw_conf *c)
+{
+  char *out = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&out, &n);
+  assert_non_null(f);
+  gw_conf_print(c, f);
+  fclose(f);
+  return out;
+}
+
+static void assert_defaults(const struct gw_conf *c)
+{
+  assert_string_equal(c->receivers.grpc_addr, "127.0.0.1:4317");
+  assert_string_equal(c->receivers.http_addr, "127.0.0.1:4318");
+  assert_int_equal(c->receivers.max_request_bytes, 64ull << 20);
+  assert_int_equal(c->receivers.max_inflight_bytes, 256ull << 20);
+  assert_int_equal(c->receivers.max_depth, 32);
+  assert_int_equal(c->receivers.http_max_connections, 1024);
+  assert_int_equal(c->receivers.grpc_threads, 2);
+  assert_int_equal(c->receivers.retry_after_s, 1);
+  assert_string_equal(c->admin.addr, "127.0.0.1:8888");
+  assert_string_equal(c->log.level, "info");
+  assert_string_equal(c->spool.mode, "memory");
+  assert_string_equal(c->spool.dir, "data/spool");
+  assert_int_equal(c->spool.max_bytes, 256ull << 20);
+  assert_true(c->spool.high_water == 0.9);
+  assert_string_equal(c->postgres.dsn, "");
+  assert_int_equal(c->postgres.batch_rows, 1000);
+  assert_int_equal(c->postgres.batch_wait_ms, 200);
+  assert_int_equal(c->postgres.retention_days, 90);
+  assert_true(c->postgres.migrate);
+  /* The build may point this at the installed directory (GW_MIGRATIONS_DIR); either way it is "migrations". */
+  const char *m = c->postgres.migrations_dir;
+  size_t ml = strlen(m);
+  assert_true(ml >= 10 && strcmp(m + ml - 10, "migrations") == 0 && (ml == 10 || m[ml - 11] == '/'));
+  assert_int_equal(c->shutdown_grace_ms, 10000);
+}
+
+static void test_defaults_without_file(void **state)
+{
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_OK);
+  assert_null(c->source);
+  assert_defaults(c);
+  gw_conf_destroy(c);
+  gw_conf_destroy(NULL);
+}
+
+static void test_good_files(void **state)
+{
+  static const char *const files[] = {"good_empty.yaml", "good_empty_sections.yaml"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    char path[512];
+    struct gw_conf *c = NULL;
+    struct gw_err err = {0};
+    snprintf(path, sizeof path, "%s/tests/config/%s", GW_SOURCE_DIR, files[i]);
+    gw_rc rc = gw_conf_load(path, &c, &err);
+    if (rc)
+      print_error("%s: %s\n", files[i], err.msg);
+    assert_int_equal(rc, GW_OK);
+    assert_string_equal(c->source, path);
+    assert_defaults(c);
+    gw_conf_destroy(c);
+  }
+}
+
+static void assert_good_full(const struct gw_conf *c)
+{
+  assert_string_equal(c->receivers.grpc_addr, "10.1.2.3:14317");
+  assert_int_equal(c->receivers.grpc_threads, 4);
+  assert_string_equal(c->receivers.http_addr, "[::1]:14318");
+  assert_int_equal(c->receivers.http_max_connections, 2048);
+  assert_int_equal(c->receivers.max_request_bytes, 10000000);
+  assert_int_equal(c->receivers.max_inflight_bytes, 1ull << 30);
+  assert_int_equal(c->receivers.max_depth, 16);
+  assert_int_equal(c->receivers.retry_after_s, 5);
+  assert_string_equal(c->admin.addr, "0.0.0.0:18888");
+  assert_string_equal(c->log.level, "debug");
+  assert_string_equal(c->spool.mode, "disk");
+  assert_string_equal(c->spool.dir, "/var/lib/genai-gateway/spool");
+  assert_int_equal(c->spool.max_bytes, 2ull << 30);
+  assert_true(c->spool.high_water == 0.75);
+  assert_int_equal(c->postgres.batch_rows, 5000);
+  assert_int_equal(c->postgres.batch_wait_ms, 1000);
+  assert_int_equal(c->postgres.retention_days, 30);
+  assert_false(c->postgres.migrate);
+  assert_string_equal(c->postgres.migrations_dir, "/usr/share/genai-gateway/migrations");
+  assert_int_equal(c->shutdown_grace_ms, 2500);
+}
+
+static void test_good_full_example(void **state)
+{
+  char path[512];
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  snprintf(path, sizeof path, "%s/tests/config/good_full.yaml", GW_SOURCE_DIR);
+  setenv("GW_CONF_TEST_HOST", "10.1.2.3", 1);
+  gw_rc rc = gw_conf_load(path, &c, &err);
+  if (rc)
+    print_error("%s\n", err.msg);
+  assert_int_equal(rc, GW_OK);
+  assert_good_full(c);
+  assert_string_equal(c->postgres.dsn, "postgres://gw:" SECRET_PASSWORD "@db.internal:5432/gw?sslmode=require");
+  gw_conf_destroy(c);
+}
+
+/* Every bad_*.yaml fails with exactly the message on its first line. */
+static void test_bad_files(void **state)
+{
+  char dir[512], cwd[1024];
+  snprintf(dir, sizeof dir, "%s/tests/config", GW_SOURCE_DIR);
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  assert_int_equal(chdir(dir), 0); /* messages then name the file as the operator typed it */
+  DIR *d = opendir(".");
+  assert_non_null(d);
+  int checked = 0, failed = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t n = strlen(de->d_name);
+    if (strncmp(de->d_name, "bad_", 4) != 0 || n < 5 || strcmp(de->d_name + n - 5, ".yaml") != 0)
+      continue;
+    char first[512] = "";
+    FILE *f = fopen(de->d_name, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(first, sizeof first, f));
+    fclose(f);
+    first[strcspn(first, "\n")] = '\0';
+    const char *tag = "# expect: ";
+    if (strncmp(first, tag, strlen(tag)) != 0) {
+      print_error("%s: first line is not '# expect: MESSAGE'\n", de->d_name);
+      failed++;
+      continue;
+    }
+    const char *want = first + strlen(tag);
+    struct gw_conf *c = NULL;
+    struct gw_err err = {0};
+    gw_rc rc = gw_conf_load(de->d_name, &c, &err);
+    if (rc != GW_ERR(CONFIG) || c != NULL || strcmp(err.msg, want) != 0) {
+      print_error("%s:\n  want: %s\n  got:  %s (rc %d)\n", de->d_name, want, rc ? err.msg : "(loaded)", rc);
+      failed++;
+    }
+    if (strstr(err.msg, SECRET_PASSWORD)) {
+      print_error("%s: the error echoes a secret\n", de->d_name);
+      failed++;
+    }
+    gw_conf_destroy(c);
+    checked++;
+  }
+  closedir(d);
+  assert_int_equal(chdir(cwd), 0);
+  assert_int_equal(failed, 0);
+  assert_true(checked >= 45);
+}
+
+static void test_unreadable_file(void **state)
+{
+  struct gw_conf *c = (struct gw_conf *)&c;
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load("/nonexistent/gw.yaml", &c, &err), GW_ERR(IO));
+  assert_null(c);
+  assert_string_equal(err.msg, "/nonexistent/gw.yaml: cannot read: No such file or directory");
+  assert_int_equal(gw_conf_load(tmpdir, &c, &err), GW_ERR(IO));
+  char want[600];
+  snprintf(want, sizeof want, "%s: cannot read: Is a directory", tmpdir);
+  assert_string_equal(err.msg, want);
+}
+
+static void test_oversized_file(void **state)
+{
+  size_t n = (1u << 20) + 10;
+  char *big = malloc(n + 1);
+  assert_non_null(big);
+  memset(big, '#', n);
+  big[n] = '\0';
+  struct gw_conf *c = NULL;
+  char msg[300];
+  assert_int_equal(load_text(big, &c, msg, sizeof msg), GW_ERR(CONFIG));
+  assert_string_equal(msg, " larger than 1048576 bytes; is it a configuration file?");
+  free(big);
+}
+
+static void test_env_substitution(void **state)
+{
+  static const struct {
+    const char *value; /* spool.dir in the file */
+    const char *a;     /* GW_CONF_TEST_A, NULL = unset */
+    const char *want;
+  } cases[] = {
+    {"${GW_CONF_TEST_A}/spool", "/data", "/data/spool"},
+    {"x${GW_CONF_TEST_A}y${GW_CONF_TEST_A}z", "-", "x-y-z"},
+    {"${GW_CONF_TEST_A:-/fallback}", NULL, "/fallback"},
+    {"${GW_CONF_TEST_A:-/fallback}", "", "/fallback"},
+    {"${GW_CONF_TEST_A:-/fallback}", "/set", "/set"},
+    {"${GW_CONF_TEST_A:-}", NULL, ""},
+    {"pre${GW_CONF_TEST_EMPTY}post", NULL, "prepost"}, /* set but empty: no error */
+    {"$${GW_CONF_TEST_A}", "/x", "${GW_CONF_TEST_A}"},
+    {"cost$5 and $HOME", NULL, "cost$5 and $HOME"},
+    {"'${GW_CONF_TEST_A}'", "q", "q"},
+  };
+  setenv("GW_CONF_TEST_EMPTY", "", 1);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char yaml[256], msg[300];
+    struct gw_conf *c = NULL;
+    if (cases[i].a)
+      setenv("GW_CONF_TEST_A", cases[i].a, 1);
+    else
+      unsetenv("GW_CONF_TEST_A");
+    /* Single-quoted values take the substitution too: case 9 quotes itself. */
+    snprintf(yaml, sizeof yaml, "spool:\n  dir: %s%s%s\n", cases[i].value[0] == '\'' ? "" : "\"",
+             cases[i].value, cases[i].value[0] == '\'' ? "" : "\"");
+    gw_rc rc = load_text(yaml, &c, msg, sizeof msg);
+    if (rc)
+      print_error("case %zu: %s\n", i, msg);
+    assert_int_equal(rc, GW_OK);
+    assert_string_equal(c->spool.dir, cases[i].want);
+    gw_conf_destroy(c);
+  }
+  /* Substitution happens before conversion: a number can come from the environment. */
+  setenv("GW_CONF_TEST_A", "7", 1);
+  struct gw_conf *c = NULL;
+  char msg[300];
+  assert_int_equal(load_text("receivers:\n  max_depth: ${GW_CONF_TEST_A}\n", &c, msg, sizeof msg), GW_OK);
+  assert_int_equal(c->receivers.max_depth, 7);
+  gw_conf_destroy(c);
+  setenv("GW_CONF_TEST_A", "0", 1);
+  assert_int_equal(load_text("receivers:\n  max_depth: ${GW_CONF_TEST_A}\n", &c, msg, sizeof msg),
+                   GW_ERR(CONFIG));
+  assert_string_equal(msg, "2: receivers.max_depth: 0 is below the minimum 1");
+}
+
+static void test_env_missing_variable(void **state)
+{
+  struct gw_conf *c = NULL;
+  char msg[300];
+  assert_int_equal(load_text("log:\n  level: info\nspool:\n  dir: ${GW_CONF_TEST_UNSET}\n", &c, msg, sizeof msg),
+                   GW_ERR(CONFIG));
+  assert_null(c);
+  assert_string_equal(msg, "4: spool.dir: environment variable GW_CONF_TEST_UNSET is not set "
+                           "(write ${GW_CONF_TEST_UNSET:-default} to give a default)");
+}
+
+static void test_env_overrides_win(void **state)
+{
+  static const char yaml[] = "receivers:\n  grpc: {addr: 127.0.0.1:5317}\n  http: {addr: 127.0.0.1:5318}\n"
+                             "admin: {addr: 127.0.0.1:5888}\nlog: {level: warn}\n"
+                             "spool: {dir: /from/file}\npostgres: {dsn: 'host=file'}\n";
+  struct gw_conf *c = NULL;
+  char msg[300];
+
+  /* The file alone. */
+  assert_int_equal(load_text(yaml, &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->receivers.grpc_addr, "127.0.0.1:5317");
+  assert_string_equal(c->log.level, "warn");
+  assert_string_equal(c->postgres.dsn, "host=file");
+  gw_conf_destroy(c);
+
+  /* Set but empty variables leave the file's values alone. */
+  setenv("GENAI_GW_LOG_LEVEL", "", 1);
+  setenv("DATABASE_URL", "", 1);
+  assert_int_equal(load_text(yaml, &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->log.level, "warn");
+  assert_string_equal(c->postgres.dsn, "host=file");
+  gw_conf_destroy(c);
+
+  setenv("DATABASE_URL", "postgres://gw:" SECRET_PASSWORD "@env/gw", 1);
+  setenv("GENAI_GW_GRPC_ADDR", "0.0.0.0:6317", 1);
+  setenv("GENAI_GW_HTTP_ADDR", "[::]:6318", 1);
+  setenv("GENAI_GW_ADMIN_ADDR", "0.0.0.0:6888", 1);
+  setenv("GENAI_GW_LOG_LEVEL", "error", 1);
+  setenv("GENAI_GW_SPOOL_DIR", "/from/env", 1);
+  assert_int_equal(load_text(yaml, &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->postgres.dsn, "postgres://gw:" SECRET_PASSWORD "@env/gw");
+  assert_string_equal(c->receivers.grpc_addr, "0.0.0.0:6317");
+  assert_string_equal(c->receivers.http_addr, "[::]:6318");
+  assert_string_equal(c->admin.addr, "0.0.0.0:6888");
+  assert_string_equal(c->log.level, "error");
+  assert_string_equal(c->spool.dir, "/from/env");
+  gw_conf_destroy(c);
+
+  /* And over the defaults when there is no file. */
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_OK);
+  assert_string_equal(c->receivers.grpc_addr, "0.0.0.0:6317");
+  assert_string_equal(c->spool.dir, "/from/env");
+  gw_conf_destroy(c);
+}
+
+static void test_env_override_errors(void **state)
+{
+  static const struct {
+    const char *var, *value, *want;
+  } cases[] = {
+    {"GENAI_GW_LOG_LEVEL", "verbose",
+     "environment GENAI_GW_LOG_LEVEL: log.level: 'verbose' is not one of debug, info, warn, error"},
+    {"GENAI_GW_GRPC_ADDR", "4317", "environment GENAI_GW_GRPC_ADDR: receivers.grpc.addr: '4317' is not host:port"},
+    {"GENAI_GW_HTTP_ADDR", "127.0.0.1:4317",
+     "environment GENAI_GW_HTTP_ADDR: receivers.http.addr: '127.0.0.1:4317' uses the same port as "
+     "receivers.grpc.addr '127.0.0.1:4317'"},
+    {"GENAI_GW_ADMIN_ADDR", "[::1:8888", "environment GENAI_GW_ADMIN_ADDR: admin.addr: '[::1:8888' is not [IPv6]:port"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct gw_conf *c = NULL;
+    struct gw_err err = {0};
+    setenv(cases[i].var, cases[i].value, 1);
+    assert_int_equal(gw_conf_load(NULL, &c, &err), GW_ERR(CONFIG));
+    assert_null(c);
+    assert_string_equal(err.msg, cases[i].want);
+    unsetenv(cases[i].var);
+  }
+}
+
+static void test_print_masks_secrets(void **state)
+{
+  static const char yaml[] =
+    "postgres:\n  dsn: \"postgres://gw:" SECRET_PASSWORD "@db:5432/gw\"\n"
+    "spool:\n  dir: \"s3://key:" SECRET_PASSWORD "@bucket/p?password=" SECRET_PASSWORD "&x=1\"\n"
+    "postgres_extra_unused: 1\n";
+  struct gw_conf *c = NULL;
+  char msg[300];
+  /* An unknown key after the secret: the error must not carry the secret either. */
+  assert_int_equal(load_text(yaml, &c, msg, sizeof msg), GW_ERR(CONFIG));
+  assert_null(strstr(msg, SECRET_PASSWORD));
+
+  const char *ok = "postgres:\n  dsn: \"postgres://gw:" SECRET_PASSWORD "@db:5432/gw\"\n"
+                   "spool:\n  dir: \"s3://key:" SECRET_PASSWORD "@bucket/p?password=" SECRET_PASSWORD "&x=1\"\n";
+  assert_int_equal(load_text(ok, &c, msg, sizeof msg), GW_OK);
+  char *out = print_to_string(c);
+  assert_null(strstr(out, SECRET_PASSWORD));
+  assert_non_null(strstr(out, "\n  dsn: \"****\"\n"));
+  assert_non_null(strstr(out, "\n  dir: \"s3://key:****@bucket/p?password=****&x=1\"\n"));
+  free(out);
+  gw_conf_destroy(c);
+
+  /* libpq keyword form, quoted values included. */
+  setenv("GENAI_GW_SPOOL_DIR", "host=db password='a b\\' " SECRET_PASSWORD "' user=gw", 1);
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_OK);
+  out = print_to_string(c);
+  assert_null(strstr(out, SECRET_PASSWORD));
+  assert_non_null(strstr(out, "  dir: \"host=db password=**** user=gw\"\n"));
+  assert_non_null(strstr(out, "  dsn: \"\"\n")); /* an empty secret shows as empty: Postgres is off */
+  free(out);
+  gw_conf_destroy(c);
+}
+
+static void test_print_format(void **state)
+{
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_OK);
+  char *out = print_to_string(c);
+  const char *want_start = "# effective configuration (source: built-in defaults)\n"
+                           "receivers:\n"
+                           "  grpc:\n"
+                           "    addr: \"127.0.0.1:4317\"\n"
+                           "    threads: 2\n"
+                           "  http:\n"
+                           "    addr: \"127.0.0.1:4318\"\n"
+                           "    max_connections: 1024\n"
+                           "  max_request_bytes: 64MiB\n"
+                           "  max_inflight_bytes: 256MiB\n"
+                           "  max_depth: 32\n"
+                           "  retry_after_seconds: 1\n"
+                           "admin:\n"
+                           "  addr: \"127.0.0.1:8888\"\n"
+                           "log:\n"
+                           "  level: \"info\"\n"
+                           "spool:\n"
+                           "  mode: \"memory\"\n"
+                           "  dir: \"data/spool\"\n"
+                           "  max_bytes: 256MiB\n"
+                           "  high_water: 0.9\n"
+                           "postgres:\n"
+                           "  dsn: \"\"\n"
+                           "  batch_rows: 1000\n"
+                           "  batch_wait_ms: 200ms\n"
+                           "  retention_days: 90\n"
+                           "  migrate: true\n";
+  assert_memory_equal(out, want_start, strlen(want_start));
+  assert_non_null(strstr(out, "\nshutdown_grace_ms: 10s\n"));
+  free(out);
+  gw_conf_destroy(c);
+}
+
+/* What print writes loads back to the same values (the secret aside, which prints masked). */
+static void test_print_round_trip(void **state)
+{
+  char path[512], msg[300];
+  struct gw_conf *a = NULL, *b = NULL;
+  struct gw_err err = {0};
+  snprintf(path, sizeof path, "%s/tests/config/good_full.yaml", GW_SOURCE_DIR);
+  setenv("GW_CONF_TEST_HOST", "10.1.2.3", 1);
+  assert_int_equal(gw_conf_load(path, &a, &err), GW_OK);
+  char *out = print_to_string(a);
+  gw_rc rc = load_text(out, &b, msg, sizeof msg);
+  if (rc)
+    print_error("%s\n%s\n", msg, out);
+  assert_int_equal(rc, GW_OK);
+  assert_good_full(b);
+  assert_string_equal(b->postgres.dsn, "****");
+  free(out);
+  gw_conf_destroy(a);
+  gw_conf_destroy(b);
+}
+
+static void test_sizes(void **state)
+{
+  static const struct {
+    const char *in;
+    unsigned long long want; /* 0: error msg */
+    const char *msg;
+  } cases[] = {
+    {"64MiB", 64ull << 20, NULL},
+    {"512KiB", 512ull << 10, NULL},
+    {"10MB", 10000000, NULL},
+    {"2 KB", 2000, NULL},
+    {"4096", 4096, NULL},
+    {"1024B", 1024, NULL},
+    {"+2048", 2048, NULL},
+    {"1TiB", 0, "2: receivers.max_request_bytes: 1TiB is above the maximum 1GiB"},
+    {"1GiB", 1ull << 30, NULL}, /* max_inflight_bytes is 2GiB below */
+    {"1000", 0, "2: receivers.max_request_bytes: 1000 is below the minimum 1KiB"},
+    {"1.5GiB", 0, "2: receivers.max_request_bytes: '1.5GiB' is not a size (bytes, or a number with B, KB, MB, GB, "
+                  "TB, KiB, MiB, GiB or TiB)"},
+    {"64mib", 0, "2: receivers.max_request_bytes: '64mib' is not a size (bytes, or a number with B, KB, MB, GB, "
+                 "TB, KiB, MiB, GiB or TiB)"},
+    {"MiB", 0, "2: receivers.max_request_bytes: 'MiB' is not a size (bytes, or a number with B, KB, MB, GB, "
+               "TB, KiB, MiB, GiB or TiB)"},
+    {"99999999999999TiB", 0, "2: receivers.max_request_bytes: 99999999999999TiB is above the maximum 1GiB"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char yaml[128], msg[300];
+    struct gw_conf *c = NULL;
+    snprintf(yaml, sizeof yaml, "receivers:\n  max_request_bytes: %s\n  max_inflight_bytes: 2GiB\n", cases[i].in);
+    gw_rc rc = load_text(yaml, &c, msg, sizeof msg);
+    if (cases[i].msg) {
+      assert_int_equal(rc, GW_ERR(CONFIG));
+      assert_string_equal(msg, cases[i].msg);
+    } else {
+      if (rc)
+        print_error("%s: %s\n", cases[i].in, msg);
+      assert_int_equal(rc, GW_OK);
+      assert_int_equal(c->receivers.max_request_bytes, cases[i].want);
+    }
+    gw_conf_destroy(c);
+  }
+}
+
+static void test_durations_and_bools(void **state)
+{
+  static const struct {
+    const char *yaml;
+    uint32_t wait, grace;
+    bool migrate;
+  } cases[] = {
+    {"postgres: {batch_wait_ms: 0, migrate: false}\n", 0, 10000, false},
+    {"postgres: {batch_wait_ms: 50ms, migrate: yes}\n", 50, 10000, true},
+    {"postgres: {batch_wait_ms: 1m, migrate: OFF}\nshutdown_grace_ms: 5s\n", 60000, 5000, false},
+    {"postgres: {migrate: True}\nshutdown_grace_ms: 10m\n", 200, 600000, true},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct gw_conf *c = NULL;
+    char msg[300];
+    gw_rc rc = load_text(cases[i].yaml, &c, msg, sizeof msg);
+    if (rc)
+      print_error("case %zu: %s\n", i, msg);
+    assert_int_equal(rc, GW_OK);
+    assert_int_equal(c->postgres.batch_wait_ms, cases[i].wait);
+    assert_int_equal(c->shutdown_grace_ms, cases[i].grace);
+    assert_int_equal(c->postgres.migrate, cases[i].migrate);
+    gw_conf_destroy(c);
+  }
+}
+
+static void test_addresses(void **state)
+{
+  static const struct {
+    const char *addr;
+    const char *msg; /* NULL: accepted */
+  } cases[] = {
+    {"127.0.0.1:1", NULL},
+    {"localhost:65535", NULL},
+    {"[::1]:9000", NULL},
+    {"[fe80::1%eth0]:9000", NULL},
+    {"gateway-0.internal:9000", NULL},
+    {":9000", "':9000' has no host (use 0.0.0.0:PORT for every interface)"},
+    {"[::1]9000", "'[::1]9000' is not [IPv6]:port"},
+    {"[zz]:9000", "'[zz]:9000' has a bad IPv6 address"},
+    {"host:65536", "'host:65536' has a port outside 1..65535"},
+    {"host:http", "'host:http' has a port outside 1..65535"},
+    {"ho st:9000", "'ho st:9000' has a bad host name"},
+    {"", "'' is empty (want host:port)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char yaml[128], msg[300], want[300];
+    struct gw_conf *c = NULL;
+    snprintf(yaml, sizeof yaml, "admin:\n  addr: \"%s\"\n", cases[i].addr);
+    gw_rc rc = load_text(yaml, &c, msg, sizeof msg);
+    if (!cases[i].msg) {
+      if (rc)
+        print_error("%s: %s\n", cases[i].addr, msg);
+      assert_int_equal(rc, GW_OK);
+      assert_string_equal(c->admin.addr, cases[i].addr);
+    } else {
+      assert_int_equal(rc, GW_ERR(CONFIG));
+      snprintf(want, sizeof want, "2: admin.addr: %s", cases[i].msg);
+      assert_string_equal(msg, want);
+    }
+    gw_conf_destroy(c);
+  }
+}
+
+/* A long or multi-line bad value is cut short and made printable in the message. */
+static void test_error_value_is_bounded(void **state)
+{
+  char yaml[4096], msg[300];
+  struct gw_conf *c = NULL;
+  char val[2000];
+  memset(val, 'x', sizeof val - 1);
+  val[sizeof val - 1] = '\0';
+  snprintf(yaml, sizeof yaml, "log:\n  level: \"a\\nb%s\"\n", val);
+  assert_int_equal(load_text(yaml, &c, msg, sizeof msg), GW_ERR(CONFIG));
+  assert_string_equal(msg, "2: log.level: 'a?bxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not one of "
+                           "debug, info, warn, error");
+
+  /* A long unknown key is cut short too. */
+  snprintf(yaml, sizeof yaml, "log:\n  %.300s: 1\n", val); /* YAML caps simple keys at 1024 chars */
+  assert_int_equal(load_text(yaml, &c, msg, sizeof msg), GW_ERR(CONFIG));
+  assert_string_equal(msg, "2: log.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...: unknown key (allowed here: level)");
+
+  /* Substitution cannot grow a value without bound. */
+  char *huge = malloc(70000);
+  assert_non_null(huge);
+  memset(huge, 'y', 69999);
+  huge[69999] = '\0';
+  setenv("GW_CONF_TEST_A", huge, 1);
+  free(huge);
+  assert_int_equal(load_text("spool:\n  dir: ${GW_CONF_TEST_A}\n", &c, msg, sizeof msg), GW_ERR(CONFIG));
+  assert_string_equal(msg, "2: spool.dir: value is longer than 65536 bytes after substitution");
+  setenv("GW_CONF_TEST_A", "y", 1);
+  assert_int_equal(load_text("spool:\n  dir: ${GW_CONF_TEST_A}\n", &c, msg, sizeof msg), GW_OK);
+  gw_conf_destroy(c);
+}
+
+/* docs/config.md is generated from the table; fail while it is stale. */
+static void test_docs_are_current(void **state)
+{
+  char path[512], *out = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&out, &n);
+  assert_non_null(f);
+  gw_conf_describe(f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/docs/config.md", GW_SOURCE_DIR);
+  if (getenv("GW_CONF_WRITE_DOCS")) {
+    FILE *w = fopen(path, "w");
+    assert_non_null(w);
+    fputs(out, w);
+    fclose(w);
+  }
+  FILE *r = fopen(path, "r");
+  assert_non_null(r);
+  char *have = calloc(1, n + 2);
+  assert_non_null(have);
+  size_t got = fread(have, 1, n + 1, r);
+  fclose(r);
+  if (got != n || memcmp(have, out, n) != 0)
+    print_error("docs/config.md is stale: regenerate with GW_CONF_WRITE_DOCS=1 ./test_conf\n");
+  assert_int_equal(got, n);
+  assert_memory_equal(have, out, n);
+  /* Every key of the printed config appears in the reference. */
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_OK);
+  assert_non_null(strstr(out, "| `receivers.grpc.addr` |"));
+  assert_non_null(strstr(out, "| `postgres.dsn` | string (secret) |"));
+  assert_non_null(strstr(out, "| `GENAI_GW_LOG_LEVEL` | `log.level` |"));
+  gw_conf_destroy(c);
+  free(have);
+  free(out);
+}
+
+static void test_deploy_example_loads(void **state)
+{
+  char path[512];
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  snprintf(path, sizeof path, "%s/deploy/gateway.example.yaml", GW_SOURCE_DIR);
+  gw_rc rc = gw_conf_load(path, &c, &err);
+  if (rc)
+    print_error("%s\n", err.msg);
+  assert_int_equal(rc, GW_OK);
+  gw_conf_destroy(c);
+}
+
+int main(void)
+{
+  if (!mkdtemp(tmpdir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_defaults_without_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_good_files, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_good_full_example, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_oversized_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_env_substitution, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_env_missing_variable, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_env_overrides_win, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_env_override_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_print_masks_secrets, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_print_format, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_durations_and_bools, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_addresses, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_error_value_is_bounded, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_docs_are_current, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_deploy_example_loads, setup, teardown),
+  };
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  char path[512];
+  snprintf(path, sizeof path, "%s/t.yaml", tmpdir);
+  unlink(path);
+  rmdir(tmpdir);
+  return failed;
+}
