@@ -1,0 +1,838 @@
+/*
+ * store_pg.c: the Postgres writer, the first spool consumer (DESIGN §1, §6), declared as a sink.
+ *
+ * One thread (sink.c's) owns one PGconn, opened lazily and re-opened after it breaks, so the gateway
+ * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
+ * A batch of spool entries becomes one transaction:
+ *   COPY (text format, rendered generically from gw_record_fields) into a per-connection temp staging
+ *   table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
+ *   conflict, so storage is exactly-once in effect) -> fill session_id/user_id across each trace of
+ *   the new rows (DESIGN §3) -> COMMIT.
+ * Daily partitions for every UTC day of the batch are created first, in autocommit, through
+ * gw_ensure_partition: CREATE TABLE ... PARTITION OF locks the parent exclusively, and holding that lock
+ * for a whole data transaction would stall every reader and other writer.
+ * Errors are sorted by SQLSTATE. Connection failures (class 08, 57P01-57P03, or a dead socket) reset the
+ * connection and answer RETRY. Data errors (classes 22, 23, 54) split the batch in halves, each in its own
+ * transaction, down to single rows; a single bad row goes to ai_interaction_rejects as jsonb with its
+ * error, so nothing is retried forever. Anything else (lock timeouts, serialization failures, a missing
+ * table) is the database's state, not the row's: RETRY, never reject.
+ * Error texts and logs carry SQLSTATEs, constraint names and counts, never the DSN or row content.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "normalize/record.h"
+#include "store/store.h"
+
+#define MOD "postgres"
+#define TRACES_TABLE "ai_interaction_traces"
+#define STAGING_TABLE "gw_staging_traces"
+#define DAY_NS (86400ull * 1000000000ull)
+#define DAYS_CACHED 128
+#define COPY_CHUNK (1u << 20)
+#define IDLE_CHECK_NS (5ull * 1000000000ull)
+/* The session/user fill looks this far around the batch's span start times for a trace's other rows,
+ * which bounds the scan to a few daily partitions. */
+#define FILL_WINDOW_NS DAY_NS
+
+struct store {
+  char *dsn, *migrations_dir;
+  uint32_t retention_days;
+  char *columns; /* "trace_id, span_id, ..." in gw_record_fields order */
+  char *copy_sql, *insert_sql;
+  PGconn *conn;
+  bool migrated, staging;
+  uint64_t last_attempt_mono; /* the last connection attempt */
+  uint64_t last_used_mono;    /* the last time the connection was seen working */
+  int64_t days[DAYS_CACHED]; /* UTC days (since the epoch) whose partition exists */
+  size_t ndays, days_next;
+  struct gw_arena *arena; /* per batch */
+};
+
+/* One record as a COPY line: bytes [off, off + len) of the batch's rendered buffer. */
+struct row {
+  const struct gw_record *rec;
+  size_t off, len;
+};
+
+struct batch {
+  struct row *rows;
+  size_t n;
+  const char *copy; /* every row's COPY line, in order: rows lo..hi are one contiguous range */
+  uint64_t stored, duplicate, rejected;
+};
+
+enum wr { WR_OK, WR_CONN, WR_DATA, WR_OTHER };
+
+/* --- rendering ------------------------------------------------------------------------------------ */
+
+/* COPY text format: backslash, tab, newline and carriage return are escaped; everything else is literal. */
+static void copy_str(struct gw_sb *sb, const char *s, size_t n)
+{
+  size_t start = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *esc = NULL;
+    switch (s[i]) {
+    case '\\': esc = "\\\\"; break;
+    case '\t': esc = "\\t"; break;
+    case '\n': esc = "\\n"; break;
+    case '\r': esc = "\\r"; break;
+    default: continue;
+    }
+    gw_sb_putn(sb, s + start, i - start);
+    gw_sb_puts(sb, esc);
+    start = i + 1;
+  }
+  gw_sb_putn(sb, s + start, n - start);
+}
+
+/* A text[] literal {"a","b"} (elements quoted, " and \ backslash-escaped), itself COPY-escaped. */
+static void copy_array(struct gw_sb *sb, const char *const *v, size_t n)
+{
+  gw_sb_putc(sb, '{');
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      gw_sb_putc(sb, ',');
+    if (!v[i]) {
+      gw_sb_puts(sb, "NULL");
+      continue;
+    }
+    gw_sb_putc(sb, '"');
+    for (const char *p = v[i]; *p; p++) {
+      if (*p == '"' || *p == '\\')
+        gw_sb_puts(sb, "\\\\"); /* the array escape, doubled by COPY */
+      copy_str(sb, p, 1);
+    }
+    gw_sb_putc(sb, '"');
+  }
+  gw_sb_putc(sb, '}');
+}
+
+/* ns since the epoch as ISO-8601 UTC with microseconds (Postgres keeps microseconds; truncated). */
+static void put_time(struct gw_sb *sb, uint64_t ns)
+{
+  time_t secs = (time_t)(ns / 1000000000ull);
+  unsigned us = (unsigned)(ns % 1000000000ull / 1000u);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  gw_sb_printf(sb, "%04d-%02d-%02d %02d:%02d:%02d.%06u+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+               tm.tm_min, tm.tm_sec, us);
+}
+
+/* nano-USD as an exact decimal with 9 places. */
+static void put_nusd(struct gw_sb *sb, int64_t v)
+{
+  uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  gw_sb_printf(sb, "%s%llu.%09llu", v < 0 ? "-" : "", (unsigned long long)(mag / 1000000000ull),
+               (unsigned long long)(mag % 1000000000ull));
+}
+
+static void put_f64(struct gw_sb *sb, double d, bool json)
+{
+  if (isnan(d))
+    gw_sb_puts(sb, json ? "\"NaN\"" : "NaN");
+  else if (isinf(d))
+    gw_sb_puts(sb, d > 0 ? (json ? "\"Infinity\"" : "Infinity") : (json ? "\"-Infinity\"" : "-Infinity"));
+  else
+    gw_sb_printf(sb, "%.17g", d);
+}
+
+/* The names of the set flag bits. */
+static size_t flag_names(uint32_t bits, const char *names[GW_FLAG__COUNT])
+{
+  size_t n = 0;
+  for (int f = 0; f < GW_FLAG__COUNT; f++)
+    if (bits >> f & 1u)
+      names[n++] = gw_flag_name((enum gw_flag)f);
+  return n;
+}
+
+static void copy_field(struct gw_sb *sb, const struct gw_record *r, const struct gw_field *fd)
+{
+  const void *p = (const char *)r + fd->offset;
+  switch (fd->type) {
+  case GW_FT_CHARS: {
+    const char *s = p;
+    if (!*s)
+      gw_sb_puts(sb, "\\N");
+    else
+      copy_str(sb, s, strnlen(s, fd->size));
+    break;
+  }
+  case GW_FT_TEXT:
+  case GW_FT_JSON: {
+    const char *s = *(const char *const *)p;
+    if (!s)
+      gw_sb_puts(sb, "\\N");
+    else
+      copy_str(sb, s, strlen(s));
+    break;
+  }
+  case GW_FT_I64: {
+    const struct gw_opt_i64 *v = p;
+    if (v->set)
+      gw_sb_printf(sb, "%lld", (long long)v->v);
+    else
+      gw_sb_puts(sb, "\\N");
+    break;
+  }
+  case GW_FT_NUSD: {
+    const struct gw_opt_i64 *v = p;
+    if (v->set)
+      put_nusd(sb, v->v);
+    else
+      gw_sb_puts(sb, "\\N");
+    break;
+  }
+  case GW_FT_F64: {
+    const struct gw_opt_f64 *v = p;
+    if (v->set)
+      put_f64(sb, v->v, false);
+    else
+      gw_sb_puts(sb, "\\N");
+    break;
+  }
+  case GW_FT_TIME: {
+    uint64_t ns = *(const uint64_t *)p;
+    if (ns)
+      put_time(sb, ns);
+    else
+      gw_sb_puts(sb, "\\N");
+    break;
+  }
+  case GW_FT_BOOL: {
+    gw_tribool b = *(const gw_tribool *)p;
+    gw_sb_puts(sb, b < 0 ? "\\N" : b ? "t" : "f");
+    break;
+  }
+  case GW_FT_STRV: {
+    const struct gw_strv *v = p;
+    /* No values is unknown: NULL, never an invented empty list. */
+    if (v->n == 0)
+      gw_sb_puts(sb, "\\N");
+    else
+      copy_array(sb, v->v, v->n);
+    break;
+  }
+  case GW_FT_FLAGS: {
+    /* Flags are always known: no flag is the empty array. */
+    const char *names[GW_FLAG__COUNT];
+    size_t n = flag_names(*(const uint32_t *)p, names);
+    copy_array(sb, names, n);
+    break;
+  }
+  }
+}
+
+static void copy_row(struct gw_sb *sb, const struct gw_record *r)
+{
+  for (size_t f = 0; f < gw_record_nfields; f++) {
+    if (f)
+      gw_sb_putc(sb, '\t');
+    copy_field(sb, r, &gw_record_fields[f]);
+  }
+  gw_sb_putc(sb, '\n');
+}
+
+static void json_strv(struct gw_sb *sb, const char *const *v, size_t n)
+{
+  gw_sb_putc(sb, '[');
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      gw_sb_putc(sb, ',');
+    if (v[i])
+      gw_sb_json_str(sb, v[i], strlen(v[i]));
+    else
+      gw_sb_puts(sb, "null");
+  }
+  gw_sb_putc(sb, ']');
+}
+
+/* The record as a JSON object keyed by column, for ai_interaction_rejects. JSON columns are kept as
+ * strings: the text may be what Postgres refused. */
+static char *record_json(struct gw_arena *a, const struct gw_record *r)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  gw_sb_putc(&sb, '{');
+  for (size_t f = 0; f < gw_record_nfields; f++) {
+    const struct gw_field *fd = &gw_record_fields[f];
+    const void *p = (const char *)r + fd->offset;
+    if (f)
+      gw_sb_putc(&sb, ',');
+    gw_sb_json_str(&sb, fd->column, strlen(fd->column));
+    gw_sb_putc(&sb, ':');
+    switch (fd->type) {
+    case GW_FT_CHARS: {
+      const char *s = p;
+      if (*s)
+        gw_sb_json_str(&sb, s, strnlen(s, fd->size));
+      else
+        gw_sb_puts(&sb, "null");
+      break;
+    }
+    case GW_FT_TEXT:
+    case GW_FT_JSON: {
+      const char *s = *(const char *const *)p;
+      if (s)
+        gw_sb_json_str(&sb, s, strlen(s));
+      else
+        gw_sb_puts(&sb, "null");
+      break;
+    }
+    case GW_FT_I64:
+    case GW_FT_NUSD: {
+      const struct gw_opt_i64 *v = p;
+      if (!v->set)
+        gw_sb_puts(&sb, "null");
+      else if (fd->type == GW_FT_NUSD)
+        put_nusd(&sb, v->v);
+      else
+        gw_sb_printf(&sb, "%lld", (long long)v->v);
+      break;
+    }
+    case GW_FT_F64: {
+      const struct gw_opt_f64 *v = p;
+      if (v->set)
+        put_f64(&sb, v->v, true);
+      else
+        gw_sb_puts(&sb, "null");
+      break;
+    }
+    case GW_FT_TIME: {
+      uint64_t ns = *(const uint64_t *)p;
+      if (ns) {
+        gw_sb_putc(&sb, '"');
+        put_time(&sb, ns);
+        gw_sb_putc(&sb, '"');
+      } else {
+        gw_sb_puts(&sb, "null");
+      }
+      break;
+    }
+    case GW_FT_BOOL: {
+      gw_tribool b = *(const gw_tribool *)p;
+      gw_sb_puts(&sb, b < 0 ? "null" : b ? "true" : "false");
+      break;
+    }
+    case GW_FT_STRV: {
+      const struct gw_strv *v = p;
+      json_strv(&sb, v->v, v->n);
+      break;
+    }
+    case GW_FT_FLAGS: {
+      const char *names[GW_FLAG__COUNT];
+      size_t n = flag_names(*(const uint32_t *)p, names);
+      json_strv(&sb, names, n);
+      break;
+    }
+    }
+  }
+  gw_sb_putc(&sb, '}');
+  return gw_sb_finish(&sb);
+}
+
+/* --- connection and errors ------------------------------------------------------------------------ */
+
+static void set_error(struct gw_sink_outcome *out, const char *fmt, const char *detail)
+{
+  if (out)
+    snprintf(out->error, sizeof out->error, fmt, detail);
+}
+
+static void close_conn(struct store *s)
+{
+  PQfinish(s->conn);
+  s->conn = NULL;
+  s->staging = false;
+  s->ndays = s->days_next = 0;
+  gw_metric_set(GW_M_PG_CONNECTED, 0);
+}
+
+static void quiet_notices(void *arg, const char *msg) {}
+
+/* Why a connection attempt failed, without the DSN: libpq's reason after "failed: " (the socket error
+ * or the server's FATAL message); its other messages may quote the connection string, so they are
+ * replaced by a generic one. */
+static void conn_reason(PGconn *c, char *buf, size_t len)
+{
+  const char *m = c ? PQerrorMessage(c) : NULL;
+  const char *p = NULL, *q;
+  for (q = m; q && (q = strstr(q, "failed: ")) != NULL; q += 8)
+    p = q + 8;
+  if (!p) {
+    snprintf(buf, len, "%s", c ? "invalid connection string or options" : "out of memory");
+    return;
+  }
+  size_t n = strcspn(p, "\n");
+  snprintf(buf, len, "%.*s", (int)n, p);
+}
+
+/* Sort a failed result: connection gone, the row's data, or something else the database must fix. */
+static enum wr classify(PGconn *c, const PGresult *r, char *msg, size_t msglen)
+{
+  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  if (msg)
+    snprintf(msg, msglen, "%s: %s", state ? state : "connection", primary ? primary : "connection lost");
+  if (PQstatus(c) != CONNECTION_OK || !state)
+    return WR_CONN;
+  if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+      strcmp(state, "57P03") == 0)
+    return WR_CONN;
+  if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 || strncmp(state, "54", 2) == 0)
+    return WR_DATA;
+  return WR_OTHER;
+}
+
+/* Run a command expecting COMMAND_OK or TUPLES_OK; on failure classify it (and fill msg). */
+static enum wr run(struct store *s, const char *sql, int nparams, const char *const *params, PGresult **res,
+                   char *msg, size_t msglen)
+{
+  PGresult *r = nparams ? PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(s->conn, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    if (res)
+      *res = r;
+    else
+      PQclear(r);
+    return WR_OK;
+  }
+  enum wr w = classify(s->conn, r, msg, msglen);
+  PQclear(r);
+  return w;
+}
+
+static void rollback(struct store *s)
+{
+  if (s->conn && PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+/* Connect, migrate (once per process), create the staging table. false: RETRY with out->error set. */
+static bool open_conn(struct store *s, struct gw_sink_outcome *out)
+{
+  char msg[200];
+  s->last_attempt_mono = gw_mono_ns();
+  /* Defaults first: keywords the DSN itself sets win (expand_dbname processes dbname in order). */
+  const char *kw[] = {"connect_timeout", "application_name", "keepalives_idle", "dbname", NULL};
+  const char *val[] = {"10", "genai-gateway", "30", s->dsn, NULL};
+  s->conn = PQconnectdbParams(kw, val, 1);
+  if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+    conn_reason(s->conn, msg, sizeof msg);
+    set_error(out, "cannot connect to Postgres: %s", msg);
+    close_conn(s);
+    return false;
+  }
+  PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+  if (run(s, "SET TIME ZONE 'UTC'", 0, NULL, NULL, msg, sizeof msg) != WR_OK)
+    goto fail_conn;
+  if (s->migrations_dir && !s->migrated) {
+    struct gw_err err = {0};
+    gw_rc rc = gw_store_migrate(s->conn, s->migrations_dir, &err);
+    if (rc != GW_OK) {
+      set_error(out, "%s", err.msg);
+      if (rc != GW_ERR(DB_CONN))
+        gw_error(MOD, "%s", err.msg);
+      close_conn(s);
+      return false;
+    }
+    s->migrated = true;
+  }
+  if (run(s,
+          "CREATE TEMP TABLE IF NOT EXISTS " STAGING_TABLE " (LIKE " TRACES_TABLE " INCLUDING DEFAULTS) "
+          "ON COMMIT DELETE ROWS",
+          0, NULL, NULL, msg, sizeof msg) != WR_OK)
+    goto fail_conn;
+  s->staging = true;
+  s->last_used_mono = gw_mono_ns();
+  gw_metric_set(GW_M_PG_CONNECTED, 1);
+  gw_info(MOD, "connected");
+  return true;
+fail_conn:
+  set_error(out, "Postgres session setup failed: %s", msg);
+  close_conn(s);
+  return false;
+}
+
+/* --- partitions ----------------------------------------------------------------------------------- */
+
+static bool day_known(struct store *s, int64_t day)
+{
+  for (size_t i = 0; i < s->ndays; i++)
+    if (s->days[i] == day)
+      return true;
+  return false;
+}
+
+static void day_remember(struct store *s, int64_t day)
+{
+  s->days[s->days_next] = day;
+  s->days_next = (s->days_next + 1) % DAYS_CACHED;
+  if (s->ndays < DAYS_CACHED)
+    s->ndays++;
+}
+
+/* Create the partition of every UTC day among rows[lo, hi) not known to exist, in autocommit. */
+static enum wr ensure_days(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  for (size_t i = lo; i < hi; i++) {
+    uint64_t ns = b->rows[i].rec->start_ns;
+    if (!ns)
+      continue; /* no start time: the row fails NOT NULL and is rejected */
+    int64_t day = (int64_t)(ns / DAY_NS);
+    if (day_known(s, day))
+      continue;
+    time_t t = (time_t)(day * 86400);
+    struct tm tm;
+    char date[32];
+    gmtime_r(&t, &tm);
+    snprintf(date, sizeof date, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    const char *params[1] = {date};
+    enum wr w = run(s, "SELECT gw_ensure_partition('" TRACES_TABLE "', $1::date)", 1, params, NULL, msg, msglen);
+    if (w != WR_OK)
+      return w;
+    day_remember(s, day);
+  }
+  return WR_OK;
+}
+
+/* --- one transaction ------------------------------------------------------------------------------ */
+
+static enum wr copy_rows(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  PGresult *r = PQexec(s->conn, s->copy_sql);
+  if (PQresultStatus(r) != PGRES_COPY_IN) {
+    enum wr w = classify(s->conn, r, msg, msglen);
+    PQclear(r);
+    return w;
+  }
+  PQclear(r);
+  const char *p = b->copy + b->rows[lo].off;
+  size_t left = b->rows[hi - 1].off + b->rows[hi - 1].len - b->rows[lo].off;
+  while (left) {
+    size_t n = left < COPY_CHUNK ? left : COPY_CHUNK;
+    if (PQputCopyData(s->conn, p, (int)n) != 1)
+      return classify(s->conn, NULL, msg, msglen);
+    p += n;
+    left -= n;
+  }
+  if (PQputCopyEnd(s->conn, NULL) != 1)
+    return classify(s->conn, NULL, msg, msglen);
+  enum wr w = WR_OK;
+  while ((r = PQgetResult(s->conn)) != NULL) {
+    if (w == WR_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+      w = classify(s->conn, r, msg, msglen);
+    PQclear(r);
+  }
+  return w;
+}
+
+/* Fill session_id/user_id into this trace's rows lacking them from any row of the trace that has them
+ * (DESIGN §3), for the traces of the rows just inserted, within FILL_WINDOW_NS of the batch's spans. */
+static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo, size_t hi, PGresult *inserted,
+                              char *msg, size_t msglen)
+{
+  int n = PQntuples(inserted);
+  if (n == 0)
+    return WR_OK;
+  struct gw_sb ids;
+  gw_sb_init(&ids, s->arena);
+  gw_sb_putc(&ids, '{');
+  for (int i = 0; i < n; i++) {
+    if (i)
+      gw_sb_putc(&ids, ',');
+    gw_sb_putc(&ids, '"');
+    for (const char *p = PQgetvalue(inserted, i, 0); *p; p++) {
+      if (*p == '"' || *p == '\\')
+        gw_sb_putc(&ids, '\\');
+      gw_sb_putc(&ids, *p);
+    }
+    gw_sb_putc(&ids, '"');
+  }
+  gw_sb_putc(&ids, '}');
+  uint64_t tmin = UINT64_MAX, tmax = 0;
+  for (size_t i = lo; i < hi; i++) {
+    uint64_t t = b->rows[i].rec->start_ns;
+    if (t && t < tmin)
+      tmin = t;
+    if (t > tmax)
+      tmax = t;
+  }
+  tmin = tmin > FILL_WINDOW_NS ? tmin - FILL_WINDOW_NS : 1;
+  tmax += FILL_WINDOW_NS;
+  struct gw_sb from, to;
+  gw_sb_init(&from, s->arena);
+  gw_sb_init(&to, s->arena);
+  put_time(&from, tmin);
+  put_time(&to, tmax);
+  const char *params[3] = {gw_sb_finish(&ids), gw_sb_finish(&from), gw_sb_finish(&to)};
+  if (!params[0] || !params[1] || !params[2]) {
+    snprintf(msg, msglen, "out of memory building the trace list");
+    return WR_OTHER;
+  }
+  return run(s,
+             "WITH t AS (SELECT trace_id, max(session_id) AS session_id, max(user_id) AS user_id "
+             "FROM " TRACES_TABLE " WHERE trace_id = ANY($1::text[]) AND start_time >= $2::timestamptz "
+             "AND start_time < $3::timestamptz GROUP BY trace_id) "
+             "UPDATE " TRACES_TABLE " a SET session_id = coalesce(a.session_id, t.session_id), "
+             "user_id = coalesce(a.user_id, t.user_id) FROM t WHERE a.trace_id = t.trace_id "
+             "AND a.start_time >= $2::timestamptz AND a.start_time < $3::timestamptz "
+             "AND ((a.session_id IS NULL AND t.session_id IS NOT NULL) "
+             "OR (a.user_id IS NULL AND t.user_id IS NOT NULL))",
+             3, params, NULL, msg, msglen);
+}
+
+/* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
+static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  PGresult *ins = NULL;
+  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  if (w != WR_OK)
+    goto out;
+  if ((w = copy_rows(s, b, lo, hi, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = run(s, s->insert_sql, 0, NULL, &ins, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = fill_trace_ids(s, b, lo, hi, ins, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
+    goto out;
+  uint64_t stored = (uint64_t)PQntuples(ins);
+  b->stored += stored;
+  b->duplicate += (hi - lo) - stored;
+  gw_metric_add(GW_M_RECORDS_STORED, (int64_t)stored);
+  gw_metric_add(GW_M_RECORDS_DUPLICATE, (int64_t)((hi - lo) - stored));
+out:
+  PQclear(ins);
+  if (w != WR_OK)
+    rollback(s);
+  return w;
+}
+
+/* A row Postgres refused for its data: keep it, with the reason, in ai_interaction_rejects. */
+static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char *why)
+{
+  const struct gw_record *r = b->rows[i].rec;
+  char msg[256];
+  char *json = record_json(s->arena, r);
+  const char *params[4] = {r->trace_id, r->span_id, json, why};
+  enum wr w = json ? run(s,
+                         "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) "
+                         "VALUES ($1, $2, $3::jsonb, $4)",
+                         4, params, NULL, msg, sizeof msg)
+                   : WR_DATA;
+  if (w == WR_CONN || w == WR_OTHER)
+    return w;
+  b->rejected++;
+  gw_metric_add(GW_M_RECORDS_REJECTED_DB, 1);
+  if (w == WR_DATA)
+    gw_error(MOD, "a record refused by Postgres could not be kept in ai_interaction_rejects either (%.5s)",
+             json ? msg : "out of memory");
+  else
+    gw_warn(MOD, "a record refused by Postgres was kept in ai_interaction_rejects (%.5s)", why);
+  return WR_OK;
+}
+
+/* Store rows[lo, hi); on a data error, halve until the bad rows stand alone and reject those. */
+static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t hi)
+{
+  char msg[256];
+  enum wr w = write_txn(s, b, lo, hi, msg, sizeof msg);
+  if (w != WR_DATA)
+    return w;
+  if (hi - lo == 1)
+    return reject_row(s, b, lo, msg);
+  /* A partition dropped behind our back also looks like a data error (no partition for the row): forget
+   * what we know and check the days again before blaming rows. */
+  s->ndays = s->days_next = 0;
+  if ((w = ensure_days(s, b, lo, hi, msg, sizeof msg)) != WR_OK)
+    return w == WR_DATA ? WR_OTHER : w;
+  size_t mid = lo + (hi - lo) / 2;
+  if ((w = write_range(s, b, lo, mid)) != WR_OK)
+    return w;
+  return write_range(s, b, mid, hi);
+}
+
+/* --- the sink ------------------------------------------------------------------------------------- */
+
+/* Decode the traces entries' records and render each as a COPY line. */
+static gw_rc collect(struct store *s, const struct gw_spool_entry *entries, size_t n, struct batch *b,
+                     uint64_t *undecodable)
+{
+  struct gw_record **recs = gw_arena_calloc(s->arena, sizeof *recs * (n ? n : 1));
+  size_t *counts = gw_arena_calloc(s->arena, sizeof *counts * (n ? n : 1));
+  size_t total = 0;
+  if (!recs || !counts)
+    return GW_ERR(NOMEM);
+  for (size_t i = 0; i < n; i++) {
+    const struct gw_spool_entry *e = &entries[i];
+    if (e->signal != GW_SIGNAL_TRACES || e->nrecords == 0 || !e->records)
+      continue;
+    gw_rc rc = gw_records_decode(e->records, e->records_len, s->arena, &recs[i], &counts[i]);
+    if (rc == GW_ERR(NOMEM))
+      return rc;
+    if (rc != GW_OK) {
+      /* A corrupt entry is a bug upstream, not a Postgres condition: retrying cannot fix it. */
+      gw_error(MOD, "spool entry %llu: records do not decode, %u records skipped", (unsigned long long)e->seq,
+               e->nrecords);
+      *undecodable += e->nrecords;
+      counts[i] = 0;
+      continue;
+    }
+    total += counts[i];
+  }
+  b->rows = gw_arena_alloc(s->arena, sizeof *b->rows * (total ? total : 1));
+  if (!b->rows)
+    return GW_ERR(NOMEM);
+  struct gw_sb sb;
+  gw_sb_init(&sb, s->arena);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < counts[i]; k++) {
+      struct row *row = &b->rows[b->n++];
+      row->rec = &recs[i][k];
+      row->off = sb.len;
+      copy_row(&sb, row->rec);
+      row->len = sb.len - row->off;
+    }
+  if (total && !(b->copy = gw_sb_finish(&sb)))
+    return GW_ERR(NOMEM);
+  return GW_OK;
+}
+
+static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *entries, size_t n,
+                                      struct gw_sink_outcome *out)
+{
+  struct store *s = self;
+  struct batch b = {0};
+  uint64_t undecodable = 0, t0 = gw_mono_ns();
+  char msg[256];
+  enum wr w;
+
+  gw_arena_reset(s->arena);
+  if (collect(s, entries, n, &b, &undecodable) != GW_OK) {
+    set_error(out, "%s", "out of memory rendering the batch");
+    gw_metric_add(GW_M_PG_ERRORS, 1);
+    return GW_SINK_RETRY;
+  }
+  out->dropped = undecodable;
+  if (b.n == 0)
+    return GW_SINK_OK;
+  if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
+    close_conn(s);
+  if (!s->conn && !open_conn(s, out))
+    goto retry;
+  if ((w = ensure_days(s, &b, 0, b.n, msg, sizeof msg)) != WR_OK)
+    goto failed;
+  if ((w = write_range(s, &b, 0, b.n)) != WR_OK) {
+    snprintf(msg, sizeof msg, "%s", w == WR_CONN ? "connection lost" : "the database refused the batch");
+    goto failed;
+  }
+  out->delivered = b.stored + b.duplicate;
+  out->dropped += b.rejected;
+  gw_metric_add(GW_M_PG_BATCHES, 1);
+  s->last_used_mono = gw_mono_ns();
+  gw_metric_add(GW_M_PG_BATCH_SECONDS, (int64_t)(s->last_used_mono - t0));
+  return GW_SINK_OK;
+failed:
+  set_error(out, "Postgres batch failed: %s", msg);
+  if (w == WR_CONN)
+    close_conn(s);
+retry:
+  gw_metric_add(GW_M_PG_ERRORS, 1);
+  return GW_SINK_RETRY;
+}
+
+/* While idle: check every IDLE_CHECK_NS that the connection still works (so the gauge tells the truth
+ * before the next batch arrives), and try to bring a lost one back at the same pace. */
+static void idle(void *self)
+{
+  struct store *s = self;
+  uint64_t now = gw_mono_ns();
+  if (s->conn && now - s->last_used_mono >= IDLE_CHECK_NS) {
+    s->last_used_mono = now;
+    PGresult *r = PQexec(s->conn, "");
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st != PGRES_EMPTY_QUERY || PQstatus(s->conn) != CONNECTION_OK) {
+      gw_warn(MOD, "connection lost while idle");
+      close_conn(s);
+    }
+  }
+  if (!s->conn && now - s->last_attempt_mono >= IDLE_CHECK_NS)
+    open_conn(s, NULL);
+}
+
+static void destroy(void *self)
+{
+  struct store *s = self;
+  if (!s)
+    return;
+  if (s->conn)
+    close_conn(s);
+  gw_arena_destroy(s->arena);
+  free(s->dsn);
+  free(s->migrations_dir);
+  free(s->columns);
+  free(s->copy_sql);
+  free(s->insert_sql);
+  free(s);
+}
+
+static char *join_columns(void)
+{
+  size_t len = 1;
+  for (size_t f = 0; f < gw_record_nfields; f++)
+    len += strlen(gw_record_fields[f].column) + 2;
+  char *cols = gw_malloc(len);
+  cols[0] = 0;
+  for (size_t f = 0; f < gw_record_nfields; f++) {
+    if (f)
+      strcat(cols, ", ");
+    strcat(cols, gw_record_fields[f].column);
+  }
+  return cols;
+}
+
+static char *sql_printf(const char *fmt, const char *a, const char *b)
+{
+  int n = snprintf(NULL, 0, fmt, a, b);
+  char *s = gw_malloc((size_t)n + 1);
+  snprintf(s, (size_t)n + 1, fmt, a, b);
+  return s;
+}
+
+static void *create(const void *conf, struct gw_err *err)
+{
+  const struct gw_store_conf *c = conf;
+  if (!c || !c->dsn) {
+    gw_err_set(err, GW_ERR(CONFIG), "postgres: dsn is required");
+    return NULL;
+  }
+  struct store *s = gw_calloc(1, sizeof *s);
+  s->dsn = gw_strdup(c->dsn);
+  s->migrations_dir = c->migrations_dir ? gw_strdup(c->migrations_dir) : NULL;
+  s->retention_days = c->retention_days;
+  s->columns = join_columns();
+  s->copy_sql = sql_printf("COPY " STAGING_TABLE " (%s) FROM STDIN%s", s->columns, "");
+  s->insert_sql = sql_printf("INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM " STAGING_TABLE
+                             " ON CONFLICT DO NOTHING RETURNING trace_id",
+                             s->columns, s->columns);
+  s->arena = gw_arena_create(0);
+  s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;
+  gw_metric_set(GW_M_PG_CONNECTED, 0);
+  return s;
+}
+
+const struct gw_sink_type gw_store_pg_sink = {
+  .name = "postgres",
+  .create = create,
+  .send = send_batch,
+  .idle = idle,
+  .destroy = destroy,
+};

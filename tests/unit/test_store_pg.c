@@ -1,0 +1,714 @@
+/*
+ * test_store_pg.c: the migration runner and the Postgres writer against a real PostgreSQL.
+ * GW_TEST_PG_DSN names a server (scripts/pg.sh start prints one); each run creates its own databases
+ * (gw_ut_<pid>, gw_ut_<pid>_m) and drops them at the end. Without GW_TEST_PG_DSN the tests fail.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/arena.h"
+#include "core/metrics.h"
+#include "normalize/record.h"
+#include "sink/sink.h"
+#include "spool/spool.h"
+#include "store/store.h"
+
+#define MIGRATIONS GW_SOURCE_DIR "/migrations"
+/* 2025-01-01 00:00:00.123456789 UTC */
+#define T0 1735689600123456789ull
+#define DAY 86400000000000ull
+
+static PGconn *admin, *db;
+static char dbname[64], dsn[512], mdbname[64], mdsn[512];
+static struct gw_arena *arena;
+
+/* --- helpers -------------------------------------------------------------------------------------- */
+
+static PGconn *connect_or_fail(const char *conninfo)
+{
+  PGconn *c = PQconnectdb(conninfo);
+  if (PQstatus(c) != CONNECTION_OK)
+    fail_msg("cannot connect to the test Postgres: %s", PQerrorMessage(c));
+  PQclear(PQexec(c, "SET TIME ZONE 'UTC'"));
+  PQclear(PQexec(c, "SET client_min_messages = warning"));
+  return c;
+}
+
+static void exec_or_fail(PGconn *c, const char *sql)
+{
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+  PQclear(r);
+}
+
+/* The first value of a query as text, "<NULL>" for SQL NULL (rotating static buffers). */
+static const char *qv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *qv(const char *fmt, ...)
+{
+  static char bufs[8][8192];
+  static int next;
+  char sql[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  PGresult *r = PQexec(db, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+    fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+  char *out = bufs[next++ % 8];
+  snprintf(out, sizeof bufs[0], "%s", PQgetisnull(r, 0, 0) ? "<NULL>" : PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return out;
+}
+
+static long qn(const char *sql) { return atol(qv("%s", sql)); }
+
+static void hex_id(char *out, size_t len, unsigned long long v) { snprintf(out, len, "%0*llx", (int)len - 1, v); }
+
+static struct gw_record rec(unsigned long long trace, unsigned long long span, uint64_t start_ns)
+{
+  struct gw_record r;
+  memset(&r, 0, sizeof r);
+  hex_id(r.trace_id, sizeof r.trace_id, trace);
+  hex_id(r.span_id, sizeof r.span_id, span);
+  r.trace_version = "v1";
+  r.status = "ok";
+  r.start_ns = start_ns;
+  r.streaming = -1;
+  return r;
+}
+
+static struct gw_spool_entry entry(const struct gw_record *recs, size_t n, uint64_t seq)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, arena);
+  assert_int_equal(gw_records_encode(recs, n, &sb), GW_OK);
+  struct gw_spool_entry e;
+  memset(&e, 0, sizeof e);
+  e.seq = seq;
+  e.format = GW_SPOOL_FORMAT;
+  e.signal = GW_SIGNAL_TRACES;
+  e.nspans = e.nrecords = (uint32_t)n;
+  e.records_len = sb.len;
+  e.records = gw_sb_finish(&sb);
+  return e;
+}
+
+static void *store_create(const char *conninfo)
+{
+  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90};
+  struct gw_err err = {0};
+  void *s = gw_store_pg_sink.create(&conf, &err);
+  assert_non_null(s);
+  return s;
+}
+
+static enum gw_sink_result send1(void *s, const struct gw_record *recs, size_t n, struct gw_sink_outcome *out)
+{
+  struct gw_spool_entry e = entry(recs, n, 1);
+  memset(out, 0, sizeof *out);
+  return gw_store_pg_sink.send(s, &e, 1, out);
+}
+
+static long rows(void) { return qn("SELECT count(*) FROM ai_interaction_traces"); }
+
+/* --- setup ---------------------------------------------------------------------------------------- */
+
+static void make_db(const char *name, char *conninfo, size_t len)
+{
+  char sql[128];
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+  exec_or_fail(admin, sql);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+  exec_or_fail(admin, sql);
+  snprintf(conninfo, len, "host=%s port=%s user=%s dbname=%s", PQhost(admin), PQport(admin), PQuser(admin), name);
+}
+
+static int setup_all(void **state)
+{
+  const char *base = getenv("GW_TEST_PG_DSN");
+  if (!base || !*base) {
+    fprintf(stderr, "GW_TEST_PG_DSN is not set: start a server with scripts/pg.sh start DIR and export "
+                    "GW_TEST_PG_DSN=<the DSN it prints>\n");
+    return -1;
+  }
+  admin = connect_or_fail(base);
+  snprintf(dbname, sizeof dbname, "gw_ut_%d", (int)getpid());
+  snprintf(mdbname, sizeof mdbname, "gw_ut_%d_m", (int)getpid());
+  make_db(dbname, dsn, sizeof dsn);
+  make_db(mdbname, mdsn, sizeof mdsn);
+  db = connect_or_fail(dsn);
+  struct gw_err err = {0};
+  if (gw_store_migrate(db, MIGRATIONS, &err) != GW_OK) {
+    fprintf(stderr, "migrate: %s\n", err.msg);
+    return -1;
+  }
+  arena = gw_arena_create(0);
+  return 0;
+}
+
+static int teardown_all(void **state)
+{
+  char sql[128];
+  PQfinish(db);
+  db = NULL;
+  if (admin) {
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    exec_or_fail(admin, sql);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", mdbname);
+    exec_or_fail(admin, sql);
+  }
+  PQfinish(admin);
+  gw_arena_destroy(arena);
+  return 0;
+}
+
+static int reset_test(void **state)
+{
+  gw_arena_reset(arena);
+  return 0;
+}
+
+/* Each test starts from empty tables, whatever the previous one left. */
+static int clean_test(void **state)
+{
+  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_rejects");
+  return 0;
+}
+
+/* --- migrations ----------------------------------------------------------------------------------- */
+
+static void test_migrate_idempotent(void **state)
+{
+  PGconn *m = connect_or_fail(mdsn);
+  struct gw_err err = {0};
+  assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
+  PGresult *r = PQexec(m, "SELECT count(*), min(version), max(name) FROM schema_migrations");
+  assert_string_equal(PQgetvalue(r, 0, 0), "1");
+  assert_string_equal(PQgetvalue(r, 0, 1), "1");
+  assert_string_equal(PQgetvalue(r, 0, 2), "init");
+  PQclear(r);
+  /* Second run: nothing applied again, no error. */
+  assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
+  r = PQexec(m, "SELECT count(*), to_regclass('ai_interaction_traces') IS NOT NULL, "
+                "to_regclass('ai_interaction_rejects') IS NOT NULL, to_regclass('ai_interaction_events') IS NOT NULL, "
+                "to_regclass('trace_metrics_hourly') IS NULL FROM schema_migrations");
+  assert_string_equal(PQgetvalue(r, 0, 0), "1");
+  for (int i = 1; i <= 4; i++)
+    assert_string_equal(PQgetvalue(r, 0, i), "t");
+  PQclear(r);
+  PQfinish(m);
+}
+
+static void test_migrate_newer_schema(void **state)
+{
+  PGconn *m = connect_or_fail(mdsn);
+  struct gw_err err = {0};
+  assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
+  exec_or_fail(m, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')");
+  assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_ERR(CONFIG));
+  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (1)");
+  exec_or_fail(m, "DELETE FROM schema_migrations WHERE version = 9999");
+  /* The advisory lock was released: another session can take it. */
+  PGresult *r = PQexec(m, "SELECT pg_try_advisory_lock(7456343051642738)");
+  assert_string_equal(PQgetvalue(r, 0, 0), "t");
+  PQclear(r);
+  exec_or_fail(m, "SELECT pg_advisory_unlock(7456343051642738)");
+  PQfinish(m);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void remove_dir(const char *dir, const char *const *names)
+{
+  char path[512];
+  for (; *names; names++) {
+    snprintf(path, sizeof path, "%s/%s", dir, *names);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+/* Each migration is its own transaction: a failing one leaves no trace, earlier ones stay applied. */
+static void test_migrate_order_and_failure(void **state)
+{
+  char dir[] = "/tmp/gw_ut_migXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  PGconn *m = connect_or_fail(mdsn);
+  exec_or_fail(m, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+  write_file(dir, "0002_second.sql", "INSERT INTO t_first VALUES (2);");
+  write_file(dir, "0001_first.sql", "CREATE TABLE t_first (x int); INSERT INTO t_first VALUES (1);");
+  write_file(dir, "0003_broken.sql", "CREATE TABLE t_broken (x int); SELECT no_such_function();");
+  write_file(dir, "notes.txt", "ignored");
+  struct gw_err err = {0};
+  assert_int_equal(gw_store_migrate(m, dir, &err), GW_ERR(CONFIG));
+  assert_non_null(strstr(err.msg, "0003_broken.sql"));
+  assert_non_null(strstr(err.msg, "42883"));
+  PGresult *r = PQexec(m, "SELECT (SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations), "
+                          "(SELECT string_agg(x::text, ',' ORDER BY x) FROM t_first), "
+                          "to_regclass('t_broken') IS NULL");
+  assert_string_equal(PQgetvalue(r, 0, 0), "1,2");
+  assert_string_equal(PQgetvalue(r, 0, 1), "1,2");
+  assert_string_equal(PQgetvalue(r, 0, 2), "t");
+  PQclear(r);
+  /* Fixed file: only 0003 runs now (0002's insert is not repeated). */
+  write_file(dir, "0003_broken.sql", "CREATE TABLE t_broken (x int);");
+  assert_int_equal(gw_store_migrate(m, dir, &err), GW_OK);
+  r = PQexec(m, "SELECT (SELECT count(*) FROM schema_migrations), (SELECT count(*) FROM t_first)");
+  assert_string_equal(PQgetvalue(r, 0, 0), "3");
+  assert_string_equal(PQgetvalue(r, 0, 1), "2");
+  PQclear(r);
+  /* Malformed and duplicate names are refused before anything runs. */
+  write_file(dir, "4_bad.sql", "SELECT 1;");
+  assert_int_equal(gw_store_migrate(m, dir, &err), GW_ERR(CONFIG));
+  assert_non_null(strstr(err.msg, "4_bad.sql: name must be NNNN_name.sql"));
+  char bad[600];
+  snprintf(bad, sizeof bad, "%s/4_bad.sql", dir);
+  unlink(bad);
+  write_file(dir, "0003_again.sql", "SELECT 1;");
+  assert_int_equal(gw_store_migrate(m, dir, &err), GW_ERR(CONFIG));
+  assert_non_null(strstr(err.msg, "same version"));
+  assert_int_equal(gw_store_migrate(m, "/nonexistent/dir", &err), GW_ERR(IO));
+  exec_or_fail(m, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+  PQfinish(m);
+  remove_dir(dir, (const char *const[]){"0001_first.sql", "0002_second.sql", "0003_broken.sql", "0003_again.sql",
+                                        "notes.txt", NULL});
+}
+
+/* --- the writer ----------------------------------------------------------------------------------- */
+
+static void test_send_exact_values(void **state)
+{
+  void *s = store_create(dsn);
+  static const char *reasons[] = {"stop", "a \"quoted\",\\ {one}"};
+  static const char *kinds[] = {"email", "NULL"};
+  struct gw_record r[2];
+  r[0] = rec(0xa1, 1, T0);
+  struct gw_record *f = &r[0];
+  hex_id(f->parent_span_id, sizeof f->parent_span_id, 0xfe);
+  f->service_name = "svc";
+  f->scope_name = "@opentelemetry/instrumentation-openai";
+  f->span_name = "chat gpt-4o";
+  f->operation = "chat";
+  f->provider = "openai";
+  f->request_model = "gpt-4o";
+  f->response_model = "gpt-4o-2024-08-06";
+  f->model_id = "gpt-4o";
+  f->session_id = "sess-1";
+  f->user_id = "user-1";
+  f->input_tokens = (struct gw_opt_i64){120, true};
+  f->output_tokens = (struct gw_opt_i64){30, true};
+  f->cache_read_tokens = (struct gw_opt_i64){0, true};
+  f->total_tokens = (struct gw_opt_i64){150, true};
+  f->input_cost_nusd = (struct gw_opt_i64){300000, true};
+  f->output_cost_nusd = (struct gw_opt_i64){1234567890123LL, true};
+  f->total_cost_nusd = (struct gw_opt_i64){1, true};
+  f->reported_cost_nusd = (struct gw_opt_i64){-1500000000LL, true};
+  f->cost_source = "computed";
+  f->price_id = "gpt-4o@2024-08-06/defaults-2026-11";
+  f->dialect = "semconv";
+  gw_record_set_flag(f, GW_FLAG_TOTAL_DERIVED);
+  gw_record_set_flag(f, GW_FLAG_BAD_ATTRIBUTE);
+  f->end_ns = T0 + 1500000000ull;
+  f->duration_ms = (struct gw_opt_f64){1500.25, true};
+  f->first_token_latency_ms = (struct gw_opt_f64){0.125, true};
+  f->streaming = 1;
+  f->status = "error";
+  f->error_code = "429";
+  f->error_message = "rate limited\tretry";
+  f->finish_reasons = (struct gw_strv){reasons, 2};
+  f->prompt_content = "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\\nthere\"}]}]";
+  f->system_prompt = "line1\n\tline2 \\ end\r";
+  f->response_content = "[]";
+  memcpy(f->prompt_hash, "0123456789abcdef", 17);
+  f->parameters = "{\"temperature\": 0.5, \"max_tokens\": 100}";
+  f->attributes = "{\"k\": \"v\\\\w\"}";
+  f->resource = "{}";
+  f->redaction_count = (struct gw_opt_i64){2, true};
+  f->redacted_kinds = (struct gw_strv){kinds, 2};
+  /* The second record: everything unknown. */
+  r[1] = rec(0xa2, 2, T0 + 5);
+  r[1].trace_version = NULL;
+  r[1].status = NULL;
+
+  int64_t stored0 = gw_metric_get(GW_M_RECORDS_STORED), batches0 = gw_metric_get(GW_M_PG_BATCHES);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 2, &out), GW_SINK_OK);
+  assert_int_equal(out.delivered, 2);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 2);
+  assert_int_equal(gw_metric_get(GW_M_PG_BATCHES) - batches0, 1);
+  assert_true(gw_metric_get(GW_M_PG_BATCH_SECONDS) > 0);
+  assert_int_equal(gw_metric_get(GW_M_PG_CONNECTED), 1);
+
+  const char *w = "FROM ai_interaction_traces WHERE span_id = '0000000000000001'";
+  struct {
+    const char *expr, *want;
+  } cases[] = {
+    {"trace_id", "000000000000000000000000000000a1"},
+    {"parent_span_id", "00000000000000fe"},
+    {"trace_version", "v1"},
+    {"service_name", "svc"},
+    {"scope_name", "@opentelemetry/instrumentation-openai"},
+    {"span_name", "chat gpt-4o"},
+    {"operation", "chat"},
+    {"provider", "openai"},
+    {"request_model", "gpt-4o"},
+    {"response_model", "gpt-4o-2024-08-06"},
+    {"model_id", "gpt-4o"},
+    {"session_id", "sess-1"},
+    {"user_id", "user-1"},
+    {"input_tokens", "120"},
+    {"output_tokens", "30"},
+    {"cache_read_tokens", "0"},
+    {"cache_write_tokens", "<NULL>"},
+    {"reasoning_tokens", "<NULL>"},
+    {"total_tokens", "150"},
+    {"input_cost_usd", "0.000300000"},
+    {"output_cost_usd", "1234.567890123"},
+    {"total_cost_usd", "0.000000001"},
+    {"reported_cost_usd", "-1.500000000"},
+    {"pg_typeof(input_cost_usd)::text", "numeric"},
+    {"cost_source", "computed"},
+    {"price_id", "gpt-4o@2024-08-06/defaults-2026-11"},
+    {"dialect", "semconv"},
+    {"enrichment_flags::text", "{total_derived,bad_attribute}"},
+    {"start_time::text", "2025-01-01 00:00:00.123456+00"},
+    {"end_time::text", "2025-01-01 00:00:01.623456+00"},
+    {"duration_ms::text", "1500.25"},
+    {"first_token_latency_ms::text", "0.125"},
+    {"streaming_enabled::text", "true"},
+    {"status", "error"},
+    {"error_code", "429"},
+    {"error_message", "rate limited\tretry"},
+    {"array_length(finish_reasons, 1)::text", "2"},
+    {"finish_reasons[1]", "stop"},
+    {"finish_reasons[2]", "a \"quoted\",\\ {one}"},
+    {"prompt_content", "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\\nthere\"}]}]"},
+    {"system_prompt", "line1\n\tline2 \\ end\r"},
+    {"response_content", "[]"},
+    {"prompt_hash", "0123456789abcdef"},
+    {"parameters->>'temperature'", "0.5"},
+    {"parameters::text", "{\"max_tokens\": 100, \"temperature\": 0.5}"},
+    {"attributes->>'k'", "v\\w"},
+    {"resource::text", "{}"},
+    {"redaction_count::text", "2"},
+    {"redacted_kinds[2]", "NULL"},
+    {"redacted_kinds[2] IS NOT NULL", "t"},
+    {"created_at IS NOT NULL", "t"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *got = qv("SELECT %s %s", cases[i].expr, w);
+    if (strcmp(got, cases[i].want) != 0)
+      fail_msg("%s: got [%s], want [%s]", cases[i].expr, got, cases[i].want);
+  }
+  /* Every column but the key, start_time, created_at and the always-known flags is NULL when unknown. */
+  const char *w2 = "FROM ai_interaction_traces WHERE span_id = '0000000000000002'";
+  for (size_t f2 = 0; f2 < gw_record_nfields; f2++) {
+    const char *col = gw_record_fields[f2].column;
+    if (!strcmp(col, "trace_id") || !strcmp(col, "span_id") || !strcmp(col, "start_time") ||
+        !strcmp(col, "enrichment_flags"))
+      continue;
+    const char *got = qv("SELECT %s IS NULL %s", col, w2);
+    if (strcmp(got, "t") != 0)
+      fail_msg("%s should be NULL", col);
+  }
+  assert_string_equal(qv("SELECT enrichment_flags::text %s", w2), "{}");
+  assert_string_equal(qv("SELECT start_time::text %s", w2), "2025-01-01 00:00:00.123456+00");
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_resend_no_duplicates(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r[3] = {rec(0xb1, 1, T0), rec(0xb1, 2, T0 + 1000), rec(0xb2, 1, T0 + 2000)};
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 3, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 3);
+  int64_t stored0 = gw_metric_get(GW_M_RECORDS_STORED), dup0 = gw_metric_get(GW_M_RECORDS_DUPLICATE);
+  assert_int_equal(send1(s, r, 3, &out), GW_SINK_OK);
+  assert_int_equal(out.delivered, 3);
+  assert_int_equal(rows(), 3);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 0);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 3);
+  /* A mixed batch: one new row, one re-sent. */
+  struct gw_record m[2] = {r[0], rec(0xb2, 2, T0 + 3000)};
+  assert_int_equal(send1(s, m, 2, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 4);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 1);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 4);
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_session_user_filled_across_trace(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_sink_outcome out;
+  /* Trace c1: the span with the ids comes first. Trace c2: it comes last. */
+  struct gw_record a1 = rec(0xc1, 1, T0), b1 = rec(0xc1, 2, T0 + 1000);
+  a1.session_id = "S1";
+  a1.user_id = "U1";
+  struct gw_record a2 = rec(0xc2, 1, T0 + 50), b2 = rec(0xc2, 2, T0 + 60), c2 = rec(0xc2, 3, T0 + 70);
+  b2.session_id = "S2";
+  c2.user_id = "U2";
+  struct gw_record other = rec(0xc3, 1, T0);
+  /* Within one batch too: c4's second span fills its first. */
+  struct gw_record d1 = rec(0xc4, 1, T0), d2 = rec(0xc4, 2, T0 + 1);
+  d2.user_id = "U4";
+  struct gw_record batch1[] = {a1, a2, other, d1, d2};
+  assert_int_equal(send1(s, batch1, 5, &out), GW_SINK_OK);
+  struct gw_record batch2[] = {b1, b2};
+  assert_int_equal(send1(s, batch2, 2, &out), GW_SINK_OK);
+  struct gw_record batch3[] = {c2};
+  assert_int_equal(send1(s, batch3, 1, &out), GW_SINK_OK);
+#define IDS(tr, sp) \
+  qv("SELECT coalesce(session_id, '-') || '/' || coalesce(user_id, '-') FROM ai_interaction_traces " \
+     "WHERE trace_id = '%032x' AND span_id = '%016x'", tr, sp)
+  assert_string_equal(IDS(0xc1, 1), "S1/U1");
+  assert_string_equal(IDS(0xc1, 2), "S1/U1");
+  assert_string_equal(IDS(0xc2, 1), "S2/U2");
+  assert_string_equal(IDS(0xc2, 2), "S2/U2");
+  assert_string_equal(IDS(0xc2, 3), "S2/U2");
+  assert_string_equal(IDS(0xc3, 1), "-/-");
+  assert_string_equal(IDS(0xc4, 1), "-/U4");
+  assert_string_equal(IDS(0xc4, 2), "-/U4");
+#undef IDS
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_bad_rows_rejected_rest_stored(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r[7];
+  for (int i = 0; i < 7; i++)
+    r[i] = rec(0xd1, (unsigned long long)i + 1, T0 + (uint64_t)i);
+  memcpy(r[2].trace_id, "NOT-HEX-NOT-HEX-NOT-HEX-NOT-HEX!", 33); /* violates the trace_id CHECK */
+  r[5].attributes = "{\"unterminated\": ";                         /* not JSON */
+  r[6].input_tokens = (struct gw_opt_i64){1LL << 40, true};       /* out of int range */
+  int64_t rej0 = gw_metric_get(GW_M_RECORDS_REJECTED_DB);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 7, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 4);
+  assert_int_equal(out.dropped, 3);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_REJECTED_DB) - rej0, 3);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 3);
+  assert_string_equal(qv("SELECT error FROM ai_interaction_rejects WHERE trace_id = 'NOT-HEX-NOT-HEX-NOT-HEX-NOT-HEX!'"),
+                      "23514: new row for relation \"ai_interaction_traces_p20250101\" violates check constraint "
+                      "\"ai_interaction_traces_trace_id_check\"");
+  assert_string_equal(qv("SELECT left(error, 6) FROM ai_interaction_rejects WHERE span_id = '0000000000000006'"),
+                      "22P02:");
+  assert_string_equal(qv("SELECT left(error, 6) FROM ai_interaction_rejects WHERE span_id = '0000000000000007'"),
+                      "22003:");
+  /* The record is kept whole as jsonb, the refused JSON as a string. */
+  assert_string_equal(qv("SELECT record->>'attributes' FROM ai_interaction_rejects WHERE span_id = '0000000000000006'"),
+                      "{\"unterminated\": ");
+  assert_string_equal(qv("SELECT record->>'start_time' FROM ai_interaction_rejects WHERE span_id = '0000000000000006'"),
+                      "2025-01-01 00:00:00.123456+00");
+  assert_string_equal(qv("SELECT record->>'input_tokens' FROM ai_interaction_rejects WHERE span_id = '0000000000000007'"),
+                      "1099511627776");
+  assert_string_equal(qv("SELECT record->'enrichment_flags'::text FROM ai_interaction_rejects "
+                         "WHERE span_id = '0000000000000007'"),
+                      "[]");
+  assert_string_equal(qv("SELECT string_agg(span_id, ',' ORDER BY span_id) FROM ai_interaction_traces"),
+                      "0000000000000001,0000000000000002,0000000000000004,0000000000000005");
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_partitions_for_any_day(void **state)
+{
+  void *s = store_create(dsn);
+  /* 1999-12-31 23:59:59.999999, three consecutive days, 2100-06-01. */
+  uint64_t t1999 = 946684799999999000ull, t2100 = 4115491200000000000ull;
+  struct gw_record r[] = {rec(0xe1, 1, t1999), rec(0xe1, 2, T0), rec(0xe1, 3, T0 + DAY), rec(0xe1, 4, T0 + 2 * DAY),
+                          rec(0xe2, 1, t2100)};
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 5, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 5);
+  const char *parts[] = {"p19991231", "p20250101", "p20250102", "p20250103", "p21000601"};
+  for (size_t i = 0; i < 5; i++) {
+    assert_string_equal(qv("SELECT count(*) FROM ai_interaction_traces_%s", parts[i]), "1");
+    /* Bounds are UTC midnights. */
+    assert_string_equal(qv("SELECT pg_get_expr(relpartbound, oid) LIKE '%%00:00:00+00%%' FROM pg_class "
+                           "WHERE relname = 'ai_interaction_traces_%s'",
+                           parts[i]),
+                        "t");
+  }
+  assert_string_equal(qv("SELECT start_time::text FROM ai_interaction_traces_p19991231"),
+                      "1999-12-31 23:59:59.999999+00");
+  /* gw_ensure_partition is idempotent and works for the events table too. */
+  assert_string_equal(qv("SELECT gw_ensure_partition('ai_interaction_traces', '2025-01-01')"), "f");
+  assert_string_equal(qv("SELECT gw_ensure_partition('ai_interaction_events', '2025-01-01')"), "t");
+  assert_string_equal(qv("SELECT gw_ensure_partition('ai_interaction_events', '2025-01-01')"), "f");
+  /* A partition dropped behind the writer's back (retention) is created again. */
+  exec_or_fail(db, "DROP TABLE ai_interaction_traces_p20250102");
+  struct gw_record again[] = {rec(0xe3, 1, T0), rec(0xe3, 2, T0 + DAY)};
+  assert_int_equal(send1(s, again, 2, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_traces_p20250102"), 1);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_entries_filtered(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r1 = rec(0xf1, 1, T0), r2 = rec(0xf1, 2, T0), r3 = rec(0xf1, 3, T0);
+  struct gw_spool_entry e[4];
+  e[0] = entry(&r1, 1, 1);
+  e[1] = entry(&r2, 1, 2);
+  e[1].signal = GW_SIGNAL_LOGS; /* not an interaction */
+  e[2] = entry(&r3, 1, 3);
+  e[2].records_len -= 3; /* truncated: does not decode */
+  e[3] = entry(NULL, 0, 4);
+  e[3].nrecords = 0;
+  struct gw_sink_outcome out;
+  memset(&out, 0, sizeof out);
+  assert_int_equal(gw_store_pg_sink.send(s, e, 4, &out), GW_SINK_OK);
+  assert_int_equal(out.dropped, 1);
+  assert_int_equal(out.delivered, 1);
+  assert_string_equal(qv("SELECT string_agg(span_id, ',') FROM ai_interaction_traces"), "0000000000000001");
+  /* A batch without interaction records needs no database at all. */
+  void *down = store_create("host=127.0.0.1 port=1 dbname=x");
+  assert_int_equal(gw_store_pg_sink.send(down, &e[1], 1, &out), GW_SINK_OK);
+  gw_store_pg_sink.destroy(down);
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_connection_failure_then_reconnect(void **state)
+{
+  /* Port 1 on loopback: nothing listens there. */
+  void *s = store_create("postgresql://postgres:s3cretpw@127.0.0.1:1/genai?sslmode=disable");
+  struct gw_record r = rec(0x101, 1, T0);
+  struct gw_sink_outcome out;
+  int64_t err0 = gw_metric_get(GW_M_PG_ERRORS);
+  assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
+  assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
+  assert_int_equal(gw_metric_get(GW_M_PG_ERRORS) - err0, 2);
+  assert_int_equal(gw_metric_get(GW_M_PG_CONNECTED), 0);
+  assert_non_null(strstr(out.error, "cannot connect to Postgres"));
+  assert_null(strstr(out.error, "s3cretpw"));
+  assert_null(strstr(out.error, "postgresql://"));
+  gw_store_pg_sink.destroy(s);
+  /* A malformed DSN: the reason is generic, never the string itself. */
+  s = store_create("host=127.0.0.1 password=s3cretpw bogus");
+  assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
+  assert_null(strstr(out.error, "s3cretpw"));
+  assert_null(strstr(out.error, "bogus"));
+  gw_store_pg_sink.destroy(s);
+
+  /* A working store whose backend is killed: RETRY once, then it reconnects by itself. */
+  s = store_create(dsn);
+  assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
+  assert_int_equal(gw_metric_get(GW_M_PG_CONNECTED), 1);
+  exec_or_fail(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND application_name = 'genai-gateway'");
+  usleep(100 * 1000);
+  struct gw_record r2 = rec(0x101, 2, T0);
+  assert_int_equal(send1(s, &r2, 1, &out), GW_SINK_RETRY);
+  assert_int_equal(gw_metric_get(GW_M_PG_CONNECTED), 0);
+  assert_int_equal(send1(s, &r2, 1, &out), GW_SINK_OK);
+  assert_int_equal(gw_metric_get(GW_M_PG_CONNECTED), 1);
+  assert_int_equal(rows(), 2);
+
+  /* While idle, a dead connection is noticed and replaced without waiting for data. */
+  char pid0[32];
+  snprintf(pid0, sizeof pid0, "%s", qv("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                      "AND application_name = 'genai-gateway'"));
+  gw_store_pg_sink.idle(s); /* just used: no check yet */
+  exec_or_fail(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND application_name = 'genai-gateway'");
+  usleep(5100 * 1000);
+  gw_store_pg_sink.idle(s);
+  assert_int_equal(gw_metric_get(GW_M_PG_CONNECTED), 1);
+  const char *pid1 = qv("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND application_name = 'genai-gateway'");
+  assert_string_not_equal(pid0, pid1);
+  assert_int_equal(send1(s, &r2, 1, &out), GW_SINK_OK);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* A database that is not usable yet (schema newer than the binary) is a RETRY, never a reject. */
+static void test_newer_schema_blocks_writer(void **state)
+{
+  exec_or_fail(db, "INSERT INTO schema_migrations (version, name) VALUES (9998, 'future')");
+  void *s = store_create(dsn);
+  struct gw_record r = rec(0x111, 1, T0);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
+  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (1)");
+  exec_or_fail(db, "DELETE FROM schema_migrations WHERE version = 9998");
+  assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 1);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* Through the generic sink loop and a memory spool, as the gateway runs it. */
+static void test_sink_end_to_end(void **state)
+{
+  struct gw_spool_conf sc = {"memory", NULL, 16u << 20, 0.9};
+  struct gw_err err = {0};
+  struct gw_spool *sp = gw_spool_create(&sc, &err);
+  assert_non_null(sp);
+  struct gw_sink_conf kc = {.batch_spans = 1000, .batch_wait_ms = 20, .max_entries = 64, .backoff_min_ms = 10,
+                            .backoff_max_ms = 100, .drain_ms = 2000};
+  struct gw_sink *sink = gw_sink_start(&gw_store_pg_sink, store_create(dsn), sp, &kc, &err);
+  assert_non_null(sink);
+  for (int i = 0; i < 20; i++) {
+    struct gw_record r[5];
+    for (int k = 0; k < 5; k++)
+      r[k] = rec(0x200 + (unsigned)i, (unsigned long long)k + 1, T0 + (uint64_t)k * DAY / 4);
+    struct gw_sb sb;
+    gw_sb_init(&sb, arena);
+    assert_int_equal(gw_records_encode(r, 5, &sb), GW_OK);
+    /* The writer ignores the OTLP bytes; the exporters read them. */
+    struct gw_spool_in in = {.signal = GW_SIGNAL_TRACES, .flags = GW_ENTRY_HAS_GENAI, .nspans = 5, .nrecords = 5,
+                             .otlp = "\x0a\x00", .otlp_len = 2, .records_len = sb.len};
+    in.records = gw_sb_finish(&sb);
+    assert_int_equal(gw_spool_append(sp, &in), GW_OK);
+  }
+  long n = 0;
+  for (int tries = 0; tries < 500 && (n = rows()) < 100; tries++)
+    usleep(20 * 1000);
+  assert_int_equal(n, 100);
+  gw_spool_close(sp);
+  gw_sink_stop(sink);
+  uint64_t lag_entries;
+  size_t lag_bytes;
+  gw_spool_lag(sp, 0, &lag_entries, &lag_bytes);
+  assert_int_equal(lag_entries, 0);
+  gw_spool_destroy(sp);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_migrate_idempotent, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_migrate_newer_schema, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_migrate_order_and_failure, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_send_exact_values, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_resend_no_duplicates, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_bad_rows_rejected_rest_stored, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_partitions_for_any_day, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_entries_filtered, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_connection_failure_then_reconnect, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_newer_schema_blocks_writer, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
+  };
+  return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
