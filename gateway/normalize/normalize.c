@@ -1,0 +1,695 @@
+/*
+ * normalize.c: the normalize stage (DESIGN §3): after decode, before cost and redaction. Walks every span
+ * of a trace request, rejects and removes spans with invalid ids (SPEC-FACTS §1.7), and turns each GenAI
+ * span into one struct gw_record in the request arena.
+ *
+ * Key decisions:
+ * - One pass over a span's attributes. A process-wide open-addressing hash (built once by
+ *   gw_normalize_init from the dialect files' key tables) maps each known key to a slot; indexed
+ *   families are parsed by prefix. Only then are fields resolved, each by its own precedence list
+ *   (langfuse.* overrides, semconv, deprecated semconv, OpenLLMetry, OpenInference; SPEC-FACTS appendix).
+ * - Duplicate attribute keys: the last one wins, in slots and in the attributes JSON (which may then
+ *   hold the key twice; jsonb and json-c both keep the last).
+ * - Span attributes win over span events; events only fill content that attributes left empty.
+ * - System instructions stay in prompt_content (as a leading system message, the semconv input shape,
+ *   prepended when gen_ai.system_instructions came separately) and are also given as plain text in
+ *   system_prompt. prompt_hash is over prompt_content exactly as stored, before redaction.
+ * - Unknown values stay NULL; flags say why (tokens_missing, model_missing, total_derived, ...).
+ * Leaves to others: cost (model_id is replaced by the price entry), redaction and truncation, merging
+ * content from OTLP log records.
+ */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "normalize/normalize_int.h"
+
+/* ---- the key table ---- */
+
+#define NZ_HASH_SIZE 512 /* power of two, well over twice the number of keys */
+
+struct hent {
+  const char *key;
+  uint32_t hash, len;
+  uint16_t slot;
+};
+
+static struct hent table[NZ_HASH_SIZE];
+static uint8_t slot_dialect[NZ_S__COUNT];
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static const char *const dialect_names[NZ_D__COUNT] = {"semconv", "semconv_deprecated", "openllmetry",
+                                                       "openinference", "langfuse"};
+
+const char *const nz_param_names[] = {
+#define NZ_PARAM_NAME(id, name) name,
+  NZ_PARAMS(NZ_PARAM_NAME)
+#undef NZ_PARAM_NAME
+};
+
+static uint32_t fnv1a(const char *s, size_t *len)
+{
+  uint32_t h = 2166136261u;
+  const char *p = s;
+  for (; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  *len = (size_t)(p - s);
+  return h;
+}
+
+static void table_add(const struct nz_key *keys, size_t n, enum nz_dialect d)
+{
+  for (size_t i = 0; i < n; i++) {
+    size_t len;
+    uint32_t h = fnv1a(keys[i].key, &len);
+    uint32_t j = h & (NZ_HASH_SIZE - 1);
+    while (table[j].key)
+      j = (j + 1) & (NZ_HASH_SIZE - 1);
+    table[j] = (struct hent){keys[i].key, h, (uint32_t)len, keys[i].slot};
+    slot_dialect[keys[i].slot] = (uint8_t)d;
+  }
+}
+
+static void build_table(void)
+{
+  table_add(nz_semconv_keys, nz_semconv_nkeys, NZ_D_SEMCONV);
+  table_add(nz_semconv_old_keys, nz_semconv_old_nkeys, NZ_D_SEMCONV_OLD);
+  table_add(nz_openllmetry_keys, nz_openllmetry_nkeys, NZ_D_OPENLLMETRY);
+  table_add(nz_openinference_keys, nz_openinference_nkeys, NZ_D_OPENINFERENCE);
+  table_add(nz_langfuse_keys, nz_langfuse_nkeys, NZ_D_LANGFUSE);
+}
+
+void gw_normalize_init(void) { pthread_once(&init_once, build_table); }
+
+static int lookup(const char *key, size_t len, uint32_t h)
+{
+  for (uint32_t j = h & (NZ_HASH_SIZE - 1); table[j].key; j = (j + 1) & (NZ_HASH_SIZE - 1))
+    if (table[j].hash == h && table[j].len == len && !memcmp(table[j].key, key, len))
+      return table[j].slot;
+  return -1;
+}
+
+/* ---- value helpers ---- */
+
+const char *nz_str(const GwAnyValue *v)
+{
+  return v && v->value_case == GW_AV_STRING && v->string_value && v->string_value[0] ? v->string_value : NULL;
+}
+
+bool nz_int(struct nz_ctx *c, const GwAnyValue *v, int64_t *out)
+{
+  if (!v)
+    return false;
+  if (v->value_case == GW_AV_INT) {
+    *out = v->int_value;
+    return true;
+  }
+  if (v->value_case == GW_AV_DOUBLE && v->double_value >= -9e18 && v->double_value <= 9e18 &&
+      v->double_value == (double)(int64_t)v->double_value) {
+    *out = (int64_t)v->double_value;
+    return true;
+  }
+  if (v->value_case == GW_AV_STRING && v->string_value[0]) {
+    char *end;
+    long long x = strtoll(v->string_value, &end, 10);
+    if (!*end) {
+      *out = x;
+      return true;
+    }
+  }
+  gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+  return false;
+}
+
+bool nz_dbl(struct nz_ctx *c, const GwAnyValue *v, double *out)
+{
+  if (!v)
+    return false;
+  if (v->value_case == GW_AV_DOUBLE) {
+    *out = v->double_value;
+    return true;
+  }
+  if (v->value_case == GW_AV_INT) {
+    *out = (double)v->int_value;
+    return true;
+  }
+  if (v->value_case == GW_AV_STRING && v->string_value[0]) {
+    char *end;
+    double x = strtod(v->string_value, &end);
+    if (!*end) {
+      *out = x;
+      return true;
+    }
+  }
+  gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+  return false;
+}
+
+const char *nz_slot_str(struct nz_ctx *c, enum nz_slot s) { return nz_str(c->s->v[s]); }
+
+bool nz_flat_add(struct nz_ctx *c, enum nz_family f, uint32_t idx, enum nz_field fl, uint32_t sub,
+                 const GwAnyValue *v)
+{
+  struct nz_flat *fa = &c->s->flat[f];
+  if (!fa->v) {
+    /* One entry per attribute at most: the span's own attribute count bounds it. */
+    fa->v = gw_arena_alloc(c->a, sizeof *fa->v * c->s->flat_cap);
+    if (!fa->v) {
+      c->oom = true;
+      return true;
+    }
+  }
+  if (fa->n < c->s->flat_cap)
+    fa->v[fa->n] = (struct nz_flat_ent){idx, sub, fa->n, fl, v};
+  fa->n++;
+  return true;
+}
+
+static bool param_begin(struct nz_params *p, unsigned id)
+{
+  if (id >= NZ_P__COUNT || (p->have >> id) & 1u)
+    return false;
+  gw_sb_putc(&p->sb, p->have ? ',' : '{');
+  p->have |= 1u << id;
+  gw_sb_json_str(&p->sb, nz_param_names[id], strlen(nz_param_names[id]));
+  gw_sb_putc(&p->sb, ':');
+  return true;
+}
+
+void nz_params_put_av(struct nz_params *p, unsigned id, const GwAnyValue *v)
+{
+  if (v && v->value_case != GW_AV_NONE && param_begin(p, id))
+    nz_av_write(&p->sb, v, 1);
+}
+
+void nz_params_put_json(struct nz_params *p, unsigned id, struct json_object *o)
+{
+  if (param_begin(p, id))
+    nz_json_write(&p->sb, o, 1);
+}
+
+/* ---- the single attribute pass ---- */
+
+static bool genai_key(const char *k, size_t n)
+{
+  switch (k[0]) {
+  case 'g': return n > 7 && !memcmp(k, "gen_ai.", 7);
+  case 'l': return (n > 4 && !memcmp(k, "llm.", 4)) || (n > 21 && !memcmp(k, "langfuse.observation.", 21));
+  case 'e': return n > 10 && !memcmp(k, "embedding.", 10);
+  case 'o': return n == 23 && !memcmp(k, "openinference.span.kind", 23);
+  case 't': return n == 19 && !memcmp(k, "traceloop.span.kind", 19);
+  default: return false;
+  }
+}
+
+static bool scan(struct nz_ctx *c, const GwSpan *span)
+{
+  struct nz_span *s = c->s;
+  memset(s, 0, sizeof *s);
+  s->flat_cap = (uint32_t)span->n_attributes;
+  bool genai = false;
+  for (size_t i = 0; i < span->n_attributes; i++) {
+    const GwKeyValue *kv = span->attributes[i];
+    if (!kv->key || !kv->key[0])
+      continue;
+    size_t len;
+    uint32_t h = fnv1a(kv->key, &len);
+    if (!genai && genai_key(kv->key, len))
+      genai = true;
+    int slot = lookup(kv->key, len, h);
+    if (slot >= 0)
+      s->v[slot] = kv->value; /* duplicates: last wins */
+    else if (kv->key[0] == 'g' && len > 14 && !memcmp(kv->key, "gen_ai.", 7))
+      nz_openllmetry_flat(c, kv->key, len, kv->value);
+    else if (kv->key[0] == 'l' && len > 20 && !memcmp(kv->key, "llm.", 4))
+      nz_openinference_flat(c, kv->key, len, kv->value);
+  }
+  return genai;
+}
+
+/* ---- field resolution ---- */
+
+/* First non-empty string among the slots, in order; *d gets the dialect of the slot it came from. */
+static const char *pick(struct nz_ctx *c, const uint16_t *order, size_t n, int *d)
+{
+  for (size_t i = 0; i < n; i++) {
+    const char *s = nz_str(c->s->v[order[i]]);
+    if (s) {
+      if (d)
+        *d = slot_dialect[order[i]];
+      return s;
+    }
+  }
+  return NULL;
+}
+#define PICK(c, d, ...) pick(c, (const uint16_t[]){__VA_ARGS__}, sizeof((const uint16_t[]){__VA_ARGS__}) / 2, d)
+
+static void pick_tokens(struct nz_ctx *c, struct gw_opt_i64 *dst, const uint16_t *order, size_t n)
+{
+  for (size_t i = 0; i < n && !dst->set; i++) {
+    int64_t v;
+    if (c->s->v[order[i]] && nz_int(c, c->s->v[order[i]], &v)) {
+      if (v < 0)
+        gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+      else
+        *dst = (struct gw_opt_i64){v, true};
+    }
+  }
+}
+#define TOKENS(c, dst, ...) \
+  pick_tokens(c, dst, (const uint16_t[]){__VA_ARGS__}, sizeof((const uint16_t[]){__VA_ARGS__}) / 2)
+
+static gw_tribool tribool(const GwAnyValue *v)
+{
+  if (!v)
+    return -1;
+  if (v->value_case == GW_AV_BOOL)
+    return v->bool_value ? 1 : 0;
+  if (v->value_case == GW_AV_STRING)
+    return !strcmp(v->string_value, "true") ? 1 : !strcmp(v->string_value, "false") ? 0 : -1;
+  return -1;
+}
+
+static bool model_operation(const char *op)
+{
+  return op && (!strcmp(op, "chat") || !strcmp(op, "text_completion") || !strcmp(op, "embeddings") ||
+                !strcmp(op, "generate_content"));
+}
+
+static const char *operation(struct nz_ctx *c)
+{
+  const char *op = nz_slot_str(c, NZ_S_OP_NAME);
+  if (op)
+    return !strcmp(op, "completion") ? "text_completion" : op; /* the historical name (SPEC-FACTS §3.1) */
+  if ((op = nz_openllmetry_operation(nz_slot_str(c, NZ_S_LLM_REQ_TYPE), NULL)))
+    return op;
+  if ((op = nz_openinference_operation(nz_slot_str(c, NZ_S_OI_KIND))))
+    return op;
+  if ((op = nz_openllmetry_operation(NULL, nz_slot_str(c, NZ_S_TL_KIND))))
+    return op;
+  return nz_langfuse_operation(nz_slot_str(c, NZ_S_LF_TYPE));
+}
+
+static void tokens(struct nz_ctx *c)
+{
+  struct gw_record *r = c->r;
+  nz_langfuse_usage(c); /* override: sets what it has, the rest falls through */
+  TOKENS(c, &r->input_tokens, NZ_S_IN_TOK, NZ_S_PROMPT_TOK, NZ_S_OI_PROMPT);
+  TOKENS(c, &r->output_tokens, NZ_S_OUT_TOK, NZ_S_COMPL_TOK, NZ_S_OI_COMPL);
+  TOKENS(c, &r->cache_read_tokens, NZ_S_CACHE_READ, NZ_S_CACHE_READ_US, NZ_S_OI_CACHE_READ);
+  TOKENS(c, &r->cache_write_tokens, NZ_S_CACHE_WRITE, NZ_S_CACHE_WRITE_US, NZ_S_OI_CACHE_WRITE);
+  TOKENS(c, &r->reasoning_tokens, NZ_S_REASONING, NZ_S_REASONING_US, NZ_S_LLM_REASONING, NZ_S_OI_REASONING);
+  TOKENS(c, &r->total_tokens, NZ_S_LLM_TOTAL, NZ_S_GENAI_TOTAL, NZ_S_OI_TOTAL);
+  if (!r->total_tokens.set && (r->input_tokens.set || r->output_tokens.set)) {
+    r->total_tokens = (struct gw_opt_i64){(r->input_tokens.set ? r->input_tokens.v : 0) +
+                                            (r->output_tokens.set ? r->output_tokens.v : 0),
+                                          true};
+    gw_record_set_flag(r, GW_FLAG_TOTAL_DERIVED);
+  }
+  if (model_operation(r->operation) && !r->input_tokens.set && !r->output_tokens.set)
+    gw_record_set_flag(r, GW_FLAG_TOKENS_MISSING);
+}
+
+static char *params(struct nz_ctx *c, const char **oi_model, gw_tribool *oi_stream)
+{
+  struct nz_params p = {.have = 0};
+  const GwAnyValue *const *v = c->s->v;
+  gw_sb_init(&p.sb, c->a);
+  nz_langfuse_params(c, &p);
+  nz_params_put_av(&p, NZ_P_TEMPERATURE, v[NZ_S_TEMPERATURE]);
+  nz_params_put_av(&p, NZ_P_TOP_P, v[NZ_S_TOP_P]);
+  nz_params_put_av(&p, NZ_P_TOP_K, v[NZ_S_TOP_K]);
+  nz_params_put_av(&p, NZ_P_MAX_TOKENS, v[NZ_S_MAX_TOKENS]);
+  nz_params_put_av(&p, NZ_P_MAX_COMPLETION_TOKENS, v[NZ_S_MAX_COMPL]);
+  nz_params_put_av(&p, NZ_P_FREQUENCY_PENALTY, v[NZ_S_FREQ_PEN]);
+  nz_params_put_av(&p, NZ_P_PRESENCE_PENALTY, v[NZ_S_PRES_PEN]);
+  nz_params_put_av(&p, NZ_P_SEED, v[NZ_S_SEED]);
+  nz_params_put_av(&p, NZ_P_SEED, v[NZ_S_OAI_SEED]);
+  nz_params_put_av(&p, NZ_P_STOP_SEQUENCES, v[NZ_S_STOP_SEQ]);
+  nz_params_put_av(&p, NZ_P_CHOICE_COUNT, v[NZ_S_CHOICE_COUNT]);
+  nz_params_put_av(&p, NZ_P_CHOICE_COUNT, v[NZ_S_REQ_N]);
+  nz_params_put_av(&p, NZ_P_SERVICE_TIER, v[NZ_S_SERVICE_TIER]);
+  nz_params_put_av(&p, NZ_P_SERVICE_TIER, v[NZ_S_OAI_SERVICE_TIER]);
+  nz_params_put_av(&p, NZ_P_REASONING_EFFORT, v[NZ_S_REASONING_EFFORT]);
+  nz_params_put_av(&p, NZ_P_ENCODING_FORMATS, v[NZ_S_ENCODING_FORMATS]);
+  nz_params_put_av(&p, NZ_P_OUTPUT_TYPE, v[NZ_S_OUTPUT_TYPE]);
+  nz_params_put_av(&p, NZ_P_TOP_K, v[NZ_S_LLM_TOP_K]);
+  nz_params_put_av(&p, NZ_P_FREQUENCY_PENALTY, v[NZ_S_LLM_FREQ_PEN]);
+  nz_params_put_av(&p, NZ_P_PRESENCE_PENALTY, v[NZ_S_LLM_PRES_PEN]);
+  nz_params_put_av(&p, NZ_P_STOP_SEQUENCES, v[NZ_S_LLM_STOP]);
+  nz_openinference_params(c, &p, oi_model, oi_stream);
+  if (!p.have)
+    return NULL;
+  gw_sb_putc(&p.sb, '}');
+  char *s = gw_sb_finish(&p.sb);
+  if (!s)
+    c->oom = true;
+  return s;
+}
+
+static void add_reason(struct nz_ctx *c, const char **v, uint32_t *n, uint32_t cap, const char *s)
+{
+  if (s && *n < cap)
+    v[(*n)++] = s;
+}
+
+/* gen_ai.response.finish_reasons (string[], or a JSON array string) and the single-value fallbacks. */
+static void finish_reasons(struct nz_ctx *c, const struct nz_msgs *out)
+{
+  const GwAnyValue *fr = c->s->v[NZ_S_FINISH_REASONS];
+  uint32_t cap = 0, n = 0;
+  struct json_object *jo = NULL;
+  if (fr && fr->value_case == GW_AV_ARRAY && fr->array_value)
+    cap = (uint32_t)fr->array_value->n_values;
+  else if (nz_str(fr) && fr->string_value[0] == '[' && (jo = nz_json_parse(fr->string_value, strlen(fr->string_value))) &&
+           json_object_is_type(jo, json_type_array))
+    cap = (uint32_t)json_object_array_length(jo);
+  if (cap < out->n)
+    cap = out->n;
+  if (cap < 1)
+    cap = 1;
+  const char **v = gw_arena_alloc(c->a, sizeof *v * cap);
+  if (!v) {
+    c->oom = true;
+    goto out;
+  }
+  if (fr && fr->value_case == GW_AV_ARRAY && fr->array_value) {
+    for (size_t i = 0; i < fr->array_value->n_values; i++)
+      add_reason(c, v, &n, cap, nz_str(fr->array_value->values[i]));
+  } else if (jo && json_object_is_type(jo, json_type_array)) {
+    for (size_t i = 0; i < json_object_array_length(jo); i++)
+      add_reason(c, v, &n, cap, nz_json_dup_str(c, json_object_array_get_idx(jo, i)));
+  } else {
+    add_reason(c, v, &n, cap, nz_str(fr));
+  }
+  if (!n)
+    add_reason(c, v, &n, cap, PICK(c, NULL, NZ_S_GENAI_FINISH));
+  if (!n)
+    for (uint32_t i = 0; i < out->n; i++)
+      add_reason(c, v, &n, cap, out->v[i].finish_reason);
+  if (!n)
+    add_reason(c, v, &n, cap, PICK(c, NULL, NZ_S_LLM_RESP_FINISH, NZ_S_OI_FINISH));
+  if (n)
+    c->r->finish_reasons = (struct gw_strv){v, n};
+out:
+  if (jo)
+    json_object_put(jo);
+}
+
+static bool has_role(const struct nz_msgs *m, const char *role)
+{
+  for (uint32_t i = 0; i < m->n; i++)
+    if (m->v[i].role && !strcmp(m->v[i].role, role))
+      return true;
+  return false;
+}
+
+static void content(struct nz_ctx *c)
+{
+  struct gw_record *r = c->r;
+  const GwAnyValue *const *v = c->s->v;
+  struct nz_msgs in = {0}, out = {0};
+  struct nz_msg sys = {0};
+
+  /* Attributes first, in precedence order; each source only when the earlier ones gave nothing. */
+  if (v[NZ_S_LF_INPUT])
+    nz_raw_content(c, v[NZ_S_LF_INPUT], false, &in);
+  if (!in.n && v[NZ_S_IN_MSGS])
+    nz_msgs_from_value(c, v[NZ_S_IN_MSGS], &in);
+  if (!in.n)
+    nz_flat_msgs(c, NZ_F_PROMPT, &in);
+  if (!in.n)
+    nz_flat_msgs(c, NZ_F_OI_IN, &in);
+  if (!in.n && v[NZ_S_OI_IN])
+    nz_raw_content(c, v[NZ_S_OI_IN], false, &in);
+  if (!in.n && v[NZ_S_TL_IN])
+    nz_raw_content(c, v[NZ_S_TL_IN], false, &in);
+  if (!in.n && v[NZ_S_PROMPT_JSON])
+    nz_old_content(c, v[NZ_S_PROMPT_JSON], "user", &in);
+
+  if (v[NZ_S_LF_OUTPUT])
+    nz_raw_content(c, v[NZ_S_LF_OUTPUT], true, &out);
+  if (!out.n && v[NZ_S_OUT_MSGS])
+    nz_msgs_from_value(c, v[NZ_S_OUT_MSGS], &out);
+  if (!out.n)
+    nz_flat_msgs(c, NZ_F_COMPLETION, &out);
+  if (!out.n)
+    nz_flat_msgs(c, NZ_F_OI_OUT, &out);
+  if (!out.n && v[NZ_S_OI_OUT])
+    nz_raw_content(c, v[NZ_S_OI_OUT], true, &out);
+  if (!out.n && v[NZ_S_TL_OUT])
+    nz_raw_content(c, v[NZ_S_TL_OUT], true, &out);
+  if (!out.n && v[NZ_S_COMPLETION_JSON])
+    nz_old_content(c, v[NZ_S_COMPLETION_JSON], "assistant", &out);
+
+  if (v[NZ_S_SYS_INSTR])
+    nz_parts_from_value(c, v[NZ_S_SYS_INSTR], &sys);
+
+  /* Then span events, filling only what is still empty. */
+  if (c->span->n_events && (!in.n || !out.n || !sys.n)) {
+    nz_semconv_events(c, &in, &out, &sys);
+    nz_old_events(c, &in, &out);
+  }
+
+  if (sys.n) {
+    struct nz_msgs one = {.v = &sys, .n = 1};
+    sys.role = "system";
+    r->system_prompt = nz_msgs_text(c, &one, NULL);
+    if (!has_role(&in, "system") && nz_msgs_add(c, &in, NULL)) {
+      memmove(&in.v[1], &in.v[0], sizeof in.v[0] * (in.n - 1));
+      in.v[0] = sys;
+    }
+  } else {
+    r->system_prompt = nz_msgs_text(c, &in, "system");
+  }
+
+  finish_reasons(c, &out);
+  for (uint32_t i = 0; i < out.n && i < r->finish_reasons.n; i++)
+    if (!out.v[i].finish_reason)
+      out.v[i].finish_reason = r->finish_reasons.v[i]; /* one entry per choice (§3.1) */
+
+  r->prompt_content = nz_msgs_render(c, &in, false);
+  r->response_content = nz_msgs_render(c, &out, true);
+  if (r->prompt_content) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8) {
+      for (int i = 0; i < 8; i++) {
+        r->prompt_hash[2 * i] = hex[md[i] >> 4];
+        r->prompt_hash[2 * i + 1] = hex[md[i] & 15];
+      }
+      r->prompt_hash[16] = 0;
+    }
+  }
+}
+
+static char *render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  gw_sb_putc(&sb, '{');
+  bool first = true;
+  for (size_t i = 0; i < n; i++) {
+    if (!kv[i]->key || !kv[i]->key[0])
+      continue;
+    if (!first)
+      gw_sb_putc(&sb, ',');
+    first = false;
+    gw_sb_json_str(&sb, kv[i]->key, strlen(kv[i]->key));
+    gw_sb_putc(&sb, ':');
+    nz_av_write(&sb, kv[i]->value, 1);
+  }
+  gw_sb_putc(&sb, '}');
+  return gw_sb_finish(&sb);
+}
+
+static void hexid(char *dst, const uint8_t *p, size_t n)
+{
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    dst[2 * i] = hex[p[i] >> 4];
+    dst[2 * i + 1] = hex[p[i] & 15];
+  }
+  dst[2 * n] = 0;
+}
+
+/* Resource-level facts, rendered once per ResourceSpans and shared by its records. */
+struct nz_res {
+  const GwResource *res;
+  const char *service_name, *json;
+  bool done;
+};
+
+static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
+{
+  const GwSpan *sp = c->span;
+  struct gw_record *r = c->r;
+  int d_req = -1, d_resp = -1;
+
+  memset(r, 0, sizeof *r);
+  r->streaming = -1;
+  hexid(r->trace_id, sp->trace_id.data, 16);
+  hexid(r->span_id, sp->span_id.data, 8);
+  if (sp->parent_span_id.len == 8)
+    hexid(r->parent_span_id, sp->parent_span_id.data, 8);
+  r->trace_version = "v1";
+  r->service_name = res->service_name;
+  r->resource = res->json;
+  r->scope_name = scope && scope->name && scope->name[0] ? scope->name : NULL;
+  r->span_name = sp->name && sp->name[0] ? sp->name : NULL;
+  r->start_ns = sp->start_time_unix_nano;
+  r->end_ns = sp->end_time_unix_nano;
+  if (r->start_ns && r->end_ns >= r->start_ns)
+    r->duration_ms = (struct gw_opt_f64){(double)(r->end_ns - r->start_ns) / 1e6, true};
+
+  int sc = sp->status ? (int)sp->status->code : GW_SPAN_STATUS_UNSET;
+  r->status = sc == GW_SPAN_STATUS_ERROR ? "error" : sc == GW_SPAN_STATUS_OK ? "ok" : "unset";
+  const char *lvl = nz_slot_str(c, NZ_S_LF_LEVEL);
+  if (lvl && !strcmp(lvl, "ERROR"))
+    r->status = "error";
+  r->error_code = nz_slot_str(c, NZ_S_ERROR_TYPE);
+  r->error_message = nz_slot_str(c, NZ_S_LF_STATUS_MSG);
+  if (!r->error_message && sp->status && sp->status->message && sp->status->message[0])
+    r->error_message = sp->status->message;
+
+  r->operation = operation(c);
+  r->provider = PICK(c, NULL, NZ_S_PROVIDER, NZ_S_SYSTEM, NZ_S_OI_PROVIDER, NZ_S_OI_SYSTEM, NZ_S_MODEL_PROVIDER);
+
+  const char *oi_model = NULL;
+  r->parameters = params(c, &oi_model, &r->streaming);
+  r->request_model = PICK(c, &d_req, NZ_S_LF_MODEL, NZ_S_REQ_MODEL, NZ_S_OI_REQ_MODEL);
+  if (!r->request_model && oi_model) {
+    r->request_model = oi_model;
+    d_req = NZ_D_OPENINFERENCE;
+  }
+  if (!r->request_model)
+    r->request_model = PICK(c, &d_req, NZ_S_OI_MODEL, NZ_S_EMB_MODEL);
+  r->response_model =
+    PICK(c, &d_resp, NZ_S_LF_MODEL, NZ_S_RESP_MODEL, NZ_S_OI_RESP_MODEL, NZ_S_OI_MODEL, NZ_S_EMB_MODEL);
+  r->model_id = r->response_model ? r->response_model : r->request_model;
+  int d = r->response_model ? d_resp : d_req;
+  r->dialect = d >= 0 ? dialect_names[d] : NULL;
+  if (model_operation(r->operation) && !r->model_id)
+    gw_record_set_flag(r, GW_FLAG_MODEL_MISSING);
+
+  tokens(c);
+
+  r->session_id = PICK(c, NULL, NZ_S_CONV_ID, NZ_S_SESSION_ID, NZ_S_LF_SESSION, NZ_S_TL_SESSION);
+  r->user_id =
+    PICK(c, NULL, NZ_S_USER_ID, NZ_S_LF_USER, NZ_S_TL_USER, NZ_S_GENAI_USER, NZ_S_LLM_USER, NZ_S_ENDUSER_ID);
+
+  gw_tribool st = tribool(c->s->v[NZ_S_STREAM]);
+  if (st < 0)
+    st = tribool(c->s->v[NZ_S_GENAI_STREAMING]);
+  if (st < 0)
+    st = tribool(c->s->v[NZ_S_LLM_STREAMING]);
+  if (st >= 0)
+    r->streaming = st; /* else keeps what llm.invocation_parameters said, or unknown */
+
+  double ms, sec;
+  if (nz_langfuse_ttft(c, &ms))
+    r->first_token_latency_ms = (struct gw_opt_f64){ms, true};
+  else if (c->s->v[NZ_S_TTFC] && nz_dbl(c, c->s->v[NZ_S_TTFC], &sec) && sec >= 0)
+    r->first_token_latency_ms = (struct gw_opt_f64){sec * 1000.0, true};
+
+  content(c);
+  r->attributes = render_kvs(c->a, sp->attributes, sp->n_attributes);
+  if (!r->attributes || !r->resource)
+    c->oom = true;
+}
+
+/* ---- the walk ---- */
+
+static const char *check_ids(const GwSpan *sp, char *why, size_t whylen)
+{
+  static const uint8_t zero[16];
+  if (sp->trace_id.len != 16)
+    snprintf(why, whylen, "traceId: %zu bytes, want 16", sp->trace_id.len);
+  else if (!memcmp(sp->trace_id.data, zero, 16))
+    snprintf(why, whylen, "traceId: all zero");
+  else if (sp->span_id.len != 8)
+    snprintf(why, whylen, "spanId: %zu bytes, want 8", sp->span_id.len);
+  else if (!memcmp(sp->span_id.data, zero, 8))
+    snprintf(why, whylen, "spanId: all zero");
+  else if (sp->parent_span_id.len != 0 && sp->parent_span_id.len != 8)
+    snprintf(why, whylen, "parentSpanId: %zu bytes, want 0 or 8", sp->parent_span_id.len);
+  else
+    return NULL;
+  return why;
+}
+
+static bool res_facts(struct gw_arena *a, struct nz_res *res)
+{
+  if (res->done)
+    return res->json != NULL;
+  res->done = true;
+  GwKeyValue *const *kv = res->res ? res->res->attributes : NULL;
+  size_t n = res->res ? res->res->n_attributes : 0;
+  for (size_t i = 0; i < n; i++)
+    if (kv[i]->key && !strcmp(kv[i]->key, "service.name") && nz_str(kv[i]->value))
+      res->service_name = kv[i]->value->string_value;
+  res->json = render_kvs(a, kv, n);
+  return res->json != NULL;
+}
+
+gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
+                          struct gw_normalize_result *res, struct gw_err *err)
+{
+  struct nz_span *view = NULL;
+  size_t cap = 0;
+  gw_rc rc = GW_ERR(TOO_LARGE);
+
+  (void)opts;
+  gw_normalize_init();
+  memset(res, 0, sizeof *res);
+  view = gw_arena_alloc(a, sizeof *view);
+  if (!view)
+    goto oom;
+  for (size_t ri = 0; ri < req->n_resource_spans; ri++) {
+    GwResourceSpans *rs = req->resource_spans[ri];
+    struct nz_res rf = {.res = rs->resource};
+    for (size_t si = 0; si < rs->n_scope_spans; si++) {
+      GwScopeSpans *ss = rs->scope_spans[si];
+      size_t w = 0;
+      for (size_t k = 0; k < ss->n_spans; k++) {
+        GwSpan *sp = ss->spans[k];
+        char why[96];
+        res->nspans++;
+        if (check_ids(sp, why, sizeof why)) {
+          if (!res->nrejected++)
+            snprintf(res->reject_msg, sizeof res->reject_msg, "resourceSpans[%zu].scopeSpans[%zu].spans[%zu].%s", ri,
+                     si, k, why);
+          continue;
+        }
+        ss->spans[w++] = sp;
+        struct nz_ctx c = {.a = a, .span = sp, .s = view};
+        if (!scan(&c, sp) && !c.oom)
+          continue;
+        if (c.oom || !res_facts(a, &rf))
+          goto oom;
+        if (res->nrecords == cap) {
+          size_t ncap = cap ? cap * 2 : 16;
+          struct gw_record *nr =
+            gw_arena_grow(a, res->records, cap * sizeof *res->records, ncap * sizeof *res->records);
+          if (!nr)
+            goto oom;
+          res->records = nr;
+          cap = ncap;
+        }
+        c.r = &res->records[res->nrecords];
+        build(&c, &rf, ss->scope);
+        if (c.oom || gw_arena_exhausted(a))
+          goto oom;
+        res->nrecords++;
+        res->has_genai = true;
+      }
+      ss->n_spans = w;
+    }
+  }
+  return GW_OK;
+oom:
+  return gw_err_set(err, rc, "normalize: request needs more memory than the per-request limit");
+}

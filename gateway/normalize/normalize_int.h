@@ -1,0 +1,184 @@
+/*
+ * normalize_int.h: internals shared by normalize.c and the dialect files (not a public interface).
+ *
+ * One pass over a span's attributes fills a struct nz_span: every known key lands in its slot (last
+ * duplicate wins), indexed families (gen_ai.prompt.{i}.*, llm.input_messages.{i}.*, ...) are collected
+ * as (index, field, value) entries. The dialect files own their key tables and the parsing that is
+ * specific to them; normalize.c owns the walk and the per-field precedence.
+ */
+#ifndef GW_NORMALIZE_INT_H
+#define GW_NORMALIZE_INT_H
+
+#include <json-c/json.h>
+
+#include "normalize/normalize.h"
+
+/* Slots, grouped by the dialect whose key fills them. */
+#define NZ_SLOTS(X)                                                                                      \
+  /* semconv (current) */                                                                              \
+  X(OP_NAME) X(PROVIDER) X(REQ_MODEL) X(RESP_MODEL) X(IN_TOK) X(OUT_TOK) X(CACHE_READ) X(CACHE_WRITE)     \
+  X(REASONING) X(TEMPERATURE) X(TOP_P) X(TOP_K) X(MAX_TOKENS) X(FREQ_PEN) X(PRES_PEN) X(STOP_SEQ) X(SEED) \
+  X(CHOICE_COUNT) X(STREAM) X(FINISH_REASONS) X(TTFC) X(CONV_ID) X(SYS_INSTR) X(IN_MSGS) X(OUT_MSGS)     \
+  X(ERROR_TYPE) X(SERVICE_TIER) X(ENCODING_FORMATS) X(OUTPUT_TYPE)                                      \
+  /* semconv, deprecated */                                                                            \
+  X(SYSTEM) X(PROMPT_TOK) X(COMPL_TOK) X(PROMPT_JSON) X(COMPLETION_JSON) X(OAI_SEED) X(OAI_SERVICE_TIER) \
+  X(MODEL_PROVIDER)                                                                                    \
+  /* OpenLLMetry and 2026 project-policy names */                                                      \
+  X(LLM_REQ_TYPE) X(CACHE_READ_US) X(CACHE_WRITE_US) X(REASONING_US) X(LLM_REASONING) X(LLM_TOTAL)       \
+  X(GENAI_TOTAL) X(LLM_STREAMING) X(GENAI_STREAMING) X(LLM_TOP_K) X(LLM_FREQ_PEN) X(LLM_PRES_PEN)        \
+  X(LLM_STOP) X(LLM_USER) X(GENAI_USER) X(LLM_RESP_FINISH) X(GENAI_FINISH) X(REQ_N) X(MAX_COMPL)        \
+  X(REASONING_EFFORT) X(TL_KIND) X(TL_SESSION) X(TL_USER) X(TL_IN) X(TL_OUT)                            \
+  /* OpenInference */                                                                                  \
+  X(OI_KIND) X(OI_MODEL) X(OI_REQ_MODEL) X(OI_RESP_MODEL) X(OI_PROVIDER) X(OI_SYSTEM) X(OI_PROMPT)       \
+  X(OI_COMPL) X(OI_TOTAL) X(OI_CACHE_READ) X(OI_CACHE_WRITE) X(OI_REASONING) X(OI_PARAMS) X(OI_IN)       \
+  X(OI_IN_MIME) X(OI_OUT) X(OI_OUT_MIME) X(OI_FINISH) X(EMB_MODEL) X(SESSION_ID) X(USER_ID) X(ENDUSER_ID) \
+  /* Langfuse */                                                                                       \
+  X(LF_TYPE) X(LF_MODEL) X(LF_PARAMS) X(LF_USAGE) X(LF_TTFT) X(LF_LEVEL) X(LF_STATUS_MSG) X(LF_INPUT)    \
+  X(LF_OUTPUT) X(LF_SESSION) X(LF_USER)
+
+enum nz_slot {
+#define NZ_SLOT_ENUM(id) NZ_S_##id,
+  NZ_SLOTS(NZ_SLOT_ENUM)
+#undef NZ_SLOT_ENUM
+  NZ_S__COUNT
+};
+
+enum nz_dialect { NZ_D_SEMCONV, NZ_D_SEMCONV_OLD, NZ_D_OPENLLMETRY, NZ_D_OPENINFERENCE, NZ_D_LANGFUSE, NZ_D__COUNT };
+
+struct nz_key {
+  const char *key;
+  uint16_t slot;
+};
+
+/* Each dialect file's key table (exact keys only). */
+extern const struct nz_key nz_semconv_keys[], nz_semconv_old_keys[], nz_openllmetry_keys[],
+  nz_openinference_keys[], nz_langfuse_keys[];
+extern const size_t nz_semconv_nkeys, nz_semconv_old_nkeys, nz_openllmetry_nkeys, nz_openinference_nkeys,
+  nz_langfuse_nkeys;
+
+/* Indexed attribute families, read by prefix. */
+enum nz_family { NZ_F_PROMPT, NZ_F_COMPLETION, NZ_F_OI_IN, NZ_F_OI_OUT, NZ_F__COUNT };
+/* What a family entry holds: a message field, or a field of tool call `sub`, or text part `sub`. */
+enum nz_field { NZ_FL_ROLE, NZ_FL_CONTENT, NZ_FL_NAME, NZ_FL_FINISH, NZ_FL_TOOL_CALL_ID, NZ_FL_TC_ID,
+                NZ_FL_TC_NAME, NZ_FL_TC_ARGS, NZ_FL_PART_TEXT };
+
+struct nz_flat_ent {
+  uint32_t idx, sub, seq; /* sub 0: the message itself; j + 1: tool call or content part j */
+  enum nz_field field;
+  const GwAnyValue *v;
+};
+
+struct nz_flat {
+  struct nz_flat_ent *v;
+  uint32_t n;
+};
+
+/* One span's attributes, sorted into slots. */
+struct nz_span {
+  const GwAnyValue *v[NZ_S__COUNT];
+  struct nz_flat flat[NZ_F__COUNT];
+  uint32_t flat_cap; /* capacity of each flat array: the span's attribute count */
+};
+
+/* The request-scoped context every helper gets. oom is sticky: once set the record is abandoned. */
+struct nz_ctx {
+  struct gw_arena *a;
+  struct gw_record *r;
+  const GwSpan *span;
+  struct nz_span *s;
+  bool oom;
+};
+
+/* The canonical message model that every content dialect is converted into (semconv message shape).
+ * A part is {"type":type,"content":text} when json is NULL, else the part object rendered as JSON. */
+struct nz_part {
+  const char *type, *text, *json;
+};
+struct nz_msg {
+  const char *role, *name, *finish_reason;
+  struct nz_part *parts;
+  uint32_t n, cap;
+};
+struct nz_msgs {
+  struct nz_msg *v;
+  uint32_t n, cap;
+};
+
+/* normalize.c: value access helpers. */
+const char *nz_str(const GwAnyValue *v); /* string value, NULL for other types or "" */
+bool nz_int(struct nz_ctx *c, const GwAnyValue *v, int64_t *out); /* int, integral double or digits */
+bool nz_dbl(struct nz_ctx *c, const GwAnyValue *v, double *out);
+const char *nz_slot_str(struct nz_ctx *c, enum nz_slot s);
+bool nz_flat_add(struct nz_ctx *c, enum nz_family f, uint32_t idx, enum nz_field fl, uint32_t sub,
+                 const GwAnyValue *v);
+
+/* semconv.c: JSON helpers, the message model and its rendering, current-semconv content. */
+struct json_object *nz_json_parse(const char *s, size_t n);
+void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth);
+void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth);
+void nz_sb_str(struct gw_sb *sb, const char *s, size_t n); /* JSON string, NUL dropped, bad UTF-8 replaced */
+void nz_sb_double(struct gw_sb *sb, double d);
+const char *nz_json_dup_str(struct nz_ctx *c, struct json_object *o); /* arena copy of a json string */
+struct nz_msg *nz_msgs_add(struct nz_ctx *c, struct nz_msgs *m, const char *role);
+void nz_msg_text(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text);
+void nz_msg_json(struct nz_ctx *c, struct nz_msg *m, const char *json);
+/* Messages from a semconv value (JSON string or structured array); OpenAI-shaped objects are accepted. */
+bool nz_msgs_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msgs *out);
+bool nz_msgs_from_json(struct nz_ctx *c, struct json_object *arr, struct nz_msgs *out);
+bool nz_msg_from_json(struct nz_ctx *c, struct json_object *o, struct nz_msgs *out);
+/* gen_ai.system_instructions: a list of parts (JSON string, structured, or plain text). */
+bool nz_parts_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msg *into);
+char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output);
+/* Plain text of the text parts of the messages whose role is `role` (all when NULL), "\n"-joined. */
+char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role);
+/* The gen_ai.client.inference.operation.details event (current semconv). */
+void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys);
+
+/* semconv_old.c: deprecated events and the gen_ai.prompt / gen_ai.completion JSON attributes. */
+void nz_old_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out);
+bool nz_old_content(struct nz_ctx *c, const GwAnyValue *v, const char *role, struct nz_msgs *out);
+
+/* openllmetry.c */
+bool nz_openllmetry_flat(struct nz_ctx *c, const char *key, size_t klen, const GwAnyValue *v);
+void nz_flat_msgs(struct nz_ctx *c, enum nz_family f, struct nz_msgs *out);
+const char *nz_openllmetry_operation(const char *request_type, const char *span_kind);
+
+/* openinference.c */
+bool nz_openinference_flat(struct nz_ctx *c, const char *key, size_t klen, const GwAnyValue *v);
+const char *nz_openinference_operation(const char *span_kind);
+/* llm.invocation_parameters into the parameter object being built (keys not yet present only). */
+struct nz_params {
+  struct gw_sb sb;
+  uint32_t have; /* bit per parameter already written */
+};
+void nz_params_put_av(struct nz_params *p, unsigned id, const GwAnyValue *v);
+void nz_params_put_json(struct nz_params *p, unsigned id, struct json_object *o);
+/* The standard parameter names of a JSON object (OpenAI request style) into p. */
+void nz_params_from_json(struct nz_params *p, struct json_object *o);
+void nz_openinference_params(struct nz_ctx *c, struct nz_params *p, const char **req_model, gw_tribool *stream);
+/* input.value / output.value / traceloop.entity.*: messages when the JSON holds any, else one text message. */
+bool nz_raw_content(struct nz_ctx *c, const GwAnyValue *v, bool output, struct nz_msgs *out);
+
+/* langfuse.c */
+void nz_langfuse_usage(struct nz_ctx *c);
+void nz_langfuse_params(struct nz_ctx *c, struct nz_params *p);
+bool nz_langfuse_ttft(struct nz_ctx *c, double *ms);
+const char *nz_langfuse_operation(const char *type);
+
+/* Parameter names, in output order (bit i of nz_params.have). */
+#define NZ_PARAMS(X)                                                                                     \
+  X(TEMPERATURE, "temperature") X(TOP_P, "top_p") X(TOP_K, "top_k") X(MAX_TOKENS, "max_tokens")          \
+  X(MAX_COMPLETION_TOKENS, "max_completion_tokens") X(FREQUENCY_PENALTY, "frequency_penalty")          \
+  X(PRESENCE_PENALTY, "presence_penalty") X(SEED, "seed") X(STOP_SEQUENCES, "stop_sequences")            \
+  X(CHOICE_COUNT, "choice_count") X(SERVICE_TIER, "service_tier") X(REASONING_EFFORT, "reasoning_effort") \
+  X(ENCODING_FORMATS, "encoding_formats") X(OUTPUT_TYPE, "output_type")
+
+enum nz_param {
+#define NZ_PARAM_ENUM(id, name) NZ_P_##id,
+  NZ_PARAMS(NZ_PARAM_ENUM)
+#undef NZ_PARAM_ENUM
+  NZ_P__COUNT
+};
+extern const char *const nz_param_names[];
+
+#endif

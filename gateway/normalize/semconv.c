@@ -1,0 +1,644 @@
+/*
+ * semconv.c: the current OTel GenAI semantic conventions (SPEC-FACTS §3), and the canonical message model
+ * every dialect's content is converted into (the semconv gen_ai.input/output.messages shape, §3.2).
+ *
+ * gen_ai.input.messages and friends arrive as a JSON string or as a structured AnyValue array/kvlist:
+ * both are read. JSON is parsed with json-c (its DOM lives on the heap only for the duration of one
+ * attribute and is bounded by the attribute size the decoder allows). Rendering writes JSON through one
+ * string writer that drops NUL and replaces invalid UTF-8, so stored content is always valid JSON text.
+ * OpenAI-shaped messages ({"role","content":"..."} or content part arrays with "text") are accepted too,
+ * since OpenInference input.value and deprecated gen_ai.prompt carry them.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "normalize/normalize_int.h"
+
+#define K(k, s) {k, NZ_S_##s}
+const struct nz_key nz_semconv_keys[] = {
+  K("gen_ai.operation.name", OP_NAME),
+  K("gen_ai.provider.name", PROVIDER),
+  K("gen_ai.request.model", REQ_MODEL),
+  K("gen_ai.response.model", RESP_MODEL),
+  K("gen_ai.usage.input_tokens", IN_TOK),
+  K("gen_ai.usage.output_tokens", OUT_TOK),
+  K("gen_ai.usage.cache_read.input_tokens", CACHE_READ),
+  K("gen_ai.usage.cache_creation.input_tokens", CACHE_WRITE),
+  K("gen_ai.usage.reasoning.output_tokens", REASONING),
+  K("gen_ai.request.temperature", TEMPERATURE),
+  K("gen_ai.request.top_p", TOP_P),
+  K("gen_ai.request.top_k", TOP_K),
+  K("gen_ai.request.max_tokens", MAX_TOKENS),
+  K("gen_ai.request.frequency_penalty", FREQ_PEN),
+  K("gen_ai.request.presence_penalty", PRES_PEN),
+  K("gen_ai.request.stop_sequences", STOP_SEQ),
+  K("gen_ai.request.seed", SEED),
+  K("gen_ai.request.choice.count", CHOICE_COUNT),
+  K("gen_ai.request.stream", STREAM),
+  K("gen_ai.response.finish_reasons", FINISH_REASONS),
+  K("gen_ai.response.time_to_first_chunk", TTFC),
+  K("gen_ai.conversation.id", CONV_ID),
+  K("gen_ai.system_instructions", SYS_INSTR),
+  K("gen_ai.input.messages", IN_MSGS),
+  K("gen_ai.output.messages", OUT_MSGS),
+  K("error.type", ERROR_TYPE),
+  K("openai.request.service_tier", SERVICE_TIER),
+  K("gen_ai.request.encoding_formats", ENCODING_FORMATS),
+  K("gen_ai.output.type", OUTPUT_TYPE),
+};
+const size_t nz_semconv_nkeys = sizeof nz_semconv_keys / sizeof nz_semconv_keys[0];
+
+/* ---- JSON writing ---- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+  unsigned char c = s[0];
+  if (c < 0x80)
+    return 1;
+  size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+  if (!len || c > 0xf4 || len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  if (len == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0)))
+    return 0; /* overlong, surrogate */
+  if (len == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90)))
+    return 0;
+  return len;
+}
+
+void nz_sb_str(struct gw_sb *sb, const char *s, size_t n)
+{
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n && u[i] && u[i] < 0x80)
+    i++;
+  if (i == n) {
+    gw_sb_json_str(sb, s, n);
+    return;
+  }
+  /* Slow path: copy with repairs into a scratch builder, then escape. */
+  struct gw_sb tmp;
+  gw_sb_init(&tmp, sb->a);
+  gw_sb_putn(&tmp, s, i);
+  while (i < n) {
+    if (!u[i]) {
+      i++;
+      continue;
+    }
+    size_t l = utf8_len(u + i, n - i);
+    if (!l) {
+      gw_sb_puts(&tmp, "\xef\xbf\xbd");
+      i++;
+      continue;
+    }
+    gw_sb_putn(&tmp, s + i, l);
+    i += l;
+  }
+  if (tmp.oom || !gw_sb_finish(&tmp)) {
+    sb->oom = true;
+    return;
+  }
+  gw_sb_json_str(sb, tmp.buf, tmp.len);
+}
+
+void nz_sb_double(struct gw_sb *sb, double d)
+{
+  if (!isfinite(d)) {
+    gw_sb_puts(sb, "null"); /* JSON has no NaN/Inf */
+    return;
+  }
+  char buf[40];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, d);
+    if (strtod(buf, NULL) == d)
+      break;
+  }
+  gw_sb_puts(sb, buf);
+  if (!strpbrk(buf, ".eE"))
+    gw_sb_puts(sb, ".0");
+}
+
+#define NZ_MAX_DEPTH 64
+
+void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth)
+{
+  if (depth > NZ_MAX_DEPTH) {
+    gw_sb_puts(sb, "null");
+    return;
+  }
+  switch (json_object_get_type(o)) {
+  case json_type_null: gw_sb_puts(sb, "null"); break;
+  case json_type_boolean: gw_sb_puts(sb, json_object_get_boolean(o) ? "true" : "false"); break;
+  case json_type_int: gw_sb_printf(sb, "%lld", (long long)json_object_get_int64(o)); break;
+  case json_type_double: nz_sb_double(sb, json_object_get_double(o)); break;
+  case json_type_string: nz_sb_str(sb, json_object_get_string(o), (size_t)json_object_get_string_len(o)); break;
+  case json_type_array: {
+    size_t n = json_object_array_length(o);
+    gw_sb_putc(sb, '[');
+    for (size_t i = 0; i < n; i++) {
+      if (i)
+        gw_sb_putc(sb, ',');
+      nz_json_write(sb, json_object_array_get_idx(o, i), depth + 1);
+    }
+    gw_sb_putc(sb, ']');
+    break;
+  }
+  case json_type_object: {
+    bool first = true;
+    gw_sb_putc(sb, '{');
+    json_object_object_foreach(o, k, v)
+    {
+      if (!first)
+        gw_sb_putc(sb, ',');
+      first = false;
+      nz_sb_str(sb, k, strlen(k));
+      gw_sb_putc(sb, ':');
+      nz_json_write(sb, v, depth + 1);
+    }
+    gw_sb_putc(sb, '}');
+    break;
+  }
+  }
+}
+
+static void base64(struct gw_sb *sb, const uint8_t *p, size_t n)
+{
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  gw_sb_putc(sb, '"');
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], tab[v & 63]};
+    gw_sb_putn(sb, q, 4);
+  }
+  if (i < n) {
+    uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+    char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=', '='};
+    gw_sb_putn(sb, q, 4);
+  }
+  gw_sb_putc(sb, '"');
+}
+
+void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth)
+{
+  if (!v || depth > NZ_MAX_DEPTH) {
+    gw_sb_puts(sb, "null");
+    return;
+  }
+  switch (v->value_case) {
+  case GW_AV_STRING: gw_sb_json_str(sb, v->string_value, strlen(v->string_value)); break;
+  case GW_AV_BOOL: gw_sb_puts(sb, v->bool_value ? "true" : "false"); break;
+  case GW_AV_INT: gw_sb_printf(sb, "%lld", (long long)v->int_value); break;
+  case GW_AV_DOUBLE: nz_sb_double(sb, v->double_value); break;
+  case GW_AV_BYTES: base64(sb, v->bytes_value.data, v->bytes_value.len); break;
+  case GW_AV_ARRAY: {
+    gw_sb_putc(sb, '[');
+    size_t n = v->array_value ? v->array_value->n_values : 0;
+    for (size_t i = 0; i < n; i++) {
+      if (i)
+        gw_sb_putc(sb, ',');
+      nz_av_write(sb, v->array_value->values[i], depth + 1);
+    }
+    gw_sb_putc(sb, ']');
+    break;
+  }
+  case GW_AV_KVLIST: {
+    gw_sb_putc(sb, '{');
+    size_t n = v->kvlist_value ? v->kvlist_value->n_values : 0;
+    for (size_t i = 0; i < n; i++) {
+      const GwKeyValue *kv = v->kvlist_value->values[i];
+      if (i)
+        gw_sb_putc(sb, ',');
+      gw_sb_json_str(sb, kv->key ? kv->key : "", kv->key ? strlen(kv->key) : 0);
+      gw_sb_putc(sb, ':');
+      nz_av_write(sb, kv->value, depth + 1);
+    }
+    gw_sb_putc(sb, '}');
+    break;
+  }
+  default: gw_sb_puts(sb, "null"); break;
+  }
+}
+
+struct json_object *nz_json_parse(const char *s, size_t n)
+{
+  if (n > INT32_MAX)
+    return NULL;
+  struct json_tokener *tok = json_tokener_new_ex(NZ_MAX_DEPTH);
+  if (!tok)
+    return NULL;
+  json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+  struct json_object *o = json_tokener_parse_ex(tok, s, (int)n);
+  if (o && (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != n)) {
+    json_object_put(o);
+    o = NULL;
+  }
+  json_tokener_free(tok);
+  return o;
+}
+
+const char *nz_json_dup_str(struct nz_ctx *c, struct json_object *o)
+{
+  if (!o || !json_object_is_type(o, json_type_string))
+    return NULL;
+  const char *s = json_object_get_string(o);
+  size_t n = (size_t)json_object_get_string_len(o), i = 0;
+  const unsigned char *u = (const unsigned char *)s;
+  while (i < n && u[i] && u[i] < 0x80)
+    i++;
+  char *d;
+  if (i == n) {
+    d = gw_arena_strndup(c->a, s, n);
+  } else {
+    /* An escaped NUL or a lone surrogate: repair here, so the message model only holds clean text. */
+    struct gw_sb sb;
+    gw_sb_init(&sb, c->a);
+    gw_sb_putn(&sb, s, i);
+    while (i < n) {
+      size_t l = u[i] ? utf8_len(u + i, n - i) : 0;
+      if (l)
+        gw_sb_putn(&sb, s + i, l);
+      else if (u[i])
+        gw_sb_puts(&sb, "\xef\xbf\xbd");
+      i += l ? l : 1;
+    }
+    d = gw_sb_finish(&sb);
+  }
+  if (!d)
+    c->oom = true;
+  return d;
+}
+
+/* ---- the message model ---- */
+
+static bool grow(struct nz_ctx *c, void **v, uint32_t *cap, uint32_t n, size_t elem)
+{
+  if (n < *cap)
+    return true;
+  uint32_t ncap = *cap ? *cap * 2 : 4;
+  void *p = gw_arena_grow(c->a, *v, (size_t)*cap * elem, (size_t)ncap * elem);
+  if (!p) {
+    c->oom = true;
+    return false;
+  }
+  *v = p;
+  *cap = ncap;
+  return true;
+}
+
+struct nz_msg *nz_msgs_add(struct nz_ctx *c, struct nz_msgs *m, const char *role)
+{
+  if (!grow(c, (void **)&m->v, &m->cap, m->n, sizeof *m->v))
+    return NULL;
+  struct nz_msg *msg = &m->v[m->n++];
+  memset(msg, 0, sizeof *msg);
+  msg->role = role;
+  return msg;
+}
+
+static struct nz_part *part_add(struct nz_ctx *c, struct nz_msg *m)
+{
+  if (!grow(c, (void **)&m->parts, &m->cap, m->n, sizeof *m->parts))
+    return NULL;
+  struct nz_part *p = &m->parts[m->n++];
+  memset(p, 0, sizeof *p);
+  return p;
+}
+
+void nz_msg_text(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text)
+{
+  struct nz_part *p = text ? part_add(c, m) : NULL;
+  if (p) {
+    p->type = type;
+    p->text = text;
+  }
+}
+
+void nz_msg_json(struct nz_ctx *c, struct nz_msg *m, const char *json)
+{
+  struct nz_part *p = json ? part_add(c, m) : NULL;
+  if (p)
+    p->json = json;
+}
+
+static const char *render_json(struct nz_ctx *c, struct json_object *o)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, c->a);
+  nz_json_write(&sb, o, 0);
+  char *s = gw_sb_finish(&sb);
+  if (!s)
+    c->oom = true;
+  return s;
+}
+
+static const char *render_av(struct nz_ctx *c, const GwAnyValue *v)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, c->a);
+  nz_av_write(&sb, v, 0);
+  char *s = gw_sb_finish(&sb);
+  if (!s)
+    c->oom = true;
+  return s;
+}
+
+static bool is_text_type(const char *t) { return !strcmp(t, "text") || !strcmp(t, "reasoning"); }
+
+/* One part object (semconv {"type","content"} or OpenAI {"type":"text","text"}). */
+static void part_from_json(struct nz_ctx *c, struct nz_msg *m, struct json_object *p)
+{
+  if (json_object_is_type(p, json_type_string)) {
+    nz_msg_text(c, m, "text", nz_json_dup_str(c, p));
+    return;
+  }
+  struct json_object *t = NULL, *txt = NULL;
+  if (json_object_is_type(p, json_type_object) && json_object_object_get_ex(p, "type", &t) &&
+      json_object_is_type(t, json_type_string)) {
+    const char *type = json_object_get_string(t);
+    if (is_text_type(type) && ((json_object_object_get_ex(p, "content", &txt) && json_object_is_type(txt, json_type_string)) ||
+                               (json_object_object_get_ex(p, "text", &txt) && json_object_is_type(txt, json_type_string)))) {
+      nz_msg_text(c, m, type[0] == 't' ? "text" : "reasoning", nz_json_dup_str(c, txt));
+      return;
+    }
+  }
+  nz_msg_json(c, m, render_json(c, p));
+}
+
+bool nz_msg_from_json(struct nz_ctx *c, struct json_object *o, struct nz_msgs *out)
+{
+  struct json_object *role = NULL, *parts = NULL, *content = NULL, *x = NULL;
+  if (!json_object_is_type(o, json_type_object))
+    return false;
+  json_object_object_get_ex(o, "role", &role);
+  struct nz_msg *m = nz_msgs_add(c, out, role ? nz_json_dup_str(c, role) : NULL);
+  if (!m)
+    return false;
+  if (json_object_object_get_ex(o, "name", &x))
+    m->name = nz_json_dup_str(c, x);
+  if (json_object_object_get_ex(o, "finish_reason", &x))
+    m->finish_reason = nz_json_dup_str(c, x);
+  if (json_object_object_get_ex(o, "parts", &parts) && json_object_is_type(parts, json_type_array)) {
+    for (size_t i = 0; i < json_object_array_length(parts); i++)
+      part_from_json(c, m, json_object_array_get_idx(parts, i));
+  } else if (json_object_object_get_ex(o, "content", &content)) {
+    if (json_object_is_type(content, json_type_array)) {
+      for (size_t i = 0; i < json_object_array_length(content); i++)
+        part_from_json(c, m, json_object_array_get_idx(content, i));
+    } else if (json_object_is_type(content, json_type_string)) {
+      nz_msg_text(c, m, "text", nz_json_dup_str(c, content));
+    }
+  }
+  /* OpenAI tool calls: [{id, type:function, function:{name, arguments}}] */
+  struct json_object *tcs = NULL;
+  if (json_object_object_get_ex(o, "tool_calls", &tcs) && json_object_is_type(tcs, json_type_array)) {
+    for (size_t i = 0; i < json_object_array_length(tcs); i++) {
+      struct json_object *tc = json_object_array_get_idx(tcs, i), *fn = NULL, *id = NULL, *nm = NULL, *args = NULL;
+      struct gw_sb sb;
+      gw_sb_init(&sb, c->a);
+      gw_sb_puts(&sb, "{\"type\":\"tool_call\"");
+      if (json_object_object_get_ex(tc, "id", &id)) {
+        gw_sb_puts(&sb, ",\"id\":");
+        nz_json_write(&sb, id, 1);
+      }
+      if (json_object_object_get_ex(tc, "function", &fn)) {
+        if (json_object_object_get_ex(fn, "name", &nm)) {
+          gw_sb_puts(&sb, ",\"name\":");
+          nz_json_write(&sb, nm, 1);
+        }
+        if (json_object_object_get_ex(fn, "arguments", &args)) {
+          gw_sb_puts(&sb, ",\"arguments\":");
+          nz_json_write(&sb, args, 1);
+        }
+      }
+      gw_sb_putc(&sb, '}');
+      const char *s = gw_sb_finish(&sb);
+      if (!s)
+        c->oom = true;
+      nz_msg_json(c, m, s);
+    }
+  }
+  return !c->oom;
+}
+
+bool nz_msgs_from_json(struct nz_ctx *c, struct json_object *arr, struct nz_msgs *out)
+{
+  if (!json_object_is_type(arr, json_type_array))
+    return false;
+  uint32_t before = out->n;
+  for (size_t i = 0; i < json_object_array_length(arr); i++)
+    nz_msg_from_json(c, json_object_array_get_idx(arr, i), out);
+  return out->n > before;
+}
+
+static const GwAnyValue *kv_get(const GwAnyValue *v, const char *key)
+{
+  if (!v || v->value_case != GW_AV_KVLIST || !v->kvlist_value)
+    return NULL;
+  const GwAnyValue *found = NULL;
+  for (size_t i = 0; i < v->kvlist_value->n_values; i++) {
+    const GwKeyValue *kv = v->kvlist_value->values[i];
+    if (kv->key && !strcmp(kv->key, key))
+      found = kv->value; /* last wins, as for attributes */
+  }
+  return found;
+}
+
+static void part_from_av(struct nz_ctx *c, struct nz_msg *m, const GwAnyValue *p)
+{
+  if (p && p->value_case == GW_AV_STRING) {
+    nz_msg_text(c, m, "text", p->string_value);
+    return;
+  }
+  const char *type = nz_str(kv_get(p, "type"));
+  if (type && is_text_type(type)) {
+    const char *txt = nz_str(kv_get(p, "content"));
+    if (!txt)
+      txt = nz_str(kv_get(p, "text"));
+    if (txt) {
+      nz_msg_text(c, m, type[0] == 't' ? "text" : "reasoning", txt);
+      return;
+    }
+  }
+  nz_msg_json(c, m, render_av(c, p));
+}
+
+static void msg_from_av(struct nz_ctx *c, const GwAnyValue *o, struct nz_msgs *out)
+{
+  if (!o || o->value_case != GW_AV_KVLIST)
+    return;
+  struct nz_msg *m = nz_msgs_add(c, out, nz_str(kv_get(o, "role")));
+  if (!m)
+    return;
+  m->name = nz_str(kv_get(o, "name"));
+  m->finish_reason = nz_str(kv_get(o, "finish_reason"));
+  const GwAnyValue *parts = kv_get(o, "parts"), *content = kv_get(o, "content");
+  if (!parts)
+    parts = content;
+  if (parts && parts->value_case == GW_AV_ARRAY && parts->array_value) {
+    for (size_t i = 0; i < parts->array_value->n_values; i++)
+      part_from_av(c, m, parts->array_value->values[i]);
+  } else if (parts && parts->value_case == GW_AV_STRING) {
+    nz_msg_text(c, m, "text", parts->string_value);
+  }
+}
+
+bool nz_msgs_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msgs *out)
+{
+  if (!v)
+    return false;
+  uint32_t before = out->n;
+  if (v->value_case == GW_AV_STRING) {
+    struct json_object *o = nz_json_parse(v->string_value, strlen(v->string_value));
+    if (!o) {
+      gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+      return false;
+    }
+    if (json_object_is_type(o, json_type_array))
+      nz_msgs_from_json(c, o, out);
+    else
+      nz_msg_from_json(c, o, out);
+    json_object_put(o);
+  } else if (v->value_case == GW_AV_ARRAY && v->array_value) {
+    for (size_t i = 0; i < v->array_value->n_values; i++)
+      msg_from_av(c, v->array_value->values[i], out);
+  } else if (v->value_case == GW_AV_KVLIST) {
+    msg_from_av(c, v, out);
+  } else {
+    gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+  }
+  return out->n > before;
+}
+
+bool nz_parts_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msg *into)
+{
+  if (!v)
+    return false;
+  uint32_t before = into->n;
+  if (v->value_case == GW_AV_STRING) {
+    struct json_object *o = nz_json_parse(v->string_value, strlen(v->string_value));
+    if (o && json_object_is_type(o, json_type_array)) {
+      for (size_t i = 0; i < json_object_array_length(o); i++)
+        part_from_json(c, into, json_object_array_get_idx(o, i));
+    } else if (o && json_object_is_type(o, json_type_object)) {
+      part_from_json(c, into, o);
+    } else {
+      nz_msg_text(c, into, "text", v->string_value); /* plain-text instructions */
+    }
+    if (o)
+      json_object_put(o);
+  } else if (v->value_case == GW_AV_ARRAY && v->array_value) {
+    for (size_t i = 0; i < v->array_value->n_values; i++)
+      part_from_av(c, into, v->array_value->values[i]);
+  } else if (v->value_case == GW_AV_KVLIST) {
+    part_from_av(c, into, v);
+  }
+  return into->n > before;
+}
+
+char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output)
+{
+  if (!m->n)
+    return NULL;
+  struct gw_sb sb;
+  gw_sb_init(&sb, c->a);
+  gw_sb_putc(&sb, '[');
+  for (uint32_t i = 0; i < m->n; i++) {
+    const struct nz_msg *msg = &m->v[i];
+    if (i)
+      gw_sb_putc(&sb, ',');
+    gw_sb_puts(&sb, "{\"role\":");
+    if (msg->role)
+      gw_sb_json_str(&sb, msg->role, strlen(msg->role));
+    else
+      gw_sb_puts(&sb, output ? "\"assistant\"" : "\"user\"");
+    gw_sb_puts(&sb, ",\"parts\":[");
+    for (uint32_t k = 0; k < msg->n; k++) {
+      const struct nz_part *p = &msg->parts[k];
+      if (k)
+        gw_sb_putc(&sb, ',');
+      if (p->json) {
+        gw_sb_puts(&sb, p->json);
+        continue;
+      }
+      gw_sb_puts(&sb, "{\"type\":");
+      gw_sb_json_str(&sb, p->type, strlen(p->type));
+      gw_sb_puts(&sb, ",\"content\":");
+      gw_sb_json_str(&sb, p->text, strlen(p->text));
+      gw_sb_putc(&sb, '}');
+    }
+    gw_sb_putc(&sb, ']');
+    if (msg->name) {
+      gw_sb_puts(&sb, ",\"name\":");
+      gw_sb_json_str(&sb, msg->name, strlen(msg->name));
+    }
+    if (output && msg->finish_reason) {
+      gw_sb_puts(&sb, ",\"finish_reason\":");
+      gw_sb_json_str(&sb, msg->finish_reason, strlen(msg->finish_reason));
+    }
+    gw_sb_putc(&sb, '}');
+  }
+  gw_sb_putc(&sb, ']');
+  char *s = gw_sb_finish(&sb);
+  if (!s)
+    c->oom = true;
+  return s;
+}
+
+char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, c->a);
+  bool any = false;
+  for (uint32_t i = 0; i < m->n; i++) {
+    const struct nz_msg *msg = &m->v[i];
+    if (role && (!msg->role || strcmp(msg->role, role)))
+      continue;
+    for (uint32_t k = 0; k < msg->n; k++) {
+      if (msg->parts[k].json || strcmp(msg->parts[k].type, "text"))
+        continue;
+      if (any)
+        gw_sb_putc(&sb, '\n');
+      gw_sb_puts(&sb, msg->parts[k].text);
+      any = true;
+    }
+  }
+  if (!any)
+    return NULL;
+  char *s = gw_sb_finish(&sb);
+  if (!s)
+    c->oom = true;
+  return s;
+}
+
+/* gen_ai.client.inference.operation.details carries the content attributes, structured (§3.4). */
+void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys)
+{
+  for (size_t e = 0; e < c->span->n_events; e++) {
+    const GwSpanEvent *ev = c->span->events[e];
+    if (!ev->name || strcmp(ev->name, "gen_ai.client.inference.operation.details"))
+      continue;
+    const GwAnyValue *vin = NULL, *vout = NULL, *vsys = NULL;
+    for (size_t i = 0; i < ev->n_attributes; i++) {
+      const GwKeyValue *kv = ev->attributes[i];
+      if (!kv->key)
+        continue;
+      if (!strcmp(kv->key, "gen_ai.input.messages"))
+        vin = kv->value;
+      else if (!strcmp(kv->key, "gen_ai.output.messages"))
+        vout = kv->value;
+      else if (!strcmp(kv->key, "gen_ai.system_instructions"))
+        vsys = kv->value;
+    }
+    if (!in->n && vin)
+      nz_msgs_from_value(c, vin, in);
+    if (!out->n && vout)
+      nz_msgs_from_value(c, vout, out);
+    if (sys && !sys->n && vsys)
+      nz_parts_from_value(c, vsys, sys);
+  }
+}

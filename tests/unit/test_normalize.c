@@ -1,0 +1,868 @@
+/*
+ * test_normalize.c: GenAI normalization. Every captured SDK trace fixture (tests/fixtures/sdk) is decoded
+ * and normalized and checked against its manifest; then focused cases per dialect built by hand.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "decode/decode.h"
+#include "normalize/normalize.h"
+#include "testutil.h"
+
+/* ---- building requests by hand ---- */
+
+static struct gw_arena *A;
+
+static int setup(void **state)
+{
+  (void)state;
+  gw_normalize_init();
+  A = gw_arena_create(64u << 20);
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  (void)state;
+  gw_arena_destroy(A);
+  A = NULL;
+  return 0;
+}
+
+static void *az(size_t n)
+{
+  void *p = gw_arena_calloc(A, n);
+  assert_non_null(p);
+  return p;
+}
+
+static GwAnyValue *av_str(const char *s)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_STRING;
+  v->string_value = gw_arena_strdup(A, s);
+  return v;
+}
+
+static GwAnyValue *av_int(int64_t i)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_INT;
+  v->int_value = i;
+  return v;
+}
+
+static GwAnyValue *av_dbl(double d)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_DOUBLE;
+  v->double_value = d;
+  return v;
+}
+
+static GwAnyValue *av_bool(bool b)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_BOOL;
+  v->bool_value = b;
+  return v;
+}
+
+static GwKeyValue *kv(const char *k, GwAnyValue *v)
+{
+  GwKeyValue *p = az(sizeof *p);
+  gw_pb_key_value_init(p);
+  p->key = gw_arena_strdup(A, k);
+  p->value = v;
+  return p;
+}
+
+/* A NULL-terminated list of key-values into an arena array. */
+static GwKeyValue **kvs(size_t *n, ...)
+{
+  va_list ap;
+  GwKeyValue **v = az(sizeof *v * 64);
+  size_t i = 0;
+  va_start(ap, n);
+  for (GwKeyValue *x; (x = va_arg(ap, GwKeyValue *)) != NULL && i < 64;)
+    v[i++] = x;
+  va_end(ap);
+  *n = i;
+  return v;
+}
+
+static GwAnyValue *av_array(size_t n, GwAnyValue **vals)
+{
+  GwAnyValue *v = az(sizeof *v);
+  GwArrayValue *arr = az(sizeof *arr);
+  gw_pb_any_value_init(v);
+  gw_pb_array_value_init(arr);
+  arr->values = az(sizeof *arr->values * (n ? n : 1));
+  memcpy(arr->values, vals, sizeof *vals * n);
+  arr->n_values = n;
+  v->value_case = GW_AV_ARRAY;
+  v->array_value = arr;
+  return v;
+}
+
+static GwAnyValue *av_kvlist(GwKeyValue **vals, size_t n)
+{
+  GwAnyValue *v = az(sizeof *v);
+  GwKeyValueList *l = az(sizeof *l);
+  gw_pb_any_value_init(v);
+  gw_pb_kvlist_init(l);
+  l->values = vals;
+  l->n_values = n;
+  v->value_case = GW_AV_KVLIST;
+  v->kvlist_value = l;
+  return v;
+}
+
+static uint8_t *bytes(size_t n, uint8_t fill)
+{
+  uint8_t *p = az(n ? n : 1);
+  memset(p, fill, n);
+  return p;
+}
+
+static GwSpan *span(uint8_t id, GwKeyValue **attrs, size_t nattrs)
+{
+  GwSpan *s = az(sizeof *s);
+  gw_pb_span_init(s);
+  s->trace_id = (ProtobufCBinaryData){16, bytes(16, 0xab)};
+  s->span_id = (ProtobufCBinaryData){8, bytes(8, id)};
+  s->name = gw_arena_strdup(A, "test span");
+  s->start_time_unix_nano = 1700000000000000000ull;
+  s->end_time_unix_nano = 1700000000250000000ull;
+  s->attributes = attrs;
+  s->n_attributes = nattrs;
+  return s;
+}
+
+static GwTraceRequest *request(size_t nspans, GwSpan **spans)
+{
+  GwTraceRequest *r = az(sizeof *r);
+  GwResourceSpans *rs = az(sizeof *rs);
+  GwScopeSpans *ss = az(sizeof *ss);
+  GwResource *res = az(sizeof *res);
+  GwScope *sc = az(sizeof *sc);
+  gw_pb_trace_request_init(r);
+  gw_pb_resource_spans_init(rs);
+  gw_pb_scope_spans_init(ss);
+  gw_pb_resource_init(res);
+  gw_pb_scope_init(sc);
+  sc->name = gw_arena_strdup(A, "test-scope");
+  res->attributes = kvs(&res->n_attributes, kv("service.name", av_str("svc-a")), NULL);
+  ss->scope = sc;
+  ss->spans = az(sizeof *ss->spans * nspans);
+  memcpy(ss->spans, spans, sizeof *spans * nspans);
+  ss->n_spans = nspans;
+  rs->resource = res;
+  rs->scope_spans = az(sizeof *rs->scope_spans);
+  rs->scope_spans[0] = ss;
+  rs->n_scope_spans = 1;
+  r->resource_spans = az(sizeof *r->resource_spans);
+  r->resource_spans[0] = rs;
+  r->n_resource_spans = 1;
+  return r;
+}
+
+/* Normalize a request holding one span with these attributes; returns its single record. */
+static const struct gw_record *one(struct gw_normalize_result *res, GwSpan *s)
+{
+  GwTraceRequest *req = request(1, &s);
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, res, &err), GW_OK);
+  assert_int_equal(res->nrecords, 1);
+  return &res->records[0];
+}
+
+/* A span (span id 01..01) holding the NULL-terminated key-values. */
+static GwSpan *mkspan(int unused, ...)
+{
+  va_list ap;
+  GwKeyValue **v = az(sizeof *v * 64);
+  size_t i = 0;
+  va_start(ap, unused);
+  for (GwKeyValue *x; (x = va_arg(ap, GwKeyValue *)) != NULL && i < 64;)
+    v[i++] = x;
+  va_end(ap);
+  return span(1, v, i);
+}
+#define SPAN(...) mkspan(0, __VA_ARGS__, NULL)
+
+static void assert_valid_json(const char *s)
+{
+  if (!s)
+    return;
+  struct json_object *o = json_tokener_parse(s);
+  if (!o)
+    fail_msg("not valid JSON: %.200s", s);
+  json_object_put(o);
+}
+
+/* ---- fixtures ---- */
+
+static const struct gw_record *find(const struct gw_normalize_result *res, const char *trace, const char *span_id)
+{
+  for (size_t i = 0; i < res->nrecords; i++)
+    if (!strcmp(res->records[i].trace_id, trace) && !strcmp(res->records[i].span_id, span_id))
+      return &res->records[i];
+  return NULL;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+  struct json_object *x;
+  if (!json_object_object_get_ex(o, key, &x) || !json_object_is_type(x, json_type_string))
+    return NULL;
+  return json_object_get_string(x);
+}
+
+static bool jbool(struct json_object *o, const char *key)
+{
+  struct json_object *x;
+  return json_object_object_get_ex(o, key, &x) && json_object_get_boolean(x);
+}
+
+static void assert_str_or_null(const char *got, const char *want, const char *what, const char *file, int idx)
+{
+  if (!want) {
+    if (got)
+      fail_msg("%s call %d %s: got %s, want NULL", file, idx, what, got);
+    return;
+  }
+  if (!got || strcmp(got, want))
+    fail_msg("%s call %d %s: got %s, want %s", file, idx, what, got ? got : "NULL", want);
+}
+
+static void assert_tokens(struct gw_opt_i64 got, struct json_object *call, const char *key, bool on_span,
+                          const char *file, int idx)
+{
+  struct json_object *x;
+  bool want_set = on_span && json_object_object_get_ex(call, key, &x) && !json_object_is_type(x, json_type_null);
+  if (!want_set) {
+    if (got.set)
+      fail_msg("%s call %d %s: got %lld, want NULL", file, idx, key, (long long)got.v);
+    return;
+  }
+  json_object_object_get_ex(call, key, &x);
+  if (!got.set || got.v != json_object_get_int64(x))
+    fail_msg("%s call %d %s: got %lld (set %d), want %lld", file, idx, key, (long long)got.v, got.set,
+             (long long)json_object_get_int64(x));
+}
+
+/* Independent count of GenAI spans (DESIGN §3 detection rule). */
+static size_t count_genai(const GwTraceRequest *req)
+{
+  size_t n = 0;
+  for (size_t r = 0; r < req->n_resource_spans; r++)
+    for (size_t s = 0; s < req->resource_spans[r]->n_scope_spans; s++) {
+      const GwScopeSpans *ss = req->resource_spans[r]->scope_spans[s];
+      for (size_t k = 0; k < ss->n_spans; k++) {
+        bool g = false;
+        for (size_t i = 0; i < ss->spans[k]->n_attributes && !g; i++) {
+          const char *key = ss->spans[k]->attributes[i]->key;
+          g = !strncmp(key, "gen_ai.", 7) || !strncmp(key, "llm.", 4) || !strncmp(key, "embedding.", 10) ||
+              !strcmp(key, "openinference.span.kind") || !strcmp(key, "traceloop.span.kind") ||
+              !strncmp(key, "langfuse.observation.", 21);
+        }
+        n += g;
+      }
+    }
+  return n;
+}
+
+static void check_fixture(const char *file, const char *manifest_file)
+{
+  size_t len;
+  char path[512];
+  snprintf(path, sizeof path, "sdk/%s", file);
+  char *body = tu_read_file(path, &len);
+  bool json = strstr(file, ".json") != NULL;
+  struct gw_decode_limits lim = {64u << 20, 64};
+  struct gw_err err = {0};
+  GwTraceRequest *req = NULL;
+  gw_rc rc = gw_decode_traces(A, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &lim, &req, &err);
+  if (rc)
+    fail_msg("%s: decode failed: %s", file, err.msg);
+  size_t ngenai = count_genai(req);
+
+  struct gw_normalize_result res;
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrejected, 0);
+  assert_int_equal(res.nrecords, ngenai);
+  assert_true(res.has_genai);
+
+  snprintf(path, sizeof path, "sdk/%s", manifest_file);
+  char *mtext = tu_read_file(path, NULL);
+  struct json_object *m = json_tokener_parse(mtext), *calls, *groups, *summary, *x;
+  assert_non_null(m);
+  assert_true(json_object_object_get_ex(m, "calls", &calls));
+  assert_true(json_object_object_get_ex(m, "summary", &summary));
+  assert_true(json_object_object_get_ex(summary, "expected_spans_total", &x));
+  assert_int_equal(res.nrecords, json_object_get_int(x));
+
+  for (size_t i = 0; i < json_object_array_length(calls); i++) {
+    struct json_object *c = json_object_array_get_idx(calls, i);
+    int idx = (int)i;
+    if (!jbool(c, "expect_span_exported"))
+      continue;
+    const struct gw_record *r = find(&res, jstr(c, "trace_id"), jstr(c, "span_id"));
+    if (!r)
+      fail_msg("%s call %d: no record for span %s", file, idx, jstr(c, "span_id"));
+    assert_str_or_null(r->request_model, jstr(c, "model"), "request_model", file, idx);
+    assert_str_or_null(r->response_model, jstr(c, "expected_response_model"), "response_model", file, idx);
+    assert_str_or_null(r->model_id, r->response_model ? r->response_model : r->request_model, "model_id", file, idx);
+    assert_str_or_null(r->operation, jstr(c, "operation"), "operation", file, idx);
+    const char *parent = jstr(c, "parent_span_id");
+    assert_string_equal(r->parent_span_id, parent ? parent : "");
+    assert_str_or_null(r->span_name, jstr(c, "span_name"), "span_name", file, idx);
+    assert_non_null(r->dialect);
+    if (jbool(c, "error")) {
+      assert_string_equal(r->status, "error");
+      assert_non_null(r->error_code);
+      assert_non_null(r->error_message);
+    } else {
+      assert_string_not_equal(r->status, "error");
+    }
+    bool on_span = jbool(c, "tokens_on_span");
+    assert_tokens(r->input_tokens, c, "expected_input_tokens", on_span, file, idx);
+    assert_tokens(r->output_tokens, c, "expected_output_tokens", on_span, file, idx);
+    if (!r->input_tokens.set && !r->output_tokens.set)
+      assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_MISSING));
+    if (jbool(c, "ids_expected_on_llm_span")) {
+      assert_str_or_null(r->session_id, jstr(c, "session_id"), "session_id", file, idx);
+      assert_str_or_null(r->user_id, jstr(c, "user_id"), "user_id", file, idx);
+    }
+    assert_string_equal(r->trace_version, "v1");
+    assert_non_null(r->service_name);
+    assert_non_null(r->scope_name);
+    assert_true(r->duration_ms.set);
+    assert_valid_json(r->attributes);
+    assert_valid_json(r->resource);
+    assert_valid_json(r->parameters);
+    assert_valid_json(r->prompt_content);
+    assert_valid_json(r->response_content);
+    if (r->prompt_content)
+      assert_int_equal(strlen(r->prompt_hash), 16);
+    /* Content-carrying dialects: the prompt and, on success, the reply are in the record. */
+    if (strncmp(file, "otel", 4) && r->operation && !strcmp(r->operation, "chat")) {
+      assert_non_null(r->prompt_content);
+      assert_non_null(r->response_content);
+    }
+  }
+
+  assert_true(json_object_object_get_ex(m, "groups", &groups));
+  for (size_t i = 0; i < json_object_array_length(groups); i++) {
+    struct json_object *g = json_object_array_get_idx(groups, i);
+    const struct gw_record *r = find(&res, jstr(g, "trace_id"), jstr(g, "span_id"));
+    if (!r)
+      fail_msg("%s group %zu: no record for the agent.run span", file, i);
+    assert_string_equal(r->span_name, jstr(g, "name"));
+    assert_string_equal(r->operation, "invoke_agent");
+    assert_string_equal(r->session_id, jstr(g, "session_id"));
+    assert_string_equal(r->user_id, jstr(g, "user_id"));
+    assert_null(r->model_id);
+    assert_null(r->dialect);
+    assert_false(gw_record_has_flag(r, GW_FLAG_TOKENS_MISSING));
+    assert_false(r->input_tokens.set);
+  }
+  json_object_put(m);
+  free(mtext);
+  free(body);
+}
+
+/* Every traces fixture listed in index.jsonl. */
+static void test_fixtures(void **state)
+{
+  (void)state;
+  char *index = tu_read_file("sdk/index.jsonl", NULL);
+  size_t checked = 0;
+  for (char *line = strtok(index, "\n"); line; line = strtok(NULL, "\n")) {
+    struct json_object *o = json_tokener_parse(line);
+    assert_non_null(o);
+    const char *sig = jstr(o, "signal"), *p = jstr(o, "path");
+    bool traces = sig ? !strcmp(sig, "traces") : (p && strstr(p, "trace") != NULL);
+    if (traces) {
+      check_fixture(jstr(o, "file"), jstr(o, "manifest"));
+      checked++;
+    }
+    json_object_put(o);
+  }
+  free(index);
+  assert_int_equal(checked, 9);
+}
+
+/* ---- focused cases ---- */
+
+static void test_langfuse_overrides(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r =
+    one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.request.model", av_str("gpt-4o")),
+                   kv("gen_ai.response.model", av_str("gpt-4o-2024-08-06")),
+                   kv("langfuse.observation.model.name", av_str("my-model")),
+                   kv("gen_ai.request.temperature", av_dbl(0.2)),
+                   kv("langfuse.observation.model.parameters", av_str("{\"temperature\":0.9,\"max_tokens\":50}")),
+                   kv("langfuse.observation.level", av_str("ERROR")),
+                   kv("langfuse.observation.status_message", av_str("upstream refused"))));
+  assert_string_equal(r->request_model, "my-model");
+  assert_string_equal(r->response_model, "my-model");
+  assert_string_equal(r->model_id, "my-model");
+  assert_string_equal(r->dialect, "langfuse");
+  assert_string_equal(r->parameters, "{\"temperature\":0.9,\"max_tokens\":50}");
+  assert_string_equal(r->status, "error");
+  assert_string_equal(r->error_message, "upstream refused");
+}
+
+static void test_semconv_deprecated(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r =
+    one(&res, SPAN(kv("gen_ai.system", av_str("anthropic")), kv("gen_ai.request.model", av_str("claude-3")),
+                   kv("gen_ai.usage.prompt_tokens", av_int(10)), kv("gen_ai.usage.completion_tokens", av_int(5)),
+                   kv("gen_ai.openai.request.seed", av_int(42))));
+  assert_string_equal(r->provider, "anthropic");
+  assert_int_equal(r->input_tokens.v, 10);
+  assert_int_equal(r->output_tokens.v, 5);
+  assert_true(r->total_tokens.set);
+  assert_int_equal(r->total_tokens.v, 15);
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOTAL_DERIVED));
+  assert_string_equal(r->dialect, "semconv");
+  assert_string_equal(r->parameters, "{\"seed\":42}");
+  assert_null(r->operation);
+
+  /* Current names win over deprecated ones whatever their order. */
+  r = one(&res, SPAN(kv("gen_ai.usage.prompt_tokens", av_int(10)), kv("gen_ai.usage.input_tokens", av_int(11)),
+                     kv("gen_ai.system", av_str("openai")), kv("gen_ai.provider.name", av_str("azure.ai.openai"))));
+  assert_int_equal(r->input_tokens.v, 11);
+  assert_string_equal(r->provider, "azure.ai.openai");
+  assert_null(r->dialect);
+}
+
+static void test_openllmetry(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(
+    &res, SPAN(kv("llm.request.type", av_str("completion")), kv("gen_ai.request.model", av_str("gpt-3.5-turbo-instruct")),
+               kv("gen_ai.usage.input_tokens", av_int(20)), kv("gen_ai.usage.output_tokens", av_int(9)),
+               kv("gen_ai.usage.cache_read_input_tokens", av_int(7)),
+               kv("gen_ai.usage.cache_creation_input_tokens", av_int(3)), kv("llm.usage.total_tokens", av_int(99)),
+               kv("gen_ai.prompt.1.role", av_str("user")), kv("gen_ai.prompt.1.content", av_str("Say \"hi\"")),
+               kv("gen_ai.prompt.0.role", av_str("system")), kv("gen_ai.prompt.0.content", av_str("Be brief.")),
+               kv("gen_ai.completion.0.role", av_str("assistant")), kv("gen_ai.completion.0.content", av_str("hi")),
+               kv("gen_ai.completion.0.finish_reason", av_str("stop")),
+               kv("traceloop.association.properties.session_id", av_str("s-1")),
+               kv("traceloop.association.properties.user_id", av_str("u-1")), kv("llm.is_streaming", av_bool(false))));
+  assert_string_equal(r->operation, "text_completion");
+  assert_int_equal(r->cache_read_tokens.v, 7);
+  assert_int_equal(r->cache_write_tokens.v, 3);
+  assert_int_equal(r->total_tokens.v, 99);
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOTAL_DERIVED));
+  assert_string_equal(r->prompt_content, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"Be brief.\"}]},"
+                                         "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"Say \\\"hi\\\"\"}]}]");
+  assert_string_equal(r->response_content, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\"}],"
+                                           "\"finish_reason\":\"stop\"}]");
+  assert_string_equal(r->system_prompt, "Be brief.");
+  assert_int_equal(r->finish_reasons.n, 1);
+  assert_string_equal(r->finish_reasons.v[0], "stop");
+  assert_string_equal(r->session_id, "s-1");
+  assert_string_equal(r->user_id, "u-1");
+  assert_int_equal(r->streaming, 0);
+}
+
+static void test_openinference(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(
+    &res,
+    SPAN(kv("openinference.span.kind", av_str("LLM")), kv("llm.model_name", av_str("gpt-4o-2024-08-06")),
+         kv("llm.system", av_str("openai")), kv("llm.token_count.prompt", av_int(30)),
+         kv("llm.token_count.completion", av_int(12)), kv("llm.token_count.total", av_int(42)),
+         kv("llm.token_count.prompt_details.cache_read", av_int(8)),
+         kv("llm.token_count.completion_details.reasoning", av_int(4)),
+         kv("llm.invocation_parameters",
+            av_str("{\"model\":\"gpt-4o\",\"temperature\":0.5,\"max_tokens\":100,\"stream\":true,\"stop\":[\"\\n\"]}")),
+         kv("input.value", av_str("{\"messages\":[{\"role\":\"user\",\"content\":\"raw\"}]}")),
+         kv("llm.input_messages.1.message.role", av_str("user")),
+         kv("llm.input_messages.1.message.content", av_str("second")),
+         kv("llm.input_messages.0.message.role", av_str("system")),
+         kv("llm.input_messages.0.message.content", av_str("first")),
+         kv("llm.output_messages.0.message.role", av_str("assistant")),
+         kv("llm.output_messages.0.message.tool_calls.0.tool_call.function.name", av_str("lookup")),
+         kv("llm.output_messages.0.message.tool_calls.0.tool_call.id", av_str("call_1")),
+         kv("session.id", av_str("sess")), kv("user.id", av_str("usr"))));
+  assert_string_equal(r->operation, "chat");
+  assert_string_equal(r->provider, "openai");
+  assert_string_equal(r->request_model, "gpt-4o");
+  assert_string_equal(r->response_model, "gpt-4o-2024-08-06");
+  assert_string_equal(r->dialect, "openinference");
+  assert_int_equal(r->input_tokens.v, 30);
+  assert_int_equal(r->output_tokens.v, 12);
+  assert_int_equal(r->total_tokens.v, 42);
+  assert_int_equal(r->cache_read_tokens.v, 8);
+  assert_int_equal(r->reasoning_tokens.v, 4);
+  assert_int_equal(r->streaming, 1);
+  assert_string_equal(r->parameters,
+                      "{\"temperature\":0.5,\"max_tokens\":100,\"stop_sequences\":[\"\\n\"]}");
+  /* llm.input_messages preferred over input.value, ordered by index. */
+  assert_string_equal(r->prompt_content,
+                      "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"first\"}]},"
+                      "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"second\"}]}]");
+  assert_string_equal(r->response_content, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"tool_call\",\"id\":"
+                                           "\"call_1\",\"name\":\"lookup\"}]}]");
+  assert_string_equal(r->session_id, "sess");
+  assert_string_equal(r->user_id, "usr");
+
+  /* Without message attributes, the raw input.value request JSON is read. */
+  r = one(&res, SPAN(kv("openinference.span.kind", av_str("LLM")),
+                     kv("input.value", av_str("{\"messages\":[{\"role\":\"user\",\"content\":\"raw\"}]}")),
+                     kv("output.value", av_str("plain answer"))));
+  assert_string_equal(r->prompt_content, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"raw\"}]}]");
+  assert_string_equal(r->response_content,
+                      "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"plain answer\"}]}]");
+  assert_true(gw_record_has_flag(r, GW_FLAG_MODEL_MISSING));
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_MISSING));
+}
+
+static void test_langfuse_usage_exclusive(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(
+    &res, SPAN(kv("langfuse.observation.type", av_str("generation")),
+               kv("gen_ai.usage.input_tokens", av_int(1000)),
+               kv("langfuse.observation.usage_details",
+                  av_str("{\"input\":10,\"output\":5,\"input_cached_tokens\":4,\"input_cache_creation\":1,"
+                         "\"output_reasoning_tokens\":2,\"total\":22}"))));
+  assert_string_equal(r->operation, "chat");
+  assert_int_equal(r->input_tokens.v, 15);
+  assert_int_equal(r->output_tokens.v, 7);
+  assert_int_equal(r->cache_read_tokens.v, 4);
+  assert_int_equal(r->cache_write_tokens.v, 1);
+  assert_int_equal(r->reasoning_tokens.v, 2);
+  assert_int_equal(r->total_tokens.v, 22);
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_CONVERTED));
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOTAL_DERIVED));
+
+  r = one(&res, SPAN(kv("langfuse.observation.usage_details", av_str("{not json"))));
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  assert_false(r->input_tokens.set);
+}
+
+static GwAnyValue *structured_messages(void)
+{
+  size_t np, nm;
+  GwKeyValue **part = kvs(&np, kv("type", av_str("text")), kv("content", av_str("hello")), NULL);
+  GwAnyValue *parts = av_array(1, (GwAnyValue *[]){av_kvlist(part, np)});
+  GwKeyValue **msg = kvs(&nm, kv("role", av_str("user")), kv("parts", parts), NULL);
+  return av_array(1, (GwAnyValue *[]){av_kvlist(msg, nm)});
+}
+
+#define HELLO_PROMPT "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hello\"}]}]"
+/* printf '%s' "$HELLO_PROMPT" | sha256sum | cut -c1-16 */
+#define HELLO_HASH "5ff9eed7b20c83ae"
+
+static void test_structured_vs_string_messages(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(&res, SPAN(kv("gen_ai.input.messages", structured_messages())));
+  assert_string_equal(r->prompt_content, HELLO_PROMPT);
+  assert_string_equal(r->prompt_hash, HELLO_HASH);
+  r = one(&res, SPAN(kv("gen_ai.input.messages", av_str(HELLO_PROMPT))));
+  assert_string_equal(r->prompt_content, HELLO_PROMPT);
+  assert_string_equal(r->prompt_hash, HELLO_HASH);
+  /* OpenAI-shaped JSON converges on the same canonical content and hash. */
+  r = one(&res, SPAN(kv("gen_ai.input.messages", av_str("[{\"role\":\"user\",\"content\":\"hello\"}]"))));
+  assert_string_equal(r->prompt_content, HELLO_PROMPT);
+  assert_string_equal(r->prompt_hash, HELLO_HASH);
+  /* Unparsable JSON: no content, flagged. */
+  r = one(&res, SPAN(kv("gen_ai.input.messages", av_str("[{\"role\":"))));
+  assert_null(r->prompt_content);
+  assert_string_equal(r->prompt_hash, "");
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+}
+
+static void test_system_instructions(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r =
+    one(&res, SPAN(kv("gen_ai.system_instructions", av_str("[{\"type\":\"text\",\"content\":\"Be kind.\"}]")),
+                   kv("gen_ai.input.messages", av_str(HELLO_PROMPT))));
+  assert_string_equal(r->system_prompt, "Be kind.");
+  assert_string_equal(r->prompt_content, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"Be kind.\"}]},"
+                                         "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hello\"}]}]");
+}
+
+static GwSpanEvent *event(const char *name, GwKeyValue **attrs, size_t n)
+{
+  GwSpanEvent *e = az(sizeof *e);
+  gw_pb_span_event_init(e);
+  e->name = gw_arena_strdup(A, name);
+  e->attributes = attrs;
+  e->n_attributes = n;
+  return e;
+}
+
+static void test_events_fill_missing_content(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  size_t n1, n2;
+  GwKeyValue **a1 = kvs(&n1, kv("gen_ai.input.messages", structured_messages()), NULL);
+  GwKeyValue **a2 = kvs(&n2, kv("index", av_int(0)), kv("finish_reason", av_str("length")),
+                        kv("message", av_kvlist(kvs(&n1, kv("role", av_str("assistant")),
+                                                    kv("content", av_str("cut")), NULL), 2)), NULL);
+  GwSpan *s = SPAN(kv("gen_ai.operation.name", av_str("chat")));
+  s->events = az(sizeof *s->events * 2);
+  s->events[0] = event("gen_ai.client.inference.operation.details", a1, 1);
+  s->events[1] = event("gen_ai.choice", a2, n2);
+  s->n_events = 2;
+  const struct gw_record *r = one(&res, s);
+  assert_string_equal(r->prompt_content, HELLO_PROMPT);
+  assert_string_equal(r->response_content, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"cut\"}],"
+                                           "\"finish_reason\":\"length\"}]");
+  assert_string_equal(r->finish_reasons.v[0], "length");
+
+  /* An attribute wins over the event. */
+  s = SPAN(kv("gen_ai.input.messages", av_str("[{\"role\":\"user\",\"content\":\"attr\"}]")));
+  s->events = az(sizeof *s->events);
+  s->events[0] = event("gen_ai.client.inference.operation.details", a1, 1);
+  s->n_events = 1;
+  r = one(&res, s);
+  assert_string_equal(r->prompt_content, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"attr\"}]}]");
+
+  /* Deprecated per-message events. */
+  size_t n3, n4;
+  s = SPAN(kv("gen_ai.request.model", av_str("m")));
+  s->events = az(sizeof *s->events * 2);
+  s->events[0] = event("gen_ai.system.message", kvs(&n3, kv("content", av_str("sys")), NULL), 1);
+  s->events[1] = event("gen_ai.user.message", kvs(&n4, kv("content", av_str("usr")), NULL), 1);
+  s->n_events = 2;
+  r = one(&res, s);
+  assert_string_equal(r->prompt_content, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"sys\"}]},"
+                                         "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"usr\"}]}]");
+  assert_string_equal(r->system_prompt, "sys");
+}
+
+struct id_case {
+  size_t trace_len, span_len, parent_len;
+  uint8_t trace_fill, span_fill;
+  const char *msg;
+};
+
+static void test_invalid_ids(void **state)
+{
+  (void)state;
+  static const struct id_case cases[] = {
+    {15, 8, 0, 0xab, 1, "resourceSpans[0].scopeSpans[0].spans[1].traceId: 15 bytes, want 16"},
+    {16, 8, 0, 0x00, 1, "resourceSpans[0].scopeSpans[0].spans[1].traceId: all zero"},
+    {16, 7, 0, 0xab, 1, "resourceSpans[0].scopeSpans[0].spans[1].spanId: 7 bytes, want 8"},
+    {16, 8, 0, 0xab, 0, "resourceSpans[0].scopeSpans[0].spans[1].spanId: all zero"},
+    {16, 8, 5, 0xab, 1, "resourceSpans[0].scopeSpans[0].spans[1].parentSpanId: 5 bytes, want 0 or 8"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const struct id_case *tc = &cases[i];
+    GwSpan *s[3] = {SPAN(kv("gen_ai.request.model", av_str("a"))), SPAN(kv("gen_ai.request.model", av_str("b"))),
+                    SPAN(kv("gen_ai.request.model", av_str("c")))};
+    s[0]->span_id.data[0] = 0x10;
+    s[2]->span_id.data[0] = 0x30;
+    s[1]->trace_id = (ProtobufCBinaryData){tc->trace_len, bytes(tc->trace_len, tc->trace_fill)};
+    s[1]->span_id = (ProtobufCBinaryData){tc->span_len, bytes(tc->span_len, tc->span_fill)};
+    s[1]->parent_span_id = (ProtobufCBinaryData){tc->parent_len, bytes(tc->parent_len, 2)};
+    GwTraceRequest *req = request(3, s);
+    struct gw_normalize_result res;
+    struct gw_err err = {0};
+    assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+    assert_int_equal(res.nspans, 3);
+    assert_int_equal(res.nrejected, 1);
+    assert_string_equal(res.reject_msg, tc->msg);
+    assert_int_equal(res.nrecords, 2);
+    assert_string_equal(res.records[0].request_model, "a");
+    assert_string_equal(res.records[1].request_model, "c");
+    /* Removed from the request: re-encoding carries only the accepted spans. */
+    size_t len = gw_pb_trace_request_size(req);
+    uint8_t *buf = az(len + 1);
+    gw_pb_trace_request_pack(req, buf);
+    GwTraceRequest *back = gw_pb_trace_request_unpack(gw_arena_pb_allocator(A), len, buf);
+    assert_non_null(back);
+    GwScopeSpans *ss = back->resource_spans[0]->scope_spans[0];
+    assert_int_equal(ss->n_spans, 2);
+    assert_int_equal(ss->spans[0]->span_id.data[0], 0x10);
+    assert_int_equal(ss->spans[1]->span_id.data[0], 0x30);
+  }
+}
+
+static void test_non_genai_span(void **state)
+{
+  (void)state;
+  GwSpan *s = SPAN(kv("http.request.method", av_str("GET")), kv("generic", av_str("x")),
+                   kv("llm", av_str("not a prefix")), kv("traceloop.entity.name", av_str("no kind")));
+  GwTraceRequest *req = request(1, &s);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nspans, 1);
+  assert_int_equal(res.nrecords, 0);
+  assert_int_equal(res.nrejected, 0);
+  assert_false(res.has_genai);
+  assert_int_equal(req->resource_spans[0]->scope_spans[0]->n_spans, 1);
+}
+
+struct op_case {
+  const char *key, *value, *want;
+};
+
+static void test_operation_mapping(void **state)
+{
+  (void)state;
+  static const struct op_case cases[] = {
+    {"gen_ai.operation.name", "embeddings", "embeddings"},
+    {"gen_ai.operation.name", "completion", "text_completion"},
+    {"llm.request.type", "chat", "chat"},
+    {"llm.request.type", "embedding", "embeddings"},
+    {"llm.request.type", "rerank", "rerank"},
+    {"openinference.span.kind", "EMBEDDING", "embeddings"},
+    {"openinference.span.kind", "TOOL", "execute_tool"},
+    {"openinference.span.kind", "AGENT", "invoke_agent"},
+    {"openinference.span.kind", "CHAIN", "chain"},
+    {"openinference.span.kind", "RETRIEVER", "retrieval"},
+    {"openinference.span.kind", "RERANKER", "rerank"},
+    {"openinference.span.kind", "GUARDRAIL", "guardrail"},
+    {"openinference.span.kind", "EVALUATOR", "evaluator"},
+    {"traceloop.span.kind", "workflow", "invoke_workflow"},
+    {"traceloop.span.kind", "task", "task"},
+    {"traceloop.span.kind", "agent", "invoke_agent"},
+    {"traceloop.span.kind", "tool", "execute_tool"},
+    {"langfuse.observation.type", "generation", "chat"},
+    {"langfuse.observation.type", "embedding", "embeddings"},
+    {"langfuse.observation.type", "span", NULL},
+    {"openinference.span.kind", "UNKNOWN", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct gw_normalize_result res;
+    const struct gw_record *r = one(&res, SPAN(kv(cases[i].key, av_str(cases[i].value))));
+    if (cases[i].want)
+      assert_string_equal(r->operation, cases[i].want);
+    else
+      assert_null(r->operation);
+  }
+  /* Precedence: gen_ai.operation.name over the dialect kinds. */
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(&res, SPAN(kv("openinference.span.kind", av_str("LLM")),
+                                             kv("traceloop.span.kind", av_str("tool")),
+                                             kv("gen_ai.operation.name", av_str("invoke_agent"))));
+  assert_string_equal(r->operation, "invoke_agent");
+}
+
+static void test_status_time_and_attributes(void **state)
+{
+  (void)state;
+  size_t n;
+  uint8_t raw[3] = {0xff, 0x00, 0x10};
+  GwAnyValue *b = av_str("");
+  b->value_case = GW_AV_BYTES;
+  b->bytes_value = (ProtobufCBinaryData){3, raw};
+  GwKeyValue **inner = kvs(&n, kv("k", av_int(1)), NULL);
+  GwSpan *s = SPAN(kv("gen_ai.request.model", av_str("first")), kv("gen_ai.request.model", av_str("second")),
+                   kv("gen_ai.response.time_to_first_chunk", av_dbl(0.25)), kv("error.type", av_str("Timeout")),
+                   kv("gen_ai.request.stream", av_bool(true)), kv("flag", av_bool(false)), kv("raw", b),
+                   kv("list", av_array(2, (GwAnyValue *[]){av_str("a\"b"), av_dbl(1.5)})),
+                   kv("map", av_kvlist(inner, n)));
+  s->status = az(sizeof *s->status);
+  gw_pb_status_init(s->status);
+  s->status->code = GW_SPAN_STATUS_ERROR;
+  s->status->message = gw_arena_strdup(A, "deadline exceeded");
+  s->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 0x0c)};
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(&res, s);
+  assert_string_equal(r->request_model, "second"); /* duplicate keys: last wins */
+  assert_string_equal(r->status, "error");
+  assert_string_equal(r->error_code, "Timeout");
+  assert_string_equal(r->error_message, "deadline exceeded");
+  assert_string_equal(r->trace_id, "abababababababababababababababab");
+  assert_string_equal(r->span_id, "0101010101010101");
+  assert_string_equal(r->parent_span_id, "0c0c0c0c0c0c0c0c");
+  assert_true(r->duration_ms.set);
+  assert_true(r->duration_ms.v == 250.0);
+  assert_true(r->first_token_latency_ms.set);
+  assert_true(r->first_token_latency_ms.v == 250.0);
+  assert_int_equal(r->streaming, 1);
+  assert_string_equal(r->service_name, "svc-a");
+  assert_string_equal(r->scope_name, "test-scope");
+  assert_string_equal(r->span_name, "test span");
+  assert_string_equal(r->resource, "{\"service.name\":\"svc-a\"}");
+  assert_string_equal(r->attributes,
+                      "{\"gen_ai.request.model\":\"first\",\"gen_ai.request.model\":\"second\","
+                      "\"gen_ai.response.time_to_first_chunk\":0.25,\"error.type\":\"Timeout\","
+                      "\"gen_ai.request.stream\":true,\"flag\":false,\"raw\":\"/wAQ\","
+                      "\"list\":[\"a\\\"b\",1.5],\"map\":{\"k\":1}}");
+
+  /* Langfuse completion_start_time (ISO-8601) minus the span start, overriding the semconv value. */
+  r = one(&res, SPAN(kv("gen_ai.response.time_to_first_chunk", av_dbl(9)),
+                     kv("langfuse.observation.completion_start_time", av_str("2023-11-14T22:13:21.5Z"))));
+  assert_true(r->first_token_latency_ms.set);
+  assert_true(r->first_token_latency_ms.v == 1500.0);
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("2023-11-14T23:13:21.5+01:00"))));
+  assert_true(r->first_token_latency_ms.v == 1500.0);
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("yesterday"))));
+  assert_false(r->first_token_latency_ms.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+}
+
+static void test_arena_exhaustion(void **state)
+{
+  (void)state;
+  GwSpan *s = SPAN(kv("gen_ai.input.messages", av_str(HELLO_PROMPT)), kv("gen_ai.request.model", av_str("m")));
+  GwTraceRequest *req = request(1, &s);
+  for (size_t cap = 64; cap < 16384; cap *= 2) {
+    struct gw_arena *small = gw_arena_create(cap);
+    struct gw_normalize_result res;
+    struct gw_err err = {0};
+    gw_rc rc = gw_normalize_traces(req, small, NULL, &res, &err);
+    assert_true(rc == GW_OK || rc == GW_ERR(TOO_LARGE));
+    if (rc == GW_OK)
+      assert_string_equal(res.records[0].prompt_content, HELLO_PROMPT);
+    else
+      assert_int_equal(err.rc, GW_ERR(TOO_LARGE));
+    gw_arena_destroy(small);
+  }
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_langfuse_overrides, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_semconv_deprecated, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_openllmetry, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_openinference, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_langfuse_usage_exclusive, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_structured_vs_string_messages, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_system_instructions, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_events_fill_missing_content, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_non_genai_span, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_operation_mapping, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_status_time_and_attributes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
