@@ -111,12 +111,12 @@ void nz_sb_double(struct gw_sb *sb, double d)
     gw_sb_puts(sb, "null"); /* JSON has no NaN/Inf */
     return;
   }
+  /* Short when 15 digits round-trip (0.2, not 0.20000000000000001), else the exact 17 digits: at most
+   * three libc calls, which matters for attributes holding embedding vectors. */
   char buf[40];
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(buf, sizeof buf, "%.*g", prec, d);
-    if (strtod(buf, NULL) == d)
-      break;
-  }
+  snprintf(buf, sizeof buf, "%.15g", d);
+  if (strtod(buf, NULL) != d)
+    snprintf(buf, sizeof buf, "%.17g", d);
   gw_sb_puts(sb, buf);
   if (!strpbrk(buf, ".eE"))
     gw_sb_puts(sb, ".0");

@@ -815,6 +815,22 @@ static void test_status_time_and_attributes(void **state)
                       "\"gen_ai.request.stream\":true,\"flag\":false,\"raw\":\"/wAQ\","
                       "\"list\":[\"a\\\"b\",1.5],\"map\":{\"k\":1}}");
 
+  /* Request parameters keep their natural JSON types; a malformed token count is flagged, not stored. */
+  r = one(&res, SPAN(kv("gen_ai.request.temperature", av_dbl(0.2)),
+                     kv("gen_ai.request.stop_sequences", av_array(1, (GwAnyValue *[]){av_str("END")})),
+                     kv("gen_ai.request.max_tokens", av_int(64)), kv("gen_ai.usage.input_tokens", av_str("12abc")),
+                     kv("gen_ai.usage.output_tokens", av_str("7"))));
+  assert_string_equal(r->parameters, "{\"temperature\":0.2,\"max_tokens\":64,\"stop_sequences\":[\"END\"]}");
+  assert_false(r->input_tokens.set);
+  assert_int_equal(r->output_tokens.v, 7);
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+
+  /* Escaped NUL and lone surrogates inside JSON content never reach the stored text. */
+  r = one(&res, SPAN(kv("gen_ai.input.messages", av_str("[{\"role\":\"user\",\"content\":\"a\\u0000b\\ud800c\\u00e9\"}]"))));
+  assert_non_null(r->prompt_content);
+  assert_valid_json(r->prompt_content);
+  assert_null(strstr(r->prompt_content, "\\u0000"));
+
   /* Langfuse completion_start_time (ISO-8601) minus the span start, overriding the semconv value. */
   r = one(&res, SPAN(kv("gen_ai.response.time_to_first_chunk", av_dbl(9)),
                      kv("langfuse.observation.completion_start_time", av_str("2023-11-14T22:13:21.5Z"))));
