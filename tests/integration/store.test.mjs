@@ -233,4 +233,42 @@ describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
     const roll = await db.query("SELECT coalesce(sum(total_requests), 0)::int AS n FROM trace_metrics_hourly WHERE service_name = 'outage'");
     assert.equal(roll.rows[0].n, sent.length, 'rollups counted once');
   });
+
+  test('a full spool pushes back with 429/503 + Retry-After, never drops what it acknowledged', async () => {
+    const db2 = await createDatabase(cluster.dsn);
+    const gw2 = await startGateway({ dsn: db2.dsn, config: { spool: { max_bytes: 4 * 1024 * 1024 } } });
+    const acked = [];
+    try {
+      await cluster.stop();
+      let pushback = null;
+      for (let i = 0; i < 200 && !pushback; i++) {
+        const spans = Array.from({ length: 50 }, () => genaiSpan({ model: 'gpt-4o-mini', attributes: { 'app.pad': 'p'.repeat(2000) } }));
+        const r = await post(gw2, '/v1/traces', toProtobuf(traceRequest(spans, { service: 'pushback' })), PB);
+        if (r.status === 200) acked.push(...spans);
+        else pushback = r;
+      }
+      assert.ok(pushback, 'the spool filled up and the gateway pushed back');
+      assert.ok([429, 503].includes(pushback.status), `status ${pushback.status}`);
+      assert.match(pushback.headers.get('retry-after') ?? '', /^\d+$/, 'Retry-After in seconds');
+      assert.ok(acked.length > 0);
+      assert.ok(gw2.alive());
+      const m = await gw2.metrics();
+      assert.ok([...m.keys()].some((k) => k.startsWith('genai_gateway_spans_rejected_total')), 'pushback counted');
+    } finally {
+      await cluster.start();
+    }
+    try {
+      const traceIds = acked.map((s) => s.traceId);
+      await waitFor(async () => (await countRows(db2, traceIds)) >= acked.length, { timeoutMs: 60000, intervalMs: 250, what: `${acked.length} acknowledged rows` });
+      assert.equal(await countRows(db2, traceIds), acked.length, 'each acknowledged span exactly once');
+      /* drained: new requests are accepted again */
+      await waitFor(async () => {
+        const s = genaiSpan();
+        return (await post(gw2, '/v1/traces', toProtobuf(traceRequest([s])), PB)).status === 200;
+      }, { timeoutMs: 30000, intervalMs: 500, what: 'acceptance after the spool drained' });
+    } finally {
+      await gw2.cleanup();
+      await db2.drop();
+    }
+  });
 });
