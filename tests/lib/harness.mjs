@@ -243,6 +243,7 @@ export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs 
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (exited) {
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
       throw new Error(`gateway exited before ready (${JSON.stringify(exited)}); log:\n${log.slice(-4000)}`);
     }
     try {
@@ -252,7 +253,7 @@ export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs 
       /* not listening yet */
     }
     if (Date.now() > deadline) {
-      await gw.kill();
+      await gw.cleanup();
       throw new Error(`gateway not ready after ${readyTimeoutMs} ms; log:\n${log.slice(-4000)}`);
     }
     await sleep(100);
