@@ -657,6 +657,74 @@ static void test_newer_schema_blocks_writer(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* An error that is the database's state, not the row's (here a missing table), is retried, not rejected. */
+static void test_database_state_error_retried(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r = rec(0x121, 1, T0), r2 = rec(0x121, 2, T0);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
+  exec_or_fail(db, "ALTER TABLE ai_interaction_traces RENAME TO gw_renamed");
+  assert_int_equal(send1(s, &r2, 1, &out), GW_SINK_RETRY);
+  assert_non_null(strstr(out.error, "42P01"));
+  exec_or_fail(db, "ALTER TABLE gw_renamed RENAME TO ai_interaction_traces");
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+  assert_int_equal(send1(s, &r2, 1, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 2);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* A batch larger than one COPY chunk, with one bad row at the very end. */
+static void test_large_batch(void **state)
+{
+  enum { N = 1500 };
+  void *s = store_create(dsn);
+  struct gw_record *r = calloc(N, sizeof *r);
+  char *content = malloc(1200);
+  memset(content, 'x', 1199);
+  content[1199] = 0;
+  content[10] = '\t';
+  for (int i = 0; i < N; i++) {
+    r[i] = rec(0x300 + (unsigned)i % 7, (unsigned long long)i + 1, T0 + (uint64_t)i * 1000000000ull);
+    r[i].prompt_content = content;
+  }
+  r[N - 1].status = "bogus"; /* violates the status CHECK */
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, N, &out), GW_SINK_OK);
+  assert_int_equal(rows(), N - 1);
+  assert_int_equal(out.dropped, 1);
+  assert_string_equal(qv("SELECT span_id FROM ai_interaction_rejects"), "00000000000005dc");
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_traces WHERE length(prompt_content) = 1199 "
+                      "AND substr(prompt_content, 11, 1) = E'\\t'"),
+                   N - 1);
+  free(content);
+  free(r);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* Two writers creating the same day's partition at once: the loser gets false, not an error. */
+static void test_partition_race(void **state)
+{
+  PGconn *a = connect_or_fail(dsn), *b = connect_or_fail(dsn);
+  exec_or_fail(a, "BEGIN");
+  PGresult *r = PQexec(a, "SELECT gw_ensure_partition('ai_interaction_traces', '2031-03-04')");
+  assert_string_equal(PQgetvalue(r, 0, 0), "t");
+  PQclear(r);
+  /* b cannot see a's uncommitted partition, so it tries to create it too and waits on a's locks. */
+  assert_int_equal(PQsendQuery(b, "SELECT gw_ensure_partition('ai_interaction_traces', '2031-03-04')"), 1);
+  usleep(200 * 1000);
+  exec_or_fail(a, "COMMIT");
+  r = PQgetResult(b);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("racing gw_ensure_partition failed: %s", PQresultErrorMessage(r));
+  assert_string_equal(PQgetvalue(r, 0, 0), "f");
+  PQclear(r);
+  while ((r = PQgetResult(b)) != NULL)
+    PQclear(r);
+  PQfinish(a);
+  PQfinish(b);
+}
+
 /* Through the generic sink loop and a memory spool, as the gateway runs it. */
 static void test_sink_end_to_end(void **state)
 {
@@ -708,6 +776,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_entries_filtered, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_connection_failure_then_reconnect, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_newer_schema_blocks_writer, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_database_state_error_retried, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
