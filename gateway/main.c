@@ -1,11 +1,186 @@
+/*
+ * main.c: flags, config, start in order, wait for a signal, stop in reverse (DESIGN §8).
+ *
+ * Start: config (fail fast naming file, key and reason) -> signals blocked before gRPC starts its
+ * threads -> spool -> sinks (the Postgres writer) -> receivers -> admin -> ready.
+ * Stop on SIGTERM/SIGINT: not ready, refuse new requests (UNAVAILABLE / 503), finish in-flight ones,
+ * close the spool, let the sinks drain for up to shutdown_grace_ms, exit 0.
+ * The sinks, declared once each, are listed in `sinks` below.
+ */
+#include <grpc/grpc.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "admin/admin.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "normalize/normalize.h"
+#include "receive/receive.h"
+#include "sink/sink.h"
+#include "spool/spool.h"
+#include "store/store.h"
+
+/* Apply migrations now when Postgres is reachable, so a schema problem (newer than this binary, a failing
+ * migration) stops the start with a clear error. Unreachable is not an error: the writer migrates when it
+ * first connects, and the spool holds the data meanwhile. */
+static gw_rc migrate_at_start(const char *dsn, const char *dir, struct gw_err *err)
+{
+  PGconn *c = PQconnectdb(dsn);
+  if (PQstatus(c) != CONNECTION_OK) {
+    gw_warn("main", "PostgreSQL is not reachable yet; spans are spooled and stored once it is");
+    PQfinish(c);
+    return GW_OK;
+  }
+  gw_rc rc = gw_store_migrate(c, dir, err);
+  PQfinish(c);
+  if (rc == GW_ERR(DB_CONN)) {
+    gw_warn("main", "PostgreSQL connection lost while migrating; the writer will retry");
+    return GW_OK;
+  }
+  if (rc == GW_OK)
+    gw_info("main", "database schema is up to date");
+  return rc;
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: genai-gateway [--config FILE] [--check-config] [--print-config] [--version]\n"
+             "  --config FILE    YAML configuration (default: built-in defaults; see docs/config.md)\n"
+             "  --check-config   load and validate the configuration, then exit (0 = valid)\n"
+             "  --print-config   print the effective configuration, secrets masked, then exit\n"
+             "  --version        print the version and exit\n"
+             "environment: DATABASE_URL, GENAI_GW_GRPC_ADDR, GENAI_GW_HTTP_ADDR, GENAI_GW_ADMIN_ADDR,\n"
+             "             GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR (they win over the file)\n");
+}
 
 int main(int argc, char **argv)
 {
-  if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-    printf("genai-gateway %s\n", GW_VERSION);
+  const char *config = NULL;
+  bool check = false, print = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("genai-gateway %s\n", GW_VERSION);
+      return 0;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config = argv[++i];
+    } else if (strncmp(argv[i], "--config=", 9) == 0) {
+      config = argv[i] + 9;
+    } else if (strcmp(argv[i], "--check-config") == 0) {
+      check = true;
+    } else if (strcmp(argv[i], "--print-config") == 0) {
+      print = true;
+    } else {
+      fprintf(stderr, "genai-gateway: unknown argument '%s'\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  struct gw_err err = {0};
+  struct gw_conf *conf = NULL;
+  if (gw_conf_load(config, &conf, &err) != GW_OK) {
+    fprintf(stderr, "genai-gateway: configuration error: %s\n", err.msg);
+    return 1;
+  }
+  if (print)
+    gw_conf_print(conf, stdout);
+  if (check || print) {
+    if (check)
+      printf("configuration OK (%s)\n", conf->source ? conf->source : "built-in defaults");
+    gw_conf_destroy(conf);
     return 0;
   }
-  return 0;
+  gw_log_set_level((enum gw_log_level)gw_log_parse_level(conf->log.level));
+
+  /* gRPC starts threads in grpc_init: block the signals first so only sigwait sees them. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  grpc_init();
+  gw_normalize_init();
+
+  int rc = 1;
+  struct gw_spool *spool = NULL;
+  struct gw_sink *store = NULL;
+  struct gw_http_receiver *http = NULL;
+  struct gw_grpc_receiver *grpc = NULL;
+  struct gw_admin *admin = NULL;
+  atomic_bool ready = false;
+  struct gw_pipeline pipeline;
+  gw_pipeline_init(&pipeline, conf, NULL);
+
+  struct gw_spool_conf sc = {conf->spool.mode, conf->spool.dir, conf->spool.max_bytes, conf->spool.high_water};
+  spool = gw_spool_create(&sc, &err);
+  if (!spool)
+    goto out;
+
+  if (conf->postgres.dsn && conf->postgres.dsn[0]) {
+    const char *mdir = conf->postgres.migrate ? conf->postgres.migrations_dir : NULL;
+    if (mdir && migrate_at_start(conf->postgres.dsn, mdir, &err) != GW_OK)
+      goto out;
+    struct gw_store_conf pc = {conf->postgres.dsn, mdir, conf->postgres.retention_days};
+    void *self = gw_store_pg_sink.create(&pc, &err);
+    if (!self)
+      goto out;
+    struct gw_sink_conf skc = {
+      .batch_spans = conf->postgres.batch_rows,
+      .batch_wait_ms = conf->postgres.batch_wait_ms,
+      .max_entries = 1024,
+      .backoff_min_ms = 100,
+      .backoff_max_ms = 5000,
+      .drain_ms = conf->shutdown_grace_ms,
+    };
+    store = gw_sink_start(&gw_store_pg_sink, self, spool, &skc, &err);
+    if (!store)
+      goto out;
+  } else {
+    gw_warn("main", "no DATABASE_URL / postgres.dsn: spans are received but not stored");
+  }
+
+  pipeline.spool = spool;
+  grpc = gw_grpc_receiver_start(&pipeline, &err);
+  if (!grpc)
+    goto out;
+  http = gw_http_receiver_start(&pipeline, &err);
+  if (!http)
+    goto out;
+  admin = gw_admin_start(conf->admin.addr, spool, &ready, &err);
+  if (!admin)
+    goto out;
+  atomic_store(&ready, true);
+  gw_info("main", "genai-gateway %s ready: send OTLP to grpc://%s or http://%s/v1/traces", GW_VERSION,
+          conf->receivers.grpc_addr, conf->receivers.http_addr);
+
+  int sig = 0;
+  do {
+    sigwait(&sigs, &sig);
+  } while (sig == SIGPIPE);
+  gw_info("main", "signal %d: stopping (grace %u ms)", sig, conf->shutdown_grace_ms);
+  rc = 0;
+
+out:
+  if (rc && err.msg[0])
+    gw_error("main", "%s", err.msg);
+  atomic_store(&ready, false);
+  atomic_store(&pipeline.shutting_down, true);
+  gw_grpc_receiver_stop(grpc);
+  gw_http_receiver_stop(http);
+  if (spool)
+    gw_spool_close(spool);
+  gw_sink_stop(store);
+  gw_admin_stop(admin);
+  gw_spool_destroy(spool);
+  grpc_shutdown();
+  gw_conf_destroy(conf);
+  gw_info("main", "stopped");
+  return rc;
 }
