@@ -123,17 +123,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       gzip = true;
     else if (ce && strcasecmp(ce, "identity") != 0)
       return reply_error(r, c, json, GW_ERR(UNSUPPORTED_MEDIA), "unsupported Content-Encoding: use gzip or none");
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > conf->receivers.max_request_bytes) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "request body of %s bytes is over the limit of %llu", cl,
-               (unsigned long long)conf->receivers.max_request_bytes);
-      return reply_error(r, c, json, GW_ERR(TOO_LARGE), msg);
-    }
     q = gw_calloc(1, sizeof *q);
     q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
     q->gzip = gzip;
     *con_cls = q;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (declared > conf->receivers.max_request_bytes) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "request body of %llu bytes is over the limit of %llu", declared,
+               (unsigned long long)conf->receivers.max_request_bytes);
+      /* Answering before the body is read makes most clients see a broken pipe, not the 413: a body up
+       * to a few times the limit is read and discarded (no memory kept), a larger one is refused at once
+       * and the connection closed. */
+      if (declared > conf->receivers.max_request_bytes * 4)
+        return reply_error(r, c, json, GW_ERR(TOO_LARGE), msg);
+      q->early = GW_ERR(TOO_LARGE);
+      snprintf(q->early_msg, sizeof q->early_msg, "%s", msg);
+    }
     return MHD_YES;
   }
 
