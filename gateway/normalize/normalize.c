@@ -621,6 +621,19 @@ static const char *check_ids(const GwSpan *sp, char *why, size_t whylen)
   return why;
 }
 
+static const char *check_time(const GwSpan *sp, const struct gw_normalize_opts *o, char *why, size_t whylen)
+{
+  if (!o)
+    return NULL;
+  if (o->min_start_ns && sp->start_time_unix_nano < o->min_start_ns)
+    snprintf(why, whylen, "startTimeUnixNano: before the retention window");
+  else if (o->max_start_ns && sp->start_time_unix_nano > o->max_start_ns)
+    snprintf(why, whylen, "startTimeUnixNano: more than 1 day in the future");
+  else
+    return NULL;
+  return why;
+}
+
 static bool res_facts(struct gw_arena *a, struct nz_res *res)
 {
   if (res->done)
@@ -642,7 +655,6 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
   size_t cap = 0;
   gw_rc rc = GW_ERR(TOO_LARGE);
 
-  (void)opts;
   gw_normalize_init();
   memset(res, 0, sizeof *res);
   view = gw_arena_alloc(a, sizeof *view);
@@ -658,7 +670,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
         GwSpan *sp = ss->spans[k];
         char why[96];
         res->nspans++;
-        if (check_ids(sp, why, sizeof why)) {
+        if (check_ids(sp, why, sizeof why) || check_time(sp, opts, why, sizeof why)) {
           if (!res->nrejected++)
             snprintf(res->reject_msg, sizeof res->reject_msg, "resourceSpans[%zu].scopeSpans[%zu].spans[%zu].%s", ri,
                      si, k, why);

@@ -22,6 +22,9 @@ void gw_normalize_init(void);
 
 struct gw_normalize_opts {
   size_t max_content_bytes; /* reserved for truncation (redaction issue); 0 = no limit */
+  /* Accepted start times (DESIGN §6): spans starting before min_start_ns (the retention window) or after
+   * max_start_ns (more than a day ahead) are rejected like spans with bad ids. 0 = no bound. */
+  uint64_t min_start_ns, max_start_ns;
 };
 
 /* Per-request outcome of validation: spans that cannot be accepted are counted, not recorded. */
@@ -35,8 +38,8 @@ struct gw_normalize_result {
 };
 
 /*
- * Normalize every span of req. Spans with an invalid trace_id/span_id (wrong length or all zero) are
- * rejected: counted in nrejected, described in reject_msg, and removed from req (so the re-encoded
+ * Normalize every span of req (opts may be NULL). Spans with an invalid trace_id/span_id (wrong length or
+ * all zero) or a start time outside opts' window are rejected: counted in nrejected, described in reject_msg, and removed from req (so the re-encoded
  * request forwarded to exporters holds only accepted spans). Returns NOMEM/TOO_LARGE when the arena is
  * exhausted, else OK.
  */

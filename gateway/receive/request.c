@@ -83,6 +83,9 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
 
   struct gw_normalize_opts nopts = {0};
+  uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
+  nopts.min_start_ns = now - (uint64_t)c->postgres.retention_days * day;
+  nopts.max_start_ns = now + day;
   struct gw_normalize_result nres;
   memset(&nres, 0, sizeof nres);
   rc = gw_normalize_traces(req, a, &nopts, &nres, err);

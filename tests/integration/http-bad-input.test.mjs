@@ -207,6 +207,22 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     });
   }
 
+  test('spans before the retention window or more than a day ahead: rejected with the reason, the rest stored', async () => {
+    const day = 86400n * 1000000000n;
+    const now = BigInt(Date.now()) * 1000000n;
+    const good = genaiSpan({ input: 1, output: 2 });
+    const old = genaiSpan({ startNs: now - 91n * day });
+    const ahead = genaiSpan({ startNs: now + 2n * day });
+    const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([old, good, ahead])), PB);
+    assert.equal(r.status, 200);
+    const resp = decodeResponse(r.body);
+    assert.equal(rejectedSpans(resp), 2);
+    assert.match(resp.partialSuccess.errorMessage, /startTimeUnixNano: before the retention window/);
+    await waitForRows(db, [good.traceId], 1);
+    const n = await db.query('SELECT count(*)::int AS n FROM ai_interaction_traces WHERE trace_id = ANY($1)', [[old.traceId, ahead.traceId]]);
+    assert.equal(n.rows[0].n, 0);
+  });
+
   test('a non-GenAI span is accepted but not stored', async () => {
     const plain = span({ name: 'GET /health', kind: 2, attributes: { 'http.request.method': 'GET' } });
     const g = genaiSpan({ traceId: plain.traceId, parentSpanId: plain.spanId });

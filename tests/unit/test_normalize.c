@@ -710,6 +710,36 @@ static void test_invalid_ids(void **state)
   }
 }
 
+/* DESIGN §6: spans starting before the retention window or more than a day ahead are rejected with the
+ * reason, the others kept. */
+static void test_start_time_window(void **state)
+{
+  (void)state;
+  GwSpan *s[3] = {SPAN(kv("gen_ai.request.model", av_str("old"))), SPAN(kv("gen_ai.request.model", av_str("ok"))),
+                  SPAN(kv("gen_ai.request.model", av_str("future")))};
+  s[1]->span_id.data[0] = 0x20;
+  s[2]->span_id.data[0] = 0x30;
+  uint64_t now = 1763884800000000000ull;
+  s[0]->start_time_unix_nano = now - 91ull * 86400 * 1000000000ull;
+  s[1]->start_time_unix_nano = now;
+  s[2]->start_time_unix_nano = now + 2ull * 86400 * 1000000000ull;
+  struct gw_normalize_opts o = {0, now - 90ull * 86400 * 1000000000ull, now + 86400ull * 1000000000ull};
+  GwTraceRequest *req = request(3, s);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, &o, &res, &err), GW_OK);
+  assert_int_equal(res.nrejected, 2);
+  assert_string_equal(res.reject_msg, "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano: before the retention window");
+  assert_int_equal(res.nrecords, 1);
+  assert_string_equal(res.records[0].request_model, "ok");
+  assert_int_equal(req->resource_spans[0]->scope_spans[0]->n_spans, 1);
+
+  GwSpan *f[1] = {SPAN(kv("gen_ai.request.model", av_str("future")))};
+  f[0]->start_time_unix_nano = now + 2ull * 86400 * 1000000000ull;
+  assert_int_equal(gw_normalize_traces(request(1, f), A, &o, &res, &err), GW_OK);
+  assert_string_equal(res.reject_msg, "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano: more than 1 day in the future");
+}
+
 static void test_non_genai_span(void **state)
 {
   (void)state;
@@ -875,6 +905,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_system_instructions, setup, teardown),
     cmocka_unit_test_setup_teardown(test_events_fill_missing_content, setup, teardown),
     cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_start_time_window, setup, teardown),
     cmocka_unit_test_setup_teardown(test_non_genai_span, setup, teardown),
     cmocka_unit_test_setup_teardown(test_operation_mapping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_status_time_and_attributes, setup, teardown),
