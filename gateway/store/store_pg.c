@@ -616,16 +616,15 @@ out:
 }
 
 /* A row Postgres refused for its data: keep it, with the reason, in ai_interaction_rejects. */
-static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char *why)
+static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char *why, char *msg, size_t msglen)
 {
   const struct gw_record *r = b->rows[i].rec;
-  char msg[256];
   char *json = record_json(s->arena, r);
   const char *params[4] = {r->trace_id, r->span_id, json, why};
   enum wr w = json ? run(s,
                          "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) "
                          "VALUES ($1, $2, $3::jsonb, $4)",
-                         4, params, NULL, msg, sizeof msg)
+                         4, params, NULL, msg, msglen)
                    : WR_DATA;
   if (w == WR_CONN || w == WR_OTHER)
     return w;
@@ -639,24 +638,28 @@ static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char
   return WR_OK;
 }
 
-/* Store rows[lo, hi); on a data error, halve until the bad rows stand alone and reject those. */
-static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t hi)
+/* Store rows[lo, hi); on a data error, halve until the bad rows stand alone and reject those.
+ * On failure msg says why (SQLSTATE and primary message of a connection or database-state error, which
+ * name objects, not row values). */
+static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
-  char msg[256];
-  enum wr w = write_txn(s, b, lo, hi, msg, sizeof msg);
+  enum wr w = write_txn(s, b, lo, hi, msg, msglen);
   if (w != WR_DATA)
     return w;
-  if (hi - lo == 1)
-    return reject_row(s, b, lo, msg);
+  if (hi - lo == 1) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", msg);
+    return reject_row(s, b, lo, why, msg, msglen);
+  }
   /* A partition dropped behind our back also looks like a data error (no partition for the row): forget
    * what we know and check the days again before blaming rows. */
   s->ndays = s->days_next = 0;
-  if ((w = ensure_days(s, b, lo, hi, msg, sizeof msg)) != WR_OK)
+  if ((w = ensure_days(s, b, lo, hi, msg, msglen)) != WR_OK)
     return w == WR_DATA ? WR_OTHER : w;
   size_t mid = lo + (hi - lo) / 2;
-  if ((w = write_range(s, b, lo, mid)) != WR_OK)
+  if ((w = write_range(s, b, lo, mid, msg, msglen)) != WR_OK)
     return w;
-  return write_range(s, b, mid, hi);
+  return write_range(s, b, mid, hi, msg, msglen);
 }
 
 /* --- the sink ------------------------------------------------------------------------------------- */
@@ -729,10 +732,8 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
     goto retry;
   if ((w = ensure_days(s, &b, 0, b.n, msg, sizeof msg)) != WR_OK)
     goto failed;
-  if ((w = write_range(s, &b, 0, b.n)) != WR_OK) {
-    snprintf(msg, sizeof msg, "%s", w == WR_CONN ? "connection lost" : "the database refused the batch");
+  if ((w = write_range(s, &b, 0, b.n, msg, sizeof msg)) != WR_OK)
     goto failed;
-  }
   out->delivered = b.stored + b.duplicate;
   out->dropped += b.rejected;
   gw_metric_add(GW_M_PG_BATCHES, 1);
