@@ -132,7 +132,8 @@ gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
     pthread_mutex_unlock(&s->mu);
     return GW_ERR(NOMEM);
   }
-  memcpy(n->data, in->otlp, in->otlp_len);
+  if (in->otlp_len)
+    memcpy(n->data, in->otlp, in->otlp_len);
   if (in->records_len)
     memcpy(n->data + in->otlp_len, in->records, in->records_len);
   n->next = NULL;
