@@ -601,6 +601,34 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
     c->oom = true;
 }
 
+/* Parse "<digits>." at *p (at most 9 digits), advancing past the dot: the index of a flattened list key. */
+bool nz_index_dot(const char **p, const char *end, uint32_t *idx)
+{
+  const char *s = *p;
+  uint32_t v = 0;
+  int nd = 0;
+  while (s < end && *s >= '0' && *s <= '9' && nd < 9) {
+    v = v * 10 + (uint32_t)(*s++ - '0');
+    nd++;
+  }
+  if (!nd || s >= end || *s != '.')
+    return false;
+  *idx = v;
+  *p = s + 1;
+  return true;
+}
+
+/* When parsing added no message, keep the raw text as one message of `role`; true when out grew. */
+bool nz_msgs_text_fallback(struct nz_ctx *c, struct nz_msgs *out, uint32_t before, const char *role, const char *s)
+{
+  if (out->n == before) {
+    struct nz_msg *m = nz_msgs_add(c, out, role);
+    if (m)
+      nz_msg_text(c, m, "text", s);
+  }
+  return out->n > before;
+}
+
 /* ---- the walk ---- */
 
 static const char *check_ids(const GwSpan *sp, char *why, size_t whylen)

@@ -181,4 +181,11 @@ enum nz_param {
 };
 extern const char *const nz_param_names[];
 
+/* Parse "<digits>." at *p (at most 9 digits) and advance past the dot; false when *p is not an index. */
+bool nz_index_dot(const char **p, const char *end, uint32_t *idx);
+
+/* When parsing a content value added no message to out (still `before` long), keep the raw text s as one
+ * message of `role`. True when out grew. */
+bool nz_msgs_text_fallback(struct nz_ctx *c, struct nz_msgs *out, uint32_t before, const char *role, const char *s);
+
 #endif

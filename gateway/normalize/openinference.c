@@ -37,21 +37,6 @@ const struct nz_key nz_openinference_keys[] = {
 };
 const size_t nz_openinference_nkeys = sizeof nz_openinference_keys / sizeof nz_openinference_keys[0];
 
-static bool index_dot(const char **p, const char *end, uint32_t *idx)
-{
-  const char *s = *p;
-  uint32_t v = 0;
-  int nd = 0;
-  while (s < end && *s >= '0' && *s <= '9' && nd < 9) {
-    v = v * 10 + (uint32_t)(*s++ - '0');
-    nd++;
-  }
-  if (!nd || s >= end || *s != '.')
-    return false;
-  *idx = v;
-  *p = s + 1;
-  return true;
-}
 
 static bool eat(const char **p, const char *end, const char *lit)
 {
@@ -74,7 +59,7 @@ bool nz_openinference_flat(struct nz_ctx *c, const char *key, size_t klen, const
   else
     return false;
   uint32_t idx, sub = 0;
-  if (!index_dot(&p, end, &idx) || !eat(&p, end, "message."))
+  if (!nz_index_dot(&p, end, &idx) || !eat(&p, end, "message."))
     return false;
   enum nz_field fl;
   if (p == end)
@@ -88,12 +73,12 @@ bool nz_openinference_flat(struct nz_ctx *c, const char *key, size_t klen, const
   else if (!strcmp(p, "tool_call_id"))
     fl = NZ_FL_TOOL_CALL_ID;
   else if (eat(&p, end, "contents.")) {
-    if (!index_dot(&p, end, &sub) || strcmp(p, "message_content.text"))
+    if (!nz_index_dot(&p, end, &sub) || strcmp(p, "message_content.text"))
       return false;
     sub++;
     fl = NZ_FL_PART_TEXT;
   } else if (eat(&p, end, "tool_calls.")) {
-    if (!index_dot(&p, end, &sub) || !eat(&p, end, "tool_call."))
+    if (!nz_index_dot(&p, end, &sub) || !eat(&p, end, "tool_call."))
       return false;
     sub++;
     if (!strcmp(p, "id"))
@@ -215,10 +200,5 @@ bool nz_raw_content(struct nz_ctx *c, const GwAnyValue *v, bool output, struct n
   }
   if (o)
     json_object_put(o);
-  if (out->n == before) {
-    struct nz_msg *m = nz_msgs_add(c, out, role);
-    if (m)
-      nz_msg_text(c, m, "text", s);
-  }
-  return out->n > before;
+  return nz_msgs_text_fallback(c, out, before, role, s);
 }

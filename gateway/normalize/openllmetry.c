@@ -42,22 +42,6 @@ const struct nz_key nz_openllmetry_keys[] = {
 };
 const size_t nz_openllmetry_nkeys = sizeof nz_openllmetry_keys / sizeof nz_openllmetry_keys[0];
 
-/* Parse "<digits>." at *p (at most 9 digits), advancing past the dot. */
-static bool index_dot(const char **p, const char *end, uint32_t *idx)
-{
-  const char *s = *p;
-  uint32_t v = 0;
-  int nd = 0;
-  while (s < end && *s >= '0' && *s <= '9' && nd < 9) {
-    v = v * 10 + (uint32_t)(*s++ - '0');
-    nd++;
-  }
-  if (!nd || s >= end || *s != '.')
-    return false;
-  *idx = v;
-  *p = s + 1;
-  return true;
-}
 
 static bool eq(const char *s, const char *end, const char *lit)
 {
@@ -80,7 +64,7 @@ bool nz_openllmetry_flat(struct nz_ctx *c, const char *key, size_t klen, const G
     return false;
   }
   uint32_t idx, sub = 0;
-  if (!index_dot(&p, end, &idx))
+  if (!nz_index_dot(&p, end, &idx))
     return false;
   enum nz_field fl;
   if (eq(p, end, "role"))
@@ -95,7 +79,7 @@ bool nz_openllmetry_flat(struct nz_ctx *c, const char *key, size_t klen, const G
     fl = NZ_FL_TOOL_CALL_ID;
   else if ((size_t)(end - p) > 11 && !memcmp(p, "tool_calls.", 11)) {
     p += 11;
-    if (!index_dot(&p, end, &sub))
+    if (!nz_index_dot(&p, end, &sub))
       return false;
     sub++;
     if (eq(p, end, "id"))

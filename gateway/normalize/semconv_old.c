@@ -36,12 +36,7 @@ bool nz_old_content(struct nz_ctx *c, const GwAnyValue *v, const char *role, str
     nz_msg_from_json(c, o, out);
   if (o)
     json_object_put(o);
-  if (out->n == before) {
-    struct nz_msg *m = nz_msgs_add(c, out, role);
-    if (m)
-      nz_msg_text(c, m, "text", s);
-  }
-  return out->n > before;
+  return nz_msgs_text_fallback(c, out, before, role, s);
 }
 
 static const GwAnyValue *ev_attr(const GwSpanEvent *ev, const char *key)
