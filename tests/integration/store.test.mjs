@@ -12,7 +12,10 @@ import {
   prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, countRows, startPgCluster, sleep,
   parseMetrics, metric,
 } from '../lib/harness.mjs';
-import { traceRequest, genaiSpan, span, toProtobuf, toJson, decodeResponse, rejectedSpans } from '../lib/otlp.mjs';
+import {
+  traceRequest, genaiSpan, span, toProtobuf, toJson, decodeResponse, rejectedSpans, rawGrpcClient, grpcUnaryRaw,
+  GRPC_EXPORT_PATH, decodeStatus, grpc,
+} from '../lib/otlp.mjs';
 
 const PB = { 'content-type': 'application/x-protobuf' };
 const JSONH = { 'content-type': 'application/json' };
@@ -252,6 +255,20 @@ describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
       assert.ok([429, 503].includes(pushback.status), `status ${pushback.status}`);
       assert.match(pushback.headers.get('retry-after') ?? '', /^\d+$/, 'Retry-After in seconds');
       assert.ok(acked.length > 0);
+      /* The same pushback over gRPC: RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo, which OTLP clients
+       * need to treat it as retryable. */
+      const client = rawGrpcClient(gw2.grpcAddr);
+      try {
+        const g = await grpcUnaryRaw(client, GRPC_EXPORT_PATH, toProtobuf(traceRequest([genaiSpan({ attributes: { 'app.pad': 'p'.repeat(200000) } })])));
+        assert.equal(g.code, grpc.status.RESOURCE_EXHAUSTED, `${g.code} ${g.details}`);
+        const bin = g.metadata?.get('grpc-status-details-bin')?.[0];
+        assert.ok(bin, 'grpc-status-details-bin trailer present');
+        const st = decodeStatus(Buffer.from(bin));
+        assert.equal(st.code, grpc.status.RESOURCE_EXHAUSTED);
+        assert.ok((st.details ?? []).some((d) => d.typeUrl === 'type.googleapis.com/google.rpc.RetryInfo'), 'RetryInfo detail');
+      } finally {
+        client.close();
+      }
       assert.ok(gw2.alive());
       const m = await gw2.metrics();
       assert.ok([...m.keys()].some((k) => k.startsWith('genai_gateway_spans_rejected_total')), 'pushback counted');
