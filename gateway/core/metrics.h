@@ -34,7 +34,9 @@
     "Requests refused with 429/503/RESOURCE_EXHAUSTED because the spool or in-flight cap was full")    \
   X(INFLIGHT_BYTES, "genai_gateway_inflight_request_bytes", "gauge", "Request bytes being processed")   \
   X(UTF8_FIXED, "genai_gateway_invalid_utf8_strings_total", "counter",                                 \
-    "Strings with invalid UTF-8 or NUL bytes repaired at decode")
+    "Strings with invalid UTF-8 or NUL bytes repaired at decode")                                      \
+  X(COST_UNKNOWN, "genai_gateway_cost_unknown_total", "counter",                                       \
+    "GenAI records with a model but neither a price entry nor a client-reported cost")
 
 enum gw_metric {
 #define GW_METRIC_ENUM(id, name, type, help) GW_M_##id,

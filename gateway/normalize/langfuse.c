@@ -25,6 +25,7 @@ const struct nz_key nz_langfuse_keys[] = {
   K("langfuse.observation.output", LF_OUTPUT),
   K("langfuse.session.id", LF_SESSION),
   K("langfuse.user.id", LF_USER),
+  K("langfuse.observation.cost_details", LF_COST),
 };
 const size_t nz_langfuse_nkeys = sizeof nz_langfuse_keys / sizeof nz_langfuse_keys[0];
 
@@ -201,4 +202,46 @@ const char *nz_langfuse_operation(const char *type)
       if (!strcmp(type, map[i].type))
         return map[i].op;
   return NULL;
+}
+
+/* A JSON number as nano-USD, from its text (json-c keeps the text of parsed doubles), never a double. */
+static bool json_nusd(struct json_object *x, int64_t *v)
+{
+  if (!json_object_is_type(x, json_type_int) && !json_object_is_type(x, json_type_double))
+    return false;
+  const char *t = json_object_get_string(x);
+  return t && gw_decimal_parse(t, strlen(t), 9, GW_DEC_ROUND, v);
+}
+
+/* SPEC-FACTS §4.5 extractCostDetails: the provided total, else the sum of the provided buckets. */
+bool nz_langfuse_cost(struct nz_ctx *c, int64_t *nusd)
+{
+  const char *s = nz_str(c->s->v[NZ_S_LF_COST]);
+  if (!s)
+    return false;
+  struct json_object *o = nz_json_parse(s, strlen(s)), *x;
+  bool ok = false;
+  if (!o || !json_object_is_type(o, json_type_object))
+    goto out;
+  if (json_object_object_get_ex(o, "total", &x)) {
+    ok = json_nusd(x, nusd);
+    goto out;
+  }
+  int64_t sum = 0;
+  json_object_object_foreach(o, key, val)
+  {
+    int64_t v;
+    (void)key;
+    if (!json_nusd(val, &v) || sum > INT64_MAX / 2 - v)
+      goto out;
+    sum += v;
+    ok = true;
+  }
+  *nusd = sum;
+out:
+  if (!ok && (!o || !json_object_is_type(o, json_type_object) || json_object_object_length(o) > 0))
+    gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE); /* "{}" says nothing, it is not wrong */
+  if (o)
+    json_object_put(o);
+  return ok;
 }

@@ -15,6 +15,8 @@
  *   prepended when gen_ai.system_instructions came separately) and are also given as plain text in
  *   system_prompt. prompt_hash is over prompt_content exactly as stored, before redaction.
  * - Unknown values stay NULL; flags say why (tokens_missing, model_missing, total_derived, ...).
+ * - The client-reported cost (reported_cost_nusd) and the billed service tier are read here; pricing is the
+ *   cost module's. Each record points back to its span (transient) so cost can annotate it.
  * Leaves to others: cost (model_id is replaced by the price entry), redaction and truncation, merging
  * content from OTLP log records.
  */
@@ -312,6 +314,43 @@ static void tokens(struct nz_ctx *c)
     gw_record_set_flag(r, GW_FLAG_TOKENS_MISSING);
 }
 
+/* An attribute holding a USD amount (double, int or decimal string) as nano-USD. */
+static bool av_nusd(struct nz_ctx *c, const GwAnyValue *v, int64_t *nusd)
+{
+  char buf[40];
+  const char *t = NULL;
+  if (!v)
+    return false;
+  if (v->value_case == GW_AV_DOUBLE && v->double_value >= 0 && v->double_value < 1e9) {
+    /* 15 significant digits give back the decimal the client wrote (0.0075, not 0.00749999...). */
+    snprintf(buf, sizeof buf, "%.15g", v->double_value);
+    t = buf;
+  } else if (v->value_case == GW_AV_INT && v->int_value >= 0) {
+    snprintf(buf, sizeof buf, "%lld", (long long)v->int_value);
+    t = buf;
+  } else if (v->value_case == GW_AV_STRING) {
+    t = v->string_value;
+  }
+  if (t && gw_decimal_parse(t, strlen(t), 9, GW_DEC_ROUND, nusd))
+    return true;
+  gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+  return false;
+}
+
+/* The cost the client reported (SPEC-FACTS appendix "upstream cost"), kept beside the computed one, and
+ * the service tier that prices the call (the response's tier is what was billed). */
+static void reported_cost(struct nz_ctx *c)
+{
+  struct gw_record *r = c->r;
+  const GwAnyValue *const *v = c->s->v;
+  int64_t nusd;
+  if (nz_langfuse_cost(c, &nusd) || av_nusd(c, v[NZ_S_USAGE_COST], &nusd) ||
+      av_nusd(c, v[NZ_S_USAGE_COST_AMOUNT], &nusd) || av_nusd(c, v[NZ_S_LLM_COST], &nusd))
+    r->reported_cost_nusd = (struct gw_opt_i64){nusd, true};
+  r->service_tier =
+    PICK(c, NULL, NZ_S_RESP_SERVICE_TIER, NZ_S_OAI_RESP_SERVICE_TIER, NZ_S_SERVICE_TIER, NZ_S_OAI_SERVICE_TIER);
+}
+
 static char *params(struct nz_ctx *c, const char **oi_model, gw_tribool *oi_stream)
 {
   struct nz_params p = {.have = 0};
@@ -576,6 +615,7 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
     gw_record_set_flag(r, GW_FLAG_MODEL_MISSING);
 
   tokens(c);
+  reported_cost(c);
 
   r->session_id = PICK(c, NULL, NZ_S_CONV_ID, NZ_S_SESSION_ID, NZ_S_LF_SESSION, NZ_S_TL_SESSION);
   r->user_id =
@@ -721,6 +761,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
         }
         c.r = &res->records[res->nrecords];
         build(&c, &rf, ss->scope);
+        c.r->span = sp;
         if (c.oom || gw_arena_exhausted(a))
           goto oom;
         res->nrecords++;

@@ -43,6 +43,14 @@ struct gw_normalize_result {
  * request forwarded to exporters holds only accepted spans). Returns NOMEM/TOO_LARGE when the arena is
  * exhausted, else OK.
  */
+/*
+ * Exact decimal text ("0.0075", "2.5e-06", "+3") as an integer count of 10^-scale units: "0.0075" at
+ * scale 9 is 7500000. No sign other than '+', no spaces. GW_DEC_EXACT fails when digits would be lost,
+ * GW_DEC_ROUND rounds half up. False on bad syntax or a result above 1e18. Thread-safe, no allocation.
+ */
+enum gw_dec_mode { GW_DEC_EXACT, GW_DEC_ROUND };
+bool gw_decimal_parse(const char *s, size_t n, unsigned scale, enum gw_dec_mode mode, int64_t *out);
+
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
                           struct gw_normalize_result *res, struct gw_err *err);
 

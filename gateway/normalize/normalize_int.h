@@ -19,10 +19,11 @@
   X(OP_NAME) X(PROVIDER) X(REQ_MODEL) X(RESP_MODEL) X(IN_TOK) X(OUT_TOK) X(CACHE_READ) X(CACHE_WRITE)     \
   X(REASONING) X(TEMPERATURE) X(TOP_P) X(TOP_K) X(MAX_TOKENS) X(FREQ_PEN) X(PRES_PEN) X(STOP_SEQ) X(SEED) \
   X(CHOICE_COUNT) X(STREAM) X(FINISH_REASONS) X(TTFC) X(CONV_ID) X(SYS_INSTR) X(IN_MSGS) X(OUT_MSGS)     \
-  X(ERROR_TYPE) X(SERVICE_TIER) X(ENCODING_FORMATS) X(OUTPUT_TYPE)                                      \
+  X(ERROR_TYPE) X(SERVICE_TIER) X(ENCODING_FORMATS) X(OUTPUT_TYPE) X(RESP_SERVICE_TIER) X(USAGE_COST)     \
+  X(USAGE_COST_AMOUNT)                                                                                 \
   /* semconv, deprecated */                                                                            \
   X(SYSTEM) X(PROMPT_TOK) X(COMPL_TOK) X(PROMPT_JSON) X(COMPLETION_JSON) X(OAI_SEED) X(OAI_SERVICE_TIER) \
-  X(MODEL_PROVIDER)                                                                                    \
+  X(MODEL_PROVIDER) X(OAI_RESP_SERVICE_TIER)                                                           \
   /* OpenLLMetry and 2026 project-policy names */                                                      \
   X(LLM_REQ_TYPE) X(CACHE_READ_US) X(CACHE_WRITE_US) X(REASONING_US) X(LLM_REASONING) X(LLM_TOTAL)       \
   X(GENAI_TOTAL) X(LLM_STREAMING) X(GENAI_STREAMING) X(LLM_TOP_K) X(LLM_FREQ_PEN) X(LLM_PRES_PEN)        \
@@ -32,9 +33,10 @@
   X(OI_KIND) X(OI_MODEL) X(OI_REQ_MODEL) X(OI_RESP_MODEL) X(OI_PROVIDER) X(OI_SYSTEM) X(OI_PROMPT)       \
   X(OI_COMPL) X(OI_TOTAL) X(OI_CACHE_READ) X(OI_CACHE_WRITE) X(OI_REASONING) X(OI_PARAMS) X(OI_IN)       \
   X(OI_IN_MIME) X(OI_OUT) X(OI_OUT_MIME) X(OI_FINISH) X(EMB_MODEL) X(SESSION_ID) X(USER_ID) X(ENDUSER_ID) \
+  X(LLM_COST)                                                                                          \
   /* Langfuse */                                                                                       \
   X(LF_TYPE) X(LF_MODEL) X(LF_PARAMS) X(LF_USAGE) X(LF_TTFT) X(LF_LEVEL) X(LF_STATUS_MSG) X(LF_INPUT)    \
-  X(LF_OUTPUT) X(LF_SESSION) X(LF_USER)
+  X(LF_OUTPUT) X(LF_SESSION) X(LF_USER) X(LF_COST)
 
 enum nz_slot {
 #define NZ_SLOT_ENUM(id) NZ_S_##id,
@@ -161,6 +163,8 @@ bool nz_raw_content(struct nz_ctx *c, const GwAnyValue *v, bool output, struct n
 
 /* langfuse.c */
 void nz_langfuse_usage(struct nz_ctx *c);
+/* langfuse.observation.cost_details: its total (else the sum of its buckets) in nano-USD. */
+bool nz_langfuse_cost(struct nz_ctx *c, int64_t *nusd);
 void nz_langfuse_params(struct nz_ctx *c, struct nz_params *p);
 bool nz_langfuse_ttft(struct nz_ctx *c, double *ms);
 const char *nz_langfuse_operation(const char *type);

@@ -34,6 +34,7 @@ const struct nz_key nz_openinference_keys[] = {
   K("session.id", SESSION_ID),
   K("user.id", USER_ID),
   K("enduser.id", ENDUSER_ID),
+  K("llm.cost.total", LLM_COST),
 };
 const size_t nz_openinference_nkeys = sizeof nz_openinference_keys / sizeof nz_openinference_keys[0];
 

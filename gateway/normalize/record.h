@@ -75,6 +75,11 @@ struct gw_record {
   const char *resource;   /* JSON object text: resource attributes */
   struct gw_opt_i64 redaction_count;
   struct gw_strv redacted_kinds;
+
+  /* Transient, request-scoped: not columns, not in gw_record_fields, not spooled (NULL after decode). */
+  const char *service_tier; /* billed tier: openai.response.service_tier, else the requested one */
+  struct Opentelemetry__Proto__Trace__V1__Span *span; /* the span this record came from (GwSpan), so
+                                                       * cost can annotate the forwarded copy */
 };
 
 enum gw_field_type {

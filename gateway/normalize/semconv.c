@@ -44,6 +44,9 @@ const struct nz_key nz_semconv_keys[] = {
   K("gen_ai.output.messages", OUT_MSGS),
   K("error.type", ERROR_TYPE),
   K("openai.request.service_tier", SERVICE_TIER),
+  K("openai.response.service_tier", RESP_SERVICE_TIER),
+  K("gen_ai.usage.cost", USAGE_COST),
+  K("gen_ai.usage.cost.amount", USAGE_COST_AMOUNT),
   K("gen_ai.request.encoding_formats", ENCODING_FORMATS),
   K("gen_ai.output.type", OUTPUT_TYPE),
 };

@@ -18,6 +18,7 @@ const struct nz_key nz_semconv_old_keys[] = {
   K("gen_ai.completion", COMPLETION_JSON),
   K("gen_ai.openai.request.seed", OAI_SEED),
   K("gen_ai.openai.request.service_tier", OAI_SERVICE_TIER),
+  K("gen_ai.openai.response.service_tier", OAI_RESP_SERVICE_TIER),
   K("gen_ai.model.provider", MODEL_PROVIDER),
 };
 const size_t nz_semconv_old_nkeys = sizeof nz_semconv_old_keys / sizeof nz_semconv_old_keys[0];
