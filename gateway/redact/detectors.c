@@ -1,0 +1,170 @@
+/*
+ * detectors.c: the built-in detector table (DESIGN §5) and the one combined pattern built from it.
+ *
+ * Key decisions:
+ * - All enabled built-ins are one pcre2 alternation, each branch ending in (*MARK:<kind number>), so a value
+ *   is scanned by one JIT pass whatever the number of detectors; the mark says which branch matched.
+ * - Every branch opens with a cheap literal, a digit class or a lookbehind boundary so the JIT's start-bit
+ *   scan skips most positions and no branch is retried inside a word or a digit run.
+ * - Email is matched from its '@' (the local part is taken by walking back in C, rd_validate): a branch that
+ *   started at every letter would retry the local-part scan at each position. Earlier matches inside the
+ *   local part (212-555-1234@example.com) are merged into the email.
+ * - "version 1.2.3.4" is a version, not an IPv4 address; other dotted quads are addresses.
+ * - What a regex cannot say well is checked in C after the match: Luhn for cards, 8..15 digits for phone
+ *   numbers, at least one decimal digit for IPv6 (so "dead::beef" in code stays). A rejected match resumes
+ *   one character later.
+ * - Phone numbers need separators or a leading '+': a bare run of 10 digits is an id, not a phone number.
+ *   Dates (2024-01-15), version strings (1.2.3.4, v1.2.3) and times (12:30:45) match no branch.
+ * - AWS secret keys (40 base64 characters, indistinguishable from other random strings) only after a
+ *   key-like name (aws_secret_access_key=, "SecretAccessKey": ...); attribute and JSON member keys named so
+ *   are handled by rd_secret_key_name.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redact/redact_int.h"
+
+#define OCTET "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)"
+#define IPV4_BODY "(?:" OCTET "\\.){3}" OCTET
+#define H "[0-9A-Fa-f]{1,4}"
+
+static const char *const branches[GW_RK__COUNT] = {
+  [GW_RK_PRIVATE_KEY] = "-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----"
+                        "(?:[\\s\\S]*?-----END[A-Z ]{0,40}PRIVATE KEY-----|[A-Za-z0-9+/=\\s\\\\]*)",
+  [GW_RK_JWT] = "(?<![\\w\\-])eyJ[A-Za-z0-9_\\-]{10,}\\.[A-Za-z0-9_\\-]{10,}\\.[A-Za-z0-9_\\-]*",
+  [GW_RK_BEARER] = "(?i:\\bbearer)[ \\t]+\\K(?=[A-Za-z\\-._~+/]*\\d)[A-Za-z0-9\\-._~+/]{8,}=*",
+  [GW_RK_API_KEY] = "(?<![\\w\\-])(?:sk-(?=[A-Za-z_\\-]*\\d)[A-Za-z0-9_\\-]{20,}"
+                    "|(?:sk|rk)_live_[A-Za-z0-9]{20,}"
+                    "|gh[pousr]_[A-Za-z0-9]{30,255}"
+                    "|github_pat_[A-Za-z0-9_]{22,255}"
+                    "|AIza[0-9A-Za-z_\\-]{35}"
+                    "|xox[abposr]-[A-Za-z0-9\\-]{10,})",
+  [GW_RK_AWS_KEY_ID] = "(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)"
+                       "[A-Z0-9]{16}(?![A-Za-z0-9])",
+  [GW_RK_AWS_SECRET] = "(?i:(?:aws[_.\\-]?)?secret[_.\\-]?access[_.\\-]?key|aws[_.\\-]?secret(?:[_.\\-]?key)?)"
+                       "[\"']?[ \\t]*(?::|=>?)[ \\t]*[\"']?\\K[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+  [GW_RK_CARD] = "(?<![\\w\\-])(?:\\d{4}([ \\-]?)\\d{4}\\g{-1}\\d{4}\\g{-1}\\d{4}(?:\\g{-1}\\d{1,3})?"
+                 "|3[47]\\d{2}([ \\-]?)\\d{6}\\g{-1}\\d{5}"
+                 "|\\d{13,19})(?![\\w\\-]|[ \\-]\\d)",
+  [GW_RK_SSN] = "(?<![\\w\\-])(?!000|666|9)\\d{3}-(?!00)\\d{2}-(?!0000)\\d{4}(?![\\w\\-])",
+  [GW_RK_PHONE] = "(?:(?<![\\w+])\\+[1-9]\\d{7,14}(?![\\w\\-]|\\.\\d)"
+                  "|(?<![\\w+])\\+[1-9]\\d{0,3}(?:[ .\\-]?\\(\\d{1,4}\\)|[ .\\-]\\d{1,8}){2,6}(?![\\w\\-]|\\.\\d)"
+                  "|(?<![\\w.+\\-])(?:1[ .\\-]?)?(?:\\([2-9]\\d{2}\\)[ .\\-]?|[2-9]\\d{2}[ .\\-])[2-9]\\d{2}[ .\\-]\\d{4}"
+                  "(?![\\w\\-]|\\.\\d))",
+  [GW_RK_IPV4] = "(?<![\\w.])(?<!ersion )(?<!ersion=)(?<!ersion: )" IPV4_BODY "(?![\\w]|\\.\\d)",
+  [GW_RK_IPV6] = "(?<![\\w:.])(?:(?:" H ":){7}" H "|::(?:ffff(?::0{1,4})?:)?" IPV4_BODY "|(?:" H ":){1,4}:" IPV4_BODY
+                 "|(?:" H ":){1,7}:|(?:" H ":){1,6}:" H "|(?:" H ":){1,5}(?::" H "){1,2}|(?:" H ":){1,4}(?::" H
+                 "){1,3}|(?:" H ":){1,3}(?::" H "){1,4}|(?:" H ":){1,2}(?::" H "){1,5}|" H ":(?::" H
+                 "){1,6}|:(?::" H "){1,7})(?:%[0-9A-Za-z]+)?(?![\\w:]|\\.\\d)",
+  [GW_RK_EMAIL] = "(?<=[A-Za-z0-9._%+\\-])@(?:[A-Za-z0-9](?:[A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}"
+                  "(?![A-Za-z0-9\\-])",
+};
+
+/* Order of the branches: at one start position the first branch that matches wins, so the specific
+ * secrets come before the generic digit shapes, and cards and SSNs before phone numbers. */
+static const enum gw_redact_kind order[GW_RK__COUNT] = {
+  GW_RK_PRIVATE_KEY, GW_RK_JWT, GW_RK_BEARER, GW_RK_API_KEY, GW_RK_AWS_KEY_ID, GW_RK_AWS_SECRET,
+  GW_RK_CARD, GW_RK_SSN, GW_RK_PHONE, GW_RK_IPV4, GW_RK_IPV6, GW_RK_EMAIL,
+};
+
+const char *const rd_kind_names[GW_RK__COUNT] = {
+#define RD_NAME(id, name, label) [GW_RK_##id] = name,
+  GW_REDACT_KINDS(RD_NAME)
+#undef RD_NAME
+};
+const char *const rd_kind_stems[GW_RK__COUNT] = {
+#define RD_STEM(id, name, label) [GW_RK_##id] = label,
+  GW_REDACT_KINDS(RD_STEM)
+#undef RD_STEM
+};
+
+char *rd_builtin_pattern(const enum gw_redact_action *actions)
+{
+  size_t cap = 64;
+  for (int i = 0; i < GW_RK__COUNT; i++)
+    cap += strlen(branches[i]) + 32;
+  char *p = gw_malloc(cap), *w = p;
+  bool any = false;
+  for (int i = 0; i < GW_RK__COUNT; i++) {
+    enum gw_redact_kind k = order[i];
+    if (actions[k] == GW_REDACT_OFF)
+      continue;
+    w += snprintf(w, cap - (size_t)(w - p), "%s(?:%s)(*MARK:%d)", any ? "|" : "", branches[k], (int)k);
+    any = true;
+  }
+  if (!any) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static bool is_local(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == '%' || c == '+' || c == '-';
+}
+
+bool rd_validate(enum gw_redact_kind k, const char *s, size_t len, size_t *start, size_t end, size_t floor)
+{
+  (void)len;
+  switch (k) {
+  case GW_RK_EMAIL: {
+    /* RFC 5321 local part at most 64 octets. It may reach back into earlier matches (a phone number used
+     * as the local part): the caller merges them into the email. */
+    size_t b = *start;
+    (void)floor;
+    while (b > 0 && *start - b < 64 && is_local(s[b - 1]))
+      b--;
+    while (b < *start && s[b] == '.')
+      b++;
+    if (b == *start)
+      return false;
+    *start = b;
+    return true;
+  }
+  case GW_RK_CARD: return rd_luhn_ok(s + *start, end - *start);
+  case GW_RK_PHONE: {
+    int nd = 0;
+    for (size_t i = *start; i < end; i++)
+      nd += s[i] >= '0' && s[i] <= '9';
+    return nd >= 8 && nd <= 15;
+  }
+  case GW_RK_IPV6:
+    for (size_t i = *start; i < end; i++)
+      if (s[i] >= '0' && s[i] <= '9')
+        return true;
+    return false;
+  default: return true;
+  }
+}
+
+/* A key naming an AWS secret: lowercased with '_', '.', '-' removed, it holds "secretaccesskey" or
+ * "awssecret". */
+bool rd_secret_key_name(const char *key, size_t len)
+{
+  char buf[128];
+  size_t n = 0;
+  for (size_t i = 0; i < len && n < sizeof buf - 1; i++) {
+    char c = key[i];
+    if (c == '_' || c == '.' || c == '-')
+      continue;
+    buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  buf[n] = 0;
+  return strstr(buf, "secretaccesskey") || strstr(buf, "awssecret");
+}
+
+/* The whole value is an AWS secret access key's shape: 40 characters of [A-Za-z0-9/+]. */
+bool rd_aws_secret_value(const char *s, size_t len)
+{
+  if (len != 40)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' || c == '+'))
+      return false;
+  }
+  return true;
+}

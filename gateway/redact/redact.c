@@ -1,0 +1,577 @@
+/*
+ * redact.c: the redactor (DESIGN §5): policy, compilation, key rules, and the scan of one plain string.
+ * redact_json.c walks JSON values, redact_apply.c walks requests and records.
+ *
+ * Key decisions:
+ * - Built once at start and immutable afterwards; match data, match context and JIT stack are per thread
+ *   (thread-local, freed by a pthread key destructor at thread exit).
+ * - One JIT pass of the combined built-in pattern per value, then one pass per user pattern; user patterns
+ *   are compiled apart so their group numbers and errors are their own. Matches are merged left to right,
+ *   an earlier start winning over an overlapping later one.
+ * - Fail closed: a pcre2 match error (match limit, JIT stack) replaces the whole value.
+ * - Actions: a key rule's action, when set, wins over the detector's. Any drop drops the whole value.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redact/redact_int.h"
+
+const char *const gw_redact_default_allow_keys[] = {
+  "gen_ai.request.model", "gen_ai.response.model", "gen_ai.system", "gen_ai.provider.name",
+  "gen_ai.operation.name", "gen_ai.response.finish_reasons", "llm.model_name", "llm.system", "llm.provider",
+  "embedding.model_name", "service.name", "service.version", "telemetry.sdk.*", "openinference.span.kind",
+  "traceloop.span.kind",
+};
+const size_t gw_redact_default_n_allow_keys = sizeof gw_redact_default_allow_keys / sizeof(char *);
+const char *const gw_redact_default_deny_keys[] = {
+  "http.request.header.authorization", "http.request.header.cookie", "http.request.header.x-api-key",
+  "http.request.header.proxy-authorization", "http.request.header.api-key", "http.response.header.set-cookie",
+};
+const size_t gw_redact_default_n_deny_keys = sizeof gw_redact_default_deny_keys / sizeof(char *);
+
+#define RD_FAIL_MASK "[REDACTION_FAILED]"
+
+void gw_redact_policy_defaults(struct gw_redact_policy *p)
+{
+  memset(p, 0, sizeof *p);
+  p->enabled = true;
+  for (int i = 0; i < GW_RK__COUNT; i++)
+    p->actions[i] = GW_REDACT_MASK;
+  p->allow_keys = gw_redact_default_allow_keys;
+  p->n_allow_keys = gw_redact_default_n_allow_keys;
+  p->deny_keys = gw_redact_default_deny_keys;
+  p->n_deny_keys = gw_redact_default_n_deny_keys;
+  p->max_content_bytes = 8192;
+}
+
+bool gw_redact_action_parse(const char *s, enum gw_redact_action *out)
+{
+  static const struct { const char *w; enum gw_redact_action a; } words[] = {
+    {"mask", GW_REDACT_MASK}, {"hash", GW_REDACT_HASH}, {"drop", GW_REDACT_DROP},
+    {"off", GW_REDACT_OFF},   {"none", GW_REDACT_OFF},  {"allow", GW_REDACT_OFF},
+  };
+  for (size_t i = 0; s && i < sizeof words / sizeof words[0]; i++)
+    if (!strcmp(s, words[i].w)) {
+      *out = words[i].a;
+      return true;
+    }
+  return false;
+}
+
+bool gw_redact_kind_parse(const char *s, enum gw_redact_kind *out)
+{
+  for (int i = 0; s && i < GW_RK__COUNT; i++)
+    if (!strcmp(s, rd_kind_names[i])) {
+      *out = (enum gw_redact_kind)i;
+      return true;
+    }
+  return false;
+}
+
+const char *gw_redact_kind_name(enum gw_redact_kind k)
+{
+  return (unsigned)k < GW_RK__COUNT ? rd_kind_names[k] : "unknown";
+}
+
+/* ---- per-thread match state ---- */
+
+struct rd_tls {
+  pcre2_match_data *md;
+  pcre2_match_context *mc;
+  pcre2_jit_stack *js;
+};
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct rd_tls *tls_cache;
+
+static void tls_free(void *p)
+{
+  struct rd_tls *t = p;
+  pcre2_match_data_free(t->md);
+  pcre2_match_context_free(t->mc);
+  pcre2_jit_stack_free(t->js);
+  free(t);
+}
+
+static void tls_init(void) { pthread_key_create(&tls_key, tls_free); }
+
+static struct rd_tls *tls_get(void)
+{
+  if (tls_cache)
+    return tls_cache;
+  pthread_once(&tls_once, tls_init);
+  struct rd_tls *t = gw_calloc(1, sizeof *t);
+  t->md = pcre2_match_data_create(32, NULL);
+  t->mc = pcre2_match_context_create(NULL);
+  t->js = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
+  if (!t->md || !t->mc || !t->js) {
+    fprintf(stderr, "redact: out of memory creating pcre2 match data\n");
+    abort();
+  }
+  /* Bounds for user patterns that backtrack badly: the value is then replaced whole (fail closed). */
+  pcre2_set_match_limit(t->mc, 5000000);
+  pcre2_set_depth_limit(t->mc, 10000);
+  pcre2_jit_stack_assign(t->mc, NULL, t->js);
+  pthread_setspecific(tls_key, t);
+  tls_cache = t;
+  return t;
+}
+
+/* ---- keys ---- */
+
+static uint32_t key_hash(const char *s, size_t n)
+{
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, size_t len)
+{
+  if (!key || !r->nkeys)
+    return NULL;
+  if (r->key_hash_size) {
+    size_t mask = r->key_hash_size - 1;
+    for (size_t i = key_hash(key, len) & mask;; i = (i + 1) & mask) {
+      uint32_t e = r->key_hash[i];
+      if (!e)
+        break;
+      const struct rd_key *k = &r->keys[e - 1];
+      if (!k->prefix && k->len == len && !memcmp(k->key, key, len))
+        return k;
+    }
+  }
+  const struct rd_key *best = NULL;
+  for (size_t i = 0; i < r->nkeys; i++) {
+    const struct rd_key *k = &r->keys[i];
+    if (k->prefix && k->len <= len && !memcmp(k->key, key, k->len) && (!best || k->len > best->len))
+      best = k;
+  }
+  return best;
+}
+
+bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
+{
+  *allow = false;
+  c->secret_key = key && rd_secret_key_name(key, len);
+  const struct rd_key *k = rd_key_find(c->r, key, len);
+  if (!k)
+    return true;
+  if (k->deny)
+    return false;
+  if (k->action == GW_REDACT_OFF)
+    *allow = true;
+  else if (k->action != GW_REDACT_DEFAULT)
+    c->key_action = k->action;
+  return true;
+}
+
+/* Add a key with its rule, merging with an earlier entry for the same key: deny beats allow beats rule. */
+static void add_key(struct gw_redactor *r, size_t *cap, const char *key, enum gw_redact_action act, bool deny)
+{
+  if (!key || !key[0])
+    return;
+  size_t len = strlen(key);
+  bool prefix = key[len - 1] == '*'; /* "a.b.*" keeps the dot: it matches "a.b.<anything>" */
+  if (prefix)
+    len--;
+  for (size_t i = 0; i < r->nkeys; i++) {
+    struct rd_key *k = &r->keys[i];
+    if (k->prefix == prefix && k->len == len && !memcmp(k->key, key, len)) {
+      if (deny)
+        k->deny = true;
+      else if (act == GW_REDACT_OFF || k->action != GW_REDACT_OFF)
+        k->action = act;
+      return;
+    }
+  }
+  if (r->nkeys == *cap) {
+    *cap = *cap ? *cap * 2 : 16;
+    r->keys = gw_realloc(r->keys, *cap * sizeof *r->keys);
+  }
+  struct rd_key *k = &r->keys[r->nkeys++];
+  k->key = gw_malloc(len + 1);
+  memcpy(k->key, key, len);
+  k->key[len] = 0;
+  k->len = len;
+  k->prefix = prefix;
+  k->action = act;
+  k->deny = deny;
+}
+
+static void build_key_hash(struct gw_redactor *r)
+{
+  size_t size = 16;
+  while (size < r->nkeys * 2)
+    size *= 2;
+  r->key_hash = gw_calloc(size, sizeof *r->key_hash);
+  r->key_hash_size = size;
+  for (size_t i = 0; i < r->nkeys; i++) {
+    if (r->keys[i].prefix)
+      continue;
+    size_t j = key_hash(r->keys[i].key, r->keys[i].len) & (size - 1);
+    while (r->key_hash[j])
+      j = (j + 1) & (size - 1);
+    r->key_hash[j] = (uint32_t)i + 1;
+  }
+}
+
+/* ---- create / destroy ---- */
+
+static pcre2_code *compile(const char *pat, const char *what, struct gw_err *err)
+{
+  int ec;
+  PCRE2_SIZE off;
+  pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &off, NULL);
+  if (!code) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(ec, msg, sizeof msg);
+    gw_err_set(err, GW_ERR(CONFIG), "redaction pattern '%s': %s at offset %zu", what, (char *)msg, (size_t)off);
+    return NULL;
+  }
+  /* JIT may be unavailable on the platform: the interpreter then runs the same pattern, slower. */
+  (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  return code;
+}
+
+static char *upper_label(const char *name)
+{
+  size_t n = strlen(name);
+  char *s = gw_malloc(n + 1), *w = s;
+  for (size_t i = 0; i < n; i++) {
+    char ch = name[i];
+    *w++ = (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : (ch == ' ' || ch == '-' || ch == '.') ? '_' : ch);
+  }
+  *w = 0;
+  return s;
+}
+
+struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct gw_err *err)
+{
+  struct gw_redactor *r = gw_calloc(1, sizeof *r);
+  enum gw_redact_action acts[GW_RK__COUNT];
+  bool uses_hash = false;
+  char *pat = NULL;
+
+  r->enabled = p->enabled;
+  r->max_content = p->max_content_bytes;
+  for (int i = 0; i < GW_RK__COUNT; i++) {
+    acts[i] = p->actions[i] == GW_REDACT_DEFAULT ? GW_REDACT_MASK : p->actions[i];
+    if (acts[i] > GW_REDACT_OFF) {
+      gw_err_set(err, GW_ERR(CONFIG), "redaction detector %s: unknown action %d", rd_kind_names[i], (int)acts[i]);
+      goto fail;
+    }
+    uses_hash |= acts[i] == GW_REDACT_HASH;
+    r->det[i].name = rd_kind_names[i];
+    r->det[i].stem = rd_kind_stems[i];
+    r->det[i].mask = gw_malloc(strlen(rd_kind_stems[i]) + 12);
+    sprintf((char *)r->det[i].mask, "[%s_REDACTED]", rd_kind_stems[i]);
+    r->det[i].action = acts[i];
+    r->metric_slot[i] = i;
+  }
+  r->aws_secret_on = acts[GW_RK_AWS_SECRET] != GW_REDACT_OFF;
+
+  if (p->n_patterns > GW_REDACT_MAX_PATTERNS) {
+    gw_err_set(err, GW_ERR(CONFIG), "redaction: %zu user patterns, at most %d", p->n_patterns,
+               GW_REDACT_MAX_PATTERNS);
+    goto fail;
+  }
+  for (size_t i = 0; i < p->n_patterns; i++) {
+    const struct gw_redact_user_pattern *u = &p->patterns[i];
+    if (!u->name || !u->name[0] || !u->regex || !u->regex[0]) {
+      gw_err_set(err, GW_ERR(CONFIG), "redaction pattern #%zu: needs a name and a regex", i + 1);
+      goto fail;
+    }
+    if (u->action > GW_REDACT_OFF) {
+      gw_err_set(err, GW_ERR(CONFIG), "redaction pattern '%s': unknown action %d", u->name, (int)u->action);
+      goto fail;
+    }
+    r->user[i] = compile(u->regex, u->name, err);
+    if (!r->user[i])
+      goto fail;
+    r->nuser = i + 1;
+    struct rd_det *d = &r->det[GW_RK__COUNT + i];
+    d->name = gw_strdup(u->name);
+    d->stem = upper_label(u->name);
+    if (u->label && u->label[0]) {
+      d->mask = gw_strdup(u->label);
+    } else {
+      char *m = gw_malloc(strlen(d->stem) + 12);
+      sprintf(m, "[%s_REDACTED]", d->stem);
+      d->mask = m;
+    }
+    d->action = u->action == GW_REDACT_DEFAULT ? GW_REDACT_MASK : u->action;
+    uses_hash |= d->action == GW_REDACT_HASH;
+    r->metric_slot[GW_RK__COUNT + i] = rd_metric_slot(u->name);
+  }
+
+  size_t cap = 0;
+  for (size_t i = 0; i < p->n_key_rules; i++) {
+    if (p->key_rules[i].action > GW_REDACT_OFF) {
+      gw_err_set(err, GW_ERR(CONFIG), "redaction key rule '%s': unknown action %d",
+                 p->key_rules[i].key ? p->key_rules[i].key : "", (int)p->key_rules[i].action);
+      goto fail;
+    }
+    add_key(r, &cap, p->key_rules[i].key, p->key_rules[i].action, false);
+    uses_hash |= p->key_rules[i].action == GW_REDACT_HASH;
+  }
+  for (size_t i = 0; i < p->n_allow_keys; i++)
+    add_key(r, &cap, p->allow_keys[i], GW_REDACT_OFF, false);
+  for (size_t i = 0; i < p->n_deny_keys; i++)
+    add_key(r, &cap, p->deny_keys[i], GW_REDACT_DROP, true);
+  build_key_hash(r);
+
+  if (p->hmac_key && p->hmac_key[0]) {
+    r->hmac_key_len = p->hmac_key_len ? p->hmac_key_len : strlen(p->hmac_key);
+    r->hmac_key = gw_malloc(r->hmac_key_len);
+    memcpy(r->hmac_key, p->hmac_key, r->hmac_key_len);
+  }
+  if (p->enabled && uses_hash && !r->hmac_key) {
+    gw_err_set(err, GW_ERR(CONFIG),
+               "redaction: action 'hash' needs an HMAC key (redaction.hmac_key or GENAI_GW_REDACTION_HMAC_KEY)");
+    goto fail;
+  }
+
+  pat = rd_builtin_pattern(acts);
+  if (pat) {
+    r->builtin = compile(pat, "built-in", err);
+    if (!r->builtin)
+      goto fail;
+  }
+  free(pat);
+  rd_metrics_init();
+  return r;
+
+fail:
+  free(pat);
+  gw_redactor_destroy(r);
+  return NULL;
+}
+
+void gw_redactor_destroy(struct gw_redactor *r)
+{
+  if (!r)
+    return;
+  pcre2_code_free(r->builtin);
+  for (int i = 0; i < GW_RK__COUNT; i++)
+    free((char *)r->det[i].mask);
+  for (size_t i = 0; i < r->nuser; i++) {
+    pcre2_code_free(r->user[i]);
+    struct rd_det *d = &r->det[GW_RK__COUNT + i];
+    free((char *)d->name);
+    free((char *)d->stem);
+    free((char *)d->mask);
+  }
+  for (size_t i = 0; i < r->nkeys; i++)
+    free(r->keys[i].key);
+  free(r->keys);
+  free(r->key_hash);
+  if (r->hmac_key) {
+    memset(r->hmac_key, 0, r->hmac_key_len);
+    free(r->hmac_key);
+  }
+  free(r);
+}
+
+/* ---- one plain string ---- */
+
+struct rd_match {
+  size_t start, end;
+  uint32_t det;
+};
+
+struct rd_matches {
+  struct rd_match local[32], *v;
+  size_t n, cap;
+  struct gw_arena *a;
+  bool oom;
+};
+
+static void push(struct rd_matches *m, size_t start, size_t end, uint32_t det)
+{
+  if (m->n == m->cap) {
+    struct rd_match *nv = gw_arena_alloc(m->a, m->cap * 2 * sizeof *nv);
+    if (!nv) {
+      m->oom = true;
+      return;
+    }
+    memcpy(nv, m->v, m->n * sizeof *nv);
+    m->v = nv;
+    m->cap *= 2;
+  }
+  m->v[m->n++] = (struct rd_match){start, end, det};
+}
+
+static size_t next_char(const char *s, size_t len, size_t i)
+{
+  i++;
+  while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+    i++;
+  return i;
+}
+
+/* One pass of code over s; user >= 0: user pattern index (no marks, no validation). false on a pcre2 error. */
+static bool scan(const pcre2_code *code, int user, const char *s, size_t len, struct rd_tls *t,
+                 struct rd_matches *m)
+{
+  size_t off = 0, floor = 0;
+  while (off <= len) {
+    int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, PCRE2_NO_UTF_CHECK, t->md, t->mc);
+    if (rc == PCRE2_ERROR_NOMATCH)
+      return true;
+    if (rc < 0)
+      return false;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
+    size_t st = ov[0], en = ov[1];
+    if (en < st || en > len)
+      return false;
+    uint32_t det;
+    if (user >= 0) {
+      det = GW_RK__COUNT + (uint32_t)user;
+    } else {
+      PCRE2_SPTR mark = pcre2_get_mark(t->md);
+      int k = mark ? atoi((const char *)mark) : -1;
+      if (k < 0 || k >= GW_RK__COUNT)
+        return false;
+      det = (uint32_t)k;
+      size_t vst = st;
+      if (!rd_validate((enum gw_redact_kind)k, s, len, &vst, en, floor)) {
+        off = next_char(s, len, st);
+        continue;
+      }
+      /* an email whose local part covers earlier matches absorbs them */
+      while (k == GW_RK_EMAIL && m->n && m->v[m->n - 1].end > vst) {
+        if (m->v[m->n - 1].start < vst)
+          vst = m->v[m->n - 1].start;
+        m->n--;
+      }
+      st = vst;
+    }
+    if (en == st) {
+      off = next_char(s, len, st);
+      continue;
+    }
+    push(m, st, en, det);
+    floor = en;
+    off = en;
+  }
+  return true;
+}
+
+static void sort_matches(struct rd_match *v, size_t n)
+{
+  for (size_t i = 1; i < n; i++) {
+    struct rd_match x = v[i];
+    size_t j = i;
+    while (j > 0 && (v[j - 1].start > x.start || (v[j - 1].start == x.start && v[j - 1].end < x.end))) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = x;
+  }
+}
+
+static void count(struct rd_ctx *c, uint32_t det)
+{
+  if (c->st) {
+    c->st->total++;
+    c->st->kinds[det]++;
+  }
+}
+
+enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
+{
+  const struct gw_redactor *r = c->r;
+  if (!r->enabled || !len)
+    return RD_SAME;
+  struct rd_matches m = {.a = c->a};
+  m.v = m.local;
+  m.cap = sizeof m.local / sizeof m.local[0];
+
+  if (c->secret_key && r->aws_secret_on) {
+    size_t b = 0, e = len;
+    while (b < e && (s[b] == ' ' || s[b] == '"' || s[b] == '\''))
+      b++;
+    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '"' || s[e - 1] == '\''))
+      e--;
+    if (rd_aws_secret_value(s + b, e - b))
+      push(&m, b, e, GW_RK_AWS_SECRET);
+  }
+  struct rd_tls *t = NULL;
+  bool ok = true;
+  if (r->builtin && !m.n) {
+    t = tls_get();
+    ok = scan(r->builtin, -1, s, len, t, &m);
+  }
+  for (size_t i = 0; ok && i < r->nuser; i++) {
+    if (!t)
+      t = tls_get();
+    size_t before = m.n;
+    ok = scan(r->user[i], (int)i, s, len, t, &m);
+    if (before && m.n > before)
+      sort_matches(m.v, m.n);
+  }
+  if (m.oom) {
+    c->oom = true;
+    return RD_SAME;
+  }
+  if (!ok) {
+    if (c->st)
+      c->st->total++;
+    *out = RD_FAIL_MASK;
+    *outlen = sizeof RD_FAIL_MASK - 1;
+    return RD_CHANGED;
+  }
+  if (!m.n)
+    return RD_SAME;
+
+  /* Overlaps: keep the earliest (then longest) match. */
+  size_t w = 0, last_end = 0;
+  for (size_t i = 0; i < m.n; i++) {
+    if (w && m.v[i].start < last_end)
+      continue;
+    m.v[w++] = m.v[i];
+    last_end = m.v[i].end;
+  }
+  m.n = w;
+
+  for (size_t i = 0; i < m.n; i++) {
+    enum gw_redact_action act = c->key_action != GW_REDACT_DEFAULT ? c->key_action : r->det[m.v[i].det].action;
+    if (act == GW_REDACT_DROP) {
+      count(c, m.v[i].det);
+      return RD_DROP;
+    }
+  }
+
+  struct gw_sb sb;
+  gw_sb_init(&sb, c->a);
+  size_t prev = 0;
+  for (size_t i = 0; i < m.n; i++) {
+    const struct rd_match *x = &m.v[i];
+    const struct rd_det *d = &r->det[x->det];
+    enum gw_redact_action act = c->key_action != GW_REDACT_DEFAULT ? c->key_action : d->action;
+    gw_sb_putn(&sb, s + prev, x->start - prev);
+    char tok[160];
+    if (act == GW_REDACT_HASH && r->hmac_key &&
+        rd_hash_token(r->hmac_key, r->hmac_key_len, d->stem, s + x->start, x->end - x->start, tok, sizeof tok))
+      gw_sb_puts(&sb, tok);
+    else
+      gw_sb_puts(&sb, d->mask); /* mask, or a hash that could not be computed: never the value itself */
+    count(c, x->det);
+    prev = x->end;
+  }
+  gw_sb_putn(&sb, s + prev, len - prev);
+  size_t n = sb.len;
+  char *res = gw_sb_finish(&sb);
+  if (!res) {
+    c->oom = true;
+    return RD_SAME;
+  }
+  *out = res;
+  *outlen = n;
+  return RD_CHANGED;
+}

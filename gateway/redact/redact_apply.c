@@ -1,0 +1,333 @@
+/*
+ * redact_apply.c: where redaction applies (DESIGN §5): every string of a decoded request that will be
+ * forwarded, and every text field of the records that will be stored.
+ *
+ * Key decisions:
+ * - Requests: string attribute values at every level (resource, scope, span, event, link attributes,
+ *   through arrays and kvlists), span and event names, status messages. Keys are looked up at every kvlist
+ *   level; a nested key without a rule inherits its parent's. A drop removes the nearest key/value pair
+ *   (an array element's drop removes the pair holding the array). Names and status messages cannot be
+ *   removed: a drop or deny empties a status message and makes a name "[REDACTED]".
+ * - Records: each field is redacted under the attribute key it comes from, so a rule for user.id treats
+ *   the user_id column like the user.id attribute. Content fields are also truncated (redact_json.c).
+ *   Records sharing one resource JSON (one ResourceSpans) redact it once.
+ * - Forwarded spans are not truncated: exporters see the full (redacted) values.
+ * - The metric counts the request pass only, so a value forwarded and stored counts once.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "redact/redact_int.h"
+
+#define RD_MAX_DEPTH 256
+
+static void ctx_init(struct rd_ctx *c, const struct gw_redactor *r, struct gw_arena *a, struct gw_redact_stats *st)
+{
+  memset(c, 0, sizeof *c);
+  c->r = r;
+  c->a = a;
+  c->st = st;
+  c->budget = SIZE_MAX;
+  c->cap = SIZE_MAX;
+}
+
+static void count_deny(struct rd_ctx *c)
+{
+  if (c->st) {
+    c->st->deny++;
+    c->st->total++;
+  }
+}
+
+const char *gw_redact_string(const struct gw_redactor *r, const char *key, const char *s, size_t len,
+                             struct gw_arena *a, struct gw_redact_stats *stats)
+{
+  struct rd_ctx c;
+  ctx_init(&c, r, a, stats);
+  if (!r->enabled || !s)
+    return s;
+  bool allow;
+  size_t klen = key ? strlen(key) : 0;
+  if (!rd_key_enter(&c, klen ? key : NULL, klen, &allow)) {
+    count_deny(&c);
+    return NULL;
+  }
+  if (allow)
+    return s;
+  const char *o;
+  size_t ol;
+  enum rd_res res = rd_value(&c, s, len, false, &o, &ol);
+  if (c.oom || res == RD_DROP)
+    return NULL;
+  return res == RD_CHANGED ? o : s;
+}
+
+/* ---- requests ---- */
+
+static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth);
+
+static enum rd_res any(struct rd_ctx *c, GwAnyValue *v, int depth)
+{
+  if (!v)
+    return RD_SAME;
+  if (depth > RD_MAX_DEPTH)
+    return RD_DROP; /* decode bounds nesting far below this: fail closed */
+  switch (v->value_case) {
+  case GW_AV_STRING: {
+    if (!v->string_value || !v->string_value[0])
+      return RD_SAME;
+    const char *o;
+    size_t ol;
+    enum rd_res res = rd_value(c, v->string_value, strlen(v->string_value), false, &o, &ol);
+    if (res == RD_CHANGED)
+      v->string_value = (char *)o;
+    return res == RD_DROP ? RD_DROP : RD_SAME;
+  }
+  case GW_AV_ARRAY:
+    for (size_t i = 0; v->array_value && i < v->array_value->n_values; i++)
+      if (any(c, v->array_value->values[i], depth + 1) == RD_DROP)
+        return RD_DROP;
+    return RD_SAME;
+  case GW_AV_KVLIST:
+    if (v->kvlist_value)
+      kvs(c, v->kvlist_value->values, &v->kvlist_value->n_values, depth + 1);
+    return RD_SAME;
+  default: return RD_SAME;
+  }
+}
+
+static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
+{
+  size_t w = 0;
+  for (size_t i = 0; i < *n; i++) {
+    GwKeyValue *kv = arr[i];
+    if (!kv)
+      continue;
+    enum gw_redact_action act = c->key_action;
+    bool secret = c->secret_key, allow, keep = true;
+    const char *key = kv->key && kv->key[0] ? kv->key : NULL;
+    if (!rd_key_enter(c, key, key ? strlen(key) : 0, &allow)) {
+      count_deny(c);
+      keep = false;
+    } else if (!allow && any(c, kv->value, depth) == RD_DROP) {
+      keep = false;
+    }
+    c->key_action = act;
+    c->secret_key = secret;
+    if (keep)
+      arr[w++] = kv;
+  }
+  *n = w;
+}
+
+/* A name or message: replaced, never removed. */
+static void text(struct rd_ctx *c, char **field, const char *key, const char *dropped)
+{
+  if (!*field || !**field)
+    return;
+  enum gw_redact_action act = c->key_action;
+  bool allow;
+  if (!rd_key_enter(c, key, strlen(key), &allow)) {
+    count_deny(c);
+    *field = (char *)dropped;
+  } else if (!allow) {
+    const char *o;
+    size_t ol;
+    enum rd_res res = rd_value(c, *field, strlen(*field), false, &o, &ol);
+    if (res == RD_CHANGED)
+      *field = (char *)o;
+    else if (res == RD_DROP)
+      *field = (char *)dropped;
+  }
+  c->key_action = act;
+  c->secret_key = false;
+}
+
+gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a)
+{
+  if (!r->enabled || !req)
+    return GW_OK;
+  struct gw_redact_stats st;
+  memset(&st, 0, sizeof st);
+  struct rd_ctx c;
+  ctx_init(&c, r, a, &st);
+  for (size_t i = 0; i < req->n_resource_spans; i++) {
+    GwResourceSpans *rs = req->resource_spans[i];
+    if (!rs)
+      continue;
+    if (rs->resource)
+      kvs(&c, rs->resource->attributes, &rs->resource->n_attributes, 0);
+    for (size_t j = 0; j < rs->n_scope_spans; j++) {
+      GwScopeSpans *ss = rs->scope_spans[j];
+      if (!ss)
+        continue;
+      if (ss->scope)
+        kvs(&c, ss->scope->attributes, &ss->scope->n_attributes, 0);
+      for (size_t k = 0; k < ss->n_spans; k++) {
+        GwSpan *sp = ss->spans[k];
+        if (!sp)
+          continue;
+        text(&c, &sp->name, "span.name", "[REDACTED]");
+        kvs(&c, sp->attributes, &sp->n_attributes, 0);
+        for (size_t e = 0; e < sp->n_events; e++)
+          if (sp->events[e]) {
+            text(&c, &sp->events[e]->name, "event.name", "[REDACTED]");
+            kvs(&c, sp->events[e]->attributes, &sp->events[e]->n_attributes, 0);
+          }
+        for (size_t l = 0; l < sp->n_links; l++)
+          if (sp->links[l])
+            kvs(&c, sp->links[l]->attributes, &sp->links[l]->n_attributes, 0);
+        if (sp->status)
+          text(&c, &sp->status->message, "status.message", "");
+      }
+    }
+  }
+  for (size_t i = 0; i < GW_RK__COUNT + r->nuser; i++)
+    rd_metric_add(r->metric_slot[i], st.kinds[i]);
+  rd_metric_add(rd_metric_slot_deny(), st.deny);
+  return c.oom ? GW_ERR(TOO_LARGE) : GW_OK;
+}
+
+/* ---- records ---- */
+
+enum rf_mode { RF_TEXT, RF_CONTENT_TEXT, RF_CONTENT_JSON, RF_ATTR_JSON };
+
+static const struct {
+  size_t off;
+  const char *key;
+  enum rf_mode mode;
+} rfields[] = {
+#define RF(field, key, mode) {offsetof(struct gw_record, field), key, mode}
+  RF(service_name, "service.name", RF_TEXT),
+  RF(span_name, "span.name", RF_TEXT),
+  RF(operation, "gen_ai.operation.name", RF_TEXT),
+  RF(provider, "gen_ai.provider.name", RF_TEXT),
+  RF(request_model, "gen_ai.request.model", RF_TEXT),
+  RF(response_model, "gen_ai.response.model", RF_TEXT),
+  RF(model_id, "gen_ai.response.model", RF_TEXT),
+  RF(session_id, "session.id", RF_TEXT),
+  RF(user_id, "user.id", RF_TEXT),
+  RF(error_code, "error.type", RF_TEXT),
+  RF(error_message, "status.message", RF_CONTENT_TEXT),
+  RF(system_prompt, "gen_ai.system_instructions", RF_CONTENT_TEXT),
+  RF(prompt_content, "gen_ai.input.messages", RF_CONTENT_JSON),
+  RF(response_content, "gen_ai.output.messages", RF_CONTENT_JSON),
+  RF(parameters, NULL, RF_ATTR_JSON),
+  RF(attributes, NULL, RF_ATTR_JSON),
+  RF(resource, NULL, RF_ATTR_JSON),
+#undef RF
+};
+
+struct res_cache {
+  const char *in, *out;
+  struct gw_redact_stats st;
+  bool truncated;
+};
+
+static void add_stats(struct gw_redact_stats *to, const struct gw_redact_stats *from, size_t nk)
+{
+  to->total += from->total;
+  to->deny += from->deny;
+  to->truncated += from->truncated;
+  for (size_t i = 0; i < nk; i++)
+    to->kinds[i] += from->kinds[i];
+}
+
+static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_record *rec, size_t fi,
+                  struct gw_redact_stats *st, bool *oom)
+{
+  const char **fp = (const char **)((char *)rec + rfields[fi].off);
+  if (!*fp)
+    return;
+  struct rd_ctx c;
+  ctx_init(&c, r, a, st);
+  size_t max = r->max_content ? r->max_content : SIZE_MAX;
+  if (rfields[fi].mode == RF_CONTENT_JSON)
+    c.budget = max;
+  else if (rfields[fi].mode != RF_TEXT) /* ids and names are never cut: they are join keys */
+    c.cap = max;
+  if (r->enabled && rfields[fi].key) {
+    bool allow;
+    const char *k = rfields[fi].key;
+    if (!rd_key_enter(&c, k, strlen(k), &allow)) {
+      count_deny(&c);
+      *fp = NULL;
+      return;
+    }
+    if (allow)
+      return;
+  }
+  const char *o;
+  size_t ol;
+  enum rd_res res = rd_value(&c, *fp, strlen(*fp), rfields[fi].mode == RF_ATTR_JSON, &o, &ol);
+  if (c.oom)
+    *oom = true;
+  if (res == RD_DROP)
+    *fp = rfields[fi].mode == RF_ATTR_JSON ? "{}" : NULL;
+  else if (res == RD_CHANGED)
+    *fp = o;
+  if (c.truncated)
+    gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
+}
+
+gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a)
+{
+  bool oom = false;
+  size_t nk = GW_RK__COUNT + r->nuser;
+  struct res_cache cache = {0};
+  for (size_t i = 0; i < n && !oom; i++) {
+    struct gw_record *rec = &recs[i];
+    struct gw_redact_stats st;
+    memset(&st, 0, sizeof st);
+    for (size_t f = 0; f < sizeof rfields / sizeof rfields[0]; f++) {
+      if (rfields[f].off == offsetof(struct gw_record, resource) && rec->resource) {
+        if (cache.in && rec->resource == cache.in) {
+          rec->resource = cache.out;
+          add_stats(&st, &cache.st, nk);
+          if (cache.truncated)
+            gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
+          continue;
+        }
+        struct gw_redact_stats rst;
+        memset(&rst, 0, sizeof rst);
+        bool had = gw_record_has_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
+        rec->flags &= ~(1u << GW_FLAG_CONTENT_TRUNCATED);
+        cache.in = rec->resource;
+        field(r, a, rec, f, &rst, &oom);
+        cache.out = rec->resource;
+        cache.st = rst;
+        cache.truncated = gw_record_has_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
+        if (had)
+          gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
+        add_stats(&st, &rst, nk);
+        continue;
+      }
+      field(r, a, rec, f, &st, &oom);
+    }
+    if (!r->enabled)
+      continue;
+    rec->redaction_count = (struct gw_opt_i64){st.total, true};
+    uint32_t nkinds = st.deny ? 1 : 0;
+    for (size_t k = 0; k < nk; k++)
+      nkinds += st.kinds[k] != 0;
+    rec->redacted_kinds = (struct gw_strv){NULL, 0};
+    if (!nkinds)
+      continue;
+    const char **v = gw_arena_alloc(a, nkinds * sizeof *v);
+    if (!v) {
+      oom = true;
+      break;
+    }
+    uint32_t w = 0;
+    for (size_t k = 0; k < nk; k++)
+      if (st.kinds[k])
+        v[w++] = gw_arena_strdup(a, r->det[k].name);
+    if (st.deny)
+      v[w++] = "deny_list";
+    for (uint32_t k = 0; k < w; k++)
+      if (!v[k])
+        oom = true;
+    rec->redacted_kinds = (struct gw_strv){v, w};
+  }
+  return oom || gw_arena_exhausted(a) ? GW_ERR(TOO_LARGE) : GW_OK;
+}

@@ -1,0 +1,92 @@
+/* redact_int.h: what the redact module's files share (not a public interface). */
+#ifndef GW_REDACT_INT_H
+#define GW_REDACT_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "redact/redact.h"
+
+/* A detector: one built-in kind or one user pattern, with its action and label. */
+struct rd_det {
+  const char *name;  /* metric / kinds name */
+  const char *mask;  /* "[EMAIL_REDACTED]" */
+  const char *stem;  /* "EMAIL": hash tokens "[EMAIL:...]" */
+  enum gw_redact_action action;
+};
+
+/* One key of the allow/deny/override table. */
+struct rd_key {
+  char *key;
+  size_t len;
+  bool prefix;
+  enum gw_redact_action action; /* OFF: allow list, DROP + deny: deny list */
+  bool deny;
+};
+
+struct gw_redactor {
+  bool enabled;
+  size_t max_content;
+  pcre2_code *builtin; /* NULL when every built-in is off */
+  uint32_t det_of_mark[GW_RK__COUNT]; /* mark index -> kind (marks are the kind numbers) */
+  bool aws_secret_on;
+  size_t nuser;
+  pcre2_code *user[GW_REDACT_MAX_PATTERNS];
+  struct rd_det det[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
+  int metric_slot[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
+  unsigned char *hmac_key;
+  size_t hmac_key_len;
+  struct rd_key *keys;
+  size_t nkeys;
+  uint32_t *key_hash; /* open addressing over exact keys: index + 1, 0 = empty */
+  size_t key_hash_size;
+};
+
+/* One value's redaction context. */
+struct rd_ctx {
+  const struct gw_redactor *r;
+  struct gw_arena *a;
+  struct gw_redact_stats *st;
+  enum gw_redact_action key_action; /* from the nearest key rule; DEFAULT: each detector's own */
+  bool secret_key;                  /* the nearest key names an AWS secret */
+  size_t budget; /* shared by the long strings of one content field; SIZE_MAX: none */
+  size_t cap;    /* per string; SIZE_MAX: none */
+  bool truncated, oom;
+  int jdepth; /* JSON inside JSON strings */
+};
+
+enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
+
+/* redact.c: the detectors over plain text; *out and *outlen are set on RD_CHANGED (NUL-terminated, arena). */
+enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+/* redact_json.c: a value that may be JSON text (attr_mode: object member names are attribute keys), then
+ * truncation. */
+enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen);
+/* Apply a key's rule to c (returns false when the key is deny-listed); *allow set when never touched. */
+bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow);
+
+/* detectors.c */
+char *rd_builtin_pattern(const enum gw_redact_action *actions);
+bool rd_validate(enum gw_redact_kind k, const char *s, size_t len, size_t *start, size_t end, size_t floor);
+bool rd_secret_key_name(const char *key, size_t len);
+bool rd_aws_secret_value(const char *s, size_t len);
+extern const char *const rd_kind_names[GW_RK__COUNT];
+extern const char *const rd_kind_stems[GW_RK__COUNT];
+
+/* luhn.c */
+bool rd_luhn_ok(const char *s, size_t len);
+
+/* hmac.c: the hash token "[STEM:12 hex]" into buf (at least 64 bytes); false on a crypto failure. */
+bool rd_hash_token(const unsigned char *key, size_t key_len, const char *stem, const char *v, size_t len, char *buf,
+                   size_t bufsz);
+
+/* redact.c: policy lookup for a key (NULL = no key): NULL when no rule applies. */
+const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, size_t len);
+
+/* metrics (redact_metrics.c) */
+void rd_metrics_init(void);
+int rd_metric_slot(const char *kind);
+void rd_metric_add(int slot, uint32_t n);
+int rd_metric_slot_deny(void);
+
+#endif

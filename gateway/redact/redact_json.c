@@ -1,0 +1,455 @@
+/*
+ * redact_json.c: values that are JSON text (message arrays, the attributes/resource objects of a record,
+ * JSON-encoded attribute strings) are redacted string value by string value, so keys and structure stay
+ * and the result is valid JSON; then truncation.
+ *
+ * Key decisions:
+ * - A small copying parser, not a DOM: the output is rebuilt in the arena as compact JSON only when
+ *   something changed; an unchanged value keeps its original pointer and bytes.
+ * - Strings are unescaped before the detectors see them ("\nalice@x.com" must not become "\[EMAIL...]")
+ *   and re-escaped after. JSON inside a JSON string is walked again (at most 4 levels).
+ * - Attribute mode (a record's attributes, resource, parameters): object member names are attribute keys,
+ *   so allow/deny/key rules apply to them at every level, as to kvlist keys in a request; a drop removes
+ *   the nearest member. In content mode (messages) a drop anywhere drops the whole value. In both modes a
+ *   member named like an AWS secret key marks its value as key-like context.
+ * - Text that starts like JSON but does not parse is redacted as plain text.
+ * - Truncation: a content field's long strings (over 64 bytes; roles, types and ids are never cut) share
+ *   one budget of max_content_bytes; the string that crosses it is cut on a UTF-8 boundary and marked,
+ *   later ones keep only the marker. Other fields cut each string at the cap.
+ * - Numbers are copied as they are: a card number sent as a JSON number is not found (documented gap).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "redact/redact_int.h"
+
+#define RJ_MAX_DEPTH 64
+#define RJ_MAX_NEST 4
+#define RD_TRUNC_MARK "...[TRUNCATED]"
+#define RD_SHORT 64
+
+enum { RJ_OK, RJ_DROP, RJ_ERR };
+
+struct rj {
+  struct rd_ctx *c;
+  const char *p, *end;
+  struct gw_sb *out;
+  bool attr_mode, changed;
+  int copy; /* > 0: inside an allow-listed member, copied as is */
+};
+
+static void ws(struct rj *j)
+{
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+}
+
+static int hexv(char ch)
+{
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+static bool hex4(const char *p, const char *end, uint32_t *v)
+{
+  if (end - p < 4)
+    return false;
+  *v = 0;
+  for (int i = 0; i < 4; i++) {
+    int h = hexv(p[i]);
+    if (h < 0)
+      return false;
+    *v = *v << 4 | (uint32_t)h;
+  }
+  return true;
+}
+
+static size_t put_utf8(char *w, uint32_t cp)
+{
+  if (cp < 0x80) {
+    w[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    w[0] = (char)(0xC0 | cp >> 6);
+    w[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    w[0] = (char)(0xE0 | cp >> 12);
+    w[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    w[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  w[0] = (char)(0xF0 | cp >> 18);
+  w[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  w[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  w[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* A string at j->p: the raw literal [*rb, j->p) and its text (raw inner bytes when there is no escape,
+ * else unescaped into the arena; lone surrogates become U+FFFD so the text stays valid UTF-8). */
+static int string(struct rj *j, const char **rb, const char **txt, size_t *tlen)
+{
+  const char *p = j->p + 1, *end = j->end;
+  bool esc = false;
+  *rb = j->p;
+  while (p < end && *p != '"') {
+    if ((unsigned char)*p < 0x20)
+      return RJ_ERR;
+    if (*p == '\\') {
+      esc = true;
+      p++;
+      if (p >= end)
+        return RJ_ERR;
+    }
+    p++;
+  }
+  if (p >= end)
+    return RJ_ERR;
+  const char *b = *rb + 1;
+  j->p = p + 1;
+  if (!esc) {
+    *txt = b;
+    *tlen = (size_t)(p - b);
+    return RJ_OK;
+  }
+  char *w = gw_arena_alloc(j->c->a, (size_t)(p - b) + 1), *w0 = w;
+  if (!w) {
+    j->c->oom = true;
+    return RJ_ERR;
+  }
+  for (const char *q = b; q < p; q++) {
+    if (*q != '\\') {
+      *w++ = *q;
+      continue;
+    }
+    q++;
+    switch (*q) {
+    case '"': *w++ = '"'; break;
+    case '\\': *w++ = '\\'; break;
+    case '/': *w++ = '/'; break;
+    case 'b': *w++ = '\b'; break;
+    case 'f': *w++ = '\f'; break;
+    case 'n': *w++ = '\n'; break;
+    case 'r': *w++ = '\r'; break;
+    case 't': *w++ = '\t'; break;
+    case 'u': {
+      uint32_t cp, lo;
+      if (!hex4(q + 1, p, &cp))
+        return RJ_ERR;
+      q += 4;
+      if (cp >= 0xD800 && cp < 0xDC00 && p - q > 6 && q[1] == '\\' && q[2] == 'u' && hex4(q + 3, p, &lo) &&
+          lo >= 0xDC00 && lo < 0xE000) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        q += 6;
+      } else if (cp >= 0xD800 && cp < 0xE000) {
+        cp = 0xFFFD;
+      }
+      w += put_utf8(w, cp);
+      break;
+    }
+    default: return RJ_ERR;
+    }
+  }
+  *w = 0;
+  *txt = w0;
+  *tlen = (size_t)(w - w0);
+  return RJ_OK;
+}
+
+static int value(struct rj *j, int depth);
+
+static int member_value(struct rj *j, const char *key, size_t klen, int depth)
+{
+  struct rd_ctx *c = j->c;
+  enum gw_redact_action saved_act = c->key_action;
+  bool saved_secret = c->secret_key, allow = false;
+  int rc;
+  if (j->attr_mode && !j->copy && c->r->enabled) {
+    if (!rd_key_enter(c, key, klen, &allow)) {
+      /* deny-listed: parse it (copying), then take it back */
+      j->copy++;
+      rc = value(j, depth + 1);
+      j->copy--;
+      if (c->st)
+        c->st->deny++, c->st->total++;
+      c->key_action = saved_act;
+      c->secret_key = saved_secret;
+      return rc == RJ_ERR ? RJ_ERR : RJ_DROP;
+    }
+  } else {
+    c->secret_key = rd_secret_key_name(key, klen);
+  }
+  if (allow)
+    j->copy++;
+  rc = value(j, depth + 1);
+  if (allow)
+    j->copy--;
+  c->key_action = saved_act;
+  c->secret_key = saved_secret;
+  return rc;
+}
+
+static int object(struct rj *j, int depth)
+{
+  gw_sb_putc(j->out, '{');
+  j->p++;
+  ws(j);
+  size_t emitted = 0;
+  if (j->p < j->end && *j->p == '}') {
+    j->p++;
+    gw_sb_putc(j->out, '}');
+    return RJ_OK;
+  }
+  for (;;) {
+    ws(j);
+    if (j->p >= j->end || *j->p != '"')
+      return RJ_ERR;
+    const char *rb, *key;
+    size_t klen;
+    if (string(j, &rb, &key, &klen) != RJ_OK)
+      return RJ_ERR;
+    const char *re = j->p;
+    ws(j);
+    if (j->p >= j->end || *j->p != ':')
+      return RJ_ERR;
+    j->p++;
+    ws(j);
+    size_t mark = j->out->len;
+    if (emitted)
+      gw_sb_putc(j->out, ',');
+    gw_sb_putn(j->out, rb, (size_t)(re - rb));
+    gw_sb_putc(j->out, ':');
+    int rc = member_value(j, key, klen, depth);
+    if (rc == RJ_ERR)
+      return RJ_ERR;
+    if (rc == RJ_DROP) {
+      if (!j->attr_mode)
+        return RJ_DROP;
+      if (!j->out->oom)
+        j->out->len = mark;
+      j->changed = true;
+    } else {
+      emitted++;
+    }
+    ws(j);
+    if (j->p < j->end && *j->p == ',') {
+      j->p++;
+      continue;
+    }
+    if (j->p < j->end && *j->p == '}') {
+      j->p++;
+      gw_sb_putc(j->out, '}');
+      return RJ_OK;
+    }
+    return RJ_ERR;
+  }
+}
+
+static int array(struct rj *j, int depth)
+{
+  gw_sb_putc(j->out, '[');
+  j->p++;
+  ws(j);
+  if (j->p < j->end && *j->p == ']') {
+    j->p++;
+    gw_sb_putc(j->out, ']');
+    return RJ_OK;
+  }
+  for (bool first = true;; first = false) {
+    ws(j);
+    if (!first)
+      gw_sb_putc(j->out, ',');
+    int rc = value(j, depth + 1);
+    if (rc != RJ_OK)
+      return rc;
+    ws(j);
+    if (j->p < j->end && *j->p == ',') {
+      j->p++;
+      continue;
+    }
+    if (j->p < j->end && *j->p == ']') {
+      j->p++;
+      gw_sb_putc(j->out, ']');
+      return RJ_OK;
+    }
+    return RJ_ERR;
+  }
+}
+
+/* true, false, null, or a number as RFC 8259 §6 writes it (so "[8.8.8.8]" is text, not JSON). */
+static int scalar(struct rj *j)
+{
+  const char *b = j->p, *p = j->p, *end = j->end;
+  static const char *const lits[] = {"true", "false", "null"};
+  for (int i = 0; i < 3; i++) {
+    size_t n = strlen(lits[i]);
+    if ((size_t)(end - p) >= n && !memcmp(p, lits[i], n)) {
+      j->p = p + n;
+      gw_sb_putn(j->out, b, n);
+      return RJ_OK;
+    }
+  }
+#define DIGIT(q) ((q) < end && *(q) >= '0' && *(q) <= '9')
+  if (p < end && *p == '-')
+    p++;
+  if (!DIGIT(p))
+    return RJ_ERR;
+  if (*p == '0')
+    p++;
+  else
+    while (DIGIT(p))
+      p++;
+  if (p < end && *p == '.') {
+    p++;
+    if (!DIGIT(p))
+      return RJ_ERR;
+    while (DIGIT(p))
+      p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    p++;
+    if (p < end && (*p == '+' || *p == '-'))
+      p++;
+    if (!DIGIT(p))
+      return RJ_ERR;
+    while (DIGIT(p))
+      p++;
+  }
+#undef DIGIT
+  j->p = p;
+  gw_sb_putn(j->out, b, (size_t)(p - b));
+  return RJ_OK;
+}
+
+static int value(struct rj *j, int depth)
+{
+  if (depth > RJ_MAX_DEPTH || j->p >= j->end)
+    return RJ_ERR;
+  switch (*j->p) {
+  case '{': return object(j, depth);
+  case '[': return array(j, depth);
+  case '"': {
+    const char *rb, *txt, *o;
+    size_t tlen, olen;
+    if (string(j, &rb, &txt, &tlen) != RJ_OK)
+      return RJ_ERR;
+    if (j->copy) {
+      gw_sb_putn(j->out, rb, (size_t)(j->p - rb));
+      return RJ_OK;
+    }
+    enum rd_res res = rd_value(j->c, txt, tlen, false, &o, &olen);
+    if (res == RD_DROP)
+      return RJ_DROP;
+    if (res == RD_SAME) {
+      gw_sb_putn(j->out, rb, (size_t)(j->p - rb));
+    } else {
+      gw_sb_json_str(j->out, o, olen);
+      j->changed = true;
+    }
+    return RJ_OK;
+  }
+  default: return scalar(j);
+  }
+}
+
+static bool looks_json(const char *s, size_t len)
+{
+  size_t i = 0;
+  while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+    i++;
+  return i < len && (s[i] == '{' || s[i] == '[');
+}
+
+/* RJ_ERR: not JSON (or out of memory: c->oom). */
+static int json(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res *res, const char **out,
+                size_t *outlen)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, c->a);
+  struct rj j = {.c = c, .p = s, .end = s + len, .out = &sb, .attr_mode = attr_mode};
+  ws(&j);
+  int rc = value(&j, 0);
+  if (rc == RJ_OK) {
+    ws(&j);
+    if (j.p != j.end)
+      rc = RJ_ERR;
+  }
+  if (rc == RJ_ERR)
+    return RJ_ERR;
+  if (rc == RJ_DROP) {
+    *res = RD_DROP;
+    return RJ_OK;
+  }
+  if (!j.changed) {
+    *res = RD_SAME;
+    return RJ_OK;
+  }
+  size_t n = sb.len;
+  char *t = gw_sb_finish(&sb);
+  if (!t) {
+    c->oom = true;
+    return RJ_ERR;
+  }
+  *out = t;
+  *outlen = n;
+  *res = RD_CHANGED;
+  return RJ_OK;
+}
+
+/* Cut s to the cap and the shared budget; true when cut (then *out is a new arena string). */
+static bool cut(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
+{
+  size_t keep = len;
+  if (c->cap != SIZE_MAX && keep > c->cap)
+    keep = c->cap;
+  if (c->budget != SIZE_MAX && len > RD_SHORT) {
+    if (keep > c->budget)
+      keep = c->budget;
+    c->budget -= keep;
+  }
+  if (keep >= len)
+    return false;
+  while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80)
+    keep--;
+  char *t = gw_arena_alloc(c->a, keep + sizeof RD_TRUNC_MARK);
+  if (!t) {
+    c->oom = true;
+    return false;
+  }
+  memcpy(t, s, keep);
+  memcpy(t + keep, RD_TRUNC_MARK, sizeof RD_TRUNC_MARK);
+  *out = t;
+  *outlen = keep + sizeof RD_TRUNC_MARK - 1;
+  c->truncated = true;
+  if (c->st)
+    c->st->truncated++;
+  return true;
+}
+
+enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen)
+{
+  if (c->jdepth < RJ_MAX_NEST && looks_json(s, len)) {
+    enum rd_res res;
+    c->jdepth++;
+    int rc = json(c, s, len, attr_mode, &res, out, outlen);
+    c->jdepth--;
+    if (rc == RJ_OK || c->oom)
+      return rc == RJ_OK ? res : RD_SAME;
+  }
+  enum rd_res res = rd_plain(c, s, len, out, outlen);
+  if (res == RD_DROP || c->oom)
+    return res;
+  const char *t = res == RD_CHANGED ? *out : s;
+  size_t tl = res == RD_CHANGED ? *outlen : len;
+  if (cut(c, t, tl, out, outlen))
+    return RD_CHANGED;
+  return res;
+}

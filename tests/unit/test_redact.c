@@ -1,0 +1,924 @@
+/*
+ * test_redact.c: redaction. The detector table (tests/fixtures/redact/detectors.tsv: true positives and
+ * true negatives per detector), each action, allow/deny/key rules, user patterns and their errors,
+ * truncation, the request walk (every place a string can hide), the record walk, metrics, threads, and
+ * every captured SDK fixture: decoded, normalized, redacted and re-encoded without any PII its manifest lists.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "core/metrics.h"
+#include "decode/decode.h"
+#include "normalize/normalize.h"
+#include "redact/redact.h"
+#include "testutil.h"
+
+static struct gw_arena *A;
+
+static int setup(void **state)
+{
+  (void)state;
+  gw_normalize_init();
+  A = gw_arena_create(256u << 20);
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  (void)state;
+  gw_arena_destroy(A);
+  A = NULL;
+  return 0;
+}
+
+static struct gw_redactor *make(const struct gw_redact_policy *p)
+{
+  struct gw_err err = {0};
+  struct gw_redactor *r = gw_redactor_create(p, &err);
+  if (!r)
+    fail_msg("gw_redactor_create: %s", err.msg);
+  return r;
+}
+
+static struct gw_redactor *make_default(void)
+{
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  return make(&p);
+}
+
+static const char *red(const struct gw_redactor *r, const char *key, const char *s)
+{
+  return gw_redact_string(r, key, s, strlen(s), A, NULL);
+}
+
+/* ---- the detector table ---- */
+
+static char *unescape(const char *s)
+{
+  char *o = malloc(strlen(s) + 1), *w = o;
+  for (; *s; s++) {
+    if (*s == '\\' && s[1]) {
+      s++;
+      *w++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s;
+    } else {
+      *w++ = *s;
+    }
+  }
+  *w = 0;
+  return o;
+}
+
+static void test_detector_table(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  char *text = tu_read_file("redact/detectors.tsv", NULL);
+  int tp[GW_RK__COUNT] = {0}, tn[GW_RK__COUNT] = {0};
+  int line_no = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    line_no++;
+    if (line[0] == '#')
+      continue;
+    char *col[6] = {0};
+    int nc = 0;
+    for (char *p = line; nc < 6;) {
+      col[nc++] = p;
+      char *t = strchr(p, '\t');
+      if (!t)
+        break;
+      *t = 0;
+      p = t + 1;
+    }
+    assert_true(nc >= 4);
+    enum gw_redact_kind k;
+    if (!gw_redact_kind_parse(col[0], &k))
+      fail_msg("line %d: unknown kind %s", line_no, col[0]);
+    const char *key = strcmp(col[2], "-") ? col[2] : NULL;
+    char *in = unescape(col[3]);
+    const char *out = red(r, key, in);
+    assert_non_null(out);
+    char mask[64];
+    static const char *const stems[] = {
+#define STEM(id, name, label) label,
+      GW_REDACT_KINDS(STEM)
+#undef STEM
+    };
+    snprintf(mask, sizeof mask, "[%s_REDACTED]", stems[k]);
+    if (col[1][0] == '+') {
+      char *secret = unescape(col[4]);
+      if (strstr(out, secret) || !strstr(out, mask))
+        fail_msg("line %d (%s): '%s' -> '%s'", line_no, col[0], in, out);
+      if (nc >= 6 && col[5][0]) {
+        char *exact = unescape(col[5]);
+        if (strcmp(out, exact))
+          fail_msg("line %d (%s): '%s' -> '%s', want '%s'", line_no, col[0], in, out, exact);
+        free(exact);
+      }
+      free(secret);
+      tp[k]++;
+    } else {
+      if (strcmp(out, in))
+        fail_msg("line %d (%s): true negative '%s' changed to '%s'", line_no, col[0], in, out);
+      tn[k]++;
+    }
+    free(in);
+  }
+  for (int k = 0; k < GW_RK__COUNT; k++) {
+    if (tp[k] < 10 || tn[k] < 10)
+      fail_msg("%s: %d true positives, %d true negatives, want 10 each", gw_redact_kind_name(k), tp[k], tn[k]);
+  }
+  free(text);
+  gw_redactor_destroy(r);
+}
+
+/* Several findings in one value, overlapping detectors, escapes inside JSON. */
+static void test_mixed_values(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  assert_string_equal(red(r, NULL, "Reach me at +1 646 555 0986 or grace.rossi47@example.com and my social "
+                                   "security number is 219-96-7272"),
+                      "Reach me at [PHONE_REDACTED] or [EMAIL_REDACTED] and my social security number is "
+                      "[SSN_REDACTED]");
+  /* a phone number as an email's local part: the email takes it whole, the domain does not stay behind */
+  assert_string_equal(red(r, NULL, "212-555-1234@example.com or 10.0.0.1"), "[EMAIL_REDACTED] or [IP_REDACTED]");
+  /* JSON escapes are undone before matching and redone after: the result stays valid JSON */
+  const char *j = red(r, NULL, "{\"a\":\"x\\nbob@example.com\\t\\u00e9\",\"n\":[1,2.5e3,true,null]}");
+  assert_string_equal(j, "{\"a\":\"x\\n[EMAIL_REDACTED]\\t\xc3\xa9\",\"n\":[1,2.5e3,true,null]}");
+  /* JSON inside a JSON string (an attribute holding a message array, rendered into the attributes JSON) */
+  const char *nested = "{\"gen_ai.input.messages\":\"[{\\\"role\\\":\\\"user\\\",\\\"content\\\":\\\"mail "
+                       "me\\\\nalice@example.com\\\"}]\"}";
+  const char *o = red(r, NULL, nested);
+  assert_null(strstr(o, "alice@example.com"));
+  assert_non_null(strstr(o, "[EMAIL_REDACTED]"));
+  struct json_object *obj = json_tokener_parse(o), *inner;
+  assert_non_null(obj);
+  assert_true(json_object_object_get_ex(obj, "gen_ai.input.messages", &inner));
+  struct json_object *arr = json_tokener_parse(json_object_get_string(inner));
+  assert_non_null(arr);
+  json_object_put(arr);
+  json_object_put(obj);
+  /* text that only starts like JSON is redacted as text */
+  assert_string_equal(red(r, NULL, "[note] mail bob@example.com"), "[note] mail [EMAIL_REDACTED]");
+  /* an unchanged value is the same pointer (no copy) */
+  const char *same = "nothing to see here 42";
+  assert_ptr_equal(red(r, NULL, same), same);
+  /* a 16-digit id failing Luhn is kept; the same digits made Luhn-valid are not */
+  assert_string_equal(red(r, NULL, "id 4111111111111112"), "id 4111111111111112");
+  assert_string_equal(red(r, NULL, "id 4111111111111111"), "id [CARD_REDACTED]");
+  gw_redactor_destroy(r);
+}
+
+/* ---- actions ---- */
+
+static void test_hash_action(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.actions[GW_RK_EMAIL] = GW_REDACT_HASH;
+  p.hmac_key = "k1-secret-hmac-key";
+  struct gw_redactor *r1 = make(&p);
+  p.hmac_key = "k2-other-key";
+  struct gw_redactor *r2 = make(&p);
+
+  const char *a = red(r1, NULL, "from alice@example.com");
+  const char *b = red(r1, NULL, "to alice@example.com!");
+  const char *c = red(r1, NULL, "from carol@example.com");
+  const char *d = red(r2, NULL, "from alice@example.com");
+  assert_null(strstr(a, "alice"));
+  /* "[EMAIL:" + 12 hex + "]" */
+  const char *t = strstr(a, "[EMAIL:");
+  assert_non_null(t);
+  for (int i = 0; i < 12; i++)
+    assert_non_null(strchr("0123456789abcdef", t[7 + i]));
+  assert_int_equal(t[19], ']');
+  assert_int_equal(strlen(a), strlen("from [EMAIL:") + 13);
+  /* same value, same key: same token; other value or other key: another token */
+  assert_memory_equal(t, strstr(b, "[EMAIL:"), 20);
+  assert_memory_not_equal(t, strstr(c, "[EMAIL:"), 20);
+  assert_memory_not_equal(t, strstr(d, "[EMAIL:"), 20);
+  /* other detectors keep masking */
+  assert_string_equal(red(r1, NULL, "ip 10.0.0.1"), "ip [IP_REDACTED]");
+  gw_redactor_destroy(r1);
+  gw_redactor_destroy(r2);
+}
+
+static void test_drop_action(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.actions[GW_RK_SSN] = GW_REDACT_DROP;
+  struct gw_redactor *r = make(&p);
+  struct gw_redact_stats st = {0};
+  const char *s = "ssn 123-45-6789 and bob@example.com";
+  assert_null(gw_redact_string(r, "note", s, strlen(s), A, &st));
+  assert_int_equal(st.kinds[GW_RK_SSN], 1);
+  assert_string_equal(red(r, "note", "only bob@example.com"), "only [EMAIL_REDACTED]");
+  /* in a message array, a drop drops the whole value */
+  assert_null(red(r, NULL, "[{\"role\":\"user\",\"content\":\"ssn 123-45-6789\"}]"));
+  /* in attribute mode (record attributes JSON) only the member goes */
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.attributes = "{\"a\":\"ssn 123-45-6789\",\"b\":\"ok\",\"c\":{\"d\":\"123-45-6789\",\"e\":1}}";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_string_equal(rec.attributes, "{\"b\":\"ok\",\"c\":{\"e\":1}}");
+  gw_redactor_destroy(r);
+  /* disabling a detector */
+  gw_redact_policy_defaults(&p);
+  p.actions[GW_RK_IPV4] = GW_REDACT_OFF;
+  r = make(&p);
+  assert_string_equal(red(r, NULL, "10.0.0.1 bob@example.com"), "10.0.0.1 [EMAIL_REDACTED]");
+  gw_redactor_destroy(r);
+}
+
+static void test_allow_deny_keys(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  const char *mail = "alice@example.com";
+  assert_ptr_equal(red(r, "gen_ai.request.model", mail), mail);
+  assert_ptr_equal(red(r, "service.name", mail), mail);
+  assert_ptr_equal(red(r, "telemetry.sdk.language", mail), mail); /* prefix rule telemetry.sdk.* */
+  assert_string_equal(red(r, "user.id", mail), "[EMAIL_REDACTED]");
+  assert_null(red(r, "http.request.header.authorization", "Basic abc"));
+  assert_null(red(r, "http.request.header.cookie", "session=1"));
+  assert_null(red(r, "http.request.header.x-api-key", "whatever"));
+  gw_redactor_destroy(r);
+
+  static const char *const allow[] = {"my.safe.*"};
+  static const char *const deny[] = {"secret.note"};
+  static const struct gw_redact_key_rule rules[] = {{"user.id", GW_REDACT_HASH}, {"debug.blob", GW_REDACT_DROP},
+                                                    {"raw.*", GW_REDACT_OFF}};
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.allow_keys = allow;
+  p.n_allow_keys = 1;
+  p.deny_keys = deny;
+  p.n_deny_keys = 1;
+  p.key_rules = rules;
+  p.n_key_rules = 3;
+  p.hmac_key = "key";
+  r = make(&p);
+  assert_ptr_equal(red(r, "my.safe.thing", mail), mail);
+  assert_string_equal(red(r, "gen_ai.request.model", mail), "[EMAIL_REDACTED]"); /* defaults replaced */
+  assert_null(red(r, "secret.note", "hello"));
+  assert_non_null(red(r, "http.request.header.cookie", "session=1"));
+  assert_non_null(strstr(red(r, "user.id", mail), "[EMAIL:"));
+  assert_string_equal(red(r, "other", mail), "[EMAIL_REDACTED]");
+  assert_null(red(r, "debug.blob", "x 10.1.1.1"));
+  assert_string_equal(red(r, "debug.blob", "nothing"), "nothing");
+  assert_ptr_equal(red(r, "raw.body", mail), mail);
+  gw_redactor_destroy(r);
+}
+
+static void test_user_patterns(void **state)
+{
+  (void)state;
+  struct gw_redact_user_pattern pats[] = {
+    {"employee_id", "\\bEMP-\\d{6}\\b", NULL, GW_REDACT_DEFAULT},
+    {"ticket", "(?i)ticket#(\\d+)", "<ticket>", GW_REDACT_MASK},
+    {"project", "Project (Falcon|Eagle)", NULL, GW_REDACT_HASH},
+  };
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.patterns = pats;
+  p.n_patterns = 3;
+  p.hmac_key = "hk";
+  struct gw_redactor *r = make(&p);
+  assert_string_equal(red(r, NULL, "EMP-123456 opened TICKET#99 for bob@example.com"),
+                      "[EMPLOYEE_ID_REDACTED] opened <ticket> for [EMAIL_REDACTED]");
+  const char *h = red(r, NULL, "on Project Falcon");
+  assert_non_null(strstr(h, "[PROJECT:"));
+  assert_null(strstr(h, "Falcon"));
+  /* a user pattern overlapping a built-in: the earlier start wins, nothing leaks */
+  assert_string_equal(red(r, NULL, "xEMP-123456"), "xEMP-123456");
+  struct gw_redact_stats st = {0};
+  const char *s = "EMP-000001 EMP-000002";
+  assert_string_equal(gw_redact_string(r, NULL, s, strlen(s), A, &st),
+                      "[EMPLOYEE_ID_REDACTED] [EMPLOYEE_ID_REDACTED]");
+  assert_int_equal(st.kinds[GW_RK__COUNT + 0], 2);
+  assert_int_equal(st.total, 2);
+  gw_redactor_destroy(r);
+
+  /* a bad pattern: its name, the pcre2 message and the offset */
+  struct gw_redact_user_pattern bad[] = {{"broken", "abc(def", NULL, GW_REDACT_MASK}};
+  p.patterns = bad;
+  p.n_patterns = 1;
+  p.hmac_key = "super-secret-hmac-key-value";
+  struct gw_err err = {0};
+  assert_null(gw_redactor_create(&p, &err));
+  assert_int_equal(err.rc, GW_ERR(CONFIG));
+  assert_non_null(strstr(err.msg, "redaction pattern 'broken'"));
+  assert_non_null(strstr(err.msg, "missing closing parenthesis"));
+  assert_non_null(strstr(err.msg, "at offset 7"));
+  assert_null(strstr(err.msg, "super-secret"));
+
+  struct gw_redact_user_pattern noname[] = {{"", "x", NULL, GW_REDACT_MASK}};
+  p.patterns = noname;
+  memset(&err, 0, sizeof err);
+  assert_null(gw_redactor_create(&p, &err));
+  assert_non_null(strstr(err.msg, "needs a name and a regex"));
+}
+
+static void test_hash_needs_key(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.actions[GW_RK_PHONE] = GW_REDACT_HASH;
+  struct gw_err err = {0};
+  assert_null(gw_redactor_create(&p, &err));
+  assert_int_equal(err.rc, GW_ERR(CONFIG));
+  assert_non_null(strstr(err.msg, "HMAC key"));
+
+  /* a key rule with hash needs it too */
+  gw_redact_policy_defaults(&p);
+  static const struct gw_redact_key_rule rule = {"user.id", GW_REDACT_HASH};
+  p.key_rules = &rule;
+  p.n_key_rules = 1;
+  memset(&err, 0, sizeof err);
+  assert_null(gw_redactor_create(&p, &err));
+  assert_non_null(strstr(err.msg, "HMAC key"));
+  p.hmac_key = "k";
+  struct gw_redactor *r = make(&p);
+  gw_redactor_destroy(r);
+
+  /* parse helpers the config layer uses */
+  enum gw_redact_action a;
+  enum gw_redact_kind k;
+  assert_true(gw_redact_action_parse("hash", &a) && a == GW_REDACT_HASH);
+  assert_true(gw_redact_action_parse("off", &a) && a == GW_REDACT_OFF);
+  assert_false(gw_redact_action_parse("maks", &a));
+  assert_true(gw_redact_kind_parse("credit_card", &k) && k == GW_RK_CARD);
+  assert_false(gw_redact_kind_parse("creditcard", &k));
+}
+
+/* ---- truncation ---- */
+
+static char *repeat(const char *unit, size_t times)
+{
+  size_t ul = strlen(unit);
+  char *s = malloc(ul * times + 1);
+  for (size_t i = 0; i < times; i++)
+    memcpy(s + i * ul, unit, ul);
+  s[ul * times] = 0;
+  return s;
+}
+
+static void test_truncation(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.max_content_bytes = 1000;
+  struct gw_redactor *r = make(&p);
+
+  char *big = repeat("caf\xc3\xa9 bob@example.com ", 300); /* ~6.6 KB, multi-byte characters */
+  struct gw_sb sb;
+  gw_sb_init(&sb, A);
+  gw_sb_puts(&sb, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":");
+  gw_sb_json_str(&sb, big, strlen(big));
+  gw_sb_puts(&sb, "}]},{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":");
+  gw_sb_json_str(&sb, big, strlen(big));
+  gw_sb_puts(&sb, "}]}]");
+  const char *prompt = gw_sb_finish(&sb);
+
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.prompt_content = prompt;
+  rec.response_content = "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"short\"}]}]";
+  rec.system_prompt = big;
+  memcpy(rec.prompt_hash, "0123456789abcdef", 17);
+  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_true(gw_record_has_flag(&rec, GW_FLAG_CONTENT_TRUNCATED));
+  assert_string_equal(rec.prompt_hash, "0123456789abcdef");
+  assert_null(strstr(rec.prompt_content, "bob@example.com"));
+  assert_non_null(strstr(rec.prompt_content, "...[TRUNCATED]"));
+  assert_true(strlen(rec.prompt_content) < 1300);
+
+  /* still valid JSON, structure kept: roles and types untouched, the second message keeps only the marker */
+  struct json_object *o = json_tokener_parse(rec.prompt_content), *m, *parts, *part, *x;
+  assert_non_null(o);
+  assert_int_equal(json_object_array_length(o), 2);
+  m = json_object_array_get_idx(o, 1);
+  assert_true(json_object_object_get_ex(m, "role", &x));
+  assert_string_equal(json_object_get_string(x), "user");
+  assert_true(json_object_object_get_ex(m, "parts", &parts));
+  part = json_object_array_get_idx(parts, 0);
+  assert_true(json_object_object_get_ex(part, "type", &x));
+  assert_string_equal(json_object_get_string(x), "text");
+  assert_true(json_object_object_get_ex(part, "content", &x));
+  assert_string_equal(json_object_get_string(x), "...[TRUNCATED]");
+  json_object_put(o);
+  /* the cut lands on a UTF-8 boundary */
+  struct json_object *sp = json_tokener_parse(rec.prompt_content);
+  assert_non_null(sp);
+  json_object_put(sp);
+
+  /* plain text content: cut at the cap with the marker */
+  assert_true(strlen(rec.system_prompt) <= 1000 + strlen("...[TRUNCATED]"));
+  assert_non_null(strstr(rec.system_prompt, "...[TRUNCATED]"));
+  /* a short reply is not cut */
+  assert_null(strstr(rec.response_content, "TRUNCATED"));
+
+  /* nothing long: no flag */
+  memset(&rec, 0, sizeof rec);
+  rec.prompt_content = "[{\"role\":\"user\",\"content\":\"hi\"}]";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_false(gw_record_has_flag(&rec, GW_FLAG_CONTENT_TRUNCATED));
+  assert_string_equal(rec.prompt_content, "[{\"role\":\"user\",\"content\":\"hi\"}]");
+  free(big);
+  gw_redactor_destroy(r);
+}
+
+/* ---- requests built by hand ---- */
+
+static void *az(size_t n)
+{
+  void *p = gw_arena_calloc(A, n);
+  assert_non_null(p);
+  return p;
+}
+
+static GwAnyValue *av_str(const char *s)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_STRING;
+  v->string_value = gw_arena_strdup(A, s);
+  return v;
+}
+
+static GwAnyValue *av_int(int64_t i)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_INT;
+  v->int_value = i;
+  return v;
+}
+
+static GwKeyValue *kv(const char *k, GwAnyValue *v)
+{
+  GwKeyValue *x = az(sizeof *x);
+  gw_pb_key_value_init(x);
+  x->key = gw_arena_strdup(A, k);
+  x->value = v;
+  return x;
+}
+
+static GwKeyValue **kvs(size_t n, ...)
+{
+  GwKeyValue **a = az(n * sizeof *a);
+  va_list ap;
+  va_start(ap, n);
+  for (size_t i = 0; i < n; i++)
+    a[i] = va_arg(ap, GwKeyValue *);
+  va_end(ap);
+  return a;
+}
+
+static GwAnyValue *av_arr(size_t n, ...)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_ARRAY;
+  v->array_value = az(sizeof *v->array_value);
+  gw_pb_array_value_init(v->array_value);
+  v->array_value->values = az(n * sizeof(GwAnyValue *));
+  v->array_value->n_values = n;
+  va_list ap;
+  va_start(ap, n);
+  for (size_t i = 0; i < n; i++)
+    v->array_value->values[i] = va_arg(ap, GwAnyValue *);
+  va_end(ap);
+  return v;
+}
+
+static GwAnyValue *av_kvl(size_t n, GwKeyValue **items)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_KVLIST;
+  v->kvlist_value = az(sizeof *v->kvlist_value);
+  gw_pb_kvlist_init(v->kvlist_value);
+  v->kvlist_value->values = items;
+  v->kvlist_value->n_values = n;
+  return v;
+}
+
+static bool has_key(GwKeyValue **a, size_t n, const char *k)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(a[i]->key, k))
+      return true;
+  return false;
+}
+
+static uint8_t *pack(GwTraceRequest *req, size_t *len)
+{
+  *len = gw_pb_trace_request_size(req);
+  uint8_t *b = az(*len + 1);
+  gw_pb_trace_request_pack(req, b);
+  return b;
+}
+
+static void test_request_everywhere(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.actions[GW_RK_SSN] = GW_REDACT_DROP;
+  struct gw_redactor *r = make(&p);
+
+  GwResource *res = az(sizeof *res);
+  gw_pb_resource_init(res);
+  res->attributes = kvs(3, kv("service.name", av_str("svc-owner@example.com")), /* allow-listed */
+                        kv("host.ip", av_str("10.20.30.40")), kv("deploy.owner", av_str("ops@example.com")));
+  res->n_attributes = 3;
+  GwScope *scope = az(sizeof *scope);
+  gw_pb_scope_init(scope);
+  scope->name = gw_arena_strdup(A, "scope");
+  scope->attributes = kvs(1, kv("scope.contact", av_str("scope-team@example.com")));
+  scope->n_attributes = 1;
+
+  GwSpan *sp = az(sizeof *sp);
+  gw_pb_span_init(sp);
+  sp->name = gw_arena_strdup(A, "lookup 203.0.113.9");
+  sp->attributes =
+    kvs(8, kv("gen_ai.request.model", av_str("gpt-4o")),
+        kv("gen_ai.input.messages",
+           av_str("[{\"role\":\"user\",\"content\":\"my key is sk-proj-abc123def456ghi789jkl012\"}]")),
+        kv("http.request.header.authorization", av_str("Bearer abcdef123456789")),
+        kv("tags", av_arr(2, av_str("vip"), av_str("call +1 646 555 3263"))),
+        kv("records", av_arr(2, av_str("fine"), av_str("ssn 123-45-6789"))), /* drop -> whole attribute */
+        kv("meta", av_kvl(4, kvs(4, kv("owner", av_str("meta@example.com")), kv("http.request.header.cookie",
+                                                                                 av_str("sid=1")),
+                                 kv("deep", av_kvl(1, kvs(1, kv("ip", av_str("fe80::1ff:fe23:4567:890a"))))),
+                                 kv("count", av_int(3))))),
+        kv("note", av_str("ssn 123-45-6789")), kv("plain", av_str("nothing here")));
+  sp->n_attributes = 8;
+  sp->n_events = 1;
+  sp->events = az(sizeof(GwSpanEvent *));
+  sp->events[0] = az(sizeof(GwSpanEvent));
+  gw_pb_span_event_init(sp->events[0]);
+  sp->events[0]->name = gw_arena_strdup(A, "gen_ai.user.message");
+  sp->events[0]->attributes = kvs(1, kv("content", av_str("event mail ev@example.com")));
+  sp->events[0]->n_attributes = 1;
+  sp->n_links = 1;
+  sp->links = az(sizeof(GwSpanLink *));
+  sp->links[0] = az(sizeof(GwSpanLink));
+  gw_pb_span_link_init(sp->links[0]);
+  sp->links[0]->attributes = kvs(1, kv("link.why", av_str("card 4111 1111 1111 1111")));
+  sp->links[0]->n_attributes = 1;
+  sp->status = az(sizeof(GwStatus));
+  gw_pb_status_init(sp->status);
+  sp->status->code = GW_SPAN_STATUS_ERROR;
+  sp->status->message = gw_arena_strdup(A, "upstream refused key AKIAIOSFODNN7EXAMPLE");
+
+  GwScopeSpans *ss = az(sizeof *ss);
+  gw_pb_scope_spans_init(ss);
+  ss->scope = scope;
+  ss->spans = az(sizeof(GwSpan *));
+  ss->spans[0] = sp;
+  ss->n_spans = 1;
+  GwResourceSpans *rs = az(sizeof *rs);
+  gw_pb_resource_spans_init(rs);
+  rs->resource = res;
+  rs->scope_spans = az(sizeof(GwScopeSpans *));
+  rs->scope_spans[0] = ss;
+  rs->n_scope_spans = 1;
+  GwTraceRequest *req = az(sizeof *req);
+  gw_pb_trace_request_init(req);
+  req->resource_spans = az(sizeof(GwResourceSpans *));
+  req->resource_spans[0] = rs;
+  req->n_resource_spans = 1;
+
+  int64_t before_email = gw_redact_metric_get("email"), before_deny = gw_redact_metric_get("deny_list");
+  assert_int_equal(gw_redact_request(r, req, A), GW_OK);
+
+  size_t len;
+  uint8_t *b = pack(req, &len);
+  static const char *const gone[] = {"10.20.30.40", "ops@example.com", "scope-team@example.com", "203.0.113.9",
+                                     "sk-proj-abc123def456ghi789jkl012", "abcdef123456789", "646 555 3263",
+                                     "123-45-6789", "meta@example.com", "sid=1", "fe80::1ff", "ev@example.com",
+                                     "4111 1111 1111 1111", "AKIAIOSFODNN7EXAMPLE"};
+  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+    if (memmem(b, len, gone[i], strlen(gone[i])))
+      fail_msg("'%s' survived in the encoded request", gone[i]);
+  static const char *const kept[] = {"svc-owner@example.com", "gpt-4o", "my key is ", "vip", "nothing here",
+                                     "upstream refused key ", "lookup ", "event mail "};
+  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+    if (!memmem(b, len, kept[i], strlen(kept[i])))
+      fail_msg("'%s' is missing from the encoded request", kept[i]);
+
+  assert_false(has_key(sp->attributes, sp->n_attributes, "http.request.header.authorization"));
+  assert_false(has_key(sp->attributes, sp->n_attributes, "records"));
+  assert_false(has_key(sp->attributes, sp->n_attributes, "note"));
+  assert_true(has_key(sp->attributes, sp->n_attributes, "tags"));
+  assert_int_equal(sp->n_attributes, 5);
+  GwKeyValueList *meta = NULL;
+  for (size_t i = 0; i < sp->n_attributes; i++)
+    if (!strcmp(sp->attributes[i]->key, "meta"))
+      meta = sp->attributes[i]->value->kvlist_value;
+  assert_non_null(meta);
+  assert_int_equal(meta->n_values, 3); /* the nested cookie header is gone */
+  assert_false(has_key(meta->values, meta->n_values, "http.request.header.cookie"));
+  assert_string_equal(sp->name, "lookup [IP_REDACTED]");
+  assert_string_equal(sp->status->message, "upstream refused key [AWS_KEY_REDACTED]");
+  assert_true(gw_redact_metric_get("email") >= before_email + 4);
+  assert_true(gw_redact_metric_get("deny_list") >= before_deny + 2);
+
+  /* the renderer exposes the counters */
+  struct gw_sb out;
+  gw_sb_init(&out, A);
+  gw_metrics_render(&out);
+  assert_non_null(gw_sb_finish(&out));
+  assert_non_null(strstr(out.buf, "# TYPE genai_gateway_redactions_total counter"));
+  assert_non_null(strstr(out.buf, "genai_gateway_redactions_total{kind=\"email\"} "));
+  assert_non_null(strstr(out.buf, "genai_gateway_redactions_total{kind=\"credit_card\"} "));
+  gw_redactor_destroy(r);
+}
+
+/* ---- records ---- */
+
+static void test_records(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  const char *resource = "{\"service.name\":\"svc\",\"host.ip\":\"10.0.0.7\"}";
+  struct gw_record recs[2];
+  memset(recs, 0, sizeof recs);
+  for (int i = 0; i < 2; i++) {
+    recs[i].resource = resource; /* shared, as normalize shares it per ResourceSpans */
+    recs[i].request_model = "gpt-4o";
+    recs[i].span_name = "chat gpt-4o";
+  }
+  recs[0].user_id = "alice@example.com";
+  recs[0].session_id = "sess-1";
+  recs[0].error_message = "rate limited for key sk-abcdefghijklmnopqrstuvwx1234";
+  recs[0].system_prompt = "You are helpful. Owner: ops@example.com";
+  recs[0].prompt_content = "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"SSN 123-45-6789\"}]}]";
+  recs[0].response_content = "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"ok\"}]}]";
+  recs[0].parameters = "{\"temperature\":0.2,\"user\":\"bob@example.com\"}";
+  recs[0].attributes = "{\"gen_ai.request.model\":\"gpt-4o\",\"http.request.header.authorization\":\"Basic x\","
+                       "\"user.id\":\"alice@example.com\",\"n\":3}";
+  memcpy(recs[0].prompt_hash, "aaaaaaaaaaaaaaaa", 17);
+  assert_int_equal(gw_redact_records(r, recs, 2, A), GW_OK);
+
+  assert_string_equal(recs[0].user_id, "[EMAIL_REDACTED]");
+  assert_string_equal(recs[0].session_id, "sess-1");
+  assert_string_equal(recs[0].request_model, "gpt-4o");
+  assert_string_equal(recs[0].error_message, "rate limited for key [API_KEY_REDACTED]");
+  assert_string_equal(recs[0].system_prompt, "You are helpful. Owner: [EMAIL_REDACTED]");
+  assert_string_equal(recs[0].prompt_content,
+                      "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"SSN [SSN_REDACTED]\"}]}]");
+  assert_string_equal(recs[0].parameters, "{\"temperature\":0.2,\"user\":\"[EMAIL_REDACTED]\"}");
+  assert_string_equal(recs[0].attributes,
+                      "{\"gen_ai.request.model\":\"gpt-4o\",\"user.id\":\"[EMAIL_REDACTED]\",\"n\":3}");
+  assert_string_equal(recs[0].resource, "{\"service.name\":\"svc\",\"host.ip\":\"[IP_REDACTED]\"}");
+  assert_ptr_equal(recs[1].resource, recs[0].resource);
+  assert_string_equal(recs[0].prompt_hash, "aaaaaaaaaaaaaaaa");
+
+  /* user_id, error_message, system_prompt, prompt, parameters, attributes user.id, deny, resource ip */
+  assert_true(recs[0].redaction_count.set);
+  assert_int_equal(recs[0].redaction_count.v, 8);
+  const char *want[] = {"email", "ssn", "ipv4", "api_key", "deny_list"};
+  assert_int_equal(recs[0].redacted_kinds.n, 5);
+  for (size_t i = 0; i < 5; i++) {
+    bool found = false;
+    for (uint32_t k = 0; k < recs[0].redacted_kinds.n; k++)
+      found |= !strcmp(recs[0].redacted_kinds.v[k], want[i]);
+    if (!found)
+      fail_msg("kind %s missing", want[i]);
+  }
+  assert_true(recs[1].redaction_count.set);
+  assert_int_equal(recs[1].redaction_count.v, 1); /* the shared resource's IP */
+  assert_int_equal(recs[1].redacted_kinds.n, 1);
+  assert_string_equal(recs[1].redacted_kinds.v[0], "ipv4");
+  gw_redactor_destroy(r);
+
+  /* disabled: nothing redacted, counts left NULL, truncation still applies */
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.enabled = false;
+  p.max_content_bytes = 10;
+  r = make(&p);
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.user_id = "alice@example.com";
+  rec.system_prompt = "a long system prompt";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_string_equal(rec.user_id, "alice@example.com"); /* ids are never cut */
+  assert_string_equal(rec.system_prompt, "a long sys...[TRUNCATED]");
+  assert_false(rec.redaction_count.set);
+  assert_string_equal(red(r, NULL, "bob@example.com"), "bob@example.com");
+  gw_redactor_destroy(r);
+}
+
+/* ---- threads: one redactor, per-thread match data ---- */
+
+struct thr {
+  const struct gw_redactor *r;
+  int bad;
+};
+
+static void *thr_main(void *arg)
+{
+  struct thr *t = arg;
+  struct gw_arena *a = gw_arena_create(16u << 20);
+  const char *in = "Customer carol.rossi51@example.com connecting from 10.71.168.150 wants a refund on card "
+                   "4242424242424242";
+  const char *want = "Customer [EMAIL_REDACTED] connecting from [IP_REDACTED] wants a refund on card "
+                     "[CARD_REDACTED]";
+  for (int i = 0; i < 2000; i++) {
+    const char *o = gw_redact_string(t->r, NULL, in, strlen(in), a, NULL);
+    if (!o || strcmp(o, want))
+      t->bad++;
+    if (i % 100 == 0)
+      gw_arena_reset(a);
+  }
+  gw_arena_destroy(a);
+  return NULL;
+}
+
+static void test_threads(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  pthread_t th[4];
+  struct thr t[4];
+  for (int i = 0; i < 4; i++) {
+    t[i] = (struct thr){r, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, thr_main, &t[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(t[i].bad, 0);
+  }
+  gw_redactor_destroy(r);
+}
+
+/* ---- the captured SDK fixtures ---- */
+
+static const char *jstr(struct json_object *o, const char *k)
+{
+  struct json_object *v;
+  return json_object_object_get_ex(o, k, &v) && !json_object_is_type(v, json_type_null) ? json_object_get_string(v)
+                                                                                         : NULL;
+}
+
+static bool jbool(struct json_object *o, const char *k)
+{
+  struct json_object *v;
+  return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
+}
+
+static void check_fixture(const struct gw_redactor *r, const char *file, const char *manifest_file)
+{
+  size_t len;
+  char path[512];
+  snprintf(path, sizeof path, "sdk/%s", file);
+  char *body = tu_read_file(path, &len);
+  bool json = strstr(file, ".json") != NULL;
+  struct gw_decode_limits lim = {64u << 20, 64};
+  struct gw_err err = {0};
+  GwTraceRequest *req = NULL;
+  if (gw_decode_traces(A, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &lim, &req, &err))
+    fail_msg("%s: decode failed: %s", file, err.msg);
+  struct gw_normalize_result res;
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_true(res.nrecords > 0);
+  assert_int_equal(gw_redact_request(r, req, A), GW_OK);
+  assert_int_equal(gw_redact_records(r, res.records, res.nrecords, A), GW_OK);
+
+  size_t plen;
+  uint8_t *pb = pack(req, &plen);
+  struct gw_sb recs;
+  gw_sb_init(&recs, A);
+  assert_int_equal(gw_records_encode(res.records, res.nrecords, &recs), GW_OK);
+  /* the records survive the spool codec and their JSON columns are valid */
+  struct gw_record *back;
+  size_t nback;
+  assert_int_equal(gw_records_decode(recs.buf, recs.len, A, &back, &nback), GW_OK);
+  for (size_t i = 0; i < nback; i++) {
+    const char *js[] = {back[i].prompt_content, back[i].response_content, back[i].attributes, back[i].resource,
+                        back[i].parameters};
+    for (size_t k = 0; k < 5; k++) {
+      if (!js[k])
+        continue;
+      struct json_object *o = json_tokener_parse(js[k]);
+      if (!o)
+        fail_msg("%s: record %zu: invalid JSON after redaction: %.200s", file, i, js[k]);
+      json_object_put(o);
+    }
+  }
+
+  snprintf(path, sizeof path, "sdk/%s", manifest_file);
+  char *mtext = tu_read_file(path, NULL);
+  struct json_object *m = json_tokener_parse(mtext), *calls;
+  assert_non_null(m);
+  assert_true(json_object_object_get_ex(m, "calls", &calls));
+  size_t npii = 0, nkept = 0;
+  bool content_dialect = strncmp(file, "otel", 4) != 0;
+  for (size_t i = 0; i < json_object_array_length(calls); i++) {
+    struct json_object *c = json_object_array_get_idx(calls, i), *pii, *msgs;
+    if (json_object_object_get_ex(c, "pii", &pii))
+      for (size_t k = 0; k < json_object_array_length(pii); k++) {
+        const char *v = jstr(json_object_array_get_idx(pii, k), "value");
+        assert_non_null(v);
+        if (memmem(pb, plen, v, strlen(v)))
+          fail_msg("%s call %zu: PII '%s' survived in the forwarded request", file, i, v);
+        if (memmem(recs.buf, recs.len, v, strlen(v)))
+          fail_msg("%s call %zu: PII '%s' survived in the stored records", file, i, v);
+        npii++;
+      }
+    /* the non-PII words around it survive where the dialect carries content */
+    const char *kind = jstr(c, "kind");
+    if (!content_dialect || !jbool(c, "expect_span_exported") || !kind ||
+        (strcmp(kind, "chat") && strcmp(kind, "stream")))
+      continue;
+    assert_true(json_object_object_get_ex(c, "messages", &msgs));
+    for (size_t k = 0; k < json_object_array_length(msgs); k++) {
+      const char *content = jstr(json_object_array_get_idx(msgs, k), "content");
+      static const char *const phrases[] = {"can you check my account status", "connecting from", "wants a refund",
+                                            "Please draft a short reply to", "You are a helpful assistant.",
+                                            "Reach me at", "Audit access key", "Rotate the leaked AWS key",
+                                            "logged key"};
+      for (size_t q = 0; content && q < sizeof phrases / sizeof phrases[0]; q++)
+        if (strstr(content, phrases[q])) {
+          if (!memmem(recs.buf, recs.len, phrases[q], strlen(phrases[q])))
+            fail_msg("%s call %zu: '%s' lost from the records", file, i, phrases[q]);
+          if (!memmem(pb, plen, phrases[q], strlen(phrases[q])))
+            fail_msg("%s call %zu: '%s' lost from the request", file, i, phrases[q]);
+          nkept++;
+        }
+    }
+  }
+  assert_true(npii > 0);
+  if (content_dialect)
+    assert_true(nkept > 0);
+  /* records that carried PII say so */
+  size_t counted = 0;
+  for (size_t i = 0; i < res.nrecords; i++)
+    if (res.records[i].redaction_count.set && res.records[i].redaction_count.v > 0)
+      counted++;
+  if (content_dialect)
+    assert_true(counted > 0);
+  json_object_put(m);
+  free(mtext);
+  free(body);
+}
+
+static void test_fixtures(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  char *index = tu_read_file("sdk/index.jsonl", NULL);
+  size_t checked = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(index, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    struct json_object *o = json_tokener_parse(line);
+    assert_non_null(o);
+    const char *sig = jstr(o, "signal"), *p = jstr(o, "path");
+    bool traces = sig ? !strcmp(sig, "traces") : (p && strstr(p, "trace") != NULL);
+    if (traces) {
+      check_fixture(r, jstr(o, "file"), jstr(o, "manifest"));
+      checked++;
+    }
+    json_object_put(o);
+  }
+  free(index);
+  assert_int_equal(checked, 9);
+  gw_redactor_destroy(r);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_detector_table, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_mixed_values, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hash_action, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_drop_action, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_allow_deny_keys, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_user_patterns, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hash_needs_key, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_request_everywhere, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_records, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
