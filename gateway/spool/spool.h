@@ -73,7 +73,8 @@ int gw_spool_add_consumer(struct gw_spool *s, const char *name);
 gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in);
 
 /*
- * Read up to max entries after this consumer's read position, without consuming them. Waits until at
+ * Read up to max entries after this consumer's read position, without consuming them, and no more than
+ * it takes to reach min_spans spans (the batch size: a backlog comes in batch-sized pieces). Waits until at
  * least min_spans spans are available, the oldest available entry is older than max_wait_ns, the
  * deadline (monotonic ns) passes, or the spool is closed. Returns the count (0 on timeout or close).
  * The consumer's read position advances past the returned entries; gw_spool_rewind puts it back.

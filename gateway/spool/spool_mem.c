@@ -185,8 +185,15 @@ size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *ou
         spans += n->e.nspans;
       uint64_t now = gw_mono_ns();
       if (spans >= min_spans || s->closed || now - first->appended_mono >= max_wait_ns || now >= deadline_mono_ns) {
-        for (struct node *n = first; n && count < max; n = n->next)
+        /* A batch is about min_spans spans: a large backlog is handed over in batch-sized pieces,
+         * never all at once (a consumer renders a whole batch in memory). */
+        uint64_t got = 0;
+        for (struct node *n = first; n && count < max; n = n->next) {
           out[count++] = n->e;
+          got += n->e.nspans;
+          if (min_spans && got >= min_spans)
+            break;
+        }
         c->read = out[count - 1].seq;
         break;
       }

@@ -33,7 +33,7 @@ static void test_order_and_independent_cursors(void **st)
   assert_int_equal(put(s, "one", 1), GW_OK);
   assert_int_equal(put(s, "two", 1), GW_OK);
   struct gw_spool_entry e[4];
-  size_t n = gw_spool_peek(s, a, e, 4, 1, 0, far());
+  size_t n = gw_spool_peek(s, a, e, 4, 100, 0, far());
   assert_int_equal(n, 2);
   assert_memory_equal(e[0].otlp, "one", 3);
   assert_memory_equal(e[1].otlp, "two", 3);
@@ -80,10 +80,10 @@ static void test_rewind_redelivers(void **st)
   put(s, "x", 1);
   put(s, "y", 1);
   struct gw_spool_entry e[4];
-  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, far()), 2);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 2);
   /* A failed send: nothing committed, the same entries come back. */
   gw_spool_rewind(s, a);
-  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, far()), 2);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 2);
   assert_memory_equal(e[0].otlp, "x", 1);
   gw_spool_commit(s, a, e[0].seq);
   gw_spool_rewind(s, a);
@@ -105,6 +105,23 @@ static void test_batch_waits_for_spans_or_time(void **st)
   uint64_t waited = gw_mono_ns() - t0;
   assert_int_equal(n, 1);
   assert_true(waited >= 40000000ull);
+  gw_spool_destroy(s);
+}
+
+/* A large backlog is handed over in batch-sized pieces, not all at once. */
+static void test_backlog_comes_in_batches(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  for (int i = 0; i < 10; i++)
+    put(s, "x", 3);
+  struct gw_spool_entry e[16];
+  size_t n = gw_spool_peek(s, a, e, 16, 7, 0, far());
+  assert_int_equal(n, 3); /* 3 + 3 + 3 >= 7 */
+  gw_spool_commit(s, a, e[n - 1].seq);
+  n = gw_spool_peek(s, a, e, 16, 7, 0, far());
+  assert_int_equal(n, 3);
   gw_spool_destroy(s);
 }
 
@@ -136,7 +153,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order_and_independent_cursors), cmocka_unit_test(test_cap_backpressure_and_reclaim),
-    cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
+    cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_backlog_comes_in_batches),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
     cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_bad_conf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
