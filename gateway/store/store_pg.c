@@ -535,20 +535,33 @@ static enum wr copy_rows(struct store *s, const struct batch *b, size_t lo, size
 
 /* Fill session_id/user_id into this trace's rows lacking them from any row of the trace that has them
  * (DESIGN §3), for the traces of the rows just inserted, within FILL_WINDOW_NS of the batch's spans. */
+static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
+
 static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo, size_t hi, PGresult *inserted,
                               char *msg, size_t msglen)
 {
   int n = PQntuples(inserted);
   if (n == 0)
     return WR_OK;
+  /* Each trace once: the planner sizes its plan from the array, and a batch holds many spans per trace. */
+  const char **tv = gw_arena_alloc(s->arena, sizeof *tv * (size_t)n);
+  if (!tv) {
+    snprintf(msg, msglen, "out of memory building the trace list");
+    return WR_OTHER;
+  }
+  for (int i = 0; i < n; i++)
+    tv[i] = PQgetvalue(inserted, i, 0);
+  qsort(tv, (size_t)n, sizeof *tv, cmp_str);
   struct gw_sb ids;
   gw_sb_init(&ids, s->arena);
   gw_sb_putc(&ids, '{');
   for (int i = 0; i < n; i++) {
-    if (i)
+    if (i && strcmp(tv[i], tv[i - 1]) == 0)
+      continue;
+    if (ids.len > 1)
       gw_sb_putc(&ids, ',');
     gw_sb_putc(&ids, '"');
-    for (const char *p = PQgetvalue(inserted, i, 0); *p; p++) {
+    for (const char *p = tv[i]; *p; p++) {
       if (*p == '"' || *p == '\\')
         gw_sb_putc(&ids, '\\');
       gw_sb_putc(&ids, *p);
@@ -577,11 +590,15 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
     return WR_OTHER;
   }
   return run(s,
+             /* Only traces that have an id to give; both sides filtered by the trace list so the
+              * planner walks the (trace_id, ...) key instead of the whole time window. */
              "WITH t AS (SELECT trace_id, max(session_id) AS session_id, max(user_id) AS user_id "
              "FROM " TRACES_TABLE " WHERE trace_id = ANY($1::text[]) AND start_time >= $2::timestamptz "
-             "AND start_time < $3::timestamptz GROUP BY trace_id) "
+             "AND start_time < $3::timestamptz GROUP BY trace_id "
+             "HAVING max(session_id) IS NOT NULL OR max(user_id) IS NOT NULL) "
              "UPDATE " TRACES_TABLE " a SET session_id = coalesce(a.session_id, t.session_id), "
              "user_id = coalesce(a.user_id, t.user_id) FROM t WHERE a.trace_id = t.trace_id "
+             "AND a.trace_id = ANY($1::text[]) "
              "AND a.start_time >= $2::timestamptz AND a.start_time < $3::timestamptz "
              "AND ((a.session_id IS NULL AND t.session_id IS NOT NULL) "
              "OR (a.user_id IS NULL AND t.user_id IS NOT NULL))",
