@@ -5,6 +5,7 @@
  */
 #include "core/arena.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,11 @@ struct chunk {
   _Alignas(ALIGN) unsigned char data[];
 };
 
+#define KEEP_MAX (4 * 1024 * 1024) /* chunk bytes a reset arena keeps for the next request */
+
 struct gw_arena {
-  struct chunk *head; /* current chunk; older ones follow */
+  struct chunk *head;  /* current chunk; older ones follow */
+  struct chunk *spare; /* chunks kept by reset, reused before malloc */
   size_t cap, total;  /* total: bytes of chunk data allocated */
   size_t next_size;
   void *last;         /* most recent allocation, for gw_arena_grow */
@@ -44,7 +48,17 @@ static struct chunk *chunk_new(struct gw_arena *a, size_t need)
       return NULL;
     }
   }
-  struct chunk *c = malloc(sizeof *c + size);
+  struct chunk *c = NULL;
+  for (struct chunk **pp = &a->spare; *pp; pp = &(*pp)->next) {
+    if ((*pp)->size >= need && a->total + (*pp)->size <= a->cap) {
+      c = *pp;
+      *pp = c->next;
+      size = c->size;
+      break;
+    }
+  }
+  if (!c)
+    c = malloc(sizeof *c + size);
   if (!c) {
     a->exhausted = true;
     return NULL;
@@ -77,38 +91,64 @@ void gw_arena_destroy(struct gw_arena *a)
 {
   if (!a)
     return;
-  struct chunk *c = a->head;
-  while (c) {
-    struct chunk *n = c->next;
-    free(c);
-    c = n;
+  for (int list = 0; list < 2; list++) {
+    struct chunk *c = list ? a->spare : a->head;
+    while (c) {
+      struct chunk *n = c->next;
+      free(c);
+      c = n;
+    }
   }
   free(a);
 }
 
 void gw_arena_reset(struct gw_arena *a)
 {
-  struct chunk *keep = NULL;
+  /* Keep up to KEEP_MAX bytes of chunks (largest first come from the newest end) so the next request
+   * reuses memory already faulted in instead of mapping it again; free the rest. */
+  size_t kept = 0;
+  for (struct chunk *s2 = a->spare; s2; s2 = s2->next)
+    kept += s2->size;
   struct chunk *c = a->head;
   while (c) {
     struct chunk *n = c->next;
-    if (!n && c->size <= MAX_CHUNK) {
-      keep = c; /* the oldest (first, smallest) chunk */
+    if (kept + c->size <= KEEP_MAX) {
+      c->used = 0;
+      c->next = a->spare;
+      a->spare = c;
+      kept += c->size;
     } else {
       free(c);
     }
     c = n;
   }
-  a->head = keep;
-  a->total = keep ? keep->size : 0;
-  if (keep) {
-    keep->used = 0;
-    keep->next = NULL;
-  }
-  a->next_size = FIRST_CHUNK * 2;
+  a->head = NULL;
+  a->total = 0;
+  a->next_size = FIRST_CHUNK;
   a->last = NULL;
   a->last_n = 0;
   a->exhausted = false;
+}
+
+/* The calling thread's arena, reset (see arena.h). */
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+
+static void thread_arena_free(void *p) { gw_arena_destroy(p); }
+static void thread_key_init(void) { pthread_key_create(&thread_key, thread_arena_free); }
+
+struct gw_arena *gw_arena_thread(size_t cap)
+{
+  pthread_once(&thread_once, thread_key_init);
+  struct gw_arena *a = pthread_getspecific(thread_key);
+  if (!a) {
+    a = gw_arena_create(cap);
+    pthread_setspecific(thread_key, a);
+  } else {
+    gw_arena_reset(a);
+  }
+  a->cap = cap ? cap : (size_t)1 << 30;
+  return a;
 }
 
 void *gw_arena_alloc(struct gw_arena *a, size_t n)

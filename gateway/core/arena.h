@@ -19,8 +19,13 @@ struct gw_arena;
 struct gw_arena *gw_arena_create(size_t cap);
 /* Free every allocation at once. NULL is fine. */
 void gw_arena_destroy(struct gw_arena *a);
-/* Keep the first chunk, drop the rest, reset the counters, for reuse by the next request. */
+/* Forget every allocation, keeping up to 4 MiB of chunks for reuse by the next request. */
 void gw_arena_reset(struct gw_arena *a);
+
+/* The calling thread's own arena, reset, with its cap set to cap: a receiver thread reuses the memory its
+ * previous request faulted in. Freed when the thread exits. Do not destroy it; it is valid until the
+ * thread's next gw_arena_thread call. */
+struct gw_arena *gw_arena_thread(size_t cap);
 
 /* 16-byte aligned memory, or NULL when the cap would be passed (then gw_arena_exhausted is true). */
 void *gw_arena_alloc(struct gw_arena *a, size_t n);

@@ -158,7 +158,7 @@ static void handle_export(struct call *c)
   struct gw_request_outcome o;
   memset(&o, 0, sizeof o);
   size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
-  struct gw_arena *a = gw_arena_create(cap);
+  struct gw_arena *a = gw_arena_thread(cap);
   size_t reserved = 0;
 
   if (!c->payload) {
@@ -204,7 +204,7 @@ static void handle_export(struct call *c)
   }
   if (reserved)
     gw_pipeline_release(r->p, reserved);
-  gw_arena_destroy(a);
+  gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
 }
 
 static void handle_unknown(struct call *c)

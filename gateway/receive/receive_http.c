@@ -184,7 +184,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
   /* The decoded request usually takes a few times the wire size; the arena cap bounds it. */
   size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
-  struct gw_arena *a = gw_arena_create(cap);
+  struct gw_arena *a = gw_arena_thread(cap);
   struct gw_request_outcome o;
   gw_request_traces(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
   uint32_t ra = conf->receivers.retry_after_s;
@@ -195,7 +195,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (o.err.rc && !gw_err_retryable(o.err.rc))
     gw_debug("http", "request refused: %s", o.err.msg);
   enum MHD_Result ret = reply(c, status, json ? "application/json" : "application/x-protobuf", body, len, ra);
-  gw_arena_destroy(a);
+  gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
   return ret;
 }
 

@@ -82,6 +82,32 @@ static void test_arena_cap(void **st)
   gw_arena_destroy(a);
 }
 
+/* A reset arena reuses the chunks it already has (no new mapping per request), keeps at most a few MiB,
+ * and still enforces its cap. */
+static void test_arena_reset_reuses_chunks(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(64 << 20);
+  void *p1 = gw_arena_alloc(a, 100000);
+  assert_non_null(p1);
+  gw_arena_reset(a);
+  void *p2 = gw_arena_alloc(a, 100000);
+  assert_ptr_equal(p1, p2);
+  /* A large request's chunks are not all kept. */
+  for (int i = 0; i < 40; i++)
+    assert_non_null(gw_arena_alloc(a, 1 << 20));
+  gw_arena_reset(a);
+  assert_true(gw_arena_used(a) == 0);
+  gw_arena_destroy(a);
+
+  struct gw_arena *t = gw_arena_thread(1 << 20);
+  assert_non_null(gw_arena_alloc(t, 512 * 1024));
+  assert_ptr_equal(gw_arena_thread(1 << 20), t);
+  assert_null(gw_arena_alloc(t, 2 << 20)); /* the cap set by gw_arena_thread holds */
+  assert_true(gw_arena_exhausted(t));
+  assert_false(gw_arena_exhausted(gw_arena_thread(1 << 20)));
+}
+
 static void test_json_escaping(void **st)
 {
   (void)st;
@@ -99,6 +125,7 @@ int main(void)
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_lying_count),
     cmocka_unit_test(test_arena_cap),
+    cmocka_unit_test(test_arena_reset_reuses_chunks),
     cmocka_unit_test(test_json_escaping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
