@@ -470,7 +470,7 @@ static gw_rc array_value(struct jctx *c, struct json_object *o, GwArrayValue **o
   }
   for (size_t i = 0; i < n; i++) {
     size_t emark;
-    struct json_object *e;
+    struct json_object *e = NULL;
     if ((rc = elem_obj(c, vals, i, &e, &emark)))
       goto pop;
     rc = any_value(c, e, arr->values[i], depth);
@@ -584,7 +584,7 @@ static gw_rc key_values(struct jctx *c, struct json_object *o, const char *camel
   *out = kvs;
   for (size_t i = 0; i < n; i++) {
     size_t emark;
-    struct json_object *e;
+    struct json_object *e = NULL;
     if ((rc = elem_obj(c, arr, i, &e, &emark)))
       goto pop;
     rc = key_value(c, e, kvs[i], depth);
@@ -714,7 +714,7 @@ pop:
     (items) = v_;                                                                                             \
     for (size_t i_ = 0; i_ < n_; i_++) {                                                                      \
       size_t emark_;                                                                                          \
-      struct json_object *e_;                                                                                 \
+      struct json_object *e_ = NULL;                                                                          \
       init_fn(v_[i_]);                                                                                        \
       if ((rc = elem_obj(c, arr_, i_, &e_, &emark_)))                                                         \
         break;                                                                                                \
