@@ -17,6 +17,7 @@
 #include "admin/admin.h"
 #include "core/conf.h"
 #include "core/log.h"
+#include "cost/cost.h"
 #include "normalize/normalize.h"
 #include "receive/receive.h"
 #include "sink/sink.h"
@@ -91,10 +92,22 @@ int main(int argc, char **argv)
   if (print)
     gw_conf_print(conf, stdout);
   if (check || print) {
-    if (check)
-      printf("configuration OK (%s)\n", conf->source ? conf->source : "built-in defaults");
+    int crc = 0;
+    if (check) {
+      /* The price files are part of the configuration: check them too. */
+      struct gw_prices *pp =
+        gw_prices_load(conf->pricing.defaults_file[0] ? conf->pricing.defaults_file : NULL, conf->pricing.file, &err);
+      if (!pp) {
+        fprintf(stderr, "genai-gateway: configuration error: %s\n", err.msg);
+        crc = 1;
+      } else {
+        printf("configuration OK (%s; price table %s, %zu entries)\n", conf->source ? conf->source : "built-in defaults",
+               gw_prices_version(pp), gw_prices_count(pp));
+        gw_prices_destroy(pp);
+      }
+    }
     gw_conf_destroy(conf);
-    return 0;
+    return crc;
   }
   gw_log_set_level((enum gw_log_level)gw_log_parse_level(conf->log.level));
 
@@ -110,6 +123,7 @@ int main(int argc, char **argv)
 
   int rc = 1;
   struct gw_spool *spool = NULL;
+  struct gw_prices *prices = NULL;
   struct gw_sink *store = NULL;
   struct gw_http_receiver *http = NULL;
   struct gw_grpc_receiver *grpc = NULL;
@@ -117,6 +131,12 @@ int main(int argc, char **argv)
   atomic_bool ready = false;
   struct gw_pipeline pipeline;
   gw_pipeline_init(&pipeline, conf, NULL);
+
+  prices = gw_prices_load(conf->pricing.defaults_file[0] ? conf->pricing.defaults_file : NULL, conf->pricing.file, &err);
+  if (!prices)
+    goto out;
+  pipeline.prices = prices;
+  gw_info("main", "price table %s: %zu entries", gw_prices_version(prices), gw_prices_count(prices));
 
   struct gw_spool_conf sc = {conf->spool.mode, conf->spool.dir, conf->spool.max_bytes, conf->spool.high_water};
   spool = gw_spool_create(&sc, &err);
@@ -179,6 +199,7 @@ out:
   gw_sink_stop(store);
   gw_admin_stop(admin);
   gw_spool_destroy(spool);
+  gw_prices_destroy(prices);
   grpc_shutdown();
   gw_conf_destroy(conf);
   gw_info("main", "stopped");

@@ -91,6 +91,11 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "postgres.migrations_dir", .type = T_STRING, .def = GW_MIGRATIONS_DIR,
    .def_doc = "the installed migrations (build-time GW_MIGRATIONS_DIR, else migrations)",
    .off = OFF(postgres.migrations_dir), .desc = "Directory holding the NNNN_name.sql migrations."},
+  {.path = "pricing.file", .type = T_STRING, .def = "", .off = OFF(pricing.file),
+   .desc = "User price table merged over the shipped defaults: YAML in the shipped format, or LiteLLM's "
+           "model_prices_and_context_window.json (docs/pricing.md). Empty: defaults only."},
+  {.path = "pricing.defaults_file", .type = T_STRING, .def = "", .off = OFF(pricing.defaults_file),
+   .desc = "The shipped default price table; empty: the one installed with the gateway."},
   {.path = "shutdown_grace_ms", .type = T_DURATION_MS, .def = "10s", .min = 0, .max = 600000,
    .off = OFF(shutdown_grace_ms), .desc = "Time given to in-flight requests and sinks to finish on shutdown."},
 };

@@ -50,6 +50,10 @@ struct gw_conf {
     bool migrate;           /* postgres.migrate: apply migrations at start, default true */
     char *migrations_dir;   /* postgres.migrations_dir, default: the installed migrations */
   } postgres;
+  struct {
+    char *file;          /* pricing.file: user price table (YAML or LiteLLM JSON); "" = none */
+    char *defaults_file; /* pricing.defaults_file: "" = the shipped table */
+  } pricing;
   uint32_t shutdown_grace_ms; /* shutdown_grace_ms, default 10000 */
   char *source;               /* the file the config came from, or NULL for defaults */
 };

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "cost/cost.h"
 #include "normalize/normalize.h"
 
 void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool)
@@ -95,6 +96,15 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   if (nres.nrejected) {
     snprintf(out->reject_msg, sizeof out->reject_msg, "%s", nres.reject_msg);
     gw_metric_rejected(GW_ERR(INVALID), nres.nrejected);
+  }
+  /* DESIGN §1: cost before redaction, redaction before anything leaves the process. */
+  if (p->prices && nres.nrecords) {
+    gw_cost_apply(p->prices, nres.records, nres.nrecords);
+    rc = gw_cost_annotate_spans(a, nres.records, nres.nrecords);
+    if (rc) {
+      gw_err_set(err, rc, "request needs more memory than the per-request limit");
+      goto out;
+    }
   }
   uint32_t accepted = out->spans - nres.nrejected;
   if (accepted == 0) {

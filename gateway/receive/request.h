@@ -16,9 +16,12 @@
 #include "decode/decode.h"
 #include "spool/spool.h"
 
+struct gw_prices;
+
 struct gw_pipeline {
   const struct gw_conf *conf;
   struct gw_spool *spool;
+  const struct gw_prices *prices; /* NULL: records are not priced */
   _Atomic uint64_t inflight_bytes;
   _Atomic bool shutting_down;
 };
