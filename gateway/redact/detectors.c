@@ -4,8 +4,11 @@
  * Key decisions:
  * - All enabled built-ins are one pcre2 alternation, each branch ending in (*MARK:<kind number>), so a value
  *   is scanned by one JIT pass whatever the number of detectors; the mark says which branch matched.
- * - Every branch opens with a cheap literal, a digit class or a lookbehind boundary so the JIT's start-bit
- *   scan skips most positions and no branch is retried inside a word or a digit run.
+ * - Speed: an unanchored scan of the alternation would try every branch at every letter. Instead one C pass
+ *   (rd_candidate) finds the few positions where some branch can start (a digit or '+'/'(' after a
+ *   non-alphanumeric, '@', "::", "-----BEGIN", a word starting with a key prefix, a hex group followed by
+ *   ':') and the pattern, compiled anchored and JIT'd, runs only there. rd_candidate must accept every
+ *   position where a branch can start; the branches keep their own boundaries.
  * - Email is matched from its '@' (the local part is taken by walking back in C, rd_validate): a branch that
  *   started at every letter would retry the local-part scan at each position. Earlier matches inside the
  *   local part (212-555-1234@example.com) are merged into the email.
@@ -19,6 +22,7 @@
  *   key-like name (aws_secret_access_key=, "SecretAccessKey": ...); attribute and JSON member keys named so
  *   are handled by rd_secret_key_name.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,21 +104,116 @@ char *rd_builtin_pattern(const enum gw_redact_action *actions)
   return p;
 }
 
+static bool alnum(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+static bool hex(unsigned char c) { return digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
+
+/* s[i..] starts with lit (ASCII lowercase), case-insensitively. */
+static bool ci_prefix(const unsigned char *s, size_t len, size_t i, const char *lit)
+{
+  for (; *lit; lit++, i++)
+    if (i >= len || (s[i] | 0x20) != (unsigned char)*lit)
+      return false;
+  return true;
+}
+
+static bool prefix(const unsigned char *s, size_t len, size_t i, const char *lit)
+{
+  size_t n = strlen(lit);
+  return len - i >= n && !memcmp(s + i, lit, n);
+}
+
+bool rd_candidate(const char *str, size_t len, size_t i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  unsigned char c = s[i], p = i ? s[i - 1] : ' ';
+  if (digit(c))
+    return !alnum(p);
+  switch (c) {
+  case '@': return i > 0 && (alnum(p) || p == '.' || p == '_' || p == '%' || p == '+' || p == '-');
+  case '+':
+  case '(': return i + 1 < len && digit(s[i + 1]) && !alnum(p);
+  case ':': return i + 1 < len && s[i + 1] == ':' && !alnum(p) && p != ':';
+  case '-': return prefix(s, len, i, "-----BEGIN");
+  default: break;
+  }
+  unsigned char lc = c | 0x20;
+  if (lc < 'a' || lc > 'z')
+    return false;
+  /* the AWS secret's key names may sit inside a longer identifier (MyAwsSecretAccessKey) */
+  if ((lc == 's' && ci_prefix(s, len, i, "secret")) || (lc == 'a' && ci_prefix(s, len, i, "aws")))
+    return true;
+  if (alnum(p))
+    return false;
+  if (hex(c)) { /* IPv6 starting with a hex group: 1-4 hex digits, then ':' */
+    size_t j = i;
+    while (j < len && j - i < 4 && hex(s[j]))
+      j++;
+    if (j < len && s[j] == ':')
+      return true;
+  }
+  switch (c) {
+  case 'e': return prefix(s, len, i, "eyJ");
+  case 'b':
+  case 'B': return ci_prefix(s, len, i, "bearer");
+  case 's': return prefix(s, len, i, "sk-") || prefix(s, len, i, "sk_live_");
+  case 'r': return prefix(s, len, i, "rk_live_");
+  case 'g': return (prefix(s, len, i, "gh") && i + 3 < len && s[i + 3] == '_') || prefix(s, len, i, "github_pat_");
+  case 'x': return prefix(s, len, i, "xox");
+  case 'A':
+    return prefix(s, len, i, "AIza") ||
+           (i + 3 < len && s[i + 1] >= 'A' && s[i + 1] <= 'Z' && s[i + 2] >= 'A' && s[i + 2] <= 'Z' &&
+            s[i + 3] == 'A');
+  default: return false;
+  }
+}
+
+/* Bytes worth a closer look: after a non-alphanumeric byte (word start), and inside a word. */
+static unsigned char at_start[256], in_word[256], is_alnum[256];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void tables_init(void)
+{
+  static const char start[] = "0123456789@+(:-abcdefABCDEFgrsxSB", inword[] = "@:-sSaA0123456789";
+  for (const char *p = start; *p; p++)
+    at_start[(unsigned char)*p] = 1;
+  for (const char *p = inword; *p; p++)
+    in_word[(unsigned char)*p] = 1;
+  for (int c = 0; c < 256; c++)
+    is_alnum[c] = alnum((unsigned char)c);
+}
+
+size_t rd_next_candidate(const char *str, size_t len, size_t i)
+{
+  pthread_once(&tables_once, tables_init);
+  const unsigned char *s = (const unsigned char *)str;
+  for (; i < len; i++) {
+    unsigned char c = s[i];
+    const unsigned char *t = i && is_alnum[s[i - 1]] ? in_word : at_start;
+    if (t[c] && rd_candidate(str, len, i))
+      return i;
+  }
+  return len;
+}
+
 static bool is_local(char c)
 {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
          c == '%' || c == '+' || c == '-';
 }
 
-bool rd_validate(enum gw_redact_kind k, const char *s, size_t len, size_t *start, size_t end, size_t floor)
+bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end)
 {
-  (void)len;
   switch (k) {
   case GW_RK_EMAIL: {
     /* RFC 5321 local part at most 64 octets. It may reach back into earlier matches (a phone number used
      * as the local part): the caller merges them into the email. */
     size_t b = *start;
-    (void)floor;
     while (b > 0 && *start - b < 64 && is_local(s[b - 1]))
       b--;
     while (b < *start && s[b] == '.')

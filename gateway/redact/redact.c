@@ -5,8 +5,10 @@
  * Key decisions:
  * - Built once at start and immutable afterwards; match data, match context and JIT stack are per thread
  *   (thread-local, freed by a pthread key destructor at thread exit).
- * - One JIT pass of the combined built-in pattern per value, then one pass per user pattern; user patterns
- *   are compiled apart so their group numbers and errors are their own. Matches are merged left to right,
+ * - Built-ins: one C pass over the value finds candidate start positions (detectors.c, rd_candidate) and
+ *   the combined pattern, compiled anchored and JIT'd, runs only there: one pass per value whatever the
+ *   number of detectors. Then one unanchored JIT pass per user pattern; user patterns are compiled apart so
+ *   their group numbers and errors are their own. Matches are merged left to right,
  *   an earlier start winning over an overlapping later one.
  * - Fail closed: a pcre2 match error (match limit, JIT stack) replaces the whole value.
  * - Actions: a key rule's action, when set, wins over the detector's. Any drop drops the whole value.
@@ -222,11 +224,11 @@ static void build_key_hash(struct gw_redactor *r)
 
 /* ---- create / destroy ---- */
 
-static pcre2_code *compile(const char *pat, const char *what, struct gw_err *err)
+static pcre2_code *compile(const char *pat, uint32_t opts, const char *what, struct gw_err *err)
 {
   int ec;
   PCRE2_SIZE off;
-  pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &off, NULL);
+  pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | opts, &ec, &off, NULL);
   if (!code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(ec, msg, sizeof msg);
@@ -290,7 +292,7 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
       gw_err_set(err, GW_ERR(CONFIG), "redaction pattern '%s': unknown action %d", u->name, (int)u->action);
       goto fail;
     }
-    r->user[i] = compile(u->regex, u->name, err);
+    r->user[i] = compile(u->regex, 0, u->name, err);
     if (!r->user[i])
       goto fail;
     r->nuser = i + 1;
@@ -338,7 +340,7 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
 
   pat = rd_builtin_pattern(acts);
   if (pat) {
-    r->builtin = compile(pat, "built-in", err);
+    r->builtin = compile(pat, PCRE2_ANCHORED, "built-in", err);
     if (!r->builtin)
       goto fail;
   }
@@ -414,13 +416,26 @@ static size_t next_char(const char *s, size_t len, size_t i)
   return i;
 }
 
-/* One pass of code over s; user >= 0: user pattern index (no marks, no validation). false on a pcre2 error. */
+/*
+ * One pass over s. user >= 0: user pattern index, an unanchored pcre2 scan (no marks, no validation).
+ * user < 0: the built-ins, the anchored pattern tried at each rd_candidate position only.
+ * false on a pcre2 error.
+ */
 static bool scan(const pcre2_code *code, int user, const char *s, size_t len, struct rd_tls *t,
                  struct rd_matches *m)
 {
-  size_t off = 0, floor = 0;
+  size_t off = 0;
   while (off <= len) {
+    if (user < 0) {
+      off = rd_next_candidate(s, len, off);
+      if (off >= len)
+        return true;
+    }
     int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, PCRE2_NO_UTF_CHECK, t->md, t->mc);
+    if (rc == PCRE2_ERROR_NOMATCH && user < 0) {
+      off = next_char(s, len, off);
+      continue;
+    }
     if (rc == PCRE2_ERROR_NOMATCH)
       return true;
     if (rc < 0)
@@ -439,8 +454,8 @@ static bool scan(const pcre2_code *code, int user, const char *s, size_t len, st
         return false;
       det = (uint32_t)k;
       size_t vst = st;
-      if (!rd_validate((enum gw_redact_kind)k, s, len, &vst, en, floor)) {
-        off = next_char(s, len, st);
+      if (!rd_validate((enum gw_redact_kind)k, s, &vst, en)) {
+        off = next_char(s, len, off);
         continue;
       }
       /* an email whose local part covers earlier matches absorbs them */
@@ -456,7 +471,6 @@ static bool scan(const pcre2_code *code, int user, const char *s, size_t len, st
       continue;
     }
     push(m, st, en, det);
-    floor = en;
     off = en;
   }
   return true;
@@ -530,47 +544,64 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
     return RD_SAME;
 
   /* Overlaps: keep the earliest (then longest) match. */
-  size_t w = 0, last_end = 0;
+  size_t kept = 0, last_end = 0;
   for (size_t i = 0; i < m.n; i++) {
-    if (w && m.v[i].start < last_end)
+    if (kept && m.v[i].start < last_end)
       continue;
-    m.v[w++] = m.v[i];
+    m.v[kept++] = m.v[i];
     last_end = m.v[i].end;
   }
-  m.n = w;
+  m.n = kept;
 
+  bool any_hash = false;
   for (size_t i = 0; i < m.n; i++) {
     enum gw_redact_action act = c->key_action != GW_REDACT_DEFAULT ? c->key_action : r->det[m.v[i].det].action;
     if (act == GW_REDACT_DROP) {
       count(c, m.v[i].det);
       return RD_DROP;
     }
+    any_hash |= act == GW_REDACT_HASH;
   }
 
-  struct gw_sb sb;
-  gw_sb_init(&sb, c->a);
-  size_t prev = 0;
-  for (size_t i = 0; i < m.n; i++) {
-    const struct rd_match *x = &m.v[i];
-    const struct rd_det *d = &r->det[x->det];
-    enum gw_redact_action act = c->key_action != GW_REDACT_DEFAULT ? c->key_action : d->action;
-    gw_sb_putn(&sb, s + prev, x->start - prev);
-    char tok[160];
-    if (act == GW_REDACT_HASH && r->hmac_key &&
-        rd_hash_token(r->hmac_key, r->hmac_key_len, d->stem, s + x->start, x->end - x->start, tok, sizeof tok))
-      gw_sb_puts(&sb, tok);
-    else
-      gw_sb_puts(&sb, d->mask); /* mask, or a hash that could not be computed: never the value itself */
-    count(c, x->det);
-    prev = x->end;
+  /* The replacements first, then one exact allocation. */
+  char (*tok)[64] = NULL;
+  if (any_hash && !(tok = gw_arena_alloc(c->a, m.n * sizeof *tok))) {
+    c->oom = true;
+    return RD_SAME;
   }
-  gw_sb_putn(&sb, s + prev, len - prev);
-  size_t n = sb.len;
-  char *res = gw_sb_finish(&sb);
+  size_t n = len;
+  for (size_t i = 0; i < m.n; i++) {
+    const struct rd_det *d = &r->det[m.v[i].det];
+    enum gw_redact_action act = c->key_action != GW_REDACT_DEFAULT ? c->key_action : d->action;
+    if (act == GW_REDACT_HASH) {
+      /* a hash that cannot be computed falls back to the mask: never the value itself */
+      if (!r->hmac_key || !rd_hash_token(r->hmac_key, r->hmac_key_len, d->stem, s + m.v[i].start,
+                                         m.v[i].end - m.v[i].start, tok[i], sizeof tok[i]))
+        snprintf(tok[i], sizeof tok[i], "%s", d->mask);
+    } else if (tok) {
+      tok[i][0] = 0;
+    }
+    n += strlen(tok && tok[i][0] ? tok[i] : d->mask) - (m.v[i].end - m.v[i].start);
+    count(c, m.v[i].det);
+  }
+  char *res = gw_arena_alloc(c->a, n + 1), *w = res;
   if (!res) {
     c->oom = true;
     return RD_SAME;
   }
+  size_t prev = 0;
+  for (size_t i = 0; i < m.n; i++) {
+    const char *rep = tok && tok[i][0] ? tok[i] : r->det[m.v[i].det].mask;
+    size_t rl = strlen(rep);
+    memcpy(w, s + prev, m.v[i].start - prev);
+    w += m.v[i].start - prev;
+    memcpy(w, rep, rl);
+    w += rl;
+    prev = m.v[i].end;
+  }
+  memcpy(w, s + prev, len - prev);
+  w += len - prev;
+  *w = 0;
   *out = res;
   *outlen = n;
   return RD_CHANGED;

@@ -67,7 +67,11 @@ bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow);
 
 /* detectors.c */
 char *rd_builtin_pattern(const enum gw_redact_action *actions);
-bool rd_validate(enum gw_redact_kind k, const char *s, size_t len, size_t *start, size_t end, size_t floor);
+/* Can a built-in branch start at s[i]? A cheap superset test, so the anchored pattern runs only there. */
+bool rd_candidate(const char *s, size_t len, size_t i);
+/* The first candidate position at or after i, len when none. */
+size_t rd_next_candidate(const char *s, size_t len, size_t i);
+bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end);
 bool rd_secret_key_name(const char *key, size_t len);
 bool rd_aws_secret_value(const char *s, size_t len);
 extern const char *const rd_kind_names[GW_RK__COUNT];

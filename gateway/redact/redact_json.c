@@ -4,8 +4,9 @@
  * and the result is valid JSON; then truncation.
  *
  * Key decisions:
- * - A small copying parser, not a DOM: the output is rebuilt in the arena as compact JSON only when
- *   something changed; an unchanged value keeps its original pointer and bytes.
+ * - A small parser, not a DOM, that writes nothing until a string changes: then the source text before it
+ *   is copied as is, the new string literal appended. Formatting is kept; an unchanged value keeps its
+ *   original pointer and bytes.
  * - Strings are unescaped before the detectors see them ("\nalice@x.com" must not become "\[EMAIL...]")
  *   and re-escaped after. JSON inside a JSON string is walked again (at most 4 levels).
  * - Attribute mode (a record's attributes, resource, parameters): object member names are attribute keys,
@@ -34,6 +35,7 @@ struct rj {
   struct rd_ctx *c;
   const char *p, *end;
   struct gw_sb *out;
+  const char *copied; /* source text before this is in out */
   bool attr_mode, changed;
   int copy; /* > 0: inside an allow-listed member, copied as is */
 };
@@ -101,6 +103,10 @@ static int string(struct rj *j, const char **rb, const char **txt, size_t *tlen)
   bool esc = false;
   *rb = j->p;
   while (p < end && *p != '"') {
+    if ((unsigned char)*p > '\\' || ((unsigned char)*p >= 0x20 && *p != '\\')) {
+      p++;
+      continue;
+    }
     if ((unsigned char)*p < 0x20)
       return RJ_ERR;
     if (*p == '\\') {
@@ -197,56 +203,75 @@ static int member_value(struct rj *j, const char *key, size_t klen, int depth)
   return rc;
 }
 
+/* Emit the source text up to `upto` (unchanged bytes are copied lazily, only once something changed). */
+static void flush(struct rj *j, const char *upto)
+{
+  if (!j->out->buf && !j->out->oom) {
+    /* size for the whole text once: growing later would copy, other allocations sit in between */
+    size_t cap = (size_t)(j->end - j->copied) + 256;
+    j->out->buf = gw_arena_alloc(j->out->a, cap);
+    if (j->out->buf)
+      j->out->cap = cap;
+    else
+      j->out->oom = true;
+  }
+  gw_sb_putn(j->out, j->copied, (size_t)(upto - j->copied));
+  j->copied = upto;
+}
+
 static int object(struct rj *j, int depth)
 {
-  gw_sb_putc(j->out, '{');
   j->p++;
   ws(j);
-  size_t emitted = 0;
   if (j->p < j->end && *j->p == '}') {
     j->p++;
-    gw_sb_putc(j->out, '}');
     return RJ_OK;
   }
+  bool kept_any = false, dropped_last = false;
+  const char *comma = NULL;
   for (;;) {
     ws(j);
     if (j->p >= j->end || *j->p != '"')
       return RJ_ERR;
+    const char *mstart = j->p, *save_copied = j->copied;
+    size_t save_len = j->out->len;
     const char *rb, *key;
     size_t klen;
     if (string(j, &rb, &key, &klen) != RJ_OK)
       return RJ_ERR;
-    const char *re = j->p;
     ws(j);
     if (j->p >= j->end || *j->p != ':')
       return RJ_ERR;
     j->p++;
     ws(j);
-    size_t mark = j->out->len;
-    if (emitted)
-      gw_sb_putc(j->out, ',');
-    gw_sb_putn(j->out, rb, (size_t)(re - rb));
-    gw_sb_putc(j->out, ':');
     int rc = member_value(j, key, klen, depth);
     if (rc == RJ_ERR)
       return RJ_ERR;
+    dropped_last = rc == RJ_DROP;
     if (rc == RJ_DROP) {
       if (!j->attr_mode)
         return RJ_DROP;
+      /* take back what the member emitted, then cut it with one comma: the one before it, or when no
+       * member was kept yet, the one after it */
       if (!j->out->oom)
-        j->out->len = mark;
+        j->out->len = save_len;
+      j->copied = save_copied;
+      flush(j, kept_any && comma ? comma : mstart);
+      j->copied = j->p;
       j->changed = true;
     } else {
-      emitted++;
+      kept_any = true;
     }
     ws(j);
     if (j->p < j->end && *j->p == ',') {
+      comma = j->p;
       j->p++;
+      if (dropped_last && !kept_any)
+        j->copied = j->p;
       continue;
     }
     if (j->p < j->end && *j->p == '}') {
       j->p++;
-      gw_sb_putc(j->out, '}');
       return RJ_OK;
     }
     return RJ_ERR;
@@ -255,30 +280,37 @@ static int object(struct rj *j, int depth)
 
 static int array(struct rj *j, int depth)
 {
-  gw_sb_putc(j->out, '[');
   j->p++;
   ws(j);
   if (j->p < j->end && *j->p == ']') {
     j->p++;
-    gw_sb_putc(j->out, ']');
     return RJ_OK;
   }
-  for (bool first = true;; first = false) {
+  /* an element's drop drops the array's member, but parsing goes on to the array's end so the member
+   * can be cut out */
+  bool drop = false;
+  for (;;) {
     ws(j);
-    if (!first)
-      gw_sb_putc(j->out, ',');
     int rc = value(j, depth + 1);
-    if (rc != RJ_OK)
+    if (rc == RJ_ERR)
       return rc;
+    if (rc == RJ_DROP) {
+      if (!j->attr_mode)
+        return RJ_DROP;
+      if (!drop)
+        j->copy++; /* the rest is going anyway */
+      drop = true;
+    }
     ws(j);
     if (j->p < j->end && *j->p == ',') {
       j->p++;
       continue;
     }
+    if (drop)
+      j->copy--;
     if (j->p < j->end && *j->p == ']') {
       j->p++;
-      gw_sb_putc(j->out, ']');
-      return RJ_OK;
+      return drop ? RJ_DROP : RJ_OK;
     }
     return RJ_ERR;
   }
@@ -287,13 +319,12 @@ static int array(struct rj *j, int depth)
 /* true, false, null, or a number as RFC 8259 §6 writes it (so "[8.8.8.8]" is text, not JSON). */
 static int scalar(struct rj *j)
 {
-  const char *b = j->p, *p = j->p, *end = j->end;
+  const char *p = j->p, *end = j->end;
   static const char *const lits[] = {"true", "false", "null"};
   for (int i = 0; i < 3; i++) {
     size_t n = strlen(lits[i]);
     if ((size_t)(end - p) >= n && !memcmp(p, lits[i], n)) {
       j->p = p + n;
-      gw_sb_putn(j->out, b, n);
       return RJ_OK;
     }
   }
@@ -325,7 +356,6 @@ static int scalar(struct rj *j)
   }
 #undef DIGIT
   j->p = p;
-  gw_sb_putn(j->out, b, (size_t)(p - b));
   return RJ_OK;
 }
 
@@ -341,17 +371,15 @@ static int value(struct rj *j, int depth)
     size_t tlen, olen;
     if (string(j, &rb, &txt, &tlen) != RJ_OK)
       return RJ_ERR;
-    if (j->copy) {
-      gw_sb_putn(j->out, rb, (size_t)(j->p - rb));
+    if (j->copy)
       return RJ_OK;
-    }
     enum rd_res res = rd_value(j->c, txt, tlen, false, &o, &olen);
     if (res == RD_DROP)
       return RJ_DROP;
-    if (res == RD_SAME) {
-      gw_sb_putn(j->out, rb, (size_t)(j->p - rb));
-    } else {
+    if (res == RD_CHANGED) {
+      flush(j, rb);
       gw_sb_json_str(j->out, o, olen);
+      j->copied = j->p;
       j->changed = true;
     }
     return RJ_OK;
@@ -374,7 +402,7 @@ static int json(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enu
 {
   struct gw_sb sb;
   gw_sb_init(&sb, c->a);
-  struct rj j = {.c = c, .p = s, .end = s + len, .out = &sb, .attr_mode = attr_mode};
+  struct rj j = {.c = c, .p = s, .end = s + len, .out = &sb, .attr_mode = attr_mode, .copied = s};
   ws(&j);
   int rc = value(&j, 0);
   if (rc == RJ_OK) {
@@ -392,6 +420,7 @@ static int json(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enu
     *res = RD_SAME;
     return RJ_OK;
   }
+  flush(&j, j.end);
   size_t n = sb.len;
   char *t = gw_sb_finish(&sb);
   if (!t) {

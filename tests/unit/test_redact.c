@@ -178,6 +178,39 @@ static void test_mixed_values(void **state)
   gw_redactor_destroy(r);
 }
 
+static char *repeat(const char *unit, size_t times);
+
+/* Malformed or hostile JSON-looking text: never a crash, never a leak, redacted as text instead. */
+static void test_bad_json(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  static const char *const bad[] = {
+    "[\"bob@example.com", "{\"a\":\"bob@example.com\"", "{\"a\" \"bob@example.com\"}", "[\"\\u12\", \"bob@example.com\"]",
+    "[\"\\ud800 bob@example.com\"]", "{\"a\":tru, \"b\":\"bob@example.com\"}", "[1.,\"bob@example.com\"]",
+    "[\"x\"] trailing bob@example.com", "{\"a\":\"\\q bob@example.com\"}", "[01, \"bob@example.com\"]",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *o = red(r, NULL, bad[i]);
+    assert_non_null(o);
+    if (strstr(o, "bob@example.com"))
+      fail_msg("'%s' -> '%s'", bad[i], o);
+  }
+  /* nesting past the walker's depth: plain-text redaction of the whole */
+  char *deep = repeat("[", 200);
+  char *text = malloc(strlen(deep) + 64);
+  sprintf(text, "%s\"bob@example.com\"", deep);
+  assert_null(strstr(red(r, NULL, text), "bob@example.com"));
+  free(text);
+  free(deep);
+  /* a lone surrogate becomes U+FFFD, the value stays valid UTF-8 and JSON */
+  const char *o = red(r, NULL, "[\"\\ud800 bob@example.com\"]");
+  struct json_object *j = json_tokener_parse(o);
+  assert_non_null(j);
+  json_object_put(j);
+  gw_redactor_destroy(r);
+}
+
 /* ---- actions ---- */
 
 static void test_hash_action(void **state)
@@ -233,6 +266,23 @@ static void test_drop_action(void **state)
   rec.attributes = "{\"a\":\"ssn 123-45-6789\",\"b\":\"ok\",\"c\":{\"d\":\"123-45-6789\",\"e\":1}}";
   assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
   assert_string_equal(rec.attributes, "{\"b\":\"ok\",\"c\":{\"e\":1}}");
+  /* removing members keeps the commas right wherever they sit; formatting is kept */
+  static const char *const drops[][2] = {
+    {"{ \"a\" : \"123-45-6789\" , \"b\":1 }", "{  \"b\":1 }"},
+    {"{\"a\":1,\"b\":\"123-45-6789\",\"c\":2}", "{\"a\":1,\"c\":2}"},
+    {"{\"a\":1,\"b\":[\"x\",\"123-45-6789\"]}", "{\"a\":1}"},
+    {"{\"a\":\"123-45-6789\",\"b\":\"123-45-6789\"}", "{}"},
+    {"{\"a\":\"123-45-6789\",\"b\":\"123-45-6789\",\"c\":\"bob@example.com\"}", "{\"c\":\"[EMAIL_REDACTED]\"}"},
+  };
+  for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+    memset(&rec, 0, sizeof rec);
+    rec.attributes = drops[i][0];
+    assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+    assert_string_equal(rec.attributes, drops[i][1]);
+    struct json_object *o = json_tokener_parse(rec.attributes);
+    assert_non_null(o);
+    json_object_put(o);
+  }
   gw_redactor_destroy(r);
   /* disabling a detector */
   gw_redact_policy_defaults(&p);
@@ -909,6 +959,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_detector_table, setup, teardown),
     cmocka_unit_test_setup_teardown(test_mixed_values, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
     cmocka_unit_test_setup_teardown(test_hash_action, setup, teardown),
     cmocka_unit_test_setup_teardown(test_drop_action, setup, teardown),
     cmocka_unit_test_setup_teardown(test_allow_deny_keys, setup, teardown),
