@@ -44,6 +44,9 @@
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const spool_modes[] = {"memory", "disk", NULL};
+static const char *const redact_actions[] = {"mask", "hash", "drop", "off", NULL};
+static const char *const key_action_fields[] = {"!key", "!action", NULL};
+static const char *const pattern_fields[] = {"!name", "!regex", "action", "label", NULL};
 
 /* Rows sharing a section stay together: gw_conf_print walks the table in order. */
 const struct gw_conf_row gw_conf_rows[] = {
@@ -96,6 +99,48 @@ const struct gw_conf_row gw_conf_rows[] = {
            "model_prices_and_context_window.json (docs/pricing.md). Empty: defaults only."},
   {.path = "pricing.defaults_file", .type = T_STRING, .def = "", .off = OFF(pricing.defaults_file),
    .desc = "The shipped default price table; empty: the one installed with the gateway."},
+  {.path = "redaction.enabled", .type = T_BOOL, .def = "true", .off = OFF(redaction.enabled),
+   .desc = "Redact PII and secrets before anything is stored, forwarded or logged."},
+  {.path = "redaction.hmac_key", .type = T_SECRET_STRING, .def = "", .flags = F_SECRET, .off = OFF(redaction.hmac_key),
+   .desc = "Key of the `hash` action (HMAC-SHA-256); required when any action is hash. "
+           "Also GENAI_GW_REDACTION_HMAC_KEY."},
+  {.path = "redaction.max_content_bytes", .type = T_SIZE, .def = "8KiB", .min = 0, .max = 64 * MiB,
+   .off = OFF(redaction.max_content_bytes),
+   .desc = "Longest prompt/response content stored per field; longer is cut with a marker. 0: no limit."},
+  {.path = "redaction.detectors.email", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[0]), .desc = "Action for email found in any stored or forwarded string."},
+  {.path = "redaction.detectors.phone", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[1]), .desc = "Action for phone found in any stored or forwarded string."},
+  {.path = "redaction.detectors.ssn", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[2]), .desc = "Action for ssn found in any stored or forwarded string."},
+  {.path = "redaction.detectors.credit_card", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[3]), .desc = "Action for credit card found in any stored or forwarded string."},
+  {.path = "redaction.detectors.ipv4", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[4]), .desc = "Action for ipv4 found in any stored or forwarded string."},
+  {.path = "redaction.detectors.ipv6", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[5]), .desc = "Action for ipv6 found in any stored or forwarded string."},
+  {.path = "redaction.detectors.aws_access_key", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[6]), .desc = "Action for aws access key found in any stored or forwarded string."},
+  {.path = "redaction.detectors.aws_secret_key", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[7]), .desc = "Action for aws secret key found in any stored or forwarded string."},
+  {.path = "redaction.detectors.jwt", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[8]), .desc = "Action for jwt found in any stored or forwarded string."},
+  {.path = "redaction.detectors.bearer_token", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[9]), .desc = "Action for bearer token found in any stored or forwarded string."},
+  {.path = "redaction.detectors.api_key", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[10]), .desc = "Action for api key found in any stored or forwarded string."},
+  {.path = "redaction.detectors.private_key", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[11]), .desc = "Action for private key found in any stored or forwarded string."},
+  {.path = "redaction.allow_keys", .type = T_LIST, .def = "", .off = OFF(redaction.allow_keys),
+   .desc = "Attribute keys never redacted, added to the built-in list (model names, service.name, ...); "
+           "a trailing * matches a prefix."},
+  {.path = "redaction.deny_keys", .type = T_LIST, .def = "", .off = OFF(redaction.deny_keys),
+   .desc = "Attribute keys always dropped, added to the built-in list (authorization and cookie headers, ...)."},
+  {.path = "redaction.key_actions", .type = T_TABLE, .def = "", .allowed = key_action_fields,
+   .off = OFF(redaction.key_actions), .desc = "Per attribute key: the action for every detector hit in it "
+   "(mask, hash, drop, off = never touch)."},
+  {.path = "redaction.patterns", .type = T_TABLE, .def = "", .allowed = pattern_fields, .off = OFF(redaction.patterns),
+   .desc = "Your own detectors: name, regex (PCRE2), action (default mask), label (default [NAME_REDACTED])."},
   {.path = "shutdown_grace_ms", .type = T_DURATION_MS, .def = "10s", .min = 0, .max = 600000,
    .off = OFF(shutdown_grace_ms), .desc = "Time given to in-flight requests and sinks to finish on shutdown."},
 };
@@ -109,6 +154,7 @@ const struct gw_conf_env gw_conf_envs[] = {
   {"GENAI_GW_ADMIN_ADDR", "admin.addr"},
   {"GENAI_GW_LOG_LEVEL", "log.level"},
   {"GENAI_GW_SPOOL_DIR", "spool.dir"},
+  {"GENAI_GW_REDACTION_HMAC_KEY", "redaction.hmac_key"},
 };
 const size_t gw_conf_nenvs = sizeof gw_conf_envs / sizeof gw_conf_envs[0];
 
@@ -305,6 +351,9 @@ static void set_string(struct gw_conf *c, const struct gw_conf_row *r, const cha
 }
 
 /* Convert val for row i and store it; at names the origin for a message. */
+static uint32_t table_width(const struct gw_conf_row *r);
+static void list_free(struct gw_conf_list *l);
+
 static gw_rc set_value(struct ld *x, size_t i, const char *val, const char *at)
 {
   const struct gw_conf_row *r = &gw_conf_rows[i];
@@ -317,6 +366,13 @@ static gw_rc set_value(struct ld *x, size_t i, const char *val, const char *at)
   case T_STRING:
   case T_SECRET_STRING:
     set_string(x->c, r, val);
+    return GW_OK;
+  case T_LIST:
+  case T_TABLE:
+    /* Lists come only from the file (list_value); as text they can only be the empty default. */
+    if (*val)
+      return fail(x, at, r->path, "a list cannot be set from a single value");
+    ((struct gw_conf_list *)gw_conf_field(x->c, r))->width = table_width(r);
     return GW_OK;
   case T_ENUM: {
     char list[128] = "";
@@ -547,11 +603,137 @@ static const char *found(const yaml_event_t *ev)
   }
 }
 
+/* ---- lists (T_LIST, T_TABLE) ---- */
+
+static void list_free(struct gw_conf_list *l)
+{
+  for (size_t i = 0; i < (size_t)l->n * l->width; i++)
+    free(l->cells[i]);
+  free(l->cells);
+  memset(l, 0, sizeof *l);
+}
+
+static uint32_t table_width(const struct gw_conf_row *r)
+{
+  uint32_t w = 0;
+  if (r->type == T_TABLE)
+    while (r->allowed[w])
+      w++;
+  return r->type == T_TABLE ? w : 1;
+}
+
+/* One scalar of a list, substituted, into *cell. */
+static gw_rc list_scalar(struct ld *x, size_t ri, const yaml_event_t *ev, const char *where, char **cell)
+{
+  if (ev->type != YAML_SCALAR_EVENT || is_null(ev))
+    return fail_line(x, ev_line(ev), where, "expected a single value, found %s", found(ev));
+  if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
+    return fail_line(x, ev_line(ev), where, "value contains a NUL byte");
+  return substitute(x, ri, (const char *)ev->data.scalar.value, ev->data.scalar.length, ev_line(ev), cell);
+}
+
+/* One mapping of a T_TABLE (its MAPPING_START was read) into row[0..width). */
+static gw_rc table_item(struct ld *x, size_t ri, const char *where, int line, char **row)
+{
+  const struct gw_conf_row *r = &gw_conf_rows[ri];
+  uint32_t w = table_width(r);
+  char path[CONF_MAX_PATH + 64], names[160] = "";
+  for (uint32_t f = 0; f < w; f++)
+    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? ", " : "", r->allowed[f] + (r->allowed[f][0] == '!'));
+  yaml_event_t k, v;
+  gw_rc rc;
+  for (;;) {
+    if ((rc = next(x, &k)))
+      return rc;
+    if (k.type == YAML_MAPPING_END_EVENT) {
+      yaml_event_delete(&k);
+      break;
+    }
+    if (k.type != YAML_SCALAR_EVENT) {
+      rc = fail_line(x, ev_line(&k), where, "a key must be a plain name, found %s", found(&k));
+      yaml_event_delete(&k);
+      return rc;
+    }
+    int f = -1;
+    for (uint32_t i = 0; i < w; i++)
+      if (strcmp(r->allowed[i] + (r->allowed[i][0] == '!'), (const char *)k.data.scalar.value) == 0)
+        f = (int)i;
+    char shown[CONF_SHOW + 8];
+    snprintf(path, sizeof path, "%s.%s", where, show((const char *)k.data.scalar.value, shown, sizeof shown));
+    int kline = ev_line(&k);
+    yaml_event_delete(&k);
+    if (f < 0)
+      return fail_line(x, kline, path, "unknown key (allowed here: %s)", names);
+    if (row[f])
+      return fail_line(x, kline, path, "duplicate key");
+    if ((rc = next(x, &v)))
+      return rc;
+    rc = list_scalar(x, ri, &v, path, &row[f]);
+    yaml_event_delete(&v);
+    if (rc)
+      return rc;
+  }
+  for (uint32_t f = 0; f < w; f++)
+    if (r->allowed[f][0] == '!' && !row[f])
+      return fail_line(x, line, where, "missing '%s' (keys: %s)", r->allowed[f] + 1, names);
+  return GW_OK;
+}
+
+/* A T_LIST or T_TABLE value: a YAML sequence (its first event is ev). Replaces the default. */
+static gw_rc list_value(struct ld *x, size_t ri, const yaml_event_t *ev)
+{
+  const struct gw_conf_row *r = &gw_conf_rows[ri];
+  struct gw_conf_list *l = gw_conf_field(x->c, r);
+  if (ev->type != YAML_SEQUENCE_START_EVENT)
+    return fail_line(x, ev_line(ev), r->path, "expected a list, found %s", found(ev));
+  list_free(l);
+  l->width = table_width(r);
+  uint32_t cap = 0;
+  gw_rc rc;
+  for (;;) {
+    yaml_event_t it;
+    if ((rc = next(x, &it)))
+      return rc;
+    if (it.type == YAML_SEQUENCE_END_EVENT) {
+      yaml_event_delete(&it);
+      break;
+    }
+    if (l->n >= 1024) {
+      rc = fail_line(x, ev_line(&it), r->path, "more than 1024 entries");
+      yaml_event_delete(&it);
+      return rc;
+    }
+    if (l->n == cap) {
+      cap = cap ? cap * 2 : 8;
+      l->cells = gw_realloc(l->cells, sizeof *l->cells * cap * l->width);
+    }
+    char **row = &l->cells[(size_t)l->n * l->width];
+    memset(row, 0, sizeof *row * l->width);
+    l->n++;
+    char where[CONF_MAX_PATH + 16];
+    snprintf(where, sizeof where, "%s[%u]", r->path, l->n - 1);
+    if (r->type == T_LIST) {
+      rc = list_scalar(x, ri, &it, where, &row[0]);
+    } else if (it.type != YAML_MAPPING_START_EVENT) {
+      rc = fail_line(x, ev_line(&it), where, "expected a mapping, found %s", found(&it));
+    } else {
+      rc = table_item(x, ri, where, ev_line(&it), row);
+    }
+    yaml_event_delete(&it);
+    if (rc)
+      return rc;
+  }
+  x->org[ri] = (struct origin){.line = ev_line(ev)};
+  return GW_OK;
+}
+
 static gw_rc leaf_value(struct ld *x, size_t ri, const yaml_event_t *ev)
 {
   const struct gw_conf_row *r = &gw_conf_rows[ri];
   char *val = NULL;
   gw_rc rc;
+  if (r->type == T_LIST || r->type == T_TABLE)
+    return list_value(x, ri, ev);
   if (ev->type != YAML_SCALAR_EVENT)
     return fail_line(x, ev_line(ev), r->path, "expected a single value, found %s", found(ev));
   if (is_null(ev))
@@ -917,9 +1099,13 @@ void gw_conf_destroy(struct gw_conf *c)
 {
   if (!c)
     return;
-  for (size_t i = 0; i < NROWS; i++)
-    if (gw_conf_rows[i].type == T_STRING || gw_conf_rows[i].type == T_SECRET_STRING || gw_conf_rows[i].type == T_ENUM)
-      free(*(char **)gw_conf_field(c, &gw_conf_rows[i]));
+  for (size_t i = 0; i < NROWS; i++) {
+    const struct gw_conf_row *r = &gw_conf_rows[i];
+    if (r->type == T_STRING || r->type == T_SECRET_STRING || r->type == T_ENUM)
+      free(*(char **)gw_conf_field(c, r));
+    if (r->type == T_LIST || r->type == T_TABLE)
+      list_free(gw_conf_field(c, r));
+  }
   free(c->source);
   free(c);
 }

@@ -19,6 +19,18 @@
 
 #include "core/gw.h"
 
+/* A list from the file: n rows of width cells each (T_LIST: width 1); an absent optional field is NULL. */
+struct gw_conf_list {
+  uint32_t n, width;
+  char **cells; /* cells[row * width + field] */
+};
+
+/* Redaction detectors configurable by name (redaction.detectors.<name>), in this order. */
+#define GW_CONF_REDACT_KINDS                                                                                  \
+  "email", "phone", "ssn", "credit_card", "ipv4", "ipv6", "aws_access_key", "aws_secret_key", "jwt",            \
+    "bearer_token", "api_key", "private_key"
+#define GW_CONF_NREDACT_KINDS 12
+
 struct gw_conf {
   struct {
     char *grpc_addr;           /* receivers.grpc.addr, default 127.0.0.1:4317 */
@@ -54,6 +66,16 @@ struct gw_conf {
     char *file;          /* pricing.file: user price table (YAML or LiteLLM JSON); "" = none */
     char *defaults_file; /* pricing.defaults_file: "" = the shipped table */
   } pricing;
+  struct {
+    bool enabled;                 /* redaction.enabled, default true */
+    char *hmac_key;               /* redaction.hmac_key (SECRET), or GENAI_GW_REDACTION_HMAC_KEY */
+    uint64_t max_content_bytes;   /* redaction.max_content_bytes, default 8 KiB; 0 = no truncation */
+    char *detectors[GW_CONF_NREDACT_KINDS]; /* redaction.detectors.<kind>: mask|hash|drop|off */
+    struct gw_conf_list allow_keys;  /* redaction.allow_keys: added to the built-in allow list */
+    struct gw_conf_list deny_keys;   /* redaction.deny_keys: added to the built-in deny list */
+    struct gw_conf_list key_actions; /* redaction.key_actions: [{key, action}] */
+    struct gw_conf_list patterns;    /* redaction.patterns: [{name, regex, action, label}] */
+  } redaction;
   uint32_t shutdown_grace_ms; /* shutdown_grace_ms, default 10000 */
   char *source;               /* the file the config came from, or NULL for defaults */
 };

@@ -12,7 +12,9 @@
 #define GiB (1024ull * MiB)
 #define TiB (1024ull * GiB)
 
-enum gw_conf_type { T_STRING, T_SECRET_STRING, T_U32, T_U64, T_SIZE, T_DOUBLE, T_BOOL, T_ENUM, T_DURATION_MS };
+/* T_LIST: a YAML list of strings; T_TABLE: a YAML list of mappings whose fields are named by `allowed`
+ * (a leading '!' marks a required field). Both store a struct gw_conf_list and default to empty. */
+enum gw_conf_type { T_STRING, T_SECRET_STRING, T_U32, T_U64, T_SIZE, T_DOUBLE, T_BOOL, T_ENUM, T_DURATION_MS, T_LIST, T_TABLE };
 
 enum {
   F_SECRET = 1 << 0,  /* never printed nor echoed */

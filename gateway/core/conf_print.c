@@ -25,6 +25,8 @@ static const char *type_name(const struct gw_conf_row *r)
   case T_BOOL: return "boolean";
   case T_ENUM: return "enum";
   case T_DURATION_MS: return "duration";
+  case T_LIST: return "list of strings";
+  case T_TABLE: return "list of mappings";
   }
   return "?";
 }
@@ -157,6 +159,31 @@ static void print_value(FILE *f, const struct gw_conf *c, const struct gw_conf_r
     fputs(b, f);
     break;
   case T_BOOL: fputs(*(const bool *)p ? "true" : "false", f); break;
+  case T_LIST:
+  case T_TABLE: {
+    const struct gw_conf_list *l = p;
+    fputc('[', f);
+    for (uint32_t i = 0; i < l->n; i++) {
+      fputs(i ? ", " : "", f);
+      if (r->type == T_LIST) {
+        print_string(f, l->cells[i]);
+        continue;
+      }
+      fputc('{', f);
+      bool first = true;
+      for (uint32_t k = 0; k < l->width; k++) {
+        const char *cell = l->cells[(size_t)i * l->width + k];
+        if (!cell)
+          continue;
+        fprintf(f, "%s%s: ", first ? "" : ", ", r->allowed[k] + (r->allowed[k][0] == '!'));
+        print_string(f, cell);
+        first = false;
+      }
+      fputc('}', f);
+    }
+    fputc(']', f);
+    break;
+  }
   }
 }
 
@@ -243,6 +270,12 @@ void gw_conf_describe(FILE *f)
     case T_BOOL: fputs("true, false", f); break;
     case T_SECRET_STRING: fputs("secret, printed as `****`", f); break;
     case T_STRING: fputs((r->flags & F_ADDR) ? "host:port, port 1..65535" : "any", f); break;
+    case T_LIST: fputs("strings", f); break;
+    case T_TABLE:
+      fputs("mappings with keys ", f);
+      for (const char *const *a = r->allowed; *a; a++)
+        fprintf(f, "%s`%s`%s", a == r->allowed ? "" : ", ", *a + (**a == '!'), **a == '!' ? " (required)" : "");
+      break;
     }
     fprintf(f, " | %s |\n", r->desc);
   }

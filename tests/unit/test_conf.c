@@ -174,6 +174,46 @@ static void assert_good_full(const struct gw_conf *c)
   assert_int_equal(c->shutdown_grace_ms, 2500);
 }
 
+/* Lists and lists of mappings (redaction): values, optional fields absent as NULL, print, destroy. */
+static void test_redaction_lists(void **state)
+{
+  (void)state;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/config/good_redaction.yaml", GW_SOURCE_DIR);
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load(path, &c, &err), GW_OK);
+  assert_true(c->redaction.enabled);
+  assert_int_equal(c->redaction.max_content_bytes, 16 * 1024);
+  assert_string_equal(c->redaction.detectors[0], "hash"); /* email */
+  assert_string_equal(c->redaction.detectors[4], "off");  /* ipv4 */
+  assert_string_equal(c->redaction.detectors[1], "mask"); /* phone: default */
+  assert_int_equal(c->redaction.allow_keys.n, 2);
+  assert_string_equal(c->redaction.allow_keys.cells[1], "app.safe.*");
+  assert_int_equal(c->redaction.deny_keys.n, 1);
+  assert_int_equal(c->redaction.key_actions.n, 1);
+  assert_int_equal(c->redaction.key_actions.width, 2);
+  assert_string_equal(c->redaction.key_actions.cells[0], "user.email");
+  assert_string_equal(c->redaction.key_actions.cells[1], "drop");
+  const struct gw_conf_list *p = &c->redaction.patterns;
+  assert_int_equal(p->n, 2);
+  assert_int_equal(p->width, 4);
+  assert_string_equal(p->cells[0], "employee_id");
+  assert_null(p->cells[2]); /* no action given */
+  assert_string_equal(p->cells[3], "[EMPLOYEE]");
+  assert_string_equal(p->cells[4 + 2], "hash");
+  assert_null(p->cells[4 + 3]);
+  char *out = NULL;
+  size_t outlen = 0;
+  FILE *f = open_memstream(&out, &outlen);
+  gw_conf_print(c, f);
+  fclose(f);
+  assert_non_null(strstr(out, "patterns: [{name: \"employee_id\", regex: \"EMP-[0-9]{6}\", label: \"[EMPLOYEE]\"}"));
+  assert_null(strstr(out, "not-a-real-key")); /* the HMAC key is a secret */
+  free(out);
+  gw_conf_destroy(c);
+}
+
 static void test_good_full_example(void **state)
 {
   char path[512];
@@ -689,6 +729,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_defaults_without_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_good_files, setup, teardown),
     cmocka_unit_test_setup_teardown(test_good_full_example, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_redaction_lists, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_oversized_file, setup, teardown),
