@@ -18,6 +18,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "cost/cost.h"
+#include "redact/redact.h"
 #include "normalize/normalize.h"
 #include "receive/receive.h"
 #include "sink/sink.h"
@@ -101,8 +102,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "genai-gateway: configuration error: %s\n", err.msg);
         crc = 1;
       } else {
-        printf("configuration OK (%s; price table %s, %zu entries)\n", conf->source ? conf->source : "built-in defaults",
-               gw_prices_version(pp), gw_prices_count(pp));
+        struct gw_redactor *rr = gw_redactor_from_conf(conf, &err);
+        if (!rr) {
+          fprintf(stderr, "genai-gateway: configuration error: %s\n", err.msg);
+          crc = 1;
+        } else {
+          printf("configuration OK (%s; price table %s, %zu entries)\n",
+                 conf->source ? conf->source : "built-in defaults", gw_prices_version(pp), gw_prices_count(pp));
+          gw_redactor_destroy(rr);
+        }
         gw_prices_destroy(pp);
       }
     }
@@ -124,6 +132,7 @@ int main(int argc, char **argv)
   int rc = 1;
   struct gw_spool *spool = NULL;
   struct gw_prices *prices = NULL;
+  struct gw_redactor *redactor = NULL;
   struct gw_sink *store = NULL;
   struct gw_http_receiver *http = NULL;
   struct gw_grpc_receiver *grpc = NULL;
@@ -137,6 +146,11 @@ int main(int argc, char **argv)
     goto out;
   pipeline.prices = prices;
   gw_info("main", "price table %s: %zu entries", gw_prices_version(prices), gw_prices_count(prices));
+
+  redactor = gw_redactor_from_conf(conf, &err);
+  if (!redactor)
+    goto out;
+  pipeline.redactor = redactor;
 
   struct gw_spool_conf sc = {conf->spool.mode, conf->spool.dir, conf->spool.max_bytes, conf->spool.high_water};
   spool = gw_spool_create(&sc, &err);
@@ -200,6 +214,7 @@ out:
   gw_admin_stop(admin);
   gw_spool_destroy(spool);
   gw_prices_destroy(prices);
+  gw_redactor_destroy(redactor);
   grpc_shutdown();
   gw_conf_destroy(conf);
   gw_info("main", "stopped");

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "cost/cost.h"
+#include "redact/redact.h"
 #include "normalize/normalize.h"
 
 void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool)
@@ -101,6 +102,15 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   if (p->prices && nres.nrecords) {
     gw_cost_apply(p->prices, nres.records, nres.nrecords);
     rc = gw_cost_annotate_spans(a, nres.records, nres.nrecords);
+    if (rc) {
+      gw_err_set(err, rc, "request needs more memory than the per-request limit");
+      goto out;
+    }
+  }
+  if (p->redactor) {
+    rc = gw_redact_request(p->redactor, req, a);
+    if (!rc)
+      rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a);
     if (rc) {
       gw_err_set(err, rc, "request needs more memory than the per-request limit");
       goto out;

@@ -17,11 +17,13 @@
 #include "spool/spool.h"
 
 struct gw_prices;
+struct gw_redactor;
 
 struct gw_pipeline {
   const struct gw_conf *conf;
   struct gw_spool *spool;
-  const struct gw_prices *prices; /* NULL: records are not priced */
+  const struct gw_prices *prices;      /* NULL: records are not priced */
+  const struct gw_redactor *redactor;  /* NULL: nothing redacted (tests only; main always sets one) */
   _Atomic uint64_t inflight_bytes;
   _Atomic bool shutting_down;
 };

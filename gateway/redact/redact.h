@@ -165,4 +165,9 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 /* Metric counter for a kind name as rendered on /metrics (tests). */
 int64_t gw_redact_metric_get(const char *kind);
 
+struct gw_conf;
+/* The redactor the configuration asks for (redaction.* keys; redact_conf.c). NULL with err filled
+ * (GW_E_CONFIG, naming the key) on a bad action, a bad user pattern or hash without a key. */
+struct gw_redactor *gw_redactor_from_conf(const struct gw_conf *c, struct gw_err *err);
+
 #endif
