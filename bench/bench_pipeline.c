@@ -10,8 +10,12 @@
  *   unpack_arena      protobuf-c unpack into the arena: the arena's gain over malloc/free
  *   decode            gw_decode_traces (pre-scan for depth + unpack into the arena + UTF-8 repair)
  *   normalize         gw_normalize_traces alone (timed around the call; decode runs untimed before it)
- *   receive           decode + normalize + gw_records_encode + re-pack of the accepted spans: the whole
- *                     receive path with one reused arena (gw_arena_reset between requests)
+ *   cost              gw_cost_apply + gw_cost_annotate_spans alone (shipped price table)
+ *   redact            gw_redact_request + gw_redact_records alone (default policy, all detectors); its
+ *                     MB_per_s counts the text it scans (string attribute values of the request and the
+ *                     records' text fields), not the body
+ *   receive           decode + normalize + cost + redact + gw_records_encode + re-pack of the accepted
+ *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
  * Each figure is the best of three rounds (less noise from the load tool or Postgres sharing the cores).
@@ -25,9 +29,15 @@
 #include <time.h>
 
 #include "core/arena.h"
+#include "cost/cost.h"
 #include "decode/decode.h"
 #include "normalize/normalize.h"
 #include "normalize/record.h"
+#include "redact/redact.h"
+
+static struct gw_prices *prices;
+static struct gw_redactor *redactor;
+static size_t scanned_bytes; /* text the redactor scans per request (see the top comment) */
 
 #define ROUNDS 3
 #define ARENA_CAP ((size_t)256 << 20)
@@ -110,6 +120,11 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
     die_rc("normalize", rc, &err);
   if (res.nrejected)
     die_rc("normalize (spans rejected: check the payload's start times)", GW_ERR(INVALID), &err);
+  gw_cost_apply(prices, res.records, res.nrecords);
+  if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)))
+    die_rc("cost annotate", rc, NULL);
+  if ((rc = gw_redact_request(redactor, req, a)) || (rc = gw_redact_records(redactor, res.records, res.nrecords, a)))
+    die_rc("redact", rc, NULL);
   struct gw_sb sb;
   gw_sb_init(&sb, a);
   rc = gw_records_encode(res.records, res.nrecords, &sb);
@@ -123,7 +138,41 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
   return res.nrecords;
 }
 
-enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_RECEIVE, S_RECEIVE_FRESH, S_DECODE_JSON };
+enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_COST, S_REDACT, S_RECEIVE, S_RECEIVE_FRESH,
+             S_DECODE_JSON };
+
+static size_t kv_text(GwKeyValue *const *kv, size_t n)
+{
+  size_t t = 0;
+  for (size_t i = 0; i < n; i++)
+    if (kv[i]->value && kv[i]->value->value_case == GW_AV_STRING)
+      t += strlen(kv[i]->value->string_value);
+  return t;
+}
+
+/* String attribute bytes of the request plus the records' text fields: what redaction reads. */
+static size_t text_bytes(const GwTraceRequest *req, const struct gw_record *r, size_t n)
+{
+  size_t t = 0;
+  for (size_t i = 0; i < req->n_resource_spans; i++) {
+    const GwResourceSpans *rs = req->resource_spans[i];
+    if (rs->resource)
+      t += kv_text(rs->resource->attributes, rs->resource->n_attributes);
+    for (size_t j = 0; j < rs->n_scope_spans; j++)
+      for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++) {
+        const GwSpan *sp = rs->scope_spans[j]->spans[k];
+        t += kv_text(sp->attributes, sp->n_attributes);
+        for (size_t e = 0; e < sp->n_events; e++)
+          t += kv_text(sp->events[e]->attributes, sp->events[e]->n_attributes);
+      }
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *f[] = {r[i].prompt_content, r[i].response_content, r[i].system_prompt, r[i].attributes, r[i].resource};
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+      t += f[k] ? strlen(f[k]) : 0;
+  }
+  return t;
+}
 
 /* Seconds spent in the timed part of stage st over n requests. */
 static double run_stage(enum stage st, const struct body *b, int n)
@@ -167,6 +216,29 @@ static double run_stage(enum stage st, const struct body *b, int n)
         die_rc("normalize", rc, &err);
       break;
     }
+    case S_COST:
+    case S_REDACT: {
+      rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
+      if (rc)
+        die_rc("decode", rc, &err);
+      struct gw_normalize_result res;
+      memset(&res, 0, sizeof res);
+      if ((rc = gw_normalize_traces(req, a, &no, &res, &err)))
+        die_rc("normalize", rc, &err);
+      double s = now_s();
+      if (st == S_COST) {
+        gw_cost_apply(prices, res.records, res.nrecords);
+        rc = gw_cost_annotate_spans(a, res.records, res.nrecords);
+      } else {
+        rc = gw_redact_request(redactor, req, a);
+        if (!rc)
+          rc = gw_redact_records(redactor, res.records, res.nrecords, a);
+      }
+      timed += now_s() - s;
+      if (rc)
+        die_rc(st == S_COST ? "cost" : "redact", rc, NULL);
+      break;
+    }
     case S_RECEIVE:
       receive_once(a, b, &no);
       break;
@@ -181,7 +253,7 @@ static double run_stage(enum stage st, const struct body *b, int n)
   }
   double total = now_s() - t0;
   gw_arena_destroy(a);
-  return st == S_NORMALIZE ? timed : total;
+  return st == S_NORMALIZE || st == S_COST || st == S_REDACT ? timed : total;
 }
 
 static void report(const char *name, enum stage st, const struct body *b, int n)
@@ -194,8 +266,9 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
       best = s;
   }
   double reqs = n / best;
+  size_t bytes = st == S_REDACT ? scanned_bytes : b->len;
   printf("%-14s spans_per_s=%.0f us_per_req=%.1f MB_per_s=%.1f\n", name, reqs * b->spans, 1e6 / reqs,
-         reqs * (double)b->len / 1e6);
+         reqs * (double)bytes / 1e6);
   fflush(stdout);
 }
 
@@ -215,6 +288,15 @@ int main(int argc, char **argv)
     return 2;
   }
   gw_normalize_init();
+  struct gw_err perr = {0};
+  prices = gw_prices_load(NULL, NULL, &perr);
+  struct gw_redact_policy pol;
+  gw_redact_policy_defaults(&pol);
+  redactor = prices ? gw_redactor_create(&pol, &perr) : NULL;
+  if (!prices || !redactor) {
+    fprintf(stderr, "bench_pipeline: %s\n", perr.msg);
+    return 1;
+  }
   struct body pb = {0}, js = {0};
   if (read_body(argv[optind], &pb))
     return 1;
@@ -229,6 +311,13 @@ int main(int argc, char **argv)
   if (rc)
     die_rc("decode", rc, &err);
   pb.spans = count_spans(req);
+  {
+    struct gw_normalize_result res;
+    memset(&res, 0, sizeof res);
+    if ((rc = gw_normalize_traces(req, a, &no, &res, &err)))
+      die_rc("normalize", rc, &err);
+    scanned_bytes = text_bytes(req, res.records, res.nrecords);
+  }
   size_t nrec = receive_once(a, &pb, &no);
   printf("payload        bytes=%zu spans=%u records=%zu arena_bytes=%zu iterations=%d\n", pb.len, pb.spans, nrec,
          gw_arena_used(a), n);
@@ -243,6 +332,8 @@ int main(int argc, char **argv)
   report("unpack_arena", S_UNPACK_ARENA, &pb, n);
   report("decode", S_DECODE, &pb, n);
   report("normalize", S_NORMALIZE, &pb, n);
+  report("cost", S_COST, &pb, n);
+  report("redact", S_REDACT, &pb, n);
   report("receive", S_RECEIVE, &pb, n);
   report("receive_fresh", S_RECEIVE_FRESH, &pb, n);
   if (optind + 1 < argc) {
@@ -253,5 +344,7 @@ int main(int argc, char **argv)
   }
   free(pb.p);
   free(js.p);
+  gw_redactor_destroy(redactor);
+  gw_prices_destroy(prices);
   return 0;
 }
