@@ -494,39 +494,12 @@ static void test_truncation(void **state)
 
 /* ---- requests built by hand ---- */
 
-static void *az(size_t n)
-{
-  void *p = gw_arena_calloc(A, n);
-  assert_non_null(p);
-  return p;
-}
-
-static GwAnyValue *av_str(const char *s)
-{
-  GwAnyValue *v = az(sizeof *v);
-  gw_pb_any_value_init(v);
-  v->value_case = GW_AV_STRING;
-  v->string_value = gw_arena_strdup(A, s);
-  return v;
-}
-
-static GwAnyValue *av_int(int64_t i)
-{
-  GwAnyValue *v = az(sizeof *v);
-  gw_pb_any_value_init(v);
-  v->value_case = GW_AV_INT;
-  v->int_value = i;
-  return v;
-}
-
-static GwKeyValue *kv(const char *k, GwAnyValue *v)
-{
-  GwKeyValue *x = az(sizeof *x);
-  gw_pb_key_value_init(x);
-  x->key = gw_arena_strdup(A, k);
-  x->value = v;
-  return x;
-}
+#define az(n) tu_alloc(A, n)
+#define av_str(s) tu_av_str(A, s)
+#define av_int(i) tu_av_int(A, i)
+#define av_dbl(d) tu_av_dbl(A, d)
+#define av_bool(b) tu_av_bool(A, b)
+#define kv(k, v) tu_kv(A, k, v)
 
 static GwKeyValue **kvs(size_t n, ...)
 {
