@@ -6,8 +6,10 @@
  * A batch of spool entries becomes one transaction:
  *   COPY (text format, rendered generically from gw_record_fields) into a per-connection temp staging
  *   table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
- *   conflict, so storage is exactly-once in effect) -> fill session_id/user_id across each trace of
- *   the new rows (DESIGN §3) -> COMMIT.
+ *   conflict, so storage is exactly-once in effect), in the same statement upserting the hourly rollups
+ *   (trace_metrics_hourly) from exactly those new rows -> fill session_id/user_id across each trace of
+ *   the new rows (DESIGN §3) -> COMMIT. A rolled-back batch (a bad row, a lost connection) leaves no
+ *   rollup counted; the split halves each count their own new rows.
  * Daily partitions for every UTC day of the batch are created first, in autocommit, through
  * gw_ensure_partition: CREATE TABLE ... PARTITION OF locks the parent exclusively, and holding that lock
  * for a whole data transaction would stall every reader and other writer.
@@ -605,6 +607,49 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
              3, params, NULL, msg, msglen);
 }
 
+/*
+ * The hourly rollup upsert (DESIGN §6, migrations/0002_rollups.sql), fed by the CTE `ins`: the rows this
+ * statement inserted, never the conflicting re-sent ones. Same aggregates as gw_rollup_rebuild in the
+ * migration. Groups are upserted in key order so concurrent writers lock rollup rows in the same order.
+ */
+#define ROLLUP_INPUT                                                                                     \
+  "trace_id, start_time, service_name, provider, model_id, operation, status, input_tokens, "           \
+  "output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_cost_usd, duration_ms, " \
+  "first_token_latency_ms"
+/* Histogram element i of a group, counted natively (an aggregate over per-row arrays costs ~100x more). */
+#define HB(i) "count(*) FILTER (WHERE gw_duration_bucket(duration_ms) = " #i ")"
+#define ROLLUP_UPSERT                                                                                    \
+  "INSERT INTO trace_metrics_hourly AS t (hour_bucket, service_name, provider, model_id, operation, "    \
+  "total_requests, successful_requests, error_requests, total_input_tokens, total_output_tokens, "       \
+  "total_cache_read_tokens, total_cache_write_tokens, total_reasoning_tokens, total_cost, "               \
+  "sum_duration_ms, sum_first_token_latency_ms, first_token_count, duration_histogram, updated_at) "      \
+  "SELECT date_trunc('hour', start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "                        \
+  "coalesce(service_name, ''), coalesce(provider, ''), coalesce(model_id, ''), coalesce(operation, ''), " \
+  "count(*), count(*) FILTER (WHERE coalesce(status, '') <> 'error'), "                                  \
+  "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "                           \
+  "coalesce(sum(output_tokens), 0), coalesce(sum(cache_read_tokens), 0), "                               \
+  "coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), "                           \
+  "coalesce(sum(total_cost_usd), 0), coalesce(sum(duration_ms), 0), "                                    \
+  "coalesce(sum(first_token_latency_ms), 0), count(first_token_latency_ms), "                            \
+  "ARRAY[" HB(1) ", " HB(2) ", " HB(3) ", " HB(4) ", " HB(5) ", " HB(6) ", " HB(7) ", " HB(8) ", "        \
+  HB(9) ", " HB(10) ", " HB(11) ", " HB(12) ", " HB(13) ", " HB(14) ", " HB(15) "], now() "                \
+  "FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 "                                              \
+  "ON CONFLICT (hour_bucket, service_name, provider, model_id, operation) DO UPDATE SET "                \
+  "total_requests = t.total_requests + EXCLUDED.total_requests, "                                        \
+  "successful_requests = t.successful_requests + EXCLUDED.successful_requests, "                         \
+  "error_requests = t.error_requests + EXCLUDED.error_requests, "                                        \
+  "total_input_tokens = t.total_input_tokens + EXCLUDED.total_input_tokens, "                            \
+  "total_output_tokens = t.total_output_tokens + EXCLUDED.total_output_tokens, "                         \
+  "total_cache_read_tokens = t.total_cache_read_tokens + EXCLUDED.total_cache_read_tokens, "             \
+  "total_cache_write_tokens = t.total_cache_write_tokens + EXCLUDED.total_cache_write_tokens, "          \
+  "total_reasoning_tokens = t.total_reasoning_tokens + EXCLUDED.total_reasoning_tokens, "                \
+  "total_cost = t.total_cost + EXCLUDED.total_cost, "                                                    \
+  "sum_duration_ms = t.sum_duration_ms + EXCLUDED.sum_duration_ms, "                                     \
+  "sum_first_token_latency_ms = t.sum_first_token_latency_ms + EXCLUDED.sum_first_token_latency_ms, "    \
+  "first_token_count = t.first_token_count + EXCLUDED.first_token_count, "                               \
+  "duration_histogram = gw_hist_add(t.duration_histogram, EXCLUDED.duration_histogram), "                \
+  "updated_at = now()"
+
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
 static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
@@ -838,8 +883,9 @@ static void *create(const void *conf, struct gw_err *err)
   s->retention_days = c->retention_days;
   s->columns = join_columns();
   s->copy_sql = sql_printf("COPY " STAGING_TABLE " (%s) FROM STDIN%s", s->columns, "");
-  s->insert_sql = sql_printf("INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM " STAGING_TABLE
-                             " ON CONFLICT DO NOTHING RETURNING trace_id",
+  s->insert_sql = sql_printf("WITH ins AS (INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM " STAGING_TABLE
+                             " ON CONFLICT DO NOTHING RETURNING " ROLLUP_INPUT "), "
+                             "roll AS (" ROLLUP_UPSERT ") SELECT trace_id FROM ins",
                              s->columns, s->columns);
   s->arena = gw_arena_create(0);
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;

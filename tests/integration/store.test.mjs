@@ -162,11 +162,17 @@ describe('Postgres store', { skip: skip ?? false }, () => {
       [traceIds],
     );
     assert.equal(dup.rows.length, 0);
-    /* Counted once: the writer counts a row as stored only when it was new (hourly rollups, counted the
-     * same way in the same transaction, arrive with issue #4). */
+    /* Counted once: the writer counts a row as stored only when it was new, and the hourly rollups
+     * (trace_metrics_hourly) are upserted from those new rows only, in the same transaction. */
     const m = await gw.metrics();
     assert.equal(metric(m, 'genai_gateway_records_stored_total') - storedBefore, 6, 'each span stored once (5 + marker)');
     assert.equal(metric(m, 'genai_gateway_records_duplicate_total') - dupBefore, 10, 'the two re-sends were duplicates');
+    const roll = await db.query(
+      'SELECT sum(total_requests)::int AS n, sum(total_input_tokens)::int AS input FROM trace_metrics_hourly WHERE service_name = $1',
+      [service],
+    );
+    assert.equal(roll.rows[0].n, 6, 'rollup counts each span once (5 + marker)');
+    assert.equal(roll.rows[0].input, 10 + 11 + 12 + 13 + 14 + 12, 'rollup input tokens of each span once (marker: 12)');
   });
 
   test('SIGTERM drains what was acknowledged, then exits 0', async () => {
@@ -236,6 +242,12 @@ describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
     assert.equal(await countRows(db, traceIds), sent.length);
     const distinct = await db.query('SELECT count(DISTINCT (trace_id, span_id))::int AS n FROM ai_interaction_traces WHERE trace_id = ANY($1)', [traceIds]);
     assert.equal(distinct.rows[0].n, sent.length, 'no duplicates');
+    /* every batch holds inputs 1..20: 210 input tokens per batch of 20 */
+    const roll = await db.query(
+      "SELECT sum(total_requests)::int AS n, sum(total_input_tokens)::int AS input FROM trace_metrics_hourly WHERE service_name = 'outage'",
+    );
+    assert.equal(roll.rows[0].n, sent.length, 'rollup counts each span once');
+    assert.equal(roll.rows[0].input, (sent.length / 20) * 210, 'rollup input tokens of each span once');
   });
 
   test('a full spool pushes back with 429/503 + Retry-After, never drops what it acknowledged', async () => {

@@ -120,6 +120,7 @@ static enum gw_sink_result send1(void *s, const struct gw_record *recs, size_t n
 }
 
 static long rows(void) { return qn("SELECT count(*) FROM ai_interaction_traces"); }
+static long rollup_diff(void);
 
 /* --- setup ---------------------------------------------------------------------------------------- */
 
@@ -184,7 +185,7 @@ static int reset_test(void **state)
 /* Each test starts from empty tables, whatever the previous one left. */
 static int clean_test(void **state)
 {
-  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_rejects");
+  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_rejects, trace_metrics_hourly");
   return 0;
 }
 
@@ -196,16 +197,16 @@ static void test_migrate_idempotent(void **state)
   struct gw_err err = {0};
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   PGresult *r = PQexec(m, "SELECT count(*), min(version), max(name) FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "1");
+  assert_string_equal(PQgetvalue(r, 0, 0), "2");
   assert_string_equal(PQgetvalue(r, 0, 1), "1");
-  assert_string_equal(PQgetvalue(r, 0, 2), "init");
+  assert_string_equal(PQgetvalue(r, 0, 2), "rollups");
   PQclear(r);
   /* Second run: nothing applied again, no error. */
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   r = PQexec(m, "SELECT count(*), to_regclass('ai_interaction_traces') IS NOT NULL, "
                 "to_regclass('ai_interaction_rejects') IS NOT NULL, to_regclass('ai_interaction_events') IS NOT NULL, "
-                "to_regclass('trace_metrics_hourly') IS NULL FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "1");
+                "to_regclass('trace_metrics_hourly') IS NOT NULL FROM schema_migrations");
+  assert_string_equal(PQgetvalue(r, 0, 0), "2");
   for (int i = 1; i <= 4; i++)
     assert_string_equal(PQgetvalue(r, 0, i), "t");
   PQclear(r);
@@ -219,7 +220,7 @@ static void test_migrate_newer_schema(void **state)
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   exec_or_fail(m, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')");
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_ERR(CONFIG));
-  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (1)");
+  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (2)");
   exec_or_fail(m, "DELETE FROM schema_migrations WHERE version = 9999");
   /* The advisory lock was released: another session can take it. */
   PGresult *r = PQexec(m, "SELECT pg_try_advisory_lock(7456343051642738)");
@@ -530,6 +531,9 @@ static void test_bad_rows_rejected_rest_stored(void **state)
                       "[]");
   assert_string_equal(qv("SELECT string_agg(span_id, ',' ORDER BY span_id) FROM ai_interaction_traces"),
                       "0000000000000001,0000000000000002,0000000000000004,0000000000000005");
+  /* The rolled-back attempts left nothing in the rollups: the 4 stored rows, counted once. */
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 4);
+  assert_int_equal(rollup_diff(), 0);
   gw_store_pg_sink.destroy(s);
 }
 
@@ -653,7 +657,7 @@ static void test_newer_schema_blocks_writer(void **state)
   struct gw_record r = rec(0x111, 1, T0);
   struct gw_sink_outcome out;
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
-  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (1)");
+  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (2)");
   exec_or_fail(db, "DELETE FROM schema_migrations WHERE version = 9998");
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
   assert_int_equal(rows(), 1);
@@ -767,6 +771,264 @@ static void test_sink_end_to_end(void **state)
   gw_spool_destroy(sp);
 }
 
+/* --- rollups -------------------------------------------------------------------------------------- */
+
+#define HOUR 3600000000000ull
+#define ROLLUP_COLS                                                                                            \
+  "hour_bucket, service_name, provider, model_id, operation, total_requests, successful_requests, "            \
+  "error_requests, total_input_tokens, total_output_tokens, total_cache_read_tokens, total_cache_write_tokens, " \
+  "total_reasoning_tokens, total_cost, sum_duration_ms, sum_first_token_latency_ms, first_token_count, "        \
+  "duration_histogram"
+
+/* The number of rows that differ between trace_metrics_hourly and a GROUP BY over the raw rows, counted
+ * both ways; the histogram is computed here per bucket with gw_duration_bucket, not with gw_hist_sum. */
+static long rollup_diff(void)
+{
+  char hist[2048] = "ARRAY[";
+  for (int i = 1; i <= 15; i++)
+    snprintf(hist + strlen(hist), sizeof hist - strlen(hist),
+             "%scount(*) FILTER (WHERE gw_duration_bucket(duration_ms) = %d)", i > 1 ? ", " : "", i);
+  strcat(hist, "]::bigint[]");
+  char sql[8192];
+  snprintf(sql, sizeof sql,
+           "WITH want AS (SELECT date_trunc('hour', start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
+           "coalesce(service_name, ''), coalesce(provider, ''), coalesce(model_id, ''), coalesce(operation, ''), "
+           "count(*), count(*) FILTER (WHERE status IS DISTINCT FROM 'error'), "
+           "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "
+           "coalesce(sum(output_tokens), 0), coalesce(sum(cache_read_tokens), 0), "
+           "coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), "
+           "coalesce(sum(total_cost_usd), 0), coalesce(sum(duration_ms), 0), "
+           "coalesce(sum(first_token_latency_ms), 0), count(first_token_latency_ms), %s "
+           "FROM ai_interaction_traces GROUP BY 1, 2, 3, 4, 5), "
+           "have AS (SELECT " ROLLUP_COLS " FROM trace_metrics_hourly) "
+           "SELECT (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE have) a) + "
+           "(SELECT count(*) FROM (TABLE have EXCEPT ALL TABLE want) b)",
+           hist);
+  PGresult *r = PQexec(db, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("rollup comparison: %s", PQresultErrorMessage(r));
+  long n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+/* The whole rollup table as text (without updated_at), to compare before and after. */
+static const char *rollup_snapshot(void)
+{
+  return qv("SELECT coalesce(string_agg(t::text, ';' ORDER BY t::text), '') FROM (SELECT " ROLLUP_COLS
+            " FROM trace_metrics_hourly) t");
+}
+
+static struct gw_record rollup_rec(unsigned long long trace, unsigned long long span, uint64_t start_ns,
+                                   const char *service, const char *model, double duration_ms)
+{
+  struct gw_record r = rec(trace, span, start_ns);
+  r.service_name = service;
+  r.provider = "openai";
+  r.model_id = model;
+  r.operation = "chat";
+  if (duration_ms >= 0)
+    r.duration_ms = (struct gw_opt_f64){duration_ms, true};
+  return r;
+}
+
+static void test_rollup_batch_equals_group_by(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r[6] = {
+    rollup_rec(0xc1, 1, T0, "svc-a", "gpt-4o", 15),
+    rollup_rec(0xc1, 2, T0 + 1000, "svc-a", "gpt-4o", 700),
+    rollup_rec(0xc2, 1, T0 + 2000, "svc-a", "gpt-4o", -1),
+    rollup_rec(0xc3, 1, T0 + HOUR, "svc-a", "gpt-4o", 5),
+    rollup_rec(0xc4, 1, T0 + 2 * HOUR, "svc-b", NULL, 90000),
+    rollup_rec(0xc4, 2, T0 + 2 * HOUR + 5, NULL, "claude", 81920),
+  };
+  r[0].input_tokens = (struct gw_opt_i64){100, true};
+  r[0].output_tokens = (struct gw_opt_i64){20, true};
+  r[0].total_cost_nusd = (struct gw_opt_i64){1500, true};
+  r[0].first_token_latency_ms = (struct gw_opt_f64){4.5, true};
+  r[1].input_tokens = (struct gw_opt_i64){50, true};
+  r[1].cache_read_tokens = (struct gw_opt_i64){30, true};
+  r[1].total_cost_nusd = (struct gw_opt_i64){2500, true};
+  r[1].status = "error";
+  r[2].status = "unset";
+  r[2].reasoning_tokens = (struct gw_opt_i64){7, true};
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 6, &out), GW_SINK_OK);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly"), 4);
+  /* The first hour's group, value by value. */
+  assert_string_equal(qv("SELECT concat_ws('|', hour_bucket, total_requests, successful_requests, error_requests, "
+                         "total_input_tokens, total_output_tokens, total_cache_read_tokens, total_reasoning_tokens, "
+                         "total_cost, sum_duration_ms, first_token_count, duration_histogram) "
+                         "FROM trace_metrics_hourly WHERE hour_bucket = '2025-01-01 00:00:00+00'"),
+                      "2025-01-01 00:00:00+00|3|2|1|150|20|30|7|0.000004000|715|1|"
+                      "{0,1,0,0,0,0,0,1,0,0,0,0,0,0,0}");
+  /* Unknown dimensions are '', the top buckets hold 81920 (upper bound inclusive) and 90000 (+Inf). */
+  assert_string_equal(qv("SELECT string_agg(concat_ws('|', service_name, model_id, duration_histogram[14], "
+                         "duration_histogram[15]), ';' ORDER BY service_name) FROM trace_metrics_hourly "
+                         "WHERE hour_bucket = '2025-01-01 02:00:00+00'"),
+                      "|claude|1|0;svc-b||0|1");
+  /* The view: averages over the rows that had a duration, tokens per request, quantiles. */
+  assert_string_equal(qv("SELECT concat_ws('|', avg_duration_ms, avg_first_token_latency_ms, "
+                         "round(avg_tokens_per_request::numeric, 3), p50_duration_ms, p99_duration_ms) "
+                         "FROM trace_metrics_hourly_v WHERE hour_bucket = '2025-01-01 00:00:00+00'"),
+                      "357.5|4.5|56.667|20|1267.2");
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_rollup_resend_unchanged(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r[4] = {
+    rollup_rec(0xc5, 1, T0, "svc-a", "gpt-4o", 15),
+    rollup_rec(0xc5, 2, T0 + 1000, "svc-a", "gpt-4o", 300),
+    rollup_rec(0xc6, 1, T0 + HOUR, "svc-b", "gpt-4o", 2000),
+    rollup_rec(0xc6, 2, T0 + HOUR, "svc-b", "gpt-4o", -1),
+  };
+  r[0].input_tokens = (struct gw_opt_i64){10, true};
+  r[2].total_cost_nusd = (struct gw_opt_i64){7, true};
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 4, &out), GW_SINK_OK);
+  const char *before = rollup_snapshot();
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 4);
+  assert_int_equal(send1(s, r, 4, &out), GW_SINK_OK);
+  assert_int_equal(send1(s, r + 1, 2, &out), GW_SINK_OK);
+  assert_string_equal(rollup_snapshot(), before);
+  assert_int_equal(rollup_diff(), 0);
+  /* One new row among re-sent ones counts just that row. */
+  struct gw_record m[2] = {r[0], rollup_rec(0xc7, 1, T0 + 5, "svc-a", "gpt-4o", 30)};
+  assert_int_equal(send1(s, m, 2, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 5);
+  assert_int_equal(rollup_diff(), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* Row k of the mixed load: spread over 3 hours, 2 services, 3 providers and 4 models (NULL among them),
+ * errors, NULL tokens and durations in every bucket. Durations are exact in binary, so sums added in any
+ * order are equal. */
+static struct gw_record mixed_rec(int k)
+{
+  static const char *const services[] = {"svc-a", "svc-b"};
+  static const char *const providers[] = {"openai", "anthropic", NULL};
+  static const char *const models[] = {"gpt-4o", "claude", NULL, "gpt-4o-mini"};
+  static const char *const ops[] = {"chat", "execute_tool", NULL};
+  static const double durs[] = {-1, 5, 10, 15.5, 25, 100, 700, 3000, 50000, 90000, 10240, 0.25, 160, 40000};
+  struct gw_record r = rec(0xe000 + (unsigned)k / 4, (unsigned long long)k + 1,
+                           T0 + (uint64_t)(k / 5 % 3) * HOUR + (uint64_t)k * 1000000);
+  r.service_name = services[k % 2];
+  r.provider = providers[k % 3];
+  r.model_id = models[k % 4];
+  r.operation = ops[k % 3];
+  r.status = k % 7 == 0 ? "error" : k % 5 == 0 ? "unset" : "ok";
+  if (k % 5)
+    r.input_tokens = (struct gw_opt_i64){k * 3, true};
+  if (k % 6)
+    r.output_tokens = (struct gw_opt_i64){k, true};
+  if (k % 4 == 0)
+    r.cache_read_tokens = (struct gw_opt_i64){k, true};
+  if (k % 9 == 2)
+    r.cache_write_tokens = (struct gw_opt_i64){k + 1, true};
+  if (k % 8 == 1)
+    r.reasoning_tokens = (struct gw_opt_i64){2 * k, true};
+  if (k % 3)
+    r.total_cost_nusd = (struct gw_opt_i64){k * 1000 + 1, true};
+  double d = durs[k % (int)(sizeof durs / sizeof durs[0])];
+  if (d >= 0)
+    r.duration_ms = (struct gw_opt_f64){d, true};
+  if (k % 4 == 1)
+    r.first_token_latency_ms = (struct gw_opt_f64){k * 2.5, true};
+  return r;
+}
+
+static void mixed_load(void *s)
+{
+  struct gw_sink_outcome out;
+  for (int b = 0; b < 5; b++) {
+    struct gw_record r[40];
+    size_t n = 0;
+    for (int k = b * 24 - 10; k < b * 24 + 24; k++)
+      if (k >= 0)
+        r[n++] = mixed_rec(k);
+    if (b == 2) { /* a row Postgres refuses: rejected, never counted */
+      r[n] = mixed_rec(1000);
+      r[n++].input_tokens = (struct gw_opt_i64){1LL << 40, true};
+    }
+    assert_int_equal(send1(s, r, n, &out), GW_SINK_OK);
+  }
+  assert_int_equal(rows(), 120);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 1);
+}
+
+static void test_rollup_mixed_load(void **state)
+{
+  void *s = store_create(dsn);
+  mixed_load(s);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 120);
+  assert_int_equal(qn("SELECT sum(error_requests) FROM trace_metrics_hourly"), 18);
+  assert_true(qn("SELECT count(*) FROM trace_metrics_hourly") > 20);
+  assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly WHERE model_id = '' AND provider = '' "
+                      "AND operation = ''"),
+                   qn("SELECT count(DISTINCT (date_trunc('hour', start_time), service_name)) FROM "
+                      "ai_interaction_traces WHERE model_id IS NULL AND provider IS NULL AND operation IS NULL"));
+  /* Every histogram counts exactly the rows with a duration. */
+  assert_int_equal(qn("SELECT sum(x) FROM trace_metrics_hourly, unnest(duration_histogram) x"),
+                   qn("SELECT count(duration_ms) FROM ai_interaction_traces"));
+  gw_store_pg_sink.destroy(s);
+}
+
+static void test_hist_quantile(void **state)
+{
+  /* 10 in (10, 20]: linear inside the bucket. */
+  assert_string_equal(qv("SELECT gw_hist_quantile('{0,10,0,0,0,0,0,0,0,0,0,0,0,0,0}', 0.5)"), "15");
+  assert_string_equal(qv("SELECT gw_hist_quantile('{0,10,0,0,0,0,0,0,0,0,0,0,0,0,0}', 1)"), "20");
+  /* 4 in [0, 10], 4 in (40, 80]: p50 ends the first bucket, p75 is half way through (40, 80]. */
+  assert_string_equal(qv("SELECT gw_hist_quantile('{4,0,0,4,0,0,0,0,0,0,0,0,0,0,0}', 0.5)"), "10");
+  assert_string_equal(qv("SELECT gw_hist_quantile('{4,0,0,4,0,0,0,0,0,0,0,0,0,0,0}', 0.75)"), "60");
+  assert_string_equal(qv("SELECT gw_hist_quantile('{4,0,0,4,0,0,0,0,0,0,0,0,0,0,0}', 0.25)"), "5");
+  /* The +Inf bucket answers its lower bound. */
+  assert_string_equal(qv("SELECT gw_hist_quantile('{1,0,0,0,0,0,0,0,0,0,0,0,0,0,9}', 0.99)"), "81920");
+  assert_string_equal(qv("SELECT gw_hist_quantile('{0,0,0,0,0,0,0,0,0,0,0,0,0,0,0}', 0.5) IS NULL"), "t");
+  assert_string_equal(qv("SELECT gw_hist_quantile('{1,0,0,0,0,0,0,0,0,0,0,0,0,0,0}', 1.5) IS NULL"), "t");
+  /* Buckets: OTel's (lower, upper]; helpers. */
+  assert_string_equal(qv("SELECT concat_ws(',', gw_duration_bucket(-3), gw_duration_bucket(10), "
+                         "gw_duration_bucket(10.001), gw_duration_bucket(81920), gw_duration_bucket(81920.5), "
+                         "gw_duration_bucket(NULL) IS NULL)"),
+                      "1,1,2,14,15,t");
+  /* Each bound is the inclusive top of its bucket, whatever is just above it starts the next. */
+  assert_string_equal(qv("SELECT count(*) FROM unnest(gw_duration_bounds()) WITH ORDINALITY AS b(ms, i) "
+                         "WHERE gw_duration_bucket(ms) = i AND gw_duration_bucket(ms + 0.001) = i + 1"),
+                      "14");
+  assert_string_equal(qv("SELECT gw_hist_add('{1,2,3}', '{10,20,30,40}')::text"), "{11,22,33,40}");
+  assert_string_equal(qv("SELECT gw_hist_sum(h)::text FROM (VALUES ('{1,2}'::bigint[]), (NULL), ('{0,5}')) v(h)"),
+                      "{1,7}");
+}
+
+static void test_rollup_rebuild(void **state)
+{
+  void *s = store_create(dsn);
+  mixed_load(s);
+  const char *before = rollup_snapshot();
+  long total = qn("SELECT count(*) FROM trace_metrics_hourly");
+  /* Lose the middle hour, rebuild from a range that starts inside it: the whole hour comes back. */
+  long mid = qn("SELECT count(*) FROM trace_metrics_hourly WHERE hour_bucket = '2025-01-01 01:00:00+00'");
+  assert_true(mid > 0);
+  exec_or_fail(db, "DELETE FROM trace_metrics_hourly WHERE hour_bucket = '2025-01-01 01:00:00+00'");
+  assert_int_equal(qn("SELECT gw_rollup_rebuild('2025-01-01 01:30:00+00', '2025-01-01 01:45:00+00')"), mid);
+  assert_string_equal(rollup_snapshot(), before);
+  /* Everything, after corrupting a value: the rebuild recomputes rather than adds. */
+  exec_or_fail(db, "DELETE FROM trace_metrics_hourly WHERE hour_bucket = '2025-01-01 00:00:00+00'");
+  exec_or_fail(db, "UPDATE trace_metrics_hourly SET total_requests = total_requests + 100");
+  assert_int_equal(qn("SELECT gw_rollup_rebuild('2025-01-01 00:00:00+00', '2025-01-01 03:00:00+00')"), total);
+  assert_string_equal(rollup_snapshot(), before);
+  assert_int_equal(rollup_diff(), 0);
+  /* An empty or inverted range touches nothing. */
+  assert_int_equal(qn("SELECT gw_rollup_rebuild('2025-01-01 03:00:00+00', '2025-01-01 00:00:00+00')"), 0);
+  assert_string_equal(rollup_snapshot(), before);
+  gw_store_pg_sink.destroy(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -785,6 +1047,11 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_batch_equals_group_by, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_resend_unchanged, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_mixed_load, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_hist_quantile, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_rebuild, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
