@@ -4,6 +4,9 @@
  * ingestion or the other sinks. A failed batch is re-read from the spool (rewind) and sent again after
  * an exponential backoff with full jitter, or after the delay the peer asked for, whichever is longer.
  * Repeated failures log one summary line per 10 s instead of one line per attempt.
+ * A sink with a lag cap (exporters) checks it before every batch and after every failure: past the cap it
+ * skips its oldest entries (gw_spool_skip), counts them and says so once per 10 s, so a dead peer costs
+ * that peer its data, never the spool's room for ingestion or the other consumers.
  */
 #include "sink/sink.h"
 
@@ -27,7 +30,35 @@ struct gw_sink {
   atomic_bool stopping;
   uint64_t stop_deadline; /* monotonic ns; set on stop */
   _Atomic uint64_t batches_ok, batches_retried, batches_dropped, delivered, dropped, last_error_ns;
+  _Atomic uint64_t skipped_entries, skipped_spans, skipped_log_records;
 };
+
+/* Enforce the lag cap; logs what was skipped at most once per 10 s (the rest is summed into the next line). */
+static void lag_cap(struct gw_sink *s, struct gw_spool_skipped *pending, uint64_t *last_log)
+{
+  if (!s->conf.max_lag_bytes && !s->conf.max_lag_ms)
+    return;
+  struct gw_spool_skipped k;
+  gw_spool_skip(s->spool, s->consumer, s->conf.max_lag_bytes, s->conf.max_lag_ms * 1000000ull, &k);
+  if (k.entries) {
+    atomic_fetch_add(&s->skipped_entries, k.entries);
+    atomic_fetch_add(&s->skipped_spans, k.spans);
+    atomic_fetch_add(&s->skipped_log_records, k.log_records);
+    pending->entries += k.entries;
+    pending->spans += k.spans;
+    pending->log_records += k.log_records;
+    pending->bytes += k.bytes;
+  }
+  if (pending->entries && gw_mono_ns() - *last_log > 10ull * 1000000000ull) {
+    gw_warn(s->type->name,
+            "more than its lag cap behind the spool head: skipped %llu spans and %llu log records (%llu entries, "
+            "%llu bytes) that will not be delivered",
+            (unsigned long long)pending->spans, (unsigned long long)pending->log_records,
+            (unsigned long long)pending->entries, (unsigned long long)pending->bytes);
+    memset(pending, 0, sizeof *pending);
+    *last_log = gw_mono_ns();
+  }
+}
 
 static uint64_t jitter(uint64_t max_ms, unsigned *seed)
 {
@@ -58,12 +89,14 @@ static void *run(void *arg)
   struct gw_spool_entry *batch = gw_calloc(cap, sizeof *batch);
   unsigned seed = (unsigned)gw_mono_ns();
   uint64_t backoff = s->conf.backoff_min_ms;
-  uint64_t fails_since_log = 0, last_log = 0;
+  uint64_t fails_since_log = 0, last_log = 0, last_skip_log = 0;
+  struct gw_spool_skipped skipped = {0};
 
   for (;;) {
     bool stopping = atomic_load(&s->stopping);
     if (stopping && gw_mono_ns() >= s->stop_deadline)
       break;
+    lag_cap(s, &skipped, &last_skip_log);
     uint64_t deadline = gw_mono_ns() + 200 * 1000000ull;
     size_t n = gw_spool_peek(s->spool, s->consumer, batch, cap, s->conf.batch_spans,
                              stopping ? 0 : s->conf.batch_wait_ms * 1000000ull, deadline);
@@ -78,6 +111,12 @@ static void *run(void *arg)
     memset(&out, 0, sizeof out);
     enum gw_sink_result r = s->type->send(s->self, batch, n, &out);
     if (r == GW_SINK_RETRY) {
+      if (out.done > n)
+        out.done = n;
+      if (out.done)
+        gw_spool_commit(s->spool, s->consumer, batch[out.done - 1].seq);
+      atomic_fetch_add(&s->delivered, out.delivered);
+      atomic_fetch_add(&s->dropped, out.dropped);
       gw_spool_rewind(s->spool, s->consumer);
       atomic_fetch_add(&s->batches_retried, 1);
       atomic_store(&s->last_error_ns, gw_now_ns());
@@ -112,6 +151,9 @@ static void *run(void *arg)
     atomic_fetch_add(&s->dropped, out.dropped);
     gw_spool_commit(s->spool, s->consumer, batch[n - 1].seq);
   }
+  if (skipped.entries)
+    gw_warn(s->type->name, "skipped %llu more spans and %llu more log records past its lag cap since the last report (not delivered)",
+            (unsigned long long)skipped.spans, (unsigned long long)skipped.log_records);
   free(batch);
   return NULL;
 }
@@ -144,13 +186,22 @@ fail:
   return NULL;
 }
 
+void gw_sink_request_stop(struct gw_sink *s)
+{
+  if (!s || atomic_load(&s->stopping))
+    return;
+  s->stop_deadline = gw_mono_ns() + s->conf.drain_ms * 1000000ull;
+  atomic_store(&s->stopping, true);
+  if (s->type->stopping)
+    s->type->stopping(s->self, s->stop_deadline);
+  gw_spool_wake(s->spool);
+}
+
 void gw_sink_stop(struct gw_sink *s)
 {
   if (!s)
     return;
-  s->stop_deadline = gw_mono_ns() + s->conf.drain_ms * 1000000ull;
-  atomic_store(&s->stopping, true);
-  gw_spool_wake(s->spool);
+  gw_sink_request_stop(s);
   pthread_join(s->thread, NULL);
   s->type->destroy(s->self);
   free(s);
@@ -163,5 +214,10 @@ void gw_sink_stats(struct gw_sink *s, struct gw_sink_stats *o)
   o->batches_dropped = atomic_load(&s->batches_dropped);
   o->delivered = atomic_load(&s->delivered);
   o->dropped = atomic_load(&s->dropped);
+  o->skipped_entries = atomic_load(&s->skipped_entries);
+  o->skipped_spans = atomic_load(&s->skipped_spans);
+  o->skipped_log_records = atomic_load(&s->skipped_log_records);
   o->last_error_ns = atomic_load(&s->last_error_ns);
 }
+
+int gw_sink_consumer(const struct gw_sink *s) { return s->consumer; }

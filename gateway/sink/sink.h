@@ -20,6 +20,8 @@ enum gw_sink_result { GW_SINK_OK, GW_SINK_RETRY, GW_SINK_DROP };
 /* Filled by send to steer the generic loop. */
 struct gw_sink_outcome {
   uint64_t retry_after_ms; /* > 0: the peer asked to wait this long (Retry-After / RetryInfo) */
+  size_t done;             /* RETRY only: the first `done` entries are finished (delivered or given up):
+                            * they are committed, and only the rest is sent again */
   uint64_t delivered;      /* spans or records delivered, for metrics */
   uint64_t dropped;        /* spans or records given up on, for metrics */
   char error[256];         /* why, for the log line (no secrets, no content) */
@@ -34,6 +36,9 @@ struct gw_sink_type {
                               struct gw_sink_outcome *out);
   /* Called on the sink thread when it starts idling for a while (close idle connections, etc.). May be NULL. */
   void (*idle)(void *self);
+  /* Called from the stopping thread (not the sink's) with the drain deadline (monotonic ns), so a send in
+   * flight can give up by then instead of running out its own timeout. Must be thread-safe. May be NULL. */
+  void (*stopping)(void *self, uint64_t deadline_mono_ns);
   void (*destroy)(void *self);
 };
 
@@ -43,6 +48,11 @@ struct gw_sink_conf {
   uint32_t max_entries;    /* entries per send at most */
   uint64_t backoff_min_ms, backoff_max_ms;
   uint64_t drain_ms;       /* on stop: keep delivering for at most this long */
+  /* Lag cap (DESIGN §1), for sinks that may lose data (exporters; 0 = never skip, as the Postgres writer):
+   * while this sink is more than max_lag_bytes or max_lag_ms behind the spool head, its oldest entries
+   * are skipped unsent, counted (gw_sink_stats) and logged. */
+  uint64_t max_lag_bytes;
+  uint64_t max_lag_ms;
 };
 
 struct gw_sink;
@@ -51,15 +61,21 @@ struct gw_sink;
  * by the sink from here on (destroyed by gw_sink_stop). NULL on failure (err filled, self destroyed). */
 struct gw_sink *gw_sink_start(const struct gw_sink_type *type, void *self, struct gw_spool *spool,
                               const struct gw_sink_conf *conf, struct gw_err *err);
-/* Drain for up to conf->drain_ms after the spool is closed, then stop and join the thread, destroy self.
+/* Start stopping: from now the sink drains for at most conf->drain_ms (close the spool first), then its
+ * thread ends. Returns at once, so several sinks drain in parallel. NULL is fine. */
+void gw_sink_request_stop(struct gw_sink *s);
+/* Stop (gw_sink_request_stop if not done yet), join the thread, destroy self and free the sink.
  * NULL is fine. */
 void gw_sink_stop(struct gw_sink *s);
 
-/* Figures for /metrics. */
+/* Figures for /metrics. Thread-safe. */
 struct gw_sink_stats {
   uint64_t batches_ok, batches_retried, batches_dropped, delivered, dropped;
+  uint64_t skipped_entries, skipped_spans, skipped_log_records; /* given up by the lag cap */
   uint64_t last_error_ns;
 };
 void gw_sink_stats(struct gw_sink *s, struct gw_sink_stats *out);
+/* The sink's spool consumer id (for gw_spool_lag_get). */
+int gw_sink_consumer(const struct gw_sink *s);
 
 #endif

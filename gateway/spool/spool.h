@@ -98,6 +98,26 @@ bool gw_spool_below_high_water(struct gw_spool *s);
 uint64_t gw_spool_last_seq(struct gw_spool *s);
 /* Entries and bytes appended but not yet committed by this consumer. */
 void gw_spool_lag(struct gw_spool *s, int consumer, uint64_t *entries, size_t *bytes);
+
+/* How far a consumer is behind the spool head: entries and bytes appended but not committed, and how long
+ * ago the oldest of them was appended (0 when there is none). O(1). */
+struct gw_spool_lag {
+  uint64_t entries, bytes, age_ns;
+};
+void gw_spool_lag_get(struct gw_spool *s, int consumer, struct gw_spool_lag *out);
+
+/*
+ * The lag cap of a consumer that may lose data (an exporter; never the Postgres writer, DESIGN §1):
+ * commit, unsent, the oldest entries of this consumer while its lag is above max_bytes or its oldest
+ * entry is older than max_age_ns (0 = no limit), so a dead peer cannot hold the spool and push back on
+ * ingestion. Only the consumer's own thread calls it, between batches (after a rewind). out says what
+ * was given up, for the consumer to count and log. Frees space nobody else needs.
+ */
+struct gw_spool_skipped {
+  uint64_t entries, bytes, spans, log_records;
+};
+void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_t max_age_ns,
+                   struct gw_spool_skipped *out);
 const char *gw_spool_consumer_name(struct gw_spool *s, int consumer);
 int gw_spool_consumer_count(struct gw_spool *s);
 

@@ -2,6 +2,9 @@
  * spool_mem.c: the memory backend: a FIFO of malloc'd entries under one mutex, bounded in bytes.
  * Appenders hold the lock only to link an entry; consumers wait on a condition variable.
  * An entry is freed when the slowest consumer has committed past it.
+ * Each consumer keeps pointers to its first uncommitted and first unread node (neither can be freed while
+ * it points there), and lag is kept as running byte totals, so peek, commit, lag and skip cost O(1) per
+ * entry they touch: a fast consumer never walks the backlog a slow one leaves at the head.
  */
 #include "spool/spool.h"
 
@@ -23,8 +26,11 @@ struct node {
 
 struct consumer {
   char name[32];
-  uint64_t committed; /* last committed seq */
-  uint64_t read;      /* last seq handed out by peek */
+  uint64_t committed;       /* last committed seq */
+  uint64_t read;            /* last seq handed out by peek */
+  struct node *next_commit; /* first node after committed; NULL when everything appended is committed */
+  struct node *next_read;   /* first node after read; NULL when everything appended was read */
+  uint64_t committed_bytes; /* running total of the bytes of the entries committed (or skipped) */
 };
 
 struct gw_spool {
@@ -32,6 +38,7 @@ struct gw_spool {
   pthread_cond_t cv;
   struct node *head, *tail; /* head = oldest not yet reclaimed */
   uint64_t next_seq;
+  uint64_t appended_bytes; /* running total, for lag */
   size_t bytes, max_bytes;
   double high_water;
   bool closed;
@@ -86,6 +93,8 @@ int gw_spool_add_consumer(struct gw_spool *s, const char *name)
     struct consumer *c = &s->consumers[id];
     snprintf(c->name, sizeof c->name, "%s", name);
     c->committed = c->read = s->next_seq - 1;
+    c->next_commit = c->next_read = NULL;
+    c->committed_bytes = s->appended_bytes;
   }
   pthread_mutex_unlock(&s->mu);
   return id;
@@ -157,18 +166,17 @@ gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
   else
     s->head = n;
   s->tail = n;
+  s->appended_bytes += bytes;
+  for (int i = 0; i < s->nconsumers; i++) {
+    struct consumer *c = &s->consumers[i];
+    if (!c->next_commit)
+      c->next_commit = n;
+    if (!c->next_read)
+      c->next_read = n;
+  }
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   return GW_OK;
-}
-
-/* First node after seq, or NULL. Lock held. */
-static struct node *after(struct gw_spool *s, uint64_t seq)
-{
-  struct node *n = s->head;
-  while (n && n->e.seq <= seq)
-    n = n->next;
-  return n;
 }
 
 size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *out, size_t max, uint32_t min_spans,
@@ -178,7 +186,7 @@ size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *ou
   size_t count = 0;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    struct node *first = after(s, c->read);
+    struct node *first = c->next_read;
     if (first) {
       uint64_t spans = 0;
       for (struct node *n = first; n && spans < min_spans; n = n->next)
@@ -188,13 +196,16 @@ size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *ou
         /* A batch is about min_spans spans: a large backlog is handed over in batch-sized pieces,
          * never all at once (a consumer renders a whole batch in memory). */
         uint64_t got = 0;
-        for (struct node *n = first; n && count < max; n = n->next) {
+        struct node *n = first;
+        while (n && count < max) {
           out[count++] = n->e;
           got += n->e.nspans;
+          n = n->next;
           if (min_spans && got >= min_spans)
             break;
         }
         c->read = out[count - 1].seq;
+        c->next_read = n;
         break;
       }
       /* Wait for more, but no longer than the oldest entry's batch window. */
@@ -217,7 +228,9 @@ size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *ou
 void gw_spool_rewind(struct gw_spool *s, int consumer)
 {
   pthread_mutex_lock(&s->mu);
-  s->consumers[consumer].read = s->consumers[consumer].committed;
+  struct consumer *c = &s->consumers[consumer];
+  c->read = c->committed;
+  c->next_read = c->next_commit;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -225,10 +238,15 @@ void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq)
 {
   pthread_mutex_lock(&s->mu);
   struct consumer *c = &s->consumers[consumer];
-  if (seq > c->committed)
-    c->committed = seq;
-  if (c->read < c->committed)
+  while (c->next_commit && c->next_commit->e.seq <= seq) {
+    c->committed = c->next_commit->e.seq;
+    c->committed_bytes += c->next_commit->bytes;
+    c->next_commit = c->next_commit->next;
+  }
+  if (c->read < c->committed) {
     c->read = c->committed;
+    c->next_read = c->next_commit;
+  }
   reclaim(s);
   pthread_mutex_unlock(&s->mu);
 }
@@ -273,16 +291,52 @@ uint64_t gw_spool_last_seq(struct gw_spool *s)
 
 void gw_spool_lag(struct gw_spool *s, int consumer, uint64_t *entries, size_t *bytes)
 {
+  struct gw_spool_lag l;
+  gw_spool_lag_get(s, consumer, &l);
+  *entries = l.entries;
+  *bytes = (size_t)l.bytes;
+}
+
+void gw_spool_lag_get(struct gw_spool *s, int consumer, struct gw_spool_lag *out)
+{
   pthread_mutex_lock(&s->mu);
-  uint64_t e = 0;
-  size_t b = 0;
-  for (struct node *n = after(s, s->consumers[consumer].committed); n; n = n->next) {
-    e++;
-    b += n->bytes;
-  }
+  const struct consumer *c = &s->consumers[consumer];
+  out->entries = (s->next_seq - 1) - c->committed; /* seqs are contiguous */
+  out->bytes = s->appended_bytes - c->committed_bytes;
+  out->age_ns = c->next_commit ? gw_mono_ns() - c->next_commit->appended_mono : 0;
   pthread_mutex_unlock(&s->mu);
-  *entries = e;
-  *bytes = b;
+}
+
+void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_t max_age_ns,
+                   struct gw_spool_skipped *out)
+{
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&s->mu);
+  struct consumer *c = &s->consumers[consumer];
+  uint64_t now = gw_mono_ns();
+  for (struct node *n = c->next_commit; n; n = c->next_commit) {
+    uint64_t lag = s->appended_bytes - c->committed_bytes;
+    bool too_big = max_bytes && lag > max_bytes;
+    bool too_old = max_age_ns && now - n->appended_mono > max_age_ns;
+    if (!too_big && !too_old)
+      break;
+    out->entries++;
+    out->bytes += n->bytes;
+    if (n->e.signal == GW_SIGNAL_LOGS)
+      out->log_records += n->e.nspans;
+    else
+      out->spans += n->e.nspans;
+    c->committed = n->e.seq;
+    c->committed_bytes += n->bytes;
+    c->next_commit = n->next;
+  }
+  if (c->read < c->committed) {
+    c->read = c->committed;
+    c->next_read = c->next_commit;
+  }
+  if (out->entries)
+    reclaim(s);
+  pthread_mutex_unlock(&s->mu);
 }
 
 const char *gw_spool_consumer_name(struct gw_spool *s, int consumer) { return s->consumers[consumer].name; }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "spool/spool.h"
@@ -140,6 +141,136 @@ static void test_close_refuses_appends_and_drains(void **st)
   gw_spool_destroy(s);
 }
 
+/* Lag is kept as running totals: entries, bytes and the age of the oldest uncommitted entry. */
+static void test_lag(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a"), b = gw_spool_add_consumer(s, "b");
+  struct gw_spool_lag l;
+  gw_spool_lag_get(s, a, &l);
+  assert_int_equal(l.entries, 0);
+  assert_int_equal(l.bytes, 0);
+  assert_int_equal(l.age_ns, 0);
+  put(s, "one", 1);
+  put(s, "two", 2);
+  struct timespec ts = {0, 20000000};
+  nanosleep(&ts, NULL);
+  gw_spool_lag_get(s, a, &l);
+  assert_int_equal(l.entries, 2);
+  size_t total = gw_spool_bytes(s);
+  assert_int_equal(l.bytes, total);
+  assert_true(l.age_ns >= 15000000ull);
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 1, 1, 0, far()), 1);
+  gw_spool_commit(s, a, e[0].seq);
+  gw_spool_lag_get(s, a, &l);
+  assert_int_equal(l.entries, 1);
+  assert_true(l.bytes > 0 && l.bytes < total);
+  gw_spool_lag_get(s, b, &l);
+  assert_int_equal(l.entries, 2); /* b's lag is its own */
+  uint64_t le;
+  size_t lb;
+  gw_spool_lag(s, b, &le, &lb);
+  assert_int_equal(le, 2);
+  assert_int_equal(lb, total);
+  gw_spool_destroy(s);
+}
+
+/* The lag cap: skip the oldest entries past the byte cap, count them by signal, free their space, and
+ * leave the other consumer's entries alone. */
+static void test_skip_past_byte_cap(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int exp = gw_spool_add_consumer(s, "exporter"), pg = gw_spool_add_consumer(s, "postgres");
+  char body[1000];
+  memset(body, 'x', sizeof body - 1);
+  body[sizeof body - 1] = 0;
+  for (int i = 0; i < 10; i++) {
+    struct gw_spool_in in = {i % 2 ? GW_SIGNAL_LOGS : GW_SIGNAL_TRACES, 0, 3, 0, body, strlen(body), NULL, 0};
+    assert_int_equal(gw_spool_append(s, &in), GW_OK);
+  }
+  struct gw_spool_lag l;
+  gw_spool_lag_get(s, exp, &l);
+  uint64_t per = l.bytes / 10;
+  struct gw_spool_skipped k;
+  /* Under the cap: nothing happens. */
+  gw_spool_skip(s, exp, l.bytes, 0, &k);
+  assert_int_equal(k.entries, 0);
+  /* A cap of 4 entries' worth: the 6 oldest go. */
+  gw_spool_skip(s, exp, 4 * per, 0, &k);
+  assert_int_equal(k.entries, 6);
+  assert_int_equal(k.spans, 9);
+  assert_int_equal(k.log_records, 9);
+  assert_int_equal(k.bytes, 6 * per);
+  gw_spool_lag_get(s, exp, &l);
+  assert_int_equal(l.entries, 4);
+  /* The exporter reads on from the 7th entry. */
+  struct gw_spool_entry e[16];
+  assert_int_equal(gw_spool_peek(s, exp, e, 16, 100, 0, far()), 4);
+  assert_int_equal(e[0].seq, 7);
+  gw_spool_rewind(s, exp);
+  /* postgres never skipped: it still sees all 10, and the space is held until it commits. */
+  assert_int_equal(gw_spool_peek(s, pg, e, 16, 100, 0, far()), 10);
+  assert_int_equal(e[0].seq, 1);
+  size_t held = gw_spool_bytes(s);
+  gw_spool_commit(s, pg, e[5].seq);
+  assert_true(gw_spool_bytes(s) < held); /* the skipped entries are reclaimed once postgres passes them */
+  gw_spool_destroy(s);
+}
+
+static void test_skip_past_age_cap(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  put(s, "old", 2);
+  struct timespec ts = {0, 60000000};
+  nanosleep(&ts, NULL);
+  put(s, "new", 1);
+  struct gw_spool_skipped k;
+  gw_spool_skip(s, a, 0, 30000000ull, &k); /* 30 ms */
+  assert_int_equal(k.entries, 1);
+  assert_int_equal(k.spans, 2);
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 1);
+  assert_memory_equal(e[0].otlp, "new", 3);
+  /* A read-but-unacknowledged batch is skipped too when it ages out (the sink rewinds first). */
+  gw_spool_rewind(s, a);
+  nanosleep(&ts, NULL);
+  gw_spool_skip(s, a, 0, 30000000ull, &k);
+  assert_int_equal(k.entries, 1);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, gw_mono_ns() + 10000000ull), 0);
+  put(s, "later", 1);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 1, 0, far()), 1);
+  assert_memory_equal(e[0].otlp, "later", 5);
+  gw_spool_destroy(s);
+}
+
+/* A consumer added after appends starts at the next entry, and its pointers follow later appends. */
+static void test_late_consumer(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  put(s, "first", 1);
+  int b = gw_spool_add_consumer(s, "b");
+  put(s, "second", 1);
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, b, e, 4, 100, 0, far()), 1);
+  assert_memory_equal(e[0].otlp, "second", 6);
+  gw_spool_commit(s, b, e[0].seq);
+  struct gw_spool_lag l;
+  gw_spool_lag_get(s, b, &l);
+  assert_int_equal(l.entries, 0);
+  assert_int_equal(l.bytes, 0);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 2);
+  gw_spool_commit(s, a, e[1].seq);
+  assert_int_equal(gw_spool_bytes(s), 0);
+  gw_spool_destroy(s);
+}
+
 static void test_bad_conf(void **st)
 {
   (void)st;
@@ -155,6 +286,8 @@ int main(void)
     cmocka_unit_test(test_order_and_independent_cursors), cmocka_unit_test(test_cap_backpressure_and_reclaim),
     cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_backlog_comes_in_batches),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
     cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_bad_conf),
+    cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_past_age_cap),
+    cmocka_unit_test(test_late_consumer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,239 @@
+/*
+ * test_sink.c: the generic consumer loop (gateway/sink/sink.c) driven by a scripted sink type: partial
+ * progress on RETRY, Retry-After, the lag cap (skip, count, never for a sink without a cap), and stopping
+ * (the stopping hook, drain bounded by drain_ms).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "sink/sink.h"
+
+/* The scripted sink: answers results[i] for send number i (then the last one again), records what it saw. */
+struct fake {
+  pthread_mutex_t mu;
+  enum gw_sink_result results[8];
+  size_t nresults, done_on_retry;
+  uint64_t retry_after_ms;
+  size_t sends;
+  uint64_t first_seq[64];
+  size_t batch_len[64];
+  uint64_t send_mono[64];
+  _Atomic uint64_t stopping_deadline;
+  bool destroyed;
+};
+
+static void *f_create(const void *conf, struct gw_err *err) { return (void *)conf; }
+
+static enum gw_sink_result f_send(void *self, const struct gw_spool_entry *e, size_t n, struct gw_sink_outcome *out)
+{
+  struct fake *f = self;
+  pthread_mutex_lock(&f->mu);
+  size_t i = f->sends < 64 ? f->sends : 63;
+  f->first_seq[i] = e[0].seq;
+  f->batch_len[i] = n;
+  f->send_mono[i] = gw_mono_ns();
+  enum gw_sink_result r = f->results[f->sends < f->nresults ? f->sends : f->nresults - 1];
+  f->sends++;
+  pthread_mutex_unlock(&f->mu);
+  if (r == GW_SINK_RETRY) {
+    out->done = f->done_on_retry;
+    out->retry_after_ms = f->retry_after_ms;
+    snprintf(out->error, sizeof out->error, "scripted failure");
+  } else {
+    out->delivered = n;
+  }
+  return r;
+}
+
+static void f_stopping(void *self, uint64_t deadline) { atomic_store(&((struct fake *)self)->stopping_deadline, deadline); }
+static void f_destroy(void *self) { ((struct fake *)self)->destroyed = true; }
+
+static const struct gw_sink_type fake_type = {
+  .name = "fake", .create = f_create, .send = f_send, .stopping = f_stopping, .destroy = f_destroy,
+};
+
+static struct gw_spool *mk_spool(size_t max)
+{
+  struct gw_spool_conf c = {"memory", NULL, max, 0.9};
+  struct gw_err err = {0};
+  struct gw_spool *s = gw_spool_create(&c, &err);
+  assert_non_null(s);
+  return s;
+}
+
+static void put(struct gw_spool *s, uint32_t nspans)
+{
+  char body[512];
+  memset(body, 'b', sizeof body);
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, nspans, 0, body, sizeof body, NULL, 0};
+  assert_int_equal(gw_spool_append(s, &in), GW_OK);
+}
+
+static size_t sends(struct fake *f)
+{
+  pthread_mutex_lock(&f->mu);
+  size_t n = f->sends;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
+
+static void wait_sends(struct fake *f, size_t want)
+{
+  for (int i = 0; i < 500 && sends(f) < want; i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  assert_true(sends(f) >= want);
+}
+
+static struct fake *mk_fake(void)
+{
+  struct fake *f = calloc(1, sizeof *f);
+  pthread_mutex_init(&f->mu, NULL);
+  return f;
+}
+
+static void free_fake(struct fake *f)
+{
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+}
+
+/* RETRY with done = 1: the first entry is committed, the retry starts at the second. */
+static void test_retry_commits_done_prefix(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct fake *f = mk_fake();
+  f->results[0] = GW_SINK_RETRY;
+  f->results[1] = GW_SINK_OK;
+  f->nresults = 2;
+  f->done_on_retry = 1;
+  struct gw_sink_conf c = {.batch_spans = 3, .batch_wait_ms = 0, .max_entries = 8, .backoff_min_ms = 1,
+                           .backoff_max_ms = 2, .drain_ms = 1000};
+  struct gw_err err = {0};
+  struct gw_sink *s = gw_sink_start(&fake_type, f, sp, &c, &err);
+  assert_non_null(s);
+  put(sp, 1);
+  put(sp, 1);
+  put(sp, 1);
+  wait_sends(f, 2);
+  pthread_mutex_lock(&f->mu);
+  uint64_t first0 = f->first_seq[0], first1 = f->first_seq[1];
+  size_t len0 = f->batch_len[0], len1 = f->batch_len[1];
+  pthread_mutex_unlock(&f->mu);
+  if (len0 == 3) {
+    assert_int_equal(first0, 1);
+    assert_int_equal(first1, 2);
+    assert_int_equal(len1, 2);
+  } else {
+    /* The first batch was cut by time before all three arrived: still, the retry skips the done one. */
+    assert_int_equal(first1, first0 + 1);
+  }
+  gw_spool_close(sp);
+  gw_sink_stop(s);
+  assert_true(f->destroyed);
+  gw_spool_destroy(sp);
+  free_fake(f);
+}
+
+/* The loop waits at least the Retry-After the peer gave before sending again. */
+static void test_retry_after_is_honoured(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct fake *f = mk_fake();
+  f->results[0] = GW_SINK_RETRY;
+  f->results[1] = GW_SINK_OK;
+  f->nresults = 2;
+  f->retry_after_ms = 300;
+  struct gw_sink_conf c = {.batch_spans = 1, .max_entries = 8, .backoff_min_ms = 1, .backoff_max_ms = 2,
+                           .drain_ms = 1000};
+  struct gw_err err = {0};
+  struct gw_sink *s = gw_sink_start(&fake_type, f, sp, &c, &err);
+  put(sp, 1);
+  wait_sends(f, 2);
+  pthread_mutex_lock(&f->mu);
+  uint64_t gap = f->send_mono[1] - f->send_mono[0];
+  pthread_mutex_unlock(&f->mu);
+  assert_true(gap >= 290000000ull);
+  gw_spool_close(sp);
+  gw_sink_stop(s);
+  gw_spool_destroy(sp);
+  free_fake(f);
+}
+
+/* A sink that always fails with a lag cap: the spool never holds more than the cap for it, the skipped
+ * spans are counted, and a second sink without a cap still gets every entry. */
+static void test_lag_cap_skips_and_counts(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct fake *down = mk_fake(), *ok = mk_fake();
+  down->results[0] = GW_SINK_RETRY;
+  down->nresults = 1;
+  ok->results[0] = GW_SINK_OK;
+  ok->nresults = 1;
+  struct gw_sink_conf c = {.batch_spans = 1, .max_entries = 64, .backoff_min_ms = 1, .backoff_max_ms = 5,
+                           .drain_ms = 100, .max_lag_bytes = 8 * 1024};
+  struct gw_sink_conf cok = c;
+  cok.max_lag_bytes = 0;
+  struct gw_err err = {0};
+  struct gw_sink *sd = gw_sink_start(&fake_type, down, sp, &c, &err);
+  struct gw_sink *so = gw_sink_start(&fake_type, ok, sp, &cok, &err);
+  for (int i = 0; i < 100; i++)
+    put(sp, 2);
+  struct gw_sink_stats stats = {0};
+  for (int i = 0; i < 300; i++) {
+    gw_sink_stats(sd, &stats);
+    if (stats.skipped_entries >= 80)
+      break;
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  assert_true(stats.skipped_entries >= 80);
+  assert_int_equal(stats.skipped_spans, 2 * stats.skipped_entries);
+  struct gw_spool_lag l;
+  gw_spool_lag_get(sp, gw_sink_consumer(sd), &l);
+  assert_true(l.bytes <= 8 * 1024 + 1024);
+  gw_sink_stats(so, &stats);
+  for (int i = 0; i < 300 && stats.delivered < 100; i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+    gw_sink_stats(so, &stats);
+  }
+  assert_int_equal(stats.delivered, 100);
+  assert_int_equal(stats.skipped_entries, 0);
+  gw_spool_close(sp);
+  uint64_t t0 = gw_mono_ns();
+  gw_sink_request_stop(sd);
+  gw_sink_request_stop(so);
+  assert_true(atomic_load(&down->stopping_deadline) >= t0 + 90000000ull);
+  gw_sink_stop(sd);
+  gw_sink_stop(so);
+  /* The failing sink drained for at most drain_ms (plus one backoff step), then gave up. */
+  assert_true(gw_mono_ns() - t0 < 2000000000ull);
+  gw_spool_destroy(sp);
+  free_fake(down);
+  free_fake(ok);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_retry_commits_done_prefix),
+    cmocka_unit_test(test_retry_after_is_honoured),
+    cmocka_unit_test(test_lag_cap_skips_and_counts),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
