@@ -19,9 +19,11 @@
 #include "core/conf_int.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -47,6 +49,50 @@ static const char *const spool_modes[] = {"memory", "disk", NULL};
 static const char *const redact_actions[] = {"mask", "hash", "drop", "off", NULL};
 static const char *const key_action_fields[] = {"!key", "!action", NULL};
 static const char *const pattern_fields[] = {"!name", "!regex", "action", "label", NULL};
+static const char *const header_fields[] = {"!name", "!*value", NULL};
+static const char *const protocols_any[] = {"grpc", "http", NULL};
+static const char *const protocols_http[] = {"http", NULL};
+
+const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "signoz", "otlp"};
+
+/* The keys every exporter has; i is its index in gw_conf_exporter_names, N its name as a literal. */
+#define EXPORTER_ROWS(i, N, proto_def, protos, endpoint_desc)                                                     \
+  {.path = "exporters." N ".enabled", .type = T_BOOL, .def = "true", .off = OFF(exporters[i].enabled),             \
+   .desc = "Run this exporter when it has an endpoint; false turns it off whatever the endpoint."},               \
+  {.path = "exporters." N ".endpoint", .type = T_STRING, .def = "", .off = OFF(exporters[i].endpoint),             \
+   .desc = endpoint_desc " Empty: the exporter is off. Must not be one of the gateway's own listen addresses."},   \
+  {.path = "exporters." N ".protocol", .type = T_ENUM, .def = proto_def, .allowed = protos,                        \
+   .off = OFF(exporters[i].protocol), .desc = "OTLP/gRPC (endpoint host:port) or OTLP/HTTP protobuf (endpoint URL)."}, \
+  {.path = "exporters." N ".headers", .type = T_TABLE, .def = "", .allowed = header_fields, .flags = F_SECRET,     \
+   .off = OFF(exporters[i].headers),                                                                              \
+   .desc = "Extra request headers (gRPC metadata), e.g. an API key; values are secrets, printed as ****."},        \
+  {.path = "exporters." N ".tls", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].tls),                    \
+   .desc = "gRPC: TLS instead of plaintext. HTTP endpoints use TLS when the URL is https://."},                    \
+  {.path = "exporters." N ".ca_file", .type = T_STRING, .def = "", .off = OFF(exporters[i].ca_file),               \
+   .desc = "PEM file of the CA certificates to trust for TLS; empty: the system's."},                             \
+  {.path = "exporters." N ".timeout_ms", .type = T_DURATION_MS, .def = "10s", .min = 100, .max = 600000,          \
+   .off = OFF(exporters[i].timeout_ms), .desc = "Longest time for one request, connecting included; then it is "  \
+   "retried."},                                                                                                   \
+  {.path = "exporters." N ".gzip", .type = T_BOOL, .def = "true", .off = OFF(exporters[i].gzip),                   \
+   .desc = "Compress request bodies with gzip."},                                                                 \
+  {.path = "exporters." N ".genai_only", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].genai_only),     \
+   .desc = "Forward only GenAI spans (and log records of requests holding GenAI events); false forwards whole "   \
+   "traces."},                                                                                                    \
+  {.path = "exporters." N ".batch_spans", .type = T_U32, .def = "512", .min = 1, .max = 100000,                   \
+   .off = OFF(exporters[i].batch_spans), .desc = "Send a batch when this many spans (or log records) wait."},     \
+  {.path = "exporters." N ".batch_wait_ms", .type = T_DURATION_MS, .def = "1s", .min = 0, .max = 60000,           \
+   .off = OFF(exporters[i].batch_wait_ms), .desc = "Longest wait to fill a batch before sending it."},            \
+  {.path = "exporters." N ".max_request_bytes", .type = T_SIZE, .def = "4MiB", .min = 64 * KiB, .max = 64 * MiB, \
+   .off = OFF(exporters[i].max_request_bytes),                                                                    \
+   .desc = "A batch is cut into requests of at most this many bytes before compression (one larger request "      \
+   "goes alone)."},                                                                                               \
+  {.path = "exporters." N ".max_lag_bytes", .type = T_SIZE, .def = "0", .min = 0, .max = 1 * TiB,                 \
+   .off = OFF(exporters[i].max_lag_bytes),                                                                        \
+   .desc = "Lag cap: when this exporter is more than this far behind, it skips its oldest data and counts it as " \
+   "dropped. 0: a quarter of spool.max_bytes. All exporters' caps together must stay below the spool's "          \
+   "high-water mark."},                                                                                           \
+  {.path = "exporters." N ".max_lag_ms", .type = T_DURATION_MS, .def = "1h", .min = 0, .max = 604800000,           \
+   .off = OFF(exporters[i].max_lag_ms), .desc = "Lag cap by age: data waiting longer is skipped. 0: no age limit."}
 
 /* Rows sharing a section stay together: gw_conf_print walks the table in order. */
 const struct gw_conf_row gw_conf_rows[] = {
@@ -141,6 +187,23 @@ const struct gw_conf_row gw_conf_rows[] = {
    "(mask, hash, drop, off = never touch)."},
   {.path = "redaction.patterns", .type = T_TABLE, .def = "", .allowed = pattern_fields, .off = OFF(redaction.patterns),
    .desc = "Your own detectors: name, regex (PCRE2), action (default mask), label (default [NAME_REDACTED])."},
+  EXPORTER_ROWS(0, "langfuse", "http", protocols_http,
+                "Langfuse base URL, e.g. https://cloud.langfuse.com; spans go to {endpoint}/api/public/otel/v1/traces. "
+                "Also LANGFUSE_HOST."),
+  {.path = "exporters.langfuse.public_key", .type = T_STRING, .def = "", .off = OFF(exporters[0].public_key),
+   .desc = "Langfuse public key (pk-lf-...), the Basic auth user. Also LANGFUSE_PUBLIC_KEY."},
+  {.path = "exporters.langfuse.secret_key", .type = T_SECRET_STRING, .def = "", .flags = F_SECRET,
+   .off = OFF(exporters[0].secret_key), .desc = "Langfuse secret key (sk-lf-...), the Basic auth password. "
+   "Also LANGFUSE_SECRET_KEY."},
+  EXPORTER_ROWS(1, "signoz", "grpc", protocols_any,
+                "SigNoz collector: host:port for gRPC (ingest.<region>.signoz.cloud:443 with tls: true), or a base "
+                "URL for HTTP (/v1/traces and /v1/logs are appended). Also SIGNOZ_ENDPOINT."),
+  {.path = "exporters.signoz.ingestion_key", .type = T_SECRET_STRING, .def = "", .flags = F_SECRET,
+   .off = OFF(exporters[1].ingestion_key), .desc = "SigNoz Cloud ingestion key, sent as the signoz-ingestion-key "
+   "header; empty for self-hosted. Also SIGNOZ_INGESTION_KEY."},
+  EXPORTER_ROWS(2, "otlp", "http", protocols_any,
+                "Any OTLP receiver: host:port for gRPC, or a base URL for HTTP (/v1/traces and /v1/logs are "
+                "appended, as OTEL_EXPORTER_OTLP_ENDPOINT does)."),
   {.path = "shutdown_grace_ms", .type = T_DURATION_MS, .def = "10s", .min = 0, .max = 600000,
    .off = OFF(shutdown_grace_ms), .desc = "Time given to in-flight requests and sinks to finish on shutdown."},
 };
@@ -155,6 +218,11 @@ const struct gw_conf_env gw_conf_envs[] = {
   {"GENAI_GW_LOG_LEVEL", "log.level"},
   {"GENAI_GW_SPOOL_DIR", "spool.dir"},
   {"GENAI_GW_REDACTION_HMAC_KEY", "redaction.hmac_key"},
+  {"LANGFUSE_HOST", "exporters.langfuse.endpoint"},
+  {"LANGFUSE_PUBLIC_KEY", "exporters.langfuse.public_key"},
+  {"LANGFUSE_SECRET_KEY", "exporters.langfuse.secret_key"},
+  {"SIGNOZ_ENDPOINT", "exporters.signoz.endpoint"},
+  {"SIGNOZ_INGESTION_KEY", "exporters.signoz.ingestion_key"},
 };
 const size_t gw_conf_nenvs = sizeof gw_conf_envs / sizeof gw_conf_envs[0];
 
@@ -639,7 +707,7 @@ static gw_rc table_item(struct ld *x, size_t ri, const char *where, int line, ch
   uint32_t w = table_width(r);
   char path[CONF_MAX_PATH + 64], names[160] = "";
   for (uint32_t f = 0; f < w; f++)
-    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? ", " : "", r->allowed[f] + (r->allowed[f][0] == '!'));
+    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? ", " : "", gw_conf_fname(r->allowed[f]));
   yaml_event_t k, v;
   gw_rc rc;
   for (;;) {
@@ -656,7 +724,7 @@ static gw_rc table_item(struct ld *x, size_t ri, const char *where, int line, ch
     }
     int f = -1;
     for (uint32_t i = 0; i < w; i++)
-      if (strcmp(r->allowed[i] + (r->allowed[i][0] == '!'), (const char *)k.data.scalar.value) == 0)
+      if (strcmp(gw_conf_fname(r->allowed[i]), (const char *)k.data.scalar.value) == 0)
         f = (int)i;
     char shown[CONF_SHOW + 8];
     snprintf(path, sizeof path, "%s.%s", where, show((const char *)k.data.scalar.value, shown, sizeof shown));
@@ -674,8 +742,8 @@ static gw_rc table_item(struct ld *x, size_t ri, const char *where, int line, ch
       return rc;
   }
   for (uint32_t f = 0; f < w; f++)
-    if (r->allowed[f][0] == '!' && !row[f])
-      return fail_line(x, line, where, "missing '%s' (keys: %s)", r->allowed[f] + 1, names);
+    if (gw_conf_frequired(r->allowed[f]) && !row[f])
+      return fail_line(x, line, where, "missing '%s' (keys: %s)", gw_conf_fname(r->allowed[f]), names);
   return GW_OK;
 }
 
@@ -760,7 +828,7 @@ static gw_rc parse_map(struct ld *x, const char *prefix)
     int line;
   } seen[NROWS + 8];
   size_t nseen = 0;
-  char path[CONF_MAX_PATH], shown[CONF_SHOW + 8], allowed[200];
+  char path[CONF_MAX_PATH], shown[CONF_SHOW + 8], allowed[400];
   yaml_event_t kev, vev;
   gw_rc rc;
 
@@ -1004,6 +1072,269 @@ static bool is_default(const struct ld *x, size_t i) { return x->org[i].line == 
 
 static bool wildcard(const char *h) { return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0; }
 
+/* ---- exporters ---- */
+
+bool gw_conf_exporter_on(const struct gw_conf_exporter *e) { return e->enabled && e->endpoint && *e->endpoint; }
+
+uint64_t gw_conf_exporter_lag_bytes(const struct gw_conf *c, const struct gw_conf_exporter *e)
+{
+  return e->max_lag_bytes ? e->max_lag_bytes : c->spool.max_bytes / 4;
+}
+
+static bool is_loopback(const char *h)
+{
+  return strcasecmp(h, "localhost") == 0 || strcmp(h, "127.0.0.1") == 0 || strcmp(h, "::1") == 0;
+}
+
+/* True when numeric address h is one of this machine's interface addresses. */
+static bool is_local_address(const char *h)
+{
+  unsigned char want[16], have[16];
+  int fam = strchr(h, ':') ? AF_INET6 : AF_INET;
+  if (inet_pton(fam, h, want) != 1)
+    return false;
+  struct ifaddrs *ifs = NULL;
+  if (getifaddrs(&ifs) != 0)
+    return false;
+  bool found = false;
+  for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != fam)
+      continue;
+    if (fam == AF_INET)
+      memcpy(have, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, 4);
+    else
+      memcpy(have, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, 16);
+    found = memcmp(want, have, fam == AF_INET ? 4 : 16) == 0;
+  }
+  freeifaddrs(ifs);
+  return found;
+}
+
+/* Would connecting to host ep reach a socket listening on host listen (same port)? No DNS: names other
+ * than localhost only match themselves. */
+static bool same_host(const char *listen, const char *ep)
+{
+  if (strcasecmp(listen, ep) == 0)
+    return true;
+  if (is_loopback(listen) && is_loopback(ep))
+    return true;
+  if (wildcard(listen))
+    return wildcard(ep) || is_loopback(ep) || is_local_address(ep);
+  return false;
+}
+
+/* An exporter endpoint taken apart. */
+struct endpoint {
+  char host[256];
+  unsigned port;
+  bool https;
+  const char *path; /* URL path ("" when none); gRPC: "" */
+};
+
+/* NULL if u is an http(s) URL we can send to; else why not. */
+static const char *url_problem(const char *u, struct endpoint *ep)
+{
+  const char *p;
+  if (strncasecmp(u, "http://", 7) == 0) {
+    p = u + 7;
+    ep->https = false;
+  } else if (strncasecmp(u, "https://", 8) == 0) {
+    p = u + 8;
+    ep->https = true;
+  } else {
+    return "is not an http:// or https:// URL";
+  }
+  size_t alen = strcspn(p, "/?#");
+  if (memchr(p, '@', alen))
+    return "the URL carries credentials; put them in headers (or the exporter's key settings)";
+  if (p[alen] == '?' || p[alen] == '#' || strpbrk(p + alen, "?#"))
+    return "has a query or fragment; give the base URL only";
+  const char *colon = NULL, *host = p;
+  size_t hlen;
+  if (*p == '[') {
+    const char *rb = memchr(p, ']', alen);
+    if (!rb)
+      return "has a bad IPv6 address";
+    host = p + 1;
+    hlen = (size_t)(rb - host);
+    if (rb + 1 < p + alen) {
+      if (rb[1] != ':')
+        return "has a bad IPv6 address";
+      colon = rb + 1;
+    }
+  } else {
+    colon = memchr(p, ':', alen);
+    hlen = colon ? (size_t)(colon - p) : alen;
+  }
+  if (hlen == 0 || hlen >= sizeof ep->host)
+    return "has no host";
+  memcpy(ep->host, host, hlen);
+  ep->host[hlen] = '\0';
+  for (size_t i = 0; i < hlen; i++)
+    if (!isalnum((unsigned char)ep->host[i]) && !strchr(".-:%_", ep->host[i]))
+      return "has a bad host name";
+  ep->port = ep->https ? 443 : 80;
+  if (colon) {
+    const char *ps = colon + 1;
+    size_t pl = (size_t)(p + alen - ps);
+    unsigned long v = 0;
+    if (pl == 0 || pl > 5 || strspn(ps, "0123456789") < pl || (v = strtoul(ps, NULL, 10)) < 1 || v > 65535)
+      return "has a port outside 1..65535";
+    ep->port = (unsigned)v;
+  }
+  ep->path = p + alen;
+  return NULL;
+}
+
+/* p ends with suffix, ignoring trailing slashes. */
+static bool path_ends(const char *p, const char *suffix)
+{
+  size_t n = strlen(p), k = strlen(suffix);
+  while (n && p[n - 1] == '/')
+    n--;
+  return n >= k && strncasecmp(p + n - k, suffix, k) == 0;
+}
+
+/* Header names are RFC 9110 tokens; the exporter sets these itself. */
+static const char *header_problem(const char *name, bool langfuse)
+{
+  static const char *const reserved[] = {"content-type", "content-encoding", "content-length", "host", "te",
+                                         "connection", "transfer-encoding", "user-agent", "accept-encoding", NULL};
+  if (!*name)
+    return "is empty";
+  for (const char *c = name; *c; c++)
+    if (!isalnum((unsigned char)*c) && !strchr("!#$%&'*+-.^_`|~", *c))
+      return "is not a valid header name";
+  for (const char *const *r = reserved; *r; r++)
+    if (strcasecmp(name, *r) == 0)
+      return "is set by the exporter itself";
+  if (strncasecmp(name, "grpc-", 5) == 0)
+    return "is reserved by gRPC";
+  if (langfuse && (strcasecmp(name, "authorization") == 0 || strcasecmp(name, "x-langfuse-ingestion-version") == 0))
+    return "is set by the Langfuse exporter from its keys";
+  return NULL;
+}
+
+static bool header_value_ok(const char *v)
+{
+  for (const char *c = v; *c; c++)
+    if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+      return false;
+  return true;
+}
+
+static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int *lag_blame)
+{
+  struct gw_conf *c = x->c;
+  const struct gw_conf_exporter *e = &c->exporters[ei];
+  const char *name = gw_conf_exporter_names[ei];
+  char at[CONF_MAX_PATH + 32], key[CONF_MAX_PATH], shown[CONF_SHOW + 8];
+  bool grpc = strcmp(e->protocol, "grpc") == 0, langfuse = ei == GW_CONF_EXP_LANGFUSE;
+#define ROW(k) (snprintf(key, sizeof key, "exporters.%s." k, name), (size_t)find_row(key))
+  size_t r_ep = ROW("endpoint");
+  const char *ep_at = where(x, r_ep, at, sizeof at);
+  char ep_key[CONF_MAX_PATH];
+  snprintf(ep_key, sizeof ep_key, "%s", key);
+  struct endpoint ep = {.path = ""};
+  const char *why;
+  if (grpc) {
+    if (strstr(e->endpoint, "://"))
+      return fail(x, ep_at, ep_key, "'%s': gRPC takes host:port, not a URL (tls: true for TLS)",
+                  show(e->endpoint, shown, sizeof shown));
+    why = addr_problem(e->endpoint, ep.host, sizeof ep.host, &ep.port);
+    if (!why && wildcard(ep.host))
+      why = "is a wildcard address; name the host to send to";
+  } else {
+    why = url_problem(e->endpoint, &ep);
+    if (!why && langfuse && (path_ends(ep.path, "/api/public/otel") || path_ends(ep.path, "/v1/traces")))
+      why = "is the Langfuse base URL: /api/public/otel/v1/traces is appended (drop it from the endpoint)";
+    else if (!why && !langfuse && (path_ends(ep.path, "/v1/traces") || path_ends(ep.path, "/v1/logs")))
+      why = "is a base URL: /v1/traces and /v1/logs are appended (drop them from the endpoint)";
+  }
+  if (why && strstr(why, "credentials"))
+    return fail(x, ep_at, ep_key, "%s", why); /* never echo a password */
+  if (why)
+    return fail(x, ep_at, ep_key, "'%s' %s", show(e->endpoint, shown, sizeof shown), why);
+
+  /* DESIGN §8: exporting to ourselves would loop every span forever. */
+  for (size_t i = 0; i < NROWS; i++) {
+    if (!(gw_conf_rows[i].flags & F_ADDR))
+      continue;
+    const char *a = *(char **)gw_conf_field(c, &gw_conf_rows[i]);
+    char lhost[256];
+    unsigned lport;
+    if (addr_problem(a, lhost, sizeof lhost, &lport) || lport != ep.port || !same_host(lhost, ep.host))
+      continue;
+    return fail(x, ep_at, ep_key, "'%s' is the gateway's own %s '%s': it would export to itself",
+                show(e->endpoint, shown, sizeof shown), gw_conf_rows[i].path, a);
+  }
+
+  size_t r_tls = ROW("tls");
+  if (e->tls && !grpc)
+    return fail(x, where(x, r_tls, at, sizeof at), key, "applies to gRPC only; an HTTP endpoint uses TLS when it is https://");
+  size_t r_ca = ROW("ca_file");
+  if (*e->ca_file) {
+    if (!(grpc ? e->tls : ep.https))
+      return fail(x, where(x, r_ca, at, sizeof at), key, "needs TLS (%s)", grpc ? "tls: true" : "an https:// endpoint");
+    if (access(e->ca_file, R_OK) != 0)
+      return fail(x, where(x, r_ca, at, sizeof at), key, "cannot read '%s': %s", show(e->ca_file, shown, sizeof shown),
+                  strerror(errno));
+  }
+
+  size_t r_h = ROW("headers");
+  for (uint32_t i = 0; i < e->headers.n; i++) {
+    const char *hn = e->headers.cells[i * 2], *hv = e->headers.cells[i * 2 + 1];
+    char hk[CONF_MAX_PATH + 32];
+    if ((why = header_problem(hn, langfuse))) {
+      snprintf(hk, sizeof hk, "%s[%u].name", key, i);
+      return fail(x, where(x, r_h, at, sizeof at), hk, "'%s' %s", show(hn, shown, sizeof shown), why);
+    }
+    if (!header_value_ok(hv)) {
+      snprintf(hk, sizeof hk, "%s[%u].value", key, i);
+      return fail(x, where(x, r_h, at, sizeof at), hk, "contains a control character");
+    }
+  }
+
+  if (langfuse) {
+    if (!*e->public_key || !*e->secret_key) {
+      const char *missing = !*e->public_key ? "public_key" : "secret_key";
+      snprintf(key, sizeof key, "exporters.langfuse.%s", missing);
+      return fail(x, ep_at, key, "required when the Langfuse exporter is on (its endpoint is set here); set it or %s",
+                  !*e->public_key ? "LANGFUSE_PUBLIC_KEY" : "LANGFUSE_SECRET_KEY");
+    }
+  }
+
+  size_t r_lag = ROW("max_lag_bytes");
+  *lag_total += gw_conf_exporter_lag_bytes(c, e);
+  if (*lag_blame < 0 || !is_default(x, r_lag))
+    *lag_blame = (int)r_lag;
+#undef ROW
+  return GW_OK;
+}
+
+static gw_rc validate_exporters(struct ld *x)
+{
+  struct gw_conf *c = x->c;
+  uint64_t lag_total = 0;
+  int blame = -1;
+  for (size_t i = 0; i < GW_CONF_NEXPORTERS; i++) {
+    if (!gw_conf_exporter_on(&c->exporters[i]))
+      continue;
+    gw_rc rc = validate_exporter(x, i, &lag_total, &blame);
+    if (rc)
+      return rc;
+  }
+  double limit = (double)c->spool.max_bytes * c->spool.high_water;
+  if (blame >= 0 && (double)lag_total >= limit) {
+    char at[CONF_MAX_PATH + 32], a[32];
+    gw_conf_fmt_size(lag_total, a, sizeof a);
+    return fail(x, where(x, (size_t)blame, at, sizeof at), gw_conf_rows[blame].path,
+                "the running exporters' lag caps add up to %s, not below the spool's high-water mark (%.0f bytes): "
+                "exporters that are down could fill it; lower the caps or raise spool.max_bytes", a, limit);
+  }
+  return GW_OK;
+}
+
 static gw_rc validate(struct ld *x)
 {
   char at[CONF_MAX_PATH + 32], shown[CONF_SHOW + 8];
@@ -1060,7 +1391,7 @@ static gw_rc validate(struct ld *x)
     size_t i = (size_t)find_row("postgres.migrations_dir");
     return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when postgres.migrate is true");
   }
-  return GW_OK;
+  return validate_exporters(x);
 }
 
 /* ---- public ---- */

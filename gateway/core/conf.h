@@ -3,7 +3,9 @@
  *
  * One YAML file (--config), `${ENV}` / `${ENV:-default}` substitution in scalar values, then environment
  * overrides that win over the file (DATABASE_URL, GENAI_GW_GRPC_ADDR, GENAI_GW_HTTP_ADDR,
- * GENAI_GW_ADMIN_ADDR, GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR). With no file, built-in defaults.
+ * GENAI_GW_ADMIN_ADDR, GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR, GENAI_GW_REDACTION_HMAC_KEY, LANGFUSE_HOST,
+ * LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, SIGNOZ_ENDPOINT, SIGNOZ_INGESTION_KEY). With no file, built-in
+ * defaults.
  * Parsing is table-driven (conf.c): each row is {path, type, default, bounds or allowed values, flags,
  * offset, description}. Unknown keys, bad types and out-of-range values are errors that name the file,
  * line and key and the reason, and list the allowed keys. Secrets are masked by --print-config.
@@ -30,6 +32,31 @@ struct gw_conf_list {
   "email", "phone", "ssn", "credit_card", "ipv4", "ipv6", "aws_access_key", "aws_secret_key", "jwt",            \
     "bearer_token", "api_key", "private_key"
 #define GW_CONF_NREDACT_KINDS 12
+
+/* Exporters configurable by name (exporters.<name>), in this order; exporters/ declares one type per name. */
+enum gw_conf_exporter_id { GW_CONF_EXP_LANGFUSE, GW_CONF_EXP_SIGNOZ, GW_CONF_EXP_OTLP, GW_CONF_NEXPORTERS };
+extern const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS];
+
+/* One exporter's keys (exporters.<name>.*). It runs when enabled and endpoint is not empty. */
+struct gw_conf_exporter {
+  bool enabled;                /* default true: an exporter is on as soon as it has an endpoint */
+  char *endpoint;              /* gRPC: host:port; HTTP: a base URL (the signal's path is appended); "" = off */
+  char *protocol;              /* grpc | http (langfuse: http only) */
+  struct gw_conf_list headers; /* [{name, value}] sent with every request; values are secrets */
+  bool tls;                    /* gRPC: TLS instead of plaintext (HTTP: the URL scheme decides) */
+  char *ca_file;               /* PEM roots for TLS; "" = the system's */
+  uint32_t timeout_ms;         /* per request, connection included */
+  bool gzip;                   /* compress request bodies */
+  bool genai_only;             /* forward GenAI spans only */
+  uint32_t batch_spans;        /* send when this many spans wait ... */
+  uint32_t batch_wait_ms;      /* ... or the oldest has waited this long */
+  uint64_t max_request_bytes;  /* a batch is cut into requests of at most this (before compression) */
+  uint64_t max_lag_bytes;      /* lag cap; 0 = a quarter of spool.max_bytes */
+  uint32_t max_lag_ms;         /* lag cap by age; 0 = none */
+  char *public_key;            /* langfuse: LANGFUSE_PUBLIC_KEY */
+  char *secret_key;            /* langfuse (SECRET): LANGFUSE_SECRET_KEY */
+  char *ingestion_key;         /* signoz (SECRET): signoz-ingestion-key header, SIGNOZ_INGESTION_KEY */
+};
 
 struct gw_conf {
   struct {
@@ -76,6 +103,7 @@ struct gw_conf {
     struct gw_conf_list key_actions; /* redaction.key_actions: [{key, action}] */
     struct gw_conf_list patterns;    /* redaction.patterns: [{name, regex, action, label}] */
   } redaction;
+  struct gw_conf_exporter exporters[GW_CONF_NEXPORTERS]; /* exporters.<name>, gw_conf_exporter_names order */
   uint32_t shutdown_grace_ms; /* shutdown_grace_ms, default 10000 */
   char *source;               /* the file the config came from, or NULL for defaults */
 };
@@ -94,5 +122,10 @@ void gw_conf_print(const struct gw_conf *c, FILE *f);
 
 /* Write the Markdown reference of every key (docs/config.md) from the same table. */
 void gw_conf_describe(FILE *f);
+
+/* The lag cap in bytes an exporter runs with: its max_lag_bytes, or a quarter of spool.max_bytes. */
+uint64_t gw_conf_exporter_lag_bytes(const struct gw_conf *c, const struct gw_conf_exporter *e);
+/* True when the exporter runs: enabled with an endpoint. */
+bool gw_conf_exporter_on(const struct gw_conf_exporter *e);
 
 #endif

@@ -13,7 +13,8 @@
 #define TiB (1024ull * GiB)
 
 /* T_LIST: a YAML list of strings; T_TABLE: a YAML list of mappings whose fields are named by `allowed`
- * (a leading '!' marks a required field). Both store a struct gw_conf_list and default to empty. */
+ * (a leading '!' marks a required field, then a '*' a secret one, printed masked). Both store a struct
+ * gw_conf_list and default to empty. */
 enum gw_conf_type { T_STRING, T_SECRET_STRING, T_U32, T_U64, T_SIZE, T_DOUBLE, T_BOOL, T_ENUM, T_DURATION_MS, T_LIST, T_TABLE };
 
 enum {
@@ -54,6 +55,16 @@ static inline bool gw_conf_is_secret(const struct gw_conf_row *r)
 {
   return r->type == T_SECRET_STRING || (r->flags & F_SECRET);
 }
+
+/* A T_TABLE field name without its markers, and the markers. */
+static inline const char *gw_conf_fname(const char *a)
+{
+  while (*a == '!' || *a == '*')
+    a++;
+  return a;
+}
+static inline bool gw_conf_frequired(const char *a) { return a[0] == '!'; }
+static inline bool gw_conf_fsecret(const char *a) { return a[0] == '*' || (a[0] == '!' && a[1] == '*'); }
 
 /* Formatting shared by messages, print and docs (conf_print.c). */
 void gw_conf_fmt_size(uint64_t v, char *buf, size_t n);     /* "64MiB", else bytes */

@@ -175,8 +175,11 @@ static void print_value(FILE *f, const struct gw_conf *c, const struct gw_conf_r
         const char *cell = l->cells[(size_t)i * l->width + k];
         if (!cell)
           continue;
-        fprintf(f, "%s%s: ", first ? "" : ", ", r->allowed[k] + (r->allowed[k][0] == '!'));
-        print_string(f, cell);
+        fprintf(f, "%s%s: ", first ? "" : ", ", gw_conf_fname(r->allowed[k]));
+        if (gw_conf_fsecret(r->allowed[k]))
+          fputs(*cell ? "\"****\"" : "\"\"", f);
+        else
+          print_string(f, cell);
         first = false;
       }
       fputc('}', f);
@@ -274,7 +277,8 @@ void gw_conf_describe(FILE *f)
     case T_TABLE:
       fputs("mappings with keys ", f);
       for (const char *const *a = r->allowed; *a; a++)
-        fprintf(f, "%s`%s`%s", a == r->allowed ? "" : ", ", *a + (**a == '!'), **a == '!' ? " (required)" : "");
+        fprintf(f, "%s`%s`%s%s", a == r->allowed ? "" : ", ", gw_conf_fname(*a), gw_conf_frequired(*a) ? " (required)" : "",
+                gw_conf_fsecret(*a) ? " (secret)" : "");
       break;
     }
     fprintf(f, " | %s |\n", r->desc);

@@ -25,7 +25,9 @@
 static const char *const env_names[] = {
   "DATABASE_URL",       "GENAI_GW_GRPC_ADDR", "GENAI_GW_HTTP_ADDR", "GENAI_GW_ADMIN_ADDR",
   "GENAI_GW_LOG_LEVEL", "GENAI_GW_SPOOL_DIR", "GW_CONF_TEST_HOST",  "GW_CONF_TEST_UNSET",
-  "GW_CONF_TEST_A",     "GW_CONF_TEST_EMPTY",
+  "GW_CONF_TEST_A",     "GW_CONF_TEST_EMPTY", "GW_CONF_TEST_CA",    "LANGFUSE_HOST",
+  "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "SIGNOZ_ENDPOINT",   "SIGNOZ_INGESTION_KEY",
+  "GENAI_GW_REDACTION_HMAC_KEY",
 };
 #define NENV (sizeof env_names / sizeof env_names[0])
 static char *saved_env[NENV];
@@ -119,6 +121,29 @@ static void assert_defaults(const struct gw_conf *c)
   size_t ml = strlen(m);
   assert_true(ml >= 10 && strcmp(m + ml - 10, "migrations") == 0 && (ml == 10 || m[ml - 11] == '/'));
   assert_int_equal(c->shutdown_grace_ms, 10000);
+  static const char *const protos[] = {"http", "grpc", "http"};
+  for (int i = 0; i < GW_CONF_NEXPORTERS; i++) {
+    const struct gw_conf_exporter *e = &c->exporters[i];
+    assert_true(e->enabled);
+    assert_string_equal(e->endpoint, "");
+    assert_false(gw_conf_exporter_on(e)); /* no endpoint: off */
+    assert_string_equal(e->protocol, protos[i]);
+    assert_int_equal(e->headers.n, 0);
+    assert_false(e->tls);
+    assert_string_equal(e->ca_file, "");
+    assert_int_equal(e->timeout_ms, 10000);
+    assert_true(e->gzip);
+    assert_false(e->genai_only);
+    assert_int_equal(e->batch_spans, 512);
+    assert_int_equal(e->batch_wait_ms, 1000);
+    assert_int_equal(e->max_request_bytes, 4ull << 20);
+    assert_int_equal(e->max_lag_bytes, 0);
+    assert_int_equal(gw_conf_exporter_lag_bytes(c, e), 64ull << 20); /* a quarter of the spool */
+    assert_int_equal(e->max_lag_ms, 3600000);
+  }
+  assert_string_equal(c->exporters[GW_CONF_EXP_LANGFUSE].public_key, "");
+  assert_string_equal(c->exporters[GW_CONF_EXP_LANGFUSE].secret_key, "");
+  assert_string_equal(c->exporters[GW_CONF_EXP_SIGNOZ].ingestion_key, "");
 }
 
 static void test_defaults_without_file(void **state)
@@ -172,6 +197,32 @@ static void assert_good_full(const struct gw_conf *c)
   assert_false(c->postgres.migrate);
   assert_string_equal(c->postgres.migrations_dir, "/usr/share/genai-gateway/migrations");
   assert_int_equal(c->shutdown_grace_ms, 2500);
+  const struct gw_conf_exporter *lf = &c->exporters[GW_CONF_EXP_LANGFUSE];
+  assert_false(lf->enabled);
+  assert_false(gw_conf_exporter_on(lf));
+  assert_string_equal(lf->endpoint, "https://langfuse.internal:3000/lf");
+  assert_int_equal(lf->headers.n, 1);
+  assert_string_equal(lf->headers.cells[0], "x-team");
+  assert_int_equal(lf->timeout_ms, 3000);
+  assert_false(lf->gzip);
+  assert_true(lf->genai_only);
+  assert_int_equal(lf->batch_spans, 100);
+  assert_int_equal(lf->batch_wait_ms, 250);
+  assert_int_equal(lf->max_request_bytes, 1ull << 20);
+  assert_int_equal(lf->max_lag_bytes, 16ull << 20);
+  assert_int_equal(gw_conf_exporter_lag_bytes(c, lf), 16ull << 20);
+  assert_int_equal(lf->max_lag_ms, 600000);
+  assert_string_equal(lf->public_key, "pk-lf-test");
+  const struct gw_conf_exporter *sz = &c->exporters[GW_CONF_EXP_SIGNOZ];
+  assert_true(gw_conf_exporter_on(sz));
+  assert_string_equal(sz->endpoint, "signoz.internal:4317");
+  assert_string_equal(sz->protocol, "grpc");
+  assert_true(sz->tls);
+  assert_non_null(strstr(sz->ca_file, "tests/fixtures/tls/ca.pem"));
+  const struct gw_conf_exporter *ot = &c->exporters[GW_CONF_EXP_OTLP];
+  assert_true(gw_conf_exporter_on(ot));
+  assert_string_equal(ot->protocol, "grpc");
+  assert_int_equal(ot->max_lag_ms, 0);
 }
 
 /* Lists and lists of mappings (redaction): values, optional fields absent as NULL, print, destroy. */
@@ -221,12 +272,16 @@ static void test_good_full_example(void **state)
   struct gw_err err = {0};
   snprintf(path, sizeof path, "%s/tests/config/good_full.yaml", GW_SOURCE_DIR);
   setenv("GW_CONF_TEST_HOST", "10.1.2.3", 1);
+  setenv("GW_CONF_TEST_CA", GW_FIXTURES "/tls/ca.pem", 1);
   gw_rc rc = gw_conf_load(path, &c, &err);
   if (rc)
     print_error("%s\n", err.msg);
   assert_int_equal(rc, GW_OK);
   assert_good_full(c);
   assert_string_equal(c->postgres.dsn, "postgres://gw:" SECRET_PASSWORD "@db.internal:5432/gw?sslmode=require");
+  assert_string_equal(c->exporters[GW_CONF_EXP_LANGFUSE].secret_key, SECRET_PASSWORD);
+  assert_string_equal(c->exporters[GW_CONF_EXP_LANGFUSE].headers.cells[1], "10.1.2.3");
+  assert_string_equal(c->exporters[GW_CONF_EXP_SIGNOZ].ingestion_key, SECRET_PASSWORD);
   gw_conf_destroy(c);
 }
 
@@ -411,6 +466,70 @@ static void test_env_overrides_win(void **state)
   gw_conf_destroy(c);
 }
 
+/* LANGFUSE_* and SIGNOZ_* turn the exporters on from the environment, over the file. */
+static void test_env_exporters(void **state)
+{
+  struct gw_conf *c = NULL;
+  char msg[300];
+  setenv("LANGFUSE_HOST", "https://cloud.langfuse.com", 1);
+  setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-env", 1);
+  setenv("LANGFUSE_SECRET_KEY", SECRET_PASSWORD, 1);
+  setenv("SIGNOZ_ENDPOINT", "ingest.eu.signoz.cloud:443", 1);
+  setenv("SIGNOZ_INGESTION_KEY", SECRET_PASSWORD, 1);
+  assert_int_equal(load_text("exporters:\n  langfuse: {endpoint: 'http://file:3000', public_key: pk-file}\n"
+                             "  signoz: {tls: true}\n", &c, msg, sizeof msg), GW_OK);
+  const struct gw_conf_exporter *lf = &c->exporters[GW_CONF_EXP_LANGFUSE], *sz = &c->exporters[GW_CONF_EXP_SIGNOZ];
+  assert_true(gw_conf_exporter_on(lf));
+  assert_string_equal(lf->endpoint, "https://cloud.langfuse.com");
+  assert_string_equal(lf->public_key, "pk-lf-env");
+  assert_string_equal(lf->secret_key, SECRET_PASSWORD);
+  assert_true(gw_conf_exporter_on(sz));
+  assert_string_equal(sz->endpoint, "ingest.eu.signoz.cloud:443");
+  assert_string_equal(sz->ingestion_key, SECRET_PASSWORD);
+  assert_false(gw_conf_exporter_on(&c->exporters[GW_CONF_EXP_OTLP]));
+  char *out = print_to_string(c);
+  assert_null(strstr(out, SECRET_PASSWORD));
+  free(out);
+  gw_conf_destroy(c);
+
+  /* enabled: false in the file keeps an exporter off even when the environment names an endpoint. */
+  assert_int_equal(load_text("exporters:\n  signoz: {enabled: false}\n", &c, msg, sizeof msg), GW_OK);
+  assert_false(gw_conf_exporter_on(&c->exporters[GW_CONF_EXP_SIGNOZ]));
+  gw_conf_destroy(c);
+
+  /* A Langfuse host without keys is a start-up error that names the variable to set. */
+  unsetenv("LANGFUSE_PUBLIC_KEY");
+  unsetenv("SIGNOZ_ENDPOINT");
+  struct gw_err err = {0};
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_ERR(CONFIG));
+  assert_string_equal(err.msg, "environment LANGFUSE_HOST: exporters.langfuse.public_key: required when the Langfuse "
+                               "exporter is on (its endpoint is set here); set it or LANGFUSE_PUBLIC_KEY");
+  unsetenv("LANGFUSE_HOST");
+
+  /* SIGNOZ_ENDPOINT pointing back at our own gRPC receiver. */
+  setenv("SIGNOZ_ENDPOINT", "localhost:4317", 1);
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_ERR(CONFIG));
+  assert_string_equal(err.msg, "environment SIGNOZ_ENDPOINT: exporters.signoz.endpoint: 'localhost:4317' is the "
+                               "gateway's own receivers.grpc.addr '127.0.0.1:4317': it would export to itself");
+  /* ... also when our receiver listens on every interface, and through an HTTP URL with IPv6. */
+  setenv("GENAI_GW_GRPC_ADDR", "[::]:5317", 1);
+  setenv("SIGNOZ_ENDPOINT", "[::1]:5317", 1);
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_ERR(CONFIG));
+  assert_non_null(strstr(err.msg, "it would export to itself"));
+  setenv("SIGNOZ_ENDPOINT", "[::1]:5318", 1); /* another port: fine */
+  assert_int_equal(gw_conf_load(NULL, &c, &err), GW_OK);
+  gw_conf_destroy(c);
+  assert_int_equal(load_text("receivers: {http: {addr: '[::1]:7318'}}\n"
+                             "exporters: {otlp: {endpoint: 'http://[::1]:7318'}}\n", &c, msg, sizeof msg),
+                   GW_ERR(CONFIG));
+  assert_string_equal(msg, "2: exporters.otlp.endpoint: 'http://[::1]:7318' is the gateway's own receivers.http.addr "
+                           "'[::1]:7318': it would export to itself");
+  /* Another host on the same port is not us. */
+  assert_int_equal(load_text("exporters: {otlp: {endpoint: 'http://collector:4318', protocol: http}}\n", &c, msg,
+                             sizeof msg), GW_OK);
+  gw_conf_destroy(c);
+}
+
 static void test_env_override_errors(void **state)
 {
   static const struct {
@@ -516,8 +635,14 @@ static void test_print_round_trip(void **state)
   struct gw_err err = {0};
   snprintf(path, sizeof path, "%s/tests/config/good_full.yaml", GW_SOURCE_DIR);
   setenv("GW_CONF_TEST_HOST", "10.1.2.3", 1);
+  setenv("GW_CONF_TEST_CA", GW_FIXTURES "/tls/ca.pem", 1);
   assert_int_equal(gw_conf_load(path, &a, &err), GW_OK);
   char *out = print_to_string(a);
+  assert_null(strstr(out, SECRET_PASSWORD));
+  assert_non_null(strstr(out, "    headers: [{name: \"x-team\", value: \"****\"}]\n"));
+  assert_non_null(strstr(out, "    secret_key: \"****\"\n"));
+  assert_non_null(strstr(out, "    ingestion_key: \"****\"\n"));
+  assert_non_null(strstr(out, "    public_key: \"pk-lf-test\"\n"));
   gw_rc rc = load_text(out, &b, msg, sizeof msg);
   if (rc)
     print_error("%s\n%s\n", msg, out);
@@ -701,6 +826,8 @@ static void test_docs_are_current(void **state)
   assert_non_null(strstr(out, "| `receivers.grpc.addr` |"));
   assert_non_null(strstr(out, "| `postgres.dsn` | string (secret) |"));
   assert_non_null(strstr(out, "| `GENAI_GW_LOG_LEVEL` | `log.level` |"));
+  assert_non_null(strstr(out, "| `LANGFUSE_SECRET_KEY` | `exporters.langfuse.secret_key` |"));
+  assert_non_null(strstr(out, "| `exporters.signoz.ingestion_key` | string (secret) |"));
   gw_conf_destroy(c);
   free(have);
   free(out);
@@ -737,6 +864,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_env_missing_variable, setup, teardown),
     cmocka_unit_test_setup_teardown(test_env_overrides_win, setup, teardown),
     cmocka_unit_test_setup_teardown(test_env_override_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_env_exporters, setup, teardown),
     cmocka_unit_test_setup_teardown(test_print_masks_secrets, setup, teardown),
     cmocka_unit_test_setup_teardown(test_print_format, setup, teardown),
     cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
