@@ -2,10 +2,11 @@
  * main.c: flags, config, start in order, wait for a signal, stop in reverse (DESIGN §8).
  *
  * Start: config (fail fast naming file, key and reason) -> signals blocked before gRPC starts its
- * threads -> spool -> sinks (the Postgres writer) -> receivers -> admin -> ready.
+ * threads -> spool -> sinks (the Postgres writer, then the exporters the configuration turns on) ->
+ * receivers -> admin -> ready.
  * Stop on SIGTERM/SIGINT: not ready, refuse new requests (UNAVAILABLE / 503), finish in-flight ones,
- * close the spool, let the sinks drain for up to shutdown_grace_ms, exit 0.
- * The sinks, declared once each, are listed in `sinks` below.
+ * close the spool, let every sink drain in parallel for up to shutdown_grace_ms, exit 0.
+ * The export backends, declared once each in exporters/, are listed in `exporter_types` below.
  */
 #include <grpc/grpc.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "cost/cost.h"
+#include "exporters.h"
 #include "redact/redact.h"
 #include "normalize/normalize.h"
 #include "receive/receive.h"
@@ -47,6 +49,13 @@ static gw_rc migrate_at_start(const char *dsn, const char *dir, struct gw_err *e
   return rc;
 }
 
+/* The export backends (DESIGN §7): each runs when its exporters.<name> section has an endpoint. */
+static const struct gw_exporter_type *const exporter_types[] = {
+  &gw_exporter_langfuse,
+  &gw_exporter_signoz,
+  &gw_exporter_otlp,
+};
+
 static void usage(FILE *f)
 {
   fprintf(f, "usage: genai-gateway [--config FILE] [--check-config] [--print-config] [--version]\n"
@@ -55,7 +64,9 @@ static void usage(FILE *f)
              "  --print-config   print the effective configuration, secrets masked, then exit\n"
              "  --version        print the version and exit\n"
              "environment: DATABASE_URL, GENAI_GW_GRPC_ADDR, GENAI_GW_HTTP_ADDR, GENAI_GW_ADMIN_ADDR,\n"
-             "             GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR (they win over the file)\n");
+             "             GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR, GENAI_GW_REDACTION_HMAC_KEY, LANGFUSE_HOST,\n"
+             "             LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, SIGNOZ_ENDPOINT, SIGNOZ_INGESTION_KEY\n"
+             "             (they win over the file)\n");
 }
 
 int main(int argc, char **argv)
@@ -134,6 +145,7 @@ int main(int argc, char **argv)
   struct gw_prices *prices = NULL;
   struct gw_redactor *redactor = NULL;
   struct gw_sink *store = NULL;
+  struct gw_exporters *exporters = NULL;
   struct gw_http_receiver *http = NULL;
   struct gw_grpc_receiver *grpc = NULL;
   struct gw_admin *admin = NULL;
@@ -179,6 +191,9 @@ int main(int argc, char **argv)
   } else {
     gw_warn("main", "no DATABASE_URL / postgres.dsn: spans are received but not stored");
   }
+  exporters = gw_exporters_start(conf, exporter_types, sizeof exporter_types / sizeof exporter_types[0], spool, &err);
+  if (!exporters)
+    goto out;
 
   pipeline.spool = spool;
   grpc = gw_grpc_receiver_start(&pipeline, &err);
@@ -210,7 +225,10 @@ out:
   gw_http_receiver_stop(http);
   if (spool)
     gw_spool_close(spool);
+  gw_sink_request_stop(store);
+  gw_exporters_request_stop(exporters);
   gw_sink_stop(store);
+  gw_exporters_stop(exporters);
   gw_admin_stop(admin);
   gw_spool_destroy(spool);
   gw_prices_destroy(prices);

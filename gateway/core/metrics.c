@@ -3,7 +3,9 @@
  */
 #include "core/metrics.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 static _Atomic int64_t values[GW_M__COUNT];
 static _Atomic int64_t rejected[GW_E__COUNT];
@@ -21,6 +23,7 @@ static struct {
   void *ctx;
 } extra[16];
 static int n_extra;
+static pthread_mutex_t extra_mu = PTHREAD_MUTEX_INITIALIZER; /* renderers come and go while /metrics is served */
 
 void gw_metric_add(enum gw_metric m, int64_t n) { atomic_fetch_add_explicit(&values[m], n, memory_order_relaxed); }
 void gw_metric_set(enum gw_metric m, int64_t v) { atomic_store_explicit(&values[m], v, memory_order_relaxed); }
@@ -44,11 +47,26 @@ int64_t gw_metric_rejected_get(gw_rc reason)
 
 void gw_metrics_register(gw_metrics_render_fn fn, void *ctx)
 {
+  pthread_mutex_lock(&extra_mu);
   if (n_extra < (int)(sizeof extra / sizeof extra[0])) {
     extra[n_extra].fn = fn;
     extra[n_extra].ctx = ctx;
     n_extra++;
   }
+  pthread_mutex_unlock(&extra_mu);
+}
+
+void gw_metrics_unregister(gw_metrics_render_fn fn, void *ctx)
+{
+  pthread_mutex_lock(&extra_mu);
+  for (int i = 0; i < n_extra; i++) {
+    if (extra[i].fn == fn && extra[i].ctx == ctx) {
+      memmove(&extra[i], &extra[i + 1], (size_t)(n_extra - i - 1) * sizeof extra[0]);
+      n_extra--;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&extra_mu);
 }
 
 void gw_metrics_render(struct gw_sb *out)
@@ -67,6 +85,8 @@ void gw_metrics_render(struct gw_sb *out)
     if (v)
       gw_sb_printf(out, "genai_gateway_spans_rejected_total{reason=\"%s\"} %lld\n", gw_err_label(-c), (long long)v);
   }
+  pthread_mutex_lock(&extra_mu);
   for (int i = 0; i < n_extra; i++)
     extra[i].fn(out, extra[i].ctx);
+  pthread_mutex_unlock(&extra_mu);
 }

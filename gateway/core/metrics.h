@@ -53,9 +53,11 @@ int64_t gw_metric_get(enum gw_metric m);
 void gw_metric_rejected(gw_rc reason, int64_t n);
 int64_t gw_metric_rejected_get(gw_rc reason);
 
-/* Extra renderers (spool, sinks) append their own lines. At most 16; register at start only. */
+/* Extra renderers (spool, sinks, exporters) append their own lines. At most 16. A renderer runs on the
+ * admin thread; unregister it before freeing ctx (returns once no render is using it). */
 typedef void (*gw_metrics_render_fn)(struct gw_sb *out, void *ctx);
 void gw_metrics_register(gw_metrics_render_fn fn, void *ctx);
+void gw_metrics_unregister(gw_metrics_render_fn fn, void *ctx);
 
 /* Render everything as Prometheus text exposition format. */
 void gw_metrics_render(struct gw_sb *out);

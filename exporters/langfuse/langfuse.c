@@ -1,0 +1,310 @@
+/*
+ * langfuse.c: the Langfuse backend (DESIGN §7, SPEC-FACTS §4.4-4.5, §5.1).
+ *
+ * OTLP/HTTP protobuf to {endpoint}/api/public/otel/v1/traces with Authorization: Basic
+ * base64(public_key:secret_key) and x-langfuse-ingestion-version: 4. Langfuse has no gRPC and no logs
+ * endpoint: gRPC senders are bridged by the gateway, and log entries are passed over. Its answer is a JSON
+ * body, not an OTLP response, so only the status counts. It rejects a whole request with 400 for one
+ * malformed id: the generic payload code leaves such spans out before sending.
+ *
+ * Langfuse's own copy of each span gets, from the span's interaction record:
+ * - langfuse.observation.usage_details: Langfuse's exclusive buckets (input without cache read/write,
+ *   output without reasoning; keys input, output, total, input_cached_tokens, input_cache_creation,
+ *   output_reasoning_tokens), so its cost matches ours and nothing is counted twice;
+ * - langfuse.observation.cost_details: our cost in USD (input, output, total), which Langfuse then uses
+ *   instead of computing its own;
+ * - langfuse.user.id / langfuse.session.id on every span of the trace (Langfuse filters per observation,
+ *   and its docs ask for them on every span): taken from any record or span of the trace in the batch,
+ *   and remembered for later batches in a small per-exporter cache.
+ * A key the client already set is never overwritten.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export_int.h"
+
+#define ID_CACHE 4096 /* traces remembered for their user/session ids */
+#define ID_MAX 256    /* longer ids are not propagated (a real user or session id is far shorter) */
+
+struct ids {
+  uint8_t trace[16];
+  bool used;
+  char user[ID_MAX], session[ID_MAX];
+};
+
+struct langfuse {
+  struct ids cache[ID_CACHE]; /* open addressing by trace id; a full probe run evicts the home slot */
+};
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *base64(const char *s)
+{
+  size_t n = strlen(s), o = 0;
+  char *out = gw_malloc((n + 2) / 3 * 4 + 1);
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
+    if (i + 1 < n)
+      v |= (uint32_t)(unsigned char)s[i + 1] << 8;
+    if (i + 2 < n)
+      v |= (unsigned char)s[i + 2];
+    out[o++] = b64[(v >> 18) & 63];
+    out[o++] = b64[(v >> 12) & 63];
+    out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+    out[o++] = i + 2 < n ? b64[v & 63] : '=';
+  }
+  out[o] = '\0';
+  return out;
+}
+
+static gw_rc headers(const struct gw_conf_exporter *c, struct gw_export_headers *h, struct gw_err *err)
+{
+  size_t n = strlen(c->public_key) + strlen(c->secret_key) + 2;
+  char *pair = gw_malloc(n);
+  snprintf(pair, n, "%s:%s", c->public_key, c->secret_key);
+  char *enc = base64(pair);
+  size_t vn = strlen(enc) + 7;
+  char *value = gw_malloc(vn);
+  snprintf(value, vn, "Basic %s", enc);
+  gw_rc rc = gw_export_headers_add(h, "authorization", value);
+  if (!rc)
+    rc = gw_export_headers_add(h, "x-langfuse-ingestion-version", "4");
+  memset(pair, 0, n);
+  memset(enc, 0, strlen(enc));
+  memset(value, 0, vn);
+  free(pair);
+  free(enc);
+  free(value);
+  if (rc)
+    gw_err_set(err, rc, "exporters.langfuse.headers: too many headers");
+  return rc;
+}
+
+static void *create(const struct gw_conf_exporter *c) { return gw_calloc(1, sizeof(struct langfuse)); }
+static void destroy(void *priv) { free(priv); }
+
+/* ---- trace ids -> user/session ---- */
+
+static size_t home(const uint8_t *t)
+{
+  uint64_t h;
+  memcpy(&h, t + 8, sizeof h); /* trace ids are random (W3C): their low bytes hash well enough */
+  return (size_t)(h % ID_CACHE);
+}
+
+static struct ids *cache_find(struct langfuse *lf, const uint8_t *t)
+{
+  size_t h = home(t);
+  for (size_t k = 0; k < 8; k++) {
+    struct ids *e = &lf->cache[(h + k) % ID_CACHE];
+    if (!e->used)
+      return NULL;
+    if (!memcmp(e->trace, t, 16))
+      return e;
+  }
+  return NULL;
+}
+
+static void cache_put(struct langfuse *lf, const uint8_t *t, const char *user, const char *session)
+{
+  if ((user && strlen(user) >= ID_MAX) || (session && strlen(session) >= ID_MAX))
+    return;
+  struct ids *e = cache_find(lf, t);
+  if (!e) {
+    size_t h = home(t);
+    e = &lf->cache[h];
+    for (size_t k = 0; k < 8; k++)
+      if (!lf->cache[(h + k) % ID_CACHE].used) {
+        e = &lf->cache[(h + k) % ID_CACHE];
+        break;
+      }
+    memset(e, 0, sizeof *e);
+    e->used = true;
+    memcpy(e->trace, t, 16);
+  }
+  if (user && *user)
+    snprintf(e->user, sizeof e->user, "%s", user);
+  if (session && *session)
+    snprintf(e->session, sizeof e->session, "%s", session);
+}
+
+/* A string attribute's value, or NULL. */
+static const char *str_attr(const GwSpan *sp, const char *key)
+{
+  const GwKeyValue *kv = gw_export_span_attr(sp, key);
+  return kv && kv->value && kv->value->value_case == GW_AV_STRING && kv->value->string_value[0] ? kv->value->string_value
+                                                                                                  : NULL;
+}
+
+/* The user and session ids a span carries itself, in Langfuse's own order of reading them. */
+static void span_ids(const GwSpan *sp, const char **user, const char **session)
+{
+  static const char *const users[] = {"langfuse.user.id", "user.id", "enduser.id"};
+  static const char *const sessions[] = {"langfuse.session.id", "session.id", "gen_ai.conversation.id"};
+  *user = *session = NULL;
+  for (size_t i = 0; i < 3 && !*user; i++)
+    *user = str_attr(sp, users[i]);
+  for (size_t i = 0; i < 3 && !*session; i++)
+    *session = str_attr(sp, sessions[i]);
+}
+
+/* ---- usage and cost ---- */
+
+static void put_nusd(char *buf, size_t n, int64_t v)
+{
+  uint64_t a = v < 0 ? (uint64_t)-v : (uint64_t)v;
+  char frac[10];
+  snprintf(frac, sizeof frac, "%09llu", (unsigned long long)(a % 1000000000ull));
+  size_t fl = 9;
+  while (fl > 1 && frac[fl - 1] == '0')
+    fl--;
+  frac[fl] = '\0';
+  snprintf(buf, n, "%s%llu.%s", v < 0 ? "-" : "", (unsigned long long)(a / 1000000000ull), frac);
+}
+
+static void json_num(char *buf, size_t n, size_t *o, const char *key, const char *num)
+{
+  int w = snprintf(buf + *o, n - *o, "%s\"%s\":%s", *o > 1 ? "," : "", key, num);
+  if (w > 0 && (size_t)w < n - *o)
+    *o += (size_t)w;
+}
+
+static void json_i64(char *buf, size_t n, size_t *o, const char *key, int64_t v)
+{
+  char num[24];
+  snprintf(num, sizeof num, "%lld", (long long)v);
+  json_num(buf, n, o, key, num);
+}
+
+static int64_t sub0(int64_t a, int64_t b) { return a > b ? a - b : 0; }
+
+/* Langfuse's exclusive buckets (SPEC-FACTS §4.5) from our inclusive counts. "" when no tokens are known. */
+static void usage_details(const struct gw_record *r, char *buf, size_t n)
+{
+  size_t o = 1;
+  buf[0] = '{';
+  buf[1] = '\0';
+  if (r->input_tokens.set) {
+    int64_t in = r->input_tokens.v;
+    if (r->cache_read_tokens.set)
+      in = sub0(in, r->cache_read_tokens.v);
+    if (r->cache_write_tokens.set)
+      in = sub0(in, r->cache_write_tokens.v);
+    json_i64(buf, n, &o, "input", in);
+  }
+  if (r->output_tokens.set)
+    json_i64(buf, n, &o, "output", r->reasoning_tokens.set ? sub0(r->output_tokens.v, r->reasoning_tokens.v)
+                                                            : r->output_tokens.v);
+  if (r->total_tokens.set)
+    json_i64(buf, n, &o, "total", r->total_tokens.v);
+  if (r->cache_read_tokens.set)
+    json_i64(buf, n, &o, "input_cached_tokens", r->cache_read_tokens.v);
+  if (r->cache_write_tokens.set)
+    json_i64(buf, n, &o, "input_cache_creation", r->cache_write_tokens.v);
+  if (r->reasoning_tokens.set)
+    json_i64(buf, n, &o, "output_reasoning_tokens", r->reasoning_tokens.v);
+  if (o == 1) {
+    buf[0] = '\0';
+    return;
+  }
+  snprintf(buf + o, n - o, "}");
+}
+
+static void cost_details(const struct gw_record *r, char *buf, size_t n)
+{
+  size_t o = 1;
+  char num[40];
+  buf[0] = '{';
+  buf[1] = '\0';
+  if (r->input_cost_nusd.set) {
+    put_nusd(num, sizeof num, r->input_cost_nusd.v);
+    json_num(buf, n, &o, "input", num);
+  }
+  if (r->output_cost_nusd.set) {
+    put_nusd(num, sizeof num, r->output_cost_nusd.v);
+    json_num(buf, n, &o, "output", num);
+  }
+  if (r->total_cost_nusd.set) {
+    put_nusd(num, sizeof num, r->total_cost_nusd.v);
+    json_num(buf, n, &o, "total", num);
+  }
+  if (o == 1) {
+    buf[0] = '\0';
+    return;
+  }
+  snprintf(buf + o, n - o, "}");
+}
+
+#define FOR_SPANS(b, sp)                                                                                      \
+  for (size_t q_ = 0; q_ < (b)->nreqs; q_++)                                                                  \
+    for (size_t r_ = 0; r_ < (b)->reqs[q_]->n_resource_spans; r_++)                                          \
+      for (size_t s_ = 0; s_ < (b)->reqs[q_]->resource_spans[r_]->n_scope_spans; s_++)                      \
+        for (size_t k_ = 0; k_ < (b)->reqs[q_]->resource_spans[r_]->scope_spans[s_]->n_spans; k_++)        \
+          for (GwSpan *sp = (b)->reqs[q_]->resource_spans[r_]->scope_spans[s_]->spans[k_]; sp; sp = NULL)
+
+static gw_rc transform(void *priv, struct gw_export_batch *b)
+{
+  struct langfuse *lf = priv;
+  gw_rc rc;
+  /* 1. Every record's usage and cost onto its span. */
+  for (size_t i = 0; i < b->nrecs; i++) {
+    const struct gw_record *r = &b->recs[i];
+    GwSpan *sp = r->span;
+    if (!sp)
+      continue;
+    char buf[512];
+    usage_details(r, buf, sizeof buf);
+    if (buf[0] && !gw_export_span_attr(sp, "langfuse.observation.usage_details") &&
+        (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.observation.usage_details", buf)))
+      return rc;
+    cost_details(r, buf, sizeof buf);
+    if (buf[0] && !gw_export_span_attr(sp, "langfuse.observation.cost_details") &&
+        (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.observation.cost_details", buf)))
+      return rc;
+  }
+  /* 2. Learn each trace's user and session: records first (their precedence is the normalizer's), then
+   * what any span of the trace carries itself. */
+  for (size_t i = 0; i < b->nrecs; i++) {
+    const struct gw_record *r = &b->recs[i];
+    if (!r->span || (!r->user_id && !r->session_id))
+      continue;
+    cache_put(lf, r->span->trace_id.data, r->user_id, r->session_id);
+  }
+  FOR_SPANS(b, sp)
+  {
+    const char *u, *s;
+    span_ids(sp, &u, &s);
+    if (u || s) {
+      struct ids *e = cache_find(lf, sp->trace_id.data);
+      cache_put(lf, sp->trace_id.data, e && e->user[0] ? NULL : u, e && e->session[0] ? NULL : s);
+    }
+  }
+  /* 3. ... and put them on every span of the trace that lacks them. */
+  FOR_SPANS(b, sp)
+  {
+    const struct ids *e = cache_find(lf, sp->trace_id.data);
+    if (!e)
+      continue;
+    const char *u, *s;
+    span_ids(sp, &u, &s);
+    if (e->user[0] && !u && (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.user.id", e->user)))
+      return rc;
+    if (e->session[0] && !s && (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.session.id", e->session)))
+      return rc;
+  }
+  return GW_OK;
+}
+
+const struct gw_exporter_type gw_exporter_langfuse = {
+  .name = "langfuse",
+  .conf_id = GW_CONF_EXP_LANGFUSE,
+  .signals = GW_EXPORT_TRACES,
+  .traces_path = "/api/public/otel/v1/traces",
+  .logs_path = NULL,
+  .otlp_http_response = false,
+  .headers = headers,
+  .create = create,
+  .destroy = destroy,
+  .transform = transform,
+};
