@@ -1,0 +1,123 @@
+/*
+ * fake-langfuse.mjs: a local stand-in for Langfuse's OTel ingestion endpoint, answering as Langfuse
+ * documents and implements it (SPEC-FACTS §5.1, langfuse v4.16.0 web/src/pages/api/public/otel/v1/traces):
+ * - POST {host}/api/public/otel/v1/traces only (there is no logs route and no gRPC: anything else 404);
+ * - Authorization must be exactly `Basic base64(public_key:secret_key)`, else 401;
+ * - x-langfuse-ingestion-version: a value above 4 or not a number is 400 "Unsupported
+ *   x-langfuse-ingestion-version" (recorded, so a test can require exactly "4");
+ * - Content-Type must contain application/x-protobuf or application/json, else 400 "Invalid content type";
+ *   Content-Encoding gzip is inflated;
+ * - one span with a missing or malformed traceId / spanId rejects the whole request with 400;
+ * - success is 200 with a JSON body, not an OTLP response: {} for an empty export, else a queued job.
+ * `respond(info)` can override the answer per request (e.g. 429 with Retry-After, as its rate limiter
+ * does) or hang. Requests are recorded as in fake-otlp.mjs.
+ */
+import http from 'node:http';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
+import { decodeTraces, spansOf } from './fake-otlp.mjs';
+
+export const LANGFUSE_PATH = '/api/public/otel/v1/traces';
+
+export async function startFakeLangfuse({ publicKey = 'pk-lf-test', secretKey = 'sk-lf-test', respond } = {}) {
+  const requests = [];
+  const waiters = [];
+  const record = (r) => {
+    requests.push(r);
+    for (const w of waiters.splice(0)) w();
+  };
+  const wantAuth = `Basic ${Buffer.from(`${publicKey}:${secretKey}`).toString('base64')}`;
+  let n = 0;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const me = ++n;
+      const entry = { n: me, at: Date.now(), path: req.url, headers: req.headers, encoding: req.headers['content-encoding'] ?? null, ok: false, signal: 'traces' };
+      const json = (status, body, headers = {}) => {
+        res.writeHead(status, { 'content-type': 'application/json', ...headers });
+        res.end(JSON.stringify(body));
+      };
+      if (req.method !== 'POST' || req.url !== LANGFUSE_PATH) {
+        record(entry);
+        return json(404, { message: 'Not Found' });
+      }
+      if (req.headers.authorization !== wantAuth) {
+        record(entry);
+        return json(401, { message: 'Invalid credentials' });
+      }
+      const v = req.headers['x-langfuse-ingestion-version'];
+      if (v !== undefined && (!/^\d+$/.test(v) || Number(v) > 4)) {
+        record(entry);
+        return json(400, { message: 'Unsupported x-langfuse-ingestion-version. Maximum supported: 4' });
+      }
+      const ctype = req.headers['content-type'] ?? '';
+      if (!ctype.includes('application/x-protobuf') && !ctype.includes('application/json')) {
+        record(entry);
+        return json(400, { message: 'Invalid content type' });
+      }
+      let raw = Buffer.concat(chunks);
+      try {
+        if (entry.encoding === 'gzip') raw = zlib.gunzipSync(raw);
+        entry.raw = raw;
+        entry.request = ctype.includes('json') ? JSON.parse(raw.toString('utf8')) : decodeTraces(raw);
+      } catch (e) {
+        entry.error = e.message;
+        record(entry);
+        return json(400, { message: `Failed to parse OTel request: ${e.message}` });
+      }
+      const spans = spansOf(entry.request);
+      const bad = spans.find(({ span }) => !/^[0-9a-f]{32}$/.test(span.traceId ?? '') || !/^[0-9a-f]{16}$/.test(span.spanId ?? ''));
+      if (bad) {
+        record(entry);
+        return json(400, { message: 'Invalid traceId or spanId: the whole request is rejected' });
+      }
+      const r = respond ? await respond({ n: me, path: req.url, headers: req.headers, request: entry.request }) : undefined;
+      if (r?.hang) {
+        record(entry);
+        return undefined;
+      }
+      if (r) {
+        record(entry);
+        return json(r.status, r.body ?? { message: `status ${r.status}` }, r.headers ?? {});
+      }
+      entry.ok = true;
+      record(entry);
+      return json(200, spans.length ? { id: crypto.randomUUID(), status: 'queued' } : {});
+    });
+  });
+  const sockets = new Set();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    wantAuth,
+    requests,
+    acceptedSpanIds: () => requests.filter((r) => r.ok).flatMap((r) => spansOf(r.request).map((x) => x.span.spanId)),
+    acceptedSpans: () => requests.filter((r) => r.ok).flatMap((r) => spansOf(r.request)),
+    async waitFor(pred, { timeoutMs = 20000, what = 'requests' } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (pred(requests)) return requests;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`timed out waiting for ${what}; ${requests.length} requests so far`);
+        await new Promise((resolve) => {
+          const t = setTimeout(resolve, Math.min(left, 200));
+          waiters.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
