@@ -9,7 +9,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { prerequisites, createDatabase, startGateway, waitForRows, metric } from '../lib/harness.mjs';
+import { prerequisites, createDatabase, startGateway, waitForRows, waitFor, metric } from '../lib/harness.mjs';
 import { rawGrpcClient } from '../lib/otlp.mjs';
 import { traceFixtures, sendFixture } from '../lib/fixtures.mjs';
 import { startFakeLangfuse, LANGFUSE_PATH } from '../lib/fake-langfuse.mjs';
@@ -123,9 +123,9 @@ describe('Langfuse exporter', { skip: skip ?? false }, () => {
     }
     assert.ok(checked >= 9, `spans checked for ids: ${checked}`);
 
-    const m = await gw.metrics();
-    assert.equal(metric(m, 'genai_gateway_exporter_spans_sent_total', { exporter: 'langfuse', signal: 'traces' }), sent.length);
-    assert.equal(metric(m, 'genai_gateway_exporter_up', { exporter: 'langfuse' }), 1);
+    /* counted once the answers are back in the gateway */
+    await waitFor(async () => metric(await gw.metrics(), 'genai_gateway_exporter_spans_sent_total', { exporter: 'langfuse', signal: 'traces' }) === sent.length, { what: 'sent counter' });
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_exporter_up', { exporter: 'langfuse' }), 1);
   });
 });
 

@@ -280,3 +280,58 @@ export async function startOtlpGrpc({ tls = false, respond, requireMetadata } = 
     },
   };
 }
+
+/**
+ * A bare OTLP/gRPC receiver on node:http2, for what a gRPC library hides: it records the request headers
+ * as they came (grpc-encoding included) and each message's compressed flag, inflates gzip itself, and
+ * answers OK with an empty ExportTraceServiceResponse. Traces only.
+ * Returns { addr, port, requests (entries also hold compressed, encoding), waitFor(), close() }.
+ */
+export async function startGrpcWire() {
+  const rec = recorder();
+  let n = 0;
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    const chunks = [];
+    stream.on('data', (c) => chunks.push(c));
+    stream.on('end', () => {
+      const buf = Buffer.concat(chunks);
+      const entry = { n: ++n, at: Date.now(), method: headers[':path'], metadata: headers, signal: 'traces', ok: false };
+      try {
+        entry.compressed = buf[0] === 1;
+        entry.encoding = headers['grpc-encoding'] ?? null;
+        let msg = buf.subarray(5, 5 + buf.readUInt32BE(1));
+        if (entry.compressed) msg = zlib.gunzipSync(msg);
+        entry.raw = msg;
+        entry.request = decodeTraces(msg);
+        entry.ok = true;
+      } catch (e) {
+        entry.error = e.message;
+      }
+      rec.record(entry);
+      const resp = Buffer.from(TraceResp.encode(TraceResp.fromObject({})).finish());
+      const frame = Buffer.alloc(5 + resp.length);
+      frame.writeUInt32BE(resp.length, 1);
+      resp.copy(frame, 5);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': entry.ok ? '0' : '3', 'grpc-message': entry.error ?? '' }));
+      stream.end(frame);
+    });
+  });
+  const sessions = new Set();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    port,
+    addr: `127.0.0.1:${port}`,
+    ...rec,
+    async close() {
+      for (const s of sessions) s.destroy();
+      await new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
