@@ -31,11 +31,17 @@ struct gw_sink {
   uint64_t stop_deadline; /* monotonic ns; set on stop */
   _Atomic uint64_t batches_ok, batches_retried, batches_dropped, delivered, dropped, last_error_ns;
   _Atomic uint64_t skipped_entries, skipped_spans, skipped_log_records;
+  /* the sink thread's own: what the lag cap skipped since it last said so */
+  struct gw_spool_skipped skip_pending;
+  uint64_t skip_logged;
 };
 
-/* Enforce the lag cap; logs what was skipped at most once per 10 s (the rest is summed into the next line). */
-static void lag_cap(struct gw_sink *s, struct gw_spool_skipped *pending, uint64_t *last_log)
+/* Enforce the lag cap; logs what was skipped at most once per 10 s (the rest is summed into the next line).
+ * Sink thread only, between sends (also while backing off, so a long backoff cannot let the lag grow). */
+static void lag_cap(struct gw_sink *s)
 {
+  struct gw_spool_skipped *pending = &s->skip_pending;
+  uint64_t *last_log = &s->skip_logged;
   if (!s->conf.max_lag_bytes && !s->conf.max_lag_ms)
     return;
   struct gw_spool_skipped k;
@@ -75,6 +81,7 @@ static void sleep_ms_interruptible(struct gw_sink *s, uint64_t ms)
       return;
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
+    lag_cap(s);
   }
 }
 
@@ -89,14 +96,13 @@ static void *run(void *arg)
   struct gw_spool_entry *batch = gw_calloc(cap, sizeof *batch);
   unsigned seed = (unsigned)gw_mono_ns();
   uint64_t backoff = s->conf.backoff_min_ms;
-  uint64_t fails_since_log = 0, last_log = 0, last_skip_log = 0;
-  struct gw_spool_skipped skipped = {0};
+  uint64_t fails_since_log = 0, last_log = 0;
 
   for (;;) {
     bool stopping = atomic_load(&s->stopping);
     if (stopping && gw_mono_ns() >= s->stop_deadline)
       break;
-    lag_cap(s, &skipped, &last_skip_log);
+    lag_cap(s);
     uint64_t deadline = gw_mono_ns() + 200 * 1000000ull;
     size_t n = gw_spool_peek(s->spool, s->consumer, batch, cap, s->conf.batch_spans,
                              stopping ? 0 : s->conf.batch_wait_ms * 1000000ull, deadline);
@@ -151,9 +157,9 @@ static void *run(void *arg)
     atomic_fetch_add(&s->dropped, out.dropped);
     gw_spool_commit(s->spool, s->consumer, batch[n - 1].seq);
   }
-  if (skipped.entries)
+  if (s->skip_pending.entries)
     gw_warn(s->type->name, "skipped %llu more spans and %llu more log records past its lag cap since the last report (not delivered)",
-            (unsigned long long)skipped.spans, (unsigned long long)skipped.log_records);
+            (unsigned long long)s->skip_pending.spans, (unsigned long long)s->skip_pending.log_records);
   free(batch);
   return NULL;
 }

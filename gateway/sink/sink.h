@@ -50,7 +50,8 @@ struct gw_sink_conf {
   uint64_t drain_ms;       /* on stop: keep delivering for at most this long */
   /* Lag cap (DESIGN §1), for sinks that may lose data (exporters; 0 = never skip, as the Postgres writer):
    * while this sink is more than max_lag_bytes or max_lag_ms behind the spool head, its oldest entries
-   * are skipped unsent, counted (gw_sink_stats) and logged. */
+   * are skipped unsent, counted (gw_sink_stats) and logged. Checked before every batch and every 20 ms
+   * of a backoff; a send in flight (bounded by the sink's own timeout) may overshoot it meanwhile. */
   uint64_t max_lag_bytes;
   uint64_t max_lag_ms;
 };

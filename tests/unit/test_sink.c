@@ -228,12 +228,46 @@ static void test_lag_cap_skips_and_counts(void **st)
   free_fake(ok);
 }
 
+/* The cap holds while the sink sleeps a long backoff (the peer asked for 5 s), not only between sends. */
+static void test_lag_cap_holds_during_backoff(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct fake *down = mk_fake();
+  down->results[0] = GW_SINK_RETRY;
+  down->nresults = 1;
+  down->retry_after_ms = 5000;
+  struct gw_sink_conf c = {.batch_spans = 1, .max_entries = 64, .backoff_min_ms = 1, .backoff_max_ms = 5,
+                           .drain_ms = 100, .max_lag_bytes = 4 * 1024};
+  struct gw_err err = {0};
+  struct gw_sink *sd = gw_sink_start(&fake_type, down, sp, &c, &err);
+  put(sp, 1);
+  wait_sends(down, 1); /* now sleeping 5 s */
+  for (int i = 0; i < 40; i++)
+    put(sp, 1);
+  struct gw_spool_lag l = {0};
+  for (int i = 0; i < 100; i++) {
+    gw_spool_lag_get(sp, gw_sink_consumer(sd), &l);
+    if (l.bytes <= 4 * 1024)
+      break;
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  assert_true(l.bytes <= 4 * 1024);
+  assert_int_equal(sends(down), 1); /* still in the backoff: the cap acted without a send */
+  gw_spool_close(sp);
+  gw_sink_stop(sd);
+  gw_spool_destroy(sp);
+  free_fake(down);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_retry_commits_done_prefix),
     cmocka_unit_test(test_retry_after_is_honoured),
     cmocka_unit_test(test_lag_cap_skips_and_counts),
+    cmocka_unit_test(test_lag_cap_holds_during_backoff),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
