@@ -1276,9 +1276,18 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
   if (*e->ca_file) {
     if (!(grpc ? e->tls : ep.https))
       return fail(x, where(x, r_ca, at, sizeof at), key, "needs TLS (%s)", grpc ? "tls: true" : "an https:// endpoint");
-    if (access(e->ca_file, R_OK) != 0)
+    char *pem = NULL;
+    size_t plen = 0;
+    struct gw_err ferr = {0};
+    if (read_file(e->ca_file, &pem, &plen, &ferr) != GW_OK) {
+      const char *reason = strrchr(ferr.msg, ':'); /* "PATH: cannot read: REASON" */
       return fail(x, where(x, r_ca, at, sizeof at), key, "cannot read '%s': %s", show(e->ca_file, shown, sizeof shown),
-                  strerror(errno));
+                  ferr.rc == GW_ERR(CONFIG) ? "larger than 1 MiB" : reason ? reason + 2 : "unreadable");
+    }
+    bool is_pem = strstr(pem, "-----BEGIN CERTIFICATE-----") != NULL;
+    free(pem);
+    if (!is_pem)
+      return fail(x, where(x, r_ca, at, sizeof at), key, "'%s' holds no PEM certificate", show(e->ca_file, shown, sizeof shown));
   }
 
   size_t r_h = ROW("headers");
