@@ -174,6 +174,8 @@ gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
     if (!c->next_read)
       c->next_read = n;
   }
+  if (s->nconsumers == 0)
+    reclaim(s); /* nobody will ever read it (no Postgres, no exporter): it must not hold the spool */
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   return GW_OK;

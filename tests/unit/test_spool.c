@@ -271,6 +271,21 @@ static void test_late_consumer(void **st)
   gw_spool_destroy(s);
 }
 
+/* With no consumer at all (no Postgres, no exporter) entries are not kept: the spool never fills. */
+static void test_no_consumer_keeps_nothing(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(4096);
+  char big[1500];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(gw_spool_bytes(s), 0);
+  assert_int_equal(gw_spool_last_seq(s), 10);
+  gw_spool_destroy(s);
+}
+
 static void test_bad_conf(void **st)
 {
   (void)st;
@@ -287,7 +302,7 @@ int main(void)
     cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_backlog_comes_in_batches),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
     cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_bad_conf),
     cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_past_age_cap),
-    cmocka_unit_test(test_late_consumer),
+    cmocka_unit_test(test_late_consumer), cmocka_unit_test(test_no_consumer_keeps_nothing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
