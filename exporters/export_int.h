@@ -110,8 +110,13 @@ void gw_grpc_client_destroy(struct gw_grpc_client *c);
 /* Unary call of method with a serialized request. Fills r (body = the response message). */
 void gw_grpc_call(struct gw_grpc_client *c, const char *method, const void *msg, size_t len, struct gw_export_reply *r);
 
-/* gzip (RFC 1952) of src into the arena, level 1: the cheap end, exporters compress every byte they send. */
-gw_rc gw_export_gzip(struct gw_arena *a, const void *src, size_t len, void **out, size_t *out_len);
+/* gzip (RFC 1952) of src into the arena, at the fastest level: exporters compress every byte they send.
+ * A compressor belongs to one thread. */
+struct gw_export_gzip;
+struct gw_export_gzip *gw_export_gzip_create(void);
+void gw_export_gzip_destroy(struct gw_export_gzip *z);
+gw_rc gw_export_gzip(struct gw_export_gzip *z, struct gw_arena *a, const void *src, size_t len, void **out,
+                     size_t *out_len);
 
 /* ---- payloads (payload.c) ---- */
 

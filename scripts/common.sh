@@ -4,7 +4,7 @@ set -euo pipefail
 
 GW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GW_APT_PKGS="pkg-config cmake make gcc libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libmicrohttpd-dev
-  libcurl4-openssl-dev libnghttp2-dev libpq-dev libpcre2-dev libjson-c-dev libyaml-dev zlib1g-dev libssl-dev
+  libcurl4-openssl-dev libnghttp2-dev libpq-dev libpcre2-dev libjson-c-dev libyaml-dev zlib1g-dev libssl-dev libdeflate-dev
   libcmocka-dev postgresql valgrind"
 
 gw_say() { printf '==> %s\n' "$*" >&2; }

@@ -21,6 +21,7 @@
 #include "export_int.h"
 
 #define RETRY_AFTER_MAX_MS (5u * 60u * 1000u)
+#define ARENA_KEEP (16u << 20) /* a decoded batch of 512 spans is a few MiB: keep its memory between batches */
 #define PARTIAL_LOG_NS (10ull * 1000000000ull)
 #define TRACES_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define LOGS_METHOD "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -39,6 +40,7 @@ struct exporter {
   struct gw_export_headers hdrs;
   void *priv;
   struct gw_arena *arena;
+  struct gw_export_gzip *gz;
   _Atomic uint64_t abort_at;
   uint64_t partial_logged_ns, partial_pending;
   char partial_msg[160];
@@ -86,6 +88,7 @@ static void destroy(void *self)
     x->type->destroy(x->priv);
   headers_free(&x->hdrs);
   gw_arena_destroy(x->arena);
+  gw_export_gzip_destroy(x->gz);
   free(x->traces_url);
   free(x->logs_url);
   free(x);
@@ -129,10 +132,13 @@ void *gw_export_create(const struct gw_export_setup *s, struct gw_err *err)
     x->http = gw_http_client_create(&o, err);
     if (!x->http)
       goto fail;
+    if (c->gzip)
+      x->gz = gw_export_gzip_create();
   }
   if (s->type->create)
     x->priv = s->type->create(c);
   x->arena = gw_arena_create(0);
+  gw_arena_keep(x->arena, ARENA_KEEP);
   gw_info(name, "exporting %s%s to %s over OTLP/%s%s%s", (s->type->signals & GW_EXPORT_TRACES) ? "traces" : "",
           (s->type->signals & GW_EXPORT_LOGS) ? " and logs" : "", x->grpc ? c->endpoint : x->traces_url,
           x->grpc ? "gRPC" : "HTTP", c->gzip ? ", gzip" : "", c->genai_only ? ", GenAI spans only" : "");
@@ -183,7 +189,7 @@ static enum gw_export_result send_one(struct exporter *x, enum gw_signal sig, co
     if (x->conf->gzip) {
       void *z;
       size_t zl;
-      if (gw_export_gzip(x->arena, body, len, &z, &zl) == GW_OK) {
+      if (gw_export_gzip(x->gz, x->arena, body, len, &z, &zl) == GW_OK) {
         send = z;
         send_len = zl;
       } else {

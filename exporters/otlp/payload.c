@@ -14,8 +14,9 @@
  * each entry is re-encoded. Log entries are never decoded: genai_only passes those whose request holds
  * GenAI events.
  */
+#include <libdeflate.h>
+#include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "export_int.h"
 
@@ -53,29 +54,35 @@ gw_rc gw_export_add_attr_str(struct gw_arena *a, GwSpan *sp, const char *key, co
 
 /* ---- gzip ---- */
 
-gw_rc gw_export_gzip(struct gw_arena *a, const void *src, size_t len, void **out, size_t *out_len)
+/* libdeflate, not zlib: whole-buffer compression is all we need, and at its fastest level it compresses
+ * OTLP about twice as fast as zlib's level 1 for a similar ratio (bench/README.md, "Exporters"). */
+struct gw_export_gzip *gw_export_gzip_create(void)
 {
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  /* windowBits 15 + 16: a gzip wrapper (RFC 1952), as Content-Encoding: gzip requires. */
-  if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return GW_ERR(NOMEM);
-  size_t cap = deflateBound(&z, (uLong)len);
+  struct libdeflate_compressor *c = libdeflate_alloc_compressor(1);
+  if (!c)
+    abort(); /* out of memory at start */
+  return (struct gw_export_gzip *)c;
+}
+
+void gw_export_gzip_destroy(struct gw_export_gzip *z)
+{
+  if (z)
+    libdeflate_free_compressor((struct libdeflate_compressor *)z);
+}
+
+gw_rc gw_export_gzip(struct gw_export_gzip *z, struct gw_arena *a, const void *src, size_t len, void **out,
+                     size_t *out_len)
+{
+  struct libdeflate_compressor *c = (struct libdeflate_compressor *)z;
+  size_t cap = libdeflate_gzip_compress_bound(c, len);
   uint8_t *buf = gw_arena_alloc(a, cap ? cap : 1);
-  if (!buf) {
-    deflateEnd(&z);
+  if (!buf)
     return GW_ERR(NOMEM);
-  }
-  z.next_in = (Bytef *)src;
-  z.avail_in = (uInt)len;
-  z.next_out = buf;
-  z.avail_out = (uInt)cap;
-  int rc = deflate(&z, Z_FINISH);
-  *out_len = z.total_out;
-  deflateEnd(&z);
-  if (rc != Z_STREAM_END)
+  size_t n = libdeflate_gzip_compress(c, src, len, buf, cap);
+  if (!n)
     return GW_ERR(INTERNAL);
   *out = buf;
+  *out_len = n;
   return GW_OK;
 }
 

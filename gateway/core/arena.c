@@ -26,6 +26,7 @@ struct gw_arena {
   struct chunk *head;  /* current chunk; older ones follow */
   struct chunk *spare; /* chunks kept by reset, reused before malloc */
   size_t cap, total;  /* total: bytes of chunk data allocated */
+  size_t keep;        /* chunk bytes reset keeps (KEEP_MAX unless gw_arena_keep said otherwise) */
   size_t next_size;
   void *last;         /* most recent allocation, for gw_arena_grow */
   size_t last_n;
@@ -81,6 +82,7 @@ struct gw_arena *gw_arena_create(size_t cap)
   struct gw_arena *a = gw_calloc(1, sizeof *a);
   a->cap = cap ? cap : (size_t)1 << 30;
   a->next_size = FIRST_CHUNK;
+  a->keep = KEEP_MAX;
   a->pb.alloc = pb_alloc;
   a->pb.free = pb_free;
   a->pb.allocator_data = a;
@@ -104,7 +106,7 @@ void gw_arena_destroy(struct gw_arena *a)
 
 void gw_arena_reset(struct gw_arena *a)
 {
-  /* Keep up to KEEP_MAX bytes of chunks (largest first come from the newest end) so the next request
+  /* Keep up to a->keep bytes of chunks (largest first come from the newest end) so the next request
    * reuses memory already faulted in instead of mapping it again; free the rest. */
   size_t kept = 0;
   for (struct chunk *s2 = a->spare; s2; s2 = s2->next)
@@ -112,7 +114,7 @@ void gw_arena_reset(struct gw_arena *a)
   struct chunk *c = a->head;
   while (c) {
     struct chunk *n = c->next;
-    if (kept + c->size <= KEEP_MAX) {
+    if (kept + c->size <= a->keep) {
       c->used = 0;
       c->next = a->spare;
       a->spare = c;
@@ -129,6 +131,8 @@ void gw_arena_reset(struct gw_arena *a)
   a->last_n = 0;
   a->exhausted = false;
 }
+
+void gw_arena_keep(struct gw_arena *a, size_t bytes) { a->keep = bytes; }
 
 /* The calling thread's arena, reset (see arena.h). */
 static pthread_key_t thread_key;

@@ -21,6 +21,9 @@ struct gw_arena *gw_arena_create(size_t cap);
 void gw_arena_destroy(struct gw_arena *a);
 /* Forget every allocation, keeping up to 4 MiB of chunks for reuse by the next request. */
 void gw_arena_reset(struct gw_arena *a);
+/* Let reset keep up to bytes of chunks instead of 4 MiB: for a long-lived arena whose every use is large
+ * (an exporter's batch), so each use does not map and fault its memory in again. */
+void gw_arena_keep(struct gw_arena *a, size_t bytes);
 
 /* The calling thread's own arena, reset, with its cap set to cap: a receiver thread reuses the memory its
  * previous request faulted in. Freed when the thread exits. Do not destroy it; it is valid until the

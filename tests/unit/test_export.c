@@ -294,7 +294,9 @@ static void test_gzip_round_trip(void **st)
     src[i] = "abcdefgh"[i % 8];
   void *z;
   size_t zl;
-  assert_int_equal(gw_export_gzip(a, src, sizeof src, &z, &zl), GW_OK);
+  struct gw_export_gzip *gz = gw_export_gzip_create();
+  assert_int_equal(gw_export_gzip(gz, a, src, sizeof src, &z, &zl), GW_OK);
+  gw_export_gzip_destroy(gz);
   assert_true(zl < sizeof src / 10);
   assert_int_equal(((uint8_t *)z)[0], 0x1f); /* gzip magic, not zlib or raw deflate */
   assert_int_equal(((uint8_t *)z)[1], 0x8b);
