@@ -356,25 +356,6 @@ static void close_conn(struct store *s)
   gw_metric_set(GW_M_PG_CONNECTED, 0);
 }
 
-static void quiet_notices(void *arg, const char *msg) {}
-
-/* Why a connection attempt failed, without the DSN: libpq's reason after "failed: " (the socket error
- * or the server's FATAL message); its other messages may quote the connection string, so they are
- * replaced by a generic one. */
-static void conn_reason(PGconn *c, char *buf, size_t len)
-{
-  const char *m = c ? PQerrorMessage(c) : NULL;
-  const char *p = NULL, *q;
-  for (q = m; q && (q = strstr(q, "failed: ")) != NULL; q += 8)
-    p = q + 8;
-  if (!p) {
-    snprintf(buf, len, "%s", c ? "invalid connection string or options" : "out of memory");
-    return;
-  }
-  size_t n = strcspn(p, "\n");
-  snprintf(buf, len, "%.*s", (int)n, p);
-}
-
 /* Sort a failed result: connection gone, the row's data, or something else the database must fix. */
 static enum wr classify(PGconn *c, const PGresult *r, char *msg, size_t msglen)
 {
@@ -421,19 +402,12 @@ static bool open_conn(struct store *s, struct gw_sink_outcome *out)
 {
   char msg[200];
   s->last_attempt_mono = gw_mono_ns();
-  /* Defaults first: keywords the DSN itself sets win (expand_dbname processes dbname in order). */
-  const char *kw[] = {"connect_timeout", "application_name", "keepalives_idle", "dbname", NULL};
-  const char *val[] = {"10", "genai-gateway", "30", s->dsn, NULL};
-  s->conn = PQconnectdbParams(kw, val, 1);
-  if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-    conn_reason(s->conn, msg, sizeof msg);
+  s->conn = gw_pg_connect(s->dsn, "genai-gateway", msg, sizeof msg);
+  if (!s->conn) {
     set_error(out, "cannot connect to Postgres: %s", msg);
     close_conn(s);
     return false;
   }
-  PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
-  if (run(s, "SET TIME ZONE 'UTC'", 0, NULL, NULL, msg, sizeof msg) != WR_OK)
-    goto fail_conn;
   if (s->migrations_dir && !s->migrated) {
     struct gw_err err = {0};
     gw_rc rc = gw_store_migrate(s->conn, s->migrations_dir, &err);
