@@ -150,6 +150,15 @@ static void *maint_main(void *arg)
       rc = gw_maint_run(conn, &m->conf, gw_now_ns(), &res, &err);
       if (rc == GW_OK) {
         last_error[0] = 0;
+        char now[48], ret[16];
+        fmt_utc(gw_now_ns(), now, sizeof now);
+        snprintf(ret, sizeof ret, "%u", m->conf.retention_days);
+        const char *params[] = {now, ret};
+        PGresult *r = PQexecParams(conn, "SELECT gw_orphan_event_count($1::timestamptz, $2::int)", 2, NULL, params,
+                                   NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+          gw_metric_set(GW_M_EVENTS_ORPHANED, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+        PQclear(r);
         if (res.partitions_created || res.partitions_dropped || res.rollup_rows_deleted || res.rejects_deleted)
           gw_info(MOD, "partitions created=%lld dropped=%lld, rollup rows expired=%lld, rejects expired=%lld",
                   res.partitions_created, res.partitions_dropped, res.rollup_rows_deleted, res.rejects_deleted);
