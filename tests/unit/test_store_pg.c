@@ -1189,6 +1189,34 @@ static void test_maint_loop(void **state)
   assert_int_equal(err.rc, GW_ERR(CONFIG));
 }
 
+/* Content events whose span never arrived: counted by the maintenance query and published as a gauge. */
+static void test_orphan_events(void **state)
+{
+  exec_or_fail(db, "SELECT gw_ensure_partition('ai_interaction_events', (now() AT TIME ZONE 'UTC')::date), "
+                   "gw_ensure_partition('ai_interaction_events', (now() AT TIME ZONE 'UTC')::date - 1), "
+                   "gw_ensure_partition('ai_interaction_traces', (now() AT TIME ZONE 'UTC')::date), "
+                   "gw_ensure_partition('ai_interaction_traces', (now() AT TIME ZONE 'UTC')::date - 1)");
+  exec_or_fail(db, "INSERT INTO ai_interaction_traces (trace_id, span_id, start_time) VALUES "
+                   "(repeat('a', 32), repeat('1', 16), now() - interval '3 hours')");
+  exec_or_fail(db, "INSERT INTO ai_interaction_events (trace_id, span_id, time, event_name, seq, direction, content) VALUES "
+                   "(repeat('a', 32), repeat('1', 16), now() - interval '2 hours', 'gen_ai.user.message', 0, 'input', '{}'),"
+                   "(repeat('b', 32), repeat('2', 16), now() - interval '2 hours', 'gen_ai.user.message', 0, 'input', '{}'),"
+                   "(repeat('b', 32), repeat('2', 16), now() - interval '2 hours', 'gen_ai.choice', 0, 'output', '{}'),"
+                   "(repeat('c', 32), repeat('3', 16), now() - interval '10 minutes', 'gen_ai.user.message', 0, 'input', '{}'),"
+                   "(repeat('d', 32), repeat('4', 16), now() - interval '2 hours', 'gen_ai.evaluation.result', 0, NULL, '{}')");
+  /* b's two events: its span never came. a has its row; c is too recent to judge; d is not content. */
+  assert_string_equal(qv("SELECT gw_orphan_event_count(now(), 90)"), "2");
+  struct gw_maint_conf mc = maint_conf(90, 400, 0);
+  struct gw_err err = {0};
+  gw_metric_set(GW_M_EVENTS_ORPHANED, -1);
+  struct gw_maint *m = gw_maint_start(&mc, &err);
+  assert_non_null(m);
+  for (int i = 0; i < 200 && gw_metric_get(GW_M_EVENTS_ORPHANED) == -1; i++)
+    usleep(50000);
+  gw_maint_stop(m);
+  assert_int_equal(gw_metric_get(GW_M_EVENTS_ORPHANED), 2);
+}
+
 /* The rebuild command's C side: argument checks name the argument; a rebuild equals the GROUP BY. */
 static void test_rollup_rebuild_cli(void **state)
 {
@@ -1240,6 +1268,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_maint_lock_and_args, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_maint_loop, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_rebuild_cli, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_orphan_events, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
