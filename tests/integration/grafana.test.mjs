@@ -26,7 +26,7 @@ import pg from 'pg';
 import { prerequisites, createDatabase, startGateway, post, waitForRows, pgClientConfig, REPO } from '../lib/harness.mjs';
 import { span, traceRequest, toProtobuf } from '../lib/otlp.mjs';
 import {
-  ALL_VALUE, allPanels, dashboardQueries, expandQuery, interpolateVariables, toSeries, reduceSeries, threshold, fieldKind,
+  ALL_VALUE, allPanels, dashboardQueries, expandMacros, expandQuery, interpolateVariables, toSeries, reduceSeries, threshold, fieldKind,
 } from '../lib/grafana.mjs';
 
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -392,6 +392,51 @@ async function checkQuery(db, q, sql, sc) {
 const ALL_QUERIES = dashboards.flatMap(({ json }) => dashboardQueries(json));
 const alertFile = readYaml(ALERT_FILE);
 const RULES = alertFile.groups.flatMap((g) => g.rules);
+
+/* ---------------- the emulation itself ---------------- */
+
+describe('Grafana expansion emulation', () => {
+  const from = new Date(Date.UTC(2018, 3, 12, 18, 0, 0));
+  const to = new Date(Date.UTC(2018, 3, 12, 18, 5, 0));
+  const x = (sql, extra = {}) => expandMacros(sql, { from, to, ...extra });
+
+  test('macros expand to the text the PostgreSQL datasource sends', () => {
+    assert.equal(x('WHERE $__timeFilter(time_column)'), "WHERE time_column BETWEEN '2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'");
+    assert.equal(expandMacros('$__timeFilter(t)', { from: new Date(Date.UTC(1960, 1, 1, 7, 0, 0, 500)), to }), "t BETWEEN '1960-02-01T07:00:00.5Z' AND '2018-04-12T18:05:00Z'");
+    assert.equal(x('select $__timeFrom(), $__timeTo()'), "select '2018-04-12T18:00:00Z', '2018-04-12T18:05:00Z'");
+    assert.equal(x("SELECT $__timeGroup(time_column,'5m')"), 'SELECT floor(extract(epoch from time_column)/300)*300');
+    assert.equal(x("SELECT $__timeGroupAlias(time_column , '1h')"), 'SELECT floor(extract(epoch from time_column)/3600)*3600 AS "time"');
+    assert.equal(x("SELECT $__timeGroup(time_column,'5m'), value"), 'SELECT floor(extract(epoch from time_column)/300)*300 AS "time", value', 'followed by a comma: the pre-5.3 alias form');
+    assert.equal(x("SELECT $__timeGroup(time_column,'5m') as time, value"), 'SELECT floor(extract(epoch from time_column)/300)*300 as time, value');
+    assert.equal(x("$__timeGroup(t,'12d')"), 'floor(extract(epoch from t)/1.0368e+06)*1.0368e+06', "Go's %v of 1036800");
+    assert.equal(x('select $__time(c), $__timeEpoch(c)'), 'select c AS "time", extract(epoch from c) as "time"');
+    assert.equal(x('select $__unixEpochFilter(time)'), 'select time >= 1523556000 AND time <= 1523556300');
+    assert.equal(x("SELECT $__unixEpochGroupAlias(time_column+time_adjustment,'5m')"), 'SELECT floor((time_column+time_adjustment)/300)*300 AS "time"');
+    assert.equal(x('select $__unixEpochFrom(), $__unixEpochTo(), $__interval, $__interval_ms', { intervalMs: 3600000 }), 'select 1523556000, 1523556300, 1h, 3600000');
+    assert.throws(() => x('select $__timeBogus(c)'), /unknown macro/);
+    assert.throws(() => x('select $__timeFilter()'), /missing time column/);
+  });
+
+  test('variables expand as templateSrv does, with the sqlstring format', () => {
+    const variables = [
+      { name: 'host', type: 'query', multi: true, includeAll: true, allValue: "'__all'", current: { value: [ALL_VALUE] } },
+      { name: 'region', type: 'query', multi: true, includeAll: true, current: { value: [ALL_VALUE] } },
+      { name: 'user', type: 'textbox', current: { value: '' } },
+    ];
+    const i = (sql, values = {}, extra = {}) => interpolateVariables(sql, { variables, values, ...extra });
+    assert.equal(i('IN (${host:sqlstring})'), "IN ('__all')", 'a custom all value is inserted verbatim');
+    assert.equal(i('IN (${host:sqlstring})', { host: ['srv1', "o'x"] }), "IN ('srv1','o''x')");
+    assert.equal(i('IN (${host:sqlstring})', { host: 'srv1' }), "IN ('srv1')");
+    assert.equal(i('IN (${region:sqlstring})', {}, { options: { region: ['us', 'eu'] } }), "IN ('us','eu')", 'All without allValue: every option');
+    assert.equal(i('= ${user:sqlstring}', { user: "O'Brien" }), "= 'O''Brien'");
+    assert.equal(i('= ${user:sqlstring}'), "= ''");
+    assert.equal(i('$__timeFilter(t) AND [[user:sqlstring]] = ${user:csv}', { user: 'a' }), "$__timeFilter(t) AND 'a' = a", 'macros are left for the server');
+    assert.throws(() => i('IN ($host)'), /give the format explicitly/);
+    assert.equal(i('IN ($host)', { host: ['a', 'b'] }, { strict: false }), "IN ('a','b')");
+    assert.equal(i("= '$user'", { user: "O'Brien" }, { strict: false }), "= 'O''Brien'");
+    assert.throws(() => expandQuery('SELECT 1 WHERE a = $hots', { variables, from, to }), /\$hots left/);
+  });
+});
 
 /* ---------------- static checks ---------------- */
 
