@@ -618,6 +618,9 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
   });
 
   after(async () => {
+    /* a clean exit: under ASan/LSan a memory error or leak makes it non-zero */
+    const exit = await gw?.stop();
+    const log = gw?.logs().slice(-3000);
     await gw?.cleanup();
     await db?.drop();
     if (readersToDrop.length) {
@@ -626,6 +629,7 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
       for (const r of readersToDrop) await admin.query(`DROP ROLE IF EXISTS "${r}"`).catch(() => {});
       await admin.end();
     }
+    if (gw) assert.deepEqual(exit, { code: 0, signal: null }, `gateway exit; log:\n${log}`);
   });
 
   test('the pipeline stored what the oracles assume: costs, and a redacted prompt', () => {
