@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "cli.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "cost/cost.h"
@@ -59,6 +60,8 @@ static const struct gw_exporter_type *const exporter_types[] = {
 static void usage(FILE *f)
 {
   fprintf(f, "usage: genai-gateway [--config FILE] [--check-config] [--print-config] [--version]\n"
+             "       genai-gateway rollup --rebuild --from TS --to TS [--config FILE]\n"
+             "       genai-gateway maintain [--now TS] [--config FILE]\n"
              "  --config FILE    YAML configuration (default: built-in defaults; see docs/config.md)\n"
              "  --check-config   load and validate the configuration, then exit (0 = valid)\n"
              "  --print-config   print the effective configuration, secrets masked, then exit\n"
@@ -73,6 +76,8 @@ int main(int argc, char **argv)
 {
   const char *config = NULL;
   bool check = false, print = false;
+  if (argc > 1 && (strcmp(argv[1], "rollup") == 0 || strcmp(argv[1], "maintain") == 0))
+    return gw_cli_main(argc, argv);
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--version") == 0) {
       printf("genai-gateway %s\n", GW_VERSION);
@@ -146,6 +151,7 @@ int main(int argc, char **argv)
   struct gw_redactor *redactor = NULL;
   struct gw_sink *store = NULL;
   struct gw_exporters *exporters = NULL;
+  struct gw_maint *maint = NULL;
   struct gw_http_receiver *http = NULL;
   struct gw_grpc_receiver *grpc = NULL;
   struct gw_admin *admin = NULL;
@@ -188,6 +194,14 @@ int main(int argc, char **argv)
     store = gw_sink_start(&gw_store_pg_sink, self, spool, &skc, &err);
     if (!store)
       goto out;
+    if (conf->postgres.maintenance_interval_ms) {
+      struct gw_maint_conf mc = {conf->postgres.dsn, conf->postgres.retention_days,
+                                 conf->postgres.rollup_retention_days, conf->postgres.partitions_ahead_days,
+                                 conf->postgres.maintenance_interval_ms};
+      maint = gw_maint_start(&mc, &err);
+      if (!maint)
+        goto out;
+    }
   } else {
     gw_warn("main", "no DATABASE_URL / postgres.dsn: spans are received but not stored");
   }
@@ -225,6 +239,7 @@ out:
   gw_http_receiver_stop(http);
   if (spool)
     gw_spool_close(spool);
+  gw_maint_stop(maint);
   gw_sink_request_stop(store);
   gw_exporters_request_stop(exporters);
   gw_sink_stop(store);

@@ -135,6 +135,16 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(postgres.batch_wait_ms), .desc = "Longest wait to fill a batch before writing it."},
   {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = 36500,
    .off = OFF(postgres.retention_days), .desc = "Days of interactions kept; older daily partitions are dropped."},
+  {.path = "postgres.rollup_retention_days", .type = T_U32, .def = "400", .min = 1, .max = 36500,
+   .off = OFF(postgres.rollup_retention_days),
+   .desc = "Days of hourly rollups kept (trace_metrics_hourly); at least retention_days."},
+  {.path = "postgres.partitions_ahead_days", .type = T_U32, .def = "3", .min = 0, .max = 365,
+   .off = OFF(postgres.partitions_ahead_days),
+   .desc = "Daily partitions the maintenance loop creates ahead of today (UTC)."},
+  {.path = "postgres.maintenance_interval", .type = T_DURATION_MS, .def = "1h", .min = 0, .max = 86400000,
+   .off = OFF(postgres.maintenance_interval_ms),
+   .desc = "How often partitions are created ahead and expired ones dropped; 0 turns the loop off "
+           "(run `genai-gateway maintain` from cron instead)."},
   {.path = "postgres.migrate", .type = T_BOOL, .def = "true", .off = OFF(postgres.migrate),
    .desc = "Apply pending migrations at start."},
   {.path = "postgres.migrations_dir", .type = T_STRING, .def = GW_MIGRATIONS_DIR,
@@ -1395,6 +1405,14 @@ static gw_rc validate(struct ld *x)
   if (strcmp(c->spool.mode, "disk") == 0 && !*c->spool.dir) {
     size_t i = (size_t)find_row("spool.dir");
     return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when spool.mode is disk");
+  }
+  if (c->postgres.rollup_retention_days < c->postgres.retention_days) {
+    size_t i = (size_t)find_row("postgres.rollup_retention_days"), r = (size_t)find_row("postgres.retention_days");
+    if (is_default(x, i))
+      i = r;
+    return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path,
+                "rollup_retention_days %u is below retention_days %u: rollups must outlive the rows they count",
+                c->postgres.rollup_retention_days, c->postgres.retention_days);
   }
   if (*c->postgres.dsn && c->postgres.migrate && !*c->postgres.migrations_dir) {
     size_t i = (size_t)find_row("postgres.migrations_dir");

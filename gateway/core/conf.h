@@ -86,6 +86,9 @@ struct gw_conf {
     uint32_t batch_rows;    /* postgres.batch_rows, default 1000 */
     uint32_t batch_wait_ms; /* postgres.batch_wait_ms, default 200 */
     uint32_t retention_days;  /* postgres.retention_days, default 90 */
+    uint32_t rollup_retention_days; /* postgres.rollup_retention_days, default 400, >= retention_days */
+    uint32_t partitions_ahead_days; /* postgres.partitions_ahead_days, default 3 */
+    uint32_t maintenance_interval_ms; /* postgres.maintenance_interval, default 1h; 0 = no maintenance loop */
     bool migrate;           /* postgres.migrate: apply migrations at start, default true */
     char *migrations_dir;   /* postgres.migrations_dir, default: the installed migrations */
   } postgres;

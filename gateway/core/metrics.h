@@ -36,7 +36,30 @@
   X(UTF8_FIXED, "genai_gateway_invalid_utf8_strings_total", "counter",                                 \
     "Strings with invalid UTF-8 or NUL bytes repaired at decode")                                      \
   X(COST_UNKNOWN, "genai_gateway_cost_unknown_total", "counter",                                       \
-    "GenAI records with a model but neither a price entry nor a client-reported cost")
+    "GenAI records with a model but neither a price entry nor a client-reported cost") \
+  X(LOGS_RECEIVED, "genai_gateway_log_records_received_total", "counter", "OTLP log records received")   \
+  X(LOGS_ACCEPTED, "genai_gateway_log_records_accepted_total", "counter",                               \
+    "Log records accepted into the spool")                                                              \
+  X(LOGS_REJECTED, "genai_gateway_log_records_rejected_total", "counter",                               \
+    "Log records refused (bad ids, GenAI events outside the time window, or the whole request failed)") \
+  X(GENAI_EVENTS, "genai_gateway_genai_events_total", "counter",                                        \
+    "GenAI event rows built from log records (one per message)")                                        \
+  X(EVENTS_UNJOINABLE, "genai_gateway_genai_events_unjoinable_total", "counter",                        \
+    "GenAI event log records without a trace_id/span_id: forwarded, not stored")                        \
+  X(EVENTS_STORED, "genai_gateway_genai_events_stored_total", "counter",                                \
+    "GenAI event rows newly inserted in Postgres")                                                      \
+  X(EVENTS_ORPHANED, "genai_gateway_genai_events_orphaned", "gauge",                                    \
+    "Stored GenAI events older than an hour whose span has no interaction row (maintenance query)")    \
+  X(MAINT_RUNS, "genai_gateway_pg_maintenance_runs_total", "counter",                                   \
+    "Partition and retention maintenance passes completed")                                             \
+  X(MAINT_ERRORS, "genai_gateway_pg_maintenance_errors_total", "counter",                               \
+    "Maintenance passes that failed (retried)")                                                         \
+  X(PARTITIONS_CREATED, "genai_gateway_pg_partitions_created_total", "counter",                         \
+    "Daily partitions created ahead by maintenance")                                                    \
+  X(PARTITIONS_DROPPED, "genai_gateway_pg_partitions_dropped_total", "counter",                         \
+    "Daily partitions dropped past retention_days")                                                     \
+  X(ROLLUPS_EXPIRED, "genai_gateway_pg_rollup_rows_expired_total", "counter",                           \
+    "Hourly rollup rows deleted past rollup_retention_days")
 
 enum gw_metric {
 #define GW_METRIC_ENUM(id, name, type, help) GW_M_##id,

@@ -42,6 +42,12 @@ gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *bod
 gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
                             GwTraceRequest **out, struct gw_err *err);
 
+/* Decode an ExportLogsServiceRequest, with the same bounds. *out lives in the arena. */
+gw_rc gw_decode_logs(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
+                     const struct gw_decode_limits *lim, GwLogsRequest **out, struct gw_err *err);
+gw_rc gw_decode_json_logs(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
+                          GwLogsRequest **out, struct gw_err *err);
+
 /* Repair a string in place (it is arena memory) or into a new arena copy when it must grow: invalid
  * UTF-8 becomes U+FFFD, NUL bytes are removed. Returns the string to use; *fixed is set when changed.
  * NULL only when the arena is exhausted. */

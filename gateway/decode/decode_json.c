@@ -779,6 +779,65 @@ static gw_rc trace_request(struct jctx *c, struct json_object *o, GwTraceRequest
   return rc;
 }
 
+static gw_rc log_record(struct jctx *c, struct json_object *o, GwLogRecord *l)
+{
+  gw_rc rc;
+  int sev = 0;
+  size_t mark = 0;
+  struct json_object *body = NULL;
+  if ((rc = get_u64(c, o, "timeUnixNano", "time_unix_nano", &l->time_unix_nano)) ||
+      (rc = get_u64(c, o, "observedTimeUnixNano", "observed_time_unix_nano", &l->observed_time_unix_nano)) ||
+      (rc = get_enum(c, o, "severityNumber", "severity_number", &sev)) ||
+      (rc = get_str(c, o, "severityText", "severity_text", &l->severity_text)) ||
+      (rc = attributes(c, o, &l->n_attributes, &l->attributes)) ||
+      (rc = get_u32(c, o, "droppedAttributesCount", "dropped_attributes_count", &l->dropped_attributes_count)) ||
+      (rc = get_u32(c, o, "flags", NULL, &l->flags)) || (rc = get_hex(c, o, "traceId", "trace_id", &l->trace_id)) ||
+      (rc = get_hex(c, o, "spanId", "span_id", &l->span_id)) ||
+      (rc = get_str(c, o, "eventName", "event_name", &l->event_name)) ||
+      (rc = get_obj(c, o, "body", NULL, &body, &mark)))
+    return rc;
+  l->severity_number = sev;
+  if (body) {
+    GwAnyValue *av = gw_arena_alloc(c->a, sizeof *av);
+    if (!av)
+      return oom(c);
+    gw_pb_any_value_init(av);
+    if ((rc = any_value(c, body, av, 1)))
+      return rc;
+    l->body = av;
+    path_pop(c, mark);
+  }
+  return GW_OK;
+}
+
+static gw_rc scope_logs(struct jctx *c, struct json_object *o, GwScopeLogs *sl)
+{
+  gw_rc rc;
+  if ((rc = scope(c, o, &sl->scope)) || (rc = get_str(c, o, "schemaUrl", "schema_url", &sl->schema_url)))
+    return rc;
+  REPEATED(c, o, "logRecords", "log_records", GwLogRecord, gw_pb_log_record_init, sl->log_records, sl->n_log_records,
+           log_record);
+  return rc;
+}
+
+static gw_rc resource_logs(struct jctx *c, struct json_object *o, GwResourceLogs *rl)
+{
+  gw_rc rc;
+  if ((rc = resource(c, o, &rl->resource)) || (rc = get_str(c, o, "schemaUrl", "schema_url", &rl->schema_url)))
+    return rc;
+  REPEATED(c, o, "scopeLogs", "scope_logs", GwScopeLogs, gw_pb_scope_logs_init, rl->scope_logs, rl->n_scope_logs,
+           scope_logs);
+  return rc;
+}
+
+static gw_rc logs_request(struct jctx *c, struct json_object *o, GwLogsRequest *req)
+{
+  gw_rc rc = GW_OK;
+  REPEATED(c, o, "resourceLogs", "resource_logs", GwResourceLogs, gw_pb_resource_logs_init, req->resource_logs,
+           req->n_resource_logs, resource_logs);
+  return rc;
+}
+
 /* ---- the DOM ---- */
 
 /* Parse body into a json-c DOM (caller puts it), or fail with DECODE / TOO_DEEP / TOO_LARGE. */
@@ -844,6 +903,31 @@ gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, co
   }
   gw_pb_trace_request_init(req);
   if ((result = trace_request(&c, root, req)))
+    goto out;
+  *out = req;
+out:
+  if (c.fixed)
+    gw_metric_add(GW_M_UTF8_FIXED, (int64_t)c.fixed);
+  json_object_put(root);
+  return result;
+}
+
+gw_rc gw_decode_json_logs(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
+                          GwLogsRequest **out, struct gw_err *err)
+{
+  struct json_object *root = NULL;
+  struct jctx c = {.a = a, .max_depth = lim->max_depth, .err = err};
+  *out = NULL;
+  gw_rc result = parse(body, len, lim->max_depth, &root, err);
+  if (result)
+    return result;
+  GwLogsRequest *req = gw_arena_alloc(a, sizeof *req);
+  if (!req) {
+    result = oom(&c);
+    goto out;
+  }
+  gw_pb_logs_request_init(req);
+  if ((result = logs_request(&c, root, req)))
     goto out;
   *out = req;
 out:

@@ -293,3 +293,53 @@ gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *bod
   *out = req;
   return GW_OK;
 }
+
+static gw_rc fix_logs_request(struct gw_arena *a, GwLogsRequest *req, struct gw_err *err)
+{
+  struct fixer f = {.a = a};
+  for (size_t i = 0; i < req->n_resource_logs; i++) {
+    GwResourceLogs *rl = req->resource_logs[i];
+    fix_resource(&f, rl->resource);
+    fix_str(&f, &rl->schema_url);
+    for (size_t j = 0; j < rl->n_scope_logs; j++) {
+      GwScopeLogs *sl = rl->scope_logs[j];
+      fix_scope(&f, sl->scope);
+      fix_str(&f, &sl->schema_url);
+      for (size_t k = 0; k < sl->n_log_records; k++) {
+        GwLogRecord *l = sl->log_records[k];
+        fix_str(&f, &l->severity_text);
+        fix_str(&f, &l->event_name);
+        fix_any(&f, l->body);
+        fix_kvs(&f, l->attributes, l->n_attributes);
+      }
+    }
+  }
+  if (f.fixed)
+    gw_metric_add(GW_M_UTF8_FIXED, (int64_t)f.fixed);
+  if (f.oom)
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+  return GW_OK;
+}
+
+gw_rc gw_decode_logs(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
+                     const struct gw_decode_limits *lim, GwLogsRequest **out, struct gw_err *err)
+{
+  *out = NULL;
+  if (len > lim->max_bytes)
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
+  if (enc == GW_ENC_JSON)
+    return gw_decode_json_logs(a, body, len, lim, out, err);
+  gw_rc rc = gw_pb_prescan(GW_PB_LOGS_REQUEST, body, len, lim->max_depth, err);
+  if (rc)
+    return rc;
+  GwLogsRequest *req = gw_pb_logs_request_unpack(gw_arena_pb_allocator(a), len, body);
+  if (!req) {
+    if (gw_arena_exhausted(a))
+      return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+    return gw_err_set(err, GW_ERR(DECODE), "protobuf: body is not a valid ExportLogsServiceRequest");
+  }
+  if ((rc = fix_logs_request(a, req, err)))
+    return rc;
+  *out = req;
+  return GW_OK;
+}

@@ -525,7 +525,7 @@ static void content(struct nz_ctx *c)
   }
 }
 
-static char *render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
+char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
 {
   struct gw_sb sb;
   gw_sb_init(&sb, a);
@@ -636,7 +636,7 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
     r->first_token_latency_ms = (struct gw_opt_f64){sec * 1000.0, true};
 
   content(c);
-  r->attributes = render_kvs(c->a, sp->attributes, sp->n_attributes);
+  r->attributes = nz_render_kvs(c->a, sp->attributes, sp->n_attributes);
   if (!r->attributes || !r->resource)
     c->oom = true;
 }
@@ -712,7 +712,7 @@ static bool res_facts(struct gw_arena *a, struct nz_res *res)
   for (size_t i = 0; i < n; i++)
     if (kv[i]->key && !strcmp(kv[i]->key, "service.name") && nz_str(kv[i]->value))
       res->service_name = kv[i]->value->string_value;
-  res->json = render_kvs(a, kv, n);
+  res->json = nz_render_kvs(a, kv, n);
   return res->json != NULL;
 }
 

@@ -92,14 +92,16 @@ static void put_str(struct gw_sb *o, const char *s)
   gw_sb_putn(o, s, n);
 }
 
-gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out)
+/* The codec, generic over a field table: rows of `stride` bytes described by fields[0..nf). */
+static gw_rc rows_encode(const char magic[4], const struct gw_field *fields, size_t nf, const void *rows, size_t stride,
+                         size_t n, struct gw_sb *out)
 {
-  gw_sb_putn(out, "GWR1", 4);
+  gw_sb_putn(out, magic, 4);
   put_u32(out, (uint32_t)n);
   for (size_t i = 0; i < n; i++) {
-    const char *base = (const char *)&recs[i];
-    for (size_t f = 0; f < gw_record_nfields; f++) {
-      const struct gw_field *fd = &gw_record_fields[f];
+    const char *base = (const char *)rows + i * stride;
+    for (size_t f = 0; f < nf; f++) {
+      const struct gw_field *fd = &fields[f];
       const void *p = base + fd->offset;
       switch (fd->type) {
       case GW_FT_CHARS: put_str(out, p); break;
@@ -190,25 +192,26 @@ static const char *get_str(struct rd *r, struct gw_arena *a)
   return s;
 }
 
-gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
+static gw_rc rows_decode(const char magic[4], const struct gw_field *fields, size_t nf, size_t stride, const void *buf,
+                         size_t len, struct gw_arena *a, void **rows, size_t *n)
 {
   struct rd r = {buf, (const unsigned char *)buf + len, false};
-  *recs = NULL;
+  *rows = NULL;
   *n = 0;
-  if (!need(&r, 8) || memcmp(r.p, "GWR1", 4) != 0)
+  if (!need(&r, 8) || memcmp(r.p, magic, 4) != 0)
     return GW_ERR(DECODE);
   r.p += 4;
   uint32_t count = get_u32(&r);
-  /* Never size from a declared count alone: each record takes at least one byte per field. */
-  if (count > len / gw_record_nfields + 1)
+  /* Never size from a declared count alone: each row takes at least one byte per field. */
+  if (count > len / nf + 1)
     return GW_ERR(DECODE);
-  struct gw_record *out = gw_arena_calloc(a, sizeof *out * (count ? count : 1));
+  char *out = gw_arena_calloc(a, stride * (count ? count : 1));
   if (!out)
     return GW_ERR(NOMEM);
   for (uint32_t i = 0; i < count && !r.bad; i++) {
-    char *base = (char *)&out[i];
-    for (size_t f = 0; f < gw_record_nfields && !r.bad; f++) {
-      const struct gw_field *fd = &gw_record_fields[f];
+    char *base = out + (size_t)i * stride;
+    for (size_t f = 0; f < nf && !r.bad; f++) {
+      const struct gw_field *fd = &fields[f];
       void *p = base + fd->offset;
       switch (fd->type) {
       case GW_FT_CHARS: {
@@ -266,7 +269,53 @@ gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct 
   }
   if (r.bad)
     return GW_ERR(DECODE);
-  *recs = out;
+  *rows = out;
   *n = count;
   return GW_OK;
+}
+
+gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out)
+{
+  return rows_encode("GWR1", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, out);
+}
+
+gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
+{
+  void *rows;
+  gw_rc rc = rows_decode("GWR1", gw_record_fields, gw_record_nfields, sizeof **recs, buf, len, a, &rows, n);
+  *recs = rows;
+  return rc;
+}
+
+#define E(col, type, member) {col, type, offsetof(struct gw_event, member), sizeof(((struct gw_event *)0)->member)}
+
+const struct gw_field gw_event_fields[] = {
+  E("trace_id", GW_FT_CHARS, trace_id),
+  E("span_id", GW_FT_CHARS, span_id),
+  E("time", GW_FT_TIME, time_ns),
+  E("event_name", GW_FT_TEXT, event_name),
+  E("seq", GW_FT_I64, seq),
+  E("role", GW_FT_TEXT, role),
+  E("content", GW_FT_TEXT, content),
+  E("attributes", GW_FT_JSON, attributes),
+  E("redaction_count", GW_FT_I64, redaction_count),
+  E("direction", GW_FT_TEXT, direction),
+  E("text_content", GW_FT_TEXT, text_content),
+  E("prompt_hash", GW_FT_CHARS, prompt_hash),
+  E("redacted_kinds", GW_FT_STRV, redacted_kinds),
+  E("service_name", GW_FT_TEXT, service_name),
+};
+const size_t gw_event_nfields = sizeof gw_event_fields / sizeof gw_event_fields[0];
+
+gw_rc gw_events_encode(const struct gw_event *evs, size_t n, struct gw_sb *out)
+{
+  return rows_encode("GWE1", gw_event_fields, gw_event_nfields, evs, sizeof *evs, n, out);
+}
+
+gw_rc gw_events_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_event **evs, size_t *n)
+{
+  void *rows;
+  gw_rc rc = rows_decode("GWE1", gw_event_fields, gw_event_nfields, sizeof **evs, buf, len, a, &rows, n);
+  *evs = rows;
+  return rc;
 }

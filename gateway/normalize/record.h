@@ -118,4 +118,38 @@ bool gw_record_has_flag(const struct gw_record *r, enum gw_flag f);
 gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out);
 gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n);
 
+/*
+ * A GenAI event (DESIGN §3): one message of a gen_ai.* event that arrived as an OTLP log record (or any
+ * other gen_ai.* event record), one row of ai_interaction_events. A content event may give several rows
+ * (gen_ai.client.inference.operation.details carries whole message lists): seq tells them apart.
+ * direction says which side of the interaction row the message fills: "input" (prompt_content; system
+ * messages also give system_prompt), "output" (response_content), NULL (not content).
+ */
+struct gw_event {
+  char trace_id[33], span_id[17];
+  uint64_t time_ns;
+  const char *event_name;
+  struct gw_opt_i64 seq; /* always set: stable across re-sends of the same request */
+  const char *role;
+  const char *content;      /* one message as a semconv message JSON object; else the body as JSON */
+  const char *attributes;   /* JSON object: the log record's attributes */
+  struct gw_opt_i64 redaction_count;
+  const char *direction;    /* input | output | NULL */
+  const char *text_content; /* plain text of the message's text parts */
+  char prompt_hash[17];     /* on the first input row of a span in a request: SHA-256/16 of that span's
+                             * input messages of the request, before redaction (as prompt_content's) */
+  struct gw_strv redacted_kinds;
+  const char *service_name;
+
+  /* Transient, request-scoped: not spooled. */
+  const struct Opentelemetry__Proto__Logs__V1__LogRecord *log; /* the record it came from */
+};
+
+extern const struct gw_field gw_event_fields[];
+extern const size_t gw_event_nfields;
+
+/* Spool codec for events, as for records with magic "GWE1". */
+gw_rc gw_events_encode(const struct gw_event *evs, size_t n, struct gw_sb *out);
+gw_rc gw_events_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_event **evs, size_t *n);
+
 #endif

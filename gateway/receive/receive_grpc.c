@@ -30,7 +30,7 @@
 #define OUTSTANDING 16 /* requested calls kept waiting per kind */
 #define MAX_THREADS 16
 
-enum call_kind { CALL_EXPORT, CALL_UNKNOWN };
+enum call_kind { CALL_EXPORT, CALL_LOGS, CALL_UNKNOWN };
 enum call_state { ST_REQUESTED, ST_REPLIED };
 
 struct gw_grpc_receiver;
@@ -56,7 +56,7 @@ struct gw_grpc_receiver {
   struct gw_pipeline *p;
   grpc_server *server;
   grpc_completion_queue *cq;
-  void *export_method;
+  void *export_method, *logs_method;
   pthread_t threads[MAX_THREADS];
   int nthreads;
   atomic_bool stopping;
@@ -73,9 +73,9 @@ static void request_one(struct gw_grpc_receiver *r, enum call_kind kind)
   c->state = ST_REQUESTED;
   grpc_metadata_array_init(&c->md);
   grpc_call_error e;
-  if (kind == CALL_EXPORT) {
-    e = grpc_server_request_registered_call(r->server, r->export_method, &c->call, &c->deadline, &c->md, &c->payload,
-                                            r->cq, r->cq, c);
+  if (kind == CALL_EXPORT || kind == CALL_LOGS) {
+    e = grpc_server_request_registered_call(r->server, kind == CALL_LOGS ? r->logs_method : r->export_method, &c->call,
+                                            &c->deadline, &c->md, &c->payload, r->cq, r->cq, c);
   } else {
     grpc_call_details_init(&c->details);
     e = grpc_server_request_call(r->server, &c->call, &c->details, &c->md, r->cq, r->cq, c);
@@ -162,7 +162,8 @@ static void handle_export(struct call *c)
   size_t reserved = 0;
 
   if (!c->payload) {
-    gw_err_set(&o.err, GW_ERR(DECODE), "no request message: the call carried no well-framed ExportTraceServiceRequest");
+    gw_err_set(&o.err, GW_ERR(DECODE), "no request message: the call carried no well-framed %s",
+               c->kind == CALL_LOGS ? "ExportLogsServiceRequest" : "ExportTraceServiceRequest");
     gw_metric_add(GW_M_REQUESTS, 1);
     gw_metric_add(GW_M_REQUESTS_FAILED, 1);
   } else if (c->payload->type != GRPC_BB_RAW) {
@@ -187,7 +188,10 @@ static void handle_export(struct call *c)
           memcpy(buf + off, GRPC_SLICE_START_PTR(sb->slices[i]), sl);
           off += sl;
         }
-        gw_request_traces(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
+        if (c->kind == CALL_LOGS)
+          gw_request_logs(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
+        else
+          gw_request_traces(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
       }
     }
   }
@@ -209,11 +213,12 @@ static void handle_export(struct call *c)
 
 static void handle_unknown(struct call *c)
 {
-  char msg[300];
+  char msg[400];
   size_t ml = GRPC_SLICE_LENGTH(c->details.method);
-  snprintf(msg, sizeof msg, "unknown method %.*s: this gateway serves %s", (int)(ml > 200 ? 200 : ml),
+  snprintf(msg, sizeof msg, "unknown method %.*s: this gateway serves %s and %s", (int)(ml > 150 ? 150 : ml),
            (const char *)GRPC_SLICE_START_PTR(c->details.method),
-           "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+           "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+           "/opentelemetry.proto.collector.logs.v1.LogsService/Export");
   reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0, NULL, 0, false);
 }
 
@@ -249,7 +254,7 @@ static void *serve(void *arg)
       reply(c, GRPC_STATUS_UNAVAILABLE, o.err.msg, NULL, 0, NULL, 0, false);
       continue;
     }
-    if (c->kind == CALL_EXPORT)
+    if (c->kind == CALL_EXPORT || c->kind == CALL_LOGS)
       handle_export(c);
     else
       handle_unknown(c);
@@ -275,6 +280,8 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
   grpc_server_register_completion_queue(r->server, r->cq, NULL);
   r->export_method = grpc_server_register_method(r->server, "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
                                                  NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+  r->logs_method = grpc_server_register_method(r->server, "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                                               NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
   grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
   int port = grpc_server_add_http2_port(r->server, conf->receivers.grpc_addr, creds);
   grpc_server_credentials_release(creds);
@@ -292,6 +299,7 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
   grpc_server_start(r->server);
   for (int i = 0; i < OUTSTANDING; i++) {
     request_one(r, CALL_EXPORT);
+    request_one(r, CALL_LOGS);
     request_one(r, CALL_UNKNOWN);
   }
   r->nthreads = (int)conf->receivers.grpc_threads;

@@ -1,6 +1,6 @@
 /*
  * receive_http.c: OTLP/HTTP 1.1 on libmicrohttpd, thread per connection (the fastest and steadiest mode
- * measured here; DESIGN §10). POST /v1/traces with application/x-protobuf or application/json, optional
+ * measured here; DESIGN §10). POST /v1/traces or /v1/logs with application/x-protobuf or application/json, optional
  * Content-Encoding: gzip. libmicrohttpd hands the body over in chunks of at most 32 KiB: they are
  * accumulated under the request size cap and the global in-flight budget, so a slow or huge upload can
  * pin neither unbounded memory nor more than its share. Status codes follow OTLP §"HTTP status codes".
@@ -25,7 +25,7 @@ struct gw_http_receiver {
 /* One request's state, from the first handler call to the completion callback. */
 struct conn_req {
   enum gw_encoding enc;
-  bool gzip;
+  bool gzip, logs;
   char *body;
   size_t len, cap, reserved;
   gw_rc early; /* a failure found while receiving (too large, busy): answered when the upload ends */
@@ -107,9 +107,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (!q) {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     bool json = ct && media_is(ct, "application/json");
-    if (strcmp(url, "/v1/traces") != 0) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "unknown path '%.100s': OTLP traces are POSTed to /v1/traces", url);
+    bool logs = strcmp(url, "/v1/logs") == 0;
+    if (!logs && strcmp(url, "/v1/traces") != 0) {
+      char msg[180];
+      snprintf(msg, sizeof msg, "unknown path '%.100s': OTLP traces are POSTed to /v1/traces, logs to /v1/logs", url);
       return reply_error(r, c, json, GW_ERR(NOT_FOUND), msg);
     }
     if (strcmp(method, "POST") != 0)
@@ -126,6 +127,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     q = gw_calloc(1, sizeof *q);
     q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
     q->gzip = gzip;
+    q->logs = logs;
     *con_cls = q;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
@@ -186,7 +188,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
   struct gw_arena *a = gw_arena_thread(cap);
   struct gw_request_outcome o;
-  gw_request_traces(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
+  if (q->logs)
+    gw_request_logs(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
+  else
+    gw_request_traces(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
   uint32_t ra = conf->receivers.retry_after_s;
   const void *body;
   size_t len;

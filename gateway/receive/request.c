@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "cost/cost.h"
 #include "redact/redact.h"
+#include "normalize/events.h"
 #include "normalize/normalize.h"
 
 void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool)
@@ -170,6 +171,134 @@ out:
     gw_metric_add(GW_M_REQUESTS_FAILED, 1);
     if (out->spans)
       gw_metric_rejected(rc, out->spans);
+  }
+  return rc;
+}
+
+static uint32_t count_logs(const GwLogsRequest *req)
+{
+  uint32_t n = 0;
+  for (size_t i = 0; i < req->n_resource_logs; i++) {
+    const GwResourceLogs *rl = req->resource_logs[i];
+    for (size_t j = 0; rl && j < rl->n_scope_logs; j++)
+      if (rl->scope_logs[j])
+        n += (uint32_t)rl->scope_logs[j]->n_log_records;
+  }
+  return n;
+}
+
+gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
+                      size_t len, struct gw_request_outcome *out)
+{
+  memset(out, 0, sizeof *out);
+  out->logs = true;
+  struct gw_err *err = &out->err;
+  const struct gw_conf *c = p->conf;
+  gw_rc rc;
+  gw_metric_add(GW_M_REQUESTS, 1);
+
+  if (atomic_load(&p->shutting_down)) {
+    rc = gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+    goto out;
+  }
+  if (gzip) {
+    void *plain;
+    size_t plain_len;
+    rc = gw_inflate(a, body, len, c->receivers.max_request_bytes, &plain, &plain_len, err);
+    if (rc)
+      goto out;
+    body = plain;
+    len = plain_len;
+  }
+  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  GwLogsRequest *req;
+  rc = gw_decode_logs(a, enc, body, len, &lim, &req, err);
+  if (rc)
+    goto out;
+  out->spans = count_logs(req);
+  gw_metric_add(GW_M_LOGS_RECEIVED, out->spans);
+
+  struct gw_normalize_opts nopts = {0};
+  uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
+  nopts.min_start_ns = now - (uint64_t)c->postgres.retention_days * day;
+  nopts.max_start_ns = now + day;
+  struct gw_logs_result lres;
+  rc = gw_normalize_logs(req, a, &nopts, &lres, err);
+  if (rc)
+    goto out;
+  out->rejected = lres.nrejected;
+  if (lres.nrejected) {
+    snprintf(out->reject_msg, sizeof out->reject_msg, "%s", lres.reject_msg);
+    gw_metric_add(GW_M_LOGS_REJECTED, lres.nrejected);
+  }
+  gw_metric_add(GW_M_EVENTS_UNJOINABLE, lres.nunjoinable);
+  /* Redaction before anything leaves the process: the event content (prompt hashes are already taken),
+   * then the request that is forwarded, then the event attributes rendered from the redacted records. */
+  if (p->redactor) {
+    rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a);
+    if (!rc)
+      rc = gw_redact_logs_request(p->redactor, req, a);
+    if (rc) {
+      gw_err_set(err, rc, "request needs more memory than the per-request limit");
+      goto out;
+    }
+  }
+  if ((rc = gw_events_finish(lres.events, lres.nevents, a))) {
+    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+    goto out;
+  }
+  uint32_t accepted = out->spans - lres.nrejected;
+  if (accepted == 0) {
+    rc = GW_OK;
+    goto out;
+  }
+  struct gw_sb evs;
+  gw_sb_init(&evs, a);
+  rc = gw_events_encode(lres.events, lres.nevents, &evs);
+  if (rc) {
+    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+    goto out;
+  }
+  size_t plen = gw_pb_logs_request_size(req);
+  uint8_t *pb = gw_arena_alloc(a, plen ? plen : 1);
+  if (!pb) {
+    rc = gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+    goto out;
+  }
+  gw_pb_logs_request_pack(req, pb);
+  struct gw_spool_in in = {
+    .signal = GW_SIGNAL_LOGS,
+    .flags = lres.has_genai ? GW_ENTRY_HAS_GENAI : 0,
+    .nspans = accepted,
+    .nrecords = (uint32_t)lres.nevents,
+    .otlp = pb,
+    .otlp_len = plen,
+    .records = evs.buf,
+    .records_len = evs.len,
+  };
+  rc = gw_spool_append(p->spool, &in);
+  if (rc == GW_ERR(FULL)) {
+    gw_err_set(err, rc, "spool full (%zu of %zu bytes held): retry later", gw_spool_bytes(p->spool),
+               gw_spool_max_bytes(p->spool));
+    goto out;
+  }
+  if (rc) {
+    gw_err_set(err, rc, "%s", gw_err_message(rc));
+    goto out;
+  }
+  gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);
+  gw_metric_add(GW_M_GENAI_EVENTS, (int64_t)lres.nevents);
+
+out:
+  if (rc) {
+    err->rc = rc;
+    if (!err->msg[0])
+      snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
+    if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
+      gw_metric_add(GW_M_BACKPRESSURE, 1);
+    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    if (out->spans)
+      gw_metric_add(GW_M_LOGS_REJECTED, out->spans);
   }
   return rc;
 }

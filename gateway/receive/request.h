@@ -39,11 +39,17 @@ struct gw_request_outcome {
   uint32_t spans;          /* spans in the request */
   uint32_t rejected;       /* spans rejected (partial_success.rejected_spans) */
   char reject_msg[256];    /* partial_success.error_message */
+  bool logs;               /* a logs request: spans/rejected count log records (rejectedLogRecords) */
 };
 
 /* Run the pipeline on one body. gzip: the body has Content-Encoding / grpc-encoding gzip.
  * Returns the rc also stored in out->err.rc. The arena holds everything and is the caller's. */
 gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
                         size_t len, struct gw_request_outcome *out);
+
+/* The same for an ExportLogsServiceRequest: out->spans / rejected count log records. GenAI event records
+ * become events (stored by the writer, merged into their span's row); all accepted records are forwarded. */
+gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
+                      size_t len, struct gw_request_outcome *out);
 
 #endif

@@ -73,7 +73,8 @@ void gw_receive_encode_response(struct gw_arena *a, bool json, const struct gw_r
   if (json) {
     struct gw_sb sb;
     gw_sb_init(&sb, a);
-    gw_sb_printf(&sb, "{\"partialSuccess\":{\"rejectedSpans\":\"%u\",\"errorMessage\":", o->rejected);
+    gw_sb_printf(&sb, "{\"partialSuccess\":{\"%s\":\"%u\",\"errorMessage\":",
+                 o->logs ? "rejectedLogRecords" : "rejectedSpans", o->rejected);
     gw_sb_json_str(&sb, o->reject_msg, strlen(o->reject_msg));
     gw_sb_puts(&sb, "}}");
     char *s = gw_sb_finish(&sb);
@@ -81,6 +82,8 @@ void gw_receive_encode_response(struct gw_arena *a, bool json, const struct gw_r
     *len = s ? sb.len : 2;
     return;
   }
+  /* ExportLogsServiceResponse has the same wire shape (partial_success = 1: {rejected_log_records = 1,
+   * error_message = 2}), so one encoder serves both signals. */
   GwTraceResponse resp;
   GwTracePartial ps;
   gw_pb_trace_response_init(&resp);

@@ -149,6 +149,10 @@ const char *gw_redact_string(const struct gw_redactor *r, const char *key, const
  */
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a);
 
+/* The same for a logs request: resource, scope and log record attributes, and each record's body (a
+ * string or kvlist body is redacted value by value; one whose whole value must be dropped is removed). */
+gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a);
+
 /*
  * Redact and truncate records in place (their strings are replaced by arena strings): prompt_content,
  * response_content (JSON: string values redacted and cut, structure kept), system_prompt, error_message,
@@ -161,6 +165,14 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
  * forwarded). Returns GW_ERR(TOO_LARGE) when the arena is exhausted, else OK.
  */
 gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a);
+
+/*
+ * Redact GenAI events in place: content and text_content, looked up under the attribute key the same
+ * content has on a span (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), so
+ * the policy treats both paths alike. Sets redaction_count and redacted_kinds. Kind names point into the
+ * redactor (it outlives the events). Not counted in the metric (the request's redaction counts).
+ */
+gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a);
 
 /* Metric counter for a kind name as rendered on /metrics (tests). */
 int64_t gw_redact_metric_get(const char *kind);

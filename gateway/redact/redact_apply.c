@@ -188,6 +188,44 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
   return c.oom ? GW_ERR(TOO_LARGE) : GW_OK;
 }
 
+gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a)
+{
+  if (!r->enabled || !req)
+    return GW_OK;
+  struct gw_redact_stats st;
+  memset(&st, 0, sizeof st);
+  struct rd_ctx c;
+  ctx_init(&c, r, a, &st);
+  for (size_t i = 0; i < req->n_resource_logs; i++) {
+    GwResourceLogs *rl = req->resource_logs[i];
+    if (!rl)
+      continue;
+    if (rl->resource)
+      kvs(&c, rl->resource->attributes, &rl->resource->n_attributes, 0);
+    for (size_t j = 0; j < rl->n_scope_logs; j++) {
+      GwScopeLogs *sl = rl->scope_logs[j];
+      if (!sl)
+        continue;
+      if (sl->scope)
+        kvs(&c, sl->scope->attributes, &sl->scope->n_attributes, 0);
+      for (size_t k = 0; k < sl->n_log_records; k++) {
+        GwLogRecord *l = sl->log_records[k];
+        if (!l)
+          continue;
+        kvs(&c, l->attributes, &l->n_attributes, 0);
+        /* The body is the record's message: a string or a kvlist (GenAI events: content, message,
+         * tool_calls, ...); a dropped body becomes an empty one, the record itself is kept. */
+        if (l->body && any(&c, l->body, 0) == RD_DROP)
+          l->body = NULL;
+      }
+    }
+  }
+  for (size_t i = 0; i < GW_RK__COUNT + r->nuser; i++)
+    rd_metric_add(r->metric_slot[i], st.kinds[i]);
+  rd_metric_add(rd_metric_slot_deny(), st.deny);
+  return c.oom ? GW_ERR(TOO_LARGE) : GW_OK;
+}
+
 /* ---- records ---- */
 
 enum rf_mode { RF_TEXT, RF_CONTENT_TEXT, RF_CONTENT_JSON, RF_ATTR_JSON };
@@ -330,4 +368,54 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
     rec->redacted_kinds = (struct gw_strv){v, w};
   }
   return oom || gw_arena_exhausted(a) ? GW_ERR(TOO_LARGE) : GW_OK;
+}
+
+/* ---- GenAI events ---- */
+
+gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a)
+{
+  if (!r->enabled)
+    return GW_OK;
+  size_t nk = GW_RK__COUNT + r->nuser;
+  for (size_t i = 0; i < n; i++) {
+    struct gw_event *e = &evs[i];
+    /* The attribute key a span would carry this content under, so key rules treat both paths alike. */
+    const char *key = !e->direction                    ? NULL
+                      : !strcmp(e->direction, "output") ? "gen_ai.output.messages"
+                      : e->role && !strcmp(e->role, "system") ? "gen_ai.system_instructions"
+                                                             : "gen_ai.input.messages";
+    struct gw_redact_stats st, tst;
+    memset(&st, 0, sizeof st);
+    memset(&tst, 0, sizeof tst);
+    if (e->content) {
+      e->content = gw_redact_string(r, key, e->content, strlen(e->content), a, &st);
+      if (!e->content && gw_arena_exhausted(a))
+        return GW_ERR(TOO_LARGE);
+    }
+    if (e->text_content) { /* the same text as content's parts: counted once, from content */
+      e->text_content = gw_redact_string(r, key, e->text_content, strlen(e->text_content), a, &tst);
+      if (!e->text_content && gw_arena_exhausted(a))
+        return GW_ERR(TOO_LARGE);
+    }
+    if (!e->content)
+      e->text_content = NULL;
+    e->redaction_count = (struct gw_opt_i64){st.total, true};
+    uint32_t nkinds = st.deny ? 1 : 0;
+    for (size_t k = 0; k < nk; k++)
+      nkinds += st.kinds[k] != 0;
+    e->redacted_kinds = (struct gw_strv){NULL, 0};
+    if (!nkinds)
+      continue;
+    const char **v = gw_arena_alloc(a, nkinds * sizeof *v);
+    if (!v)
+      return GW_ERR(TOO_LARGE);
+    uint32_t w = 0;
+    for (size_t k = 0; k < nk; k++)
+      if (st.kinds[k])
+        v[w++] = r->det[k].name;
+    if (st.deny)
+      v[w++] = "deny_list";
+    e->redacted_kinds = (struct gw_strv){v, w};
+  }
+  return GW_OK;
 }

@@ -7,6 +7,8 @@
 #define GW_STORE_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/gw.h"
@@ -46,5 +48,45 @@ extern const struct gw_sink_type gw_store_pg_sink;
  *   GW_ERR(IO)       dir or a file cannot be read.
  */
 gw_rc gw_store_migrate(PGconn *conn, const char *dir, struct gw_err *err);
+
+/* Open a connection as every part of the gateway wants it (connect timeout, application_name app,
+ * keepalives, UTC session, notices silenced). NULL on failure with why filled; why never quotes the DSN. */
+PGconn *gw_pg_connect(const char *dsn, const char *app, char *why, size_t whylen);
+/* Why conn failed to connect, without quoting the connection string. */
+void gw_pg_conn_reason(PGconn *conn, char *buf, size_t len);
+
+/*
+ * Partition upkeep and retention (DESIGN §6), migrations/0003_retention.sql's gw_maintain run from C:
+ * partitions created for today (UTC) and days_ahead days after, partitions whose day ended before
+ * now - retention_days dropped, rollup rows older than rollup_retention_days deleted.
+ */
+struct gw_maint_conf {
+  const char *dsn;               /* copied by gw_maint_start */
+  uint32_t retention_days;        /* >= 1 */
+  uint32_t rollup_retention_days; /* >= retention_days */
+  uint32_t days_ahead;
+  uint64_t interval_ms;           /* the loop's period (> 0) */
+};
+struct gw_maint_result {
+  bool ran; /* false: another session held the maintenance lock, nothing was done */
+  long long partitions_created, partitions_dropped, rollup_rows_deleted, rejects_deleted;
+};
+/* One maintenance pass as if the time were now_unix_ns (a fake clock in tests). Errors: GW_ERR(DB_CONN)
+ * when the connection broke, GW_ERR(DB_DATA) otherwise (SQLSTATE and message in err). Counts the metrics. */
+gw_rc gw_maint_run(PGconn *conn, const struct gw_maint_conf *mc, uint64_t now_unix_ns, struct gw_maint_result *res,
+                   struct gw_err *err);
+
+/* The maintenance loop: a thread with its own connection running gw_maint_run at start and then every
+ * interval_ms on the real clock; it reconnects and retries (sooner) after a failure and never stops the
+ * gateway. Several gateways on one database are fine: one runs, the others find the lock taken. */
+struct gw_maint;
+struct gw_maint *gw_maint_start(const struct gw_maint_conf *mc, struct gw_err *err);
+/* Stop and join; NULL is fine. */
+void gw_maint_stop(struct gw_maint *m);
+
+/* Recompute trace_metrics_hourly for every whole UTC hour overlapping [from, to) (timestamps as Postgres
+ * reads them; without a zone they are UTC) from the raw rows; *rows = rollup rows written. GW_ERR(INVALID)
+ * names the bad argument; GW_ERR(DB_CONN) / GW_ERR(DB_DATA) as above. */
+gw_rc gw_rollup_rebuild(PGconn *conn, const char *from, const char *to, long long *rows, struct gw_err *err);
 
 #endif

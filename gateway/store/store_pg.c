@@ -356,25 +356,6 @@ static void close_conn(struct store *s)
   gw_metric_set(GW_M_PG_CONNECTED, 0);
 }
 
-static void quiet_notices(void *arg, const char *msg) {}
-
-/* Why a connection attempt failed, without the DSN: libpq's reason after "failed: " (the socket error
- * or the server's FATAL message); its other messages may quote the connection string, so they are
- * replaced by a generic one. */
-static void conn_reason(PGconn *c, char *buf, size_t len)
-{
-  const char *m = c ? PQerrorMessage(c) : NULL;
-  const char *p = NULL, *q;
-  for (q = m; q && (q = strstr(q, "failed: ")) != NULL; q += 8)
-    p = q + 8;
-  if (!p) {
-    snprintf(buf, len, "%s", c ? "invalid connection string or options" : "out of memory");
-    return;
-  }
-  size_t n = strcspn(p, "\n");
-  snprintf(buf, len, "%.*s", (int)n, p);
-}
-
 /* Sort a failed result: connection gone, the row's data, or something else the database must fix. */
 static enum wr classify(PGconn *c, const PGresult *r, char *msg, size_t msglen)
 {
@@ -421,19 +402,12 @@ static bool open_conn(struct store *s, struct gw_sink_outcome *out)
 {
   char msg[200];
   s->last_attempt_mono = gw_mono_ns();
-  /* Defaults first: keywords the DSN itself sets win (expand_dbname processes dbname in order). */
-  const char *kw[] = {"connect_timeout", "application_name", "keepalives_idle", "dbname", NULL};
-  const char *val[] = {"10", "genai-gateway", "30", s->dsn, NULL};
-  s->conn = PQconnectdbParams(kw, val, 1);
-  if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-    conn_reason(s->conn, msg, sizeof msg);
+  s->conn = gw_pg_connect(s->dsn, "genai-gateway", msg, sizeof msg);
+  if (!s->conn) {
     set_error(out, "cannot connect to Postgres: %s", msg);
     close_conn(s);
     return false;
   }
-  PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
-  if (run(s, "SET TIME ZONE 'UTC'", 0, NULL, NULL, msg, sizeof msg) != WR_OK)
-    goto fail_conn;
   if (s->migrations_dir && !s->migrated) {
     struct gw_err err = {0};
     gw_rc rc = gw_store_migrate(s->conn, s->migrations_dir, &err);
@@ -650,6 +624,77 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
   "duration_histogram = gw_hist_add(t.duration_histogram, EXCLUDED.duration_histogram), "                \
   "updated_at = now()"
 
+
+/* A Postgres text[] literal of the given strings (ids: hex only, so no escaping is needed beyond quotes). */
+static const char *id_array(struct gw_arena *a, const char *const *v, size_t n)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  gw_sb_putc(&sb, '{');
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      gw_sb_putc(&sb, ',');
+    gw_sb_putc(&sb, '"');
+    gw_sb_puts(&sb, v[i]);
+    gw_sb_putc(&sb, '"');
+  }
+  gw_sb_putc(&sb, '}');
+  return gw_sb_finish(&sb);
+}
+
+/* Fill content from stored GenAI events into the rows of these spans (migrations/0004_events.sql), for
+ * rows and events within a day of [tmin, tmax]. */
+static enum wr merge_events(struct store *s, const char *const *tids, const char *const *sids, size_t n, uint64_t tmin,
+                            uint64_t tmax, char *msg, size_t msglen)
+{
+  if (!n)
+    return WR_OK;
+  tmin = tmin > DAY_NS ? tmin - DAY_NS : 1;
+  tmax += DAY_NS;
+  struct gw_sb from, to;
+  gw_sb_init(&from, s->arena);
+  gw_sb_init(&to, s->arena);
+  put_time(&from, tmin);
+  put_time(&to, tmax);
+  const char *params[4] = {id_array(s->arena, tids, n), id_array(s->arena, sids, n), gw_sb_finish(&from),
+                           gw_sb_finish(&to)};
+  if (!params[0] || !params[1] || !params[2] || !params[3]) {
+    snprintf(msg, msglen, "out of memory building the span list");
+    return WR_OTHER;
+  }
+  return run(s, "SELECT gw_merge_event_content($1::text[], $2::text[], $3::timestamptz, $4::timestamptz)", 4, params,
+             NULL, msg, msglen);
+}
+
+/* The rows this transaction inserted may have events that arrived before them. */
+static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo, size_t hi, PGresult *ins, char *msg,
+                              size_t msglen)
+{
+  size_t n = (size_t)PQntuples(ins);
+  if (!n)
+    return WR_OK;
+  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * n), **sids = gw_arena_alloc(s->arena, sizeof *sids * n);
+  if (!tids || !sids) {
+    snprintf(msg, msglen, "out of memory building the span list");
+    return WR_OTHER;
+  }
+  for (size_t i = 0; i < n; i++) {
+    tids[i] = PQgetvalue(ins, (int)i, 0);
+    sids[i] = PQgetvalue(ins, (int)i, 1);
+  }
+  uint64_t tmin = UINT64_MAX, tmax = 0;
+  for (size_t i = lo; i < hi; i++) {
+    uint64_t t = b->rows[i].rec->start_ns;
+    if (t && t < tmin)
+      tmin = t;
+    if (t > tmax)
+      tmax = t;
+  }
+  if (tmax == 0)
+    return WR_OK;
+  return merge_events(s, tids, sids, n, tmin, tmax, msg, msglen);
+}
+
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
 static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
@@ -662,6 +707,8 @@ static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi,
   if ((w = run(s, s->insert_sql, 0, NULL, &ins, msg, msglen)) != WR_OK)
     goto out;
   if ((w = fill_trace_ids(s, b, lo, hi, ins, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = merge_new_rows(s, b, lo, hi, ins, msg, msglen)) != WR_OK)
     goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
@@ -724,6 +771,239 @@ static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t h
   return write_range(s, b, mid, hi, msg, msglen);
 }
 
+
+/* --- GenAI events (migrations/0004_events.sql) ------------------------------------------------------ */
+
+#define EVENTS_TABLE "ai_interaction_events"
+#define EVENTS_INSERT                                                                                      \
+  "WITH ins AS (INSERT INTO " EVENTS_TABLE " (trace_id, span_id, time, event_name, seq, role, content, "     \
+  "attributes, redaction_count, direction, text_content, prompt_hash, redacted_kinds, service_name) "        \
+  "SELECT trace_id, span_id, time, event_name, seq, role, content, attributes, redaction_count, direction, " \
+  "text_content, nullif(prompt_hash, ''), redacted_kinds, service_name FROM jsonb_to_recordset($1::jsonb) " \
+  "AS x(trace_id text, span_id text, time timestamptz, event_name text, seq int, role text, content text, "  \
+  "attributes jsonb, redaction_count int, direction text, text_content text, prompt_hash text, "            \
+  "redacted_kinds text[], service_name text) ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins"
+
+struct ev_batch {
+  const struct gw_event **v;
+  size_t n;
+  uint64_t stored, duplicate, rejected;
+};
+
+static void json_opt(struct gw_sb *sb, const char *s)
+{
+  if (s)
+    gw_sb_json_str(sb, s, strlen(s));
+  else
+    gw_sb_puts(sb, "null");
+}
+
+/* One event as a jsonb_to_recordset element. */
+static void event_json(struct gw_sb *sb, const struct gw_event *e)
+{
+  gw_sb_puts(sb, "{\"trace_id\":");
+  json_opt(sb, e->trace_id);
+  gw_sb_puts(sb, ",\"span_id\":");
+  json_opt(sb, e->span_id);
+  gw_sb_puts(sb, ",\"time\":\"");
+  put_time(sb, e->time_ns);
+  gw_sb_puts(sb, "\",\"event_name\":");
+  json_opt(sb, e->event_name);
+  gw_sb_printf(sb, ",\"seq\":%lld,\"role\":", (long long)(e->seq.set ? e->seq.v : 0));
+  json_opt(sb, e->role);
+  gw_sb_puts(sb, ",\"content\":");
+  json_opt(sb, e->content);
+  gw_sb_puts(sb, ",\"attributes\":");
+  gw_sb_puts(sb, e->attributes && e->attributes[0] ? e->attributes : "null");
+  if (e->redaction_count.set)
+    gw_sb_printf(sb, ",\"redaction_count\":%lld", (long long)e->redaction_count.v);
+  gw_sb_puts(sb, ",\"direction\":");
+  json_opt(sb, e->direction);
+  gw_sb_puts(sb, ",\"text_content\":");
+  json_opt(sb, e->text_content);
+  gw_sb_puts(sb, ",\"prompt_hash\":");
+  json_opt(sb, e->prompt_hash);
+  gw_sb_puts(sb, ",\"redacted_kinds\":");
+  if (e->redacted_kinds.n) {
+    gw_sb_putc(sb, '[');
+    for (uint32_t i = 0; i < e->redacted_kinds.n; i++) {
+      if (i)
+        gw_sb_putc(sb, ',');
+      json_opt(sb, e->redacted_kinds.v[i]);
+    }
+    gw_sb_putc(sb, ']');
+  } else {
+    gw_sb_puts(sb, "null");
+  }
+  gw_sb_puts(sb, ",\"service_name\":");
+  json_opt(sb, e->service_name);
+  gw_sb_putc(sb, '}');
+}
+
+static const char *events_json(struct gw_arena *a, const struct gw_event *const *v, size_t n)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  gw_sb_putc(&sb, '[');
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      gw_sb_putc(&sb, ',');
+    event_json(&sb, v[i]);
+  }
+  gw_sb_putc(&sb, ']');
+  return gw_sb_finish(&sb);
+}
+
+/* Decode the logs entries' events. */
+static gw_rc collect_events(struct store *s, const struct gw_spool_entry *entries, size_t n, struct ev_batch *eb,
+                            uint64_t *undecodable)
+{
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    if (entries[i].signal == GW_SIGNAL_LOGS)
+      total += entries[i].nrecords;
+  eb->v = gw_arena_alloc(s->arena, sizeof *eb->v * (total ? total : 1));
+  if (!eb->v)
+    return GW_ERR(NOMEM);
+  for (size_t i = 0; i < n; i++) {
+    const struct gw_spool_entry *e = &entries[i];
+    if (e->signal != GW_SIGNAL_LOGS || e->nrecords == 0 || !e->records)
+      continue;
+    struct gw_event *evs;
+    size_t k;
+    gw_rc rc = gw_events_decode(e->records, e->records_len, s->arena, &evs, &k);
+    if (rc == GW_ERR(NOMEM))
+      return rc;
+    if (rc != GW_OK || eb->n + k > total) {
+      gw_error(MOD, "spool entry %llu: events do not decode, %u events skipped", (unsigned long long)e->seq,
+               e->nrecords);
+      *undecodable += e->nrecords;
+      continue;
+    }
+    for (size_t j = 0; j < k; j++)
+      eb->v[eb->n++] = &evs[j];
+  }
+  return GW_OK;
+}
+
+/* The partitions of the events' days, in autocommit (as for the interactions). */
+static enum wr ensure_event_days(struct store *s, const struct ev_batch *eb, char *msg, size_t msglen)
+{
+  int64_t seen[16];
+  size_t nseen = 0;
+  for (size_t i = 0; i < eb->n; i++) {
+    int64_t day = (int64_t)(eb->v[i]->time_ns / DAY_NS);
+    bool known = false;
+    for (size_t k = 0; k < nseen && !known; k++)
+      known = seen[k] == day;
+    if (known)
+      continue;
+    if (nseen < sizeof seen / sizeof seen[0])
+      seen[nseen++] = day;
+    time_t t = (time_t)(day * 86400);
+    struct tm tm;
+    char date[32];
+    gmtime_r(&t, &tm);
+    snprintf(date, sizeof date, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    const char *params[1] = {date};
+    enum wr w = run(s, "SELECT gw_ensure_partition('" EVENTS_TABLE "', $1::date)", 1, params, NULL, msg, msglen);
+    if (w != WR_OK)
+      return w;
+  }
+  return WR_OK;
+}
+
+/* Merge every span of events[lo, hi) (its stored events, old and new) into its row. */
+static enum wr merge_event_spans(struct store *s, const struct ev_batch *eb, size_t lo, size_t hi, char *msg,
+                                 size_t msglen)
+{
+  size_t n = hi - lo;
+  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * (n ? n : 1));
+  const char **sids = gw_arena_alloc(s->arena, sizeof *sids * (n ? n : 1));
+  if (!tids || !sids) {
+    snprintf(msg, msglen, "out of memory building the span list");
+    return WR_OTHER;
+  }
+  uint64_t tmin = UINT64_MAX, tmax = 0;
+  size_t k = 0;
+  for (size_t i = lo; i < hi; i++) {
+    const struct gw_event *e = eb->v[i];
+    if (!e->direction)
+      continue;
+    tids[k] = e->trace_id;
+    sids[k++] = e->span_id;
+    if (e->time_ns < tmin)
+      tmin = e->time_ns;
+    if (e->time_ns > tmax)
+      tmax = e->time_ns;
+  }
+  if (!k)
+    return WR_OK;
+  return merge_events(s, tids, sids, k, tmin, tmax, msg, msglen);
+}
+
+/* events[lo, hi) and their merge in one transaction. */
+static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  const char *json = events_json(s->arena, eb->v + lo, hi - lo);
+  if (!json) {
+    snprintf(msg, msglen, "out of memory rendering events");
+    return WR_OTHER;
+  }
+  PGresult *res = NULL;
+  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  if (w != WR_OK)
+    return w;
+  const char *params[1] = {json};
+  if ((w = run(s, EVENTS_INSERT, 1, params, &res, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = merge_event_spans(s, eb, lo, hi, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
+    goto out;
+  uint64_t stored = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  eb->stored += stored;
+  eb->duplicate += (hi - lo) - stored;
+  gw_metric_add(GW_M_EVENTS_STORED, (int64_t)stored);
+out:
+  PQclear(res);
+  if (w != WR_OK)
+    rollback(s);
+  return w;
+}
+
+/* Store events[lo, hi); on a data error halve down to single events and keep a refused one in
+ * ai_interaction_rejects, as for interaction rows. */
+static enum wr write_events(struct store *s, struct ev_batch *eb, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  enum wr w = events_txn(s, eb, lo, hi, msg, msglen);
+  if (w != WR_DATA)
+    return w;
+  if (hi - lo == 1) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", msg);
+    const struct gw_event *e = eb->v[lo];
+    struct gw_sb sb;
+    gw_sb_init(&sb, s->arena);
+    event_json(&sb, e);
+    const char *json = gw_sb_finish(&sb);
+    const char *params[4] = {e->trace_id, e->span_id, json, why};
+    w = json ? run(s,
+                   "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) VALUES ($1, $2, $3::jsonb, $4)",
+                   4, params, NULL, msg, msglen)
+             : WR_DATA;
+    if (w == WR_CONN || w == WR_OTHER)
+      return w;
+    eb->rejected++;
+    gw_warn(MOD, "a GenAI event refused by Postgres was kept in ai_interaction_rejects (%.5s)", why);
+    return WR_OK;
+  }
+  size_t mid = lo + (hi - lo) / 2;
+  if ((w = write_events(s, eb, lo, mid, msg, msglen)) != WR_OK)
+    return w;
+  return write_events(s, eb, mid, hi, msg, msglen);
+}
+
 /* --- the sink ------------------------------------------------------------------------------------- */
 
 /* Decode the traces entries' records and render each as a COPY line. */
@@ -775,29 +1055,40 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
 {
   struct store *s = self;
   struct batch b = {0};
+  struct ev_batch eb = {0};
   uint64_t undecodable = 0, t0 = gw_mono_ns();
   char msg[256];
   enum wr w;
 
   gw_arena_reset(s->arena);
-  if (collect(s, entries, n, &b, &undecodable) != GW_OK) {
+  if (collect(s, entries, n, &b, &undecodable) != GW_OK || collect_events(s, entries, n, &eb, &undecodable) != GW_OK) {
     set_error(out, "%s", "out of memory rendering the batch");
     gw_metric_add(GW_M_PG_ERRORS, 1);
     return GW_SINK_RETRY;
   }
   out->dropped = undecodable;
-  if (b.n == 0)
+  if (b.n == 0 && eb.n == 0)
     return GW_SINK_OK;
   if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
     close_conn(s);
   if (!s->conn && !open_conn(s, out))
     goto retry;
-  if ((w = ensure_days(s, &b, 0, b.n, msg, sizeof msg)) != WR_OK)
-    goto failed;
-  if ((w = write_range(s, &b, 0, b.n, msg, sizeof msg)) != WR_OK)
-    goto failed;
-  out->delivered = b.stored + b.duplicate;
-  out->dropped += b.rejected;
+  /* Interactions first, then events: whichever order they came in, the events' merge then sees the rows
+   * of this batch, and the rows' merge saw the events of earlier batches. */
+  if (b.n) {
+    if ((w = ensure_days(s, &b, 0, b.n, msg, sizeof msg)) != WR_OK)
+      goto failed;
+    if ((w = write_range(s, &b, 0, b.n, msg, sizeof msg)) != WR_OK)
+      goto failed;
+  }
+  if (eb.n) {
+    if ((w = ensure_event_days(s, &eb, msg, sizeof msg)) != WR_OK)
+      goto failed;
+    if ((w = write_events(s, &eb, 0, eb.n, msg, sizeof msg)) != WR_OK)
+      goto failed;
+  }
+  out->delivered = b.stored + b.duplicate + eb.stored + eb.duplicate;
+  out->dropped += b.rejected + eb.rejected;
   gw_metric_add(GW_M_PG_BATCHES, 1);
   s->last_used_mono = gw_mono_ns();
   gw_metric_add(GW_M_PG_BATCH_SECONDS, (int64_t)(s->last_used_mono - t0));
@@ -884,8 +1175,8 @@ static void *create(const void *conf, struct gw_err *err)
   s->columns = join_columns();
   s->copy_sql = sql_printf("COPY " STAGING_TABLE " (%s) FROM STDIN%s", s->columns, "");
   s->insert_sql = sql_printf("WITH ins AS (INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM " STAGING_TABLE
-                             " ON CONFLICT DO NOTHING RETURNING " ROLLUP_INPUT "), "
-                             "roll AS (" ROLLUP_UPSERT ") SELECT trace_id FROM ins",
+                             " ON CONFLICT DO NOTHING RETURNING span_id, " ROLLUP_INPUT "), "
+                             "roll AS (" ROLLUP_UPSERT ") SELECT trace_id, span_id FROM ins",
                              s->columns, s->columns);
   s->arena = gw_arena_create(0);
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;

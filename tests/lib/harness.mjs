@@ -67,7 +67,7 @@ export function dsnWithDatabase(dsn, db) {
   return `${dsn} dbname=${db}`;
 }
 
-function pgClientConfig(dsn) {
+export function pgClientConfig(dsn) {
   if (/^postgres(ql)?:\/\//.test(dsn)) return { connectionString: dsn };
   const cfg = {};
   for (const m of dsn.matchAll(/(\w+)=('([^']*)'|\S+)/g)) cfg[m[1]] = m[3] ?? m[2];

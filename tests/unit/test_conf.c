@@ -115,6 +115,9 @@ static void assert_defaults(const struct gw_conf *c)
   assert_int_equal(c->postgres.batch_rows, 1000);
   assert_int_equal(c->postgres.batch_wait_ms, 200);
   assert_int_equal(c->postgres.retention_days, 90);
+  assert_int_equal(c->postgres.rollup_retention_days, 400);
+  assert_int_equal(c->postgres.partitions_ahead_days, 3);
+  assert_int_equal(c->postgres.maintenance_interval_ms, 3600000);
   assert_true(c->postgres.migrate);
   /* The build may point this at the installed directory (GW_MIGRATIONS_DIR); either way it is "migrations". */
   const char *m = c->postgres.migrations_dir;
@@ -194,6 +197,9 @@ static void assert_good_full(const struct gw_conf *c)
   assert_int_equal(c->postgres.batch_rows, 5000);
   assert_int_equal(c->postgres.batch_wait_ms, 1000);
   assert_int_equal(c->postgres.retention_days, 30);
+  assert_int_equal(c->postgres.rollup_retention_days, 365);
+  assert_int_equal(c->postgres.partitions_ahead_days, 7);
+  assert_int_equal(c->postgres.maintenance_interval_ms, 900000);
   assert_false(c->postgres.migrate);
   assert_string_equal(c->postgres.migrations_dir, "/usr/share/genai-gateway/migrations");
   assert_int_equal(c->shutdown_grace_ms, 2500);
@@ -620,6 +626,9 @@ static void test_print_format(void **state)
                            "  batch_rows: 1000\n"
                            "  batch_wait_ms: 200ms\n"
                            "  retention_days: 90\n"
+                           "  rollup_retention_days: 400\n"
+                           "  partitions_ahead_days: 3\n"
+                           "  maintenance_interval: 1h\n"
                            "  migrate: true\n";
   assert_memory_equal(out, want_start, strlen(want_start));
   assert_non_null(strstr(out, "\nshutdown_grace_ms: 10s\n"));

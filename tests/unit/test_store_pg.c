@@ -185,7 +185,7 @@ static int reset_test(void **state)
 /* Each test starts from empty tables, whatever the previous one left. */
 static int clean_test(void **state)
 {
-  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_rejects, trace_metrics_hourly");
+  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_events, ai_interaction_rejects, trace_metrics_hourly");
   return 0;
 }
 
@@ -197,16 +197,16 @@ static void test_migrate_idempotent(void **state)
   struct gw_err err = {0};
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   PGresult *r = PQexec(m, "SELECT count(*), min(version), max(name) FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "2");
+  assert_string_equal(PQgetvalue(r, 0, 0), "4");
   assert_string_equal(PQgetvalue(r, 0, 1), "1");
-  assert_string_equal(PQgetvalue(r, 0, 2), "rollups");
+  assert_string_equal(PQgetvalue(r, 0, 2), "rollups"); /* max(name) of 0001_init .. 0004_events */
   PQclear(r);
   /* Second run: nothing applied again, no error. */
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   r = PQexec(m, "SELECT count(*), to_regclass('ai_interaction_traces') IS NOT NULL, "
                 "to_regclass('ai_interaction_rejects') IS NOT NULL, to_regclass('ai_interaction_events') IS NOT NULL, "
                 "to_regclass('trace_metrics_hourly') IS NOT NULL FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "2");
+  assert_string_equal(PQgetvalue(r, 0, 0), "4");
   for (int i = 1; i <= 4; i++)
     assert_string_equal(PQgetvalue(r, 0, i), "t");
   PQclear(r);
@@ -220,7 +220,7 @@ static void test_migrate_newer_schema(void **state)
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   exec_or_fail(m, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')");
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_ERR(CONFIG));
-  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (2)");
+  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (4)");
   exec_or_fail(m, "DELETE FROM schema_migrations WHERE version = 9999");
   /* The advisory lock was released: another session can take it. */
   PGresult *r = PQexec(m, "SELECT pg_try_advisory_lock(7456343051642738)");
@@ -578,7 +578,8 @@ static void test_entries_filtered(void **state)
   struct gw_spool_entry e[4];
   e[0] = entry(&r1, 1, 1);
   e[1] = entry(&r2, 1, 2);
-  e[1].signal = GW_SIGNAL_LOGS; /* not an interaction */
+  e[1].signal = GW_SIGNAL_LOGS; /* plain log records: no interaction, no GenAI event */
+  e[1].nrecords = 0;
   e[2] = entry(&r3, 1, 3);
   e[2].records_len -= 3; /* truncated: does not decode */
   e[3] = entry(NULL, 0, 4);
@@ -657,7 +658,7 @@ static void test_newer_schema_blocks_writer(void **state)
   struct gw_record r = rec(0x111, 1, T0);
   struct gw_sink_outcome out;
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
-  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (2)");
+  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (4)");
   exec_or_fail(db, "DELETE FROM schema_migrations WHERE version = 9998");
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
   assert_int_equal(rows(), 1);
@@ -1029,6 +1030,216 @@ static void test_rollup_rebuild(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* --- maintenance and retention -------------------------------------------------------------------- */
+
+/* Daily partitions of tbl, as a comma-separated list of their days (YYYYMMDD), oldest first. */
+static const char *partitions(const char *tbl)
+{
+  return qv("SELECT coalesce(string_agg(right(c.relname, 8), ',' ORDER BY c.relname), '') FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = '%s'::regclass",
+            tbl);
+}
+
+/* Start from no partitions at all (other tests leave days of their own). */
+static void drop_partitions(void)
+{
+  exec_or_fail(db, "DO $$ DECLARE p text; BEGIN FOR p IN SELECT c.relname FROM pg_inherits i JOIN pg_class c "
+                   "ON c.oid = i.inhrelid WHERE i.inhparent IN ('ai_interaction_traces'::regclass, "
+                   "'ai_interaction_events'::regclass) LOOP EXECUTE format('DROP TABLE %I', p); END LOOP; END $$");
+}
+
+static struct gw_maint_conf maint_conf(uint32_t retention, uint32_t rollup_retention, uint32_t ahead)
+{
+  struct gw_maint_conf mc = {dsn, retention, rollup_retention, ahead, 3600000};
+  return mc;
+}
+
+/* Partitions for today and `ahead` days after, in both partitioned tables, at any clock; a second run
+ * creates nothing. */
+static void test_maint_creates_ahead(void **state)
+{
+  drop_partitions();
+  struct gw_maint_conf mc = maint_conf(90, 400, 3);
+  struct gw_maint_result res;
+  struct gw_err err = {0};
+  int64_t runs = gw_metric_get(GW_M_MAINT_RUNS), created = gw_metric_get(GW_M_PARTITIONS_CREATED);
+  /* 2025-01-01 23:59:59 UTC: "today" is the UTC day, whatever the session zone. */
+  exec_or_fail(db, "SET TIME ZONE 'Pacific/Kiritimati'");
+  assert_int_equal(gw_maint_run(db, &mc, T0 + DAY - 1000000000ull, &res, &err), GW_OK);
+  exec_or_fail(db, "SET TIME ZONE 'UTC'");
+  assert_true(res.ran);
+  assert_int_equal(res.partitions_created, 8);
+  assert_int_equal(res.partitions_dropped, 0);
+  assert_string_equal(partitions("ai_interaction_traces"), "20250101,20250102,20250103,20250104");
+  assert_string_equal(partitions("ai_interaction_events"), "20250101,20250102,20250103,20250104");
+  assert_int_equal(gw_metric_get(GW_M_MAINT_RUNS) - runs, 1);
+  assert_int_equal(gw_metric_get(GW_M_PARTITIONS_CREATED) - created, 8);
+  /* The next day: one more each; nothing dropped inside retention. */
+  assert_int_equal(gw_maint_run(db, &mc, T0 + DAY, &res, &err), GW_OK);
+  assert_int_equal(res.partitions_created, 2);
+  assert_string_equal(partitions("ai_interaction_traces"), "20250101,20250102,20250103,20250104,20250105");
+  assert_int_equal(gw_maint_run(db, &mc, T0 + DAY, &res, &err), GW_OK);
+  assert_int_equal(res.partitions_created, 0);
+}
+
+/* A partition goes when its whole day is older than retention_days, not a moment before; rows of kept
+ * days stay; rollups live until rollup_retention_days; old rejects go with the raw retention. */
+static void test_maint_drops_expired(void **state)
+{
+  drop_partitions();
+  void *s = store_create(dsn);
+  struct gw_record r[3] = {rec(1, 1, T0), rec(1, 2, T0 + DAY), rec(1, 3, T0 + 2 * DAY)};
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 3, &out), GW_SINK_OK);
+  exec_or_fail(db, "INSERT INTO ai_interaction_rejects (record, error, created_at) VALUES "
+                   "('{}', 'old', '2025-01-01 10:00+00'), ('{}', 'new', '2025-01-03 10:00+00')");
+  assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly"), 3);
+  struct gw_maint_conf mc = maint_conf(30, 32, 0);
+  struct gw_maint_result res;
+  struct gw_err err = {0};
+  int64_t dropped = gw_metric_get(GW_M_PARTITIONS_DROPPED);
+  /* 2025-02-01 00:00: day 2025-01-01 ended exactly 30 days ago: dropped; 01-02 ended 29 days ago: kept. */
+  assert_int_equal(gw_maint_run(db, &mc, T0 - 123456789ull + 31 * DAY, &res, &err), GW_OK);
+  assert_int_equal(res.partitions_dropped, 1);
+  assert_int_equal(gw_metric_get(GW_M_PARTITIONS_DROPPED) - dropped, 1);
+  assert_null(strstr(partitions("ai_interaction_traces"), "20250101"));
+  assert_non_null(strstr(partitions("ai_interaction_traces"), "20250102"));
+  assert_int_equal(rows(), 2);
+  assert_string_equal(qv("SELECT string_agg(span_id, ',' ORDER BY span_id) FROM ai_interaction_traces"),
+                      "0000000000000002,0000000000000003");
+  assert_int_equal(res.rejects_deleted, 1);
+  assert_string_equal(qv("SELECT string_agg(error, ',') FROM ai_interaction_rejects"), "new");
+  /* Rollups of the dropped day outlive it ... */
+  assert_int_equal(res.rollup_rows_deleted, 0);
+  assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly"), 3);
+  /* ... until rollup_retention_days (32) passes for them: 2025-02-02 00:00:01 expires the 2025-01-01 00:00
+   * hour, and day 01-02 has ended 30 days before. */
+  assert_int_equal(gw_maint_run(db, &mc, T0 - 123456789ull + 32 * DAY + 1000000000ull, &res, &err), GW_OK);
+  assert_int_equal(res.rollup_rows_deleted, 1);
+  assert_int_equal(res.partitions_dropped, 1);
+  assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly WHERE hour_bucket < '2025-01-02'"), 0);
+  assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly"), 2);
+  assert_int_equal(rows(), 1);
+  /* The writer still stores a span of a kept day (its partition is there) and re-creates any missing one. */
+  struct gw_record late = rec(1, 4, T0 + 3 * DAY);
+  assert_int_equal(send1(s, &late, 1, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 2);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* Only one session maintains at a time; the others return at once and do nothing. Bad arguments are an
+ * error naming them, not a silent no-op. */
+static void test_maint_lock_and_args(void **state)
+{
+  PGconn *other = connect_or_fail(dsn);
+  exec_or_fail(other, "BEGIN");
+  exec_or_fail(other, "SELECT pg_advisory_xact_lock(1735880052)");
+  struct gw_maint_conf mc = maint_conf(1, 1, 2);
+  struct gw_maint_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_maint_run(db, &mc, T0 + 400 * DAY, &res, &err), GW_OK);
+  assert_false(res.ran);
+  assert_int_equal(res.partitions_created + res.partitions_dropped, 0);
+  assert_null(strstr(partitions("ai_interaction_traces"), "20260205"));
+  exec_or_fail(other, "COMMIT");
+  PQfinish(other);
+  assert_int_equal(gw_maint_run(db, &mc, T0 + 400 * DAY, &res, &err), GW_OK);
+  assert_true(res.ran);
+  assert_non_null(strstr(partitions("ai_interaction_traces"), "20260205"));
+
+  int64_t errors = gw_metric_get(GW_M_MAINT_ERRORS);
+  mc.rollup_retention_days = 0;
+  assert_int_equal(gw_maint_run(db, &mc, T0, &res, &err), GW_ERR(DB_DATA));
+  assert_non_null(strstr(err.msg, "rollup_retention_days >= retention_days"));
+  assert_int_equal(gw_metric_get(GW_M_MAINT_ERRORS) - errors, 1);
+}
+
+/* The loop on its own thread: creates partitions ahead at start, survives an unreachable database, stops
+ * promptly. */
+static void test_maint_loop(void **state)
+{
+  struct gw_maint_conf mc = maint_conf(90, 400, 5);
+  struct gw_err err = {0};
+  int64_t runs = gw_metric_get(GW_M_MAINT_RUNS);
+  struct gw_maint *m = gw_maint_start(&mc, &err);
+  assert_non_null(m);
+  for (int i = 0; i < 200 && gw_metric_get(GW_M_MAINT_RUNS) == runs; i++)
+    usleep(50000);
+  assert_int_equal(gw_metric_get(GW_M_MAINT_RUNS) - runs, 1);
+  char day[16];
+  time_t t = time(NULL) + 5 * 86400;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(day, sizeof day, "%Y%m%d", &tm);
+  assert_non_null(strstr(partitions("ai_interaction_traces"), day));
+  assert_non_null(strstr(partitions("ai_interaction_events"), day));
+  gw_maint_stop(m);
+
+  struct gw_maint_conf down = maint_conf(90, 400, 1);
+  down.dsn = "host=127.0.0.1 port=1 user=nobody password=hunter2 connect_timeout=2";
+  int64_t errors = gw_metric_get(GW_M_MAINT_ERRORS);
+  m = gw_maint_start(&down, &err);
+  assert_non_null(m);
+  usleep(200000);
+  gw_maint_stop(m); /* returns although it never connected */
+  assert_int_equal(gw_metric_get(GW_M_MAINT_ERRORS), errors); /* connection failures are not run errors */
+
+  mc.rollup_retention_days = 10;
+  assert_null(gw_maint_start(&mc, &err));
+  assert_int_equal(err.rc, GW_ERR(CONFIG));
+}
+
+/* Content events whose span never arrived: counted by the maintenance query and published as a gauge. */
+static void test_orphan_events(void **state)
+{
+  exec_or_fail(db, "SELECT gw_ensure_partition('ai_interaction_events', (now() AT TIME ZONE 'UTC')::date), "
+                   "gw_ensure_partition('ai_interaction_events', (now() AT TIME ZONE 'UTC')::date - 1), "
+                   "gw_ensure_partition('ai_interaction_traces', (now() AT TIME ZONE 'UTC')::date), "
+                   "gw_ensure_partition('ai_interaction_traces', (now() AT TIME ZONE 'UTC')::date - 1)");
+  exec_or_fail(db, "INSERT INTO ai_interaction_traces (trace_id, span_id, start_time) VALUES "
+                   "(repeat('a', 32), repeat('1', 16), now() - interval '3 hours')");
+  exec_or_fail(db, "INSERT INTO ai_interaction_events (trace_id, span_id, time, event_name, seq, direction, content) VALUES "
+                   "(repeat('a', 32), repeat('1', 16), now() - interval '2 hours', 'gen_ai.user.message', 0, 'input', '{}'),"
+                   "(repeat('b', 32), repeat('2', 16), now() - interval '2 hours', 'gen_ai.user.message', 0, 'input', '{}'),"
+                   "(repeat('b', 32), repeat('2', 16), now() - interval '2 hours', 'gen_ai.choice', 0, 'output', '{}'),"
+                   "(repeat('c', 32), repeat('3', 16), now() - interval '10 minutes', 'gen_ai.user.message', 0, 'input', '{}'),"
+                   "(repeat('d', 32), repeat('4', 16), now() - interval '2 hours', 'gen_ai.evaluation.result', 0, NULL, '{}')");
+  /* b's two events: its span never came. a has its row; c is too recent to judge; d is not content. */
+  assert_string_equal(qv("SELECT gw_orphan_event_count(now(), 90)"), "2");
+  struct gw_maint_conf mc = maint_conf(90, 400, 0);
+  struct gw_err err = {0};
+  gw_metric_set(GW_M_EVENTS_ORPHANED, -1);
+  struct gw_maint *m = gw_maint_start(&mc, &err);
+  assert_non_null(m);
+  for (int i = 0; i < 200 && gw_metric_get(GW_M_EVENTS_ORPHANED) == -1; i++)
+    usleep(50000);
+  gw_maint_stop(m);
+  assert_int_equal(gw_metric_get(GW_M_EVENTS_ORPHANED), 2);
+}
+
+/* The rebuild command's C side: argument checks name the argument; a rebuild equals the GROUP BY. */
+static void test_rollup_rebuild_cli(void **state)
+{
+  void *s = store_create(dsn);
+  mixed_load(s);
+  const char *before = rollup_snapshot();
+  exec_or_fail(db, "UPDATE trace_metrics_hourly SET total_cost = total_cost * 3, duration_histogram = '{1}'");
+  long long n = -1;
+  struct gw_err err = {0};
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-01T00:00:00Z", "2025-01-01 03:00", &n, &err), GW_OK);
+  assert_int_equal(n, qn("SELECT count(*) FROM trace_metrics_hourly"));
+  assert_string_equal(rollup_snapshot(), before);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(gw_rollup_rebuild(db, "yesterday-ish", "2025-01-02", &n, &err), GW_ERR(INVALID));
+  assert_string_equal(err.msg, "--from 'yesterday-ish' is not a timestamp (use ISO 8601, e.g. 2026-11-01T00:00:00Z)");
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-02", "", &n, &err), GW_ERR(INVALID));
+  assert_string_equal(err.msg, "--to is required");
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-02T00:00:00+02:00", "2025-01-01T22:00:00Z", &n, &err),
+                   GW_ERR(INVALID));
+  assert_string_equal(err.msg, "--to 2025-01-01T22:00:00Z must be after --from 2025-01-01T22:00:00Z");
+  gw_store_pg_sink.destroy(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1052,6 +1263,12 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_rollup_mixed_load, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_hist_quantile, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_rebuild, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_maint_creates_ahead, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_maint_drops_expired, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_maint_lock_and_args, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_maint_loop, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_rebuild_cli, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_orphan_events, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

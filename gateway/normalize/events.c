@@ -1,0 +1,412 @@
+/*
+ * events.c: GenAI events from OTLP log records (DESIGN §3). The official OpenTelemetry instrumentations
+ * keep message content out of spans and emit it as log records named gen_ai.system.message,
+ * gen_ai.user.message, gen_ai.assistant.message, gen_ai.tool.message, gen_ai.choice or
+ * gen_ai.client.inference.operation.details, carrying the LLM span's trace_id and span_id. Each becomes
+ * one or more struct gw_event (one per message) that the writer stores in ai_interaction_events and
+ * merges into the span's interaction row.
+ *
+ * Key decisions:
+ * - The event name is the record's event_name field, else its event.name attribute. Any gen_ai.* name
+ *   is a GenAI event; the content names above are turned into messages, others are stored with their body
+ *   as JSON and no direction (they never fill a row's content).
+ * - A log record is read as a span event would be: its body's kvlist entries (or a string body as
+ *   "content") and its attributes become the attributes of a synthetic span event, and the same message
+ *   readers the span path uses (semconv_old.c, semconv.c) produce the messages. So a message reads the
+ *   same whichever way it came, and each row's content is rendered exactly like one element of
+ *   prompt_content / response_content: the writer's merge concatenates them into the same JSON array.
+ * - seq: the message's index within its record, plus 1000 x the record's place among the span's records
+ *   in the request: stable when a request is re-sent (storage stays idempotent), and it keeps the sent
+ *   order of messages that share a timestamp. Rows are ordered by (time, seq, event_name).
+ * - prompt_hash (before redaction) is set on the first input row of each span of the request, over that
+ *   span's input messages of the request rendered as prompt_content would be.
+ * - Validation: a record with a trace_id or span_id of the wrong length is rejected (partial_success) and
+ *   removed from the request; a GenAI event outside the storable time window likewise. A GenAI event
+ *   without ids cannot be joined to a span: forwarded, not stored, counted (unjoinable).
+ */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "normalize/events.h"
+#include "normalize/normalize_int.h"
+
+static const char *attr_str(GwKeyValue *const *kv, size_t n, const char *key)
+{
+  const char *found = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (kv[i]->key && !strcmp(kv[i]->key, key) && nz_str(kv[i]->value))
+      found = kv[i]->value->string_value;
+  return found;
+}
+
+const char *gw_log_event_name(const GwLogRecord *l)
+{
+  if (l->event_name && l->event_name[0])
+    return l->event_name;
+  return attr_str(l->attributes, l->n_attributes, "event.name");
+}
+
+enum ev_kind { EV_OTHER, EV_MESSAGE, EV_CHOICE, EV_DETAILS };
+
+static enum ev_kind kind_of(const char *name)
+{
+  if (!strcmp(name, "gen_ai.system.message") || !strcmp(name, "gen_ai.user.message") ||
+      !strcmp(name, "gen_ai.assistant.message") || !strcmp(name, "gen_ai.tool.message"))
+    return EV_MESSAGE;
+  if (!strcmp(name, "gen_ai.choice"))
+    return EV_CHOICE;
+  if (!strcmp(name, "gen_ai.client.inference.operation.details"))
+    return EV_DETAILS;
+  return EV_OTHER;
+}
+
+static void hexid(char *dst, const uint8_t *p, size_t n)
+{
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    dst[2 * i] = hex[p[i] >> 4];
+    dst[2 * i + 1] = hex[p[i] & 15];
+  }
+  dst[2 * n] = 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
+      return false;
+  return true;
+}
+
+/* The record as a span event: body kvlist entries (or a string body as "content"), then its attributes. */
+static bool synth_event(struct gw_arena *a, const GwLogRecord *l, const char *name, GwSpanEvent *ev)
+{
+  size_t nb = 0;
+  GwKeyValue *const *bkv = NULL;
+  GwKeyValue *content = NULL;
+  if (l->body && l->body->value_case == GW_AV_KVLIST && l->body->kvlist_value) {
+    bkv = l->body->kvlist_value->values;
+    nb = l->body->kvlist_value->n_values;
+  } else if (l->body && l->body->value_case != GW_AV_NONE) {
+    content = gw_arena_alloc(a, sizeof *content);
+    if (!content)
+      return false;
+    gw_pb_key_value_init(content);
+    content->key = (char *)"content";
+    content->value = l->body;
+    nb = 1;
+  }
+  size_t n = nb + l->n_attributes;
+  GwKeyValue **kv = gw_arena_alloc(a, sizeof *kv * (n ? n : 1));
+  if (!kv)
+    return false;
+  for (size_t i = 0; i < nb; i++)
+    kv[i] = content ? content : bkv[i];
+  for (size_t i = 0; i < l->n_attributes; i++)
+    kv[nb + i] = l->attributes[i];
+  gw_pb_span_event_init(ev);
+  ev->name = (char *)name;
+  ev->time_unix_nano = l->time_unix_nano;
+  ev->attributes = kv;
+  ev->n_attributes = n;
+  return true;
+}
+
+/* One message rendered alone: the element prompt_content / response_content would hold. */
+static const char *render_one(struct nz_ctx *c, const struct nz_msg *m, bool output)
+{
+  struct nz_msgs one = {.v = (struct nz_msg *)m, .n = 1, .cap = 1};
+  char *s = nz_msgs_render(c, &one, output);
+  if (!s)
+    return NULL;
+  size_t len = strlen(s);
+  if (len < 2)
+    return NULL;
+  s[len - 1] = 0; /* strip the list's brackets: the merge joins elements */
+  return s + 1;
+}
+
+struct ev_builder {
+  struct gw_arena *a;
+  struct gw_logs_result *res;
+  size_t cap;
+  bool oom;
+};
+
+static struct gw_event *new_event(struct ev_builder *b)
+{
+  struct gw_logs_result *res = b->res;
+  if (res->nevents == b->cap) {
+    size_t ncap = b->cap ? b->cap * 2 : 16;
+    struct gw_event *ne = gw_arena_grow(b->a, res->events, b->cap * sizeof *ne, ncap * sizeof *ne);
+    if (!ne) {
+      b->oom = true;
+      return NULL;
+    }
+    res->events = ne;
+    b->cap = ncap;
+  }
+  struct gw_event *e = &res->events[res->nevents++];
+  memset(e, 0, sizeof *e);
+  return e;
+}
+
+/* Rows for one message list; seq0 is the record's base seq. */
+static void add_msgs(struct ev_builder *b, struct nz_ctx *c, const struct gw_event *proto, const struct nz_msgs *m,
+                     bool output, int64_t *seq)
+{
+  for (uint32_t i = 0; i < m->n && !b->oom; i++) {
+    const char *content = render_one(c, &m->v[i], output);
+    struct nz_msgs one = {.v = &m->v[i], .n = 1, .cap = 1};
+    const char *text = nz_msgs_text(c, &one, NULL);
+    if (!content || c->oom) {
+      b->oom = true;
+      return;
+    }
+    struct gw_event *e = new_event(b);
+    if (!e)
+      return;
+    *e = *proto;
+    e->seq.v = (*seq)++;
+    e->seq.set = true;
+    e->role = m->v[i].role ? m->v[i].role : output ? "assistant" : "user";
+    e->direction = output ? "output" : "input";
+    e->content = content;
+    e->text_content = text;
+  }
+}
+
+/* Build the rows of one GenAI log record. */
+static void build(struct ev_builder *b, const GwLogRecord *l, const char *name, const struct gw_event *proto,
+                  int64_t seq)
+{
+  struct gw_arena *a = b->a;
+  enum ev_kind k = kind_of(name);
+  if (k == EV_OTHER) {
+    struct gw_event *e = new_event(b);
+    if (!e)
+      return;
+    *e = *proto;
+    e->seq.v = seq;
+    e->seq.set = true;
+    if (l->body && l->body->value_case != GW_AV_NONE) {
+      struct gw_sb sb;
+      gw_sb_init(&sb, a);
+      nz_av_write(&sb, l->body, 1);
+      e->content = gw_sb_finish(&sb);
+      if (!e->content)
+        b->oom = true;
+    }
+    return;
+  }
+  GwSpanEvent ev, *evp = &ev;
+  GwSpan span;
+  struct gw_record dummy;
+  memset(&dummy, 0, sizeof dummy);
+  if (!synth_event(a, l, name, &ev)) {
+    b->oom = true;
+    return;
+  }
+  gw_pb_span_init(&span);
+  span.events = &evp;
+  span.n_events = 1;
+  struct nz_ctx c = {.a = a, .r = &dummy, .span = &span};
+  struct nz_msgs in = {0}, out = {0};
+  struct nz_msg sys = {0};
+  if (k == EV_DETAILS)
+    nz_semconv_events(&c, &in, &out, &sys);
+  else
+    nz_old_events(&c, &in, &out);
+  if (c.oom) {
+    b->oom = true;
+    return;
+  }
+  if (sys.n) {
+    sys.role = "system";
+    struct nz_msgs one = {.v = &sys, .n = 1, .cap = 1};
+    add_msgs(b, &c, proto, &one, false, &seq);
+  }
+  add_msgs(b, &c, proto, &in, false, &seq);
+  add_msgs(b, &c, proto, &out, true, &seq);
+}
+
+static const char *check_ids(const GwLogRecord *l, char *why, size_t whylen)
+{
+  if (l->trace_id.len != 0 && l->trace_id.len != 16)
+    snprintf(why, whylen, "traceId: %zu bytes, want 16 or none", l->trace_id.len);
+  else if (l->span_id.len != 0 && l->span_id.len != 8)
+    snprintf(why, whylen, "spanId: %zu bytes, want 8 or none", l->span_id.len);
+  else
+    return NULL;
+  return why;
+}
+
+/* The prompt hash of each span's input rows of this request (rows are grouped per record, records in
+ * request order; the merge orders by time, seq: the same order for one request's rows of a span). */
+static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *oom)
+{
+  for (size_t i = 0; i < res->nevents; i++) {
+    struct gw_event *first = &res->events[i];
+    if (!first->direction || strcmp(first->direction, "input"))
+      continue;
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; j++) /* a span whose hash an earlier row already holds */
+      seen = res->events[j].direction && !strcmp(res->events[j].direction, "input") &&
+             !strcmp(res->events[j].trace_id, first->trace_id) && !strcmp(res->events[j].span_id, first->span_id);
+    if (seen)
+      continue;
+    /* Sort this span's input rows by (time, seq) into the rendering. */
+    size_t n = 0;
+    for (size_t j = i; j < res->nevents; j++)
+      n += res->events[j].direction && !strcmp(res->events[j].direction, "input") &&
+           !strcmp(res->events[j].trace_id, first->trace_id) && !strcmp(res->events[j].span_id, first->span_id);
+    const struct gw_event **v = gw_arena_alloc(a, sizeof *v * n);
+    if (!v) {
+      *oom = true;
+      return;
+    }
+    size_t w = 0;
+    for (size_t j = i; j < res->nevents; j++) {
+      const struct gw_event *e = &res->events[j];
+      if (!e->direction || strcmp(e->direction, "input") || strcmp(e->trace_id, first->trace_id) ||
+          strcmp(e->span_id, first->span_id))
+        continue;
+      size_t at = w++;
+      while (at > 0 && (v[at - 1]->time_ns > e->time_ns ||
+                        (v[at - 1]->time_ns == e->time_ns && v[at - 1]->seq.v > e->seq.v))) {
+        v[at] = v[at - 1];
+        at--;
+      }
+      v[at] = e;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char dig[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+      EVP_MD_CTX_free(md);
+      continue;
+    }
+    EVP_DigestUpdate(md, "[", 1);
+    for (size_t j = 0; j < w; j++) {
+      if (j)
+        EVP_DigestUpdate(md, ",", 1);
+      EVP_DigestUpdate(md, v[j]->content, strlen(v[j]->content));
+    }
+    EVP_DigestUpdate(md, "]", 1);
+    if (EVP_DigestFinal_ex(md, dig, &dlen) && dlen >= 8) {
+      static const char hex[] = "0123456789abcdef";
+      for (int k = 0; k < 8; k++) {
+        first->prompt_hash[2 * k] = hex[dig[k] >> 4];
+        first->prompt_hash[2 * k + 1] = hex[dig[k] & 15];
+      }
+      first->prompt_hash[16] = 0;
+    }
+    EVP_MD_CTX_free(md);
+  }
+}
+
+gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
+                        struct gw_logs_result *res, struct gw_err *err)
+{
+  gw_normalize_init();
+  memset(res, 0, sizeof *res);
+  struct ev_builder b = {.a = a, .res = res};
+  struct span_seen {
+    char trace_id[33], span_id[17];
+    int64_t records;
+  } *spans = NULL;
+  size_t nspans = 0, spans_cap = 0;
+  for (size_t ri = 0; ri < req->n_resource_logs; ri++) {
+    GwResourceLogs *rl = req->resource_logs[ri];
+    const char *service = rl->resource ? attr_str(rl->resource->attributes, rl->resource->n_attributes, "service.name")
+                                       : NULL;
+    for (size_t si = 0; si < rl->n_scope_logs; si++) {
+      GwScopeLogs *sl = rl->scope_logs[si];
+      size_t w = 0;
+      for (size_t k = 0; k < sl->n_log_records; k++) {
+        GwLogRecord *l = sl->log_records[k];
+        char why[96];
+        const char *bad = check_ids(l, why, sizeof why);
+        const char *name = bad ? NULL : gw_log_event_name(l);
+        bool genai = name && !strncmp(name, "gen_ai.", 7);
+        uint64_t t = l->time_unix_nano ? l->time_unix_nano : l->observed_time_unix_nano;
+        if (!bad && genai && opts) {
+          if (opts->min_start_ns && t < opts->min_start_ns)
+            bad = "timeUnixNano: before the retention window";
+          else if (opts->max_start_ns && t > opts->max_start_ns)
+            bad = "timeUnixNano: more than 1 day in the future";
+        }
+        res->nlogs++;
+        if (bad) {
+          if (!res->nrejected++)
+            snprintf(res->reject_msg, sizeof res->reject_msg,
+                     "resourceLogs[%zu].scopeLogs[%zu].logRecords[%zu].%s", ri, si, k, bad);
+          continue;
+        }
+        sl->log_records[w++] = l;
+        if (!genai)
+          continue;
+        res->ngenai++;
+        res->has_genai = true;
+        if (l->trace_id.len != 16 || l->span_id.len != 8 || all_zero(l->trace_id.data, 16) ||
+            all_zero(l->span_id.data, 8)) {
+          res->nunjoinable++;
+          continue;
+        }
+        struct gw_event proto;
+        memset(&proto, 0, sizeof proto);
+        hexid(proto.trace_id, l->trace_id.data, 16);
+        hexid(proto.span_id, l->span_id.data, 8);
+        proto.time_ns = t;
+        proto.event_name = name;
+        proto.service_name = service;
+        proto.log = l;
+        /* seq: this record's place among the span's records in the request, so messages that share a
+         * timestamp (the instrumentation stamps a call's messages alike) keep the order they were sent. */
+        int64_t ord = 0;
+        size_t si2 = 0;
+        for (; si2 < nspans; si2++)
+          if (!strcmp(spans[si2].trace_id, proto.trace_id) && !strcmp(spans[si2].span_id, proto.span_id))
+            break;
+        if (si2 == nspans) {
+          if (nspans == spans_cap) {
+            size_t ncap = spans_cap ? spans_cap * 2 : 8;
+            struct span_seen *ns = gw_arena_grow(a, spans, spans_cap * sizeof *ns, ncap * sizeof *ns);
+            if (!ns)
+              goto oom;
+            spans = ns;
+            spans_cap = ncap;
+          }
+          memcpy(spans[nspans].trace_id, proto.trace_id, sizeof proto.trace_id);
+          memcpy(spans[nspans].span_id, proto.span_id, sizeof proto.span_id);
+          spans[nspans++].records = 0;
+        }
+        ord = spans[si2].records++;
+        build(&b, l, name, &proto, ord * 1000);
+        if (b.oom)
+          goto oom;
+      }
+      sl->n_log_records = w;
+    }
+  }
+  prompt_hashes(res, a, &b.oom);
+  if (b.oom)
+    goto oom;
+  return GW_OK;
+oom:
+  return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+}
+
+gw_rc gw_events_finish(struct gw_event *evs, size_t n, struct gw_arena *a)
+{
+  for (size_t i = 0; i < n; i++) {
+    const GwLogRecord *l = evs[i].log;
+    if (!l)
+      continue;
+    evs[i].attributes = nz_render_kvs(a, l->attributes, l->n_attributes);
+    if (!evs[i].attributes)
+      return GW_ERR(TOO_LARGE);
+  }
+  return GW_OK;
+}

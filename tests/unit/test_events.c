@@ -1,0 +1,315 @@
+/*
+ * test_events.c: OTLP logs decode and GenAI events (gateway/normalize/events.c): the captured logs
+ * fixtures decode the same from protobuf and JSON and give one row per message with the right role,
+ * direction and content shape (counts from the manifests); the details event, string bodies, seq, prompt hashes, validation
+ * (bad ids, time window, no ids) and the events spool codec.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include <openssl/evp.h>
+
+#include "decode/decode.h"
+#include "normalize/events.h"
+#include "testutil.h"
+
+static struct gw_arena *arena;
+static const struct gw_decode_limits LIM = {64u << 20, 64};
+
+static int setup(void **state)
+{
+  arena = gw_arena_create(0);
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  gw_arena_destroy(arena);
+  return 0;
+}
+
+/* First 16 hex chars of SHA-256 of "[" + the contents joined by "," + "]", as prompt_hash is defined. */
+static const char *hash_of(const char *const *contents, size_t n)
+{
+  static char out[17];
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int dl;
+  EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+  EVP_DigestUpdate(md, "[", 1);
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      EVP_DigestUpdate(md, ",", 1);
+    EVP_DigestUpdate(md, contents[i], strlen(contents[i]));
+  }
+  EVP_DigestUpdate(md, "]", 1);
+  EVP_DigestFinal_ex(md, d, &dl);
+  EVP_MD_CTX_free(md);
+  for (int i = 0; i < 8; i++)
+    snprintf(out + 2 * i, 3, "%02x", d[i]);
+  return out;
+}
+
+static GwLogsRequest *load(const char *file, enum gw_encoding enc)
+{
+  size_t len;
+  char *body = tu_read_file(file, &len);
+  GwLogsRequest *req = NULL;
+  struct gw_err err = {0};
+  gw_rc rc = gw_decode_logs(arena, enc, body, len, &LIM, &req, &err);
+  free(body);
+  if (rc)
+    fail_msg("%s: %s", file, err.msg);
+  return req;
+}
+
+static void events_of(GwLogsRequest *req, struct gw_logs_result *res)
+{
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_logs(req, arena, NULL, res, &err), GW_OK);
+  assert_int_equal(gw_events_finish(res->events, res->nevents, arena), GW_OK);
+}
+
+/* The three captures (gRPC, HTTP protobuf, HTTP JSON), each against its manifest. */
+static void test_fixtures(void **state)
+{
+  /* file, records exported (manifest), input messages, output messages, system messages, chat calls:
+   * every chat call logs its input messages, failed ones included; successful ones log one choice. */
+  const struct {
+    const char *file;
+    int records, in, out, sys, calls;
+  } fx[] = {
+    {"sdk/otel-grpc-logs-1.pb", 20, 14, 6, 6, 8},
+    {"sdk/otel-http-protobuf-logs-1.pb", 19, 13, 6, 5, 8},
+    {"sdk/otel-http-json-logs-1.json", 18, 12, 6, 4, 8},
+  };
+  for (int f = 0; f < 3; f++) {
+    GwLogsRequest *req = load(fx[f].file, strstr(fx[f].file, ".json") ? GW_ENC_JSON : GW_ENC_PROTOBUF);
+    struct gw_logs_result res;
+    events_of(req, &res);
+    assert_int_equal(res.nlogs, fx[f].records);
+    assert_int_equal(res.ngenai, fx[f].records);
+    assert_int_equal(res.nrejected, 0);
+    assert_int_equal(res.nunjoinable, 0);
+    assert_int_equal(res.nevents, fx[f].records);
+    int in = 0, out = 0, sys = 0, hashes = 0;
+    for (size_t i = 0; i < res.nevents; i++) {
+      const struct gw_event *e = &res.events[i];
+      assert_int_equal(strlen(e->trace_id), 32);
+      assert_int_equal(strlen(e->span_id), 16);
+      assert_non_null(e->direction);
+      assert_non_null(e->content);
+      struct json_object *o = json_tokener_parse(e->content);
+      assert_non_null(o);
+      struct json_object *role, *parts;
+      assert_true(json_object_object_get_ex(o, "role", &role));
+      assert_string_equal(json_object_get_string(role), e->role);
+      assert_true(json_object_object_get_ex(o, "parts", &parts));
+      assert_int_equal(json_object_array_length(parts), 1);
+      json_object_put(o);
+      if (!strcmp(e->direction, "input")) {
+        in++;
+        sys += !strcmp(e->role, "system");
+        assert_true(!strcmp(e->event_name, "gen_ai.system.message") || !strcmp(e->event_name, "gen_ai.user.message"));
+      } else {
+        out++;
+        assert_string_equal(e->event_name, "gen_ai.choice");
+        assert_string_equal(e->role, "assistant");
+        assert_non_null(strstr(e->content, "\"finish_reason\":"));
+        assert_int_equal(strncmp(e->text_content, "You said: ", 10), 0);
+      }
+      hashes += e->prompt_hash[0] != 0;
+      assert_non_null(strstr(e->attributes, "\"event.name\":\"gen_ai."));
+      assert_string_equal(e->service_name, "acceptance-otel");
+    }
+    assert_int_equal(in, fx[f].in);
+    assert_int_equal(out, fx[f].out);
+    assert_int_equal(sys, fx[f].sys);
+    assert_int_equal(hashes, fx[f].calls); /* one per call with input messages */
+  }
+}
+
+/* JSON and protobuf of the same request give identical events. */
+static void test_json_equals_protobuf(void **state)
+{
+  size_t len;
+  char *json = tu_read_file("sdk/otel-http-json-logs-1.json", &len);
+  struct gw_err err = {0};
+  GwLogsRequest *a = NULL;
+  assert_int_equal(gw_decode_logs(arena, GW_ENC_JSON, json, len, &LIM, &a, &err), GW_OK);
+  size_t plen = opentelemetry__proto__collector__logs__v1__export_logs_service_request__get_packed_size(a);
+  uint8_t *pb = malloc(plen);
+  opentelemetry__proto__collector__logs__v1__export_logs_service_request__pack(a, pb);
+  GwLogsRequest *b = NULL;
+  assert_int_equal(gw_decode_logs(arena, GW_ENC_PROTOBUF, pb, plen, &LIM, &b, &err), GW_OK);
+  struct gw_logs_result ra, rb;
+  events_of(a, &ra);
+  events_of(b, &rb);
+  assert_int_equal(ra.nevents, rb.nevents);
+  for (size_t i = 0; i < ra.nevents; i++) {
+    assert_string_equal(ra.events[i].content, rb.events[i].content);
+    assert_string_equal(ra.events[i].trace_id, rb.events[i].trace_id);
+    assert_int_equal(ra.events[i].seq.v, rb.events[i].seq.v);
+    assert_int_equal(ra.events[i].time_ns, rb.events[i].time_ns);
+    assert_string_equal(ra.events[i].prompt_hash, rb.events[i].prompt_hash);
+    assert_string_equal(ra.events[i].attributes, rb.events[i].attributes);
+  }
+  free(pb);
+  free(json);
+}
+
+static const char *REQ_TEMPLATE =
+  "{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}}]},"
+  "\"scopeLogs\":[{\"scope\":{\"name\":\"s\"},\"logRecords\":[%s]}]}]}";
+
+static struct gw_logs_result run_json(const char *records, const struct gw_normalize_opts *opts, GwLogsRequest **reqp)
+{
+  char body[8192];
+  snprintf(body, sizeof body, REQ_TEMPLATE, records);
+  GwLogsRequest *req = NULL;
+  struct gw_err err = {0};
+  if (gw_decode_logs(arena, GW_ENC_JSON, body, strlen(body), &LIM, &req, &err))
+    fail_msg("decode: %s", err.msg);
+  struct gw_logs_result res;
+  if (gw_normalize_logs(req, arena, opts, &res, &err))
+    fail_msg("normalize: %s", err.msg);
+  assert_int_equal(gw_events_finish(res.events, res.nevents, arena), GW_OK);
+  if (reqp)
+    *reqp = req;
+  return res;
+}
+
+#define IDS "\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"0102030405060708\""
+
+/* The newer details event carries whole message lists as attributes: system first, then inputs, then
+ * outputs, seq in that order; event_name as a field works like the attribute. */
+static void test_details_event(void **state)
+{
+  struct gw_logs_result r = run_json(
+    "{" IDS ",\"timeUnixNano\":\"1000\",\"eventName\":\"gen_ai.client.inference.operation.details\",\"attributes\":["
+    "{\"key\":\"gen_ai.input.messages\",\"value\":{\"stringValue\":"
+    "\"[{\\\"role\\\":\\\"user\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"hi\\\"}]}]\"}},"
+    "{\"key\":\"gen_ai.output.messages\",\"value\":{\"stringValue\":"
+    "\"[{\\\"role\\\":\\\"assistant\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"yo\\\"}],"
+    "\\\"finish_reason\\\":\\\"stop\\\"}]\"}},"
+    "{\"key\":\"gen_ai.system_instructions\",\"value\":{\"stringValue\":"
+    "\"[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"be brief\\\"}]\"}}]}",
+    NULL, NULL);
+  assert_int_equal(r.nevents, 3);
+  assert_string_equal(r.events[0].role, "system");
+  assert_string_equal(r.events[0].direction, "input");
+  assert_string_equal(r.events[0].text_content, "be brief");
+  assert_string_equal(r.events[1].content, "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\"}]}");
+  assert_string_equal(r.events[2].direction, "output");
+  assert_string_equal(r.events[2].content,
+                      "{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"yo\"}],\"finish_reason\":\"stop\"}");
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(r.events[i].seq.v, i);
+  /* The hash is over the span's input messages as prompt_content renders them, on the first input row. */
+  const char *in[] = {r.events[0].content, r.events[1].content};
+  assert_string_equal(r.events[0].prompt_hash, hash_of(in, 2));
+  assert_string_equal(r.events[1].prompt_hash, "");
+  assert_string_equal(r.events[2].prompt_hash, "");
+}
+
+/* seq keeps the sent order of messages sharing a timestamp; a string body is the content; hashes. */
+static void test_seq_and_hash(void **state)
+{
+  const char *recs =
+    "{" IDS ",\"timeUnixNano\":\"5\",\"attributes\":[{\"key\":\"event.name\",\"value\":{\"stringValue\":\"gen_ai.system.message\"}}],"
+    "\"body\":{\"kvlistValue\":{\"values\":[{\"key\":\"content\",\"value\":{\"stringValue\":\"sys\"}}]}}},"
+    "{" IDS ",\"timeUnixNano\":\"5\",\"attributes\":[{\"key\":\"event.name\",\"value\":{\"stringValue\":\"gen_ai.user.message\"}}],"
+    "\"body\":{\"stringValue\":\"plain body\"}},"
+    "{" IDS ",\"timeUnixNano\":\"5\",\"attributes\":[{\"key\":\"event.name\",\"value\":{\"stringValue\":\"gen_ai.user.message\"}}],"
+    "\"body\":{\"kvlistValue\":{\"values\":[{\"key\":\"content\",\"value\":{\"stringValue\":\"second\"}}]}}}";
+  struct gw_logs_result r = run_json(recs, NULL, NULL);
+  assert_int_equal(r.nevents, 3);
+  assert_int_equal(r.events[0].seq.v, 0);
+  assert_int_equal(r.events[1].seq.v, 1000);
+  assert_int_equal(r.events[2].seq.v, 2000);
+  assert_string_equal(r.events[1].text_content, "plain body");
+  assert_string_equal(r.events[1].content, "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"plain body\"}]}");
+  const char *in[] = {r.events[0].content, r.events[1].content, r.events[2].content};
+  assert_string_equal(r.events[0].prompt_hash, hash_of(in, 3));
+}
+
+/* Wrong-length ids: rejected and removed, with the path. Outside the window: GenAI events rejected,
+ * plain logs kept. No ids: kept for forwarding, counted unjoinable, no row. Other gen_ai names: a row
+ * with the body as JSON and no direction. */
+static void test_validation(void **state)
+{
+  const char *recs =
+    "{\"traceId\":\"0102\",\"spanId\":\"0102030405060708\",\"attributes\":[{\"key\":\"event.name\",\"value\":{\"stringValue\":\"gen_ai.user.message\"}}]},"
+    "{" IDS ",\"timeUnixNano\":\"10\",\"attributes\":[{\"key\":\"event.name\",\"value\":{\"stringValue\":\"gen_ai.user.message\"}}],"
+    "\"body\":{\"kvlistValue\":{\"values\":[{\"key\":\"content\",\"value\":{\"stringValue\":\"old\"}}]}}},"
+    "{\"timeUnixNano\":\"10\",\"body\":{\"stringValue\":\"old plain log\"}},"
+    "{\"timeUnixNano\":\"2000\",\"attributes\":[{\"key\":\"event.name\",\"value\":{\"stringValue\":\"gen_ai.user.message\"}}],"
+    "\"body\":{\"kvlistValue\":{\"values\":[{\"key\":\"content\",\"value\":{\"stringValue\":\"no ids\"}}]}}},"
+    "{" IDS ",\"timeUnixNano\":\"2000\",\"eventName\":\"gen_ai.evaluation.result\",\"body\":{\"kvlistValue\":{\"values\":"
+    "[{\"key\":\"score\",\"value\":{\"doubleValue\":0.5}}]}}}";
+  struct gw_normalize_opts o = {.min_start_ns = 1000, .max_start_ns = 5000};
+  GwLogsRequest *req;
+  struct gw_logs_result r = run_json(recs, &o, &req);
+  assert_int_equal(r.nlogs, 5);
+  assert_int_equal(r.nrejected, 2);
+  assert_string_equal(r.reject_msg, "resourceLogs[0].scopeLogs[0].logRecords[0].traceId: 2 bytes, want 16 or none");
+  assert_int_equal(req->resource_logs[0]->scope_logs[0]->n_log_records, 3);
+  assert_int_equal(r.ngenai, 2);
+  assert_int_equal(r.nunjoinable, 1);
+  assert_int_equal(r.nevents, 1);
+  assert_string_equal(r.events[0].event_name, "gen_ai.evaluation.result");
+  assert_null(r.events[0].direction);
+  assert_string_equal(r.events[0].content, "{\"score\":0.5}");
+}
+
+/* The spool codec keeps every stored field. */
+static void test_codec(void **state)
+{
+  GwLogsRequest *req = load("sdk/otel-http-json-logs-1.json", GW_ENC_JSON);
+  struct gw_logs_result r;
+  events_of(req, &r);
+  r.events[0].redaction_count = (struct gw_opt_i64){2, true};
+  const char *kinds[] = {"email", "ssn"};
+  r.events[0].redacted_kinds = (struct gw_strv){kinds, 2};
+  struct gw_sb sb;
+  gw_sb_init(&sb, arena);
+  assert_int_equal(gw_events_encode(r.events, r.nevents, &sb), GW_OK);
+  struct gw_event *back;
+  size_t n;
+  assert_int_equal(gw_events_decode(sb.buf, sb.len, arena, &back, &n), GW_OK);
+  assert_int_equal(n, r.nevents);
+  for (size_t i = 0; i < n; i++) {
+    assert_string_equal(back[i].trace_id, r.events[i].trace_id);
+    assert_string_equal(back[i].content, r.events[i].content);
+    assert_string_equal(back[i].attributes, r.events[i].attributes);
+    assert_string_equal(back[i].prompt_hash, r.events[i].prompt_hash);
+    assert_int_equal(back[i].seq.v, r.events[i].seq.v);
+    assert_int_equal(back[i].time_ns, r.events[i].time_ns);
+    assert_null(back[i].log);
+  }
+  assert_int_equal(back[0].redacted_kinds.n, 2);
+  assert_string_equal(back[0].redacted_kinds.v[1], "ssn");
+  assert_int_equal(back[0].redaction_count.v, 2);
+  /* Truncated or records-format blobs do not decode. */
+  assert_int_equal(gw_events_decode(sb.buf, sb.len - 3, arena, &back, &n), GW_ERR(DECODE));
+  assert_int_equal(gw_events_decode("GWR1\0\0\0\0", 8, arena, &back, &n), GW_ERR(DECODE));
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_json_equals_protobuf, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_details_event, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_seq_and_hash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_codec, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
