@@ -194,7 +194,7 @@ size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *ou
       for (struct node *n = first; n && spans < min_spans; n = n->next)
         spans += n->e.nspans;
       uint64_t now = gw_mono_ns();
-      if (spans >= min_spans || s->closed || now - first->appended_mono >= max_wait_ns || now >= deadline_mono_ns) {
+      if (spans >= min_spans || s->closed || now - first->appended_mono >= max_wait_ns) {
         /* A batch is about min_spans spans: a large backlog is handed over in batch-sized pieces,
          * never all at once (a consumer renders a whole batch in memory). */
         uint64_t got = 0;
@@ -210,6 +210,10 @@ size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *ou
         c->next_read = n;
         break;
       }
+      /* The caller's deadline is for its own chores (idle checks, stop): it ends the wait without a batch,
+       * it never cuts the batch window short. */
+      if (now >= deadline_mono_ns)
+        break;
       /* Wait for more, but no longer than the oldest entry's batch window. */
       uint64_t until = first->appended_mono + max_wait_ns;
       if (until > deadline_mono_ns)

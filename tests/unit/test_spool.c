@@ -109,6 +109,27 @@ static void test_batch_waits_for_spans_or_time(void **st)
   gw_spool_destroy(s);
 }
 
+/* The caller's deadline ends a wait without a batch; it never cuts the batch window short (an exporter's
+ * 200 ms housekeeping tick must not turn a 1.5 s batch window into 200 ms). */
+static void test_deadline_does_not_cut_the_window(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  put(s, "x", 3);
+  struct gw_spool_entry e[4];
+  uint64_t t0 = gw_mono_ns();
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 2000000000ull, t0 + 50000000ull), 0);
+  uint64_t waited = gw_mono_ns() - t0;
+  assert_true(waited >= 40000000ull && waited < 1000000000ull);
+  put(s, "y", 2);
+  /* Still nothing read: the next peek sees both entries once the window of the first has passed. */
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 100000000ull, far()), 2);
+  assert_int_equal(e[0].otlp_len, 1);
+  assert_memory_equal(e[0].otlp, "x", 1);
+  gw_spool_destroy(s);
+}
+
 /* A large backlog is handed over in batch-sized pieces, not all at once. */
 static void test_backlog_comes_in_batches(void **st)
 {
@@ -303,6 +324,7 @@ int main(void)
     cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_bad_conf),
     cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_past_age_cap),
     cmocka_unit_test(test_late_consumer), cmocka_unit_test(test_no_consumer_keeps_nothing),
+    cmocka_unit_test(test_deadline_does_not_cut_the_window),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
