@@ -46,6 +46,10 @@ struct gw_export_batch {
   size_t nreqs;
   struct gw_record *recs;
   size_t nrecs;
+  /* With wants_events: the GenAI events (redacted messages from OTLP log records, normalize/record.h) of
+   * the batch's logs entries, in spool order, even though the backend does not take logs. */
+  const struct gw_event *events;
+  size_t nevents;
 };
 
 struct gw_exporter_type {
@@ -56,6 +60,7 @@ struct gw_exporter_type {
   const char *logs_path;             /* NULL when the backend takes no logs */
   bool otlp_http_response;           /* HTTP answers are OTLP Export*ServiceResponse (partial_success read);
                                       * false: another body (Langfuse's JSON), only the status counts */
+  bool wants_events;                 /* transform also gets the GenAI events of the batch's logs entries */
   /* Add the backend's own headers (auth) from its config. May be NULL. Errors name the key. */
   gw_rc (*headers)(const struct gw_conf_exporter *c, struct gw_export_headers *h, struct gw_err *err);
   /* Per exporter private state for transform (e.g. a cache); may be NULL. destroy(NULL) is not called. */

@@ -16,6 +16,11 @@
  * - langfuse.user.id / langfuse.session.id on every span of the trace (Langfuse filters per observation,
  *   and its docs ask for them on every span): taken from any record or span of the trace in the batch,
  *   and remembered for later batches in a small per-exporter cache.
+ * - gen_ai.input.messages / gen_ai.output.messages from the GenAI events (OTLP log records, e.g. the
+ *   official OpenTelemetry instrumentations' gen_ai.user.message / gen_ai.choice) of the same span that
+ *   are in the same batch: Langfuse takes no logs, so this is the only way such content reaches it. Events
+ *   that arrive in a later batch than their span are not sent to Langfuse (they are stored in Postgres and
+ *   forwarded to the backends that take logs).
  * A key the client already set is never overwritten.
  */
 #include <stdio.h>
@@ -243,6 +248,95 @@ static void cost_details(const struct gw_record *r, char *buf, size_t n)
         for (size_t k_ = 0; k_ < (b)->reqs[q_]->resource_spans[r_]->scope_spans[s_]->n_spans; k_++)        \
           for (GwSpan *sp = (b)->reqs[q_]->resource_spans[r_]->scope_spans[s_]->spans[k_]; sp; sp = NULL)
 
+/* Events sort as the Postgres merge orders them: time, seq, event name. */
+static int ev_cmp(const void *x, const void *y)
+{
+  const struct gw_event *a = *(const struct gw_event *const *)x, *b = *(const struct gw_event *const *)y;
+  if (a->time_ns != b->time_ns)
+    return a->time_ns < b->time_ns ? -1 : 1;
+  if (a->seq.v != b->seq.v)
+    return a->seq.v < b->seq.v ? -1 : 1;
+  return strcmp(a->event_name ? a->event_name : "", b->event_name ? b->event_name : "");
+}
+
+/* One direction's messages of a span as a JSON array ("[m1,m2]"), the shape prompt_content has; NULL when
+ * none. ev is sorted; [lo, hi) are the span's events. */
+static const char *messages(struct gw_arena *a, const struct gw_event *const *ev, size_t lo, size_t hi, const char *dir)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  size_t k = 0;
+  for (size_t i = lo; i < hi; i++) {
+    if (!ev[i]->direction || strcmp(ev[i]->direction, dir) || !ev[i]->content)
+      continue;
+    gw_sb_putc(&sb, k++ ? ',' : '[');
+    gw_sb_puts(&sb, ev[i]->content);
+  }
+  if (!k)
+    return NULL;
+  gw_sb_putc(&sb, ']');
+  return gw_sb_finish(&sb);
+}
+
+static int span_key_cmp(const struct gw_event *e, const char *trace, const char *span)
+{
+  int c = strcmp(e->trace_id, trace);
+  return c ? c : strcmp(e->span_id, span);
+}
+
+/* Content from the batch's GenAI events onto the spans that lack it. */
+static gw_rc attach_events(struct gw_export_batch *b)
+{
+  if (!b->nevents)
+    return GW_OK;
+  const struct gw_event **ev = gw_arena_alloc(b->arena, b->nevents * sizeof *ev);
+  if (!ev)
+    return GW_ERR(NOMEM);
+  size_t n = 0;
+  for (size_t i = 0; i < b->nevents; i++)
+    if (b->events[i].direction)
+      ev[n++] = &b->events[i];
+  qsort(ev, n, sizeof *ev, ev_cmp);
+  for (size_t i = 0; i < b->nrecs; i++) {
+    const struct gw_record *r = &b->recs[i];
+    GwSpan *sp = r->span;
+    if (!sp)
+      continue;
+    size_t lo = n, hi = n;
+    for (size_t k = 0; k < n; k++) /* the span's events (sorted by time, not by span: collect them) */
+      if (!span_key_cmp(ev[k], r->trace_id, r->span_id)) {
+        lo = k;
+        break;
+      }
+    if (lo == n)
+      continue;
+    const struct gw_event **mine = gw_arena_alloc(b->arena, (n - lo) * sizeof *mine);
+    if (!mine)
+      return GW_ERR(NOMEM);
+    size_t m = 0;
+    for (size_t k = lo; k < n; k++)
+      if (!span_key_cmp(ev[k], r->trace_id, r->span_id))
+        mine[m++] = ev[k];
+    hi = m;
+    static const char *const keys[2] = {"gen_ai.input.messages", "gen_ai.output.messages"};
+    static const char *const dirs[2] = {"input", "output"};
+    for (int d = 0; d < 2; d++) {
+      if (gw_export_span_attr(sp, keys[d]))
+        continue; /* the span's own content wins, as in Postgres */
+      const char *json = messages(b->arena, mine, 0, hi, dirs[d]);
+      if (!json) {
+        if (gw_arena_exhausted(b->arena))
+          return GW_ERR(NOMEM);
+        continue;
+      }
+      gw_rc rc = gw_export_add_attr_str(b->arena, sp, keys[d], json);
+      if (rc)
+        return rc;
+    }
+  }
+  return GW_OK;
+}
+
 static gw_rc transform(void *priv, struct gw_export_batch *b)
 {
   struct langfuse *lf = priv;
@@ -293,7 +387,8 @@ static gw_rc transform(void *priv, struct gw_export_batch *b)
     if (e->session[0] && !s && (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.session.id", e->session)))
       return rc;
   }
-  return GW_OK;
+  /* 4. Message content that came as log records. */
+  return attach_events(b);
 }
 
 const struct gw_exporter_type gw_exporter_langfuse = {
@@ -303,6 +398,7 @@ const struct gw_exporter_type gw_exporter_langfuse = {
   .traces_path = "/api/public/otel/v1/traces",
   .logs_path = NULL,
   .otlp_http_response = false,
+  .wants_events = true,
   .headers = headers,
   .create = create,
   .destroy = destroy,

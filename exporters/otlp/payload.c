@@ -202,6 +202,41 @@ static void filter_request(GwTraceRequest *req, const struct recmap *m, bool gen
   req->n_resource_spans = nrs;
 }
 
+/* The GenAI events of the batch's logs entries, for a backend that attaches them to spans. An entry whose
+ * events do not decode is passed over (its spans still go, without the content). */
+static gw_rc batch_events(struct gw_arena *a, const struct gw_spool_entry *entries, size_t n, struct gw_export_batch *b)
+{
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    if (entries[i].signal == GW_SIGNAL_LOGS && entries[i].records_len)
+      total += entries[i].nrecords;
+  if (!total)
+    return GW_OK;
+  struct gw_event *all = gw_arena_alloc(a, total * sizeof *all);
+  if (!all)
+    return GW_ERR(NOMEM);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct gw_spool_entry *e = &entries[i];
+    if (e->signal != GW_SIGNAL_LOGS || !e->records_len)
+      continue;
+    struct gw_event *ev;
+    size_t m;
+    if (gw_events_decode(e->records, e->records_len, a, &ev, &m) != GW_OK) {
+      if (gw_arena_exhausted(a))
+        return GW_ERR(NOMEM);
+      continue;
+    }
+    if (k + m > total)
+      m = total - k;
+    memcpy(all + k, ev, m * sizeof *all);
+    k += m;
+  }
+  b->events = all;
+  b->nevents = k;
+  return GW_OK;
+}
+
 static bool takes(const struct gw_exporter_type *t, enum gw_signal s)
 {
   return (s == GW_SIGNAL_TRACES && (t->signals & GW_EXPORT_TRACES)) || (s == GW_SIGNAL_LOGS && (t->signals & GW_EXPORT_LOGS));
@@ -279,6 +314,7 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
   ntraces = k;
 
   if (o->type->transform && ntraces) {
+    gw_rc rc;
     struct gw_record *all = gw_arena_alloc(a, (total_recs ? total_recs : 1) * sizeof *all);
     if (!all)
       goto oom;
@@ -288,9 +324,10 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
         memcpy(all + off, recs_of[j], nrecs_of[j] * sizeof *all);
       off += nrecs_of[j];
     }
-    struct gw_export_batch b = {a, reqs, ntraces, all, total_recs};
-    gw_rc rc = o->type->transform(o->priv, &b);
-    if (rc)
+    struct gw_export_batch b = {a, reqs, ntraces, all, total_recs, NULL, 0};
+    if (o->type->wants_events && (rc = batch_events(a, entries, n, &b)))
+      goto oom;
+    if ((rc = o->type->transform(o->priv, &b)))
       goto oom;
   }
   for (size_t j = 0; j < ntraces; j++) {
