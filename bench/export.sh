@@ -9,8 +9,9 @@
 #   2. ingestion with the exporters off, then with Langfuse (HTTP, its transform) and SigNoz (gRPC) both
 #      on, sending to otlp_sink: wrk posts OTLP/HTTP protobuf for BENCH_SECONDS, fresh ids per request.
 #      Once with Postgres (the production set-up: spans/s accepted and landed), once without (the receive
-#      path alone is the limit, so the exporters' CPU shows). With exporters on, it also waits until they
-#      have caught up and reports what they sent and what their lag caps skipped.
+#      path alone is the limit, so the exporters' CPU shows; there also with SigNoz over HTTP, whose gzip
+#      is ours, not gRPC's). With exporters on, it also waits until they have caught up and reports what
+#      they sent and what their lag caps skipped.
 # Each ingestion figure is run BENCH_ROUNDS times (default 2), off and on interleaved, each run with a
 # fresh gateway and database; the table shows every round (the spread on a shared 2-core machine is large).
 # Environment: BENCH_SECONDS (10), BENCH_CONNS (4), BENCH_ENTRIES (300), BENCH_ROUNDS (2),
@@ -58,7 +59,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+# free_ports N: N distinct TCP ports that were free a moment ago (bound together, so never the same twice).
+free_ports() {
+  python3 -c 'import socket, sys; ss = [socket.socket() for _ in range(int(sys.argv[1]))]; [s.bind(("127.0.0.1", 0)) for s in ss]; print(*[s.getsockname()[1] for s in ss])' "$1"
+}
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.${2:-0}f\", ($1) }"; }
 # metric NAME [LABELS]: a series from the admin endpoint, e.g. metric genai_gateway_exporter_up 'exporter="signoz"'.
@@ -70,8 +74,7 @@ metric() {
 
 mkdir -p "$WORK/bodies"
 "$BUILD/bench/gen_payload" -n "$NBODIES" -j "$WORK/bodies"
-SINK_HTTP=$(free_port)
-SINK_GRPC=$(free_port)
+read -r SINK_HTTP SINK_GRPC < <(free_ports 2)
 "$BUILD/bench/otlp_sink" "$SINK_HTTP" "$SINK_GRPC" >"$WORK/sink.out" 2>"$WORK/sink.log" &
 SINK_PID=$!
 sleep 0.5
@@ -87,12 +90,13 @@ gw_say "starting PostgreSQL in $PG_DIR"
 DSN=$("$GW_ROOT/scripts/pg.sh" start "$PG_DIR" 2>"$WORK/pg-start.log") || { cat "$WORK/pg-start.log" >&2; gw_die "PostgreSQL did not start"; }
 psql_q() { PGOPTIONS='-c client_min_messages=warning' psql "$DSN" -v ON_ERROR_STOP=1 -qAt "$@"; }
 
-# ingest NAME PG(0|1) EXPORTERS(0|1): one gateway, one wrk run; sets ACC_RATE, LAND_RATE, SENT_LF, SENT_SZ, SKIP, CATCHUP.
+# ingest NAME PG(0|1) EXPORTERS(0|1) [SIGNOZ_PROTOCOL]: one gateway, one wrk run; sets ACC_RATE, LAND_RATE,
+# SENT_LF, SENT_SZ, SKIP, CATCHUP.
 ingest() {
-  local name=$1 pg=$2 exp=$3 db dsn=""
-  GRPC=127.0.0.1:$(free_port)
-  HTTP=127.0.0.1:$(free_port)
-  ADMIN=127.0.0.1:$(free_port)
+  local name=$1 pg=$2 exp=$3 szproto=${4:-grpc} db dsn=""
+  local p1 p2 p3
+  read -r p1 p2 p3 < <(free_ports 3)
+  GRPC=127.0.0.1:$p1 HTTP=127.0.0.1:$p2 ADMIN=127.0.0.1:$p3
   {
     echo "log: {level: warn}"
     echo "postgres: {migrations_dir: \"$GW_ROOT/migrations\", batch_rows: 1000}"
@@ -100,7 +104,11 @@ ingest() {
     if [ "$exp" = 1 ]; then
       echo "exporters:"
       echo "  langfuse: {endpoint: \"http://127.0.0.1:$SINK_HTTP\", public_key: pk-lf-bench, secret_key: sk-lf-bench}"
-      echo "  signoz: {endpoint: \"127.0.0.1:$SINK_GRPC\"}"
+      if [ "$szproto" = grpc ]; then
+        echo "  signoz: {endpoint: \"127.0.0.1:$SINK_GRPC\"}"
+      else
+        echo "  signoz: {endpoint: \"http://127.0.0.1:$SINK_HTTP\", protocol: http}"
+      fi
     fi
   } >"$WORK/$name.yaml"
   if [ "$pg" = 1 ]; then
@@ -125,58 +133,75 @@ ingest() {
   t1=$(now)
   acc=$(($(metric genai_gateway_spans_accepted_total) - a0))
   ACC_RATE=$(calc "$acc / ($t1 - $t0)")
-  LAND_RATE=n/a
-  if [ "$pg" = 1 ]; then
-    local s last=-1 tm
-    tm=$(now)
-    while :; do
+  # After the load: poll until Postgres has every accepted span (when on) and the exporters have nothing
+  # left (when on), noting when each happened.
+  LAND_RATE=n/a SENT_LF=n/a SENT_SZ=n/a SKIP=n/a CATCHUP=n/a
+  local s=0 last=-1 tm t_land="" t_exp="" lf=0 sz=0
+  tm=$(now)
+  while :; do
+    if [ "$pg" = 1 ] && [ -z "$t_land" ]; then
       s=$(($(metric genai_gateway_records_stored_total) + $(metric genai_gateway_records_duplicate_total)))
       [ "$s" != "$last" ] && { last=$s; tm=$(now); }
-      [ "$s" -ge "$acc" ] && break
-      [ "$(calc "$(now) - $tm > 30")" = 1 ] && { gw_say "WARNING: $s of $acc spans landed"; break; }
-      sleep 0.1
-    done
-    LAND_RATE=$(calc "$s / ($tm - $t0)")
-  fi
-  SENT_LF=n/a SENT_SZ=n/a SKIP=n/a CATCHUP=n/a
+      if [ "$s" -ge "$acc" ]; then
+        t_land=$tm
+      elif [ "$(calc "$(now) - $tm > 30")" = 1 ]; then
+        gw_say "WARNING: $s of $acc spans landed"
+        t_land=$tm
+      fi
+    fi
+    if [ "$exp" = 1 ] && [ -z "$t_exp" ]; then
+      if [ "$(metric genai_gateway_exporter_lag_entries 'exporter="langfuse"')" = 0 ] &&
+        [ "$(metric genai_gateway_exporter_lag_entries 'exporter="signoz"')" = 0 ]; then
+        t_exp=$(now)
+        lf=$(metric genai_gateway_exporter_spans_sent_total 'exporter="langfuse",signal="traces"')
+        sz=$(metric genai_gateway_exporter_spans_sent_total 'exporter="signoz",signal="traces"')
+      elif [ "$(calc "$(now) - $t1 > 120")" = 1 ]; then
+        gw_say "WARNING: the exporters did not catch up within 120 s"
+        t_exp=$(now)
+      fi
+    fi
+    { [ "$pg" = 0 ] || [ -n "$t_land" ]; } && { [ "$exp" = 0 ] || [ -n "$t_exp" ]; } && break
+    sleep 0.1
+  done
+  [ "$pg" = 1 ] && LAND_RATE=$(calc "$s / ($t_land - $t0)")
   if [ "$exp" = 1 ]; then
-    local lf sz tm2
-    while :; do
-      lf=$(metric genai_gateway_exporter_spans_sent_total 'exporter="langfuse",signal="traces"')
-      sz=$(metric genai_gateway_exporter_spans_sent_total 'exporter="signoz",signal="traces"')
-      SKIP=$(($(metric genai_gateway_exporter_spans_dropped_total 'exporter="langfuse",signal="traces",reason="lag_cap"') +
-        $(metric genai_gateway_exporter_spans_dropped_total 'exporter="signoz",signal="traces",reason="lag_cap"')))
-      [ "$(metric genai_gateway_exporter_lag_entries 'exporter="langfuse"')" = 0 ] &&
-        [ "$(metric genai_gateway_exporter_lag_entries 'exporter="signoz"')" = 0 ] && break
-      [ "$(calc "$(now) - $t1 > 120")" = 1 ] && break
-      sleep 0.1
-    done
-    tm2=$(now)
-    SENT_LF=$(calc "$lf / ($tm2 - $t0)")
-    SENT_SZ=$(calc "$sz / ($tm2 - $t0)")
-    CATCHUP=$(calc "$tm2 - $t1" 1)
+    SKIP=$(($(metric genai_gateway_exporter_spans_dropped_total 'exporter="langfuse",signal="traces",reason="lag_cap"') +
+      $(metric genai_gateway_exporter_spans_dropped_total 'exporter="signoz",signal="traces",reason="lag_cap"')))
+    SENT_LF=$(calc "$lf / ($t_exp - $t0)")
+    SENT_SZ=$(calc "$sz / ($t_exp - $t0)")
+    CATCHUP=$(calc "$t_exp - $t1" 1)
   fi
+  # The gateway's own CPU time (user + system, all threads) for the whole run, load and catch-up, per
+  # accepted span: unlike the rates, it hardly moves with whatever else shares the machine.
+  local ticks
+  ticks=$(awk '{ print $14 + $15 }' "/proc/$GW_PID/stat")
+  CPU_US=$(calc "$ticks / $(getconf CLK_TCK) * 1000000 / $acc" 1)
   kill -TERM "$GW_PID"
   wait "$GW_PID" || true
   GW_PID=
 }
 
 PG_OFF_ACC= PG_OFF_LAND= PG_ON_ACC= PG_ON_LAND= NOPG_OFF_ACC= NOPG_ON_ACC= PG_ON_EXP= NOPG_ON_EXP=
+CPU_PG_OFF= CPU_PG_ON= CPU_NOPG_OFF= CPU_NOPG_ON= CPU_NOPG_ONHTTP=
 for r in $(seq 1 "$ROUNDS"); do
   ingest "pg_off_$r" 1 0
-  PG_OFF_ACC="$PG_OFF_ACC $ACC_RATE" PG_OFF_LAND="$PG_OFF_LAND $LAND_RATE"
+  PG_OFF_ACC="$PG_OFF_ACC $ACC_RATE" PG_OFF_LAND="$PG_OFF_LAND $LAND_RATE" CPU_PG_OFF="$CPU_PG_OFF $CPU_US"
   ingest "pg_on_$r" 1 1
-  PG_ON_ACC="$PG_ON_ACC $ACC_RATE" PG_ON_LAND="$PG_ON_LAND $LAND_RATE"
+  PG_ON_ACC="$PG_ON_ACC $ACC_RATE" PG_ON_LAND="$PG_ON_LAND $LAND_RATE" CPU_PG_ON="$CPU_PG_ON $CPU_US"
   PG_ON_EXP="$PG_ON_EXP
   round $r: sent/s Langfuse $SENT_LF, SigNoz $SENT_SZ; lag-cap skips $SKIP; caught up ${CATCHUP}s after the load"
 done
 for r in $(seq 1 "$ROUNDS"); do
   ingest "nopg_off_$r" 0 0
-  NOPG_OFF_ACC="$NOPG_OFF_ACC $ACC_RATE"
+  NOPG_OFF_ACC="$NOPG_OFF_ACC $ACC_RATE" CPU_NOPG_OFF="$CPU_NOPG_OFF $CPU_US"
   ingest "nopg_on_$r" 0 1
-  NOPG_ON_ACC="$NOPG_ON_ACC $ACC_RATE"
+  NOPG_ON_ACC="$NOPG_ON_ACC $ACC_RATE" CPU_NOPG_ON="$CPU_NOPG_ON $CPU_US"
   NOPG_ON_EXP="$NOPG_ON_EXP
   round $r: sent/s Langfuse $SENT_LF, SigNoz $SENT_SZ; lag-cap skips $SKIP; caught up ${CATCHUP}s after the load"
+  ingest "nopg_onhttp_$r" 0 1 http
+  NOPG_ONHTTP_ACC="${NOPG_ONHTTP_ACC:-} $ACC_RATE" CPU_NOPG_ONHTTP="$CPU_NOPG_ONHTTP $CPU_US"
+  NOPG_ON_EXP="$NOPG_ON_EXP
+  round $r, SigNoz over HTTP: sent/s Langfuse $SENT_LF, SigNoz $SENT_SZ; lag-cap skips $SKIP"
 done
 
 ratio() { calc "100 * $1 / $2" 0; }
@@ -198,6 +223,10 @@ ingestion, wrk ${SECS}s x $CONNS connections, $ROUNDS rounds (off/on interleaved
   with Postgres: spans/s accepted    $PG_OFF_ACC         $PG_ON_ACC           $(ratio "$(sum $PG_ON_ACC)" "$(sum $PG_OFF_ACC)") %   (target >= 90 %)
   with Postgres: spans/s landed      $PG_OFF_LAND         $PG_ON_LAND           $(ratio "$(sum $PG_ON_LAND)" "$(sum $PG_OFF_LAND)") %
   without Postgres: spans/s accepted $NOPG_OFF_ACC         $NOPG_ON_ACC           $(ratio "$(sum $NOPG_ON_ACC)" "$(sum $NOPG_OFF_ACC)") %
+    ... SigNoz over HTTP instead                                $NOPG_ONHTTP_ACC           $(ratio "$(sum $NOPG_ONHTTP_ACC)" "$(sum $NOPG_OFF_ACC)") %
+gateway CPU time per accepted span, microseconds (each round)
+  with Postgres                      off:$CPU_PG_OFF   on:$CPU_PG_ON
+  without Postgres                   off:$CPU_NOPG_OFF   on:$CPU_NOPG_ON   on, SigNoz over HTTP:$CPU_NOPG_ONHTTP
 exporters on, with Postgres:$PG_ON_EXP
 exporters on, without Postgres:$NOPG_ON_EXP
 EOF

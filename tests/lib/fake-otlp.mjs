@@ -192,8 +192,9 @@ export async function startOtlpHttp({ tls = false, h2 = false, respond, basePath
     });
   };
   let server;
-  if (h2) server = http2.createSecureServer({ ...tlsFiles(), allowHTTP1: true }, handler);
-  else if (tls) server = https.createServer({ ...tlsFiles() }, handler);
+  const { cert, key } = tlsFiles();
+  if (h2) server = http2.createSecureServer({ cert, key, allowHTTP1: true }, handler);
+  else if (tls) server = https.createServer({ cert, key }, handler);
   else server = http.createServer(handler);
   const sockets = new Set();
   server.on('connection', (s) => {
