@@ -887,8 +887,11 @@ out:
   return result;
 }
 
-gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
-                            GwTraceRequest **out, struct gw_err *err)
+/* Parse, allocate the request message of `size` bytes, init it and fill it with `fill`: one shape for both
+ * signals. */
+static gw_rc decode_request(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
+                            size_t size, void (*init)(void *), gw_rc (*fill)(struct jctx *, struct json_object *, void *),
+                            void **out, struct gw_err *err)
 {
   struct json_object *root = NULL;
   struct jctx c = {.a = a, .max_depth = lim->max_depth, .err = err};
@@ -896,13 +899,13 @@ gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, co
   gw_rc result = parse(body, len, lim->max_depth, &root, err);
   if (result)
     return result;
-  GwTraceRequest *req = gw_arena_alloc(a, sizeof *req);
+  void *req = gw_arena_alloc(a, size);
   if (!req) {
     result = oom(&c);
     goto out;
   }
-  gw_pb_trace_request_init(req);
-  if ((result = trace_request(&c, root, req)))
+  init(req);
+  if ((result = fill(&c, root, req)))
     goto out;
   *out = req;
 out:
@@ -912,27 +915,25 @@ out:
   return result;
 }
 
+static void init_traces(void *m) { gw_pb_trace_request_init(m); }
+static gw_rc fill_traces(struct jctx *c, struct json_object *o, void *m) { return trace_request(c, o, m); }
+static void init_logs(void *m) { gw_pb_logs_request_init(m); }
+static gw_rc fill_logs(struct jctx *c, struct json_object *o, void *m) { return logs_request(c, o, m); }
+
+gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
+                            GwTraceRequest **out, struct gw_err *err)
+{
+  void *req;
+  gw_rc rc = decode_request(a, body, len, lim, sizeof **out, init_traces, fill_traces, &req, err);
+  *out = req;
+  return rc;
+}
+
 gw_rc gw_decode_json_logs(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
                           GwLogsRequest **out, struct gw_err *err)
 {
-  struct json_object *root = NULL;
-  struct jctx c = {.a = a, .max_depth = lim->max_depth, .err = err};
-  *out = NULL;
-  gw_rc result = parse(body, len, lim->max_depth, &root, err);
-  if (result)
-    return result;
-  GwLogsRequest *req = gw_arena_alloc(a, sizeof *req);
-  if (!req) {
-    result = oom(&c);
-    goto out;
-  }
-  gw_pb_logs_request_init(req);
-  if ((result = logs_request(&c, root, req)))
-    goto out;
+  void *req;
+  gw_rc rc = decode_request(a, body, len, lim, sizeof **out, init_logs, fill_logs, &req, err);
   *out = req;
-out:
-  if (c.fixed)
-    gw_metric_add(GW_M_UTF8_FIXED, (int64_t)c.fixed);
-  json_object_put(root);
-  return result;
+  return rc;
 }

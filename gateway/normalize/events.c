@@ -61,16 +61,6 @@ static enum ev_kind kind_of(const char *name)
   return EV_OTHER;
 }
 
-static void hexid(char *dst, const uint8_t *p, size_t n)
-{
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    dst[2 * i] = hex[p[i] >> 4];
-    dst[2 * i + 1] = hex[p[i] & 15];
-  }
-  dst[2 * n] = 0;
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
   for (size_t i = 0; i < n; i++)
@@ -356,8 +346,8 @@ gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_
         }
         struct gw_event proto;
         memset(&proto, 0, sizeof proto);
-        hexid(proto.trace_id, l->trace_id.data, 16);
-        hexid(proto.span_id, l->span_id.data, 8);
+        nz_hexid(proto.trace_id, l->trace_id.data, 16);
+        nz_hexid(proto.span_id, l->span_id.data, 8);
         proto.time_ns = t;
         proto.event_name = name;
         proto.service_name = service;

@@ -545,7 +545,7 @@ char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
   return gw_sb_finish(&sb);
 }
 
-static void hexid(char *dst, const uint8_t *p, size_t n)
+void nz_hexid(char *dst, const uint8_t *p, size_t n)
 {
   static const char hex[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {
@@ -570,10 +570,10 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
 
   memset(r, 0, sizeof *r);
   r->streaming = -1;
-  hexid(r->trace_id, sp->trace_id.data, 16);
-  hexid(r->span_id, sp->span_id.data, 8);
+  nz_hexid(r->trace_id, sp->trace_id.data, 16);
+  nz_hexid(r->span_id, sp->span_id.data, 8);
   if (sp->parent_span_id.len == 8)
-    hexid(r->parent_span_id, sp->parent_span_id.data, 8);
+    nz_hexid(r->parent_span_id, sp->parent_span_id.data, 8);
   r->trace_version = "v1";
   r->service_name = res->service_name;
   r->resource = res->json;

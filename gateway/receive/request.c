@@ -54,28 +54,86 @@ static uint32_t count_spans(const GwTraceRequest *req)
   return n;
 }
 
+/* The head both signals share: refuse while stopping, inflate gzip under the request cap. */
+static gw_rc begin(struct gw_pipeline *p, struct gw_arena *a, bool gzip, const void **body, size_t *len,
+                   struct gw_err *err)
+{
+  gw_metric_add(GW_M_REQUESTS, 1);
+  if (atomic_load(&p->shutting_down))
+    return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+  if (!gzip)
+    return GW_OK;
+  void *plain;
+  size_t plain_len;
+  gw_rc rc = gw_inflate(a, *body, *len, p->conf->receivers.max_request_bytes, &plain, &plain_len, err);
+  if (rc)
+    return rc;
+  *body = plain;
+  *len = plain_len;
+  return GW_OK;
+}
+
+/* What can be stored (DESIGN §6): from the retention window's start to a day ahead. */
+static struct gw_normalize_opts window(const struct gw_conf *c)
+{
+  struct gw_normalize_opts o = {0};
+  uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
+  o.min_start_ns = now - (uint64_t)c->postgres.retention_days * day;
+  o.max_start_ns = now + day;
+  return o;
+}
+
+static gw_rc out_of_memory(struct gw_err *err, gw_rc rc)
+{
+  return gw_err_set(err, rc, "request needs more memory than the per-request limit");
+}
+
+/* Re-encode the accepted request (pack/size are the signal's protobuf-c functions) and append it with its
+ * rows to the spool. */
+static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const void *msg,
+                    size_t (*size)(const void *), size_t (*pack)(const void *, uint8_t *), struct gw_err *err)
+{
+  size_t plen = size(msg);
+  uint8_t *pb = gw_arena_alloc(a, plen ? plen : 1);
+  if (!pb)
+    return out_of_memory(err, GW_ERR(TOO_LARGE));
+  pack(msg, pb);
+  in->otlp = pb;
+  in->otlp_len = plen;
+  gw_rc rc = gw_spool_append(p->spool, in);
+  if (rc == GW_ERR(FULL))
+    return gw_err_set(err, rc, "spool full (%zu of %zu bytes held): retry later", gw_spool_bytes(p->spool),
+                      gw_spool_max_bytes(p->spool));
+  if (rc)
+    return gw_err_set(err, rc, "%s", gw_err_message(rc));
+  return GW_OK;
+}
+
+/* A failed request: its message, and the failure and backpressure counters. */
+static void failed(struct gw_err *err, gw_rc rc)
+{
+  err->rc = rc;
+  if (!err->msg[0])
+    snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
+  if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
+    gw_metric_add(GW_M_BACKPRESSURE, 1);
+  gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+}
+
+static size_t trace_size(const void *m) { return gw_pb_trace_request_size(m); }
+static size_t trace_pack(const void *m, uint8_t *out) { return gw_pb_trace_request_pack(m, out); }
+static size_t logs_size(const void *m) { return gw_pb_logs_request_size(m); }
+static size_t logs_pack(const void *m, uint8_t *out) { return gw_pb_logs_request_pack(m, out); }
+
 gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
                         size_t len, struct gw_request_outcome *out)
 {
   memset(out, 0, sizeof *out);
   struct gw_err *err = &out->err;
   const struct gw_conf *c = p->conf;
-  gw_rc rc;
-  gw_metric_add(GW_M_REQUESTS, 1);
-
-  if (atomic_load(&p->shutting_down)) {
-    rc = gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+  gw_rc rc = begin(p, a, gzip, &body, &len, err);
+  if (rc)
     goto out;
-  }
-  if (gzip) {
-    void *plain;
-    size_t plain_len;
-    rc = gw_inflate(a, body, len, c->receivers.max_request_bytes, &plain, &plain_len, err);
-    if (rc)
-      goto out;
-    body = plain;
-    len = plain_len;
-  }
   struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
   GwTraceRequest *req;
   rc = gw_decode_traces(a, enc, body, len, &lim, &req, err);
@@ -85,10 +143,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   out->spans = count_spans(req);
   gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
 
-  struct gw_normalize_opts nopts = {0};
-  uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
-  nopts.min_start_ns = now - (uint64_t)c->postgres.retention_days * day;
-  nopts.max_start_ns = now + day;
+  struct gw_normalize_opts nopts = window(c);
   struct gw_normalize_result nres;
   memset(&nres, 0, sizeof nres);
   rc = gw_normalize_traces(req, a, &nopts, &nres, err);
@@ -102,9 +157,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   /* DESIGN §1: cost before redaction, redaction before anything leaves the process. */
   if (p->prices && nres.nrecords) {
     gw_cost_apply(p->prices, nres.records, nres.nrecords);
-    rc = gw_cost_annotate_spans(a, nres.records, nres.nrecords);
-    if (rc) {
-      gw_err_set(err, rc, "request needs more memory than the per-request limit");
+    if ((rc = gw_cost_annotate_spans(a, nres.records, nres.nrecords))) {
+      out_of_memory(err, rc);
       goto out;
     }
   }
@@ -113,7 +167,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     if (!rc)
       rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a);
     if (rc) {
-      gw_err_set(err, rc, "request needs more memory than the per-request limit");
+      out_of_memory(err, rc);
       goto out;
     }
   }
@@ -125,50 +179,26 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
 
   struct gw_sb recs;
   gw_sb_init(&recs, a);
-  rc = gw_records_encode(nres.records, nres.nrecords, &recs);
-  if (rc) {
-    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+  if ((rc = gw_records_encode(nres.records, nres.nrecords, &recs))) {
+    out_of_memory(err, rc);
     goto out;
   }
-  size_t plen = gw_pb_trace_request_size(req);
-  uint8_t *pb = gw_arena_alloc(a, plen ? plen : 1);
-  if (!pb) {
-    rc = gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
-    goto out;
-  }
-  gw_pb_trace_request_pack(req, pb);
-
   struct gw_spool_in in = {
     .signal = GW_SIGNAL_TRACES,
     .flags = nres.has_genai ? GW_ENTRY_HAS_GENAI : 0,
     .nspans = accepted,
     .nrecords = (uint32_t)nres.nrecords,
-    .otlp = pb,
-    .otlp_len = plen,
     .records = recs.buf,
     .records_len = recs.len,
   };
-  rc = gw_spool_append(p->spool, &in);
-  if (rc == GW_ERR(FULL)) {
-    gw_err_set(err, rc, "spool full (%zu of %zu bytes held): retry later", gw_spool_bytes(p->spool),
-               gw_spool_max_bytes(p->spool));
+  if ((rc = append(p, a, &in, req, trace_size, trace_pack, err)))
     goto out;
-  }
-  if (rc) {
-    gw_err_set(err, rc, "%s", gw_err_message(rc));
-    goto out;
-  }
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
   gw_metric_add(GW_M_GENAI_RECORDS, (int64_t)nres.nrecords);
 
 out:
   if (rc) {
-    err->rc = rc;
-    if (!err->msg[0])
-      snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
-    if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
-      gw_metric_add(GW_M_BACKPRESSURE, 1);
-    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    failed(err, rc);
     if (out->spans)
       gw_metric_rejected(rc, out->spans);
   }
@@ -194,22 +224,9 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   out->logs = true;
   struct gw_err *err = &out->err;
   const struct gw_conf *c = p->conf;
-  gw_rc rc;
-  gw_metric_add(GW_M_REQUESTS, 1);
-
-  if (atomic_load(&p->shutting_down)) {
-    rc = gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+  gw_rc rc = begin(p, a, gzip, &body, &len, err);
+  if (rc)
     goto out;
-  }
-  if (gzip) {
-    void *plain;
-    size_t plain_len;
-    rc = gw_inflate(a, body, len, c->receivers.max_request_bytes, &plain, &plain_len, err);
-    if (rc)
-      goto out;
-    body = plain;
-    len = plain_len;
-  }
   struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
   GwLogsRequest *req;
   rc = gw_decode_logs(a, enc, body, len, &lim, &req, err);
@@ -218,10 +235,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   out->spans = count_logs(req);
   gw_metric_add(GW_M_LOGS_RECEIVED, out->spans);
 
-  struct gw_normalize_opts nopts = {0};
-  uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
-  nopts.min_start_ns = now - (uint64_t)c->postgres.retention_days * day;
-  nopts.max_start_ns = now + day;
+  struct gw_normalize_opts nopts = window(c);
   struct gw_logs_result lres;
   rc = gw_normalize_logs(req, a, &nopts, &lres, err);
   if (rc)
@@ -239,12 +253,12 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     if (!rc)
       rc = gw_redact_logs_request(p->redactor, req, a);
     if (rc) {
-      gw_err_set(err, rc, "request needs more memory than the per-request limit");
+      out_of_memory(err, rc);
       goto out;
     }
   }
   if ((rc = gw_events_finish(lres.events, lres.nevents, a))) {
-    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+    out_of_memory(err, rc);
     goto out;
   }
   uint32_t accepted = out->spans - lres.nrejected;
@@ -254,49 +268,26 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   }
   struct gw_sb evs;
   gw_sb_init(&evs, a);
-  rc = gw_events_encode(lres.events, lres.nevents, &evs);
-  if (rc) {
-    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+  if ((rc = gw_events_encode(lres.events, lres.nevents, &evs))) {
+    out_of_memory(err, rc);
     goto out;
   }
-  size_t plen = gw_pb_logs_request_size(req);
-  uint8_t *pb = gw_arena_alloc(a, plen ? plen : 1);
-  if (!pb) {
-    rc = gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
-    goto out;
-  }
-  gw_pb_logs_request_pack(req, pb);
   struct gw_spool_in in = {
     .signal = GW_SIGNAL_LOGS,
     .flags = lres.has_genai ? GW_ENTRY_HAS_GENAI : 0,
     .nspans = accepted,
     .nrecords = (uint32_t)lres.nevents,
-    .otlp = pb,
-    .otlp_len = plen,
     .records = evs.buf,
     .records_len = evs.len,
   };
-  rc = gw_spool_append(p->spool, &in);
-  if (rc == GW_ERR(FULL)) {
-    gw_err_set(err, rc, "spool full (%zu of %zu bytes held): retry later", gw_spool_bytes(p->spool),
-               gw_spool_max_bytes(p->spool));
+  if ((rc = append(p, a, &in, req, logs_size, logs_pack, err)))
     goto out;
-  }
-  if (rc) {
-    gw_err_set(err, rc, "%s", gw_err_message(rc));
-    goto out;
-  }
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);
   gw_metric_add(GW_M_GENAI_EVENTS, (int64_t)lres.nevents);
 
 out:
   if (rc) {
-    err->rc = rc;
-    if (!err->msg[0])
-      snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
-    if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
-      gw_metric_add(GW_M_BACKPRESSURE, 1);
-    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    failed(err, rc);
     if (out->spans)
       gw_metric_add(GW_M_LOGS_REJECTED, out->spans);
   }

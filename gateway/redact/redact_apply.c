@@ -143,6 +143,15 @@ static void text(struct rd_ctx *c, char **field, const char *key, const char *dr
   c->secret_key = false;
 }
 
+/* A request's redactions go to the metric (once per value forwarded); OOM when the arena ran out. */
+static gw_rc count_request(const struct gw_redactor *r, const struct gw_redact_stats *st, const struct rd_ctx *c)
+{
+  for (size_t i = 0; i < GW_RK__COUNT + r->nuser; i++)
+    rd_metric_add(r->metric_slot[i], st->kinds[i]);
+  rd_metric_add(rd_metric_slot_deny(), st->deny);
+  return c->oom ? GW_ERR(TOO_LARGE) : GW_OK;
+}
+
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a)
 {
   if (!r->enabled || !req)
@@ -182,10 +191,7 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
       }
     }
   }
-  for (size_t i = 0; i < GW_RK__COUNT + r->nuser; i++)
-    rd_metric_add(r->metric_slot[i], st.kinds[i]);
-  rd_metric_add(rd_metric_slot_deny(), st.deny);
-  return c.oom ? GW_ERR(TOO_LARGE) : GW_OK;
+  return count_request(r, &st, &c);
 }
 
 gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a)
@@ -220,10 +226,7 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
       }
     }
   }
-  for (size_t i = 0; i < GW_RK__COUNT + r->nuser; i++)
-    rd_metric_add(r->metric_slot[i], st.kinds[i]);
-  rd_metric_add(rd_metric_slot_deny(), st.deny);
-  return c.oom ? GW_ERR(TOO_LARGE) : GW_OK;
+  return count_request(r, &st, &c);
 }
 
 /* ---- records ---- */
