@@ -750,7 +750,7 @@ static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char
 /* Store rows[lo, hi); on a data error, halve until the bad rows stand alone and reject those.
  * On failure msg says why (SQLSTATE and primary message of a connection or database-state error, which
  * name objects, not row values). */
-static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+static enum wr write_split(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
   enum wr w = write_txn(s, b, lo, hi, msg, msglen);
   if (w != WR_DATA)
@@ -760,17 +760,25 @@ static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t h
     snprintf(why, sizeof why, "%s", msg);
     return reject_row(s, b, lo, why, msg, msglen);
   }
-  /* A partition dropped behind our back also looks like a data error (no partition for the row): forget
-   * what we know and check the days again before blaming rows. */
+  size_t mid = lo + (hi - lo) / 2;
+  if ((w = write_split(s, b, lo, mid, msg, msglen)) != WR_OK)
+    return w;
+  return write_split(s, b, mid, hi, msg, msglen);
+}
+
+static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  enum wr w = write_txn(s, b, lo, hi, msg, msglen);
+  if (w != WR_DATA)
+    return w;
+  /* A partition dropped behind our back (retention, an operator) also looks like a data error (no
+   * partition for the row): forget what we know, check the days again and retry once before blaming rows,
+   * even a batch of one. */
   s->ndays = s->days_next = 0;
   if ((w = ensure_days(s, b, lo, hi, msg, msglen)) != WR_OK)
     return w == WR_DATA ? WR_OTHER : w;
-  size_t mid = lo + (hi - lo) / 2;
-  if ((w = write_range(s, b, lo, mid, msg, msglen)) != WR_OK)
-    return w;
-  return write_range(s, b, mid, hi, msg, msglen);
+  return write_split(s, b, lo, hi, msg, msglen);
 }
-
 
 /* --- GenAI events (migrations/0004_events.sql) ------------------------------------------------------ */
 

@@ -568,6 +568,12 @@ static void test_partitions_for_any_day(void **state)
   assert_int_equal(send1(s, again, 2, &out), GW_SINK_OK);
   assert_int_equal(qn("SELECT count(*) FROM ai_interaction_traces_p20250102"), 1);
   assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+  /* The same for a batch of one row: re-checked and stored, not taken for a bad row. */
+  exec_or_fail(db, "DROP TABLE ai_interaction_traces_p20250102");
+  struct gw_record one = rec(0xe3, 3, T0 + DAY);
+  assert_int_equal(send1(s, &one, 1, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_traces_p20250102"), 1);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
   gw_store_pg_sink.destroy(s);
 }
 
