@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
@@ -18,6 +18,7 @@
  *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
+ * -s STAGE runs that one stage only (to profile it with perf record).
  * Each figure is the best of three rounds (less noise from the load tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
  */
@@ -256,8 +257,12 @@ static double run_stage(enum stage st, const struct body *b, int n)
   return st == S_NORMALIZE || st == S_COST || st == S_REDACT ? timed : total;
 }
 
+static const char *only; /* -s NAME: run that stage alone (for perf record) */
+
 static void report(const char *name, enum stage st, const struct body *b, int n)
 {
+  if (only && strcmp(only, name))
+    return;
   double best = 0;
   run_stage(st, b, n / 10 + 1); /* warm caches and the allocator */
   for (int r = 0; r < ROUNDS; r++) {
@@ -275,16 +280,18 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:")) != -1) {
     if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
+    } else if (opt == 's') {
+      only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]\n");
     return 2;
   }
   gw_normalize_init();
