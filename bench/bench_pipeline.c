@@ -19,7 +19,8 @@
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
  * -s STAGE runs that one stage only (to profile it with perf record).
- * Each figure is the best of three rounds (less noise from the load tool or Postgres sharing the cores).
+ * Time is this thread's CPU time, and each figure is the best of three rounds (less noise from the load
+ * tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
  */
 #include <errno.h>
@@ -49,10 +50,12 @@ struct body {
   uint32_t spans;
 };
 
+/* This thread's CPU time: spans per second of one core, whatever else runs on the machine (time spent
+ * descheduled does not count; caches shared with other work still do). */
 static double now_s(void)
 {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
