@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,31 +289,68 @@ void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...)
   sb->len += (size_t)n;
 }
 
+/* Bytes JSON needs escaped: controls, '"' and '\\'. */
+static bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+/* Length of the leading run of s that needs no escaping, eight bytes at a time. For a word w, a byte
+ * below 0x20 exists iff (w - 0x20..) & ~w & 0x80.. is not zero, and a byte equal to q iff the same test
+ * with 0x01.. finds a zero byte in w ^ q..; both tests are exact about whether such a byte exists. */
+static size_t safe_run(const char *s, size_t n)
+{
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w, q, b;
+    memcpy(&w, s + i, 8);
+    q = w ^ (ones * '"');
+    b = w ^ (ones * '\\');
+    if ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+      break;
+  }
+  while (i < n && !needs_escape((unsigned char)s[i]))
+    i++;
+  return i;
+}
+
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";
-  gw_sb_putc(sb, '"');
-  size_t run = 0; /* start of the current run of bytes that need no escaping */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    gw_sb_putn(sb, s + run, i - run);
-    run = i + 1;
+  /* Room for the common case (nothing to escape) at once; each escape makes room for itself. */
+  if (!sb_reserve(sb, n + 2))
+    return;
+  char *w = sb->buf + sb->len;
+  *w++ = '"';
+  size_t i = 0;
+  for (;;) {
+    size_t run = safe_run(s + i, n - i);
+    memcpy(w, s + i, run);
+    w += run;
+    i += run;
+    if (i == n)
+      break;
+    /* An escape takes up to 6 bytes for the 1 reserved: make room for it and the rest of the string. */
+    sb->len = (size_t)(w - sb->buf);
+    if (!sb_reserve(sb, (n - i) + 6 + 1))
+      return;
+    w = sb->buf + sb->len;
+    unsigned char c = (unsigned char)s[i++];
+    *w++ = '\\';
     switch (c) {
-    case '"': gw_sb_puts(sb, "\\\""); break;
-    case '\\': gw_sb_puts(sb, "\\\\"); break;
-    case '\n': gw_sb_puts(sb, "\\n"); break;
-    case '\r': gw_sb_puts(sb, "\\r"); break;
-    case '\t': gw_sb_puts(sb, "\\t"); break;
-    default: {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      gw_sb_putn(sb, e, 6);
-    }
+    case '"': *w++ = '"'; break;
+    case '\\': *w++ = '\\'; break;
+    case '\n': *w++ = 'n'; break;
+    case '\r': *w++ = 'r'; break;
+    case '\t': *w++ = 't'; break;
+    default:
+      *w++ = 'u';
+      *w++ = '0';
+      *w++ = '0';
+      *w++ = hex[c >> 4];
+      *w++ = hex[c & 15];
     }
   }
-  gw_sb_putn(sb, s + run, n - run);
-  gw_sb_putc(sb, '"');
+  *w++ = '"';
+  sb->len = (size_t)(w - sb->buf);
 }
 
 char *gw_sb_finish(struct gw_sb *sb)
