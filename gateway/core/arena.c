@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define ALIGN 16
 #define FIRST_CHUNK (16 * 1024)
@@ -292,47 +295,61 @@ void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...)
 /* Bytes JSON needs escaped: controls, '"' and '\\'. */
 static bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 
-/* Length of the leading run of s that needs no escaping, eight bytes at a time. For a word w, a byte
- * below 0x20 exists iff (w - 0x20..) & ~w & 0x80.. is not zero, and a byte equal to q iff the same test
- * with 0x01.. finds a zero byte in w ^ q..; both tests are exact about whether such a byte exists. */
-static size_t safe_run(const char *s, size_t n)
+#ifdef __SSE2__
+/* Copy the leading run of s that needs no escaping to w, 16 bytes at a time; returns its length. A block
+ * is stored whole before its first byte to escape is known, so w must have room for 16 bytes past the run
+ * whenever 16 bytes of s are left (the caller's room for all of s guarantees it). */
+static size_t copy_run(char *w, const char *s, size_t n)
 {
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w, q, b;
-    memcpy(&w, s + i, 8);
-    q = w ^ (ones * '"');
-    b = w ^ (ones * '\\');
-    if ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
-      break;
+  for (; i + 16 <= n; i += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                             _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl)); /* x <= 0x1f, unsigned */
+    _mm_storeu_si128((__m128i *)(void *)(w + i), x);
+    unsigned mask = (unsigned)_mm_movemask_epi8(m);
+    if (mask)
+      return i + (size_t)__builtin_ctz(mask);
   }
-  while (i < n && !needs_escape((unsigned char)s[i]))
-    i++;
+  for (; i < n && !needs_escape((unsigned char)s[i]); i++)
+    w[i] = s[i];
   return i;
 }
+#else
+/* Copy the leading run of s that needs no escaping to w; returns its length. */
+static size_t copy_run(char *w, const char *s, size_t n)
+{
+  size_t i = 0;
+  for (; i < n && !needs_escape((unsigned char)s[i]); i++)
+    w[i] = s[i];
+  return i;
+}
+#endif
 
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";
-  /* Room for the common case (nothing to escape) at once; each escape makes room for itself. */
+  /* Room for the common case (nothing to escape) at once; each escape makes room for itself. Invariant:
+   * room for the rest of s and the closing quote, so copy_run's block stores always fit. */
   if (!sb_reserve(sb, n + 2))
     return;
   char *w = sb->buf + sb->len;
   *w++ = '"';
   size_t i = 0;
   for (;;) {
-    size_t run = safe_run(s + i, n - i);
-    memcpy(w, s + i, run);
+    size_t run = copy_run(w, s + i, n - i);
     w += run;
     i += run;
     if (i == n)
       break;
-    /* An escape takes up to 6 bytes for the 1 reserved: make room for it and the rest of the string. */
-    sb->len = (size_t)(w - sb->buf);
-    if (!sb_reserve(sb, (n - i) + 6 + 1))
-      return;
-    w = sb->buf + sb->len;
+    /* An escape writes up to 6 bytes for 1 read. */
+    if ((size_t)(sb->buf + sb->cap - 1 - w) < (n - i) + 6 + 1) {
+      sb->len = (size_t)(w - sb->buf);
+      if (!sb_reserve(sb, (n - i) + 6 + 1))
+        return;
+      w = sb->buf + sb->len;
+    }
     unsigned char c = (unsigned char)s[i++];
     *w++ = '\\';
     switch (c) {
