@@ -262,13 +262,24 @@ void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n)
   sb->len += n;
 }
 
-void gw_sb_puts(struct gw_sb *sb, const char *s) { gw_sb_putn(sb, s, strlen(s)); }
-
-void gw_sb_putc(struct gw_sb *sb, char c)
+void gw_sb_putc_slow(struct gw_sb *sb, char c)
 {
   if (!sb_reserve(sb, 1))
     return;
   sb->buf[sb->len++] = c;
+}
+
+void gw_sb_i64(struct gw_sb *sb, int64_t v)
+{
+  char tmp[24], *e = tmp + sizeof tmp, *p = e;
+  uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + m % 10);
+    m /= 10;
+  } while (m);
+  if (v < 0)
+    *--p = '-';
+  gw_sb_putn(sb, p, (size_t)(e - p));
 }
 
 void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...)

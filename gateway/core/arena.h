@@ -10,6 +10,8 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "core/gw.h"
 
@@ -51,9 +53,19 @@ struct gw_sb {
 };
 void gw_sb_init(struct gw_sb *sb, struct gw_arena *a);
 void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n);
-void gw_sb_puts(struct gw_sb *sb, const char *s);
-void gw_sb_putc(struct gw_sb *sb, char c);
+void gw_sb_putc_slow(struct gw_sb *sb, char c);
+/* Inline so that the length of a literal is known at compile time and a byte with room costs a store. */
+static inline void gw_sb_puts(struct gw_sb *sb, const char *s) { gw_sb_putn(sb, s, strlen(s)); }
+static inline void gw_sb_putc(struct gw_sb *sb, char c)
+{
+  if (sb->len + 2 <= sb->cap)
+    sb->buf[sb->len++] = c;
+  else
+    gw_sb_putc_slow(sb, c);
+}
 void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in decimal, as printf's %lld writes it. */
+void gw_sb_i64(struct gw_sb *sb, int64_t v);
 /* Append s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n);
 /* NUL-terminated result (owned by the arena), or NULL after an allocation failure. */

@@ -137,7 +137,7 @@ void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth)
   switch (json_object_get_type(o)) {
   case json_type_null: gw_sb_puts(sb, "null"); break;
   case json_type_boolean: gw_sb_puts(sb, json_object_get_boolean(o) ? "true" : "false"); break;
-  case json_type_int: gw_sb_printf(sb, "%lld", (long long)json_object_get_int64(o)); break;
+  case json_type_int: gw_sb_i64(sb, json_object_get_int64(o)); break;
   case json_type_double: nz_sb_double(sb, json_object_get_double(o)); break;
   case json_type_string: nz_sb_str(sb, json_object_get_string(o), (size_t)json_object_get_string_len(o)); break;
   case json_type_array: {
@@ -196,7 +196,7 @@ void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth)
   switch (v->value_case) {
   case GW_AV_STRING: gw_sb_json_str(sb, v->string_value, strlen(v->string_value)); break;
   case GW_AV_BOOL: gw_sb_puts(sb, v->bool_value ? "true" : "false"); break;
-  case GW_AV_INT: gw_sb_printf(sb, "%lld", (long long)v->int_value); break;
+  case GW_AV_INT: gw_sb_i64(sb, v->int_value); break;
   case GW_AV_DOUBLE: nz_sb_double(sb, v->double_value); break;
   case GW_AV_BYTES: base64(sb, v->bytes_value.data, v->bytes_value.len); break;
   case GW_AV_ARRAY: {

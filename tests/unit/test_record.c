@@ -190,6 +190,25 @@ static void test_json_escaping_positions(void **st)
   gw_arena_destroy(a);
 }
 
+/* gw_sb_i64 writes what printf's %lld writes, at the extremes too. */
+static void test_sb_i64(void **st)
+{
+  (void)st;
+  const int64_t vals[] = {0, 1, -1, 9, 10, -10, 1234567890, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1000000000000000000};
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    struct gw_arena *a = gw_arena_create(0);
+    struct gw_sb sb;
+    gw_sb_init(&sb, a);
+    gw_sb_putc(&sb, '[');
+    gw_sb_i64(&sb, vals[i]);
+    gw_sb_putc(&sb, ']');
+    char want[32];
+    snprintf(want, sizeof want, "[%lld]", (long long)vals[i]);
+    assert_string_equal(gw_sb_finish(&sb), want);
+    gw_arena_destroy(a);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -199,6 +218,7 @@ int main(void)
     cmocka_unit_test(test_arena_reset_reuses_chunks),
     cmocka_unit_test(test_json_escaping),
     cmocka_unit_test(test_json_escaping_positions),
+    cmocka_unit_test(test_sb_i64),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
