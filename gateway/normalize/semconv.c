@@ -116,14 +116,29 @@ void nz_sb_double(struct gw_sb *sb, double d)
     return;
   }
   /* Short when 15 digits round-trip (0.2, not 0.20000000000000001), else the exact 17 digits: at most
-   * three libc calls, which matters for attributes holding embedding vectors. */
+   * three libc calls, which matters for attributes holding embedding vectors. The same few values
+   * (temperatures, top_p) come in span after span, each written twice (parameters and attributes): a
+   * small per-thread cache of the last texts saves the libc calls for them. */
+  static _Thread_local struct {
+    uint64_t bits;
+    char text[40];
+  } cache[8];
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  unsigned slot = (unsigned)((bits * 0x9E3779B97F4A7C15ull) >> 61);
+  if (cache[slot].text[0] && cache[slot].bits == bits) {
+    gw_sb_puts(sb, cache[slot].text);
+    return;
+  }
   char buf[40];
   snprintf(buf, sizeof buf, "%.15g", d);
   if (strtod(buf, NULL) != d)
     snprintf(buf, sizeof buf, "%.17g", d);
-  gw_sb_puts(sb, buf);
   if (!strpbrk(buf, ".eE"))
-    gw_sb_puts(sb, ".0");
+    strcat(buf, ".0");
+  gw_sb_puts(sb, buf);
+  cache[slot].bits = bits;
+  memcpy(cache[slot].text, buf, sizeof buf);
 }
 
 #define NZ_MAX_DEPTH 64

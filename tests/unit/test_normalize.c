@@ -640,6 +640,40 @@ static void test_messages_direct_vs_json_c(void **state)
   }
 }
 
+/* Doubles are written short when 15 digits give the value back, else with 17; the texts of recent values
+ * are cached per thread: values that share a cache slot, written in turns, keep their own text. */
+static void test_double_text(void **state)
+{
+  (void)state;
+  static const struct {
+    double d;
+    const char *want;
+  } cases[] = {
+    {0.2, "0.2"}, {1.0, "1.0"}, {-3.0, "-3.0"}, {0.1 + 0.2, "0.30000000000000004"}, {1e21, "1e+21"},
+    {123456789012.5, "123456789012.5"}, {-0.0, "-0.0"}, {5e-324, "4.94065645841247e-324"},
+  };
+  for (int round = 0; round < 3; round++)
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      struct gw_sb sb;
+      gw_sb_init(&sb, A);
+      nz_sb_double(&sb, cases[i].d);
+      assert_string_equal(gw_sb_finish(&sb), cases[i].want);
+    }
+  /* Many values: more than the cache holds, so slots are shared and replaced. */
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < 200; i++) {
+      double d = i * 0.25 + 0.01;
+      char want[48];
+      snprintf(want, sizeof want, "%.15g", d);
+      if (strtod(want, NULL) != d)
+        snprintf(want, sizeof want, "%.17g", d);
+      struct gw_sb sb;
+      gw_sb_init(&sb, A);
+      nz_sb_double(&sb, d);
+      assert_string_equal(gw_sb_finish(&sb), want);
+    }
+}
+
 static void test_system_instructions(void **state)
 {
   (void)state;
@@ -944,6 +978,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_langfuse_usage_exclusive, setup, teardown),
     cmocka_unit_test_setup_teardown(test_structured_vs_string_messages, setup, teardown),
     cmocka_unit_test_setup_teardown(test_messages_direct_vs_json_c, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_double_text, setup, teardown),
     cmocka_unit_test_setup_teardown(test_system_instructions, setup, teardown),
     cmocka_unit_test_setup_teardown(test_events_fill_missing_content, setup, teardown),
     cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),
