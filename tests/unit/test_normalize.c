@@ -574,6 +574,9 @@ static const struct {
    true},
   {"[{\"role\":\"us\\u0065r\",\"parts\":[{\"type\":\"text\",\"content\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 "
    "long enough to cross a few words of the scanner\"}]}]", true},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"sixteen bytes ok, \\\"quoted\\\" after the first "
+   "block, caf\xc3\xa9 in the third, a tab\\tand a newline\\nfurther on, then \\u00e9 and a long plain tail "
+   "to finish the string\"}]}]", true},
   {"[]", true},
   {"[{}]", true},
   {"[{\"role\":\"\",\"parts\":[{\"type\":\"text\",\"content\":\"\"}],\"name\":\"\",\"finish_reason\":\"\"}]", true},
