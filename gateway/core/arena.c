@@ -338,6 +338,30 @@ static size_t copy_run(char *w, const char *s, size_t n)
 }
 #endif
 
+size_t gw_json_plain(const char *s, size_t n, bool ascii)
+{
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+  for (; i + 16 <= n; i += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                             _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl));
+    unsigned mask = (unsigned)_mm_movemask_epi8(m);
+    if (ascii)
+      mask |= (unsigned)_mm_movemask_epi8(x);
+    if (mask)
+      return i + (size_t)__builtin_ctz(mask);
+  }
+#endif
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (needs_escape(c) || (ascii && c >= 0x80))
+      break;
+  }
+  return i;
+}
+
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";

@@ -66,6 +66,9 @@ static inline void gw_sb_putc(struct gw_sb *sb, char c)
 void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* v in decimal, as printf's %lld writes it. */
 void gw_sb_i64(struct gw_sb *sb, int64_t v);
+/* Length of the leading run of s[0..n) that a JSON string literal may hold as it is: no '"', no '\\', no
+ * control byte, and when ascii is set no byte >= 0x80 either. 16 bytes at a time with SSE2. */
+size_t gw_json_plain(const char *s, size_t n, bool ascii);
 /* Append s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n);
 /* NUL-terminated result (owned by the arena), or NULL after an allocation failure. */

@@ -13,9 +13,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "normalize/normalize_int.h"
 
@@ -544,36 +541,8 @@ static bool fs_at(struct fs *f, char ch)
   return false;
 }
 
-/* Length of the leading run of printable ASCII other than '"' and '\\', 16 bytes at a time with SSE2,
- * then 8 (for a word w: a byte below 0x20 exists iff (w - 0x20..) & ~w & 0x80.. is not zero, a byte equal
- * to q iff the same test with 0x01.. finds a zero byte in w ^ q.., a byte >= 0x80 iff w & 0x80..). */
-static size_t fs_plain(const char *s, size_t n)
-{
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  size_t i = 0;
-#ifdef __SSE2__
-  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
-  for (; i + 16 <= n; i += 16) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-                             _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl));
-    unsigned mask = (unsigned)_mm_movemask_epi8(m) | (unsigned)_mm_movemask_epi8(x);
-    if (mask)
-      return i + (size_t)__builtin_ctz(mask);
-  }
-#endif
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w, q, b;
-    memcpy(&w, s + i, 8);
-    q = w ^ (ones * '"');
-    b = w ^ (ones * '\\');
-    if ((((w - ones * 0x20) & ~w) | w | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
-      break;
-  }
-  while (i < n && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
-    i++;
-  return i;
-}
+/* Length of the leading run of printable ASCII other than '"' and '\\'. */
+static size_t fs_plain(const char *s, size_t n) { return gw_json_plain(s, n, true); }
 
 static int fs_hex(char ch)
 {

@@ -167,6 +167,15 @@ static void test_mixed_values(void **state)
   assert_non_null(arr);
   json_object_put(arr);
   json_object_put(obj);
+  /* long strings are scanned in blocks: escapes, the end quote and bad bytes past the first blocks */
+  assert_string_equal(red(r, NULL, "{\"a\":\"a long run of plain text before the escape \\\"quoted\\\" then "
+                                   "bob@example.com and a backslash \\\\ after another long run of text\"}"),
+                      "{\"a\":\"a long run of plain text before the escape \\\"quoted\\\" then "
+                      "[EMAIL_REDACTED] and a backslash \\\\ after another long run of text\"}");
+  assert_string_equal(red(r, NULL, "[\"twenty bytes of text\x01 bob@example.com\"]"),
+                      "[\"twenty bytes of text\x01 [EMAIL_REDACTED]\"]"); /* a raw control: not JSON */
+  assert_string_equal(red(r, NULL, "[\"bob@example.com and a long enough run of text \\"),
+                      "[\"[EMAIL_REDACTED] and a long enough run of text \\"); /* ends inside an escape */
   /* text that only starts like JSON is redacted as text */
   assert_string_equal(red(r, NULL, "[note] mail bob@example.com"), "[note] mail [EMAIL_REDACTED]");
   /* an unchanged value is the same pointer (no copy) */
