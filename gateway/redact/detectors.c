@@ -243,6 +243,8 @@ bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end
  * "awssecret". */
 bool rd_secret_key_name(const char *key, size_t len)
 {
+  if (len < sizeof "awssecret" - 1)
+    return false; /* too short to hold either name: "role", "type", "content", ... */
   char buf[128];
   size_t n = 0;
   for (size_t i = 0; i < len && n < sizeof buf - 1; i++) {

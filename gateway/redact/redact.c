@@ -148,9 +148,9 @@ const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, s
     }
   }
   const struct rd_key *best = NULL;
-  for (size_t i = 0; i < r->nkeys; i++) {
-    const struct rd_key *k = &r->keys[i];
-    if (k->prefix && k->len <= len && !memcmp(k->key, key, k->len) && (!best || k->len > best->len))
+  for (size_t i = 0; i < r->nprefix; i++) {
+    const struct rd_key *k = &r->keys[r->prefix_keys[i]];
+    if (k->len <= len && !memcmp(k->key, key, k->len) && (!best || k->len > best->len))
       best = k;
   }
   return best;
@@ -212,9 +212,12 @@ static void build_key_hash(struct gw_redactor *r)
     size *= 2;
   r->key_hash = gw_calloc(size, sizeof *r->key_hash);
   r->key_hash_size = size;
+  r->prefix_keys = gw_calloc(r->nkeys ? r->nkeys : 1, sizeof *r->prefix_keys);
   for (size_t i = 0; i < r->nkeys; i++) {
-    if (r->keys[i].prefix)
+    if (r->keys[i].prefix) {
+      r->prefix_keys[r->nprefix++] = (uint32_t)i;
       continue;
+    }
     size_t j = key_hash(r->keys[i].key, r->keys[i].len) & (size - 1);
     while (r->key_hash[j])
       j = (j + 1) & (size - 1);
@@ -372,6 +375,7 @@ void gw_redactor_destroy(struct gw_redactor *r)
     free(r->keys[i].key);
   free(r->keys);
   free(r->key_hash);
+  free(r->prefix_keys);
   if (r->hmac_key) {
     memset(r->hmac_key, 0, r->hmac_key_len);
     free(r->hmac_key);

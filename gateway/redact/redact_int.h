@@ -40,6 +40,8 @@ struct gw_redactor {
   size_t nkeys;
   uint32_t *key_hash; /* open addressing over exact keys: index + 1, 0 = empty */
   size_t key_hash_size;
+  uint32_t *prefix_keys; /* indexes of the prefix keys, the only ones rd_key_find walks */
+  size_t nprefix;
 };
 
 /* One value's redaction context. */
