@@ -128,7 +128,9 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
   gw_cost_apply(prices, res.records, res.nrecords);
   if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)))
     die_rc("cost annotate", rc, NULL);
-  if ((rc = gw_redact_request(redactor, req, a)) || (rc = gw_redact_records(redactor, res.records, res.nrecords, a)))
+  struct gw_redact_memo *memo = gw_redact_memo_create(a);
+  if ((rc = gw_redact_request(redactor, req, a, memo)) ||
+      (rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo)))
     die_rc("redact", rc, NULL);
   struct gw_sb sb;
   gw_sb_init(&sb, a);
@@ -245,9 +247,10 @@ static double run_stage(enum stage st, const struct body *b, int n)
         gw_cost_apply(prices, res.records, res.nrecords);
         rc = gw_cost_annotate_spans(a, res.records, res.nrecords);
       } else {
-        rc = gw_redact_request(redactor, req, a);
+        struct gw_redact_memo *memo = gw_redact_memo_create(a);
+        rc = gw_redact_request(redactor, req, a, memo);
         if (!rc)
-          rc = gw_redact_records(redactor, res.records, res.nrecords, a);
+          rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo);
       }
       timed += now_s() - s;
       if (rc)

@@ -109,9 +109,10 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     }
   }
   if (p->redactor) {
-    rc = gw_redact_request(p->redactor, req, a);
+    struct gw_redact_memo *memo = gw_redact_memo_create(a); /* NULL (no memo) only when out of room */
+    rc = gw_redact_request(p->redactor, req, a, memo);
     if (!rc)
-      rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a);
+      rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a, memo);
     if (rc) {
       gw_err_set(err, rc, "request needs more memory than the per-request limit");
       goto out;
@@ -235,9 +236,10 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   /* Redaction before anything leaves the process: the event content (prompt hashes are already taken),
    * then the request that is forwarded, then the event attributes rendered from the redacted records. */
   if (p->redactor) {
-    rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a);
+    struct gw_redact_memo *memo = gw_redact_memo_create(a);
+    rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a, memo);
     if (!rc)
-      rc = gw_redact_logs_request(p->redactor, req, a);
+      rc = gw_redact_logs_request(p->redactor, req, a, memo);
     if (rc) {
       gw_err_set(err, rc, "request needs more memory than the per-request limit");
       goto out;

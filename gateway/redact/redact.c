@@ -501,11 +501,173 @@ static void count(struct rd_ctx *c, uint32_t det)
   }
 }
 
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+
+/* ---- the per-request memo ----
+ * One request's texts come back several times: a message text is in the request's gen_ai.input.messages,
+ * in the record's attributes JSON (as JSON inside a JSON string) and in its prompt_content. What rd_plain
+ * makes of a text depends only on the text, the key action and the secret-key context, so the first
+ * result is kept (output string, and the counts it added) and replayed for the same text met again.
+ * Texts are compared whole (the hash only finds the slot); a slot search is bounded, so a request
+ * crafted to collide only loses the memo. Short texts are cheaper to scan than to look up. */
+#define MEMO_MIN 48
+#define MEMO_PROBES 8
+
+struct memo_ent {
+  uint64_t hash;
+  const char *s, *out;
+  size_t len, outlen;
+  uint16_t (*counts)[2]; /* (detector, count) pairs, ncounts of them */
+  uint32_t total;        /* what plain_scan added to stats->total */
+  uint16_t ncounts;
+  uint8_t res, ctx;
+};
+
+struct gw_redact_memo {
+  struct gw_arena *a;
+  struct memo_ent *v;
+  size_t cap, n;
+};
+
+struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a)
+{
+  struct gw_redact_memo *m = gw_arena_calloc(a, sizeof *m);
+  if (m)
+    m->a = a;
+  return m;
+}
+
+/* The slot hash: the length, the context and the first and last 32 bytes (len >= MEMO_MIN > 32), in
+ * constant time. Texts alike at both ends share a slot; the whole-text comparison tells them apart. */
+static uint64_t memo_hash(const char *s, size_t len, unsigned ctx)
+{
+  const uint64_t k = 0x9E3779B97F4A7C15ull;
+  uint64_t h = (len ^ ((uint64_t)ctx << 56)) * k;
+  for (int part = 0; part < 2; part++) {
+    const char *p = part ? s + len - 32 : s;
+    for (int i = 0; i < 32; i += 8) {
+      uint64_t w;
+      memcpy(&w, p + i, 8);
+      h = (h ^ w) * k;
+      h ^= h >> 29;
+    }
+  }
+  return h ^ (h >> 32);
+}
+
+static struct memo_ent *memo_slot(struct gw_redact_memo *m, uint64_t h, const char *s, size_t len, unsigned ctx,
+                                  bool *found)
+{
+  *found = false;
+  if (!m->cap)
+    return NULL;
+  size_t mask = m->cap - 1;
+  for (size_t k = 0, i = h & mask; k < MEMO_PROBES; k++, i = (i + 1) & mask) {
+    struct memo_ent *e = &m->v[i];
+    if (!e->s)
+      return e;
+    if (e->hash == h && e->ctx == ctx && e->len == len && !memcmp(e->s, s, len)) {
+      *found = true;
+      return e;
+    }
+  }
+  return NULL;
+}
+
+static bool memo_grow(struct gw_redact_memo *m)
+{
+  size_t ncap = m->cap ? m->cap * 2 : 64;
+  struct memo_ent *nv = gw_arena_calloc(m->a, ncap * sizeof *nv);
+  if (!nv)
+    return false;
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->v[i].s)
+      continue;
+    for (size_t j = m->v[i].hash & (ncap - 1);; j = (j + 1) & (ncap - 1))
+      if (!nv[j].s) {
+        nv[j] = m->v[i];
+        break;
+      }
+  }
+  m->v = nv;
+  m->cap = ncap;
+  return true;
+}
+
+static void replay(struct rd_ctx *c, const struct memo_ent *e)
+{
+  if (!c->st)
+    return;
+  c->st->total += e->total;
+  for (uint16_t i = 0; i < e->ncounts; i++)
+    c->st->kinds[e->counts[i][0]] += e->counts[i][1];
+}
+
 enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
 {
   const struct gw_redactor *r = c->r;
   if (!r->enabled || !len)
     return RD_SAME;
+  struct gw_redact_memo *m = c->memo;
+  if (!m || len < MEMO_MIN)
+    return plain_scan(c, s, len, out, outlen);
+  unsigned ctx = (unsigned)c->key_action << 1 | (c->secret_key ? 1u : 0u);
+  uint64_t h = memo_hash(s, len, ctx);
+  bool found;
+  struct memo_ent *e = memo_slot(m, h, s, len, ctx, &found);
+  if (found) {
+    replay(c, e);
+    if (e->res == RD_CHANGED) {
+      *out = e->out;
+      *outlen = e->outlen;
+    }
+    return (enum rd_res)e->res;
+  }
+  /* Scan with counts of our own, to keep them, then add them to the caller's. */
+  struct gw_redact_stats mine, *theirs = c->st;
+  memset(&mine, 0, sizeof mine);
+  c->st = &mine;
+  enum rd_res res = plain_scan(c, s, len, out, outlen);
+  c->st = theirs;
+  size_t nk = GW_RK__COUNT + r->nuser, nc = 0;
+  for (size_t k = 0; k < nk; k++)
+    nc += mine.kinds[k] != 0;
+  struct memo_ent ent = {.hash = h, .s = s, .len = len, .res = (uint8_t)res, .ctx = (uint8_t)ctx,
+                         .total = mine.total, .ncounts = (uint16_t)nc};
+  if (res == RD_CHANGED) {
+    ent.out = *out;
+    ent.outlen = *outlen;
+  }
+  if (theirs) {
+    theirs->total += mine.total;
+    for (size_t k = 0; k < nk; k++)
+      theirs->kinds[k] += mine.kinds[k];
+  }
+  if (c->oom)
+    return res; /* not kept: the request fails anyway */
+  for (size_t k = 0; k < nk; k++)
+    if (mine.kinds[k] > UINT16_MAX)
+      return res; /* not kept: counts too large to replay exactly */
+  if (nc && !(ent.counts = gw_arena_alloc(m->a, nc * sizeof *ent.counts)))
+    return res;
+  for (size_t k = 0, w = 0; nc && k < nk; k++)
+    if (mine.kinds[k]) {
+      ent.counts[w][0] = (uint16_t)k;
+      ent.counts[w++][1] = (uint16_t)mine.kinds[k];
+    }
+  if (m->n + 1 > m->cap / 2 && !memo_grow(m))
+    return res;
+  e = memo_slot(m, h, s, len, ctx, &found);
+  if (e) {
+    *e = ent;
+    m->n++;
+  }
+  return res;
+}
+
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
+{
+  const struct gw_redactor *r = c->r;
   struct rd_matches m = {.a = c->a};
   m.v = m.local;
   m.cap = sizeof m.local / sizeof m.local[0];

@@ -55,6 +55,7 @@ struct rd_ctx {
   size_t cap;    /* per string; SIZE_MAX: none */
   bool truncated, oom;
   int jdepth; /* JSON inside JSON strings */
+  struct gw_redact_memo *memo; /* NULL: every text is scanned */
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
