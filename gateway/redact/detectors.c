@@ -245,6 +245,12 @@ bool rd_secret_key_name(const char *key, size_t len)
 {
   if (len < sizeof "awssecret" - 1)
     return false; /* too short to hold either name: "role", "type", "content", ... */
+  /* Both names hold a 'c': most keys (gen_ai.request.model, session.id, ...) have none. */
+  size_t ci = 0;
+  while (ci < len && (key[ci] | 0x20) != 'c')
+    ci++;
+  if (ci == len)
+    return false;
   char buf[128];
   size_t n = 0;
   for (size_t i = 0; i < len && n < sizeof buf - 1; i++) {
