@@ -18,6 +18,7 @@
 #include "decode/decode.h"
 #include "normalize/normalize.h"
 #include "redact/redact.h"
+#include "redact/redact_int.h"
 #include "testutil.h"
 
 static struct gw_arena *A;
@@ -802,6 +803,33 @@ static void test_threads(void **state)
   gw_redactor_destroy(r);
 }
 
+/* ---- candidate positions ---- */
+
+/* rd_next_candidate skips 16 bytes at a time where no branch can start; it must stop exactly where a plain
+ * walk asking rd_candidate at every position stops, on text dense with the bytes branches start with. */
+static void test_candidate_scan(void **state)
+{
+  (void)state;
+  static const char alphabet[] = "aAsSeEwWcCrRtTgGxXbBkK0189@+(:-_ ./=\n\xc3\xa9yz";
+  unsigned seed = 12345;
+  char buf[160];
+  for (int round = 0; round < 3000; round++) {
+    size_t len = (size_t)(rand_r(&seed) % sizeof buf);
+    for (size_t i = 0; i < len; i++)
+      buf[i] = alphabet[rand_r(&seed) % (sizeof alphabet - 1)];
+    if (round % 7 == 0 && len > 20) /* whole words too */
+      memcpy(buf + rand_r(&seed) % (len - 20), round % 2 ? "MyAwsSecretKey -----BEGIN" : "sk-ab1 ::1 eyJ 4111", 19);
+    for (size_t from = 0; from <= len; from++) {
+      size_t want = from;
+      while (want < len && !rd_candidate(buf, len, want))
+        want++;
+      size_t got = rd_next_candidate(buf, len, from);
+      if (got != want)
+        fail_msg("round %d from %zu: got %zu, want %zu in '%.*s'", round, from, got, want, (int)len, buf);
+    }
+  }
+}
+
 /* ---- the per-request memo ---- */
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
@@ -1081,6 +1109,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_memo_same_result, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_candidate_scan, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
