@@ -342,6 +342,8 @@ int main(int argc, char **argv)
       die_rc("normalize", rc, &err);
     scanned_bytes = text_bytes(req, res.records, res.nrecords);
   }
+  gw_arena_destroy(a);
+  a = gw_arena_create(ARENA_CAP); /* arena_bytes: what one request's receive takes */
   size_t nrec = receive_once(a, &pb, &no);
   printf("payload        bytes=%zu spans=%u records=%zu arena_bytes=%zu iterations=%d\n", pb.len, pb.spans, nrec,
          gw_arena_used(a), n);
