@@ -24,13 +24,14 @@ struct chunk {
   _Alignas(ALIGN) unsigned char data[];
 };
 
-#define KEEP_MAX (4 * 1024 * 1024) /* chunk bytes a reset arena keeps for the next request */
+#define KEEP_MAX (4 * 1024 * 1024) /* chunk bytes a reset arena keeps for the next request, by default */
 
 struct gw_arena {
   struct chunk *head;  /* current chunk; older ones follow */
   struct chunk *spare; /* chunks kept by reset, reused before malloc */
   size_t cap, total;  /* total: bytes of chunk data allocated */
   size_t next_size;
+  size_t keep;        /* chunk bytes reset keeps */
   void *last;         /* most recent allocation, for gw_arena_grow */
   size_t last_n;
   bool exhausted;
@@ -85,6 +86,7 @@ struct gw_arena *gw_arena_create(size_t cap)
   struct gw_arena *a = gw_calloc(1, sizeof *a);
   a->cap = cap ? cap : (size_t)1 << 30;
   a->next_size = FIRST_CHUNK;
+  a->keep = KEEP_MAX;
   a->pb.alloc = pb_alloc;
   a->pb.free = pb_free;
   a->pb.allocator_data = a;
@@ -116,7 +118,7 @@ void gw_arena_reset(struct gw_arena *a)
   struct chunk *c = a->head;
   while (c) {
     struct chunk *n = c->next;
-    if (kept + c->size <= KEEP_MAX) {
+    if (kept + c->size <= a->keep) {
       c->used = 0;
       c->next = a->spare;
       a->spare = c;
@@ -133,6 +135,8 @@ void gw_arena_reset(struct gw_arena *a)
   a->last_n = 0;
   a->exhausted = false;
 }
+
+void gw_arena_set_keep(struct gw_arena *a, size_t bytes) { a->keep = bytes; }
 
 /* The calling thread's arena, reset (see arena.h). */
 static pthread_key_t thread_key;
@@ -224,6 +228,14 @@ char *gw_arena_printf(struct gw_arena *a, const char *fmt, ...)
 }
 
 size_t gw_arena_used(const struct gw_arena *a) { return a->total; }
+
+size_t gw_arena_kept(const struct gw_arena *a)
+{
+  size_t n = 0;
+  for (const struct chunk *c = a->spare; c; c = c->next)
+    n += c->size;
+  return n;
+}
 bool gw_arena_exhausted(const struct gw_arena *a) { return a->exhausted; }
 ProtobufCAllocator *gw_arena_pb_allocator(struct gw_arena *a) { return &a->pb; }
 

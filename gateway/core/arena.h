@@ -21,8 +21,11 @@ struct gw_arena;
 struct gw_arena *gw_arena_create(size_t cap);
 /* Free every allocation at once. NULL is fine. */
 void gw_arena_destroy(struct gw_arena *a);
-/* Forget every allocation, keeping up to 4 MiB of chunks for reuse by the next request. */
+/* Forget every allocation, keeping up to 4 MiB of chunks (or what gw_arena_set_keep set) for reuse. */
 void gw_arena_reset(struct gw_arena *a);
+/* How many bytes of chunks gw_arena_reset keeps: memory already faulted in, for a user whose every round
+ * needs more than the default 4 MiB. */
+void gw_arena_set_keep(struct gw_arena *a, size_t bytes);
 
 /* The calling thread's own arena, reset, with its cap set to cap: a receiver thread reuses the memory its
  * previous request faulted in. Freed when the thread exits. Do not destroy it; it is valid until the
@@ -39,6 +42,8 @@ char *gw_arena_strdup(struct gw_arena *a, const char *s);
 char *gw_arena_printf(struct gw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 size_t gw_arena_used(const struct gw_arena *a);
+/* Bytes of chunks a reset kept for reuse (tests). */
+size_t gw_arena_kept(const struct gw_arena *a);
 bool gw_arena_exhausted(const struct gw_arena *a);
 
 /* A protobuf-c allocator backed by the arena (free is a no-op). Valid while the arena lives. */

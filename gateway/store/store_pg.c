@@ -40,6 +40,7 @@
 #define DAY_NS (86400ull * 1000000000ull)
 #define DAYS_CACHED 128
 #define COPY_CHUNK (256u << 10)
+#define ARENA_KEEP (32u << 20) /* a batch's decoded records: kept faulted in for the next batch */
 #define IDLE_CHECK_NS (5ull * 1000000000ull)
 /* The session/user fill looks this far around the batch's span start times for a trace's other rows,
  * which bounds the scan to a few daily partitions. */
@@ -1199,6 +1200,7 @@ static void *create(const void *conf, struct gw_err *err)
                              "roll AS (" ROLLUP_UPSERT ") SELECT trace_id, span_id FROM ins",
                              s->columns, s->columns);
   s->arena = gw_arena_create(0);
+  gw_arena_set_keep(s->arena, ARENA_KEEP);
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;
   gw_metric_set(GW_M_PG_CONNECTED, 0);
   return s;

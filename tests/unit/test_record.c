@@ -109,6 +109,25 @@ static void test_arena_reset_reuses_chunks(void **st)
   assert_false(gw_arena_exhausted(gw_arena_thread(1 << 20)));
 }
 
+/* An arena told to keep more (the Postgres writer's, whose batches pass 4 MiB) reuses all of it. */
+static void test_arena_keep(void **st)
+{
+  (void)st;
+  for (int keep = 0; keep < 2; keep++) {
+    struct gw_arena *a = gw_arena_create(0);
+    if (keep)
+      gw_arena_set_keep(a, 16 << 20);
+    for (int i = 0; i < 8; i++)
+      assert_non_null(gw_arena_alloc(a, 1 << 20));
+    gw_arena_reset(a);
+    if (keep)
+      assert_true(gw_arena_kept(a) >= 8u << 20);
+    else
+      assert_true(gw_arena_kept(a) <= 4u << 20);
+    gw_arena_destroy(a);
+  }
+}
+
 static void test_json_escaping(void **st)
 {
   (void)st;
@@ -216,6 +235,7 @@ int main(void)
     cmocka_unit_test(test_lying_count),
     cmocka_unit_test(test_arena_cap),
     cmocka_unit_test(test_arena_reset_reuses_chunks),
+    cmocka_unit_test(test_arena_keep),
     cmocka_unit_test(test_json_escaping),
     cmocka_unit_test(test_json_escaping_positions),
     cmocka_unit_test(test_sb_i64),
