@@ -16,6 +16,11 @@
 #include "normalize/events.h"
 #include "normalize/normalize.h"
 
+/* The spool entry/body ratio (claim_room below), in 1/256. */
+#define RATIO_ONE 256u
+#define RATIO_MIN 64u   /* a quarter of the body */
+#define RATIO_MAX 4096u /* 16 times the body */
+
 void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool)
 {
   memset(p, 0, sizeof *p);
@@ -23,6 +28,8 @@ void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct 
   p->spool = spool;
   atomic_init(&p->inflight_bytes, 0);
   atomic_init(&p->shutting_down, false);
+  atomic_init(&p->pending_bytes, 0);
+  atomic_init(&p->entry_ratio, RATIO_ONE);
 }
 
 gw_rc gw_pipeline_reserve(struct gw_pipeline *p, size_t n)
@@ -40,6 +47,43 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
 {
   uint64_t cur = atomic_fetch_sub(&p->inflight_bytes, n) - n;
   gw_metric_set(GW_M_INFLIGHT_BYTES, (int64_t)cur);
+}
+
+/*
+ * The spool's room, checked right after decode: a request the spool will not take is refused before
+ * normalize, cost, redaction and encoding, whose work would be thrown away (its spans are counted as
+ * received and rejected; a malformed body is still a decode error). Under overload that work took the
+ * CPU the spool's consumers need to make room.
+ * The entry a request appends (re-packed request and records) is estimated from its body size and the
+ * entry/body ratio of recent requests, and that much room is promised to it until its append is done,
+ * so requests decoded at the same moment do not all count on the same free bytes. The estimate only
+ * decides when to refuse early; the append itself still checks the real size.
+ */
+
+static gw_rc claim_room(struct gw_pipeline *p, size_t len, uint64_t *claimed, struct gw_err *err)
+{
+  uint64_t est = (uint64_t)len * atomic_load(&p->entry_ratio) / RATIO_ONE;
+  uint64_t pending = atomic_fetch_add(&p->pending_bytes, est) + est;
+  size_t held = gw_spool_bytes(p->spool), max = gw_spool_max_bytes(p->spool);
+  if (held + pending <= max) {
+    *claimed = est;
+    return GW_OK;
+  }
+  atomic_fetch_sub(&p->pending_bytes, est);
+  *claimed = 0;
+  return gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", held, max);
+}
+
+/* The append is done (or the request failed): give the promise back, learn the entry/body ratio. */
+static void release_room(struct gw_pipeline *p, uint64_t claimed, size_t len, size_t entry)
+{
+  if (claimed)
+    atomic_fetch_sub(&p->pending_bytes, claimed);
+  if (entry && len) {
+    uint64_t r = (uint64_t)entry * RATIO_ONE / len, old = atomic_load(&p->entry_ratio);
+    r = (old * 7 + r) / 8;
+    atomic_store(&p->entry_ratio, (uint32_t)(r < RATIO_MIN ? RATIO_MIN : r > RATIO_MAX ? RATIO_MAX : r));
+  }
 }
 
 static uint32_t count_spans(const GwTraceRequest *req)
@@ -61,6 +105,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   struct gw_err *err = &out->err;
   const struct gw_conf *c = p->conf;
   gw_rc rc;
+  uint64_t claimed = 0; /* spool room promised to this request */
+  size_t entry = 0;     /* what it appended */
   gw_metric_add(GW_M_REQUESTS, 1);
 
   if (atomic_load(&p->shutting_down)) {
@@ -84,6 +130,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
 
   out->spans = count_spans(req);
   gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
+  if ((rc = claim_room(p, len, &claimed, err)))
+    goto out;
 
   struct gw_normalize_opts nopts = {0};
   uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
@@ -159,10 +207,12 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     gw_err_set(err, rc, "%s", gw_err_message(rc));
     goto out;
   }
+  entry = plen + recs.len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
   gw_metric_add(GW_M_GENAI_RECORDS, (int64_t)nres.nrecords);
 
 out:
+  release_room(p, claimed, len, entry);
   if (rc) {
     err->rc = rc;
     if (!err->msg[0])
@@ -196,6 +246,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   struct gw_err *err = &out->err;
   const struct gw_conf *c = p->conf;
   gw_rc rc;
+  uint64_t claimed = 0; /* spool room promised to this request */
+  size_t entry = 0;     /* what it appended */
   gw_metric_add(GW_M_REQUESTS, 1);
 
   if (atomic_load(&p->shutting_down)) {
@@ -218,6 +270,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     goto out;
   out->spans = count_logs(req);
   gw_metric_add(GW_M_LOGS_RECEIVED, out->spans);
+  if ((rc = claim_room(p, len, &claimed, err)))
+    goto out;
 
   struct gw_normalize_opts nopts = {0};
   uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
@@ -288,10 +342,12 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     gw_err_set(err, rc, "%s", gw_err_message(rc));
     goto out;
   }
+  entry = plen + evs.len;
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);
   gw_metric_add(GW_M_GENAI_EVENTS, (int64_t)lres.nevents);
 
 out:
+  release_room(p, claimed, len, entry);
   if (rc) {
     err->rc = rc;
     if (!err->msg[0])

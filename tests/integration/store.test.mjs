@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
   prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, countRows, startPgCluster, sleep,
-  parseMetrics, metric,
+  parseMetrics, metric, metricSum,
 } from '../lib/harness.mjs';
 import {
   traceRequest, genaiSpan, span, toProtobuf, toJson, decodeResponse, rejectedSpans, rawGrpcClient, grpcUnaryRaw,
@@ -267,6 +267,21 @@ describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
       assert.ok([429, 503].includes(pushback.status), `status ${pushback.status}`);
       assert.match(pushback.headers.get('retry-after') ?? '', /^\d+$/, 'Retry-After in seconds');
       assert.ok(acked.length > 0);
+      /* A request the full spool has no room for is refused right after decode: its spans are counted as
+       * received and rejected, but nothing of it is normalized or redacted (that work would be thrown
+       * away, and under overload it takes the CPU the writer needs). A malformed body is still a 400. */
+      const m0 = await gw2.metrics();
+      const refused = Array.from({ length: 5 }, () => genaiSpan({ attributes: { 'app.note': 'mail refused@example.com', 'app.pad': 'p'.repeat(200000) } }));
+      const r1 = await post(gw2, '/v1/traces', toProtobuf(traceRequest(refused, { service: 'pushback' })), PB);
+      assert.ok([429, 503].includes(r1.status), `status ${r1.status}`);
+      const m1 = await gw2.metrics();
+      assert.equal(metric(m1, 'genai_gateway_spans_received_total') - metric(m0, 'genai_gateway_spans_received_total'), 5);
+      assert.equal(metricSum(m1, 'genai_gateway_spans_rejected_total') - metricSum(m0, 'genai_gateway_spans_rejected_total'), 5);
+      assert.equal(metricSum(m1, 'genai_gateway_redactions_total'), metricSum(m0, 'genai_gateway_redactions_total'),
+        'a refused request is not redacted');
+      assert.equal(metric(m1, 'genai_gateway_genai_records_total'), metric(m0, 'genai_gateway_genai_records_total'));
+      const bad = await post(gw2, '/v1/traces', Buffer.alloc(300000, 0xff), PB);
+      assert.equal(bad.status, 400, 'a malformed body is a decode error, full spool or not');
       /* The same pushback over gRPC: RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo, which OTLP clients
        * need to treat it as retryable. */
       const client = rawGrpcClient(gw2.grpcAddr);
