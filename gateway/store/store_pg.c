@@ -37,6 +37,7 @@
 #define MOD "postgres"
 #define TRACES_TABLE "ai_interaction_traces"
 #define STAGING_TABLE "gw_staging_traces"
+#define EVENTS_TABLE "ai_interaction_events"
 #define DAY_NS (86400ull * 1000000000ull)
 #define DAYS_CACHED 128
 #define COPY_CHUNK (256u << 10)
@@ -678,9 +679,11 @@ static const char *id_array(struct gw_arena *a, const char *const *v, size_t n)
 }
 
 /* Fill content from stored GenAI events into the rows of these spans (migrations/0004_events.sql), for
- * rows and events within a day of [tmin, tmax]. */
+ * rows and events within a day of [tmin, tmax]. if_any: first ask whether any event is stored in that
+ * window, and merge nothing when none is (the rows' path: most deployments send no logs, and events that
+ * arrive after their rows merge themselves into them, events_txn). */
 static enum wr merge_events(struct store *s, const char *const *tids, const char *const *sids, size_t n, uint64_t tmin,
-                            uint64_t tmax, char *msg, size_t msglen)
+                            uint64_t tmax, bool if_any, char *msg, size_t msglen)
 {
   if (!n)
     return WR_OK;
@@ -691,9 +694,24 @@ static enum wr merge_events(struct store *s, const char *const *tids, const char
   gw_sb_init(&to, s->arena);
   put_time(&from, tmin);
   put_time(&to, tmax);
-  const char *params[4] = {id_array(s->arena, tids, n), id_array(s->arena, sids, n), gw_sb_finish(&from),
-                           gw_sb_finish(&to)};
-  if (!params[0] || !params[1] || !params[2] || !params[3]) {
+  const char *window[2] = {gw_sb_finish(&from), gw_sb_finish(&to)};
+  if (!window[0] || !window[1]) {
+    snprintf(msg, msglen, "out of memory building the span list");
+    return WR_OTHER;
+  }
+  if (if_any) {
+    PGresult *r = NULL;
+    enum wr w = run(s,
+                    "SELECT EXISTS (SELECT 1 FROM " EVENTS_TABLE " WHERE time >= $1::timestamptz "
+                    "AND time < $2::timestamptz)",
+                    2, window, &r, msg, msglen);
+    bool any = w == WR_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (w != WR_OK || !any)
+      return w;
+  }
+  const char *params[4] = {id_array(s->arena, tids, n), id_array(s->arena, sids, n), window[0], window[1]};
+  if (!params[0] || !params[1]) {
     snprintf(msg, msglen, "out of memory building the span list");
     return WR_OTHER;
   }
@@ -727,7 +745,7 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
   }
   if (tmax == 0)
     return WR_OK;
-  return merge_events(s, tids, sids, n, tmin, tmax, msg, msglen);
+  return merge_events(s, tids, sids, n, tmin, tmax, true, msg, msglen);
 }
 
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
@@ -809,7 +827,6 @@ static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t h
 
 /* --- GenAI events (migrations/0004_events.sql) ------------------------------------------------------ */
 
-#define EVENTS_TABLE "ai_interaction_events"
 #define EVENTS_INSERT                                                                                      \
   "WITH ins AS (INSERT INTO " EVENTS_TABLE " (trace_id, span_id, time, event_name, seq, role, content, "     \
   "attributes, redaction_count, direction, text_content, prompt_hash, redacted_kinds, service_name) "        \
@@ -974,7 +991,7 @@ static enum wr merge_event_spans(struct store *s, const struct ev_batch *eb, siz
   }
   if (!k)
     return WR_OK;
-  return merge_events(s, tids, sids, k, tmin, tmax, msg, msglen);
+  return merge_events(s, tids, sids, k, tmin, tmax, false, msg, msglen);
 }
 
 /* events[lo, hi) and their merge in one transaction. */
