@@ -266,6 +266,23 @@ static bool sb_reserve(struct gw_sb *sb, size_t more)
   return true;
 }
 
+bool gw_sb_reserve(struct gw_sb *sb, size_t n)
+{
+  if (sb->oom)
+    return false;
+  if (sb->len + n + 1 <= sb->cap)
+    return true;
+  size_t ncap = sb->len + n + 1; /* exactly: the caller knows what is coming */
+  char *p = gw_arena_grow(sb->a, sb->buf, sb->len, ncap);
+  if (!p) {
+    sb->oom = true;
+    return false;
+  }
+  sb->buf = p;
+  sb->cap = ncap;
+  return true;
+}
+
 void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n)
 {
   if (!sb_reserve(sb, n))

@@ -57,6 +57,8 @@ struct gw_sb {
   bool oom;
 };
 void gw_sb_init(struct gw_sb *sb, struct gw_arena *a);
+/* Make room for n more bytes at once (one allocation instead of doublings); false when over the cap. */
+bool gw_sb_reserve(struct gw_sb *sb, size_t n);
 void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n);
 void gw_sb_putc_slow(struct gw_sb *sb, char c);
 /* Inline so that the length of a literal is known at compile time and a byte with room costs a store. */

@@ -33,6 +33,7 @@ static void test_round_trip(void **st)
   struct gw_sb sb;
   gw_sb_init(&sb, a);
   assert_int_equal(gw_records_encode(r, 2, &sb), GW_OK);
+  assert_int_equal(sb.cap, sb.len + 1); /* sized exactly, once */
 
   struct gw_record *out;
   size_t n;
