@@ -57,21 +57,35 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
  * The entry a request appends (re-packed request and records) is estimated from its body size and the
  * entry/body ratio of recent requests, and that much room is promised to it until its append is done,
  * so requests decoded at the same moment do not all count on the same free bytes. The estimate only
- * decides when to refuse early; the append itself still checks the real size.
+ * decides when to refuse early; the append itself still checks the real size. Without room a request
+ * waits up to spool.full_wait_ms for the consumers to free some.
  */
 
 static gw_rc claim_room(struct gw_pipeline *p, size_t len, uint64_t *claimed, struct gw_err *err)
 {
   uint64_t est = (uint64_t)len * atomic_load(&p->entry_ratio) / RATIO_ONE;
-  uint64_t pending = atomic_fetch_add(&p->pending_bytes, est) + est;
-  size_t held = gw_spool_bytes(p->spool), max = gw_spool_max_bytes(p->spool);
-  if (held + pending <= max) {
-    *claimed = est;
-    return GW_OK;
-  }
-  atomic_fetch_sub(&p->pending_bytes, est);
+  uint64_t deadline = 0;
   *claimed = 0;
-  return gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", held, max);
+  for (;;) {
+    uint64_t pending = atomic_fetch_add(&p->pending_bytes, est) + est;
+    size_t held = gw_spool_bytes(p->spool), max = gw_spool_max_bytes(p->spool);
+    if (held + pending <= max) {
+      *claimed = est;
+      return GW_OK;
+    }
+    atomic_fetch_sub(&p->pending_bytes, est);
+    /* spool.full_wait_ms: wait for the consumers to free room rather than refuse at once. A client told
+     * to retry sends the whole request again (the bench's load tool at once, over and over): the wait
+     * saves that upload and its decode, and leaves the CPU to the consumers freeing room. */
+    uint64_t now = gw_mono_ns();
+    if (!deadline)
+      deadline = now + (uint64_t)p->conf->spool.full_wait_ms * 1000000ull;
+    if (atomic_load(&p->shutting_down))
+      return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+    if (now >= deadline)
+      return gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", held, max);
+    gw_spool_wait_room(p->spool, deadline);
+  }
 }
 
 /* The append is done (or the request failed): give the promise back, learn the entry/body ratio. */

@@ -250,6 +250,43 @@ describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
     assert.equal(roll.rows[0].input, (sent.length / 20) * 210, 'rollup input tokens of each span once');
   });
 
+  test('a request that finds the spool full waits for room (spool.full_wait_ms) and is accepted when the writer makes some', async () => {
+    const db3 = await createDatabase(cluster.dsn);
+    const gw3 = await startGateway({ dsn: db3.dsn, config: { spool: { max_bytes: 4 * 1024 * 1024, full_wait_ms: '50s' } } });
+    const acked = [];
+    let waiting = null;
+    try {
+      await cluster.stop();
+      /* Fill the spool: requests answered at once are in; the first one not answered within 2 s waits. */
+      for (let i = 0; i < 200 && !waiting; i++) {
+        const spans = Array.from({ length: 50 }, () => genaiSpan({ attributes: { 'app.pad': 'p'.repeat(2000) } }));
+        const p = post(gw3, '/v1/traces', toProtobuf(traceRequest(spans, { service: 'waiting' })), PB, { timeoutMs: 90000 });
+        const r = await Promise.race([p, sleep(2000).then(() => null)]);
+        if (r === null) {
+          waiting = { p, spans };
+        } else {
+          assert.equal(r.status, 200, 'accepted while there is room');
+          acked.push(...spans);
+        }
+      }
+      assert.ok(waiting, 'a request waits for room instead of being refused at once');
+      assert.ok(acked.length > 0);
+    } finally {
+      await cluster.start();
+    }
+    try {
+      const r = await waiting.p;
+      assert.equal(r.status, 200, 'the waiting request was accepted once the writer freed room');
+      acked.push(...waiting.spans);
+      const traceIds = acked.map((sp) => sp.traceId);
+      await waitFor(async () => (await countRows(db3, traceIds)) >= acked.length, { timeoutMs: 60000, intervalMs: 250, what: `${acked.length} acknowledged rows` });
+      assert.equal(await countRows(db3, traceIds), acked.length, 'each acknowledged span exactly once');
+    } finally {
+      await gw3.cleanup();
+      await db3.drop();
+    }
+  });
+
   test('a full spool pushes back with 429/503 + Retry-After, never drops what it acknowledged', async () => {
     const db2 = await createDatabase(cluster.dsn);
     const gw2 = await startGateway({ dsn: db2.dsn, config: { spool: { max_bytes: 4 * 1024 * 1024 } } });
