@@ -30,6 +30,7 @@ struct gw_redactor {
   pcre2_code *builtin; /* NULL when every built-in is off */
   uint32_t det_of_mark[GW_RK__COUNT]; /* mark index -> kind (marks are the kind numbers) */
   bool aws_secret_on;
+  uint32_t user_match_opts; /* pcre2_match options for user patterns (PCRE2_NO_JIT under valgrind) */
   size_t nuser;
   pcre2_code *user[GW_REDACT_MAX_PATTERNS];
   struct rd_det det[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
