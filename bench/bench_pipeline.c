@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
@@ -10,6 +10,7 @@
  *   unpack_arena      protobuf-c unpack into the arena: the arena's gain over malloc/free
  *   decode            gw_decode_traces (pre-scan for depth + unpack into the arena + UTF-8 repair)
  *   normalize         gw_normalize_traces alone (timed around the call; decode runs untimed before it)
+ *   decode_normalize  decode + normalize: the issue's receive + decode + normalize line, minus the network
  *   cost              gw_cost_apply + gw_cost_annotate_spans alone (shipped price table)
  *   redact            gw_redact_request + gw_redact_records alone (default policy, all detectors); its
  *                     MB_per_s counts the text it scans (string attribute values of the request and the
@@ -18,7 +19,9 @@
  *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
- * Each figure is the best of three rounds (less noise from the load tool or Postgres sharing the cores).
+ * -s STAGE runs that one stage only (to profile it with perf record).
+ * Time is this thread's CPU time, and each figure is the best of three rounds (less noise from the load
+ * tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
  */
 #include <errno.h>
@@ -48,10 +51,12 @@ struct body {
   uint32_t spans;
 };
 
+/* This thread's CPU time: spans per second of one core, whatever else runs on the machine (time spent
+ * descheduled does not count; caches shared with other work still do). */
 static double now_s(void)
 {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -123,7 +128,9 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
   gw_cost_apply(prices, res.records, res.nrecords);
   if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)))
     die_rc("cost annotate", rc, NULL);
-  if ((rc = gw_redact_request(redactor, req, a)) || (rc = gw_redact_records(redactor, res.records, res.nrecords, a)))
+  struct gw_redact_memo *memo = gw_redact_memo_create(a);
+  if ((rc = gw_redact_request(redactor, req, a, memo)) ||
+      (rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo)))
     die_rc("redact", rc, NULL);
   struct gw_sb sb;
   gw_sb_init(&sb, a);
@@ -138,8 +145,8 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
   return res.nrecords;
 }
 
-enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_COST, S_REDACT, S_RECEIVE, S_RECEIVE_FRESH,
-             S_DECODE_JSON };
+enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NORMALIZE, S_COST, S_REDACT, S_RECEIVE,
+             S_RECEIVE_FRESH, S_DECODE_JSON };
 
 static size_t kv_text(GwKeyValue *const *kv, size_t n)
 {
@@ -216,6 +223,16 @@ static double run_stage(enum stage st, const struct body *b, int n)
         die_rc("normalize", rc, &err);
       break;
     }
+    case S_DECODE_NORMALIZE: {
+      rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
+      if (rc)
+        die_rc("decode", rc, &err);
+      struct gw_normalize_result res;
+      memset(&res, 0, sizeof res);
+      if ((rc = gw_normalize_traces(req, a, &no, &res, &err)))
+        die_rc("normalize", rc, &err);
+      break;
+    }
     case S_COST:
     case S_REDACT: {
       rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
@@ -230,9 +247,10 @@ static double run_stage(enum stage st, const struct body *b, int n)
         gw_cost_apply(prices, res.records, res.nrecords);
         rc = gw_cost_annotate_spans(a, res.records, res.nrecords);
       } else {
-        rc = gw_redact_request(redactor, req, a);
+        struct gw_redact_memo *memo = gw_redact_memo_create(a);
+        rc = gw_redact_request(redactor, req, a, memo);
         if (!rc)
-          rc = gw_redact_records(redactor, res.records, res.nrecords, a);
+          rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo);
       }
       timed += now_s() - s;
       if (rc)
@@ -256,8 +274,12 @@ static double run_stage(enum stage st, const struct body *b, int n)
   return st == S_NORMALIZE || st == S_COST || st == S_REDACT ? timed : total;
 }
 
+static const char *only; /* -s NAME: run that stage alone (for perf record) */
+
 static void report(const char *name, enum stage st, const struct body *b, int n)
 {
+  if (only && strcmp(only, name))
+    return;
   double best = 0;
   run_stage(st, b, n / 10 + 1); /* warm caches and the allocator */
   for (int r = 0; r < ROUNDS; r++) {
@@ -267,7 +289,7 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
   }
   double reqs = n / best;
   size_t bytes = st == S_REDACT ? scanned_bytes : b->len;
-  printf("%-14s spans_per_s=%.0f us_per_req=%.1f MB_per_s=%.1f\n", name, reqs * b->spans, 1e6 / reqs,
+  printf("%-16s spans_per_s=%.0f us_per_req=%.1f MB_per_s=%.1f\n", name, reqs * b->spans, 1e6 / reqs,
          reqs * (double)bytes / 1e6);
   fflush(stdout);
 }
@@ -275,16 +297,18 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:")) != -1) {
     if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
+    } else if (opt == 's') {
+      only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]\n");
     return 2;
   }
   gw_normalize_init();
@@ -318,6 +342,8 @@ int main(int argc, char **argv)
       die_rc("normalize", rc, &err);
     scanned_bytes = text_bytes(req, res.records, res.nrecords);
   }
+  gw_arena_destroy(a);
+  a = gw_arena_create(ARENA_CAP); /* arena_bytes: what one request's receive takes */
   size_t nrec = receive_once(a, &pb, &no);
   printf("payload        bytes=%zu spans=%u records=%zu arena_bytes=%zu iterations=%d\n", pb.len, pb.spans, nrec,
          gw_arena_used(a), n);
@@ -332,6 +358,7 @@ int main(int argc, char **argv)
   report("unpack_arena", S_UNPACK_ARENA, &pb, n);
   report("decode", S_DECODE, &pb, n);
   report("normalize", S_NORMALIZE, &pb, n);
+  report("decode_normalize", S_DECODE_NORMALIZE, &pb, n);
   report("cost", S_COST, &pb, n);
   report("redact", S_REDACT, &pb, n);
   report("receive", S_RECEIVE, &pb, n);

@@ -235,6 +235,8 @@ out:
     gw_error("main", "%s", err.msg);
   atomic_store(&ready, false);
   atomic_store(&pipeline.shutting_down, true);
+  if (spool)
+    gw_spool_wake(spool); /* requests waiting for room give up now, not at spool.full_wait_ms */
   gw_grpc_receiver_stop(grpc);
   gw_http_receiver_stop(http);
   if (spool)

@@ -7,8 +7,12 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define ALIGN 16
 #define FIRST_CHUNK (16 * 1024)
@@ -20,7 +24,7 @@ struct chunk {
   _Alignas(ALIGN) unsigned char data[];
 };
 
-#define KEEP_MAX (4 * 1024 * 1024) /* chunk bytes a reset arena keeps for the next request */
+#define KEEP_MAX (4 * 1024 * 1024) /* chunk bytes a reset arena keeps for the next request, by default */
 
 struct gw_arena {
   struct chunk *head;  /* current chunk; older ones follow */
@@ -224,6 +228,14 @@ char *gw_arena_printf(struct gw_arena *a, const char *fmt, ...)
 }
 
 size_t gw_arena_used(const struct gw_arena *a) { return a->total; }
+
+size_t gw_arena_kept(const struct gw_arena *a)
+{
+  size_t n = 0;
+  for (const struct chunk *c = a->spare; c; c = c->next)
+    n += c->size;
+  return n;
+}
 bool gw_arena_exhausted(const struct gw_arena *a) { return a->exhausted; }
 ProtobufCAllocator *gw_arena_pb_allocator(struct gw_arena *a) { return &a->pb; }
 
@@ -254,6 +266,23 @@ static bool sb_reserve(struct gw_sb *sb, size_t more)
   return true;
 }
 
+bool gw_sb_reserve(struct gw_sb *sb, size_t n)
+{
+  if (sb->oom)
+    return false;
+  if (sb->len + n + 1 <= sb->cap)
+    return true;
+  size_t ncap = sb->len + n + 1; /* exactly: the caller knows what is coming */
+  char *p = gw_arena_grow(sb->a, sb->buf, sb->len, ncap);
+  if (!p) {
+    sb->oom = true;
+    return false;
+  }
+  sb->buf = p;
+  sb->cap = ncap;
+  return true;
+}
+
 void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n)
 {
   if (!sb_reserve(sb, n))
@@ -262,13 +291,24 @@ void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n)
   sb->len += n;
 }
 
-void gw_sb_puts(struct gw_sb *sb, const char *s) { gw_sb_putn(sb, s, strlen(s)); }
-
-void gw_sb_putc(struct gw_sb *sb, char c)
+void gw_sb_putc_slow(struct gw_sb *sb, char c)
 {
   if (!sb_reserve(sb, 1))
     return;
   sb->buf[sb->len++] = c;
+}
+
+void gw_sb_i64(struct gw_sb *sb, int64_t v)
+{
+  char tmp[24], *e = tmp + sizeof tmp, *p = e;
+  uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + m % 10);
+    m /= 10;
+  } while (m);
+  if (v < 0)
+    *--p = '-';
+  gw_sb_putn(sb, p, (size_t)(e - p));
 }
 
 void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...)
@@ -292,31 +332,129 @@ void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...)
   sb->len += (size_t)n;
 }
 
-void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
+/* Bytes JSON needs escaped: controls, '"' and '\\'. */
+static bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+#ifdef __SSE2__
+/* Copy the leading run of s that needs no escaping to w, 16 bytes at a time; returns its length. A block
+ * is stored whole before its first byte to escape is known, so w must have room for 16 bytes past the run
+ * whenever 16 bytes of s are left (the caller's room for all of s guarantees it). */
+static size_t copy_run(char *w, const char *s, size_t n)
+{
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                             _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl)); /* x <= 0x1f, unsigned */
+    _mm_storeu_si128((__m128i *)(void *)(w + i), x);
+    unsigned mask = (unsigned)_mm_movemask_epi8(m);
+    if (mask)
+      return i + (size_t)__builtin_ctz(mask);
+  }
+  for (; i < n && !needs_escape((unsigned char)s[i]); i++)
+    w[i] = s[i];
+  return i;
+}
+#else
+/* Copy the leading run of s that needs no escaping to w; returns its length. */
+static size_t copy_run(char *w, const char *s, size_t n)
+{
+  size_t i = 0;
+  for (; i < n && !needs_escape((unsigned char)s[i]); i++)
+    w[i] = s[i];
+  return i;
+}
+#endif
+
+size_t gw_json_plain(const char *s, size_t n, bool ascii)
+{
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+  for (; i + 16 <= n; i += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                             _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl));
+    unsigned mask = (unsigned)_mm_movemask_epi8(m);
+    if (ascii)
+      mask |= (unsigned)_mm_movemask_epi8(x);
+    if (mask)
+      return i + (size_t)__builtin_ctz(mask);
+  }
+#endif
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (needs_escape(c) || (ascii && c >= 0x80))
+      break;
+  }
+  return i;
+}
+
+/* One byte JSON needs escaped, at w; returns the end. */
+static char *put_escape(char *w, unsigned char c)
 {
   static const char hex[] = "0123456789abcdef";
-  gw_sb_putc(sb, '"');
-  size_t run = 0; /* start of the current run of bytes that need no escaping */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    gw_sb_putn(sb, s + run, i - run);
-    run = i + 1;
-    switch (c) {
-    case '"': gw_sb_puts(sb, "\\\""); break;
-    case '\\': gw_sb_puts(sb, "\\\\"); break;
-    case '\n': gw_sb_puts(sb, "\\n"); break;
-    case '\r': gw_sb_puts(sb, "\\r"); break;
-    case '\t': gw_sb_puts(sb, "\\t"); break;
-    default: {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      gw_sb_putn(sb, e, 6);
-    }
+  *w++ = '\\';
+  switch (c) {
+  case '"': *w++ = '"'; break;
+  case '\\': *w++ = '\\'; break;
+  case '\n': *w++ = 'n'; break;
+  case '\r': *w++ = 'r'; break;
+  case '\t': *w++ = 't'; break;
+  default:
+    *w++ = 'u';
+    *w++ = '0';
+    *w++ = '0';
+    *w++ = hex[c >> 4];
+    *w++ = hex[c & 15];
+  }
+  return w;
+}
+
+/* Room for `more` bytes after w (keeping the NUL's byte): w moves with the buffer. False when out of room. */
+static bool sb_room(struct gw_sb *sb, char **w, size_t more)
+{
+  if ((size_t)(sb->buf + sb->cap - 1 - *w) >= more)
+    return true;
+  sb->len = (size_t)(*w - sb->buf);
+  if (!sb_reserve(sb, more))
+    return false;
+  *w = sb->buf + sb->len;
+  return true;
+}
+
+void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
+{
+  /* Room for the common case (nothing to escape) at once. Invariant: room for the rest of s and the
+   * closing quote, so a clean block (16 bytes in, 16 out) always fits; a block holding bytes to escape
+   * first makes room for its worst case (6 bytes out for each byte in). */
+  if (!sb_reserve(sb, n + 2))
+    return;
+  char *w = sb->buf + sb->len;
+  *w++ = '"';
+  size_t i = 0;
+  for (;;) {
+    size_t run = copy_run(w, s + i, n - i);
+    w += run;
+    i += run;
+    if (i == n)
+      break;
+    /* Escapes come in clusters (JSON inside a JSON string: a quote every few bytes): the next 16 bytes
+     * are done one at a time before going back to the block scan. */
+    size_t k = n - i < 16 ? n - i : 16;
+    if (!sb_room(sb, &w, (n - i) + 5 * k + 1))
+      return;
+    for (size_t e = i + k; i < e; i++) {
+      unsigned char c = (unsigned char)s[i];
+      if (needs_escape(c))
+        w = put_escape(w, c);
+      else
+        *w++ = (char)c;
     }
   }
-  gw_sb_putn(sb, s + run, n - run);
-  gw_sb_putc(sb, '"');
+  *w++ = '"';
+  sb->len = (size_t)(w - sb->buf);
 }
 
 char *gw_sb_finish(struct gw_sb *sb)

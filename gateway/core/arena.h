@@ -10,6 +10,8 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "core/gw.h"
 
@@ -19,7 +21,7 @@ struct gw_arena;
 struct gw_arena *gw_arena_create(size_t cap);
 /* Free every allocation at once. NULL is fine. */
 void gw_arena_destroy(struct gw_arena *a);
-/* Forget every allocation, keeping up to 4 MiB of chunks for reuse by the next request. */
+/* Forget every allocation, keeping up to 4 MiB of chunks (or what gw_arena_keep set) for reuse. */
 void gw_arena_reset(struct gw_arena *a);
 /* Let reset keep up to bytes of chunks instead of 4 MiB: for a long-lived arena whose every use is large
  * (an exporter's batch), so each use does not map and fault its memory in again. */
@@ -40,6 +42,8 @@ char *gw_arena_strdup(struct gw_arena *a, const char *s);
 char *gw_arena_printf(struct gw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 size_t gw_arena_used(const struct gw_arena *a);
+/* Bytes of chunks a reset kept for reuse (tests). */
+size_t gw_arena_kept(const struct gw_arena *a);
 bool gw_arena_exhausted(const struct gw_arena *a);
 
 /* A protobuf-c allocator backed by the arena (free is a no-op). Valid while the arena lives. */
@@ -53,10 +57,25 @@ struct gw_sb {
   bool oom;
 };
 void gw_sb_init(struct gw_sb *sb, struct gw_arena *a);
+/* Make room for n more bytes at once (one allocation instead of doublings); false when over the cap. */
+bool gw_sb_reserve(struct gw_sb *sb, size_t n);
 void gw_sb_putn(struct gw_sb *sb, const char *s, size_t n);
-void gw_sb_puts(struct gw_sb *sb, const char *s);
-void gw_sb_putc(struct gw_sb *sb, char c);
+void gw_sb_putc_slow(struct gw_sb *sb, char c);
+/* Inline so that the length of a literal is known at compile time and a byte with room costs a store. */
+static inline void gw_sb_puts(struct gw_sb *sb, const char *s) { gw_sb_putn(sb, s, strlen(s)); }
+static inline void gw_sb_putc(struct gw_sb *sb, char c)
+{
+  if (sb->len + 2 <= sb->cap)
+    sb->buf[sb->len++] = c;
+  else
+    gw_sb_putc_slow(sb, c);
+}
 void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in decimal, as printf's %lld writes it. */
+void gw_sb_i64(struct gw_sb *sb, int64_t v);
+/* Length of the leading run of s[0..n) that a JSON string literal may hold as it is: no '"', no '\\', no
+ * control byte, and when ascii is set no byte >= 0x80 either. 16 bytes at a time with SSE2. */
+size_t gw_json_plain(const char *s, size_t n, bool ascii);
 /* Append s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n);
 /* NUL-terminated result (owned by the arena), or NULL after an allocation failure. */

@@ -127,6 +127,10 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(spool.max_bytes), .desc = "Spool capacity; when full, ingestion pushes back with 429."},
   {.path = "spool.high_water", .type = T_DOUBLE, .def = "0.9", .dmin = 0.0, .dmax = 1.0, .flags = F_MIN_EXCL,
    .off = OFF(spool.high_water), .desc = "Fill ratio (0 < x <= 1) at which /readyz reports not ready."},
+  {.path = "spool.full_wait_ms", .type = T_DURATION_MS, .def = "100ms", .min = 0, .max = 60000,
+   .off = OFF(spool.full_wait_ms),
+   .desc = "How long a request that finds the spool full waits for room before it is refused with 429 / "
+           "RESOURCE_EXHAUSTED; 0 refuses at once. A waiting request holds its connection."},
   {.path = "postgres.dsn", .type = T_SECRET_STRING, .def = "", .flags = F_SECRET, .off = OFF(postgres.dsn),
    .desc = "libpq connection string or URI; empty disables the PostgreSQL writer."},
   {.path = "postgres.batch_rows", .type = T_U32, .def = "1000", .min = 1, .max = 100000,

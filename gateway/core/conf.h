@@ -80,6 +80,7 @@ struct gw_conf {
     char *dir;          /* spool.dir, default data/spool */
     uint64_t max_bytes; /* spool.max_bytes, default 256 MiB */
     double high_water;  /* spool.high_water: 0 < x <= 1, default 0.9 */
+    uint32_t full_wait_ms; /* spool.full_wait_ms: a request's wait for room before 429, default 100 */
   } spool;
   struct {
     char *dsn;              /* postgres.dsn (SECRET), or DATABASE_URL; empty = no Postgres writer */

@@ -10,6 +10,7 @@
  * never writes more bytes than it has read (every bad subpart is at least 3 bytes, or only NULs are
  * removed); otherwise the result is a new arena string.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "decode/decode.h"
@@ -55,16 +56,35 @@ static size_t seq(const unsigned char *s, size_t n, size_t *bad)
   return 0;
 }
 
+/* Length of the leading run of ASCII bytes other than NUL, eight bytes at a time: a byte is NUL or has
+ * its high bit set exactly when (b - 1) | b has the high bit set, and a word without such a byte has no
+ * borrow between its bytes. Most text is ASCII, so this is nearly all of the validation. */
+static size_t ascii_run(const unsigned char *s, size_t len)
+{
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (((w - ones) | w) & highs)
+      break;
+  }
+  while (i < len && s[i] >= 0x01 && s[i] < 0x80)
+    i++;
+  return i;
+}
+
 /* First pass: the output length, and whether any replacement is shorter than the U+FFFD it becomes. */
 static bool scan(const unsigned char *s, size_t len, size_t *out_len, bool *grows)
 {
-  size_t out = 0, i = 0;
+  size_t i = ascii_run(s, len), out = i;
   bool changed = false;
   *grows = false;
   while (i < len) {
     if (s[i] >= 0x01 && s[i] < 0x80) {
-      out++;
-      i++;
+      size_t r = ascii_run(s + i, len - i);
+      out += r;
+      i += r;
       continue;
     }
     if (s[i] == 0) {

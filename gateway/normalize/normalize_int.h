@@ -128,8 +128,12 @@ const char *nz_json_dup_str(struct nz_ctx *c, struct json_object *o); /* arena c
 struct nz_msg *nz_msgs_add(struct nz_ctx *c, struct nz_msgs *m, const char *role);
 void nz_msg_text(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text);
 void nz_msg_json(struct nz_ctx *c, struct nz_msg *m, const char *json);
-/* Messages from a semconv value (JSON string or structured array); OpenAI-shaped objects are accepted. */
+/* Messages from a semconv value (JSON string or structured array); OpenAI-shaped objects are accepted.
+ * A JSON string of the usual shape is read directly, anything else through json-c (same result). */
 bool nz_msgs_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msgs *out);
+/* false: every JSON string goes through json-c (tests compare the two paths). Set before normalizing. */
+extern bool nz_fast_json;
+extern _Thread_local uint64_t nz_fast_json_reads; /* values this thread read directly (tests) */
 bool nz_msgs_from_json(struct nz_ctx *c, struct json_object *arr, struct nz_msgs *out);
 bool nz_msg_from_json(struct nz_ctx *c, struct json_object *o, struct nz_msgs *out);
 /* gen_ai.system_instructions: a list of parts (JSON string, structured, or plain text). */

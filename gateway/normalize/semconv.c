@@ -10,6 +10,7 @@
  * since OpenInference input.value and deprecated gen_ai.prompt carry them.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,14 +116,29 @@ void nz_sb_double(struct gw_sb *sb, double d)
     return;
   }
   /* Short when 15 digits round-trip (0.2, not 0.20000000000000001), else the exact 17 digits: at most
-   * three libc calls, which matters for attributes holding embedding vectors. */
+   * three libc calls, which matters for attributes holding embedding vectors. The same few values
+   * (temperatures, top_p) come in span after span, each written twice (parameters and attributes): a
+   * small per-thread cache of the last texts saves the libc calls for them. */
+  static _Thread_local struct {
+    uint64_t bits;
+    char text[40];
+  } cache[8];
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  unsigned slot = (unsigned)((bits * 0x9E3779B97F4A7C15ull) >> 61);
+  if (cache[slot].text[0] && cache[slot].bits == bits) {
+    gw_sb_puts(sb, cache[slot].text);
+    return;
+  }
   char buf[40];
   snprintf(buf, sizeof buf, "%.15g", d);
   if (strtod(buf, NULL) != d)
     snprintf(buf, sizeof buf, "%.17g", d);
-  gw_sb_puts(sb, buf);
   if (!strpbrk(buf, ".eE"))
-    gw_sb_puts(sb, ".0");
+    strcat(buf, ".0");
+  gw_sb_puts(sb, buf);
+  cache[slot].bits = bits;
+  memcpy(cache[slot].text, buf, sizeof buf);
 }
 
 #define NZ_MAX_DEPTH 64
@@ -136,7 +152,7 @@ void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth)
   switch (json_object_get_type(o)) {
   case json_type_null: gw_sb_puts(sb, "null"); break;
   case json_type_boolean: gw_sb_puts(sb, json_object_get_boolean(o) ? "true" : "false"); break;
-  case json_type_int: gw_sb_printf(sb, "%lld", (long long)json_object_get_int64(o)); break;
+  case json_type_int: gw_sb_i64(sb, json_object_get_int64(o)); break;
   case json_type_double: nz_sb_double(sb, json_object_get_double(o)); break;
   case json_type_string: nz_sb_str(sb, json_object_get_string(o), (size_t)json_object_get_string_len(o)); break;
   case json_type_array: {
@@ -195,7 +211,7 @@ void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth)
   switch (v->value_case) {
   case GW_AV_STRING: gw_sb_json_str(sb, v->string_value, strlen(v->string_value)); break;
   case GW_AV_BOOL: gw_sb_puts(sb, v->bool_value ? "true" : "false"); break;
-  case GW_AV_INT: gw_sb_printf(sb, "%lld", (long long)v->int_value); break;
+  case GW_AV_INT: gw_sb_i64(sb, v->int_value); break;
   case GW_AV_DOUBLE: nz_sb_double(sb, v->double_value); break;
   case GW_AV_BYTES: base64(sb, v->bytes_value.data, v->bytes_value.len); break;
   case GW_AV_ARRAY: {
@@ -490,13 +506,285 @@ static void msg_from_av(struct nz_ctx *c, const GwAnyValue *o, struct nz_msgs *o
   }
 }
 
+/* ---- the usual message JSON, read directly ----
+ *
+ * Instrumentations send gen_ai.input/output.messages as compact JSON of one shape: an array of
+ * {"role","parts":[{"type":"text"|"reasoning","content"|"text":...}],"name","finish_reason"} objects.
+ * Building a json-c DOM of it (one heap object per value, every string copied twice) was most of the cost
+ * of normalizing a span. fs_msgs reads exactly that shape in one pass into the message model and gives up
+ * on anything else (other keys or value types, duplicate keys, escapes in keys, \u0000 or surrogate
+ * escapes, control characters, invalid UTF-8, text around the array): the json-c path then runs as
+ * before. What fs_msgs accepts is RFC 8259 JSON that json-c parses to the same strings, so the messages,
+ * and everything rendered from them, are the same bytes either way (test_normalize compares both paths). */
+
+bool nz_fast_json = true;
+_Thread_local uint64_t nz_fast_json_reads;
+
+struct fs {
+  struct nz_ctx *c;
+  const char *p, *end;
+};
+
+static void fs_ws(struct fs *f)
+{
+  while (f->p < f->end && (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
+    f->p++;
+}
+
+static bool fs_at(struct fs *f, char ch)
+{
+  fs_ws(f);
+  if (f->p < f->end && *f->p == ch) {
+    f->p++;
+    return true;
+  }
+  return false;
+}
+
+/* Length of the leading run of printable ASCII other than '"' and '\\'. */
+static size_t fs_plain(const char *s, size_t n) { return gw_json_plain(s, n, true); }
+
+static int fs_hex(char ch)
+{
+  return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* \uXXXX at p (p[0] == 'u'): the code point, or -1 when malformed, NUL or a surrogate (left to json-c). */
+static long fs_u(const char *p, const char *end)
+{
+  if (end - p < 5)
+    return -1;
+  long cp = 0;
+  for (int i = 1; i <= 4; i++) {
+    int h = fs_hex(p[i]);
+    if (h < 0)
+      return -1;
+    cp = cp << 4 | h;
+  }
+  return cp == 0 || (cp >= 0xD800 && cp < 0xE000) ? -1 : cp;
+}
+
+/* The string literal at f->p. want == NULL: a key, which must hold no escape; *raw and *rawlen are its bytes.
+ * Else *want gets the decoded text as a new arena string. false: not for the direct path. */
+static bool fs_str(struct fs *f, const char **raw, size_t *rawlen, const char **want)
+{
+  fs_ws(f);
+  if (f->p >= f->end || *f->p != '"')
+    return false;
+  const char *b = ++f->p, *p = b, *end = f->end;
+  bool esc = false;
+  for (;;) {
+    p += fs_plain(p, (size_t)(end - p));
+    if (p >= end)
+      return false;
+    unsigned char ch = (unsigned char)*p;
+    if (ch == '"')
+      break;
+    if (ch == '\\') {
+      if (!want || p + 1 >= end)
+        return false;
+      esc = true;
+      char e = p[1];
+      if (e == 'u') {
+        if (fs_u(p + 1, end) < 0)
+          return false;
+        p += 6;
+      } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+        p += 2;
+      } else {
+        return false;
+      }
+      continue;
+    }
+    if (ch < 0x20)
+      return false;
+    size_t l = utf8_len((const unsigned char *)p, (size_t)(end - p));
+    if (!l)
+      return false;
+    p += l;
+  }
+  f->p = p + 1;
+  if (raw) {
+    *raw = b;
+    *rawlen = (size_t)(p - b);
+  }
+  if (!want)
+    return true;
+  char *d = gw_arena_alloc(f->c->a, (size_t)(p - b) + 1);
+  if (!d) {
+    f->c->oom = true;
+    *want = NULL;
+    return true;
+  }
+  if (!esc) {
+    memcpy(d, b, (size_t)(p - b));
+    d[p - b] = 0;
+    *want = d;
+    return true;
+  }
+  char *w = d;
+  for (const char *q = b; q < p;) {
+    const char *r = q;
+    while (r < p && *r != '\\') {
+      r += fs_plain(r, (size_t)(p - r));
+      if (r < p && *r != '\\')
+        r++; /* a byte of a multi-byte character, already checked */
+    }
+    memcpy(w, q, (size_t)(r - q));
+    w += r - q;
+    q = r;
+    if (q >= p)
+      break;
+    char e = q[1];
+    if (e == 'u') {
+      long cp = fs_u(q + 1, p);
+      if (cp < 0x80) {
+        *w++ = (char)cp;
+      } else if (cp < 0x800) {
+        *w++ = (char)(0xC0 | cp >> 6);
+        *w++ = (char)(0x80 | (cp & 0x3F));
+      } else {
+        *w++ = (char)(0xE0 | cp >> 12);
+        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (cp & 0x3F));
+      }
+      q += 6;
+      continue;
+    }
+    *w++ = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+    q += 2;
+  }
+  *w = 0;
+  *want = d;
+  return true;
+}
+
+static bool fs_key(struct fs *f, const char **k, size_t *klen)
+{
+  if (!fs_str(f, k, klen, NULL))
+    return false;
+  return fs_at(f, ':');
+}
+
+#define FS_KEY(k, n, lit) ((n) == sizeof(lit) - 1 && !memcmp(k, lit, sizeof(lit) - 1))
+
+/* {"type":"text"|"reasoning","content"|"text":"..."}, in either order. */
+static bool fs_part(struct fs *f, struct nz_msg *m)
+{
+  const char *type = NULL, *text = NULL, *k;
+  size_t tlen = 0, klen;
+  if (!fs_at(f, '{'))
+    return false;
+  for (int i = 0; i < 2; i++) {
+    if (i && !fs_at(f, ','))
+      return false;
+    if (!fs_key(f, &k, &klen))
+      return false;
+    if (FS_KEY(k, klen, "type") && !type) {
+      if (!fs_str(f, &type, &tlen, NULL))
+        return false;
+    } else if ((FS_KEY(k, klen, "content") || FS_KEY(k, klen, "text")) && !text) {
+      if (!fs_str(f, NULL, NULL, &text))
+        return false;
+    } else {
+      return false;
+    }
+  }
+  if (!fs_at(f, '}'))
+    return false;
+  bool is_text = FS_KEY(type, tlen, "text");
+  if (!is_text && !FS_KEY(type, tlen, "reasoning"))
+    return false;
+  nz_msg_text(f->c, m, is_text ? "text" : "reasoning", text);
+  return true;
+}
+
+static bool fs_msg(struct fs *f, struct nz_msgs *out)
+{
+  if (!fs_at(f, '{'))
+    return false;
+  struct nz_msg *m = nz_msgs_add(f->c, out, NULL);
+  if (!m)
+    return false;
+  if (fs_at(f, '}'))
+    return true;
+  unsigned seen = 0;
+  do {
+    const char *k;
+    size_t klen;
+    if (!fs_key(f, &k, &klen))
+      return false;
+    unsigned bit;
+    if (FS_KEY(k, klen, "role")) {
+      bit = 1;
+      if (!fs_str(f, NULL, NULL, &m->role))
+        return false;
+    } else if (FS_KEY(k, klen, "parts")) {
+      bit = 2;
+      if (!fs_at(f, '['))
+        return false;
+      if (!fs_at(f, ']')) {
+        do {
+          if (!fs_part(f, m))
+            return false;
+        } while (fs_at(f, ','));
+        if (!fs_at(f, ']'))
+          return false;
+      }
+    } else if (FS_KEY(k, klen, "name")) {
+      bit = 4;
+      if (!fs_str(f, NULL, NULL, &m->name))
+        return false;
+    } else if (FS_KEY(k, klen, "finish_reason")) {
+      bit = 8;
+      if (!fs_str(f, NULL, NULL, &m->finish_reason))
+        return false;
+    } else {
+      return false;
+    }
+    if (seen & bit)
+      return false;
+    seen |= bit;
+  } while (fs_at(f, ','));
+  return fs_at(f, '}');
+}
+
+/* The messages of s (n bytes) into out; false when s is not of the usual shape (out is then as before). */
+static bool fs_msgs(struct nz_ctx *c, const char *s, size_t n, struct nz_msgs *out)
+{
+  struct fs f = {c, s, s + n};
+  uint32_t before = out->n;
+  if (!n || s[0] != '[' || s[n - 1] != ']')
+    return false;
+  f.p++;
+  bool ok = true;
+  if (!fs_at(&f, ']')) {
+    do
+      ok = fs_msg(&f, out);
+    while (ok && fs_at(&f, ','));
+    ok = ok && fs_at(&f, ']');
+  }
+  if (c->oom)
+    return true; /* the record is abandoned anyway */
+  if (!ok || f.p != f.end) {
+    out->n = before;
+    return false;
+  }
+  return true;
+}
+
 bool nz_msgs_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msgs *out)
 {
   if (!v)
     return false;
   uint32_t before = out->n;
   if (v->value_case == GW_AV_STRING) {
-    struct json_object *o = nz_json_parse(v->string_value, strlen(v->string_value));
+    size_t n = strlen(v->string_value);
+    if (nz_fast_json && fs_msgs(c, v->string_value, n, out)) {
+      nz_fast_json_reads++;
+      return out->n > before;
+    }
+    struct json_object *o = nz_json_parse(v->string_value, n);
     if (!o) {
       gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
       return false;

@@ -16,6 +16,11 @@
 #include "normalize/events.h"
 #include "normalize/normalize.h"
 
+/* The spool entry/body ratio (claim_room below), in 1/256. */
+#define RATIO_ONE 256u
+#define RATIO_MIN 64u   /* a quarter of the body */
+#define RATIO_MAX 4096u /* 16 times the body */
+
 void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool)
 {
   memset(p, 0, sizeof *p);
@@ -23,6 +28,8 @@ void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct 
   p->spool = spool;
   atomic_init(&p->inflight_bytes, 0);
   atomic_init(&p->shutting_down, false);
+  atomic_init(&p->pending_bytes, 0);
+  atomic_init(&p->entry_ratio, RATIO_ONE);
 }
 
 gw_rc gw_pipeline_reserve(struct gw_pipeline *p, size_t n)
@@ -40,6 +47,57 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
 {
   uint64_t cur = atomic_fetch_sub(&p->inflight_bytes, n) - n;
   gw_metric_set(GW_M_INFLIGHT_BYTES, (int64_t)cur);
+}
+
+/*
+ * The spool's room, checked right after decode: a request the spool will not take is refused before
+ * normalize, cost, redaction and encoding, whose work would be thrown away (its spans are counted as
+ * received and rejected; a malformed body is still a decode error). Under overload that work took the
+ * CPU the spool's consumers need to make room.
+ * The entry a request appends (re-packed request and records) is estimated from its body size and the
+ * entry/body ratio of recent requests, and that much room is promised to it until its append is done,
+ * so requests decoded at the same moment do not all count on the same free bytes. The estimate only
+ * decides when to refuse early; the append itself still checks the real size. Without room a request
+ * waits up to spool.full_wait_ms for the consumers to free some.
+ */
+
+static gw_rc claim_room(struct gw_pipeline *p, size_t len, uint64_t *claimed, struct gw_err *err)
+{
+  uint64_t est = (uint64_t)len * atomic_load(&p->entry_ratio) / RATIO_ONE;
+  uint64_t deadline = 0;
+  *claimed = 0;
+  for (;;) {
+    uint64_t pending = atomic_fetch_add(&p->pending_bytes, est) + est;
+    size_t held = gw_spool_bytes(p->spool), max = gw_spool_max_bytes(p->spool);
+    if (held + pending <= max) {
+      *claimed = est;
+      return GW_OK;
+    }
+    atomic_fetch_sub(&p->pending_bytes, est);
+    /* spool.full_wait_ms: wait for the consumers to free room rather than refuse at once. A client told
+     * to retry sends the whole request again (the bench's load tool at once, over and over): the wait
+     * saves that upload and its decode, and leaves the CPU to the consumers freeing room. */
+    uint64_t now = gw_mono_ns();
+    if (!deadline)
+      deadline = now + (uint64_t)p->conf->spool.full_wait_ms * 1000000ull;
+    if (atomic_load(&p->shutting_down))
+      return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+    if (now >= deadline)
+      return gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", held, max);
+    gw_spool_wait_room(p->spool, deadline);
+  }
+}
+
+/* The append is done (or the request failed): give the promise back, learn the entry/body ratio. */
+static void release_room(struct gw_pipeline *p, uint64_t claimed, size_t len, size_t entry)
+{
+  if (claimed)
+    atomic_fetch_sub(&p->pending_bytes, claimed);
+  if (entry && len) {
+    uint64_t r = (uint64_t)entry * RATIO_ONE / len, old = atomic_load(&p->entry_ratio);
+    r = (old * 7 + r) / 8;
+    atomic_store(&p->entry_ratio, (uint32_t)(r < RATIO_MIN ? RATIO_MIN : r > RATIO_MAX ? RATIO_MAX : r));
+  }
 }
 
 static uint32_t count_spans(const GwTraceRequest *req)
@@ -131,6 +189,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   memset(out, 0, sizeof *out);
   struct gw_err *err = &out->err;
   const struct gw_conf *c = p->conf;
+  uint64_t claimed = 0; /* spool room promised to this request */
+  size_t entry = 0;     /* what it appended */
   gw_rc rc = begin(p, a, gzip, &body, &len, err);
   if (rc)
     goto out;
@@ -142,6 +202,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
 
   out->spans = count_spans(req);
   gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
+  if ((rc = claim_room(p, len, &claimed, err)))
+    goto out;
 
   struct gw_normalize_opts nopts = window(c);
   struct gw_normalize_result nres;
@@ -163,9 +225,10 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     }
   }
   if (p->redactor) {
-    rc = gw_redact_request(p->redactor, req, a);
+    struct gw_redact_memo *memo = gw_redact_memo_create(a); /* NULL (no memo) only when out of room */
+    rc = gw_redact_request(p->redactor, req, a, memo);
     if (!rc)
-      rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a);
+      rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a, memo);
     if (rc) {
       out_of_memory(err, rc);
       goto out;
@@ -193,10 +256,12 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   };
   if ((rc = append(p, a, &in, req, trace_size, trace_pack, err)))
     goto out;
+  entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
   gw_metric_add(GW_M_GENAI_RECORDS, (int64_t)nres.nrecords);
 
 out:
+  release_room(p, claimed, len, entry);
   if (rc) {
     failed(err, rc);
     if (out->spans)
@@ -224,6 +289,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   out->logs = true;
   struct gw_err *err = &out->err;
   const struct gw_conf *c = p->conf;
+  uint64_t claimed = 0; /* spool room promised to this request */
+  size_t entry = 0;     /* what it appended */
   gw_rc rc = begin(p, a, gzip, &body, &len, err);
   if (rc)
     goto out;
@@ -234,6 +301,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     goto out;
   out->spans = count_logs(req);
   gw_metric_add(GW_M_LOGS_RECEIVED, out->spans);
+  if ((rc = claim_room(p, len, &claimed, err)))
+    goto out;
 
   struct gw_normalize_opts nopts = window(c);
   struct gw_logs_result lres;
@@ -249,9 +318,10 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   /* Redaction before anything leaves the process: the event content (prompt hashes are already taken),
    * then the request that is forwarded, then the event attributes rendered from the redacted records. */
   if (p->redactor) {
-    rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a);
+    struct gw_redact_memo *memo = gw_redact_memo_create(a);
+    rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a, memo);
     if (!rc)
-      rc = gw_redact_logs_request(p->redactor, req, a);
+      rc = gw_redact_logs_request(p->redactor, req, a, memo);
     if (rc) {
       out_of_memory(err, rc);
       goto out;
@@ -282,10 +352,12 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   };
   if ((rc = append(p, a, &in, req, logs_size, logs_pack, err)))
     goto out;
+  entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);
   gw_metric_add(GW_M_GENAI_EVENTS, (int64_t)lres.nevents);
 
 out:
+  release_room(p, claimed, len, entry);
   if (rc) {
     failed(err, rc);
     if (out->spans)

@@ -26,6 +26,8 @@ struct gw_pipeline {
   const struct gw_redactor *redactor;  /* NULL: nothing redacted (tests only; main always sets one) */
   _Atomic uint64_t inflight_bytes;
   _Atomic bool shutting_down;
+  _Atomic uint64_t pending_bytes; /* spool room promised to requests being processed (estimates) */
+  _Atomic uint32_t entry_ratio;   /* spool entry bytes per body byte of recent requests, in 1/256 */
 };
 
 void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool);

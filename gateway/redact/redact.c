@@ -20,6 +20,20 @@
 
 #include "redact/redact_int.h"
 
+/* pcre2's JIT looks for a pattern's first characters 16 bytes at a time and may read past the end of
+ * the subject inside an aligned block (never past a page): harmless, but valgrind reports the bytes it
+ * reads after an arena string as uninitialised (Debian's pcre2 is not built with its valgrind support).
+ * Under valgrind, user patterns, the only unanchored scans, run in the interpreter: the same matches. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() false
+#endif
+
 const char *const gw_redact_default_allow_keys[] = {
   "gen_ai.request.model", "gen_ai.response.model", "gen_ai.system", "gen_ai.provider.name",
   "gen_ai.operation.name", "gen_ai.response.finish_reasons", "llm.model_name", "llm.system", "llm.provider",
@@ -148,9 +162,9 @@ const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, s
     }
   }
   const struct rd_key *best = NULL;
-  for (size_t i = 0; i < r->nkeys; i++) {
-    const struct rd_key *k = &r->keys[i];
-    if (k->prefix && k->len <= len && !memcmp(k->key, key, k->len) && (!best || k->len > best->len))
+  for (size_t i = 0; i < r->nprefix; i++) {
+    const struct rd_key *k = &r->keys[r->prefix_keys[i]];
+    if (k->len <= len && !memcmp(k->key, key, k->len) && (!best || k->len > best->len))
       best = k;
   }
   return best;
@@ -212,9 +226,12 @@ static void build_key_hash(struct gw_redactor *r)
     size *= 2;
   r->key_hash = gw_calloc(size, sizeof *r->key_hash);
   r->key_hash_size = size;
+  r->prefix_keys = gw_calloc(r->nkeys ? r->nkeys : 1, sizeof *r->prefix_keys);
   for (size_t i = 0; i < r->nkeys; i++) {
-    if (r->keys[i].prefix)
+    if (r->keys[i].prefix) {
+      r->prefix_keys[r->nprefix++] = (uint32_t)i;
       continue;
+    }
     size_t j = key_hash(r->keys[i].key, r->keys[i].len) & (size - 1);
     while (r->key_hash[j])
       j = (j + 1) & (size - 1);
@@ -276,6 +293,7 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
     r->metric_slot[i] = i;
   }
   r->aws_secret_on = acts[GW_RK_AWS_SECRET] != GW_REDACT_OFF;
+  r->user_match_opts = UNDER_VALGRIND() ? PCRE2_NO_JIT : 0;
 
   if (p->n_patterns > GW_REDACT_MAX_PATTERNS) {
     gw_err_set(err, GW_ERR(CONFIG), "redaction: %zu user patterns, at most %d", p->n_patterns,
@@ -372,6 +390,7 @@ void gw_redactor_destroy(struct gw_redactor *r)
     free(r->keys[i].key);
   free(r->keys);
   free(r->key_hash);
+  free(r->prefix_keys);
   if (r->hmac_key) {
     memset(r->hmac_key, 0, r->hmac_key_len);
     free(r->hmac_key);
@@ -421,7 +440,7 @@ static size_t next_char(const char *s, size_t len, size_t i)
  * user < 0: the built-ins, the anchored pattern tried at each rd_candidate position only.
  * false on a pcre2 error.
  */
-static bool scan(const pcre2_code *code, int user, const char *s, size_t len, struct rd_tls *t,
+static bool scan(const pcre2_code *code, int user, uint32_t user_opts, const char *s, size_t len, struct rd_tls *t,
                  struct rd_matches *m)
 {
   size_t off = 0;
@@ -431,7 +450,8 @@ static bool scan(const pcre2_code *code, int user, const char *s, size_t len, st
       if (off >= len)
         return true;
     }
-    int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, PCRE2_NO_UTF_CHECK, t->md, t->mc);
+    int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, PCRE2_NO_UTF_CHECK | (user >= 0 ? user_opts : 0), t->md,
+                         t->mc);
     if (rc == PCRE2_ERROR_NOMATCH && user < 0) {
       off = next_char(s, len, off);
       continue;
@@ -497,11 +517,173 @@ static void count(struct rd_ctx *c, uint32_t det)
   }
 }
 
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+
+/* ---- the per-request memo ----
+ * One request's texts come back several times: a message text is in the request's gen_ai.input.messages,
+ * in the record's attributes JSON (as JSON inside a JSON string) and in its prompt_content. What rd_plain
+ * makes of a text depends only on the text, the key action and the secret-key context, so the first
+ * result is kept (output string, and the counts it added) and replayed for the same text met again.
+ * Texts are compared whole (the hash only finds the slot); a slot search is bounded, so a request
+ * crafted to collide only loses the memo. Short texts are cheaper to scan than to look up. */
+#define MEMO_MIN 48
+#define MEMO_PROBES 8
+
+struct memo_ent {
+  uint64_t hash;
+  const char *s, *out;
+  size_t len, outlen;
+  uint16_t (*counts)[2]; /* (detector, count) pairs, ncounts of them */
+  uint32_t total;        /* what plain_scan added to stats->total */
+  uint16_t ncounts;
+  uint8_t res, ctx;
+};
+
+struct gw_redact_memo {
+  struct gw_arena *a;
+  struct memo_ent *v;
+  size_t cap, n;
+};
+
+struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a)
+{
+  struct gw_redact_memo *m = gw_arena_calloc(a, sizeof *m);
+  if (m)
+    m->a = a;
+  return m;
+}
+
+/* The slot hash: the length, the context and the first and last 32 bytes (len >= MEMO_MIN > 32), in
+ * constant time. Texts alike at both ends share a slot; the whole-text comparison tells them apart. */
+static uint64_t memo_hash(const char *s, size_t len, unsigned ctx)
+{
+  const uint64_t k = 0x9E3779B97F4A7C15ull;
+  uint64_t h = (len ^ ((uint64_t)ctx << 56)) * k;
+  for (int part = 0; part < 2; part++) {
+    const char *p = part ? s + len - 32 : s;
+    for (int i = 0; i < 32; i += 8) {
+      uint64_t w;
+      memcpy(&w, p + i, 8);
+      h = (h ^ w) * k;
+      h ^= h >> 29;
+    }
+  }
+  return h ^ (h >> 32);
+}
+
+static struct memo_ent *memo_slot(struct gw_redact_memo *m, uint64_t h, const char *s, size_t len, unsigned ctx,
+                                  bool *found)
+{
+  *found = false;
+  if (!m->cap)
+    return NULL;
+  size_t mask = m->cap - 1;
+  for (size_t k = 0, i = h & mask; k < MEMO_PROBES; k++, i = (i + 1) & mask) {
+    struct memo_ent *e = &m->v[i];
+    if (!e->s)
+      return e;
+    if (e->hash == h && e->ctx == ctx && e->len == len && !memcmp(e->s, s, len)) {
+      *found = true;
+      return e;
+    }
+  }
+  return NULL;
+}
+
+static bool memo_grow(struct gw_redact_memo *m)
+{
+  size_t ncap = m->cap ? m->cap * 2 : 64;
+  struct memo_ent *nv = gw_arena_calloc(m->a, ncap * sizeof *nv);
+  if (!nv)
+    return false;
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->v[i].s)
+      continue;
+    for (size_t j = m->v[i].hash & (ncap - 1);; j = (j + 1) & (ncap - 1))
+      if (!nv[j].s) {
+        nv[j] = m->v[i];
+        break;
+      }
+  }
+  m->v = nv;
+  m->cap = ncap;
+  return true;
+}
+
+static void replay(struct rd_ctx *c, const struct memo_ent *e)
+{
+  if (!c->st)
+    return;
+  c->st->total += e->total;
+  for (uint16_t i = 0; i < e->ncounts; i++)
+    c->st->kinds[e->counts[i][0]] += e->counts[i][1];
+}
+
 enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
 {
   const struct gw_redactor *r = c->r;
   if (!r->enabled || !len)
     return RD_SAME;
+  struct gw_redact_memo *m = c->memo;
+  if (!m || len < MEMO_MIN)
+    return plain_scan(c, s, len, out, outlen);
+  unsigned ctx = (unsigned)c->key_action << 1 | (c->secret_key ? 1u : 0u);
+  uint64_t h = memo_hash(s, len, ctx);
+  bool found;
+  struct memo_ent *e = memo_slot(m, h, s, len, ctx, &found);
+  if (found) {
+    replay(c, e);
+    if (e->res == RD_CHANGED) {
+      *out = e->out;
+      *outlen = e->outlen;
+    }
+    return (enum rd_res)e->res;
+  }
+  /* Scan with counts of our own, to keep them, then add them to the caller's. */
+  struct gw_redact_stats mine, *theirs = c->st;
+  memset(&mine, 0, sizeof mine);
+  c->st = &mine;
+  enum rd_res res = plain_scan(c, s, len, out, outlen);
+  c->st = theirs;
+  size_t nk = GW_RK__COUNT + r->nuser, nc = 0;
+  for (size_t k = 0; k < nk; k++)
+    nc += mine.kinds[k] != 0;
+  struct memo_ent ent = {.hash = h, .s = s, .len = len, .res = (uint8_t)res, .ctx = (uint8_t)ctx,
+                         .total = mine.total, .ncounts = (uint16_t)nc};
+  if (res == RD_CHANGED) {
+    ent.out = *out;
+    ent.outlen = *outlen;
+  }
+  if (theirs) {
+    theirs->total += mine.total;
+    for (size_t k = 0; k < nk; k++)
+      theirs->kinds[k] += mine.kinds[k];
+  }
+  if (c->oom)
+    return res; /* not kept: the request fails anyway */
+  for (size_t k = 0; k < nk; k++)
+    if (mine.kinds[k] > UINT16_MAX)
+      return res; /* not kept: counts too large to replay exactly */
+  if (nc && !(ent.counts = gw_arena_alloc(m->a, nc * sizeof *ent.counts)))
+    return res;
+  for (size_t k = 0, w = 0; nc && k < nk; k++)
+    if (mine.kinds[k]) {
+      ent.counts[w][0] = (uint16_t)k;
+      ent.counts[w++][1] = (uint16_t)mine.kinds[k];
+    }
+  if (m->n + 1 > m->cap / 2 && !memo_grow(m))
+    return res;
+  e = memo_slot(m, h, s, len, ctx, &found);
+  if (e) {
+    *e = ent;
+    m->n++;
+  }
+  return res;
+}
+
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
+{
+  const struct gw_redactor *r = c->r;
   struct rd_matches m = {.a = c->a};
   m.v = m.local;
   m.cap = sizeof m.local / sizeof m.local[0];
@@ -519,13 +701,13 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   bool ok = true;
   if (r->builtin && !m.n) {
     t = tls_get();
-    ok = scan(r->builtin, -1, s, len, t, &m);
+    ok = scan(r->builtin, -1, 0, s, len, t, &m);
   }
   for (size_t i = 0; ok && i < r->nuser; i++) {
     if (!t)
       t = tls_get();
     size_t before = m.n;
-    ok = scan(r->user[i], (int)i, s, len, t, &m);
+    ok = scan(r->user[i], (int)i, r->user_match_opts, s, len, t, &m);
     if (before && m.n > before)
       sort_matches(m.v, m.n);
   }

@@ -142,16 +142,28 @@ const char *gw_redact_string(const struct gw_redactor *r, const char *key, const
                              struct gw_arena *a, struct gw_redact_stats *stats);
 
 /*
+ * A memo for one request's redaction, in its arena (NULL when the arena is exhausted). Passed to the
+ * calls below for the same request, it lets each distinct text be scanned once: the request's attribute,
+ * the record's attributes JSON and its content column hold the same message texts. Results and counts
+ * are exactly those without it. Valid while the arena is; the texts redacted must stay unchanged in the
+ * arena meanwhile (redaction never writes into them). Every memo parameter below may be NULL.
+ */
+struct gw_redact_memo;
+struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a);
+
+/*
  * Redact a decoded request in place: every string attribute value (resource, scope, span, span event and
  * link attributes, recursively through arrays and kvlists), span and event names, span status messages.
  * Deny-listed and drop-action attributes are removed from their arrays. Counts each redaction in the
  * redaction metric. Returns GW_ERR(TOO_LARGE) when the arena is exhausted, else OK.
  */
-gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a);
+gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
+                        struct gw_redact_memo *memo);
 
 /* The same for a logs request: resource, scope and log record attributes, and each record's body (a
  * string or kvlist body is redacted value by value; one whose whole value must be dropped is removed). */
-gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a);
+gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a,
+                             struct gw_redact_memo *memo);
 
 /*
  * Redact and truncate records in place (their strings are replaced by arena strings): prompt_content,
@@ -164,7 +176,8 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
  * GW_FLAG_CONTENT_TRUNCATED. Does not count into the metric (gw_redact_request does, once per value
  * forwarded). Returns GW_ERR(TOO_LARGE) when the arena is exhausted, else OK.
  */
-gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a);
+gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a,
+                        struct gw_redact_memo *memo);
 
 /*
  * Redact GenAI events in place: content and text_content, looked up under the attribute key the same
@@ -172,7 +185,8 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
  * the policy treats both paths alike. Sets redaction_count and redacted_kinds. Kind names point into the
  * redactor (it outlives the events). Not counted in the metric (the request's redaction counts).
  */
-gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a);
+gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a,
+                       struct gw_redact_memo *memo);
 
 /* Metric counter for a kind name as rendered on /metrics (tests). */
 int64_t gw_redact_metric_get(const char *kind);

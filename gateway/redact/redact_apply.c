@@ -21,12 +21,14 @@
 
 #define RD_MAX_DEPTH 256
 
-static void ctx_init(struct rd_ctx *c, const struct gw_redactor *r, struct gw_arena *a, struct gw_redact_stats *st)
+static void ctx_init(struct rd_ctx *c, const struct gw_redactor *r, struct gw_arena *a, struct gw_redact_stats *st,
+                     struct gw_redact_memo *memo)
 {
   memset(c, 0, sizeof *c);
   c->r = r;
   c->a = a;
   c->st = st;
+  c->memo = memo;
   c->budget = SIZE_MAX;
   c->cap = SIZE_MAX;
 }
@@ -39,11 +41,11 @@ static void count_deny(struct rd_ctx *c)
   }
 }
 
-const char *gw_redact_string(const struct gw_redactor *r, const char *key, const char *s, size_t len,
-                             struct gw_arena *a, struct gw_redact_stats *stats)
+static const char *redact_string(const struct gw_redactor *r, const char *key, const char *s, size_t len,
+                                 struct gw_arena *a, struct gw_redact_stats *stats, struct gw_redact_memo *memo)
 {
   struct rd_ctx c;
-  ctx_init(&c, r, a, stats);
+  ctx_init(&c, r, a, stats, memo);
   if (!r->enabled || !s)
     return s;
   bool allow;
@@ -60,6 +62,12 @@ const char *gw_redact_string(const struct gw_redactor *r, const char *key, const
   if (c.oom || res == RD_DROP)
     return NULL;
   return res == RD_CHANGED ? o : s;
+}
+
+const char *gw_redact_string(const struct gw_redactor *r, const char *key, const char *s, size_t len,
+                             struct gw_arena *a, struct gw_redact_stats *stats)
+{
+  return redact_string(r, key, s, len, a, stats, NULL);
 }
 
 /* ---- requests ---- */
@@ -152,14 +160,15 @@ static gw_rc count_request(const struct gw_redactor *r, const struct gw_redact_s
   return c->oom ? GW_ERR(TOO_LARGE) : GW_OK;
 }
 
-gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a)
+gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
+                        struct gw_redact_memo *memo)
 {
   if (!r->enabled || !req)
     return GW_OK;
   struct gw_redact_stats st;
   memset(&st, 0, sizeof st);
   struct rd_ctx c;
-  ctx_init(&c, r, a, &st);
+  ctx_init(&c, r, a, &st, memo);
   for (size_t i = 0; i < req->n_resource_spans; i++) {
     GwResourceSpans *rs = req->resource_spans[i];
     if (!rs)
@@ -194,14 +203,15 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
   return count_request(r, &st, &c);
 }
 
-gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a)
+gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a,
+                             struct gw_redact_memo *memo)
 {
   if (!r->enabled || !req)
     return GW_OK;
   struct gw_redact_stats st;
   memset(&st, 0, sizeof st);
   struct rd_ctx c;
-  ctx_init(&c, r, a, &st);
+  ctx_init(&c, r, a, &st, memo);
   for (size_t i = 0; i < req->n_resource_logs; i++) {
     GwResourceLogs *rl = req->resource_logs[i];
     if (!rl)
@@ -275,13 +285,13 @@ static void add_stats(struct gw_redact_stats *to, const struct gw_redact_stats *
 }
 
 static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_record *rec, size_t fi,
-                  struct gw_redact_stats *st, bool *oom)
+                  struct gw_redact_stats *st, struct gw_redact_memo *memo, bool *oom)
 {
   const char **fp = (const char **)((char *)rec + rfields[fi].off);
   if (!*fp)
     return;
   struct rd_ctx c;
-  ctx_init(&c, r, a, st);
+  ctx_init(&c, r, a, st, memo);
   size_t max = r->max_content ? r->max_content : SIZE_MAX;
   if (rfields[fi].mode == RF_CONTENT_JSON)
     c.budget = max;
@@ -311,7 +321,8 @@ static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_rec
     gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
 }
 
-gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a)
+gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a,
+                        struct gw_redact_memo *memo)
 {
   bool oom = false;
   size_t nk = GW_RK__COUNT + r->nuser;
@@ -334,7 +345,7 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
         bool had = gw_record_has_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
         rec->flags &= ~(1u << GW_FLAG_CONTENT_TRUNCATED);
         cache.in = rec->resource;
-        field(r, a, rec, f, &rst, &oom);
+        field(r, a, rec, f, &rst, memo, &oom);
         cache.out = rec->resource;
         cache.st = rst;
         cache.truncated = gw_record_has_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
@@ -343,7 +354,7 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
         add_stats(&st, &rst, nk);
         continue;
       }
-      field(r, a, rec, f, &st, &oom);
+      field(r, a, rec, f, &st, memo, &oom);
     }
     if (!r->enabled)
       continue;
@@ -375,7 +386,8 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 
 /* ---- GenAI events ---- */
 
-gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a)
+gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a,
+                       struct gw_redact_memo *memo)
 {
   if (!r->enabled)
     return GW_OK;
@@ -391,12 +403,12 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
     memset(&st, 0, sizeof st);
     memset(&tst, 0, sizeof tst);
     if (e->content) {
-      e->content = gw_redact_string(r, key, e->content, strlen(e->content), a, &st);
+      e->content = redact_string(r, key, e->content, strlen(e->content), a, &st, memo);
       if (!e->content && gw_arena_exhausted(a))
         return GW_ERR(TOO_LARGE);
     }
     if (e->text_content) { /* the same text as content's parts: counted once, from content */
-      e->text_content = gw_redact_string(r, key, e->text_content, strlen(e->text_content), a, &tst);
+      e->text_content = redact_string(r, key, e->text_content, strlen(e->text_content), a, &tst, memo);
       if (!e->text_content && gw_arena_exhausted(a))
         return GW_ERR(TOO_LARGE);
     }

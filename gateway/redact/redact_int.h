@@ -30,6 +30,7 @@ struct gw_redactor {
   pcre2_code *builtin; /* NULL when every built-in is off */
   uint32_t det_of_mark[GW_RK__COUNT]; /* mark index -> kind (marks are the kind numbers) */
   bool aws_secret_on;
+  uint32_t user_match_opts; /* pcre2_match options for user patterns (PCRE2_NO_JIT under valgrind) */
   size_t nuser;
   pcre2_code *user[GW_REDACT_MAX_PATTERNS];
   struct rd_det det[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
@@ -40,6 +41,8 @@ struct gw_redactor {
   size_t nkeys;
   uint32_t *key_hash; /* open addressing over exact keys: index + 1, 0 = empty */
   size_t key_hash_size;
+  uint32_t *prefix_keys; /* indexes of the prefix keys, the only ones rd_key_find walks */
+  size_t nprefix;
 };
 
 /* One value's redaction context. */
@@ -53,6 +56,7 @@ struct rd_ctx {
   size_t cap;    /* per string; SIZE_MAX: none */
   bool truncated, oom;
   int jdepth; /* JSON inside JSON strings */
+  struct gw_redact_memo *memo; /* NULL: every text is scanned */
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };

@@ -102,20 +102,17 @@ static int string(struct rj *j, const char **rb, const char **txt, size_t *tlen)
   const char *p = j->p + 1, *end = j->end;
   bool esc = false;
   *rb = j->p;
-  while (p < end && *p != '"') {
-    if ((unsigned char)*p > '\\' || ((unsigned char)*p >= 0x20 && *p != '\\')) {
-      p++;
-      continue;
-    }
+  for (;;) {
+    p += gw_json_plain(p, (size_t)(end - p), false);
+    if (p >= end || *p == '"')
+      break;
     if ((unsigned char)*p < 0x20)
       return RJ_ERR;
-    if (*p == '\\') {
-      esc = true;
-      p++;
-      if (p >= end)
-        return RJ_ERR;
-    }
-    p++;
+    /* a backslash: the escaped byte is skipped whatever it is, and checked when unescaping */
+    esc = true;
+    p += 2;
+    if (p > end)
+      return RJ_ERR;
   }
   if (p >= end)
     return RJ_ERR;
@@ -133,7 +130,11 @@ static int string(struct rj *j, const char **rb, const char **txt, size_t *tlen)
   }
   for (const char *q = b; q < p; q++) {
     if (*q != '\\') {
-      *w++ = *q;
+      const char *e = memchr(q, '\\', (size_t)(p - q));
+      size_t run = e ? (size_t)(e - q) : (size_t)(p - q);
+      memcpy(w, q, run);
+      w += run;
+      q += run - 1;
       continue;
     }
     q++;

@@ -86,7 +86,12 @@ void gw_spool_rewind(struct gw_spool *s, int consumer);
 /* Mark every entry up to seq as done for this consumer; reclaims space nobody needs any more. */
 void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq);
 
-/* Wake every waiting consumer (for shutdown, or to notice a new deadline). */
+/* Wait until the spool frees room (entries reclaimed), is closed, or deadline_mono_ns passes. It may
+ * return early: callers check again whatever they wait for. */
+void gw_spool_wait_room(struct gw_spool *s, uint64_t deadline_mono_ns);
+
+/* Wake every waiting consumer and every appender waiting for room (for shutdown, or to notice a new
+ * deadline). */
 void gw_spool_wake(struct gw_spool *s);
 /* Refuse further appends and wake consumers; peek still returns what is left (drain). */
 void gw_spool_close(struct gw_spool *s);

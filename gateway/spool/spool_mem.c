@@ -35,7 +35,8 @@ struct consumer {
 
 struct gw_spool {
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_cond_t cv;   /* consumers: entries appended */
+  pthread_cond_t room; /* appenders: entries reclaimed */
   struct node *head, *tail; /* head = oldest not yet reclaimed */
   uint64_t next_seq;
   uint64_t appended_bytes; /* running total, for lag */
@@ -62,6 +63,7 @@ struct gw_spool *gw_spool_create(const struct gw_spool_conf *conf, struct gw_err
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->cv, &ca);
+  pthread_cond_init(&s->room, &ca);
   pthread_condattr_destroy(&ca);
   s->next_seq = 1;
   s->max_bytes = conf->max_bytes;
@@ -81,6 +83,7 @@ void gw_spool_destroy(struct gw_spool *s)
   }
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
+  pthread_cond_destroy(&s->room);
   free(s);
 }
 
@@ -109,6 +112,7 @@ static void reclaim(struct gw_spool *s)
       min = s->consumers[i].committed;
   if (s->nconsumers == 0)
     min = s->next_seq - 1;
+  bool freed = false;
   while (s->head && s->head->e.seq <= min) {
     struct node *n = s->head;
     s->head = n->next;
@@ -116,7 +120,10 @@ static void reclaim(struct gw_spool *s)
       s->tail = NULL;
     s->bytes -= n->bytes;
     free(n);
+    freed = true;
   }
+  if (freed)
+    pthread_cond_broadcast(&s->room);
 }
 
 gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
@@ -261,6 +268,17 @@ void gw_spool_wake(struct gw_spool *s)
 {
   pthread_mutex_lock(&s->mu);
   pthread_cond_broadcast(&s->cv);
+  pthread_cond_broadcast(&s->room);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void gw_spool_wait_room(struct gw_spool *s, uint64_t deadline_mono_ns)
+{
+  pthread_mutex_lock(&s->mu);
+  if (!s->closed && gw_mono_ns() < deadline_mono_ns) {
+    struct timespec ts = {(time_t)(deadline_mono_ns / 1000000000ull), (long)(deadline_mono_ns % 1000000000ull)};
+    pthread_cond_timedwait(&s->room, &s->mu, &ts);
+  }
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -269,6 +287,7 @@ void gw_spool_close(struct gw_spool *s)
   pthread_mutex_lock(&s->mu);
   s->closed = true;
   pthread_cond_broadcast(&s->cv);
+  pthread_cond_broadcast(&s->room);
   pthread_mutex_unlock(&s->mu);
 }
 

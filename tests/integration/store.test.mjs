@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
   prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, countRows, startPgCluster, sleep,
-  parseMetrics, metric,
+  parseMetrics, metric, metricSum,
 } from '../lib/harness.mjs';
 import {
   traceRequest, genaiSpan, span, toProtobuf, toJson, decodeResponse, rejectedSpans, rawGrpcClient, grpcUnaryRaw,
@@ -250,6 +250,43 @@ describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
     assert.equal(roll.rows[0].input, (sent.length / 20) * 210, 'rollup input tokens of each span once');
   });
 
+  test('a request that finds the spool full waits for room (spool.full_wait_ms) and is accepted when the writer makes some', async () => {
+    const db3 = await createDatabase(cluster.dsn);
+    const gw3 = await startGateway({ dsn: db3.dsn, config: { spool: { max_bytes: 4 * 1024 * 1024, full_wait_ms: '50s' } } });
+    const acked = [];
+    let waiting = null;
+    try {
+      await cluster.stop();
+      /* Fill the spool: requests answered at once are in; the first one not answered within 2 s waits. */
+      for (let i = 0; i < 200 && !waiting; i++) {
+        const spans = Array.from({ length: 50 }, () => genaiSpan({ attributes: { 'app.pad': 'p'.repeat(2000) } }));
+        const p = post(gw3, '/v1/traces', toProtobuf(traceRequest(spans, { service: 'waiting' })), PB, { timeoutMs: 90000 });
+        const r = await Promise.race([p, sleep(2000).then(() => null)]);
+        if (r === null) {
+          waiting = { p, spans };
+        } else {
+          assert.equal(r.status, 200, 'accepted while there is room');
+          acked.push(...spans);
+        }
+      }
+      assert.ok(waiting, 'a request waits for room instead of being refused at once');
+      assert.ok(acked.length > 0);
+    } finally {
+      await cluster.start();
+    }
+    try {
+      const r = await waiting.p;
+      assert.equal(r.status, 200, 'the waiting request was accepted once the writer freed room');
+      acked.push(...waiting.spans);
+      const traceIds = acked.map((sp) => sp.traceId);
+      await waitFor(async () => (await countRows(db3, traceIds)) >= acked.length, { timeoutMs: 60000, intervalMs: 250, what: `${acked.length} acknowledged rows` });
+      assert.equal(await countRows(db3, traceIds), acked.length, 'each acknowledged span exactly once');
+    } finally {
+      await gw3.cleanup();
+      await db3.drop();
+    }
+  });
+
   test('a full spool pushes back with 429/503 + Retry-After, never drops what it acknowledged', async () => {
     const db2 = await createDatabase(cluster.dsn);
     const gw2 = await startGateway({ dsn: db2.dsn, config: { spool: { max_bytes: 4 * 1024 * 1024 } } });
@@ -267,6 +304,21 @@ describe('Postgres outage mid-stream', { skip: skip ?? false }, () => {
       assert.ok([429, 503].includes(pushback.status), `status ${pushback.status}`);
       assert.match(pushback.headers.get('retry-after') ?? '', /^\d+$/, 'Retry-After in seconds');
       assert.ok(acked.length > 0);
+      /* A request the full spool has no room for is refused right after decode: its spans are counted as
+       * received and rejected, but nothing of it is normalized or redacted (that work would be thrown
+       * away, and under overload it takes the CPU the writer needs). A malformed body is still a 400. */
+      const m0 = await gw2.metrics();
+      const refused = Array.from({ length: 5 }, () => genaiSpan({ attributes: { 'app.note': 'mail refused@example.com', 'app.pad': 'p'.repeat(200000) } }));
+      const r1 = await post(gw2, '/v1/traces', toProtobuf(traceRequest(refused, { service: 'pushback' })), PB);
+      assert.ok([429, 503].includes(r1.status), `status ${r1.status}`);
+      const m1 = await gw2.metrics();
+      assert.equal(metric(m1, 'genai_gateway_spans_received_total') - metric(m0, 'genai_gateway_spans_received_total'), 5);
+      assert.equal(metricSum(m1, 'genai_gateway_spans_rejected_total') - metricSum(m0, 'genai_gateway_spans_rejected_total'), 5);
+      assert.equal(metricSum(m1, 'genai_gateway_redactions_total'), metricSum(m0, 'genai_gateway_redactions_total'),
+        'a refused request is not redacted');
+      assert.equal(metric(m1, 'genai_gateway_genai_records_total'), metric(m0, 'genai_gateway_genai_records_total'));
+      const bad = await post(gw2, '/v1/traces', Buffer.alloc(300000, 0xff), PB);
+      assert.equal(bad.status, 400, 'a malformed body is a decode error, full spool or not');
       /* The same pushback over gRPC: RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo, which OTLP clients
        * need to treat it as retryable. */
       const client = rawGrpcClient(gw2.grpcAddr);

@@ -621,6 +621,7 @@ static void test_print_format(void **state)
                            "  dir: \"data/spool\"\n"
                            "  max_bytes: 256MiB\n"
                            "  high_water: 0.9\n"
+                           "  full_wait_ms: 100ms\n"
                            "postgres:\n"
                            "  dsn: \"\"\n"
                            "  batch_rows: 1000\n"

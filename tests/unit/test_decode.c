@@ -932,6 +932,62 @@ static void test_utf8_fix(void **state)
   }
 }
 
+/* Long ASCII runs are checked eight bytes at a time: a bad byte, a NUL or a valid multi-byte character
+ * at every position of the first words, and at the very end, is still seen. */
+static void test_utf8_fix_positions(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *ins, *want; /* want NULL: unchanged */
+  } kinds[] = {
+      {"\xff", "\xef\xbf\xbd"},
+      {"\x80", "\xef\xbf\xbd"},
+      {"\xc3\xa9", NULL},
+      {"\xf0\x9f\x98\x80", NULL},
+      {"\xe2\x82", "\xef\xbf\xbd"},
+  };
+  char in[64], want[64];
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    for (size_t pos = 0; pos <= 24; pos++) {
+      size_t il = strlen(kinds[k].ins);
+      memset(in, 'x', pos);
+      memcpy(in + pos, kinds[k].ins, il);
+      memset(in + pos + il, 'y', 24 - pos);
+      size_t len = 24 + il;
+      struct gw_arena *a = gw_arena_create(0);
+      char *s = gw_arena_strndup(a, in, len);
+      bool fixed = true;
+      char *r = gw_utf8_fix(a, s, len, &fixed);
+      if (!kinds[k].want) {
+        if (fixed || r != s)
+          fail_msg("kind %zu at %zu: a valid string was changed", k, pos);
+      } else {
+        size_t wl = strlen(kinds[k].want);
+        memset(want, 'x', pos);
+        memcpy(want + pos, kinds[k].want, wl);
+        memset(want + pos + wl, 'y', 24 - pos);
+        want[24 + wl] = 0;
+        if (!fixed || strcmp(r, want))
+          fail_msg("kind %zu at %zu: got \"%s\"", k, pos, r);
+      }
+      gw_arena_destroy(a);
+    }
+  }
+  /* NUL bytes inside long ASCII runs are removed wherever they are. */
+  for (size_t pos = 0; pos < 24; pos++) {
+    memset(in, 'z', 24);
+    in[pos] = 0;
+    struct gw_arena *a = gw_arena_create(0);
+    char *s = gw_arena_strndup(a, in, 24);
+    bool fixed = false;
+    char *r = gw_utf8_fix(a, s, 24, &fixed);
+    assert_true(fixed);
+    assert_int_equal(strlen(r), 23);
+    assert_int_equal(strspn(r, "z"), 23);
+    gw_arena_destroy(a);
+  }
+}
+
 /* A repair that does not grow the string is done in place; one that grows gets a copy. */
 static void test_utf8_in_place(void **state)
 {
@@ -1062,6 +1118,7 @@ int main(void)
       cmocka_unit_test(test_gzip_bad),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
+      cmocka_unit_test(test_utf8_fix_positions),
       cmocka_unit_test(test_utf8_in_place),
       cmocka_unit_test(test_utf8_in_requests),
       cmocka_unit_test(test_arena_cap),

@@ -13,6 +13,7 @@
 
 #include "decode/decode.h"
 #include "normalize/normalize.h"
+#include "normalize/normalize_int.h"
 #include "testutil.h"
 
 /* ---- building requests by hand ---- */
@@ -554,6 +555,128 @@ static void test_structured_vs_string_messages(void **state)
   assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
 }
 
+/* gen_ai.input/output.messages of the usual shape are read without json-c; everything else goes through
+ * json-c. Both paths must give the same record, byte for byte: each value here is normalized both ways
+ * (as input and as output messages) and compared, and `fast` says which path it must take. */
+static const struct {
+  const char *json;
+  bool fast;
+} msg_cases[] = {
+  {HELLO_PROMPT, true},
+  {"[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"Be brief.\"}]},{\"role\":\"user\",\"parts\":"
+   "[{\"type\":\"text\",\"content\":\"one\"},{\"type\":\"text\",\"content\":\"two\"}]},{\"role\":\"assistant\","
+   "\"parts\":[{\"type\":\"reasoning\",\"content\":\"hm\"},{\"type\":\"text\",\"content\":\"three\"}],\"name\":\"bot\","
+   "\"finish_reason\":\"stop\"}]", true},
+  {"[ {\"role\" : \"user\" ,\n \"parts\" :\t[ {\"content\":\"hi\", \"type\":\"text\"} ] } ,{\"parts\":[],"
+   "\"role\":\"tool\"}\r]", true},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"text\":\"openai style part\"}]}]", true},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\\u20AC\\u0001 e\"}]}]",
+   true},
+  {"[{\"role\":\"us\\u0065r\",\"parts\":[{\"type\":\"text\",\"content\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 "
+   "long enough to cross a few words of the scanner\"}]}]", true},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"sixteen bytes ok, \\\"quoted\\\" after the first "
+   "block, caf\xc3\xa9 in the third, a tab\\tand a newline\\nfurther on, then \\u00e9 and a long plain tail "
+   "to finish the string\"}]}]", true},
+  {"[]", true},
+  {"[{}]", true},
+  {"[{\"role\":\"\",\"parts\":[{\"type\":\"text\",\"content\":\"\"}],\"name\":\"\",\"finish_reason\":\"\"}]", true},
+  {"[{\"role\":\"user\",\"content\":\"hello\"}]", false},
+  {"[{\"role\":\"user\",\"role\":\"assistant\",\"parts\":[]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"image\",\"content\":\"x\"}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"te\\u0078t\",\"content\":\"x\"}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"nul \\u0000 here\"}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"lone \\ud800 here\"}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"pair \\ud83d\\ude00 here\"}]}]", false},
+  {" " HELLO_PROMPT, false},
+  {HELLO_PROMPT " ", false},
+  {"[{\"role\":", false},
+  {"[{\"role\":\"user\",\"parts\":[]},]", false},
+  {"{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"object at the top\"}]}", false},
+  {"[{\"role\":null,\"parts\":[]}]", false},
+  {"[{\"role\":7,\"parts\":[]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"raw \x01 control\"}]}]", false},
+  {"[{\"ro\\u006ce\":\"user\",\"parts\":[]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"bad \xff byte\"}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[\"a bare string part\"]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"x\",\"extra\":1}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"x\",\"text\":\"y\"}]}]", false},
+  {"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"f\",\"arguments\":{\"a\":1}}]}]",
+   false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"bad escape \\q\"}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"short \\u12\"}]}]", false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"unterminated}]}]", false},
+};
+
+static void assert_same_str(const char *a, const char *b, const char *what, size_t i)
+{
+  if ((a == NULL) != (b == NULL) || (a && strcmp(a, b)))
+    fail_msg("case %zu %s: direct %s, json-c %s", i, what, a ? a : "NULL", b ? b : "NULL");
+}
+
+static void test_messages_direct_vs_json_c(void **state)
+{
+  (void)state;
+  for (size_t i = 0; i < sizeof msg_cases / sizeof msg_cases[0]; i++) {
+    struct gw_record got[2];
+    for (int pass = 0; pass < 2; pass++) {
+      struct gw_normalize_result res;
+      nz_fast_json = pass == 0;
+      uint64_t reads = nz_fast_json_reads;
+      got[pass] = *one(&res, SPAN(kv("gen_ai.input.messages", av_str(msg_cases[i].json)),
+                                  kv("gen_ai.output.messages", av_str(msg_cases[i].json))));
+      if (pass == 0 && (nz_fast_json_reads - reads == 2) != msg_cases[i].fast)
+        fail_msg("case %zu: read %s, want %s", i, nz_fast_json_reads - reads == 2 ? "directly" : "by json-c",
+                 msg_cases[i].fast ? "directly" : "by json-c");
+    }
+    nz_fast_json = true;
+    assert_same_str(got[0].prompt_content, got[1].prompt_content, "prompt_content", i);
+    assert_same_str(got[0].response_content, got[1].response_content, "response_content", i);
+    assert_same_str(got[0].system_prompt, got[1].system_prompt, "system_prompt", i);
+    assert_same_str(got[0].attributes, got[1].attributes, "attributes", i);
+    assert_string_equal(got[0].prompt_hash, got[1].prompt_hash);
+    assert_int_equal(got[0].flags, got[1].flags);
+    assert_int_equal(got[0].finish_reasons.n, got[1].finish_reasons.n);
+    for (uint32_t k = 0; k < got[0].finish_reasons.n; k++)
+      assert_string_equal(got[0].finish_reasons.v[k], got[1].finish_reasons.v[k]);
+    assert_valid_json(got[0].prompt_content);
+    assert_valid_json(got[0].response_content);
+  }
+}
+
+/* Doubles are written short when 15 digits give the value back, else with 17; the texts of recent values
+ * are cached per thread: values that share a cache slot, written in turns, keep their own text. */
+static void test_double_text(void **state)
+{
+  (void)state;
+  static const struct {
+    double d;
+    const char *want;
+  } cases[] = {
+    {0.2, "0.2"}, {1.0, "1.0"}, {-3.0, "-3.0"}, {0.1 + 0.2, "0.30000000000000004"}, {1e21, "1e+21"},
+    {123456789012.5, "123456789012.5"}, {-0.0, "-0.0"}, {5e-324, "4.94065645841247e-324"},
+  };
+  for (int round = 0; round < 3; round++)
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      struct gw_sb sb;
+      gw_sb_init(&sb, A);
+      nz_sb_double(&sb, cases[i].d);
+      assert_string_equal(gw_sb_finish(&sb), cases[i].want);
+    }
+  /* Many values: more than the cache holds, so slots are shared and replaced. */
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < 200; i++) {
+      double d = i * 0.25 + 0.01;
+      char want[48];
+      snprintf(want, sizeof want, "%.15g", d);
+      if (strtod(want, NULL) != d)
+        snprintf(want, sizeof want, "%.17g", d);
+      struct gw_sb sb;
+      gw_sb_init(&sb, A);
+      nz_sb_double(&sb, d);
+      assert_string_equal(gw_sb_finish(&sb), want);
+    }
+}
+
 static void test_system_instructions(void **state)
 {
   (void)state;
@@ -857,6 +980,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_openinference, setup, teardown),
     cmocka_unit_test_setup_teardown(test_langfuse_usage_exclusive, setup, teardown),
     cmocka_unit_test_setup_teardown(test_structured_vs_string_messages, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_messages_direct_vs_json_c, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_double_text, setup, teardown),
     cmocka_unit_test_setup_teardown(test_system_instructions, setup, teardown),
     cmocka_unit_test_setup_teardown(test_events_fill_missing_content, setup, teardown),
     cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),

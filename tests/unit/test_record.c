@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -32,6 +33,7 @@ static void test_round_trip(void **st)
   struct gw_sb sb;
   gw_sb_init(&sb, a);
   assert_int_equal(gw_records_encode(r, 2, &sb), GW_OK);
+  assert_int_equal(sb.cap, sb.len + 1); /* sized exactly, once */
 
   struct gw_record *out;
   size_t n;
@@ -108,6 +110,25 @@ static void test_arena_reset_reuses_chunks(void **st)
   assert_false(gw_arena_exhausted(gw_arena_thread(1 << 20)));
 }
 
+/* An arena told to keep more (the Postgres writer's, whose batches pass 4 MiB) reuses all of it. */
+static void test_arena_keep(void **st)
+{
+  (void)st;
+  for (int keep = 0; keep < 2; keep++) {
+    struct gw_arena *a = gw_arena_create(0);
+    if (keep)
+      gw_arena_keep(a, 16 << 20);
+    for (int i = 0; i < 8; i++)
+      assert_non_null(gw_arena_alloc(a, 1 << 20));
+    gw_arena_reset(a);
+    if (keep)
+      assert_true(gw_arena_kept(a) >= 8u << 20);
+    else
+      assert_true(gw_arena_kept(a) <= 4u << 20);
+    gw_arena_destroy(a);
+  }
+}
+
 static void test_json_escaping(void **st)
 {
   (void)st;
@@ -119,6 +140,95 @@ static void test_json_escaping(void **st)
   gw_arena_destroy(a);
 }
 
+/* The escaping RFC 8259 asks for, one byte at a time: what gw_sb_json_str must produce. */
+static size_t ref_escape(char *out, const unsigned char *s, size_t n)
+{
+  size_t o = 0;
+  out[o++] = '"';
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = s[i];
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+    } else if (c == '\n' || c == '\r' || c == '\t') {
+      out[o++] = '\\';
+      out[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    } else if (c < 0x20) {
+      o += (size_t)sprintf(out + o, "\\u%04x", c);
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  out[o++] = '"';
+  out[o] = 0;
+  return o;
+}
+
+/* Runs of plain bytes are copied a word at a time: every byte value at every position of the first
+ * words is still escaped exactly, and strings made only of escapes grow the builder as they must. */
+static void test_json_escaping_positions(void **st)
+{
+  (void)st;
+  unsigned char in[40];
+  char want[40 * 6 + 3];
+  for (int c = 1; c < 256; c++) {
+    for (size_t pos = 0; pos < 20; pos++) {
+      memset(in, 'a', sizeof in);
+      in[pos] = (unsigned char)c;
+      in[pos + 9] = (unsigned char)c; /* a second one in the next word */
+      struct gw_arena *a = gw_arena_create(0);
+      struct gw_sb sb;
+      gw_sb_init(&sb, a);
+      gw_sb_putc(&sb, '>');
+      gw_sb_json_str(&sb, (const char *)in, sizeof in);
+      const char *got = gw_sb_finish(&sb);
+      ref_escape(want, in, sizeof in);
+      if (!got || got[0] != '>' || strcmp(got + 1, want))
+        fail_msg("byte 0x%02x at %zu: got %s", c, pos, got ? got : "(null)");
+      gw_arena_destroy(a);
+    }
+  }
+  /* Only escapes, long enough to outgrow the builder several times. */
+  static unsigned char ctl[5000];
+  static char want_ctl[5000 * 6 + 3];
+  for (size_t i = 0; i < sizeof ctl; i++)
+    ctl[i] = (unsigned char)(i % 3 == 0 ? 0x01 : i % 3 == 1 ? '"' : 'x');
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  gw_sb_json_str(&sb, (const char *)ctl, sizeof ctl);
+  size_t wl = ref_escape(want_ctl, ctl, sizeof ctl);
+  assert_int_equal(sb.len, wl);
+  assert_string_equal(gw_sb_finish(&sb), want_ctl);
+  gw_arena_destroy(a);
+  /* Out of room half way through the escapes: the builder fails, it does not overflow. */
+  a = gw_arena_create(8192);
+  gw_sb_init(&sb, a);
+  gw_sb_json_str(&sb, (const char *)ctl, sizeof ctl);
+  assert_true(sb.oom);
+  assert_null(gw_sb_finish(&sb));
+  gw_arena_destroy(a);
+}
+
+/* gw_sb_i64 writes what printf's %lld writes, at the extremes too. */
+static void test_sb_i64(void **st)
+{
+  (void)st;
+  const int64_t vals[] = {0, 1, -1, 9, 10, -10, 1234567890, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1000000000000000000};
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    struct gw_arena *a = gw_arena_create(0);
+    struct gw_sb sb;
+    gw_sb_init(&sb, a);
+    gw_sb_putc(&sb, '[');
+    gw_sb_i64(&sb, vals[i]);
+    gw_sb_putc(&sb, ']');
+    char want[32];
+    snprintf(want, sizeof want, "[%lld]", (long long)vals[i]);
+    assert_string_equal(gw_sb_finish(&sb), want);
+    gw_arena_destroy(a);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -126,7 +236,10 @@ int main(void)
     cmocka_unit_test(test_lying_count),
     cmocka_unit_test(test_arena_cap),
     cmocka_unit_test(test_arena_reset_reuses_chunks),
+    cmocka_unit_test(test_arena_keep),
     cmocka_unit_test(test_json_escaping),
+    cmocka_unit_test(test_json_escaping_positions),
+    cmocka_unit_test(test_sb_i64),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "decode/decode.h"
 #include "normalize/normalize.h"
 #include "redact/redact.h"
+#include "redact/redact_int.h"
 #include "testutil.h"
 
 static struct gw_arena *A;
@@ -167,6 +168,15 @@ static void test_mixed_values(void **state)
   assert_non_null(arr);
   json_object_put(arr);
   json_object_put(obj);
+  /* long strings are scanned in blocks: escapes, the end quote and bad bytes past the first blocks */
+  assert_string_equal(red(r, NULL, "{\"a\":\"a long run of plain text before the escape \\\"quoted\\\" then "
+                                   "bob@example.com and a backslash \\\\ after another long run of text\"}"),
+                      "{\"a\":\"a long run of plain text before the escape \\\"quoted\\\" then "
+                      "[EMAIL_REDACTED] and a backslash \\\\ after another long run of text\"}");
+  assert_string_equal(red(r, NULL, "[\"twenty bytes of text\x01 bob@example.com\"]"),
+                      "[\"twenty bytes of text\x01 [EMAIL_REDACTED]\"]"); /* a raw control: not JSON */
+  assert_string_equal(red(r, NULL, "[\"bob@example.com and a long enough run of text \\"),
+                      "[\"[EMAIL_REDACTED] and a long enough run of text \\"); /* ends inside an escape */
   /* text that only starts like JSON is redacted as text */
   assert_string_equal(red(r, NULL, "[note] mail bob@example.com"), "[note] mail [EMAIL_REDACTED]");
   /* an unchanged value is the same pointer (no copy) */
@@ -264,7 +274,7 @@ static void test_drop_action(void **state)
   struct gw_record rec;
   memset(&rec, 0, sizeof rec);
   rec.attributes = "{\"a\":\"ssn 123-45-6789\",\"b\":\"ok\",\"c\":{\"d\":\"123-45-6789\",\"e\":1}}";
-  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
   assert_string_equal(rec.attributes, "{\"b\":\"ok\",\"c\":{\"e\":1}}");
   /* removing members keeps the commas right wherever they sit; formatting is kept */
   static const char *const drops[][2] = {
@@ -277,7 +287,7 @@ static void test_drop_action(void **state)
   for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
     memset(&rec, 0, sizeof rec);
     rec.attributes = drops[i][0];
-    assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+    assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
     assert_string_equal(rec.attributes, drops[i][1]);
     struct json_object *o = json_tokener_parse(rec.attributes);
     assert_non_null(o);
@@ -450,7 +460,7 @@ static void test_truncation(void **state)
   rec.response_content = "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"short\"}]}]";
   rec.system_prompt = big;
   memcpy(rec.prompt_hash, "0123456789abcdef", 17);
-  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
   assert_true(gw_record_has_flag(&rec, GW_FLAG_CONTENT_TRUNCATED));
   assert_string_equal(rec.prompt_hash, "0123456789abcdef");
   assert_null(strstr(rec.prompt_content, "bob@example.com"));
@@ -485,7 +495,7 @@ static void test_truncation(void **state)
   /* nothing long: no flag */
   memset(&rec, 0, sizeof rec);
   rec.prompt_content = "[{\"role\":\"user\",\"content\":\"hi\"}]";
-  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
   assert_false(gw_record_has_flag(&rec, GW_FLAG_CONTENT_TRUNCATED));
   assert_string_equal(rec.prompt_content, "[{\"role\":\"user\",\"content\":\"hi\"}]");
   free(big);
@@ -629,7 +639,7 @@ static void test_request_everywhere(void **state)
   req->n_resource_spans = 1;
 
   int64_t before_email = gw_redact_metric_get("email"), before_deny = gw_redact_metric_get("deny_list");
-  assert_int_equal(gw_redact_request(r, req, A), GW_OK);
+  assert_int_equal(gw_redact_request(r, req, A, NULL), GW_OK);
 
   size_t len;
   uint8_t *b = pack(req, &len);
@@ -698,7 +708,7 @@ static void test_records(void **state)
   recs[0].attributes = "{\"gen_ai.request.model\":\"gpt-4o\",\"http.request.header.authorization\":\"Basic x\","
                        "\"user.id\":\"alice@example.com\",\"n\":3}";
   memcpy(recs[0].prompt_hash, "aaaaaaaaaaaaaaaa", 17);
-  assert_int_equal(gw_redact_records(r, recs, 2, A), GW_OK);
+  assert_int_equal(gw_redact_records(r, recs, 2, A, NULL), GW_OK);
 
   assert_string_equal(recs[0].user_id, "[EMAIL_REDACTED]");
   assert_string_equal(recs[0].session_id, "sess-1");
@@ -742,7 +752,7 @@ static void test_records(void **state)
   memset(&rec, 0, sizeof rec);
   rec.user_id = "alice@example.com";
   rec.system_prompt = "a long system prompt";
-  assert_int_equal(gw_redact_records(r, &rec, 1, A), GW_OK);
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
   assert_string_equal(rec.user_id, "alice@example.com"); /* ids are never cut */
   assert_string_equal(rec.system_prompt, "a long sys...[TRUNCATED]");
   assert_false(rec.redaction_count.set);
@@ -793,6 +803,162 @@ static void test_threads(void **state)
   gw_redactor_destroy(r);
 }
 
+/* ---- candidate positions ---- */
+
+/* rd_next_candidate skips 16 bytes at a time where no branch can start; it must stop exactly where a plain
+ * walk asking rd_candidate at every position stops, on text dense with the bytes branches start with. */
+static void test_candidate_scan(void **state)
+{
+  (void)state;
+  static const char alphabet[] = "aAsSeEwWcCrRtTgGxXbBkK0189@+(:-_ ./=\n\xc3\xa9yz";
+  unsigned seed = 12345;
+  char buf[160];
+  for (int round = 0; round < 3000; round++) {
+    size_t len = (size_t)(rand_r(&seed) % sizeof buf);
+    for (size_t i = 0; i < len; i++)
+      buf[i] = alphabet[rand_r(&seed) % (sizeof alphabet - 1)];
+    if (round % 7 == 0 && len > 20) /* whole words too */
+      memcpy(buf + rand_r(&seed) % (len - 20), round % 2 ? "MyAwsSecretKey -----BEGIN" : "sk-ab1 ::1 eyJ 4111", 19);
+    for (size_t from = 0; from <= len; from++) {
+      size_t want = from;
+      while (want < len && !rd_candidate(buf, len, want))
+        want++;
+      size_t got = rd_next_candidate(buf, len, from);
+      if (got != want)
+        fail_msg("round %d from %zu: got %zu, want %zu in '%.*s'", round, from, got, want, (int)len, buf);
+    }
+  }
+}
+
+/* ---- the per-request memo ---- */
+
+/* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
+ * and so the record's attributes JSON and content columns), as a plain attribute, in span names. */
+static uint8_t *memo_body(size_t *len)
+{
+  static const char *const texts[] = {
+    "Customer grace.rossi47@example.com called from +1 646 555 0986 about card 4111 1111 1111 1111; "
+    "she asked us to confirm the refund to the address on file.",
+    "Please write back to ops-team@example.com once 10.20.30.40 is patched, and keep 219-96-7272 out of "
+    "the ticket history, thanks.",
+    "Nothing sensitive in this one, only a long enough sentence to be worth remembering for later reuse.",
+  };
+  GwSpan **spans = az(sizeof *spans * 12);
+  for (size_t i = 0; i < 12; i++) {
+    const char *t = texts[i % 3], *u = texts[(i + 1) % 3];
+    char *in = gw_arena_printf(A, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"%s\"}]},"
+                                  "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"%s\"}]}]", u, t);
+    char *out = gw_arena_printf(A, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"%s\"}],"
+                                   "\"finish_reason\":\"stop\"}]", t);
+    GwSpan *sp = az(sizeof *sp);
+    gw_pb_span_init(sp);
+    uint8_t *tid = az(16), *sid = az(8);
+    memset(tid, 0x11, 16);
+    tid[15] = (uint8_t)(i / 4 + 1);
+    memset(sid, 0x22, 8);
+    sid[7] = (uint8_t)(i + 1);
+    sp->trace_id = (ProtobufCBinaryData){16, tid};
+    sp->span_id = (ProtobufCBinaryData){8, sid};
+    sp->start_time_unix_nano = 1700000000000000000ull + i;
+    sp->end_time_unix_nano = sp->start_time_unix_nano + 1000;
+    sp->name = gw_arena_strdup(A, t);
+    sp->attributes = kvs(6, kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.request.model", av_str("gpt-4o")),
+                         kv("gen_ai.input.messages", av_str(in)), kv("gen_ai.output.messages", av_str(out)),
+                         kv("note", av_str(t)), kv("user.id", av_str("user-7@example.com")));
+    sp->n_attributes = 6;
+    spans[i] = sp;
+  }
+  GwResource *res = az(sizeof *res);
+  gw_pb_resource_init(res);
+  res->attributes = kvs(2, kv("service.name", av_str("svc")), kv("deploy.owner", av_str(texts[1])));
+  res->n_attributes = 2;
+  GwScopeSpans *ss = az(sizeof *ss);
+  gw_pb_scope_spans_init(ss);
+  ss->spans = spans;
+  ss->n_spans = 12;
+  GwResourceSpans *rs = az(sizeof *rs);
+  gw_pb_resource_spans_init(rs);
+  rs->resource = res;
+  rs->scope_spans = az(sizeof *rs->scope_spans);
+  rs->scope_spans[0] = ss;
+  rs->n_scope_spans = 1;
+  GwTraceRequest *req = az(sizeof *req);
+  gw_pb_trace_request_init(req);
+  req->resource_spans = az(sizeof *req->resource_spans);
+  req->resource_spans[0] = rs;
+  req->n_resource_spans = 1;
+  return pack(req, len);
+}
+
+/* Decode, normalize and redact body (with or without a memo); the forwarded request and the encoded
+ * records as bytes, and what the request pass added to the redaction metric. */
+static void memo_run(const struct gw_redactor *r, const uint8_t *body, size_t len, bool memo, struct gw_sb *req_out,
+                     struct gw_sb *recs_out, int64_t *metric)
+{
+  struct gw_decode_limits lim = {64u << 20, 64};
+  struct gw_err err = {0};
+  GwTraceRequest *req;
+  assert_int_equal(gw_decode_traces(A, GW_ENC_PROTOBUF, body, len, &lim, &req, &err), GW_OK);
+  struct gw_normalize_result res;
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, 12);
+  struct gw_redact_memo *m = memo ? gw_redact_memo_create(A) : NULL;
+  int64_t before = 0;
+  for (size_t k = 0; k < GW_RK__COUNT; k++)
+    before += gw_redact_metric_get(gw_redact_kind_name((enum gw_redact_kind)k));
+  assert_int_equal(gw_redact_request(r, req, A, m), GW_OK);
+  assert_int_equal(gw_redact_records(r, res.records, res.nrecords, A, m), GW_OK);
+  *metric = -before;
+  for (size_t k = 0; k < GW_RK__COUNT; k++)
+    *metric += gw_redact_metric_get(gw_redact_kind_name((enum gw_redact_kind)k));
+  size_t plen;
+  uint8_t *pb = pack(req, &plen);
+  gw_sb_init(req_out, A);
+  gw_sb_putn(req_out, (const char *)pb, plen);
+  gw_sb_init(recs_out, A);
+  assert_int_equal(gw_records_encode(res.records, res.nrecords, recs_out), GW_OK);
+}
+
+/* With the memo each distinct text is scanned once; the forwarded request, the records (redaction counts
+ * and kinds included) and the metric are the same bytes as without it, under every kind of action. */
+static void test_memo_same_result(void **state)
+{
+  (void)state;
+  size_t len;
+  uint8_t *body = memo_body(&len);
+  static const struct gw_redact_key_rule hash_input[] = {{"gen_ai.input.messages", GW_REDACT_HASH}};
+  static const struct gw_redact_user_pattern user[] = {{"ticket", "refund|ticket", NULL, GW_REDACT_MASK}};
+  for (int variant = 0; variant < 5; variant++) {
+    struct gw_redact_policy p;
+    gw_redact_policy_defaults(&p);
+    p.hmac_key = "k1-secret-hmac-key";
+    if (variant == 1)
+      p.actions[GW_RK_EMAIL] = GW_REDACT_HASH;
+    if (variant == 2)
+      p.actions[GW_RK_PHONE] = GW_REDACT_DROP;
+    if (variant == 3) {
+      p.key_rules = hash_input;
+      p.n_key_rules = 1;
+      p.patterns = user;
+      p.n_patterns = 1;
+    }
+    if (variant == 4)
+      p.max_content_bytes = 150;
+    struct gw_redactor *r = make(&p);
+    struct gw_sb req[2], recs[2];
+    int64_t metric[2];
+    memo_run(r, body, len, false, &req[0], &recs[0], &metric[0]);
+    memo_run(r, body, len, true, &req[1], &recs[1], &metric[1]);
+    if (req[0].len != req[1].len || memcmp(req[0].buf, req[1].buf, req[0].len))
+      fail_msg("variant %d: the forwarded request differs with the memo", variant);
+    if (recs[0].len != recs[1].len || memcmp(recs[0].buf, recs[1].buf, recs[0].len))
+      fail_msg("variant %d: the records differ with the memo", variant);
+    assert_int_equal(metric[0], metric[1]);
+    assert_true(metric[0] > 0);
+    gw_redactor_destroy(r);
+  }
+}
+
 /* ---- the captured SDK fixtures ---- */
 
 static const char *jstr(struct json_object *o, const char *k)
@@ -823,8 +989,8 @@ static void check_fixture(const struct gw_redactor *r, const char *file, const c
   struct gw_normalize_result res;
   assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
   assert_true(res.nrecords > 0);
-  assert_int_equal(gw_redact_request(r, req, A), GW_OK);
-  assert_int_equal(gw_redact_records(r, res.records, res.nrecords, A), GW_OK);
+  assert_int_equal(gw_redact_request(r, req, A, NULL), GW_OK);
+  assert_int_equal(gw_redact_records(r, res.records, res.nrecords, A, NULL), GW_OK);
 
   size_t plen;
   uint8_t *pb = pack(req, &plen);
@@ -942,6 +1108,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_request_everywhere, setup, teardown),
     cmocka_unit_test_setup_teardown(test_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_memo_same_result, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_candidate_scan, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

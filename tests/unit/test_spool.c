@@ -1,5 +1,8 @@
-/* test_spool.c: the memory spool: order, per-consumer cursors, reclaim, the byte cap, rewind, close. */
+/* test_spool.c: the memory spool: order, per-consumer cursors, reclaim, the byte cap, rewind, close, waiting
+ * for room. */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -307,6 +310,73 @@ static void test_no_consumer_keeps_nothing(void **st)
   gw_spool_destroy(s);
 }
 
+/* An appender waiting for room wakes when a consumer's commit frees some, and when the spool is woken for
+ * shutdown; with nothing freed it waits until its deadline. */
+struct committer {
+  struct gw_spool *s;
+  int consumer;
+  uint64_t seq;
+};
+
+static void *commit_later(void *arg)
+{
+  struct committer *c = arg;
+  struct timespec ts = {0, 50 * 1000000L};
+  nanosleep(&ts, NULL);
+  gw_spool_commit(c->s, c->consumer, c->seq);
+  return NULL;
+}
+
+static atomic_bool woken;
+
+static void *wake_later(void *arg)
+{
+  while (!atomic_load(&woken)) { /* again and again: the waiter may not be waiting yet */
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    gw_spool_wake(arg);
+  }
+  return NULL;
+}
+
+static void test_wait_room(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(4096);
+  int a = gw_spool_add_consumer(s, "a");
+  char big[1500];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_ERR(FULL));
+  /* nothing frees: the wait lasts until the deadline */
+  uint64_t t0 = gw_mono_ns();
+  gw_spool_wait_room(s, t0 + 30 * 1000000ull);
+  assert_true(gw_mono_ns() - t0 >= 30 * 1000000ull);
+  /* a commit frees room: woken long before a far deadline */
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 1, 1, 0, far()), 1);
+  struct committer c = {s, a, e[0].seq};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, commit_later, &c), 0);
+  uint64_t deadline = gw_mono_ns() + 20 * 1000000000ull;
+  while (gw_spool_bytes(s) > 2000 && gw_mono_ns() < deadline)
+    gw_spool_wait_room(s, deadline);
+  pthread_join(th, NULL);
+  assert_true(gw_mono_ns() < deadline);
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_ERR(FULL));
+  /* woken for shutdown: returns long before a far deadline though nothing was freed */
+  assert_int_equal(pthread_create(&th, NULL, wake_later, s), 0);
+  t0 = gw_mono_ns();
+  gw_spool_wait_room(s, t0 + 20 * 1000000000ull);
+  atomic_store(&woken, true);
+  pthread_join(th, NULL);
+  assert_true(gw_mono_ns() - t0 < 10 * 1000000000ull);
+  gw_spool_destroy(s);
+}
+
 static void test_bad_conf(void **st)
 {
   (void)st;
@@ -321,7 +391,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order_and_independent_cursors), cmocka_unit_test(test_cap_backpressure_and_reclaim),
     cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_backlog_comes_in_batches),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
-    cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_bad_conf),
+    cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_wait_room), cmocka_unit_test(test_bad_conf),
     cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_past_age_cap),
     cmocka_unit_test(test_late_consumer), cmocka_unit_test(test_no_consumer_keeps_nothing),
     cmocka_unit_test(test_deadline_does_not_cut_the_window),
