@@ -107,8 +107,10 @@ struct gw_grpc_client;
 struct gw_grpc_client *gw_grpc_client_create(const char *target, const struct gw_export_conn_opts *o,
                                              struct gw_err *err);
 void gw_grpc_client_destroy(struct gw_grpc_client *c);
-/* Unary call of method with a serialized request. Fills r (body = the response message). */
-void gw_grpc_call(struct gw_grpc_client *c, const char *method, const void *msg, size_t len, struct gw_export_reply *r);
+/* Unary call of method with a serialized request; gzipped: msg is already gzip (RFC 1952), sent as a
+ * compressed message (only on a client created with o->gzip). Fills r (body = the response message). */
+void gw_grpc_call(struct gw_grpc_client *c, const char *method, const void *msg, size_t len, bool gzipped,
+                  struct gw_export_reply *r);
 
 /* gzip (RFC 1952) of src into the arena, at the fastest level: exporters compress every byte they send.
  * A compressor belongs to one thread. */

@@ -171,7 +171,8 @@ static void read_details(const grpc_metadata_array *tr, struct gw_export_reply *
   }
 }
 
-void gw_grpc_call(struct gw_grpc_client *c, const char *method, const void *msg, size_t len, struct gw_export_reply *r)
+void gw_grpc_call(struct gw_grpc_client *c, const char *method, const void *msg, size_t len, bool gzipped,
+                  struct gw_export_reply *r)
 {
   gw_export_reply_reset(r);
   gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
@@ -183,7 +184,10 @@ void gw_grpc_call(struct gw_grpc_client *c, const char *method, const void *msg,
     return;
   }
   grpc_slice payload = grpc_slice_from_copied_buffer(msg, len);
-  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&payload, 1);
+  /* A message we compressed ourselves is marked so: gRPC core sends it with the compressed flag under the
+   * channel's grpc-encoding: gzip and does not compress it again. */
+  grpc_byte_buffer *send = gzipped ? grpc_raw_compressed_byte_buffer_create(&payload, 1, GRPC_COMPRESS_GZIP)
+                                   : grpc_raw_byte_buffer_create(&payload, 1);
   grpc_slice_unref(payload);
   grpc_byte_buffer *recv = NULL;
   grpc_metadata_array initial, trailing;
