@@ -181,6 +181,7 @@ struct gw_exporters *gw_exporters_start(const struct gw_conf *conf, const struct
       .drain_ms = conf->shutdown_grace_ms,
       .max_lag_bytes = gw_conf_exporter_lag_bytes(conf, c),
       .max_lag_ms = c->max_lag_ms,
+      .nice = c->nice,
     };
     r->sink = gw_sink_start(&r->ops, self, spool, &sc, err);
     if (!r->sink)

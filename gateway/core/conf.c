@@ -92,7 +92,11 @@ const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "sig
    "dropped. 0: a quarter of spool.max_bytes. All exporters' caps together must stay below the spool's "          \
    "high-water mark."},                                                                                           \
   {.path = "exporters." N ".max_lag_ms", .type = T_DURATION_MS, .def = "1h", .min = 0, .max = 604800000,           \
-   .off = OFF(exporters[i].max_lag_ms), .desc = "Lag cap by age: data waiting longer is skipped. 0: no age limit."}
+   .off = OFF(exporters[i].max_lag_ms), .desc = "Lag cap by age: data waiting longer is skipped. 0: no age limit."}, \
+  {.path = "exporters." N ".nice", .type = T_U32, .def = "10", .min = 0, .max = 19, .off = OFF(exporters[i].nice), \
+   .desc = "CPU priority of this exporter's thread below the receivers and the Postgres writer (the nice "        \
+   "increment, as nice(1)): when the CPU is short, ingestion goes first and the exporter catches up from the "   \
+   "spool afterwards, within its lag cap. 0: the same priority as ingestion."}
 
 /* Rows sharing a section stay together: gw_conf_print walks the table in order. */
 const struct gw_conf_row gw_conf_rows[] = {

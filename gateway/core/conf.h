@@ -53,6 +53,7 @@ struct gw_conf_exporter {
   uint64_t max_request_bytes;  /* a batch is cut into requests of at most this (before compression) */
   uint64_t max_lag_bytes;      /* lag cap; 0 = a quarter of spool.max_bytes */
   uint32_t max_lag_ms;         /* lag cap by age; 0 = none */
+  uint32_t nice;               /* the exporter thread's nice increment (0 = as ingestion) */
   char *public_key;            /* langfuse: LANGFUSE_PUBLIC_KEY */
   char *secret_key;            /* langfuse (SECRET): LANGFUSE_SECRET_KEY */
   char *ingestion_key;         /* signoz (SECRET): signoz-ingestion-key header, SIGNOZ_INGESTION_KEY */

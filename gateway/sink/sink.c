@@ -10,12 +10,16 @@
  */
 #include "sink/sink.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -91,6 +95,16 @@ static void *run(void *arg)
   char tname[16];
   snprintf(tname, sizeof tname, "gw-sink-%.7s", s->type->name);
   pthread_setname_np(pthread_self(), tname);
+  if (s->conf.nice) {
+    /* Linux keeps a nice value per thread: this lowers this sink's thread only. Raising one's own nice
+     * needs no privilege. */
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if ((cur == -1 && errno) || setpriority(PRIO_PROCESS, tid, cur + (int)s->conf.nice) != 0)
+      gw_warn(s->type->name, "cannot lower the thread's CPU priority by %u: %s; it runs as the receivers do",
+              s->conf.nice, strerror(errno));
+  }
 
   size_t cap = s->conf.max_entries ? s->conf.max_entries : 256;
   struct gw_spool_entry *batch = gw_calloc(cap, sizeof *batch);

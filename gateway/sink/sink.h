@@ -54,6 +54,9 @@ struct gw_sink_conf {
    * of a backoff; a send in flight (bounded by the sink's own timeout) may overshoot it meanwhile. */
   uint64_t max_lag_bytes;
   uint64_t max_lag_ms;
+  /* Nice increment of the sink's thread (0: as the receivers): an exporter yields the CPU to ingestion when
+   * the CPU is short, and catches up from the spool when it is not. */
+  uint32_t nice;
 };
 
 struct gw_sink;

@@ -203,6 +203,51 @@ describe('exporter faults with Postgres', { skip: skipPg ?? false }, () => {
     }
   });
 
+  test('exporter threads run below ingestion\'s CPU priority (exporters.<name>.nice), the Postgres writer does not', async () => {
+    const db = await createDatabase();
+    const sz = await startOtlpGrpc();
+    const lf = await startFakeLangfuse();
+    const ot = await startOtlpHttp();
+    const gw = await startGateway({
+      dsn: db.dsn,
+      config: {
+        exporters: {
+          signoz: { endpoint: sz.addr, nice: 3 },
+          langfuse: { endpoint: lf.url, public_key: 'pk-lf-x', secret_key: 'sk-lf-x' }, /* the default, 10 */
+          otlp: { endpoint: ot.url, nice: 0 },
+        },
+      },
+    });
+    try {
+      /* /proc/<pid>/task/<tid>/stat: field 19 is the nice value; comm may hold spaces, so split after ')'. */
+      const niceOf = (tid) => {
+        const st = fs.readFileSync(`/proc/${gw.pid}/task/${tid}/stat`, 'utf8');
+        return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]);
+      };
+      const threads = () => fs.readdirSync(`/proc/${gw.pid}/task`).map((tid) => ({
+        tid, comm: fs.readFileSync(`/proc/${gw.pid}/task/${tid}/comm`, 'utf8').trim(),
+      }));
+      await waitFor(() => ['gw-sink-signoz', 'gw-sink-langfus', 'gw-sink-otlp', 'gw-sink-postgre']
+        .every((c) => threads().some((t) => t.comm === c)), { what: 'the four sink threads' });
+      const base = niceOf(gw.pid); /* the main thread: whatever nice the test runs under */
+      const byComm = Object.fromEntries(threads().map((t) => [t.comm, niceOf(t.tid)]));
+      assert.equal(byComm['gw-sink-langfus'], Math.min(base + 10, 19), 'langfuse: default nice 10');
+      assert.equal(byComm['gw-sink-signoz'], Math.min(base + 3, 19), 'signoz: nice 3 as configured');
+      assert.equal(byComm['gw-sink-otlp'], base, 'otlp: nice 0 keeps ingestion\'s priority');
+      assert.equal(byComm['gw-sink-postgre'], base, 'the Postgres writer keeps ingestion\'s priority');
+      /* and they still deliver */
+      const sent = await sendSpans(gw, 4);
+      await sz.waitFor(() => sz.acceptedSpanIds().length >= 4);
+      assertOnce(sz.acceptedSpanIds(), sent);
+    } finally {
+      await gw.cleanup();
+      await sz.close();
+      await lf.close();
+      await ot.close();
+      await db.drop();
+    }
+  });
+
   test('the lag cap: a dead exporter skips its oldest data, counted, and the spool never pushes back', async () => {
     const db = await createDatabase();
     const dead = await freePort();
