@@ -113,7 +113,8 @@ static struct ids *cache_find(struct langfuse *lf, const uint8_t *t)
 
 static void cache_put(struct langfuse *lf, const uint8_t *t, const char *user, const char *session)
 {
-  if ((user && strlen(user) >= ID_MAX) || (session && strlen(session) >= ID_MAX))
+  size_t ul = user ? strlen(user) : 0, sl = session ? strlen(session) : 0;
+  if (ul >= ID_MAX || sl >= ID_MAX)
     return;
   struct ids *e = cache_find(lf, t);
   if (!e) {
@@ -124,34 +125,136 @@ static void cache_put(struct langfuse *lf, const uint8_t *t, const char *user, c
         e = &lf->cache[(h + k) % ID_CACHE];
         break;
       }
-    memset(e, 0, sizeof *e);
     e->used = true;
+    e->user[0] = e->session[0] = '\0';
     memcpy(e->trace, t, 16);
   }
-  if (user && *user)
-    snprintf(e->user, sizeof e->user, "%s", user);
-  if (session && *session)
-    snprintf(e->session, sizeof e->session, "%s", session);
+  if (ul)
+    memcpy(e->user, user, ul + 1);
+  if (sl)
+    memcpy(e->session, session, sl + 1);
+}
+
+/* ---- what the transform reads of each span, found in one pass over its attributes ---- */
+
+enum span_key {
+  K_USAGE, K_COST,                   /* ours, when the client already set them */
+  K_LF_USER, K_USER, K_ENDUSER,      /* user id, in Langfuse's order of reading them */
+  K_LF_SESSION, K_SESSION, K_CONV,   /* session id, likewise */
+  K_IN, K_OUT,                       /* message content */
+  K__N
+};
+static const char *const key_name[K__N] = {
+  "langfuse.observation.usage_details", "langfuse.observation.cost_details",
+  "langfuse.user.id", "user.id", "enduser.id",
+  "langfuse.session.id", "session.id", "gen_ai.conversation.id",
+  "gen_ai.input.messages", "gen_ai.output.messages",
+};
+
+struct span_view {
+  GwSpan *sp;
+  const GwKeyValue *kv[K__N];
+  size_t cap; /* room in sp->attributes once add() has copied it into the arena; 0 before */
+};
+
+static void view_scan(struct span_view *v, GwSpan *sp)
+{
+  memset(v, 0, sizeof *v);
+  v->sp = sp;
+  for (size_t i = 0; i < sp->n_attributes; i++) {
+    const GwKeyValue *kv = sp->attributes[i];
+    if (!kv || !kv->key)
+      continue;
+    static const int8_t l_keys[] = {K_USAGE, K_COST, K_LF_USER, K_LF_SESSION, -1}, u_keys[] = {K_USER, -1},
+                        e_keys[] = {K_ENDUSER, -1}, s_keys[] = {K_SESSION, -1}, g_keys[] = {K_CONV, K_IN, K_OUT, -1};
+    const int8_t *cand; /* the keys this one may be, by its first byte */
+    switch (kv->key[0]) {
+    case 'l': cand = l_keys; break;
+    case 'u': cand = u_keys; break;
+    case 'e': cand = e_keys; break;
+    case 's': cand = s_keys; break;
+    case 'g': cand = g_keys; break;
+    default: continue;
+    }
+    for (int k; (k = *cand) >= 0; cand++)
+      if (!v->kv[k] && !strcmp(kv->key, key_name[k]))
+        v->kv[k] = kv; /* the first one wins, as a lookup from the start would find it */
+  }
 }
 
 /* A string attribute's value, or NULL. */
-static const char *str_attr(const GwSpan *sp, const char *key)
+static const char *view_str(const struct span_view *v, enum span_key k)
 {
-  const GwKeyValue *kv = gw_export_span_attr(sp, key);
-  return kv && kv->value && kv->value->value_case == GW_AV_STRING && kv->value->string_value[0] ? kv->value->string_value
-                                                                                                  : NULL;
+  const GwKeyValue *kv = v->kv[k];
+  return kv && kv->value && kv->value->value_case == GW_AV_STRING && kv->value->string_value &&
+                 kv->value->string_value[0]
+           ? kv->value->string_value
+           : NULL;
 }
 
 /* The user and session ids a span carries itself, in Langfuse's own order of reading them. */
-static void span_ids(const GwSpan *sp, const char **user, const char **session)
+static void view_ids(const struct span_view *v, const char **user, const char **session)
 {
-  static const char *const users[] = {"langfuse.user.id", "user.id", "enduser.id"};
-  static const char *const sessions[] = {"langfuse.session.id", "session.id", "gen_ai.conversation.id"};
   *user = *session = NULL;
-  for (size_t i = 0; i < 3 && !*user; i++)
-    *user = str_attr(sp, users[i]);
-  for (size_t i = 0; i < 3 && !*session; i++)
-    *session = str_attr(sp, sessions[i]);
+  for (int k = K_LF_USER; k <= K_ENDUSER && !*user; k++)
+    *user = view_str(v, (enum span_key)k);
+  for (int k = K_LF_SESSION; k <= K_CONV && !*session; k++)
+    *session = view_str(v, (enum span_key)k);
+}
+
+/* Append a string attribute (key: one of key_name, static). The attribute array is copied into the arena
+ * once, with room for everything this transform may add, instead of once per attribute. */
+static gw_rc add(struct gw_arena *a, struct span_view *v, enum span_key k, const char *value, size_t len)
+{
+  GwSpan *sp = v->sp;
+  if (sp->n_attributes >= v->cap) {
+    size_t cap = sp->n_attributes + 8;
+    GwKeyValue **arr = gw_arena_alloc(a, cap * sizeof *arr);
+    if (!arr)
+      return GW_ERR(NOMEM);
+    if (sp->n_attributes)
+      memcpy(arr, sp->attributes, sp->n_attributes * sizeof *arr);
+    sp->attributes = arr;
+    v->cap = cap;
+  }
+  GwKeyValue *kv = gw_arena_alloc(a, sizeof *kv);
+  GwAnyValue *av = gw_arena_alloc(a, sizeof *av);
+  char *s = gw_arena_alloc(a, len + 1);
+  if (!kv || !av || !s)
+    return GW_ERR(NOMEM);
+  memcpy(s, value, len);
+  s[len] = '\0';
+  gw_pb_key_value_init(kv);
+  gw_pb_any_value_init(av);
+  av->value_case = GW_AV_STRING;
+  av->string_value = s;
+  kv->key = (char *)key_name[k];
+  kv->value = av;
+  sp->attributes[sp->n_attributes++] = kv;
+  v->kv[k] = kv;
+  return GW_OK;
+}
+
+/* Spans -> their view, by address (records point at their span). */
+struct view_map {
+  struct span_view **slot;
+  size_t mask;
+};
+
+static size_t ptr_hash(const void *p)
+{
+  uint64_t x = (uint64_t)(uintptr_t)p;
+  x ^= x >> 29;
+  x *= 0xbf58476d1ce4e5b9ull;
+  return (size_t)(x ^ (x >> 32));
+}
+
+static struct span_view *view_of(const struct view_map *m, const GwSpan *sp)
+{
+  for (size_t i = ptr_hash(sp) & m->mask; m->slot[i]; i = (i + 1) & m->mask)
+    if (m->slot[i]->sp == sp)
+      return m->slot[i];
+  return NULL;
 }
 
 /* ---- usage and cost ---- */
@@ -285,7 +388,7 @@ static int span_key_cmp(const struct gw_event *e, const char *trace, const char 
 }
 
 /* Content from the batch's GenAI events onto the spans that lack it. */
-static gw_rc attach_events(struct gw_export_batch *b)
+static gw_rc attach_events(struct gw_export_batch *b, const struct view_map *vm)
 {
   if (!b->nevents)
     return GW_OK;
@@ -299,8 +402,8 @@ static gw_rc attach_events(struct gw_export_batch *b)
   qsort(ev, n, sizeof *ev, ev_cmp);
   for (size_t i = 0; i < b->nrecs; i++) {
     const struct gw_record *r = &b->recs[i];
-    GwSpan *sp = r->span;
-    if (!sp)
+    struct span_view *v = r->span ? view_of(vm, r->span) : NULL;
+    if (!v)
       continue;
     size_t lo = n, hi = n;
     for (size_t k = 0; k < n; k++) /* the span's events (sorted by time, not by span: collect them) */
@@ -318,10 +421,10 @@ static gw_rc attach_events(struct gw_export_batch *b)
       if (!span_key_cmp(ev[k], r->trace_id, r->span_id))
         mine[m++] = ev[k];
     hi = m;
-    static const char *const keys[2] = {"gen_ai.input.messages", "gen_ai.output.messages"};
+    static const enum span_key keys[2] = {K_IN, K_OUT};
     static const char *const dirs[2] = {"input", "output"};
     for (int d = 0; d < 2; d++) {
-      if (gw_export_span_attr(sp, keys[d]))
+      if (v->kv[keys[d]])
         continue; /* the span's own content wins, as in Postgres */
       const char *json = messages(b->arena, mine, 0, hi, dirs[d]);
       if (!json) {
@@ -329,7 +432,7 @@ static gw_rc attach_events(struct gw_export_batch *b)
           return GW_ERR(NOMEM);
         continue;
       }
-      gw_rc rc = gw_export_add_attr_str(b->arena, sp, keys[d], json);
+      gw_rc rc = add(b->arena, v, keys[d], json, strlen(json));
       if (rc)
         return rc;
     }
@@ -341,20 +444,43 @@ static gw_rc transform(void *priv, struct gw_export_batch *b)
 {
   struct langfuse *lf = priv;
   gw_rc rc;
+  /* 0. Each span's attributes of interest, found once, and a map from span to its view for the records. */
+  size_t nspans = 0;
+  FOR_SPANS(b, sp)
+  {
+    nspans++;
+  }
+  struct span_view *views = gw_arena_alloc(b->arena, (nspans ? nspans : 1) * sizeof *views);
+  struct view_map vm = {0};
+  size_t cap = 16;
+  while (cap < nspans * 2)
+    cap *= 2;
+  vm.slot = gw_arena_calloc(b->arena, cap * sizeof *vm.slot);
+  vm.mask = cap - 1;
+  if (!views || !vm.slot)
+    return GW_ERR(NOMEM);
+  size_t nv = 0;
+  FOR_SPANS(b, sp)
+  {
+    struct span_view *v = &views[nv++];
+    view_scan(v, sp);
+    size_t i = ptr_hash(sp) & vm.mask;
+    while (vm.slot[i])
+      i = (i + 1) & vm.mask;
+    vm.slot[i] = v;
+  }
   /* 1. Every record's usage and cost onto its span. */
   for (size_t i = 0; i < b->nrecs; i++) {
     const struct gw_record *r = &b->recs[i];
-    GwSpan *sp = r->span;
-    if (!sp)
+    struct span_view *v = r->span ? view_of(&vm, r->span) : NULL;
+    if (!v)
       continue;
     char buf[512];
     usage_details(r, buf, sizeof buf);
-    if (buf[0] && !gw_export_span_attr(sp, "langfuse.observation.usage_details") &&
-        (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.observation.usage_details", buf)))
+    if (buf[0] && !v->kv[K_USAGE] && (rc = add(b->arena, v, K_USAGE, buf, strlen(buf))))
       return rc;
     cost_details(r, buf, sizeof buf);
-    if (buf[0] && !gw_export_span_attr(sp, "langfuse.observation.cost_details") &&
-        (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.observation.cost_details", buf)))
+    if (buf[0] && !v->kv[K_COST] && (rc = add(b->arena, v, K_COST, buf, strlen(buf))))
       return rc;
   }
   /* 2. Learn each trace's user and session: records first (their precedence is the normalizer's), then
@@ -365,30 +491,30 @@ static gw_rc transform(void *priv, struct gw_export_batch *b)
       continue;
     cache_put(lf, r->span->trace_id.data, r->user_id, r->session_id);
   }
-  FOR_SPANS(b, sp)
-  {
+  for (size_t i = 0; i < nv; i++) {
     const char *u, *s;
-    span_ids(sp, &u, &s);
+    view_ids(&views[i], &u, &s);
     if (u || s) {
-      struct ids *e = cache_find(lf, sp->trace_id.data);
-      cache_put(lf, sp->trace_id.data, e && e->user[0] ? NULL : u, e && e->session[0] ? NULL : s);
+      const uint8_t *t = views[i].sp->trace_id.data;
+      struct ids *e = cache_find(lf, t);
+      cache_put(lf, t, e && e->user[0] ? NULL : u, e && e->session[0] ? NULL : s);
     }
   }
   /* 3. ... and put them on every span of the trace that lacks them. */
-  FOR_SPANS(b, sp)
-  {
-    const struct ids *e = cache_find(lf, sp->trace_id.data);
+  for (size_t i = 0; i < nv; i++) {
+    struct span_view *v = &views[i];
+    const struct ids *e = cache_find(lf, v->sp->trace_id.data);
     if (!e)
       continue;
     const char *u, *s;
-    span_ids(sp, &u, &s);
-    if (e->user[0] && !u && (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.user.id", e->user)))
+    view_ids(v, &u, &s);
+    if (e->user[0] && !u && (rc = add(b->arena, v, K_LF_USER, e->user, strlen(e->user))))
       return rc;
-    if (e->session[0] && !s && (rc = gw_export_add_attr_str(b->arena, sp, "langfuse.session.id", e->session)))
+    if (e->session[0] && !s && (rc = add(b->arena, v, K_LF_SESSION, e->session, strlen(e->session))))
       return rc;
   }
   /* 4. Message content that came as log records. */
-  return attach_events(b);
+  return attach_events(b, &vm);
 }
 
 const struct gw_exporter_type gw_exporter_langfuse = {

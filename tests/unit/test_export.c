@@ -440,6 +440,34 @@ static void test_langfuse_transform(void **st)
   assert_string_equal(attr_str(se, "langfuse.user.id"), "user-7");
   opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
 
+  /* The other keys ids are read from, in Langfuse's order: enduser.id and gen_ai.conversation.id when
+   * nothing earlier names them; langfuse.user.id before user.id. */
+  char *t2a = span_json(T2, "1111111111111111", NULL,
+                        A_STR("gen_ai.conversation.id", "conv-9") "," A_STR("enduser.id", "eu-1"));
+  char *t2b = span_json(T2, "2222222222222222", "1111111111111111",
+                        A_STR("user.id", "other") "," A_STR("langfuse.user.id", "own"));
+  char *t2c = span_json(T2, "3333333333333333", "1111111111111111", A_STR("http.method", "GET"));
+  char *req3 = json_request("%s,%s,%s", t2a, t2b, t2c);
+  done(&e, &ent[0]);
+  append_json(&e, req3);
+  n = take(&e, ent, 4);
+  assert_int_equal(n, 1);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, n, pc), GW_OK);
+  r = unpack(pc[0].bytes, pc[0].len);
+  GwSpan *s1 = find_span(r, "1111111111111111"), *s2 = find_span(r, "2222222222222222"),
+         *s3 = find_span(r, "3333333333333333");
+  assert_string_equal(attr_str(s3, "langfuse.session.id"), "conv-9");
+  assert_string_equal(attr_str(s3, "langfuse.user.id"), "eu-1"); /* the first span of the trace named it */
+  assert_string_equal(attr_str(s2, "langfuse.session.id"), "conv-9");
+  assert_int_equal(attr_count(s2, "langfuse.user.id"), 1); /* its own, not overwritten */
+  assert_string_equal(attr_str(s2, "langfuse.user.id"), "own");
+  assert_int_equal(attr_count(s1, "langfuse.session.id"), 0); /* it carries one itself */
+  assert_int_equal(attr_count(s1, "langfuse.user.id"), 0);
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
+  done(&e, &ent[0]);
+  free(t2a), free(t2b), free(t2c), free(req3);
+
   gw_exporter_langfuse.destroy(priv);
   gw_arena_destroy(a);
   free(agent), free(chat), free(own), free(http), free(req), free(late), free(req2);
