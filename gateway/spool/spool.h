@@ -99,6 +99,8 @@ void gw_spool_close(struct gw_spool *s);
 /* Figures for /metrics and /readyz. */
 size_t gw_spool_bytes(struct gw_spool *s);
 size_t gw_spool_max_bytes(struct gw_spool *s);
+/* Memory of reclaimed large entries kept for reuse by later appends (not data; at most max_bytes / 8). */
+size_t gw_spool_pooled_bytes(struct gw_spool *s);
 bool gw_spool_below_high_water(struct gw_spool *s);
 uint64_t gw_spool_last_seq(struct gw_spool *s);
 /* Entries and bytes appended but not yet committed by this consumer. */

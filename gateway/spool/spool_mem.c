@@ -5,6 +5,10 @@
  * Each consumer keeps pointers to its first uncommitted and first unread node (neither can be freed while
  * it points there), and lag is kept as running byte totals, so peek, commit, lag and skip cost O(1) per
  * entry they touch: a fast consumer never walks the backlog a slow one leaves at the head.
+ * Large entries' memory is recycled: a reclaimed node of POOL_MIN bytes or more goes to a small pool
+ * (at most max_bytes / 8) that the next append of a similar size takes instead of malloc. Requests of
+ * hundreds of KiB are served by mmap or by heaps glibc trims, so each fresh entry faulted its pages in
+ * again while a consumer held the previous ones: 9 % of the receivers' time with exporters on.
  */
 #include "spool/spool.h"
 
@@ -16,10 +20,14 @@
 
 #include "core/metrics.h"
 
+#define POOL_MIN (64u * 1024u) /* smaller entries come from malloc's own bins, already reused */
+#define POOL_SCAN 8           /* pooled nodes looked at per append */
+
 struct node {
   struct node *next;
   struct gw_spool_entry e;
   size_t bytes; /* accounted size */
+  size_t cap;   /* allocated size (>= bytes) */
   uint64_t appended_mono;
   unsigned char data[];
 };
@@ -41,6 +49,8 @@ struct gw_spool {
   uint64_t next_seq;
   uint64_t appended_bytes; /* running total, for lag */
   size_t bytes, max_bytes;
+  struct node *pool; /* reclaimed large nodes for reuse */
+  size_t pool_bytes, pool_max;
   double high_water;
   bool closed;
   int nconsumers;
@@ -67,6 +77,7 @@ struct gw_spool *gw_spool_create(const struct gw_spool_conf *conf, struct gw_err
   pthread_condattr_destroy(&ca);
   s->next_seq = 1;
   s->max_bytes = conf->max_bytes;
+  s->pool_max = conf->max_bytes / 8;
   s->high_water = conf->high_water > 0 && conf->high_water <= 1 ? conf->high_water : 0.9;
   return s;
 }
@@ -75,11 +86,13 @@ void gw_spool_destroy(struct gw_spool *s)
 {
   if (!s)
     return;
-  struct node *n = s->head;
-  while (n) {
-    struct node *next = n->next;
-    free(n);
-    n = next;
+  for (struct node *lists[2] = {s->head, s->pool}, **l = lists; l < lists + 2; l++) {
+    struct node *n = *l;
+    while (n) {
+      struct node *next = n->next;
+      free(n);
+      n = next;
+    }
   }
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
@@ -103,6 +116,42 @@ int gw_spool_add_consumer(struct gw_spool *s, const char *name)
   return id;
 }
 
+/* A reclaimed node: to the pool when large and there is room, else freed. Lock held. */
+static void recycle(struct gw_spool *s, struct node *n)
+{
+  if (n->cap >= POOL_MIN && s->pool_bytes + n->cap <= s->pool_max) {
+    n->next = s->pool;
+    s->pool = n;
+    s->pool_bytes += n->cap;
+    return;
+  }
+  free(n);
+}
+
+/* A pooled node that fits bytes without wasting more than as much again, unlinked; NULL when none. Lock
+ * held. */
+static struct node *pool_take(struct gw_spool *s, size_t bytes)
+{
+  struct node **pp = &s->pool;
+  for (int i = 0; *pp && i < POOL_SCAN; i++, pp = &(*pp)->next) {
+    struct node *n = *pp;
+    if (n->cap >= bytes && n->cap - bytes <= bytes) {
+      *pp = n->next;
+      s->pool_bytes -= n->cap;
+      return n;
+    }
+  }
+  return NULL;
+}
+
+size_t gw_spool_pooled_bytes(struct gw_spool *s)
+{
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->pool_bytes;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
 /* Free entries every consumer has committed. Called with the lock held. */
 static void reclaim(struct gw_spool *s)
 {
@@ -119,7 +168,7 @@ static void reclaim(struct gw_spool *s)
     if (!s->head)
       s->tail = NULL;
     s->bytes -= n->bytes;
-    free(n);
+    recycle(s, n);
     freed = true;
   }
   if (freed)
@@ -139,9 +188,16 @@ gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
     return GW_ERR(FULL);
   }
   s->bytes += bytes; /* reserve, then copy outside the lock */
+  struct node *n = bytes >= POOL_MIN ? pool_take(s, bytes) : NULL;
   pthread_mutex_unlock(&s->mu);
 
-  struct node *n = malloc(bytes);
+  size_t cap = bytes;
+  if (n)
+    cap = n->cap;
+  else if (bytes >= POOL_MIN)
+    cap = (bytes + 4095) & ~(size_t)4095; /* whole pages: a later entry a little larger fits it too */
+  if (!n)
+    n = malloc(cap);
   if (!n) {
     pthread_mutex_lock(&s->mu);
     s->bytes -= bytes;
@@ -154,6 +210,7 @@ gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
     memcpy(n->data + in->otlp_len, in->records, in->records_len);
   n->next = NULL;
   n->bytes = bytes;
+  n->cap = cap;
   n->e.format = GW_SPOOL_FORMAT;
   n->e.signal = in->signal;
   n->e.flags = in->flags;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
@@ -377,6 +378,71 @@ static void test_wait_room(void **st)
   gw_spool_destroy(s);
 }
 
+/* A reclaimed large entry's memory is reused by the next append of a similar size (its pages are already
+ * faulted in), the pool never holds more than max_bytes / 8, small entries stay with malloc, and reused
+ * memory carries the new entry's bytes exactly. */
+static void test_large_entries_recycled(void **st)
+{
+  (void)st;
+  size_t max = 8u << 20, big = 300u * 1024u;
+  struct gw_spool *s = mk(max);
+  int c = gw_spool_add_consumer(s, "c");
+  char *p = malloc(big + 1);
+  struct gw_spool_entry e[64];
+  /* 1. one large entry, consumed: its node goes to the pool */
+  memset(p, 'a', big);
+  p[big] = 0;
+  assert_int_equal(put(s, p, 1), GW_OK);
+  assert_int_equal(gw_spool_peek(s, c, e, 64, 1, 0, far()), 1);
+  const void *first = e[0].otlp;
+  gw_spool_commit(s, c, e[0].seq);
+  assert_int_equal(gw_spool_bytes(s), 0);
+  size_t pooled = gw_spool_pooled_bytes(s);
+  assert_true(pooled >= big && pooled <= big + 8192);
+  /* 2. a slightly smaller one takes that memory back, with its own content */
+  memset(p, 'b', big - 100);
+  p[big - 100] = 0;
+  assert_int_equal(put(s, p, 1), GW_OK);
+  assert_int_equal(gw_spool_pooled_bytes(s), 0);
+  assert_int_equal(gw_spool_peek(s, c, e, 64, 1, 0, far()), 1);
+  assert_ptr_equal(e[0].otlp, first);
+  assert_int_equal(e[0].otlp_len, big - 100);
+  assert_memory_equal(e[0].otlp, p, big - 100);
+  gw_spool_commit(s, c, e[0].seq);
+  /* 3. one much smaller than the pooled node does not take it (no more than twice its size) */
+  char small[100 * 1024];
+  memset(small, 'c', sizeof small - 1);
+  small[sizeof small - 1] = 0;
+  assert_int_equal(put(s, small, 1), GW_OK);
+  assert_true(gw_spool_pooled_bytes(s) >= big - 100);
+  assert_int_equal(gw_spool_peek(s, c, e, 64, 1, 0, far()), 1);
+  assert_ptr_not_equal(e[0].otlp, first);
+  gw_spool_commit(s, c, e[0].seq);
+  /* 4. many at once: the pool stops at max_bytes / 8 */
+  memset(p, 'd', big);
+  p[big] = 0;
+  for (int i = 0; i < 20; i++)
+    assert_int_equal(put(s, p, 1), GW_OK);
+  size_t n = 0;
+  while (n < 20) {
+    size_t got = gw_spool_peek(s, c, e + n, 64 - n, 1, 0, far());
+    assert_true(got > 0);
+    n += got;
+  }
+  assert_int_equal(n, 20);
+  gw_spool_commit(s, c, e[n - 1].seq);
+  assert_true(gw_spool_pooled_bytes(s) <= max / 8);
+  assert_true(gw_spool_pooled_bytes(s) >= max / 8 - (big + 8192));
+  /* 5. small entries never go to the pool */
+  size_t before = gw_spool_pooled_bytes(s);
+  assert_int_equal(put(s, "tiny", 1), GW_OK);
+  assert_int_equal(gw_spool_peek(s, c, e, 64, 1, 0, far()), 1);
+  gw_spool_commit(s, c, e[0].seq);
+  assert_int_equal(gw_spool_pooled_bytes(s), before);
+  free(p);
+  gw_spool_destroy(s);
+}
+
 static void test_bad_conf(void **st)
 {
   (void)st;
@@ -391,7 +457,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order_and_independent_cursors), cmocka_unit_test(test_cap_backpressure_and_reclaim),
     cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_backlog_comes_in_batches),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
-    cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_wait_room), cmocka_unit_test(test_bad_conf),
+    cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_wait_room), cmocka_unit_test(test_large_entries_recycled),
+    cmocka_unit_test(test_bad_conf),
     cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_past_age_cap),
     cmocka_unit_test(test_late_consumer), cmocka_unit_test(test_no_consumer_keeps_nothing),
     cmocka_unit_test(test_deadline_does_not_cut_the_window),
