@@ -88,8 +88,9 @@ const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "sig
    "goes alone)."},                                                                                               \
   {.path = "exporters." N ".max_lag_bytes", .type = T_SIZE, .def = "0", .min = 0, .max = 1 * TiB,                 \
    .off = OFF(exporters[i].max_lag_bytes),                                                                        \
-   .desc = "Lag cap: when this exporter is more than this far behind, it skips its oldest data and counts it as " \
-   "dropped. 0: a quarter of spool.max_bytes. All exporters' caps together must stay below the spool's "          \
+   .desc = "Lag cap: when this exporter holds more than this much of the spool alone (data the Postgres writer " \
+   "has already stored, or everything behind the head without Postgres), it skips its oldest data and counts it " \
+   "as dropped. 0: a quarter of spool.max_bytes. All exporters' caps together must stay below the spool's "       \
    "high-water mark."},                                                                                           \
   {.path = "exporters." N ".max_lag_ms", .type = T_DURATION_MS, .def = "1h", .min = 0, .max = 604800000,           \
    .off = OFF(exporters[i].max_lag_ms), .desc = "Lag cap by age: data waiting longer is skipped. 0: no age limit."}, \

@@ -195,6 +195,8 @@ struct gw_sink *gw_sink_start(const struct gw_sink_type *type, void *self, struc
     gw_err_set(err, GW_ERR(CONFIG), "sink %s: too many spool consumers", type->name);
     goto fail;
   }
+  if (conf->max_lag_bytes || conf->max_lag_ms)
+    gw_spool_consumer_may_skip(spool, s->consumer);
   if (pthread_create(&s->thread, NULL, run, s) != 0) {
     gw_err_set(err, GW_ERR(INTERNAL), "sink %s: cannot start thread", type->name);
     goto fail;

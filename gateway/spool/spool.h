@@ -115,16 +115,21 @@ void gw_spool_lag_get(struct gw_spool *s, int consumer, struct gw_spool_lag *out
 
 /*
  * The lag cap of a consumer that may lose data (an exporter; never the Postgres writer, DESIGN §1):
- * commit, unsent, the oldest entries of this consumer while its lag is above max_bytes or its oldest
- * entry is older than max_age_ns (0 = no limit), so a dead peer cannot hold the spool and push back on
- * ingestion. Only the consumer's own thread calls it, between batches (after a rewind). out says what
- * was given up, for the consumer to count and log. Frees space nobody else needs.
+ * commit, unsent, the oldest entries of this consumer while the bytes it holds alone are above max_bytes
+ * or its oldest entry is older than max_age_ns (0 = no limit), so a dead peer cannot hold the spool and
+ * push back on ingestion. "Alone": entries every consumer that never skips has committed (with no such
+ * consumer, everything behind the head); what the Postgres writer still needs is never skipped for room,
+ * since it stays in the spool anyway. Only the consumer's own thread calls it, between batches (after a
+ * rewind). out says what was given up, for the consumer to count and log. Frees space nobody else needs.
  */
 struct gw_spool_skipped {
   uint64_t entries, bytes, spans, log_records;
 };
 void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_t max_age_ns,
                    struct gw_spool_skipped *out);
+/* Mark a consumer as one that skips (gw_spool_skip does it too, on its first call): from now on it is
+ * not counted among those whose backlog the others' byte caps leave alone. */
+void gw_spool_consumer_may_skip(struct gw_spool *s, int consumer);
 const char *gw_spool_consumer_name(struct gw_spool *s, int consumer);
 int gw_spool_consumer_count(struct gw_spool *s);
 

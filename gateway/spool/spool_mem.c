@@ -39,6 +39,7 @@ struct consumer {
   struct node *next_commit; /* first node after committed; NULL when everything appended is committed */
   struct node *next_read;   /* first node after read; NULL when everything appended was read */
   uint64_t committed_bytes; /* running total of the bytes of the entries committed (or skipped) */
+  bool skips;               /* has a lag cap (an exporter): never holds the spool for the others */
 };
 
 struct gw_spool {
@@ -389,16 +390,30 @@ void gw_spool_lag_get(struct gw_spool *s, int consumer, struct gw_spool_lag *out
   pthread_mutex_unlock(&s->mu);
 }
 
+void gw_spool_consumer_may_skip(struct gw_spool *s, int consumer)
+{
+  pthread_mutex_lock(&s->mu);
+  s->consumers[consumer].skips = true;
+  pthread_mutex_unlock(&s->mu);
+}
+
 void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_t max_age_ns,
                    struct gw_spool_skipped *out)
 {
   memset(out, 0, sizeof *out);
   pthread_mutex_lock(&s->mu);
   struct consumer *c = &s->consumers[consumer];
+  c->skips = true;
   uint64_t now = gw_mono_ns();
+  /* The byte cap counts what this consumer holds alone: entries a consumer that never skips (the Postgres
+   * writer) has not committed stay in the spool anyway, so skipping them would lose data for nothing. */
+  uint64_t floor = s->appended_bytes;
+  for (int i = 0; i < s->nconsumers; i++)
+    if (!s->consumers[i].skips && s->consumers[i].committed_bytes < floor)
+      floor = s->consumers[i].committed_bytes;
   for (struct node *n = c->next_commit; n; n = c->next_commit) {
-    uint64_t lag = s->appended_bytes - c->committed_bytes;
-    bool too_big = max_bytes && lag > max_bytes;
+    uint64_t alone = floor > c->committed_bytes ? floor - c->committed_bytes : 0;
+    bool too_big = max_bytes && alone > max_bytes;
     bool too_old = max_age_ns && now - n->appended_mono > max_age_ns;
     if (!too_big && !too_old)
       break;

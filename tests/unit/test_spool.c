@@ -223,25 +223,55 @@ static void test_skip_past_byte_cap(void **st)
   /* Under the cap: nothing happens. */
   gw_spool_skip(s, exp, l.bytes, 0, &k);
   assert_int_equal(k.entries, 0);
-  /* A cap of 4 entries' worth: the 6 oldest go. */
+  /* Over the cap, but postgres (which never skips) still needs every entry: they stay in the spool
+   * whatever the exporter does, so it keeps them all. */
   gw_spool_skip(s, exp, 4 * per, 0, &k);
+  assert_int_equal(k.entries, 0);
+  struct gw_spool_entry e[16];
+  assert_int_equal(gw_spool_peek(s, pg, e, 16, 100, 0, far()), 10);
+  assert_int_equal(e[0].seq, 1);
+  /* postgres commits 8: the exporter now holds those alone, 4 entries' worth is its cap, so the 6 oldest
+   * go and it keeps 2 of postgres' committed ones plus the 2 postgres still holds. */
+  size_t held = gw_spool_bytes(s);
+  gw_spool_commit(s, pg, e[7].seq);
+  assert_int_equal(gw_spool_bytes(s), held); /* the exporter holds them */
+  gw_spool_skip(s, exp, 2 * per, 0, &k);
   assert_int_equal(k.entries, 6);
   assert_int_equal(k.spans, 9);
   assert_int_equal(k.log_records, 9);
   assert_int_equal(k.bytes, 6 * per);
+  assert_true(gw_spool_bytes(s) < held); /* and they are reclaimed */
   gw_spool_lag_get(s, exp, &l);
   assert_int_equal(l.entries, 4);
   /* The exporter reads on from the 7th entry. */
-  struct gw_spool_entry e[16];
   assert_int_equal(gw_spool_peek(s, exp, e, 16, 100, 0, far()), 4);
   assert_int_equal(e[0].seq, 7);
   gw_spool_rewind(s, exp);
-  /* postgres never skipped: it still sees all 10, and the space is held until it commits. */
-  assert_int_equal(gw_spool_peek(s, pg, e, 16, 100, 0, far()), 10);
-  assert_int_equal(e[0].seq, 1);
-  size_t held = gw_spool_bytes(s);
-  gw_spool_commit(s, pg, e[5].seq);
-  assert_true(gw_spool_bytes(s) < held); /* the skipped entries are reclaimed once postgres passes them */
+  gw_spool_destroy(s);
+}
+
+/* Another exporter's backlog does not protect entries from this one's cap: only consumers that never skip
+ * do; with none at all the cap counts from the spool head. */
+static void test_skip_ignores_other_skippers(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a"), b = gw_spool_add_consumer(s, "b");
+  gw_spool_consumer_may_skip(s, a);
+  gw_spool_consumer_may_skip(s, b);
+  char body[1000];
+  memset(body, 'x', sizeof body - 1);
+  body[sizeof body - 1] = 0;
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(put(s, body, 1), GW_OK);
+  struct gw_spool_lag l;
+  gw_spool_lag_get(s, a, &l);
+  uint64_t per = l.bytes / 10;
+  struct gw_spool_skipped k;
+  gw_spool_skip(s, a, 3 * per, 0, &k); /* b, far behind too, does not hold them for a */
+  assert_int_equal(k.entries, 7);
+  gw_spool_skip(s, b, 5 * per, 0, &k);
+  assert_int_equal(k.entries, 5);
   gw_spool_destroy(s);
 }
 
@@ -459,7 +489,7 @@ int main(void)
     cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_backlog_comes_in_batches),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
     cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_wait_room), cmocka_unit_test(test_large_entries_recycled),
     cmocka_unit_test(test_bad_conf),
-    cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_past_age_cap),
+    cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_ignores_other_skippers), cmocka_unit_test(test_skip_past_age_cap),
     cmocka_unit_test(test_late_consumer), cmocka_unit_test(test_no_consumer_keeps_nothing),
     cmocka_unit_test(test_deadline_does_not_cut_the_window),
   };
