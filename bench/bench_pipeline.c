@@ -181,6 +181,19 @@ static size_t text_bytes(const GwTraceRequest *req, const struct gw_record *r, s
   return t;
 }
 
+/* Decode b and normalize it, both untimed apart from the caller's clock; dies on failure. */
+static void decode_normalize(struct gw_arena *a, const struct body *b, const struct gw_normalize_opts *no,
+                             GwTraceRequest **req, struct gw_normalize_result *res)
+{
+  struct gw_err err = {0};
+  gw_rc rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, req, &err);
+  if (rc)
+    die_rc("decode", rc, &err);
+  memset(res, 0, sizeof *res);
+  if ((rc = gw_normalize_traces(*req, a, no, res, &err)))
+    die_rc("normalize", rc, &err);
+}
+
 /* Seconds spent in the timed part of stage st over n requests. */
 static double run_stage(enum stage st, const struct body *b, int n)
 {
@@ -224,24 +237,14 @@ static double run_stage(enum stage st, const struct body *b, int n)
       break;
     }
     case S_DECODE_NORMALIZE: {
-      rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
-      if (rc)
-        die_rc("decode", rc, &err);
       struct gw_normalize_result res;
-      memset(&res, 0, sizeof res);
-      if ((rc = gw_normalize_traces(req, a, &no, &res, &err)))
-        die_rc("normalize", rc, &err);
+      decode_normalize(a, b, &no, &req, &res);
       break;
     }
     case S_COST:
     case S_REDACT: {
-      rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
-      if (rc)
-        die_rc("decode", rc, &err);
       struct gw_normalize_result res;
-      memset(&res, 0, sizeof res);
-      if ((rc = gw_normalize_traces(req, a, &no, &res, &err)))
-        die_rc("normalize", rc, &err);
+      decode_normalize(a, b, &no, &req, &res);
       double s = now_s();
       if (st == S_COST) {
         gw_cost_apply(prices, res.records, res.nrecords);

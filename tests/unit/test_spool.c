@@ -57,17 +57,25 @@ static void test_order_and_independent_cursors(void **st)
   gw_spool_destroy(s);
 }
 
+/* A 4096-byte spool with consumer *a holding two entries of big (filled with 'x'): a third is refused. */
+static struct gw_spool *full_spool(char *big, size_t n, int *a)
+{
+  struct gw_spool *s = mk(4096);
+  *a = gw_spool_add_consumer(s, "a");
+  memset(big, 'x', n - 1);
+  big[n - 1] = 0;
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_ERR(FULL));
+  return s;
+}
+
 static void test_cap_backpressure_and_reclaim(void **st)
 {
   (void)st;
-  struct gw_spool *s = mk(4096);
-  int a = gw_spool_add_consumer(s, "a");
   char big[1500];
-  memset(big, 'x', sizeof big - 1);
-  big[sizeof big - 1] = 0;
-  assert_int_equal(put(s, big, 1), GW_OK);
-  assert_int_equal(put(s, big, 1), GW_OK);
-  assert_int_equal(put(s, big, 1), GW_ERR(FULL)); /* refused, never dropped silently */
+  int a;
+  struct gw_spool *s = full_spool(big, sizeof big, &a); /* the third refused, never dropped silently */
   assert_false(gw_spool_below_high_water(s));
   struct gw_spool_entry e[4];
   size_t n = gw_spool_peek(s, a, e, 1, 1, 0, far());
@@ -373,14 +381,9 @@ static void *wake_later(void *arg)
 static void test_wait_room(void **st)
 {
   (void)st;
-  struct gw_spool *s = mk(4096);
-  int a = gw_spool_add_consumer(s, "a");
   char big[1500];
-  memset(big, 'x', sizeof big - 1);
-  big[sizeof big - 1] = 0;
-  assert_int_equal(put(s, big, 1), GW_OK);
-  assert_int_equal(put(s, big, 1), GW_OK);
-  assert_int_equal(put(s, big, 1), GW_ERR(FULL));
+  int a;
+  struct gw_spool *s = full_spool(big, sizeof big, &a);
   /* nothing frees: the wait lasts until the deadline */
   uint64_t t0 = gw_mono_ns();
   gw_spool_wait_room(s, t0 + 30 * 1000000ull);
