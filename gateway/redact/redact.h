@@ -182,8 +182,11 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 /*
  * Redact GenAI events in place: content and text_content, looked up under the attribute key the same
  * content has on a span (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), so
- * the policy treats both paths alike. Sets redaction_count and redacted_kinds. Kind names point into the
- * redactor (it outlives the events). Not counted in the metric (the request's redaction counts).
+ * the policy treats both paths alike. Sets redaction_count and redacted_kinds (when redaction is on). Kind
+ * names point into the redactor (it outlives the events). Not counted in the metric (the request's
+ * redaction counts). Content is cut like a record's (also with redaction off): the messages of one span
+ * and direction in the request share one max_content_bytes budget over their long strings, as a span's
+ * prompt_content does, and text_content is cut at max_content_bytes; cut strings end in "...[TRUNCATED]".
  */
 gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a,
                        struct gw_redact_memo *memo);

@@ -386,12 +386,78 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 
 /* ---- GenAI events ---- */
 
+/* An event's value redacted under key, and cut like a record's content field: budget shared by a JSON
+ * value's long strings (*budget is what is left of it, updated), or cap per string when budget is NULL.
+ * NULL when dropped (or out of memory: *oom). Truncation applies with redaction off too. */
+static const char *event_value(const struct gw_redactor *r, const char *key, const char *s, struct gw_arena *a,
+                               struct gw_redact_stats *st, struct gw_redact_memo *memo, size_t *budget, bool *oom)
+{
+  struct rd_ctx c;
+  ctx_init(&c, r, a, st, memo);
+  if (budget)
+    c.budget = *budget;
+  else
+    c.cap = r->max_content ? r->max_content : SIZE_MAX;
+  if (r->enabled && key) {
+    bool allow;
+    if (!rd_key_enter(&c, key, strlen(key), &allow)) {
+      count_deny(&c);
+      return NULL;
+    }
+    if (allow)
+      return s;
+  }
+  const char *o;
+  size_t ol;
+  enum rd_res res = rd_value(&c, s, strlen(s), false, &o, &ol);
+  if (c.oom) {
+    *oom = true;
+    return NULL;
+  }
+  if (budget)
+    *budget = c.budget;
+  return res == RD_DROP ? NULL : res == RD_CHANGED ? o : s;
+}
+
+/* The content budget of one span and direction in a request: its events' messages share one
+ * max_content_bytes, as prompt_content's messages share one on a span row. */
+struct ev_budget {
+  const struct gw_event *first; /* an event of the group: its trace, span and key */
+  const char *key;
+  size_t left;
+};
+
+static size_t *group_budget(struct ev_budget *tab, size_t mask, const struct gw_event *e, const char *key,
+                            size_t max)
+{
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)key;
+  for (const char *p = e->span_id; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+    struct ev_budget *b = &tab[i];
+    if (!b->first) {
+      b->first = e;
+      b->key = key;
+      b->left = max;
+      return &b->left;
+    }
+    if (b->key == key && !strcmp(b->first->span_id, e->span_id) && !strcmp(b->first->trace_id, e->trace_id))
+      return &b->left;
+  }
+}
+
 gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a,
                        struct gw_redact_memo *memo)
 {
-  if (!r->enabled)
-    return GW_OK;
   size_t nk = GW_RK__COUNT + r->nuser;
+  size_t max = r->max_content ? r->max_content : SIZE_MAX;
+  size_t cap = 16;
+  while (cap < 2 * n)
+    cap *= 2;
+  struct ev_budget *tab = n ? gw_arena_calloc(a, cap * sizeof *tab) : NULL;
+  if (n && !tab)
+    return GW_ERR(TOO_LARGE);
+  bool oom = false;
   for (size_t i = 0; i < n; i++) {
     struct gw_event *e = &evs[i];
     /* The attribute key a span would carry this content under, so key rules treat both paths alike. */
@@ -403,17 +469,17 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
     memset(&st, 0, sizeof st);
     memset(&tst, 0, sizeof tst);
     if (e->content) {
-      e->content = redact_string(r, key, e->content, strlen(e->content), a, &st, memo);
-      if (!e->content && gw_arena_exhausted(a))
-        return GW_ERR(TOO_LARGE);
+      size_t own = max, *budget = e->trace_id[0] && e->span_id[0] ? group_budget(tab, cap - 1, e, key, max) : &own;
+      e->content = event_value(r, key, e->content, a, &st, memo, budget, &oom);
     }
-    if (e->text_content) { /* the same text as content's parts: counted once, from content */
-      e->text_content = redact_string(r, key, e->text_content, strlen(e->text_content), a, &tst, memo);
-      if (!e->text_content && gw_arena_exhausted(a))
-        return GW_ERR(TOO_LARGE);
-    }
+    if (e->text_content) /* the same text as content's parts: counted once, from content */
+      e->text_content = event_value(r, key, e->text_content, a, &tst, memo, NULL, &oom);
+    if (oom)
+      return GW_ERR(TOO_LARGE);
     if (!e->content)
       e->text_content = NULL;
+    if (!r->enabled)
+      continue;
     e->redaction_count = (struct gw_opt_i64){st.total, true};
     uint32_t nkinds = st.deny ? 1 : 0;
     for (size_t k = 0; k < nk; k++)

@@ -245,6 +245,31 @@ describe('OTLP logs: precedence, plain logs, bad input', { skip: skip ?? false }
     assert.ok(row.enrichment_flags.includes('response_from_logs'));
   });
 
+  test('event content is cut to redaction.max_content_bytes like span content, after redaction', async () => {
+    const db2 = await createDatabase();
+    const gw2 = await startGateway({ dsn: db2.dsn, config: { redaction: { max_content_bytes: 300 } } });
+    try {
+      const s = genaiSpan({});
+      await post(gw2, '/v1/traces', toProtobuf(traceRequest([s])), PB);
+      const long = `write to bob.smith@example.org about ${'the quarterly numbers '.repeat(60)}`;
+      const r = await post(gw2, '/v1/logs', logsToProtobuf(logsRequest(chatEvents({ traceId: s.traceId, spanId: s.spanId, user: long, reply: 'ok' }))), PB);
+      assert.equal(r.status, 200);
+      let row;
+      await waitFor(async () => (row = await rowContent(db2, s.traceId, s.spanId))?.prompt_content, { what: 'prompt merged' });
+      const ev = (await db2.query(`SELECT content, text_content FROM ai_interaction_events WHERE direction = 'input' AND span_id = $1`, [s.spanId])).rows[0];
+      const text = JSON.parse(ev.content).parts[0].content;
+      assert.ok(text.startsWith('write to [EMAIL_REDACTED] about the quarterly'), text.slice(0, 60));
+      assert.ok(text.endsWith('...[TRUNCATED]'), 'the event content is cut with the marker');
+      assert.ok(Buffer.byteLength(text) <= 300 + '...[TRUNCATED]'.length);
+      assert.ok(ev.text_content.endsWith('...[TRUNCATED]'));
+      assert.ok(Buffer.byteLength(ev.text_content) <= 300 + '...[TRUNCATED]'.length);
+      assert.equal(JSON.parse(row.prompt_content)[0].parts[0].content, text, 'the row holds the cut, redacted message');
+    } finally {
+      await gw2.cleanup();
+      await db2.drop();
+    }
+  });
+
   test('plain logs are accepted and not stored; GenAI events without ids are counted, not stored', async () => {
     const before = await gw.metrics();
     const plain = logRecord({ body: 'GET /health 200', attributes: { 'http.route': '/health' } });

@@ -256,6 +256,66 @@ static void test_hash_action(void **state)
   gw_redactor_destroy(r2);
 }
 
+/* GenAI events are cut like a span's content: one span's messages of one direction share a budget of
+ * max_content_bytes in a request, another span or direction has its own, text_content is cut per string,
+ * the JSON stays valid, and this happens with redaction off too. */
+static char *msg_json(char fill, size_t n)
+{
+  char *body = malloc(n + 1);
+  memset(body, fill, n);
+  body[n] = 0;
+  char *out;
+  assert_true(asprintf(&out, "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"%s\"}]}", body) > 0);
+  free(body);
+  return out;
+}
+
+static void test_event_content_cut(void **state)
+{
+  (void)state;
+  for (int enabled = 1; enabled >= 0; enabled--) {
+    struct gw_redact_policy p;
+    gw_redact_policy_defaults(&p);
+    p.enabled = enabled;
+    p.max_content_bytes = 200;
+    struct gw_redactor *r = make(&p);
+    char *m1 = msg_json('a', 150), *m2 = msg_json('b', 150), *m3 = msg_json('c', 150), *m4 = msg_json('d', 300);
+    char text[301];
+    memset(text, 'd', 300);
+    text[300] = 0;
+    struct gw_event ev[4];
+    memset(ev, 0, sizeof ev);
+    const char *spans[4] = {"1111111111111111", "1111111111111111", "2222222222222222", "1111111111111111"};
+    const char *dirs[4] = {"input", "input", "input", "output"};
+    char *msgs[4] = {m1, m2, m3, m4};
+    for (int i = 0; i < 4; i++) {
+      snprintf(ev[i].trace_id, sizeof ev[i].trace_id, "%s", "0af7651916cd43dd8448eb211c80319c");
+      snprintf(ev[i].span_id, sizeof ev[i].span_id, "%s", spans[i]);
+      ev[i].role = i == 3 ? "assistant" : "user";
+      ev[i].direction = dirs[i];
+      ev[i].content = msgs[i];
+    }
+    ev[3].text_content = text;
+    assert_int_equal(gw_redact_events(r, ev, 4, A, NULL), GW_OK);
+    /* span 1, input: 150 fit, then 50 of the second and the marker */
+    assert_string_equal(ev[0].content, m1);
+    assert_non_null(strstr(ev[1].content, "bbbbb...[TRUNCATED]\""));
+    assert_null(strstr(ev[1].content, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")); /* 51 b's */
+    /* span 2 has its own budget; span 1's output too (cut at 200) */
+    assert_string_equal(ev[2].content, m3);
+    assert_non_null(strstr(ev[3].content, "...[TRUNCATED]"));
+    assert_int_equal(strlen(ev[3].text_content), 200 + strlen("...[TRUNCATED]"));
+    for (int i = 0; i < 4; i++) {
+      struct json_object *o = json_tokener_parse(ev[i].content);
+      assert_non_null(o);
+      json_object_put(o);
+    }
+    assert_int_equal(ev[1].redaction_count.set, enabled == 1);
+    free(m1), free(m2), free(m3), free(m4);
+    gw_redactor_destroy(r);
+  }
+}
+
 static void test_drop_action(void **state)
 {
   (void)state;
@@ -1111,6 +1171,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_memo_same_result, setup, teardown),
     cmocka_unit_test_setup_teardown(test_candidate_scan, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_event_content_cut, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
