@@ -270,6 +270,30 @@ describe('OTLP logs: precedence, plain logs, bad input', { skip: skip ?? false }
     }
   });
 
+  test('input messages split over two requests: the row has them all and no partial prompt_hash', async () => {
+    const split = genaiSpan({});
+    const whole = genaiSpan({});
+    await post(gw, '/v1/traces', toProtobuf(traceRequest([split, whole])), PB);
+    const t0 = BigInt(Date.now()) * 1000000n;
+    const evs = (s) => chatEvents({ traceId: s.traceId, spanId: s.spanId, system: 'Be brief.', user: 'first question', timeNs: t0 })
+      .concat([logRecord({ traceId: s.traceId, spanId: s.spanId, eventName: 'gen_ai.user.message', body: { content: 'second question' }, timeNs: t0 + 1000n })]);
+    const a = evs(split);
+    assert.equal((await post(gw, '/v1/logs', logsToProtobuf(logsRequest(a.slice(0, 2))), PB)).status, 200);
+    await waitFor(async () => (await rowContent(db, split.traceId, split.spanId))?.prompt_hash, { what: 'the first part merged' });
+    assert.equal((await post(gw, '/v1/logs', logsToProtobuf(logsRequest(a.slice(2))), PB)).status, 200);
+    assert.equal((await post(gw, '/v1/logs', logsToProtobuf(logsRequest(evs(whole))), PB)).status, 200);
+    let rs, rw;
+    await waitFor(async () => {
+      rs = await rowContent(db, split.traceId, split.spanId);
+      rw = await rowContent(db, whole.traceId, whole.spanId);
+      return rs?.prompt_content && JSON.parse(rs.prompt_content).length === 3 && rw?.prompt_content;
+    }, { what: 'both prompts merged' });
+    assert.deepEqual(JSON.parse(rs.prompt_content).map((m) => m.parts[0].content), ['Be brief.', 'first question', 'second question']);
+    assert.equal(rs.prompt_hash, null, 'a hash of the first request\'s messages only would be wrong');
+    assert.match(rw.prompt_hash, /^[0-9a-f]{16}$/, 'all inputs in one request: hashed as before');
+    assert.equal(rw.prompt_content, rs.prompt_content);
+  });
+
   test('plain logs are accepted and not stored; GenAI events without ids are counted, not stored', async () => {
     const before = await gw.metrics();
     const plain = logRecord({ body: 'GET /health 200', attributes: { 'http.route': '/health' } });
