@@ -41,27 +41,47 @@ static void count_deny(struct rd_ctx *c)
   }
 }
 
-static const char *redact_string(const struct gw_redactor *r, const char *key, const char *s, size_t len,
-                                 struct gw_arena *a, struct gw_redact_stats *stats, struct gw_redact_memo *memo)
+/* s redacted under key (key rules, then the detectors), and cut when budget or cap say so (events' content,
+ * as record content fields: budget is shared by a JSON value's long strings and updated, cap applies per
+ * string); cutting applies with redaction off too. NULL when dropped, or out of memory (*oom when given). */
+static const char *redact_value(const struct gw_redactor *r, const char *key, const char *s, size_t len,
+                                struct gw_arena *a, struct gw_redact_stats *stats, struct gw_redact_memo *memo,
+                                size_t *budget, size_t cap, bool *oom)
 {
   struct rd_ctx c;
   ctx_init(&c, r, a, stats, memo);
-  if (!r->enabled || !s)
+  if (budget)
+    c.budget = *budget;
+  c.cap = cap;
+  if (!s || (!r->enabled && !budget && cap == SIZE_MAX))
     return s;
-  bool allow;
-  size_t klen = key ? strlen(key) : 0;
-  if (!rd_key_enter(&c, klen ? key : NULL, klen, &allow)) {
-    count_deny(&c);
-    return NULL;
+  if (r->enabled) {
+    bool allow;
+    size_t klen = key ? strlen(key) : 0;
+    if (!rd_key_enter(&c, klen ? key : NULL, klen, &allow)) {
+      count_deny(&c);
+      return NULL;
+    }
+    if (allow)
+      return s;
   }
-  if (allow)
-    return s;
   const char *o;
   size_t ol;
   enum rd_res res = rd_value(&c, s, len, false, &o, &ol);
-  if (c.oom || res == RD_DROP)
+  if (c.oom) {
+    if (oom)
+      *oom = true;
     return NULL;
-  return res == RD_CHANGED ? o : s;
+  }
+  if (budget)
+    *budget = c.budget;
+  return res == RD_DROP ? NULL : res == RD_CHANGED ? o : s;
+}
+
+static const char *redact_string(const struct gw_redactor *r, const char *key, const char *s, size_t len,
+                                 struct gw_arena *a, struct gw_redact_stats *stats, struct gw_redact_memo *memo)
+{
+  return redact_value(r, key, s, len, a, stats, memo, NULL, SIZE_MAX, NULL);
 }
 
 const char *gw_redact_string(const struct gw_redactor *r, const char *key, const char *s, size_t len,
@@ -386,39 +406,6 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 
 /* ---- GenAI events ---- */
 
-/* An event's value redacted under key, and cut like a record's content field: budget shared by a JSON
- * value's long strings (*budget is what is left of it, updated), or cap per string when budget is NULL.
- * NULL when dropped (or out of memory: *oom). Truncation applies with redaction off too. */
-static const char *event_value(const struct gw_redactor *r, const char *key, const char *s, struct gw_arena *a,
-                               struct gw_redact_stats *st, struct gw_redact_memo *memo, size_t *budget, bool *oom)
-{
-  struct rd_ctx c;
-  ctx_init(&c, r, a, st, memo);
-  if (budget)
-    c.budget = *budget;
-  else
-    c.cap = r->max_content ? r->max_content : SIZE_MAX;
-  if (r->enabled && key) {
-    bool allow;
-    if (!rd_key_enter(&c, key, strlen(key), &allow)) {
-      count_deny(&c);
-      return NULL;
-    }
-    if (allow)
-      return s;
-  }
-  const char *o;
-  size_t ol;
-  enum rd_res res = rd_value(&c, s, strlen(s), false, &o, &ol);
-  if (c.oom) {
-    *oom = true;
-    return NULL;
-  }
-  if (budget)
-    *budget = c.budget;
-  return res == RD_DROP ? NULL : res == RD_CHANGED ? o : s;
-}
-
 /* The content budget of one span and direction in a request: its events' messages share one
  * max_content_bytes, as prompt_content's messages share one on a span row. */
 struct ev_budget {
@@ -470,10 +457,10 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
     memset(&tst, 0, sizeof tst);
     if (e->content) {
       size_t own = max, *budget = e->trace_id[0] && e->span_id[0] ? group_budget(tab, cap - 1, e, key, max) : &own;
-      e->content = event_value(r, key, e->content, a, &st, memo, budget, &oom);
+      e->content = redact_value(r, key, e->content, strlen(e->content), a, &st, memo, budget, SIZE_MAX, &oom);
     }
     if (e->text_content) /* the same text as content's parts: counted once, from content */
-      e->text_content = event_value(r, key, e->text_content, a, &tst, memo, NULL, &oom);
+      e->text_content = redact_value(r, key, e->text_content, strlen(e->text_content), a, &tst, memo, NULL, max, &oom);
     if (oom)
       return GW_ERR(TOO_LARGE);
     if (!e->content)
