@@ -35,22 +35,49 @@ struct gw_export_headers {
 gw_rc gw_export_headers_add(struct gw_export_headers *h, const char *name, const char *value);
 
 /*
- * A batch of trace requests decoded for a transform, in the exporter thread's arena. Spans that will be
- * sent are in reqs (genai_only filtering and id validation already done); recs are the interaction
- * records of those requests, each with ->span pointing at its span (NULL when the span was filtered out).
- * A transform may add attributes (gw_export_add_attr) or change values; it must not remove spans.
+ * The spans of a batch for a transform, read from their OTLP wire bytes in the exporter thread's arena
+ * (nothing is decoded into protobuf-c messages, nothing re-encoded but what changes). Only spans that will
+ * be sent are here (genai_only filtering and id validation already done), in spool order; rec is the
+ * span's interaction record, NULL when it has none. Attribute keys and string values point into the wire
+ * bytes: they are not NUL-terminated. A transform adds attributes with gw_export_add_attr; it cannot
+ * change or remove what is there.
  */
+struct gw_export_attr {
+  const char *key;
+  size_t klen;
+  const char *str; /* the string value; NULL when the value is not a string */
+  size_t slen;
+};
+
+struct gw_export_add; /* an attribute to append (payload.c's) */
+
+struct gw_export_span {
+  const uint8_t *trace_id, *span_id; /* 16 and 8 bytes */
+  const struct gw_export_attr *attrs;
+  size_t nattrs;
+  struct gw_record *rec;
+  /* payload.c's own */
+  const uint8_t *body;
+  size_t len;
+  struct gw_export_add *adds;
+  size_t nadds, capadds;
+  bool drop;
+};
+
 struct gw_export_batch {
   struct gw_arena *arena;
-  GwTraceRequest **reqs;
-  size_t nreqs;
-  struct gw_record *recs;
-  size_t nrecs;
+  struct gw_export_span **spans; /* the kept spans of every trace entry, in order */
+  size_t nspans;
   /* With wants_events: the GenAI events (redacted messages from OTLP log records, normalize/record.h) of
    * the batch's logs entries, in spool order, even though the backend does not take logs. */
   const struct gw_event *events;
   size_t nevents;
 };
+
+/* Append a string attribute to a span (value copied, the copy in *stored when not NULL; key must outlive
+ * the batch, e.g. a literal). NOMEM over the arena cap. */
+gw_rc gw_export_add_attr(struct gw_export_batch *b, struct gw_export_span *sp, const char *key, const char *value,
+                         size_t len, const char **stored);
 
 struct gw_exporter_type {
   const char *name;                  /* metric label and thread name; = gw_conf_exporter_names[conf_id] */
@@ -72,9 +99,7 @@ struct gw_exporter_type {
   gw_rc (*transform)(void *priv, struct gw_export_batch *b);
 };
 
-/* The attribute `key` of a span, or NULL. */
+/* The attribute `key` of a decoded span, or NULL (for tests and tools reading what was sent). */
 const GwKeyValue *gw_export_span_attr(const GwSpan *sp, const char *key);
-/* Append a string / int attribute to a span (strings copied into the arena). NOMEM over the arena cap. */
-gw_rc gw_export_add_attr_str(struct gw_arena *a, GwSpan *sp, const char *key, const char *value);
 
 #endif

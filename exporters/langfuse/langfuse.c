@@ -111,9 +111,10 @@ static struct ids *cache_find(struct langfuse *lf, const uint8_t *t)
   return NULL;
 }
 
-static void cache_put(struct langfuse *lf, const uint8_t *t, const char *user, const char *session)
+/* Remember a trace's user and/or session id (NULL / 0: not this one). */
+static void cache_put(struct langfuse *lf, const uint8_t *t, const char *user, size_t ul, const char *session,
+                      size_t sl)
 {
-  size_t ul = user ? strlen(user) : 0, sl = session ? strlen(session) : 0;
   if (ul >= ID_MAX || sl >= ID_MAX)
     return;
   struct ids *e = cache_find(lf, t);
@@ -129,10 +130,14 @@ static void cache_put(struct langfuse *lf, const uint8_t *t, const char *user, c
     e->user[0] = e->session[0] = '\0';
     memcpy(e->trace, t, 16);
   }
-  if (ul)
-    memcpy(e->user, user, ul + 1);
-  if (sl)
-    memcpy(e->session, session, sl + 1);
+  if (ul) {
+    memcpy(e->user, user, ul);
+    e->user[ul] = '\0';
+  }
+  if (sl) {
+    memcpy(e->session, session, sl);
+    e->session[sl] = '\0';
+  }
 }
 
 /* ---- what the transform reads of each span, found in one pass over its attributes ---- */
@@ -144,26 +149,36 @@ enum span_key {
   K_IN, K_OUT,                       /* message content */
   K__N
 };
-static const char *const key_name[K__N] = {
-  "langfuse.observation.usage_details", "langfuse.observation.cost_details",
-  "langfuse.user.id", "user.id", "enduser.id",
-  "langfuse.session.id", "session.id", "gen_ai.conversation.id",
-  "gen_ai.input.messages", "gen_ai.output.messages",
+static const struct {
+  const char *s;
+  size_t n;
+} key_name[K__N] = {
+#define KN(lit) {lit, sizeof lit - 1}
+  KN("langfuse.observation.usage_details"),
+  KN("langfuse.observation.cost_details"),
+  KN("langfuse.user.id"),
+  KN("user.id"),
+  KN("enduser.id"),
+  KN("langfuse.session.id"),
+  KN("session.id"),
+  KN("gen_ai.conversation.id"),
+  KN("gen_ai.input.messages"),
+  KN("gen_ai.output.messages"),
+#undef KN
 };
 
 struct span_view {
-  GwSpan *sp;
-  const GwKeyValue *kv[K__N];
-  size_t cap; /* room in sp->attributes once add() has copied it into the arena; 0 before */
+  struct gw_export_span *sp;
+  const struct gw_export_attr *kv[K__N];
 };
 
-static void view_scan(struct span_view *v, GwSpan *sp)
+static void view_scan(struct span_view *v, struct gw_export_span *sp)
 {
   memset(v, 0, sizeof *v);
   v->sp = sp;
-  for (size_t i = 0; i < sp->n_attributes; i++) {
-    const GwKeyValue *kv = sp->attributes[i];
-    if (!kv || !kv->key)
+  for (size_t i = 0; i < sp->nattrs; i++) {
+    const struct gw_export_attr *kv = &sp->attrs[i];
+    if (!kv->klen)
       continue;
     static const int8_t l_keys[] = {K_USAGE, K_COST, K_LF_USER, K_LF_SESSION, -1}, u_keys[] = {K_USER, -1},
                         e_keys[] = {K_ENDUSER, -1}, s_keys[] = {K_SESSION, -1}, g_keys[] = {K_CONV, K_IN, K_OUT, -1};
@@ -177,84 +192,45 @@ static void view_scan(struct span_view *v, GwSpan *sp)
     default: continue;
     }
     for (int k; (k = *cand) >= 0; cand++)
-      if (!v->kv[k] && !strcmp(kv->key, key_name[k]))
+      if (!v->kv[k] && kv->klen == key_name[k].n && !memcmp(kv->key, key_name[k].s, kv->klen))
         v->kv[k] = kv; /* the first one wins, as a lookup from the start would find it */
   }
 }
 
-/* A string attribute's value, or NULL. */
-static const char *view_str(const struct span_view *v, enum span_key k)
+/* A non-empty string attribute's value (not NUL-terminated: *len), or NULL. */
+static const char *view_str(const struct span_view *v, enum span_key k, size_t *len)
 {
-  const GwKeyValue *kv = v->kv[k];
-  return kv && kv->value && kv->value->value_case == GW_AV_STRING && kv->value->string_value &&
-                 kv->value->string_value[0]
-           ? kv->value->string_value
-           : NULL;
+  const struct gw_export_attr *kv = v->kv[k];
+  if (!kv || !kv->str || !kv->slen)
+    return NULL;
+  *len = kv->slen;
+  return kv->str;
 }
 
 /* The user and session ids a span carries itself, in Langfuse's own order of reading them. */
-static void view_ids(const struct span_view *v, const char **user, const char **session)
+static void view_ids(const struct span_view *v, const char **user, size_t *ul, const char **session, size_t *sl)
 {
   *user = *session = NULL;
+  *ul = *sl = 0;
   for (int k = K_LF_USER; k <= K_ENDUSER && !*user; k++)
-    *user = view_str(v, (enum span_key)k);
+    *user = view_str(v, (enum span_key)k, ul);
   for (int k = K_LF_SESSION; k <= K_CONV && !*session; k++)
-    *session = view_str(v, (enum span_key)k);
+    *session = view_str(v, (enum span_key)k, sl);
 }
 
-/* Append a string attribute (key: one of key_name, static). The attribute array is copied into the arena
- * once, with room for everything this transform may add, instead of once per attribute. */
-static gw_rc add(struct gw_arena *a, struct span_view *v, enum span_key k, const char *value, size_t len)
+/* Append a string attribute (key: one of key_name) and note it in the view. */
+static gw_rc add(struct gw_export_batch *b, struct span_view *v, enum span_key k, const char *value, size_t len)
 {
-  GwSpan *sp = v->sp;
-  if (sp->n_attributes >= v->cap) {
-    size_t cap = sp->n_attributes + 8;
-    GwKeyValue **arr = gw_arena_alloc(a, cap * sizeof *arr);
-    if (!arr)
-      return GW_ERR(NOMEM);
-    if (sp->n_attributes)
-      memcpy(arr, sp->attributes, sp->n_attributes * sizeof *arr);
-    sp->attributes = arr;
-    v->cap = cap;
-  }
-  GwKeyValue *kv = gw_arena_alloc(a, sizeof *kv);
-  GwAnyValue *av = gw_arena_alloc(a, sizeof *av);
-  char *s = gw_arena_alloc(a, len + 1);
-  if (!kv || !av || !s)
+  struct gw_export_attr *at = gw_arena_alloc(b->arena, sizeof *at);
+  if (!at)
     return GW_ERR(NOMEM);
-  memcpy(s, value, len);
-  s[len] = '\0';
-  gw_pb_key_value_init(kv);
-  gw_pb_any_value_init(av);
-  av->value_case = GW_AV_STRING;
-  av->string_value = s;
-  kv->key = (char *)key_name[k];
-  kv->value = av;
-  sp->attributes[sp->n_attributes++] = kv;
-  v->kv[k] = kv;
+  const char *stored;
+  gw_rc rc = gw_export_add_attr(b, v->sp, key_name[k].s, value, len, &stored);
+  if (rc)
+    return rc;
+  *at = (struct gw_export_attr){key_name[k].s, key_name[k].n, stored, len};
+  v->kv[k] = at;
   return GW_OK;
-}
-
-/* Spans -> their view, by address (records point at their span). */
-struct view_map {
-  struct span_view **slot;
-  size_t mask;
-};
-
-static size_t ptr_hash(const void *p)
-{
-  uint64_t x = (uint64_t)(uintptr_t)p;
-  x ^= x >> 29;
-  x *= 0xbf58476d1ce4e5b9ull;
-  return (size_t)(x ^ (x >> 32));
-}
-
-static struct span_view *view_of(const struct view_map *m, const GwSpan *sp)
-{
-  for (size_t i = ptr_hash(sp) & m->mask; m->slot[i]; i = (i + 1) & m->mask)
-    if (m->slot[i]->sp == sp)
-      return m->slot[i];
-  return NULL;
 }
 
 /* ---- usage and cost ---- */
@@ -344,13 +320,6 @@ static void cost_details(const struct gw_record *r, char *buf, size_t n)
   snprintf(buf + o, n - o, "}");
 }
 
-#define FOR_SPANS(b, sp)                                                                                      \
-  for (size_t q_ = 0; q_ < (b)->nreqs; q_++)                                                                  \
-    for (size_t r_ = 0; r_ < (b)->reqs[q_]->n_resource_spans; r_++)                                          \
-      for (size_t s_ = 0; s_ < (b)->reqs[q_]->resource_spans[r_]->n_scope_spans; s_++)                      \
-        for (size_t k_ = 0; k_ < (b)->reqs[q_]->resource_spans[r_]->scope_spans[s_]->n_spans; k_++)        \
-          for (GwSpan *sp = (b)->reqs[q_]->resource_spans[r_]->scope_spans[s_]->spans[k_]; sp; sp = NULL)
-
 /* Events sort as the Postgres merge orders them: time, seq, event name. */
 static int ev_cmp(const void *x, const void *y)
 {
@@ -388,7 +357,7 @@ static int span_key_cmp(const struct gw_event *e, const char *trace, const char 
 }
 
 /* Content from the batch's GenAI events onto the spans that lack it. */
-static gw_rc attach_events(struct gw_export_batch *b, const struct view_map *vm)
+static gw_rc attach_events(struct gw_export_batch *b, struct span_view *views, size_t nv)
 {
   if (!b->nevents)
     return GW_OK;
@@ -400,10 +369,10 @@ static gw_rc attach_events(struct gw_export_batch *b, const struct view_map *vm)
     if (b->events[i].direction)
       ev[n++] = &b->events[i];
   qsort(ev, n, sizeof *ev, ev_cmp);
-  for (size_t i = 0; i < b->nrecs; i++) {
-    const struct gw_record *r = &b->recs[i];
-    struct span_view *v = r->span ? view_of(vm, r->span) : NULL;
-    if (!v)
+  for (size_t i = 0; i < nv; i++) {
+    struct span_view *v = &views[i];
+    const struct gw_record *r = v->sp->rec;
+    if (!r)
       continue;
     size_t lo = n, hi = n;
     for (size_t k = 0; k < n; k++) /* the span's events (sorted by time, not by span: collect them) */
@@ -432,7 +401,7 @@ static gw_rc attach_events(struct gw_export_batch *b, const struct view_map *vm)
           return GW_ERR(NOMEM);
         continue;
       }
-      gw_rc rc = add(b->arena, v, keys[d], json, strlen(json));
+      gw_rc rc = add(b, v, keys[d], json, strlen(json));
       if (rc)
         return rc;
     }
@@ -440,81 +409,67 @@ static gw_rc attach_events(struct gw_export_batch *b, const struct view_map *vm)
   return GW_OK;
 }
 
+static size_t cstrlen(const char *s) { return s ? strlen(s) : 0; }
+
 static gw_rc transform(void *priv, struct gw_export_batch *b)
 {
   struct langfuse *lf = priv;
   gw_rc rc;
-  /* 0. Each span's attributes of interest, found once, and a map from span to its view for the records. */
-  size_t nspans = 0;
-  FOR_SPANS(b, sp)
-  {
-    nspans++;
-  }
-  struct span_view *views = gw_arena_alloc(b->arena, (nspans ? nspans : 1) * sizeof *views);
-  struct view_map vm = {0};
-  size_t cap = 16;
-  while (cap < nspans * 2)
-    cap *= 2;
-  vm.slot = gw_arena_calloc(b->arena, cap * sizeof *vm.slot);
-  vm.mask = cap - 1;
-  if (!views || !vm.slot)
+  /* 0. Each span's attributes of interest, found once. */
+  struct span_view *views = gw_arena_alloc(b->arena, (b->nspans ? b->nspans : 1) * sizeof *views);
+  if (!views)
     return GW_ERR(NOMEM);
-  size_t nv = 0;
-  FOR_SPANS(b, sp)
-  {
-    struct span_view *v = &views[nv++];
-    view_scan(v, sp);
-    size_t i = ptr_hash(sp) & vm.mask;
-    while (vm.slot[i])
-      i = (i + 1) & vm.mask;
-    vm.slot[i] = v;
-  }
+  for (size_t i = 0; i < b->nspans; i++)
+    view_scan(&views[i], b->spans[i]);
   /* 1. Every record's usage and cost onto its span. */
-  for (size_t i = 0; i < b->nrecs; i++) {
-    const struct gw_record *r = &b->recs[i];
-    struct span_view *v = r->span ? view_of(&vm, r->span) : NULL;
-    if (!v)
+  for (size_t i = 0; i < b->nspans; i++) {
+    struct span_view *v = &views[i];
+    const struct gw_record *r = v->sp->rec;
+    if (!r)
       continue;
     char buf[512];
     usage_details(r, buf, sizeof buf);
-    if (buf[0] && !v->kv[K_USAGE] && (rc = add(b->arena, v, K_USAGE, buf, strlen(buf))))
+    if (buf[0] && !v->kv[K_USAGE] && (rc = add(b, v, K_USAGE, buf, strlen(buf))))
       return rc;
     cost_details(r, buf, sizeof buf);
-    if (buf[0] && !v->kv[K_COST] && (rc = add(b->arena, v, K_COST, buf, strlen(buf))))
+    if (buf[0] && !v->kv[K_COST] && (rc = add(b, v, K_COST, buf, strlen(buf))))
       return rc;
   }
   /* 2. Learn each trace's user and session: records first (their precedence is the normalizer's), then
    * what any span of the trace carries itself. */
-  for (size_t i = 0; i < b->nrecs; i++) {
-    const struct gw_record *r = &b->recs[i];
-    if (!r->span || (!r->user_id && !r->session_id))
+  for (size_t i = 0; i < b->nspans; i++) {
+    const struct gw_record *r = b->spans[i]->rec;
+    if (!r || (!r->user_id && !r->session_id))
       continue;
-    cache_put(lf, r->span->trace_id.data, r->user_id, r->session_id);
+    cache_put(lf, b->spans[i]->trace_id, r->user_id, cstrlen(r->user_id), r->session_id, cstrlen(r->session_id));
   }
-  for (size_t i = 0; i < nv; i++) {
+  for (size_t i = 0; i < b->nspans; i++) {
     const char *u, *s;
-    view_ids(&views[i], &u, &s);
+    size_t ul, sl;
+    view_ids(&views[i], &u, &ul, &s, &sl);
     if (u || s) {
-      const uint8_t *t = views[i].sp->trace_id.data;
+      const uint8_t *t = views[i].sp->trace_id;
       struct ids *e = cache_find(lf, t);
-      cache_put(lf, t, e && e->user[0] ? NULL : u, e && e->session[0] ? NULL : s);
+      bool ku = e && e->user[0], ks = e && e->session[0]; /* known already: the first one stays */
+      cache_put(lf, t, ku ? NULL : u, ku ? 0 : ul, ks ? NULL : s, ks ? 0 : sl);
     }
   }
   /* 3. ... and put them on every span of the trace that lacks them. */
-  for (size_t i = 0; i < nv; i++) {
+  for (size_t i = 0; i < b->nspans; i++) {
     struct span_view *v = &views[i];
-    const struct ids *e = cache_find(lf, v->sp->trace_id.data);
+    const struct ids *e = cache_find(lf, v->sp->trace_id);
     if (!e)
       continue;
     const char *u, *s;
-    view_ids(v, &u, &s);
-    if (e->user[0] && !u && (rc = add(b->arena, v, K_LF_USER, e->user, strlen(e->user))))
+    size_t ul, sl;
+    view_ids(v, &u, &ul, &s, &sl);
+    if (e->user[0] && !u && (rc = add(b, v, K_LF_USER, e->user, strlen(e->user))))
       return rc;
-    if (e->session[0] && !s && (rc = add(b->arena, v, K_LF_SESSION, e->session, strlen(e->session))))
+    if (e->session[0] && !s && (rc = add(b, v, K_LF_SESSION, e->session, strlen(e->session))))
       return rc;
   }
   /* 4. Message content that came as log records. */
-  return attach_events(b, &vm);
+  return attach_events(b, views, b->nspans);
 }
 
 const struct gw_exporter_type gw_exporter_langfuse = {

@@ -5,14 +5,17 @@
  * concatenation of several serialized requests is itself a valid request holding all their resources.
  * When nothing needs changing (no transform, genai_only off) an entry's bytes are therefore forwarded as
  * they are, without decoding: the cheap path, and byte-exact.
- * Otherwise (a backend transform, or genai_only) the trace entries of the batch are decoded with
- * protobuf-c into the exporter's arena, their interaction records decoded beside them and matched to their
- * spans by (trace_id, span_id); spans with malformed ids are left out and counted (Langfuse rejects a
- * whole batch for one, SPEC-FACTS §5.1), genai_only leaves out spans without a record, envelopes left
- * empty are removed (OTLP: senders SHOULD NOT send empty ResourceSpans / ScopeSpans), the backend
- * transforms the whole batch at once (so trace-level facts found in one entry reach spans in another), and
- * each entry is re-encoded. Log entries are never decoded: genai_only passes those whose request holds
- * GenAI events.
+ * Otherwise (a backend transform, or genai_only) the trace entries of the batch are read at the wire level,
+ * without protobuf-c: each span's byte range, ids and attributes (keys and string values pointing into the
+ * bytes). Their interaction records are decoded beside them and matched to their spans by (trace_id,
+ * span_id); spans with malformed ids are left out and counted (Langfuse rejects a whole batch for one,
+ * SPEC-FACTS §5.1), genai_only leaves out spans without a record, the backend transforms the whole batch
+ * at once (so trace-level facts found in one entry reach spans in another) by adding attributes, and each
+ * entry is written back: the kept spans' bytes as they were with the added KeyValues appended (a repeated
+ * field may continue anywhere in a message), every other field of the envelopes copied, envelopes left
+ * empty removed (OTLP: senders SHOULD NOT send empty ResourceSpans / ScopeSpans). Decoding into protobuf-c
+ * messages and packing them again was a quarter of the Langfuse exporter's time. Log entries are never
+ * read: genai_only passes those whose request holds GenAI events.
  */
 #include <libdeflate.h>
 #include <stdlib.h>
@@ -28,28 +31,6 @@ const GwKeyValue *gw_export_span_attr(const GwSpan *sp, const char *key)
     if (sp->attributes[i] && sp->attributes[i]->key && strcmp(sp->attributes[i]->key, key) == 0)
       return sp->attributes[i];
   return NULL;
-}
-
-gw_rc gw_export_add_attr_str(struct gw_arena *a, GwSpan *sp, const char *key, const char *value)
-{
-  GwKeyValue *kv = gw_arena_alloc(a, sizeof *kv);
-  GwAnyValue *v = gw_arena_alloc(a, sizeof *v);
-  GwKeyValue **arr = gw_arena_alloc(a, (sp->n_attributes + 1) * sizeof *arr);
-  char *k = gw_arena_strdup(a, key), *s = gw_arena_strdup(a, value);
-  if (!kv || !v || !arr || !k || !s)
-    return GW_ERR(NOMEM);
-  gw_pb_key_value_init(kv);
-  gw_pb_any_value_init(v);
-  v->value_case = GW_AV_STRING;
-  v->string_value = s;
-  kv->key = k;
-  kv->value = v;
-  if (sp->n_attributes)
-    memcpy(arr, sp->attributes, sp->n_attributes * sizeof *arr);
-  arr[sp->n_attributes] = kv;
-  sp->attributes = arr;
-  sp->n_attributes++;
-  return GW_OK;
 }
 
 /* ---- gzip ---- */
@@ -140,66 +121,408 @@ static void hex(char *out, const uint8_t *b, size_t n)
   out[2 * n] = '\0';
 }
 
-static bool nonzero(const ProtobufCBinaryData *d)
+/* ---- the OTLP wire format, read and written without protobuf-c ---- */
+
+static bool rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-  for (size_t i = 0; i < d->len; i++)
-    if (d->data[i])
+  uint64_t x = 0;
+  for (unsigned sh = 0; sh < 64; sh += 7) {
+    if (*p >= end)
+      return false;
+    uint8_t b = *(*p)++;
+    x |= (uint64_t)(b & 0x7f) << sh;
+    if (!(b & 0x80)) {
+      *v = x;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* One field: number, wire type, its first byte, and for LEN its payload; *p moves past it. */
+struct wfield {
+  uint32_t num;
+  unsigned wt;
+  const uint8_t *start, *val;
+  size_t vlen;
+};
+
+static bool rd_field(const uint8_t **p, const uint8_t *end, struct wfield *f)
+{
+  uint64_t tag, v;
+  f->start = *p;
+  if (!rd_varint(p, end, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
+    return false;
+  f->num = (uint32_t)(tag >> 3);
+  f->wt = (unsigned)(tag & 7);
+  f->val = NULL;
+  f->vlen = 0;
+  switch (f->wt) {
+  case 0:
+    return rd_varint(p, end, &v);
+  case 1:
+  case 5: {
+    size_t n = f->wt == 1 ? 8 : 4;
+    if ((size_t)(end - *p) < n)
+      return false;
+    *p += n;
+    return true;
+  }
+  case 2:
+    if (!rd_varint(p, end, &v) || v > (uint64_t)(end - *p))
+      return false;
+    f->val = *p;
+    f->vlen = (size_t)v;
+    *p += v;
+    return true;
+  default:
+    return false;
+  }
+}
+
+static size_t vsize(uint64_t v)
+{
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static uint8_t *wr_varint(uint8_t *o, uint64_t v)
+{
+  while (v >= 0x80) {
+    *o++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *o++ = (uint8_t)v;
+  return o;
+}
+
+/* tag + length of a LEN field of n payload bytes */
+static size_t len_field(size_t n) { return 1 + vsize(n) + n; }
+
+struct gw_export_add {
+  const char *key, *val;
+  size_t klen, vlen;
+};
+
+/* The KeyValue of an added attribute: 1: key, 2: AnyValue{1: string_value}. */
+static size_t add_kv_size(const struct gw_export_add *d)
+{
+  return len_field(d->klen) + len_field(len_field(d->vlen));
+}
+
+gw_rc gw_export_add_attr(struct gw_export_batch *b, struct gw_export_span *sp, const char *key, const char *value,
+                         size_t len, const char **stored)
+{
+  if (sp->nadds == sp->capadds) {
+    size_t cap = sp->capadds ? sp->capadds * 2 : 8;
+    struct gw_export_add *na = gw_arena_alloc(b->arena, cap * sizeof *na);
+    if (!na)
+      return GW_ERR(NOMEM);
+    if (sp->nadds)
+      memcpy(na, sp->adds, sp->nadds * sizeof *na);
+    sp->adds = na;
+    sp->capadds = cap;
+  }
+  char *v = gw_arena_alloc(b->arena, len ? len : 1);
+  if (!v)
+    return GW_ERR(NOMEM);
+  memcpy(v, value, len);
+  sp->adds[sp->nadds++] = (struct gw_export_add){key, v, strlen(key), len};
+  if (stored)
+    *stored = v;
+  return GW_OK;
+}
+
+/* A span's fields: its ids, and its attributes' keys and string values. */
+static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8_t *p, size_t n, size_t *parent_len)
+{
+  memset(sp, 0, sizeof *sp);
+  sp->body = p;
+  sp->len = n;
+  *parent_len = 0;
+  size_t tlen = 0, slen = 0, nattrs = 0;
+  const uint8_t *end = p + n, *q = p;
+  struct wfield f;
+  while (q < end) { /* count attributes first: one allocation */
+    if (!rd_field(&q, end, &f))
+      return false;
+    nattrs += f.num == 9 && f.wt == 2;
+  }
+  struct gw_export_attr *attrs = nattrs ? gw_arena_alloc(a, nattrs * sizeof *attrs) : NULL;
+  if (nattrs && !attrs)
+    return false;
+  size_t k = 0;
+  for (q = p; q < end;) {
+    rd_field(&q, end, &f);
+    if (f.wt != 2)
+      continue;
+    if (f.num == 1)
+      sp->trace_id = f.val, tlen = f.vlen;
+    else if (f.num == 2)
+      sp->span_id = f.val, slen = f.vlen;
+    else if (f.num == 4)
+      *parent_len = f.vlen;
+    else if (f.num == 9) {
+      struct gw_export_attr *at = &attrs[k++];
+      memset(at, 0, sizeof *at);
+      at->key = "";
+      const uint8_t *r = f.val, *re = f.val + f.vlen;
+      struct wfield g;
+      while (r < re) {
+        if (!rd_field(&r, re, &g))
+          return false;
+        if (g.num == 1 && g.wt == 2) {
+          at->key = (const char *)g.val;
+          at->klen = g.vlen;
+        } else if (g.num == 2 && g.wt == 2) {
+          const uint8_t *v = g.val, *ve = g.val + g.vlen;
+          struct wfield h;
+          at->str = NULL;
+          while (v < ve) {
+            if (!rd_field(&v, ve, &h))
+              return false;
+            if (h.num == 1 && h.wt == 2) {
+              at->str = (const char *)h.val;
+              at->slen = h.vlen;
+            } else {
+              at->str = NULL; /* another kind of value (the last one set wins) */
+            }
+          }
+        }
+      }
+    }
+  }
+  sp->attrs = attrs;
+  sp->nattrs = k;
+  if (tlen != 16)
+    sp->trace_id = NULL;
+  if (slen != 8)
+    sp->span_id = NULL;
+  return true;
+}
+
+static bool nonzero(const uint8_t *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
       return true;
   return false;
 }
 
 /* SPEC-FACTS §1.7: 16-byte trace id and 8-byte span id, not all zero; a parent is empty or 8 bytes. */
-static bool ids_ok(const GwSpan *sp)
+static bool ids_ok(const struct gw_export_span *sp, size_t parent_len)
 {
-  return sp->trace_id.len == 16 && nonzero(&sp->trace_id) && sp->span_id.len == 8 && nonzero(&sp->span_id) &&
-         (sp->parent_span_id.len == 0 || sp->parent_span_id.len == 8);
+  return sp->trace_id && nonzero(sp->trace_id, 16) && sp->span_id && nonzero(sp->span_id, 8) &&
+         (parent_len == 0 || parent_len == 8);
 }
 
-/* Filter one decoded request in place; counts what stays and what was left out. */
-static void filter_request(GwTraceRequest *req, const struct recmap *m, bool genai_only, uint64_t *kept,
-                           uint64_t *invalid, uint64_t *filtered)
+/* A trace entry read for a transform: its resources, scopes and spans as byte ranges. */
+struct wscope {
+  const uint8_t *p;
+  size_t n;
+  size_t first, count; /* its spans: spans[first .. first + count) of the entry */
+  size_t out;          /* payload size once written (0: nothing kept) */
+};
+struct wres {
+  const uint8_t *p;
+  size_t n;
+  size_t first, count; /* its scopes */
+  size_t out;
+};
+struct wentry {
+  struct wres *res;
+  size_t nres;
+  struct wscope *scopes;
+  size_t nscopes;
+  struct gw_export_span *spans;
+  size_t nspans;
+};
+
+/* Count the LEN fields numbered num in [p, p + n); false when the bytes do not parse. */
+static bool count_fields(const uint8_t *p, size_t n, uint32_t num, size_t *out)
 {
-  size_t nrs = 0;
-  for (size_t i = 0; i < req->n_resource_spans; i++) {
-    GwResourceSpans *rs = req->resource_spans[i];
-    if (!rs)
-      continue;
-    size_t nss = 0;
-    for (size_t j = 0; j < rs->n_scope_spans; j++) {
-      GwScopeSpans *ss = rs->scope_spans[j];
-      if (!ss)
-        continue;
-      size_t ns = 0;
-      for (size_t k = 0; k < ss->n_spans; k++) {
-        GwSpan *sp = ss->spans[k];
-        if (!sp)
-          continue;
-        if (!ids_ok(sp)) {
-          (*invalid)++;
-          continue;
-        }
-        char th[33], sh[17];
-        hex(th, sp->trace_id.data, 16);
-        hex(sh, sp->span_id.data, 8);
-        struct gw_record *r = m->slot ? recmap_get(m, th, sh) : NULL;
-        if (genai_only && !r) {
-          (*filtered)++;
-          continue;
-        }
-        if (r)
-          r->span = sp;
-        ss->spans[ns++] = sp;
-      }
-      ss->n_spans = ns;
-      *kept += ns;
-      if (ns)
-        rs->scope_spans[nss++] = ss;
-    }
-    rs->n_scope_spans = nss;
-    if (nss)
-      req->resource_spans[nrs++] = rs;
+  const uint8_t *end = p + n;
+  struct wfield f;
+  while (p < end) {
+    if (!rd_field(&p, end, &f))
+      return false;
+    *out += f.num == num && f.wt == 2;
   }
-  req->n_resource_spans = nrs;
+  return true;
+}
+
+static bool read_entry(struct gw_arena *a, const uint8_t *p, size_t n, struct wentry *w)
+{
+  memset(w, 0, sizeof *w);
+  size_t nres = 0, nscopes = 0, nspans = 0;
+  const uint8_t *end = p + n, *q, *r, *t;
+  struct wfield f, g, h;
+  if (!count_fields(p, n, 1, &nres))
+    return false;
+  for (q = p; q < end;) { /* count, so that each array is one allocation */
+    rd_field(&q, end, &f);
+    if (f.num != 1 || f.wt != 2)
+      continue;
+    for (r = f.val; r < f.val + f.vlen;) {
+      if (!rd_field(&r, f.val + f.vlen, &g))
+        return false;
+      if (g.num != 2 || g.wt != 2)
+        continue;
+      nscopes++;
+      if (!count_fields(g.val, g.vlen, 2, &nspans))
+        return false;
+    }
+  }
+  w->res = gw_arena_alloc(a, (nres ? nres : 1) * sizeof *w->res);
+  w->scopes = gw_arena_alloc(a, (nscopes ? nscopes : 1) * sizeof *w->scopes);
+  w->spans = gw_arena_alloc(a, (nspans ? nspans : 1) * sizeof *w->spans);
+  if (!w->res || !w->scopes || !w->spans)
+    return false;
+  for (q = p; q < end;) {
+    rd_field(&q, end, &f);
+    if (f.num != 1 || f.wt != 2)
+      continue;
+    struct wres *rs = &w->res[w->nres++];
+    *rs = (struct wres){f.val, f.vlen, w->nscopes, 0, 0};
+    for (r = f.val; r < f.val + f.vlen;) {
+      rd_field(&r, f.val + f.vlen, &g);
+      if (g.num != 2 || g.wt != 2)
+        continue;
+      struct wscope *sc = &w->scopes[w->nscopes++];
+      rs->count++;
+      *sc = (struct wscope){g.val, g.vlen, w->nspans, 0, 0};
+      for (t = g.val; t < g.val + g.vlen;) {
+        rd_field(&t, g.val + g.vlen, &h);
+        if (h.num != 2 || h.wt != 2)
+          continue;
+        struct gw_export_span *sp = &w->spans[w->nspans++];
+        size_t parent_len;
+        sc->count++;
+        if (!read_span(a, sp, h.val, h.vlen, &parent_len))
+          return false;
+        sp->drop = !ids_ok(sp, parent_len);
+      }
+    }
+  }
+  return true;
+}
+
+/* The bytes of [p, p + n) except the LEN fields numbered num: what is kept as is around the children. */
+static size_t other_size(const uint8_t *p, size_t n, uint32_t num)
+{
+  const uint8_t *end = p + n;
+  struct wfield f;
+  size_t o = 0;
+  while (p < end) {
+    rd_field(&p, end, &f);
+    if (!(f.num == num && f.wt == 2))
+      o += (size_t)(p - f.start);
+  }
+  return o;
+}
+
+static uint8_t *copy_other(uint8_t *o, const uint8_t *p, size_t n, uint32_t num)
+{
+  const uint8_t *end = p + n;
+  struct wfield f;
+  while (p < end) {
+    rd_field(&p, end, &f);
+    if (!(f.num == num && f.wt == 2)) {
+      memcpy(o, f.start, (size_t)(p - f.start));
+      o += p - f.start;
+    }
+  }
+  return o;
+}
+
+static size_t span_out(const struct gw_export_span *sp)
+{
+  size_t n = sp->len;
+  for (size_t i = 0; i < sp->nadds; i++)
+    n += len_field(add_kv_size(&sp->adds[i]));
+  return n;
+}
+
+/* The entry written back: kept spans with their added attributes, envelopes left empty removed (OTLP:
+ * senders SHOULD NOT send empty ResourceSpans / ScopeSpans). NULL with *len 0 when nothing is kept. */
+static uint8_t *write_entry(struct gw_arena *a, const uint8_t *p, size_t n, struct wentry *w, size_t *len, bool *oom)
+{
+  size_t total = other_size(p, n, 1);
+  bool any = false;
+  for (size_t i = 0; i < w->nres; i++) {
+    struct wres *rs = &w->res[i];
+    size_t rsz = 0;
+    for (size_t j = rs->first; j < rs->first + rs->count; j++) {
+      struct wscope *sc = &w->scopes[j];
+      size_t ssz = 0;
+      for (size_t k = sc->first; k < sc->first + sc->count; k++)
+        if (!w->spans[k].drop)
+          ssz += len_field(span_out(&w->spans[k]));
+      sc->out = ssz ? ssz + other_size(sc->p, sc->n, 2) : 0;
+      if (sc->out)
+        rsz += len_field(sc->out);
+    }
+    rs->out = rsz ? rsz + other_size(rs->p, rs->n, 2) : 0;
+    if (rs->out) {
+      total += len_field(rs->out);
+      any = true;
+    }
+  }
+  *len = 0;
+  if (!any)
+    return NULL;
+  uint8_t *buf = gw_arena_alloc(a, total), *o = buf;
+  if (!buf) {
+    *oom = true;
+    return NULL;
+  }
+  for (size_t i = 0; i < w->nres; i++) {
+    const struct wres *rs = &w->res[i];
+    if (!rs->out)
+      continue;
+    *o++ = 0x0a; /* 1: resource_spans */
+    o = wr_varint(o, rs->out);
+    o = copy_other(o, rs->p, rs->n, 2);
+    for (size_t j = rs->first; j < rs->first + rs->count; j++) {
+      const struct wscope *sc = &w->scopes[j];
+      if (!sc->out)
+        continue;
+      *o++ = 0x12; /* 2: scope_spans */
+      o = wr_varint(o, sc->out);
+      o = copy_other(o, sc->p, sc->n, 2);
+      for (size_t k = sc->first; k < sc->first + sc->count; k++) {
+        const struct gw_export_span *sp = &w->spans[k];
+        if (sp->drop)
+          continue;
+        *o++ = 0x12; /* 2: spans */
+        o = wr_varint(o, span_out(sp));
+        memcpy(o, sp->body, sp->len);
+        o += sp->len;
+        for (size_t d = 0; d < sp->nadds; d++) {
+          const struct gw_export_add *ad = &sp->adds[d];
+          *o++ = 0x4a; /* 9: attributes */
+          o = wr_varint(o, add_kv_size(ad));
+          *o++ = 0x0a; /* KeyValue 1: key */
+          o = wr_varint(o, ad->klen);
+          memcpy(o, ad->key, ad->klen);
+          o += ad->klen;
+          *o++ = 0x12; /* KeyValue 2: value */
+          o = wr_varint(o, len_field(ad->vlen));
+          *o++ = 0x0a; /* AnyValue 1: string_value */
+          o = wr_varint(o, ad->vlen);
+          memcpy(o, ad->val, ad->vlen);
+          o += ad->vlen;
+        }
+      }
+    }
+  }
+  o = copy_other(o, p, n, 1);
+  *len = (size_t)(o - buf);
+  return buf;
 }
 
 /* The GenAI events of the batch's logs entries, for a backend that attaches them to spans. An entry whose
@@ -269,32 +592,32 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
   if (!ntraces)
     return GW_OK;
 
-  /* Decode every trace entry of the batch, then transform them together. */
-  GwTraceRequest **reqs = gw_arena_calloc(a, ntraces * sizeof *reqs);
-  size_t *owner = gw_arena_calloc(a, ntraces * sizeof *owner); /* reqs[k] came from entries[owner[k]] */
-  struct gw_record **recs_of = gw_arena_calloc(a, ntraces * sizeof *recs_of);
-  size_t *nrecs_of = gw_arena_calloc(a, ntraces * sizeof *nrecs_of);
-  if (!reqs || !owner || !recs_of || !nrecs_of)
+  /* Read every trace entry of the batch, then transform them together, then write each back. */
+  struct wentry *ws = gw_arena_calloc(a, ntraces * sizeof *ws);
+  size_t *owner = gw_arena_calloc(a, ntraces * sizeof *owner); /* ws[k] came from entries[owner[k]] */
+  if (!ws || !owner)
     goto oom;
-  size_t k = 0, total_recs = 0;
+  size_t k = 0, kept = 0;
   for (size_t i = 0; i < n; i++) {
     const struct gw_spool_entry *e = &entries[i];
     if (e->signal != GW_SIGNAL_TRACES || !takes(o->type, e->signal))
       continue;
     struct gw_export_piece *p = &pieces[i];
-    GwTraceRequest *req = gw_pb_trace_request_unpack(gw_arena_pb_allocator(a), e->otlp_len, e->otlp);
-    struct gw_record *recs = NULL;
-    size_t nrecs = 0;
-    if (req && e->records_len && gw_records_decode(e->records, e->records_len, a, &recs, &nrecs) != GW_OK) {
-      recs = NULL; /* a records blob that does not decode: the spans still go, without their records */
-      nrecs = 0;
-    }
-    if (!req) {
+    struct wentry *w = &ws[k];
+    if (!read_entry(a, e->otlp, e->otlp_len, w)) {
       if (gw_arena_exhausted(a))
         goto oom;
-      p->too_large = true; /* our own encoding that does not decode: a bug, counted and given up */
+      p->too_large = true; /* our own encoding that does not parse: a bug, counted and given up */
       p->items = e->nspans;
       continue;
+    }
+    struct gw_record *recs = NULL;
+    size_t nrecs = 0;
+    if (e->records_len && gw_records_decode(e->records, e->records_len, a, &recs, &nrecs) != GW_OK) {
+      if (gw_arena_exhausted(a))
+        goto oom;
+      recs = NULL; /* a records blob that does not decode: the spans still go, without their records */
+      nrecs = 0;
     }
     struct recmap m = {0};
     if (nrecs) {
@@ -303,28 +626,39 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       for (size_t r = 0; r < nrecs; r++)
         recmap_put(&m, &recs[r]);
     }
-    filter_request(req, &m, o->genai_only, &p->items, &p->invalid, &p->filtered);
-    reqs[k] = req;
-    owner[k] = i;
-    recs_of[k] = recs;
-    nrecs_of[k] = nrecs;
-    total_recs += nrecs;
-    k++;
+    for (size_t j = 0; j < w->nspans; j++) {
+      struct gw_export_span *sp = &w->spans[j];
+      if (sp->drop) {
+        p->invalid++;
+        continue;
+      }
+      char th[33], sh[17];
+      hex(th, sp->trace_id, 16);
+      hex(sh, sp->span_id, 8);
+      sp->rec = m.slot ? recmap_get(&m, th, sh) : NULL;
+      if (o->genai_only && !sp->rec) {
+        sp->drop = true;
+        p->filtered++;
+        continue;
+      }
+      p->items++;
+      kept++;
+    }
+    owner[k++] = i;
   }
   ntraces = k;
 
-  if (o->type->transform && ntraces) {
+  if (o->type->transform && kept) {
     gw_rc rc;
-    struct gw_record *all = gw_arena_alloc(a, (total_recs ? total_recs : 1) * sizeof *all);
+    struct gw_export_span **all = gw_arena_alloc(a, kept * sizeof *all);
     if (!all)
       goto oom;
     size_t off = 0;
-    for (size_t j = 0; j < ntraces; j++) {
-      if (nrecs_of[j])
-        memcpy(all + off, recs_of[j], nrecs_of[j] * sizeof *all);
-      off += nrecs_of[j];
-    }
-    struct gw_export_batch b = {a, reqs, ntraces, all, total_recs, NULL, 0};
+    for (size_t j = 0; j < ntraces; j++)
+      for (size_t q = 0; q < ws[j].nspans; q++)
+        if (!ws[j].spans[q].drop)
+          all[off++] = &ws[j].spans[q];
+    struct gw_export_batch b = {a, all, kept, NULL, 0};
     if (o->type->wants_events && (rc = batch_events(a, entries, n, &b)))
       goto oom;
     if ((rc = o->type->transform(o->priv, &b)))
@@ -332,13 +666,12 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
   }
   for (size_t j = 0; j < ntraces; j++) {
     struct gw_export_piece *p = &pieces[owner[j]];
-    if (!reqs[j]->n_resource_spans)
-      continue;
-    size_t len = gw_pb_trace_request_size(reqs[j]);
-    uint8_t *buf = gw_arena_alloc(a, len ? len : 1);
-    if (!buf)
+    const struct gw_spool_entry *e = &entries[owner[j]];
+    bool out_of_room = false;
+    size_t len;
+    uint8_t *buf = write_entry(a, e->otlp, e->otlp_len, &ws[j], &len, &out_of_room);
+    if (out_of_room)
       goto oom;
-    gw_pb_trace_request_pack(reqs[j], buf);
     p->bytes = buf;
     p->len = len;
   }

@@ -517,6 +517,188 @@ static void test_genai_only(void **st)
 }
 
 /* A span with a malformed id never reaches a transform's output (Langfuse 400s the whole request). */
+/* The wire-level rewrite changes nothing but what it must: a request with two resources (attributes,
+ * schema URLs), scopes with attributes, spans with events, links, status, flags and parents, spans with
+ * bad ids, an empty scope and a resource of bad spans only. What the Langfuse exporter writes, decoded by
+ * protobuf-c, must equal the original message for message, except that the bad spans and the envelopes
+ * they leave empty are gone and each kept span has attributes appended after its own. */
+static size_t msg_pack(const void *m, uint8_t **out)
+{
+  size_t n = protobuf_c_message_get_packed_size((const ProtobufCMessage *)m);
+  *out = malloc(n ? n : 1);
+  protobuf_c_message_pack((const ProtobufCMessage *)m, *out);
+  return n;
+}
+
+static void assert_same_msg(const void *a, const void *b)
+{
+  uint8_t *pa, *pb;
+  size_t na = msg_pack(a, &pa), nb = msg_pack(b, &pb);
+  assert_int_equal(na, nb);
+  assert_memory_equal(pa, pb, na);
+  free(pa);
+  free(pb);
+}
+
+static void test_wire_rewrite_keeps_everything(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(0);
+  uint8_t tid[16], sid[4][8], par[8], zeros[16] = {0};
+  memset(tid, 0x5a, sizeof tid);
+  memset(par, 0x11, sizeof par);
+  for (int i = 0; i < 4; i++)
+    memset(sid[i], 0x21 + i, sizeof sid[i]);
+  /* attributes */
+  GwAnyValue v_user, v_svc, v_int, v_scope;
+  GwKeyValue kv_user, kv_svc, kv_int, kv_scope;
+  GwAnyValue *vals[4] = {&v_user, &v_svc, &v_int, &v_scope};
+  GwKeyValue *kvs[4] = {&kv_user, &kv_svc, &kv_int, &kv_scope};
+  const char *keys[4] = {"user.id", "service.name", "http.status_code", "scope.attr"};
+  for (int i = 0; i < 4; i++) {
+    gw_pb_any_value_init(vals[i]);
+    gw_pb_key_value_init(kvs[i]);
+    kvs[i]->key = (char *)keys[i];
+    kvs[i]->value = vals[i];
+    vals[i]->value_case = GW_AV_STRING;
+  }
+  v_user.string_value = (char *)"u-77";
+  v_svc.string_value = (char *)"svc-a";
+  v_scope.string_value = (char *)"x";
+  v_int.value_case = GW_AV_INT;
+  v_int.int_value = 200;
+  GwKeyValue *span_attrs[2] = {&kv_user, &kv_int}, *res_attrs[1] = {&kv_svc}, *scope_attrs[1] = {&kv_scope};
+  /* spans: A full, B bad span id, C plain child, D zero trace id */
+  GwSpan A, B, C, D;
+  GwSpan *all[4] = {&A, &B, &C, &D};
+  for (int i = 0; i < 4; i++) {
+    gw_pb_span_init(all[i]);
+    all[i]->trace_id = (ProtobufCBinaryData){16, tid};
+    all[i]->span_id = (ProtobufCBinaryData){8, sid[i]};
+    all[i]->name = (char *)"op";
+    all[i]->start_time_unix_nano = 1000 + (uint64_t)i;
+    all[i]->end_time_unix_nano = 2000 + (uint64_t)i;
+  }
+  B.span_id.len = 7;
+  D.trace_id.data = zeros;
+  C.parent_span_id = (ProtobufCBinaryData){8, par};
+  A.kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT;
+  A.trace_state = (char *)"k=v";
+  A.flags = 0x301;
+  A.n_attributes = 2;
+  A.attributes = span_attrs;
+  A.dropped_attributes_count = 3;
+  GwSpanEvent ev;
+  gw_pb_span_event_init(&ev);
+  ev.name = (char *)"exception";
+  ev.time_unix_nano = 1500;
+  ev.n_attributes = 1;
+  ev.attributes = &span_attrs[1];
+  GwSpanEvent *evp = &ev;
+  A.n_events = 1;
+  A.events = &evp;
+  GwSpanLink ln;
+  gw_pb_span_link_init(&ln);
+  ln.trace_id = (ProtobufCBinaryData){16, tid};
+  ln.span_id = (ProtobufCBinaryData){8, par};
+  GwSpanLink *lnp = &ln;
+  A.n_links = 1;
+  A.links = &lnp;
+  GwStatus stt;
+  gw_pb_status_init(&stt);
+  stt.code = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+  stt.message = (char *)"boom";
+  A.status = &stt;
+  /* envelopes */
+  Opentelemetry__Proto__Common__V1__InstrumentationScope sc1;
+  gw_pb_scope_init(&sc1);
+  sc1.name = (char *)"lib";
+  sc1.version = (char *)"1.2";
+  sc1.n_attributes = 1;
+  sc1.attributes = scope_attrs;
+  GwScopeSpans s1, s2, s3, s4;
+  GwScopeSpans *r1_scopes[3] = {&s1, &s2, &s3}, *r2_scopes[1] = {&s4};
+  GwSpan *s1_spans[3] = {&A, &B, &C}, *s2_spans[1] = {&D}, *s4_spans[2] = {&B, &D};
+  gw_pb_scope_spans_init(&s1);
+  gw_pb_scope_spans_init(&s2);
+  gw_pb_scope_spans_init(&s3);
+  gw_pb_scope_spans_init(&s4);
+  s1.scope = &sc1;
+  s1.schema_url = (char *)"https://opentelemetry.io/schemas/1.30.0";
+  s1.n_spans = 3;
+  s1.spans = s1_spans;
+  s2.n_spans = 1;
+  s2.spans = s2_spans;
+  s4.n_spans = 2;
+  s4.spans = s4_spans;
+  Opentelemetry__Proto__Resource__V1__Resource res1;
+  gw_pb_resource_init(&res1);
+  res1.n_attributes = 1;
+  res1.attributes = res_attrs;
+  res1.dropped_attributes_count = 1;
+  GwResourceSpans r1, r2;
+  gw_pb_resource_spans_init(&r1);
+  gw_pb_resource_spans_init(&r2);
+  r1.resource = &res1;
+  r1.schema_url = (char *)"https://example.com/r1";
+  r1.n_scope_spans = 3;
+  r1.scope_spans = r1_scopes;
+  r2.n_scope_spans = 1;
+  r2.scope_spans = r2_scopes;
+  GwResourceSpans *rsp[2] = {&r1, &r2};
+  GwTraceRequest req;
+  gw_pb_trace_request_init(&req);
+  req.n_resource_spans = 2;
+  req.resource_spans = rsp;
+  uint8_t *buf;
+  size_t len = msg_pack(&req, &buf);
+  struct gw_spool_entry ent = {.seq = 1, .format = GW_SPOOL_FORMAT, .signal = GW_SIGNAL_TRACES, .nspans = 6,
+                               .otlp = buf, .otlp_len = len};
+  void *priv = gw_exporter_langfuse.create(NULL);
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  struct gw_export_piece pc[1];
+  assert_int_equal(gw_export_build(&o, a, &ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].items, 2);
+  assert_int_equal(pc[0].invalid, 4);
+  GwTraceRequest *out = unpack(pc[0].bytes, pc[0].len);
+  assert_int_equal(out->n_resource_spans, 1); /* r2 held bad spans only */
+  GwResourceSpans *o1 = out->resource_spans[0];
+  assert_same_msg(o1->resource, &res1);
+  assert_string_equal(o1->schema_url, r1.schema_url);
+  assert_int_equal(o1->n_scope_spans, 1); /* s2 (bad only) and s3 (empty) are gone */
+  GwScopeSpans *os = o1->scope_spans[0];
+  assert_same_msg(os->scope, &sc1);
+  assert_string_equal(os->schema_url, s1.schema_url);
+  assert_int_equal(os->n_spans, 2);
+  /* A and C: their own fields as they were; C then gets the trace's user that A carries itself (A, which
+   * names it, gets nothing added) */
+  GwSpan *want[2] = {&A, &C};
+  for (int i = 0; i < 2; i++) {
+    GwSpan *got = os->spans[i];
+    size_t own = want[i]->n_attributes;
+    assert_int_equal(got->n_attributes, own + (i == 1));
+    for (size_t k = own; k < got->n_attributes; k++)
+      assert_string_equal(got->attributes[k]->key, "langfuse.user.id");
+    if (i == 1)
+      assert_string_equal(attr_str(got, "langfuse.user.id"), "u-77");
+    size_t n = got->n_attributes;
+    got->n_attributes = own;
+    assert_same_msg(got, want[i]);
+    got->n_attributes = n; /* for free_unpacked */
+  }
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(out, NULL);
+  /* genai_only without a transform keeps nothing here (no records), and says so */
+  struct gw_export_payload_opts og = {&gw_exporter_signoz, NULL, true};
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&og, a, &ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].len, 0);
+  assert_int_equal(pc[0].items, 0);
+  assert_int_equal(pc[0].filtered, 2);
+  gw_exporter_langfuse.destroy(priv);
+  free(buf);
+  gw_arena_destroy(a);
+}
+
 static void test_bad_ids_left_out(void **st)
 {
   (void)st;
@@ -963,6 +1145,7 @@ int main(void)
     cmocka_unit_test(test_langfuse_transform),
     cmocka_unit_test(test_genai_only),
     cmocka_unit_test(test_bad_ids_left_out),
+    cmocka_unit_test(test_wire_rewrite_keeps_everything),
     cmocka_unit_test(test_exporter_over_http),
     cmocka_unit_test(test_exporter_over_grpc),
   };
