@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode/decode.h"
 #include "export_int.h"
 
 /* ---- attributes, for transforms ---- */
@@ -123,22 +124,6 @@ static void hex(char *out, const uint8_t *b, size_t n)
 
 /* ---- the OTLP wire format, read and written without protobuf-c ---- */
 
-static bool rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-  uint64_t x = 0;
-  for (unsigned sh = 0; sh < 64; sh += 7) {
-    if (*p >= end)
-      return false;
-    uint8_t b = *(*p)++;
-    x |= (uint64_t)(b & 0x7f) << sh;
-    if (!(b & 0x80)) {
-      *v = x;
-      return true;
-    }
-  }
-  return false;
-}
-
 /* One field: number, wire type, its first byte, and for LEN its payload; *p moves past it. */
 struct wfield {
   uint32_t num;
@@ -151,7 +136,7 @@ static bool rd_field(const uint8_t **p, const uint8_t *end, struct wfield *f)
 {
   uint64_t tag, v;
   f->start = *p;
-  if (!rd_varint(p, end, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
+  if (!gw_pb_varint(p, end, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
     return false;
   f->num = (uint32_t)(tag >> 3);
   f->wt = (unsigned)(tag & 7);
@@ -159,7 +144,7 @@ static bool rd_field(const uint8_t **p, const uint8_t *end, struct wfield *f)
   f->vlen = 0;
   switch (f->wt) {
   case 0:
-    return rd_varint(p, end, &v);
+    return gw_pb_varint(p, end, &v);
   case 1:
   case 5: {
     size_t n = f->wt == 1 ? 8 : 4;
@@ -169,7 +154,7 @@ static bool rd_field(const uint8_t **p, const uint8_t *end, struct wfield *f)
     return true;
   }
   case 2:
-    if (!rd_varint(p, end, &v) || v > (uint64_t)(end - *p))
+    if (!gw_pb_varint(p, end, &v) || v > (uint64_t)(end - *p))
       return false;
     f->val = *p;
     f->vlen = (size_t)v;

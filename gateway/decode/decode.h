@@ -33,6 +33,8 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, size_t max_b
  * OTLP schema says (known message fields recursed into, others skipped). Fails with TOO_DEEP past max_depth,
  * DECODE on malformed wire data. kind: which top-level message. */
 enum gw_pb_kind { GW_PB_TRACES_REQUEST, GW_PB_LOGS_REQUEST };
+/* A protobuf varint at *p (moved past it); false when it runs past end or over 10 bytes. */
+bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, struct gw_err *err);
 
 /* Decode an ExportTraceServiceRequest. *out lives in the arena. */

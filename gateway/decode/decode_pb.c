@@ -47,7 +47,7 @@ static enum node child(enum node n, uint32_t field)
   }
 }
 
-static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
   uint64_t r = 0;
   for (int shift = 0; shift < 64; shift += 7) {
@@ -98,7 +98,7 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
       continue;
     }
     uint64_t key;
-    if (!varint(&p, stack[top].end, &key))
+    if (!gw_pb_varint(&p, stack[top].end, &key))
       return gw_err_set(err, GW_ERR(DECODE), "protobuf: truncated or malformed field key at byte %zu",
                         (size_t)(p - start));
     /* Field numbers are 29 bits (protobuf encoding spec); a larger key would alias a real field below. */
@@ -110,7 +110,7 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
     uint64_t v;
     switch (wt) {
     case 0:
-      if (!varint(&p, stack[top].end, &v))
+      if (!gw_pb_varint(&p, stack[top].end, &v))
         goto truncated;
       break;
     case 1:
@@ -124,7 +124,7 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
       p += 4;
       break;
     case 2: {
-      if (!varint(&p, stack[top].end, &v))
+      if (!gw_pb_varint(&p, stack[top].end, &v))
         goto truncated;
       if (v > (uint64_t)(stack[top].end - p))
         goto truncated;

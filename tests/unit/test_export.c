@@ -540,6 +540,20 @@ static void assert_same_msg(const void *a, const void *b)
   free(pb);
 }
 
+/* req packed into a spool entry of nspans spans (*buf: its bytes, to free) and built for Langfuse into pc[0];
+ * returns the exporter's private state (destroy it). */
+static void *langfuse_build(struct gw_arena *a, const GwTraceRequest *req, uint32_t nspans, struct gw_spool_entry *ent,
+                            uint8_t **buf, struct gw_export_piece *pc)
+{
+  size_t len = msg_pack(req, buf);
+  *ent = (struct gw_spool_entry){.seq = 1, .format = GW_SPOOL_FORMAT, .signal = GW_SIGNAL_TRACES, .nspans = nspans,
+                                 .otlp = *buf, .otlp_len = len};
+  void *priv = gw_exporter_langfuse.create(NULL);
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  return priv;
+}
+
 static void test_wire_rewrite_keeps_everything(void **st)
 {
   (void)st;
@@ -651,13 +665,9 @@ static void test_wire_rewrite_keeps_everything(void **st)
   req.n_resource_spans = 2;
   req.resource_spans = rsp;
   uint8_t *buf;
-  size_t len = msg_pack(&req, &buf);
-  struct gw_spool_entry ent = {.seq = 1, .format = GW_SPOOL_FORMAT, .signal = GW_SIGNAL_TRACES, .nspans = 6,
-                               .otlp = buf, .otlp_len = len};
-  void *priv = gw_exporter_langfuse.create(NULL);
-  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  struct gw_spool_entry ent;
   struct gw_export_piece pc[1];
-  assert_int_equal(gw_export_build(&o, a, &ent, 1, pc), GW_OK);
+  void *priv = langfuse_build(a, &req, 6, &ent, &buf, pc);
   assert_int_equal(pc[0].items, 2);
   assert_int_equal(pc[0].invalid, 4);
   GwTraceRequest *out = unpack(pc[0].bytes, pc[0].len);
@@ -730,15 +740,10 @@ static void test_bad_ids_left_out(void **st)
   gw_pb_trace_request_init(&req);
   req.n_resource_spans = 1;
   req.resource_spans = &rsp;
-  size_t len = gw_pb_trace_request_size(&req);
-  uint8_t *buf = malloc(len);
-  gw_pb_trace_request_pack(&req, buf);
-  struct gw_spool_entry ent = {.seq = 1, .format = GW_SPOOL_FORMAT, .signal = GW_SIGNAL_TRACES, .nspans = 3,
-                               .otlp = buf, .otlp_len = len};
-  void *priv = gw_exporter_langfuse.create(NULL);
-  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  uint8_t *buf;
+  struct gw_spool_entry ent;
   struct gw_export_piece pc[1];
-  assert_int_equal(gw_export_build(&o, a, &ent, 1, pc), GW_OK);
+  void *priv = langfuse_build(a, &req, 3, &ent, &buf, pc);
   assert_int_equal(pc[0].items, 1);
   assert_int_equal(pc[0].invalid, 2);
   GwTraceRequest *r = unpack(pc[0].bytes, pc[0].len);
