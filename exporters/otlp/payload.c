@@ -112,16 +112,6 @@ static struct gw_record *recmap_get(const struct recmap *m, const char *trace_he
   return NULL;
 }
 
-static void hex(char *out, const uint8_t *b, size_t n)
-{
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[b[i] >> 4];
-    out[2 * i + 1] = digits[b[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 /* ---- the OTLP wire format, read and written without protobuf-c ---- */
 
 /* One field: number, wire type, its first byte, and for LEN its payload; *p moves past it. */
@@ -618,8 +608,8 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
         continue;
       }
       char th[33], sh[17];
-      hex(th, sp->trace_id, 16);
-      hex(sh, sp->span_id, 8);
+      gw_hex(th, sp->trace_id, 16);
+      gw_hex(sh, sp->span_id, 8);
       sp->rec = m.slot ? recmap_get(&m, th, sh) : NULL;
       if (o->genai_only && !sp->rec) {
         sp->drop = true;

@@ -88,6 +88,17 @@ char *gw_strdup(const char *s)
   return p;
 }
 
+void gw_hex(char *dst, const void *bytes, size_t n)
+{
+  static const char digits[] = "0123456789abcdef";
+  const unsigned char *b = bytes;
+  for (size_t i = 0; i < n; i++) {
+    dst[2 * i] = digits[b[i] >> 4];
+    dst[2 * i + 1] = digits[b[i] & 15];
+  }
+  dst[2 * n] = '\0';
+}
+
 uint64_t gw_now_ns(void)
 {
   struct timespec ts;

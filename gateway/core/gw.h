@@ -69,6 +69,9 @@ void *gw_calloc(size_t n, size_t size);
 void *gw_realloc(void *p, size_t n);
 char *gw_strdup(const char *s);
 
+/* Lowercase hex of n bytes into dst (2n + 1 bytes, NUL-terminated): ids, digests. */
+void gw_hex(char *dst, const void *bytes, size_t n);
+
 /* Monotonic and wall clocks. */
 uint64_t gw_now_ns(void);      /* CLOCK_REALTIME, ns since the epoch */
 uint64_t gw_mono_ns(void);     /* CLOCK_MONOTONIC */

@@ -284,14 +284,8 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
       EVP_DigestUpdate(md, v[j]->content, strlen(v[j]->content));
     }
     EVP_DigestUpdate(md, "]", 1);
-    if (EVP_DigestFinal_ex(md, dig, &dlen) && dlen >= 8) {
-      static const char hex[] = "0123456789abcdef";
-      for (int k = 0; k < 8; k++) {
-        first->prompt_hash[2 * k] = hex[dig[k] >> 4];
-        first->prompt_hash[2 * k + 1] = hex[dig[k] & 15];
-      }
-      first->prompt_hash[16] = 0;
-    }
+    if (EVP_DigestFinal_ex(md, dig, &dlen) && dlen >= 8)
+      gw_hex(first->prompt_hash, dig, 8);
     EVP_MD_CTX_free(md);
   }
 }
@@ -346,8 +340,8 @@ gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_
         }
         struct gw_event proto;
         memset(&proto, 0, sizeof proto);
-        nz_hexid(proto.trace_id, l->trace_id.data, 16);
-        nz_hexid(proto.span_id, l->span_id.data, 8);
+        gw_hex(proto.trace_id, l->trace_id.data, 16);
+        gw_hex(proto.span_id, l->span_id.data, 8);
         proto.time_ns = t;
         proto.event_name = name;
         proto.service_name = service;

@@ -512,16 +512,10 @@ static void content(struct nz_ctx *c)
   r->prompt_content = nz_msgs_render(c, &in, false);
   r->response_content = nz_msgs_render(c, &out, true);
   if (r->prompt_content) {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8) {
-      for (int i = 0; i < 8; i++) {
-        r->prompt_hash[2 * i] = hex[md[i] >> 4];
-        r->prompt_hash[2 * i + 1] = hex[md[i] & 15];
-      }
-      r->prompt_hash[16] = 0;
-    }
+    if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8)
+      gw_hex(r->prompt_hash, md, 8);
   }
 }
 
@@ -545,16 +539,6 @@ char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
   return gw_sb_finish(&sb);
 }
 
-void nz_hexid(char *dst, const uint8_t *p, size_t n)
-{
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    dst[2 * i] = hex[p[i] >> 4];
-    dst[2 * i + 1] = hex[p[i] & 15];
-  }
-  dst[2 * n] = 0;
-}
-
 /* Resource-level facts, rendered once per ResourceSpans and shared by its records. */
 struct nz_res {
   const GwResource *res;
@@ -570,10 +554,10 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
 
   memset(r, 0, sizeof *r);
   r->streaming = -1;
-  nz_hexid(r->trace_id, sp->trace_id.data, 16);
-  nz_hexid(r->span_id, sp->span_id.data, 8);
+  gw_hex(r->trace_id, sp->trace_id.data, 16);
+  gw_hex(r->span_id, sp->span_id.data, 8);
   if (sp->parent_span_id.len == 8)
-    nz_hexid(r->parent_span_id, sp->parent_span_id.data, 8);
+    gw_hex(r->parent_span_id, sp->parent_span_id.data, 8);
   r->trace_version = "v1";
   r->service_name = res->service_name;
   r->resource = res->json;

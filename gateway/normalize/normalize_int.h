@@ -118,8 +118,6 @@ bool nz_flat_add(struct nz_ctx *c, enum nz_family f, uint32_t idx, enum nz_field
 struct json_object *nz_json_parse(const char *s, size_t n);
 void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth);
 void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth);
-/* n bytes as 2n lowercase hex digits, NUL-terminated (ids). */
-void nz_hexid(char *dst, const uint8_t *p, size_t n);
 /* A JSON object of key/value pairs (attributes, resource); NULL when the arena is exhausted. */
 char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n);
 void nz_sb_str(struct gw_sb *sb, const char *s, size_t n); /* JSON string, NUL dropped, bad UTF-8 replaced */

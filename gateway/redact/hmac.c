@@ -13,17 +13,12 @@
 bool rd_hash_token(const unsigned char *key, size_t key_len, const char *stem, const char *v, size_t len, char *buf,
                    size_t bufsz)
 {
-  static const char hex[] = "0123456789abcdef";
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)v, len, md, &mdlen) || mdlen < 6)
     return false;
   char h[13];
-  for (int i = 0; i < 6; i++) {
-    h[2 * i] = hex[md[i] >> 4];
-    h[2 * i + 1] = hex[md[i] & 15];
-  }
-  h[12] = 0;
+  gw_hex(h, md, 6);
   snprintf(buf, bufsz, "[%s:%s]", stem, h);
   return true;
 }
