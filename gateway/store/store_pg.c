@@ -777,12 +777,13 @@ out:
   return w;
 }
 
-/* A row Postgres refused for its data: keep it, with the reason, in ai_interaction_rejects. */
-static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char *why, char *msg, size_t msglen)
+/* Something Postgres refused for its data (json: its JSON, NULL when it could not be rendered): keep it,
+ * with the reason, in ai_interaction_rejects. WR_OK once given up on, kept or not; a connection or
+ * database-state error is returned for the caller to retry. what names it in the log line. */
+static enum wr keep_reject(struct store *s, const char *what, const char *trace_id, const char *span_id,
+                           const char *json, const char *why, char *msg, size_t msglen)
 {
-  const struct gw_record *r = b->rows[i].rec;
-  char *json = record_json(s->arena, r);
-  const char *params[4] = {r->trace_id, r->span_id, json, why};
+  const char *params[4] = {trace_id, span_id, json, why};
   enum wr w = json ? run(s,
                          "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) "
                          "VALUES ($1, $2, $3::jsonb, $4)",
@@ -790,13 +791,23 @@ static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char
                    : WR_DATA;
   if (w == WR_CONN || w == WR_OTHER)
     return w;
-  b->rejected++;
-  gw_metric_add(GW_M_RECORDS_REJECTED_DB, 1);
   if (w == WR_DATA)
-    gw_error(MOD, "a record refused by Postgres could not be kept in ai_interaction_rejects either (%.5s)",
+    gw_error(MOD, "a %s refused by Postgres could not be kept in ai_interaction_rejects either (%.5s)", what,
              json ? msg : "out of memory");
   else
-    gw_warn(MOD, "a record refused by Postgres was kept in ai_interaction_rejects (%.5s)", why);
+    gw_warn(MOD, "a %s refused by Postgres was kept in ai_interaction_rejects (%.5s)", what, why);
+  return WR_OK;
+}
+
+/* A row Postgres refused for its data: kept in ai_interaction_rejects, counted. */
+static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char *why, char *msg, size_t msglen)
+{
+  const struct gw_record *r = b->rows[i].rec;
+  enum wr w = keep_reject(s, "record", r->trace_id, r->span_id, record_json(s->arena, r), why, msg, msglen);
+  if (w != WR_OK)
+    return w;
+  b->rejected++;
+  gw_metric_add(GW_M_RECORDS_REJECTED_DB, 1);
   return WR_OK;
 }
 
@@ -1046,16 +1057,9 @@ static enum wr write_events(struct store *s, struct ev_batch *eb, size_t lo, siz
     struct gw_sb sb;
     gw_sb_init(&sb, s->arena);
     event_json(&sb, e);
-    const char *json = gw_sb_finish(&sb);
-    const char *params[4] = {e->trace_id, e->span_id, json, why};
-    w = json ? run(s,
-                   "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) VALUES ($1, $2, $3::jsonb, $4)",
-                   4, params, NULL, msg, msglen)
-             : WR_DATA;
-    if (w == WR_CONN || w == WR_OTHER)
+    if ((w = keep_reject(s, "GenAI event", e->trace_id, e->span_id, gw_sb_finish(&sb), why, msg, msglen)) != WR_OK)
       return w;
     eb->rejected++;
-    gw_warn(MOD, "a GenAI event refused by Postgres was kept in ai_interaction_rejects (%.5s)", why);
     return WR_OK;
   }
   size_t mid = lo + (hi - lo) / 2;
