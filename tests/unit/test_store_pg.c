@@ -537,6 +537,48 @@ static void test_bad_rows_rejected_rest_stored(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* A GenAI event Postgres refuses (here a direction outside its CHECK) stands alone after the halving and
+ * is kept in ai_interaction_rejects with the reason; the other events of the entry are stored. */
+static void test_bad_event_rejected_rest_stored(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_event ev[4];
+  memset(ev, 0, sizeof ev);
+  for (int i = 0; i < 4; i++) {
+    snprintf(ev[i].trace_id, sizeof ev[i].trace_id, "%032x", 0xe1);
+    snprintf(ev[i].span_id, sizeof ev[i].span_id, "%016x", i + 1);
+    ev[i].time_ns = T0 + (uint64_t)i;
+    ev[i].event_name = "gen_ai.user.message";
+    ev[i].seq = (struct gw_opt_i64){i, true};
+    ev[i].role = "user";
+    ev[i].direction = "input";
+    ev[i].content = "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\"}]}";
+  }
+  ev[2].direction = "sideways"; /* violates the direction CHECK */
+  struct gw_sb sb;
+  gw_sb_init(&sb, arena);
+  assert_int_equal(gw_events_encode(ev, 4, &sb), GW_OK);
+  struct gw_spool_entry e;
+  memset(&e, 0, sizeof e);
+  e.seq = 1;
+  e.format = GW_SPOOL_FORMAT;
+  e.signal = GW_SIGNAL_LOGS;
+  e.flags = GW_ENTRY_HAS_GENAI;
+  e.nspans = e.nrecords = 4;
+  e.records_len = sb.len;
+  e.records = gw_sb_finish(&sb);
+  struct gw_sink_outcome out;
+  memset(&out, 0, sizeof out);
+  assert_int_equal(gw_store_pg_sink.send(s, &e, 1, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_events"), 3);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 1);
+  assert_string_equal(qv("SELECT span_id FROM ai_interaction_rejects"), "0000000000000003");
+  assert_string_equal(qv("SELECT left(error, 6) FROM ai_interaction_rejects"), "23514:");
+  assert_string_equal(qv("SELECT record->>'direction' FROM ai_interaction_rejects"), "sideways");
+  gw_store_pg_sink.destroy(s);
+  exec_or_fail(db, "DROP TABLE ai_interaction_events_p20250101"); /* test_partitions_for_any_day creates it */
+}
+
 static void test_partitions_for_any_day(void **state)
 {
   void *s = store_create(dsn);
@@ -1255,6 +1297,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_send_exact_values, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_resend_no_duplicates, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_bad_event_rejected_rest_stored, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_rows_rejected_rest_stored, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partitions_for_any_day, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_entries_filtered, reset_test, clean_test),
