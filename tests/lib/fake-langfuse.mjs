@@ -15,17 +15,13 @@
 import http from 'node:http';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
-import { decodeTraces, spansOf } from './fake-otlp.mjs';
+import { decodeTraces, recorder, spansOf } from './fake-otlp.mjs';
 
 export const LANGFUSE_PATH = '/api/public/otel/v1/traces';
 
 export async function startFakeLangfuse({ publicKey = 'pk-lf-test', secretKey = 'sk-lf-test', respond } = {}) {
-  const requests = [];
-  const waiters = [];
-  const record = (r) => {
-    requests.push(r);
-    for (const w of waiters.splice(0)) w();
-  };
+  const rec = recorder(); /* every entry is signal 'traces': Langfuse takes no logs */
+  const record = (r) => rec.record(r);
   const wantAuth = `Basic ${Buffer.from(`${publicKey}:${secretKey}`).toString('base64')}`;
   let n = 0;
   const server = http.createServer((req, res) => {
@@ -97,24 +93,10 @@ export async function startFakeLangfuse({ publicKey = 'pk-lf-test', secretKey = 
     port,
     url: `http://127.0.0.1:${port}`,
     wantAuth,
-    requests,
-    acceptedSpanIds: () => requests.filter((r) => r.ok).flatMap((r) => spansOf(r.request).map((x) => x.span.spanId)),
-    acceptedSpans: () => requests.filter((r) => r.ok).flatMap((r) => spansOf(r.request)),
-    async waitFor(pred, { timeoutMs = 20000, what = 'requests' } = {}) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        if (pred(requests)) return requests;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`timed out waiting for ${what}; ${requests.length} requests so far`);
-        await new Promise((resolve) => {
-          const t = setTimeout(resolve, Math.min(left, 200));
-          waiters.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
-    },
+    requests: rec.requests,
+    acceptedSpanIds: () => rec.acceptedSpanIds(),
+    acceptedSpans: () => rec.acceptedSpans(),
+    waitFor: (pred, opts) => rec.waitFor(pred, opts),
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(() => resolve()));

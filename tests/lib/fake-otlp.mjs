@@ -102,8 +102,8 @@ function decodeAs(signal, raw) {
   return signal === 'logs' ? decodeLogs(raw) : decodeTraces(raw);
 }
 
-/** Shared bookkeeping of both fakes. */
-function recorder() {
+/** Shared bookkeeping of the fakes (OTLP HTTP and gRPC here, Langfuse in fake-langfuse.mjs). */
+export function recorder() {
   const requests = [];
   const waiters = [];
   return {
