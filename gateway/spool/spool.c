@@ -210,10 +210,11 @@ int gw_spool_add_consumer(struct gw_spool *s, const char *name)
     c->next_commit = c->next_read = NULL;
     c->committed_bytes = s->appended_bytes;
     c->committed_count = s->appended_count;
+    /* The cursor's slot is made here, at start, so the consumer threads never add one concurrently. */
+    uint64_t saved = 0;
+    bool have = s->disk && gw_disk_cursor_load(s->disk, c->name, &saved);
     if (s->disk && s->head && !s->sealed) {
       /* Where it stopped in the previous run; with no (valid) cursor, everything kept is replayed to it. */
-      uint64_t saved = 0;
-      bool have = gw_disk_cursor_load(s->disk, c->name, &saved);
       c->committed = c->read = s->head->e.seq - 1;
       c->committed_bytes = s->appended_bytes;
       c->committed_count = s->appended_count;

@@ -513,7 +513,7 @@ bool gw_disk_cursor_load(struct gw_disk *d, const char *name, uint64_t *seq)
 
 void gw_disk_cursor_store(struct gw_disk *d, const char *name, uint64_t seq)
 {
-  struct cursor *c = cursor_find(d, name, true);
+  struct cursor *c = cursor_find(d, name, false); /* made by gw_disk_cursor_load when the consumer was added */
   if (!c)
     return;
   char fn[64];

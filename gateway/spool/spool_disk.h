@@ -85,7 +85,8 @@ void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *ar
  * freed. */
 size_t gw_disk_release(struct gw_disk *d, uint64_t upto);
 
-/* A consumer's saved cursor: true with *seq when there is a valid one. */
+/* A consumer's saved cursor: true with *seq when there is a valid one. Call it once per consumer at start
+ * (it makes the cursor's slot; gw_disk_cursor_store only fills one, so consumer threads never add slots). */
 bool gw_disk_cursor_load(struct gw_disk *d, const char *name, uint64_t *seq);
 /* Save a consumer's cursor (written to the page cache now; synced by gw_disk_close). */
 void gw_disk_cursor_store(struct gw_disk *d, const char *name, uint64_t seq);
