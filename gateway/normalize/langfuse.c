@@ -64,13 +64,23 @@ void nz_langfuse_usage(struct nz_ctx *c)
   bool has_cr = get_count(o, "input_cached_tokens", &cr), has_cw = get_count(o, "input_cache_creation", &cw);
   bool has_rs = get_count(o, "output_reasoning_tokens", &rs), has_au = get_count(o, "output_audio_tokens", &au);
   bool converted = false;
+  int64_t sum;
+  /* A sum that does not fit leaves the count unknown, and the semconv keys may still give it. */
   if (get_count(o, "input", &in)) {
-    r->input_tokens = (struct gw_opt_i64){in + cr + cw, true};
-    converted = true;
+    if (nz_tokens_add(in, cr, &sum) && nz_tokens_add(sum, cw, &sum)) {
+      r->input_tokens = (struct gw_opt_i64){sum, true};
+      converted = true;
+    } else {
+      gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
+    }
   }
   if (get_count(o, "output", &out)) {
-    r->output_tokens = (struct gw_opt_i64){out + rs + au, true};
-    converted = true;
+    if (nz_tokens_add(out, rs, &sum) && nz_tokens_add(sum, au, &sum)) {
+      r->output_tokens = (struct gw_opt_i64){sum, true};
+      converted = true;
+    } else {
+      gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
+    }
   }
   if (get_count(o, "total", &total))
     r->total_tokens = (struct gw_opt_i64){total, true};

@@ -305,10 +305,14 @@ static void tokens(struct nz_ctx *c)
   TOKENS(c, &r->reasoning_tokens, NZ_S_REASONING, NZ_S_REASONING_US, NZ_S_LLM_REASONING, NZ_S_OI_REASONING);
   TOKENS(c, &r->total_tokens, NZ_S_LLM_TOTAL, NZ_S_GENAI_TOTAL, NZ_S_OI_TOTAL);
   if (!r->total_tokens.set && (r->input_tokens.set || r->output_tokens.set)) {
-    r->total_tokens = (struct gw_opt_i64){(r->input_tokens.set ? r->input_tokens.v : 0) +
-                                            (r->output_tokens.set ? r->output_tokens.v : 0),
-                                          true};
-    gw_record_set_flag(r, GW_FLAG_TOTAL_DERIVED);
+    int64_t sum;
+    if (nz_tokens_add(r->input_tokens.set ? r->input_tokens.v : 0, r->output_tokens.set ? r->output_tokens.v : 0,
+                      &sum)) {
+      r->total_tokens = (struct gw_opt_i64){sum, true};
+      gw_record_set_flag(r, GW_FLAG_TOTAL_DERIVED);
+    } else {
+      gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE); /* counts too large to add: the total stays unknown */
+    }
   }
   if (model_operation(r->operation) && !r->input_tokens.set && !r->output_tokens.set)
     gw_record_set_flag(r, GW_FLAG_TOKENS_MISSING);

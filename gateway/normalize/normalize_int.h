@@ -167,6 +167,10 @@ void nz_openinference_params(struct nz_ctx *c, struct nz_params *p, const char *
 /* input.value / output.value / traceloop.entity.*: messages when the JSON holds any, else one text message. */
 bool nz_raw_content(struct nz_ctx *c, const GwAnyValue *v, bool output, struct nz_msgs *out);
 
+/* a + b for two token counts into *sum; false when the sum does not fit (the caller leaves the field
+ * unknown: a wrapped or clamped count would be a made-up number). */
+static inline bool nz_tokens_add(int64_t a, int64_t b, int64_t *sum) { return !__builtin_add_overflow(a, b, sum); }
+
 /* langfuse.c */
 void nz_langfuse_usage(struct nz_ctx *c);
 /* langfuse.observation.cost_details: its total (else the sum of its buckets) in nano-USD. */

@@ -521,6 +521,36 @@ static void test_langfuse_usage_exclusive(void **state)
   assert_false(r->input_tokens.set);
 }
 
+/* Issue 11: token counts whose sum does not fit are not added. The derived total was input + output in
+ * int64 (a UBSan abort; a wrapped negative total in Release), and so were Langfuse's exclusive buckets. */
+static void test_issue11_token_sum_overflow(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat")),
+                                             kv("gen_ai.usage.input_tokens", av_int(INT64_MAX)),
+                                             kv("gen_ai.usage.output_tokens", av_int(1))));
+  assert_false(r->total_tokens.set);
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOTAL_DERIVED));
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+
+  r = one(&res, SPAN(kv("langfuse.observation.usage_details",
+                        av_str("{\"input\":9223372036854775807,\"input_cached_tokens\":1,"
+                               "\"output\":9223372036854775806,\"output_reasoning_tokens\":1,"
+                               "\"output_audio_tokens\":1}"))));
+  assert_false(r->input_tokens.set);
+  assert_false(r->output_tokens.set);
+  assert_false(r->total_tokens.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOKENS_CONVERTED));
+
+  /* The largest sums that fit are still added. */
+  r = one(&res, SPAN(kv("gen_ai.usage.input_tokens", av_int(INT64_MAX - 1)), kv("gen_ai.usage.output_tokens", av_int(1))));
+  assert_true(r->total_tokens.set);
+  assert_true(r->total_tokens.v == INT64_MAX);
+  assert_false(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+}
+
 static GwAnyValue *structured_messages(void)
 {
   size_t np, nm;
@@ -979,6 +1009,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_openllmetry, setup, teardown),
     cmocka_unit_test_setup_teardown(test_openinference, setup, teardown),
     cmocka_unit_test_setup_teardown(test_langfuse_usage_exclusive, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_token_sum_overflow, setup, teardown),
     cmocka_unit_test_setup_teardown(test_structured_vs_string_messages, setup, teardown),
     cmocka_unit_test_setup_teardown(test_messages_direct_vs_json_c, setup, teardown),
     cmocka_unit_test_setup_teardown(test_double_text, setup, teardown),
