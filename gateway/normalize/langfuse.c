@@ -135,7 +135,8 @@ static int64_t days_from_civil(int64_t y, int m, int d)
   return era * 146097 + doe - 719468;
 }
 
-/* ISO-8601 / RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" into ns since the epoch. */
+/* ISO-8601 / RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" into ns since the epoch; false when
+ * malformed or outside what int64 ns hold (*ns is then unspecified). */
 static bool iso8601_ns(const char *s, int64_t *ns)
 {
   int y, mo, d, h, mi, se, oh = 0, om = 0;
@@ -181,10 +182,8 @@ static bool iso8601_ns(const char *s, int64_t *ns)
   if (*p)
     return false;
   int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60);
-  if (secs < 0)
-    return false;
-  *ns = secs * 1000000000 + frac;
-  return true;
+  /* Before 1970 or after 2262-04-11T23:47:16.854775807Z, the last instant int64 ns can hold. */
+  return secs >= 0 && !__builtin_mul_overflow(secs, (int64_t)1000000000, ns) && !__builtin_add_overflow(*ns, frac, ns);
 }
 
 bool nz_langfuse_ttft(struct nz_ctx *c, double *ms)

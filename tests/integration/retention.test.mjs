@@ -187,6 +187,10 @@ describe('retention and rollup commands', { skip: skip ?? false }, () => {
     r = await cli(['maintain', '--now', 'soon'], env);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--now 'soon' is not a timestamp/);
+    // Issue 11: past 2554 the clock no longer fits in 64-bit ns; it used to wrap to a 1970s clock.
+    r = await cli(['maintain', '--now', '3000-01-01T00:00:00Z'], env);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--now must be before 2554-07-21/);
     r = await cli(['maintain'], {});
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no database: set DATABASE_URL or postgres.dsn/);

@@ -981,6 +981,29 @@ static void test_status_time_and_attributes(void **state)
   assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
 }
 
+/* Issue 11: langfuse.observation.completion_start_time past 2262 (int64 ns) was secs * 10^9 overflowing
+ * (a UBSan abort; a wrapped time and a made-up first-token latency in Release). */
+static void test_issue11_completion_start_after_2262(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r =
+    one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("9999-12-31T23:59:59Z"))));
+  assert_false(r->first_token_latency_ms.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  /* The last instant int64 ns hold, and the next one. */
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("2262-04-11T23:47:16.854775807Z"))));
+  assert_true(r->first_token_latency_ms.set);
+  assert_true(r->first_token_latency_ms.v == (double)(INT64_MAX - 1700000000000000000ll) / 1e6);
+  assert_false(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("2262-04-11T23:47:16.854775808Z"))));
+  assert_false(r->first_token_latency_ms.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  /* A zone offset that moves the instant back into range. */
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("2262-04-12T00:47:16.854775807+01:00"))));
+  assert_true(r->first_token_latency_ms.set);
+}
+
 static void test_arena_exhaustion(void **state)
 {
   (void)state;
@@ -1020,6 +1043,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_non_genai_span, setup, teardown),
     cmocka_unit_test_setup_teardown(test_operation_mapping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_status_time_and_attributes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_completion_start_after_2262, setup, teardown),
     cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
