@@ -8,6 +8,7 @@
  * input += input_cached_tokens + input_cache_creation and output += output_reasoning_tokens +
  * output_audio_tokens, and the record is flagged tokens_converted.
  */
+#include <math.h>
 #include <string.h>
 
 #include "normalize/normalize_int.h"
@@ -29,22 +30,31 @@ const struct nz_key nz_langfuse_keys[] = {
 };
 const size_t nz_langfuse_nkeys = sizeof nz_langfuse_keys / sizeof nz_langfuse_keys[0];
 
-static bool get_count(struct json_object *o, const char *key, int64_t *v)
+/* A count of usage_details: a JSON integer, or a double holding one. A value that is there but is no
+ * count (a string, a fraction, a negative number, NaN, Infinity, past int64) is a bad attribute. */
+static bool get_count(struct nz_ctx *c, struct json_object *o, const char *key, int64_t *v)
 {
   struct json_object *x;
   if (!json_object_object_get_ex(o, key, &x))
     return false;
   if (json_object_is_type(x, json_type_int)) {
     *v = json_object_get_int64(x);
+    if (*v == INT64_MAX && json_object_get_uint64(x) > (uint64_t)INT64_MAX)
+      goto bad; /* json-c clamps larger integers to INT64_MAX */
   } else if (json_object_is_type(x, json_type_double)) {
     double d = json_object_get_double(x);
-    if (d != (double)(int64_t)d)
-      return false;
+    /* Range first: converting NaN, an infinity or anything past int64 to an integer is undefined. */
+    if (!(d >= 0 && d < 9223372036854775808.0) || d != floor(d))
+      goto bad;
     *v = (int64_t)d;
   } else {
-    return false;
+    goto bad;
   }
-  return *v >= 0;
+  if (*v >= 0)
+    return true;
+bad:
+  gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+  return false;
 }
 
 void nz_langfuse_usage(struct nz_ctx *c)
@@ -61,12 +71,12 @@ void nz_langfuse_usage(struct nz_ctx *c)
   }
   struct gw_record *r = c->r;
   int64_t in, out, total, cr = 0, cw = 0, rs = 0, au = 0;
-  bool has_cr = get_count(o, "input_cached_tokens", &cr), has_cw = get_count(o, "input_cache_creation", &cw);
-  bool has_rs = get_count(o, "output_reasoning_tokens", &rs), has_au = get_count(o, "output_audio_tokens", &au);
+  bool has_cr = get_count(c, o, "input_cached_tokens", &cr), has_cw = get_count(c, o, "input_cache_creation", &cw);
+  bool has_rs = get_count(c, o, "output_reasoning_tokens", &rs), has_au = get_count(c, o, "output_audio_tokens", &au);
   bool converted = false;
   int64_t sum;
   /* A sum that does not fit leaves the count unknown, and the semconv keys may still give it. */
-  if (get_count(o, "input", &in)) {
+  if (get_count(c, o, "input", &in)) {
     if (nz_tokens_add(in, cr, &sum) && nz_tokens_add(sum, cw, &sum)) {
       r->input_tokens = (struct gw_opt_i64){sum, true};
       converted = true;
@@ -74,7 +84,7 @@ void nz_langfuse_usage(struct nz_ctx *c)
       gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
     }
   }
-  if (get_count(o, "output", &out)) {
+  if (get_count(c, o, "output", &out)) {
     if (nz_tokens_add(out, rs, &sum) && nz_tokens_add(sum, au, &sum)) {
       r->output_tokens = (struct gw_opt_i64){sum, true};
       converted = true;
@@ -82,7 +92,7 @@ void nz_langfuse_usage(struct nz_ctx *c)
       gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
     }
   }
-  if (get_count(o, "total", &total))
+  if (get_count(c, o, "total", &total))
     r->total_tokens = (struct gw_opt_i64){total, true};
   if (has_cr)
     r->cache_read_tokens = (struct gw_opt_i64){cr, true};

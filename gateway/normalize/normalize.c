@@ -20,6 +20,7 @@
  * Leaves to others: cost (model_id is replaced by the price entry), redaction and truncation, merging
  * content from OTLP log records.
  */
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -618,10 +619,15 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
     r->streaming = st; /* else keeps what llm.invocation_parameters said, or unknown */
 
   double ms, sec;
-  if (nz_langfuse_ttft(c, &ms))
+  if (nz_langfuse_ttft(c, &ms)) {
     r->first_token_latency_ms = (struct gw_opt_f64){ms, true};
-  else if (c->s->v[NZ_S_TTFC] && nz_dbl(c, c->s->v[NZ_S_TTFC], &sec) && sec >= 0)
-    r->first_token_latency_ms = (struct gw_opt_f64){sec * 1000.0, true};
+  } else if (c->s->v[NZ_S_TTFC] && nz_dbl(c, c->s->v[NZ_S_TTFC], &sec)) {
+    /* "inf" or 1e308 s would store Infinity, and one such row makes its hour's latency sum infinite. */
+    if (sec >= 0 && isfinite(sec * 1000.0))
+      r->first_token_latency_ms = (struct gw_opt_f64){sec * 1000.0, true};
+    else
+      gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
+  }
 
   content(c);
   r->attributes = nz_render_kvs(c->a, sp->attributes, sp->n_attributes);

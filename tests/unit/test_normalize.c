@@ -981,6 +981,40 @@ static void test_status_time_and_attributes(void **state)
   assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
 }
 
+/* Issue 11: a usage_details number that is no int64 was converted with (int64_t)d: undefined for 1e300,
+ * NaN or Infinity (UBSan's float-cast-overflow), silently dropped in Release. It is a bad attribute now,
+ * as a non-finite time to first chunk is (it stored Infinity, which made its hour's latency sum infinite). */
+static void test_issue11_usage_doubles(void **state)
+{
+  (void)state;
+  static const char *const bad[] = {
+    "{\"input\":1e300}", "{\"input\":-1e300}", "{\"input\":1e400}", "{\"input\":NaN}",
+    "{\"input\":Infinity}", "{\"input\":-Infinity}", "{\"input\":9223372036854775808.0}",
+    "{\"input\":10000000000000000000}", "{\"input\":2.5}", "{\"input\":\"12\"}", "{\"input\":-1}",
+  };
+  struct gw_normalize_result res;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const struct gw_record *r = one(&res, SPAN(kv("langfuse.observation.usage_details", av_str(bad[i]))));
+    if (r->input_tokens.set || !gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE))
+      fail_msg("%s: input %lld (set %d), bad_attribute %d", bad[i], (long long)r->input_tokens.v, r->input_tokens.set,
+               gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  }
+  /* Integral doubles are counts. */
+  const struct gw_record *r =
+    one(&res, SPAN(kv("langfuse.observation.usage_details", av_str("{\"input\":12.0,\"output\":3e2}"))));
+  assert_int_equal(r->input_tokens.v, 12);
+  assert_int_equal(r->output_tokens.v, 300);
+  assert_false(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+
+  static const char *const bad_ttfc[] = {"inf", "1e308", "nan", "-1"};
+  for (size_t i = 0; i < sizeof bad_ttfc / sizeof bad_ttfc[0]; i++) {
+    r = one(&res, SPAN(kv("gen_ai.response.time_to_first_chunk", av_str(bad_ttfc[i]))));
+    if (r->first_token_latency_ms.set || !gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE))
+      fail_msg("time_to_first_chunk %s: %g ms (set %d)", bad_ttfc[i], r->first_token_latency_ms.v,
+               r->first_token_latency_ms.set);
+  }
+}
+
 /* Issue 11: langfuse.observation.completion_start_time past 2262 (int64 ns) was secs * 10^9 overflowing
  * (a UBSan abort; a wrapped time and a made-up first-token latency in Release). */
 static void test_issue11_completion_start_after_2262(void **state)
@@ -1043,6 +1077,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_non_genai_span, setup, teardown),
     cmocka_unit_test_setup_teardown(test_operation_mapping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_status_time_and_attributes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_usage_doubles, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue11_completion_start_after_2262, setup, teardown),
     cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
   };
