@@ -6,9 +6,10 @@
  * langfuse.observation.usage_details holds Langfuse's EXCLUSIVE buckets (input without cache, output
  * without reasoning/audio); the record stores inclusive counts as the OTel conventions define them, so
  * input += input_cached_tokens + input_cache_creation and output += output_reasoning_tokens +
- * output_audio_tokens, and the record is flagged tokens_converted.
+ * output_audio_tokens, and the record is flagged tokens_converted. When the bucket or a part of the sum is
+ * reported but no usable count (bad_attribute, tokens_out_of_range), or the sum is above GW_TOKENS_MAX,
+ * the inclusive count is unknown rather than a partial sum.
  */
-#include <math.h>
 #include <string.h>
 
 #include "normalize/normalize_int.h"
@@ -30,31 +31,41 @@ const struct nz_key nz_langfuse_keys[] = {
 };
 const size_t nz_langfuse_nkeys = sizeof nz_langfuse_keys / sizeof nz_langfuse_keys[0];
 
-/* A count of usage_details: a JSON integer, or a double holding one. A value that is there but is no
- * count (a string, a fraction, a negative number, NaN, Infinity, past int64) is a bad attribute. */
-static bool get_count(struct nz_ctx *c, struct json_object *o, const char *key, int64_t *v)
+/* A count of usage_details: a JSON integer, or a double holding one (nz_count_*). A value that is no
+ * number at all is a bad attribute. */
+static enum nz_count get_count(struct nz_ctx *c, struct json_object *o, const char *key, int64_t *v)
 {
   struct json_object *x;
   if (!json_object_object_get_ex(o, key, &x))
-    return false;
+    return NZ_COUNT_NONE;
   if (json_object_is_type(x, json_type_int)) {
-    *v = json_object_get_int64(x);
-    if (*v == INT64_MAX && json_object_get_uint64(x) > (uint64_t)INT64_MAX)
-      goto bad; /* json-c clamps larger integers to INT64_MAX */
-  } else if (json_object_is_type(x, json_type_double)) {
-    double d = json_object_get_double(x);
-    /* Range first: converting NaN, an infinity or anything past int64 to an integer is undefined. */
-    if (!(d >= 0 && d < 9223372036854775808.0) || d != floor(d))
-      goto bad;
-    *v = (int64_t)d;
-  } else {
-    goto bad;
+    int64_t i = json_object_get_int64(x);
+    if (i == INT64_MAX && json_object_get_uint64(x) > (uint64_t)INT64_MAX) { /* json-c clamps */
+      gw_record_set_flag(c->r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+      return NZ_COUNT_RANGE;
+    }
+    return nz_count_i64(c, i, v);
   }
-  if (*v >= 0)
-    return true;
-bad:
+  if (json_object_is_type(x, json_type_double))
+    return nz_count_f64(c, json_object_get_double(x), v);
   gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
-  return false;
+  return NZ_COUNT_BAD;
+}
+
+/* An inclusive count: the bucket plus the two it excludes. Unknown (false) when the bucket or a part that
+ * was reported is not a usable count, or the sum is above GW_TOKENS_MAX; *lost says a value was given. */
+static bool inclusive(struct nz_ctx *c, enum nz_count kb, int64_t b, enum nz_count k1, int64_t v1, enum nz_count k2,
+                      int64_t v2, int64_t *sum, bool *lost)
+{
+  *lost = kb != NZ_COUNT_NONE;
+  if (kb != NZ_COUNT_OK || k1 == NZ_COUNT_BAD || k1 == NZ_COUNT_RANGE || k2 == NZ_COUNT_BAD || k2 == NZ_COUNT_RANGE)
+    return false;
+  if (!nz_tokens_add(b, k1 == NZ_COUNT_OK ? v1 : 0, sum) || !nz_tokens_add(*sum, k2 == NZ_COUNT_OK ? v2 : 0, sum)) {
+    gw_record_set_flag(c->r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+    return false;
+  }
+  *lost = false;
+  return true;
 }
 
 void nz_langfuse_usage(struct nz_ctx *c)
@@ -70,37 +81,35 @@ void nz_langfuse_usage(struct nz_ctx *c)
     return;
   }
   struct gw_record *r = c->r;
-  int64_t in, out, total, cr = 0, cw = 0, rs = 0, au = 0;
-  bool has_cr = get_count(c, o, "input_cached_tokens", &cr), has_cw = get_count(c, o, "input_cache_creation", &cw);
-  bool has_rs = get_count(c, o, "output_reasoning_tokens", &rs), has_au = get_count(c, o, "output_audio_tokens", &au);
-  bool converted = false;
-  int64_t sum;
-  /* A sum that does not fit leaves the count unknown, and the semconv keys may still give it. */
-  if (get_count(c, o, "input", &in)) {
-    if (nz_tokens_add(in, cr, &sum) && nz_tokens_add(sum, cw, &sum)) {
-      r->input_tokens = (struct gw_opt_i64){sum, true};
-      converted = true;
-    } else {
-      gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
-    }
+  int64_t in = 0, out = 0, total = 0, cr = 0, cw = 0, rs = 0, au = 0, sum;
+  enum nz_count kcr = get_count(c, o, "input_cached_tokens", &cr), kcw = get_count(c, o, "input_cache_creation", &cw);
+  enum nz_count krs = get_count(c, o, "output_reasoning_tokens", &rs), kau = get_count(c, o, "output_audio_tokens", &au);
+  enum nz_count kin = get_count(c, o, "input", &in), kout = get_count(c, o, "output", &out);
+  enum nz_count ktot = get_count(c, o, "total", &total);
+  bool converted = false, lost;
+  /* What is unknown here may still come from the semconv keys; c->tok_lost keeps it out of a derived total. */
+  if (inclusive(c, kin, in, kcr, cr, kcw, cw, &sum, &lost)) {
+    r->input_tokens = (struct gw_opt_i64){sum, true};
+    converted = true;
   }
-  if (get_count(c, o, "output", &out)) {
-    if (nz_tokens_add(out, rs, &sum) && nz_tokens_add(sum, au, &sum)) {
-      r->output_tokens = (struct gw_opt_i64){sum, true};
-      converted = true;
-    } else {
-      gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
-    }
+  if (lost)
+    c->tok_lost |= NZ_TOK_IN;
+  if (inclusive(c, kout, out, krs, rs, kau, au, &sum, &lost)) {
+    r->output_tokens = (struct gw_opt_i64){sum, true};
+    converted = true;
   }
-  if (get_count(c, o, "total", &total))
+  if (lost)
+    c->tok_lost |= NZ_TOK_OUT;
+  if (ktot == NZ_COUNT_OK)
     r->total_tokens = (struct gw_opt_i64){total, true};
-  if (has_cr)
+  else if (ktot != NZ_COUNT_NONE)
+    c->tok_lost |= NZ_TOK_TOTAL;
+  if (kcr == NZ_COUNT_OK)
     r->cache_read_tokens = (struct gw_opt_i64){cr, true};
-  if (has_cw)
+  if (kcw == NZ_COUNT_OK)
     r->cache_write_tokens = (struct gw_opt_i64){cw, true};
-  if (has_rs)
+  if (krs == NZ_COUNT_OK)
     r->reasoning_tokens = (struct gw_opt_i64){rs, true};
-  (void)has_au;
   if (converted)
     gw_record_set_flag(r, GW_FLAG_TOKENS_CONVERTED);
   json_object_put(o);
