@@ -92,7 +92,7 @@ enum gw_field_type {
   GW_FT_CHARS,   /* char[] inside the struct; "" = NULL */
   GW_FT_TEXT,    /* const char * */
   GW_FT_JSON,    /* const char * holding JSON (jsonb column) */
-  GW_FT_I64,     /* struct gw_opt_i64 */
+  GW_FT_I64,     /* struct gw_opt_i64, an int (int4) column: the writer refuses values outside it */
   GW_FT_NUSD,    /* struct gw_opt_i64 in nano-USD, a numeric column in USD */
   GW_FT_F64,     /* struct gw_opt_f64 */
   GW_FT_TIME,    /* uint64_t ns since the epoch; 0 = NULL */
