@@ -715,6 +715,17 @@ static const char *check_ids(const GwSpan *sp, char *why, size_t whylen)
   return why;
 }
 
+struct gw_normalize_opts gw_normalize_window(uint64_t now_ns, uint32_t retention_days)
+{
+  const uint64_t day = 86400ull * 1000000000ull;
+  struct gw_normalize_opts o = {0};
+  /* Fewer days than since 1970: retention_days * day < now_ns, so neither the product nor the difference
+   * can wrap. */
+  o.min_start_ns = retention_days < now_ns / day ? now_ns - (uint64_t)retention_days * day : 1;
+  o.max_start_ns = now_ns < UINT64_MAX - day ? now_ns + day : UINT64_MAX;
+  return o;
+}
+
 static const char *check_time(const GwSpan *sp, const struct gw_normalize_opts *o, char *why, size_t whylen)
 {
   if (!o)

@@ -932,6 +932,45 @@ static void test_start_time_window(void **state)
   assert_string_equal(res.reject_msg, "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano: more than 1 day in the future");
 }
 
+/* Issue 11: retention_days above ~20 800 (36 500 was allowed) made now - retention_days x 1 day wrap in
+ * uint64, and every span was refused as older than the window. The window saturates now; the config's
+ * maximum (18 250 days) keeps it after 1970 anyway (test_conf). */
+static void test_issue11_retention_window(void **state)
+{
+  (void)state;
+  const uint64_t day = 86400ull * 1000000000ull, now = 1763884800000000000ull; /* 2025-11-23 */
+  struct gw_normalize_opts o = gw_normalize_window(now, 90);
+  assert_true(o.min_start_ns == now - 90 * day);
+  assert_true(o.max_start_ns == now + day);
+  o = gw_normalize_window(now, 18250); /* the config's maximum */
+  assert_true(o.min_start_ns == now - 18250 * day);
+  /* Past 1970: the window starts at the first storable instant, whatever the count. */
+  assert_true(gw_normalize_window(now, 20414).min_start_ns == now - 20414 * day); /* 20415.33 days since 1970 */
+  static const uint32_t big[] = {20415, 20416, 36500, UINT32_MAX};
+  for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+    o = gw_normalize_window(now, big[i]);
+    if (o.min_start_ns != 1 || o.max_start_ns != now + day)
+      fail_msg("%u days: window [%llu, %llu]", big[i], (unsigned long long)o.min_start_ns,
+               (unsigned long long)o.max_start_ns);
+  }
+  o = gw_normalize_window(UINT64_MAX - 1, 90);
+  assert_true(o.max_start_ns == UINT64_MAX);
+
+  /* A current span passes, one without a start time does not. */
+  o = gw_normalize_window(now, 36500);
+  GwSpan *s[2] = {SPAN(kv("gen_ai.request.model", av_str("now"))), SPAN(kv("gen_ai.request.model", av_str("none")))};
+  s[1]->span_id.data[0] = 0x20;
+  s[0]->start_time_unix_nano = now;
+  s[1]->start_time_unix_nano = 0;
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(request(2, s), A, &o, &res, &err), GW_OK);
+  assert_int_equal(res.nrejected, 1);
+  assert_int_equal(res.nrecords, 1);
+  assert_string_equal(res.records[0].request_model, "now");
+  assert_string_equal(res.reject_msg, "resourceSpans[0].scopeSpans[0].spans[1].startTimeUnixNano: before the retention window");
+}
+
 static void test_non_genai_span(void **state)
 {
   (void)state;
@@ -1171,6 +1210,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_events_fill_missing_content, setup, teardown),
     cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),
     cmocka_unit_test_setup_teardown(test_start_time_window, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_retention_window, setup, teardown),
     cmocka_unit_test_setup_teardown(test_non_genai_span, setup, teardown),
     cmocka_unit_test_setup_teardown(test_operation_mapping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_status_time_and_attributes, setup, teardown),
