@@ -41,6 +41,11 @@
 #define CONF_MAX_PATH 128
 #define CONF_SHOW 48 /* bytes of a value echoed in a message */
 
+/* The most days any retention may keep: 50 years. The oldest storable start (now - days) then stays after
+ * 1970, where span times (ns since the epoch) begin; larger values once made that instant wrap around in
+ * unsigned arithmetic and every span was refused as older than the window. */
+#define MAX_RETENTION_DAYS 18250
+
 #define NROWS (sizeof gw_conf_rows / sizeof gw_conf_rows[0])
 #define OFF(field) offsetof(struct gw_conf, field)
 
@@ -159,9 +164,9 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(postgres.batch_rows), .desc = "Rows per COPY batch."},
   {.path = "postgres.batch_wait_ms", .type = T_DURATION_MS, .def = "200ms", .min = 0, .max = 60000,
    .off = OFF(postgres.batch_wait_ms), .desc = "Longest wait to fill a batch before writing it."},
-  {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = 36500,
+  {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = MAX_RETENTION_DAYS,
    .off = OFF(postgres.retention_days), .desc = "Days of interactions kept; older daily partitions are dropped."},
-  {.path = "postgres.rollup_retention_days", .type = T_U32, .def = "400", .min = 1, .max = 36500,
+  {.path = "postgres.rollup_retention_days", .type = T_U32, .def = "400", .min = 1, .max = MAX_RETENTION_DAYS,
    .off = OFF(postgres.rollup_retention_days),
    .desc = "Days of hourly rollups kept (trace_metrics_hourly); at least retention_days."},
   {.path = "postgres.partitions_ahead_days", .type = T_U32, .def = "3", .min = 0, .max = 365,

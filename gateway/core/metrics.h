@@ -29,6 +29,8 @@
   X(PG_BATCH_SECONDS, "genai_gateway_pg_batch_seconds_total", "counter",                               \
     "Time spent committing Postgres batches")                                                           \
   X(PG_ERRORS, "genai_gateway_pg_errors_total", "counter", "Postgres batch failures (retried)")         \
+  X(PG_SPLITS, "genai_gateway_pg_batch_splits_total", "counter",                                        \
+    "Postgres transactions rolled back for a row's data and retried in halves")                         \
   X(PG_CONNECTED, "genai_gateway_pg_connected", "gauge", "1 when the Postgres writer is connected")      \
   X(BACKPRESSURE, "genai_gateway_backpressure_total", "counter",                                        \
     "Requests refused with 429/503/RESOURCE_EXHAUSTED because the spool or in-flight cap was full")    \

@@ -134,11 +134,7 @@ static gw_rc begin(struct gw_pipeline *p, struct gw_arena *a, bool gzip, const v
 /* What can be stored (DESIGN §6): from the retention window's start to a day ahead. */
 static struct gw_normalize_opts window(const struct gw_conf *c)
 {
-  struct gw_normalize_opts o = {0};
-  uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
-  o.min_start_ns = now - (uint64_t)c->postgres.retention_days * day;
-  o.max_start_ns = now + day;
-  return o;
+  return gw_normalize_window(gw_now_ns(), c->postgres.retention_days);
 }
 
 static gw_rc out_of_memory(struct gw_err *err, gw_rc rc)
