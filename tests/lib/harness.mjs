@@ -418,13 +418,14 @@ export async function post(gw, pathname, body, headers = {}, { method = 'POST', 
 
 /**
  * Start a cluster of our own in a fresh temp dir (it must be reachable by the postgres OS user, so
- * under /tmp). Returns { dir, port, dsn, stop(), start(), destroy() }; start() reuses the same port.
+ * under /tmp). fast (default true) turns fsync off, as tests want; a benchmark passes false. Returns
+ * { dir, port, dsn, stop(), start(), destroy() }; start() reuses the same port.
  */
-export async function startPgCluster() {
+export async function startPgCluster({ fast = true } = {}) {
   const parent = await fsp.mkdtemp(path.join('/tmp', 'gw-it-pg-'));
   await fsp.chmod(parent, 0o755);
   const dir = path.join(parent, 'data');
-  const env = { ...process.env, GW_PG_FAST: '1' };
+  const env = { ...process.env, GW_PG_FAST: fast ? '1' : '0' };
   const run = async (...args) => (await execFileP('bash', [PG_SCRIPT, ...args], { env, timeout: 120000 })).stdout.trim();
   const dsn = (await run('start', dir)).split('\n').pop();
   const port = Number(new URL(dsn).port);

@@ -201,7 +201,7 @@ async function childMain(o) {
   const npipes = Math.max(1, o.pipelines ?? 2);
   const pad = o.padBytes ? 'p'.repeat(o.padBytes) : null;
   const ackFd = fs.openSync(o.ackLog, 'a');
-  const stats = { created: 0, skipped: 0, acked: 0, failed: 0, inflight: 0, queued: 0, exports: 0, statuses: {}, netErrors: {}, rejected: 0, grpcErrors: {} };
+  const stats = { producing: true, created: 0, skipped: 0, acked: 0, failed: 0, inflight: 0, queued: 0, exports: 0, statuses: {}, netErrors: {}, rejected: 0, grpcErrors: {} };
 
   diagnosticsChannel.subscribe('http.client.response.finish', ({ response }) => {
     const k = String(response?.statusCode);
@@ -336,6 +336,8 @@ async function childMain(o) {
     tick();
   });
   producing = false;
+  stats.producing = false;
+  report('stats');
 
   /* Drain: the BatchSpanProcessors export what they hold on their own timer; wait for the queues and the
    * exports in flight to empty, within drainMs. What is left then was never acknowledged. */
