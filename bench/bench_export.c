@@ -87,7 +87,7 @@ static int run(const char *which, int gzip, size_t entries, unsigned http_port, 
   set_str(&e->public_key, "pk-lf-bench");
   set_str(&e->secret_key, "sk-lf-bench");
 
-  struct gw_spool_conf sc = {"memory", NULL, conf->spool.max_bytes, 0.9};
+  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = conf->spool.max_bytes, .high_water = 0.9};
   struct gw_spool *spool = gw_spool_create(&sc, &err);
   struct gw_prices *prices = gw_prices_load(NULL, NULL, &err);
   struct gw_redactor *red = gw_redactor_from_conf(conf, &err);

@@ -12,6 +12,7 @@
 #      CONFLICT DO NOTHING into a fresh copy of ai_interaction_traces (the idempotent insert the writer
 #      does), once in one transaction and once in transactions of postgres.batch_rows rows.
 # Environment: BENCH_SECONDS (10), BENCH_CONNS (4), BENCH_ITER (200 bench_pipeline iterations),
+# BENCH_SPOOL (interval: the disk spool with spool.fsync interval, as deployed; always, never, or memory),
 # BENCH_SPOOL_BYTES (64 MiB, see below), BENCH_KEEP=1 keeps the temp dir (gateway log, wrk/h2load output).
 set -euo pipefail
 
@@ -29,6 +30,11 @@ BUILD=$GW_ROOT/build-bench
 # fixed): 64 MiB holds about 75 requests of this payload, so the run reaches a full spool and measures the
 # backpressure path and the writer draining under load, not how much memory the spool may take.
 SPOOL_BYTES=${BENCH_SPOOL_BYTES:-67108864}
+SPOOL_MODE=${BENCH_SPOOL:-interval}
+case $SPOOL_MODE in
+memory | always | interval | never) ;;
+*) gw_die "BENCH_SPOOL=$SPOOL_MODE: expected memory, always, interval or never" ;;
+esac
 
 GW_APT_PKGS="$GW_APT_PKGS wrk nghttp2-client curl"
 gw_ensure_packages
@@ -87,6 +93,12 @@ postgres:
 spool:
   max_bytes: $SPOOL_BYTES
 EOF
+if [ "$SPOOL_MODE" = memory ]; then
+  printf '  mode: memory\n' >>"$WORK/gateway.yaml"
+else
+  printf '  mode: disk\n  dir: "%s"\n  fsync: %s\n' "$WORK/spool" "$SPOOL_MODE" >>"$WORK/gateway.yaml"
+fi
+gw_say "spool: $SPOOL_MODE"
 gw_say "starting the gateway (gRPC $GRPC, HTTP $HTTP, admin $ADMIN)"
 DATABASE_URL=$DSN GENAI_GW_GRPC_ADDR=$GRPC GENAI_GW_HTTP_ADDR=$HTTP GENAI_GW_ADMIN_ADDR=$ADMIN \
   "$BUILD/genai-gateway" --config "$WORK/gateway.yaml" >"$WORK/gateway.log" 2>&1 &

@@ -5,7 +5,8 @@
  * threads -> spool -> sinks (the Postgres writer, then the exporters the configuration turns on) ->
  * receivers -> admin -> ready.
  * Stop on SIGTERM/SIGINT: not ready, refuse new requests (UNAVAILABLE / 503), finish in-flight ones,
- * close the spool, let every sink drain in parallel for up to shutdown_grace_ms, exit 0.
+ * close the spool, let every sink drain in parallel for up to shutdown_grace_ms, exit 0. What is left stays
+ * in the disk spool for the next start; with the memory spool it is lost: said, counted, exit status 3.
  * The export backends, declared once each in exporters/, are listed in `exporter_types` below.
  */
 #include <grpc/grpc.h>
@@ -19,6 +20,7 @@
 #include "cli.h"
 #include "core/conf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "cost/cost.h"
 #include "exporters.h"
 #include "redact/redact.h"
@@ -56,6 +58,38 @@ static const struct gw_exporter_type *const exporter_types[] = {
   &gw_exporter_signoz,
   &gw_exporter_otlp,
 };
+
+/* After the sinks stopped: what each consumer had not finished. The disk spool keeps it for the next start;
+ * the memory spool loses it, which is said (warn), counted and makes the exit status 3. True when lost. */
+static bool leftover(struct gw_spool *spool)
+{
+  bool disk = gw_spool_is_disk(spool);
+  uint64_t lost_spans = 0, lost_logs = 0;
+  for (int i = 0; i < gw_spool_consumer_count(spool); i++) {
+    struct gw_spool_pending p;
+    gw_spool_pending(spool, i, &p);
+    if (!p.entries)
+      continue;
+    const char *name = gw_spool_consumer_name(spool, i);
+    if (disk) {
+      gw_info("main", "%s had not finished %llu spans and %llu log records (%llu entries): kept in the disk spool, "
+              "delivered after the next start", name, (unsigned long long)p.spans, (unsigned long long)p.log_records,
+              (unsigned long long)p.entries);
+      continue;
+    }
+    gw_warn("main", "%s had not finished %llu spans and %llu log records (%llu entries) within the grace: the memory "
+            "spool loses them (spool.mode: disk keeps them for the next start)", name, (unsigned long long)p.spans,
+            (unsigned long long)p.log_records, (unsigned long long)p.entries);
+    /* Consumers read in one order: the one furthest behind holds every entry another one still holds. */
+    if (p.spans > lost_spans)
+      lost_spans = p.spans;
+    if (p.log_records > lost_logs)
+      lost_logs = p.log_records;
+  }
+  gw_metric_add(GW_M_SHUTDOWN_DROPPED_SPANS, (int64_t)lost_spans);
+  gw_metric_add(GW_M_SHUTDOWN_DROPPED_LOGS, (int64_t)lost_logs);
+  return lost_spans || lost_logs;
+}
 
 static void usage(FILE *f)
 {
@@ -170,10 +204,18 @@ int main(int argc, char **argv)
     goto out;
   pipeline.redactor = redactor;
 
-  struct gw_spool_conf sc = {conf->spool.mode, conf->spool.dir, conf->spool.max_bytes, conf->spool.high_water};
+  struct gw_spool_conf sc = {conf->spool.mode,   conf->spool.dir,   conf->spool.max_bytes,
+                             conf->spool.high_water, conf->spool.fsync, conf->spool.fsync_interval_ms,
+                             conf->spool.segment_bytes};
   spool = gw_spool_create(&sc, &err);
   if (!spool)
     goto out;
+  if (gw_spool_is_disk(spool))
+    gw_info("main", "spool: disk, in %s (fsync %s), at most %llu bytes", conf->spool.dir, conf->spool.fsync,
+            (unsigned long long)conf->spool.max_bytes);
+  else
+    gw_warn("main", "spool: memory: what Postgres has not stored yet is lost if the process stops or dies "
+            "(set spool.dir or GENAI_GW_SPOOL_DIR for the disk spool)");
 
   if (conf->postgres.dsn && conf->postgres.dsn[0]) {
     const char *mdir = conf->postgres.migrate ? conf->postgres.migrations_dir : NULL;
@@ -246,6 +288,8 @@ out:
   gw_exporters_request_stop(exporters);
   gw_sink_stop(store);
   gw_exporters_stop(exporters);
+  if (spool && leftover(spool) && rc == 0)
+    rc = 3;
   gw_admin_stop(admin);
   gw_spool_destroy(spool);
   gw_prices_destroy(prices);

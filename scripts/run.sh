@@ -4,14 +4,20 @@
 #   GW_DATA_DIR   where the embedded PostgreSQL lives (default: ./data, or /var/lib/genai-gateway when the
 #                 checkout is not reachable by the postgres user)
 #   GW_PG_PORT    its port (default 5433)
+# The spool is on disk, in $GW_DATA_DIR/spool (unless GENAI_GW_SPOOL_DIR says otherwise): what the gateway
+# acknowledged survives a crash or a restart and is stored once PostgreSQL can take it.
 # Any argument is passed to the gateway (e.g. --config deploy/gateway.example.yaml).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 gw_ensure_packages
 gw_build "$GW_ROOT/build"
 
+data=${GW_DATA_DIR:-$GW_ROOT/data}
+export GENAI_GW_SPOOL_DIR=${GENAI_GW_SPOOL_DIR:-$data/spool}
+mkdir -p "$GENAI_GW_SPOOL_DIR"
+gw_say "disk spool in $GENAI_GW_SPOOL_DIR"
+
 if [ -z "${DATABASE_URL:-}" ]; then
-  data=${GW_DATA_DIR:-$GW_ROOT/data}
   if ! gw_pg_reachable "$data"; then
     [ -z "${GW_DATA_DIR:-}" ] || gw_die "GW_DATA_DIR=$data is not reachable by the postgres user"
     data=/var/lib/genai-gateway

@@ -30,6 +30,18 @@ static void render_spool(struct gw_sb *out, void *ctx)
                "# HELP genai_gateway_spool_max_bytes Spool capacity\n# TYPE genai_gateway_spool_max_bytes gauge\n"
                "genai_gateway_spool_max_bytes %zu\n",
                gw_spool_bytes(s), gw_spool_max_bytes(s));
+  uint64_t no_space, io;
+  gw_spool_disk_write_errors(&no_space, &io);
+  gw_sb_printf(out,
+               "# HELP genai_gateway_spool_write_errors_total Disk spool appends refused because the disk was full "
+               "(no_space) or refused the write or the sync (io); the client got backpressure\n"
+               "# TYPE genai_gateway_spool_write_errors_total counter\n"
+               "genai_gateway_spool_write_errors_total{reason=\"no_space\"} %llu\n"
+               "genai_gateway_spool_write_errors_total{reason=\"io\"} %llu\n"
+               "# HELP genai_gateway_spool_disk 1 when the spool is on disk (survives restarts), 0 in memory\n"
+               "# TYPE genai_gateway_spool_disk gauge\n"
+               "genai_gateway_spool_disk %d\n",
+               (unsigned long long)no_space, (unsigned long long)io, gw_spool_is_disk(s) ? 1 : 0);
   gw_sb_puts(out, "# HELP genai_gateway_spool_lag_entries Entries a consumer has not finished yet\n"
                   "# TYPE genai_gateway_spool_lag_entries gauge\n");
   int n = gw_spool_consumer_count(s);

@@ -45,7 +45,8 @@
 #define OFF(field) offsetof(struct gw_conf, field)
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-static const char *const spool_modes[] = {"memory", "disk", NULL};
+static const char *const spool_modes[] = {"auto", "memory", "disk", NULL};
+static const char *const fsync_modes[] = {"always", "interval", "never", NULL};
 static const char *const redact_actions[] = {"mask", "hash", "drop", "off", NULL};
 static const char *const key_action_fields[] = {"!key", "!action", NULL};
 static const char *const pattern_fields[] = {"!name", "!regex", "action", "label", NULL};
@@ -124,10 +125,26 @@ const struct gw_conf_row gw_conf_rows[] = {
    .desc = "Listen address of /healthz, /readyz and /metrics."},
   {.path = "log.level", .type = T_ENUM, .def = "info", .allowed = log_levels, .off = OFF(log.level),
    .desc = "Least severe level written to stderr."},
-  {.path = "spool.mode", .type = T_ENUM, .def = "memory", .allowed = spool_modes, .off = OFF(spool.mode),
-   .desc = "memory: bounded ring, lost on exit; disk: segment files that survive a restart."},
-  {.path = "spool.dir", .type = T_STRING, .def = "data/spool", .off = OFF(spool.dir),
-   .desc = "Directory of the disk spool's segment files (required when spool.mode is disk)."},
+  {.path = "spool.mode", .type = T_ENUM, .def = "auto", .allowed = spool_modes, .off = OFF(spool.mode),
+   .desc = "disk: segment files; an acknowledged span survives kill -9, OOM and restarts, and is stored once it "
+           "can be. memory: a bounded list, lost on exit (tests and development). auto: disk when spool.dir is "
+           "set, else memory."},
+  {.path = "spool.dir", .type = T_STRING, .def = "", .off = OFF(spool.dir),
+   .desc = "Directory of the disk spool's segment files and consumer cursors (created if missing; required "
+           "when spool.mode is disk). Setting it makes disk the default mode."},
+  {.path = "spool.fsync", .type = T_ENUM, .def = "interval", .allowed = fsync_modes, .off = OFF(spool.fsync),
+   .desc = "When a request is acknowledged (disk mode). always: after its own fdatasync (concurrent requests "
+           "share one). interval: after a group fdatasync, at most one per spool.fsync_interval_ms. Both "
+           "survive a machine crash. never: after the write only: survives the process dying, not the machine "
+           "(the kernel writes it back within about 30 s)."},
+  {.path = "spool.fsync_interval_ms", .type = T_DURATION_MS, .def = "10ms", .min = 1, .max = 10000,
+   .off = OFF(spool.fsync_interval_ms),
+   .desc = "Shortest time between two group fdatasyncs with spool.fsync interval (the first request after a "
+           "quiet spell is synced at once; under load a request waits at most this long plus the sync)."},
+  {.path = "spool.segment_bytes", .type = T_SIZE, .def = "0", .min = 0, .max = 1 * GiB,
+   .off = OFF(spool.segment_bytes),
+   .desc = "Size of one segment file; space is freed a whole segment at a time once every consumer is past "
+           "it. 0: spool.max_bytes / 16, within 1 MiB .. 64 MiB."},
   {.path = "spool.max_bytes", .type = T_SIZE, .def = "256MiB", .min = 1 * MiB, .max = 1 * TiB,
    .off = OFF(spool.max_bytes), .desc = "Spool capacity; when full, ingestion pushes back with 429."},
   {.path = "spool.high_water", .type = T_DOUBLE, .def = "0.9", .dmin = 0.0, .dmax = 1.0, .flags = F_MIN_EXCL,
@@ -1414,6 +1431,15 @@ static gw_rc validate(struct ld *x)
   if (strcmp(c->spool.mode, "disk") == 0 && !*c->spool.dir) {
     size_t i = (size_t)find_row("spool.dir");
     return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when spool.mode is disk");
+  }
+  if (strcmp(c->spool.mode, "auto") == 0) {
+    free(c->spool.mode);
+    c->spool.mode = gw_strdup(*c->spool.dir ? "disk" : "memory");
+  }
+  if (c->spool.segment_bytes && c->spool.segment_bytes < 64 * KiB) {
+    size_t i = (size_t)find_row("spool.segment_bytes");
+    return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "%llu is below the minimum of 64KiB (0: automatic)",
+                (unsigned long long)c->spool.segment_bytes);
   }
   if (c->postgres.rollup_retention_days < c->postgres.retention_days) {
     size_t i = (size_t)find_row("postgres.rollup_retention_days"), r = (size_t)find_row("postgres.retention_days");

@@ -77,8 +77,11 @@ struct gw_conf {
     char *level; /* log.level: debug|info|warn|error, default info */
   } log;
   struct {
-    char *mode;         /* spool.mode: memory|disk, default memory */
-    char *dir;          /* spool.dir, default data/spool */
+    char *mode;         /* spool.mode: memory|disk after load ("auto" resolves to disk when dir is set) */
+    char *dir;          /* spool.dir, default empty */
+    char *fsync;        /* spool.fsync: always|interval|never, default interval */
+    uint32_t fsync_interval_ms; /* spool.fsync_interval_ms, default 10 */
+    uint64_t segment_bytes;     /* spool.segment_bytes, 0 = automatic */
     uint64_t max_bytes; /* spool.max_bytes, default 256 MiB */
     double high_water;  /* spool.high_water: 0 < x <= 1, default 0.9 */
     uint32_t full_wait_ms; /* spool.full_wait_ms: a request's wait for room before 429, default 100 */

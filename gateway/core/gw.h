@@ -29,6 +29,7 @@
   X(SHUTDOWN, "shutting down", 503, 14, 1, "shutdown")                                                       \
   X(CONFIG, "configuration error", 500, 13, 0, "config")                                                     \
   X(IO, "i/o error", 500, 13, 1, "io")                                                                       \
+  X(SPOOL_IO, "spool write failed, retry later", 503, 14, 1, "spool_io")                                     \
   X(DB_CONN, "database unavailable", 503, 14, 1, "db_conn")                                                  \
   X(DB_DATA, "database rejected data", 500, 13, 0, "db_data")                                                \
   X(INTERNAL, "internal error", 500, 13, 0, "internal")

@@ -73,7 +73,7 @@ void gw_metrics_render(struct gw_sb *out)
 {
   for (int i = 0; i < GW_M__COUNT; i++) {
     gw_sb_printf(out, "# HELP %s %s\n# TYPE %s %s\n", defs[i].name, defs[i].help, defs[i].name, defs[i].type);
-    if (i == GW_M_PG_BATCH_SECONDS)
+    if (i == GW_M_PG_BATCH_SECONDS || i == GW_M_SPOOL_FSYNC_SECONDS)
       gw_sb_printf(out, "%s %.6f\n", defs[i].name, (double)gw_metric_get(i) / 1e9);
     else
       gw_sb_printf(out, "%s %lld\n", defs[i].name, (long long)gw_metric_get(i));

@@ -58,6 +58,19 @@
     "Daily partitions created ahead by maintenance")                                                    \
   X(PARTITIONS_DROPPED, "genai_gateway_pg_partitions_dropped_total", "counter",                         \
     "Daily partitions dropped past retention_days")                                                     \
+  X(SPOOL_RECOVERED_ENTRIES, "genai_gateway_spool_recovered_entries_total", "counter",                   \
+    "Disk spool entries found at start that some consumer had not finished, replayed")                 \
+  X(SPOOL_CORRUPT_RECORDS, "genai_gateway_spool_corrupt_records_total", "counter",                       \
+    "Torn or damaged regions of the disk spool skipped at recovery")                                    \
+  X(SPOOL_CORRUPT_BYTES, "genai_gateway_spool_corrupt_bytes_total", "counter",                           \
+    "Bytes of torn or damaged disk spool data skipped at recovery")                                     \
+  X(SPOOL_FSYNCS, "genai_gateway_spool_fsyncs_total", "counter", "Disk spool group commits (fdatasync)") \
+  X(SPOOL_FSYNC_SECONDS, "genai_gateway_spool_fsync_seconds_total", "counter",                           \
+    "Time spent in disk spool fdatasync")                                                               \
+  X(SHUTDOWN_DROPPED_SPANS, "genai_gateway_shutdown_dropped_spans_total", "counter",                     \
+    "Spans a consumer had not finished when the gateway stopped with the memory spool (lost)")         \
+  X(SHUTDOWN_DROPPED_LOGS, "genai_gateway_shutdown_dropped_log_records_total", "counter",                \
+    "Log records a consumer had not finished when the gateway stopped with the memory spool (lost)")   \
   X(ROLLUPS_EXPIRED, "genai_gateway_pg_rollup_rows_expired_total", "counter",                           \
     "Hourly rollup rows deleted past rollup_retention_days")
 

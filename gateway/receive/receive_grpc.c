@@ -149,6 +149,46 @@ static void reply(struct call *c, grpc_status_code code, const char *msg, const 
   }
 }
 
+/*
+ * A reply that waits for the spool's group commit (disk spool): the handler prepares it, the spool's sync
+ * thread says the entry is durable; whichever comes second sends it. The gRPC thread is free meanwhile.
+ */
+struct pending {
+  struct call *c;
+  atomic_int left; /* 2: the handler's part and the spool's */
+  gw_rc durable_rc;
+  grpc_status_code code;
+  char msg[256];
+  void *body;
+  size_t len;
+};
+
+static void pending_part_done(struct pending *pd)
+{
+  if (atomic_fetch_sub(&pd->left, 1) != 1)
+    return;
+  if (pd->durable_rc) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", pd->durable_rc == GW_ERR(SHUTDOWN) ? "the gateway is shutting down: retry"
+                                                                          : "the spool's fsync failed: retry later");
+    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    reply(pd->c, (grpc_status_code)gw_err_grpc_status(pd->durable_rc), msg, NULL, 0, NULL, 0, false);
+  } else if (pd->code != GRPC_STATUS_OK) {
+    reply(pd->c, pd->code, pd->msg, pd->body, pd->len, NULL, 0, false);
+  } else {
+    reply(pd->c, GRPC_STATUS_OK, "", NULL, 0, pd->body, pd->len, true);
+  }
+  free(pd->body);
+  free(pd);
+}
+
+static void on_durable(void *arg, gw_rc rc)
+{
+  struct pending *pd = arg;
+  pd->durable_rc = rc;
+  pending_part_done(pd);
+}
+
 static bool md_is_gzip(const grpc_byte_buffer *bb) { return bb->data.raw.compression != GRPC_COMPRESS_NONE; }
 
 static void handle_export(struct call *c)
@@ -160,6 +200,7 @@ static void handle_export(struct call *c)
   size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
   struct gw_arena *a = gw_arena_thread(cap);
   size_t reserved = 0;
+  struct pending *pd = NULL;
 
   if (!c->payload) {
     gw_err_set(&o.err, GW_ERR(DECODE), "no request message: the call carried no well-framed %s",
@@ -188,6 +229,10 @@ static void handle_export(struct call *c)
           memcpy(buf + off, GRPC_SLICE_START_PTR(sb->slices[i]), sl);
           off += sl;
         }
+        pd = gw_calloc(1, sizeof *pd);
+        pd->c = c;
+        atomic_init(&pd->left, 2);
+        gw_request_defer(on_durable, pd);
         if (c->kind == CALL_LOGS)
           gw_request_logs(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
         else
@@ -200,12 +245,22 @@ static void handle_export(struct call *c)
   size_t len;
   uint32_t ra = conf->receivers.retry_after_s;
   gw_receive_encode_response(a, false, &o, ra, &body, &len);
-  if (o.err.rc) {
+  if (pd && o.deferred) {
+    /* accepted: the answer goes out once the spool has the entry on disk */
+    pd->code = o.err.rc ? (grpc_status_code)gw_err_grpc_status(o.err.rc) : GRPC_STATUS_OK;
+    snprintf(pd->msg, sizeof pd->msg, "%s", o.err.msg);
+    pd->body = gw_malloc(len ? len : 1);
+    memcpy(pd->body, body, len);
+    pd->len = len;
+    pending_part_done(pd);
+  } else if (o.err.rc) {
     grpc_status_code code = (grpc_status_code)gw_err_grpc_status(o.err.rc);
     reply(c, code, o.err.msg, body, len, NULL, 0, false);
   } else {
     reply(c, GRPC_STATUS_OK, "", NULL, 0, body, len, true);
   }
+  if (pd && !o.deferred)
+    free(pd);
   if (reserved)
     gw_pipeline_release(r->p, reserved);
   gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */

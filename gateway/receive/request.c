@@ -146,6 +146,30 @@ static gw_rc out_of_memory(struct gw_err *err, gw_rc rc)
   return gw_err_set(err, rc, "request needs more memory than the per-request limit");
 }
 
+/* A caller that answers asynchronously (gRPC) hands the acknowledgement to the spool: see gw_request_defer. */
+static _Thread_local struct {
+  void (*done)(void *arg, gw_rc rc);
+  void *arg;
+  bool used;
+} defer;
+
+void gw_request_defer(void (*done)(void *arg, gw_rc rc), void *arg)
+{
+  defer.done = done;
+  defer.arg = arg;
+  defer.used = false;
+}
+
+/* At the end of a request: whether the acknowledgement was handed to the spool; the hand-off is spent. */
+static bool defer_end(void)
+{
+  bool used = defer.used;
+  defer.done = NULL;
+  defer.arg = NULL;
+  defer.used = false;
+  return used;
+}
+
 /* Re-encode the accepted request (pack/size are the signal's protobuf-c functions) and append it with its
  * rows to the spool. */
 static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const void *msg,
@@ -158,13 +182,20 @@ static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_i
   pack(msg, pb);
   in->otlp = pb;
   in->otlp_len = plen;
-  gw_rc rc = gw_spool_append(p->spool, in);
-  if (rc == GW_ERR(FULL))
+  gw_rc rc;
+  if (defer.done) {
+    rc = gw_spool_append_async(p->spool, in, defer.done, defer.arg, err);
+    if (rc == GW_OK)
+      defer.used = true;
+  } else {
+    rc = gw_spool_append_err(p->spool, in, err);
+  }
+  if (rc == GW_ERR(FULL) && !err->msg[0])
     return gw_err_set(err, rc, "spool full (%zu of %zu bytes held): retry later", gw_spool_bytes(p->spool),
                       gw_spool_max_bytes(p->spool));
-  if (rc)
+  if (rc && !err->msg[0])
     return gw_err_set(err, rc, "%s", gw_err_message(rc));
-  return GW_OK;
+  return rc;
 }
 
 /* A failed request: its message, and the failure and backpressure counters. */
@@ -261,6 +292,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   gw_metric_add(GW_M_GENAI_RECORDS, (int64_t)nres.nrecords);
 
 out:
+  out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
     failed(err, rc);
@@ -357,6 +389,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   gw_metric_add(GW_M_GENAI_EVENTS, (int64_t)lres.nevents);
 
 out:
+  out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
     failed(err, rc);

@@ -42,7 +42,16 @@ struct gw_request_outcome {
   uint32_t rejected;       /* spans rejected (partial_success.rejected_spans) */
   char reject_msg[256];    /* partial_success.error_message */
   bool logs;               /* a logs request: spans/rejected count log records (rejectedLogRecords) */
+  bool deferred;           /* the entry is appended, and the done callback given to gw_request_defer will say
+                            * when it is durable: answer the client then */
 };
+
+/* For the next gw_request_traces / gw_request_logs on this thread only: do not wait for the spool to make the
+ * entry durable (disk spool, spool.fsync always/interval); call done(arg, rc) once it is (rc != OK: the
+ * sync failed, answer with that error), from another thread or before the request returns. The outcome's
+ * deferred says whether done will be called. Lets a few gRPC threads serve many clients while their
+ * entries wait for the group commit. */
+void gw_request_defer(void (*done)(void *arg, gw_rc rc), void *arg);
 
 /* Run the pipeline on one body. gzip: the body has Content-Encoding / grpc-encoding gzip.
  * Returns the rc also stored in out->err.rc. The arena holds everything and is the caller's. */

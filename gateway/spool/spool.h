@@ -8,8 +8,9 @@
  * cap, append refuses with GW_E_FULL: the receiver answers with backpressure, never a silent drop.
  *
  * Two backends behind one interface: memory (a bounded list, for tests and dev) and disk (segment files
- * with CRCs, for durability; built with the durability work). Entries returned by peek stay valid and
- * unchanged until the same consumer commits past them.
+ * with CRCs, spool_disk.h: an acknowledged entry survives kill -9 and a restart, and is replayed to every
+ * consumer that had not committed it). Entries returned by peek stay valid and unchanged until the same
+ * consumer commits past them.
  * Thread-safe: any number of appenders, one thread per consumer.
  */
 #ifndef GW_SPOOL_H
@@ -52,10 +53,13 @@ struct gw_spool_entry {
 };
 
 struct gw_spool_conf {
-  const char *mode;    /* "memory" (now) or "disk" */
+  const char *mode;    /* "memory" or "disk" */
   const char *dir;     /* disk mode: segment directory */
-  size_t max_bytes;    /* cap on bytes held; append past it fails with FULL */
+  size_t max_bytes;    /* cap on bytes held (disk: the segment files' size); append past it fails with FULL */
   double high_water;   /* fraction of max_bytes above which /readyz reports not ready (e.g. 0.9) */
+  const char *fsync;   /* disk mode: "always", "interval" (default) or "never" */
+  uint32_t fsync_interval_ms; /* disk mode, interval: at most one fsync this often (0: 10) */
+  size_t segment_bytes;       /* disk mode: segment file size (0: max_bytes / 16, within 1 MiB .. 64 MiB) */
 };
 
 struct gw_spool;
@@ -69,8 +73,21 @@ void gw_spool_destroy(struct gw_spool *s);
  * A consumer added later starts at the next appended entry. */
 int gw_spool_add_consumer(struct gw_spool *s, const char *name);
 
-/* Append one entry (copied). GW_ERR(FULL) when the cap would be passed, GW_ERR(SHUTDOWN) after close. */
+/* Append one entry (copied). Returns once the entry is durable per spool.fsync (disk mode).
+ * GW_ERR(FULL) when the cap would be passed or the disk is full, GW_ERR(SPOOL_IO) when the disk refused the
+ * write or the sync (the entry may still be delivered: the client retries, the writer dedups),
+ * GW_ERR(SHUTDOWN) after close. err (may be NULL) says why. */
 gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in);
+gw_rc gw_spool_append_err(struct gw_spool *s, const struct gw_spool_in *in, struct gw_err *err);
+/* The same without waiting for durability: done(arg, rc) is called once the entry is durable (at once
+ * for the memory spool and fsync never), from the spool's sync thread or the calling one. On an error
+ * return done is not called. */
+gw_rc gw_spool_append_async(struct gw_spool *s, const struct gw_spool_in *in, void (*done)(void *arg, gw_rc rc),
+                            void *arg, struct gw_err *err);
+/* True for the disk spool. */
+bool gw_spool_is_disk(struct gw_spool *s);
+/* Disk spool write errors since start, for /metrics. */
+void gw_spool_disk_write_errors(uint64_t *no_space, uint64_t *io);
 
 /*
  * Read up to max entries after this consumer's read position, without consuming them, and no more than
@@ -103,7 +120,8 @@ size_t gw_spool_max_bytes(struct gw_spool *s);
 size_t gw_spool_pooled_bytes(struct gw_spool *s);
 bool gw_spool_below_high_water(struct gw_spool *s);
 uint64_t gw_spool_last_seq(struct gw_spool *s);
-/* Entries and bytes appended but not yet committed by this consumer. */
+/* Entries and bytes appended but not yet committed by this consumer. Entries are counted, not derived from
+ * sequence numbers (a damaged record skipped at recovery leaves a gap). */
 void gw_spool_lag(struct gw_spool *s, int consumer, uint64_t *entries, size_t *bytes);
 
 /* How far a consumer is behind the spool head: entries and bytes appended but not committed, and how long
@@ -112,6 +130,12 @@ struct gw_spool_lag {
   uint64_t entries, bytes, age_ns;
 };
 void gw_spool_lag_get(struct gw_spool *s, int consumer, struct gw_spool_lag *out);
+
+/* What a consumer has not committed, counted by walking it (for the shutdown report). */
+struct gw_spool_pending {
+  uint64_t entries, spans, log_records;
+};
+void gw_spool_pending(struct gw_spool *s, int consumer, struct gw_spool_pending *out);
 
 /*
  * The lag cap of a consumer that may lose data (an exporter; never the Postgres writer, DESIGN §1):

@@ -108,7 +108,10 @@ static void assert_defaults(const struct gw_conf *c)
   assert_string_equal(c->admin.addr, "127.0.0.1:8888");
   assert_string_equal(c->log.level, "info");
   assert_string_equal(c->spool.mode, "memory");
-  assert_string_equal(c->spool.dir, "data/spool");
+  assert_string_equal(c->spool.dir, "");
+  assert_string_equal(c->spool.fsync, "interval");
+  assert_int_equal(c->spool.fsync_interval_ms, 10);
+  assert_int_equal(c->spool.segment_bytes, 0);
   assert_int_equal(c->spool.max_bytes, 256ull << 20);
   assert_true(c->spool.high_water == 0.9);
   assert_string_equal(c->postgres.dsn, "");
@@ -618,7 +621,10 @@ static void test_print_format(void **state)
                            "  level: \"info\"\n"
                            "spool:\n"
                            "  mode: \"memory\"\n"
-                           "  dir: \"data/spool\"\n"
+                           "  dir: \"\"\n"
+                           "  fsync: \"interval\"\n"
+                           "  fsync_interval_ms: 10ms\n"
+                           "  segment_bytes: 0\n"
                            "  max_bytes: 256MiB\n"
                            "  high_water: 0.9\n"
                            "  full_wait_ms: 100ms\n"
@@ -634,6 +640,36 @@ static void test_print_format(void **state)
   assert_memory_equal(out, want_start, strlen(want_start));
   assert_non_null(strstr(out, "\nshutdown_grace_ms: 10s\n"));
   free(out);
+  gw_conf_destroy(c);
+}
+
+/* spool.mode auto: disk once spool.dir is set, from the file or from GENAI_GW_SPOOL_DIR; memory otherwise;
+ * an explicit mode wins. */
+static void test_spool_mode_follows_dir(void **state)
+{
+  char msg[300];
+  struct gw_conf *c = NULL;
+  assert_int_equal(load_text("spool:\n  dir: /var/spool/gw\n", &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->spool.mode, "disk");
+  gw_conf_destroy(c);
+  assert_int_equal(load_text("spool:\n  dir: /var/spool/gw\n  mode: memory\n", &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->spool.mode, "memory");
+  gw_conf_destroy(c);
+  assert_int_equal(load_text("log:\n  level: info\n", &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->spool.mode, "memory");
+  gw_conf_destroy(c);
+  setenv("GENAI_GW_SPOOL_DIR", "/tmp/gw-spool-from-env", 1);
+  assert_int_equal(load_text("log:\n  level: info\n", &c, msg, sizeof msg), GW_OK);
+  unsetenv("GENAI_GW_SPOOL_DIR");
+  assert_string_equal(c->spool.mode, "disk");
+  assert_string_equal(c->spool.dir, "/tmp/gw-spool-from-env");
+  gw_conf_destroy(c);
+  assert_int_equal(load_text("spool:\n  fsync: always\n  fsync_interval_ms: 5ms\n  segment_bytes: 1MiB\n", &c, msg,
+                             sizeof msg),
+                   GW_OK);
+  assert_string_equal(c->spool.fsync, "always");
+  assert_int_equal(c->spool.fsync_interval_ms, 5);
+  assert_int_equal(c->spool.segment_bytes, 1u << 20);
   gw_conf_destroy(c);
 }
 
@@ -878,6 +914,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_print_masks_secrets, setup, teardown),
     cmocka_unit_test_setup_teardown(test_print_format, setup, teardown),
     cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_spool_mode_follows_dir, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_durations_and_bools, setup, teardown),
     cmocka_unit_test_setup_teardown(test_addresses, setup, teardown),

@@ -50,7 +50,7 @@ static void env_init(struct env *e)
   struct gw_err err = {0};
   memset(e, 0, sizeof *e);
   assert_int_equal(gw_conf_load(NULL, &e->conf, &err), GW_OK);
-  struct gw_spool_conf sc = {"memory", NULL, 64u << 20, 0.9};
+  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = 64u << 20, .high_water = 0.9};
   e->spool = gw_spool_create(&sc, &err);
   e->prices = gw_prices_load(NULL, NULL, &err);
   assert_non_null(e->prices);

@@ -64,7 +64,7 @@ static const struct gw_sink_type fake_type = {
 
 static struct gw_spool *mk_spool(size_t max)
 {
-  struct gw_spool_conf c = {"memory", NULL, max, 0.9};
+  struct gw_spool_conf c = {.mode = "memory", .max_bytes = max, .high_water = 0.9};
   struct gw_err err = {0};
   struct gw_spool *s = gw_spool_create(&c, &err);
   assert_non_null(s);

@@ -15,7 +15,7 @@
 
 static struct gw_spool *mk(size_t max)
 {
-  struct gw_spool_conf c = {"memory", NULL, max, 0.5};
+  struct gw_spool_conf c = {.mode = "memory", .max_bytes = max, .high_water = 0.5};
   struct gw_err err = {0};
   struct gw_spool *s = gw_spool_create(&c, &err);
   assert_non_null(s);
@@ -479,7 +479,7 @@ static void test_large_entries_recycled(void **st)
 static void test_bad_conf(void **st)
 {
   (void)st;
-  struct gw_spool_conf c = {"memory", NULL, 10, 0.9};
+  struct gw_spool_conf c = {.mode = "memory", .max_bytes = 10, .high_water = 0.9};
   struct gw_err err = {0};
   assert_null(gw_spool_create(&c, &err));
   assert_non_null(strstr(err.msg, "spool.max_bytes"));

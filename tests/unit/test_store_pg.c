@@ -786,7 +786,7 @@ static void test_partition_race(void **state)
 /* Through the generic sink loop and a memory spool, as the gateway runs it. */
 static void test_sink_end_to_end(void **state)
 {
-  struct gw_spool_conf sc = {"memory", NULL, 16u << 20, 0.9};
+  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = 16u << 20, .high_water = 0.9};
   struct gw_err err = {0};
   struct gw_spool *sp = gw_spool_create(&sc, &err);
   assert_non_null(sp);

@@ -1,5 +1,10 @@
 /*
- * spool_mem.c: the memory backend: a FIFO of malloc'd entries under one mutex, bounded in bytes.
+ * spool.c: the spool: a FIFO of entries under one mutex, bounded in bytes, with a cursor per consumer.
+ * Memory mode: each entry is a malloc'd node holding its bytes. Disk mode: each entry is also a record in a
+ * segment file (spool_disk.c), written before the entry is linked and synced before the append returns;
+ * the node points into the segment's mapping, cursors are saved on every commit, and at start the records
+ * of the previous run are linked again (replayed to the consumers that had not committed them). Space is
+ * then the segment files' size, freed when a whole segment is behind every consumer.
  * Appenders hold the lock only to link an entry; consumers wait on a condition variable.
  * An entry is freed when the slowest consumer has committed past it.
  * Each consumer keeps pointers to its first uncommitted and first unread node (neither can be freed while
@@ -13,12 +18,15 @@
 #include "spool/spool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/metrics.h"
+#include "spool/spool_disk.h"
 
 #define POOL_MIN (64u * 1024u) /* smaller entries come from malloc's own bins, already reused */
 #define POOL_SCAN 8           /* pooled nodes looked at per append */
@@ -29,6 +37,7 @@ struct node {
   size_t bytes; /* accounted size */
   size_t cap;   /* allocated size (>= bytes) */
   uint64_t appended_mono;
+  bool external; /* disk mode: e's pointers are into a segment mapping, data[] is empty */
   unsigned char data[];
 };
 
@@ -39,6 +48,8 @@ struct consumer {
   struct node *next_commit; /* first node after committed; NULL when everything appended is committed */
   struct node *next_read;   /* first node after read; NULL when everything appended was read */
   uint64_t committed_bytes; /* running total of the bytes of the entries committed (or skipped) */
+  uint64_t committed_count; /* running total of the entries committed (or skipped) */
+  uint64_t saved;           /* disk mode: the committed seq last written to its cursor file */
   bool skips;               /* has a lag cap (an exporter): never holds the spool for the others */
 };
 
@@ -49,6 +60,7 @@ struct gw_spool {
   struct node *head, *tail; /* head = oldest not yet reclaimed */
   uint64_t next_seq;
   uint64_t appended_bytes; /* running total, for lag */
+  uint64_t appended_count; /* running total of entries, for lag */
   size_t bytes, max_bytes;
   struct node *pool; /* reclaimed large nodes for reuse */
   size_t pool_bytes, pool_max;
@@ -56,12 +68,71 @@ struct gw_spool {
   bool closed;
   int nconsumers;
   struct consumer consumers[GW_SPOOL_MAX_CONSUMERS];
+  /* disk mode */
+  struct gw_disk *disk;
+  pthread_mutex_t wmu;   /* serializes appends: records go to the file in seq order */
+  bool sealed;           /* the consumers are all registered (first append or commit): reclaim may run */
+  struct gw_disk_recovery recovered;
 };
+
+bool gw_spool_is_disk(struct gw_spool *s) { return s->disk != NULL; }
+
+/* Link a node at the tail. Lock held. */
+static void link_node(struct gw_spool *s, struct node *n)
+{
+  if (s->tail)
+    s->tail->next = n;
+  else
+    s->head = n;
+  s->tail = n;
+  s->appended_bytes += n->bytes;
+  s->appended_count++;
+  for (int i = 0; i < s->nconsumers; i++) {
+    struct consumer *c = &s->consumers[i];
+    if (!c->next_commit)
+      c->next_commit = n;
+    if (!c->next_read)
+      c->next_read = n;
+  }
+}
+
+/* Recovery: one record of the previous run, linked as a node. */
+static void recovered_record(void *ctx, const struct gw_disk_rec *r)
+{
+  struct gw_spool *s = ctx;
+  struct node *n = gw_calloc(1, sizeof *n);
+  n->e = r->e;
+  n->bytes = r->bytes;
+  n->external = true;
+  /* Its age counts from now: the lag cap's clock (monotonic) did not run while the process was down. */
+  n->appended_mono = gw_mono_ns();
+  link_node(s, n);
+}
+
+static enum gw_fsync parse_fsync(const char *v, bool *ok)
+{
+  *ok = true;
+  if (!v || !*v || strcmp(v, "interval") == 0)
+    return GW_FSYNC_INTERVAL;
+  if (strcmp(v, "always") == 0)
+    return GW_FSYNC_ALWAYS;
+  if (strcmp(v, "never") == 0)
+    return GW_FSYNC_NEVER;
+  *ok = false;
+  return GW_FSYNC_INTERVAL;
+}
 
 struct gw_spool *gw_spool_create(const struct gw_spool_conf *conf, struct gw_err *err)
 {
-  if (conf->mode && strcmp(conf->mode, "memory") != 0) {
-    gw_err_set(err, GW_ERR(CONFIG), "spool.mode: '%s' is not available yet (memory only)", conf->mode);
+  bool disk = conf->mode && strcmp(conf->mode, "disk") == 0;
+  if (conf->mode && !disk && strcmp(conf->mode, "memory") != 0) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.mode: '%s' is not one of memory, disk", conf->mode);
+    return NULL;
+  }
+  bool fok;
+  enum gw_fsync fs = parse_fsync(conf->fsync, &fok);
+  if (!fok) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.fsync: '%s' is not one of always, interval, never", conf->fsync);
     return NULL;
   }
   if (conf->max_bytes < 1024) {
@@ -80,6 +151,30 @@ struct gw_spool *gw_spool_create(const struct gw_spool_conf *conf, struct gw_err
   s->max_bytes = conf->max_bytes;
   s->pool_max = conf->max_bytes / 8;
   s->high_water = conf->high_water > 0 && conf->high_water <= 1 ? conf->high_water : 0.9;
+  pthread_mutex_init(&s->wmu, NULL);
+  if (disk) {
+    size_t seg = conf->segment_bytes;
+    if (!seg) {
+      seg = conf->max_bytes / 16;
+      seg = seg < (1u << 20) ? (1u << 20) : seg > (64u << 20) ? (64u << 20) : seg;
+    }
+    struct gw_disk_conf dc = {conf->dir, fs, conf->fsync_interval_ms ? conf->fsync_interval_ms : 10, seg};
+    s->disk = gw_disk_open(&dc, recovered_record, s, &s->recovered, err);
+    if (!s->disk) {
+      gw_spool_destroy(s);
+      return NULL;
+    }
+    s->bytes = s->recovered.bytes;
+    s->next_seq = s->recovered.last_seq + 1;
+    s->pool_max = 0; /* nodes hold no data */
+    const struct gw_disk_recovery *r = &s->recovered;
+    if (r->entries || r->corrupt_records)
+      gw_info("spool", "disk spool %s: recovered %llu entries (%llu spans, %llu log records) in %llu segments, "
+              "%zu bytes; skipped %llu torn or damaged regions (%llu bytes)", conf->dir,
+              (unsigned long long)r->entries, (unsigned long long)r->spans, (unsigned long long)r->log_records,
+              (unsigned long long)r->segments, r->bytes, (unsigned long long)r->corrupt_records,
+              (unsigned long long)r->corrupt_bytes);
+  }
   return s;
 }
 
@@ -87,6 +182,7 @@ void gw_spool_destroy(struct gw_spool *s)
 {
   if (!s)
     return;
+  gw_disk_close(s->disk); /* data and cursors stay on disk for the next start */
   for (struct node *lists[2] = {s->head, s->pool}, **l = lists; l < lists + 2; l++) {
     struct node *n = *l;
     while (n) {
@@ -98,6 +194,7 @@ void gw_spool_destroy(struct gw_spool *s)
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   pthread_cond_destroy(&s->room);
+  pthread_mutex_destroy(&s->wmu);
   free(s);
 }
 
@@ -112,6 +209,32 @@ int gw_spool_add_consumer(struct gw_spool *s, const char *name)
     c->committed = c->read = s->next_seq - 1;
     c->next_commit = c->next_read = NULL;
     c->committed_bytes = s->appended_bytes;
+    c->committed_count = s->appended_count;
+    /* The cursor's slot is made here, at start, so the consumer threads never add one concurrently. */
+    uint64_t saved = 0;
+    bool have = s->disk && gw_disk_cursor_load(s->disk, c->name, &saved);
+    if (s->disk && s->head && !s->sealed) {
+      /* Where it stopped in the previous run; with no (valid) cursor, everything kept is replayed to it. */
+      c->committed = c->read = s->head->e.seq - 1;
+      c->committed_bytes = s->appended_bytes;
+      c->committed_count = s->appended_count;
+      for (struct node *n = s->head; n; n = n->next) {
+        if (have && n->e.seq <= saved) {
+          c->committed = c->read = n->e.seq;
+          continue;
+        }
+        if (!c->next_commit)
+          c->next_commit = c->next_read = n;
+        c->committed_bytes -= n->bytes;
+        c->committed_count--;
+      }
+      if (have && saved > c->committed)
+        c->committed = c->read = saved; /* its position is past the kept data */
+      c->saved = c->committed;
+      if (c->next_commit)
+        gw_info("spool", "consumer %s resumes after entry %llu: %llu entries to replay", c->name,
+                (unsigned long long)c->committed, (unsigned long long)(s->appended_count - c->committed_count));
+    }
   }
   pthread_mutex_unlock(&s->mu);
   return id;
@@ -156,6 +279,8 @@ size_t gw_spool_pooled_bytes(struct gw_spool *s)
 /* Free entries every consumer has committed. Called with the lock held. */
 static void reclaim(struct gw_spool *s)
 {
+  if (s->disk && !s->sealed)
+    return; /* recovered data waits until every consumer of this run has said where it stands */
   uint64_t min = UINT64_MAX;
   for (int i = 0; i < s->nconsumers; i++)
     if (s->consumers[i].committed < min)
@@ -168,15 +293,58 @@ static void reclaim(struct gw_spool *s)
     s->head = n->next;
     if (!s->head)
       s->tail = NULL;
-    s->bytes -= n->bytes;
-    recycle(s, n);
+    if (n->external) {
+      free(n);
+    } else {
+      s->bytes -= n->bytes;
+      recycle(s, n);
+    }
     freed = true;
+  }
+  if (s->disk) {
+    size_t f = gw_disk_release(s->disk, min);
+    freed = f > 0;
+    s->bytes -= f;
   }
   if (freed)
     pthread_cond_broadcast(&s->room);
 }
 
-gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
+/* The consumers are all registered (the first append or commit): say what recovered data is for whom, and
+ * let reclaim run. Lock held. */
+static void seal(struct gw_spool *s)
+{
+  if (s->sealed)
+    return;
+  s->sealed = true;
+  if (!s->disk)
+    return;
+  const char *names[GW_SPOOL_MAX_CONSUMERS * 2];
+  size_t n = gw_disk_cursor_names(s->disk, names, sizeof names / sizeof names[0]);
+  for (size_t i = 0; i < n; i++) {
+    bool mine = false;
+    for (int j = 0; j < s->nconsumers; j++)
+      mine = mine || strcmp(s->consumers[j].name, names[i]) == 0;
+    if (!mine)
+      gw_info("spool", "cursor of '%s' found in the spool directory: that consumer is not configured now, the spool "
+              "keeps nothing for it", names[i]);
+  }
+  if (s->nconsumers == 0 && s->head)
+    gw_warn("spool", "%llu recovered entries have no consumer now (no Postgres, no exporter configured): discarded",
+            (unsigned long long)s->appended_count);
+  reclaim(s);
+}
+
+/* Save what a consumer has committed to its cursor file (disk mode), outside the lock. */
+static void save_cursor(struct gw_spool *s, struct consumer *c, uint64_t committed)
+{
+  if (!s->disk || committed == c->saved)
+    return;
+  gw_disk_cursor_store(s->disk, c->name, committed);
+  c->saved = committed;
+}
+
+static gw_rc mem_append(struct gw_spool *s, const struct gw_spool_in *in)
 {
   size_t bytes = sizeof(struct node) + in->otlp_len + in->records_len;
   pthread_mutex_lock(&s->mu);
@@ -225,24 +393,111 @@ gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in)
   n->appended_mono = gw_mono_ns();
 
   pthread_mutex_lock(&s->mu);
+  n->external = false;
   n->e.seq = s->next_seq++;
-  if (s->tail)
-    s->tail->next = n;
-  else
-    s->head = n;
-  s->tail = n;
-  s->appended_bytes += bytes;
-  for (int i = 0; i < s->nconsumers; i++) {
-    struct consumer *c = &s->consumers[i];
-    if (!c->next_commit)
-      c->next_commit = n;
-    if (!c->next_read)
-      c->next_read = n;
-  }
+  s->sealed = true;
+  link_node(s, n);
   if (s->nconsumers == 0)
     reclaim(s); /* nobody will ever read it (no Postgres, no exporter): it must not hold the spool */
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
+  return GW_OK;
+}
+
+/* Say a disk error at most once per 10 s, with how many there were. */
+static void disk_error_log(struct gw_spool *s, const struct gw_err *err)
+{
+  static _Atomic uint64_t last, count;
+  uint64_t n = atomic_fetch_add(&count, 1) + 1, now = gw_mono_ns(), l = atomic_load(&last);
+  if ((l == 0 || now - l > 10ull * 1000000000ull) && atomic_compare_exchange_strong(&last, &l, now)) {
+    atomic_store(&count, 0);
+    gw_error("spool", "%s (%llu refused appends since the last report; clients get backpressure and retry)",
+             err->msg, (unsigned long long)n);
+  }
+  (void)s;
+}
+
+/* Write the entry to its segment and link it; *lsn is what to wait for before acknowledging it. */
+static gw_rc disk_append(struct gw_spool *s, const struct gw_spool_in *in, uint64_t *lsn, struct gw_err *err)
+{
+  size_t need = in->otlp_len + in->records_len + 64; /* record header and padding, near enough for the cap */
+  struct node *n = gw_calloc(1, sizeof *n);
+  pthread_mutex_lock(&s->wmu);
+  pthread_mutex_lock(&s->mu);
+  seal(s);
+  gw_rc rc = GW_OK;
+  if (s->closed)
+    rc = gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+  else if (s->bytes + need > s->max_bytes)
+    rc = gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", s->bytes, s->max_bytes);
+  uint64_t seq = s->next_seq;
+  pthread_mutex_unlock(&s->mu);
+  struct gw_disk_rec r;
+  if (rc == GW_OK) {
+    rc = gw_disk_append(s->disk, in, seq, gw_now_ns(), &r, err);
+    if (rc)
+      disk_error_log(s, err);
+  }
+  if (rc) {
+    pthread_mutex_unlock(&s->wmu);
+    free(n);
+    return rc;
+  }
+  n->e = r.e;
+  n->bytes = r.bytes;
+  n->external = true;
+  n->appended_mono = gw_mono_ns();
+  pthread_mutex_lock(&s->mu);
+  s->next_seq = seq + 1;
+  s->bytes += r.disk_bytes;
+  link_node(s, n);
+  if (s->nconsumers == 0)
+    reclaim(s); /* nobody will ever read it (no Postgres, no exporter): it must not hold the spool */
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_mutex_unlock(&s->wmu);
+  *lsn = r.lsn;
+  return GW_OK;
+}
+
+gw_rc gw_spool_append_err(struct gw_spool *s, const struct gw_spool_in *in, struct gw_err *err)
+{
+  struct gw_err scratch;
+  if (!err)
+    err = &scratch;
+  if (!s->disk)
+    return mem_append(s, in);
+  uint64_t lsn;
+  gw_rc rc = disk_append(s, in, &lsn, err);
+  if (rc)
+    return rc;
+  rc = gw_disk_wait(s->disk, lsn);
+  if (rc == GW_ERR(SPOOL_IO))
+    return gw_err_set(err, rc, "the spool's fsync failed: retry later");
+  if (rc)
+    return gw_err_set(err, rc, "the gateway is shutting down");
+  return GW_OK;
+}
+
+gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in) { return gw_spool_append_err(s, in, NULL); }
+
+gw_rc gw_spool_append_async(struct gw_spool *s, const struct gw_spool_in *in, void (*done)(void *arg, gw_rc rc),
+                            void *arg, struct gw_err *err)
+{
+  struct gw_err scratch;
+  if (!err)
+    err = &scratch;
+  if (!s->disk) {
+    gw_rc rc = mem_append(s, in);
+    if (rc == GW_OK)
+      done(arg, GW_OK);
+    return rc;
+  }
+  uint64_t lsn;
+  gw_rc rc = disk_append(s, in, &lsn, err);
+  if (rc)
+    return rc;
+  gw_disk_when_durable(s->disk, lsn, done, arg);
   return GW_OK;
 }
 
@@ -312,14 +567,18 @@ void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq)
   while (c->next_commit && c->next_commit->e.seq <= seq) {
     c->committed = c->next_commit->e.seq;
     c->committed_bytes += c->next_commit->bytes;
+    c->committed_count++;
     c->next_commit = c->next_commit->next;
   }
   if (c->read < c->committed) {
     c->read = c->committed;
     c->next_read = c->next_commit;
   }
+  seal(s);
   reclaim(s);
+  uint64_t committed = c->committed;
   pthread_mutex_unlock(&s->mu);
+  save_cursor(s, c, committed);
 }
 
 void gw_spool_wake(struct gw_spool *s)
@@ -384,9 +643,23 @@ void gw_spool_lag_get(struct gw_spool *s, int consumer, struct gw_spool_lag *out
 {
   pthread_mutex_lock(&s->mu);
   const struct consumer *c = &s->consumers[consumer];
-  out->entries = (s->next_seq - 1) - c->committed; /* seqs are contiguous */
+  out->entries = s->appended_count - c->committed_count;
   out->bytes = s->appended_bytes - c->committed_bytes;
   out->age_ns = c->next_commit ? gw_mono_ns() - c->next_commit->appended_mono : 0;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void gw_spool_pending(struct gw_spool *s, int consumer, struct gw_spool_pending *out)
+{
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&s->mu);
+  for (struct node *n = s->consumers[consumer].next_commit; n; n = n->next) {
+    out->entries++;
+    if (n->e.signal == GW_SIGNAL_LOGS)
+      out->log_records += n->e.nspans;
+    else
+      out->spans += n->e.nspans;
+  }
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -425,15 +698,20 @@ void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_
       out->spans += n->e.nspans;
     c->committed = n->e.seq;
     c->committed_bytes += n->bytes;
+    c->committed_count++;
     c->next_commit = n->next;
   }
   if (c->read < c->committed) {
     c->read = c->committed;
     c->next_read = c->next_commit;
   }
-  if (out->entries)
+  if (out->entries) {
+    seal(s);
     reclaim(s);
+  }
+  uint64_t committed = c->committed;
   pthread_mutex_unlock(&s->mu);
+  save_cursor(s, c, committed);
 }
 
 const char *gw_spool_consumer_name(struct gw_spool *s, int consumer) { return s->consumers[consumer].name; }

@@ -1,0 +1,811 @@
+/*
+ * spool_disk.c: segment files, records with CRCs, cursors, group-commit fsync and recovery (see spool_disk.h).
+ *
+ * Locks: `lk` guards the segment list and the log positions; the writer (one at a time, spool.c serializes
+ * appends) takes it only to publish a record or a new segment, never across a write. The flusher takes
+ * nothing while it syncs: it works on duplicated descriptors, so a segment released meanwhile is harmless.
+ * Write errors leave no partial record behind: the file is cut back to where the record began.
+ */
+#include "spool/spool_disk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+#define SEG_MAGIC "GWSPOOL"
+#define SEG_FORMAT 1u
+#define SEG_HDR 32u
+#define REC_MAGIC 0x31525747u /* "GWR1" */
+#define REC_HDR 48u
+#define CUR_MAGIC 0x31435747u /* "GWC1" */
+#define MAX_CURSORS GW_SPOOL_MAX_CONSUMERS * 2
+
+struct seg {
+  struct seg *next;
+  uint64_t first_seq, last_seq; /* last_seq 0: no record yet */
+  int fd;
+  unsigned char *map;
+  size_t map_len; /* mapped (>= size) */
+  size_t size;    /* bytes written */
+  uint64_t end_lsn; /* log position after its last byte */
+  char name[32];
+};
+
+struct waiter {
+  struct waiter *next;
+  uint64_t lsn;
+  gw_rc rc;
+  void (*done)(void *arg, gw_rc rc);
+  void *arg;
+};
+
+static void run_waiters(struct waiter **ready)
+{
+  while (*ready) {
+    struct waiter *w = *ready;
+    *ready = w->next;
+    w->done(w->arg, w->rc);
+    free(w);
+  }
+}
+
+struct cursor {
+  char name[40];
+  int fd;
+  bool loaded, valid;
+  uint64_t seq;
+};
+
+struct gw_disk {
+  struct gw_disk_conf conf;
+  char dir[4096];
+  int dirfd;
+  pthread_mutex_t lk;
+  pthread_cond_t synced_cv; /* waiters: synced advanced */
+  pthread_cond_t work_cv;   /* flusher: something to sync */
+  struct seg *head, *tail;  /* every segment, oldest first */
+  struct seg *active;       /* the one being written (NULL until the first append after open) */
+  bool dir_dirty;           /* a segment was created since the last sync */
+  uint64_t written_lsn, synced_lsn; /* synced_lsn: what the flusher has passed, synced or failed */
+  uint64_t failed_lsn;              /* the highest position a failed sync covered */
+  uint64_t wanted_lsn;      /* highest position a waiter asked for */
+  uint64_t last_sync_mono;
+  struct waiter *waiters; /* async, unordered */
+  bool stop, flusher_done;
+  pthread_t flusher;
+  bool has_flusher;
+  struct cursor cursors[MAX_CURSORS];
+  size_t ncursors;
+};
+
+static _Atomic uint64_t write_err_no_space, write_err_io;
+
+void gw_spool_disk_write_errors(uint64_t *no_space, uint64_t *io)
+{
+  *no_space = atomic_load(&write_err_no_space);
+  *io = atomic_load(&write_err_io);
+}
+
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get32(const unsigned char *p)
+{
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static uint64_t get64(const unsigned char *p)
+{
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+static size_t rec_size(size_t otlp_len, size_t records_len) { return (REC_HDR + otlp_len + records_len + 7) & ~(size_t)7; }
+
+/* ---- flusher ---- */
+
+/* The outcome for a position the flusher has passed. Lock held. A failed sync fails every position up to
+ * what it covered, even one an earlier sync had covered but whose waiter had not run yet: refusing a request
+ * that was durable only makes its client send it again (stored once), the safe side. */
+static gw_rc outcome(const struct gw_disk *d, uint64_t lsn)
+{
+  if (d->synced_lsn < lsn)
+    return GW_ERR(SHUTDOWN);
+  return lsn <= d->failed_lsn ? GW_ERR(SPOOL_IO) : GW_OK;
+}
+
+static void *flusher(void *arg)
+{
+  struct gw_disk *d = arg;
+  pthread_setname_np(pthread_self(), "gw-spool-sync");
+  pthread_mutex_lock(&d->lk);
+  for (;;) {
+    while (!d->stop && d->wanted_lsn <= d->synced_lsn)
+      pthread_cond_wait(&d->work_cv, &d->lk);
+    if (d->stop && d->written_lsn <= d->synced_lsn)
+      break;
+    /* interval: at most one sync per interval; the first after a quiet spell goes at once */
+    uint64_t iv = d->conf.fsync == GW_FSYNC_INTERVAL ? (uint64_t)d->conf.fsync_interval_ms * 1000000ull : 0;
+    uint64_t now = gw_mono_ns();
+    if (!d->stop && iv && now < d->last_sync_mono + iv) {
+      uint64_t until = d->last_sync_mono + iv;
+      struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+      pthread_cond_timedwait(&d->work_cv, &d->lk, &ts);
+      continue;
+    }
+    uint64_t target = d->written_lsn;
+    bool dir = d->dir_dirty;
+    d->dir_dirty = false;
+    int fds[64];
+    size_t nfds = 0;
+    bool ok = true;
+    int eno = 0;
+    for (struct seg *s = d->head; s; s = s->next) {
+      if (s->end_lsn <= d->synced_lsn)
+        continue;
+      if (nfds == 64) { /* cannot happen with sane segment sizes; never claim what was not synced */
+        ok = false;
+        eno = EMFILE;
+        break;
+      }
+      fds[nfds++] = dup(s->fd);
+    }
+    d->last_sync_mono = now;
+    pthread_mutex_unlock(&d->lk);
+
+    uint64_t t0 = gw_mono_ns();
+    for (size_t i = 0; i < nfds; i++) {
+      if (fds[i] < 0 || fdatasync(fds[i]) != 0) {
+        ok = false;
+        eno = errno;
+      }
+      if (fds[i] >= 0)
+        close(fds[i]);
+    }
+    if (dir && fsync(d->dirfd) != 0) {
+      ok = false;
+      eno = errno;
+    }
+    gw_metric_add(GW_M_SPOOL_FSYNCS, 1);
+    gw_metric_add(GW_M_SPOOL_FSYNC_SECONDS, (int64_t)(gw_mono_ns() - t0));
+
+    pthread_mutex_lock(&d->lk);
+    if (!ok) {
+      atomic_fetch_add(&write_err_io, 1);
+      gw_error("spool", "fsync of the spool in %s failed: %s; the requests waiting for it are refused (503) and "
+               "their clients retry", d->dir, strerror(eno));
+      d->failed_lsn = target;
+      if (dir)
+        d->dir_dirty = true;
+    }
+    if (target > d->synced_lsn)
+      d->synced_lsn = target;
+    pthread_cond_broadcast(&d->synced_cv);
+    /* asynchronous waiters whose position is now passed */
+    struct waiter *ready = NULL, **pp = &d->waiters;
+    while (*pp) {
+      struct waiter *w = *pp;
+      if (w->lsn <= d->synced_lsn) {
+        *pp = w->next;
+        w->rc = outcome(d, w->lsn);
+        w->next = ready;
+        ready = w;
+      } else {
+        pp = &w->next;
+      }
+    }
+    if (ready) {
+      pthread_mutex_unlock(&d->lk);
+      run_waiters(&ready);
+      pthread_mutex_lock(&d->lk);
+    }
+  }
+  d->flusher_done = true;
+  struct waiter *rest = d->waiters;
+  d->waiters = NULL;
+  for (struct waiter *w = rest; w; w = w->next)
+    w->rc = outcome(d, w->lsn);
+  pthread_cond_broadcast(&d->synced_cv);
+  pthread_mutex_unlock(&d->lk);
+  run_waiters(&rest);
+  return NULL;
+}
+
+gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn)
+{
+  if (d->conf.fsync == GW_FSYNC_NEVER)
+    return GW_OK;
+  pthread_mutex_lock(&d->lk);
+  if (lsn > d->wanted_lsn) {
+    d->wanted_lsn = lsn;
+    pthread_cond_signal(&d->work_cv);
+  }
+  while (d->synced_lsn < lsn && !d->flusher_done)
+    pthread_cond_wait(&d->synced_cv, &d->lk);
+  gw_rc rc = outcome(d, lsn);
+  pthread_mutex_unlock(&d->lk);
+  return rc;
+}
+
+void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *arg, gw_rc rc), void *arg)
+{
+  if (d->conf.fsync == GW_FSYNC_NEVER) {
+    done(arg, GW_OK);
+    return;
+  }
+  pthread_mutex_lock(&d->lk);
+  if (d->synced_lsn >= lsn || d->flusher_done) {
+    gw_rc rc = outcome(d, lsn);
+    pthread_mutex_unlock(&d->lk);
+    done(arg, rc);
+    return;
+  }
+  struct waiter *w = gw_calloc(1, sizeof *w);
+  w->lsn = lsn;
+  w->done = done;
+  w->arg = arg;
+  w->next = d->waiters;
+  d->waiters = w;
+  if (lsn > d->wanted_lsn) {
+    d->wanted_lsn = lsn;
+    pthread_cond_signal(&d->work_cv);
+  }
+  pthread_mutex_unlock(&d->lk);
+}
+
+/* ---- segments ---- */
+
+static void seg_free(struct seg *s)
+{
+  if (s->map)
+    munmap(s->map, s->map_len);
+  if (s->fd >= 0)
+    close(s->fd);
+  free(s);
+}
+
+static size_t page_round(size_t n)
+{
+  long pg = sysconf(_SC_PAGESIZE);
+  size_t p = pg > 0 ? (size_t)pg : 4096;
+  return (n + p - 1) / p * p;
+}
+
+/* A new segment for records from seq on, holding at least need bytes of records. */
+static gw_rc seg_create(struct gw_disk *d, uint64_t seq, size_t need, struct seg **out, struct gw_err *err)
+{
+  struct seg *s = gw_calloc(1, sizeof *s);
+  s->fd = -1;
+  s->first_seq = seq;
+  snprintf(s->name, sizeof s->name, "%020" PRIu64 ".seg", seq);
+  size_t cap = d->conf.segment_bytes > need + SEG_HDR ? d->conf.segment_bytes : need + SEG_HDR;
+  s->map_len = page_round(cap);
+  s->fd = openat(d->dirfd, s->name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int eno = errno;
+  if (s->fd < 0)
+    goto fail;
+  unsigned char h[SEG_HDR] = {0};
+  memcpy(h, SEG_MAGIC, 8);
+  put32(h + 8, SEG_FORMAT);
+  put64(h + 16, seq);
+  ssize_t w = pwrite(s->fd, h, SEG_HDR, 0);
+  if (w != (ssize_t)SEG_HDR) {
+    eno = w < 0 ? errno : ENOSPC;
+    goto fail_unlink;
+  }
+  s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, s->fd, 0);
+  if (s->map == MAP_FAILED) {
+    s->map = NULL;
+    eno = errno;
+    goto fail_unlink;
+  }
+  s->size = SEG_HDR;
+  *out = s;
+  return GW_OK;
+fail_unlink:
+  unlinkat(d->dirfd, s->name, 0);
+fail:
+  seg_free(s);
+  if (eno == ENOSPC || eno == EDQUOT) {
+    atomic_fetch_add(&write_err_no_space, 1);
+    return gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
+  }
+  atomic_fetch_add(&write_err_io, 1);
+  return gw_err_set(err, GW_ERR(SPOOL_IO), "cannot create a spool segment in %s: %s", d->dir, strerror(eno));
+}
+
+gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t seq, uint64_t appended_ns,
+                     struct gw_disk_rec *out, struct gw_err *err)
+{
+  if (in->otlp_len > UINT32_MAX - REC_HDR || in->records_len > UINT32_MAX - REC_HDR - in->otlp_len)
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "spool entry of %zu bytes is too large", in->otlp_len + in->records_len);
+  size_t bytes = rec_size(in->otlp_len, in->records_len);
+  size_t added = bytes;
+  struct seg *s = d->active;
+  if (!s || s->size + bytes > s->map_len) {
+    struct seg *ns = NULL;
+    gw_rc rc = seg_create(d, seq, bytes, &ns, err);
+    if (rc)
+      return rc;
+    added += SEG_HDR;
+    pthread_mutex_lock(&d->lk);
+    ns->end_lsn = d->written_lsn;
+    if (d->tail)
+      d->tail->next = ns;
+    else
+      d->head = ns;
+    d->tail = ns;
+    d->active = ns;
+    d->dir_dirty = true;
+    pthread_mutex_unlock(&d->lk);
+    s = ns;
+  }
+
+  unsigned char h[REC_HDR] = {0};
+  put32(h, REC_MAGIC);
+  put64(h + 8, seq);
+  put64(h + 16, appended_ns);
+  put32(h + 24, (uint32_t)in->otlp_len);
+  put32(h + 28, (uint32_t)in->records_len);
+  h[32] = (unsigned char)in->signal;
+  h[33] = GW_SPOOL_FORMAT;
+  put32(h + 36, in->flags);
+  put32(h + 40, in->nspans);
+  put32(h + 44, in->nrecords);
+  uLong crc = crc32(0L, h + 8, REC_HDR - 8);
+  if (in->otlp_len)
+    crc = crc32_z(crc, in->otlp, in->otlp_len);
+  if (in->records_len)
+    crc = crc32_z(crc, in->records, in->records_len);
+  put32(h + 4, (uint32_t)crc);
+  static const unsigned char zeros[8];
+  size_t pad = bytes - (REC_HDR + in->otlp_len + in->records_len);
+  struct iovec iov[4] = {{h, REC_HDR}, {(void *)in->otlp, in->otlp_len}, {(void *)in->records, in->records_len},
+                         {(void *)zeros, pad}};
+  size_t off = s->size, done = 0;
+  while (done < bytes) {
+    /* skip the parts already written */
+    size_t skip = done;
+    struct iovec cur[4];
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+      if (skip >= iov[i].iov_len) {
+        skip -= iov[i].iov_len;
+        continue;
+      }
+      cur[n].iov_base = (unsigned char *)iov[i].iov_base + skip;
+      cur[n].iov_len = iov[i].iov_len - skip;
+      skip = 0;
+      n++;
+    }
+    ssize_t w = pwritev(s->fd, cur, n, (off_t)(off + done));
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      int eno = w < 0 ? errno : ENOSPC;
+      /* Leave nothing of this record behind: recovery must not meet half of it. */
+      if (ftruncate(s->fd, (off_t)off) != 0)
+        gw_warn("spool", "cannot cut %s back after a failed write: %s (recovery will skip the torn record)",
+                s->name, strerror(errno));
+      if (eno == ENOSPC || eno == EDQUOT) {
+        atomic_fetch_add(&write_err_no_space, 1);
+        return gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
+      }
+      atomic_fetch_add(&write_err_io, 1);
+      return gw_err_set(err, GW_ERR(SPOOL_IO), "spool write to %s/%s failed: %s", d->dir, s->name, strerror(eno));
+    }
+    done += (size_t)w;
+  }
+
+  pthread_mutex_lock(&d->lk);
+  s->size = off + bytes;
+  if (!s->last_seq && s->first_seq != seq)
+    s->first_seq = seq;
+  s->last_seq = seq;
+  d->written_lsn += added;
+  s->end_lsn = d->written_lsn;
+  out->lsn = d->written_lsn;
+  pthread_mutex_unlock(&d->lk);
+
+  memset(&out->e, 0, sizeof out->e);
+  out->e.seq = seq;
+  out->e.format = GW_SPOOL_FORMAT;
+  out->e.signal = in->signal;
+  out->e.flags = in->flags;
+  out->e.nspans = in->nspans;
+  out->e.nrecords = in->nrecords;
+  out->e.appended_ns = appended_ns;
+  out->e.otlp = s->map + off + REC_HDR;
+  out->e.otlp_len = in->otlp_len;
+  out->e.records = s->map + off + REC_HDR + in->otlp_len;
+  out->e.records_len = in->records_len;
+  out->bytes = bytes;
+  out->disk_bytes = added;
+  return GW_OK;
+}
+
+size_t gw_disk_release(struct gw_disk *d, uint64_t upto)
+{
+  size_t freed = 0;
+  for (;;) {
+    pthread_mutex_lock(&d->lk);
+    struct seg *s = d->head;
+    if (!s || s == d->active || (s->last_seq && s->last_seq > upto)) {
+      pthread_mutex_unlock(&d->lk);
+      break;
+    }
+    d->head = s->next;
+    if (!d->head)
+      d->tail = NULL;
+    pthread_mutex_unlock(&d->lk);
+    if (unlinkat(d->dirfd, s->name, 0) != 0 && errno != ENOENT)
+      gw_warn("spool", "cannot delete %s/%s: %s", d->dir, s->name, strerror(errno));
+    freed += s->size;
+    seg_free(s);
+  }
+  return freed;
+}
+
+/* ---- cursors ---- */
+
+static struct cursor *cursor_find(struct gw_disk *d, const char *name, bool create)
+{
+  for (size_t i = 0; i < d->ncursors; i++)
+    if (strcmp(d->cursors[i].name, name) == 0)
+      return &d->cursors[i];
+  if (!create || d->ncursors >= MAX_CURSORS)
+    return NULL;
+  struct cursor *c = &d->cursors[d->ncursors++];
+  memset(c, 0, sizeof *c);
+  snprintf(c->name, sizeof c->name, "%s", name);
+  c->fd = -1;
+  return c;
+}
+
+static bool cursor_read(struct gw_disk *d, struct cursor *c)
+{
+  char fn[64];
+  snprintf(fn, sizeof fn, "%s.cursor", c->name);
+  if (c->fd < 0)
+    c->fd = openat(d->dirfd, fn, O_RDWR | O_CLOEXEC);
+  if (c->fd < 0)
+    return false;
+  unsigned char b[16];
+  if (pread(c->fd, b, sizeof b, 0) != (ssize_t)sizeof b || get32(b) != CUR_MAGIC ||
+      get32(b + 4) != (uint32_t)crc32(0L, b + 8, 8)) {
+    gw_warn("spool", "cursor file %s/%s is unreadable or corrupt: '%s' starts again from the oldest spooled entry",
+            d->dir, fn, c->name);
+    return false;
+  }
+  c->seq = get64(b + 8);
+  return true;
+}
+
+bool gw_disk_cursor_load(struct gw_disk *d, const char *name, uint64_t *seq)
+{
+  struct cursor *c = cursor_find(d, name, true);
+  if (!c)
+    return false;
+  if (!c->loaded) {
+    c->valid = cursor_read(d, c);
+    c->loaded = true;
+  }
+  if (c->valid)
+    *seq = c->seq;
+  return c->valid;
+}
+
+void gw_disk_cursor_store(struct gw_disk *d, const char *name, uint64_t seq)
+{
+  struct cursor *c = cursor_find(d, name, false); /* made by gw_disk_cursor_load when the consumer was added */
+  if (!c)
+    return;
+  char fn[64];
+  snprintf(fn, sizeof fn, "%s.cursor", c->name);
+  if (c->fd < 0)
+    c->fd = openat(d->dirfd, fn, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (c->fd < 0) {
+    gw_warn("spool", "cannot write the cursor %s/%s: %s (after a restart it replays more, never less)", d->dir, fn,
+            strerror(errno));
+    return;
+  }
+  unsigned char b[16];
+  put32(b, CUR_MAGIC);
+  put64(b + 8, seq);
+  put32(b + 4, (uint32_t)crc32(0L, b + 8, 8));
+  if (pwrite(c->fd, b, sizeof b, 0) != (ssize_t)sizeof b)
+    return; /* a stale cursor only means replaying more after a restart; the next commit tries again */
+  c->seq = seq;
+  c->valid = c->loaded = true;
+}
+
+size_t gw_disk_cursor_names(struct gw_disk *d, const char **names, size_t max)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < d->ncursors && n < max; i++)
+    if (d->cursors[i].valid)
+      names[n++] = d->cursors[i].name;
+  return n;
+}
+
+/* ---- open and recovery ---- */
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Is there a valid record at p (avail bytes from it on), with a seq above prev? */
+static bool rec_valid(const unsigned char *p, size_t avail, uint64_t prev)
+{
+  if (avail < REC_HDR || get32(p) != REC_MAGIC)
+    return false;
+  uint64_t olen = get32(p + 24), rlen = get32(p + 28);
+  if (REC_HDR + olen + rlen > avail)
+    return false;
+  uint64_t seq = get64(p + 8);
+  if (seq <= prev || seq == 0)
+    return false;
+  uLong crc = crc32(0L, p + 8, REC_HDR - 8);
+  crc = crc32_z(crc, p + REC_HDR, (size_t)(olen + rlen));
+  return (uint32_t)crc == get32(p + 4);
+}
+
+/* Recover one segment file. Returns the segment, or NULL when it holds no record (the file is deleted). */
+static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *prev,
+                               void (*fn)(void *, const struct gw_disk_rec *), void *ctx, struct gw_disk_recovery *rec)
+{
+  struct seg *s = gw_calloc(1, sizeof *s);
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->fd = openat(d->dirfd, name, O_RDWR | O_CLOEXEC);
+  struct stat st;
+  if (s->fd < 0 || fstat(s->fd, &st) != 0) {
+    gw_error("spool", "cannot open %s/%s: %s; its records are not replayed", d->dir, name, strerror(errno));
+    seg_free(s);
+    return NULL;
+  }
+  size_t size = (size_t)st.st_size;
+  if (size) {
+    s->map_len = page_round(size);
+    s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, s->fd, 0);
+    if (s->map == MAP_FAILED) {
+      gw_error("spool", "cannot map %s/%s: %s; its records are not replayed", d->dir, name, strerror(errno));
+      s->map = NULL;
+      seg_free(s);
+      return NULL;
+    }
+  }
+  size_t off = SEG_HDR;
+  if (size < SEG_HDR || memcmp(s->map, SEG_MAGIC, 8) != 0 || get32(s->map + 8) != SEG_FORMAT) {
+    if (size)
+      gw_warn("spool", "%s/%s: the segment header is damaged; looking for records in it anyway", d->dir, name);
+    off = size < SEG_HDR ? size : SEG_HDR;
+  }
+  size_t valid_end = off;
+  while (off < size) {
+    if (rec_valid(s->map + off, size - off, *prev)) {
+      const unsigned char *p = s->map + off;
+      struct gw_disk_rec r;
+      memset(&r, 0, sizeof r);
+      r.e.seq = get64(p + 8);
+      r.e.appended_ns = get64(p + 16);
+      r.e.otlp_len = get32(p + 24);
+      r.e.records_len = get32(p + 28);
+      r.e.signal = (enum gw_signal)p[32];
+      r.e.format = p[33];
+      r.e.flags = get32(p + 36);
+      r.e.nspans = get32(p + 40);
+      r.e.nrecords = get32(p + 44);
+      r.e.otlp = p + REC_HDR;
+      r.e.records = p + REC_HDR + r.e.otlp_len;
+      r.bytes = rec_size(r.e.otlp_len, r.e.records_len);
+      if (off + r.bytes > size)
+        r.bytes = size - off; /* a last record whose padding was cut */
+      if (!s->last_seq)
+        s->first_seq = r.e.seq;
+      s->last_seq = r.e.seq;
+      *prev = r.e.seq;
+      rec->entries++;
+      if (r.e.signal == GW_SIGNAL_LOGS)
+        rec->log_records += r.e.nspans;
+      else
+        rec->spans += r.e.nspans;
+      fn(ctx, &r);
+      off += r.bytes;
+      valid_end = off;
+      continue;
+    }
+    /* Not a record: look for the next one that checks out. */
+    size_t start = off;
+    off = (off + 8) & ~(size_t)7;
+    while (off < size && !rec_valid(s->map + off, size - off, *prev))
+      off += 8;
+    if (off > size)
+      off = size;
+    rec->corrupt_records++;
+    rec->corrupt_bytes += off - start;
+    if (off >= size) {
+      gw_warn("spool", "%s/%s: skipped %zu bytes of a torn or damaged record at offset %zu (end of the segment, "
+              "written when the process died); everything before it is replayed", d->dir, name, size - start, start);
+      /* cut the torn tail so it is not met again */
+      if (ftruncate(s->fd, (off_t)valid_end) == 0)
+        size = valid_end;
+    } else {
+      gw_warn("spool", "%s/%s: skipped %zu bytes of damaged data at offset %zu; records after it are replayed",
+              d->dir, name, off - start, start);
+    }
+  }
+  if (!s->last_seq) {
+    /* nothing to replay in it: remove it */
+    unlinkat(d->dirfd, name, 0);
+    seg_free(s);
+    return NULL;
+  }
+  s->size = size;
+  return s;
+}
+
+struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *ctx, const struct gw_disk_rec *r),
+                             void *ctx, struct gw_disk_recovery *rec, struct gw_err *err)
+{
+  memset(rec, 0, sizeof *rec);
+  if (!conf->dir || !*conf->dir) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.dir: must be set for the disk spool");
+    return NULL;
+  }
+  struct gw_disk *d = gw_calloc(1, sizeof *d);
+  d->conf = *conf;
+  if (d->conf.segment_bytes < 4096)
+    d->conf.segment_bytes = 4096;
+  snprintf(d->dir, sizeof d->dir, "%s", conf->dir);
+  d->conf.dir = d->dir;
+  d->dirfd = -1;
+  if (mkdir(d->dir, 0700) != 0 && errno != EEXIST) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.dir: cannot create '%s': %s", d->dir, strerror(errno));
+    goto fail;
+  }
+  d->dirfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d->dirfd < 0) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.dir: cannot open '%s': %s", d->dir, strerror(errno));
+    goto fail;
+  }
+  /* Writable? Find out now, not on the first request. */
+  int probe = openat(d->dirfd, ".probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (probe < 0) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.dir: '%s' is not writable: %s", d->dir, strerror(errno));
+    goto fail;
+  }
+  close(probe);
+  unlinkat(d->dirfd, ".probe", 0);
+
+  DIR *dh = fdopendir(dup(d->dirfd));
+  if (!dh) {
+    gw_err_set(err, GW_ERR(CONFIG), "spool.dir: cannot list '%s': %s", d->dir, strerror(errno));
+    goto fail;
+  }
+  char **names = NULL;
+  size_t nnames = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(dh))) {
+    size_t l = strlen(de->d_name);
+    if (l > 7 && strcmp(de->d_name + l - 7, ".cursor") == 0 && l - 7 < sizeof d->cursors[0].name) {
+      char nm[40];
+      snprintf(nm, sizeof nm, "%.*s", (int)(l - 7), de->d_name);
+      uint64_t v;
+      if (gw_disk_cursor_load(d, nm, &v) && v > rec->last_seq)
+        rec->last_seq = v;
+      continue;
+    }
+    if (l != 24 || strcmp(de->d_name + 20, ".seg") != 0 || strspn(de->d_name, "0123456789") != 20)
+      continue;
+    if (nnames == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **nn = realloc(names, cap * sizeof *names);
+      if (!nn)
+        abort();
+      names = nn;
+    }
+    names[nnames++] = strdup(de->d_name);
+  }
+  closedir(dh);
+  qsort(names, nnames, sizeof *names, cmp_names);
+  uint64_t prev = 0;
+  for (size_t i = 0; i < nnames; i++) {
+    struct seg *s = recover_seg(d, names[i], &prev, fn, ctx, rec);
+    free(names[i]);
+    if (!s)
+      continue;
+    rec->segments++;
+    rec->bytes += s->size;
+    if (d->tail)
+      d->tail->next = s;
+    else
+      d->head = s;
+    d->tail = s;
+  }
+  free(names);
+  if (prev > rec->last_seq)
+    rec->last_seq = prev;
+  /* Recovered segments are read-only (d->active stays NULL): the next append opens a new one. */
+  gw_metric_add(GW_M_SPOOL_RECOVERED_ENTRIES, (int64_t)rec->entries);
+  gw_metric_add(GW_M_SPOOL_CORRUPT_RECORDS, (int64_t)rec->corrupt_records);
+  gw_metric_add(GW_M_SPOOL_CORRUPT_BYTES, (int64_t)rec->corrupt_bytes);
+
+  pthread_mutex_init(&d->lk, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&d->work_cv, &ca);
+  pthread_cond_init(&d->synced_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (d->conf.fsync != GW_FSYNC_NEVER) {
+    if (pthread_create(&d->flusher, NULL, flusher, d) != 0) {
+      gw_err_set(err, GW_ERR(INTERNAL), "spool: cannot start the fsync thread");
+      pthread_mutex_destroy(&d->lk);
+      pthread_cond_destroy(&d->work_cv);
+      pthread_cond_destroy(&d->synced_cv);
+      goto fail;
+    }
+    d->has_flusher = true;
+  }
+  return d;
+fail:
+  while (d->head) {
+    struct seg *s = d->head;
+    d->head = s->next;
+    seg_free(s);
+  }
+  for (size_t i = 0; i < d->ncursors; i++)
+    if (d->cursors[i].fd >= 0)
+      close(d->cursors[i].fd);
+  if (d->dirfd >= 0)
+    close(d->dirfd);
+  free(d);
+  return NULL;
+}
+
+void gw_disk_close(struct gw_disk *d)
+{
+  if (!d)
+    return;
+  if (d->has_flusher) {
+    pthread_mutex_lock(&d->lk);
+    d->stop = true;
+    d->wanted_lsn = d->written_lsn;
+    pthread_cond_broadcast(&d->work_cv);
+    pthread_mutex_unlock(&d->lk);
+    pthread_join(d->flusher, NULL);
+  }
+  for (size_t i = 0; i < d->ncursors; i++) {
+    if (d->cursors[i].fd >= 0) {
+      if (d->conf.fsync != GW_FSYNC_NEVER)
+        fdatasync(d->cursors[i].fd);
+      close(d->cursors[i].fd);
+    }
+  }
+  if (d->conf.fsync != GW_FSYNC_NEVER)
+    fsync(d->dirfd);
+  while (d->head) {
+    struct seg *s = d->head;
+    d->head = s->next;
+    seg_free(s);
+  }
+  close(d->dirfd);
+  pthread_mutex_destroy(&d->lk);
+  pthread_cond_destroy(&d->work_cv);
+  pthread_cond_destroy(&d->synced_cv);
+  free(d);
+}

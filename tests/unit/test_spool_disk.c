@@ -1,0 +1,431 @@
+/* test_spool_disk.c: the disk spool: entries survive a restart and are replayed from each consumer's saved
+ * cursor, a torn tail or a damaged record is skipped and counted while everything around it is kept,
+ * segments are freed once every consumer is past them, a failed write leaves no partial record, the fsync
+ * policies, and a directory that cannot be used is refused at start. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/metrics.h"
+#include "spool/spool.h"
+
+static char dir[256];
+
+static int setup(void **st)
+{
+  (void)st;
+  snprintf(dir, sizeof dir, "/tmp/gw-spool-test.XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  return 0;
+}
+
+static int teardown(void **st)
+{
+  (void)st;
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    char p[600];
+    if (de->d_name[0] == '.')
+      continue;
+    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+    unlink(p);
+  }
+  if (d)
+    closedir(d);
+  rmdir(dir);
+  return 0;
+}
+
+static struct gw_spool *open_spool(size_t max, size_t seg, const char *fsync)
+{
+  struct gw_spool_conf c = {.mode = "disk", .dir = dir, .max_bytes = max, .high_water = 0.9, .fsync = fsync,
+                            .fsync_interval_ms = 5, .segment_bytes = seg};
+  struct gw_err err = {0};
+  struct gw_spool *s = gw_spool_create(&c, &err);
+  if (!s)
+    print_error("create: %s\n", err.msg);
+  assert_non_null(s);
+  assert_true(gw_spool_is_disk(s));
+  return s;
+}
+
+static gw_rc put(struct gw_spool *s, const char *otlp, const char *records, uint32_t nspans)
+{
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, GW_ENTRY_HAS_GENAI, nspans, 1, otlp, strlen(otlp), records,
+                           records ? strlen(records) : 0};
+  return gw_spool_append(s, &in);
+}
+
+static uint64_t far(void) { return gw_mono_ns() + 1000000000ull; }
+
+/* Names of the segment files, sorted; returns the count. */
+static int segments(char names[][64], int max)
+{
+  int n = 0;
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (strstr(de->d_name, ".seg") && n < max)
+      snprintf(names[n++], 64, "%s", de->d_name);
+  closedir(d);
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++)
+      if (strcmp(names[i], names[j]) > 0) {
+        char t[64];
+        memcpy(t, names[i], 64);
+        memcpy(names[i], names[j], 64);
+        memcpy(names[j], t, 64);
+      }
+  return n;
+}
+
+static off_t file_size(const char *name)
+{
+  char p[600];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  struct stat st;
+  assert_int_equal(stat(p, &st), 0);
+  return st.st_size;
+}
+
+static void test_entries_survive_restart(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool(1 << 20, 0, "interval");
+  int pg = gw_spool_add_consumer(s, "postgres"), lf = gw_spool_add_consumer(s, "langfuse");
+  assert_int_equal(put(s, "otlp-one", "rec-one", 3), GW_OK);
+  assert_int_equal(put(s, "otlp-two", "rec-two", 4), GW_OK);
+  assert_int_equal(put(s, "otlp-three", NULL, 5), GW_OK);
+  struct gw_spool_entry e[8];
+  assert_int_equal(gw_spool_peek(s, pg, e, 8, 0, 0, far()), 3);
+  assert_memory_equal(e[0].otlp, "otlp-one", 8);
+  assert_memory_equal(e[0].records, "rec-one", 7);
+  assert_int_equal(e[1].nspans, 4);
+  assert_int_equal(e[2].records_len, 0);
+  assert_int_equal(e[0].flags, GW_ENTRY_HAS_GENAI);
+  gw_spool_commit(s, pg, e[0].seq); /* postgres finished one; langfuse none */
+  uint64_t first = e[0].seq;
+  gw_spool_destroy(s);
+
+  int64_t rec0 = gw_metric_get(GW_M_SPOOL_RECOVERED_ENTRIES);
+  s = open_spool(1 << 20, 0, "interval");
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_RECOVERED_ENTRIES) - rec0, 3);
+  lf = gw_spool_add_consumer(s, "langfuse");
+  pg = gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(gw_spool_peek(s, pg, e, 8, 0, 0, far()), 2);
+  assert_int_equal(e[0].seq, first + 1);
+  assert_memory_equal(e[0].otlp, "otlp-two", 8);
+  assert_memory_equal(e[0].records, "rec-two", 7);
+  assert_int_equal(e[0].signal, GW_SIGNAL_TRACES);
+  assert_int_equal(e[1].nspans, 5);
+  uint64_t lag;
+  size_t lb;
+  gw_spool_lag(s, lf, &lag, &lb);
+  assert_int_equal(lag, 3);
+  struct gw_spool_pending p;
+  gw_spool_pending(s, lf, &p);
+  assert_int_equal(p.spans, 12);
+  assert_int_equal(gw_spool_peek(s, lf, e, 8, 0, 0, far()), 3);
+  assert_memory_equal(e[0].otlp, "otlp-one", 8);
+  /* new entries continue the sequence */
+  assert_int_equal(put(s, "otlp-four", NULL, 1), GW_OK);
+  struct gw_spool_entry f[2];
+  assert_int_equal(gw_spool_peek(s, lf, f, 2, 0, 0, far()), 1);
+  assert_int_equal(f[0].seq, first + 3);
+  gw_spool_commit(s, lf, f[0].seq);
+  gw_spool_destroy(s);
+
+  /* A consumer with no cursor gets everything kept; one that finished everything gets only what is new. */
+  s = open_spool(1 << 20, 0, "interval");
+  lf = gw_spool_add_consumer(s, "langfuse");
+  int otlp = gw_spool_add_consumer(s, "otlp");
+  assert_int_equal(gw_spool_peek(s, lf, e, 8, 0, 0, gw_mono_ns() + 50000000ull), 0);
+  assert_int_equal(gw_spool_peek(s, otlp, e, 8, 0, 0, far()), 4);
+  gw_spool_destroy(s);
+}
+
+/* kill -9 mid-append: a segment cut inside its last record. Everything before it comes back; the torn bytes are
+ * counted and cut off, and new entries follow the last good one. */
+static void test_torn_tail_skipped(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool(1 << 20, 0, "never");
+  gw_spool_add_consumer(s, "postgres");
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(put(s, "some otlp bytes of an entry", "and records", 2), GW_OK);
+  gw_spool_destroy(s);
+  char seg[4][64];
+  assert_int_equal(segments(seg, 4), 1);
+  off_t size = file_size(seg[0]);
+  char p[600];
+  snprintf(p, sizeof p, "%s/%s", dir, seg[0]);
+  assert_int_equal(truncate(p, size - 20), 0);
+
+  int64_t c0 = gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS), b0 = gw_metric_get(GW_M_SPOOL_CORRUPT_BYTES);
+  s = open_spool(1 << 20, 0, "never");
+  int pg = gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS) - c0, 1);
+  assert_true(gw_metric_get(GW_M_SPOOL_CORRUPT_BYTES) - b0 > 0);
+  struct gw_spool_entry e[8];
+  assert_int_equal(gw_spool_peek(s, pg, e, 8, 0, 0, far()), 4);
+  for (int i = 0; i < 4; i++)
+    assert_memory_equal(e[i].otlp, "some otlp bytes of an entry", 27);
+  uint64_t last = e[3].seq;
+  assert_int_equal(put(s, "after", NULL, 1), GW_OK);
+  assert_int_equal(gw_spool_peek(s, pg, e, 8, 0, 0, far()), 1);
+  assert_true(e[0].seq > last);
+  gw_spool_destroy(s);
+  /* the torn tail was cut off: a second start finds nothing more to skip */
+  c0 = gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS);
+  s = open_spool(1 << 20, 0, "never");
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS) - c0, 0);
+  pg = gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(gw_spool_peek(s, pg, e, 8, 0, 0, far()), 5);
+  gw_spool_destroy(s);
+}
+
+/* A damaged byte in the middle record of three: that record alone is skipped. */
+static void test_damaged_record_skipped(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool(1 << 20, 0, "never");
+  gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(put(s, "first-entry-payload", NULL, 1), GW_OK);
+  assert_int_equal(put(s, "second-entry-payload", NULL, 1), GW_OK);
+  assert_int_equal(put(s, "third-entry-payload", NULL, 1), GW_OK);
+  gw_spool_destroy(s);
+  char seg[2][64];
+  assert_int_equal(segments(seg, 2), 1);
+  char p[600];
+  snprintf(p, sizeof p, "%s/%s", dir, seg[0]);
+  /* find the second payload and flip a byte in it */
+  FILE *f = fopen(p, "r+b");
+  assert_non_null(f);
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  char *hit = memmem(buf, n, "second-entry", 12);
+  assert_non_null(hit);
+  fseek(f, hit - buf, SEEK_SET);
+  fputc('X', f);
+  fclose(f);
+
+  int64_t c0 = gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS);
+  s = open_spool(1 << 20, 0, "never");
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS) - c0, 1);
+  int pg = gw_spool_add_consumer(s, "postgres");
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, pg, e, 4, 0, 0, far()), 2);
+  assert_memory_equal(e[0].otlp, "first-entry-payload", 19);
+  assert_memory_equal(e[1].otlp, "third-entry-payload", 19);
+  assert_int_equal(e[1].seq, e[0].seq + 2);
+  uint64_t lag;
+  size_t lb;
+  gw_spool_lag(s, pg, &lag, &lb);
+  assert_int_equal(lag, 2); /* counted, not taken from the gap in sequence numbers */
+  gw_spool_destroy(s);
+}
+
+/* Small segments: once every consumer is past a segment its file is deleted and its bytes are free again;
+ * the cap counts the files. */
+static void test_segments_reclaimed(void **st)
+{
+  (void)st;
+  char big[3000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  struct gw_spool *s = open_spool(64 * 1024, 8192, "never");
+  int a = gw_spool_add_consumer(s, "postgres"), b = gw_spool_add_consumer(s, "otlp");
+  int ok = 0;
+  while (put(s, big, NULL, 1) == GW_OK)
+    ok++;
+  assert_true(ok >= 18 && ok <= 22); /* 64 KiB of ~3 KiB records */
+  assert_int_equal(put(s, big, NULL, 1), GW_ERR(FULL));
+  char seg[64][64];
+  int nseg = segments(seg, 64);
+  assert_true(nseg >= 8);
+  size_t held = gw_spool_bytes(s);
+  struct gw_spool_entry e[64];
+  size_t n = gw_spool_peek(s, a, e, 64, 0, 0, far());
+  assert_int_equal(n, (size_t)ok);
+  gw_spool_commit(s, a, e[n - 1].seq);
+  assert_int_equal(segments(seg, 64), nseg); /* b still needs them */
+  n = gw_spool_peek(s, b, e, 6, 0, 0, far());
+  gw_spool_commit(s, b, e[n - 1].seq);
+  int after = segments(seg, 64);
+  assert_true(after < nseg && after > 1);
+  assert_true(gw_spool_bytes(s) < held);
+  n = gw_spool_peek(s, b, e, 64, 0, 0, far());
+  gw_spool_commit(s, b, e[n - 1].seq);
+  assert_int_equal(segments(seg, 64), 1); /* only the one being written */
+  assert_int_equal(put(s, big, NULL, 1), GW_OK);
+  gw_spool_destroy(s);
+}
+
+/* kill -9 after some segments were deleted but with the cursors saved: the restart starts where each consumer
+ * was, and the sequence goes on past both the data and the cursors. */
+static void test_restart_after_reclaim(void **st)
+{
+  (void)st;
+  char big[3000];
+  memset(big, 'y', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  struct gw_spool *s = open_spool(1 << 20, 8192, "never");
+  int a = gw_spool_add_consumer(s, "postgres");
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(put(s, big, NULL, 1), GW_OK);
+  struct gw_spool_entry e[16];
+  size_t n = gw_spool_peek(s, a, e, 16, 0, 0, far());
+  assert_int_equal(n, 10);
+  uint64_t last = e[9].seq;
+  gw_spool_commit(s, a, last);
+  gw_spool_destroy(s);
+  s = open_spool(1 << 20, 8192, "never");
+  a = gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(gw_spool_peek(s, a, e, 16, 0, 0, gw_mono_ns() + 30000000ull), 0);
+  assert_int_equal(put(s, "next", NULL, 1), GW_OK);
+  assert_int_equal(gw_spool_peek(s, a, e, 16, 0, 0, far()), 1);
+  assert_true(e[0].seq > last);
+  gw_spool_destroy(s);
+}
+
+/* A write the file system refuses (here: past RLIMIT_FSIZE) fails the append with a retryable error and
+ * leaves no partial record: later appends and a restart see only whole records. */
+static void test_failed_write_leaves_no_partial_record(void **st)
+{
+  (void)st;
+  signal(SIGXFSZ, SIG_IGN);
+  struct gw_spool *s = open_spool(1 << 20, 0, "never");
+  int a = gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(put(s, "before the limit", NULL, 1), GW_OK);
+  char seg[2][64];
+  assert_int_equal(segments(seg, 2), 1);
+  off_t size = file_size(seg[0]);
+  struct rlimit old, lim;
+  getrlimit(RLIMIT_FSIZE, &old);
+  lim = old;
+  lim.rlim_cur = (rlim_t)size + 60; /* room for a record header, not for the payload */
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  char big[500];
+  memset(big, 'z', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  gw_rc rc = put(s, big, NULL, 1);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  assert_int_equal(rc, GW_ERR(SPOOL_IO));
+  assert_int_equal(file_size(seg[0]), size);
+  uint64_t no_space, io;
+  gw_spool_disk_write_errors(&no_space, &io);
+  assert_true(io >= 1);
+  assert_int_equal(put(s, "after the limit", NULL, 1), GW_OK);
+  gw_spool_destroy(s);
+  int64_t c0 = gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS);
+  s = open_spool(1 << 20, 0, "never");
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS), c0);
+  a = gw_spool_add_consumer(s, "postgres");
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 0, 0, far()), 2);
+  assert_memory_equal(e[1].otlp, "after the limit", 15);
+  gw_spool_destroy(s);
+}
+
+static _Atomic int async_done;
+static void on_durable(void *arg, gw_rc rc)
+{
+  (void)arg;
+  if (rc == GW_OK)
+    async_done++;
+}
+
+/* always and interval sync before the append returns (fsyncs are counted); never does not sync at all. */
+static void test_fsync_policies(void **st)
+{
+  (void)st;
+  int64_t f0 = gw_metric_get(GW_M_SPOOL_FSYNCS);
+  struct gw_spool *s = open_spool(1 << 20, 0, "never");
+  gw_spool_add_consumer(s, "postgres");
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(put(s, "never", NULL, 1), GW_OK);
+  gw_spool_destroy(s);
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS), f0);
+
+  s = open_spool(1 << 20, 0, "always");
+  gw_spool_add_consumer(s, "postgres");
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(put(s, "always", NULL, 1), GW_OK);
+  assert_true(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0 >= 5); /* one by one: each append waited for its own */
+  int64_t f1 = gw_metric_get(GW_M_SPOOL_FSYNCS);
+  async_done = 0;
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, "async", 5, NULL, 0};
+  struct gw_err err;
+  assert_int_equal(gw_spool_append_async(s, &in, on_durable, NULL, &err), GW_OK);
+  for (int i = 0; i < 200 && !async_done; i++)
+    usleep(5000);
+  assert_int_equal(async_done, 1);
+  assert_true(gw_metric_get(GW_M_SPOOL_FSYNCS) > f1);
+  gw_spool_destroy(s);
+
+  s = open_spool(1 << 20, 0, "interval");
+  gw_spool_add_consumer(s, "postgres");
+  int64_t f2 = gw_metric_get(GW_M_SPOOL_FSYNCS);
+  assert_int_equal(put(s, "interval", NULL, 1), GW_OK);
+  assert_true(gw_metric_get(GW_M_SPOOL_FSYNCS) > f2);
+  gw_spool_destroy(s);
+}
+
+/* A directory that cannot be used stops the start with the key and the reason. */
+static void test_unusable_dir_refused(void **st)
+{
+  (void)st;
+  struct gw_spool_conf c = {.mode = "disk", .dir = "/proc/version/spool", .max_bytes = 1 << 20, .high_water = 0.9};
+  struct gw_err err = {0};
+  assert_null(gw_spool_create(&c, &err));
+  assert_non_null(strstr(err.msg, "spool.dir"));
+  assert_non_null(strstr(err.msg, "/proc/version/spool"));
+  c.dir = dir;
+  c.fsync = "sometimes";
+  assert_null(gw_spool_create(&c, &err));
+  assert_non_null(strstr(err.msg, "spool.fsync"));
+}
+
+/* Cursors only count for consumers that run now; with no consumer at all nothing is kept. */
+static void test_no_consumer_keeps_nothing(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool(1 << 20, 0, "never");
+  gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(put(s, "one", NULL, 1), GW_OK);
+  gw_spool_destroy(s);
+  s = open_spool(1 << 20, 0, "never");
+  assert_true(gw_spool_bytes(s) > 0);
+  assert_int_equal(put(s, "two", NULL, 1), GW_OK);
+  char seg[4][64];
+  assert_int_equal(segments(seg, 4), 1); /* the recovered segment is gone, only the new one is left */
+  gw_spool_destroy(s);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_entries_survive_restart, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_torn_tail_skipped, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_damaged_record_skipped, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_segments_reclaimed, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unusable_dir_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_no_consumer_keeps_nothing, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
