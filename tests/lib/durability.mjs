@@ -147,3 +147,22 @@ export async function mountTmpfs(dir, size) {
     },
   };
 }
+
+/** How many segment files (*.seg) process pid has open: recovery opens them one by one, oldest first. */
+export function openSegmentFiles(pid) {
+  let n = 0;
+  let fds;
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return 0;
+  }
+  for (const fd of fds) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`).endsWith('.seg')) n++;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return n;
+}
