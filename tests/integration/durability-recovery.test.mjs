@@ -2,9 +2,9 @@
  * durability-recovery.test.mjs: issue 11, "Never lose an acknowledged span": the disk spool's own start and
  * its failure paths, and the memory spool's honest failure.
  *
- * - kill -9 during recovery: a large backlog, the gateway killed right after it starts (several times, at
- *   growing delays, so some kills land in the recovery scan and one while the writer catches up), then
- *   started once more: every acknowledged span stored exactly once;
+ * - kill -9 during recovery: a backlog of dozens of 1 MiB segments, the gateway killed right after it
+ *   starts, at the moment /proc shows it has opened some of the segments but not all (twice), then once
+ *   more while the writer catches up, then started for good: every acknowledged span stored exactly once;
  * - a torn last record: kill -9 with unconsumed data, the newest segment cut in the middle of its last
  *   record; on start the record is skipped, logged and counted, and every record before it lands;
  * - disk full: the spool on an 8 MiB tmpfs that a filler file mostly takes: the client gets backpressure,
@@ -13,7 +13,9 @@
  * - memory spool, Postgres down, SIGTERM: exit status 3 and a warning with the dropped count (what the
  *   memory spool cannot keep, it says it lost).
  *
- * The cluster is private to this file, since it is stopped.
+ * Load phases are a few seconds (the issue's runs were ~40 s; the behaviour under test is the same) and the
+ * rates are scaled down for sanitizer builds (tests/lib/durability.mjs, loadScale). The cluster is private
+ * to this file, since it is stopped.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
