@@ -52,19 +52,25 @@ describe('durability: kill -9 under load (disk spool)', { skip: skip ?? false },
     try {
       const r = scaled(rate);
       await load.waitAcked(r * 3, { timeoutMs: 60000 });
-      /* the moment: a tenth of a second of acknowledged spans not in Postgres yet */
-      const kill = await gw.killWhen(async () => load.stats().acked - (await rowCount(db)) >= Math.max(10, r / 10), {
-        timeoutMs: 30000, what: 'acknowledged spans waiting for the writer',
-      });
-      const atRisk = await atRiskAt(db, load.acked(), kill.at);
-      assert.ok(atRisk > 0, 'the kill found acknowledged spans not yet in Postgres (else this test proves nothing)');
+      /* The moment: a tenth of a second of acknowledged spans not in Postgres yet. The writer may commit
+       * them in the few ms between that look and the kill; such a try is checked like the others (every
+       * kill is), and the kill is tried again, up to three times, until one found spans at risk. */
+      const atRisk = [];
+      for (let i = 0; i < 3 && !atRisk.some((n) => n > 0); i++) {
+        if (i) await load.waitAcked(load.stats().acked + r, { timeoutMs: 60000 });
+        const kill = await gw.killWhen(async () => load.stats().acked - (await rowCount(db)) >= Math.max(10, r / 10), {
+          timeoutMs: 30000, what: 'acknowledged spans waiting for the writer',
+        });
+        atRisk.push(await atRiskAt(db, load.acked(), kill.at));
+        await gw.restart({ readyTimeoutMs: 60000 });
+      }
+      assert.ok(atRisk.some((n) => n > 0), `a kill found acknowledged spans not yet in Postgres (else this test proves nothing): ${atRisk}`);
 
-      await gw.restart({ readyTimeoutMs: 60000 });
       const after = load.stats().acked;
       await load.waitAcked(after + r * 3, { timeoutMs: 60000 });
       const fin = await load.stop({ drainMs: 60000 });
       const res = await waitLanded(db, gw, load.acked());
-      const msg = `${describeResult(`kill -9 at ${r} spans/s over ${protocol} (scale ${loadScale()})`, res)}; at risk at the kill ${atRisk}; client ${JSON.stringify(fin)}`;
+      const msg = `${describeResult(`kill -9 at ${r} spans/s over ${protocol} (scale ${loadScale()})`, res)}; at risk at the kills ${atRisk.join(', ')}; client ${JSON.stringify(fin)}`;
       console.log(msg);
       assert.equal(res.lost, 0, msg);
       assert.equal(res.duplicated, 0, msg);
