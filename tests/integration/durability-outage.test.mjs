@@ -10,8 +10,7 @@
  * - Postgres down under load with a spool too small for the outage (spool.max_bytes 4 MiB): the client
  *   gets backpressure (429s it sees, the gateway's backpressure counter), and nothing acknowledged is lost.
  *
- * Shorter than the issue where the behaviour is the same: the SIGTERM grace is 3 s instead of 10 s (a
- * writer that cannot reach Postgres does nothing different for 7 more seconds), and the small-spool
+ * Shorter than the issue where the behaviour is the same: the small-spool
  * outage lasts 20 s instead of 60 s (the spool is full after a few seconds either way; what is tested is
  * the time spent full). The cluster is private to this file, since it is stopped.
  */
@@ -69,9 +68,9 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
     }
   });
 
-  test('Postgres down, SIGTERM: exit 0 within the grace, the rest kept in the spool; restarted with Postgres up, everything lands', async () => {
+  test('Postgres down, SIGTERM: exit 0 without waiting out the grace, the rest kept in the spool; restarted with Postgres up, everything lands', async () => {
     const db = await createDatabase(cluster.dsn);
-    const graceMs = 3000;
+    const graceMs = 15000;
     const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk' }, shutdown_grace_ms: graceMs }, readyTimeoutMs: 30000 });
     const rate = scaled(400);
     const load = startLoad({ httpUrl: gw.httpUrl, rate, ackLog: path.join(gw.dir, 'acked.log') });
@@ -83,7 +82,9 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
       const exit = await gw.stop(graceMs + 30000);
       const took = Date.now() - t0;
       assert.deepEqual(exit, { code: 0, signal: null }, `SIGTERM with Postgres down exits 0; log:\n${gw.logs().slice(-3000)}`);
-      assert.ok(took < graceMs + 10000, `exit within the grace (${took} ms, grace ${graceMs} ms)`);
+      // The writer's next failure ends its drain: the disk spool keeps the rest, waiting out the grace for a
+      // Postgres that is down would only delay the pod's exit.
+      assert.ok(took < graceMs / 2, `exit well before the grace (${took} ms, grace ${graceMs} ms)`);
       const ackedAtStop = load.acked();
       const segs = await segments(gw.spoolDir);
       assert.ok(segs.reduce((n, s) => n + s.size, 0) > 0, `the spool kept data on disk (${JSON.stringify(segs)})`);
