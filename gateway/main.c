@@ -11,6 +11,7 @@
  */
 #include <grpc/grpc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,27 @@ static bool leftover(struct gw_spool *spool)
   return lost_spans || lost_logs;
 }
 
+/* Every connection takes a descriptor: the soft limit (often 1024) would cap clients long before any limit
+ * of ours. Raise it to the hard limit, and say when the HTTP connection limit cannot fit. */
+static void raise_nofile(const struct gw_conf *conf)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+      rl.rlim_cur = was;
+  }
+  gw_info("main", "open files limit %llu", (unsigned long long)rl.rlim_cur);
+  /* Room for the HTTP connections plus the admin port, gRPC, the spool, Postgres and the exporters. */
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)conf->receivers.http_max_connections + 1024)
+    gw_warn("main", "open files limit %llu leaves too little room for receivers.http.max_connections %u and the "
+            "gRPC connections: raise it (ulimit -n, LimitNOFILE=) or lower max_connections",
+            (unsigned long long)rl.rlim_cur, conf->receivers.http_max_connections);
+}
+
 static void usage(FILE *f)
 {
   fprintf(f, "usage: genai-gateway [--config FILE] [--check-config] [--print-config] [--version]\n"
@@ -168,6 +190,7 @@ int main(int argc, char **argv)
     return crc;
   }
   gw_log_set_level((enum gw_log_level)gw_log_parse_level(conf->log.level));
+  raise_nofile(conf);
 
   /* gRPC starts threads in grpc_init: block the signals first so only sigwait sees them. */
   sigset_t sigs;

@@ -322,14 +322,37 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
   const struct gw_conf *conf = p->conf;
   struct gw_grpc_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
-  grpc_arg args[2];
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  /* Connections: an untrusted client must not keep one open for free. Idle ones are closed, old ones asked
+   * to go (so clients spread again behind a load balancer), ping floods are refused with GOAWAY, and a
+   * connection must finish its handshake quickly. */
+  const struct {
+    const char *key;
+    uint32_t v; /* 0: gRPC's "never" (INT_MAX) for the two durations that allow it */
+    bool zero_is_never;
+  } ints[] = {
+    {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 0, false},
+    {GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0, false},
+    {GRPC_ARG_MAX_CONNECTION_IDLE_MS, conf->receivers.grpc_idle_ms, true},
+    {GRPC_ARG_MAX_CONNECTION_AGE_MS, conf->receivers.grpc_age_ms, true},
+    {GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, conf->receivers.grpc_age_grace_ms, false},
+    {GRPC_ARG_MAX_CONCURRENT_STREAMS, conf->receivers.grpc_max_streams, false},
+    {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, conf->receivers.grpc_min_ping_ms, false},
+    {GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2, false},
+    {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0, false},
+    {GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, conf->receivers.grpc_handshake_ms, false},
+  };
+  grpc_arg args[sizeof ints / sizeof ints[0]];
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    args[i].type = GRPC_ARG_INTEGER;
+    args[i].key = (char *)ints[i].key;
+    args[i].value.integer = ints[i].zero_is_never && ints[i].v == 0 ? INT32_MAX
+                            : ints[i].v > INT32_MAX                 ? INT32_MAX
+                                                                    : (int)ints[i].v;
+  }
+  /* The default 4 MB receive limit is replaced by ours; automatic decompression stays off (top comment). */
   args[0].value.integer = conf->receivers.max_request_bytes > INT32_MAX ? INT32_MAX : (int)conf->receivers.max_request_bytes;
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
   args[1].value.integer = 0;
-  grpc_channel_args ch = {2, args};
+  grpc_channel_args ch = {sizeof args / sizeof args[0], args};
   r->server = grpc_server_create(&ch, NULL);
   r->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(r->server, r->cq, NULL);

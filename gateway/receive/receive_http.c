@@ -1,9 +1,17 @@
 /*
- * receive_http.c: OTLP/HTTP 1.1 on libmicrohttpd, thread per connection (the fastest and steadiest mode
- * measured here; DESIGN §10). POST /v1/traces or /v1/logs with application/x-protobuf or application/json, optional
- * Content-Encoding: gzip. libmicrohttpd hands the body over in chunks of at most 32 KiB: they are
- * accumulated under the request size cap and the global in-flight budget, so a slow or huge upload can
- * pin neither unbounded memory nor more than its share. Status codes follow OTLP §"HTTP status codes".
+ * receive_http.c: OTLP/HTTP 1.1 on libmicrohttpd. POST /v1/traces or /v1/logs with application/x-protobuf or
+ * application/json, optional Content-Encoding: gzip. Status codes follow OTLP §"HTTP status codes".
+ *
+ * Connections: libmicrohttpd's epoll thread pool (receivers.http.threads), not a thread per connection, so
+ * thousands of idle or slow clients cost descriptors and a little memory, not threads; a connection limit
+ * in total and per client address; read deadlines for the headers and the body (core/httpd.h), because
+ * libmicrohttpd's own timeout is an idle timeout a slowloris client never trips.
+ * Bodies: libmicrohttpd hands the body over in chunks of at most 32 KiB: they are accumulated under the
+ * request size cap and the global in-flight budget, so a slow or huge upload can pin neither unbounded
+ * memory nor more than its share.
+ * Answers: a request the disk spool must sync first is not answered from a pool thread that waits for the
+ * sync (one slow fsync would stall every connection of that thread): the connection is suspended and
+ * resumed by the spool once its entry is durable (gw_request_defer), as the gRPC receiver does.
  */
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -11,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "core/httpd.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/net.h"
@@ -20,6 +31,8 @@
 struct gw_http_receiver {
   struct MHD_Daemon *d;
   struct gw_pipeline *p;
+  struct gw_httpd_guard *guard;
+  _Atomic int suspended; /* connections waiting for the spool's sync */
 };
 
 /* One request's state, from the first handler call to the completion callback. */
@@ -30,6 +43,17 @@ struct conn_req {
   size_t len, cap, reserved;
   gw_rc early; /* a failure found while receiving (too large, busy): answered when the upload ends */
   char early_msg[200];
+  /* An answer waiting for the spool's sync: the handler prepares it and suspends the connection, the
+   * spool says the entry is durable; whichever comes second resumes the connection, and libmicrohttpd calls
+   * the handler again, which sends it. */
+  struct gw_http_receiver *r;
+  struct MHD_Connection *c;
+  bool waiting;
+  atomic_int left; /* 2: the handler's part and the spool's */
+  gw_rc durable_rc;
+  unsigned status;
+  void *resp;
+  size_t resp_len;
 };
 
 static void req_free(struct gw_http_receiver *r, struct conn_req *q)
@@ -38,15 +62,34 @@ static void req_free(struct gw_http_receiver *r, struct conn_req *q)
     return;
   if (q->reserved)
     gw_pipeline_release(r->p, q->reserved);
+  if (q->waiting) /* the client left while its answer waited */
+    atomic_fetch_sub(&r->suspended, 1);
   free(q->body);
+  free(q->resp);
   free(q);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-  (void)c, (void)toe;
-  req_free(cls, *con_cls);
+  (void)toe;
+  struct gw_http_receiver *r = cls;
+  req_free(r, *con_cls);
   *con_cls = NULL;
+  gw_httpd_guard_phase(c, GW_HTTPD_ANSWERED);
+}
+
+/* Why an accepted entry could not be acknowledged after all. */
+static const char *durable_failure(gw_rc rc)
+{
+  return rc == GW_ERR(SHUTDOWN) ? "the gateway is shutting down: retry" : "the spool's fsync failed: retry later";
+}
+
+static void on_durable(void *arg, gw_rc rc)
+{
+  struct conn_req *q = arg;
+  q->durable_rc = rc;
+  if (atomic_fetch_sub(&q->left, 1) == 1)
+    MHD_resume_connection(q->c);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const void *body, size_t len,
@@ -105,6 +148,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   struct conn_req *q = *con_cls;
 
   if (!q) {
+    gw_httpd_guard_phase(c, GW_HTTPD_HEADERS_DONE);
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     bool json = ct && media_is(ct, "application/json");
     bool logs = strcmp(url, "/v1/logs") == 0;
@@ -125,6 +169,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     else if (ce && strcasecmp(ce, "identity") != 0)
       return reply_error(r, c, json, GW_ERR(UNSUPPORTED_MEDIA), "unsupported Content-Encoding: use gzip or none");
     q = gw_calloc(1, sizeof *q);
+    q->r = r;
+    q->c = c;
     q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
     q->gzip = gzip;
     q->logs = logs;
@@ -181,6 +227,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
 
   bool json = q->enc == GW_ENC_JSON;
+  const char *ctype = json ? "application/json" : "application/x-protobuf";
+  uint32_t ra = conf->receivers.retry_after_s;
+  if (q->waiting) { /* resumed: the spool has synced the entry (or failed to) */
+    q->waiting = false;
+    atomic_fetch_sub(&r->suspended, 1);
+    if (q->durable_rc) {
+      gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+      return reply_error(r, c, json, q->durable_rc, durable_failure(q->durable_rc));
+    }
+    return reply(c, q->status, ctype, q->resp, q->resp_len, ra);
+  }
+  gw_httpd_guard_phase(c, GW_HTTPD_BODY_DONE);
   if (q->early)
     return reply_error(r, c, json, q->early, q->early_msg);
 
@@ -188,43 +246,86 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
   struct gw_arena *a = gw_arena_thread(cap);
   struct gw_request_outcome o;
+  atomic_init(&q->left, 2);
+  gw_request_defer(on_durable, q);
   if (q->logs)
     gw_request_logs(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
   else
     gw_request_traces(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
-  uint32_t ra = conf->receivers.retry_after_s;
+  /* The body is no longer needed: give its share of the in-flight budget back now, not when the answer
+   * has gone out. */
+  if (q->reserved)
+    gw_pipeline_release(r->p, q->reserved);
+  q->reserved = 0;
+  free(q->body);
+  q->body = NULL;
   const void *body;
   size_t len;
   gw_receive_encode_response(a, json, &o, ra, &body, &len);
   unsigned status = o.err.rc ? (unsigned)gw_err_http_status(o.err.rc) : 200;
   if (o.err.rc && !gw_err_retryable(o.err.rc))
     gw_debug("http", "request refused: %s", o.err.msg);
-  enum MHD_Result ret = reply(c, status, json ? "application/json" : "application/x-protobuf", body, len, ra);
+  enum MHD_Result ret;
+  if (o.deferred && atomic_load(&q->left) == 1) {
+    /* Durable already (memory spool, spool.fsync never, or a sync that was quick): answer at once. */
+    if (q->durable_rc) {
+      gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+      ret = reply_error(r, c, json, q->durable_rc, durable_failure(q->durable_rc));
+    } else {
+      ret = reply(c, status, ctype, body, len, ra);
+    }
+  } else if (o.deferred) {
+    q->status = status;
+    q->resp = gw_malloc(len ? len : 1);
+    memcpy(q->resp, body, len);
+    q->resp_len = len;
+    q->waiting = true;
+    atomic_fetch_add(&r->suspended, 1);
+    MHD_suspend_connection(c);
+    if (atomic_fetch_sub(&q->left, 1) == 1) /* already durable */
+      MHD_resume_connection(c);
+    ret = MHD_YES;
+  } else {
+    ret = reply(c, status, ctype, body, len, ra);
+  }
   gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
   return ret;
 }
 
 struct gw_http_receiver *gw_http_receiver_start(struct gw_pipeline *p, struct gw_err *err)
 {
+  const struct gw_conf *conf = p->conf;
   struct sockaddr_storage ss;
   socklen_t sl;
-  if (gw_net_parse_addr(p->conf->receivers.http_addr, &ss, &sl, err))
+  if (gw_net_parse_addr(conf->receivers.http_addr, &ss, &sl, err))
     return NULL;
   struct gw_http_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
+  atomic_init(&r->suspended, 0);
+  r->guard = gw_httpd_guard_create("otlp_http", conf->receivers.http_idle_ms, conf->receivers.http_header_ms,
+                                   conf->receivers.http_body_ms);
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
   if (ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
+  unsigned idle_s = (conf->receivers.http_idle_ms + 999) / 1000;
   r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->conf->receivers.http_max_connections,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED, completed, r, MHD_OPTION_END);
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->receivers.http_threads,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->receivers.http_max_connections,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)conf->receivers.http_max_per_ip,
+                          MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+                          MHD_OPTION_NOTIFY_COMPLETED, completed, r,
+                          MHD_OPTION_NOTIFY_CONNECTION, gw_httpd_guard_notify, r->guard,
+                          MHD_OPTION_URI_LOG_CALLBACK, gw_httpd_guard_uri, r->guard, MHD_OPTION_END);
   if (!r->d) {
     gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: cannot listen on %s (address in use or not permitted)",
-               p->conf->receivers.http_addr);
+               conf->receivers.http_addr);
+    gw_httpd_guard_destroy(r->guard);
     free(r);
     return NULL;
   }
-  gw_info("http", "OTLP/HTTP receiver listening on %s", p->conf->receivers.http_addr);
+  gw_info("http", "OTLP/HTTP receiver listening on %s (%u threads, at most %u connections, %u per address)",
+          conf->receivers.http_addr, conf->receivers.http_threads, conf->receivers.http_max_connections,
+          conf->receivers.http_max_per_ip);
   return r;
 }
 
@@ -232,6 +333,19 @@ void gw_http_receiver_stop(struct gw_http_receiver *r)
 {
   if (!r)
     return;
+  /* Stop accepting, then let the answers waiting for the spool's sync go out: libmicrohttpd must not be
+   * stopped with a suspended connection. The spool is still open, so they come within a sync. */
+  MHD_socket lfd = MHD_quiesce_daemon(r->d);
+  if (lfd != MHD_INVALID_SOCKET)
+    close(lfd);
+  uint64_t until = gw_mono_ns() + 30000000000ull;
+  while (atomic_load(&r->suspended) > 0 && gw_mono_ns() < until) {
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+  }
+  if (atomic_load(&r->suspended) > 0)
+    gw_error("http", "%d answers still wait for the spool after 30 s", atomic_load(&r->suspended));
   MHD_stop_daemon(r->d);
+  gw_httpd_guard_destroy(r->guard);
   free(r);
 }

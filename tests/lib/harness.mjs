@@ -148,10 +148,11 @@ const LOG_KEEP = 256 * 1024;
 
 /**
  * Start the gateway. Options: dsn (Postgres database for it; omit for none), config (object merged
- * into the YAML config), env (extra environment), readyTimeoutMs. Returns a handle:
+ * into the YAML config), env (extra environment), readyTimeoutMs, wrapper (a command the gateway is
+ * started under, which must exec it, e.g. ['prlimit', '--nofile=512:8192', '--']). Returns a handle:
  * { pid, proc, httpUrl, grpcAddr, adminUrl, dir, logs(), alive(), rss(), metrics(), stop(), kill() }.
  */
-export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs = 20000 } = {}) {
+export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs = 20000, wrapper = [] } = {}) {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-it-'));
   const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const cfg = deepMerge({ postgres: { migrations_dir: MIGRATIONS_DIR } }, config);
@@ -171,7 +172,8 @@ export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs 
     ...(dsn ? { DATABASE_URL: dsn } : {}),
     ...env,
   };
-  const proc = spawn(GW_BIN, ['--config', cfgFile], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...wrapper, GW_BIN, '--config', cfgFile];
+  const proc = spawn(argv[0], argv.slice(1), { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const logFile = fs.createWriteStream(path.join(dir, 'gateway.log'));
   const onData = (d) => {
@@ -194,6 +196,7 @@ export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs 
     proc,
     dir,
     config: cfg,
+    ports: { grpc: grpcPort, http: httpPort, admin: adminPort },
     httpUrl: `http://127.0.0.1:${httpPort}`,
     grpcAddr: `127.0.0.1:${grpcPort}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,

@@ -102,7 +102,7 @@ static void assert_defaults(const struct gw_conf *c)
   assert_int_equal(c->receivers.max_request_bytes, 64ull << 20);
   assert_int_equal(c->receivers.max_inflight_bytes, 256ull << 20);
   assert_int_equal(c->receivers.max_depth, 32);
-  assert_int_equal(c->receivers.http_max_connections, 1024);
+  assert_int_equal(c->receivers.http_max_connections, 4096);
   assert_int_equal(c->receivers.grpc_threads, 2);
   assert_int_equal(c->receivers.retry_after_s, 1);
   assert_string_equal(c->admin.addr, "127.0.0.1:8888");
@@ -608,9 +608,20 @@ static void test_print_format(void **state)
                            "  grpc:\n"
                            "    addr: \"127.0.0.1:4317\"\n"
                            "    threads: 2\n"
+                           "    max_connection_idle_ms: 5m\n"
+                           "    max_connection_age_ms: 30m\n"
+                           "    max_connection_age_grace_ms: 30s\n"
+                           "    max_concurrent_streams: 100\n"
+                           "    min_ping_interval_ms: 30s\n"
+                           "    handshake_timeout_ms: 10s\n"
                            "  http:\n"
                            "    addr: \"127.0.0.1:4318\"\n"
-                           "    max_connections: 1024\n"
+                           "    max_connections: 4096\n"
+                           "    max_connections_per_ip: 128\n"
+                           "    threads: 2\n"
+                           "    idle_timeout_ms: 1m\n"
+                           "    header_timeout_ms: 10s\n"
+                           "    body_timeout_ms: 1m\n"
                            "  max_request_bytes: 64MiB\n"
                            "  max_inflight_bytes: 256MiB\n"
                            "  max_depth: 32\n"
