@@ -8,7 +8,9 @@
 # as deployed; memory), no consumer (entries are dropped once durable, so the spool never fills), then for
 # each connection count in BENCH_CONNS_LIST (default "4 64") runs BENCH_TOOL (wrk | h2load | wrk-tls |
 # h2load-tls) for BENCH_SECONDS (10) with gen_payload's bodies (100 GenAI spans, ~270 KB). Prints one line per
-# run: requests/s, spans/s accepted, p50 and p99 latency. Extra YAML for the gateway: BENCH_YAML (appended
+# run: requests/s, spans/s accepted, p50 and p99 latency, and the gateway's CPU time per 1000 spans (user +
+# system, from /proc): on a machine shared with other work the rates swing with the neighbours' load, the
+# CPU cost per span much less, so compare designs by it. Extra YAML for the gateway: BENCH_YAML (appended
 # under receivers:, e.g. "  http:\n    threads: 4"). TLS tools generate a throw-away certificate.
 set -euo pipefail
 
@@ -66,9 +68,13 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 accepted() { curl -fsS "http://$ADMIN/metrics" | awk '$1 == "genai_gateway_spans_accepted_total" { print $2 }'; }
+# The gateway's user + system CPU time in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$GW_PID/stat"; }
+TCK=$(getconf CLK_TCK)
 
 for C in $CONNS_LIST; do
   A0=$(accepted)
+  C0=$(cpu_ticks)
   case $TOOL in
   wrk | wrk-tls)
     wrk -t 2 -c "$C" -d "${SECS}s" --latency -s "$ROOT/bench/otlp_http.lua" "$SCHEME://$HTTP/v1/traces" \
@@ -90,6 +96,8 @@ for C in $CONNS_LIST; do
   *) echo "BENCH_TOOL=$TOOL: wrk, h2load, wrk-tls or h2load-tls" >&2; exit 2 ;;
   esac
   A1=$(accepted)
-  printf '%-14s %-10s %-6s conns=%-4s req/s=%-8s spans/s=%-8s p50=%-9s p99=%-9s %s\n' "$LABEL" "$TOOL" "$SPOOL" "$C" \
-    "$RPS" "$(( (A1 - A0) / SECS ))" "$P50" "$P99" "$ERR"
+  C1=$(cpu_ticks)
+  CPU=$(awk -v c=$((C1 - C0)) -v t="$TCK" -v a=$((A1 - A0)) 'BEGIN { if (a > 0) printf "%.1f", 1000 * c / t / a * 1000; else print "n/a" }')
+  printf '%-14s %-10s %-6s conns=%-4s req/s=%-8s spans/s=%-8s p50=%-9s p99=%-9s cpu_ms/1k_spans=%-6s %s\n' "$LABEL" \
+    "$TOOL" "$SPOOL" "$C" "$RPS" "$(( (A1 - A0) / SECS ))" "$P50" "$P99" "$CPU" "$ERR"
 done

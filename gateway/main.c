@@ -21,6 +21,8 @@
 #include "cli.h"
 #include "core/conf.h"
 #include "core/log.h"
+#include "core/reload.h"
+#include "core/tls.h"
 #include "core/metrics.h"
 #include "cost/cost.h"
 #include "exporters.h"
@@ -198,6 +200,7 @@ int main(int argc, char **argv)
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGPIPE);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   grpc_init();
   gw_normalize_init();
@@ -212,6 +215,7 @@ int main(int argc, char **argv)
   struct gw_http_receiver *http = NULL;
   struct gw_grpc_receiver *grpc = NULL;
   struct gw_admin *admin = NULL;
+  struct gw_tls *tls = NULL;
   atomic_bool ready = false;
   struct gw_pipeline pipeline;
   gw_pipeline_init(&pipeline, conf, NULL);
@@ -275,6 +279,14 @@ int main(int argc, char **argv)
     goto out;
 
   pipeline.spool = spool;
+  if (conf->receivers.tls_cert[0]) {
+    if (!(tls = gw_tls_create(&(struct gw_tls_files){conf->receivers.tls_cert, conf->receivers.tls_key,
+                                                      conf->receivers.tls_client_ca},
+                              0, &err)))
+      goto out;
+    pipeline.tls = tls;
+  }
+  gw_reload_start(conf->receivers.reload_ms);
   grpc = gw_grpc_receiver_start(&pipeline, &err);
   if (!grpc)
     goto out;
@@ -285,13 +297,20 @@ int main(int argc, char **argv)
   if (!admin)
     goto out;
   atomic_store(&ready, true);
-  gw_info("main", "genai-gateway %s ready: send OTLP to grpc://%s or http://%s/v1/traces", GW_VERSION,
-          conf->receivers.grpc_addr, conf->receivers.http_addr);
+  gw_info("main", "genai-gateway %s ready: send OTLP to %s://%s or %s://%s/v1/traces", GW_VERSION,
+          tls ? "grpcs" : "grpc", conf->receivers.grpc_addr, tls ? "https" : "http", conf->receivers.http_addr);
 
   int sig = 0;
-  do {
+  for (;;) {
     sigwait(&sigs, &sig);
-  } while (sig == SIGPIPE);
+    if (sig == SIGHUP) {
+      gw_info("main", "SIGHUP: re-reading the TLS and token files");
+      gw_reload_now();
+      continue;
+    }
+    if (sig != SIGPIPE)
+      break;
+  }
   gw_info("main", "signal %d: stopping (grace %u ms)", sig, conf->shutdown_grace_ms);
   rc = 0;
 
@@ -304,6 +323,8 @@ out:
     gw_spool_wake(spool); /* requests waiting for room give up now, not at spool.full_wait_ms */
   gw_grpc_receiver_stop(grpc);
   gw_http_receiver_stop(http);
+  gw_reload_stop();
+  gw_tls_destroy(tls);
   if (spool)
     gw_spool_close(spool);
   gw_maint_stop(maint);

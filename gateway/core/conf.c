@@ -17,6 +17,7 @@
  * The file is read whole, capped at CONF_MAX_FILE, and a substituted value is capped at CONF_MAX_VALUE.
  */
 #include "core/conf_int.h"
+#include "core/tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -161,6 +162,18 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(receivers.max_depth), .desc = "Deepest AnyValue nesting accepted in attributes."},
   {.path = "receivers.retry_after_seconds", .type = T_U32, .def = "1", .min = 1, .max = 3600,
    .off = OFF(receivers.retry_after_s), .desc = "Retry-After told to clients under backpressure."},
+  {.path = "receivers.tls.cert_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_cert),
+   .desc = "PEM certificate chain (leaf first) both receivers serve with TLS 1.2 or later; OTLP/HTTP also offers "
+           "HTTP/2 through ALPN. Empty: plaintext. Re-read on SIGHUP or when the file changes."},
+  {.path = "receivers.tls.key_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_key),
+   .desc = "PEM private key of the certificate (not passphrase-protected); required with cert_file."},
+  {.path = "receivers.tls.client_ca_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_client_ca),
+   .desc = "PEM CA certificates: when set, every client must present a certificate that chains to one of them "
+           "(mTLS), else the handshake fails."},
+  {.path = "receivers.reload_interval_ms", .type = T_DURATION_MS, .def = "5s", .min = 100, .max = 3600000,
+   .off = OFF(receivers.reload_ms),
+   .desc = "How often the TLS files (and the tokens file) are checked for changes, e.g. a Kubernetes Secret "
+           "rotated in place; SIGHUP re-reads them at once."},
   {.path = "admin.addr", .type = T_STRING, .def = "127.0.0.1:8888", .flags = F_ADDR, .off = OFF(admin.addr),
    .desc = "Listen address of /healthz, /readyz and /metrics."},
   {.path = "log.level", .type = T_ENUM, .def = "info", .allowed = log_levels, .off = OFF(log.level),
@@ -1420,8 +1433,36 @@ static gw_rc validate_exporters(struct ld *x)
   return GW_OK;
 }
 
+/* receivers.tls.*: files that belong together, then the material itself, loaded as the receivers will. */
+static gw_rc validate_tls(struct ld *x)
+{
+  const struct gw_conf *c = x->c;
+  char at[CONF_MAX_PATH + 32], shown[CONF_SHOW + 8];
+  size_t r_cert = (size_t)find_row("receivers.tls.cert_file"), r_key = (size_t)find_row("receivers.tls.key_file"),
+         r_ca = (size_t)find_row("receivers.tls.client_ca_file");
+  if (!*c->receivers.tls_cert && !*c->receivers.tls_key && !*c->receivers.tls_client_ca)
+    return GW_OK;
+  if (!*c->receivers.tls_cert)
+    return fail(x, where(x, *c->receivers.tls_key ? r_key : r_ca, at, sizeof at), gw_conf_rows[r_cert].path,
+                "required when %s is set", *c->receivers.tls_key ? "receivers.tls.key_file" : "receivers.tls.client_ca_file");
+  if (!*c->receivers.tls_key)
+    return fail(x, where(x, r_cert, at, sizeof at), gw_conf_rows[r_key].path, "required when receivers.tls.cert_file is set");
+  struct gw_tls_files f = {c->receivers.tls_cert, c->receivers.tls_key, c->receivers.tls_client_ca};
+  struct gw_tls_material *m;
+  enum gw_tls_which which;
+  char why[256];
+  if (gw_tls_material_load(&f, 0, &m, &which, why, sizeof why) != GW_OK) {
+    size_t r = which == GW_TLS_CERT ? r_cert : which == GW_TLS_KEY ? r_key : r_ca;
+    const char *path = which == GW_TLS_CERT ? f.cert : which == GW_TLS_KEY ? f.key : f.ca;
+    return fail(x, where(x, r, at, sizeof at), gw_conf_rows[r].path, "'%s': %s", show(path, shown, sizeof shown), why);
+  }
+  gw_tls_material_unref(m);
+  return GW_OK;
+}
+
 static gw_rc validate(struct ld *x)
 {
+  gw_rc rc;
   char at[CONF_MAX_PATH + 32], shown[CONF_SHOW + 8];
   struct {
     size_t row;
@@ -1468,6 +1509,8 @@ static gw_rc validate(struct ld *x)
     return fail(x, where(x, in, at, sizeof at), gw_conf_rows[in].path,
                 "%s is below receivers.max_request_bytes %s: a largest request could never be accepted", a, b);
   }
+  if ((rc = validate_tls(x)))
+    return rc;
   if (strcmp(c->spool.mode, "disk") == 0 && !*c->spool.dir) {
     size_t i = (size_t)find_row("spool.dir");
     return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when spool.mode is disk");

@@ -80,6 +80,10 @@ struct gw_conf {
     uint32_t grpc_min_ping_ms; /* receivers.grpc.min_ping_interval_ms: keepalive enforcement; default 30s */
     uint32_t grpc_handshake_ms; /* receivers.grpc.handshake_timeout_ms: default 10s */
     uint32_t retry_after_s;    /* receivers.retry_after_seconds: told to clients under backpressure; default 1 */
+    char *tls_cert;            /* receivers.tls.cert_file: PEM chain; "" = plaintext receivers */
+    char *tls_key;             /* receivers.tls.key_file: PEM private key */
+    char *tls_client_ca;       /* receivers.tls.client_ca_file: PEM CAs; set = client certificates required */
+    uint32_t reload_ms;        /* receivers.reload_interval_ms: how often the TLS and token files are checked */
   } receivers;
   struct {
     char *addr; /* admin.addr, default 127.0.0.1:8888 */

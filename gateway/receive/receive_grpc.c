@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/metrics.h"
 #include "receive/receive.h"
 
@@ -61,6 +62,7 @@ struct gw_grpc_receiver {
   int nthreads;
   atomic_bool stopping;
   atomic_bool shutdown_done;
+  _Atomic uint64_t tls_generation; /* the TLS material gRPC was last handed */
 };
 
 static int shutdown_tag; /* address used as the server-shutdown tag */
@@ -277,6 +279,24 @@ static void handle_unknown(struct call *c)
   reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0, NULL, 0, false);
 }
 
+/* gRPC asks before each handshake whether the certificate changed (receivers.tls, re-read by core/tls.c). */
+static grpc_ssl_certificate_config_reload_status fetch_certs(void *arg, grpc_ssl_server_certificate_config **config)
+{
+  struct gw_grpc_receiver *r = arg;
+  struct gw_tls_material *m = gw_tls_get(r->p->tls);
+  grpc_ssl_certificate_config_reload_status st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  if (atomic_load(&r->tls_generation) != m->generation) {
+    grpc_ssl_pem_key_cert_pair pair = {m->key_pem, m->cert_pem};
+    /* gRPC 1.51 asserts on NULL roots in a fetched config even when no client certificate is asked for:
+     * without client CAs, our own chain stands in (never used, client certificates are not requested). */
+    *config = grpc_ssl_server_certificate_config_create(m->ca_pem ? m->ca_pem : m->cert_pem, &pair, 1);
+    atomic_store(&r->tls_generation, m->generation);
+    st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+  }
+  gw_tls_material_unref(m);
+  return st;
+}
+
 static void *serve(void *arg)
 {
   struct gw_grpc_receiver *r = arg;
@@ -360,7 +380,17 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
                                                  NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
   r->logs_method = grpc_server_register_method(r->server, "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
                                                NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds;
+  if (p->tls) {
+    /* TLS 1.2 at least (gRPC's own minimum); with client CAs, a client certificate is required and verified. */
+    grpc_ssl_client_certificate_request_type req = conf->receivers.tls_client_ca[0]
+                                                     ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+    creds = grpc_ssl_server_credentials_create_with_options(
+      grpc_ssl_server_credentials_create_options_using_config_fetcher(req, fetch_certs, r));
+  } else {
+    creds = grpc_insecure_server_credentials_create();
+  }
   int port = grpc_server_add_http2_port(r->server, conf->receivers.grpc_addr, creds);
   grpc_server_credentials_release(creds);
   if (port <= 0) {
@@ -387,7 +417,8 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
     r->nthreads = MAX_THREADS;
   for (int i = 0; i < r->nthreads; i++)
     pthread_create(&r->threads[i], NULL, serve, r);
-  gw_info("grpc", "OTLP/gRPC receiver listening on %s", conf->receivers.grpc_addr);
+  gw_info("grpc", "OTLP/gRPC receiver listening on %s (%s)", conf->receivers.grpc_addr,
+          !p->tls ? "plaintext" : conf->receivers.tls_client_ca[0] ? "TLS, client certificates required" : "TLS");
   return r;
 }
 

@@ -25,11 +25,12 @@
 #include "core/httpd.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/net.h"
+#include "receive/front.h"
 #include "receive/receive.h"
 
 struct gw_http_receiver {
   struct MHD_Daemon *d;
+  struct gw_front *front; /* accepts the port, TLS and HTTP/2; hands HTTP/1.1 to d */
   struct gw_pipeline *p;
   struct gw_httpd_guard *guard;
   _Atomic int suspended; /* connections waiting for the spool's sync */
@@ -82,6 +83,19 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 static const char *durable_failure(gw_rc rc)
 {
   return rc == GW_ERR(SHUTDOWN) ? "the gateway is shutting down: retry" : "the spool's fsync failed: retry later";
+}
+
+/* libmicrohttpd's connection notifications: the read deadlines, and the address slot the front took. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  struct gw_http_receiver *r = cls;
+  gw_httpd_guard_notify(r->guard, c, socket_context, code);
+  if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci)
+      gw_front_release(r->front, ci->client_addr);
+  }
 }
 
 static void on_durable(void *arg, gw_rc rc)
@@ -295,38 +309,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 struct gw_http_receiver *gw_http_receiver_start(struct gw_pipeline *p, struct gw_err *err)
 {
   const struct gw_conf *conf = p->conf;
-  struct sockaddr_storage ss;
-  socklen_t sl;
-  if (gw_net_parse_addr(conf->receivers.http_addr, &ss, &sl, err))
-    return NULL;
   struct gw_http_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
   atomic_init(&r->suspended, 0);
   r->guard = gw_httpd_guard_create("otlp_http", conf->receivers.http_idle_ms, conf->receivers.http_header_ms,
                                    conf->receivers.http_body_ms);
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-  if (ss.ss_family == AF_INET6)
-    flags |= MHD_USE_IPv6;
+  /* The front (front.c) owns the port and both connection limits; libmicrohttpd's own limit is per pool
+   * thread here, so it is set high enough never to refuse what the front admitted. */
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET;
   unsigned idle_s = (conf->receivers.http_idle_ms + 999) / 1000;
-  r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+  r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
                           MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->receivers.http_threads,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->receivers.http_max_connections,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)conf->receivers.http_max_per_ip,
-                          MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                          MHD_OPTION_NOTIFY_COMPLETED, completed, r,
-                          MHD_OPTION_NOTIFY_CONNECTION, gw_httpd_guard_notify, r->guard,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->receivers.http_max_connections *
+                                                         (unsigned)conf->receivers.http_threads,
+                          MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED, completed, r,
+                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, r,
                           MHD_OPTION_URI_LOG_CALLBACK, gw_httpd_guard_uri, r->guard, MHD_OPTION_END);
   if (!r->d) {
-    gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: cannot listen on %s (address in use or not permitted)",
-               conf->receivers.http_addr);
-    gw_httpd_guard_destroy(r->guard);
-    free(r);
-    return NULL;
+    gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: libmicrohttpd did not start");
+    goto fail;
   }
-  gw_info("http", "OTLP/HTTP receiver listening on %s (%u threads, at most %u connections, %u per address)",
-          conf->receivers.http_addr, conf->receivers.http_threads, conf->receivers.http_max_connections,
-          conf->receivers.http_max_per_ip);
+  if (!(r->front = gw_front_start(p, r->d, err)))
+    goto fail;
+  gw_info("http", "OTLP/HTTP receiver listening on %s (%s, %u threads, at most %u connections, %u per address)",
+          conf->receivers.http_addr,
+          !p->tls ? "plaintext" : conf->receivers.tls_client_ca[0] ? "TLS, client certificates required" : "TLS",
+          conf->receivers.http_threads, conf->receivers.http_max_connections, conf->receivers.http_max_per_ip);
   return r;
+fail:
+  if (r->d)
+    MHD_stop_daemon(r->d);
+  gw_httpd_guard_destroy(r->guard);
+  free(r);
+  return NULL;
 }
 
 void gw_http_receiver_stop(struct gw_http_receiver *r)
@@ -335,9 +350,7 @@ void gw_http_receiver_stop(struct gw_http_receiver *r)
     return;
   /* Stop accepting, then let the answers waiting for the spool's sync go out: libmicrohttpd must not be
    * stopped with a suspended connection. The spool is still open, so they come within a sync. */
-  MHD_socket lfd = MHD_quiesce_daemon(r->d);
-  if (lfd != MHD_INVALID_SOCKET)
-    close(lfd);
+  gw_front_stop_accepting(r->front);
   uint64_t until = gw_mono_ns() + 30000000000ull;
   while (atomic_load(&r->suspended) > 0 && gw_mono_ns() < until) {
     struct timespec ts = {0, 5000000};
@@ -346,6 +359,7 @@ void gw_http_receiver_stop(struct gw_http_receiver *r)
   if (atomic_load(&r->suspended) > 0)
     gw_error("http", "%d answers still wait for the spool after 30 s", atomic_load(&r->suspended));
   MHD_stop_daemon(r->d);
+  gw_front_stop(r->front);
   gw_httpd_guard_destroy(r->guard);
   free(r);
 }
