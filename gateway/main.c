@@ -20,7 +20,9 @@
 #include "admin/admin.h"
 #include "cli.h"
 #include "core/conf.h"
+#include "core/auth.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/reload.h"
 #include "core/tls.h"
 #include "core/metrics.h"
@@ -113,6 +115,26 @@ static void raise_nofile(const struct gw_conf *conf)
     gw_warn("main", "open files limit %llu leaves too little room for receivers.http.max_connections %u and the "
             "gRPC connections: raise it (ulimit -n, LimitNOFILE=) or lower max_connections",
             (unsigned long long)rl.rlim_cur, conf->receivers.http_max_connections);
+}
+
+/* The defaults listen on loopback only; a receiver others can reach should have TLS and a token. */
+static void warn_exposed(const struct gw_conf *conf)
+{
+  const struct {
+    const char *key, *addr;
+  } rs[] = {{"receivers.grpc.addr", conf->receivers.grpc_addr}, {"receivers.http.addr", conf->receivers.http_addr}};
+  for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+    if (gw_net_is_loopback(rs[i].addr))
+      continue;
+    if (!conf->receivers.tls_cert[0])
+      gw_warn("main", "%s %s is reachable from other hosts without TLS: spans%s travel in cleartext (set "
+              "receivers.tls.cert_file and key_file)", rs[i].key, rs[i].addr,
+              conf->receivers.auth_tokens[0] ? " and bearer tokens" : "");
+    if (!conf->receivers.auth_tokens[0] && !conf->receivers.tls_client_ca[0])
+      gw_warn("main", "%s %s is reachable from other hosts without authentication: anyone who reaches it can "
+              "send spans (set receivers.auth.tokens_file, or receivers.tls.client_ca_file for client "
+              "certificates)", rs[i].key, rs[i].addr);
+  }
 }
 
 static void usage(FILE *f)
@@ -216,6 +238,7 @@ int main(int argc, char **argv)
   struct gw_grpc_receiver *grpc = NULL;
   struct gw_admin *admin = NULL;
   struct gw_tls *tls = NULL;
+  struct gw_auth *auth = NULL;
   atomic_bool ready = false;
   struct gw_pipeline pipeline;
   gw_pipeline_init(&pipeline, conf, NULL);
@@ -286,6 +309,12 @@ int main(int argc, char **argv)
       goto out;
     pipeline.tls = tls;
   }
+  if (conf->receivers.auth_tokens[0]) {
+    if (!(auth = gw_auth_create(conf->receivers.auth_tokens, &err)))
+      goto out;
+    pipeline.auth = auth;
+  }
+  warn_exposed(conf);
   gw_reload_start(conf->receivers.reload_ms);
   grpc = gw_grpc_receiver_start(&pipeline, &err);
   if (!grpc)
@@ -325,6 +354,7 @@ out:
   gw_http_receiver_stop(http);
   gw_reload_stop();
   gw_tls_destroy(tls);
+  gw_auth_destroy(auth);
   if (spool)
     gw_spool_close(spool);
   gw_maint_stop(maint);

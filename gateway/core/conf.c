@@ -17,6 +17,7 @@
  * The file is read whole, capped at CONF_MAX_FILE, and a substituted value is capped at CONF_MAX_VALUE.
  */
 #include "core/conf_int.h"
+#include "core/auth.h"
 #include "core/tls.h"
 
 #include <arpa/inet.h>
@@ -170,6 +171,12 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "receivers.tls.client_ca_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_client_ca),
    .desc = "PEM CA certificates: when set, every client must present a certificate that chains to one of them "
            "(mTLS), else the handshake fails."},
+  {.path = "receivers.auth.tokens_file", .type = T_STRING, .def = "", .off = OFF(receivers.auth_tokens),
+   .desc = "File of bearer tokens, one per line (16 to 512 printable characters; '#' starts a comment line). "
+           "When set, both receivers accept only requests carrying one, as `Authorization: Bearer <token>` or "
+           "`x-api-key: <token>`; others get 401 / UNAUTHENTICATED. All tokens in the file are valid at once "
+           "(rotate by adding the new one first). Re-read on SIGHUP or when the file changes. Empty: no "
+           "authentication."},
   {.path = "receivers.reload_interval_ms", .type = T_DURATION_MS, .def = "5s", .min = 100, .max = 3600000,
    .off = OFF(receivers.reload_ms),
    .desc = "How often the TLS files (and the tokens file) are checked for changes, e.g. a Kubernetes Secret "
@@ -1511,6 +1518,13 @@ static gw_rc validate(struct ld *x)
   }
   if ((rc = validate_tls(x)))
     return rc;
+  if (*c->receivers.auth_tokens) {
+    size_t r = (size_t)find_row("receivers.auth.tokens_file");
+    char why[200];
+    if (gw_auth_check_file(c->receivers.auth_tokens, why, sizeof why) != GW_OK)
+      return fail(x, where(x, r, at, sizeof at), gw_conf_rows[r].path, "'%s': %s",
+                  show(c->receivers.auth_tokens, shown, sizeof shown), why);
+  }
   if (strcmp(c->spool.mode, "disk") == 0 && !*c->spool.dir) {
     size_t i = (size_t)find_row("spool.dir");
     return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when spool.mode is disk");

@@ -84,6 +84,7 @@ struct gw_conf {
     char *tls_key;             /* receivers.tls.key_file: PEM private key */
     char *tls_client_ca;       /* receivers.tls.client_ca_file: PEM CAs; set = client certificates required */
     uint32_t reload_ms;        /* receivers.reload_interval_ms: how often the TLS and token files are checked */
+    char *auth_tokens;         /* receivers.auth.tokens_file: one token per line; "" = no authentication */
   } receivers;
   struct {
     char *addr; /* admin.addr, default 127.0.0.1:8888 */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/auth.h"
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/metrics.h"
@@ -268,6 +269,38 @@ static void handle_export(struct call *c)
   gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
 }
 
+/* receivers.auth: the call's credentials from its metadata (keys arrive lowercase). True when it may go on;
+ * otherwise it has been answered UNAUTHENTICATED, before its message is looked at. */
+static bool authorized(struct call *c)
+{
+  struct gw_auth *auth = c->r->p->auth;
+  if (!auth)
+    return true;
+  const char *az = NULL, *key = NULL;
+  size_t alen = 0, klen = 0;
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    const char *k = (const char *)GRPC_SLICE_START_PTR(m->key);
+    size_t kl = GRPC_SLICE_LENGTH(m->key);
+    if (kl == 13 && memcmp(k, "authorization", 13) == 0) {
+      az = (const char *)GRPC_SLICE_START_PTR(m->value);
+      alen = GRPC_SLICE_LENGTH(m->value);
+    } else if (kl == 9 && memcmp(k, "x-api-key", 9) == 0) {
+      key = (const char *)GRPC_SLICE_START_PTR(m->value);
+      klen = GRPC_SLICE_LENGTH(m->value);
+    }
+  }
+  enum gw_auth_result res = gw_auth_verify(auth, "otlp_grpc", az, alen, key, klen);
+  if (res == GW_AUTH_OK)
+    return true;
+  gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  reply(c, GRPC_STATUS_UNAUTHENTICATED,
+        res == GW_AUTH_MISSING ? "missing credentials: send authorization: Bearer <token> (or x-api-key) metadata"
+                               : "invalid token",
+        NULL, 0, NULL, 0, false);
+  return false;
+}
+
 static void handle_unknown(struct call *c)
 {
   char msg[400];
@@ -329,6 +362,8 @@ static void *serve(void *arg)
       reply(c, GRPC_STATUS_UNAVAILABLE, o.err.msg, NULL, 0, NULL, 0, false);
       continue;
     }
+    if (!authorized(c))
+      continue;
     if (c->kind == CALL_EXPORT || c->kind == CALL_LOGS)
       handle_export(c);
     else

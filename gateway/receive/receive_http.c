@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/auth.h"
 #include "core/httpd.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -106,8 +107,8 @@ static void on_durable(void *arg, gw_rc rc)
     MHD_resume_connection(q->c);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const void *body, size_t len,
-                             uint32_t retry_after)
+static enum MHD_Result reply_hdr(struct MHD_Connection *c, unsigned status, const char *ctype, const void *body,
+                                 size_t len, uint32_t retry_after, const char *hname, const char *hvalue)
 {
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (!resp)
@@ -121,14 +122,22 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
   }
   if (status == 405)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
+  if (hname)
+    MHD_add_response_header(resp, hname, hvalue);
   enum MHD_Result ret = MHD_queue_response(c, status, resp);
   MHD_destroy_response(resp);
   return ret;
 }
 
-/* Answer an error before or without a pipeline run (routing, content type, size). */
-static enum MHD_Result reply_error(struct gw_http_receiver *r, struct MHD_Connection *c, bool json, gw_rc rc,
-                                   const char *msg)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const void *body, size_t len,
+                             uint32_t retry_after)
+{
+  return reply_hdr(c, status, ctype, body, len, retry_after, NULL, NULL);
+}
+
+/* Answer an error before or without a pipeline run (routing, content type, size, credentials). */
+static enum MHD_Result reply_error_hdr(struct gw_http_receiver *r, struct MHD_Connection *c, bool json, gw_rc rc,
+                                       const char *msg, const char *hname, const char *hvalue)
 {
   struct gw_arena *a = gw_arena_create(64 * 1024);
   struct gw_request_outcome o;
@@ -138,10 +147,38 @@ static enum MHD_Result reply_error(struct gw_http_receiver *r, struct MHD_Connec
   const void *body;
   size_t len;
   gw_receive_encode_response(a, json, &o, ra, &body, &len);
-  enum MHD_Result ret = reply(c, (unsigned)gw_err_http_status(rc), json ? "application/json" : "application/x-protobuf",
-                              body, len, ra);
+  enum MHD_Result ret = reply_hdr(c, (unsigned)gw_err_http_status(rc), json ? "application/json" : "application/x-protobuf",
+                                  body, len, ra, hname, hvalue);
   gw_arena_destroy(a);
   return ret;
+}
+
+static enum MHD_Result reply_error(struct gw_http_receiver *r, struct MHD_Connection *c, bool json, gw_rc rc,
+                                   const char *msg)
+{
+  return reply_error_hdr(r, c, json, rc, msg, NULL, NULL);
+}
+
+/* receivers.auth: 401 with the RFC 6750 challenge, before the body is read. The token is never echoed. */
+static enum MHD_Result check_auth(struct gw_http_receiver *r, struct MHD_Connection *c, bool json, bool *refused)
+{
+  *refused = false;
+  if (!r->p->auth)
+    return MHD_YES;
+  const char *az = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
+  enum gw_auth_result res =
+    gw_auth_verify(r->p->auth, "otlp_http", az, az ? strlen(az) : 0, key, key ? strlen(key) : 0);
+  if (res == GW_AUTH_OK)
+    return MHD_YES;
+  *refused = true;
+  gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  if (res == GW_AUTH_MISSING)
+    return reply_error_hdr(r, c, json, GW_ERR(UNAUTHENTICATED),
+                           "missing credentials: send Authorization: Bearer <token> (or x-api-key)",
+                           MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"genai-gateway\"");
+  return reply_error_hdr(r, c, json, GW_ERR(UNAUTHENTICATED), "invalid token", MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                         "Bearer realm=\"genai-gateway\", error=\"invalid_token\"");
 }
 
 /* Media type without parameters, case-insensitive. */
@@ -165,6 +202,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     gw_httpd_guard_phase(c, GW_HTTPD_HEADERS_DONE);
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     bool json = ct && media_is(ct, "application/json");
+    bool refused;
+    enum MHD_Result ar = check_auth(r, c, json, &refused);
+    if (refused)
+      return ar;
     bool logs = strcmp(url, "/v1/logs") == 0;
     if (!logs && strcmp(url, "/v1/traces") != 0) {
       char msg[180];

@@ -630,6 +630,8 @@ static void test_print_format(void **state)
                            "    cert_file: \"\"\n"
                            "    key_file: \"\"\n"
                            "    client_ca_file: \"\"\n"
+                           "  auth:\n"
+                           "    tokens_file: \"\"\n"
                            "  reload_interval_ms: 5s\n"
                            "admin:\n"
                            "  addr: \"127.0.0.1:8888\"\n"
