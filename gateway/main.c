@@ -305,7 +305,7 @@ int main(int argc, char **argv)
   if (conf->receivers.tls_cert[0]) {
     if (!(tls = gw_tls_create(&(struct gw_tls_files){conf->receivers.tls_cert, conf->receivers.tls_key,
                                                       conf->receivers.tls_client_ca},
-                              0, &err)))
+                              GW_TLS_ALPN_H2, &err)))
       goto out;
     pipeline.tls = tls;
   }

@@ -239,3 +239,8 @@ void gw_httpd_guard_phase(struct MHD_Connection *c, enum gw_httpd_phase p)
 }
 
 uint64_t gw_httpd_guard_open(const struct gw_httpd_guard *g) { return atomic_load(&g->open); }
+
+void gw_httpd_guard_count(struct gw_httpd_guard *g, enum gw_httpd_timeout t)
+{
+  atomic_fetch_add(&g->closed_late[t], 1);
+}

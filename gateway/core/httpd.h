@@ -44,6 +44,10 @@ void *gw_httpd_guard_uri(void *cls, const char *uri, struct MHD_Connection *c);
 /* The connection's request reached phase p. */
 void gw_httpd_guard_phase(struct MHD_Connection *c, enum gw_httpd_phase p);
 
+/* Count a connection closed by another reader's deadline (HTTP/2, TLS handshakes) with this guard's. */
+enum gw_httpd_timeout { GW_HTTPD_TIMEOUT_HEADERS, GW_HTTPD_TIMEOUT_BODY, GW_HTTPD_TIMEOUT_KEEPALIVE };
+void gw_httpd_guard_count(struct gw_httpd_guard *g, enum gw_httpd_timeout t);
+
 /* Connections open now. */
 uint64_t gw_httpd_guard_open(const struct gw_httpd_guard *g);
 

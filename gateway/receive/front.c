@@ -11,7 +11,7 @@
  * at most 32 KiB. libmicrohttpd's deadlines (core/httpd.h) apply to the relayed connection; when it closes
  * its end, the relay flushes what is left (bounded by idle_timeout_ms) and closes the client.
  */
-#include "receive/front.h"
+#include "receive/front_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -29,72 +30,8 @@
 #include "core/net.h"
 #include "core/tls.h"
 
-#define MAX_LOOPS 16
-#define RELAY_BUF (16 * 1024)
-#define TICK_MS 250
-#define IP_BUCKETS 1024
-
-enum tag_kind { TAG_LISTEN, TAG_WAKE, TAG_CLIENT, TAG_PAIR };
-
-struct tag {
-  enum tag_kind kind;
-  struct fconn *c;
-};
-
-enum fstate { FS_HANDSHAKE, FS_RELAY };
-
-struct loop;
-
-struct fconn {
-  struct fconn *prev, *next;
-  struct loop *lp;
-  enum fstate st;
-  int fd, pfd; /* the client; our end of the socketpair (relay), else -1 */
-  struct tag tfd, tpfd;
-  uint32_t ev_fd, ev_pfd; /* epoll interest now (0: not in the set) */
-  SSL *ssl;
-  struct sockaddr_storage addr;
-  socklen_t alen;
-  uint64_t deadline_ms; /* 0: none */
-  bool handed;          /* libmicrohttpd holds the address slot now */
-  bool closed;          /* in the loop's grave: freed after the current batch of events */
-  bool ssl_wants_write, up_eof, down_eof, dead;
-  unsigned char *up, *down; /* client -> libmicrohttpd, libmicrohttpd -> client */
-  size_t up_off, up_len, down_off, down_len;
-};
-
-struct loop {
-  struct gw_front *f;
-  int ep, wake;
-  pthread_t th;
-  struct tag tlisten, twake;
-  struct fconn *head;
-  struct fconn *grave; /* closed during this batch of events, freed after it */
-  bool listening;
-  uint64_t accept_paused_until;
-};
-
-struct ipent {
-  struct ipent *next;
-  unsigned char a[16];
-  uint32_t n;
-};
-
-struct gw_front {
-  struct gw_pipeline *p;
-  struct MHD_Daemon *mhd;
-  int lfd;
-  int nloops;
-  struct loop loops[MAX_LOOPS];
-  atomic_bool accepting, stopping;
-  uint32_t max_conns, per_ip, header_ms, idle_ms;
-  pthread_mutex_t ip_mu;
-  struct ipent *ips[IP_BUCKETS];
-  uint32_t total;
-  _Atomic uint64_t refused_total, refused_ip, tls_failed;
-};
-
-static uint64_t now_ms(void) { return gw_mono_ns() / 1000000u; }
+uint64_t gw_front_now_ms(void) { return gw_mono_ns() / 1000000u; }
+#define now_ms gw_front_now_ms
 
 /* ---- the address table ---- */
 
@@ -174,7 +111,7 @@ void gw_front_release(struct gw_front *f, const struct sockaddr *sa)
 
 /* ---- connections ---- */
 
-static void set_interest(struct fconn *c, int fd, struct tag *t, uint32_t *cur, uint32_t want)
+void gw_front_interest(struct fconn *c, int fd, struct tag *t, uint32_t *cur, uint32_t want)
 {
   if (fd < 0 || *cur == want)
     return;
@@ -188,9 +125,13 @@ static void set_interest(struct fconn *c, int fd, struct tag *t, uint32_t *cur, 
   *cur = want;
 }
 
-static void conn_close(struct fconn *c)
+void gw_front_close(struct fconn *c)
 {
   struct loop *lp = c->lp;
+  if (c->closed)
+    return;
+  if (c->h2)
+    gw_h2_close(c);
   if (c->fd >= 0) {
     epoll_ctl(lp->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -225,6 +166,52 @@ static void bury(struct loop *lp)
     free(c);
   }
   lp->grave = NULL;
+}
+
+ssize_t gw_front_read(struct fconn *c, void *buf, size_t n, bool *want_write)
+{
+  if (c->ssl) {
+    int r = SSL_read(c->ssl, buf, (int)n);
+    if (r > 0)
+      return r;
+    int e = SSL_get_error(c->ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ)
+      return -1;
+    if (e == SSL_ERROR_WANT_WRITE) {
+      *want_write = true;
+      return -1;
+    }
+    return e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0) ? 0 : -2;
+  }
+  ssize_t r = recv(c->fd, buf, n, 0);
+  if (r >= 0)
+    return r;
+  return errno == EAGAIN || errno == EINTR ? -1 : -2;
+}
+
+ssize_t gw_front_write(struct fconn *c, const void *buf, size_t n, bool *want_write)
+{
+  if (c->ssl) {
+    int r = SSL_write(c->ssl, buf, (int)n);
+    if (r > 0)
+      return r;
+    int e = SSL_get_error(c->ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_WRITE) {
+      *want_write = true;
+      return -1;
+    }
+    return e == SSL_ERROR_WANT_READ ? -1 : -2;
+  }
+  ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL);
+  if (r >= 0)
+    return r;
+  if (errno == EAGAIN || errno == EINTR) {
+    *want_write = true;
+    return -1;
+  }
+  return -2;
 }
 
 /* Hand a plaintext HTTP/1.1 socket to libmicrohttpd, which owns it (and its address slot) from now on. */
@@ -305,13 +292,13 @@ static void relay_pump(struct fconn *c)
   if (c->dead || (c->down_eof && c->down_len == 0)) {
     if (!c->dead)
       SSL_shutdown(c->ssl); /* best effort close_notify */
-    conn_close(c);
+    gw_front_close(c);
     return;
   }
   uint32_t want_fd = (!c->up_eof && c->up_len < RELAY_BUF ? EPOLLIN : 0) | (c->ssl_wants_write ? EPOLLOUT : 0);
   uint32_t want_pfd = (!c->down_eof && c->down_len < RELAY_BUF ? EPOLLIN : 0) | (c->up_len ? EPOLLOUT : 0);
-  set_interest(c, c->fd, &c->tfd, &c->ev_fd, want_fd);
-  set_interest(c, c->pfd, &c->tpfd, &c->ev_pfd, want_pfd);
+  gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, want_fd);
+  gw_front_interest(c, c->pfd, &c->tpfd, &c->ev_pfd, want_pfd);
 }
 
 /* The handshake is done: relay HTTP/1.1 to libmicrohttpd. */
@@ -321,12 +308,12 @@ static void relay_start(struct fconn *c)
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
     gw_warn("http", "socketpair: %s", strerror(errno));
-    conn_close(c);
+    gw_front_close(c);
     return;
   }
   if (MHD_add_connection(f->mhd, sp[1], (struct sockaddr *)&c->addr, c->alen) != MHD_YES) {
     close(sp[0]); /* libmicrohttpd has closed sp[1] */
-    conn_close(c);
+    gw_front_close(c);
     return;
   }
   c->handed = true;
@@ -339,16 +326,57 @@ static void relay_start(struct fconn *c)
   relay_pump(c);
 }
 
+/* RFC 9113 §3.4: a client that knows the server speaks HTTP/2 starts with this preface. */
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define PREFACE_LEN (sizeof preface - 1)
+
+/* Plaintext: the first bytes decide. Anything but the HTTP/2 preface is HTTP/1.1 for libmicrohttpd, and
+ * "POST" differs from "PRI " at the first byte, so HTTP/1.1 clients wait for one read at most. */
+static void peek_step(struct fconn *c)
+{
+  char buf[PREFACE_LEN];
+  ssize_t n = recv(c->fd, buf, sizeof buf, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n <= 0) {
+    gw_front_close(c);
+    return;
+  }
+  if (memcmp(buf, preface, (size_t)n) != 0) {
+    struct gw_front *f = c->lp->f;
+    int fd = c->fd;
+    epoll_ctl(c->lp->ep, EPOLL_CTL_DEL, fd, NULL);
+    c->fd = -1;     /* libmicrohttpd owns the socket now ... */
+    c->handed = true; /* ... and the address slot */
+    hand_plain(f, fd, (struct sockaddr *)&c->addr, c->alen);
+    gw_front_close(c);
+    return;
+  }
+  if ((size_t)n == PREFACE_LEN) {
+    c->st = FS_H2;
+    gw_h2_start(c);
+  }
+  /* a part of the preface: wait for the rest (edge-triggered, so no spin) */
+}
+
 static void handshake_step(struct fconn *c)
 {
   int r = SSL_do_handshake(c->ssl);
   if (r == 1) {
-    relay_start(c);
+    const unsigned char *proto = NULL;
+    unsigned plen = 0;
+    SSL_get0_alpn_selected(c->ssl, &proto, &plen);
+    if (plen == 2 && memcmp(proto, "h2", 2) == 0) {
+      c->st = FS_H2;
+      gw_h2_start(c);
+    } else {
+      relay_start(c);
+    }
     return;
   }
   int e = SSL_get_error(c->ssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-    set_interest(c, c->fd, &c->tfd, &c->ev_fd, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+    gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
     return;
   }
   /* A plaintext request on the TLS port, an old protocol version, a certificate the CA did not sign, an
@@ -358,7 +386,7 @@ static void handshake_step(struct fconn *c)
   atomic_fetch_add(&c->lp->f->tls_failed, 1);
   gw_debug("http", "TLS handshake failed: %s", why ? why : e == SSL_ERROR_SYSCALL ? "connection closed" : "error");
   ERR_clear_error();
-  conn_close(c);
+  gw_front_close(c);
 }
 
 static void accept_all(struct loop *lp)
@@ -390,10 +418,6 @@ static void accept_all(struct loop *lp)
       continue;
     }
     struct gw_tls *tls = f->p->tls;
-    if (!tls) {
-      hand_plain(f, fd, (struct sockaddr *)&ss, len);
-      continue;
-    }
     struct fconn *c = gw_calloc(1, sizeof *c);
     c->lp = lp;
     c->fd = fd;
@@ -401,17 +425,23 @@ static void accept_all(struct loop *lp)
     c->tfd = (struct tag){TAG_CLIENT, c};
     memcpy(&c->addr, &ss, len);
     c->alen = len;
-    c->st = FS_HANDSHAKE;
     c->deadline_ms = now_ms() + f->header_ms;
-    struct gw_tls_material *m = gw_tls_get(tls);
-    c->ssl = SSL_new(m->ctx); /* holds its own reference to the context: a reload does not disturb it */
-    gw_tls_material_unref(m);
     c->next = lp->head;
     if (lp->head)
       lp->head->prev = c;
     lp->head = c;
+    if (!tls) {
+      c->st = FS_PEEK;
+      gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, EPOLLIN | EPOLLET);
+      peek_step(c);
+      continue;
+    }
+    c->st = FS_HANDSHAKE;
+    struct gw_tls_material *m = gw_tls_get(tls);
+    c->ssl = SSL_new(m->ctx); /* holds its own reference to the context: a reload does not disturb it */
+    gw_tls_material_unref(m);
     if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
-      conn_close(c);
+      gw_front_close(c);
       continue;
     }
     SSL_set_accept_state(c->ssl);
@@ -431,10 +461,14 @@ static void expire(struct loop *lp)
   uint64_t now = now_ms();
   for (struct fconn *c = lp->head, *next; c; c = next) {
     next = c->next;
-    if (c->deadline_ms && now >= c->deadline_ms) {
+    if (c->st == FS_H2) {
+      gw_h2_expire(c, now);
+    } else if (c->deadline_ms && now >= c->deadline_ms) {
       if (c->st == FS_HANDSHAKE)
         atomic_fetch_add(&lp->f->tls_failed, 1);
-      conn_close(c);
+      if (lp->f->guard)
+        gw_httpd_guard_count(lp->f->guard, GW_HTTPD_TIMEOUT_HEADERS);
+      gw_front_close(c);
     }
   }
   if (!lp->listening && atomic_load(&lp->f->accepting) && now >= lp->accept_paused_until)
@@ -464,16 +498,27 @@ static void *loop_main(void *arg)
         uint64_t v;
         if (read(lp->wake, &v, sizeof v) < 0 && errno != EAGAIN)
           gw_debug("http", "eventfd: %s", strerror(errno));
+        gw_h2_completions(lp);
         break;
       }
       case TAG_CLIENT:
       case TAG_PAIR:
         if (t->c->closed)
           break;
-        if (t->c->st == FS_HANDSHAKE)
+        switch (t->c->st) {
+        case FS_PEEK:
+          peek_step(t->c);
+          break;
+        case FS_HANDSHAKE:
           handshake_step(t->c);
-        else
+          break;
+        case FS_RELAY:
           relay_pump(t->c);
+          break;
+        case FS_H2:
+          gw_h2_event(t->c);
+          break;
+        }
         break;
       }
     }
@@ -485,7 +530,8 @@ static void *loop_main(void *arg)
     bury(lp);
   }
   while (lp->head)
-    conn_close(lp->head);
+    gw_front_close(lp->head);
+  gw_h2_completions(lp);
   bury(lp);
   return NULL;
 }
@@ -502,12 +548,20 @@ static void render(struct gw_sb *out, void *ctx)
                "# HELP genai_gateway_tls_handshake_failures_total TLS handshakes that failed or timed out (bad "
                "or missing client certificate, old protocol, plaintext on the TLS port)\n"
                "# TYPE genai_gateway_tls_handshake_failures_total counter\n"
-               "genai_gateway_tls_handshake_failures_total{listener=\"otlp_http\"} %llu\n",
+               "genai_gateway_tls_handshake_failures_total{listener=\"otlp_http\"} %llu\n"
+               "# HELP genai_gateway_http2_connections_total HTTP/2 connections on the OTLP/HTTP port (h2c or "
+               "ALPN h2)\n# TYPE genai_gateway_http2_connections_total counter\n"
+               "genai_gateway_http2_connections_total %llu\n"
+               "# HELP genai_gateway_http2_streams_total HTTP/2 requests on the OTLP/HTTP port\n"
+               "# TYPE genai_gateway_http2_streams_total counter\n"
+               "genai_gateway_http2_streams_total %llu\n",
                (unsigned long long)atomic_load(&f->refused_total), (unsigned long long)atomic_load(&f->refused_ip),
-               (unsigned long long)atomic_load(&f->tls_failed));
+               (unsigned long long)atomic_load(&f->tls_failed), (unsigned long long)atomic_load(&f->h2_conns),
+               (unsigned long long)atomic_load(&f->h2_streams));
 }
 
-struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, struct gw_err *err)
+struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, struct gw_httpd_guard *guard,
+                                struct gw_err *err)
 {
   const struct gw_conf *conf = p->conf;
   struct sockaddr_storage ss;
@@ -527,6 +581,7 @@ struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, s
   struct gw_front *f = gw_calloc(1, sizeof *f);
   f->p = p;
   f->mhd = mhd;
+  f->guard = guard;
   f->lfd = lfd;
   f->max_conns = conf->receivers.http_max_connections;
   f->per_ip = conf->receivers.http_max_per_ip;
@@ -545,10 +600,12 @@ struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, s
     lp->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     lp->tlisten = (struct tag){TAG_LISTEN, NULL};
     lp->twake = (struct tag){TAG_WAKE, NULL};
+    pthread_mutex_init(&lp->done_mu, NULL);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &lp->twake};
     epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->wake, &ev);
     watch_listen(lp);
   }
+  gw_h2_workers_start(f);
   for (int i = 0; i < f->nloops; i++)
     pthread_create(&f->loops[i].th, NULL, loop_main, &f->loops[i]);
   gw_metrics_register(render, f);
@@ -570,6 +627,13 @@ void gw_front_stop(struct gw_front *f)
     return;
   gw_metrics_unregister(render, f);
   atomic_store(&f->accepting, false);
+  /* HTTP/2 requests in flight finish and are answered while the loops still run (the spool is open). */
+  uint64_t until = gw_mono_ns() + 30000000000ull;
+  while (atomic_load(&f->jobs) > 0 && gw_mono_ns() < until) {
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+  }
+  gw_h2_workers_stop(f);
   atomic_store(&f->stopping, true);
   for (int i = 0; i < f->nloops; i++) {
     uint64_t one = 1;
@@ -580,6 +644,7 @@ void gw_front_stop(struct gw_front *f)
     pthread_join(f->loops[i].th, NULL);
     close(f->loops[i].ep);
     close(f->loops[i].wake);
+    pthread_mutex_destroy(&f->loops[i].done_mu);
   }
   close(f->lfd);
   for (int b = 0; b < IP_BUCKETS; b++) {

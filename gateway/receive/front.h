@@ -25,8 +25,10 @@
 struct gw_front;
 
 /* Listen on conf->receivers.http_addr and start the loops. HTTP/1.1 goes to mhd (started with
- * MHD_USE_NO_LISTEN_SOCKET). NULL with err on failure. */
-struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, struct gw_err *err);
+ * MHD_USE_NO_LISTEN_SOCKET); read timeouts are counted in guard (may be NULL). NULL with err on failure. */
+struct gw_httpd_guard;
+struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, struct gw_httpd_guard *guard,
+                                struct gw_err *err);
 /* Close the listening socket: no new connection. */
 void gw_front_stop_accepting(struct gw_front *f);
 /* Stop the loops and close what they still hold. Call after libmicrohttpd is stopped. NULL is fine. */

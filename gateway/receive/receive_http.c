@@ -209,7 +209,7 @@ struct gw_http_receiver *gw_http_receiver_start(struct gw_pipeline *p, struct gw
     gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: libmicrohttpd did not start");
     goto fail;
   }
-  if (!(r->front = gw_front_start(p, r->d, err)))
+  if (!(r->front = gw_front_start(p, r->d, r->guard, err)))
     goto fail;
   gw_info("http", "OTLP/HTTP receiver listening on %s (%s, %u threads, at most %u connections, %u per address)",
           conf->receivers.http_addr,

@@ -622,6 +622,7 @@ static void test_print_format(void **state)
                            "    idle_timeout_ms: 1m\n"
                            "    header_timeout_ms: 10s\n"
                            "    body_timeout_ms: 1m\n"
+                           "    max_concurrent_streams: 100\n"
                            "  max_request_bytes: 64MiB\n"
                            "  max_inflight_bytes: 256MiB\n"
                            "  max_depth: 32\n"
