@@ -297,6 +297,10 @@ int main(int argc, char **argv)
   } else {
     gw_warn("main", "no DATABASE_URL / postgres.dsn: spans are received but not stored");
   }
+  for (int i = 0; i < GW_CONF_NEXPORTERS; i++)
+    if (gw_conf_exporter_on(&conf->exporters[i]) && conf->exporters[i].cleartext_credentials)
+      gw_warn("main", "exporters.%s sends its credentials in cleartext to %s (insecure: true)", gw_conf_exporter_names[i],
+              conf->exporters[i].endpoint);
   exporters = gw_exporters_start(conf, exporter_types, sizeof exporter_types / sizeof exporter_types[0], spool, &err);
   if (!exporters)
     goto out;

@@ -71,6 +71,9 @@ const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "sig
    .desc = "Extra request headers (gRPC metadata), e.g. an API key; values are secrets, printed as ****."},        \
   {.path = "exporters." N ".tls", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].tls),                    \
    .desc = "gRPC: TLS instead of plaintext. HTTP endpoints use TLS when the URL is https://."},                    \
+  {.path = "exporters." N ".insecure", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].insecure),          \
+   .desc = "Allow this exporter's credentials (API key, Basic auth, authorization-like headers) to go to a "      \
+   "host other than this machine without TLS. Without it such a configuration does not start."},                 \
   {.path = "exporters." N ".ca_file", .type = T_STRING, .def = "", .off = OFF(exporters[i].ca_file),               \
    .desc = "PEM file of the CA certificates to trust for TLS; empty: the system's."},                             \
   {.path = "exporters." N ".timeout_ms", .type = T_DURATION_MS, .def = "10s", .min = 100, .max = 600000,          \
@@ -1314,6 +1317,31 @@ static const char *header_problem(const char *name, bool langfuse)
   return NULL;
 }
 
+/* A header that carries a credential (by its usual names). */
+static bool header_is_credential(const char *name)
+{
+  static const char *const exact[] = {"authorization", "proxy-authorization", "cookie", NULL};
+  static const char *const parts[] = {"key", "token", "secret", "auth", "password", "session", NULL};
+  for (const char *const *e = exact; *e; e++)
+    if (strcasecmp(name, *e) == 0)
+      return true;
+  for (const char *const *p = parts; *p; p++)
+    if (strcasestr(name, *p))
+      return true;
+  return false;
+}
+
+/* Host h (an exporter endpoint's) is this machine: localhost, 127.0.0.0/8, ::1. No DNS. */
+static bool loopback_host(const char *h)
+{
+  unsigned char a[16];
+  if (strcasecmp(h, "localhost") == 0)
+    return true;
+  if (inet_pton(AF_INET, h, a) == 1)
+    return a[0] == 127;
+  return inet_pton(AF_INET6, h, a) == 1 && IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
+}
+
 static bool header_value_ok(const char *v)
 {
   for (const char *c = v; *c; c++)
@@ -1401,6 +1429,34 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
       snprintf(hk, sizeof hk, "%s[%u].value", key, i);
       return fail(x, where(x, r_h, at, sizeof at), hk, "contains a control character");
     }
+  }
+
+  /* Credentials in cleartext beyond this machine: anyone on the path reads them. Refused unless the
+   * operator says insecure: true. */
+  bool cleartext = grpc ? !e->tls : !ep.https;
+  if (cleartext && !loopback_host(ep.host)) {
+    char ck[CONF_MAX_PATH + 32] = "";
+    size_t crow = r_ep;
+    if (langfuse) {
+      snprintf(ck, sizeof ck, "exporters.langfuse.secret_key");
+      crow = (size_t)find_row(ck);
+    } else if (ei == GW_CONF_EXP_SIGNOZ && *e->ingestion_key) {
+      snprintf(ck, sizeof ck, "exporters.signoz.ingestion_key");
+      crow = (size_t)find_row(ck);
+    } else {
+      for (uint32_t i = 0; i < e->headers.n && !ck[0]; i++) {
+        if (header_is_credential(e->headers.cells[i * 2])) {
+          snprintf(ck, sizeof ck, "exporters.%s.headers[%u]", name, i);
+          crow = r_h;
+        }
+      }
+    }
+    if (ck[0] && !e->insecure)
+      return fail(x, where(x, crow, at, sizeof at), ck,
+                  "would be sent in cleartext to '%s' (%s): use %s, or set exporters.%s.insecure: true to allow it",
+                  show(e->endpoint, shown, sizeof shown), grpc ? "gRPC with tls: false" : "an http:// endpoint",
+                  grpc ? "tls: true" : "an https:// endpoint", name);
+    x->c->exporters[ei].cleartext_credentials = ck[0] != 0;
   }
 
   if (langfuse) {

@@ -57,6 +57,8 @@ struct gw_conf_exporter {
   char *public_key;            /* langfuse: LANGFUSE_PUBLIC_KEY */
   char *secret_key;            /* langfuse (SECRET): LANGFUSE_SECRET_KEY */
   char *ingestion_key;         /* signoz (SECRET): signoz-ingestion-key header, SIGNOZ_INGESTION_KEY */
+  bool insecure;               /* allow credentials in cleartext to a host other than this one */
+  bool cleartext_credentials;  /* derived at load: insecure was needed (credentials go out unencrypted) */
 };
 
 struct gw_conf {

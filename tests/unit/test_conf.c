@@ -181,6 +181,24 @@ static void test_good_files(void **state)
   }
 }
 
+/* Credentials in cleartext to another host load only with insecure: true, and are flagged for a warning;
+ * to this machine they need no TLS. */
+static void test_exporter_insecure(void **state)
+{
+  char path[512];
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  snprintf(path, sizeof path, "%s/tests/config/good_exporter_insecure.yaml", GW_SOURCE_DIR);
+  gw_rc rc = gw_conf_load(path, &c, &err);
+  if (rc)
+    print_error("%s\n", err.msg);
+  assert_int_equal(rc, GW_OK);
+  assert_true(c->exporters[GW_CONF_EXP_SIGNOZ].insecure);
+  assert_true(c->exporters[GW_CONF_EXP_SIGNOZ].cleartext_credentials);
+  assert_false(c->exporters[GW_CONF_EXP_OTLP].cleartext_credentials);
+  gw_conf_destroy(c);
+}
+
 static void assert_good_full(const struct gw_conf *c)
 {
   assert_string_equal(c->receivers.grpc_addr, "10.1.2.3:14317");
@@ -923,6 +941,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_good_full_example, setup, teardown),
     cmocka_unit_test_setup_teardown(test_redaction_lists, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_exporter_insecure, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_oversized_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_env_substitution, setup, teardown),
