@@ -466,7 +466,7 @@ static void expire(struct loop *lp)
     } else if (c->deadline_ms && now >= c->deadline_ms) {
       if (c->st == FS_HANDSHAKE)
         atomic_fetch_add(&lp->f->tls_failed, 1);
-      if (lp->f->guard)
+      if (lp->f->guard && (c->st == FS_HANDSHAKE || c->st == FS_PEEK))
         gw_httpd_guard_count(lp->f->guard, GW_HTTPD_TIMEOUT_HEADERS);
       gw_front_close(c);
     }

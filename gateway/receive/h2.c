@@ -494,11 +494,7 @@ void gw_h2_start(struct fconn *c)
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-  nghttp2_option *opt;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_max_send_header_block_length(opt, 16384);
-  int rc = nghttp2_session_server_new2(&hc->s, cb, hc, opt);
-  nghttp2_option_del(opt);
+  int rc = nghttp2_session_server_new(&hc->s, cb, hc);
   nghttp2_session_callbacks_del(cb);
   if (rc != 0) {
     gw_front_close(c);

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { createRequire } from 'node:module';
+import { once } from 'node:events';
 import { prerequisites, startGateway, metric, waitFor, sleep } from '../lib/harness.mjs';
 import { makeCa, issue, fingerprint } from '../lib/certs.mjs';
 import { makeExporter } from '../lib/sdk-client.mjs';
@@ -254,5 +255,57 @@ describe('TLS receivers without client certificates', { skip: skip ?? false }, (
     const e = await handshakeError(gw.ports.http, {});
     assert.ok(e);
     assert.match(String(e.code ?? e.message), /SELF_SIGNED|UNABLE_TO_VERIFY|unable to get local issuer/i);
+  });
+});
+
+describe('TLS receivers and slow clients', { skip: skip ?? false }, () => {
+  let dir;
+  let gw;
+  let ca;
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gw-tls-'));
+    ca = await makeCa(dir, 'ca');
+    const server = await issue(dir, ca, 'server');
+    gw = await startGateway({
+      config: {
+        spool: { mode: 'memory' },
+        receivers: { http: { header_timeout_ms: '1500ms' }, tls: { cert_file: server.cert, key_file: server.key } },
+      },
+    });
+  });
+  after(async () => {
+    if (gw) {
+      await gw.stop();
+      await gw.cleanup();
+    }
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  test('a connection that never starts its handshake, and one that trickles its headers over TLS, are closed at the header deadline', async () => {
+    const net = await import('node:net');
+    const fails0 = metric(await gw.metrics(), 'genai_gateway_tls_handshake_failures_total', { listener: 'otlp_http' });
+    const silent = net.connect({ host: '127.0.0.1', port: gw.ports.http });
+    silent.on('error', () => {});
+    const silentT0 = Date.now();
+    const silentClosed = new Promise((r) => silent.on('close', () => r(Date.now() - silentT0)));
+
+    const slow = tls.connect({ host: '127.0.0.1', port: gw.ports.http, ca: await fs.readFile(ca.cert), servername: 'localhost' });
+    slow.on('error', () => {});
+    await once(slow, 'secureConnect');
+    const slowT0 = Date.now();
+    const slowClosed = new Promise((r) => slow.on('close', () => r(Date.now() - slowT0)));
+    slow.write('POST /v1/traces HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => slow.writable && slow.write('a'), 100);
+
+    const [s1, s2] = await Promise.all([
+      Promise.race([silentClosed, sleep(6000).then(() => Infinity)]),
+      Promise.race([slowClosed, sleep(6000).then(() => Infinity)]),
+    ]);
+    clearInterval(drip);
+    assert.ok(s1 >= 1200 && s1 < 3500, `a connection without a handshake lived ${s1} ms`);
+    assert.ok(s2 >= 1200 && s2 < 3500, `a TLS connection trickling its headers lived ${s2} ms`);
+    assert.ok(metric(await gw.metrics(), 'genai_gateway_tls_handshake_failures_total', { listener: 'otlp_http' }) > fails0);
+    const ok = await exportSpans('http/protobuf', gw, { ca: await fs.readFile(ca.cert) }, 1);
+    assert.equal(ok.code, ExportResultCode.SUCCESS, 'a good client is served meanwhile');
   });
 });
