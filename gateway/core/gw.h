@@ -24,6 +24,7 @@
   X(UNSUPPORTED_MEDIA, "unsupported content type", 415, 3, 0, "content_type")                               \
   X(NOT_FOUND, "not found", 404, 12, 0, "not_found")                                                         \
   X(METHOD, "method not allowed", 405, 12, 0, "method")                                                      \
+  X(UNAUTHENTICATED, "a valid bearer token is required", 401, 16, 0, "unauthenticated")                      \
   X(FULL, "spool full, retry later", 429, 8, 1, "spool_full")                                                \
   X(BUSY, "too many request bytes in flight, retry later", 503, 14, 1, "busy")                               \
   X(SHUTDOWN, "shutting down", 503, 14, 1, "shutdown")                                                       \

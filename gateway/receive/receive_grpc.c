@@ -23,7 +23,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/auth.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/metrics.h"
 #include "receive/receive.h"
 
@@ -61,6 +63,7 @@ struct gw_grpc_receiver {
   int nthreads;
   atomic_bool stopping;
   atomic_bool shutdown_done;
+  _Atomic uint64_t tls_generation; /* the TLS material gRPC was last handed */
 };
 
 static int shutdown_tag; /* address used as the server-shutdown tag */
@@ -266,6 +269,38 @@ static void handle_export(struct call *c)
   gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
 }
 
+/* receivers.auth: the call's credentials from its metadata (keys arrive lowercase). True when it may go on;
+ * otherwise it has been answered UNAUTHENTICATED, before its message is looked at. */
+static bool authorized(struct call *c)
+{
+  struct gw_auth *auth = c->r->p->auth;
+  if (!auth)
+    return true;
+  const char *az = NULL, *key = NULL;
+  size_t alen = 0, klen = 0;
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    const char *k = (const char *)GRPC_SLICE_START_PTR(m->key);
+    size_t kl = GRPC_SLICE_LENGTH(m->key);
+    if (kl == 13 && memcmp(k, "authorization", 13) == 0) {
+      az = (const char *)GRPC_SLICE_START_PTR(m->value);
+      alen = GRPC_SLICE_LENGTH(m->value);
+    } else if (kl == 9 && memcmp(k, "x-api-key", 9) == 0) {
+      key = (const char *)GRPC_SLICE_START_PTR(m->value);
+      klen = GRPC_SLICE_LENGTH(m->value);
+    }
+  }
+  enum gw_auth_result res = gw_auth_verify(auth, "otlp_grpc", az, alen, key, klen);
+  if (res == GW_AUTH_OK)
+    return true;
+  gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  reply(c, GRPC_STATUS_UNAUTHENTICATED,
+        res == GW_AUTH_MISSING ? "missing credentials: send authorization: Bearer <token> (or x-api-key) metadata"
+                               : "invalid token",
+        NULL, 0, NULL, 0, false);
+  return false;
+}
+
 static void handle_unknown(struct call *c)
 {
   char msg[400];
@@ -275,6 +310,24 @@ static void handle_unknown(struct call *c)
            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
            "/opentelemetry.proto.collector.logs.v1.LogsService/Export");
   reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0, NULL, 0, false);
+}
+
+/* gRPC asks before each handshake whether the certificate changed (receivers.tls, re-read by core/tls.c). */
+static grpc_ssl_certificate_config_reload_status fetch_certs(void *arg, grpc_ssl_server_certificate_config **config)
+{
+  struct gw_grpc_receiver *r = arg;
+  struct gw_tls_material *m = gw_tls_get(r->p->tls);
+  grpc_ssl_certificate_config_reload_status st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  if (atomic_load(&r->tls_generation) != m->generation) {
+    grpc_ssl_pem_key_cert_pair pair = {m->key_pem, m->cert_pem};
+    /* gRPC 1.51 asserts on NULL roots in a fetched config even when no client certificate is asked for:
+     * without client CAs, our own chain stands in (never used, client certificates are not requested). */
+    *config = grpc_ssl_server_certificate_config_create(m->ca_pem ? m->ca_pem : m->cert_pem, &pair, 1);
+    atomic_store(&r->tls_generation, m->generation);
+    st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+  }
+  gw_tls_material_unref(m);
+  return st;
 }
 
 static void *serve(void *arg)
@@ -309,6 +362,8 @@ static void *serve(void *arg)
       reply(c, GRPC_STATUS_UNAVAILABLE, o.err.msg, NULL, 0, NULL, 0, false);
       continue;
     }
+    if (!authorized(c))
+      continue;
     if (c->kind == CALL_EXPORT || c->kind == CALL_LOGS)
       handle_export(c);
     else
@@ -322,14 +377,37 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
   const struct gw_conf *conf = p->conf;
   struct gw_grpc_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
-  grpc_arg args[2];
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  /* Connections: an untrusted client must not keep one open for free. Idle ones are closed, old ones asked
+   * to go (so clients spread again behind a load balancer), ping floods are refused with GOAWAY, and a
+   * connection must finish its handshake quickly. */
+  const struct {
+    const char *key;
+    uint32_t v; /* 0: gRPC's "never" (INT_MAX) for the two durations that allow it */
+    bool zero_is_never;
+  } ints[] = {
+    {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 0, false},
+    {GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0, false},
+    {GRPC_ARG_MAX_CONNECTION_IDLE_MS, conf->receivers.grpc_idle_ms, true},
+    {GRPC_ARG_MAX_CONNECTION_AGE_MS, conf->receivers.grpc_age_ms, true},
+    {GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, conf->receivers.grpc_age_grace_ms, false},
+    {GRPC_ARG_MAX_CONCURRENT_STREAMS, conf->receivers.grpc_max_streams, false},
+    {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, conf->receivers.grpc_min_ping_ms, false},
+    {GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2, false},
+    {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0, false},
+    {GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, conf->receivers.grpc_handshake_ms, false},
+  };
+  grpc_arg args[sizeof ints / sizeof ints[0]];
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    args[i].type = GRPC_ARG_INTEGER;
+    args[i].key = (char *)ints[i].key;
+    args[i].value.integer = ints[i].zero_is_never && ints[i].v == 0 ? INT32_MAX
+                            : ints[i].v > INT32_MAX                 ? INT32_MAX
+                                                                    : (int)ints[i].v;
+  }
+  /* The default 4 MB receive limit is replaced by ours; automatic decompression stays off (top comment). */
   args[0].value.integer = conf->receivers.max_request_bytes > INT32_MAX ? INT32_MAX : (int)conf->receivers.max_request_bytes;
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
   args[1].value.integer = 0;
-  grpc_channel_args ch = {2, args};
+  grpc_channel_args ch = {sizeof args / sizeof args[0], args};
   r->server = grpc_server_create(&ch, NULL);
   r->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(r->server, r->cq, NULL);
@@ -337,7 +415,17 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
                                                  NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
   r->logs_method = grpc_server_register_method(r->server, "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
                                                NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds;
+  if (p->tls) {
+    /* TLS 1.2 at least (gRPC's own minimum); with client CAs, a client certificate is required and verified. */
+    grpc_ssl_client_certificate_request_type req = conf->receivers.tls_client_ca[0]
+                                                     ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+    creds = grpc_ssl_server_credentials_create_with_options(
+      grpc_ssl_server_credentials_create_options_using_config_fetcher(req, fetch_certs, r));
+  } else {
+    creds = grpc_insecure_server_credentials_create();
+  }
   int port = grpc_server_add_http2_port(r->server, conf->receivers.grpc_addr, creds);
   grpc_server_credentials_release(creds);
   if (port <= 0) {
@@ -364,7 +452,8 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
     r->nthreads = MAX_THREADS;
   for (int i = 0; i < r->nthreads; i++)
     pthread_create(&r->threads[i], NULL, serve, r);
-  gw_info("grpc", "OTLP/gRPC receiver listening on %s", conf->receivers.grpc_addr);
+  gw_info("grpc", "OTLP/gRPC receiver listening on %s (%s)", conf->receivers.grpc_addr,
+          !p->tls ? "plaintext" : conf->receivers.tls_client_ca[0] ? "TLS, client certificates required" : "TLS");
   return r;
 }
 

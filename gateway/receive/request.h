@@ -18,12 +18,16 @@
 
 struct gw_prices;
 struct gw_redactor;
+struct gw_tls;
+struct gw_auth;
 
 struct gw_pipeline {
   const struct gw_conf *conf;
   struct gw_spool *spool;
   const struct gw_prices *prices;      /* NULL: records are not priced */
   const struct gw_redactor *redactor;  /* NULL: nothing redacted (tests only; main always sets one) */
+  struct gw_tls *tls;                  /* receivers.tls: NULL = plaintext receivers */
+  struct gw_auth *auth;                /* receivers.auth: NULL = no token required */
   _Atomic uint64_t inflight_bytes;
   _Atomic bool shutting_down;
   _Atomic uint64_t pending_bytes; /* spool room promised to requests being processed (estimates) */

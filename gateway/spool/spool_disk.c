@@ -721,7 +721,7 @@ struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *c
     names[nnames++] = strdup(de->d_name);
   }
   closedir(dh);
-  if (nnames)
+  if (nnames) /* an empty spool directory: names is NULL, which qsort must not get */
     qsort(names, nnames, sizeof *names, cmp_names);
   uint64_t prev = 0;
   for (size_t i = 0; i < nnames; i++) {

@@ -149,12 +149,13 @@ const LOG_KEEP = 256 * 1024;
 /**
  * Start the gateway. Options: dsn (Postgres database for it; omit for none), config (object merged
  * into the YAML config), env (extra environment), spoolDir (the spool directory; default a fresh
- * `spool/` in the gateway's temp dir), readyTimeoutMs. Returns a handle:
+ * `spool/` in the gateway's temp dir), readyTimeoutMs, wrapper (a command the gateway is started under,
+ * which must exec it, e.g. ['prlimit', '--nofile=512:8192', '--']). Returns a handle:
  * { pid, proc, httpUrl, grpcAddr, adminUrl, dir, spoolDir, logs(), alive(), rss(), metrics(), stop(),
  *   kill(), signal(), waitExit(), killWhen(), restart(), cleanup() }.
  * pid and proc name the current process: restart() replaces them.
  */
-export async function startGateway({ dsn, config = {}, env = {}, spoolDir, readyTimeoutMs = 20000 } = {}) {
+export async function startGateway({ dsn, config = {}, env = {}, spoolDir, readyTimeoutMs = 20000, wrapper = [] } = {}) {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-it-'));
   const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const cfg = deepMerge({ postgres: { migrations_dir: MIGRATIONS_DIR } }, config);
@@ -175,6 +176,7 @@ export async function startGateway({ dsn, config = {}, env = {}, spoolDir, ready
     ...env,
   };
 
+  const argv = [...wrapper, GW_BIN, '--config', cfgFile];
   let log = '';
   const logFile = fs.createWriteStream(path.join(dir, 'gateway.log'));
   const onData = (d) => {
@@ -188,7 +190,7 @@ export async function startGateway({ dsn, config = {}, env = {}, spoolDir, ready
    * config, environment and spool dir. */
   let cur;
   const launch = () => {
-    const proc = spawn(GW_BIN, ['--config', cfgFile], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(argv[0], argv.slice(1), { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     const l = { proc, exited: null, startedAt: Date.now() };
     proc.stdout.on('data', onData);
     proc.stderr.on('data', onData);
@@ -233,6 +235,7 @@ export async function startGateway({ dsn, config = {}, env = {}, spoolDir, ready
     spoolDir,
     config: cfg,
     env: childEnv,
+    ports: { grpc: grpcPort, http: httpPort, admin: adminPort },
     httpUrl: `http://127.0.0.1:${httpPort}`,
     grpcAddr: `127.0.0.1:${grpcPort}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
