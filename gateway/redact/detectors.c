@@ -21,6 +21,16 @@
  * - AWS secret keys (40 base64 characters, indistinguishable from other random strings) only after a
  *   key-like name (aws_secret_access_key=, "SecretAccessKey": ...); attribute and JSON member keys named so
  *   are handled by rd_secret_key_name.
+ * - Work is linear in the value (bench/bench_redact.c shows it on the shapes below). The scan resumes after
+ *   each match and one character after each failed candidate, so a value costs the sum over candidates of
+ *   what the pattern reads from there. Every branch reads a bounded length, or an unbounded run of a class
+ *   in which no other candidate can start, or that the branch's own lookbehind refuses:
+ *   JWT segments ([\w-] runs: a JWT start needs no [\w-] before it), a bearer token's run (after
+ *   "bearer" and blanks; another bearer start in it has no blank after it), API key bodies (same
+ *   lookbehind as JWT), the AWS secret's blanks, an email's domain labels (from one '@' to the next at
+ *   most) and an IPv6 zone ([A-Za-z0-9] runs). PEM private keys are the exception that a regex cannot
+ *   express linearly (a lazy search for the footer from every header): they are matched in C
+ *   (rd_private_key), which remembers where the next footer is.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,9 +46,8 @@
 #define IPV4_BODY "(?:" OCTET "\\.){3}" OCTET
 #define H "[0-9A-Fa-f]{1,4}"
 
+/* PEM private keys are matched in C (rd_private_key), not here: see the top comment. */
 static const char *const branches[GW_RK__COUNT] = {
-  [GW_RK_PRIVATE_KEY] = "-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----"
-                        "(?:[\\s\\S]*?-----END[A-Z ]{0,40}PRIVATE KEY-----|[A-Za-z0-9+/=\\s\\\\]*)",
   [GW_RK_JWT] = "(?<![\\w\\-])eyJ[A-Za-z0-9_\\-]{10,}\\.[A-Za-z0-9_\\-]{10,}\\.[A-Za-z0-9_\\-]*",
   [GW_RK_BEARER] = "(?i:\\bbearer)[ \\t]+\\K(?=[A-Za-z\\-._~+/]*\\d)[A-Za-z0-9\\-._~+/]{8,}=*",
   [GW_RK_API_KEY] = "(?<![\\w\\-])(?:sk-(?=[A-Za-z_\\-]*\\d)[A-Za-z0-9_\\-]{20,}"
@@ -90,12 +99,12 @@ char *rd_builtin_pattern(const enum gw_redact_action *actions)
 {
   size_t cap = 64;
   for (int i = 0; i < GW_RK__COUNT; i++)
-    cap += strlen(branches[i]) + 32;
+    cap += (branches[i] ? strlen(branches[i]) : 0) + 32;
   char *p = gw_malloc(cap), *w = p;
   bool any = false;
   for (int i = 0; i < GW_RK__COUNT; i++) {
     enum gw_redact_kind k = order[i];
-    if (actions[k] == GW_REDACT_OFF)
+    if (actions[k] == GW_REDACT_OFF || !branches[k])
       continue;
     w += snprintf(w, cap - (size_t)(w - p), "%s(?:%s)(*MARK:%d)", any ? "|" : "", branches[k], (int)k);
     any = true;
@@ -322,4 +331,86 @@ bool rd_aws_secret_value(const char *s, size_t len)
       return false;
   }
   return true;
+}
+
+/* ---- PEM private keys ----
+ * "-----BEGIN <label>PRIVATE KEY-----", then everything up to the first "-----END <label>PRIVATE KEY-----"
+ * after it, or, with no footer anywhere after it (a key cut short), the base64 body that follows (base64
+ * characters, whitespace, backslashes of escaped newlines). A label is at most 40 of [A-Z ].
+ * As a lazy regex this searched the rest of the value for a footer at every header: 1 MiB of headers
+ * took 37 s. Here the footer search remembers its answer (rd_pk), so over one value every byte is looked
+ * at a bounded number of times whatever the number of headers. */
+
+#define PK_BEGIN "-----BEGIN"
+#define PK_END "-----END"
+#define PK_TAIL "PRIVATE KEY"
+#define PK_DASHES "-----"
+#define PK_LABEL_MAX 40
+
+static bool label_char(unsigned char c) { return (c >= 'A' && c <= 'Z') || c == ' '; }
+
+/* s[i..] is "<label>PRIVATE KEY-----" (label: 0..40 of [A-Z ]); its end, or 0. The label and PRIVATE KEY
+ * together are one run of [A-Z ] that ends at the dashes, so the run decides: it must end in PRIVATE KEY. */
+static size_t pk_label_end(const char *str, size_t len, size_t i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t tl = sizeof PK_TAIL - 1, dl = sizeof PK_DASHES - 1, j = i;
+  while (j < len && j - i <= PK_LABEL_MAX + tl && label_char(s[j]))
+    j++;
+  if (j - i < tl || j - i > PK_LABEL_MAX + tl || memcmp(s + j - tl, PK_TAIL, tl))
+    return 0;
+  if (len - j < dl || memcmp(s + j, PK_DASHES, dl))
+    return 0;
+  return j + dl;
+}
+
+/* The first footer starting at or after `from`: its end, or 0 when there is none. Asked with `from` never
+ * decreasing within one value (rd_pk_init resets), so the answer is reused until the scan passes it. */
+static size_t pk_footer(struct rd_pk *pk, const char *s, size_t len, size_t from)
+{
+  if (pk->searched && from >= pk->from && (!pk->footer_end || from <= pk->footer_start))
+    return pk->footer_end;
+  pk->searched = true;
+  pk->from = from;
+  pk->footer_end = 0;
+  size_t el = sizeof PK_END - 1;
+  for (size_t at = from; at + el <= len;) {
+    const char *hit = memmem(s + at, len - at, PK_END, el);
+    if (!hit)
+      break;
+    size_t h = (size_t)(hit - s), end = pk_label_end(s, len, h + el);
+    if (end) {
+      pk->footer_start = h;
+      pk->footer_end = end;
+      break;
+    }
+    at = h + 1;
+  }
+  return pk->footer_end;
+}
+
+void rd_pk_init(struct rd_pk *pk) { memset(pk, 0, sizeof *pk); }
+
+static bool body_char(unsigned char c)
+{
+  return alnum(c) || c == '+' || c == '/' || c == '=' || c == '\\' || c == ' ' || c == '\t' || c == '\n' ||
+         c == '\r' || c == '\v' || c == '\f';
+}
+
+size_t rd_private_key(struct rd_pk *pk, const char *str, size_t len, size_t i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t bl = sizeof PK_BEGIN - 1;
+  if (len - i < bl || memcmp(s + i, PK_BEGIN, bl))
+    return 0;
+  size_t head = pk_label_end(str, len, i + bl);
+  if (!head)
+    return 0;
+  size_t foot = pk_footer(pk, str, len, head);
+  if (foot)
+    return foot;
+  size_t j = head;
+  while (j < len && body_char(s[j]))
+    j++;
+  return j;
 }

@@ -7,7 +7,7 @@
  *   (thread-local, freed by a pthread key destructor at thread exit).
  * - Built-ins: one C pass over the value finds candidate start positions (detectors.c, rd_candidate) and
  *   the combined pattern, compiled anchored and JIT'd, runs only there: one pass per value whatever the
- *   number of detectors. Then one unanchored JIT pass per user pattern; user patterns are compiled apart so
+ *   number of detectors. PEM private keys are matched in C at their candidates (detectors.c). Then one unanchored JIT pass per user pattern; user patterns are compiled apart so
  *   their group numbers and errors are their own. Matches are merged left to right,
  *   an earlier start winning over an overlapping later one.
  * - Fail closed: a pcre2 match error (match limit, JIT stack) replaces the whole value.
@@ -293,6 +293,7 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
     r->metric_slot[i] = i;
   }
   r->aws_secret_on = acts[GW_RK_AWS_SECRET] != GW_REDACT_OFF;
+  r->pk_on = acts[GW_RK_PRIVATE_KEY] != GW_REDACT_OFF;
   r->user_match_opts = UNDER_VALGRIND() ? PCRE2_NO_JIT : 0;
 
   if (p->n_patterns > GW_REDACT_MAX_PATTERNS) {
@@ -440,15 +441,32 @@ static size_t next_char(const char *s, size_t len, size_t i)
  * user < 0: the built-ins, the anchored pattern tried at each rd_candidate position only.
  * false on a pcre2 error.
  */
-static bool scan(const pcre2_code *code, int user, uint32_t user_opts, const char *s, size_t len, struct rd_tls *t,
-                 struct rd_matches *m)
+static bool scan(const pcre2_code *code, int user, uint32_t user_opts, bool pk_on, const char *s, size_t len,
+                 struct rd_tls *t, struct rd_matches *m)
 {
   size_t off = 0;
+  struct rd_pk pk;
+  rd_pk_init(&pk);
   while (off <= len) {
     if (user < 0) {
       off = rd_next_candidate(s, len, off);
       if (off >= len)
         return true;
+      /* No pattern branch starts with '-': a candidate there is a private key's header or nothing. */
+      if (s[off] == '-') {
+        size_t e = pk_on ? rd_private_key(&pk, s, len, off) : 0;
+        if (e) {
+          push(m, off, e, GW_RK_PRIVATE_KEY);
+          off = e;
+        } else {
+          off = next_char(s, len, off);
+        }
+        continue;
+      }
+      if (!code) {
+        off = next_char(s, len, off);
+        continue;
+      }
     }
     int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, PCRE2_NO_UTF_CHECK | (user >= 0 ? user_opts : 0), t->md,
                          t->mc);
@@ -699,15 +717,15 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
   }
   struct rd_tls *t = NULL;
   bool ok = true;
-  if (r->builtin && !m.n) {
+  if ((r->builtin || r->pk_on) && !m.n) {
     t = tls_get();
-    ok = scan(r->builtin, -1, 0, s, len, t, &m);
+    ok = scan(r->builtin, -1, 0, r->pk_on, s, len, t, &m);
   }
   for (size_t i = 0; ok && i < r->nuser; i++) {
     if (!t)
       t = tls_get();
     size_t before = m.n;
-    ok = scan(r->user[i], (int)i, r->user_match_opts, s, len, t, &m);
+    ok = scan(r->user[i], (int)i, r->user_match_opts, false, s, len, t, &m);
     if (before && m.n > before)
       sort_matches(m.v, m.n);
   }

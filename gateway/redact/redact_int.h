@@ -28,8 +28,8 @@ struct gw_redactor {
   bool enabled;
   size_t max_content;
   pcre2_code *builtin; /* NULL when every built-in is off */
-  uint32_t det_of_mark[GW_RK__COUNT]; /* mark index -> kind (marks are the kind numbers) */
   bool aws_secret_on;
+  bool pk_on; /* the private-key detector (matched in C) is on */
   uint32_t user_match_opts; /* pcre2_match options for user patterns (PCRE2_NO_JIT under valgrind) */
   size_t nuser;
   pcre2_code *user[GW_REDACT_MAX_PATTERNS];
@@ -77,6 +77,15 @@ bool rd_candidate(const char *s, size_t len, size_t i);
 size_t rd_next_candidate(const char *s, size_t len, size_t i);
 bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end);
 bool rd_secret_key_name(const char *key, size_t len);
+/* PEM private keys (detectors.c): the footer search's memory over one value. */
+struct rd_pk {
+  bool searched;
+  size_t from, footer_start, footer_end; /* the first footer at or after from; footer_end 0: none */
+};
+void rd_pk_init(struct rd_pk *pk);
+/* A private key starting at s[i]: its end, or 0. Linear over one value with one rd_pk, when asked at
+ * increasing positions. */
+size_t rd_private_key(struct rd_pk *pk, const char *s, size_t len, size_t i);
 bool rd_aws_secret_value(const char *s, size_t len);
 extern const char *const rd_kind_names[GW_RK__COUNT];
 extern const char *const rd_kind_stems[GW_RK__COUNT];

@@ -890,6 +890,99 @@ static void test_candidate_scan(void **state)
   }
 }
 
+/* ---- PEM private keys (issue 12: the lazy regex was quadratic) ---- */
+
+/* rd_private_key must find exactly what the regex it replaces found, at every position of values built
+ * from the pieces that matter (headers, footers, labels, near misses, body bytes), asked at increasing
+ * positions with one rd_pk as the scan asks it. */
+static void test_private_key_same_as_regex(void **state)
+{
+  (void)state;
+  static const char old[] = "-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----"
+                            "(?:[\\s\\S]*?-----END[A-Z ]{0,40}PRIVATE KEY-----|[A-Za-z0-9+/=\\s\\\\]*)";
+  int ec;
+  PCRE2_SIZE eo;
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)old, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED, &ec, &eo, NULL);
+  assert_non_null(re);
+  pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+  static const char *const pieces[] = {
+    "-----BEGIN", "-----END", " PRIVATE KEY-----", "PRIVATE KEY-----", " RSA", " ENCRYPTED", "-----", " KEYS-----",
+    "PRIVATE KEY", "MIIEvQIBAD", "ab+/=", "\n", "\n", "\t", " ", "x", "-", " PUBLIC KEY-----", "ABCDEFGHIJKLMNOPQRST",
+    "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "\r", "\\", "\x01",
+  };
+  /* few pieces, so that headers, footers and labels meet in every way: a footer sharing a header's
+   * dashes, a header inside a key, labels of 40 and 41 characters */
+  static const char *const dense[] = {
+    "-----BEGIN", "-----END", "PRIVATE KEY", "-----", " ", "ABCDEFGHIJKLMNOPQRSTUVWXYZ ABCDEFGHIJKL", "A", "\n",
+  };
+  static const char *const fixed[] = {
+    "-----BEGIN PRIVATE KEY-----BEGIN PRIVATE KEY-----END PRIVATE KEY-----",
+    "-----BEGIN PRIVATE KEY-----END PRIVATE KEY-----",
+    "-----BEGINABCDEFGHIJKLMNOPQRSTUVWXYZ ABCDEFGHIJKLMPRIVATE KEY-----x",
+    "-----BEGINABCDEFGHIJKLMNOPQRSTUVWXYZ ABCDEFGHIJKLMNPRIVATE KEY-----x",
+    "-----BEGIN PRIVATE KEY-----\nab\n-----ENDABCDEFGHIJKLMNOPQRSTUVWXYZ ABCDEFGHIJKLMNPRIVATE KEY-----\n"
+    "-----END PRIVATE KEY-----",
+  };
+  unsigned seed = 1212;
+  char buf[1024];
+  for (int round = 0; round < 30000; round++) {
+    size_t len = 0;
+    if (round < (int)(sizeof fixed / sizeof fixed[0])) {
+      len = strlen(fixed[round]);
+      memcpy(buf, fixed[round], len);
+    }
+    bool use_dense = round % 2;
+    size_t n = round < (int)(sizeof fixed / sizeof fixed[0]) ? 0 : 1 + (size_t)rand_r(&seed) % 20;
+    for (size_t k = 0; k < n; k++) {
+      const char *p = use_dense ? dense[rand_r(&seed) % (sizeof dense / sizeof dense[0])]
+                                : pieces[rand_r(&seed) % (sizeof pieces / sizeof pieces[0])];
+      size_t pl = strlen(p);
+      memcpy(buf + len, p, pl);
+      len += pl;
+    }
+    struct rd_pk pk;
+    rd_pk_init(&pk);
+    for (size_t i = 0; i < len; i++) {
+      int rc = pcre2_match(re, (PCRE2_SPTR)buf, len, i, 0, md, NULL);
+      size_t want = rc > 0 ? pcre2_get_ovector_pointer(md)[1] : 0;
+      size_t got = rd_private_key(&pk, buf, len, i);
+      if (got != want)
+        fail_msg("round %d at %zu: got %zu, want %zu in '%.*s'", round, i, got, want, (int)len, buf);
+    }
+  }
+  pcre2_match_data_free(md);
+  pcre2_code_free(re);
+}
+
+/* The input that took 37 s: a bounded, correct answer (each header masked; with a footer at the end, one
+ * key from the first header to it). */
+static void test_private_key_hostile(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  const char *hdr = "-----BEGIN PRIVATE KEY-----";
+  size_t times = (1u << 20) / strlen(hdr);
+  char *v = repeat(hdr, times);
+  const char *o = red(r, NULL, v);
+  char *want = repeat("[PRIVATE_KEY_REDACTED]", times);
+  assert_string_equal(o, want);
+  free(want);
+  size_t vl = strlen(v);
+  char *withend = malloc(vl + 64);
+  memcpy(withend, v, vl);
+  strcpy(withend + vl, "\n-----END PRIVATE KEY-----\nafter");
+  assert_string_equal(red(r, NULL, withend), "[PRIVATE_KEY_REDACTED]\nafter");
+  /* headers among base64 lines with no footer: each header and the body after it */
+  char *lines = repeat("-----BEGIN RSA PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n", 20000);
+  char *lwant = repeat("[PRIVATE_KEY_REDACTED]", 20000);
+  assert_string_equal(red(r, NULL, lines), lwant);
+  free(lines);
+  free(lwant);
+  free(withend);
+  free(v);
+  gw_redactor_destroy(r);
+}
+
 /* ---- the per-request memo ---- */
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
@@ -1172,6 +1265,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_candidate_scan, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
     cmocka_unit_test_setup_teardown(test_event_content_cut, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_private_key_same_as_regex, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_private_key_hostile, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
