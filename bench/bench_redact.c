@@ -216,6 +216,7 @@ static long run_pipeline(const struct gw_redactor *r, struct gw_arena *a, const 
   if ((rc = gw_normalize_traces(req, a, &no, &res, &err)))
     die("normalize", rc, &err);
   struct gw_redact_memo *memo = gw_redact_memo_create(a);
+  gw_redact_memo_limit(memo, r, len, NULL, NULL);
   if ((rc = gw_redact_request(r, req, a, memo)) || (rc = gw_redact_records(r, res.records, res.nrecords, a, memo)))
     die("redact", rc, NULL);
   return res.nrecords ? (long)(res.records[0].attributes ? strlen(res.records[0].attributes) : 0) : -1;

@@ -189,6 +189,16 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "redaction.max_content_bytes", .type = T_SIZE, .def = "8KiB", .min = 0, .max = 64 * MiB,
    .off = OFF(redaction.max_content_bytes),
    .desc = "Longest prompt/response content stored per field; longer is cut with a marker. 0: no limit."},
+  {.path = "redaction.scan_factor", .type = T_U32, .def = "32", .min = 0, .max = 100000,
+   .off = OFF(redaction.scan_factor),
+   .desc = "Bytes the detectors may read for one request, as a multiple of its size per detector pass (the "
+           "built-ins, each pattern), plus 1 MiB. Past it the request's remaining values are replaced whole by "
+           "[REDACTION_LIMIT], counted in genai_gateway_redaction_limited_total. 0: no limit."},
+  {.path = "redaction.max_cpu_ms_per_mib", .type = T_U32, .def = "1000", .min = 0, .max = 3600000,
+   .off = OFF(redaction.max_cpu_ms_per_mib),
+   .desc = "CPU time redaction may spend on one request, per MiB of the request (at least 100 ms). Past it the "
+           "request's remaining values are replaced whole by [REDACTION_LIMIT], counted in "
+           "genai_gateway_redaction_limited_total. 0: no limit."},
   {.path = "redaction.detectors.email", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
    .off = OFF(redaction.detectors[0]), .desc = "Action for email found in any stored or forwarded string."},
   {.path = "redaction.detectors.phone", .type = T_ENUM, .def = "mask", .allowed = redact_actions,

@@ -257,6 +257,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   }
   if (p->redactor) {
     struct gw_redact_memo *memo = gw_redact_memo_create(a); /* NULL (no memo) only when out of room */
+    gw_redact_memo_limit(memo, p->redactor, len, NULL, NULL);
     rc = gw_redact_request(p->redactor, req, a, memo);
     if (!rc)
       rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a, memo);
@@ -351,6 +352,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
    * then the request that is forwarded, then the event attributes rendered from the redacted records. */
   if (p->redactor) {
     struct gw_redact_memo *memo = gw_redact_memo_create(a);
+    gw_redact_memo_limit(memo, p->redactor, len, NULL, NULL);
     rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a, memo);
     if (!rc)
       rc = gw_redact_logs_request(p->redactor, req, a, memo);

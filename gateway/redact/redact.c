@@ -7,10 +7,11 @@
  *   (thread-local, freed by a pthread key destructor at thread exit).
  * - Built-ins: one C pass over the value finds candidate start positions (detectors.c, rd_candidate) and
  *   the combined pattern, compiled anchored and JIT'd, runs only there: one pass per value whatever the
- *   number of detectors. PEM private keys are matched in C at their candidates (detectors.c). Then one unanchored JIT pass per user pattern; user patterns are compiled apart so
- *   their group numbers and errors are their own. Matches are merged left to right,
- *   an earlier start winning over an overlapping later one.
- * - Fail closed: a pcre2 match error (match limit, JIT stack) replaces the whole value.
+ *   number of detectors. PEM private keys are matched in C at their candidates (detectors.c). Then one
+ *   unanchored JIT pass per user pattern; user patterns are compiled apart so their group numbers and errors
+ *   are their own. Matches are merged left to right, an earlier start winning over an overlapping later one.
+ * - Fail closed: a pcre2 match error (match limit, JIT stack) replaces the whole value; so does a request's
+ *   budget running out (redact_limits.c).
  * - Actions: a key rule's action, when set, wins over the detector's. Any drop drops the whole value.
  */
 #include <pthread.h>
@@ -60,6 +61,8 @@ void gw_redact_policy_defaults(struct gw_redact_policy *p)
   p->deny_keys = gw_redact_default_deny_keys;
   p->n_deny_keys = gw_redact_default_n_deny_keys;
   p->max_content_bytes = 8192;
+  p->scan_factor = 32;
+  p->cpu_ms_per_mib = 1000;
 }
 
 bool gw_redact_action_parse(const char *s, enum gw_redact_action *out)
@@ -127,9 +130,11 @@ static struct rd_tls *tls_get(void)
     fprintf(stderr, "redact: out of memory creating pcre2 match data\n");
     abort();
   }
-  /* Bounds for user patterns that backtrack badly: the value is then replaced whole (fail closed). */
+  /* Bounds for user patterns that backtrack badly: the value is then replaced whole (fail closed). A
+   * pattern that is slow without backtracking is bounded by the request's CPU budget (redact_limits.c). */
   pcre2_set_match_limit(t->mc, 5000000);
   pcre2_set_depth_limit(t->mc, 10000);
+  pcre2_set_heap_limit(t->mc, 16 * 1024); /* KiB, the interpreter's backtracking frames */
   pcre2_jit_stack_assign(t->mc, NULL, t->js);
   pthread_setspecific(tls_key, t);
   tls_cache = t;
@@ -278,6 +283,8 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
 
   r->enabled = p->enabled;
   r->max_content = p->max_content_bytes;
+  r->scan_factor = p->scan_factor;
+  r->cpu_ms_per_mib = p->cpu_ms_per_mib;
   for (int i = 0; i < GW_RK__COUNT; i++) {
     acts[i] = p->actions[i] == GW_REDACT_DEFAULT ? GW_REDACT_MASK : p->actions[i];
     if (acts[i] > GW_REDACT_OFF) {
@@ -315,6 +322,12 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
     if (!r->user[i])
       goto fail;
     r->nuser = i + 1;
+    pcre2_code *watched = rd_watch_pattern(u->regex, r->user[i]);
+    if (watched) {
+      pcre2_code_free(r->user[i]);
+      r->user[i] = watched;
+      r->user_watched[i] = true;
+    }
     struct rd_det *d = &r->det[GW_RK__COUNT + i];
     d->name = gw_strdup(u->name);
     d->stem = upper_label(u->name);
@@ -439,22 +452,30 @@ static size_t next_char(const char *s, size_t len, size_t i)
 /*
  * One pass over s. user >= 0: user pattern index, an unanchored pcre2 scan (no marks, no validation).
  * user < 0: the built-ins, the anchored pattern tried at each rd_candidate position only.
- * false on a pcre2 error.
+ * Returns 0, a pcre2 error, or PCRE2_ERROR_CALLOUT when the request's limits stopped it (c->lim says why).
  */
-static bool scan(const pcre2_code *code, int user, uint32_t user_opts, bool pk_on, const char *s, size_t len,
-                 struct rd_tls *t, struct rd_matches *m)
+static int scan(struct rd_ctx *c, const pcre2_code *code, int user, const char *s, size_t len, struct rd_tls *t,
+                struct rd_matches *m)
 {
-  size_t off = 0;
+  const struct gw_redactor *r = c->r;
+  size_t off = 0, ticked = 0;
+  uint32_t opts = PCRE2_NO_UTF_CHECK | (user >= 0 ? r->user_match_opts : 0);
   struct rd_pk pk;
   rd_pk_init(&pk);
   while (off <= len) {
     if (user < 0) {
       off = rd_next_candidate(s, len, off);
       if (off >= len)
-        return true;
+        return 0;
+      /* linear, but a long value is still worth a look at the clock and the deadline now and then */
+      if (off - ticked >= 65536) {
+        ticked = off;
+        if (!rd_tick(c))
+          return PCRE2_ERROR_CALLOUT;
+      }
       /* No pattern branch starts with '-': a candidate there is a private key's header or nothing. */
       if (s[off] == '-') {
-        size_t e = pk_on ? rd_private_key(&pk, s, len, off) : 0;
+        size_t e = r->pk_on ? rd_private_key(&pk, s, len, off) : 0;
         if (e) {
           push(m, off, e, GW_RK_PRIVATE_KEY);
           off = e;
@@ -467,21 +488,22 @@ static bool scan(const pcre2_code *code, int user, uint32_t user_opts, bool pk_o
         off = next_char(s, len, off);
         continue;
       }
+    } else if (!rd_charge(c, 0)) { /* between matches: the clock and the deadline, every few */
+      return PCRE2_ERROR_CALLOUT;
     }
-    int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, PCRE2_NO_UTF_CHECK | (user >= 0 ? user_opts : 0), t->md,
-                         t->mc);
+    int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, opts, t->md, t->mc);
     if (rc == PCRE2_ERROR_NOMATCH && user < 0) {
       off = next_char(s, len, off);
       continue;
     }
     if (rc == PCRE2_ERROR_NOMATCH)
-      return true;
+      return 0;
     if (rc < 0)
-      return false;
+      return rc;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
     size_t st = ov[0], en = ov[1];
     if (en < st || en > len)
-      return false;
+      return PCRE2_ERROR_INTERNAL;
     uint32_t det;
     if (user >= 0) {
       det = GW_RK__COUNT + (uint32_t)user;
@@ -489,7 +511,7 @@ static bool scan(const pcre2_code *code, int user, uint32_t user_opts, bool pk_o
       PCRE2_SPTR mark = pcre2_get_mark(t->md);
       int k = mark ? atoi((const char *)mark) : -1;
       if (k < 0 || k >= GW_RK__COUNT)
-        return false;
+        return PCRE2_ERROR_INTERNAL;
       det = (uint32_t)k;
       size_t vst = st;
       if (!rd_validate((enum gw_redact_kind)k, s, &vst, en)) {
@@ -511,7 +533,19 @@ static bool scan(const pcre2_code *code, int user, uint32_t user_opts, bool pk_o
     push(m, st, en, det);
     off = en;
   }
-  return true;
+  return 0;
+}
+
+/* A user pattern's pass: its callout (when it has one) sees this value's context. */
+static int scan_user(struct rd_ctx *c, size_t i, const char *s, size_t len, struct rd_tls *t, struct rd_matches *m)
+{
+  bool watched = c->r->user_watched[i] && c->lim && c->lim->on;
+  if (watched)
+    pcre2_set_callout(t->mc, rd_callout, c);
+  int rc = scan(c, c->r->user[i], (int)i, s, len, t, m);
+  if (watched)
+    pcre2_set_callout(t->mc, NULL, NULL);
+  return rc;
 }
 
 static void sort_matches(struct rd_match *v, size_t n)
@@ -561,7 +595,10 @@ struct gw_redact_memo {
   struct gw_arena *a;
   struct memo_ent *v;
   size_t cap, n;
+  struct rd_limits lim; /* the request's limits (redact_limits.c); off until gw_redact_memo_limit */
 };
+
+struct rd_limits *rd_memo_limits(struct gw_redact_memo *m) { return m ? &m->lim : NULL; }
 
 struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a)
 {
@@ -674,11 +711,12 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   }
   if (theirs) {
     theirs->total += mine.total;
+    theirs->limited += mine.limited;
     for (size_t k = 0; k < nk; k++)
       theirs->kinds[k] += mine.kinds[k];
   }
-  if (c->oom)
-    return res; /* not kept: the request fails anyway */
+  if (c->oom || (c->lim && (c->lim->stop_rc || c->lim->why)) || mine.limited)
+    return res; /* not kept: the request fails anyway, or a limit decided the result, not the text */
   for (size_t k = 0; k < nk; k++)
     if (mine.kinds[k] > UINT16_MAX)
       return res; /* not kept: counts too large to replay exactly */
@@ -706,6 +744,8 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
   m.v = m.local;
   m.cap = sizeof m.local / sizeof m.local[0];
 
+  if (!rd_charge(c, len))
+    goto limited;
   if (c->secret_key && r->aws_secret_on) {
     size_t b = 0, e = len;
     while (b < e && (s[b] == ' ' || s[b] == '"' || s[b] == '\''))
@@ -716,16 +756,22 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
       push(&m, b, e, GW_RK_AWS_SECRET);
   }
   struct rd_tls *t = NULL;
-  bool ok = true;
+  int rc = 0, failed_user = -1;
   if ((r->builtin || r->pk_on) && !m.n) {
     t = tls_get();
-    ok = scan(r->builtin, -1, 0, r->pk_on, s, len, t, &m);
+    rc = scan(c, r->builtin, -1, s, len, t, &m);
   }
-  for (size_t i = 0; ok && i < r->nuser; i++) {
+  for (size_t i = 0; !rc && i < r->nuser; i++) {
     if (!t)
       t = tls_get();
+    if (!rd_charge(c, len)) {
+      rc = PCRE2_ERROR_CALLOUT;
+      break;
+    }
     size_t before = m.n;
-    ok = scan(r->user[i], (int)i, r->user_match_opts, false, s, len, t, &m);
+    rc = scan_user(c, i, s, len, t, &m);
+    if (rc)
+      failed_user = (int)i;
     if (before && m.n > before)
       sort_matches(m.v, m.n);
   }
@@ -733,9 +779,12 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
     c->oom = true;
     return RD_SAME;
   }
-  if (!ok) {
-    if (c->st)
-      c->st->total++;
+  if (rc == PCRE2_ERROR_CALLOUT && c->lim && (c->lim->stop_rc || c->lim->why))
+    goto limited;
+  if (rc) {
+    bool limit = rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+                 rc == PCRE2_ERROR_JIT_STACKLIMIT;
+    rd_limited(c, limit ? RD_LIM_MATCH : RD_LIM_MATCH_ERR, failed_user, len);
     *out = RD_FAIL_MASK;
     *outlen = sizeof RD_FAIL_MASK - 1;
     return RD_CHANGED;
@@ -804,5 +853,15 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
   *w = 0;
   *out = res;
   *outlen = n;
+  return RD_CHANGED;
+
+limited:
+  /* Stopped (deadline, client gone): the request fails, nothing is written. A budget ran out: the value
+   * goes whole, unscanned. */
+  if (c->lim->stop_rc)
+    return RD_SAME;
+  rd_limited(c, c->lim->why, -1, len);
+  *out = RD_LIMIT_MASK;
+  *outlen = sizeof RD_LIMIT_MASK - 1;
   return RD_CHANGED;
 }

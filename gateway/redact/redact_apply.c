@@ -29,9 +29,14 @@ static void ctx_init(struct rd_ctx *c, const struct gw_redactor *r, struct gw_ar
   c->a = a;
   c->st = st;
   c->memo = memo;
+  c->lim = rd_memo_limits(memo);
+  c->user = -1;
   c->budget = SIZE_MAX;
   c->cap = SIZE_MAX;
 }
+
+/* The stop rc the memo's limits hold, if stop said stop. */
+static gw_rc stopped(const struct rd_ctx *c) { return c->lim ? c->lim->stop_rc : GW_OK; }
 
 static void count_deny(struct rd_ctx *c)
 {
@@ -177,7 +182,7 @@ static gw_rc count_request(const struct gw_redactor *r, const struct gw_redact_s
   for (size_t i = 0; i < GW_RK__COUNT + r->nuser; i++)
     rd_metric_add(r->metric_slot[i], st->kinds[i]);
   rd_metric_add(rd_metric_slot_deny(), st->deny);
-  return c->oom ? GW_ERR(TOO_LARGE) : GW_OK;
+  return c->oom ? GW_ERR(TOO_LARGE) : stopped(c);
 }
 
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
@@ -300,6 +305,7 @@ static void add_stats(struct gw_redact_stats *to, const struct gw_redact_stats *
   to->total += from->total;
   to->deny += from->deny;
   to->truncated += from->truncated;
+  to->limited += from->limited;
   for (size_t i = 0; i < nk; i++)
     to->kinds[i] += from->kinds[i];
 }
@@ -379,7 +385,7 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
     if (!r->enabled)
       continue;
     rec->redaction_count = (struct gw_opt_i64){st.total, true};
-    uint32_t nkinds = st.deny ? 1 : 0;
+    uint32_t nkinds = (st.deny ? 1 : 0) + (st.limited ? 1 : 0);
     for (size_t k = 0; k < nk; k++)
       nkinds += st.kinds[k] != 0;
     rec->redacted_kinds = (struct gw_strv){NULL, 0};
@@ -396,12 +402,17 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
         v[w++] = gw_arena_strdup(a, r->det[k].name);
     if (st.deny)
       v[w++] = "deny_list";
+    if (st.limited)
+      v[w++] = "redaction_limit";
     for (uint32_t k = 0; k < w; k++)
       if (!v[k])
         oom = true;
     rec->redacted_kinds = (struct gw_strv){v, w};
   }
-  return oom || gw_arena_exhausted(a) ? GW_ERR(TOO_LARGE) : GW_OK;
+  if (oom || gw_arena_exhausted(a))
+    return GW_ERR(TOO_LARGE);
+  struct rd_limits *lim = rd_memo_limits(memo);
+  return lim ? lim->stop_rc : GW_OK;
 }
 
 /* ---- GenAI events ---- */
@@ -468,7 +479,7 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
     if (!r->enabled)
       continue;
     e->redaction_count = (struct gw_opt_i64){st.total, true};
-    uint32_t nkinds = st.deny ? 1 : 0;
+    uint32_t nkinds = (st.deny ? 1 : 0) + (st.limited ? 1 : 0);
     for (size_t k = 0; k < nk; k++)
       nkinds += st.kinds[k] != 0;
     e->redacted_kinds = (struct gw_strv){NULL, 0};
@@ -483,7 +494,10 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
         v[w++] = r->det[k].name;
     if (st.deny)
       v[w++] = "deny_list";
+    if (st.limited)
+      v[w++] = "redaction_limit";
     e->redacted_kinds = (struct gw_strv){v, w};
   }
-  return GW_OK;
+  struct rd_limits *lim = rd_memo_limits(memo);
+  return lim ? lim->stop_rc : GW_OK;
 }

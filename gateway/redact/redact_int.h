@@ -33,6 +33,8 @@ struct gw_redactor {
   uint32_t user_match_opts; /* pcre2_match options for user patterns (PCRE2_NO_JIT under valgrind) */
   size_t nuser;
   pcre2_code *user[GW_REDACT_MAX_PATTERNS];
+  bool user_watched[GW_REDACT_MAX_PATTERNS]; /* compiled with a callout at each start (rd_watch_pattern) */
+  uint32_t scan_factor, cpu_ms_per_mib;      /* the policy's per-request limits */
   struct rd_det det[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
   int metric_slot[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
   unsigned char *hmac_key;
@@ -43,6 +45,31 @@ struct gw_redactor {
   size_t key_hash_size;
   uint32_t *prefix_keys; /* indexes of the prefix keys, the only ones rd_key_find walks */
   size_t nprefix;
+};
+
+/* Why values are replaced whole without (complete) scanning: genai_gateway_redaction_limited_total{reason}. */
+enum rd_limit {
+  RD_LIM_NONE,
+  RD_LIM_MATCH,     /* a user pattern hit a pcre2 match, depth, heap or JIT stack limit */
+  RD_LIM_MATCH_ERR, /* any other pcre2 match error */
+  RD_LIM_SCAN,      /* the request's scan budget (scan_factor) */
+  RD_LIM_CPU,       /* the request's CPU budget (cpu_ms_per_mib) */
+  RD_LIM__COUNT
+};
+extern const char *const rd_limit_names[RD_LIM__COUNT]; /* the metric's reason label */
+
+/* One request's limits (gw_redact_memo_limit), kept in its memo. */
+struct rd_limits {
+  bool on;
+  uint64_t work, work_max;   /* bytes read by detector passes and JSON parses; work_max 0: none */
+  uint64_t checked;          /* work at the last clock/stop check */
+  uint32_t calls;            /* checks skipped since the last one */
+  uint64_t cpu_start, cpu_max; /* thread CPU ns; cpu_max 0: none */
+  gw_rc (*stop)(void *arg);
+  void *stop_arg;
+  gw_rc stop_rc;             /* non-zero: stop said stop */
+  enum rd_limit why;         /* a budget ran out: the rest of the request is masked */
+  size_t request_bytes;
 };
 
 /* One value's redaction context. */
@@ -57,6 +84,8 @@ struct rd_ctx {
   bool truncated, oom;
   int jdepth; /* JSON inside JSON strings */
   struct gw_redact_memo *memo; /* NULL: every text is scanned */
+  struct rd_limits *lim;       /* the memo's limits; NULL: none */
+  int user;                    /* the user pattern being run (for the callout), -1: none */
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
@@ -100,10 +129,28 @@ bool rd_hash_token(const unsigned char *key, size_t key_len, const char *stem, c
 /* redact.c: policy lookup for a key (NULL = no key): NULL when no rule applies. */
 const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, size_t len);
 
+/* redact_limits.c */
+#define RD_LIMIT_MASK "[REDACTION_LIMIT]"
+struct rd_limits *rd_memo_limits(struct gw_redact_memo *m);
+/* Count n bytes read; false when the request must not scan further (a budget ran out, or stop). */
+bool rd_charge(struct rd_ctx *c, size_t n);
+/* The periodic check inside long scans (cheap unless due); false as rd_charge. */
+bool rd_tick(struct rd_ctx *c);
+/* A value replaced whole for reason why (pattern: the user pattern involved, -1: none): counted in the
+ * metric, logged the first time per reason. */
+void rd_limited(struct rd_ctx *c, enum rd_limit why, int pattern, size_t len);
+/* pcre2's callout, set on the match context while a watched user pattern runs; data is the rd_ctx. */
+int rd_callout(pcre2_callout_block *b, void *data);
+/* u's regex compiled with a callout before each match attempt, so a long single match can be checked;
+ * NULL when the regex cannot be wrapped so that it means the same (the unwrapped code is then used). */
+pcre2_code *rd_watch_pattern(const char *regex, const pcre2_code *plain);
+
 /* metrics (redact_metrics.c) */
 void rd_metrics_init(void);
 int rd_metric_slot(const char *kind);
 void rd_metric_add(int slot, uint32_t n);
 int rd_metric_slot_deny(void);
+void rd_metric_limited(enum rd_limit why);
+int64_t rd_metric_limited_get(enum rd_limit why);
 
 #endif

@@ -466,7 +466,9 @@ static bool cut(struct rd_ctx *c, const char *s, size_t len, const char **out, s
 
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen)
 {
-  if (c->jdepth < RJ_MAX_NEST && looks_json(s, len)) {
+  /* Past a budget JSON is still walked (linear), so its strings are masked one by one and it stays valid
+   * JSON (the attributes column is jsonb); once stopped nothing is worth the walk. */
+  if (c->jdepth < RJ_MAX_NEST && looks_json(s, len) && (rd_charge(c, len) || !c->lim->stop_rc)) {
     enum rd_res res;
     c->jdepth++;
     int rc = json(c, s, len, attr_mode, &res, out, outlen);

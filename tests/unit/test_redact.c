@@ -983,6 +983,190 @@ static void test_private_key_hostile(void **state)
   gw_redactor_destroy(r);
 }
 
+/* ---- per-request limits (issue 12) ---- */
+
+/* A request of one span holding attrs. */
+static GwTraceRequest *span_request(GwKeyValue **attrs, size_t n)
+{
+  GwSpan *sp = az(sizeof *sp);
+  gw_pb_span_init(sp);
+  sp->name = gw_arena_strdup(A, "span");
+  sp->attributes = attrs;
+  sp->n_attributes = n;
+  GwScopeSpans *ss = az(sizeof *ss);
+  gw_pb_scope_spans_init(ss);
+  ss->spans = az(sizeof(GwSpan *));
+  ss->spans[0] = sp;
+  ss->n_spans = 1;
+  GwResourceSpans *rs = az(sizeof *rs);
+  gw_pb_resource_spans_init(rs);
+  rs->scope_spans = az(sizeof(GwScopeSpans *));
+  rs->scope_spans[0] = ss;
+  rs->n_scope_spans = 1;
+  GwTraceRequest *req = az(sizeof *req);
+  gw_pb_trace_request_init(req);
+  req->resource_spans = az(sizeof(GwResourceSpans *));
+  req->resource_spans[0] = rs;
+  req->n_resource_spans = 1;
+  return req;
+}
+
+static const char *attr_of(GwTraceRequest *req, const char *key)
+{
+  GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+  for (size_t i = 0; i < sp->n_attributes; i++)
+    if (!strcmp(sp->attributes[i]->key, key))
+      return sp->attributes[i]->value->string_value;
+  return NULL;
+}
+
+/* One value through a record field with the request's limits on (request_bytes as the receiver says). */
+static const char *limited_red(const struct gw_redactor *r, const char *s, size_t request_bytes,
+                               struct gw_redact_stats *st)
+{
+  struct gw_redact_memo *m = gw_redact_memo_create(A);
+  gw_redact_memo_limit(m, r, request_bytes, NULL, NULL);
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.error_message = s;
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, m), GW_OK);
+  if (st) {
+    memset(st, 0, sizeof *st);
+    st->total = (uint32_t)rec.redaction_count.v;
+    for (uint32_t k = 0; k < rec.redacted_kinds.n; k++)
+      if (!strcmp(rec.redacted_kinds.v[k], "redaction_limit"))
+        st->limited = 1;
+  }
+  return rec.error_message;
+}
+
+/* A user pattern that backtracks exponentially hits pcre2's match limit: the value goes whole, counted. */
+static void test_user_pattern_match_limit(void **state)
+{
+  (void)state;
+  struct gw_redact_user_pattern pats[] = {{"greedy", "^(\\w+\\s?)*$", NULL, GW_REDACT_MASK}};
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.patterns = pats;
+  p.n_patterns = 1;
+  p.max_content_bytes = 0;
+  struct gw_redactor *r = make(&p);
+  int64_t before = rd_metric_limited_get(RD_LIM_MATCH);
+  struct gw_redact_stats st;
+  const char *o = limited_red(r, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa! mail bob@example.com", 100, &st);
+  assert_string_equal(o, "[REDACTION_FAILED]");
+  assert_int_equal(st.limited, 1);
+  assert_int_equal(rd_metric_limited_get(RD_LIM_MATCH), before + 1);
+  /* the metric is rendered */
+  struct gw_sb out;
+  gw_sb_init(&out, A);
+  gw_metrics_render(&out);
+  assert_non_null(gw_sb_finish(&out));
+  assert_non_null(strstr(out.buf, "genai_gateway_redaction_limited_total{reason=\"match_limit\"} "));
+  gw_redactor_destroy(r);
+}
+
+/* A user pattern that reads the rest of the value from every start (no backtracking for pcre2's match limit
+ * to count: minutes over 1 MiB in one pcre2_match call) is stopped by the request's CPU budget, inside the
+ * call, and the value goes whole. */
+static void test_user_pattern_cpu_budget(void **state)
+{
+  (void)state;
+  struct gw_redact_user_pattern pats[] = {{"slow", "1(?=\\d*x)", NULL, GW_REDACT_MASK}};
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.patterns = pats;
+  p.n_patterns = 1;
+  p.max_content_bytes = 0;
+  p.cpu_ms_per_mib = 1; /* the floor applies: 100 ms */
+  struct gw_redactor *r = make(&p);
+  assert_true(r->user_watched[0]);
+  char *digits = repeat("1", 1u << 20);
+  int64_t before = rd_metric_limited_get(RD_LIM_CPU);
+  struct gw_redact_stats st;
+  assert_string_equal(limited_red(r, digits, 1u << 20, &st), "[REDACTION_LIMIT]");
+  assert_int_equal(st.limited, 1);
+  assert_int_equal(rd_metric_limited_get(RD_LIM_CPU), before + 1);
+  /* the same pattern on ordinary input finds what it should */
+  assert_string_equal(limited_red(r, "a 12x b", 100, NULL), "a [SLOW_REDACTED]2x b");
+  free(digits);
+  gw_redactor_destroy(r);
+}
+
+/* Past the scan budget every later value of the request goes whole and unscanned, allow-listed keys are
+ * left alone, deny-listed ones still removed, and a record's JSON columns stay valid JSON. */
+static void test_scan_budget(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.scan_factor = 1; /* 1 x request bytes + 1 MiB */
+  struct gw_redactor *r = make(&p);
+  char *big = repeat("plain words ", (3u << 20) / 12);
+  GwTraceRequest *req = span_request(
+    kvs(5, kv("gen_ai.request.model", av_str("gpt-4o")), kv("app.big", av_str(big)),
+        kv("app.mail", av_str("write to bob@example.com")), kv("http.request.header.cookie", av_str("sid=1")),
+        kv("app.plain", av_str("nothing here"))),
+    5);
+  struct gw_redact_memo *m = gw_redact_memo_create(A);
+  gw_redact_memo_limit(m, r, 1000, NULL, NULL);
+  int64_t before = rd_metric_limited_get(RD_LIM_SCAN);
+  assert_int_equal(gw_redact_request(r, req, A, m), GW_OK);
+  assert_string_equal(attr_of(req, "gen_ai.request.model"), "gpt-4o");
+  assert_string_equal(attr_of(req, "app.big"), "[REDACTION_LIMIT]");
+  assert_string_equal(attr_of(req, "app.mail"), "[REDACTION_LIMIT]");
+  assert_string_equal(attr_of(req, "app.plain"), "[REDACTION_LIMIT]");
+  assert_null(attr_of(req, "http.request.header.cookie"));
+  assert_int_equal(rd_metric_limited_get(RD_LIM_SCAN), before + 3);
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.attributes = "{\"gen_ai.request.model\":\"gpt-4o\",\"app.mail\":\"bob@example.com\",\"n\":[1,\"x\"]}";
+  rec.prompt_content = "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi bob@example.com\"}]}]";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, m), GW_OK);
+  assert_string_equal(rec.attributes, "{\"gen_ai.request.model\":\"gpt-4o\",\"app.mail\":\"[REDACTION_LIMIT]\","
+                                      "\"n\":[1,\"[REDACTION_LIMIT]\"]}");
+  struct json_object *o = json_tokener_parse(rec.prompt_content);
+  assert_non_null(o);
+  json_object_put(o);
+  assert_null(strstr(rec.prompt_content, "bob@"));
+  bool kind = false;
+  for (uint32_t k = 0; k < rec.redacted_kinds.n; k++)
+    kind |= !strcmp(rec.redacted_kinds.v[k], "redaction_limit");
+  assert_true(kind);
+  /* without limits the same request is scanned as always */
+  req = span_request(kvs(1, kv("app.mail", av_str("write to bob@example.com"))), 1);
+  assert_int_equal(gw_redact_request(r, req, A, NULL), GW_OK);
+  assert_string_equal(attr_of(req, "app.mail"), "write to [EMAIL_REDACTED]");
+  free(big);
+  gw_redactor_destroy(r);
+}
+
+/* The callout in front of a user pattern changes nothing it matches: extended mode with a trailing
+ * comment, top-level alternation, a leading (*VERB), an open \Q, groups and back-references. */
+static void test_watched_patterns_same(void **state)
+{
+  (void)state;
+  struct gw_redact_user_pattern pats[] = {
+    {"ext", "(?x) EMP - \\d{6}  # employee ids", NULL, GW_REDACT_MASK},
+    {"alt", "foo\\d+|bar\\d+", NULL, GW_REDACT_MASK},
+    {"verb", "(*UCP)\\bzeta\\w+", NULL, GW_REDACT_MASK},
+    {"quoted", "lit\\Q.*+", NULL, GW_REDACT_MASK},
+    {"backref", "(q)(?<w>r)\\1\\k<w>", NULL, GW_REDACT_MASK},
+  };
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.patterns = pats;
+  p.n_patterns = sizeof pats / sizeof pats[0];
+  struct gw_redactor *r = make(&p);
+  for (size_t i = 0; i < p.n_patterns; i++)
+    if (!r->user_watched[i])
+      fail_msg("pattern %s is not watched", pats[i].name);
+  assert_string_equal(limited_red(r, "EMP-123456 foo12 bar3 zetaé lit.*+ qrqr EMP-12", 100, NULL),
+                      "[EXT_REDACTED] [ALT_REDACTED] [ALT_REDACTED] [VERB_REDACTED] [QUOTED_REDACTED] "
+                      "[BACKREF_REDACTED] EMP-12");
+  gw_redactor_destroy(r);
+}
+
 /* ---- the per-request memo ---- */
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
@@ -1267,6 +1451,10 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_event_content_cut, setup, teardown),
     cmocka_unit_test_setup_teardown(test_private_key_same_as_regex, setup, teardown),
     cmocka_unit_test_setup_teardown(test_private_key_hostile, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_user_pattern_match_limit, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_user_pattern_cpu_budget, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_scan_budget, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_watched_patterns_same, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
