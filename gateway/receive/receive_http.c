@@ -4,8 +4,13 @@
  * Content-Encoding: gzip. libmicrohttpd hands the body over in chunks of at most 32 KiB: they are
  * accumulated under the request size cap and the global in-flight budget, so a slow or huge upload can
  * pin neither unbounded memory nor more than its share. Status codes follow OTLP §"HTTP status codes".
+ * A client that closes its connection while its request is processed is seen between stages and inside
+ * redaction (its socket polled for a hang-up, as nginx does for proxied requests): the work stops and no
+ * answer is sent. A client that only half-closes (shuts down its sending side) after its request looks
+ * the same and is treated as gone. OTLP/HTTP has no deadline header, so there is no deadline here.
  */
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +90,15 @@ static enum MHD_Result reply_error(struct gw_http_receiver *r, struct MHD_Connec
                               body, len, ra);
   gw_arena_destroy(a);
   return ret;
+}
+
+/* The client hung up (or shut down its side): nobody will read the answer. */
+static gw_rc client_gone(void *arg)
+{
+  struct pollfd pfd = {.fd = *(const int *)arg, .events = POLLRDHUP};
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+    return GW_ERR(CANCELLED);
+  return GW_OK;
 }
 
 /* Media type without parameters, case-insensitive. */
@@ -188,6 +202,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
   struct gw_arena *a = gw_arena_thread(cap);
   struct gw_request_outcome o;
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  int fd = ci ? ci->connect_fd : -1;
+  if (fd >= 0)
+    gw_request_limit(0, client_gone, &fd);
   if (q->logs)
     gw_request_logs(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
   else
@@ -196,6 +214,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   const void *body;
   size_t len;
   gw_receive_encode_response(a, json, &o, ra, &body, &len);
+  if (o.err.rc == GW_ERR(CANCELLED)) {
+    gw_arena_reset(a);
+    return MHD_NO; /* nobody to answer: close the connection */
+  }
   unsigned status = o.err.rc ? (unsigned)gw_err_http_status(o.err.rc) : 200;
   if (o.err.rc && !gw_err_retryable(o.err.rc))
     gw_debug("http", "request refused: %s", o.err.msg);
