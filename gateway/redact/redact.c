@@ -141,14 +141,28 @@ static struct rd_tls *tls_get(void)
   return t;
 }
 
-/* ---- keys ---- */
+/* ---- keys ----
+ * Matched without regard to ASCII case: HTTP header names are case-insensitive (RFC 9110 §5.1), and an SDK
+ * that records http.request.header.Authorization must meet the deny list all the same. Rules are stored
+ * lowercased. */
+
+static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c; }
 
 static uint32_t key_hash(const char *s, size_t n)
 {
   uint32_t h = 2166136261u;
   for (size_t i = 0; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 16777619u;
+    h = (h ^ lower((unsigned char)s[i])) * 16777619u;
   return h;
+}
+
+/* a (any case) equals the lowercased rule b over n bytes */
+static bool key_eq(const char *a, const char *b, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (lower((unsigned char)a[i]) != (unsigned char)b[i])
+      return false;
+  return true;
 }
 
 const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, size_t len)
@@ -162,14 +176,14 @@ const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, s
       if (!e)
         break;
       const struct rd_key *k = &r->keys[e - 1];
-      if (!k->prefix && k->len == len && !memcmp(k->key, key, len))
+      if (!k->prefix && k->len == len && key_eq(key, k->key, len))
         return k;
     }
   }
   const struct rd_key *best = NULL;
   for (size_t i = 0; i < r->nprefix; i++) {
     const struct rd_key *k = &r->keys[r->prefix_keys[i]];
-    if (k->len <= len && !memcmp(k->key, key, k->len) && (!best || k->len > best->len))
+    if (k->len <= len && key_eq(key, k->key, k->len) && (!best || k->len > best->len))
       best = k;
   }
   return best;
@@ -202,7 +216,7 @@ static void add_key(struct gw_redactor *r, size_t *cap, const char *key, enum gw
     len--;
   for (size_t i = 0; i < r->nkeys; i++) {
     struct rd_key *k = &r->keys[i];
-    if (k->prefix == prefix && k->len == len && !memcmp(k->key, key, len)) {
+    if (k->prefix == prefix && k->len == len && key_eq(key, k->key, len)) {
       if (deny)
         k->deny = true;
       else if (act == GW_REDACT_OFF || k->action != GW_REDACT_OFF)
@@ -216,7 +230,8 @@ static void add_key(struct gw_redactor *r, size_t *cap, const char *key, enum gw
   }
   struct rd_key *k = &r->keys[r->nkeys++];
   k->key = gw_malloc(len + 1);
-  memcpy(k->key, key, len);
+  for (size_t i = 0; i < len; i++)
+    k->key[i] = (char)lower((unsigned char)key[i]);
   k->key[len] = 0;
   k->len = len;
   k->prefix = prefix;

@@ -1167,6 +1167,49 @@ static void test_watched_patterns_same(void **state)
   gw_redactor_destroy(r);
 }
 
+/* ---- redaction gaps found on stored rows (issue 12, item 8) ---- */
+
+/* Issue 12: http.request.header.Authorization was stored. Keys meet their rules whatever their ASCII case,
+ * rules written in any case too; in a request's kvlists and a record's attributes JSON alike. */
+static void test_keys_any_case(void **state)
+{
+  (void)state;
+  const char *mail = "alice@example.com";
+  struct gw_redactor *r = make_default();
+  assert_null(red(r, "http.request.header.Authorization", "Basic abc"));
+  assert_null(red(r, "HTTP.REQUEST.HEADER.COOKIE", "session=1"));
+  assert_null(red(r, "http.request.header.X-Api-Key", "whatever"));
+  assert_ptr_equal(red(r, "Gen_AI.Request.Model", mail), mail);
+  assert_ptr_equal(red(r, "Telemetry.SDK.language", mail), mail); /* prefix rule telemetry.sdk.* */
+  assert_string_equal(red(r, "http.request.header.authorizatio", mail), "[EMAIL_REDACTED]"); /* not the key */
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.attributes = "{\"a\":1,\"http.request.header.Authorization\":\"Bearer x\"}";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
+  assert_string_equal(rec.attributes, "{\"a\":1}");
+  GwKeyValue **kv0 = kvs(2, kv("http.request.header.Authorization", av_str("Basic dXNlcjpwYXNz")),
+                         kv("app", av_str("fine")));
+  GwTraceRequest *req = span_request(kv0, 2);
+  assert_int_equal(gw_redact_request(r, req, A, NULL), GW_OK);
+  assert_null(attr_of(req, "http.request.header.Authorization"));
+  assert_string_equal(attr_of(req, "app"), "fine");
+  gw_redactor_destroy(r);
+
+  static const char *const deny[] = {"X-Internal-Token"};
+  static const struct gw_redact_key_rule rules[] = {{"App.User.*", GW_REDACT_DROP}};
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.deny_keys = deny;
+  p.n_deny_keys = 1;
+  p.key_rules = rules;
+  p.n_key_rules = 1;
+  r = make(&p);
+  assert_null(red(r, "x-internal-token", "t"));
+  assert_null(red(r, "app.user.email", mail));
+  assert_string_equal(red(r, "app.user.note", "nothing"), "nothing");
+  gw_redactor_destroy(r);
+}
+
 /* ---- the per-request memo ---- */
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
@@ -1455,6 +1498,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_user_pattern_cpu_budget, setup, teardown),
     cmocka_unit_test_setup_teardown(test_scan_budget, setup, teardown),
     cmocka_unit_test_setup_teardown(test_watched_patterns_same, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_keys_any_case, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
