@@ -173,7 +173,9 @@ void gw_redact_memo_limit(struct gw_redact_memo *m, const struct gw_redactor *r,
 
 /*
  * Redact a decoded request in place: every string attribute value (resource, scope, span, span event and
- * link attributes, recursively through arrays and kvlists), span and event names, span status messages.
+ * link attributes, recursively through arrays and kvlists), span and event names, span status messages,
+ * scope names (key otel.scope.name) and versions (otel.scope.version), trace states (trace_state), schema
+ * URLs (schema_url). Names cannot be removed: dropped, they read "[REDACTED]"; the other texts become "".
  * Deny-listed and drop-action attributes are removed from their arrays. Counts each redaction in the
  * redaction metric. Returns GW_ERR(TOO_LARGE) when the arena is exhausted, the rc of the memo's stop
  * function when it said stop (the request is then half redacted: never forward it), else OK.
@@ -181,18 +183,20 @@ void gw_redact_memo_limit(struct gw_redact_memo *m, const struct gw_redactor *r,
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
                         struct gw_redact_memo *memo);
 
-/* The same for a logs request: resource, scope and log record attributes, and each record's body (a
- * string or kvlist body is redacted value by value; one whose whole value must be dropped is removed). */
+/* The same for a logs request: resource, scope and log record attributes, scope names and versions,
+ * schema URLs, each record's severity text (log.severity_text) and event name (event.name), and its body
+ * (a string or kvlist body is redacted value by value; one whose whole value must be dropped is removed). */
 gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a,
                              struct gw_redact_memo *memo);
 
 /*
  * Redact and truncate records in place (their strings are replaced by arena strings): prompt_content,
  * response_content (JSON: string values redacted and cut, structure kept), system_prompt, error_message,
- * span_name, session_id, user_id, error_code, parameters, attributes and resource (JSON objects whose
- * top-level keys are attribute keys), and the model/provider names unless allow-listed. Each record field
- * is looked up under the attribute key it comes from (user_id under user.id, prompt_content under
- * gen_ai.input.messages, ...), so allow/deny/key rules treat the record as they treat the span.
+ * span_name, scope_name, session_id, user_id, error_code, service_tier, parameters, attributes and resource
+ * (JSON objects whose top-level keys are attribute keys), and the model/provider names unless allow-listed.
+ * Each record field is looked up under the attribute key it comes from (user_id under user.id,
+ * prompt_content under gen_ai.input.messages, ...), so allow/deny/key rules treat the record as they treat
+ * the span.
  * prompt_hash is left alone (computed before redaction). Sets redaction_count, redacted_kinds and
  * GW_FLAG_CONTENT_TRUNCATED. Does not count into the metric (gw_redact_request does, once per value
  * forwarded). Returns GW_ERR(TOO_LARGE) when the arena is exhausted, the stop rc (see gw_redact_request),
@@ -204,7 +208,8 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 /*
  * Redact GenAI events in place: content and text_content, looked up under the attribute key the same
  * content has on a span (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), so
- * the policy treats both paths alike. Sets redaction_count and redacted_kinds (when redaction is on). Kind
+ * the policy treats both paths alike; event_name as the log record's (event.name, never cut, "[REDACTED]"
+ * when dropped). Sets redaction_count and redacted_kinds (when redaction is on). Kind
  * names point into the redactor (it outlives the events). Not counted in the metric (the request's
  * redaction counts). Content is cut like a record's (also with redaction off): the messages of one span
  * and direction in the request share one max_content_bytes budget over their long strings, as a span's

@@ -4,7 +4,9 @@
  *
  * Key decisions:
  * - Requests: string attribute values at every level (resource, scope, span, event, link attributes,
- *   through arrays and kvlists), span and event names, status messages. Keys are looked up at every kvlist
+ *   through arrays and kvlists), span and event names, status messages, scope names and versions, trace
+ *   states, schema URLs, log records' severity texts and event names: every string the client sends but
+ *   attribute keys. Keys are looked up at every kvlist
  *   level; a nested key without a rule inherits its parent's. A drop removes the nearest key/value pair
  *   (an array element's drop removes the pair holding the array). Names and status messages cannot be
  *   removed: a drop or deny empties a status message and makes a name "[REDACTED]".
@@ -176,6 +178,17 @@ static void text(struct rd_ctx *c, char **field, const char *key, const char *dr
   c->secret_key = false;
 }
 
+/* A scope's name and version, and the schema URL of its group, under the keys semconv gives them. */
+static void scope_texts(struct rd_ctx *c, GwScope *scope, char **schema_url)
+{
+  if (scope) {
+    text(c, &scope->name, "otel.scope.name", "[REDACTED]");
+    text(c, &scope->version, "otel.scope.version", "");
+    kvs(c, scope->attributes, &scope->n_attributes, 0);
+  }
+  text(c, schema_url, "schema_url", "");
+}
+
 /* A request's redactions go to the metric (once per value forwarded); OOM when the arena ran out. */
 static gw_rc count_request(const struct gw_redactor *r, const struct gw_redact_stats *st, const struct rd_ctx *c)
 {
@@ -200,17 +213,18 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
       continue;
     if (rs->resource)
       kvs(&c, rs->resource->attributes, &rs->resource->n_attributes, 0);
+    text(&c, &rs->schema_url, "schema_url", "");
     for (size_t j = 0; j < rs->n_scope_spans; j++) {
       GwScopeSpans *ss = rs->scope_spans[j];
       if (!ss)
         continue;
-      if (ss->scope)
-        kvs(&c, ss->scope->attributes, &ss->scope->n_attributes, 0);
+      scope_texts(&c, ss->scope, &ss->schema_url);
       for (size_t k = 0; k < ss->n_spans; k++) {
         GwSpan *sp = ss->spans[k];
         if (!sp)
           continue;
         text(&c, &sp->name, "span.name", "[REDACTED]");
+        text(&c, &sp->trace_state, "trace_state", "");
         kvs(&c, sp->attributes, &sp->n_attributes, 0);
         for (size_t e = 0; e < sp->n_events; e++)
           if (sp->events[e]) {
@@ -218,8 +232,10 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
             kvs(&c, sp->events[e]->attributes, &sp->events[e]->n_attributes, 0);
           }
         for (size_t l = 0; l < sp->n_links; l++)
-          if (sp->links[l])
+          if (sp->links[l]) {
+            text(&c, &sp->links[l]->trace_state, "trace_state", "");
             kvs(&c, sp->links[l]->attributes, &sp->links[l]->n_attributes, 0);
+          }
         if (sp->status)
           text(&c, &sp->status->message, "status.message", "");
       }
@@ -243,16 +259,18 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
       continue;
     if (rl->resource)
       kvs(&c, rl->resource->attributes, &rl->resource->n_attributes, 0);
+    text(&c, &rl->schema_url, "schema_url", "");
     for (size_t j = 0; j < rl->n_scope_logs; j++) {
       GwScopeLogs *sl = rl->scope_logs[j];
       if (!sl)
         continue;
-      if (sl->scope)
-        kvs(&c, sl->scope->attributes, &sl->scope->n_attributes, 0);
+      scope_texts(&c, sl->scope, &sl->schema_url);
       for (size_t k = 0; k < sl->n_log_records; k++) {
         GwLogRecord *l = sl->log_records[k];
         if (!l)
           continue;
+        text(&c, &l->severity_text, "log.severity_text", "");
+        text(&c, &l->event_name, "event.name", "[REDACTED]");
         kvs(&c, l->attributes, &l->n_attributes, 0);
         /* The body is the record's message: a string or a kvlist (GenAI events: content, message,
          * tool_calls, ...); a dropped body becomes an empty one, the record itself is kept. */
@@ -275,6 +293,7 @@ static const struct {
 } rfields[] = {
 #define RF(field, key, mode) {offsetof(struct gw_record, field), key, mode}
   RF(service_name, "service.name", RF_TEXT),
+  RF(scope_name, "otel.scope.name", RF_TEXT),
   RF(span_name, "span.name", RF_TEXT),
   RF(operation, "gen_ai.operation.name", RF_TEXT),
   RF(provider, "gen_ai.provider.name", RF_TEXT),
@@ -284,6 +303,7 @@ static const struct {
   RF(session_id, "session.id", RF_TEXT),
   RF(user_id, "user.id", RF_TEXT),
   RF(error_code, "error.type", RF_TEXT),
+  RF(service_tier, "openai.response.service_tier", RF_TEXT),
   RF(error_message, "status.message", RF_CONTENT_TEXT),
   RF(system_prompt, "gen_ai.system_instructions", RF_CONTENT_TEXT),
   RF(prompt_content, "gen_ai.input.messages", RF_CONTENT_JSON),
@@ -472,6 +492,11 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
     }
     if (e->text_content) /* the same text as content's parts: counted once, from content */
       e->text_content = redact_value(r, key, e->text_content, strlen(e->text_content), a, &tst, memo, NULL, max, &oom);
+    if (e->event_name) { /* a name, never cut (part of the row's key): as the log record's own */
+      const char *nm = redact_value(r, "event.name", e->event_name, strlen(e->event_name), a, &st, memo, NULL,
+                                    SIZE_MAX, &oom);
+      e->event_name = nm ? nm : "[REDACTED]";
+    }
     if (oom)
       return GW_ERR(TOO_LARGE);
     if (!e->content)

@@ -1210,6 +1210,92 @@ static void test_keys_any_case(void **state)
   gw_redactor_destroy(r);
 }
 
+/* Issue 12: scope name and version, trace states, schema URLs, a log record's severity text and event name
+ * reached the forwarded request (and scope_name the stored row, event_name the events table) unscanned. */
+static void test_texts_everywhere(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  GwTraceRequest *req = span_request(kvs(1, kv("app", av_str("fine"))), 1);
+  GwResourceSpans *rs = req->resource_spans[0];
+  GwScopeSpans *ss = rs->scope_spans[0];
+  GwSpan *sp = ss->spans[0];
+  rs->schema_url = gw_arena_strdup(A, "https://schemas.example.com/rs-owner@example.com");
+  ss->schema_url = gw_arena_strdup(A, "https://schemas.example.com/10.9.8.7");
+  ss->scope = az(sizeof *ss->scope);
+  gw_pb_scope_init(ss->scope);
+  ss->scope->name = gw_arena_strdup(A, "lib/scope-owner@example.com");
+  ss->scope->version = gw_arena_strdup(A, "1.0 by 203.0.113.77");
+  sp->trace_state = gw_arena_strdup(A, "vendor=ts-user@example.com,other=1");
+  sp->n_links = 1;
+  sp->links = az(sizeof(GwSpanLink *));
+  sp->links[0] = az(sizeof(GwSpanLink));
+  gw_pb_span_link_init(sp->links[0]);
+  sp->links[0]->trace_state = gw_arena_strdup(A, "v=123-45-6789");
+  assert_int_equal(gw_redact_request(r, req, A, NULL), GW_OK);
+  size_t len;
+  uint8_t *b = pack(req, &len);
+  static const char *const gone[] = {"rs-owner@example.com", "10.9.8.7", "scope-owner@example.com", "203.0.113.77",
+                                     "ts-user@example.com", "123-45-6789"};
+  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+    if (memmem(b, len, gone[i], strlen(gone[i])))
+      fail_msg("'%s' survived in the forwarded request", gone[i]);
+  assert_string_equal(ss->scope->name, "lib/[EMAIL_REDACTED]");
+  assert_string_equal(ss->scope->version, "1.0 by [IP_REDACTED]");
+  assert_string_equal(sp->trace_state, "vendor=[EMAIL_REDACTED],other=1");
+
+  /* logs */
+  GwLogRecord *l = az(sizeof *l);
+  gw_pb_log_record_init(l);
+  l->severity_text = gw_arena_strdup(A, "WARN for sev-user@example.com");
+  l->event_name = gw_arena_strdup(A, "app.event ev-user@example.com");
+  GwScopeLogs *sl = az(sizeof *sl);
+  gw_pb_scope_logs_init(sl);
+  sl->scope = az(sizeof *sl->scope);
+  gw_pb_scope_init(sl->scope);
+  sl->scope->name = gw_arena_strdup(A, "log-scope 10.1.2.3");
+  sl->log_records = az(sizeof(GwLogRecord *));
+  sl->log_records[0] = l;
+  sl->n_log_records = 1;
+  GwResourceLogs *rl = az(sizeof *rl);
+  gw_pb_resource_logs_init(rl);
+  rl->scope_logs = az(sizeof(GwScopeLogs *));
+  rl->scope_logs[0] = sl;
+  rl->n_scope_logs = 1;
+  GwLogsRequest *lreq = az(sizeof *lreq);
+  gw_pb_logs_request_init(lreq);
+  lreq->resource_logs = az(sizeof(GwResourceLogs *));
+  lreq->resource_logs[0] = rl;
+  lreq->n_resource_logs = 1;
+  assert_int_equal(gw_redact_logs_request(r, lreq, A, NULL), GW_OK);
+  len = gw_pb_logs_request_size(lreq);
+  b = az(len + 1);
+  gw_pb_logs_request_pack(lreq, b);
+  static const char *const lgone[] = {"sev-user@example.com", "ev-user@example.com", "10.1.2.3"};
+  for (size_t i = 0; i < sizeof lgone / sizeof lgone[0]; i++)
+    if (memmem(b, len, lgone[i], strlen(lgone[i])))
+      fail_msg("'%s' survived in the forwarded logs request", lgone[i]);
+  assert_string_equal(l->severity_text, "WARN for [EMAIL_REDACTED]");
+  assert_string_equal(l->event_name, "app.event [EMAIL_REDACTED]");
+
+  /* the stored row's scope_name, the events table's event_name */
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.scope_name = "lib/scope-owner@example.com";
+  rec.service_tier = "tier for 10.0.0.9";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
+  assert_string_equal(rec.scope_name, "lib/[EMAIL_REDACTED]");
+  assert_string_equal(rec.service_tier, "tier for [IP_REDACTED]");
+  struct gw_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.event_name = "gen_ai.user.message ev-user@example.com";
+  ev.content = "{\"role\":\"user\",\"content\":\"hi\"}";
+  assert_int_equal(gw_redact_events(r, &ev, 1, A, NULL), GW_OK);
+  assert_string_equal(ev.event_name, "gen_ai.user.message [EMAIL_REDACTED]");
+  assert_int_equal(ev.redaction_count.v, 1);
+  gw_redactor_destroy(r);
+}
+
 /* ---- the per-request memo ---- */
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
@@ -1499,6 +1585,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_scan_budget, setup, teardown),
     cmocka_unit_test_setup_teardown(test_watched_patterns_same, setup, teardown),
     cmocka_unit_test_setup_teardown(test_keys_any_case, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_texts_everywhere, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
