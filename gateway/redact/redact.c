@@ -584,7 +584,8 @@ static void count(struct rd_ctx *c, uint32_t det)
   }
 }
 
-static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, const char *src, size_t len, const char **out,
+                              size_t *outlen);
 
 /* ---- the per-request memo ----
  * One request's texts come back several times: a message text is in the request's gen_ai.input.messages,
@@ -696,7 +697,7 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
     return RD_SAME;
   struct gw_redact_memo *m = c->memo;
   if (!m || len < MEMO_MIN)
-    return plain_scan(c, s, len, out, outlen);
+    return plain_scan(c, s, s, len, out, outlen);
   unsigned ctx = (unsigned)c->key_action << 1 | (c->secret_key ? 1u : 0u);
   uint64_t h = memo_hash(s, len, ctx);
   bool found;
@@ -713,7 +714,7 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   struct gw_redact_stats mine, *theirs = c->st;
   memset(&mine, 0, sizeof mine);
   c->st = &mine;
-  enum rd_res res = plain_scan(c, s, len, out, outlen);
+  enum rd_res res = plain_scan(c, s, s, len, out, outlen);
   c->st = theirs;
   size_t nk = GW_RK__COUNT + r->nuser, nc = 0;
   for (size_t k = 0; k < nk; k++)
@@ -752,7 +753,16 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   return res;
 }
 
-static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
+enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,
+                         size_t *outlen)
+{
+  return c->r->enabled && len ? plain_scan(c, scan, src, len, out, outlen) : RD_SAME;
+}
+
+/* The detectors over s; the output copies the bytes between matches, and hashes the matches, from src (the
+ * same length: s itself, or the bytes a binary value's scan copy stands for, redact_bytes.c). */
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, const char *src, size_t len, const char **out,
+                              size_t *outlen)
 {
   const struct gw_redactor *r = c->r;
   struct rd_matches m = {.a = c->a};
@@ -839,7 +849,7 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
     enum gw_redact_action act = c->key_action != GW_REDACT_DEFAULT ? c->key_action : d->action;
     if (act == GW_REDACT_HASH) {
       /* a hash that cannot be computed falls back to the mask: never the value itself */
-      if (!r->hmac_key || !rd_hash_token(r->hmac_key, r->hmac_key_len, d->stem, s + m.v[i].start,
+      if (!r->hmac_key || !rd_hash_token(r->hmac_key, r->hmac_key_len, d->stem, src + m.v[i].start,
                                          m.v[i].end - m.v[i].start, tok[i], sizeof tok[i]))
         snprintf(tok[i], sizeof tok[i], "%s", d->mask);
     } else if (tok) {
@@ -857,13 +867,13 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
   for (size_t i = 0; i < m.n; i++) {
     const char *rep = tok && tok[i][0] ? tok[i] : r->det[m.v[i].det].mask;
     size_t rl = strlen(rep);
-    memcpy(w, s + prev, m.v[i].start - prev);
+    memcpy(w, src + prev, m.v[i].start - prev);
     w += m.v[i].start - prev;
     memcpy(w, rep, rl);
     w += rl;
     prev = m.v[i].end;
   }
-  memcpy(w, s + prev, len - prev);
+  memcpy(w, src + prev, len - prev);
   w += len - prev;
   *w = 0;
   *out = res;

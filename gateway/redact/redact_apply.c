@@ -3,8 +3,8 @@
  * forwarded, and every text field of the records that will be stored.
  *
  * Key decisions:
- * - Requests: string attribute values at every level (resource, scope, span, event, link attributes,
- *   through arrays and kvlists), span and event names, status messages, scope names and versions, trace
+ * - Requests: string and bytes attribute values at every level (resource, scope, span, event, link
+ *   attributes, through arrays and kvlists), span and event names, status messages, scope names and versions, trace
  *   states, schema URLs, log records' severity texts and event names: every string the client sends but
  *   attribute keys. Keys are looked up at every kvlist
  *   level; a nested key without a rule inherits its parent's. A drop removes the nearest key/value pair
@@ -116,6 +116,14 @@ static enum rd_res any(struct rd_ctx *c, GwAnyValue *v, int depth)
     enum rd_res res = rd_value(c, v->string_value, strlen(v->string_value), false, &o, &ol);
     if (res == RD_CHANGED)
       v->string_value = (char *)o;
+    return res == RD_DROP ? RD_DROP : RD_SAME;
+  }
+  case GW_AV_BYTES: { /* scanned as text, or its ASCII runs when binary (redact_bytes.c) */
+    const char *o;
+    size_t ol;
+    enum rd_res res = rd_bytes(c, v->bytes_value.data, v->bytes_value.len, &o, &ol);
+    if (res == RD_CHANGED)
+      v->bytes_value = (ProtobufCBinaryData){ol, (uint8_t *)o};
     return res == RD_DROP ? RD_DROP : RD_SAME;
   }
   case GW_AV_ARRAY:

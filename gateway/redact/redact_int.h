@@ -92,6 +92,15 @@ enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
 
 /* redact.c: the detectors over plain text; *out and *outlen are set on RD_CHANGED (NUL-terminated, arena). */
 enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+/* The same over scan, with the output made of src's bytes between matches (src and scan: len bytes each).
+ * Not memoized. */
+enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,
+                         size_t *outlen);
+/* redact_bytes.c: a bytes value (see gw_redact_request); *out and *outlen as rd_plain (bytes, NUL-terminated). */
+enum rd_res rd_bytes(struct rd_ctx *c, const uint8_t *b, size_t len, const char **out, size_t *outlen);
+/* A JSON string value of a record's attribute JSON that may be base64 of a bytes value: when it is, decoded,
+ * redacted as rd_bytes and encoded again; RD_SAME otherwise. */
+enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
 /* redact_json.c: a value that may be JSON text (attr_mode: object member names are attribute keys), then
  * truncation. */
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen);

@@ -18,6 +18,8 @@
  *   one budget of max_content_bytes; the string that crosses it is cut on a UTF-8 boundary and marked,
  *   later ones keep only the marker. Other fields cut each string at the cap.
  * - Numbers are copied as they are: a card number sent as a JSON number is not found (documented gap).
+ * - In attribute mode a string that is canonical base64 is also decoded and scanned as a bytes value
+ *   (redact_bytes.c): that is how a record's JSON holds them.
  */
 #include <stdint.h>
 #include <string.h>
@@ -374,7 +376,10 @@ static int value(struct rj *j, int depth)
       return RJ_ERR;
     if (j->copy)
       return RJ_OK;
-    enum rd_res res = rd_value(j->c, txt, tlen, false, &o, &olen);
+    /* a record's attribute JSON writes bytes values in base64 (redact_bytes.c) */
+    enum rd_res res = j->attr_mode ? rd_base64_value(j->c, txt, tlen, &o, &olen) : RD_SAME;
+    if (res == RD_SAME && !j->c->oom)
+      res = rd_value(j->c, txt, tlen, false, &o, &olen);
     if (res == RD_DROP)
       return RJ_DROP;
     if (res == RD_CHANGED) {

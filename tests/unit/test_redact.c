@@ -1296,6 +1296,76 @@ static void test_texts_everywhere(void **state)
   gw_redactor_destroy(r);
 }
 
+static GwAnyValue *av_bytes(const void *p, size_t n)
+{
+  GwAnyValue *v = az(sizeof *v);
+  gw_pb_any_value_init(v);
+  v->value_case = GW_AV_BYTES;
+  uint8_t *d = az(n + 1);
+  memcpy(d, p, n);
+  v->bytes_value = (ProtobufCBinaryData){n, d};
+  return v;
+}
+
+static const ProtobufCBinaryData *bytes_of(GwTraceRequest *req, const char *key)
+{
+  GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+  for (size_t i = 0; i < sp->n_attributes; i++)
+    if (!strcmp(sp->attributes[i]->key, key))
+      return &sp->attributes[i]->value->bytes_value;
+  return NULL;
+}
+
+/* Issue 12: bytesValue attributes were never scanned (the base64 of an email and an SSN was stored as sent).
+ * Text bytes are scanned as text, binary ones over their ASCII runs; a record's JSON holds them in base64. */
+static void test_bytes_values(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.actions[GW_RK_CARD] = GW_REDACT_DROP;
+  struct gw_redactor *r = make(&p);
+  static const char text[] = "mail alice@example.com, SSN 123-45-6789";
+  static const char bin[] = "\x00\x01\xff alice@example.com\xfe\x00 10.1.2.3\x80";
+  static const char utf16[] = "a\0l\0i\0c\0e\0@\0x\0.\0i\0o\0";
+  GwTraceRequest *req = span_request(
+    kvs(5, kv("app.text", av_bytes(text, sizeof text - 1)), kv("app.bin", av_bytes(bin, sizeof bin - 1)),
+        kv("app.card", av_bytes("card 4111 1111 1111 1111", 24)), kv("app.utf16", av_bytes(utf16, sizeof utf16 - 1)),
+        kv("app.plain", av_bytes("\x01\x02\x03", 3))),
+    5);
+  assert_int_equal(gw_redact_request(r, req, A, NULL), GW_OK);
+  const ProtobufCBinaryData *b = bytes_of(req, "app.text");
+  assert_non_null(b);
+  assert_int_equal(b->len, strlen("mail [EMAIL_REDACTED], SSN [SSN_REDACTED]"));
+  assert_memory_equal(b->data, "mail [EMAIL_REDACTED], SSN [SSN_REDACTED]", b->len);
+  b = bytes_of(req, "app.bin");
+  static const char bin_want[] = "\x00\x01\xff [EMAIL_REDACTED]\xfe\x00 [IP_REDACTED]\x80";
+  assert_int_equal(b->len, sizeof bin_want - 1);
+  assert_memory_equal(b->data, bin_want, b->len);
+  assert_null(bytes_of(req, "app.card")); /* drop removes the attribute */
+  b = bytes_of(req, "app.utf16"); /* not readable as ASCII: passes as sent (documented) */
+  assert_int_equal(b->len, sizeof utf16 - 1);
+  assert_memory_equal(b->data, utf16, b->len);
+  assert_int_equal(bytes_of(req, "app.plain")->len, 3);
+
+  /* the record's attributes JSON: base64 (as normalize writes bytes) decoded, scanned, written back */
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  /* base64 of "mail alice@example.com, SSN 123-45-6789"; a hex id (valid base64 of binary); not canonical */
+  rec.attributes = "{\"app.text\":\"bWFpbCBhbGljZUBleGFtcGxlLmNvbSwgU1NOIDEyMy00NS02Nzg5\","
+                   "\"trace\":\"0123456789abcdef0123456789abcdef\",\"odd\":\"bWFpbCBhbGljZUBleGFtcGxlLmNvbR==\"}";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
+  /* base64 of "mail [EMAIL_REDACTED], SSN [SSN_REDACTED]" */
+  assert_string_equal(rec.attributes,
+                      "{\"app.text\":\"bWFpbCBbRU1BSUxfUkVEQUNURURdLCBTU04gW1NTTl9SRURBQ1RFRF0=\","
+                      "\"trace\":\"0123456789abcdef0123456789abcdef\",\"odd\":\"bWFpbCBhbGljZUBleGFtcGxlLmNvbR==\"}");
+  memset(&rec, 0, sizeof rec);
+  rec.attributes = "{\"app.card\":\"Y2FyZCA0MTExIDExMTEgMTExMSAxMTEx\",\"n\":1}"; /* "card 4111 1111 1111 1111" */
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
+  assert_string_equal(rec.attributes, "{\"n\":1}");
+  gw_redactor_destroy(r);
+}
+
 /* ---- the per-request memo ---- */
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
@@ -1586,6 +1656,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_watched_patterns_same, setup, teardown),
     cmocka_unit_test_setup_teardown(test_keys_any_case, setup, teardown),
     cmocka_unit_test_setup_teardown(test_texts_everywhere, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bytes_values, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
