@@ -113,6 +113,9 @@ static char *gen(const char *name, size_t n)
   if (!strcmp(name, "secret_names")) return repeat(n, "", "aws_secret_access_key=", "");
   if (!strcmp(name, "secret_words")) return repeat(n, "", "AwsSecret", "");
   if (!strcmp(name, "basic_repeat")) return repeat(n, "", "Basic ", "");
+  if (!strcmp(name, "basic_no_colon")) return repeat(n, "Basic ", "QUJD", "-");
+  if (!strcmp(name, "bearer_short_repeat")) return repeat(n, "", ":'\"=Bearer ab ", "");
+  if (!strcmp(name, "auth_bearer_repeat")) return repeat(n, "", "Authorization: Bearer x ", "");
   if (!strcmp(name, "json_brackets")) return repeat(n, "", "[", "");
   if (!strcmp(name, "json_strings")) return repeat(n, "[", "\"a@b.io\",", "");
   if (!strcmp(name, "json_backslashes")) return repeat(n, "[\"", "\\\\", "");
@@ -126,7 +129,8 @@ static const char *const cases[] = {
   "digits_spaced", "digits_dashed", "digits_dotted", "phone_plus", "phone_parens", "card_groups", "at_signs",
   "at_words", "email_labels", "email_local_dots", "base64", "base64url_dots", "jwt_no_dots", "hex_colons",
   "colons", "ipv6_zone", "bearer_repeat", "bearer_no_digit", "bearer_spaces", "sk_repeat", "sk_long",
-  "secret_names", "secret_words", "basic_repeat", "json_brackets", "json_strings", "json_backslashes",
+  "secret_names", "secret_words", "basic_repeat", "basic_no_colon", "bearer_short_repeat", "auth_bearer_repeat",
+  "json_brackets", "json_strings", "json_backslashes",
   "json_in_json", "candidates",
 };
 

@@ -223,6 +223,10 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(redaction.detectors[10]), .desc = "Action for api key found in any stored or forwarded string."},
   {.path = "redaction.detectors.private_key", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
    .off = OFF(redaction.detectors[11]), .desc = "Action for private key found in any stored or forwarded string."},
+  {.path = "redaction.detectors.basic_auth", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[12]),
+   .desc = "Action for HTTP Basic credentials (Basic <base64 of user:password>) found in any stored or forwarded "
+           "string."},
   {.path = "redaction.allow_keys", .type = T_LIST, .def = "", .off = OFF(redaction.allow_keys),
    .desc = "Attribute keys never redacted, added to the built-in list (model names, service.name, ...); "
            "a trailing * matches a prefix."},

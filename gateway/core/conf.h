@@ -30,8 +30,8 @@ struct gw_conf_list {
 /* Redaction detectors configurable by name (redaction.detectors.<name>), in this order. */
 #define GW_CONF_REDACT_KINDS                                                                                  \
   "email", "phone", "ssn", "credit_card", "ipv4", "ipv6", "aws_access_key", "aws_secret_key", "jwt",            \
-    "bearer_token", "api_key", "private_key"
-#define GW_CONF_NREDACT_KINDS 12
+    "bearer_token", "api_key", "private_key", "basic_auth"
+#define GW_CONF_NREDACT_KINDS 13
 
 /* Exporters configurable by name (exporters.<name>), in this order; exporters/ declares one type per name. */
 enum gw_conf_exporter_id { GW_CONF_EXP_LANGFUSE, GW_CONF_EXP_SIGNOZ, GW_CONF_EXP_OTLP, GW_CONF_NEXPORTERS };

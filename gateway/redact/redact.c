@@ -193,6 +193,7 @@ bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
 {
   *allow = false;
   c->secret_key = key && rd_secret_key_name(key, len);
+  c->auth_key = key && rd_auth_key_name(key, len);
   const struct rd_key *k = rd_key_find(c->r, key, len);
   if (!k)
     return true;
@@ -529,7 +530,7 @@ static int scan(struct rd_ctx *c, const pcre2_code *code, int user, const char *
         return PCRE2_ERROR_INTERNAL;
       det = (uint32_t)k;
       size_t vst = st;
-      if (!rd_validate((enum gw_redact_kind)k, s, &vst, en)) {
+      if (!rd_validate((enum gw_redact_kind)k, s, &vst, en, c->auth_key)) {
         off = next_char(s, len, off);
         continue;
       }
@@ -698,7 +699,7 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   struct gw_redact_memo *m = c->memo;
   if (!m || len < MEMO_MIN)
     return plain_scan(c, s, s, len, out, outlen);
-  unsigned ctx = (unsigned)c->key_action << 1 | (c->secret_key ? 1u : 0u);
+  unsigned ctx = (unsigned)c->key_action << 2 | (c->auth_key ? 2u : 0u) | (c->secret_key ? 1u : 0u);
   uint64_t h = memo_hash(s, len, ctx);
   bool found;
   struct memo_ent *e = memo_slot(m, h, s, len, ctx, &found);

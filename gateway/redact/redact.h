@@ -41,6 +41,7 @@
   X(AWS_SECRET, "aws_secret_key", "AWS_KEY")                   \
   X(JWT, "jwt", "JWT")                                         \
   X(BEARER, "bearer_token", "TOKEN")                           \
+  X(BASIC_AUTH, "basic_auth", "CREDENTIALS")                   \
   X(API_KEY, "api_key", "API_KEY")                             \
   X(PRIVATE_KEY, "private_key", "PRIVATE_KEY")
 

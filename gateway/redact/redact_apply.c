@@ -147,7 +147,7 @@ static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
     if (!kv)
       continue;
     enum gw_redact_action act = c->key_action;
-    bool secret = c->secret_key, allow, keep = true;
+    bool secret = c->secret_key, auth = c->auth_key, allow, keep = true;
     const char *key = kv->key && kv->key[0] ? kv->key : NULL;
     if (!rd_key_enter(c, key, key ? strlen(key) : 0, &allow)) {
       count_deny(c);
@@ -157,6 +157,7 @@ static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
     }
     c->key_action = act;
     c->secret_key = secret;
+    c->auth_key = auth;
     if (keep)
       arr[w++] = kv;
   }
@@ -184,6 +185,7 @@ static void text(struct rd_ctx *c, char **field, const char *key, const char *dr
   }
   c->key_action = act;
   c->secret_key = false;
+  c->auth_key = false;
 }
 
 /* A scope's name and version, and the schema URL of its group, under the keys semconv gives them. */

@@ -79,6 +79,7 @@ struct rd_ctx {
   struct gw_redact_stats *st;
   enum gw_redact_action key_action; /* from the nearest key rule; DEFAULT: each detector's own */
   bool secret_key;                  /* the nearest key names an AWS secret */
+  bool auth_key;                    /* the nearest key is an Authorization header (rd_auth_key_name) */
   size_t budget; /* shared by the long strings of one content field; SIZE_MAX: none */
   size_t cap;    /* per string; SIZE_MAX: none */
   bool truncated, oom;
@@ -113,8 +114,11 @@ char *rd_builtin_pattern(const enum gw_redact_action *actions);
 bool rd_candidate(const char *s, size_t len, size_t i);
 /* The first candidate position at or after i, len when none. */
 size_t rd_next_candidate(const char *s, size_t len, size_t i);
-bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end);
+/* auth: the value is under an Authorization key (rd_ctx.auth_key) */
+bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end, bool auth);
 bool rd_secret_key_name(const char *key, size_t len);
+/* A key ending in "authorization" (any case): its value is a credential, whatever its length. */
+bool rd_auth_key_name(const char *key, size_t len);
 /* PEM private keys (detectors.c): the footer search's memory over one value. */
 struct rd_pk {
   bool searched;

@@ -179,7 +179,7 @@ static int member_value(struct rj *j, const char *key, size_t klen, int depth)
 {
   struct rd_ctx *c = j->c;
   enum gw_redact_action saved_act = c->key_action;
-  bool saved_secret = c->secret_key, allow = false;
+  bool saved_secret = c->secret_key, saved_auth = c->auth_key, allow = false;
   int rc;
   if (j->attr_mode && !j->copy && c->r->enabled) {
     if (!rd_key_enter(c, key, klen, &allow)) {
@@ -191,10 +191,12 @@ static int member_value(struct rj *j, const char *key, size_t klen, int depth)
         c->st->deny++, c->st->total++;
       c->key_action = saved_act;
       c->secret_key = saved_secret;
+      c->auth_key = saved_auth;
       return rc == RJ_ERR ? RJ_ERR : RJ_DROP;
     }
   } else {
     c->secret_key = rd_secret_key_name(key, klen);
+    c->auth_key = rd_auth_key_name(key, klen);
   }
   if (allow)
     j->copy++;
@@ -203,6 +205,7 @@ static int member_value(struct rj *j, const char *key, size_t klen, int depth)
     j->copy--;
   c->key_action = saved_act;
   c->secret_key = saved_secret;
+  c->auth_key = saved_auth;
   return rc;
 }
 
