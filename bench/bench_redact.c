@@ -120,6 +120,7 @@ static char *gen(const char *name, size_t n)
   if (!strcmp(name, "json_strings")) return repeat(n, "[", "\"a@b.io\",", "");
   if (!strcmp(name, "json_backslashes")) return repeat(n, "[\"", "\\\\", "");
   if (!strcmp(name, "json_in_json")) return repeat(n, "[\"[\\\"", "x", "");
+  if (!strcmp(name, "emails_and_ids")) return repeat(n, "", "a@b.cc EMP-123456 ", "");
   if (!strcmp(name, "candidates")) return random_of(n, "", "aAsSeEbBgrx0189@+(:-_ ./=\n");
   return NULL;
 }
@@ -131,7 +132,7 @@ static const char *const cases[] = {
   "colons", "ipv6_zone", "bearer_repeat", "bearer_no_digit", "bearer_spaces", "sk_repeat", "sk_long",
   "secret_names", "secret_words", "basic_repeat", "basic_no_colon", "bearer_short_repeat", "auth_bearer_repeat",
   "json_brackets", "json_strings", "json_backslashes",
-  "json_in_json", "candidates",
+  "json_in_json", "emails_and_ids", "candidates",
 };
 
 /* ---- the pipeline mode: an OTLP request around the value ---- */

@@ -1366,6 +1366,55 @@ static void test_bytes_values(void **state)
   gw_redactor_destroy(r);
 }
 
+/* Issue 12: a detection glued to a neighbouring one (2001:db8::1tok_abcd) only showed on a second pass,
+ * because a boundary check saw the neighbour's characters. One pass must now find all that a second pass
+ * over its output would: redacting the output again changes nothing, for every pair of these values glued
+ * together, with and without a user pattern. */
+static void test_glued_one_pass(void **state)
+{
+  (void)state;
+  static const char *const v[] = {
+    "10.1.2.3", "2001:db8::1", "fe80::1", "alice@example.com", "212-555-1234", "+14155550123", "123-45-6789",
+    "4111111111111111", "AKIAIOSFODNN7EXAMPLE", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fw",
+    "Bearer abc123def456ghi789", "sk-proj-AbCdEf0123456789AbCdEf0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN\n-----END PRIVATE KEY-----", "xoxb-1234567890-abcdef",
+    "AIzaSyA1234567890abcdefghijklmnopqrstu", "Basic dXNlcjpwYXNz", "tok_abcd", "x", "_", "-", ".", ":", "@", "/",
+  };
+  struct gw_redact_user_pattern pats[] = {{"tok", "tok_[a-z]+", NULL, GW_REDACT_MASK}};
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  for (int with_user = 0; with_user < 2; with_user++) {
+    p.patterns = with_user ? pats : NULL;
+    p.n_patterns = with_user ? 1 : 0;
+    struct gw_redactor *r = make(&p);
+    char buf[512];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+      for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
+        snprintf(buf, sizeof buf, "%s%s", v[i], v[j]);
+        const char *o = red(r, NULL, buf), *o2 = red(r, NULL, o);
+        if (strcmp(o, o2))
+          fail_msg("'%s': one pass gave '%s', a second '%s'", buf, o, o2);
+      }
+    if (with_user) {
+      assert_string_equal(red(r, NULL, "2001:db8::1tok_abcd"), "[IP_REDACTED][TOK_REDACTED]");
+      assert_string_equal(red(r, NULL, "10.0.0.1tok_abc"), "[IP_REDACTED][TOK_REDACTED]");
+    }
+    assert_string_equal(red(r, NULL, "2001:db8::1alice@example.com"), "[IP_REDACTED][EMAIL_REDACTED]");
+    assert_string_equal(red(r, NULL, "212-555-1234+14155550123"), "[PHONE_REDACTED][PHONE_REDACTED]");
+    gw_redactor_destroy(r);
+  }
+  /* many built-in and user-pattern matches interleaved: merged in order (and in linear time) */
+  struct gw_redact_user_pattern emp[] = {{"employee_id", "EMP-\\d{6}", NULL, GW_REDACT_MASK}};
+  p.patterns = emp;
+  p.n_patterns = 1;
+  struct gw_redactor *r = make(&p);
+  char *in = repeat("a@b.cc EMP-123456 ", 5000), *want = repeat("[EMAIL_REDACTED] [EMPLOYEE_ID_REDACTED] ", 5000);
+  assert_string_equal(red(r, NULL, in), want);
+  free(in);
+  free(want);
+  gw_redactor_destroy(r);
+}
+
 /* ---- the per-request memo ---- */
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
@@ -1657,6 +1706,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_keys_any_case, setup, teardown),
     cmocka_unit_test_setup_teardown(test_texts_everywhere, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bytes_values, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_glued_one_pass, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
