@@ -12,6 +12,9 @@
  *   pipeline  an OTLP request carrying the value twice (a plain attribute and the text of a
  *             gen_ai.input.messages message): decode, normalize, gw_redact_request and gw_redact_records, as
  *             request.c runs them (no spool); the value is 2 x KIB of a ~2 x KIB body
+ * One more case, logs_many_spans (pipeline mode only): an OTLP logs request of KIB KiB made of GenAI
+ * event records each on a span of its own, through decode, normalize (events), gw_redact_events and
+ * gw_redact_logs_request.
  * -c runs the cases whose name contains CASE, -m one mode, -u adds a user pattern (repeatable).
  * Time is this thread's CPU time. Output lines: "case=NAME mode=MODE bytes=N ms=N ms_per_MiB=N out=N"
  * (out: the redacted value's length, or "drop").
@@ -24,6 +27,7 @@
 
 #include "core/arena.h"
 #include "decode/decode.h"
+#include "normalize/events.h"
 #include "normalize/normalize.h"
 #include "normalize/record.h"
 #include "redact/redact.h"
@@ -227,6 +231,70 @@ static long run_pipeline(const struct gw_redactor *r, struct gw_arena *a, const 
   return res.nrecords ? (long)(res.records[0].attributes ? strlen(res.records[0].attributes) : 0) : -1;
 }
 
+/* GenAI event log records, each on a span of its own, up to about n bytes of protobuf. */
+static uint8_t *logs_body(struct gw_arena *a, size_t n, size_t *len)
+{
+  size_t cnt = n / 66 + 1;
+  GwLogRecord **recs = gw_arena_calloc(a, cnt * sizeof *recs);
+  for (size_t k = 0; k < cnt; k++) {
+    GwLogRecord *l = gw_arena_calloc(a, sizeof *l);
+    gw_pb_log_record_init(l);
+    uint8_t *t = gw_arena_alloc(a, 16), *sid = gw_arena_alloc(a, 8);
+    uint64_t id = k + 1;
+    memset(t, 0x11, 16);
+    memcpy(t, &id, 8);
+    memcpy(sid, &id, 8);
+    l->trace_id = (ProtobufCBinaryData){16, t};
+    l->span_id = (ProtobufCBinaryData){8, sid};
+    l->time_unix_nano = gw_now_ns() - 1000000000ull;
+    l->event_name = "gen_ai.user.message";
+    GwAnyValue *b = gw_arena_calloc(a, sizeof *b);
+    gw_pb_any_value_init(b);
+    b->value_case = GW_AV_STRING;
+    b->string_value = "hi";
+    l->body = b;
+    recs[k] = l;
+  }
+  GwScopeLogs sl;
+  gw_pb_scope_logs_init(&sl);
+  sl.log_records = recs;
+  sl.n_log_records = cnt;
+  GwScopeLogs *slp = &sl;
+  GwResourceLogs rl;
+  gw_pb_resource_logs_init(&rl);
+  rl.scope_logs = &slp;
+  rl.n_scope_logs = 1;
+  GwResourceLogs *rlp = &rl;
+  GwLogsRequest req;
+  gw_pb_logs_request_init(&req);
+  req.resource_logs = &rlp;
+  req.n_resource_logs = 1;
+  *len = gw_pb_logs_request_size(&req);
+  uint8_t *body = malloc(*len);
+  gw_pb_logs_request_pack(&req, body);
+  return body;
+}
+
+static long run_logs(const struct gw_redactor *r, struct gw_arena *a, const uint8_t *body, size_t len)
+{
+  struct gw_decode_limits lim = {(size_t)256 << 20, 64};
+  struct gw_err err = {0};
+  GwLogsRequest *req;
+  gw_rc rc = gw_decode_logs(a, GW_ENC_PROTOBUF, body, len, &lim, &req, &err);
+  if (rc)
+    die("decode", rc, &err);
+  struct gw_normalize_opts no = {0};
+  struct gw_logs_result res;
+  if ((rc = gw_normalize_logs(req, a, &no, &res, &err)))
+    die("normalize", rc, &err);
+  struct gw_redact_memo *memo = gw_redact_memo_create(a);
+  gw_redact_memo_limit(memo, r, len, NULL, NULL);
+  if ((rc = gw_redact_events(r, res.events, res.nevents, a, memo)) || (rc = gw_redact_logs_request(r, req, a, memo)) ||
+      (rc = gw_events_finish(res.events, res.nevents, a)))
+    die("redact", rc, NULL);
+  return (long)res.nevents;
+}
+
 int main(int argc, char **argv)
 {
   size_t kib = 1024;
@@ -264,6 +332,19 @@ int main(int argc, char **argv)
   }
   struct gw_arena *a = gw_arena_create(ARENA_CAP);
   size_t n = kib * 1024;
+  if ((!only || strstr("logs_many_spans", only)) && (!mode || !strcmp(mode, "pipeline"))) {
+    size_t blen;
+    uint8_t *body = logs_body(a, n, &blen);
+    gw_arena_reset(a);
+    double t0 = now_s();
+    long ev = run_logs(r, a, body, blen);
+    double t = now_s() - t0;
+    printf("case=logs_many_spans mode=pipeline bytes=%zu ms=%.1f ms_per_MiB=%.1f out=%ld\n", blen, t * 1e3,
+           t * 1e3 * 1048576.0 / (double)blen, ev);
+    fflush(stdout);
+    free(body);
+    gw_arena_reset(a);
+  }
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     if (only && !strstr(cases[c], only))
       continue;
