@@ -30,8 +30,8 @@
  *   in which no other candidate can start, or that the branch's own lookbehind refuses:
  *   JWT segments ([\w-] runs: a JWT start needs no [\w-] before it), a bearer or Basic token's run (after
  *   "bearer"/"basic" and blanks; another start in it has no blank after it), API key bodies (same
- *   lookbehind as JWT), the AWS secret's blanks, an email's domain labels (from one '@' to the next at
- *   most) and an IPv6 zone ([A-Za-z0-9] runs). PEM private keys are the exception that a regex cannot
+ *   lookbehind as JWT), the AWS secret's blanks and an IPv6 zone ([A-Za-z0-9] runs). An email's domain is at
+ *   most 126 labels. PEM private keys are the exception that a regex cannot
  *   express linearly (a lazy search for the footer from every header): they are matched in C
  *   (rd_private_key), which remembers where the next footer is.
  */
@@ -79,7 +79,9 @@ static const char *const branches[GW_RK__COUNT] = {
                  "|(?:" H ":){1,7}:|(?:" H ":){1,6}:" H "|(?:" H ":){1,5}(?::" H "){1,2}|(?:" H ":){1,4}(?::" H
                  "){1,3}|(?:" H ":){1,3}(?::" H "){1,4}|(?:" H ":){1,2}(?::" H "){1,5}|" H ":(?::" H
                  "){1,6}|:(?::" H "){1,7})(?:%[0-9A-Za-z]+)?(?![\\w:]|\\.\\d)",
-  [GW_RK_EMAIL] = "(?<=[A-Za-z0-9._%+\\-])@(?:[A-Za-z0-9](?:[A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}"
+  /* at most 126 labels (RFC 1035: 255 octets a name): an unbounded repeat ran out of JIT stack on a value of
+   * many labels and failed the whole value */
+  [GW_RK_EMAIL] = "(?<=[A-Za-z0-9._%+\\-])@(?:[A-Za-z0-9](?:[A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?\\.){1,126}[A-Za-z]{2,24}"
                   "(?![A-Za-z0-9\\-])",
 };
 

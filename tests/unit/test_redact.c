@@ -983,6 +983,62 @@ static void test_private_key_hostile(void **state)
   gw_redactor_destroy(r);
 }
 
+/* The shapes bench_redact times (bench/bench_redact.c) at 256 KiB: every detector gives its answer (no
+ * pcre2 limit is hit, nothing is replaced whole), and the answers are right. */
+static void test_hostile_shapes(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *head, *unit, *tail, *want_unit; /* want_unit: the output is want_unit repeated; NULL: unchanged */
+  } shapes[] = {
+    {"", "1", "", NULL}, {"", "1 ", "", NULL}, {"", "12-", "", NULL}, {"", "1.", "", NULL}, {"", "+1 ", "", NULL},
+    {"", "(212) ", "", NULL}, {"", "4111 ", "", NULL}, {"", "@", "", NULL}, {"", "a@", "", NULL},
+    {"", "a.", "@", NULL}, {"", "a:", "", NULL}, {"", ":", "", NULL}, {"", "Bearer ", "", NULL},
+    {"", "sk-", "", NULL}, {"", "aws_secret_access_key=", "", NULL}, {"", "AwsSecret", "", NULL},
+    {"", "Basic ", "", NULL}, {"", "[", "", NULL},
+    {"", "-----BEGIN PRIVATE KEY-----", "", "[PRIVATE_KEY_REDACTED]"},
+    {"", "a@b.cc ", "", "[EMAIL_REDACTED] "},
+    {"", "Authorization: Bearer x ", "", "Authorization: Bearer [TOKEN_REDACTED] "},
+  };
+  struct gw_redactor *r = make_default();
+  int64_t before = rd_metric_limited_get(RD_LIM_MATCH) + rd_metric_limited_get(RD_LIM_MATCH_ERR);
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    size_t times = (256u << 10) / strlen(shapes[i].unit);
+    char *body = repeat(shapes[i].unit, times), *in = malloc(strlen(body) + 64);
+    sprintf(in, "%s%s%s", shapes[i].head, body, shapes[i].tail);
+    const char *o = red(r, NULL, in);
+    if (shapes[i].want_unit) {
+      char *want = repeat(shapes[i].want_unit, times);
+      if (strcmp(o, want))
+        fail_msg("'%s' x %zu: '%.60s...'", shapes[i].unit, times, o);
+      free(want);
+    } else if (strcmp(o, in)) {
+      fail_msg("'%s' x %zu changed: '%.60s...'", shapes[i].unit, times, o);
+    }
+    free(body);
+    free(in);
+  }
+  /* an email whose domain has thousands of labels: the address and its first 126 labels go */
+  char *labels = repeat("ab.", 100000), *in = malloc(strlen(labels) + 16);
+  sprintf(in, "x@%s1", labels);
+  const char *o = red(r, NULL, in);
+  assert_int_equal(strncmp(o, "[EMAIL_REDACTED]", 16), 0);
+  assert_null(strstr(o, "x@"));
+  free(labels);
+  free(in);
+  /* an address with a zone id that never ends: the address without it */
+  char *zone = repeat("a", 256u << 10);
+  in = malloc(strlen(zone) + 16);
+  sprintf(in, "fe80::1%%%s_", zone);
+  o = red(r, NULL, in);
+  assert_int_equal(strncmp(o, "[IP_REDACTED]%aaa", 17), 0);
+  assert_int_equal(strlen(o), strlen(in) - strlen("fe80::1") + strlen("[IP_REDACTED]"));
+  free(zone);
+  free(in);
+  assert_int_equal(rd_metric_limited_get(RD_LIM_MATCH) + rd_metric_limited_get(RD_LIM_MATCH_ERR), before);
+  gw_redactor_destroy(r);
+}
+
 /* ---- per-request limits (issue 12) ---- */
 
 /* A request of one span holding attrs. */
@@ -1699,6 +1755,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_event_content_cut, setup, teardown),
     cmocka_unit_test_setup_teardown(test_private_key_same_as_regex, setup, teardown),
     cmocka_unit_test_setup_teardown(test_private_key_hostile, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hostile_shapes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_user_pattern_match_limit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_user_pattern_cpu_budget, setup, teardown),
     cmocka_unit_test_setup_teardown(test_scan_budget, setup, teardown),
