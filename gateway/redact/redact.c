@@ -48,7 +48,6 @@ const char *const gw_redact_default_deny_keys[] = {
 };
 const size_t gw_redact_default_n_deny_keys = sizeof gw_redact_default_deny_keys / sizeof(char *);
 
-#define RD_FAIL_MASK "[REDACTION_FAILED]"
 #define RD_SEPARATOR '\x1f' /* stands for a match in a rescan: no detector's character class holds it */
 #define GLUE_PASSES 8
 

@@ -93,15 +93,26 @@ static int b64v(unsigned char ch)
   return -1;
 }
 
-/* s is canonical padded base64: its decoded length, else 0. */
+static bool hexdigit(unsigned char ch)
+{
+  return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
+}
+
+/* s is canonical padded base64: its decoded length, else 0. Hex strings (ids, numbers) are valid base64
+ * too but are not taken for it. */
 static size_t b64_len(const char *s, size_t len)
 {
   if (len < B64_MIN || len % 4)
     return 0;
   size_t pad = s[len - 1] == '=' ? (s[len - 2] == '=' ? 2 : 1) : 0;
-  for (size_t i = 0; i < len - pad; i++)
+  bool hex = !pad;
+  for (size_t i = 0; i < len - pad; i++) {
     if (b64v((unsigned char)s[i]) < 0)
       return 0;
+    hex = hex && hexdigit((unsigned char)s[i]);
+  }
+  if (hex)
+    return 0;
   /* canonical: the bits a padded group does not use are zero, so the text is the encoding of its bytes */
   int last = b64v((unsigned char)s[len - pad - 1]);
   if ((pad == 1 && (last & 3)) || (pad == 2 && (last & 15)))
@@ -161,6 +172,8 @@ static char *b64_encode(struct gw_arena *a, const uint8_t *p, size_t n, size_t *
 
 enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
 {
+  if (c->lim && (c->lim->why || c->lim->stop_rc))
+    return RD_SAME; /* the caller's scan masks it whole */
   size_t n = b64_len(s, len);
   if (!n)
     return RD_SAME;
@@ -176,6 +189,11 @@ enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const c
   enum rd_res res = rd_bytes(c, raw, n, &o, &ol);
   if (res != RD_CHANGED || c->oom)
     return res == RD_DROP ? RD_DROP : RD_SAME;
+  if (!strcmp(o, RD_LIMIT_MASK) || !strcmp(o, RD_FAIL_MASK)) {
+    *out = o; /* replaced whole: readable, not re-encoded */
+    *outlen = ol;
+    return RD_CHANGED;
+  }
   char *e = b64_encode(c->a, (const uint8_t *)o, ol, outlen);
   if (!e) {
     c->oom = true;

@@ -144,6 +144,7 @@ const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, s
 
 /* redact_limits.c */
 #define RD_LIMIT_MASK "[REDACTION_LIMIT]"
+#define RD_FAIL_MASK "[REDACTION_FAILED]"
 struct rd_limits *rd_memo_limits(struct gw_redact_memo *m);
 /* Count n bytes read; false when the request must not scan further (a budget ran out, or stop). */
 bool rd_charge(struct rd_ctx *c, size_t n);

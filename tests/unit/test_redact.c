@@ -1176,11 +1176,12 @@ static void test_scan_budget(void **state)
   assert_int_equal(rd_metric_limited_get(RD_LIM_SCAN), before + 3);
   struct gw_record rec;
   memset(&rec, 0, sizeof rec);
-  rec.attributes = "{\"gen_ai.request.model\":\"gpt-4o\",\"app.mail\":\"bob@example.com\",\"n\":[1,\"x\"]}";
+  rec.attributes = "{\"gen_ai.request.model\":\"gpt-4o\",\"app.mail\":\"bob@example.com\",\"n\":[1,\"x\"],"
+                   "\"b64\":\"Ym9iQGV4YW1wbGUuY29t\"}";
   rec.prompt_content = "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi bob@example.com\"}]}]";
   assert_int_equal(gw_redact_records(r, &rec, 1, A, m), GW_OK);
   assert_string_equal(rec.attributes, "{\"gen_ai.request.model\":\"gpt-4o\",\"app.mail\":\"[REDACTION_LIMIT]\","
-                                      "\"n\":[1,\"[REDACTION_LIMIT]\"]}");
+                                      "\"n\":[1,\"[REDACTION_LIMIT]\"],\"b64\":\"[REDACTION_LIMIT]\"}");
   struct json_object *o = json_tokener_parse(rec.prompt_content);
   assert_non_null(o);
   json_object_put(o);
@@ -1419,6 +1420,12 @@ static void test_bytes_values(void **state)
   rec.attributes = "{\"app.card\":\"Y2FyZCA0MTExIDExMTEgMTExMSAxMTEx\",\"n\":1}"; /* "card 4111 1111 1111 1111" */
   assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
   assert_string_equal(rec.attributes, "{\"n\":1}");
+  /* digits and hex are ids, not base64: scanned as text (a card number in a string attribute: dropped by
+   * this policy) */
+  memset(&rec, 0, sizeof rec);
+  rec.attributes = "{\"id\":\"4111111111111111\",\"h\":\"0123456789abcdef\"}";
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
+  assert_string_equal(rec.attributes, "{\"h\":\"0123456789abcdef\"}");
   gw_redactor_destroy(r);
 }
 
