@@ -165,9 +165,9 @@ struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a);
  * budgets (scan_factor, cpu_ms_per_mib). Past either budget, every later value is replaced whole by
  * "[REDACTION_LIMIT]" without being scanned (allow-listed keys are still left alone, deny-listed keys still
  * removed), counted in genai_gateway_redaction_limited_total{reason="scan|cpu"} and logged once per process.
- * stop (NULL: none) is polled between values and inside long scans (every 64 KiB read, and inside user
- * patterns' matches): a non-zero gw_rc ends the redaction, and the call returns that rc (the request's
- * deadline passed, its client is gone). m NULL: nothing is bounded.
+ * stop (NULL: none) is polled between values and inside long scans (every 64 to 256 KiB read, and inside
+ * user patterns' matches): a non-zero gw_rc ends the redaction, and the call returns that rc (the
+ * request's deadline passed, its client is gone). m NULL: nothing is bounded.
  */
 void gw_redact_memo_limit(struct gw_redact_memo *m, const struct gw_redactor *r, size_t request_bytes,
                           gw_rc (*stop)(void *arg), void *stop_arg);

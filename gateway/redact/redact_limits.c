@@ -51,7 +51,7 @@ void gw_redact_memo_limit(struct gw_redact_memo *m, const struct gw_redactor *r,
   if (r->scan_factor)
     l->work_max = (uint64_t)r->scan_factor * (1 + r->nuser) * (uint64_t)request_bytes + (1u << 20);
   if (r->cpu_ms_per_mib) {
-    l->cpu_max = (uint64_t)r->cpu_ms_per_mib * 1000000ull * (uint64_t)request_bytes / (1u << 20);
+    l->cpu_max = (uint64_t)r->cpu_ms_per_mib * (uint64_t)request_bytes / (1u << 20) * 1000000ull;
     if (l->cpu_max < CPU_FLOOR_NS)
       l->cpu_max = CPU_FLOOR_NS;
     l->cpu_start = thread_cpu_ns();
