@@ -260,6 +260,16 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "redaction.max_content_bytes", .type = T_SIZE, .def = "8KiB", .min = 0, .max = 64 * MiB,
    .off = OFF(redaction.max_content_bytes),
    .desc = "Longest prompt/response content stored per field; longer is cut with a marker. 0: no limit."},
+  {.path = "redaction.scan_factor", .type = T_U32, .def = "32", .min = 0, .max = 100000,
+   .off = OFF(redaction.scan_factor),
+   .desc = "Bytes the detectors may read for one request, as a multiple of its size per detector pass (the "
+           "built-ins, each pattern), plus 1 MiB. Past it the request's remaining values are replaced whole by "
+           "[REDACTION_LIMIT], counted in genai_gateway_redaction_limited_total. 0: no limit."},
+  {.path = "redaction.max_cpu_ms_per_mib", .type = T_U32, .def = "1000", .min = 0, .max = 3600000,
+   .off = OFF(redaction.max_cpu_ms_per_mib),
+   .desc = "CPU time redaction may spend on one request, per MiB of the request (at least 100 ms). Past it the "
+           "request's remaining values are replaced whole by [REDACTION_LIMIT], counted in "
+           "genai_gateway_redaction_limited_total. 0: no limit."},
   {.path = "redaction.detectors.email", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
    .off = OFF(redaction.detectors[0]), .desc = "Action for email found in any stored or forwarded string."},
   {.path = "redaction.detectors.phone", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
@@ -284,6 +294,10 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(redaction.detectors[10]), .desc = "Action for api key found in any stored or forwarded string."},
   {.path = "redaction.detectors.private_key", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
    .off = OFF(redaction.detectors[11]), .desc = "Action for private key found in any stored or forwarded string."},
+  {.path = "redaction.detectors.basic_auth", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[12]),
+   .desc = "Action for HTTP Basic credentials (Basic <base64 of user:password>) found in any stored or forwarded "
+           "string."},
   {.path = "redaction.allow_keys", .type = T_LIST, .def = "", .off = OFF(redaction.allow_keys),
    .desc = "Attribute keys never redacted, added to the built-in list (model names, service.name, ...); "
            "a trailing * matches a prefix."},

@@ -30,8 +30,8 @@ struct gw_conf_list {
 /* Redaction detectors configurable by name (redaction.detectors.<name>), in this order. */
 #define GW_CONF_REDACT_KINDS                                                                                  \
   "email", "phone", "ssn", "credit_card", "ipv4", "ipv6", "aws_access_key", "aws_secret_key", "jwt",            \
-    "bearer_token", "api_key", "private_key"
-#define GW_CONF_NREDACT_KINDS 12
+    "bearer_token", "api_key", "private_key", "basic_auth"
+#define GW_CONF_NREDACT_KINDS 13
 
 /* Exporters configurable by name (exporters.<name>), in this order; exporters/ declares one type per name. */
 enum gw_conf_exporter_id { GW_CONF_EXP_LANGFUSE, GW_CONF_EXP_SIGNOZ, GW_CONF_EXP_OTLP, GW_CONF_NEXPORTERS };
@@ -124,6 +124,8 @@ struct gw_conf {
     bool enabled;                 /* redaction.enabled, default true */
     char *hmac_key;               /* redaction.hmac_key (SECRET), or GENAI_GW_REDACTION_HMAC_KEY */
     uint64_t max_content_bytes;   /* redaction.max_content_bytes, default 8 KiB; 0 = no truncation */
+    uint32_t scan_factor;         /* redaction.scan_factor, default 32; 0 = no limit */
+    uint32_t max_cpu_ms_per_mib;  /* redaction.max_cpu_ms_per_mib, default 1000; 0 = no limit */
     char *detectors[GW_CONF_NREDACT_KINDS]; /* redaction.detectors.<kind>: mask|hash|drop|off */
     struct gw_conf_list allow_keys;  /* redaction.allow_keys: added to the built-in allow list */
     struct gw_conf_list deny_keys;   /* redaction.deny_keys: added to the built-in deny list */

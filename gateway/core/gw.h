@@ -28,6 +28,8 @@
   X(FULL, "spool full, retry later", 429, 8, 1, "spool_full")                                                \
   X(BUSY, "too many request bytes in flight, retry later", 503, 14, 1, "busy")                               \
   X(SHUTDOWN, "shutting down", 503, 14, 1, "shutdown")                                                       \
+  X(DEADLINE, "deadline exceeded before the request was done", 504, 4, 1, "deadline")                         \
+  X(CANCELLED, "the client went away before the request was done", 499, 1, 0, "cancelled")                   \
   X(CONFIG, "configuration error", 500, 13, 0, "config")                                                     \
   X(IO, "i/o error", 500, 13, 1, "io")                                                                       \
   X(SPOOL_IO, "spool write failed, retry later", 503, 14, 1, "spool_io")                                     \

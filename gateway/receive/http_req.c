@@ -200,6 +200,10 @@ bool gw_http_finish(struct gw_pipeline *p, struct gw_http_req *q, void (*done)(v
   size_t len;
   gw_receive_encode_response(a, q->json, &o, ra, &body, &len);
   memset(resp, 0, sizeof *resp);
+  if (o.err.rc == GW_ERR(CANCELLED)) { /* the client hung up (gw_request_limit): status 0, no answer */
+    gw_arena_reset(a);
+    return false;
+  }
   resp->status = o.err.rc ? (unsigned)gw_err_http_status(o.err.rc) : 200;
   resp->content_type = q->json ? "application/json" : "application/x-protobuf";
   resp->retry_after = o.err.rc && gw_err_retryable(o.err.rc) ? ra : 0;

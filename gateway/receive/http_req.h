@@ -55,7 +55,8 @@ void gw_http_body(struct gw_pipeline *p, struct gw_http_req *q, const void *data
 /* The body is complete: run the pipeline (or refuse with q->early) and fill resp. The body's memory and
  * budget are given back here. Returns true when the answer waits for the spool: done(arg, rc) is called
  * once the entry is durable (possibly before this returns); send resp then if rc is OK, else the answer
- * gw_http_resp_durable_failed gives. */
+ * gw_http_resp_durable_failed gives. False with resp->status 0: the client hung up (see gw_request_limit), send
+ * nothing and close. */
 bool gw_http_finish(struct gw_pipeline *p, struct gw_http_req *q, void (*done)(void *arg, gw_rc rc), void *arg,
                     struct gw_http_resp *resp);
 

@@ -10,6 +10,10 @@
  *  - the default 4 MB receive limit is replaced by receivers.max_request_bytes;
  *  - a call without a (well-framed) message is refused with INVALID_ARGUMENT, never taken as empty.
  * Errors carry google.rpc.Status in grpc-status-details-bin, with RetryInfo when the client should retry.
+ * The call's deadline is honoured: a call whose deadline passed while it waited for a thread is answered
+ * DEADLINE_EXCEEDED without being decoded, and one that runs past it is stopped between stages (request.c).
+ * A client that cancels a call without a deadline is not seen until the answer is sent: seeing it would
+ * need a RECV_CLOSE_ON_SERVER batch at the start whose completion a free thread must pick up.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -194,6 +198,20 @@ static void on_durable(void *arg, gw_rc rc)
 
 static bool md_is_gzip(const grpc_byte_buffer *bb) { return bb->data.raw.compression != GRPC_COMPRESS_NONE; }
 
+/* The call's deadline on the gw_mono_ns clock: 0 when it has none; 1 when it has passed. */
+static uint64_t call_deadline(const struct call *c)
+{
+  gpr_timespec dl = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
+  if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) >= 0)
+    return 0;
+  gpr_timespec left = gpr_time_sub(dl, gpr_now(GPR_CLOCK_MONOTONIC));
+  if (left.tv_sec < 0 || (left.tv_sec == 0 && left.tv_nsec <= 0))
+    return 1;
+  if (left.tv_sec > 10 * 365 * 86400)
+    return 0;
+  return gw_mono_ns() + (uint64_t)left.tv_sec * 1000000000ull + (uint64_t)left.tv_nsec;
+}
+
 static void handle_export(struct call *c)
 {
   struct gw_grpc_receiver *r = c->r;
@@ -204,8 +222,15 @@ static void handle_export(struct call *c)
   struct gw_arena *a = gw_arena_thread(cap);
   size_t reserved = 0;
   struct pending *pd = NULL;
+  uint64_t deadline = call_deadline(c);
 
-  if (!c->payload) {
+  if (deadline == 1) {
+    /* Nobody waits for the answer any more: not worth decoding (gRPC cancels the call on its side too). */
+    gw_err_set(&o.err, GW_ERR(DEADLINE), "the call's deadline passed while it waited for a receiver thread");
+    gw_metric_add(GW_M_REQUESTS, 1);
+    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    gw_metric_add(GW_M_REQUESTS_DEADLINE, 1);
+  } else if (!c->payload) {
     gw_err_set(&o.err, GW_ERR(DECODE), "no request message: the call carried no well-framed %s",
                c->kind == CALL_LOGS ? "ExportLogsServiceRequest" : "ExportTraceServiceRequest");
     gw_metric_add(GW_M_REQUESTS, 1);
@@ -236,6 +261,7 @@ static void handle_export(struct call *c)
         pd->c = c;
         atomic_init(&pd->left, 2);
         gw_request_defer(on_durable, pd);
+        gw_request_limit(deadline, NULL, NULL);
         if (c->kind == CALL_LOGS)
           gw_request_logs(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
         else

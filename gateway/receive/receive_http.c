@@ -13,8 +13,13 @@
  * Answers: a request the disk spool must sync first is not answered from a pool thread that waits for the
  * sync (one slow fsync would stall every connection of that thread): the connection is suspended and
  * resumed by the spool once its entry is durable (gw_request_defer), as the gRPC receiver does.
+ * A client that closes its connection while its request is processed is seen between stages and inside
+ * redaction (its socket polled for a hang-up, as nginx does for proxied requests): the work stops and no
+ * answer is sent. A client that only half-closes (shuts down its sending side) after its request looks
+ * the same and is treated as gone. OTLP/HTTP has no deadline header, so there is no deadline here.
  */
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +124,15 @@ static enum MHD_Result send_now(struct gw_http_receiver *r, struct MHD_Connectio
   return ret;
 }
 
+/* The client hung up (or shut down its side): nobody will read the answer. */
+static gw_rc client_gone(void *arg)
+{
+  struct pollfd pfd = {.fd = *(const int *)arg, .events = POLLRDHUP};
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+    return GW_ERR(CANCELLED);
+  return GW_OK;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -168,8 +182,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   gw_httpd_guard_phase(c, GW_HTTPD_BODY_DONE);
   atomic_init(&q->left, 2);
-  if (!gw_http_finish(r->p, &q->q, on_durable, q, &q->resp))
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  int fd = ci ? ci->connect_fd : -1;
+  if (fd >= 0)
+    gw_request_limit(0, client_gone, &fd);
+  if (!gw_http_finish(r->p, &q->q, on_durable, q, &q->resp)) {
+    if (q->resp.status == 0) { /* the client is gone: nobody to answer, close the connection */
+      gw_http_resp_fini(&q->resp);
+      return MHD_NO;
+    }
     return send_resp(r, c, &q->resp);
+  }
   if (atomic_load(&q->left) == 1) {
     /* Durable already (memory spool, spool.fsync never, or a sync that was quick): answer at once. */
     if (q->durable_rc) {

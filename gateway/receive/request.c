@@ -1,8 +1,10 @@
 /*
  * request.c: the per-request pipeline both receivers share. Everything lives in the caller's arena and is
  * freed in one go when the receiver has answered. The spool copies what it keeps.
- * Order is fixed by DESIGN §1: normalize -> (cost -> redact, later issues) -> encode -> append; nothing
- * leaves the process before those stages.
+ * Order is fixed by DESIGN §1: normalize -> cost -> redact -> encode -> append; nothing leaves the process
+ * before those stages.
+ * A request nobody waits for any more (its gRPC deadline passed, its HTTP client went away) is stopped
+ * between stages and inside redaction, never appended, and counted (gw_request_limit).
  */
 #include "receive/request.h"
 
@@ -49,6 +51,64 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
   gw_metric_set(GW_M_INFLIGHT_BYTES, (int64_t)cur);
 }
 
+/* Who still waits for this request (gw_request_limit): set for the next request on this thread, taken by it. */
+struct ctl {
+  uint64_t deadline, start; /* gw_mono_ns; deadline 0: none */
+  gw_rc (*gone)(void *arg);
+  void *arg;
+};
+
+static _Thread_local struct ctl next_ctl;
+
+void gw_request_limit(uint64_t deadline_ns, gw_rc (*gone)(void *arg), void *arg)
+{
+  next_ctl.deadline = deadline_ns;
+  next_ctl.gone = gone;
+  next_ctl.arg = arg;
+}
+
+static struct ctl take_ctl(void)
+{
+  struct ctl c = next_ctl;
+  memset(&next_ctl, 0, sizeof next_ctl);
+  c.start = gw_mono_ns();
+  return c;
+}
+
+/* Non-zero when nobody waits any more: GW_ERR(DEADLINE), or what gone says. Also redaction's stop function. */
+static gw_rc ctl_stop(void *arg)
+{
+  const struct ctl *c = arg;
+  if (c->deadline && gw_mono_ns() >= c->deadline)
+    return GW_ERR(DEADLINE);
+  return c->gone ? c->gone(c->arg) : GW_OK;
+}
+
+static gw_rc abandoned(const struct ctl *c, gw_rc rc, const char *stage, struct gw_err *err)
+{
+  unsigned long long ms = (unsigned long long)((gw_mono_ns() - c->start) / 1000000u);
+  if (rc == GW_ERR(DEADLINE))
+    return gw_err_set(err, rc, "the call's deadline passed %llu ms into the request, during %s: abandoned", ms,
+                      stage);
+  return gw_err_set(err, rc, "the client went away %llu ms into the request, during %s: abandoned", ms, stage);
+}
+
+/* Between stages: is anybody still waiting? */
+static gw_rc checkpoint(const struct ctl *c, const char *stage, struct gw_err *err)
+{
+  gw_rc rc = c->deadline || c->gone ? ctl_stop((void *)c) : GW_OK;
+  return rc ? abandoned(c, rc, stage, err) : GW_OK;
+}
+
+/* Redaction failed: out of memory, or its stop function (ctl_stop) said nobody waits. */
+static void redact_failed(const struct ctl *c, gw_rc rc, struct gw_err *err)
+{
+  if (rc == GW_ERR(DEADLINE) || rc == GW_ERR(CANCELLED))
+    abandoned(c, rc, "redaction", err);
+  else
+    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+}
+
 /*
  * The spool's room, checked right after decode: a request the spool will not take is refused before
  * normalize, cost, redaction and encoding, whose work would be thrown away (its spans are counted as
@@ -61,7 +121,8 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
  * waits up to spool.full_wait_ms for the consumers to free some.
  */
 
-static gw_rc claim_room(struct gw_pipeline *p, size_t len, uint64_t *claimed, struct gw_err *err)
+static gw_rc claim_room(struct gw_pipeline *p, const struct ctl *ctl, size_t len, uint64_t *claimed,
+                        struct gw_err *err)
 {
   uint64_t est = (uint64_t)len * atomic_load(&p->entry_ratio) / RATIO_ONE;
   uint64_t deadline = 0;
@@ -82,9 +143,12 @@ static gw_rc claim_room(struct gw_pipeline *p, size_t len, uint64_t *claimed, st
       deadline = now + (uint64_t)p->conf->spool.full_wait_ms * 1000000ull;
     if (atomic_load(&p->shutting_down))
       return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+    gw_rc rc = checkpoint(ctl, "the wait for spool room", err);
+    if (rc)
+      return rc;
     if (now >= deadline)
       return gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", held, max);
-    gw_spool_wait_room(p->spool, deadline);
+    gw_spool_wait_room(p->spool, ctl->deadline && ctl->deadline < deadline ? ctl->deadline : deadline);
   }
 }
 
@@ -113,22 +177,23 @@ static uint32_t count_spans(const GwTraceRequest *req)
 }
 
 /* The head both signals share: refuse while stopping, inflate gzip under the request cap. */
-static gw_rc begin(struct gw_pipeline *p, struct gw_arena *a, bool gzip, const void **body, size_t *len,
-                   struct gw_err *err)
+static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena *a, bool gzip, const void **body,
+                   size_t *len, struct gw_err *err)
 {
   gw_metric_add(GW_M_REQUESTS, 1);
   if (atomic_load(&p->shutting_down))
     return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
-  if (!gzip)
-    return GW_OK;
+  gw_rc rc = checkpoint(ctl, "the wait for a receiver thread", err);
+  if (rc || !gzip)
+    return rc;
   void *plain;
   size_t plain_len;
-  gw_rc rc = gw_inflate(a, *body, *len, p->conf->receivers.max_request_bytes, &plain, &plain_len, err);
+  rc = gw_inflate(a, *body, *len, p->conf->receivers.max_request_bytes, &plain, &plain_len, err);
   if (rc)
     return rc;
   *body = plain;
   *len = plain_len;
-  return GW_OK;
+  return checkpoint(ctl, "decompression", err);
 }
 
 /* What can be stored (DESIGN §6): from the retention window's start to a day ahead. */
@@ -202,6 +267,10 @@ static void failed(struct gw_err *err, gw_rc rc)
     snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
   if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
     gw_metric_add(GW_M_BACKPRESSURE, 1);
+  if (rc == GW_ERR(DEADLINE))
+    gw_metric_add(GW_M_REQUESTS_DEADLINE, 1);
+  if (rc == GW_ERR(CANCELLED))
+    gw_metric_add(GW_M_REQUESTS_CANCELLED, 1);
   gw_metric_add(GW_M_REQUESTS_FAILED, 1);
 }
 
@@ -218,7 +287,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   const struct gw_conf *c = p->conf;
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
-  gw_rc rc = begin(p, a, gzip, &body, &len, err);
+  struct ctl ctl = take_ctl();
+  gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
   if (rc)
     goto out;
   struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
@@ -229,14 +299,14 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
 
   out->spans = count_spans(req);
   gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
-  if ((rc = claim_room(p, len, &claimed, err)))
+  if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
   struct gw_normalize_opts nopts = window(c);
   struct gw_normalize_result nres;
   memset(&nres, 0, sizeof nres);
   rc = gw_normalize_traces(req, a, &nopts, &nres, err);
-  if (rc)
+  if (rc || (rc = checkpoint(&ctl, "normalization", err)))
     goto out;
   out->rejected = nres.nrejected;
   if (nres.nrejected) {
@@ -253,11 +323,12 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   }
   if (p->redactor) {
     struct gw_redact_memo *memo = gw_redact_memo_create(a); /* NULL (no memo) only when out of room */
+    gw_redact_memo_limit(memo, p->redactor, len, ctl.deadline || ctl.gone ? ctl_stop : NULL, &ctl);
     rc = gw_redact_request(p->redactor, req, a, memo);
     if (!rc)
       rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a, memo);
     if (rc) {
-      out_of_memory(err, rc);
+      redact_failed(&ctl, rc, err);
       goto out;
     }
   }
@@ -273,6 +344,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     out_of_memory(err, rc);
     goto out;
   }
+  if ((rc = checkpoint(&ctl, "encoding", err)))
+    goto out;
   struct gw_spool_in in = {
     .signal = GW_SIGNAL_TRACES,
     .flags = nres.has_genai ? GW_ENTRY_HAS_GENAI : 0,
@@ -319,7 +392,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   const struct gw_conf *c = p->conf;
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
-  gw_rc rc = begin(p, a, gzip, &body, &len, err);
+  struct ctl ctl = take_ctl();
+  gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
   if (rc)
     goto out;
   struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
@@ -329,13 +403,13 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     goto out;
   out->spans = count_logs(req);
   gw_metric_add(GW_M_LOGS_RECEIVED, out->spans);
-  if ((rc = claim_room(p, len, &claimed, err)))
+  if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
   struct gw_normalize_opts nopts = window(c);
   struct gw_logs_result lres;
   rc = gw_normalize_logs(req, a, &nopts, &lres, err);
-  if (rc)
+  if (rc || (rc = checkpoint(&ctl, "normalization", err)))
     goto out;
   out->rejected = lres.nrejected;
   if (lres.nrejected) {
@@ -347,11 +421,12 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
    * then the request that is forwarded, then the event attributes rendered from the redacted records. */
   if (p->redactor) {
     struct gw_redact_memo *memo = gw_redact_memo_create(a);
+    gw_redact_memo_limit(memo, p->redactor, len, ctl.deadline || ctl.gone ? ctl_stop : NULL, &ctl);
     rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a, memo);
     if (!rc)
       rc = gw_redact_logs_request(p->redactor, req, a, memo);
     if (rc) {
-      out_of_memory(err, rc);
+      redact_failed(&ctl, rc, err);
       goto out;
     }
   }
@@ -370,6 +445,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     out_of_memory(err, rc);
     goto out;
   }
+  if ((rc = checkpoint(&ctl, "encoding", err)))
+    goto out;
   struct gw_spool_in in = {
     .signal = GW_SIGNAL_LOGS,
     .flags = lres.has_genai ? GW_ENTRY_HAS_GENAI : 0,

@@ -57,6 +57,14 @@ struct gw_request_outcome {
  * entries wait for the group commit. */
 void gw_request_defer(void (*done)(void *arg, gw_rc rc), void *arg);
 
+/* For the next gw_request_traces / gw_request_logs on this thread only: nobody waits for the answer past
+ * deadline_ns (gw_mono_ns clock; 0: no deadline), nor once gone(arg) returns non-zero (the client went
+ * away; NULL: never asked). Both are checked between the stages and inside redaction (every 64 to 256 KiB
+ * it reads); the request then stops where it is, nothing is appended, and it fails with GW_ERR(DEADLINE)
+ * or what gone returned (GW_ERR(CANCELLED)), counted in genai_gateway_requests_deadline_exceeded_total /
+ * genai_gateway_requests_cancelled_total. gone is called from this thread only. */
+void gw_request_limit(uint64_t deadline_ns, gw_rc (*gone)(void *arg), void *arg);
+
 /* Run the pipeline on one body. gzip: the body has Content-Encoding / grpc-encoding gzip.
  * Returns the rc also stored in out->err.rc. The arena holds everything and is the caller's. */
 gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
