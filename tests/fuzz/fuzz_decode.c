@@ -5,7 +5,7 @@
  * Build (clang, after configuring with CC=clang -DGW_SANITIZE=ON and building gw_decode in BUILD):
  *   clang -g -fsanitize=fuzzer,address,undefined -I gateway -I BUILD/proto/gen tests/fuzz/fuzz_decode.c \
  *     BUILD/gateway/libgw_decode.a BUILD/gateway/libgw_core.a BUILD/proto/libgw_proto.a \
- *     $(pkg-config --libs libprotobuf-c json-c zlib) -lm -lpthread -o fuzz_decode
+ *     $(pkg-config --libs libprotobuf-c zlib) -lm -lpthread -o fuzz_decode
  *   ./fuzz_decode tests/fuzz/corpus
  * The seed corpus is tests/fixtures/sdk (copy the non-logs bodies in, prefixed with a selector byte).
  */

@@ -810,79 +810,14 @@ static void test_json_fixtures_expected(void **state)
   }
 }
 
-/* ---- the streaming decoder against json-c's DOM decoder it replaces (issue 12) ---- */
-
-gw_rc gw_decode_json_dom_traces(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
-                                GwTraceRequest **out, struct gw_err *err);
-gw_rc gw_decode_json_dom_logs(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
-                              GwLogsRequest **out, struct gw_err *err);
-
-/* Both decoders on one body: the same protobuf, or both an error of the same code (the wording of syntax
- * errors is ours now). */
-static void same_as_json_c(bool logs, const char *body, size_t len, const char *what)
-{
-  char *old = outcome(gw_decode_json_dom_traces, gw_decode_json_dom_logs, logs, body, len);
-  char *now = outcome(gw_decode_json_traces, gw_decode_json_logs, logs, body, len);
-  bool same = !strncmp(old, "ok ", 3) ? !strcmp(old, now) : strncmp(now, "ok ", 3) && strcspn(old, " ") == strcspn(now, " ") &&
-                                                             !strncmp(old, now, strcspn(old, " "));
-  if (!same)
-    fail_msg("%s (%.*s):\n json-c %.200s\n now    %.200s", what, (int)(len > 200 ? 200 : len), body, old, now);
-  free(old);
-  free(now);
-}
-
-/* A small deterministic generator, so a failure names a case that can be run again. */
-static uint32_t lcg(uint32_t *s)
-{
-  *s = *s * 1103515245u + 12345u;
-  return *s >> 8;
-}
-
-static void test_json_same_as_json_c(void **state)
+/* Random edits of every fixture (fixed seed): a few bytes deleted, inserted or replaced, or the body cut.
+ * Each edit decodes or fails with a code and a message; none crashes or leaks (valgrind / ASan runs). */
+static void test_json_random_edits(void **state)
 {
   (void)state;
-  /* every fixture and every case where nothing was meant to change */
-  for (size_t i = 0; i < sizeof JSON_FIXTURES / sizeof JSON_FIXTURES[0]; i++) {
-    size_t len;
-    char *body = tu_read_file(JSON_FIXTURES[i].path, &len);
-    same_as_json_c(JSON_FIXTURES[i].logs, body, len, JSON_FIXTURES[i].path);
-    free(body);
-  }
-  size_t n;
-  struct jcase *cs = load_cases("cases.txt", &n);
-  for (size_t i = 0; i < n; i++)
-    same_as_json_c(cs[i].logs, cs[i].body, cs[i].len, "cases.txt");
-  free_cases(cs, n);
-
-  /* json-c's number grammar: every token of up to 5 characters of "01.eE+-" in four kinds of field */
-  static const char *const wrap[] = {
-      ONE_ATTR("{\"doubleValue\":%s}"),
-      ONE_ATTR("{\"intValue\":%s}"),
-      SPANS("[{\"startTimeUnixNano\":%s}]"),
-      SPANS("[{\"kind\":%s}]"),
-  };
-  static const char alpha[] = "01.eE+-";
-  char tok[8], body[256];
-  for (int len = 1; len <= 5; len++) {
-    int total = 1;
-    for (int k = 0; k < len; k++)
-      total *= 7;
-    for (int code = 0; code < total; code++) {
-      for (int k = 0, c = code; k < len; k++, c /= 7)
-        tok[k] = alpha[c % 7];
-      tok[len] = 0;
-      if (tok[0] != '-' && (tok[0] < '0' || tok[0] > '9'))
-        continue;
-      for (size_t w = 0; w < sizeof wrap / sizeof wrap[0]; w++) {
-        int bl = snprintf(body, sizeof body, wrap[w], tok);
-        same_as_json_c(false, body, (size_t)bl, "number");
-      }
-    }
-  }
-
-  /* random edits of the fixtures: a few bytes deleted, inserted or replaced, or the body cut */
   static const char ins[] = "{}[],:\"'\\/*0-.eE+nNtTfFiIuU \n\t\x01\xff";
   uint32_t seed = 12;
+  size_t ok = 0, failed = 0;
   for (size_t i = 0; i < sizeof JSON_FIXTURES / sizeof JSON_FIXTURES[0]; i++) {
     size_t len;
     char *orig = tu_read_file(JSON_FIXTURES[i].path, &len);
@@ -890,10 +825,11 @@ static void test_json_same_as_json_c(void **state)
     for (int it = 0; it < 1500; it++) {
       size_t ml = len;
       memcpy(m, orig, len);
-      for (int e = 0, edits = 1 + (int)(lcg(&seed) % 3); e < edits; e++) {
-        size_t pos = ml ? lcg(&seed) % ml : 0;
-        char c = ins[lcg(&seed) % (sizeof ins - 1)];
-        switch (lcg(&seed) % 4) {
+      for (int e = 0, edits = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 8) % 3; e < edits; e++) {
+        uint32_t r = (seed = seed * 1103515245u + 12345u) >> 8;
+        size_t pos = ml ? r % ml : 0;
+        char c = ins[(r >> 4) % (sizeof ins - 1)];
+        switch ((r >> 12) % 4) {
         case 0:
           if (ml) {
             memmove(m + pos, m + pos + 1, ml - pos - 1);
@@ -912,11 +848,18 @@ static void test_json_same_as_json_c(void **state)
         default: ml = pos; break;
         }
       }
-      same_as_json_c(JSON_FIXTURES[i].logs, m, ml, JSON_FIXTURES[i].path);
+      char *got = outcome(gw_decode_json_traces, gw_decode_json_logs, JSON_FIXTURES[i].logs, m, ml);
+      if (!strncmp(got, "ok ", 3))
+        ok++;
+      else
+        failed++;
+      free(got);
     }
     free(m);
     free(orig);
   }
+  /* Both outcomes are common: the edits are neither all harmless nor all fatal. */
+  assert_true(ok > 1000 && failed > 1000);
 }
 
 /* ---- the OTLP/JSON lexer: escapes, json-c's lenient forms, limits ---- */
@@ -1680,7 +1623,7 @@ int main(void)
       cmocka_unit_test(test_json_limits),
       cmocka_unit_test(test_json_cases),
       cmocka_unit_test(test_json_fixtures_expected),
-      cmocka_unit_test(test_json_same_as_json_c),
+      cmocka_unit_test(test_json_random_edits),
       cmocka_unit_test(test_json_too_deep),
       cmocka_unit_test(test_pb_too_deep),
       cmocka_unit_test(test_pb_truncated),
