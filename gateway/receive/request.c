@@ -123,7 +123,11 @@ static gw_rc begin(struct gw_pipeline *p, struct gw_arena *a, bool gzip, const v
     return GW_OK;
   void *plain;
   size_t plain_len;
-  gw_rc rc = gw_inflate(a, *body, *len, p->conf->receivers.max_request_bytes, &plain, &plain_len, err);
+  const struct gw_conf *c = p->conf;
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes,
+                                 .max_ratio = c->receivers.max_inflate_ratio,
+                                 .ratio_min_bytes = c->receivers.inflate_ratio_min_bytes};
+  gw_rc rc = gw_inflate(a, *body, *len, &lim, &plain, &plain_len, err);
   if (rc)
     return rc;
   *body = plain;
@@ -225,7 +229,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   gw_rc rc = begin(p, a, gzip, &body, &len, err);
   if (rc)
     goto out;
-  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
   GwTraceRequest *req;
   rc = gw_decode_traces(a, enc, body, len, &lim, &req, err);
   if (rc)
@@ -326,7 +330,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   gw_rc rc = begin(p, a, gzip, &body, &len, err);
   if (rc)
     goto out;
-  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
   GwLogsRequest *req;
   rc = gw_decode_logs(a, enc, body, len, &lim, &req, err);
   if (rc)

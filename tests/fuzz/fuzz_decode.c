@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   uint8_t sel = data[0] % 4;
   if (sel >= 2) {
     void *out;
-    if (gw_inflate(a, body, len, lim.max_bytes, &out, &len, &err))
+    if (gw_inflate(a, body, len, &lim, &out, &len, &err))
       goto out;
     body = out;
   }

@@ -93,6 +93,14 @@ static uint8_t *gz(const void *in, size_t n, size_t *out_len)
   return out;
 }
 
+/* gw_inflate with only the size cap (no ratio cap). */
+static gw_rc inflate_max(struct gw_arena *a, const void *in, size_t n, size_t max, void **out, size_t *out_len,
+                         struct gw_err *err)
+{
+  struct gw_decode_limits lim = {.max_bytes = max, .max_depth = 32};
+  return gw_inflate(a, in, n, &lim, out, out_len, err);
+}
+
 /* Reverse builder for hand-made protobuf: bytes are prepended, so nesting is built inside out. */
 struct rb {
   uint8_t *buf;
@@ -1260,7 +1268,7 @@ static void test_gzip_round_trip(void **state)
   void *out;
   size_t out_len;
   struct gw_err err = {0};
-  assert_int_equal(gw_inflate(a, z, zlen, 64 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(inflate_max(a, z, zlen, 64 << 20, &out, &out_len, &err), GW_OK);
   assert_int_equal(out_len, len);
   assert_memory_equal(out, body, len);
   GwTraceRequest *req;
@@ -1283,10 +1291,10 @@ static void test_gzip_exact_limit(void **state)
   void *out;
   size_t out_len;
   struct gw_err err = {0};
-  assert_int_equal(gw_inflate(a, z, zlen, n, &out, &out_len, &err), GW_OK);
+  assert_int_equal(inflate_max(a, z, zlen, n, &out, &out_len, &err), GW_OK);
   assert_int_equal(out_len, n);
   assert_memory_equal(out, plain, n);
-  assert_int_equal(gw_inflate(a, z, zlen, n - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_int_equal(inflate_max(a, z, zlen, n - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
   assert_null(out);
   gw_arena_destroy(a);
   free(z);
@@ -1326,14 +1334,80 @@ static void test_gzip_bomb(void **state)
   size_t out_len;
   struct gw_err err = {0};
   uint64_t t0 = gw_mono_ns();
-  assert_int_equal(gw_inflate(a, z, zlen, max, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_int_equal(inflate_max(a, z, zlen, max, &out, &out_len, &err), GW_ERR(TOO_LARGE));
   uint64_t ms = (gw_mono_ns() - t0) / 1000000;
   assert_true(ms < 10000);
   assert_non_null(strstr(err.msg, "more than 8388608 bytes"));
-  /* Bounded memory: the output chunks together never pass max; zlib's state is tens of KB. */
+  /* Bounded memory: the output buffer never passes max; zlib's state is tens of KB. */
   assert_true(gw_arena_used(a) <= max + (1 << 20));
   gw_arena_destroy(a);
   free(z);
+}
+
+/* The ratio cap (issue 12): a body that inflates more than max_ratio times its size, once past
+ * ratio_min_bytes, is TOO_LARGE as soon as its output reaches that, long before max_bytes; real bodies
+ * pass. Output is one buffer that grows without copies and never past the limit. */
+static void test_gzip_ratio(void **state)
+{
+  (void)state;
+  size_t n = 4 << 20, zlen;
+  char *zeros = calloc(1, n);
+  uint8_t *z = gz(zeros, n, &zlen); /* about 1000 to 1 */
+  struct gw_decode_limits lim = {.max_bytes = 64 << 20, .max_depth = 32, .max_ratio = 100,
+                                 .ratio_min_bytes = 1 << 20};
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  char want[160];
+  snprintf(want, sizeof want, "gzip: body inflates to more than 100 times its %zu compressed bytes "
+                              "(receivers.max_inflate_ratio)", zlen);
+  assert_string_equal(err.msg, want);
+  assert_null(out);
+  /* It stopped at the limit: ratio_min_bytes, not max_bytes, of output was ever held. */
+  assert_true(gw_arena_used(a) <= (1 << 20) + 256 * 1024);
+  gw_arena_destroy(a);
+
+  /* The same body with room for its ratio, or no ratio cap: inflated whole. */
+  lim.max_ratio = 2000;
+  a = gw_arena_create(0);
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, n);
+  assert_int_equal(((char *)out)[n], 0);
+  assert_memory_equal(out, zeros, n);
+  gw_arena_destroy(a);
+  lim.max_ratio = 0;
+  a = gw_arena_create(0);
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, n);
+  gw_arena_destroy(a);
+
+  /* Below ratio_min_bytes any ratio is fine: 1 MiB of zeros with a ratio cap of 2. */
+  free(z);
+  z = gz(zeros, 1 << 20, &zlen);
+  lim.max_ratio = 2;
+  a = gw_arena_create(0);
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, 1 << 20);
+  gw_arena_destroy(a);
+
+  /* A real body at the default cap (200): its ratio is far below it. */
+  size_t len;
+  char *body = tu_read_file("sdk/openinference-http-json-1.json", &len);
+  free(z);
+  z = gz(body, len, &zlen);
+  lim.max_ratio = 200;
+  lim.ratio_min_bytes = 0;
+  a = gw_arena_create(0);
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, len);
+  /* The output buffer was cut to the body: the arena holds little more than it. */
+  assert_true(gw_arena_used(a) < len + 128 * 1024);
+  gw_arena_destroy(a);
+  free(body);
+  free(z);
+  free(zeros);
 }
 
 static void test_gzip_bad(void **state)
@@ -1357,22 +1431,22 @@ static void test_gzip_bad(void **state)
   struct gw_err err = {0};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     memcpy(bad, z, zlen);
-    if (gw_inflate(a, bad, cases[i].len, 1 << 20, &out, &out_len, &err) != GW_ERR(BAD_GZIP))
+    if (inflate_max(a, bad, cases[i].len, 1 << 20, &out, &out_len, &err) != GW_ERR(BAD_GZIP))
       fail_msg("%s: %s", cases[i].name, err.msg);
   }
   /* A flipped byte in the compressed data or in the CRC. */
   memcpy(bad, z, zlen);
   bad[zlen - 6] ^= 0x55;
-  assert_int_equal(gw_inflate(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_int_equal(inflate_max(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
   assert_non_null(strstr(err.msg, "gzip: "));
   memcpy(bad, z, zlen);
   bad[12] ^= 0xff;
-  assert_int_equal(gw_inflate(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_int_equal(inflate_max(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
   /* Not gzip at all, and trailing garbage after a good member. */
-  assert_int_equal(gw_inflate(a, text, strlen(text), 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_int_equal(inflate_max(a, text, strlen(text), 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
   memcpy(bad, z, zlen);
   memcpy(bad + zlen, "\0\0\0\0", 4);
-  assert_int_equal(gw_inflate(a, bad, zlen + 4, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_int_equal(inflate_max(a, bad, zlen + 4, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
   gw_arena_destroy(a);
   free(bad);
   free(z);
@@ -1390,10 +1464,10 @@ static void test_gzip_concatenated(void **state)
   void *out;
   size_t out_len;
   struct gw_err err = {0};
-  assert_int_equal(gw_inflate(a, both, l1 + l2, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(inflate_max(a, both, l1 + l2, 1 << 20, &out, &out_len, &err), GW_OK);
   assert_int_equal(out_len, 11);
   assert_memory_equal(out, "hello world", 11);
-  assert_int_equal(gw_inflate(a, both, l1 + l2, 10, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_int_equal(inflate_max(a, both, l1 + l2, 10, &out, &out_len, &err), GW_ERR(TOO_LARGE));
   gw_arena_destroy(a);
   free(both);
   free(z1);
@@ -1632,6 +1706,7 @@ int main(void)
       cmocka_unit_test(test_gzip_round_trip),
       cmocka_unit_test(test_gzip_exact_limit),
       cmocka_unit_test(test_gzip_bomb),
+      cmocka_unit_test(test_gzip_ratio),
       cmocka_unit_test(test_gzip_bad),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
