@@ -3,7 +3,10 @@
  * measured here; DESIGN §10). POST /v1/traces or /v1/logs with application/x-protobuf or application/json, optional
  * Content-Encoding: gzip. libmicrohttpd hands the body over in chunks of at most 32 KiB: they are
  * accumulated under the request size cap and the global in-flight budget, so a slow or huge upload can
- * pin neither unbounded memory nor more than its share. Status codes follow OTLP §"HTTP status codes".
+ * pin neither unbounded memory nor more than its share. The body buffer is an anonymous mapping grown by
+ * mremap: growing never holds two copies, and a large body's pages go back to the system at once. The
+ * request's arena gets what is left of its share (gw_pipeline_arena). Status codes follow OTLP §"HTTP
+ * status codes".
  */
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -32,13 +36,30 @@ struct conn_req {
   char early_msg[200];
 };
 
+/* The body buffer resized to cap bytes (a new mapping when there is none): NULL when the system has no
+ * memory for it, the old buffer then unchanged. */
+static char *body_resize(char *old, size_t old_cap, size_t cap)
+{
+  void *m = old ? mremap(old, old_cap, cap, MREMAP_MAYMOVE)
+                : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return m == MAP_FAILED ? NULL : m;
+}
+
+static void body_free(struct conn_req *q)
+{
+  if (q->body)
+    munmap(q->body, q->cap);
+  q->body = NULL;
+  q->len = q->cap = 0;
+}
+
 static void req_free(struct gw_http_receiver *r, struct conn_req *q)
 {
   if (!q)
     return;
   if (q->reserved)
     gw_pipeline_release(r->p, q->reserved);
-  free(q->body);
+  body_free(q);
   free(q);
 }
 
@@ -155,9 +176,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       q->early = GW_ERR(TOO_LARGE);
       snprintf(q->early_msg, sizeof q->early_msg, "request body is over the limit of %llu bytes",
                (unsigned long long)conf->receivers.max_request_bytes);
-      free(q->body);
-      q->body = NULL;
-      q->len = q->cap = 0;
+      body_free(q);
       return MHD_YES;
     }
     if (q->len + n > q->cap) {
@@ -172,7 +191,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
       }
       q->reserved += ncap - q->cap;
-      q->body = gw_realloc(q->body, ncap);
+      char *nb = body_resize(q->body, q->cap, ncap);
+      if (!nb) {
+        q->early = GW_ERR(BUSY);
+        snprintf(q->early_msg, sizeof q->early_msg, "no memory for the request body: retry later");
+        return MHD_YES;
+      }
+      q->body = nb;
       q->cap = ncap;
     }
     memcpy(q->body + q->len, upload, n);
@@ -184,14 +209,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (q->early)
     return reply_error(r, c, json, q->early, q->early_msg);
 
-  /* The decoded request usually takes a few times the wire size; the arena cap bounds it. */
-  size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
-  struct gw_arena *a = gw_arena_thread(cap);
+  /* The decoded request usually takes a few times the wire size: the arena gets the rest of the
+   * request's share after its body, and its growth counts in flight. */
+  struct gw_arena *a = gw_pipeline_arena(r->p, q->reserved);
   struct gw_request_outcome o;
   if (q->logs)
     gw_request_logs(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
   else
     gw_request_traces(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
+  if (o.err.rc)
+    gw_arena_reset(a); /* an arena that ran out still has room for the error body */
   uint32_t ra = conf->receivers.retry_after_s;
   const void *body;
   size_t len;

@@ -49,6 +49,31 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
   gw_metric_set(GW_M_INFLIGHT_BYTES, (int64_t)cur);
 }
 
+size_t gw_pipeline_share(const struct gw_pipeline *p)
+{
+  const struct gw_conf *c = p->conf;
+  uint64_t share = c->receivers.max_request_bytes * GW_REQUEST_SHARE;
+  if (share > c->receivers.max_inflight_bytes)
+    share = c->receivers.max_inflight_bytes;
+  return (size_t)share;
+}
+
+static bool budget_take(void *ctx, size_t n) { return gw_pipeline_reserve(ctx, n) == GW_OK; }
+static void budget_give(void *ctx, size_t n) { gw_pipeline_release(ctx, n); }
+
+/* The smallest arena a request gets, whatever its body holds: room to refuse it with a message. */
+#define ARENA_MIN (64 * 1024)
+
+struct gw_arena *gw_pipeline_arena(struct gw_pipeline *p, size_t held)
+{
+  size_t share = gw_pipeline_share(p);
+  size_t cap = share > held + ARENA_MIN ? share - held : ARENA_MIN;
+  struct gw_arena *a = gw_arena_thread(cap);
+  const struct gw_arena_budget b = {budget_take, budget_give, p};
+  gw_arena_set_budget(a, &b); /* a reset arena holds nothing yet: nothing to refuse */
+  return a;
+}
+
 /*
  * The spool's room, checked right after decode: a request the spool will not take is refused before
  * normalize, cost, redaction and encoding, whose work would be thrown away (its spans are counted as
@@ -202,15 +227,30 @@ static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_i
   return rc;
 }
 
-/* A failed request: its message, and the failure and backpressure counters. */
-static void failed(struct gw_err *err, gw_rc rc)
+/* A failed request: its message, and the failure and backpressure counters. An arena that ran out says
+ * which limit it met: the request's own share (413 / RESOURCE_EXHAUSTED, it would never fit) or the
+ * memory all requests in flight share (503 / UNAVAILABLE, retry later). */
+static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *err, gw_rc rc)
 {
+  if (rc == GW_ERR(TOO_LARGE) && gw_arena_exhausted(a)) {
+    if (gw_arena_refused(a))
+      rc = gw_err_set(err, GW_ERR(BUSY),
+                      "too many request bytes in flight (receivers.max_inflight_bytes %llu, bodies and their "
+                      "decoded data): retry later",
+                      (unsigned long long)p->conf->receivers.max_inflight_bytes);
+    else
+      gw_err_set(err, rc,
+                 "request needs more memory than one request may use (%zu bytes: %d x receivers.max_request_bytes, "
+                 "its body included)",
+                 gw_pipeline_share(p), GW_REQUEST_SHARE);
+  }
   err->rc = rc;
   if (!err->msg[0])
     snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
   if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
     gw_metric_add(GW_M_BACKPRESSURE, 1);
   gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  return rc;
 }
 
 static size_t trace_size(const void *m) { return gw_pb_trace_request_size(m); }
@@ -299,7 +339,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    failed(err, rc);
+    rc = failed(p, a, err, rc);
     if (out->spans)
       gw_metric_rejected(rc, out->spans);
   }
@@ -396,7 +436,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    failed(err, rc);
+    rc = failed(p, a, err, rc);
     if (out->spans)
       gw_metric_add(GW_M_LOGS_REJECTED, out->spans);
   }
