@@ -1,6 +1,7 @@
 /*
  * decode_int.h: what the decode module's files share and nothing else sees: the OTLP/JSON pull lexer
- * (json_lex.c) that decode_json.c drives to write straight into protobuf-c structs.
+ * (json_lex.c), the field readers built on it (json_values.c), which decode_json.c drives to write
+ * straight into protobuf-c structs.
  *
  * The lexer reads one complete body in memory, one token at a time, and builds nothing: the caller asks
  * "what kind of value is next" and then takes it (a string decoded into the arena, a number, a literal),
@@ -16,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
 
 #include "core/arena.h"
 #include "core/gw.h"
@@ -102,5 +105,102 @@ gw_rc gw_json_bool(struct gw_json *j, bool *out);
 gw_rc gw_json_null(struct gw_json *j);
 /* Skip one value of any kind, checking its syntax and nesting as if it were read. */
 gw_rc gw_json_skip(struct gw_json *j);
+
+/* ---- the field readers (json_values.c) ---- */
+
+/* The path of the value being read, for error messages. */
+static inline void gw_json_push_name(struct gw_json *j, const char *name)
+{
+  if (j->npath < GW_JSON_PATH_STEPS)
+    j->path[j->npath] = (struct gw_json_step){name, 0};
+  j->npath++;
+}
+
+static inline void gw_json_push_idx(struct gw_json *j, size_t i)
+{
+  if (j->npath < GW_JSON_PATH_STEPS)
+    j->path[j->npath] = (struct gw_json_step){NULL, i};
+  j->npath++;
+}
+
+static inline void gw_json_pop(struct gw_json *j) { j->npath--; }
+
+/* A type error ("want a string") for the value peek classified as t; a syntax error when it is no value. */
+gw_rc gw_json_want(struct gw_json *j, enum gw_jt t, const char *what);
+
+/* The pointers of a repeated field being read: the first GW_JSON_VEC_INLINE here, the rest in blocks. */
+#define GW_JSON_VEC_INLINE 16
+struct gw_json_vec {
+  size_t n;
+  void *in[GW_JSON_VEC_INLINE];
+  struct gw_json_blk *head, *tail;
+};
+gw_rc gw_json_vec_push(struct gw_json *j, struct gw_json_vec *v, void *p);
+/* The collected pointers as one arena array (NULL when empty); the blocks go back for reuse. */
+gw_rc gw_json_vec_finish(struct gw_json *j, struct gw_json_vec *v, void ***out, size_t *n);
+
+/* A message's member names. */
+struct gw_json_name {
+  const char *camel, *snake; /* snake NULL: the proto name is the same */
+  uint8_t clen, slen;
+};
+/* The index of key k in t, or -1; *camel: it was the lowerCamelCase name. */
+int gw_json_lookup(const struct gw_json_name *t, int n, const char *k, size_t kn, bool *camel);
+
+/* One member being read: which field, whether its camelCase name was used, the camelCase names already
+ * seen in this object (they win over snake_case ones), and the name the path shows. */
+struct gw_json_fld {
+  uint32_t *seen;
+  int f;
+  bool camel;
+  const char *name;
+};
+
+/* What to do with the member's value: skip it (a snake_case name after the camelCase one), reset the
+ * field (null, consumed), or read it. */
+enum gw_json_take { GW_JSON_SKIP, GW_JSON_NULL, GW_JSON_READ };
+enum gw_json_take gw_json_take(struct gw_json *j, const struct gw_json_fld *fd, gw_rc *rc);
+
+/* In a member reader: skip or reset (running on_null) as gw_json_take says, returning; go on to read. */
+#define GW_JSON_TAKE_OR_RETURN(j, fd, on_null)                                                                \
+  do {                                                                                                        \
+    gw_rc trc_;                                                                                               \
+    switch (gw_json_take(j, fd, &trc_)) {                                                                     \
+    case GW_JSON_SKIP: return gw_json_skip(j);                                                                \
+    case GW_JSON_NULL:                                                                                        \
+      if (!trc_) {                                                                                            \
+        on_null;                                                                                              \
+      }                                                                                                       \
+      return trc_;                                                                                            \
+    case GW_JSON_READ: break;                                                                                 \
+    }                                                                                                         \
+  } while (0)
+
+/* Values at p, the path naming them. */
+gw_rc gw_json_str_value(struct gw_json *j, char **out); /* arena copy, valid UTF-8 */
+gw_rc gw_json_i64_value(struct gw_json *j, int64_t min, int64_t max, int64_t *out);
+gw_rc gw_json_double_value(struct gw_json *j, double *out);
+gw_rc gw_json_bool_value(struct gw_json *j, protobuf_c_boolean *out);
+gw_rc gw_json_b64_value(struct gw_json *j, ProtobufCBinaryData *out);
+
+/* Members: null and snake_case handled, the name pushed on the path, the value read into *out. */
+gw_rc gw_json_get_str(struct gw_json *j, const struct gw_json_fld *fd, char **out);
+gw_rc gw_json_get_u64(struct gw_json *j, const struct gw_json_fld *fd, uint64_t *out);
+gw_rc gw_json_get_u32(struct gw_json *j, const struct gw_json_fld *fd, uint32_t *out);
+gw_rc gw_json_get_enum(struct gw_json *j, const struct gw_json_fld *fd, const ProtobufCEnumDescriptor *desc,
+                       int *out);
+gw_rc gw_json_get_hex(struct gw_json *j, const struct gw_json_fld *fd, ProtobufCBinaryData *out);
+/* A message-typed member read by fn into a new struct of sz bytes prepared by init (NULL when null). */
+typedef gw_rc (*gw_json_msg_fn)(struct gw_json *j, void *msg);
+gw_rc gw_json_get_msg(struct gw_json *j, const struct gw_json_fld *fd, size_t sz, void (*init)(void *),
+                      gw_json_msg_fn fn, void **out);
+/* A repeated message member: an array of objects, each read by fn into a new struct. */
+gw_rc gw_json_get_repeated(struct gw_json *j, const struct gw_json_fld *fd, size_t sz, void (*init)(void *),
+                           gw_json_msg_fn fn, void ***items, size_t *n_items);
+/* Walk the members of the object at p: a known key (in t) goes to member(j, msg, &fd), an unknown one is
+ * skipped. */
+typedef gw_rc (*gw_json_member_fn)(struct gw_json *j, void *msg, const struct gw_json_fld *fd);
+gw_rc gw_json_members(struct gw_json *j, const struct gw_json_name *t, int n, void *msg,
+                      gw_json_member_fn member);
 
 #endif

@@ -4,9 +4,9 @@
  *
  * Decisions:
  * - One pass over the body with the pull lexer (json_lex.c), writing each field into its struct as it
- *   is read: no document model. Memory is the structs and strings the request keeps, all in the arena
- *   and under its cap; unknown fields are skipped (checked, never stored). The pointer arrays of
- *   repeated fields are collected in blocks recycled from array to array, then copied once.
+ *   is read (the field readers are in json_values.c): no document model. Memory is the structs and
+ *   strings the request keeps, all in the arena and under its cap; unknown fields are skipped (checked,
+ *   never stored).
  * - Field names are lowerCamelCase; the snake_case proto names are accepted too (lenient, §1.6 [U]),
  *   the camelCase one winning when both come, in any order, as before. Unknown fields are ignored and
  *   null means "absent" (a null resets what an earlier key set). A key given twice: the last wins.
@@ -21,639 +21,18 @@
  *   Syntax errors give the offset and the path being read. The first error stops the decode.
  * - Depth: AnyValue nesting is checked against max_depth on entering each value; any JSON nesting
  *   (skipped values too) stops at 4 * max_depth + 16 levels, which every request within max_depth fits.
- * - Strings are copied into the arena once and made valid UTF-8 (gw_utf8_fix; NUL bytes removed).
  * The AnyValue / KeyValue / Resource / Scope readers take no trace-specific state, for the logs decoder.
  */
-#include <errno.h>
-#include <limits.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/metrics.h"
 #include "decode/decode.h"
 #include "decode/decode_int.h"
 
-/* ---- the path ---- */
-
-static inline void push_name(struct gw_json *j, const char *name)
-{
-  if (j->npath < GW_JSON_PATH_STEPS)
-    j->path[j->npath] = (struct gw_json_step){name, 0};
-  j->npath++;
-}
-
-static inline void push_idx(struct gw_json *j, size_t i)
-{
-  if (j->npath < GW_JSON_PATH_STEPS)
-    j->path[j->npath] = (struct gw_json_step){NULL, i};
-  j->npath++;
-}
-
-static inline void pop(struct gw_json *j) { j->npath--; }
-
-/* A type error for the value peek classified as t (a syntax error when it is no value at all). */
-static gw_rc want(struct gw_json *j, enum gw_jt t, const char *what)
-{
-  if (t == GW_JT_BAD || t == GW_JT_END)
-    return gw_json_bad(j);
-  return gw_json_fail(j, GW_ERR(DECODE), what);
-}
-
-/* ---- repeated fields: pointers collected in blocks, then one array ---- */
-
-#define BLK_N 254
-struct gw_json_blk {
-  struct gw_json_blk *next;
-  size_t n;
-  void *v[BLK_N];
-};
-
-#define VEC_INLINE 16
-struct vec {
-  size_t n;
-  void *in[VEC_INLINE];
-  struct gw_json_blk *head, *tail;
-};
-
-static gw_rc vec_push(struct gw_json *j, struct vec *v, void *p)
-{
-  if (v->n < VEC_INLINE) {
-    v->in[v->n++] = p;
-    return GW_OK;
-  }
-  struct gw_json_blk *b = v->tail;
-  if (!b || b->n == BLK_N) {
-    if ((b = j->spare)) {
-      j->spare = b->next;
-    } else if (!(b = gw_arena_alloc(j->a, sizeof *b))) {
-      return gw_json_oom(j);
-    }
-    b->next = NULL;
-    b->n = 0;
-    if (v->tail)
-      v->tail->next = b;
-    else
-      v->head = b;
-    v->tail = b;
-  }
-  b->v[b->n++] = p;
-  v->n++;
-  return GW_OK;
-}
-
-/* The collected pointers as one arena array (NULL when empty); the blocks go back for reuse. */
-static gw_rc vec_finish(struct gw_json *j, struct vec *v, void ***out, size_t *n)
-{
-  void **arr = NULL;
-  if (v->n) {
-    if (!(arr = gw_arena_alloc(j->a, v->n * sizeof *arr)))
-      return gw_json_oom(j);
-    size_t k = v->n < VEC_INLINE ? v->n : VEC_INLINE;
-    memcpy(arr, v->in, k * sizeof *arr);
-    for (struct gw_json_blk *b = v->head; b; b = b->next) {
-      memcpy(arr + k, b->v, b->n * sizeof *arr);
-      k += b->n;
-    }
-  }
-  if (v->tail) {
-    v->tail->next = j->spare;
-    j->spare = v->head;
-  }
-  *out = arr;
-  *n = v->n;
-  return GW_OK;
-}
-
-/* ---- field names ---- */
-
-struct name {
-  const char *camel, *snake; /* snake NULL: the proto name is the same */
-  uint8_t clen, slen;
-};
 #define N2(c, s) {c, s, sizeof c - 1, sizeof s - 1}
 #define N1(c) {c, NULL, sizeof c - 1, 0}
-
-/* The index of key k in t, or -1; *camel: it was the lowerCamelCase name. */
-static int lookup(const struct name *t, int n, const char *k, size_t kn, bool *camel)
-{
-  for (int i = 0; i < n; i++) {
-    if (kn == t[i].clen && !memcmp(k, t[i].camel, kn)) {
-      *camel = true;
-      return i;
-    }
-    if (t[i].snake && kn == t[i].slen && !memcmp(k, t[i].snake, kn)) {
-      *camel = false;
-      return i;
-    }
-  }
-  return -1;
-}
-
-/* One member of a message being read: which field, whether its camelCase name was used, and the
- * camelCase names already seen in this object (they win over snake_case ones). */
-struct fld {
-  uint32_t *seen;
-  int f;
-  bool camel;
-  const char *name;
-};
-
-enum take { TAKE_SKIP, TAKE_NULL, TAKE_READ };
-
-/* What to do with the member's value: skip it (a snake_case name after the camelCase one), reset the
- * field (null, consumed here), or read it. */
-static enum take take(struct gw_json *j, const struct fld *fd, gw_rc *rc)
-{
-  *rc = GW_OK;
-  if (fd->camel)
-    *fd->seen |= 1u << fd->f;
-  else if (*fd->seen >> fd->f & 1)
-    return TAKE_SKIP;
-  if (gw_json_peek(j) == GW_JT_NULL) {
-    *rc = gw_json_null(j);
-    return TAKE_NULL;
-  }
-  return TAKE_READ;
-}
-
-#define TAKE_OR_RETURN(j, fd, on_null)                                                                        \
-  do {                                                                                                        \
-    gw_rc trc_;                                                                                               \
-    switch (take(j, fd, &trc_)) {                                                                             \
-    case TAKE_SKIP: return gw_json_skip(j);                                                                   \
-    case TAKE_NULL:                                                                                           \
-      if (!trc_) {                                                                                            \
-        on_null;                                                                                              \
-      }                                                                                                       \
-      return trc_;                                                                                            \
-    case TAKE_READ: break;                                                                                    \
-    }                                                                                                         \
-  } while (0)
-
-/* ---- scalars: the value is next; the path names it ---- */
-
-/* The string value's bytes: raw from the body when it has no escape, else decoded into the arena. */
-static gw_rc string_bytes(struct gw_json *j, const char **s, size_t *n, const char *what)
-{
-  enum gw_jt t = gw_json_peek(j);
-  if (t != GW_JT_STR)
-    return want(j, t, what);
-  gw_rc rc = gw_json_string_raw(j, s, n);
-  if (rc || *s)
-    return rc;
-  char *d;
-  if ((rc = gw_json_string(j, &d, n)))
-    return rc;
-  *s = d;
-  return GW_OK;
-}
-
-/* The same as a NUL-terminated string (a copy when it came raw and small enough for buf). */
-static gw_rc cstring(struct gw_json *j, char *buf, size_t cap, const char **s, size_t *n, const char *what)
-{
-  enum gw_jt t = gw_json_peek(j);
-  if (t != GW_JT_STR)
-    return want(j, t, what);
-  const char *raw;
-  gw_rc rc = gw_json_string_raw(j, &raw, n);
-  if (rc)
-    return rc;
-  if (raw) {
-    char *d = buf;
-    if (*n >= cap && !(d = gw_arena_alloc(j->a, *n + 1)))
-      return gw_json_oom(j);
-    memcpy(d, raw, *n);
-    d[*n] = 0;
-    *s = d;
-    return GW_OK;
-  }
-  char *d;
-  if ((rc = gw_json_string(j, &d, n)))
-    return rc;
-  *s = d;
-  return GW_OK;
-}
-
-static gw_rc str_value(struct gw_json *j, char **out)
-{
-  enum gw_jt t = gw_json_peek(j);
-  if (t != GW_JT_STR)
-    return want(j, t, "want a string");
-  char *s;
-  size_t n;
-  gw_rc rc = gw_json_string(j, &s, &n);
-  if (rc)
-    return rc;
-  bool fixed;
-  if (!(s = gw_utf8_fix(j->a, s, n, &fixed)))
-    return gw_json_oom(j);
-  j->fixed += fixed;
-  *out = s;
-  return GW_OK;
-}
-
-/* Decimal digits only (an optional leading '-' when neg_ok), no NUL: no spaces, no '+', no exponent. */
-static bool dec_string(const char *s, size_t n, bool neg_ok)
-{
-  size_t i = neg_ok && n && s[0] == '-';
-  if (i == n)
-    return false;
-  for (; i < n; i++)
-    if (s[i] < '0' || s[i] > '9')
-      return false;
-  return true;
-}
-
-/* An unsigned integer up to max: a JSON integer, an integral double, or a decimal string. */
-static gw_rc u64_value(struct gw_json *j, uint64_t max, uint64_t *out)
-{
-  enum gw_jt t = gw_json_peek(j);
-  uint64_t u = 0;
-  gw_rc rc;
-  if (t == GW_JT_NUM) {
-    struct gw_jnum n;
-    if ((rc = gw_json_number(j, &n)))
-      return rc;
-    if (n.dbl) {
-      if (!isfinite(n.d) || n.d != floor(n.d) || n.d < 0 || n.d >= 18446744073709551616.0)
-        return gw_json_fail(j, GW_ERR(DECODE), "not an unsigned integer");
-      u = (uint64_t)n.d;
-    } else if (n.neg && n.mag) {
-      return gw_json_fail(j, GW_ERR(DECODE), "negative");
-    } else if (n.big) {
-      return gw_json_fail(j, GW_ERR(DECODE), "out of range");
-    } else {
-      u = n.mag;
-    }
-  } else if (t == GW_JT_STR) {
-    const char *s;
-    size_t n;
-    if ((rc = string_bytes(j, &s, &n, "")))
-      return rc;
-    if (!dec_string(s, n, false))
-      return gw_json_fail(j, GW_ERR(DECODE), "not a decimal integer");
-    for (size_t i = 0; i < n; i++) {
-      unsigned v = (unsigned)(s[i] - '0');
-      if (u > (UINT64_MAX - v) / 10)
-        return gw_json_fail(j, GW_ERR(DECODE), "out of range");
-      u = u * 10 + v;
-    }
-  } else {
-    return want(j, t, "want an integer");
-  }
-  if (u > max)
-    return gw_json_fail(j, GW_ERR(DECODE), "out of range");
-  *out = u;
-  return GW_OK;
-}
-
-/* A signed integer in [min, max], same encodings as u64_value. */
-static gw_rc i64_value(struct gw_json *j, int64_t min, int64_t max, int64_t *out)
-{
-  enum gw_jt t = gw_json_peek(j);
-  int64_t i = 0;
-  gw_rc rc;
-  if (t == GW_JT_NUM) {
-    struct gw_jnum n;
-    if ((rc = gw_json_number(j, &n)))
-      return rc;
-    if (n.dbl) {
-      if (!isfinite(n.d) || n.d != floor(n.d) || n.d < -9223372036854775808.0 || n.d >= 9223372036854775808.0)
-        return gw_json_fail(j, GW_ERR(DECODE), "not an integer");
-      i = (int64_t)n.d;
-    } else if (n.big || (!n.neg && n.mag > (uint64_t)INT64_MAX)) {
-      return gw_json_fail(j, GW_ERR(DECODE), "out of range");
-    } else {
-      i = n.neg ? (int64_t)(0 - n.mag) : (int64_t)n.mag;
-    }
-  } else if (t == GW_JT_STR) {
-    const char *s;
-    size_t n;
-    if ((rc = string_bytes(j, &s, &n, "")))
-      return rc;
-    if (!dec_string(s, n, true))
-      return gw_json_fail(j, GW_ERR(DECODE), "not a decimal integer");
-    bool neg = s[0] == '-';
-    uint64_t m = 0, lim = neg ? (uint64_t)1 << 63 : (uint64_t)INT64_MAX;
-    for (size_t k = neg; k < n; k++) {
-      unsigned v = (unsigned)(s[k] - '0');
-      if (m > (lim - v) / 10)
-        return gw_json_fail(j, GW_ERR(DECODE), "out of range");
-      m = m * 10 + v;
-    }
-    i = neg ? (int64_t)(0 - m) : (int64_t)m;
-  } else {
-    return want(j, t, "want an integer");
-  }
-  if (i < min || i > max)
-    return gw_json_fail(j, GW_ERR(DECODE), "out of range");
-  *out = i;
-  return GW_OK;
-}
-
-/* A double: a JSON number, or a string holding a number or "NaN" / "Infinity" / "-Infinity" (proto3 JSON). */
-static gw_rc double_value(struct gw_json *j, double *out)
-{
-  enum gw_jt t = gw_json_peek(j);
-  gw_rc rc;
-  if (t == GW_JT_NUM) {
-    struct gw_jnum n;
-    if ((rc = gw_json_number(j, &n)))
-      return rc;
-    *out = n.d;
-    return GW_OK;
-  }
-  if (t != GW_JT_STR)
-    return want(j, t, "want a number");
-  char buf[64];
-  const char *s;
-  size_t n;
-  if ((rc = cstring(j, buf, sizeof buf, &s, &n, "")))
-    return rc;
-  if (!strcmp(s, "NaN")) {
-    *out = NAN;
-  } else if (!strcmp(s, "Infinity")) {
-    *out = INFINITY;
-  } else if (!strcmp(s, "-Infinity")) {
-    *out = -INFINITY;
-  } else {
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (!*s || *end || errno || s[0] == ' ' || !isfinite(d))
-      return gw_json_fail(j, GW_ERR(DECODE), "not a number");
-    *out = d;
-  }
-  return GW_OK;
-}
-
-static gw_rc bool_value(struct gw_json *j, protobuf_c_boolean *out)
-{
-  enum gw_jt t = gw_json_peek(j);
-  if (t != GW_JT_BOOL)
-    return want(j, t, "want a boolean");
-  bool b;
-  gw_rc rc = gw_json_bool(j, &b);
-  *out = b;
-  return rc;
-}
-
-static int hexval(unsigned char ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  ch |= 0x20;
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  return -1;
-}
-
-/* trace/span ids: case-insensitive hex (§1.6), not base64. */
-static gw_rc hex_value(struct gw_json *j, ProtobufCBinaryData *out)
-{
-  const char *s;
-  size_t n;
-  gw_rc rc = string_bytes(j, &s, &n, "want a hex string");
-  if (rc)
-    return rc;
-  if (n % 2)
-    return gw_json_fail(j, GW_ERR(DECODE), "not hex (odd length)");
-  out->len = n / 2;
-  out->data = NULL;
-  if (!n)
-    return GW_OK;
-  uint8_t *d = gw_arena_alloc(j->a, n / 2);
-  if (!d)
-    return gw_json_oom(j);
-  for (size_t i = 0; i < n; i += 2) {
-    int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
-    if (hi < 0 || lo < 0)
-      return gw_json_fail(j, GW_ERR(DECODE), "not hex");
-    d[i / 2] = (uint8_t)(hi << 4 | lo);
-  }
-  out->data = d;
-  return GW_OK;
-}
-
-static int b64val(unsigned char ch)
-{
-  if (ch >= 'A' && ch <= 'Z')
-    return ch - 'A';
-  if (ch >= 'a' && ch <= 'z')
-    return ch - 'a' + 26;
-  if (ch >= '0' && ch <= '9')
-    return ch - '0' + 52;
-  if (ch == '+' || ch == '-')
-    return 62;
-  if (ch == '/' || ch == '_')
-    return 63;
-  return -1;
-}
-
-/* bytesValue: base64 (RFC 4648 §4 or the URL-safe §5 alphabet), '=' padding optional. */
-static gw_rc b64_value(struct gw_json *j, ProtobufCBinaryData *out)
-{
-  const char *s;
-  size_t n;
-  gw_rc rc = string_bytes(j, &s, &n, "want a base64 string");
-  if (rc)
-    return rc;
-  if (n % 4 == 0 && n >= 1 && s[n - 1] == '=')
-    n--;
-  if (n % 4 == 3 && n >= 1 && s[n - 1] == '=')
-    n--;
-  if (n % 4 == 1)
-    return gw_json_fail(j, GW_ERR(DECODE), "not base64");
-  out->len = 0;
-  out->data = NULL;
-  if (!n)
-    return GW_OK;
-  uint8_t *d = gw_arena_alloc(j->a, n / 4 * 3 + 2);
-  if (!d)
-    return gw_json_oom(j);
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    int x = b64val((unsigned char)s[i]);
-    if (x < 0)
-      return gw_json_fail(j, GW_ERR(DECODE), "not base64");
-    acc = acc << 6 | (uint32_t)x;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      d[o++] = (uint8_t)(acc >> bits);
-    }
-  }
-  out->data = d;
-  out->len = o;
-  return GW_OK;
-}
-
-/* ---- members: take (null / skip), push the name, read ---- */
-
-static gw_rc get_str(struct gw_json *j, const struct fld *fd, char **out)
-{
-  TAKE_OR_RETURN(j, fd, *out = (char *)protobuf_c_empty_string);
-  push_name(j, fd->name);
-  gw_rc rc = str_value(j, out);
-  pop(j);
-  return rc;
-}
-
-static gw_rc get_u64(struct gw_json *j, const struct fld *fd, uint64_t *out)
-{
-  TAKE_OR_RETURN(j, fd, *out = 0);
-  push_name(j, fd->name);
-  gw_rc rc = u64_value(j, UINT64_MAX, out);
-  pop(j);
-  return rc;
-}
-
-static gw_rc get_u32(struct gw_json *j, const struct fld *fd, uint32_t *out)
-{
-  TAKE_OR_RETURN(j, fd, *out = 0);
-  push_name(j, fd->name);
-  uint64_t u = 0;
-  gw_rc rc = u64_value(j, UINT32_MAX, &u);
-  if (!rc)
-    *out = (uint32_t)u;
-  pop(j);
-  return rc;
-}
-
-/* Enums are integers in OTLP/JSON (§1.6) or their proto names; unknown numbers are kept, as proto3 open
- * enums are. */
-static gw_rc get_enum(struct gw_json *j, const struct fld *fd, const ProtobufCEnumDescriptor *desc, int *out)
-{
-  TAKE_OR_RETURN(j, fd, *out = 0);
-  push_name(j, fd->name);
-  gw_rc rc;
-  int64_t i = 0;
-  const char *s;
-  size_t n;
-  char buf[64];
-  if (gw_json_peek(j) == GW_JT_STR) {
-    const char *save = j->p;
-    if ((rc = cstring(j, buf, sizeof buf, &s, &n, "")))
-      goto out;
-    if (!dec_string(s, n, true)) {
-      const ProtobufCEnumValue *v = strlen(s) == n ? protobuf_c_enum_descriptor_get_value_by_name(desc, s) : NULL;
-      if (!v) {
-        char what[96];
-        snprintf(what, sizeof what, "not a decimal integer or %s name", desc->short_name);
-        rc = gw_json_fail(j, GW_ERR(DECODE), what);
-        goto out;
-      }
-      *out = v->value;
-      goto out;
-    }
-    j->p = save; /* a decimal string: read again as an integer */
-  }
-  if (!(rc = i64_value(j, INT32_MIN, INT32_MAX, &i)))
-    *out = (int)i;
-out:
-  pop(j);
-  return rc;
-}
-
-static gw_rc get_hex(struct gw_json *j, const struct fld *fd, ProtobufCBinaryData *out)
-{
-  TAKE_OR_RETURN(j, fd, (out->len = 0, out->data = NULL));
-  push_name(j, fd->name);
-  gw_rc rc = hex_value(j, out);
-  pop(j);
-  return rc;
-}
-
-/* A message-typed member: NULL when null; the value must be an object, read by fn into a new struct of
- * size sz that init prepares. */
-typedef gw_rc (*msg_fn)(struct gw_json *j, void *msg);
-
-static gw_rc get_msg(struct gw_json *j, const struct fld *fd, size_t sz, void (*init)(void *), msg_fn fn, void **out)
-{
-  TAKE_OR_RETURN(j, fd, *out = NULL);
-  push_name(j, fd->name);
-  gw_rc rc;
-  enum gw_jt t = gw_json_peek(j);
-  void *m;
-  if (t != GW_JT_OBJ) {
-    rc = want(j, t, "want an object");
-  } else if (!(m = gw_arena_alloc(j->a, sz))) {
-    rc = gw_json_oom(j);
-  } else {
-    init(m);
-    *out = m;
-    rc = fn(j, m);
-  }
-  pop(j);
-  return rc;
-}
-
-/* A repeated message member: an array of objects, each read by fn into a new struct. */
-static gw_rc get_repeated(struct gw_json *j, const struct fld *fd, size_t sz, void (*init)(void *), msg_fn fn,
-                          void ***items, size_t *n_items)
-{
-  TAKE_OR_RETURN(j, fd, (*items = NULL, *n_items = 0));
-  push_name(j, fd->name);
-  gw_rc rc;
-  int r, st = 0;
-  enum gw_jt t = gw_json_peek(j);
-  struct vec v = {0};
-  if (t != GW_JT_ARR) {
-    rc = want(j, t, "want an array");
-    goto out;
-  }
-  gw_json_arr_begin(j);
-  while ((r = gw_json_arr_next(j, &st)) == 1) {
-    push_idx(j, v.n);
-    void *m = NULL;
-    if ((t = gw_json_peek(j)) != GW_JT_OBJ) {
-      rc = want(j, t, "want an object");
-    } else if (!(m = gw_arena_alloc(j->a, sz))) {
-      rc = gw_json_oom(j);
-    } else {
-      init(m);
-      rc = fn(j, m);
-    }
-    pop(j);
-    if (rc || (rc = vec_push(j, &v, m)))
-      goto out;
-  }
-  rc = r < 0 ? r : vec_finish(j, &v, items, n_items);
-out:
-  pop(j);
-  return rc;
-}
-
-/* Walk the members of the object at p: for each, look its key up in t and call member(j, msg, &fd), or
- * skip an unknown one. */
-typedef gw_rc (*member_fn)(struct gw_json *j, void *msg, const struct fld *fd);
-
-static gw_rc members(struct gw_json *j, const struct name *t, int n, void *msg, member_fn member)
-{
-  uint32_t seen = 0;
-  int r, st = 0;
-  const char *k;
-  size_t kn;
-  gw_json_obj_begin(j);
-  while ((r = gw_json_obj_next(j, &st, &k, &kn)) == 1) {
-    struct fld fd = {&seen, 0, false, NULL};
-    gw_rc rc;
-    if ((fd.f = lookup(t, n, k, kn, &fd.camel)) < 0) {
-      rc = gw_json_skip(j);
-    } else {
-      fd.name = t[fd.f].camel;
-      rc = member(j, msg, &fd);
-    }
-    if (rc)
-      return rc;
-  }
-  return r;
-}
 
 #define INIT_FN(name, type, init)                                                                             \
   static void name(void *m) { init((type *)m); }
@@ -663,10 +42,11 @@ static gw_rc members(struct gw_json *j, const struct name *t, int n, void *msg, 
 static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth);
 
 /* A repeated KeyValue member (attributes, kvlistValue.values); depth is that of the values. */
-static gw_rc key_values(struct gw_json *j, const struct fld *fd, GwKeyValue ***out, size_t *n_out, uint32_t depth);
+static gw_rc key_values(struct gw_json *j, const struct gw_json_fld *fd, GwKeyValue ***out, size_t *n_out,
+                        uint32_t depth);
 
 enum { AV_STRING, AV_BOOL, AV_INT, AV_DOUBLE, AV_BYTES, AV_ARRAY, AV_KVLIST, AV__N };
-static const struct name av_names[] = {
+static const struct gw_json_name av_names[] = {
   [AV_STRING] = N2("stringValue", "string_value"), [AV_BOOL] = N2("boolValue", "bool_value"),
   [AV_INT] = N2("intValue", "int_value"),          [AV_DOUBLE] = N2("doubleValue", "double_value"),
   [AV_BYTES] = N2("bytesValue", "bytes_value"),    [AV_ARRAY] = N2("arrayValue", "array_value"),
@@ -674,7 +54,7 @@ static const struct name av_names[] = {
 };
 
 enum { ARR_VALUES, ARR__N };
-static const struct name values_names[] = {[ARR_VALUES] = N1("values")};
+static const struct gw_json_name values_names[] = {[ARR_VALUES] = N1("values")};
 
 /* {"values": [AnyValue...]}, at its '{'. */
 static gw_rc array_value(struct gw_json *j, GwArrayValue *arr, uint32_t depth)
@@ -687,42 +67,42 @@ static gw_rc array_value(struct gw_json *j, GwArrayValue *arr, uint32_t depth)
   while ((r = gw_json_obj_next(j, &st, &k, &kn)) == 1) {
     bool camel = true;
     gw_rc rc;
-    if (lookup(values_names, ARR__N, k, kn, &camel) < 0) {
+    if (gw_json_lookup(values_names, ARR__N, k, kn, &camel) < 0) {
       if ((rc = gw_json_skip(j)))
         return rc;
       continue;
     }
-    struct fld fd = {&seen, ARR_VALUES, true, "values"};
-    if (take(j, &fd, &rc) == TAKE_NULL) {
+    struct gw_json_fld fd = {&seen, ARR_VALUES, true, "values"};
+    if (gw_json_take(j, &fd, &rc) == GW_JSON_NULL) {
       if (rc)
         return rc;
       arr->values = NULL;
       arr->n_values = 0;
       continue;
     }
-    push_name(j, "values");
+    gw_json_push_name(j, "values");
     enum gw_jt t = gw_json_peek(j);
-    struct vec v = {0};
+    struct gw_json_vec v = {0};
     int ast = 0;
     if (t != GW_JT_ARR)
-      return want(j, t, "want an array");
+      return gw_json_want(j, t, "want an array");
     gw_json_arr_begin(j);
     while ((r = gw_json_arr_next(j, &ast)) == 1) {
-      push_idx(j, v.n);
+      gw_json_push_idx(j, v.n);
       GwAnyValue *av = NULL;
       if ((t = gw_json_peek(j)) != GW_JT_OBJ)
-        return want(j, t, "want an object");
+        return gw_json_want(j, t, "want an object");
       if (!(av = gw_arena_alloc(j->a, sizeof *av)))
         return gw_json_oom(j);
-      if ((rc = any_value(j, av, depth)) || (rc = vec_push(j, &v, av)))
+      if ((rc = any_value(j, av, depth)) || (rc = gw_json_vec_push(j, &v, av)))
         return rc;
-      pop(j);
+      gw_json_pop(j);
     }
     if (r < 0)
       return r;
-    if ((rc = vec_finish(j, &v, (void ***)&arr->values, &arr->n_values)))
+    if ((rc = gw_json_vec_finish(j, &v, (void ***)&arr->values, &arr->n_values)))
       return rc;
-    pop(j);
+    gw_json_pop(j);
   }
   return r;
 }
@@ -745,7 +125,7 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
   while ((r = gw_json_obj_next(j, &st, &k, &kn)) == 1) {
     bool camel = true;
     gw_rc rc = GW_OK;
-    int f = lookup(av_names, AV__N, k, kn, &camel);
+    int f = gw_json_lookup(av_names, AV__N, k, kn, &camel);
     if (f < 0) {
       if ((rc = gw_json_skip(j)))
         return rc;
@@ -757,32 +137,32 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
         return rc;
       continue;
     }
-    push_name(j, camel ? av_names[f].camel : av_names[f].snake);
+    gw_json_push_name(j, camel ? av_names[f].camel : av_names[f].snake);
     switch (f) {
     case AV_STRING:
       av->value_case = GW_AV_STRING;
-      rc = str_value(j, &av->string_value);
+      rc = gw_json_str_value(j, &av->string_value);
       break;
     case AV_BOOL:
       av->value_case = GW_AV_BOOL;
-      rc = bool_value(j, &av->bool_value);
+      rc = gw_json_bool_value(j, &av->bool_value);
       break;
     case AV_INT:
       av->value_case = GW_AV_INT;
-      rc = i64_value(j, INT64_MIN, INT64_MAX, &av->int_value);
+      rc = gw_json_i64_value(j, INT64_MIN, INT64_MAX, &av->int_value);
       break;
     case AV_DOUBLE:
       av->value_case = GW_AV_DOUBLE;
-      rc = double_value(j, &av->double_value);
+      rc = gw_json_double_value(j, &av->double_value);
       break;
     case AV_BYTES:
       av->value_case = GW_AV_BYTES;
-      rc = b64_value(j, &av->bytes_value);
+      rc = gw_json_b64_value(j, &av->bytes_value);
       break;
     case AV_ARRAY: {
       GwArrayValue *arr;
       if (t != GW_JT_OBJ) {
-        rc = want(j, t, "want an object");
+        rc = gw_json_want(j, t, "want an object");
       } else if (!(arr = gw_arena_alloc(j->a, sizeof *arr))) {
         rc = gw_json_oom(j);
       } else {
@@ -796,7 +176,7 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
     case AV_KVLIST: {
       GwKeyValueList *kl;
       if (t != GW_JT_OBJ) {
-        rc = want(j, t, "want an object");
+        rc = gw_json_want(j, t, "want an object");
       } else if (!(kl = gw_arena_alloc(j->a, sizeof *kl))) {
         rc = gw_json_oom(j);
       } else {
@@ -807,8 +187,8 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
         int kst = 0;
         gw_json_obj_begin(j);
         while ((r = gw_json_obj_next(j, &kst, &k, &kn)) == 1) {
-          struct fld fd = {&seen, 0, true, "values"};
-          if (lookup(values_names, ARR__N, k, kn, &camel) < 0)
+          struct gw_json_fld fd = {&seen, 0, true, "values"};
+          if (gw_json_lookup(values_names, ARR__N, k, kn, &camel) < 0)
             rc = gw_json_skip(j);
           else
             rc = key_values(j, &fd, &kl->values, &kl->n_values, depth + 1);
@@ -822,13 +202,13 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
     }
     if (rc)
       return rc;
-    pop(j);
+    gw_json_pop(j);
   }
   return r;
 }
 
 enum { KV_KEY, KV_VALUE, KV__N };
-static const struct name kv_names[] = {[KV_KEY] = N1("key"), [KV_VALUE] = N1("value")};
+static const struct gw_json_name kv_names[] = {[KV_KEY] = N1("key"), [KV_VALUE] = N1("value")};
 
 /* {"key": "...", "value": AnyValue}, at its '{'; value stays NULL when absent, as on the wire. */
 static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
@@ -842,24 +222,24 @@ static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
   while ((r = gw_json_obj_next(j, &st, &k, &kn)) == 1) {
     bool camel = true;
     gw_rc rc;
-    int f = lookup(kv_names, KV__N, k, kn, &camel);
-    struct fld fd = {&seen, f, camel, f >= 0 ? kv_names[f].camel : NULL};
+    int f = gw_json_lookup(kv_names, KV__N, k, kn, &camel);
+    struct gw_json_fld fd = {&seen, f, camel, f >= 0 ? kv_names[f].camel : NULL};
     if (f == KV_KEY) {
-      rc = get_str(j, &fd, &kv->key);
+      rc = gw_json_get_str(j, &fd, &kv->key);
     } else if (f == KV_VALUE) {
-      switch (take(j, &fd, &rc)) {
-      case TAKE_SKIP: rc = gw_json_skip(j); break;
-      case TAKE_NULL: kv->value = NULL; break;
-      case TAKE_READ: {
-        push_name(j, "value");
+      switch (gw_json_take(j, &fd, &rc)) {
+      case GW_JSON_SKIP: rc = gw_json_skip(j); break;
+      case GW_JSON_NULL: kv->value = NULL; break;
+      case GW_JSON_READ: {
+        gw_json_push_name(j, "value");
         enum gw_jt t = gw_json_peek(j);
         if (t != GW_JT_OBJ)
-          rc = want(j, t, "want an object");
+          rc = gw_json_want(j, t, "want an object");
         else if (!(kv->value = gw_arena_alloc(j->a, sizeof *kv->value)))
           rc = gw_json_oom(j);
         else
           rc = any_value(j, kv->value, depth);
-        pop(j);
+        gw_json_pop(j);
         break;
       }
       }
@@ -872,110 +252,111 @@ static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
   return r;
 }
 
-static gw_rc key_values(struct gw_json *j, const struct fld *fd, GwKeyValue ***out, size_t *n_out, uint32_t depth)
+static gw_rc key_values(struct gw_json *j, const struct gw_json_fld *fd, GwKeyValue ***out, size_t *n_out,
+                        uint32_t depth)
 {
-  TAKE_OR_RETURN(j, fd, (*out = NULL, *n_out = 0));
-  push_name(j, fd->name);
+  GW_JSON_TAKE_OR_RETURN(j, fd, (*out = NULL, *n_out = 0));
+  gw_json_push_name(j, fd->name);
   gw_rc rc;
   int r, st = 0;
   enum gw_jt t = gw_json_peek(j);
-  struct vec v = {0};
+  struct gw_json_vec v = {0};
   if (t != GW_JT_ARR) {
-    rc = want(j, t, "want an array");
+    rc = gw_json_want(j, t, "want an array");
     goto out;
   }
   gw_json_arr_begin(j);
   while ((r = gw_json_arr_next(j, &st)) == 1) {
-    push_idx(j, v.n);
+    gw_json_push_idx(j, v.n);
     GwKeyValue *kv = NULL;
     if ((t = gw_json_peek(j)) != GW_JT_OBJ)
-      rc = want(j, t, "want an object");
+      rc = gw_json_want(j, t, "want an object");
     else if (!(kv = gw_arena_alloc(j->a, sizeof *kv)))
       rc = gw_json_oom(j);
     else
       rc = key_value(j, kv, depth);
-    pop(j);
-    if (rc || (rc = vec_push(j, &v, kv)))
+    gw_json_pop(j);
+    if (rc || (rc = gw_json_vec_push(j, &v, kv)))
       goto out;
   }
-  rc = r < 0 ? r : vec_finish(j, &v, (void ***)out, n_out);
+  rc = r < 0 ? r : gw_json_vec_finish(j, &v, (void ***)out, n_out);
 out:
-  pop(j);
+  gw_json_pop(j);
   return rc;
 }
 
-static gw_rc attributes(struct gw_json *j, const struct fld *fd, GwKeyValue ***out, size_t *n)
+static gw_rc attributes(struct gw_json *j, const struct gw_json_fld *fd, GwKeyValue ***out, size_t *n)
 {
   return key_values(j, fd, out, n, 1);
 }
 
 /* resource.v1.Resource; entityRefs (Development) are ignored. */
 enum { RES_ATTRS, RES_DROPPED, RES__N };
-static const struct name res_names[] = {
+static const struct gw_json_name res_names[] = {
   [RES_ATTRS] = N1("attributes"),
   [RES_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
 };
 
-static gw_rc resource_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc resource_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwResource *r = m;
   if (fd->f == RES_ATTRS)
     return attributes(j, fd, &r->attributes, &r->n_attributes);
-  return get_u32(j, fd, &r->dropped_attributes_count);
+  return gw_json_get_u32(j, fd, &r->dropped_attributes_count);
 }
 
-static gw_rc resource(struct gw_json *j, void *m) { return members(j, res_names, RES__N, m, resource_member); }
+static gw_rc resource(struct gw_json *j, void *m) { return gw_json_members(j, res_names, RES__N, m, resource_member); }
 INIT_FN(init_resource, GwResource, gw_pb_resource_init)
 
 /* common.v1.InstrumentationScope */
 enum { SC_NAME, SC_VERSION, SC_ATTRS, SC_DROPPED, SC__N };
-static const struct name scope_names[] = {
+static const struct gw_json_name scope_names[] = {
   [SC_NAME] = N1("name"),
   [SC_VERSION] = N1("version"),
   [SC_ATTRS] = N1("attributes"),
   [SC_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
 };
 
-static gw_rc scope_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc scope_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwScope *s = m;
   switch (fd->f) {
-  case SC_NAME: return get_str(j, fd, &s->name);
-  case SC_VERSION: return get_str(j, fd, &s->version);
+  case SC_NAME: return gw_json_get_str(j, fd, &s->name);
+  case SC_VERSION: return gw_json_get_str(j, fd, &s->version);
   case SC_ATTRS: return attributes(j, fd, &s->attributes, &s->n_attributes);
-  default: return get_u32(j, fd, &s->dropped_attributes_count);
+  default: return gw_json_get_u32(j, fd, &s->dropped_attributes_count);
   }
 }
 
-static gw_rc scope(struct gw_json *j, void *m) { return members(j, scope_names, SC__N, m, scope_member); }
+static gw_rc scope(struct gw_json *j, void *m) { return gw_json_members(j, scope_names, SC__N, m, scope_member); }
 INIT_FN(init_scope, GwScope, gw_pb_scope_init)
 
 /* ---- trace.v1 ---- */
 
 enum { EV_TIME, EV_NAME, EV_ATTRS, EV_DROPPED, EV__N };
-static const struct name event_names[] = {
+static const struct gw_json_name event_names[] = {
   [EV_TIME] = N2("timeUnixNano", "time_unix_nano"),
   [EV_NAME] = N1("name"),
   [EV_ATTRS] = N1("attributes"),
   [EV_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
 };
 
-static gw_rc event_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc event_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwSpanEvent *ev = m;
   switch (fd->f) {
-  case EV_TIME: return get_u64(j, fd, &ev->time_unix_nano);
-  case EV_NAME: return get_str(j, fd, &ev->name);
+  case EV_TIME: return gw_json_get_u64(j, fd, &ev->time_unix_nano);
+  case EV_NAME: return gw_json_get_str(j, fd, &ev->name);
   case EV_ATTRS: return attributes(j, fd, &ev->attributes, &ev->n_attributes);
-  default: return get_u32(j, fd, &ev->dropped_attributes_count);
+  default: return gw_json_get_u32(j, fd, &ev->dropped_attributes_count);
   }
 }
 
-static gw_rc span_event(struct gw_json *j, void *m) { return members(j, event_names, EV__N, m, event_member); }
+static gw_rc span_event(struct gw_json *j, void *m) { return gw_json_members(j, event_names, EV__N, m, event_member); }
 INIT_FN(init_event, GwSpanEvent, gw_pb_span_event_init)
 
 enum { LK_TRACE_ID, LK_SPAN_ID, LK_STATE, LK_ATTRS, LK_DROPPED, LK_FLAGS, LK__N };
-static const struct name link_names[] = {
+static const struct gw_json_name link_names[] = {
   [LK_TRACE_ID] = N2("traceId", "trace_id"),
   [LK_SPAN_ID] = N2("spanId", "span_id"),
   [LK_STATE] = N2("traceState", "trace_state"),
@@ -984,44 +365,47 @@ static const struct name link_names[] = {
   [LK_FLAGS] = N1("flags"),
 };
 
-static gw_rc link_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc link_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwSpanLink *l = m;
   switch (fd->f) {
-  case LK_TRACE_ID: return get_hex(j, fd, &l->trace_id);
-  case LK_SPAN_ID: return get_hex(j, fd, &l->span_id);
-  case LK_STATE: return get_str(j, fd, &l->trace_state);
+  case LK_TRACE_ID: return gw_json_get_hex(j, fd, &l->trace_id);
+  case LK_SPAN_ID: return gw_json_get_hex(j, fd, &l->span_id);
+  case LK_STATE: return gw_json_get_str(j, fd, &l->trace_state);
   case LK_ATTRS: return attributes(j, fd, &l->attributes, &l->n_attributes);
-  case LK_DROPPED: return get_u32(j, fd, &l->dropped_attributes_count);
-  default: return get_u32(j, fd, &l->flags);
+  case LK_DROPPED: return gw_json_get_u32(j, fd, &l->dropped_attributes_count);
+  default: return gw_json_get_u32(j, fd, &l->flags);
   }
 }
 
-static gw_rc span_link(struct gw_json *j, void *m) { return members(j, link_names, LK__N, m, link_member); }
+static gw_rc span_link(struct gw_json *j, void *m) { return gw_json_members(j, link_names, LK__N, m, link_member); }
 INIT_FN(init_link, GwSpanLink, gw_pb_span_link_init)
 
 enum { ST_MESSAGE, ST_CODE, ST__N };
-static const struct name status_names[] = {[ST_MESSAGE] = N1("message"), [ST_CODE] = N1("code")};
+static const struct gw_json_name status_names[] = {[ST_MESSAGE] = N1("message"), [ST_CODE] = N1("code")};
 
-static gw_rc status_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc status_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwStatus *st = m;
   if (fd->f == ST_MESSAGE)
-    return get_str(j, fd, &st->message);
+    return gw_json_get_str(j, fd, &st->message);
   int code = (int)st->code;
-  gw_rc rc = get_enum(j, fd, &opentelemetry__proto__trace__v1__status__status_code__descriptor, &code);
+  gw_rc rc = gw_json_get_enum(j, fd, &opentelemetry__proto__trace__v1__status__status_code__descriptor, &code);
   st->code = code;
   return rc;
 }
 
-static gw_rc span_status(struct gw_json *j, void *m) { return members(j, status_names, ST__N, m, status_member); }
+static gw_rc span_status(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, status_names, ST__N, m, status_member);
+}
 INIT_FN(init_status, GwStatus, gw_pb_status_init)
 
 enum {
   SP_TRACE_ID, SP_SPAN_ID, SP_STATE, SP_PARENT, SP_FLAGS, SP_NAME, SP_KIND, SP_START, SP_END, SP_ATTRS,
   SP_DROPPED_ATTRS, SP_EVENTS, SP_DROPPED_EVENTS, SP_LINKS, SP_DROPPED_LINKS, SP_STATUS, SP__N
 };
-static const struct name span_names[] = {
+static const struct gw_json_name span_names[] = {
   [SP_TRACE_ID] = N2("traceId", "trace_id"),
   [SP_SPAN_ID] = N2("spanId", "span_id"),
   [SP_STATE] = N2("traceState", "trace_state"),
@@ -1040,101 +424,101 @@ static const struct name span_names[] = {
   [SP_STATUS] = N1("status"),
 };
 
-static gw_rc span_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc span_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwSpan *s = m;
   switch (fd->f) {
-  case SP_TRACE_ID: return get_hex(j, fd, &s->trace_id);
-  case SP_SPAN_ID: return get_hex(j, fd, &s->span_id);
-  case SP_STATE: return get_str(j, fd, &s->trace_state);
-  case SP_PARENT: return get_hex(j, fd, &s->parent_span_id);
-  case SP_FLAGS: return get_u32(j, fd, &s->flags);
-  case SP_NAME: return get_str(j, fd, &s->name);
+  case SP_TRACE_ID: return gw_json_get_hex(j, fd, &s->trace_id);
+  case SP_SPAN_ID: return gw_json_get_hex(j, fd, &s->span_id);
+  case SP_STATE: return gw_json_get_str(j, fd, &s->trace_state);
+  case SP_PARENT: return gw_json_get_hex(j, fd, &s->parent_span_id);
+  case SP_FLAGS: return gw_json_get_u32(j, fd, &s->flags);
+  case SP_NAME: return gw_json_get_str(j, fd, &s->name);
   case SP_KIND: {
     int kind = (int)s->kind;
-    gw_rc rc = get_enum(j, fd, &opentelemetry__proto__trace__v1__span__span_kind__descriptor, &kind);
+    gw_rc rc = gw_json_get_enum(j, fd, &opentelemetry__proto__trace__v1__span__span_kind__descriptor, &kind);
     s->kind = kind;
     return rc;
   }
-  case SP_START: return get_u64(j, fd, &s->start_time_unix_nano);
-  case SP_END: return get_u64(j, fd, &s->end_time_unix_nano);
+  case SP_START: return gw_json_get_u64(j, fd, &s->start_time_unix_nano);
+  case SP_END: return gw_json_get_u64(j, fd, &s->end_time_unix_nano);
   case SP_ATTRS: return attributes(j, fd, &s->attributes, &s->n_attributes);
-  case SP_DROPPED_ATTRS: return get_u32(j, fd, &s->dropped_attributes_count);
+  case SP_DROPPED_ATTRS: return gw_json_get_u32(j, fd, &s->dropped_attributes_count);
   case SP_EVENTS:
-    return get_repeated(j, fd, sizeof(GwSpanEvent), init_event, span_event, (void ***)&s->events, &s->n_events);
-  case SP_DROPPED_EVENTS: return get_u32(j, fd, &s->dropped_events_count);
+    return gw_json_get_repeated(j, fd, sizeof(GwSpanEvent), init_event, span_event, (void ***)&s->events, &s->n_events);
+  case SP_DROPPED_EVENTS: return gw_json_get_u32(j, fd, &s->dropped_events_count);
   case SP_LINKS:
-    return get_repeated(j, fd, sizeof(GwSpanLink), init_link, span_link, (void ***)&s->links, &s->n_links);
-  case SP_DROPPED_LINKS: return get_u32(j, fd, &s->dropped_links_count);
+    return gw_json_get_repeated(j, fd, sizeof(GwSpanLink), init_link, span_link, (void ***)&s->links, &s->n_links);
+  case SP_DROPPED_LINKS: return gw_json_get_u32(j, fd, &s->dropped_links_count);
   default:
-    return get_msg(j, fd, sizeof(GwStatus), init_status, span_status, (void **)&s->status);
+    return gw_json_get_msg(j, fd, sizeof(GwStatus), init_status, span_status, (void **)&s->status);
   }
 }
 
-static gw_rc span(struct gw_json *j, void *m) { return members(j, span_names, SP__N, m, span_member); }
+static gw_rc span(struct gw_json *j, void *m) { return gw_json_members(j, span_names, SP__N, m, span_member); }
 INIT_FN(init_span, GwSpan, gw_pb_span_init)
 
 enum { SS_SCOPE, SS_SCHEMA, SS_SPANS, SS__N };
-static const struct name scope_spans_names[] = {
+static const struct gw_json_name scope_spans_names[] = {
   [SS_SCOPE] = N1("scope"),
   [SS_SCHEMA] = N2("schemaUrl", "schema_url"),
   [SS_SPANS] = N1("spans"),
 };
 
-static gw_rc scope_spans_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc scope_spans_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwScopeSpans *ss = m;
   switch (fd->f) {
-  case SS_SCOPE: return get_msg(j, fd, sizeof(GwScope), init_scope, scope, (void **)&ss->scope);
-  case SS_SCHEMA: return get_str(j, fd, &ss->schema_url);
-  default: return get_repeated(j, fd, sizeof(GwSpan), init_span, span, (void ***)&ss->spans, &ss->n_spans);
+  case SS_SCOPE: return gw_json_get_msg(j, fd, sizeof(GwScope), init_scope, scope, (void **)&ss->scope);
+  case SS_SCHEMA: return gw_json_get_str(j, fd, &ss->schema_url);
+  default: return gw_json_get_repeated(j, fd, sizeof(GwSpan), init_span, span, (void ***)&ss->spans, &ss->n_spans);
   }
 }
 
 static gw_rc scope_spans(struct gw_json *j, void *m)
 {
-  return members(j, scope_spans_names, SS__N, m, scope_spans_member);
+  return gw_json_members(j, scope_spans_names, SS__N, m, scope_spans_member);
 }
 INIT_FN(init_scope_spans, GwScopeSpans, gw_pb_scope_spans_init)
 
 enum { RS_RESOURCE, RS_SCHEMA, RS_SCOPE_SPANS, RS__N };
-static const struct name resource_spans_names[] = {
+static const struct gw_json_name resource_spans_names[] = {
   [RS_RESOURCE] = N1("resource"),
   [RS_SCHEMA] = N2("schemaUrl", "schema_url"),
   [RS_SCOPE_SPANS] = N2("scopeSpans", "scope_spans"),
 };
 
-static gw_rc resource_spans_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc resource_spans_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwResourceSpans *rs = m;
   switch (fd->f) {
-  case RS_RESOURCE: return get_msg(j, fd, sizeof(GwResource), init_resource, resource, (void **)&rs->resource);
-  case RS_SCHEMA: return get_str(j, fd, &rs->schema_url);
+  case RS_RESOURCE: return gw_json_get_msg(j, fd, sizeof(GwResource), init_resource, resource, (void **)&rs->resource);
+  case RS_SCHEMA: return gw_json_get_str(j, fd, &rs->schema_url);
   default:
-    return get_repeated(j, fd, sizeof(GwScopeSpans), init_scope_spans, scope_spans, (void ***)&rs->scope_spans,
+    return gw_json_get_repeated(j, fd, sizeof(GwScopeSpans), init_scope_spans, scope_spans, (void ***)&rs->scope_spans,
                         &rs->n_scope_spans);
   }
 }
 
 static gw_rc resource_spans(struct gw_json *j, void *m)
 {
-  return members(j, resource_spans_names, RS__N, m, resource_spans_member);
+  return gw_json_members(j, resource_spans_names, RS__N, m, resource_spans_member);
 }
 INIT_FN(init_resource_spans, GwResourceSpans, gw_pb_resource_spans_init)
 
 enum { TR_RESOURCE_SPANS, TR__N };
-static const struct name trace_request_names[] = {[TR_RESOURCE_SPANS] = N2("resourceSpans", "resource_spans")};
+static const struct gw_json_name trace_request_names[] = {[TR_RESOURCE_SPANS] = N2("resourceSpans", "resource_spans")};
 
-static gw_rc trace_request_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc trace_request_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwTraceRequest *req = m;
-  return get_repeated(j, fd, sizeof(GwResourceSpans), init_resource_spans, resource_spans,
+  return gw_json_get_repeated(j, fd, sizeof(GwResourceSpans), init_resource_spans, resource_spans,
                       (void ***)&req->resource_spans, &req->n_resource_spans);
 }
 
 static gw_rc trace_request(struct gw_json *j, void *m)
 {
-  return members(j, trace_request_names, TR__N, m, trace_request_member);
+  return gw_json_members(j, trace_request_names, TR__N, m, trace_request_member);
 }
 INIT_FN(init_trace_request, GwTraceRequest, gw_pb_trace_request_init)
 
@@ -1144,7 +528,7 @@ enum {
   LR_TIME, LR_OBSERVED, LR_SEVERITY, LR_SEVERITY_TEXT, LR_ATTRS, LR_DROPPED, LR_FLAGS, LR_TRACE_ID, LR_SPAN_ID,
   LR_EVENT_NAME, LR_BODY, LR__N
 };
-static const struct name log_record_names[] = {
+static const struct gw_json_name log_record_names[] = {
   [LR_TIME] = N2("timeUnixNano", "time_unix_nano"),
   [LR_OBSERVED] = N2("observedTimeUnixNano", "observed_time_unix_nano"),
   [LR_SEVERITY] = N2("severityNumber", "severity_number"),
@@ -1158,106 +542,112 @@ static const struct name log_record_names[] = {
   [LR_BODY] = N1("body"),
 };
 
-static gw_rc log_record_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc log_record_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwLogRecord *l = m;
   switch (fd->f) {
-  case LR_TIME: return get_u64(j, fd, &l->time_unix_nano);
-  case LR_OBSERVED: return get_u64(j, fd, &l->observed_time_unix_nano);
+  case LR_TIME: return gw_json_get_u64(j, fd, &l->time_unix_nano);
+  case LR_OBSERVED: return gw_json_get_u64(j, fd, &l->observed_time_unix_nano);
   case LR_SEVERITY: {
     int sev = (int)l->severity_number;
-    gw_rc rc = get_enum(j, fd, &opentelemetry__proto__logs__v1__severity_number__descriptor, &sev);
+    gw_rc rc = gw_json_get_enum(j, fd, &opentelemetry__proto__logs__v1__severity_number__descriptor, &sev);
     l->severity_number = sev;
     return rc;
   }
-  case LR_SEVERITY_TEXT: return get_str(j, fd, &l->severity_text);
+  case LR_SEVERITY_TEXT: return gw_json_get_str(j, fd, &l->severity_text);
   case LR_ATTRS: return attributes(j, fd, &l->attributes, &l->n_attributes);
-  case LR_DROPPED: return get_u32(j, fd, &l->dropped_attributes_count);
-  case LR_FLAGS: return get_u32(j, fd, &l->flags);
-  case LR_TRACE_ID: return get_hex(j, fd, &l->trace_id);
-  case LR_SPAN_ID: return get_hex(j, fd, &l->span_id);
-  case LR_EVENT_NAME: return get_str(j, fd, &l->event_name);
+  case LR_DROPPED: return gw_json_get_u32(j, fd, &l->dropped_attributes_count);
+  case LR_FLAGS: return gw_json_get_u32(j, fd, &l->flags);
+  case LR_TRACE_ID: return gw_json_get_hex(j, fd, &l->trace_id);
+  case LR_SPAN_ID: return gw_json_get_hex(j, fd, &l->span_id);
+  case LR_EVENT_NAME: return gw_json_get_str(j, fd, &l->event_name);
   default: {
     gw_rc rc;
-    TAKE_OR_RETURN(j, fd, l->body = NULL);
-    push_name(j, "body");
+    GW_JSON_TAKE_OR_RETURN(j, fd, l->body = NULL);
+    gw_json_push_name(j, "body");
     enum gw_jt t = gw_json_peek(j);
     GwAnyValue *av;
     if (t != GW_JT_OBJ)
-      rc = want(j, t, "want an object");
+      rc = gw_json_want(j, t, "want an object");
     else if (!(av = gw_arena_alloc(j->a, sizeof *av)))
       rc = gw_json_oom(j);
     else if (!(rc = any_value(j, av, 1)))
       l->body = av;
-    pop(j);
+    gw_json_pop(j);
     return rc;
   }
   }
 }
 
-static gw_rc log_record(struct gw_json *j, void *m) { return members(j, log_record_names, LR__N, m, log_record_member); }
+static gw_rc log_record(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, log_record_names, LR__N, m, log_record_member);
+}
 INIT_FN(init_log_record, GwLogRecord, gw_pb_log_record_init)
 
 enum { SL_SCOPE, SL_SCHEMA, SL_RECORDS, SL__N };
-static const struct name scope_logs_names[] = {
+static const struct gw_json_name scope_logs_names[] = {
   [SL_SCOPE] = N1("scope"),
   [SL_SCHEMA] = N2("schemaUrl", "schema_url"),
   [SL_RECORDS] = N2("logRecords", "log_records"),
 };
 
-static gw_rc scope_logs_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc scope_logs_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwScopeLogs *sl = m;
   switch (fd->f) {
-  case SL_SCOPE: return get_msg(j, fd, sizeof(GwScope), init_scope, scope, (void **)&sl->scope);
-  case SL_SCHEMA: return get_str(j, fd, &sl->schema_url);
+  case SL_SCOPE: return gw_json_get_msg(j, fd, sizeof(GwScope), init_scope, scope, (void **)&sl->scope);
+  case SL_SCHEMA: return gw_json_get_str(j, fd, &sl->schema_url);
   default:
-    return get_repeated(j, fd, sizeof(GwLogRecord), init_log_record, log_record, (void ***)&sl->log_records,
+    return gw_json_get_repeated(j, fd, sizeof(GwLogRecord), init_log_record, log_record, (void ***)&sl->log_records,
                         &sl->n_log_records);
   }
 }
 
-static gw_rc scope_logs(struct gw_json *j, void *m) { return members(j, scope_logs_names, SL__N, m, scope_logs_member); }
+static gw_rc scope_logs(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, scope_logs_names, SL__N, m, scope_logs_member);
+}
 INIT_FN(init_scope_logs, GwScopeLogs, gw_pb_scope_logs_init)
 
 enum { RL_RESOURCE, RL_SCHEMA, RL_SCOPE_LOGS, RL__N };
-static const struct name resource_logs_names[] = {
+static const struct gw_json_name resource_logs_names[] = {
   [RL_RESOURCE] = N1("resource"),
   [RL_SCHEMA] = N2("schemaUrl", "schema_url"),
   [RL_SCOPE_LOGS] = N2("scopeLogs", "scope_logs"),
 };
 
-static gw_rc resource_logs_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc resource_logs_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwResourceLogs *rl = m;
   switch (fd->f) {
-  case RL_RESOURCE: return get_msg(j, fd, sizeof(GwResource), init_resource, resource, (void **)&rl->resource);
-  case RL_SCHEMA: return get_str(j, fd, &rl->schema_url);
+  case RL_RESOURCE: return gw_json_get_msg(j, fd, sizeof(GwResource), init_resource, resource, (void **)&rl->resource);
+  case RL_SCHEMA: return gw_json_get_str(j, fd, &rl->schema_url);
   default:
-    return get_repeated(j, fd, sizeof(GwScopeLogs), init_scope_logs, scope_logs, (void ***)&rl->scope_logs,
+    return gw_json_get_repeated(j, fd, sizeof(GwScopeLogs), init_scope_logs, scope_logs, (void ***)&rl->scope_logs,
                         &rl->n_scope_logs);
   }
 }
 
 static gw_rc resource_logs(struct gw_json *j, void *m)
 {
-  return members(j, resource_logs_names, RL__N, m, resource_logs_member);
+  return gw_json_members(j, resource_logs_names, RL__N, m, resource_logs_member);
 }
 INIT_FN(init_resource_logs, GwResourceLogs, gw_pb_resource_logs_init)
 
 enum { LQ_RESOURCE_LOGS, LQ__N };
-static const struct name logs_request_names[] = {[LQ_RESOURCE_LOGS] = N2("resourceLogs", "resource_logs")};
+static const struct gw_json_name logs_request_names[] = {[LQ_RESOURCE_LOGS] = N2("resourceLogs", "resource_logs")};
 
-static gw_rc logs_request_member(struct gw_json *j, void *m, const struct fld *fd)
+static gw_rc logs_request_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
   GwLogsRequest *req = m;
-  return get_repeated(j, fd, sizeof(GwResourceLogs), init_resource_logs, resource_logs,
+  return gw_json_get_repeated(j, fd, sizeof(GwResourceLogs), init_resource_logs, resource_logs,
                       (void ***)&req->resource_logs, &req->n_resource_logs);
 }
 
 static gw_rc logs_request(struct gw_json *j, void *m)
 {
-  return members(j, logs_request_names, LQ__N, m, logs_request_member);
+  return gw_json_members(j, logs_request_names, LQ__N, m, logs_request_member);
 }
 INIT_FN(init_logs_request, GwLogsRequest, gw_pb_logs_request_init)
 
@@ -1265,7 +655,7 @@ INIT_FN(init_logs_request, GwLogsRequest, gw_pb_logs_request_init)
 
 /* Read the request object of `size` bytes, init it and fill it with fn: one shape for both signals. */
 static gw_rc decode_request(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
-                            size_t size, void (*init)(void *), msg_fn fn, void **out, struct gw_err *err)
+                            size_t size, void (*init)(void *), gw_json_msg_fn fn, void **out, struct gw_err *err)
 {
   struct gw_json j;
   uint32_t depth = lim->max_depth < GW_JSON_MAX_DEPTH ? lim->max_depth : GW_JSON_MAX_DEPTH;
