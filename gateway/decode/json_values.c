@@ -218,7 +218,7 @@ static gw_rc u64_value(struct gw_json *j, uint64_t max, uint64_t *out)
       u = n.mag;
     }
   } else if (t == GW_JT_STR) {
-    const char *s;
+    const char *s = "";
     size_t n;
     if ((rc = string_bytes(j, &s, &n, "")))
       return rc;
@@ -259,7 +259,7 @@ gw_rc gw_json_i64_value(struct gw_json *j, int64_t min, int64_t max, int64_t *ou
       i = n.neg ? (int64_t)(0 - n.mag) : (int64_t)n.mag;
     }
   } else if (t == GW_JT_STR) {
-    const char *s;
+    const char *s = "";
     size_t n;
     if ((rc = string_bytes(j, &s, &n, "")))
       return rc;
@@ -298,8 +298,8 @@ gw_rc gw_json_double_value(struct gw_json *j, double *out)
   if (t != GW_JT_STR)
     return gw_json_want(j, t, "want a number");
   char buf[64];
-  const char *s;
-  size_t n;
+  const char *s = "";
+  size_t n = 0;
   if ((rc = cstring(j, buf, sizeof buf, &s, &n, "")))
     return rc;
   if (!strcmp(s, "NaN")) {
@@ -343,7 +343,7 @@ static int hexval(unsigned char ch)
 /* trace/span ids: case-insensitive hex (§1.6), not base64. */
 static gw_rc hex_value(struct gw_json *j, ProtobufCBinaryData *out)
 {
-  const char *s;
+  const char *s = "";
   size_t n;
   gw_rc rc = string_bytes(j, &s, &n, "want a hex string");
   if (rc)
@@ -385,7 +385,7 @@ static int b64val(unsigned char ch)
 /* bytesValue: base64 (RFC 4648 §4 or the URL-safe §5 alphabet), '=' padding optional. */
 gw_rc gw_json_b64_value(struct gw_json *j, ProtobufCBinaryData *out)
 {
-  const char *s;
+  const char *s = "";
   size_t n;
   gw_rc rc = string_bytes(j, &s, &n, "want a base64 string");
   if (rc)
@@ -463,8 +463,8 @@ gw_rc gw_json_get_enum(struct gw_json *j, const struct gw_json_fld *fd, const Pr
   gw_json_push_name(j, fd->name);
   gw_rc rc;
   int64_t i = 0;
-  const char *s;
-  size_t n;
+  const char *s = "";
+  size_t n = 0;
   char buf[64];
   if (gw_json_peek(j) == GW_JT_STR) {
     const char *save = j->p;
