@@ -11,9 +11,10 @@
  * (BOMB_TIMEOUT_S, 120 s) and the whole run too (BOMB_TOTAL_S, 900 s); a gateway still running at its
  * deadline is killed and the bomb reported as "timeout". The bombs are built in memory, each about
  * receivers.max_request_bytes (BOMB_MAX_MIB, default 64, the default limit) once inflated.
- * Every bomb runs twice: with the default receivers.max_inflate_ratio, which stops gzip bombs while
- * inflating, and with it off (BOMB_RATIO=0 in the table), so that the body reaches the decoders as an
- * uncompressed bomb of max_request_bytes would. BOMB_PASSES=cap or nocap runs one of the two.
+ * Every bomb runs in three passes: with the default receivers.max_inflate_ratio, which stops gzip bombs
+ * while inflating ("cap"); with it off, so that the body reaches the decoders as an uncompressed bomb of
+ * max_request_bytes would ("nocap"); and with it off, two copies at once on two connections ("pair":
+ * the status column shows both answers). BOMB_PASSES=cap,nocap,pair chooses.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -124,7 +125,7 @@ async function waitReady(adminPort, proc, deadline) {
   return false;
 }
 
-async function runBomb(bomb, ratioOff) {
+async function runBomb(bomb, ratioOff, copies = 1) {
   const plain = bomb.body();
   const wire = bomb.gzip ? zlib.gzipSync(plain, { level: 9 }) : plain;
   const [grpc, httpPort, admin] = [await freePort(), await freePort(), await freePort()];
@@ -154,11 +155,13 @@ async function runBomb(bomb, ratioOff) {
     if (bomb.gzip) headers['content-encoding'] = 'gzip';
     const t0 = process.hrtime.bigint();
     const left = Math.max(1000, Math.min(REQ_TIMEOUT_MS, started + TOTAL_MS - Date.now()));
-    const r = await request(httpPort, '/v1/traces', wire, headers, left);
+    const rs = await Promise.all(Array.from({ length: copies }, () => request(httpPort, '/v1/traces', wire, headers, left)));
     row.ms = Number((process.hrtime.bigint() - t0) / 1000000n);
     await new Promise((res) => setTimeout(res, 200));
     const st = procStatus(proc.pid);
-    Object.assign(row, { status: r.status, msg: message(r), base: base.rss, hwm: st.hwm, rss: st.rss, alive: proc.exitCode === null });
+    const status = rs.map((r) => r.status).join('+');
+    const msg = [...new Set(rs.map(message))].join(' | ');
+    Object.assign(row, { status, msg, base: base.rss, hwm: st.hwm, rss: st.rss, alive: proc.exitCode === null });
     return row;
   } finally {
     proc.kill('SIGKILL');
@@ -175,10 +178,15 @@ if (!fs.existsSync(BIN)) {
   process.exit(2);
 }
 console.log(`gateway ${BIN}; receivers.max_request_bytes ${mib(MAX)} MiB; formula bound 4 x max_request_bytes + base`);
-const passes = (process.env.BOMB_PASSES ?? 'cap,nocap').split(',');
+const passes = (process.env.BOMB_PASSES ?? 'cap,nocap,pair').split(',');
+const TITLE = {
+  cap: 'default receivers.max_inflate_ratio',
+  nocap: 'receivers.max_inflate_ratio: 0 (gzip bombs reach the decoders)',
+  pair: 'receivers.max_inflate_ratio: 0, two copies at once (receivers.max_inflight_bytes shared)',
+};
 for (const pass of passes) {
-  const off = pass === 'nocap';
-  console.log(`\n${off ? 'receivers.max_inflate_ratio: 0 (gzip bombs reach the decoders)' : 'default receivers.max_inflate_ratio'}`);
+  const off = pass !== 'cap';
+  console.log(`\n${TITLE[pass]}`);
   console.log('bomb               wire        inflated    status  time(ms)  base RSS  peak RSS  RSS after  (MiB)  message');
   for (const bomb of bombs(MAX)) {
     if (ONLY && !ONLY.includes(bomb.name)) continue;
@@ -187,9 +195,9 @@ for (const pass of passes) {
       console.log(`${bomb.name.padEnd(18)} skipped: the run's deadline (BOMB_TOTAL_S) has passed`);
       continue;
     }
-    const r = await runBomb(bomb, off);
+    const r = await runBomb(bomb, off, pass === 'pair' ? 2 : 1);
     console.log(
-      `${r.name.padEnd(18)} ${kib(r.wire).padStart(10)}  ${mib(r.plain).padStart(7)} MiB  ${String(r.status).padEnd(6)}  ` +
+      `${r.name.padEnd(18)} ${kib(r.wire).padStart(10)}  ${mib(r.plain).padStart(7)} MiB  ${String(r.status).padEnd(7)} ` +
         `${String(r.ms ?? '-').padStart(8)}  ${mib(r.base).padStart(8)}  ${mib(r.hwm).padStart(8)}  ${mib(r.rss).padStart(9)}         ` +
         `${r.alive === false ? '[GATEWAY DIED] ' : ''}${(r.msg ?? '').slice(0, 110)}`,
     );
