@@ -50,6 +50,7 @@ struct gw_json {
   uint32_t npath;     /* steps in the path; only the first GW_JSON_PATH_STEPS are kept */
   struct gw_json_step path[GW_JSON_PATH_STEPS];
   struct gw_json_blk *spare; /* pointer blocks of finished arrays, for reuse */
+  char key[64];               /* the last key read, when it had escapes and fits */
 };
 
 /* What the next value is, from its first byte; nothing is consumed. */

@@ -486,17 +486,39 @@ static gw_rc skip_string(struct gw_json *j)
   }
 }
 
-/* A key: decoded, and cut at its first NUL as json-c's C-string keys were. */
+/* A key: raw from the body when it has no escape, else decoded (into j->key when it fits: keys are
+ * looked up and dropped before the next one is read), and cut at its first NUL as json-c's C-string keys
+ * were. */
 static gw_rc key(struct gw_json *j, const char **k, size_t *kn)
 {
-  gw_rc rc = gw_json_string_raw(j, k, kn);
-  if (rc || *k)
+  char q = *j->p;
+  const char *s = j->p + 1, *x = scan_str(s, j->end, q);
+  if (x == j->end)
+    return eof(j);
+  if (*x == q) {
+    *k = s;
+    *kn = (size_t)(x - s);
+    j->p = x + 1;
+    return GW_OK;
+  }
+  if (!*x) {
+    j->p = x;
+    return gw_json_syntax(j, "NUL byte in a string");
+  }
+  const char *e = string_end(j, x, q);
+  if (!e)
+    return j->err->rc;
+  size_t raw = (size_t)(e - s), n;
+  char *buf = raw < sizeof j->key ? j->key : gw_arena_alloc(j->a, raw + 1);
+  if (!buf)
+    return gw_json_oom(j);
+  gw_rc rc = unescape(j, s, e, buf, &n);
+  if (rc)
     return rc;
-  char *s;
-  if ((rc = gw_json_string(j, &s, kn)))
-    return rc;
-  *k = s;
-  *kn = strlen(s);
+  buf[n] = 0;
+  *k = buf;
+  *kn = strlen(buf);
+  j->p = e + 1;
   return GW_OK;
 }
 
