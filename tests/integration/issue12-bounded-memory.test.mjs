@@ -4,8 +4,9 @@
  * receivers.max_request_bytes) gets the status and message it should, and the gateway's peak RSS (VmHWM)
  * stays within the README's formula: idle RSS + 4 x max_request_bytes + 8 MiB for one request at a time,
  * idle RSS + max_inflight_bytes + 8 MiB per request for requests at once. With the default
- * receivers.max_inflate_ratio the bombs stop while inflating; with it off they reach the decoders. After
- * them, ordinary OTLP/JSON traffic (the captured SDK bodies) still lands in Postgres.
+ * receivers.max_inflate_ratio the bombs stop while inflating; with it off they reach the decoders, over
+ * OTLP/HTTP and (the protobuf ones) over gRPC. After them, ordinary OTLP/JSON traffic (the captured SDK
+ * bodies) still lands in Postgres.
  * receivers.max_request_bytes is 8 MiB here so that every bomb is quick.
  */
 import { describe, test, before, after } from 'node:test';
@@ -14,7 +15,7 @@ import zlib from 'node:zlib';
 import { prerequisites, createDatabase, startGateway, post, waitForRows } from '../lib/harness.mjs';
 import { bombs } from '../lib/bombs.mjs';
 import { traceFixtures, sendFixture } from '../lib/fixtures.mjs';
-import { decodeStatus } from '../lib/otlp.mjs';
+import { decodeStatus, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
 import { assertHttpStillServes } from '../lib/checks.mjs';
 
 const MiB = 1024 * 1024;
@@ -128,6 +129,29 @@ describe('issue 12: bounded memory per request', { skip: skip ?? false }, () => 
     const bound = idle + 3 * MAX + 4 * ALLOWANCE;
     assert.ok(peak <= bound, `VmHWM ${(peak / MiB).toFixed(1)} MiB over ${(bound / MiB).toFixed(1)} MiB`);
     await assertHttpStillServes(gw, db, { json: true, label: 'bombs at once' });
+  });
+
+  test('over gRPC (grpc-encoding gzip) the protobuf bombs get RESOURCE_EXHAUSTED with the same messages', async () => {
+    const { gw, idle } = await start({ max_inflate_ratio: 0 });
+    const bound = idle + 4 * MAX + ALLOWANCE;
+    const client = rawGrpcClient(gw.grpcAddr, { 'grpc.default_compression_algorithm': 2 });
+    try {
+      for (const bomb of list.filter((b) => !b.json)) {
+        const want = EXPECT[bomb.name];
+        const r = await grpcUnaryRaw(client, GRPC_EXPORT_PATH, plain.get(bomb.name), { deadlineMs: 60000 });
+        if (want.status === 200) {
+          assert.equal(r.code, 0, `${bomb.name}: ${r.code} ${r.details}`);
+        } else {
+          assert.equal(r.code, grpc.status.RESOURCE_EXHAUSTED, `${bomb.name}: ${r.code} ${r.details}`);
+          assert.match(r.details, want.msg, bomb.name);
+        }
+        const peak = gw.peakRss();
+        assert.ok(peak <= bound, `${bomb.name}: VmHWM ${(peak / MiB).toFixed(1)} MiB over ${(bound / MiB).toFixed(1)} MiB`);
+      }
+    } finally {
+      client.close();
+    }
+    assert.ok(gw.alive());
   });
 
   test('after the bombs, the captured OTLP/JSON SDK bodies still land in Postgres', async () => {
