@@ -94,7 +94,7 @@ static uint32_t count_spans(const GwTraceRequest *req)
   return n;
 }
 
-static const struct gw_decode_limits limits = {64u << 20, 32};
+static const struct gw_decode_limits limits = {.max_bytes = 64u << 20, .max_depth = 32};
 
 static void die_rc(const char *what, gw_rc rc, const struct gw_err *err)
 {

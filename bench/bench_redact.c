@@ -212,7 +212,7 @@ static void die(const char *what, gw_rc rc, const struct gw_err *err)
 
 static long run_pipeline(const struct gw_redactor *r, struct gw_arena *a, const uint8_t *body, size_t len)
 {
-  struct gw_decode_limits lim = {(size_t)256 << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = (size_t)256 << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req;
   gw_rc rc = gw_decode_traces(a, GW_ENC_PROTOBUF, body, len, &lim, &req, &err);
@@ -277,7 +277,7 @@ static uint8_t *logs_body(struct gw_arena *a, size_t n, size_t *len)
 
 static long run_logs(const struct gw_redactor *r, struct gw_arena *a, const uint8_t *body, size_t len)
 {
-  struct gw_decode_limits lim = {(size_t)256 << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = (size_t)256 << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwLogsRequest *req;
   gw_rc rc = gw_decode_logs(a, GW_ENC_PROTOBUF, body, len, &lim, &req, &err);

@@ -165,11 +165,22 @@ const struct gw_conf_row gw_conf_rows[] = {
    .desc = "HTTP/2 (h2c, or ALPN h2 under TLS): requests one connection may have open at once."},
   {.path = "receivers.max_request_bytes", .type = T_SIZE, .def = "64MiB", .min = 1 * KiB, .max = 1 * GiB,
    .off = OFF(receivers.max_request_bytes),
-   .desc = "Largest request body after decompression; larger is 413 / RESOURCE_EXHAUSTED."},
+   .desc = "Largest request body after decompression; larger is 413 / RESOURCE_EXHAUSTED. One request may "
+           "use at most 4 times this in memory, body and arena together (or receivers.max_inflight_bytes if "
+           "lower); past it, 413 / RESOURCE_EXHAUSTED too."},
   {.path = "receivers.max_inflight_bytes", .type = T_SIZE, .def = "256MiB", .min = 1 * MiB, .max = 64 * GiB,
    .off = OFF(receivers.max_inflight_bytes),
-   .desc = "Request bytes in flight across all connections; over it clients get 503 / UNAVAILABLE. "
-           "Must be at least receivers.max_request_bytes."},
+   .desc = "Memory of the requests in flight across all connections: their bodies as received plus their "
+           "arenas (inflated body, decoded request, everything derived from it). Over it clients get 503 / "
+           "UNAVAILABLE. Must be at least receivers.max_request_bytes."},
+  {.path = "receivers.max_inflate_ratio", .type = T_U32, .def = "200", .min = 0, .max = 1000000,
+   .off = OFF(receivers.max_inflate_ratio),
+   .desc = "A gzip body may inflate to at most this many times its compressed size (once past "
+           "receivers.inflate_ratio_min_bytes); more is 413 / RESOURCE_EXHAUSTED, found before inflating it all. "
+           "Real OTLP bodies compress 3 to 30 times. 0: no ratio cap (receivers.max_request_bytes still applies)."},
+  {.path = "receivers.inflate_ratio_min_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
+   .off = OFF(receivers.inflate_ratio_min_bytes),
+   .desc = "Inflated size any gzip body may reach whatever its ratio (small bodies compress best)."},
   {.path = "receivers.max_depth", .type = T_U32, .def = "32", .min = 1, .max = 256,
    .off = OFF(receivers.max_depth), .desc = "Deepest AnyValue nesting accepted in attributes."},
   {.path = "receivers.retry_after_seconds", .type = T_U32, .def = "1", .min = 1, .max = 3600,

@@ -67,6 +67,8 @@ struct gw_conf {
     char *http_addr;           /* receivers.http.addr, default 127.0.0.1:4318 */
     uint64_t max_request_bytes;  /* receivers.max_request_bytes: after decompression; default 64 MiB */
     uint64_t max_inflight_bytes; /* receivers.max_inflight_bytes: all requests together; default 256 MiB */
+    uint32_t max_inflate_ratio;  /* receivers.max_inflate_ratio: gzip output/input past the minimum; 0 none */
+    uint64_t inflate_ratio_min_bytes; /* receivers.inflate_ratio_min_bytes; default 1 MiB */
     uint32_t max_depth;        /* receivers.max_depth: AnyValue nesting; default 32 */
     uint32_t http_max_connections; /* receivers.http.max_connections; default 4096 */
     uint32_t http_max_per_ip;  /* receivers.http.max_connections_per_ip; default 128, 0 = no limit */

@@ -73,11 +73,11 @@ void nz_langfuse_usage(struct nz_ctx *c)
   const char *s = nz_str(c->s->v[NZ_S_LF_USAGE]);
   if (!s)
     return;
-  struct json_object *o = nz_json_parse(s, strlen(s));
+  struct json_object *o = nz_json_parse(c, s, strlen(s));
   if (!o || !json_object_is_type(o, json_type_object)) {
     gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
     if (o)
-      json_object_put(o);
+      nz_json_put(c, o);
     return;
   }
   struct gw_record *r = c->r;
@@ -112,7 +112,7 @@ void nz_langfuse_usage(struct nz_ctx *c)
     r->reasoning_tokens = (struct gw_opt_i64){rs, true};
   if (converted)
     gw_record_set_flag(r, GW_FLAG_TOKENS_CONVERTED);
-  json_object_put(o);
+  nz_json_put(c, o);
 }
 
 void nz_langfuse_params(struct nz_ctx *c, struct nz_params *p)
@@ -120,13 +120,13 @@ void nz_langfuse_params(struct nz_ctx *c, struct nz_params *p)
   const char *s = nz_str(c->s->v[NZ_S_LF_PARAMS]);
   if (!s)
     return;
-  struct json_object *o = nz_json_parse(s, strlen(s));
+  struct json_object *o = nz_json_parse(c, s, strlen(s));
   if (o && json_object_is_type(o, json_type_object))
     nz_params_from_json(p, o);
   else
     gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
   if (o)
-    json_object_put(o);
+    nz_json_put(c, o);
 }
 
 static bool digits(const char **p, int n, int *out)
@@ -247,7 +247,7 @@ bool nz_langfuse_cost(struct nz_ctx *c, int64_t *nusd)
   const char *s = nz_str(c->s->v[NZ_S_LF_COST]);
   if (!s)
     return false;
-  struct json_object *o = nz_json_parse(s, strlen(s)), *x;
+  struct json_object *o = nz_json_parse(c, s, strlen(s)), *x;
   bool ok = false;
   if (!o || !json_object_is_type(o, json_type_object))
     goto out;
@@ -270,6 +270,6 @@ out:
   if (!ok && (!o || !json_object_is_type(o, json_type_object) || json_object_object_length(o) > 0))
     gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE); /* "{}" says nothing, it is not wrong */
   if (o)
-    json_object_put(o);
+    nz_json_put(c, o);
   return ok;
 }

@@ -439,7 +439,7 @@ static void finish_reasons(struct nz_ctx *c, const struct nz_msgs *out)
   struct json_object *jo = NULL;
   if (fr && fr->value_case == GW_AV_ARRAY && fr->array_value)
     cap = (uint32_t)fr->array_value->n_values;
-  else if (nz_str(fr) && fr->string_value[0] == '[' && (jo = nz_json_parse(fr->string_value, strlen(fr->string_value))) &&
+  else if (nz_str(fr) && fr->string_value[0] == '[' && (jo = nz_json_parse(c, fr->string_value, strlen(fr->string_value))) &&
            json_object_is_type(jo, json_type_array))
     cap = (uint32_t)json_object_array_length(jo);
   if (cap < out->n)
@@ -471,7 +471,7 @@ static void finish_reasons(struct nz_ctx *c, const struct nz_msgs *out)
     c->r->finish_reasons = (struct gw_strv){v, n};
 out:
   if (jo)
-    json_object_put(jo);
+    nz_json_put(c, jo);
 }
 
 static bool has_role(const struct nz_msgs *m, const char *role)

@@ -133,7 +133,13 @@ bool nz_flat_add(struct nz_ctx *c, enum nz_family f, uint32_t idx, enum nz_field
                  const GwAnyValue *v);
 
 /* semconv.c: JSON helpers, the message model and its rendering, current-semconv content. */
-struct json_object *nz_json_parse(const char *s, size_t n);
+/* Parse attribute text as JSON (json-c, strict). json-c has no allocator hook, so the document's memory
+ * is estimated first and borrowed from the request arena (cap and in-flight budget) until nz_json_put:
+ * when it does not fit, nothing is parsed, c->oom is set and the request fails as any arena exhaustion
+ * does (413, or 503 under load). NULL also for text that is not JSON. */
+struct json_object *nz_json_parse(struct nz_ctx *c, const char *s, size_t n);
+/* Free a document from nz_json_parse (NULL is fine) and give its memory back to the arena. */
+void nz_json_put(struct nz_ctx *c, struct json_object *o);
 void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth);
 void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth);
 /* A JSON object of key/value pairs (attributes, resource); NULL when the arena is exhausted. */

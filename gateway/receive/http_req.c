@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <strings.h>
 
 #include "core/auth.h"
@@ -122,6 +123,24 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
   return true;
 }
 
+/* The body buffer resized to cap bytes (a new mapping when there is none): NULL when the system has no
+ * memory for it, the old buffer then unchanged. An anonymous mapping grown by mremap: growing never holds two
+ * copies, and a large body's pages go back to the system at once. */
+static char *body_resize(char *old, size_t old_cap, size_t cap)
+{
+  void *m = old ? mremap(old, old_cap, cap, MREMAP_MAYMOVE)
+                : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return m == MAP_FAILED ? NULL : m;
+}
+
+static void body_free(struct gw_http_req *q)
+{
+  if (q->body)
+    munmap(q->body, q->cap);
+  q->body = NULL;
+  q->len = q->cap = 0;
+}
+
 void gw_http_body(struct gw_pipeline *p, struct gw_http_req *q, const void *data, size_t n)
 {
   const struct gw_conf *conf = p->conf;
@@ -131,9 +150,7 @@ void gw_http_body(struct gw_pipeline *p, struct gw_http_req *q, const void *data
     q->early = GW_ERR(TOO_LARGE);
     snprintf(q->early_msg, sizeof q->early_msg, "request body is over the limit of %llu bytes",
              (unsigned long long)conf->receivers.max_request_bytes);
-    free(q->body);
-    q->body = NULL;
-    q->len = q->cap = 0;
+    body_free(q);
     return;
   }
   if (q->len + n > q->cap) {
@@ -148,7 +165,13 @@ void gw_http_body(struct gw_pipeline *p, struct gw_http_req *q, const void *data
       return;
     }
     q->reserved += ncap - q->cap;
-    q->body = gw_realloc(q->body, ncap);
+    char *nb = body_resize(q->body, q->cap, ncap);
+    if (!nb) {
+      q->early = GW_ERR(BUSY);
+      snprintf(q->early_msg, sizeof q->early_msg, "no memory for the request body: retry later");
+      return;
+    }
+    q->body = nb;
     q->cap = ncap;
   }
   memcpy(q->body + q->len, data, n);
@@ -160,9 +183,7 @@ void gw_http_req_fini(struct gw_pipeline *p, struct gw_http_req *q)
   if (q->reserved)
     gw_pipeline_release(p, q->reserved);
   q->reserved = 0;
-  free(q->body);
-  q->body = NULL;
-  q->len = q->cap = 0;
+  body_free(q);
 }
 
 void gw_http_resp_durable_failed(struct gw_pipeline *p, bool json, gw_rc rc, struct gw_http_resp *resp)
@@ -182,9 +203,9 @@ bool gw_http_finish(struct gw_pipeline *p, struct gw_http_req *q, void (*done)(v
     gw_http_req_fini(p, q);
     return false;
   }
-  /* The decoded request usually takes a few times the wire size; the arena cap bounds it. */
-  size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
-  struct gw_arena *a = gw_arena_thread(cap);
+  /* The decoded request usually takes a few times the wire size: the arena gets the rest of the
+   * request's share after its body, and its growth counts in flight. */
+  struct gw_arena *a = gw_pipeline_arena(p, q->reserved);
   struct gw_request_outcome o;
   if (done)
     gw_request_defer(done, arg);
@@ -195,6 +216,8 @@ bool gw_http_finish(struct gw_pipeline *p, struct gw_http_req *q, void (*done)(v
   /* The body is no longer needed: its share of the in-flight budget goes back now, not when the answer
    * has gone out. */
   gw_http_req_fini(p, q);
+  if (o.err.rc)
+    gw_arena_reset(a); /* an arena that ran out still has room for the error body */
   uint32_t ra = conf->receivers.retry_after_s;
   const void *body;
   size_t len;

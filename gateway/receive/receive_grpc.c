@@ -218,8 +218,7 @@ static void handle_export(struct call *c)
   const struct gw_conf *conf = r->p->conf;
   struct gw_request_outcome o;
   memset(&o, 0, sizeof o);
-  size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
-  struct gw_arena *a = gw_arena_thread(cap);
+  struct gw_arena *a = NULL;
   size_t reserved = 0;
   struct pending *pd = NULL;
   uint64_t deadline = call_deadline(c);
@@ -245,10 +244,15 @@ static void handle_export(struct call *c)
       gw_metric_add(GW_M_REQUESTS_FAILED, 1);
     } else {
       reserved = len;
+      /* gRPC core holds the message (len bytes, reserved) while the arena gets the rest of the share. */
+      a = gw_pipeline_arena(r->p, reserved);
       /* Copy the raw (possibly compressed) slices: no automatic decompression (see the top comment). */
       uint8_t *buf = gw_arena_alloc(a, len ? len : 1);
       if (!buf) {
-        gw_err_set(&o.err, GW_ERR(TOO_LARGE), "message too large");
+        if (gw_arena_refused(a))
+          gw_err_set(&o.err, GW_ERR(BUSY), "too many request bytes in flight: retry later");
+        else
+          gw_err_set(&o.err, GW_ERR(TOO_LARGE), "message of %zu bytes: more than one request may use", len);
       } else {
         size_t off = 0;
         grpc_slice_buffer *sb = &c->payload->data.raw.slice_buffer;
@@ -273,6 +277,10 @@ static void handle_export(struct call *c)
   const void *body;
   size_t len;
   uint32_t ra = conf->receivers.retry_after_s;
+  if (!a)
+    a = gw_pipeline_arena(r->p, 0);
+  else if (o.err.rc)
+    gw_arena_reset(a); /* an arena that ran out still has room for the error body */
   gw_receive_encode_response(a, false, &o, ra, &body, &len);
   if (pd && o.deferred) {
     /* accepted: the answer goes out once the spool has the entry on disk */

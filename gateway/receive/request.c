@@ -109,6 +109,31 @@ static void redact_failed(const struct ctl *c, gw_rc rc, struct gw_err *err)
     gw_err_set(err, rc, "request needs more memory than the per-request limit");
 }
 
+size_t gw_pipeline_share(const struct gw_pipeline *p)
+{
+  const struct gw_conf *c = p->conf;
+  uint64_t share = c->receivers.max_request_bytes * GW_REQUEST_SHARE;
+  if (share > c->receivers.max_inflight_bytes)
+    share = c->receivers.max_inflight_bytes;
+  return (size_t)share;
+}
+
+static bool budget_take(void *ctx, size_t n) { return gw_pipeline_reserve(ctx, n) == GW_OK; }
+static void budget_give(void *ctx, size_t n) { gw_pipeline_release(ctx, n); }
+
+/* The smallest arena a request gets, whatever its body holds: room to refuse it with a message. */
+#define ARENA_MIN (64 * 1024)
+
+struct gw_arena *gw_pipeline_arena(struct gw_pipeline *p, size_t held)
+{
+  size_t share = gw_pipeline_share(p);
+  size_t cap = share > held + ARENA_MIN ? share - held : ARENA_MIN;
+  struct gw_arena *a = gw_arena_thread(cap);
+  const struct gw_arena_budget b = {budget_take, budget_give, p};
+  gw_arena_set_budget(a, &b); /* a reset arena holds nothing yet: nothing to refuse */
+  return a;
+}
+
 /*
  * The spool's room, checked right after decode: a request the spool will not take is refused before
  * normalize, cost, redaction and encoding, whose work would be thrown away (its spans are counted as
@@ -188,7 +213,11 @@ static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena
     return rc;
   void *plain;
   size_t plain_len;
-  rc = gw_inflate(a, *body, *len, p->conf->receivers.max_request_bytes, &plain, &plain_len, err);
+  const struct gw_conf *c = p->conf;
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes,
+                                 .max_ratio = c->receivers.max_inflate_ratio,
+                                 .ratio_min_bytes = c->receivers.inflate_ratio_min_bytes};
+  rc = gw_inflate(a, *body, *len, &lim, &plain, &plain_len, err);
   if (rc)
     return rc;
   *body = plain;
@@ -259,9 +288,23 @@ static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_i
   return rc;
 }
 
-/* A failed request: its message, and the failure and backpressure counters. */
-static void failed(struct gw_err *err, gw_rc rc)
+/* A failed request: its message, and the failure and backpressure counters. An arena that ran out says
+ * which limit it met: the request's own share (413 / RESOURCE_EXHAUSTED, it would never fit) or the
+ * memory all requests in flight share (503 / UNAVAILABLE, retry later). */
+static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *err, gw_rc rc)
 {
+  if (rc == GW_ERR(TOO_LARGE) && gw_arena_exhausted(a)) {
+    if (gw_arena_refused(a))
+      rc = gw_err_set(err, GW_ERR(BUSY),
+                      "too many request bytes in flight (receivers.max_inflight_bytes %llu, bodies and their "
+                      "decoded data): retry later",
+                      (unsigned long long)p->conf->receivers.max_inflight_bytes);
+    else
+      gw_err_set(err, rc,
+                 "request needs more memory than one request may use (%zu bytes: %d x receivers.max_request_bytes, "
+                 "its body included)",
+                 gw_pipeline_share(p), GW_REQUEST_SHARE);
+  }
   err->rc = rc;
   if (!err->msg[0])
     snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
@@ -272,6 +315,7 @@ static void failed(struct gw_err *err, gw_rc rc)
   if (rc == GW_ERR(CANCELLED))
     gw_metric_add(GW_M_REQUESTS_CANCELLED, 1);
   gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  return rc;
 }
 
 static size_t trace_size(const void *m) { return gw_pb_trace_request_size(m); }
@@ -291,7 +335,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
   if (rc)
     goto out;
-  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
   GwTraceRequest *req;
   rc = gw_decode_traces(a, enc, body, len, &lim, &req, err);
   if (rc)
@@ -364,7 +408,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    failed(err, rc);
+    rc = failed(p, a, err, rc);
     if (out->spans)
       gw_metric_rejected(rc, out->spans);
   }
@@ -396,7 +440,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
   if (rc)
     goto out;
-  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
   GwLogsRequest *req;
   rc = gw_decode_logs(a, enc, body, len, &lim, &req, err);
   if (rc)
@@ -465,7 +509,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    failed(err, rc);
+    rc = failed(p, a, err, rc);
     if (out->spans)
       gw_metric_add(GW_M_LOGS_REJECTED, out->spans);
   }

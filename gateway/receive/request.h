@@ -36,9 +36,22 @@ struct gw_pipeline {
 
 void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct gw_spool *spool);
 
-/* Reserve n bytes of the in-flight budget; GW_ERR(BUSY) when it is used up. Release with the same n. */
+/* Reserve n bytes of the in-flight budget; GW_ERR(BUSY) when it is used up. Release with the same n.
+ * The budget (receivers.max_inflight_bytes) counts the bodies receivers hold and every request arena's
+ * chunks (gw_pipeline_arena), so memory under load is bounded by it, not only the wire bytes. */
 gw_rc gw_pipeline_reserve(struct gw_pipeline *p, size_t n);
 void gw_pipeline_release(struct gw_pipeline *p, size_t n);
+
+/* The memory one request may use, its body as received and its arena together: GW_REQUEST_SHARE x
+ * receivers.max_request_bytes, or receivers.max_inflight_bytes when that is less (so that a lone request
+ * is never refused with "retry later" for what it alone needs). */
+#define GW_REQUEST_SHARE 4
+size_t gw_pipeline_share(const struct gw_pipeline *p);
+
+/* The calling thread's arena for one request whose body already holds `held` bytes of the budget: capped
+ * at the rest of the request's share, its growth charged to the in-flight budget. Valid until the thread
+ * asks again; gw_arena_reset it when the request is answered, which gives the budget back. */
+struct gw_arena *gw_pipeline_arena(struct gw_pipeline *p, size_t held);
 
 struct gw_request_outcome {
   struct gw_err err;       /* rc != 0: the whole request failed (nothing accepted) */

@@ -5,7 +5,7 @@
  * Build (clang, after configuring with CC=clang -DGW_SANITIZE=ON and building gw_decode in BUILD):
  *   clang -g -fsanitize=fuzzer,address,undefined -I gateway -I BUILD/proto/gen tests/fuzz/fuzz_decode.c \
  *     BUILD/gateway/libgw_decode.a BUILD/gateway/libgw_core.a BUILD/proto/libgw_proto.a \
- *     $(pkg-config --libs libprotobuf-c json-c zlib) -lm -lpthread -o fuzz_decode
+ *     $(pkg-config --libs libprotobuf-c zlib) -lm -lpthread -o fuzz_decode
  *   ./fuzz_decode tests/fuzz/corpus
  * The seed corpus is tests/fixtures/sdk (copy the non-logs bodies in, prefixed with a selector byte).
  */
@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   uint8_t sel = data[0] % 4;
   if (sel >= 2) {
     void *out;
-    if (gw_inflate(a, body, len, lim.max_bytes, &out, &len, &err))
+    if (gw_inflate(a, body, len, &lim, &out, &len, &err))
       goto out;
     body = out;
   }

@@ -643,6 +643,8 @@ static void test_print_format(void **state)
                            "    max_concurrent_streams: 100\n"
                            "  max_request_bytes: 64MiB\n"
                            "  max_inflight_bytes: 256MiB\n"
+                           "  max_inflate_ratio: 200\n"
+                           "  inflate_ratio_min_bytes: 1MiB\n"
                            "  max_depth: 32\n"
                            "  retry_after_seconds: 1\n"
                            "  tls:\n"

@@ -723,7 +723,7 @@ static void test_annotate(void **state)
 
 static GwTraceRequest *decode_json(const char *json)
 {
-  struct gw_decode_limits lim = {1u << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = 1u << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req = NULL;
   char *copy = gw_arena_strdup(A, json);
@@ -890,7 +890,7 @@ static void test_fixtures(void **state)
     snprintf(path, sizeof path, "sdk/%s", json_object_get_string(f));
     size_t len;
     char *body = tu_read_file(path, &len);
-    struct gw_decode_limits lim = {64u << 20, 64};
+    struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
     struct gw_err err = {0};
     GwTraceRequest *req = NULL;
     assert_int_equal(gw_decode_traces(A, strstr(path, ".json") ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &lim,

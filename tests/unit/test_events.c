@@ -20,7 +20,7 @@
 #include "testutil.h"
 
 static struct gw_arena *arena;
-static const struct gw_decode_limits LIM = {64u << 20, 64};
+static const struct gw_decode_limits LIM = {.max_bytes = 64u << 20, .max_depth = 64};
 
 static int setup(void **state)
 {

@@ -246,7 +246,7 @@ static void check_fixture(const char *file, const char *manifest_file)
   snprintf(path, sizeof path, "sdk/%s", file);
   char *body = tu_read_file(path, &len);
   bool json = strstr(file, ".json") != NULL;
-  struct gw_decode_limits lim = {64u << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req = NULL;
   gw_rc rc = gw_decode_traces(A, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &lim, &req, &err);

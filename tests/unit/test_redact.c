@@ -1543,7 +1543,7 @@ static uint8_t *memo_body(size_t *len)
 static void memo_run(const struct gw_redactor *r, const uint8_t *body, size_t len, bool memo, struct gw_sb *req_out,
                      struct gw_sb *recs_out, int64_t *metric)
 {
-  struct gw_decode_limits lim = {64u << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req;
   assert_int_equal(gw_decode_traces(A, GW_ENC_PROTOBUF, body, len, &lim, &req, &err), GW_OK);
@@ -1629,7 +1629,7 @@ static void check_fixture(const struct gw_redactor *r, const char *file, const c
   snprintf(path, sizeof path, "sdk/%s", file);
   char *body = tu_read_file(path, &len);
   bool json = strstr(file, ".json") != NULL;
-  struct gw_decode_limits lim = {64u << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req = NULL;
   if (gw_decode_traces(A, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &lim, &req, &err))
