@@ -1,0 +1,99 @@
+/*
+ * fuzz_redact_json.c: redaction of values that are JSON text (redact/redact_json.c's parser, re-escaping
+ * and truncation), through the calls the pipeline makes: gw_redact_records on a record's content fields
+ * (message arrays: one shared truncation budget) and attribute objects (member names are keys), and
+ * gw_redact_string for an attribute value.
+ * Input: one selector byte, then the text (made valid UTF-8 first, as decoding does for every string).
+ *   sel & 3: 0 prompt_content, 1 response_content, 2 attributes (attribute mode), 3 an attribute value
+ *   (sel >> 2) & 3: the policy: defaults; defaults cut at 32 bytes; every detector hashing, cut at 100;
+ *   every detector dropping, user.* hashed, no cut.
+ * Checks: valid JSON in, changed, must be valid JSON out (the promise redact.h makes).
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode/decode.h"
+#include "fuzzutil.h"
+#include "redact/redact.h"
+
+static struct gw_redactor *red[4];
+
+static void init(void)
+{
+  static const struct gw_redact_key_rule rules[] = {{"user.*", GW_REDACT_HASH}};
+  static const size_t cut[4] = {8192, 32, 100, 0};
+  for (int i = 0; i < 4; i++) {
+    struct gw_redact_policy p;
+    struct gw_err err;
+    gw_redact_policy_defaults(&p);
+    p.max_content_bytes = cut[i];
+    p.hmac_key = "fuzz-hmac-key";
+    for (int k = 0; k < GW_RK__COUNT && i >= 2; k++)
+      p.actions[k] = i == 2 ? GW_REDACT_HASH : GW_REDACT_DROP;
+    if (i == 3) {
+      p.key_rules = rules;
+      p.n_key_rules = 1;
+    }
+    if (!(red[i] = gw_redactor_create(&p, &err)))
+      abort();
+  }
+}
+
+/* RFC 8259 JSON: json-c's strict mode, which still lets raw control bytes into strings, and no such byte. */
+static bool valid_json(const char *s)
+{
+  bool in_str = false;
+  for (const char *p = s; *p; p++) {
+    if (in_str && (unsigned char)*p < 0x20)
+      return false;
+    if (in_str && *p == '\\' && p[1])
+      p++;
+    else if (*p == '"')
+      in_str = !in_str;
+  }
+  struct json_tokener *tok = json_tokener_new();
+  json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+  size_t n = strlen(s);
+  struct json_object *o = json_tokener_parse_ex(tok, s, (int)n);
+  bool ok = o && json_tokener_get_error(tok) == json_tokener_success && json_tokener_get_parse_end(tok) == n;
+  json_object_put(o);
+  json_tokener_free(tok);
+  return ok;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if (!red[0])
+    init();
+  if (size < 1)
+    return 0;
+  const struct gw_redactor *r = red[data[0] >> 2 & 3];
+  struct gw_arena *a = gw_arena_create(64 << 20);
+  bool fixed;
+  char *in = gw_arena_alloc(a, size);
+  if (!in)
+    goto out;
+  memcpy(in, data + 1, size - 1);
+  in[size - 1] = '\0';
+  if (!(in = gw_utf8_fix(a, in, size - 1, &fixed)))
+    goto out;
+  const char *res;
+  if ((data[0] & 3) == 3) {
+    res = gw_redact_string(r, "gen_ai.tool.call.arguments", in, strlen(in), a, NULL);
+  } else {
+    struct gw_record rec;
+    memset(&rec, 0, sizeof rec);
+    const char **field = (data[0] & 3) == 0 ? &rec.prompt_content
+                         : (data[0] & 3) == 1 ? &rec.response_content : &rec.attributes;
+    *field = in;
+    if (gw_redact_records(r, &rec, 1, a, gw_redact_memo_create(a)))
+      goto out;
+    res = *field;
+  }
+  if (res && res != in && strcmp(res, in) && valid_json(in) && !valid_json(res))
+    abort(); /* redaction broke a JSON value */
+out:
+  gw_arena_destroy(a);
+  return 0;
+}
