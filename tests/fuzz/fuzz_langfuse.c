@@ -24,7 +24,7 @@
 #include "normalize/normalize.h"
 
 static struct gw_prices *prices;
-static const struct gw_decode_limits lim = {1 << 20, 32};
+static const struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 32};
 
 /* The traces entry: body as is, the records normalize and cost make of it. False when it does not decode. */
 static bool traces_entry(struct gw_arena *a, const uint8_t *body, size_t len, struct gw_spool_entry *e)
@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (!nent)
     goto out;
   void *priv = gw_exporter_langfuse.create(NULL);
-  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  struct gw_export_payload_opts o = {.type = &gw_exporter_langfuse, .priv = priv};
   struct gw_export_piece pc[2];
   struct gw_arena *ba = gw_arena_create(64 << 20);
   gw_rc rc = gw_export_build(&o, ba, ents, nent, pc);

@@ -34,7 +34,7 @@ static void init(void)
     abort();
   conf->receivers.max_request_bytes = 1 << 20; /* small caps: inputs reach them */
   conf->spool.full_wait_ms = 0;               /* a full spool refuses at once */
-  struct gw_spool_conf sc = {"memory", NULL, 64u << 20, 0.9};
+  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = 64u << 20, .high_water = 0.9};
   if (!(spool = gw_spool_create(&sc, &err)) || (consumer = gw_spool_add_consumer(spool, "fuzz")) < 0)
     abort();
   if (!(prices = gw_prices_load(NULL, NULL, &err)) || !(redactor = gw_redactor_from_conf(conf, &err)))
@@ -48,7 +48,8 @@ static void init(void)
 static void consume(void)
 {
   struct gw_spool_entry e;
-  struct gw_decode_limits lim = {conf->receivers.max_request_bytes, conf->receivers.max_depth};
+  struct gw_decode_limits lim = {.max_bytes = conf->receivers.max_request_bytes,
+                                 .max_depth = conf->receivers.max_depth};
   while (gw_spool_peek(spool, consumer, &e, 1, 0, 0, gw_mono_ns()) == 1) {
     struct gw_arena *a = gw_arena_create(0);
     struct gw_err err;

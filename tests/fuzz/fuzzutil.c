@@ -302,7 +302,8 @@ bool fz_build_logs(struct fz *f, struct gw_arena *a, uint8_t **out, size_t *len)
       lr->span_id = (ProtobufCBinaryData){8, id(a, 8, (uint8_t)(op >> 4 & 3) + 1)};
       lr->event_name = fz_key(f, a);
       lr->time_unix_nano = now - 10000000000ull + fz_u8(f) * 1000000ull;
-      if (!lr->trace_id.data || !lr->span_id.data || !lr->event_name || !PUSH(a, sl->log_records, sl->n_log_records, lr))
+      if (!lr->trace_id.data || !lr->span_id.data || !lr->event_name ||
+          !PUSH(a, sl->log_records, sl->n_log_records, lr))
         return false;
       if (kind == 0)
         continue;
