@@ -61,6 +61,33 @@ kind_files() {
           cat "$t"; [ ! -f "$l" ] || cat "$l"; } >"$dir/$((n++))"
       done
       ;;
+    spool-seg) # disk spool segment bodies (spool/spool_disk.h: records after the 32-byte header, which the
+      # target adds on its own): the SDK bodies as records, all intact, one torn, one with a flipped byte
+      fixtures '*-1.pb' | GW_OUT=$dir node -e '
+        const zlib = require("zlib"), fs = require("fs");
+        let seq = 0;
+        const rec = (otlp, records, signal) => {
+          const payload = Buffer.concat([otlp, Buffer.from(records)]), h = Buffer.alloc(48);
+          h.writeUInt32LE(0x31525747, 0);
+          h.writeBigUInt64LE(BigInt(++seq), 8);
+          h.writeBigUInt64LE(1700000000000000000n, 16);
+          h.writeUInt32LE(otlp.length, 24);
+          h.writeUInt32LE(payload.length - otlp.length, 28);
+          h[32] = signal;
+          h[33] = 1;
+          h.writeUInt32LE(1, 40);
+          h.writeUInt32LE(crc(payload, crc(h.subarray(8, 48), 0)), 4);
+          return Buffer.concat([h, payload, Buffer.alloc((8 - (payload.length % 8)) % 8)]);
+        };
+        const crc = (b, c) => zlib.crc32(b, c) >>> 0;
+        const recs = fs.readFileSync(0, "utf8").split("\n").filter(Boolean).slice(0, 3)
+          .map((f) => rec(fs.readFileSync(f).subarray(0, 2000), "GWR1", f.includes("-logs-") ? 2 : 1));
+        const all = Buffer.concat(recs), out = process.env.GW_OUT;
+        fs.writeFileSync(out + "/intact", all);
+        fs.writeFileSync(out + "/torn", all.subarray(0, all.length - 100));
+        all[recs[0].length + 60] ^= 1;
+        fs.writeFileSync(out + "/damaged", all);'
+      ;;
     *) ;;
     esac
     if [ -d "$here/seeds/$kind" ]; then cp "$here/seeds/$kind"/* "$dir/" 2>/dev/null || true; fi
