@@ -65,7 +65,7 @@ for t in "${targets[@]}"; do
     echo "    log:        $log"
     if [ -n "$found" ]; then
       echo "    input:      $found"
-      echo "    reproduce:  $bin $found"
+      echo "    reproduce:  $bin -timeout=${GW_FUZZ_TIMEOUT:-10} -rss_limit_mb=${GW_FUZZ_RSS_MB:-2048} $found"
     fi
   } >&2
 done
