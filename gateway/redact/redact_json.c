@@ -477,12 +477,23 @@ enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode
   /* Past a budget JSON is still walked (linear), so its strings are masked one by one and it stays valid
    * JSON (the attributes column is jsonb); once stopped nothing is worth the walk. */
   if (c->jdepth < RJ_MAX_NEST && looks_json(s, len) && (rd_charge(c, len) || !c->lim->stop_rc)) {
+    /* A text that only starts like JSON is redacted and cut as plain text below from the state it had
+     * here: what the strings walked before the parse failed spent of the budget and counted is given back. */
+    size_t budget = c->budget;
+    bool truncated = c->truncated;
+    struct gw_redact_stats saved;
+    if (c->st)
+      saved = *c->st;
     enum rd_res res;
     c->jdepth++;
     int rc = json(c, s, len, attr_mode, &res, out, outlen);
     c->jdepth--;
     if (rc == RJ_OK || c->oom)
       return rc == RJ_OK ? res : RD_SAME;
+    c->budget = budget;
+    c->truncated = truncated;
+    if (c->st)
+      *c->st = saved;
   }
   enum rd_res res = rd_plain(c, s, len, out, outlen);
   if (res == RD_DROP || c->oom)

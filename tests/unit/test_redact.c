@@ -221,6 +221,40 @@ static void test_bad_json(void **state)
   gw_redactor_destroy(r);
 }
 
+/* Issue 11 (fuzzing): a content value that starts like JSON but does not parse is redacted and cut as plain
+ * text from where it started. The strings the failed parse walked had spent the truncation budget and
+ * counted their detections, so the value kept only the marker and its redactions were counted twice. */
+static void test_issue11_bad_json_budget(void **state)
+{
+  (void)state;
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.max_content_bytes = 100;
+  struct gw_redactor *r = make(&p);
+  char *a90 = repeat("a", 90);
+  char text[256];
+  snprintf(text, sizeof text, "[\"%s\", \"mail bob@example.com\", \"raw \x01 control\"]", a90);
+  struct gw_record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.response_content = text;
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
+  /* the first 100 bytes kept (the email starts after them), then the marker */
+  assert_int_equal(strlen(rec.response_content), 100 + strlen("...[TRUNCATED]"));
+  assert_memory_equal(rec.response_content, text, 100);
+  assert_true(gw_record_has_flag(&rec, GW_FLAG_CONTENT_TRUNCATED));
+  assert_int_equal(rec.redaction_count.v, 1); /* the email, redacted before the cut */
+  /* with no cut, the email is redacted and counted once */
+  memset(&rec, 0, sizeof rec);
+  snprintf(text, sizeof text, "[\"mail bob@example.com\", \"raw \x01 control\"]");
+  rec.response_content = text;
+  assert_int_equal(gw_redact_records(r, &rec, 1, A, NULL), GW_OK);
+  assert_null(strstr(rec.response_content, "bob@example.com"));
+  assert_int_equal(rec.redaction_count.v, 1);
+  assert_false(gw_record_has_flag(&rec, GW_FLAG_CONTENT_TRUNCATED));
+  free(a90);
+  gw_redactor_destroy(r);
+}
+
 /* ---- actions ---- */
 
 static void test_hash_action(void **state)
@@ -1747,6 +1781,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_detector_table, setup, teardown),
     cmocka_unit_test_setup_teardown(test_mixed_values, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_bad_json_budget, setup, teardown),
     cmocka_unit_test_setup_teardown(test_hash_action, setup, teardown),
     cmocka_unit_test_setup_teardown(test_drop_action, setup, teardown),
     cmocka_unit_test_setup_teardown(test_allow_deny_keys, setup, teardown),
