@@ -74,11 +74,12 @@ static void *watch(void *arg)
       if (k->shut || !d || now < d)
         continue;
       int ph = atomic_load(&k->phase);
+      /* Counted first, so whoever sees the connection end sees it counted. */
+      int slot = ph == PH_BODY ? 1 : ph == PH_KEEPALIVE ? 2 : 0;
+      atomic_fetch_add(&g->closed_late[slot], 1);
       /* Both directions: libmicrohttpd's next read sees the end and closes the connection itself. */
       shutdown(k->fd, SHUT_RDWR);
       k->shut = true;
-      int slot = ph == PH_BODY ? 1 : ph == PH_KEEPALIVE ? 2 : 0;
-      atomic_fetch_add(&g->closed_late[slot], 1);
       gw_debug("httpd", "%s: closed a connection whose %s did not arrive in time", g->listener, phase_label[ph]);
     }
     uint64_t until = gw_mono_ns() + tick * 1000000u;

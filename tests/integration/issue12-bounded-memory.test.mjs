@@ -13,6 +13,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { prerequisites, createDatabase, startGateway, post, waitForRows } from '../lib/harness.mjs';
+import { sanitizedBinary } from '../lib/durability.mjs';
 import { bombs } from '../lib/bombs.mjs';
 import { traceFixtures, sendFixture } from '../lib/fixtures.mjs';
 import { decodeStatus, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
@@ -20,7 +21,10 @@ import { assertHttpStillServes } from '../lib/checks.mjs';
 
 const MiB = 1024 * 1024;
 const MAX = 8 * MiB;
-const ALLOWANCE = 8 * MiB; /* the formula's fixed part per request: stacks, allocator, kept arena chunks */
+/* The formula's fixed part per request: stacks, allocator, kept arena chunks. An ASan build's allocator adds
+ * redzones and a quarantine of freed memory on top: its runs get more room (the release build is what the
+ * formula in README.md is for). */
+const ALLOWANCE = (sanitizedBinary() ? 24 : 8) * MiB;
 const skip = prerequisites();
 
 const SHARE_413 = /^request needs more memory than one request may use \(33554432 bytes: 4 x receivers\.max_request_bytes, its body included\)$/;
