@@ -62,6 +62,8 @@ struct gw_export_span {
   struct gw_export_add *adds;
   size_t nadds, capadds;
   bool drop;
+  bool held; /* kept back by the exporter's join (it goes later): a transform may learn from it (trace-level
+              * ids), what it adds is not sent */
 };
 
 struct gw_export_batch {
@@ -69,9 +71,12 @@ struct gw_export_batch {
   struct gw_export_span **spans; /* the kept spans of every trace entry, in order */
   size_t nspans;
   /* With wants_events: the GenAI events (redacted messages from OTLP log records, normalize/record.h) of
-   * the batch's logs entries, in spool order, even though the backend does not take logs. */
-  const struct gw_event *events;
-  size_t nevents;
+   * one span, from the logs entries the exporter has read in this batch or earlier ones (the join keeps
+   * them until their span comes), even though the backend does not take logs; sorted as the Postgres merge
+   * orders them (time, seq, event name). NULL when the exporter keeps no log content. */
+  size_t (*span_events)(void *ctx, const uint8_t *trace_id, const uint8_t *span_id, struct gw_arena *a,
+                        const struct gw_event *const **out);
+  void *events_ctx;
 };
 
 /* Append a string attribute to a span (value copied, the copy in *stored when not NULL; key must outlive
@@ -87,7 +92,8 @@ struct gw_exporter_type {
   const char *logs_path;             /* NULL when the backend takes no logs */
   bool otlp_http_response;           /* HTTP answers are OTLP Export*ServiceResponse (partial_success read);
                                       * false: another body (Langfuse's JSON), only the status counts */
-  bool wants_events;                 /* transform also gets the GenAI events of the batch's logs entries */
+  bool wants_events;                 /* the exporter joins spans with the GenAI events of log entries
+                                      * (a join, join.c): transform gets them through span_events */
   /* Add the backend's own headers (auth) from its config. May be NULL. Errors name the key. */
   gw_rc (*headers)(const struct gw_conf_exporter *c, struct gw_export_headers *h, struct gw_err *err);
   /* Per exporter private state for transform (e.g. a cache); may be NULL. destroy(NULL) is not called. */

@@ -17,10 +17,10 @@
  *   and its docs ask for them on every span): taken from any record or span of the trace in the batch,
  *   and remembered for later batches in a small per-exporter cache.
  * - gen_ai.input.messages / gen_ai.output.messages from the GenAI events (OTLP log records, e.g. the
- *   official OpenTelemetry instrumentations' gen_ai.user.message / gen_ai.choice) of the same span that
- *   are in the same batch: Langfuse takes no logs, so this is the only way such content reaches it. Events
- *   that arrive in a later batch than their span are not sent to Langfuse (they are stored in Postgres and
- *   forwarded to the backends that take logs).
+ *   official OpenTelemetry instrumentations' gen_ai.user.message / gen_ai.choice) of the same span, which
+ *   the exporter's join (otlp/join.c) keeps from the logs entries it reads, and for which it holds a span
+ *   back when they have not come yet: Langfuse takes no logs, so this is the only way such content
+ *   reaches it. Spans the join holds are seen here only to learn their trace's ids.
  * A key the client already set is never overwritten.
  */
 #include <stdio.h>
@@ -320,25 +320,14 @@ static void cost_details(const struct gw_record *r, char *buf, size_t n)
   snprintf(buf + o, n - o, "}");
 }
 
-/* Events sort as the Postgres merge orders them: time, seq, event name. */
-static int ev_cmp(const void *x, const void *y)
-{
-  const struct gw_event *a = *(const struct gw_event *const *)x, *b = *(const struct gw_event *const *)y;
-  if (a->time_ns != b->time_ns)
-    return a->time_ns < b->time_ns ? -1 : 1;
-  if (a->seq.v != b->seq.v)
-    return a->seq.v < b->seq.v ? -1 : 1;
-  return strcmp(a->event_name ? a->event_name : "", b->event_name ? b->event_name : "");
-}
-
 /* One direction's messages of a span as a JSON array ("[m1,m2]"), the shape prompt_content has; NULL when
- * none. ev is sorted; [lo, hi) are the span's events. */
-static const char *messages(struct gw_arena *a, const struct gw_event *const *ev, size_t lo, size_t hi, const char *dir)
+ * none. ev is in the Postgres merge's order. */
+static const char *messages(struct gw_arena *a, const struct gw_event *const *ev, size_t n, const char *dir)
 {
   struct gw_sb sb;
   gw_sb_init(&sb, a);
   size_t k = 0;
-  for (size_t i = lo; i < hi; i++) {
+  for (size_t i = 0; i < n; i++) {
     if (!ev[i]->direction || strcmp(ev[i]->direction, dir) || !ev[i]->content)
       continue;
     gw_sb_putc(&sb, k++ ? ',' : '[');
@@ -350,52 +339,28 @@ static const char *messages(struct gw_arena *a, const struct gw_event *const *ev
   return gw_sb_finish(&sb);
 }
 
-static int span_key_cmp(const struct gw_event *e, const char *trace, const char *span)
-{
-  int c = strcmp(e->trace_id, trace);
-  return c ? c : strcmp(e->span_id, span);
-}
-
-/* Content from the batch's GenAI events onto the spans that lack it. */
+/* Content from the log records the exporter has read (this batch or earlier) onto the spans that lack it. */
 static gw_rc attach_events(struct gw_export_batch *b, struct span_view *views, size_t nv)
 {
-  if (!b->nevents)
+  if (!b->span_events)
     return GW_OK;
-  const struct gw_event **ev = gw_arena_alloc(b->arena, b->nevents * sizeof *ev);
-  if (!ev)
-    return GW_ERR(NOMEM);
-  size_t n = 0;
-  for (size_t i = 0; i < b->nevents; i++)
-    if (b->events[i].direction)
-      ev[n++] = &b->events[i];
-  qsort(ev, n, sizeof *ev, ev_cmp);
   for (size_t i = 0; i < nv; i++) {
     struct span_view *v = &views[i];
-    const struct gw_record *r = v->sp->rec;
-    if (!r)
+    if (!v->sp->rec || v->sp->held || (v->kv[K_IN] && v->kv[K_OUT]))
       continue;
-    size_t lo = n, hi = n;
-    for (size_t k = 0; k < n; k++) /* the span's events (sorted by time, not by span: collect them) */
-      if (!span_key_cmp(ev[k], r->trace_id, r->span_id)) {
-        lo = k;
-        break;
-      }
-    if (lo == n)
+    const struct gw_event *const *ev;
+    size_t m = b->span_events(b->events_ctx, v->sp->trace_id, v->sp->span_id, b->arena, &ev);
+    if (!m) {
+      if (gw_arena_exhausted(b->arena))
+        return GW_ERR(NOMEM);
       continue;
-    const struct gw_event **mine = gw_arena_alloc(b->arena, (n - lo) * sizeof *mine);
-    if (!mine)
-      return GW_ERR(NOMEM);
-    size_t m = 0;
-    for (size_t k = lo; k < n; k++)
-      if (!span_key_cmp(ev[k], r->trace_id, r->span_id))
-        mine[m++] = ev[k];
-    hi = m;
+    }
     static const enum span_key keys[2] = {K_IN, K_OUT};
     static const char *const dirs[2] = {"input", "output"};
     for (int d = 0; d < 2; d++) {
       if (v->kv[keys[d]])
         continue; /* the span's own content wins, as in Postgres */
-      const char *json = messages(b->arena, mine, 0, hi, dirs[d]);
+      const char *json = messages(b->arena, ev, m, dirs[d]);
       if (!json) {
         if (gw_arena_exhausted(b->arena))
           return GW_ERR(NOMEM);
@@ -425,7 +390,7 @@ static gw_rc transform(void *priv, struct gw_export_batch *b)
   for (size_t i = 0; i < b->nspans; i++) {
     struct span_view *v = &views[i];
     const struct gw_record *r = v->sp->rec;
-    if (!r)
+    if (!r || v->sp->held)
       continue;
     char buf[512];
     usage_details(r, buf, sizeof buf);
@@ -457,6 +422,8 @@ static gw_rc transform(void *priv, struct gw_export_batch *b)
   /* 3. ... and put them on every span of the trace that lacks them. */
   for (size_t i = 0; i < b->nspans; i++) {
     struct span_view *v = &views[i];
+    if (v->sp->held)
+      continue;
     const struct ids *e = cache_find(lf, v->sp->trace_id);
     if (!e)
       continue;

@@ -5,13 +5,15 @@
  * decode as OTLP with exactly the span ids sent, each once, carry our cost (genai_gateway.cost.*, and
  * langfuse.observation.cost_details equal to the stored cost), usage in Langfuse's exclusive buckets, the
  * trace's session and user ids on every span, the exact Basic auth and ingestion-version headers, gzip,
- * and none of the PII the fixtures' manifests list.
+ * and none of the PII the fixtures' manifests list. The official instrumentation's log fixtures go too:
+ * every chat generation of theirs reaches Langfuse with the prompt and completion Postgres has.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { prerequisites, createDatabase, startGateway, waitForRows, waitFor, metric } from '../lib/harness.mjs';
-import { rawGrpcClient } from '../lib/otlp.mjs';
-import { traceFixtures, sendFixture } from '../lib/fixtures.mjs';
+import { prerequisites, createDatabase, startGateway, waitForRows, waitFor, metric, post } from '../lib/harness.mjs';
+import { rawGrpcClient, grpcUnaryRaw } from '../lib/otlp.mjs';
+import { GRPC_LOGS_PATH } from '../lib/otlp-logs.mjs';
+import { traceFixtures, sendFixture, retimedLogs } from '../lib/fixtures.mjs';
 import { startFakeLangfuse, LANGFUSE_PATH } from '../lib/fake-langfuse.mjs';
 import { attrsOf } from '../lib/fake-otlp.mjs';
 
@@ -43,16 +45,33 @@ describe('Langfuse exporter', { skip: skip ?? false }, () => {
     await db?.drop();
   });
 
+  /* The official instrumentation's log records for a trace fixture, shifted in time as its spans were. */
+  async function sendLogsFixture(fx, shiftNs) {
+    const l = retimedLogs(fx, shiftNs);
+    if (!l) return false;
+    if (fx.transport === 'grpc') {
+      const r = await grpcUnaryRaw(client, GRPC_LOGS_PATH, l.body);
+      assert.equal(r.code, 0, `${l.file}: ${r.details}`);
+    } else {
+      const r = await post(gw, '/v1/logs', l.body, { 'content-type': fx.contentType });
+      assert.equal(r.status, 200, `${l.file}`);
+    }
+    return true;
+  }
+
   test('every SDK fixture reaches Langfuse once, annotated, redacted, with the exact auth', async () => {
     const fixtures = traceFixtures();
     assert.ok(fixtures.length >= 9, `trace fixtures: ${fixtures.length}`);
     const sent = [];
     const traces = [];
+    const withLogs = [];
     for (const fx of fixtures) {
       const r = await sendFixture(gw, fx, client);
       sent.push(...r.spanIds);
       traces.push(...r.traceIds);
+      if (await sendLogsFixture(fx, r.shiftNs)) withLogs.push(fx);
     }
+    assert.equal(withLogs.length, 3, 'the otel fixtures have their logs');
     await lf.waitFor(() => new Set(lf.acceptedSpanIds()).size >= new Set(sent).size, { what: `${sent.length} spans at the fake Langfuse` });
 
     /* Same span ids, each once (a fixture's ids are unique across fixtures). */
@@ -123,6 +142,24 @@ describe('Langfuse exporter', { skip: skip ?? false }, () => {
     }
     assert.ok(checked >= 9, `spans checked for ids: ${checked}`);
 
+    /* Content from the log fixtures: every chat generation of theirs has it at Langfuse, as in Postgres. */
+    let joined = 0;
+    for (const fx of withLogs) {
+      for (const c of fx.manifest.calls.filter((x) => x.expect_span_exported && (x.kind === 'chat' || x.kind.startsWith('stream')))) {
+        const o = lf.observation(c.span_id);
+        let row;
+        await waitFor(async () => {
+          row = (await db.query('SELECT prompt_content, response_content FROM ai_interaction_traces WHERE span_id = $1', [c.span_id])).rows[0];
+          return row?.prompt_content;
+        }, { what: `row content of ${fx.file} call ${c.index}` });
+        assert.equal(JSON.stringify(o.input), row.prompt_content, `${fx.file} call ${c.index}: input`);
+        if (!c.error) assert.equal(JSON.stringify(o.output), row.response_content, `${fx.file} call ${c.index}: output`);
+        joined++;
+      }
+    }
+    assert.ok(joined >= 15, `generations checked for content: ${joined}`);
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_exporter_join_incomplete_total', { exporter: 'langfuse', reason: 'wait' }), 0);
+
     /* counted once the answers are back in the gateway */
     await waitFor(async () => metric(await gw.metrics(), 'genai_gateway_exporter_spans_sent_total', { exporter: 'langfuse', signal: 'traces' }) === sent.length, { what: 'sent counter' });
     assert.equal(metric(await gw.metrics(), 'genai_gateway_exporter_up', { exporter: 'langfuse' }), 1);
@@ -133,7 +170,8 @@ describe('Langfuse exporter: wrong keys', { skip: skip ?? false }, () => {
   test('a 401 is not retried: the batch is dropped, counted, and logged without the key', async () => {
     const lf = await startFakeLangfuse({ publicKey: PK, secretKey: 'the-right-secret' });
     const gw = await startGateway({
-      config: { exporters: { langfuse: { batch_wait_ms: '50ms' } } },
+      /* no join wait: every span of the fixture goes in the first batch */
+      config: { exporters: { langfuse: { batch_wait_ms: '50ms', join_wait_ms: '0s' } } },
       env: { LANGFUSE_HOST: lf.url, LANGFUSE_PUBLIC_KEY: PK, LANGFUSE_SECRET_KEY: 'a-wrong-secret-value' },
     });
     try {

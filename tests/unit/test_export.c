@@ -82,6 +82,45 @@ static void append_json(struct env *e, const char *json)
   gw_arena_destroy(a);
 }
 
+static void append_logs_json(struct env *e, const char *json)
+{
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_request_outcome o;
+  gw_rc rc = gw_request_logs(&e->p, a, GW_ENC_JSON, false, json, strlen(json), &o);
+  if (rc)
+    print_error("append logs: %s\n", o.err.msg);
+  assert_int_equal(rc, GW_OK);
+  gw_arena_destroy(a);
+}
+
+/* An OTLP/JSON logs request with the official instrumentation's records for one chat call: a user message
+ * (when user) and a choice (when reply). */
+static char *chat_logs(const char *trace, const char *span, const char *user, const char *reply)
+{
+  uint64_t now = gw_now_ns() - 9500000000ull;
+  char *out = NULL;
+  char u[512] = "", r[512] = "";
+  if (user)
+    snprintf(u, sizeof u,
+             "{\"timeUnixNano\":\"%llu\",\"traceId\":\"%s\",\"spanId\":\"%s\",\"attributes\":[{\"key\":\"event.name\","
+             "\"value\":{\"stringValue\":\"gen_ai.user.message\"}}],\"body\":{\"kvlistValue\":{\"values\":[{\"key\":"
+             "\"content\",\"value\":{\"stringValue\":\"%s\"}}]}}}",
+             (unsigned long long)now, trace, span, user);
+  if (reply)
+    snprintf(r, sizeof r,
+             "{\"timeUnixNano\":\"%llu\",\"traceId\":\"%s\",\"spanId\":\"%s\",\"attributes\":[{\"key\":\"event.name\","
+             "\"value\":{\"stringValue\":\"gen_ai.choice\"}}],\"body\":{\"kvlistValue\":{\"values\":[{\"key\":"
+             "\"index\",\"value\":{\"intValue\":\"0\"}},{\"key\":\"finish_reason\",\"value\":{\"stringValue\":\"stop\"}},"
+             "{\"key\":\"message\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"content\",\"value\":{\"stringValue\":"
+             "\"%s\"}}]}}}]}}}",
+             (unsigned long long)now + 1000, trace, span, reply);
+  assert_true(asprintf(&out,
+                       "{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{"
+                       "\"stringValue\":\"svc\"}}]},\"scopeLogs\":[{\"scope\":{\"name\":\"s\"},\"logRecords\":[%s%s%s]}]}]}",
+                       u, user && reply ? "," : "", r) >= 0);
+  return out;
+}
+
 static size_t take(struct env *e, struct gw_spool_entry *out, size_t max)
 {
   size_t n = gw_spool_peek(e->spool, e->consumer, out, max, 100000, 0, gw_mono_ns() + 1000000000ull);
@@ -332,7 +371,7 @@ static void test_payload_pass_through(void **st)
   assert_int_equal(n, 2);
   struct gw_arena *a = gw_arena_create(0);
   struct gw_export_piece pc[4];
-  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, false};
+  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, false, NULL};
   assert_int_equal(gw_export_build(&o, a, ent, n, pc), GW_OK);
   assert_ptr_equal(pc[0].bytes, ent[0].otlp); /* not copied, not re-encoded */
   assert_int_equal(pc[0].len, ent[0].otlp_len);
@@ -351,7 +390,7 @@ static void test_payload_pass_through(void **st)
   /* Langfuse takes no logs: a log entry gives nothing to send and counts nothing. */
   struct gw_spool_entry logs = ent[0];
   logs.signal = GW_SIGNAL_LOGS;
-  struct gw_export_payload_opts lo = {&gw_exporter_langfuse, gw_exporter_langfuse.create(NULL), false};
+  struct gw_export_payload_opts lo = {&gw_exporter_langfuse, gw_exporter_langfuse.create(NULL), false, NULL};
   assert_int_equal(gw_export_build(&lo, a, &logs, 1, pc), GW_OK);
   assert_int_equal(pc[0].len, 0);
   assert_int_equal(pc[0].items, 0);
@@ -386,7 +425,7 @@ static void test_langfuse_transform(void **st)
   assert_int_equal(n, 1);
   struct gw_arena *a = gw_arena_create(0);
   void *priv = gw_exporter_langfuse.create(NULL);
-  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, NULL};
   struct gw_export_piece pc[1];
   assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
   assert_int_equal(pc[0].items, 4);
@@ -474,6 +513,171 @@ static void test_langfuse_transform(void **st)
   env_fini(&e);
 }
 
+/* What a join holds in its tests: a trace entry's spans are read and held with the real build. */
+static struct gw_export_join *mk_join(uint64_t wait_ms, size_t max_bytes, struct gw_export_stats *st)
+{
+  struct gw_export_join_conf jc = {.wait_ms = wait_ms, .events_ms = 60000, .max_bytes = max_bytes, .read_lag_ms = 0};
+  return gw_export_join_create(&jc, st);
+}
+
+static const char *sent_attr(const struct gw_export_piece *p, const char *span_hex, const char *key, char *buf, size_t n)
+{
+  GwTraceRequest *r = unpack(p->bytes, p->len);
+  GwSpan *sp = find_span(r, span_hex);
+  const char *v = sp ? attr_str(sp, key) : NULL;
+  snprintf(buf, n, "%s", v ? v : "");
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
+  return v ? buf : NULL;
+}
+
+/* Issue 14: a span whose log records have not come is held (left out, its trace's ids still learned) and
+ * released with its content once the logs come; content that comes first is kept for its span; reading an
+ * entry again adds nothing twice; the cursor is kept before what the join keeps. */
+static void test_langfuse_join(void **st)
+{
+  (void)st;
+  struct env e;
+  env_init(&e);
+  struct gw_export_stats stats;
+  memset(&stats, 0, sizeof stats);
+  struct gw_export_join *j = mk_join(60000, 1u << 20, &stats);
+  void *priv = gw_exporter_langfuse.create(NULL);
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, j};
+  struct gw_arena *a = gw_arena_create(0);
+  char buf[1024];
+
+  /* 1. a chat span without content, its agent parent with the user id */
+  char *agent = span_json(T1, "aaaaaaaaaaaaaaaa", NULL, A_STR("gen_ai.operation.name", "invoke_agent") "," A_STR("user.id", "u-1"));
+  char *chat = chat_span(T1, "bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa", NULL);
+  char *req = json_request("%s,%s", agent, chat);
+  append_json(&e, req);
+  struct gw_spool_entry ent[4];
+  assert_int_equal(take(&e, ent, 4), 1);
+  struct gw_export_piece pc[4];
+  assert_int_equal(gw_export_join_add(j, a, ent, 1), GW_OK);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].items, 1); /* the agent goes */
+  assert_int_equal(pc[0].held, 1);  /* the chat waits */
+  assert_null(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "gen_ai.request.model", buf, sizeof buf));
+  assert_int_equal(gw_export_join_held(j), 1);
+  assert_int_equal(gw_export_join_keep_from(j), ent[0].seq);
+  assert_int_equal(atomic_load(&stats.join_held), 1);
+  /* read again (a retried batch): held already, left out, not held twice */
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 1);
+  assert_int_equal(gw_export_join_held(j), 1);
+  assert_int_equal(atomic_load(&stats.join_held), 1);
+  struct gw_spool_entry *rel;
+  struct gw_export_join_now now = {gw_now_ns(), ent[0].appended_ns, true, false};
+  assert_int_equal(gw_export_join_release(j, a, &now, &rel), 0); /* nothing came, the wait is not over */
+  gw_export_join_done(j, 0);
+  done(&e, &ent[0]);
+
+  /* 2. its logs come (in two records, twice: a re-sent request) */
+  char *logs = chat_logs(T1, "bbbbbbbbbbbbbbbb", "what is 2+2", "4");
+  append_logs_json(&e, logs);
+  append_logs_json(&e, logs);
+  assert_int_equal(take(&e, ent, 4), 2);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_join_add(j, a, ent, 2), GW_OK);
+  now.wall_ns = gw_now_ns();
+  assert_int_equal(gw_export_join_release(j, a, &now, &rel), 1);
+  assert_true(rel[0].flags & GW_EXPORT_ENTRY_RELEASED);
+  assert_int_equal(gw_export_build(&o, a, rel, 1, pc), GW_OK);
+  assert_int_equal(pc[0].items, 1);
+  assert_int_equal(pc[0].held, 0); /* never held again */
+  const char *in = sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "gen_ai.input.messages", buf, sizeof buf);
+  assert_non_null(in);
+  assert_string_equal(in, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"what is 2+2\"}]}]");
+  assert_non_null(strstr(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "gen_ai.output.messages", buf, sizeof buf), "\"4\""));
+  assert_string_equal(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "langfuse.user.id", buf, sizeof buf), "u-1");
+  assert_non_null(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "langfuse.observation.usage_details", buf, sizeof buf));
+  /* delivered: forgotten, its content claimed, the cursor free */
+  gw_export_join_done(j, 1);
+  for (size_t k = 0; k < pc[0].nspans; k++)
+    gw_export_join_claim(j, pc[0].spans[k].trace_id, pc[0].spans[k].span_id);
+  assert_int_equal(gw_export_join_held(j), 0);
+  assert_int_equal(gw_export_join_keep_from(j), 0);
+  assert_int_equal(atomic_load(&stats.join_incomplete[GW_XJ_WAIT]), 0);
+  done(&e, &ent[1]);
+
+  /* 3. content first, then its span: the span is not held and goes with it */
+  char *logs2 = chat_logs(T2, "cccccccccccccccc", "first the logs", "then the span");
+  append_logs_json(&e, logs2);
+  char *chat2 = chat_span(T2, "cccccccccccccccc", NULL, NULL);
+  char *req2 = json_request("%s", chat2);
+  append_json(&e, req2);
+  assert_int_equal(take(&e, ent, 4), 2);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_join_add(j, a, ent, 1), GW_OK);
+  assert_int_equal(gw_export_join_keep_from(j), ent[0].seq); /* the logs entry is kept uncommitted */
+  assert_int_equal(gw_export_build(&o, a, ent + 1, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 0);
+  assert_non_null(strstr(sent_attr(&pc[0], "cccccccccccccccc", "gen_ai.input.messages", buf, sizeof buf), "first the logs"));
+
+  /* 4. a span whose logs never come: due once the exporter has read what was spooled wait_ms after it */
+  gw_export_join_destroy(j);
+  memset(&stats, 0, sizeof stats);
+  j = mk_join(1000, 1u << 20, &stats);
+  o.join = j;
+  done(&e, &ent[1]);
+  char *chat3 = chat_span(T2, "dddddddddddddddd", NULL, NULL);
+  char *req3 = json_request("%s", chat3);
+  append_json(&e, req3);
+  assert_int_equal(take(&e, ent, 4), 1);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 1);
+  uint64_t t = ent[0].appended_ns;
+  struct gw_export_join_now backlog = {t + 5000000000ull, t + 500000000ull, false, false};
+  assert_int_equal(gw_export_join_release(j, a, &backlog, &rel), 0); /* reading a backlog: not yet */
+  gw_export_join_done(j, 0);
+  backlog.read_ns = t + 1000000000ull;
+  assert_int_equal(gw_export_join_release(j, a, &backlog, &rel), 1);
+  gw_export_join_done(j, 0); /* not sent (a retry): held on, released again */
+  assert_int_equal(gw_export_join_held(j), 1);
+  struct gw_export_join_now idle = {t + 1000000000ull, t, true, false};
+  assert_int_equal(gw_export_join_release(j, a, &idle, &rel), 1);
+  gw_export_join_done(j, 1);
+  assert_int_equal(atomic_load(&stats.join_incomplete[GW_XJ_WAIT]), 1);
+  done(&e, &ent[0]);
+
+  /* 5. no room: not held, counted */
+  gw_export_join_destroy(j);
+  memset(&stats, 0, sizeof stats);
+  j = mk_join(1000, 64, &stats);
+  o.join = j;
+  char *chat4 = chat_span(T2, "eeeeeeeeeeeeeeee", NULL, NULL);
+  char *req4 = json_request("%s", chat4);
+  append_json(&e, req4);
+  assert_int_equal(take(&e, ent, 4), 1);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 0);
+  assert_int_equal(pc[0].items, 1);
+  assert_int_equal(atomic_load(&stats.join_incomplete[GW_XJ_MEMORY]), 1);
+
+  /* 6. at stop, final: everything held goes */
+  gw_export_join_destroy(j);
+  j = mk_join(600000, 1u << 20, NULL);
+  o.join = j;
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 1);
+  struct gw_export_join_now fin = {gw_now_ns(), 0, true, true};
+  assert_int_equal(gw_export_join_release(j, a, &fin, &rel), 1);
+  gw_export_join_done(j, 1);
+  assert_int_equal(gw_export_join_held(j), 0);
+
+  gw_export_join_destroy(j);
+  gw_exporter_langfuse.destroy(priv);
+  gw_arena_destroy(a);
+  free(agent), free(chat), free(req), free(logs), free(logs2), free(chat2), free(req2), free(chat3), free(req3);
+  free(chat4), free(req4);
+  env_fini(&e);
+}
+
 /* genai_only keeps the spans that have an interaction record, and empty envelopes go. */
 static void test_genai_only(void **st)
 {
@@ -490,7 +694,7 @@ static void test_genai_only(void **st)
   size_t n = take(&e, ent, 4);
   assert_int_equal(n, 2);
   struct gw_arena *a = gw_arena_create(0);
-  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, true};
+  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, true, NULL};
   struct gw_export_piece pc[2];
   assert_int_equal(gw_export_build(&o, a, ent, n, pc), GW_OK);
   assert_int_equal(pc[0].items, 1);
@@ -549,7 +753,7 @@ static void *langfuse_build(struct gw_arena *a, const GwTraceRequest *req, uint3
   *ent = (struct gw_spool_entry){.seq = 1, .format = GW_SPOOL_FORMAT, .signal = GW_SIGNAL_TRACES, .nspans = nspans,
                                  .otlp = *buf, .otlp_len = len};
   void *priv = gw_exporter_langfuse.create(NULL);
-  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, NULL};
   assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
   return priv;
 }
@@ -698,7 +902,7 @@ static void test_wire_rewrite_keeps_everything(void **st)
   }
   opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(out, NULL);
   /* genai_only without a transform keeps nothing here (no records), and says so */
-  struct gw_export_payload_opts og = {&gw_exporter_signoz, NULL, true};
+  struct gw_export_payload_opts og = {&gw_exporter_signoz, NULL, true, NULL};
   gw_arena_reset(a);
   assert_int_equal(gw_export_build(&og, a, &ent, 1, pc), GW_OK);
   assert_int_equal(pc[0].len, 0);
@@ -1149,6 +1353,7 @@ int main(void)
     cmocka_unit_test(test_gzip_round_trip),
     cmocka_unit_test(test_payload_pass_through),
     cmocka_unit_test(test_langfuse_transform),
+    cmocka_unit_test(test_langfuse_join),
     cmocka_unit_test(test_genai_only),
     cmocka_unit_test(test_bad_ids_left_out),
     cmocka_unit_test(test_wire_rewrite_keeps_everything),
