@@ -39,14 +39,19 @@ gw_rc gw_export_headers_add(struct gw_export_headers *h, const char *name, const
  * (nothing is decoded into protobuf-c messages, nothing re-encoded but what changes). Only spans that will
  * be sent are here (genai_only filtering and id validation already done), in spool order; rec is the
  * span's interaction record, NULL when it has none. Attribute keys and string values point into the wire
- * bytes: they are not NUL-terminated. A transform adds attributes with gw_export_add_attr; it cannot
- * change or remove what is there.
+ * bytes: they are not NUL-terminated. A transform adds attributes with gw_export_add_attr and leaves
+ * existing ones out with gw_export_drop_attr; it cannot change them in place.
  */
 struct gw_export_attr {
   const char *key;
   size_t klen;
   const char *str; /* the string value; NULL when the value is not a string */
   size_t slen;
+  bool has_dbl;    /* the value is a double (e.g. genai_gateway.cost.*): dbl */
+  double dbl;
+  /* payload.c's own: the attribute's field in the span's wire bytes */
+  const uint8_t *wire;
+  size_t wire_len;
 };
 
 struct gw_export_add; /* an attribute to append (payload.c's) */
@@ -61,6 +66,8 @@ struct gw_export_span {
   size_t len;
   struct gw_export_add *adds;
   size_t nadds, capadds;
+  bool *dropped;     /* per attribute: left out (gw_export_drop_attr); NULL when none is */
+  size_t dropped_len; /* wire bytes of the dropped ones */
   bool drop;
   bool held; /* kept back by the exporter's join (it goes later): a transform may learn from it (trace-level
               * ids), what it adds is not sent */
@@ -83,6 +90,9 @@ struct gw_export_batch {
  * the batch, e.g. a literal). NOMEM over the arena cap. */
 gw_rc gw_export_add_attr(struct gw_export_batch *b, struct gw_export_span *sp, const char *key, const char *value,
                          size_t len, const char **stored);
+/* Leave the span's attribute sp->attrs[i] out of what is sent (to replace a value with gw_export_add_attr:
+ * what the gateway stored wins over it). NOMEM over the arena cap. */
+gw_rc gw_export_drop_attr(struct gw_export_batch *b, struct gw_export_span *sp, size_t i);
 
 struct gw_exporter_type {
   const char *name;                  /* metric label and thread name; = gw_conf_exporter_names[conf_id] */

@@ -228,7 +228,7 @@ static gw_rc add(struct gw_export_batch *b, struct span_view *v, enum span_key k
   gw_rc rc = gw_export_add_attr(b, v->sp, key_name[k].s, value, len, &stored);
   if (rc)
     return rc;
-  *at = (struct gw_export_attr){key_name[k].s, key_name[k].n, stored, len};
+  *at = (struct gw_export_attr){.key = key_name[k].s, .klen = key_name[k].n, .str = stored, .slen = len};
   v->kv[k] = at;
   return GW_OK;
 }

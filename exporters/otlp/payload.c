@@ -235,6 +235,7 @@ static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8
     rd_field(&q, end, &f);
     if (f.wt != 2)
       continue;
+    const uint8_t *field_end = q;
     if (f.num == 1)
       sp->trace_id = f.val, tlen = f.vlen;
     else if (f.num == 2)
@@ -245,6 +246,8 @@ static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8
       struct gw_export_attr *at = &attrs[k++];
       memset(at, 0, sizeof *at);
       at->key = "";
+      at->wire = f.start;
+      at->wire_len = (size_t)(field_end - f.start);
       const uint8_t *r = f.val, *re = f.val + f.vlen;
       struct wfield g;
       while (r < re) {
@@ -260,11 +263,17 @@ static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8
           while (v < ve) {
             if (!rd_field(&v, ve, &h))
               return false;
+            at->str = NULL; /* another kind of value (the last one set wins) */
+            at->has_dbl = false;
             if (h.num == 1 && h.wt == 2) {
               at->str = (const char *)h.val;
               at->slen = h.vlen;
-            } else {
-              at->str = NULL; /* another kind of value (the last one set wins) */
+            } else if (h.num == 4 && h.wt == 1) {
+              uint64_t bits = 0;
+              for (int b = 0; b < 8; b++) /* fixed64: little-endian */
+                bits |= (uint64_t)v[b - 8] << (8 * b);
+              memcpy(&at->dbl, &bits, sizeof at->dbl);
+              at->has_dbl = true;
             }
           }
         }
@@ -414,9 +423,41 @@ static uint8_t *copy_other(uint8_t *o, const uint8_t *p, size_t n, uint32_t num)
   return o;
 }
 
+gw_rc gw_export_drop_attr(struct gw_export_batch *b, struct gw_export_span *sp, size_t i)
+{
+  if (i >= sp->nattrs)
+    return GW_OK;
+  if (!sp->dropped && !(sp->dropped = gw_arena_calloc(b->arena, sp->nattrs * sizeof *sp->dropped)))
+    return GW_ERR(NOMEM);
+  if (!sp->dropped[i]) {
+    sp->dropped[i] = true;
+    sp->dropped_len += sp->attrs[i].wire_len;
+  }
+  return GW_OK;
+}
+
+/* The span's own bytes without its dropped attributes. */
+static uint8_t *copy_span_body(uint8_t *o, const struct gw_export_span *sp)
+{
+  if (!sp->dropped) {
+    memcpy(o, sp->body, sp->len);
+    return o + sp->len;
+  }
+  const uint8_t *from = sp->body;
+  for (size_t i = 0; i < sp->nattrs; i++) { /* attributes are in wire order */
+    if (!sp->dropped[i])
+      continue;
+    memcpy(o, from, (size_t)(sp->attrs[i].wire - from));
+    o += sp->attrs[i].wire - from;
+    from = sp->attrs[i].wire + sp->attrs[i].wire_len;
+  }
+  memcpy(o, from, (size_t)(sp->body + sp->len - from));
+  return o + (sp->body + sp->len - from);
+}
+
 static size_t span_out(const struct gw_export_span *sp)
 {
-  size_t n = sp->len;
+  size_t n = sp->len - sp->dropped_len;
   for (size_t i = 0; i < sp->nadds; i++)
     n += len_field(add_kv_size(&sp->adds[i]));
   return n;
@@ -475,8 +516,7 @@ static uint8_t *write_entry(struct gw_arena *a, const uint8_t *p, size_t n, stru
           continue;
         *o++ = 0x12; /* 2: spans */
         o = wr_varint(o, span_out(sp));
-        memcpy(o, sp->body, sp->len);
-        o += sp->len;
+        o = copy_span_body(o, sp);
         for (size_t d = 0; d < sp->nadds; d++) {
           const struct gw_export_add *ad = &sp->adds[d];
           *o++ = 0x4a; /* 9: attributes */

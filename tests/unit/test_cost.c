@@ -704,6 +704,7 @@ static void test_annotate(void **state)
   assert_true(v && v->double_value == 0.0075);
   assert_int_equal(sp[0].n_attributes, 7);
   assert_string_equal(sp[0].attributes[0]->key, "gen_ai.request.model");
+  assert_null(attr(&sp[0], "genai_gateway.cost.cache_read_usd", &n)); /* no cache tokens: no part */
 
   v = attr(&sp[1], "gen_ai.usage.cost", &n);
   assert_int_equal(n, 1);
@@ -717,6 +718,31 @@ static void test_annotate(void **state)
   assert_null(attr(&sp[1], "genai_gateway.cost.input_usd", &n));
 
   assert_int_equal(sp[2].n_attributes, 0);
+
+  /* The parts priced apart (issue 14, item 5): cache read and write inside input, reasoning inside output. */
+  struct gw_record q;
+  GwSpan qs;
+  gw_pb_span_init(&qs);
+  memset(&q, 0, sizeof q);
+  q.span = &qs;
+  q.request_model = "claude-sonnet-4-5";
+  q.input_tokens = opt(1000);
+  q.cache_read_tokens = opt(300);
+  q.cache_write_tokens = opt(100);
+  q.output_tokens = opt(200);
+  q.reasoning_tokens = opt(50);
+  gw_cost_apply(DEF, &q, 1);
+  assert_int_equal(gw_cost_annotate_spans(A, &q, 1), GW_OK);
+  assert_int_equal(q.cache_read_cost_nusd.v, 90000);   /* 300 x 0.30 / M */
+  assert_int_equal(q.cache_write_cost_nusd.v, 375000); /* 100 x 3.75 / M */
+  assert_int_equal(q.reasoning_cost_nusd.v, 750000);   /* 50 x 15 / M: the output rate */
+  assert_int_equal(q.input_cost_nusd.v, 600 * 3000 + 90000 + 375000);
+  v = attr(&qs, "genai_gateway.cost.cache_read_usd", &n);
+  assert_true(v && v->double_value == 0.00009);
+  v = attr(&qs, "genai_gateway.cost.cache_write_usd", &n);
+  assert_true(v && v->double_value == 0.000375);
+  v = attr(&qs, "genai_gateway.cost.reasoning_usd", &n);
+  assert_true(v && v->double_value == 0.00075);
 }
 
 /* ---- normalize: reported cost and service tier ---- */
