@@ -10,6 +10,7 @@
  * redact, encode) into a memory spool.
  */
 #include <grpc/grpc.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -27,6 +28,7 @@
 #include "core/conf.h"
 #include "cost/cost.h"
 #include "export_int.h"
+#include "langfuse/langfuse_int.h"
 #include "exporters.h"
 #include "normalize/normalize.h"
 #include "receive/receive.h"
@@ -457,10 +459,18 @@ static void test_langfuse_transform(void **st)
   GwSpan *sa = find_span(r, "aaaaaaaaaaaaaaaa");
   assert_int_equal(attr_count(sa, "langfuse.session.id"), 0);
   assert_int_equal(attr_count(sa, "session.id"), 1);
-  /* the client's own cost_details stays, alone */
+  /* the client's own cost_details loses to the computed cost Postgres holds (issue 14, item 6): replaced,
+   * not duplicated, and kept as a note */
   GwSpan *so = find_span(r, "cccccccccccccccc");
   assert_int_equal(attr_count(so, "langfuse.observation.cost_details"), 1);
-  assert_string_equal(attr_str(so, "langfuse.observation.cost_details"), "{\"total\":1}");
+  assert_string_equal(attr_str(so, "langfuse.observation.cost_details"), cd);
+  assert_string_equal(attr_str(so, "langfuse.observation.metadata.gateway_client_cost_details"), "{\"total\":1}");
+  assert_string_equal(attr_str(so, "langfuse.observation.metadata.gateway_cost_source"), "computed");
+  assert_non_null(attr_str(so, "langfuse.observation.metadata.gateway_reported_cost_usd")); /* its total, 1 USD */
+  assert_string_equal(attr_str(so, "langfuse.observation.metadata.gateway_reported_cost_usd"), "1.0");
+  /* the span's other attributes are all still there, once */
+  assert_int_equal(attr_count(so, "gen_ai.request.model"), 1);
+  assert_int_equal(attr_count(so, "genai_gateway.cost.total_usd"), 1);
   /* no usage on the non-GenAI span */
   assert_null(gw_export_span_attr(find_span(r, "dddddddddddddddd"), "langfuse.observation.usage_details"));
   opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
@@ -510,6 +520,123 @@ static void test_langfuse_transform(void **st)
   gw_exporter_langfuse.destroy(priv);
   gw_arena_destroy(a);
   free(agent), free(chat), free(own), free(http), free(req), free(late), free(req2);
+  env_fini(&e);
+}
+
+/* Issue 14, items 2-6: what Langfuse shows besides content. Cost details per usage bucket adding up to
+ * the stored cost; explicit zero usage for a failed call without usage; a stream without usage left to
+ * Langfuse's estimate with its messages in the plain form; the model from model_id for every dialect; a
+ * reported cost with no price is what goes, and says so. */
+static void test_langfuse_observation(void **st)
+{
+  (void)st;
+  struct env e;
+  env_init(&e);
+  /* cache write too: claude prices it apart */
+  char *cached = span_json(T1, "1111111111111111", NULL,
+                           A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.provider.name", "anthropic") "," A_STR(
+                             "gen_ai.request.model", "claude-sonnet-4-5") "," A_INT("gen_ai.usage.input_tokens", 1000) "," A_INT(
+                             "gen_ai.usage.output_tokens", 200) "," A_INT("gen_ai.usage.cache_read.input_tokens", 300) "," A_INT(
+                             "gen_ai.usage.cache_creation.input_tokens", 100));
+  char *failed = span_json(T1, "2222222222222222", NULL,
+                           A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.request.model", "gpt-4o-mini") "," A_STR(
+                             "error.type", "429"));
+  char *stream = span_json(T1, "3333333333333333", NULL,
+                           A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.request.model", "gpt-4o-mini") ","
+                           "{\"key\":\"gen_ai.request.stream\",\"value\":{\"boolValue\":true}},"
+                           A_STR("gen_ai.input.messages", "[{\\\"role\\\":\\\"user\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"hi there\\\"}]}]"));
+  char *embed = span_json(T1, "4444444444444444", NULL,
+                          A_STR("openinference.span.kind", "EMBEDDING") "," A_STR("embedding.model_name", "text-embedding-3-small") "," A_INT(
+                            "llm.token_count.prompt", 8) "," A_INT("llm.token_count.total", 8));
+  char *reported = span_json(T1, "5555555555555555", NULL,
+                             A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.request.model", "house-model-7") "," A_INT(
+                               "gen_ai.usage.input_tokens", 10) ",{\"key\":\"gen_ai.usage.cost\",\"value\":{\"doubleValue\":0.25}}");
+  char *req = json_request("%s,%s,%s,%s,%s", cached, failed, stream, embed, reported);
+  /* the failed span: status ERROR */
+  char *p = strstr(req, "\"spanId\":\"2222222222222222\"");
+  assert_non_null(p);
+  char *fixed = malloc(strlen(req) + 64);
+  size_t at = (size_t)(strchr(p, ',') - req);
+  memcpy(fixed, req, at);
+  strcpy(fixed + at, ",\"status\":{\"code\":2}");
+  strcat(fixed, req + at);
+  append_json(&e, fixed);
+  struct gw_spool_entry ent[2];
+  assert_int_equal(take(&e, ent, 2), 1);
+  struct gw_arena *a = gw_arena_create(0);
+  void *priv = gw_exporter_langfuse.create(NULL);
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, NULL};
+  struct gw_export_piece pc[1];
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  GwTraceRequest *r = unpack(pc[0].bytes, pc[0].len);
+
+  /* 5: buckets named as the usage buckets, adding up to the stored input and output cost */
+  GwSpan *sc = find_span(r, "1111111111111111");
+  assert_string_equal(attr_str(sc, "langfuse.observation.usage_details"),
+                      "{\"input\":600,\"output\":200,\"total\":1200,\"input_cached_tokens\":300,\"input_cache_creation\":100}");
+  double in_usd = gw_export_span_attr(sc, "genai_gateway.cost.input_usd")->value->double_value;
+  double out_usd = gw_export_span_attr(sc, "genai_gateway.cost.output_usd")->value->double_value;
+  double tot_usd = gw_export_span_attr(sc, "genai_gateway.cost.total_usd")->value->double_value;
+  double ci, cc, cw, co, ct;
+  const char *cd = attr_str(sc, "langfuse.observation.cost_details");
+  assert_int_equal(sscanf(cd, "{\"input\":%lf,\"input_cached_tokens\":%lf,\"input_cache_creation\":%lf,\"output\":%lf,\"total\":%lf}",
+                          &ci, &cc, &cw, &co, &ct), 5);
+  /* claude-sonnet-4-5: 3 / 15 per M, cache read 0.30, cache write 3.75 */
+  assert_true(fabs(ci - 600 * 3e-6) < 1e-12);
+  assert_true(fabs(cc - 300 * 0.3e-6) < 1e-12);
+  assert_true(fabs(cw - 100 * 3.75e-6) < 1e-12);
+  assert_true(fabs(ci + cc + cw - in_usd) < 1e-12);
+  assert_true(fabs(co - out_usd) < 1e-12);
+  assert_true(fabs(ct - tot_usd) < 1e-12);
+  assert_string_equal(attr_str(sc, "langfuse.observation.model.name"), "claude-sonnet-4-5");
+  assert_string_equal(attr_str(sc, "langfuse.observation.metadata.gateway_cost_source"), "computed");
+  assert_null(attr_str(sc, "langfuse.observation.metadata.gateway_usage"));
+
+  /* 2: a failed call without usage: explicit zeros, said so; no cost (Postgres has NULL) */
+  GwSpan *sf = find_span(r, "2222222222222222");
+  assert_string_equal(attr_str(sf, "langfuse.observation.usage_details"), "{\"input\":0,\"output\":0,\"total\":0}");
+  assert_string_equal(attr_str(sf, "langfuse.observation.metadata.gateway_usage"), "zero_failed_call");
+  assert_null(attr_str(sf, "langfuse.observation.cost_details"));
+  assert_null(attr_str(sf, "langfuse.observation.input"));
+
+  /* 3: a stream without usage: no usage sent, Langfuse estimates from the plain form */
+  GwSpan *ss = find_span(r, "3333333333333333");
+  assert_null(attr_str(ss, "langfuse.observation.usage_details"));
+  assert_string_equal(attr_str(ss, "langfuse.observation.metadata.gateway_usage"), "estimated_by_langfuse");
+  assert_string_equal(attr_str(ss, "langfuse.observation.input"), "[{\"role\":\"user\",\"content\":\"hi there\"}]");
+
+  /* 4: OpenInference embeddings name their model only in embedding.model_name */
+  GwSpan *se = find_span(r, "4444444444444444");
+  assert_string_equal(attr_str(se, "langfuse.observation.model.name"), "text-embedding-3-small");
+  assert_string_equal(attr_str(se, "langfuse.observation.usage_details"), "{\"input\":8,\"total\":8}");
+  assert_non_null(strstr(attr_str(se, "langfuse.observation.cost_details"), "\"input\":0.00000016"));
+
+  /* 6: no price, a reported cost: that is what Postgres holds and what goes, said so */
+  GwSpan *sr = find_span(r, "5555555555555555");
+  assert_string_equal(attr_str(sr, "langfuse.observation.cost_details"), "{\"total\":0.25}");
+  assert_string_equal(attr_str(sr, "langfuse.observation.metadata.gateway_cost_source"), "reported");
+  assert_null(attr_str(sr, "langfuse.observation.metadata.gateway_reported_cost_usd"));
+  assert_string_equal(attr_str(sr, "langfuse.observation.model.name"), "house-model-7");
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
+
+  /* the plain form: text parts joined, tool calls as OpenAI's, tool results with their call id */
+  const char *pm = gw_lf_plain_messages(
+    a, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a\"},{\"type\":\"text\",\"content\":\"b\"},"
+       "{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"f\",\"arguments\":{\"x\":1}}]},"
+       "{\"role\":\"tool\",\"parts\":[{\"type\":\"tool_call_response\",\"id\":\"c1\",\"response\":\"42\"}]}]", 0);
+  assert_null(pm); /* len 0: nothing to parse */
+  const char *src = "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a\"},{\"type\":\"text\",\"content\":\"b\"},"
+                    "{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"f\",\"arguments\":{\"x\":1}}]},"
+                    "{\"role\":\"tool\",\"parts\":[{\"type\":\"tool_call_response\",\"id\":\"c1\",\"response\":\"42\"}]}]";
+  pm = gw_lf_plain_messages(a, src, strlen(src));
+  assert_string_equal(pm, "[{\"role\":\"assistant\",\"content\":\"a\\nb\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+                          "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":1}\"}}]},"
+                          "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"42\"}]");
+  assert_null(gw_lf_plain_messages(a, "not json", 8));
+
+  gw_exporter_langfuse.destroy(priv);
+  gw_arena_destroy(a);
+  free(cached), free(failed), free(stream), free(embed), free(reported), free(req), free(fixed);
   env_fini(&e);
 }
 
@@ -1354,6 +1481,7 @@ int main(void)
     cmocka_unit_test(test_payload_pass_through),
     cmocka_unit_test(test_langfuse_transform),
     cmocka_unit_test(test_langfuse_join),
+    cmocka_unit_test(test_langfuse_observation),
     cmocka_unit_test(test_genai_only),
     cmocka_unit_test(test_bad_ids_left_out),
     cmocka_unit_test(test_wire_rewrite_keeps_everything),
