@@ -23,7 +23,7 @@
 
 #define NONE (-1)
 
-static struct gw_prices *DEF, *USR, *LIT;
+static struct gw_prices *DEF, *USR, *LIT, *LFP;
 static struct gw_arena *A;
 
 static char *fx(const char *name)
@@ -49,6 +49,9 @@ static int group_setup(void **state)
   LIT = gw_prices_load(NULL, fx("litellm_sample.json"), &err);
   if (!LIT)
     fprintf(stderr, "litellm: %s\n", err.msg);
+  LFP = gw_prices_load(NULL, fx("langfuse_sample.json"), &err);
+  if (!LFP)
+    fprintf(stderr, "langfuse: %s\n", err.msg);
   A = gw_arena_create(64u << 20);
   return DEF && USR && LIT ? 0 : -1;
 }
@@ -59,6 +62,7 @@ static int group_teardown(void **state)
   gw_prices_destroy(DEF);
   gw_prices_destroy(USR);
   gw_prices_destroy(LIT);
+  gw_prices_destroy(LFP);
   gw_arena_destroy(A);
   return 0;
 }
@@ -368,6 +372,28 @@ static void test_litellm(void **state)
   assert_string_equal(gw_prices_match(LIT, "gpt-4o-2024-08-06", NULL, 0, NULL), "gpt-4o"); /* shipped entry */
 }
 
+/* Langfuse's own model-price format (issue 14, item 7): tiers, usage-type names, embeddings priced as
+ * total, an older entry with flat prices and a start date; a bad pattern names the file and the model. */
+static void test_langfuse_prices(void **state)
+{
+  (void)state;
+  assert_non_null(LFP);
+  const char *pid = NULL;
+  assert_string_equal(gw_prices_version(LFP), "langfuse_sample");
+  assert_int_equal(gw_prices_count(LFP), gw_prices_count(DEF) + 4);
+  assert_string_equal(gw_prices_match(LFP, "gpt-4o", NULL, 0, &pid), "gpt-4o");
+  assert_string_equal(pid, "gpt-4o/langfuse_sample"); /* the user's entry comes first */
+  assert_string_equal(gw_prices_match(LFP, "eu.anthropic.claude-sonnet-4-5-20250929-v1:0", NULL, 0, &pid), "claude-sonnet-4-5");
+  assert_string_equal(pid, "claude-sonnet-4-5/langfuse_sample");
+  assert_null(gw_prices_match(LFP, "house-model", NULL, day("2025-12-31"), NULL)); /* before its startDate */
+  assert_string_equal(gw_prices_match(LFP, "house-model-v2", NULL, day("2026-02-01"), &pid), "house-model");
+  assert_string_equal(pid, "house-model@2026-01-01/langfuse_sample");
+  struct gw_err err = {0};
+  struct gw_prices *bad = gw_prices_load(NULL, fx("bad_langfuse_pattern.json"), &err);
+  assert_null(bad);
+  assert_non_null(strstr(err.msg, "bad_langfuse_pattern.json: \"broken\".matchPattern: "));
+}
+
 /* ---- known costs ---- */
 
 struct cost_case {
@@ -428,6 +454,17 @@ static const struct cost_case cost_cases[] = {
    4125000, 0, 4125000, "us.anthropic.claude-sonnet-4-20250514-v1:0"},
   {"LiteLLM embeddings batches", &LIT, "text-embedding-3-small", "batch", 1000000, 0, NONE, NONE, NONE, 10000000, 0,
    10000000, "text-embedding-3-small"},
+  {"Langfuse format: cache read and its 5m write", &LFP, "claude-sonnet-4-5", NULL, 10000, 1000, 2000, 3000, NONE,
+   26850000, 15000000, 41850000, "claude-sonnet-4-5"},
+  {"Langfuse format: Large Context tier", &LFP, "claude-sonnet-4-5-20250929", NULL, 250000, 1000, 100000, NONE, NONE,
+   960000000, 22500000, 982500000, "claude-sonnet-4-5"},
+  {"Langfuse format: Fast mode is priority", &LFP, "gpt-4o", "priority", 1000, 1000, NONE, NONE, NONE, 4250000,
+   17000000, 21250000, "gpt-4o"},
+  {"Langfuse format: cached input", &LFP, "openai/gpt-4o", NULL, 1000, 0, 400, NONE, NONE, 2000000, 0, 2000000, "gpt-4o"},
+  {"Langfuse format: embeddings priced as total", &LFP, "text-embedding-3-small", NULL, 1000, NONE, NONE, NONE, NONE,
+   20000, NONE, 20000, "text-embedding-3-small"},
+  {"Langfuse format: reasoning priced apart", &LFP, "house-model", NULL, 0, 1000, NONE, NONE, 400, 0, 2800000, 2800000,
+   "house-model"},
   {"huge counts: exact, no overflow", &DEF, "claude-opus-4", NULL, 1000000000000, 1000000000000, NONE, NONE, NONE,
    15000000000000000, 75000000000000000, 90000000000000000, "claude-opus-4"},
 };
@@ -956,6 +993,7 @@ int main(void)
     cmocka_unit_test(test_defaults_load),
     cmocka_unit_test(test_match_defaults),
     cmocka_unit_test(test_defaults_do_not_overlap),
+    cmocka_unit_test(test_langfuse_prices),
     cmocka_unit_test(test_valid_from),
     cmocka_unit_test(test_user_merge),
     cmocka_unit_test(test_bad_files),
