@@ -128,7 +128,7 @@ static void test_defaults_load(void **state)
   (void)state;
   assert_non_null(DEF);
   assert_string_equal(gw_prices_version(DEF), "defaults-2026-11");
-  assert_int_equal(gw_prices_count(DEF), 44);
+  assert_int_equal(gw_prices_count(DEF), 171);
   const char *pid = NULL;
   assert_string_equal(gw_prices_match(DEF, "gpt-4o", NULL, day("2026-11-01"), &pid), "gpt-4o");
   assert_string_equal(pid, "gpt-4o@2024-08-06/defaults-2026-11");
@@ -199,16 +199,30 @@ static const struct {
   {"groq/llama-3.3-70b-versatile", "llama-3.3-70b-versatile"},
   {"us.meta.llama3-3-70b-instruct-v1:0", "meta.llama3-3-70b-instruct-v1:0"},
   {"deepseek/deepseek-reasoner", "deepseek-reasoner"},
+  /* issue 14: names that had no price and got a LiteLLM-style cost only in Langfuse */
+  {"gpt-4", "gpt-4"},
+  {"gpt-4-turbo", "gpt-4-turbo"},
+  {"gpt-4-turbo-2024-04-09", "gpt-4-turbo"},
+  {"text-embedding-ada-002", "text-embedding-ada-002"},
+  {"o1-mini", "o1-mini"},
+  {"o3-pro", "o3-pro"},
+  {"gpt-5-codex", "gpt-5"},
+  {"gpt-5.1-codex-mini", "gpt-5.1-codex-mini"},
+  {"gpt-5.1-chat-latest", "gpt-5.1"},
+  {"gemini-2.0-flash-lite", "gemini-2.0-flash-lite"},
+  {"claude-3-haiku-20240307", "claude-3-haiku"},
+  {"us.anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku"},
+  {"command-r-plus-08-2024", "command-r-plus"},
+  {"grok-3-mini", "grok-3-mini"},
+  {"xai/grok-4-0709", "grok-4-0709"},
+  {"us.meta.llama4-scout-17b-instruct-v1:0", "meta.llama4-scout-17b-instruct-v1:0"},
+  {"mistral-large", "mistral-large-2411"},
   /* near misses: nothing */
   {"gpt-4o-2024-08", NULL},
-  {"gpt-4", NULL},
-  {"o1-mini", NULL},
-  {"o3-pro", NULL},
-  {"gpt-5-codex", NULL},
   {"claude-sonnet-4-7", NULL},
-  {"gemini-2.0-flash-lite", NULL},
   {"my-gpt-4o", NULL},
   {"llama-3.3-70b", NULL},
+  {"gpt-4-5", NULL},
   {"", NULL},
 };
 
@@ -238,6 +252,40 @@ static void test_defaults_do_not_overlap(void **state)
       fail_msg("\"%s\" matches %d shipped entries", name, hits);
   }
   pcre2_match_data_free(md);
+}
+
+/* Issue 14, item 7: the 200 model ids of the major providers (tests/fixtures/cost/top-200-models.txt, how
+ * it was assembled is in its header) are all priced, each by the entries of exactly one shipped id. */
+static void test_top_models_priced(void **state)
+{
+  (void)state;
+  char *text = tu_read_file("cost/top-200-models.txt", NULL);
+  pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+  int n = 0, unpriced = 0;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    if (line[0] == '#' || !line[0])
+      continue;
+    n++;
+    int hits = 0; /* entries of other ids (one id may have several entries: its price history) */
+    const char *first = NULL;
+    for (size_t k = 0; k < DEF->n; k++)
+      if (pcre2_match(DEF->v[k].re, (PCRE2_SPTR)line, strlen(line), 0, 0, md, NULL) >= 0 &&
+          (!first || strcmp(first, DEF->v[k].id))) {
+        hits++;
+        first = first ? first : DEF->v[k].id;
+      }
+    if (!gw_prices_match(DEF, line, NULL, 0, NULL)) {
+      print_error("unpriced: %s\n", line);
+      unpriced++;
+    } else if (hits != 1) {
+      print_error("%s matches %d shipped entries\n", line, hits);
+      unpriced++;
+    }
+  }
+  pcre2_match_data_free(md);
+  free(text);
+  assert_int_equal(n, 200);
+  assert_int_equal(unpriced, 0);
 }
 
 /* ---- user files ---- */
@@ -994,6 +1042,7 @@ int main(void)
     cmocka_unit_test(test_match_defaults),
     cmocka_unit_test(test_defaults_do_not_overlap),
     cmocka_unit_test(test_langfuse_prices),
+    cmocka_unit_test(test_top_models_priced),
     cmocka_unit_test(test_valid_from),
     cmocka_unit_test(test_user_merge),
     cmocka_unit_test(test_bad_files),
