@@ -224,7 +224,8 @@ struct gw_export_join_now {
 size_t gw_export_join_release(struct gw_export_join *j, struct gw_arena *a, const struct gw_export_join_now *now,
                               struct gw_spool_entry **out);
 /* After the send: the first done released spans were delivered or given up (forgotten, and counted when
- * without their content); the others stay held and are released again. */
+ * without their content); the others stay held and are released again. The released entries' bytes are
+ * freed here: claim their spans (whose ids point into them) before. */
 void gw_export_join_done(struct gw_export_join *j, size_t done);
 /* The oldest spool entry the join keeps something of (0: none): commit only the entries before it. */
 uint64_t gw_export_join_keep_from(const struct gw_export_join *j);

@@ -720,10 +720,11 @@ static void test_langfuse_join(void **st)
   assert_non_null(strstr(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "gen_ai.output.messages", buf, sizeof buf), "\"4\""));
   assert_string_equal(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "langfuse.user.id", buf, sizeof buf), "u-1");
   assert_non_null(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "langfuse.observation.usage_details", buf, sizeof buf));
-  /* delivered: forgotten, its content claimed, the cursor free */
-  gw_export_join_done(j, 1);
+  /* delivered: its content claimed (the span's ids point into the held copy: before done), forgotten,
+   * the cursor free */
   for (size_t k = 0; k < pc[0].nspans; k++)
     gw_export_join_claim(j, pc[0].spans[k].trace_id, pc[0].spans[k].span_id);
+  gw_export_join_done(j, 1);
   assert_int_equal(gw_export_join_held(j), 0);
   assert_int_equal(gw_export_join_keep_from(j), 0);
   assert_int_equal(atomic_load(&stats.join_incomplete[GW_XJ_WAIT]), 0);
