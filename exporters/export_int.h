@@ -29,6 +29,10 @@ enum gw_export_drop {
 #undef GW_XD_ENUM
   GW_XD__COUNT
 };
+/* Why a span went to a backend without the log content it waited for (join.c): its wait ended, no memory
+ * to hold it, shutdown. */
+enum gw_export_join_why { GW_XJ_WAIT, GW_XJ_MEMORY, GW_XJ_STOP, GW_XJ__COUNT };
+extern const char *const gw_export_join_why_labels[GW_XJ__COUNT];
 enum gw_export_result { GW_XR_OK, GW_XR_RETRY, GW_XR_DROP, GW_XR__COUNT };
 #define GW_EXPORT_LATENCY_BUCKETS 12 /* upper bounds in gw_export_latency_bounds_ms, then +Inf */
 extern const double gw_export_latency_bounds_ms[GW_EXPORT_LATENCY_BUCKETS];
@@ -43,6 +47,11 @@ struct gw_export_stats {
   _Atomic uint64_t batch_hist[GW_EXPORT_LATENCY_BUCKETS + 1];
   _Atomic uint64_t batch_count, batch_ns;
   _Atomic int up; /* 1 after a request succeeded, 0 after one failed, -1 before any */
+  /* the join of spans with their log records (join.c) */
+  _Atomic uint64_t join_held;                      /* spans held to wait for their log records */
+  _Atomic uint64_t join_incomplete[GW_XJ__COUNT];           /* sent without the content they waited for, by why */
+  _Atomic uint64_t join_events_dropped;            /* messages whose span did not come in time */
+  _Atomic uint64_t join_held_now, join_bytes_now;  /* gauges */
 };
 const char *gw_export_drop_label(enum gw_export_drop d);
 
@@ -131,12 +140,17 @@ struct gw_export_piece {
   uint64_t invalid;     /* spans left out for bad ids */
   uint64_t filtered;    /* left out by genai_only (not a loss: what was asked for) */
   bool too_large;       /* could not be transformed: items are dropped */
+  uint64_t held;        /* spans held by the join (sent later, from the join's own copy) */
+  struct gw_export_span *spans; /* a read trace entry's spans (drop: not sent), for the join's claims */
+  size_t nspans;
 };
 
+struct gw_export_join;
 struct gw_export_payload_opts {
   const struct gw_exporter_type *type;
   void *priv;          /* the type's create() result */
   bool genai_only;
+  struct gw_export_join *join; /* NULL: no spans held, no log content for the transform */
 };
 
 /*
@@ -148,6 +162,75 @@ struct gw_export_payload_opts {
  */
 gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a, const struct gw_spool_entry *entries,
                       size_t n, struct gw_export_piece *pieces);
+
+/* ---- the join of GenAI spans with the log records carrying their content (join.c) ---- */
+
+/* A trace entry made by the join from a held span (one span, its record): never held again. */
+#define GW_EXPORT_ENTRY_RELEASED (1u << 16)
+
+struct gw_export_join_conf {
+  uint64_t wait_ms;     /* how long a span waits for its log records after it was spooled; 0: never held */
+  uint64_t events_ms;   /* how long log content waits for its span */
+  size_t max_bytes;     /* held spans and kept content together */
+  uint32_t release_max; /* held spans released per batch at most (0: 512) */
+  uint64_t read_lag_ms; /* the longest an entry sits in the spool before the exporter reads it (batch_wait_ms) */
+};
+/* Create a join (stats may be NULL: nothing counted). Owned by one exporter thread. */
+struct gw_export_join *gw_export_join_create(const struct gw_export_join_conf *c, struct gw_export_stats *st);
+void gw_export_join_destroy(struct gw_export_join *j);
+
+/*
+ * Keep the GenAI messages of the logs entries among entries[0..n) (copied: an entry may be committed
+ * afterwards). Content older than events_ms is dropped first (counted); when max_bytes would be passed the
+ * oldest content goes (counted). A message kept already (an entry read again) is not added twice.
+ * NOMEM when the arena cannot decode them.
+ */
+gw_rc gw_export_join_add(struct gw_export_join *j, struct gw_arena *a, const struct gw_spool_entry *entries, size_t n);
+/* The kept messages of one span (binary ids), in the order the Postgres merge uses (time, seq, event
+ * name), as an arena array of pointers valid until the join is next changed. 0 when none. */
+size_t gw_export_join_events(struct gw_export_join *j, const uint8_t *trace_id, const uint8_t *span_id,
+                             struct gw_arena *a, const struct gw_event *const **out);
+/* A span was delivered (or given up): its kept content is no longer needed. */
+void gw_export_join_claim(struct gw_export_join *j, const uint8_t *trace_id, const uint8_t *span_id);
+
+/* Whether a span should wait for its log records: an inference span (chat, text_completion,
+ * generate_content) of the semconv dialects that lacks input messages, or output messages without being an
+ * error, in its record and in the kept content; never when wait_ms is 0. */
+bool gw_export_join_wants(struct gw_export_join *j, const uint8_t *trace_id, const uint8_t *span_id,
+                          const struct gw_record *r);
+enum gw_export_hold {
+  GW_XH_HELD,    /* kept: leave it out of this batch */
+  GW_XH_ALREADY, /* held already (its entry is read again): leave it out */
+  GW_XH_FULL     /* no room (counted as sent without its content, reason memory): send it now */
+};
+/* Hold a span: otlp is a one-span ExportTraceServiceRequest, recs its record encoded (both copied);
+ * seq and appended_ns are its spool entry's. */
+enum gw_export_hold gw_export_join_hold(struct gw_export_join *j, const uint8_t *trace_id, const uint8_t *span_id,
+                                        const struct gw_record *r, const void *otlp, size_t otlp_len,
+                                        const void *recs, size_t recs_len, uint64_t seq, uint64_t appended_ns);
+struct gw_export_join_now {
+  uint64_t wall_ns;  /* now */
+  uint64_t read_ns;  /* when the newest entry the exporter has read was spooled */
+  bool caught_up;    /* the exporter has read everything spooled so far */
+  bool final;        /* stopping, drained: everything held goes */
+};
+/*
+ * The held spans to send now, oldest first and at most release_max: those whose content is there, those
+ * that have waited wait_ms (the exporter has read what was spooled until wait_ms after them, or it is
+ * caught up and wait_ms + read_lag_ms have passed since they were spooled), all when final. Each is a
+ * one-span trace entry (flag GW_EXPORT_ENTRY_RELEASED) pointing into the join, for gw_export_build ahead
+ * of the batch's own entries. *out is in the arena.
+ */
+size_t gw_export_join_release(struct gw_export_join *j, struct gw_arena *a, const struct gw_export_join_now *now,
+                              struct gw_spool_entry **out);
+/* After the send: the first done released spans were delivered or given up (forgotten, and counted when
+ * without their content); the others stay held and are released again. The released entries' bytes are
+ * freed here: claim their spans (whose ids point into them) before. */
+void gw_export_join_done(struct gw_export_join *j, size_t done);
+/* The oldest spool entry the join keeps something of (0: none): commit only the entries before it. */
+uint64_t gw_export_join_keep_from(const struct gw_export_join *j);
+/* Spans held now. */
+size_t gw_export_join_held(const struct gw_export_join *j);
 
 /* ---- the generic exporter (exporter.c) ---- */
 

@@ -39,14 +39,19 @@ gw_rc gw_export_headers_add(struct gw_export_headers *h, const char *name, const
  * (nothing is decoded into protobuf-c messages, nothing re-encoded but what changes). Only spans that will
  * be sent are here (genai_only filtering and id validation already done), in spool order; rec is the
  * span's interaction record, NULL when it has none. Attribute keys and string values point into the wire
- * bytes: they are not NUL-terminated. A transform adds attributes with gw_export_add_attr; it cannot
- * change or remove what is there.
+ * bytes: they are not NUL-terminated. A transform adds attributes with gw_export_add_attr and leaves
+ * existing ones out with gw_export_drop_attr; it cannot change them in place.
  */
 struct gw_export_attr {
   const char *key;
   size_t klen;
   const char *str; /* the string value; NULL when the value is not a string */
   size_t slen;
+  bool has_dbl;    /* the value is a double (e.g. genai_gateway.cost.*): dbl */
+  double dbl;
+  /* payload.c's own: the attribute's field in the span's wire bytes */
+  const uint8_t *wire;
+  size_t wire_len;
 };
 
 struct gw_export_add; /* an attribute to append (payload.c's) */
@@ -61,7 +66,11 @@ struct gw_export_span {
   size_t len;
   struct gw_export_add *adds;
   size_t nadds, capadds;
+  bool *dropped;     /* per attribute: left out (gw_export_drop_attr); NULL when none is */
+  size_t dropped_len; /* wire bytes of the dropped ones */
   bool drop;
+  bool held; /* kept back by the exporter's join (it goes later): a transform may learn from it (trace-level
+              * ids), what it adds is not sent */
 };
 
 struct gw_export_batch {
@@ -69,15 +78,21 @@ struct gw_export_batch {
   struct gw_export_span **spans; /* the kept spans of every trace entry, in order */
   size_t nspans;
   /* With wants_events: the GenAI events (redacted messages from OTLP log records, normalize/record.h) of
-   * the batch's logs entries, in spool order, even though the backend does not take logs. */
-  const struct gw_event *events;
-  size_t nevents;
+   * one span, from the logs entries the exporter has read in this batch or earlier ones (the join keeps
+   * them until their span comes), even though the backend does not take logs; sorted as the Postgres merge
+   * orders them (time, seq, event name). NULL when the exporter keeps no log content. */
+  size_t (*span_events)(void *ctx, const uint8_t *trace_id, const uint8_t *span_id, struct gw_arena *a,
+                        const struct gw_event *const **out);
+  void *events_ctx;
 };
 
 /* Append a string attribute to a span (value copied, the copy in *stored when not NULL; key must outlive
  * the batch, e.g. a literal). NOMEM over the arena cap. */
 gw_rc gw_export_add_attr(struct gw_export_batch *b, struct gw_export_span *sp, const char *key, const char *value,
                          size_t len, const char **stored);
+/* Leave the span's attribute sp->attrs[i] out of what is sent (to replace a value with gw_export_add_attr:
+ * what the gateway stored wins over it). NOMEM over the arena cap. */
+gw_rc gw_export_drop_attr(struct gw_export_batch *b, struct gw_export_span *sp, size_t i);
 
 struct gw_exporter_type {
   const char *name;                  /* metric label and thread name; = gw_conf_exporter_names[conf_id] */
@@ -87,7 +102,8 @@ struct gw_exporter_type {
   const char *logs_path;             /* NULL when the backend takes no logs */
   bool otlp_http_response;           /* HTTP answers are OTLP Export*ServiceResponse (partial_success read);
                                       * false: another body (Langfuse's JSON), only the status counts */
-  bool wants_events;                 /* transform also gets the GenAI events of the batch's logs entries */
+  bool wants_events;                 /* the exporter joins spans with the GenAI events of log entries
+                                      * (a join, join.c): transform gets them through span_events */
   /* Add the backend's own headers (auth) from its config. May be NULL. Errors name the key. */
   gw_rc (*headers)(const struct gw_conf_exporter *c, struct gw_export_headers *h, struct gw_err *err);
   /* Per exporter private state for transform (e.g. a cache); may be NULL. destroy(NULL) is not called. */

@@ -133,6 +133,41 @@ static void render(struct gw_sb *out, void *ctx)
     gw_sb_printf(out, "genai_gateway_exporter_lag_seconds{exporter=\"%s\"} %.3f\n", x->r[i].type->name,
                  (double)l.age_ns / 1e9);
   }
+  bool joins = false;
+  for (size_t i = 0; i < x->n; i++)
+    joins |= x->r[i].type->wants_events;
+  if (joins) {
+    head(out, "genai_gateway_exporter_join_held_total", "counter",
+         "GenAI spans held back to wait for the log records carrying their message content");
+    for (size_t i = 0; i < x->n; i++)
+      if (x->r[i].type->wants_events)
+        gw_sb_printf(out, "genai_gateway_exporter_join_held_total{exporter=\"%s\"} %llu\n", x->r[i].type->name,
+                     (unsigned long long)atomic_load(&x->r[i].stats.join_held));
+    head(out, "genai_gateway_exporter_join_incomplete_total", "counter",
+         "GenAI spans sent without the log content they waited for, by why (wait: join_wait_ms passed; memory: "
+         "join_max_bytes full; stop: shutdown)");
+    for (size_t i = 0; i < x->n; i++)
+      for (int w = 0; w < GW_XJ__COUNT && x->r[i].type->wants_events; w++)
+        gw_sb_printf(out, "genai_gateway_exporter_join_incomplete_total{exporter=\"%s\",reason=\"%s\"} %llu\n",
+                     x->r[i].type->name, gw_export_join_why_labels[w],
+                     (unsigned long long)atomic_load(&x->r[i].stats.join_incomplete[w]));
+    head(out, "genai_gateway_exporter_join_events_dropped_total", "counter",
+         "Messages from log records dropped unused: their span did not come within join_events_ms, or memory ran short");
+    for (size_t i = 0; i < x->n; i++)
+      if (x->r[i].type->wants_events)
+        gw_sb_printf(out, "genai_gateway_exporter_join_events_dropped_total{exporter=\"%s\"} %llu\n", x->r[i].type->name,
+                     (unsigned long long)atomic_load(&x->r[i].stats.join_events_dropped));
+    head(out, "genai_gateway_exporter_join_held_spans", "gauge", "GenAI spans held now");
+    for (size_t i = 0; i < x->n; i++)
+      if (x->r[i].type->wants_events)
+        gw_sb_printf(out, "genai_gateway_exporter_join_held_spans{exporter=\"%s\"} %llu\n", x->r[i].type->name,
+                     (unsigned long long)atomic_load(&x->r[i].stats.join_held_now));
+    head(out, "genai_gateway_exporter_join_bytes", "gauge", "Memory of held spans and kept log content");
+    for (size_t i = 0; i < x->n; i++)
+      if (x->r[i].type->wants_events)
+        gw_sb_printf(out, "genai_gateway_exporter_join_bytes{exporter=\"%s\"} %llu\n", x->r[i].type->name,
+                     (unsigned long long)atomic_load(&x->r[i].stats.join_bytes_now));
+  }
   head(out, "genai_gateway_exporter_up", "gauge",
        "1 when the last export request was accepted, 0 when it failed, -1 before the first");
   for (size_t i = 0; i < x->n; i++)

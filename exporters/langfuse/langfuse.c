@@ -8,26 +8,23 @@
  * malformed id: the generic payload code leaves such spans out before sending.
  *
  * Langfuse's own copy of each span gets, from the span's interaction record:
- * - langfuse.observation.usage_details: Langfuse's exclusive buckets (input without cache read/write,
- *   output without reasoning; keys input, output, total, input_cached_tokens, input_cache_creation,
- *   output_reasoning_tokens), so its cost matches ours and nothing is counted twice;
- * - langfuse.observation.cost_details: our cost in USD (input, output, total), which Langfuse then uses
- *   instead of computing its own;
+ * - usage, cost, model and notes on them (observation.c): what Postgres holds, as Langfuse reads it;
  * - langfuse.user.id / langfuse.session.id on every span of the trace (Langfuse filters per observation,
  *   and its docs ask for them on every span): taken from any record or span of the trace in the batch,
  *   and remembered for later batches in a small per-exporter cache.
  * - gen_ai.input.messages / gen_ai.output.messages from the GenAI events (OTLP log records, e.g. the
- *   official OpenTelemetry instrumentations' gen_ai.user.message / gen_ai.choice) of the same span that
- *   are in the same batch: Langfuse takes no logs, so this is the only way such content reaches it. Events
- *   that arrive in a later batch than their span are not sent to Langfuse (they are stored in Postgres and
- *   forwarded to the backends that take logs).
- * A key the client already set is never overwritten.
+ *   official OpenTelemetry instrumentations' gen_ai.user.message / gen_ai.choice) of the same span, which
+ *   the exporter's join (otlp/join.c) keeps from the logs entries it reads, and for which it holds a span
+ *   back when they have not come yet: Langfuse takes no logs, so this is the only way such content
+ *   reaches it. Spans the join holds are seen here only to learn their trace's ids.
+ * A key the client already set is never overwritten (but a client's cost_details that lose to the computed
+ * cost, observation.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "export_int.h"
+#include "langfuse_int.h"
 
 #define ID_CACHE 4096 /* traces remembered for their user/session ids */
 #define ID_MAX 256    /* longer ids are not propagated (a real user or session id is far shorter) */
@@ -142,17 +139,7 @@ static void cache_put(struct langfuse *lf, const uint8_t *t, const char *user, s
 
 /* ---- what the transform reads of each span, found in one pass over its attributes ---- */
 
-enum span_key {
-  K_USAGE, K_COST,                   /* ours, when the client already set them */
-  K_LF_USER, K_USER, K_ENDUSER,      /* user id, in Langfuse's order of reading them */
-  K_LF_SESSION, K_SESSION, K_CONV,   /* session id, likewise */
-  K_IN, K_OUT,                       /* message content */
-  K__N
-};
-static const struct {
-  const char *s;
-  size_t n;
-} key_name[K__N] = {
+const struct gw_lf_key gw_lf_keys[K__N] = {
 #define KN(lit) {lit, sizeof lit - 1}
   KN("langfuse.observation.usage_details"),
   KN("langfuse.observation.cost_details"),
@@ -164,15 +151,20 @@ static const struct {
   KN("gen_ai.conversation.id"),
   KN("gen_ai.input.messages"),
   KN("gen_ai.output.messages"),
+  KN("langfuse.observation.model.name"),
+  KN("langfuse.observation.input"),
+  KN("langfuse.observation.output"),
+  KN("genai_gateway.cost.cache_read_usd"),
+  KN("genai_gateway.cost.cache_write_usd"),
+  KN("genai_gateway.cost.reasoning_usd"),
+  KN("langfuse.observation.metadata.gateway_usage"),
+  KN("langfuse.observation.metadata.gateway_cost_source"),
+  KN("langfuse.observation.metadata.gateway_reported_cost_usd"),
+  KN("langfuse.observation.metadata.gateway_client_cost_details"),
 #undef KN
 };
 
-struct span_view {
-  struct gw_export_span *sp;
-  const struct gw_export_attr *kv[K__N];
-};
-
-static void view_scan(struct span_view *v, struct gw_export_span *sp)
+static void view_scan(struct gw_lf_view *v, struct gw_export_span *sp)
 {
   memset(v, 0, sizeof *v);
   v->sp = sp;
@@ -180,8 +172,10 @@ static void view_scan(struct span_view *v, struct gw_export_span *sp)
     const struct gw_export_attr *kv = &sp->attrs[i];
     if (!kv->klen)
       continue;
-    static const int8_t l_keys[] = {K_USAGE, K_COST, K_LF_USER, K_LF_SESSION, -1}, u_keys[] = {K_USER, -1},
-                        e_keys[] = {K_ENDUSER, -1}, s_keys[] = {K_SESSION, -1}, g_keys[] = {K_CONV, K_IN, K_OUT, -1};
+    static const int8_t l_keys[] = {K_USAGE, K_COST, K_LF_USER, K_LF_SESSION, K_MODEL, K_LF_IN, K_LF_OUT,
+                                    K_META_USAGE, K_META_COST_SOURCE, K_META_REPORTED, K_META_CLIENT_COST, -1},
+                        u_keys[] = {K_USER, -1}, e_keys[] = {K_ENDUSER, -1}, s_keys[] = {K_SESSION, -1},
+                        g_keys[] = {K_CONV, K_IN, K_OUT, K_COST_CACHE_READ, K_COST_CACHE_WRITE, K_COST_REASONING, -1};
     const int8_t *cand; /* the keys this one may be, by its first byte */
     switch (kv->key[0]) {
     case 'l': cand = l_keys; break;
@@ -192,13 +186,12 @@ static void view_scan(struct span_view *v, struct gw_export_span *sp)
     default: continue;
     }
     for (int k; (k = *cand) >= 0; cand++)
-      if (!v->kv[k] && kv->klen == key_name[k].n && !memcmp(kv->key, key_name[k].s, kv->klen))
+      if (!v->kv[k] && kv->klen == gw_lf_keys[k].n && !memcmp(kv->key, gw_lf_keys[k].s, kv->klen))
         v->kv[k] = kv; /* the first one wins, as a lookup from the start would find it */
   }
 }
 
-/* A non-empty string attribute's value (not NUL-terminated: *len), or NULL. */
-static const char *view_str(const struct span_view *v, enum span_key k, size_t *len)
+const char *gw_lf_str(const struct gw_lf_view *v, enum gw_lf_key_id k, size_t *len)
 {
   const struct gw_export_attr *kv = v->kv[k];
   if (!kv || !kv->str || !kv->slen)
@@ -208,137 +201,38 @@ static const char *view_str(const struct span_view *v, enum span_key k, size_t *
 }
 
 /* The user and session ids a span carries itself, in Langfuse's own order of reading them. */
-static void view_ids(const struct span_view *v, const char **user, size_t *ul, const char **session, size_t *sl)
+static void view_ids(const struct gw_lf_view *v, const char **user, size_t *ul, const char **session, size_t *sl)
 {
   *user = *session = NULL;
   *ul = *sl = 0;
   for (int k = K_LF_USER; k <= K_ENDUSER && !*user; k++)
-    *user = view_str(v, (enum span_key)k, ul);
+    *user = gw_lf_str(v, (enum gw_lf_key_id)k, ul);
   for (int k = K_LF_SESSION; k <= K_CONV && !*session; k++)
-    *session = view_str(v, (enum span_key)k, sl);
+    *session = gw_lf_str(v, (enum gw_lf_key_id)k, sl);
 }
 
-/* Append a string attribute (key: one of key_name) and note it in the view. */
-static gw_rc add(struct gw_export_batch *b, struct span_view *v, enum span_key k, const char *value, size_t len)
+gw_rc gw_lf_add(struct gw_export_batch *b, struct gw_lf_view *v, enum gw_lf_key_id k, const char *value, size_t len)
 {
   struct gw_export_attr *at = gw_arena_alloc(b->arena, sizeof *at);
   if (!at)
     return GW_ERR(NOMEM);
   const char *stored;
-  gw_rc rc = gw_export_add_attr(b, v->sp, key_name[k].s, value, len, &stored);
+  gw_rc rc = gw_export_add_attr(b, v->sp, gw_lf_keys[k].s, value, len, &stored);
   if (rc)
     return rc;
-  *at = (struct gw_export_attr){key_name[k].s, key_name[k].n, stored, len};
+  *at = (struct gw_export_attr){.key = gw_lf_keys[k].s, .klen = gw_lf_keys[k].n, .str = stored, .slen = len};
   v->kv[k] = at;
   return GW_OK;
 }
 
-/* ---- usage and cost ---- */
-
-static void put_nusd(char *buf, size_t n, int64_t v)
-{
-  uint64_t a = v < 0 ? (uint64_t)-v : (uint64_t)v;
-  char frac[10];
-  snprintf(frac, sizeof frac, "%09llu", (unsigned long long)(a % 1000000000ull));
-  size_t fl = 9;
-  while (fl > 1 && frac[fl - 1] == '0')
-    fl--;
-  frac[fl] = '\0';
-  snprintf(buf, n, "%s%llu.%s", v < 0 ? "-" : "", (unsigned long long)(a / 1000000000ull), frac);
-}
-
-static void json_num(char *buf, size_t n, size_t *o, const char *key, const char *num)
-{
-  int w = snprintf(buf + *o, n - *o, "%s\"%s\":%s", *o > 1 ? "," : "", key, num);
-  if (w > 0 && (size_t)w < n - *o)
-    *o += (size_t)w;
-}
-
-static void json_i64(char *buf, size_t n, size_t *o, const char *key, int64_t v)
-{
-  char num[24];
-  snprintf(num, sizeof num, "%lld", (long long)v);
-  json_num(buf, n, o, key, num);
-}
-
-static int64_t sub0(int64_t a, int64_t b) { return a > b ? a - b : 0; }
-
-/* Langfuse's exclusive buckets (SPEC-FACTS §4.5) from our inclusive counts. "" when no tokens are known. */
-static void usage_details(const struct gw_record *r, char *buf, size_t n)
-{
-  size_t o = 1;
-  buf[0] = '{';
-  buf[1] = '\0';
-  if (r->input_tokens.set) {
-    int64_t in = r->input_tokens.v;
-    if (r->cache_read_tokens.set)
-      in = sub0(in, r->cache_read_tokens.v);
-    if (r->cache_write_tokens.set)
-      in = sub0(in, r->cache_write_tokens.v);
-    json_i64(buf, n, &o, "input", in);
-  }
-  if (r->output_tokens.set)
-    json_i64(buf, n, &o, "output", r->reasoning_tokens.set ? sub0(r->output_tokens.v, r->reasoning_tokens.v)
-                                                            : r->output_tokens.v);
-  if (r->total_tokens.set)
-    json_i64(buf, n, &o, "total", r->total_tokens.v);
-  if (r->cache_read_tokens.set)
-    json_i64(buf, n, &o, "input_cached_tokens", r->cache_read_tokens.v);
-  if (r->cache_write_tokens.set)
-    json_i64(buf, n, &o, "input_cache_creation", r->cache_write_tokens.v);
-  if (r->reasoning_tokens.set)
-    json_i64(buf, n, &o, "output_reasoning_tokens", r->reasoning_tokens.v);
-  if (o == 1) {
-    buf[0] = '\0';
-    return;
-  }
-  snprintf(buf + o, n - o, "}");
-}
-
-static void cost_details(const struct gw_record *r, char *buf, size_t n)
-{
-  size_t o = 1;
-  char num[40];
-  buf[0] = '{';
-  buf[1] = '\0';
-  if (r->input_cost_nusd.set) {
-    put_nusd(num, sizeof num, r->input_cost_nusd.v);
-    json_num(buf, n, &o, "input", num);
-  }
-  if (r->output_cost_nusd.set) {
-    put_nusd(num, sizeof num, r->output_cost_nusd.v);
-    json_num(buf, n, &o, "output", num);
-  }
-  if (r->total_cost_nusd.set) {
-    put_nusd(num, sizeof num, r->total_cost_nusd.v);
-    json_num(buf, n, &o, "total", num);
-  }
-  if (o == 1) {
-    buf[0] = '\0';
-    return;
-  }
-  snprintf(buf + o, n - o, "}");
-}
-
-/* Events sort as the Postgres merge orders them: time, seq, event name. */
-static int ev_cmp(const void *x, const void *y)
-{
-  const struct gw_event *a = *(const struct gw_event *const *)x, *b = *(const struct gw_event *const *)y;
-  if (a->time_ns != b->time_ns)
-    return a->time_ns < b->time_ns ? -1 : 1;
-  if (a->seq.v != b->seq.v)
-    return a->seq.v < b->seq.v ? -1 : 1;
-  return strcmp(a->event_name ? a->event_name : "", b->event_name ? b->event_name : "");
-}
-
 /* One direction's messages of a span as a JSON array ("[m1,m2]"), the shape prompt_content has; NULL when
- * none. ev is sorted; [lo, hi) are the span's events. */
-static const char *messages(struct gw_arena *a, const struct gw_event *const *ev, size_t lo, size_t hi, const char *dir)
+ * none. ev is in the Postgres merge's order. */
+static const char *messages(struct gw_arena *a, const struct gw_event *const *ev, size_t n, const char *dir)
 {
   struct gw_sb sb;
   gw_sb_init(&sb, a);
   size_t k = 0;
-  for (size_t i = lo; i < hi; i++) {
+  for (size_t i = 0; i < n; i++) {
     if (!ev[i]->direction || strcmp(ev[i]->direction, dir) || !ev[i]->content)
       continue;
     gw_sb_putc(&sb, k++ ? ',' : '[');
@@ -350,58 +244,34 @@ static const char *messages(struct gw_arena *a, const struct gw_event *const *ev
   return gw_sb_finish(&sb);
 }
 
-static int span_key_cmp(const struct gw_event *e, const char *trace, const char *span)
+/* Content from the log records the exporter has read (this batch or earlier) onto the spans that lack it. */
+static gw_rc attach_events(struct gw_export_batch *b, struct gw_lf_view *views, size_t nv)
 {
-  int c = strcmp(e->trace_id, trace);
-  return c ? c : strcmp(e->span_id, span);
-}
-
-/* Content from the batch's GenAI events onto the spans that lack it. */
-static gw_rc attach_events(struct gw_export_batch *b, struct span_view *views, size_t nv)
-{
-  if (!b->nevents)
+  if (!b->span_events)
     return GW_OK;
-  const struct gw_event **ev = gw_arena_alloc(b->arena, b->nevents * sizeof *ev);
-  if (!ev)
-    return GW_ERR(NOMEM);
-  size_t n = 0;
-  for (size_t i = 0; i < b->nevents; i++)
-    if (b->events[i].direction)
-      ev[n++] = &b->events[i];
-  qsort(ev, n, sizeof *ev, ev_cmp);
   for (size_t i = 0; i < nv; i++) {
-    struct span_view *v = &views[i];
-    const struct gw_record *r = v->sp->rec;
-    if (!r)
+    struct gw_lf_view *v = &views[i];
+    if (!v->sp->rec || v->sp->held || (v->kv[K_IN] && v->kv[K_OUT]))
       continue;
-    size_t lo = n, hi = n;
-    for (size_t k = 0; k < n; k++) /* the span's events (sorted by time, not by span: collect them) */
-      if (!span_key_cmp(ev[k], r->trace_id, r->span_id)) {
-        lo = k;
-        break;
-      }
-    if (lo == n)
+    const struct gw_event *const *ev;
+    size_t m = b->span_events(b->events_ctx, v->sp->trace_id, v->sp->span_id, b->arena, &ev);
+    if (!m) {
+      if (gw_arena_exhausted(b->arena))
+        return GW_ERR(NOMEM);
       continue;
-    const struct gw_event **mine = gw_arena_alloc(b->arena, (n - lo) * sizeof *mine);
-    if (!mine)
-      return GW_ERR(NOMEM);
-    size_t m = 0;
-    for (size_t k = lo; k < n; k++)
-      if (!span_key_cmp(ev[k], r->trace_id, r->span_id))
-        mine[m++] = ev[k];
-    hi = m;
-    static const enum span_key keys[2] = {K_IN, K_OUT};
+    }
+    static const enum gw_lf_key_id keys[2] = {K_IN, K_OUT};
     static const char *const dirs[2] = {"input", "output"};
     for (int d = 0; d < 2; d++) {
       if (v->kv[keys[d]])
         continue; /* the span's own content wins, as in Postgres */
-      const char *json = messages(b->arena, mine, 0, hi, dirs[d]);
+      const char *json = messages(b->arena, ev, m, dirs[d]);
       if (!json) {
         if (gw_arena_exhausted(b->arena))
           return GW_ERR(NOMEM);
         continue;
       }
-      gw_rc rc = add(b, v, keys[d], json, strlen(json));
+      gw_rc rc = gw_lf_add(b, v, keys[d], json, strlen(json));
       if (rc)
         return rc;
     }
@@ -416,25 +286,15 @@ static gw_rc transform(void *priv, struct gw_export_batch *b)
   struct langfuse *lf = priv;
   gw_rc rc;
   /* 0. Each span's attributes of interest, found once. */
-  struct span_view *views = gw_arena_alloc(b->arena, (b->nspans ? b->nspans : 1) * sizeof *views);
+  struct gw_lf_view *views = gw_arena_alloc(b->arena, (b->nspans ? b->nspans : 1) * sizeof *views);
   if (!views)
     return GW_ERR(NOMEM);
   for (size_t i = 0; i < b->nspans; i++)
     view_scan(&views[i], b->spans[i]);
-  /* 1. Every record's usage and cost onto its span. */
-  for (size_t i = 0; i < b->nspans; i++) {
-    struct span_view *v = &views[i];
-    const struct gw_record *r = v->sp->rec;
-    if (!r)
-      continue;
-    char buf[512];
-    usage_details(r, buf, sizeof buf);
-    if (buf[0] && !v->kv[K_USAGE] && (rc = add(b, v, K_USAGE, buf, strlen(buf))))
-      return rc;
-    cost_details(r, buf, sizeof buf);
-    if (buf[0] && !v->kv[K_COST] && (rc = add(b, v, K_COST, buf, strlen(buf))))
-      return rc;
-  }
+  /* 1. Message content that came as log records (before 3: a generation without usage gets its messages
+   * in Langfuse's plain form from whichever content it has). */
+  if ((rc = attach_events(b, views, b->nspans)))
+    return rc;
   /* 2. Learn each trace's user and session: records first (their precedence is the normalizer's), then
    * what any span of the trace carries itself. */
   for (size_t i = 0; i < b->nspans; i++) {
@@ -456,20 +316,25 @@ static gw_rc transform(void *priv, struct gw_export_batch *b)
   }
   /* 3. ... and put them on every span of the trace that lacks them. */
   for (size_t i = 0; i < b->nspans; i++) {
-    struct span_view *v = &views[i];
+    struct gw_lf_view *v = &views[i];
+    if (v->sp->held)
+      continue;
     const struct ids *e = cache_find(lf, v->sp->trace_id);
     if (!e)
       continue;
     const char *u, *s;
     size_t ul, sl;
     view_ids(v, &u, &ul, &s, &sl);
-    if (e->user[0] && !u && (rc = add(b, v, K_LF_USER, e->user, strlen(e->user))))
+    if (e->user[0] && !u && (rc = gw_lf_add(b, v, K_LF_USER, e->user, strlen(e->user))))
       return rc;
-    if (e->session[0] && !s && (rc = add(b, v, K_LF_SESSION, e->session, strlen(e->session))))
+    if (e->session[0] && !s && (rc = gw_lf_add(b, v, K_LF_SESSION, e->session, strlen(e->session))))
       return rc;
   }
-  /* 4. Message content that came as log records. */
-  return attach_events(b, views, b->nspans);
+  /* 4. Every record's usage, cost, model and notes about them onto its span. */
+  for (size_t i = 0; i < b->nspans; i++)
+    if (views[i].sp->rec && !views[i].sp->held && (rc = gw_lf_observation(b, &views[i])))
+      return rc;
+  return GW_OK;
 }
 
 const struct gw_exporter_type gw_exporter_langfuse = {

@@ -42,6 +42,9 @@ struct exporter {
   struct gw_arena *arena;
   struct gw_export_gzip *gz;
   _Atomic uint64_t abort_at;
+  atomic_bool draining;        /* stopping: the join lets go of everything once the spool is drained */
+  struct gw_export_join *join; /* spans waiting for their log records (wants_events), else NULL */
+  uint64_t read_ns;            /* when the newest entry read was spooled, for the join */
   uint64_t partial_logged_ns, partial_pending;
   char partial_msg[160];
 };
@@ -86,6 +89,7 @@ static void destroy(void *self)
   gw_grpc_client_destroy(x->grpcc);
   if (x->priv && x->type->destroy)
     x->type->destroy(x->priv);
+  gw_export_join_destroy(x->join);
   headers_free(&x->hdrs);
   gw_arena_destroy(x->arena);
   gw_export_gzip_destroy(x->gz);
@@ -137,6 +141,11 @@ void *gw_export_create(const struct gw_export_setup *s, struct gw_err *err)
     x->gz = gw_export_gzip_create();
   if (s->type->create)
     x->priv = s->type->create(c);
+  if (s->type->wants_events) {
+    struct gw_export_join_conf jc = {c->join_wait_ms, c->join_events_ms, c->join_max_bytes, c->batch_spans,
+                                     c->batch_wait_ms};
+    x->join = gw_export_join_create(&jc, x->st);
+  }
   x->arena = gw_arena_create(0);
   gw_arena_keep(x->arena, ARENA_KEEP);
   gw_info(name, "exporting %s%s to %s over OTLP/%s%s%s", (s->type->signals & GW_EXPORT_TRACES) ? "traces" : "",
@@ -205,19 +214,78 @@ static enum gw_export_result send_one(struct exporter *x, enum gw_signal sig, co
   return res;
 }
 
+/* After a batch with a join: pieces[0, finished) are done (the first nrel are released held spans). Their
+ * delivered spans no longer need their kept content; released spans not done stay held; the sink's done
+ * counts the batch's own entries; the cursor stops before what the join still keeps. */
+static void join_outcome(struct exporter *x, const struct gw_export_piece *pieces, size_t finished, size_t nrel,
+                         struct gw_sink_outcome *out)
+{
+  for (size_t i = 0; i < finished; i++) {
+    const struct gw_export_piece *p = &pieces[i];
+    if (p->too_large)
+      continue;
+    for (size_t k = 0; k < p->nspans; k++)
+      if (!p->spans[k].drop && p->spans[k].rec)
+        gw_export_join_claim(x->join, p->spans[k].trace_id, p->spans[k].span_id);
+  }
+  gw_export_join_done(x->join, finished < nrel ? finished : nrel);
+  out->done = finished > nrel ? finished - nrel : 0;
+  out->keep_from = gw_export_join_keep_from(x->join);
+  out->holding = gw_export_join_held(x->join) > 0;
+}
+
 static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *entries, size_t n,
                                       struct gw_sink_outcome *out)
 {
   struct exporter *x = self;
   uint64_t t0 = gw_mono_ns();
   gw_arena_reset(x->arena);
-  struct gw_export_piece *pieces = gw_arena_alloc(x->arena, n * sizeof *pieces);
   enum gw_sink_result result = GW_SINK_OK;
+  /* The join's held spans that may go now come first, as entries of their own (nrel of them). */
+  size_t nrel = 0;
+  if (x->join) {
+    if (gw_export_join_add(x->join, x->arena, entries, n) != GW_OK) {
+      snprintf(out->error, sizeof out->error, "out of memory for the log content of a batch of %zu entries", n);
+      return GW_SINK_RETRY;
+    }
+    uint64_t spans = 0;
+    for (size_t i = 0; i < n; i++) {
+      spans += entries[i].nspans;
+      if (entries[i].appended_ns > x->read_ns)
+        x->read_ns = entries[i].appended_ns;
+    }
+    /* A batch short of batch_spans is everything the spool had (peek waited for more). */
+    struct gw_export_join_now now = {gw_now_ns(), x->read_ns, spans < x->conf->batch_spans, false};
+    now.final = now.caught_up && atomic_load(&x->draining);
+    struct gw_spool_entry *rel;
+    nrel = gw_export_join_release(x->join, x->arena, &now, &rel);
+    if (nrel) {
+      struct gw_spool_entry *all = gw_arena_alloc(x->arena, (nrel + n) * sizeof *all);
+      if (!all) {
+        gw_export_join_done(x->join, 0);
+        snprintf(out->error, sizeof out->error, "out of memory for a batch of %zu entries", n);
+        return GW_SINK_RETRY;
+      }
+      memcpy(all, rel, nrel * sizeof *all);
+      if (n)
+        memcpy(all + nrel, entries, n * sizeof *all);
+      entries = all;
+      n += nrel;
+    }
+  }
+  if (!n) { /* a tick of the sink loop while the join holds spans, none of which may go yet */
+    if (x->join)
+      join_outcome(x, NULL, 0, 0, out);
+    return GW_SINK_OK;
+  }
+  struct gw_export_piece *pieces = gw_arena_alloc(x->arena, n * sizeof *pieces);
   if (!pieces) {
+    if (x->join)
+      gw_export_join_done(x->join, 0);
     snprintf(out->error, sizeof out->error, "out of memory for a batch of %zu entries", n);
     return GW_SINK_RETRY;
   }
-  struct gw_export_payload_opts po = {x->type, x->priv, x->conf->genai_only};
+  struct gw_export_payload_opts po = {x->type, x->priv, x->conf->genai_only, x->join};
   gw_export_build(&po, x->arena, entries, n, pieces); /* failures are marked on the pieces */
 
   struct gw_export_reply reply = {0};
@@ -305,6 +373,8 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
     i = j;
   }
   gw_export_reply_reset(&reply);
+  if (x->join)
+    join_outcome(x, pieces, result == GW_SINK_RETRY ? out->done : n, nrel, out);
 
   uint64_t ns = gw_mono_ns() - t0;
   double ms = (double)ns / 1e6;
@@ -321,6 +391,7 @@ static void stopping(void *self, uint64_t deadline)
 {
   struct exporter *x = self;
   atomic_store(&x->abort_at, deadline);
+  atomic_store(&x->draining, true);
 }
 
 const struct gw_sink_type gw_export_sink_ops = {

@@ -235,6 +235,7 @@ static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8
     rd_field(&q, end, &f);
     if (f.wt != 2)
       continue;
+    const uint8_t *field_end = q;
     if (f.num == 1)
       sp->trace_id = f.val, tlen = f.vlen;
     else if (f.num == 2)
@@ -245,6 +246,8 @@ static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8
       struct gw_export_attr *at = &attrs[k++];
       memset(at, 0, sizeof *at);
       at->key = "";
+      at->wire = f.start;
+      at->wire_len = (size_t)(field_end - f.start);
       const uint8_t *r = f.val, *re = f.val + f.vlen;
       struct wfield g;
       while (r < re) {
@@ -260,11 +263,17 @@ static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8
           while (v < ve) {
             if (!rd_field(&v, ve, &h))
               return false;
+            at->str = NULL; /* another kind of value (the last one set wins) */
+            at->has_dbl = false;
             if (h.num == 1 && h.wt == 2) {
               at->str = (const char *)h.val;
               at->slen = h.vlen;
-            } else {
-              at->str = NULL; /* another kind of value (the last one set wins) */
+            } else if (h.num == 4 && h.wt == 1) {
+              uint64_t bits = 0;
+              for (int b = 0; b < 8; b++) /* fixed64: little-endian */
+                bits |= (uint64_t)v[b - 8] << (8 * b);
+              memcpy(&at->dbl, &bits, sizeof at->dbl);
+              at->has_dbl = true;
             }
           }
         }
@@ -414,9 +423,41 @@ static uint8_t *copy_other(uint8_t *o, const uint8_t *p, size_t n, uint32_t num)
   return o;
 }
 
+gw_rc gw_export_drop_attr(struct gw_export_batch *b, struct gw_export_span *sp, size_t i)
+{
+  if (i >= sp->nattrs)
+    return GW_OK;
+  if (!sp->dropped && !(sp->dropped = gw_arena_calloc(b->arena, sp->nattrs * sizeof *sp->dropped)))
+    return GW_ERR(NOMEM);
+  if (!sp->dropped[i]) {
+    sp->dropped[i] = true;
+    sp->dropped_len += sp->attrs[i].wire_len;
+  }
+  return GW_OK;
+}
+
+/* The span's own bytes without its dropped attributes. */
+static uint8_t *copy_span_body(uint8_t *o, const struct gw_export_span *sp)
+{
+  if (!sp->dropped) {
+    memcpy(o, sp->body, sp->len);
+    return o + sp->len;
+  }
+  const uint8_t *from = sp->body;
+  for (size_t i = 0; i < sp->nattrs; i++) { /* attributes are in wire order */
+    if (!sp->dropped[i])
+      continue;
+    memcpy(o, from, (size_t)(sp->attrs[i].wire - from));
+    o += sp->attrs[i].wire - from;
+    from = sp->attrs[i].wire + sp->attrs[i].wire_len;
+  }
+  memcpy(o, from, (size_t)(sp->body + sp->len - from));
+  return o + (sp->body + sp->len - from);
+}
+
 static size_t span_out(const struct gw_export_span *sp)
 {
-  size_t n = sp->len;
+  size_t n = sp->len - sp->dropped_len;
   for (size_t i = 0; i < sp->nadds; i++)
     n += len_field(add_kv_size(&sp->adds[i]));
   return n;
@@ -475,8 +516,7 @@ static uint8_t *write_entry(struct gw_arena *a, const uint8_t *p, size_t n, stru
           continue;
         *o++ = 0x12; /* 2: spans */
         o = wr_varint(o, span_out(sp));
-        memcpy(o, sp->body, sp->len);
-        o += sp->len;
+        o = copy_span_body(o, sp);
         for (size_t d = 0; d < sp->nadds; d++) {
           const struct gw_export_add *ad = &sp->adds[d];
           *o++ = 0x4a; /* 9: attributes */
@@ -500,39 +540,65 @@ static uint8_t *write_entry(struct gw_arena *a, const uint8_t *p, size_t n, stru
   return buf;
 }
 
-/* The GenAI events of the batch's logs entries, for a backend that attaches them to spans. An entry whose
- * events do not decode is passed over (its spans still go, without the content). */
-static gw_rc batch_events(struct gw_arena *a, const struct gw_spool_entry *entries, size_t n, struct gw_export_batch *b)
+/* A one-span ExportTraceServiceRequest: the span with its resource and scope (their other fields), for
+ * the join to hold and send later on its own. */
+static uint8_t *mini_request(struct gw_arena *a, const struct wres *rs, const struct wscope *sc,
+                             const struct gw_export_span *sp, size_t *len)
 {
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++)
-    if (entries[i].signal == GW_SIGNAL_LOGS && entries[i].records_len)
-      total += entries[i].nrecords;
-  if (!total)
-    return GW_OK;
-  struct gw_event *all = gw_arena_alloc(a, total * sizeof *all);
-  if (!all)
-    return GW_ERR(NOMEM);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    const struct gw_spool_entry *e = &entries[i];
-    if (e->signal != GW_SIGNAL_LOGS || !e->records_len)
-      continue;
-    struct gw_event *ev;
-    size_t m;
-    if (gw_events_decode(e->records, e->records_len, a, &ev, &m) != GW_OK) {
-      if (gw_arena_exhausted(a))
-        return GW_ERR(NOMEM);
-      continue;
+  size_t scope_len = other_size(sc->p, sc->n, 2) + len_field(sp->len);
+  size_t res_len = other_size(rs->p, rs->n, 2) + len_field(scope_len);
+  uint8_t *buf = gw_arena_alloc(a, len_field(res_len)), *o = buf;
+  if (!buf)
+    return NULL;
+  *o++ = 0x0a; /* 1: resource_spans */
+  o = wr_varint(o, res_len);
+  o = copy_other(o, rs->p, rs->n, 2);
+  *o++ = 0x12; /* 2: scope_spans */
+  o = wr_varint(o, scope_len);
+  o = copy_other(o, sc->p, sc->n, 2);
+  *o++ = 0x12; /* 2: spans */
+  o = wr_varint(o, sp->len);
+  memcpy(o, sp->body, sp->len);
+  o += sp->len;
+  *len = (size_t)(o - buf);
+  return buf;
+}
+
+/* Hand the entry's spans that wait for their log records to the join; they are left out of this batch
+ * (the transform still sees them, marked held). false: out of memory. */
+static bool hold_spans(struct gw_export_join *join, struct gw_arena *a, const struct gw_spool_entry *e,
+                       struct wentry *w, struct gw_export_piece *p)
+{
+  for (size_t i = 0; i < w->nres; i++) {
+    const struct wres *rs = &w->res[i];
+    for (size_t s = rs->first; s < rs->first + rs->count; s++) {
+      const struct wscope *sc = &w->scopes[s];
+      for (size_t k = sc->first; k < sc->first + sc->count; k++) {
+        struct gw_export_span *sp = &w->spans[k];
+        if (sp->drop || !sp->rec || !gw_export_join_wants(join, sp->trace_id, sp->span_id, sp->rec))
+          continue;
+        struct gw_sb sb;
+        gw_sb_init(&sb, a);
+        size_t mlen;
+        uint8_t *mini = mini_request(a, rs, sc, sp, &mlen);
+        if (!mini || gw_records_encode(sp->rec, 1, &sb) != GW_OK || !gw_sb_finish(&sb))
+          return false;
+        if (gw_export_join_hold(join, sp->trace_id, sp->span_id, sp->rec, mini, mlen, sb.buf, sb.len, e->seq,
+                                e->appended_ns) == GW_XH_FULL)
+          continue;
+        sp->held = true;
+        p->items--;
+        p->held++;
+      }
     }
-    if (k + m > total)
-      m = total - k;
-    memcpy(all + k, ev, m * sizeof *all);
-    k += m;
   }
-  b->events = all;
-  b->nevents = k;
-  return GW_OK;
+  return true;
+}
+
+static size_t join_events(void *ctx, const uint8_t *trace_id, const uint8_t *span_id, struct gw_arena *a,
+                          const struct gw_event *const **out)
+{
+  return gw_export_join_events(ctx, trace_id, span_id, a, out);
 }
 
 static bool takes(const struct gw_exporter_type *t, enum gw_signal s)
@@ -619,6 +685,10 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       p->items++;
       kept++;
     }
+    p->spans = w->spans;
+    p->nspans = w->nspans;
+    if (o->join && !(e->flags & GW_EXPORT_ENTRY_RELEASED) && !hold_spans(o->join, a, e, w, p))
+      goto oom;
     owner[k++] = i;
   }
   ntraces = k;
@@ -633,12 +703,14 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       for (size_t q = 0; q < ws[j].nspans; q++)
         if (!ws[j].spans[q].drop)
           all[off++] = &ws[j].spans[q];
-    struct gw_export_batch b = {a, all, kept, NULL, 0};
-    if (o->type->wants_events && (rc = batch_events(a, entries, n, &b)))
-      goto oom;
+    struct gw_export_batch b = {a, all, kept, o->join ? join_events : NULL, o->join};
     if ((rc = o->type->transform(o->priv, &b)))
       goto oom;
   }
+  for (size_t j = 0; j < ntraces; j++) /* held spans go later, from the join's copy */
+    for (size_t q = 0; q < ws[j].nspans; q++)
+      if (ws[j].spans[q].held)
+        ws[j].spans[q].drop = true;
   for (size_t j = 0; j < ntraces; j++) {
     struct gw_export_piece *p = &pieces[owner[j]];
     const struct gw_spool_entry *e = &entries[owner[j]];
@@ -662,6 +734,8 @@ oom:
     pieces[i].len = 0;
     pieces[i].items = entries[i].nspans;
     pieces[i].invalid = pieces[i].filtered = 0;
+    pieces[i].spans = NULL;
+    pieces[i].nspans = 0;
   }
   return GW_ERR(NOMEM);
 }

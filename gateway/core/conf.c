@@ -327,6 +327,19 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "exporters.langfuse.secret_key", .type = T_SECRET_STRING, .def = "", .flags = F_SECRET,
    .off = OFF(exporters[0].secret_key), .desc = "Langfuse secret key (sk-lf-...), the Basic auth password. "
    "Also LANGFUSE_SECRET_KEY."},
+  {.path = "exporters.langfuse.join_wait_ms", .type = T_DURATION_MS, .def = "10s", .min = 0, .max = 600000,
+   .off = OFF(exporters[0].join_wait_ms),
+   .desc = "How long a GenAI span whose message content comes as log records (the official OpenTelemetry "
+   "instrumentations) waits for them before it is sent to Langfuse without it; counted. Longer than the SDKs' "
+   "5 s span export interval. 0: spans never wait (content only from records read before the span)."},
+  {.path = "exporters.langfuse.join_events_ms", .type = T_DURATION_MS, .def = "2m", .min = 0, .max = 3600000,
+   .off = OFF(exporters[0].join_events_ms),
+   .desc = "How long message content from log records is kept for a span that has not come yet (a call's input "
+   "is logged when it starts, its span ends when it does)."},
+  {.path = "exporters.langfuse.join_max_bytes", .type = T_SIZE, .def = "64MiB", .min = 0, .max = 16 * GiB,
+   .off = OFF(exporters[0].join_max_bytes),
+   .desc = "Memory for spans waiting for their log records and for kept content; when full, a span is sent "
+   "without waiting (counted) and the oldest content goes."},
   EXPORTER_ROWS(1, "signoz", "grpc", protocols_any,
                 "SigNoz collector: host:port for gRPC (ingest.<region>.signoz.cloud:443 with tls: true), or a base "
                 "URL for HTTP (/v1/traces and /v1/logs are appended). Also SIGNOZ_ENDPOINT."),

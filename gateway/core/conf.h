@@ -56,6 +56,9 @@ struct gw_conf_exporter {
   uint32_t nice;               /* the exporter thread's nice increment (0 = as ingestion) */
   char *public_key;            /* langfuse: LANGFUSE_PUBLIC_KEY */
   char *secret_key;            /* langfuse (SECRET): LANGFUSE_SECRET_KEY */
+  uint32_t join_wait_ms;       /* langfuse: how long a GenAI span waits for its log records (0: never) */
+  uint32_t join_events_ms;     /* langfuse: how long log content waits for its span */
+  uint64_t join_max_bytes;     /* langfuse: memory for held spans and kept log content */
   char *ingestion_key;         /* signoz (SECRET): signoz-ingestion-key header, SIGNOZ_INGESTION_KEY */
   bool insecure;               /* allow credentials in cleartext to a host other than this one */
   bool cleartext_credentials;  /* derived at load: insecure was needed (credentials go out unencrypted) */

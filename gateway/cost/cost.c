@@ -264,29 +264,37 @@ static bool compute(const struct gw_price_entry *e, struct gw_record *r)
   if (t >= 0 && e->tier[t].have)
     overlay(&eff, &e->tier[t]);
 
-  struct gw_opt_i64 ic = {0}, oc = {0};
+  struct gw_opt_i64 ic = {0}, oc = {0}, crc = {0}, cwc = {0}, rsc = {0};
   if (c->input_tokens.set) {
     int64_t cr = c->cache_read_tokens.set ? c->cache_read_tokens.v : 0;
     int64_t cw = c->cache_write_tokens.set ? c->cache_write_tokens.v : 0;
-    u128 pico = (u128)sub0(sub0(in, cr), cw) * (u128)eff.r[GW_R_INPUT] +
-                (u128)cr * (u128)rate(&eff, GW_R_CACHE_READ, GW_R_INPUT) +
-                (u128)cw * (u128)rate(&eff, GW_R_CACHE_WRITE, GW_R_INPUT);
+    u128 cr_pico = (u128)cr * (u128)rate(&eff, GW_R_CACHE_READ, GW_R_INPUT);
+    u128 cw_pico = (u128)cw * (u128)rate(&eff, GW_R_CACHE_WRITE, GW_R_INPUT);
+    u128 pico = (u128)sub0(sub0(in, cr), cw) * (u128)eff.r[GW_R_INPUT] + cr_pico + cw_pico;
     if (!to_nano(pico, &ic.v))
       return false;
     ic.set = true;
+    /* the parts, for a per-type view; the total stays the one rounding of the sum */
+    crc.set = c->cache_read_tokens.set && to_nano(cr_pico, &crc.v);
+    cwc.set = c->cache_write_tokens.set && to_nano(cw_pico, &cwc.v);
   }
   if (c->output_tokens.set) {
     int64_t out = c->output_tokens.v;
     int64_t rs = c->reasoning_tokens.set ? (c->reasoning_tokens.v < out ? c->reasoning_tokens.v : out) : 0;
-    u128 pico = (u128)(out - rs) * (u128)eff.r[GW_R_OUTPUT] + (u128)rs * (u128)rate(&eff, GW_R_REASONING, GW_R_OUTPUT);
+    u128 rs_pico = (u128)rs * (u128)rate(&eff, GW_R_REASONING, GW_R_OUTPUT);
+    u128 pico = (u128)(out - rs) * (u128)eff.r[GW_R_OUTPUT] + rs_pico;
     if (!to_nano(pico, &oc.v))
       return false;
     oc.set = true;
+    rsc.set = c->reasoning_tokens.set && to_nano(rs_pico, &rsc.v);
   }
   if (!ic.set && !oc.set)
     return false;
   r->input_cost_nusd = ic;
   r->output_cost_nusd = oc;
+  r->cache_read_cost_nusd = crc;
+  r->cache_write_cost_nusd = cwc;
+  r->reasoning_cost_nusd = rsc;
   r->total_cost_nusd = (struct gw_opt_i64){(ic.set ? ic.v : 0) + (oc.set ? oc.v : 0), true};
   return true;
 }
@@ -401,7 +409,7 @@ gw_rc gw_cost_annotate_spans(struct gw_arena *a, struct gw_record *recs, size_t 
       continue;
     bool client_cost = false;
     size_t keep = 0;
-    GwKeyValue **v = gw_arena_alloc(a, (sp->n_attributes + 6) * sizeof *v);
+    GwKeyValue **v = gw_arena_alloc(a, (sp->n_attributes + 9) * sizeof *v);
     if (!v)
       return GW_ERR(TOO_LARGE);
     for (size_t k = 0; k < sp->n_attributes; k++) {
@@ -413,7 +421,7 @@ gw_rc gw_cost_annotate_spans(struct gw_arena *a, struct gw_record *recs, size_t 
         continue;
       v[keep++] = kv;
     }
-    GwKeyValue *add[6] = {0};
+    GwKeyValue *add[9] = {0};
     size_t na = 0;
     bool oom = false;
 #define ADD(x)       \
@@ -427,6 +435,12 @@ gw_rc gw_cost_annotate_spans(struct gw_arena *a, struct gw_record *recs, size_t 
       ADD(kv_usd(a, ATTR_PREFIX "input_usd", r->input_cost_nusd.v));
     if (r->output_cost_nusd.set)
       ADD(kv_usd(a, ATTR_PREFIX "output_usd", r->output_cost_nusd.v));
+    if (r->cache_read_cost_nusd.set)
+      ADD(kv_usd(a, ATTR_PREFIX "cache_read_usd", r->cache_read_cost_nusd.v));
+    if (r->cache_write_cost_nusd.set)
+      ADD(kv_usd(a, ATTR_PREFIX "cache_write_usd", r->cache_write_cost_nusd.v));
+    if (r->reasoning_cost_nusd.set)
+      ADD(kv_usd(a, ATTR_PREFIX "reasoning_usd", r->reasoning_cost_nusd.v));
     if (r->price_id)
       ADD(kv_str(a, ATTR_PREFIX "price_id", r->price_id));
     ADD(kv_str(a, ATTR_PREFIX "source", r->cost_source));

@@ -66,7 +66,8 @@ void gw_cost_apply(const struct gw_prices *p, struct gw_record *recs, size_t n);
 
 /*
  * Add the cost attributes to the span of every costed record (record.span, set by normalize):
- * genai_gateway.cost.total_usd / .input_usd / .output_usd (doubles, USD, each when known),
+ * genai_gateway.cost.total_usd / .input_usd / .output_usd (doubles, USD, each when known), the parts
+ * priced apart .cache_read_usd / .cache_write_usd (inside input_usd) and .reasoning_usd (inside output_usd),
  * genai_gateway.cost.price_id (computed only) and genai_gateway.cost.source; and gen_ai.usage.cost
  * (the total) unless the span already carries it: a client's value is never overwritten.
  * Allocates in the arena; NOMEM/TOO_LARGE when it is exhausted (spans are then left unchanged or with

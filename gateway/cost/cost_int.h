@@ -54,6 +54,9 @@ gw_rc gw_prices_read_yaml(const char *path, const char *text, size_t len, bool u
                           struct gw_err *err);
 gw_rc gw_prices_read_litellm(const char *path, const char *text, size_t len, struct gw_table *t,
                              struct gw_err *err);
+/* Langfuse's model-price format: a JSON array of {modelName, matchPattern, pricingTiers | prices}. */
+gw_rc gw_prices_read_langfuse(const char *path, const char *text, size_t len, struct gw_table *t,
+                              struct gw_err *err);
 
 /* "2024-08-06" -> ns since the epoch at 00:00 UTC; false when not a valid date. */
 bool gw_prices_parse_date(const char *s, uint64_t *ns);

@@ -1,6 +1,6 @@
 /*
  * prices.c: loading the price table (DESIGN §4): the shipped prices.yaml, a user file merged over it
- * (YAML, or LiteLLM JSON via litellm.c), pattern compilation, and the table's lifetime.
+ * (YAML, LiteLLM JSON via litellm.c, Langfuse's model JSON via langfuse_prices.c), pattern compilation, and the table's lifetime.
  *
  * Key decisions:
  * - YAML is read with libyaml's document API (the file is small and read once at start); every error
@@ -420,14 +420,16 @@ fail:
   return NULL;
 }
 
-static bool is_json(const char *path, const char *text)
+/* 'y' YAML, 'l' LiteLLM (a JSON object), 'f' Langfuse (a JSON array): by the first character, else by a
+ * .json name (LiteLLM). */
+static char file_kind(const char *path, const char *text)
 {
-  size_t pl = strlen(path);
-  if (pl > 5 && !strcmp(path + pl - 5, ".json"))
-    return true;
   while (*text == ' ' || *text == '\t' || *text == '\r' || *text == '\n')
     text++;
-  return *text == '{';
+  if (*text == '[')
+    return 'f';
+  size_t pl = strlen(path);
+  return *text == '{' || (pl > 5 && !strcmp(path + pl - 5, ".json")) ? 'l' : 'y';
 }
 
 static gw_rc load_file(const char *path, bool user, struct gw_table *t, struct gw_err *err)
@@ -436,8 +438,10 @@ static gw_rc load_file(const char *path, bool user, struct gw_table *t, struct g
   char *text = read_file(path, &len, err);
   if (!text)
     return GW_ERR(CONFIG);
-  gw_rc rc = is_json(path, text) ? gw_prices_read_litellm(path, text, len, t, err)
-                                 : gw_prices_read_yaml(path, text, len, user, t, err);
+  char kind = file_kind(path, text);
+  gw_rc rc = kind == 'f'   ? gw_prices_read_langfuse(path, text, len, t, err)
+             : kind == 'l' ? gw_prices_read_litellm(path, text, len, t, err)
+                           : gw_prices_read_yaml(path, text, len, user, t, err);
   free(text);
   return rc;
 }

@@ -84,6 +84,10 @@ struct gw_record {
 
   /* Transient, request-scoped: not columns, not in gw_record_fields, not spooled (NULL after decode). */
   const char *service_tier; /* billed tier: openai.response.service_tier, else the requested one */
+  /* The parts of a computed cost priced apart (nano-USD, each set when its token count is): cache reads
+   * and writes (inside input_cost), reasoning (inside output_cost); put on the forwarded span as
+   * genai_gateway.cost.{cache_read,cache_write,reasoning}_usd for backends with a per-type view. */
+  struct gw_opt_i64 cache_read_cost_nusd, cache_write_cost_nusd, reasoning_cost_nusd;
   struct Opentelemetry__Proto__Trace__V1__Span *span; /* the span this record came from (GwSpan), so
                                                        * cost can annotate the forwarded copy */
 };

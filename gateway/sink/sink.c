@@ -6,6 +6,11 @@
  * Repeated failures log one summary line per 10 s instead of one line per attempt. While stopping, a failure
  * with the disk spool ends the drain at once: what is left is kept for the next start, so waiting out the
  * grace for a peer that is down would only delay the exit.
+ * A sink may keep some of what it has read (gw_sink_outcome.keep_from, the Langfuse exporter's join): the
+ * cursor is then committed only up to what it keeps, while the read position moves on; a failed batch is
+ * read again from its first unfinished entry, not from the commit point; and while the sink says it holds
+ * data, an idle loop still calls it (n == 0) so it can deliver what it holds, also once more when drained
+ * at stop.
  * A sink with a lag cap (exporters) checks it before every batch and after every failure: past the cap it
  * skips its oldest entries (gw_spool_skip), counts them and says so once per 10 s, so a dead peer costs
  * that peer its data, never the spool's room for ingestion or the other consumers.
@@ -91,6 +96,14 @@ static void sleep_ms_interruptible(struct gw_sink *s, uint64_t ms)
   }
 }
 
+/* Commit what the sink has finished, but not what it still keeps (keep_from, 0: nothing). */
+static void commit(struct gw_sink *s, uint64_t read_done, uint64_t keep_from)
+{
+  uint64_t upto = keep_from && keep_from - 1 < read_done ? keep_from - 1 : read_done;
+  if (upto)
+    gw_spool_commit(s->spool, s->consumer, upto);
+}
+
 static void *run(void *arg)
 {
   struct gw_sink *s = arg;
@@ -114,6 +127,10 @@ static void *run(void *arg)
   uint64_t backoff = s->conf.backoff_min_ms;
   uint64_t fails_since_log = 0, last_log = 0;
 
+  /* read_done: the last entry send has finished (delivered, given up, or kept by the sink itself);
+   * holding / keep_from: what the sink said it keeps (gw_sink_outcome). */
+  uint64_t read_done = 0, keep_from = 0;
+  bool holding = false;
   for (;;) {
     bool stopping = atomic_load(&s->stopping);
     if (stopping && gw_mono_ns() >= s->stop_deadline)
@@ -122,24 +139,35 @@ static void *run(void *arg)
     uint64_t deadline = gw_mono_ns() + 200 * 1000000ull;
     size_t n = gw_spool_peek(s->spool, s->consumer, batch, cap, s->conf.batch_spans,
                              stopping ? 0 : s->conf.batch_wait_ms * 1000000ull, deadline);
-    if (n == 0) {
+    if (n == 0 && !holding) {
       if (stopping)
         break; /* drained */
       if (s->type->idle)
         s->type->idle(s->self);
       continue;
     }
+    /* n == 0 while holding: a tick, so that what the sink keeps can go without new entries (paced: a
+     * closed spool answers at once) */
+    if (n == 0 && !stopping && gw_mono_ns() < deadline) {
+      struct timespec ts = {0, 20 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
     struct gw_sink_outcome out;
     memset(&out, 0, sizeof out);
-    enum gw_sink_result r = s->type->send(s->self, batch, n, &out);
+    enum gw_sink_result r = s->type->send(s->self, n ? batch : NULL, n, &out);
+    holding = out.holding;
+    keep_from = out.keep_from;
     if (r == GW_SINK_RETRY) {
       if (out.done > n)
         out.done = n;
-      if (out.done)
-        gw_spool_commit(s->spool, s->consumer, batch[out.done - 1].seq);
+      /* the first out.done entries are finished: commit them (up to what the sink keeps), and read again
+       * only what follows them */
+      if (n)
+        read_done = out.done ? batch[out.done - 1].seq : batch[0].seq - 1;
+      commit(s, read_done, keep_from);
       atomic_fetch_add(&s->delivered, out.delivered);
       atomic_fetch_add(&s->dropped, out.dropped);
-      gw_spool_rewind(s->spool, s->consumer);
+      gw_spool_rewind_to(s->spool, s->consumer, read_done);
       atomic_fetch_add(&s->batches_retried, 1);
       atomic_store(&s->last_error_ns, gw_now_ns());
       fails_since_log++;
@@ -168,12 +196,14 @@ static void *run(void *arg)
     if (r == GW_SINK_DROP) {
       atomic_fetch_add(&s->batches_dropped, 1);
       gw_warn(s->type->name, "dropped a batch of %zu entries: %s", n, out.error[0] ? out.error : "no detail");
-    } else {
+    } else if (n) {
       atomic_fetch_add(&s->batches_ok, 1);
     }
     atomic_fetch_add(&s->delivered, out.delivered);
     atomic_fetch_add(&s->dropped, out.dropped);
-    gw_spool_commit(s->spool, s->consumer, batch[n - 1].seq);
+    if (n)
+      read_done = batch[n - 1].seq;
+    commit(s, read_done, keep_from);
   }
   if (s->skip_pending.entries)
     gw_warn(s->type->name, "skipped %llu more spans and %llu more log records past its lag cap since the last report (not delivered)",

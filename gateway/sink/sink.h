@@ -25,13 +25,22 @@ struct gw_sink_outcome {
   uint64_t delivered;      /* spans or records delivered, for metrics */
   uint64_t dropped;        /* spans or records given up on, for metrics */
   char error[256];         /* why, for the log line (no secrets, no content) */
+  /* A sink that keeps data it has read (the Langfuse exporter's join holds spans until their log records
+   * have come): */
+  uint64_t keep_from;      /* > 0: the oldest entry it still keeps something of. The cursor is committed
+                            * only up to the entry before it, so after a restart that data is read again
+                            * (at least once); the read position still moves on. The sink must let go
+                            * within a bounded time, and the lag cap still applies */
+  bool holding;            /* it keeps data to deliver even if nothing more comes: the loop calls send
+                            * with n == 0 when idle (every 200 ms or so) and when drained at stop */
 };
 
 struct gw_sink_type {
   const char *name;
   /* Create the sink's private state from its own config; NULL with err filled on failure. */
   void *(*create)(const void *conf, struct gw_err *err);
-  /* Deliver a batch. Runs on the sink's own thread only. */
+  /* Deliver a batch. Runs on the sink's own thread only. n == 0 (entries NULL) only after the sink said
+   * it is holding data: a chance to deliver it. */
   enum gw_sink_result (*send)(void *self, const struct gw_spool_entry *entries, size_t n,
                               struct gw_sink_outcome *out);
   /* Called on the sink thread when it starts idling for a while (close idle connections, etc.). May be NULL. */

@@ -560,6 +560,20 @@ void gw_spool_rewind(struct gw_spool *s, int consumer)
   pthread_mutex_unlock(&s->mu);
 }
 
+void gw_spool_rewind_to(struct gw_spool *s, int consumer, uint64_t seq)
+{
+  pthread_mutex_lock(&s->mu);
+  struct consumer *c = &s->consumers[consumer];
+  if (seq < c->read) {
+    struct node *n = c->next_commit;
+    while (n && n->e.seq <= seq)
+      n = n->next;
+    c->read = seq > c->committed ? seq : c->committed;
+    c->next_read = n;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
 void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq)
 {
   pthread_mutex_lock(&s->mu);
@@ -677,7 +691,7 @@ void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_
   pthread_mutex_lock(&s->mu);
   struct consumer *c = &s->consumers[consumer];
   c->skips = true;
-  uint64_t now = gw_mono_ns();
+  uint64_t now = gw_mono_ns(), before = c->committed;
   /* The byte cap counts what this consumer holds alone: entries a consumer that never skips (the Postgres
    * writer) has not committed stay in the spool anyway, so skipping them would lose data for nothing. */
   uint64_t floor = s->appended_bytes;
@@ -690,12 +704,14 @@ void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_
     bool too_old = max_age_ns && now - n->appended_mono > max_age_ns;
     if (!too_big && !too_old)
       break;
-    out->entries++;
-    out->bytes += n->bytes;
-    if (n->e.signal == GW_SIGNAL_LOGS)
-      out->log_records += n->e.nspans;
-    else
-      out->spans += n->e.nspans;
+    if (n->e.seq > c->read) { /* not read yet: lost for this consumer */
+      out->entries++;
+      out->bytes += n->bytes;
+      if (n->e.signal == GW_SIGNAL_LOGS)
+        out->log_records += n->e.nspans;
+      else
+        out->spans += n->e.nspans;
+    }
     c->committed = n->e.seq;
     c->committed_bytes += n->bytes;
     c->committed_count++;
@@ -705,7 +721,7 @@ void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_
     c->read = c->committed;
     c->next_read = c->next_commit;
   }
-  if (out->entries) {
+  if (c->committed != before) {
     seal(s);
     reclaim(s);
   }

@@ -100,6 +100,9 @@ size_t gw_spool_peek(struct gw_spool *s, int consumer, struct gw_spool_entry *ou
                      uint64_t max_wait_ns, uint64_t deadline_mono_ns);
 /* Move the read position back to just after the last committed entry (after a failed send). */
 void gw_spool_rewind(struct gw_spool *s, int consumer);
+/* Move the read position back to just after entry seq (a consumer that keeps entries uncommitted after it
+ * has finished them: only what follows seq is read again). Never before the last committed entry. */
+void gw_spool_rewind_to(struct gw_spool *s, int consumer, uint64_t seq);
 /* Mark every entry up to seq as done for this consumer; reclaims space nobody needs any more. */
 void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq);
 
@@ -144,7 +147,9 @@ void gw_spool_pending(struct gw_spool *s, int consumer, struct gw_spool_pending 
  * push back on ingestion. "Alone": entries every consumer that never skips has committed (with no such
  * consumer, everything behind the head); what the Postgres writer still needs is never skipped for room,
  * since it stays in the spool anyway. Only the consumer's own thread calls it, between batches (after a
- * rewind). out says what was given up, for the consumer to count and log. Frees space nobody else needs.
+ * rewind). out says what was given up, for the consumer to count and log: entries the consumer has read
+ * already (it commits them later than it reads them, gw_sink_outcome.keep_from) are committed but not
+ * counted, since they were delivered or are kept by the consumer. Frees space nobody else needs.
  */
 struct gw_spool_skipped {
   uint64_t entries, bytes, spans, log_records;

@@ -5,17 +5,25 @@
  * decode as OTLP with exactly the span ids sent, each once, carry our cost (genai_gateway.cost.*, and
  * langfuse.observation.cost_details equal to the stored cost), usage in Langfuse's exclusive buckets, the
  * trace's session and user ids on every span, the exact Basic auth and ingestion-version headers, gzip,
- * and none of the PII the fixtures' manifests list.
+ * and none of the PII the fixtures' manifests list. The official instrumentation's log fixtures go too:
+ * every chat generation of theirs reaches Langfuse with the prompt and completion Postgres has.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { prerequisites, createDatabase, startGateway, waitForRows, waitFor, metric } from '../lib/harness.mjs';
-import { rawGrpcClient } from '../lib/otlp.mjs';
-import { traceFixtures, sendFixture } from '../lib/fixtures.mjs';
+import { prerequisites, createDatabase, startGateway, waitForRows, waitFor, metric, post } from '../lib/harness.mjs';
+import { rawGrpcClient, grpcUnaryRaw } from '../lib/otlp.mjs';
+import { GRPC_LOGS_PATH } from '../lib/otlp-logs.mjs';
+import { traceFixtures, sendFixture, retimedLogs } from '../lib/fixtures.mjs';
 import { startFakeLangfuse, LANGFUSE_PATH } from '../lib/fake-langfuse.mjs';
 import { attrsOf } from '../lib/fake-otlp.mjs';
 
 const skip = prerequisites();
+
+/* Semconv parts-form messages as the plain {role, content} form (text parts joined by newlines). */
+const plain = (json) => JSON.parse(json).map((m) => ({
+  role: m.role,
+  content: (m.parts ?? []).filter((p) => p.type === 'text').map((p) => p.content).join('\n'),
+}));
 const PK = 'pk-lf-it-1234';
 const SK = 'sk-lf-it-secret-5678';
 
@@ -43,16 +51,33 @@ describe('Langfuse exporter', { skip: skip ?? false }, () => {
     await db?.drop();
   });
 
+  /* The official instrumentation's log records for a trace fixture, shifted in time as its spans were. */
+  async function sendLogsFixture(fx, shiftNs) {
+    const l = retimedLogs(fx, shiftNs);
+    if (!l) return false;
+    if (fx.transport === 'grpc') {
+      const r = await grpcUnaryRaw(client, GRPC_LOGS_PATH, l.body);
+      assert.equal(r.code, 0, `${l.file}: ${r.details}`);
+    } else {
+      const r = await post(gw, '/v1/logs', l.body, { 'content-type': fx.contentType });
+      assert.equal(r.status, 200, `${l.file}`);
+    }
+    return true;
+  }
+
   test('every SDK fixture reaches Langfuse once, annotated, redacted, with the exact auth', async () => {
     const fixtures = traceFixtures();
     assert.ok(fixtures.length >= 9, `trace fixtures: ${fixtures.length}`);
     const sent = [];
     const traces = [];
+    const withLogs = [];
     for (const fx of fixtures) {
       const r = await sendFixture(gw, fx, client);
       sent.push(...r.spanIds);
       traces.push(...r.traceIds);
+      if (await sendLogsFixture(fx, r.shiftNs)) withLogs.push(fx);
     }
+    assert.equal(withLogs.length, 3, 'the otel fixtures have their logs');
     await lf.waitFor(() => new Set(lf.acceptedSpanIds()).size >= new Set(sent).size, { what: `${sent.length} spans at the fake Langfuse` });
 
     /* Same span ids, each once (a fixture's ids are unique across fixtures). */
@@ -89,8 +114,9 @@ describe('Langfuse exporter', { skip: skip ?? false }, () => {
         assert.equal(a['genai_gateway.cost.source'], row.cost_source);
         const cd = JSON.parse(a['langfuse.observation.cost_details']);
         assert.ok(Math.abs(cd.total - Number(row.total_cost_usd)) < 1e-12, `cost_details total ${cd.total} vs ${row.total_cost_usd}`);
-        if (row.input_cost_usd !== null) assert.ok(Math.abs(cd.input - Number(row.input_cost_usd)) < 1e-12);
-        if (row.output_cost_usd !== null) assert.ok(Math.abs(cd.output - Number(row.output_cost_usd)) < 1e-12);
+        /* per usage bucket (item 5), adding up to the stored input and output cost */
+        if (row.input_cost_usd !== null) assert.ok(Math.abs(cd.input + (cd.input_cached_tokens ?? 0) + (cd.input_cache_creation ?? 0) - Number(row.input_cost_usd)) < 1e-12);
+        if (row.output_cost_usd !== null) assert.ok(Math.abs(cd.output + (cd.output_reasoning_tokens ?? 0) - Number(row.output_cost_usd)) < 1e-12);
       } else {
         assert.equal(a['langfuse.observation.cost_details'], undefined, `${row.span_id}: no cost, no cost_details`);
       }
@@ -104,6 +130,50 @@ describe('Langfuse exporter', { skip: skip ?? false }, () => {
     }
     assert.ok(priced >= 10, `priced spans: ${priced}`);
     assert.ok(withUsage >= 10, `spans with usage: ${withUsage}`);
+
+    /* Issue 14, items 2-6: what Langfuse shows of each observation (the fake reads it as Langfuse's worker
+     * does) is what Postgres has. */
+    const seen = { model: 0, failed: 0, estimated: 0, embeddingModel: 0 };
+    const full = (await db.query(`SELECT span_id, model_id, operation, dialect, status, input_tokens, output_tokens,
+                                          total_tokens, total_cost_usd, cost_source, streaming_enabled
+                                     FROM ai_interaction_traces WHERE trace_id = ANY($1)`, [traces])).rows;
+    for (const row of full) {
+      const o = lf.observation(row.span_id);
+      /* 4: the model, for every dialect */
+      if (row.model_id) {
+        assert.equal(o.model, row.model_id, `${row.span_id} (${row.dialect} ${row.operation}) model`);
+        seen.model++;
+        if (row.operation === 'embeddings' && row.dialect === 'openinference') seen.embeddingModel++;
+      }
+      /* 6: the cost is total_cost_usd, its source said */
+      if (row.total_cost_usd !== null) {
+        assert.ok(Math.abs(o.cost.total - Number(row.total_cost_usd)) < 1e-12, `${row.span_id} Langfuse cost`);
+        assert.equal(o.metadata.gateway_cost_source, row.cost_source);
+      }
+      const noUsage = row.input_tokens === null && row.output_tokens === null && row.total_tokens === null;
+      if (noUsage && row.status === 'error' && row.model_id) {
+        /* 2: a failed call: explicit zero usage, no estimate, no cost */
+        assert.deepEqual(o.usage, { input: 0, output: 0, total: 0 }, `${row.span_id} failed call usage`);
+        assert.equal(o.metadata.gateway_usage, 'zero_failed_call');
+        assert.equal(o.estimated, false);
+        assert.equal(o.cost, undefined);
+        seen.failed++;
+      } else if (noUsage && row.model_id && row.status !== 'error' && ['chat', 'text_completion'].includes(row.operation)) {
+        /* 3: left to Langfuse's estimate, from the plain {role, content} form */
+        assert.equal(o.estimated, true, `${row.span_id} estimated`);
+        assert.equal(o.metadata.gateway_usage, 'estimated_by_langfuse');
+        if (o.attributes['langfuse.observation.input'] !== undefined) {
+          for (const m of o.input) assert.ok(typeof m.role === 'string' && typeof m.content === 'string' && m.parts === undefined, JSON.stringify(m));
+        }
+        seen.estimated++;
+      } else if (!noUsage) {
+        assert.equal(o.metadata.gateway_usage, undefined);
+      }
+    }
+    assert.ok(seen.model >= 20, `models checked: ${seen.model}`);
+    assert.ok(seen.embeddingModel >= 2, `OpenInference embeddings checked: ${seen.embeddingModel}`);
+    assert.ok(seen.failed >= 3, `failed calls checked: ${seen.failed}`);
+    assert.ok(seen.estimated >= 2, `generations without usage checked: ${seen.estimated}`);
 
     /* Session and user ids on every span of each agent trace, whatever span carried them. */
     let checked = 0;
@@ -123,6 +193,30 @@ describe('Langfuse exporter', { skip: skip ?? false }, () => {
     }
     assert.ok(checked >= 9, `spans checked for ids: ${checked}`);
 
+    /* Content from the log fixtures: every chat generation of theirs has it at Langfuse, as in Postgres. */
+    let joined = 0;
+    for (const fx of withLogs) {
+      for (const c of fx.manifest.calls.filter((x) => x.expect_span_exported && (x.kind === 'chat' || x.kind.startsWith('stream')))) {
+        const o = lf.observation(c.span_id);
+        let row;
+        await waitFor(async () => {
+          row = (await db.query('SELECT prompt_content, response_content FROM ai_interaction_traces WHERE span_id = $1', [c.span_id])).rows[0];
+          return row?.prompt_content;
+        }, { what: `row content of ${fx.file} call ${c.index}` });
+        if (o.metadata.gateway_usage === 'estimated_by_langfuse') {
+          /* no usage: the plain form Langfuse tokenizes, the same messages (item 3) */
+          assert.deepEqual(o.input, plain(row.prompt_content), `${fx.file} call ${c.index}: input`);
+          assert.deepEqual(o.output, plain(row.response_content), `${fx.file} call ${c.index}: output`);
+        } else {
+          assert.equal(JSON.stringify(o.input), row.prompt_content, `${fx.file} call ${c.index}: input`);
+          if (!c.error) assert.equal(JSON.stringify(o.output), row.response_content, `${fx.file} call ${c.index}: output`);
+        }
+        joined++;
+      }
+    }
+    assert.ok(joined >= 15, `generations checked for content: ${joined}`);
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_exporter_join_incomplete_total', { exporter: 'langfuse', reason: 'wait' }), 0);
+
     /* counted once the answers are back in the gateway */
     await waitFor(async () => metric(await gw.metrics(), 'genai_gateway_exporter_spans_sent_total', { exporter: 'langfuse', signal: 'traces' }) === sent.length, { what: 'sent counter' });
     assert.equal(metric(await gw.metrics(), 'genai_gateway_exporter_up', { exporter: 'langfuse' }), 1);
@@ -133,7 +227,8 @@ describe('Langfuse exporter: wrong keys', { skip: skip ?? false }, () => {
   test('a 401 is not retried: the batch is dropped, counted, and logged without the key', async () => {
     const lf = await startFakeLangfuse({ publicKey: PK, secretKey: 'the-right-secret' });
     const gw = await startGateway({
-      config: { exporters: { langfuse: { batch_wait_ms: '50ms' } } },
+      /* no join wait: every span of the fixture goes in the first batch */
+      config: { exporters: { langfuse: { batch_wait_ms: '50ms', join_wait_ms: '0s' } } },
       env: { LANGFUSE_HOST: lf.url, LANGFUSE_PUBLIC_KEY: PK, LANGFUSE_SECRET_KEY: 'a-wrong-secret-value' },
     });
     try {

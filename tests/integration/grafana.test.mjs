@@ -27,6 +27,7 @@ import { prerequisites, createDatabase, startGateway, post, waitForRows, pgClien
 import { span, traceRequest, toProtobuf } from '../lib/otlp.mjs';
 import {
   ALL_VALUE, allPanels, dashboardQueries, expandMacros, expandQuery, interpolateVariables, toSeries, reduceSeries, threshold, fieldKind,
+  provisionFolders, interpolateLink,
 } from '../lib/grafana.mjs';
 
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -63,6 +64,8 @@ seed({ h: 0, m: 20, svc: 'graf-batch', prov: 'anthropic', model: 'graf-large', i
 seed({ h: 0, m: 25, svc: 'graf-batch', prov: 'anthropic', model: 'graf-large', in: 100, out: null, dur: 30000, status: 'error', error: 'timeout', user: 'bob', session: 's-bob-1' });
 seed({ h: 0, m: 40, svc: 'graf-chat', prov: null, model: null, op: 'invoke_agent', in: null, out: null, dur: 2000, user: 'alice', session: 's-alice-1' });
 seed({ h: 0, m: 50, svc: 'graf-batch', prov: 'openai', model: 'graf-small', op: 'embeddings', in: 800, out: null, dur: 15, user: 'bob', session: null });
+/* no user id: the cost dashboard's "(none)" row, whose link must find it in the trace explorer */
+seed({ h: 0, m: 55, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 100, out: 50, dur: 150, finish: ['stop'], user: null, session: null });
 for (const m of [5, 35]) seed({ h: 1, m, svc: 'graf-chat', prov: 'openai', model: 'graf-large', in: 1000, out: 1000, dur: 1000, finish: ['stop'], user: 'alice', session: 's-alice-2', ttft: 0.4 });
 seed({ h: 1, m: 15, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 500, out: 500, dur: 15, finish: ['tool_calls'], user: "o'brien", session: 's-ob-1' });
 seed({ h: 1, m: 20, svc: 'graf-batch', prov: 'anthropic', model: 'graf-mystery', in: 3000, out: 500, cacheRead: 1000, reasoning: 200, reported: 0.5, dur: 2000, finish: ['stop'], user: 'bob', session: 's-bob-2' });
@@ -148,7 +151,9 @@ const inHours = (sc, s) => Math.floor(s.t / H) * H > sc.from.getTime() - H && Ma
 const inRange = (sc, s) => s.t >= sc.from.getTime() && s.t <= sc.to.getTime();
 const rollupSpans = (sc) => SEEDS.filter((s) => inHours(sc, s) && varsMatch(sc, s));
 const rawSpans = (sc) => SEEDS.filter((s) => inRange(sc, s) && varsMatch(sc, s));
-const explorerSpans = (sc) => rawSpans(sc).filter((s) => (sc.values.session === '' || s.session === sc.values.session) && (sc.values.user === '' || s.user === sc.values.user));
+/* user "(none)": the spans without a user id (the cost dashboard's (none) row links there) */
+const userMatch = (want, user) => want === '' || user === want || (want === '(none)' && !user);
+const explorerSpans = (sc) => rawSpans(sc).filter((s) => (sc.values.session === '' || s.session === sc.values.session) && userMatch(sc.values.user, s.user));
 const one = (columns, row) => ({ columns, rows: [row] });
 
 /* ---------------- oracles: one per query key ---------------- */
@@ -340,6 +345,7 @@ const SCENARIOS = [
   { name: 'everything', from: new Date(H0), to: new Date(NOW), values: { service: [ALL_VALUE], provider: [ALL_VALUE], model: [ALL_VALUE], session: '', user: '' } },
   { name: 'filtered', from: new Date(H0), to: new Date(NOW), values: { service: ['graf-chat'], provider: [ALL_VALUE], model: ['graf-large', 'graf-small'], session: '', user: "o'brien" } },
   { name: 'narrow mid-hour range', from: new Date(H0 + 30 * M), to: new Date(H0 + 90 * M), values: { service: [ALL_VALUE], provider: ['anthropic'], model: [ALL_VALUE], session: 's-bob-2', user: '' } },
+  { name: 'user (none), as its link sets it', from: new Date(H0), to: new Date(NOW), values: { service: [ALL_VALUE], provider: [ALL_VALUE], model: [ALL_VALUE], session: '', user: '(none)' } },
 ];
 
 function close(a, b) {
@@ -457,6 +463,65 @@ describe('Grafana provisioning files', () => {
     const names = fs.readFileSync(DS_FILE, 'utf8').match(/GENAI_GW_GRAFANA_DB_[A-Z]+/g);
     const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
     for (const n of new Set(names)) assert.ok(readme.includes(n), `README documents ${n}`);
+    /* issue 14, item 9: an unset TLS mode is not left to the driver's implicit reading: the table of
+     * variables gives each one's default, the TLS mode's explicitly (what Grafana does when it is unset) */
+    const table = readme.match(/\| `GENAI_GW_GRAFANA_DB_SSLMODE` \|([^\n]*)\|/);
+    assert.ok(table, 'README has a row for GENAI_GW_GRAFANA_DB_SSLMODE');
+    assert.match(table[1], /default `require`/);
+    assert.match(fs.readFileSync(DS_FILE, 'utf8'), /GENAI_GW_GRAFANA_DB_SSLMODE[^\n]*default require/);
+  });
+
+  test('dashboards and alert rules land in one folder, in Grafana\'s provisioning order, 10.4 to 11.3 (issue 14, item 8)', () => {
+    const dashboardsFile = readYaml(PROVIDER_FILE);
+    for (const version of ['10.4', '11.0', '11.2', '11.3']) {
+      for (const order of ['alerting-first', 'dashboards-first']) {
+        const r = provisionFolders({ alerting: alertFile, dashboards: dashboardsFile, version, order, polls: 3 });
+        assert.equal(r.folders.filter((f) => f.title === 'GenAI gateway').length, 1, `${version} ${order}: one folder "GenAI gateway"`);
+        assert.equal(r.folders.length, 1, `${version} ${order}: no other folder`);
+        assert.deepEqual([...new Set([...r.dashboards, ...r.rules])], [r.folders[0].uid], `${version} ${order}: dashboards and rules together`);
+      }
+    }
+    /* the model catches the bug the provider had: a folderUid next to rules that name the folder by title */
+    const withUid = structuredClone(dashboardsFile);
+    withUid.providers[0].folderUid = 'genai-gateway';
+    assert.throws(() => provisionFolders({ alerting: alertFile, dashboards: withUid, version: '11.2' }), /409/);
+    const dup = provisionFolders({ alerting: alertFile, dashboards: withUid, version: '11.3' });
+    assert.equal(dup.folders.filter((f) => f.title === 'GenAI gateway').length, 2, '11.3: two folders of one name');
+    /* every group and the provider name the same folder title */
+    for (const g of alertFile.groups) assert.equal(g.folder, dashboardsFile.providers[0].folder);
+  });
+
+  test('data links pass the cell\'s value URL-encoded to a dashboard and variable that exist (issue 14, item 9)', () => {
+    const from = new Date(H0);
+    const to = new Date(NOW);
+    let links = 0;
+    for (const { file, json } of dashboards) {
+      for (const p of allPanels(json)) {
+        for (const o of p.fieldConfig?.overrides ?? []) {
+          for (const prop of o.properties.filter((x) => x.id === 'links')) {
+            for (const l of prop.value) {
+              links++;
+              assert.doesNotMatch(l.url, /\$\{__value\.(raw|text)\}/, `${file}: ${p.title}: ${l.url} puts the value in the URL unencoded`);
+              const m = /^\/d\/([\w-]+)\?(.*)$/.exec(l.url);
+              assert.ok(m, `${file}: ${p.title}: a link to a dashboard by uid`);
+              const target = dashboards.find((d) => d.json.uid === m[1]);
+              assert.ok(target, `${file}: ${p.title}: dashboard ${m[1]} exists`);
+              for (const value of ["o'brien & co", 'a+b=c#d?e', 'ü/ß 100%', '(none)', 's-alice-1']) {
+                const url = new URL(interpolateLink(l.url, { value, from, to }), 'http://grafana.local');
+                const vars = [...url.searchParams.keys()].filter((k) => k.startsWith('var-'));
+                assert.equal(vars.length, 1, `${l.url}: one variable set`);
+                assert.equal(url.searchParams.get(vars[0]), value, `${file}: ${p.title}: ${value} arrives intact`);
+                assert.ok(target.json.templating.list.some((v) => `var-${v.name}` === vars[0]), `${vars[0]} is a variable of ${m[1]}`);
+                assert.equal(url.searchParams.get('from'), String(from.getTime()));
+              }
+            }
+          }
+        }
+      }
+    }
+    assert.ok(links >= 5, `data links checked: ${links}`);
+    /* the emulation tells the two apart */
+    assert.notEqual(new URL(interpolateLink('/d/x?var-user=${__value.raw}', { value: 'a&b', from, to }), 'http://g').searchParams.get('var-user'), 'a&b');
   });
 
   test('the dashboard provider loads the dashboards directory from files', () => {

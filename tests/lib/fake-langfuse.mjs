@@ -11,13 +11,70 @@
  * - success is 200 with a JSON body, not an OTLP response: {} for an empty export, else a queued job.
  * `respond(info)` can override the answer per request (e.g. 429 with Retry-After, as its rate limiter
  * does) or hang. Requests are recorded as in fake-otlp.mjs.
+ * `observations()` reads every accepted span the way Langfuse's worker maps it (SPEC-FACTS §4.4-4.5,
+ * OtelIngestionProcessor / ObservationTypeMapper at v4.16.0), limited to what the gateway's tests compare:
+ * type, model (first of its model keys), input and output (langfuse.observation.input/output, else
+ * gen_ai.input.messages / gen_ai.output.messages), usage (langfuse.observation.usage_details, else none:
+ * Langfuse would tokenize), cost (langfuse.observation.cost_details, else gen_ai.usage.cost, else
+ * llm.cost.total as {total}), metadata (langfuse.observation.metadata.*), level, and `estimated`: a
+ * generation without usage, which Langfuse prices by tokenizing its input and output itself.
  */
 import http from 'node:http';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
-import { decodeTraces, recorder, spansOf } from './fake-otlp.mjs';
+import { attrsOf, decodeTraces, recorder, spansOf } from './fake-otlp.mjs';
 
 export const LANGFUSE_PATH = '/api/public/otel/v1/traces';
+
+/* Model name keys in Langfuse's order (SPEC-FACTS §4.5). */
+const MODEL_KEYS = ['langfuse.observation.model.name', 'gen_ai.response.model', 'ai.model.id', 'gen_ai.request.model', 'llm.response.model', 'llm.model_name', 'model'];
+const GENERATION_KEYS = ['langfuse.observation.model.name', 'langfuse.observation.cost_details', 'langfuse.observation.usage_details',
+  'langfuse.observation.completion_start_time', 'langfuse.observation.model.parameters', 'langfuse.observation.prompt.name', 'langfuse.observation.prompt.version'];
+
+const parseJson = (s) => {
+  if (s === undefined) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
+  }
+};
+
+/** What Langfuse makes of one decoded span (see the top comment). */
+export function observationOf(span) {
+  const a = attrsOf(span);
+  let type = 'span';
+  if (GENERATION_KEYS.some((k) => a[k] !== undefined)) type = 'generation';
+  else if (a['langfuse.observation.type']) type = a['langfuse.observation.type'];
+  else if (a['openinference.span.kind']) type = { LLM: 'generation', EMBEDDING: 'embedding', AGENT: 'agent', TOOL: 'tool', CHAIN: 'chain', RETRIEVER: 'retriever' }[a['openinference.span.kind']] ?? 'span';
+  else if (a['gen_ai.operation.name']) type = { chat: 'generation', completion: 'generation', text_completion: 'generation', generate_content: 'generation', embeddings: 'embedding', invoke_agent: 'agent', create_agent: 'agent', execute_tool: 'tool' }[a['gen_ai.operation.name']] ?? 'span';
+  else if (a['gen_ai.request.model'] || a['gen_ai.response.model'] || a['llm.model_name']) type = 'generation';
+  const model = MODEL_KEYS.map((k) => a[k]).find((v) => typeof v === 'string' && v !== '');
+  const metadata = {};
+  for (const [k, v] of Object.entries(a)) if (k.startsWith('langfuse.observation.metadata.')) metadata[k.slice('langfuse.observation.metadata.'.length)] = parseJson(v);
+  let cost;
+  if (a['langfuse.observation.cost_details'] !== undefined) cost = parseJson(a['langfuse.observation.cost_details']);
+  else if (a['gen_ai.usage.cost'] !== undefined) cost = { total: Number(a['gen_ai.usage.cost']) };
+  else if (a['llm.cost.total'] !== undefined) cost = { total: Number(a['llm.cost.total']) };
+  const usage = parseJson(a['langfuse.observation.usage_details']);
+  const level = a['langfuse.observation.level'] ?? (span.status?.code === 2 || span.status?.code === 'STATUS_CODE_ERROR' ? 'ERROR' : 'DEFAULT');
+  return {
+    spanId: span.spanId,
+    traceId: span.traceId,
+    name: span.name,
+    type,
+    model,
+    input: parseJson(a['langfuse.observation.input'] ?? a['gen_ai.input.messages']),
+    output: parseJson(a['langfuse.observation.output'] ?? a['gen_ai.output.messages']),
+    usage,
+    cost,
+    metadata,
+    level,
+    estimated: (type === 'generation' || type === 'embedding') && usage === undefined && a['gen_ai.usage.input_tokens'] === undefined &&
+      a['gen_ai.usage.output_tokens'] === undefined && a['llm.token_count.prompt'] === undefined,
+    attributes: a,
+  };
+}
 
 export async function startFakeLangfuse({ publicKey = 'pk-lf-test', secretKey = 'sk-lf-test', respond } = {}) {
   const rec = recorder(); /* every entry is signal 'traces': Langfuse takes no logs */
@@ -96,6 +153,13 @@ export async function startFakeLangfuse({ publicKey = 'pk-lf-test', secretKey = 
     requests: rec.requests,
     acceptedSpanIds: () => rec.acceptedSpanIds(),
     acceptedSpans: () => rec.acceptedSpans(),
+    /** Every accepted span as Langfuse would show it (observationOf), in arrival order. */
+    observations: () => rec.acceptedSpans().map(({ span }) => observationOf(span)),
+    /** The last accepted version of one span as Langfuse would show it (a re-sent span replaces it). */
+    observation: (spanId) => {
+      const all = rec.acceptedSpans().filter(({ span }) => span.spanId === spanId);
+      return all.length ? observationOf(all[all.length - 1].span) : undefined;
+    },
     waitFor: (pred, opts) => rec.waitFor(pred, opts),
     async close() {
       for (const s of sockets) s.destroy();

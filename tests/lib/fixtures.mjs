@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExportTraceServiceRequest, grpcUnaryRaw, GRPC_EXPORT_PATH } from './otlp.mjs';
+import { ExportLogsServiceRequest } from './otlp-logs.mjs';
 import { post } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -50,6 +51,11 @@ function walkSpans(req, fn) {
 }
 
 function retime(req) {
+  return retimeBy(req).req;
+}
+
+/* Shift every span time so the request ends a second ago; returns { req, by } (the shift in ns). */
+function retimeBy(req) {
   let last = 0n;
   walkSpans(req, (s) => {
     const e = BigInt((s.endTimeUnixNano ?? s.startTimeUnixNano ?? 0).toString());
@@ -61,7 +67,7 @@ function retime(req) {
     s.endTimeUnixNano = shiftNs(s.endTimeUnixNano, by);
     for (const ev of s.events ?? []) ev.timeUnixNano = shiftNs(ev.timeUnixNano, by);
   });
-  return req;
+  return { req, by };
 }
 
 /**
@@ -70,18 +76,18 @@ function retime(req) {
  */
 export function retimed(fx) {
   if (fx.contentType === 'application/json') {
-    const req = retime(JSON.parse(fx.body.toString('utf8')));
+    const { req, by } = retimeBy(JSON.parse(fx.body.toString('utf8')));
     const spanIds = [];
     const traceIds = new Set();
     walkSpans(req, (s) => {
       spanIds.push(s.spanId.toLowerCase());
       traceIds.add(s.traceId.toLowerCase());
     });
-    return { body: Buffer.from(JSON.stringify(req)), json: req, spanIds, traceIds: [...traceIds] };
+    return { body: Buffer.from(JSON.stringify(req)), json: req, spanIds, traceIds: [...traceIds], shiftNs: by };
   }
   const msg = ExportTraceServiceRequest.decode(fx.body);
   const obj = ExportTraceServiceRequest.toObject(msg, { longs: String, bytes: Buffer });
-  retime(obj);
+  const { by } = retimeBy(obj);
   const spanIds = [];
   const traceIds = new Set();
   walkSpans(obj, (s) => {
@@ -89,7 +95,28 @@ export function retimed(fx) {
     traceIds.add(hex(s.traceId));
   });
   const body = Buffer.from(ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(obj)).finish());
-  return { body, json: obj, spanIds, traceIds: [...traceIds] };
+  return { body, json: obj, spanIds, traceIds: [...traceIds], shiftNs: by };
+}
+
+/**
+ * The official instrumentation's logs request captured with a trace fixture (otel-*-logs-1.*), its record
+ * times shifted by byNs (the trace fixture's retimed().shiftNs, so spans and logs stay together), in
+ * the fixture's own encoding; null when the fixture has none.
+ */
+export function retimedLogs(fx, byNs) {
+  const file = fx.file.replace(/-1\.(pb|json)$/, '-logs-1.$1');
+  if (file === fx.file || !fs.existsSync(path.join(SDK_DIR, file))) return null;
+  const raw = fs.readFileSync(path.join(SDK_DIR, file));
+  const shift = (req) => {
+    for (const rl of req.resourceLogs ?? []) for (const sl of rl.scopeLogs ?? []) for (const r of sl.logRecords ?? []) {
+      r.timeUnixNano = shiftNs(r.timeUnixNano, byNs);
+      r.observedTimeUnixNano = shiftNs(r.observedTimeUnixNano, byNs);
+    }
+    return req;
+  };
+  if (fx.contentType === 'application/json') return { file, body: Buffer.from(JSON.stringify(shift(JSON.parse(raw.toString('utf8'))))) };
+  const obj = ExportLogsServiceRequest.toObject(ExportLogsServiceRequest.decode(raw), { longs: String, bytes: Buffer });
+  return { file, body: Buffer.from(ExportLogsServiceRequest.encode(ExportLogsServiceRequest.fromObject(shift(obj))).finish()) };
 }
 
 /** Send a re-timed fixture to the gateway over its own transport; throws unless it was accepted whole. */

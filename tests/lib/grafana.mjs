@@ -344,3 +344,82 @@ export function threshold(value, evaluator) {
     default: throw new Error(`evaluator ${evaluator.type} not emulated`);
   }
 }
+
+/* ---- provisioning: where dashboards and alert rules land ---- */
+
+/*
+ * Grafana's file provisioning of folders, as far as the genai-gateway files use it (pkg/services/
+ * provisioning: alerting is provisioned before dashboards at start; the dashboard file reader runs again
+ * every updateIntervalSeconds):
+ * - an alert rule group names its folder by title (`folder`): the root folder of that title, else a new
+ *   one with a random uid;
+ * - a dashboard provider with `folderUid`: the folder of that uid; else a new root folder with that uid
+ *   and the provider's `folder` title, which Grafana 10.4 to 11.2 refuse when a root folder of that title
+ *   exists (409: "a folder with the same name already exists"), and 11.3 on create anyway (two folders of
+ *   one title); without `folderUid`: the root folder of that title, else a new one with a random uid.
+ * Returns { folders: [{uid, title}], dashboards: folder uid per provider, rules: folder uid per group };
+ * throws as Grafana's provisioning fails. order: 'alerting-first' (Grafana's) or 'dashboards-first'.
+ */
+export function provisionFolders({ alerting, dashboards, version = '11.2', order = 'alerting-first', polls = 2 }) {
+  const folders = [];
+  let n = 0;
+  const newUid = () => `gen${++n}${Math.random().toString(36).slice(2, 8)}`;
+  const [major, minor] = version.split('.').map(Number);
+  const refusesDuplicateTitle = major < 11 || (major === 11 && minor <= 2);
+  const byTitle = (title) => folders.find((f) => f.title === title);
+  const out = { folders, dashboards: [], rules: [] };
+  const doAlerting = () => {
+    out.rules = (alerting?.groups ?? []).map((g) => {
+      if (!g.folder) throw new Error(`alert rule group ${g.name}: no folder`);
+      let f = byTitle(g.folder);
+      if (!f) folders.push((f = { uid: newUid(), title: g.folder }));
+      return f.uid;
+    });
+  };
+  const doDashboards = () => {
+    out.dashboards = (dashboards?.providers ?? []).map((p) => {
+      if (p.folderUid) {
+        let f = folders.find((x) => x.uid === p.folderUid);
+        if (f) return f.uid;
+        if (byTitle(p.folder) && refusesDuplicateTitle) {
+          throw new Error(`Grafana ${version}: dashboard provider ${p.name}: folder "${p.folder}" (uid ${p.folderUid}): 409 a folder with the same name already exists`);
+        }
+        folders.push((f = { uid: p.folderUid, title: p.folder }));
+        return f.uid;
+      }
+      if (!p.folder) return 'general';
+      let f = byTitle(p.folder);
+      if (!f) folders.push((f = { uid: newUid(), title: p.folder }));
+      return f.uid;
+    });
+  };
+  if (order === 'alerting-first') doAlerting();
+  for (let i = 0; i < polls; i++) {
+    doDashboards();
+    if (i === 0 && order !== 'alerting-first') doAlerting();
+  }
+  return out;
+}
+
+/* ---- data links ---- */
+
+/* Grafana's percentencode format: encodeURIComponent, and !'()* too. */
+const percentEncode = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/*
+ * A field data link's URL for one cell, as Grafana interpolates it: ${__value.raw} / ${__value.text}
+ * (with an optional format: percentencode, raw, or none), ${__url_time_range} (from=<ms>&to=<ms>).
+ * Other references are errors here.
+ */
+export function interpolateLink(url, { value, from, to }) {
+  return url.replace(/\$\{([^}:]+)(?::(\w+))?\}/g, (m, name, fmt) => {
+    if (name === '__url_time_range') return `from=${from.getTime()}&to=${to.getTime()}`;
+    if (name === '__value.raw' || name === '__value.text') {
+      const v = value === null || value === undefined ? '' : String(value);
+      if (!fmt || fmt === 'raw') return v;
+      if (fmt === 'percentencode') return percentEncode(v);
+      throw new Error(`${m}: format ${fmt} not emulated`);
+    }
+    throw new Error(`${m}: not emulated`);
+  });
+}

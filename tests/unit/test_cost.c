@@ -23,7 +23,7 @@
 
 #define NONE (-1)
 
-static struct gw_prices *DEF, *USR, *LIT;
+static struct gw_prices *DEF, *USR, *LIT, *LFP;
 static struct gw_arena *A;
 
 static char *fx(const char *name)
@@ -49,6 +49,9 @@ static int group_setup(void **state)
   LIT = gw_prices_load(NULL, fx("litellm_sample.json"), &err);
   if (!LIT)
     fprintf(stderr, "litellm: %s\n", err.msg);
+  LFP = gw_prices_load(NULL, fx("langfuse_sample.json"), &err);
+  if (!LFP)
+    fprintf(stderr, "langfuse: %s\n", err.msg);
   A = gw_arena_create(64u << 20);
   return DEF && USR && LIT ? 0 : -1;
 }
@@ -59,6 +62,7 @@ static int group_teardown(void **state)
   gw_prices_destroy(DEF);
   gw_prices_destroy(USR);
   gw_prices_destroy(LIT);
+  gw_prices_destroy(LFP);
   gw_arena_destroy(A);
   return 0;
 }
@@ -124,7 +128,7 @@ static void test_defaults_load(void **state)
   (void)state;
   assert_non_null(DEF);
   assert_string_equal(gw_prices_version(DEF), "defaults-2026-11");
-  assert_int_equal(gw_prices_count(DEF), 44);
+  assert_int_equal(gw_prices_count(DEF), 171);
   const char *pid = NULL;
   assert_string_equal(gw_prices_match(DEF, "gpt-4o", NULL, day("2026-11-01"), &pid), "gpt-4o");
   assert_string_equal(pid, "gpt-4o@2024-08-06/defaults-2026-11");
@@ -195,16 +199,30 @@ static const struct {
   {"groq/llama-3.3-70b-versatile", "llama-3.3-70b-versatile"},
   {"us.meta.llama3-3-70b-instruct-v1:0", "meta.llama3-3-70b-instruct-v1:0"},
   {"deepseek/deepseek-reasoner", "deepseek-reasoner"},
+  /* issue 14: names that had no price and got a LiteLLM-style cost only in Langfuse */
+  {"gpt-4", "gpt-4"},
+  {"gpt-4-turbo", "gpt-4-turbo"},
+  {"gpt-4-turbo-2024-04-09", "gpt-4-turbo"},
+  {"text-embedding-ada-002", "text-embedding-ada-002"},
+  {"o1-mini", "o1-mini"},
+  {"o3-pro", "o3-pro"},
+  {"gpt-5-codex", "gpt-5"},
+  {"gpt-5.1-codex-mini", "gpt-5.1-codex-mini"},
+  {"gpt-5.1-chat-latest", "gpt-5.1"},
+  {"gemini-2.0-flash-lite", "gemini-2.0-flash-lite"},
+  {"claude-3-haiku-20240307", "claude-3-haiku"},
+  {"us.anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku"},
+  {"command-r-plus-08-2024", "command-r-plus"},
+  {"grok-3-mini", "grok-3-mini"},
+  {"xai/grok-4-0709", "grok-4-0709"},
+  {"us.meta.llama4-scout-17b-instruct-v1:0", "meta.llama4-scout-17b-instruct-v1:0"},
+  {"mistral-large", "mistral-large-2411"},
   /* near misses: nothing */
   {"gpt-4o-2024-08", NULL},
-  {"gpt-4", NULL},
-  {"o1-mini", NULL},
-  {"o3-pro", NULL},
-  {"gpt-5-codex", NULL},
   {"claude-sonnet-4-7", NULL},
-  {"gemini-2.0-flash-lite", NULL},
   {"my-gpt-4o", NULL},
   {"llama-3.3-70b", NULL},
+  {"gpt-4-5", NULL},
   {"", NULL},
 };
 
@@ -234,6 +252,40 @@ static void test_defaults_do_not_overlap(void **state)
       fail_msg("\"%s\" matches %d shipped entries", name, hits);
   }
   pcre2_match_data_free(md);
+}
+
+/* Issue 14, item 7: the 200 model ids of the major providers (tests/fixtures/cost/top-200-models.txt, how
+ * it was assembled is in its header) are all priced, each by the entries of exactly one shipped id. */
+static void test_top_models_priced(void **state)
+{
+  (void)state;
+  char *text = tu_read_file("cost/top-200-models.txt", NULL);
+  pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+  int n = 0, unpriced = 0;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    if (line[0] == '#' || !line[0])
+      continue;
+    n++;
+    int hits = 0; /* entries of other ids (one id may have several entries: its price history) */
+    const char *first = NULL;
+    for (size_t k = 0; k < DEF->n; k++)
+      if (pcre2_match(DEF->v[k].re, (PCRE2_SPTR)line, strlen(line), 0, 0, md, NULL) >= 0 &&
+          (!first || strcmp(first, DEF->v[k].id))) {
+        hits++;
+        first = first ? first : DEF->v[k].id;
+      }
+    if (!gw_prices_match(DEF, line, NULL, 0, NULL)) {
+      print_error("unpriced: %s\n", line);
+      unpriced++;
+    } else if (hits != 1) {
+      print_error("%s matches %d shipped entries\n", line, hits);
+      unpriced++;
+    }
+  }
+  pcre2_match_data_free(md);
+  free(text);
+  assert_int_equal(n, 200);
+  assert_int_equal(unpriced, 0);
 }
 
 /* ---- user files ---- */
@@ -368,6 +420,28 @@ static void test_litellm(void **state)
   assert_string_equal(gw_prices_match(LIT, "gpt-4o-2024-08-06", NULL, 0, NULL), "gpt-4o"); /* shipped entry */
 }
 
+/* Langfuse's own model-price format (issue 14, item 7): tiers, usage-type names, embeddings priced as
+ * total, an older entry with flat prices and a start date; a bad pattern names the file and the model. */
+static void test_langfuse_prices(void **state)
+{
+  (void)state;
+  assert_non_null(LFP);
+  const char *pid = NULL;
+  assert_string_equal(gw_prices_version(LFP), "langfuse_sample");
+  assert_int_equal(gw_prices_count(LFP), gw_prices_count(DEF) + 4);
+  assert_string_equal(gw_prices_match(LFP, "gpt-4o", NULL, 0, &pid), "gpt-4o");
+  assert_string_equal(pid, "gpt-4o/langfuse_sample"); /* the user's entry comes first */
+  assert_string_equal(gw_prices_match(LFP, "eu.anthropic.claude-sonnet-4-5-20250929-v1:0", NULL, 0, &pid), "claude-sonnet-4-5");
+  assert_string_equal(pid, "claude-sonnet-4-5/langfuse_sample");
+  assert_null(gw_prices_match(LFP, "house-model", NULL, day("2025-12-31"), NULL)); /* before its startDate */
+  assert_string_equal(gw_prices_match(LFP, "house-model-v2", NULL, day("2026-02-01"), &pid), "house-model");
+  assert_string_equal(pid, "house-model@2026-01-01/langfuse_sample");
+  struct gw_err err = {0};
+  struct gw_prices *bad = gw_prices_load(NULL, fx("bad_langfuse_pattern.json"), &err);
+  assert_null(bad);
+  assert_non_null(strstr(err.msg, "bad_langfuse_pattern.json: \"broken\".matchPattern: "));
+}
+
 /* ---- known costs ---- */
 
 struct cost_case {
@@ -428,6 +502,17 @@ static const struct cost_case cost_cases[] = {
    4125000, 0, 4125000, "us.anthropic.claude-sonnet-4-20250514-v1:0"},
   {"LiteLLM embeddings batches", &LIT, "text-embedding-3-small", "batch", 1000000, 0, NONE, NONE, NONE, 10000000, 0,
    10000000, "text-embedding-3-small"},
+  {"Langfuse format: cache read and its 5m write", &LFP, "claude-sonnet-4-5", NULL, 10000, 1000, 2000, 3000, NONE,
+   26850000, 15000000, 41850000, "claude-sonnet-4-5"},
+  {"Langfuse format: Large Context tier", &LFP, "claude-sonnet-4-5-20250929", NULL, 250000, 1000, 100000, NONE, NONE,
+   960000000, 22500000, 982500000, "claude-sonnet-4-5"},
+  {"Langfuse format: Fast mode is priority", &LFP, "gpt-4o", "priority", 1000, 1000, NONE, NONE, NONE, 4250000,
+   17000000, 21250000, "gpt-4o"},
+  {"Langfuse format: cached input", &LFP, "openai/gpt-4o", NULL, 1000, 0, 400, NONE, NONE, 2000000, 0, 2000000, "gpt-4o"},
+  {"Langfuse format: embeddings priced as total", &LFP, "text-embedding-3-small", NULL, 1000, NONE, NONE, NONE, NONE,
+   20000, NONE, 20000, "text-embedding-3-small"},
+  {"Langfuse format: reasoning priced apart", &LFP, "house-model", NULL, 0, 1000, NONE, NONE, 400, 0, 2800000, 2800000,
+   "house-model"},
   {"huge counts: exact, no overflow", &DEF, "claude-opus-4", NULL, 1000000000000, 1000000000000, NONE, NONE, NONE,
    15000000000000000, 75000000000000000, 90000000000000000, "claude-opus-4"},
 };
@@ -704,6 +789,7 @@ static void test_annotate(void **state)
   assert_true(v && v->double_value == 0.0075);
   assert_int_equal(sp[0].n_attributes, 7);
   assert_string_equal(sp[0].attributes[0]->key, "gen_ai.request.model");
+  assert_null(attr(&sp[0], "genai_gateway.cost.cache_read_usd", &n)); /* no cache tokens: no part */
 
   v = attr(&sp[1], "gen_ai.usage.cost", &n);
   assert_int_equal(n, 1);
@@ -717,6 +803,31 @@ static void test_annotate(void **state)
   assert_null(attr(&sp[1], "genai_gateway.cost.input_usd", &n));
 
   assert_int_equal(sp[2].n_attributes, 0);
+
+  /* The parts priced apart (issue 14, item 5): cache read and write inside input, reasoning inside output. */
+  struct gw_record q;
+  GwSpan qs;
+  gw_pb_span_init(&qs);
+  memset(&q, 0, sizeof q);
+  q.span = &qs;
+  q.request_model = "claude-sonnet-4-5";
+  q.input_tokens = opt(1000);
+  q.cache_read_tokens = opt(300);
+  q.cache_write_tokens = opt(100);
+  q.output_tokens = opt(200);
+  q.reasoning_tokens = opt(50);
+  gw_cost_apply(DEF, &q, 1);
+  assert_int_equal(gw_cost_annotate_spans(A, &q, 1), GW_OK);
+  assert_int_equal(q.cache_read_cost_nusd.v, 90000);   /* 300 x 0.30 / M */
+  assert_int_equal(q.cache_write_cost_nusd.v, 375000); /* 100 x 3.75 / M */
+  assert_int_equal(q.reasoning_cost_nusd.v, 750000);   /* 50 x 15 / M: the output rate */
+  assert_int_equal(q.input_cost_nusd.v, 600 * 3000 + 90000 + 375000);
+  v = attr(&qs, "genai_gateway.cost.cache_read_usd", &n);
+  assert_true(v && v->double_value == 0.00009);
+  v = attr(&qs, "genai_gateway.cost.cache_write_usd", &n);
+  assert_true(v && v->double_value == 0.000375);
+  v = attr(&qs, "genai_gateway.cost.reasoning_usd", &n);
+  assert_true(v && v->double_value == 0.00075);
 }
 
 /* ---- normalize: reported cost and service tier ---- */
@@ -930,6 +1041,8 @@ int main(void)
     cmocka_unit_test(test_defaults_load),
     cmocka_unit_test(test_match_defaults),
     cmocka_unit_test(test_defaults_do_not_overlap),
+    cmocka_unit_test(test_langfuse_prices),
+    cmocka_unit_test(test_top_models_priced),
     cmocka_unit_test(test_valid_from),
     cmocka_unit_test(test_user_merge),
     cmocka_unit_test(test_bad_files),

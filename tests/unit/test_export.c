@@ -10,6 +10,7 @@
  * redact, encode) into a memory spool.
  */
 #include <grpc/grpc.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -27,6 +28,7 @@
 #include "core/conf.h"
 #include "cost/cost.h"
 #include "export_int.h"
+#include "langfuse/langfuse_int.h"
 #include "exporters.h"
 #include "normalize/normalize.h"
 #include "receive/receive.h"
@@ -80,6 +82,45 @@ static void append_json(struct env *e, const char *json)
   assert_int_equal(rc, GW_OK);
   assert_int_equal(o.rejected, 0);
   gw_arena_destroy(a);
+}
+
+static void append_logs_json(struct env *e, const char *json)
+{
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_request_outcome o;
+  gw_rc rc = gw_request_logs(&e->p, a, GW_ENC_JSON, false, json, strlen(json), &o);
+  if (rc)
+    print_error("append logs: %s\n", o.err.msg);
+  assert_int_equal(rc, GW_OK);
+  gw_arena_destroy(a);
+}
+
+/* An OTLP/JSON logs request with the official instrumentation's records for one chat call: a user message
+ * (when user) and a choice (when reply). */
+static char *chat_logs(const char *trace, const char *span, const char *user, const char *reply)
+{
+  uint64_t now = gw_now_ns() - 9500000000ull;
+  char *out = NULL;
+  char u[512] = "", r[512] = "";
+  if (user)
+    snprintf(u, sizeof u,
+             "{\"timeUnixNano\":\"%llu\",\"traceId\":\"%s\",\"spanId\":\"%s\",\"attributes\":[{\"key\":\"event.name\","
+             "\"value\":{\"stringValue\":\"gen_ai.user.message\"}}],\"body\":{\"kvlistValue\":{\"values\":[{\"key\":"
+             "\"content\",\"value\":{\"stringValue\":\"%s\"}}]}}}",
+             (unsigned long long)now, trace, span, user);
+  if (reply)
+    snprintf(r, sizeof r,
+             "{\"timeUnixNano\":\"%llu\",\"traceId\":\"%s\",\"spanId\":\"%s\",\"attributes\":[{\"key\":\"event.name\","
+             "\"value\":{\"stringValue\":\"gen_ai.choice\"}}],\"body\":{\"kvlistValue\":{\"values\":[{\"key\":"
+             "\"index\",\"value\":{\"intValue\":\"0\"}},{\"key\":\"finish_reason\",\"value\":{\"stringValue\":\"stop\"}},"
+             "{\"key\":\"message\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"content\",\"value\":{\"stringValue\":"
+             "\"%s\"}}]}}}]}}}",
+             (unsigned long long)now + 1000, trace, span, reply);
+  assert_true(asprintf(&out,
+                       "{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{"
+                       "\"stringValue\":\"svc\"}}]},\"scopeLogs\":[{\"scope\":{\"name\":\"s\"},\"logRecords\":[%s%s%s]}]}]}",
+                       u, user && reply ? "," : "", r) >= 0);
+  return out;
 }
 
 static size_t take(struct env *e, struct gw_spool_entry *out, size_t max)
@@ -332,7 +373,7 @@ static void test_payload_pass_through(void **st)
   assert_int_equal(n, 2);
   struct gw_arena *a = gw_arena_create(0);
   struct gw_export_piece pc[4];
-  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, false};
+  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, false, NULL};
   assert_int_equal(gw_export_build(&o, a, ent, n, pc), GW_OK);
   assert_ptr_equal(pc[0].bytes, ent[0].otlp); /* not copied, not re-encoded */
   assert_int_equal(pc[0].len, ent[0].otlp_len);
@@ -351,7 +392,7 @@ static void test_payload_pass_through(void **st)
   /* Langfuse takes no logs: a log entry gives nothing to send and counts nothing. */
   struct gw_spool_entry logs = ent[0];
   logs.signal = GW_SIGNAL_LOGS;
-  struct gw_export_payload_opts lo = {&gw_exporter_langfuse, gw_exporter_langfuse.create(NULL), false};
+  struct gw_export_payload_opts lo = {&gw_exporter_langfuse, gw_exporter_langfuse.create(NULL), false, NULL};
   assert_int_equal(gw_export_build(&lo, a, &logs, 1, pc), GW_OK);
   assert_int_equal(pc[0].len, 0);
   assert_int_equal(pc[0].items, 0);
@@ -386,7 +427,7 @@ static void test_langfuse_transform(void **st)
   assert_int_equal(n, 1);
   struct gw_arena *a = gw_arena_create(0);
   void *priv = gw_exporter_langfuse.create(NULL);
-  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, NULL};
   struct gw_export_piece pc[1];
   assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
   assert_int_equal(pc[0].items, 4);
@@ -418,10 +459,18 @@ static void test_langfuse_transform(void **st)
   GwSpan *sa = find_span(r, "aaaaaaaaaaaaaaaa");
   assert_int_equal(attr_count(sa, "langfuse.session.id"), 0);
   assert_int_equal(attr_count(sa, "session.id"), 1);
-  /* the client's own cost_details stays, alone */
+  /* the client's own cost_details loses to the computed cost Postgres holds (issue 14, item 6): replaced,
+   * not duplicated, and kept as a note */
   GwSpan *so = find_span(r, "cccccccccccccccc");
   assert_int_equal(attr_count(so, "langfuse.observation.cost_details"), 1);
-  assert_string_equal(attr_str(so, "langfuse.observation.cost_details"), "{\"total\":1}");
+  assert_string_equal(attr_str(so, "langfuse.observation.cost_details"), cd);
+  assert_string_equal(attr_str(so, "langfuse.observation.metadata.gateway_client_cost_details"), "{\"total\":1}");
+  assert_string_equal(attr_str(so, "langfuse.observation.metadata.gateway_cost_source"), "computed");
+  assert_non_null(attr_str(so, "langfuse.observation.metadata.gateway_reported_cost_usd")); /* its total, 1 USD */
+  assert_string_equal(attr_str(so, "langfuse.observation.metadata.gateway_reported_cost_usd"), "1.0");
+  /* the span's other attributes are all still there, once */
+  assert_int_equal(attr_count(so, "gen_ai.request.model"), 1);
+  assert_int_equal(attr_count(so, "genai_gateway.cost.total_usd"), 1);
   /* no usage on the non-GenAI span */
   assert_null(gw_export_span_attr(find_span(r, "dddddddddddddddd"), "langfuse.observation.usage_details"));
   opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
@@ -474,6 +523,289 @@ static void test_langfuse_transform(void **st)
   env_fini(&e);
 }
 
+/* Issue 14, items 2-6: what Langfuse shows besides content. Cost details per usage bucket adding up to
+ * the stored cost; explicit zero usage for a failed call without usage; a stream without usage left to
+ * Langfuse's estimate with its messages in the plain form; the model from model_id for every dialect; a
+ * reported cost with no price is what goes, and says so. */
+static void test_langfuse_observation(void **st)
+{
+  (void)st;
+  struct env e;
+  env_init(&e);
+  /* cache write too: claude prices it apart */
+  char *cached = span_json(T1, "1111111111111111", NULL,
+                           A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.provider.name", "anthropic") "," A_STR(
+                             "gen_ai.request.model", "claude-sonnet-4-5") "," A_INT("gen_ai.usage.input_tokens", 1000) "," A_INT(
+                             "gen_ai.usage.output_tokens", 200) "," A_INT("gen_ai.usage.cache_read.input_tokens", 300) "," A_INT(
+                             "gen_ai.usage.cache_creation.input_tokens", 100));
+  char *failed = span_json(T1, "2222222222222222", NULL,
+                           A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.request.model", "gpt-4o-mini") "," A_STR(
+                             "error.type", "429"));
+  char *stream = span_json(T1, "3333333333333333", NULL,
+                           A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.request.model", "gpt-4o-mini") ","
+                           "{\"key\":\"gen_ai.request.stream\",\"value\":{\"boolValue\":true}},"
+                           A_STR("gen_ai.input.messages", "[{\\\"role\\\":\\\"user\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"hi there\\\"}]}]"));
+  char *embed = span_json(T1, "4444444444444444", NULL,
+                          A_STR("openinference.span.kind", "EMBEDDING") "," A_STR("embedding.model_name", "text-embedding-3-small") "," A_INT(
+                            "llm.token_count.prompt", 8) "," A_INT("llm.token_count.total", 8));
+  char *reported = span_json(T1, "5555555555555555", NULL,
+                             A_STR("gen_ai.operation.name", "chat") "," A_STR("gen_ai.request.model", "house-model-7") "," A_INT(
+                               "gen_ai.usage.input_tokens", 10) ",{\"key\":\"gen_ai.usage.cost\",\"value\":{\"doubleValue\":0.25}}");
+  char *req = json_request("%s,%s,%s,%s,%s", cached, failed, stream, embed, reported);
+  /* the failed span: status ERROR */
+  char *p = strstr(req, "\"spanId\":\"2222222222222222\"");
+  assert_non_null(p);
+  char *fixed = malloc(strlen(req) + 64);
+  size_t at = (size_t)(strchr(p, ',') - req);
+  memcpy(fixed, req, at);
+  strcpy(fixed + at, ",\"status\":{\"code\":2}");
+  strcat(fixed, req + at);
+  append_json(&e, fixed);
+  struct gw_spool_entry ent[2];
+  assert_int_equal(take(&e, ent, 2), 1);
+  struct gw_arena *a = gw_arena_create(0);
+  void *priv = gw_exporter_langfuse.create(NULL);
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, NULL};
+  struct gw_export_piece pc[1];
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  GwTraceRequest *r = unpack(pc[0].bytes, pc[0].len);
+
+  /* 5: buckets named as the usage buckets, adding up to the stored input and output cost */
+  GwSpan *sc = find_span(r, "1111111111111111");
+  assert_string_equal(attr_str(sc, "langfuse.observation.usage_details"),
+                      "{\"input\":600,\"output\":200,\"total\":1200,\"input_cached_tokens\":300,\"input_cache_creation\":100}");
+  double in_usd = gw_export_span_attr(sc, "genai_gateway.cost.input_usd")->value->double_value;
+  double out_usd = gw_export_span_attr(sc, "genai_gateway.cost.output_usd")->value->double_value;
+  double tot_usd = gw_export_span_attr(sc, "genai_gateway.cost.total_usd")->value->double_value;
+  double ci, cc, cw, co, ct;
+  const char *cd = attr_str(sc, "langfuse.observation.cost_details");
+  assert_int_equal(sscanf(cd, "{\"input\":%lf,\"input_cached_tokens\":%lf,\"input_cache_creation\":%lf,\"output\":%lf,\"total\":%lf}",
+                          &ci, &cc, &cw, &co, &ct), 5);
+  /* claude-sonnet-4-5: 3 / 15 per M, cache read 0.30, cache write 3.75 */
+  assert_true(fabs(ci - 600 * 3e-6) < 1e-12);
+  assert_true(fabs(cc - 300 * 0.3e-6) < 1e-12);
+  assert_true(fabs(cw - 100 * 3.75e-6) < 1e-12);
+  assert_true(fabs(ci + cc + cw - in_usd) < 1e-12);
+  assert_true(fabs(co - out_usd) < 1e-12);
+  assert_true(fabs(ct - tot_usd) < 1e-12);
+  assert_string_equal(attr_str(sc, "langfuse.observation.model.name"), "claude-sonnet-4-5");
+  assert_string_equal(attr_str(sc, "langfuse.observation.metadata.gateway_cost_source"), "computed");
+  assert_null(attr_str(sc, "langfuse.observation.metadata.gateway_usage"));
+
+  /* 2: a failed call without usage: explicit zeros, said so; no cost (Postgres has NULL) */
+  GwSpan *sf = find_span(r, "2222222222222222");
+  assert_string_equal(attr_str(sf, "langfuse.observation.usage_details"), "{\"input\":0,\"output\":0,\"total\":0}");
+  assert_string_equal(attr_str(sf, "langfuse.observation.metadata.gateway_usage"), "zero_failed_call");
+  assert_null(attr_str(sf, "langfuse.observation.cost_details"));
+  assert_null(attr_str(sf, "langfuse.observation.input"));
+
+  /* 3: a stream without usage: no usage sent, Langfuse estimates from the plain form */
+  GwSpan *ss = find_span(r, "3333333333333333");
+  assert_null(attr_str(ss, "langfuse.observation.usage_details"));
+  assert_string_equal(attr_str(ss, "langfuse.observation.metadata.gateway_usage"), "estimated_by_langfuse");
+  assert_string_equal(attr_str(ss, "langfuse.observation.input"), "[{\"role\":\"user\",\"content\":\"hi there\"}]");
+
+  /* 4: OpenInference embeddings name their model only in embedding.model_name */
+  GwSpan *se = find_span(r, "4444444444444444");
+  assert_string_equal(attr_str(se, "langfuse.observation.model.name"), "text-embedding-3-small");
+  assert_string_equal(attr_str(se, "langfuse.observation.usage_details"), "{\"input\":8,\"total\":8}");
+  assert_non_null(strstr(attr_str(se, "langfuse.observation.cost_details"), "\"input\":0.00000016"));
+
+  /* 6: no price, a reported cost: that is what Postgres holds and what goes, said so */
+  GwSpan *sr = find_span(r, "5555555555555555");
+  assert_string_equal(attr_str(sr, "langfuse.observation.cost_details"), "{\"total\":0.25}");
+  assert_string_equal(attr_str(sr, "langfuse.observation.metadata.gateway_cost_source"), "reported");
+  assert_null(attr_str(sr, "langfuse.observation.metadata.gateway_reported_cost_usd"));
+  assert_string_equal(attr_str(sr, "langfuse.observation.model.name"), "house-model-7");
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
+
+  /* the plain form: text parts joined, tool calls as OpenAI's, tool results with their call id */
+  const char *pm = gw_lf_plain_messages(
+    a, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a\"},{\"type\":\"text\",\"content\":\"b\"},"
+       "{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"f\",\"arguments\":{\"x\":1}}]},"
+       "{\"role\":\"tool\",\"parts\":[{\"type\":\"tool_call_response\",\"id\":\"c1\",\"response\":\"42\"}]}]", 0);
+  assert_null(pm); /* len 0: nothing to parse */
+  const char *src = "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a\"},{\"type\":\"text\",\"content\":\"b\"},"
+                    "{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"f\",\"arguments\":{\"x\":1}}]},"
+                    "{\"role\":\"tool\",\"parts\":[{\"type\":\"tool_call_response\",\"id\":\"c1\",\"response\":\"42\"}]}]";
+  pm = gw_lf_plain_messages(a, src, strlen(src));
+  assert_string_equal(pm, "[{\"role\":\"assistant\",\"content\":\"a\\nb\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+                          "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":1}\"}}]},"
+                          "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"42\"}]");
+  assert_null(gw_lf_plain_messages(a, "not json", 8));
+
+  gw_exporter_langfuse.destroy(priv);
+  gw_arena_destroy(a);
+  free(cached), free(failed), free(stream), free(embed), free(reported), free(req), free(fixed);
+  env_fini(&e);
+}
+
+/* What a join holds in its tests: a trace entry's spans are read and held with the real build. */
+static struct gw_export_join *mk_join(uint64_t wait_ms, size_t max_bytes, struct gw_export_stats *st)
+{
+  struct gw_export_join_conf jc = {.wait_ms = wait_ms, .events_ms = 60000, .max_bytes = max_bytes, .read_lag_ms = 0};
+  return gw_export_join_create(&jc, st);
+}
+
+static const char *sent_attr(const struct gw_export_piece *p, const char *span_hex, const char *key, char *buf, size_t n)
+{
+  GwTraceRequest *r = unpack(p->bytes, p->len);
+  GwSpan *sp = find_span(r, span_hex);
+  const char *v = sp ? attr_str(sp, key) : NULL;
+  snprintf(buf, n, "%s", v ? v : "");
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
+  return v ? buf : NULL;
+}
+
+/* Issue 14: a span whose log records have not come is held (left out, its trace's ids still learned) and
+ * released with its content once the logs come; content that comes first is kept for its span; reading an
+ * entry again adds nothing twice; the cursor is kept before what the join keeps. */
+static void test_langfuse_join(void **st)
+{
+  (void)st;
+  struct env e;
+  env_init(&e);
+  struct gw_export_stats stats;
+  memset(&stats, 0, sizeof stats);
+  struct gw_export_join *j = mk_join(60000, 1u << 20, &stats);
+  void *priv = gw_exporter_langfuse.create(NULL);
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, j};
+  struct gw_arena *a = gw_arena_create(0);
+  char buf[1024];
+
+  /* 1. a chat span without content, its agent parent with the user id */
+  char *agent = span_json(T1, "aaaaaaaaaaaaaaaa", NULL, A_STR("gen_ai.operation.name", "invoke_agent") "," A_STR("user.id", "u-1"));
+  char *chat = chat_span(T1, "bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa", NULL);
+  char *req = json_request("%s,%s", agent, chat);
+  append_json(&e, req);
+  struct gw_spool_entry ent[4];
+  assert_int_equal(take(&e, ent, 4), 1);
+  struct gw_export_piece pc[4];
+  assert_int_equal(gw_export_join_add(j, a, ent, 1), GW_OK);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].items, 1); /* the agent goes */
+  assert_int_equal(pc[0].held, 1);  /* the chat waits */
+  assert_null(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "gen_ai.request.model", buf, sizeof buf));
+  assert_int_equal(gw_export_join_held(j), 1);
+  assert_int_equal(gw_export_join_keep_from(j), ent[0].seq);
+  assert_int_equal(atomic_load(&stats.join_held), 1);
+  /* read again (a retried batch): held already, left out, not held twice */
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 1);
+  assert_int_equal(gw_export_join_held(j), 1);
+  assert_int_equal(atomic_load(&stats.join_held), 1);
+  struct gw_spool_entry *rel;
+  struct gw_export_join_now now = {gw_now_ns(), ent[0].appended_ns, true, false};
+  assert_int_equal(gw_export_join_release(j, a, &now, &rel), 0); /* nothing came, the wait is not over */
+  gw_export_join_done(j, 0);
+  done(&e, &ent[0]);
+
+  /* 2. its logs come (in two records, twice: a re-sent request) */
+  char *logs = chat_logs(T1, "bbbbbbbbbbbbbbbb", "what is 2+2", "4");
+  append_logs_json(&e, logs);
+  append_logs_json(&e, logs);
+  assert_int_equal(take(&e, ent, 4), 2);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_join_add(j, a, ent, 2), GW_OK);
+  now.wall_ns = gw_now_ns();
+  assert_int_equal(gw_export_join_release(j, a, &now, &rel), 1);
+  assert_true(rel[0].flags & GW_EXPORT_ENTRY_RELEASED);
+  assert_int_equal(gw_export_build(&o, a, rel, 1, pc), GW_OK);
+  assert_int_equal(pc[0].items, 1);
+  assert_int_equal(pc[0].held, 0); /* never held again */
+  const char *in = sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "gen_ai.input.messages", buf, sizeof buf);
+  assert_non_null(in);
+  assert_string_equal(in, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"what is 2+2\"}]}]");
+  assert_non_null(strstr(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "gen_ai.output.messages", buf, sizeof buf), "\"4\""));
+  assert_string_equal(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "langfuse.user.id", buf, sizeof buf), "u-1");
+  assert_non_null(sent_attr(&pc[0], "bbbbbbbbbbbbbbbb", "langfuse.observation.usage_details", buf, sizeof buf));
+  /* delivered: its content claimed (the span's ids point into the held copy: before done), forgotten,
+   * the cursor free */
+  for (size_t k = 0; k < pc[0].nspans; k++)
+    gw_export_join_claim(j, pc[0].spans[k].trace_id, pc[0].spans[k].span_id);
+  gw_export_join_done(j, 1);
+  assert_int_equal(gw_export_join_held(j), 0);
+  assert_int_equal(gw_export_join_keep_from(j), 0);
+  assert_int_equal(atomic_load(&stats.join_incomplete[GW_XJ_WAIT]), 0);
+  done(&e, &ent[1]);
+
+  /* 3. content first, then its span: the span is not held and goes with it */
+  char *logs2 = chat_logs(T2, "cccccccccccccccc", "first the logs", "then the span");
+  append_logs_json(&e, logs2);
+  char *chat2 = chat_span(T2, "cccccccccccccccc", NULL, NULL);
+  char *req2 = json_request("%s", chat2);
+  append_json(&e, req2);
+  assert_int_equal(take(&e, ent, 4), 2);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_join_add(j, a, ent, 1), GW_OK);
+  assert_int_equal(gw_export_join_keep_from(j), ent[0].seq); /* the logs entry is kept uncommitted */
+  assert_int_equal(gw_export_build(&o, a, ent + 1, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 0);
+  assert_non_null(strstr(sent_attr(&pc[0], "cccccccccccccccc", "gen_ai.input.messages", buf, sizeof buf), "first the logs"));
+
+  /* 4. a span whose logs never come: due once the exporter has read what was spooled wait_ms after it */
+  gw_export_join_destroy(j);
+  memset(&stats, 0, sizeof stats);
+  j = mk_join(1000, 1u << 20, &stats);
+  o.join = j;
+  done(&e, &ent[1]);
+  char *chat3 = chat_span(T2, "dddddddddddddddd", NULL, NULL);
+  char *req3 = json_request("%s", chat3);
+  append_json(&e, req3);
+  assert_int_equal(take(&e, ent, 4), 1);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 1);
+  uint64_t t = ent[0].appended_ns;
+  struct gw_export_join_now backlog = {t + 5000000000ull, t + 500000000ull, false, false};
+  assert_int_equal(gw_export_join_release(j, a, &backlog, &rel), 0); /* reading a backlog: not yet */
+  gw_export_join_done(j, 0);
+  backlog.read_ns = t + 1000000000ull;
+  assert_int_equal(gw_export_join_release(j, a, &backlog, &rel), 1);
+  gw_export_join_done(j, 0); /* not sent (a retry): held on, released again */
+  assert_int_equal(gw_export_join_held(j), 1);
+  struct gw_export_join_now idle = {t + 1000000000ull, t, true, false};
+  assert_int_equal(gw_export_join_release(j, a, &idle, &rel), 1);
+  gw_export_join_done(j, 1);
+  assert_int_equal(atomic_load(&stats.join_incomplete[GW_XJ_WAIT]), 1);
+  done(&e, &ent[0]);
+
+  /* 5. no room: not held, counted */
+  gw_export_join_destroy(j);
+  memset(&stats, 0, sizeof stats);
+  j = mk_join(1000, 64, &stats);
+  o.join = j;
+  char *chat4 = chat_span(T2, "eeeeeeeeeeeeeeee", NULL, NULL);
+  char *req4 = json_request("%s", chat4);
+  append_json(&e, req4);
+  assert_int_equal(take(&e, ent, 4), 1);
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 0);
+  assert_int_equal(pc[0].items, 1);
+  assert_int_equal(atomic_load(&stats.join_incomplete[GW_XJ_MEMORY]), 1);
+
+  /* 6. at stop, final: everything held goes */
+  gw_export_join_destroy(j);
+  j = mk_join(600000, 1u << 20, NULL);
+  o.join = j;
+  gw_arena_reset(a);
+  assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
+  assert_int_equal(pc[0].held, 1);
+  struct gw_export_join_now fin = {gw_now_ns(), 0, true, true};
+  assert_int_equal(gw_export_join_release(j, a, &fin, &rel), 1);
+  gw_export_join_done(j, 1);
+  assert_int_equal(gw_export_join_held(j), 0);
+
+  gw_export_join_destroy(j);
+  gw_exporter_langfuse.destroy(priv);
+  gw_arena_destroy(a);
+  free(agent), free(chat), free(req), free(logs), free(logs2), free(chat2), free(req2), free(chat3), free(req3);
+  free(chat4), free(req4);
+  env_fini(&e);
+}
+
 /* genai_only keeps the spans that have an interaction record, and empty envelopes go. */
 static void test_genai_only(void **st)
 {
@@ -490,7 +822,7 @@ static void test_genai_only(void **st)
   size_t n = take(&e, ent, 4);
   assert_int_equal(n, 2);
   struct gw_arena *a = gw_arena_create(0);
-  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, true};
+  struct gw_export_payload_opts o = {&gw_exporter_otlp, NULL, true, NULL};
   struct gw_export_piece pc[2];
   assert_int_equal(gw_export_build(&o, a, ent, n, pc), GW_OK);
   assert_int_equal(pc[0].items, 1);
@@ -549,7 +881,7 @@ static void *langfuse_build(struct gw_arena *a, const GwTraceRequest *req, uint3
   *ent = (struct gw_spool_entry){.seq = 1, .format = GW_SPOOL_FORMAT, .signal = GW_SIGNAL_TRACES, .nspans = nspans,
                                  .otlp = *buf, .otlp_len = len};
   void *priv = gw_exporter_langfuse.create(NULL);
-  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false};
+  struct gw_export_payload_opts o = {&gw_exporter_langfuse, priv, false, NULL};
   assert_int_equal(gw_export_build(&o, a, ent, 1, pc), GW_OK);
   return priv;
 }
@@ -698,7 +1030,7 @@ static void test_wire_rewrite_keeps_everything(void **st)
   }
   opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(out, NULL);
   /* genai_only without a transform keeps nothing here (no records), and says so */
-  struct gw_export_payload_opts og = {&gw_exporter_signoz, NULL, true};
+  struct gw_export_payload_opts og = {&gw_exporter_signoz, NULL, true, NULL};
   gw_arena_reset(a);
   assert_int_equal(gw_export_build(&og, a, &ent, 1, pc), GW_OK);
   assert_int_equal(pc[0].len, 0);
@@ -1149,6 +1481,8 @@ int main(void)
     cmocka_unit_test(test_gzip_round_trip),
     cmocka_unit_test(test_payload_pass_through),
     cmocka_unit_test(test_langfuse_transform),
+    cmocka_unit_test(test_langfuse_join),
+    cmocka_unit_test(test_langfuse_observation),
     cmocka_unit_test(test_genai_only),
     cmocka_unit_test(test_bad_ids_left_out),
     cmocka_unit_test(test_wire_rewrite_keeps_everything),

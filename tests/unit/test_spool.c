@@ -311,6 +311,43 @@ static void test_skip_past_age_cap(void **st)
   gw_spool_destroy(s);
 }
 
+/* A consumer that keeps entries uncommitted after reading them (an exporter's join): rewind_to reads again
+ * only what follows the entry given; the lag cap commits read entries without counting them as lost. */
+static void test_rewind_to_and_skip_read(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(1 << 20);
+  int a = gw_spool_add_consumer(s, "a");
+  put(s, "e1", 1);
+  put(s, "e2", 1);
+  put(s, "e3", 1);
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 3);
+  gw_spool_rewind_to(s, a, 2); /* e1 and e2 finished (kept, not committed), e3 to read again */
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 1);
+  assert_memory_equal(e[0].otlp, "e3", 2);
+  gw_spool_rewind_to(s, a, 0); /* never before the commit point (nothing committed: from e1) */
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 3);
+  gw_spool_commit(s, a, 1);
+  gw_spool_rewind_to(s, a, 0);
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 100, 0, far()), 2);
+  assert_memory_equal(e[0].otlp, "e2", 2);
+  /* e2 and e3 read: over an age cap they are committed, but nothing unread was lost */
+  struct timespec ts = {0, 40000000};
+  nanosleep(&ts, NULL);
+  put(s, "e4", 1);
+  gw_spool_rewind_to(s, a, 3);
+  nanosleep(&ts, NULL);
+  struct gw_spool_skipped k;
+  gw_spool_skip(s, a, 0, 30000000ull, &k);
+  assert_int_equal(k.entries, 1); /* e4 only: e2 and e3 were read */
+  assert_int_equal(k.spans, 1);
+  struct gw_spool_lag l;
+  gw_spool_lag_get(s, a, &l);
+  assert_int_equal(l.entries, 0);
+  gw_spool_destroy(s);
+}
+
 /* A consumer added after appends starts at the next entry, and its pointers follow later appends. */
 static void test_late_consumer(void **st)
 {
@@ -494,6 +531,7 @@ int main(void)
     cmocka_unit_test(test_bad_conf),
     cmocka_unit_test(test_lag), cmocka_unit_test(test_skip_past_byte_cap), cmocka_unit_test(test_skip_ignores_other_skippers), cmocka_unit_test(test_skip_past_age_cap),
     cmocka_unit_test(test_late_consumer), cmocka_unit_test(test_no_consumer_keeps_nothing),
+    cmocka_unit_test(test_rewind_to_and_skip_read),
     cmocka_unit_test(test_deadline_does_not_cut_the_window),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
