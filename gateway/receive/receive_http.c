@@ -24,6 +24,7 @@ struct gw_http_receiver {
 
 /* One request's state, from the first handler call to the completion callback. */
 struct conn_req {
+  uint64_t start_mono; /* the request's headers arrived */
   enum gw_encoding enc;
   bool gzip, logs;
   char *body;
@@ -45,6 +46,9 @@ static void req_free(struct gw_http_receiver *r, struct conn_req *q)
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
   (void)c, (void)toe;
+  struct conn_req *q = *con_cls;
+  if (q) /* answered (or the client went away): the request's whole time, upload to reply */
+    gw_hist_observe(q->logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, gw_mono_ns() - q->start_mono);
   req_free(cls, *con_cls);
   *con_cls = NULL;
 }
@@ -125,6 +129,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     else if (ce && strcasecmp(ce, "identity") != 0)
       return reply_error(r, c, json, GW_ERR(UNSUPPORTED_MEDIA), "unsupported Content-Encoding: use gzip or none");
     q = gw_calloc(1, sizeof *q);
+    q->start_mono = gw_mono_ns();
     q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
     q->gzip = gzip;
     q->logs = logs;

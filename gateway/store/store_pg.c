@@ -1147,6 +1147,7 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
   gw_metric_add(GW_M_PG_BATCHES, 1);
   s->last_used_mono = gw_mono_ns();
   gw_metric_add(GW_M_PG_BATCH_SECONDS, (int64_t)(s->last_used_mono - t0));
+  gw_hist_observe(GW_H_PG_BATCH, s->last_used_mono - t0);
   return GW_SINK_OK;
 failed:
   set_error(out, "Postgres batch failed: %s", msg);
