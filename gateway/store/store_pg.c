@@ -747,6 +747,21 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
   return merge_events(s, tids, sids, n, tmin, tmax, true, msg, msglen);
 }
 
+/*
+ * The merge of events into rows runs in the transaction that stores either, and once more right after
+ * its commit. A span's row and its events may be stored at the same moment by two gateways (a tier's
+ * replicas behind one Service): under READ COMMITTED neither transaction sees the other's uncommitted
+ * data, so neither merge finds anything. Run again after commit, the merge of whichever commits second
+ * sees both. A failure here is only logged: the data is stored, and the merge fills nothing wrong later.
+ */
+static void recheck_merge(struct store *s, enum wr w, const char *msg)
+{
+  if (w != WR_OK) {
+    gw_warn(MOD, "merging GenAI events after commit failed (%.60s): some rows may lack content from logs", msg);
+    rollback(s);
+  }
+}
+
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
 static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
@@ -764,6 +779,7 @@ static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi,
     goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
+  recheck_merge(s, merge_new_rows(s, b, lo, hi, ins, msg, msglen), msg);
   uint64_t stored = (uint64_t)PQntuples(ins);
   b->stored += stored;
   b->duplicate += (hi - lo) - stored;
@@ -1031,6 +1047,7 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
+  recheck_merge(s, merge_event_spans(s, eb, lo, hi, msg, msglen), msg);
   uint64_t stored = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   eb->stored += stored;
   eb->duplicate += (hi - lo) - stored;

@@ -3,7 +3,8 @@
  * transaction pooling (Debian's pgbouncer, started here on a free port, 2 server connections for every
  * client). Three gateways start at once on a fresh database (they migrate it together through the
  * pooler), each stores its own spans and one request all three receive; every span lands exactly once
- * and is counted once in the rollups, GenAI events from logs are stored and merged, maintenance runs
+ * and is counted once in the rollups, GenAI events sent to one gateway while their spans go to another
+ * at the same moment are merged into the rows, maintenance runs
  * from every gateway and from `genai-gateway maintain`, and nothing failed on the way. The pooler's
  * own SHOW CLIENTS / SHOW SERVERS prove that the clients shared fewer server connections than they were.
  */
@@ -81,16 +82,22 @@ describe('through PgBouncer in transaction pooling', { skip: skip ?? false }, ()
     }
   });
 
-  test('GenAI events from logs are stored and merged through the pooler', async () => {
-    const s = genaiSpan({ model: 'gpt-4o-mini' });
-    const logs = logsRequest(chatEvents({ traceId: s.traceId, spanId: s.spanId, user: 'hello through pgbouncer', reply: 'hi' }));
-    assert.equal((await post(gws[0], '/v1/logs', logsToProtobuf(logs), PB)).status, 200);
-    assert.equal((await post(gws[1], '/v1/traces', toProtobuf(traceRequest([s])), PB)).status, 200);
-    const row = await waitFor(async () => {
-      const r = await db.query('SELECT prompt_content FROM ai_interaction_traces WHERE trace_id = $1', [s.traceId]);
-      return r.rows[0]?.prompt_content ? r.rows[0] : null;
-    }, { timeoutMs: 20000, what: 'the event merged into the row' });
-    assert.match(row.prompt_content, /hello through pgbouncer/);
+  test('GenAI events and their spans stored at the same moment by two gateways are merged', async () => {
+    /* a span to one gateway and its log events to another at once, as a tier's replicas behind one
+     * Service receive them: neither transaction sees the other's rows, the merge after commit does */
+    const spans = Array.from({ length: 20 }, () => genaiSpan({ model: 'gpt-4o-mini' }));
+    const sends = [];
+    for (const [i, s] of spans.entries()) {
+      const logs = logsRequest(chatEvents({ traceId: s.traceId, spanId: s.spanId, user: `hello through pgbouncer ${i}`, reply: 'hi' }));
+      sends.push(post(gws[i % 3], '/v1/logs', logsToProtobuf(logs), PB), post(gws[(i + 1) % 3], '/v1/traces', toProtobuf(traceRequest([s])), PB));
+    }
+    assert.ok((await Promise.all(sends)).every((r) => r.status === 200));
+    const ids = spans.map((s) => s.traceId);
+    const rows = await waitFor(async () => {
+      const r = await db.query('SELECT prompt_content, response_content FROM ai_interaction_traces WHERE trace_id = ANY($1)', [ids]);
+      return r.rows.length === spans.length && r.rows.every((x) => x.prompt_content && x.response_content) ? r.rows : null;
+    }, { timeoutMs: 20000, what: 'every row merged with its events' });
+    assert.ok(rows.every((r) => /hello through pgbouncer \d+/.test(r.prompt_content)));
   });
 
   test('maintenance runs through the pooler, from the loop and from the command', async () => {
