@@ -94,7 +94,7 @@ static uint32_t count_spans(const GwTraceRequest *req)
   return n;
 }
 
-static const struct gw_decode_limits limits = {64u << 20, 32};
+static const struct gw_decode_limits limits = {.max_bytes = 64u << 20, .max_depth = 32};
 
 static void die_rc(const char *what, gw_rc rc, const struct gw_err *err)
 {
@@ -129,6 +129,7 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
   if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)))
     die_rc("cost annotate", rc, NULL);
   struct gw_redact_memo *memo = gw_redact_memo_create(a);
+  gw_redact_memo_limit(memo, redactor, b->len, NULL, NULL);
   if ((rc = gw_redact_request(redactor, req, a, memo)) ||
       (rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo)))
     die_rc("redact", rc, NULL);
@@ -251,6 +252,7 @@ static double run_stage(enum stage st, const struct body *b, int n)
         rc = gw_cost_annotate_spans(a, res.records, res.nrecords);
       } else {
         struct gw_redact_memo *memo = gw_redact_memo_create(a);
+        gw_redact_memo_limit(memo, redactor, b->len, NULL, NULL);
         rc = gw_redact_request(redactor, req, a, memo);
         if (!rc)
           rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo);

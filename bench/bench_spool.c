@@ -25,7 +25,7 @@ static struct {
   const char *modes;
   unsigned interval_ms;
   const char *dir;
-} opt = {16, 16384, 5.0, "memory,never,interval,always", 50, NULL};
+} opt = {16, 16384, 5.0, "memory,never,interval,always", 10, NULL};
 
 struct worker {
   struct gw_spool *s;

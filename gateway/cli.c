@@ -70,6 +70,8 @@ static gw_rc parse_now(PGconn *c, const char *ts, uint64_t *ns, struct gw_err *e
   PQclear(r);
   if (us < 0)
     return gw_err_set(err, GW_ERR(INVALID), "--now must be after 1970");
+  if ((uint64_t)us > UINT64_MAX / 1000u) /* past 2554-07-21: ns since the epoch no longer fit in 64 bits */
+    return gw_err_set(err, GW_ERR(INVALID), "--now must be before 2554-07-21");
   *ns = (uint64_t)us * 1000u;
   return GW_OK;
 }

@@ -11,6 +11,7 @@
  */
 #include <grpc/grpc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,11 @@
 #include "admin/admin.h"
 #include "cli.h"
 #include "core/conf.h"
+#include "core/auth.h"
 #include "core/log.h"
+#include "core/net.h"
+#include "core/reload.h"
+#include "core/tls.h"
 #include "core/metrics.h"
 #include "cost/cost.h"
 #include "exporters.h"
@@ -89,6 +94,47 @@ static bool leftover(struct gw_spool *spool)
   gw_metric_add(GW_M_SHUTDOWN_DROPPED_SPANS, (int64_t)lost_spans);
   gw_metric_add(GW_M_SHUTDOWN_DROPPED_LOGS, (int64_t)lost_logs);
   return lost_spans || lost_logs;
+}
+
+/* Every connection takes a descriptor: the soft limit (often 1024) would cap clients long before any limit
+ * of ours. Raise it to the hard limit, and say when the HTTP connection limit cannot fit. */
+static void raise_nofile(const struct gw_conf *conf)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+      rl.rlim_cur = was;
+  }
+  gw_info("main", "open files limit %llu", (unsigned long long)rl.rlim_cur);
+  /* Room for the HTTP connections plus the admin port, gRPC, the spool, Postgres and the exporters. */
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)conf->receivers.http_max_connections + 1024)
+    gw_warn("main", "open files limit %llu leaves too little room for receivers.http.max_connections %u and the "
+            "gRPC connections: raise it (ulimit -n, LimitNOFILE=) or lower max_connections",
+            (unsigned long long)rl.rlim_cur, conf->receivers.http_max_connections);
+}
+
+/* The defaults listen on loopback only; a receiver others can reach should have TLS and a token. */
+static void warn_exposed(const struct gw_conf *conf)
+{
+  const struct {
+    const char *key, *addr;
+  } rs[] = {{"receivers.grpc.addr", conf->receivers.grpc_addr}, {"receivers.http.addr", conf->receivers.http_addr}};
+  for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+    if (gw_net_is_loopback(rs[i].addr))
+      continue;
+    if (!conf->receivers.tls_cert[0])
+      gw_warn("main", "%s %s is reachable from other hosts without TLS: spans%s travel in cleartext (set "
+              "receivers.tls.cert_file and key_file)", rs[i].key, rs[i].addr,
+              conf->receivers.auth_tokens[0] ? " and bearer tokens" : "");
+    if (!conf->receivers.auth_tokens[0] && !conf->receivers.tls_client_ca[0])
+      gw_warn("main", "%s %s is reachable from other hosts without authentication: anyone who reaches it can "
+              "send spans (set receivers.auth.tokens_file, or receivers.tls.client_ca_file for client "
+              "certificates)", rs[i].key, rs[i].addr);
+  }
 }
 
 static void usage(FILE *f)
@@ -168,6 +214,7 @@ int main(int argc, char **argv)
     return crc;
   }
   gw_log_set_level((enum gw_log_level)gw_log_parse_level(conf->log.level));
+  raise_nofile(conf);
 
   /* gRPC starts threads in grpc_init: block the signals first so only sigwait sees them. */
   sigset_t sigs;
@@ -175,6 +222,7 @@ int main(int argc, char **argv)
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGPIPE);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   grpc_init();
   gw_normalize_init();
@@ -189,6 +237,8 @@ int main(int argc, char **argv)
   struct gw_http_receiver *http = NULL;
   struct gw_grpc_receiver *grpc = NULL;
   struct gw_admin *admin = NULL;
+  struct gw_tls *tls = NULL;
+  struct gw_auth *auth = NULL;
   atomic_bool ready = false;
   struct gw_pipeline pipeline;
   gw_pipeline_init(&pipeline, conf, NULL);
@@ -247,11 +297,29 @@ int main(int argc, char **argv)
   } else {
     gw_warn("main", "no DATABASE_URL / postgres.dsn: spans are received but not stored");
   }
+  for (int i = 0; i < GW_CONF_NEXPORTERS; i++)
+    if (gw_conf_exporter_on(&conf->exporters[i]) && conf->exporters[i].cleartext_credentials)
+      gw_warn("main", "exporters.%s sends its credentials in cleartext to %s (insecure: true)", gw_conf_exporter_names[i],
+              conf->exporters[i].endpoint);
   exporters = gw_exporters_start(conf, exporter_types, sizeof exporter_types / sizeof exporter_types[0], spool, &err);
   if (!exporters)
     goto out;
 
   pipeline.spool = spool;
+  if (conf->receivers.tls_cert[0]) {
+    if (!(tls = gw_tls_create(&(struct gw_tls_files){conf->receivers.tls_cert, conf->receivers.tls_key,
+                                                      conf->receivers.tls_client_ca},
+                              GW_TLS_ALPN_H2, &err)))
+      goto out;
+    pipeline.tls = tls;
+  }
+  if (conf->receivers.auth_tokens[0]) {
+    if (!(auth = gw_auth_create(conf->receivers.auth_tokens, &err)))
+      goto out;
+    pipeline.auth = auth;
+  }
+  warn_exposed(conf);
+  gw_reload_start(conf->receivers.reload_ms);
   grpc = gw_grpc_receiver_start(&pipeline, &err);
   if (!grpc)
     goto out;
@@ -262,13 +330,20 @@ int main(int argc, char **argv)
   if (!admin)
     goto out;
   atomic_store(&ready, true);
-  gw_info("main", "genai-gateway %s ready: send OTLP to grpc://%s or http://%s/v1/traces", GW_VERSION,
-          conf->receivers.grpc_addr, conf->receivers.http_addr);
+  gw_info("main", "genai-gateway %s ready: send OTLP to %s://%s or %s://%s/v1/traces", GW_VERSION,
+          tls ? "grpcs" : "grpc", conf->receivers.grpc_addr, tls ? "https" : "http", conf->receivers.http_addr);
 
   int sig = 0;
-  do {
+  for (;;) {
     sigwait(&sigs, &sig);
-  } while (sig == SIGPIPE);
+    if (sig == SIGHUP) {
+      gw_info("main", "SIGHUP: re-reading the TLS and token files");
+      gw_reload_now();
+      continue;
+    }
+    if (sig != SIGPIPE)
+      break;
+  }
   gw_info("main", "signal %d: stopping (grace %u ms)", sig, conf->shutdown_grace_ms);
   rc = 0;
 
@@ -281,6 +356,9 @@ out:
     gw_spool_wake(spool); /* requests waiting for room give up now, not at spool.full_wait_ms */
   gw_grpc_receiver_stop(grpc);
   gw_http_receiver_stop(http);
+  gw_reload_stop();
+  gw_tls_destroy(tls);
+  gw_auth_destroy(auth);
   if (spool)
     gw_spool_close(spool);
   gw_maint_stop(maint);

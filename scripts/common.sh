@@ -6,14 +6,18 @@ GW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GW_APT_PKGS="pkg-config cmake make gcc libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libmicrohttpd-dev
   libcurl4-openssl-dev libnghttp2-dev libpq-dev libpcre2-dev libjson-c-dev libyaml-dev zlib1g-dev libssl-dev libdeflate-dev
   libcmocka-dev postgresql valgrind"
+# Only for fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime (only recommended by clang, so
+# absent after an install without recommends).
+GW_FUZZ_APT_PKGS="clang libclang-rt-14-dev"
 
 gw_say() { printf '==> %s\n' "$*" >&2; }
 gw_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Install the Debian packages that are missing; say exactly what is missing when we cannot.
+# gw_ensure_packages [LIST]: install the Debian packages of LIST (default GW_APT_PKGS) that are missing; say
+# exactly what is missing when we cannot.
 gw_ensure_packages() {
   local missing=()
-  for p in $GW_APT_PKGS; do
+  for p in ${1:-$GW_APT_PKGS}; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then

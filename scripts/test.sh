@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is missing, build, start a throw-away PostgreSQL,
 # run the unit tests (also under valgrind), the integration and end-to-end tests (real sockets, real
-# PostgreSQL, the real OpenTelemetry JS SDK), then all of it again built with ASan+UBSan.
-#   GW_TEST_QUICK=1   skip the valgrind and sanitizer passes (for a fast local loop)
+# PostgreSQL, the real OpenTelemetry JS SDK), then all of it again built with ASan+UBSan, then each fuzz
+# target for a short time (scripts/fuzz.sh, tests/fuzz/README.md).
+#   GW_TEST_QUICK=1      skip the valgrind, sanitizer and fuzzing passes (for a fast local loop)
+#   GW_FUZZ_SECONDS=15   fuzzing time per target
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/k8s.sh"
 
@@ -73,6 +75,7 @@ if [ "${GW_TEST_QUICK:-0}" != 1 ]; then
   export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$GW_ROOT/tests/lsan.supp}
   step "unit tests (ASan+UBSan)" run_unit "$GW_ROOT/build-asan"
   step "integration and end-to-end tests (ASan+UBSan)" run_node "$GW_ROOT/build-asan"
+  step "fuzzing (${GW_FUZZ_SECONDS:-15} s per target)" "$GW_ROOT/scripts/fuzz.sh"
 fi
 
 echo

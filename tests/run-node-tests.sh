@@ -42,7 +42,8 @@ if [ -z "${GW_TEST_PG_DSN:-}" ]; then
 fi
 
 if [ $# -gt 0 ]; then
-  files=("$@")
+  files=()
+  for f in "$@"; do files+=("$(realpath -- "$f")"); done # the run below starts in tests/
 else
   mapfile -t files < <(find "$here/integration" "$here/e2e" -maxdepth 1 -name '*.test.mjs' | sort)
 fi

@@ -1,7 +1,12 @@
 /*
- * admin.c: /healthz, /readyz and /metrics on their own small libmicrohttpd daemon (one polling thread:
- * probes and scrapes are light). Spool bytes and per-consumer lag are rendered here, next to the
- * process counters from core/metrics.c.
+ * admin.c: /healthz, /readyz and /metrics on their own small libmicrohttpd daemon. Spool bytes and
+ * per-consumer lag are rendered here, next to the process counters from core/metrics.c.
+ *
+ * Probes must be answered while the receivers are saturated or attacked, or a liveness probe restarts a
+ * pod that is merely busy. So the daemon shares nothing with the receivers but the metrics' atomics and
+ * the spool's short lock: its own epoll thread (a slow client costs a descriptor, never the thread), read
+ * deadlines of a couple of seconds (core/httpd.h; probes send a few hundred bytes), a small idle timeout,
+ * and a small per-address limit under a total that stays far below what the probes need.
  */
 #include "admin/admin.h"
 
@@ -11,12 +16,21 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/httpd.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/net.h"
 
+/* Kubelet probes and a Prometheus scrape send a few hundred bytes and read a few KiB. */
+#define ADMIN_MAX_CONNECTIONS 512
+#define ADMIN_MAX_PER_IP 16
+#define ADMIN_IDLE_MS 5000
+#define ADMIN_HEADER_MS 2000
+#define ADMIN_BODY_MS 2000
+
 struct gw_admin {
   struct MHD_Daemon *d;
+  struct gw_httpd_guard *guard;
   struct gw_spool *spool;
   atomic_bool *ready;
 };
@@ -74,11 +88,27 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
   return ret;
 }
 
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+  (void)cls, (void)con_cls, (void)toe;
+  gw_httpd_guard_phase(c, GW_HTTPD_ANSWERED);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
-  (void)version, (void)upload, (void)upload_size, (void)con_cls;
+  (void)version, (void)upload;
   struct gw_admin *a = cls;
+  if (!*con_cls) { /* headers complete: a body, if any, is read and ignored */
+    gw_httpd_guard_phase(c, GW_HTTPD_HEADERS_DONE);
+    *con_cls = a;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  gw_httpd_guard_phase(c, GW_HTTPD_BODY_DONE);
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
     return send_text(c, 405, "text/plain", "method not allowed\n", 19);
   if (strcmp(url, "/healthz") == 0) {
@@ -117,13 +147,19 @@ struct gw_admin *gw_admin_start(const char *addr, struct gw_spool *spool, atomic
   struct gw_admin *a = gw_calloc(1, sizeof *a);
   a->spool = spool;
   a->ready = ready;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
+  a->guard = gw_httpd_guard_create("admin", ADMIN_IDLE_MS, ADMIN_HEADER_MS, ADMIN_BODY_MS);
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
   if (ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   a->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                          MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_PER_IP,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(ADMIN_IDLE_MS / 1000),
+                          MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+                          MHD_OPTION_NOTIFY_CONNECTION, gw_httpd_guard_notify, a->guard,
+                          MHD_OPTION_URI_LOG_CALLBACK, gw_httpd_guard_uri, a->guard, MHD_OPTION_END);
   if (!a->d) {
+    gw_httpd_guard_destroy(a->guard);
     gw_err_set(err, GW_ERR(IO), "admin: cannot listen on %s (address in use or not permitted)", addr);
     free(a);
     return NULL;
@@ -138,5 +174,6 @@ void gw_admin_stop(struct gw_admin *a)
   if (!a)
     return;
   MHD_stop_daemon(a->d);
+  gw_httpd_guard_destroy(a->guard);
   free(a);
 }

@@ -1,12 +1,19 @@
 /*
  * arena.c: a chunked bump allocator with a byte cap, in the spirit of nginx's ngx_palloc.
  * Chunks grow geometrically (16 KiB up to 1 MiB); a large allocation gets a chunk of its own.
- * The cap counts bytes handed out plus chunk slack, so the memory a hostile request can pin is bounded.
+ * The cap counts bytes handed out plus chunk slack, so the memory a hostile request can pin is bounded;
+ * an optional budget shared between arenas (the receivers' in-flight bytes) is charged the same bytes,
+ * before the chunk is allocated.
+ * Chunks of 1 MiB and more are anonymous mappings: munmap hands them back to the system at once, where
+ * malloc's free lists would keep a large request's pages resident long after it. "Big" buffers
+ * (gw_arena_alloc_big) are mappings that mremap resizes in place or by moving page tables, never by a
+ * copy that holds both sizes.
  */
 #include "core/arena.h"
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +25,14 @@
 #define FIRST_CHUNK (16 * 1024)
 #define MAX_CHUNK (1024 * 1024)
 
+#define MAP_MIN MAX_CHUNK /* chunks of this size and more are mappings */
+
+enum chunk_kind { C_HEAP, C_MAPPED, C_BIG };
+
 struct chunk {
   struct chunk *next;
   size_t size, used;
+  enum chunk_kind kind; /* C_BIG: one gw_arena_alloc_big buffer, never reused */
   _Alignas(ALIGN) unsigned char data[];
 };
 
@@ -35,10 +47,63 @@ struct gw_arena {
   void *last;         /* most recent allocation, for gw_arena_grow */
   size_t last_n;
   bool exhausted;
+  bool refused;       /* the last failure was the budget's */
+  bool has_budget;
+  struct gw_arena_budget budget;
+  size_t charged;     /* taken from the budget: at least total while there is one */
   ProtobufCAllocator pb;
 };
 
 static size_t round_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+/* Bytes of the mapping that holds a chunk of size bytes. */
+static size_t map_len(size_t size)
+{
+  size_t page = 4096;
+  return (sizeof(struct chunk) + size + page - 1) & ~(page - 1);
+}
+
+static struct chunk *chunk_alloc(size_t size, enum chunk_kind kind)
+{
+  struct chunk *c;
+  if (kind == C_HEAP) {
+    c = malloc(sizeof *c + size);
+  } else {
+    c = mmap(NULL, map_len(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c == MAP_FAILED)
+      c = NULL;
+  }
+  if (c)
+    c->kind = kind;
+  return c;
+}
+
+static void chunk_free(struct chunk *c)
+{
+  if (c->kind == C_HEAP)
+    free(c);
+  else
+    munmap(c, map_len(c->size));
+}
+
+/* May the arena's chunk bytes grow to total? Within the cap, and with a budget once taken from it. */
+static bool charge(struct gw_arena *a, size_t total)
+{
+  if (total > a->cap) {
+    a->exhausted = true;
+    a->refused = false;
+    return false;
+  }
+  if (a->has_budget && total > a->charged) {
+    if (!a->budget.take(a->budget.ctx, total - a->charged)) {
+      a->exhausted = true;
+      a->refused = true;
+      return false;
+    }
+    a->charged = total;
+  }
+  return true;
+}
 
 static struct chunk *chunk_new(struct gw_arena *a, size_t need)
 {
@@ -50,6 +115,7 @@ static struct chunk *chunk_new(struct gw_arena *a, size_t need)
     size = round_up(need);
     if (a->total + size > a->cap) {
       a->exhausted = true;
+      a->refused = false;
       return NULL;
     }
   }
@@ -62,8 +128,15 @@ static struct chunk *chunk_new(struct gw_arena *a, size_t need)
       break;
     }
   }
+  if (!charge(a, a->total + size)) {
+    if (c) {
+      c->next = a->spare;
+      a->spare = c;
+    }
+    return NULL;
+  }
   if (!c)
-    c = malloc(sizeof *c + size);
+    c = chunk_alloc(size, size >= MAP_MIN ? C_MAPPED : C_HEAP);
   if (!c) {
     a->exhausted = true;
     return NULL;
@@ -93,15 +166,25 @@ struct gw_arena *gw_arena_create(size_t cap)
   return a;
 }
 
+/* Give back all the budget taken, and drop the budget. */
+static void budget_end(struct gw_arena *a)
+{
+  if (a->has_budget && a->charged)
+    a->budget.give(a->budget.ctx, a->charged);
+  a->has_budget = false;
+  a->charged = 0;
+}
+
 void gw_arena_destroy(struct gw_arena *a)
 {
   if (!a)
     return;
+  budget_end(a);
   for (int list = 0; list < 2; list++) {
     struct chunk *c = list ? a->spare : a->head;
     while (c) {
       struct chunk *n = c->next;
-      free(c);
+      chunk_free(c);
       c = n;
     }
   }
@@ -115,16 +198,17 @@ void gw_arena_reset(struct gw_arena *a)
   size_t kept = 0;
   for (struct chunk *s2 = a->spare; s2; s2 = s2->next)
     kept += s2->size;
+  budget_end(a);
   struct chunk *c = a->head;
   while (c) {
     struct chunk *n = c->next;
-    if (kept + c->size <= a->keep) {
+    if (c->kind != C_BIG && kept + c->size <= a->keep) {
       c->used = 0;
       c->next = a->spare;
       a->spare = c;
       kept += c->size;
     } else {
-      free(c);
+      chunk_free(c);
     }
     c = n;
   }
@@ -134,6 +218,105 @@ void gw_arena_reset(struct gw_arena *a)
   a->last = NULL;
   a->last_n = 0;
   a->exhausted = false;
+  a->refused = false;
+}
+
+bool gw_arena_set_budget(struct gw_arena *a, const struct gw_arena_budget *b)
+{
+  budget_end(a);
+  if (!b)
+    return true;
+  a->budget = *b;
+  a->has_budget = true;
+  a->charged = 0;
+  if (charge(a, a->total))
+    return true;
+  a->has_budget = false;
+  return false;
+}
+
+/* n more bytes would pass the cap (checked before any sum that could wrap). */
+static bool over_cap(struct gw_arena *a, size_t n)
+{
+  if (n <= a->cap - a->total)
+    return false;
+  a->exhausted = true;
+  a->refused = false;
+  return true;
+}
+
+int gw_arena_expect(struct gw_arena *a, size_t n)
+{
+  if (over_cap(a, n))
+    return -1;
+  if (!charge(a, a->total + n))
+    return -2;
+  return 0;
+}
+
+bool gw_arena_refused(const struct gw_arena *a) { return a->refused; }
+
+size_t gw_arena_room(const struct gw_arena *a) { return a->total < a->cap ? a->cap - a->total : 0; }
+
+bool gw_arena_borrow(struct gw_arena *a, size_t n)
+{
+  if (over_cap(a, n) || !charge(a, a->total + n))
+    return false;
+  a->total += n;
+  return true;
+}
+
+void gw_arena_unborrow(struct gw_arena *a, size_t n) { a->total -= n < a->total ? n : a->total; }
+
+void *gw_arena_alloc_big(struct gw_arena *a, size_t n)
+{
+  if (over_cap(a, n))
+    return NULL;
+  size_t size = round_up(n ? n : 1);
+  if (!charge(a, a->total + size))
+    return NULL;
+  struct chunk *c = chunk_alloc(size, C_BIG);
+  if (!c) {
+    a->exhausted = true;
+    return NULL;
+  }
+  c->size = c->used = size;
+  /* after the current chunk, whose free space small allocations keep using */
+  if (a->head) {
+    c->next = a->head->next;
+    a->head->next = c;
+  } else {
+    c->next = NULL;
+    a->head = c;
+  }
+  a->total += size;
+  return c->data;
+}
+
+void *gw_arena_resize_big(struct gw_arena *a, void *p, size_t n)
+{
+  struct chunk **pp = &a->head;
+  while (*pp && (void *)(*pp)->data != p)
+    pp = &(*pp)->next;
+  struct chunk *c = *pp;
+  if (!c || c->kind != C_BIG)
+    abort(); /* not a big buffer of this arena: a bug, not input */
+  if (n > c->size && (over_cap(a, n - c->size) || !charge(a, a->total + (round_up(n) - c->size))))
+    return NULL;
+  size_t size = round_up(n ? n : 1);
+  size_t old_len = map_len(c->size), new_len = map_len(size);
+  if (old_len != new_len) {
+    void *m = mremap(c, old_len, new_len, MREMAP_MAYMOVE);
+    if (m == MAP_FAILED) {
+      a->exhausted = true;
+      return NULL;
+    }
+    c = m;
+    *pp = c;
+  }
+  a->total = a->total - c->size + size;
+  c->size = c->used = size;
+  return c->data;
 }
 
 void gw_arena_keep(struct gw_arena *a, size_t bytes) { a->keep = bytes; }
@@ -161,6 +344,11 @@ struct gw_arena *gw_arena_thread(size_t cap)
 
 void *gw_arena_alloc(struct gw_arena *a, size_t n)
 {
+  if (n > a->cap) {
+    a->exhausted = true;
+    a->refused = false;
+    return NULL;
+  }
   size_t need = round_up(n ? n : 1);
   struct chunk *c = a->head;
   if (!c || c->size - c->used < need) {

@@ -2,6 +2,11 @@
  * arena.h: the request arena. Everything decode, normalize, cost and redact produce for one request lives
  * here and dies in one gw_arena_destroy. Bounded: allocations past the cap fail (return NULL) and the
  * arena remembers it (gw_arena_exhausted), which the request turns into 413 / RESOURCE_EXHAUSTED.
+ * Its growth can also be charged to a budget shared with other arenas (gw_arena_set_budget: the
+ * receivers' in-flight bytes); a refusal there fails the allocation the same way, and gw_arena_refused
+ * tells the two apart (503 / UNAVAILABLE, retry later).
+ * Chunks of 1 MiB and more are mappings of their own, so a large request's memory goes back to the
+ * system when it ends instead of staying in the allocator's free lists.
  * An arena belongs to one thread at a time.
  */
 #ifndef GW_ARENA_H
@@ -9,6 +14,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -31,6 +37,41 @@ void gw_arena_keep(struct gw_arena *a, size_t bytes);
  * previous request faulted in. Freed when the thread exits. Do not destroy it; it is valid until the
  * thread's next gw_arena_thread call. */
 struct gw_arena *gw_arena_thread(size_t cap);
+
+/* A budget shared by several arenas. take(ctx, n): n more bytes, or false to refuse; give(ctx, n): n bytes
+ * back. Both may be called from any thread holding an arena; they must be thread-safe. */
+struct gw_arena_budget {
+  bool (*take)(void *ctx, size_t n);
+  void (*give)(void *ctx, size_t n);
+  void *ctx;
+};
+/* Charge the arena's chunk bytes to b from now on (b is copied; NULL: no budget), first what it already
+ * holds. Until the next reset or destroy, which give back everything taken and drop the budget. False
+ * when b refused what the arena already holds (the arena then has no budget). */
+bool gw_arena_set_budget(struct gw_arena *a, const struct gw_arena_budget *b);
+/* Take n bytes of budget now for allocations to come (they draw on it before taking more): the cost of a
+ * decode known in advance is refused at once rather than half-way. 0, or -1 when n is more than the cap
+ * allows (gw_arena_exhausted), -2 when the budget refused (gw_arena_refused). */
+int gw_arena_expect(struct gw_arena *a, size_t n);
+/* The last failed allocation was refused by the budget, not by the cap. */
+bool gw_arena_refused(const struct gw_arena *a);
+/* Bytes the arena may still grow by before reaching its cap. */
+size_t gw_arena_room(const struct gw_arena *a);
+
+/* Count n bytes of memory the arena does not hold (a json-c document, which has no allocator hook)
+ * against its cap and budget, as if allocated, until gw_arena_unborrow(a, n). False, with the arena
+ * exhausted (and refused when the budget said no), when they do not fit: the caller must not build it. */
+bool gw_arena_borrow(struct gw_arena *a, size_t n);
+void gw_arena_unborrow(struct gw_arena *a, size_t n);
+
+/* n bytes in a mapping of their own, which gw_arena_resize_big can grow or shrink without copying and
+ * without holding the old and the new size at once (mremap): for a buffer whose final size is not known
+ * in advance, such as inflate's output. Counted against the cap and budget like any allocation; freed
+ * with the arena. NULL over the cap. */
+void *gw_arena_alloc_big(struct gw_arena *a, size_t n);
+/* Resize p (from gw_arena_alloc_big) to n bytes, keeping min(old, n) bytes of content; it may move. NULL
+ * over the cap or budget, and then p is unchanged. */
+void *gw_arena_resize_big(struct gw_arena *a, void *p, size_t n);
 
 /* 16-byte aligned memory, or NULL when the cap would be passed (then gw_arena_exhausted is true). */
 void *gw_arena_alloc(struct gw_arena *a, size_t n);

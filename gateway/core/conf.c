@@ -17,7 +17,9 @@
  * The file is read whole, capped at CONF_MAX_FILE, and a substituted value is capped at CONF_MAX_VALUE.
  */
 #include "core/conf_int.h"
+#include "core/auth.h"
 #include "core/datadir.h"
+#include "core/tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,6 +43,11 @@
 #define CONF_MAX_VALUE (64u << 10)
 #define CONF_MAX_PATH 128
 #define CONF_SHOW 48 /* bytes of a value echoed in a message */
+
+/* The most days any retention may keep: 50 years. The oldest storable start (now - days) then stays after
+ * 1970, where span times (ns since the epoch) begin; larger values once made that instant wrap around in
+ * unsigned arithmetic and every span was refused as older than the window. */
+#define MAX_RETENTION_DAYS 18250
 
 #define NROWS (sizeof gw_conf_rows / sizeof gw_conf_rows[0])
 #define OFF(field) offsetof(struct gw_conf, field)
@@ -70,6 +77,9 @@ const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "sig
    .desc = "Extra request headers (gRPC metadata), e.g. an API key; values are secrets, printed as ****."},        \
   {.path = "exporters." N ".tls", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].tls),                    \
    .desc = "gRPC: TLS instead of plaintext. HTTP endpoints use TLS when the URL is https://."},                    \
+  {.path = "exporters." N ".insecure", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].insecure),          \
+   .desc = "Allow this exporter's credentials (API key, Basic auth, authorization-like headers) to go to a "      \
+   "host other than this machine without TLS. Without it such a configuration does not start."},                 \
   {.path = "exporters." N ".ca_file", .type = T_STRING, .def = "", .off = OFF(exporters[i].ca_file),               \
    .desc = "PEM file of the CA certificates to trust for TLS; empty: the system's."},                             \
   {.path = "exporters." N ".timeout_ms", .type = T_DURATION_MS, .def = "10s", .min = 100, .max = 600000,          \
@@ -107,21 +117,93 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(receivers.grpc_addr), .desc = "OTLP/gRPC listen address, host:port (IPv6 as [::1]:4317)."},
   {.path = "receivers.grpc.threads", .type = T_U32, .def = "2", .min = 1, .max = 256,
    .off = OFF(receivers.grpc_threads), .desc = "Completion-queue threads serving gRPC."},
+  {.path = "receivers.grpc.max_connection_idle_ms", .type = T_DURATION_MS, .def = "5m", .min = 0, .max = 86400000,
+   .off = OFF(receivers.grpc_idle_ms),
+   .desc = "A connection without a call for this long is closed (GOAWAY; clients reconnect when they next send). "
+           "0: never."},
+  {.path = "receivers.grpc.max_connection_age_ms", .type = T_DURATION_MS, .def = "30m", .min = 0, .max = 604800000,
+   .off = OFF(receivers.grpc_age_ms),
+   .desc = "A connection older than this is asked to go away (GOAWAY), so clients spread over the gateways behind "
+           "a load balancer again. 0: never."},
+  {.path = "receivers.grpc.max_connection_age_grace_ms", .type = T_DURATION_MS, .def = "30s", .min = 0,
+   .max = 3600000, .off = OFF(receivers.grpc_age_grace_ms),
+   .desc = "Time the calls of a connection past its age get to finish before it is closed."},
+  {.path = "receivers.grpc.max_concurrent_streams", .type = T_U32, .def = "100", .min = 1, .max = 100000,
+   .off = OFF(receivers.grpc_max_streams), .desc = "Calls one HTTP/2 connection may have open at once."},
+  {.path = "receivers.grpc.min_ping_interval_ms", .type = T_DURATION_MS, .def = "30s", .min = 1000,
+   .max = 86400000, .off = OFF(receivers.grpc_min_ping_ms),
+   .desc = "Keepalive enforcement: a client pinging more often than this (or at all without a call) gets a GOAWAY "
+           "after two strikes."},
+  {.path = "receivers.grpc.handshake_timeout_ms", .type = T_DURATION_MS, .def = "10s", .min = 100, .max = 600000,
+   .off = OFF(receivers.grpc_handshake_ms),
+   .desc = "A new connection must finish its HTTP/2 (and TLS) handshake within this time, else it is closed."},
   {.path = "receivers.http.addr", .type = T_STRING, .def = "127.0.0.1:4318", .flags = F_ADDR,
    .off = OFF(receivers.http_addr), .desc = "OTLP/HTTP listen address, host:port."},
-  {.path = "receivers.http.max_connections", .type = T_U32, .def = "1024", .min = 1, .max = 1000000,
-   .off = OFF(receivers.http_max_connections), .desc = "Concurrent HTTP connections accepted."},
+  {.path = "receivers.http.max_connections", .type = T_U32, .def = "4096", .min = 1, .max = 1000000,
+   .off = OFF(receivers.http_max_connections),
+   .desc = "Concurrent HTTP connections accepted; more are closed at once. Each takes one file descriptor."},
+  {.path = "receivers.http.max_connections_per_ip", .type = T_U32, .def = "128", .min = 0, .max = 1000000,
+   .off = OFF(receivers.http_max_per_ip),
+   .desc = "Concurrent HTTP connections accepted from one client address; 0: no per-address limit."},
+  {.path = "receivers.http.threads", .type = T_U32, .def = "2", .min = 1, .max = 256,
+   .off = OFF(receivers.http_threads),
+   .desc = "Threads serving HTTP connections (libmicrohttpd's epoll thread pool); about one per core. A request "
+           "waiting for the disk spool's sync holds no thread."},
+  {.path = "receivers.http.idle_timeout_ms", .type = T_DURATION_MS, .def = "60s", .min = 1000, .max = 3600000,
+   .off = OFF(receivers.http_idle_ms),
+   .desc = "A connection that sends and takes no byte for this long is closed (whole seconds)."},
+  {.path = "receivers.http.header_timeout_ms", .type = T_DURATION_MS, .def = "10s", .min = 100, .max = 600000,
+   .off = OFF(receivers.http_header_ms),
+   .desc = "A request's line and headers must arrive within this time, however slowly they trickle in: counted "
+           "from the connection's start for its first request, from the request line for a later one (which must "
+           "itself come within idle_timeout_ms + header_timeout_ms of the previous answer). Else the connection is "
+           "closed."},
+  {.path = "receivers.http.body_timeout_ms", .type = T_DURATION_MS, .def = "60s", .min = 100, .max = 3600000,
+   .off = OFF(receivers.http_body_ms),
+   .desc = "A request's whole body must arrive within this time after its headers; else the connection is closed."},
+  {.path = "receivers.http.max_concurrent_streams", .type = T_U32, .def = "100", .min = 1, .max = 100000,
+   .off = OFF(receivers.http_max_streams),
+   .desc = "HTTP/2 (h2c, or ALPN h2 under TLS): requests one connection may have open at once."},
   {.path = "receivers.max_request_bytes", .type = T_SIZE, .def = "64MiB", .min = 1 * KiB, .max = 1 * GiB,
    .off = OFF(receivers.max_request_bytes),
-   .desc = "Largest request body after decompression; larger is 413 / RESOURCE_EXHAUSTED."},
+   .desc = "Largest request body after decompression; larger is 413 / RESOURCE_EXHAUSTED. One request may "
+           "use at most 4 times this in memory, body and arena together (or receivers.max_inflight_bytes if "
+           "lower); past it, 413 / RESOURCE_EXHAUSTED too."},
   {.path = "receivers.max_inflight_bytes", .type = T_SIZE, .def = "256MiB", .min = 1 * MiB, .max = 64 * GiB,
    .off = OFF(receivers.max_inflight_bytes),
-   .desc = "Request bytes in flight across all connections; over it clients get 503 / UNAVAILABLE. "
-           "Must be at least receivers.max_request_bytes."},
+   .desc = "Memory of the requests in flight across all connections: their bodies as received plus their "
+           "arenas (inflated body, decoded request, everything derived from it). Over it clients get 503 / "
+           "UNAVAILABLE. Must be at least receivers.max_request_bytes."},
+  {.path = "receivers.max_inflate_ratio", .type = T_U32, .def = "200", .min = 0, .max = 1000000,
+   .off = OFF(receivers.max_inflate_ratio),
+   .desc = "A gzip body may inflate to at most this many times its compressed size (once past "
+           "receivers.inflate_ratio_min_bytes); more is 413 / RESOURCE_EXHAUSTED, found before inflating it all. "
+           "Real OTLP bodies compress 3 to 30 times. 0: no ratio cap (receivers.max_request_bytes still applies)."},
+  {.path = "receivers.inflate_ratio_min_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
+   .off = OFF(receivers.inflate_ratio_min_bytes),
+   .desc = "Inflated size any gzip body may reach whatever its ratio (small bodies compress best)."},
   {.path = "receivers.max_depth", .type = T_U32, .def = "32", .min = 1, .max = 256,
    .off = OFF(receivers.max_depth), .desc = "Deepest AnyValue nesting accepted in attributes."},
   {.path = "receivers.retry_after_seconds", .type = T_U32, .def = "1", .min = 1, .max = 3600,
    .off = OFF(receivers.retry_after_s), .desc = "Retry-After told to clients under backpressure."},
+  {.path = "receivers.tls.cert_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_cert),
+   .desc = "PEM certificate chain (leaf first) both receivers serve with TLS 1.2 or later; OTLP/HTTP also offers "
+           "HTTP/2 through ALPN. Empty: plaintext. Re-read on SIGHUP or when the file changes."},
+  {.path = "receivers.tls.key_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_key),
+   .desc = "PEM private key of the certificate (not passphrase-protected); required with cert_file."},
+  {.path = "receivers.tls.client_ca_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_client_ca),
+   .desc = "PEM CA certificates: when set, every client must present a certificate that chains to one of them "
+           "(mTLS), else the handshake fails."},
+  {.path = "receivers.auth.tokens_file", .type = T_STRING, .def = "", .off = OFF(receivers.auth_tokens),
+   .desc = "File of bearer tokens, one per line (16 to 512 printable characters; '#' starts a comment line). "
+           "When set, both receivers accept only requests carrying one, as `Authorization: Bearer <token>` or "
+           "`x-api-key: <token>`; others get 401 / UNAUTHENTICATED. All tokens in the file are valid at once "
+           "(rotate by adding the new one first). Re-read on SIGHUP or when the file changes. Empty: no "
+           "authentication."},
+  {.path = "receivers.reload_interval_ms", .type = T_DURATION_MS, .def = "5s", .min = 100, .max = 3600000,
+   .off = OFF(receivers.reload_ms),
+   .desc = "How often the TLS files (and the tokens file) are checked for changes, e.g. a Kubernetes Secret "
+           "rotated in place; SIGHUP re-reads them at once."},
   {.path = "admin.addr", .type = T_STRING, .def = "127.0.0.1:8888", .flags = F_ADDR, .off = OFF(admin.addr),
    .desc = "Listen address of /healthz, /readyz and /metrics."},
   {.path = "log.level", .type = T_ENUM, .def = "info", .allowed = log_levels, .off = OFF(log.level),
@@ -160,9 +242,9 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(postgres.batch_rows), .desc = "Rows per COPY batch."},
   {.path = "postgres.batch_wait_ms", .type = T_DURATION_MS, .def = "200ms", .min = 0, .max = 60000,
    .off = OFF(postgres.batch_wait_ms), .desc = "Longest wait to fill a batch before writing it."},
-  {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = 36500,
+  {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = MAX_RETENTION_DAYS,
    .off = OFF(postgres.retention_days), .desc = "Days of interactions kept; older daily partitions are dropped."},
-  {.path = "postgres.rollup_retention_days", .type = T_U32, .def = "400", .min = 1, .max = 36500,
+  {.path = "postgres.rollup_retention_days", .type = T_U32, .def = "400", .min = 1, .max = MAX_RETENTION_DAYS,
    .off = OFF(postgres.rollup_retention_days),
    .desc = "Days of hourly rollups kept (trace_metrics_hourly); at least retention_days."},
   {.path = "postgres.partitions_ahead_days", .type = T_U32, .def = "3", .min = 0, .max = 365,
@@ -190,6 +272,16 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "redaction.max_content_bytes", .type = T_SIZE, .def = "8KiB", .min = 0, .max = 64 * MiB,
    .off = OFF(redaction.max_content_bytes),
    .desc = "Longest prompt/response content stored per field; longer is cut with a marker. 0: no limit."},
+  {.path = "redaction.scan_factor", .type = T_U32, .def = "32", .min = 0, .max = 100000,
+   .off = OFF(redaction.scan_factor),
+   .desc = "Bytes the detectors may read for one request, as a multiple of its size per detector pass (the "
+           "built-ins, each pattern), plus 1 MiB. Past it the request's remaining values are replaced whole by "
+           "[REDACTION_LIMIT], counted in genai_gateway_redaction_limited_total. 0: no limit."},
+  {.path = "redaction.max_cpu_ms_per_mib", .type = T_U32, .def = "1000", .min = 0, .max = 3600000,
+   .off = OFF(redaction.max_cpu_ms_per_mib),
+   .desc = "CPU time redaction may spend on one request, per MiB of the request (at least 100 ms). Past it the "
+           "request's remaining values are replaced whole by [REDACTION_LIMIT], counted in "
+           "genai_gateway_redaction_limited_total. 0: no limit."},
   {.path = "redaction.detectors.email", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
    .off = OFF(redaction.detectors[0]), .desc = "Action for email found in any stored or forwarded string."},
   {.path = "redaction.detectors.phone", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
@@ -214,6 +306,10 @@ const struct gw_conf_row gw_conf_rows[] = {
    .off = OFF(redaction.detectors[10]), .desc = "Action for api key found in any stored or forwarded string."},
   {.path = "redaction.detectors.private_key", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
    .off = OFF(redaction.detectors[11]), .desc = "Action for private key found in any stored or forwarded string."},
+  {.path = "redaction.detectors.basic_auth", .type = T_ENUM, .def = "mask", .allowed = redact_actions,
+   .off = OFF(redaction.detectors[12]),
+   .desc = "Action for HTTP Basic credentials (Basic <base64 of user:password>) found in any stored or forwarded "
+           "string."},
   {.path = "redaction.allow_keys", .type = T_LIST, .def = "", .off = OFF(redaction.allow_keys),
    .desc = "Attribute keys never redacted, added to the built-in list (model names, service.name, ...); "
            "a trailing * matches a prefix."},
@@ -1252,6 +1348,31 @@ static const char *header_problem(const char *name, bool langfuse)
   return NULL;
 }
 
+/* A header that carries a credential (by its usual names). */
+static bool header_is_credential(const char *name)
+{
+  static const char *const exact[] = {"authorization", "proxy-authorization", "cookie", NULL};
+  static const char *const parts[] = {"key", "token", "secret", "auth", "password", "session", NULL};
+  for (const char *const *e = exact; *e; e++)
+    if (strcasecmp(name, *e) == 0)
+      return true;
+  for (const char *const *p = parts; *p; p++)
+    if (strcasestr(name, *p))
+      return true;
+  return false;
+}
+
+/* Host h (an exporter endpoint's) is this machine: localhost, 127.0.0.0/8, ::1. No DNS. */
+static bool loopback_host(const char *h)
+{
+  unsigned char a[16];
+  if (strcasecmp(h, "localhost") == 0)
+    return true;
+  if (inet_pton(AF_INET, h, a) == 1)
+    return a[0] == 127;
+  return inet_pton(AF_INET6, h, a) == 1 && IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
+}
+
 static bool header_value_ok(const char *v)
 {
   for (const char *c = v; *c; c++)
@@ -1341,6 +1462,34 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
     }
   }
 
+  /* Credentials in cleartext beyond this machine: anyone on the path reads them. Refused unless the
+   * operator says insecure: true. */
+  bool cleartext = grpc ? !e->tls : !ep.https;
+  if (cleartext && !loopback_host(ep.host)) {
+    char ck[CONF_MAX_PATH + 32] = "";
+    size_t crow = r_ep;
+    if (langfuse) {
+      snprintf(ck, sizeof ck, "exporters.langfuse.secret_key");
+      crow = (size_t)find_row(ck);
+    } else if (ei == GW_CONF_EXP_SIGNOZ && *e->ingestion_key) {
+      snprintf(ck, sizeof ck, "exporters.signoz.ingestion_key");
+      crow = (size_t)find_row(ck);
+    } else {
+      for (uint32_t i = 0; i < e->headers.n && !ck[0]; i++) {
+        if (header_is_credential(e->headers.cells[i * 2])) {
+          snprintf(ck, sizeof ck, "exporters.%s.headers[%u]", name, i);
+          crow = r_h;
+        }
+      }
+    }
+    if (ck[0] && !e->insecure)
+      return fail(x, where(x, crow, at, sizeof at), ck,
+                  "would be sent in cleartext to '%s' (%s): use %s, or set exporters.%s.insecure: true to allow it",
+                  show(e->endpoint, shown, sizeof shown), grpc ? "gRPC with tls: false" : "an http:// endpoint",
+                  grpc ? "tls: true" : "an https:// endpoint", name);
+    x->c->exporters[ei].cleartext_credentials = ck[0] != 0;
+  }
+
   if (langfuse) {
     if (!*e->public_key || !*e->secret_key) {
       const char *missing = !*e->public_key ? "public_key" : "secret_key";
@@ -1381,8 +1530,36 @@ static gw_rc validate_exporters(struct ld *x)
   return GW_OK;
 }
 
+/* receivers.tls.*: files that belong together, then the material itself, loaded as the receivers will. */
+static gw_rc validate_tls(struct ld *x)
+{
+  const struct gw_conf *c = x->c;
+  char at[CONF_MAX_PATH + 32], shown[CONF_SHOW + 8];
+  size_t r_cert = (size_t)find_row("receivers.tls.cert_file"), r_key = (size_t)find_row("receivers.tls.key_file"),
+         r_ca = (size_t)find_row("receivers.tls.client_ca_file");
+  if (!*c->receivers.tls_cert && !*c->receivers.tls_key && !*c->receivers.tls_client_ca)
+    return GW_OK;
+  if (!*c->receivers.tls_cert)
+    return fail(x, where(x, *c->receivers.tls_key ? r_key : r_ca, at, sizeof at), gw_conf_rows[r_cert].path,
+                "required when %s is set", *c->receivers.tls_key ? "receivers.tls.key_file" : "receivers.tls.client_ca_file");
+  if (!*c->receivers.tls_key)
+    return fail(x, where(x, r_cert, at, sizeof at), gw_conf_rows[r_key].path, "required when receivers.tls.cert_file is set");
+  struct gw_tls_files f = {c->receivers.tls_cert, c->receivers.tls_key, c->receivers.tls_client_ca};
+  struct gw_tls_material *m;
+  enum gw_tls_which which;
+  char why[256];
+  if (gw_tls_material_load(&f, 0, &m, &which, why, sizeof why) != GW_OK) {
+    size_t r = which == GW_TLS_CERT ? r_cert : which == GW_TLS_KEY ? r_key : r_ca;
+    const char *path = which == GW_TLS_CERT ? f.cert : which == GW_TLS_KEY ? f.key : f.ca;
+    return fail(x, where(x, r, at, sizeof at), gw_conf_rows[r].path, "'%s': %s", show(path, shown, sizeof shown), why);
+  }
+  gw_tls_material_unref(m);
+  return GW_OK;
+}
+
 static gw_rc validate(struct ld *x)
 {
+  gw_rc rc;
   char at[CONF_MAX_PATH + 32], shown[CONF_SHOW + 8];
   struct {
     size_t row;
@@ -1428,6 +1605,15 @@ static gw_rc validate(struct ld *x)
                   "%s is above receivers.max_inflight_bytes %s: such a request could never be accepted", b, a);
     return fail(x, where(x, in, at, sizeof at), gw_conf_rows[in].path,
                 "%s is below receivers.max_request_bytes %s: a largest request could never be accepted", a, b);
+  }
+  if ((rc = validate_tls(x)))
+    return rc;
+  if (*c->receivers.auth_tokens) {
+    size_t r = (size_t)find_row("receivers.auth.tokens_file");
+    char why[200];
+    if (gw_auth_check_file(c->receivers.auth_tokens, why, sizeof why) != GW_OK)
+      return fail(x, where(x, r, at, sizeof at), gw_conf_rows[r].path, "'%s': %s",
+                  show(c->receivers.auth_tokens, shown, sizeof shown), why);
   }
   if (strcmp(c->spool.mode, "disk") == 0 && !*c->spool.dir) {
     size_t i = (size_t)find_row("spool.dir");

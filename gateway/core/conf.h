@@ -30,8 +30,8 @@ struct gw_conf_list {
 /* Redaction detectors configurable by name (redaction.detectors.<name>), in this order. */
 #define GW_CONF_REDACT_KINDS                                                                                  \
   "email", "phone", "ssn", "credit_card", "ipv4", "ipv6", "aws_access_key", "aws_secret_key", "jwt",            \
-    "bearer_token", "api_key", "private_key"
-#define GW_CONF_NREDACT_KINDS 12
+    "bearer_token", "api_key", "private_key", "basic_auth"
+#define GW_CONF_NREDACT_KINDS 13
 
 /* Exporters configurable by name (exporters.<name>), in this order; exporters/ declares one type per name. */
 enum gw_conf_exporter_id { GW_CONF_EXP_LANGFUSE, GW_CONF_EXP_SIGNOZ, GW_CONF_EXP_OTLP, GW_CONF_NEXPORTERS };
@@ -57,6 +57,8 @@ struct gw_conf_exporter {
   char *public_key;            /* langfuse: LANGFUSE_PUBLIC_KEY */
   char *secret_key;            /* langfuse (SECRET): LANGFUSE_SECRET_KEY */
   char *ingestion_key;         /* signoz (SECRET): signoz-ingestion-key header, SIGNOZ_INGESTION_KEY */
+  bool insecure;               /* allow credentials in cleartext to a host other than this one */
+  bool cleartext_credentials;  /* derived at load: insecure was needed (credentials go out unencrypted) */
 };
 
 struct gw_conf {
@@ -65,10 +67,29 @@ struct gw_conf {
     char *http_addr;           /* receivers.http.addr, default 127.0.0.1:4318 */
     uint64_t max_request_bytes;  /* receivers.max_request_bytes: after decompression; default 64 MiB */
     uint64_t max_inflight_bytes; /* receivers.max_inflight_bytes: all requests together; default 256 MiB */
+    uint32_t max_inflate_ratio;  /* receivers.max_inflate_ratio: gzip output/input past the minimum; 0 none */
+    uint64_t inflate_ratio_min_bytes; /* receivers.inflate_ratio_min_bytes; default 1 MiB */
     uint32_t max_depth;        /* receivers.max_depth: AnyValue nesting; default 32 */
-    uint32_t http_max_connections; /* receivers.http.max_connections; default 1024 */
+    uint32_t http_max_connections; /* receivers.http.max_connections; default 4096 */
+    uint32_t http_max_per_ip;  /* receivers.http.max_connections_per_ip; default 128, 0 = no limit */
+    uint32_t http_threads;     /* receivers.http.threads: libmicrohttpd's epoll thread pool; default 2 */
+    uint32_t http_idle_ms;     /* receivers.http.idle_timeout_ms: no byte in or out for this long; default 60s */
+    uint32_t http_header_ms;   /* receivers.http.header_timeout_ms: request line and headers; default 10s */
+    uint32_t http_body_ms;     /* receivers.http.body_timeout_ms: the whole body after the headers; default 60s */
+    uint32_t http_max_streams; /* receivers.http.max_concurrent_streams: HTTP/2; default 100 */
     uint32_t grpc_threads;     /* receivers.grpc.threads; default 2 */
+    uint32_t grpc_idle_ms;     /* receivers.grpc.max_connection_idle_ms: no call for this long; default 5m, 0 = none */
+    uint32_t grpc_age_ms;      /* receivers.grpc.max_connection_age_ms: default 30m, 0 = none */
+    uint32_t grpc_age_grace_ms; /* receivers.grpc.max_connection_age_grace_ms: default 30s */
+    uint32_t grpc_max_streams; /* receivers.grpc.max_concurrent_streams: default 100 */
+    uint32_t grpc_min_ping_ms; /* receivers.grpc.min_ping_interval_ms: keepalive enforcement; default 30s */
+    uint32_t grpc_handshake_ms; /* receivers.grpc.handshake_timeout_ms: default 10s */
     uint32_t retry_after_s;    /* receivers.retry_after_seconds: told to clients under backpressure; default 1 */
+    char *tls_cert;            /* receivers.tls.cert_file: PEM chain; "" = plaintext receivers */
+    char *tls_key;             /* receivers.tls.key_file: PEM private key */
+    char *tls_client_ca;       /* receivers.tls.client_ca_file: PEM CAs; set = client certificates required */
+    uint32_t reload_ms;        /* receivers.reload_interval_ms: how often the TLS and token files are checked */
+    char *auth_tokens;         /* receivers.auth.tokens_file: one token per line; "" = no authentication */
   } receivers;
   struct {
     char *addr; /* admin.addr, default 127.0.0.1:8888 */
@@ -105,6 +126,8 @@ struct gw_conf {
     bool enabled;                 /* redaction.enabled, default true */
     char *hmac_key;               /* redaction.hmac_key (SECRET), or GENAI_GW_REDACTION_HMAC_KEY */
     uint64_t max_content_bytes;   /* redaction.max_content_bytes, default 8 KiB; 0 = no truncation */
+    uint32_t scan_factor;         /* redaction.scan_factor, default 32; 0 = no limit */
+    uint32_t max_cpu_ms_per_mib;  /* redaction.max_cpu_ms_per_mib, default 1000; 0 = no limit */
     char *detectors[GW_CONF_NREDACT_KINDS]; /* redaction.detectors.<kind>: mask|hash|drop|off */
     struct gw_conf_list allow_keys;  /* redaction.allow_keys: added to the built-in allow list */
     struct gw_conf_list deny_keys;   /* redaction.deny_keys: added to the built-in deny list */

@@ -24,9 +24,12 @@
   X(UNSUPPORTED_MEDIA, "unsupported content type", 415, 3, 0, "content_type")                               \
   X(NOT_FOUND, "not found", 404, 12, 0, "not_found")                                                         \
   X(METHOD, "method not allowed", 405, 12, 0, "method")                                                      \
+  X(UNAUTHENTICATED, "a valid bearer token is required", 401, 16, 0, "unauthenticated")                      \
   X(FULL, "spool full, retry later", 429, 8, 1, "spool_full")                                                \
   X(BUSY, "too many request bytes in flight, retry later", 503, 14, 1, "busy")                               \
   X(SHUTDOWN, "shutting down", 503, 14, 1, "shutdown")                                                       \
+  X(DEADLINE, "deadline exceeded before the request was done", 504, 4, 1, "deadline")                         \
+  X(CANCELLED, "the client went away before the request was done", 499, 1, 0, "cancelled")                   \
   X(CONFIG, "configuration error", 500, 13, 0, "config")                                                     \
   X(IO, "i/o error", 500, 13, 1, "io")                                                                       \
   X(SPOOL_IO, "spool write failed, retry later", 503, 14, 1, "spool_io")                                     \

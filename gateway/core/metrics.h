@@ -29,7 +29,13 @@
   X(PG_BATCH_SECONDS, "genai_gateway_pg_batch_seconds_total", "counter",                               \
     "Time spent committing Postgres batches")                                                           \
   X(PG_ERRORS, "genai_gateway_pg_errors_total", "counter", "Postgres batch failures (retried)")         \
+  X(PG_SPLITS, "genai_gateway_pg_batch_splits_total", "counter",                                        \
+    "Postgres transactions rolled back for a row's data and retried in halves")                         \
   X(PG_CONNECTED, "genai_gateway_pg_connected", "gauge", "1 when the Postgres writer is connected")      \
+  X(REQUESTS_DEADLINE, "genai_gateway_requests_deadline_exceeded_total", "counter",                   \
+    "Requests abandoned because the client's gRPC deadline passed before they were done")              \
+  X(REQUESTS_CANCELLED, "genai_gateway_requests_cancelled_total", "counter",                            \
+    "Requests abandoned because the client closed its HTTP connection before they were done")          \
   X(BACKPRESSURE, "genai_gateway_backpressure_total", "counter",                                        \
     "Requests refused with 429/503/RESOURCE_EXHAUSTED because the spool or in-flight cap was full")    \
   X(INFLIGHT_BYTES, "genai_gateway_inflight_request_bytes", "gauge", "Request bytes being processed")   \

@@ -42,3 +42,14 @@ gw_rc gw_net_parse_addr(const char *addr, struct sockaddr_storage *out, socklen_
   *len = sizeof *s4;
   return GW_OK;
 }
+
+bool gw_net_is_loopback(const char *addr)
+{
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (gw_net_parse_addr(addr, &ss, &len, NULL) != GW_OK)
+    return false;
+  if (ss.ss_family == AF_INET)
+    return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+  return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+}

@@ -15,6 +15,7 @@
  *   (bounded memory whatever names clients send). pcre2 match data is per thread.
  * - Arithmetic in integers: rates are pico-USD per token, products and sums in unsigned 128-bit, each of
  *   input and output cost rounded half up to nano-USD once, total = input + output.
+ * - A record flagged tokens_out_of_range gets no computed cost (a reported cost still stands in).
  * - Token semantics (DESIGN §3, counts inclusive): input cost = (input - cache_read - cache_write) x input
  *   + cache_read x cache_read rate + cache_write x cache_write rate (the input rate when the entry has no
  *   cache rate); output cost = (output - reasoning) x output + reasoning x reasoning rate (the output rate
@@ -251,6 +252,10 @@ static int64_t sub0(int64_t a, int64_t b) { return a > b ? a - b : 0; }
 static bool compute(const struct gw_price_entry *e, struct gw_record *r)
 {
   const struct gw_record *c = r;
+  /* A count the client reported but normalize dropped as out of range: any cost from what is left (the
+   * other side alone, or input without its cached part) would be a made-up figure. Unknown instead. */
+  if (gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE))
+    return false;
   struct gw_rates eff = e->base;
   int64_t in = c->input_tokens.set ? c->input_tokens.v : 0;
   if (e->long_threshold && c->input_tokens.set && in > e->long_threshold)

@@ -58,7 +58,8 @@ const char *gw_prices_match(const struct gw_prices *p, const char *model, const 
  * - no entry but a reported cost: total = reported_cost_nusd, cost_source "reported";
  * - neither: costs stay NULL, flag model_unpriced, metric genai_gateway_cost_unknown_total, one warn
  *   log line per distinct model name per table (bounded), never one per span.
- * A model with no token counts gets no computed cost (never a made-up zero). Records without a model
+ * A model with no token counts gets no computed cost (never a made-up zero), nor does a record flagged
+ * tokens_out_of_range (a count it reported was dropped; a reported cost still stands in). Records without a model
  * only take a reported cost. reported_cost_nusd is never changed. p NULL: reported costs only.
  */
 void gw_cost_apply(const struct gw_prices *p, struct gw_record *recs, size_t n);

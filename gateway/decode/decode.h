@@ -20,22 +20,29 @@
 enum gw_encoding { GW_ENC_PROTOBUF, GW_ENC_JSON };
 
 struct gw_decode_limits {
-  size_t max_bytes;   /* body after decompression */
-  uint32_t max_depth; /* AnyValue nesting */
+  size_t max_bytes;       /* body after decompression */
+  uint32_t max_depth;     /* AnyValue nesting */
+  uint32_t max_ratio;     /* gzip: output bytes per input byte allowed past ratio_min_bytes; 0: no ratio cap */
+  size_t ratio_min_bytes; /* gzip: output any body may reach whatever its ratio */
 };
 
-/* Inflate gzip (RFC 1952, also concatenated members) into the arena, failing with TOO_LARGE as soon as
- * the output would pass max_bytes: memory stays bounded whatever the ratio. */
-gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, size_t max_bytes, void **out, size_t *out_len,
-                 struct gw_err *err);
+/* Inflate gzip (RFC 1952, also concatenated members) into one arena buffer that never grows past the
+ * limit: max_bytes, and max(ratio_min_bytes, max_ratio x in_len) when max_ratio is set. Output past it is
+ * TOO_LARGE at once, so a bomb costs at most that much memory and the time to inflate it. The buffer is a
+ * gw_arena_alloc_big one, grown by doubling without copies and cut to the output (NUL-terminated) at the
+ * end. */
+gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
+                 size_t *out_len, struct gw_err *err);
 
 /* Check a protobuf body's nesting without unpacking it: every length-delimited field is walked as the
  * OTLP schema says (known message fields recursed into, others skipped). Fails with TOO_DEEP past max_depth,
- * DECODE on malformed wire data. kind: which top-level message. */
+ * DECODE on malformed wire data. kind: which top-level message. *need (when not NULL): about what
+ * protobuf-c will allocate to unpack it (structs, strings, pointer arrays, unknown fields, scan slabs). */
 enum gw_pb_kind { GW_PB_TRACES_REQUEST, GW_PB_LOGS_REQUEST };
 /* A protobuf varint at *p (moved past it); false when it runs past end or over 10 bytes. */
 bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
-gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, struct gw_err *err);
+gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, size_t *need,
+                    struct gw_err *err);
 
 /* Decode an ExportTraceServiceRequest. *out lives in the arena. */
 gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,

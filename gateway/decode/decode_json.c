@@ -3,928 +3,712 @@
  * path produces, allocated in the request arena, so nothing downstream knows which encoding arrived.
  *
  * Decisions:
- * - json-c builds a DOM with malloc (it has no allocator hook). The body is already capped by max_bytes,
- *   the tokener's depth is capped, and the DOM is freed before returning: every string the request keeps
- *   is copied into the arena and made valid UTF-8 (json-c gives lengths, so NUL bytes are seen and
- *   removed, unlike the binary path).
- * - Field names are lowerCamelCase; the snake_case proto names are accepted too (lenient, §1.6 [U]).
- *   Unknown fields are ignored and null means "absent", as proto3 JSON says. Duplicate keys: json-c keeps
- *   the last. Several AnyValue keys in one object: the last wins, as for a repeated oneof on the wire.
+ * - One pass over the body with the pull lexer (json_lex.c), writing each field into its struct as it
+ *   is read (the field readers are in json_values.c): no document model. Memory is the structs and
+ *   strings the request keeps, all in the arena and under its cap; unknown fields are skipped (checked,
+ *   never stored).
+ * - Field names are lowerCamelCase; the snake_case proto names are accepted too (lenient, §1.6 [U]),
+ *   the camelCase one winning when both come, in any order, as before. Unknown fields are ignored and
+ *   null means "absent" (a null resets what an earlier key set). A key given twice: the last wins.
+ *   Several AnyValue keys in one object: the last in the body wins.
  * - ids are hex (case-insensitive), not base64; an empty id is zero bytes (length checks are for later
  *   stages, as on the binary path). bytesValue is base64, standard or URL-safe, padding optional.
  * - 64-bit integers come as decimal strings or JSON numbers; other integers are accepted either way too.
- *   A wrong JSON type for a known field is a DECODE error naming the field's path by index
+ *   Enums are numbers (§1.6), or their proto names ("SPAN_KIND_CLIENT"), as proto3 JSON and the
+ *   Collector accept. An integer past 64 bits is "out of range" (json-c used to clamp it silently).
+ * - A wrong JSON type for a known field is a DECODE error naming the field's path by index
  *   ("resourceSpans[0].scopeSpans[0].spans[3].traceId: not hex"); keys and values never appear in it.
- * - Depth: an AnyValue nested via kvlistValue costs 4 JSON levels (object, kvlistValue, values[], the
- *   KeyValue) and the first one sits at level 12 at most (under span events), so the tokener gets
- *   4*max_depth+16 levels, enough for every request within max_depth; AnyValue nesting itself is checked
- *   against max_depth here. Deeper JSON anywhere is TOO_DEEP, found by json-c before any DOM recursion.
- * The AnyValue / KeyValue / Resource / Scope helpers take no trace-specific state, for the logs decoder.
+ *   Syntax errors give the offset and the path being read. The first error stops the decode.
+ * - Depth: AnyValue nesting is checked against max_depth on entering each value; any JSON nesting
+ *   (skipped values too) stops at 4 * max_depth + 16 levels, which every request within max_depth fits.
+ * The AnyValue / KeyValue / Resource / Scope readers take no trace-specific state, for the logs decoder.
  */
-#include <errno.h>
-#include <json-c/json.h>
-#include <limits.h>
-#include <math.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/metrics.h"
 #include "decode/decode.h"
+#include "decode/decode_int.h"
 
-struct jctx {
-  struct gw_arena *a;
-  uint32_t max_depth;
-  struct gw_err *err;
-  uint64_t fixed;  /* strings repaired by gw_utf8_fix */
-  size_t plen;     /* path length; may exceed sizeof path - 1 when truncated */
-  char path[160];  /* "resourceSpans[0].scopeSpans[1]..." for error messages */
-};
+#define N2(c, s) {c, s, sizeof c - 1, sizeof s - 1}
+#define N1(c) {c, NULL, sizeof c - 1, 0}
 
-/* Path helpers: push returns the mark to pop back to. */
-static size_t path_push(struct jctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static size_t path_push(struct jctx *c, const char *fmt, ...)
-{
-  size_t mark = c->plen;
-  if (c->plen < sizeof c->path - 1) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-      c->plen += (size_t)n;
-  }
-  return mark;
-}
-
-static size_t path_field(struct jctx *c, const char *name)
-{
-  return c->plen ? path_push(c, ".%s", name) : path_push(c, "%s", name);
-}
-
-static void path_pop(struct jctx *c, size_t mark)
-{
-  c->plen = mark;
-  if (mark < sizeof c->path)
-    c->path[mark] = 0;
-}
-
-static gw_rc fail(struct jctx *c, gw_rc rc, const char *what)
-{
-  bool cut = c->plen >= sizeof c->path - 1;
-  return gw_err_set(c->err, rc, "%s%s: %s", c->plen ? c->path : "request", cut ? "..." : "", what);
-}
-
-static gw_rc oom(struct jctx *c)
-{
-  return gw_err_set(c->err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
-}
-
-/* A field by its lowerCamelCase name, or by the proto's snake_case name; NULL when absent or null. */
-static struct json_object *field(struct json_object *o, const char *camel, const char *snake)
-{
-  struct json_object *v = NULL;
-  if (!json_object_object_get_ex(o, camel, &v) && snake)
-    json_object_object_get_ex(o, snake, &v);
-  return v;
-}
-
-/* ---- scalars: the value v is already located and the path points at it ---- */
-
-static gw_rc str_value(struct jctx *c, struct json_object *v, char **out)
-{
-  if (!json_object_is_type(v, json_type_string))
-    return fail(c, GW_ERR(DECODE), "want a string");
-  int n = json_object_get_string_len(v);
-  char *s = gw_arena_strndup(c->a, json_object_get_string(v), (size_t)n);
-  if (!s)
-    return oom(c);
-  bool fixed;
-  s = gw_utf8_fix(c->a, s, (size_t)n, &fixed);
-  if (!s)
-    return oom(c);
-  c->fixed += fixed;
-  *out = s;
-  return GW_OK;
-}
-
-/* Decimal digits only (an optional leading '-' when neg_ok): no spaces, no '+', no exponent. */
-static bool dec_string(const char *s, bool neg_ok)
-{
-  const char *p = s;
-  if (neg_ok && *p == '-')
-    p++;
-  if (!*p)
-    return false;
-  for (; *p; p++)
-    if (*p < '0' || *p > '9')
-      return false;
-  return true;
-}
-
-/* An unsigned integer up to max: a JSON integer, an integral double, or a decimal string. */
-static gw_rc u64_value(struct jctx *c, struct json_object *v, uint64_t max, uint64_t *out)
-{
-  uint64_t u;
-  switch (json_object_get_type(v)) {
-  case json_type_int:
-    if (json_object_get_int64(v) < 0)
-      return fail(c, GW_ERR(DECODE), "negative");
-    u = json_object_get_uint64(v);
-    break;
-  case json_type_double: {
-    double d = json_object_get_double(v);
-    if (!isfinite(d) || d != floor(d) || d < 0 || d >= 18446744073709551616.0)
-      return fail(c, GW_ERR(DECODE), "not an unsigned integer");
-    u = (uint64_t)d;
-    break;
-  }
-  case json_type_string: {
-    const char *s = json_object_get_string(v);
-    if (!dec_string(s, false) || (size_t)json_object_get_string_len(v) != strlen(s))
-      return fail(c, GW_ERR(DECODE), "not a decimal integer");
-    errno = 0;
-    u = strtoull(s, NULL, 10);
-    if (errno)
-      return fail(c, GW_ERR(DECODE), "out of range");
-    break;
-  }
-  default:
-    return fail(c, GW_ERR(DECODE), "want an integer");
-  }
-  if (u > max)
-    return fail(c, GW_ERR(DECODE), "out of range");
-  *out = u;
-  return GW_OK;
-}
-
-/* A signed integer in [min, max], same encodings as u64_value. */
-static gw_rc i64_value(struct jctx *c, struct json_object *v, int64_t min, int64_t max, int64_t *out)
-{
-  int64_t i;
-  switch (json_object_get_type(v)) {
-  case json_type_int:
-    i = json_object_get_int64(v);
-    if (i == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
-      return fail(c, GW_ERR(DECODE), "out of range");
-    break;
-  case json_type_double: {
-    double d = json_object_get_double(v);
-    if (!isfinite(d) || d != floor(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0)
-      return fail(c, GW_ERR(DECODE), "not an integer");
-    i = (int64_t)d;
-    break;
-  }
-  case json_type_string: {
-    const char *s = json_object_get_string(v);
-    if (!dec_string(s, true) || (size_t)json_object_get_string_len(v) != strlen(s))
-      return fail(c, GW_ERR(DECODE), "not a decimal integer");
-    errno = 0;
-    long long ll = strtoll(s, NULL, 10);
-    if (errno)
-      return fail(c, GW_ERR(DECODE), "out of range");
-    i = ll;
-    break;
-  }
-  default:
-    return fail(c, GW_ERR(DECODE), "want an integer");
-  }
-  if (i < min || i > max)
-    return fail(c, GW_ERR(DECODE), "out of range");
-  *out = i;
-  return GW_OK;
-}
-
-/* A double: a JSON number, or a string holding a number or "NaN" / "Infinity" / "-Infinity" (proto3 JSON). */
-static gw_rc double_value(struct jctx *c, struct json_object *v, double *out)
-{
-  json_type t = json_object_get_type(v);
-  if (t == json_type_double || t == json_type_int) {
-    *out = json_object_get_double(v);
-    return GW_OK;
-  }
-  if (t != json_type_string)
-    return fail(c, GW_ERR(DECODE), "want a number");
-  const char *s = json_object_get_string(v);
-  if (!strcmp(s, "NaN")) {
-    *out = NAN;
-  } else if (!strcmp(s, "Infinity")) {
-    *out = INFINITY;
-  } else if (!strcmp(s, "-Infinity")) {
-    *out = -INFINITY;
-  } else {
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (!*s || *end || errno || s[0] == ' ' || !isfinite(d))
-      return fail(c, GW_ERR(DECODE), "not a number");
-    *out = d;
-  }
-  return GW_OK;
-}
-
-static int hexval(unsigned char ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  ch |= 0x20;
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  return -1;
-}
-
-/* trace/span ids: case-insensitive hex (§1.6), not base64. */
-static gw_rc hex_value(struct jctx *c, struct json_object *v, ProtobufCBinaryData *out)
-{
-  if (!json_object_is_type(v, json_type_string))
-    return fail(c, GW_ERR(DECODE), "want a hex string");
-  size_t n = (size_t)json_object_get_string_len(v);
-  const unsigned char *s = (const unsigned char *)json_object_get_string(v);
-  if (n % 2)
-    return fail(c, GW_ERR(DECODE), "not hex (odd length)");
-  out->len = n / 2;
-  out->data = NULL;
-  if (!n)
-    return GW_OK;
-  uint8_t *d = gw_arena_alloc(c->a, n / 2);
-  if (!d)
-    return oom(c);
-  for (size_t i = 0; i < n; i += 2) {
-    int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-    if (hi < 0 || lo < 0)
-      return fail(c, GW_ERR(DECODE), "not hex");
-    d[i / 2] = (uint8_t)(hi << 4 | lo);
-  }
-  out->data = d;
-  return GW_OK;
-}
-
-static int b64val(unsigned char ch)
-{
-  if (ch >= 'A' && ch <= 'Z')
-    return ch - 'A';
-  if (ch >= 'a' && ch <= 'z')
-    return ch - 'a' + 26;
-  if (ch >= '0' && ch <= '9')
-    return ch - '0' + 52;
-  if (ch == '+' || ch == '-')
-    return 62;
-  if (ch == '/' || ch == '_')
-    return 63;
-  return -1;
-}
-
-/* bytesValue: base64 (RFC 4648 §4 or the URL-safe §5 alphabet), '=' padding optional. */
-static gw_rc b64_value(struct jctx *c, struct json_object *v, ProtobufCBinaryData *out)
-{
-  if (!json_object_is_type(v, json_type_string))
-    return fail(c, GW_ERR(DECODE), "want a base64 string");
-  size_t n = (size_t)json_object_get_string_len(v);
-  const unsigned char *s = (const unsigned char *)json_object_get_string(v);
-  if (n % 4 == 0 && n >= 1 && s[n - 1] == '=')
-    n--;
-  if (n % 4 == 3 && n >= 1 && s[n - 1] == '=')
-    n--;
-  if (n % 4 == 1)
-    return fail(c, GW_ERR(DECODE), "not base64");
-  out->len = 0;
-  out->data = NULL;
-  if (!n)
-    return GW_OK;
-  uint8_t *d = gw_arena_alloc(c->a, n / 4 * 3 + 2);
-  if (!d)
-    return oom(c);
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    int x = b64val(s[i]);
-    if (x < 0)
-      return fail(c, GW_ERR(DECODE), "not base64");
-    acc = acc << 6 | (uint32_t)x;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      d[o++] = (uint8_t)(acc >> bits);
-    }
-  }
-  out->data = d;
-  out->len = o;
-  return GW_OK;
-}
-
-/* ---- field accessors: look the field up in object o, push its name on the path, convert ---- */
-
-static gw_rc get_str(struct jctx *c, struct json_object *o, const char *camel, const char *snake, char **out)
-{
-  struct json_object *v = field(o, camel, snake);
-  if (!v)
-    return GW_OK;
-  size_t mark = path_field(c, camel);
-  gw_rc rc = str_value(c, v, out);
-  path_pop(c, mark);
-  return rc;
-}
-
-static gw_rc get_u64(struct jctx *c, struct json_object *o, const char *camel, const char *snake, uint64_t *out)
-{
-  struct json_object *v = field(o, camel, snake);
-  if (!v)
-    return GW_OK;
-  size_t mark = path_field(c, camel);
-  gw_rc rc = u64_value(c, v, UINT64_MAX, out);
-  path_pop(c, mark);
-  return rc;
-}
-
-static gw_rc get_u32(struct jctx *c, struct json_object *o, const char *camel, const char *snake, uint32_t *out)
-{
-  struct json_object *v = field(o, camel, snake);
-  if (!v)
-    return GW_OK;
-  size_t mark = path_field(c, camel);
-  uint64_t u = 0;
-  gw_rc rc = u64_value(c, v, UINT32_MAX, &u);
-  if (!rc)
-    *out = (uint32_t)u;
-  path_pop(c, mark);
-  return rc;
-}
-
-/* Enums are integers in OTLP/JSON (§1.6); unknown values are kept, as proto3 open enums are. */
-static gw_rc get_enum(struct jctx *c, struct json_object *o, const char *camel, const char *snake, int *out)
-{
-  struct json_object *v = field(o, camel, snake);
-  if (!v)
-    return GW_OK;
-  size_t mark = path_field(c, camel);
-  int64_t i = 0;
-  gw_rc rc = i64_value(c, v, INT32_MIN, INT32_MAX, &i);
-  if (!rc)
-    *out = (int)i;
-  path_pop(c, mark);
-  return rc;
-}
-
-static gw_rc get_hex(struct jctx *c, struct json_object *o, const char *camel, const char *snake,
-                     ProtobufCBinaryData *out)
-{
-  struct json_object *v = field(o, camel, snake);
-  if (!v)
-    return GW_OK;
-  size_t mark = path_field(c, camel);
-  gw_rc rc = hex_value(c, v, out);
-  path_pop(c, mark);
-  return rc;
-}
-
-/* An optional object field: *out is NULL when absent, else the object; wrong type is an error. The path
- * is left pointing at the field (pop with *mark) when *out is set. */
-static gw_rc get_obj(struct jctx *c, struct json_object *o, const char *camel, const char *snake,
-                     struct json_object **out, size_t *mark)
-{
-  struct json_object *v = field(o, camel, snake);
-  *out = NULL;
-  if (!v)
-    return GW_OK;
-  *mark = path_field(c, camel);
-  if (!json_object_is_type(v, json_type_object)) {
-    gw_rc rc = fail(c, GW_ERR(DECODE), "want an object");
-    path_pop(c, *mark);
-    return rc;
-  }
-  *out = v;
-  return GW_OK;
-}
-
-/* An optional array field, same contract as get_obj; *n is its length (0 when absent). */
-static gw_rc get_arr(struct jctx *c, struct json_object *o, const char *camel, const char *snake,
-                     struct json_object **out, size_t *n, size_t *mark)
-{
-  struct json_object *v = field(o, camel, snake);
-  *out = NULL;
-  *n = 0;
-  if (!v)
-    return GW_OK;
-  *mark = path_field(c, camel);
-  if (!json_object_is_type(v, json_type_array)) {
-    gw_rc rc = fail(c, GW_ERR(DECODE), "want an array");
-    path_pop(c, *mark);
-    return rc;
-  }
-  *out = v;
-  *n = json_object_array_length(v);
-  return GW_OK;
-}
-
-/* Pointer array plus element storage for n messages of size sz, in the arena (n counts parsed
- * elements, never a number the client declared). */
-static void **alloc_msgs(struct jctx *c, size_t n, size_t sz)
-{
-  void **ptrs = gw_arena_alloc(c->a, n * sizeof *ptrs);
-  unsigned char *items = gw_arena_alloc(c->a, n * sz);
-  if (!ptrs || !items)
-    return NULL;
-  for (size_t i = 0; i < n; i++)
-    ptrs[i] = items + i * sz;
-  return ptrs;
-}
-
-/* Element i of array arr must be an object: returns it with the path at "[i]" (pop with *mark). */
-static gw_rc elem_obj(struct jctx *c, struct json_object *arr, size_t i, struct json_object **out, size_t *mark)
-{
-  *mark = path_push(c, "[%zu]", i);
-  struct json_object *e = json_object_array_get_idx(arr, i);
-  if (!json_object_is_type(e, json_type_object)) {
-    gw_rc rc = fail(c, GW_ERR(DECODE), "want an object");
-    path_pop(c, *mark);
-    return rc;
-  }
-  *out = e;
-  return GW_OK;
-}
+#define INIT_FN(name, type, init)                                                                             \
+  static void name(void *m) { init((type *)m); }
 
 /* ---- common.v1: AnyValue, KeyValue; reused by the logs decoder ---- */
 
-static gw_rc key_values(struct jctx *c, struct json_object *o, const char *camel, const char *snake, size_t *n_out,
-                        GwKeyValue ***out, uint32_t depth);
-static gw_rc any_value(struct jctx *c, struct json_object *o, GwAnyValue *av, uint32_t depth);
+static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth);
 
-/* {"values": [AnyValue...]} */
-static gw_rc array_value(struct jctx *c, struct json_object *o, GwArrayValue **out, uint32_t depth)
+/* A repeated KeyValue member (attributes, kvlistValue.values); depth is that of the values. */
+static gw_rc key_values(struct gw_json *j, const struct gw_json_fld *fd, GwKeyValue ***out, size_t *n_out,
+                        uint32_t depth);
+
+enum { AV_STRING, AV_BOOL, AV_INT, AV_DOUBLE, AV_BYTES, AV_ARRAY, AV_KVLIST, AV__N };
+static const struct gw_json_name av_names[] = {
+  [AV_STRING] = N2("stringValue", "string_value"), [AV_BOOL] = N2("boolValue", "bool_value"),
+  [AV_INT] = N2("intValue", "int_value"),          [AV_DOUBLE] = N2("doubleValue", "double_value"),
+  [AV_BYTES] = N2("bytesValue", "bytes_value"),    [AV_ARRAY] = N2("arrayValue", "array_value"),
+  [AV_KVLIST] = N2("kvlistValue", "kvlist_value"),
+};
+
+enum { ARR_VALUES, ARR__N };
+static const struct gw_json_name values_names[] = {[ARR_VALUES] = N1("values")};
+
+/* {"values": [AnyValue...]}, at its '{'. */
+static gw_rc array_value(struct gw_json *j, GwArrayValue *arr, uint32_t depth)
 {
-  GwArrayValue *arr = gw_arena_alloc(c->a, sizeof *arr);
-  if (!arr)
-    return oom(c);
-  gw_pb_array_value_init(arr);
-  struct json_object *vals;
-  size_t n, mark;
-  gw_rc rc = get_arr(c, o, "values", NULL, &vals, &n, &mark);
-  if (rc || !vals)
-    goto done;
-  arr->values = (GwAnyValue **)alloc_msgs(c, n, sizeof(GwAnyValue));
-  if (n && !arr->values) {
-    rc = oom(c);
-    goto pop;
+  uint32_t seen = 0;
+  int r, st = 0;
+  const char *k;
+  size_t kn;
+  gw_json_obj_begin(j);
+  while ((r = gw_json_obj_next(j, &st, &k, &kn)) == 1) {
+    bool camel = true;
+    gw_rc rc;
+    if (gw_json_lookup(values_names, ARR__N, k, kn, &camel) < 0) {
+      if ((rc = gw_json_skip(j)))
+        return rc;
+      continue;
+    }
+    struct gw_json_fld fd = {&seen, ARR_VALUES, true, "values"};
+    if (gw_json_take(j, &fd, &rc) == GW_JSON_NULL) {
+      if (rc)
+        return rc;
+      arr->values = NULL;
+      arr->n_values = 0;
+      continue;
+    }
+    gw_json_push_name(j, "values");
+    enum gw_jt t = gw_json_peek(j);
+    struct gw_json_vec v = {0};
+    int ast = 0;
+    if (t != GW_JT_ARR)
+      return gw_json_want(j, t, "want an array");
+    gw_json_arr_begin(j);
+    while ((r = gw_json_arr_next(j, &ast)) == 1) {
+      gw_json_push_idx(j, v.n);
+      GwAnyValue *av = NULL;
+      if ((t = gw_json_peek(j)) != GW_JT_OBJ)
+        return gw_json_want(j, t, "want an object");
+      if (!(av = gw_arena_alloc(j->a, sizeof *av)))
+        return gw_json_oom(j);
+      if ((rc = any_value(j, av, depth)) || (rc = gw_json_vec_push(j, &v, av)))
+        return rc;
+      gw_json_pop(j);
+    }
+    if (r < 0)
+      return r;
+    if ((rc = gw_json_vec_finish(j, &v, (void ***)&arr->values, &arr->n_values)))
+      return rc;
+    gw_json_pop(j);
   }
-  for (size_t i = 0; i < n; i++) {
-    size_t emark;
-    struct json_object *e = NULL;
-    if ((rc = elem_obj(c, vals, i, &e, &emark)))
-      goto pop;
-    rc = any_value(c, e, arr->values[i], depth);
-    path_pop(c, emark);
-    if (rc)
-      goto pop;
-    arr->n_values = i + 1;
-  }
-pop:
-  path_pop(c, mark);
-done:
-  *out = arr;
-  return rc;
+  return r;
 }
 
-/* AnyValue: one of stringValue, boolValue, intValue, doubleValue, arrayValue, kvlistValue, bytesValue;
- * none is an empty value (valid since OTLP 1.9). depth: this value's nesting level, 1 for an attribute. */
-static gw_rc any_value(struct jctx *c, struct json_object *o, GwAnyValue *av, uint32_t depth)
+/* AnyValue, at its '{': one of stringValue, boolValue, intValue, doubleValue, arrayValue, kvlistValue,
+ * bytesValue; none is an empty value (valid since OTLP 1.9). depth: this value's nesting level, 1 for an
+ * attribute. */
+static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
 {
-  gw_rc rc = GW_OK;
   gw_pb_any_value_init(av);
-  if (depth > c->max_depth) {
+  if (depth > j->max_depth) {
     char msg[64];
-    snprintf(msg, sizeof msg, "value nested deeper than %u levels", c->max_depth);
-    return fail(c, GW_ERR(TOO_DEEP), msg);
+    snprintf(msg, sizeof msg, "value nested deeper than %u levels", j->max_depth);
+    return gw_json_fail(j, GW_ERR(TOO_DEEP), msg);
   }
-  json_object_object_foreach(o, key, v)
-  {
-    if (!v)
+  int r, st = 0;
+  const char *k;
+  size_t kn;
+  gw_json_obj_begin(j);
+  while ((r = gw_json_obj_next(j, &st, &k, &kn)) == 1) {
+    bool camel = true;
+    gw_rc rc = GW_OK;
+    int f = gw_json_lookup(av_names, AV__N, k, kn, &camel);
+    if (f < 0) {
+      if ((rc = gw_json_skip(j)))
+        return rc;
       continue;
-    size_t mark = path_field(c, key);
-    if (!strcmp(key, "stringValue") || !strcmp(key, "string_value")) {
-      av->value_case = GW_AV_STRING;
-      rc = str_value(c, v, &av->string_value);
-    } else if (!strcmp(key, "boolValue") || !strcmp(key, "bool_value")) {
-      if (!json_object_is_type(v, json_type_boolean)) {
-        rc = fail(c, GW_ERR(DECODE), "want a boolean");
-      } else {
-        av->value_case = GW_AV_BOOL;
-        av->bool_value = json_object_get_boolean(v);
-      }
-    } else if (!strcmp(key, "intValue") || !strcmp(key, "int_value")) {
-      av->value_case = GW_AV_INT;
-      rc = i64_value(c, v, INT64_MIN, INT64_MAX, &av->int_value);
-    } else if (!strcmp(key, "doubleValue") || !strcmp(key, "double_value")) {
-      av->value_case = GW_AV_DOUBLE;
-      rc = double_value(c, v, &av->double_value);
-    } else if (!strcmp(key, "bytesValue") || !strcmp(key, "bytes_value")) {
-      av->value_case = GW_AV_BYTES;
-      rc = b64_value(c, v, &av->bytes_value);
-    } else if (!strcmp(key, "arrayValue") || !strcmp(key, "array_value")) {
-      if (!json_object_is_type(v, json_type_object)) {
-        rc = fail(c, GW_ERR(DECODE), "want an object");
-      } else {
-        av->value_case = GW_AV_ARRAY;
-        rc = array_value(c, v, &av->array_value, depth + 1);
-      }
-    } else if (!strcmp(key, "kvlistValue") || !strcmp(key, "kvlist_value")) {
-      if (!json_object_is_type(v, json_type_object)) {
-        rc = fail(c, GW_ERR(DECODE), "want an object");
-      } else {
-        GwKeyValueList *kl = gw_arena_alloc(c->a, sizeof *kl);
-        if (!kl) {
-          rc = oom(c);
-        } else {
-          gw_pb_kvlist_init(kl);
-          av->value_case = GW_AV_KVLIST;
-          av->kvlist_value = kl;
-          rc = key_values(c, v, "values", NULL, &kl->n_values, &kl->values, depth + 1);
-        }
-      }
     }
-    path_pop(c, mark);
+    enum gw_jt t = gw_json_peek(j);
+    if (t == GW_JT_NULL) {
+      if ((rc = gw_json_null(j)))
+        return rc;
+      continue;
+    }
+    gw_json_push_name(j, camel ? av_names[f].camel : av_names[f].snake);
+    switch (f) {
+    case AV_STRING:
+      av->value_case = GW_AV_STRING;
+      rc = gw_json_str_value(j, &av->string_value);
+      break;
+    case AV_BOOL:
+      av->value_case = GW_AV_BOOL;
+      rc = gw_json_bool_value(j, &av->bool_value);
+      break;
+    case AV_INT:
+      av->value_case = GW_AV_INT;
+      rc = gw_json_i64_value(j, INT64_MIN, INT64_MAX, &av->int_value);
+      break;
+    case AV_DOUBLE:
+      av->value_case = GW_AV_DOUBLE;
+      rc = gw_json_double_value(j, &av->double_value);
+      break;
+    case AV_BYTES:
+      av->value_case = GW_AV_BYTES;
+      rc = gw_json_b64_value(j, &av->bytes_value);
+      break;
+    case AV_ARRAY: {
+      GwArrayValue *arr;
+      if (t != GW_JT_OBJ) {
+        rc = gw_json_want(j, t, "want an object");
+      } else if (!(arr = gw_arena_alloc(j->a, sizeof *arr))) {
+        rc = gw_json_oom(j);
+      } else {
+        gw_pb_array_value_init(arr);
+        av->value_case = GW_AV_ARRAY;
+        av->array_value = arr;
+        rc = array_value(j, arr, depth + 1);
+      }
+      break;
+    }
+    case AV_KVLIST: {
+      GwKeyValueList *kl;
+      if (t != GW_JT_OBJ) {
+        rc = gw_json_want(j, t, "want an object");
+      } else if (!(kl = gw_arena_alloc(j->a, sizeof *kl))) {
+        rc = gw_json_oom(j);
+      } else {
+        gw_pb_kvlist_init(kl);
+        av->value_case = GW_AV_KVLIST;
+        av->kvlist_value = kl;
+        uint32_t seen = 0;
+        int kst = 0;
+        gw_json_obj_begin(j);
+        while ((r = gw_json_obj_next(j, &kst, &k, &kn)) == 1) {
+          struct gw_json_fld fd = {&seen, 0, true, "values"};
+          if (gw_json_lookup(values_names, ARR__N, k, kn, &camel) < 0)
+            rc = gw_json_skip(j);
+          else
+            rc = key_values(j, &fd, &kl->values, &kl->n_values, depth + 1);
+          if (rc)
+            return rc;
+        }
+        rc = r;
+      }
+      break;
+    }
+    }
+    if (rc)
+      return rc;
+    gw_json_pop(j);
+  }
+  return r;
+}
+
+enum { KV_KEY, KV_VALUE, KV__N };
+static const struct gw_json_name kv_names[] = {[KV_KEY] = N1("key"), [KV_VALUE] = N1("value")};
+
+/* {"key": "...", "value": AnyValue}, at its '{'; value stays NULL when absent, as on the wire. */
+static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
+{
+  uint32_t seen = 0;
+  int r, st = 0;
+  const char *k;
+  size_t kn;
+  gw_pb_key_value_init(kv);
+  gw_json_obj_begin(j);
+  while ((r = gw_json_obj_next(j, &st, &k, &kn)) == 1) {
+    bool camel = true;
+    gw_rc rc;
+    int f = gw_json_lookup(kv_names, KV__N, k, kn, &camel);
+    struct gw_json_fld fd = {&seen, f, camel, f >= 0 ? kv_names[f].camel : NULL};
+    if (f == KV_KEY) {
+      rc = gw_json_get_str(j, &fd, &kv->key);
+    } else if (f == KV_VALUE) {
+      switch (gw_json_take(j, &fd, &rc)) {
+      case GW_JSON_SKIP: rc = gw_json_skip(j); break;
+      case GW_JSON_NULL: kv->value = NULL; break;
+      case GW_JSON_READ: {
+        gw_json_push_name(j, "value");
+        enum gw_jt t = gw_json_peek(j);
+        if (t != GW_JT_OBJ)
+          rc = gw_json_want(j, t, "want an object");
+        else if (!(kv->value = gw_arena_alloc(j->a, sizeof *kv->value)))
+          rc = gw_json_oom(j);
+        else
+          rc = any_value(j, kv->value, depth);
+        gw_json_pop(j);
+        break;
+      }
+      }
+    } else {
+      rc = gw_json_skip(j);
+    }
     if (rc)
       return rc;
   }
-  return GW_OK;
+  return r;
 }
 
-/* {"key": "...", "value": AnyValue}; value stays NULL when absent, as on the wire. */
-static gw_rc key_value(struct jctx *c, struct json_object *o, GwKeyValue *kv, uint32_t depth)
+static gw_rc key_values(struct gw_json *j, const struct gw_json_fld *fd, GwKeyValue ***out, size_t *n_out,
+                        uint32_t depth)
 {
-  gw_pb_key_value_init(kv);
-  gw_rc rc = get_str(c, o, "key", NULL, &kv->key);
-  if (rc)
-    return rc;
-  struct json_object *v;
-  size_t mark;
-  if ((rc = get_obj(c, o, "value", NULL, &v, &mark)) || !v)
-    return rc;
-  kv->value = gw_arena_alloc(c->a, sizeof *kv->value);
-  rc = kv->value ? any_value(c, v, kv->value, depth) : oom(c);
-  path_pop(c, mark);
+  GW_JSON_TAKE_OR_RETURN(j, fd, (*out = NULL, *n_out = 0));
+  gw_json_push_name(j, fd->name);
+  gw_rc rc;
+  int r, st = 0;
+  enum gw_jt t = gw_json_peek(j);
+  struct gw_json_vec v = {0};
+  if (t != GW_JT_ARR) {
+    rc = gw_json_want(j, t, "want an array");
+    goto out;
+  }
+  gw_json_arr_begin(j);
+  while ((r = gw_json_arr_next(j, &st)) == 1) {
+    gw_json_push_idx(j, v.n);
+    GwKeyValue *kv = NULL;
+    if ((t = gw_json_peek(j)) != GW_JT_OBJ)
+      rc = gw_json_want(j, t, "want an object");
+    else if (!(kv = gw_arena_alloc(j->a, sizeof *kv)))
+      rc = gw_json_oom(j);
+    else
+      rc = key_value(j, kv, depth);
+    gw_json_pop(j);
+    if (rc || (rc = gw_json_vec_push(j, &v, kv)))
+      goto out;
+  }
+  rc = r < 0 ? r : gw_json_vec_finish(j, &v, (void ***)out, n_out);
+out:
+  gw_json_pop(j);
   return rc;
 }
 
-/* A repeated KeyValue field of o (attributes, kvlistValue.values); depth is that of the values. */
-static gw_rc key_values(struct jctx *c, struct json_object *o, const char *camel, const char *snake, size_t *n_out,
-                        GwKeyValue ***out, uint32_t depth)
+static gw_rc attributes(struct gw_json *j, const struct gw_json_fld *fd, GwKeyValue ***out, size_t *n)
 {
-  struct json_object *arr;
-  size_t n, mark;
-  gw_rc rc = get_arr(c, o, camel, snake, &arr, &n, &mark);
-  if (rc || !arr)
-    return rc;
-  GwKeyValue **kvs = (GwKeyValue **)alloc_msgs(c, n, sizeof(GwKeyValue));
-  if (n && !kvs) {
-    rc = oom(c);
-    goto pop;
-  }
-  *out = kvs;
-  for (size_t i = 0; i < n; i++) {
-    size_t emark;
-    struct json_object *e = NULL;
-    if ((rc = elem_obj(c, arr, i, &e, &emark)))
-      goto pop;
-    rc = key_value(c, e, kvs[i], depth);
-    path_pop(c, emark);
-    if (rc)
-      goto pop;
-    *n_out = i + 1;
-  }
-pop:
-  path_pop(c, mark);
-  return rc;
-}
-
-static gw_rc attributes(struct jctx *c, struct json_object *o, size_t *n, GwKeyValue ***out)
-{
-  return key_values(c, o, "attributes", NULL, n, out, 1);
+  return key_values(j, fd, out, n, 1);
 }
 
 /* resource.v1.Resource; entityRefs (Development) are ignored. */
-static gw_rc resource(struct jctx *c, struct json_object *o, GwResource **out)
+enum { RES_ATTRS, RES_DROPPED, RES__N };
+static const struct gw_json_name res_names[] = {
+  [RES_ATTRS] = N1("attributes"),
+  [RES_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
+};
+
+static gw_rc resource_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
-  struct json_object *v;
-  size_t mark;
-  gw_rc rc = get_obj(c, o, "resource", NULL, &v, &mark);
-  if (rc || !v)
-    return rc;
-  GwResource *r = gw_arena_alloc(c->a, sizeof *r);
-  if (!r) {
-    rc = oom(c);
-    goto pop;
-  }
-  gw_pb_resource_init(r);
-  *out = r;
-  if ((rc = attributes(c, v, &r->n_attributes, &r->attributes)))
-    goto pop;
-  rc = get_u32(c, v, "droppedAttributesCount", "dropped_attributes_count", &r->dropped_attributes_count);
-pop:
-  path_pop(c, mark);
-  return rc;
+  GwResource *r = m;
+  if (fd->f == RES_ATTRS)
+    return attributes(j, fd, &r->attributes, &r->n_attributes);
+  return gw_json_get_u32(j, fd, &r->dropped_attributes_count);
 }
 
+static gw_rc resource(struct gw_json *j, void *m) { return gw_json_members(j, res_names, RES__N, m, resource_member); }
+INIT_FN(init_resource, GwResource, gw_pb_resource_init)
+
 /* common.v1.InstrumentationScope */
-static gw_rc scope(struct jctx *c, struct json_object *o, GwScope **out)
+enum { SC_NAME, SC_VERSION, SC_ATTRS, SC_DROPPED, SC__N };
+static const struct gw_json_name scope_names[] = {
+  [SC_NAME] = N1("name"),
+  [SC_VERSION] = N1("version"),
+  [SC_ATTRS] = N1("attributes"),
+  [SC_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
+};
+
+static gw_rc scope_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
-  struct json_object *v;
-  size_t mark;
-  gw_rc rc = get_obj(c, o, "scope", NULL, &v, &mark);
-  if (rc || !v)
-    return rc;
-  GwScope *s = gw_arena_alloc(c->a, sizeof *s);
-  if (!s) {
-    rc = oom(c);
-    goto pop;
+  GwScope *s = m;
+  switch (fd->f) {
+  case SC_NAME: return gw_json_get_str(j, fd, &s->name);
+  case SC_VERSION: return gw_json_get_str(j, fd, &s->version);
+  case SC_ATTRS: return attributes(j, fd, &s->attributes, &s->n_attributes);
+  default: return gw_json_get_u32(j, fd, &s->dropped_attributes_count);
   }
-  gw_pb_scope_init(s);
-  *out = s;
-  if ((rc = get_str(c, v, "name", NULL, &s->name)) || (rc = get_str(c, v, "version", NULL, &s->version)) ||
-      (rc = attributes(c, v, &s->n_attributes, &s->attributes)))
-    goto pop;
-  rc = get_u32(c, v, "droppedAttributesCount", "dropped_attributes_count", &s->dropped_attributes_count);
-pop:
-  path_pop(c, mark);
-  return rc;
 }
+
+static gw_rc scope(struct gw_json *j, void *m) { return gw_json_members(j, scope_names, SC__N, m, scope_member); }
+INIT_FN(init_scope, GwScope, gw_pb_scope_init)
 
 /* ---- trace.v1 ---- */
 
-static gw_rc span_event(struct jctx *c, struct json_object *o, GwSpanEvent *ev)
-{
-  gw_rc rc;
-  gw_pb_span_event_init(ev);
-  if ((rc = get_u64(c, o, "timeUnixNano", "time_unix_nano", &ev->time_unix_nano)) ||
-      (rc = get_str(c, o, "name", NULL, &ev->name)) || (rc = attributes(c, o, &ev->n_attributes, &ev->attributes)))
-    return rc;
-  return get_u32(c, o, "droppedAttributesCount", "dropped_attributes_count", &ev->dropped_attributes_count);
-}
+enum { EV_TIME, EV_NAME, EV_ATTRS, EV_DROPPED, EV__N };
+static const struct gw_json_name event_names[] = {
+  [EV_TIME] = N2("timeUnixNano", "time_unix_nano"),
+  [EV_NAME] = N1("name"),
+  [EV_ATTRS] = N1("attributes"),
+  [EV_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
+};
 
-static gw_rc span_link(struct jctx *c, struct json_object *o, GwSpanLink *l)
+static gw_rc event_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
-  gw_rc rc;
-  gw_pb_span_link_init(l);
-  if ((rc = get_hex(c, o, "traceId", "trace_id", &l->trace_id)) ||
-      (rc = get_hex(c, o, "spanId", "span_id", &l->span_id)) ||
-      (rc = get_str(c, o, "traceState", "trace_state", &l->trace_state)) ||
-      (rc = attributes(c, o, &l->n_attributes, &l->attributes)) ||
-      (rc = get_u32(c, o, "droppedAttributesCount", "dropped_attributes_count", &l->dropped_attributes_count)))
-    return rc;
-  return get_u32(c, o, "flags", NULL, &l->flags);
-}
-
-static gw_rc span_status(struct jctx *c, struct json_object *o, GwStatus **out)
-{
-  struct json_object *v;
-  size_t mark;
-  gw_rc rc = get_obj(c, o, "status", NULL, &v, &mark);
-  if (rc || !v)
-    return rc;
-  GwStatus *st = gw_arena_alloc(c->a, sizeof *st);
-  if (!st) {
-    rc = oom(c);
-    goto pop;
+  GwSpanEvent *ev = m;
+  switch (fd->f) {
+  case EV_TIME: return gw_json_get_u64(j, fd, &ev->time_unix_nano);
+  case EV_NAME: return gw_json_get_str(j, fd, &ev->name);
+  case EV_ATTRS: return attributes(j, fd, &ev->attributes, &ev->n_attributes);
+  default: return gw_json_get_u32(j, fd, &ev->dropped_attributes_count);
   }
-  gw_pb_status_init(st);
-  *out = st;
-  int code = 0;
-  if ((rc = get_str(c, v, "message", NULL, &st->message)) || (rc = get_enum(c, v, "code", NULL, &code)))
-    goto pop;
+}
+
+static gw_rc span_event(struct gw_json *j, void *m) { return gw_json_members(j, event_names, EV__N, m, event_member); }
+INIT_FN(init_event, GwSpanEvent, gw_pb_span_event_init)
+
+enum { LK_TRACE_ID, LK_SPAN_ID, LK_STATE, LK_ATTRS, LK_DROPPED, LK_FLAGS, LK__N };
+static const struct gw_json_name link_names[] = {
+  [LK_TRACE_ID] = N2("traceId", "trace_id"),
+  [LK_SPAN_ID] = N2("spanId", "span_id"),
+  [LK_STATE] = N2("traceState", "trace_state"),
+  [LK_ATTRS] = N1("attributes"),
+  [LK_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
+  [LK_FLAGS] = N1("flags"),
+};
+
+static gw_rc link_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
+{
+  GwSpanLink *l = m;
+  switch (fd->f) {
+  case LK_TRACE_ID: return gw_json_get_hex(j, fd, &l->trace_id);
+  case LK_SPAN_ID: return gw_json_get_hex(j, fd, &l->span_id);
+  case LK_STATE: return gw_json_get_str(j, fd, &l->trace_state);
+  case LK_ATTRS: return attributes(j, fd, &l->attributes, &l->n_attributes);
+  case LK_DROPPED: return gw_json_get_u32(j, fd, &l->dropped_attributes_count);
+  default: return gw_json_get_u32(j, fd, &l->flags);
+  }
+}
+
+static gw_rc span_link(struct gw_json *j, void *m) { return gw_json_members(j, link_names, LK__N, m, link_member); }
+INIT_FN(init_link, GwSpanLink, gw_pb_span_link_init)
+
+enum { ST_MESSAGE, ST_CODE, ST__N };
+static const struct gw_json_name status_names[] = {[ST_MESSAGE] = N1("message"), [ST_CODE] = N1("code")};
+
+static gw_rc status_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
+{
+  GwStatus *st = m;
+  if (fd->f == ST_MESSAGE)
+    return gw_json_get_str(j, fd, &st->message);
+  int code = (int)st->code;
+  gw_rc rc = gw_json_get_enum(j, fd, &opentelemetry__proto__trace__v1__status__status_code__descriptor, &code);
   st->code = code;
-pop:
-  path_pop(c, mark);
   return rc;
 }
 
-/* Decode the repeated message field camel of o with fn into *items / *n_items. */
-#define REPEATED(c, o, camel, snake, type, init_fn, items, n_items, fn)                                       \
-  do {                                                                                                        \
-    struct json_object *arr_;                                                                                 \
-    size_t n_, mark_;                                                                                         \
-    if ((rc = get_arr(c, o, camel, snake, &arr_, &n_, &mark_)) || !arr_)                                      \
-      break;                                                                                                  \
-    type **v_ = (type **)alloc_msgs(c, n_, sizeof(type));                                                     \
-    if (n_ && !v_) {                                                                                          \
-      rc = oom(c);                                                                                            \
-      path_pop(c, mark_);                                                                                     \
-      break;                                                                                                  \
-    }                                                                                                         \
-    (items) = v_;                                                                                             \
-    for (size_t i_ = 0; i_ < n_; i_++) {                                                                      \
-      size_t emark_;                                                                                          \
-      struct json_object *e_ = NULL;                                                                          \
-      init_fn(v_[i_]);                                                                                        \
-      if ((rc = elem_obj(c, arr_, i_, &e_, &emark_)))                                                         \
-        break;                                                                                                \
-      rc = fn(c, e_, v_[i_]);                                                                                 \
-      path_pop(c, emark_);                                                                                    \
-      if (rc)                                                                                                 \
-        break;                                                                                                \
-      (n_items) = i_ + 1;                                                                                     \
-    }                                                                                                         \
-    path_pop(c, mark_);                                                                                       \
-  } while (0)
-
-static gw_rc span(struct jctx *c, struct json_object *o, GwSpan *s)
+static gw_rc span_status(struct gw_json *j, void *m)
 {
-  gw_rc rc;
-  int kind = 0;
-  if ((rc = get_hex(c, o, "traceId", "trace_id", &s->trace_id)) ||
-      (rc = get_hex(c, o, "spanId", "span_id", &s->span_id)) ||
-      (rc = get_str(c, o, "traceState", "trace_state", &s->trace_state)) ||
-      (rc = get_hex(c, o, "parentSpanId", "parent_span_id", &s->parent_span_id)) ||
-      (rc = get_u32(c, o, "flags", NULL, &s->flags)) || (rc = get_str(c, o, "name", NULL, &s->name)) ||
-      (rc = get_enum(c, o, "kind", NULL, &kind)) ||
-      (rc = get_u64(c, o, "startTimeUnixNano", "start_time_unix_nano", &s->start_time_unix_nano)) ||
-      (rc = get_u64(c, o, "endTimeUnixNano", "end_time_unix_nano", &s->end_time_unix_nano)) ||
-      (rc = attributes(c, o, &s->n_attributes, &s->attributes)) ||
-      (rc = get_u32(c, o, "droppedAttributesCount", "dropped_attributes_count", &s->dropped_attributes_count)))
-    return rc;
-  s->kind = kind;
-  REPEATED(c, o, "events", NULL, GwSpanEvent, gw_pb_span_event_init, s->events, s->n_events, span_event);
-  if (rc || (rc = get_u32(c, o, "droppedEventsCount", "dropped_events_count", &s->dropped_events_count)))
-    return rc;
-  REPEATED(c, o, "links", NULL, GwSpanLink, gw_pb_span_link_init, s->links, s->n_links, span_link);
-  if (rc || (rc = get_u32(c, o, "droppedLinksCount", "dropped_links_count", &s->dropped_links_count)))
-    return rc;
-  return span_status(c, o, &s->status);
+  return gw_json_members(j, status_names, ST__N, m, status_member);
 }
+INIT_FN(init_status, GwStatus, gw_pb_status_init)
 
-static gw_rc scope_spans(struct jctx *c, struct json_object *o, GwScopeSpans *ss)
+enum {
+  SP_TRACE_ID, SP_SPAN_ID, SP_STATE, SP_PARENT, SP_FLAGS, SP_NAME, SP_KIND, SP_START, SP_END, SP_ATTRS,
+  SP_DROPPED_ATTRS, SP_EVENTS, SP_DROPPED_EVENTS, SP_LINKS, SP_DROPPED_LINKS, SP_STATUS, SP__N
+};
+static const struct gw_json_name span_names[] = {
+  [SP_TRACE_ID] = N2("traceId", "trace_id"),
+  [SP_SPAN_ID] = N2("spanId", "span_id"),
+  [SP_STATE] = N2("traceState", "trace_state"),
+  [SP_PARENT] = N2("parentSpanId", "parent_span_id"),
+  [SP_FLAGS] = N1("flags"),
+  [SP_NAME] = N1("name"),
+  [SP_KIND] = N1("kind"),
+  [SP_START] = N2("startTimeUnixNano", "start_time_unix_nano"),
+  [SP_END] = N2("endTimeUnixNano", "end_time_unix_nano"),
+  [SP_ATTRS] = N1("attributes"),
+  [SP_DROPPED_ATTRS] = N2("droppedAttributesCount", "dropped_attributes_count"),
+  [SP_EVENTS] = N1("events"),
+  [SP_DROPPED_EVENTS] = N2("droppedEventsCount", "dropped_events_count"),
+  [SP_LINKS] = N1("links"),
+  [SP_DROPPED_LINKS] = N2("droppedLinksCount", "dropped_links_count"),
+  [SP_STATUS] = N1("status"),
+};
+
+static gw_rc span_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
-  gw_rc rc;
-  if ((rc = scope(c, o, &ss->scope)) || (rc = get_str(c, o, "schemaUrl", "schema_url", &ss->schema_url)))
+  GwSpan *s = m;
+  switch (fd->f) {
+  case SP_TRACE_ID: return gw_json_get_hex(j, fd, &s->trace_id);
+  case SP_SPAN_ID: return gw_json_get_hex(j, fd, &s->span_id);
+  case SP_STATE: return gw_json_get_str(j, fd, &s->trace_state);
+  case SP_PARENT: return gw_json_get_hex(j, fd, &s->parent_span_id);
+  case SP_FLAGS: return gw_json_get_u32(j, fd, &s->flags);
+  case SP_NAME: return gw_json_get_str(j, fd, &s->name);
+  case SP_KIND: {
+    int kind = (int)s->kind;
+    gw_rc rc = gw_json_get_enum(j, fd, &opentelemetry__proto__trace__v1__span__span_kind__descriptor, &kind);
+    s->kind = kind;
     return rc;
-  REPEATED(c, o, "spans", NULL, GwSpan, gw_pb_span_init, ss->spans, ss->n_spans, span);
-  return rc;
-}
-
-static gw_rc resource_spans(struct jctx *c, struct json_object *o, GwResourceSpans *rs)
-{
-  gw_rc rc;
-  if ((rc = resource(c, o, &rs->resource)) || (rc = get_str(c, o, "schemaUrl", "schema_url", &rs->schema_url)))
-    return rc;
-  REPEATED(c, o, "scopeSpans", "scope_spans", GwScopeSpans, gw_pb_scope_spans_init, rs->scope_spans,
-           rs->n_scope_spans, scope_spans);
-  return rc;
-}
-
-static gw_rc trace_request(struct jctx *c, struct json_object *o, GwTraceRequest *req)
-{
-  gw_rc rc = GW_OK;
-  REPEATED(c, o, "resourceSpans", "resource_spans", GwResourceSpans, gw_pb_resource_spans_init,
-           req->resource_spans, req->n_resource_spans, resource_spans);
-  return rc;
-}
-
-static gw_rc log_record(struct jctx *c, struct json_object *o, GwLogRecord *l)
-{
-  gw_rc rc;
-  int sev = 0;
-  size_t mark = 0;
-  struct json_object *body = NULL;
-  if ((rc = get_u64(c, o, "timeUnixNano", "time_unix_nano", &l->time_unix_nano)) ||
-      (rc = get_u64(c, o, "observedTimeUnixNano", "observed_time_unix_nano", &l->observed_time_unix_nano)) ||
-      (rc = get_enum(c, o, "severityNumber", "severity_number", &sev)) ||
-      (rc = get_str(c, o, "severityText", "severity_text", &l->severity_text)) ||
-      (rc = attributes(c, o, &l->n_attributes, &l->attributes)) ||
-      (rc = get_u32(c, o, "droppedAttributesCount", "dropped_attributes_count", &l->dropped_attributes_count)) ||
-      (rc = get_u32(c, o, "flags", NULL, &l->flags)) || (rc = get_hex(c, o, "traceId", "trace_id", &l->trace_id)) ||
-      (rc = get_hex(c, o, "spanId", "span_id", &l->span_id)) ||
-      (rc = get_str(c, o, "eventName", "event_name", &l->event_name)) ||
-      (rc = get_obj(c, o, "body", NULL, &body, &mark)))
-    return rc;
-  l->severity_number = sev;
-  if (body) {
-    GwAnyValue *av = gw_arena_alloc(c->a, sizeof *av);
-    if (!av)
-      return oom(c);
-    gw_pb_any_value_init(av);
-    if ((rc = any_value(c, body, av, 1)))
-      return rc;
-    l->body = av;
-    path_pop(c, mark);
   }
-  return GW_OK;
+  case SP_START: return gw_json_get_u64(j, fd, &s->start_time_unix_nano);
+  case SP_END: return gw_json_get_u64(j, fd, &s->end_time_unix_nano);
+  case SP_ATTRS: return attributes(j, fd, &s->attributes, &s->n_attributes);
+  case SP_DROPPED_ATTRS: return gw_json_get_u32(j, fd, &s->dropped_attributes_count);
+  case SP_EVENTS:
+    return gw_json_get_repeated(j, fd, sizeof(GwSpanEvent), init_event, span_event, (void ***)&s->events, &s->n_events);
+  case SP_DROPPED_EVENTS: return gw_json_get_u32(j, fd, &s->dropped_events_count);
+  case SP_LINKS:
+    return gw_json_get_repeated(j, fd, sizeof(GwSpanLink), init_link, span_link, (void ***)&s->links, &s->n_links);
+  case SP_DROPPED_LINKS: return gw_json_get_u32(j, fd, &s->dropped_links_count);
+  default:
+    return gw_json_get_msg(j, fd, sizeof(GwStatus), init_status, span_status, (void **)&s->status);
+  }
 }
 
-static gw_rc scope_logs(struct jctx *c, struct json_object *o, GwScopeLogs *sl)
+static gw_rc span(struct gw_json *j, void *m) { return gw_json_members(j, span_names, SP__N, m, span_member); }
+INIT_FN(init_span, GwSpan, gw_pb_span_init)
+
+enum { SS_SCOPE, SS_SCHEMA, SS_SPANS, SS__N };
+static const struct gw_json_name scope_spans_names[] = {
+  [SS_SCOPE] = N1("scope"),
+  [SS_SCHEMA] = N2("schemaUrl", "schema_url"),
+  [SS_SPANS] = N1("spans"),
+};
+
+static gw_rc scope_spans_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
-  gw_rc rc;
-  if ((rc = scope(c, o, &sl->scope)) || (rc = get_str(c, o, "schemaUrl", "schema_url", &sl->schema_url)))
+  GwScopeSpans *ss = m;
+  switch (fd->f) {
+  case SS_SCOPE: return gw_json_get_msg(j, fd, sizeof(GwScope), init_scope, scope, (void **)&ss->scope);
+  case SS_SCHEMA: return gw_json_get_str(j, fd, &ss->schema_url);
+  default: return gw_json_get_repeated(j, fd, sizeof(GwSpan), init_span, span, (void ***)&ss->spans, &ss->n_spans);
+  }
+}
+
+static gw_rc scope_spans(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, scope_spans_names, SS__N, m, scope_spans_member);
+}
+INIT_FN(init_scope_spans, GwScopeSpans, gw_pb_scope_spans_init)
+
+enum { RS_RESOURCE, RS_SCHEMA, RS_SCOPE_SPANS, RS__N };
+static const struct gw_json_name resource_spans_names[] = {
+  [RS_RESOURCE] = N1("resource"),
+  [RS_SCHEMA] = N2("schemaUrl", "schema_url"),
+  [RS_SCOPE_SPANS] = N2("scopeSpans", "scope_spans"),
+};
+
+static gw_rc resource_spans_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
+{
+  GwResourceSpans *rs = m;
+  switch (fd->f) {
+  case RS_RESOURCE: return gw_json_get_msg(j, fd, sizeof(GwResource), init_resource, resource, (void **)&rs->resource);
+  case RS_SCHEMA: return gw_json_get_str(j, fd, &rs->schema_url);
+  default:
+    return gw_json_get_repeated(j, fd, sizeof(GwScopeSpans), init_scope_spans, scope_spans, (void ***)&rs->scope_spans,
+                        &rs->n_scope_spans);
+  }
+}
+
+static gw_rc resource_spans(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, resource_spans_names, RS__N, m, resource_spans_member);
+}
+INIT_FN(init_resource_spans, GwResourceSpans, gw_pb_resource_spans_init)
+
+enum { TR_RESOURCE_SPANS, TR__N };
+static const struct gw_json_name trace_request_names[] = {[TR_RESOURCE_SPANS] = N2("resourceSpans", "resource_spans")};
+
+static gw_rc trace_request_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
+{
+  GwTraceRequest *req = m;
+  return gw_json_get_repeated(j, fd, sizeof(GwResourceSpans), init_resource_spans, resource_spans,
+                      (void ***)&req->resource_spans, &req->n_resource_spans);
+}
+
+static gw_rc trace_request(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, trace_request_names, TR__N, m, trace_request_member);
+}
+INIT_FN(init_trace_request, GwTraceRequest, gw_pb_trace_request_init)
+
+/* ---- logs.v1 ---- */
+
+enum {
+  LR_TIME, LR_OBSERVED, LR_SEVERITY, LR_SEVERITY_TEXT, LR_ATTRS, LR_DROPPED, LR_FLAGS, LR_TRACE_ID, LR_SPAN_ID,
+  LR_EVENT_NAME, LR_BODY, LR__N
+};
+static const struct gw_json_name log_record_names[] = {
+  [LR_TIME] = N2("timeUnixNano", "time_unix_nano"),
+  [LR_OBSERVED] = N2("observedTimeUnixNano", "observed_time_unix_nano"),
+  [LR_SEVERITY] = N2("severityNumber", "severity_number"),
+  [LR_SEVERITY_TEXT] = N2("severityText", "severity_text"),
+  [LR_ATTRS] = N1("attributes"),
+  [LR_DROPPED] = N2("droppedAttributesCount", "dropped_attributes_count"),
+  [LR_FLAGS] = N1("flags"),
+  [LR_TRACE_ID] = N2("traceId", "trace_id"),
+  [LR_SPAN_ID] = N2("spanId", "span_id"),
+  [LR_EVENT_NAME] = N2("eventName", "event_name"),
+  [LR_BODY] = N1("body"),
+};
+
+static gw_rc log_record_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
+{
+  GwLogRecord *l = m;
+  switch (fd->f) {
+  case LR_TIME: return gw_json_get_u64(j, fd, &l->time_unix_nano);
+  case LR_OBSERVED: return gw_json_get_u64(j, fd, &l->observed_time_unix_nano);
+  case LR_SEVERITY: {
+    int sev = (int)l->severity_number;
+    gw_rc rc = gw_json_get_enum(j, fd, &opentelemetry__proto__logs__v1__severity_number__descriptor, &sev);
+    l->severity_number = sev;
     return rc;
-  REPEATED(c, o, "logRecords", "log_records", GwLogRecord, gw_pb_log_record_init, sl->log_records, sl->n_log_records,
-           log_record);
-  return rc;
-}
-
-static gw_rc resource_logs(struct jctx *c, struct json_object *o, GwResourceLogs *rl)
-{
-  gw_rc rc;
-  if ((rc = resource(c, o, &rl->resource)) || (rc = get_str(c, o, "schemaUrl", "schema_url", &rl->schema_url)))
+  }
+  case LR_SEVERITY_TEXT: return gw_json_get_str(j, fd, &l->severity_text);
+  case LR_ATTRS: return attributes(j, fd, &l->attributes, &l->n_attributes);
+  case LR_DROPPED: return gw_json_get_u32(j, fd, &l->dropped_attributes_count);
+  case LR_FLAGS: return gw_json_get_u32(j, fd, &l->flags);
+  case LR_TRACE_ID: return gw_json_get_hex(j, fd, &l->trace_id);
+  case LR_SPAN_ID: return gw_json_get_hex(j, fd, &l->span_id);
+  case LR_EVENT_NAME: return gw_json_get_str(j, fd, &l->event_name);
+  default: {
+    gw_rc rc;
+    GW_JSON_TAKE_OR_RETURN(j, fd, l->body = NULL);
+    gw_json_push_name(j, "body");
+    enum gw_jt t = gw_json_peek(j);
+    GwAnyValue *av;
+    if (t != GW_JT_OBJ)
+      rc = gw_json_want(j, t, "want an object");
+    else if (!(av = gw_arena_alloc(j->a, sizeof *av)))
+      rc = gw_json_oom(j);
+    else if (!(rc = any_value(j, av, 1)))
+      l->body = av;
+    gw_json_pop(j);
     return rc;
-  REPEATED(c, o, "scopeLogs", "scope_logs", GwScopeLogs, gw_pb_scope_logs_init, rl->scope_logs, rl->n_scope_logs,
-           scope_logs);
-  return rc;
+  }
+  }
 }
 
-static gw_rc logs_request(struct jctx *c, struct json_object *o, GwLogsRequest *req)
+static gw_rc log_record(struct gw_json *j, void *m)
 {
-  gw_rc rc = GW_OK;
-  REPEATED(c, o, "resourceLogs", "resource_logs", GwResourceLogs, gw_pb_resource_logs_init, req->resource_logs,
-           req->n_resource_logs, resource_logs);
-  return rc;
+  return gw_json_members(j, log_record_names, LR__N, m, log_record_member);
 }
+INIT_FN(init_log_record, GwLogRecord, gw_pb_log_record_init)
 
-/* ---- the DOM ---- */
+enum { SL_SCOPE, SL_SCHEMA, SL_RECORDS, SL__N };
+static const struct gw_json_name scope_logs_names[] = {
+  [SL_SCOPE] = N1("scope"),
+  [SL_SCHEMA] = N2("schemaUrl", "schema_url"),
+  [SL_RECORDS] = N2("logRecords", "log_records"),
+};
 
-/* Parse body into a json-c DOM (caller puts it), or fail with DECODE / TOO_DEEP / TOO_LARGE. */
-static gw_rc parse(const char *body, size_t len, uint32_t max_depth, struct json_object **out, struct gw_err *err)
+static gw_rc scope_logs_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
 {
-  gw_rc result = GW_ERR(DECODE);
-  struct json_object *root = NULL;
-  *out = NULL;
-  if (len > INT_MAX)
-    return gw_err_set(err, GW_ERR(TOO_LARGE), "JSON: body of %zu bytes is too large", len);
-  uint64_t depth = (uint64_t)max_depth * 4 + 16;
-  if (depth > 65536)
-    depth = 65536;
-  struct json_tokener *tok = json_tokener_new_ex((int)depth);
-  if (!tok)
-    return gw_err_set(err, GW_ERR(NOMEM), "JSON: cannot allocate a parser");
-  root = json_tokener_parse_ex(tok, body, (int)len);
-  enum json_tokener_error jerr = json_tokener_get_error(tok);
-  size_t end = json_tokener_get_parse_end(tok);
-  if (!root) {
-    if (jerr == json_tokener_continue || jerr == json_tokener_success)
-      result = gw_err_set(err, GW_ERR(DECODE), "JSON: unexpected end of input at offset %zu", len);
-    else if (jerr == json_tokener_error_depth)
-      result = gw_err_set(err, GW_ERR(TOO_DEEP), "JSON: nested deeper than %u levels at offset %zu",
-                          (unsigned)depth, end);
-    else
-      result = gw_err_set(err, GW_ERR(DECODE), "JSON: %s at offset %zu", json_tokener_error_desc(jerr), end);
-    goto out;
+  GwScopeLogs *sl = m;
+  switch (fd->f) {
+  case SL_SCOPE: return gw_json_get_msg(j, fd, sizeof(GwScope), init_scope, scope, (void **)&sl->scope);
+  case SL_SCHEMA: return gw_json_get_str(j, fd, &sl->schema_url);
+  default:
+    return gw_json_get_repeated(j, fd, sizeof(GwLogRecord), init_log_record, log_record, (void ***)&sl->log_records,
+                        &sl->n_log_records);
   }
-  for (size_t i = end; i < len; i++) {
-    char ch = body[i];
-    if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
-      result = gw_err_set(err, GW_ERR(DECODE), "JSON: unexpected data after the request at offset %zu", i);
-      goto out;
-    }
-  }
-  if (!json_object_is_type(root, json_type_object)) {
-    result = gw_err_set(err, GW_ERR(DECODE), "JSON: the request is not an object");
-    goto out;
-  }
-  *out = root;
-  root = NULL;
-  result = GW_OK;
-out:
-  json_object_put(root);
-  json_tokener_free(tok);
-  return result;
 }
 
-/* Parse, allocate the request message of `size` bytes, init it and fill it with `fill`: one shape for both
- * signals. */
+static gw_rc scope_logs(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, scope_logs_names, SL__N, m, scope_logs_member);
+}
+INIT_FN(init_scope_logs, GwScopeLogs, gw_pb_scope_logs_init)
+
+enum { RL_RESOURCE, RL_SCHEMA, RL_SCOPE_LOGS, RL__N };
+static const struct gw_json_name resource_logs_names[] = {
+  [RL_RESOURCE] = N1("resource"),
+  [RL_SCHEMA] = N2("schemaUrl", "schema_url"),
+  [RL_SCOPE_LOGS] = N2("scopeLogs", "scope_logs"),
+};
+
+static gw_rc resource_logs_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
+{
+  GwResourceLogs *rl = m;
+  switch (fd->f) {
+  case RL_RESOURCE: return gw_json_get_msg(j, fd, sizeof(GwResource), init_resource, resource, (void **)&rl->resource);
+  case RL_SCHEMA: return gw_json_get_str(j, fd, &rl->schema_url);
+  default:
+    return gw_json_get_repeated(j, fd, sizeof(GwScopeLogs), init_scope_logs, scope_logs, (void ***)&rl->scope_logs,
+                        &rl->n_scope_logs);
+  }
+}
+
+static gw_rc resource_logs(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, resource_logs_names, RL__N, m, resource_logs_member);
+}
+INIT_FN(init_resource_logs, GwResourceLogs, gw_pb_resource_logs_init)
+
+enum { LQ_RESOURCE_LOGS, LQ__N };
+static const struct gw_json_name logs_request_names[] = {[LQ_RESOURCE_LOGS] = N2("resourceLogs", "resource_logs")};
+
+static gw_rc logs_request_member(struct gw_json *j, void *m, const struct gw_json_fld *fd)
+{
+  GwLogsRequest *req = m;
+  return gw_json_get_repeated(j, fd, sizeof(GwResourceLogs), init_resource_logs, resource_logs,
+                      (void ***)&req->resource_logs, &req->n_resource_logs);
+}
+
+static gw_rc logs_request(struct gw_json *j, void *m)
+{
+  return gw_json_members(j, logs_request_names, LQ__N, m, logs_request_member);
+}
+INIT_FN(init_logs_request, GwLogsRequest, gw_pb_logs_request_init)
+
+/* ---- the request ---- */
+
+/* Read the request object of `size` bytes, init it and fill it with fn: one shape for both signals. */
 static gw_rc decode_request(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
-                            size_t size, void (*init)(void *), gw_rc (*fill)(struct jctx *, struct json_object *, void *),
-                            void **out, struct gw_err *err)
+                            size_t size, void (*init)(void *), gw_json_msg_fn fn, void **out, struct gw_err *err)
 {
-  struct json_object *root = NULL;
-  struct jctx c = {.a = a, .max_depth = lim->max_depth, .err = err};
+  struct gw_json j;
+  uint32_t depth = lim->max_depth < GW_JSON_MAX_DEPTH ? lim->max_depth : GW_JSON_MAX_DEPTH;
+  gw_rc rc;
+  memset(&j, 0, offsetof(struct gw_json, path));
+  j.spare = NULL;
+  j.start = j.p = body;
+  j.end = body + len;
+  j.a = a;
+  j.err = err;
+  j.max_depth = depth;
+  j.max_lvl = 4 * depth + 16;
   *out = NULL;
-  gw_rc result = parse(body, len, lim->max_depth, &root, err);
-  if (result)
-    return result;
+
+  enum gw_jt t = gw_json_peek(&j);
+  if (t == GW_JT_END || t == GW_JT_BAD) {
+    rc = gw_json_bad(&j);
+    goto out;
+  }
+  if (t != GW_JT_OBJ) {
+    rc = gw_err_set(err, GW_ERR(DECODE), "JSON: the request is not an object");
+    goto out;
+  }
   void *req = gw_arena_alloc(a, size);
   if (!req) {
-    result = oom(&c);
+    rc = gw_json_oom(&j);
     goto out;
   }
   init(req);
-  if ((result = fill(&c, root, req)))
+  if ((rc = fn(&j, req)))
     goto out;
+  /* After the request: only whitespace and comments (json-c read those too). */
+  if (gw_json_peek(&j) != GW_JT_END) {
+    if (j.rc) {
+      rc = j.rc;
+      goto out;
+    }
+    rc = gw_err_set(err, GW_ERR(DECODE), "JSON: unexpected data after the request at offset %zu",
+                    (size_t)(j.p - j.start));
+    goto out;
+  }
   *out = req;
 out:
-  if (c.fixed)
-    gw_metric_add(GW_M_UTF8_FIXED, (int64_t)c.fixed);
-  json_object_put(root);
-  return result;
+  if (j.fixed)
+    gw_metric_add(GW_M_UTF8_FIXED, (int64_t)j.fixed);
+  return rc;
 }
-
-static void init_traces(void *m) { gw_pb_trace_request_init(m); }
-static gw_rc fill_traces(struct jctx *c, struct json_object *o, void *m) { return trace_request(c, o, m); }
-static void init_logs(void *m) { gw_pb_logs_request_init(m); }
-static gw_rc fill_logs(struct jctx *c, struct json_object *o, void *m) { return logs_request(c, o, m); }
 
 gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
                             GwTraceRequest **out, struct gw_err *err)
 {
   void *req;
-  gw_rc rc = decode_request(a, body, len, lim, sizeof **out, init_traces, fill_traces, &req, err);
+  gw_rc rc = decode_request(a, body, len, lim, sizeof **out, init_trace_request, trace_request, &req, err);
   *out = req;
   return rc;
 }
@@ -933,7 +717,7 @@ gw_rc gw_decode_json_logs(struct gw_arena *a, const char *body, size_t len, cons
                           GwLogsRequest **out, struct gw_err *err)
 {
   void *req;
-  gw_rc rc = decode_request(a, body, len, lim, sizeof **out, init_logs, fill_logs, &req, err);
+  gw_rc rc = decode_request(a, body, len, lim, sizeof **out, init_logs_request, logs_request, &req, err);
   *out = req;
   return rc;
 }

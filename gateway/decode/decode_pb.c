@@ -5,6 +5,10 @@
  * few thousand deep overflows the stack inside libprotobuf-c. So a pre-scan walks the wire format first,
  * following only the fields the OTLP schema declares as messages, and refuses input deeper than the
  * configured limit or malformed at the wire level, before protobuf-c sees it.
+ * The same walk adds up what protobuf-c will allocate (each message struct, string copy, pointer array,
+ * unknown-field record and its scan slabs, from the generated descriptors): a body of tiny messages
+ * unpacks to 30 or more times its size, so a request whose estimate does not fit its arena (or the
+ * in-flight budget) is refused before protobuf-c touches memory, not after it has filled the arena.
  *
  * After unpacking, every string of the request is made valid UTF-8 (gw_utf8_fix) and the repairs are
  * counted. protobuf-c hands strings over NUL-terminated, so a string with an embedded NUL byte arrives
@@ -19,7 +23,30 @@
 /* Schema nodes for the pre-scan: which field numbers of which message are sub-messages. */
 enum node {
   N_TRACE_REQ, N_LOGS_REQ, N_RESOURCE_SPANS, N_RESOURCE_LOGS, N_RESOURCE, N_SCOPE_SPANS, N_SCOPE_LOGS, N_SCOPE,
-  N_SPAN, N_EVENT, N_LINK, N_STATUS, N_LOG_RECORD, N_KEY_VALUE, N_ANY_VALUE, N_ARRAY, N_KVLIST, N_LEAF
+  N_SPAN, N_EVENT, N_LINK, N_STATUS, N_LOG_RECORD, N_KEY_VALUE, N_ANY_VALUE, N_ARRAY, N_KVLIST, N_ENTITY_REF,
+  N_LEAF
+};
+
+/* The protobuf-c descriptor of each node, for the size estimate. */
+static const ProtobufCMessageDescriptor *const node_desc[N_LEAF] = {
+  [N_TRACE_REQ] = &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+  [N_LOGS_REQ] = &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+  [N_RESOURCE_SPANS] = &opentelemetry__proto__trace__v1__resource_spans__descriptor,
+  [N_RESOURCE_LOGS] = &opentelemetry__proto__logs__v1__resource_logs__descriptor,
+  [N_RESOURCE] = &opentelemetry__proto__resource__v1__resource__descriptor,
+  [N_SCOPE_SPANS] = &opentelemetry__proto__trace__v1__scope_spans__descriptor,
+  [N_SCOPE_LOGS] = &opentelemetry__proto__logs__v1__scope_logs__descriptor,
+  [N_SCOPE] = &opentelemetry__proto__common__v1__instrumentation_scope__descriptor,
+  [N_SPAN] = &opentelemetry__proto__trace__v1__span__descriptor,
+  [N_EVENT] = &opentelemetry__proto__trace__v1__span__event__descriptor,
+  [N_LINK] = &opentelemetry__proto__trace__v1__span__link__descriptor,
+  [N_STATUS] = &opentelemetry__proto__trace__v1__status__descriptor,
+  [N_LOG_RECORD] = &opentelemetry__proto__logs__v1__log_record__descriptor,
+  [N_KEY_VALUE] = &opentelemetry__proto__common__v1__key_value__descriptor,
+  [N_ANY_VALUE] = &opentelemetry__proto__common__v1__any_value__descriptor,
+  [N_ARRAY] = &opentelemetry__proto__common__v1__array_value__descriptor,
+  [N_KVLIST] = &opentelemetry__proto__common__v1__key_value_list__descriptor,
+  [N_ENTITY_REF] = &opentelemetry__proto__common__v1__entity_ref__descriptor,
 };
 
 /* Child node for field `field` of message `n`, or N_LEAF for scalars / strings / unknown fields. */
@@ -30,7 +57,7 @@ static enum node child(enum node n, uint32_t field)
   case N_LOGS_REQ: return field == 1 ? N_RESOURCE_LOGS : N_LEAF;
   case N_RESOURCE_SPANS: return field == 1 ? N_RESOURCE : field == 2 ? N_SCOPE_SPANS : N_LEAF;
   case N_RESOURCE_LOGS: return field == 1 ? N_RESOURCE : field == 2 ? N_SCOPE_LOGS : N_LEAF;
-  case N_RESOURCE: return field == 1 ? N_KEY_VALUE : N_LEAF;
+  case N_RESOURCE: return field == 1 ? N_KEY_VALUE : field == 3 ? N_ENTITY_REF : N_LEAF;
   case N_SCOPE_SPANS: return field == 1 ? N_SCOPE : field == 2 ? N_SPAN : N_LEAF;
   case N_SCOPE_LOGS: return field == 1 ? N_SCOPE : field == 2 ? N_LOG_RECORD : N_LEAF;
   case N_SCOPE: return field == 3 ? N_KEY_VALUE : N_LEAF;
@@ -67,6 +94,7 @@ bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 struct frame {
   enum node n;
   uint32_t any_depth; /* AnyValue nesting at this frame */
+  uint32_t fields;    /* fields seen in this message so far */
   const uint8_t *end;
 };
 
@@ -77,7 +105,61 @@ struct frame {
  * allowed AnyValue its KeyValueList and KeyValue: 2. */
 #define PRESCAN_FRAMES (3 * PRESCAN_MAX_DEPTH + 8)
 
-gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, struct gw_err *err)
+/* ---- what protobuf-c will allocate (protobuf-c 1.4, every allocation 16-byte aligned by the arena) ---- */
+
+#define R16(n) (((uint64_t)(n) + 15) & ~(uint64_t)15)
+/* protobuf-c's ScannedMember: tag, wire type, prefix length, field, length, data */
+#define SCANNED_MEMBER 32
+/* ProtobufCMessageUnknownField: tag, wire type, length, data */
+#define UNKNOWN_FIELD 24
+
+/* A message's own struct, and the rounding of up to one pointer array per repeated field. */
+static uint64_t message_cost(enum node n)
+{
+  const ProtobufCMessageDescriptor *d = node_desc[n];
+  uint64_t c = R16(d->sizeof_message);
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (d->fields[i].label == PROTOBUF_C_LABEL_REPEATED)
+      c += 16;
+  return c;
+}
+
+/* The slabs protobuf-c allocates to scan a message of `fields` fields (the first 16 are on its stack;
+ * slab k holds 2^(k+4)). */
+static uint64_t slab_cost(uint32_t fields)
+{
+  uint64_t c = 0, have = 16;
+  for (unsigned k = 1; have < fields; k++) {
+    uint64_t slab = (uint64_t)1 << (k + 4);
+    c += R16(slab * SCANNED_MEMBER);
+    have += slab;
+  }
+  return c;
+}
+
+/* One field of message n: its value (v bytes for length-delimited ones, counting its length prefix
+ * pref bytes for unknown ones) or, for wire types 0/1/5, raw bytes of it. */
+static uint64_t field_cost(enum node n, uint32_t field, uint32_t wt, uint64_t v, uint64_t raw)
+{
+  const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(node_desc[n], field);
+  if (!fd)
+    return UNKNOWN_FIELD + R16(raw); /* kept as an unknown field: a record and a copy */
+  uint64_t c = 0;
+  if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+    c += fd->type == PROTOBUF_C_TYPE_BYTES ? sizeof(ProtobufCBinaryData) : 8;
+  if (wt == 2) {
+    if (fd->type == PROTOBUF_C_TYPE_STRING)
+      c += R16(v + 1);
+    else if (fd->type == PROTOBUF_C_TYPE_BYTES && v)
+      c += R16(v);
+    else if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+      c += R16(v); /* packed repeated scalars: at most one element per byte */
+  }
+  return c;
+}
+
+gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, size_t *need,
+                    struct gw_err *err)
 {
   static const uint8_t empty[1];
   struct frame stack[PRESCAN_FRAMES];
@@ -88,15 +170,22 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
   int top = 0;
   stack[0].n = kind == GW_PB_TRACES_REQUEST ? N_TRACE_REQ : N_LOGS_REQ;
   stack[0].any_depth = 0;
+  stack[0].fields = 0;
   stack[0].end = p + len;
+  uint64_t cost = message_cost(stack[0].n);
 
   for (;;) {
     if (p == stack[top].end) {
-      if (top == 0)
+      cost += slab_cost(stack[top].fields);
+      if (top == 0) {
+        if (need)
+          *need = cost > SIZE_MAX ? SIZE_MAX : (size_t)cost;
         return GW_OK;
+      }
       top--;
       continue;
     }
+    const uint8_t *field_start = p;
     uint64_t key;
     if (!gw_pb_varint(&p, stack[top].end, &key))
       return gw_err_set(err, GW_ERR(DECODE), "protobuf: truncated or malformed field key at byte %zu",
@@ -107,7 +196,8 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
     uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
     if (field == 0)
       return gw_err_set(err, GW_ERR(DECODE), "protobuf: field number 0 at byte %zu", (size_t)(p - start));
-    uint64_t v;
+    stack[top].fields++;
+    uint64_t v = 0;
     switch (wt) {
     case 0:
       if (!gw_pb_varint(&p, stack[top].end, &v))
@@ -136,16 +226,19 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
       uint32_t d = stack[top].any_depth + (c == N_ANY_VALUE ? 1 : 0);
       if (d > max_depth || top + 1 >= PRESCAN_FRAMES)
         return gw_err_set(err, GW_ERR(TOO_DEEP), "protobuf: attribute value nested deeper than %u levels", max_depth);
+      cost += field_cost(stack[top].n, field, wt, v, 0) + message_cost(c);
       top++;
       stack[top].n = c;
       stack[top].any_depth = d;
+      stack[top].fields = 0;
       stack[top].end = p + v;
-      break;
+      continue;
     }
     default:
       return gw_err_set(err, GW_ERR(DECODE), "protobuf: unsupported wire type %u at byte %zu", wt,
                         (size_t)(p - start));
     }
+    cost += field_cost(stack[top].n, field, wt, v, (uint64_t)(p - field_start));
   }
 truncated:
   return gw_err_set(err, GW_ERR(DECODE), "protobuf: truncated message at byte %zu (of %zu)", (size_t)(p - start),
@@ -249,6 +342,22 @@ static void fix_span(struct fixer *f, GwSpan *s)
     fix_str(f, &s->status->message);
 }
 
+/* Take what unpacking will allocate up front: past the arena's room it is TOO_LARGE now, before
+ * protobuf-c fills the arena; a refusal of the in-flight budget leaves gw_arena_refused set (the request
+ * turns it into 503). */
+static gw_rc expect(struct gw_arena *a, size_t need, size_t len, struct gw_err *err)
+{
+  size_t room = gw_arena_room(a);
+  if (need > room)
+    return gw_err_set(err, GW_ERR(TOO_LARGE),
+                      "protobuf: the %zu-byte body unpacks to about %zu bytes, more than the %zu this request may "
+                      "still use",
+                      len, need, room);
+  if (gw_arena_expect(a, need))
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+  return GW_OK;
+}
+
 static gw_rc fix_trace_request(struct gw_arena *a, GwTraceRequest *req, struct gw_err *err)
 {
   struct fixer f = {.a = a};
@@ -279,8 +388,9 @@ gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *bod
     return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
   if (enc == GW_ENC_JSON)
     return gw_decode_json_traces(a, body, len, lim, out, err);
-  gw_rc rc = gw_pb_prescan(GW_PB_TRACES_REQUEST, body, len, lim->max_depth, err);
-  if (rc)
+  size_t need;
+  gw_rc rc = gw_pb_prescan(GW_PB_TRACES_REQUEST, body, len, lim->max_depth, &need, err);
+  if (rc || (rc = expect(a, need, len, err)))
     return rc;
   GwTraceRequest *req = gw_pb_trace_request_unpack(gw_arena_pb_allocator(a), len, body);
   if (!req) {
@@ -329,8 +439,9 @@ gw_rc gw_decode_logs(struct gw_arena *a, enum gw_encoding enc, const void *body,
     return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
   if (enc == GW_ENC_JSON)
     return gw_decode_json_logs(a, body, len, lim, out, err);
-  gw_rc rc = gw_pb_prescan(GW_PB_LOGS_REQUEST, body, len, lim->max_depth, err);
-  if (rc)
+  size_t need;
+  gw_rc rc = gw_pb_prescan(GW_PB_LOGS_REQUEST, body, len, lim->max_depth, &need, err);
+  if (rc || (rc = expect(a, need, len, err)))
     return rc;
   GwLogsRequest *req = gw_pb_logs_request_unpack(gw_arena_pb_allocator(a), len, body);
   if (!req) {

@@ -2,14 +2,16 @@
  * inflate.c: gzip request bodies (HTTP Content-Encoding: gzip, gRPC per-message compression) into the
  * request arena, with the decompressed-size cap enforced while inflating.
  *
- * A small body can inflate to gigabytes, so output goes into arena chunks, the first near a typical
- * ratio and each next one twice as big, together never more than max_bytes; once they are full a one-byte
- * probe tells "done" from "more", and more is TOO_LARGE at once. A bomb therefore costs at most max_bytes
- * of output memory whatever the ratio; a success with several chunks is copied once into one contiguous
- * buffer (at most twice the output). zlib's own state is arena memory too.
+ * A small body can inflate to gigabytes. The limit is known before the first byte: max_bytes, and with a
+ * ratio cap max(ratio_min_bytes, max_ratio x compressed size), so real bodies (a few to a few tens of
+ * times their compressed size) pass and a bomb stops after ratio x its size instead of inflating up to
+ * max_bytes. Output goes into one resizable arena buffer (gw_arena_alloc_big) that starts near a typical
+ * ratio and doubles, mremap'd rather than copied, never past the limit; once it is full at the limit a
+ * one-byte probe tells "done" from "more", and more is TOO_LARGE at once. At the end the buffer is cut to
+ * the output. zlib's own state is arena memory too.
  * windowBits 15+32 lets zlib detect gzip or zlib headers; concatenated members (RFC 1952 §2.2) are
  * inflated one after another; anything else after a member, a truncated stream or a bad checksum is
- * BAD_GZIP. Messages give positions, never content.
+ * BAD_GZIP. Messages give positions and sizes, never content.
  */
 #include <limits.h>
 #include <string.h>
@@ -40,19 +42,33 @@ static void feed(z_stream *zs, const unsigned char **in, size_t *left)
   }
 }
 
-gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, size_t max_bytes, void **out, size_t *out_len,
-                 struct gw_err *err)
+/* The most output in_len compressed bytes may inflate to; *by_ratio: the ratio cap is what sets it. */
+static size_t out_limit(size_t in_len, const struct gw_decode_limits *lim, bool *by_ratio)
+{
+  size_t limit = lim->max_bytes;
+  *by_ratio = false;
+  if (lim->max_ratio) {
+    size_t r = in_len > SIZE_MAX / lim->max_ratio ? SIZE_MAX : in_len * lim->max_ratio;
+    if (r < lim->ratio_min_bytes)
+      r = lim->ratio_min_bytes;
+    if (r < limit) {
+      limit = r;
+      *by_ratio = true;
+    }
+  }
+  return limit;
+}
+
+gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
+                 size_t *out_len, struct gw_err *err)
 {
   gw_rc result = GW_ERR(BAD_GZIP);
   z_stream zs = {.zalloc = z_alloc, .zfree = z_free, .opaque = a};
   const unsigned char *next = in;
-  size_t left = in_len;
-  /* Output chunks, each twice the previous, together never more than max_bytes: at most 64 of them. */
-  unsigned char *chunk[64];
-  size_t chunk_len[64];
-  int n_chunks = 0;
-  size_t cap = 0, used = 0, total_cap = 0;
-  bool started = false;
+  size_t left = in_len, used = 0, cap;
+  bool started = false, by_ratio;
+  size_t limit = out_limit(in_len, lim, &by_ratio);
+  unsigned char *buf = NULL;
 
   *out = NULL;
   *out_len = 0;
@@ -61,20 +77,32 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, size_t max_b
   if (inflateInit2(&zs, 15 + 32) != Z_OK)
     return gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: request needs more memory than the per-request limit");
   started = true;
+  cap = in_len > SIZE_MAX / 4 ? SIZE_MAX : in_len * 4; /* near a typical ratio */
+  if (cap < FIRST_OUT)
+    cap = FIRST_OUT;
+  if (cap > limit)
+    cap = limit;
+  /* +1 everywhere: room for the terminating NUL */
+  if (!(buf = gw_arena_alloc_big(a, cap + 1)))
+    goto oom;
 
   for (;;) {
     feed(&zs, &next, &left);
     if (used == cap) {
-      if (n_chunks)
-        chunk_len[n_chunks - 1] = used;
-      if (total_cap == max_bytes) {
-        /* Full at the cap: one more byte of output means the body is too large. */
+      if (cap == limit) {
+        /* Full at the limit: one more byte of output means the body is too large. */
         unsigned char probe;
         zs.next_out = &probe;
         zs.avail_out = 1;
         int pr = inflate(&zs, Z_NO_FLUSH);
         if (zs.avail_out == 0) {
-          result = gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: body inflates to more than %zu bytes", max_bytes);
+          if (by_ratio)
+            result = gw_err_set(err, GW_ERR(TOO_LARGE),
+                                "gzip: body inflates to more than %u times its %zu compressed bytes "
+                                "(receivers.max_inflate_ratio)",
+                                lim->max_ratio, in_len);
+          else
+            result = gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: body inflates to more than %zu bytes", limit);
           goto out;
         }
         if (pr == Z_STREAM_END)
@@ -87,26 +115,15 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, size_t max_b
         }
         continue;
       }
-      if (n_chunks == 0) {
-        cap = in_len > SIZE_MAX / 4 ? SIZE_MAX : in_len * 4; /* near a typical ratio */
-        if (cap < FIRST_OUT)
-          cap = FIRST_OUT;
-      } else {
-        cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-      }
-      if (cap > max_bytes - total_cap)
-        cap = max_bytes - total_cap;
-      /* +1: room for the terminating NUL when this ends up the only chunk. */
-      unsigned char *c = gw_arena_alloc(a, cap + 1);
-      if (!c)
+      size_t ncap = cap > limit / 2 ? limit : cap * 2;
+      unsigned char *n = gw_arena_resize_big(a, buf, ncap + 1);
+      if (!n)
         goto oom;
-      chunk[n_chunks] = c;
-      chunk_len[n_chunks++] = 0;
-      total_cap += cap;
-      used = 0;
+      buf = n;
+      cap = ncap;
     }
     size_t room = cap - used;
-    zs.next_out = chunk[n_chunks - 1] + used;
+    zs.next_out = buf + used;
     zs.avail_out = room > UINT_MAX ? UINT_MAX : (uInt)room;
     uInt before = zs.avail_out;
     int r = inflate(&zs, Z_NO_FLUSH);
@@ -134,29 +151,15 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, size_t max_b
       goto zerr;
   }
 
-  if (n_chunks)
-    chunk_len[n_chunks - 1] = used;
-  size_t total = 0;
-  for (int i = 0; i < n_chunks; i++)
-    total += chunk_len[i];
-  unsigned char *buf;
-  if (n_chunks == 1) {
-    buf = chunk[0];
-  } else {
-    /* Several chunks: one contiguous copy, so a success holds at most twice the output. */
-    buf = gw_arena_alloc(a, total + 1);
-    if (!buf)
-      goto oom;
-    size_t o = 0;
-    for (int i = 0; i < n_chunks; i++) {
-      if (chunk_len[i])
-        memcpy(buf + o, chunk[i], chunk_len[i]);
-      o += chunk_len[i];
-    }
+  /* Cut the buffer to the output: the pages past it go back now, not when the request ends. */
+  if (used < cap) {
+    unsigned char *n = gw_arena_resize_big(a, buf, used + 1);
+    if (n)
+      buf = n;
   }
-  buf[total] = 0;
+  buf[used] = 0;
   *out = buf;
-  *out_len = total;
+  *out_len = used;
   result = GW_OK;
   goto out;
 

@@ -26,6 +26,7 @@
  */
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "normalize/events.h"
@@ -234,60 +235,134 @@ static const char *check_ids(const GwLogRecord *l, char *why, size_t whylen)
 
 /* The prompt hash of each span's input rows of this request (rows are grouped per record, records in
  * request order; the merge orders by time, seq: the same order for one request's rows of a span). */
+/* One input row, for grouping by span and ordering by (time, seq); the original place breaks ties. */
+struct in_row {
+  const struct gw_event *e;
+  size_t at;
+};
+
+static int in_row_cmp(const void *pa, const void *pb)
+{
+  const struct in_row *a = pa, *b = pb;
+  int c = strcmp(a->e->trace_id, b->e->trace_id);
+  if (!c)
+    c = strcmp(a->e->span_id, b->e->span_id);
+  if (c)
+    return c;
+  if (a->e->time_ns != b->e->time_ns)
+    return a->e->time_ns < b->e->time_ns ? -1 : 1;
+  if (a->e->seq.v != b->e->seq.v)
+    return a->e->seq.v < b->e->seq.v ? -1 : 1;
+  return a->at < b->at ? -1 : a->at > b->at;
+}
+
+/* The input rows sorted by span, then (time, seq): each span's group hashed in that order into its first
+ * row in the request. Sorting keeps this O(n log n) whatever the number of spans (it compared every row
+ * with every earlier one: 64 s for 80 000 events). */
 static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *oom)
 {
-  for (size_t i = 0; i < res->nevents; i++) {
-    struct gw_event *first = &res->events[i];
-    if (!first->direction || strcmp(first->direction, "input"))
-      continue;
-    bool seen = false;
-    for (size_t j = 0; j < i && !seen; j++) /* a span whose hash an earlier row already holds */
-      seen = res->events[j].direction && !strcmp(res->events[j].direction, "input") &&
-             !strcmp(res->events[j].trace_id, first->trace_id) && !strcmp(res->events[j].span_id, first->span_id);
-    if (seen)
-      continue;
-    /* Sort this span's input rows by (time, seq) into the rendering. */
-    size_t n = 0;
-    for (size_t j = i; j < res->nevents; j++)
-      n += res->events[j].direction && !strcmp(res->events[j].direction, "input") &&
-           !strcmp(res->events[j].trace_id, first->trace_id) && !strcmp(res->events[j].span_id, first->span_id);
-    const struct gw_event **v = gw_arena_alloc(a, sizeof *v * n);
-    if (!v) {
-      *oom = true;
-      return;
-    }
-    size_t w = 0;
-    for (size_t j = i; j < res->nevents; j++) {
-      const struct gw_event *e = &res->events[j];
-      if (!e->direction || strcmp(e->direction, "input") || strcmp(e->trace_id, first->trace_id) ||
-          strcmp(e->span_id, first->span_id))
-        continue;
-      size_t at = w++;
-      while (at > 0 && (v[at - 1]->time_ns > e->time_ns ||
-                        (v[at - 1]->time_ns == e->time_ns && v[at - 1]->seq.v > e->seq.v))) {
-        v[at] = v[at - 1];
-        at--;
-      }
-      v[at] = e;
+  size_t n = 0;
+  for (size_t i = 0; i < res->nevents; i++)
+    n += res->events[i].direction && !strcmp(res->events[i].direction, "input");
+  if (!n)
+    return;
+  struct in_row *v = gw_arena_alloc(a, n * sizeof *v);
+  if (!v) {
+    *oom = true;
+    return;
+  }
+  size_t w = 0;
+  for (size_t i = 0; i < res->nevents; i++)
+    if (res->events[i].direction && !strcmp(res->events[i].direction, "input"))
+      v[w++] = (struct in_row){&res->events[i], i};
+  qsort(v, n, sizeof *v, in_row_cmp);
+  for (size_t g = 0; g < n;) {
+    size_t end = g + 1, first = v[g].at;
+    while (end < n && !strcmp(v[end].e->trace_id, v[g].e->trace_id) && !strcmp(v[end].e->span_id, v[g].e->span_id)) {
+      if (v[end].at < first)
+        first = v[end].at;
+      end++;
     }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char dig[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-      EVP_MD_CTX_free(md);
-      continue;
+    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+      EVP_DigestUpdate(md, "[", 1);
+      for (size_t j = g; j < end; j++) {
+        if (j > g)
+          EVP_DigestUpdate(md, ",", 1);
+        EVP_DigestUpdate(md, v[j].e->content, strlen(v[j].e->content));
+      }
+      EVP_DigestUpdate(md, "]", 1);
+      if (EVP_DigestFinal_ex(md, dig, &dlen) && dlen >= 8)
+        gw_hex(res->events[first].prompt_hash, dig, 8);
     }
-    EVP_DigestUpdate(md, "[", 1);
-    for (size_t j = 0; j < w; j++) {
-      if (j)
-        EVP_DigestUpdate(md, ",", 1);
-      EVP_DigestUpdate(md, v[j]->content, strlen(v[j]->content));
-    }
-    EVP_DigestUpdate(md, "]", 1);
-    if (EVP_DigestFinal_ex(md, dig, &dlen) && dlen >= 8)
-      gw_hex(first->prompt_hash, dig, 8);
     EVP_MD_CTX_free(md);
+    g = end;
   }
+}
+
+/* The spans seen in a request, found by their ids through an open-addressing table (a list walked for every
+ * record made a request of many spans quadratic). */
+struct span_seen {
+  char trace_id[33], span_id[17];
+  int64_t records;
+};
+
+struct span_tab {
+  struct span_seen *v;
+  size_t n, cap;
+  uint32_t *slot; /* index + 1, 0 = empty */
+  size_t nslot;
+};
+
+static size_t span_hash(const char *trace_id, const char *span_id)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = trace_id; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  for (const char *p = span_id; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return (size_t)(h ^ h >> 32);
+}
+
+/* The span's entry, added when new; NULL when the arena is exhausted. */
+static struct span_seen *span_find(struct span_tab *t, struct gw_arena *a, const char *trace_id, const char *span_id)
+{
+  if (t->n * 2 >= t->nslot) {
+    size_t ns = t->nslot ? t->nslot * 2 : 64;
+    uint32_t *sl = gw_arena_calloc(a, ns * sizeof *sl);
+    if (!sl)
+      return NULL;
+    for (size_t i = 0; i < t->n; i++)
+      for (size_t j = span_hash(t->v[i].trace_id, t->v[i].span_id) & (ns - 1);; j = (j + 1) & (ns - 1))
+        if (!sl[j]) {
+          sl[j] = (uint32_t)i + 1;
+          break;
+        }
+    t->slot = sl;
+    t->nslot = ns;
+  }
+  size_t mask = t->nslot - 1, j = span_hash(trace_id, span_id) & mask;
+  for (; t->slot[j]; j = (j + 1) & mask) {
+    struct span_seen *s = &t->v[t->slot[j] - 1];
+    if (!strcmp(s->trace_id, trace_id) && !strcmp(s->span_id, span_id))
+      return s;
+  }
+  if (t->n == t->cap) {
+    size_t ncap = t->cap ? t->cap * 2 : 8;
+    struct span_seen *nv = gw_arena_grow(a, t->v, t->cap * sizeof *nv, ncap * sizeof *nv);
+    if (!nv)
+      return NULL;
+    t->v = nv;
+    t->cap = ncap;
+  }
+  struct span_seen *s = &t->v[t->n];
+  memcpy(s->trace_id, trace_id, sizeof s->trace_id);
+  memcpy(s->span_id, span_id, sizeof s->span_id);
+  s->records = 0;
+  t->slot[j] = (uint32_t)++t->n;
+  return s;
 }
 
 gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
@@ -296,11 +371,7 @@ gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_
   gw_normalize_init();
   memset(res, 0, sizeof *res);
   struct ev_builder b = {.a = a, .res = res};
-  struct span_seen {
-    char trace_id[33], span_id[17];
-    int64_t records;
-  } *spans = NULL;
-  size_t nspans = 0, spans_cap = 0;
+  struct span_tab spans = {0};
   for (size_t ri = 0; ri < req->n_resource_logs; ri++) {
     GwResourceLogs *rl = req->resource_logs[ri];
     const char *service = rl->resource ? attr_str(rl->resource->attributes, rl->resource->n_attributes, "service.name")
@@ -348,25 +419,10 @@ gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_
         proto.log = l;
         /* seq: this record's place among the span's records in the request, so messages that share a
          * timestamp (the instrumentation stamps a call's messages alike) keep the order they were sent. */
-        int64_t ord = 0;
-        size_t si2 = 0;
-        for (; si2 < nspans; si2++)
-          if (!strcmp(spans[si2].trace_id, proto.trace_id) && !strcmp(spans[si2].span_id, proto.span_id))
-            break;
-        if (si2 == nspans) {
-          if (nspans == spans_cap) {
-            size_t ncap = spans_cap ? spans_cap * 2 : 8;
-            struct span_seen *ns = gw_arena_grow(a, spans, spans_cap * sizeof *ns, ncap * sizeof *ns);
-            if (!ns)
-              goto oom;
-            spans = ns;
-            spans_cap = ncap;
-          }
-          memcpy(spans[nspans].trace_id, proto.trace_id, sizeof proto.trace_id);
-          memcpy(spans[nspans].span_id, proto.span_id, sizeof proto.span_id);
-          spans[nspans++].records = 0;
-        }
-        ord = spans[si2].records++;
+        struct span_seen *seen = span_find(&spans, a, proto.trace_id, proto.span_id);
+        if (!seen)
+          goto oom;
+        int64_t ord = seen->records++;
         build(&b, l, name, &proto, ord * 1000);
         if (b.oom)
           goto oom;

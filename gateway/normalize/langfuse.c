@@ -6,7 +6,9 @@
  * langfuse.observation.usage_details holds Langfuse's EXCLUSIVE buckets (input without cache, output
  * without reasoning/audio); the record stores inclusive counts as the OTel conventions define them, so
  * input += input_cached_tokens + input_cache_creation and output += output_reasoning_tokens +
- * output_audio_tokens, and the record is flagged tokens_converted.
+ * output_audio_tokens, and the record is flagged tokens_converted. When the bucket or a part of the sum is
+ * reported but no usable count (bad_attribute, tokens_out_of_range), or the sum is above GW_TOKENS_MAX,
+ * the inclusive count is unknown rather than a partial sum.
  */
 #include <string.h>
 
@@ -29,22 +31,41 @@ const struct nz_key nz_langfuse_keys[] = {
 };
 const size_t nz_langfuse_nkeys = sizeof nz_langfuse_keys / sizeof nz_langfuse_keys[0];
 
-static bool get_count(struct json_object *o, const char *key, int64_t *v)
+/* A count of usage_details: a JSON integer, or a double holding one (nz_count_*). A value that is no
+ * number at all is a bad attribute. */
+static enum nz_count get_count(struct nz_ctx *c, struct json_object *o, const char *key, int64_t *v)
 {
   struct json_object *x;
   if (!json_object_object_get_ex(o, key, &x))
-    return false;
+    return NZ_COUNT_NONE;
   if (json_object_is_type(x, json_type_int)) {
-    *v = json_object_get_int64(x);
-  } else if (json_object_is_type(x, json_type_double)) {
-    double d = json_object_get_double(x);
-    if (d != (double)(int64_t)d)
-      return false;
-    *v = (int64_t)d;
-  } else {
+    int64_t i = json_object_get_int64(x);
+    if (i == INT64_MAX && json_object_get_uint64(x) > (uint64_t)INT64_MAX) { /* json-c clamps */
+      gw_record_set_flag(c->r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+      return NZ_COUNT_RANGE;
+    }
+    return nz_count_i64(c, i, v);
+  }
+  if (json_object_is_type(x, json_type_double))
+    return nz_count_f64(c, json_object_get_double(x), v);
+  gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+  return NZ_COUNT_BAD;
+}
+
+/* An inclusive count: the bucket plus the two it excludes. Unknown (false) when the bucket or a part that
+ * was reported is not a usable count, or the sum is above GW_TOKENS_MAX; *lost says a value was given. */
+static bool inclusive(struct nz_ctx *c, enum nz_count kb, int64_t b, enum nz_count k1, int64_t v1, enum nz_count k2,
+                      int64_t v2, int64_t *sum, bool *lost)
+{
+  *lost = kb != NZ_COUNT_NONE;
+  if (kb != NZ_COUNT_OK || k1 == NZ_COUNT_BAD || k1 == NZ_COUNT_RANGE || k2 == NZ_COUNT_BAD || k2 == NZ_COUNT_RANGE)
+    return false;
+  if (!nz_tokens_add(b, k1 == NZ_COUNT_OK ? v1 : 0, sum) || !nz_tokens_add(*sum, k2 == NZ_COUNT_OK ? v2 : 0, sum)) {
+    gw_record_set_flag(c->r, GW_FLAG_TOKENS_OUT_OF_RANGE);
     return false;
   }
-  return *v >= 0;
+  *lost = false;
+  return true;
 }
 
 void nz_langfuse_usage(struct nz_ctx *c)
@@ -52,38 +73,46 @@ void nz_langfuse_usage(struct nz_ctx *c)
   const char *s = nz_str(c->s->v[NZ_S_LF_USAGE]);
   if (!s)
     return;
-  struct json_object *o = nz_json_parse(s, strlen(s));
+  struct json_object *o = nz_json_parse(c, s, strlen(s));
   if (!o || !json_object_is_type(o, json_type_object)) {
     gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
     if (o)
-      json_object_put(o);
+      nz_json_put(c, o);
     return;
   }
   struct gw_record *r = c->r;
-  int64_t in, out, total, cr = 0, cw = 0, rs = 0, au = 0;
-  bool has_cr = get_count(o, "input_cached_tokens", &cr), has_cw = get_count(o, "input_cache_creation", &cw);
-  bool has_rs = get_count(o, "output_reasoning_tokens", &rs), has_au = get_count(o, "output_audio_tokens", &au);
-  bool converted = false;
-  if (get_count(o, "input", &in)) {
-    r->input_tokens = (struct gw_opt_i64){in + cr + cw, true};
+  int64_t in = 0, out = 0, total = 0, cr = 0, cw = 0, rs = 0, au = 0, sum;
+  enum nz_count kcr = get_count(c, o, "input_cached_tokens", &cr), kcw = get_count(c, o, "input_cache_creation", &cw);
+  enum nz_count krs = get_count(c, o, "output_reasoning_tokens", &rs), kau = get_count(c, o, "output_audio_tokens", &au);
+  enum nz_count kin = get_count(c, o, "input", &in), kout = get_count(c, o, "output", &out);
+  enum nz_count ktot = get_count(c, o, "total", &total);
+  bool converted = false, lost;
+  /* What is unknown here may still come from the semconv keys; c->tok_lost keeps it out of a derived total. */
+  if (inclusive(c, kin, in, kcr, cr, kcw, cw, &sum, &lost)) {
+    r->input_tokens = (struct gw_opt_i64){sum, true};
     converted = true;
   }
-  if (get_count(o, "output", &out)) {
-    r->output_tokens = (struct gw_opt_i64){out + rs + au, true};
+  if (lost)
+    c->tok_lost |= NZ_TOK_IN;
+  if (inclusive(c, kout, out, krs, rs, kau, au, &sum, &lost)) {
+    r->output_tokens = (struct gw_opt_i64){sum, true};
     converted = true;
   }
-  if (get_count(o, "total", &total))
+  if (lost)
+    c->tok_lost |= NZ_TOK_OUT;
+  if (ktot == NZ_COUNT_OK)
     r->total_tokens = (struct gw_opt_i64){total, true};
-  if (has_cr)
+  else if (ktot != NZ_COUNT_NONE)
+    c->tok_lost |= NZ_TOK_TOTAL;
+  if (kcr == NZ_COUNT_OK)
     r->cache_read_tokens = (struct gw_opt_i64){cr, true};
-  if (has_cw)
+  if (kcw == NZ_COUNT_OK)
     r->cache_write_tokens = (struct gw_opt_i64){cw, true};
-  if (has_rs)
+  if (krs == NZ_COUNT_OK)
     r->reasoning_tokens = (struct gw_opt_i64){rs, true};
-  (void)has_au;
   if (converted)
     gw_record_set_flag(r, GW_FLAG_TOKENS_CONVERTED);
-  json_object_put(o);
+  nz_json_put(c, o);
 }
 
 void nz_langfuse_params(struct nz_ctx *c, struct nz_params *p)
@@ -91,13 +120,13 @@ void nz_langfuse_params(struct nz_ctx *c, struct nz_params *p)
   const char *s = nz_str(c->s->v[NZ_S_LF_PARAMS]);
   if (!s)
     return;
-  struct json_object *o = nz_json_parse(s, strlen(s));
+  struct json_object *o = nz_json_parse(c, s, strlen(s));
   if (o && json_object_is_type(o, json_type_object))
     nz_params_from_json(p, o);
   else
     gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
   if (o)
-    json_object_put(o);
+    nz_json_put(c, o);
 }
 
 static bool digits(const char **p, int n, int *out)
@@ -125,7 +154,8 @@ static int64_t days_from_civil(int64_t y, int m, int d)
   return era * 146097 + doe - 719468;
 }
 
-/* ISO-8601 / RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" into ns since the epoch. */
+/* ISO-8601 / RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" into ns since the epoch; false when
+ * malformed or outside what int64 ns hold (*ns is then unspecified). */
 static bool iso8601_ns(const char *s, int64_t *ns)
 {
   int y, mo, d, h, mi, se, oh = 0, om = 0;
@@ -171,10 +201,8 @@ static bool iso8601_ns(const char *s, int64_t *ns)
   if (*p)
     return false;
   int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60);
-  if (secs < 0)
-    return false;
-  *ns = secs * 1000000000 + frac;
-  return true;
+  /* Before 1970 or after 2262-04-11T23:47:16.854775807Z, the last instant int64 ns can hold. */
+  return secs >= 0 && !__builtin_mul_overflow(secs, (int64_t)1000000000, ns) && !__builtin_add_overflow(*ns, frac, ns);
 }
 
 bool nz_langfuse_ttft(struct nz_ctx *c, double *ms)
@@ -219,7 +247,7 @@ bool nz_langfuse_cost(struct nz_ctx *c, int64_t *nusd)
   const char *s = nz_str(c->s->v[NZ_S_LF_COST]);
   if (!s)
     return false;
-  struct json_object *o = nz_json_parse(s, strlen(s)), *x;
+  struct json_object *o = nz_json_parse(c, s, strlen(s)), *x;
   bool ok = false;
   if (!o || !json_object_is_type(o, json_type_object))
     goto out;
@@ -242,6 +270,6 @@ out:
   if (!ok && (!o || !json_object_is_type(o, json_type_object) || json_object_object_length(o) > 0))
     gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE); /* "{}" says nothing, it is not wrong */
   if (o)
-    json_object_put(o);
+    nz_json_put(c, o);
   return ok;
 }

@@ -15,11 +15,16 @@
  *   prepended when gen_ai.system_instructions came separately) and are also given as plain text in
  *   system_prompt. prompt_hash is over prompt_content exactly as stored, before redaction.
  * - Unknown values stay NULL; flags say why (tokens_missing, model_missing, total_derived, ...).
+ * - A token count outside [0, GW_TOKENS_MAX] (negative, or above the int columns: no single call has
+ *   2^31 tokens) is unknown too: NULL and tokens_out_of_range, never clamped; cost then prices nothing.
+ *   Sums (derived totals, Langfuse's inclusive counts) are checked against the same bound.
  * - The client-reported cost (reported_cost_nusd) and the billed service tier are read here; pricing is the
  *   cost module's. Each record points back to its span (transient) so cost can annotate it.
  * Leaves to others: cost (model_id is replaced by the price entry), redaction and truncation, merging
  * content from OTLP log records.
  */
+#include <errno.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -100,29 +105,52 @@ const char *nz_str(const GwAnyValue *v)
   return v && v->value_case == GW_AV_STRING && v->string_value && v->string_value[0] ? v->string_value : NULL;
 }
 
-bool nz_int(struct nz_ctx *c, const GwAnyValue *v, int64_t *out)
+enum nz_count nz_count_i64(struct nz_ctx *c, int64_t v, int64_t *out)
+{
+  if (v < 0 || v > GW_TOKENS_MAX) {
+    gw_record_set_flag(c->r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+    return NZ_COUNT_RANGE;
+  }
+  *out = v;
+  return NZ_COUNT_OK;
+}
+
+enum nz_count nz_count_f64(struct nz_ctx *c, double d, int64_t *out)
+{
+  if (!isfinite(d) || d != floor(d)) {
+    gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
+    return NZ_COUNT_BAD;
+  }
+  if (!(d >= 0 && d <= (double)GW_TOKENS_MAX)) { /* before the conversion, undefined past int64 */
+    gw_record_set_flag(c->r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+    return NZ_COUNT_RANGE;
+  }
+  *out = (int64_t)d;
+  return NZ_COUNT_OK;
+}
+
+enum nz_count nz_count_av(struct nz_ctx *c, const GwAnyValue *v, int64_t *out)
 {
   if (!v)
-    return false;
-  if (v->value_case == GW_AV_INT) {
-    *out = v->int_value;
-    return true;
-  }
-  if (v->value_case == GW_AV_DOUBLE && v->double_value >= -9e18 && v->double_value <= 9e18 &&
-      v->double_value == (double)(int64_t)v->double_value) {
-    *out = (int64_t)v->double_value;
-    return true;
-  }
+    return NZ_COUNT_NONE;
+  if (v->value_case == GW_AV_INT)
+    return nz_count_i64(c, v->int_value, out);
+  if (v->value_case == GW_AV_DOUBLE)
+    return nz_count_f64(c, v->double_value, out);
   if (v->value_case == GW_AV_STRING && v->string_value[0]) {
     char *end;
+    errno = 0;
     long long x = strtoll(v->string_value, &end, 10);
     if (!*end) {
-      *out = x;
-      return true;
+      if (errno == ERANGE) { /* digits past int64: strtoll clamped them */
+        gw_record_set_flag(c->r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+        return NZ_COUNT_RANGE;
+      }
+      return nz_count_i64(c, x, out);
     }
   }
   gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
-  return false;
+  return NZ_COUNT_BAD;
 }
 
 bool nz_dbl(struct nz_ctx *c, const GwAnyValue *v, double *out)
@@ -248,20 +276,21 @@ static const char *pick(struct nz_ctx *c, const uint16_t *order, size_t n, int *
 }
 #define PICK(c, d, ...) pick(c, (const uint16_t[]){__VA_ARGS__}, sizeof((const uint16_t[]){__VA_ARGS__}) / 2, d)
 
-static void pick_tokens(struct nz_ctx *c, struct gw_opt_i64 *dst, const uint16_t *order, size_t n)
+/* The first usable count among the slots; a reported value that is not usable falls through to the next
+ * slot and is remembered in c->tok_lost (lost: NZ_TOK_* bit of the field, or 0). */
+static void pick_tokens(struct nz_ctx *c, struct gw_opt_i64 *dst, unsigned lost, const uint16_t *order, size_t n)
 {
   for (size_t i = 0; i < n && !dst->set; i++) {
     int64_t v;
-    if (c->s->v[order[i]] && nz_int(c, c->s->v[order[i]], &v)) {
-      if (v < 0)
-        gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
-      else
-        *dst = (struct gw_opt_i64){v, true};
-    }
+    enum nz_count k = nz_count_av(c, c->s->v[order[i]], &v);
+    if (k == NZ_COUNT_OK)
+      *dst = (struct gw_opt_i64){v, true};
+    else if (k != NZ_COUNT_NONE)
+      c->tok_lost |= (uint8_t)lost;
   }
 }
-#define TOKENS(c, dst, ...) \
-  pick_tokens(c, dst, (const uint16_t[]){__VA_ARGS__}, sizeof((const uint16_t[]){__VA_ARGS__}) / 2)
+#define TOKENS(c, dst, lost, ...) \
+  pick_tokens(c, dst, lost, (const uint16_t[]){__VA_ARGS__}, sizeof((const uint16_t[]){__VA_ARGS__}) / 2)
 
 static gw_tribool tribool(const GwAnyValue *v)
 {
@@ -298,17 +327,25 @@ static void tokens(struct nz_ctx *c)
 {
   struct gw_record *r = c->r;
   nz_langfuse_usage(c); /* override: sets what it has, the rest falls through */
-  TOKENS(c, &r->input_tokens, NZ_S_IN_TOK, NZ_S_PROMPT_TOK, NZ_S_OI_PROMPT);
-  TOKENS(c, &r->output_tokens, NZ_S_OUT_TOK, NZ_S_COMPL_TOK, NZ_S_OI_COMPL);
-  TOKENS(c, &r->cache_read_tokens, NZ_S_CACHE_READ, NZ_S_CACHE_READ_US, NZ_S_OI_CACHE_READ);
-  TOKENS(c, &r->cache_write_tokens, NZ_S_CACHE_WRITE, NZ_S_CACHE_WRITE_US, NZ_S_OI_CACHE_WRITE);
-  TOKENS(c, &r->reasoning_tokens, NZ_S_REASONING, NZ_S_REASONING_US, NZ_S_LLM_REASONING, NZ_S_OI_REASONING);
-  TOKENS(c, &r->total_tokens, NZ_S_LLM_TOTAL, NZ_S_GENAI_TOTAL, NZ_S_OI_TOTAL);
-  if (!r->total_tokens.set && (r->input_tokens.set || r->output_tokens.set)) {
-    r->total_tokens = (struct gw_opt_i64){(r->input_tokens.set ? r->input_tokens.v : 0) +
-                                            (r->output_tokens.set ? r->output_tokens.v : 0),
-                                          true};
-    gw_record_set_flag(r, GW_FLAG_TOTAL_DERIVED);
+  TOKENS(c, &r->input_tokens, NZ_TOK_IN, NZ_S_IN_TOK, NZ_S_PROMPT_TOK, NZ_S_OI_PROMPT);
+  TOKENS(c, &r->output_tokens, NZ_TOK_OUT, NZ_S_OUT_TOK, NZ_S_COMPL_TOK, NZ_S_OI_COMPL);
+  TOKENS(c, &r->cache_read_tokens, 0, NZ_S_CACHE_READ, NZ_S_CACHE_READ_US, NZ_S_OI_CACHE_READ);
+  TOKENS(c, &r->cache_write_tokens, 0, NZ_S_CACHE_WRITE, NZ_S_CACHE_WRITE_US, NZ_S_OI_CACHE_WRITE);
+  TOKENS(c, &r->reasoning_tokens, 0, NZ_S_REASONING, NZ_S_REASONING_US, NZ_S_LLM_REASONING, NZ_S_OI_REASONING);
+  TOKENS(c, &r->total_tokens, NZ_TOK_TOTAL, NZ_S_LLM_TOTAL, NZ_S_GENAI_TOTAL, NZ_S_OI_TOTAL);
+  /* Derived only from what was reported whole: an input or output (or total) the span gave but that could
+   * not be used would make input + output a made-up total. */
+  bool lost = (c->tok_lost & NZ_TOK_TOTAL) || ((c->tok_lost & NZ_TOK_IN) && !r->input_tokens.set) ||
+              ((c->tok_lost & NZ_TOK_OUT) && !r->output_tokens.set);
+  if (!r->total_tokens.set && !lost && (r->input_tokens.set || r->output_tokens.set)) {
+    int64_t sum;
+    if (nz_tokens_add(r->input_tokens.set ? r->input_tokens.v : 0, r->output_tokens.set ? r->output_tokens.v : 0,
+                      &sum)) {
+      r->total_tokens = (struct gw_opt_i64){sum, true};
+      gw_record_set_flag(r, GW_FLAG_TOTAL_DERIVED);
+    } else {
+      gw_record_set_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+    }
   }
   if (model_operation(r->operation) && !r->input_tokens.set && !r->output_tokens.set)
     gw_record_set_flag(r, GW_FLAG_TOKENS_MISSING);
@@ -407,7 +444,7 @@ static void finish_reasons(struct nz_ctx *c, const struct nz_msgs *out)
   struct json_object *jo = NULL;
   if (fr && fr->value_case == GW_AV_ARRAY && fr->array_value)
     cap = (uint32_t)fr->array_value->n_values;
-  else if (nz_str(fr) && fr->string_value[0] == '[' && (jo = nz_json_parse(fr->string_value, strlen(fr->string_value))) &&
+  else if (nz_str(fr) && fr->string_value[0] == '[' && (jo = nz_json_parse(c, fr->string_value, strlen(fr->string_value))) &&
            json_object_is_type(jo, json_type_array))
     cap = (uint32_t)json_object_array_length(jo);
   if (cap < out->n)
@@ -439,7 +476,7 @@ static void finish_reasons(struct nz_ctx *c, const struct nz_msgs *out)
     c->r->finish_reasons = (struct gw_strv){v, n};
 out:
   if (jo)
-    json_object_put(jo);
+    nz_json_put(c, jo);
 }
 
 static bool has_role(const struct nz_msgs *m, const char *role)
@@ -619,10 +656,15 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
     r->streaming = st; /* else keeps what llm.invocation_parameters said, or unknown */
 
   double ms, sec;
-  if (nz_langfuse_ttft(c, &ms))
+  if (nz_langfuse_ttft(c, &ms)) {
     r->first_token_latency_ms = (struct gw_opt_f64){ms, true};
-  else if (c->s->v[NZ_S_TTFC] && nz_dbl(c, c->s->v[NZ_S_TTFC], &sec) && sec >= 0)
-    r->first_token_latency_ms = (struct gw_opt_f64){sec * 1000.0, true};
+  } else if (c->s->v[NZ_S_TTFC] && nz_dbl(c, c->s->v[NZ_S_TTFC], &sec)) {
+    /* "inf" or 1e308 s would store Infinity, and one such row makes its hour's latency sum infinite. */
+    if (sec >= 0 && isfinite(sec * 1000.0))
+      r->first_token_latency_ms = (struct gw_opt_f64){sec * 1000.0, true};
+    else
+      gw_record_set_flag(r, GW_FLAG_BAD_ATTRIBUTE);
+  }
 
   content(c);
   r->attributes = nz_render_kvs(c->a, sp->attributes, sp->n_attributes);
@@ -676,6 +718,17 @@ static const char *check_ids(const GwSpan *sp, char *why, size_t whylen)
   else
     return NULL;
   return why;
+}
+
+struct gw_normalize_opts gw_normalize_window(uint64_t now_ns, uint32_t retention_days)
+{
+  const uint64_t day = 86400ull * 1000000000ull;
+  struct gw_normalize_opts o = {0};
+  /* Fewer days than since 1970: retention_days * day < now_ns, so neither the product nor the difference
+   * can wrap. */
+  o.min_start_ns = retention_days < now_ns / day ? now_ns - (uint64_t)retention_days * day : 1;
+  o.max_start_ns = now_ns < UINT64_MAX - day ? now_ns + day : UINT64_MAX;
+  return o;
 }
 
 static const char *check_time(const GwSpan *sp, const struct gw_normalize_opts *o, char *why, size_t whylen)

@@ -27,6 +27,11 @@ struct gw_normalize_opts {
   uint64_t min_start_ns, max_start_ns;
 };
 
+/* The storable window (DESIGN §6) at now_ns: from retention_days before now to a day ahead. Saturating:
+ * a window reaching back past 1970 starts at 1 ns (0 is a span without a start time, never storable), and
+ * one reaching past 2554 ends at the last ns uint64 holds. */
+struct gw_normalize_opts gw_normalize_window(uint64_t now_ns, uint32_t retention_days);
+
 /* Per-request outcome of validation: spans that cannot be accepted are counted, not recorded. */
 struct gw_normalize_result {
   struct gw_record *records; /* arena array */

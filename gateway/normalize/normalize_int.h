@@ -84,6 +84,9 @@ struct nz_span {
   uint32_t flat_cap; /* capacity of each flat array: the span's attribute count */
 };
 
+/* Token fields for which a value was reported but could not be used (bits of nz_ctx.tok_lost). */
+enum { NZ_TOK_IN = 1, NZ_TOK_OUT = 2, NZ_TOK_TOTAL = 4 };
+
 /* The request-scoped context every helper gets. oom is sticky: once set the record is abandoned. */
 struct nz_ctx {
   struct gw_arena *a;
@@ -91,6 +94,7 @@ struct nz_ctx {
   const GwSpan *span;
   struct nz_span *s;
   bool oom;
+  uint8_t tok_lost; /* NZ_TOK_*: no total is derived from what is left */
 };
 
 /* The canonical message model that every content dialect is converted into (semconv message shape).
@@ -110,14 +114,34 @@ struct nz_msgs {
 
 /* normalize.c: value access helpers. */
 const char *nz_str(const GwAnyValue *v); /* string value, NULL for other types or "" */
-bool nz_int(struct nz_ctx *c, const GwAnyValue *v, int64_t *out); /* int, integral double or digits */
 bool nz_dbl(struct nz_ctx *c, const GwAnyValue *v, double *out);
+
+/* What a reported token count turned out to be. */
+enum nz_count {
+  NZ_COUNT_NONE,  /* not reported */
+  NZ_COUNT_OK,    /* a count in [0, GW_TOKENS_MAX], in *out */
+  NZ_COUNT_BAD,   /* not a whole number (flagged bad_attribute) */
+  NZ_COUNT_RANGE, /* a whole number outside [0, GW_TOKENS_MAX] (flagged tokens_out_of_range) */
+};
+/* An attribute holding a count: an int, a double without fraction, or decimal digits. NONE for NULL. */
+enum nz_count nz_count_av(struct nz_ctx *c, const GwAnyValue *v, int64_t *out);
+/* A whole number already read (a JSON integer): OK or RANGE. */
+enum nz_count nz_count_i64(struct nz_ctx *c, int64_t v, int64_t *out);
+/* A double (a JSON number): OK, RANGE, or BAD when it has a fraction or is NaN or infinite. Checked before
+ * any conversion, which is undefined for NaN, infinities and values past int64. */
+enum nz_count nz_count_f64(struct nz_ctx *c, double d, int64_t *out);
 const char *nz_slot_str(struct nz_ctx *c, enum nz_slot s);
 bool nz_flat_add(struct nz_ctx *c, enum nz_family f, uint32_t idx, enum nz_field fl, uint32_t sub,
                  const GwAnyValue *v);
 
 /* semconv.c: JSON helpers, the message model and its rendering, current-semconv content. */
-struct json_object *nz_json_parse(const char *s, size_t n);
+/* Parse attribute text as JSON (json-c, strict). json-c has no allocator hook, so the document's memory
+ * is estimated first and borrowed from the request arena (cap and in-flight budget) until nz_json_put:
+ * when it does not fit, nothing is parsed, c->oom is set and the request fails as any arena exhaustion
+ * does (413, or 503 under load). NULL also for text that is not JSON. */
+struct json_object *nz_json_parse(struct nz_ctx *c, const char *s, size_t n);
+/* Free a document from nz_json_parse (NULL is fine) and give its memory back to the arena. */
+void nz_json_put(struct nz_ctx *c, struct json_object *o);
 void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth);
 void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth);
 /* A JSON object of key/value pairs (attributes, resource); NULL when the arena is exhausted. */
@@ -168,6 +192,17 @@ void nz_params_from_json(struct nz_params *p, struct json_object *o);
 void nz_openinference_params(struct nz_ctx *c, struct nz_params *p, const char **req_model, gw_tribool *stream);
 /* input.value / output.value / traceloop.entity.*: messages when the JSON holds any, else one text message. */
 bool nz_raw_content(struct nz_ctx *c, const GwAnyValue *v, bool output, struct nz_msgs *out);
+
+/* a + b for two token counts into *sum; false when the sum is above GW_TOKENS_MAX (the caller leaves the
+ * field unknown: a wrapped or clamped count would be a made-up number). */
+static inline bool nz_tokens_add(int64_t a, int64_t b, int64_t *sum)
+{
+  int64_t s;
+  if (__builtin_add_overflow(a, b, &s) || s > GW_TOKENS_MAX)
+    return false;
+  *sum = s;
+  return true;
+}
 
 /* langfuse.c */
 void nz_langfuse_usage(struct nz_ctx *c);

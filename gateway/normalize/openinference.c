@@ -131,11 +131,11 @@ void nz_openinference_params(struct nz_ctx *c, struct nz_params *p, const char *
   const char *s = nz_str(c->s->v[NZ_S_OI_PARAMS]);
   if (!s)
     return;
-  struct json_object *o = nz_json_parse(s, strlen(s)), *x;
+  struct json_object *o = nz_json_parse(c, s, strlen(s)), *x;
   if (!o || !json_object_is_type(o, json_type_object)) {
     gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
     if (o)
-      json_object_put(o);
+      nz_json_put(c, o);
     return;
   }
   nz_params_from_json(p, o);
@@ -143,7 +143,7 @@ void nz_openinference_params(struct nz_ctx *c, struct nz_params *p, const char *
     *req_model = nz_json_dup_str(c, x);
   if (stream && *stream < 0 && json_object_object_get_ex(o, "stream", &x) && json_object_is_type(x, json_type_boolean))
     *stream = json_object_get_boolean(x) ? 1 : 0;
-  json_object_put(o);
+  nz_json_put(c, o);
 }
 
 /* An OpenAI chat response: one output message per choice, with its finish_reason. */
@@ -175,7 +175,7 @@ bool nz_raw_content(struct nz_ctx *c, const GwAnyValue *v, bool output, struct n
   if (!s)
     return v ? nz_msgs_from_value(c, v, out) : false;
   uint32_t before = out->n;
-  struct json_object *o = nz_json_parse(s, strlen(s)), *x = NULL;
+  struct json_object *o = nz_json_parse(c, s, strlen(s)), *x = NULL;
   if (o && json_object_is_type(o, json_type_object)) {
     if (json_object_object_get_ex(o, "messages", &x) && json_object_is_type(x, json_type_array))
       nz_msgs_from_json(c, x, out);
@@ -200,6 +200,6 @@ bool nz_raw_content(struct nz_ctx *c, const GwAnyValue *v, bool output, struct n
     }
   }
   if (o)
-    json_object_put(o);
+    nz_json_put(c, o);
   return nz_msgs_text_fallback(c, out, before, role, s);
 }

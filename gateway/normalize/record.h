@@ -32,7 +32,13 @@ struct gw_strv { const char **v; uint32_t n; };
   X(CONTENT_TRUNCATED, "content_truncated") /* a content field cut to the configured maximum */        \
   X(MODEL_UNPRICED, "model_unpriced")       /* no price entry for the model */                         \
   X(TOKENS_CONVERTED, "tokens_converted")   /* exclusive counts made inclusive */                      \
-  X(BAD_ATTRIBUTE, "bad_attribute")         /* an attribute of the wrong type or unparsable JSON */
+  X(BAD_ATTRIBUTE, "bad_attribute")         /* an attribute of the wrong type or unparsable JSON */     \
+  X(TOKENS_OUT_OF_RANGE, "tokens_out_of_range") /* a token count < 0 or > GW_TOKENS_MAX: NULL, no cost */
+
+/* The largest token count one call is taken to have: the int columns' maximum, 2^31 - 1 (2.1 billion
+ * tokens, thousands of times any model's context). A count outside [0, GW_TOKENS_MAX] is stored NULL
+ * and flagged tokens_out_of_range, never clamped, and no cost is computed from the record. */
+#define GW_TOKENS_MAX INT32_MAX
 
 enum gw_flag {
 #define GW_FLAG_ENUM(id, name) GW_FLAG_##id,
@@ -53,7 +59,7 @@ struct gw_record {
   const char *model_id; /* the price entry matched, else response or request model */
   const char *session_id, *user_id;
   struct gw_opt_i64 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-    total_tokens; /* inclusive, as the OTel GenAI conventions define them */
+    total_tokens; /* inclusive, as the OTel GenAI conventions define them; 0 .. GW_TOKENS_MAX */
   struct gw_opt_i64 input_cost_nusd, output_cost_nusd, total_cost_nusd; /* nano-USD, exact */
   const char *cost_source;                                                /* computed | reported | NULL */
   struct gw_opt_i64 reported_cost_nusd;
@@ -86,7 +92,7 @@ enum gw_field_type {
   GW_FT_CHARS,   /* char[] inside the struct; "" = NULL */
   GW_FT_TEXT,    /* const char * */
   GW_FT_JSON,    /* const char * holding JSON (jsonb column) */
-  GW_FT_I64,     /* struct gw_opt_i64 */
+  GW_FT_I64,     /* struct gw_opt_i64, an int (int4) column: the writer refuses values outside it */
   GW_FT_NUSD,    /* struct gw_opt_i64 in nano-USD, a numeric column in USD */
   GW_FT_F64,     /* struct gw_opt_f64 */
   GW_FT_TIME,    /* uint64_t ns since the epoch; 0 = NULL */

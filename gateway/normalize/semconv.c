@@ -246,21 +246,65 @@ void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth)
   }
 }
 
-struct json_object *nz_json_parse(const char *s, size_t n)
+/* About what json-c 0.16 allocates for the document s, malloc overhead included: per value its object,
+ * per array its list, per object its hash table, per member its key and entry, plus the strings. It
+ * errs high; it is small for message JSON and large for what is built to be expanded ([0,0,...]). */
+static size_t dom_cost(const char *s, size_t n)
+{
+  size_t cost = 256, i = 0;
+  while (i < n) {
+    switch (s[i++]) {
+    case '"': {
+      size_t start = i;
+      while (i < n && s[i] != '"')
+        i += s[i] == '\\' ? 2 : 1;
+      cost += i - start + 48;
+      i++;
+      break;
+    }
+    case '{': cost += 1024; break;
+    case '[': cost += 384; break;
+    case ',': case ':': cost += 128; break;
+    default: break;
+    }
+  }
+  return cost;
+}
+
+struct json_object *nz_json_parse(struct nz_ctx *c, const char *s, size_t n)
 {
   if (n > INT32_MAX)
     return NULL;
-  struct json_tokener *tok = json_tokener_new_ex(NZ_MAX_DEPTH);
-  if (!tok)
+  size_t cost = dom_cost(s, n);
+  if (!gw_arena_borrow(c->a, cost)) {
+    c->oom = true;
     return NULL;
-  json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-  struct json_object *o = json_tokener_parse_ex(tok, s, (int)n);
-  if (o && (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != n)) {
-    json_object_put(o);
-    o = NULL;
   }
-  json_tokener_free(tok);
+  struct json_object *o = NULL;
+  struct json_tokener *tok = json_tokener_new_ex(NZ_MAX_DEPTH);
+  if (tok) {
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    o = json_tokener_parse_ex(tok, s, (int)n);
+    if (o && (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != n)) {
+      json_object_put(o);
+      o = NULL;
+    }
+    json_tokener_free(tok);
+  }
+  if (!o) {
+    gw_arena_unborrow(c->a, cost);
+    return NULL;
+  }
+  json_object_set_userdata(o, (void *)(uintptr_t)cost, NULL);
   return o;
+}
+
+void nz_json_put(struct nz_ctx *c, struct json_object *o)
+{
+  if (!o)
+    return;
+  gw_arena_unborrow(c->a, (size_t)(uintptr_t)json_object_get_userdata(o));
+  json_object_put(o);
 }
 
 const char *nz_json_dup_str(struct nz_ctx *c, struct json_object *o)
@@ -787,7 +831,7 @@ bool nz_msgs_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msgs *o
       nz_fast_json_reads++;
       return out->n > before;
     }
-    struct json_object *o = nz_json_parse(v->string_value, n);
+    struct json_object *o = nz_json_parse(c, v->string_value, n);
     if (!o) {
       gw_record_set_flag(c->r, GW_FLAG_BAD_ATTRIBUTE);
       return false;
@@ -796,7 +840,7 @@ bool nz_msgs_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msgs *o
       nz_msgs_from_json(c, o, out);
     else
       nz_msg_from_json(c, o, out);
-    json_object_put(o);
+    nz_json_put(c, o);
   } else if (v->value_case == GW_AV_ARRAY && v->array_value) {
     for (size_t i = 0; i < v->array_value->n_values; i++)
       msg_from_av(c, v->array_value->values[i], out);
@@ -814,7 +858,7 @@ bool nz_parts_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msg *i
     return false;
   uint32_t before = into->n;
   if (v->value_case == GW_AV_STRING) {
-    struct json_object *o = nz_json_parse(v->string_value, strlen(v->string_value));
+    struct json_object *o = nz_json_parse(c, v->string_value, strlen(v->string_value));
     if (o && json_object_is_type(o, json_type_array)) {
       for (size_t i = 0; i < json_object_array_length(o); i++)
         part_from_json(c, into, json_object_array_get_idx(o, i));
@@ -824,7 +868,7 @@ bool nz_parts_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msg *i
       nz_msg_text(c, into, "text", v->string_value); /* plain-text instructions */
     }
     if (o)
-      json_object_put(o);
+      nz_json_put(c, o);
   } else if (v->value_case == GW_AV_ARRAY && v->array_value) {
     for (size_t i = 0; i < v->array_value->n_values; i++)
       part_from_av(c, into, v->array_value->values[i]);

@@ -30,13 +30,13 @@ bool nz_old_content(struct nz_ctx *c, const GwAnyValue *v, const char *role, str
   if (!s)
     return v ? nz_msgs_from_value(c, v, out) : false;
   uint32_t before = out->n;
-  struct json_object *o = nz_json_parse(s, strlen(s));
+  struct json_object *o = nz_json_parse(c, s, strlen(s));
   if (o && json_object_is_type(o, json_type_array))
     nz_msgs_from_json(c, o, out);
   else if (o && json_object_is_type(o, json_type_object))
     nz_msg_from_json(c, o, out);
   if (o)
-    json_object_put(o);
+    nz_json_put(c, o);
   return nz_msgs_text_fallback(c, out, before, role, s);
 }
 

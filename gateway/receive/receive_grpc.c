@@ -10,6 +10,10 @@
  *  - the default 4 MB receive limit is replaced by receivers.max_request_bytes;
  *  - a call without a (well-framed) message is refused with INVALID_ARGUMENT, never taken as empty.
  * Errors carry google.rpc.Status in grpc-status-details-bin, with RetryInfo when the client should retry.
+ * The call's deadline is honoured: a call whose deadline passed while it waited for a thread is answered
+ * DEADLINE_EXCEEDED without being decoded, and one that runs past it is stopped between stages (request.c).
+ * A client that cancels a call without a deadline is not seen until the answer is sent: seeing it would
+ * need a RECV_CLOSE_ON_SERVER batch at the start whose completion a free thread must pick up.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -23,7 +27,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/auth.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/metrics.h"
 #include "receive/receive.h"
 
@@ -62,6 +68,7 @@ struct gw_grpc_receiver {
   int nthreads;
   atomic_bool stopping;
   atomic_bool shutdown_done;
+  _Atomic uint64_t tls_generation; /* the TLS material gRPC was last handed */
 };
 
 static int shutdown_tag; /* address used as the server-shutdown tag */
@@ -194,6 +201,20 @@ static void on_durable(void *arg, gw_rc rc)
 
 static bool md_is_gzip(const grpc_byte_buffer *bb) { return bb->data.raw.compression != GRPC_COMPRESS_NONE; }
 
+/* The call's deadline on the gw_mono_ns clock: 0 when it has none; 1 when it has passed. */
+static uint64_t call_deadline(const struct call *c)
+{
+  gpr_timespec dl = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
+  if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) >= 0)
+    return 0;
+  gpr_timespec left = gpr_time_sub(dl, gpr_now(GPR_CLOCK_MONOTONIC));
+  if (left.tv_sec < 0 || (left.tv_sec == 0 && left.tv_nsec <= 0))
+    return 1;
+  if (left.tv_sec > 10 * 365 * 86400)
+    return 0;
+  return gw_mono_ns() + (uint64_t)left.tv_sec * 1000000000ull + (uint64_t)left.tv_nsec;
+}
+
 static void handle_export(struct call *c)
 {
   struct gw_grpc_receiver *r = c->r;
@@ -201,12 +222,18 @@ static void handle_export(struct call *c)
   struct gw_request_outcome o;
   memset(&o, 0, sizeof o);
   c->start_mono = gw_mono_ns();
-  size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
-  struct gw_arena *a = gw_arena_thread(cap);
+  struct gw_arena *a = NULL;
   size_t reserved = 0;
   struct pending *pd = NULL;
+  uint64_t deadline = call_deadline(c);
 
-  if (!c->payload) {
+  if (deadline == 1) {
+    /* Nobody waits for the answer any more: not worth decoding (gRPC cancels the call on its side too). */
+    gw_err_set(&o.err, GW_ERR(DEADLINE), "the call's deadline passed while it waited for a receiver thread");
+    gw_metric_add(GW_M_REQUESTS, 1);
+    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    gw_metric_add(GW_M_REQUESTS_DEADLINE, 1);
+  } else if (!c->payload) {
     gw_err_set(&o.err, GW_ERR(DECODE), "no request message: the call carried no well-framed %s",
                c->kind == CALL_LOGS ? "ExportLogsServiceRequest" : "ExportTraceServiceRequest");
     gw_metric_add(GW_M_REQUESTS, 1);
@@ -221,10 +248,15 @@ static void handle_export(struct call *c)
       gw_metric_add(GW_M_REQUESTS_FAILED, 1);
     } else {
       reserved = len;
+      /* gRPC core holds the message (len bytes, reserved) while the arena gets the rest of the share. */
+      a = gw_pipeline_arena(r->p, reserved);
       /* Copy the raw (possibly compressed) slices: no automatic decompression (see the top comment). */
       uint8_t *buf = gw_arena_alloc(a, len ? len : 1);
       if (!buf) {
-        gw_err_set(&o.err, GW_ERR(TOO_LARGE), "message too large");
+        if (gw_arena_refused(a))
+          gw_err_set(&o.err, GW_ERR(BUSY), "too many request bytes in flight: retry later");
+        else
+          gw_err_set(&o.err, GW_ERR(TOO_LARGE), "message of %zu bytes: more than one request may use", len);
       } else {
         size_t off = 0;
         grpc_slice_buffer *sb = &c->payload->data.raw.slice_buffer;
@@ -237,6 +269,7 @@ static void handle_export(struct call *c)
         pd->c = c;
         atomic_init(&pd->left, 2);
         gw_request_defer(on_durable, pd);
+        gw_request_limit(deadline, NULL, NULL);
         if (c->kind == CALL_LOGS)
           gw_request_logs(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
         else
@@ -248,6 +281,10 @@ static void handle_export(struct call *c)
   const void *body;
   size_t len;
   uint32_t ra = conf->receivers.retry_after_s;
+  if (!a)
+    a = gw_pipeline_arena(r->p, 0);
+  else if (o.err.rc)
+    gw_arena_reset(a); /* an arena that ran out still has room for the error body */
   gw_receive_encode_response(a, false, &o, ra, &body, &len);
   if (pd && o.deferred) {
     /* accepted: the answer goes out once the spool has the entry on disk */
@@ -270,6 +307,38 @@ static void handle_export(struct call *c)
   gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
 }
 
+/* receivers.auth: the call's credentials from its metadata (keys arrive lowercase). True when it may go on;
+ * otherwise it has been answered UNAUTHENTICATED, before its message is looked at. */
+static bool authorized(struct call *c)
+{
+  struct gw_auth *auth = c->r->p->auth;
+  if (!auth)
+    return true;
+  const char *az = NULL, *key = NULL;
+  size_t alen = 0, klen = 0;
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    const char *k = (const char *)GRPC_SLICE_START_PTR(m->key);
+    size_t kl = GRPC_SLICE_LENGTH(m->key);
+    if (kl == 13 && memcmp(k, "authorization", 13) == 0) {
+      az = (const char *)GRPC_SLICE_START_PTR(m->value);
+      alen = GRPC_SLICE_LENGTH(m->value);
+    } else if (kl == 9 && memcmp(k, "x-api-key", 9) == 0) {
+      key = (const char *)GRPC_SLICE_START_PTR(m->value);
+      klen = GRPC_SLICE_LENGTH(m->value);
+    }
+  }
+  enum gw_auth_result res = gw_auth_verify(auth, "otlp_grpc", az, alen, key, klen);
+  if (res == GW_AUTH_OK)
+    return true;
+  gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  reply(c, GRPC_STATUS_UNAUTHENTICATED,
+        res == GW_AUTH_MISSING ? "missing credentials: send authorization: Bearer <token> (or x-api-key) metadata"
+                               : "invalid token",
+        NULL, 0, NULL, 0, false);
+  return false;
+}
+
 static void handle_unknown(struct call *c)
 {
   char msg[400];
@@ -279,6 +348,24 @@ static void handle_unknown(struct call *c)
            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
            "/opentelemetry.proto.collector.logs.v1.LogsService/Export");
   reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0, NULL, 0, false);
+}
+
+/* gRPC asks before each handshake whether the certificate changed (receivers.tls, re-read by core/tls.c). */
+static grpc_ssl_certificate_config_reload_status fetch_certs(void *arg, grpc_ssl_server_certificate_config **config)
+{
+  struct gw_grpc_receiver *r = arg;
+  struct gw_tls_material *m = gw_tls_get(r->p->tls);
+  grpc_ssl_certificate_config_reload_status st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  if (atomic_load(&r->tls_generation) != m->generation) {
+    grpc_ssl_pem_key_cert_pair pair = {m->key_pem, m->cert_pem};
+    /* gRPC 1.51 asserts on NULL roots in a fetched config even when no client certificate is asked for:
+     * without client CAs, our own chain stands in (never used, client certificates are not requested). */
+    *config = grpc_ssl_server_certificate_config_create(m->ca_pem ? m->ca_pem : m->cert_pem, &pair, 1);
+    atomic_store(&r->tls_generation, m->generation);
+    st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+  }
+  gw_tls_material_unref(m);
+  return st;
 }
 
 static void *serve(void *arg)
@@ -313,6 +400,8 @@ static void *serve(void *arg)
       reply(c, GRPC_STATUS_UNAVAILABLE, o.err.msg, NULL, 0, NULL, 0, false);
       continue;
     }
+    if (!authorized(c))
+      continue;
     if (c->kind == CALL_EXPORT || c->kind == CALL_LOGS)
       handle_export(c);
     else
@@ -326,14 +415,37 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
   const struct gw_conf *conf = p->conf;
   struct gw_grpc_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
-  grpc_arg args[2];
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  /* Connections: an untrusted client must not keep one open for free. Idle ones are closed, old ones asked
+   * to go (so clients spread again behind a load balancer), ping floods are refused with GOAWAY, and a
+   * connection must finish its handshake quickly. */
+  const struct {
+    const char *key;
+    uint32_t v; /* 0: gRPC's "never" (INT_MAX) for the two durations that allow it */
+    bool zero_is_never;
+  } ints[] = {
+    {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 0, false},
+    {GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0, false},
+    {GRPC_ARG_MAX_CONNECTION_IDLE_MS, conf->receivers.grpc_idle_ms, true},
+    {GRPC_ARG_MAX_CONNECTION_AGE_MS, conf->receivers.grpc_age_ms, true},
+    {GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, conf->receivers.grpc_age_grace_ms, false},
+    {GRPC_ARG_MAX_CONCURRENT_STREAMS, conf->receivers.grpc_max_streams, false},
+    {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, conf->receivers.grpc_min_ping_ms, false},
+    {GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2, false},
+    {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0, false},
+    {GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, conf->receivers.grpc_handshake_ms, false},
+  };
+  grpc_arg args[sizeof ints / sizeof ints[0]];
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    args[i].type = GRPC_ARG_INTEGER;
+    args[i].key = (char *)ints[i].key;
+    args[i].value.integer = ints[i].zero_is_never && ints[i].v == 0 ? INT32_MAX
+                            : ints[i].v > INT32_MAX                 ? INT32_MAX
+                                                                    : (int)ints[i].v;
+  }
+  /* The default 4 MB receive limit is replaced by ours; automatic decompression stays off (top comment). */
   args[0].value.integer = conf->receivers.max_request_bytes > INT32_MAX ? INT32_MAX : (int)conf->receivers.max_request_bytes;
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
   args[1].value.integer = 0;
-  grpc_channel_args ch = {2, args};
+  grpc_channel_args ch = {sizeof args / sizeof args[0], args};
   r->server = grpc_server_create(&ch, NULL);
   r->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(r->server, r->cq, NULL);
@@ -341,7 +453,17 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
                                                  NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
   r->logs_method = grpc_server_register_method(r->server, "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
                                                NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds;
+  if (p->tls) {
+    /* TLS 1.2 at least (gRPC's own minimum); with client CAs, a client certificate is required and verified. */
+    grpc_ssl_client_certificate_request_type req = conf->receivers.tls_client_ca[0]
+                                                     ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+    creds = grpc_ssl_server_credentials_create_with_options(
+      grpc_ssl_server_credentials_create_options_using_config_fetcher(req, fetch_certs, r));
+  } else {
+    creds = grpc_insecure_server_credentials_create();
+  }
   int port = grpc_server_add_http2_port(r->server, conf->receivers.grpc_addr, creds);
   grpc_server_credentials_release(creds);
   if (port <= 0) {
@@ -368,7 +490,8 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
     r->nthreads = MAX_THREADS;
   for (int i = 0; i < r->nthreads; i++)
     pthread_create(&r->threads[i], NULL, serve, r);
-  gw_info("grpc", "OTLP/gRPC receiver listening on %s", conf->receivers.grpc_addr);
+  gw_info("grpc", "OTLP/gRPC receiver listening on %s (%s)", conf->receivers.grpc_addr,
+          !p->tls ? "plaintext" : conf->receivers.tls_client_ca[0] ? "TLS, client certificates required" : "TLS");
   return r;
 }
 

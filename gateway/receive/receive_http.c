@@ -1,103 +1,140 @@
 /*
- * receive_http.c: OTLP/HTTP 1.1 on libmicrohttpd, thread per connection (the fastest and steadiest mode
- * measured here; DESIGN §10). POST /v1/traces or /v1/logs with application/x-protobuf or application/json, optional
- * Content-Encoding: gzip. libmicrohttpd hands the body over in chunks of at most 32 KiB: they are
- * accumulated under the request size cap and the global in-flight budget, so a slow or huge upload can
- * pin neither unbounded memory nor more than its share. Status codes follow OTLP §"HTTP status codes".
+ * receive_http.c: OTLP/HTTP 1.1 on libmicrohttpd. POST /v1/traces or /v1/logs with application/x-protobuf or
+ * application/json, optional Content-Encoding: gzip; the request rules themselves are in http_req.c,
+ * shared with HTTP/2 (h2.c). The port is accepted by front.c, which hands HTTP/1.1 connections here.
+ *
+ * Connections: libmicrohttpd's epoll thread pool (receivers.http.threads), not a thread per connection, so
+ * thousands of idle or slow clients cost descriptors and a little memory, not threads; a connection limit
+ * in total and per client address; read deadlines for the headers and the body (core/httpd.h), because
+ * libmicrohttpd's own timeout is an idle timeout a slowloris client never trips.
+ * Bodies: libmicrohttpd hands the body over in chunks of at most 32 KiB: they are accumulated under the
+ * request size cap and the global in-flight budget, so a slow or huge upload can pin neither unbounded
+ * memory nor more than its share.
+ * Answers: a request the disk spool must sync first is not answered from a pool thread that waits for the
+ * sync (one slow fsync would stall every connection of that thread): the connection is suspended and
+ * resumed by the spool once its entry is durable (gw_request_defer), as the gRPC receiver does.
+ * A client that closes its connection while its request is processed is seen between stages and inside
+ * redaction (its socket polled for a hang-up, as nginx does for proxied requests): the work stops and no
+ * answer is sent. A client that only half-closes (shuts down its sending side) after its request looks
+ * the same and is treated as gone. OTLP/HTTP has no deadline header, so there is no deadline here.
  */
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "core/httpd.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/net.h"
+#include "receive/front.h"
+#include "receive/http_req.h"
 #include "receive/receive.h"
 
 struct gw_http_receiver {
   struct MHD_Daemon *d;
+  struct gw_front *front; /* accepts the port, TLS and HTTP/2; hands HTTP/1.1 to d */
   struct gw_pipeline *p;
+  struct gw_httpd_guard *guard;
+  _Atomic int suspended; /* connections waiting for the spool's sync */
 };
 
 /* One request's state, from the first handler call to the completion callback. */
 struct conn_req {
+  struct gw_http_req q;
   uint64_t start_mono; /* the request's headers arrived */
-  enum gw_encoding enc;
-  bool gzip, logs;
-  char *body;
-  size_t len, cap, reserved;
-  gw_rc early; /* a failure found while receiving (too large, busy): answered when the upload ends */
-  char early_msg[200];
+  /* An answer waiting for the spool's sync: the handler prepares it and suspends the connection, the
+   * spool says the entry is durable; whichever comes second resumes the connection, and libmicrohttpd calls
+   * the handler again, which sends it. */
+  struct gw_http_receiver *r;
+  struct MHD_Connection *c;
+  bool waiting;
+  atomic_int left; /* 2: the handler's part and the spool's */
+  gw_rc durable_rc;
+  struct gw_http_resp resp;
 };
 
 static void req_free(struct gw_http_receiver *r, struct conn_req *q)
 {
   if (!q)
     return;
-  if (q->reserved)
-    gw_pipeline_release(r->p, q->reserved);
-  free(q->body);
+  gw_http_req_fini(r->p, &q->q);
+  if (q->waiting) /* the client left while its answer waited */
+    atomic_fetch_sub(&r->suspended, 1);
+  gw_http_resp_fini(&q->resp);
   free(q);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-  (void)c, (void)toe;
+  (void)toe;
+  struct gw_http_receiver *r = cls;
   struct conn_req *q = *con_cls;
   if (q) /* answered (or the client went away): the request's whole time, upload to reply */
-    gw_hist_observe(q->logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, gw_mono_ns() - q->start_mono);
-  req_free(cls, *con_cls);
+    gw_hist_observe(q->q.logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, gw_mono_ns() - q->start_mono);
+  req_free(r, *con_cls);
   *con_cls = NULL;
+  gw_httpd_guard_phase(c, GW_HTTPD_ANSWERED);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const void *body, size_t len,
-                             uint32_t retry_after)
+/* libmicrohttpd's connection notifications: the read deadlines, and the address slot the front took. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
 {
-  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  struct gw_http_receiver *r = cls;
+  gw_httpd_guard_notify(r->guard, c, socket_context, code);
+  if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci)
+      gw_front_release(r->front, ci->client_addr);
+  }
+}
+
+static void on_durable(void *arg, gw_rc rc)
+{
+  struct conn_req *q = arg;
+  q->durable_rc = rc;
+  if (atomic_fetch_sub(&q->left, 1) == 1)
+    MHD_resume_connection(q->c);
+}
+
+static enum MHD_Result send_resp(struct gw_http_receiver *r, struct MHD_Connection *c, const struct gw_http_resp *rs)
+{
+  struct MHD_Response *resp = MHD_create_response_from_buffer(rs->len, rs->body ? rs->body : (void *)"",
+                                                              MHD_RESPMEM_MUST_COPY);
   if (!resp)
     return MHD_NO;
-  if (ctype)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-  if (retry_after && (status == 429 || status == 503)) {
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type);
+  if (rs->status == 429 || rs->status == 503) {
     char ra[16];
-    snprintf(ra, sizeof ra, "%u", retry_after);
+    snprintf(ra, sizeof ra, "%u", r->p->conf->receivers.retry_after_s);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
   }
-  if (status == 405)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
-  enum MHD_Result ret = MHD_queue_response(c, status, resp);
+  if (rs->hname)
+    MHD_add_response_header(resp, rs->hname, rs->hvalue);
+  enum MHD_Result ret = MHD_queue_response(c, rs->status, resp);
   MHD_destroy_response(resp);
   return ret;
 }
 
-/* Answer an error before or without a pipeline run (routing, content type, size). */
-static enum MHD_Result reply_error(struct gw_http_receiver *r, struct MHD_Connection *c, bool json, gw_rc rc,
-                                   const char *msg)
+/* Send an answer made on the spot and free it. */
+static enum MHD_Result send_now(struct gw_http_receiver *r, struct MHD_Connection *c, struct gw_http_resp *rs)
 {
-  struct gw_arena *a = gw_arena_create(64 * 1024);
-  struct gw_request_outcome o;
-  memset(&o, 0, sizeof o);
-  gw_err_set(&o.err, rc, "%s", msg);
-  uint32_t ra = r->p->conf->receivers.retry_after_s;
-  const void *body;
-  size_t len;
-  gw_receive_encode_response(a, json, &o, ra, &body, &len);
-  enum MHD_Result ret = reply(c, (unsigned)gw_err_http_status(rc), json ? "application/json" : "application/x-protobuf",
-                              body, len, ra);
-  gw_arena_destroy(a);
+  enum MHD_Result ret = send_resp(r, c, rs);
+  gw_http_resp_fini(rs);
   return ret;
 }
 
-/* Media type without parameters, case-insensitive. */
-static bool media_is(const char *ct, const char *want)
+/* The client hung up (or shut down its side): nobody will read the answer. */
+static gw_rc client_gone(void *arg)
 {
-  size_t n = strlen(want);
-  if (strncasecmp(ct, want, n) != 0)
-    return false;
-  return ct[n] == 0 || ct[n] == ';' || ct[n] == ' ';
+  struct pollfd pfd = {.fd = *(const int *)arg, .events = POLLRDHUP};
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+    return GW_ERR(CANCELLED);
+  return GW_OK;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -105,138 +142,132 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
   (void)version;
   struct gw_http_receiver *r = cls;
-  const struct gw_conf *conf = r->p->conf;
   struct conn_req *q = *con_cls;
+  struct gw_http_resp rs;
 
   if (!q) {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    bool json = ct && media_is(ct, "application/json");
-    bool logs = strcmp(url, "/v1/logs") == 0;
-    if (!logs && strcmp(url, "/v1/traces") != 0) {
-      char msg[180];
-      snprintf(msg, sizeof msg, "unknown path '%.100s': OTLP traces are POSTed to /v1/traces, logs to /v1/logs", url);
-      return reply_error(r, c, json, GW_ERR(NOT_FOUND), msg);
-    }
-    if (strcmp(method, "POST") != 0)
-      return reply_error(r, c, json, GW_ERR(METHOD), "method not allowed: use POST");
-    if (!ct || (!json && !media_is(ct, "application/x-protobuf")))
-      return reply_error(r, c, false, GW_ERR(UNSUPPORTED_MEDIA),
-                         "unsupported Content-Type: use application/x-protobuf or application/json");
-    const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    bool gzip = false;
-    if (ce && strcasecmp(ce, "gzip") == 0)
-      gzip = true;
-    else if (ce && strcasecmp(ce, "identity") != 0)
-      return reply_error(r, c, json, GW_ERR(UNSUPPORTED_MEDIA), "unsupported Content-Encoding: use gzip or none");
+    gw_httpd_guard_phase(c, GW_HTTPD_HEADERS_DONE);
+    struct gw_http_head h = {
+      .path = url,
+      .method = method,
+      .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+      .content_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING),
+      .content_length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+      .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+      .api_key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key"),
+    };
+    h.authorization_len = h.authorization ? strlen(h.authorization) : 0;
+    h.api_key_len = h.api_key ? strlen(h.api_key) : 0;
     q = gw_calloc(1, sizeof *q);
     q->start_mono = gw_mono_ns();
-    q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
-    q->gzip = gzip;
-    q->logs = logs;
-    *con_cls = q;
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
-    if (declared > conf->receivers.max_request_bytes) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "request body of %llu bytes is over the limit of %llu", declared,
-               (unsigned long long)conf->receivers.max_request_bytes);
-      /* Answering before the body is read makes most clients see a broken pipe, not the 413: a body up
-       * to a few times the limit is read and discarded (no memory kept), a larger one is refused at once
-       * and the connection closed. */
-      if (declared > conf->receivers.max_request_bytes * 4)
-        return reply_error(r, c, json, GW_ERR(TOO_LARGE), msg);
-      q->early = GW_ERR(TOO_LARGE);
-      snprintf(q->early_msg, sizeof q->early_msg, "%s", msg);
+    if (!gw_http_begin(r->p, "otlp_http", &h, &q->q, &rs)) {
+      free(q);
+      return send_now(r, c, &rs);
     }
+    q->r = r;
+    q->c = c;
+    *con_cls = q;
     return MHD_YES;
   }
 
   if (*upload_size) {
-    size_t n = *upload_size;
+    gw_http_body(r->p, &q->q, upload, *upload_size);
     *upload_size = 0;
-    if (q->early)
-      return MHD_YES; /* discard the rest; answered at the end */
-    if (q->len + n > conf->receivers.max_request_bytes) {
-      q->early = GW_ERR(TOO_LARGE);
-      snprintf(q->early_msg, sizeof q->early_msg, "request body is over the limit of %llu bytes",
-               (unsigned long long)conf->receivers.max_request_bytes);
-      free(q->body);
-      q->body = NULL;
-      q->len = q->cap = 0;
-      return MHD_YES;
-    }
-    if (q->len + n > q->cap) {
-      size_t ncap = q->cap ? q->cap * 2 : 64 * 1024;
-      while (ncap < q->len + n)
-        ncap *= 2;
-      if (ncap > conf->receivers.max_request_bytes)
-        ncap = conf->receivers.max_request_bytes;
-      if (gw_pipeline_reserve(r->p, ncap - q->cap) != GW_OK) {
-        q->early = GW_ERR(BUSY);
-        snprintf(q->early_msg, sizeof q->early_msg, "too many request bytes in flight: retry later");
-        return MHD_YES;
-      }
-      q->reserved += ncap - q->cap;
-      q->body = gw_realloc(q->body, ncap);
-      q->cap = ncap;
-    }
-    memcpy(q->body + q->len, upload, n);
-    q->len += n;
     return MHD_YES;
   }
 
-  bool json = q->enc == GW_ENC_JSON;
-  if (q->early)
-    return reply_error(r, c, json, q->early, q->early_msg);
-
-  /* The decoded request usually takes a few times the wire size; the arena cap bounds it. */
-  size_t cap = conf->receivers.max_request_bytes * 4 + (1u << 20);
-  struct gw_arena *a = gw_arena_thread(cap);
-  struct gw_request_outcome o;
-  if (q->logs)
-    gw_request_logs(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
-  else
-    gw_request_traces(r->p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
-  uint32_t ra = conf->receivers.retry_after_s;
-  const void *body;
-  size_t len;
-  gw_receive_encode_response(a, json, &o, ra, &body, &len);
-  unsigned status = o.err.rc ? (unsigned)gw_err_http_status(o.err.rc) : 200;
-  if (o.err.rc && !gw_err_retryable(o.err.rc))
-    gw_debug("http", "request refused: %s", o.err.msg);
-  enum MHD_Result ret = reply(c, status, json ? "application/json" : "application/x-protobuf", body, len, ra);
-  gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
-  return ret;
+  if (q->waiting) { /* resumed: the spool has synced the entry (or failed to) */
+    q->waiting = false;
+    atomic_fetch_sub(&r->suspended, 1);
+    if (q->durable_rc) {
+      gw_http_resp_fini(&q->resp);
+      gw_http_resp_durable_failed(r->p, q->q.json, q->durable_rc, &q->resp);
+    }
+    return send_resp(r, c, &q->resp);
+  }
+  gw_httpd_guard_phase(c, GW_HTTPD_BODY_DONE);
+  atomic_init(&q->left, 2);
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  int fd = ci ? ci->connect_fd : -1;
+  if (fd >= 0)
+    gw_request_limit(0, client_gone, &fd);
+  if (!gw_http_finish(r->p, &q->q, on_durable, q, &q->resp)) {
+    if (q->resp.status == 0) { /* the client is gone: nobody to answer, close the connection */
+      gw_http_resp_fini(&q->resp);
+      return MHD_NO;
+    }
+    return send_resp(r, c, &q->resp);
+  }
+  if (atomic_load(&q->left) == 1) {
+    /* Durable already (memory spool, spool.fsync never, or a sync that was quick): answer at once. */
+    if (q->durable_rc) {
+      gw_http_resp_fini(&q->resp);
+      gw_http_resp_durable_failed(r->p, q->q.json, q->durable_rc, &q->resp);
+    }
+    return send_resp(r, c, &q->resp);
+  }
+  q->waiting = true;
+  atomic_fetch_add(&r->suspended, 1);
+  MHD_suspend_connection(c);
+  if (atomic_fetch_sub(&q->left, 1) == 1) /* durable meanwhile */
+    MHD_resume_connection(c);
+  return MHD_YES;
 }
 
 struct gw_http_receiver *gw_http_receiver_start(struct gw_pipeline *p, struct gw_err *err)
 {
-  struct sockaddr_storage ss;
-  socklen_t sl;
-  if (gw_net_parse_addr(p->conf->receivers.http_addr, &ss, &sl, err))
-    return NULL;
+  const struct gw_conf *conf = p->conf;
   struct gw_http_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
-  if (ss.ss_family == AF_INET6)
-    flags |= MHD_USE_IPv6;
-  r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->conf->receivers.http_max_connections,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED, completed, r, MHD_OPTION_END);
+  atomic_init(&r->suspended, 0);
+  r->guard = gw_httpd_guard_create("otlp_http", conf->receivers.http_idle_ms, conf->receivers.http_header_ms,
+                                   conf->receivers.http_body_ms);
+  /* The front (front.c) owns the port and both connection limits; libmicrohttpd's own limit is per pool
+   * thread here, so it is set high enough never to refuse what the front admitted. */
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET;
+  unsigned idle_s = (conf->receivers.http_idle_ms + 999) / 1000;
+  r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->receivers.http_threads,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->receivers.http_max_connections *
+                                                         (unsigned)conf->receivers.http_threads,
+                          MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED, completed, r,
+                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, r,
+                          MHD_OPTION_URI_LOG_CALLBACK, gw_httpd_guard_uri, r->guard, MHD_OPTION_END);
   if (!r->d) {
-    gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: cannot listen on %s (address in use or not permitted)",
-               p->conf->receivers.http_addr);
-    free(r);
-    return NULL;
+    gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: libmicrohttpd did not start");
+    goto fail;
   }
-  gw_info("http", "OTLP/HTTP receiver listening on %s", p->conf->receivers.http_addr);
+  if (!(r->front = gw_front_start(p, r->d, r->guard, err)))
+    goto fail;
+  gw_info("http", "OTLP/HTTP receiver listening on %s (%s, %u threads, at most %u connections, %u per address)",
+          conf->receivers.http_addr,
+          !p->tls ? "plaintext" : conf->receivers.tls_client_ca[0] ? "TLS, client certificates required" : "TLS",
+          conf->receivers.http_threads, conf->receivers.http_max_connections, conf->receivers.http_max_per_ip);
   return r;
+fail:
+  if (r->d)
+    MHD_stop_daemon(r->d);
+  gw_httpd_guard_destroy(r->guard);
+  free(r);
+  return NULL;
 }
 
 void gw_http_receiver_stop(struct gw_http_receiver *r)
 {
   if (!r)
     return;
+  /* Stop accepting, then let the answers waiting for the spool's sync go out: libmicrohttpd must not be
+   * stopped with a suspended connection. The spool is still open, so they come within a sync. */
+  gw_front_stop_accepting(r->front);
+  uint64_t until = gw_mono_ns() + 30000000000ull;
+  while (atomic_load(&r->suspended) > 0 && gw_mono_ns() < until) {
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+  }
+  if (atomic_load(&r->suspended) > 0)
+    gw_error("http", "%d answers still wait for the spool after 30 s", atomic_load(&r->suspended));
   MHD_stop_daemon(r->d);
+  gw_front_stop(r->front);
+  gw_httpd_guard_destroy(r->guard);
   free(r);
 }

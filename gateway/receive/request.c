@@ -3,6 +3,8 @@
  * freed in one go when the receiver has answered. The spool copies what it keeps.
  * Order is fixed by DESIGN §1: normalize -> cost -> redact -> upstream stamps -> encode -> append;
  * nothing leaves the process before those stages.
+ * A request nobody waits for any more (its gRPC deadline passed, its HTTP client went away) is stopped
+ * between stages and inside redaction, never appended, and counted (gw_request_limit).
  */
 #include "receive/request.h"
 
@@ -50,6 +52,89 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
   gw_metric_set(GW_M_INFLIGHT_BYTES, (int64_t)cur);
 }
 
+/* Who still waits for this request (gw_request_limit): set for the next request on this thread, taken by it. */
+struct ctl {
+  uint64_t deadline, start; /* gw_mono_ns; deadline 0: none */
+  gw_rc (*gone)(void *arg);
+  void *arg;
+};
+
+static _Thread_local struct ctl next_ctl;
+
+void gw_request_limit(uint64_t deadline_ns, gw_rc (*gone)(void *arg), void *arg)
+{
+  next_ctl.deadline = deadline_ns;
+  next_ctl.gone = gone;
+  next_ctl.arg = arg;
+}
+
+static struct ctl take_ctl(void)
+{
+  struct ctl c = next_ctl;
+  memset(&next_ctl, 0, sizeof next_ctl);
+  c.start = gw_mono_ns();
+  return c;
+}
+
+/* Non-zero when nobody waits any more: GW_ERR(DEADLINE), or what gone says. Also redaction's stop function. */
+static gw_rc ctl_stop(void *arg)
+{
+  const struct ctl *c = arg;
+  if (c->deadline && gw_mono_ns() >= c->deadline)
+    return GW_ERR(DEADLINE);
+  return c->gone ? c->gone(c->arg) : GW_OK;
+}
+
+static gw_rc abandoned(const struct ctl *c, gw_rc rc, const char *stage, struct gw_err *err)
+{
+  unsigned long long ms = (unsigned long long)((gw_mono_ns() - c->start) / 1000000u);
+  if (rc == GW_ERR(DEADLINE))
+    return gw_err_set(err, rc, "the call's deadline passed %llu ms into the request, during %s: abandoned", ms,
+                      stage);
+  return gw_err_set(err, rc, "the client went away %llu ms into the request, during %s: abandoned", ms, stage);
+}
+
+/* Between stages: is anybody still waiting? */
+static gw_rc checkpoint(const struct ctl *c, const char *stage, struct gw_err *err)
+{
+  gw_rc rc = c->deadline || c->gone ? ctl_stop((void *)c) : GW_OK;
+  return rc ? abandoned(c, rc, stage, err) : GW_OK;
+}
+
+/* Redaction failed: out of memory, or its stop function (ctl_stop) said nobody waits. */
+static void redact_failed(const struct ctl *c, gw_rc rc, struct gw_err *err)
+{
+  if (rc == GW_ERR(DEADLINE) || rc == GW_ERR(CANCELLED))
+    abandoned(c, rc, "redaction", err);
+  else
+    gw_err_set(err, rc, "request needs more memory than the per-request limit");
+}
+
+size_t gw_pipeline_share(const struct gw_pipeline *p)
+{
+  const struct gw_conf *c = p->conf;
+  uint64_t share = c->receivers.max_request_bytes * GW_REQUEST_SHARE;
+  if (share > c->receivers.max_inflight_bytes)
+    share = c->receivers.max_inflight_bytes;
+  return (size_t)share;
+}
+
+static bool budget_take(void *ctx, size_t n) { return gw_pipeline_reserve(ctx, n) == GW_OK; }
+static void budget_give(void *ctx, size_t n) { gw_pipeline_release(ctx, n); }
+
+/* The smallest arena a request gets, whatever its body holds: room to refuse it with a message. */
+#define ARENA_MIN (64 * 1024)
+
+struct gw_arena *gw_pipeline_arena(struct gw_pipeline *p, size_t held)
+{
+  size_t share = gw_pipeline_share(p);
+  size_t cap = share > held + ARENA_MIN ? share - held : ARENA_MIN;
+  struct gw_arena *a = gw_arena_thread(cap);
+  const struct gw_arena_budget b = {budget_take, budget_give, p};
+  gw_arena_set_budget(a, &b); /* a reset arena holds nothing yet: nothing to refuse */
+  return a;
+}
+
 /*
  * The spool's room, checked right after decode: a request the spool will not take is refused before
  * normalize, cost, redaction and encoding, whose work would be thrown away (its spans are counted as
@@ -62,7 +147,8 @@ void gw_pipeline_release(struct gw_pipeline *p, size_t n)
  * waits up to spool.full_wait_ms for the consumers to free some.
  */
 
-static gw_rc claim_room(struct gw_pipeline *p, size_t len, uint64_t *claimed, struct gw_err *err)
+static gw_rc claim_room(struct gw_pipeline *p, const struct ctl *ctl, size_t len, uint64_t *claimed,
+                        struct gw_err *err)
 {
   uint64_t est = (uint64_t)len * atomic_load(&p->entry_ratio) / RATIO_ONE;
   uint64_t deadline = 0;
@@ -83,9 +169,12 @@ static gw_rc claim_room(struct gw_pipeline *p, size_t len, uint64_t *claimed, st
       deadline = now + (uint64_t)p->conf->spool.full_wait_ms * 1000000ull;
     if (atomic_load(&p->shutting_down))
       return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
+    gw_rc rc = checkpoint(ctl, "the wait for spool room", err);
+    if (rc)
+      return rc;
     if (now >= deadline)
       return gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", held, max);
-    gw_spool_wait_room(p->spool, deadline);
+    gw_spool_wait_room(p->spool, ctl->deadline && ctl->deadline < deadline ? ctl->deadline : deadline);
   }
 }
 
@@ -114,32 +203,33 @@ static uint32_t count_spans(const GwTraceRequest *req)
 }
 
 /* The head both signals share: refuse while stopping, inflate gzip under the request cap. */
-static gw_rc begin(struct gw_pipeline *p, struct gw_arena *a, bool gzip, const void **body, size_t *len,
-                   struct gw_err *err)
+static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena *a, bool gzip, const void **body,
+                   size_t *len, struct gw_err *err)
 {
   gw_metric_add(GW_M_REQUESTS, 1);
   if (atomic_load(&p->shutting_down))
     return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
-  if (!gzip)
-    return GW_OK;
+  gw_rc rc = checkpoint(ctl, "the wait for a receiver thread", err);
+  if (rc || !gzip)
+    return rc;
   void *plain;
   size_t plain_len;
-  gw_rc rc = gw_inflate(a, *body, *len, p->conf->receivers.max_request_bytes, &plain, &plain_len, err);
+  const struct gw_conf *c = p->conf;
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes,
+                                 .max_ratio = c->receivers.max_inflate_ratio,
+                                 .ratio_min_bytes = c->receivers.inflate_ratio_min_bytes};
+  rc = gw_inflate(a, *body, *len, &lim, &plain, &plain_len, err);
   if (rc)
     return rc;
   *body = plain;
   *len = plain_len;
-  return GW_OK;
+  return checkpoint(ctl, "decompression", err);
 }
 
 /* What can be stored (DESIGN §6): from the retention window's start to a day ahead. */
 static struct gw_normalize_opts window(const struct gw_conf *c)
 {
-  struct gw_normalize_opts o = {0};
-  uint64_t now = gw_now_ns(), day = 86400ull * 1000000000ull;
-  o.min_start_ns = now - (uint64_t)c->postgres.retention_days * day;
-  o.max_start_ns = now + day;
-  return o;
+  return gw_normalize_window(gw_now_ns(), c->postgres.retention_days);
 }
 
 static gw_rc out_of_memory(struct gw_err *err, gw_rc rc)
@@ -199,15 +289,34 @@ static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_i
   return rc;
 }
 
-/* A failed request: its message, and the failure and backpressure counters. */
-static void failed(struct gw_err *err, gw_rc rc)
+/* A failed request: its message, and the failure and backpressure counters. An arena that ran out says
+ * which limit it met: the request's own share (413 / RESOURCE_EXHAUSTED, it would never fit) or the
+ * memory all requests in flight share (503 / UNAVAILABLE, retry later). */
+static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *err, gw_rc rc)
 {
+  if (rc == GW_ERR(TOO_LARGE) && gw_arena_exhausted(a)) {
+    if (gw_arena_refused(a))
+      rc = gw_err_set(err, GW_ERR(BUSY),
+                      "too many request bytes in flight (receivers.max_inflight_bytes %llu, bodies and their "
+                      "decoded data): retry later",
+                      (unsigned long long)p->conf->receivers.max_inflight_bytes);
+    else
+      gw_err_set(err, rc,
+                 "request needs more memory than one request may use (%zu bytes: %d x receivers.max_request_bytes, "
+                 "its body included)",
+                 gw_pipeline_share(p), GW_REQUEST_SHARE);
+  }
   err->rc = rc;
   if (!err->msg[0])
     snprintf(err->msg, sizeof err->msg, "%s", gw_err_message(rc));
   if (rc == GW_ERR(FULL) || rc == GW_ERR(BUSY) || rc == GW_ERR(SHUTDOWN))
     gw_metric_add(GW_M_BACKPRESSURE, 1);
+  if (rc == GW_ERR(DEADLINE))
+    gw_metric_add(GW_M_REQUESTS_DEADLINE, 1);
+  if (rc == GW_ERR(CANCELLED))
+    gw_metric_add(GW_M_REQUESTS_CANCELLED, 1);
   gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  return rc;
 }
 
 static size_t trace_size(const void *m) { return gw_pb_trace_request_size(m); }
@@ -223,10 +332,11 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   const struct gw_conf *c = p->conf;
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
-  gw_rc rc = begin(p, a, gzip, &body, &len, err);
+  struct ctl ctl = take_ctl();
+  gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
   if (rc)
     goto out;
-  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
   GwTraceRequest *req;
   rc = gw_decode_traces(a, enc, body, len, &lim, &req, err);
   if (rc)
@@ -234,14 +344,14 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
 
   out->spans = count_spans(req);
   gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
-  if ((rc = claim_room(p, len, &claimed, err)))
+  if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
   struct gw_normalize_opts nopts = window(c);
   struct gw_normalize_result nres;
   memset(&nres, 0, sizeof nres);
   rc = gw_normalize_traces(req, a, &nopts, &nres, err);
-  if (rc)
+  if (rc || (rc = checkpoint(&ctl, "normalization", err)))
     goto out;
   out->rejected = nres.nrejected;
   if (nres.nrejected) {
@@ -258,11 +368,12 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   }
   if (p->redactor) {
     struct gw_redact_memo *memo = gw_redact_memo_create(a); /* NULL (no memo) only when out of room */
+    gw_redact_memo_limit(memo, p->redactor, len, ctl.deadline || ctl.gone ? ctl_stop : NULL, &ctl);
     rc = gw_redact_request(p->redactor, req, a, memo);
     if (!rc)
       rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a, memo);
     if (rc) {
-      out_of_memory(err, rc);
+      redact_failed(&ctl, rc, err);
       goto out;
     }
   }
@@ -284,6 +395,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     out_of_memory(err, rc);
     goto out;
   }
+  if ((rc = checkpoint(&ctl, "encoding", err)))
+    goto out;
   struct gw_spool_in in = {
     .signal = GW_SIGNAL_TRACES,
     .flags = nres.has_genai ? GW_ENTRY_HAS_GENAI : 0,
@@ -302,7 +415,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    failed(err, rc);
+    rc = failed(p, a, err, rc);
     if (out->spans)
       gw_metric_rejected(rc, out->spans);
   }
@@ -330,23 +443,24 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   const struct gw_conf *c = p->conf;
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
-  gw_rc rc = begin(p, a, gzip, &body, &len, err);
+  struct ctl ctl = take_ctl();
+  gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
   if (rc)
     goto out;
-  struct gw_decode_limits lim = {c->receivers.max_request_bytes, c->receivers.max_depth};
+  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
   GwLogsRequest *req;
   rc = gw_decode_logs(a, enc, body, len, &lim, &req, err);
   if (rc)
     goto out;
   out->spans = count_logs(req);
   gw_metric_add(GW_M_LOGS_RECEIVED, out->spans);
-  if ((rc = claim_room(p, len, &claimed, err)))
+  if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
   struct gw_normalize_opts nopts = window(c);
   struct gw_logs_result lres;
   rc = gw_normalize_logs(req, a, &nopts, &lres, err);
-  if (rc)
+  if (rc || (rc = checkpoint(&ctl, "normalization", err)))
     goto out;
   out->rejected = lres.nrejected;
   if (lres.nrejected) {
@@ -358,11 +472,12 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
    * then the request that is forwarded, then the event attributes rendered from the redacted records. */
   if (p->redactor) {
     struct gw_redact_memo *memo = gw_redact_memo_create(a);
+    gw_redact_memo_limit(memo, p->redactor, len, ctl.deadline || ctl.gone ? ctl_stop : NULL, &ctl);
     rc = gw_redact_events(p->redactor, lres.events, lres.nevents, a, memo);
     if (!rc)
       rc = gw_redact_logs_request(p->redactor, req, a, memo);
     if (rc) {
-      out_of_memory(err, rc);
+      redact_failed(&ctl, rc, err);
       goto out;
     }
   }
@@ -383,6 +498,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     out_of_memory(err, rc);
     goto out;
   }
+  if ((rc = checkpoint(&ctl, "encoding", err)))
+    goto out;
   struct gw_spool_in in = {
     .signal = GW_SIGNAL_LOGS,
     .flags = lres.has_genai ? GW_ENTRY_HAS_GENAI : 0,
@@ -401,7 +518,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    failed(err, rc);
+    rc = failed(p, a, err, rc);
     if (out->spans)
       gw_metric_add(GW_M_LOGS_REJECTED, out->spans);
   }

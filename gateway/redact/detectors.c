@@ -18,9 +18,22 @@
  *   one character later.
  * - Phone numbers need separators or a leading '+': a bare run of 10 digits is an id, not a phone number.
  *   Dates (2024-01-15), version strings (1.2.3.4, v1.2.3) and times (12:30:45) match no branch.
+ * - Bearer tokens (RFC 6750) need 8 characters with a digit or 16 without, so "Bearer token required" stays;
+ *   after an Authorization header name, or under a key naming one, any token is one. HTTP Basic credentials
+ *   (RFC 7617) are base64 that decodes to printable "user:password", so "Basic usage" stays.
  * - AWS secret keys (40 base64 characters, indistinguishable from other random strings) only after a
  *   key-like name (aws_secret_access_key=, "SecretAccessKey": ...); attribute and JSON member keys named so
  *   are handled by rd_secret_key_name.
+ * - Work is linear in the value (bench/bench_redact.c shows it on the shapes below). The scan resumes after
+ *   each match and one character after each failed candidate, so a value costs the sum over candidates of
+ *   what the pattern reads from there. Every branch reads a bounded length, or an unbounded run of a class
+ *   in which no other candidate can start, or that the branch's own lookbehind refuses:
+ *   JWT segments ([\w-] runs: a JWT start needs no [\w-] before it), a bearer or Basic token's run (after
+ *   "bearer"/"basic" and blanks; another start in it has no blank after it), API key bodies (same
+ *   lookbehind as JWT), the AWS secret's blanks and an IPv6 zone ([A-Za-z0-9] runs). An email's domain is at
+ *   most 126 labels. PEM private keys are the exception that a regex cannot
+ *   express linearly (a lazy search for the footer from every header): they are matched in C
+ *   (rd_private_key), which remembers where the next footer is.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,11 +49,13 @@
 #define IPV4_BODY "(?:" OCTET "\\.){3}" OCTET
 #define H "[0-9A-Fa-f]{1,4}"
 
+/* PEM private keys are matched in C (rd_private_key), not here: see the top comment. */
 static const char *const branches[GW_RK__COUNT] = {
-  [GW_RK_PRIVATE_KEY] = "-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----"
-                        "(?:[\\s\\S]*?-----END[A-Z ]{0,40}PRIVATE KEY-----|[A-Za-z0-9+/=\\s\\\\]*)",
   [GW_RK_JWT] = "(?<![\\w\\-])eyJ[A-Za-z0-9_\\-]{10,}\\.[A-Za-z0-9_\\-]{10,}\\.[A-Za-z0-9_\\-]*",
-  [GW_RK_BEARER] = "(?i:\\bbearer)[ \\t]+\\K(?=[A-Za-z\\-._~+/]*\\d)[A-Za-z0-9\\-._~+/]{8,}=*",
+  /* RFC 6750 b64token; rd_validate decides on its length and context */
+  [GW_RK_BEARER] = "(?i:\\bbearer)[ \\t]+\\K[A-Za-z0-9\\-._~+/]+=*",
+  /* RFC 7617; rd_validate decodes it: "user:password" */
+  [GW_RK_BASIC_AUTH] = "(?i:\\bbasic)[ \\t]+\\K[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=_\\-])",
   [GW_RK_API_KEY] = "(?<![\\w\\-])(?:sk-(?=[A-Za-z_\\-]*\\d)[A-Za-z0-9_\\-]{20,}"
                     "|(?:sk|rk)_live_[A-Za-z0-9]{20,}"
                     "|gh[pousr]_[A-Za-z0-9]{30,255}"
@@ -64,14 +79,16 @@ static const char *const branches[GW_RK__COUNT] = {
                  "|(?:" H ":){1,7}:|(?:" H ":){1,6}:" H "|(?:" H ":){1,5}(?::" H "){1,2}|(?:" H ":){1,4}(?::" H
                  "){1,3}|(?:" H ":){1,3}(?::" H "){1,4}|(?:" H ":){1,2}(?::" H "){1,5}|" H ":(?::" H
                  "){1,6}|:(?::" H "){1,7})(?:%[0-9A-Za-z]+)?(?![\\w:]|\\.\\d)",
-  [GW_RK_EMAIL] = "(?<=[A-Za-z0-9._%+\\-])@(?:[A-Za-z0-9](?:[A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}"
+  /* at most 126 labels (RFC 1035: 255 octets a name): an unbounded repeat ran out of JIT stack on a value of
+   * many labels and failed the whole value */
+  [GW_RK_EMAIL] = "(?<=[A-Za-z0-9._%+\\-])@(?:[A-Za-z0-9](?:[A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?\\.){1,126}[A-Za-z]{2,24}"
                   "(?![A-Za-z0-9\\-])",
 };
 
 /* Order of the branches: at one start position the first branch that matches wins, so the specific
  * secrets come before the generic digit shapes, and cards and SSNs before phone numbers. */
 static const enum gw_redact_kind order[GW_RK__COUNT] = {
-  GW_RK_PRIVATE_KEY, GW_RK_JWT, GW_RK_BEARER, GW_RK_API_KEY, GW_RK_AWS_KEY_ID, GW_RK_AWS_SECRET,
+  GW_RK_PRIVATE_KEY, GW_RK_JWT, GW_RK_BEARER, GW_RK_BASIC_AUTH, GW_RK_API_KEY, GW_RK_AWS_KEY_ID, GW_RK_AWS_SECRET,
   GW_RK_CARD, GW_RK_SSN, GW_RK_PHONE, GW_RK_IPV4, GW_RK_IPV6, GW_RK_EMAIL,
 };
 
@@ -90,12 +107,12 @@ char *rd_builtin_pattern(const enum gw_redact_action *actions)
 {
   size_t cap = 64;
   for (int i = 0; i < GW_RK__COUNT; i++)
-    cap += strlen(branches[i]) + 32;
+    cap += (branches[i] ? strlen(branches[i]) : 0) + 32;
   char *p = gw_malloc(cap), *w = p;
   bool any = false;
   for (int i = 0; i < GW_RK__COUNT; i++) {
     enum gw_redact_kind k = order[i];
-    if (actions[k] == GW_REDACT_OFF)
+    if (actions[k] == GW_REDACT_OFF || !branches[k])
       continue;
     w += snprintf(w, cap - (size_t)(w - p), "%s(?:%s)(*MARK:%d)", any ? "|" : "", branches[k], (int)k);
     any = true;
@@ -163,7 +180,7 @@ bool rd_candidate(const char *str, size_t len, size_t i)
   switch (c) {
   case 'e': return prefix(s, len, i, "eyJ");
   case 'b':
-  case 'B': return ci_prefix(s, len, i, "bearer");
+  case 'B': return ci_prefix(s, len, i, "bearer") || ci_prefix(s, len, i, "basic");
   case 's': return prefix(s, len, i, "sk-") || prefix(s, len, i, "sk_live_");
   case 'r': return prefix(s, len, i, "rk_live_");
   case 'g': return (prefix(s, len, i, "gh") && i + 3 < len && s[i + 3] == '_') || prefix(s, len, i, "github_pat_");
@@ -249,13 +266,65 @@ size_t rd_next_candidate(const char *str, size_t len, size_t i)
   return len;
 }
 
+/* A bearer token: 8 characters with a digit, or 16 without ("Bearer token required", "the bearer of bad
+ * news" are prose), or any length in an Authorization header: right after its name in the text, or in the
+ * value of a key naming it (auth). s[start] follows "bearer" and blanks. */
+static bool bearer_ok(const char *s, size_t start, size_t end, bool auth)
+{
+  size_t n = end;
+  while (n > start && s[n - 1] == '=')
+    n--;
+  bool dig = false;
+  for (size_t i = start; i < n && !dig; i++)
+    dig = digit((unsigned char)s[i]);
+  if (n - start >= (dig ? 8u : 16u) || (auth && n > start))
+    return true;
+  size_t b = start;
+  while (b > 0 && (s[b - 1] == ' ' || s[b - 1] == '\t'))
+    b--;
+  if (b < 6)
+    return false;
+  b -= 6; /* "bearer" */
+  while (b > 0 && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '"' || s[b - 1] == '\'' || s[b - 1] == ':' ||
+                   s[b - 1] == '='))
+    b--;
+  return n > start && b >= 13 && ci_prefix((const unsigned char *)s, b, b - 13, "authorization");
+}
+
+/* HTTP Basic credentials: base64 (padding optional) of printable "user:password". */
+static bool basic_ok(const char *s, size_t len)
+{
+  uint32_t v = 0;
+  int bits = 0;
+  size_t n = 0;
+  bool colon = false;
+  for (size_t i = 0; i < len && s[i] != '='; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    int d = ch >= 'A' && ch <= 'Z' ? ch - 'A' : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+          : ch >= '0' && ch <= '9' ? ch - '0' + 52 : ch == '+' ? 62 : ch == '/' ? 63 : -1;
+    if (d < 0)
+      return false;
+    v = v << 6 | (uint32_t)d;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      unsigned char byte = (unsigned char)(v >> bits);
+      if (byte < 0x20 || byte == 0x7F)
+        return false; /* controls: binary, not credentials (UTF-8 bytes above 0x7F are fine) */
+      colon |= byte == ':';
+      n++;
+    }
+  }
+  return colon && n >= 3;
+}
+
 static bool is_local(char c)
 {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
          c == '%' || c == '+' || c == '-';
 }
 
-bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end)
+bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end, bool auth)
 {
   switch (k) {
   case GW_RK_EMAIL: {
@@ -283,6 +352,8 @@ bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end
       if (s[i] >= '0' && s[i] <= '9')
         return true;
     return false;
+  case GW_RK_BEARER: return bearer_ok(s, *start, end, auth);
+  case GW_RK_BASIC_AUTH: return basic_ok(s + *start, end - *start);
   default: return true;
   }
 }
@@ -311,6 +382,13 @@ bool rd_secret_key_name(const char *key, size_t len)
   return strstr(buf, "secretaccesskey") || strstr(buf, "awssecret");
 }
 
+bool rd_auth_key_name(const char *key, size_t len)
+{
+  static const char name[] = "authorization";
+  size_t n = sizeof name - 1;
+  return len >= n && ci_prefix((const unsigned char *)key, len, len - n, name);
+}
+
 /* The whole value is an AWS secret access key's shape: 40 characters of [A-Za-z0-9/+]. */
 bool rd_aws_secret_value(const char *s, size_t len)
 {
@@ -322,4 +400,86 @@ bool rd_aws_secret_value(const char *s, size_t len)
       return false;
   }
   return true;
+}
+
+/* ---- PEM private keys ----
+ * "-----BEGIN <label>PRIVATE KEY-----", then everything up to the first "-----END <label>PRIVATE KEY-----"
+ * after it, or, with no footer anywhere after it (a key cut short), the base64 body that follows (base64
+ * characters, whitespace, backslashes of escaped newlines). A label is at most 40 of [A-Z ].
+ * As a lazy regex this searched the rest of the value for a footer at every header: 1 MiB of headers
+ * took 37 s. Here the footer search remembers its answer (rd_pk), so over one value every byte is looked
+ * at a bounded number of times whatever the number of headers. */
+
+#define PK_BEGIN "-----BEGIN"
+#define PK_END "-----END"
+#define PK_TAIL "PRIVATE KEY"
+#define PK_DASHES "-----"
+#define PK_LABEL_MAX 40
+
+static bool label_char(unsigned char c) { return (c >= 'A' && c <= 'Z') || c == ' '; }
+
+/* s[i..] is "<label>PRIVATE KEY-----" (label: 0..40 of [A-Z ]); its end, or 0. The label and PRIVATE KEY
+ * together are one run of [A-Z ] that ends at the dashes, so the run decides: it must end in PRIVATE KEY. */
+static size_t pk_label_end(const char *str, size_t len, size_t i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t tl = sizeof PK_TAIL - 1, dl = sizeof PK_DASHES - 1, j = i;
+  while (j < len && j - i <= PK_LABEL_MAX + tl && label_char(s[j]))
+    j++;
+  if (j - i < tl || j - i > PK_LABEL_MAX + tl || memcmp(s + j - tl, PK_TAIL, tl))
+    return 0;
+  if (len - j < dl || memcmp(s + j, PK_DASHES, dl))
+    return 0;
+  return j + dl;
+}
+
+/* The first footer starting at or after `from`: its end, or 0 when there is none. Asked with `from` never
+ * decreasing within one value (rd_pk_init resets), so the answer is reused until the scan passes it. */
+static size_t pk_footer(struct rd_pk *pk, const char *s, size_t len, size_t from)
+{
+  if (pk->searched && from >= pk->from && (!pk->footer_end || from <= pk->footer_start))
+    return pk->footer_end;
+  pk->searched = true;
+  pk->from = from;
+  pk->footer_end = 0;
+  size_t el = sizeof PK_END - 1;
+  for (size_t at = from; at + el <= len;) {
+    const char *hit = memmem(s + at, len - at, PK_END, el);
+    if (!hit)
+      break;
+    size_t h = (size_t)(hit - s), end = pk_label_end(s, len, h + el);
+    if (end) {
+      pk->footer_start = h;
+      pk->footer_end = end;
+      break;
+    }
+    at = h + 1;
+  }
+  return pk->footer_end;
+}
+
+void rd_pk_init(struct rd_pk *pk) { memset(pk, 0, sizeof *pk); }
+
+static bool body_char(unsigned char c)
+{
+  return alnum(c) || c == '+' || c == '/' || c == '=' || c == '\\' || c == ' ' || c == '\t' || c == '\n' ||
+         c == '\r' || c == '\v' || c == '\f';
+}
+
+size_t rd_private_key(struct rd_pk *pk, const char *str, size_t len, size_t i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t bl = sizeof PK_BEGIN - 1;
+  if (len - i < bl || memcmp(s + i, PK_BEGIN, bl))
+    return 0;
+  size_t head = pk_label_end(str, len, i + bl);
+  if (!head)
+    return 0;
+  size_t foot = pk_footer(pk, str, len, head);
+  if (foot)
+    return foot;
+  size_t j = head;
+  while (j < len && body_char(s[j]))
+    j++;
+  return j;
 }

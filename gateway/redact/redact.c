@@ -7,10 +7,11 @@
  *   (thread-local, freed by a pthread key destructor at thread exit).
  * - Built-ins: one C pass over the value finds candidate start positions (detectors.c, rd_candidate) and
  *   the combined pattern, compiled anchored and JIT'd, runs only there: one pass per value whatever the
- *   number of detectors. Then one unanchored JIT pass per user pattern; user patterns are compiled apart so
- *   their group numbers and errors are their own. Matches are merged left to right,
- *   an earlier start winning over an overlapping later one.
- * - Fail closed: a pcre2 match error (match limit, JIT stack) replaces the whole value.
+ *   number of detectors. PEM private keys are matched in C at their candidates (detectors.c). Then one
+ *   unanchored JIT pass per user pattern; user patterns are compiled apart so their group numbers and errors
+ *   are their own. Matches are merged left to right, an earlier start winning over an overlapping later one.
+ * - Fail closed: a pcre2 match error (match limit, JIT stack) replaces the whole value; so does a request's
+ *   budget running out (redact_limits.c).
  * - Actions: a key rule's action, when set, wins over the detector's. Any drop drops the whole value.
  */
 #include <pthread.h>
@@ -47,7 +48,8 @@ const char *const gw_redact_default_deny_keys[] = {
 };
 const size_t gw_redact_default_n_deny_keys = sizeof gw_redact_default_deny_keys / sizeof(char *);
 
-#define RD_FAIL_MASK "[REDACTION_FAILED]"
+#define RD_SEPARATOR '\x1f' /* stands for a match in a rescan: no detector's character class holds it */
+#define GLUE_PASSES 8
 
 void gw_redact_policy_defaults(struct gw_redact_policy *p)
 {
@@ -60,6 +62,8 @@ void gw_redact_policy_defaults(struct gw_redact_policy *p)
   p->deny_keys = gw_redact_default_deny_keys;
   p->n_deny_keys = gw_redact_default_n_deny_keys;
   p->max_content_bytes = 8192;
+  p->scan_factor = 32;
+  p->cpu_ms_per_mib = 1000;
 }
 
 bool gw_redact_action_parse(const char *s, enum gw_redact_action *out)
@@ -127,23 +131,62 @@ static struct rd_tls *tls_get(void)
     fprintf(stderr, "redact: out of memory creating pcre2 match data\n");
     abort();
   }
-  /* Bounds for user patterns that backtrack badly: the value is then replaced whole (fail closed). */
+  /* Bounds for user patterns that backtrack badly: the value is then replaced whole (fail closed). A
+   * pattern that is slow without backtracking is bounded by the request's CPU budget (redact_limits.c). */
   pcre2_set_match_limit(t->mc, 5000000);
   pcre2_set_depth_limit(t->mc, 10000);
+  pcre2_set_heap_limit(t->mc, 16 * 1024); /* KiB, the interpreter's backtracking frames */
   pcre2_jit_stack_assign(t->mc, NULL, t->js);
   pthread_setspecific(tls_key, t);
   tls_cache = t;
   return t;
 }
 
-/* ---- keys ---- */
+/* ---- keys ----
+ * Matched without regard to ASCII case: HTTP header names are case-insensitive (RFC 9110 §5.1), and an SDK
+ * that records http.request.header.Authorization must meet the deny list all the same. Rules are stored
+ * lowercased. */
 
+static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c; }
+
+/* ASCII 'A'..'Z' of eight bytes made lowercase, the others kept. */
+static uint64_t lower8(uint64_t w)
+{
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t low7 = w & ~high;
+  uint64_t ge_a = low7 + ones * (0x80 - 'A'); /* high bit set where the byte is >= 'A' */
+  uint64_t gt_z = low7 + ones * (0x7F - 'Z'); /* ... where it is > 'Z' */
+  uint64_t upper = ~w & high & (ge_a ^ gt_z);
+  return w | upper >> 2;
+}
+
+/* Eight bytes at a time: keys are looked up for every attribute and JSON member a request holds. */
 static uint32_t key_hash(const char *s, size_t n)
 {
-  uint32_t h = 2166136261u;
+  const uint64_t k = 0x9E3779B97F4A7C15ull;
+  uint64_t h = n * k;
+  for (; n >= 8; s += 8, n -= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = (h ^ lower8(w)) * k;
+  }
+  if (n) {
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ lower8(w)) * k;
+  }
+  return (uint32_t)(h ^ h >> 32);
+}
+
+/* a (any case) equals the lowercased rule b over n bytes */
+static bool key_eq(const char *a, const char *b, size_t n)
+{
+  if (!memcmp(a, b, n))
+    return true; /* keys are mostly lowercase already */
   for (size_t i = 0; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 16777619u;
-  return h;
+    if (lower((unsigned char)a[i]) != (unsigned char)b[i])
+      return false;
+  return true;
 }
 
 const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, size_t len)
@@ -157,14 +200,14 @@ const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, s
       if (!e)
         break;
       const struct rd_key *k = &r->keys[e - 1];
-      if (!k->prefix && k->len == len && !memcmp(k->key, key, len))
+      if (!k->prefix && k->len == len && key_eq(key, k->key, len))
         return k;
     }
   }
   const struct rd_key *best = NULL;
   for (size_t i = 0; i < r->nprefix; i++) {
     const struct rd_key *k = &r->keys[r->prefix_keys[i]];
-    if (k->len <= len && !memcmp(k->key, key, k->len) && (!best || k->len > best->len))
+    if (k->len <= len && key_eq(key, k->key, k->len) && (!best || k->len > best->len))
       best = k;
   }
   return best;
@@ -174,6 +217,7 @@ bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
 {
   *allow = false;
   c->secret_key = key && rd_secret_key_name(key, len);
+  c->auth_key = key && rd_auth_key_name(key, len);
   const struct rd_key *k = rd_key_find(c->r, key, len);
   if (!k)
     return true;
@@ -197,7 +241,7 @@ static void add_key(struct gw_redactor *r, size_t *cap, const char *key, enum gw
     len--;
   for (size_t i = 0; i < r->nkeys; i++) {
     struct rd_key *k = &r->keys[i];
-    if (k->prefix == prefix && k->len == len && !memcmp(k->key, key, len)) {
+    if (k->prefix == prefix && k->len == len && key_eq(key, k->key, len)) {
       if (deny)
         k->deny = true;
       else if (act == GW_REDACT_OFF || k->action != GW_REDACT_OFF)
@@ -211,7 +255,8 @@ static void add_key(struct gw_redactor *r, size_t *cap, const char *key, enum gw
   }
   struct rd_key *k = &r->keys[r->nkeys++];
   k->key = gw_malloc(len + 1);
-  memcpy(k->key, key, len);
+  for (size_t i = 0; i < len; i++)
+    k->key[i] = (char)lower((unsigned char)key[i]);
   k->key[len] = 0;
   k->len = len;
   k->prefix = prefix;
@@ -278,6 +323,8 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
 
   r->enabled = p->enabled;
   r->max_content = p->max_content_bytes;
+  r->scan_factor = p->scan_factor;
+  r->cpu_ms_per_mib = p->cpu_ms_per_mib;
   for (int i = 0; i < GW_RK__COUNT; i++) {
     acts[i] = p->actions[i] == GW_REDACT_DEFAULT ? GW_REDACT_MASK : p->actions[i];
     if (acts[i] > GW_REDACT_OFF) {
@@ -293,6 +340,7 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
     r->metric_slot[i] = i;
   }
   r->aws_secret_on = acts[GW_RK_AWS_SECRET] != GW_REDACT_OFF;
+  r->pk_on = acts[GW_RK_PRIVATE_KEY] != GW_REDACT_OFF;
   r->user_match_opts = UNDER_VALGRIND() ? PCRE2_NO_JIT : 0;
 
   if (p->n_patterns > GW_REDACT_MAX_PATTERNS) {
@@ -314,6 +362,12 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
     if (!r->user[i])
       goto fail;
     r->nuser = i + 1;
+    pcre2_code *watched = rd_watch_pattern(u->regex, r->user[i]);
+    if (watched) {
+      pcre2_code_free(r->user[i]);
+      r->user[i] = watched;
+      r->user_watched[i] = true;
+    }
     struct rd_det *d = &r->det[GW_RK__COUNT + i];
     d->name = gw_strdup(u->name);
     d->stem = upper_label(u->name);
@@ -438,32 +492,58 @@ static size_t next_char(const char *s, size_t len, size_t i)
 /*
  * One pass over s. user >= 0: user pattern index, an unanchored pcre2 scan (no marks, no validation).
  * user < 0: the built-ins, the anchored pattern tried at each rd_candidate position only.
- * false on a pcre2 error.
+ * Returns 0, a pcre2 error, or PCRE2_ERROR_CALLOUT when the request's limits stopped it (c->lim says why).
  */
-static bool scan(const pcre2_code *code, int user, uint32_t user_opts, const char *s, size_t len, struct rd_tls *t,
-                 struct rd_matches *m)
+static int scan(struct rd_ctx *c, const pcre2_code *code, int user, const char *s, size_t len, struct rd_tls *t,
+                struct rd_matches *m)
 {
-  size_t off = 0;
+  const struct gw_redactor *r = c->r;
+  size_t off = 0, ticked = 0;
+  uint32_t opts = PCRE2_NO_UTF_CHECK | (user >= 0 ? r->user_match_opts : 0);
+  struct rd_pk pk;
+  rd_pk_init(&pk);
   while (off <= len) {
     if (user < 0) {
       off = rd_next_candidate(s, len, off);
       if (off >= len)
-        return true;
+        return 0;
+      /* linear, but a long value is still worth a look at the clock and the deadline now and then */
+      if (off - ticked >= 65536) {
+        ticked = off;
+        if (!rd_tick(c))
+          return PCRE2_ERROR_CALLOUT;
+      }
+      /* No pattern branch starts with '-': a candidate there is a private key's header or nothing. */
+      if (s[off] == '-') {
+        size_t e = r->pk_on ? rd_private_key(&pk, s, len, off) : 0;
+        if (e) {
+          push(m, off, e, GW_RK_PRIVATE_KEY);
+          off = e;
+        } else {
+          off = next_char(s, len, off);
+        }
+        continue;
+      }
+      if (!code) {
+        off = next_char(s, len, off);
+        continue;
+      }
+    } else if (!rd_charge(c, 0)) { /* between matches: the clock and the deadline, every few */
+      return PCRE2_ERROR_CALLOUT;
     }
-    int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, PCRE2_NO_UTF_CHECK | (user >= 0 ? user_opts : 0), t->md,
-                         t->mc);
+    int rc = pcre2_match(code, (PCRE2_SPTR)s, len, off, opts, t->md, t->mc);
     if (rc == PCRE2_ERROR_NOMATCH && user < 0) {
       off = next_char(s, len, off);
       continue;
     }
     if (rc == PCRE2_ERROR_NOMATCH)
-      return true;
+      return 0;
     if (rc < 0)
-      return false;
+      return rc;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
     size_t st = ov[0], en = ov[1];
     if (en < st || en > len)
-      return false;
+      return PCRE2_ERROR_INTERNAL;
     uint32_t det;
     if (user >= 0) {
       det = GW_RK__COUNT + (uint32_t)user;
@@ -471,10 +551,10 @@ static bool scan(const pcre2_code *code, int user, uint32_t user_opts, const cha
       PCRE2_SPTR mark = pcre2_get_mark(t->md);
       int k = mark ? atoi((const char *)mark) : -1;
       if (k < 0 || k >= GW_RK__COUNT)
-        return false;
+        return PCRE2_ERROR_INTERNAL;
       det = (uint32_t)k;
       size_t vst = st;
-      if (!rd_validate((enum gw_redact_kind)k, s, &vst, en)) {
+      if (!rd_validate((enum gw_redact_kind)k, s, &vst, en, c->auth_key)) {
         off = next_char(s, len, off);
         continue;
       }
@@ -493,20 +573,87 @@ static bool scan(const pcre2_code *code, int user, uint32_t user_opts, const cha
     push(m, st, en, det);
     off = en;
   }
-  return true;
+  return 0;
 }
 
-static void sort_matches(struct rd_match *v, size_t n)
+/* A user pattern's pass: its callout (when it has one) sees this value's context. */
+static int scan_user(struct rd_ctx *c, size_t i, const char *s, size_t len, struct rd_tls *t, struct rd_matches *m)
 {
-  for (size_t i = 1; i < n; i++) {
-    struct rd_match x = v[i];
-    size_t j = i;
-    while (j > 0 && (v[j - 1].start > x.start || (v[j - 1].start == x.start && v[j - 1].end < x.end))) {
-      v[j] = v[j - 1];
-      j--;
-    }
-    v[j] = x;
+  bool watched = c->r->user_watched[i] && c->lim && c->lim->on;
+  if (watched)
+    pcre2_set_callout(t->mc, rd_callout, c);
+  int rc = scan(c, c->r->user[i], (int)i, s, len, t, m);
+  if (watched)
+    pcre2_set_callout(t->mc, NULL, NULL);
+  return rc;
+}
+
+static bool before(const struct rd_match *a, const struct rd_match *b)
+{
+  return a->start < b->start || (a->start == b->start && a->end > b->end);
+}
+
+/* m->v[0..mid) and m->v[mid..n) are each in order (start, then longer first): merge them, in linear time
+ * (an insertion sort of two long lists was quadratic: 0.8 s for 1 MiB of emails and user-pattern ids). */
+static void merge_matches(struct rd_matches *m, size_t mid)
+{
+  size_t n = m->n;
+  if (!mid || mid == n || before(&m->v[mid - 1], &m->v[mid]))
+    return;
+  struct rd_match *tmp = gw_arena_alloc(m->a, n * sizeof *tmp);
+  if (!tmp) {
+    m->oom = true;
+    return;
   }
+  size_t i = 0, j = mid, w = 0;
+  while (i < mid && j < n)
+    tmp[w++] = before(&m->v[j], &m->v[i]) ? m->v[j++] : m->v[i++];
+  while (i < mid)
+    tmp[w++] = m->v[i++];
+  while (j < n)
+    tmp[w++] = m->v[j++];
+  memcpy(m->v, tmp, n * sizeof *tmp);
+}
+
+/* Overlaps: keep the earliest (then longest) match. */
+static void drop_overlaps(struct rd_matches *m)
+{
+  size_t kept = 0, last_end = 0;
+  for (size_t i = 0; i < m->n; i++) {
+    if (kept && m->v[i].start < last_end)
+      continue;
+    m->v[kept++] = m->v[i];
+    last_end = m->v[i].end;
+  }
+  m->n = kept;
+}
+
+/* Every detector over s into m (in order, overlaps kept): the built-ins unless skip_builtin, then each user
+ * pattern; each pass charged to the request. 0, a pcre2 error (*failed_user: the user pattern, -1: the
+ * built-ins), or PCRE2_ERROR_CALLOUT when the request's limits stopped it. */
+static int detect(struct rd_ctx *c, const char *s, size_t len, bool skip_builtin, struct rd_matches *m,
+                  int *failed_user)
+{
+  const struct gw_redactor *r = c->r;
+  struct rd_tls *t = NULL;
+  int rc = 0;
+  *failed_user = -1;
+  if ((r->builtin || r->pk_on) && !skip_builtin) {
+    t = tls_get();
+    rc = scan(c, r->builtin, -1, s, len, t, m);
+  }
+  for (size_t i = 0; !rc && i < r->nuser; i++) {
+    if (!t)
+      t = tls_get();
+    if (!rd_charge(c, len))
+      return PCRE2_ERROR_CALLOUT;
+    size_t mid = m->n;
+    rc = scan_user(c, i, s, len, t, m);
+    if (rc)
+      *failed_user = (int)i;
+    merge_matches(m, mid);
+  }
+  return rc;
 }
 
 static void count(struct rd_ctx *c, uint32_t det)
@@ -517,7 +664,8 @@ static void count(struct rd_ctx *c, uint32_t det)
   }
 }
 
-static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, const char *src, size_t len, const char **out,
+                              size_t *outlen);
 
 /* ---- the per-request memo ----
  * One request's texts come back several times: a message text is in the request's gen_ai.input.messages,
@@ -543,7 +691,10 @@ struct gw_redact_memo {
   struct gw_arena *a;
   struct memo_ent *v;
   size_t cap, n;
+  struct rd_limits lim; /* the request's limits (redact_limits.c); off until gw_redact_memo_limit */
 };
+
+struct rd_limits *rd_memo_limits(struct gw_redact_memo *m) { return m ? &m->lim : NULL; }
 
 struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a)
 {
@@ -626,8 +777,8 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
     return RD_SAME;
   struct gw_redact_memo *m = c->memo;
   if (!m || len < MEMO_MIN)
-    return plain_scan(c, s, len, out, outlen);
-  unsigned ctx = (unsigned)c->key_action << 1 | (c->secret_key ? 1u : 0u);
+    return plain_scan(c, s, s, len, out, outlen);
+  unsigned ctx = (unsigned)c->key_action << 2 | (c->auth_key ? 2u : 0u) | (c->secret_key ? 1u : 0u);
   uint64_t h = memo_hash(s, len, ctx);
   bool found;
   struct memo_ent *e = memo_slot(m, h, s, len, ctx, &found);
@@ -643,7 +794,7 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   struct gw_redact_stats mine, *theirs = c->st;
   memset(&mine, 0, sizeof mine);
   c->st = &mine;
-  enum rd_res res = plain_scan(c, s, len, out, outlen);
+  enum rd_res res = plain_scan(c, s, s, len, out, outlen);
   c->st = theirs;
   size_t nk = GW_RK__COUNT + r->nuser, nc = 0;
   for (size_t k = 0; k < nk; k++)
@@ -656,11 +807,12 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   }
   if (theirs) {
     theirs->total += mine.total;
+    theirs->limited += mine.limited;
     for (size_t k = 0; k < nk; k++)
       theirs->kinds[k] += mine.kinds[k];
   }
-  if (c->oom)
-    return res; /* not kept: the request fails anyway */
+  if (c->oom || (c->lim && (c->lim->stop_rc || c->lim->why)) || mine.limited)
+    return res; /* not kept: the request fails anyway, or a limit decided the result, not the text */
   for (size_t k = 0; k < nk; k++)
     if (mine.kinds[k] > UINT16_MAX)
       return res; /* not kept: counts too large to replay exactly */
@@ -681,13 +833,24 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
   return res;
 }
 
-static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
+enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,
+                         size_t *outlen)
+{
+  return c->r->enabled && len ? plain_scan(c, scan, src, len, out, outlen) : RD_SAME;
+}
+
+/* The detectors over s; the output copies the bytes between matches, and hashes the matches, from src (the
+ * same length: s itself, or the bytes a binary value's scan copy stands for, redact_bytes.c). */
+static enum rd_res plain_scan(struct rd_ctx *c, const char *s, const char *src, size_t len, const char **out,
+                              size_t *outlen)
 {
   const struct gw_redactor *r = c->r;
   struct rd_matches m = {.a = c->a};
   m.v = m.local;
   m.cap = sizeof m.local / sizeof m.local[0];
 
+  if (!rd_charge(c, len))
+    goto limited;
   if (c->secret_key && r->aws_secret_on) {
     size_t b = 0, e = len;
     while (b < e && (s[b] == ' ' || s[b] == '"' || s[b] == '\''))
@@ -697,43 +860,75 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
     if (rd_aws_secret_value(s + b, e - b))
       push(&m, b, e, GW_RK_AWS_SECRET);
   }
-  struct rd_tls *t = NULL;
-  bool ok = true;
-  if (r->builtin && !m.n) {
-    t = tls_get();
-    ok = scan(r->builtin, -1, 0, s, len, t, &m);
-  }
-  for (size_t i = 0; ok && i < r->nuser; i++) {
-    if (!t)
-      t = tls_get();
-    size_t before = m.n;
-    ok = scan(r->user[i], (int)i, r->user_match_opts, s, len, t, &m);
-    if (before && m.n > before)
-      sort_matches(m.v, m.n);
+  int failed_user;
+  int rc = detect(c, s, len, m.n > 0, &m, &failed_user);
+  if (!m.oom && !rc)
+    drop_overlaps(&m);
+  /* Detections glued to a neighbouring one ("2001:db8::1tok_abcd", "212-555-1234+14155550123"): a
+   * detector's boundary check saw the neighbour's characters, so only a second pass over the output found
+   * them. The value is scanned again with what was found replaced by a separator (same length, so offsets
+   * hold) until nothing new turns up; a rescan that keeps finding more (a chain of glued tokens) is charged
+   * to the request's scan budget, and past GLUE_PASSES the value goes whole. */
+  char *neutral = NULL;
+  for (int pass = 0; !rc && !m.oom && m.n; pass++) {
+    if (pass == GLUE_PASSES) {
+      rd_limited(c, RD_LIM_SCAN, -1, len);
+      *out = RD_LIMIT_MASK;
+      *outlen = sizeof RD_LIMIT_MASK - 1;
+      return RD_CHANGED;
+    }
+    if (!rd_charge(c, len))
+      goto limited;
+    if (!neutral && !(neutral = gw_arena_alloc(c->a, len + 1))) {
+      c->oom = true;
+      return RD_SAME;
+    }
+    memcpy(neutral, s, len);
+    neutral[len] = 0;
+    for (size_t i = 0; i < m.n; i++)
+      memset(neutral + m.v[i].start, RD_SEPARATOR, m.v[i].end - m.v[i].start);
+    struct rd_matches more = {.a = c->a};
+    more.v = more.local;
+    more.cap = sizeof more.local / sizeof more.local[0];
+    rc = detect(c, neutral, len, false, &more, &failed_user);
+    if (rc || more.oom) {
+      m.oom |= more.oom;
+      break;
+    }
+    /* keep what does not touch an earlier match (only user patterns can match a separator) */
+    size_t w = 0, k = 0;
+    for (size_t i = 0; i < more.n; i++) {
+      while (k < m.n && m.v[k].end <= more.v[i].start)
+        k++;
+      if (k < m.n && m.v[k].start < more.v[i].end)
+        continue;
+      more.v[w++] = more.v[i];
+    }
+    more.n = w;
+    drop_overlaps(&more);
+    if (!more.n)
+      break;
+    size_t mid = m.n;
+    for (size_t i = 0; i < more.n; i++)
+      push(&m, more.v[i].start, more.v[i].end, more.v[i].det);
+    merge_matches(&m, mid);
   }
   if (m.oom) {
     c->oom = true;
     return RD_SAME;
   }
-  if (!ok) {
-    if (c->st)
-      c->st->total++;
+  if (rc == PCRE2_ERROR_CALLOUT && c->lim && (c->lim->stop_rc || c->lim->why))
+    goto limited;
+  if (rc) {
+    bool limit = rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+                 rc == PCRE2_ERROR_JIT_STACKLIMIT;
+    rd_limited(c, limit ? RD_LIM_MATCH : RD_LIM_MATCH_ERR, failed_user, len);
     *out = RD_FAIL_MASK;
     *outlen = sizeof RD_FAIL_MASK - 1;
     return RD_CHANGED;
   }
   if (!m.n)
     return RD_SAME;
-
-  /* Overlaps: keep the earliest (then longest) match. */
-  size_t kept = 0, last_end = 0;
-  for (size_t i = 0; i < m.n; i++) {
-    if (kept && m.v[i].start < last_end)
-      continue;
-    m.v[kept++] = m.v[i];
-    last_end = m.v[i].end;
-  }
-  m.n = kept;
 
   bool any_hash = false;
   for (size_t i = 0; i < m.n; i++) {
@@ -757,7 +952,7 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
     enum gw_redact_action act = c->key_action != GW_REDACT_DEFAULT ? c->key_action : d->action;
     if (act == GW_REDACT_HASH) {
       /* a hash that cannot be computed falls back to the mask: never the value itself */
-      if (!r->hmac_key || !rd_hash_token(r->hmac_key, r->hmac_key_len, d->stem, s + m.v[i].start,
+      if (!r->hmac_key || !rd_hash_token(r->hmac_key, r->hmac_key_len, d->stem, src + m.v[i].start,
                                          m.v[i].end - m.v[i].start, tok[i], sizeof tok[i]))
         snprintf(tok[i], sizeof tok[i], "%s", d->mask);
     } else if (tok) {
@@ -775,16 +970,26 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, size_t len, const
   for (size_t i = 0; i < m.n; i++) {
     const char *rep = tok && tok[i][0] ? tok[i] : r->det[m.v[i].det].mask;
     size_t rl = strlen(rep);
-    memcpy(w, s + prev, m.v[i].start - prev);
+    memcpy(w, src + prev, m.v[i].start - prev);
     w += m.v[i].start - prev;
     memcpy(w, rep, rl);
     w += rl;
     prev = m.v[i].end;
   }
-  memcpy(w, s + prev, len - prev);
+  memcpy(w, src + prev, len - prev);
   w += len - prev;
   *w = 0;
   *out = res;
   *outlen = n;
+  return RD_CHANGED;
+
+limited:
+  /* Stopped (deadline, client gone): the request fails, nothing is written. A budget ran out: the value
+   * goes whole, unscanned. */
+  if (c->lim->stop_rc)
+    return RD_SAME;
+  rd_limited(c, c->lim->why, -1, len);
+  *out = RD_LIMIT_MASK;
+  *outlen = sizeof RD_LIMIT_MASK - 1;
   return RD_CHANGED;
 }

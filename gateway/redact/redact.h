@@ -41,6 +41,7 @@
   X(AWS_SECRET, "aws_secret_key", "AWS_KEY")                   \
   X(JWT, "jwt", "JWT")                                         \
   X(BEARER, "bearer_token", "TOKEN")                           \
+  X(BASIC_AUTH, "basic_auth", "CREDENTIALS")                   \
   X(API_KEY, "api_key", "API_KEY")                             \
   X(PRIVATE_KEY, "private_key", "PRIVATE_KEY")
 
@@ -97,6 +98,11 @@ struct gw_redact_policy {
   const struct gw_redact_user_pattern *patterns;
   size_t n_patterns;
   size_t max_content_bytes; /* per content field of a record; 0 = no truncation */
+  /* Per-request limits (gw_redact_memo_limit); 0 = none. scan_factor: the detector passes may read a
+   * request's bytes this many times each (the built-ins, each user pattern); cpu_ms_per_mib: this thread's
+   * CPU time per MiB of request (at least 100 ms). */
+  uint32_t scan_factor;
+  uint32_t cpu_ms_per_mib;
 };
 
 extern const char *const gw_redact_default_allow_keys[];
@@ -122,11 +128,13 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
 void gw_redactor_destroy(struct gw_redactor *r);
 
 /* What one call found: the number of replaced or removed values by kind. kinds[] index: GW_RK_* for the
- * built-ins, GW_RK__COUNT + i for user pattern i; deny-listed keys count under deny. */
+ * built-ins, GW_RK__COUNT + i for user pattern i; deny-listed keys count under deny; values replaced whole
+ * because a limit was hit (a user pattern's pcre2 match limit, the request's budget) under limited. */
 #define GW_REDACT_MAX_PATTERNS 32
 struct gw_redact_stats {
   uint32_t total;
   uint32_t deny;
+  uint32_t limited;
   uint32_t kinds[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
   uint32_t truncated; /* values cut to max_content_bytes */
 };
@@ -152,29 +160,48 @@ struct gw_redact_memo;
 struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a);
 
 /*
+ * Bound the work of the calls below that are given memo m (issue 12: one request's text must not decide how
+ * long a receiver thread works). request_bytes is the request's size (decompressed); r's policy gives the
+ * budgets (scan_factor, cpu_ms_per_mib). Past either budget, every later value is replaced whole by
+ * "[REDACTION_LIMIT]" without being scanned (allow-listed keys are still left alone, deny-listed keys still
+ * removed), counted in genai_gateway_redaction_limited_total{reason="scan|cpu"} and logged once per process.
+ * stop (NULL: none) is polled between values and inside long scans (every 64 to 256 KiB read, and inside
+ * user patterns' matches): a non-zero gw_rc ends the redaction, and the call returns that rc (the
+ * request's deadline passed, its client is gone). m NULL: nothing is bounded.
+ */
+void gw_redact_memo_limit(struct gw_redact_memo *m, const struct gw_redactor *r, size_t request_bytes,
+                          gw_rc (*stop)(void *arg), void *stop_arg);
+
+/*
  * Redact a decoded request in place: every string attribute value (resource, scope, span, span event and
- * link attributes, recursively through arrays and kvlists), span and event names, span status messages.
+ * link attributes, recursively through arrays and kvlists), span and event names, span status messages,
+ * scope names (key otel.scope.name) and versions (otel.scope.version), trace states (trace_state), schema
+ * URLs (schema_url). Names cannot be removed: dropped, they read "[REDACTED]"; the other texts become "".
  * Deny-listed and drop-action attributes are removed from their arrays. Counts each redaction in the
- * redaction metric. Returns GW_ERR(TOO_LARGE) when the arena is exhausted, else OK.
+ * redaction metric. Returns GW_ERR(TOO_LARGE) when the arena is exhausted, the rc of the memo's stop
+ * function when it said stop (the request is then half redacted: never forward it), else OK.
  */
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
                         struct gw_redact_memo *memo);
 
-/* The same for a logs request: resource, scope and log record attributes, and each record's body (a
- * string or kvlist body is redacted value by value; one whose whole value must be dropped is removed). */
+/* The same for a logs request: resource, scope and log record attributes, scope names and versions,
+ * schema URLs, each record's severity text (log.severity_text) and event name (event.name), and its body
+ * (a string or kvlist body is redacted value by value; one whose whole value must be dropped is removed). */
 gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, struct gw_arena *a,
                              struct gw_redact_memo *memo);
 
 /*
  * Redact and truncate records in place (their strings are replaced by arena strings): prompt_content,
  * response_content (JSON: string values redacted and cut, structure kept), system_prompt, error_message,
- * span_name, session_id, user_id, error_code, parameters, attributes and resource (JSON objects whose
- * top-level keys are attribute keys), and the model/provider names unless allow-listed. Each record field
- * is looked up under the attribute key it comes from (user_id under user.id, prompt_content under
- * gen_ai.input.messages, ...), so allow/deny/key rules treat the record as they treat the span.
+ * span_name, scope_name, session_id, user_id, error_code, service_tier, parameters, attributes and resource
+ * (JSON objects whose top-level keys are attribute keys), and the model/provider names unless allow-listed.
+ * Each record field is looked up under the attribute key it comes from (user_id under user.id,
+ * prompt_content under gen_ai.input.messages, ...), so allow/deny/key rules treat the record as they treat
+ * the span.
  * prompt_hash is left alone (computed before redaction). Sets redaction_count, redacted_kinds and
  * GW_FLAG_CONTENT_TRUNCATED. Does not count into the metric (gw_redact_request does, once per value
- * forwarded). Returns GW_ERR(TOO_LARGE) when the arena is exhausted, else OK.
+ * forwarded). Returns GW_ERR(TOO_LARGE) when the arena is exhausted, the stop rc (see gw_redact_request),
+ * else OK.
  */
 gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a,
                         struct gw_redact_memo *memo);
@@ -182,11 +209,13 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 /*
  * Redact GenAI events in place: content and text_content, looked up under the attribute key the same
  * content has on a span (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), so
- * the policy treats both paths alike. Sets redaction_count and redacted_kinds (when redaction is on). Kind
+ * the policy treats both paths alike; event_name as the log record's (event.name, never cut, "[REDACTED]"
+ * when dropped). Sets redaction_count and redacted_kinds (when redaction is on). Kind
  * names point into the redactor (it outlives the events). Not counted in the metric (the request's
  * redaction counts). Content is cut like a record's (also with redaction off): the messages of one span
  * and direction in the request share one max_content_bytes budget over their long strings, as a span's
  * prompt_content does, and text_content is cut at max_content_bytes; cut strings end in "...[TRUNCATED]".
+ * Returns GW_ERR(TOO_LARGE) when the arena is exhausted, the stop rc (see gw_redact_request), else OK.
  */
 gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a,
                        struct gw_redact_memo *memo);

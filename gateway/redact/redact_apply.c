@@ -3,8 +3,10 @@
  * forwarded, and every text field of the records that will be stored.
  *
  * Key decisions:
- * - Requests: string attribute values at every level (resource, scope, span, event, link attributes,
- *   through arrays and kvlists), span and event names, status messages. Keys are looked up at every kvlist
+ * - Requests: string and bytes attribute values at every level (resource, scope, span, event, link
+ *   attributes, through arrays and kvlists), span and event names, status messages, scope names and versions, trace
+ *   states, schema URLs, log records' severity texts and event names: every string the client sends but
+ *   attribute keys. Keys are looked up at every kvlist
  *   level; a nested key without a rule inherits its parent's. A drop removes the nearest key/value pair
  *   (an array element's drop removes the pair holding the array). Names and status messages cannot be
  *   removed: a drop or deny empties a status message and makes a name "[REDACTED]".
@@ -29,9 +31,14 @@ static void ctx_init(struct rd_ctx *c, const struct gw_redactor *r, struct gw_ar
   c->a = a;
   c->st = st;
   c->memo = memo;
+  c->lim = rd_memo_limits(memo);
+  c->user = -1;
   c->budget = SIZE_MAX;
   c->cap = SIZE_MAX;
 }
+
+/* The stop rc the memo's limits hold, if stop said stop. */
+static gw_rc stopped(const struct rd_ctx *c) { return c->lim ? c->lim->stop_rc : GW_OK; }
 
 static void count_deny(struct rd_ctx *c)
 {
@@ -111,6 +118,14 @@ static enum rd_res any(struct rd_ctx *c, GwAnyValue *v, int depth)
       v->string_value = (char *)o;
     return res == RD_DROP ? RD_DROP : RD_SAME;
   }
+  case GW_AV_BYTES: { /* scanned as text, or its ASCII runs when binary (redact_bytes.c) */
+    const char *o;
+    size_t ol;
+    enum rd_res res = rd_bytes(c, v->bytes_value.data, v->bytes_value.len, &o, &ol);
+    if (res == RD_CHANGED)
+      v->bytes_value = (ProtobufCBinaryData){ol, (uint8_t *)o};
+    return res == RD_DROP ? RD_DROP : RD_SAME;
+  }
   case GW_AV_ARRAY:
     for (size_t i = 0; v->array_value && i < v->array_value->n_values; i++)
       if (any(c, v->array_value->values[i], depth + 1) == RD_DROP)
@@ -132,7 +147,7 @@ static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
     if (!kv)
       continue;
     enum gw_redact_action act = c->key_action;
-    bool secret = c->secret_key, allow, keep = true;
+    bool secret = c->secret_key, auth = c->auth_key, allow, keep = true;
     const char *key = kv->key && kv->key[0] ? kv->key : NULL;
     if (!rd_key_enter(c, key, key ? strlen(key) : 0, &allow)) {
       count_deny(c);
@@ -142,6 +157,7 @@ static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
     }
     c->key_action = act;
     c->secret_key = secret;
+    c->auth_key = auth;
     if (keep)
       arr[w++] = kv;
   }
@@ -169,6 +185,18 @@ static void text(struct rd_ctx *c, char **field, const char *key, const char *dr
   }
   c->key_action = act;
   c->secret_key = false;
+  c->auth_key = false;
+}
+
+/* A scope's name and version, and the schema URL of its group, under the keys semconv gives them. */
+static void scope_texts(struct rd_ctx *c, GwScope *scope, char **schema_url)
+{
+  if (scope) {
+    text(c, &scope->name, "otel.scope.name", "[REDACTED]");
+    text(c, &scope->version, "otel.scope.version", "");
+    kvs(c, scope->attributes, &scope->n_attributes, 0);
+  }
+  text(c, schema_url, "schema_url", "");
 }
 
 /* A request's redactions go to the metric (once per value forwarded); OOM when the arena ran out. */
@@ -177,7 +205,7 @@ static gw_rc count_request(const struct gw_redactor *r, const struct gw_redact_s
   for (size_t i = 0; i < GW_RK__COUNT + r->nuser; i++)
     rd_metric_add(r->metric_slot[i], st->kinds[i]);
   rd_metric_add(rd_metric_slot_deny(), st->deny);
-  return c->oom ? GW_ERR(TOO_LARGE) : GW_OK;
+  return c->oom ? GW_ERR(TOO_LARGE) : stopped(c);
 }
 
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
@@ -195,17 +223,18 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
       continue;
     if (rs->resource)
       kvs(&c, rs->resource->attributes, &rs->resource->n_attributes, 0);
+    text(&c, &rs->schema_url, "schema_url", "");
     for (size_t j = 0; j < rs->n_scope_spans; j++) {
       GwScopeSpans *ss = rs->scope_spans[j];
       if (!ss)
         continue;
-      if (ss->scope)
-        kvs(&c, ss->scope->attributes, &ss->scope->n_attributes, 0);
+      scope_texts(&c, ss->scope, &ss->schema_url);
       for (size_t k = 0; k < ss->n_spans; k++) {
         GwSpan *sp = ss->spans[k];
         if (!sp)
           continue;
         text(&c, &sp->name, "span.name", "[REDACTED]");
+        text(&c, &sp->trace_state, "trace_state", "");
         kvs(&c, sp->attributes, &sp->n_attributes, 0);
         for (size_t e = 0; e < sp->n_events; e++)
           if (sp->events[e]) {
@@ -213,8 +242,10 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
             kvs(&c, sp->events[e]->attributes, &sp->events[e]->n_attributes, 0);
           }
         for (size_t l = 0; l < sp->n_links; l++)
-          if (sp->links[l])
+          if (sp->links[l]) {
+            text(&c, &sp->links[l]->trace_state, "trace_state", "");
             kvs(&c, sp->links[l]->attributes, &sp->links[l]->n_attributes, 0);
+          }
         if (sp->status)
           text(&c, &sp->status->message, "status.message", "");
       }
@@ -238,16 +269,18 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
       continue;
     if (rl->resource)
       kvs(&c, rl->resource->attributes, &rl->resource->n_attributes, 0);
+    text(&c, &rl->schema_url, "schema_url", "");
     for (size_t j = 0; j < rl->n_scope_logs; j++) {
       GwScopeLogs *sl = rl->scope_logs[j];
       if (!sl)
         continue;
-      if (sl->scope)
-        kvs(&c, sl->scope->attributes, &sl->scope->n_attributes, 0);
+      scope_texts(&c, sl->scope, &sl->schema_url);
       for (size_t k = 0; k < sl->n_log_records; k++) {
         GwLogRecord *l = sl->log_records[k];
         if (!l)
           continue;
+        text(&c, &l->severity_text, "log.severity_text", "");
+        text(&c, &l->event_name, "event.name", "[REDACTED]");
         kvs(&c, l->attributes, &l->n_attributes, 0);
         /* The body is the record's message: a string or a kvlist (GenAI events: content, message,
          * tool_calls, ...); a dropped body becomes an empty one, the record itself is kept. */
@@ -270,6 +303,7 @@ static const struct {
 } rfields[] = {
 #define RF(field, key, mode) {offsetof(struct gw_record, field), key, mode}
   RF(service_name, "service.name", RF_TEXT),
+  RF(scope_name, "otel.scope.name", RF_TEXT),
   RF(span_name, "span.name", RF_TEXT),
   RF(operation, "gen_ai.operation.name", RF_TEXT),
   RF(provider, "gen_ai.provider.name", RF_TEXT),
@@ -279,6 +313,7 @@ static const struct {
   RF(session_id, "session.id", RF_TEXT),
   RF(user_id, "user.id", RF_TEXT),
   RF(error_code, "error.type", RF_TEXT),
+  RF(service_tier, "openai.response.service_tier", RF_TEXT),
   RF(error_message, "status.message", RF_CONTENT_TEXT),
   RF(system_prompt, "gen_ai.system_instructions", RF_CONTENT_TEXT),
   RF(prompt_content, "gen_ai.input.messages", RF_CONTENT_JSON),
@@ -300,6 +335,7 @@ static void add_stats(struct gw_redact_stats *to, const struct gw_redact_stats *
   to->total += from->total;
   to->deny += from->deny;
   to->truncated += from->truncated;
+  to->limited += from->limited;
   for (size_t i = 0; i < nk; i++)
     to->kinds[i] += from->kinds[i];
 }
@@ -379,7 +415,7 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
     if (!r->enabled)
       continue;
     rec->redaction_count = (struct gw_opt_i64){st.total, true};
-    uint32_t nkinds = st.deny ? 1 : 0;
+    uint32_t nkinds = (st.deny ? 1 : 0) + (st.limited ? 1 : 0);
     for (size_t k = 0; k < nk; k++)
       nkinds += st.kinds[k] != 0;
     rec->redacted_kinds = (struct gw_strv){NULL, 0};
@@ -396,12 +432,17 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
         v[w++] = gw_arena_strdup(a, r->det[k].name);
     if (st.deny)
       v[w++] = "deny_list";
+    if (st.limited)
+      v[w++] = "redaction_limit";
     for (uint32_t k = 0; k < w; k++)
       if (!v[k])
         oom = true;
     rec->redacted_kinds = (struct gw_strv){v, w};
   }
-  return oom || gw_arena_exhausted(a) ? GW_ERR(TOO_LARGE) : GW_OK;
+  if (oom || gw_arena_exhausted(a))
+    return GW_ERR(TOO_LARGE);
+  struct rd_limits *lim = rd_memo_limits(memo);
+  return lim ? lim->stop_rc : GW_OK;
 }
 
 /* ---- GenAI events ---- */
@@ -461,6 +502,11 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
     }
     if (e->text_content) /* the same text as content's parts: counted once, from content */
       e->text_content = redact_value(r, key, e->text_content, strlen(e->text_content), a, &tst, memo, NULL, max, &oom);
+    if (e->event_name) { /* a name, never cut (part of the row's key): as the log record's own */
+      const char *nm = redact_value(r, "event.name", e->event_name, strlen(e->event_name), a, &st, memo, NULL,
+                                    SIZE_MAX, &oom);
+      e->event_name = nm ? nm : "[REDACTED]";
+    }
     if (oom)
       return GW_ERR(TOO_LARGE);
     if (!e->content)
@@ -468,7 +514,7 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
     if (!r->enabled)
       continue;
     e->redaction_count = (struct gw_opt_i64){st.total, true};
-    uint32_t nkinds = st.deny ? 1 : 0;
+    uint32_t nkinds = (st.deny ? 1 : 0) + (st.limited ? 1 : 0);
     for (size_t k = 0; k < nk; k++)
       nkinds += st.kinds[k] != 0;
     e->redacted_kinds = (struct gw_strv){NULL, 0};
@@ -483,7 +529,10 @@ gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t
         v[w++] = r->det[k].name;
     if (st.deny)
       v[w++] = "deny_list";
+    if (st.limited)
+      v[w++] = "redaction_limit";
     e->redacted_kinds = (struct gw_strv){v, w};
   }
-  return GW_OK;
+  struct rd_limits *lim = rd_memo_limits(memo);
+  return lim ? lim->stop_rc : GW_OK;
 }

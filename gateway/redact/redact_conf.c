@@ -35,6 +35,8 @@ struct gw_redactor *gw_redactor_from_conf(const struct gw_conf *c, struct gw_err
   p.enabled = c->redaction.enabled;
   p.hmac_key = c->redaction.hmac_key && c->redaction.hmac_key[0] ? c->redaction.hmac_key : NULL;
   p.max_content_bytes = (size_t)c->redaction.max_content_bytes;
+  p.scan_factor = c->redaction.scan_factor;
+  p.cpu_ms_per_mib = c->redaction.max_cpu_ms_per_mib;
   for (size_t i = 0; i < GW_CONF_NREDACT_KINDS; i++) {
     enum gw_redact_kind k;
     enum gw_redact_action a;

@@ -28,11 +28,13 @@ struct gw_redactor {
   bool enabled;
   size_t max_content;
   pcre2_code *builtin; /* NULL when every built-in is off */
-  uint32_t det_of_mark[GW_RK__COUNT]; /* mark index -> kind (marks are the kind numbers) */
   bool aws_secret_on;
+  bool pk_on; /* the private-key detector (matched in C) is on */
   uint32_t user_match_opts; /* pcre2_match options for user patterns (PCRE2_NO_JIT under valgrind) */
   size_t nuser;
   pcre2_code *user[GW_REDACT_MAX_PATTERNS];
+  bool user_watched[GW_REDACT_MAX_PATTERNS]; /* compiled with a callout at each start (rd_watch_pattern) */
+  uint32_t scan_factor, cpu_ms_per_mib;      /* the policy's per-request limits */
   struct rd_det det[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
   int metric_slot[GW_RK__COUNT + GW_REDACT_MAX_PATTERNS];
   unsigned char *hmac_key;
@@ -45,6 +47,31 @@ struct gw_redactor {
   size_t nprefix;
 };
 
+/* Why values are replaced whole without (complete) scanning: genai_gateway_redaction_limited_total{reason}. */
+enum rd_limit {
+  RD_LIM_NONE,
+  RD_LIM_MATCH,     /* a user pattern hit a pcre2 match, depth, heap or JIT stack limit */
+  RD_LIM_MATCH_ERR, /* any other pcre2 match error */
+  RD_LIM_SCAN,      /* the request's scan budget (scan_factor) */
+  RD_LIM_CPU,       /* the request's CPU budget (cpu_ms_per_mib) */
+  RD_LIM__COUNT
+};
+extern const char *const rd_limit_names[RD_LIM__COUNT]; /* the metric's reason label */
+
+/* One request's limits (gw_redact_memo_limit), kept in its memo. */
+struct rd_limits {
+  bool on;
+  uint64_t work, work_max;   /* bytes read by detector passes and JSON parses; work_max 0: none */
+  uint64_t checked;          /* work at the last clock/stop check */
+  uint32_t calls;            /* checks skipped since the last one */
+  uint64_t cpu_start, cpu_max; /* thread CPU ns; cpu_max 0: none */
+  gw_rc (*stop)(void *arg);
+  void *stop_arg;
+  gw_rc stop_rc;             /* non-zero: stop said stop */
+  enum rd_limit why;         /* a budget ran out: the rest of the request is masked */
+  size_t request_bytes;
+};
+
 /* One value's redaction context. */
 struct rd_ctx {
   const struct gw_redactor *r;
@@ -52,17 +79,29 @@ struct rd_ctx {
   struct gw_redact_stats *st;
   enum gw_redact_action key_action; /* from the nearest key rule; DEFAULT: each detector's own */
   bool secret_key;                  /* the nearest key names an AWS secret */
+  bool auth_key;                    /* the nearest key is an Authorization header (rd_auth_key_name) */
   size_t budget; /* shared by the long strings of one content field; SIZE_MAX: none */
   size_t cap;    /* per string; SIZE_MAX: none */
   bool truncated, oom;
   int jdepth; /* JSON inside JSON strings */
   struct gw_redact_memo *memo; /* NULL: every text is scanned */
+  struct rd_limits *lim;       /* the memo's limits; NULL: none */
+  int user;                    /* the user pattern being run (for the callout), -1: none */
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
 
 /* redact.c: the detectors over plain text; *out and *outlen are set on RD_CHANGED (NUL-terminated, arena). */
 enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+/* The same over scan, with the output made of src's bytes between matches (src and scan: len bytes each).
+ * Not memoized. */
+enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,
+                         size_t *outlen);
+/* redact_bytes.c: a bytes value (see gw_redact_request); *out and *outlen as rd_plain (bytes, NUL-terminated). */
+enum rd_res rd_bytes(struct rd_ctx *c, const uint8_t *b, size_t len, const char **out, size_t *outlen);
+/* A JSON string value of a record's attribute JSON that may be base64 of a bytes value: when it is, decoded,
+ * redacted as rd_bytes and encoded again; RD_SAME otherwise. */
+enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
 /* redact_json.c: a value that may be JSON text (attr_mode: object member names are attribute keys), then
  * truncation. */
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen);
@@ -75,8 +114,20 @@ char *rd_builtin_pattern(const enum gw_redact_action *actions);
 bool rd_candidate(const char *s, size_t len, size_t i);
 /* The first candidate position at or after i, len when none. */
 size_t rd_next_candidate(const char *s, size_t len, size_t i);
-bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end);
+/* auth: the value is under an Authorization key (rd_ctx.auth_key) */
+bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end, bool auth);
 bool rd_secret_key_name(const char *key, size_t len);
+/* A key ending in "authorization" (any case): its value is a credential, whatever its length. */
+bool rd_auth_key_name(const char *key, size_t len);
+/* PEM private keys (detectors.c): the footer search's memory over one value. */
+struct rd_pk {
+  bool searched;
+  size_t from, footer_start, footer_end; /* the first footer at or after from; footer_end 0: none */
+};
+void rd_pk_init(struct rd_pk *pk);
+/* A private key starting at s[i]: its end, or 0. Linear over one value with one rd_pk, when asked at
+ * increasing positions. */
+size_t rd_private_key(struct rd_pk *pk, const char *s, size_t len, size_t i);
 bool rd_aws_secret_value(const char *s, size_t len);
 extern const char *const rd_kind_names[GW_RK__COUNT];
 extern const char *const rd_kind_stems[GW_RK__COUNT];
@@ -91,10 +142,29 @@ bool rd_hash_token(const unsigned char *key, size_t key_len, const char *stem, c
 /* redact.c: policy lookup for a key (NULL = no key): NULL when no rule applies. */
 const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, size_t len);
 
+/* redact_limits.c */
+#define RD_LIMIT_MASK "[REDACTION_LIMIT]"
+#define RD_FAIL_MASK "[REDACTION_FAILED]"
+struct rd_limits *rd_memo_limits(struct gw_redact_memo *m);
+/* Count n bytes read; false when the request must not scan further (a budget ran out, or stop). */
+bool rd_charge(struct rd_ctx *c, size_t n);
+/* The periodic check inside long scans (cheap unless due); false as rd_charge. */
+bool rd_tick(struct rd_ctx *c);
+/* A value replaced whole for reason why (pattern: the user pattern involved, -1: none): counted in the
+ * metric, logged the first time per reason. */
+void rd_limited(struct rd_ctx *c, enum rd_limit why, int pattern, size_t len);
+/* pcre2's callout, set on the match context while a watched user pattern runs; data is the rd_ctx. */
+int rd_callout(pcre2_callout_block *b, void *data);
+/* u's regex compiled with a callout before each match attempt, so a long single match can be checked;
+ * NULL when the regex cannot be wrapped so that it means the same (the unwrapped code is then used). */
+pcre2_code *rd_watch_pattern(const char *regex, const pcre2_code *plain);
+
 /* metrics (redact_metrics.c) */
 void rd_metrics_init(void);
 int rd_metric_slot(const char *kind);
 void rd_metric_add(int slot, uint32_t n);
 int rd_metric_slot_deny(void);
+void rd_metric_limited(enum rd_limit why);
+int64_t rd_metric_limited_get(enum rd_limit why);
 
 #endif

@@ -18,6 +18,8 @@
  *   one budget of max_content_bytes; the string that crosses it is cut on a UTF-8 boundary and marked,
  *   later ones keep only the marker. Other fields cut each string at the cap.
  * - Numbers are copied as they are: a card number sent as a JSON number is not found (documented gap).
+ * - In attribute mode a string that is canonical base64 is also decoded and scanned as a bytes value
+ *   (redact_bytes.c): that is how a record's JSON holds them.
  */
 #include <stdint.h>
 #include <string.h>
@@ -177,7 +179,7 @@ static int member_value(struct rj *j, const char *key, size_t klen, int depth)
 {
   struct rd_ctx *c = j->c;
   enum gw_redact_action saved_act = c->key_action;
-  bool saved_secret = c->secret_key, allow = false;
+  bool saved_secret = c->secret_key, saved_auth = c->auth_key, allow = false;
   int rc;
   if (j->attr_mode && !j->copy && c->r->enabled) {
     if (!rd_key_enter(c, key, klen, &allow)) {
@@ -189,10 +191,12 @@ static int member_value(struct rj *j, const char *key, size_t klen, int depth)
         c->st->deny++, c->st->total++;
       c->key_action = saved_act;
       c->secret_key = saved_secret;
+      c->auth_key = saved_auth;
       return rc == RJ_ERR ? RJ_ERR : RJ_DROP;
     }
   } else {
     c->secret_key = rd_secret_key_name(key, klen);
+    c->auth_key = rd_auth_key_name(key, klen);
   }
   if (allow)
     j->copy++;
@@ -201,6 +205,7 @@ static int member_value(struct rj *j, const char *key, size_t klen, int depth)
     j->copy--;
   c->key_action = saved_act;
   c->secret_key = saved_secret;
+  c->auth_key = saved_auth;
   return rc;
 }
 
@@ -374,7 +379,10 @@ static int value(struct rj *j, int depth)
       return RJ_ERR;
     if (j->copy)
       return RJ_OK;
-    enum rd_res res = rd_value(j->c, txt, tlen, false, &o, &olen);
+    /* a record's attribute JSON writes bytes values in base64 (redact_bytes.c) */
+    enum rd_res res = j->attr_mode ? rd_base64_value(j->c, txt, tlen, &o, &olen) : RD_SAME;
+    if (res == RD_SAME && !j->c->oom)
+      res = rd_value(j->c, txt, tlen, false, &o, &olen);
     if (res == RD_DROP)
       return RJ_DROP;
     if (res == RD_CHANGED) {
@@ -466,13 +474,26 @@ static bool cut(struct rd_ctx *c, const char *s, size_t len, const char **out, s
 
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen)
 {
-  if (c->jdepth < RJ_MAX_NEST && looks_json(s, len)) {
+  /* Past a budget JSON is still walked (linear), so its strings are masked one by one and it stays valid
+   * JSON (the attributes column is jsonb); once stopped nothing is worth the walk. */
+  if (c->jdepth < RJ_MAX_NEST && looks_json(s, len) && (rd_charge(c, len) || !c->lim->stop_rc)) {
+    /* A text that only starts like JSON is redacted and cut as plain text below from the state it had
+     * here: what the strings walked before the parse failed spent of the budget and counted is given back. */
+    size_t budget = c->budget;
+    bool truncated = c->truncated;
+    struct gw_redact_stats saved;
+    if (c->st)
+      saved = *c->st;
     enum rd_res res;
     c->jdepth++;
     int rc = json(c, s, len, attr_mode, &res, out, outlen);
     c->jdepth--;
     if (rc == RJ_OK || c->oom)
       return rc == RJ_OK ? res : RD_SAME;
+    c->budget = budget;
+    c->truncated = truncated;
+    if (c->st)
+      *c->st = saved;
   }
   enum rd_res res = rd_plain(c, s, len, out, outlen);
   if (res == RD_DROP || c->oom)

@@ -1,7 +1,8 @@
 /*
  * redact_metrics.c: genai_gateway_redactions_total{kind="..."} on /metrics. Process-wide atomic counters,
  * one per built-in kind, one for deny-listed keys and one per user pattern name (interned at redactor
- * creation, at most RD_MAX_SLOTS names for the process lifetime). The renderer is registered once.
+ * creation, at most RD_MAX_SLOTS names for the process lifetime); and genai_gateway_redaction_limited_total
+ * by reason (redact_limits.c). The renderer is registered once.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,20 @@ static char *slot_names[RD_MAX_SLOTS];
 static _Atomic int nslots;
 static _Atomic int64_t counts[RD_MAX_SLOTS];
 
+/* genai_gateway_redaction_limited_total{reason}: values replaced whole because a limit was hit. */
+static _Atomic int64_t limited[RD_LIM__COUNT];
+
+void rd_metric_limited(enum rd_limit why)
+{
+  if (why > RD_LIM_NONE && why < RD_LIM__COUNT)
+    atomic_fetch_add(&limited[why], 1);
+}
+
+int64_t rd_metric_limited_get(enum rd_limit why)
+{
+  return why > RD_LIM_NONE && why < RD_LIM__COUNT ? atomic_load(&limited[why]) : 0;
+}
+
 static void render(struct gw_sb *out, void *ctx)
 {
   (void)ctx;
@@ -29,6 +44,12 @@ static void render(struct gw_sb *out, void *ctx)
     gw_sb_json_str(out, slot_names[i], strlen(slot_names[i]));
     gw_sb_printf(out, "} %lld\n", (long long)atomic_load(&counts[i]));
   }
+  gw_sb_puts(out, "# HELP genai_gateway_redaction_limited_total Values replaced whole because a limit was hit "
+                  "(a user pattern's pcre2 limit, a request's scan or CPU budget)\n"
+                  "# TYPE genai_gateway_redaction_limited_total counter\n");
+  for (int i = RD_LIM_NONE + 1; i < RD_LIM__COUNT; i++)
+    gw_sb_printf(out, "genai_gateway_redaction_limited_total{reason=\"%s\"} %lld\n", rd_limit_names[i],
+                 (long long)atomic_load(&limited[i]));
 }
 
 static void init_once(void)
@@ -76,3 +97,4 @@ int64_t gw_redact_metric_get(const char *kind)
       return atomic_load(&counts[i]);
   return 0;
 }
+

@@ -3,7 +3,9 @@
  * One thread per sink; each has its own spool cursor, so a slow or failing sink never blocks
  * ingestion or the other sinks. A failed batch is re-read from the spool (rewind) and sent again after
  * an exponential backoff with full jitter, or after the delay the peer asked for, whichever is longer.
- * Repeated failures log one summary line per 10 s instead of one line per attempt.
+ * Repeated failures log one summary line per 10 s instead of one line per attempt. While stopping, a failure
+ * with the disk spool ends the drain at once: what is left is kept for the next start, so waiting out the
+ * grace for a peer that is down would only delay the exit.
  * A sink with a lag cap (exporters) checks it before every batch and after every failure: past the cap it
  * skips its oldest entries (gw_spool_skip), counts them and says so once per 10 s, so a dead peer costs
  * that peer its data, never the spool's room for ingestion or the other consumers.
@@ -81,7 +83,7 @@ static void sleep_ms_interruptible(struct gw_sink *s, uint64_t ms)
 {
   uint64_t until = gw_mono_ns() + ms * 1000000ull;
   while (gw_mono_ns() < until) {
-    if (atomic_load(&s->stopping) && gw_mono_ns() >= s->stop_deadline)
+    if (atomic_load(&s->stopping) && (gw_mono_ns() >= s->stop_deadline || gw_spool_is_disk(s->spool)))
       return;
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
@@ -147,6 +149,8 @@ static void *run(void *arg)
         last_log = gw_mono_ns();
         fails_since_log = 0;
       }
+      if (atomic_load(&s->stopping) && gw_spool_is_disk(s->spool))
+        break; /* stopping and the peer fails: the disk spool keeps the rest for the next start */
       uint64_t wait = jitter(backoff, &seed);
       if (out.retry_after_ms > wait)
         wait = out.retry_after_ms;

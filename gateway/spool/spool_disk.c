@@ -43,8 +43,35 @@ struct seg {
   size_t map_len; /* mapped (>= size) */
   size_t size;    /* bytes written */
   uint64_t end_lsn; /* log position after its last byte */
+  uint32_t key;     /* CRC seed of its records (from the segment's random nonce; 0 without one) */
   char name[32];
 };
+
+/* The CRC seed of a segment's records: a random nonce in its header (bytes 24..31) keys every record's CRC,
+ * so a record-shaped run of bytes inside a client's payload can never pass for a record of this segment
+ * when recovery scans past damage (whoever wrote the payload never saw the nonce). Nonce 0: unkeyed. */
+static uint32_t seg_key(uint64_t nonce)
+{
+  if (!nonce)
+    return 0;
+  unsigned char b[8];
+  memcpy(b, &nonce, 8);
+  return (uint32_t)crc32(0L, b, 8);
+}
+
+static uint64_t random_nonce(void)
+{
+  uint64_t v = 0;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (read(fd, &v, sizeof v) != (ssize_t)sizeof v)
+      v = 0;
+    close(fd);
+  }
+  if (!v)
+    v = gw_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+  return v ? v : 1;
+}
 
 struct waiter {
   struct waiter *next;
@@ -304,6 +331,9 @@ static gw_rc seg_create(struct gw_disk *d, uint64_t seq, size_t need, struct seg
   memcpy(h, SEG_MAGIC, 8);
   put32(h + 8, SEG_FORMAT);
   put64(h + 16, seq);
+  uint64_t nonce = random_nonce();
+  put64(h + 24, nonce);
+  s->key = seg_key(nonce);
   ssize_t w = pwrite(s->fd, h, SEG_HDR, 0);
   if (w != (ssize_t)SEG_HDR) {
     eno = w < 0 ? errno : ENOSPC;
@@ -368,7 +398,7 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
   put32(h + 36, in->flags);
   put32(h + 40, in->nspans);
   put32(h + 44, in->nrecords);
-  uLong crc = crc32(0L, h + 8, REC_HDR - 8);
+  uLong crc = crc32(s->key, h + 8, REC_HDR - 8);
   if (in->otlp_len)
     crc = crc32_z(crc, in->otlp, in->otlp_len);
   if (in->records_len)
@@ -549,7 +579,7 @@ size_t gw_disk_cursor_names(struct gw_disk *d, const char **names, size_t max)
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Is there a valid record at p (avail bytes from it on), with a seq above prev? */
-static bool rec_valid(const unsigned char *p, size_t avail, uint64_t prev)
+static bool rec_valid(const unsigned char *p, size_t avail, uint64_t prev, uint32_t key, size_t *work)
 {
   if (avail < REC_HDR || get32(p) != REC_MAGIC)
     return false;
@@ -559,7 +589,8 @@ static bool rec_valid(const unsigned char *p, size_t avail, uint64_t prev)
   uint64_t seq = get64(p + 8);
   if (seq <= prev || seq == 0)
     return false;
-  uLong crc = crc32(0L, p + 8, REC_HDR - 8);
+  *work += REC_HDR + (size_t)(olen + rlen);
+  uLong crc = crc32(key, p + 8, REC_HDR - 8);
   crc = crc32_z(crc, p + REC_HDR, (size_t)(olen + rlen));
   return (uint32_t)crc == get32(p + 4);
 }
@@ -593,10 +624,15 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
     if (size)
       gw_warn("spool", "%s/%s: the segment header is damaged; looking for records in it anyway", d->dir, name);
     off = size < SEG_HDR ? size : SEG_HDR;
+  } else {
+    s->key = seg_key(get64(s->map + 24));
   }
   size_t valid_end = off;
+  /* CRC work is bounded: in order, each byte is checked once; looking for the next record past damage may
+   * check a candidate at every 8th byte, so past 4x the segment that search gives up on the segment's rest. */
+  size_t work = 0, work_max = 4 * size + (1u << 20);
   while (off < size) {
-    if (rec_valid(s->map + off, size - off, *prev)) {
+    if (rec_valid(s->map + off, size - off, *prev, s->key, &work)) {
       const unsigned char *p = s->map + off;
       struct gw_disk_rec r;
       memset(&r, 0, sizeof r);
@@ -631,8 +667,14 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
     /* Not a record: look for the next one that checks out. */
     size_t start = off;
     off = (off + 8) & ~(size_t)7;
-    while (off < size && !rec_valid(s->map + off, size - off, *prev))
+    while (off < size && !rec_valid(s->map + off, size - off, *prev, s->key, &work)) {
       off += 8;
+      if (work > work_max) {
+        gw_warn("spool", "%s/%s: too much damage to search for records after offset %zu: the rest of the segment "
+                "is skipped", d->dir, name, start);
+        off = size;
+      }
+    }
     if (off > size)
       off = size;
     rec->corrupt_records++;
@@ -721,7 +763,8 @@ struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *c
     names[nnames++] = strdup(de->d_name);
   }
   closedir(dh);
-  qsort(names, nnames, sizeof *names, cmp_names);
+  if (nnames) /* an empty spool directory: names is NULL, which qsort must not get */
+    qsort(names, nnames, sizeof *names, cmp_names);
   uint64_t prev = 0;
   for (size_t i = 0; i < nnames; i++) {
     struct seg *s = recover_seg(d, names[i], &prev, fn, ctx, rec);

@@ -8,9 +8,10 @@
  * sequence number it committed.
  *
  * File layout (little-endian, as written by this host):
- *   segment header, 32 bytes: "GWSPOOL\0", u32 file format, u32 reserved, u64 first seq, u64 reserved
+ *   segment header, 32 bytes: "GWSPOOL\0", u32 file format, u32 reserved, u64 first seq, u64 random nonce
  *   records, each 8-byte aligned:
- *     u32 magic "GWR1", u32 CRC-32 of bytes 8..47 of this header and of the payload,
+ *     u32 magic "GWR1", u32 CRC-32 of bytes 8..47 of this header and of the payload, seeded with the CRC-32
+ *     of the segment's nonce (a record-shaped run inside a client's payload cannot pass for a record),
  *     u64 seq, u64 appended_ns (wall clock), u32 otlp_len, u32 records_len,
  *     u8 signal, u8 entry format, u16 reserved, u32 flags, u32 nspans, u32 nrecords,
  *     payload: otlp bytes then records bytes, zero padding to 8.

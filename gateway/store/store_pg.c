@@ -20,6 +20,8 @@
  * Daily partitions for every UTC day of the batch are created first, in autocommit, through
  * gw_ensure_partition: CREATE TABLE ... PARTITION OF locks the parent exclusively, and holding that lock
  * for a whole data transaction would stall every reader and other writer.
+ * Before anything is sent, each row is checked against its columns (see "what no column can hold"): a
+ * row with a value no column can hold goes to ai_interaction_rejects at once, the rest of the batch on.
  * Errors are sorted by SQLSTATE. Connection failures (class 08, 57P01-57P03, or a dead socket) reset the
  * connection and answer RETRY. Data errors (classes 22, 23, 54) split the batch in halves, each in its own
  * transaction, down to single rows; a single bad row goes to ai_interaction_rejects as jsonb with its
@@ -792,11 +794,12 @@ out:
   return w;
 }
 
-/* Something Postgres refused for its data (json: its JSON, NULL when it could not be rendered): keep it,
- * with the reason, in ai_interaction_rejects. WR_OK once given up on, kept or not; a connection or
- * database-state error is returned for the caller to retry. what names it in the log line. */
+/* Something Postgres refused for its data, or would (json: its JSON, NULL when it could not be rendered):
+ * keep it, with the reason, in ai_interaction_rejects. WR_OK once given up on, kept or not; a connection
+ * or database-state error is returned for the caller to retry. what names it in the log line; quiet: the
+ * caller logs one line for many. */
 static enum wr keep_reject(struct store *s, const char *what, const char *trace_id, const char *span_id,
-                           const char *json, const char *why, char *msg, size_t msglen)
+                           const char *json, const char *why, bool quiet, char *msg, size_t msglen)
 {
   const char *params[4] = {trace_id, span_id, json, why};
   enum wr w = json ? run(s,
@@ -809,7 +812,7 @@ static enum wr keep_reject(struct store *s, const char *what, const char *trace_
   if (w == WR_DATA)
     gw_error(MOD, "a %s refused by Postgres could not be kept in ai_interaction_rejects either (%.5s)", what,
              json ? msg : "out of memory");
-  else
+  else if (!quiet)
     gw_warn(MOD, "a %s refused by Postgres was kept in ai_interaction_rejects (%.5s)", what, why);
   return WR_OK;
 }
@@ -818,7 +821,7 @@ static enum wr keep_reject(struct store *s, const char *what, const char *trace_
 static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char *why, char *msg, size_t msglen)
 {
   const struct gw_record *r = b->rows[i].rec;
-  enum wr w = keep_reject(s, "record", r->trace_id, r->span_id, record_json(s->arena, r), why, msg, msglen);
+  enum wr w = keep_reject(s, "record", r->trace_id, r->span_id, record_json(s->arena, r), why, false, msg, msglen);
   if (w != WR_OK)
     return w;
   b->rejected++;
@@ -839,6 +842,7 @@ static enum wr write_split(struct store *s, struct batch *b, size_t lo, size_t h
     snprintf(why, sizeof why, "%s", msg);
     return reject_row(s, b, lo, why, msg, msglen);
   }
+  gw_metric_add(GW_M_PG_SPLITS, 1);
   size_t mid = lo + (hi - lo) / 2;
   if ((w = write_split(s, b, lo, mid, msg, msglen)) != WR_OK)
     return w;
@@ -1073,15 +1077,211 @@ static enum wr write_events(struct store *s, struct ev_batch *eb, size_t lo, siz
     struct gw_sb sb;
     gw_sb_init(&sb, s->arena);
     event_json(&sb, e);
-    if ((w = keep_reject(s, "GenAI event", e->trace_id, e->span_id, gw_sb_finish(&sb), why, msg, msglen)) != WR_OK)
+    if ((w = keep_reject(s, "GenAI event", e->trace_id, e->span_id, gw_sb_finish(&sb), why, false, msg, msglen)) !=
+        WR_OK)
       return w;
     eb->rejected++;
     return WR_OK;
   }
+  gw_metric_add(GW_M_PG_SPLITS, 1);
   size_t mid = lo + (hi - lo) / 2;
   if ((w = write_events(s, eb, lo, mid, msg, msglen)) != WR_OK)
     return w;
   return write_events(s, eb, mid, hi, msg, msglen);
+}
+
+/* --- what no column can hold ----------------------------------------------------------------------- */
+
+/*
+ * Each row is checked against its columns (migrations/0001_init.sql, 0002_rollups.sql, 0004_events.sql)
+ * before it is sent: a value no column can hold then costs its own row, kept in ai_interaction_rejects
+ * at once, not a rolled-back transaction and a split of its whole batch (issue 11: 5000 such rows took
+ * 30 times as long as good ones, and one client could fill the spool for everyone). Per column type:
+ * - int (GW_FT_I64: token counts, redaction_count, seq): [-2^31, 2^31 - 1]. normalize keeps token counts
+ *   inside it (tokens_out_of_range); this is the net behind it.
+ * - timestamptz: uint64 ns since 1970 end in 2554, far inside Postgres' range (4713 BC .. 294276 AD);
+ *   start_time is NOT NULL, so a record without one (0) is refused here.
+ * - numeric (the costs, unconstrained): every int64 nano-USD amount is exact in it.
+ * - double precision: every double, NaN and the infinities included.
+ * - text: decode made every string valid UTF-8 without NUL (DESIGN §3), and a C string holds no NUL.
+ * - btree index entries hold at most 2704 bytes, and a longer text key that does not compress is refused
+ *   (54000): model_id, service_name, session_id and user_id each lead an index of the interactions, their
+ *   rollups are keyed on (service_name, provider, model_id, operation) together, and event_name is in the
+ *   events' key. KEY_BYTES_MAX leaves room for the entry header and the other key columns.
+ * What remains (CHECK constraints on values the gateway makes, jsonb our own renderer writes) is still
+ * found by Postgres and the split.
+ */
+#define KEY_BYTES_MAX 2600
+#define BEFORE_SENDING " (found before sending the row)"
+
+/* The first GW_FT_I64 field outside int4, with its reason in why; NULL when all fit. */
+static const char *int_overflow(const void *row, const struct gw_field *fields, size_t n, char *why, size_t len)
+{
+  for (size_t f = 0; f < n; f++) {
+    if (fields[f].type != GW_FT_I64)
+      continue;
+    const struct gw_opt_i64 *v = (const void *)((const char *)row + fields[f].offset);
+    if (v->set && (v->v < INT32_MIN || v->v > INT32_MAX)) {
+      snprintf(why, len, "22003: %s %lld is out of range for type integer" BEFORE_SENDING, fields[f].column,
+               (long long)v->v);
+      return fields[f].column;
+    }
+  }
+  return NULL;
+}
+
+static size_t slen(const char *s) { return s ? strlen(s) : 0; }
+
+/* A text key longer than an index entry holds: its reason in why, true. */
+static bool key_too_long(const char *column, const char *s, char *why, size_t len)
+{
+  size_t n = slen(s);
+  if (n <= KEY_BYTES_MAX)
+    return false;
+  snprintf(why, len, "54000: %s is %zu bytes, more than the %d an index entry holds" BEFORE_SENDING, column, n,
+           KEY_BYTES_MAX);
+  return true;
+}
+
+/* The column of r that Postgres could not take, with the reason in why; NULL when the row fits. */
+static const char *record_unfit(const struct gw_record *r, char *why, size_t len)
+{
+  const char *col = int_overflow(r, gw_record_fields, gw_record_nfields, why, len);
+  if (col)
+    return col;
+  if (!r->start_ns) {
+    snprintf(why, len, "23502: start_time is missing and the column is NOT NULL" BEFORE_SENDING);
+    return "start_time";
+  }
+  static const struct {
+    const char *column;
+    size_t off;
+  } keys[] = {
+    {"model_id", offsetof(struct gw_record, model_id)},
+    {"service_name", offsetof(struct gw_record, service_name)},
+    {"session_id", offsetof(struct gw_record, session_id)},
+    {"user_id", offsetof(struct gw_record, user_id)},
+  };
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+    if (key_too_long(keys[k].column, *(const char *const *)(const void *)((const char *)r + keys[k].off), why, len))
+      return keys[k].column;
+  size_t roll = slen(r->service_name) + slen(r->provider) + slen(r->model_id) + slen(r->operation);
+  if (roll > KEY_BYTES_MAX) {
+    snprintf(why, len,
+             "54000: service_name, provider, model_id and operation are %zu bytes together, more than the %d the "
+             "rollups' key holds" BEFORE_SENDING,
+             roll, KEY_BYTES_MAX);
+    return "rollup key";
+  }
+  return NULL;
+}
+
+/* One row or event no column can hold, on its way to ai_interaction_rejects. */
+struct unfit {
+  const char *trace_id, *span_id, *json, *column;
+  char why[256];
+};
+
+/* Keep v[0, n) in ai_interaction_rejects with one statement (one round trip and one commit for all: a
+ * reject must not cost more than a stored row). Should that statement fail for its data, each is kept on
+ * its own, as the split path does. one / many name them in log lines. */
+static enum wr keep_unfit(struct store *s, const char *one, const char *many, struct unfit *v, size_t n, char *msg,
+                          size_t msglen)
+{
+  if (!n)
+    return WR_OK;
+  struct gw_sb sb;
+  gw_sb_init(&sb, s->arena);
+  gw_sb_putc(&sb, '[');
+  for (size_t i = 0; i < n; i++) {
+    gw_sb_puts(&sb, i ? ",{\"trace_id\":" : "{\"trace_id\":");
+    json_opt(&sb, v[i].trace_id);
+    gw_sb_puts(&sb, ",\"span_id\":");
+    json_opt(&sb, v[i].span_id);
+    gw_sb_puts(&sb, ",\"record\":");
+    gw_sb_puts(&sb, v[i].json ? v[i].json : "null");
+    gw_sb_puts(&sb, ",\"error\":");
+    json_opt(&sb, v[i].why);
+    gw_sb_putc(&sb, '}');
+  }
+  gw_sb_putc(&sb, ']');
+  const char *params[1] = {gw_sb_finish(&sb)};
+  enum wr w = WR_DATA;
+  if (params[0])
+    w = run(s,
+            "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) SELECT trace_id, span_id, record, "
+            "error FROM jsonb_to_recordset($1::jsonb) AS x(trace_id text, span_id text, record jsonb, error text)",
+            1, params, NULL, msg, msglen);
+  if (w == WR_DATA) /* each on its own; keep_reject logs one it cannot keep */
+    for (size_t i = 0; i < n; i++)
+      if ((w = keep_reject(s, one, v[i].trace_id, v[i].span_id, v[i].json, v[i].why, true, msg, msglen)) != WR_OK)
+        return w;
+  if (w == WR_OK)
+    gw_warn(MOD, "%s with a value no column can hold: %zu kept in ai_interaction_rejects without being sent (the "
+                 "first: %s)", many, n, v[0].column);
+  return w;
+}
+
+/* Take the rows no column can hold out of the batch and keep them in ai_interaction_rejects. */
+static enum wr reject_unfit_rows(struct store *s, struct batch *b, char *msg, size_t msglen)
+{
+  struct unfit *v = NULL;
+  size_t keep = 0, nbad = 0;
+  for (size_t i = 0; i < b->n; i++) {
+    const struct gw_record *r = b->rows[i].rec;
+    char why[256];
+    const char *col = record_unfit(r, why, sizeof why);
+    if (!col) {
+      b->rows[keep++] = b->rows[i];
+      continue;
+    }
+    if (!v && !(v = gw_arena_alloc(s->arena, sizeof *v * b->n))) {
+      snprintf(msg, msglen, "out of memory setting rejected rows aside");
+      return WR_OTHER;
+    }
+    v[nbad] = (struct unfit){r->trace_id, r->span_id, record_json(s->arena, r), col, ""};
+    snprintf(v[nbad++].why, sizeof v->why, "%s", why);
+  }
+  enum wr w = keep_unfit(s, "record", "records", v, nbad, msg, msglen);
+  if (w != WR_OK)
+    return w;
+  b->n = keep;
+  b->rejected += nbad;
+  gw_metric_add(GW_M_RECORDS_REJECTED_DB, (int64_t)nbad);
+  return WR_OK;
+}
+
+/* The same for GenAI events (their int columns, and event_name in their key). */
+static enum wr reject_unfit_events(struct store *s, struct ev_batch *eb, char *msg, size_t msglen)
+{
+  struct unfit *v = NULL;
+  size_t keep = 0, nbad = 0;
+  for (size_t i = 0; i < eb->n; i++) {
+    const struct gw_event *e = eb->v[i];
+    char why[256];
+    const char *col = int_overflow(e, gw_event_fields, gw_event_nfields, why, sizeof why);
+    if (!col && key_too_long("event_name", e->event_name, why, sizeof why))
+      col = "event_name";
+    if (!col) {
+      eb->v[keep++] = e;
+      continue;
+    }
+    if (!v && !(v = gw_arena_alloc(s->arena, sizeof *v * eb->n))) {
+      snprintf(msg, msglen, "out of memory setting rejected events aside");
+      return WR_OTHER;
+    }
+    struct gw_sb sb;
+    gw_sb_init(&sb, s->arena);
+    event_json(&sb, e);
+    v[nbad] = (struct unfit){e->trace_id, e->span_id, gw_sb_finish(&sb), col, ""};
+    snprintf(v[nbad++].why, sizeof v->why, "%s", why);
+  }
+  enum wr w = keep_unfit(s, "GenAI event", "GenAI events", v, nbad, msg, msglen);
+  if (w != WR_OK)
+    return w;
+  eb->n = keep;
+  eb->rejected += nbad;
+  return WR_OK;
 }
 
 /* --- the sink ------------------------------------------------------------------------------------- */
@@ -1145,6 +1345,9 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
     close_conn(s);
   if (!s->conn && !open_conn(s, out))
     goto retry;
+  if ((w = reject_unfit_rows(s, &b, msg, sizeof msg)) != WR_OK ||
+      (w = reject_unfit_events(s, &eb, msg, sizeof msg)) != WR_OK)
+    goto failed;
   /* Interactions first, then events: whichever order they came in, the events' merge then sees the rows
    * of this batch, and the rows' merge saw the events of earlier batches. */
   if (b.n) {

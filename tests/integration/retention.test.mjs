@@ -8,10 +8,13 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { prerequisites, createDatabase, startGateway, post, waitFor, waitForRows, metric, GW_BIN } from '../lib/harness.mjs';
-import { traceRequest, genaiSpan, toProtobuf, randomTraceId } from '../lib/otlp.mjs';
+import { traceRequest, genaiSpan, toProtobuf, randomTraceId, decodeResponse, rejectedSpans } from '../lib/otlp.mjs';
 
 const execFileP = promisify(execFile);
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -187,6 +190,10 @@ describe('retention and rollup commands', { skip: skip ?? false }, () => {
     r = await cli(['maintain', '--now', 'soon'], env);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--now 'soon' is not a timestamp/);
+    // Issue 11: past 2554 the clock no longer fits in 64-bit ns; it used to wrap to a 1970s clock.
+    r = await cli(['maintain', '--now', '3000-01-01T00:00:00Z'], env);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--now must be before 2554-07-21/);
     r = await cli(['maintain'], {});
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no database: set DATABASE_URL or postgres.dsn/);
@@ -194,5 +201,48 @@ describe('retention and rollup commands', { skip: skip ?? false }, () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /cannot connect to Postgres: /);
     assert.ok(!r.stderr.includes('s3cr3t-pw') && !r.stdout.includes('s3cr3t-pw'));
+  });
+});
+
+// Issue 11: retention_days above ~20 800 (36 500 was allowed) wrapped the window's start around in uint64
+// and every span was refused. The days are bounded now (18 250, 50 years) and the window saturates.
+describe('retention bounds', { skip: skip ?? false }, () => {
+  test('retention days above the maximum stop the start, naming file, line, key and bound', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-retention-'));
+    try {
+      for (const [key, line] of [['retention_days', 2], ['rollup_retention_days', 3]]) {
+        const cfg = path.join(dir, 'gw.yaml');
+        const days = { retention_days: 90, rollup_retention_days: 400, [key]: 18251 };
+        await fsp.writeFile(cfg, `postgres:\n  retention_days: ${days.retention_days}\n  rollup_retention_days: ${days.rollup_retention_days}\n`);
+        for (const args of [['--config', cfg, '--check-config'], ['--config', cfg]]) {
+          const r = spawnSync(GW_BIN, args, {
+            encoding: 'utf8', timeout: 20000,
+            env: { PATH: process.env.PATH, GENAI_GW_GRPC_ADDR: '127.0.0.1:9', GENAI_GW_HTTP_ADDR: '127.0.0.1:10', GENAI_GW_ADMIN_ADDR: '127.0.0.1:11' },
+          });
+          assert.equal(r.status, 1, `${args.join(' ')}: exit ${r.status} ${r.stderr}`);
+          assert.ok(r.stderr.includes(`gw.yaml:${line}: postgres.${key}: 18251 is above the maximum 18250`), r.stderr);
+        }
+      }
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('at the maximum a current span is stored, one from before the window refused', async () => {
+    const db = await createDatabase();
+    const gw = await startGateway({ dsn: db.dsn, config: { postgres: { retention_days: 18250, rollup_retention_days: 18250 } } });
+    try {
+      const now = genaiSpan();
+      const old = genaiSpan({ startNs: BigInt(Date.UTC(1971, 0, 1)) * 1000000n });
+      const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([now, old])), PB);
+      assert.equal(r.status, 200);
+      const resp = decodeResponse(r.body);
+      assert.equal(rejectedSpans(resp), 1);
+      assert.match(resp.partialSuccess.errorMessage, /startTimeUnixNano: before the retention window/);
+      await waitForRows(db, [now.traceId], 1);
+    } finally {
+      await gw.cleanup();
+      await db.drop();
+    }
   });
 });

@@ -140,6 +140,37 @@ describe('Postgres store', { skip: skip ?? false }, () => {
     assert.equal(rows.length, 2);
   });
 
+  // Issue 11 item 4: input_tokens=3000000000 does not fit the int column. It was acknowledged and the row
+  // then refused by Postgres (after a batch split); now the row is stored with the count NULL and flagged.
+  test('a token count above the int columns is stored NULL with tokens_out_of_range, no cost, no reject', async () => {
+    const service = `oor-${crypto.randomBytes(3).toString('hex')}`;
+    const big = genaiSpan({ model: 'gpt-4o', input: 3000000000, output: 10 });
+    const neg = genaiSpan({ traceId: big.traceId, model: 'gpt-4o', input: 100, output: -5 });
+    const ok = genaiSpan({ traceId: big.traceId, model: 'gpt-4o', input: 100, output: 10 });
+    const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([big, neg, ok], { service })), PB);
+    assert.equal(r.status, 200);
+    const rows = await waitForRows(db, [big.traceId], 3);
+    const by = Object.fromEntries(rows.map((x) => [x.span_id, x]));
+    for (const [s, input, output] of [[big, null, 10], [neg, 100, null]]) {
+      const row = by[s.spanId];
+      assert.equal(row.input_tokens, input);
+      assert.equal(row.output_tokens, output);
+      assert.equal(row.total_tokens, null, 'no total derived around a dropped count');
+      assert.ok(row.enrichment_flags.includes('tokens_out_of_range'), row.enrichment_flags.join(','));
+      assert.equal(row.total_cost_usd, null, 'no cost from a dropped count');
+      assert.equal(row.cost_source, null);
+    }
+    assert.equal(by[ok.spanId].total_tokens, 110);
+    assert.equal(by[ok.spanId].cost_source, 'computed');
+    assert.deepEqual(by[ok.spanId].enrichment_flags, ['total_derived']);
+    const rej = await db.query('SELECT count(*)::int AS n FROM ai_interaction_rejects WHERE trace_id = $1', [big.traceId]);
+    assert.equal(rej.rows[0].n, 0);
+    const roll = await db.query(
+      'SELECT sum(total_requests)::int AS n, sum(total_input_tokens)::int AS input FROM trace_metrics_hourly WHERE service_name = $1',
+      [service]);
+    assert.deepEqual(roll.rows[0], { n: 3, input: 200 });
+  });
+
   test('the same request sent again (protobuf, JSON, protobuf) is stored once and counted once', async () => {
     const service = `dedup-${crypto.randomBytes(3).toString('hex')}`;
     const spans = Array.from({ length: 5 }, (_, i) => genaiSpan({ model: 'gpt-4o-mini', input: 10 + i, output: 1 }));

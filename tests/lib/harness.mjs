@@ -148,17 +148,21 @@ const LOG_KEEP = 256 * 1024;
 
 /**
  * Start the gateway. Options: dsn (Postgres database for it; omit for none), config (object merged
- * into the YAML config), env (extra environment), readyTimeoutMs. Returns a handle:
- * { pid, proc, httpUrl, grpcAddr, adminUrl, dir, logs(), alive(), rss(), metrics(), stop(), kill() }.
+ * into the YAML config), env (extra environment), spoolDir (the spool directory; default a fresh
+ * `spool/` in the gateway's temp dir), readyTimeoutMs, wrapper (a command the gateway is started under,
+ * which must exec it, e.g. ['prlimit', '--nofile=512:8192', '--']). Returns a handle:
+ * { pid, proc, httpUrl, grpcAddr, adminUrl, dir, spoolDir, logs(), alive(), rss(), metrics(), stop(),
+ *   kill(), signal(), waitExit(), killWhen(), restart(), cleanup() }.
+ * pid and proc name the current process: restart() replaces them.
  */
-export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs = 20000 } = {}) {
+export async function startGateway({ dsn, config = {}, env = {}, spoolDir, readyTimeoutMs = 20000, wrapper = [] } = {}) {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-it-'));
   const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const cfg = deepMerge({ postgres: { migrations_dir: MIGRATIONS_DIR } }, config);
   const cfgFile = path.join(dir, 'gateway.yaml');
   await fsp.writeFile(cfgFile, toYaml(cfg));
-  const spoolDir = path.join(dir, 'spool');
-  await fsp.mkdir(spoolDir);
+  spoolDir ??= path.join(dir, 'spool');
+  await fsp.mkdir(spoolDir, { recursive: true });
 
   const childEnv = {
     PATH: process.env.PATH,
@@ -171,7 +175,8 @@ export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs 
     ...(dsn ? { DATABASE_URL: dsn } : {}),
     ...env,
   };
-  const proc = spawn(GW_BIN, ['--config', cfgFile], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+
+  const argv = [...wrapper, GW_BIN, '--config', cfgFile];
   let log = '';
   const logFile = fs.createWriteStream(path.join(dir, 'gateway.log'));
   const onData = (d) => {
@@ -179,36 +184,73 @@ export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs 
     if (log.length > LOG_KEEP) log = log.slice(-LOG_KEEP);
     logFile.write(d);
   };
-  proc.stdout.on('data', onData);
-  proc.stderr.on('data', onData);
-  let exited = null;
-  const exitP = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
+  const note = (text) => onData(Buffer.from(`--- harness: ${text} ---\n`));
+
+  /* One launch of the binary: its process, its exit. restart() makes a new one on the same ports,
+   * config, environment and spool dir. */
+  let cur;
+  const launch = () => {
+    const proc = spawn(argv[0], argv.slice(1), { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const l = { proc, exited: null, startedAt: Date.now() };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    l.exitP = new Promise((resolve) => {
+      proc.on('exit', (code, signal) => {
+        l.exited = { code, signal };
+        resolve(l.exited);
+      });
     });
-  });
+    cur = l;
+    return l;
+  };
+
+  const waitReady = async (timeoutMs) => {
+    const l = cur;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (l.exited) throw new Error(`gateway exited before ready (${JSON.stringify(l.exited)}); log:\n${log.slice(-4000)}`);
+      try {
+        const r = await httpGet(`${gw.adminUrl}/readyz`, 1000);
+        if (r.status === 200) return;
+      } catch {
+        /* not listening yet */
+      }
+      if (Date.now() > deadline) throw new Error(`gateway not ready after ${timeoutMs} ms; log:\n${log.slice(-4000)}`);
+      await sleep(100);
+    }
+  };
 
   const gw = {
-    pid: proc.pid,
-    proc,
+    get pid() {
+      return cur.proc.pid;
+    },
+    get proc() {
+      return cur.proc;
+    },
+    /** Wall-clock ms when the current process was spawned. */
+    get startedAt() {
+      return cur.startedAt;
+    },
     dir,
+    spoolDir,
     config: cfg,
+    env: childEnv,
+    ports: { grpc: grpcPort, http: httpPort, admin: adminPort },
     httpUrl: `http://127.0.0.1:${httpPort}`,
     grpcAddr: `127.0.0.1:${grpcPort}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
     logs: () => log,
-    exited: () => exited,
-    alive: () => exited === null,
+    exited: () => cur.exited,
+    alive: () => cur.exited === null,
     /** Resident set size in bytes, from /proc/<pid>/status. */
     rss() {
-      const s = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      const s = fs.readFileSync(`/proc/${cur.proc.pid}/status`, 'utf8');
       const m = /VmRSS:\s+(\d+)\s+kB/.exec(s);
       return m ? Number(m[1]) * 1024 : 0;
     },
     /** Peak resident set size in bytes (VmHWM). */
     peakRss() {
-      const s = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      const s = fs.readFileSync(`/proc/${cur.proc.pid}/status`, 'utf8');
       const m = /VmHWM:\s+(\d+)\s+kB/.exec(s);
       return m ? Number(m[1]) * 1024 : 0;
     },
@@ -217,46 +259,78 @@ export async function startGateway({ dsn, config = {}, env = {}, readyTimeoutMs 
       if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
       return parseMetrics(r.text);
     },
+    /** Send a signal to the current process (no wait). */
+    signal(sig) {
+      if (!cur.exited) cur.proc.kill(sig);
+    },
+    /** Wait for the current process to exit; resolves { code, signal }, or null after timeoutMs. */
+    async waitExit(timeoutMs = 30000) {
+      let t;
+      const r = await Promise.race([cur.exitP, new Promise((res) => { t = setTimeout(() => res(null), timeoutMs); })]);
+      clearTimeout(t);
+      return r;
+    },
     /** SIGTERM, then wait for the exit; SIGKILL after timeoutMs. Resolves { code, signal }. */
     async stop(timeoutMs = 20000) {
-      if (exited) return exited;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-      const r = await exitP;
+      const l = cur;
+      if (l.exited) return l.exited;
+      note('SIGTERM');
+      l.proc.kill('SIGTERM');
+      const t = setTimeout(() => l.proc.kill('SIGKILL'), timeoutMs);
+      const r = await l.exitP;
       clearTimeout(t);
-      logFile.end();
       return r;
     },
+    /** SIGKILL now; resolves { code, signal } once the process is gone. */
     async kill() {
-      if (exited) return exited;
-      proc.kill('SIGKILL');
-      const r = await exitP;
-      logFile.end();
-      return r;
+      const l = cur;
+      if (l.exited) return l.exited;
+      note('SIGKILL');
+      l.proc.kill('SIGKILL');
+      return l.exitP;
     },
+    /**
+     * SIGKILL at a chosen moment: poll `when()` (truthy = now) every intervalMs, then kill. Resolves
+     * { at (wall-clock ms of the kill), value (what when() returned) }. Throws after timeoutMs, or when
+     * the process exits by itself first.
+     */
+    async killWhen(when, { timeoutMs = 30000, intervalMs = 20, what = 'the kill condition' } = {}) {
+      const l = cur;
+      const value = await waitFor(async () => {
+        if (l.exited) throw new Error(`gateway exited (${JSON.stringify(l.exited)}) before ${what}`);
+        return when();
+      }, { timeoutMs, intervalMs, what });
+      if (l.exited) throw new Error(`gateway exited (${JSON.stringify(l.exited)}) before ${what}`);
+      const at = Date.now();
+      await gw.kill();
+      return { at, value };
+    },
+    /**
+     * Start the binary again on the same ports, config, environment and spool dir (after kill() or
+     * stop()). waitReady false returns as soon as it is spawned (to kill it during its own start).
+     */
+    async restart({ waitReady: wait = true, readyTimeoutMs: rt = readyTimeoutMs } = {}) {
+      if (!cur.exited) throw new Error('restart: the gateway is still running; stop() or kill() it first');
+      note('restart');
+      launch();
+      if (wait) await waitReady(rt);
+      return gw;
+    },
+    /** Wait until /readyz answers 200 (e.g. after restart({ waitReady: false })). */
+    waitReady: (timeoutMs = readyTimeoutMs) => waitReady(timeoutMs),
     async cleanup() {
       await gw.kill();
+      logFile.end();
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
     },
   };
 
-  const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
-    if (exited) {
-      await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
-      throw new Error(`gateway exited before ready (${JSON.stringify(exited)}); log:\n${log.slice(-4000)}`);
-    }
-    try {
-      const r = await httpGet(`${gw.adminUrl}/readyz`, 1000);
-      if (r.status === 200) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) {
-      await gw.cleanup();
-      throw new Error(`gateway not ready after ${readyTimeoutMs} ms; log:\n${log.slice(-4000)}`);
-    }
-    await sleep(100);
+  launch();
+  try {
+    await waitReady(readyTimeoutMs);
+  } catch (e) {
+    await gw.cleanup();
+    throw e;
   }
   return gw;
 }
@@ -347,13 +421,14 @@ export async function post(gw, pathname, body, headers = {}, { method = 'POST', 
 
 /**
  * Start a cluster of our own in a fresh temp dir (it must be reachable by the postgres OS user, so
- * under /tmp). Returns { dir, port, dsn, stop(), start(), destroy() }; start() reuses the same port.
+ * under /tmp). fast (default true) turns fsync off, as tests want; a benchmark passes false. Returns
+ * { dir, port, dsn, stop(), start(), destroy() }; start() reuses the same port.
  */
-export async function startPgCluster() {
+export async function startPgCluster({ fast = true } = {}) {
   const parent = await fsp.mkdtemp(path.join('/tmp', 'gw-it-pg-'));
   await fsp.chmod(parent, 0o755);
   const dir = path.join(parent, 'data');
-  const env = { ...process.env, GW_PG_FAST: '1' };
+  const env = { ...process.env, GW_PG_FAST: fast ? '1' : '0' };
   const run = async (...args) => (await execFileP('bash', [PG_SCRIPT, ...args], { env, timeout: 120000 })).stdout.trim();
   const dsn = (await run('start', dir)).split('\n').pop();
   const port = Number(new URL(dsn).port);

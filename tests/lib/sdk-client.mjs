@@ -79,23 +79,29 @@ class RoutingProcessor {
   }
 }
 
-/** Build an OTLP exporter of the given protocol pointed at the gateway's receivers. */
-export function makeExporter(protocol, { httpUrl, grpcAddr, headers = {} }) {
+/**
+ * Build an OTLP exporter of the given protocol pointed at the gateway's receivers. tls: { ca, cert, key }
+ * (PEM Buffers; cert and key for mTLS) makes it use https:// and gRPC over TLS.
+ */
+export function makeExporter(protocol, { httpUrl, grpcAddr, headers = {}, tls = null }) {
+  const base = tls ? httpUrl.replace(/^http:/, 'https:') : httpUrl;
+  const agent = tls ? { httpAgentOptions: { ca: tls.ca, cert: tls.cert, key: tls.key } } : {};
   switch (protocol) {
     case 'grpc': {
       const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc');
       const grpc = require('@grpc/grpc-js');
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
-      return new OTLPTraceExporter({ url: `http://${grpcAddr}`, metadata, timeoutMillis: 10000 });
+      const credentials = tls ? grpc.credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : undefined;
+      return new OTLPTraceExporter({ url: `${tls ? 'https' : 'http'}://${grpcAddr}`, metadata, credentials, timeoutMillis: 10000 });
     }
     case 'http/protobuf': {
       const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
-      return new OTLPTraceExporter({ url: `${httpUrl}/v1/traces`, headers, timeoutMillis: 10000 });
+      return new OTLPTraceExporter({ url: `${base}/v1/traces`, headers, timeoutMillis: 10000, ...agent });
     }
     case 'http/json': {
       const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http');
-      return new OTLPTraceExporter({ url: `${httpUrl}/v1/traces`, headers, timeoutMillis: 10000 });
+      return new OTLPTraceExporter({ url: `${base}/v1/traces`, headers, timeoutMillis: 10000, ...agent });
     }
     default:
       throw new Error(`unknown protocol ${protocol}`);

@@ -102,7 +102,7 @@ static void assert_defaults(const struct gw_conf *c)
   assert_int_equal(c->receivers.max_request_bytes, 64ull << 20);
   assert_int_equal(c->receivers.max_inflight_bytes, 256ull << 20);
   assert_int_equal(c->receivers.max_depth, 32);
-  assert_int_equal(c->receivers.http_max_connections, 1024);
+  assert_int_equal(c->receivers.http_max_connections, 4096);
   assert_int_equal(c->receivers.grpc_threads, 2);
   assert_int_equal(c->receivers.retry_after_s, 1);
   assert_string_equal(c->admin.addr, "127.0.0.1:8888");
@@ -179,6 +179,24 @@ static void test_good_files(void **state)
     assert_defaults(c);
     gw_conf_destroy(c);
   }
+}
+
+/* Credentials in cleartext to another host load only with insecure: true, and are flagged for a warning;
+ * to this machine they need no TLS. */
+static void test_exporter_insecure(void **state)
+{
+  char path[512];
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  snprintf(path, sizeof path, "%s/tests/config/good_exporter_insecure.yaml", GW_SOURCE_DIR);
+  gw_rc rc = gw_conf_load(path, &c, &err);
+  if (rc)
+    print_error("%s\n", err.msg);
+  assert_int_equal(rc, GW_OK);
+  assert_true(c->exporters[GW_CONF_EXP_SIGNOZ].insecure);
+  assert_true(c->exporters[GW_CONF_EXP_SIGNOZ].cleartext_credentials);
+  assert_false(c->exporters[GW_CONF_EXP_OTLP].cleartext_credentials);
+  gw_conf_destroy(c);
 }
 
 static void assert_good_full(const struct gw_conf *c)
@@ -608,13 +626,34 @@ static void test_print_format(void **state)
                            "  grpc:\n"
                            "    addr: \"127.0.0.1:4317\"\n"
                            "    threads: 2\n"
+                           "    max_connection_idle_ms: 5m\n"
+                           "    max_connection_age_ms: 30m\n"
+                           "    max_connection_age_grace_ms: 30s\n"
+                           "    max_concurrent_streams: 100\n"
+                           "    min_ping_interval_ms: 30s\n"
+                           "    handshake_timeout_ms: 10s\n"
                            "  http:\n"
                            "    addr: \"127.0.0.1:4318\"\n"
-                           "    max_connections: 1024\n"
+                           "    max_connections: 4096\n"
+                           "    max_connections_per_ip: 128\n"
+                           "    threads: 2\n"
+                           "    idle_timeout_ms: 1m\n"
+                           "    header_timeout_ms: 10s\n"
+                           "    body_timeout_ms: 1m\n"
+                           "    max_concurrent_streams: 100\n"
                            "  max_request_bytes: 64MiB\n"
                            "  max_inflight_bytes: 256MiB\n"
+                           "  max_inflate_ratio: 200\n"
+                           "  inflate_ratio_min_bytes: 1MiB\n"
                            "  max_depth: 32\n"
                            "  retry_after_seconds: 1\n"
+                           "  tls:\n"
+                           "    cert_file: \"\"\n"
+                           "    key_file: \"\"\n"
+                           "    client_ca_file: \"\"\n"
+                           "  auth:\n"
+                           "    tokens_file: \"\"\n"
+                           "  reload_interval_ms: 5s\n"
                            "admin:\n"
                            "  addr: \"127.0.0.1:8888\"\n"
                            "log:\n"
@@ -904,6 +943,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_good_full_example, setup, teardown),
     cmocka_unit_test_setup_teardown(test_redaction_lists, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_exporter_insecure, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_oversized_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_env_substitution, setup, teardown),

@@ -723,7 +723,7 @@ static void test_annotate(void **state)
 
 static GwTraceRequest *decode_json(const char *json)
 {
-  struct gw_decode_limits lim = {1u << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = 1u << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req = NULL;
   char *copy = gw_arena_strdup(A, json);
@@ -786,6 +786,62 @@ static void test_normalize_reported(void **state)
   }
 }
 
+/* Issue 11 item 4: a token count above the int columns (3000000000) was priced as it came (USD 7500 of
+ * input for one call) and the row then refused by Postgres. normalize now drops it (tokens_out_of_range)
+ * and no cost is computed from what is left: NULL when nothing else is known, the client's own cost when
+ * it reported one. */
+static void test_issue11_tokens_out_of_range(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *attrs;
+    int64_t want_total; /* NONE: unknown */
+    const char *source;
+  } cases[] = {
+    {"{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":\"3000000000\"}},"
+     "{\"key\":\"gen_ai.usage.output_tokens\",\"value\":{\"intValue\":\"10\"}}",
+     NONE, NULL},
+    {"{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":\"1000\"}},"
+     "{\"key\":\"gen_ai.usage.cache_read.input_tokens\",\"value\":{\"intValue\":\"-1\"}}",
+     NONE, NULL},
+    {"{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":\"3000000000\"}},"
+     "{\"key\":\"gen_ai.usage.cost\",\"value\":{\"doubleValue\":0.5}}",
+     500000000, "reported"},
+    /* in range: priced as usual (1000 x 2.50 + 500 x 10.00 per 1M) */
+    {"{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":\"1000\"}},"
+     "{\"key\":\"gen_ai.usage.output_tokens\",\"value\":{\"intValue\":\"500\"}}",
+     7500000, "computed"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
+             "\"spanId\":\"0102030405060708\",\"name\":\"chat\",\"startTimeUnixNano\":\"1790000000000000000\","
+             "\"attributes\":[{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":\"gpt-4o\"}},%s]}]}]}]}",
+             cases[i].attrs);
+    GwTraceRequest *req = decode_json(json);
+    struct gw_normalize_result res;
+    struct gw_err err = {0};
+    assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+    struct gw_record *r = &res.records[0];
+    gw_cost_apply(DEF, r, 1);
+    int64_t total = r->total_cost_nusd.set ? r->total_cost_nusd.v : NONE;
+    bool oor = gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+    if (total != cases[i].want_total || (r->cost_source == NULL) != (cases[i].source == NULL) ||
+        (r->cost_source && strcmp(r->cost_source, cases[i].source)) || oor != (cases[i].source == NULL ||
+                                                                               !strcmp(cases[i].source, "reported")))
+      fail_msg("case %zu: total %lld nano-USD (%s), tokens_out_of_range %d", i, (long long)total,
+               r->cost_source ? r->cost_source : "NULL", oor);
+    if (oor) {
+      assert_false(r->input_cost_nusd.set);
+      assert_false(r->output_cost_nusd.set);
+      assert_null(r->price_id);
+      assert_string_equal(r->model_id, "gpt-4o"); /* the model is still known */
+      assert_false(gw_record_has_flag(r, GW_FLAG_MODEL_UNPRICED));
+    }
+  }
+}
+
 /* A flex-tier span end to end: normalize, price at the flex rate, stamp the span. */
 static void test_pipeline_flex(void **state)
 {
@@ -834,7 +890,7 @@ static void test_fixtures(void **state)
     snprintf(path, sizeof path, "sdk/%s", json_object_get_string(f));
     size_t len;
     char *body = tu_read_file(path, &len);
-    struct gw_decode_limits lim = {64u << 20, 64};
+    struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
     struct gw_err err = {0};
     GwTraceRequest *req = NULL;
     assert_int_equal(gw_decode_traces(A, strstr(path, ".json") ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &lim,
@@ -886,6 +942,7 @@ int main(void)
     cmocka_unit_test(test_annotate),
     cmocka_unit_test(test_normalize_reported),
     cmocka_unit_test(test_pipeline_flex),
+    cmocka_unit_test(test_issue11_tokens_out_of_range),
     cmocka_unit_test(test_fixtures),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -20,7 +20,7 @@
 #include "testutil.h"
 
 static struct gw_arena *arena;
-static const struct gw_decode_limits LIM = {64u << 20, 64};
+static const struct gw_decode_limits LIM = {.max_bytes = 64u << 20, .max_depth = 64};
 
 static int setup(void **state)
 {
@@ -239,6 +239,61 @@ static void test_seq_and_hash(void **state)
   assert_string_equal(r.events[0].prompt_hash, hash_of(in, 3));
 }
 
+/* Issue 12: records were grouped by span by walking every earlier record (64 s for 80 000 events). Many
+ * spans with their records interleaved: seq counts each span's records in arrival order, and each span's
+ * first input row holds the hash of its messages in (time, seq) order; every other row holds none. */
+static void test_many_spans(void **state)
+{
+  enum { SPANS = 600, PER = 3, N = SPANS * PER };
+  GwLogRecord **recs = tu_alloc(arena, N * sizeof *recs);
+  for (size_t k = 0; k < N; k++) {
+    size_t sp = k % SPANS + 1, nth = k / SPANS; /* ids never all zero */
+    GwLogRecord *l = tu_alloc(arena, sizeof *l);
+    gw_pb_log_record_init(l);
+    uint8_t *t = tu_alloc(arena, 16), *sid = tu_alloc(arena, 8);
+    memset(t, 0x11, 16);
+    memcpy(t, &sp, sizeof sp);
+    memset(sid, 0x22, 8);
+    memcpy(sid, &sp, sizeof sp < 8 ? sizeof sp : 8);
+    l->trace_id = (ProtobufCBinaryData){16, t};
+    l->span_id = (ProtobufCBinaryData){8, sid};
+    l->time_unix_nano = 1000 - nth; /* later records of a span carry earlier times */
+    l->event_name = "gen_ai.user.message";
+    l->body = tu_av_str(arena, gw_arena_printf(arena, "span %zu message %zu", sp, nth));
+    recs[k] = l;
+  }
+  GwScopeLogs sl;
+  gw_pb_scope_logs_init(&sl);
+  sl.log_records = recs;
+  sl.n_log_records = N;
+  GwScopeLogs *slp = &sl;
+  GwResourceLogs rl;
+  gw_pb_resource_logs_init(&rl);
+  rl.scope_logs = &slp;
+  rl.n_scope_logs = 1;
+  GwResourceLogs *rlp = &rl;
+  GwLogsRequest req;
+  gw_pb_logs_request_init(&req);
+  req.resource_logs = &rlp;
+  req.n_resource_logs = 1;
+  struct gw_logs_result r;
+  events_of(&req, &r);
+  assert_int_equal(r.nevents, N);
+  for (size_t k = 0; k < N; k++) {
+    const struct gw_event *e = &r.events[k];
+    size_t nth = k / SPANS;
+    assert_int_equal(e->seq.v, (int64_t)nth * 1000);
+    if (nth) {
+      assert_string_equal(e->prompt_hash, "");
+      continue;
+    }
+    const char *in[PER];
+    for (size_t j = 0; j < PER; j++) /* by time: the span's last record first */
+      in[j] = r.events[k + (PER - 1 - j) * SPANS].content;
+    assert_string_equal(e->prompt_hash, hash_of(in, PER));
+  }
+}
+
 /* Wrong-length ids: rejected and removed, with the path. Outside the window: GenAI events rejected,
  * plain logs kept. No ids: kept for forwarding, counted unjoinable, no row. Other gen_ai names: a row
  * with the body as JSON and no direction. */
@@ -308,6 +363,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_json_equals_protobuf, setup, teardown),
     cmocka_unit_test_setup_teardown(test_details_event, setup, teardown),
     cmocka_unit_test_setup_teardown(test_seq_and_hash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_many_spans, setup, teardown),
     cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_codec, setup, teardown),
   };

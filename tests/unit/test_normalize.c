@@ -246,7 +246,7 @@ static void check_fixture(const char *file, const char *manifest_file)
   snprintf(path, sizeof path, "sdk/%s", file);
   char *body = tu_read_file(path, &len);
   bool json = strstr(file, ".json") != NULL;
-  struct gw_decode_limits lim = {64u << 20, 64};
+  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req = NULL;
   gw_rc rc = gw_decode_traces(A, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &lim, &req, &err);
@@ -519,6 +519,120 @@ static void test_langfuse_usage_exclusive(void **state)
   r = one(&res, SPAN(kv("langfuse.observation.usage_details", av_str("{not json"))));
   assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
   assert_false(r->input_tokens.set);
+}
+
+/* Issue 11: token counts whose sum does not fit are not added. The derived total was input + output in
+ * int64 (a UBSan abort; a wrapped negative total in Release), and so were Langfuse's exclusive buckets.
+ * Every count and sum is now bounded by the int columns (GW_TOKENS_MAX). */
+static void test_issue11_token_sum_overflow(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat")),
+                                             kv("gen_ai.usage.input_tokens", av_int(INT64_MAX)),
+                                             kv("gen_ai.usage.output_tokens", av_int(1))));
+  assert_false(r->input_tokens.set);
+  assert_int_equal(r->output_tokens.v, 1);
+  assert_false(r->total_tokens.set); /* never output alone: the input was reported */
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOTAL_DERIVED));
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE));
+
+  r = one(&res, SPAN(kv("langfuse.observation.usage_details",
+                        av_str("{\"input\":9223372036854775807,\"input_cached_tokens\":1,"
+                               "\"output\":2147483646,\"output_reasoning_tokens\":1,"
+                               "\"output_audio_tokens\":1}"))));
+  assert_false(r->input_tokens.set);
+  assert_false(r->output_tokens.set);
+  assert_false(r->total_tokens.set);
+  assert_int_equal(r->cache_read_tokens.v, 1);
+  assert_int_equal(r->reasoning_tokens.v, 1);
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE));
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOKENS_CONVERTED));
+
+  /* The largest sums that fit are still added; one more is out of range. */
+  r = one(&res, SPAN(kv("gen_ai.usage.input_tokens", av_int(INT32_MAX - 1)), kv("gen_ai.usage.output_tokens", av_int(1))));
+  assert_int_equal(r->total_tokens.v, INT32_MAX);
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOTAL_DERIVED));
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE));
+  r = one(&res, SPAN(kv("gen_ai.usage.input_tokens", av_int(INT32_MAX)), kv("gen_ai.usage.output_tokens", av_int(1))));
+  assert_int_equal(r->input_tokens.v, INT32_MAX);
+  assert_int_equal(r->output_tokens.v, 1);
+  assert_false(r->total_tokens.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE));
+}
+
+/* Issue 11 item 4: a token count no int column holds (3000000000) was stored as it came, and Postgres
+ * refused every such row at the cost of a batch split. A count outside [0, 2^31 - 1] is now NULL and
+ * flagged tokens_out_of_range, whatever its encoding and dialect, and no total is derived around it. */
+static void test_issue11_tokens_out_of_range(void **state)
+{
+  (void)state;
+  /* In range: up to 2^31 - 11, so that the total with the 10 output tokens is at most 2^31 - 1. */
+  struct {
+    GwAnyValue *v;
+    bool in_range;
+  } vals[] = {
+    {av_int(3000000000ll), false},        {av_int(-5), false},          {av_int(2147483648ll), false},
+    {av_int(INT64_MIN), false},           {av_dbl(3e9), false},         {av_dbl(-1.0), false},
+    {av_dbl(1e300), false},               {av_str("3000000000"), false}, {av_str("-7"), false},
+    {av_str("99999999999999999999"), false}, {av_int(2147483637ll), true}, {av_dbl(2147483637.0), true},
+    {av_str("2147483637"), true},          {av_int(0), true},
+  };
+  static const char *const keys[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                                     "llm.token_count.prompt"};
+  struct gw_normalize_result res;
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+      const struct gw_record *r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat")), kv(keys[k], vals[i].v),
+                                                 kv("gen_ai.usage.output_tokens", av_int(10))));
+      bool oor = gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE);
+      if (vals[i].in_range != r->input_tokens.set || oor == vals[i].in_range ||
+          r->total_tokens.set != vals[i].in_range || gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE) ||
+          gw_record_has_flag(r, GW_FLAG_TOKENS_MISSING) || r->output_tokens.v != 10)
+        fail_msg("%s case %zu: input set %d (%lld), total set %d, tokens_out_of_range %d, flags %#x", keys[k], i,
+                 r->input_tokens.set, (long long)r->input_tokens.v, r->total_tokens.set, oor, r->flags);
+    }
+
+  /* Each token field: dropped alone; a reported total out of range is not replaced by a derived one. */
+  const struct gw_record *r =
+    one(&res, SPAN(kv("gen_ai.usage.input_tokens", av_int(100)), kv("gen_ai.usage.output_tokens", av_int(3000000000ll)),
+                   kv("gen_ai.usage.cache_read.input_tokens", av_int(-1)),
+                   kv("gen_ai.usage.reasoning.output_tokens", av_int(5000000000ll)),
+                   kv("llm.usage.total_tokens", av_int(9000000000ll))));
+  assert_int_equal(r->input_tokens.v, 100);
+  assert_false(r->output_tokens.set);
+  assert_false(r->cache_read_tokens.set);
+  assert_false(r->reasoning_tokens.set);
+  assert_false(r->total_tokens.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE));
+  r = one(&res, SPAN(kv("gen_ai.usage.input_tokens", av_int(100)), kv("gen_ai.usage.output_tokens", av_int(10)),
+                     kv("llm.usage.total_tokens", av_int(9000000000ll))));
+  assert_false(r->total_tokens.set);
+  assert_false(gw_record_has_flag(r, GW_FLAG_TOTAL_DERIVED));
+
+  /* An out-of-range value falls through to the next dialect's key, as a malformed one does. */
+  r = one(&res, SPAN(kv("gen_ai.usage.input_tokens", av_int(3000000000ll)), kv("llm.token_count.prompt", av_int(42))));
+  assert_int_equal(r->input_tokens.v, 42);
+  assert_true(gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE));
+
+  /* Langfuse usage_details: an exclusive bucket, a part of the inclusive sum, or the sum itself. */
+  static const char *const lf[] = {
+    "{\"input\":3000000000,\"output\":10}",
+    "{\"input\":10,\"input_cached_tokens\":3000000000,\"output\":10}",
+    "{\"input\":2000000000,\"input_cache_creation\":200000000,\"output\":10}",
+    "{\"input\":-10,\"output\":10}",
+  };
+  for (size_t i = 0; i < sizeof lf / sizeof lf[0]; i++) {
+    r = one(&res, SPAN(kv("langfuse.observation.usage_details", av_str(lf[i]))));
+    if (r->input_tokens.set || r->total_tokens.set || r->output_tokens.v != 10 ||
+        !gw_record_has_flag(r, GW_FLAG_TOKENS_OUT_OF_RANGE))
+      fail_msg("%s: input set %d (%lld), total set %d, flags %#x", lf[i], r->input_tokens.set,
+               (long long)r->input_tokens.v, r->total_tokens.set, r->flags);
+  }
+  r = one(&res, SPAN(kv("langfuse.observation.usage_details", av_str("{\"input\":10,\"total\":3000000000}")),
+                     kv("gen_ai.usage.output_tokens", av_int(5))));
+  assert_int_equal(r->input_tokens.v, 10);
+  assert_false(r->total_tokens.set);
 }
 
 static GwAnyValue *structured_messages(void)
@@ -818,6 +932,45 @@ static void test_start_time_window(void **state)
   assert_string_equal(res.reject_msg, "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano: more than 1 day in the future");
 }
 
+/* Issue 11: retention_days above ~20 800 (36 500 was allowed) made now - retention_days x 1 day wrap in
+ * uint64, and every span was refused as older than the window. The window saturates now; the config's
+ * maximum (18 250 days) keeps it after 1970 anyway (test_conf). */
+static void test_issue11_retention_window(void **state)
+{
+  (void)state;
+  const uint64_t day = 86400ull * 1000000000ull, now = 1763884800000000000ull; /* 2025-11-23 */
+  struct gw_normalize_opts o = gw_normalize_window(now, 90);
+  assert_true(o.min_start_ns == now - 90 * day);
+  assert_true(o.max_start_ns == now + day);
+  o = gw_normalize_window(now, 18250); /* the config's maximum */
+  assert_true(o.min_start_ns == now - 18250 * day);
+  /* Past 1970: the window starts at the first storable instant, whatever the count. */
+  assert_true(gw_normalize_window(now, 20414).min_start_ns == now - 20414 * day); /* 20415.33 days since 1970 */
+  static const uint32_t big[] = {20415, 20416, 36500, UINT32_MAX};
+  for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+    o = gw_normalize_window(now, big[i]);
+    if (o.min_start_ns != 1 || o.max_start_ns != now + day)
+      fail_msg("%u days: window [%llu, %llu]", big[i], (unsigned long long)o.min_start_ns,
+               (unsigned long long)o.max_start_ns);
+  }
+  o = gw_normalize_window(UINT64_MAX - 1, 90);
+  assert_true(o.max_start_ns == UINT64_MAX);
+
+  /* A current span passes, one without a start time does not. */
+  o = gw_normalize_window(now, 36500);
+  GwSpan *s[2] = {SPAN(kv("gen_ai.request.model", av_str("now"))), SPAN(kv("gen_ai.request.model", av_str("none")))};
+  s[1]->span_id.data[0] = 0x20;
+  s[0]->start_time_unix_nano = now;
+  s[1]->start_time_unix_nano = 0;
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(request(2, s), A, &o, &res, &err), GW_OK);
+  assert_int_equal(res.nrejected, 1);
+  assert_int_equal(res.nrecords, 1);
+  assert_string_equal(res.records[0].request_model, "now");
+  assert_string_equal(res.reject_msg, "resourceSpans[0].scopeSpans[0].spans[1].startTimeUnixNano: before the retention window");
+}
+
 static void test_non_genai_span(void **state)
 {
   (void)state;
@@ -951,6 +1104,75 @@ static void test_status_time_and_attributes(void **state)
   assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
 }
 
+/* Issue 11: a usage_details number that is no int64 was converted with (int64_t)d: undefined for 1e300,
+ * NaN or Infinity (UBSan's float-cast-overflow), silently dropped in Release. Each is now flagged: a
+ * whole number out of range as tokens_out_of_range, anything else as bad_attribute; as a non-finite time
+ * to first chunk is (it stored Infinity, which made its hour's latency sum infinite). */
+static void test_issue11_usage_doubles(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *json;
+    enum gw_flag flag;
+  } bad[] = {
+    {"{\"input\":1e300}", GW_FLAG_TOKENS_OUT_OF_RANGE},
+    {"{\"input\":-1e300}", GW_FLAG_TOKENS_OUT_OF_RANGE},
+    {"{\"input\":9223372036854775808.0}", GW_FLAG_TOKENS_OUT_OF_RANGE},
+    {"{\"input\":10000000000000000000}", GW_FLAG_TOKENS_OUT_OF_RANGE},
+    {"{\"input\":-1}", GW_FLAG_TOKENS_OUT_OF_RANGE},
+    {"{\"input\":1e400}", GW_FLAG_BAD_ATTRIBUTE},
+    {"{\"input\":NaN}", GW_FLAG_BAD_ATTRIBUTE},
+    {"{\"input\":Infinity}", GW_FLAG_BAD_ATTRIBUTE},
+    {"{\"input\":-Infinity}", GW_FLAG_BAD_ATTRIBUTE},
+    {"{\"input\":2.5}", GW_FLAG_BAD_ATTRIBUTE},
+    {"{\"input\":\"12\"}", GW_FLAG_BAD_ATTRIBUTE},
+  };
+  struct gw_normalize_result res;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const struct gw_record *r = one(&res, SPAN(kv("langfuse.observation.usage_details", av_str(bad[i].json))));
+    if (r->input_tokens.set || !gw_record_has_flag(r, bad[i].flag))
+      fail_msg("%s: input %lld (set %d), flags %#x", bad[i].json, (long long)r->input_tokens.v, r->input_tokens.set,
+               r->flags);
+  }
+  /* Integral doubles are counts. */
+  const struct gw_record *r =
+    one(&res, SPAN(kv("langfuse.observation.usage_details", av_str("{\"input\":12.0,\"output\":3e2}"))));
+  assert_int_equal(r->input_tokens.v, 12);
+  assert_int_equal(r->output_tokens.v, 300);
+  assert_false(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+
+  static const char *const bad_ttfc[] = {"inf", "1e308", "nan", "-1"};
+  for (size_t i = 0; i < sizeof bad_ttfc / sizeof bad_ttfc[0]; i++) {
+    r = one(&res, SPAN(kv("gen_ai.response.time_to_first_chunk", av_str(bad_ttfc[i]))));
+    if (r->first_token_latency_ms.set || !gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE))
+      fail_msg("time_to_first_chunk %s: %g ms (set %d)", bad_ttfc[i], r->first_token_latency_ms.v,
+               r->first_token_latency_ms.set);
+  }
+}
+
+/* Issue 11: langfuse.observation.completion_start_time past 2262 (int64 ns) was secs * 10^9 overflowing
+ * (a UBSan abort; a wrapped time and a made-up first-token latency in Release). */
+static void test_issue11_completion_start_after_2262(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r =
+    one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("9999-12-31T23:59:59Z"))));
+  assert_false(r->first_token_latency_ms.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  /* The last instant int64 ns hold, and the next one. */
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("2262-04-11T23:47:16.854775807Z"))));
+  assert_true(r->first_token_latency_ms.set);
+  assert_true(r->first_token_latency_ms.v == (double)(INT64_MAX - 1700000000000000000ll) / 1e6);
+  assert_false(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("2262-04-11T23:47:16.854775808Z"))));
+  assert_false(r->first_token_latency_ms.set);
+  assert_true(gw_record_has_flag(r, GW_FLAG_BAD_ATTRIBUTE));
+  /* A zone offset that moves the instant back into range. */
+  r = one(&res, SPAN(kv("langfuse.observation.completion_start_time", av_str("2262-04-12T00:47:16.854775807+01:00"))));
+  assert_true(r->first_token_latency_ms.set);
+}
+
 static void test_arena_exhaustion(void **state)
 {
   (void)state;
@@ -979,6 +1201,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_openllmetry, setup, teardown),
     cmocka_unit_test_setup_teardown(test_openinference, setup, teardown),
     cmocka_unit_test_setup_teardown(test_langfuse_usage_exclusive, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_token_sum_overflow, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_tokens_out_of_range, setup, teardown),
     cmocka_unit_test_setup_teardown(test_structured_vs_string_messages, setup, teardown),
     cmocka_unit_test_setup_teardown(test_messages_direct_vs_json_c, setup, teardown),
     cmocka_unit_test_setup_teardown(test_double_text, setup, teardown),
@@ -986,9 +1210,12 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_events_fill_missing_content, setup, teardown),
     cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),
     cmocka_unit_test_setup_teardown(test_start_time_window, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_retention_window, setup, teardown),
     cmocka_unit_test_setup_teardown(test_non_genai_span, setup, teardown),
     cmocka_unit_test_setup_teardown(test_operation_mapping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_status_time_and_attributes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_usage_doubles, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue11_completion_start_after_2262, setup, teardown),
     cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

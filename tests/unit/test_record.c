@@ -1,5 +1,5 @@
 /* test_record.c: the spool codec of the canonical record round-trips every field type and refuses
- * truncated or lying input. */
+ * truncated or lying input; the arena and string builder it is built with. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +129,114 @@ static void test_arena_keep(void **st)
   }
 }
 
+/* A budget shared by arenas (the receivers' in-flight bytes): what an arena holds is taken from it as the
+ * arena grows, all of it is given back at reset, and a refusal fails the allocation with refused set,
+ * where the cap fails it without (issue 12). */
+struct budget {
+  size_t left, taken;
+};
+
+static bool budget_take(void *ctx, size_t n)
+{
+  struct budget *b = ctx;
+  if (n > b->left)
+    return false;
+  b->left -= n;
+  b->taken += n;
+  return true;
+}
+
+static void budget_give(void *ctx, size_t n)
+{
+  struct budget *b = ctx;
+  assert_true(n <= b->taken);
+  b->left += n;
+  b->taken -= n;
+}
+
+static void test_arena_budget(void **st)
+{
+  (void)st;
+  struct budget b = {.left = 3 << 20};
+  const struct gw_arena_budget ab = {budget_take, budget_give, &b};
+  struct gw_arena *a = gw_arena_create(64 << 20);
+  assert_true(gw_arena_set_budget(a, &ab));
+  for (int i = 0; i < 2; i++)
+    assert_non_null(gw_arena_alloc(a, 1 << 20));
+  assert_int_equal(b.taken, gw_arena_used(a)); /* every chunk byte, taken before it was allocated */
+  assert_null(gw_arena_alloc(a, 2 << 20));     /* the budget, not the cap, says no */
+  assert_true(gw_arena_exhausted(a));
+  assert_true(gw_arena_refused(a));
+  gw_arena_reset(a);
+  assert_int_equal(b.taken, 0); /* all given back, and the budget dropped */
+  assert_non_null(gw_arena_alloc(a, 8 << 20));
+  assert_int_equal(b.taken, 0);
+
+  /* Taken up front (a decode's known cost), then drawn on; the cap still wins and is not "refused". */
+  assert_true(gw_arena_set_budget(a, &ab) == false); /* it already holds 8 MiB, more than the 3 left */
+  gw_arena_reset(a);
+  assert_true(gw_arena_set_budget(a, &ab));
+  assert_int_equal(gw_arena_expect(a, 2 << 20), 0);
+  assert_int_equal(b.taken, 2 << 20);
+  assert_non_null(gw_arena_alloc(a, 1 << 20));
+  assert_int_equal(b.taken, 2 << 20); /* drew on what was taken */
+  assert_int_equal(gw_arena_expect(a, 4 << 20), -2);
+  assert_true(gw_arena_refused(a));
+  assert_int_equal(gw_arena_expect(a, 100 << 20), -1);
+  assert_false(gw_arena_refused(a));
+  assert_true(gw_arena_room(a) < 64 << 20);
+
+  /* Memory held outside the arena (a json-c document) borrowed against both, then returned. */
+  size_t used = gw_arena_used(a);
+  assert_true(gw_arena_borrow(a, 512 * 1024));
+  assert_int_equal(gw_arena_used(a), used + 512 * 1024);
+  assert_false(gw_arena_borrow(a, 2 << 20));
+  assert_true(gw_arena_refused(a));
+  gw_arena_unborrow(a, 512 * 1024);
+  assert_int_equal(gw_arena_used(a), used);
+  gw_arena_destroy(a);
+  assert_int_equal(b.taken, 0); /* destroy gives back too */
+}
+
+/* Big buffers grow and shrink in place or by remapping, keep their content, and obey cap and budget. */
+static void test_arena_big(void **st)
+{
+  (void)st;
+  struct budget b = {.left = 16 << 20};
+  const struct gw_arena_budget ab = {budget_take, budget_give, &b};
+  struct gw_arena *a = gw_arena_create(12 << 20);
+  assert_true(gw_arena_set_budget(a, &ab));
+  char *small = gw_arena_alloc(a, 100);
+  memset(small, 's', 100);
+  unsigned char *p = gw_arena_alloc_big(a, 64 * 1024);
+  assert_non_null(p);
+  for (size_t i = 0; i < 64 * 1024; i++)
+    p[i] = (unsigned char)i;
+  for (size_t n = 128 * 1024; n <= 8u << 20; n *= 2) {
+    p = gw_arena_resize_big(a, p, n);
+    assert_non_null(p);
+    for (size_t i = 0; i < 64 * 1024; i += 4093)
+      assert_int_equal(p[i], (unsigned char)i);
+    p[n - 1] = 1;
+  }
+  assert_null(gw_arena_resize_big(a, p, 16u << 20)); /* past the cap: NULL, p still valid */
+  assert_false(gw_arena_refused(a));
+  assert_int_equal(p[100], 100);
+  size_t before = gw_arena_used(a);
+  p = gw_arena_resize_big(a, p, 1000); /* cut to the output */
+  assert_non_null(p);
+  assert_true(gw_arena_used(a) < before - (7u << 20));
+  assert_int_equal(p[999], (unsigned char)999);
+  /* small allocations still go to the chunk they were using */
+  char *small2 = gw_arena_alloc(a, 100);
+  assert_true(small2 > small && small2 < small + 16 * 1024);
+  assert_int_equal(small[99], 's');
+  gw_arena_reset(a);
+  assert_int_equal(b.taken, 0);
+  assert_int_equal(gw_arena_kept(a) < (1u << 20), 1); /* big buffers are never kept */
+  gw_arena_destroy(a);
+}
+
 static void test_json_escaping(void **st)
 {
   (void)st;
@@ -237,6 +345,8 @@ int main(void)
     cmocka_unit_test(test_arena_cap),
     cmocka_unit_test(test_arena_reset_reuses_chunks),
     cmocka_unit_test(test_arena_keep),
+    cmocka_unit_test(test_arena_budget),
+    cmocka_unit_test(test_arena_big),
     cmocka_unit_test(test_json_escaping),
     cmocka_unit_test(test_json_escaping_positions),
     cmocka_unit_test(test_sb_i64),

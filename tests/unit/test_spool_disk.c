@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "core/metrics.h"
@@ -237,6 +238,55 @@ static void test_damaged_record_skipped(void **st)
   gw_spool_destroy(s);
 }
 
+/* A client's payload holding bytes shaped like a record (its CRC computed as anyone could, without the
+ * segment's nonce) is never taken for a record when recovery searches past damage in front of it. */
+static void test_forged_record_in_payload_not_replayed(void **st)
+{
+  (void)st;
+  unsigned char forged[48 + 8] = {0};
+  uint32_t v32;
+  uint64_t v64;
+  v32 = 0x31525747u; /* "GWR1" */
+  memcpy(forged, &v32, 4);
+  v64 = 1000000;
+  memcpy(forged + 8, &v64, 8);
+  v32 = 5;
+  memcpy(forged + 24, &v32, 4);
+  forged[32] = GW_SIGNAL_TRACES;
+  forged[33] = GW_SPOOL_FORMAT;
+  v32 = 1;
+  memcpy(forged + 40, &v32, 4);
+  memcpy(forged + 48, "EVIL!", 5);
+  v32 = (uint32_t)crc32(crc32(0L, forged + 8, 40), forged + 48, 5);
+  memcpy(forged + 4, &v32, 4);
+
+  struct gw_spool *s = open_spool(1 << 20, 0, "never");
+  gw_spool_add_consumer(s, "postgres");
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, forged, sizeof forged, NULL, 0};
+  assert_int_equal(gw_spool_append(s, &in), GW_OK);
+  assert_int_equal(put(s, "after", NULL, 1), GW_OK);
+  gw_spool_destroy(s);
+  /* damage the first record's magic: recovery searches forward from there, through the payload */
+  char seg[2][64];
+  assert_int_equal(segments(seg, 2), 1);
+  char p[600];
+  snprintf(p, sizeof p, "%s/%s", dir, seg[0]);
+  FILE *f = fopen(p, "r+b");
+  assert_non_null(f);
+  fseek(f, 32, SEEK_SET);
+  fputc('X', f);
+  fclose(f);
+
+  s = open_spool(1 << 20, 0, "never");
+  int a = gw_spool_add_consumer(s, "postgres");
+  struct gw_spool_entry e[4];
+  size_t n = gw_spool_peek(s, a, e, 4, 0, 0, far());
+  assert_int_equal(n, 1);
+  assert_int_equal(e[0].otlp_len, 5);
+  assert_memory_equal(e[0].otlp, "after", 5);
+  gw_spool_destroy(s);
+}
+
 /* Small segments: once every consumer is past a segment its file is deleted and its bytes are free again;
  * the cap counts the files. */
 static void test_segments_reclaimed(void **st)
@@ -420,6 +470,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_entries_survive_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_torn_tail_skipped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_damaged_record_skipped, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_forged_record_in_payload_not_replayed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_segments_reclaimed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),

@@ -579,6 +579,135 @@ static void test_bad_event_rejected_rest_stored(void **state)
   exec_or_fail(db, "DROP TABLE ai_interaction_events_p20250101"); /* test_partitions_for_any_day creates it */
 }
 
+/* Text of n pseudo-random letters and digits (it does not compress, as a real id would not). */
+static char *noise(size_t n, unsigned seed)
+{
+  char *t = gw_arena_alloc(arena, n + 1);
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; i++) {
+    x = x * 1103515245u + 12345u;
+    t[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[(x >> 16) % 36];
+  }
+  t[n] = 0;
+  return t;
+}
+
+/* Issue 11 item 4: a row with a value no column can hold (an int past 2^31 - 1, no start time, an index
+ * key longer than a btree entry holds) used to fail the whole batch's transaction and cost a split down
+ * to itself. The writer now checks each row against its columns first: such rows go to
+ * ai_interaction_rejects at once, with the reason, and the rest of the batch is written in one go. */
+static void test_issue11_unfit_rows_no_split(void **state)
+{
+  enum { N = 300 };
+  void *s = store_create(dsn);
+  struct gw_record *r = calloc(N, sizeof *r);
+  for (int i = 0; i < N; i++) {
+    r[i] = rec(0x1100 + (unsigned)i % 9, (unsigned long long)i + 1, T0 + (uint64_t)i * 1000000ull);
+    r[i].service_name = "svc";
+    r[i].operation = "chat";
+    r[i].model_id = "gpt-4o";
+    r[i].input_tokens = (struct gw_opt_i64){100, true};
+  }
+  r[10].input_tokens = (struct gw_opt_i64){3000000000ll, true};
+  r[50].redaction_count = (struct gw_opt_i64){-3000000000ll, true};
+  r[100].start_ns = 0;
+  r[150].session_id = noise(3000, 1);
+  r[200].model_id = noise(2700, 2);
+  r[250].service_name = noise(1000, 3); /* each alone fits an index; together not the rollups' key */
+  r[250].provider = noise(1000, 4);
+  r[250].model_id = noise(700, 5);
+  /* The largest keys that fit are stored. */
+  r[260].user_id = noise(2600, 6);
+  r[270].service_name = noise(1300, 7);
+  r[270].provider = noise(1200, 8);
+  r[270].model_id = "m";
+  r[270].operation = "chat";
+  r[280].input_tokens = (struct gw_opt_i64){INT32_MAX, true};
+  r[290].cache_read_tokens = (struct gw_opt_i64){INT32_MIN, true};
+
+  int64_t splits0 = gw_metric_get(GW_M_PG_SPLITS), rej0 = gw_metric_get(GW_M_RECORDS_REJECTED_DB);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, N, &out), GW_SINK_OK);
+  assert_int_equal(gw_metric_get(GW_M_PG_SPLITS) - splits0, 0);
+  assert_int_equal(rows(), N - 6);
+  assert_int_equal(out.dropped, 6);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_REJECTED_DB) - rej0, 6);
+  assert_string_equal(qv("SELECT string_agg(span_id || ' ' || error, E'\\n' ORDER BY span_id) FROM ai_interaction_rejects"),
+                      "000000000000000b 22003: input_tokens 3000000000 is out of range for type integer (found before "
+                      "sending the row)\n"
+                      "0000000000000033 22003: redaction_count -3000000000 is out of range for type integer (found "
+                      "before sending the row)\n"
+                      "0000000000000065 23502: start_time is missing and the column is NOT NULL (found before sending "
+                      "the row)\n"
+                      "0000000000000097 54000: session_id is 3000 bytes, more than the 2600 an index entry holds (found "
+                      "before sending the row)\n"
+                      "00000000000000c9 54000: model_id is 2700 bytes, more than the 2600 an index entry holds (found "
+                      "before sending the row)\n"
+                      "00000000000000fb 54000: service_name, provider, model_id and operation are 2704 bytes together, "
+                      "more than the 2600 the rollups' key holds (found before sending the row)");
+  /* Kept whole, as the split path keeps a refused row. */
+  assert_string_equal(qv("SELECT record->>'input_tokens' FROM ai_interaction_rejects WHERE span_id = '000000000000000b'"),
+                      "3000000000");
+  assert_string_equal(qv("SELECT length(record->>'session_id') FROM ai_interaction_rejects "
+                         "WHERE span_id = '0000000000000097'"),
+                      "3000");
+  assert_string_equal(qv("SELECT length(user_id) FROM ai_interaction_traces WHERE span_id = '0000000000000105'"), "2600");
+  assert_string_equal(qv("SELECT input_tokens FROM ai_interaction_traces WHERE span_id = '0000000000000119'"),
+                      "2147483647");
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), N - 6);
+  assert_int_equal(rollup_diff(), 0);
+  free(r);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* The same for GenAI events: seq and redaction_count are int columns, event_name is in their key. */
+static void test_issue11_unfit_events_no_split(void **state)
+{
+  enum { N = 40 };
+  void *s = store_create(dsn);
+  struct gw_event ev[N];
+  memset(ev, 0, sizeof ev);
+  for (int i = 0; i < N; i++) {
+    snprintf(ev[i].trace_id, sizeof ev[i].trace_id, "%032x", 0xe2);
+    snprintf(ev[i].span_id, sizeof ev[i].span_id, "%016x", i + 1);
+    ev[i].time_ns = T0 + (uint64_t)i;
+    ev[i].event_name = "gen_ai.user.message";
+    ev[i].seq = (struct gw_opt_i64){i, true};
+    ev[i].role = "user";
+    ev[i].direction = "input";
+    ev[i].content = "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\"}]}";
+  }
+  ev[5].seq = (struct gw_opt_i64){3000000000ll, true};
+  ev[15].redaction_count = (struct gw_opt_i64){1ll << 40, true};
+  ev[25].event_name = noise(3000, 9);
+  struct gw_sb sb;
+  gw_sb_init(&sb, arena);
+  assert_int_equal(gw_events_encode(ev, N, &sb), GW_OK);
+  struct gw_spool_entry e;
+  memset(&e, 0, sizeof e);
+  e.seq = 1;
+  e.format = GW_SPOOL_FORMAT;
+  e.signal = GW_SIGNAL_LOGS;
+  e.flags = GW_ENTRY_HAS_GENAI;
+  e.nspans = e.nrecords = N;
+  e.records_len = sb.len;
+  e.records = gw_sb_finish(&sb);
+  int64_t splits0 = gw_metric_get(GW_M_PG_SPLITS);
+  struct gw_sink_outcome out;
+  memset(&out, 0, sizeof out);
+  assert_int_equal(gw_store_pg_sink.send(s, &e, 1, &out), GW_SINK_OK);
+  assert_int_equal(gw_metric_get(GW_M_PG_SPLITS) - splits0, 0);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_events"), N - 3);
+  assert_int_equal(out.dropped, 3);
+  assert_string_equal(qv("SELECT string_agg(span_id || ' ' || split_part(error, ' ', 1) || split_part(error, ' ', 2), "
+                         "',' ORDER BY span_id) FROM ai_interaction_rejects"),
+                      "0000000000000006 22003:seq,0000000000000010 22003:redaction_count,000000000000001a 54000:event_name");
+  assert_string_equal(qv("SELECT record->>'seq' FROM ai_interaction_rejects WHERE span_id = '0000000000000006'"),
+                      "3000000000");
+  gw_store_pg_sink.destroy(s);
+  exec_or_fail(db, "DROP TABLE ai_interaction_events_p20250101"); /* test_partitions_for_any_day creates it */
+}
+
 static void test_partitions_for_any_day(void **state)
 {
   void *s = store_create(dsn);
@@ -1299,6 +1428,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_event_rejected_rest_stored, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_rows_rejected_rest_stored, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_issue11_unfit_rows_no_split, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_issue11_unfit_events_no_split, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partitions_for_any_day, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_entries_filtered, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_connection_failure_then_reconnect, reset_test, clean_test),

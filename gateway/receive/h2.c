@@ -1,0 +1,554 @@
+/*
+ * h2.c: OTLP/HTTP over HTTP/2 with nghttp2, on the OTLP/HTTP port (h2c with prior knowledge, or ALPN h2
+ * under TLS; front.c decides). /v1/traces and /v1/logs are served exactly as over HTTP/1.1: the head, the
+ * body and the answer go through http_req.c, so status codes, content types, gzip, size limits and
+ * credentials are the same.
+ *
+ * A connection's session lives on its front loop; nghttp2 parses into callbacks and serializes into
+ * memory (mem_recv / mem_send), so the same code runs over plaintext and TLS. A complete request becomes
+ * a job for a worker thread (the pipeline takes milliseconds of CPU and may wait for spool room); the
+ * answer comes back to the loop through its completion list and eventfd, after the disk spool's sync
+ * when there is one (gw_request_defer), and is submitted on the stream if the stream is still open.
+ * Limits: receivers.http.max_concurrent_streams streams at once, a 16 KiB header list, a body within
+ * body_timeout_ms of its headers (else RST_STREAM CANCEL, counted), an idle connection closed with
+ * GOAWAY after idle_timeout_ms; nothing more is read from a client that does not read its answers.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "receive/front_int.h"
+#include "receive/http_req.h"
+
+#define HDR_MAX 1024               /* longest header value kept */
+#define STREAM_WINDOW (1 << 20)    /* per stream: a 270 KB body needs no WINDOW_UPDATE round trip */
+#define CONN_WINDOW (16 << 20)
+#define WORK_QUEUE_MAX 4096
+
+struct h2stream {
+  struct h2stream *prev, *next; /* the connection's streams */
+  struct h2conn *hc;            /* NULL once the connection is gone */
+  int32_t id;
+  char path[256], method[16], ctype[128], cenc[32], clen[24];
+  char *authz, *apikey;
+  bool have_path, begun, refused, dispatched, closed;
+  struct gw_http_req q;
+  struct gw_http_resp resp;
+  size_t resp_off;
+  char hname[32];
+  uint64_t deadline_ms; /* the body must be complete by then; 0: none */
+};
+
+struct h2conn {
+  struct fconn *fc;
+  nghttp2_session *s;
+  struct h2stream *streams;
+  unsigned char *out; /* serialized frames the socket did not take yet */
+  size_t out_off, out_len, out_cap;
+  bool want_write; /* TLS wants the socket writable */
+  uint64_t idle_since_ms;
+};
+
+struct h2job {
+  struct h2job *next;
+  struct loop *lp;
+  struct h2stream *st;
+  atomic_int left; /* deferred: the worker's part and the spool's */
+  gw_rc durable_rc;
+};
+
+static struct gw_front *front_of(struct h2conn *hc) { return hc->fc->lp->f; }
+
+/* ---- streams ---- */
+
+static void stream_free(struct h2stream *st, struct gw_pipeline *p)
+{
+  if (st->hc) {
+    struct h2conn *hc = st->hc;
+    if (st->prev)
+      st->prev->next = st->next;
+    else
+      hc->streams = st->next;
+    if (st->next)
+      st->next->prev = st->prev;
+  }
+  gw_http_req_fini(p, &st->q);
+  gw_http_resp_fini(&st->resp);
+  free(st->authz);
+  free(st->apikey);
+  free(st);
+}
+
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *user)
+{
+  (void)s, (void)id, (void)user;
+  struct h2stream *st = src->ptr;
+  size_t left = st->resp.len - st->resp_off;
+  size_t n = left < len ? left : len;
+  memcpy(buf, (char *)st->resp.body + st->resp_off, n);
+  st->resp_off += n;
+  if (st->resp_off == st->resp.len)
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME}
+
+/* Submit st->resp on the stream. */
+static void respond(struct h2conn *hc, struct h2stream *st)
+{
+  char status[8], clen[24], ra[16];
+  snprintf(status, sizeof status, "%u", st->resp.status);
+  snprintf(clen, sizeof clen, "%zu", st->resp.len);
+  nghttp2_nv nva[6] = {NV(":status", status), NV("content-type", st->resp.content_type), NV("content-length", clen)};
+  size_t n = 3;
+  if (st->resp.status == 429 || st->resp.status == 503) {
+    snprintf(ra, sizeof ra, "%u", front_of(hc)->p->conf->receivers.retry_after_s);
+    nva[n++] = (nghttp2_nv)NV("retry-after", ra);
+  }
+  if (st->resp.hname) {
+    /* HTTP/2 header names are lowercase (RFC 9113 §8.2.1) */
+    size_t i = 0;
+    for (; st->resp.hname[i] && i + 1 < sizeof st->hname; i++)
+      st->hname[i] = (char)tolower((unsigned char)st->resp.hname[i]);
+    st->hname[i] = '\0';
+    nva[n++] = (nghttp2_nv){(uint8_t *)st->hname, (uint8_t *)st->resp.hvalue, i, strlen(st->resp.hvalue),
+                            NGHTTP2_NV_FLAG_NONE};
+  }
+  nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_body};
+  st->resp_off = 0;
+  nghttp2_submit_response(hc->s, st->id, nva, n, &dp);
+}
+
+/* ---- workers ---- */
+
+static void job_post(struct h2job *j)
+{
+  struct loop *lp = j->lp;
+  pthread_mutex_lock(&lp->done_mu);
+  j->next = lp->done_head;
+  lp->done_head = j;
+  pthread_mutex_unlock(&lp->done_mu);
+  uint64_t one = 1;
+  if (write(lp->wake, &one, sizeof one) < 0)
+    gw_debug("http", "eventfd: %s", strerror(errno));
+}
+
+static void on_durable(void *arg, gw_rc rc)
+{
+  struct h2job *j = arg;
+  j->durable_rc = rc;
+  if (atomic_fetch_sub(&j->left, 1) == 1)
+    job_post(j);
+}
+
+static void *worker_main(void *arg)
+{
+  struct gw_front *f = arg;
+  pthread_setname_np(pthread_self(), "gw-http2-work");
+  pthread_mutex_lock(&f->work_mu);
+  for (;;) {
+    while (!f->work_head && !f->workers_stop)
+      pthread_cond_wait(&f->work_cv, &f->work_mu);
+    if (!f->work_head)
+      break;
+    struct h2job *j = f->work_head;
+    f->work_head = j->next;
+    if (!f->work_head)
+      f->work_tail = NULL;
+    f->work_len--;
+    pthread_mutex_unlock(&f->work_mu);
+    atomic_init(&j->left, 2);
+    bool deferred = gw_http_finish(f->p, &j->st->q, on_durable, j, &j->st->resp);
+    if (!deferred || atomic_fetch_sub(&j->left, 1) == 1)
+      job_post(j);
+    pthread_mutex_lock(&f->work_mu);
+  }
+  pthread_mutex_unlock(&f->work_mu);
+  return NULL;
+}
+
+void gw_h2_workers_start(struct gw_front *f)
+{
+  pthread_mutex_init(&f->work_mu, NULL);
+  pthread_cond_init(&f->work_cv, NULL);
+  f->work_max = WORK_QUEUE_MAX;
+  f->nworkers = f->nloops;
+  for (int i = 0; i < f->nworkers; i++)
+    pthread_create(&f->workers[i], NULL, worker_main, f);
+}
+
+void gw_h2_workers_stop(struct gw_front *f)
+{
+  pthread_mutex_lock(&f->work_mu);
+  f->workers_stop = true;
+  pthread_cond_broadcast(&f->work_cv);
+  pthread_mutex_unlock(&f->work_mu);
+  for (int i = 0; i < f->nworkers; i++)
+    pthread_join(f->workers[i], NULL);
+  pthread_cond_destroy(&f->work_cv);
+  pthread_mutex_destroy(&f->work_mu);
+}
+
+/* The request's body is complete: hand it to a worker, or refuse it when they are all behind. */
+static void dispatch(struct h2conn *hc, struct h2stream *st)
+{
+  struct gw_front *f = front_of(hc);
+  st->deadline_ms = 0;
+  pthread_mutex_lock(&f->work_mu);
+  if (f->work_len >= f->work_max) {
+    pthread_mutex_unlock(&f->work_mu);
+    gw_metric_add(GW_M_BACKPRESSURE, 1);
+    gw_http_req_fini(f->p, &st->q);
+    gw_http_resp_error(f->p, st->q.json, GW_ERR(BUSY), "too many requests waiting: retry later", &st->resp);
+    respond(hc, st);
+    return;
+  }
+  struct h2job *j = gw_calloc(1, sizeof *j);
+  j->lp = hc->fc->lp;
+  j->st = st;
+  st->dispatched = true;
+  atomic_fetch_add(&f->jobs, 1);
+  if (f->work_tail)
+    f->work_tail->next = j;
+  else
+    f->work_head = j;
+  f->work_tail = j;
+  f->work_len++;
+  pthread_cond_signal(&f->work_cv);
+  pthread_mutex_unlock(&f->work_mu);
+}
+
+static void flush(struct h2conn *hc);
+
+void gw_h2_completions(struct loop *lp)
+{
+  pthread_mutex_lock(&lp->done_mu);
+  struct h2job *j = lp->done_head;
+  lp->done_head = NULL;
+  pthread_mutex_unlock(&lp->done_mu);
+  while (j) {
+    struct h2job *next = j->next;
+    struct h2stream *st = j->st;
+    struct gw_front *f = lp->f;
+    st->dispatched = false;
+    if (j->durable_rc) {
+      gw_http_resp_fini(&st->resp);
+      gw_http_resp_durable_failed(f->p, st->q.json, j->durable_rc, &st->resp);
+    }
+    if (st->closed || !st->hc) {
+      stream_free(st, f->p); /* the client went away meanwhile */
+    } else {
+      respond(st->hc, st);
+      flush(st->hc);
+    }
+    atomic_fetch_sub(&f->jobs, 1);
+    free(j);
+    j = next;
+  }
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, void *user)
+{
+  struct h2conn *hc = user;
+  if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST)
+    return 0;
+  struct h2stream *st = gw_calloc(1, sizeof *st);
+  st->hc = hc;
+  st->id = fr->hd.stream_id;
+  st->deadline_ms = gw_front_now_ms() + front_of(hc)->header_ms;
+  st->next = hc->streams;
+  if (hc->streams)
+    hc->streams->prev = st;
+  hc->streams = st;
+  nghttp2_session_set_stream_user_data(s, st->id, st);
+  atomic_fetch_add(&front_of(hc)->h2_streams, 1);
+  return 0;
+}
+
+static void keep(char *dst, size_t cap, const uint8_t *v, size_t n)
+{
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(dst, v, n);
+  dst[n] = '\0';
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+  (void)flags, (void)user;
+  if (fr->hd.type != NGHTTP2_HEADERS)
+    return 0;
+  struct h2stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+  if (!st)
+    return 0;
+#define IS(lit) (nlen == sizeof(lit) - 1 && memcmp(name, lit, nlen) == 0)
+  if (IS(":path")) {
+    keep(st->path, sizeof st->path, value, vlen);
+    st->have_path = true;
+  } else if (IS(":method")) {
+    keep(st->method, sizeof st->method, value, vlen);
+  } else if (IS("content-type")) {
+    keep(st->ctype, sizeof st->ctype, value, vlen);
+  } else if (IS("content-encoding")) {
+    keep(st->cenc, sizeof st->cenc, value, vlen);
+  } else if (IS("content-length")) {
+    keep(st->clen, sizeof st->clen, value, vlen);
+  } else if (IS("authorization") && !st->authz && vlen <= HDR_MAX) {
+    st->authz = gw_malloc(vlen + 1);
+    keep(st->authz, vlen + 1, value, vlen);
+  } else if (IS("x-api-key") && !st->apikey && vlen <= HDR_MAX) {
+    st->apikey = gw_malloc(vlen + 1);
+    keep(st->apikey, vlen + 1, value, vlen);
+  }
+#undef IS
+  return 0;
+}
+
+/* The head is complete: judge it as HTTP/1.1 would. */
+static void begin(struct h2conn *hc, struct h2stream *st)
+{
+  struct gw_front *f = front_of(hc);
+  char path[sizeof st->path];
+  snprintf(path, sizeof path, "%s", st->path);
+  path[strcspn(path, "?")] = '\0'; /* the query is not part of the route, as libmicrohttpd sees it */
+  struct gw_http_head h = {
+    .path = path,
+    .method = st->method,
+    .content_type = st->ctype[0] ? st->ctype : NULL,
+    .content_encoding = st->cenc[0] ? st->cenc : NULL,
+    .content_length = st->clen[0] ? st->clen : NULL,
+    .authorization = st->authz,
+    .api_key = st->apikey,
+    .authorization_len = st->authz ? strlen(st->authz) : 0,
+    .api_key_len = st->apikey ? strlen(st->apikey) : 0,
+  };
+  if (!gw_http_begin(f->p, "otlp_http", &h, &st->q, &st->resp)) {
+    st->refused = true; /* answered now; a body still coming is read and dropped */
+    st->deadline_ms = 0;
+    respond(hc, st);
+    return;
+  }
+  st->begun = true;
+  st->deadline_ms = gw_front_now_ms() + f->p->conf->receivers.http_body_ms;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *user)
+{
+  struct h2conn *hc = user;
+  if (fr->hd.type != NGHTTP2_HEADERS && fr->hd.type != NGHTTP2_DATA)
+    return 0;
+  struct h2stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+  if (!st)
+    return 0;
+  if (fr->hd.type == NGHTTP2_HEADERS && fr->headers.cat == NGHTTP2_HCAT_REQUEST)
+    begin(hc, st);
+  if ((fr->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->begun && !st->refused && !st->dispatched)
+    dispatch(hc, st);
+  return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+  (void)flags;
+  struct h2conn *hc = user;
+  struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
+  if (st && st->begun && !st->refused && !st->dispatched)
+    gw_http_body(front_of(hc)->p, &st->q, data, len);
+  return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
+{
+  (void)code;
+  struct h2conn *hc = user;
+  struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
+  if (!st)
+    return 0;
+  nghttp2_session_set_stream_user_data(s, id, NULL);
+  st->closed = true;
+  if (!st->dispatched)
+    stream_free(st, front_of(hc)->p);
+  if (!hc->streams)
+    hc->idle_since_ms = gw_front_now_ms();
+  return 0;
+}
+
+/* ---- the connection ---- */
+
+static void update_interest(struct h2conn *hc)
+{
+  struct fconn *c = hc->fc;
+  bool pending = hc->out_len > hc->out_off;
+  uint32_t want = 0;
+  if (nghttp2_session_want_read(hc->s) && !pending)
+    want |= EPOLLIN;
+  if (pending || hc->want_write)
+    want |= EPOLLOUT;
+  if (!want && !pending && !nghttp2_session_want_write(hc->s)) {
+    gw_front_close(c); /* both sides are done (GOAWAY sent and flushed, or the client left) */
+    return;
+  }
+  gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, want ? want : EPOLLIN);
+}
+
+/* Write what nghttp2 has for the client, as far as the socket takes it. */
+static void flush(struct h2conn *hc)
+{
+  struct fconn *c = hc->fc;
+  hc->want_write = false;
+  for (;;) {
+    if (hc->out_len > hc->out_off) {
+      ssize_t n = gw_front_write(c, hc->out + hc->out_off, hc->out_len - hc->out_off, &hc->want_write);
+      if (n == -2) {
+        gw_front_close(c);
+        return;
+      }
+      if (n < 0)
+        break;
+      hc->out_off += (size_t)n;
+      if (hc->out_off < hc->out_len)
+        continue;
+      hc->out_off = hc->out_len = 0;
+    }
+    const uint8_t *data;
+    ssize_t n = nghttp2_session_mem_send(hc->s, &data);
+    if (n < 0) {
+      gw_front_close(c);
+      return;
+    }
+    if (n == 0)
+      break;
+    /* Straight to the socket; only what it does not take is copied (nghttp2's buffer is reused). */
+    ssize_t w = gw_front_write(c, data, (size_t)n, &hc->want_write);
+    if (w == -2) {
+      gw_front_close(c);
+      return;
+    }
+    size_t done = w > 0 ? (size_t)w : 0;
+    if (done < (size_t)n) {
+      size_t rest = (size_t)n - done;
+      if (rest > hc->out_cap) {
+        hc->out = gw_realloc(hc->out, rest);
+        hc->out_cap = rest;
+      }
+      memcpy(hc->out, data + done, rest);
+      hc->out_off = 0;
+      hc->out_len = rest;
+      break;
+    }
+  }
+  update_interest(hc);
+}
+
+void gw_h2_event(struct fconn *c)
+{
+  struct h2conn *hc = c->h2;
+  unsigned char buf[16384];
+  for (int rounds = 0; rounds < 64 && nghttp2_session_want_read(hc->s); rounds++) {
+    if (hc->out_len > hc->out_off)
+      break; /* the client must read what it was sent before it may send more */
+    ssize_t n = gw_front_read(c, buf, sizeof buf, &hc->want_write);
+    if (n == -1)
+      break;
+    if (n == 0 || n == -2) {
+      gw_front_close(c);
+      return;
+    }
+    ssize_t used = nghttp2_session_mem_recv(hc->s, buf, (size_t)n);
+    if (used < 0) {
+      gw_debug("http", "HTTP/2: %s", nghttp2_strerror((int)used));
+      nghttp2_session_terminate_session(hc->s, NGHTTP2_PROTOCOL_ERROR);
+      break;
+    }
+    if (c->closed)
+      return;
+  }
+  flush(hc);
+}
+
+void gw_h2_start(struct fconn *c)
+{
+  struct gw_front *f = c->lp->f;
+  const struct gw_conf *conf = f->p->conf;
+  struct h2conn *hc = gw_calloc(1, sizeof *hc);
+  hc->fc = c;
+  c->h2 = hc;
+  c->deadline_ms = 0;
+  hc->idle_since_ms = gw_front_now_ms();
+  nghttp2_session_callbacks *cb;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  int rc = nghttp2_session_server_new(&hc->s, cb, hc);
+  nghttp2_session_callbacks_del(cb);
+  if (rc != 0) {
+    gw_front_close(c);
+    return;
+  }
+  nghttp2_settings_entry iv[] = {
+    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, conf->receivers.http_max_streams},
+    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384},
+    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(hc->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+  nghttp2_session_set_local_window_size(hc->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+  atomic_fetch_add(&f->h2_conns, 1);
+  gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, EPOLLIN);
+  gw_h2_event(c); /* the preface (and maybe more) is already there */
+}
+
+void gw_h2_expire(struct fconn *c, uint64_t now)
+{
+  struct h2conn *hc = c->h2;
+  struct gw_front *f = c->lp->f;
+  bool cut = false;
+  for (struct h2stream *st = hc->streams; st; st = st->next) {
+    if (st->deadline_ms && now >= st->deadline_ms && !st->dispatched && !st->closed) {
+      st->deadline_ms = 0;
+      if (f->guard)
+        gw_httpd_guard_count(f->guard, st->begun ? GW_HTTPD_TIMEOUT_BODY : GW_HTTPD_TIMEOUT_HEADERS);
+      nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+      cut = true;
+    }
+  }
+  if (!hc->streams && now - hc->idle_since_ms >= f->idle_ms) {
+    nghttp2_session_terminate_session(hc->s, NGHTTP2_NO_ERROR); /* GOAWAY, then close once flushed */
+    cut = true;
+  }
+  if (cut)
+    flush(hc);
+}
+
+void gw_h2_close(struct fconn *c)
+{
+  struct h2conn *hc = c->h2;
+  struct gw_pipeline *p = c->lp->f->p;
+  c->h2 = NULL;
+  /* Streams a worker still holds are freed when their answer comes back (gw_h2_completions). */
+  for (struct h2stream *st = hc->streams, *n; st; st = n) {
+    n = st->next;
+    st->hc = NULL;
+    st->prev = st->next = NULL;
+    if (!st->dispatched)
+      stream_free(st, p);
+  }
+  nghttp2_session_del(hc->s);
+  free(hc->out);
+  free(hc);
+}

@@ -1,0 +1,32 @@
+/*
+ * fuzz_logs.c: ExportLogsServiceRequest decoding, as the receivers call it (gw_decode_logs).
+ * Input: one selector byte (bit 0: 0 protobuf, 1 OTLP/JSON), then the body. Limits are small so deep or
+ * large inputs reach them. Whatever decodes must pack again: protobuf-c walks every pointer the decoder
+ * left in the arena, so a dangling or half-built message is found here rather than in an exporter.
+ * Every outcome other than a crash, a sanitizer report, a leak or a slow input is fine.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/decode.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if (size < 1)
+    return 0;
+  struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 16};
+  struct gw_arena *a = gw_arena_create(8 << 20);
+  struct gw_err err;
+  GwLogsRequest *req;
+  enum gw_encoding enc = data[0] & 1 ? GW_ENC_JSON : GW_ENC_PROTOBUF;
+  if (gw_decode_logs(a, enc, data + 1, size - 1, &lim, &req, &err) == GW_OK) {
+    size_t n = gw_pb_logs_request_size(req);
+    uint8_t *buf = gw_arena_alloc(a, n + 1);
+    if (buf)
+      gw_pb_logs_request_pack(req, buf);
+  }
+  gw_arena_destroy(a);
+  return 0;
+}

@@ -1,0 +1,111 @@
+/*
+ * fuzz_pipeline.c: one export request through the whole receive pipeline, as both receivers run it
+ * (gw_request_traces / gw_request_logs in receive/request.c, then the reply encoding): inflate, decode,
+ * normalize, cost (the shipped price table), redaction (the default policy), records or GenAI events
+ * encoded, one spool entry (a memory spool). No sockets. Then the entry is read as its consumers read it:
+ * the forwarded request must decode again and the records (events) must decode, else abort.
+ *
+ * Input: one selector byte, then the rest.
+ *   sel & 4 clear: the rest is a request body: sel & 1 OTLP/JSON (else protobuf), sel & 2 logs.
+ *   sel & 4 set:   the rest builds a request (fuzzutil.c) whose spans or log records all have valid ids and
+ *                  recent start times and carry GenAI attributes (genai.dict) with fuzzed values, so every
+ *                  input reaches the normalizer's dialects, cost and redaction; sel & 2 logs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cost/cost.h"
+#include "fuzzutil.h"
+#include "receive/receive.h"
+#include "receive/request.h"
+#include "redact/redact.h"
+
+static struct gw_conf *conf;
+static struct gw_spool *spool;
+static struct gw_prices *prices;
+static struct gw_redactor *redactor;
+static struct gw_pipeline pipe;
+static int consumer;
+
+static void init(void)
+{
+  struct gw_err err = {0};
+  if (gw_conf_load(NULL, &conf, &err))
+    abort();
+  conf->receivers.max_request_bytes = 1 << 20; /* small caps: inputs reach them */
+  conf->spool.full_wait_ms = 0;               /* a full spool refuses at once */
+  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = 64u << 20, .high_water = 0.9};
+  if (!(spool = gw_spool_create(&sc, &err)) || (consumer = gw_spool_add_consumer(spool, "fuzz")) < 0)
+    abort();
+  if (!(prices = gw_prices_load(NULL, NULL, &err)) || !(redactor = gw_redactor_from_conf(conf, &err)))
+    abort();
+  gw_pipeline_init(&pipe, conf, spool);
+  pipe.prices = prices;
+  pipe.redactor = redactor;
+}
+
+/* Read back and release what the request appended, as the Postgres writer and the exporters do. */
+static void consume(void)
+{
+  struct gw_spool_entry e;
+  struct gw_decode_limits lim = {.max_bytes = conf->receivers.max_request_bytes,
+                                 .max_depth = conf->receivers.max_depth};
+  while (gw_spool_peek(spool, consumer, &e, 1, 0, 0, gw_mono_ns()) == 1) {
+    struct gw_arena *a = gw_arena_create(0);
+    struct gw_err err;
+    size_t n;
+    gw_rc rc;
+    if (e.signal == GW_SIGNAL_LOGS) {
+      GwLogsRequest *req;
+      struct gw_event *evs;
+      rc = gw_decode_logs(a, GW_ENC_PROTOBUF, e.otlp, e.otlp_len, &lim, &req, &err);
+      if (!rc)
+        rc = gw_events_decode(e.records, e.records_len, a, &evs, &n);
+    } else {
+      GwTraceRequest *req;
+      struct gw_record *recs;
+      rc = gw_decode_traces(a, GW_ENC_PROTOBUF, e.otlp, e.otlp_len, &lim, &req, &err);
+      if (!rc)
+        rc = gw_records_decode(e.records, e.records_len, a, &recs, &n);
+    }
+    if (rc || n != e.nrecords)
+      abort(); /* the pipeline spooled what its own consumers cannot read */
+    gw_spool_commit(spool, consumer, e.seq);
+    gw_arena_destroy(a);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if (!conf)
+    init();
+  if (size < 1)
+    return 0;
+  uint8_t sel = data[0];
+  bool logs = sel & 2, json = sel & 1 && !(sel & 4);
+  const void *body = data + 1;
+  size_t len = size - 1;
+  struct gw_arena *build = gw_arena_create(16 << 20);
+  if (sel & 4) {
+    struct fz f = {data + 1, data + size};
+    uint8_t *out;
+    if (!(logs ? fz_build_logs(&f, build, &out, &len) : fz_build_traces(&f, build, &out, &len)))
+      goto out;
+    body = out;
+  }
+  struct gw_arena *a = gw_arena_create(conf->receivers.max_request_bytes * 4 + (1u << 20));
+  struct gw_request_outcome o;
+  enum gw_encoding enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
+  if (logs)
+    gw_request_logs(&pipe, a, enc, false, body, len, &o);
+  else
+    gw_request_traces(&pipe, a, enc, false, body, len, &o);
+  const void *reply;
+  size_t reply_len;
+  gw_receive_encode_response(a, json, &o, conf->receivers.retry_after_s, &reply, &reply_len);
+  gw_arena_destroy(a);
+  consume();
+out:
+  gw_arena_destroy(build);
+  return 0;
+}

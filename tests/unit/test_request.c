@@ -1,0 +1,238 @@
+/*
+ * test_request.c: the memory a request may use (issue 12). The receivers' in-flight budget counts each
+ * request's body and its arena; a request that would pass its own share (4 x max_request_bytes, body
+ * included) is 413 / RESOURCE_EXHAUSTED with a message saying so, one that finds the budget held by
+ * others is 503 / UNAVAILABLE (retry), and every byte taken is given back when the arena is reset. Gzip
+ * bombs stop at the ratio cap, protobuf bombs before unpacking, JSON-in-attribute bombs before json-c
+ * builds their document. Runs the real pipeline (gw_request_traces) into a memory spool.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+
+#include "core/conf.h"
+#include "receive/request.h"
+#include "redact/redact.h"
+#include "testutil.h"
+
+#define KiB 1024u
+#define MiB (1024u * 1024u)
+
+struct env {
+  struct gw_conf *conf;
+  struct gw_spool *spool;
+  struct gw_redactor *redactor;
+  struct gw_pipeline p;
+};
+
+static void env_init(struct env *e, size_t max_request, size_t max_inflight)
+{
+  struct gw_err err = {0};
+  memset(e, 0, sizeof *e);
+  assert_int_equal(gw_conf_load(NULL, &e->conf, &err), GW_OK);
+  e->conf->receivers.max_request_bytes = max_request;
+  e->conf->receivers.max_inflight_bytes = max_inflight;
+  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = 64u << 20, .high_water = 0.9};
+  e->spool = gw_spool_create(&sc, &err);
+  assert_non_null(e->spool);
+  e->redactor = gw_redactor_from_conf(e->conf, &err);
+  assert_non_null(e->redactor);
+  gw_pipeline_init(&e->p, e->conf, e->spool);
+  e->p.redactor = e->redactor;
+}
+
+static void env_fini(struct env *e)
+{
+  assert_int_equal(atomic_load(&e->p.inflight_bytes), 0); /* everything taken was given back */
+  gw_spool_destroy(e->spool);
+  gw_redactor_destroy(e->redactor);
+  gw_conf_destroy(e->conf);
+}
+
+/* One request the way a receiver runs it: its body's bytes reserved, the thread's arena from
+ * gw_pipeline_arena, reset (and the budget given back) at the end. *arena_used: what the arena held. */
+static gw_rc run(struct env *e, enum gw_encoding enc, bool gzip, const void *body, size_t len,
+                 struct gw_request_outcome *o, size_t *arena_used)
+{
+  assert_int_equal(gw_pipeline_reserve(&e->p, len), GW_OK);
+  struct gw_arena *a = gw_pipeline_arena(&e->p, len);
+  gw_rc rc = gw_request_traces(&e->p, a, enc, gzip, body, len, o);
+  if (arena_used)
+    *arena_used = gw_arena_used(a);
+  gw_arena_reset(a);
+  gw_pipeline_release(&e->p, len);
+  return rc;
+}
+
+/* An OTLP/JSON body of about `size` bytes: spans [{},{},...] (each one a span struct once decoded). */
+static char *tiny_spans(size_t size, size_t *len)
+{
+  const char *open = "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[", *close = "]}]}]}";
+  char *b = malloc(size + 64);
+  size_t o = (size_t)sprintf(b, "%s{}", open);
+  while (o + 3 + strlen(close) < size) {
+    memcpy(b + o, ",{}", 3);
+    o += 3;
+  }
+  o += (size_t)sprintf(b + o, "%s", close);
+  *len = o;
+  return b;
+}
+
+/* A GenAI span now, with one extra attribute whose string value is `value`. */
+static char *genai_span(const char *key, const char *value, size_t *len)
+{
+  uint64_t now = gw_now_ns();
+  size_t cap = strlen(value) + 1024;
+  char *b = malloc(cap);
+  *len = (size_t)snprintf(b, cap,
+                          "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"5b8efff798038103d269b633813fc60c\","
+                          "\"spanId\":\"eee19b7ec3c1b174\",\"name\":\"chat gpt-4o\",\"startTimeUnixNano\":\"%llu\","
+                          "\"endTimeUnixNano\":\"%llu\",\"attributes\":[{\"key\":\"gen_ai.request.model\",\"value\":"
+                          "{\"stringValue\":\"gpt-4o\"}},{\"key\":\"%s\",\"value\":{\"stringValue\":\"%s\"}}]}]}]}]}",
+                          (unsigned long long)now, (unsigned long long)now + 1000000, key, value);
+  return b;
+}
+
+static void test_share_is_413(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init(&e, 256 * KiB, 64 * MiB); /* share: 1 MiB */
+  assert_int_equal(gw_pipeline_share(&e.p), 1 * MiB);
+  size_t len, used;
+  char *body = tiny_spans(250 * KiB, &len); /* some 83 000 spans: far more than 1 MiB decoded */
+  struct gw_request_outcome o;
+  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, &used), GW_ERR(TOO_LARGE));
+  assert_int_equal(gw_err_http_status(o.err.rc), 413);
+  assert_int_equal(gw_err_grpc_status(o.err.rc), 8); /* RESOURCE_EXHAUSTED */
+  assert_string_equal(o.err.msg, "request needs more memory than one request may use (1048576 bytes: 4 x "
+                                 "receivers.max_request_bytes, its body included)");
+  assert_true(used + len <= 1 * MiB); /* body and arena together stayed within the share */
+  free(body);
+
+  /* A normal request under the same limits is accepted. */
+  body = genai_span("app.note", "hello", &len);
+  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_OK);
+  free(body);
+  env_fini(&e);
+}
+
+static void test_budget_is_503(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init(&e, 256 * KiB, 1536 * KiB); /* share 1 MiB, in flight 1.5 MiB */
+  /* Other requests hold 1 MiB: this one finds half a MiB left, less than it needs. */
+  assert_int_equal(gw_pipeline_reserve(&e.p, 1 * MiB), GW_OK);
+  size_t len;
+  char *body = tiny_spans(100 * KiB, &len);
+  struct gw_request_outcome o;
+  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_ERR(BUSY));
+  assert_int_equal(gw_err_http_status(o.err.rc), 503);
+  assert_int_equal(gw_err_grpc_status(o.err.rc), 14); /* UNAVAILABLE */
+  assert_true(gw_err_retryable(o.err.rc));
+  assert_string_equal(o.err.msg, "too many request bytes in flight (receivers.max_inflight_bytes 1572864, bodies and "
+                                 "their decoded data): retry later");
+  assert_int_equal(atomic_load(&e.p.inflight_bytes), 1 * MiB); /* only the others' bytes are left */
+  /* Once they are done the same request is decoded (and then meets its own share: 413, not 503). */
+  gw_pipeline_release(&e.p, 1 * MiB);
+  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_ERR(TOO_LARGE));
+  free(body);
+  env_fini(&e);
+}
+
+/* A gzip body of zeros inflating 1000 to 1: stopped at the ratio cap with its message. */
+static void test_gzip_ratio_is_413(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init(&e, 64 * MiB, 256 * MiB);
+  size_t n = 8 * MiB;
+  char *zeros = calloc(1, n);
+  uLongf zlen = compressBound(n);
+  uint8_t *z = malloc(zlen);
+  assert_int_equal(compress2(z, &zlen, (const Bytef *)zeros, n, 9), Z_OK); /* zlib framing: also inflated */
+  struct gw_request_outcome o;
+  size_t used;
+  assert_int_equal(run(&e, GW_ENC_PROTOBUF, true, z, zlen, &o, &used), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(o.err.msg, "gzip: body inflates to more than 200 times its"));
+  assert_true(used < 2 * MiB); /* it stopped at ratio_min_bytes (1 MiB) of output */
+  free(z);
+  free(zeros);
+  env_fini(&e);
+}
+
+/* 4 MiB of empty ResourceSpans (0a 00 ...) unpack to some 300 MiB: refused from the pre-scan's estimate
+ * with nothing unpacked. */
+static void test_protobuf_bomb_refused_before_unpacking(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init(&e, 8 * MiB, 256 * MiB);
+  size_t n = 4 * MiB;
+  uint8_t *b = malloc(n);
+  for (size_t i = 0; i < n; i += 2) {
+    b[i] = 0x0a;
+    b[i + 1] = 0;
+  }
+  struct gw_request_outcome o;
+  size_t used;
+  assert_int_equal(run(&e, GW_ENC_PROTOBUF, false, b, n, &o, &used), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(o.err.msg, "protobuf: the 4194304-byte body unpacks to about "));
+  assert_non_null(strstr(o.err.msg, "bytes, more than the "));
+  assert_true(used < 1 * MiB);
+  free(b);
+  env_fini(&e);
+}
+
+/* gen_ai.input.messages holding [0,0,...]: json-c would build a document of some 50 times the text;
+ * its estimate is refused before parsing, and the request is 413 like any arena exhaustion. */
+static void test_message_json_bomb(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init(&e, 4 * MiB, 256 * MiB); /* share 16 MiB */
+  size_t n = 3 * MiB, len, used;
+  char *v = malloc(n + 2);
+  v[0] = '[';
+  for (size_t i = 1; i < n; i += 2) {
+    v[i] = '0';
+    v[i + 1] = ',';
+  }
+  v[n - 1] = ']';
+  v[n] = 0;
+  char *body = genai_span("gen_ai.input.messages", v, &len);
+  struct gw_request_outcome o;
+  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, &used), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(o.err.msg, "request needs more memory than one request may use"));
+  assert_true(used + len <= 16 * MiB);
+  free(body);
+  /* The same attribute with real message JSON is parsed and kept. */
+  body = genai_span("gen_ai.input.messages",
+                    "[{\\\"role\\\":\\\"user\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"hi\\\"}]}]", &len);
+  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_OK);
+  free(body);
+  free(v);
+  env_fini(&e);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_share_is_413),
+      cmocka_unit_test(test_budget_is_503),
+      cmocka_unit_test(test_gzip_ratio_is_413),
+      cmocka_unit_test(test_protobuf_bomb_refused_before_unpacking),
+      cmocka_unit_test(test_message_json_bomb),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
