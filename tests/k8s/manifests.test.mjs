@@ -199,6 +199,7 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
       ['--set', 'config.postgres.dsn=postgres://u:pw@db/x'],
       ['--set', 'sidecar.resources.limits.memory=lots'],
       ['--set', 'sidecar.mode=forward'], /* no tier and no forwardEndpoint */
+      ['--set', 'sidecar.mode=forward', '--set', 'sidecar.forwardEndpoint=http://gw:4318', '--set', 'auth.enabled=true'],
     ];
     for (const args of bad) {
       await assert.rejects(template(null, args), undefined, `helm template ${args.join(' ')} should fail`);
