@@ -6,6 +6,7 @@
 #   GW_TEST_QUICK=1      skip the valgrind, sanitizer and fuzzing passes (for a fast local loop)
 #   GW_FUZZ_SECONDS=15   fuzzing time per target
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s.sh"
 
 gw_ensure_packages
 gw_ensure_node
@@ -51,6 +52,14 @@ run_valgrind() {
   return $rc
 }
 run_node() { GW_BIN="$1/genai-gateway" GW_MIGRATIONS_DIR="$GW_ROOT/migrations" "$GW_ROOT/tests/run-node-tests.sh"; }
+# The container image, the chart and manifests, PgBouncer and the pods (tests/k8s): once, with the
+# normal build; their packages are installed here only.
+run_k8s() {
+  gw_ensure_k8s_packages
+  local helm
+  helm=$(gw_ensure_helm "$1/tools") || return 1
+  GW_BIN="$1/genai-gateway" GW_HELM="$helm" "$GW_ROOT/tests/run-node-tests.sh" "$GW_ROOT"/tests/k8s/*.test.mjs
+}
 
 gw_build "$GW_ROOT/build"
 step "unit tests" run_unit "$GW_ROOT/build"
@@ -58,6 +67,7 @@ if [ "${GW_TEST_QUICK:-0}" != 1 ]; then
   step "unit tests under valgrind" run_valgrind "$GW_ROOT/build"
 fi
 step "integration and end-to-end tests" run_node "$GW_ROOT/build"
+step "container, Kubernetes and PgBouncer tests" run_k8s "$GW_ROOT/build"
 
 if [ "${GW_TEST_QUICK:-0}" != 1 ]; then
   gw_build "$GW_ROOT/build-asan" -DGW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

@@ -18,6 +18,7 @@
  */
 #include "core/conf_int.h"
 #include "core/auth.h"
+#include "core/datadir.h"
 #include "core/tls.h"
 
 #include <arpa/inet.h>
@@ -1677,6 +1678,12 @@ gw_rc gw_conf_load(const char *path, struct gw_conf **out, struct gw_err *err)
   }
   if ((result = apply_env(&x)))
     goto out_destroy;
+  /* The default migrations: the build's, or the copy shipped beside a relocated binary (an image). */
+  if (is_default(&x, (size_t)find_row("postgres.migrations_dir"))) {
+    char *found = gw_datadir_find(x.c->postgres.migrations_dir, "migrations");
+    free(x.c->postgres.migrations_dir);
+    x.c->postgres.migrations_dir = found;
+  }
   if ((result = validate(&x)))
     goto out_destroy;
   *out = x.c;

@@ -1,11 +1,21 @@
 /*
- * metrics.c: lock-free counters and the Prometheus text renderer.
+ * metrics.c: lock-free counters and histograms, the process metrics (read from /proc when scraped), the
+ * build info, and the Prometheus text renderer.
  */
 #include "core/metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef GW_COMMIT
+#define GW_COMMIT "unknown"
+#endif
 
 static _Atomic int64_t values[GW_M__COUNT];
 static _Atomic int64_t rejected[GW_E__COUNT];
@@ -24,6 +34,117 @@ static struct {
 } extra[16];
 static int n_extra;
 static pthread_mutex_t extra_mu = PTHREAD_MUTEX_INITIALIZER; /* renderers come and go while /metrics is served */
+
+/* Upper bounds in ns; the last bucket is +Inf. */
+static const uint64_t bounds_ns[] = {500000ull,    1000000ull,    2500000ull,   5000000ull,   10000000ull,
+                                     25000000ull,  50000000ull,   100000000ull, 250000000ull, 500000000ull,
+                                     1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull};
+#define NBOUNDS (sizeof bounds_ns / sizeof bounds_ns[0])
+
+static const struct {
+  const char *name, *labels, *help;
+} hdefs[] = {
+#define GW_HIST_DEF(id, name, labels, help) {name, labels, help},
+  GW_HISTS(GW_HIST_DEF)
+#undef GW_HIST_DEF
+};
+
+static struct {
+  _Atomic uint64_t bucket[NBOUNDS + 1]; /* not cumulative; +Inf last */
+  _Atomic uint64_t sum_ns, count;
+} hists[GW_H__COUNT];
+
+void gw_hist_observe(enum gw_hist h, uint64_t ns)
+{
+  size_t i = 0;
+  while (i < NBOUNDS && ns > bounds_ns[i])
+    i++;
+  atomic_fetch_add_explicit(&hists[h].bucket[i], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hists[h].sum_ns, ns, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hists[h].count, 1, memory_order_relaxed);
+}
+
+static void render_hists(struct gw_sb *out)
+{
+  for (int h = 0; h < GW_H__COUNT; h++) {
+    if (h == 0 || strcmp(hdefs[h - 1].name, hdefs[h].name) != 0) {
+      const char *help = NULL;
+      for (int k = h; k < GW_H__COUNT && !strcmp(hdefs[k].name, hdefs[h].name) && !help; k++)
+        help = hdefs[k].help;
+      for (int k = h; k >= 0 && !strcmp(hdefs[k].name, hdefs[h].name) && !help; k--)
+        help = hdefs[k].help;
+      gw_sb_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", hdefs[h].name, help ? help : "", hdefs[h].name);
+    }
+    const char *l = hdefs[h].labels, *sep = *l ? "," : "";
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= NBOUNDS; i++) {
+      cum += atomic_load_explicit(&hists[h].bucket[i], memory_order_relaxed);
+      if (i < NBOUNDS)
+        gw_sb_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", hdefs[h].name, l, sep, (double)bounds_ns[i] / 1e9,
+                     (unsigned long long)cum);
+      else
+        gw_sb_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", hdefs[h].name, l, sep, (unsigned long long)cum);
+    }
+    /* the count is the +Inf bucket, so the two agree in one scrape */
+    gw_sb_printf(out, "%s_sum%s%s%s %.9f\n%s_count%s%s%s %llu\n", hdefs[h].name, *l ? "{" : "", l, *l ? "}" : "",
+                 (double)atomic_load_explicit(&hists[h].sum_ns, memory_order_relaxed) / 1e9, hdefs[h].name,
+                 *l ? "{" : "", l, *l ? "}" : "", (unsigned long long)cum);
+  }
+}
+
+/* process_* as the Prometheus client libraries name them, from /proc/self. */
+static void render_process(struct gw_sb *out)
+{
+  long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+  char buf[2048];
+  FILE *f = fopen("/proc/self/stat", "r");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f)
+    fclose(f);
+  buf[n] = 0;
+  /* fields after the command, which may hold spaces: from the last ')' */
+  char *p = strrchr(buf, ')');
+  unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+  long long rss = 0;
+  if (p && tick > 0 &&
+      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
+             &utime, &stime, &start, &vsize, &rss) == 5) {
+    unsigned long long btime = 0;
+    FILE *s = fopen("/proc/stat", "r");
+    char line[256];
+    while (s && fgets(line, sizeof line, s))
+      if (sscanf(line, "btime %llu", &btime) == 1)
+        break;
+    if (s)
+      fclose(s);
+    gw_sb_printf(out,
+                 "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds\n"
+                 "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+                 "# HELP process_resident_memory_bytes Resident memory size in bytes\n"
+                 "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n"
+                 "# HELP process_virtual_memory_bytes Virtual memory size in bytes\n"
+                 "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n"
+                 "# HELP process_start_time_seconds Start time of the process since the Unix epoch, in seconds\n"
+                 "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+                 (double)(utime + stime) / (double)tick, rss * (long long)page, vsize,
+                 (double)btime + (double)start / (double)tick);
+  }
+  long long fds = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+      fds += de->d_name[0] != '.';
+    closedir(d);
+    fds--; /* the directory's own descriptor */
+    gw_sb_printf(out, "# HELP process_open_fds Number of open file descriptors\n# TYPE process_open_fds gauge\n"
+                      "process_open_fds %lld\n", fds);
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    gw_sb_printf(out, "# HELP process_max_fds Maximum number of open file descriptors\n# TYPE process_max_fds gauge\n"
+                      "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+}
 
 void gw_metric_add(enum gw_metric m, int64_t n) { atomic_fetch_add_explicit(&values[m], n, memory_order_relaxed); }
 void gw_metric_set(enum gw_metric m, int64_t v) { atomic_store_explicit(&values[m], v, memory_order_relaxed); }
@@ -78,6 +199,11 @@ void gw_metrics_render(struct gw_sb *out)
     else
       gw_sb_printf(out, "%s %lld\n", defs[i].name, (long long)gw_metric_get(i));
   }
+  gw_sb_printf(out, "# HELP genai_gateway_build_info The running gateway's version and source commit (always 1)\n"
+                   "# TYPE genai_gateway_build_info gauge\ngenai_gateway_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+               GW_VERSION, GW_COMMIT);
+  render_hists(out);
+  render_process(out);
   gw_sb_puts(out, "# HELP genai_gateway_spans_rejected_total Spans rejected, by reason\n"
                   "# TYPE genai_gateway_spans_rejected_total counter\n");
   for (int c = 1; c < GW_E__COUNT; c++) {

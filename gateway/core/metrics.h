@@ -91,6 +91,31 @@ void gw_metric_add(enum gw_metric m, int64_t n);
 void gw_metric_set(enum gw_metric m, int64_t v);
 int64_t gw_metric_get(enum gw_metric m);
 
+/*
+ * Latency histograms, in seconds, with one fixed set of buckets (0.5 ms .. 10 s, +Inf): Prometheus
+ * histograms, so dashboards take quantiles across pods with histogram_quantile. Lock-free.
+ * id, Prometheus name, labels, help. Series of one name must be adjacent.
+ */
+#define GW_HISTS(X)                                                                                       \
+  X(REQ_GRPC_TRACES, "genai_gateway_request_duration_seconds", "protocol=\"grpc\",signal=\"traces\"",      \
+    "OTLP export requests, from the request's arrival to its answer (with the disk spool, after the sync)") \
+  X(REQ_GRPC_LOGS, "genai_gateway_request_duration_seconds", "protocol=\"grpc\",signal=\"logs\"", NULL)     \
+  X(REQ_HTTP_TRACES, "genai_gateway_request_duration_seconds", "protocol=\"http\",signal=\"traces\"", NULL)  \
+  X(REQ_HTTP_LOGS, "genai_gateway_request_duration_seconds", "protocol=\"http\",signal=\"logs\"", NULL)      \
+  X(PG_BATCH, "genai_gateway_pg_batch_duration_seconds", "",                                              \
+    "One Postgres writer batch committed, all its transactions (genai_gateway_exporter_batch_seconds is the " \
+    "exporters')")
+
+enum gw_hist {
+#define GW_HIST_ENUM(id, name, labels, help) GW_H_##id,
+  GW_HISTS(GW_HIST_ENUM)
+#undef GW_HIST_ENUM
+  GW_H__COUNT
+};
+
+/* Count one observation of ns nanoseconds. */
+void gw_hist_observe(enum gw_hist h, uint64_t ns);
+
 /* Spans rejected, by reason (the error table's metric label). */
 void gw_metric_rejected(gw_rc reason, int64_t n);
 int64_t gw_metric_rejected_get(gw_rc reason);

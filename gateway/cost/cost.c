@@ -409,7 +409,7 @@ gw_rc gw_cost_annotate_spans(struct gw_arena *a, struct gw_record *recs, size_t 
       continue;
     bool client_cost = false;
     size_t keep = 0;
-    GwKeyValue **v = gw_arena_alloc(a, (sp->n_attributes + 9) * sizeof *v);
+    GwKeyValue **v = gw_arena_alloc(a, (sp->n_attributes + 12) * sizeof *v);
     if (!v)
       return GW_ERR(TOO_LARGE);
     for (size_t k = 0; k < sp->n_attributes; k++) {
@@ -421,7 +421,7 @@ gw_rc gw_cost_annotate_spans(struct gw_arena *a, struct gw_record *recs, size_t 
         continue;
       v[keep++] = kv;
     }
-    GwKeyValue *add[9] = {0};
+    GwKeyValue *add[12] = {0};
     size_t na = 0;
     bool oom = false;
 #define ADD(x)       \
@@ -444,6 +444,9 @@ gw_rc gw_cost_annotate_spans(struct gw_arena *a, struct gw_record *recs, size_t 
     if (r->price_id)
       ADD(kv_str(a, ATTR_PREFIX "price_id", r->price_id));
     ADD(kv_str(a, ATTR_PREFIX "source", r->cost_source));
+    /* what the client reported, for a downstream gateway (receive/upstream.h) */
+    if (r->reported_cost_nusd.set)
+      ADD(kv_usd(a, ATTR_PREFIX "reported_usd", r->reported_cost_nusd.v));
     if (!client_cost)
       ADD(kv_usd(a, "gen_ai.usage.cost", r->total_cost_nusd.v));
 #undef ADD

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "core/datadir.h"
 #include "core/log.h"
 #include "cost/cost_int.h"
 #include "normalize/normalize.h"
@@ -459,8 +460,9 @@ struct gw_prices *gw_prices_load(const char *defaults_path, const char *user_pat
 {
   struct gw_table def = {0}, usr = {0};
   struct gw_prices *p = NULL;
+  char *found = NULL;
   if (!defaults_path)
-    defaults_path = GW_PRICES_DEFAULT_PATH;
+    defaults_path = found = gw_datadir_find(GW_PRICES_DEFAULT_PATH, "prices.yaml");
   if (load_file(defaults_path, false, &def, err))
     goto out;
   if (user_path && user_path[0]) {
@@ -495,6 +497,7 @@ struct gw_prices *gw_prices_load(const char *defaults_path, const char *user_pat
 out:
   gw_table_free_entries(&def);
   gw_table_free_entries(&usr);
+  free(found);
   return p;
 }
 

@@ -381,8 +381,13 @@ static void reported_cost(struct nz_ctx *c)
   struct gw_record *r = c->r;
   const GwAnyValue *const *v = c->s->v;
   int64_t nusd;
-  if (nz_langfuse_cost(c, &nusd) || av_nusd(c, v[NZ_S_USAGE_COST], &nusd) ||
-      av_nusd(c, v[NZ_S_USAGE_COST_AMOUNT], &nusd) || av_nusd(c, v[NZ_S_LLM_COST], &nusd))
+  if (v[NZ_S_GW_COST_SOURCE]) {
+    /* Priced by an upstream gateway (a forwarding sidecar), which also set gen_ai.usage.cost when the
+     * client had not: what the client reported is in its reported_usd stamp, and only there. */
+    if (av_nusd(c, v[NZ_S_GW_REPORTED_COST], &nusd))
+      r->reported_cost_nusd = (struct gw_opt_i64){nusd, true};
+  } else if (nz_langfuse_cost(c, &nusd) || av_nusd(c, v[NZ_S_USAGE_COST], &nusd) ||
+             av_nusd(c, v[NZ_S_USAGE_COST_AMOUNT], &nusd) || av_nusd(c, v[NZ_S_LLM_COST], &nusd))
     r->reported_cost_nusd = (struct gw_opt_i64){nusd, true};
   r->service_tier =
     PICK(c, NULL, NZ_S_RESP_SERVICE_TIER, NZ_S_OAI_RESP_SERVICE_TIER, NZ_S_SERVICE_TIER, NZ_S_OAI_SERVICE_TIER);

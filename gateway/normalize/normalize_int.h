@@ -36,7 +36,9 @@
   X(LLM_COST)                                                                                          \
   /* Langfuse */                                                                                       \
   X(LF_TYPE) X(LF_MODEL) X(LF_PARAMS) X(LF_USAGE) X(LF_TTFT) X(LF_LEVEL) X(LF_STATUS_MSG) X(LF_INPUT)    \
-  X(LF_OUTPUT) X(LF_SESSION) X(LF_USER) X(LF_COST)
+  X(LF_OUTPUT) X(LF_SESSION) X(LF_USER) X(LF_COST)                                                     \
+  /* stamps of an upstream genai-gateway (a forwarding sidecar): receive/upstream.h */                   \
+  X(GW_COST_SOURCE) X(GW_REPORTED_COST)
 
 enum nz_slot {
 #define NZ_SLOT_ENUM(id) NZ_S_##id,

@@ -50,6 +50,9 @@ const struct nz_key nz_semconv_keys[] = {
   K("gen_ai.usage.cost.amount", USAGE_COST_AMOUNT),
   K("gen_ai.request.encoding_formats", ENCODING_FORMATS),
   K("gen_ai.output.type", OUTPUT_TYPE),
+  /* Not semconv: what an upstream genai-gateway stamped (cost.c), read for the reported cost. */
+  K("genai_gateway.cost.source", GW_COST_SOURCE),
+  K("genai_gateway.cost.reported_usd", GW_REPORTED_COST),
 };
 const size_t nz_semconv_nkeys = sizeof nz_semconv_keys / sizeof nz_semconv_keys[0];
 

@@ -46,6 +46,7 @@ struct call {
   enum call_kind kind;
   enum call_state state;
   grpc_call *call;
+  uint64_t start_mono; /* the Export request arrived (0: not an Export call) */
   gpr_timespec deadline;
   grpc_call_details details;
   grpc_metadata_array md;
@@ -150,6 +151,8 @@ static void reply(struct call *c, grpc_status_code code, const char *msg, const 
   ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
   n++;
   c->state = ST_REPLIED;
+  if (c->start_mono)
+    gw_hist_observe(c->kind == CALL_LOGS ? GW_H_REQ_GRPC_LOGS : GW_H_REQ_GRPC_TRACES, gw_mono_ns() - c->start_mono);
   if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK) {
     gw_warn("grpc", "cannot start the reply batch");
     call_free(c);
@@ -218,6 +221,7 @@ static void handle_export(struct call *c)
   const struct gw_conf *conf = r->p->conf;
   struct gw_request_outcome o;
   memset(&o, 0, sizeof o);
+  c->start_mono = gw_mono_ns();
   struct gw_arena *a = NULL;
   size_t reserved = 0;
   struct pending *pd = NULL;

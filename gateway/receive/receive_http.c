@@ -45,6 +45,7 @@ struct gw_http_receiver {
 /* One request's state, from the first handler call to the completion callback. */
 struct conn_req {
   struct gw_http_req q;
+  uint64_t start_mono; /* the request's headers arrived */
   /* An answer waiting for the spool's sync: the handler prepares it and suspends the connection, the
    * spool says the entry is durable; whichever comes second resumes the connection, and libmicrohttpd calls
    * the handler again, which sends it. */
@@ -71,6 +72,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 {
   (void)toe;
   struct gw_http_receiver *r = cls;
+  struct conn_req *q = *con_cls;
+  if (q) /* answered (or the client went away): the request's whole time, upload to reply */
+    gw_hist_observe(q->q.logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, gw_mono_ns() - q->start_mono);
   req_free(r, *con_cls);
   *con_cls = NULL;
   gw_httpd_guard_phase(c, GW_HTTPD_ANSWERED);
@@ -155,6 +159,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     h.authorization_len = h.authorization ? strlen(h.authorization) : 0;
     h.api_key_len = h.api_key ? strlen(h.api_key) : 0;
     q = gw_calloc(1, sizeof *q);
+    q->start_mono = gw_mono_ns();
     if (!gw_http_begin(r->p, "otlp_http", &h, &q->q, &rs)) {
       free(q);
       return send_now(r, c, &rs);

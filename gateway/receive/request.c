@@ -1,8 +1,8 @@
 /*
  * request.c: the per-request pipeline both receivers share. Everything lives in the caller's arena and is
  * freed in one go when the receiver has answered. The spool copies what it keeps.
- * Order is fixed by DESIGN §1: normalize -> cost -> redact -> encode -> append; nothing leaves the process
- * before those stages.
+ * Order is fixed by DESIGN §1: normalize -> cost -> redact -> upstream stamps -> encode -> append;
+ * nothing leaves the process before those stages.
  * A request nobody waits for any more (its gRPC deadline passed, its HTTP client went away) is stopped
  * between stages and inside redaction, never appended, and counted (gw_request_limit).
  */
@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "cost/cost.h"
+#include "receive/upstream.h"
 #include "redact/redact.h"
 #include "normalize/events.h"
 #include "normalize/normalize.h"
@@ -376,6 +377,12 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
       goto out;
     }
   }
+  /* What a forwarding gateway before us knew, then what a gateway after us needs (upstream.h). */
+  if ((rc = gw_upstream_merge(a, nres.records, nres.nrecords)) ||
+      (rc = gw_upstream_stamp(a, nres.records, nres.nrecords))) {
+    out_of_memory(err, rc);
+    goto out;
+  }
   uint32_t accepted = out->spans - nres.nrejected;
   if (accepted == 0) {
     rc = GW_OK; /* an empty request, or all rejected: answered with partial_success, nothing to spool */
@@ -474,7 +481,9 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
       goto out;
     }
   }
-  if ((rc = gw_events_finish(lres.events, lres.nevents, a))) {
+  if ((rc = gw_events_finish(lres.events, lres.nevents, a)) ||
+      (rc = gw_upstream_merge_events(a, lres.events, lres.nevents)) ||
+      (rc = gw_upstream_stamp_logs(a, lres.events, lres.nevents))) {
     out_of_memory(err, rc);
     goto out;
   }

@@ -39,7 +39,7 @@ const char *const gw_redact_default_allow_keys[] = {
   "gen_ai.request.model", "gen_ai.response.model", "gen_ai.system", "gen_ai.provider.name",
   "gen_ai.operation.name", "gen_ai.response.finish_reasons", "llm.model_name", "llm.system", "llm.provider",
   "embedding.model_name", "service.name", "service.version", "telemetry.sdk.*", "openinference.span.kind",
-  "traceloop.span.kind",
+  "traceloop.span.kind", "genai_gateway.*",
 };
 const size_t gw_redact_default_n_allow_keys = sizeof gw_redact_default_allow_keys / sizeof(char *);
 const char *const gw_redact_default_deny_keys[] = {

@@ -3,8 +3,10 @@
  *
  * migrations/NNNN_name.sql files are applied in version order at start, each in its own transaction
  * together with its row in schema_migrations, so a failed migration leaves nothing half-applied.
- * Several gateways starting at once serialize on a session advisory lock; the second one finds the work
- * done. A database that already holds a version newer than every file here belongs to a newer gateway:
+ * Several gateways starting at once serialize on a transaction advisory lock, taken again by every
+ * transaction of the run (a session lock would not survive PgBouncer's transaction pooling, where each
+ * transaction may run on another server connection); whoever waits re-reads schema_migrations under
+ * the lock and finds the work done. A database that already holds a version newer than every file here belongs to a newer gateway:
  * that is an error, because this binary would write rows the newer schema may not accept.
  * Files are read whole (capped) and sent as one simple query, so a migration may hold many statements
  * but must not contain its own BEGIN/COMMIT.
@@ -186,14 +188,24 @@ static bool applied(PGconn *c, int version, struct gw_err *err, gw_rc *rc)
   return yes;
 }
 
+#define BEGIN_LOCKED "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")"
+
+/* Apply m unless another gateway did while we waited for the lock. */
 static gw_rc apply_one(PGconn *c, const char *dir, const struct migration *m, struct gw_err *err)
 {
   gw_rc rc;
   char *sql = read_file(dir, m->file, err);
   if (!sql)
     return GW_ERR(IO);
-  if ((rc = exec_ok(c, "BEGIN", "BEGIN", err)) != GW_OK)
+  if ((rc = exec_ok(c, BEGIN_LOCKED, "BEGIN", err)) != GW_OK)
+    goto out_rollback;
+  bool done = applied(c, m->version, err, &rc);
+  if (rc != GW_OK)
+    goto out_rollback;
+  if (done) {
+    rc = exec_ok(c, "COMMIT", "COMMIT", err);
     goto out_free;
+  }
   if ((rc = exec_ok(c, sql, m->file, err)) != GW_OK)
     goto out_rollback;
   char v[16];
@@ -226,8 +238,8 @@ gw_rc gw_store_migrate(PGconn *conn, const char *dir, struct gw_err *err)
     return gw_err_set(err, GW_ERR(DB_CONN), "migrations: not connected");
   if ((rc = list_dir(dir, &files, &nfiles, err)) != GW_OK)
     return rc;
-  if ((rc = exec_ok(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "advisory lock", err)) != GW_OK)
-    goto out_free;
+  if ((rc = exec_ok(conn, BEGIN_LOCKED, "advisory lock", err)) != GW_OK)
+    goto out_unlock;
   /* Created only when missing (we hold the lock): IF NOT EXISTS would send a NOTICE on every start. */
   PGresult *r = PQexec(conn, "SELECT to_regclass('schema_migrations') IS NULL");
   bool missing = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
@@ -246,18 +258,21 @@ gw_rc gw_store_migrate(PGconn *conn, const char *dir, struct gw_err *err)
                     newest);
     goto out_unlock;
   }
+  if ((rc = exec_ok(conn, "COMMIT", "COMMIT", err)) != GW_OK)
+    goto out_unlock;
   for (size_t i = 0; i < nfiles; i++) {
     bool done = applied(conn, files[i].version, err, &rc);
     if (rc != GW_OK)
-      goto out_unlock;
+      goto out_free;
     if (done)
       continue;
     if ((rc = apply_one(conn, dir, &files[i], err)) != GW_OK)
-      goto out_unlock;
+      goto out_free;
   }
   rc = GW_OK;
-out_unlock:
-  PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
+  goto out_free;
+out_unlock: /* the transaction lock goes with the transaction */
+  PQclear(PQexec(conn, "ROLLBACK"));
 out_free:
   free(files);
   return rc;

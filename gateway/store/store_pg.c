@@ -4,12 +4,19 @@
  * One thread (sink.c's) owns one PGconn, opened lazily and re-opened after it breaks, so the gateway
  * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
  * A batch of spool entries becomes one transaction:
- *   COPY (text format, rendered generically from gw_record_fields) into a per-connection temp staging
- *   table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
+ *   COPY (text format, rendered generically from gw_record_fields) into a temp staging table ->
+ *   INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
  *   conflict, so storage is exactly-once in effect), in the same statement upserting the hourly rollups
  *   (trace_metrics_hourly) from exactly those new rows -> fill session_id/user_id across each trace of
  *   the new rows (DESIGN §3) -> COMMIT. A rolled-back batch (a bad row, a lost connection) leaves no
  *   rollup counted; the split halves each count their own new rows.
+ * The staging table is made, when missing, by the transaction's first statement, not once per connection:
+ * through PgBouncer in transaction pooling each transaction may run on another server connection, and
+ * only what a transaction does itself is sure to be there. It is emptied at commit and kept by the
+ * server connection, so the check is all a batch pays on a direct connection. Its name carries a hash
+ * of the column list, so gateways of two versions sharing a pool never COPY into each other's shape.
+ * Nothing else the writer relies on outlives a transaction (the session time zone is a parameter
+ * PgBouncer tracks and sets again per client).
  * Daily partitions for every UTC day of the batch are created first, in autocommit, through
  * gw_ensure_partition: CREATE TABLE ... PARTITION OF locks the parent exclusively, and holding that lock
  * for a whole data transaction would stall every reader and other writer.
@@ -23,6 +30,7 @@
  * Error texts and logs carry SQLSTATEs, constraint names and counts, never the DSN or row content.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +46,7 @@
 
 #define MOD "postgres"
 #define TRACES_TABLE "ai_interaction_traces"
-#define STAGING_TABLE "gw_staging_traces"
+#define STAGING_PREFIX "gw_staging_traces_"
 #define EVENTS_TABLE "ai_interaction_events"
 #define DAY_NS (86400ull * 1000000000ull)
 #define DAYS_CACHED 128
@@ -53,9 +61,11 @@ struct store {
   char *dsn, *migrations_dir;
   uint32_t retention_days;
   char *columns; /* "trace_id, span_id, ..." in gw_record_fields order */
+  char staging[40];   /* gw_staging_traces_<hash of columns> */
+  char *begin_sql;    /* BEGIN and make the staging table when this server connection lacks it */
   char *copy_sql, *insert_sql;
   PGconn *conn;
-  bool migrated, staging;
+  bool migrated;
   uint64_t last_attempt_mono; /* the last connection attempt */
   uint64_t last_used_mono;    /* the last time the connection was seen working */
   int64_t days[DAYS_CACHED]; /* UTC days (since the epoch) whose partition exists */
@@ -374,7 +384,6 @@ static void close_conn(struct store *s)
 {
   PQfinish(s->conn);
   s->conn = NULL;
-  s->staging = false;
   s->ndays = s->days_next = 0;
   gw_metric_set(GW_M_PG_CONNECTED, 0);
 }
@@ -443,20 +452,10 @@ static bool open_conn(struct store *s, struct gw_sink_outcome *out)
     }
     s->migrated = true;
   }
-  if (run(s,
-          "CREATE TEMP TABLE IF NOT EXISTS " STAGING_TABLE " (LIKE " TRACES_TABLE " INCLUDING DEFAULTS) "
-          "ON COMMIT DELETE ROWS",
-          0, NULL, NULL, msg, sizeof msg) != WR_OK)
-    goto fail_conn;
-  s->staging = true;
   s->last_used_mono = gw_mono_ns();
   gw_metric_set(GW_M_PG_CONNECTED, 1);
   gw_info(MOD, "connected");
   return true;
-fail_conn:
-  set_error(out, "Postgres session setup failed: %s", msg);
-  close_conn(s);
-  return false;
 }
 
 /* --- partitions ----------------------------------------------------------------------------------- */
@@ -750,11 +749,26 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
   return merge_events(s, tids, sids, n, tmin, tmax, true, msg, msglen);
 }
 
+/*
+ * The merge of events into rows runs in the transaction that stores either, and once more right after
+ * its commit. A span's row and its events may be stored at the same moment by two gateways (a tier's
+ * replicas behind one Service): under READ COMMITTED neither transaction sees the other's uncommitted
+ * data, so neither merge finds anything. Run again after commit, the merge of whichever commits second
+ * sees both. A failure here is only logged: the data is stored, and the merge fills nothing wrong later.
+ */
+static void recheck_merge(struct store *s, enum wr w, const char *msg)
+{
+  if (w != WR_OK) {
+    gw_warn(MOD, "merging GenAI events after commit failed (%.60s): some rows may lack content from logs", msg);
+    rollback(s);
+  }
+}
+
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
 static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
   PGresult *ins = NULL;
-  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  enum wr w = run(s, s->begin_sql, 0, NULL, NULL, msg, msglen);
   if (w != WR_OK)
     goto out;
   if ((w = copy_rows(s, b, lo, hi, msg, msglen)) != WR_OK)
@@ -767,6 +781,7 @@ static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi,
     goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
+  recheck_merge(s, merge_new_rows(s, b, lo, hi, ins, msg, msglen), msg);
   uint64_t stored = (uint64_t)PQntuples(ins);
   b->stored += stored;
   b->duplicate += (hi - lo) - stored;
@@ -1036,6 +1051,7 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
+  recheck_merge(s, merge_event_spans(s, eb, lo, hi, msg, msglen), msg);
   uint64_t stored = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   eb->stored += stored;
   eb->duplicate += (hi - lo) - stored;
@@ -1351,6 +1367,7 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
   gw_metric_add(GW_M_PG_BATCHES, 1);
   s->last_used_mono = gw_mono_ns();
   gw_metric_add(GW_M_PG_BATCH_SECONDS, (int64_t)(s->last_used_mono - t0));
+  gw_hist_observe(GW_H_PG_BATCH, s->last_used_mono - t0);
   return GW_SINK_OK;
 failed:
   set_error(out, "Postgres batch failed: %s", msg);
@@ -1392,6 +1409,7 @@ static void destroy(void *self)
   free(s->dsn);
   free(s->migrations_dir);
   free(s->columns);
+  free(s->begin_sql);
   free(s->copy_sql);
   free(s->insert_sql);
   free(s);
@@ -1412,12 +1430,27 @@ static char *join_columns(void)
   return cols;
 }
 
-static char *sql_printf(const char *fmt, const char *a, const char *b)
+static char *sql_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *sql_printf(const char *fmt, ...)
 {
-  int n = snprintf(NULL, 0, fmt, a, b);
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
   char *s = gw_malloc((size_t)n + 1);
-  snprintf(s, (size_t)n + 1, fmt, a, b);
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
   return s;
+}
+
+/* FNV-1a, for the staging table's name. */
+static uint32_t fnv1a(const char *p)
+{
+  uint32_t h = 2166136261u;
+  for (; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  return h;
 }
 
 static void *create(const void *conf, struct gw_err *err)
@@ -1432,11 +1465,18 @@ static void *create(const void *conf, struct gw_err *err)
   s->migrations_dir = c->migrations_dir ? gw_strdup(c->migrations_dir) : NULL;
   s->retention_days = c->retention_days;
   s->columns = join_columns();
-  s->copy_sql = sql_printf("COPY " STAGING_TABLE " (%s) FROM STDIN%s", s->columns, "");
-  s->insert_sql = sql_printf("WITH ins AS (INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM " STAGING_TABLE
+  snprintf(s->staging, sizeof s->staging, STAGING_PREFIX "%08x", fnv1a(s->columns));
+  /* One round trip: BEGIN, then the table if this server connection has none (to_regclass sends no
+   * NOTICE, unlike CREATE ... IF NOT EXISTS). */
+  s->begin_sql = sql_printf("BEGIN; DO $gw$ BEGIN IF to_regclass('pg_temp.%s') IS NULL THEN "
+                            "CREATE TEMP TABLE %s (LIKE " TRACES_TABLE " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS; "
+                            "END IF; END $gw$",
+                            s->staging, s->staging);
+  s->copy_sql = sql_printf("COPY %s (%s) FROM STDIN", s->staging, s->columns);
+  s->insert_sql = sql_printf("WITH ins AS (INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM %s"
                              " ON CONFLICT DO NOTHING RETURNING span_id, " ROLLUP_INPUT "), "
                              "roll AS (" ROLLUP_UPSERT ") SELECT trace_id, span_id FROM ins",
-                             s->columns, s->columns);
+                             s->columns, s->columns, s->staging);
   s->arena = gw_arena_create(0);
   gw_arena_keep(s->arena, ARENA_KEEP);
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;

@@ -1,0 +1,188 @@
+/*
+ * kube.mjs: run the checked-in manifests (deploy/k8s/*.yaml) with `podman kube play`, after the one
+ * preparation step below for what podman 4.3 does differently from Kubernetes
+ * (../shared/K8S-TESTING.md). `prepareForPodman` is that step; every change it makes is listed here:
+ *
+ *  1. Secrets: a `kind: Secret` is stored wrongly by podman, so each becomes a podman secret (JSON of
+ *     base64 values, unique name) and the document is dropped; env secretKeyRefs point at it. The test
+ *     fills in the values a user would (DATABASE_URL); env entries naming keys the Secret lacks are
+ *     dropped, as Kubernetes leaves an optional missing key unset.
+ *  2. Service, HorizontalPodAutoscaler, PodDisruptionBudget and PodMonitor are dropped: no API server.
+ *  3. A native sidecar (initContainers with restartPolicy Always) runs as an ordinary init container in
+ *     podman and hangs: it moves to containers (start order is then not guaranteed; the app's OTel SDK
+ *     retries).
+ *  4. ports are dropped (podman publishes them on the host); the probes are dropped (podman ignores
+ *     readiness and startup probes and runs a liveness httpGet as a healthcheck needing curl, which the
+ *     image does not have): the test polls /healthz and /readyz itself.
+ *  5. Network: the pods get hostNetwork, so they reach the test PostgreSQL on 127.0.0.1 and several test
+ *     runs can share the machine: each gateway's listen addresses come from GENAI_GW_*_ADDR env (free
+ *     ports) and the app's OTEL_EXPORTER_OTLP_ENDPOINT and a forwarding sidecar's endpoint follow them.
+ *     Inside a pod everything still goes over 127.0.0.1, as in Kubernetes.
+ *  6. A generic ephemeral volume (the tier's spool PVC) becomes an emptyDir: podman has none. Replicas
+ *     become 1 (podman gives every replica the same named volume).
+ *  7. Images are the locally built test images; the app container runs tests/k8s/app/otel-app.mjs from a
+ *     read-only hostPath mount of tests/. Names get a unique suffix, so tests can run side by side and
+ *     clean up by name.
+ *  8. Stopping: podman 4.3's `kube down` here kills the containers (the gateway exits 137 and never sees
+ *     SIGTERM: measured with `podman wait` and `podman events`), unlike a kubelet. The tests stop a pod
+ *     as the kubelet does, `podman pod stop -t <terminationGracePeriodSeconds>` (SIGTERM, then SIGKILL
+ *     after the grace), and only then `kube down` to remove it.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { REPO, freePort } from './harness.mjs';
+import { podman, removeSecret, removeVolume } from './podman.mjs';
+
+const DROP_KINDS = new Set(['Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'PodMonitor']);
+
+function setEnv(c, name, value) {
+  c.env = (c.env ?? []).filter((e) => e.name !== name);
+  c.env.push({ name, value });
+}
+
+/**
+ * Prepare manifest text for podman. Options: suffix (unique name suffix), gatewayImage, appImage,
+ * secretValues ({ key: value } added to the chart's Secret), appEnv ({ name: value }), gatewayEnv
+ * ({ name: value }). Returns { dir, file, pods: [{ deployment, pod, ports: {grpc, http, admin}, role }],
+ * secrets: [names], cleanup() }.
+ */
+export async function prepareForPodman(text, { suffix, gatewayImage, appImage, secretValues = {}, appEnv = {}, gatewayEnv = {}, ackDir }) {
+  const docs = YAML.parseAllDocuments(text).map((d) => d.toJS()).filter(Boolean);
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-kube-'));
+  const secrets = new Map(); /* chart name -> { podman name, keys } */
+  const configMaps = new Map();
+  const out = [];
+  for (const d of docs) {
+    if (DROP_KINDS.has(d.kind)) continue;
+    if (d.kind === 'Secret') {
+      const data = { ...(d.stringData ?? {}), ...secretValues };
+      const name = `${d.metadata.name}-${suffix}`;
+      const json = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(String(v)).toString('base64')]));
+      const f = path.join(dir, `${name}.json`);
+      await fsp.writeFile(f, JSON.stringify(json));
+      await podman(['secret', 'create', name, f]);
+      secrets.set(d.metadata.name, { name, keys: new Set(Object.keys(data)) });
+      continue;
+    }
+    if (d.kind === 'ConfigMap') {
+      configMaps.set(d.metadata.name, d);
+      d.metadata.name = `${d.metadata.name}-${suffix}`;
+    }
+    out.push(d);
+  }
+  const pods = [];
+  for (const d of out.filter((o) => o.kind === 'Deployment')) {
+    const role = d.metadata.labels?.['app.kubernetes.io/component'];
+    d.metadata.name = `${d.metadata.name}-${suffix}`;
+    d.spec.replicas = 1;
+    const spec = d.spec.template.spec;
+    spec.hostNetwork = true;
+    const natives = (spec.initContainers ?? []).filter((c) => c.restartPolicy === 'Always');
+    spec.initContainers = (spec.initContainers ?? []).filter((c) => c.restartPolicy !== 'Always');
+    if (!spec.initContainers.length) delete spec.initContainers;
+    for (const c of natives) delete c.restartPolicy;
+    spec.containers = [...natives, ...spec.containers];
+    const ports = { grpc: await freePort(), http: await freePort(), admin: await freePort() };
+    for (const c of spec.containers) {
+      delete c.ports;
+      delete c.livenessProbe;
+      delete c.readinessProbe;
+      delete c.startupProbe;
+      c.env = (c.env ?? []).filter((e) => {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (!ref) return true;
+        const s = secrets.get(ref.name);
+        if (!s || !s.keys.has(ref.key)) return false;
+        ref.name = s.name;
+        return true;
+      });
+      if (c.name === 'genai-gateway') {
+        c.image = gatewayImage;
+        setEnv(c, 'GENAI_GW_GRPC_ADDR', `127.0.0.1:${ports.grpc}`);
+        setEnv(c, 'GENAI_GW_HTTP_ADDR', `127.0.0.1:${ports.http}`);
+        setEnv(c, 'GENAI_GW_ADMIN_ADDR', `127.0.0.1:${ports.admin}`);
+        for (const [k, v] of Object.entries(gatewayEnv)) setEnv(c, k, v);
+      } else {
+        c.image = appImage;
+        c.command = ['/usr/bin/node', '/tests/k8s/app/otel-app.mjs'];
+        delete c.args;
+        c.env = (c.env ?? []).filter((e) => e.name !== 'OTEL_EXPORTER_OTLP_ENDPOINT');
+        setEnv(c, 'OTEL_EXPORTER_OTLP_ENDPOINT', `http://127.0.0.1:${ports.http}`);
+        for (const [k, v] of Object.entries(appEnv)) setEnv(c, k, v);
+        c.volumeMounts = [...(c.volumeMounts ?? []), { name: 'tests', mountPath: '/tests', readOnly: true }];
+        if (ackDir) {
+          c.volumeMounts.push({ name: 'acks', mountPath: '/acks' });
+          setEnv(c, 'APP_ACK_FILE', `/acks/${d.metadata.name}.acks`);
+        }
+      }
+    }
+    spec.volumes = spec.volumes.map((v) => {
+      if (v.configMap) return { ...v, configMap: { ...v.configMap, name: `${v.configMap.name}-${suffix}` } };
+      if (v.ephemeral) return { name: v.name, emptyDir: {} };
+      return v;
+    });
+    if (spec.containers.some((c) => c.name !== 'genai-gateway')) {
+      spec.volumes.push({ name: 'tests', hostPath: { path: path.join(REPO, 'tests'), type: 'Directory' } });
+      if (ackDir) spec.volumes.push({ name: 'acks', hostPath: { path: ackDir, type: 'Directory' } });
+    }
+    /* podman names the pod <deployment>-pod-0 and its containers <pod>-<container> */
+    const pod = `${d.metadata.name}-pod-0`;
+    pods.push({ deployment: d.metadata.name, pod, gateway: `${pod}-genai-gateway`, app: `${pod}-app`, ports, role, spec,
+      ackFile: ackDir ? path.join(ackDir, `${d.metadata.name}.acks`) : null });
+  }
+  /* A forwarding sidecar sends to the tier's Service: with host networking, the tier pod's HTTP port. */
+  const tier = pods.find((p) => p.role === 'tier');
+  for (const cm of configMaps.values()) {
+    const cfg = YAML.parse(cm.data['gateway.yaml']);
+    if (tier && cfg.exporters?.otlp?.endpoint) {
+      cfg.exporters.otlp.endpoint = `http://127.0.0.1:${tier.ports.http}`;
+      cm.data['gateway.yaml'] = YAML.stringify(cfg);
+    }
+  }
+  const file = path.join(dir, 'pods.yaml');
+  await fsp.writeFile(file, out.map((d) => YAML.stringify(d)).join('---\n'));
+  const secretNames = [...secrets.values()].map((s) => s.name);
+  return {
+    dir,
+    file,
+    pods,
+    secrets: secretNames,
+    async cleanup() {
+      await podman(['kube', 'down', file], { allowFail: true, timeoutMs: 120000 });
+      for (const p of pods) await podman(['pod', 'rm', '-f', p.pod], { allowFail: true });
+      for (const s of secretNames) await removeSecret(s);
+      /* kube play keeps a volume per ConfigMap, named after it */
+      for (const cm of configMaps.values()) await removeVolume(cm.metadata.name);
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `podman kube play` the prepared file. */
+export async function kubePlay(prepared) {
+  return podman(['kube', 'play', prepared.file], { timeoutMs: 180000 });
+}
+
+/** Names of the volumes podman made for a pod's emptyDirs (podman volume ls by pod is not offered). */
+export async function podVolumes(pod) {
+  const { stdout } = await podman(['pod', 'inspect', pod]);
+  const info = JSON.parse(stdout);
+  const p = Array.isArray(info) ? info[0] : info;
+  const names = new Set();
+  for (const c of p.Containers ?? []) {
+    const { stdout: ci } = await podman(['container', 'inspect', c.Name ?? c.Id]);
+    for (const m of JSON.parse(ci)[0].Mounts ?? []) if (m.Type === 'volume' && m.Name) names.add(m.Name);
+  }
+  return [...names];
+}
+
+/** stdout+stderr of a container. */
+export async function containerLogs(name) {
+  const r = await podman(['logs', name], { allowFail: true, timeoutMs: 30000 });
+  return `${r.stdout}${r.stderr}`;
+}
+
+export const readYaml = (p) => fs.readFileSync(p, 'utf8');
