@@ -329,6 +329,8 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
       }
       size_t off = 0;
       for (size_t k = i; k < j; k++) {
+        if (!pieces[k].len)
+          continue; /* nothing to send (a logs entry, spans all held): bytes may be NULL */
         memcpy(buf + off, pieces[k].bytes, pieces[k].len);
         off += pieces[k].len;
       }
