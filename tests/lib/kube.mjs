@@ -19,7 +19,10 @@
  *     ports) and the app's OTEL_EXPORTER_OTLP_ENDPOINT and a forwarding sidecar's endpoint follow them.
  *     Inside a pod everything still goes over 127.0.0.1, as in Kubernetes.
  *  6. A generic ephemeral volume (the tier's spool PVC) becomes an emptyDir: podman has none. Replicas
- *     become 1 (podman gives every replica the same named volume).
+ *     become 1, and each pod's emptyDir volumes get names of their own: podman makes an emptyDir a volume
+ *     named after the pod spec's volume, so every replica, and every pod of the file with a volume of
+ *     the same name (the sidecar's and the tier's gw-spool), would share one directory. Found the hard
+ *     way: the tier replayed the sidecar's spool segments.
  *  7. Images are the locally built test images; the app container runs tests/k8s/app/otel-app.mjs from a
  *     read-only hostPath mount of tests/. Names get a unique suffix, so tests can run side by side and
  *     clean up by name.
@@ -124,6 +127,13 @@ export async function prepareForPodman(text, { suffix, gatewayImage, appImage, s
       if (v.ephemeral) return { name: v.name, emptyDir: {} };
       return v;
     });
+    /* podman names an emptyDir's volume after the pod spec's volume name: two pods of one file with a
+     * volume of the same name (the sidecar's and the tier's gw-spool) would share one directory */
+    for (const v of spec.volumes.filter((x) => x.emptyDir)) {
+      const unique = `${v.name}-${pods.length}-${suffix}`;
+      for (const c of spec.containers) for (const m of c.volumeMounts ?? []) if (m.name === v.name) m.name = unique;
+      v.name = unique;
+    }
     if (spec.containers.some((c) => c.name !== 'genai-gateway')) {
       spec.volumes.push({ name: 'tests', hostPath: { path: path.join(REPO, 'tests'), type: 'Directory' } });
       if (ackDir) spec.volumes.push({ name: 'acks', hostPath: { path: ackDir, type: 'Directory' } });
