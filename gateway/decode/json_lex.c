@@ -522,44 +522,34 @@ static gw_rc key(struct gw_json *j, const char **k, size_t *kn)
   return GW_OK;
 }
 
-int gw_json_obj_next(struct gw_json *j, int *st, const char **k, size_t *kn)
+/* Whitespace and comments, then a byte that must be there: the end of input is an error. */
+static inline gw_rc skip_ws_more(struct gw_json *j)
+{
+  gw_rc rc = skip_ws(j);
+  if (rc)
+    return rc;
+  return j->p == j->end ? eof(j) : GW_OK;
+}
+
+/* The step both containers take before each member or element: the separating ',' after the first one,
+ * a trailing comma allowed, or the closing byte (consumed, the level left). 1 at the next item, 0 after
+ * the close, or an error. */
+static inline int next_item(struct gw_json *j, int *st, char close, const char *want_sep)
 {
   gw_rc rc;
-  if ((rc = skip_ws(j)))
+  if ((rc = skip_ws_more(j)))
     return rc;
-  if (j->p == j->end)
-    return eof(j);
-  char c = *j->p;
-  if (c == '}')
+  if (*j->p == close)
     goto close;
   if (*st) {
-    if (c != ',')
-      return gw_json_syntax(j, "want ',' or '}' after an object member");
+    if (*j->p != ',')
+      return gw_json_syntax(j, want_sep);
     j->p++;
-    if ((rc = skip_ws(j)))
+    if ((rc = skip_ws_more(j)))
       return rc;
-    if (j->p == j->end)
-      return eof(j);
-    c = *j->p;
-    if (c == '}')
+    if (*j->p == close)
       goto close; /* a trailing comma */
   }
-  if (c != '"' && c != '\'')
-    return gw_json_syntax(j, "want a quoted property name");
-  if ((rc = key(j, k, kn)) || (rc = skip_ws(j)))
-    return rc;
-  if (j->p == j->end)
-    return eof(j);
-  if (*j->p != ':')
-    return gw_json_syntax(j, "want ':' after a property name");
-  j->p++;
-  if ((rc = skip_ws(j)))
-    return rc;
-  if (j->p == j->end)
-    return eof(j);
-  if (j->lvl >= j->max_lvl)
-    return too_deep(j);
-  *st = 1;
   return 1;
 close:
   j->p++;
@@ -567,35 +557,36 @@ close:
   return 0;
 }
 
-int gw_json_arr_next(struct gw_json *j, int *st)
+int gw_json_obj_next(struct gw_json *j, int *st, const char **k, size_t *kn)
 {
+  int r = next_item(j, st, '}', "want ',' or '}' after an object member");
+  if (r != 1)
+    return r;
   gw_rc rc;
-  if ((rc = skip_ws(j)))
+  if (*j->p != '"' && *j->p != '\'')
+    return gw_json_syntax(j, "want a quoted property name");
+  if ((rc = key(j, k, kn)) || (rc = skip_ws_more(j)))
     return rc;
-  if (j->p == j->end)
-    return eof(j);
-  char c = *j->p;
-  if (c == ']')
-    goto close;
-  if (*st) {
-    if (c != ',')
-      return gw_json_syntax(j, "want ',' or ']' after an array element");
-    j->p++;
-    if ((rc = skip_ws(j)))
-      return rc;
-    if (j->p == j->end)
-      return eof(j);
-    if (*j->p == ']')
-      goto close; /* a trailing comma */
-  }
+  if (*j->p != ':')
+    return gw_json_syntax(j, "want ':' after a property name");
+  j->p++;
+  if ((rc = skip_ws_more(j)))
+    return rc;
   if (j->lvl >= j->max_lvl)
     return too_deep(j);
   *st = 1;
   return 1;
-close:
-  j->p++;
-  j->lvl--;
-  return 0;
+}
+
+int gw_json_arr_next(struct gw_json *j, int *st)
+{
+  int r = next_item(j, st, ']', "want ',' or ']' after an array element");
+  if (r != 1)
+    return r;
+  if (j->lvl >= j->max_lvl)
+    return too_deep(j);
+  *st = 1;
+  return 1;
 }
 
 /* ---- numbers ---- */
