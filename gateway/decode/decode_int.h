@@ -129,6 +129,21 @@ static inline void gw_json_pop(struct gw_json *j) { j->npath--; }
 /* A type error ("want a string") for the value peek classified as t; a syntax error when it is no value. */
 gw_rc gw_json_want(struct gw_json *j, enum gw_jt t, const char *what);
 
+/* The object at p as a new arena struct of sz bytes (not initialized), or NULL with *rc set: "want an
+ * object" when the value is something else, or out of memory. */
+static inline void *gw_json_new_obj(struct gw_json *j, size_t sz, gw_rc *rc)
+{
+  enum gw_jt t = gw_json_peek(j);
+  void *m = NULL;
+  if (t != GW_JT_OBJ)
+    *rc = gw_json_want(j, t, "want an object");
+  else if (!(m = gw_arena_alloc(j->a, sz)))
+    *rc = gw_json_oom(j);
+  else
+    *rc = GW_OK;
+  return m;
+}
+
 /* The pointers of a repeated field being read: the first GW_JSON_VEC_INLINE here, the rest in blocks. */
 #define GW_JSON_VEC_INLINE 16
 struct gw_json_vec {

@@ -89,12 +89,8 @@ static gw_rc array_value(struct gw_json *j, GwArrayValue *arr, uint32_t depth)
     gw_json_arr_begin(j);
     while ((r = gw_json_arr_next(j, &ast)) == 1) {
       gw_json_push_idx(j, v.n);
-      GwAnyValue *av = NULL;
-      if ((t = gw_json_peek(j)) != GW_JT_OBJ)
-        return gw_json_want(j, t, "want an object");
-      if (!(av = gw_arena_alloc(j->a, sizeof *av)))
-        return gw_json_oom(j);
-      if ((rc = any_value(j, av, depth)) || (rc = gw_json_vec_push(j, &v, av)))
+      GwAnyValue *av = gw_json_new_obj(j, sizeof *av, &rc);
+      if (!av || (rc = any_value(j, av, depth)) || (rc = gw_json_vec_push(j, &v, av)))
         return rc;
       gw_json_pop(j);
     }
@@ -160,12 +156,8 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
       rc = gw_json_b64_value(j, &av->bytes_value);
       break;
     case AV_ARRAY: {
-      GwArrayValue *arr;
-      if (t != GW_JT_OBJ) {
-        rc = gw_json_want(j, t, "want an object");
-      } else if (!(arr = gw_arena_alloc(j->a, sizeof *arr))) {
-        rc = gw_json_oom(j);
-      } else {
+      GwArrayValue *arr = gw_json_new_obj(j, sizeof *arr, &rc);
+      if (arr) {
         gw_pb_array_value_init(arr);
         av->value_case = GW_AV_ARRAY;
         av->array_value = arr;
@@ -174,12 +166,8 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
       break;
     }
     case AV_KVLIST: {
-      GwKeyValueList *kl;
-      if (t != GW_JT_OBJ) {
-        rc = gw_json_want(j, t, "want an object");
-      } else if (!(kl = gw_arena_alloc(j->a, sizeof *kl))) {
-        rc = gw_json_oom(j);
-      } else {
+      GwKeyValueList *kl = gw_json_new_obj(j, sizeof *kl, &rc);
+      if (kl) {
         gw_pb_kvlist_init(kl);
         av->value_case = GW_AV_KVLIST;
         av->kvlist_value = kl;
@@ -207,6 +195,18 @@ static gw_rc any_value(struct gw_json *j, GwAnyValue *av, uint32_t depth)
   return r;
 }
 
+/* An AnyValue member (KeyValue.value, LogRecord.body) at depth: NULL when null or absent, as on the wire. */
+static gw_rc any_value_member(struct gw_json *j, const struct gw_json_fld *fd, GwAnyValue **out, uint32_t depth)
+{
+  GW_JSON_TAKE_OR_RETURN(j, fd, *out = NULL);
+  gw_json_push_name(j, fd->name);
+  gw_rc rc;
+  if ((*out = gw_json_new_obj(j, sizeof **out, &rc)))
+    rc = any_value(j, *out, depth);
+  gw_json_pop(j);
+  return rc;
+}
+
 enum { KV_KEY, KV_VALUE, KV__N };
 static const struct gw_json_name kv_names[] = {[KV_KEY] = N1("key"), [KV_VALUE] = N1("value")};
 
@@ -227,22 +227,7 @@ static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
     if (f == KV_KEY) {
       rc = gw_json_get_str(j, &fd, &kv->key);
     } else if (f == KV_VALUE) {
-      switch (gw_json_take(j, &fd, &rc)) {
-      case GW_JSON_SKIP: rc = gw_json_skip(j); break;
-      case GW_JSON_NULL: kv->value = NULL; break;
-      case GW_JSON_READ: {
-        gw_json_push_name(j, "value");
-        enum gw_jt t = gw_json_peek(j);
-        if (t != GW_JT_OBJ)
-          rc = gw_json_want(j, t, "want an object");
-        else if (!(kv->value = gw_arena_alloc(j->a, sizeof *kv->value)))
-          rc = gw_json_oom(j);
-        else
-          rc = any_value(j, kv->value, depth);
-        gw_json_pop(j);
-        break;
-      }
-      }
+      rc = any_value_member(j, &fd, &kv->value, depth);
     } else {
       rc = gw_json_skip(j);
     }
@@ -268,12 +253,8 @@ static gw_rc key_values(struct gw_json *j, const struct gw_json_fld *fd, GwKeyVa
   gw_json_arr_begin(j);
   while ((r = gw_json_arr_next(j, &st)) == 1) {
     gw_json_push_idx(j, v.n);
-    GwKeyValue *kv = NULL;
-    if ((t = gw_json_peek(j)) != GW_JT_OBJ)
-      rc = gw_json_want(j, t, "want an object");
-    else if (!(kv = gw_arena_alloc(j->a, sizeof *kv)))
-      rc = gw_json_oom(j);
-    else
+    GwKeyValue *kv = gw_json_new_obj(j, sizeof *kv, &rc);
+    if (kv)
       rc = key_value(j, kv, depth);
     gw_json_pop(j);
     if (rc || (rc = gw_json_vec_push(j, &v, kv)))
@@ -561,21 +542,7 @@ static gw_rc log_record_member(struct gw_json *j, void *m, const struct gw_json_
   case LR_TRACE_ID: return gw_json_get_hex(j, fd, &l->trace_id);
   case LR_SPAN_ID: return gw_json_get_hex(j, fd, &l->span_id);
   case LR_EVENT_NAME: return gw_json_get_str(j, fd, &l->event_name);
-  default: {
-    gw_rc rc;
-    GW_JSON_TAKE_OR_RETURN(j, fd, l->body = NULL);
-    gw_json_push_name(j, "body");
-    enum gw_jt t = gw_json_peek(j);
-    GwAnyValue *av;
-    if (t != GW_JT_OBJ)
-      rc = gw_json_want(j, t, "want an object");
-    else if (!(av = gw_arena_alloc(j->a, sizeof *av)))
-      rc = gw_json_oom(j);
-    else if (!(rc = any_value(j, av, 1)))
-      l->body = av;
-    gw_json_pop(j);
-    return rc;
-  }
+  default: return any_value_member(j, fd, &l->body, 1);
   }
 }
 

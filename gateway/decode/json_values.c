@@ -508,13 +508,8 @@ gw_rc gw_json_get_msg(struct gw_json *j, const struct gw_json_fld *fd, size_t sz
   GW_JSON_TAKE_OR_RETURN(j, fd, *out = NULL);
   gw_json_push_name(j, fd->name);
   gw_rc rc;
-  enum gw_jt t = gw_json_peek(j);
-  void *m;
-  if (t != GW_JT_OBJ) {
-    rc = gw_json_want(j, t, "want an object");
-  } else if (!(m = gw_arena_alloc(j->a, sz))) {
-    rc = gw_json_oom(j);
-  } else {
+  void *m = gw_json_new_obj(j, sz, &rc);
+  if (m) {
     init(m);
     *out = m;
     rc = fn(j, m);
@@ -540,12 +535,8 @@ gw_rc gw_json_get_repeated(struct gw_json *j, const struct gw_json_fld *fd, size
   gw_json_arr_begin(j);
   while ((r = gw_json_arr_next(j, &st)) == 1) {
     gw_json_push_idx(j, v.n);
-    void *m = NULL;
-    if ((t = gw_json_peek(j)) != GW_JT_OBJ) {
-      rc = gw_json_want(j, t, "want an object");
-    } else if (!(m = gw_arena_alloc(j->a, sz))) {
-      rc = gw_json_oom(j);
-    } else {
+    void *m = gw_json_new_obj(j, sz, &rc);
+    if (m) {
       init(m);
       rc = fn(j, m);
     }
