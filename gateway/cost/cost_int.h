@@ -58,6 +58,21 @@ gw_rc gw_prices_read_litellm(const char *path, const char *text, size_t len, str
 gw_rc gw_prices_read_langfuse(const char *path, const char *text, size_t len, struct gw_table *t,
                               struct gw_err *err);
 
+/* For the JSON price files (litellm.c, langfuse_prices.c): a price, USD per token, from the text json-c
+ * kept of a number (and of a string when strings_ok) into pico-USD per token, rounded half up past the
+ * 12th decimal, never through a double; false when it is no such number or negative. *text: the value's
+ * text for the error ("" when it has none). */
+struct json_object;
+bool gw_prices_json_usd(struct json_object *v, bool strings_ok, int64_t *pico, const char **text);
+/* JSON price files leave out a zero output price (embeddings): an entry without one gets 0. */
+static inline void gw_prices_default_output(struct gw_price_entry *e)
+{
+  if (!(e->base.have & (1u << GW_R_OUTPUT))) {
+    e->base.have |= 1u << GW_R_OUTPUT;
+    e->base.r[GW_R_OUTPUT] = 0;
+  }
+}
+
 /* "2024-08-06" -> ns since the epoch at 00:00 UTC; false when not a valid date. */
 bool gw_prices_parse_date(const char *s, uint64_t *ns);
 /* Compile e->pattern (PCRE2_CASELESS, JIT when available); false with pcre2's message and offset in why. */

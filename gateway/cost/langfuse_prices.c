@@ -69,12 +69,10 @@ static bool read_prices(struct json_object *prices, struct gw_rates *r, char *wh
     bool is_total = !strcmp(usage, "total");
     if (rate < 0 && !is_total)
       continue;
-    const char *s = json_object_get_string(v);
+    const char *s;
     int64_t pico;
-    if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int) &&
-         !json_object_is_type(v, json_type_string)) ||
-        !s || !gw_decimal_parse(s, strlen(s), 12, GW_DEC_ROUND, &pico)) {
-      snprintf(why, whylen, "prices.%.40s: bad number \"%.40s\" (want USD per unit, not negative)", usage, s ? s : "");
+    if (!gw_prices_json_usd(v, true, &pico, &s)) {
+      snprintf(why, whylen, "prices.%.40s: bad number \"%.40s\" (want USD per unit, not negative)", usage, s);
       return false;
     }
     if (is_total) {
@@ -196,10 +194,7 @@ gw_rc gw_prices_read_langfuse(const char *path, const char *text, size_t len, st
                  name);
       goto out;
     }
-    if (!(e->base.have & (1u << GW_R_OUTPUT))) {
-      e->base.have |= 1u << GW_R_OUTPUT; /* embeddings: no output price */
-      e->base.r[GW_R_OUTPUT] = 0;
-    }
+    gw_prices_default_output(e);
     if (!gw_prices_compile(e, why, sizeof why)) {
       gw_err_set(err, rc, "%s: \"%.80s\".matchPattern: %s", path, name, why);
       goto out;

@@ -85,6 +85,16 @@ static char *key_pattern(const char *k)
   return p;
 }
 
+bool gw_prices_json_usd(struct json_object *v, bool strings_ok, int64_t *pico, const char **text)
+{
+  const char *s = json_object_get_string(v);
+  *text = s ? s : "";
+  if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int) &&
+      !(strings_ok && json_object_is_type(v, json_type_string)))
+    return false;
+  return s && gw_decimal_parse(s, strlen(s), 12, GW_DEC_ROUND, pico);
+}
+
 /* 1-based line of a byte offset, for JSON syntax errors. */
 static unsigned long line_of(const char *text, size_t off)
 {
@@ -135,12 +145,11 @@ gw_rc gw_prices_read_litellm(const char *path, const char *text, size_t len, str
       struct json_object *v;
       if (!json_object_object_get_ex(spec, keys[i].name, &v) || json_object_is_type(v, json_type_null))
         continue;
-      const char *s = json_object_get_string(v);
+      const char *s;
       int64_t pico;
-      if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) || !s ||
-          !gw_decimal_parse(s, strlen(s), 12, GW_DEC_ROUND, &pico)) {
+      if (!gw_prices_json_usd(v, false, &pico, &s)) {
         gw_err_set(err, rc, "%s: \"%.80s\".%s: bad number \"%.40s\" (want USD per token, not negative)", path, model,
-                   keys[i].name, s ? s : "");
+                   keys[i].name, s);
         goto out;
       }
       struct gw_rates *r = keys[i].where == 0 ? &e->base : keys[i].where == 1 ? &e->long_ctx : &e->tier[keys[i].where - 2];
@@ -152,10 +161,7 @@ gw_rc gw_prices_read_litellm(const char *path, const char *text, size_t len, str
       r->r[keys[i].rate] = pico;
       r->have |= 1u << keys[i].rate;
     }
-    if (!(e->base.have & (1u << GW_R_OUTPUT))) {
-      e->base.have |= 1u << GW_R_OUTPUT; /* LiteLLM leaves out a zero output price (embeddings) */
-      e->base.r[GW_R_OUTPUT] = 0;
-    }
+    gw_prices_default_output(e);
     char why[200];
     if (!gw_prices_compile(e, why, sizeof why)) {
       gw_err_set(err, rc, "%s: \"%.80s\": %s", path, model, why);

@@ -367,7 +367,11 @@ static void test_bad_files(void **state)
     {"bad_syntax.yaml", ":5: not valid YAML: did not find expected ',' or ']'"},
     {"bad_litellm_number.json",
      ": \"gpt-x\".input_cost_per_token: bad number \"cheap\" (want USD per token, not negative)"},
+    {"bad_litellm_string.json", /* LiteLLM's prices are JSON numbers; Langfuse's may be strings */
+     ": \"gpt-y\".input_cost_per_token: bad number \"0.000001\" (want USD per token, not negative)"},
     {"bad_litellm_syntax.json", ":4: not valid JSON: object property name separator ':' expected"},
+    {"bad_langfuse_number.json",
+     ": \"neg\".prices.output: bad number \"-0.000001\" (want USD per unit, not negative)"},
     {"missing.yaml", ": cannot open: No such file or directory"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
