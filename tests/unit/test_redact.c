@@ -661,6 +661,72 @@ static uint8_t *pack(GwTraceRequest *req, size_t *len)
   return b;
 }
 
+/* Each of the n strings s[] must be absent from (want_found false) or present in the len bytes at b,
+ * the encoded request named by what. */
+static void check_encoded(const uint8_t *b, size_t len, const char *const *s, size_t n, bool want_found,
+                          const char *what)
+{
+  for (size_t i = 0; i < n; i++) {
+    bool found = memmem(b, len, s[i], strlen(s[i])) != NULL;
+    if (found && !want_found)
+      fail_msg("'%s' survived in the %s", s[i], what);
+    if (!found && want_found)
+      fail_msg("'%s' is missing from the %s", s[i], what);
+  }
+}
+
+/* The /metrics text as rendered now. */
+static const char *metrics_text(void)
+{
+  struct gw_sb out;
+  gw_sb_init(&out, A);
+  gw_metrics_render(&out);
+  assert_non_null(gw_sb_finish(&out));
+  return out.buf;
+}
+
+/* A request of one resource, one scope and one span named "span" with these n attributes. */
+static GwTraceRequest *span_request(GwKeyValue **attrs, size_t n)
+{
+  GwSpan *sp = az(sizeof *sp);
+  gw_pb_span_init(sp);
+  sp->name = gw_arena_strdup(A, "span");
+  sp->attributes = attrs;
+  sp->n_attributes = n;
+  GwScopeSpans *ss = az(sizeof *ss);
+  gw_pb_scope_spans_init(ss);
+  ss->spans = az(sizeof(GwSpan *));
+  ss->spans[0] = sp;
+  ss->n_spans = 1;
+  GwResourceSpans *rs = az(sizeof *rs);
+  gw_pb_resource_spans_init(rs);
+  rs->scope_spans = az(sizeof(GwScopeSpans *));
+  rs->scope_spans[0] = ss;
+  rs->n_scope_spans = 1;
+  GwTraceRequest *req = az(sizeof *req);
+  gw_pb_trace_request_init(req);
+  req->resource_spans = az(sizeof(GwResourceSpans *));
+  req->resource_spans[0] = rs;
+  req->n_resource_spans = 1;
+  return req;
+}
+
+/* The value of the span's attribute key (span_request's span), NULL when it has none. */
+static const GwAnyValue *attr_value(GwTraceRequest *req, const char *key)
+{
+  GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+  for (size_t i = 0; i < sp->n_attributes; i++)
+    if (!strcmp(sp->attributes[i]->key, key))
+      return sp->attributes[i]->value;
+  return NULL;
+}
+
+static const char *attr_of(GwTraceRequest *req, const char *key)
+{
+  const GwAnyValue *v = attr_value(req, key);
+  return v ? v->string_value : NULL;
+}
+
 static void test_request_everywhere(void **state)
 {
   (void)state;
@@ -680,10 +746,7 @@ static void test_request_everywhere(void **state)
   scope->attributes = kvs(1, kv("scope.contact", av_str("scope-team@example.com")));
   scope->n_attributes = 1;
 
-  GwSpan *sp = az(sizeof *sp);
-  gw_pb_span_init(sp);
-  sp->name = gw_arena_strdup(A, "lookup 203.0.113.9");
-  sp->attributes =
+  GwTraceRequest *req = span_request(
     kvs(8, kv("gen_ai.request.model", av_str("gpt-4o")),
         kv("gen_ai.input.messages",
            av_str("[{\"role\":\"user\",\"content\":\"my key is sk-proj-abc123def456ghi789jkl012\"}]")),
@@ -694,8 +757,12 @@ static void test_request_everywhere(void **state)
                                                                                  av_str("sid=1")),
                                  kv("deep", av_kvl(1, kvs(1, kv("ip", av_str("fe80::1ff:fe23:4567:890a"))))),
                                  kv("count", av_int(3))))),
-        kv("note", av_str("ssn 123-45-6789")), kv("plain", av_str("nothing here")));
-  sp->n_attributes = 8;
+        kv("note", av_str("ssn 123-45-6789")), kv("plain", av_str("nothing here"))),
+    8);
+  req->resource_spans[0]->resource = res;
+  req->resource_spans[0]->scope_spans[0]->scope = scope;
+  GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+  sp->name = gw_arena_strdup(A, "lookup 203.0.113.9");
   sp->n_events = 1;
   sp->events = az(sizeof(GwSpanEvent *));
   sp->events[0] = az(sizeof(GwSpanEvent));
@@ -714,24 +781,6 @@ static void test_request_everywhere(void **state)
   sp->status->code = GW_SPAN_STATUS_ERROR;
   sp->status->message = gw_arena_strdup(A, "upstream refused key AKIAIOSFODNN7EXAMPLE");
 
-  GwScopeSpans *ss = az(sizeof *ss);
-  gw_pb_scope_spans_init(ss);
-  ss->scope = scope;
-  ss->spans = az(sizeof(GwSpan *));
-  ss->spans[0] = sp;
-  ss->n_spans = 1;
-  GwResourceSpans *rs = az(sizeof *rs);
-  gw_pb_resource_spans_init(rs);
-  rs->resource = res;
-  rs->scope_spans = az(sizeof(GwScopeSpans *));
-  rs->scope_spans[0] = ss;
-  rs->n_scope_spans = 1;
-  GwTraceRequest *req = az(sizeof *req);
-  gw_pb_trace_request_init(req);
-  req->resource_spans = az(sizeof(GwResourceSpans *));
-  req->resource_spans[0] = rs;
-  req->n_resource_spans = 1;
-
   int64_t before_email = gw_redact_metric_get("email"), before_deny = gw_redact_metric_get("deny_list");
   assert_int_equal(gw_redact_request(r, req, A, NULL), GW_OK);
 
@@ -741,14 +790,10 @@ static void test_request_everywhere(void **state)
                                      "sk-proj-abc123def456ghi789jkl012", "abcdef123456789", "646 555 3263",
                                      "123-45-6789", "meta@example.com", "sid=1", "fe80::1ff", "ev@example.com",
                                      "4111 1111 1111 1111", "AKIAIOSFODNN7EXAMPLE"};
-  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
-    if (memmem(b, len, gone[i], strlen(gone[i])))
-      fail_msg("'%s' survived in the encoded request", gone[i]);
+  check_encoded(b, len, gone, sizeof gone / sizeof gone[0], false, "encoded request");
   static const char *const kept[] = {"svc-owner@example.com", "gpt-4o", "my key is ", "vip", "nothing here",
                                      "upstream refused key ", "lookup ", "event mail "};
-  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
-    if (!memmem(b, len, kept[i], strlen(kept[i])))
-      fail_msg("'%s' is missing from the encoded request", kept[i]);
+  check_encoded(b, len, kept, sizeof kept / sizeof kept[0], true, "encoded request");
 
   assert_false(has_key(sp->attributes, sp->n_attributes, "http.request.header.authorization"));
   assert_false(has_key(sp->attributes, sp->n_attributes, "records"));
@@ -768,13 +813,10 @@ static void test_request_everywhere(void **state)
   assert_true(gw_redact_metric_get("deny_list") >= before_deny + 2);
 
   /* the renderer exposes the counters */
-  struct gw_sb out;
-  gw_sb_init(&out, A);
-  gw_metrics_render(&out);
-  assert_non_null(gw_sb_finish(&out));
-  assert_non_null(strstr(out.buf, "# TYPE genai_gateway_redactions_total counter"));
-  assert_non_null(strstr(out.buf, "genai_gateway_redactions_total{kind=\"email\"} "));
-  assert_non_null(strstr(out.buf, "genai_gateway_redactions_total{kind=\"credit_card\"} "));
+  const char *text = metrics_text();
+  assert_non_null(strstr(text, "# TYPE genai_gateway_redactions_total counter"));
+  assert_non_null(strstr(text, "genai_gateway_redactions_total{kind=\"email\"} "));
+  assert_non_null(strstr(text, "genai_gateway_redactions_total{kind=\"credit_card\"} "));
   gw_redactor_destroy(r);
 }
 
@@ -1076,40 +1118,6 @@ static void test_hostile_shapes(void **state)
 /* ---- per-request limits (issue 12) ---- */
 
 /* A request of one span holding attrs. */
-static GwTraceRequest *span_request(GwKeyValue **attrs, size_t n)
-{
-  GwSpan *sp = az(sizeof *sp);
-  gw_pb_span_init(sp);
-  sp->name = gw_arena_strdup(A, "span");
-  sp->attributes = attrs;
-  sp->n_attributes = n;
-  GwScopeSpans *ss = az(sizeof *ss);
-  gw_pb_scope_spans_init(ss);
-  ss->spans = az(sizeof(GwSpan *));
-  ss->spans[0] = sp;
-  ss->n_spans = 1;
-  GwResourceSpans *rs = az(sizeof *rs);
-  gw_pb_resource_spans_init(rs);
-  rs->scope_spans = az(sizeof(GwScopeSpans *));
-  rs->scope_spans[0] = ss;
-  rs->n_scope_spans = 1;
-  GwTraceRequest *req = az(sizeof *req);
-  gw_pb_trace_request_init(req);
-  req->resource_spans = az(sizeof(GwResourceSpans *));
-  req->resource_spans[0] = rs;
-  req->n_resource_spans = 1;
-  return req;
-}
-
-static const char *attr_of(GwTraceRequest *req, const char *key)
-{
-  GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
-  for (size_t i = 0; i < sp->n_attributes; i++)
-    if (!strcmp(sp->attributes[i]->key, key))
-      return sp->attributes[i]->value->string_value;
-  return NULL;
-}
-
 /* One value through a record field with the request's limits on (request_bytes as the receiver says). */
 static const char *limited_red(const struct gw_redactor *r, const char *s, size_t request_bytes,
                                struct gw_redact_stats *st)
@@ -1148,11 +1156,7 @@ static void test_user_pattern_match_limit(void **state)
   assert_int_equal(st.limited, 1);
   assert_int_equal(rd_metric_limited_get(RD_LIM_MATCH), before + 1);
   /* the metric is rendered */
-  struct gw_sb out;
-  gw_sb_init(&out, A);
-  gw_metrics_render(&out);
-  assert_non_null(gw_sb_finish(&out));
-  assert_non_null(strstr(out.buf, "genai_gateway_redaction_limited_total{reason=\"match_limit\"} "));
+  assert_non_null(strstr(metrics_text(), "genai_gateway_redaction_limited_total{reason=\"match_limit\"} "));
   gw_redactor_destroy(r);
 }
 
@@ -1328,9 +1332,7 @@ static void test_texts_everywhere(void **state)
   uint8_t *b = pack(req, &len);
   static const char *const gone[] = {"rs-owner@example.com", "10.9.8.7", "scope-owner@example.com", "203.0.113.77",
                                      "ts-user@example.com", "123-45-6789"};
-  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
-    if (memmem(b, len, gone[i], strlen(gone[i])))
-      fail_msg("'%s' survived in the forwarded request", gone[i]);
+  check_encoded(b, len, gone, sizeof gone / sizeof gone[0], false, "forwarded request");
   assert_string_equal(ss->scope->name, "lib/[EMAIL_REDACTED]");
   assert_string_equal(ss->scope->version, "1.0 by [IP_REDACTED]");
   assert_string_equal(sp->trace_state, "vendor=[EMAIL_REDACTED],other=1");
@@ -1363,9 +1365,7 @@ static void test_texts_everywhere(void **state)
   b = az(len + 1);
   gw_pb_logs_request_pack(lreq, b);
   static const char *const lgone[] = {"sev-user@example.com", "ev-user@example.com", "10.1.2.3"};
-  for (size_t i = 0; i < sizeof lgone / sizeof lgone[0]; i++)
-    if (memmem(b, len, lgone[i], strlen(lgone[i])))
-      fail_msg("'%s' survived in the forwarded logs request", lgone[i]);
+  check_encoded(b, len, lgone, sizeof lgone / sizeof lgone[0], false, "forwarded logs request");
   assert_string_equal(l->severity_text, "WARN for [EMAIL_REDACTED]");
   assert_string_equal(l->event_name, "app.event [EMAIL_REDACTED]");
 
@@ -1400,11 +1400,8 @@ static GwAnyValue *av_bytes(const void *p, size_t n)
 
 static const ProtobufCBinaryData *bytes_of(GwTraceRequest *req, const char *key)
 {
-  GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
-  for (size_t i = 0; i < sp->n_attributes; i++)
-    if (!strcmp(sp->attributes[i]->key, key))
-      return &sp->attributes[i]->value->bytes_value;
-  return NULL;
+  const GwAnyValue *v = attr_value(req, key);
+  return v ? &v->bytes_value : NULL;
 }
 
 /* Issue 12: bytesValue attributes were never scanned (the base64 of an email and an SSN was stored as sent).
