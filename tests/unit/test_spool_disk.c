@@ -92,13 +92,42 @@ static int segments(char names[][64], int max)
   return n;
 }
 
-static off_t file_size(const char *name)
+/* The path of the spool's segment file, which must be the only one. */
+static void only_segment(char *p, size_t cap)
 {
-  char p[600];
-  snprintf(p, sizeof p, "%s/%s", dir, name);
+  char seg[2][64];
+  assert_int_equal(segments(seg, 2), 1);
+  snprintf(p, cap, "%s/%s", dir, seg[0]);
+}
+
+static off_t file_size(const char *p)
+{
   struct stat st;
   assert_int_equal(stat(p, &st), 0);
   return st.st_size;
+}
+
+/* The offset of the first s in the first 4 KiB of file p, which must hold it. */
+static long offset_in_file(const char *p, const char *s)
+{
+  FILE *f = fopen(p, "rb");
+  assert_non_null(f);
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  char *hit = memmem(buf, n, s, strlen(s));
+  assert_non_null(hit);
+  return hit - buf;
+}
+
+/* Damage file p: the byte at off becomes c. */
+static void poke(const char *p, long off, char c)
+{
+  FILE *f = fopen(p, "r+b");
+  assert_non_null(f);
+  assert_int_equal(fseek(f, off, SEEK_SET), 0);
+  fputc(c, f);
+  fclose(f);
 }
 
 static void test_entries_survive_restart(void **st)
@@ -167,12 +196,9 @@ static void test_torn_tail_skipped(void **st)
   for (int i = 0; i < 5; i++)
     assert_int_equal(put(s, "some otlp bytes of an entry", "and records", 2), GW_OK);
   gw_spool_destroy(s);
-  char seg[4][64];
-  assert_int_equal(segments(seg, 4), 1);
-  off_t size = file_size(seg[0]);
   char p[600];
-  snprintf(p, sizeof p, "%s/%s", dir, seg[0]);
-  assert_int_equal(truncate(p, size - 20), 0);
+  only_segment(p, sizeof p);
+  assert_int_equal(truncate(p, file_size(p) - 20), 0);
 
   int64_t c0 = gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS), b0 = gw_metric_get(GW_M_SPOOL_CORRUPT_BYTES);
   s = open_spool(1 << 20, 0, "never");
@@ -207,20 +233,9 @@ static void test_damaged_record_skipped(void **st)
   assert_int_equal(put(s, "second-entry-payload", NULL, 1), GW_OK);
   assert_int_equal(put(s, "third-entry-payload", NULL, 1), GW_OK);
   gw_spool_destroy(s);
-  char seg[2][64];
-  assert_int_equal(segments(seg, 2), 1);
   char p[600];
-  snprintf(p, sizeof p, "%s/%s", dir, seg[0]);
-  /* find the second payload and flip a byte in it */
-  FILE *f = fopen(p, "r+b");
-  assert_non_null(f);
-  char buf[4096];
-  size_t n = fread(buf, 1, sizeof buf, f);
-  char *hit = memmem(buf, n, "second-entry", 12);
-  assert_non_null(hit);
-  fseek(f, hit - buf, SEEK_SET);
-  fputc('X', f);
-  fclose(f);
+  only_segment(p, sizeof p);
+  poke(p, offset_in_file(p, "second-entry"), 'X'); /* a byte of the second payload */
 
   int64_t c0 = gw_metric_get(GW_M_SPOOL_CORRUPT_RECORDS);
   s = open_spool(1 << 20, 0, "never");
@@ -267,15 +282,9 @@ static void test_forged_record_in_payload_not_replayed(void **st)
   assert_int_equal(put(s, "after", NULL, 1), GW_OK);
   gw_spool_destroy(s);
   /* damage the first record's magic: recovery searches forward from there, through the payload */
-  char seg[2][64];
-  assert_int_equal(segments(seg, 2), 1);
   char p[600];
-  snprintf(p, sizeof p, "%s/%s", dir, seg[0]);
-  FILE *f = fopen(p, "r+b");
-  assert_non_null(f);
-  fseek(f, 32, SEEK_SET);
-  fputc('X', f);
-  fclose(f);
+  only_segment(p, sizeof p);
+  poke(p, 32, 'X');
 
   s = open_spool(1 << 20, 0, "never");
   int a = gw_spool_add_consumer(s, "postgres");
@@ -359,9 +368,9 @@ static void test_failed_write_leaves_no_partial_record(void **st)
   struct gw_spool *s = open_spool(1 << 20, 0, "never");
   int a = gw_spool_add_consumer(s, "postgres");
   assert_int_equal(put(s, "before the limit", NULL, 1), GW_OK);
-  char seg[2][64];
-  assert_int_equal(segments(seg, 2), 1);
-  off_t size = file_size(seg[0]);
+  char p[600];
+  only_segment(p, sizeof p);
+  off_t size = file_size(p);
   struct rlimit old, lim;
   getrlimit(RLIMIT_FSIZE, &old);
   lim = old;
@@ -373,7 +382,7 @@ static void test_failed_write_leaves_no_partial_record(void **st)
   gw_rc rc = put(s, big, NULL, 1);
   assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
   assert_int_equal(rc, GW_ERR(SPOOL_IO));
-  assert_int_equal(file_size(seg[0]), size);
+  assert_int_equal(file_size(p), size);
   uint64_t no_space, io;
   gw_spool_disk_write_errors(&no_space, &io);
   assert_true(io >= 1);
