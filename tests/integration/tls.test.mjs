@@ -82,6 +82,31 @@ function handshakeError(port, opts) {
 
 const PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'];
 
+/**
+ * In a describe block: before its tests, a gateway (memory spool) whose receivers serve TLS with a server
+ * certificate of a fresh CA, no client certificate asked (receivers: more receivers settings); after them,
+ * the gateway stopped and the files removed. Returns { gw, ca }, set by the before hook.
+ */
+function tlsGateway(receivers = {}) {
+  const ctx = { dir: null, gw: null, ca: null };
+  before(async () => {
+    ctx.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gw-tls-'));
+    ctx.ca = await makeCa(ctx.dir, 'ca');
+    const server = await issue(ctx.dir, ctx.ca, 'server');
+    ctx.gw = await startGateway({
+      config: { spool: { mode: 'memory' }, receivers: { ...receivers, tls: { cert_file: server.cert, key_file: server.key } } },
+    });
+  });
+  after(async () => {
+    if (ctx.gw) {
+      await ctx.gw.stop();
+      await ctx.gw.cleanup();
+    }
+    if (ctx.dir) await fs.rm(ctx.dir, { recursive: true, force: true });
+  });
+  return ctx;
+}
+
 describe('TLS receivers', { skip: skip ?? false }, () => {
   let dir;
   let pki;
@@ -226,70 +251,35 @@ describe('TLS receivers', { skip: skip ?? false }, () => {
 });
 
 describe('TLS receivers without client certificates', { skip: skip ?? false }, () => {
-  let dir;
-  let gw;
-  let ca;
-  before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gw-tls-'));
-    ca = await makeCa(dir, 'ca');
-    const server = await issue(dir, ca, 'server');
-    gw = await startGateway({ config: { spool: { mode: 'memory' }, receivers: { tls: { cert_file: server.cert, key_file: server.key } } } });
-  });
-  after(async () => {
-    if (gw) {
-      await gw.stop();
-      await gw.cleanup();
-    }
-    if (dir) await fs.rm(dir, { recursive: true, force: true });
-  });
+  const srv = tlsGateway();
 
   test('the SDK exporters need only the CA', async () => {
-    const t = { ca: await fs.readFile(ca.cert) };
+    const t = { ca: await fs.readFile(srv.ca.cert) };
     for (const p of PROTOCOLS) {
-      const r = await exportSpans(p, gw, t, 2);
+      const r = await exportSpans(p, srv.gw, t, 2);
       assert.equal(r.code, ExportResultCode.SUCCESS, `${p}: ${r.error?.message}`);
     }
   });
 
   test('a client that does not trust the CA fails its handshake', async () => {
-    const e = await handshakeError(gw.ports.http, {});
+    const e = await handshakeError(srv.gw.ports.http, {});
     assert.ok(e);
     assert.match(String(e.code ?? e.message), /SELF_SIGNED|UNABLE_TO_VERIFY|unable to get local issuer/i);
   });
 });
 
 describe('TLS receivers and slow clients', { skip: skip ?? false }, () => {
-  let dir;
-  let gw;
-  let ca;
-  before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gw-tls-'));
-    ca = await makeCa(dir, 'ca');
-    const server = await issue(dir, ca, 'server');
-    gw = await startGateway({
-      config: {
-        spool: { mode: 'memory' },
-        receivers: { http: { header_timeout_ms: '1500ms' }, tls: { cert_file: server.cert, key_file: server.key } },
-      },
-    });
-  });
-  after(async () => {
-    if (gw) {
-      await gw.stop();
-      await gw.cleanup();
-    }
-    if (dir) await fs.rm(dir, { recursive: true, force: true });
-  });
+  const srv = tlsGateway({ http: { header_timeout_ms: '1500ms' } });
 
   test('a connection that never starts its handshake, and one that trickles its headers over TLS, are closed at the header deadline', async () => {
     const net = await import('node:net');
-    const fails0 = metric(await gw.metrics(), 'genai_gateway_tls_handshake_failures_total', { listener: 'otlp_http' });
-    const silent = net.connect({ host: '127.0.0.1', port: gw.ports.http });
+    const fails0 = metric(await srv.gw.metrics(), 'genai_gateway_tls_handshake_failures_total', { listener: 'otlp_http' });
+    const silent = net.connect({ host: '127.0.0.1', port: srv.gw.ports.http });
     silent.on('error', () => {});
     const silentT0 = Date.now();
     const silentClosed = new Promise((r) => silent.on('close', () => r(Date.now() - silentT0)));
 
-    const slow = tls.connect({ host: '127.0.0.1', port: gw.ports.http, ca: await fs.readFile(ca.cert), servername: 'localhost' });
+    const slow = tls.connect({ host: '127.0.0.1', port: srv.gw.ports.http, ca: await fs.readFile(srv.ca.cert), servername: 'localhost' });
     slow.on('error', () => {});
     await once(slow, 'secureConnect');
     const slowT0 = Date.now();
@@ -304,8 +294,8 @@ describe('TLS receivers and slow clients', { skip: skip ?? false }, () => {
     clearInterval(drip);
     assert.ok(s1 >= 1200 && s1 < 3500, `a connection without a handshake lived ${s1} ms`);
     assert.ok(s2 >= 1200 && s2 < 3500, `a TLS connection trickling its headers lived ${s2} ms`);
-    assert.ok(metric(await gw.metrics(), 'genai_gateway_tls_handshake_failures_total', { listener: 'otlp_http' }) > fails0);
-    const ok = await exportSpans('http/protobuf', gw, { ca: await fs.readFile(ca.cert) }, 1);
+    assert.ok(metric(await srv.gw.metrics(), 'genai_gateway_tls_handshake_failures_total', { listener: 'otlp_http' }) > fails0);
+    const ok = await exportSpans('http/protobuf', srv.gw, { ca: await fs.readFile(srv.ca.cert) }, 1);
     assert.equal(ok.code, ExportResultCode.SUCCESS, 'a good client is served meanwhile');
   });
 });
