@@ -19,10 +19,8 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { prerequisites, createDatabase, startGateway, startPgCluster, waitFor } from '../lib/harness.mjs';
-import { startLoad } from '../lib/load-client.mjs';
-import { waitLanded, rowCount, describeResult, scaled, loadScale, segments, storedKeys } from '../lib/durability.mjs';
+import { prerequisites, startPgCluster, waitFor } from '../lib/harness.mjs';
+import { underLoad, assertLanded, rowCount, scaled, loadScale, segments, storedKeys } from '../lib/durability.mjs';
 
 const skip = prerequisites({ needPg: false });
 
@@ -46,11 +44,8 @@ describe('durability: kill -9 under load (disk spool)', { skip: skip ?? false },
   /* One run: load at `rate`, kill -9 once acknowledged spans wait for the writer, restart, more load,
    * then compare. */
   async function killUnderLoad(rate, protocol = 'http/protobuf') {
-    const db = await createDatabase(cluster.dsn);
-    const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk' } }, readyTimeoutMs: 30000 });
-    const load = startLoad({ httpUrl: gw.httpUrl, grpcAddr: gw.grpcAddr, protocol, rate: scaled(rate), ackLog: path.join(gw.dir, 'acked.log') });
-    try {
-      const r = scaled(rate);
+    const r = scaled(rate);
+    await underLoad(cluster, { config: { spool: { mode: 'disk' } }, rate: r, load: { protocol } }, async ({ db, gw, load }) => {
       await load.waitAcked(r * 3, { timeoutMs: 60000 });
       /* The moment: a tenth of a second of acknowledged spans not in Postgres yet. The writer may commit
        * them in the few ms between that look and the kill; such a try is checked like the others (every
@@ -68,20 +63,12 @@ describe('durability: kill -9 under load (disk spool)', { skip: skip ?? false },
 
       const after = load.stats().acked;
       await load.waitAcked(after + r * 3, { timeoutMs: 60000 });
-      const fin = await load.stop({ drainMs: 60000 });
-      const res = await waitLanded(db, gw, load.acked());
-      const msg = `${describeResult(`kill -9 at ${r} spans/s over ${protocol} (scale ${loadScale()})`, res)}; at risk at the kills ${atRisk.join(', ')}; client ${JSON.stringify(fin)}`;
-      console.log(msg);
-      assert.equal(res.lost, 0, msg);
-      assert.equal(res.duplicated, 0, msg);
+      const { fin, res, msg } = await assertLanded(db, gw, load, `kill -9 at ${r} spans/s over ${protocol} (scale ${loadScale()})`,
+        `at risk at the kills ${atRisk.join(', ')}`);
       assert.equal(fin.rejected, 0, `the gateway rejected spans in partial_success: ${msg}`);
       assert.ok(res.acknowledged >= fin.created * 0.5, `most spans were acknowledged: ${msg}`);
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null }, `exit after SIGTERM; log:\n${gw.logs().slice(-3000)}`);
-    } finally {
-      await load.kill();
-      await gw.cleanup();
-      await db.drop();
-    }
+    });
   }
 
   test('kill -9 under ~400 spans/s, restart: every acknowledged span stored exactly once', async () => {
@@ -100,16 +87,10 @@ describe('durability: kill -9 under load (disk spool)', { skip: skip ?? false },
   });
 
   test('kill -9 during segment reclaim, three times: every acknowledged span stored exactly once', async () => {
-    const db = await createDatabase(cluster.dsn);
-    /* Small segments, so a backlog spans many of them and catching up deletes one after another. */
-    const gw = await startGateway({
-      dsn: db.dsn,
-      config: { spool: { mode: 'disk', segment_bytes: '256KiB' }, postgres: { batch_rows: 500 } },
-      readyTimeoutMs: 30000,
-    });
     const rate = scaled(800);
-    const load = startLoad({ httpUrl: gw.httpUrl, rate, padBytes: 512, ackLog: path.join(gw.dir, 'acked.log') });
-    try {
+    /* Small segments, so a backlog spans many of them and catching up deletes one after another. */
+    const config = { spool: { mode: 'disk', segment_bytes: '256KiB' }, postgres: { batch_rows: 500 } };
+    await underLoad(cluster, { config, rate, load: { padBytes: 512 } }, async ({ db, gw, load }) => {
       await load.waitAcked(rate, { timeoutMs: 60000 });
       /* a backlog: Postgres away for ~5 s */
       await cluster.stop();
@@ -131,20 +112,10 @@ describe('durability: kill -9 under load (disk spool)', { skip: skip ?? false },
         await gw.restart({ readyTimeoutMs: 60000 });
       }
       assert.ok(kills[0] > 2 && kills[0] < peak, `the first kill came mid-reclaim (${kills[0]} of ${peak} segments left)`);
-      const fin = await load.stop({ drainMs: 60000 });
-      const res = await waitLanded(db, gw, load.acked());
-      const msg = `${describeResult('kill -9 during reclaim', res)}; segments at peak ${peak}, at the kills ${kills.join(', ')}; client ${JSON.stringify(fin)}`;
-      console.log(msg);
-      assert.equal(res.lost, 0, msg);
-      assert.equal(res.duplicated, 0, msg);
+      await assertLanded(db, gw, load, 'kill -9 during reclaim', `segments at peak ${peak}, at the kills ${kills.join(', ')}`);
       /* everything consumed: the reclaimed spool is down to its last segment or two */
       await waitFor(async () => (await segments(gw.spoolDir)).length <= 2, { timeoutMs: 30000, what: 'segments reclaimed after catching up' });
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null });
-    } finally {
-      await load.kill();
-      await cluster.start().catch(() => {});
-      await gw.cleanup();
-      await db.drop();
-    }
+    });
   });
 });

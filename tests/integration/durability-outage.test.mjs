@@ -16,10 +16,8 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { prerequisites, createDatabase, startGateway, startPgCluster, metricSum, sleep } from '../lib/harness.mjs';
-import { startLoad } from '../lib/load-client.mjs';
-import { waitLanded, describeResult, scaled, segments, storedKeys } from '../lib/durability.mjs';
+import { prerequisites, startPgCluster, metricSum, sleep } from '../lib/harness.mjs';
+import { underLoad, assertLanded, scaled, segments, storedKeys } from '../lib/durability.mjs';
 
 const skip = prerequisites({ needPg: false });
 
@@ -33,11 +31,8 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
   });
 
   test('Postgres stopped 20 s, kill -9 10 s into the outage, restart, Postgres back: every acknowledged span stored once', async () => {
-    const db = await createDatabase(cluster.dsn);
-    const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk' } }, readyTimeoutMs: 30000 });
     const rate = scaled(400);
-    const load = startLoad({ httpUrl: gw.httpUrl, rate, ackLog: path.join(gw.dir, 'acked.log') });
-    try {
+    await underLoad(cluster, { config: { spool: { mode: 'disk' } }, rate }, async ({ db, gw, load }) => {
       await load.waitAcked(rate * 2, { timeoutMs: 60000 });
       await cluster.stop();
       const outage = Date.now();
@@ -52,29 +47,17 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
       assert.ok(load.stats().acked > afterRestart, 'the restarted gateway acknowledges while Postgres is still down');
       await cluster.start();
       await load.waitAcked(load.stats().acked + rate * 2, { timeoutMs: 60000 });
-      const fin = await load.stop({ drainMs: 60000 });
-      const res = await waitLanded(db, gw, load.acked(), { timeoutMs: 120000 });
-      const msg = `${describeResult('Postgres down 20 s + kill -9', res)}; acknowledged during the outage before the kill ${atRisk}; client ${JSON.stringify(fin)}`;
-      console.log(msg);
-      assert.equal(res.lost, 0, msg);
-      assert.equal(res.duplicated, 0, msg);
+      const { fin, msg } = await assertLanded(db, gw, load, 'Postgres down 20 s + kill -9',
+        `acknowledged during the outage before the kill ${atRisk}`, { timeoutMs: 120000 });
       assert.equal(fin.rejected, 0, msg);
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null });
-    } finally {
-      await load.kill();
-      await cluster.start().catch(() => {});
-      await gw.cleanup();
-      await db.drop();
-    }
+    });
   });
 
   test('Postgres down, SIGTERM: exit 0 without waiting out the grace, the rest kept in the spool; restarted with Postgres up, everything lands', async () => {
-    const db = await createDatabase(cluster.dsn);
     const graceMs = 15000;
-    const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk' }, shutdown_grace_ms: graceMs }, readyTimeoutMs: 30000 });
     const rate = scaled(400);
-    const load = startLoad({ httpUrl: gw.httpUrl, rate, ackLog: path.join(gw.dir, 'acked.log') });
-    try {
+    await underLoad(cluster, { config: { spool: { mode: 'disk' }, shutdown_grace_ms: graceMs }, rate }, async ({ db, gw, load }) => {
       await load.waitAcked(rate, { timeoutMs: 60000 });
       await cluster.stop();
       await load.waitAcked(load.stats().acked + rate * 3, { timeoutMs: 60000 });
@@ -97,28 +80,15 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
       assert.ok(kept > 0, 'acknowledged spans were not in Postgres at the exit (else this proves nothing)');
       await gw.restart({ readyTimeoutMs: 60000 });
       await load.waitAcked(load.stats().acked + rate * 2, { timeoutMs: 60000 });
-      const fin = await load.stop({ drainMs: 60000 });
-      const res = await waitLanded(db, gw, load.acked(), { timeoutMs: 120000 });
-      const msg = `${describeResult('Postgres down + SIGTERM', res)}; kept in the spool at the exit ${kept}; client ${JSON.stringify(fin)}`;
-      console.log(msg);
-      assert.equal(res.lost, 0, msg);
-      assert.equal(res.duplicated, 0, msg);
+      await assertLanded(db, gw, load, 'Postgres down + SIGTERM', `kept in the spool at the exit ${kept}`, { timeoutMs: 120000 });
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null });
-    } finally {
-      await load.kill();
-      await cluster.start().catch(() => {});
-      await gw.cleanup();
-      await db.drop();
-    }
+    });
   });
 
   test('Postgres down under load, spool too small (4 MiB): backpressure to the client, nothing acknowledged lost', async () => {
-    const db = await createDatabase(cluster.dsn);
-    const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk', max_bytes: '4MiB' } }, readyTimeoutMs: 30000 });
     const rate = scaled(400);
     /* 1 KiB of padding per span: 4 MiB is a few seconds of this load */
-    const load = startLoad({ httpUrl: gw.httpUrl, rate, padBytes: 1024, ackLog: path.join(gw.dir, 'acked.log') });
-    try {
+    await underLoad(cluster, { config: { spool: { mode: 'disk', max_bytes: '4MiB' } }, rate, load: { padBytes: 1024 } }, async ({ db, gw, load }) => {
       await load.waitAcked(rate, { timeoutMs: 60000 });
       await cluster.stop();
       const outage = Date.now();
@@ -131,19 +101,10 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
       assert.ok(gw.alive(), 'the gateway survives a full spool');
       await cluster.start();
       await load.waitAcked(load.stats().acked + rate * 2, { timeoutMs: 90000 });
-      const fin = await load.stop({ drainMs: 60000 });
-      const res = await waitLanded(db, gw, load.acked(), { timeoutMs: 120000 });
-      const msg = `${describeResult('small spool, Postgres down 20 s', res)}; gateway backpressure ${pushback}; client ${JSON.stringify(fin)}`;
-      console.log(msg);
+      const { fin, msg } = await assertLanded(db, gw, load, 'small spool, Postgres down 20 s', `gateway backpressure ${pushback}`,
+        { timeoutMs: 120000 });
       assert.ok((fin.statuses['429'] ?? 0) + (fin.statuses['503'] ?? 0) > 0, msg);
-      assert.equal(res.lost, 0, msg);
-      assert.equal(res.duplicated, 0, msg);
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null });
-    } finally {
-      await load.kill();
-      await cluster.start().catch(() => {});
-      await gw.cleanup();
-      await db.drop();
-    }
+    });
   });
 });

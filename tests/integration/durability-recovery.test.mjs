@@ -27,7 +27,7 @@ import {
 } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toProtobuf } from '../lib/otlp.mjs';
 import { startLoad } from '../lib/load-client.mjs';
-import { waitLanded, describeResult, scaled, segments, rowCount, storedKeys, mountTmpfs, openSegmentFiles } from '../lib/durability.mjs';
+import { underLoad, assertLanded, scaled, segments, rowCount, storedKeys, mountTmpfs, openSegmentFiles } from '../lib/durability.mjs';
 
 const skip = prerequisites({ needPg: false });
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -42,12 +42,10 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
   });
 
   test('kill -9 during recovery of a large backlog, and again while the writer catches up: every acknowledged span stored once', async () => {
-    const db = await createDatabase(cluster.dsn);
-    /* 1 MiB segments: recovery opens and checks them one after another, which the test can watch */
-    const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk', segment_bytes: '1MiB' } }, readyTimeoutMs: 30000 });
     const rate = scaled(1600);
-    const load = startLoad({ httpUrl: gw.httpUrl, rate, padBytes: 1024, ackLog: path.join(gw.dir, 'acked.log') });
-    try {
+    /* 1 MiB segments: recovery opens and checks them one after another, which the test can watch */
+    const config = { spool: { mode: 'disk', segment_bytes: '1MiB' } };
+    await underLoad(cluster, { config, rate, load: { padBytes: 1024 } }, async ({ db, gw, load }) => {
       await load.waitAcked(rate, { timeoutMs: 60000 });
       /* the backlog: 6 s of this load with Postgres away */
       await cluster.stop();
@@ -89,22 +87,15 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
 
       await gw.restart({ readyTimeoutMs: 60000 });
       await load.waitAcked(load.stats().acked + rate * 2, { timeoutMs: 60000 });
-      const fin = await load.stop({ drainMs: 60000 });
-      const res = await waitLanded(db, gw, load.acked(), { timeoutMs: 120000 });
-      const recovered = metric(await gw.metrics(), 'genai_gateway_spool_recovered_entries_total');
-      const msg = `${describeResult('kill -9 during recovery', res)}; backlog ${segs.length} segments, ${backlog} bytes; kills at start ${JSON.stringify(tries)}; recovered entries (last start) ${recovered}; client ${JSON.stringify(fin)}`;
-      console.log(msg);
+      let recovered;
+      const { msg } = await assertLanded(db, gw, load, 'kill -9 during recovery', async () => {
+        recovered = metric(await gw.metrics(), 'genai_gateway_spool_recovered_entries_total');
+        return `backlog ${segs.length} segments, ${backlog} bytes; kills at start ${JSON.stringify(tries)}; recovered entries (last start) ${recovered}`;
+      }, { timeoutMs: 120000 });
       assert.ok(tries.some((t) => t.during), `a kill came during recovery: ${msg}`);
-      assert.equal(res.lost, 0, msg);
-      assert.equal(res.duplicated, 0, msg);
       assert.ok(recovered > 0, `the last start recovered entries: ${msg}`);
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null });
-    } finally {
-      await load.kill();
-      await cluster.start().catch(() => {});
-      await gw.cleanup();
-      await db.drop();
-    }
+    });
   });
 
   test('a torn last record: skipped, logged and counted; every record before it lands', async () => {
@@ -194,12 +185,7 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
 
       await cluster.start();
       await load.waitAcked(load.stats().acked + rate * 2, { timeoutMs: 60000 });
-      const fin = await load.stop({ drainMs: 60000 });
-      const res = await waitLanded(db, gw, load.acked(), { timeoutMs: 120000 });
-      const msg = `${describeResult('disk full', res)}; no_space errors ${await noSpace()}; client ${JSON.stringify(fin)}`;
-      console.log(msg);
-      assert.equal(res.lost, 0, msg);
-      assert.equal(res.duplicated, 0, msg);
+      await assertLanded(db, gw, load, 'disk full', async () => `no_space errors ${await noSpace()}`, { timeoutMs: 120000 });
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null });
     } finally {
       await load?.kill();
@@ -212,11 +198,8 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
   });
 
   test('memory spool, Postgres down, SIGTERM: exit status 3 and a warning with the dropped count', async () => {
-    const db = await createDatabase(cluster.dsn);
-    const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'memory' }, shutdown_grace_ms: 2000 }, readyTimeoutMs: 30000 });
     const rate = scaled(400);
-    const load = startLoad({ httpUrl: gw.httpUrl, rate, ackLog: path.join(gw.dir, 'acked.log') });
-    try {
+    await underLoad(cluster, { config: { spool: { mode: 'memory' }, shutdown_grace_ms: 2000 }, rate }, async ({ db, gw, load }) => {
       await load.waitAcked(rate, { timeoutMs: 60000 });
       await cluster.stop();
       await load.waitAcked(load.stats().acked + rate * 2, { timeoutMs: 60000 });
@@ -230,11 +213,6 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
       assert.ok(dropped > 0, 'acknowledged spans were still in memory at the SIGTERM');
       const warn = gw.logs().split('\n').filter((l) => /level=warn/.test(l) && new RegExp(`\\b${dropped}\\b`).test(l));
       assert.ok(warn.length > 0, `a warning names the ${dropped} dropped spans; log:\n${gw.logs().slice(-3000)}`);
-    } finally {
-      await load.kill();
-      await cluster.start().catch(() => {});
-      await gw.cleanup();
-      await db.drop();
-    }
+    });
   });
 });

@@ -2,7 +2,8 @@
  * durability.mjs: what the durability tests (issue 11, "Never lose an acknowledged span") and
  * bench/durability.sh share: comparing a load client's acknowledged span ids with the rows of
  * ai_interaction_traces, waiting for a gateway's Postgres writer to catch up, the disk spool's files, a
- * small tmpfs, and the load scale for slow (sanitizer) builds.
+ * small tmpfs, the load scale for slow (sanitizer) builds, and the frame of a scenario under load (its
+ * set-up and clean-up, and the closing "nothing lost, nothing twice" check).
  *
  * Key decisions:
  * - The comparison is by (trace_id, span_id) over the whole test database (each test has its own):
@@ -17,7 +18,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { GW_BIN, waitFor, metric, sleep } from './harness.mjs';
+import assert from 'node:assert/strict';
+import { GW_BIN, waitFor, metric, sleep, createDatabase, startGateway } from './harness.mjs';
+import { startLoad } from './load-client.mjs';
 
 const execFileP = promisify(execFile);
 
@@ -105,6 +108,43 @@ export async function waitLanded(db, gw, acked, { timeoutMs = 90000, quietMs = 2
   }, { timeoutMs, intervalMs: 250, what: `the Postgres writer to catch up with ${acked.size} acknowledged spans` });
   if (settleMs) await sleep(settleMs);
   return reconcile(db, acked);
+}
+
+/**
+ * One scenario under load against cluster (a private Postgres cluster the scenario may stop): a database of
+ * its own, a gateway with config, and the SDK load at rate (load: more startLoad options such as protocol;
+ * its ack log in the gateway's directory). run({ db, gw, load }) plays the scenario; whatever happens, the load is killed,
+ * Postgres started again, the gateway and the database cleaned up.
+ */
+export async function underLoad(cluster, { config, rate, load: loadOpts = {} }, run) {
+  const db = await createDatabase(cluster.dsn);
+  const gw = await startGateway({ dsn: db.dsn, config, readyTimeoutMs: 30000 });
+  const load = startLoad({ httpUrl: gw.httpUrl, grpcAddr: gw.grpcAddr, rate, ackLog: path.join(gw.dir, 'acked.log'), ...loadOpts });
+  try {
+    return await run({ db, gw, load });
+  } finally {
+    await load.kill();
+    await cluster.start().catch(() => {});
+    await gw.cleanup();
+    await db.drop();
+  }
+}
+
+/**
+ * The end of a scenario: stop the load (in-flight exports finish), wait for every acknowledged span to
+ * land, print one line (name, the scenario's note, the client's counts) and check that no acknowledged span
+ * was lost or stored twice. note: a string, or a function giving it once the spans have landed. Returns
+ * { fin, res, msg } for the scenario's own checks.
+ */
+export async function assertLanded(db, gw, load, name, note, { timeoutMs } = {}) {
+  const fin = await load.stop({ drainMs: 60000 });
+  const res = await waitLanded(db, gw, load.acked(), timeoutMs ? { timeoutMs } : undefined);
+  const text = typeof note === 'function' ? await note() : note;
+  const msg = `${describeResult(name, res)}; ${text ? `${text}; ` : ''}client ${JSON.stringify(fin)}`;
+  console.log(msg);
+  assert.equal(res.lost, 0, msg);
+  assert.equal(res.duplicated, 0, msg);
+  return { fin, res, msg };
 }
 
 /** One line for a test's diagnostic output. */
