@@ -847,6 +847,18 @@ static GwTraceRequest *decode_json(const char *json)
   return req;
 }
 
+/* A request of one span "chat" of model, with the extra attributes attrs (OTLP/JSON KeyValues). */
+static GwTraceRequest *chat_span(const char *model, const char *attrs)
+{
+  char json[2048];
+  snprintf(json, sizeof json,
+           "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
+           "\"spanId\":\"0102030405060708\",\"name\":\"chat\",\"startTimeUnixNano\":\"1790000000000000000\","
+           "\"attributes\":[{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":\"%s\"}},%s]}]}]}]}",
+           model, attrs);
+  return decode_json(json);
+}
+
 static void test_normalize_reported(void **state)
 {
   (void)state;
@@ -878,13 +890,7 @@ static void test_normalize_reported(void **state)
      NONE, "default"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char json[2048];
-    snprintf(json, sizeof json,
-             "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
-             "\"spanId\":\"0102030405060708\",\"name\":\"chat\",\"startTimeUnixNano\":\"1790000000000000000\","
-             "\"attributes\":[{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":\"gpt-5\"}},%s]}]}]}]}",
-             cases[i].attrs);
-    GwTraceRequest *req = decode_json(json);
+    GwTraceRequest *req = chat_span("gpt-5", cases[i].attrs);
     struct gw_normalize_result res;
     struct gw_err err = {0};
     assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
@@ -928,13 +934,7 @@ static void test_issue11_tokens_out_of_range(void **state)
      7500000, "computed"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char json[2048];
-    snprintf(json, sizeof json,
-             "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
-             "\"spanId\":\"0102030405060708\",\"name\":\"chat\",\"startTimeUnixNano\":\"1790000000000000000\","
-             "\"attributes\":[{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":\"gpt-4o\"}},%s]}]}]}]}",
-             cases[i].attrs);
-    GwTraceRequest *req = decode_json(json);
+    GwTraceRequest *req = chat_span("gpt-4o", cases[i].attrs);
     struct gw_normalize_result res;
     struct gw_err err = {0};
     assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
