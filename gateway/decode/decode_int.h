@@ -107,6 +107,17 @@ gw_rc gw_json_null(struct gw_json *j);
 /* Skip one value of any kind, checking its syntax and nesting as if it were read. */
 gw_rc gw_json_skip(struct gw_json *j);
 
+/* A hex digit's value (either case), or -1: \u escapes (json_lex.c) and hex ids (json_values.c). */
+static inline int gw_json_hexval(unsigned char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c |= 0x20;
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
 /* ---- the field readers (json_values.c) ---- */
 
 /* The path of the value being read, for error messages. */

@@ -245,16 +245,6 @@ static inline const char *scan_str(const char *p, const char *e, char q)
 }
 #endif
 
-static int hexval(unsigned char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c |= 0x20;
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
 /* Four hex digits at p (before e): the code unit, or -1. */
 static long hex4(const char *p, const char *e)
 {
@@ -262,7 +252,7 @@ static long hex4(const char *p, const char *e)
     return -1;
   long v = 0;
   for (int i = 0; i < 4; i++) {
-    int h = hexval((unsigned char)p[i]);
+    int h = gw_json_hexval((unsigned char)p[i]);
     if (h < 0)
       return -1;
     v = v << 4 | h;

@@ -330,16 +330,6 @@ gw_rc gw_json_bool_value(struct gw_json *j, protobuf_c_boolean *out)
   return rc;
 }
 
-static int hexval(unsigned char ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  ch |= 0x20;
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  return -1;
-}
-
 /* trace/span ids: case-insensitive hex (§1.6), not base64. */
 static gw_rc hex_value(struct gw_json *j, ProtobufCBinaryData *out)
 {
@@ -358,7 +348,7 @@ static gw_rc hex_value(struct gw_json *j, ProtobufCBinaryData *out)
   if (!d)
     return gw_json_oom(j);
   for (size_t i = 0; i < n; i += 2) {
-    int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+    int hi = gw_json_hexval((unsigned char)s[i]), lo = gw_json_hexval((unsigned char)s[i + 1]);
     if (hi < 0 || lo < 0)
       return gw_json_fail(j, GW_ERR(DECODE), "not hex");
     d[i / 2] = (uint8_t)(hi << 4 | lo);
