@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/reload.h"
@@ -55,31 +56,14 @@ static void tokens_unref(struct tokens *t)
 static struct tokens *load(const char *path, char *why, size_t whylen)
 {
   struct tokens *t = NULL;
-  char *buf = NULL;
   size_t n = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(why, whylen, "cannot read: %s", strerror(errno));
+  bool too_large;
+  char *buf = gw_file_read(path, AUTH_MAX_FILE, &n, &too_large, why, whylen);
+  if (!buf) {
+    if (too_large)
+      snprintf(why, whylen, "larger than 1 MiB");
     return NULL;
   }
-  buf = gw_malloc(AUTH_MAX_FILE + 1);
-  for (;;) {
-    ssize_t r = read(fd, buf + n, AUTH_MAX_FILE + 1 - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      snprintf(why, whylen, "cannot read: %s", strerror(errno));
-      goto out;
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-    if (n > AUTH_MAX_FILE) {
-      snprintf(why, whylen, "larger than 1 MiB");
-      goto out;
-    }
-  }
-  buf[n] = '\0';
   t = gw_calloc(1, sizeof *t);
   t->digests = gw_calloc(AUTH_MAX_TOKENS, sizeof t->digests[0]);
   unsigned line = 0;
@@ -125,11 +109,8 @@ fail:
   free(t);
   t = NULL;
 out:
-  close(fd);
-  if (buf) {
-    OPENSSL_cleanse(buf, n < AUTH_MAX_FILE ? n : AUTH_MAX_FILE);
-    free(buf);
-  }
+  OPENSSL_cleanse(buf, n);
+  free(buf);
   return t;
 }
 

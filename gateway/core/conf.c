@@ -19,6 +19,7 @@
 #include "core/conf_int.h"
 #include "core/auth.h"
 #include "core/datadir.h"
+#include "core/file.h"
 #include "core/tls.h"
 
 #include <arpa/inet.h>
@@ -1078,43 +1079,14 @@ static gw_rc parse_doc(struct ld *x)
 
 static gw_rc read_file(const char *path, char **out, size_t *len, struct gw_err *err)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  char *buf = NULL;
-  size_t n = 0;
-  gw_rc result = GW_ERR(IO);
-  if (fd < 0) {
-    gw_err_set(err, result, "%s: cannot read: %s", path, strerror(errno));
-    goto out;
-  }
-  buf = gw_malloc(CONF_MAX_FILE + 1);
-  for (;;) {
-    ssize_t r = read(fd, buf + n, CONF_MAX_FILE + 1 - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      gw_err_set(err, result, "%s: cannot read: %s", path, strerror(errno));
-      goto out;
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-    if (n > CONF_MAX_FILE) {
-      gw_err_set(err, GW_ERR(CONFIG), "%s: larger than %u bytes; is it a configuration file?", path,
-                 CONF_MAX_FILE);
-      result = GW_ERR(CONFIG);
-      goto out;
-    }
-  }
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  buf = NULL;
-  result = GW_OK;
-out:
-  free(buf);
-  if (fd >= 0)
-    close(fd);
-  return result;
+  char why[200];
+  bool too_large;
+  if ((*out = gw_file_read(path, CONF_MAX_FILE, len, &too_large, why, sizeof why)))
+    return GW_OK;
+  if (too_large)
+    return gw_err_set(err, GW_ERR(CONFIG), "%s: larger than %u bytes; is it a configuration file?", path,
+                      CONF_MAX_FILE);
+  return gw_err_set(err, GW_ERR(IO), "%s: %s", path, why);
 }
 
 static gw_rc load_file(struct ld *x, const char *path)

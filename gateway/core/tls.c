@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/reload.h"
@@ -61,36 +62,12 @@ static const char *ossl_reason(void)
 
 static char *read_whole(const char *path, char *why, size_t whylen)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(why, whylen, "cannot read: %s", strerror(errno));
-    return NULL;
-  }
-  char *buf = gw_malloc(TLS_MAX_FILE + 1);
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, buf + n, TLS_MAX_FILE + 1 - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      snprintf(why, whylen, "cannot read: %s", strerror(errno));
-      goto fail;
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-    if (n > TLS_MAX_FILE) {
-      snprintf(why, whylen, "larger than 1 MiB: not a PEM file");
-      goto fail;
-    }
-  }
-  close(fd);
-  buf[n] = '\0';
+  size_t n;
+  bool too_large;
+  char *buf = gw_file_read(path, TLS_MAX_FILE, &n, &too_large, why, whylen);
+  if (!buf && too_large)
+    snprintf(why, whylen, "larger than 1 MiB: not a PEM file");
   return buf;
-fail:
-  close(fd);
-  free(buf);
-  return NULL;
 }
 
 static int no_passphrase(char *buf, int size, int rw, void *u)

@@ -77,6 +77,19 @@ static void test_file_rules(void **state)
   char why[200];
   assert_int_equal(gw_auth_check_file("/no/such/tokens", why, sizeof why), GW_ERR(CONFIG));
   assert_string_equal(why, "cannot read: No such file or directory");
+  /* the size cap: 1 MiB is read (and judged), one byte more is refused unread */
+  char *big = malloc((1u << 20) + 2);
+  memset(big, 'a', (1u << 20) + 1);
+  big[1u << 20] = '\0';
+  write_tokens(big);
+  assert_int_equal(gw_auth_check_file(path, why, sizeof why), GW_ERR(CONFIG));
+  assert_string_equal(why, "line 1: a token must be 16 to 512 characters long (this one has 1048576)");
+  big[1u << 20] = 'a';
+  big[(1u << 20) + 1] = '\0';
+  write_tokens(big);
+  assert_int_equal(gw_auth_check_file(path, why, sizeof why), GW_ERR(CONFIG));
+  assert_string_equal(why, "larger than 1 MiB");
+  free(big);
 }
 
 static void test_credentials(void **state)
