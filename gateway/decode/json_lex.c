@@ -381,33 +381,42 @@ bad_u:
   return gw_json_syntax(j, "invalid \\u escape (want 4 hex digits)");
 }
 
-gw_rc gw_json_string_raw(struct gw_json *j, const char **raw, size_t *n)
+/* The first step of reading the string at p: *s after its opening quote, *x at its closing quote (no
+ * escape in it) or at its first backslash; an error at the end of input or at a NUL byte. */
+static inline gw_rc scan_string(struct gw_json *j, const char **s, const char **x)
 {
-  char q = *j->p;
-  const char *s = j->p + 1, *x = scan_str(s, j->end, q);
-  *raw = NULL;
-  if (x == j->end)
+  *s = j->p + 1;
+  *x = scan_str(*s, j->end, *j->p);
+  if (*x == j->end)
     return eof(j);
-  if (*x == q) {
-    *raw = s;
-    *n = (size_t)(x - s);
-    j->p = x + 1;
-    return GW_OK;
-  }
-  if (!*x) {
-    j->p = x;
+  if (!**x) {
+    j->p = *x;
     return gw_json_syntax(j, "NUL byte in a string");
   }
+  return GW_OK;
+}
+
+gw_rc gw_json_string_raw(struct gw_json *j, const char **raw, size_t *n)
+{
+  const char *s, *x;
+  *raw = NULL;
+  gw_rc rc = scan_string(j, &s, &x);
+  if (rc || *x == '\\')
+    return rc;
+  *raw = s;
+  *n = (size_t)(x - s);
+  j->p = x + 1;
   return GW_OK;
 }
 
 gw_rc gw_json_string(struct gw_json *j, char **out, size_t *n)
 {
   char q = *j->p;
-  const char *s = j->p + 1, *x = scan_str(s, j->end, q);
+  const char *s, *x;
   char *buf;
-  if (x == j->end)
-    return eof(j);
+  gw_rc rc = scan_string(j, &s, &x);
+  if (rc)
+    return rc;
   if (*x == q) {
     size_t len = (size_t)(x - s);
     if (!(buf = gw_arena_alloc(j->a, len + 1)))
@@ -424,8 +433,7 @@ gw_rc gw_json_string(struct gw_json *j, char **out, size_t *n)
     return j->err->rc;
   if (!(buf = gw_arena_alloc(j->a, (size_t)(e - s) + 1)))
     return gw_json_oom(j);
-  gw_rc rc = unescape(j, s, e, buf, n);
-  if (rc)
+  if ((rc = unescape(j, s, e, buf, n)))
     return rc;
   buf[*n] = 0;
   *out = buf;
@@ -482,18 +490,15 @@ static gw_rc skip_string(struct gw_json *j)
 static gw_rc key(struct gw_json *j, const char **k, size_t *kn)
 {
   char q = *j->p;
-  const char *s = j->p + 1, *x = scan_str(s, j->end, q);
-  if (x == j->end)
-    return eof(j);
+  const char *s, *x;
+  gw_rc rc = scan_string(j, &s, &x);
+  if (rc)
+    return rc;
   if (*x == q) {
     *k = s;
     *kn = (size_t)(x - s);
     j->p = x + 1;
     return GW_OK;
-  }
-  if (!*x) {
-    j->p = x;
-    return gw_json_syntax(j, "NUL byte in a string");
   }
   const char *e = string_end(j, x, q);
   if (!e)
@@ -502,8 +507,7 @@ static gw_rc key(struct gw_json *j, const char **k, size_t *kn)
   char *buf = raw < sizeof j->key ? j->key : gw_arena_alloc(j->a, raw + 1);
   if (!buf)
     return gw_json_oom(j);
-  gw_rc rc = unescape(j, s, e, buf, &n);
-  if (rc)
+  if ((rc = unescape(j, s, e, buf, &n)))
     return rc;
   buf[n] = 0;
   *k = buf;
