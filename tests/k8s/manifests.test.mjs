@@ -260,6 +260,26 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
     assert.equal(tls.find((o) => o.kind === 'Secret').stringData['auth-tokens'], 'forward-token-0123456789\n');
   });
 
+  test('the README\'s helm install commands render, and what they render is valid', async () => {
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    const cmds = [...readme.matchAll(/^helm install ((?:.*\\\n)*.*)$/gm)].map((m) => m[1].replace(/\\\n\s*/g, ' '));
+    assert.ok(cmds.length >= 2, `README names the sidecar's and the tier's install (${cmds.length} found)`);
+    for (const cmd of cmds) {
+      const args = cmd.split(/\s+/).filter(Boolean);
+      assert.equal(args[0], 'genai-gateway');
+      assert.equal(args[1], 'deploy/helm/genai-gateway');
+      const objs = parse(await helm(['template', args[0], CHART, '--namespace', 'default', ...args.slice(2)]));
+      assert.deepEqual((await Promise.all(objs.map(validateObject))).flat(), [], cmd);
+      assert.ok(objs.some((o) => o.kind === 'Deployment'), cmd);
+      if (cmd.includes('tier.enabled=true')) {
+        const sts = objs.find((o) => o.kind === 'StatefulSet');
+        assert.ok(sts, `${cmd}: the tier`);
+        const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-sidecar'));
+        assert.equal(YAML.parse(cm.data['gateway.yaml']).exporters.otlp.token_file, '/etc/genai-gateway-forward/token', cmd);
+      }
+    }
+  });
+
   test('tier.workload Deployment: an ephemeral claim per pod, the HPA on the Deployment; both forms validate', async () => {
     const objs = parse(await template(SETS[2], ['--set', 'tier.workload=Deployment']));
     assert.deepEqual((await Promise.all(objs.map(validateObject))).flat(), []);
