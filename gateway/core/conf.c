@@ -210,8 +210,8 @@ const struct gw_conf_row gw_conf_rows[] = {
            "authentication."},
   {.path = "receivers.reload_interval_ms", .type = T_DURATION_MS, .def = "5s", .min = 100, .max = 3600000,
    .off = OFF(receivers.reload_ms),
-   .desc = "How often the TLS files (and the tokens file) are checked for changes, e.g. a Kubernetes Secret "
-           "rotated in place; SIGHUP re-reads them at once."},
+   .desc = "How often the TLS files, the tokens file and the exporters' token files are checked for changes, "
+           "e.g. a Kubernetes Secret rotated in place; SIGHUP re-reads them at once."},
   {.path = "admin.addr", .type = T_STRING, .def = "127.0.0.1:8888", .flags = F_ADDR, .off = OFF(admin.addr),
    .desc = "Listen address of /healthz, /readyz and /metrics."},
   {.path = "log.level", .type = T_ENUM, .def = "info", .allowed = log_levels, .off = OFF(log.level),

@@ -92,7 +92,7 @@ struct gw_conf {
     char *tls_cert;            /* receivers.tls.cert_file: PEM chain; "" = plaintext receivers */
     char *tls_key;             /* receivers.tls.key_file: PEM private key */
     char *tls_client_ca;       /* receivers.tls.client_ca_file: PEM CAs; set = client certificates required */
-    uint32_t reload_ms;        /* receivers.reload_interval_ms: how often the TLS and token files are checked */
+    uint32_t reload_ms;        /* receivers.reload_interval_ms: how often the TLS and token files (exporters' too) are checked */
     char *auth_tokens;         /* receivers.auth.tokens_file: one token per line; "" = no authentication */
   } receivers;
   struct {
