@@ -47,6 +47,10 @@ struct gw_export_stats {
   _Atomic uint64_t batch_hist[GW_EXPORT_LATENCY_BUCKETS + 1];
   _Atomic uint64_t batch_count, batch_ns;
   _Atomic int up; /* 1 after a request succeeded, 0 after one failed, -1 before any */
+  _Atomic uint64_t auth_refused; /* requests refused for their credentials (401, 403, UNAUTHENTICATED,
+                                  * PERMISSION_DENIED); retried, not dropped, with a token_file */
+  _Atomic uint64_t token_reloads[2]; /* token_file re-reads: ok, failed */
+  bool has_token;                    /* token_file is set: the reloads are shown */
   /* the join of spans with their log records (join.c) */
   _Atomic uint64_t join_held;                      /* spans held to wait for their log records */
   _Atomic uint64_t join_incomplete[GW_XJ__COUNT];           /* sent without the content they waited for, by why */
@@ -90,6 +94,23 @@ bool gw_export_parse_status(const void *buf, size_t len, char *msg, size_t msg_l
 
 /* Copy text for a log line: printable ASCII only, cut to n - 1 bytes. */
 void gw_export_printable(char *dst, size_t n, const void *src, size_t len);
+
+/* ---- the bearer token of exporters.<name>.token_file (token.c) ---- */
+
+struct gw_export_token;
+/* Read path (fail fast: err names the key, the file and why) and watch it (SIGHUP, file changes); re-reads
+ * are counted in reloads[0] (ok) and reloads[1] (failed). */
+struct gw_export_token *gw_export_token_create(const char *name, const char *path, _Atomic uint64_t *reloads,
+                                               struct gw_err *err);
+void gw_export_token_destroy(struct gw_export_token *t); /* NULL is fine */
+/* Bumped each time a re-read brings a different token. */
+uint64_t gw_export_token_gen(const struct gw_export_token *t);
+/* A copy of the current token (heap: wipe before freeing) and its generation. */
+char *gw_export_token_get(struct gw_export_token *t, uint64_t *gen);
+
+/* Whether a reply refuses the request's credentials: HTTP 401 or 403, gRPC UNAUTHENTICATED (16) or
+ * PERMISSION_DENIED (7). */
+bool gw_export_auth_refused(enum gw_export_transport t, const struct gw_export_reply *r);
 
 /* ---- transports (http.c, grpc.c): one client per exporter thread, connections kept open ---- */
 

@@ -168,6 +168,26 @@ static void render(struct gw_sb *out, void *ctx)
         gw_sb_printf(out, "genai_gateway_exporter_join_bytes{exporter=\"%s\"} %llu\n", x->r[i].type->name,
                      (unsigned long long)atomic_load(&x->r[i].stats.join_bytes_now));
   }
+  head(out, "genai_gateway_exporter_auth_failures_total", "counter",
+       "Export requests the receiver refused for their credentials (HTTP 401/403, gRPC UNAUTHENTICATED/"
+       "PERMISSION_DENIED); with token_file their data stays in the spool and is retried");
+  for (size_t i = 0; i < x->n; i++)
+    gw_sb_printf(out, "genai_gateway_exporter_auth_failures_total{exporter=\"%s\"} %llu\n", x->r[i].type->name,
+                 (unsigned long long)atomic_load(&x->r[i].stats.auth_refused));
+  bool tokens = false;
+  for (size_t i = 0; i < x->n; i++)
+    tokens |= x->r[i].stats.has_token;
+  if (tokens) {
+    head(out, "genai_gateway_exporter_token_reloads_total", "counter",
+         "Re-reads of exporters.<name>.token_file (SIGHUP or a change); failed ones keep the token read before");
+    for (size_t i = 0; i < x->n; i++)
+      if (x->r[i].stats.has_token)
+        gw_sb_printf(out,
+                     "genai_gateway_exporter_token_reloads_total{exporter=\"%s\",result=\"ok\"} %llu\n"
+                     "genai_gateway_exporter_token_reloads_total{exporter=\"%s\",result=\"failed\"} %llu\n",
+                     x->r[i].type->name, (unsigned long long)atomic_load(&x->r[i].stats.token_reloads[0]),
+                     x->r[i].type->name, (unsigned long long)atomic_load(&x->r[i].stats.token_reloads[1]));
+  }
   head(out, "genai_gateway_exporter_up", "gauge",
        "1 when the last export request was accepted, 0 when it failed, -1 before the first");
   for (size_t i = 0; i < x->n; i++)

@@ -47,6 +47,11 @@ struct exporter {
   uint64_t read_ns;            /* when the newest entry read was spooled, for the join */
   uint64_t partial_logged_ns, partial_pending;
   char partial_msg[160];
+  struct gw_export_conn_opts opts; /* the transport's, to build it again when the token changes */
+  struct gw_export_token *token;   /* token_file, else NULL */
+  uint64_t token_gen;              /* the token generation in the authorization header */
+  size_t auth_idx;                 /* that header's index in hdrs */
+  uint64_t auth_logged_ns, auth_pending;
 };
 
 gw_rc gw_export_headers_add(struct gw_export_headers *h, const char *name, const char *value)
@@ -87,6 +92,7 @@ static void destroy(void *self)
     return;
   gw_http_client_destroy(x->http);
   gw_grpc_client_destroy(x->grpcc);
+  gw_export_token_destroy(x->token);
   if (x->priv && x->type->destroy)
     x->type->destroy(x->priv);
   gw_export_join_destroy(x->join);
@@ -96,6 +102,61 @@ static void destroy(void *self)
   free(x->traces_url);
   free(x->logs_url);
   free(x);
+}
+
+static void wipe(char *v)
+{
+  if (v) {
+    memset(v, 0, strlen(v));
+    free(v);
+  }
+}
+
+static char *bearer_value(const char *tok)
+{
+  size_t n = strlen(tok) + 8;
+  char *v = gw_malloc(n);
+  snprintf(v, n, "Bearer %s", tok);
+  return v;
+}
+
+/* The transport's client, with the headers as they are now. */
+static gw_rc transport_create(struct exporter *x, struct gw_err *err)
+{
+  if (x->grpc)
+    return (x->grpcc = gw_grpc_client_create(x->conf->endpoint, &x->opts, err)) ? GW_OK : GW_ERR(CONFIG);
+  return (x->http = gw_http_client_create(&x->opts, err)) ? GW_OK : GW_ERR(INTERNAL);
+}
+
+/* token_file brought a new token: put it in the authorization header and build the transport again (its
+ * headers are fixed at creation; a rotation is rare, one reconnection is its cost). */
+static void token_refresh(struct exporter *x)
+{
+  if (!x->token || gw_export_token_gen(x->token) == x->token_gen)
+    return;
+  uint64_t gen;
+  char *tok = gw_export_token_get(x->token, &gen);
+  char *v = bearer_value(tok);
+  wipe(tok);
+  struct gw_err err = {0};
+  void *old_http = x->http, *old_grpc = x->grpcc;
+  char *old_v = x->hdrs.value[x->auth_idx];
+  x->hdrs.value[x->auth_idx] = v;
+  x->http = NULL;
+  x->grpcc = NULL;
+  if (transport_create(x, &err) != GW_OK) {
+    /* keep sending with the old token; try again before the next request */
+    x->hdrs.value[x->auth_idx] = old_v;
+    x->http = old_http;
+    x->grpcc = old_grpc;
+    wipe(v);
+    gw_error(x->type->name, "cannot set up the transport with the new token: %s", err.msg);
+    return;
+  }
+  gw_http_client_destroy(old_http);
+  gw_grpc_client_destroy(old_grpc);
+  wipe(old_v);
+  x->token_gen = gen;
 }
 
 void *gw_export_create(const struct gw_export_setup *s, struct gw_err *err)
@@ -116,7 +177,22 @@ void *gw_export_create(const struct gw_export_setup *s, struct gw_err *err)
   }
   if (s->type->headers && s->type->headers(c, &x->hdrs, err))
     goto fail;
-  struct gw_export_conn_opts o = {
+  if (c->token_file && *c->token_file) {
+    x->st->has_token = true;
+    if (!(x->token = gw_export_token_create(name, c->token_file, x->st->token_reloads, err)))
+      goto fail;
+    char *tok = gw_export_token_get(x->token, &x->token_gen);
+    char *v = bearer_value(tok);
+    x->auth_idx = x->hdrs.n;
+    gw_rc hrc = gw_export_headers_add(&x->hdrs, "authorization", v);
+    wipe(v);
+    wipe(tok);
+    if (hrc) {
+      gw_err_set(err, GW_ERR(CONFIG), "exporters.%s.headers: more than %d headers", name, GW_EXPORT_MAX_HEADERS - 1);
+      goto fail;
+    }
+  }
+  x->opts = (struct gw_export_conn_opts){
     .name = name,
     .timeout_ms = c->timeout_ms,
     .gzip = c->gzip,
@@ -125,18 +201,13 @@ void *gw_export_create(const struct gw_export_setup *s, struct gw_err *err)
     .headers = &x->hdrs,
     .abort_at = &x->abort_at,
   };
-  if (x->grpc) {
-    x->grpcc = gw_grpc_client_create(c->endpoint, &o, err);
-    if (!x->grpcc)
-      goto fail;
-  } else {
+  if (!x->grpc) {
     x->traces_url = join_url(c->endpoint, s->type->traces_path);
     if (s->type->logs_path)
       x->logs_url = join_url(c->endpoint, s->type->logs_path);
-    x->http = gw_http_client_create(&o, err);
-    if (!x->http)
-      goto fail;
   }
+  if (transport_create(x, err))
+    goto fail;
   if (c->gzip)
     x->gz = gw_export_gzip_create();
   if (s->type->create)
@@ -148,9 +219,10 @@ void *gw_export_create(const struct gw_export_setup *s, struct gw_err *err)
   }
   x->arena = gw_arena_create(0);
   gw_arena_keep(x->arena, ARENA_KEEP);
-  gw_info(name, "exporting %s%s to %s over OTLP/%s%s%s", (s->type->signals & GW_EXPORT_TRACES) ? "traces" : "",
+  gw_info(name, "exporting %s%s to %s over OTLP/%s%s%s%s", (s->type->signals & GW_EXPORT_TRACES) ? "traces" : "",
           (s->type->signals & GW_EXPORT_LOGS) ? " and logs" : "", x->grpc ? c->endpoint : x->traces_url,
-          x->grpc ? "gRPC" : "HTTP", c->gzip ? ", gzip" : "", c->genai_only ? ", GenAI spans only" : "");
+          x->grpc ? "gRPC" : "HTTP", c->gzip ? ", gzip" : "", c->genai_only ? ", GenAI spans only" : "",
+          x->token ? ", a bearer token from token_file" : "");
   return x;
 fail:
   destroy(x);
@@ -185,6 +257,22 @@ static void note_partial(struct exporter *x, int64_t rejected, const char *msg)
   }
 }
 
+/* A refused token: an error line at most every 10 s (never the token). */
+static void note_auth(struct exporter *x, const char *what)
+{
+  x->auth_pending++;
+  uint64_t now = gw_mono_ns();
+  if (x->auth_logged_ns && now - x->auth_logged_ns < PARTIAL_LOG_NS)
+    return;
+  gw_error(x->type->name,
+           "%s: the receiver refused the bearer token of exporters.%s.token_file '%s' (%llu requests since the last "
+           "report): the data stays in the spool and is retried with backoff; put a token the receiver accepts in "
+           "the file (re-read when it changes and on SIGHUP)",
+           what, x->type->name, x->conf->token_file, (unsigned long long)x->auth_pending);
+  x->auth_pending = 0;
+  x->auth_logged_ns = now;
+}
+
 /* Send one request; judge the answer. */
 static enum gw_export_result send_one(struct exporter *x, enum gw_signal sig, const void *body, size_t len,
                                       struct gw_export_reply *r, int64_t *rejected, char *pmsg, size_t pmsg_len)
@@ -204,11 +292,26 @@ static enum gw_export_result send_one(struct exporter *x, enum gw_signal sig, co
     send = z;
     send_len = zl;
   }
+  token_refresh(x);
   if (x->grpc)
     gw_grpc_call(x->grpcc, sig == GW_SIGNAL_LOGS ? LOGS_METHOD : TRACES_METHOD, send, send_len, x->conf->gzip, r);
   else
     gw_http_post(x->http, sig == GW_SIGNAL_LOGS ? x->logs_url : x->traces_url, send, send_len, r);
-  enum gw_export_result res = gw_export_classify(x->grpc ? GW_XT_GRPC : GW_XT_HTTP, r);
+  enum gw_export_transport tr = x->grpc ? GW_XT_GRPC : GW_XT_HTTP;
+  enum gw_export_result res = gw_export_classify(tr, r);
+  if (gw_export_auth_refused(tr, r)) {
+    atomic_fetch_add(&x->st->auth_refused, 1);
+    if (x->token) {
+      /* The token can be fixed in place (the file is re-read): keep the data and retry, as for a peer that
+       * is down, rather than drop what was acknowledged to the sender. */
+      res = GW_XR_RETRY;
+      char what[sizeof r->error];
+      snprintf(what, sizeof what, "%s", r->error);
+      snprintf(r->error, sizeof r->error, "%s: the receiver refused the token of exporters.%s.token_file; kept and retried",
+               what, x->type->name);
+      note_auth(x, what);
+    }
+  }
   if (res == GW_XR_OK && (x->grpc || x->type->otlp_http_response))
     *rejected = gw_export_partial_rejected(sig, r->body, r->body_len, pmsg, pmsg_len);
   return res;

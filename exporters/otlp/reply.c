@@ -57,6 +57,15 @@ enum gw_export_result gw_export_classify(enum gw_export_transport t, const struc
   }
 }
 
+bool gw_export_auth_refused(enum gw_export_transport t, const struct gw_export_reply *r)
+{
+  if (!r->connected)
+    return false;
+  if (t == GW_XT_HTTP)
+    return r->http_status == 401 || r->http_status == 403;
+  return r->grpc_code == 16 || r->grpc_code == 7;
+}
+
 int64_t gw_export_partial_rejected(enum gw_signal sig, const void *body, size_t len, char *msg, size_t msg_len)
 {
   int64_t rejected = 0;

@@ -52,26 +52,35 @@ static void tokens_unref(struct tokens *t)
   }
 }
 
-/* Parse the file into a snapshot; NULL with why on failure. */
-static struct tokens *load(const char *path, char *why, size_t whylen)
+/* The whole file (at most 1 MiB) into a NUL-terminated heap buffer; NULL with why. */
+static char *read_all(const char *path, size_t *len, char *why, size_t whylen)
 {
-  struct tokens *t = NULL;
-  size_t n = 0;
   bool too_large;
-  char *buf = gw_file_read(path, AUTH_MAX_FILE, &n, &too_large, why, whylen);
-  if (!buf) {
-    if (too_large)
-      snprintf(why, whylen, "larger than 1 MiB");
-    return NULL;
+  char *buf = gw_file_read(path, AUTH_MAX_FILE, len, &too_large, why, whylen);
+  if (!buf && too_large)
+    snprintf(why, whylen, "larger than 1 MiB");
+  return buf;
+}
+
+static void wipe(char *buf, size_t n)
+{
+  if (buf) {
+    OPENSSL_cleanse(buf, n);
+    free(buf);
   }
-  t = gw_calloc(1, sizeof *t);
-  t->digests = gw_calloc(AUTH_MAX_TOKENS, sizeof t->digests[0]);
-  unsigned line = 0;
-  for (char *p = buf, *next; p < buf + n; p = next) {
-    char *nl = memchr(p, '\n', (size_t)(buf + n - p));
-    next = nl ? nl + 1 : buf + n;
-    line++;
+}
+
+/* The next token line of buf[*pos, n): its start and length (trimmed), 0 at the end; line counts lines.
+ * A line that is not a valid token gives why and returns -1. */
+static int next_token(char *buf, size_t n, size_t *pos, unsigned *line, const char **tok, size_t *tlen, char *why,
+                      size_t whylen)
+{
+  while (*pos < n) {
+    char *p = buf + *pos;
+    char *nl = memchr(p, '\n', n - *pos);
     size_t len = (size_t)((nl ? nl : buf + n) - p);
+    *pos = nl ? (size_t)(nl + 1 - buf) : n;
+    (*line)++;
     while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
       len--;
     while (len && (*p == ' ' || *p == '\t')) {
@@ -84,34 +93,87 @@ static struct tokens *load(const char *path, char *why, size_t whylen)
     for (size_t i = 0; i < len; i++)
       printable &= p[i] > 0x20 && p[i] < 0x7f;
     if (!printable) {
-      snprintf(why, whylen, "line %u: a token is printable ASCII without spaces", line);
-      goto fail;
+      snprintf(why, whylen, "line %u: a token is printable ASCII without spaces", *line);
+      return -1;
     }
     if (len < GW_AUTH_MIN_TOKEN || len > GW_AUTH_MAX_TOKEN) {
-      snprintf(why, whylen, "line %u: a token must be %d to %d characters long (this one has %zu)", line,
+      snprintf(why, whylen, "line %u: a token must be %d to %d characters long (this one has %zu)", *line,
                GW_AUTH_MIN_TOKEN, GW_AUTH_MAX_TOKEN, len);
-      goto fail;
+      return -1;
     }
+    *tok = p;
+    *tlen = len;
+    return 1;
+  }
+  return 0;
+}
+
+/* Parse the file into a snapshot; NULL with why on failure. */
+static struct tokens *load(const char *path, char *why, size_t whylen)
+{
+  size_t n = 0;
+  char *buf = read_all(path, &n, why, whylen);
+  if (!buf)
+    return NULL;
+  struct tokens *t = gw_calloc(1, sizeof *t);
+  t->digests = gw_calloc(AUTH_MAX_TOKENS, sizeof t->digests[0]);
+  size_t pos = 0, len;
+  unsigned line = 0;
+  const char *tok;
+  int got;
+  while ((got = next_token(buf, n, &pos, &line, &tok, &len, why, whylen)) > 0) {
     if (t->n == AUTH_MAX_TOKENS) {
       snprintf(why, whylen, "more than %d tokens", AUTH_MAX_TOKENS);
       goto fail;
     }
-    SHA256((const unsigned char *)p, len, t->digests[t->n++]);
+    SHA256((const unsigned char *)tok, len, t->digests[t->n++]);
   }
+  if (got < 0)
+    goto fail;
   if (t->n == 0) {
     snprintf(why, whylen, "holds no token (one per line; '#' starts a comment)");
     goto fail;
   }
   atomic_init(&t->refs, 1);
-  goto out;
+  wipe(buf, n);
+  return t;
 fail:
   free(t->digests);
   free(t);
-  t = NULL;
-out:
-  OPENSSL_cleanse(buf, n);
-  free(buf);
-  return t;
+  wipe(buf, n);
+  return NULL;
+}
+
+gw_rc gw_auth_read_token(const char *path, char **out, char *why, size_t whylen)
+{
+  size_t n = 0;
+  *out = NULL;
+  char *buf = read_all(path, &n, why, whylen);
+  if (!buf)
+    return GW_ERR(CONFIG);
+  size_t pos = 0, len = 0, len2;
+  unsigned line = 0;
+  const char *tok = NULL, *tok2;
+  int got = next_token(buf, n, &pos, &line, &tok, &len, why, whylen);
+  if (got == 0)
+    snprintf(why, whylen, "holds no token (the one token to send; '#' starts a comment)");
+  if (got > 0) {
+    int more = next_token(buf, n, &pos, &line, &tok2, &len2, why, whylen);
+    if (more > 0)
+      snprintf(why, whylen, "line %u: a second token; this file holds the one token to send", line);
+    if (more != 0)
+      got = -1;
+  }
+  if (got <= 0) {
+    wipe(buf, n);
+    return GW_ERR(CONFIG);
+  }
+  char *t = gw_malloc(len + 1);
+  memcpy(t, tok, len);
+  t[len] = '\0';
+  wipe(buf, n);
+  *out = t;
+  return GW_OK;
 }
 
 gw_rc gw_auth_check_file(const char *path, char *why, size_t whylen)

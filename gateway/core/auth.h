@@ -27,6 +27,14 @@ enum gw_auth_result { GW_AUTH_OK, GW_AUTH_MISSING, GW_AUTH_INVALID };
 /* Check a tokens file without keeping it: GW_OK, or GW_ERR(CONFIG) with why (no token text in it). */
 gw_rc gw_auth_check_file(const char *path, char *why, size_t whylen);
 
+/*
+ * Read a file holding the one token a sender presents (exporters.<name>.token_file): blank lines and lines
+ * starting with '#' are skipped, surrounding whitespace and a trailing newline (as a Kubernetes Secret
+ * key often has) trimmed; exactly one token, by the rules above (printable ASCII without spaces, 16 to 512
+ * characters). GW_OK with *out (heap; wipe it before freeing), or GW_ERR(CONFIG) with why (no token text).
+ */
+gw_rc gw_auth_read_token(const char *path, char **out, char *why, size_t whylen);
+
 /* Load path and watch it. NULL with err ("receivers.auth.tokens_file: '<path>': <reason>") on failure. */
 struct gw_auth *gw_auth_create(const char *path, struct gw_err *err);
 void gw_auth_destroy(struct gw_auth *a); /* NULL is fine */

@@ -78,6 +78,14 @@ const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "sig
    .desc = "Extra request headers (gRPC metadata), e.g. an API key; values are secrets, printed as ****."},        \
   {.path = "exporters." N ".tls", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].tls),                    \
    .desc = "gRPC: TLS instead of plaintext. HTTP endpoints use TLS when the URL is https://."},                    \
+  {.path = "exporters." N ".token_file", .type = T_STRING, .def = "", .off = OFF(exporters[i].token_file),         \
+   .desc = "File holding one bearer token, sent as `Authorization: Bearer <token>` (HTTP header, gRPC metadata) " \
+   "with every request: e.g. the receivers.auth token of another genai-gateway, mounted from a Kubernetes "       \
+   "Secret. Blank lines and '#' lines are skipped; 16 to 512 printable characters. Re-read on SIGHUP or when the " \
+   "file changes (receivers.reload_interval_ms). With it, a refusal of the credentials (401, 403, "               \
+   "UNAUTHENTICATED, PERMISSION_DENIED) is retried with backoff, the data kept in the spool, until the file "      \
+   "holds a token the receiver takes. A credential: refused in cleartext beyond this machine unless insecure. "   \
+   "Empty: none."},                                                                                               \
   {.path = "exporters." N ".insecure", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].insecure),          \
    .desc = "Allow this exporter's credentials (API key, Basic auth, authorization-like headers) to go to a "      \
    "host other than this machine without TLS. Without it such a configuration does not start."},                 \
@@ -203,8 +211,8 @@ const struct gw_conf_row gw_conf_rows[] = {
            "authentication."},
   {.path = "receivers.reload_interval_ms", .type = T_DURATION_MS, .def = "5s", .min = 100, .max = 3600000,
    .off = OFF(receivers.reload_ms),
-   .desc = "How often the TLS files (and the tokens file) are checked for changes, e.g. a Kubernetes Secret "
-           "rotated in place; SIGHUP re-reads them at once."},
+   .desc = "How often the TLS files, the tokens file and the exporters' token files are checked for changes, "
+           "e.g. a Kubernetes Secret rotated in place; SIGHUP re-reads them at once."},
   {.path = "admin.addr", .type = T_STRING, .def = "127.0.0.1:8888", .flags = F_ADDR, .off = OFF(admin.addr),
    .desc = "Listen address of /healthz, /readyz and /metrics."},
   {.path = "log.level", .type = T_ENUM, .def = "info", .allowed = log_levels, .off = OFF(log.level),
@@ -449,7 +457,7 @@ static gw_rc fail(struct ld *x, const char *at, const char *key, const char *fmt
     __attribute__((format(printf, 4, 5)));
 static gw_rc fail(struct ld *x, const char *at, const char *key, const char *fmt, ...)
 {
-  char reason[256];
+  char reason[400];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(reason, sizeof reason, fmt, ap);
@@ -461,7 +469,7 @@ static gw_rc fail_line(struct ld *x, int line, const char *key, const char *fmt,
     __attribute__((format(printf, 4, 5)));
 static gw_rc fail_line(struct ld *x, int line, const char *key, const char *fmt, ...)
 {
-  char at[CONF_MAX_PATH + 32], reason[256];
+  char at[CONF_MAX_PATH + 32], reason[400];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(reason, sizeof reason, fmt, ap);
@@ -1447,6 +1455,23 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
     }
   }
 
+  size_t r_tok = ROW("token_file");
+  if (*e->token_file) {
+    char tk[CONF_MAX_PATH];
+    snprintf(tk, sizeof tk, "%s", key);
+    if (langfuse)
+      return fail(x, where(x, r_tok, at, sizeof at), tk, "does not apply: Langfuse authenticates with public_key and secret_key");
+    for (uint32_t i = 0; i < e->headers.n; i++)
+      if (strcasecmp(e->headers.cells[i * 2], "authorization") == 0)
+        return fail(x, where(x, r_tok, at, sizeof at), tk,
+                    "sets the authorization header, which exporters.%s.headers[%u] sets too: keep one of them", name, i);
+    char *tok = NULL, twhy[200];
+    if (gw_auth_read_token(e->token_file, &tok, twhy, sizeof twhy) != GW_OK)
+      return fail(x, where(x, r_tok, at, sizeof at), tk, "'%s': %s", show(e->token_file, shown, sizeof shown), twhy);
+    memset(tok, 0, strlen(tok));
+    free(tok);
+  }
+
   /* Credentials in cleartext beyond this machine: anyone on the path reads them. Refused unless the
    * operator says insecure: true. */
   bool cleartext = grpc ? !e->tls : !ep.https;
@@ -1459,6 +1484,9 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
     } else if (ei == GW_CONF_EXP_SIGNOZ && *e->ingestion_key) {
       snprintf(ck, sizeof ck, "exporters.signoz.ingestion_key");
       crow = (size_t)find_row(ck);
+    } else if (*e->token_file) {
+      snprintf(ck, sizeof ck, "exporters.%s.token_file", name);
+      crow = r_tok;
     } else {
       for (uint32_t i = 0; i < e->headers.n && !ck[0]; i++) {
         if (header_is_credential(e->headers.cells[i * 2])) {

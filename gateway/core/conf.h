@@ -60,6 +60,7 @@ struct gw_conf_exporter {
   uint32_t join_events_ms;     /* langfuse: how long log content waits for its span */
   uint64_t join_max_bytes;     /* langfuse: memory for held spans and kept log content */
   char *ingestion_key;         /* signoz (SECRET): signoz-ingestion-key header, SIGNOZ_INGESTION_KEY */
+  char *token_file;            /* a bearer token sent as Authorization: Bearer (re-read when it changes); "" = none */
   bool insecure;               /* allow credentials in cleartext to a host other than this one */
   bool cleartext_credentials;  /* derived at load: insecure was needed (credentials go out unencrypted) */
 };
@@ -91,7 +92,7 @@ struct gw_conf {
     char *tls_cert;            /* receivers.tls.cert_file: PEM chain; "" = plaintext receivers */
     char *tls_key;             /* receivers.tls.key_file: PEM private key */
     char *tls_client_ca;       /* receivers.tls.client_ca_file: PEM CAs; set = client certificates required */
-    uint32_t reload_ms;        /* receivers.reload_interval_ms: how often the TLS and token files are checked */
+    uint32_t reload_ms;        /* receivers.reload_interval_ms: how often the TLS and token files (exporters' too) are checked */
     char *auth_tokens;         /* receivers.auth.tokens_file: one token per line; "" = no authentication */
   } receivers;
   struct {

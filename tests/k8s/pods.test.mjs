@@ -12,8 +12,15 @@
  *    acknowledged (its disk spool is on the pod's emptyDir);
  *  - the pod stopped as the kubelet stops it (SIGTERM to every container, SIGKILL after
  *    terminationGracePeriodSeconds), then `podman kube down`, under load loses nothing acknowledged.
- * deploy/k8s/tier.yaml (forwarding sidecar -> tier -> Postgres): every span the app made is a row once
- * and counted once in the rollups, after the app pod is stopped (SIGTERM) under load.
+ * deploy/k8s/tier.yaml (forwarding sidecar -> tier -> Postgres; the tier a StatefulSet with receivers.auth
+ * on, the sidecar sending the Secret's forward-token from its mounted file):
+ *  - the tier refuses a request without a token; the sidecar's are accepted (none refused);
+ *  - the tier pod rescheduled: killed (SIGKILL, as a lost node) while Postgres is held back, removed, and
+ *    played again from the StatefulSet's pod template with the same claim (gw-spool-<name>-0, a podman
+ *    named volume that outlives the pod, as a PersistentVolume does): it finds its spool and stores what
+ *    it had acknowledged to the sidecar;
+ *  - every span the app made is a row once and counted once in the rollups, after the app pod is stopped
+ *    (SIGTERM) under load.
  * Fixed-time: about 2 s of load per step.
  */
 import { describe, test, before, after } from 'node:test';
@@ -22,7 +29,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { prerequisites, createDatabase, waitFor, sleep, REPO } from '../lib/harness.mjs';
+import { prerequisites, createDatabase, waitFor, sleep, REPO, parseMetrics, metric } from '../lib/harness.mjs';
 import { podman, podmanPrerequisites, uniqueName, buildGatewayImage, buildAppImage, removeImage } from '../lib/podman.mjs';
 import { prepareForPodman, kubePlay, containerLogs } from '../lib/kube.mjs';
 
@@ -62,6 +69,11 @@ async function holdWrites(db) {
       c.release();
     },
   };
+}
+
+async function metricsOf(port) {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+  return parseMetrics(await r.text());
 }
 
 async function gatewayPid(name) {
@@ -184,7 +196,7 @@ describe('pods from deploy/k8s', { skip: skip ?? false }, () => {
     });
   });
 
-  describe('tier.yaml: app + forwarding sidecar -> tier -> Postgres', () => {
+  describe('tier.yaml: app + forwarding sidecar -> tier (StatefulSet, auth) -> Postgres', () => {
     let prep;
     let app;
     let tier;
@@ -198,6 +210,7 @@ describe('pods from deploy/k8s', { skip: skip ?? false }, () => {
       app = prep.pods.find((p) => p.role === 'app');
       tier = prep.pods.find((p) => p.role === 'tier');
       assert.ok(app && tier);
+      assert.equal(prep.claims.length, 1, 'the StatefulSet\'s spool claim');
       await kubePlay(prep);
     });
 
@@ -205,11 +218,52 @@ describe('pods from deploy/k8s', { skip: skip ?? false }, () => {
       await prep?.cleanup();
     });
 
-    test('every span the app made lands once, through the forwarding sidecar and the tier', async () => {
-      for (const p of [tier, app]) {
-        await waitFor(async () => (await httpStatus(`http://127.0.0.1:${p.ports.admin}/readyz`)) === 200, { timeoutMs: 30000, what: `${p.role} /readyz` })
-          .catch(async (e) => { throw new Error(`${e.message}\n${await containerLogs(p.gateway)}`); });
+    const ready = async (p) => waitFor(async () => (await httpStatus(`http://127.0.0.1:${p.ports.admin}/readyz`)) === 200, { timeoutMs: 30000, what: `${p.role} /readyz` })
+      .catch(async (e) => { throw new Error(`${e.message}\n${await containerLogs(p.gateway)}`); });
+
+    test('the tier takes only requests with a token; the sidecar sends the Secret\'s forward token', async () => {
+      for (const p of [tier, app]) await ready(p);
+      const none = await fetch(`http://127.0.0.1:${tier.ports.http}/v1/traces`, {
+        method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.alloc(0), signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(none.status, 401);
+      await waitFor(() => acked(app.ackFile).length >= 100, { timeoutMs: 30000, what: '100 acknowledged spans' });
+      await waitFor(async () => metric(await metricsOf(app.ports.admin), 'genai_gateway_exporter_spans_sent_total', { exporter: 'otlp', signal: 'traces' }) >= 100,
+        { timeoutMs: 30000, what: 'the sidecar to deliver 100 spans to the tier' }).catch(async (e) => {
+        throw new Error(`${e.message}\nsidecar:\n${(await containerLogs(app.gateway)).slice(-3000)}`);
+      });
+      const m = await metricsOf(app.ports.admin);
+      assert.equal(metric(m, 'genai_gateway_exporter_auth_failures_total', { exporter: 'otlp' }), 0, 'the tier accepted the sidecar\'s token');
+      assert.ok(fs.readFileSync(prep.secretFiles['gw-forward-token'].token, 'utf8').trim().length >= 16);
+    });
+
+    test('the tier pod rescheduled finds its StatefulSet claim and stores what it had acknowledged', async () => {
+      /* Postgres held back: what the tier acknowledges from now on is in its spool only */
+      const lock = await holdWrites(db);
+      let released = false;
+      try {
+        const accepted = async () => metric(await metricsOf(tier.ports.admin), 'genai_gateway_spans_accepted_total');
+        const a0 = await accepted();
+        await waitFor(async () => (await accepted()) >= a0 + 100, { timeoutMs: 30000, what: 'the tier to acknowledge 100 spans it cannot store yet' });
+        /* a lost node: the pod killed, then removed; its claim stays */
+        await podman(['pod', 'kill', tier.pod]);
+        await podman(['pod', 'rm', '-f', tier.pod]);
+        await lock.release();
+        released = true;
+        assert.equal((await podman(['volume', 'exists', prep.claims[0]], { allowFail: true })).failed, undefined, 'the claim outlives the pod');
+        /* rescheduled: the same pod template and claim, played again */
+        await podman(['kube', 'play', prep.podFiles.tier], { timeoutMs: 180000 });
+        await ready(tier);
+        /* (the tier logs at warn in these values: the count is read from its metrics) */
+        const recovered = metric(await metricsOf(tier.ports.admin), 'genai_gateway_spool_recovered_entries_total');
+        assert.ok(recovered >= 1, `the new tier pod found the spool of the one before (${recovered} entries recovered)`);
+      } finally {
+        if (!released) await lock.release();
       }
+    });
+
+    test('every span the app made lands once, through the forwarding sidecar and the tier', async () => {
+      for (const p of [tier, app]) await ready(p);
       await waitFor(() => acked(app.ackFile).length >= 300, { timeoutMs: 30000, what: '300 acknowledged spans' }).catch(async (e) => {
         throw new Error(`${e.message}\napp:\n${await containerLogs(app.app)}\nsidecar:\n${await containerLogs(app.gateway)}\ntier:\n${await containerLogs(tier.gateway)}`);
       });

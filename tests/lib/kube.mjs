@@ -6,7 +6,9 @@
  *  1. Secrets: a `kind: Secret` is stored wrongly by podman, so each becomes a podman secret (JSON of
  *     base64 values, unique name) and the document is dropped; env secretKeyRefs point at it. The test
  *     fills in the values a user would (DATABASE_URL); env entries naming keys the Secret lacks are
- *     dropped, as Kubernetes leaves an optional missing key unset.
+ *     dropped, as Kubernetes leaves an optional missing key unset. A Secret volume (the token files)
+ *     crashes podman 4.3: it becomes a hostPath directory holding the same items as files (key -> path,
+ *     the Secret's values), which the test can rewrite as the kubelet rewrites a rotated Secret.
  *  2. Service, HorizontalPodAutoscaler, PodDisruptionBudget and PodMonitor are dropped: no API server.
  *  3. A native sidecar (initContainers with restartPolicy Always) runs as an ordinary init container in
  *     podman and hangs: it moves to containers (start order is then not guaranteed; the app's OTel SDK
@@ -18,7 +20,13 @@
  *     runs can share the machine: each gateway's listen addresses come from GENAI_GW_*_ADDR env (free
  *     ports) and the app's OTEL_EXPORTER_OTLP_ENDPOINT and a forwarding sidecar's endpoint follow them.
  *     Inside a pod everything still goes over 127.0.0.1, as in Kubernetes.
- *  6. A generic ephemeral volume (the tier's spool PVC) becomes an emptyDir: podman has none. Replicas
+ *  6. A StatefulSet (the tier) is not run by podman 4.3's kube play: its pod template is played as a
+ *     Deployment's, and each volumeClaimTemplate becomes a persistentVolumeClaim volume of the claim
+ *     Kubernetes would bind to replica 0 (gw-spool-<statefulset>-0, plus the unique suffix). podman makes
+ *     that claim a named volume that outlives the pod, as a PersistentVolume outlives a rescheduled pod:
+ *     the test removes the tier pod and plays it again (`podFiles`) to see it find its spool.
+ *     A generic ephemeral volume (the tier's spool with tier.workload Deployment) becomes an emptyDir:
+ *     podman has none. Replicas
  *     become 1, and each pod's emptyDir volumes get names of their own: podman makes an emptyDir a volume
  *     named after the pod spec's volume, so every replica, and every pod of the file with a volume of
  *     the same name (the sidecar's and the tier's gw-spool), would share one directory. Found the hard
@@ -49,13 +57,16 @@ function setEnv(c, name, value) {
 /**
  * Prepare manifest text for podman. Options: suffix (unique name suffix), gatewayImage, appImage,
  * secretValues ({ key: value } added to the chart's Secret), appEnv ({ name: value }), gatewayEnv
- * ({ name: value }). Returns { dir, file, pods: [{ deployment, pod, ports: {grpc, http, admin}, role }],
+ * ({ name: value }). Returns { dir, file, podFiles: { role: file }, pods: [{ deployment, pod, ports: {grpc, http,
+ * admin}, role }], secretFiles: { volume: { item: host file } }, claims: [volume names],
  * secrets: [names], cleanup() }.
  */
 export async function prepareForPodman(text, { suffix, gatewayImage, appImage, secretValues = {}, appEnv = {}, gatewayEnv = {}, ackDir }) {
   const docs = YAML.parseAllDocuments(text).map((d) => d.toJS()).filter(Boolean);
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-kube-'));
-  const secrets = new Map(); /* chart name -> { podman name, keys } */
+  await fsp.chmod(dir, 0o755); /* hostPath volumes below it are read by the gateway's uid */
+  const secrets = new Map(); /* chart name -> { podman name, keys, data } */
+  const claims = []; /* named volumes standing for StatefulSet claims */
   const configMaps = new Map();
   const out = [];
   for (const d of docs) {
@@ -67,8 +78,19 @@ export async function prepareForPodman(text, { suffix, gatewayImage, appImage, s
       const f = path.join(dir, `${name}.json`);
       await fsp.writeFile(f, JSON.stringify(json));
       await podman(['secret', 'create', name, f]);
-      secrets.set(d.metadata.name, { name, keys: new Set(Object.keys(data)) });
+      secrets.set(d.metadata.name, { name, keys: new Set(Object.keys(data)), data });
       continue;
+    }
+    if (d.kind === 'StatefulSet') {
+      const sts = d.metadata.name;
+      d.kind = 'Deployment';
+      const { volumeClaimTemplates: tpls = [], serviceName: _s, podManagementPolicy: _p, persistentVolumeClaimRetentionPolicy: _r, updateStrategy: _u, ...spec } = d.spec;
+      d.spec = spec;
+      for (const t of tpls) {
+        const claimName = `${t.metadata.name}-${sts}-0-${suffix}`;
+        claims.push(claimName);
+        d.spec.template.spec.volumes.push({ name: t.metadata.name, persistentVolumeClaim: { claimName } });
+      }
     }
     if (d.kind === 'ConfigMap') {
       configMaps.set(d.metadata.name, d);
@@ -77,6 +99,7 @@ export async function prepareForPodman(text, { suffix, gatewayImage, appImage, s
     out.push(d);
   }
   const pods = [];
+  const secretFiles = {}; /* volume name -> { item path -> host file } */
   for (const d of out.filter((o) => o.kind === 'Deployment')) {
     const role = d.metadata.labels?.['app.kubernetes.io/component'];
     d.metadata.name = `${d.metadata.name}-${suffix}`;
@@ -122,11 +145,24 @@ export async function prepareForPodman(text, { suffix, gatewayImage, appImage, s
         }
       }
     }
-    spec.volumes = spec.volumes.map((v) => {
-      if (v.configMap) return { ...v, configMap: { ...v.configMap, name: `${v.configMap.name}-${suffix}` } };
-      if (v.ephemeral) return { name: v.name, emptyDir: {} };
-      return v;
-    });
+    const volumes = [];
+    for (const v of spec.volumes) {
+      if (v.configMap) volumes.push({ ...v, configMap: { ...v.configMap, name: `${v.configMap.name}-${suffix}` } });
+      else if (v.ephemeral) volumes.push({ name: v.name, emptyDir: {} });
+      else if (v.secret) {
+        const s = secrets.get(v.secret.secretName);
+        const hostDir = path.join(dir, `secret-${pods.length}-${v.name}`);
+        await fsp.mkdir(hostDir, { mode: 0o755 });
+        secretFiles[v.name] = {};
+        for (const it of v.secret.items ?? [...(s?.keys ?? [])].map((k) => ({ key: k, path: k }))) {
+          const f = path.join(hostDir, it.path);
+          await fsp.writeFile(f, String(s?.data[it.key] ?? ''), { mode: 0o644 });
+          secretFiles[v.name][it.path] = f;
+        }
+        volumes.push({ name: v.name, hostPath: { path: hostDir, type: 'Directory' } });
+      } else volumes.push(v);
+    }
+    spec.volumes = volumes;
     /* podman names an emptyDir's volume after the pod spec's volume name: two pods of one file with a
      * volume of the same name (the sidecar's and the tier's gw-spool) would share one directory */
     for (const v of spec.volumes.filter((x) => x.emptyDir)) {
@@ -154,18 +190,31 @@ export async function prepareForPodman(text, { suffix, gatewayImage, appImage, s
   }
   const file = path.join(dir, 'pods.yaml');
   await fsp.writeFile(file, out.map((d) => YAML.stringify(d)).join('---\n'));
+  /* One file per pod too (its Deployment and the ConfigMaps it mounts), to play a pod again alone */
+  const podFiles = {};
+  for (const p of pods) {
+    const d = out.find((o) => o.kind === 'Deployment' && o.metadata.name === p.deployment);
+    const cms = new Set(d.spec.template.spec.volumes.filter((v) => v.configMap).map((v) => v.configMap.name));
+    const mine = out.filter((o) => o === d || (o.kind === 'ConfigMap' && cms.has(o.metadata.name)));
+    podFiles[p.role] = path.join(dir, `pod-${p.role}.yaml`);
+    await fsp.writeFile(podFiles[p.role], mine.map((o) => YAML.stringify(o)).join('---\n'));
+  }
   const secretNames = [...secrets.values()].map((s) => s.name);
   return {
     dir,
     file,
+    podFiles,
     pods,
     secrets: secretNames,
+    secretFiles,
+    claims,
     async cleanup() {
       await podman(['kube', 'down', file], { allowFail: true, timeoutMs: 120000 });
       for (const p of pods) await podman(['pod', 'rm', '-f', p.pod], { allowFail: true });
       for (const s of secretNames) await removeSecret(s);
-      /* kube play keeps a volume per ConfigMap, named after it */
+      /* kube play keeps a volume per ConfigMap, named after it, and the claims' volumes */
       for (const cm of configMaps.values()) await removeVolume(cm.metadata.name);
+      for (const c of claims) await removeVolume(c);
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };

@@ -199,6 +199,27 @@ static void test_exporter_insecure(void **state)
   gw_conf_destroy(c);
 }
 
+/* exporters.otlp.token_file: read and checked at load (relative to the working directory, like every
+ * path), a credential for the cleartext rule. */
+static void test_exporter_token_file(void **state)
+{
+  char dir[512], cwd[1024];
+  struct gw_conf *c = NULL;
+  struct gw_err err = {0};
+  snprintf(dir, sizeof dir, "%s/tests/config", GW_SOURCE_DIR);
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  assert_int_equal(chdir(dir), 0);
+  gw_rc rc = gw_conf_load("good_exporter_token.yaml", &c, &err);
+  assert_int_equal(chdir(cwd), 0);
+  if (rc)
+    print_error("%s\n", err.msg);
+  assert_int_equal(rc, GW_OK);
+  assert_string_equal(c->exporters[GW_CONF_EXP_OTLP].token_file, "token_forward.txt");
+  assert_true(c->exporters[GW_CONF_EXP_OTLP].cleartext_credentials);
+  assert_string_equal(c->exporters[GW_CONF_EXP_SIGNOZ].token_file, "");
+  gw_conf_destroy(c);
+}
+
 static void assert_good_full(const struct gw_conf *c)
 {
   assert_string_equal(c->receivers.grpc_addr, "10.1.2.3:14317");
@@ -944,6 +965,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_redaction_lists, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
     cmocka_unit_test_setup_teardown(test_exporter_insecure, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_exporter_token_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_oversized_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_env_substitution, setup, teardown),

@@ -54,6 +54,18 @@ an empty value simply leaves that feature off. */}}
 {{- end }}
 {{- end -}}
 
+{{/* Whether this role's receivers require a token. Arguments: dict "root" $ "role". */}}
+{{- define "gw.authOn" -}}
+{{- $v := .root.Values -}}
+{{- if and $v.auth.enabled (or (eq .role "tier") $v.auth.sidecar) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether this role is a sidecar forwarding with a token. Arguments: dict "root" $ "role". */}}
+{{- define "gw.forwardToken" -}}
+{{- $v := .root.Values -}}
+{{- if and $v.auth.enabled (eq .role "sidecar") (eq $v.sidecar.mode "forward") -}}true{{- end -}}
+{{- end -}}
+
 {{/* The gateway container. Arguments: dict "root" $ "role" "sidecar"|"tier". */}}
 {{- define "gw.container" -}}
 {{- $v := .root.Values -}}
@@ -95,8 +107,11 @@ an empty value simply leaves that feature off. */}}
     - {name: gw-config, mountPath: /etc/genai-gateway, readOnly: true}
     - {name: gw-spool, mountPath: /var/lib/genai-gateway}
     - {name: gw-tmp, mountPath: /tmp}
-    {{- if $v.auth.enabled }}
+    {{- if include "gw.authOn" . }}
     - {name: gw-auth, mountPath: /etc/genai-gateway-auth, readOnly: true}
+    {{- end }}
+    {{- if include "gw.forwardToken" . }}
+    - {name: gw-forward-token, mountPath: /etc/genai-gateway-forward, readOnly: true}
     {{- end }}
 {{- end -}}
 
@@ -107,11 +122,18 @@ an empty value simply leaves that feature off. */}}
     name: {{ include "gw.fullname" .root }}-{{ .role }}
 - name: gw-tmp
   emptyDir: {medium: Memory, sizeLimit: 16Mi}
-{{- if .root.Values.auth.enabled }}
+{{- if include "gw.authOn" . }}
 - name: gw-auth
   secret:
     secretName: {{ include "gw.secretName" .root }}
     items: [{key: auth-tokens, path: tokens}]
+    defaultMode: 0440
+{{- end }}
+{{- if include "gw.forwardToken" . }}
+- name: gw-forward-token
+  secret:
+    secretName: {{ include "gw.secretName" .root }}
+    items: [{key: forward-token, path: token}]
     defaultMode: 0440
 {{- end }}
 {{- end -}}
