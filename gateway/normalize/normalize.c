@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "normalize/normalize_int.h"
+#include "normalize/simhash.h"
 
 /* ---- the key table ---- */
 
@@ -558,7 +559,158 @@ static void content(struct nz_ctx *c)
     unsigned int mdlen = 0;
     if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8)
       gw_hex(r->prompt_hash, md, 8);
+    /* The SimHash is over the text of the input messages (system included), before redaction too. */
+    const char *text = nz_msgs_text(c, &in, NULL);
+    uint64_t sh;
+    if (text && gw_simhash(text, strlen(text), &sh))
+      gw_simhash_bits(sh, r->prompt_simhash);
   }
+}
+
+/* ---- agent, workflow and prompt template (issue 16) ---- */
+
+/* Names are dimensions of the hourly rollups: each is cut to NZ_NAME_MAX bytes (at a UTF-8 boundary) so
+ * that the rollups' key always fits an index entry. */
+#define NZ_NAME_MAX 200
+
+static const char *name_cap(struct nz_ctx *c, const char *s)
+{
+  if (!s || !*s)
+    return NULL;
+  size_t n = strlen(s);
+  if (n <= NZ_NAME_MAX)
+    return s;
+  n = NZ_NAME_MAX;
+  while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+    n--; /* s[n] continues a character: cut before that character */
+  const char *t = gw_arena_strndup(c->a, s, n);
+  if (!t)
+    c->oom = true;
+  return t;
+}
+
+/* A string, or an integer rendered as text (prompt versions are integers in Langfuse and Traceloop). */
+static const char *str_or_int(struct nz_ctx *c, enum nz_slot slot)
+{
+  const GwAnyValue *v = c->s->v[slot];
+  if (!v)
+    return NULL;
+  if (v->value_case == GW_AV_INT) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v->int_value);
+    const char *t = gw_arena_strdup(c->a, buf);
+    if (!t)
+      c->oom = true;
+    return t;
+  }
+  return nz_str(v);
+}
+
+static bool slot_is(struct nz_ctx *c, enum nz_slot slot, const char *want)
+{
+  const char *s = nz_slot_str(c, slot);
+  return s && !strcmp(s, want);
+}
+
+/* "<op> <name>", the semconv span name of invoke_agent / create_agent / invoke_workflow: the name. */
+static const char *name_after(const char *span_name, const char *op)
+{
+  size_t n = strlen(op);
+  if (!span_name || strncmp(span_name, op, n) || span_name[n] != ' ' || !span_name[n + 1])
+    return NULL;
+  return span_name + n + 1;
+}
+
+/*
+ * The span's own agent and workflow, each from the first dialect that names one (DESIGN §3 precedence):
+ *   agent:    Langfuse observation of type agent (its name, the span name); gen_ai.agent.name, else
+ *             gen_ai.agent.id; the name in an invoke_agent / create_agent span name; Traceloop
+ *             traceloop.entity.name of a traceloop.span.kind agent span; OpenInference agent.name, else
+ *             the name of an openinference.span.kind AGENT span.
+ *   workflow: langfuse.trace.name, else the name of a Langfuse chain observation; gen_ai.workflow.name, else
+ *             the name in an invoke_workflow span name; traceloop.workflow.name, else traceloop.entity.name
+ *             of a workflow span; the name of an OpenInference CHAIN span.
+ * A span without its own is filled by the writer from its nearest ancestor in the trace (store_pg.c).
+ */
+static void attribution(struct nz_ctx *c)
+{
+  struct gw_record *r = c->r;
+  const char *op = r->operation ? r->operation : "", *agent = NULL, *wf = NULL;
+  if (slot_is(c, NZ_S_LF_TYPE, "agent"))
+    agent = r->span_name;
+  if (!agent)
+    agent = PICK(c, NULL, NZ_S_AGENT_NAME, NZ_S_AGENT_ID);
+  if (!agent && (!strcmp(op, "invoke_agent") || !strcmp(op, "create_agent")))
+    agent = name_after(r->span_name, op);
+  if (!agent && slot_is(c, NZ_S_TL_KIND, "agent"))
+    agent = nz_slot_str(c, NZ_S_TL_ENTITY);
+  if (!agent)
+    agent = nz_slot_str(c, NZ_S_OI_AGENT_NAME);
+  if (!agent && slot_is(c, NZ_S_OI_KIND, "AGENT"))
+    agent = r->span_name;
+
+  wf = nz_slot_str(c, NZ_S_LF_TRACE_NAME);
+  if (!wf && slot_is(c, NZ_S_LF_TYPE, "chain"))
+    wf = r->span_name;
+  if (!wf)
+    wf = nz_slot_str(c, NZ_S_WORKFLOW_NAME);
+  if (!wf && !strcmp(op, "invoke_workflow"))
+    wf = name_after(r->span_name, op);
+  if (!wf)
+    wf = nz_slot_str(c, NZ_S_TL_WORKFLOW);
+  if (!wf && slot_is(c, NZ_S_TL_KIND, "workflow"))
+    wf = nz_slot_str(c, NZ_S_TL_ENTITY);
+  if (!wf && slot_is(c, NZ_S_OI_KIND, "CHAIN"))
+    wf = r->span_name;
+  r->agent_name = name_cap(c, agent);
+  r->workflow_name = name_cap(c, wf);
+}
+
+/*
+ * The prompt template: Langfuse langfuse.observation.prompt.name / .version; semconv gen_ai.prompt.name;
+ * Traceloop traceloop.prompt.key / .version (else .version_name); OpenInference prompt.id, else
+ * "template:" and the first 16 hex digits of the SHA-256 of llm.prompt_template.template (a template is
+ * known by its text), with llm.prompt_template.version. The version is taken from the dialect that gave
+ * the name when it has one.
+ */
+static void prompt_template(struct nz_ctx *c)
+{
+  struct gw_record *r = c->r;
+  const char *name = NULL, *version = NULL;
+  if ((name = nz_slot_str(c, NZ_S_LF_PROMPT_NAME)))
+    version = str_or_int(c, NZ_S_LF_PROMPT_VERSION);
+  else if ((name = nz_slot_str(c, NZ_S_PROMPT_NAME)))
+    ;
+  else if ((name = nz_slot_str(c, NZ_S_TL_PROMPT_KEY))) {
+    version = str_or_int(c, NZ_S_TL_PROMPT_VERSION);
+    if (!version)
+      version = nz_slot_str(c, NZ_S_TL_PROMPT_VERSION_NAME);
+  } else if ((name = nz_slot_str(c, NZ_S_OI_PROMPT_ID))) {
+    version = str_or_int(c, NZ_S_OI_PT_VERSION);
+  } else {
+    const char *tpl = nz_slot_str(c, NZ_S_OI_PT_TEMPLATE);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (tpl && EVP_Digest(tpl, strlen(tpl), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8) {
+      char *t = gw_arena_alloc(c->a, 9 + 17);
+      if (!t) {
+        c->oom = true;
+        return;
+      }
+      memcpy(t, "template:", 9);
+      gw_hex(t + 9, md, 8);
+      name = t;
+      version = str_or_int(c, NZ_S_OI_PT_VERSION);
+    }
+  }
+  if (!version) /* a version without a name from the same dialect still says something */
+    version = str_or_int(c, NZ_S_LF_PROMPT_VERSION);
+  if (!version)
+    version = str_or_int(c, NZ_S_TL_PROMPT_VERSION);
+  if (!version)
+    version = str_or_int(c, NZ_S_OI_PT_VERSION);
+  r->prompt_name = name_cap(c, name);
+  r->prompt_version = name_cap(c, version);
 }
 
 char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
@@ -667,6 +819,8 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
   }
 
   content(c);
+  attribution(c);
+  prompt_template(c);
   r->attributes = nz_render_kvs(c->a, sp->attributes, sp->n_attributes);
   if (!r->attributes || !r->resource)
     c->oom = true;
