@@ -770,8 +770,10 @@ static void recheck_merge(struct store *s, enum wr w, const char *msg)
  * (inserted or re-sent: a replay after a crash completes what the crash cut short) that have no names from
  * their nearest ancestor, within FILL_WINDOW_NS of the batch's spans, moving their rollups with them. Run
  * in the storing transaction and once more after its commit, as the events' merge is, for a trace whose
- * spans two gateways store at the same moment. */
-static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+ * spans two gateways store at the same moment. After the commit (committed: true) the traces' summaries
+ * are recomputed too (migrations/0007_trace_summaries.sql); a crash before that replays the batch. */
+static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, size_t hi, bool committed, char *msg,
+                           size_t msglen)
 {
   if (hi <= lo)
     return WR_OK;
@@ -808,7 +810,11 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
   }
-  return run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
+  enum wr w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
+  if (w == WR_OK && committed)
+    w = run(s, "SELECT gw_summarize_traces($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg,
+            msglen);
+  return w;
 }
 
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
@@ -826,13 +832,14 @@ static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi,
     goto out;
   if ((w = merge_new_rows(s, b, lo, hi, ins, msg, msglen)) != WR_OK)
     goto out;
-  if ((w = fill_agents(s, b, lo, hi, msg, msglen)) != WR_OK)
+  if ((w = fill_agents(s, b, lo, hi, false, msg, msglen)) != WR_OK)
     goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
   recheck_merge(s, merge_new_rows(s, b, lo, hi, ins, msg, msglen), msg);
-  if (fill_agents(s, b, lo, hi, msg, msglen) != WR_OK) {
-    gw_warn(MOD, "agent attribution after commit failed (%.60s): some rows may lack an inherited agent or workflow", msg);
+  if (fill_agents(s, b, lo, hi, true, msg, msglen) != WR_OK) {
+    gw_warn(MOD, "agent attribution or trace summaries after commit failed (%.60s): some may lag until the trace's "
+                 "next batch", msg);
     rollback(s);
   }
   uint64_t stored = (uint64_t)PQntuples(ins);

@@ -11,6 +11,7 @@
  *   ancestor's, as listed per span below, and as a recursive SQL query over the raw rows computes;
  * - trace_metrics_hourly equals the GROUP BY of the raw rows over all its dimensions (with that recursive
  *   attribution), and gw_rollup_rebuild gives the same rows again; the replay changes nothing;
+ * - one ai_trace_summaries row per trace, equal to its raw rows aggregated (issue 16, item 2);
  * - prompt_name / prompt_version from each dialect;
  * - the SimHash: the gateway's equals this file's own implementation of the documented algorithm over the
  *   text as sent (so it was taken before redaction: the stored prompt has the email masked), near-duplicate
@@ -210,7 +211,7 @@ const ROLLUP_COLS = `total_requests::text, successful_requests::text, error_requ
   first_token_count::text, duration_histogram::text`;
 const KEY = 'hour_bucket, service_name, provider, model_id, operation, agent_name, workflow_name, prompt_name, prompt_version';
 
-describe('agent and workflow attribution, prompt versions and near-duplicate prompts (issue 16)', { skip: skip ?? false }, () => {
+describe('agent and workflow attribution, trace summaries, prompt versions and near-duplicate prompts (issue 16)', { skip: skip ?? false }, () => {
   let db;
   let gwA;
   let gwB;
@@ -317,8 +318,9 @@ describe('agent and workflow attribution, prompt versions and near-duplicate pro
     assert.deepEqual(await rollups(), want);
   });
 
-  test('a replay of every span changes no row and no rollup', async () => {
+  test('a replay of every span changes no row, no rollup and no summary', async () => {
     const before = await rollups();
+    const sumBefore = await summaries();
     const rowsBefore = [...(await rowsBySpan()).entries()];
     for (const svc of SERVICES) await exportTo(exporters[0], recorded[svc]);
     /* a marker span after the replay: once it is stored, the replayed batches are too (one writer, in order) */
@@ -330,6 +332,45 @@ describe('agent and workflow attribution, prompt versions and near-duplicate pro
       { what: 'the marker row' });
     assert.deepEqual(await rollups(), before);
     assert.deepEqual([...(await rowsBySpan()).entries()], rowsBefore);
+    assert.deepEqual(await summaries(), sumBefore, 'not even updated_at: nothing was rewritten');
+  });
+
+  const summaries = async () => (await db.query(`SELECT s.trace_id, root_span_name, service_name, agent_name, workflow_name,
+      start_time, end_time, spans, llm_calls, tool_calls, agent_calls, errors, input_tokens::int, output_tokens::int,
+      total_tokens::int, total_cost_usd::text, models, updated_at
+    FROM ai_trace_summaries s WHERE service_name = ANY ($1) ORDER BY service_name`, [SERVICES])).rows;
+
+  test('one summary per trace, equal to its raw rows aggregated, whatever order its spans came in', async () => {
+    const oracle = `SELECT trace_id, count(*)::int AS spans,
+        count(*) FILTER (WHERE operation IN ('chat', 'text_completion', 'generate_content', 'embeddings'))::int AS llm_calls,
+        count(*) FILTER (WHERE operation = 'execute_tool')::int AS tool_calls, count(*) FILTER (WHERE operation = 'invoke_agent')::int AS agent_calls,
+        count(*) FILTER (WHERE status = 'error')::int AS errors, coalesce(sum(input_tokens), 0)::int AS input_tokens,
+        coalesce(sum(output_tokens), 0)::int AS output_tokens, coalesce(sum(total_tokens), 0)::int AS total_tokens,
+        sum(total_cost_usd)::text AS total_cost_usd, min(start_time) AS start_time, max(end_time) AS end_time,
+        array_agg(DISTINCT model_id ORDER BY model_id) FILTER (WHERE model_id IS NOT NULL) AS models,
+        (array_agg(span_name) FILTER (WHERE parent_span_id IS NULL))[1] AS root_span_name,
+        (array_agg(workflow_name) FILTER (WHERE parent_span_id IS NULL))[1] AS workflow_name
+      FROM ai_interaction_traces WHERE service_name = ANY ($1) GROUP BY trace_id ORDER BY trace_id`;
+    const want = (await db.query(oracle, [SERVICES])).rows;
+    let got;
+    await waitFor(async () => {
+      got = (await summaries()).sort((a, b) => (a.trace_id < b.trace_id ? -1 : 1));
+      return got.length === want.length && got.every((g, i) => g.spans === want[i].spans && g.agent_name !== null);
+    }, { timeoutMs: 15000, what: 'a summary of every trace' }).catch(() => {});
+    const pick = (r) => Object.fromEntries(Object.keys(want[0]).map((k) => [k, r[k]]));
+    assert.deepEqual(got.map(pick), want);
+    /* and what the traces were built to be */
+    const sem = got.find((r) => r.service_name === 'agents-semconv');
+    assert.deepEqual(
+      [sem.root_span_name, sem.agent_name, sem.workflow_name, sem.spans, sem.llm_calls, sem.tool_calls, sem.agent_calls, sem.errors, sem.input_tokens, sem.output_tokens],
+      ['invoke_workflow trip-booking', 'travel-planner', 'trip-booking', 8, 4, 1, 2, 1, 550, 140]);
+    assert.deepEqual(sem.models, ['gpt-4o', 'gpt-4o-mini']);
+    const lf = got.find((r) => r.service_name === 'agents-langfuse');
+    assert.deepEqual([lf.root_span_name, lf.agent_name, lf.workflow_name, lf.llm_calls, lf.tool_calls, lf.agent_calls], ['checkout', 'billing-agent', 'checkout-flow', 2, 1, 1]);
+    const tl = got.find((r) => r.service_name === 'agents-traceloop');
+    assert.deepEqual([tl.agent_name, tl.workflow_name, tl.llm_calls, tl.tool_calls], ['researcher', 'research', 3, 1]);
+    const oi = got.find((r) => r.service_name === 'agents-openinference');
+    assert.deepEqual([oi.agent_name, oi.workflow_name, oi.llm_calls, oi.tool_calls], ['support-agent', 'qa-chain', 3, 1]);
   });
 
   test('prompt template name and version from Traceloop, OpenInference and Langfuse', async () => {

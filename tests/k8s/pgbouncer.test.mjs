@@ -131,6 +131,15 @@ describe('through PgBouncer in transaction pooling', { skip: skip ?? false }, ()
       FROM ai_interaction_traces WHERE service_name = $1 GROUP BY 1 ORDER BY 1`, [service]);
     assert.deepEqual(roll.rows, raw.rows);
     assert.ok(!roll.rows.some((r) => r.agent_name === ''), 'no call left counted without its agent');
+    /* and one summary per trace with every span in it (issue 16, item 2) */
+    const sums = await waitFor(async () => {
+      const r = await db.query('SELECT trace_id, agent_name, spans, llm_calls, tool_calls, agent_calls FROM ai_trace_summaries WHERE trace_id = ANY($1)', [ids]);
+      return r.rows.length === all.length && r.rows.every((x) => x.spans === 6) ? r.rows : null;
+    }, { timeoutMs: 20000, what: 'a complete summary of every agent trace' });
+    for (const x of sums) {
+      assert.deepEqual([x.agent_name, x.llm_calls, x.tool_calls, x.agent_calls],
+        [all.find((tr) => tr.spans[0].traceId === x.trace_id).agent, 4, 1, 1]);
+    }
   });
 
   test('maintenance runs through the pooler, from the loop and from the command', async () => {
