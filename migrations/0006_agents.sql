@@ -123,9 +123,9 @@ $$;
 -- row is taken out of the group of its old names and added to the group of its new ones, so
 -- trace_metrics_hourly stays what gw_rollup_rebuild computes. A row is filled only if it still has the
 -- names the statement read (a concurrent fill of the same row wins, and is counted once), and only when
--- the rollups' key stays within 2600 bytes. Run by the writer in its storing transaction and once more
--- after the commit (a span and its ancestor stored at the same moment by two gateways see each other
--- only then), and safe to run any time: `SELECT gw_fill_agents(ARRAY['<trace id>'], from, to)`.
+-- the rollups' key stays within 2600 bytes. Run by the writer right after each batch's commit (a span
+-- and its ancestor stored at the same moment by two gateways see each other only then; a replayed batch
+-- runs it again), and safe to run any time: `SELECT gw_fill_agents(ARRAY['<trace id>'], from, to)`.
 -- Returns the number of rows filled.
 CREATE FUNCTION gw_fill_agents(tids text[], from_ts timestamptz, to_ts timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -139,15 +139,18 @@ BEGIN
       SELECT a.trace_id, a.span_id, a.parent_span_id, a.start_time, a.agent_name, a.workflow_name
       FROM ai_interaction_traces a
       WHERE a.trace_id = k.t AND a.start_time >= from_ts AND a.start_time < to_ts OFFSET 0) x
+  ), par AS (
+    -- one row per span (a span re-sent with another start time is two rows): the parent to walk to
+    SELECT DISTINCT ON (trace_id, span_id) trace_id, span_id, parent_span_id, agent_name, workflow_name
+    FROM r ORDER BY trace_id, span_id, start_time
   ), walk AS (
     SELECT r.trace_id, r.span_id, r.start_time, r.parent_span_id AS up, r.agent_name AS agent,
            r.workflow_name AS workflow, 0 AS depth
-    FROM r WHERE r.agent_name IS NULL OR r.workflow_name IS NULL
+    FROM r WHERE (r.agent_name IS NULL OR r.workflow_name IS NULL) AND r.parent_span_id IS NOT NULL
     UNION ALL
     SELECT w.trace_id, w.span_id, w.start_time, p.parent_span_id, coalesce(w.agent, p.agent_name),
            coalesce(w.workflow, p.workflow_name), w.depth + 1
-    FROM walk w
-    JOIN LATERAL (SELECT * FROM r WHERE r.trace_id = w.trace_id AND r.span_id = w.up LIMIT 1) p ON true
+    FROM walk w JOIN par p ON p.trace_id = w.trace_id AND p.span_id = w.up
     WHERE (w.agent IS NULL OR w.workflow IS NULL) AND w.depth < 64
   ), found AS (
     SELECT DISTINCT ON (trace_id, span_id, start_time) trace_id, span_id, start_time, agent, workflow

@@ -90,7 +90,10 @@ BEGIN
          array_agg(DISTINCT r.model_id ORDER BY r.model_id) FILTER (WHERE r.model_id IS NOT NULL),
          now()
   FROM (SELECT DISTINCT x FROM unnest(tids) AS x) k CROSS JOIN LATERAL (
-    SELECT a.* FROM ai_interaction_traces a
+    SELECT a.trace_id, a.span_id, a.parent_span_id, a.span_name, a.service_name, a.agent_name, a.workflow_name,
+           a.session_id, a.user_id, a.start_time, a.end_time, a.operation, a.status, a.input_tokens, a.output_tokens,
+           a.cache_read_tokens, a.cache_write_tokens, a.reasoning_tokens, a.total_tokens, a.total_cost_usd, a.model_id
+    FROM ai_interaction_traces a
     WHERE a.trace_id = k.x AND a.start_time >= from_ts AND a.start_time < to_ts OFFSET 0) r
   GROUP BY r.trace_id
   ORDER BY r.trace_id

@@ -8,7 +8,8 @@
  *   INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
  *   conflict, so storage is exactly-once in effect), in the same statement upserting the hourly rollups
  *   (trace_metrics_hourly) from exactly those new rows -> fill session_id/user_id across each trace of
- *   the new rows (DESIGN §3) -> COMMIT. A rolled-back batch (a bad row, a lost connection) leaves no
+ *   the new rows (DESIGN §3) -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
+ *   traces (fill_agents, migrations/0006 and 0007), in autocommit. A rolled-back batch (a bad row, a lost connection) leaves no
  *   rollup counted; the split halves each count their own new rows.
  * The staging table is made, when missing, by the transaction's first statement, not once per connection:
  * through PgBouncer in transaction pooling each transaction may run on another server connection, and
@@ -767,13 +768,16 @@ static void recheck_merge(struct store *s, enum wr w, const char *msg)
 }
 
 /* Agent and workflow attribution (migrations/0006_agents.sql): fill the rows of the traces of rows[lo, hi)
- * (inserted or re-sent: a replay after a crash completes what the crash cut short) that have no names from
- * their nearest ancestor, within FILL_WINDOW_NS of the batch's spans, moving their rollups with them. Run
- * in the storing transaction and once more after its commit, as the events' merge is, for a trace whose
- * spans two gateways store at the same moment. After the commit (committed: true) the traces' summaries
- * are recomputed too (migrations/0007_trace_summaries.sql); a crash before that replays the batch. */
-static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, size_t hi, bool committed, char *msg,
-                           size_t msglen)
+ * (inserted or re-sent) that have no names from their nearest ancestor, within FILL_WINDOW_NS of the
+ * batch's spans, moving their rollups with them; then recompute those traces' summaries
+ * (migrations/0007_trace_summaries.sql). Run right after the batch's commit, in autocommit (each
+ * statement is atomic), as the events' merge runs a second time: the run after the later of two commits
+ * sees both, so a trace whose spans two gateways store at the same moment ends complete. A crash between
+ * the commit and this leaves the batch unacknowledged in the spool: its replay finds the rows stored and
+ * runs this for its traces (re-sent rows count), so nothing stays unfilled. Not also run inside the
+ * transaction: it would only make the fill visible with the rows, at the cost of reading every trace
+ * of the batch once more. */
+static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
   if (hi <= lo)
     return WR_OK;
@@ -811,7 +815,7 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
     return WR_OTHER;
   }
   enum wr w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
-  if (w == WR_OK && committed)
+  if (w == WR_OK)
     w = run(s, "SELECT gw_summarize_traces($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg,
             msglen);
   return w;
@@ -832,12 +836,10 @@ static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi,
     goto out;
   if ((w = merge_new_rows(s, b, lo, hi, ins, msg, msglen)) != WR_OK)
     goto out;
-  if ((w = fill_agents(s, b, lo, hi, false, msg, msglen)) != WR_OK)
-    goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
   recheck_merge(s, merge_new_rows(s, b, lo, hi, ins, msg, msglen), msg);
-  if (fill_agents(s, b, lo, hi, true, msg, msglen) != WR_OK) {
+  if (fill_agents(s, b, lo, hi, msg, msglen) != WR_OK) {
     gw_warn(MOD, "agent attribution or trace summaries after commit failed (%.60s): some may lag until the trace's "
                  "next batch", msg);
     rollback(s);

@@ -103,7 +103,7 @@ describe('through PgBouncer in transaction pooling', { skip: skip ?? false }, ()
 
   test('agent attribution across gateways: each span of an agent trace to another gateway, all at once', async () => {
     /* issue 16: calls inherit their agent from the agent span whichever gateway stores which first; the
-     * fill runs in each storing transaction and after its commit, nothing of it outlives a transaction */
+     * fill runs after each batch's commit, nothing of it outlives a transaction */
     const service = `pgb-agents-${randomSpanId().slice(0, 6)}`;
     const all = [];
     for (let t = 0; t < 8; t++) {
