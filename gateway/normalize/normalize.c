@@ -912,6 +912,86 @@ static bool res_facts(struct gw_arena *a, struct nz_res *res)
   return res->json != NULL;
 }
 
+/* Order of records by (trace_id, span_id), for the parent lookups below. */
+static int cmp_rec_r(const void *x, const void *y, void *base)
+{
+  const struct gw_record *recs = base;
+  const struct gw_record *p = &recs[*(const uint32_t *)x], *q = &recs[*(const uint32_t *)y];
+  int c = memcmp(p->trace_id, q->trace_id, 32);
+  return c ? c : memcmp(p->span_id, q->span_id, 16);
+}
+
+static const struct gw_record *find_span(const struct gw_record *recs, const uint32_t *order, size_t n,
+                                         const char *trace_id, const char *span_id)
+{
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const struct gw_record *m = &recs[order[mid]];
+    int c = memcmp(m->trace_id, trace_id, 32);
+    if (!c)
+      c = memcmp(m->span_id, span_id, 16);
+    if (!c)
+      return m;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+/*
+ * A record without its own agent or workflow takes its nearest ancestor's among the records of this
+ * request (the writer's gw_fill_agents does the same across requests, migrations/0006_agents.sql): an
+ * application's SDK usually exports a whole agent run in one request, and a row stored already named
+ * is not written twice. The same rule as the SQL fill (at most 64 levels, each name on its own), so
+ * the stored rows do not depend on which of the two named them (nor does a name make the rollups' key
+ * too long here when the SQL fill would not give it).
+ */
+static void inherit_names(struct gw_arena *a, struct gw_record *recs, size_t n)
+{
+  bool need = false, have = false;
+  for (size_t i = 0; i < n; i++) {
+    need |= (!recs[i].agent_name || !recs[i].workflow_name) && recs[i].parent_span_id[0];
+    have |= recs[i].agent_name || recs[i].workflow_name;
+  }
+  if (!need || !have || n > UINT32_MAX)
+    return;
+  uint32_t *order = gw_arena_alloc(a, sizeof *order * n);
+  if (!order)
+    return; /* the writer's fill still names them */
+  for (size_t i = 0; i < n; i++)
+    order[i] = (uint32_t)i;
+  qsort_r(order, n, sizeof *order, cmp_rec_r, recs);
+  for (size_t i = 0; i < n; i++) {
+    struct gw_record *r = &recs[i];
+    const char *agent = r->agent_name, *wf = r->workflow_name;
+    const struct gw_record *p = r;
+    for (int depth = 0; depth < 64 && (!agent || !wf) && p->parent_span_id[0]; depth++) {
+      if (!(p = find_span(recs, order, n, r->trace_id, p->parent_span_id)))
+        break;
+      agent = agent ? agent : p->agent_name;
+      wf = wf ? wf : p->workflow_name;
+    }
+    size_t key = 0;
+    const char *parts[] = {r->service_name, r->provider, r->model_id, r->operation, agent, wf, r->prompt_name,
+                           r->prompt_version};
+    for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
+      key += parts[k] ? strlen(parts[k]) : 0;
+    if (key > 2600) /* the writer's and gw_fill_agents' bound on the rollups' key */
+      continue;
+    if (agent && !r->agent_name) {
+      r->agent_name = agent;
+      gw_record_set_flag(r, GW_FLAG_AGENT_INHERITED);
+    }
+    if (wf && !r->workflow_name) {
+      r->workflow_name = wf;
+      gw_record_set_flag(r, GW_FLAG_WORKFLOW_INHERITED);
+    }
+  }
+}
+
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
                           struct gw_normalize_result *res, struct gw_err *err)
 {
@@ -966,6 +1046,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
       ss->n_spans = w;
     }
   }
+  inherit_names(a, res->records, res->nrecords);
   return GW_OK;
 oom:
   return gw_err_set(err, rc, "normalize: request needs more memory than the per-request limit");

@@ -33,7 +33,9 @@ struct gw_strv { const char **v; uint32_t n; };
   X(MODEL_UNPRICED, "model_unpriced")       /* no price entry for the model */                         \
   X(TOKENS_CONVERTED, "tokens_converted")   /* exclusive counts made inclusive */                      \
   X(BAD_ATTRIBUTE, "bad_attribute")         /* an attribute of the wrong type or unparsable JSON */     \
-  X(TOKENS_OUT_OF_RANGE, "tokens_out_of_range") /* a token count < 0 or > GW_TOKENS_MAX: NULL, no cost */
+  X(TOKENS_OUT_OF_RANGE, "tokens_out_of_range") /* a token count < 0 or > GW_TOKENS_MAX: NULL, no cost */ \
+  X(AGENT_INHERITED, "agent_inherited")     /* agent_name is the nearest ancestor's (also set by SQL) */ \
+  X(WORKFLOW_INHERITED, "workflow_inherited") /* workflow_name likewise */
 
 /* The largest token count one call is taken to have: the int columns' maximum, 2^31 - 1 (2.1 billion
  * tokens, thousands of times any model's context). A count outside [0, GW_TOKENS_MAX] is stored NULL

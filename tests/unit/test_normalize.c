@@ -474,6 +474,58 @@ static void test_issue16_agent_workflow_prompt(void **state)
   assert_int_equal(strlen(r->agent_name), 199);
 }
 
+/* Within one request a call takes its nearest ancestor's names already (the writer's SQL fill does it
+ * across requests): through a tool span, each name on its own, and not past a parent the request lacks. */
+static void test_issue16_inherit_in_request(void **state)
+{
+  (void)state;
+  size_t n;
+  GwSpan *sp[5];
+  sp[0] = span(1, kvs(&n, kv("gen_ai.operation.name", av_str("invoke_agent")), kv("gen_ai.agent.name", av_str("planner")),
+                      kv("gen_ai.workflow.name", av_str("trip")), NULL), 0);
+  sp[0]->n_attributes = n;
+  sp[1] = span(2, kvs(&n, kv("gen_ai.operation.name", av_str("execute_tool")), NULL), 0);
+  sp[1]->n_attributes = n;
+  sp[2] = span(3, kvs(&n, kv("gen_ai.operation.name", av_str("chat")), NULL), 0);
+  sp[2]->n_attributes = n;
+  sp[3] = span(4, kvs(&n, kv("gen_ai.operation.name", av_str("invoke_workflow")), kv("gen_ai.workflow.name", av_str("inner")), NULL), 0);
+  sp[3]->n_attributes = n;
+  sp[4] = span(5, kvs(&n, kv("gen_ai.operation.name", av_str("chat")), NULL), 0);
+  sp[4]->n_attributes = n;
+  /* 3 -> 2 -> 1 (the agent); 4 -> 1; 5 -> 9 (not in the request). Children come first. */
+  sp[1]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 1)};
+  sp[2]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 2)};
+  sp[3]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 1)};
+  sp[4]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 9)};
+  GwSpan *ordered[5] = {sp[2], sp[4], sp[1], sp[3], sp[0]};
+  GwTraceRequest *req = request(5, ordered);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, 5);
+  const struct gw_record *tool = NULL, *chat = NULL, *inner = NULL, *orphan = NULL, *agent = NULL;
+  for (size_t i = 0; i < 5; i++) {
+    const struct gw_record *r = &res.records[i];
+    const char *id = r->span_id;
+    if (!strcmp(id, "0101010101010101")) agent = r;
+    if (!strcmp(id, "0202020202020202")) tool = r;
+    if (!strcmp(id, "0303030303030303")) chat = r;
+    if (!strcmp(id, "0404040404040404")) inner = r;
+    if (!strcmp(id, "0505050505050505")) orphan = r;
+  }
+  assert_names(agent, "planner", "trip", NULL, NULL);
+  assert_false(gw_record_has_flag(agent, GW_FLAG_AGENT_INHERITED));
+  assert_names(tool, "planner", "trip", NULL, NULL);
+  assert_names(chat, "planner", "trip", NULL, NULL);
+  assert_true(gw_record_has_flag(chat, GW_FLAG_AGENT_INHERITED));
+  assert_true(gw_record_has_flag(chat, GW_FLAG_WORKFLOW_INHERITED));
+  assert_names(inner, "planner", "inner", NULL, NULL);
+  assert_true(gw_record_has_flag(inner, GW_FLAG_AGENT_INHERITED));
+  assert_false(gw_record_has_flag(inner, GW_FLAG_WORKFLOW_INHERITED));
+  assert_names(orphan, NULL, NULL, NULL, NULL);
+  assert_int_equal(orphan->flags & (1u << GW_FLAG_AGENT_INHERITED), 0);
+}
+
 /* The SimHash is taken over the prompt's text before redaction, beside prompt_hash. */
 static void test_issue16_prompt_simhash(void **state)
 {
@@ -1324,6 +1376,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_agent_workflow_prompt, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_prompt_simhash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue16_inherit_in_request, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
