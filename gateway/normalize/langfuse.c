@@ -28,6 +28,9 @@ const struct nz_key nz_langfuse_keys[] = {
   K("langfuse.session.id", LF_SESSION),
   K("langfuse.user.id", LF_USER),
   K("langfuse.observation.cost_details", LF_COST),
+  K("langfuse.observation.prompt.name", LF_PROMPT_NAME),
+  K("langfuse.observation.prompt.version", LF_PROMPT_VERSION),
+  K("langfuse.trace.name", LF_TRACE_NAME),
 };
 const size_t nz_langfuse_nkeys = sizeof nz_langfuse_keys / sizeof nz_langfuse_keys[0];
 

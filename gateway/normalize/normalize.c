@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "normalize/normalize_int.h"
+#include "normalize/simhash.h"
 
 /* ---- the key table ---- */
 
@@ -558,7 +559,158 @@ static void content(struct nz_ctx *c)
     unsigned int mdlen = 0;
     if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8)
       gw_hex(r->prompt_hash, md, 8);
+    /* The SimHash is over the text of the input messages (system included), before redaction too. */
+    const char *text = nz_msgs_text(c, &in, NULL);
+    uint64_t sh;
+    if (text && gw_simhash(text, strlen(text), &sh))
+      gw_simhash_bits(sh, r->prompt_simhash);
   }
+}
+
+/* ---- agent, workflow and prompt template (issue 16) ---- */
+
+/* Names are dimensions of the hourly rollups: each is cut to NZ_NAME_MAX bytes (at a UTF-8 boundary) so
+ * that the rollups' key always fits an index entry. */
+#define NZ_NAME_MAX 200
+
+static const char *name_cap(struct nz_ctx *c, const char *s)
+{
+  if (!s || !*s)
+    return NULL;
+  size_t n = strlen(s);
+  if (n <= NZ_NAME_MAX)
+    return s;
+  n = NZ_NAME_MAX;
+  while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+    n--; /* s[n] continues a character: cut before that character */
+  const char *t = gw_arena_strndup(c->a, s, n);
+  if (!t)
+    c->oom = true;
+  return t;
+}
+
+/* A string, or an integer rendered as text (prompt versions are integers in Langfuse and Traceloop). */
+static const char *str_or_int(struct nz_ctx *c, enum nz_slot slot)
+{
+  const GwAnyValue *v = c->s->v[slot];
+  if (!v)
+    return NULL;
+  if (v->value_case == GW_AV_INT) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v->int_value);
+    const char *t = gw_arena_strdup(c->a, buf);
+    if (!t)
+      c->oom = true;
+    return t;
+  }
+  return nz_str(v);
+}
+
+static bool slot_is(struct nz_ctx *c, enum nz_slot slot, const char *want)
+{
+  const char *s = nz_slot_str(c, slot);
+  return s && !strcmp(s, want);
+}
+
+/* "<op> <name>", the semconv span name of invoke_agent / create_agent / invoke_workflow: the name. */
+static const char *name_after(const char *span_name, const char *op)
+{
+  size_t n = strlen(op);
+  if (!span_name || strncmp(span_name, op, n) || span_name[n] != ' ' || !span_name[n + 1])
+    return NULL;
+  return span_name + n + 1;
+}
+
+/*
+ * The span's own agent and workflow, each from the first dialect that names one (DESIGN §3 precedence):
+ *   agent:    Langfuse observation of type agent (its name, the span name); gen_ai.agent.name, else
+ *             gen_ai.agent.id; the name in an invoke_agent / create_agent span name; Traceloop
+ *             traceloop.entity.name of a traceloop.span.kind agent span; OpenInference agent.name, else
+ *             the name of an openinference.span.kind AGENT span.
+ *   workflow: langfuse.trace.name, else the name of a Langfuse chain observation; gen_ai.workflow.name, else
+ *             the name in an invoke_workflow span name; traceloop.workflow.name, else traceloop.entity.name
+ *             of a workflow span; the name of an OpenInference CHAIN span.
+ * A span without its own is filled by the writer from its nearest ancestor in the trace (store_pg.c).
+ */
+static void attribution(struct nz_ctx *c)
+{
+  struct gw_record *r = c->r;
+  const char *op = r->operation ? r->operation : "", *agent = NULL, *wf = NULL;
+  if (slot_is(c, NZ_S_LF_TYPE, "agent"))
+    agent = r->span_name;
+  if (!agent)
+    agent = PICK(c, NULL, NZ_S_AGENT_NAME, NZ_S_AGENT_ID);
+  if (!agent && (!strcmp(op, "invoke_agent") || !strcmp(op, "create_agent")))
+    agent = name_after(r->span_name, op);
+  if (!agent && slot_is(c, NZ_S_TL_KIND, "agent"))
+    agent = nz_slot_str(c, NZ_S_TL_ENTITY);
+  if (!agent)
+    agent = nz_slot_str(c, NZ_S_OI_AGENT_NAME);
+  if (!agent && slot_is(c, NZ_S_OI_KIND, "AGENT"))
+    agent = r->span_name;
+
+  wf = nz_slot_str(c, NZ_S_LF_TRACE_NAME);
+  if (!wf && slot_is(c, NZ_S_LF_TYPE, "chain"))
+    wf = r->span_name;
+  if (!wf)
+    wf = nz_slot_str(c, NZ_S_WORKFLOW_NAME);
+  if (!wf && !strcmp(op, "invoke_workflow"))
+    wf = name_after(r->span_name, op);
+  if (!wf)
+    wf = nz_slot_str(c, NZ_S_TL_WORKFLOW);
+  if (!wf && slot_is(c, NZ_S_TL_KIND, "workflow"))
+    wf = nz_slot_str(c, NZ_S_TL_ENTITY);
+  if (!wf && slot_is(c, NZ_S_OI_KIND, "CHAIN"))
+    wf = r->span_name;
+  r->agent_name = name_cap(c, agent);
+  r->workflow_name = name_cap(c, wf);
+}
+
+/*
+ * The prompt template: Langfuse langfuse.observation.prompt.name / .version; semconv gen_ai.prompt.name;
+ * Traceloop traceloop.prompt.key / .version (else .version_name); OpenInference prompt.id, else
+ * "template:" and the first 16 hex digits of the SHA-256 of llm.prompt_template.template (a template is
+ * known by its text), with llm.prompt_template.version. The version is taken from the dialect that gave
+ * the name when it has one.
+ */
+static void prompt_template(struct nz_ctx *c)
+{
+  struct gw_record *r = c->r;
+  const char *name = NULL, *version = NULL;
+  if ((name = nz_slot_str(c, NZ_S_LF_PROMPT_NAME)))
+    version = str_or_int(c, NZ_S_LF_PROMPT_VERSION);
+  else if ((name = nz_slot_str(c, NZ_S_PROMPT_NAME)))
+    ;
+  else if ((name = nz_slot_str(c, NZ_S_TL_PROMPT_KEY))) {
+    version = str_or_int(c, NZ_S_TL_PROMPT_VERSION);
+    if (!version)
+      version = nz_slot_str(c, NZ_S_TL_PROMPT_VERSION_NAME);
+  } else if ((name = nz_slot_str(c, NZ_S_OI_PROMPT_ID))) {
+    version = str_or_int(c, NZ_S_OI_PT_VERSION);
+  } else {
+    const char *tpl = nz_slot_str(c, NZ_S_OI_PT_TEMPLATE);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (tpl && EVP_Digest(tpl, strlen(tpl), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8) {
+      char *t = gw_arena_alloc(c->a, 9 + 17);
+      if (!t) {
+        c->oom = true;
+        return;
+      }
+      memcpy(t, "template:", 9);
+      gw_hex(t + 9, md, 8);
+      name = t;
+      version = str_or_int(c, NZ_S_OI_PT_VERSION);
+    }
+  }
+  if (!version) /* a version without a name from the same dialect still says something */
+    version = str_or_int(c, NZ_S_LF_PROMPT_VERSION);
+  if (!version)
+    version = str_or_int(c, NZ_S_TL_PROMPT_VERSION);
+  if (!version)
+    version = str_or_int(c, NZ_S_OI_PT_VERSION);
+  r->prompt_name = name_cap(c, name);
+  r->prompt_version = name_cap(c, version);
 }
 
 char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
@@ -667,6 +819,8 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
   }
 
   content(c);
+  attribution(c);
+  prompt_template(c);
   r->attributes = nz_render_kvs(c->a, sp->attributes, sp->n_attributes);
   if (!r->attributes || !r->resource)
     c->oom = true;
@@ -758,6 +912,86 @@ static bool res_facts(struct gw_arena *a, struct nz_res *res)
   return res->json != NULL;
 }
 
+/* Order of records by (trace_id, span_id), for the parent lookups below. */
+static int cmp_rec_r(const void *x, const void *y, void *base)
+{
+  const struct gw_record *recs = base;
+  const struct gw_record *p = &recs[*(const uint32_t *)x], *q = &recs[*(const uint32_t *)y];
+  int c = memcmp(p->trace_id, q->trace_id, 32);
+  return c ? c : memcmp(p->span_id, q->span_id, 16);
+}
+
+static const struct gw_record *find_span(const struct gw_record *recs, const uint32_t *order, size_t n,
+                                         const char *trace_id, const char *span_id)
+{
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const struct gw_record *m = &recs[order[mid]];
+    int c = memcmp(m->trace_id, trace_id, 32);
+    if (!c)
+      c = memcmp(m->span_id, span_id, 16);
+    if (!c)
+      return m;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+/*
+ * A record without its own agent or workflow takes its nearest ancestor's among the records of this
+ * request (the writer's gw_fill_agents does the same across requests, migrations/0006_agents.sql): an
+ * application's SDK usually exports a whole agent run in one request, and a row stored already named
+ * is not written twice. The same rule as the SQL fill (at most 64 levels, each name on its own), so
+ * the stored rows do not depend on which of the two named them (nor does a name make the rollups' key
+ * too long here when the SQL fill would not give it).
+ */
+static void inherit_names(struct gw_arena *a, struct gw_record *recs, size_t n)
+{
+  bool need = false, have = false;
+  for (size_t i = 0; i < n; i++) {
+    need |= (!recs[i].agent_name || !recs[i].workflow_name) && recs[i].parent_span_id[0];
+    have |= recs[i].agent_name || recs[i].workflow_name;
+  }
+  if (!need || !have || n > UINT32_MAX)
+    return;
+  uint32_t *order = gw_arena_alloc(a, sizeof *order * n);
+  if (!order)
+    return; /* the writer's fill still names them */
+  for (size_t i = 0; i < n; i++)
+    order[i] = (uint32_t)i;
+  qsort_r(order, n, sizeof *order, cmp_rec_r, recs);
+  for (size_t i = 0; i < n; i++) {
+    struct gw_record *r = &recs[i];
+    const char *agent = r->agent_name, *wf = r->workflow_name;
+    const struct gw_record *p = r;
+    for (int depth = 0; depth < 64 && (!agent || !wf) && p->parent_span_id[0]; depth++) {
+      if (!(p = find_span(recs, order, n, r->trace_id, p->parent_span_id)))
+        break;
+      agent = agent ? agent : p->agent_name;
+      wf = wf ? wf : p->workflow_name;
+    }
+    size_t key = 0;
+    const char *parts[] = {r->service_name, r->provider, r->model_id, r->operation, agent, wf, r->prompt_name,
+                           r->prompt_version};
+    for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
+      key += parts[k] ? strlen(parts[k]) : 0;
+    if (key > 2600) /* the writer's and gw_fill_agents' bound on the rollups' key */
+      continue;
+    if (agent && !r->agent_name) {
+      r->agent_name = agent;
+      gw_record_set_flag(r, GW_FLAG_AGENT_INHERITED);
+    }
+    if (wf && !r->workflow_name) {
+      r->workflow_name = wf;
+      gw_record_set_flag(r, GW_FLAG_WORKFLOW_INHERITED);
+    }
+  }
+}
+
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
                           struct gw_normalize_result *res, struct gw_err *err)
 {
@@ -812,6 +1046,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
       ss->n_spans = w;
     }
   }
+  inherit_names(a, res->records, res->nrecords);
   return GW_OK;
 oom:
   return gw_err_set(err, rc, "normalize: request needs more memory than the per-request limit");

@@ -20,7 +20,7 @@
   X(REASONING) X(TEMPERATURE) X(TOP_P) X(TOP_K) X(MAX_TOKENS) X(FREQ_PEN) X(PRES_PEN) X(STOP_SEQ) X(SEED) \
   X(CHOICE_COUNT) X(STREAM) X(FINISH_REASONS) X(TTFC) X(CONV_ID) X(SYS_INSTR) X(IN_MSGS) X(OUT_MSGS)     \
   X(ERROR_TYPE) X(SERVICE_TIER) X(ENCODING_FORMATS) X(OUTPUT_TYPE) X(RESP_SERVICE_TIER) X(USAGE_COST)     \
-  X(USAGE_COST_AMOUNT)                                                                                 \
+  X(USAGE_COST_AMOUNT) X(AGENT_NAME) X(AGENT_ID) X(WORKFLOW_NAME) X(PROMPT_NAME)                         \
   /* semconv, deprecated */                                                                            \
   X(SYSTEM) X(PROMPT_TOK) X(COMPL_TOK) X(PROMPT_JSON) X(COMPLETION_JSON) X(OAI_SEED) X(OAI_SERVICE_TIER) \
   X(MODEL_PROVIDER) X(OAI_RESP_SERVICE_TIER)                                                           \
@@ -28,15 +28,16 @@
   X(LLM_REQ_TYPE) X(CACHE_READ_US) X(CACHE_WRITE_US) X(REASONING_US) X(LLM_REASONING) X(LLM_TOTAL)       \
   X(GENAI_TOTAL) X(LLM_STREAMING) X(GENAI_STREAMING) X(LLM_TOP_K) X(LLM_FREQ_PEN) X(LLM_PRES_PEN)        \
   X(LLM_STOP) X(LLM_USER) X(GENAI_USER) X(LLM_RESP_FINISH) X(GENAI_FINISH) X(REQ_N) X(MAX_COMPL)        \
-  X(REASONING_EFFORT) X(TL_KIND) X(TL_SESSION) X(TL_USER) X(TL_IN) X(TL_OUT)                            \
+  X(REASONING_EFFORT) X(TL_KIND) X(TL_SESSION) X(TL_USER) X(TL_IN) X(TL_OUT) X(TL_WORKFLOW) X(TL_ENTITY)  \
+  X(TL_PROMPT_KEY) X(TL_PROMPT_VERSION) X(TL_PROMPT_VERSION_NAME)                                       \
   /* OpenInference */                                                                                  \
   X(OI_KIND) X(OI_MODEL) X(OI_REQ_MODEL) X(OI_RESP_MODEL) X(OI_PROVIDER) X(OI_SYSTEM) X(OI_PROMPT)       \
   X(OI_COMPL) X(OI_TOTAL) X(OI_CACHE_READ) X(OI_CACHE_WRITE) X(OI_REASONING) X(OI_PARAMS) X(OI_IN)       \
   X(OI_IN_MIME) X(OI_OUT) X(OI_OUT_MIME) X(OI_FINISH) X(EMB_MODEL) X(SESSION_ID) X(USER_ID) X(ENDUSER_ID) \
-  X(LLM_COST)                                                                                          \
+  X(LLM_COST) X(OI_AGENT_NAME) X(OI_PT_TEMPLATE) X(OI_PT_VERSION) X(OI_PROMPT_ID)                      \
   /* Langfuse */                                                                                       \
   X(LF_TYPE) X(LF_MODEL) X(LF_PARAMS) X(LF_USAGE) X(LF_TTFT) X(LF_LEVEL) X(LF_STATUS_MSG) X(LF_INPUT)    \
-  X(LF_OUTPUT) X(LF_SESSION) X(LF_USER) X(LF_COST)                                                     \
+  X(LF_OUTPUT) X(LF_SESSION) X(LF_USER) X(LF_COST) X(LF_PROMPT_NAME) X(LF_PROMPT_VERSION) X(LF_TRACE_NAME) \
   /* stamps of an upstream genai-gateway (a forwarding sidecar): receive/upstream.h */                   \
   X(GW_COST_SOURCE) X(GW_REPORTED_COST)
 

@@ -35,6 +35,10 @@ const struct nz_key nz_openinference_keys[] = {
   K("user.id", USER_ID),
   K("enduser.id", ENDUSER_ID),
   K("llm.cost.total", LLM_COST),
+  K("agent.name", OI_AGENT_NAME),
+  K("llm.prompt_template.template", OI_PT_TEMPLATE),
+  K("llm.prompt_template.version", OI_PT_VERSION),
+  K("prompt.id", OI_PROMPT_ID),
 };
 const size_t nz_openinference_nkeys = sizeof nz_openinference_keys / sizeof nz_openinference_keys[0];
 

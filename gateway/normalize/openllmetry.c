@@ -39,6 +39,11 @@ const struct nz_key nz_openllmetry_keys[] = {
   K("traceloop.association.properties.user_id", TL_USER),
   K("traceloop.entity.input", TL_IN),
   K("traceloop.entity.output", TL_OUT),
+  K("traceloop.workflow.name", TL_WORKFLOW),
+  K("traceloop.entity.name", TL_ENTITY),
+  K("traceloop.prompt.key", TL_PROMPT_KEY),
+  K("traceloop.prompt.version", TL_PROMPT_VERSION),
+  K("traceloop.prompt.version_name", TL_PROMPT_VERSION_NAME),
 };
 const size_t nz_openllmetry_nkeys = sizeof nz_openllmetry_keys / sizeof nz_openllmetry_keys[0];
 

@@ -1,6 +1,7 @@
 /*
  * record.c: the field table of the canonical record and its compact spool encoding.
- * The encoding carries a format version ("GWR1") because the disk spool will persist it.
+ * The encoding carries a format version ("GWR2"; "GWR1", without the 0006 columns, is still read)
+ * because the disk spool persists it.
  */
 #include "normalize/record.h"
 
@@ -55,8 +56,15 @@ const struct gw_field gw_record_fields[] = {
   F("resource", GW_FT_JSON, resource),
   F("redaction_count", GW_FT_I64, redaction_count),
   F("redacted_kinds", GW_FT_STRV, redacted_kinds),
+  /* migrations/0006_agents.sql; spool format GWR2 */
+  F("agent_name", GW_FT_TEXT, agent_name),
+  F("workflow_name", GW_FT_TEXT, workflow_name),
+  F("prompt_name", GW_FT_TEXT, prompt_name),
+  F("prompt_version", GW_FT_TEXT, prompt_version),
+  F("prompt_simhash", GW_FT_CHARS, prompt_simhash),
 };
 const size_t gw_record_nfields = sizeof gw_record_fields / sizeof gw_record_fields[0];
+const size_t gw_record_nfields_v1 = 46;
 
 static const char *flag_names[] = {
 #define GW_FLAG_NAME(id, name) name,
@@ -311,13 +319,16 @@ static gw_rc rows_decode(const char magic[4], const struct gw_field *fields, siz
 
 gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out)
 {
-  return rows_encode("GWR1", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, out);
+  return rows_encode("GWR2", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, out);
 }
 
 gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
 {
   void *rows;
-  gw_rc rc = rows_decode("GWR1", gw_record_fields, gw_record_nfields, sizeof **recs, buf, len, a, &rows, n);
+  /* GWR1: written before the 0006 columns existed (a disk spool kept across an upgrade); they stay NULL. */
+  bool v1 = len >= 4 && !memcmp(buf, "GWR1", 4);
+  gw_rc rc = rows_decode(v1 ? "GWR1" : "GWR2", gw_record_fields, v1 ? gw_record_nfields_v1 : gw_record_nfields,
+                         sizeof **recs, buf, len, a, &rows, n);
   *recs = rows;
   return rc;
 }

@@ -33,7 +33,9 @@ struct gw_strv { const char **v; uint32_t n; };
   X(MODEL_UNPRICED, "model_unpriced")       /* no price entry for the model */                         \
   X(TOKENS_CONVERTED, "tokens_converted")   /* exclusive counts made inclusive */                      \
   X(BAD_ATTRIBUTE, "bad_attribute")         /* an attribute of the wrong type or unparsable JSON */     \
-  X(TOKENS_OUT_OF_RANGE, "tokens_out_of_range") /* a token count < 0 or > GW_TOKENS_MAX: NULL, no cost */
+  X(TOKENS_OUT_OF_RANGE, "tokens_out_of_range") /* a token count < 0 or > GW_TOKENS_MAX: NULL, no cost */ \
+  X(AGENT_INHERITED, "agent_inherited")     /* agent_name is the nearest ancestor's (also set by SQL) */ \
+  X(WORKFLOW_INHERITED, "workflow_inherited") /* workflow_name likewise */
 
 /* The largest token count one call is taken to have: the int columns' maximum, 2^31 - 1 (2.1 billion
  * tokens, thousands of times any model's context). A count outside [0, GW_TOKENS_MAX] is stored NULL
@@ -81,6 +83,10 @@ struct gw_record {
   const char *resource;   /* JSON object text: resource attributes */
   struct gw_opt_i64 redaction_count;
   struct gw_strv redacted_kinds;
+  /* Added by migrations/0006_agents.sql (spool format GWR2; GWR1 entries decode with these NULL). */
+  const char *agent_name, *workflow_name; /* the span's own; the writer fills the rest from ancestors */
+  const char *prompt_name, *prompt_version; /* the prompt template the call used */
+  char prompt_simhash[65]; /* 64 '0'/'1' digits, most significant bit first (a bit(64) column); "" = none */
 
   /* Transient, request-scoped: not columns, not in gw_record_fields, not spooled (NULL after decode). */
   const char *service_tier; /* billed tier: openai.response.service_tier, else the requested one */
@@ -115,12 +121,14 @@ struct gw_field {
 /* The record's columns in ai_interaction_traces order (created_at excluded: the database sets it). */
 extern const struct gw_field gw_record_fields[];
 extern const size_t gw_record_nfields;
+/* The fields of spool format GWR1 (before migrations/0006_agents.sql): the table's first ones. */
+extern const size_t gw_record_nfields_v1;
 
 void gw_record_set_flag(struct gw_record *r, enum gw_flag f);
 bool gw_record_has_flag(const struct gw_record *r, enum gw_flag f);
 
 /*
- * Spool codec. A batch of records is encoded as: "GWR1", u32 count, then per record each field in table
+ * Spool codec. A batch of records is encoded as: "GWR2", u32 count, then per record each field in table
  * order (a presence byte, then a u32 length + bytes / an i64 / a double / a u8). Little-endian.
  * gw_records_encode appends to out (arena string builder). gw_records_decode parses into an arena;
  * the returned strings point into the arena. Decoding validates every length against the buffer.

@@ -50,6 +50,10 @@ const struct nz_key nz_semconv_keys[] = {
   K("gen_ai.usage.cost.amount", USAGE_COST_AMOUNT),
   K("gen_ai.request.encoding_formats", ENCODING_FORMATS),
   K("gen_ai.output.type", OUTPUT_TYPE),
+  K("gen_ai.agent.name", AGENT_NAME),
+  K("gen_ai.agent.id", AGENT_ID),
+  K("gen_ai.workflow.name", WORKFLOW_NAME),
+  K("gen_ai.prompt.name", PROMPT_NAME),
   /* Not semconv: what an upstream genai-gateway stamped (cost.c), read for the reported cost. */
   K("genai_gateway.cost.source", GW_COST_SOURCE),
   K("genai_gateway.cost.reported_usd", GW_REPORTED_COST),

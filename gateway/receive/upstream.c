@@ -3,11 +3,13 @@
 
 #include <string.h>
 
+#include "normalize/simhash.h"
 #include "pb.h"
 
 #define K_HASH "genai_gateway.prompt_hash"
 #define K_COUNT "genai_gateway.redaction.count"
 #define K_KINDS "genai_gateway.redaction.kinds"
+#define K_SIMHASH "genai_gateway.prompt_simhash" /* 64 '0'/'1' digits, as the column */
 
 static bool is_hash(const char *s)
 {
@@ -32,6 +34,7 @@ struct stamps {
   const char *hash;           /* NULL: none */
   int64_t count;              /* 0: none */
   const GwArrayValue *kinds;  /* NULL: none */
+  const char *simhash;        /* NULL: none */
 };
 
 static struct stamps read_stamps(GwKeyValue *const *attrs, size_t n)
@@ -44,6 +47,8 @@ static struct stamps read_stamps(GwKeyValue *const *attrs, size_t n)
       continue;
     if (!strcmp(kv->key, K_HASH) && v->value_case == GW_AV_STRING && is_hash(v->string_value))
       st.hash = v->string_value;
+    else if (!strcmp(kv->key, K_SIMHASH) && v->value_case == GW_AV_STRING && gw_simhash_parse_bits(v->string_value, &(uint64_t){0}))
+      st.simhash = v->string_value;
     else if (!strcmp(kv->key, K_COUNT) && v->value_case == GW_AV_INT && v->int_value > 0 && v->int_value < (1ll << 40))
       st.count = v->int_value;
     else if (!strcmp(kv->key, K_KINDS) && v->value_case == GW_AV_ARRAY && v->array_value &&
@@ -88,6 +93,8 @@ gw_rc gw_upstream_merge(struct gw_arena *a, struct gw_record *recs, size_t n)
     struct stamps st = read_stamps(r->span->attributes, r->span->n_attributes);
     if (st.hash && r->prompt_hash[0])
       memcpy(r->prompt_hash, st.hash, 17);
+    if (st.simhash && r->prompt_simhash[0])
+      memcpy(r->prompt_simhash, st.simhash, 65);
     gw_rc rc = add_redactions(a, &st, &r->redaction_count, &r->redacted_kinds);
     if (rc)
       return rc;
@@ -148,24 +155,33 @@ static GwKeyValue *kv_new(struct gw_arena *a, const char *key)
 }
 
 /* Replace the stamps in the attribute list (attrs, n) with hash (NULL: none), count and kinds. */
-static gw_rc write_stamps(struct gw_arena *a, GwKeyValue ***attrs, size_t *n, const char *hash, int64_t count,
-                          const struct gw_strv *kinds)
+static gw_rc write_stamps(struct gw_arena *a, GwKeyValue ***attrs, size_t *n, const char *hash, const char *simhash,
+                          int64_t count, const struct gw_strv *kinds)
 {
-  if (!hash && count <= 0)
+  if (!hash && !simhash && count <= 0)
     return GW_OK;
-  GwKeyValue **v = gw_arena_alloc(a, (*n + 3) * sizeof *v);
+  GwKeyValue **v = gw_arena_alloc(a, (*n + 4) * sizeof *v);
   if (!v)
     return GW_ERR(TOO_LARGE);
   size_t w = 0;
   for (size_t k = 0; k < *n; k++) {
     const char *key = (*attrs)[k]->key;
-    if (key && (!strcmp(key, K_HASH) || !strcmp(key, K_COUNT) || !strcmp(key, K_KINDS)))
+    if (key && (!strcmp(key, K_HASH) || !strcmp(key, K_COUNT) || !strcmp(key, K_KINDS) || !strcmp(key, K_SIMHASH)))
       continue; /* an earlier gateway's: ours replace it (we merged it) */
     v[w++] = (*attrs)[k];
   }
   if (hash) {
     GwKeyValue *kv = kv_new(a, K_HASH);
     char *h = gw_arena_strdup(a, hash);
+    if (!kv || !h)
+      return GW_ERR(TOO_LARGE);
+    kv->value->value_case = GW_AV_STRING;
+    kv->value->string_value = h;
+    v[w++] = kv;
+  }
+  if (simhash) {
+    GwKeyValue *kv = kv_new(a, K_SIMHASH);
+    char *h = gw_arena_strdup(a, simhash);
     if (!kv || !h)
       return GW_ERR(TOO_LARGE);
     kv->value->value_case = GW_AV_STRING;
@@ -211,7 +227,7 @@ gw_rc gw_upstream_stamp(struct gw_arena *a, struct gw_record *recs, size_t n)
     if (!r->span)
       continue;
     gw_rc rc = write_stamps(a, &r->span->attributes, &r->span->n_attributes, r->prompt_hash[0] ? r->prompt_hash : NULL,
-                            r->redaction_count.set ? r->redaction_count.v : 0, &r->redacted_kinds);
+                            r->prompt_simhash[0] ? r->prompt_simhash : NULL, r->redaction_count.set ? r->redaction_count.v : 0, &r->redacted_kinds);
     if (rc)
       return rc;
   }
@@ -247,7 +263,7 @@ gw_rc gw_upstream_stamp_logs(struct gw_arena *a, const struct gw_event *ev, size
             kv[kinds.n++] = ev[k].redacted_kinds.v[m];
     }
     if (log) {
-      gw_rc rc = write_stamps(a, &log->attributes, &log->n_attributes, hash, count, &kinds);
+      gw_rc rc = write_stamps(a, &log->attributes, &log->n_attributes, hash, NULL, count, &kinds);
       if (rc)
         return rc;
     }

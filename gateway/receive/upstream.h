@@ -8,6 +8,7 @@
  *   genai_gateway.cost.*             cost.c: the cost stamp; cost.reported_usd is what the client
  *                                    reported (the upstream added gen_ai.usage.cost when it had not)
  *   genai_gateway.prompt_hash        taken before redaction, which the next gateway cannot do
+ *   genai_gateway.prompt_simhash     the same for the SimHash (64 '0'/'1' digits, as the column)
  *   genai_gateway.redaction.count    values the upstream redacted
  *   genai_gateway.redaction.kinds    their kinds (string array)
  * Log records carrying GenAI events get the same prompt_hash and redaction stamps, for their rows of

@@ -8,7 +8,8 @@
  *   INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
  *   conflict, so storage is exactly-once in effect), in the same statement upserting the hourly rollups
  *   (trace_metrics_hourly) from exactly those new rows -> fill session_id/user_id across each trace of
- *   the new rows (DESIGN §3) -> COMMIT. A rolled-back batch (a bad row, a lost connection) leaves no
+ *   the new rows (DESIGN §3) -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
+ *   traces (fill_agents, migrations/0006 and 0007), in autocommit. A rolled-back batch (a bad row, a lost connection) leaves no
  *   rollup counted; the split halves each count their own new rows.
  * The staging table is made, when missing, by the transaction's first statement, not once per connection:
  * through PgBouncer in transaction pooling each transaction may run on another server connection, and
@@ -626,17 +627,18 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
 #define ROLLUP_INPUT                                                                                     \
   "trace_id, start_time, service_name, provider, model_id, operation, status, input_tokens, "           \
   "output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_cost_usd, duration_ms, " \
-  "first_token_latency_ms"
+  "first_token_latency_ms, agent_name, workflow_name, prompt_name, prompt_version"
 /* Histogram element i of a group, counted natively (an aggregate over per-row arrays costs ~100x more). */
 #define HB(i) "count(*) FILTER (WHERE gw_duration_bucket(duration_ms) = " #i ")"
 #define ROLLUP_UPSERT                                                                                    \
   "INSERT INTO trace_metrics_hourly AS t (hour_bucket, service_name, provider, model_id, operation, "    \
-  "total_requests, successful_requests, error_requests, total_input_tokens, total_output_tokens, "       \
+  "agent_name, workflow_name, prompt_name, prompt_version, total_requests, successful_requests, error_requests, total_input_tokens, total_output_tokens, "       \
   "total_cache_read_tokens, total_cache_write_tokens, total_reasoning_tokens, total_cost, "               \
   "sum_duration_ms, sum_first_token_latency_ms, first_token_count, duration_histogram, updated_at) "      \
   "SELECT date_trunc('hour', start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "                        \
   "coalesce(service_name, ''), coalesce(provider, ''), coalesce(model_id, ''), coalesce(operation, ''), " \
-  "count(*), count(*) FILTER (WHERE coalesce(status, '') <> 'error'), "                                  \
+  "coalesce(agent_name, ''), coalesce(workflow_name, ''), coalesce(prompt_name, ''), "                   \
+  "coalesce(prompt_version, ''), count(*), count(*) FILTER (WHERE coalesce(status, '') <> 'error'), "                                  \
   "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "                           \
   "coalesce(sum(output_tokens), 0), coalesce(sum(cache_read_tokens), 0), "                               \
   "coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), "                           \
@@ -644,8 +646,9 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
   "coalesce(sum(first_token_latency_ms), 0), count(first_token_latency_ms), "                            \
   "ARRAY[" HB(1) ", " HB(2) ", " HB(3) ", " HB(4) ", " HB(5) ", " HB(6) ", " HB(7) ", " HB(8) ", "        \
   HB(9) ", " HB(10) ", " HB(11) ", " HB(12) ", " HB(13) ", " HB(14) ", " HB(15) "], now() "                \
-  "FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 "                                              \
-  "ON CONFLICT (hour_bucket, service_name, provider, model_id, operation) DO UPDATE SET "                \
+  "FROM ins GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9 "                      \
+  "ON CONFLICT (hour_bucket, service_name, provider, model_id, operation, agent_name, workflow_name, "   \
+  "prompt_name, prompt_version) DO UPDATE SET "                                                          \
   "total_requests = t.total_requests + EXCLUDED.total_requests, "                                        \
   "successful_requests = t.successful_requests + EXCLUDED.successful_requests, "                         \
   "error_requests = t.error_requests + EXCLUDED.error_requests, "                                        \
@@ -764,6 +767,60 @@ static void recheck_merge(struct store *s, enum wr w, const char *msg)
   }
 }
 
+/* Agent and workflow attribution (migrations/0006_agents.sql): fill the rows of the traces of rows[lo, hi)
+ * (inserted or re-sent) that have no names from their nearest ancestor, within FILL_WINDOW_NS of the
+ * batch's spans, moving their rollups with them; then recompute those traces' summaries
+ * (migrations/0007_trace_summaries.sql). Run right after the batch's commit, in autocommit (each
+ * statement is atomic), as the events' merge runs a second time: the run after the later of two commits
+ * sees both, so a trace whose spans two gateways store at the same moment ends complete. A crash between
+ * the commit and this leaves the batch unacknowledged in the spool: its replay finds the rows stored and
+ * runs this for its traces (re-sent rows count), so nothing stays unfilled. Not also run inside the
+ * transaction: it would only make the fill visible with the rows, at the cost of reading every trace
+ * of the batch once more. */
+static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  if (hi <= lo)
+    return WR_OK;
+  const char **tv = gw_arena_alloc(s->arena, sizeof *tv * (hi - lo));
+  if (!tv) {
+    snprintf(msg, msglen, "out of memory building the trace list");
+    return WR_OTHER;
+  }
+  uint64_t tmin = UINT64_MAX, tmax = 0;
+  for (size_t i = lo; i < hi; i++) {
+    tv[i - lo] = b->rows[i].rec->trace_id;
+    uint64_t t = b->rows[i].rec->start_ns;
+    if (t && t < tmin)
+      tmin = t;
+    if (t > tmax)
+      tmax = t;
+  }
+  if (!tmax)
+    return WR_OK;
+  qsort(tv, hi - lo, sizeof *tv, cmp_str);
+  size_t n = 0;
+  for (size_t i = 0; i < hi - lo; i++)
+    if (!n || strcmp(tv[i], tv[n - 1]))
+      tv[n++] = tv[i];
+  tmin = tmin > FILL_WINDOW_NS ? tmin - FILL_WINDOW_NS : 1;
+  tmax += FILL_WINDOW_NS;
+  struct gw_sb from, to;
+  gw_sb_init(&from, s->arena);
+  gw_sb_init(&to, s->arena);
+  put_time(&from, tmin);
+  put_time(&to, tmax);
+  const char *params[3] = {id_array(s->arena, tv, n), gw_sb_finish(&from), gw_sb_finish(&to)};
+  if (!params[0] || !params[1] || !params[2]) {
+    snprintf(msg, msglen, "out of memory building the trace list");
+    return WR_OTHER;
+  }
+  enum wr w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
+  if (w == WR_OK)
+    w = run(s, "SELECT gw_summarize_traces($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg,
+            msglen);
+  return w;
+}
+
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
 static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
@@ -782,6 +839,11 @@ static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi,
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
   recheck_merge(s, merge_new_rows(s, b, lo, hi, ins, msg, msglen), msg);
+  if (fill_agents(s, b, lo, hi, msg, msglen) != WR_OK) {
+    gw_warn(MOD, "agent attribution or trace summaries after commit failed (%.60s): some may lag until the trace's "
+                 "next batch", msg);
+    rollback(s);
+  }
   uint64_t stored = (uint64_t)PQntuples(ins);
   b->stored += stored;
   b->duplicate += (hi - lo) - stored;
@@ -1165,11 +1227,12 @@ static const char *record_unfit(const struct gw_record *r, char *why, size_t len
   for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
     if (key_too_long(keys[k].column, *(const char *const *)(const void *)((const char *)r + keys[k].off), why, len))
       return keys[k].column;
-  size_t roll = slen(r->service_name) + slen(r->provider) + slen(r->model_id) + slen(r->operation);
+  size_t roll = slen(r->service_name) + slen(r->provider) + slen(r->model_id) + slen(r->operation) +
+                slen(r->agent_name) + slen(r->workflow_name) + slen(r->prompt_name) + slen(r->prompt_version);
   if (roll > KEY_BYTES_MAX) {
     snprintf(why, len,
-             "54000: service_name, provider, model_id and operation are %zu bytes together, more than the %d the "
-             "rollups' key holds" BEFORE_SENDING,
+             "54000: service_name, provider, model_id, operation, agent_name, workflow_name, prompt_name and "
+             "prompt_version are %zu bytes together, more than the %d the rollups' key holds" BEFORE_SENDING,
              roll, KEY_BYTES_MAX);
     return "rollup key";
   }

@@ -77,7 +77,9 @@ seed({ h: 1, m: 50, svc: 'graf-batch', prov: 'anthropic', model: 'graf-large', i
 seed({ h: 2, m: 20, svc: 'graf-chat', prov: 'openai', model: 'graf-mystery', in: 2000, out: 4000, reported: 12.5, dur: 100000, finish: ['length'], user: 'carol', session: 's-carol-1' });
 for (let i = 0; i < 12; i++) {
   const err = i === 3 || i === 8;
-  seed({ h: 2, m: 15 + 2 * i, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 300, out: 100, dur: 300, status: err ? 'error' : 'ok', error: err ? 'rate_limit_exceeded' : undefined, finish: err ? undefined : ['stop'], user: 'carol', session: 's-carol-2' });
+  /* agents and prompt versions split this hour's (service, provider, model, operation) over several rollup
+   * rows: every panel must still add them up to the same answers (migrations/0006_agents.sql) */
+  seed({ h: 2, m: 15 + 2 * i, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 300, out: 100, dur: 300, status: err ? 'error' : 'ok', error: err ? 'rate_limit_exceeded' : undefined, finish: err ? undefined : ['stop'], user: 'carol', session: 's-carol-2', agent: `graf-agent-${i % 3}`, promptVersion: `${1 + (i % 2)}` });
 }
 
 for (const s of SEEDS) {
@@ -662,6 +664,8 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
       if (s.error) a['error.type'] = s.error;
       if (s.user) a['user.id'] = s.user;
       if (s.session) a['session.id'] = s.session;
+      if (s.agent) a['gen_ai.agent.name'] = s.agent;
+      if (s.promptVersion) Object.assign(a, { 'gen_ai.prompt.name': 'graf-prompt', 'llm.prompt_template.version': s.promptVersion });
       const text = (role, t) => JSON.stringify([{ role, parts: [{ type: 'text', content: t }] }]);
       a['gen_ai.input.messages'] = text('user', s.prompt ?? `question ${s.h}:${s.m} from ${s.user ?? 'nobody'}`);
       if (s.status === 'ok' && s.op === 'chat') a['gen_ai.output.messages'] = text('assistant', s.response ?? `answer ${s.h}:${s.m}`);

@@ -4,7 +4,8 @@
  * client). Three gateways start at once on a fresh database (they migrate it together through the
  * pooler), each stores its own spans and one request all three receive; every span lands exactly once
  * and is counted once in the rollups, GenAI events sent to one gateway while their spans go to another
- * at the same moment are merged into the rows, maintenance runs
+ * at the same moment are merged into the rows, so are agent names into the calls of agent traces whose
+ * spans each go to another gateway (issue 16), maintenance runs
  * from every gateway and from `genai-gateway maintain`, and nothing failed on the way. The pooler's
  * own SHOW CLIENTS / SHOW SERVERS prove that the clients shared fewer server connections than they were.
  */
@@ -98,6 +99,47 @@ describe('through PgBouncer in transaction pooling', { skip: skip ?? false }, ()
       return r.rows.length === spans.length && r.rows.every((x) => x.prompt_content && x.response_content) ? r.rows : null;
     }, { timeoutMs: 20000, what: 'every row merged with its events' });
     assert.ok(rows.every((r) => /hello through pgbouncer \d+/.test(r.prompt_content)));
+  });
+
+  test('agent attribution across gateways: each span of an agent trace to another gateway, all at once', async () => {
+    /* issue 16: calls inherit their agent from the agent span whichever gateway stores which first; the
+     * fill runs after each batch's commit, nothing of it outlives a transaction */
+    const service = `pgb-agents-${randomSpanId().slice(0, 6)}`;
+    const all = [];
+    for (let t = 0; t < 8; t++) {
+      const traceId = randomTraceId();
+      const agent = genaiSpan({ traceId, operation: 'invoke_agent', model: 'gpt-4o-mini', input: null, output: null, attributes: { 'gen_ai.agent.name': `agent-${t % 3}` } });
+      const tool = genaiSpan({ traceId, parentSpanId: agent.spanId, operation: 'execute_tool', input: null, output: null });
+      const calls = [0, 1, 2].map(() => genaiSpan({ traceId, parentSpanId: agent.spanId, input: 10, output: 5 }));
+      calls.push(genaiSpan({ traceId, parentSpanId: tool.spanId, input: 20, output: 5 }));
+      all.push({ agent: `agent-${t % 3}`, spans: [...calls, tool, agent] });
+    }
+    const sends = [];
+    let i = 0;
+    for (const tr of all) for (const s of tr.spans) sends.push(post(gws[i++ % 3], '/v1/traces', toProtobuf(traceRequest([s], { service })), PB));
+    assert.ok((await Promise.all(sends)).every((r) => r.status === 200));
+    const ids = all.map((tr) => tr.spans[0].traceId);
+    await waitFor(async () => {
+      const r = await db.query('SELECT count(*) FILTER (WHERE agent_name IS NOT NULL)::int AS named, count(*)::int AS n FROM ai_interaction_traces WHERE trace_id = ANY($1)', [ids]);
+      return r.rows[0].n === 6 * all.length && r.rows[0].named === r.rows[0].n;
+    }, { timeoutMs: 20000, what: 'every row of the agent traces attributed' });
+    const rows = await db.query('SELECT trace_id, agent_name FROM ai_interaction_traces WHERE trace_id = ANY($1)', [ids]);
+    for (const r of rows.rows) assert.equal(r.agent_name, all.find((tr) => tr.spans[0].traceId === r.trace_id).agent);
+    const roll = await db.query(`SELECT agent_name, sum(total_requests)::int AS n, sum(total_input_tokens)::int AS tok
+      FROM trace_metrics_hourly WHERE service_name = $1 GROUP BY 1 ORDER BY 1`, [service]);
+    const raw = await db.query(`SELECT coalesce(agent_name, '') AS agent_name, count(*)::int AS n, coalesce(sum(input_tokens), 0)::int AS tok
+      FROM ai_interaction_traces WHERE service_name = $1 GROUP BY 1 ORDER BY 1`, [service]);
+    assert.deepEqual(roll.rows, raw.rows);
+    assert.ok(!roll.rows.some((r) => r.agent_name === ''), 'no call left counted without its agent');
+    /* and one summary per trace with every span in it (issue 16, item 2) */
+    const sums = await waitFor(async () => {
+      const r = await db.query('SELECT trace_id, agent_name, spans, llm_calls, tool_calls, agent_calls FROM ai_trace_summaries WHERE trace_id = ANY($1)', [ids]);
+      return r.rows.length === all.length && r.rows.every((x) => x.spans === 6) ? r.rows : null;
+    }, { timeoutMs: 20000, what: 'a complete summary of every agent trace' });
+    for (const x of sums) {
+      assert.deepEqual([x.agent_name, x.llm_calls, x.tool_calls, x.agent_calls],
+        [all.find((tr) => tr.spans[0].traceId === x.trace_id).agent, 4, 1, 1]);
+    }
   });
 
   test('maintenance runs through the pooler, from the loop and from the command', async () => {

@@ -383,6 +383,163 @@ static void test_langfuse_overrides(void **state)
   assert_string_equal(r->error_message, "upstream refused");
 }
 
+/* Issue 16: each dialect's own agent and workflow, and its prompt template name and version. */
+static const struct gw_record *named(const char *span_name, GwSpan *s)
+{
+  static struct gw_normalize_result res;
+  s->name = gw_arena_strdup(A, span_name);
+  return one(&res, s);
+}
+
+static void assert_names(const struct gw_record *r, const char *agent, const char *wf, const char *pname,
+                         const char *pver)
+{
+  assert_str_or_null(r->agent_name, agent, "agent_name", __FILE__, __LINE__);
+  assert_str_or_null(r->workflow_name, wf, "workflow_name", __FILE__, __LINE__);
+  assert_str_or_null(r->prompt_name, pname, "prompt_name", __FILE__, __LINE__);
+  assert_str_or_null(r->prompt_version, pver, "prompt_version", __FILE__, __LINE__);
+}
+
+static void test_issue16_agent_workflow_prompt(void **state)
+{
+  (void)state;
+  /* semconv: the attributes, else the name in an invoke_agent / invoke_workflow span name */
+  assert_names(named("invoke_agent x", SPAN(kv("gen_ai.operation.name", av_str("invoke_agent")),
+                                            kv("gen_ai.agent.name", av_str("planner")),
+                                            kv("gen_ai.workflow.name", av_str("trip")))),
+               "planner", "trip", NULL, NULL);
+  assert_names(named("invoke_agent booker", SPAN(kv("gen_ai.operation.name", av_str("invoke_agent")))), "booker",
+               NULL, NULL, NULL);
+  assert_names(named("invoke_agent", SPAN(kv("gen_ai.operation.name", av_str("invoke_agent")),
+                                          kv("gen_ai.agent.id", av_str("asst_42")))),
+               "asst_42", NULL, NULL, NULL);
+  assert_names(named("invoke_workflow checkout", SPAN(kv("gen_ai.operation.name", av_str("invoke_workflow")))), NULL,
+               "checkout", NULL, NULL);
+  assert_names(named("chat gpt-4o", SPAN(kv("gen_ai.operation.name", av_str("chat")),
+                                         kv("gen_ai.prompt.name", av_str("greeting")))),
+               NULL, NULL, "greeting", NULL);
+  /* a plain chat span names nothing: the writer fills it from its ancestors */
+  assert_names(named("chat gpt-4o", SPAN(kv("gen_ai.operation.name", av_str("chat")))), NULL, NULL, NULL, NULL);
+  /* OpenLLMetry */
+  assert_names(named("researcher.agent", SPAN(kv("traceloop.span.kind", av_str("agent")),
+                                              kv("traceloop.entity.name", av_str("researcher")),
+                                              kv("traceloop.workflow.name", av_str("research")))),
+               "researcher", "research", NULL, NULL);
+  assert_names(named("research.workflow", SPAN(kv("traceloop.span.kind", av_str("workflow")),
+                                               kv("traceloop.entity.name", av_str("research")))),
+               NULL, "research", NULL, NULL);
+  assert_names(named("openai.chat", SPAN(kv("llm.request.type", av_str("chat")),
+                                         kv("traceloop.prompt.key", av_str("summarize")),
+                                         kv("traceloop.prompt.version", av_int(3)))),
+               NULL, NULL, "summarize", "3");
+  assert_names(named("openai.chat", SPAN(kv("llm.request.type", av_str("chat")),
+                                         kv("traceloop.prompt.key", av_str("summarize")),
+                                         kv("traceloop.prompt.version_name", av_str("v3-final")))),
+               NULL, NULL, "summarize", "v3-final");
+  /* OpenInference */
+  assert_names(named("support", SPAN(kv("openinference.span.kind", av_str("AGENT")))), "support", NULL, NULL, NULL);
+  assert_names(named("anything", SPAN(kv("openinference.span.kind", av_str("AGENT")), kv("agent.name", av_str("sup")))),
+               "sup", NULL, NULL, NULL);
+  assert_names(named("qa-chain", SPAN(kv("openinference.span.kind", av_str("CHAIN")))), NULL, "qa-chain", NULL, NULL);
+  const struct gw_record *r = named("ChatOpenAI", SPAN(kv("openinference.span.kind", av_str("LLM")),
+                                                       kv("llm.prompt_template.template", av_str("Answer {question}")),
+                                                       kv("llm.prompt_template.version", av_str("v2")),
+                                                       kv("llm.prompt_template.variables", av_str("{\"question\":\"x\"}"))));
+  /* a template is known by its text: the first 16 hex digits of its SHA-256 */
+  assert_string_equal(r->prompt_name, "template:db7aaaa7e941c880");
+  assert_string_equal(r->prompt_version, "v2");
+  assert_names(named("ChatOpenAI", SPAN(kv("openinference.span.kind", av_str("LLM")), kv("prompt.id", av_str("faq")),
+                                        kv("llm.prompt_template.template", av_str("Answer {question}")),
+                                        kv("llm.prompt_template.version", av_str("v2")))),
+               NULL, NULL, "faq", "v2");
+  /* Langfuse: an agent observation's name, the trace name as the workflow, prompt name and int version */
+  assert_names(named("billing-agent", SPAN(kv("langfuse.observation.type", av_str("agent")),
+                                           kv("langfuse.trace.name", av_str("checkout")))),
+               "billing-agent", "checkout", NULL, NULL);
+  assert_names(named("gen", SPAN(kv("langfuse.observation.type", av_str("generation")),
+                                 kv("langfuse.observation.prompt.name", av_str("invoice-summary")),
+                                 kv("langfuse.observation.prompt.version", av_int(7)),
+                                 kv("gen_ai.agent.name", av_str("semconv-agent")))),
+               "semconv-agent", NULL, "invoice-summary", "7");
+  /* Langfuse wins over semconv (DESIGN §3 precedence) */
+  assert_names(named("lf-agent", SPAN(kv("langfuse.observation.type", av_str("agent")),
+                                      kv("gen_ai.agent.name", av_str("other")))),
+               "lf-agent", NULL, NULL, NULL);
+  /* a name longer than a rollup dimension takes is cut at a character boundary */
+  char longname[400];
+  memset(longname, 'x', sizeof longname - 1);
+  longname[sizeof longname - 1] = 0;
+  memcpy(longname + 199, "\xc3\xa9", 2); /* é across the 200-byte cut */
+  r = named("a", SPAN(kv("gen_ai.agent.name", av_str(longname))));
+  assert_int_equal(strlen(r->agent_name), 199);
+}
+
+/* Within one request a call takes its nearest ancestor's names already (the writer's SQL fill does it
+ * across requests): through a tool span, each name on its own, and not past a parent the request lacks. */
+static void test_issue16_inherit_in_request(void **state)
+{
+  (void)state;
+  size_t n;
+  GwSpan *sp[5];
+  sp[0] = span(1, kvs(&n, kv("gen_ai.operation.name", av_str("invoke_agent")), kv("gen_ai.agent.name", av_str("planner")),
+                      kv("gen_ai.workflow.name", av_str("trip")), NULL), 0);
+  sp[0]->n_attributes = n;
+  sp[1] = span(2, kvs(&n, kv("gen_ai.operation.name", av_str("execute_tool")), NULL), 0);
+  sp[1]->n_attributes = n;
+  sp[2] = span(3, kvs(&n, kv("gen_ai.operation.name", av_str("chat")), NULL), 0);
+  sp[2]->n_attributes = n;
+  sp[3] = span(4, kvs(&n, kv("gen_ai.operation.name", av_str("invoke_workflow")), kv("gen_ai.workflow.name", av_str("inner")), NULL), 0);
+  sp[3]->n_attributes = n;
+  sp[4] = span(5, kvs(&n, kv("gen_ai.operation.name", av_str("chat")), NULL), 0);
+  sp[4]->n_attributes = n;
+  /* 3 -> 2 -> 1 (the agent); 4 -> 1; 5 -> 9 (not in the request). Children come first. */
+  sp[1]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 1)};
+  sp[2]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 2)};
+  sp[3]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 1)};
+  sp[4]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 9)};
+  GwSpan *ordered[5] = {sp[2], sp[4], sp[1], sp[3], sp[0]};
+  GwTraceRequest *req = request(5, ordered);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, 5);
+  const struct gw_record *tool = NULL, *chat = NULL, *inner = NULL, *orphan = NULL, *agent = NULL;
+  for (size_t i = 0; i < 5; i++) {
+    const struct gw_record *r = &res.records[i];
+    const char *id = r->span_id;
+    if (!strcmp(id, "0101010101010101")) agent = r;
+    if (!strcmp(id, "0202020202020202")) tool = r;
+    if (!strcmp(id, "0303030303030303")) chat = r;
+    if (!strcmp(id, "0404040404040404")) inner = r;
+    if (!strcmp(id, "0505050505050505")) orphan = r;
+  }
+  assert_names(agent, "planner", "trip", NULL, NULL);
+  assert_false(gw_record_has_flag(agent, GW_FLAG_AGENT_INHERITED));
+  assert_names(tool, "planner", "trip", NULL, NULL);
+  assert_names(chat, "planner", "trip", NULL, NULL);
+  assert_true(gw_record_has_flag(chat, GW_FLAG_AGENT_INHERITED));
+  assert_true(gw_record_has_flag(chat, GW_FLAG_WORKFLOW_INHERITED));
+  assert_names(inner, "planner", "inner", NULL, NULL);
+  assert_true(gw_record_has_flag(inner, GW_FLAG_AGENT_INHERITED));
+  assert_false(gw_record_has_flag(inner, GW_FLAG_WORKFLOW_INHERITED));
+  assert_names(orphan, NULL, NULL, NULL, NULL);
+  assert_int_equal(orphan->flags & (1u << GW_FLAG_AGENT_INHERITED), 0);
+}
+
+/* The SimHash is taken over the prompt's text before redaction, beside prompt_hash. */
+static void test_issue16_prompt_simhash(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat")),
+                                             kv("gen_ai.input.messages",
+                                                av_str("[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":"
+                                                       "\"hello\"}]}]"))));
+  assert_string_equal(r->prompt_simhash, "1110100111000101011000101100000011111101101100100011001001000100");
+  r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat"))));
+  assert_string_equal(r->prompt_simhash, "");
+}
+
 static void test_semconv_deprecated(void **state)
 {
   (void)state;
@@ -1217,6 +1374,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_issue11_usage_doubles, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue11_completion_start_after_2262, setup, teardown),
     cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue16_agent_workflow_prompt, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue16_prompt_simhash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue16_inherit_in_request, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -337,10 +337,65 @@ static void test_sb_i64(void **st)
   }
 }
 
+/* The 0006 columns travel in format GWR2; a GWR1 entry (a disk spool kept across the upgrade) still
+ * decodes, with those columns NULL. */
+static void test_gwr1_still_decodes(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_record r[2];
+  memset(r, 0, sizeof r);
+  strcpy(r[0].trace_id, "0123456789abcdef0123456789abcdef");
+  strcpy(r[0].span_id, "0123456789abcdef");
+  r[0].start_ns = 1763884610000000000ull;
+  r[1] = r[0];
+  r[1].agent_name = "planner";
+  r[1].workflow_name = "trip";
+  r[1].prompt_name = "greeting";
+  r[1].prompt_version = "3";
+  memset(r[1].prompt_simhash, '1', 64);
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_records_encode(r, 2, &sb), GW_OK);
+  assert_memory_equal(sb.buf, "GWR2", 4);
+  struct gw_record *out;
+  size_t n;
+  assert_int_equal(gw_records_decode(sb.buf, sb.len, a, &out, &n), GW_OK);
+  assert_int_equal(n, 2);
+  assert_null(out[0].agent_name);
+  assert_string_equal(out[1].agent_name, "planner");
+  assert_string_equal(out[1].workflow_name, "trip");
+  assert_string_equal(out[1].prompt_name, "greeting");
+  assert_string_equal(out[1].prompt_version, "3");
+  assert_int_equal(strlen(out[1].prompt_simhash), 64);
+
+  /* The first record alone, as GWR1 wrote it: without the 0006 fields (four absent strings and an empty
+   * fixed string at its end). */
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_records_encode(r, 1, &sb), GW_OK);
+  static const char tail[9] = {0, 0, 0, 0, 1, 0, 0, 0, 0};
+  assert_memory_equal(sb.buf + sb.len - 9, tail, 9);
+  char *v1 = gw_arena_alloc(a, sb.len);
+  memcpy(v1, sb.buf, sb.len - 9);
+  memcpy(v1, "GWR1", 4);
+  assert_int_equal(gw_records_decode(v1, sb.len - 9, a, &out, &n), GW_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(out[0].span_id, "0123456789abcdef");
+  assert_null(out[0].agent_name);
+  assert_null(out[0].prompt_version);
+  assert_string_equal(out[0].prompt_simhash, "");
+  /* but a GWR2 body is not taken for GWR1 (nor the reverse) */
+  assert_int_equal(gw_records_decode(v1, sb.len - 9 - 1, a, &out, &n), GW_ERR(DECODE));
+  memcpy(v1, "GWR2", 4);
+  assert_int_equal(gw_records_decode(v1, sb.len - 9, a, &out, &n), GW_ERR(DECODE));
+  gw_arena_destroy(a);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip),
+    cmocka_unit_test(test_gwr1_still_decodes),
     cmocka_unit_test(test_lying_count),
     cmocka_unit_test(test_arena_cap),
     cmocka_unit_test(test_arena_reset_reuses_chunks),

@@ -197,16 +197,16 @@ static void test_migrate_idempotent(void **state)
   struct gw_err err = {0};
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   PGresult *r = PQexec(m, "SELECT count(*), min(version), max(name) FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "5");
+  assert_string_equal(PQgetvalue(r, 0, 0), "7");
   assert_string_equal(PQgetvalue(r, 0, 1), "1");
-  assert_string_equal(PQgetvalue(r, 0, 2), "split_prompt_hash"); /* max(name) of 0001_init .. 0005 */
+  assert_string_equal(PQgetvalue(r, 0, 2), "trace_summaries"); /* max(name) of 0001_init .. 0007 */
   PQclear(r);
   /* Second run: nothing applied again, no error. */
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   r = PQexec(m, "SELECT count(*), to_regclass('ai_interaction_traces') IS NOT NULL, "
                 "to_regclass('ai_interaction_rejects') IS NOT NULL, to_regclass('ai_interaction_events') IS NOT NULL, "
                 "to_regclass('trace_metrics_hourly') IS NOT NULL FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "5");
+  assert_string_equal(PQgetvalue(r, 0, 0), "7");
   for (int i = 1; i <= 4; i++)
     assert_string_equal(PQgetvalue(r, 0, i), "t");
   PQclear(r);
@@ -220,7 +220,7 @@ static void test_migrate_newer_schema(void **state)
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   exec_or_fail(m, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')");
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_ERR(CONFIG));
-  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (5)");
+  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (7)");
   exec_or_fail(m, "DELETE FROM schema_migrations WHERE version = 9999");
   /* The advisory lock was released: another session can take it. */
   PGresult *r = PQexec(m, "SELECT pg_try_advisory_lock(7456343051642738)");
@@ -643,7 +643,8 @@ static void test_issue11_unfit_rows_no_split(void **state)
                       "before sending the row)\n"
                       "00000000000000c9 54000: model_id is 2700 bytes, more than the 2600 an index entry holds (found "
                       "before sending the row)\n"
-                      "00000000000000fb 54000: service_name, provider, model_id and operation are 2704 bytes together, "
+                      "00000000000000fb 54000: service_name, provider, model_id, operation, agent_name, workflow_name, "
+                      "prompt_name and prompt_version are 2704 bytes together, "
                       "more than the 2600 the rollups' key holds (found before sending the row)");
   /* Kept whole, as the split path keeps a refused row. */
   assert_string_equal(qv("SELECT record->>'input_tokens' FROM ai_interaction_rejects WHERE span_id = '000000000000000b'"),
@@ -835,7 +836,7 @@ static void test_newer_schema_blocks_writer(void **state)
   struct gw_record r = rec(0x111, 1, T0);
   struct gw_sink_outcome out;
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
-  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (5)");
+  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (7)");
   exec_or_fail(db, "DELETE FROM schema_migrations WHERE version = 9998");
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
   assert_int_equal(rows(), 1);
@@ -1301,6 +1302,14 @@ static void test_maint_drops_expired(void **state)
   struct gw_record late = rec(1, 4, T0 + 3 * DAY);
   assert_int_equal(send1(s, &late, 1, &out), GW_SINK_OK);
   assert_int_equal(rows(), 2);
+  /* A trace's summary (migrations/0007_trace_summaries.sql) goes once its last span is past retention. */
+  char q[200];
+  snprintf(q, sizeof q, "SELECT count(*) FROM ai_trace_summaries WHERE trace_id = '%s'", late.trace_id);
+  assert_int_equal(qn(q), 1);
+  assert_int_equal(gw_maint_run(db, &mc, T0 + 3 * DAY + 29 * DAY, &res, &err), GW_OK);
+  assert_int_equal(qn(q), 1);
+  assert_int_equal(gw_maint_run(db, &mc, T0 + 3 * DAY + 31 * DAY, &res, &err), GW_OK);
+  assert_int_equal(qn(q), 0);
   gw_store_pg_sink.destroy(s);
 }
 
