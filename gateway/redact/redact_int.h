@@ -112,8 +112,13 @@ bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow);
 char *rd_builtin_pattern(const enum gw_redact_action *actions);
 /* Can a built-in branch start at s[i]? A cheap superset test, so the anchored pattern runs only there. */
 bool rd_candidate(const char *s, size_t len, size_t i);
-/* The first candidate position at or after i, len when none. */
+/* The first candidate position at or after i, len when none (a block prefilter, then rd_candidate). */
 size_t rd_next_candidate(const char *s, size_t len, size_t i);
+/* The same without the block prefilter, position by position: the reference the tests compare with. */
+size_t rd_next_candidate_ref(const char *s, size_t len, size_t i);
+/* Tests only: true makes rd_next_candidate return every position, so the anchored pattern is tried at each
+ * one (the straightforward scan, which must find exactly what the candidates find). Not thread-safe. */
+extern bool rd_every_position;
 /* auth: the value is under an Authorization key (rd_ctx.auth_key) */
 bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end, bool auth);
 bool rd_secret_key_name(const char *key, size_t len);
