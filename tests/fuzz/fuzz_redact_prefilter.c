@@ -2,7 +2,7 @@
  * fuzz_redact_prefilter.c: the built-in detectors' candidate prefilter (redact/detectors.c) against the
  * straightforward scan. rd_next_candidate skips 16 bytes at a time with a block filter before rd_candidate
  * looks closer; a filter that missed a real start would lose a match silently. Checks, on any input:
- * - rd_next_candidate equals the position-by-position walk (rd_next_candidate_ref), from every start (along
+ * - rd_next_candidate (its 32-byte AVX2 blocks and its 16-byte SSE2 ones) equals the position-by-position walk (rd_next_candidate_ref), from every start (along
  *   the candidates in texts over 512 bytes);
  * - redacting the text with the candidates and with the anchored pattern tried at every position
  *   (rd_every_position) gives the same output and the same counts.
@@ -46,6 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ref = rd_next_candidate_ref(text, len, i);
     if (rd_next_candidate(text, len, i) != ref)
       abort(); /* the block filter missed a candidate, or made one up */
+    rd_no_avx2 = true; /* the 16-byte blocks too, where the CPU runs the 32-byte ones */
+    size_t sse2 = rd_next_candidate(text, len, i);
+    rd_no_avx2 = false;
+    if (sse2 != ref)
+      abort();
     i = len <= 512 ? i + 1 : ref + 1;
   }
   struct gw_arena *a = gw_arena_create(64 << 20);
