@@ -213,12 +213,23 @@ const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, s
   return best;
 }
 
-bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
+struct rd_keyinfo rd_key_info(const struct gw_redactor *r, const char *key, size_t len)
+{
+  struct rd_keyinfo ki = {NULL, false, false};
+  if (key) {
+    ki.secret = rd_secret_key_name(key, len);
+    ki.auth = rd_auth_key_name(key, len);
+    ki.k = rd_key_find(r, key, len);
+  }
+  return ki;
+}
+
+bool rd_key_enter_info(struct rd_ctx *c, const struct rd_keyinfo *ki, bool *allow)
 {
   *allow = false;
-  c->secret_key = key && rd_secret_key_name(key, len);
-  c->auth_key = key && rd_auth_key_name(key, len);
-  const struct rd_key *k = rd_key_find(c->r, key, len);
+  c->secret_key = ki->secret;
+  c->auth_key = ki->auth;
+  const struct rd_key *k = ki->k;
   if (!k)
     return true;
   if (k->deny)
@@ -228,6 +239,12 @@ bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
   else if (k->action != GW_REDACT_DEFAULT)
     c->key_action = k->action;
   return true;
+}
+
+bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
+{
+  struct rd_keyinfo ki = rd_key_info(c->r, key, len);
+  return rd_key_enter_info(c, &ki, allow);
 }
 
 /* Add a key with its rule, merging with an earlier entry for the same key: deny beats allow beats rule. */
@@ -398,6 +415,7 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
   for (size_t i = 0; i < p->n_deny_keys; i++)
     add_key(r, &cap, p->deny_keys[i], GW_REDACT_DROP, true);
   build_key_hash(r);
+  rd_apply_prepare(r);
 
   if (p->hmac_key && p->hmac_key[0]) {
     r->hmac_key_len = p->hmac_key_len ? p->hmac_key_len : strlen(p->hmac_key);

@@ -24,6 +24,14 @@ struct rd_key {
   bool deny;
 };
 
+/* What a key means to the values under it (rd_key_info): looked up once for the fixed keys (record fields,
+ * span names, ...) when the redactor is built, instead of for every value. */
+struct rd_keyinfo {
+  const struct rd_key *k; /* NULL: no rule */
+  bool secret, auth;      /* rd_secret_key_name, rd_auth_key_name */
+};
+#define RD_FIXED_KEYS 32 /* room for redact_apply.c's fixed keys */
+
 struct gw_redactor {
   bool enabled;
   size_t max_content;
@@ -45,6 +53,7 @@ struct gw_redactor {
   size_t key_hash_size;
   uint32_t *prefix_keys; /* indexes of the prefix keys, the only ones rd_key_find walks */
   size_t nprefix;
+  struct rd_keyinfo fixed[RD_FIXED_KEYS]; /* redact_apply.c's fixed keys (rd_apply_prepare) */
 };
 
 /* Why values are replaced whole without (complete) scanning: genai_gateway_redaction_limited_total{reason}. */
@@ -107,6 +116,11 @@ enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const c
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen);
 /* Apply a key's rule to c (returns false when the key is deny-listed); *allow set when never touched. */
 bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow);
+/* The same in two halves: what a key means (key NULL: no key), then applying it. */
+struct rd_keyinfo rd_key_info(const struct gw_redactor *r, const char *key, size_t len);
+bool rd_key_enter_info(struct rd_ctx *c, const struct rd_keyinfo *ki, bool *allow);
+/* redact_apply.c: fill r->fixed (once r's key rules are in place). */
+void rd_apply_prepare(struct gw_redactor *r);
 
 /* detectors.c */
 char *rd_builtin_pattern(const enum gw_redact_action *actions);
