@@ -692,7 +692,7 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, const char *src, 
  * result is kept (output string, and the counts it added) and replayed for the same text met again.
  * Texts are compared whole (the hash only finds the slot); a slot search is bounded, so a request
  * crafted to collide only loses the memo. Short texts are cheaper to scan than to look up. */
-#define MEMO_MIN 48
+#define MEMO_MIN RD_MEMO_MIN
 #define MEMO_PROBES 8
 
 struct memo_ent {
@@ -701,8 +701,11 @@ struct memo_ent {
   size_t len, outlen;
   uint16_t (*counts)[2]; /* (detector, count) pairs, ncounts of them */
   uint32_t total;        /* what plain_scan added to stats->total */
+  uint32_t deny;         /* JSON values: deny-listed members removed */
+  size_t longest;        /* JSON values: the longest string cut() was asked about (c->longest) */
   uint16_t ncounts;
   uint8_t res, ctx;
+  uint8_t depth; /* JSON values: the JSON levels walked (c->jmax - c->jdepth) */
 };
 
 struct gw_redact_memo {
@@ -784,6 +787,7 @@ static void replay(struct rd_ctx *c, const struct memo_ent *e)
   if (!c->st)
     return;
   c->st->total += e->total;
+  c->st->deny += e->deny;
   for (uint16_t i = 0; i < e->ncounts; i++)
     c->st->kinds[e->counts[i][0]] += e->counts[i][1];
 }
@@ -849,6 +853,79 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
     m->n++;
   }
   return res;
+}
+
+/* JSON values (rd_value): the context byte also says "JSON value" (bit 6) and attr_mode (bit 5), so they never
+ * meet rd_plain's entries. Replayed only where the walk would give the same: no string of it longer than
+ * this call's cap (the walk that was kept cut nothing), and room for as many JSON levels. */
+#define MEMO_JSON 0x40u
+#define MEMO_ATTR 0x20u
+
+static unsigned memo_ctx(const struct rd_ctx *c)
+{
+  return (unsigned)c->key_action << 2 | (c->auth_key ? 2u : 0u) | (c->secret_key ? 1u : 0u);
+}
+
+bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, int max_depth, enum rd_res *res,
+                      const char **out, size_t *outlen)
+{
+  struct gw_redact_memo *m = c->memo;
+  if (!m || len < MEMO_MIN || (c->lim && (c->lim->stop_rc || c->lim->why)))
+    return false;
+  unsigned ctx = memo_ctx(c) | MEMO_JSON | (attr_mode ? MEMO_ATTR : 0u);
+  bool found;
+  const struct memo_ent *e = memo_slot(m, memo_hash(s, len, ctx), s, len, ctx, &found);
+  if (!found || e->longest > c->cap || e->depth > max_depth)
+    return false;
+  replay(c, e);
+  if (e->longest > c->longest)
+    c->longest = e->longest;
+  if (c->jdepth + e->depth > c->jmax)
+    c->jmax = c->jdepth + e->depth;
+  *res = (enum rd_res)e->res;
+  if (e->res == RD_CHANGED) {
+    *out = e->out;
+    *outlen = e->outlen;
+  }
+  return true;
+}
+
+void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res res, const char *out,
+                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, int depth)
+{
+  struct gw_redact_memo *m = c->memo;
+  size_t nk = GW_RK__COUNT + c->r->nuser, nc = 0;
+  if (!m || len < MEMO_MIN || depth < 0 || depth > UINT8_MAX)
+    return;
+  for (size_t k = 0; k < nk; k++) {
+    if (mine->kinds[k] > UINT16_MAX)
+      return; /* counts too large to replay exactly */
+    nc += mine->kinds[k] != 0;
+  }
+  unsigned ctx = memo_ctx(c) | MEMO_JSON | (attr_mode ? MEMO_ATTR : 0u);
+  uint64_t h = memo_hash(s, len, ctx);
+  struct memo_ent ent = {.hash = h, .s = s, .len = len, .res = (uint8_t)res, .ctx = (uint8_t)ctx,
+                         .total = mine->total, .deny = mine->deny, .longest = longest, .depth = (uint8_t)depth,
+                         .ncounts = (uint16_t)nc};
+  if (res == RD_CHANGED) {
+    ent.out = out;
+    ent.outlen = outlen;
+  }
+  if (nc && !(ent.counts = gw_arena_alloc(m->a, nc * sizeof *ent.counts)))
+    return;
+  for (size_t k = 0, w = 0; nc && k < nk; k++)
+    if (mine->kinds[k]) {
+      ent.counts[w][0] = (uint16_t)k;
+      ent.counts[w++][1] = (uint16_t)mine->kinds[k];
+    }
+  if (m->n + 1 > m->cap / 2 && !memo_grow(m))
+    return;
+  bool found;
+  struct memo_ent *e = memo_slot(m, h, s, len, ctx, &found);
+  if (e && !found) {
+    *e = ent;
+    m->n++;
+  }
 }
 
 enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,

@@ -96,6 +96,11 @@ struct rd_ctx {
   struct gw_redact_memo *memo; /* NULL: every text is scanned */
   struct rd_limits *lim;       /* the memo's limits; NULL: none */
   int user;                    /* the user pattern being run (for the callout), -1: none */
+  /* What a JSON value's result depends on besides its text and context (rd_value's memo): the longest
+   * string cut() was asked about, the deepest jdepth reached, whether JSON was left unwalked for depth. */
+  size_t longest;
+  int jmax;
+  bool refused;
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
@@ -106,6 +111,14 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
  * Not memoized. */
 enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,
                          size_t *outlen);
+/* The memo for JSON values (rd_value, redact.c): a hit when the same text was walked in the same context
+ * (key rules, attr_mode) with no string longer than cap and no deeper than max_depth more JSON levels; sets
+ * *res, *out, *outlen and replays the counts. put keeps a walk's result and the counts it added (mine). */
+bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, int max_depth, enum rd_res *res,
+                      const char **out, size_t *outlen);
+void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res res, const char *out,
+                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, int depth);
+#define RD_MEMO_MIN 48 /* shorter texts are cheaper to redact than to look up */
 /* redact_bytes.c: a bytes value (see gw_redact_request); *out and *outlen as rd_plain (bytes, NUL-terminated). */
 enum rd_res rd_bytes(struct rd_ctx *c, const uint8_t *b, size_t len, const char **out, size_t *outlen);
 /* A JSON string value of a record's attribute JSON that may be base64 of a bytes value: when it is, decoded,

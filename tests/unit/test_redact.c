@@ -1516,8 +1516,25 @@ static void test_glued_one_pass(void **state)
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
  * and so the record's attributes JSON and content columns), as a plain attribute, in span names. */
+/* {"v":"<s as a JSON string>"} */
+static char *wrap_json(const char *s)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, A);
+  gw_sb_puts(&sb, "{\"v\":");
+  gw_sb_json_str(&sb, s, strlen(s));
+  gw_sb_putc(&sb, '}');
+  return gw_sb_finish(&sb);
+}
+
 static uint8_t *memo_body(size_t *len)
 {
+  /* JSON four levels deep: walked whole as the request's attribute, but one level deeper in the record's
+   * attributes JSON the last level is plain text there ("\nbob@..." then reads as "nbob@..."), so the
+   * request pass's walk must not be replayed for it. */
+  char *nested = gw_arena_strdup(A, "{\"k\":\"x\\nbob@example.com and some more words to be long enough\"}");
+  for (int i = 0; i < 3; i++)
+    nested = wrap_json(nested);
   static const char *const texts[] = {
     "Customer grace.rossi47@example.com called from +1 646 555 0986 about card 4111 1111 1111 1111; "
     "she asked us to confirm the refund to the address on file.",
@@ -1544,10 +1561,11 @@ static uint8_t *memo_body(size_t *len)
     sp->start_time_unix_nano = 1700000000000000000ull + i;
     sp->end_time_unix_nano = sp->start_time_unix_nano + 1000;
     sp->name = gw_arena_strdup(A, t);
-    sp->attributes = kvs(6, kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.request.model", av_str("gpt-4o")),
+    sp->attributes = kvs(7, kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.request.model", av_str("gpt-4o")),
                          kv("gen_ai.input.messages", av_str(in)), kv("gen_ai.output.messages", av_str(out)),
-                         kv("note", av_str(t)), kv("user.id", av_str("user-7@example.com")));
-    sp->n_attributes = 6;
+                         kv("note", av_str(t)), kv("user.id", av_str("user-7@example.com")),
+                         kv("tool.args", av_str(nested)));
+    sp->n_attributes = 7;
     spans[i] = sp;
   }
   GwResource *res = az(sizeof *res);
@@ -1610,7 +1628,9 @@ static void test_memo_same_result(void **state)
   uint8_t *body = memo_body(&len);
   static const struct gw_redact_key_rule hash_input[] = {{"gen_ai.input.messages", GW_REDACT_HASH}};
   static const struct gw_redact_user_pattern user[] = {{"ticket", "refund|ticket", NULL, GW_REDACT_MASK}};
-  for (int variant = 0; variant < 5; variant++) {
+  /* variant 5: a cap under the message texts' length, so the record's attributes JSON cuts what the
+   * request pass kept whole (its memoized walk must not be replayed there) */
+  for (int variant = 0; variant < 6; variant++) {
     struct gw_redact_policy p;
     gw_redact_policy_defaults(&p);
     p.hmac_key = "k1-secret-hmac-key";
@@ -1626,6 +1646,8 @@ static void test_memo_same_result(void **state)
     }
     if (variant == 4)
       p.max_content_bytes = 150;
+    if (variant == 5)
+      p.max_content_bytes = 100;
     struct gw_redactor *r = make(&p);
     struct gw_sb req[2], recs[2];
     int64_t metric[2];
