@@ -1806,6 +1806,17 @@ static void test_fixtures(void **state)
 
 static uint64_t prng_state;
 
+/* Under valgrind the comparison runs on fewer texts (each one is redacted at every position). */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define DIFF_SLOW() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef DIFF_SLOW
+#define DIFF_SLOW() false
+#endif
+
 static uint32_t prng(void)
 {
   prng_state = prng_state * 6364136223846793005ull + 1442695040888963407ull;
@@ -1895,7 +1906,8 @@ static void test_prefilter_differential(void **state)
     p.actions[k] = GW_REDACT_HASH;
   struct gw_redactor *rh = make(&p);
   prng_state = 0x5eed15;
-  for (int it = 0; it < 1000; it++) {
+  bool slow = DIFF_SLOW();
+  for (int it = 0; it < (slow ? 30 : 1000); it++) {
     size_t len;
     char *t = diff_text(&len);
     diff_candidates(t, len);
@@ -1910,8 +1922,9 @@ static void test_prefilter_differential(void **state)
   /* Every detector table input at every alignment to the 16-byte blocks, after a space, a letter, a digit
    * and a NUL-free punctuation byte, and cut short at every length near the end of the text. */
   char *text = tu_read_file("redact/detectors.tsv", NULL), *save = NULL;
+  int nline = 0;
   for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-    if (line[0] == '#')
+    if (line[0] == '#' || (slow && nline++ % 16))
       continue;
     char *col[4] = {0};
     int nc = 0;
