@@ -42,6 +42,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RD_AVX2 1 /* a 32-byte version of the block filter, used when the CPU has AVX2 */
+#endif
 
 #include "redact/redact_int.h"
 
@@ -196,6 +200,9 @@ bool rd_candidate(const char *str, size_t len, size_t i)
 /* Bytes worth a closer look: after a non-alphanumeric byte (word start), and inside a word. */
 static unsigned char at_start[256], in_word[256], is_alnum[256];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+#ifdef RD_AVX2
+static bool have_avx2;
+#endif
 
 static void tables_init(void)
 {
@@ -206,7 +213,13 @@ static void tables_init(void)
     in_word[(unsigned char)*p] = 1;
   for (int c = 0; c < 256; c++)
     is_alnum[c] = alnum((unsigned char)c);
+#ifdef RD_AVX2
+  __builtin_cpu_init();
+  have_avx2 = __builtin_cpu_supports("avx2");
+#endif
 }
+
+bool rd_every_position, rd_no_avx2;
 
 #ifdef __SSE2__
 static __m128i in_range(__m128i v, char lo, char hi) /* lo <= v <= hi, both below 0x80 (signed compare) */
@@ -216,31 +229,132 @@ static __m128i in_range(__m128i v, char lo, char hi) /* lo <= v <= hi, both belo
 
 static __m128i eq(__m128i v, char c) { return _mm_cmpeq_epi8(v, _mm_set1_epi8(c)); }
 
-/* Bit j set when the byte at b + j may start a candidate; b - 1 and b + 16 must be readable. A superset of
- * where rd_candidate is true: '@', '+', '(', ':', '-' anywhere; a digit, or a letter some branch starts
- * with (hex, g, r, s, x in either case), after a non-alphanumeric byte; "se" and "aw" in either case
- * anywhere (AWS secret key names inside identifiers). */
+static __m128i load(const unsigned char *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
+
+#define RD_LOOKAHEAD 4 /* bytes after a block candidate_mask reads */
+
+/* Bit j set when the byte at b + j may start a candidate; b - 1 .. b + 16 + RD_LOOKAHEAD - 1 must be
+ * readable. A superset of where rd_candidate is true, tight enough that ordinary prose rarely reaches it:
+ * - anywhere: '@'; '+' or '(' before a digit; "::"; "--"; "sec" and "aws" in either case (AWS secret key
+ *   names inside identifiers);
+ * - after a non-alphanumeric byte: a digit; a hex digit with ':' among the next 4 bytes (IPv6); the first
+ *   two letters of a branch's prefix: "ey", "be"/"ba" (either case), "sk", "rk", "gh"/"gi", "xo", 'A' and an
+ *   uppercase letter (AIza, the AWS key id prefixes). */
 static unsigned candidate_mask(const unsigned char *b)
 {
-  __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b);
-  __m128i prev = _mm_loadu_si128((const __m128i *)(const void *)(b - 1));
-  __m128i next = _mm_loadu_si128((const __m128i *)(const void *)(b + 1));
+  __m128i x = load(b), prev = load(b - 1), n1 = load(b + 1), n2 = load(b + 2);
   __m128i case_bit = _mm_set1_epi8(0x20);
-  __m128i lx = _mm_or_si128(x, case_bit), lp = _mm_or_si128(prev, case_bit), ln = _mm_or_si128(next, case_bit);
+  __m128i lx = _mm_or_si128(x, case_bit), lp = _mm_or_si128(prev, case_bit);
+  __m128i l1 = _mm_or_si128(n1, case_bit), l2 = _mm_or_si128(n2, case_bit);
   __m128i prev_alnum = _mm_or_si128(in_range(prev, '0', '9'), in_range(lp, 'a', 'z'));
-  __m128i any = _mm_or_si128(_mm_or_si128(eq(x, '@'), eq(x, '+')), _mm_or_si128(eq(x, '('), eq(x, ':')));
-  any = _mm_or_si128(any, eq(x, '-'));
-  __m128i start = _mm_or_si128(in_range(x, '0', '9'), in_range(lx, 'a', 'f'));
-  start = _mm_or_si128(start, _mm_or_si128(_mm_or_si128(eq(lx, 'g'), eq(lx, 'r')), _mm_or_si128(eq(lx, 's'), eq(lx, 'x'))));
-  __m128i inword = _mm_or_si128(_mm_and_si128(eq(lx, 's'), eq(ln, 'e')), _mm_and_si128(eq(lx, 'a'), eq(ln, 'w')));
-  __m128i m = _mm_or_si128(_mm_or_si128(any, inword), _mm_andnot_si128(prev_alnum, start));
-  return (unsigned)_mm_movemask_epi8(m);
+  __m128i digit1 = in_range(n1, '0', '9');
+  __m128i any = _mm_or_si128(eq(x, '@'), _mm_and_si128(_mm_or_si128(eq(x, '+'), eq(x, '(')), digit1));
+  any = _mm_or_si128(any, _mm_and_si128(eq(x, ':'), eq(n1, ':')));
+  any = _mm_or_si128(any, _mm_and_si128(eq(x, '-'), eq(n1, '-')));
+  __m128i sec = _mm_and_si128(_mm_and_si128(eq(lx, 's'), eq(l1, 'e')), eq(l2, 'c'));
+  __m128i aws = _mm_and_si128(_mm_and_si128(eq(lx, 'a'), eq(l1, 'w')), eq(l2, 's'));
+  any = _mm_or_si128(any, _mm_or_si128(sec, aws));
+  unsigned m_any = (unsigned)_mm_movemask_epi8(any);
+  unsigned m_word = (unsigned)_mm_movemask_epi8(prev_alnum) ^ 0xFFFFu;
+  if (!(m_word & ~m_any))
+    return m_any; /* no word start left to look at (inside long words) */
+  __m128i colon = _mm_or_si128(_mm_or_si128(eq(n1, ':'), eq(n2, ':')),
+                               _mm_or_si128(eq(load(b + 3), ':'), eq(load(b + 4), ':')));
+  __m128i hexc = _mm_or_si128(in_range(x, '0', '9'), in_range(lx, 'a', 'f'));
+  __m128i start = _mm_or_si128(in_range(x, '0', '9'), _mm_and_si128(hexc, colon));
+  start = _mm_or_si128(start, _mm_and_si128(eq(x, 'e'), eq(n1, 'y')));
+  start = _mm_or_si128(start, _mm_and_si128(eq(lx, 'b'), _mm_or_si128(eq(l1, 'e'), eq(l1, 'a'))));
+  start = _mm_or_si128(start, _mm_and_si128(_mm_or_si128(eq(x, 's'), eq(x, 'r')), eq(n1, 'k')));
+  start = _mm_or_si128(start, _mm_and_si128(eq(x, 'g'), _mm_or_si128(eq(n1, 'h'), eq(n1, 'i'))));
+  start = _mm_or_si128(start, _mm_and_si128(eq(x, 'x'), eq(n1, 'o')));
+  start = _mm_or_si128(start, _mm_and_si128(eq(x, 'A'), in_range(n1, 'A', 'Z')));
+  return m_any | (m_word & (unsigned)_mm_movemask_epi8(start));
 }
 #endif
+
+#ifdef RD_AVX2
+#define RD_TARGET __attribute__((target("avx2")))
+
+RD_TARGET static __m256i in_range32(__m256i v, char lo, char hi)
+{
+  return _mm256_and_si256(_mm256_cmpgt_epi8(v, _mm256_set1_epi8((char)(lo - 1))),
+                          _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(hi + 1)), v));
+}
+
+RD_TARGET static __m256i eq32(__m256i v, char c) { return _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c)); }
+
+RD_TARGET static __m256i load32(const unsigned char *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
+
+/* candidate_mask over 32 positions: the same conditions, bit for bit. b - 1 .. b + 32 + RD_LOOKAHEAD - 1
+ * must be readable. */
+RD_TARGET static uint32_t candidate_mask32(const unsigned char *b)
+{
+  __m256i x = load32(b), prev = load32(b - 1), n1 = load32(b + 1), n2 = load32(b + 2);
+  __m256i case_bit = _mm256_set1_epi8(0x20);
+  __m256i lx = _mm256_or_si256(x, case_bit), lp = _mm256_or_si256(prev, case_bit);
+  __m256i l1 = _mm256_or_si256(n1, case_bit), l2 = _mm256_or_si256(n2, case_bit);
+  __m256i prev_alnum = _mm256_or_si256(in_range32(prev, '0', '9'), in_range32(lp, 'a', 'z'));
+  __m256i digit1 = in_range32(n1, '0', '9');
+  __m256i any = _mm256_or_si256(eq32(x, '@'), _mm256_and_si256(_mm256_or_si256(eq32(x, '+'), eq32(x, '(')), digit1));
+  any = _mm256_or_si256(any, _mm256_and_si256(eq32(x, ':'), eq32(n1, ':')));
+  any = _mm256_or_si256(any, _mm256_and_si256(eq32(x, '-'), eq32(n1, '-')));
+  __m256i sec = _mm256_and_si256(_mm256_and_si256(eq32(lx, 's'), eq32(l1, 'e')), eq32(l2, 'c'));
+  __m256i aws = _mm256_and_si256(_mm256_and_si256(eq32(lx, 'a'), eq32(l1, 'w')), eq32(l2, 's'));
+  any = _mm256_or_si256(any, _mm256_or_si256(sec, aws));
+  uint32_t m_any = (uint32_t)_mm256_movemask_epi8(any);
+  uint32_t m_word = ~(uint32_t)_mm256_movemask_epi8(prev_alnum);
+  if (!(m_word & ~m_any))
+    return m_any;
+  __m256i colon = _mm256_or_si256(_mm256_or_si256(eq32(n1, ':'), eq32(n2, ':')),
+                                  _mm256_or_si256(eq32(load32(b + 3), ':'), eq32(load32(b + 4), ':')));
+  __m256i hexc = _mm256_or_si256(in_range32(x, '0', '9'), in_range32(lx, 'a', 'f'));
+  __m256i start = _mm256_or_si256(in_range32(x, '0', '9'), _mm256_and_si256(hexc, colon));
+  start = _mm256_or_si256(start, _mm256_and_si256(eq32(x, 'e'), eq32(n1, 'y')));
+  start = _mm256_or_si256(start, _mm256_and_si256(eq32(lx, 'b'), _mm256_or_si256(eq32(l1, 'e'), eq32(l1, 'a'))));
+  start = _mm256_or_si256(start, _mm256_and_si256(_mm256_or_si256(eq32(x, 's'), eq32(x, 'r')), eq32(n1, 'k')));
+  start = _mm256_or_si256(start, _mm256_and_si256(eq32(x, 'g'), _mm256_or_si256(eq32(n1, 'h'), eq32(n1, 'i'))));
+  start = _mm256_or_si256(start, _mm256_and_si256(eq32(x, 'x'), eq32(n1, 'o')));
+  start = _mm256_or_si256(start, _mm256_and_si256(eq32(x, 'A'), in_range32(n1, 'A', 'Z')));
+  return m_any | (m_word & (uint32_t)_mm256_movemask_epi8(start));
+}
+
+/* The 32-byte blocks from *i while they and their lookahead are in the string: the first candidate, or len
+ * with *i left where the blocks stopped. */
+RD_TARGET static size_t blocks32(const char *str, size_t len, size_t *i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t at = *i;
+  for (; at + 32 + RD_LOOKAHEAD <= len; at += 32) {
+    for (uint32_t m = candidate_mask32(s + at); m; m &= m - 1) {
+      size_t c = at + (size_t)__builtin_ctz(m);
+      if (rd_candidate(str, len, c))
+        return c;
+    }
+  }
+  *i = at;
+  return len;
+}
+#endif
+
+/* Each position from i on, as rd_next_candidate would find them without its block filter: what the
+ * differential tests compare it with. */
+static size_t next_candidate_bytewise(const char *str, size_t len, size_t i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  for (; i < len; i++) {
+    unsigned char c = s[i];
+    const unsigned char *t = i && is_alnum[s[i - 1]] ? in_word : at_start;
+    if (t[c] && rd_candidate(str, len, i))
+      return i;
+  }
+  return len;
+}
 
 size_t rd_next_candidate(const char *str, size_t len, size_t i)
 {
   pthread_once(&tables_once, tables_init);
+  if (rd_every_position)
+    return i;
   const unsigned char *s = (const unsigned char *)str;
 #ifdef __SSE2__
   /* 16 positions at a time while the bytes before and after the block are in the string; the candidates
@@ -249,21 +363,47 @@ size_t rd_next_candidate(const char *str, size_t len, size_t i)
     return 0;
   if (i == 0)
     i = 1;
-  for (; i + 17 <= len; i += 16) {
+#ifdef RD_AVX2
+  if (have_avx2 && !rd_no_avx2) {
+    size_t at = blocks32(str, len, &i);
+    if (at < len)
+      return at;
+  }
+#endif
+  for (; i + 16 + RD_LOOKAHEAD <= len; i += 16) {
     for (unsigned m = candidate_mask(s + i); m; m &= m - 1) {
       size_t at = i + (size_t)__builtin_ctz(m);
       if (rd_candidate(str, len, at))
         return at;
     }
   }
-#endif
-  for (; i < len; i++) {
-    unsigned char c = s[i];
-    const unsigned char *t = i && is_alnum[s[i - 1]] ? in_word : at_start;
-    if (t[c] && rd_candidate(str, len, i))
-      return i;
+  /* The last bytes (short values are only that): a copy padded with NULs, which the mask reads as the end
+   * of the value (no condition holds on a NUL), so its bits are still a superset. */
+  if (i < len) {
+    unsigned char pad[1 + 32 + RD_LOOKAHEAD];
+    size_t n = len - i; /* < 16 + RD_LOOKAHEAD <= 32 */
+    memset(pad, 0, sizeof pad);
+    memcpy(pad, s + i - 1, n + 1);
+    for (size_t blk = 0; blk < n; blk += 16) {
+      unsigned m = candidate_mask(pad + 1 + blk);
+      if (n - blk < 16)
+        m &= (1u << (n - blk)) - 1;
+      for (; m; m &= m - 1) {
+        size_t at = i + blk + (size_t)__builtin_ctz(m);
+        if (rd_candidate(str, len, at))
+          return at;
+      }
+    }
+    return len;
   }
-  return len;
+#endif
+  return next_candidate_bytewise(str, len, i);
+}
+
+size_t rd_next_candidate_ref(const char *str, size_t len, size_t i)
+{
+  pthread_once(&tables_once, tables_init);
+  return next_candidate_bytewise(str, len, i);
 }
 
 /* A bearer token: 8 characters with a digit, or 16 without ("Bearer token required", "the bearer of bad

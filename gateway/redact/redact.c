@@ -213,12 +213,23 @@ const struct rd_key *rd_key_find(const struct gw_redactor *r, const char *key, s
   return best;
 }
 
-bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
+struct rd_keyinfo rd_key_info(const struct gw_redactor *r, const char *key, size_t len)
+{
+  struct rd_keyinfo ki = {NULL, false, false};
+  if (key) {
+    ki.secret = rd_secret_key_name(key, len);
+    ki.auth = rd_auth_key_name(key, len);
+    ki.k = rd_key_find(r, key, len);
+  }
+  return ki;
+}
+
+bool rd_key_enter_info(struct rd_ctx *c, const struct rd_keyinfo *ki, bool *allow)
 {
   *allow = false;
-  c->secret_key = key && rd_secret_key_name(key, len);
-  c->auth_key = key && rd_auth_key_name(key, len);
-  const struct rd_key *k = rd_key_find(c->r, key, len);
+  c->secret_key = ki->secret;
+  c->auth_key = ki->auth;
+  const struct rd_key *k = ki->k;
   if (!k)
     return true;
   if (k->deny)
@@ -228,6 +239,12 @@ bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
   else if (k->action != GW_REDACT_DEFAULT)
     c->key_action = k->action;
   return true;
+}
+
+bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow)
+{
+  struct rd_keyinfo ki = rd_key_info(c->r, key, len);
+  return rd_key_enter_info(c, &ki, allow);
 }
 
 /* Add a key with its rule, merging with an earlier entry for the same key: deny beats allow beats rule. */
@@ -398,6 +415,7 @@ struct gw_redactor *gw_redactor_create(const struct gw_redact_policy *p, struct 
   for (size_t i = 0; i < p->n_deny_keys; i++)
     add_key(r, &cap, p->deny_keys[i], GW_REDACT_DROP, true);
   build_key_hash(r);
+  rd_apply_prepare(r);
 
   if (p->hmac_key && p->hmac_key[0]) {
     r->hmac_key_len = p->hmac_key_len ? p->hmac_key_len : strlen(p->hmac_key);
@@ -674,7 +692,7 @@ static enum rd_res plain_scan(struct rd_ctx *c, const char *s, const char *src, 
  * result is kept (output string, and the counts it added) and replayed for the same text met again.
  * Texts are compared whole (the hash only finds the slot); a slot search is bounded, so a request
  * crafted to collide only loses the memo. Short texts are cheaper to scan than to look up. */
-#define MEMO_MIN 48
+#define MEMO_MIN RD_MEMO_MIN
 #define MEMO_PROBES 8
 
 struct memo_ent {
@@ -683,8 +701,11 @@ struct memo_ent {
   size_t len, outlen;
   uint16_t (*counts)[2]; /* (detector, count) pairs, ncounts of them */
   uint32_t total;        /* what plain_scan added to stats->total */
+  uint32_t deny;         /* JSON values: deny-listed members removed */
+  size_t longest;        /* JSON values: the longest string cut() was asked about (c->longest) */
   uint16_t ncounts;
   uint8_t res, ctx;
+  uint8_t depth; /* JSON values: the JSON levels walked (c->jmax - c->jdepth) */
 };
 
 struct gw_redact_memo {
@@ -766,6 +787,7 @@ static void replay(struct rd_ctx *c, const struct memo_ent *e)
   if (!c->st)
     return;
   c->st->total += e->total;
+  c->st->deny += e->deny;
   for (uint16_t i = 0; i < e->ncounts; i++)
     c->st->kinds[e->counts[i][0]] += e->counts[i][1];
 }
@@ -831,6 +853,79 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
     m->n++;
   }
   return res;
+}
+
+/* JSON values (rd_value): the context byte also says "JSON value" (bit 6) and attr_mode (bit 5), so they never
+ * meet rd_plain's entries. Replayed only where the walk would give the same: no string of it longer than
+ * this call's cap (the walk that was kept cut nothing), and room for as many JSON levels. */
+#define MEMO_JSON 0x40u
+#define MEMO_ATTR 0x20u
+
+static unsigned memo_ctx(const struct rd_ctx *c)
+{
+  return (unsigned)c->key_action << 2 | (c->auth_key ? 2u : 0u) | (c->secret_key ? 1u : 0u);
+}
+
+bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, int max_depth, enum rd_res *res,
+                      const char **out, size_t *outlen)
+{
+  struct gw_redact_memo *m = c->memo;
+  if (!m || len < MEMO_MIN || (c->lim && (c->lim->stop_rc || c->lim->why)))
+    return false;
+  unsigned ctx = memo_ctx(c) | MEMO_JSON | (attr_mode ? MEMO_ATTR : 0u);
+  bool found;
+  const struct memo_ent *e = memo_slot(m, memo_hash(s, len, ctx), s, len, ctx, &found);
+  if (!found || e->longest > c->cap || e->depth > max_depth)
+    return false;
+  replay(c, e);
+  if (e->longest > c->longest)
+    c->longest = e->longest;
+  if (c->jdepth + e->depth > c->jmax)
+    c->jmax = c->jdepth + e->depth;
+  *res = (enum rd_res)e->res;
+  if (e->res == RD_CHANGED) {
+    *out = e->out;
+    *outlen = e->outlen;
+  }
+  return true;
+}
+
+void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res res, const char *out,
+                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, int depth)
+{
+  struct gw_redact_memo *m = c->memo;
+  size_t nk = GW_RK__COUNT + c->r->nuser, nc = 0;
+  if (!m || len < MEMO_MIN || depth < 0 || depth > UINT8_MAX)
+    return;
+  for (size_t k = 0; k < nk; k++) {
+    if (mine->kinds[k] > UINT16_MAX)
+      return; /* counts too large to replay exactly */
+    nc += mine->kinds[k] != 0;
+  }
+  unsigned ctx = memo_ctx(c) | MEMO_JSON | (attr_mode ? MEMO_ATTR : 0u);
+  uint64_t h = memo_hash(s, len, ctx);
+  struct memo_ent ent = {.hash = h, .s = s, .len = len, .res = (uint8_t)res, .ctx = (uint8_t)ctx,
+                         .total = mine->total, .deny = mine->deny, .longest = longest, .depth = (uint8_t)depth,
+                         .ncounts = (uint16_t)nc};
+  if (res == RD_CHANGED) {
+    ent.out = out;
+    ent.outlen = outlen;
+  }
+  if (nc && !(ent.counts = gw_arena_alloc(m->a, nc * sizeof *ent.counts)))
+    return;
+  for (size_t k = 0, w = 0; nc && k < nk; k++)
+    if (mine->kinds[k]) {
+      ent.counts[w][0] = (uint16_t)k;
+      ent.counts[w++][1] = (uint16_t)mine->kinds[k];
+    }
+  if (m->n + 1 > m->cap / 2 && !memo_grow(m))
+    return;
+  bool found;
+  struct memo_ent *e = memo_slot(m, h, s, len, ctx, &found);
+  if (e && !found) {
+    *e = ent;
+    m->n++;
+  }
 }
 
 enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,

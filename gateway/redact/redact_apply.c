@@ -164,14 +164,24 @@ static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
   *n = w;
 }
 
+/* The fixed keys of names and messages (their rules are looked up once: r->fixed, rd_apply_prepare). */
+enum text_key { TK_SCOPE_NAME, TK_SCOPE_VERSION, TK_SCHEMA_URL, TK_SPAN_NAME, TK_TRACE_STATE, TK_EVENT_NAME,
+                TK_STATUS_MESSAGE, TK_SEVERITY_TEXT, TK__COUNT };
+static const char *const text_keys[TK__COUNT] = {
+  [TK_SCOPE_NAME] = "otel.scope.name", [TK_SCOPE_VERSION] = "otel.scope.version", [TK_SCHEMA_URL] = "schema_url",
+  [TK_SPAN_NAME] = "span.name",        [TK_TRACE_STATE] = "trace_state",          [TK_EVENT_NAME] = "event.name",
+  [TK_STATUS_MESSAGE] = "status.message", [TK_SEVERITY_TEXT] = "log.severity_text",
+};
+#define TK_FIXED 0 /* r->fixed[TK_FIXED + tk]; the record fields' follow */
+
 /* A name or message: replaced, never removed. */
-static void text(struct rd_ctx *c, char **field, const char *key, const char *dropped)
+static void text(struct rd_ctx *c, char **field, enum text_key tk, const char *dropped)
 {
   if (!*field || !**field)
     return;
   enum gw_redact_action act = c->key_action;
   bool allow;
-  if (!rd_key_enter(c, key, strlen(key), &allow)) {
+  if (!rd_key_enter_info(c, &c->r->fixed[TK_FIXED + tk], &allow)) {
     count_deny(c);
     *field = (char *)dropped;
   } else if (!allow) {
@@ -192,11 +202,11 @@ static void text(struct rd_ctx *c, char **field, const char *key, const char *dr
 static void scope_texts(struct rd_ctx *c, GwScope *scope, char **schema_url)
 {
   if (scope) {
-    text(c, &scope->name, "otel.scope.name", "[REDACTED]");
-    text(c, &scope->version, "otel.scope.version", "");
+    text(c, &scope->name, TK_SCOPE_NAME, "[REDACTED]");
+    text(c, &scope->version, TK_SCOPE_VERSION, "");
     kvs(c, scope->attributes, &scope->n_attributes, 0);
   }
-  text(c, schema_url, "schema_url", "");
+  text(c, schema_url, TK_SCHEMA_URL, "");
 }
 
 /* A request's redactions go to the metric (once per value forwarded); OOM when the arena ran out. */
@@ -223,7 +233,7 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
       continue;
     if (rs->resource)
       kvs(&c, rs->resource->attributes, &rs->resource->n_attributes, 0);
-    text(&c, &rs->schema_url, "schema_url", "");
+    text(&c, &rs->schema_url, TK_SCHEMA_URL, "");
     for (size_t j = 0; j < rs->n_scope_spans; j++) {
       GwScopeSpans *ss = rs->scope_spans[j];
       if (!ss)
@@ -233,21 +243,21 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
         GwSpan *sp = ss->spans[k];
         if (!sp)
           continue;
-        text(&c, &sp->name, "span.name", "[REDACTED]");
-        text(&c, &sp->trace_state, "trace_state", "");
+        text(&c, &sp->name, TK_SPAN_NAME, "[REDACTED]");
+        text(&c, &sp->trace_state, TK_TRACE_STATE, "");
         kvs(&c, sp->attributes, &sp->n_attributes, 0);
         for (size_t e = 0; e < sp->n_events; e++)
           if (sp->events[e]) {
-            text(&c, &sp->events[e]->name, "event.name", "[REDACTED]");
+            text(&c, &sp->events[e]->name, TK_EVENT_NAME, "[REDACTED]");
             kvs(&c, sp->events[e]->attributes, &sp->events[e]->n_attributes, 0);
           }
         for (size_t l = 0; l < sp->n_links; l++)
           if (sp->links[l]) {
-            text(&c, &sp->links[l]->trace_state, "trace_state", "");
+            text(&c, &sp->links[l]->trace_state, TK_TRACE_STATE, "");
             kvs(&c, sp->links[l]->attributes, &sp->links[l]->n_attributes, 0);
           }
         if (sp->status)
-          text(&c, &sp->status->message, "status.message", "");
+          text(&c, &sp->status->message, TK_STATUS_MESSAGE, "");
       }
     }
   }
@@ -269,7 +279,7 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
       continue;
     if (rl->resource)
       kvs(&c, rl->resource->attributes, &rl->resource->n_attributes, 0);
-    text(&c, &rl->schema_url, "schema_url", "");
+    text(&c, &rl->schema_url, TK_SCHEMA_URL, "");
     for (size_t j = 0; j < rl->n_scope_logs; j++) {
       GwScopeLogs *sl = rl->scope_logs[j];
       if (!sl)
@@ -279,8 +289,8 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
         GwLogRecord *l = sl->log_records[k];
         if (!l)
           continue;
-        text(&c, &l->severity_text, "log.severity_text", "");
-        text(&c, &l->event_name, "event.name", "[REDACTED]");
+        text(&c, &l->severity_text, TK_SEVERITY_TEXT, "");
+        text(&c, &l->event_name, TK_EVENT_NAME, "[REDACTED]");
         kvs(&c, l->attributes, &l->n_attributes, 0);
         /* The body is the record's message: a string or a kvlist (GenAI events: content, message,
          * tool_calls, ...); a dropped body becomes an empty one, the record itself is kept. */
@@ -328,6 +338,18 @@ static const struct {
 #undef RF
 };
 
+#define NRFIELDS (sizeof rfields / sizeof rfields[0])
+#define RF_FIXED TK__COUNT /* r->fixed[RF_FIXED + field index] */
+_Static_assert(TK__COUNT + NRFIELDS <= RD_FIXED_KEYS, "RD_FIXED_KEYS too small for the fixed keys");
+
+void rd_apply_prepare(struct gw_redactor *r)
+{
+  for (int t = 0; t < TK__COUNT; t++)
+    r->fixed[TK_FIXED + t] = rd_key_info(r, text_keys[t], strlen(text_keys[t]));
+  for (size_t f = 0; f < NRFIELDS; f++)
+    r->fixed[RF_FIXED + f] = rd_key_info(r, rfields[f].key, rfields[f].key ? strlen(rfields[f].key) : 0);
+}
+
 struct res_cache {
   const char *in, *out;
   struct gw_redact_stats st;
@@ -359,8 +381,7 @@ static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_rec
     c.cap = max;
   if (r->enabled && rfields[fi].key) {
     bool allow;
-    const char *k = rfields[fi].key;
-    if (!rd_key_enter(&c, k, strlen(k), &allow)) {
+    if (!rd_key_enter_info(&c, &r->fixed[RF_FIXED + fi], &allow)) {
       count_deny(&c);
       *fp = NULL;
       return;

@@ -24,6 +24,14 @@ struct rd_key {
   bool deny;
 };
 
+/* What a key means to the values under it (rd_key_info): looked up once for the fixed keys (record fields,
+ * span names, ...) when the redactor is built, instead of for every value. */
+struct rd_keyinfo {
+  const struct rd_key *k; /* NULL: no rule */
+  bool secret, auth;      /* rd_secret_key_name, rd_auth_key_name */
+};
+#define RD_FIXED_KEYS 32 /* room for redact_apply.c's fixed keys */
+
 struct gw_redactor {
   bool enabled;
   size_t max_content;
@@ -45,6 +53,7 @@ struct gw_redactor {
   size_t key_hash_size;
   uint32_t *prefix_keys; /* indexes of the prefix keys, the only ones rd_key_find walks */
   size_t nprefix;
+  struct rd_keyinfo fixed[RD_FIXED_KEYS]; /* redact_apply.c's fixed keys (rd_apply_prepare) */
 };
 
 /* Why values are replaced whole without (complete) scanning: genai_gateway_redaction_limited_total{reason}. */
@@ -87,6 +96,11 @@ struct rd_ctx {
   struct gw_redact_memo *memo; /* NULL: every text is scanned */
   struct rd_limits *lim;       /* the memo's limits; NULL: none */
   int user;                    /* the user pattern being run (for the callout), -1: none */
+  /* What a JSON value's result depends on besides its text and context (rd_value's memo): the longest
+   * string cut() was asked about, the deepest jdepth reached, whether JSON was left unwalked for depth. */
+  size_t longest;
+  int jmax;
+  bool refused;
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
@@ -97,6 +111,14 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
  * Not memoized. */
 enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,
                          size_t *outlen);
+/* The memo for JSON values (rd_value, redact.c): a hit when the same text was walked in the same context
+ * (key rules, attr_mode) with no string longer than cap and no deeper than max_depth more JSON levels; sets
+ * *res, *out, *outlen and replays the counts. put keeps a walk's result and the counts it added (mine). */
+bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, int max_depth, enum rd_res *res,
+                      const char **out, size_t *outlen);
+void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res res, const char *out,
+                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, int depth);
+#define RD_MEMO_MIN 48 /* shorter texts are cheaper to redact than to look up */
 /* redact_bytes.c: a bytes value (see gw_redact_request); *out and *outlen as rd_plain (bytes, NUL-terminated). */
 enum rd_res rd_bytes(struct rd_ctx *c, const uint8_t *b, size_t len, const char **out, size_t *outlen);
 /* A JSON string value of a record's attribute JSON that may be base64 of a bytes value: when it is, decoded,
@@ -107,13 +129,25 @@ enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const c
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen);
 /* Apply a key's rule to c (returns false when the key is deny-listed); *allow set when never touched. */
 bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow);
+/* The same in two halves: what a key means (key NULL: no key), then applying it. */
+struct rd_keyinfo rd_key_info(const struct gw_redactor *r, const char *key, size_t len);
+bool rd_key_enter_info(struct rd_ctx *c, const struct rd_keyinfo *ki, bool *allow);
+/* redact_apply.c: fill r->fixed (once r's key rules are in place). */
+void rd_apply_prepare(struct gw_redactor *r);
 
 /* detectors.c */
 char *rd_builtin_pattern(const enum gw_redact_action *actions);
 /* Can a built-in branch start at s[i]? A cheap superset test, so the anchored pattern runs only there. */
 bool rd_candidate(const char *s, size_t len, size_t i);
-/* The first candidate position at or after i, len when none. */
+/* The first candidate position at or after i, len when none (a block prefilter, then rd_candidate). */
 size_t rd_next_candidate(const char *s, size_t len, size_t i);
+/* The same without the block prefilter, position by position: the reference the tests compare with. */
+size_t rd_next_candidate_ref(const char *s, size_t len, size_t i);
+/* Tests only: true makes rd_next_candidate return every position, so the anchored pattern is tried at each
+ * one (the straightforward scan, which must find exactly what the candidates find). Not thread-safe. */
+extern bool rd_every_position;
+/* Tests only: true keeps rd_next_candidate to its SSE2 blocks on a CPU with AVX2 (both are compared). */
+extern bool rd_no_avx2;
 /* auth: the value is under an Authorization key (rd_ctx.auth_key) */
 bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end, bool auth);
 bool rd_secret_key_name(const char *key, size_t len);

@@ -472,8 +472,11 @@ static bool cut(struct rd_ctx *c, const char *s, size_t len, const char **out, s
   return true;
 }
 
-enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen)
+static enum rd_res value_walk(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out,
+                              size_t *outlen)
 {
+  if (c->jdepth >= RJ_MAX_NEST && looks_json(s, len))
+    c->refused = true; /* redacted as plain text here, walked at a shallower level */
   /* Past a budget JSON is still walked (linear), so its strings are masked one by one and it stays valid
    * JSON (the attributes column is jsonb); once stopped nothing is worth the walk. */
   if (c->jdepth < RJ_MAX_NEST && looks_json(s, len) && (rd_charge(c, len) || !c->lim->stop_rc)) {
@@ -486,6 +489,8 @@ enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode
       saved = *c->st;
     enum rd_res res;
     c->jdepth++;
+    if (c->jdepth > c->jmax)
+      c->jmax = c->jdepth;
     int rc = json(c, s, len, attr_mode, &res, out, outlen);
     c->jdepth--;
     if (rc == RJ_OK || c->oom)
@@ -500,7 +505,55 @@ enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode
     return res;
   const char *t = res == RD_CHANGED ? *out : s;
   size_t tl = res == RD_CHANGED ? *outlen : len;
+  if (tl > c->longest)
+    c->longest = tl;
   if (cut(c, t, tl, out, outlen))
     return RD_CHANGED;
+  return res;
+}
+
+/*
+ * A JSON value comes back whole: the record's attributes JSON holds each message attribute the request pass
+ * already walked (as a JSON string, the same text once unescaped). Without a shared content budget, its
+ * result depends only on the text, the key context and attr_mode, as long as the cap cuts none of its
+ * strings and the levels of JSON inside it are walked the same: the memo keeps the walk with what it
+ * needs to know that (the longest string, the levels, none left unwalked for depth), and the counts it added.
+ */
+enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen)
+{
+  if (!c->memo || !c->r->enabled || c->budget != SIZE_MAX || len < RD_MEMO_MIN || c->jdepth >= RJ_MAX_NEST ||
+      !looks_json(s, len))
+    return value_walk(c, s, len, attr_mode, out, outlen);
+  enum rd_res res;
+  if (rd_memo_json_get(c, s, len, attr_mode, RJ_MAX_NEST - c->jdepth, &res, out, outlen))
+    return res;
+  size_t longest = c->longest;
+  int jmax = c->jmax;
+  bool refused = c->refused;
+  struct gw_redact_stats mine, *theirs = c->st;
+  memset(&mine, 0, sizeof mine);
+  c->longest = 0;
+  c->jmax = c->jdepth;
+  c->refused = false;
+  c->st = &mine;
+  res = value_walk(c, s, len, attr_mode, out, outlen);
+  c->st = theirs;
+  size_t nk = GW_RK__COUNT + c->r->nuser;
+  if (theirs) {
+    theirs->total += mine.total;
+    theirs->deny += mine.deny;
+    theirs->truncated += mine.truncated;
+    theirs->limited += mine.limited;
+    for (size_t k = 0; k < nk; k++)
+      theirs->kinds[k] += mine.kinds[k];
+  }
+  if (!c->oom && !(c->lim && (c->lim->stop_rc || c->lim->why)) && !mine.limited && !mine.truncated && !c->refused)
+    rd_memo_json_put(c, s, len, attr_mode, res, res == RD_CHANGED ? *out : NULL, res == RD_CHANGED ? *outlen : 0,
+                     &mine, c->longest, c->jmax - c->jdepth);
+  if (longest > c->longest)
+    c->longest = longest;
+  if (jmax > c->jmax)
+    c->jmax = jmax;
+  c->refused |= refused;
   return res;
 }

@@ -1513,8 +1513,25 @@ static void test_glued_one_pass(void **state)
 
 /* A request whose long texts come back in many places: the same messages on every span (JSON attribute,
  * and so the record's attributes JSON and content columns), as a plain attribute, in span names. */
+/* {"v":"<s as a JSON string>"} */
+static char *wrap_json(const char *s)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, A);
+  gw_sb_puts(&sb, "{\"v\":");
+  gw_sb_json_str(&sb, s, strlen(s));
+  gw_sb_putc(&sb, '}');
+  return gw_sb_finish(&sb);
+}
+
 static uint8_t *memo_body(size_t *len)
 {
+  /* JSON four levels deep: walked whole as the request's attribute, but one level deeper in the record's
+   * attributes JSON the last level is plain text there ("\nbob@..." then reads as "nbob@..."), so the
+   * request pass's walk must not be replayed for it. */
+  char *nested = gw_arena_strdup(A, "{\"k\":\"x\\nbob@example.com and some more words to be long enough\"}");
+  for (int i = 0; i < 3; i++)
+    nested = wrap_json(nested);
   static const char *const texts[] = {
     "Customer grace.rossi47@example.com called from +1 646 555 0986 about card 4111 1111 1111 1111; "
     "she asked us to confirm the refund to the address on file.",
@@ -1541,10 +1558,11 @@ static uint8_t *memo_body(size_t *len)
     sp->start_time_unix_nano = 1700000000000000000ull + i;
     sp->end_time_unix_nano = sp->start_time_unix_nano + 1000;
     sp->name = gw_arena_strdup(A, t);
-    sp->attributes = kvs(6, kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.request.model", av_str("gpt-4o")),
+    sp->attributes = kvs(7, kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.request.model", av_str("gpt-4o")),
                          kv("gen_ai.input.messages", av_str(in)), kv("gen_ai.output.messages", av_str(out)),
-                         kv("note", av_str(t)), kv("user.id", av_str("user-7@example.com")));
-    sp->n_attributes = 6;
+                         kv("note", av_str(t)), kv("user.id", av_str("user-7@example.com")),
+                         kv("tool.args", av_str(nested)));
+    sp->n_attributes = 7;
     spans[i] = sp;
   }
   GwResource *res = az(sizeof *res);
@@ -1607,7 +1625,9 @@ static void test_memo_same_result(void **state)
   uint8_t *body = memo_body(&len);
   static const struct gw_redact_key_rule hash_input[] = {{"gen_ai.input.messages", GW_REDACT_HASH}};
   static const struct gw_redact_user_pattern user[] = {{"ticket", "refund|ticket", NULL, GW_REDACT_MASK}};
-  for (int variant = 0; variant < 5; variant++) {
+  /* variant 5: a cap under the message texts' length, so the record's attributes JSON cuts what the
+   * request pass kept whole (its memoized walk must not be replayed there) */
+  for (int variant = 0; variant < 6; variant++) {
     struct gw_redact_policy p;
     gw_redact_policy_defaults(&p);
     p.hmac_key = "k1-secret-hmac-key";
@@ -1623,6 +1643,8 @@ static void test_memo_same_result(void **state)
     }
     if (variant == 4)
       p.max_content_bytes = 150;
+    if (variant == 5)
+      p.max_content_bytes = 100;
     struct gw_redactor *r = make(&p);
     struct gw_sb req[2], recs[2];
     int64_t metric[2];
@@ -1772,10 +1794,178 @@ static void test_fixtures(void **state)
   gw_redactor_destroy(r);
 }
 
+
+/* ---- the candidate prefilter against the straightforward scan ----
+ * rd_next_candidate skips 16 bytes at a time with a block filter before rd_candidate looks closer. A filter
+ * that let a real start through unseen would lose a match: compared here, on random and adversarial texts,
+ * with (1) the position-by-position candidate walk and (2) the anchored pattern tried at every position
+ * (rd_every_position): the outputs and counts must be the same, value by value. */
+
+static uint64_t prng_state;
+
+/* Under valgrind the comparison runs on fewer texts (each one is redacted at every position). */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define DIFF_SLOW() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef DIFF_SLOW
+#define DIFF_SLOW() false
+#endif
+
+static uint32_t prng(void)
+{
+  prng_state = prng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return (uint32_t)(prng_state >> 33);
+}
+
+/* Pieces detectors start with, or almost do, and what surrounds them. */
+static const char *const diff_pieces[] = {
+  "alice@example.com", "a.b+c@d-e.example.org", "@", "@@x.io", "+1 415 555 0132", "+14155550132", "(212) 555-1234",
+  "212-555-1234", "1-800-555-0199", "078-05-1120", "4111 1111 1111 1111", "4111-1111-1111-1111", "378282246310005",
+  "4012888888881881", "192.168.1.20", "10.0.0.1", "version 1.2.3.4", "2001:db8::1", "::1", "::ffff:10.0.0.1",
+  "fe80::1%eth0", "dead:beef::", "1:2:3:4:5:6:7:8", "AKIAIOSFODNN7EXAMPLE", "ASIAY34FZKBOKMUTVV7A",
+  "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SecretAccessKey: ", "MyAwsSecretKey=",
+  "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "eyJ",
+  "Bearer abcdefgh12345678", "bearer x", "Authorization: Bearer t0k", "Basic dXNlcjpwYXNzd29yZA==", "basic usage",
+  "sk-proj-abc123def456ghi789jkl012", "sk_live_0123456789abcdefghijklmn", "rk_live_0123456789abcdefghij",
+  "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", "github_pat_0123456789abcdefghijklmn",
+  "AIzaSyA-1234567890abcdefghijklmnopqrstu", "xoxb-1234567890-abcdef", "-----BEGIN RSA PRIVATE KEY-----",
+  "MIIEowIBAAKCAQEA", "-----END RSA PRIVATE KEY-----", "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----",
+  "--", "::", "+(", "(9", "x:", "abcd:", "Ab", "AB", "A", "se", "sec", "aw", "aws", "be", "ba", "sk", "rk", "gh", "gi",
+  "xo", "ey", "\t", "\n", " ", " ", ".", ",", "_", "-", "/", "=", "\"", "'", "\\", "é", "日本", "\xf0\x9f\x98\x80",
+  "The device restarts when the VPN profile is imported again.", "0", "7", "42", "2024-01-15", "12:30:45",
+};
+
+static char *diff_text(size_t *len)
+{
+  size_t cap = 1 + prng() % 700, n = 0;
+  char *t = malloc(cap + 128);
+  while (n < cap) {
+    if (prng() % 3 == 0) { /* a random byte: ASCII mostly, any non-NUL byte sometimes */
+      unsigned c = prng() % 8 ? 0x20 + prng() % 95 : 1 + prng() % 255;
+      t[n++] = (char)c;
+    } else {
+      const char *pc = diff_pieces[prng() % (sizeof diff_pieces / sizeof diff_pieces[0])];
+      size_t pl = strlen(pc);
+      if (n + pl > cap + 100)
+        break;
+      memcpy(t + n, pc, pl);
+      n += pl;
+    }
+  }
+  t[n] = 0;
+  *len = n;
+  return t;
+}
+
+/* The two candidate walks agree from every start position. */
+static void diff_candidates(const char *s, size_t len)
+{
+  for (size_t i = 0; i <= len; i++) {
+    size_t fast = rd_next_candidate(s, len, i), ref = rd_next_candidate_ref(s, len, i);
+    rd_no_avx2 = true; /* the SSE2 blocks, on a CPU where the 32-byte ones run */
+    size_t fast16 = rd_next_candidate(s, len, i);
+    rd_no_avx2 = false;
+    if (fast != ref || fast16 != ref)
+      fail_msg("next candidate from %zu of a %zu-byte text: %zu (16-byte blocks %zu), the bytewise walk says %zu",
+               i, len, fast, fast16, ref);
+  }
+}
+
+/* s redacted (as a plain value and under an AWS-secret key) with the candidates and at every position. */
+static void diff_redact(const struct gw_redactor *r, const char *s, size_t len)
+{
+  static const char *const keys[] = {NULL, "aws_secret_access_key", "http.authorization"};
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+    struct gw_redact_stats s1, s2;
+    memset(&s1, 0, sizeof s1);
+    memset(&s2, 0, sizeof s2);
+    const char *fast = gw_redact_string(r, keys[k], s, len, A, &s1);
+    rd_every_position = true;
+    const char *every = gw_redact_string(r, keys[k], s, len, A, &s2);
+    rd_every_position = false;
+    if ((fast == NULL) != (every == NULL) || (fast && strcmp(fast, every)) || memcmp(&s1, &s2, sizeof s1))
+      fail_msg("key %s, text '%s':\n candidates: '%s'\n every position: '%s'", keys[k] ? keys[k] : "-", s,
+               fast ? fast : "(dropped)", every ? every : "(dropped)");
+  }
+}
+
+static void test_prefilter_differential(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.hmac_key = "diff-key";
+  for (int k = 0; k < GW_RK__COUNT; k++)
+    p.actions[k] = GW_REDACT_HASH;
+  struct gw_redactor *rh = make(&p);
+  prng_state = 0x5eed15;
+  bool slow = DIFF_SLOW();
+  for (int it = 0; it < (slow ? 30 : 1000); it++) {
+    size_t len;
+    char *t = diff_text(&len);
+    diff_candidates(t, len);
+    /* the texts as stored: valid UTF-8 (decode repairs every string) */
+    bool fixed;
+    char *u = gw_utf8_fix(A, t, len, &fixed);
+    assert_non_null(u);
+    diff_redact(it & 1 ? rh : r, u, strlen(u));
+    free(t);
+    gw_arena_reset(A);
+  }
+  /* Every detector table input at every alignment to the 16-byte blocks, after a space, a letter, a digit
+   * and a NUL-free punctuation byte, and cut short at every length near the end of the text. */
+  char *text = tu_read_file("redact/detectors.tsv", NULL), *save = NULL;
+  int nline = 0;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    if (line[0] == '#' || (slow && nline++ % 16))
+      continue;
+    char *col[4] = {0};
+    int nc = 0;
+    for (char *q = line; nc < 4;) {
+      col[nc++] = q;
+      char *tab = strchr(q, '\t');
+      if (!tab)
+        break;
+      *tab = 0;
+      q = tab + 1;
+    }
+    if (nc < 4)
+      continue;
+    char *in = unescape(col[3]);
+    size_t il = strlen(in);
+    char *buf = malloc(il + 64);
+    for (size_t pad = 0; pad < 17; pad++) {
+      static const char lead[] = " a7-";
+      for (size_t l = 0; l < 4; l++) {
+        memset(buf, lead[l], pad);
+        memcpy(buf + pad, in, il + 1);
+        diff_candidates(buf, pad + il);
+        diff_redact(r, buf, pad + il);
+      }
+    }
+    for (size_t cut = il > 24 ? il - 24 : 0; cut < il; cut++) {
+      memcpy(buf, in, cut);
+      buf[cut] = 0;
+      diff_candidates(buf, cut);
+    }
+    free(buf);
+    free(in);
+    gw_arena_reset(A);
+  }
+  free(text);
+  gw_redactor_destroy(r);
+  gw_redactor_destroy(rh);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_detector_table, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prefilter_differential, setup, teardown),
     cmocka_unit_test_setup_teardown(test_mixed_values, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue11_bad_json_budget, setup, teardown),
