@@ -3,13 +3,19 @@
  *
  * One thread (sink.c's) owns one PGconn, opened lazily and re-opened after it breaks, so the gateway
  * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
- * A batch of spool entries becomes one transaction:
- *   COPY (text format, rendered generically from gw_record_fields) into a temp staging table ->
- *   INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
- *   conflict, so storage is exactly-once in effect), in the same statement upserting the hourly rollups
- *   (trace_metrics_hourly) from exactly those new rows -> fill session_id/user_id across each trace of
- *   the new rows (DESIGN §3) -> COMMIT. A rolled-back batch (a bad row, a lost connection) leaves no
- *   rollup counted; the split halves each count their own new rows.
+ * A batch of spool entries becomes one transaction, first by the direct path:
+ *   COPY (text format, rendered generically from gw_record_fields) straight into ai_interaction_traces
+ *   -> upsert the hourly rollups (trace_metrics_hourly) of the batch's rows (all new: the COPY went
+ *   through) -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
+ *   GenAI events into them -> COMMIT.
+ * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
+ * only then is the batch, in a new transaction, stored by the staging path:
+ *   COPY into a temp staging table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new
+ *   rows; a re-sent span is a conflict, so storage is exactly-once in effect), in the same statement
+ *   upserting the rollups from exactly those new rows -> the same fill and merge -> COMMIT.
+ * Replays are rare (a crash before the spool learnt of a commit, a client re-sending), so most batches
+ * pass through Postgres once instead of twice. A rolled-back batch (a bad row, a lost connection) leaves
+ * no rollup counted; the split halves each count their own new rows.
  * The staging table is made, when missing, by the transaction's first statement, not once per connection:
  * through PgBouncer in transaction pooling each transaction may run on another server connection, and
  * only what a transaction does itself is sure to be there. It is emptied at commit and kept by the
@@ -67,6 +73,7 @@ struct store {
   char *direct_copy_sql; /* COPY straight into the table */
   char *rollup_sql;      /* the rollup upsert fed from a JSON array of the rows' rollup columns */
   size_t rollup_fields[32], nrollup_fields; /* ROLLUP_INPUT's columns as indexes into gw_record_fields */
+  bool replaying; /* the last batch held re-sent spans: the next one tries the staging path first */
   PGconn *conn;
   bool migrated;
   uint64_t last_attempt_mono; /* the last connection attempt */
@@ -914,15 +921,24 @@ out:
 }
 
 /* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. The direct COPY
- * first; the staging path when it met a span already stored. */
+ * first; the staging path when it met a span already stored. Re-sent spans come in runs (a spool replayed
+ * after a crash, a client re-sending its backlog): once a fallback found some, the following batches go
+ * through the staging path first, each sparing a COPY bound to fail, until one finds none. */
 static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
-  bool unique = false;
-  enum wr w = direct_txn(s, b, lo, hi, &unique, msg, msglen);
-  if (w != WR_DATA || !unique)
-    return w;
-  gw_metric_add(GW_M_PG_COPY_FALLBACKS, 1);
-  return staging_txn(s, b, lo, hi, msg, msglen);
+  uint64_t dup0 = b->duplicate;
+  enum wr w;
+  if (!s->replaying) {
+    bool unique = false;
+    w = direct_txn(s, b, lo, hi, &unique, msg, msglen);
+    if (w != WR_DATA || !unique)
+      return w;
+    gw_metric_add(GW_M_PG_COPY_FALLBACKS, 1);
+  }
+  w = staging_txn(s, b, lo, hi, msg, msglen);
+  if (w == WR_OK)
+    s->replaying = b->duplicate > dup0;
+  return w;
 }
 
 /* Something Postgres refused for its data, or would (json: its JSON, NULL when it could not be rendered):

@@ -1142,8 +1142,10 @@ static enum gw_sink_result send_events(void *s, const struct gw_event *ev, size_
  * A new batch goes in by the direct COPY (no fallback, its long values compressed as the table says); a
  * replayed batch (the same spans again, as after a crash before the spool learnt of the commit) fails that
  * COPY on the primary key and is stored through the staging path: no duplicate, no reject, no split, the
- * rollups unchanged. A batch mixing stored and new spans, and one carrying the same new span twice, store
- * each new span once and count it once in the rollups, and the session/user fill still runs.
+ * rollups unchanged. The batch after a replay goes through the staging path first (its long values then
+ * keep the staging table's pglz), and once one finds nothing stored the direct COPY is back. A batch mixing
+ * stored and new spans, and one carrying the same new span twice, store each new span once and count it
+ * once in the rollups, and the session/user fill still runs.
  */
 static void test_direct_copy_replay_falls_back(void **state)
 {
@@ -1187,6 +1189,16 @@ static void test_direct_copy_replay_falls_back(void **state)
   assert_int_equal((long)gw_metric_get(GW_M_PG_SPLITS) - splits0, 0);
   assert_string_equal(rollup_snapshot(), before);
 
+  /* After the replay: the staging path first, no COPY bound to fail; it found nothing stored. */
+  struct gw_record q = rollup_rec(0xd6, 1, T0 + 7, "svc-a", "gpt-4o", 5);
+  q.attributes = big;
+  assert_int_equal(send1(s, &q, 1, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks() - f0, 1);
+  assert_string_equal(qv("SELECT pg_column_compression(attributes) FROM ai_interaction_traces WHERE trace_id = "
+                         "'%032x'", 0xd6),
+                      "pglz");
+  assert_int_equal(rows(), 5);
+
   /* Stored and new spans together; a new span of trace d2 brings the user id its stored span lacks. */
   struct gw_record m[4] = {r[3], rollup_rec(0xd2, 2, T0 + HOUR + 5, "svc-b", "claude", 40), r[1],
                            rollup_rec(0xd4, 1, T0 + 3 * HOUR, "svc-c", "gpt-4o", 3000)};
@@ -1195,24 +1207,34 @@ static void test_direct_copy_replay_falls_back(void **state)
   assert_int_equal(send1(s, m, 4, &out), GW_SINK_OK);
   assert_int_equal(out.delivered, 4);
   assert_int_equal(fallbacks() - f0, 2);
-  assert_int_equal(rows(), 6);
-  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 6);
+  assert_int_equal(rows(), 7);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 7);
   assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 6);
   assert_string_equal(qv("SELECT string_agg(span_id || ':' || coalesce(user_id, '-'), ',' ORDER BY span_id) FROM "
                          "ai_interaction_traces WHERE trace_id = '%032x'", 0xd2),
                       "0000000000000001:U-d2,0000000000000002:U-d2");
-  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 6);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 7);
   assert_int_equal(rollup_diff(), 0);
+  /* A new batch: through the staging path (it found re-sent spans last time), then the direct COPY. */
+  struct gw_record q2[2] = {rollup_rec(0xd7, 1, T0 + 8, "svc-a", "gpt-4o", 5),
+                            rollup_rec(0xd8, 1, T0 + 9, "svc-a", "gpt-4o", 5)};
+  q2[0].attributes = q2[1].attributes = big;
+  assert_int_equal(send1(s, q2, 1, &out), GW_SINK_OK);
+  assert_int_equal(send1(s, q2 + 1, 1, &out), GW_SINK_OK);
+  assert_string_equal(qv("SELECT string_agg(pg_column_compression(attributes), ',' ORDER BY trace_id) FROM "
+                         "ai_interaction_traces WHERE trace_id IN ('%032x', '%032x')", 0xd7, 0xd8),
+                      "pglz,lz4");
+  assert_int_equal(fallbacks() - f0, 2);
 
   /* One new span twice in a batch: the COPY refuses its second copy, the staging path keeps one. */
   struct gw_record twice[2] = {rollup_rec(0xd5, 1, T0 + 5, "svc-a", "gpt-4o", 25),
                                rollup_rec(0xd5, 1, T0 + 5, "svc-a", "gpt-4o", 25)};
   assert_int_equal(send1(s, twice, 2, &out), GW_SINK_OK);
   assert_int_equal(fallbacks() - f0, 3);
-  assert_int_equal(rows(), 7);
-  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 7);
+  assert_int_equal(rows(), 10);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 10);
   assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 7);
-  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 7);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 10);
   assert_int_equal(rollup_diff(), 0);
   assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
   assert_int_equal((long)gw_metric_get(GW_M_PG_SPLITS) - splits0, 0);
