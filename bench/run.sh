@@ -285,7 +285,7 @@ ROW_BYTES=$(psql_q -c "SELECT pg_total_relation_size('bench_ref_one_p' || to_cha
 
 ratio() { calc "100 * $1 / $2" 0; }
 # Postgres backend CPU microseconds per row.
-us_row() { calc "1000000 * $1 / ($2 > 0 ? $2 : 1)" 1; }
+us_row() { calc "1000000 * ($1) / ($2 > 0 ? $2 : 1)" 1; }
 W_US=$(us_row "$WCPU1 - $WCPU0" "$HTTP_LANDED")
 ONE_US=$(us_row "$(cat "$WORK/ref_one.sql.cpu" 2>/dev/null || echo 0)" "$REF_ONE_N")
 BATCH_US=$(us_row "$(cat "$WORK/ref_batch.sql.cpu" 2>/dev/null || echo 0)" "$REF_BATCH_N")
