@@ -866,7 +866,9 @@ out:
   return w;
 }
 
-/* The rollup input columns of rows[lo, hi) as a JSON array of objects, for jsonb_populate_recordset. */
+/* The rollup input columns of rows[lo, hi) as a JSON array of objects, for jsonb_populate_recordset.
+ * A column added to ROLLUP_INPUT (and to gw_record_fields) is picked up here by name. (A GW_FT_JSON
+ * column would arrive as a JSON string, as in ai_interaction_rejects; none is a rollup input.) */
 static const char *rollup_json(struct store *s, const struct batch *b, size_t lo, size_t hi)
 {
   struct gw_sb sb;
