@@ -221,7 +221,7 @@ static bool read_span(struct gw_arena *a, struct gw_export_span *sp, const uint8
   *parent_len = 0;
   size_t tlen = 0, slen = 0, nattrs = 0;
   const uint8_t *end = p + n, *q = p;
-  struct wfield f;
+  struct wfield f = {0};
   while (q < end) { /* count attributes first: one allocation */
     if (!rd_field(&q, end, &f))
       return false;
@@ -330,7 +330,7 @@ struct wentry {
 static bool count_fields(const uint8_t *p, size_t n, uint32_t num, size_t *out)
 {
   const uint8_t *end = p + n;
-  struct wfield f;
+  struct wfield f = {0};
   while (p < end) {
     if (!rd_field(&p, end, &f))
       return false;
@@ -399,7 +399,7 @@ static bool read_entry(struct gw_arena *a, const uint8_t *p, size_t n, struct we
 static size_t other_size(const uint8_t *p, size_t n, uint32_t num)
 {
   const uint8_t *end = p + n;
-  struct wfield f;
+  struct wfield f = {0};
   size_t o = 0;
   while (p < end) {
     rd_field(&p, end, &f);
@@ -412,7 +412,7 @@ static size_t other_size(const uint8_t *p, size_t n, uint32_t num)
 static uint8_t *copy_other(uint8_t *o, const uint8_t *p, size_t n, uint32_t num)
 {
   const uint8_t *end = p + n;
-  struct wfield f;
+  struct wfield f = {0};
   while (p < end) {
     rd_field(&p, end, &f);
     if (!(f.num == num && f.wt == 2)) {

@@ -31,6 +31,8 @@
   X(PG_ERRORS, "genai_gateway_pg_errors_total", "counter", "Postgres batch failures (retried)")         \
   X(PG_SPLITS, "genai_gateway_pg_batch_splits_total", "counter",                                        \
     "Postgres transactions rolled back for a row's data and retried in halves")                         \
+  X(PG_COPY_FALLBACKS, "genai_gateway_pg_copy_fallbacks_total", "counter",                              \
+    "Postgres batches whose direct COPY met a span already stored, stored again through the staging table") \
   X(PG_CONNECTED, "genai_gateway_pg_connected", "gauge", "1 when the Postgres writer is connected")      \
   X(REQUESTS_DEADLINE, "genai_gateway_requests_deadline_exceeded_total", "counter",                   \
     "Requests abandoned because the client's gRPC deadline passed before they were done")              \

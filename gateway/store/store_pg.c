@@ -3,14 +3,20 @@
  *
  * One thread (sink.c's) owns one PGconn, opened lazily and re-opened after it breaks, so the gateway
  * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
- * A batch of spool entries becomes one transaction:
- *   COPY (text format, rendered generically from gw_record_fields) into a temp staging table ->
- *   INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new rows; a re-sent span is a
- *   conflict, so storage is exactly-once in effect), in the same statement upserting the hourly rollups
- *   (trace_metrics_hourly) from exactly those new rows -> fill session_id/user_id across each trace of
- *   the new rows (DESIGN §3) -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
- *   traces (fill_agents, migrations/0006 and 0007), in autocommit. A rolled-back batch (a bad row, a lost connection) leaves no
- *   rollup counted; the split halves each count their own new rows.
+ * A batch of spool entries becomes one transaction, first by the direct path:
+ *   COPY (text format, rendered generically from gw_record_fields) straight into ai_interaction_traces
+ *   -> upsert the hourly rollups (trace_metrics_hourly) of the batch's rows (all new: the COPY went
+ *   through) -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
+ *   GenAI events into them -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
+ *   traces (fill_agents, migrations/0006 and 0007), in autocommit.
+ * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
+ * only then is the batch, in a new transaction, stored by the staging path:
+ *   COPY into a temp staging table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new
+ *   rows; a re-sent span is a conflict, so storage is exactly-once in effect), in the same statement
+ *   upserting the rollups from exactly those new rows -> the same fill and merge -> COMMIT.
+ * Replays are rare (a crash before the spool learnt of a commit, a client re-sending), so most batches
+ * pass through Postgres once instead of twice. A rolled-back batch (a bad row, a lost connection) leaves
+ * no rollup counted; the split halves each count their own new rows.
  * The staging table is made, when missing, by the transaction's first statement, not once per connection:
  * through PgBouncer in transaction pooling each transaction may run on another server connection, and
  * only what a transaction does itself is sure to be there. It is emptied at commit and kept by the
@@ -65,6 +71,10 @@ struct store {
   char staging[40];   /* gw_staging_traces_<hash of columns> */
   char *begin_sql;    /* BEGIN and make the staging table when this server connection lacks it */
   char *copy_sql, *insert_sql;
+  char *direct_copy_sql; /* COPY straight into the table */
+  char *rollup_sql;      /* the rollup upsert fed from a JSON array of the rows' rollup columns */
+  size_t rollup_fields[32], nrollup_fields; /* ROLLUP_INPUT's columns as indexes into gw_record_fields */
+  bool replaying; /* the last batch held re-sent spans: the next one tries the staging path first */
   PGconn *conn;
   bool migrated;
   uint64_t last_attempt_mono; /* the last connection attempt */
@@ -289,6 +299,77 @@ static void json_strv(struct gw_sb *sb, const char *const *v, size_t n)
   gw_sb_putc(sb, ']');
 }
 
+/* One field of r as a JSON value (what jsonb_populate_record reads back into its column). */
+static void json_field(struct gw_sb *sb, const struct gw_record *r, const struct gw_field *fd)
+{
+  const void *p = (const char *)r + fd->offset;
+  switch (fd->type) {
+  case GW_FT_CHARS: {
+    const char *s = p;
+    if (*s)
+      gw_sb_json_str(sb, s, strnlen(s, fd->size));
+    else
+      gw_sb_puts(sb, "null");
+    break;
+  }
+  case GW_FT_TEXT:
+  case GW_FT_JSON: {
+    const char *s = *(const char *const *)p;
+    if (s)
+      gw_sb_json_str(sb, s, strlen(s));
+    else
+      gw_sb_puts(sb, "null");
+    break;
+  }
+  case GW_FT_I64:
+  case GW_FT_NUSD: {
+    const struct gw_opt_i64 *v = p;
+    if (!v->set)
+      gw_sb_puts(sb, "null");
+    else if (fd->type == GW_FT_NUSD)
+      put_nusd(sb, v->v);
+    else
+      gw_sb_printf(sb, "%lld", (long long)v->v);
+    break;
+  }
+  case GW_FT_F64: {
+    const struct gw_opt_f64 *v = p;
+    if (v->set)
+      put_f64(sb, v->v, true);
+    else
+      gw_sb_puts(sb, "null");
+    break;
+  }
+  case GW_FT_TIME: {
+    uint64_t ns = *(const uint64_t *)p;
+    if (ns) {
+      gw_sb_putc(sb, '"');
+      put_time(sb, ns);
+      gw_sb_putc(sb, '"');
+    } else {
+      gw_sb_puts(sb, "null");
+    }
+    break;
+  }
+  case GW_FT_BOOL: {
+    gw_tribool b = *(const gw_tribool *)p;
+    gw_sb_puts(sb, b < 0 ? "null" : b ? "true" : "false");
+    break;
+  }
+  case GW_FT_STRV: {
+    const struct gw_strv *v = p;
+    json_strv(sb, v->v, v->n);
+    break;
+  }
+  case GW_FT_FLAGS: {
+    const char *names[GW_FLAG__COUNT];
+    size_t n = flag_names(*(const uint32_t *)p, names);
+    json_strv(sb, names, n);
+    break;
+  }
+  }
+}
+
 /* The record as a JSON object keyed by column, for ai_interaction_rejects. JSON columns are kept as
  * strings: the text may be what Postgres refused. */
 static char *record_json(struct gw_arena *a, const struct gw_record *r)
@@ -298,76 +379,11 @@ static char *record_json(struct gw_arena *a, const struct gw_record *r)
   gw_sb_putc(&sb, '{');
   for (size_t f = 0; f < gw_record_nfields; f++) {
     const struct gw_field *fd = &gw_record_fields[f];
-    const void *p = (const char *)r + fd->offset;
     if (f)
       gw_sb_putc(&sb, ',');
     gw_sb_json_str(&sb, fd->column, strlen(fd->column));
     gw_sb_putc(&sb, ':');
-    switch (fd->type) {
-    case GW_FT_CHARS: {
-      const char *s = p;
-      if (*s)
-        gw_sb_json_str(&sb, s, strnlen(s, fd->size));
-      else
-        gw_sb_puts(&sb, "null");
-      break;
-    }
-    case GW_FT_TEXT:
-    case GW_FT_JSON: {
-      const char *s = *(const char *const *)p;
-      if (s)
-        gw_sb_json_str(&sb, s, strlen(s));
-      else
-        gw_sb_puts(&sb, "null");
-      break;
-    }
-    case GW_FT_I64:
-    case GW_FT_NUSD: {
-      const struct gw_opt_i64 *v = p;
-      if (!v->set)
-        gw_sb_puts(&sb, "null");
-      else if (fd->type == GW_FT_NUSD)
-        put_nusd(&sb, v->v);
-      else
-        gw_sb_printf(&sb, "%lld", (long long)v->v);
-      break;
-    }
-    case GW_FT_F64: {
-      const struct gw_opt_f64 *v = p;
-      if (v->set)
-        put_f64(&sb, v->v, true);
-      else
-        gw_sb_puts(&sb, "null");
-      break;
-    }
-    case GW_FT_TIME: {
-      uint64_t ns = *(const uint64_t *)p;
-      if (ns) {
-        gw_sb_putc(&sb, '"');
-        put_time(&sb, ns);
-        gw_sb_putc(&sb, '"');
-      } else {
-        gw_sb_puts(&sb, "null");
-      }
-      break;
-    }
-    case GW_FT_BOOL: {
-      gw_tribool b = *(const gw_tribool *)p;
-      gw_sb_puts(&sb, b < 0 ? "null" : b ? "true" : "false");
-      break;
-    }
-    case GW_FT_STRV: {
-      const struct gw_strv *v = p;
-      json_strv(&sb, v->v, v->n);
-      break;
-    }
-    case GW_FT_FLAGS: {
-      const char *names[GW_FLAG__COUNT];
-      size_t n = flag_names(*(const uint32_t *)p, names);
-      json_strv(&sb, names, n);
-      break;
-    }
-    }
+    json_field(&sb, r, fd);
   }
   gw_sb_putc(&sb, '}');
   return gw_sb_finish(&sb);
@@ -505,9 +521,17 @@ static enum wr ensure_days(struct store *s, const struct batch *b, size_t lo, si
 
 /* The rows are rendered as they are sent, a chunk at a time into one reused buffer: Postgres parses a
  * chunk while the next is rendered, and the batch never exists whole as text. */
-static enum wr copy_rows(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+static bool unique_violation(const PGresult *r)
 {
-  PGresult *r = PQexec(s->conn, s->copy_sql);
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  return state && strcmp(state, "23505") == 0;
+}
+
+/* *unique (when not NULL) is set when Postgres refused the rows for a key already stored. */
+static enum wr copy_rows(struct store *s, const char *sql, const struct batch *b, size_t lo, size_t hi, bool *unique,
+                         char *msg, size_t msglen)
+{
+  PGresult *r = PQexec(s->conn, sql);
   if (PQresultStatus(r) != PGRES_COPY_IN) {
     enum wr w = classify(s->conn, r, msg, msglen);
     PQclear(r);
@@ -534,36 +558,77 @@ static enum wr copy_rows(struct store *s, const struct batch *b, size_t lo, size
     return classify(s->conn, NULL, msg, msglen);
   enum wr w = WR_OK;
   while ((r = PQgetResult(s->conn)) != NULL) {
-    if (w == WR_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+    if (w == WR_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
       w = classify(s->conn, r, msg, msglen);
+      if (unique)
+        *unique = unique_violation(r);
+    }
     PQclear(r);
   }
   return w;
+}
+
+/* The (trace_id, span_id) of the rows a transaction inserted. */
+struct ids {
+  const char **tids, **sids;
+  size_t n;
+};
+
+/* From the staging insert's RETURNING trace_id, span_id. */
+static bool ids_from_result(struct gw_arena *a, const PGresult *r, struct ids *out)
+{
+  size_t n = (size_t)PQntuples(r);
+  out->n = 0;
+  out->tids = gw_arena_alloc(a, sizeof *out->tids * (n ? n : 1));
+  out->sids = gw_arena_alloc(a, sizeof *out->sids * (n ? n : 1));
+  if (!out->tids || !out->sids)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    out->tids[i] = PQgetvalue(r, (int)i, 0);
+    out->sids[i] = PQgetvalue(r, (int)i, 1);
+  }
+  out->n = n;
+  return true;
+}
+
+/* From the records themselves: the direct COPY stored every one of rows[lo, hi) or none. */
+static bool ids_from_rows(struct gw_arena *a, const struct batch *b, size_t lo, size_t hi, struct ids *out)
+{
+  size_t n = hi - lo;
+  out->n = 0;
+  out->tids = gw_arena_alloc(a, sizeof *out->tids * (n ? n : 1));
+  out->sids = gw_arena_alloc(a, sizeof *out->sids * (n ? n : 1));
+  if (!out->tids || !out->sids)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    out->tids[i] = b->rows[lo + i].rec->trace_id;
+    out->sids[i] = b->rows[lo + i].rec->span_id;
+  }
+  out->n = n;
+  return true;
 }
 
 /* Fill session_id/user_id into this trace's rows lacking them from any row of the trace that has them
  * (DESIGN §3), for the traces of the rows just inserted, within FILL_WINDOW_NS of the batch's spans. */
 static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
-static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo, size_t hi, PGresult *inserted,
-                              char *msg, size_t msglen)
+static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo, size_t hi, const char *const *tids,
+                              size_t n, char *msg, size_t msglen)
 {
-  int n = PQntuples(inserted);
   if (n == 0)
     return WR_OK;
   /* Each trace once: the planner sizes its plan from the array, and a batch holds many spans per trace. */
-  const char **tv = gw_arena_alloc(s->arena, sizeof *tv * (size_t)n);
+  const char **tv = gw_arena_alloc(s->arena, sizeof *tv * n);
   if (!tv) {
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
   }
-  for (int i = 0; i < n; i++)
-    tv[i] = PQgetvalue(inserted, i, 0);
-  qsort(tv, (size_t)n, sizeof *tv, cmp_str);
+  memcpy(tv, tids, sizeof *tv * n);
+  qsort(tv, n, sizeof *tv, cmp_str);
   struct gw_sb ids;
   gw_sb_init(&ids, s->arena);
   gw_sb_putc(&ids, '{');
-  for (int i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     if (i && strcmp(tv[i], tv[i - 1]) == 0)
       continue;
     if (ids.len > 1)
@@ -724,21 +789,11 @@ static enum wr merge_events(struct store *s, const char *const *tids, const char
 }
 
 /* The rows this transaction inserted may have events that arrived before them. */
-static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo, size_t hi, PGresult *ins, char *msg,
-                              size_t msglen)
+static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo, size_t hi, const struct ids *new_rows,
+                              char *msg, size_t msglen)
 {
-  size_t n = (size_t)PQntuples(ins);
-  if (!n)
+  if (!new_rows->n)
     return WR_OK;
-  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * n), **sids = gw_arena_alloc(s->arena, sizeof *sids * n);
-  if (!tids || !sids) {
-    snprintf(msg, msglen, "out of memory building the span list");
-    return WR_OTHER;
-  }
-  for (size_t i = 0; i < n; i++) {
-    tids[i] = PQgetvalue(ins, (int)i, 0);
-    sids[i] = PQgetvalue(ins, (int)i, 1);
-  }
   uint64_t tmin = UINT64_MAX, tmax = 0;
   for (size_t i = lo; i < hi; i++) {
     uint64_t t = b->rows[i].rec->start_ns;
@@ -749,7 +804,7 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
   }
   if (tmax == 0)
     return WR_OK;
-  return merge_events(s, tids, sids, n, tmin, tmax, true, msg, msglen);
+  return merge_events(s, new_rows->tids, new_rows->sids, new_rows->n, tmin, tmax, true, msg, msglen);
 }
 
 /*
@@ -821,38 +876,132 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
   return w;
 }
 
-/* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. */
-static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+/* The rows' trace ids filled across their traces, and their events merged, in the open transaction; then
+ * COMMIT, the merge again after it, and the counts. */
+static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi, const struct ids *new_rows,
+                          char *msg, size_t msglen)
 {
-  PGresult *ins = NULL;
-  enum wr w = run(s, s->begin_sql, 0, NULL, NULL, msg, msglen);
-  if (w != WR_OK)
-    goto out;
-  if ((w = copy_rows(s, b, lo, hi, msg, msglen)) != WR_OK)
-    goto out;
-  if ((w = run(s, s->insert_sql, 0, NULL, &ins, msg, msglen)) != WR_OK)
-    goto out;
-  if ((w = fill_trace_ids(s, b, lo, hi, ins, msg, msglen)) != WR_OK)
-    goto out;
-  if ((w = merge_new_rows(s, b, lo, hi, ins, msg, msglen)) != WR_OK)
-    goto out;
+  enum wr w;
+  if ((w = fill_trace_ids(s, b, lo, hi, new_rows->tids, new_rows->n, msg, msglen)) != WR_OK)
+    return w;
+  if ((w = merge_new_rows(s, b, lo, hi, new_rows, msg, msglen)) != WR_OK)
+    return w;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
-    goto out;
-  recheck_merge(s, merge_new_rows(s, b, lo, hi, ins, msg, msglen), msg);
+    return w;
+  recheck_merge(s, merge_new_rows(s, b, lo, hi, new_rows, msg, msglen), msg);
   if (fill_agents(s, b, lo, hi, msg, msglen) != WR_OK) {
     gw_warn(MOD, "agent attribution or trace summaries after commit failed (%.60s): some may lag until the trace's "
                  "next batch", msg);
     rollback(s);
   }
-  uint64_t stored = (uint64_t)PQntuples(ins);
+  uint64_t stored = new_rows->n;
   b->stored += stored;
   b->duplicate += (hi - lo) - stored;
   gw_metric_add(GW_M_RECORDS_STORED, (int64_t)stored);
   gw_metric_add(GW_M_RECORDS_DUPLICATE, (int64_t)((hi - lo) - stored));
+  return WR_OK;
+}
+
+/* rows[lo, hi) through the staging table: COPY into it, INSERT ... ON CONFLICT DO NOTHING from it with
+ * the rollups of exactly the rows inserted, in one transaction. Any re-sent span is skipped. */
+static enum wr staging_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  PGresult *ins = NULL;
+  struct ids new_rows;
+  enum wr w = run(s, s->begin_sql, 0, NULL, NULL, msg, msglen);
+  if (w != WR_OK)
+    goto out;
+  if ((w = copy_rows(s, s->copy_sql, b, lo, hi, NULL, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = run(s, s->insert_sql, 0, NULL, &ins, msg, msglen)) != WR_OK)
+    goto out;
+  if (!ids_from_result(s->arena, ins, &new_rows)) {
+    snprintf(msg, msglen, "out of memory building the span list");
+    w = WR_OTHER;
+    goto out;
+  }
+  w = finish_txn(s, b, lo, hi, &new_rows, msg, msglen);
 out:
   PQclear(ins);
   if (w != WR_OK)
     rollback(s);
+  return w;
+}
+
+/* The rollup input columns of rows[lo, hi) as a JSON array of objects, for jsonb_populate_recordset.
+ * A column added to ROLLUP_INPUT (and to gw_record_fields) is picked up here by name. (A GW_FT_JSON
+ * column would arrive as a JSON string, as in ai_interaction_rejects; none is a rollup input.) */
+static const char *rollup_json(struct store *s, const struct batch *b, size_t lo, size_t hi)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, s->arena);
+  gw_sb_putc(&sb, '[');
+  for (size_t i = lo; i < hi; i++) {
+    gw_sb_puts(&sb, i > lo ? ",{" : "{");
+    for (size_t k = 0; k < s->nrollup_fields; k++) {
+      const struct gw_field *fd = &gw_record_fields[s->rollup_fields[k]];
+      if (k)
+        gw_sb_putc(&sb, ',');
+      gw_sb_json_str(&sb, fd->column, strlen(fd->column));
+      gw_sb_putc(&sb, ':');
+      json_field(&sb, b->rows[i].rec, fd);
+    }
+    gw_sb_putc(&sb, '}');
+  }
+  gw_sb_putc(&sb, ']');
+  return gw_sb_finish(&sb);
+}
+
+/*
+ * rows[lo, hi) straight into ai_interaction_traces: one COPY, no staging table, no second pass over the
+ * rows. COPY has no ON CONFLICT: one span already stored (a batch replayed after a crash or a lost
+ * acknowledgement, a client re-sending) fails the whole COPY with 23505, and *unique tells the caller
+ * to store the batch again through the staging table, which skips exactly the stored spans. When the
+ * COPY succeeds every row is new, so the rollups are those of the batch itself: the same upsert, fed
+ * from the rows' own values (their rollup columns, read back through the table's row type).
+ */
+static enum wr direct_txn(struct store *s, struct batch *b, size_t lo, size_t hi, bool *unique, char *msg,
+                          size_t msglen)
+{
+  struct ids new_rows;
+  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  if (w != WR_OK)
+    goto out;
+  if ((w = copy_rows(s, s->direct_copy_sql, b, lo, hi, unique, msg, msglen)) != WR_OK)
+    goto out;
+  const char *params[1] = {rollup_json(s, b, lo, hi)};
+  if (!params[0] || !ids_from_rows(s->arena, b, lo, hi, &new_rows)) {
+    snprintf(msg, msglen, "out of memory rendering the rollup input");
+    w = WR_OTHER;
+    goto out;
+  }
+  if ((w = run(s, s->rollup_sql, 1, params, NULL, msg, msglen)) != WR_OK)
+    goto out;
+  w = finish_txn(s, b, lo, hi, &new_rows, msg, msglen);
+out:
+  if (w != WR_OK)
+    rollback(s);
+  return w;
+}
+
+/* rows[lo, hi) in one transaction; counts stored and duplicate rows once committed. The direct COPY
+ * first; the staging path when it met a span already stored. Re-sent spans come in runs (a spool replayed
+ * after a crash, a client re-sending its backlog): once a fallback found some, the following batches go
+ * through the staging path first, each sparing a COPY bound to fail, until one finds none. */
+static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+{
+  uint64_t dup0 = b->duplicate;
+  enum wr w;
+  if (!s->replaying) {
+    bool unique = false;
+    w = direct_txn(s, b, lo, hi, &unique, msg, msglen);
+    if (w != WR_DATA || !unique)
+      return w;
+    gw_metric_add(GW_M_PG_COPY_FALLBACKS, 1);
+  }
+  w = staging_txn(s, b, lo, hi, msg, msglen);
+  if (w == WR_OK)
+    s->replaying = b->duplicate > dup0;
   return w;
 }
 
@@ -1475,6 +1624,8 @@ static void destroy(void *self)
   free(s->begin_sql);
   free(s->copy_sql);
   free(s->insert_sql);
+  free(s->direct_copy_sql);
+  free(s->rollup_sql);
   free(s);
 }
 
@@ -1516,6 +1667,27 @@ static uint32_t fnv1a(const char *p)
   return h;
 }
 
+/* Find ROLLUP_INPUT's columns among gw_record_fields (one list of rollup columns, in the macro). */
+static bool rollup_columns(struct store *s, struct gw_err *err)
+{
+  const char *p = ROLLUP_INPUT;
+  while (*p) {
+    size_t n = strcspn(p, ", ");
+    size_t f = 0;
+    while (f < gw_record_nfields && !(strlen(gw_record_fields[f].column) == n &&
+                                      memcmp(gw_record_fields[f].column, p, n) == 0))
+      f++;
+    if (f == gw_record_nfields || s->nrollup_fields == sizeof s->rollup_fields / sizeof s->rollup_fields[0]) {
+      gw_err_set(err, GW_ERR(CONFIG), "postgres: rollup input column %.*s is not a record field", (int)n, p);
+      return false;
+    }
+    s->rollup_fields[s->nrollup_fields++] = f;
+    p += n;
+    p += strspn(p, ", ");
+  }
+  return true;
+}
+
 static void *create(const void *conf, struct gw_err *err)
 {
   const struct gw_store_conf *c = conf;
@@ -1540,6 +1712,13 @@ static void *create(const void *conf, struct gw_err *err)
                              " ON CONFLICT DO NOTHING RETURNING span_id, " ROLLUP_INPUT "), "
                              "roll AS (" ROLLUP_UPSERT ") SELECT trace_id, span_id FROM ins",
                              s->columns, s->columns, s->staging);
+  s->direct_copy_sql = sql_printf("COPY " TRACES_TABLE " (%s) FROM STDIN", s->columns);
+  s->rollup_sql = sql_printf("WITH ins AS (SELECT " ROLLUP_INPUT " FROM jsonb_populate_recordset(NULL::" TRACES_TABLE
+                             ", $1::jsonb)) " ROLLUP_UPSERT);
+  if (!rollup_columns(s, err)) {
+    destroy(s);
+    return NULL;
+  }
   s->arena = gw_arena_create(0);
   gw_arena_keep(s->arena, ARENA_KEEP);
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;

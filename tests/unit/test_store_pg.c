@@ -3,6 +3,7 @@
  * GW_TEST_PG_DSN names a server (scripts/pg.sh start prints one); each run creates its own databases
  * (gw_ut_<pid>, gw_ut_<pid>_m) and drops them at the end. Without GW_TEST_PG_DSN the tests fail.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,22 +192,54 @@ static int clean_test(void **state)
 
 /* --- migrations ----------------------------------------------------------------------------------- */
 
+/* The number of NNNN_name.sql files in MIGRATIONS; *newest (when not NULL) the highest NNNN. */
+static int migration_files_newest(int *newest)
+{
+  DIR *d = opendir(MIGRATIONS);
+  assert_non_null(d);
+  int n = 0, top = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    if (len > 9 && strcmp(e->d_name + len - 4, ".sql") == 0 && e->d_name[4] == '_') {
+      n++;
+      if (atoi(e->d_name) > top)
+        top = atoi(e->d_name);
+    }
+  }
+  closedir(d);
+  if (newest)
+    *newest = top;
+  return n;
+}
+static int migration_files(void) { return migration_files_newest(NULL); }
+static const char *newer_schema_msg(int have)
+{
+  static char buf[128];
+  int newest;
+  migration_files_newest(&newest);
+  snprintf(buf, sizeof buf, "database schema version %d is newer than this gateway knows (%d)", have, newest);
+  return buf;
+}
+
 static void test_migrate_idempotent(void **state)
 {
   PGconn *m = connect_or_fail(mdsn);
   struct gw_err err = {0};
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
-  PGresult *r = PQexec(m, "SELECT count(*), min(version), max(name) FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "7");
+  char nfiles[16];
+  snprintf(nfiles, sizeof nfiles, "%d", migration_files());
+  PGresult *r = PQexec(m, "SELECT count(*), min(version), min(name) FROM schema_migrations");
+  assert_string_equal(PQgetvalue(r, 0, 0), nfiles);
   assert_string_equal(PQgetvalue(r, 0, 1), "1");
-  assert_string_equal(PQgetvalue(r, 0, 2), "trace_summaries"); /* max(name) of 0001_init .. 0007 */
+  assert_string_equal(PQgetvalue(r, 0, 2), "events"); /* min(name) of 0001_init, 0002_rollups, ... */
   PQclear(r);
   /* Second run: nothing applied again, no error. */
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   r = PQexec(m, "SELECT count(*), to_regclass('ai_interaction_traces') IS NOT NULL, "
                 "to_regclass('ai_interaction_rejects') IS NOT NULL, to_regclass('ai_interaction_events') IS NOT NULL, "
                 "to_regclass('trace_metrics_hourly') IS NOT NULL FROM schema_migrations");
-  assert_string_equal(PQgetvalue(r, 0, 0), "7");
+  assert_string_equal(PQgetvalue(r, 0, 0), nfiles);
   for (int i = 1; i <= 4; i++)
     assert_string_equal(PQgetvalue(r, 0, i), "t");
   PQclear(r);
@@ -220,7 +253,7 @@ static void test_migrate_newer_schema(void **state)
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_OK);
   exec_or_fail(m, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')");
   assert_int_equal(gw_store_migrate(m, MIGRATIONS, &err), GW_ERR(CONFIG));
-  assert_string_equal(err.msg, "database schema version 9999 is newer than this gateway knows (7)");
+  assert_string_equal(err.msg, newer_schema_msg(9999));
   exec_or_fail(m, "DELETE FROM schema_migrations WHERE version = 9999");
   /* The advisory lock was released: another session can take it. */
   PGresult *r = PQexec(m, "SELECT pg_try_advisory_lock(7456343051642738)");
@@ -836,7 +869,7 @@ static void test_newer_schema_blocks_writer(void **state)
   struct gw_record r = rec(0x111, 1, T0);
   struct gw_sink_outcome out;
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_RETRY);
-  assert_string_equal(out.error, "database schema version 9998 is newer than this gateway knows (7)");
+  assert_string_equal(out.error, newer_schema_msg(9998));
   exec_or_fail(db, "DELETE FROM schema_migrations WHERE version = 9998");
   assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
   assert_int_equal(rows(), 1);
@@ -1081,6 +1114,190 @@ static void test_rollup_resend_unchanged(void **state)
   assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 5);
   assert_int_equal(rollup_diff(), 0);
   gw_store_pg_sink.destroy(s);
+}
+
+/* --- the direct COPY and its fallback (issue 15) ---------------------------------------------------- */
+
+static long fallbacks(void) { return (long)gw_metric_get(GW_M_PG_COPY_FALLBACKS); }
+
+/* An entry of GenAI events. */
+static enum gw_sink_result send_events(void *s, const struct gw_event *ev, size_t n, struct gw_sink_outcome *out)
+{
+  struct gw_sb sb;
+  gw_sb_init(&sb, arena);
+  assert_int_equal(gw_events_encode(ev, n, &sb), GW_OK);
+  struct gw_spool_entry e;
+  memset(&e, 0, sizeof e);
+  e.seq = 1;
+  e.format = GW_SPOOL_FORMAT;
+  e.signal = GW_SIGNAL_LOGS;
+  e.flags = GW_ENTRY_HAS_GENAI;
+  e.nspans = e.nrecords = (uint32_t)n;
+  e.records_len = sb.len;
+  e.records = gw_sb_finish(&sb);
+  memset(out, 0, sizeof *out);
+  return gw_store_pg_sink.send(s, &e, 1, out);
+}
+
+/*
+ * A new batch goes in by the direct COPY (no fallback, its long values compressed as the table says); a
+ * replayed batch (the same spans again, as after a crash before the spool learnt of the commit) fails that
+ * COPY on the primary key and is stored through the staging path: no duplicate, no reject, no split, the
+ * rollups unchanged. The batch after a replay goes through the staging path first (its long values then
+ * keep the staging table's pglz), and once one finds nothing stored the direct COPY is back. A batch mixing
+ * stored and new spans, and one carrying the same new span twice, store each new span once and count it
+ * once in the rollups, and the session/user fill still runs.
+ */
+static void test_direct_copy_replay_falls_back(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_sink_outcome out;
+  struct gw_record r[4] = {
+    rollup_rec(0xd1, 1, T0, "svc-a", "gpt-4o", 15),
+    rollup_rec(0xd1, 2, T0 + 1000, "svc-a", "gpt-4o", 700),
+    rollup_rec(0xd2, 1, T0 + HOUR, "svc-b", "claude", 90000),
+    rollup_rec(0xd3, 1, T0 + 2 * HOUR, "svc-a", NULL, -1),
+  };
+  r[0].input_tokens = (struct gw_opt_i64){100, true};
+  r[0].total_cost_nusd = (struct gw_opt_i64){1500, true};
+  r[1].status = "error";
+  r[2].first_token_latency_ms = (struct gw_opt_f64){0.1, true};
+  /* Long enough to be compressed (a row past TOAST's 2 KB threshold), and compressible. */
+  char *big = gw_arena_alloc(arena, 6000);
+  snprintf(big, 6000, "{\"note\":\"%0*d\"}", 5000, 7);
+  r[0].attributes = big;
+  long f0 = fallbacks(), splits0 = (long)gw_metric_get(GW_M_PG_SPLITS);
+  int64_t stored0 = gw_metric_get(GW_M_RECORDS_STORED), dup0 = gw_metric_get(GW_M_RECORDS_DUPLICATE);
+
+  assert_int_equal(send1(s, r, 4, &out), GW_SINK_OK);
+  assert_int_equal(out.delivered, 4);
+  assert_int_equal(fallbacks() - f0, 0); /* the direct COPY took it */
+  assert_int_equal(rows(), 4);
+  assert_string_equal(qv("SELECT pg_column_compression(attributes) FROM ai_interaction_traces WHERE span_id = "
+                         "'0000000000000001' AND trace_id = '%032x'", 0xd1),
+                      "lz4");
+  assert_int_equal(rollup_diff(), 0);
+  const char *before = rollup_snapshot();
+
+  /* Replayed whole. */
+  assert_int_equal(send1(s, r, 4, &out), GW_SINK_OK);
+  assert_int_equal(out.delivered, 4);
+  assert_int_equal(fallbacks() - f0, 1);
+  assert_int_equal(rows(), 4);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 4);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 4);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+  assert_int_equal((long)gw_metric_get(GW_M_PG_SPLITS) - splits0, 0);
+  assert_string_equal(rollup_snapshot(), before);
+
+  /* After the replay: the staging path first, no COPY bound to fail; it found nothing stored. */
+  struct gw_record q = rollup_rec(0xd6, 1, T0 + 7, "svc-a", "gpt-4o", 5);
+  q.attributes = big;
+  assert_int_equal(send1(s, &q, 1, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks() - f0, 1);
+  assert_string_equal(qv("SELECT pg_column_compression(attributes) FROM ai_interaction_traces WHERE trace_id = "
+                         "'%032x'", 0xd6),
+                      "pglz");
+  assert_int_equal(rows(), 5);
+
+  /* Stored and new spans together; a new span of trace d2 brings the user id its stored span lacks. */
+  struct gw_record m[4] = {r[3], rollup_rec(0xd2, 2, T0 + HOUR + 5, "svc-b", "claude", 40), r[1],
+                           rollup_rec(0xd4, 1, T0 + 3 * HOUR, "svc-c", "gpt-4o", 3000)};
+  m[1].user_id = "U-d2";
+  m[1].output_tokens = (struct gw_opt_i64){9, true};
+  assert_int_equal(send1(s, m, 4, &out), GW_SINK_OK);
+  assert_int_equal(out.delivered, 4);
+  assert_int_equal(fallbacks() - f0, 2);
+  assert_int_equal(rows(), 7);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 7);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 6);
+  assert_string_equal(qv("SELECT string_agg(span_id || ':' || coalesce(user_id, '-'), ',' ORDER BY span_id) FROM "
+                         "ai_interaction_traces WHERE trace_id = '%032x'", 0xd2),
+                      "0000000000000001:U-d2,0000000000000002:U-d2");
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 7);
+  assert_int_equal(rollup_diff(), 0);
+  /* A new batch: through the staging path (it found re-sent spans last time), then the direct COPY. */
+  struct gw_record q2[2] = {rollup_rec(0xd7, 1, T0 + 8, "svc-a", "gpt-4o", 5),
+                            rollup_rec(0xd8, 1, T0 + 9, "svc-a", "gpt-4o", 5)};
+  q2[0].attributes = q2[1].attributes = big;
+  assert_int_equal(send1(s, q2, 1, &out), GW_SINK_OK);
+  assert_int_equal(send1(s, q2 + 1, 1, &out), GW_SINK_OK);
+  assert_string_equal(qv("SELECT string_agg(pg_column_compression(attributes), ',' ORDER BY trace_id) FROM "
+                         "ai_interaction_traces WHERE trace_id IN ('%032x', '%032x')", 0xd7, 0xd8),
+                      "pglz,lz4");
+  assert_int_equal(fallbacks() - f0, 2);
+
+  /* One new span twice in a batch: the COPY refuses its second copy, the staging path keeps one. */
+  struct gw_record twice[2] = {rollup_rec(0xd5, 1, T0 + 5, "svc-a", "gpt-4o", 25),
+                               rollup_rec(0xd5, 1, T0 + 5, "svc-a", "gpt-4o", 25)};
+  assert_int_equal(send1(s, twice, 2, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks() - f0, 3);
+  assert_int_equal(rows(), 10);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 10);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 7);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 10);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+  assert_int_equal((long)gw_metric_get(GW_M_PG_SPLITS) - splits0, 0);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* The content of events stored before their spans is merged into the rows the direct COPY stores, and into
+ * the new rows of a replayed batch that falls back; a replay changes no merged row and adds no event. */
+static void test_direct_copy_merges_events(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_sink_outcome out;
+  struct gw_event ev[4];
+  memset(ev, 0, sizeof ev);
+  static const char *const dirs[] = {"input", "output", "input", "output"};
+  static const char *const contents[] = {
+    "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"q1\"}]}",
+    "{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a1\"}]}",
+    "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"q3\"}]}",
+    "{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a3\"}]}",
+  };
+  for (int i = 0; i < 4; i++) {
+    snprintf(ev[i].trace_id, sizeof ev[i].trace_id, "%032x", 0xf1);
+    snprintf(ev[i].span_id, sizeof ev[i].span_id, "%016x", i < 2 ? 1 : 3);
+    ev[i].time_ns = T0 + (uint64_t)i;
+    ev[i].event_name = i % 2 ? "gen_ai.choice" : "gen_ai.user.message";
+    ev[i].seq = (struct gw_opt_i64){0, true};
+    ev[i].role = i % 2 ? "assistant" : "user";
+    ev[i].direction = dirs[i];
+    ev[i].content = contents[i];
+  }
+  assert_int_equal(send_events(s, ev, 4, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_events"), 4);
+  long f0 = fallbacks();
+
+  struct gw_record r[2] = {rec(0xf1, 1, T0), rec(0xf1, 2, T0 + 10)};
+  assert_int_equal(send1(s, r, 2, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks() - f0, 0);
+#define CONTENT(sp)                                                                                            \
+  qv("SELECT coalesce(prompt_content, '-') || ' | ' || coalesce(response_content, '-') FROM ai_interaction_traces " \
+     "WHERE trace_id = '%032x' AND span_id = '%016x'", 0xf1, sp)
+  const char *want1 = "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"q1\"}]}] | "
+                      "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a1\"}]}]";
+  assert_string_equal(CONTENT(1), want1);
+  assert_string_equal(CONTENT(2), "- | -");
+
+  /* Replayed with span 3, whose events were stored before it too. */
+  struct gw_record m[3] = {r[0], r[1], rec(0xf1, 3, T0 + 20)};
+  assert_int_equal(send1(s, m, 3, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks() - f0, 1);
+  assert_int_equal(rows(), 3);
+  assert_string_equal(CONTENT(1), want1);
+  assert_string_equal(CONTENT(3), "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"q3\"}]}] | "
+                                  "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"a3\"}]}]");
+  /* The events replayed after their rows: nothing new, nothing changed. */
+  assert_int_equal(send_events(s, ev, 4, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_events"), 4);
+  assert_string_equal(CONTENT(1), want1);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+#undef CONTENT
+  gw_store_pg_sink.destroy(s);
+  exec_or_fail(db, "DROP TABLE ai_interaction_events_p20250101"); /* test_partitions_for_any_day creates it */
 }
 
 /* Row k of the mixed load: spread over 3 hours, 2 services, 3 providers and 4 models (NULL among them),
@@ -1450,6 +1667,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_rollup_batch_equals_group_by, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_resend_unchanged, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_mixed_load, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_direct_copy_replay_falls_back, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_direct_copy_merges_events, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_hist_quantile, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_rebuild, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_maint_creates_ahead, reset_test, clean_test),
