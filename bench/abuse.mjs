@@ -14,6 +14,7 @@
  *   ABUSE_SPANS     GenAI spans per good export, default 5
  *   ABUSE_ONLY      comma-separated attack names to run (the unloaded phases always run)
  *   ABUSE_SCALE     multiplies the attackers' connection counts (default 1; the smoke test uses less)
+ *   ABUSE_YAML      extra top-level YAML for the gateway, \n for new lines (e.g. "receivers:\n  grpc:\n    threads: 4")
  *
  * The gateway runs without PostgreSQL (disk spool in a temporary data dir, no consumer: entries are dropped
  * once durable), under a soft open-files limit of 1024 as many containers start it (it raises the soft
@@ -187,7 +188,8 @@ async function startGateway(bin) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-abuse-'));
   const [grpc, httpPort, admin] = [await freePort(), await freePort(), await freePort()];
   const cfg = path.join(dir, 'gateway.yaml');
-  fs.writeFileSync(cfg, `log:\n  level: warn\nspool:\n  mode: disk\n  dir: "${dir}/spool"\n  fsync: interval\n`);
+  const extra = process.env.ABUSE_YAML ? `${process.env.ABUSE_YAML.replace(/\\n/g, '\n')}\n` : '';
+  fs.writeFileSync(cfg, `log:\n  level: warn\nspool:\n  mode: disk\n  dir: "${dir}/spool"\n  fsync: interval\n${extra}`);
   const hard = (() => {
     try {
       return /Max open files\s+\S+\s+(\S+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'))[1];
