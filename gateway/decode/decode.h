@@ -34,6 +34,12 @@ struct gw_decode_limits {
 gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
                  size_t *out_len, struct gw_err *err);
 
+/* How many bytes a gzip (RFC 1952, concatenated members too) or zlib body inflates to, read from its
+ * deflate codes without inflating: work in proportion to len, not to the output. 0 with *out the exact
+ * size; 1 once more than limit bytes are counted (*out > limit); -1 when it cannot tell (malformed,
+ * truncated, a preset dictionary, trailing bytes): inflating it decides. Checksums are not verified. */
+int gw_deflate_size(const void *body, size_t len, size_t limit, size_t *out);
+
 /* Check a protobuf body's nesting without unpacking it: every length-delimited field is walked as the
  * OTLP schema says (known message fields recursed into, others skipped). Fails with TOO_DEEP past max_depth,
  * DECODE on malformed wire data. kind: which top-level message. *need (when not NULL): about what

@@ -8,7 +8,10 @@
  * max_bytes. Output goes into one resizable arena buffer (gw_arena_alloc_big) that starts near a typical
  * ratio and doubles, mremap'd rather than copied, never past the limit; once it is full at the limit a
  * one-byte probe tells "done" from "more", and more is TOO_LARGE at once. At the end the buffer is cut to
- * the output. zlib's own state is arena memory too.
+ * the output. zlib's own state is arena memory too. Once the output passes 16 times the input (and
+ * 256 KiB), gw_deflate_size counts the whole body's output from its codes: past the limit is TOO_LARGE at
+ * once (a bomb is refused in the time it takes to read its wire bytes, without inflating up to the cap
+ * and faulting its pages in), within it the buffer is sized exactly.
  * windowBits 15+32 lets zlib detect gzip or zlib headers; concatenated members (RFC 1952 §2.2) are
  * inflated one after another; anything else after a member, a truncated stream or a bad checksum is
  * BAD_GZIP. Messages give positions and sizes, never content.
@@ -20,6 +23,10 @@
 #include "decode/decode.h"
 
 #define FIRST_OUT (64 * 1024)
+/* Output past both of these before the body is counted with gw_deflate_size (real bodies inflate 3 to 30
+ * times; a bomb about 1000): from there a bomb costs the time to read its codes, not to inflate it. */
+#define SCAN_AT (256 * 1024)
+#define SCAN_RATIO 16
 
 static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
 {
@@ -59,6 +66,15 @@ static size_t out_limit(size_t in_len, const struct gw_decode_limits *lim, bool 
   return limit;
 }
 
+static gw_rc too_large(struct gw_err *err, const struct gw_decode_limits *lim, size_t limit, bool by_ratio, size_t in_len)
+{
+  if (by_ratio)
+    return gw_err_set(err, GW_ERR(TOO_LARGE),
+                      "gzip: body inflates to more than %u times its %zu compressed bytes (receivers.max_inflate_ratio)",
+                      lim->max_ratio, in_len);
+  return gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: body inflates to more than %zu bytes", limit);
+}
+
 gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
                  size_t *out_len, struct gw_err *err)
 {
@@ -66,7 +82,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
   z_stream zs = {.zalloc = z_alloc, .zfree = z_free, .opaque = a};
   const unsigned char *next = in;
   size_t left = in_len, used = 0, cap;
-  bool started = false, by_ratio;
+  bool started = false, by_ratio, scanned = false;
   size_t limit = out_limit(in_len, lim, &by_ratio);
   unsigned char *buf = NULL;
 
@@ -96,13 +112,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         zs.avail_out = 1;
         int pr = inflate(&zs, Z_NO_FLUSH);
         if (zs.avail_out == 0) {
-          if (by_ratio)
-            result = gw_err_set(err, GW_ERR(TOO_LARGE),
-                                "gzip: body inflates to more than %u times its %zu compressed bytes "
-                                "(receivers.max_inflate_ratio)",
-                                lim->max_ratio, in_len);
-          else
-            result = gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: body inflates to more than %zu bytes", limit);
+          result = too_large(err, lim, limit, by_ratio, in_len);
           goto out;
         }
         if (pr == Z_STREAM_END)
@@ -116,6 +126,18 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         continue;
       }
       size_t ncap = cap > limit / 2 ? limit : cap * 2;
+      if (!scanned && cap >= SCAN_AT && cap / SCAN_RATIO >= in_len) {
+        /* A ratio past real bodies': count what the whole body inflates to before inflating more of it. */
+        scanned = true;
+        size_t total;
+        int sr = gw_deflate_size(in, in_len, limit, &total);
+        if (sr > 0) {
+          result = too_large(err, lim, limit, by_ratio, in_len);
+          goto out;
+        }
+        if (sr == 0 && total > cap)
+          ncap = total; /* exact: one resize, and the trailing probe finds the end */
+      }
       unsigned char *n = gw_arena_resize_big(a, buf, ncap + 1);
       if (!n)
         goto oom;

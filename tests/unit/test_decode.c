@@ -1410,6 +1410,118 @@ static void test_gzip_ratio(void **state)
   free(zeros);
 }
 
+/* Compress n bytes with the given level, strategy and wrapper (15 + 16: gzip, 15: zlib). */
+static uint8_t *zcomp(const void *in, size_t n, int level, int strategy, int wbits, size_t *out_len)
+{
+  z_stream zs = {0};
+  assert_int_equal(deflateInit2(&zs, level, Z_DEFLATED, wbits, 8, strategy), Z_OK);
+  size_t cap = deflateBound(&zs, n) + 64;
+  uint8_t *out = malloc(cap);
+  zs.next_in = (Bytef *)in;
+  zs.avail_in = (uInt)n;
+  zs.next_out = out;
+  zs.avail_out = (uInt)cap;
+  assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  *out_len = zs.total_out;
+  deflateEnd(&zs);
+  return out;
+}
+
+/* gw_deflate_size reads the size from the codes: exact for every block type zlib writes (stored, fixed,
+ * dynamic; every strategy), gzip and zlib wrappers and concatenated members; "more than limit" exactly
+ * when the size passes it; "cannot tell" for truncated or foreign bodies. */
+static void test_deflate_size(void **state)
+{
+  (void)state;
+  size_t n = 320000;
+  uint8_t *data = malloc(n);
+  uint32_t x = 12345;
+  for (size_t i = 0; i < n; i++) {
+    x = x * 1103515245u + 12345u;
+    /* text-like runs, repeats and random bytes */
+    data[i] = (i / 4096) % 3 == 0 ? (uint8_t)("the quick brown fox "[i % 20]) : (i / 4096) % 3 == 1 ? (uint8_t)'0' + (i & 1) : (uint8_t)(x >> 24);
+  }
+  const size_t sizes[] = {0, 1, 100, 4095, 70000, 300000};
+  const int levels[] = {0, 1, 6, 9};
+  const int strategies[] = {Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY, Z_RLE, Z_FIXED};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+    for (size_t li = 0; li < 4; li++)
+      for (size_t st = 0; st < 5; st++)
+        for (int w = 0; w < 2; w++) {
+          size_t zlen, got;
+          uint8_t *z = zcomp(data, sizes[si], levels[li], strategies[st], w ? 15 : 15 + 16, &zlen);
+          int rc = gw_deflate_size(z, zlen, SIZE_MAX, &got);
+          if (rc != 0 || got != sizes[si])
+            fail_msg("size %zu level %d strategy %d %s: rc %d, %zu", sizes[si], levels[li], strategies[st],
+                     w ? "zlib" : "gzip", rc, got);
+          assert_int_equal(gw_deflate_size(z, zlen, sizes[si], &got), 0);
+          if (sizes[si]) {
+            assert_int_equal(gw_deflate_size(z, zlen, sizes[si] - 1, &got), 1);
+            assert_true(got > sizes[si] - 1);
+          }
+          /* truncated: cannot tell */
+          if (zlen > 12)
+            assert_int_equal(gw_deflate_size(z, zlen - 9, SIZE_MAX, &got), -1);
+          free(z);
+        }
+  /* two gzip members: the sum; something else after a member: cannot tell */
+  size_t l1, l2, got;
+  uint8_t *z1 = zcomp(data, 5000, 6, Z_DEFAULT_STRATEGY, 15 + 16, &l1);
+  uint8_t *z2 = zcomp(data + 7000, 300000, 9, Z_DEFAULT_STRATEGY, 15 + 16, &l2);
+  uint8_t *both = malloc(l1 + l2 + 1);
+  memcpy(both, z1, l1);
+  memcpy(both + l1, z2, l2);
+  assert_int_equal(gw_deflate_size(both, l1 + l2, SIZE_MAX, &got), 0);
+  assert_int_equal(got, 305000);
+  assert_int_equal(gw_deflate_size(both, l1 + l2, 304999, &got), 1);
+  both[l1 + l2] = 'x';
+  assert_int_equal(gw_deflate_size(both, l1 + l2 + 1, SIZE_MAX, &got), -1);
+  assert_int_equal(gw_deflate_size("{\"resourceSpans\":[]}", 20, SIZE_MAX, &got), -1);
+  assert_int_equal(gw_deflate_size("", 0, SIZE_MAX, &got), -1);
+  free(both);
+  free(z1);
+  free(z2);
+  free(data);
+}
+
+/* A gzip bomb within max_request_bytes but past the ratio cap (issue 12's OTLP/JSON body of [0,0,...], here
+ * 16 KB inflating to 16 MiB) is refused with the ratio message after its codes are read: the output it ever
+ * held is what was inflated before the count (256 KiB, 16 times its size), not the 3.2 MB the ratio allowed. */
+static void test_gzip_bomb_counted(void **state)
+{
+  (void)state;
+  size_t n = 16u << 20, zlen;
+  char *plain = malloc(n);
+  plain[0] = '[';
+  for (size_t i = 1; i + 1 < n; i += 2) {
+    plain[i] = '0';
+    plain[i + 1] = ',';
+  }
+  plain[n - 1] = ']';
+  uint8_t *z = zcomp(plain, n, 9, Z_DEFAULT_STRATEGY, 15 + 16, &zlen);
+  free(plain);
+  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20};
+  assert_true(zlen * 200 > (2u << 20)); /* the ratio allows more than the bound below */
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(err.msg, "(receivers.max_inflate_ratio)"));
+  assert_true(gw_arena_used(a) < (1 << 20));
+  gw_arena_destroy(a);
+  /* the same body with room for it: inflated whole and exact (the count sized the buffer) */
+  lim.max_ratio = 0;
+  a = gw_arena_create(0);
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, n);
+  assert_int_equal(((char *)out)[0], '[');
+  assert_int_equal(((char *)out)[n - 1], ']');
+  assert_int_equal(((char *)out)[n], 0);
+  gw_arena_destroy(a);
+  free(z);
+}
+
 static void test_gzip_bad(void **state)
 {
   (void)state;
@@ -1707,6 +1819,8 @@ int main(void)
       cmocka_unit_test(test_gzip_exact_limit),
       cmocka_unit_test(test_gzip_bomb),
       cmocka_unit_test(test_gzip_ratio),
+      cmocka_unit_test(test_deflate_size),
+      cmocka_unit_test(test_gzip_bomb_counted),
       cmocka_unit_test(test_gzip_bad),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
