@@ -22,6 +22,10 @@ import assert from 'node:assert/strict';
 import { prerequisites, startPgCluster, waitFor } from '../lib/harness.mjs';
 import { underLoad, assertLanded, rowCount, scaled, loadScale, segments, storedKeys } from '../lib/durability.mjs';
 
+/* Each test waits up to 120 s for the spool to drain; on a loaded 2-core machine the default 120 s
+ * per-test timeout of run-node-tests.sh cut them off while they were still progressing. */
+const SLOW = { timeout: 300_000 };
+
 const skip = prerequisites({ needPg: false });
 
 /** Acknowledged before `at` and absent from the database now: what a kill at `at` put at risk. */
@@ -71,22 +75,22 @@ describe('durability: kill -9 under load (disk spool)', { skip: skip ?? false },
     });
   }
 
-  test('kill -9 under ~400 spans/s, restart: every acknowledged span stored exactly once', async () => {
+  test('kill -9 under ~400 spans/s, restart: every acknowledged span stored exactly once', SLOW, async () => {
     await killUnderLoad(400);
   });
 
-  test('kill -9 under ~1,600 spans/s, restart: every acknowledged span stored exactly once', async () => {
+  test('kill -9 under ~1,600 spans/s, restart: every acknowledged span stored exactly once', SLOW, async () => {
     await killUnderLoad(1600);
   });
 
   /* The gRPC receiver acknowledges from the spool's sync thread, not from its handler: the same promise
    * on that path. (This SDK line's gRPC exporter does not retry, so exports that meet the dead gateway
    * fail and are not acknowledged; the check is on what was.) */
-  test('kill -9 under ~400 spans/s over OTLP/gRPC, restart: every acknowledged span stored exactly once', async () => {
+  test('kill -9 under ~400 spans/s over OTLP/gRPC, restart: every acknowledged span stored exactly once', SLOW, async () => {
     await killUnderLoad(400, 'grpc');
   });
 
-  test('kill -9 during segment reclaim, three times: every acknowledged span stored exactly once', async () => {
+  test('kill -9 during segment reclaim, three times: every acknowledged span stored exactly once', SLOW, async () => {
     const rate = scaled(800);
     /* Small segments, so a backlog spans many of them and catching up deletes one after another. */
     const config = { spool: { mode: 'disk', segment_bytes: '256KiB' }, postgres: { batch_rows: 500 } };

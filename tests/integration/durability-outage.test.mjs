@@ -19,6 +19,10 @@ import assert from 'node:assert/strict';
 import { prerequisites, startPgCluster, metricSum, sleep } from '../lib/harness.mjs';
 import { underLoad, assertLanded, scaled, segments, storedKeys } from '../lib/durability.mjs';
 
+/* Each test waits up to 120 s for the spool to drain; on a loaded 2-core machine the default 120 s
+ * per-test timeout of run-node-tests.sh cut them off while they were still progressing. */
+const SLOW = { timeout: 300_000 };
+
 const skip = prerequisites({ needPg: false });
 
 describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, () => {
@@ -30,7 +34,7 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
     await cluster?.destroy();
   });
 
-  test('Postgres stopped 20 s, kill -9 10 s into the outage, restart, Postgres back: every acknowledged span stored once', async () => {
+  test('Postgres stopped 20 s, kill -9 10 s into the outage, restart, Postgres back: every acknowledged span stored once', SLOW, async () => {
     const rate = scaled(400);
     await underLoad(cluster, { config: { spool: { mode: 'disk' } }, rate }, async ({ db, gw, load }) => {
       await load.waitAcked(rate * 2, { timeoutMs: 60000 });
@@ -54,7 +58,7 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
     });
   });
 
-  test('Postgres down, SIGTERM: exit 0 without waiting out the grace, the rest kept in the spool; restarted with Postgres up, everything lands', async () => {
+  test('Postgres down, SIGTERM: exit 0 without waiting out the grace, the rest kept in the spool; restarted with Postgres up, everything lands', SLOW, async () => {
     const graceMs = 15000;
     const rate = scaled(400);
     await underLoad(cluster, { config: { spool: { mode: 'disk' }, shutdown_grace_ms: graceMs }, rate }, async ({ db, gw, load }) => {
@@ -85,7 +89,7 @@ describe('durability: Postgres outages (disk spool)', { skip: skip ?? false }, (
     });
   });
 
-  test('Postgres down under load, spool too small (4 MiB): backpressure to the client, nothing acknowledged lost', async () => {
+  test('Postgres down under load, spool too small (4 MiB): backpressure to the client, nothing acknowledged lost', SLOW, async () => {
     const rate = scaled(400);
     /* 1 KiB of padding per span: 4 MiB is a few seconds of this load */
     await underLoad(cluster, { config: { spool: { mode: 'disk', max_bytes: '4MiB' } }, rate, load: { padBytes: 1024 } }, async ({ db, gw, load }) => {

@@ -29,6 +29,10 @@ import { traceRequest, genaiSpan, toProtobuf } from '../lib/otlp.mjs';
 import { startLoad } from '../lib/load-client.mjs';
 import { underLoad, assertLanded, scaled, segments, rowCount, storedKeys, mountTmpfs, openSegmentFiles } from '../lib/durability.mjs';
 
+/* Each test waits up to 120 s for the spool to drain; on a loaded 2-core machine the default 120 s
+ * per-test timeout of run-node-tests.sh cut them off while they were still progressing. */
+const SLOW = { timeout: 300_000 };
+
 const skip = prerequisites({ needPg: false });
 const PB = { 'content-type': 'application/x-protobuf' };
 
@@ -41,7 +45,7 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
     await cluster?.destroy();
   });
 
-  test('kill -9 during recovery of a large backlog, and again while the writer catches up: every acknowledged span stored once', async () => {
+  test('kill -9 during recovery of a large backlog, and again while the writer catches up: every acknowledged span stored once', SLOW, async () => {
     const rate = scaled(1600);
     /* 1 MiB segments: recovery opens and checks them one after another, which the test can watch */
     const config = { spool: { mode: 'disk', segment_bytes: '1MiB' } };
@@ -98,7 +102,7 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
     });
   });
 
-  test('a torn last record: skipped, logged and counted; every record before it lands', async () => {
+  test('a torn last record: skipped, logged and counted; every record before it lands', SLOW, async () => {
     const db = await createDatabase(cluster.dsn);
     await cluster.stop(); /* nothing is consumed: every record stays in the spool */
     let gw;
@@ -147,7 +151,7 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
     }
   });
 
-  test('disk full: backpressure, a no_space write error counted, nothing acknowledged lost; ingestion resumes when space returns', async (t) => {
+  test('disk full: backpressure, a no_space write error counted, nothing acknowledged lost; ingestion resumes when space returns', SLOW, async (t) => {
     const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-it-full-'));
     const mnt = path.join(base, 'tmpfs');
     const fs8 = await mountTmpfs(mnt, '8m');
@@ -197,7 +201,7 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
     }
   });
 
-  test('memory spool, Postgres down, SIGTERM: exit status 3 and a warning with the dropped count', async () => {
+  test('memory spool, Postgres down, SIGTERM: exit status 3 and a warning with the dropped count', SLOW, async () => {
     const rate = scaled(400);
     await underLoad(cluster, { config: { spool: { mode: 'memory' }, shutdown_grace_ms: 2000 }, rate }, async ({ db, gw, load }) => {
       await load.waitAcked(rate, { timeoutMs: 60000 });
