@@ -6,7 +6,8 @@
  * How: a gateway (real binary, fresh database, migrations applied by it) receives hand-built OTLP spans
  * spread over four UTC hours (services, providers, priced/unpriced/reported-cost models, errors, finish
  * reasons, users, sessions, durations chosen to land in known histogram buckets, a prompt with an email
- * address), so both the raw rows and the hourly rollups come from the writer. Each query is then expanded
+ * address, agents, workflows, prompt versions, traces of several calls, a prompt repeated within the
+ * last hour), so both the raw rows and the hourly rollups come from the writer. Each query is then expanded
  * the way Grafana does (tests/lib/grafana.mjs) for a time range and a choice of variable values, run,
  * and compared cell by cell with an oracle computed here from the seed list alone: the oracles know the
  * price table, the histogram boundaries and the quantile rule, not the SQL. Three choices are run (all,
@@ -23,8 +24,8 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import pg from 'pg';
-import { prerequisites, createDatabase, startGateway, post, waitForRows, pgClientConfig, REPO } from '../lib/harness.mjs';
-import { span, traceRequest, toProtobuf } from '../lib/otlp.mjs';
+import { prerequisites, createDatabase, startGateway, post, waitFor, waitForRows, pgClientConfig, REPO } from '../lib/harness.mjs';
+import { span, traceRequest, toProtobuf, randomTraceId } from '../lib/otlp.mjs';
 import {
   ALL_VALUE, allPanels, dashboardQueries, expandMacros, expandQuery, interpolateVariables, toSeries, reduceSeries, threshold, fieldKind,
   provisionFolders, interpolateLink,
@@ -65,7 +66,10 @@ seed({ h: 0, m: 5, svc: 'graf-chat', prov: 'openai', model: 'graf-large', in: 10
 for (const m of [10, 12, 14]) seed({ h: 0, m, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 2000, out: 1000, dur: 150, finish: ['stop'], user: 'alice', session: 's-alice-1', ttft: 0.1 });
 seed({ h: 0, m: 20, svc: 'graf-batch', prov: 'anthropic', model: 'graf-large', in: 4000, out: 2000, dur: 5000, finish: ['length'], user: 'bob', session: 's-bob-1' });
 seed({ h: 0, m: 25, svc: 'graf-batch', prov: 'anthropic', model: 'graf-large', in: 100, out: null, dur: 30000, status: 'error', error: 'timeout', user: 'bob', session: 's-bob-1' });
-seed({ h: 0, m: 40, svc: 'graf-chat', prov: null, model: null, op: 'invoke_agent', in: null, out: null, dur: 2000, user: 'alice', session: 's-alice-1' });
+seed({ h: 0, m: 40, svc: 'graf-chat', prov: null, model: null, op: 'invoke_agent', in: null, out: null, dur: 2000, user: 'alice', session: 's-alice-1', id: 'planner', trace: 'alice-agent' });
+/* a call under that agent span that names no agent: it inherits 'planner'. Sent in a request before its parent,
+ * so the writer's fill, not the normalizer, gives it the name (and moves its rollup row) */
+seed({ h: 0, m: 41, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 200, out: 100, dur: 150, finish: ['stop'], user: 'alice', session: 's-alice-1', parent: 'planner', trace: 'alice-agent', early: true });
 seed({ h: 0, m: 50, svc: 'graf-batch', prov: 'openai', model: 'graf-small', op: 'embeddings', in: 800, out: null, dur: 15, user: 'bob', session: null });
 /* no user id: the cost dashboard's "(none)" row, whose link must find it in the trace explorer */
 seed({ h: 0, m: 55, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 100, out: 50, dur: 150, finish: ['stop'], user: null, session: null });
@@ -79,11 +83,26 @@ for (let i = 0; i < 12; i++) {
   const err = i === 3 || i === 8;
   /* agents and prompt versions split this hour's (service, provider, model, operation) over several rollup
    * rows: every panel must still add them up to the same answers (migrations/0006_agents.sql) */
-  seed({ h: 2, m: 15 + 2 * i, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 300, out: 100, dur: 300, status: err ? 'error' : 'ok', error: err ? 'rate_limit_exceeded' : undefined, finish: err ? undefined : ['stop'], user: 'carol', session: 's-carol-2', agent: `graf-agent-${i % 3}`, promptVersion: `${1 + (i % 2)}` });
+  /* and workflows (first half, second half) and traces of three calls each: the agents dashboard's traces */
+  seed({ h: 2, m: 15 + 2 * i, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 300, out: 100, dur: 300, status: err ? 'error' : 'ok', error: err ? 'rate_limit_exceeded' : undefined, finish: err ? undefined : ['stop'], user: 'carol', session: 's-carol-2', agent: `graf-agent-${i % 3}`, promptVersion: `${1 + (i % 2)}`, workflow: i < 6 ? 'graf-flow-a' : 'graf-flow-b', trace: `carol-${Math.floor(i / 3)}` });
 }
+/* bob's second session is one trace of a batch workflow: a reported cost, an unpriced model, an error */
+for (const s of SEEDS.filter((x) => x.session === 's-bob-2')) Object.assign(s, { trace: 'bob-2', workflow: 'graf-nightly' });
+/* The same prompt several times within the last hour (the repeated prompts panel; its view looks at the
+ * hour before now(), whatever the time range): dave 3 times in 3 traces, erin twice in one trace and once
+ * something else; dave's same prompt 2 hours ago is outside the window. */
+const REPEAT = 'REPEAT: summarize the quarterly report';
+const recent = (min, o) => seed({ t: NOW - min * M, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 100, out: 50, dur: 150, finish: ['stop'], prompt: REPEAT, ...o });
+recent(18, { user: 'dave', session: 's-dave-1' });
+recent(14, { user: 'dave', session: 's-dave-1' });
+recent(10, { user: 'dave', session: 's-dave-1' });
+recent(16, { svc: 'graf-batch', user: 'erin', session: 's-erin-1', trace: 'erin-1' });
+recent(8, { svc: 'graf-batch', user: 'erin', session: 's-erin-1', trace: 'erin-1' });
+recent(6, { svc: 'graf-batch', user: 'erin', session: 's-erin-1', prompt: 'REPEAT: something else' });
+seed({ h: 1, m: 10, svc: 'graf-chat', prov: 'openai', model: 'graf-small', in: 100, out: 50, dur: 150, finish: ['stop'], prompt: REPEAT, user: 'dave', session: 's-dave-0' });
 
 for (const s of SEEDS) {
-  s.t = H0 + s.h * H + s.m * M;
+  s.t ??= H0 + s.h * H + s.m * M;
   const p = PRICES[s.model];
   /* cost in nano-USD, exact: tokens x USD per 1M = tokens x price x 1000 nano-USD */
   s.costNano = p ? (s.in ?? 0) * p[0] * 1000 + (s.out ?? 0) * p[1] * 1000 : s.reported !== undefined ? Math.round(s.reported * 1e9) : null;
@@ -158,7 +177,8 @@ const rollupSpans = (sc) => SEEDS.filter((s) => inHours(sc, s) && varsMatch(sc, 
 const rawSpans = (sc) => SEEDS.filter((s) => inRange(sc, s) && varsMatch(sc, s));
 /* user "(none)": the spans without a user id (the cost dashboard's (none) row links there) */
 const userMatch = (want, user) => want === '' || user === want || (want === '(none)' && !user);
-const explorerSpans = (sc) => rawSpans(sc).filter((s) => (sc.values.session === '' || s.session === sc.values.session) && userMatch(sc.values.user, s.user));
+const explorerSpans = (sc) => rawSpans(sc).filter((s) => (sc.values.session === '' || s.session === sc.values.session) && userMatch(sc.values.user, s.user)
+  && (!sc.values.trace || s.traceId === sc.values.trace));
 const one = (columns, row) => ({ columns, rows: [row] });
 
 /* ---------------- oracles: one per query key ---------------- */
@@ -324,7 +344,75 @@ Object.assign(ORACLES, {
       return [key, users.length ? users.join(', ') : null, items.length, errorsOf(items), costSum(items), new Date(Math.min(...items.map((s) => s.t))), new Date(Math.max(...items.map((s) => s.t)))];
     }).sort(by([(r) => r[6].getTime(), -1], (r) => r[0])).slice(0, 100),
   }),
+
+  /* agents: per agent and workflow from the rollups, per trace from the summaries, repeated prompts */
+  [P('genai-agents', 'Cost per hour by agent')]: (sc) => perHour(sc, agentOf, 'cost_usd', costSum),
+  [P('genai-agents', 'Errors per hour by agent')]: (sc) => perHour(sc, agentOf, 'errors', errorsOf),
+  [P('genai-agents', 'Cost per hour by workflow')]: (sc) => perHour(sc, (s) => s.workflow, 'cost_usd', costSum),
+  [P('genai-agents', 'Errors per hour by workflow')]: (sc) => perHour(sc, (s) => s.workflow, 'errors', errorsOf),
+  [P('genai-agents', 'Cost and errors by agent')]: (sc) => costAndErrors(sc, 'agent', agentOf),
+  [P('genai-agents', 'Cost and errors by workflow')]: (sc) => costAndErrors(sc, 'workflow', (s) => s.workflow),
+  [P('genai-agents', 'Top traces by cost')]: (sc) => ({
+    columns: ['time', 'trace_id', 'service', 'agent', 'workflow', 'user_id', 'spans', 'llm_calls', 'tool_calls', 'errors', 'tokens', 'duration_ms', 'cost_usd', 'models'],
+    rows: traceSummaries().filter((t) => t.start >= sc.from.getTime() && t.start <= sc.to.getTime() && selected(sc.values.service, t.svc)
+      && (selected(sc.values.model, ALL_VALUE) || t.models.some((m) => selected(sc.values.model, m))))
+      .map((t) => [new Date(t.start), t.traceId, t.svc, t.agent, t.workflow, t.user, t.spans.length,
+        t.spans.filter((s) => ['chat', 'text_completion', 'generate_content', 'embeddings'].includes(s.op)).length,
+        t.spans.filter((s) => s.op === 'execute_tool').length, errorsOf(t.spans), tokensOf(t.spans), t.end - t.start,
+        t.spans.some((s) => s.costNano !== null) ? costSum(t.spans) : null, t.models.length ? t.models.join(', ') : null])
+      .sort(by([(r) => r[12], -1, true], (r) => r[1])).slice(0, 20),
+  }),
+  [P('genai-agents', 'Prompt versions')]: (sc) => ({
+    columns: ['prompt_name', 'prompt_version', 'requests', 'errors', 'error_rate', 'avg_ms', 'p50_ms', 'p95_ms', 'cost_usd', 'cost_per_request_usd'],
+    rows: groupBy(rollupSpans(sc).filter((s) => s.promptVersion), (s) => ['graf-prompt', s.promptVersion]).map(({ key, items }) => {
+      const h = histOf(items);
+      return [key[0], key[1], items.length, errorsOf(items), errorsOf(items) / items.length, sumOf(items, (s) => s.dur) / items.length,
+        quantile(h, 0.5), quantile(h, 0.95), costSum(items), costSum(items) / items.length];
+    }).sort(by((r) => r[0], (r) => r[1])),
+  }),
+  [P('genai-agents', 'Repeated prompts (last hour)')]: (sc) => {
+    /* the view's window is the hour before the query ran (now(), not the time range); no seed is near its edge */
+    const since = Date.now() - H;
+    return {
+      columns: ['service', 'user_id', 'prompt_hash', 'requests', 'traces', 'cost_usd', 'first_seen', 'last_seen'],
+      rows: groupBy(SEEDS.filter((s) => s.t >= since && selected(sc.values.service, s.svc)), (s) => [s.svc, s.user ?? '', s.stored.prompt_hash])
+        .filter(({ items }) => items.length > 1)
+        .map(({ key, items }) => [key[0], key[1], key[2], items.length, new Set(items.map((s) => s.traceId)).size, costSum(items),
+          new Date(Math.min(...items.map((s) => s.t))), new Date(Math.max(...items.map((s) => s.t)))])
+        .sort(by([(r) => r[3], -1], [(r) => r[7].getTime(), -1], (r) => r[0], (r) => r[1], (r) => r[2])).slice(0, 50),
+    };
+  },
 });
+
+/* The agent of a seed: its own (the invoke_agent span names 'planner'), else its parent's. */
+function agentOf(s) {
+  return s.agent ?? (s.op === 'invoke_agent' ? 'planner' : s.parent ? agentOf(SEEDS.find((x) => x.id === s.parent)) : null);
+}
+function perHour(sc, dim, col, value) {
+  return {
+    columns: ['time', 'metric', col],
+    rows: groupBy(rollupSpans(sc), (s) => [hourSec(s), dim(s) ?? '(none)']).map(({ key, items }) => [key[0], key[1], value(items)]).sort(by((r) => r[0], (r) => r[1])),
+  };
+}
+function costAndErrors(sc, col, dim) {
+  return {
+    columns: [col, 'requests', 'errors', 'error_rate', 'cost_usd', 'cost_per_request_usd'],
+    rows: groupBy(rollupSpans(sc), (s) => dim(s) ?? '(none)').map(({ key, items }) => [key, items.length, errorsOf(items), errorsOf(items) / items.length, costSum(items), costSum(items) / items.length])
+      .sort(by([(r) => r[4], -1], (r) => r[0])),
+  };
+}
+/* One summary per trace, from the seeds alone (migrations/0007_trace_summaries.sql says what each is). */
+function traceSummaries() {
+  return groupBy(SEEDS, (s) => s.traceId).map(({ key, items }) => {
+    const spans = [...items].sort(by((s) => s.t, (s) => s.spanId));
+    const firstOf = (f) => f(spans[0]) ?? spans.map(f).find((v) => v !== null && v !== undefined) ?? null;
+    return {
+      traceId: key, spans, svc: spans[0].svc, agent: firstOf(agentOf), workflow: firstOf((s) => s.workflow),
+      user: distinctSorted(spans.map((s) => s.user)).at(-1) ?? null, start: spans[0].t, end: Math.max(...spans.map((s) => s.t + s.dur)),
+      models: distinctSorted(spans.map((s) => s.model)),
+    };
+  });
+}
 
 /* Alert rules: expected reduced value per series (JSON of labels -> number|null), at evaluation time T. */
 const ALERT_ORACLES = {
@@ -347,10 +435,10 @@ const ALERT_ORACLES = {
 /* ---------------- running and comparing ---------------- */
 
 const SCENARIOS = [
-  { name: 'everything', from: new Date(H0), to: new Date(NOW), values: { service: [ALL_VALUE], provider: [ALL_VALUE], model: [ALL_VALUE], session: '', user: '' } },
-  { name: 'filtered', from: new Date(H0), to: new Date(NOW), values: { service: ['graf-chat'], provider: [ALL_VALUE], model: ['graf-large', 'graf-small'], session: '', user: "o'brien" } },
-  { name: 'narrow mid-hour range', from: new Date(H0 + 30 * M), to: new Date(H0 + 90 * M), values: { service: [ALL_VALUE], provider: ['anthropic'], model: [ALL_VALUE], session: 's-bob-2', user: '' } },
-  { name: 'user (none), as its link sets it', from: new Date(H0), to: new Date(NOW), values: { service: [ALL_VALUE], provider: [ALL_VALUE], model: [ALL_VALUE], session: '', user: '(none)' } },
+  { name: 'everything', from: new Date(H0), to: new Date(NOW), values: { service: [ALL_VALUE], provider: [ALL_VALUE], model: [ALL_VALUE], session: '', user: '', trace: '' } },
+  { name: 'filtered', from: new Date(H0), to: new Date(NOW), values: { service: ['graf-chat'], provider: [ALL_VALUE], model: ['graf-large', 'graf-small'], session: '', user: "o'brien", trace: '' } },
+  { name: 'narrow mid-hour range', from: new Date(H0 + 30 * M), to: new Date(H0 + 90 * M), values: { service: [ALL_VALUE], provider: ['anthropic'], model: [ALL_VALUE], session: 's-bob-2', user: '', trace: '' } },
+  { name: 'user (none), as its link sets it', from: new Date(H0), to: new Date(NOW), values: { service: [ALL_VALUE], provider: [ALL_VALUE], model: [ALL_VALUE], session: '', user: '(none)', trace: '' } },
 ];
 
 function close(a, b) {
@@ -494,6 +582,15 @@ describe('Grafana provisioning files', () => {
     assert.equal(dup.folders.filter((f) => f.title === 'GenAI gateway').length, 2, '11.3: two folders of one name');
     /* every group and the provider name the same folder title */
     for (const g of alertFile.groups) assert.equal(g.folder, dashboardsFile.providers[0].folder);
+    /* and every dashboard file is in that folder: the README mounts the directory at the provider's path,
+     * and lists each file */
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    assert.ok(readme.includes(`"$PWD/deploy/grafana/dashboards:${dashboardsFile.providers[0].options.path}:ro"`), 'README mounts the dashboards at the provider path');
+    for (const f of fs.readdirSync(DASH_DIR).filter((x) => x.endsWith('.json'))) {
+      assert.match(readme, new RegExp(`\\| \`dashboards/${f.replace('.', '\\.')}\` \\|`), `README lists ${f}`);
+      const json = JSON.parse(fs.readFileSync(path.join(DASH_DIR, f), 'utf8'));
+      assert.ok(json.tags.includes('genai-gateway'), `${f}: tagged genai-gateway (the dashboards' links menu)`);
+    }
   });
 
   test('data links pass the cell\'s value URL-encoded to a dashboard and variable that exist (issue 14, item 9)', () => {
@@ -539,7 +636,7 @@ describe('Grafana provisioning files', () => {
   });
 
   test('dashboards parse, have unique uids and ids, and every query and variable uses the provisioned datasource', () => {
-    assert.deepEqual(dashboards.map((d) => d.file), ['cost.json', 'overview.json', 'quality.json', 'trace-explorer.json']);
+    assert.deepEqual(dashboards.map((d) => d.file), ['agents.json', 'cost.json', 'overview.json', 'quality.json', 'trace-explorer.json']);
     const uids = new Set();
     for (const { file, json } of dashboards) {
       assert.ok(json.uid && !uids.has(json.uid), `${file}: unique uid`);
@@ -649,6 +746,7 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
       ...Object.entries(PRICES).flatMap(([id, [i, o]]) => [`  - id: ${id}`, `    pattern: "^${id}$"`, `    input: ${i}`, `    output: ${o}`]), ''].join('\n'));
     gw = await startGateway({ dsn: db.dsn, config: { pricing: { file: prices } } });
 
+    const traceIds = {};
     for (const s of SEEDS) {
       const a = { 'gen_ai.operation.name': s.op };
       if (s.prov) a['gen_ai.provider.name'] = s.prov;
@@ -665,11 +763,14 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
       if (s.user) a['user.id'] = s.user;
       if (s.session) a['session.id'] = s.session;
       if (s.agent) a['gen_ai.agent.name'] = s.agent;
+      if (s.workflow) a['traceloop.workflow.name'] = s.workflow;
       if (s.promptVersion) Object.assign(a, { 'gen_ai.prompt.name': 'graf-prompt', 'llm.prompt_template.version': s.promptVersion });
       const text = (role, t) => JSON.stringify([{ role, parts: [{ type: 'text', content: t }] }]);
       a['gen_ai.input.messages'] = text('user', s.prompt ?? `question ${s.h}:${s.m} from ${s.user ?? 'nobody'}`);
       if (s.status === 'ok' && s.op === 'chat') a['gen_ai.output.messages'] = text('assistant', s.response ?? `answer ${s.h}:${s.m}`);
       const sp = span({
+        ...(s.trace ? { traceId: traceIds[s.trace] ??= randomTraceId() } : {}),
+        parentSpanId: s.parent ? SEEDS.find((x) => x.id === s.parent).spanId : undefined,
         name: `${s.op} ${s.model ?? 'planner'}`, startNs: BigInt(s.t) * 1000000n, durationNs: BigInt(s.dur) * 1000000n, attributes: a,
         status: s.status === 'error' ? { code: 2, message: `${s.error} from upstream` } : { code: 1 },
       });
@@ -677,14 +778,25 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
       s.spanId = sp.spanId;
       s.otlp = sp;
     }
-    for (const svc of new Set(SEEDS.map((s) => s.svc))) {
-      const r = await post(gw, '/v1/traces', toProtobuf(traceRequest(SEEDS.filter((s) => s.svc === svc).map((s) => s.otlp), { service: svc })), PB);
-      assert.equal(r.status, 200);
+    for (const early of [true, false]) {
+      for (const svc of new Set(SEEDS.map((s) => s.svc))) {
+        const batch = SEEDS.filter((s) => s.svc === svc && !s.early === !early);
+        if (!batch.length) continue;
+        const r = await post(gw, '/v1/traces', toProtobuf(traceRequest(batch.map((s) => s.otlp), { service: svc })), PB);
+        assert.equal(r.status, 200);
+      }
+      if (early) await waitForRows(db, SEEDS.filter((s) => s.early).map((s) => s.traceId), SEEDS.filter((s) => s.early).length, { settleMs: 0 });
     }
     const rows = await waitForRows(db, SEEDS.map((s) => s.traceId), SEEDS.length);
+    /* the agent fill and the trace summaries run after each batch's commit: wait for both to be done */
+    await waitFor(async () => {
+      const r = await db.query(`SELECT (SELECT coalesce(sum(spans), 0)::int FROM ai_trace_summaries) AS spans,
+        (SELECT count(*)::int FROM ai_interaction_traces WHERE agent_name IS NULL AND parent_span_id IS NOT NULL) AS unfilled`);
+      return r.rows[0].spans === SEEDS.length && r.rows[0].unfilled === 0;
+    }, { timeoutMs: 15000, what: 'trace summaries of every seed, and the agent fill' });
     assert.equal(rows.length, SEEDS.length);
     const stored = await db.query(`SELECT span_id, left(prompt_content, 300) AS prompt_preview, left(response_content, 300) AS response_preview,
-      redaction_count, prompt_content, total_cost_usd::text AS cost FROM ai_interaction_traces`);
+      redaction_count, prompt_content, prompt_hash, total_cost_usd::text AS cost FROM ai_interaction_traces`);
     const bySpan = new Map(stored.rows.map((r) => [r.span_id, r]));
     for (const s of SEEDS) s.stored = bySpan.get(s.spanId);
   });
@@ -748,6 +860,18 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
       [q(P('genai-cost', 'Cost by model')), (s) => s.replace('AS cost_per_request_usd', 'AS cost_per_request'), all],
       /* a series label that is not a string: Grafana would draw a series per model number, not per model */
       [q(P('genai-cost', 'Cost per hour by model')), (s) => s.replace("coalesce(nullif(model_id, ''), '(unknown)') AS metric", 'length(model_id) AS metric'), all],
+      /* calls without an agent as an empty series name instead of (none) */
+      [q(P('genai-agents', 'Cost per hour by agent')), (s) => s.replace("coalesce(nullif(agent_name, ''), '(none)') AS metric", 'agent_name AS metric'), all],
+      /* the workflow's errors counted as its requests */
+      [q(P('genai-agents', 'Cost and errors by workflow')), (s) => s.replace('sum(error_requests) AS errors', 'sum(total_requests) AS errors'), all],
+      /* the most recent traces rather than the most expensive */
+      [q(P('genai-agents', 'Top traces by cost')), (s) => s.replace('ORDER BY total_cost_usd DESC NULLS LAST, trace_id', 'ORDER BY start_time DESC, trace_id'), all],
+      /* the model filter forgotten on the summaries */
+      [q(P('genai-agents', 'Top traces by cost')), (s) => s.replace("\n  AND ('__all' IN (${model:sqlstring}) OR models && ARRAY[${model:sqlstring}]::text[])", ''), filtered],
+      /* versions of a prompt merged */
+      [q(P('genai-agents', 'Prompt versions')), (s) => s.replace('SELECT prompt_name, prompt_version,\n', "SELECT prompt_name, ''::text AS prompt_version,\n"), all],
+      /* the service filter forgotten on the repeated prompts */
+      [q(P('genai-agents', 'Repeated prompts (last hour)')), (s) => s.replace("WHERE ('__all' IN (${service:sqlstring}) OR service_name IN (${service:sqlstring}))\n", ''), filtered],
     ];
     for (const [query, mutate, sc] of broken) {
       assert.ok(query, 'query found');
@@ -785,6 +909,56 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
       await client.end();
       /* the grants live in this database, dropped after the suite; the role itself is cluster-wide */
       readersToDrop.push(reader);
+    }
+  });
+
+  test('the agents dashboard agrees with sums over the raw rows: per agent, per workflow, per trace', async () => {
+    const sc = SCENARIOS[0];
+    const get = (title) => ALL_QUERIES.find((q) => q.key === P('genai-agents', title));
+    const raw = async (sql) => (await db.query({ text: sql, values: [sc.from, sc.to], rowMode: 'array' })).rows;
+    /* the rollups count whole hours: sc.from is on an hour, sc.to is now */
+    for (const [title, col] of [['Cost and errors by agent', 'agent_name'], ['Cost and errors by workflow', 'workflow_name']]) {
+      const { actual } = await checkQuery(db, get(title), get(title).sql, sc);
+      const want = await raw(`SELECT coalesce(${col}, '(none)'), count(*)::int, count(*) FILTER (WHERE status = 'error')::int, coalesce(sum(total_cost_usd), 0)::text
+        FROM ai_interaction_traces WHERE start_time >= $1 AND start_time <= $2 GROUP BY 1 ORDER BY 1`);
+      const got = actual.rows.map((r) => [r[0], Number(r[1]), Number(r[2]), r[4]]).sort(by((r) => r[0]));
+      assert.equal(got.length, want.length, title);
+      got.forEach((r, i) => {
+        assert.deepEqual(r.slice(0, 3), want[i].slice(0, 3), title);
+        assert.ok(sameCell(r[3], Number(want[i][3])), `${title}: ${r[0]} cost ${r[3]} != ${want[i][3]}`);
+      });
+    }
+    const { actual } = await checkQuery(db, get('Top traces by cost'), get('Top traces by cost').sql, sc);
+    const traces = new Map((await raw(`SELECT trace_id, count(*)::int, count(*) FILTER (WHERE status = 'error')::int, sum(total_cost_usd)::text
+      FROM ai_interaction_traces WHERE start_time >= $1::timestamptz - interval '1 day' AND start_time <= $2 GROUP BY 1`)).map((r) => [r[0], r.slice(1)]));
+    for (const r of actual.rows) {
+      const [spans, errors, cost] = traces.get(r[1]);
+      assert.deepEqual([Number(r[6]), Number(r[9])], [spans, errors], r[1]);
+      assert.ok(sameCell(r[12], cost === null ? null : Number(cost)), `${r[1]}: cost ${r[12]} != ${cost}`);
+    }
+    /* the call under the agent span took its name from the writer's fill, and says so */
+    const child = SEEDS.find((s) => s.parent);
+    const c = await db.query('SELECT agent_name, enrichment_flags FROM ai_interaction_traces WHERE span_id = $1', [child.spanId]);
+    assert.equal(c.rows[0].agent_name, 'planner');
+    assert.ok(c.rows[0].enrichment_flags.includes('agent_inherited'));
+  });
+
+  test('each top trace links to exactly its calls in the trace explorer', async () => {
+    const top = ALL_QUERIES.find((q) => q.key === P('genai-agents', 'Top traces by cost'));
+    const explorer = ALL_QUERIES.find((q) => q.key === P('genai-traces', 'Recent interactions'));
+    const panel = allPanels(top.dashboard).find((p) => p.title === 'Top traces by cost');
+    const link = panel.fieldConfig.overrides.find((o) => o.matcher.options === 'trace_id').properties.find((x) => x.id === 'links').value[0];
+    const sc = SCENARIOS[0];
+    const { actual } = await checkQuery(db, top, top.sql, sc);
+    assert.ok(actual.rows.some((r) => r[6] >= 3), 'a trace of several calls is among them');
+    for (const row of actual.rows) {
+      const url = new URL(interpolateLink(link.url, { value: row[1], from: sc.from, to: sc.to }), 'http://grafana.local');
+      const values = { ...sc.values, trace: url.searchParams.get('var-trace') };
+      const at = { name: `trace ${row[1]}`, from: new Date(Number(url.searchParams.get('from'))), to: new Date(Number(url.searchParams.get('to'))), values };
+      /* the explorer's oracle filters by trace id too; and the calls are the trace's spans, as many as the summary says */
+      const { actual: calls } = await checkQuery(db, explorer, explorer.sql, at);
+      assert.deepEqual(calls.rows.map((r) => r[2]).sort(), SEEDS.filter((s) => s.traceId === row[1]).map((s) => s.spanId).sort());
+      assert.equal(calls.rows.length, Number(row[6]));
     }
   });
 
