@@ -19,7 +19,9 @@
  *   in the request: stable when a request is re-sent (storage stays idempotent), and it keeps the sent
  *   order of messages that share a timestamp. Rows are ordered by (time, seq, event_name).
  * - prompt_hash (before redaction) is set on the first input row of each span of the request, over that
- *   span's input messages of the request rendered as prompt_content would be.
+ *   span's input messages of the request rendered as prompt_content would be; prompt_simhash beside it,
+ *   over their text as a row's is taken (the messages' text parts joined by newlines), so a prompt that
+ *   came only in log records gets the same two values as had it come on its span.
  * - Validation: a record with a trace_id or span_id of the wrong length is rejected (partial_success) and
  *   removed from the request; a GenAI event outside the storable time window likewise. A GenAI event
  *   without ids cannot be joined to a span: forwarded, not stored, counted (unjoinable).
@@ -31,6 +33,7 @@
 
 #include "normalize/events.h"
 #include "normalize/normalize_int.h"
+#include "normalize/simhash.h"
 
 static const char *attr_str(GwKeyValue *const *kv, size_t n, const char *key)
 {
@@ -257,7 +260,8 @@ static int in_row_cmp(const void *pa, const void *pb)
 }
 
 /* The input rows sorted by span, then (time, seq): each span's group hashed in that order into its first
- * row in the request. Sorting keeps this O(n log n) whatever the number of spans (it compared every row
+ * row in the request, and its text SimHashed there too (normalize.c takes a row's over the text parts of
+ * its input messages joined by '\n': each row's text_content is its message's text parts joined so). Sorting keeps this O(n log n) whatever the number of spans (it compared every row
  * with every earlier one: 64 s for 80 000 events). */
 static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *oom)
 {
@@ -298,6 +302,26 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
         gw_hex(res->events[first].prompt_hash, dig, 8);
     }
     EVP_MD_CTX_free(md);
+    struct gw_sb text;
+    gw_sb_init(&text, a);
+    bool any = false;
+    for (size_t j = g; j < end; j++) {
+      if (!v[j].e->text_content)
+        continue;
+      if (any)
+        gw_sb_putc(&text, '\n');
+      gw_sb_puts(&text, v[j].e->text_content);
+      any = true;
+    }
+    if (any) {
+      size_t tn = text.len;
+      const char *t = gw_sb_finish(&text);
+      uint64_t sh;
+      if (!t)
+        *oom = true;
+      else if (gw_simhash(t, tn, &sh))
+        gw_simhash_bits(sh, res->events[first].prompt_simhash);
+    }
     g = end;
   }
 }

@@ -350,18 +350,24 @@ const struct gw_field gw_event_fields[] = {
   E("prompt_hash", GW_FT_CHARS, prompt_hash),
   E("redacted_kinds", GW_FT_STRV, redacted_kinds),
   E("service_name", GW_FT_TEXT, service_name),
+  /* spool format GWE2 */
+  E("prompt_simhash", GW_FT_CHARS, prompt_simhash),
 };
 const size_t gw_event_nfields = sizeof gw_event_fields / sizeof gw_event_fields[0];
+const size_t gw_event_nfields_v1 = 14;
 
 gw_rc gw_events_encode(const struct gw_event *evs, size_t n, struct gw_sb *out)
 {
-  return rows_encode("GWE1", gw_event_fields, gw_event_nfields, evs, sizeof *evs, n, out);
+  return rows_encode("GWE2", gw_event_fields, gw_event_nfields, evs, sizeof *evs, n, out);
 }
 
 gw_rc gw_events_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_event **evs, size_t *n)
 {
   void *rows;
-  gw_rc rc = rows_decode("GWE1", gw_event_fields, gw_event_nfields, sizeof **evs, buf, len, a, &rows, n);
+  /* GWE1: written before prompt_simhash existed (a disk spool kept across an upgrade); it stays "". */
+  bool v1 = len >= 4 && !memcmp(buf, "GWE1", 4);
+  gw_rc rc = rows_decode(v1 ? "GWE1" : "GWE2", gw_event_fields, v1 ? gw_event_nfields_v1 : gw_event_nfields,
+                         sizeof **evs, buf, len, a, &rows, n);
   *evs = rows;
   return rc;
 }

@@ -158,6 +158,8 @@ struct gw_event {
                              * input messages of the request, before redaction (as prompt_content's) */
   struct gw_strv redacted_kinds;
   const char *service_name;
+  char prompt_simhash[65];  /* beside prompt_hash: the SimHash of the text of the same messages, before
+                             * redaction (as a row's); "" = none. Spool format GWE2; GWE1 decodes it "". */
 
   /* Transient, request-scoped: not spooled. */
   const struct Opentelemetry__Proto__Logs__V1__LogRecord *log; /* the record it came from */
@@ -165,8 +167,10 @@ struct gw_event {
 
 extern const struct gw_field gw_event_fields[];
 extern const size_t gw_event_nfields;
+/* The fields of spool format GWE1 (before prompt_simhash): the table's first ones. */
+extern const size_t gw_event_nfields_v1;
 
-/* Spool codec for events, as for records with magic "GWE1". */
+/* Spool codec for events, as for records with magic "GWE2" ("GWE1" is still read). */
 gw_rc gw_events_encode(const struct gw_event *evs, size_t n, struct gw_sb *out);
 gw_rc gw_events_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_event **evs, size_t *n);
 

@@ -113,24 +113,31 @@ gw_rc gw_upstream_merge_events(struct gw_arena *a, struct gw_event *ev, size_t n
 {
   bool stamped = false;
   for (size_t i = 0; i < n && !stamped; i++)
-    stamped = ev[i].log && read_stamps(ev[i].log->attributes, ev[i].log->n_attributes).hash;
+    if (ev[i].log) {
+      struct stamps st = read_stamps(ev[i].log->attributes, ev[i].log->n_attributes);
+      stamped = st.hash || st.simhash;
+    }
   for (size_t i = 0; i < n; i++) {
     struct gw_event *e = &ev[i];
     if (!e->log)
       continue;
     struct stamps st = read_stamps(e->log->attributes, e->log->n_attributes);
     if (stamped) {
-      /* The upstream took the hashes over unredacted text; ours are over its redacted output. */
+      /* The upstream took the hashes (and SimHashes) over unredacted text; ours are over its redacted output. */
       bool first_input = false;
-      if (st.hash && e->direction && !strcmp(e->direction, "input")) {
+      if ((st.hash || st.simhash) && e->direction && !strcmp(e->direction, "input")) {
         first_input = true;
         for (size_t j = i; j > 0 && ev[j - 1].log == e->log && first_input; j--)
           first_input = !(ev[j - 1].direction && !strcmp(ev[j - 1].direction, "input"));
       }
-      if (first_input)
+      if (first_input && st.hash)
         memcpy(e->prompt_hash, st.hash, 17);
       else
         e->prompt_hash[0] = 0;
+      if (first_input && st.simhash)
+        memcpy(e->prompt_simhash, st.simhash, 65);
+      else
+        e->prompt_simhash[0] = 0;
     }
     if (first_of_record(ev, i)) {
       gw_rc rc = add_redactions(a, &st, &e->redaction_count, &e->redacted_kinds);
@@ -242,12 +249,14 @@ gw_rc gw_upstream_stamp_logs(struct gw_arena *a, const struct gw_event *ev, size
     while (j < n && ev[j].log == ev[i].log)
       j++;
     GwLogRecord *log = (GwLogRecord *)ev[i].log; /* the request's own record, in the arena */
-    const char *hash = NULL;
+    const char *hash = NULL, *simhash = NULL;
     int64_t count = 0;
     uint32_t nk = 0;
     for (size_t k = i; k < j; k++) {
       if (ev[k].prompt_hash[0] && !hash)
         hash = ev[k].prompt_hash;
+      if (ev[k].prompt_simhash[0] && !simhash)
+        simhash = ev[k].prompt_simhash;
       count += ev[k].redaction_count.set ? ev[k].redaction_count.v : 0;
       nk += ev[k].redacted_kinds.n;
     }
@@ -263,7 +272,7 @@ gw_rc gw_upstream_stamp_logs(struct gw_arena *a, const struct gw_event *ev, size
             kv[kinds.n++] = ev[k].redacted_kinds.v[m];
     }
     if (log) {
-      gw_rc rc = write_stamps(a, &log->attributes, &log->n_attributes, hash, NULL, count, &kinds);
+      gw_rc rc = write_stamps(a, &log->attributes, &log->n_attributes, hash, simhash, count, &kinds);
       if (rc)
         return rc;
     }

@@ -11,8 +11,9 @@
  *   genai_gateway.prompt_simhash     the same for the SimHash (64 '0'/'1' digits, as the column)
  *   genai_gateway.redaction.count    values the upstream redacted
  *   genai_gateway.redaction.kinds    their kinds (string array)
- * Log records carrying GenAI events get the same prompt_hash and redaction stamps, for their rows of
- * ai_interaction_events: the hash on the record holding the first input message of its span, the count
+ * Log records carrying GenAI events get the same prompt_hash, prompt_simhash and redaction stamps, for
+ * their rows of ai_interaction_events: the hashes on the record holding the first input message of its
+ * span (a prompt that came only in log records gets the same values as on a span), the count
  * and kinds summed over the record's rows (the next gateway adds them to the record's first row; exact
  * for the one message per record the OTel instrumentations send).
  * A client can set these keys on its own spans too; they only change that client's own rows.
@@ -38,11 +39,11 @@ gw_rc gw_upstream_merge(struct gw_arena *a, struct gw_record *recs, size_t n);
  */
 gw_rc gw_upstream_stamp(struct gw_arena *a, struct gw_record *recs, size_t n);
 
-/* The same for GenAI events: a request whose log records carry a prompt_hash stamp takes its hashes
- * from the stamps alone, and each record's stamped redactions are added to its first row. */
+/* The same for GenAI events: a request whose log records carry a prompt_hash or prompt_simhash stamp
+ * takes both from the stamps alone, and each record's stamped redactions are added to its first row. */
 gw_rc gw_upstream_merge_events(struct gw_arena *a, struct gw_event *ev, size_t n);
 
-/* Stamp each log record that gave events with its rows' prompt_hash and redactions. */
+/* Stamp each log record that gave events with its rows' prompt_hash, prompt_simhash and redactions. */
 gw_rc gw_upstream_stamp_logs(struct gw_arena *a, const struct gw_event *ev, size_t n);
 
 #endif

@@ -1078,12 +1078,15 @@ static enum wr write_range(struct store *s, struct batch *b, size_t lo, size_t h
 
 #define EVENTS_INSERT                                                                                      \
   "WITH ins AS (INSERT INTO " EVENTS_TABLE " (trace_id, span_id, time, event_name, seq, role, content, "     \
-  "attributes, redaction_count, direction, text_content, prompt_hash, redacted_kinds, service_name) "        \
+  "attributes, redaction_count, direction, text_content, prompt_hash, redacted_kinds, service_name, "        \
+  "prompt_simhash) "                                                                                       \
   "SELECT trace_id, span_id, time, event_name, seq, role, content, attributes, redaction_count, direction, " \
-  "text_content, nullif(prompt_hash, ''), redacted_kinds, service_name FROM jsonb_to_recordset($1::jsonb) " \
+  "text_content, nullif(prompt_hash, ''), redacted_kinds, service_name, "                                  \
+  "nullif(prompt_simhash, '')::bit(64) FROM jsonb_to_recordset($1::jsonb) "                                \
   "AS x(trace_id text, span_id text, time timestamptz, event_name text, seq int, role text, content text, "  \
   "attributes jsonb, redaction_count int, direction text, text_content text, prompt_hash text, "            \
-  "redacted_kinds text[], service_name text) ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins"
+  "redacted_kinds text[], service_name text, prompt_simhash text) "                                        \
+  "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins"
 
 struct ev_batch {
   const struct gw_event **v;
@@ -1124,6 +1127,8 @@ static void event_json(struct gw_sb *sb, const struct gw_event *e)
   json_opt(sb, e->text_content);
   gw_sb_puts(sb, ",\"prompt_hash\":");
   json_opt(sb, e->prompt_hash);
+  gw_sb_puts(sb, ",\"prompt_simhash\":"); /* migrations/0009 */
+  json_opt(sb, e->prompt_simhash);
   gw_sb_puts(sb, ",\"redacted_kinds\":");
   if (e->redacted_kinds.n) {
     gw_sb_putc(sb, '[');

@@ -391,11 +391,56 @@ static void test_gwr1_still_decodes(void **st)
   gw_arena_destroy(a);
 }
 
+/* An event's prompt_simhash travels in format GWE2; a GWE1 entry (a disk spool kept across the upgrade)
+ * still decodes, without it. */
+static void test_gwe1_still_decodes(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_event e[2];
+  memset(e, 0, sizeof e);
+  strcpy(e[0].trace_id, "0123456789abcdef0123456789abcdef");
+  strcpy(e[0].span_id, "0123456789abcdef");
+  e[0].time_ns = 1763884610000000000ull;
+  e[0].seq = (struct gw_opt_i64){1, true};
+  strcpy(e[0].prompt_hash, "0123456789abcdef");
+  e[1] = e[0];
+  memset(e[1].prompt_simhash, '1', 64);
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_events_encode(e, 2, &sb), GW_OK);
+  assert_memory_equal(sb.buf, "GWE2", 4);
+  struct gw_event *out;
+  size_t n;
+  assert_int_equal(gw_events_decode(sb.buf, sb.len, a, &out, &n), GW_OK);
+  assert_int_equal(n, 2);
+  assert_string_equal(out[0].prompt_simhash, "");
+  assert_int_equal(strlen(out[1].prompt_simhash), 64);
+  assert_string_equal(out[1].prompt_hash, "0123456789abcdef");
+
+  /* The first event alone, as GWE1 wrote it: without the empty fixed string at its end. */
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_events_encode(e, 1, &sb), GW_OK);
+  static const char tail[5] = {1, 0, 0, 0, 0};
+  assert_memory_equal(sb.buf + sb.len - 5, tail, 5);
+  char *v1 = gw_arena_alloc(a, sb.len);
+  memcpy(v1, sb.buf, sb.len - 5);
+  memcpy(v1, "GWE1", 4);
+  assert_int_equal(gw_events_decode(v1, sb.len - 5, a, &out, &n), GW_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(out[0].prompt_hash, "0123456789abcdef");
+  assert_string_equal(out[0].prompt_simhash, "");
+  memcpy(v1, "GWE2", 4);
+  assert_int_equal(gw_events_decode(v1, sb.len - 5, a, &out, &n), GW_ERR(DECODE));
+  gw_arena_destroy(a);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_gwr1_still_decodes),
+    cmocka_unit_test(test_gwe1_still_decodes),
     cmocka_unit_test(test_lying_count),
     cmocka_unit_test(test_arena_cap),
     cmocka_unit_test(test_arena_reset_reuses_chunks),
