@@ -43,18 +43,32 @@ export function prerequisites({ needPg = true } = {}) {
   return null;
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
+/* Ports this process handed out: the kernel may give a just-closed port again, and the gateway it was
+ * meant for may not have bound it yet. */
+const portsGiven = new Set();
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (and not handed out before by this process). */
 export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const s = net.createServer();
+      s.unref();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const { port: p } = s.address();
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (!portsGiven.has(port)) {
+      portsGiven.add(port);
+      return port;
+    }
+  }
 }
+
+/* A gateway that lost one of its ports to another process between freePort() and its bind says so and
+ * exits; startGateway then tries again on fresh ports. */
+const PORT_TAKEN = /address in use|Address already in use|EADDRINUSE/;
 
 /** DSN of database `db` on the same server as `dsn` (URL or key=value form). */
 export function dsnWithDatabase(dsn, db) {
@@ -157,7 +171,7 @@ const LOG_KEEP = 256 * 1024;
  */
 export async function startGateway({ dsn, config = {}, env = {}, spoolDir, readyTimeoutMs = 20000, wrapper = [] } = {}) {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-it-'));
-  const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  let [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const cfg = deepMerge({ postgres: { migrations_dir: MIGRATIONS_DIR } }, config);
   const cfgFile = path.join(dir, 'gateway.yaml');
   await fsp.writeFile(cfgFile, toYaml(cfg));
@@ -325,14 +339,34 @@ export async function startGateway({ dsn, config = {}, env = {}, spoolDir, ready
     },
   };
 
-  launch();
-  try {
-    await waitReady(readyTimeoutMs);
-  } catch (e) {
-    await gw.cleanup();
-    throw e;
+  for (let attempt = 1; ; attempt++) {
+    launch();
+    try {
+      await waitReady(readyTimeoutMs);
+      return gw;
+    } catch (e) {
+      const taken = cur.exited && PORT_TAKEN.test(log) && attempt < 4;
+      if (!taken) {
+        await gw.cleanup();
+        throw e;
+      }
+      log = '';
+      note(`a port was taken before the gateway bound it; starting again on fresh ports (attempt ${attempt + 1})`);
+      [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+      Object.assign(childEnv, {
+        GENAI_GW_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
+        GENAI_GW_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+        GENAI_GW_ADMIN_ADDR: `127.0.0.1:${adminPort}`,
+        ...env,
+      });
+      Object.assign(gw, {
+        ports: { grpc: grpcPort, http: httpPort, admin: adminPort },
+        httpUrl: `http://127.0.0.1:${httpPort}`,
+        grpcAddr: `127.0.0.1:${grpcPort}`,
+        adminUrl: `http://127.0.0.1:${adminPort}`,
+      });
+    }
   }
-  return gw;
 }
 
 /**
