@@ -912,27 +912,32 @@ static bool res_facts(struct gw_arena *a, struct nz_res *res)
   return res->json != NULL;
 }
 
-/* Order of records by (trace_id, span_id), for the parent lookups below. */
-static int cmp_rec_r(const void *x, const void *y, void *base)
+/* Every span of the request, stored or not, by (trace_id, span_id), for the parent lookups below. */
+struct nz_link {
+  const GwSpan *sp;
+  int64_t rec; /* its record's index, -1 for a span that is not stored (not GenAI) */
+};
+
+static int cmp_ids(const GwSpan *p, const uint8_t *tid, const uint8_t *sid)
 {
-  const struct gw_record *recs = base;
-  const struct gw_record *p = &recs[*(const uint32_t *)x], *q = &recs[*(const uint32_t *)y];
-  int c = memcmp(p->trace_id, q->trace_id, 32);
-  return c ? c : memcmp(p->span_id, q->span_id, 16);
+  int c = memcmp(p->trace_id.data, tid, 16);
+  return c ? c : memcmp(p->span_id.data, sid, 8);
 }
 
-static const struct gw_record *find_span(const struct gw_record *recs, const uint32_t *order, size_t n,
-                                         const char *trace_id, const char *span_id)
+static int cmp_link(const void *x, const void *y)
+{
+  const GwSpan *q = ((const struct nz_link *)y)->sp;
+  return cmp_ids(((const struct nz_link *)x)->sp, q->trace_id.data, q->span_id.data);
+}
+
+static struct nz_link *find_link(struct nz_link *links, size_t n, const uint8_t *tid, const uint8_t *sid)
 {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    const struct gw_record *m = &recs[order[mid]];
-    int c = memcmp(m->trace_id, trace_id, 32);
+    int c = cmp_ids(links[mid].sp, tid, sid);
     if (!c)
-      c = memcmp(m->span_id, span_id, 16);
-    if (!c)
-      return m;
+      return &links[mid];
     if (c < 0)
       lo = mid + 1;
     else
@@ -942,43 +947,62 @@ static const struct gw_record *find_span(const struct gw_record *recs, const uin
 }
 
 /*
- * A record without its own agent or workflow takes its nearest ancestor's among the records of this
+ * A record without its own agent or workflow takes its nearest ancestor's among the spans of this
  * request (the writer's gw_fill_agents does the same across requests, migrations/0006_agents.sql): an
  * application's SDK usually exports a whole agent run in one request, and a row stored already named
- * is not written twice. The same rule as the SQL fill (at most 64 levels, each name on its own), so
- * the stored rows do not depend on which of the two named them (nor does a name make the rollups' key
- * too long here when the SQL fill would not give it).
+ * is not written twice. The walk passes through the request's spans that are not stored (an HTTP or
+ * framework span between an agent and its calls): they name nothing but link a call to its agent. As
+ * in the SQL fill: at most 64 levels, each name on its own, and a name that would make the rollups' key
+ * too long is not given.
  */
-static void inherit_names(struct gw_arena *a, struct gw_record *recs, size_t n)
+static void inherit_names(struct gw_arena *a, const GwTraceRequest *req, struct gw_record *recs, size_t n)
 {
   bool need = false, have = false;
   for (size_t i = 0; i < n; i++) {
     need |= (!recs[i].agent_name || !recs[i].workflow_name) && recs[i].parent_span_id[0];
     have |= recs[i].agent_name || recs[i].workflow_name;
   }
-  if (!need || !have || n > UINT32_MAX)
+  if (!need || !have)
     return;
-  uint32_t *order = gw_arena_alloc(a, sizeof *order * n);
-  if (!order)
+  size_t nl = 0;
+  for (size_t ri = 0; ri < req->n_resource_spans; ri++)
+    for (size_t si = 0; si < req->resource_spans[ri]->n_scope_spans; si++)
+      nl += req->resource_spans[ri]->scope_spans[si]->n_spans;
+  struct nz_link *links = nl <= SIZE_MAX / sizeof *links ? gw_arena_alloc(a, sizeof *links * nl) : NULL;
+  if (!links)
     return; /* the writer's fill still names them */
-  for (size_t i = 0; i < n; i++)
-    order[i] = (uint32_t)i;
-  qsort_r(order, n, sizeof *order, cmp_rec_r, recs);
+  size_t k = 0;
+  for (size_t ri = 0; ri < req->n_resource_spans; ri++)
+    for (size_t si = 0; si < req->resource_spans[ri]->n_scope_spans; si++) {
+      const GwScopeSpans *ss = req->resource_spans[ri]->scope_spans[si];
+      for (size_t j = 0; j < ss->n_spans; j++) /* every span left here passed check_ids */
+        links[k++] = (struct nz_link){.sp = ss->spans[j], .rec = -1};
+    }
+  qsort(links, nl, sizeof *links, cmp_link);
+  for (size_t i = 0; i < n; i++) {
+    struct nz_link *l = find_link(links, nl, recs[i].span->trace_id.data, recs[i].span->span_id.data);
+    if (l)
+      l->rec = (int64_t)i;
+  }
   for (size_t i = 0; i < n; i++) {
     struct gw_record *r = &recs[i];
     const char *agent = r->agent_name, *wf = r->workflow_name;
-    const struct gw_record *p = r;
-    for (int depth = 0; depth < 64 && (!agent || !wf) && p->parent_span_id[0]; depth++) {
-      if (!(p = find_span(recs, order, n, r->trace_id, p->parent_span_id)))
+    const GwSpan *p = r->span;
+    for (int depth = 0; depth < 64 && (!agent || !wf) && p->parent_span_id.len == 8; depth++) {
+      const struct nz_link *l = find_link(links, nl, p->trace_id.data, p->parent_span_id.data);
+      if (!l)
         break;
-      agent = agent ? agent : p->agent_name;
-      wf = wf ? wf : p->workflow_name;
+      if (l->rec >= 0) {
+        agent = agent ? agent : recs[l->rec].agent_name;
+        wf = wf ? wf : recs[l->rec].workflow_name;
+      }
+      p = l->sp;
     }
     size_t key = 0;
     const char *parts[] = {r->service_name, r->provider, r->model_id, r->operation, agent, wf, r->prompt_name,
                            r->prompt_version};
-    for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
-      key += parts[k] ? strlen(parts[k]) : 0;
+    for (size_t m = 0; m < sizeof parts / sizeof parts[0]; m++)
+      key += parts[m] ? strlen(parts[m]) : 0;
     if (key > 2600) /* the writer's and gw_fill_agents' bound on the rollups' key */
       continue;
     if (agent && !r->agent_name) {
@@ -1046,7 +1070,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
       ss->n_spans = w;
     }
   }
-  inherit_names(a, res->records, res->nrecords);
+  inherit_names(a, req, res->records, res->nrecords);
   return GW_OK;
 oom:
   return gw_err_set(err, rc, "normalize: request needs more memory than the per-request limit");

@@ -370,3 +370,85 @@ describe('agent and workflow attribution, trace summaries, prompt versions and n
     assert.deepEqual(r.rows, [{ service_name: PROMPTS_SVC, user_id: 'u1', requests: 3, h: simhash(BASE) }]);
   });
 });
+
+/* ---- a non-GenAI span between an agent and its calls (issue 16, item 1) ---- */
+
+const BRIDGE_SVC = 'agents-bridge';
+/* agent -> HTTP client span -> framework step -> chat; the HTTP and framework spans are not GenAI and
+ * are not stored, yet link the calls to the agent. [name, attributes, parent, agent, workflow] */
+const BRIDGE = [
+  ['invoke_agent planner', { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': 'planner', 'gen_ai.workflow.name': 'trip' }, null, 'planner', 'trip'],
+  ['POST /v1/plan', { 'http.request.method': 'POST', 'url.full': 'http://planner.internal/v1/plan' }, 'invoke_agent planner'],
+  ['framework step', { 'framework.step': 'plan' }, 'POST /v1/plan'],
+  ['chat b1', { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o-mini', ...usage(10, 5) },
+    'framework step', 'planner', 'trip'],
+  ['chat b2', { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o', ...usage(20, 6) },
+    'POST /v1/plan', 'planner', 'trip'],
+];
+const isGenai = (s) => Object.keys(s.attributes).some((k) => k.startsWith('gen_ai.'));
+
+describe('attribution through spans that are not stored (issue 16, item 1)', { skip: skip ?? false }, () => {
+  let db;
+  let gw;
+  let exporter;
+
+  before(async () => {
+    db = await createDatabase();
+    gw = await startGateway({ dsn: db.dsn });
+    exporter = new OTLPTraceExporter({ url: `${gw.httpUrl}/v1/traces`, timeoutMillis: 10000 });
+  });
+
+  after(async () => {
+    await exporter?.shutdown().catch(() => {});
+    const exit = await gw?.stop();
+    const logs = gw?.logs().slice(-2000);
+    await gw?.cleanup();
+    await db?.drop();
+    if (exit) assert.deepEqual(exit, { code: 0, signal: null }, `gateway exit; log:\n${logs}`);
+  });
+
+  /* The nearest named ancestor over the raw rows plus the links of the spans that are not stored. */
+  const oracle = async (spans) => {
+    const links = spans.filter((s) => !isGenai(s));
+    const r = await db.query(`
+      WITH RECURSIVE own AS (
+        SELECT trace_id, span_id, parent_span_id,
+               CASE WHEN 'agent_inherited' = ANY (enrichment_flags) THEN NULL ELSE agent_name END AS a,
+               CASE WHEN 'workflow_inherited' = ANY (enrichment_flags) THEN NULL ELSE workflow_name END AS w
+        FROM ai_interaction_traces WHERE trace_id = $1
+        UNION ALL
+        SELECT $1, s, p, NULL, NULL FROM unnest($2::text[], $3::text[]) AS l(s, p)
+      ), walk AS (
+        SELECT span_id, parent_span_id AS up, a, w, 0 AS d FROM own WHERE trace_id = $1 AND span_id IN (SELECT span_id FROM ai_interaction_traces WHERE trace_id = $1)
+        UNION ALL
+        SELECT k.span_id, o.parent_span_id, coalesce(k.a, o.a), coalesce(k.w, o.w), k.d + 1
+        FROM walk k JOIN own o ON o.span_id = k.up WHERE (k.a IS NULL OR k.w IS NULL) AND k.d < 64
+      )
+      SELECT DISTINCT ON (span_id) span_id, a, w FROM walk ORDER BY span_id, d DESC`,
+    [spans[0].spanContext().traceId, links.map((s) => s.spanContext().spanId), links.map((s) => s.parentSpanContext?.spanId ?? null)]);
+    return Object.fromEntries(r.rows.map((x) => [x.span_id, [x.a, x.w]]));
+  };
+
+  const check = async (spans) => {
+    const tid = spans[0].spanContext().traceId;
+    const byName = new Map(spans.map((s) => [s.name, s.spanContext().spanId]));
+    const want = BRIDGE.filter((b) => b[3]);
+    let rows;
+    await waitFor(async () => {
+      rows = new Map((await db.query('SELECT span_id, span_name, agent_name, workflow_name, enrichment_flags FROM ai_interaction_traces WHERE trace_id = $1', [tid])).rows
+        .map((x) => [x.span_name, x]));
+      return want.every(([n, , , a, w]) => rows.get(n)?.agent_name === a && rows.get(n)?.workflow_name === w);
+    }, { timeoutMs: 15000, what: 'the attribution' }).catch(() => {});
+    assert.equal(rows.size, want.length, 'only the GenAI spans are stored');
+    for (const [n, , , a, w] of want) assert.deepEqual([rows.get(n)?.agent_name, rows.get(n)?.workflow_name], [a, w], n);
+    assert.ok(rows.get('chat b1').enrichment_flags.includes('agent_inherited'));
+    const o = await oracle(spans);
+    for (const [n] of want) assert.deepEqual([rows.get(n).agent_name, rows.get(n).workflow_name], o[byName.get(n)], `${n}: the recursive query`);
+  };
+
+  test('(a) agent, HTTP span, framework span and calls in one request', async () => {
+    const spans = record(BRIDGE_SVC, BRIDGE);
+    await exportTo(exporter, spans);
+    await check(spans);
+  });
+});

@@ -526,6 +526,53 @@ static void test_issue16_inherit_in_request(void **state)
   assert_int_equal(orphan->flags & (1u << GW_FLAG_AGENT_INHERITED), 0);
 }
 
+/* The in-request walk passes through the request's spans that are not stored: agent -> HTTP span ->
+ * framework span -> chat names the chat, in any order; a chain whose missing link is outside the
+ * request still stops. */
+static void test_issue16_inherit_through_non_genai(void **state)
+{
+  (void)state;
+  size_t n;
+  GwSpan *sp[6];
+  sp[0] = span(1, kvs(&n, kv("gen_ai.operation.name", av_str("invoke_agent")), kv("gen_ai.agent.name", av_str("planner")),
+                      kv("gen_ai.workflow.name", av_str("trip")), NULL), 0);
+  sp[0]->n_attributes = n;
+  sp[1] = span(2, kvs(&n, kv("http.request.method", av_str("POST")), NULL), 0);
+  sp[1]->n_attributes = n;
+  sp[2] = span(3, kvs(&n, kv("framework.step", av_str("plan")), NULL), 0);
+  sp[2]->n_attributes = n;
+  sp[3] = span(4, kvs(&n, kv("gen_ai.operation.name", av_str("chat")), NULL), 0);
+  sp[3]->n_attributes = n;
+  sp[4] = span(5, kvs(&n, kv("internal", av_str("x")), NULL), 0);
+  sp[4]->n_attributes = n;
+  sp[5] = span(6, kvs(&n, kv("gen_ai.operation.name", av_str("chat")), NULL), 0);
+  sp[5]->n_attributes = n;
+  /* 4 -> 3 -> 2 -> 1 (the agent); 6 -> 5 -> 9 (not in the request) */
+  sp[1]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 1)};
+  sp[2]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 2)};
+  sp[3]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 3)};
+  sp[4]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 9)};
+  sp[5]->parent_span_id = (ProtobufCBinaryData){8, bytes(8, 5)};
+  GwSpan *ordered[6] = {sp[3], sp[5], sp[2], sp[4], sp[1], sp[0]};
+  GwTraceRequest *req = request(6, ordered);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, 3);
+  const struct gw_record *chat = NULL, *orphan = NULL;
+  for (size_t i = 0; i < res.nrecords; i++) {
+    if (!strcmp(res.records[i].span_id, "0404040404040404")) chat = &res.records[i];
+    if (!strcmp(res.records[i].span_id, "0606060606060606")) orphan = &res.records[i];
+  }
+  assert_non_null(chat);
+  assert_non_null(orphan);
+  assert_names(chat, "planner", "trip", NULL, NULL);
+  assert_true(gw_record_has_flag(chat, GW_FLAG_AGENT_INHERITED));
+  assert_true(gw_record_has_flag(chat, GW_FLAG_WORKFLOW_INHERITED));
+  assert_string_equal(chat->parent_span_id, "0303030303030303");
+  assert_names(orphan, NULL, NULL, NULL, NULL);
+}
+
 /* The SimHash is taken over the prompt's text before redaction, beside prompt_hash. */
 static void test_issue16_prompt_simhash(void **state)
 {
@@ -1377,6 +1424,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_issue16_agent_workflow_prompt, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_prompt_simhash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_inherit_in_request, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_issue16_inherit_through_non_genai, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
