@@ -1,6 +1,7 @@
 /* simhash.c: the 64-bit SimHash of prompt text (simhash.h documents the algorithm). */
 #include "normalize/simhash.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #define TOKEN_MAX 64
@@ -15,62 +16,91 @@ static uint64_t fmix64(uint64_t k)
   return k;
 }
 
-static uint64_t fnv1a64(uint64_t h, const unsigned char *p, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-
 #define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
 
-static void add(int64_t acc[64], uint64_t h)
+/*
+ * The per-bit sums, kept as bit-sliced counters: plane i holds bit i of the count of features that have
+ * each of the 64 bits set (64 counters added in parallel, a ripple carry that stops after about two planes
+ * on average), instead of 64 additions per feature. A bit's sum in the algorithm is ones - (n - ones), so
+ * it is > 0 exactly when ones > n - ones.
+ */
+struct votes {
+  uint64_t plane[64];
+  int used;
+  uint64_t n;
+};
+
+static void vote(struct votes *v, uint64_t h)
 {
-  for (int b = 0; b < 64; b++)
-    acc[b] += (h >> b & 1u) ? 1 : -1;
+  v->n++;
+  for (int i = 0; h; i++) {
+    uint64_t carry = v->plane[i] & h;
+    v->plane[i] ^= h;
+    h = carry;
+    if (i >= v->used)
+      v->used = i + 1;
+  }
 }
 
-static bool word_byte(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80; }
+static uint64_t tally(const struct votes *v)
+{
+  uint64_t out = 0;
+  for (int b = 0; b < 64; b++) {
+    uint64_t ones = 0;
+    for (int i = 0; i < v->used; i++)
+      ones |= (v->plane[i] >> b & 1u) << i;
+    if (ones > v->n - ones)
+      out |= 1ull << b;
+  }
+  return out;
+}
+
+/* Each byte as it enters a token (ASCII letters lowercased), or 0 for a byte that separates tokens. */
+static unsigned char token_byte[256];
+
+static void token_table(void)
+{
+  for (int c = 0; c < 256; c++)
+    token_byte[c] = (unsigned char)((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80 ? c
+                                    : c >= 'A' && c <= 'Z'                                    ? c - 'A' + 'a'
+                                                                                              : 0);
+}
 
 bool gw_simhash(const char *text, size_t n, uint64_t *out)
 {
-  int64_t acc[64] = {0};
-  unsigned char prev[TOKEN_MAX], cur[TOKEN_MAX];
-  size_t prevn = 0, curn = 0;
-  bool have_prev = false, any = false;
+  struct votes v = {{0}, 0, 0};
+  /* FNV-1a of the current token (cut to TOKEN_MAX bytes), and of "previous token + ' ' + current token",
+   * both carried along byte by byte as the token is read. */
+  uint64_t uni = FNV_OFFSET, bi = FNV_OFFSET;
+  size_t curn = 0;
+  bool have_prev = false;
   const unsigned char *p = (const unsigned char *)text;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, token_table);
   for (size_t i = 0; i <= n; i++) {
-    unsigned char c = i < n ? p[i] : ' ';
-    if (c >= 'A' && c <= 'Z')
-      c = (unsigned char)(c - 'A' + 'a');
-    bool w = word_byte(c);
-    if (w) {
-      if (curn < TOKEN_MAX)
-        cur[curn] = c;
+    unsigned char c = i < n ? token_byte[p[i]] : 0;
+    if (c) {
+      if (curn < TOKEN_MAX) {
+        uni = (uni ^ c) * FNV_PRIME;
+        bi = (bi ^ c) * FNV_PRIME;
+      }
       curn++;
       continue;
     }
     if (!curn)
       continue;
-    size_t len = curn < TOKEN_MAX ? curn : TOKEN_MAX;
-    add(acc, fmix64(fnv1a64(FNV_OFFSET, cur, len)));
-    if (have_prev) {
-      uint64_t h = fnv1a64(FNV_OFFSET, prev, prevn);
-      h = fnv1a64(h, (const unsigned char *)" ", 1);
-      add(acc, fmix64(fnv1a64(h, cur, len)));
-    }
-    memcpy(prev, cur, len);
-    prevn = len;
-    have_prev = any = true;
+    vote(&v, fmix64(uni));
+    if (have_prev)
+      vote(&v, fmix64(bi));
+    have_prev = true;
+    bi = (uni ^ (unsigned char)' ') * FNV_PRIME; /* the next pair starts with this token and a space */
+    uni = FNV_OFFSET;
     curn = 0;
   }
-  if (!any)
+  if (!have_prev)
     return false;
-  uint64_t h = 0;
-  for (int b = 0; b < 64; b++)
-    if (acc[b] > 0)
-      h |= 1ull << b;
-  *out = h;
+  *out = tally(&v);
   return true;
 }
 

@@ -3,6 +3,7 @@
  * stored hashes are compared with new ones). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,6 +117,115 @@ static void test_edges(void **st)
   assert_string_equal(bits, "1000000000000000000000000000000000000000000000000000000000000001");
 }
 
+/* The algorithm as simhash.h states it, step by step: tokens collected first, each feature hashed from its
+ * own bytes, 64 signed sums. gw_simhash computes the same thing incrementally; this checks they agree. */
+static uint64_t ref_fnv(uint64_t h, const unsigned char *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+static uint64_t ref_fmix(uint64_t k)
+{
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdull;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ull;
+  k ^= k >> 33;
+  return k;
+}
+
+static void ref_add(int64_t sum[64], const unsigned char *f, size_t n)
+{
+  uint64_t h = ref_fmix(ref_fnv(0xcbf29ce484222325ull, f, n));
+  for (int b = 0; b < 64; b++)
+    sum[b] += (h >> b & 1u) ? 1 : -1;
+}
+
+static bool ref_simhash(const unsigned char *t, size_t n, uint64_t *out)
+{
+  int64_t sum[64] = {0};
+  unsigned char prev[64], cur[64], pair[129];
+  size_t prevn = 0, curn = 0, i = 0;
+  bool have_prev = false;
+  while (i < n) {
+    curn = 0;
+    size_t len = 0;
+    for (; i < n; i++) {
+      unsigned char c = t[i];
+      if (c >= 'A' && c <= 'Z')
+        c = (unsigned char)(c + 32);
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80))
+        break;
+      if (len < 64)
+        cur[curn++] = c;
+      len++;
+    }
+    i++;
+    if (!len)
+      continue;
+    ref_add(sum, cur, curn);
+    if (have_prev) {
+      memcpy(pair, prev, prevn);
+      pair[prevn] = ' ';
+      memcpy(pair + prevn + 1, cur, curn);
+      ref_add(sum, pair, prevn + 1 + curn);
+    }
+    memcpy(prev, cur, curn);
+    prevn = curn;
+    have_prev = true;
+  }
+  if (!have_prev)
+    return false;
+  uint64_t h = 0;
+  for (int b = 0; b < 64; b++)
+    if (sum[b] > 0)
+      h |= 1ull << b;
+  *out = h;
+  return true;
+}
+
+/* Random texts over an alphabet that hits every case of the tokenizer (upper case, digits, UTF-8 bytes,
+ * separators, tokens longer than 64 bytes), and one text with 300 000 features, all equal to the reference. */
+static void test_matches_definition(void **st)
+{
+  (void)st;
+  static const char alphabet[] = "aaaabbbcdeE Z09  .,\n\t\xc3\xa9\xff-";
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  static unsigned char text[20000];
+  for (int round = 0; round < 2000; round++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    size_t n = (size_t)(seed >> 33) % (round < 1000 ? 64 : sizeof text);
+    for (size_t i = 0; i < n; i++) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      unsigned r = (unsigned)(seed >> 40);
+      text[i] = (unsigned char)alphabet[r % (sizeof alphabet - 1)];
+      /* now and then a run of 70 to 140 letters, so tokens pass the 64-byte cut */
+      if ((r & 0xff) == 0)
+        for (size_t k = 70 + (r >> 8) % 71; k && i + 1 < n; k--)
+          text[++i] = (unsigned char)('k' + k % 3);
+    }
+    uint64_t want = 1, got = 2;
+    bool w = ref_simhash(text, n, &want), g = gw_simhash((const char *)text, n, &got);
+    assert_int_equal(w, g);
+    if (w)
+      assert_int_equal(want, got);
+  }
+  size_t n = 0;
+  static unsigned char big[150000 * 4];
+  for (unsigned i = 0; n + 4 <= sizeof big; i++) {
+    big[n++] = (unsigned char)('a' + i % 7);
+    big[n++] = (unsigned char)('a' + i % 13);
+    big[n++] = (unsigned char)('a' + i % 3);
+    big[n++] = ' ';
+  }
+  uint64_t want = 1, got = 2;
+  assert_true(ref_simhash(big, n, &want));
+  assert_true(gw_simhash((const char *)big, n, &got));
+  assert_int_equal(want, got);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -123,6 +233,7 @@ int main(void)
     cmocka_unit_test(test_unrelated_far),
     cmocka_unit_test(test_stable_values),
     cmocka_unit_test(test_edges),
+    cmocka_unit_test(test_matches_definition),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
