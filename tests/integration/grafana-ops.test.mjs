@@ -10,17 +10,21 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { prerequisites, createDatabase, startGateway, post, waitFor, waitForRows, REPO, GW_BIN, sleep } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, span, toProtobuf, toJson, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH } from '../lib/otlp.mjs';
 import { logsRequest, logsToProtobuf, chatEvents, GRPC_LOGS_PATH } from '../lib/otlp-logs.mjs';
-import { startOtlpHttp } from '../lib/fake-otlp.mjs';
+import { startOtlpHttp, spansOf } from '../lib/fake-otlp.mjs';
 import { parseExposition, evaluate } from '../lib/promql.mjs';
 
 const execFileP = promisify(execFile);
 const skip = prerequisites();
-const PB = { 'content-type': 'application/x-protobuf' };
+const TOKEN = 'ops-dashboard-token-0123456789abcdef';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const PB = { 'content-type': 'application/x-protobuf', ...AUTH };
+const GRPC_AUTH = { metadata: AUTH };
 const DASH = JSON.parse(fs.readFileSync(path.join(REPO, 'deploy/grafana/dashboards/gateway-operations.json'), 'utf8'));
 const VARS = { instance: '.*', __rate_interval: '1m' };
 const INSTANCE = 'gw-0:8888';
@@ -32,16 +36,36 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
   let gw;
   let sink;
   let grpcClient;
+  let dir;
   const S = {}; /* the scrapes and the traffic between them */
 
   const scrape = async () => ({ t: Date.now(), s: parseExposition((await (await fetch(`${gw.adminUrl}/metrics`)).text()), { instance: INSTANCE }) });
 
   before(async () => {
+    /* receivers and the exporter with tokens, so the authentication panel has failures to count: the
+     * sink refuses the exporter's first request with 401 (counted, then retried and sent) */
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-ops-'));
+    const tokens = path.join(dir, 'tokens');
+    const exportToken = path.join(dir, 'export-token');
+    fs.writeFileSync(tokens, `${TOKEN}\n`);
+    fs.writeFileSync(exportToken, `${TOKEN}\n`);
     db = await createDatabase();
-    sink = await startOtlpHttp();
+    let refusedOnce = false;
+    sink = await startOtlpHttp({
+      respond: ({ headers }) => {
+        assert.equal(headers.authorization, `Bearer ${TOKEN}`);
+        if (refusedOnce) return undefined;
+        refusedOnce = true;
+        return { status: 401 };
+      },
+    });
     gw = await startGateway({
       dsn: db.dsn,
-      config: { postgres: { batch_wait_ms: '20ms' }, exporters: { otlp: { endpoint: sink.url, protocol: 'http', batch_wait_ms: '50ms' } } },
+      config: {
+        receivers: { auth: { tokens_file: tokens } },
+        postgres: { batch_wait_ms: '20ms' },
+        exporters: { otlp: { endpoint: sink.url, protocol: 'http', token_file: exportToken, batch_wait_ms: '50ms' } },
+      },
     });
     grpcClient = rawGrpcClient(gw.grpcAddr);
     /* a refused span first: a counter series must exist at the first scrape for rate() to see it grow
@@ -60,10 +84,10 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
       spans += ss.length;
       const body = toProtobuf(traceRequest(ss));
       if (i % 2) {
-        assert.equal((await grpcUnaryRaw(grpcClient, GRPC_EXPORT_PATH, body)).code, 0);
+        assert.equal((await grpcUnaryRaw(grpcClient, GRPC_EXPORT_PATH, body, GRPC_AUTH)).code, 0);
         sent['grpc traces']++;
       } else {
-        assert.equal((await post(gw, '/v1/traces', i === 4 ? toJson(traceRequest(ss)) : body, i === 4 ? { 'content-type': 'application/json' } : PB)).status, 200);
+        assert.equal((await post(gw, '/v1/traces', i === 4 ? toJson(traceRequest(ss)) : body, i === 4 ? { 'content-type': 'application/json', ...AUTH } : PB)).status, 200);
         sent['http traces']++;
       }
     }
@@ -71,7 +95,7 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
       const body = logsToProtobuf(logsRequest(chatEvents({ user: 'hi', reply: 'ho' })));
       assert.equal((await post(gw, '/v1/logs', body, PB)).status, 200);
       sent['http logs']++;
-      assert.equal((await grpcUnaryRaw(grpcClient, GRPC_LOGS_PATH, body)).code, 0);
+      assert.equal((await grpcUnaryRaw(grpcClient, GRPC_LOGS_PATH, body, GRPC_AUTH)).code, 0);
       sent['grpc logs']++;
       logRecords += 4;
     }
@@ -81,13 +105,23 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
     spans += 1;
     assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([ok, bad])), PB)).status, 200);
     sent['http traces']++;
+    /* refused for their token: on OTLP/HTTP two without one and one with a wrong one, on gRPC one without
+     * and two wrong; none of them is counted as a request */
+    const tiny = toProtobuf(traceRequest([genaiSpan({ model: 'gpt-4o-mini' })]));
+    const authRefused = { 'otlp_http missing': 2, 'otlp_http invalid': 1, 'otlp_grpc missing': 1, 'otlp_grpc invalid': 2 };
+    for (let i = 0; i < 2; i++) assert.equal((await post(gw, '/v1/traces', tiny, { 'content-type': 'application/x-protobuf' })).status, 401);
+    assert.equal((await post(gw, '/v1/traces', tiny, { 'content-type': 'application/x-protobuf', authorization: 'Bearer not-the-token-0123456789' })).status, 401);
+    assert.equal((await grpcUnaryRaw(grpcClient, GRPC_EXPORT_PATH, tiny)).code, 16);
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await grpcUnaryRaw(grpcClient, GRPC_EXPORT_PATH, tiny, { metadata: { authorization: 'Bearer not-the-token-0123456789' } })).code, 16);
+    }
     await waitForRows(db, traceIds, traceIds.length, { settleMs: 0 });
     await waitFor(async () => (await scrape()).s.filter((x) => x.name === 'genai_gateway_exporter_spans_sent_total').reduce((a, x) => a + x.value, 0) >= spans + logRecords, {
       timeoutMs: 20000, what: 'the exporter to send every span',
     });
     await sleep(300);
     const second = await scrape();
-    Object.assign(S, { s1: first.s, t1: first.t, s2: second.s, t2: second.t, sent, spans, logRecords });
+    Object.assign(S, { s1: first.s, t1: first.t, s2: second.s, t2: second.t, sent, spans, logRecords, authRefused });
   });
 
   after(async () => {
@@ -95,6 +129,7 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
     await gw?.cleanup();
     await sink?.close();
     await db?.drop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   const ctx = () => ({ s1: S.s1, s2: S.s2, t1: S.t1, t2: S.t2, vars: VARS });
@@ -154,8 +189,14 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
       const rows = q(sent.expr);
       near(rows.find((x) => x.labels.signal === 'traces').value * dt(), S.spans, 'exporter spans sent');
       near(rows.find((x) => x.labels.signal === 'logs').value * dt(), S.logRecords, 'exporter log records sent');
+      /* every attempt counted: the items of the one request the sink refused with 401 */
+      const refused = sink.requests.filter((r) => !r.ok);
+      assert.equal(refused.length, 1);
+      const items = refused[0].signal === 'traces' ? spansOf(refused[0].request).length
+        : refused[0].request.resourceLogs.flatMap((r) => r.scopeLogs).flatMap((x) => x.logRecords).length;
       const f = q(failed.expr);
-      assert.ok(f.every((x) => x.value === 0));
+      near(f.reduce((a, x) => a + x.value, 0) * dt(), items, 'exporter items failed');
+      assert.ok(f.every((x) => x.value === 0 || x.labels.signal === refused[0].signal));
     },
     'Resident memory': ([t]) => {
       const v = one(q(t.expr), 'rss');
@@ -170,6 +211,20 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
       const v = one(q(t.expr), 'fds');
       const n = fs.readdirSync(`/proc/${gw.pid}/fd`).length;
       assert.ok(Math.abs(v - n) <= 8, `fds ${v} vs /proc ${n}`);
+    },
+    'Authentication failures per second': ([recv, exp]) => {
+      const rows = q(recv.expr);
+      for (const [k, n] of Object.entries(S.authRefused)) {
+        const [listener, reason] = k.split(' ');
+        const r = rows.find((x) => x.labels.listener === listener && x.labels.reason === reason);
+        assert.ok(r, `${k} series`);
+        near(r.value * dt(), n, k);
+      }
+      assert.equal(rows.length, 4);
+      const e = q(exp.expr);
+      assert.equal(e.length, 1, JSON.stringify(e));
+      assert.equal(e[0].labels.exporter, 'otlp');
+      near(e[0].value * dt(), 1, 'exports refused for their token');
     },
     'Versions running': async ([t]) => {
       const rows = q(t.expr);
