@@ -955,22 +955,20 @@ static struct nz_link *find_link(struct nz_link *links, size_t n, const uint8_t 
  * in the SQL fill: at most 64 levels, each name on its own, and a name that would make the rollups' key
  * too long is not given.
  */
-static void inherit_names(struct gw_arena *a, const GwTraceRequest *req, struct gw_record *recs, size_t n)
+/* Every span of the request, sorted by (trace id, span id), each with its record's index or -1; NULL when
+ * there is no record or no memory. */
+static struct nz_link *link_index(struct gw_arena *a, const GwTraceRequest *req, struct gw_record *recs, size_t n,
+                                  size_t *nlinks)
 {
-  bool need = false, have = false;
-  for (size_t i = 0; i < n; i++) {
-    need |= (!recs[i].agent_name || !recs[i].workflow_name) && recs[i].parent_span_id[0];
-    have |= recs[i].agent_name || recs[i].workflow_name;
-  }
-  if (!need || !have)
-    return;
+  if (!n)
+    return NULL;
   size_t nl = 0;
   for (size_t ri = 0; ri < req->n_resource_spans; ri++)
     for (size_t si = 0; si < req->resource_spans[ri]->n_scope_spans; si++)
       nl += req->resource_spans[ri]->scope_spans[si]->n_spans;
   struct nz_link *links = nl <= SIZE_MAX / sizeof *links ? gw_arena_alloc(a, sizeof *links * nl) : NULL;
   if (!links)
-    return; /* the writer's fill still names them */
+    return NULL;
   size_t k = 0;
   for (size_t ri = 0; ri < req->n_resource_spans; ri++)
     for (size_t si = 0; si < req->resource_spans[ri]->n_scope_spans; si++) {
@@ -984,6 +982,19 @@ static void inherit_names(struct gw_arena *a, const GwTraceRequest *req, struct 
     if (l)
       l->rec = (int64_t)i;
   }
+  *nlinks = nl;
+  return links;
+}
+
+static void inherit_names(struct gw_record *recs, size_t n, struct nz_link *links, size_t nl)
+{
+  bool need = false, have = false;
+  for (size_t i = 0; i < n; i++) {
+    need |= (!recs[i].agent_name || !recs[i].workflow_name) && recs[i].parent_span_id[0];
+    have |= recs[i].agent_name || recs[i].workflow_name;
+  }
+  if (!need || !have || !links)
+    return; /* without the index (no memory) the writer's fill still names them */
   for (size_t i = 0; i < n; i++) {
     struct gw_record *r = &recs[i];
     const char *agent = r->agent_name, *wf = r->workflow_name;
@@ -1014,6 +1025,53 @@ static void inherit_names(struct gw_arena *a, const GwTraceRequest *req, struct 
       gw_record_set_flag(r, GW_FLAG_WORKFLOW_INHERITED);
     }
   }
+}
+
+/*
+ * The request's spans that are not stored (not GenAI) but have a parent, as "<span id>:<parent span id>" on
+ * the first record of their trace (record.h, span_links): a call whose parent is such a span, arriving in
+ * another request than its agent, is still named by gw_fill_agents (migrations/0010_span_links.sql), which
+ * walks these links as it walks the rows. Traces without a record here keep none (nothing of theirs is
+ * stored to carry them); at most GW_SPAN_LINKS_MAX per trace and request, the first in span id order.
+ */
+#define GW_SPAN_LINKS_MAX 512
+
+static bool collect_span_links(struct gw_arena *a, struct gw_record *recs, const struct nz_link *links, size_t nl)
+{
+  for (size_t lo = 0; lo < nl;) {
+    size_t hi = lo + 1;
+    while (hi < nl && !memcmp(links[hi].sp->trace_id.data, links[lo].sp->trace_id.data, 16))
+      hi++;
+    int64_t carrier = -1;
+    size_t k = 0;
+    for (size_t i = lo; i < hi; i++) {
+      if (links[i].rec >= 0 && (carrier < 0 || links[i].rec < carrier))
+        carrier = links[i].rec;
+      k += links[i].rec < 0 && links[i].sp->parent_span_id.len == 8;
+    }
+    if (carrier >= 0 && k) {
+      if (k > GW_SPAN_LINKS_MAX)
+        k = GW_SPAN_LINKS_MAX;
+      const char **v = gw_arena_alloc(a, sizeof *v * k);
+      if (!v)
+        return false;
+      size_t m = 0;
+      for (size_t i = lo; i < hi && m < k; i++) {
+        if (links[i].rec >= 0 || links[i].sp->parent_span_id.len != 8)
+          continue;
+        char *t = gw_arena_alloc(a, 34);
+        if (!t)
+          return false;
+        gw_hex(t, links[i].sp->span_id.data, 8);
+        t[16] = ':';
+        gw_hex(t + 17, links[i].sp->parent_span_id.data, 8);
+        v[m++] = t;
+      }
+      recs[carrier].span_links = (struct gw_strv){v, (uint32_t)m};
+    }
+    lo = hi;
+  }
+  return true;
 }
 
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
@@ -1070,7 +1128,11 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
       ss->n_spans = w;
     }
   }
-  inherit_names(a, req, res->records, res->nrecords);
+  size_t nl = 0;
+  struct nz_link *links = link_index(a, req, res->records, res->nrecords, &nl);
+  inherit_names(res->records, res->nrecords, links, nl);
+  if (links && !collect_span_links(a, res->records, links, nl))
+    goto oom;
   return GW_OK;
 oom:
   return gw_err_set(err, rc, "normalize: request needs more memory than the per-request limit");

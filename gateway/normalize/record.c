@@ -1,6 +1,7 @@
 /*
  * record.c: the field table of the canonical record and its compact spool encoding.
- * The encoding carries a format version ("GWR2"; "GWR1", without the 0006 columns, is still read)
+ * The encoding carries a format version ("GWR3"; "GWR1", without the 0006 columns, and "GWR2", without
+ * the 0010 column, are still read)
  * because the disk spool persists it.
  */
 #include "normalize/record.h"
@@ -62,9 +63,12 @@ const struct gw_field gw_record_fields[] = {
   F("prompt_name", GW_FT_TEXT, prompt_name),
   F("prompt_version", GW_FT_TEXT, prompt_version),
   F("prompt_simhash", GW_FT_CHARS, prompt_simhash),
+  /* migrations/0010_span_links.sql; spool format GWR3 */
+  F("span_links", GW_FT_STRV, span_links),
 };
 const size_t gw_record_nfields = sizeof gw_record_fields / sizeof gw_record_fields[0];
 const size_t gw_record_nfields_v1 = 46;
+const size_t gw_record_nfields_v2 = 51;
 
 static const char *flag_names[] = {
 #define GW_FLAG_NAME(id, name) name,
@@ -319,16 +323,24 @@ static gw_rc rows_decode(const char magic[4], const struct gw_field *fields, siz
 
 gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out)
 {
-  return rows_encode("GWR2", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, out);
+  return rows_encode("GWR3", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, out);
 }
 
 gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
 {
   void *rows;
-  /* GWR1: written before the 0006 columns existed (a disk spool kept across an upgrade); they stay NULL. */
-  bool v1 = len >= 4 && !memcmp(buf, "GWR1", 4);
-  gw_rc rc = rows_decode(v1 ? "GWR1" : "GWR2", gw_record_fields, v1 ? gw_record_nfields_v1 : gw_record_nfields,
-                         sizeof **recs, buf, len, a, &rows, n);
+  /* GWR1: written before the 0006 columns existed, GWR2 before the 0010 one (a disk spool kept across an
+   * upgrade); the later fields stay NULL / empty. */
+  const char *magic = "GWR3";
+  size_t nf = gw_record_nfields;
+  if (len >= 4 && !memcmp(buf, "GWR1", 4)) {
+    magic = "GWR1";
+    nf = gw_record_nfields_v1;
+  } else if (len >= 4 && !memcmp(buf, "GWR2", 4)) {
+    magic = "GWR2";
+    nf = gw_record_nfields_v2;
+  }
+  gw_rc rc = rows_decode(magic, gw_record_fields, nf, sizeof **recs, buf, len, a, &rows, n);
   *recs = rows;
   return rc;
 }

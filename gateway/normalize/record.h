@@ -87,6 +87,11 @@ struct gw_record {
   const char *agent_name, *workflow_name; /* the span's own; the writer fills the rest from ancestors */
   const char *prompt_name, *prompt_version; /* the prompt template the call used */
   char prompt_simhash[65]; /* 64 '0'/'1' digits, most significant bit first (a bit(64) column); "" = none */
+  /* Added by migrations/0010_span_links.sql (spool format GWR3; older entries decode with it empty): the
+   * spans of this record's trace that arrived in the same request and are not stored (not GenAI), each
+   * "<span id>:<parent span id>", on the first record of each trace of the request only. gw_fill_agents
+   * walks them to reach an agent through spans that are not rows, whichever request brought each. */
+  struct gw_strv span_links;
 
   /* Transient, request-scoped: not columns, not in gw_record_fields, not spooled (NULL after decode). */
   const char *service_tier; /* billed tier: openai.response.service_tier, else the requested one */
@@ -121,14 +126,15 @@ struct gw_field {
 /* The record's columns in ai_interaction_traces order (created_at excluded: the database sets it). */
 extern const struct gw_field gw_record_fields[];
 extern const size_t gw_record_nfields;
-/* The fields of spool format GWR1 (before migrations/0006_agents.sql): the table's first ones. */
-extern const size_t gw_record_nfields_v1;
+/* The fields of spool formats GWR1 (before migrations/0006_agents.sql) and GWR2 (before
+ * migrations/0010_span_links.sql): the table's first ones. */
+extern const size_t gw_record_nfields_v1, gw_record_nfields_v2;
 
 void gw_record_set_flag(struct gw_record *r, enum gw_flag f);
 bool gw_record_has_flag(const struct gw_record *r, enum gw_flag f);
 
 /*
- * Spool codec. A batch of records is encoded as: "GWR2", u32 count, then per record each field in table
+ * Spool codec. A batch of records is encoded as: "GWR3", u32 count, then per record each field in table
  * order (a presence byte, then a u32 length + bytes / an i64 / a double / a u8). Little-endian.
  * gw_records_encode appends to out (arena string builder). gw_records_decode parses into an arena;
  * the returned strings point into the arena. Decoding validates every length against the buffer.

@@ -10,6 +10,19 @@
 #define K_COUNT "genai_gateway.redaction.count"
 #define K_KINDS "genai_gateway.redaction.kinds"
 #define K_SIMHASH "genai_gateway.prompt_simhash" /* 64 '0'/'1' digits, as the column */
+#define K_LINKS "genai_gateway.span_links"     /* string array, as the column */
+#define LINKS_MAX 512                          /* normalize.c's GW_SPAN_LINKS_MAX */
+
+/* "<16 hex>:<16 hex>", lowercase: a span link as normalize writes it. */
+static bool is_link(const char *s)
+{
+  if (!s || strlen(s) != 33 || s[16] != ':')
+    return false;
+  for (int i = 0; i < 33; i++)
+    if (i != 16 && !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return true;
+}
 
 static bool is_hash(const char *s)
 {
@@ -35,6 +48,7 @@ struct stamps {
   int64_t count;              /* 0: none */
   const GwArrayValue *kinds;  /* NULL: none */
   const char *simhash;        /* NULL: none */
+  const GwArrayValue *links;  /* NULL: none */
 };
 
 static struct stamps read_stamps(GwKeyValue *const *attrs, size_t n)
@@ -51,6 +65,9 @@ static struct stamps read_stamps(GwKeyValue *const *attrs, size_t n)
       st.simhash = v->string_value;
     else if (!strcmp(kv->key, K_COUNT) && v->value_case == GW_AV_INT && v->int_value > 0 && v->int_value < (1ll << 40))
       st.count = v->int_value;
+    else if (!strcmp(kv->key, K_LINKS) && v->value_case == GW_AV_ARRAY && v->array_value &&
+             v->array_value->n_values > 0 && v->array_value->n_values <= LINKS_MAX)
+      st.links = v->array_value;
     else if (!strcmp(kv->key, K_KINDS) && v->value_case == GW_AV_ARRAY && v->array_value &&
              v->array_value->n_values > 0 && v->array_value->n_values <= 64)
       st.kinds = v->array_value;
@@ -84,6 +101,26 @@ static gw_rc add_redactions(struct gw_arena *a, const struct stamps *st, struct 
   return GW_OK;
 }
 
+/* Add the stamped span links to the record's own (each once, at most LINKS_MAX). */
+static gw_rc add_links(struct gw_arena *a, const GwArrayValue *st, struct gw_strv *links)
+{
+  if (!st)
+    return GW_OK;
+  const char **out = gw_arena_alloc(a, (links->n + st->n_values) * sizeof *out);
+  if (!out)
+    return GW_ERR(TOO_LARGE);
+  struct gw_strv k = {out, 0};
+  for (uint32_t j = 0; j < links->n; j++)
+    out[k.n++] = links->v[j];
+  for (size_t j = 0; j < st->n_values && k.n < LINKS_MAX; j++) {
+    const GwAnyValue *e = st->values[j];
+    if (e && e->value_case == GW_AV_STRING && is_link(e->string_value) && !has_kind(&k, e->string_value))
+      out[k.n++] = e->string_value;
+  }
+  *links = k;
+  return GW_OK;
+}
+
 gw_rc gw_upstream_merge(struct gw_arena *a, struct gw_record *recs, size_t n)
 {
   for (size_t i = 0; i < n; i++) {
@@ -96,6 +133,8 @@ gw_rc gw_upstream_merge(struct gw_arena *a, struct gw_record *recs, size_t n)
     if (st.simhash && r->prompt_simhash[0])
       memcpy(r->prompt_simhash, st.simhash, 65);
     gw_rc rc = add_redactions(a, &st, &r->redaction_count, &r->redacted_kinds);
+    if (!rc)
+      rc = add_links(a, st.links, &r->span_links);
     if (rc)
       return rc;
   }
@@ -162,18 +201,41 @@ static GwKeyValue *kv_new(struct gw_arena *a, const char *key)
 }
 
 /* Replace the stamps in the attribute list (attrs, n) with hash (NULL: none), count and kinds. */
-static gw_rc write_stamps(struct gw_arena *a, GwKeyValue ***attrs, size_t *n, const char *hash, const char *simhash,
-                          int64_t count, const struct gw_strv *kinds)
+/* A string array value of v[0, n). */
+static GwArrayValue *str_array(struct gw_arena *a, const struct gw_strv *sv)
 {
-  if (!hash && !simhash && count <= 0)
+  GwArrayValue *arr = gw_arena_alloc(a, sizeof *arr);
+  GwAnyValue **vals = gw_arena_alloc(a, (sv->n + 1) * sizeof *vals);
+  if (!arr || !vals)
+    return NULL;
+  gw_pb_array_value_init(arr);
+  for (uint32_t j = 0; j < sv->n; j++) {
+    GwAnyValue *e = gw_arena_alloc(a, sizeof *e);
+    char *s = gw_arena_strdup(a, sv->v[j] ? sv->v[j] : "");
+    if (!e || !s)
+      return NULL;
+    gw_pb_any_value_init(e);
+    e->value_case = GW_AV_STRING;
+    e->string_value = s;
+    vals[arr->n_values++] = e;
+  }
+  arr->values = vals;
+  return arr;
+}
+
+static gw_rc write_stamps(struct gw_arena *a, GwKeyValue ***attrs, size_t *n, const char *hash, const char *simhash,
+                          int64_t count, const struct gw_strv *kinds, const struct gw_strv *links)
+{
+  if (!hash && !simhash && count <= 0 && !links->n)
     return GW_OK;
-  GwKeyValue **v = gw_arena_alloc(a, (*n + 4) * sizeof *v);
+  GwKeyValue **v = gw_arena_alloc(a, (*n + 5) * sizeof *v);
   if (!v)
     return GW_ERR(TOO_LARGE);
   size_t w = 0;
   for (size_t k = 0; k < *n; k++) {
     const char *key = (*attrs)[k]->key;
-    if (key && (!strcmp(key, K_HASH) || !strcmp(key, K_COUNT) || !strcmp(key, K_KINDS) || !strcmp(key, K_SIMHASH)))
+    if (key && (!strcmp(key, K_HASH) || !strcmp(key, K_COUNT) || !strcmp(key, K_KINDS) || !strcmp(key, K_SIMHASH) ||
+                !strcmp(key, K_LINKS)))
       continue; /* an earlier gateway's: ours replace it (we merged it) */
     v[w++] = (*attrs)[k];
   }
@@ -197,30 +259,26 @@ static gw_rc write_stamps(struct gw_arena *a, GwKeyValue ***attrs, size_t *n, co
   }
   if (count > 0) {
     GwKeyValue *kc = kv_new(a, K_COUNT), *kk = kv_new(a, K_KINDS);
-    GwArrayValue *arr = gw_arena_alloc(a, sizeof *arr);
-    GwAnyValue **vals = gw_arena_alloc(a, (kinds->n + 1) * sizeof *vals);
-    if (!kc || !kk || !arr || !vals)
+    GwArrayValue *arr = str_array(a, kinds);
+    if (!kc || !kk || !arr)
       return GW_ERR(TOO_LARGE);
     kc->value->value_case = GW_AV_INT;
     kc->value->int_value = count;
     v[w++] = kc;
-    gw_pb_array_value_init(arr);
-    for (uint32_t j = 0; j < kinds->n; j++) {
-      GwAnyValue *e = gw_arena_alloc(a, sizeof *e);
-      char *s = gw_arena_strdup(a, kinds->v[j] ? kinds->v[j] : "");
-      if (!e || !s)
-        return GW_ERR(TOO_LARGE);
-      gw_pb_any_value_init(e);
-      e->value_case = GW_AV_STRING;
-      e->string_value = s;
-      vals[arr->n_values++] = e;
-    }
-    arr->values = vals;
     if (arr->n_values) {
       kk->value->value_case = GW_AV_ARRAY;
       kk->value->array_value = arr;
       v[w++] = kk;
     }
+  }
+  if (links->n) {
+    GwKeyValue *kl = kv_new(a, K_LINKS);
+    GwArrayValue *arr = str_array(a, links);
+    if (!kl || !arr)
+      return GW_ERR(TOO_LARGE);
+    kl->value->value_case = GW_AV_ARRAY;
+    kl->value->array_value = arr;
+    v[w++] = kl;
   }
   *attrs = v;
   *n = w;
@@ -234,7 +292,8 @@ gw_rc gw_upstream_stamp(struct gw_arena *a, struct gw_record *recs, size_t n)
     if (!r->span)
       continue;
     gw_rc rc = write_stamps(a, &r->span->attributes, &r->span->n_attributes, r->prompt_hash[0] ? r->prompt_hash : NULL,
-                            r->prompt_simhash[0] ? r->prompt_simhash : NULL, r->redaction_count.set ? r->redaction_count.v : 0, &r->redacted_kinds);
+                            r->prompt_simhash[0] ? r->prompt_simhash : NULL, r->redaction_count.set ? r->redaction_count.v : 0, &r->redacted_kinds,
+                            &r->span_links);
     if (rc)
       return rc;
   }
@@ -272,7 +331,8 @@ gw_rc gw_upstream_stamp_logs(struct gw_arena *a, const struct gw_event *ev, size
             kv[kinds.n++] = ev[k].redacted_kinds.v[m];
     }
     if (log) {
-      gw_rc rc = write_stamps(a, &log->attributes, &log->n_attributes, hash, simhash, count, &kinds);
+      gw_rc rc = write_stamps(a, &log->attributes, &log->n_attributes, hash, simhash, count, &kinds,
+                              &(struct gw_strv){NULL, 0});
       if (rc)
         return rc;
     }

@@ -11,6 +11,9 @@
  *   genai_gateway.prompt_simhash     the same for the SimHash (64 '0'/'1' digits, as the column)
  *   genai_gateway.redaction.count    values the upstream redacted
  *   genai_gateway.redaction.kinds    their kinds (string array)
+ *   genai_gateway.span_links         the record's span_links (string array, record.h): the request's spans
+ *                                    that are not stored, which the next gateway does not see when the
+ *                                    forwarder sends GenAI spans only (genai_only)
  * Log records carrying GenAI events get the same prompt_hash, prompt_simhash and redaction stamps, for
  * their rows of ai_interaction_events: the hashes on the record holding the first input message of its
  * span (a prompt that came only in log records gets the same values as on a span), the count
@@ -28,13 +31,14 @@
 
 /*
  * After redaction: take what an upstream gateway stamped on each record's span: its prompt_hash replaces
- * ours (ours is over redacted text), its redaction count and kinds are added to ours.
+ * ours (ours is over redacted text), its redaction count and kinds and its span links are added to ours.
  * Allocates from a; GW_ERR(TOO_LARGE) when the arena is exhausted.
  */
 gw_rc gw_upstream_merge(struct gw_arena *a, struct gw_record *recs, size_t n);
 
 /*
- * After redaction and merge: stamp each record's span with prompt_hash and the redaction count and kinds
+ * After redaction and merge: stamp each record's span with prompt_hash, the redaction count and kinds and the
+ * span links
  * (replacing earlier stamps), for a downstream gateway. GW_ERR(TOO_LARGE) when the arena is exhausted.
  */
 gw_rc gw_upstream_stamp(struct gw_arena *a, struct gw_record *recs, size_t n);

@@ -571,6 +571,16 @@ static void test_issue16_inherit_through_non_genai(void **state)
   assert_true(gw_record_has_flag(chat, GW_FLAG_WORKFLOW_INHERITED));
   assert_string_equal(chat->parent_span_id, "0303030303030303");
   assert_names(orphan, NULL, NULL, NULL, NULL);
+  /* The spans that are not stored travel as links on the trace's first record (the chat, first in the
+   * request), in span id order, so the writer's fill can walk them when the agent comes in another
+   * request; the other records carry none. */
+  assert_ptr_equal(chat, &res.records[0]);
+  assert_int_equal(chat->span_links.n, 3);
+  assert_string_equal(chat->span_links.v[0], "0202020202020202:0101010101010101");
+  assert_string_equal(chat->span_links.v[1], "0303030303030303:0202020202020202");
+  assert_string_equal(chat->span_links.v[2], "0505050505050505:0909090909090909");
+  for (size_t i = 1; i < res.nrecords; i++)
+    assert_int_equal(res.records[i].span_links.n, 0);
 }
 
 /* The SimHash is taken over the prompt's text before redaction, beside prompt_hash. */

@@ -337,8 +337,8 @@ static void test_sb_i64(void **st)
   }
 }
 
-/* The 0006 columns travel in format GWR2; a GWR1 entry (a disk spool kept across the upgrade) still
- * decodes, with those columns NULL. */
+/* The 0006 columns travel since format GWR2, span_links since GWR3; GWR1 and GWR2 entries (a disk spool
+ * kept across an upgrade) still decode, with the later columns NULL / empty. */
 static void test_gwr1_still_decodes(void **st)
 {
   (void)st;
@@ -354,40 +354,55 @@ static void test_gwr1_still_decodes(void **st)
   r[1].prompt_name = "greeting";
   r[1].prompt_version = "3";
   memset(r[1].prompt_simhash, '1', 64);
+  const char *links[] = {"1111111111111111:2222222222222222", "3333333333333333:1111111111111111"};
+  r[1].span_links = (struct gw_strv){links, 2};
   struct gw_sb sb;
   gw_sb_init(&sb, a);
   assert_int_equal(gw_records_encode(r, 2, &sb), GW_OK);
-  assert_memory_equal(sb.buf, "GWR2", 4);
+  assert_memory_equal(sb.buf, "GWR3", 4);
   struct gw_record *out;
   size_t n;
   assert_int_equal(gw_records_decode(sb.buf, sb.len, a, &out, &n), GW_OK);
   assert_int_equal(n, 2);
   assert_null(out[0].agent_name);
+  assert_int_equal(out[0].span_links.n, 0);
   assert_string_equal(out[1].agent_name, "planner");
   assert_string_equal(out[1].workflow_name, "trip");
   assert_string_equal(out[1].prompt_name, "greeting");
   assert_string_equal(out[1].prompt_version, "3");
   assert_int_equal(strlen(out[1].prompt_simhash), 64);
+  assert_int_equal(out[1].span_links.n, 2);
+  assert_string_equal(out[1].span_links.v[1], links[1]);
 
-  /* The first record alone, as GWR1 wrote it: without the 0006 fields (four absent strings and an empty
-   * fixed string at its end). */
+  /* The first record alone, as GWR2 wrote it (without the empty span_links count at its end) and as GWR1
+   * did (also without the 0006 fields: four absent strings and an empty fixed string). */
   gw_sb_init(&sb, a);
   assert_int_equal(gw_records_encode(r, 1, &sb), GW_OK);
-  static const char tail[9] = {0, 0, 0, 0, 1, 0, 0, 0, 0};
-  assert_memory_equal(sb.buf + sb.len - 9, tail, 9);
+  static const char tail[13] = {0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+  assert_memory_equal(sb.buf + sb.len - 13, tail, 13);
+  char *v2 = gw_arena_alloc(a, sb.len);
+  memcpy(v2, sb.buf, sb.len - 4);
+  memcpy(v2, "GWR2", 4);
+  assert_int_equal(gw_records_decode(v2, sb.len - 4, a, &out, &n), GW_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(out[0].span_id, "0123456789abcdef");
+  assert_int_equal(out[0].span_links.n, 0);
   char *v1 = gw_arena_alloc(a, sb.len);
-  memcpy(v1, sb.buf, sb.len - 9);
+  memcpy(v1, sb.buf, sb.len - 13);
   memcpy(v1, "GWR1", 4);
-  assert_int_equal(gw_records_decode(v1, sb.len - 9, a, &out, &n), GW_OK);
+  assert_int_equal(gw_records_decode(v1, sb.len - 13, a, &out, &n), GW_OK);
   assert_int_equal(n, 1);
   assert_string_equal(out[0].span_id, "0123456789abcdef");
   assert_null(out[0].agent_name);
   assert_null(out[0].prompt_version);
   assert_string_equal(out[0].prompt_simhash, "");
-  /* but a GWR2 body is not taken for GWR1 (nor the reverse) */
-  assert_int_equal(gw_records_decode(v1, sb.len - 9 - 1, a, &out, &n), GW_ERR(DECODE));
+  assert_int_equal(out[0].span_links.n, 0);
+  /* but a body of one format is not taken for another */
+  assert_int_equal(gw_records_decode(v1, sb.len - 13 - 1, a, &out, &n), GW_ERR(DECODE));
   memcpy(v1, "GWR2", 4);
-  assert_int_equal(gw_records_decode(v1, sb.len - 9, a, &out, &n), GW_ERR(DECODE));
+  assert_int_equal(gw_records_decode(v1, sb.len - 13, a, &out, &n), GW_ERR(DECODE));
+  memcpy(v2, "GWR3", 4);
+  assert_int_equal(gw_records_decode(v2, sb.len - 4, a, &out, &n), GW_ERR(DECODE));
   gw_arena_destroy(a);
 }
 
