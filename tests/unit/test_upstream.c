@@ -136,12 +136,57 @@ static void test_malformed_stamps_are_ignored(void **st)
   gw_arena_destroy(a);
 }
 
+/* Span links travel as a string array: merged into the next gateway's own (each once), stamped again
+ * replacing the earlier stamp, and malformed entries are dropped. */
+static void test_span_links(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(0);
+  GwSpan sp;
+  struct gw_record r;
+  first_gateway(a, &sp, &r);
+  static const char *links[] = {"1111111111111111:2222222222222222", "3333333333333333:1111111111111111"};
+  r.span_links = (struct gw_strv){links, 2};
+  assert_int_equal(gw_upstream_stamp(a, &r, 1), GW_OK);
+  const GwKeyValue *kl = find(&sp, "genai_gateway.span_links");
+  assert_non_null(kl);
+  assert_int_equal(kl->value->value_case, GW_AV_ARRAY);
+  assert_int_equal(kl->value->array_value->n_values, 2);
+  /* a malformed entry slipped into the stamp */
+  GwAnyValue *bad = gw_arena_alloc(a, sizeof *bad);
+  gw_pb_any_value_init(bad);
+  bad->value_case = GW_AV_STRING;
+  bad->string_value = "3333333333333333:111111111111111X";
+  GwArrayValue *arr = kl->value->array_value;
+  GwAnyValue **vals = gw_arena_alloc(a, 3 * sizeof *vals);
+  vals[0] = arr->values[0];
+  vals[1] = bad;
+  vals[2] = arr->values[1];
+  arr->values = vals;
+  arr->n_values = 3;
+
+  struct gw_record r2;
+  memset(&r2, 0, sizeof r2);
+  r2.span = &sp;
+  static const char *own[] = {"3333333333333333:1111111111111111", "4444444444444444:3333333333333333"};
+  r2.span_links = (struct gw_strv){own, 2};
+  assert_int_equal(gw_upstream_merge(a, &r2, 1), GW_OK);
+  assert_int_equal(r2.span_links.n, 3);
+  assert_string_equal(r2.span_links.v[0], own[0]);
+  assert_string_equal(r2.span_links.v[1], own[1]);
+  assert_string_equal(r2.span_links.v[2], links[0]);
+  assert_int_equal(gw_upstream_stamp(a, &r2, 1), GW_OK);
+  assert_int_equal(find(&sp, "genai_gateway.span_links")->value->array_value->n_values, 3);
+  gw_arena_destroy(a);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip_through_a_second_gateway),
     cmocka_unit_test(test_no_prompt_no_hash),
     cmocka_unit_test(test_malformed_stamps_are_ignored),
+    cmocka_unit_test(test_span_links),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
