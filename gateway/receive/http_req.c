@@ -12,6 +12,7 @@
 
 #include "core/auth.h"
 #include "core/log.h"
+#include "core/memtrim.h"
 #include "core/metrics.h"
 #include "receive/receive.h"
 
@@ -183,6 +184,7 @@ void gw_http_req_fini(struct gw_pipeline *p, struct gw_http_req *q)
   if (q->reserved)
     gw_pipeline_release(p, q->reserved);
   q->reserved = 0;
+  gw_memtrim_note(q->cap); /* a large request's malloc'd memory goes back to the system (core/memtrim.h) */
   body_free(q);
 }
 
