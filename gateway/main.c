@@ -23,6 +23,7 @@
 #include "core/auth.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/memtrim.h"
 #include "core/reload.h"
 #include "core/tls.h"
 #include "core/metrics.h"
@@ -320,6 +321,7 @@ int main(int argc, char **argv)
   }
   warn_exposed(conf);
   gw_reload_start(conf->receivers.reload_ms);
+  gw_memtrim_start();
   grpc = gw_grpc_receiver_start(&pipeline, &err);
   if (!grpc)
     goto out;
@@ -357,6 +359,7 @@ out:
   gw_grpc_receiver_stop(grpc);
   gw_http_receiver_stop(http);
   gw_reload_stop();
+  gw_memtrim_stop();
   gw_tls_destroy(tls);
   gw_auth_destroy(auth);
   if (spool)

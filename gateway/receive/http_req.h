@@ -30,6 +30,7 @@ struct gw_http_req {
   bool json, gzip, logs;
   char *body;
   size_t len, cap, reserved;
+  size_t mapped, declared; /* the body's mapping (cap or more); Content-Length within the limit, or 0 */
   gw_rc early; /* a failure found while receiving (too large, busy): answered when the body is complete */
   char early_msg[200];
 };

@@ -29,6 +29,7 @@
 
 #include "core/auth.h"
 #include "core/log.h"
+#include "core/memtrim.h"
 #include "core/tls.h"
 #include "core/metrics.h"
 #include "receive/receive.h"
@@ -305,6 +306,7 @@ static void handle_export(struct call *c)
   if (reserved)
     gw_pipeline_release(r->p, reserved);
   gw_arena_reset(a); /* the thread keeps a few MiB for its next request, not a large request's worth */
+  gw_memtrim_note(reserved); /* and gRPC core's buffers of a large message go back too (core/memtrim.h) */
 }
 
 /* receivers.auth: the call's credentials from its metadata (keys arrive lowercase). True when it may go on;

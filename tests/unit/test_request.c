@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "core/conf.h"
+#include "receive/http_req.h"
 #include "receive/request.h"
 #include "redact/redact.h"
 #include "testutil.h"
@@ -225,6 +226,46 @@ static void test_message_json_bomb(void **state)
   env_fini(&e);
 }
 
+/* An OTLP/HTTP body is mapped once at its declared length (up to 1 MiB) and never moved while it arrives in
+ * libmicrohttpd's 32 KiB chunks, while the in-flight budget still counts only what has arrived (a client
+ * declaring a large body and sending a byte holds 64 KiB of it, as before). A Content-Length that lies
+ * (smaller than the body) still gets the whole body, by growing the mapping. */
+static void test_http_body_premapped(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init(&e, 64 * MiB, 256 * MiB);
+  const size_t n = 300000;
+  unsigned char *src = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    src[i] = (unsigned char)(i * 131u + 7u);
+  for (int lie = 0; lie < 2; lie++) {
+    struct gw_http_head h = {.path = "/v1/traces", .method = "POST", .content_type = "application/x-protobuf",
+                             .content_length = lie ? "1000" : "300000"};
+    struct gw_http_req q;
+    struct gw_http_resp resp = {0};
+    assert_true(gw_http_begin(&e.p, "http", &h, &q, &resp));
+    gw_http_body(&e.p, &q, src, 32 * KiB);
+    const char *first = q.body;
+    assert_non_null(first);
+    assert_int_equal(q.reserved, 64 * KiB); /* the budget counts what arrived, not what was declared */
+    assert_int_equal(atomic_load(&e.p.inflight_bytes), 64 * KiB);
+    for (size_t off = 32 * KiB; off < n; off += 32 * KiB)
+      gw_http_body(&e.p, &q, src + off, n - off < 32 * KiB ? n - off : 32 * KiB);
+    assert_int_equal(q.early, GW_OK);
+    assert_int_equal(q.len, n);
+    assert_memory_equal(q.body, src, n);
+    if (!lie)
+      assert_ptr_equal(q.body, first); /* mapped at 300000 bytes from the first chunk: never moved */
+    assert_int_equal(q.reserved, q.cap);
+    assert_int_equal(atomic_load(&e.p.inflight_bytes), q.cap);
+    gw_http_req_fini(&e.p, &q);
+    gw_http_resp_fini(&resp);
+  }
+  free(src);
+  env_fini(&e);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -233,6 +274,7 @@ int main(void)
       cmocka_unit_test(test_gzip_ratio_is_413),
       cmocka_unit_test(test_protobuf_bomb_refused_before_unpacking),
       cmocka_unit_test(test_message_json_bomb),
+      cmocka_unit_test(test_http_body_premapped),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
