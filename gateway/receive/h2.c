@@ -369,6 +369,8 @@ static void begin(struct h2conn *hc, struct h2stream *st)
   }
   st->begun = true;
   st->deadline_ms = gw_front_now_ms() + f->p->conf->receivers.http_body_ms;
+  if (st->g.on) /* a gRPC call's own deadline may come first */
+    st->deadline_ms = gw_h2grpc_body_deadline_ms(&st->g, st->deadline_ms);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *user)
@@ -557,6 +559,14 @@ void gw_h2_expire(struct fconn *c, uint64_t now)
   for (struct h2stream *st = hc->streams; st; st = st->next) {
     if (st->deadline_ms && now >= st->deadline_ms && !st->dispatched && !st->closed) {
       st->deadline_ms = 0;
+      if (st->g.on && st->begun && !st->refused && gw_h2grpc_expired(&st->g)) {
+        /* the call's deadline, before its body timeout: answered DEADLINE_EXCEEDED, as the gRPC port does */
+        gw_h2grpc_deadline(f->p, &st->g, &st->q, &st->resp);
+        st->refused = true;
+        respond(hc, st);
+        cut = true;
+        continue;
+      }
       if (f->guard)
         gw_httpd_guard_count(f->guard, st->begun ? GW_HTTPD_TIMEOUT_BODY : GW_HTTPD_TIMEOUT_HEADERS);
       nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);

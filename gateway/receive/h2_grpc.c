@@ -273,6 +273,31 @@ bool gw_h2grpc_body(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http_r
   return false;
 }
 
+uint64_t gw_h2grpc_body_deadline_ms(const struct gw_h2grpc *g, uint64_t body_ms)
+{
+  uint64_t call = g->deadline_ns ? (g->deadline_ns + 999999) / 1000000 : 0;
+  return call && call < body_ms ? call : body_ms;
+}
+
+bool gw_h2grpc_expired(const struct gw_h2grpc *g) { return g->deadline_ns && gw_mono_ns() >= g->deadline_ns; }
+
+void gw_h2grpc_deadline(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http_req *q, struct gw_http_resp *resp)
+{
+  char msg[200];
+  unsigned long long ms = (unsigned long long)((gw_mono_ns() - (g->start_ns ? g->start_ns : gw_mono_ns())) / 1000000u);
+  if (g->have_msg)
+    snprintf(msg, sizeof msg, "the call's deadline passed %llu ms into the request, while its message was still "
+             "arriving (%u of %u bytes): abandoned", ms, g->msg_len - g->msg_left, g->msg_len);
+  else
+    snprintf(msg, sizeof msg, "the call's deadline passed %llu ms into the request, before its message arrived: "
+             "abandoned", ms);
+  gw_metric_add(GW_M_REQUESTS, 1);
+  gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+  gw_metric_add(GW_M_REQUESTS_DEADLINE, 1);
+  gw_http_req_fini(p, q);
+  gw_h2grpc_fail(p, g, GW_ERR(DEADLINE), msg, resp);
+}
+
 /* The client reset the stream: nobody waits for the answer (gw_request_limit). */
 static gw_rc gone(void *arg)
 {

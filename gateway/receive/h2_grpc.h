@@ -73,6 +73,17 @@ bool gw_h2grpc_body(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http_r
 bool gw_h2grpc_finish(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http_req *q,
                       void (*done)(void *arg, gw_rc rc), void *arg, struct gw_http_resp *resp);
 
+/* The body's deadline in the front's milliseconds (gw_mono_ns / 1e6): the earlier of body_ms and the
+ * call's deadline. */
+uint64_t gw_h2grpc_body_deadline_ms(const struct gw_h2grpc *g, uint64_t body_ms);
+
+/* Whether the call's own deadline (not the body timeout) has passed. */
+bool gw_h2grpc_expired(const struct gw_h2grpc *g);
+
+/* The call's deadline passed while its message was still arriving: DEADLINE_EXCEEDED, counted as on the
+ * gRPC port; q is released. */
+void gw_h2grpc_deadline(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http_req *q, struct gw_http_resp *resp);
+
 /* An error answer for rc with msg (google.rpc.Status with RetryInfo in grpc-status-details-bin when it is
  * retryable), replacing any answer g and resp held. */
 void gw_h2grpc_fail(struct gw_pipeline *p, struct gw_h2grpc *g, gw_rc rc, const char *msg, struct gw_http_resp *resp);

@@ -111,9 +111,10 @@ async function stored(db, table, traceIds) {
 /**
  * One gRPC call over a bare HTTP/2 session. Resolves { httpStatus, headers, grpcStatus, grpcMessage, rawMessage,
  * details, body, rstCode } whether the status came in the headers (Trailers-Only) or in the trailers.
- * opts.cancelAfterMs resets the stream (CANCEL) after that long instead of waiting for the answer.
+ * opts.cancelAfterMs resets the stream (CANCEL) after that long instead of waiting for the answer; opts.hold
+ * sends the body but never ends the stream.
  */
-function h2Call(url, p, body, { headers = {}, timeoutMs = 15000, cancelAfterMs, connect = {} } = {}) {
+function h2Call(url, p, body, { headers = {}, timeoutMs = 15000, cancelAfterMs, hold = false, connect = {} } = {}) {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url, connect);
     const timer = setTimeout(() => {
@@ -156,6 +157,12 @@ function h2Call(url, p, body, { headers = {}, timeoutMs = 15000, cancelAfterMs, 
     if (cancelAfterMs !== undefined) {
       req.write(body);
       setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), cancelAfterMs);
+    } else if (hold) {
+      req.write(body);
+      req.on('trailers', () => req.close()); /* answered: let the half-sent stream go */
+      req.on('response', (h) => {
+        if (h['grpc-status'] !== undefined) req.close();
+      });
     } else {
       req.end(body);
     }
@@ -335,6 +342,16 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
     assert.match(r.grpcMessage, /deadline passed \d+ ms into the request/);
     assert.ok(took < 5000, `answered after ${took} ms (deadline 700 ms)`);
     assert.equal(metric(await gw.metrics(), 'genai_gateway_requests_deadline_exceeded_total') - d0, 1);
+
+    /* a message still arriving at the deadline: answered then, not at the body timeout */
+    const good = toProtobuf(traceRequest([genaiSpan()]));
+    const t2 = Date.now();
+    const stalled = await h2Call(gw.httpUrl, GRPC_EXPORT_PATH, grpcFrame(good).subarray(0, 100), { headers: { 'grpc-timeout': '800m' }, hold: true });
+    const waited = Date.now() - t2;
+    assert.equal(stalled.grpcStatus, S.DEADLINE_EXCEEDED, `${stalled.grpcStatus} ${stalled.grpcMessage}`);
+    assert.match(stalled.grpcMessage, new RegExp(`while its message was still arriving \\(95 of ${good.length} bytes\\)`));
+    assert.ok(waited >= 700 && waited < 3000, `answered after ${waited} ms (deadline 800 ms)`);
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_requests_deadline_exceeded_total') - d0, 2);
 
     const c0 = metric(await gw.metrics(), 'genai_gateway_requests_cancelled_total');
     const k = hostile('slow-reset');
