@@ -7,7 +7,8 @@
 # Starts BIN on free ports with the spool of BENCH_SPOOL (interval: disk spool with spool.fsync interval,
 # as deployed; memory), no consumer (entries are dropped once durable, so the spool never fills), then for
 # each connection count in BENCH_CONNS_LIST (default "4 64") runs BENCH_TOOL (wrk | h2load | wrk-tls |
-# h2load-tls) for BENCH_SECONDS (10) with gen_payload's bodies (100 GenAI spans, ~270 KB). Prints one line per
+# h2load-tls; h2load-grpc: OTLP/gRPC calls on the OTLP/HTTP port, h2load-grpc-port: the same on the gRPC
+# port) for BENCH_SECONDS (10) with gen_payload's bodies (100 GenAI spans, ~270 KB). Prints one line per
 # run: requests/s, spans/s accepted, p50 and p99 latency, and the gateway's CPU time per 1000 spans (user +
 # system, from /proc): on a machine shared with other work the rates swing with the neighbours' load, the
 # CPU cost per span much less, so compare designs by it. Extra YAML for the gateway: BENCH_YAML (appended
@@ -93,7 +94,20 @@ for C in $CONNS_LIST; do
       if (i99 < 1) i99 = 1; printf "%.2fms %.2fms\n", v[i50] / 1000, v[i99] / 1000 }')
     ERR=$(awk '/^status codes/ { print }' "$WORK/out")
     ;;
-  *) echo "BENCH_TOOL=$TOOL: wrk, h2load, wrk-tls or h2load-tls" >&2; exit 2 ;;
+  h2load-grpc | h2load-grpc-port)
+    # one fixed body, re-sent (no consumer here, so nothing dedups or fills): gRPC calls, HTTP/2 h2c
+    TARGET=$HTTP
+    [ "$TOOL" = h2load-grpc-port ] && TARGET=$GRPC
+    h2load -t 2 -c "$C" -m 1 -D "$SECS" -d "$WORK/bodies/body-000.grpc" -H 'content-type: application/grpc' \
+      -H 'te: trailers' --log-file="$WORK/h2.log" \
+      "http://$TARGET/opentelemetry.proto.collector.trace.v1.TraceService/Export" >"$WORK/out" 2>&1 || true
+    RPS=$(awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { print $(i - 1); exit } }' "$WORK/out")
+    read -r P50 P99 < <(awk '{ print $3 }' "$WORK/h2.log" | sort -n | awk '{ v[NR] = $1 } END {
+      if (NR == 0) { print "n/a n/a"; exit } i50 = int(NR * .5); i99 = int(NR * .99); if (i50 < 1) i50 = 1;
+      if (i99 < 1) i99 = 1; printf "%.2fms %.2fms\n", v[i50] / 1000, v[i99] / 1000 }')
+    ERR=$(awk '/^status codes/ { print }' "$WORK/out")
+    ;;
+  *) echo "BENCH_TOOL=$TOOL: wrk, h2load, wrk-tls, h2load-tls, h2load-grpc or h2load-grpc-port" >&2; exit 2 ;;
   esac
   A1=$(accepted)
   C1=$(cpu_ticks)

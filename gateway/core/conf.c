@@ -173,6 +173,11 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "receivers.http.max_concurrent_streams", .type = T_U32, .def = "100", .min = 1, .max = 100000,
    .off = OFF(receivers.http_max_streams),
    .desc = "HTTP/2 (h2c, or ALPN h2 under TLS): requests one connection may have open at once."},
+  {.path = "receivers.http.grpc", .type = T_BOOL, .def = "true", .off = OFF(receivers.http_grpc),
+   .desc = "Serve OTLP/gRPC on the OTLP/HTTP port too: an HTTP/2 request (h2c, or ALPN h2 under TLS) with "
+           "content-type application/grpc is a TraceService/Export or LogsService/Export call, answered as the "
+           "OTLP/gRPC receiver answers it, with the same auth and limits. false: they are OTLP/HTTP requests (404, "
+           "unknown path)."},
   {.path = "receivers.max_request_bytes", .type = T_SIZE, .def = "64MiB", .min = 1 * KiB, .max = 1 * GiB,
    .off = OFF(receivers.max_request_bytes),
    .desc = "Largest request body after decompression; larger is 413 / RESOURCE_EXHAUSTED. One request may "

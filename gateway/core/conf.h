@@ -81,6 +81,7 @@ struct gw_conf {
     uint32_t http_header_ms;   /* receivers.http.header_timeout_ms: request line and headers; default 10s */
     uint32_t http_body_ms;     /* receivers.http.body_timeout_ms: the whole body after the headers; default 60s */
     uint32_t http_max_streams; /* receivers.http.max_concurrent_streams: HTTP/2; default 100 */
+    bool http_grpc;            /* receivers.http.grpc: OTLP/gRPC calls on the OTLP/HTTP port (HTTP/2); default true */
     uint32_t grpc_threads;     /* receivers.grpc.threads; default 2 */
     uint32_t grpc_idle_ms;     /* receivers.grpc.max_connection_idle_ms: no call for this long; default 5m, 0 = none */
     uint32_t grpc_age_ms;      /* receivers.grpc.max_connection_age_ms: default 30m, 0 = none */

@@ -12,6 +12,8 @@
  * Limits: receivers.http.max_concurrent_streams streams at once, a 16 KiB header list, a body within
  * body_timeout_ms of its headers (else RST_STREAM CANCEL, counted), an idle connection closed with
  * GOAWAY after idle_timeout_ms; nothing more is read from a client that does not read its answers.
+ * A POST whose content type is application/grpc is an OTLP/gRPC call (receivers.http.grpc): the same
+ * stream machinery, with the request judged and answered by h2_grpc.c instead of http_req.c.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "receive/front_int.h"
+#include "receive/h2_grpc.h"
 #include "receive/http_req.h"
 
 #define HDR_MAX 1024               /* longest header value kept */
@@ -41,6 +44,7 @@ struct h2stream {
   bool have_path, begun, refused, dispatched, closed;
   struct gw_http_req q;
   struct gw_http_resp resp;
+  struct gw_h2grpc g; /* g.on: a gRPC call */
   size_t resp_off;
   char hname[32];
   uint64_t deadline_ms; /* the body must be complete by then; 0: none */
@@ -81,6 +85,7 @@ static void stream_free(struct h2stream *st, struct gw_pipeline *p)
   }
   gw_http_req_fini(p, &st->q);
   gw_http_resp_fini(&st->resp);
+  gw_h2grpc_fini(&st->g);
   free(st->authz);
   free(st->apikey);
   free(st);
@@ -89,14 +94,19 @@ static void stream_free(struct h2stream *st, struct gw_pipeline *p)
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *user)
 {
-  (void)s, (void)id, (void)user;
+  (void)user;
   struct h2stream *st = src->ptr;
   size_t left = st->resp.len - st->resp_off;
   size_t n = left < len ? left : len;
   memcpy(buf, (char *)st->resp.body + st->resp_off, n);
   st->resp_off += n;
-  if (st->resp_off == st->resp.len)
+  if (st->resp_off == st->resp.len) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->g.on) { /* gRPC: the status follows in trailers */
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      gw_h2grpc_trailers(s, id, &st->g);
+    }
+  }
   return (ssize_t)n;
 }
 
@@ -105,6 +115,12 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 /* Submit st->resp on the stream. */
 static void respond(struct h2conn *hc, struct h2stream *st)
 {
+  if (st->g.on) {
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_body};
+    st->resp_off = 0;
+    gw_h2grpc_submit(hc->s, st->id, &st->g, &dp);
+    return;
+  }
   char status[8], clen[24], ra[16];
   snprintf(status, sizeof status, "%u", st->resp.status);
   snprintf(clen, sizeof clen, "%zu", st->resp.len);
@@ -167,7 +183,9 @@ static void *worker_main(void *arg)
     f->work_len--;
     pthread_mutex_unlock(&f->work_mu);
     atomic_init(&j->left, 2);
-    bool deferred = gw_http_finish(f->p, &j->st->q, on_durable, j, &j->st->resp);
+    struct h2stream *st = j->st;
+    bool deferred = st->g.on ? gw_h2grpc_finish(f->p, &st->g, &st->q, on_durable, j, &st->resp)
+                             : gw_http_finish(f->p, &st->q, on_durable, j, &st->resp);
     if (!deferred || atomic_fetch_sub(&j->left, 1) == 1)
       job_post(j);
     pthread_mutex_lock(&f->work_mu);
@@ -208,7 +226,10 @@ static void dispatch(struct h2conn *hc, struct h2stream *st)
     pthread_mutex_unlock(&f->work_mu);
     gw_metric_add(GW_M_BACKPRESSURE, 1);
     gw_http_req_fini(f->p, &st->q);
-    gw_http_resp_error(f->p, st->q.json, GW_ERR(BUSY), "too many requests waiting: retry later", &st->resp);
+    if (st->g.on)
+      gw_h2grpc_fail(f->p, &st->g, GW_ERR(BUSY), "too many requests waiting: retry later", &st->resp);
+    else
+      gw_http_resp_error(f->p, st->q.json, GW_ERR(BUSY), "too many requests waiting: retry later", &st->resp);
     respond(hc, st);
     return;
   }
@@ -240,7 +261,9 @@ void gw_h2_completions(struct loop *lp)
     struct h2stream *st = j->st;
     struct gw_front *f = lp->f;
     st->dispatched = false;
-    if (j->durable_rc) {
+    if (j->durable_rc && st->g.on) {
+      gw_h2grpc_durable_failed(f->p, &st->g, j->durable_rc, &st->resp);
+    } else if (j->durable_rc) {
       gw_http_resp_fini(&st->resp);
       gw_http_resp_durable_failed(f->p, st->q.json, j->durable_rc, &st->resp);
     }
@@ -311,6 +334,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t 
   } else if (IS("x-api-key") && !st->apikey && vlen <= HDR_MAX) {
     st->apikey = gw_malloc(vlen + 1);
     keep(st->apikey, vlen + 1, value, vlen);
+  } else if (nlen > 5 && memcmp(name, "grpc-", 5) == 0) {
+    gw_h2grpc_header(&st->g, name, nlen, value, vlen);
   }
 #undef IS
   return 0;
@@ -334,7 +359,9 @@ static void begin(struct h2conn *hc, struct h2stream *st)
     .authorization_len = st->authz ? strlen(st->authz) : 0,
     .api_key_len = st->apikey ? strlen(st->apikey) : 0,
   };
-  if (!gw_http_begin(f->p, "otlp_http", &h, &st->q, &st->resp)) {
+  bool grpc = f->p->conf->receivers.http_grpc && strcmp(st->method, "POST") == 0 && gw_h2grpc_is(h.content_type);
+  if (!(grpc ? gw_h2grpc_begin(f->p, &st->g, &h, &st->q, &st->resp)
+             : gw_http_begin(f->p, "otlp_http", &h, &st->q, &st->resp))) {
     st->refused = true; /* answered now; a body still coming is read and dropped */
     st->deadline_ms = 0;
     respond(hc, st);
@@ -342,6 +369,8 @@ static void begin(struct h2conn *hc, struct h2stream *st)
   }
   st->begun = true;
   st->deadline_ms = gw_front_now_ms() + f->p->conf->receivers.http_body_ms;
+  if (st->g.on) /* a gRPC call's own deadline may come first */
+    st->deadline_ms = gw_h2grpc_body_deadline_ms(&st->g, st->deadline_ms);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *user)
@@ -364,8 +393,15 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
   (void)flags;
   struct h2conn *hc = user;
   struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
-  if (st && st->begun && !st->refused && !st->dispatched)
+  if (!st || !st->begun || st->refused || st->dispatched)
+    return 0;
+  if (!st->g.on) {
     gw_http_body(front_of(hc)->p, &st->q, data, len);
+  } else if (gw_h2grpc_body(front_of(hc)->p, &st->g, &st->q, data, len, &st->resp)) {
+    st->refused = true; /* a message over the size limit: answered now, the rest dropped */
+    st->deadline_ms = 0;
+    respond(hc, st);
+  }
   return 0;
 }
 
@@ -378,6 +414,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
     return 0;
   nghttp2_session_set_stream_user_data(s, id, NULL);
   st->closed = true;
+  if (st->dispatched && st->g.on)
+    atomic_store(&st->g.gone, true); /* a gRPC call the client cancelled: its worker stops (gw_request_limit) */
   if (!st->dispatched)
     stream_free(st, front_of(hc)->p);
   if (!hc->streams)
@@ -521,6 +559,14 @@ void gw_h2_expire(struct fconn *c, uint64_t now)
   for (struct h2stream *st = hc->streams; st; st = st->next) {
     if (st->deadline_ms && now >= st->deadline_ms && !st->dispatched && !st->closed) {
       st->deadline_ms = 0;
+      if (st->g.on && st->begun && !st->refused && gw_h2grpc_expired(&st->g)) {
+        /* the call's deadline, before its body timeout: answered DEADLINE_EXCEEDED, as the gRPC port does */
+        gw_h2grpc_deadline(f->p, &st->g, &st->q, &st->resp);
+        st->refused = true;
+        respond(hc, st);
+        cut = true;
+        continue;
+      }
       if (f->guard)
         gw_httpd_guard_count(f->guard, st->begun ? GW_HTTPD_TIMEOUT_BODY : GW_HTTPD_TIMEOUT_HEADERS);
       nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);

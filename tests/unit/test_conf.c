@@ -662,6 +662,7 @@ static void test_print_format(void **state)
                            "    header_timeout_ms: 10s\n"
                            "    body_timeout_ms: 1m\n"
                            "    max_concurrent_streams: 100\n"
+                           "    grpc: true\n"
                            "  max_request_bytes: 64MiB\n"
                            "  max_inflight_bytes: 256MiB\n"
                            "  max_inflate_ratio: 200\n"
