@@ -4,6 +4,7 @@
  * (gw_ut_<pid>, gw_ut_<pid>_m) and drops them at the end. Without GW_TEST_PG_DSN the tests fail.
  */
 #include <dirent.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1116,6 +1117,114 @@ static void test_rollup_resend_unchanged(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+static long fallbacks(void);
+
+/* As rollup_diff, over all nine dimensions of the key and with every aggregate compared as stored (the
+ * cost as text, so a 0 where the SQL has 0.000000000 counts as a difference too). */
+static long rollup_diff_all(void)
+{
+  char hist[2048] = "ARRAY[";
+  for (int i = 1; i <= 15; i++)
+    snprintf(hist + strlen(hist), sizeof hist - strlen(hist),
+             "%scount(*) FILTER (WHERE gw_duration_bucket(duration_ms) = %d)", i > 1 ? ", " : "", i);
+  strcat(hist, "]::bigint[]");
+  char sql[8192];
+  snprintf(sql, sizeof sql,
+           "WITH want AS (SELECT date_trunc('hour', start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
+           "coalesce(service_name, ''), coalesce(provider, ''), coalesce(model_id, ''), coalesce(operation, ''), "
+           "coalesce(agent_name, ''), coalesce(workflow_name, ''), coalesce(prompt_name, ''), "
+           "coalesce(prompt_version, ''), count(*), count(*) FILTER (WHERE status IS DISTINCT FROM 'error'), "
+           "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "
+           "coalesce(sum(output_tokens), 0), coalesce(sum(cache_read_tokens), 0), "
+           "coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), "
+           "coalesce(sum(total_cost_usd), 0)::text, coalesce(sum(duration_ms), 0), "
+           "coalesce(sum(first_token_latency_ms), 0), count(first_token_latency_ms), %s "
+           "FROM ai_interaction_traces GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9), "
+           "have AS (SELECT hour_bucket, service_name, provider, model_id, operation, agent_name, workflow_name, "
+           "prompt_name, prompt_version, total_requests, successful_requests, error_requests, total_input_tokens, "
+           "total_output_tokens, total_cache_read_tokens, total_cache_write_tokens, total_reasoning_tokens, "
+           "total_cost::text, sum_duration_ms, sum_first_token_latency_ms, first_token_count, duration_histogram "
+           "FROM trace_metrics_hourly) "
+           "SELECT (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE have) a) + "
+           "(SELECT count(*) FROM (TABLE have EXCEPT ALL TABLE want) b)",
+           hist);
+  PGresult *r = PQexec(db, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("rollup comparison: %s", PQresultErrorMessage(r));
+  long n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+/* The direct path aggregates each batch's rollups in C and sends only the groups: every aggregate must be
+ * the one Postgres computes from the rows, for unknown (NULL) and empty dimensions, several hours, mixed
+ * services, models, agents and prompts, every status, costs past int64 together, sums of durations that
+ * are not exact in binary (added in the rows' order), NaN and every histogram bound; then after a replayed
+ * batch (the staging path's SQL aggregation) and a batch adding to groups already stored. */
+static void test_rollup_groups_aggregated_exactly(void **state)
+{
+  void *s = store_create(dsn);
+  enum { N = 64 };
+  struct gw_record r[N];
+  static const char *const svc[] = {"svc-a", "svc-b", NULL, ""};
+  static const char *const model[] = {"gpt-4o", NULL, "claude", "gpt-4o"};
+  static const char *const status[] = {"ok", "error", NULL, "unset"};
+  static const double dur[] = {0.1, 0.2, 0.3, 10, 10.000001, 20, 81920, 81920.5, 5, 1e-9, 333.3, 2560};
+  for (int i = 0; i < N; i++) {
+    r[i] = rec(0xe0 + (unsigned long long)i / 4, 1 + (unsigned long long)i % 4, T0 + (uint64_t)(i % 3) * HOUR + (uint64_t)i);
+    r[i].service_name = svc[i % 4];
+    r[i].model_id = model[(i / 4) % 4];
+    r[i].provider = i % 5 ? "openai" : NULL;
+    r[i].operation = "chat";
+    r[i].status = status[(i / 2) % 4];
+    r[i].agent_name = i % 7 == 0 ? "planner" : NULL;
+    r[i].prompt_name = i % 11 == 0 ? "greeting" : NULL;
+    r[i].prompt_version = i % 11 == 0 ? "3" : NULL;
+    /* Sums of values inexact in binary depend on how they are grouped: they go only to groups of their
+     * own (svc-frac) within the first batch, summed once in one order on both sides. Later batches add
+     * values that sum exactly whichever way. */
+    bool frac = i < 30 && i % 6 && (i % 12 < 3 || i % 12 == 4 || i % 12 == 9 || i % 12 == 10);
+    if (frac)
+      r[i].service_name = "svc-frac";
+    if (i % 6)
+      r[i].duration_ms = (struct gw_opt_f64){i < 30 || !frac ? dur[i % 12] : 0, true};
+    if (i % 12 < 3 || i % 12 == 4 || i % 12 == 9 || i % 12 == 10)
+      if (!frac && i % 6)
+        r[i].duration_ms = (struct gw_opt_f64){(double)(i % 12) * 0.5, true};
+    if (i % 3 == 0)
+      r[i].first_token_latency_ms = (struct gw_opt_f64){frac ? 0.1 * i : 0.5 * i, true};
+    if (i % 2)
+      r[i].input_tokens = (struct gw_opt_i64){1000 + i, true};
+    if (i % 5 == 1)
+      r[i].cache_write_tokens = (struct gw_opt_i64){i, true};
+    if (i % 4 == 3)
+      r[i].total_cost_nusd = (struct gw_opt_i64){i % 8 == 3 ? INT64_MAX - i : 123456789 * (int64_t)i, true};
+  }
+  r[12].duration_ms = (struct gw_opt_f64){NAN, true};
+  /* The last nanoseconds of an hour: stored to the microsecond, still in that hour. */
+  r[5].start_ns = r[N - 1].start_ns = (T0 / HOUR + 1) * HOUR - 1;
+  r[13].total_cost_nusd = (struct gw_opt_i64){-5, true};
+  struct gw_sink_outcome out;
+  /* The first 40 rows by the direct path. */
+  long fb0 = fallbacks();
+  assert_int_equal(send1(s, r, 40, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks(), fb0);
+  assert_true(qn("SELECT count(*) FROM trace_metrics_hourly") > 10);
+  assert_int_equal(rollup_diff_all(), 0);
+  /* Rows 30..49 again: 10 stored, 10 new (the staging path counts only the new). */
+  assert_int_equal(send1(s, r + 30, 20, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks(), fb0 + 1);
+  assert_int_equal(rollup_diff_all(), 0);
+  /* The rest into groups already there, by the direct path again once a batch finds nothing stored. */
+  assert_int_equal(send1(s, r + 50, 7, &out), GW_SINK_OK);
+  assert_int_equal(send1(s, r + 57, 7, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks(), fb0 + 1);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_traces"), N);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), N);
+  assert_int_equal(rollup_diff_all(), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
 /* --- the direct COPY and its fallback (issue 15) ---------------------------------------------------- */
 
 static long fallbacks(void) { return (long)gw_metric_get(GW_M_PG_COPY_FALLBACKS); }
@@ -1650,6 +1759,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_migrate_newer_schema, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_migrate_order_and_failure, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_send_exact_values, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_groups_aggregated_exactly, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_resend_no_duplicates, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_event_rejected_rest_stored, reset_test, clean_test),
