@@ -1,7 +1,7 @@
 /*
  * store_pg.c: the Postgres writer, the first spool consumer (DESIGN §1, §6), declared as a sink.
  *
- * One thread (sink.c's) owns one PGconn, opened lazily and re-opened after it breaks, so the gateway
+ * One thread (sink.c's) owns one PGconn (per writer, see the end of this comment), opened lazily and re-opened after it breaks, so the gateway
  * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
  * A batch of spool entries becomes one transaction, first by the direct path:
  *   COPY (text format, rendered generically from gw_record_fields) straight into ai_interaction_traces
@@ -35,6 +35,15 @@
  * error, so nothing is retried forever. Anything else (lock timeouts, serialization failures, a missing
  * table) is the database's state, not the row's: RETRY, never reject.
  * Error texts and logs carry SQLSTATEs, constraint names and counts, never the DSN or row content.
+ * With postgres.writers > 1 there is one store per connection, each on a worker thread of its own
+ * (gw_sink_start_n), writing disjoint batches. Their COPYs run at once; from the rollup upsert (or the
+ * staging insert, or the events' merge) to the commit a writer holds the gateway's writers lock
+ * (gw_store_conf.writers), and the agent fill after commit takes it too, so what reads other rows (the
+ * fill of session/user across a trace, the merge, the attribution that moves rollups) runs one writer at
+ * a time and sees what the others committed, as with one writer; and the rollups, upserted in key order
+ * under that lock, never deadlock between writers. A span in two batches written at once makes the second
+ * COPY wait for the first transaction and then fail with 23505 (the staging path skips it), or deadlock
+ * with it (40P01: RETRY, then the staging path).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -74,6 +83,8 @@ struct store {
   char *direct_copy_sql; /* COPY straight into the table */
   char *rollup_sql;      /* the rollup upsert fed from the batch's groups, aggregated here */
   bool replaying; /* the last batch held re-sent spans: the next one tries the staging path first */
+  char *lock_sql; /* several writers: take their transaction lock (gw_store_conf.writers); NULL: one */
+  bool counted;   /* counted in GW_M_PG_CONNECTED */
   PGconn *conn;
   bool migrated;
   uint64_t last_attempt_mono; /* the last connection attempt */
@@ -401,7 +412,9 @@ static void close_conn(struct store *s)
   PQfinish(s->conn);
   s->conn = NULL;
   s->ndays = s->days_next = 0;
-  gw_metric_set(GW_M_PG_CONNECTED, 0);
+  if (s->counted)
+    gw_metric_add(GW_M_PG_CONNECTED, -1);
+  s->counted = false;
 }
 
 /* Sort a failed result: connection gone, the row's data, or something else the database must fix. */
@@ -445,6 +458,12 @@ static void rollback(struct store *s)
     PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
+/* Several writers: wait for their transaction lock (held to this transaction's end). */
+static enum wr writers_lock(struct store *s, char *msg, size_t msglen)
+{
+  return s->lock_sql ? run(s, s->lock_sql, 0, NULL, NULL, msg, msglen) : WR_OK;
+}
+
 /* Connect, migrate (once per process), create the staging table. false: RETRY with out->error set. */
 static bool open_conn(struct store *s, struct gw_sink_outcome *out)
 {
@@ -469,7 +488,9 @@ static bool open_conn(struct store *s, struct gw_sink_outcome *out)
     s->migrated = true;
   }
   s->last_used_mono = gw_mono_ns();
-  gw_metric_set(GW_M_PG_CONNECTED, 1);
+  if (!s->counted)
+    gw_metric_add(GW_M_PG_CONNECTED, 1);
+  s->counted = true;
   gw_info(MOD, "connected");
   return true;
 }
@@ -888,7 +909,14 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
   }
-  enum wr w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
+  /* Several writers: the fill (which moves rollups) under their lock, in its own transaction. */
+  enum wr w = s->lock_sql ? run(s, "BEGIN", 0, NULL, NULL, msg, msglen) : WR_OK;
+  if (w == WR_OK)
+    w = writers_lock(s, msg, msglen);
+  if (w == WR_OK)
+    w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
+  if (w == WR_OK && s->lock_sql)
+    w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
   if (w == WR_OK)
     w = run(s, "SELECT gw_summarize_traces($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg,
             msglen);
@@ -931,6 +959,8 @@ static enum wr staging_txn(struct store *s, struct batch *b, size_t lo, size_t h
   if (w != WR_OK)
     goto out;
   if ((w = copy_rows(s, s->copy_sql, b, lo, hi, NULL, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = writers_lock(s, msg, msglen)) != WR_OK)
     goto out;
   if ((w = run(s, s->insert_sql, 0, NULL, &ins, msg, msglen)) != WR_OK)
     goto out;
@@ -1173,6 +1203,8 @@ static enum wr direct_txn(struct store *s, struct batch *b, size_t lo, size_t hi
     w = WR_OTHER;
     goto out;
   }
+  if ((w = writers_lock(s, msg, msglen)) != WR_OK)
+    goto out;
   if ((w = run(s, s->rollup_sql, 1, params, NULL, msg, msglen)) != WR_OK)
     goto out;
   w = finish_txn(s, b, lo, hi, &new_rows, msg, msglen);
@@ -1460,6 +1492,8 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     return w;
   const char *params[1] = {json};
   if ((w = run(s, EVENTS_INSERT, 1, params, &res, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = writers_lock(s, msg, msglen)) != WR_OK)
     goto out;
   if ((w = merge_event_spans(s, eb, lo, hi, msg, msglen)) != WR_OK)
     goto out;
@@ -1829,6 +1863,7 @@ static void destroy(void *self)
   free(s->insert_sql);
   free(s->direct_copy_sql);
   free(s->rollup_sql);
+  free(s->lock_sql);
   free(s);
 }
 
@@ -1899,7 +1934,8 @@ static void *create(const void *conf, struct gw_err *err)
   s->arena = gw_arena_create(0);
   gw_arena_keep(s->arena, ARENA_KEEP);
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;
-  gw_metric_set(GW_M_PG_CONNECTED, 0);
+  if (c->writers > 1)
+    s->lock_sql = sql_printf("SELECT pg_advisory_xact_lock(%d, %d)", GW_WRITERS_LOCK, (int)c->writers_lock);
   return s;
 }
 

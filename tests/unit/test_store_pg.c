@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,7 +108,7 @@ static struct gw_spool_entry entry(const struct gw_record *recs, size_t n, uint6
 
 static void *store_create(const char *conninfo)
 {
-  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90};
+  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90, 1, 0};
   struct gw_err err = {0};
   void *s = gw_store_pg_sink.create(&conf, &err);
   assert_non_null(s);
@@ -1225,6 +1226,80 @@ static void test_rollup_groups_aggregated_exactly(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* --- several writers (postgres.writers, issue 15) --------------------------------------------------- */
+
+struct writer_job {
+  void *store;
+  struct gw_spool_entry e;
+  enum gw_sink_result r;
+};
+
+static void *writer_thread(void *arg)
+{
+  struct writer_job *j = arg;
+  struct gw_sink_outcome out;
+  memset(&out, 0, sizeof out);
+  j->r = gw_store_pg_sink.send(j->store, &j->e, 1, &out);
+  return NULL;
+}
+
+static long advisory_waiters(void)
+{
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = %d AND objid = 77",
+           GW_WRITERS_LOCK);
+  return qn(sql);
+}
+
+/* Two writers of one gateway store two spans of one trace at the same moment, the one with the session and
+ * user ids and the one without. Their COPYs run at once; the rest of each transaction waits for the writers
+ * lock (held here at first, so that both are sure to be inside their transactions together), and whichever
+ * goes second sees the first one's committed row: both rows end with the ids, as with one writer. Without
+ * the lock neither transaction would see the other's row and one span would stay without ids. */
+static void test_two_writers_fill_across_batches(void **state)
+{
+  struct gw_store_conf conf = {dsn, MIGRATIONS, 90, 2, 77};
+  struct gw_err err = {0};
+  void *w0 = gw_store_pg_sink.create(&conf, &err), *w1 = gw_store_pg_sink.create(&conf, &err);
+  assert_non_null(w0);
+  assert_non_null(w1);
+  struct gw_record a = rollup_rec(0xd1, 1, T0, "svc-a", "gpt-4o", 12);
+  struct gw_record b = rollup_rec(0xd1, 2, T0 + 1000, "svc-a", "gpt-4o", 30);
+  a.session_id = "S9";
+  a.user_id = "U9";
+  struct writer_job j0 = {w0, entry(&a, 1, 1), GW_SINK_RETRY}, j1 = {w1, entry(&b, 1, 2), GW_SINK_RETRY};
+  /* Partitions first, so neither writer stops at a CREATE TABLE the other holds. */
+  struct gw_sink_outcome out;
+  struct gw_record warm[2] = {rollup_rec(0xd2, 1, T0, "svc-warm", "m", 1), rollup_rec(0xd2, 2, T0, "svc-warm", "m", 1)};
+  assert_int_equal(send1(w0, &warm[0], 1, &out), GW_SINK_OK);
+  assert_int_equal(send1(w1, &warm[1], 1, &out), GW_SINK_OK);
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d, 77)", GW_WRITERS_LOCK);
+  exec_or_fail(db, sql);
+  pthread_t t0, t1;
+  assert_int_equal(pthread_create(&t0, NULL, writer_thread, &j0), 0);
+  assert_int_equal(pthread_create(&t1, NULL, writer_thread, &j1), 0);
+  long waiting = 0;
+  for (int i = 0; i < 1000 && (waiting = advisory_waiters()) < 2; i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, 77)", GW_WRITERS_LOCK);
+  exec_or_fail(db, sql);
+  pthread_join(t0, NULL);
+  pthread_join(t1, NULL);
+  assert_int_equal(waiting, 2); /* both wrote their rows and waited for the lock at the same time */
+  assert_int_equal(j0.r, GW_SINK_OK);
+  assert_int_equal(j1.r, GW_SINK_OK);
+  assert_string_equal(qv("SELECT string_agg(span_id || ':' || coalesce(session_id, '-') || '/' || coalesce(user_id, '-'), "
+                         "',' ORDER BY span_id) FROM ai_interaction_traces WHERE trace_id = '%032x'", 0xd1),
+                      "0000000000000001:S9/U9,0000000000000002:S9/U9");
+  assert_int_equal(rollup_diff_all(), 0);
+  gw_store_pg_sink.destroy(w0);
+  gw_store_pg_sink.destroy(w1);
+}
+
 /* --- the direct COPY and its fallback (issue 15) ---------------------------------------------------- */
 
 static long fallbacks(void) { return (long)gw_metric_get(GW_M_PG_COPY_FALLBACKS); }
@@ -1760,6 +1835,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_migrate_order_and_failure, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_send_exact_values, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_groups_aggregated_exactly, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_two_writers_fill_across_batches, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_resend_no_duplicates, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_event_rejected_rest_stored, reset_test, clean_test),
