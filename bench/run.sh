@@ -202,7 +202,7 @@ WPIDS=$(writer_pids)
 WCPU0=$(pg_cpu_sum $WPIDS)
 T0=$(now)
 wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s "$GW_ROOT/bench/otlp_http.lua" "http://$HTTP/v1/traces" \
-  -- "$WORK/bodies" "$NBODIES" >"$WORK/wrk.out" 2>&1 || { cat "$WORK/wrk.out" >&2; gw_die "wrk failed"; }
+  -- "$WORK/bodies" "$NBODIES" "$PHASE" >"$WORK/wrk.out" 2>&1 || { cat "$WORK/wrk.out" >&2; gw_die "wrk failed"; }
 T1=$(now)
 cat "$WORK/wrk.out"
 HTTP_ACC=$(($(metric genai_gateway_spans_accepted_total) - A0))
@@ -229,10 +229,12 @@ PH_SUMMARY=
 H1=(HTTP_ACC HTTP_FAILED HTTP_LANDED WCPU0 WCPU1 HTTP_DUPS HTTP_LAND_SECS HTTP_ACC_RATE HTTP_LAND_RATE HTTP_P50
   HTTP_P99 HTTP_NON2XX HTTP_SOCKERR)
 first=1
+PHASE=0
 for nw in $WRITERS_LIST; do
   [ $first = 1 ] || start_gateway "$nw"
   http_phase
   PH_SUMMARY="$PH_SUMMARY $nw:$HTTP_LAND_RATE:$HTTP_LANDED:$(calc "$WCPU1 - $WCPU0" 3)"
+  PHASE=$((PHASE + 1))
   if [ $first = 1 ]; then
     first=0
     for v in "${H1[@]}"; do eval "SAVED_$v=\${$v}"; done
