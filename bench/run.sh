@@ -14,7 +14,10 @@
 #      and COPY straight into such a table (the writer's first attempt) in the same transactions.
 # Environment: BENCH_SECONDS (10), BENCH_CONNS (4), BENCH_ITER (200 bench_pipeline iterations),
 # BENCH_SPOOL (interval: the disk spool with spool.fsync interval, as deployed; always, never, or memory),
-# BENCH_SPOOL_BYTES (64 MiB, see below), BENCH_KEEP=1 keeps the temp dir (gateway log, wrk/h2load output).
+# BENCH_SPOOL_BYTES (64 MiB, see below), BENCH_KEEP=1 keeps the temp dir (gateway log, wrk/h2load output),
+# BENCH_WRITERS (1: postgres.writers; a list such as "1 2" runs step 2 once per count, each on a gateway
+# restarted with that many writer connections, and prints the landed rate, landed / idempotent insert and
+# the writers' Postgres backend CPU per row of each; the other steps use the first count's run).
 set -euo pipefail
 
 # shellcheck source=../scripts/common.sh
@@ -32,6 +35,13 @@ BUILD=$GW_ROOT/build-bench
 # backpressure path and the writer draining under load, not how much memory the spool may take.
 SPOOL_BYTES=${BENCH_SPOOL_BYTES:-67108864}
 SPOOL_MODE=${BENCH_SPOOL:-interval}
+WRITERS_LIST=${BENCH_WRITERS:-1}
+for w in $WRITERS_LIST; do
+  case $w in
+  [1-8]) ;;
+  *) gw_die "BENCH_WRITERS=$WRITERS_LIST: expected counts of 1 to 8" ;;
+  esac
+done
 case $SPOOL_MODE in
 memory | always | interval | never) ;;
 *) gw_die "BENCH_SPOOL=$SPOOL_MODE: expected memory, always, interval or never" ;;
@@ -82,7 +92,13 @@ psql_q() { PGOPTIONS='-c client_min_messages=warning' psql "$DSN" -v ON_ERROR_ST
 # CPU seconds (user + system) a Postgres backend has used so far; machine load barely moves it, so the
 # writer's and the raw loads' Postgres CPU per row compare even when wall-clock rates do not.
 pg_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-writer_pid() { psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'genai-gateway' LIMIT 1"; }
+writer_pids() { psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'genai-gateway' ORDER BY pid"; }
+# CPU seconds of the given backends together.
+pg_cpu_sum() {
+  local t=0 p
+  for p in "$@"; do t=$(calc "$t + $(pg_cpu "$p")" 3); done
+  echo "$t"
+}
 # psql_cpu FILE: run a psql script, printing its output; its backend's CPU seconds go to FILE.cpu.
 psql_cpu() {
   { echo "SELECT pg_backend_pid() AS bpid \\gset"
@@ -98,31 +114,43 @@ DSN=$("$GW_ROOT/scripts/pg.sh" start "$PG_DIR" 2>"$WORK/pg-start.log") || { cat 
 GRPC=127.0.0.1:$(free_port)
 HTTP=127.0.0.1:$(free_port)
 ADMIN=127.0.0.1:$(free_port)
-cat >"$WORK/gateway.yaml" <<EOF
+# start_gateway N: (re)start the gateway with postgres.writers N, and wait until its N writers are connected.
+start_gateway() {
+  if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
+    kill -TERM "$GW_PID" 2>/dev/null || true
+    wait "$GW_PID" 2>/dev/null || true
+  fi
+  cat >"$WORK/gateway.yaml" <<EOF
 log:
   level: warn
 postgres:
   migrations_dir: "$GW_ROOT/migrations"
   batch_rows: $BATCH_ROWS
+  writers: $1
 spool:
   max_bytes: $SPOOL_BYTES
 EOF
-if [ "$SPOOL_MODE" = memory ]; then
-  printf '  mode: memory\n' >>"$WORK/gateway.yaml"
-else
-  printf '  mode: disk\n  dir: "%s"\n  fsync: %s\n' "$WORK/spool" "$SPOOL_MODE" >>"$WORK/gateway.yaml"
-fi
-gw_say "spool: $SPOOL_MODE"
-gw_say "starting the gateway (gRPC $GRPC, HTTP $HTTP, admin $ADMIN)"
-DATABASE_URL=$DSN GENAI_GW_GRPC_ADDR=$GRPC GENAI_GW_HTTP_ADDR=$HTTP GENAI_GW_ADMIN_ADDR=$ADMIN \
-  "$BUILD/genai-gateway" --config "$WORK/gateway.yaml" >"$WORK/gateway.log" 2>&1 &
-GW_PID=$!
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null "http://$ADMIN/readyz" 2>/dev/null && break
-  kill -0 "$GW_PID" 2>/dev/null || { cat "$WORK/gateway.log" >&2; gw_die "the gateway exited at start"; }
-  sleep 0.1
-done
-curl -fsS -o /dev/null "http://$ADMIN/readyz" || gw_die "the gateway is not ready after 10 s (log: $WORK/gateway.log)"
+  if [ "$SPOOL_MODE" = memory ]; then
+    printf '  mode: memory\n' >>"$WORK/gateway.yaml"
+  else
+    printf '  mode: disk\n  dir: "%s"\n  fsync: %s\n' "$WORK/spool" "$SPOOL_MODE" >>"$WORK/gateway.yaml"
+  fi
+  gw_say "starting the gateway (gRPC $GRPC, HTTP $HTTP, admin $ADMIN, spool $SPOOL_MODE, $1 Postgres writers)"
+  DATABASE_URL=$DSN GENAI_GW_GRPC_ADDR=$GRPC GENAI_GW_HTTP_ADDR=$HTTP GENAI_GW_ADMIN_ADDR=$ADMIN \
+    "$BUILD/genai-gateway" --config "$WORK/gateway.yaml" >>"$WORK/gateway.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://$ADMIN/readyz" 2>/dev/null && break
+    kill -0 "$GW_PID" 2>/dev/null || { cat "$WORK/gateway.log" >&2; gw_die "the gateway exited at start"; }
+    sleep 0.1
+  done
+  curl -fsS -o /dev/null "http://$ADMIN/readyz" || gw_die "the gateway is not ready after 10 s (log: $WORK/gateway.log)"
+  for _ in $(seq 1 100); do
+    [ "$(writer_pids | wc -l)" -ge "$1" ] && break
+    sleep 0.1
+  done
+}
+start_gateway "${WRITERS_LIST%% *}"
 
 mkdir -p "$WORK/bodies"
 "$BUILD/bench/gen_payload" -n "$NBODIES" -j "$WORK/bodies"
@@ -162,17 +190,19 @@ wait_landed() {
   DUPS=$((d - d0))
 }
 
-# ---- 2. OTLP/HTTP with wrk ----
+# ---- 2. OTLP/HTTP with wrk (once per count in BENCH_WRITERS) ----
+http_phase() {
 A0=$(metric genai_gateway_spans_accepted_total)
 S0=$(metric genai_gateway_records_stored_total)
 D0=$(metric genai_gateway_records_duplicate_total)
 F0=$(metric genai_gateway_requests_failed_total)
 gw_say "wrk: OTLP/HTTP protobuf, ${SECS}s, $CONNS connections, $NBODIES rotating bodies with fresh ids"
-WPID=$(writer_pid)
-WCPU0=$(pg_cpu "$WPID")
+WPIDS=$(writer_pids)
+# shellcheck disable=SC2086 # one pid a word
+WCPU0=$(pg_cpu_sum $WPIDS)
 T0=$(now)
 wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s "$GW_ROOT/bench/otlp_http.lua" "http://$HTTP/v1/traces" \
-  -- "$WORK/bodies" "$NBODIES" >"$WORK/wrk.out" 2>&1 || { cat "$WORK/wrk.out" >&2; gw_die "wrk failed"; }
+  -- "$WORK/bodies" "$NBODIES" "$PHASE" >"$WORK/wrk.out" 2>&1 || { cat "$WORK/wrk.out" >&2; gw_die "wrk failed"; }
 T1=$(now)
 cat "$WORK/wrk.out"
 HTTP_ACC=$(($(metric genai_gateway_spans_accepted_total) - A0))
@@ -181,7 +211,8 @@ kill -0 "$GW_PID" 2>/dev/null || gw_die "the gateway died under HTTP load (log: 
 gw_say "waiting for $HTTP_ACC accepted spans to land in Postgres"
 wait_landed "$HTTP_ACC" "$S0" "$D0"
 HTTP_LANDED=$LANDED
-WCPU1=$(pg_cpu "$WPID")
+# shellcheck disable=SC2086
+WCPU1=$(pg_cpu_sum $WPIDS)
 HTTP_DUPS=$DUPS
 HTTP_LAND_SECS=$(calc "$T_LAST - $T0" 2)
 HTTP_ACC_RATE=$(calc "$HTTP_ACC / ($T1 - $T0)")
@@ -192,6 +223,26 @@ HTTP_P99=$(wrk_pct 99%)
 HTTP_NON2XX=$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk.out")
 HTTP_NON2XX=${HTTP_NON2XX:-0}
 HTTP_SOCKERR=$(awk '/Socket errors/ { print }' "$WORK/wrk.out")
+}
+# nw:landed rate:landed rows:writers' backend CPU seconds, one per count
+PH_SUMMARY=
+H1=(HTTP_ACC HTTP_FAILED HTTP_LANDED WCPU0 WCPU1 HTTP_DUPS HTTP_LAND_SECS HTTP_ACC_RATE HTTP_LAND_RATE HTTP_P50
+  HTTP_P99 HTTP_NON2XX HTTP_SOCKERR)
+first=1
+PHASE=0
+for nw in $WRITERS_LIST; do
+  [ $first = 1 ] || start_gateway "$nw"
+  http_phase
+  PH_SUMMARY="$PH_SUMMARY $nw:$HTTP_LAND_RATE:$HTTP_LANDED:$(calc "$WCPU1 - $WCPU0" 3)"
+  PHASE=$((PHASE + 1))
+  if [ $first = 1 ]; then
+    first=0
+    for v in "${H1[@]}"; do eval "SAVED_$v=\${$v}"; done
+    cp "$WORK/wrk.out" "$WORK/wrk.first.out"
+  fi
+done
+for v in "${H1[@]}"; do eval "$v=\${SAVED_$v}"; done
+cp "$WORK/wrk.first.out" "$WORK/wrk.out"
 
 # ---- 3. OTLP/gRPC with h2load ----
 A0=$(metric genai_gateway_spans_accepted_total)
@@ -328,6 +379,14 @@ landed / direct COPY alone ($BATCH_ROWS-row transactions)   $(ratio "$HTTP_LAND_
 Postgres backend CPU per row (us): writer $W_US, idempotent insert $ONE_US (one transaction) / $BATCH_US ($BATCH_ROWS-row), direct COPY $COPY_US
 idempotent insert ($BATCH_ROWS-row) CPU / writer CPU per row   $(ratio "$BATCH_US" "$W_US") %   (the ceiling's cost over the writer's, machine load aside)
 EOF
+if [ "$(echo "$WRITERS_LIST" | wc -w)" -gt 1 ]; then
+  echo "postgres.writers (wrk phase once each)            landed rows/s   landed / idempotent insert (one txn / $BATCH_ROWS-row)   writers' backend CPU per row (us)"
+  for ph in $PH_SUMMARY; do
+    IFS=: read -r nw rate landed cpu <<<"$ph"
+    printf '  %-48s %-15s %s %% / %s %%%-27s %s\n' "$nw" "$rate" "$(ratio "$rate" "$REF_ONE_RATE")" \
+      "$(ratio "$rate" "$REF_BATCH_RATE")" "" "$(us_row "$cpu" "$landed")"
+  done
+fi
 if grep -qiE "error|fatal" "$WORK/gateway.log"; then
   gw_say "the gateway logged errors during the run:"
   grep -iE "error|fatal" "$WORK/gateway.log" | sort | uniq -c | sort -rn | head -10 >&2

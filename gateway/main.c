@@ -272,10 +272,20 @@ int main(int argc, char **argv)
     const char *mdir = conf->postgres.migrate ? conf->postgres.migrations_dir : NULL;
     if (mdir && migrate_at_start(conf->postgres.dsn, mdir, &err) != GW_OK)
       goto out;
-    struct gw_store_conf pc = {conf->postgres.dsn, mdir, conf->postgres.retention_days};
-    void *self = gw_store_pg_sink.create(&pc, &err);
-    if (!self)
+    /* The writers' lock key: one per gateway process (writers of other gateways do not wait for it). */
+    uint32_t nw = conf->postgres.writers ? conf->postgres.writers : 1;
+    struct gw_store_conf pc = {conf->postgres.dsn, mdir, conf->postgres.retention_days, nw,
+                               (int32_t)((uint32_t)getpid() ^ (uint32_t)gw_now_ns())};
+    void *selves[8];
+    size_t ncreated = 0;
+    for (; ncreated < nw && ncreated < sizeof selves / sizeof selves[0]; ncreated++)
+      if (!(selves[ncreated] = gw_store_pg_sink.create(&pc, &err)))
+        break;
+    if (ncreated < nw || nw > sizeof selves / sizeof selves[0]) {
+      for (size_t i = 0; i < ncreated; i++)
+        gw_store_pg_sink.destroy(selves[i]);
       goto out;
+    }
     struct gw_sink_conf skc = {
       .batch_spans = conf->postgres.batch_rows,
       .batch_wait_ms = conf->postgres.batch_wait_ms,
@@ -284,7 +294,7 @@ int main(int argc, char **argv)
       .backoff_max_ms = 5000,
       .drain_ms = conf->shutdown_grace_ms,
     };
-    store = gw_sink_start(&gw_store_pg_sink, self, spool, &skc, &err);
+    store = gw_sink_start_n(&gw_store_pg_sink, selves, nw, spool, &skc, &err);
     if (!store)
       goto out;
     if (conf->postgres.maintenance_interval_ms) {

@@ -254,6 +254,9 @@ const struct gw_conf_row gw_conf_rows[] = {
    .desc = "libpq connection string or URI; empty disables the PostgreSQL writer."},
   {.path = "postgres.batch_rows", .type = T_U32, .def = "1000", .min = 1, .max = 100000,
    .off = OFF(postgres.batch_rows), .desc = "Rows per COPY batch."},
+  {.path = "postgres.writers", .type = T_U32, .def = "1", .min = 1, .max = 8, .off = OFF(postgres.writers),
+   .desc = "Postgres connections writing at once, each a batch of its own; the spool is acknowledged only "
+           "past batches committed together with every earlier one (bench/README.md)."},
   {.path = "postgres.batch_wait_ms", .type = T_DURATION_MS, .def = "200ms", .min = 0, .max = 60000,
    .off = OFF(postgres.batch_wait_ms), .desc = "Longest wait to fill a batch before writing it."},
   {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = MAX_RETENTION_DAYS,

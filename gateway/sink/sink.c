@@ -45,6 +45,24 @@ struct gw_sink {
   /* the sink thread's own: what the lag cap skipped since it last said so */
   struct gw_spool_skipped skip_pending;
   uint64_t skip_logged;
+  /* Several workers (gw_sink_start_n, n > 1): worker i sends with selves[i] on threads[i]. read_mu makes a
+   * peek and the registration of its batch one step, so flights[] is in read order; state_mu guards
+   * flights[] and the commits. */
+  size_t nworkers;
+  void **selves;
+  pthread_t *threads;
+  struct worker *workers;
+  pthread_mutex_t read_mu, state_mu;
+  struct flight {
+    uint64_t last; /* the batch's last entry */
+    bool done;     /* delivered or dropped: nothing of it is needed any more */
+  } *flights;     /* the batches read and not yet committed, oldest first (flight_finished bounds them) */
+  size_t nflights;
+};
+
+struct worker {
+  struct gw_sink *s;
+  size_t index;
 };
 
 /* Enforce the lag cap; logs what was skipped at most once per 10 s (the rest is summed into the next line).
@@ -212,6 +230,189 @@ static void *run(void *arg)
   return NULL;
 }
 
+/*
+ * Several workers, each with its own self (the Postgres writer's connection): a worker peeks the next batch,
+ * registers it as in flight (in read order, under read_mu, so no two workers ever hold the same entry),
+ * and sends it until it is delivered or dropped, backing off on its own between attempts. The cursor is
+ * committed only up to the last entry of the oldest batches that are all finished: a batch finished
+ * before an older one still in flight waits for it, so a crash never loses an entry read earlier than an
+ * acknowledged one; after a restart everything from the first unfinished batch is sent again (the sink
+ * must be idempotent, as the Postgres writer is). No lag cap, and a worker's send must not keep data
+ * (keep_from, holding) nor finish part of a batch (done): main uses it for the Postgres writer only.
+ */
+static void flight_finished(struct gw_sink *s, uint64_t last)
+{
+  pthread_mutex_lock(&s->state_mu);
+  uint64_t upto = 0;
+  size_t i = 0;
+  for (; i < s->nflights; i++)
+    if (s->flights[i].last == last)
+      s->flights[i].done = true;
+  for (i = 0; i < s->nflights && s->flights[i].done; i++)
+    upto = s->flights[i].last;
+  if (i) {
+    memmove(s->flights, s->flights + i, sizeof *s->flights * (s->nflights - i));
+    s->nflights -= i;
+    gw_spool_commit(s->spool, s->consumer, upto); /* under state_mu: the cursor only moves forward */
+  }
+  /* Finished batches waiting behind an older one merge into one: at most one unfinished batch per worker
+   * and one finished run after each, so flights[] never holds more than 2 * nworkers + 1. */
+  size_t k = 0;
+  for (i = 0; i < s->nflights; i++) {
+    if (k && s->flights[i].done && s->flights[k - 1].done)
+      s->flights[k - 1].last = s->flights[i].last;
+    else
+      s->flights[k++] = s->flights[i];
+  }
+  s->nflights = k;
+  pthread_mutex_unlock(&s->state_mu);
+}
+
+static void *run_worker(void *arg)
+{
+  struct worker *wk = arg;
+  struct gw_sink *s = wk->s;
+  void *self = s->selves[wk->index];
+  char tname[16];
+  snprintf(tname, sizeof tname, "gw-sink-%.4s-%zu", s->type->name, wk->index);
+  pthread_setname_np(pthread_self(), tname);
+  size_t cap = s->conf.max_entries ? s->conf.max_entries : 256;
+  struct gw_spool_entry *batch = gw_calloc(cap, sizeof *batch);
+  unsigned seed = (unsigned)gw_mono_ns() ^ (unsigned)wk->index;
+  uint64_t fails_since_log = 0, last_log = 0;
+  for (;;) {
+    bool stopping = atomic_load(&s->stopping);
+    if (stopping && gw_mono_ns() >= s->stop_deadline)
+      break;
+    uint64_t deadline = gw_mono_ns() + 200 * 1000000ull;
+    pthread_mutex_lock(&s->read_mu);
+    size_t n = gw_spool_peek(s->spool, s->consumer, batch, cap, s->conf.batch_spans,
+                             stopping ? 0 : s->conf.batch_wait_ms * 1000000ull, deadline);
+    if (n) {
+      pthread_mutex_lock(&s->state_mu);
+      s->flights[s->nflights++] = (struct flight){batch[n - 1].seq, false};
+      pthread_mutex_unlock(&s->state_mu);
+    }
+    pthread_mutex_unlock(&s->read_mu);
+    if (n == 0) {
+      if (stopping)
+        break; /* drained */
+      if (s->type->idle)
+        s->type->idle(self);
+      continue;
+    }
+    uint64_t backoff = s->conf.backoff_min_ms;
+    bool given_up = false;
+    enum gw_sink_result r;
+    struct gw_sink_outcome out;
+    for (;;) {
+      memset(&out, 0, sizeof out);
+      r = s->type->send(self, batch, n, &out);
+      if (r != GW_SINK_RETRY)
+        break;
+      atomic_fetch_add(&s->batches_retried, 1);
+      atomic_store(&s->last_error_ns, gw_now_ns());
+      fails_since_log++;
+      if (gw_mono_ns() - last_log > 10ull * 1000000000ull) {
+        gw_warn(s->type->name, "delivery failed, will retry (%llu failures since last report): %s",
+                (unsigned long long)fails_since_log, out.error[0] ? out.error : "no detail");
+        last_log = gw_mono_ns();
+        fails_since_log = 0;
+      }
+      /* Stopping: with the disk spool the batch stays there for the next start; the memory spool tries
+       * until the drain deadline. Either way the batch stays uncommitted, and so does all after it. */
+      if (atomic_load(&s->stopping) && (gw_spool_is_disk(s->spool) || gw_mono_ns() >= s->stop_deadline)) {
+        given_up = true;
+        break;
+      }
+      uint64_t wait = jitter(backoff, &seed);
+      if (out.retry_after_ms > wait)
+        wait = out.retry_after_ms;
+      backoff = backoff * 2 > s->conf.backoff_max_ms ? s->conf.backoff_max_ms : backoff * 2;
+      sleep_ms_interruptible(s, wait);
+    }
+    if (given_up)
+      break;
+    if (fails_since_log || last_log) {
+      if (fails_since_log)
+        gw_info(s->type->name, "delivery recovered after %llu more failures", (unsigned long long)fails_since_log);
+      fails_since_log = 0;
+      last_log = 0;
+    }
+    if (r == GW_SINK_DROP) {
+      atomic_fetch_add(&s->batches_dropped, 1);
+      gw_warn(s->type->name, "dropped a batch of %zu entries: %s", n, out.error[0] ? out.error : "no detail");
+    } else {
+      atomic_fetch_add(&s->batches_ok, 1);
+    }
+    atomic_fetch_add(&s->delivered, out.delivered);
+    atomic_fetch_add(&s->dropped, out.dropped);
+    flight_finished(s, batch[n - 1].seq);
+  }
+  free(batch);
+  return NULL;
+}
+
+struct gw_sink *gw_sink_start_n(const struct gw_sink_type *type, void *const *selves, size_t n,
+                                struct gw_spool *spool, const struct gw_sink_conf *conf, struct gw_err *err)
+{
+  if (n <= 1)
+    return gw_sink_start(type, selves[0], spool, conf, err);
+  struct gw_sink *s = gw_calloc(1, sizeof *s);
+  s->type = type;
+  s->self = selves[0];
+  s->spool = spool;
+  s->conf = *conf;
+  s->nworkers = n;
+  s->selves = gw_calloc(n, sizeof *s->selves);
+  memcpy(s->selves, selves, sizeof *s->selves * n);
+  s->threads = gw_calloc(n, sizeof *s->threads);
+  s->workers = gw_calloc(n, sizeof *s->workers);
+  s->flights = gw_calloc(2 * n + 2, sizeof *s->flights);
+  pthread_mutex_init(&s->read_mu, NULL);
+  pthread_mutex_init(&s->state_mu, NULL);
+  if (!s->conf.backoff_min_ms)
+    s->conf.backoff_min_ms = 100;
+  if (s->conf.backoff_max_ms < s->conf.backoff_min_ms)
+    s->conf.backoff_max_ms = 30000;
+  size_t started = 0;
+  if (conf->max_lag_bytes || conf->max_lag_ms) {
+    gw_err_set(err, GW_ERR(CONFIG), "sink %s: several workers cannot have a lag cap", type->name);
+    goto fail;
+  }
+  s->consumer = gw_spool_add_consumer(spool, type->name);
+  if (s->consumer < 0) {
+    gw_err_set(err, GW_ERR(CONFIG), "sink %s: too many spool consumers", type->name);
+    goto fail;
+  }
+  for (; started < n; started++) {
+    s->workers[started] = (struct worker){s, started};
+    if (pthread_create(&s->threads[started], NULL, run_worker, &s->workers[started]) != 0) {
+      gw_err_set(err, GW_ERR(INTERNAL), "sink %s: cannot start thread", type->name);
+      goto fail;
+    }
+  }
+  return s;
+fail:
+  if (started) {
+    s->stop_deadline = gw_mono_ns();
+    atomic_store(&s->stopping, true);
+    gw_spool_wake(spool);
+    for (size_t i = 0; i < started; i++)
+      pthread_join(s->threads[i], NULL);
+  }
+  for (size_t i = 0; i < n; i++)
+    type->destroy(selves[i]);
+  pthread_mutex_destroy(&s->read_mu);
+  pthread_mutex_destroy(&s->state_mu);
+  free(s->selves);
+  free(s->threads);
+  free(s->workers);
+  free(s->flights);
+  free(s);
+  return NULL;
+}
+
 struct gw_sink *gw_sink_start(const struct gw_sink_type *type, void *self, struct gw_spool *spool,
                               const struct gw_sink_conf *conf, struct gw_err *err)
 {
@@ -249,7 +450,8 @@ void gw_sink_request_stop(struct gw_sink *s)
   s->stop_deadline = gw_mono_ns() + s->conf.drain_ms * 1000000ull;
   atomic_store(&s->stopping, true);
   if (s->type->stopping)
-    s->type->stopping(s->self, s->stop_deadline);
+    for (size_t i = 0; i < (s->nworkers ? s->nworkers : 1); i++)
+      s->type->stopping(s->nworkers ? s->selves[i] : s->self, s->stop_deadline);
   gw_spool_wake(s->spool);
 }
 
@@ -258,8 +460,21 @@ void gw_sink_stop(struct gw_sink *s)
   if (!s)
     return;
   gw_sink_request_stop(s);
-  pthread_join(s->thread, NULL);
-  s->type->destroy(s->self);
+  if (s->nworkers) {
+    for (size_t i = 0; i < s->nworkers; i++)
+      pthread_join(s->threads[i], NULL);
+    for (size_t i = 0; i < s->nworkers; i++)
+      s->type->destroy(s->selves[i]);
+    pthread_mutex_destroy(&s->read_mu);
+    pthread_mutex_destroy(&s->state_mu);
+    free(s->selves);
+    free(s->threads);
+    free(s->workers);
+    free(s->flights);
+  } else {
+    pthread_join(s->thread, NULL);
+    s->type->destroy(s->self);
+  }
   free(s);
 }
 

@@ -23,7 +23,15 @@ struct gw_store_conf {
   const char *dsn;            /* libpq connection string or URI; may hold a password: never logged */
   const char *migrations_dir; /* applied on the first successful connection; NULL: don't migrate */
   uint32_t retention_days;    /* for partition maintenance; the receiver rejects spans outside it */
+  /* > 1: this writer is one of several of one gateway (postgres.writers, gw_sink_start_n). Their
+   * transactions then COPY at the same time, but take the transaction advisory lock (GW_WRITERS_LOCK,
+   * writers_lock) before anything that reads other rows (the rollup upsert, the session/user fill, the
+   * events' merge) and hold it to their commit, and the agent fill after commit takes it too: these parts
+   * run one writer at a time, each seeing what the one before committed, as with one writer. */
+  uint32_t writers;
+  int32_t writers_lock; /* the lock's second key: the same for the writers of one gateway (main picks it) */
 };
+#define GW_WRITERS_LOCK 1735882411
 
 /*
  * The Postgres writer sink ("postgres"). create(const struct gw_store_conf *) never connects: the

@@ -1,12 +1,12 @@
 /*
  * store_pg.c: the Postgres writer, the first spool consumer (DESIGN §1, §6), declared as a sink.
  *
- * One thread (sink.c's) owns one PGconn, opened lazily and re-opened after it breaks, so the gateway
+ * One thread (sink.c's) owns one PGconn (per writer, see the end of this comment), opened lazily and re-opened after it breaks, so the gateway
  * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
  * A batch of spool entries becomes one transaction, first by the direct path:
  *   COPY (text format, rendered generically from gw_record_fields) straight into ai_interaction_traces
  *   -> upsert the hourly rollups (trace_metrics_hourly) of the batch's rows (all new: the COPY went
- *   through) -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
+ *   through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
  *   GenAI events into them -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
  *   traces (fill_agents, migrations/0006 and 0007), in autocommit.
  * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
@@ -35,6 +35,15 @@
  * error, so nothing is retried forever. Anything else (lock timeouts, serialization failures, a missing
  * table) is the database's state, not the row's: RETRY, never reject.
  * Error texts and logs carry SQLSTATEs, constraint names and counts, never the DSN or row content.
+ * With postgres.writers > 1 there is one store per connection, each on a worker thread of its own
+ * (gw_sink_start_n), writing disjoint batches. Their COPYs run at once; from the rollup upsert (or the
+ * staging insert, or the events' merge) to the commit a writer holds the gateway's writers lock
+ * (gw_store_conf.writers), and the agent fill after commit takes it too, so what reads other rows (the
+ * fill of session/user across a trace, the merge, the attribution that moves rollups) runs one writer at
+ * a time and sees what the others committed, as with one writer; and the rollups, upserted in key order
+ * under that lock, never deadlock between writers. A span in two batches written at once makes the second
+ * COPY wait for the first transaction and then fail with 23505 (the staging path skips it), or deadlock
+ * with it (40P01: RETRY, then the staging path).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -72,9 +81,10 @@ struct store {
   char *begin_sql;    /* BEGIN and make the staging table when this server connection lacks it */
   char *copy_sql, *insert_sql;
   char *direct_copy_sql; /* COPY straight into the table */
-  char *rollup_sql;      /* the rollup upsert fed from a JSON array of the rows' rollup columns */
-  size_t rollup_fields[32], nrollup_fields; /* ROLLUP_INPUT's columns as indexes into gw_record_fields */
+  char *rollup_sql;      /* the rollup upsert fed from the batch's groups, aggregated here */
   bool replaying; /* the last batch held re-sent spans: the next one tries the staging path first */
+  char *lock_sql; /* several writers: take their transaction lock (gw_store_conf.writers); NULL: one */
+  bool counted;   /* counted in GW_M_PG_CONNECTED */
   PGconn *conn;
   bool migrated;
   uint64_t last_attempt_mono; /* the last connection attempt */
@@ -402,7 +412,9 @@ static void close_conn(struct store *s)
   PQfinish(s->conn);
   s->conn = NULL;
   s->ndays = s->days_next = 0;
-  gw_metric_set(GW_M_PG_CONNECTED, 0);
+  if (s->counted)
+    gw_metric_add(GW_M_PG_CONNECTED, -1);
+  s->counted = false;
 }
 
 /* Sort a failed result: connection gone, the row's data, or something else the database must fix. */
@@ -446,6 +458,12 @@ static void rollback(struct store *s)
     PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
+/* Several writers: wait for their transaction lock (held to this transaction's end). */
+static enum wr writers_lock(struct store *s, char *msg, size_t msglen)
+{
+  return s->lock_sql ? run(s, s->lock_sql, 0, NULL, NULL, msg, msglen) : WR_OK;
+}
+
 /* Connect, migrate (once per process), create the staging table. false: RETRY with out->error set. */
 static bool open_conn(struct store *s, struct gw_sink_outcome *out)
 {
@@ -470,7 +488,9 @@ static bool open_conn(struct store *s, struct gw_sink_outcome *out)
     s->migrated = true;
   }
   s->last_used_mono = gw_mono_ns();
-  gw_metric_set(GW_M_PG_CONNECTED, 1);
+  if (!s->counted)
+    gw_metric_add(GW_M_PG_CONNECTED, 1);
+  s->counted = true;
   gw_info(MOD, "connected");
   return true;
 }
@@ -711,7 +731,8 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
   "coalesce(sum(first_token_latency_ms), 0), count(first_token_latency_ms), "                            \
   "ARRAY[" HB(1) ", " HB(2) ", " HB(3) ", " HB(4) ", " HB(5) ", " HB(6) ", " HB(7) ", " HB(8) ", "        \
   HB(9) ", " HB(10) ", " HB(11) ", " HB(12) ", " HB(13) ", " HB(14) ", " HB(15) "], now() "                \
-  "FROM ins GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9 "                      \
+  "FROM ins GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9 " ROLLUP_ON_CONFLICT
+#define ROLLUP_ON_CONFLICT                                                                               \
   "ON CONFLICT (hour_bucket, service_name, provider, model_id, operation, agent_name, workflow_name, "   \
   "prompt_name, prompt_version) DO UPDATE SET "                                                          \
   "total_requests = t.total_requests + EXCLUDED.total_requests, "                                        \
@@ -728,6 +749,25 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
   "first_token_count = t.first_token_count + EXCLUDED.first_token_count, "                               \
   "duration_histogram = gw_hist_add(t.duration_histogram, EXCLUDED.duration_histogram), "                \
   "updated_at = now()"
+/* The same upsert fed by groups aggregated in C (rollup_groups_json), in the same key order. */
+#define ROLLUP_GROUPS_UPSERT                                                                             \
+  "INSERT INTO trace_metrics_hourly AS t (hour_bucket, service_name, provider, model_id, operation, "    \
+  "agent_name, workflow_name, prompt_name, prompt_version, total_requests, successful_requests, "        \
+  "error_requests, total_input_tokens, total_output_tokens, total_cache_read_tokens, "                   \
+  "total_cache_write_tokens, total_reasoning_tokens, total_cost, sum_duration_ms, "                      \
+  "sum_first_token_latency_ms, first_token_count, duration_histogram, updated_at) "                      \
+  "SELECT hour_bucket, service_name, provider, model_id, operation, agent_name, workflow_name, "         \
+  "prompt_name, prompt_version, total_requests, successful_requests, error_requests, total_input_tokens, " \
+  "total_output_tokens, total_cache_read_tokens, total_cache_write_tokens, total_reasoning_tokens, "     \
+  "total_cost, sum_duration_ms, sum_first_token_latency_ms, first_token_count, duration_histogram, now() " \
+  "FROM jsonb_to_recordset($1::jsonb) AS x(hour_bucket timestamptz, service_name text, provider text, "  \
+  "model_id text, operation text, agent_name text, workflow_name text, prompt_name text, "                \
+  "prompt_version text, total_requests bigint, successful_requests bigint, error_requests bigint, "       \
+  "total_input_tokens bigint, total_output_tokens bigint, total_cache_read_tokens bigint, "              \
+  "total_cache_write_tokens bigint, total_reasoning_tokens bigint, total_cost numeric, "                 \
+  "sum_duration_ms double precision, sum_first_token_latency_ms double precision, "                      \
+  "first_token_count bigint, duration_histogram bigint[]) "                                              \
+  "ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9 " ROLLUP_ON_CONFLICT
 
 
 /* A Postgres text[] literal of the given strings (ids: hex only, so no escaping is needed beyond quotes). */
@@ -869,7 +909,14 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
   }
-  enum wr w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
+  /* Several writers: the fill (which moves rollups) under their lock, in its own transaction. */
+  enum wr w = s->lock_sql ? run(s, "BEGIN", 0, NULL, NULL, msg, msglen) : WR_OK;
+  if (w == WR_OK)
+    w = writers_lock(s, msg, msglen);
+  if (w == WR_OK)
+    w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
+  if (w == WR_OK && s->lock_sql)
+    w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
   if (w == WR_OK)
     w = run(s, "SELECT gw_summarize_traces($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg,
             msglen);
@@ -913,6 +960,8 @@ static enum wr staging_txn(struct store *s, struct batch *b, size_t lo, size_t h
     goto out;
   if ((w = copy_rows(s, s->copy_sql, b, lo, hi, NULL, msg, msglen)) != WR_OK)
     goto out;
+  if ((w = writers_lock(s, msg, msglen)) != WR_OK)
+    goto out;
   if ((w = run(s, s->insert_sql, 0, NULL, &ins, msg, msglen)) != WR_OK)
     goto out;
   if (!ids_from_result(s->arena, ins, &new_rows)) {
@@ -928,25 +977,204 @@ out:
   return w;
 }
 
-/* The rollup input columns of rows[lo, hi) as a JSON array of objects, for jsonb_populate_recordset.
- * A column added to ROLLUP_INPUT (and to gw_record_fields) is picked up here by name. (A GW_FT_JSON
- * column would arrive as a JSON string, as in ai_interaction_rejects; none is a rollup input.) */
-static const char *rollup_json(struct store *s, const struct batch *b, size_t lo, size_t hi)
+/*
+ * The rollups of rows[lo, hi), aggregated here per (hour, dimensions) as ROLLUP_UPSERT's GROUP BY does,
+ * and sent as one JSON array of those groups (a batch of 1000 rows holds a few dozen): Postgres then
+ * parses and upserts the groups instead of re-reading every row. Each aggregate is the one of the SQL
+ * (and of gw_rollup_rebuild), value for value:
+ *   hour        the start time truncated to microseconds (as stored) and then to the hour, UTC;
+ *   dimensions  NULL counts as '' (coalesce); groups are told apart byte for byte, as text equality is;
+ *   requests    count(*); successful: status is not 'error' (NULL included); error: status = 'error';
+ *   tokens      sums of the set values, 0 when none is set (coalesce(sum, 0));
+ *   cost        the exact sum of nano-USD (numeric in Postgres), rendered with 9 places, or 0 when no row
+ *               of the group has one (coalesce(sum, 0) is then the integer 0);
+ *   durations   float8 sums of the set values in the rows' order (sum(float8) adds in input order, and the
+ *               SQL path read the rows in this order), sent with 17 digits, so bit for bit;
+ *   histogram   per gw_duration_bucket: 1 + the number of bounds the duration is above (NaN is above
+ *               nothing, as width_bucket sorts NaN last); an unset duration is in no bucket.
+ * The upsert orders the groups by key, as ROLLUP_UPSERT does, so writers lock rollup rows in one order.
+ */
+#define ROLLUP_DIMS 8
+#define HIST_BUCKETS 15
+#define HOUR_NS 3600000000000ull
+
+struct rgroup {
+  int64_t hour;
+  const char *dim[ROLLUP_DIMS];
+  uint64_t hash;
+  int64_t requests, ok, errors, tokens[5], ftl_count, hist[HIST_BUCKETS];
+  __int128 cost;
+  bool cost_set;
+  double duration, ftl;
+};
+
+static const char *dim_of(const struct gw_record *r, int d)
 {
+  const char *v = NULL;
+  switch (d) {
+  case 0: v = r->service_name; break;
+  case 1: v = r->provider; break;
+  case 2: v = r->model_id; break;
+  case 3: v = r->operation; break;
+  case 4: v = r->agent_name; break;
+  case 5: v = r->workflow_name; break;
+  case 6: v = r->prompt_name; break;
+  default: v = r->prompt_version; break;
+  }
+  return v ? v : "";
+}
+
+static int duration_bucket(double ms)
+{
+  static const double bounds[HIST_BUCKETS - 1] = {10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240,
+                                                  20480, 40960, 81920};
+  int b = 1;
+  for (int i = 0; i < HIST_BUCKETS - 1; i++)
+    b += ms > bounds[i];
+  return b;
+}
+
+/* A __int128 nano-USD sum as an exact decimal with 9 places. */
+static void put_nusd128(struct gw_sb *sb, __int128 v)
+{
+  unsigned __int128 mag = v < 0 ? (unsigned __int128)0 - (unsigned __int128)v : (unsigned __int128)v;
+  unsigned __int128 whole = mag / 1000000000u;
+  char digits[48];
+  size_t n = 0;
+  do {
+    digits[n++] = (char)('0' + (int)(whole % 10u));
+    whole /= 10u;
+  } while (whole);
+  if (v < 0)
+    gw_sb_putc(sb, '-');
+  while (n)
+    gw_sb_putc(sb, digits[--n]);
+  gw_sb_printf(sb, ".%09llu", (unsigned long long)(mag % 1000000000u));
+}
+
+static void put_f64_str(struct gw_sb *sb, double d)
+{
+  gw_sb_putc(sb, '"');
+  put_f64(sb, d, false);
+  gw_sb_putc(sb, '"');
+}
+
+static uint64_t group_hash(const struct gw_record *r, int64_t hour, const char *dim[ROLLUP_DIMS])
+{
+  uint64_t h = 14695981039346656037ull ^ (uint64_t)hour;
+  for (int d = 0; d < ROLLUP_DIMS; d++) {
+    dim[d] = dim_of(r, d);
+    for (const unsigned char *p = (const unsigned char *)dim[d]; *p; p++)
+      h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull; /* a separator no UTF-8 text holds */
+  }
+  return h;
+}
+
+static bool group_is(const struct rgroup *g, uint64_t hash, int64_t hour, const char *const dim[ROLLUP_DIMS])
+{
+  if (g->hash != hash || g->hour != hour)
+    return false;
+  for (int d = 0; d < ROLLUP_DIMS; d++)
+    if (strcmp(g->dim[d], dim[d]) != 0)
+      return false;
+  return true;
+}
+
+static void group_add(struct rgroup *g, const struct gw_record *r)
+{
+  g->requests++;
+  if (r->status && strcmp(r->status, "error") == 0)
+    g->errors++;
+  else
+    g->ok++;
+  const struct gw_opt_i64 *tok[5] = {&r->input_tokens, &r->output_tokens, &r->cache_read_tokens,
+                                     &r->cache_write_tokens, &r->reasoning_tokens};
+  for (int k = 0; k < 5; k++)
+    if (tok[k]->set)
+      g->tokens[k] += tok[k]->v;
+  if (r->total_cost_nusd.set) {
+    g->cost += r->total_cost_nusd.v;
+    g->cost_set = true;
+  }
+  if (r->duration_ms.set) {
+    g->duration += r->duration_ms.v;
+    g->hist[duration_bucket(r->duration_ms.v) - 1]++;
+  }
+  if (r->first_token_latency_ms.set) {
+    g->ftl += r->first_token_latency_ms.v;
+    g->ftl_count++;
+  }
+}
+
+static void group_json(struct gw_sb *sb, const struct rgroup *g)
+{
+  static const char *const dim_names[ROLLUP_DIMS] = {"service_name", "provider",      "model_id",    "operation",
+                                                     "agent_name",   "workflow_name", "prompt_name", "prompt_version"};
+  gw_sb_puts(sb, "{\"hour_bucket\":\"");
+  put_time(sb, (uint64_t)g->hour * HOUR_NS);
+  gw_sb_putc(sb, '"');
+  for (int d = 0; d < ROLLUP_DIMS; d++) {
+    gw_sb_printf(sb, ",\"%s\":", dim_names[d]);
+    gw_sb_json_str(sb, g->dim[d], strlen(g->dim[d]));
+  }
+  gw_sb_printf(sb,
+               ",\"total_requests\":%lld,\"successful_requests\":%lld,\"error_requests\":%lld,"
+               "\"total_input_tokens\":%lld,\"total_output_tokens\":%lld,\"total_cache_read_tokens\":%lld,"
+               "\"total_cache_write_tokens\":%lld,\"total_reasoning_tokens\":%lld,\"total_cost\":\"",
+               (long long)g->requests, (long long)g->ok, (long long)g->errors, (long long)g->tokens[0],
+               (long long)g->tokens[1], (long long)g->tokens[2], (long long)g->tokens[3], (long long)g->tokens[4]);
+  if (g->cost_set)
+    put_nusd128(sb, g->cost);
+  else
+    gw_sb_putc(sb, '0');
+  gw_sb_puts(sb, "\",\"sum_duration_ms\":");
+  put_f64_str(sb, g->duration);
+  gw_sb_puts(sb, ",\"sum_first_token_latency_ms\":");
+  put_f64_str(sb, g->ftl);
+  gw_sb_printf(sb, ",\"first_token_count\":%lld,\"duration_histogram\":\"{", (long long)g->ftl_count);
+  for (int k = 0; k < HIST_BUCKETS; k++)
+    gw_sb_printf(sb, k ? ",%lld" : "%lld", (long long)g->hist[k]);
+  gw_sb_puts(sb, "}\"}");
+}
+
+/* The groups of rows[lo, hi) as the JSON array ROLLUP_GROUPS_UPSERT reads; NULL when out of memory. */
+static const char *rollup_groups_json(struct store *s, const struct batch *b, size_t lo, size_t hi)
+{
+  size_t n = hi - lo, cap = 16;
+  while (cap < 2 * n)
+    cap *= 2;
+  struct rgroup **slot = gw_arena_calloc(s->arena, sizeof *slot * cap);
+  struct rgroup **order = gw_arena_alloc(s->arena, sizeof *order * (n ? n : 1));
+  if (!slot || !order)
+    return NULL;
+  size_t ngroups = 0;
+  for (size_t i = lo; i < hi; i++) {
+    const struct gw_record *r = b->rows[i].rec;
+    int64_t hour = (int64_t)(r->start_ns / 1000u * 1000u / HOUR_NS);
+    const char *dim[ROLLUP_DIMS];
+    uint64_t h = group_hash(r, hour, dim);
+    size_t at = (size_t)h & (cap - 1);
+    while (slot[at] && !group_is(slot[at], h, hour, dim))
+      at = (at + 1) & (cap - 1);
+    if (!slot[at]) {
+      struct rgroup *g = gw_arena_calloc(s->arena, sizeof *g);
+      if (!g)
+        return NULL;
+      g->hour = hour;
+      g->hash = h;
+      memcpy(g->dim, dim, sizeof g->dim);
+      slot[at] = order[ngroups++] = g;
+    }
+    group_add(slot[at], r);
+  }
   struct gw_sb sb;
   gw_sb_init(&sb, s->arena);
   gw_sb_putc(&sb, '[');
-  for (size_t i = lo; i < hi; i++) {
-    gw_sb_puts(&sb, i > lo ? ",{" : "{");
-    for (size_t k = 0; k < s->nrollup_fields; k++) {
-      const struct gw_field *fd = &gw_record_fields[s->rollup_fields[k]];
-      if (k)
-        gw_sb_putc(&sb, ',');
-      gw_sb_json_str(&sb, fd->column, strlen(fd->column));
-      gw_sb_putc(&sb, ':');
-      json_field(&sb, b->rows[i].rec, fd);
-    }
-    gw_sb_putc(&sb, '}');
+  for (size_t k = 0; k < ngroups; k++) {
+    if (k)
+      gw_sb_putc(&sb, ',');
+    group_json(&sb, order[k]);
   }
   gw_sb_putc(&sb, ']');
   return gw_sb_finish(&sb);
@@ -957,8 +1185,8 @@ static const char *rollup_json(struct store *s, const struct batch *b, size_t lo
  * rows. COPY has no ON CONFLICT: one span already stored (a batch replayed after a crash or a lost
  * acknowledgement, a client re-sending) fails the whole COPY with 23505, and *unique tells the caller
  * to store the batch again through the staging table, which skips exactly the stored spans. When the
- * COPY succeeds every row is new, so the rollups are those of the batch itself: the same upsert, fed
- * from the rows' own values (their rollup columns, read back through the table's row type).
+ * COPY succeeds every row is new, so the rollups are those of the batch itself, aggregated here
+ * (rollup_groups_json) and upserted as groups.
  */
 static enum wr direct_txn(struct store *s, struct batch *b, size_t lo, size_t hi, bool *unique, char *msg,
                           size_t msglen)
@@ -969,12 +1197,14 @@ static enum wr direct_txn(struct store *s, struct batch *b, size_t lo, size_t hi
     goto out;
   if ((w = copy_rows(s, s->direct_copy_sql, b, lo, hi, unique, msg, msglen)) != WR_OK)
     goto out;
-  const char *params[1] = {rollup_json(s, b, lo, hi)};
+  const char *params[1] = {rollup_groups_json(s, b, lo, hi)};
   if (!params[0] || !ids_from_rows(s->arena, b, lo, hi, &new_rows)) {
     snprintf(msg, msglen, "out of memory rendering the rollup input");
     w = WR_OTHER;
     goto out;
   }
+  if ((w = writers_lock(s, msg, msglen)) != WR_OK)
+    goto out;
   if ((w = run(s, s->rollup_sql, 1, params, NULL, msg, msglen)) != WR_OK)
     goto out;
   w = finish_txn(s, b, lo, hi, &new_rows, msg, msglen);
@@ -1262,6 +1492,8 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     return w;
   const char *params[1] = {json};
   if ((w = run(s, EVENTS_INSERT, 1, params, &res, msg, msglen)) != WR_OK)
+    goto out;
+  if ((w = writers_lock(s, msg, msglen)) != WR_OK)
     goto out;
   if ((w = merge_event_spans(s, eb, lo, hi, msg, msglen)) != WR_OK)
     goto out;
@@ -1631,6 +1863,7 @@ static void destroy(void *self)
   free(s->insert_sql);
   free(s->direct_copy_sql);
   free(s->rollup_sql);
+  free(s->lock_sql);
   free(s);
 }
 
@@ -1672,27 +1905,6 @@ static uint32_t fnv1a(const char *p)
   return h;
 }
 
-/* Find ROLLUP_INPUT's columns among gw_record_fields (one list of rollup columns, in the macro). */
-static bool rollup_columns(struct store *s, struct gw_err *err)
-{
-  const char *p = ROLLUP_INPUT;
-  while (*p) {
-    size_t n = strcspn(p, ", ");
-    size_t f = 0;
-    while (f < gw_record_nfields && !(strlen(gw_record_fields[f].column) == n &&
-                                      memcmp(gw_record_fields[f].column, p, n) == 0))
-      f++;
-    if (f == gw_record_nfields || s->nrollup_fields == sizeof s->rollup_fields / sizeof s->rollup_fields[0]) {
-      gw_err_set(err, GW_ERR(CONFIG), "postgres: rollup input column %.*s is not a record field", (int)n, p);
-      return false;
-    }
-    s->rollup_fields[s->nrollup_fields++] = f;
-    p += n;
-    p += strspn(p, ", ");
-  }
-  return true;
-}
-
 static void *create(const void *conf, struct gw_err *err)
 {
   const struct gw_store_conf *c = conf;
@@ -1718,16 +1930,12 @@ static void *create(const void *conf, struct gw_err *err)
                              "roll AS (" ROLLUP_UPSERT ") SELECT trace_id, span_id FROM ins",
                              s->columns, s->columns, s->staging);
   s->direct_copy_sql = sql_printf("COPY " TRACES_TABLE " (%s) FROM STDIN", s->columns);
-  s->rollup_sql = sql_printf("WITH ins AS (SELECT " ROLLUP_INPUT " FROM jsonb_populate_recordset(NULL::" TRACES_TABLE
-                             ", $1::jsonb)) " ROLLUP_UPSERT);
-  if (!rollup_columns(s, err)) {
-    destroy(s);
-    return NULL;
-  }
+  s->rollup_sql = gw_strdup(ROLLUP_GROUPS_UPSERT);
   s->arena = gw_arena_create(0);
   gw_arena_keep(s->arena, ARENA_KEEP);
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;
-  gw_metric_set(GW_M_PG_CONNECTED, 0);
+  if (c->writers > 1)
+    s->lock_sql = sql_printf("SELECT pg_advisory_xact_lock(%d, %d)", GW_WRITERS_LOCK, (int)c->writers_lock);
   return s;
 }
 

@@ -692,6 +692,7 @@ static void test_print_format(void **state)
                            "postgres:\n"
                            "  dsn: \"\"\n"
                            "  batch_rows: 1000\n"
+                           "  writers: 1\n"
                            "  batch_wait_ms: 200ms\n"
                            "  retention_days: 90\n"
                            "  rollup_retention_days: 400\n"

@@ -416,6 +416,144 @@ static void test_keep_retry_and_final_tick(void **st)
   pthread_mutex_destroy(&k.mu);
 }
 
+/* --- several workers (gw_sink_start_n) ------------------------------------------------------------ */
+
+/* Shared by the workers' selves: a send of entry `block` waits until released; entry `fail_once` fails the
+ * first time; every OK is counted per entry. */
+struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t block, fail_once;
+  bool released, failed;
+  unsigned ok[64], sends, blocked;
+  bool concurrent; /* a send ran while the blocked one waited */
+};
+struct gate_self {
+  struct gate *g;
+  bool destroyed;
+};
+
+static enum gw_sink_result g_send(void *self, const struct gw_spool_entry *e, size_t n, struct gw_sink_outcome *out)
+{
+  struct gate *g = ((struct gate_self *)self)->g;
+  pthread_mutex_lock(&g->mu);
+  g->sends++;
+  if (g->blocked)
+    g->concurrent = true;
+  if (e[0].seq == g->block) {
+    g->blocked++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->released)
+      pthread_cond_wait(&g->cv, &g->mu);
+    g->blocked--;
+  }
+  if (e[0].seq == g->fail_once && !g->failed) {
+    g->failed = true;
+    pthread_mutex_unlock(&g->mu);
+    snprintf(out->error, sizeof out->error, "scripted failure");
+    return GW_SINK_RETRY;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (e[i].seq < 64)
+      g->ok[e[i].seq]++;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+  out->delivered = n;
+  return GW_SINK_OK;
+}
+
+static void g_destroy(void *self) { ((struct gate_self *)self)->destroyed = true; }
+
+static const struct gw_sink_type gate_type = {.name = "gate", .send = g_send, .destroy = g_destroy};
+
+static unsigned gate_ok_total(struct gate *g, uint64_t upto)
+{
+  pthread_mutex_lock(&g->mu);
+  unsigned n = 0;
+  for (uint64_t i = 1; i <= upto; i++)
+    n += g->ok[i] ? 1 : 0;
+  pthread_mutex_unlock(&g->mu);
+  return n;
+}
+
+static uint64_t lag_entries(struct gw_spool *sp, struct gw_sink *s)
+{
+  uint64_t entries;
+  size_t bytes;
+  gw_spool_lag(sp, gw_sink_consumer(s), &entries, &bytes);
+  return entries;
+}
+
+/* Two workers: while one holds batch 1, the other delivers 2..6 (3 after a retry), yet the cursor stays
+ * before 1 (after a crash all of it is read again, nothing is lost); once 1 is delivered, everything is
+ * committed. Each entry is delivered exactly once. */
+static void test_workers_commit_in_order(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct gate g = {.block = 1, .fail_once = 3};
+  pthread_mutex_init(&g.mu, NULL);
+  pthread_cond_init(&g.cv, NULL);
+  struct gate_self w0 = {&g, false}, w1 = {&g, false};
+  void *selves[2] = {&w0, &w1};
+  struct gw_sink_conf c = {.batch_spans = 1, .batch_wait_ms = 0, .max_entries = 8, .backoff_min_ms = 1,
+                           .backoff_max_ms = 2, .drain_ms = 1000};
+  struct gw_err err = {0};
+  struct gw_sink *s = gw_sink_start_n(&gate_type, selves, 2, sp, &c, &err);
+  assert_non_null(s);
+  put(sp, 1);
+  pthread_mutex_lock(&g.mu);
+  while (!g.blocked)
+    pthread_cond_wait(&g.cv, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  for (int i = 0; i < 5; i++)
+    put(sp, 1);
+  for (int i = 0; i < 500 && gate_ok_total(&g, 6) < 5; i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  assert_int_equal(gate_ok_total(&g, 6), 5); /* 2..6 delivered by the other worker */
+  assert_true(g.concurrent);
+  assert_int_equal(lag_entries(sp, s), 6); /* ... and none committed: entry 1 is still in flight */
+  pthread_mutex_lock(&g.mu);
+  g.released = true;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  for (int i = 0; i < 500 && lag_entries(sp, s) > 0; i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  assert_int_equal(lag_entries(sp, s), 0);
+  for (int i = 1; i <= 6; i++)
+    assert_int_equal(g.ok[i], 1);
+  struct gw_sink_stats stats;
+  gw_sink_stats(s, &stats);
+  assert_int_equal(stats.delivered, 6);
+  assert_int_equal(stats.batches_retried, 1);
+  gw_spool_close(sp);
+  gw_sink_stop(s);
+  assert_true(w0.destroyed && w1.destroyed);
+  pthread_cond_destroy(&g.cv);
+  pthread_mutex_destroy(&g.mu);
+  gw_spool_destroy(sp);
+}
+
+/* Several workers and a lag cap do not go together: a config error, every self destroyed. */
+static void test_workers_refuse_lag_cap(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct gate g = {0};
+  struct gate_self w0 = {&g, false}, w1 = {&g, false};
+  void *selves[2] = {&w0, &w1};
+  struct gw_sink_conf c = {.batch_spans = 1, .max_entries = 8, .max_lag_bytes = 1000};
+  struct gw_err err = {0};
+  assert_null(gw_sink_start_n(&gate_type, selves, 2, sp, &c, &err));
+  assert_int_equal(err.rc, GW_ERR(CONFIG));
+  assert_true(w0.destroyed && w1.destroyed);
+  gw_spool_destroy(sp);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -425,6 +563,8 @@ int main(void)
     cmocka_unit_test(test_lag_cap_holds_during_backoff),
     cmocka_unit_test(test_keep_from_and_ticks),
     cmocka_unit_test(test_keep_retry_and_final_tick),
+    cmocka_unit_test(test_workers_commit_in_order),
+    cmocka_unit_test(test_workers_refuse_lag_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
  * (gw_ut_<pid>, gw_ut_<pid>_m) and drops them at the end. Without GW_TEST_PG_DSN the tests fail.
  */
 #include <dirent.h>
+#include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,7 +108,7 @@ static struct gw_spool_entry entry(const struct gw_record *recs, size_t n, uint6
 
 static void *store_create(const char *conninfo)
 {
-  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90};
+  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90, 1, 0};
   struct gw_err err = {0};
   void *s = gw_store_pg_sink.create(&conf, &err);
   assert_non_null(s);
@@ -1116,6 +1118,188 @@ static void test_rollup_resend_unchanged(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+static long fallbacks(void);
+
+/* As rollup_diff, over all nine dimensions of the key and with every aggregate compared as stored (the
+ * cost as text, so a 0 where the SQL has 0.000000000 counts as a difference too). */
+static long rollup_diff_all(void)
+{
+  char hist[2048] = "ARRAY[";
+  for (int i = 1; i <= 15; i++)
+    snprintf(hist + strlen(hist), sizeof hist - strlen(hist),
+             "%scount(*) FILTER (WHERE gw_duration_bucket(duration_ms) = %d)", i > 1 ? ", " : "", i);
+  strcat(hist, "]::bigint[]");
+  char sql[8192];
+  snprintf(sql, sizeof sql,
+           "WITH want AS (SELECT date_trunc('hour', start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
+           "coalesce(service_name, ''), coalesce(provider, ''), coalesce(model_id, ''), coalesce(operation, ''), "
+           "coalesce(agent_name, ''), coalesce(workflow_name, ''), coalesce(prompt_name, ''), "
+           "coalesce(prompt_version, ''), count(*), count(*) FILTER (WHERE status IS DISTINCT FROM 'error'), "
+           "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "
+           "coalesce(sum(output_tokens), 0), coalesce(sum(cache_read_tokens), 0), "
+           "coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), "
+           "coalesce(sum(total_cost_usd), 0)::text, coalesce(sum(duration_ms), 0), "
+           "coalesce(sum(first_token_latency_ms), 0), count(first_token_latency_ms), %s "
+           "FROM ai_interaction_traces GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9), "
+           "have AS (SELECT hour_bucket, service_name, provider, model_id, operation, agent_name, workflow_name, "
+           "prompt_name, prompt_version, total_requests, successful_requests, error_requests, total_input_tokens, "
+           "total_output_tokens, total_cache_read_tokens, total_cache_write_tokens, total_reasoning_tokens, "
+           "total_cost::text, sum_duration_ms, sum_first_token_latency_ms, first_token_count, duration_histogram "
+           "FROM trace_metrics_hourly) "
+           "SELECT (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE have) a) + "
+           "(SELECT count(*) FROM (TABLE have EXCEPT ALL TABLE want) b)",
+           hist);
+  PGresult *r = PQexec(db, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("rollup comparison: %s", PQresultErrorMessage(r));
+  long n = atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+/* The direct path aggregates each batch's rollups in C and sends only the groups: every aggregate must be
+ * the one Postgres computes from the rows, for unknown (NULL) and empty dimensions, several hours, mixed
+ * services, models, agents and prompts, every status, costs past int64 together, sums of durations that
+ * are not exact in binary (added in the rows' order), NaN and every histogram bound; then after a replayed
+ * batch (the staging path's SQL aggregation) and a batch adding to groups already stored. */
+static void test_rollup_groups_aggregated_exactly(void **state)
+{
+  void *s = store_create(dsn);
+  enum { N = 64 };
+  struct gw_record r[N];
+  static const char *const svc[] = {"svc-a", "svc-b", NULL, ""};
+  static const char *const model[] = {"gpt-4o", NULL, "claude", "gpt-4o"};
+  static const char *const status[] = {"ok", "error", NULL, "unset"};
+  static const double dur[] = {0.1, 0.2, 0.3, 10, 10.000001, 20, 81920, 81920.5, 5, 1e-9, 333.3, 2560};
+  for (int i = 0; i < N; i++) {
+    r[i] = rec(0xe0 + (unsigned long long)i / 4, 1 + (unsigned long long)i % 4, T0 + (uint64_t)(i % 3) * HOUR + (uint64_t)i);
+    r[i].service_name = svc[i % 4];
+    r[i].model_id = model[(i / 4) % 4];
+    r[i].provider = i % 5 ? "openai" : NULL;
+    r[i].operation = "chat";
+    r[i].status = status[(i / 2) % 4];
+    r[i].agent_name = i % 7 == 0 ? "planner" : NULL;
+    r[i].prompt_name = i % 11 == 0 ? "greeting" : NULL;
+    r[i].prompt_version = i % 11 == 0 ? "3" : NULL;
+    /* Sums of values inexact in binary depend on how they are grouped: they go only to groups of their
+     * own (svc-frac) within the first batch, summed once in one order on both sides. Later batches add
+     * values that sum exactly whichever way. */
+    bool frac = i < 30 && i % 6 && (i % 12 < 3 || i % 12 == 4 || i % 12 == 9 || i % 12 == 10);
+    if (frac)
+      r[i].service_name = "svc-frac";
+    if (i % 6)
+      r[i].duration_ms = (struct gw_opt_f64){i < 30 || !frac ? dur[i % 12] : 0, true};
+    if (i % 12 < 3 || i % 12 == 4 || i % 12 == 9 || i % 12 == 10)
+      if (!frac && i % 6)
+        r[i].duration_ms = (struct gw_opt_f64){(double)(i % 12) * 0.5, true};
+    if (i % 3 == 0)
+      r[i].first_token_latency_ms = (struct gw_opt_f64){frac ? 0.1 * i : 0.5 * i, true};
+    if (i % 2)
+      r[i].input_tokens = (struct gw_opt_i64){1000 + i, true};
+    if (i % 5 == 1)
+      r[i].cache_write_tokens = (struct gw_opt_i64){i, true};
+    if (i % 4 == 3)
+      r[i].total_cost_nusd = (struct gw_opt_i64){i % 8 == 3 ? INT64_MAX - i : 123456789 * (int64_t)i, true};
+  }
+  r[12].duration_ms = (struct gw_opt_f64){NAN, true};
+  /* The last nanoseconds of an hour: stored to the microsecond, still in that hour. */
+  r[5].start_ns = r[N - 1].start_ns = (T0 / HOUR + 1) * HOUR - 1;
+  r[13].total_cost_nusd = (struct gw_opt_i64){-5, true};
+  struct gw_sink_outcome out;
+  /* The first 40 rows by the direct path. */
+  long fb0 = fallbacks();
+  assert_int_equal(send1(s, r, 40, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks(), fb0);
+  assert_true(qn("SELECT count(*) FROM trace_metrics_hourly") > 10);
+  assert_int_equal(rollup_diff_all(), 0);
+  /* Rows 30..49 again: 10 stored, 10 new (the staging path counts only the new). */
+  assert_int_equal(send1(s, r + 30, 20, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks(), fb0 + 1);
+  assert_int_equal(rollup_diff_all(), 0);
+  /* The rest into groups already there, by the direct path again once a batch finds nothing stored. */
+  assert_int_equal(send1(s, r + 50, 7, &out), GW_SINK_OK);
+  assert_int_equal(send1(s, r + 57, 7, &out), GW_SINK_OK);
+  assert_int_equal(fallbacks(), fb0 + 1);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_traces"), N);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), N);
+  assert_int_equal(rollup_diff_all(), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* --- several writers (postgres.writers, issue 15) --------------------------------------------------- */
+
+struct writer_job {
+  void *store;
+  struct gw_spool_entry e;
+  enum gw_sink_result r;
+};
+
+static void *writer_thread(void *arg)
+{
+  struct writer_job *j = arg;
+  struct gw_sink_outcome out;
+  memset(&out, 0, sizeof out);
+  j->r = gw_store_pg_sink.send(j->store, &j->e, 1, &out);
+  return NULL;
+}
+
+static long advisory_waiters(void)
+{
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = %d AND objid = 77",
+           GW_WRITERS_LOCK);
+  return qn(sql);
+}
+
+/* Two writers of one gateway store two spans of one trace at the same moment, the one with the session and
+ * user ids and the one without. Their COPYs run at once; the rest of each transaction waits for the writers
+ * lock (held here at first, so that both are sure to be inside their transactions together), and whichever
+ * goes second sees the first one's committed row: both rows end with the ids, as with one writer. Without
+ * the lock neither transaction would see the other's row and one span would stay without ids. */
+static void test_two_writers_fill_across_batches(void **state)
+{
+  struct gw_store_conf conf = {dsn, MIGRATIONS, 90, 2, 77};
+  struct gw_err err = {0};
+  void *w0 = gw_store_pg_sink.create(&conf, &err), *w1 = gw_store_pg_sink.create(&conf, &err);
+  assert_non_null(w0);
+  assert_non_null(w1);
+  struct gw_record a = rollup_rec(0xd1, 1, T0, "svc-a", "gpt-4o", 12);
+  struct gw_record b = rollup_rec(0xd1, 2, T0 + 1000, "svc-a", "gpt-4o", 30);
+  a.session_id = "S9";
+  a.user_id = "U9";
+  struct writer_job j0 = {w0, entry(&a, 1, 1), GW_SINK_RETRY}, j1 = {w1, entry(&b, 1, 2), GW_SINK_RETRY};
+  /* Partitions first, so neither writer stops at a CREATE TABLE the other holds. */
+  struct gw_sink_outcome out;
+  struct gw_record warm[2] = {rollup_rec(0xd2, 1, T0, "svc-warm", "m", 1), rollup_rec(0xd2, 2, T0, "svc-warm", "m", 1)};
+  assert_int_equal(send1(w0, &warm[0], 1, &out), GW_SINK_OK);
+  assert_int_equal(send1(w1, &warm[1], 1, &out), GW_SINK_OK);
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d, 77)", GW_WRITERS_LOCK);
+  exec_or_fail(db, sql);
+  pthread_t t0, t1;
+  assert_int_equal(pthread_create(&t0, NULL, writer_thread, &j0), 0);
+  assert_int_equal(pthread_create(&t1, NULL, writer_thread, &j1), 0);
+  long waiting = 0;
+  for (int i = 0; i < 1000 && (waiting = advisory_waiters()) < 2; i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, 77)", GW_WRITERS_LOCK);
+  exec_or_fail(db, sql);
+  pthread_join(t0, NULL);
+  pthread_join(t1, NULL);
+  assert_int_equal(waiting, 2); /* both wrote their rows and waited for the lock at the same time */
+  assert_int_equal(j0.r, GW_SINK_OK);
+  assert_int_equal(j1.r, GW_SINK_OK);
+  assert_string_equal(qv("SELECT string_agg(span_id || ':' || coalesce(session_id, '-') || '/' || coalesce(user_id, '-'), "
+                         "',' ORDER BY span_id) FROM ai_interaction_traces WHERE trace_id = '%032x'", 0xd1),
+                      "0000000000000001:S9/U9,0000000000000002:S9/U9");
+  assert_int_equal(rollup_diff_all(), 0);
+  gw_store_pg_sink.destroy(w0);
+  gw_store_pg_sink.destroy(w1);
+}
+
 /* --- the direct COPY and its fallback (issue 15) ---------------------------------------------------- */
 
 static long fallbacks(void) { return (long)gw_metric_get(GW_M_PG_COPY_FALLBACKS); }
@@ -1650,6 +1834,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_migrate_newer_schema, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_migrate_order_and_failure, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_send_exact_values, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_groups_aggregated_exactly, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_two_writers_fill_across_batches, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_resend_no_duplicates, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_event_rejected_rest_stored, reset_test, clean_test),
