@@ -220,6 +220,10 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
 gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a,
                        struct gw_redact_memo *memo);
 
+/* Tests and bench only: true makes gw_redact_records walk every record's attributes JSON as text, as it
+ * did before it rendered them from the request pass's results (both must give the same). Not thread-safe. */
+extern bool gw_redact_walk_attributes;
+
 /* Metric counter for a kind name as rendered on /metrics (tests). */
 int64_t gw_redact_metric_get(const char *kind);
 

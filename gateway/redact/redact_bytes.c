@@ -100,7 +100,7 @@ static bool hexdigit(unsigned char ch)
 
 /* s is canonical padded base64: its decoded length, else 0. Hex strings (ids, numbers) are valid base64
  * too but are not taken for it. */
-static size_t b64_len(const char *s, size_t len)
+size_t rd_b64_len(const char *s, size_t len)
 {
   if (len < B64_MIN || len % 4)
     return 0;
@@ -174,7 +174,7 @@ enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const c
 {
   if (c->lim && (c->lim->why || c->lim->stop_rc))
     return RD_SAME; /* the caller's scan masks it whole */
-  size_t n = b64_len(s, len);
+  size_t n = rd_b64_len(s, len);
   if (!n)
     return RD_SAME;
   uint8_t *raw = gw_arena_alloc(c->a, n + 1);
