@@ -19,6 +19,7 @@
  *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
+ *   receive_json      receive on the OTLP/JSON body (decoded from JSON, re-packed as protobuf)
  * -s STAGE runs that one stage only (to profile it with perf record).
  * -w walks every record's attributes JSON as text in the redact stages, as before they were rendered from the
  *    request pass's results (gw_redact_walk_attributes): the same binary times both. Either way the two are
@@ -52,6 +53,7 @@ struct body {
   unsigned char *p;
   size_t len;
   uint32_t spans;
+  enum gw_encoding enc;
 };
 
 /* This thread's CPU time: spans per second of one core, whatever else runs on the machine (time spent
@@ -126,7 +128,7 @@ static size_t receive_run(struct gw_arena *a, const struct body *b, const struct
 {
   struct gw_err err = {0};
   GwTraceRequest *req;
-  gw_rc rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
+  gw_rc rc = gw_decode_traces(a, b->enc, b->p, b->len, &limits, &req, &err);
   if (rc)
     die_rc("decode", rc, &err);
   struct gw_normalize_result res;
@@ -188,7 +190,7 @@ static int check_rendered_same(const struct body *b, const struct gw_normalize_o
 }
 
 enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NORMALIZE, S_COST, S_REDACT, S_RECEIVE,
-             S_RECEIVE_FRESH, S_DECODE_JSON };
+             S_RECEIVE_FRESH, S_DECODE_JSON, S_RECEIVE_JSON };
 
 static size_t kv_text(GwKeyValue *const *kv, size_t n)
 {
@@ -304,6 +306,7 @@ static double run_stage(enum stage st, const struct body *b, int n)
       break;
     }
     case S_RECEIVE:
+    case S_RECEIVE_JSON:
       receive_once(a, b, &no);
       break;
     case S_RECEIVE_FRESH: {
@@ -369,7 +372,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_pipeline: %s\n", perr.msg);
     return 1;
   }
-  struct body pb = {0}, js = {0};
+  struct body pb = {.enc = GW_ENC_PROTOBUF}, js = {.enc = GW_ENC_JSON};
   if (read_body(argv[optind], &pb))
     return 1;
 
@@ -417,7 +420,11 @@ int main(int argc, char **argv)
     if (read_body(argv[optind + 1], &js))
       return 1;
     js.spans = pb.spans;
+    js.enc = GW_ENC_JSON;
+    if (check_rendered_same(&js, &no))
+      return 1;
     report("decode_json", S_DECODE_JSON, &js, n / 4 + 1);
+    report("receive_json", S_RECEIVE_JSON, &js, n / 4 + 1);
   }
   free(pb.p);
   free(js.p);
