@@ -169,7 +169,7 @@ static bool scalar_ok(const GwAnyValue *v)
   if (!v)
     return true;
   switch (v->value_case) {
-  case GW_AV_STRING: return !v->string_value || !rd_b64_len(v->string_value, strlen(v->string_value));
+  case GW_AV_STRING: return !v->string_value || !rd_b64_text(v->string_value);
   case GW_AV_BOOL:
   case GW_AV_INT:
   case GW_AV_DOUBLE:

@@ -120,6 +120,17 @@ size_t rd_b64_len(const char *s, size_t len)
   return len / 4 * 3 - pad;
 }
 
+bool rd_b64_text(const char *s)
+{
+  size_t n = 0;
+  while (b64v((unsigned char)s[n]) >= 0)
+    n++; /* prose stops at its first space or punctuation: no strlen of long texts */
+  size_t len = n;
+  while (s[len] == '=' && len - n < 2)
+    len++;
+  return !s[len] && rd_b64_len(s, len) != 0;
+}
+
 static void b64_decode(const char *s, size_t len, uint8_t *o)
 {
   size_t w = 0;

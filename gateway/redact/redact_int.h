@@ -153,6 +153,8 @@ enum rd_res rd_bytes(struct rd_ctx *c, const uint8_t *b, size_t len, const char 
 enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
 /* Is s canonical base64 (rd_base64_value would decode it)? Its decoded length, else 0. */
 size_t rd_b64_len(const char *s, size_t len);
+/* The same for a NUL-terminated s, reading no further than its first byte outside the base64 alphabet. */
+bool rd_b64_text(const char *s);
 #define RJ_MAX_NEST 4 /* levels of JSON inside JSON strings walked (redact_json.c) */
 /* redact_json.c: a value that may be JSON text (attr_mode: object member names are attribute keys), then
  * truncation. */
