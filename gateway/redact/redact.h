@@ -198,6 +198,8 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
  * Each record field is looked up under the attribute key it comes from (user_id under user.id,
  * prompt_content under gen_ai.input.messages, ...), so allow/deny/key rules treat the record as they treat
  * the span.
+ * With the memo gw_redact_request was given, a record's attributes JSON is rendered from the span attributes
+ * that call redacted (the same bytes and counts as walking it; see redact_apply.c).
  * prompt_hash is left alone (computed before redaction). Sets redaction_count, redacted_kinds and
  * GW_FLAG_CONTENT_TRUNCATED. Does not count into the metric (gw_redact_request does, once per value
  * forwarded). Returns GW_ERR(TOO_LARGE) when the arena is exhausted, the stop rc (see gw_redact_request),

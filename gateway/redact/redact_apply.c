@@ -12,7 +12,9 @@
  *   removed: a drop or deny empties a status message and makes a name "[REDACTED]".
  * - Records: each field is redacted under the attribute key it comes from, so a rule for user.id treats
  *   the user_id column like the user.id attribute. Content fields are also truncated (redact_json.c).
- *   Records sharing one resource JSON (one ResourceSpans) redact it once.
+ *   Records sharing one resource JSON (one ResourceSpans) redact it once. A record's attributes JSON is
+ *   rendered again from the span attributes the request pass redacted, with their counts, when no member
+ *   walk could give anything else (attributes_replay); else walked.
  * - Forwarded spans are not truncated: exporters see the full (redacted) values.
  * - The metric counts the request pass only, so a value forwarded and stored counts once.
  */
