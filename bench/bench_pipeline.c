@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
@@ -19,7 +19,11 @@
  *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
+ *   receive_json      receive on the OTLP/JSON body (decoded from JSON, re-packed as protobuf)
  * -s STAGE runs that one stage only (to profile it with perf record).
+ * -w walks every record's attributes JSON as text in the redact stages, as before they were rendered from the
+ *    request pass's results (gw_redact_walk_attributes): the same binary times both. Either way the two are
+ *    checked to give the same bytes on the payload first.
  * Time is this thread's CPU time, and each figure is the best of three rounds (less noise from the load
  * tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
@@ -49,6 +53,7 @@ struct body {
   unsigned char *p;
   size_t len;
   uint32_t spans;
+  enum gw_encoding enc;
 };
 
 /* This thread's CPU time: spans per second of one core, whatever else runs on the machine (time spent
@@ -110,12 +115,20 @@ static void normalize_opts(struct gw_normalize_opts *o)
   o->max_start_ns = now + day;
 }
 
-/* One request through decode -> normalize -> encode records -> re-pack; returns records built. */
-static size_t receive_once(struct gw_arena *a, const struct body *b, const struct gw_normalize_opts *no)
+struct receive_out {
+  const char *recs;
+  size_t rlen, plen;
+  const uint8_t *pb;
+};
+
+/* One request through decode -> normalize -> encode records -> re-pack; returns records built (and what
+ * it produced, when out is given). */
+static size_t receive_run(struct gw_arena *a, const struct body *b, const struct gw_normalize_opts *no,
+                          struct receive_out *out)
 {
   struct gw_err err = {0};
   GwTraceRequest *req;
-  gw_rc rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
+  gw_rc rc = gw_decode_traces(a, b->enc, b->p, b->len, &limits, &req, &err);
   if (rc)
     die_rc("decode", rc, &err);
   struct gw_normalize_result res;
@@ -143,11 +156,41 @@ static size_t receive_once(struct gw_arena *a, const struct body *b, const struc
   if (!pb)
     die_rc("re-pack", GW_ERR(TOO_LARGE), NULL);
   gw_pb_trace_request_pack(req, pb);
+  if (out)
+    *out = (struct receive_out){sb.buf, sb.len, plen, pb};
   return res.nrecords;
 }
 
+static size_t receive_once(struct gw_arena *a, const struct body *b, const struct gw_normalize_opts *no)
+{
+  return receive_run(a, b, no, NULL);
+}
+
+/* The records' attributes JSON rendered from the request pass (the default) and walked as text (-w) must
+ * give the same bytes: checked once on the payload before timing. */
+static int check_rendered_same(const struct body *b, const struct gw_normalize_opts *no)
+{
+  struct gw_arena *a1 = gw_arena_create(ARENA_CAP), *a2 = gw_arena_create(ARENA_CAP);
+  bool walk = gw_redact_walk_attributes;
+  struct receive_out o1, o2;
+  gw_redact_walk_attributes = true;
+  receive_run(a1, b, no, &o1);
+  gw_redact_walk_attributes = false;
+  receive_run(a2, b, no, &o2);
+  gw_redact_walk_attributes = walk;
+  int rc = o1.rlen == o2.rlen && !memcmp(o1.recs, o2.recs, o1.rlen) && o1.plen == o2.plen &&
+               !memcmp(o1.pb, o2.pb, o1.plen)
+             ? 0
+             : -1;
+  if (rc)
+    fprintf(stderr, "bench_pipeline: the rendered attributes differ from the walked ones on this payload\n");
+  gw_arena_destroy(a1);
+  gw_arena_destroy(a2);
+  return rc;
+}
+
 enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NORMALIZE, S_COST, S_REDACT, S_RECEIVE,
-             S_RECEIVE_FRESH, S_DECODE_JSON };
+             S_RECEIVE_FRESH, S_DECODE_JSON, S_RECEIVE_JSON };
 
 static size_t kv_text(GwKeyValue *const *kv, size_t n)
 {
@@ -263,6 +306,7 @@ static double run_stage(enum stage st, const struct body *b, int n)
       break;
     }
     case S_RECEIVE:
+    case S_RECEIVE_JSON:
       receive_once(a, b, &no);
       break;
     case S_RECEIVE_FRESH: {
@@ -302,18 +346,20 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:s:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:w")) != -1) {
     if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
+    } else if (opt == 'w') {
+      gw_redact_walk_attributes = true;
     } else if (opt == 's') {
       only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] BODY.pb [BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] BODY.pb [BODY.json]\n");
     return 2;
   }
   gw_normalize_init();
@@ -326,7 +372,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_pipeline: %s\n", perr.msg);
     return 1;
   }
-  struct body pb = {0}, js = {0};
+  struct body pb = {.enc = GW_ENC_PROTOBUF}, js = {.enc = GW_ENC_JSON};
   if (read_body(argv[optind], &pb))
     return 1;
 
@@ -353,6 +399,8 @@ int main(int argc, char **argv)
   printf("payload        bytes=%zu spans=%u records=%zu arena_bytes=%zu iterations=%d\n", pb.len, pb.spans, nrec,
          gw_arena_used(a), n);
   gw_arena_destroy(a);
+  if (check_rendered_same(&pb, &no))
+    return 1;
   if (nrec != pb.spans) {
     fprintf(stderr, "bench_pipeline: %zu records from %u spans: the payload is not all GenAI spans\n", nrec,
             pb.spans);
@@ -372,7 +420,11 @@ int main(int argc, char **argv)
     if (read_body(argv[optind + 1], &js))
       return 1;
     js.spans = pb.spans;
+    js.enc = GW_ENC_JSON;
+    if (check_rendered_same(&js, &no))
+      return 1;
     report("decode_json", S_DECODE_JSON, &js, n / 4 + 1);
+    report("receive_json", S_RECEIVE_JSON, &js, n / 4 + 1);
   }
   free(pb.p);
   free(js.p);

@@ -733,6 +733,8 @@ char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
   return gw_sb_finish(&sb);
 }
 
+char *gw_render_attributes(struct gw_arena *a, GwKeyValue *const *kv, size_t n) { return nz_render_kvs(a, kv, n); }
+
 /* Resource-level facts, rendered once per ResourceSpans and shared by its records. */
 struct nz_res {
   const GwResource *res;
@@ -822,7 +824,13 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
   attribution(c);
   prompt_template(c);
   r->attributes = nz_render_kvs(c->a, sp->attributes, sp->n_attributes);
-  if (!r->attributes || !r->resource)
+  static GwKeyValue *const no_kvs[1];
+  GwKeyValue **kvs = sp->n_attributes ? gw_arena_alloc(c->a, sp->n_attributes * sizeof *kvs) : NULL;
+  if (kvs)
+    memcpy(kvs, sp->attributes, sp->n_attributes * sizeof *kvs);
+  r->attr_kvs = sp->n_attributes ? kvs : no_kvs;
+  r->n_attr_kvs = sp->n_attributes;
+  if (!r->attributes || !r->resource || !r->attr_kvs)
     c->oom = true;
 }
 

@@ -101,6 +101,11 @@ struct gw_record {
   struct gw_opt_i64 cache_read_cost_nusd, cache_write_cost_nusd, reasoning_cost_nusd;
   struct Opentelemetry__Proto__Trace__V1__Span *span; /* the span this record came from (GwSpan), so
                                                        * cost can annotate the forwarded copy */
+  /* The span's attributes as normalize rendered them into `attributes` (GwKeyValue pointers, in order;
+   * the span's own array is rewritten later by cost and redaction): redaction renders the attributes JSON
+   * again from their redacted values instead of walking the JSON text (gw_redact_records). */
+  struct Opentelemetry__Proto__Common__V1__KeyValue *const *attr_kvs;
+  size_t n_attr_kvs;
 };
 
 enum gw_field_type {

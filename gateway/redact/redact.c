@@ -713,9 +713,58 @@ struct gw_redact_memo {
   struct memo_ent *v;
   size_t cap, n;
   struct rd_limits lim; /* the request's limits (redact_limits.c); off until gw_redact_memo_limit */
+  struct rd_span_info *spans; /* open addressing by span pointer (rd_memo_span_add) */
+  size_t scap, sn;
 };
 
 struct rd_limits *rd_memo_limits(struct gw_redact_memo *m) { return m ? &m->lim : NULL; }
+
+static size_t span_slot(const void *span, size_t cap)
+{
+  uint64_t h = (uint64_t)(uintptr_t)span * 0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 32) & (cap - 1);
+}
+
+struct rd_kv_info *rd_memo_span_add(struct gw_redact_memo *m, const void *span, size_t n)
+{
+  if (!m || !span)
+    return NULL;
+  if (m->sn + 1 > m->scap / 2) {
+    size_t ncap = m->scap ? m->scap * 2 : 64;
+    struct rd_span_info *nv = gw_arena_calloc(m->a, ncap * sizeof *nv);
+    if (!nv)
+      return NULL;
+    for (size_t i = 0; i < m->scap; i++)
+      if (m->spans[i].span)
+        for (size_t j = span_slot(m->spans[i].span, ncap);; j = (j + 1) & (ncap - 1))
+          if (!nv[j].span) {
+            nv[j] = m->spans[i];
+            break;
+          }
+    m->spans = nv;
+    m->scap = ncap;
+  }
+  struct rd_kv_info *v = gw_arena_calloc(m->a, (n ? n : 1) * sizeof *v);
+  if (!v)
+    return NULL;
+  size_t j = span_slot(span, m->scap);
+  while (m->spans[j].span && m->spans[j].span != span)
+    j = (j + 1) & (m->scap - 1);
+  if (!m->spans[j].span)
+    m->sn++;
+  m->spans[j] = (struct rd_span_info){span, v, n};
+  return v;
+}
+
+const struct rd_span_info *rd_memo_span_get(const struct gw_redact_memo *m, const void *span)
+{
+  if (!m || !m->scap || !span)
+    return NULL;
+  for (size_t j = span_slot(span, m->scap); m->spans[j].span; j = (j + 1) & (m->scap - 1))
+    if (m->spans[j].span == span)
+      return &m->spans[j];
+  return NULL;
+}
 
 struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a)
 {

@@ -198,6 +198,8 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
  * Each record field is looked up under the attribute key it comes from (user_id under user.id,
  * prompt_content under gen_ai.input.messages, ...), so allow/deny/key rules treat the record as they treat
  * the span.
+ * With the memo gw_redact_request was given, a record's attributes JSON is rendered from the span attributes
+ * that call redacted (the same bytes and counts as walking it; see redact_apply.c).
  * prompt_hash is left alone (computed before redaction). Sets redaction_count, redacted_kinds and
  * GW_FLAG_CONTENT_TRUNCATED. Does not count into the metric (gw_redact_request does, once per value
  * forwarded). Returns GW_ERR(TOO_LARGE) when the arena is exhausted, the stop rc (see gw_redact_request),
@@ -219,6 +221,10 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
  */
 gw_rc gw_redact_events(const struct gw_redactor *r, struct gw_event *evs, size_t n, struct gw_arena *a,
                        struct gw_redact_memo *memo);
+
+/* Tests and bench only: true makes gw_redact_records walk every record's attributes JSON as text, as it
+ * did before it rendered them from the request pass's results (both must give the same). Not thread-safe. */
+extern bool gw_redact_walk_attributes;
 
 /* Metric counter for a kind name as rendered on /metrics (tests). */
 int64_t gw_redact_metric_get(const char *kind);

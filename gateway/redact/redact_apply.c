@@ -12,16 +12,22 @@
  *   removed: a drop or deny empties a status message and makes a name "[REDACTED]".
  * - Records: each field is redacted under the attribute key it comes from, so a rule for user.id treats
  *   the user_id column like the user.id attribute. Content fields are also truncated (redact_json.c).
- *   Records sharing one resource JSON (one ResourceSpans) redact it once.
+ *   Records sharing one resource JSON (one ResourceSpans) redact it once. A record's attributes JSON is
+ *   rendered again from the span attributes the request pass redacted, with their counts, when no member
+ *   walk could give anything else (attributes_replay); else walked.
  * - Forwarded spans are not truncated: exporters see the full (redacted) values.
  * - The metric counts the request pass only, so a value forwarded and stored counts once.
  */
 #include <stddef.h>
 #include <string.h>
 
+#include "normalize/normalize.h"
 #include "redact/redact_int.h"
 
 #define RD_MAX_DEPTH 256
+
+bool gw_redact_walk_attributes;
+_Thread_local size_t rd_attributes_replayed;
 
 static void ctx_init(struct rd_ctx *c, const struct gw_redactor *r, struct gw_arena *a, struct gw_redact_stats *st,
                      struct gw_redact_memo *memo)
@@ -97,6 +103,16 @@ const char *gw_redact_string(const struct gw_redactor *r, const char *key, const
   return redact_string(r, key, s, len, a, stats, NULL);
 }
 
+static void add_stats_n(struct gw_redact_stats *to, const struct gw_redact_stats *from, size_t nk)
+{
+  to->total += from->total;
+  to->deny += from->deny;
+  to->truncated += from->truncated;
+  to->limited += from->limited;
+  for (size_t i = 0; i < nk; i++)
+    to->kinds[i] += from->kinds[i];
+}
+
 /* ---- requests ---- */
 
 static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth);
@@ -139,13 +155,118 @@ static enum rd_res any(struct rd_ctx *c, GwAnyValue *v, int depth)
   }
 }
 
-static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
+/* The per-attribute bookkeeping of kvs_info: what one attribute's redaction counted and met. */
+struct kv_watch {
+  struct gw_redact_stats *st, scratch; /* the caller's counts; this attribute's (zero between attributes) */
+  size_t longest;
+  int jmax;
+  bool refused;
+};
+
+/* Whether a record's walk of v, as a member of its attributes JSON, reads what this pass reads: a scalar or
+ * an array of scalars (kvlists and bytes values are written differently there), and no string the
+ * record's walk would take for base64 (rd_base64_value). Looked at before v is redacted. */
+static bool scalar_ok(const GwAnyValue *v)
 {
-  size_t w = 0;
+  if (!v)
+    return true;
+  switch (v->value_case) {
+  case GW_AV_STRING: return !v->string_value || !rd_b64_text(v->string_value);
+  case GW_AV_BOOL:
+  case GW_AV_INT:
+  case GW_AV_DOUBLE:
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET: return true;
+  default: return false;
+  }
+}
+
+static bool value_ok(const GwAnyValue *v)
+{
+  if (!v || v->value_case != GW_AV_ARRAY)
+    return scalar_ok(v);
+  for (size_t i = 0; v->array_value && i < v->array_value->n_values; i++)
+    if (!v->array_value->values[i] || !scalar_ok(v->array_value->values[i]))
+      return false;
+  return true;
+}
+
+static void watch_begin(struct rd_ctx *c, struct kv_watch *w, struct rd_kv_info *in, const GwKeyValue *kv)
+{
+  in->kv = kv;
+  in->text = kv->value && kv->value->value_case == GW_AV_STRING ? kv->value->string_value : NULL;
+  in->array = kv->value && kv->value->value_case == GW_AV_ARRAY;
+  in->ok = value_ok(kv->value);
+  w->longest = c->longest;
+  w->jmax = c->jmax;
+  w->refused = c->refused;
+  c->longest = 0;
+  c->jmax = c->jdepth;
+  c->refused = false;
+  c->st = &w->scratch;
+}
+
+/* ... and whether the record's walk would give what this pass gave: no limit met, and room for its JSON
+ * levels one level deeper. Cuts are checked when replaying (against the record's cap). */
+static bool replayable(const struct rd_ctx *c, const struct rd_kv_info *in)
+{
+  if (!in->ok || c->oom || (in->ncounts && !in->counts))
+    return false;
+  if (c->lim && (c->lim->why || c->lim->stop_rc))
+    return false;
+  return !c->refused && c->jmax - c->jdepth <= RJ_MAX_NEST - 1;
+}
+
+static void watch_end(struct rd_ctx *c, struct kv_watch *w, struct rd_kv_info *in, bool keep, size_t nk)
+{
+  struct gw_redact_stats *s = &w->scratch;
+  c->st = w->st;
+  bool counted = s->total || s->deny || s->limited || s->truncated;
+  if (counted) {
+    in->total = s->total;
+    in->deny = s->deny;
+    size_t nc = 0;
+    for (size_t k = 0; k < nk; k++)
+      nc += s->kinds[k] != 0;
+    in->ncounts = (uint16_t)nc;
+    in->counts = nc ? gw_arena_alloc(c->a, nc * sizeof *in->counts) : NULL;
+    for (size_t k = 0, j = 0; in->counts && k < nk; k++)
+      if (s->kinds[k]) {
+        in->counts[j][0] = (uint16_t)k;
+        in->counts[j++][1] = s->kinds[k] > UINT16_MAX ? UINT16_MAX : (uint16_t)s->kinds[k];
+      }
+  }
+  in->dropped = !keep;
+  in->longest = c->longest;
+  in->ok = !s->limited && !s->truncated && replayable(c, in);
+  for (size_t k = 0; in->ok && k < nk; k++)
+    in->ok = s->kinds[k] <= UINT16_MAX;
+  if (counted) {
+    add_stats_n(c->st, s, nk);
+    memset(s, 0, sizeof *s);
+  }
+  if (w->longest > c->longest)
+    c->longest = w->longest;
+  if (w->jmax > c->jmax)
+    c->jmax = w->jmax;
+  c->refused |= w->refused;
+}
+
+/* info: when given (a span's attributes, with a memo), what each attribute's redaction did is kept there,
+ * index by index as the array is before dropped attributes leave it. */
+static void kvs_info(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth, struct rd_kv_info *info)
+{
+  size_t w = 0, nk = GW_RK__COUNT + c->r->nuser;
+  struct kv_watch watch;
+  if (info) {
+    watch.st = c->st;
+    memset(&watch.scratch, 0, sizeof watch.scratch);
+  }
   for (size_t i = 0; i < *n; i++) {
     GwKeyValue *kv = arr[i];
     if (!kv)
       continue;
+    if (info)
+      watch_begin(c, &watch, &info[i], kv);
     enum gw_redact_action act = c->key_action;
     bool secret = c->secret_key, auth = c->auth_key, allow, keep = true;
     const char *key = kv->key && kv->key[0] ? kv->key : NULL;
@@ -158,11 +279,15 @@ static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth)
     c->key_action = act;
     c->secret_key = secret;
     c->auth_key = auth;
+    if (info)
+      watch_end(c, &watch, &info[i], keep, nk);
     if (keep)
       arr[w++] = kv;
   }
   *n = w;
 }
+
+static void kvs(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth) { kvs_info(c, arr, n, depth, NULL); }
 
 /* The fixed keys of names and messages (their rules are looked up once: r->fixed, rd_apply_prepare). */
 enum text_key { TK_SCOPE_NAME, TK_SCOPE_VERSION, TK_SCHEMA_URL, TK_SPAN_NAME, TK_TRACE_STATE, TK_EVENT_NAME,
@@ -245,7 +370,8 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
           continue;
         text(&c, &sp->name, TK_SPAN_NAME, "[REDACTED]");
         text(&c, &sp->trace_state, TK_TRACE_STATE, "");
-        kvs(&c, sp->attributes, &sp->n_attributes, 0);
+        kvs_info(&c, sp->attributes, &sp->n_attributes, 0,
+                 memo && sp->n_attributes ? rd_memo_span_add(memo, sp, sp->n_attributes) : NULL);
         for (size_t e = 0; e < sp->n_events; e++)
           if (sp->events[e]) {
             text(&c, &sp->events[e]->name, TK_EVENT_NAME, "[REDACTED]");
@@ -356,15 +482,6 @@ struct res_cache {
   bool truncated;
 };
 
-static void add_stats(struct gw_redact_stats *to, const struct gw_redact_stats *from, size_t nk)
-{
-  to->total += from->total;
-  to->deny += from->deny;
-  to->truncated += from->truncated;
-  to->limited += from->limited;
-  for (size_t i = 0; i < nk; i++)
-    to->kinds[i] += from->kinds[i];
-}
 
 static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_record *rec, size_t fi,
                   struct gw_redact_stats *st, struct gw_redact_memo *memo, bool *oom)
@@ -402,6 +519,81 @@ static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_rec
     gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
 }
 
+/* The next attribute of the span's (request pass) info that is kv, from *j on; NULL when none. */
+static const struct rd_kv_info *kv_info_find(const struct rd_span_info *si, size_t *j, const void *kv)
+{
+  while (*j < si->n && si->v[*j].kv != kv)
+    (*j)++;
+  return *j < si->n ? &si->v[(*j)++] : NULL;
+}
+
+/*
+ * A record's attributes JSON without walking it: normalize rendered it from the span's attributes, which the
+ * request pass has just redacted one by one, so when each of them is replayable (rd_kv_info.ok, and no
+ * string of it longer than the record's cap) the walk would give, member by member, what the request pass
+ * gave: the redacted value, the member removed where the attribute was, the same counts. The JSON is then
+ * rendered again from the redacted attributes (unchanged: the same text is kept). Only while the request's
+ * scan budget is less than half spent: the walk skipped is not charged, and must not decide where a budget
+ * runs out. 1: done, 0: walk it, -1: out of memory.
+ */
+static int attributes_replay(const struct gw_redactor *r, struct gw_arena *a, struct gw_record *rec,
+                             struct gw_redact_stats *st, struct gw_redact_memo *memo)
+{
+  const struct rd_limits *lim = rd_memo_limits(memo);
+  if (!lim || !r->enabled || !rec->span || !rec->attr_kvs || !rec->attributes)
+    return 0;
+  if (lim->stop_rc || lim->why || (lim->work_max && lim->work > lim->work_max / 2))
+    return 0;
+  const struct rd_span_info *si = rd_memo_span_get(memo, rec->span);
+  if (!si)
+    return 0;
+  size_t cap = r->max_content ? r->max_content : SIZE_MAX, j = 0, nkept = 0;
+  bool changed = false;
+  for (size_t i = 0; i < rec->n_attr_kvs; i++) {
+    const GwKeyValue *kv = rec->attr_kvs[i];
+    if (!kv->key || !kv->key[0])
+      continue; /* not in the JSON */
+    const struct rd_kv_info *in = kv_info_find(si, &j, kv);
+    if (!in || !in->ok || in->longest > cap)
+      return 0;
+    const GwAnyValue *v = kv->value;
+    if (in->dropped || in->array || (v && v->value_case == GW_AV_STRING && v->string_value != in->text))
+      changed = true; /* an array's strings are redacted in place: written again */
+    nkept += !in->dropped;
+  }
+  j = 0;
+  for (size_t i = 0; i < rec->n_attr_kvs; i++) {
+    const GwKeyValue *kv = rec->attr_kvs[i];
+    if (!kv->key || !kv->key[0])
+      continue;
+    const struct rd_kv_info *in = kv_info_find(si, &j, kv);
+    st->total += in->total;
+    st->deny += in->deny;
+    for (uint16_t k = 0; k < in->ncounts; k++)
+      st->kinds[in->counts[k][0]] += in->counts[k][1];
+  }
+  rd_attributes_replayed++;
+  if (!changed)
+    return 1;
+  GwKeyValue **kept = gw_arena_alloc(a, (nkept ? nkept : 1) * sizeof *kept);
+  if (!kept)
+    return -1;
+  size_t w = 0;
+  j = 0;
+  for (size_t i = 0; i < rec->n_attr_kvs; i++) {
+    GwKeyValue *kv = rec->attr_kvs[i];
+    if (!kv->key || !kv->key[0])
+      continue;
+    if (!kv_info_find(si, &j, kv)->dropped)
+      kept[w++] = kv;
+  }
+  const char *json = gw_render_attributes(a, kept, w);
+  if (!json)
+    return -1;
+  rec->attributes = json;
+  return 1;
+}
+
 gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a,
                         struct gw_redact_memo *memo)
 {
@@ -416,7 +608,7 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
       if (rfields[f].off == offsetof(struct gw_record, resource) && rec->resource) {
         if (cache.in && rec->resource == cache.in) {
           rec->resource = cache.out;
-          add_stats(&st, &cache.st, nk);
+          add_stats_n(&st, &cache.st, nk);
           if (cache.truncated)
             gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
           continue;
@@ -432,8 +624,15 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
         cache.truncated = gw_record_has_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
         if (had)
           gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
-        add_stats(&st, &rst, nk);
+        add_stats_n(&st, &rst, nk);
         continue;
+      }
+      if (rfields[f].off == offsetof(struct gw_record, attributes) && !gw_redact_walk_attributes) {
+        int done = attributes_replay(r, a, rec, &st, memo);
+        if (done < 0)
+          oom = true;
+        if (done)
+          continue;
       }
       field(r, a, rec, f, &st, memo, &oom);
     }

@@ -100,7 +100,7 @@ static bool hexdigit(unsigned char ch)
 
 /* s is canonical padded base64: its decoded length, else 0. Hex strings (ids, numbers) are valid base64
  * too but are not taken for it. */
-static size_t b64_len(const char *s, size_t len)
+size_t rd_b64_len(const char *s, size_t len)
 {
   if (len < B64_MIN || len % 4)
     return 0;
@@ -118,6 +118,17 @@ static size_t b64_len(const char *s, size_t len)
   if ((pad == 1 && (last & 3)) || (pad == 2 && (last & 15)))
     return 0;
   return len / 4 * 3 - pad;
+}
+
+bool rd_b64_text(const char *s)
+{
+  size_t n = 0;
+  while (b64v((unsigned char)s[n]) >= 0)
+    n++; /* prose stops at its first space or punctuation: no strlen of long texts */
+  size_t len = n;
+  while (s[len] == '=' && len - n < 2)
+    len++;
+  return !s[len] && rd_b64_len(s, len) != 0;
 }
 
 static void b64_decode(const char *s, size_t len, uint8_t *o)
@@ -174,7 +185,7 @@ enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const c
 {
   if (c->lim && (c->lim->why || c->lim->stop_rc))
     return RD_SAME; /* the caller's scan masks it whole */
-  size_t n = b64_len(s, len);
+  size_t n = rd_b64_len(s, len);
   if (!n)
     return RD_SAME;
   uint8_t *raw = gw_arena_alloc(c->a, n + 1);

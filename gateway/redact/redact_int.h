@@ -119,11 +119,43 @@ bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mod
 void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res res, const char *out,
                       size_t outlen, const struct gw_redact_stats *mine, size_t longest, int depth);
 #define RD_MEMO_MIN 48 /* shorter texts are cheaper to redact than to look up */
+
+/* What the request pass did with one span attribute (redact_apply.c). A record's attributes JSON is
+ * rendered from the span's attributes (normalize), so its walk gives, member by member, what the request
+ * pass gave the same key/value when the walk cannot differ: ok says so (a string, number, bool or empty
+ * value, or an array of those; no limit, base64 text or JSON level the record's walk would meet
+ * differently; cuts are checked against the record's cap). */
+struct rd_kv_info {
+  const void *kv;             /* the GwKeyValue; NULL: none at this index */
+  const char *text;           /* its string value before redaction, NULL when not a string */
+  uint32_t total, deny;       /* what it counted (limited is never set when ok) */
+  uint16_t ncounts;
+  bool ok, dropped, array;
+  uint16_t (*counts)[2];      /* kind, count */
+  size_t longest;             /* the longest string its walk asked cut() about */
+};
+/* One span's attributes as the request pass met them (before it removed dropped ones). */
+struct rd_span_info {
+  const void *span;
+  struct rd_kv_info *v;
+  size_t n;
+};
+/* Room for the info of span's n attributes, zeroed (NULL when out of room: its records are walked);
+ * then find it again (NULL: none). */
+struct rd_kv_info *rd_memo_span_add(struct gw_redact_memo *m, const void *span, size_t n);
+/* Records whose attributes JSON this thread rendered from the request pass's results (tests). */
+extern _Thread_local size_t rd_attributes_replayed;
+const struct rd_span_info *rd_memo_span_get(const struct gw_redact_memo *m, const void *span);
 /* redact_bytes.c: a bytes value (see gw_redact_request); *out and *outlen as rd_plain (bytes, NUL-terminated). */
 enum rd_res rd_bytes(struct rd_ctx *c, const uint8_t *b, size_t len, const char **out, size_t *outlen);
 /* A JSON string value of a record's attribute JSON that may be base64 of a bytes value: when it is, decoded,
  * redacted as rd_bytes and encoded again; RD_SAME otherwise. */
 enum rd_res rd_base64_value(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen);
+/* Is s canonical base64 (rd_base64_value would decode it)? Its decoded length, else 0. */
+size_t rd_b64_len(const char *s, size_t len);
+/* The same for a NUL-terminated s, reading no further than its first byte outside the base64 alphabet. */
+bool rd_b64_text(const char *s);
+#define RJ_MAX_NEST 4 /* levels of JSON inside JSON strings walked (redact_json.c) */
 /* redact_json.c: a value that may be JSON text (attr_mode: object member names are attribute keys), then
  * truncation. */
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen);

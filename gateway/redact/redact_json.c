@@ -27,7 +27,6 @@
 #include "redact/redact_int.h"
 
 #define RJ_MAX_DEPTH 64
-#define RJ_MAX_NEST 4
 #define RD_TRUNC_MARK "...[TRUNCATED]"
 #define RD_SHORT 64
 
