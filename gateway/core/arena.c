@@ -378,6 +378,8 @@ void *gw_arena_alloc_big(struct gw_arena *a, size_t n)
   size_t size = round_up(n ? n : 1);
   if (!charge(a, a->total + size))
     return NULL;
+  if (a->pooled)
+    warm_evict(size); /* new memory replaces pooled memory (top comment) */
   struct chunk *c = chunk_alloc(size, C_BIG);
   if (!c) {
     a->exhausted = true;
@@ -408,6 +410,8 @@ void *gw_arena_resize_big(struct gw_arena *a, void *p, size_t n)
     return NULL;
   size_t size = round_up(n ? n : 1);
   size_t old_len = map_len(c->size), new_len = map_len(size);
+  if (a->pooled && new_len > old_len)
+    warm_evict(new_len - old_len);
   if (old_len != new_len) {
     void *m = mremap(c, old_len, new_len, MREMAP_MAYMOVE);
     if (m == MAP_FAILED) {

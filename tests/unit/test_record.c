@@ -158,6 +158,15 @@ static void test_arena_warm_pool(void **st)
   gw_arena_destroy(a);
   assert_int_equal(gw_arena_warm_bytes(), before);
 
+  /* a big buffer (inflate's output) is new memory too: it replaces pooled memory, growing or not */
+  t = gw_arena_thread(64 << 20);
+  void *big = gw_arena_alloc_big(t, 1 << 20);
+  assert_non_null(big);
+  assert_true(gw_arena_warm_bytes() + (1u << 20) <= before);
+  assert_non_null(gw_arena_resize_big(t, big, 8 << 20));
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  gw_arena_reset(t);
+
   gw_arena_set_warm(0); /* no pool: what it held is unmapped, nothing is kept */
   assert_int_equal(gw_arena_warm_bytes(), 0);
   t = gw_arena_thread(64 << 20);
