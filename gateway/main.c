@@ -31,6 +31,7 @@
 #include "exporters.h"
 #include "redact/redact.h"
 #include "normalize/normalize.h"
+#include "receive/lane.h"
 #include "receive/receive.h"
 #include "sink/sink.h"
 #include "spool/spool.h"
@@ -332,6 +333,8 @@ int main(int argc, char **argv)
   warn_exposed(conf);
   gw_reload_start(conf->receivers.reload_ms);
   gw_memtrim_start();
+  if (conf->receivers.large_bytes)
+    pipeline.lane = gw_lane_start(conf->receivers.large_threads, conf->receivers.large_nice);
   grpc = gw_grpc_receiver_start(&pipeline, &err);
   if (!grpc)
     goto out;
@@ -368,6 +371,7 @@ out:
     gw_spool_wake(spool); /* requests waiting for room give up now, not at spool.full_wait_ms */
   gw_grpc_receiver_stop(grpc);
   gw_http_receiver_stop(http);
+  gw_lane_stop(pipeline.lane);
   gw_reload_stop();
   gw_memtrim_stop();
   gw_tls_destroy(tls);

@@ -34,9 +34,14 @@ void gw_arena_reset(struct gw_arena *a);
 void gw_arena_keep(struct gw_arena *a, size_t bytes);
 
 /* The calling thread's own arena, reset, with its cap set to cap: a receiver thread reuses the memory its
- * previous request faulted in. Freed when the thread exits. Do not destroy it; it is valid until the
+ * previous request faulted in (chunks under 1 MiB kept by the thread, mapped ones in the warm pool all
+ * thread arenas share, arena.c). Freed when the thread exits. Do not destroy it; it is valid until the
  * thread's next gw_arena_thread call. */
 struct gw_arena *gw_arena_thread(size_t cap);
+/* The warm pool's size: GW_ARENA_WARM_MAX unless set lower (0: no pool); and what it holds now. */
+#define GW_ARENA_WARM_MAX ((size_t)16 << 20)
+void gw_arena_set_warm(size_t bytes);
+size_t gw_arena_warm_bytes(void);
 
 /* A budget shared by several arenas. take(ctx, n): n more bytes, or false to refuse; give(ctx, n): n bytes
  * back. Both may be called from any thread holding an arena; they must be thread-safe. */

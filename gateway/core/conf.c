@@ -196,6 +196,20 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "receivers.inflate_ratio_min_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.inflate_ratio_min_bytes),
    .desc = "Inflated size any gzip body may reach whatever its ratio (small bodies compress best)."},
+  {.path = "receivers.large_request_bytes", .type = T_SIZE, .def = "256KiB", .min = 0, .max = 1 * GiB,
+   .off = OFF(receivers.large_bytes),
+   .desc = "A request at least this large (its body, or for gzip the larger of that and the size its gzip "
+           "trailer states) is processed on the large-request threads, not on the receiver thread that received "
+           "it, so the receiver threads stay free for small requests while large ones queue there (OTLP/HTTP 1.1 "
+           "and gRPC). 0: every request on its receiver thread."},
+  {.path = "receivers.large_request_threads", .type = T_U32, .def = "1", .min = 1, .max = 64,
+   .off = OFF(receivers.large_threads),
+   .desc = "Threads processing large requests: at most this many are processed at once, the others wait in "
+           "arrival order (gRPC deadlines and HTTP disconnects still apply)."},
+  {.path = "receivers.large_request_nice", .type = T_U32, .def = "10", .min = 0, .max = 19,
+   .off = OFF(receivers.large_nice),
+   .desc = "CPU priority of the large-request threads below the receiver threads (the nice increment, as "
+           "nice(1)): when the CPU is short, small requests go first. 0: the same priority."},
   {.path = "receivers.max_depth", .type = T_U32, .def = "32", .min = 1, .max = 256,
    .off = OFF(receivers.max_depth), .desc = "Deepest AnyValue nesting accepted in attributes."},
   {.path = "receivers.retry_after_seconds", .type = T_U32, .def = "1", .min = 1, .max = 3600,

@@ -74,6 +74,9 @@ struct gw_conf {
     uint32_t max_inflate_ratio;  /* receivers.max_inflate_ratio: gzip output/input past the minimum; 0 none */
     uint64_t inflate_ratio_min_bytes; /* receivers.inflate_ratio_min_bytes; default 1 MiB */
     uint32_t max_depth;        /* receivers.max_depth: AnyValue nesting; default 32 */
+    uint64_t large_bytes;      /* receivers.large_request_bytes: the large-request lane from here; 0 = none */
+    uint32_t large_threads;    /* receivers.large_request_threads: default 1 */
+    uint32_t large_nice;       /* receivers.large_request_nice: default 10 */
     uint32_t http_max_connections; /* receivers.http.max_connections; default 4096 */
     uint32_t http_max_per_ip;  /* receivers.http.max_connections_per_ip; default 128, 0 = no limit */
     uint32_t http_threads;     /* receivers.http.threads: libmicrohttpd's epoll thread pool; default 2 */

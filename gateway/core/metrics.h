@@ -41,6 +41,10 @@
   X(BACKPRESSURE, "genai_gateway_backpressure_total", "counter",                                        \
     "Requests refused with 429/503/RESOURCE_EXHAUSTED because the spool or in-flight cap was full")    \
   X(INFLIGHT_BYTES, "genai_gateway_inflight_request_bytes", "gauge", "Request bytes being processed")   \
+  X(LARGE_REQUESTS, "genai_gateway_large_requests_total", "counter",                                    \
+    "Requests of receivers.large_request_bytes or more, handed to the large-request threads")          \
+  X(LARGE_PENDING, "genai_gateway_large_requests_pending", "gauge",                                     \
+    "Large requests queued for or running on the large-request threads")                               \
   X(UTF8_FIXED, "genai_gateway_invalid_utf8_strings_total", "counter",                                 \
     "Strings with invalid UTF-8 or NUL bytes repaired at decode")                                      \
   X(COST_UNKNOWN, "genai_gateway_cost_unknown_total", "counter",                                       \

@@ -32,6 +32,7 @@
 #include "core/memtrim.h"
 #include "core/tls.h"
 #include "core/metrics.h"
+#include "receive/lane.h"
 #include "receive/receive.h"
 
 #define OUTSTANDING 16 /* requested calls kept waiting per kind */
@@ -52,6 +53,7 @@ struct call {
   grpc_call_details details;
   grpc_metadata_array md;
   grpc_byte_buffer *payload;
+  size_t reserved; /* in-flight bytes taken for the payload before a hand-over to the large-request lane */
   int cancelled;
   /* reply */
   grpc_byte_buffer *resp;
@@ -224,7 +226,8 @@ static void handle_export(struct call *c)
   memset(&o, 0, sizeof o);
   c->start_mono = gw_mono_ns();
   struct gw_arena *a = NULL;
-  size_t reserved = 0;
+  size_t reserved = c->reserved; /* taken already when the call came through the large-request lane */
+  c->reserved = 0;
   struct pending *pd = NULL;
   uint64_t deadline = call_deadline(c);
 
@@ -243,7 +246,7 @@ static void handle_export(struct call *c)
     gw_err_set(&o.err, GW_ERR(DECODE), "unsupported message buffer");
   } else {
     size_t len = grpc_byte_buffer_length(c->payload);
-    if (gw_pipeline_reserve(r->p, len) != GW_OK) {
+    if (!reserved && gw_pipeline_reserve(r->p, len) != GW_OK) {
       gw_err_set(&o.err, GW_ERR(BUSY), "too many request bytes in flight: retry later");
       gw_metric_add(GW_M_BACKPRESSURE, 1);
       gw_metric_add(GW_M_REQUESTS_FAILED, 1);
@@ -341,6 +344,44 @@ static bool authorized(struct call *c)
   return false;
 }
 
+/* The payload's first 2 and last 4 bytes, for gw_lane_size. */
+static void payload_ends(grpc_byte_buffer *bb, unsigned char head[2], unsigned char tail[4])
+{
+  grpc_slice_buffer *sb = &bb->data.raw.slice_buffer;
+  size_t want = 0;
+  for (size_t i = 0; i < sb->count && want < 2; i++)
+    for (size_t k = 0; k < GRPC_SLICE_LENGTH(sb->slices[i]) && want < 2; k++)
+      head[want++] = GRPC_SLICE_START_PTR(sb->slices[i])[k];
+  size_t got = 0;
+  for (size_t i = sb->count; i-- > 0 && got < 4;)
+    for (size_t k = GRPC_SLICE_LENGTH(sb->slices[i]); k-- > 0 && got < 4;)
+      tail[3 - got++] = GRPC_SLICE_START_PTR(sb->slices[i])[k];
+}
+
+static void lane_export(void *arg) { handle_export(arg); }
+
+/* A large Export call goes to the large-request lane (lane.h) with its payload counted in flight, so the
+ * lane's queue holds no more than receivers.max_inflight_bytes; true when it went. */
+static bool to_lane(struct call *c)
+{
+  struct gw_pipeline *p = c->r->p;
+  const struct gw_conf *conf = p->conf;
+  if (!p->lane || !conf->receivers.large_bytes || !c->payload || c->payload->type != GRPC_BB_RAW)
+    return false;
+  size_t len = grpc_byte_buffer_length(c->payload);
+  unsigned char head[2] = {0, 0}, tail[4] = {0, 0, 0, 0};
+  bool gzip = md_is_gzip(c->payload);
+  if (gzip && len >= 18)
+    payload_ends(c->payload, head, tail);
+  if (gw_lane_size(head, tail, len, gzip) < conf->receivers.large_bytes)
+    return false;
+  if (gw_pipeline_reserve(p, len) != GW_OK)
+    return false; /* answered BUSY on this thread, at once */
+  c->reserved = len;
+  gw_lane_submit(p->lane, lane_export, c);
+  return true;
+}
+
 static void handle_unknown(struct call *c)
 {
   char msg[400];
@@ -404,10 +445,10 @@ static void *serve(void *arg)
     }
     if (!authorized(c))
       continue;
-    if (c->kind == CALL_EXPORT || c->kind == CALL_LOGS)
-      handle_export(c);
-    else
+    if (c->kind != CALL_EXPORT && c->kind != CALL_LOGS)
       handle_unknown(c);
+    else if (!to_lane(c))
+      handle_export(c);
   }
   return NULL;
 }
@@ -515,6 +556,7 @@ void gw_grpc_receiver_stop(struct gw_grpc_receiver *r)
     struct timespec ts = {0, 10000000};
     nanosleep(&ts, NULL);
   }
+  gw_lane_drain(r->p->lane); /* no job of the lane still holds a call of this server */
   grpc_server_destroy(r->server);
   grpc_completion_queue_shutdown(r->cq);
   for (int i = 0; i < r->nthreads; i++)

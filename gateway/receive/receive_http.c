@@ -32,6 +32,7 @@
 #include "core/metrics.h"
 #include "receive/front.h"
 #include "receive/http_req.h"
+#include "receive/lane.h"
 #include "receive/receive.h"
 
 struct gw_http_receiver {
@@ -51,6 +52,7 @@ struct conn_req {
    * the handler again, which sends it. */
   struct gw_http_receiver *r;
   struct MHD_Connection *c;
+  int fd;       /* the connection's socket, polled for a hang-up while the request is processed */
   bool waiting;
   atomic_int left; /* 2: the handler's part and the spool's */
   gw_rc durable_rc;
@@ -137,6 +139,22 @@ static gw_rc client_gone(void *arg)
   return GW_OK;
 }
 
+/* A large request on the large-request lane (lane.h), its connection suspended meanwhile: the pipeline runs
+ * here, and the connection is resumed (on_request then sends the answer) once the answer is ready and, when
+ * it waits for the spool, the entry is durable. */
+static void lane_finish(void *arg)
+{
+  struct conn_req *q = arg;
+  if (q->fd >= 0)
+    gw_request_limit(0, client_gone, &q->fd);
+  if (!gw_http_finish(q->r->p, &q->q, on_durable, q, &q->resp)) {
+    MHD_resume_connection(q->c); /* answered now (or the client is gone: status 0) */
+    return;
+  }
+  if (atomic_fetch_sub(&q->left, 1) == 1) /* durable already */
+    MHD_resume_connection(q->c);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -176,9 +194,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
 
-  if (q->waiting) { /* resumed: the spool has synced the entry (or failed to) */
+  if (q->waiting) { /* resumed: the spool has synced the entry (or failed to), or the large-request lane is done */
     q->waiting = false;
     atomic_fetch_sub(&r->suspended, 1);
+    if (q->resp.status == 0) { /* the client went away while the lane processed its request */
+      gw_http_resp_fini(&q->resp);
+      return MHD_NO;
+    }
     if (q->durable_rc) {
       gw_http_resp_fini(&q->resp);
       gw_http_resp_durable_failed(r->p, q->q.json, q->durable_rc, &q->resp);
@@ -189,6 +211,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   atomic_init(&q->left, 2);
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   int fd = ci ? ci->connect_fd : -1;
+  const struct gw_conf *conf = r->p->conf;
+  if (r->p->lane && conf->receivers.large_bytes && !q->q.early && q->q.body && q->q.len &&
+      gw_lane_size((const unsigned char *)q->q.body,
+                   (const unsigned char *)q->q.body + (q->q.len >= 4 ? q->q.len - 4 : 0), q->q.len, q->q.gzip) >=
+        conf->receivers.large_bytes) {
+    /* Large: processed on the lane, this thread goes on serving the other connections. */
+    q->fd = fd;
+    q->waiting = true;
+    atomic_fetch_add(&r->suspended, 1);
+    MHD_suspend_connection(c);
+    gw_lane_submit(r->p->lane, lane_finish, q);
+    return MHD_YES;
+  }
   if (fd >= 0)
     gw_request_limit(0, client_gone, &fd);
   if (!gw_http_finish(r->p, &q->q, on_durable, q, &q->resp)) {

@@ -33,6 +33,9 @@ void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct 
   atomic_init(&p->shutting_down, false);
   atomic_init(&p->pending_bytes, 0);
   atomic_init(&p->entry_ratio, RATIO_ONE);
+  /* The receivers' warm pool (core/arena.c): half a request's size, 16 MiB at most, so what stays
+   * resident after a large request is small next to what the request itself may use. */
+  gw_arena_set_warm((size_t)(conf->receivers.max_request_bytes / 2));
 }
 
 gw_rc gw_pipeline_reserve(struct gw_pipeline *p, size_t n)

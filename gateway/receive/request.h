@@ -21,6 +21,8 @@ struct gw_redactor;
 struct gw_tls;
 struct gw_auth;
 
+struct gw_lane;
+
 struct gw_pipeline {
   const struct gw_conf *conf;
   struct gw_spool *spool;
@@ -28,6 +30,7 @@ struct gw_pipeline {
   const struct gw_redactor *redactor;  /* NULL: nothing redacted (tests only; main always sets one) */
   struct gw_tls *tls;                  /* receivers.tls: NULL = plaintext receivers */
   struct gw_auth *auth;                /* receivers.auth: NULL = no token required */
+  struct gw_lane *lane;                /* large requests (lane.h): NULL = all on their receiver thread */
   _Atomic uint64_t inflight_bytes;
   _Atomic bool shutting_down;
   _Atomic uint64_t pending_bytes; /* spool room promised to requests being processed (estimates) */

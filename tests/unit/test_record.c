@@ -1,5 +1,6 @@
 /* test_record.c: the spool codec of the canonical record round-trips every field type and refuses
  * truncated or lying input; the arena and string builder it is built with. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,6 +109,71 @@ static void test_arena_reset_reuses_chunks(void **st)
   assert_null(gw_arena_alloc(t, 2 << 20)); /* the cap set by gw_arena_thread holds */
   assert_true(gw_arena_exhausted(t));
   assert_false(gw_arena_exhausted(gw_arena_thread(1 << 20)));
+}
+
+/* The receiver threads' warm pool (issue 12): a thread arena's mapped chunks outlive its request in one
+ * pool shared by all threads and bounded in size, the next request on any thread gets the same memory
+ * back instead of faulting fresh pages in, and a mapping the pool cannot give first unmaps pooled chunks
+ * of at least its size. Arenas of their own (gw_arena_create) never use it. */
+static void *warm_other_thread(void *arg)
+{
+  struct gw_arena *t = gw_arena_thread(64 << 20);
+  *(void **)arg = gw_arena_alloc(t, 3 << 20);
+  gw_arena_reset(t);
+  return NULL;
+}
+
+static void test_arena_warm_pool(void **st)
+{
+  (void)st;
+  gw_arena_set_warm(8 << 20);
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  struct gw_arena *t = gw_arena_thread(64 << 20);
+  void *p = gw_arena_alloc(t, 3 << 20);
+  assert_non_null(p);
+  memset(p, 1, 3 << 20);
+  gw_arena_reset(t);
+  assert_int_equal(gw_arena_warm_bytes(), 3 << 20);
+
+  pthread_t th;
+  void *q = NULL;
+  assert_int_equal(pthread_create(&th, NULL, warm_other_thread, &q), 0);
+  pthread_join(th, NULL);
+  assert_ptr_equal(q, p); /* the other thread's request got the same (resident) memory */
+  assert_int_equal(gw_arena_warm_bytes(), 3 << 20);
+
+  /* 5 MiB: nothing pooled is large enough, so the pool's 3 MiB go before 5 new MiB are mapped */
+  t = gw_arena_thread(64 << 20);
+  assert_non_null(gw_arena_alloc(t, 5 << 20));
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  assert_non_null(gw_arena_alloc(t, 4 << 20));
+  gw_arena_reset(t);
+  assert_true(gw_arena_warm_bytes() <= 8u << 20); /* 5 + 4 MiB: one of them did not fit */
+  assert_true(gw_arena_warm_bytes() >= 4u << 20);
+
+  /* an arena of its own keeps its chunks to itself */
+  size_t before = gw_arena_warm_bytes();
+  struct gw_arena *a = gw_arena_create(0);
+  assert_non_null(gw_arena_alloc(a, 2 << 20));
+  gw_arena_destroy(a);
+  assert_int_equal(gw_arena_warm_bytes(), before);
+
+  /* a big buffer (inflate's output) is new memory too: it replaces pooled memory, growing or not */
+  t = gw_arena_thread(64 << 20);
+  void *big = gw_arena_alloc_big(t, 1 << 20);
+  assert_non_null(big);
+  assert_true(gw_arena_warm_bytes() + (1u << 20) <= before);
+  assert_non_null(gw_arena_resize_big(t, big, 8 << 20));
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  gw_arena_reset(t);
+
+  gw_arena_set_warm(0); /* no pool: what it held is unmapped, nothing is kept */
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  t = gw_arena_thread(64 << 20);
+  assert_non_null(gw_arena_alloc(t, 2 << 20));
+  gw_arena_reset(t);
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  gw_arena_set_warm(GW_ARENA_WARM_MAX);
 }
 
 /* An arena told to keep more (the Postgres writer's, whose batches pass 4 MiB) reuses all of it. */
@@ -460,6 +526,7 @@ int main(void)
     cmocka_unit_test(test_arena_cap),
     cmocka_unit_test(test_arena_reset_reuses_chunks),
     cmocka_unit_test(test_arena_keep),
+    cmocka_unit_test(test_arena_warm_pool),
     cmocka_unit_test(test_arena_budget),
     cmocka_unit_test(test_arena_big),
     cmocka_unit_test(test_json_escaping),

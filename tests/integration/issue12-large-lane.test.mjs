@@ -1,0 +1,139 @@
+/*
+ * issue12-large-lane.test.mjs: issue 12's "well-behaved client under attack" goal, the fairness part,
+ * through the real binary. Requests of receivers.large_request_bytes or more are processed on the
+ * large-request lane (receivers.large_request_threads, here 1), not on the receiver thread that received
+ * them, so small requests are answered while large ones keep the lane busy. Shown by ordering, not by
+ * timing: large requests that cannot finish on their own (a user pattern that takes minutes over their
+ * value, no CPU budget) hold the lane until their gRPC deadline or their HTTP client's hang-up, and small
+ * exports over both protocols, on receivers with one thread each, are answered and stored before any of
+ * them ends. Without the lane each receiver's only thread is held by its large request until then.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import zlib from 'node:zlib';
+import { prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, metric } from '../lib/harness.mjs';
+import { genaiSpan, traceRequest, toProtobuf, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
+
+const PB = { 'content-type': 'application/x-protobuf' };
+const skip = prerequisites();
+const KiB = 1024;
+const HOLD_MS = 8000; /* how long the large requests hold the lane: their deadline, their client's hang-up */
+
+const body = (value, service) => {
+  const s = genaiSpan({ attributes: { 'app.blob': value } });
+  return { s, body: toProtobuf(traceRequest([s], { service })) };
+};
+
+/** POST whose client hangs up after ms; resolves with the status, or 'gone' after the hang-up. */
+function postAndHangUp(gw, data, ms) {
+  return new Promise((resolve) => {
+    const req = http.request(`${gw.httpUrl}/v1/traces`, { method: 'POST', headers: { ...PB, 'content-length': data.length } });
+    const t = setTimeout(() => {
+      req.destroy();
+      resolve('gone');
+    }, ms);
+    req.on('error', () => {
+      clearTimeout(t);
+      resolve('gone');
+    });
+    req.on('response', (res) => {
+      clearTimeout(t);
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.end(data);
+  });
+}
+
+describe('issue 12: the large-request lane', { skip: skip ?? false }, () => {
+  let db;
+  let gw;
+  let client;
+
+  before(async () => {
+    db = await createDatabase();
+    gw = await startGateway({
+      dsn: db.dsn,
+      config: {
+        receivers: { grpc: { threads: 1 }, http: { threads: 1 }, large_request_bytes: '64KiB', large_request_threads: 1 },
+        redaction: { max_cpu_ms_per_mib: 0, patterns: [{ name: 'slow', regex: '1(?=\\d*x)' }] },
+      },
+    });
+    client = rawGrpcClient(gw.grpcAddr);
+  });
+
+  after(async () => {
+    client?.close();
+    await gw?.cleanup();
+    await db?.drop();
+  });
+
+  test('with the lane held by large requests, small exports over gRPC and HTTP are answered and stored first', async () => {
+    const digits = '1'.repeat(256 * KiB); /* the slow pattern's worst case: minutes of one pcre2 match */
+    const m0 = await gw.metrics();
+    const started = (m) => metric(m, 'genai_gateway_requests_total') ?? 0;
+    const ended = [];
+    const largeGrpc = grpcUnaryRaw(client, GRPC_EXPORT_PATH, body(digits, 'large-grpc').body, { deadlineMs: HOLD_MS })
+      .then((r) => {
+        ended.push('grpc');
+        return r;
+      });
+    /* the large gRPC call is being processed before the HTTP one arrives: it holds the lane */
+    await waitFor(async () => started(await gw.metrics()) > started(m0), { what: 'the large gRPC call started' });
+    const largeHttp = postAndHangUp(gw, body(digits, 'large-http').body, HOLD_MS).then((r) => {
+      ended.push('http');
+      return r;
+    });
+    /* both large requests are in: handed to the lane (or, without one, started on their receiver threads) */
+    await waitFor(async () => {
+      const m = await gw.metrics();
+      return (metric(m, 'genai_gateway_large_requests_total') ?? 0) >= 2 || started(m) >= started(m0) + 2;
+    }, { what: 'both large requests received' });
+
+    const okGrpc = genaiSpan();
+    const okHttp = genaiSpan();
+    const g = await grpcUnaryRaw(client, GRPC_EXPORT_PATH, toProtobuf(traceRequest([okGrpc])), { deadlineMs: 60000 });
+    assert.equal(g.code, 0, g.details);
+    assert.deepEqual(ended, [], 'the small gRPC export was answered while both large requests were still held');
+    const h = await post(gw, '/v1/traces', toProtobuf(traceRequest([okHttp])), PB, { timeoutMs: 60000 });
+    assert.equal(h.status, 200);
+    assert.deepEqual(ended, [], 'the small HTTP export was answered while both large requests were still held');
+    await waitForRows(db, [okGrpc.traceId, okHttp.traceId], 2, { timeoutMs: 5000 });
+    assert.deepEqual(ended, [], 'both small exports were stored while the large requests were still held');
+    /* one large request on the lane's one thread, the other waiting its turn */
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_large_requests_pending'), 2);
+
+    const [lg, lh] = await Promise.all([largeGrpc, largeHttp]);
+    assert.equal(lg.code, grpc.status.DEADLINE_EXCEEDED, lg.details);
+    assert.equal(lh, 'gone');
+    await waitFor(async () => metric(await gw.metrics(), 'genai_gateway_large_requests_pending') === 0,
+      { timeoutMs: 15000, what: 'the lane emptied once nobody waited for its requests' });
+  });
+
+  test('a gzip body is judged by the size its trailer states; small ones stay on the receiver thread', async () => {
+    const count = async () => metric(await gw.metrics(), 'genai_gateway_large_requests_total') ?? 0;
+    const gz = { ...PB, 'content-encoding': 'gzip' };
+    const small = body('x'.repeat(4 * KiB), 'gzip-small');
+    const big = body('x'.repeat(512 * KiB), 'gzip-big'); /* about 1 KB on the wire */
+    const wire = zlib.gzipSync(big.body);
+    assert.ok(wire.length < 64 * KiB, `the gzip body is ${wire.length} bytes on the wire`);
+
+    let before = await count();
+    assert.equal((await post(gw, '/v1/traces', zlib.gzipSync(small.body), gz)).status, 200);
+    assert.equal(await count(), before, 'a small gzip body is not a large request');
+    assert.equal((await post(gw, '/v1/traces', wire, gz)).status, 200);
+    assert.equal(await count(), before + 1, 'a gzip body inflating past the threshold went to the lane');
+
+    before = await count();
+    const client2 = rawGrpcClient(gw.grpcAddr, { 'grpc.default_compression_algorithm': 2 });
+    try {
+      const r = await grpcUnaryRaw(client2, GRPC_EXPORT_PATH, big.body, { deadlineMs: 60000 });
+      assert.equal(r.code, 0, r.details);
+    } finally {
+      client2.close();
+    }
+    assert.equal(await count(), before + 1, 'a gzip-compressed gRPC message is judged the same way');
+    await waitForRows(db, [small.s.traceId, big.s.traceId], 2, { timeoutMs: 10000 });
+  });
+});
