@@ -122,6 +122,22 @@ static void commit(struct gw_sink *s, uint64_t read_done, uint64_t keep_from)
     gw_spool_commit(s->spool, s->consumer, upto);
 }
 
+/* A failed delivery that will be retried: counted, and logged at most every 10 s with the failures since. */
+static void note_retry(struct gw_sink *s, const struct gw_sink_outcome *out, uint64_t *fails_since_log,
+                       uint64_t *last_log)
+{
+  atomic_fetch_add(&s->batches_retried, 1);
+  atomic_store(&s->last_error_ns, gw_now_ns());
+  (*fails_since_log)++;
+  if (gw_mono_ns() - *last_log > 10ull * 1000000000ull) {
+    gw_warn(s->type->name, "delivery failed, will retry (%llu failures since last report): %s",
+            (unsigned long long)*fails_since_log,
+            out->error[0] ? out->error : "no detail");
+    *last_log = gw_mono_ns();
+    *fails_since_log = 0;
+  }
+}
+
 static void *run(void *arg)
 {
   struct gw_sink *s = arg;
@@ -186,15 +202,7 @@ static void *run(void *arg)
       atomic_fetch_add(&s->delivered, out.delivered);
       atomic_fetch_add(&s->dropped, out.dropped);
       gw_spool_rewind_to(s->spool, s->consumer, read_done);
-      atomic_fetch_add(&s->batches_retried, 1);
-      atomic_store(&s->last_error_ns, gw_now_ns());
-      fails_since_log++;
-      if (gw_mono_ns() - last_log > 10ull * 1000000000ull) {
-        gw_warn(s->type->name, "delivery failed, will retry (%llu failures since last report): %s",
-                (unsigned long long)fails_since_log, out.error[0] ? out.error : "no detail");
-        last_log = gw_mono_ns();
-        fails_since_log = 0;
-      }
+      note_retry(s, &out, &fails_since_log, &last_log);
       if (atomic_load(&s->stopping) && gw_spool_is_disk(s->spool))
         break; /* stopping and the peer fails: the disk spool keeps the rest for the next start */
       uint64_t wait = jitter(backoff, &seed);
@@ -310,15 +318,7 @@ static void *run_worker(void *arg)
       r = s->type->send(self, batch, n, &out);
       if (r != GW_SINK_RETRY)
         break;
-      atomic_fetch_add(&s->batches_retried, 1);
-      atomic_store(&s->last_error_ns, gw_now_ns());
-      fails_since_log++;
-      if (gw_mono_ns() - last_log > 10ull * 1000000000ull) {
-        gw_warn(s->type->name, "delivery failed, will retry (%llu failures since last report): %s",
-                (unsigned long long)fails_since_log, out.error[0] ? out.error : "no detail");
-        last_log = gw_mono_ns();
-        fails_since_log = 0;
-      }
+      note_retry(s, &out, &fails_since_log, &last_log);
       /* Stopping: with the disk spool the batch stays there for the next start; the memory spool tries
        * until the drain deadline. Either way the batch stays uncommitted, and so does all after it. */
       if (atomic_load(&s->stopping) && (gw_spool_is_disk(s->spool) || gw_mono_ns() >= s->stop_deadline)) {
