@@ -20,37 +20,64 @@ static uint64_t fmix64(uint64_t k)
 #define FNV_PRIME 0x100000001b3ull
 
 /*
- * The per-bit sums, kept as bit-sliced counters: plane i holds bit i of the count of features that have
- * each of the 64 bits set (64 counters added in parallel, a ripple carry that stops after about two planes
- * on average), instead of 64 additions per feature. A bit's sum in the algorithm is ones - (n - ones), so
- * it is > 0 exactly when ones > n - ones.
+ * The per-bit sums, kept bit-sliced: 64 counters added in parallel, one per bit position. Features are
+ * taken 16 at a time through a carry-save adder tree (Harley-Seal: each adder sums three words bit by bit
+ * into a sum word and a carry word), which leaves their count in the words ones, twos, fours and eights and
+ * one word of carries worth 16; that word is added into the sliced counter of sixteens (plane i holds bit i
+ * of each position's count of sixteens), a ripple carry done once per 16 features instead of once per
+ * feature. A bit's sum in the algorithm is ones - (n - ones), so it is > 0 exactly when 2 * ones > n.
  */
 struct votes {
+  uint64_t ones, twos, fours, eights;
   uint64_t plane[64];
   int used;
   uint64_t n;
 };
 
-static void vote(struct votes *v, uint64_t h)
+#define CSA(h, l, a, b, c)                                                                                   \
+  do {                                                                                                       \
+    uint64_t u_ = (a) ^ (b), a_ = (a), b_ = (b), c_ = (c);                                                   \
+    (h) = (a_ & b_) | (u_ & c_);                                                                             \
+    (l) = u_ ^ c_;                                                                                           \
+  } while (0)
+
+static void add16(struct votes *v, const uint64_t *d)
 {
-  v->n++;
-  for (int i = 0; h; i++) {
-    uint64_t carry = v->plane[i] & h;
-    v->plane[i] ^= h;
-    h = carry;
+  uint64_t twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
+  CSA(twos_a, v->ones, v->ones, d[0], d[1]);
+  CSA(twos_b, v->ones, v->ones, d[2], d[3]);
+  CSA(fours_a, v->twos, v->twos, twos_a, twos_b);
+  CSA(twos_a, v->ones, v->ones, d[4], d[5]);
+  CSA(twos_b, v->ones, v->ones, d[6], d[7]);
+  CSA(fours_b, v->twos, v->twos, twos_a, twos_b);
+  CSA(eights_a, v->fours, v->fours, fours_a, fours_b);
+  CSA(twos_a, v->ones, v->ones, d[8], d[9]);
+  CSA(twos_b, v->ones, v->ones, d[10], d[11]);
+  CSA(fours_a, v->twos, v->twos, twos_a, twos_b);
+  CSA(twos_a, v->ones, v->ones, d[12], d[13]);
+  CSA(twos_b, v->ones, v->ones, d[14], d[15]);
+  CSA(fours_b, v->twos, v->twos, twos_a, twos_b);
+  CSA(eights_b, v->fours, v->fours, fours_a, fours_b);
+  CSA(sixteens, v->eights, v->eights, eights_a, eights_b);
+  for (int i = 0; sixteens; i++) {
+    uint64_t carry = v->plane[i] & sixteens;
+    v->plane[i] ^= sixteens;
+    sixteens = carry;
     if (i >= v->used)
       v->used = i + 1;
   }
 }
 
-static uint64_t tally(const struct votes *v)
+static uint64_t tally(struct votes *v)
 {
   uint64_t out = 0;
   for (int b = 0; b < 64; b++) {
-    uint64_t ones = 0;
+    uint64_t sixteens = 0;
     for (int i = 0; i < v->used; i++)
-      ones |= (v->plane[i] >> b & 1u) << i;
-    if (ones > v->n - ones)
+      sixteens |= (v->plane[i] >> b & 1u) << i;
+    uint64_t ones = 16 * sixteens + 8 * (v->eights >> b & 1u) + 4 * (v->fours >> b & 1u) +
+                    2 * (v->twos >> b & 1u) + (v->ones >> b & 1u);
+    if (2 * ones > v->n)
       out |= 1ull << b;
   }
   return out;
@@ -69,7 +96,10 @@ static void token_table(void)
 
 bool gw_simhash(const char *text, size_t n, uint64_t *out)
 {
-  struct votes v = {{0}, 0, 0};
+  struct votes v;
+  memset(&v, 0, sizeof v);
+  uint64_t f[17];
+  unsigned k = 0;
   /* FNV-1a of the current token (cut to TOKEN_MAX bytes), and of "previous token + ' ' + current token",
    * both carried along byte by byte as the token is read. */
   uint64_t uni = FNV_OFFSET, bi = FNV_OFFSET;
@@ -90,9 +120,15 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
     }
     if (!curn)
       continue;
-    vote(&v, fmix64(uni));
-    if (have_prev)
-      vote(&v, fmix64(bi));
+    f[k++] = fmix64(uni);
+    f[k] = fmix64(bi);
+    k += have_prev;
+    if (k >= 16) {
+      add16(&v, f);
+      f[0] = f[16];
+      k -= 16;
+      v.n += 16;
+    }
     have_prev = true;
     bi = (uni ^ (unsigned char)' ') * FNV_PRIME; /* the next pair starts with this token and a space */
     uni = FNV_OFFSET;
@@ -100,6 +136,9 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
   }
   if (!have_prev)
     return false;
+  v.n += k;
+  memset(f + k, 0, (16 - k) * sizeof f[0]); /* the last block filled with zero words: they add nothing */
+  add16(&v, f);
   *out = tally(&v);
   return true;
 }

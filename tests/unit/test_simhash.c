@@ -212,6 +212,17 @@ static void test_matches_definition(void **st)
     if (w)
       assert_int_equal(want, got);
   }
+  /* every count of features from 1 to 129, so each place in a block of 16 features ends the text, and
+   * texts whose count of features is exactly on a block */
+  for (int words = 1; words <= 65; words++) {
+    size_t tn = 0;
+    for (int w = 0; w < words; w++)
+      tn += (size_t)snprintf((char *)text + tn, sizeof text - tn, "%sw%dx%d", w ? " " : "", w, w * 7 % 5);
+    uint64_t want = 1, got = 2;
+    assert_true(ref_simhash(text, tn, &want));
+    assert_true(gw_simhash((const char *)text, tn, &got));
+    assert_int_equal(want, got);
+  }
   size_t n = 0;
   static unsigned char big[150000 * 4];
   for (unsigned i = 0; n + 4 <= sizeof big; i++) {
