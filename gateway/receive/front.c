@@ -12,6 +12,7 @@
  * its end, the relay flushes what is left (bounded by idle_timeout_ms) and closes the client.
  */
 #include "receive/front_int.h"
+#include "receive/lane.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -634,6 +635,7 @@ void gw_front_stop(struct gw_front *f)
     nanosleep(&ts, NULL);
   }
   gw_h2_workers_stop(f);
+  gw_lane_drain(f->p->lane); /* no job of the lane still holds a stream of these loops */
   atomic_store(&f->stopping, true);
   for (int i = 0; i < f->nloops; i++) {
     uint64_t one = 1;

@@ -29,6 +29,8 @@
 #include "receive/front_int.h"
 #include "receive/h2_grpc.h"
 #include "receive/http_req.h"
+#include "receive/lane.h"
+#include "receive/request.h"
 
 #define HDR_MAX 1024               /* longest header value kept */
 #define STREAM_WINDOW (1 << 20)    /* per stream: a 270 KB body needs no WINDOW_UPDATE round trip */
@@ -166,6 +168,37 @@ static void on_durable(void *arg, gw_rc rc)
     job_post(j);
 }
 
+/* A plain HTTP/2 request whose client reset its stream while it was processed: nobody waits for the answer
+ * (gw_request_limit; on_stream_close sets gone for every dispatched stream). */
+static gw_rc plain_gone(void *arg)
+{
+  const struct h2stream *st = arg;
+  return atomic_load(&st->g.gone) ? GW_ERR(CANCELLED) : GW_OK;
+}
+
+/* Run the pipeline for a dispatched stream (a worker or the large-request lane), then hand the answer back
+ * to the stream's loop, after the spool's sync when the answer waits for it. */
+static void run_job(struct gw_front *f, struct h2job *j)
+{
+  atomic_init(&j->left, 2);
+  struct h2stream *st = j->st;
+  bool deferred;
+  if (st->g.on) {
+    deferred = gw_h2grpc_finish(f->p, &st->g, &st->q, on_durable, j, &st->resp);
+  } else {
+    gw_request_limit(0, plain_gone, st);
+    deferred = gw_http_finish(f->p, &st->q, on_durable, j, &st->resp);
+  }
+  if (!deferred || atomic_fetch_sub(&j->left, 1) == 1)
+    job_post(j);
+}
+
+static void lane_job(void *arg)
+{
+  struct h2job *j = arg;
+  run_job(j->lp->f, j);
+}
+
 static void *worker_main(void *arg)
 {
   struct gw_front *f = arg;
@@ -182,12 +215,7 @@ static void *worker_main(void *arg)
       f->work_tail = NULL;
     f->work_len--;
     pthread_mutex_unlock(&f->work_mu);
-    atomic_init(&j->left, 2);
-    struct h2stream *st = j->st;
-    bool deferred = st->g.on ? gw_h2grpc_finish(f->p, &st->g, &st->q, on_durable, j, &st->resp)
-                             : gw_http_finish(f->p, &st->q, on_durable, j, &st->resp);
-    if (!deferred || atomic_fetch_sub(&j->left, 1) == 1)
-      job_post(j);
+    run_job(f, j);
     pthread_mutex_lock(&f->work_mu);
   }
   pthread_mutex_unlock(&f->work_mu);
@@ -216,11 +244,35 @@ void gw_h2_workers_stop(struct gw_front *f)
   pthread_mutex_destroy(&f->work_mu);
 }
 
-/* The request's body is complete: hand it to a worker, or refuse it when they are all behind. */
+/* Whether a complete request goes to the large-request lane (lane.h): its body (a gRPC call's message) is
+ * receivers.large_request_bytes or more, or inflates to that by its gzip trailer. */
+static bool is_large(const struct gw_pipeline *p, const struct h2stream *st)
+{
+  const struct gw_http_req *q = &st->q;
+  size_t large = p->conf->receivers.large_bytes;
+  if (!p->lane || !large || q->early || !q->body || !q->len || (st->g.on && st->g.early_status))
+    return false;
+  const unsigned char *b = (const unsigned char *)q->body;
+  bool gzip = st->g.on ? st->g.compressed : q->gzip;
+  return gw_lane_size(b, b + (q->len >= 4 ? q->len - 4 : 0), q->len, gzip) >= large;
+}
+
+/* The request's body is complete: hand it to the large-request lane when it is large, else to a worker, or
+ * refuse it when the workers are all behind. */
 static void dispatch(struct h2conn *hc, struct h2stream *st)
 {
   struct gw_front *f = front_of(hc);
   st->deadline_ms = 0;
+  if (is_large(f->p, st)) {
+    /* its body is counted in flight already (gw_http_body), so the lane's queue is bounded by that budget */
+    struct h2job *j = gw_calloc(1, sizeof *j);
+    j->lp = hc->fc->lp;
+    j->st = st;
+    st->dispatched = true;
+    atomic_fetch_add(&f->jobs, 1);
+    gw_lane_submit(f->p->lane, lane_job, j);
+    return;
+  }
   pthread_mutex_lock(&f->work_mu);
   if (f->work_len >= f->work_max) {
     pthread_mutex_unlock(&f->work_mu);
@@ -414,8 +466,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
     return 0;
   nghttp2_session_set_stream_user_data(s, id, NULL);
   st->closed = true;
-  if (st->dispatched && st->g.on)
-    atomic_store(&st->g.gone, true); /* a gRPC call the client cancelled: its worker stops (gw_request_limit) */
+  if (st->dispatched)
+    atomic_store(&st->g.gone, true); /* the client cancelled: its worker stops (gw_request_limit) */
   if (!st->dispatched)
     stream_free(st, front_of(hc)->p);
   if (!hc->streams)

@@ -11,6 +11,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import { prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, metric } from '../lib/harness.mjs';
 import { genaiSpan, traceRequest, toProtobuf, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
@@ -135,5 +136,115 @@ describe('issue 12: the large-request lane', { skip: skip ?? false }, () => {
     }
     assert.equal(await count(), before + 1, 'a gzip-compressed gRPC message is judged the same way');
     await waitForRows(db, [small.s.traceId, big.s.traceId], 2, { timeoutMs: 10000 });
+  });
+});
+
+/** POST over HTTP/2 (h2c prior knowledge) on a session of its own; the client resets the stream after ms.
+ * Resolves with the :status, or 'gone' after the reset. */
+function h2PostAndReset(url, data, ms) {
+  return new Promise((resolve) => {
+    const session = http2.connect(url);
+    session.on('error', () => {});
+    const req = session.request({ ':method': 'POST', ':path': '/v1/traces', ...PB });
+    const done = (v) => {
+      clearTimeout(t);
+      session.close();
+      resolve(v);
+    };
+    const t = setTimeout(() => {
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      done('gone');
+    }, ms);
+    req.on('error', () => done('gone'));
+    req.on('response', (h) => {
+      req.resume();
+      done(h[':status']);
+    });
+    req.end(data);
+  });
+}
+
+/** One POST over HTTP/2 on its own session: the :status. */
+function h2Post(url, data) {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url);
+    session.on('error', reject);
+    const req = session.request({ ':method': 'POST', ':path': '/v1/traces', ...PB });
+    req.on('error', reject);
+    req.on('response', (h) => {
+      req.resume();
+      req.on('end', () => {
+        session.close();
+        resolve(h[':status']);
+      });
+    });
+    req.end(data);
+  });
+}
+
+/*
+ * The same on the OTLP/HTTP port's HTTP/2 side (receive/h2.c): its requests are processed by a pool of as
+ * many workers as the port has threads (here 1). Large HTTP/2 requests and large gRPC calls on that port go
+ * to the lane too, so the one worker stays free for small ones. Without it, the large HTTP/2 request holds
+ * the worker until its client resets the stream, and the small exports wait behind it.
+ */
+describe('issue 12: the large-request lane on the HTTP port\'s HTTP/2 side', { skip: skip ?? false }, () => {
+  let db;
+  let gw;
+  let client;
+
+  before(async () => {
+    db = await createDatabase();
+    gw = await startGateway({
+      dsn: db.dsn,
+      config: {
+        receivers: { http: { threads: 1 }, large_request_bytes: '64KiB', large_request_threads: 1 },
+        redaction: { max_cpu_ms_per_mib: 0, patterns: [{ name: 'slow', regex: '1(?=\\d*x)' }] },
+      },
+    });
+    client = rawGrpcClient(`127.0.0.1:${gw.ports.http}`);
+  });
+
+  after(async () => {
+    client?.close();
+    await gw?.cleanup();
+    await db?.drop();
+  });
+
+  test('large HTTP/2 and gRPC requests on the HTTP port hold the lane, not the workers', async () => {
+    const digits = '1'.repeat(256 * KiB);
+    const large = async () => metric(await gw.metrics(), 'genai_gateway_large_requests_total') ?? 0;
+    const l0 = await large();
+    const ended = [];
+    const largeH2 = h2PostAndReset(gw.httpUrl, body(digits, 'large-h2').body, HOLD_MS).then((r) => {
+      ended.push('h2');
+      return r;
+    });
+    await waitFor(async () => (await large()) >= l0 + 1, { what: 'the large HTTP/2 request went to the lane' });
+    const largeGrpc = grpcUnaryRaw(client, GRPC_EXPORT_PATH, body(digits, 'large-grpc-on-http').body, { deadlineMs: HOLD_MS })
+      .then((r) => {
+        ended.push('grpc');
+        return r;
+      });
+    await waitFor(async () => (await large()) >= l0 + 2, { what: 'the large gRPC call on the HTTP port went to the lane' });
+
+    const okH2 = genaiSpan();
+    const okGrpc = genaiSpan();
+    assert.equal(await h2Post(gw.httpUrl, toProtobuf(traceRequest([okH2]))), 200);
+    assert.deepEqual(ended, [], 'the small HTTP/2 export was answered while both large requests were still held');
+    const g = await grpcUnaryRaw(client, GRPC_EXPORT_PATH, toProtobuf(traceRequest([okGrpc])), { deadlineMs: 60000 });
+    assert.equal(g.code, 0, g.details);
+    assert.deepEqual(ended, [], 'the small gRPC export on the HTTP port was answered while both large requests were held');
+    await waitForRows(db, [okH2.traceId, okGrpc.traceId], 2, { timeoutMs: 5000 });
+    assert.deepEqual(ended, [], 'both small exports were stored while the large requests were still held');
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_large_requests_pending'), 2);
+
+    const [lh, lg] = await Promise.all([largeH2, largeGrpc]);
+    assert.equal(lh, 'gone');
+    assert.equal(lg.code, grpc.status.DEADLINE_EXCEEDED, lg.details);
+    /* the reset stream and the expired call stop their work: the lane empties */
+    await waitFor(async () => metric(await gw.metrics(), 'genai_gateway_large_requests_pending') === 0,
+      { timeoutMs: 15000, what: 'the lane emptied once nobody waited for its requests' });
+    assert.equal(await large(), l0 + 2);
   });
 });
