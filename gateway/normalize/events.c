@@ -290,7 +290,7 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char dig[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+    if (md && EVP_DigestInit_ex(md, nz_sha256(), NULL)) {
       EVP_DigestUpdate(md, "[", 1);
       for (size_t j = g; j < end; j++) {
         if (j > g)

@@ -34,6 +34,18 @@
 #include "normalize/normalize_int.h"
 #include "normalize/simhash.h"
 
+/* SHA-256 fetched once: with EVP_sha256(), OpenSSL 3 looks its implementation up again on every digest,
+ * about a sixth of the time of hashing a 1.5 KB prompt. */
+static EVP_MD *sha256_md;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+const EVP_MD *nz_sha256(void)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, sha256_fetch);
+  return sha256_md ? sha256_md : EVP_sha256();
+}
+
 /* ---- the key table ---- */
 
 #define NZ_HASH_SIZE 512 /* power of two, well over twice the number of keys */
@@ -557,7 +569,7 @@ static void content(struct nz_ctx *c)
   if (r->prompt_content) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8)
+    if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, nz_sha256(), NULL) && mdlen >= 8)
       gw_hex(r->prompt_hash, md, 8);
     /* The SimHash is over the text of the input messages (system included), before redaction too. */
     const char *text = nz_msgs_text(c, &in, NULL);
@@ -691,7 +703,7 @@ static void prompt_template(struct nz_ctx *c)
     const char *tpl = nz_slot_str(c, NZ_S_OI_PT_TEMPLATE);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (tpl && EVP_Digest(tpl, strlen(tpl), md, &mdlen, EVP_sha256(), NULL) && mdlen >= 8) {
+    if (tpl && EVP_Digest(tpl, strlen(tpl), md, &mdlen, nz_sha256(), NULL) && mdlen >= 8) {
       char *t = gw_arena_alloc(c->a, 9 + 17);
       if (!t) {
         c->oom = true;

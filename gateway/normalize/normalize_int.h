@@ -10,6 +10,7 @@
 #define GW_NORMALIZE_INT_H
 
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include "normalize/normalize.h"
 
@@ -114,6 +115,8 @@ struct nz_msgs {
 };
 
 /* normalize.c: value access helpers. */
+/* SHA-256 for prompt_hash and friends, fetched once (EVP_sha256() looks it up on every digest). */
+const EVP_MD *nz_sha256(void);
 const char *nz_str(const GwAnyValue *v); /* string value, NULL for other types or "" */
 bool nz_dbl(struct nz_ctx *c, const GwAnyValue *v, double *out);
 
