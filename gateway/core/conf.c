@@ -201,7 +201,7 @@ const struct gw_conf_row gw_conf_rows[] = {
    .desc = "A request at least this large (its body, or for gzip the larger of that and the size its gzip "
            "trailer states) is processed on the large-request threads, not on the receiver thread that received "
            "it, so the receiver threads stay free for small requests while large ones queue there (OTLP/HTTP 1.1 "
-           "and gRPC). 0: every request on its receiver thread."},
+           "and HTTP/2, and gRPC on either port). 0: every request on its receiver thread."},
   {.path = "receivers.large_request_threads", .type = T_U32, .def = "1", .min = 1, .max = 64,
    .off = OFF(receivers.large_threads),
    .desc = "Threads processing large requests: at most this many are processed at once, the others wait in "
