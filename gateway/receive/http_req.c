@@ -163,16 +163,31 @@ static void body_free(struct gw_http_req *q)
   q->len = q->cap = q->mapped = 0;
 }
 
+/* The body is refused while it arrives: its memory and its share of the in-flight budget go back now, not
+ * when its last byte has come (the rest is read and dropped, and the answer goes out at the end). Held until
+ * then, the partial bodies of many concurrent uploads would keep the budget full between them, and none
+ * could finish. */
+static void refuse_body(struct gw_pipeline *p, struct gw_http_req *q, gw_rc rc, const char *msg)
+{
+  q->early = rc;
+  snprintf(q->early_msg, sizeof q->early_msg, "%s", msg);
+  if (q->reserved)
+    gw_pipeline_release(p, q->reserved);
+  q->reserved = 0;
+  gw_memtrim_note(q->cap);
+  body_free(q);
+}
+
 void gw_http_body(struct gw_pipeline *p, struct gw_http_req *q, const void *data, size_t n)
 {
   const struct gw_conf *conf = p->conf;
   if (q->early || n == 0)
     return; /* discard the rest; answered at the end */
   if (q->len + n > conf->receivers.max_request_bytes) {
-    q->early = GW_ERR(TOO_LARGE);
-    snprintf(q->early_msg, sizeof q->early_msg, "request body is over the limit of %llu bytes",
+    char msg[120];
+    snprintf(msg, sizeof msg, "request body is over the limit of %llu bytes",
              (unsigned long long)conf->receivers.max_request_bytes);
-    body_free(q);
+    refuse_body(p, q, GW_ERR(TOO_LARGE), msg);
     return;
   }
   if (q->len + n > q->cap) {
@@ -184,14 +199,12 @@ void gw_http_body(struct gw_pipeline *p, struct gw_http_req *q, const void *data
     if (q->declared >= q->len + n && ncap > q->declared)
       ncap = q->declared; /* no more than the body said it holds (and within its first mapping) */
     if (gw_pipeline_reserve(p, ncap - q->cap) != GW_OK) {
-      q->early = GW_ERR(BUSY);
-      snprintf(q->early_msg, sizeof q->early_msg, "too many request bytes in flight: retry later");
+      refuse_body(p, q, GW_ERR(BUSY), "too many request bytes in flight: retry later");
       return;
     }
     q->reserved += ncap - q->cap;
     if (!body_grow(q, ncap)) {
-      q->early = GW_ERR(BUSY);
-      snprintf(q->early_msg, sizeof q->early_msg, "no memory for the request body: retry later");
+      refuse_body(p, q, GW_ERR(BUSY), "no memory for the request body: retry later");
       return;
     }
     q->cap = ncap;
