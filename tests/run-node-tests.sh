@@ -6,7 +6,8 @@
 #
 # Environment: GW_BIN (default <repo>/build/genai-gateway), GW_TEST_PG_DSN (a running server to use; when
 # unset a throw-away cluster is started with scripts/pg.sh and stopped at exit), GW_NODE_TEST_CONCURRENCY
-# (test files run in parallel, default 2), GW_NODE_TEST_TIMEOUT_MS (per test, default 120000).
+# (test files run in parallel, default 2), GW_NODE_TEST_TIMEOUT_MS (per test and per test file, default 300000:
+# a durability file runs about 100 s of tests on a quiet machine, twice that on a loaded one).
 # Packages come from tests/e2e (npm ci when node_modules is missing); tests/node_modules links to them so
 # tests/lib and tests/integration resolve the same pinned versions.
 set -euo pipefail
@@ -51,6 +52,6 @@ fi
 cd "$here"
 node --test \
   --test-concurrency="${GW_NODE_TEST_CONCURRENCY:-2}" \
-  --test-timeout="${GW_NODE_TEST_TIMEOUT_MS:-120000}" \
+  --test-timeout="${GW_NODE_TEST_TIMEOUT_MS:-300000}" \
   --test-reporter=spec \
   "${files[@]}"
