@@ -909,13 +909,30 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
   }
+  /* Every name the fill gives comes from a row of the trace. A batch naming nobody asks first whether any
+   * stored row of its traces has a name (migrations/0011_named_rows.sql: an index descent per trace instead of the walk
+   * over every row), without the writers' lock: this runs after the batch's commit, so a name committed
+   * by another writer is seen here, or that writer's own fill, run after its commit, sees this batch. */
+  bool named = false;
+  for (size_t i = lo; i < hi && !named; i++)
+    named = b->rows[i].rec->agent_name || b->rows[i].rec->workflow_name;
+  enum wr w = WR_OK;
+  if (!named) {
+    PGresult *r = NULL;
+    w = run(s, "SELECT gw_agents_named($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, &r, msg, msglen);
+    named = w == WR_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (w == WR_OK && !named)
+      gw_metric_add(GW_M_PG_AGENT_FILLS_SKIPPED, 1);
+  }
   /* Several writers: the fill (which moves rollups) under their lock, in its own transaction. */
-  enum wr w = s->lock_sql ? run(s, "BEGIN", 0, NULL, NULL, msg, msglen) : WR_OK;
-  if (w == WR_OK)
+  if (w == WR_OK && named && s->lock_sql)
+    w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  if (w == WR_OK && named)
     w = writers_lock(s, msg, msglen);
-  if (w == WR_OK)
+  if (w == WR_OK && named)
     w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
-  if (w == WR_OK && s->lock_sql)
+  if (w == WR_OK && named && s->lock_sql)
     w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
   if (w == WR_OK)
     w = run(s, "SELECT gw_summarize_traces($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg,
