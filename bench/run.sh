@@ -17,7 +17,13 @@
 # BENCH_SPOOL_BYTES (64 MiB, see below), BENCH_KEEP=1 keeps the temp dir (gateway log, wrk/h2load output),
 # BENCH_WRITERS (1: postgres.writers; a list such as "1 2" runs step 2 once per count, each on a gateway
 # restarted with that many writer connections, and prints the landed rate, landed / idempotent insert and
-# the writers' Postgres backend CPU per row of each; the other steps use the first count's run).
+# the writers' Postgres backend CPU per row of each; the other steps use the first count's run),
+# BENCH_PG_STATS=1 (Postgres restarted with pg_stat_statements, track = all: each wrk phase writes the
+# writers' statements by total time, and the gateway's threads' CPU seconds, to pg_stats.N.txt in the
+# temp dir; profiling only, it costs Postgres a few per cent), BENCH_BEFORE=BIN (another build of the
+# gateway, e.g. of the branch point: each count's wrk phase runs first on BIN, then on this tree's build,
+# on the same Postgres, for before/after figures from one run; both use this tree's migrations, and the
+# main summary is the first phase's, so BIN's).
 set -euo pipefail
 
 # shellcheck source=../scripts/common.sh
@@ -111,11 +117,27 @@ psql_cpu() {
 
 gw_say "starting PostgreSQL in $PG_DIR"
 DSN=$("$GW_ROOT/scripts/pg.sh" start "$PG_DIR" 2>"$WORK/pg-start.log") || { cat "$WORK/pg-start.log" >&2; gw_die "PostgreSQL did not start"; }
+if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
+  psql_q -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+  "$GW_ROOT/scripts/pg.sh" stop "$PG_DIR" 2>>"$WORK/pg-start.log"
+  DSN=$("$GW_ROOT/scripts/pg.sh" start "$PG_DIR" 2>>"$WORK/pg-start.log") || gw_die "PostgreSQL did not restart"
+  psql_q -c "CREATE EXTENSION pg_stat_statements" -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+fi
+# The gateway's threads' CPU seconds by thread name (BENCH_PG_STATS).
+gw_thread_cpu() {
+  local hz t
+  hz=$(getconf CLK_TCK)
+  for t in /proc/"$GW_PID"/task/*; do
+    printf '%s %s\n' "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+  done | awk -v hz="$hz" '{ c[$1] += $2 } END { for (k in c) printf "%-16s %.2f\n", k, c[k] / hz }' | sort
+}
 GRPC=127.0.0.1:$(free_port)
 HTTP=127.0.0.1:$(free_port)
 ADMIN=127.0.0.1:$(free_port)
 # start_gateway N: (re)start the gateway with postgres.writers N, and wait until its N writers are connected.
 start_gateway() {
+  local bin=${2:-$BUILD/genai-gateway}
   if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
     kill -TERM "$GW_PID" 2>/dev/null || true
     wait "$GW_PID" 2>/dev/null || true
@@ -137,7 +159,7 @@ EOF
   fi
   gw_say "starting the gateway (gRPC $GRPC, HTTP $HTTP, admin $ADMIN, spool $SPOOL_MODE, $1 Postgres writers)"
   DATABASE_URL=$DSN GENAI_GW_GRPC_ADDR=$GRPC GENAI_GW_HTTP_ADDR=$HTTP GENAI_GW_ADMIN_ADDR=$ADMIN \
-    "$BUILD/genai-gateway" --config "$WORK/gateway.yaml" >>"$WORK/gateway.log" 2>&1 &
+    "$bin" --config "$WORK/gateway.yaml" >>"$WORK/gateway.log" 2>&1 &
   GW_PID=$!
   for _ in $(seq 1 100); do
     curl -fsS -o /dev/null "http://$ADMIN/readyz" 2>/dev/null && break
@@ -150,7 +172,20 @@ EOF
     sleep 0.1
   done
 }
-start_gateway "${WRITERS_LIST%% *}"
+BEFORE_BIN=${BENCH_BEFORE:-}
+[ -z "$BEFORE_BIN" ] || [ -x "$BEFORE_BIN" ] || gw_die "BENCH_BEFORE=$BEFORE_BIN: not an executable"
+# The wrk phases: label:binary:writers.
+PHASES=
+THIS_LABEL=this
+[ -z "$BEFORE_BIN" ] || THIS_LABEL=after
+for nw in $WRITERS_LIST; do
+  [ -z "$BEFORE_BIN" ] || PHASES="$PHASES before:$BEFORE_BIN:$nw"
+  PHASES="$PHASES $THIS_LABEL:$BUILD/genai-gateway:$nw"
+done
+FIRST_PHASE=${PHASES# }
+FIRST_PHASE=${FIRST_PHASE%% *}
+IFS=: read -r _ first_bin first_nw <<<"$FIRST_PHASE"
+start_gateway "$first_nw" "$first_bin"
 
 mkdir -p "$WORK/bodies"
 "$BUILD/bench/gen_payload" -n "$NBODIES" -j "$WORK/bodies"
@@ -200,6 +235,10 @@ gw_say "wrk: OTLP/HTTP protobuf, ${SECS}s, $CONNS connections, $NBODIES rotating
 WPIDS=$(writer_pids)
 # shellcheck disable=SC2086 # one pid a word
 WCPU0=$(pg_cpu_sum $WPIDS)
+if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
+  psql_q -c "SELECT pg_stat_statements_reset()" >/dev/null
+  gw_thread_cpu >"$WORK/threads0.txt"
+fi
 T0=$(now)
 wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s "$GW_ROOT/bench/otlp_http.lua" "http://$HTTP/v1/traces" \
   -- "$WORK/bodies" "$NBODIES" "$PHASE" >"$WORK/wrk.out" 2>&1 || { cat "$WORK/wrk.out" >&2; gw_die "wrk failed"; }
@@ -213,6 +252,16 @@ wait_landed "$HTTP_ACC" "$S0" "$D0"
 HTTP_LANDED=$LANDED
 # shellcheck disable=SC2086
 WCPU1=$(pg_cpu_sum $WPIDS)
+if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
+  { echo "writers' statements over the wrk phase ($LANDED rows landed): total ms, calls, ms per call, rows, us per landed row"
+    psql_q -F ' | ' -c "SELECT round(total_exec_time::numeric, 0), calls, round((total_exec_time / calls)::numeric, 2),
+        rows, round((1000 * total_exec_time / greatest($LANDED, 1))::numeric, 1), left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+      FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid ORDER BY total_exec_time DESC LIMIT 25"
+    echo "gateway threads' CPU seconds over the phase"
+    gw_thread_cpu | join -a 1 - "$WORK/threads0.txt" | awk '{ printf "%-16s %.2f\n", $1, $2 - ($3 == "" ? 0 : $3) }'
+  } >"$WORK/pg_stats.$PHASE.txt"
+  cat "$WORK/pg_stats.$PHASE.txt"
+fi
 HTTP_DUPS=$DUPS
 HTTP_LAND_SECS=$(calc "$T_LAST - $T0" 2)
 HTTP_ACC_RATE=$(calc "$HTTP_ACC / ($T1 - $T0)")
@@ -230,10 +279,12 @@ H1=(HTTP_ACC HTTP_FAILED HTTP_LANDED WCPU0 WCPU1 HTTP_DUPS HTTP_LAND_SECS HTTP_A
   HTTP_P99 HTTP_NON2XX HTTP_SOCKERR)
 first=1
 PHASE=0
-for nw in $WRITERS_LIST; do
-  [ $first = 1 ] || start_gateway "$nw"
+for ph in $PHASES; do
+  IFS=: read -r label bin nw <<<"$ph"
+  [ $first = 1 ] || start_gateway "$nw" "$bin"
+  [ "$label" = this ] || gw_say "phase $PHASE: $label ($bin)"
   http_phase
-  PH_SUMMARY="$PH_SUMMARY $nw:$HTTP_LAND_RATE:$HTTP_LANDED:$(calc "$WCPU1 - $WCPU0" 3)"
+  PH_SUMMARY="$PH_SUMMARY $label:$nw:$HTTP_LAND_RATE:$HTTP_LANDED:$(calc "$WCPU1 - $WCPU0" 3):$HTTP_ACC_RATE:$HTTP_NON2XX"
   PHASE=$((PHASE + 1))
   if [ $first = 1 ]; then
     first=0
@@ -379,12 +430,12 @@ landed / direct COPY alone ($BATCH_ROWS-row transactions)   $(ratio "$HTTP_LAND_
 Postgres backend CPU per row (us): writer $W_US, idempotent insert $ONE_US (one transaction) / $BATCH_US ($BATCH_ROWS-row), direct COPY $COPY_US
 idempotent insert ($BATCH_ROWS-row) CPU / writer CPU per row   $(ratio "$BATCH_US" "$W_US") %   (the ceiling's cost over the writer's, machine load aside)
 EOF
-if [ "$(echo "$WRITERS_LIST" | wc -w)" -gt 1 ]; then
-  echo "postgres.writers (wrk phase once each)            landed rows/s   landed / idempotent insert (one txn / $BATCH_ROWS-row)   writers' backend CPU per row (us)"
+if [ "$(echo "$PHASES" | wc -w)" -gt 1 ]; then
+  echo "wrk phases (build, postgres.writers)              landed rows/s   landed / idempotent insert (one txn / $BATCH_ROWS-row)   writers' backend CPU per row (us)   accepted spans/s, 429s"
   for ph in $PH_SUMMARY; do
-    IFS=: read -r nw rate landed cpu <<<"$ph"
-    printf '  %-48s %-15s %s %% / %s %%%-27s %s\n' "$nw" "$rate" "$(ratio "$rate" "$REF_ONE_RATE")" \
-      "$(ratio "$rate" "$REF_BATCH_RATE")" "" "$(us_row "$cpu" "$landed")"
+    IFS=: read -r label nw rate landed cpu acc refused <<<"$ph"
+    printf '  %-48s %-15s %s %% / %s %%%-27s %-35s %s, %s\n' "$label, $nw" "$rate" "$(ratio "$rate" "$REF_ONE_RATE")" \
+      "$(ratio "$rate" "$REF_BATCH_RATE")" "" "$(us_row "$cpu" "$landed")" "$acc" "$refused"
   done
 fi
 if grep -qiE "error|fatal" "$WORK/gateway.log"; then

@@ -1300,6 +1300,58 @@ static void test_two_writers_fill_across_batches(void **state)
   gw_store_pg_sink.destroy(w1);
 }
 
+/*
+ * The agent fill runs only for batches whose traces can gain a name (migrations/0011_named_rows.sql): a batch naming
+ * nobody, of traces with no named row stored, skips it (counted) and still gets its trace summaries; a
+ * batch naming an agent or only a workflow runs it; and so does a batch naming nobody whose trace has a
+ * named row stored by an earlier batch, which its unnamed spans then inherit.
+ */
+static long agent_fills_skipped(void) { return (long)gw_metric_get(GW_M_PG_AGENT_FILLS_SKIPPED); }
+
+static void test_agent_fill_only_when_named(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_sink_outcome out;
+  long sk0 = agent_fills_skipped();
+  /* Trace e1: nobody named, in two batches. */
+  struct gw_record e1[3] = {rec(0xe1, 1, T0), rec(0xe1, 2, T0 + 10), rec(0xe1, 3, T0 + 20)};
+  snprintf(e1[1].parent_span_id, sizeof e1[1].parent_span_id, "%016x", 1);
+  snprintf(e1[2].parent_span_id, sizeof e1[2].parent_span_id, "%016x", 2);
+  assert_int_equal(send1(s, e1, 2, &out), GW_SINK_OK);
+  assert_int_equal(agent_fills_skipped(), sk0 + 1);
+  assert_string_equal(qv("SELECT spans FROM ai_trace_summaries WHERE trace_id = '%032x'", 0xe1), "2");
+  /* Trace e2: the agent and a call under it, then a call under that call, naming nobody. */
+  struct gw_record e2[3] = {rec(0xe2, 1, T0), rec(0xe2, 2, T0 + 10), rec(0xe2, 3, T0 + 20)};
+  e2[0].agent_name = "planner";
+  e2[0].workflow_name = "wf2";
+  snprintf(e2[1].parent_span_id, sizeof e2[1].parent_span_id, "%016x", 1);
+  snprintf(e2[2].parent_span_id, sizeof e2[2].parent_span_id, "%016x", 2);
+  assert_int_equal(send1(s, e2, 2, &out), GW_SINK_OK);
+  assert_int_equal(agent_fills_skipped(), sk0 + 1);
+  assert_int_equal(send1(s, &e2[2], 1, &out), GW_SINK_OK);
+  assert_int_equal(agent_fills_skipped(), sk0 + 1);
+  /* Trace e3: only a workflow named, then a call naming nobody. */
+  struct gw_record e3[2] = {rec(0xe3, 1, T0), rec(0xe3, 2, T0 + 10)};
+  e3[0].workflow_name = "wf3";
+  snprintf(e3[1].parent_span_id, sizeof e3[1].parent_span_id, "%016x", 1);
+  assert_int_equal(send1(s, &e3[0], 1, &out), GW_SINK_OK);
+  assert_int_equal(send1(s, &e3[1], 1, &out), GW_SINK_OK);
+  assert_int_equal(agent_fills_skipped(), sk0 + 1);
+  /* e1's last span: still nobody named. */
+  assert_int_equal(send1(s, &e1[2], 1, &out), GW_SINK_OK);
+  assert_int_equal(agent_fills_skipped(), sk0 + 2);
+#define NAMES(tr)                                                                                            \
+  qv("SELECT string_agg(coalesce(agent_name, '-') || '/' || coalesce(workflow_name, '-'), ',' ORDER BY span_id) " \
+     "FROM ai_interaction_traces WHERE trace_id = '%032x'", tr)
+  assert_string_equal(NAMES(0xe1), "-/-,-/-,-/-");
+  assert_string_equal(NAMES(0xe2), "planner/wf2,planner/wf2,planner/wf2");
+  assert_string_equal(NAMES(0xe3), "-/wf3,-/wf3");
+#undef NAMES
+  assert_string_equal(qv("SELECT spans FROM ai_trace_summaries WHERE trace_id = '%032x'", 0xe1), "3");
+  assert_int_equal(rollup_diff_all(), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
 /* --- the direct COPY and its fallback (issue 15) ---------------------------------------------------- */
 
 static long fallbacks(void) { return (long)gw_metric_get(GW_M_PG_COPY_FALLBACKS); }
@@ -1836,6 +1888,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_send_exact_values, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_groups_aggregated_exactly, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_two_writers_fill_across_batches, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_agent_fill_only_when_named, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_resend_no_duplicates, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_event_rejected_rest_stored, reset_test, clean_test),
