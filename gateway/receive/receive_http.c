@@ -208,6 +208,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_resp(r, c, &q->resp);
   }
   gw_httpd_guard_phase(c, GW_HTTPD_BODY_DONE);
+  gw_hist_observe(GW_H_STAGE_UPLOAD, gw_mono_ns() - q->start_mono);
   atomic_init(&q->left, 2);
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   int fd = ci ? ci->connect_fd : -1;

@@ -421,6 +421,7 @@ static void disk_error_log(struct gw_spool *s, const struct gw_err *err)
 static gw_rc disk_append(struct gw_spool *s, const struct gw_spool_in *in, uint64_t *lsn, struct gw_err *err)
 {
   size_t need = in->otlp_len + in->records_len + 64; /* record header and padding, near enough for the cap */
+  uint64_t t0 = gw_mono_ns();
   struct node *n = gw_calloc(1, sizeof *n);
   pthread_mutex_lock(&s->wmu);
   pthread_mutex_lock(&s->mu);
@@ -457,6 +458,7 @@ static gw_rc disk_append(struct gw_spool *s, const struct gw_spool_in *in, uint6
   pthread_mutex_unlock(&s->mu);
   pthread_mutex_unlock(&s->wmu);
   *lsn = r.lsn;
+  gw_hist_observe(GW_H_STAGE_APPEND, gw_mono_ns() - t0);
   return GW_OK;
 }
 

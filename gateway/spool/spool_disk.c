@@ -79,13 +79,16 @@ struct waiter {
   gw_rc rc;
   void (*done)(void *arg, gw_rc rc);
   void *arg;
+  uint64_t since; /* gw_mono_ns when it began to wait */
 };
 
 static void run_waiters(struct waiter **ready)
 {
+  uint64_t now = gw_mono_ns();
   while (*ready) {
     struct waiter *w = *ready;
     *ready = w->next;
+    gw_hist_observe(GW_H_STAGE_DURABLE, now - w->since);
     w->done(w->arg, w->rc);
     free(w);
   }
@@ -209,8 +212,10 @@ static void *flusher(void *arg)
       ok = false;
       eno = errno;
     }
+    uint64_t took = gw_mono_ns() - t0;
     gw_metric_add(GW_M_SPOOL_FSYNCS, 1);
-    gw_metric_add(GW_M_SPOOL_FSYNC_SECONDS, (int64_t)(gw_mono_ns() - t0));
+    gw_metric_add(GW_M_SPOOL_FSYNC_SECONDS, (int64_t)took);
+    gw_hist_observe(GW_H_SPOOL_FSYNC, took);
 
     pthread_mutex_lock(&d->lk);
     if (!ok) {
@@ -258,6 +263,7 @@ gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn)
 {
   if (d->conf.fsync == GW_FSYNC_NEVER)
     return GW_OK;
+  uint64_t since = gw_mono_ns();
   pthread_mutex_lock(&d->lk);
   if (lsn > d->wanted_lsn) {
     d->wanted_lsn = lsn;
@@ -267,6 +273,7 @@ gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn)
     pthread_cond_wait(&d->synced_cv, &d->lk);
   gw_rc rc = outcome(d, lsn);
   pthread_mutex_unlock(&d->lk);
+  gw_hist_observe(GW_H_STAGE_DURABLE, gw_mono_ns() - since);
   return rc;
 }
 
@@ -280,6 +287,7 @@ void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *ar
   if (d->synced_lsn >= lsn || d->flusher_done) {
     gw_rc rc = outcome(d, lsn);
     pthread_mutex_unlock(&d->lk);
+    gw_hist_observe(GW_H_STAGE_DURABLE, 0);
     done(arg, rc);
     return;
   }
@@ -287,6 +295,7 @@ void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *ar
   w->lsn = lsn;
   w->done = done;
   w->arg = arg;
+  w->since = gw_mono_ns();
   w->next = d->waiters;
   d->waiters = w;
   if (lsn > d->wanted_lsn) {
