@@ -38,7 +38,8 @@ describe('disk spool group commit', { skip: skip ?? false }, () => {
   test('gRPC exports sent together with one receiver thread share a sync', async () => {
     const clients = Array.from({ length: 4 }, () => rawGrpcClient(gw.grpcAddr));
     try {
-      // Warm up: the first sync after a quiet spell goes at once; the next ones wait for the interval.
+      // Warm up: the sync budget holds two syncs; this takes one, the next export may take the other, and
+      // every later one waits for the interval, sharing that sync.
       const first = await grpcUnaryRaw(clients[0], GRPC_EXPORT_PATH, toProtobuf(traceRequest([genaiSpan()])));
       assert.equal(first.code, 0, first.details);
       const before = await fsyncs();
