@@ -15,7 +15,8 @@
 # phase (/proc/PID/clear_refs) and read after it.
 # Environment: BENCH_SECONDS (10), BENCH_CONNS (4), BENCH_RATE (skip phase 1 and use this landed rate, spans/s),
 # BENCH_YAML (extra gateway YAML, top-level keys), BENCH_KEEP=1 keeps the temp dir, BENCH_BIN (run this gateway
-# binary instead of building one: before/after comparisons), BENCH_PHASES ("full half down": the phases to run).
+# binary instead of building one: before/after comparisons), BENCH_PHASES ("full half down": the phases to run),
+# BENCH_SPOOL (interval: spool.fsync of the disk spool, or always, never; memory: the memory spool).
 # Each open-loop phase also prints the gateway's own view of its requests over the phase
 # (genai_gateway_request_stage_seconds: upload, process, append, durable; the spool's fsyncs).
 set -euo pipefail
@@ -34,6 +35,7 @@ command -v node >/dev/null || gw_die "node (20 or newer) is needed for bench/ope
 [ -x /usr/lib/postgresql/15/bin/initdb ] || gw_die "PostgreSQL 15 server binaries not found (apt-get install postgresql-15)"
 
 PHASES=${BENCH_PHASES:-full half down}
+SPOOL=${BENCH_SPOOL:-interval}
 gw_say "building Release into $BUILD"
 cmake -S "$GW_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=OFF >/dev/null || gw_die "cmake configure failed"
 cmake --build "$BUILD" -j 2 --target genai-gateway gen_payload >/dev/null 2>"$BUILD/bench-build.log" ||
@@ -135,7 +137,11 @@ HTTP=127.0.0.1:$(free_port)
 ADMIN=127.0.0.1:$(free_port)
 {
   printf 'log:\n  level: warn\npostgres:\n  migrations_dir: "%s"\n' "$GW_ROOT/migrations"
-  printf 'spool:\n  mode: disk\n  dir: "%s"\n  fsync: interval\n' "$WORK/spool"
+  if [ "$SPOOL" = memory ]; then
+    printf 'spool:\n  mode: memory\n'
+  else
+    printf 'spool:\n  mode: disk\n  dir: "%s"\n  fsync: %s\n' "$WORK/spool" "$SPOOL"
+  fi
   [ -n "${BENCH_YAML:-}" ] && printf '%b\n' "$BENCH_YAML"
 } >"$WORK/gateway.yaml"
 DATABASE_URL=$DSN GENAI_GW_GRPC_ADDR=$GRPC GENAI_GW_HTTP_ADDR=$HTTP GENAI_GW_ADMIN_ADDR=$ADMIN \
@@ -257,7 +263,7 @@ BOUND_LINE="$BOUND MiB = idle $RSS_IDLE + ($HT + $GT threads) x (4 + 16 x $BODY_
 cat <<EOF
 
 ================ genai-gateway steady memory and latency, $(date -u +%Y-%m-%d) ($(nproc) cores; load average before $LOAD0, after $(cut -d' ' -f1-3 /proc/loadavg))
-payload: 100 GenAI chat spans per request (gen_payload), disk spool with fsync interval, Postgres with fsync on
+payload: 100 GenAI chat spans per request (gen_payload), spool: $SPOOL (disk with that fsync, or memory), Postgres with fsync on
 sustainable landed rate R: $RATE spans/s ($CAP_LINE)
 idle VmRSS (after start): $RSS_IDLE MiB
 

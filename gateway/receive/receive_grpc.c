@@ -49,6 +49,7 @@ struct call {
   enum call_state state;
   grpc_call *call;
   uint64_t start_mono; /* the Export request arrived (0: not an Export call) */
+  uint64_t durable_mono; /* its entry was durable (0: not appended) */
   gpr_timespec deadline;
   grpc_call_details details;
   grpc_metadata_array md;
@@ -199,6 +200,7 @@ static void on_durable(void *arg, gw_rc rc)
 {
   struct pending *pd = arg;
   pd->durable_rc = rc;
+  pd->c->durable_mono = gw_mono_ns();
   pending_part_done(pd);
 }
 
@@ -427,6 +429,8 @@ static void *serve(void *arg)
     }
     struct call *c = ev.tag;
     if (c->state == ST_REPLIED) {
+      if (c->durable_mono)
+        gw_hist_observe(GW_H_STAGE_ANSWER, gw_mono_ns() - c->durable_mono);
       call_free(c);
       continue;
     }

@@ -47,6 +47,7 @@ struct gw_http_receiver {
 struct conn_req {
   struct gw_http_req q;
   uint64_t start_mono; /* the request's headers arrived */
+  uint64_t durable_mono; /* its entry was durable (0: not appended) */
   /* An answer waiting for the spool's sync: the handler prepares it and suspends the connection, the
    * spool says the entry is durable; whichever comes second resumes the connection, and libmicrohttpd calls
    * the handler again, which sends it. */
@@ -75,8 +76,12 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
   (void)toe;
   struct gw_http_receiver *r = cls;
   struct conn_req *q = *con_cls;
-  if (q) /* answered (or the client went away): the request's whole time, upload to reply */
-    gw_hist_observe(q->q.logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, gw_mono_ns() - q->start_mono);
+  if (q) { /* answered (or the client went away): the request's whole time, upload to reply */
+    uint64_t now = gw_mono_ns();
+    gw_hist_observe(q->q.logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, now - q->start_mono);
+    if (q->durable_mono)
+      gw_hist_observe(GW_H_STAGE_ANSWER, now - q->durable_mono);
+  }
   req_free(r, *con_cls);
   *con_cls = NULL;
   gw_httpd_guard_phase(c, GW_HTTPD_ANSWERED);
@@ -99,6 +104,7 @@ static void on_durable(void *arg, gw_rc rc)
 {
   struct conn_req *q = arg;
   q->durable_rc = rc;
+  q->durable_mono = gw_mono_ns();
   if (atomic_fetch_sub(&q->left, 1) == 1)
     MHD_resume_connection(q->c);
 }

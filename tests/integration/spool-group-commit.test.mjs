@@ -60,15 +60,20 @@ describe('disk spool group commit', { skip: skip ?? false }, () => {
     }
   });
 
-  // genai_gateway_request_stage_seconds: one observation per stage and request (upload for HTTP/1.1 only),
+  // genai_gateway_request_stage_seconds: one observation per stage and request (upload for HTTP/1.1 only;
+  // answer once the transport has sent it, so it is waited for below),
   // and one genai_gateway_spool_fsync_duration_seconds observation per sync.
   test('each request is counted once in each of its stages, each sync once', async () => {
     const stage = (m, s) => metric(m, 'genai_gateway_request_stage_seconds_count', { stage: s });
-    const stages = ['upload', 'process', 'append', 'durable'];
+    const stages = ['upload', 'process', 'append', 'durable', 'answer'];
     const m0 = await gw.metrics();
     const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([genaiSpan()])), { 'content-type': 'application/x-protobuf' });
     assert.equal(r.status, 200);
-    const m1 = await gw.metrics();
+    let m1 = await gw.metrics();
+    for (let i = 0; i < 50 && stage(m1, 'answer') === stage(m0, 'answer'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      m1 = await gw.metrics();
+    }
     for (const s of stages) assert.equal(stage(m1, s) - stage(m0, s), 1, `HTTP: stage ${s}`);
     const c = rawGrpcClient(gw.grpcAddr);
     try {
@@ -77,7 +82,11 @@ describe('disk spool group commit', { skip: skip ?? false }, () => {
     } finally {
       c.close();
     }
-    const m2 = await gw.metrics();
+    let m2 = await gw.metrics();
+    for (let i = 0; i < 50 && stage(m2, 'answer') === stage(m1, 'answer'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      m2 = await gw.metrics();
+    }
     for (const s of stages) assert.equal(stage(m2, s) - stage(m1, s), s === 'upload' ? 0 : 1, `gRPC: stage ${s}`);
     assert.equal(metric(m2, 'genai_gateway_spool_fsync_duration_seconds_count'), metric(m2, 'genai_gateway_spool_fsyncs_total'));
     assert.ok(metric(m2, 'genai_gateway_spool_fsyncs_total') > 0);
