@@ -196,7 +196,7 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "receivers.inflate_ratio_min_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.inflate_ratio_min_bytes),
    .desc = "Inflated size any gzip body may reach whatever its ratio (small bodies compress best)."},
-  {.path = "receivers.large_request_bytes", .type = T_SIZE, .def = "256KiB", .min = 0, .max = 1 * GiB,
+  {.path = "receivers.large_request_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.large_bytes),
    .desc = "A request at least this large (its body, or for gzip the larger of that and the size its gzip "
            "trailer states) is processed on the large-request threads, not on the receiver thread that received "
