@@ -4,15 +4,19 @@
  * commits everything; printed per mode: appends/s, MB/s, append latency p50/p99/max (what a client's answer
  * waits for), fsyncs and the appends each one covered.
  *
- *   bench_spool [-t THREADS] [-s ENTRY_BYTES] [-d SECONDS] [-m MODES] [-i INTERVAL_MS] DIR
+ *   bench_spool [-t THREADS] [-s ENTRY_BYTES] [-d SECONDS] [-m MODES] [-i INTERVAL_MS] [-r RATE] DIR
  *   MODES: comma list of memory, never, interval, always (default: all four)
+ *   -r RATE: an open loop instead: RATE appends per second in all, at random (Poisson) times spread over the
+ *   threads, the latency taken from when each append was due (as clients arriving independently)
  * DIR should be on the disk the gateway would use (not tmpfs: fsync there is free).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/metrics.h"
@@ -24,8 +28,9 @@ static struct {
   double seconds;
   const char *modes;
   unsigned interval_ms;
+  double rate; /* 0: closed loop */
   const char *dir;
-} opt = {16, 16384, 5.0, "memory,never,interval,always", 10, NULL};
+} opt = {16, 16384, 5.0, "memory,never,interval,always", 10, 0, NULL};
 
 struct worker {
   struct gw_spool *s;
@@ -45,8 +50,22 @@ static void *appender(void *arg)
   memset(buf, 'a', opt.entry);
   struct gw_spool_in in = {GW_SIGNAL_TRACES, GW_ENTRY_HAS_GENAI, 100, 100, buf, opt.entry * 3 / 4,
                            buf + opt.entry * 3 / 4, opt.entry - opt.entry * 3 / 4};
+  unsigned seed = (unsigned)(uintptr_t)w ^ (unsigned)gw_mono_ns();
+  uint64_t due = gw_mono_ns();
   while (gw_mono_ns() < w->until) {
     uint64_t t0 = gw_mono_ns();
+    if (opt.rate > 0) { /* the next arrival: exponential gaps of mean threads / rate */
+      double u = ((double)rand_r(&seed) + 1.0) / ((double)RAND_MAX + 2.0);
+      due += (uint64_t)(-log(u) * (double)opt.threads / opt.rate * 1e9);
+      if (due >= w->until)
+        break;
+      uint64_t now = gw_mono_ns();
+      if (due > now) {
+        struct timespec ts = {(time_t)((due - now) / 1000000000ull), (long)((due - now) % 1000000000ull)};
+        nanosleep(&ts, NULL);
+      }
+      t0 = due;
+    }
     gw_rc rc = gw_spool_append(w->s, &in);
     uint64_t dt = gw_mono_ns() - t0;
     if (rc == GW_ERR(FULL)) {
@@ -150,25 +169,28 @@ static void run(const char *mode)
 int main(int argc, char **argv)
 {
   int ch;
-  while ((ch = getopt(argc, argv, "t:s:d:m:i:")) != -1) {
+  while ((ch = getopt(argc, argv, "t:s:d:m:i:r:")) != -1) {
     switch (ch) {
     case 't': opt.threads = atoi(optarg); break;
     case 's': opt.entry = (size_t)atol(optarg); break;
     case 'd': opt.seconds = atof(optarg); break;
     case 'm': opt.modes = optarg; break;
     case 'i': opt.interval_ms = (unsigned)atoi(optarg); break;
+    case 'r': opt.rate = atof(optarg); break;
     default:
-      fprintf(stderr, "usage: bench_spool [-t THREADS] [-s ENTRY_BYTES] [-d SECONDS] [-m MODES] [-i INTERVAL_MS] DIR\n");
+      fprintf(stderr, "usage: bench_spool [-t THREADS] [-s ENTRY_BYTES] [-d SECONDS] [-m MODES] [-i INTERVAL_MS] [-r RATE] DIR\n");
       return 2;
     }
   }
   if (optind >= argc || opt.threads < 1 || opt.entry < 64) {
-    fprintf(stderr, "usage: bench_spool [-t THREADS] [-s ENTRY_BYTES] [-d SECONDS] [-m MODES] [-i INTERVAL_MS] DIR\n");
+    fprintf(stderr, "usage: bench_spool [-t THREADS] [-s ENTRY_BYTES] [-d SECONDS] [-m MODES] [-i INTERVAL_MS] [-r RATE] DIR\n");
     return 2;
   }
   opt.dir = argv[optind];
-  printf("bench_spool: %d appenders, %zu-byte entries, %.1f s per mode, interval %u ms, dir %s\n", opt.threads,
-         opt.entry, opt.seconds, opt.interval_ms, opt.dir);
+  printf("bench_spool: %d appenders, %zu-byte entries, %.1f s per mode, interval %u ms, %s, dir %s\n", opt.threads,
+         opt.entry, opt.seconds, opt.interval_ms, opt.rate > 0 ? "open loop" : "closed loop", opt.dir);
+  if (opt.rate > 0)
+    printf("open loop: %.1f appends/s in all at random times; latency from when each was due\n", opt.rate);
   printf("%-9s %10s %9s %10s %10s %10s %8s %10s %9s %6s\n", "mode", "appends/s", "MB/s", "p50_ms", "p99_ms", "max_ms",
          "fsyncs", "per_fsync", "fsync_ms", "full");
   char *modes = strdup(opt.modes), *save = NULL;

@@ -14,7 +14,11 @@
 # VmRSS is sampled every 100 ms during each phase (median and max printed); VmHWM is reset before each
 # phase (/proc/PID/clear_refs) and read after it.
 # Environment: BENCH_SECONDS (10), BENCH_CONNS (4), BENCH_RATE (skip phase 1 and use this landed rate, spans/s),
-# BENCH_YAML (extra gateway YAML, top-level keys), BENCH_KEEP=1 keeps the temp dir.
+# BENCH_YAML (extra gateway YAML, top-level keys), BENCH_KEEP=1 keeps the temp dir, BENCH_BIN (run this gateway
+# binary instead of building one: before/after comparisons), BENCH_PHASES ("full half down": the phases to run),
+# BENCH_SPOOL (interval: spool.fsync of the disk spool, or always, never; memory: the memory spool).
+# Each open-loop phase also prints the gateway's own view of its requests over the phase
+# (genai_gateway_request_stage_seconds: upload, process, append, durable; the spool's fsyncs).
 set -euo pipefail
 
 # shellcheck source=../scripts/common.sh
@@ -30,10 +34,13 @@ gw_ensure_packages
 command -v node >/dev/null || gw_die "node (20 or newer) is needed for bench/openloop.mjs"
 [ -x /usr/lib/postgresql/15/bin/initdb ] || gw_die "PostgreSQL 15 server binaries not found (apt-get install postgresql-15)"
 
+PHASES=${BENCH_PHASES:-full half down}
+SPOOL=${BENCH_SPOOL:-interval}
 gw_say "building Release into $BUILD"
 cmake -S "$GW_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=OFF >/dev/null || gw_die "cmake configure failed"
 cmake --build "$BUILD" -j 2 --target genai-gateway gen_payload >/dev/null 2>"$BUILD/bench-build.log" ||
   { cat "$BUILD/bench-build.log" >&2; gw_die "build failed"; }
+GW_BIN=${BENCH_BIN:-$BUILD/genai-gateway}
 
 WORK=$(mktemp -d /tmp/genai-steady.XXXXXX)
 chmod 755 "$WORK"
@@ -90,6 +97,38 @@ wait_landed() {
   LANDED=$s
 }
 stored() { echo $(($(metric genai_gateway_records_stored_total) + $(metric genai_gateway_records_duplicate_total))); }
+# hist_snap FILE: the request's stage histograms now; hist_diff BEFORE AFTER: per series over the phase, the
+# count, the mean, and the bucket bounds under which half / 99 % of it fell (the buckets are 0.5, 1, 2.5, 5,
+# 10, 25, 50, 100, 250, 500 ms...).
+hist_snap() {
+  curl -fsS "http://$ADMIN/metrics" |
+    grep -E '^genai_gateway_(request_stage_seconds|spool_fsync_duration_seconds|request_duration_seconds)_' >"$1" || true
+}
+hist_diff() {
+  awk '
+    function key(s) { sub(/,?le="[^"]*"/, "", s); return s }
+    FNR == NR { before[$1] = $2; next }
+    {
+      v = $2 - (($1 in before) ? before[$1] : 0)
+      if ($1 ~ /_bucket\{/) {
+        k = $1; le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le); k = key(k); sub(/_bucket/, "", k); sub(/\{\}$/, "", k)
+        n[k]++; bl[k, n[k]] = le; bc[k, n[k]] = v
+      } else if ($1 ~ /_sum/) { k = $1; sub(/_sum/, "", k); sum[k] = v }
+      else if ($1 ~ /_count/) { k = $1; sub(/_count/, "", k); cnt[k] = v }
+    }
+    END {
+      for (k in cnt) {
+        if (cnt[k] <= 0) continue
+        p50 = p99 = ""
+        for (i = 1; i <= n[k]; i++) {
+          if (p50 == "" && bc[k, i] >= 0.5 * cnt[k]) p50 = bl[k, i]
+          if (p99 == "" && bc[k, i] >= 0.99 * cnt[k]) p99 = bl[k, i]
+        }
+        name = k; sub(/^genai_gateway_/, "", name); gsub(/[{}"]/, "", name)
+        printf "  %-60s n %5d  mean %7.2f ms  p50 <= %s s  p99 <= %s s\n", name, cnt[k], 1000 * sum[k] / cnt[k], p50, p99
+      }
+    }' "$1" "$2" | sort
+}
 
 gw_say "starting PostgreSQL in $PG_DIR"
 DSN=$("$GW_ROOT/scripts/pg.sh" start "$PG_DIR" 2>"$WORK/pg-start.log") || { cat "$WORK/pg-start.log" >&2; gw_die "PostgreSQL did not start"; }
@@ -98,11 +137,15 @@ HTTP=127.0.0.1:$(free_port)
 ADMIN=127.0.0.1:$(free_port)
 {
   printf 'log:\n  level: warn\npostgres:\n  migrations_dir: "%s"\n' "$GW_ROOT/migrations"
-  printf 'spool:\n  mode: disk\n  dir: "%s"\n  fsync: interval\n' "$WORK/spool"
+  if [ "$SPOOL" = memory ]; then
+    printf 'spool:\n  mode: memory\n'
+  else
+    printf 'spool:\n  mode: disk\n  dir: "%s"\n  fsync: %s\n' "$WORK/spool" "$SPOOL"
+  fi
   [ -n "${BENCH_YAML:-}" ] && printf '%b\n' "$BENCH_YAML"
 } >"$WORK/gateway.yaml"
 DATABASE_URL=$DSN GENAI_GW_GRPC_ADDR=$GRPC GENAI_GW_HTTP_ADDR=$HTTP GENAI_GW_ADMIN_ADDR=$ADMIN \
-  "$BUILD/genai-gateway" --config "$WORK/gateway.yaml" >"$WORK/gateway.log" 2>&1 &
+  "$GW_BIN" --config "$WORK/gateway.yaml" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://$ADMIN/readyz" 2>/dev/null && break
@@ -110,7 +153,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -fsS -o /dev/null "http://$ADMIN/readyz" || gw_die "the gateway is not ready after 10 s (log: $WORK/gateway.log)"
-"$BUILD/genai-gateway" --config "$WORK/gateway.yaml" --print-config >"$WORK/effective.yaml" 2>/dev/null || true
+"$GW_BIN" --config "$WORK/gateway.yaml" --print-config >"$WORK/effective.yaml" 2>/dev/null || true
 RSS_IDLE=$(mib VmRSS)
 
 mkdir -p "$WORK/bodies"
@@ -150,6 +193,7 @@ openloop() {
   s0=$(stored)
   a0=$(metric genai_gateway_spans_accepted_total)
   reset_hwm
+  hist_snap "$out.h0"
   c0=$(cpu_s)
   node "$GW_ROOT/bench/openloop.mjs" --proto "$proto" --addr "$addr" --bodies "$WORK/bodies" --nbodies "$NBODIES" \
     --rate "$rate" --seconds "$SECS" --warmup 1 --tag "$TAG" --rss "$GW_PID" --json >"$out"
@@ -167,33 +211,42 @@ openloop() {
     "$(calc "1000000 * ($c1 - $c0) / ($acc > 0 ? $acc : 1)" 1)" \
     "$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).max_send_lag_ms.toFixed(1))' "$out")" |
     tee -a "$WORK/summary"
+  hist_snap "$out.h1"
+  hist_diff "$out.h0" "$out.h1" | tee -a "$WORK/summary"
 }
 
 : >"$WORK/summary"
 FULL=$(calc "$RATE * 0.9")
 HALF=$(calc "$RATE / 2")
-gw_say "full load: open loop at 0.9 R = $FULL spans/s over OTLP/HTTP"
-openloop "full, HTTP (0.9 R)" http "$FULL"
-gw_say "half load: open loop at R / 2 = $HALF spans/s, OTLP/HTTP then OTLP/gRPC"
-openloop "half, HTTP (R/2)" http "$HALF"
-openloop "half, gRPC (R/2)" grpc "$HALF"
+if [[ " $PHASES " == *" full "* ]]; then
+  gw_say "full load: open loop at 0.9 R = $FULL spans/s over OTLP/HTTP"
+  openloop "full, HTTP (0.9 R)" http "$FULL"
+fi
+if [[ " $PHASES " == *" half "* ]]; then
+  gw_say "half load: open loop at R / 2 = $HALF spans/s, OTLP/HTTP then OTLP/gRPC"
+  openloop "half, HTTP (R/2)" http "$HALF"
+  openloop "half, gRPC (R/2)" grpc "$HALF"
+fi
 RSS_AFTER=$(mib VmRSS)
 
 # ---- 4. Postgres stopped ----
-gw_say "Postgres stopped: wrk, ${SECS}s, $CONNS connections (the spool fills, 429)"
-"$GW_ROOT/scripts/pg.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
-A0=$(metric genai_gateway_spans_accepted_total)
-reset_hwm
-sampler_start "$WORK/rss-pgdown"
-wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s "$GW_ROOT/bench/otlp_http.lua" "http://$HTTP/v1/traces" \
-  -- "$WORK/bodies" "$NBODIES" >"$WORK/wrk-pgdown.out" 2>&1 || true
-sampler_stop
-DOWN_ACC=$(($(metric genai_gateway_spans_accepted_total) - A0))
-read -r DOWN_MED DOWN_MAX < <(stats "$WORK/rss-pgdown")
-DOWN_HWM=$(mib VmHWM)
-DOWN_NON2XX=$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk-pgdown.out")
-SPOOL_HELD=$(calc "$(metric genai_gateway_spool_bytes) / 1048576" 1)
-kill -0 "$GW_PID" 2>/dev/null || gw_die "the gateway died with Postgres stopped (log: $WORK/gateway.log)"
+DOWN_ACC=n/a DOWN_NON2XX=n/a SPOOL_HELD=n/a DOWN_MED=n/a DOWN_MAX=n/a DOWN_HWM=n/a
+if [[ " $PHASES " == *" down "* ]]; then
+  gw_say "Postgres stopped: wrk, ${SECS}s, $CONNS connections (the spool fills, 429)"
+  "$GW_ROOT/scripts/pg.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
+  A0=$(metric genai_gateway_spans_accepted_total)
+  reset_hwm
+  sampler_start "$WORK/rss-pgdown"
+  wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s "$GW_ROOT/bench/otlp_http.lua" "http://$HTTP/v1/traces" \
+    -- "$WORK/bodies" "$NBODIES" >"$WORK/wrk-pgdown.out" 2>&1 || true
+  sampler_stop
+  DOWN_ACC=$(($(metric genai_gateway_spans_accepted_total) - A0))
+  read -r DOWN_MED DOWN_MAX < <(stats "$WORK/rss-pgdown")
+  DOWN_HWM=$(mib VmHWM)
+  DOWN_NON2XX=$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk-pgdown.out")
+  SPOOL_HELD=$(calc "$(metric genai_gateway_spool_bytes) / 1048576" 1)
+  kill -0 "$GW_PID" 2>/dev/null || gw_die "the gateway died with Postgres stopped (log: $WORK/gateway.log)"
+fi
 
 # README.md's bound at rest and under ordinary load ("Memory at rest and under load"), for this configuration:
 # idle + T x (4 MiB kept + the request in progress) + 32 MiB writer + one spool segment + 16 MiB, where the
@@ -210,7 +263,7 @@ BOUND_LINE="$BOUND MiB = idle $RSS_IDLE + ($HT + $GT threads) x (4 + 16 x $BODY_
 cat <<EOF
 
 ================ genai-gateway steady memory and latency, $(date -u +%Y-%m-%d) ($(nproc) cores; load average before $LOAD0, after $(cut -d' ' -f1-3 /proc/loadavg))
-payload: 100 GenAI chat spans per request (gen_payload), disk spool with fsync interval, Postgres with fsync on
+payload: 100 GenAI chat spans per request (gen_payload), spool: $SPOOL (disk with that fsync, or memory), Postgres with fsync on
 sustainable landed rate R: $RATE spans/s ($CAP_LINE)
 idle VmRSS (after start): $RSS_IDLE MiB
 

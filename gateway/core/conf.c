@@ -196,7 +196,7 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "receivers.inflate_ratio_min_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.inflate_ratio_min_bytes),
    .desc = "Inflated size any gzip body may reach whatever its ratio (small bodies compress best)."},
-  {.path = "receivers.large_request_bytes", .type = T_SIZE, .def = "256KiB", .min = 0, .max = 1 * GiB,
+  {.path = "receivers.large_request_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.large_bytes),
    .desc = "A request at least this large (its body, or for gzip the larger of that and the size its gzip "
            "trailer states) is processed on the large-request threads, not on the receiver thread that received "
@@ -245,13 +245,16 @@ const struct gw_conf_row gw_conf_rows[] = {
            "when spool.mode is disk). Setting it makes disk the default mode."},
   {.path = "spool.fsync", .type = T_ENUM, .def = "interval", .allowed = fsync_modes, .off = OFF(spool.fsync),
    .desc = "When a request is acknowledged (disk mode). always: after its own fdatasync (concurrent requests "
-           "share one). interval: after a group fdatasync, at most one per spool.fsync_interval_ms. Both "
+           "share one). interval: after a group fdatasync, one per spool.fsync_interval_ms on average. Both "
            "survive a machine crash. never: after the write only: survives the process dying, not the machine "
            "(the kernel writes it back within about 30 s)."},
   {.path = "spool.fsync_interval_ms", .type = T_DURATION_MS, .def = "10ms", .min = 1, .max = 10000,
    .off = OFF(spool.fsync_interval_ms),
-   .desc = "Shortest time between two group fdatasyncs with spool.fsync interval (the first request after a "
-           "quiet spell is synced at once; under load a request waits at most this long plus the sync)."},
+   .desc = "Average time between two group fdatasyncs with spool.fsync interval, as a budget of two syncs "
+           "that grows by one per interval: a request that finds no sync running is synced at once while the "
+           "budget lasts (at under one request per interval, none waits for the interval); under load syncs "
+           "go one interval apart, each covering every request since the last, and a request waits at most "
+           "about this long plus the sync."},
   {.path = "spool.segment_bytes", .type = T_SIZE, .def = "0", .min = 0, .max = 1 * GiB,
    .off = OFF(spool.segment_bytes),
    .desc = "Size of one segment file; space is freed a whole segment at a time once every consumer is past "

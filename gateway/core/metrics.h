@@ -110,6 +110,20 @@ int64_t gw_metric_get(enum gw_metric m);
   X(REQ_GRPC_LOGS, "genai_gateway_request_duration_seconds", "protocol=\"grpc\",signal=\"logs\"", NULL)     \
   X(REQ_HTTP_TRACES, "genai_gateway_request_duration_seconds", "protocol=\"http\",signal=\"traces\"", NULL)  \
   X(REQ_HTTP_LOGS, "genai_gateway_request_duration_seconds", "protocol=\"http\",signal=\"logs\"", NULL)      \
+  X(STAGE_PROCESS, "genai_gateway_request_stage_seconds", "stage=\"process\"",                              \
+    "Where an OTLP export request's time goes: upload = from its headers to its whole body (OTLP/HTTP 1.1); " \
+    "process = from its whole body to the spool "                                                           \
+    "append (decode, normalize, cost, redact, encode); append = the append (its turn and the write); "       \
+    "durable = from the append to the sync that covers it (disk spool, spool.fsync always/interval); "       \
+    "answer = from the entry durable to the answer sent (libmicrohttpd's or gRPC's completion); "            \
+    "queue = a large request's wait for the large-request threads (receivers.large_request_bytes)")          \
+  X(STAGE_UPLOAD, "genai_gateway_request_stage_seconds", "stage=\"upload\"", NULL)                          \
+  X(STAGE_APPEND, "genai_gateway_request_stage_seconds", "stage=\"append\"", NULL)                          \
+  X(STAGE_DURABLE, "genai_gateway_request_stage_seconds", "stage=\"durable\"", NULL)                        \
+  X(STAGE_ANSWER, "genai_gateway_request_stage_seconds", "stage=\"answer\"", NULL)                          \
+  X(STAGE_QUEUE, "genai_gateway_request_stage_seconds", "stage=\"queue\"", NULL)                            \
+  X(SPOOL_FSYNC, "genai_gateway_spool_fsync_duration_seconds", "",                                          \
+    "One group-commit sync of the disk spool (every segment written since the last, and the directory)")     \
   X(PG_BATCH, "genai_gateway_pg_batch_duration_seconds", "",                                              \
     "One Postgres writer batch committed, all its transactions (genai_gateway_exporter_batch_seconds is the " \
     "exporters')")

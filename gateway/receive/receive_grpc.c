@@ -49,6 +49,8 @@ struct call {
   enum call_state state;
   grpc_call *call;
   uint64_t start_mono; /* the Export request arrived (0: not an Export call) */
+  uint64_t durable_mono; /* its entry was durable (0: not appended) */
+  uint64_t queued_mono;  /* it was handed to the large-request lane (0: not) */
   gpr_timespec deadline;
   grpc_call_details details;
   grpc_metadata_array md;
@@ -199,6 +201,7 @@ static void on_durable(void *arg, gw_rc rc)
 {
   struct pending *pd = arg;
   pd->durable_rc = rc;
+  pd->c->durable_mono = gw_mono_ns();
   pending_part_done(pd);
 }
 
@@ -225,6 +228,10 @@ static void handle_export(struct call *c)
   struct gw_request_outcome o;
   memset(&o, 0, sizeof o);
   c->start_mono = gw_mono_ns();
+  if (c->queued_mono) { /* its time counts from its arrival, the lane's queue included */
+    gw_hist_observe(GW_H_STAGE_QUEUE, c->start_mono - c->queued_mono);
+    c->start_mono = c->queued_mono;
+  }
   struct gw_arena *a = NULL;
   size_t reserved = c->reserved; /* taken already when the call came through the large-request lane */
   c->reserved = 0;
@@ -378,6 +385,7 @@ static bool to_lane(struct call *c)
   if (gw_pipeline_reserve(p, len) != GW_OK)
     return false; /* answered BUSY on this thread, at once */
   c->reserved = len;
+  c->queued_mono = gw_mono_ns();
   gw_lane_submit(p->lane, lane_export, c);
   return true;
 }
@@ -427,6 +435,8 @@ static void *serve(void *arg)
     }
     struct call *c = ev.tag;
     if (c->state == ST_REPLIED) {
+      if (c->durable_mono)
+        gw_hist_observe(GW_H_STAGE_ANSWER, gw_mono_ns() - c->durable_mono);
       call_free(c);
       continue;
     }

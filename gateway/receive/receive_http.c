@@ -47,6 +47,8 @@ struct gw_http_receiver {
 struct conn_req {
   struct gw_http_req q;
   uint64_t start_mono; /* the request's headers arrived */
+  uint64_t durable_mono; /* its entry was durable (0: not appended) */
+  uint64_t body_mono;    /* its whole body was in */
   /* An answer waiting for the spool's sync: the handler prepares it and suspends the connection, the
    * spool says the entry is durable; whichever comes second resumes the connection, and libmicrohttpd calls
    * the handler again, which sends it. */
@@ -75,8 +77,12 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
   (void)toe;
   struct gw_http_receiver *r = cls;
   struct conn_req *q = *con_cls;
-  if (q) /* answered (or the client went away): the request's whole time, upload to reply */
-    gw_hist_observe(q->q.logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, gw_mono_ns() - q->start_mono);
+  if (q) { /* answered (or the client went away): the request's whole time, upload to reply */
+    uint64_t now = gw_mono_ns();
+    gw_hist_observe(q->q.logs ? GW_H_REQ_HTTP_LOGS : GW_H_REQ_HTTP_TRACES, now - q->start_mono);
+    if (q->durable_mono)
+      gw_hist_observe(GW_H_STAGE_ANSWER, now - q->durable_mono);
+  }
   req_free(r, *con_cls);
   *con_cls = NULL;
   gw_httpd_guard_phase(c, GW_HTTPD_ANSWERED);
@@ -99,6 +105,7 @@ static void on_durable(void *arg, gw_rc rc)
 {
   struct conn_req *q = arg;
   q->durable_rc = rc;
+  q->durable_mono = gw_mono_ns();
   if (atomic_fetch_sub(&q->left, 1) == 1)
     MHD_resume_connection(q->c);
 }
@@ -145,6 +152,7 @@ static gw_rc client_gone(void *arg)
 static void lane_finish(void *arg)
 {
   struct conn_req *q = arg;
+  gw_hist_observe(GW_H_STAGE_QUEUE, gw_mono_ns() - q->body_mono);
   if (q->fd >= 0)
     gw_request_limit(0, client_gone, &q->fd);
   if (!gw_http_finish(q->r->p, &q->q, on_durable, q, &q->resp)) {
@@ -208,6 +216,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_resp(r, c, &q->resp);
   }
   gw_httpd_guard_phase(c, GW_HTTPD_BODY_DONE);
+  q->body_mono = gw_mono_ns();
+  gw_hist_observe(GW_H_STAGE_UPLOAD, q->body_mono - q->start_mono);
   atomic_init(&q->left, 2);
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   int fd = ci ? ci->connect_fd : -1;

@@ -267,7 +267,8 @@ static bool defer_end(void)
 /* Re-encode the accepted request (pack/size are the signal's protobuf-c functions) and append it with its
  * rows to the spool. */
 static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const void *msg,
-                    size_t (*size)(const void *), size_t (*pack)(const void *, uint8_t *), struct gw_err *err)
+                    size_t (*size)(const void *), size_t (*pack)(const void *, uint8_t *), uint64_t start,
+                    struct gw_err *err)
 {
   size_t plen = size(msg);
   uint8_t *pb = gw_arena_alloc(a, plen ? plen : 1);
@@ -276,6 +277,7 @@ static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_i
   pack(msg, pb);
   in->otlp = pb;
   in->otlp_len = plen;
+  gw_hist_observe(GW_H_STAGE_PROCESS, gw_mono_ns() - start);
   gw_rc rc;
   if (defer.done) {
     rc = gw_spool_append_async(p->spool, in, defer.done, defer.arg, err);
@@ -408,7 +410,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     .records = recs.buf,
     .records_len = recs.len,
   };
-  if ((rc = append(p, a, &in, req, trace_size, trace_pack, err)))
+  if ((rc = append(p, a, &in, req, trace_size, trace_pack, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
@@ -511,7 +513,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     .records = evs.buf,
     .records_len = evs.len,
   };
-  if ((rc = append(p, a, &in, req, logs_size, logs_pack, err)))
+  if ((rc = append(p, a, &in, req, logs_size, logs_pack, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);

@@ -421,6 +421,7 @@ static void disk_error_log(struct gw_spool *s, const struct gw_err *err)
 static gw_rc disk_append(struct gw_spool *s, const struct gw_spool_in *in, uint64_t *lsn, struct gw_err *err)
 {
   size_t need = in->otlp_len + in->records_len + 64; /* record header and padding, near enough for the cap */
+  uint64_t t0 = gw_mono_ns();
   struct node *n = gw_calloc(1, sizeof *n);
   pthread_mutex_lock(&s->wmu);
   pthread_mutex_lock(&s->mu);
@@ -440,6 +441,7 @@ static gw_rc disk_append(struct gw_spool *s, const struct gw_spool_in *in, uint6
   }
   if (rc) {
     pthread_mutex_unlock(&s->wmu);
+    gw_disk_bury(s->disk);
     free(n);
     return rc;
   }
@@ -456,7 +458,9 @@ static gw_rc disk_append(struct gw_spool *s, const struct gw_spool_in *in, uint6
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   pthread_mutex_unlock(&s->wmu);
+  gw_disk_bury(s->disk); /* segments seal or reclaim let go of (no consumer): deleted outside the locks */
   *lsn = r.lsn;
+  gw_hist_observe(GW_H_STAGE_APPEND, gw_mono_ns() - t0);
   return GW_OK;
 }
 
@@ -592,6 +596,8 @@ void gw_spool_commit(struct gw_spool *s, int consumer, uint64_t seq)
   reclaim(s);
   uint64_t committed = c->committed;
   pthread_mutex_unlock(&s->mu);
+  if (s->disk)
+    gw_disk_bury(s->disk); /* the segments reclaim let go of, deleted once appenders no longer wait for mu */
   save_cursor(s, c, committed);
 }
 
@@ -727,6 +733,8 @@ void gw_spool_skip(struct gw_spool *s, int consumer, uint64_t max_bytes, uint64_
   }
   uint64_t committed = c->committed;
   pthread_mutex_unlock(&s->mu);
+  if (s->disk)
+    gw_disk_bury(s->disk); /* the segments reclaim let go of, deleted once appenders no longer wait for mu */
   save_cursor(s, c, committed);
 }
 

@@ -34,6 +34,7 @@
 #define REC_HDR 48u
 #define CUR_MAGIC 0x31435747u /* "GWC1" */
 #define MAX_CURSORS GW_SPOOL_MAX_CONSUMERS * 2
+#define SYNC_BURST 2u /* spool.fsync interval: syncs the budget holds (see flusher) */
 
 struct seg {
   struct seg *next;
@@ -79,13 +80,16 @@ struct waiter {
   gw_rc rc;
   void (*done)(void *arg, gw_rc rc);
   void *arg;
+  uint64_t since; /* gw_mono_ns when it began to wait */
 };
 
 static void run_waiters(struct waiter **ready)
 {
+  uint64_t now = gw_mono_ns();
   while (*ready) {
     struct waiter *w = *ready;
     *ready = w->next;
+    gw_hist_observe(GW_H_STAGE_DURABLE, now - w->since);
     w->done(w->arg, w->rc);
     free(w);
   }
@@ -111,7 +115,8 @@ struct gw_disk {
   uint64_t written_lsn, synced_lsn; /* synced_lsn: what the flusher has passed, synced or failed */
   uint64_t failed_lsn;              /* the highest position a failed sync covered */
   uint64_t wanted_lsn;      /* highest position a waiter asked for */
-  uint64_t last_sync_mono;
+  uint64_t credit_ns, credit_mono; /* interval: the sync budget (see flusher) and when it was last topped up */
+  struct seg *grave;      /* released segments not deleted yet (gw_disk_bury) */
   struct waiter *waiters; /* async, unordered */
   bool stop, flusher_done;
   pthread_t flusher;
@@ -167,14 +172,24 @@ static void *flusher(void *arg)
       pthread_cond_wait(&d->work_cv, &d->lk);
     if (d->stop && d->written_lsn <= d->synced_lsn)
       break;
-    /* interval: at most one sync per interval; the first after a quiet spell goes at once */
+    /* interval: one sync per interval on average, kept as a budget (a token bucket) that grows by one sync
+     * per interval up to SYNC_BURST syncs and pays for each sync. A request that finds the syncer idle is
+     * synced at once while the budget lasts, so at a rate under one request per interval none waits for
+     * an interval; under load the budget runs out and syncs are spaced one interval apart, each covering
+     * every request that came meanwhile (group commit). */
     uint64_t iv = d->conf.fsync == GW_FSYNC_INTERVAL ? (uint64_t)d->conf.fsync_interval_ms * 1000000ull : 0;
     uint64_t now = gw_mono_ns();
-    if (!d->stop && iv && now < d->last_sync_mono + iv) {
-      uint64_t until = d->last_sync_mono + iv;
-      struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
-      pthread_cond_timedwait(&d->work_cv, &d->lk, &ts);
-      continue;
+    if (iv) {
+      uint64_t cap = SYNC_BURST * iv;
+      d->credit_ns = now - d->credit_mono >= cap - d->credit_ns ? cap : d->credit_ns + (now - d->credit_mono);
+      d->credit_mono = now;
+      if (!d->stop && d->credit_ns < iv) {
+        uint64_t until = now + (iv - d->credit_ns);
+        struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+        pthread_cond_timedwait(&d->work_cv, &d->lk, &ts);
+        continue;
+      }
+      d->credit_ns = d->credit_ns >= iv ? d->credit_ns - iv : 0;
     }
     uint64_t target = d->written_lsn;
     bool dir = d->dir_dirty;
@@ -193,7 +208,6 @@ static void *flusher(void *arg)
       }
       fds[nfds++] = dup(s->fd);
     }
-    d->last_sync_mono = now;
     pthread_mutex_unlock(&d->lk);
 
     uint64_t t0 = gw_mono_ns();
@@ -209,8 +223,10 @@ static void *flusher(void *arg)
       ok = false;
       eno = errno;
     }
+    uint64_t took = gw_mono_ns() - t0;
     gw_metric_add(GW_M_SPOOL_FSYNCS, 1);
-    gw_metric_add(GW_M_SPOOL_FSYNC_SECONDS, (int64_t)(gw_mono_ns() - t0));
+    gw_metric_add(GW_M_SPOOL_FSYNC_SECONDS, (int64_t)took);
+    gw_hist_observe(GW_H_SPOOL_FSYNC, took);
 
     pthread_mutex_lock(&d->lk);
     if (!ok) {
@@ -258,6 +274,7 @@ gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn)
 {
   if (d->conf.fsync == GW_FSYNC_NEVER)
     return GW_OK;
+  uint64_t since = gw_mono_ns();
   pthread_mutex_lock(&d->lk);
   if (lsn > d->wanted_lsn) {
     d->wanted_lsn = lsn;
@@ -267,6 +284,7 @@ gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn)
     pthread_cond_wait(&d->synced_cv, &d->lk);
   gw_rc rc = outcome(d, lsn);
   pthread_mutex_unlock(&d->lk);
+  gw_hist_observe(GW_H_STAGE_DURABLE, gw_mono_ns() - since);
   return rc;
 }
 
@@ -280,6 +298,7 @@ void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *ar
   if (d->synced_lsn >= lsn || d->flusher_done) {
     gw_rc rc = outcome(d, lsn);
     pthread_mutex_unlock(&d->lk);
+    gw_hist_observe(GW_H_STAGE_DURABLE, 0);
     done(arg, rc);
     return;
   }
@@ -287,6 +306,7 @@ void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *ar
   w->lsn = lsn;
   w->done = done;
   w->arg = arg;
+  w->since = gw_mono_ns();
   w->next = d->waiters;
   d->waiters = w;
   if (lsn > d->wanted_lsn) {
@@ -473,23 +493,35 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
 size_t gw_disk_release(struct gw_disk *d, uint64_t upto)
 {
   size_t freed = 0;
+  pthread_mutex_lock(&d->lk);
   for (;;) {
-    pthread_mutex_lock(&d->lk);
     struct seg *s = d->head;
-    if (!s || s == d->active || (s->last_seq && s->last_seq > upto)) {
-      pthread_mutex_unlock(&d->lk);
+    if (!s || s == d->active || (s->last_seq && s->last_seq > upto))
       break;
-    }
     d->head = s->next;
     if (!d->head)
       d->tail = NULL;
-    pthread_mutex_unlock(&d->lk);
+    freed += s->size;
+    s->next = d->grave;
+    d->grave = s;
+  }
+  pthread_mutex_unlock(&d->lk);
+  return freed;
+}
+
+void gw_disk_bury(struct gw_disk *d)
+{
+  pthread_mutex_lock(&d->lk);
+  struct seg *s = d->grave;
+  d->grave = NULL;
+  pthread_mutex_unlock(&d->lk);
+  while (s) {
+    struct seg *next = s->next;
     if (unlinkat(d->dirfd, s->name, 0) != 0 && errno != ENOENT)
       gw_warn("spool", "cannot delete %s/%s: %s", d->dir, s->name, strerror(errno));
-    freed += s->size;
     seg_free(s);
+    s = next;
   }
-  return freed;
 }
 
 /* ---- cursors ---- */
@@ -839,6 +871,7 @@ void gw_disk_close(struct gw_disk *d)
       close(d->cursors[i].fd);
     }
   }
+  gw_disk_bury(d);
   if (d->conf.fsync != GW_FSYNC_NEVER)
     fsync(d->dirfd);
   while (d->head) {

@@ -19,8 +19,9 @@
  *
  * Durability: gw_disk_append returns the record's log position (bytes written since start); gw_disk_wait
  * returns once everything up to it is on disk per spool.fsync. A flusher thread does the fdatasync
- * (group commit: one sync covers every append since the previous one): at once for `always`, at most
- * every fsync_interval_ms for `interval`; `never` waits for nothing (the page cache keeps the data
+ * (group commit: one sync covers every append since the previous one): at once for `always`; for
+ * `interval`, one per fsync_interval_ms on average, at once while the syncs before were spaced wider
+ * (see flusher in spool_disk.c); `never` waits for nothing (the page cache keeps the data
  * through a crash of this process, not through one of the machine).
  * Recovery (gw_disk_open) reads every segment in order, hands each valid record to a callback, skips what
  * does not check out (a torn tail after a crash, a corrupt record) by scanning forward to the next
@@ -82,9 +83,12 @@ gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn);
  * on the calling thread when nothing needs waiting for. */
 void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *arg, gw_rc rc), void *arg);
 
-/* Delete the segments whose records all have seq <= upto (except the one being written). Returns the bytes
- * freed. */
+/* Take the segments whose records all have seq <= upto (except the one being written) out of the spool.
+ * Returns the bytes freed. Their files are deleted by gw_disk_bury, which the caller runs once it holds no
+ * lock an appender needs: deleting a file of many MiB (the unlink, the last close that frees its blocks,
+ * the unmapping) takes milliseconds, far more on a busy file system, and no request should wait for it. */
 size_t gw_disk_release(struct gw_disk *d, uint64_t upto);
+void gw_disk_bury(struct gw_disk *d);
 
 /* A consumer's saved cursor: true with *seq when there is a valid one. Call it once per consumer at start
  * (it makes the cursor's slot; gw_disk_cursor_store only fills one, so consumer threads never add slots). */

@@ -237,7 +237,8 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
 
   test('/metrics: histograms are cumulative and count what they observed; process metrics and build info', () => {
     const s = S.s2;
-    for (const name of ['genai_gateway_request_duration_seconds', 'genai_gateway_pg_batch_duration_seconds', 'genai_gateway_exporter_batch_seconds']) {
+    for (const name of ['genai_gateway_request_duration_seconds', 'genai_gateway_request_stage_seconds',
+      'genai_gateway_spool_fsync_duration_seconds', 'genai_gateway_pg_batch_duration_seconds', 'genai_gateway_exporter_batch_seconds']) {
       const buckets = s.filter((x) => x.name === `${name}_bucket`);
       assert.ok(buckets.length > 0, name);
       const series = new Map();

@@ -38,7 +38,8 @@ describe('disk spool group commit', { skip: skip ?? false }, () => {
   test('gRPC exports sent together with one receiver thread share a sync', async () => {
     const clients = Array.from({ length: 4 }, () => rawGrpcClient(gw.grpcAddr));
     try {
-      // Warm up: the first sync after a quiet spell goes at once; the next ones wait for the interval.
+      // Warm up: the sync budget holds two syncs; this takes one, the next export may take the other, and
+      // every later one waits for the interval, sharing that sync.
       const first = await grpcUnaryRaw(clients[0], GRPC_EXPORT_PATH, toProtobuf(traceRequest([genaiSpan()])));
       assert.equal(first.code, 0, first.details);
       const before = await fsyncs();
@@ -57,6 +58,38 @@ describe('disk spool group commit', { skip: skip ?? false }, () => {
     } finally {
       for (const c of clients) c.close();
     }
+  });
+
+  // genai_gateway_request_stage_seconds: one observation per stage and request (upload for HTTP/1.1 only;
+  // answer once the transport has sent it, so it is waited for below),
+  // and one genai_gateway_spool_fsync_duration_seconds observation per sync.
+  test('each request is counted once in each of its stages, each sync once', async () => {
+    const stage = (m, s) => metric(m, 'genai_gateway_request_stage_seconds_count', { stage: s });
+    const stages = ['upload', 'process', 'append', 'durable', 'answer'];
+    const m0 = await gw.metrics();
+    const r = await post(gw, '/v1/traces', toProtobuf(traceRequest([genaiSpan()])), { 'content-type': 'application/x-protobuf' });
+    assert.equal(r.status, 200);
+    let m1 = await gw.metrics();
+    for (let i = 0; i < 50 && stage(m1, 'answer') === stage(m0, 'answer'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      m1 = await gw.metrics();
+    }
+    for (const s of stages) assert.equal(stage(m1, s) - stage(m0, s), 1, `HTTP: stage ${s}`);
+    const c = rawGrpcClient(gw.grpcAddr);
+    try {
+      const a = await grpcUnaryRaw(c, GRPC_EXPORT_PATH, toProtobuf(traceRequest([genaiSpan()])));
+      assert.equal(a.code, 0, a.details);
+    } finally {
+      c.close();
+    }
+    let m2 = await gw.metrics();
+    for (let i = 0; i < 50 && stage(m2, 'answer') === stage(m1, 'answer'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      m2 = await gw.metrics();
+    }
+    for (const s of stages) assert.equal(stage(m2, s) - stage(m1, s), s === 'upload' ? 0 : 1, `gRPC: stage ${s}`);
+    assert.equal(metric(m2, 'genai_gateway_spool_fsync_duration_seconds_count'), metric(m2, 'genai_gateway_spool_fsyncs_total'));
+    assert.ok(metric(m2, 'genai_gateway_spool_fsyncs_total') > 0);
   });
 
   test('HTTP requests sent together with one receiver thread share a sync too', async () => {

@@ -667,7 +667,7 @@ static void test_print_format(void **state)
                            "  max_inflight_bytes: 256MiB\n"
                            "  max_inflate_ratio: 200\n"
                            "  inflate_ratio_min_bytes: 1MiB\n"
-                           "  large_request_bytes: 256KiB\n"
+                           "  large_request_bytes: 1MiB\n"
                            "  large_request_threads: 1\n"
                            "  large_request_nice: 10\n"
                            "  max_depth: 32\n"

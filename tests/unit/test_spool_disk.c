@@ -20,6 +20,7 @@
 
 #include "core/metrics.h"
 #include "spool/spool.h"
+#include "spool/spool_disk.h"
 
 static char dir[256];
 
@@ -49,10 +50,10 @@ static int teardown(void **st)
   return 0;
 }
 
-static struct gw_spool *open_spool(size_t max, size_t seg, const char *fsync)
+static struct gw_spool *open_spool_iv(size_t max, size_t seg, const char *fsync, uint32_t interval_ms)
 {
   struct gw_spool_conf c = {.mode = "disk", .dir = dir, .max_bytes = max, .high_water = 0.9, .fsync = fsync,
-                            .fsync_interval_ms = 5, .segment_bytes = seg};
+                            .fsync_interval_ms = interval_ms, .segment_bytes = seg};
   struct gw_err err = {0};
   struct gw_spool *s = gw_spool_create(&c, &err);
   if (!s)
@@ -61,6 +62,8 @@ static struct gw_spool *open_spool(size_t max, size_t seg, const char *fsync)
   assert_true(gw_spool_is_disk(s));
   return s;
 }
+
+static struct gw_spool *open_spool(size_t max, size_t seg, const char *fsync) { return open_spool_iv(max, seg, fsync, 5); }
 
 static gw_rc put(struct gw_spool *s, const char *otlp, const char *records, uint32_t nspans)
 {
@@ -442,6 +445,73 @@ static void test_fsync_policies(void **st)
   gw_spool_destroy(s);
 }
 
+/* interval: a request that finds the syncer idle is synced at once, not an interval after the sync before it
+ * (here the interval is a minute and two appends in a row are both durable at once); the interval still
+ * bounds the syncs: the budget of two spent, a third append waits (it is synced when the spool closes). */
+static void test_interval_idle_syncs_at_once(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool_iv(1 << 20, 0, "interval", 60000);
+  gw_spool_add_consumer(s, "postgres");
+  int64_t f0 = gw_metric_get(GW_M_SPOOL_FSYNCS);
+  assert_int_equal(put(s, "first", NULL, 1), GW_OK);
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 1);
+  async_done = 0;
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, "second", 6, NULL, 0};
+  struct gw_err err;
+  assert_int_equal(gw_spool_append_async(s, &in, on_durable, NULL, &err), GW_OK);
+  for (int i = 0; i < 1000 && !async_done; i++) /* up to 5 s; the interval is 60 s */
+    usleep(5000);
+  assert_int_equal(async_done, 1);
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 2);
+  in.otlp = "third";
+  in.otlp_len = 5;
+  assert_int_equal(gw_spool_append_async(s, &in, on_durable, NULL, &err), GW_OK);
+  usleep(300000);
+  assert_int_equal(async_done, 1); /* waits for the budget: a minute */
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 2);
+  gw_spool_destroy(s); /* closing syncs what is left and answers it */
+  assert_int_equal(async_done, 2);
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 3);
+}
+
+static void count_rec(void *ctx, const struct gw_disk_rec *r)
+{
+  (void)r;
+  ++*(int *)ctx;
+}
+
+/* Releasing segments only takes them out of the spool; their files are deleted by gw_disk_bury, which the
+ * spool runs once it has let go of the lock appenders need (a file of many MiB takes a while to delete). */
+static void test_release_then_bury(void **st)
+{
+  (void)st;
+  struct gw_disk_conf c = {dir, GW_FSYNC_NEVER, 10, 4096};
+  struct gw_disk_recovery rec;
+  struct gw_err err = {0};
+  int n = 0;
+  struct gw_disk *d = gw_disk_open(&c, count_rec, &n, &rec, &err);
+  assert_non_null(d);
+  char big[5000];
+  memset(big, 'b', sizeof big);
+  for (uint64_t seq = 1; seq <= 3; seq++) {
+    struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, big, sizeof big, NULL, 0};
+    struct gw_disk_rec r;
+    assert_int_equal(gw_disk_append(d, &in, seq, gw_now_ns(), &r, &err), GW_OK);
+  }
+  char seg[8][64];
+  assert_int_equal(segments(seg, 8), 3); /* one record per segment: each is larger than segment_bytes */
+  assert_true(gw_disk_release(d, 2) > 2 * sizeof big);
+  assert_int_equal(segments(seg, 8), 3); /* released, not deleted yet */
+  gw_disk_bury(d);
+  assert_int_equal(segments(seg, 8), 1);
+  assert_string_equal(seg[0], "00000000000000000003.seg");
+  gw_disk_bury(d); /* nothing left to delete */
+  assert_int_equal(gw_disk_release(d, 3), 0); /* the segment being written stays */
+  gw_disk_close(d);
+  assert_int_equal(segments(seg, 8), 1);
+}
+
 /* A directory that cannot be used stops the start with the key and the reason. */
 static void test_unusable_dir_refused(void **st)
 {
@@ -484,6 +554,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_interval_idle_syncs_at_once, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_release_then_bury, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unusable_dir_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_consumer_keeps_nothing, setup, teardown),
   };
