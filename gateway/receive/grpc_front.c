@@ -193,15 +193,19 @@ static void *front_main(void *arg)
         timeout = t;
     }
     int n = epoll_wait(f->ep, evs, 64, timeout);
+    bool listen_ready = false;
     for (int i = 0; i < n; i++) {
       void *p = evs[i].data.ptr;
       if (p == &tag_wake)
         continue;
       if (p == &tag_listen)
-        accept_some(f);
+        listen_ready = true;
       else
         on_data(f, p, evs[i].events);
     }
+    /* last: accepting may close waiting connections (the cap) whose events are in this batch */
+    if (listen_ready)
+      accept_some(f);
   }
   return NULL;
 }
