@@ -185,8 +185,8 @@ static void *front_main(void *arg)
     if (!f->listening && now >= f->paused_until_ms)
       set_listening(f, true);
     int timeout = -1;
-    if (f->head)
-      timeout = (int)(f->head->deadline_ms - now);
+    if (f->head) /* at most a minute: the loop comes round again */
+      timeout = (int)(f->head->deadline_ms - now < 60000 ? f->head->deadline_ms - now : 60000);
     if (!f->listening) {
       int t = (int)(f->paused_until_ms > now ? f->paused_until_ms - now : 0);
       if (timeout < 0 || t < timeout)
