@@ -1,6 +1,7 @@
 /*
- * memtrim.c: see memtrim.h. One thread, woken by gw_memtrim_note; it waits TRIM_DELAY_MS so the call's
- * last buffers are freed and a burst of large requests is covered by one trim, then trims every arena.
+ * memtrim.c: see memtrim.h. One thread, woken by gw_memtrim_note; it waits until the trim is due
+ * (gw_memtrim_due: the call's last buffers freed, a burst covered by one trim, trims spaced out), then trims
+ * every arena.
  */
 #include "core/memtrim.h"
 
@@ -10,14 +11,28 @@
 #include <stdbool.h>
 #include <time.h>
 
-#define TRIM_DELAY_MS 20
+#include "core/gw.h"
+
+#define MS 1000000ull
+#define GW_MEMTRIM_MMAP_MAX (32 * 1024 * 1024) /* glibc's own ceiling for its dynamic threshold */
 
 static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t cv;
 static pthread_t thr;
 static atomic_bool running;
 static bool pending, stopping;
+static uint64_t first_note, last_note, last_trim; /* gw_mono_ns; under lk */
 static atomic_ulong trims;
+
+uint64_t gw_memtrim_due(uint64_t first, uint64_t last, uint64_t trimmed)
+{
+  uint64_t due = last + GW_MEMTRIM_QUIET_MS * MS;
+  if (due > first + GW_MEMTRIM_INTERVAL_MS * MS)
+    due = first + GW_MEMTRIM_INTERVAL_MS * MS;
+  if (trimmed && due < trimmed + GW_MEMTRIM_INTERVAL_MS * MS)
+    due = trimmed + GW_MEMTRIM_INTERVAL_MS * MS;
+  return due;
+}
 
 static void *trimmer(void *arg)
 {
@@ -29,15 +44,12 @@ static void *trimmer(void *arg)
       pthread_cond_wait(&cv, &lk);
     if (stopping)
       break;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += TRIM_DELAY_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
+    /* notes during the wait move the due time (cv runs on CLOCK_MONOTONIC, as gw_mono_ns) */
+    uint64_t due;
+    while (!stopping && (due = gw_memtrim_due(first_note, last_note, last_trim)) > gw_mono_ns()) {
+      struct timespec until = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
+      pthread_cond_timedwait(&cv, &lk, &until);
     }
-    while (!stopping && pthread_cond_timedwait(&cv, &lk, &until) == 0)
-      ; /* notes during the delay join this trim */
     if (stopping)
       break;
     pending = false;
@@ -45,6 +57,7 @@ static void *trimmer(void *arg)
     malloc_trim(0);
     atomic_fetch_add(&trims, 1);
     pthread_mutex_lock(&lk);
+    last_trim = gw_mono_ns();
   }
   pthread_mutex_unlock(&lk);
   return NULL;
@@ -54,10 +67,24 @@ void gw_memtrim_start(void)
 {
   if (atomic_load(&running))
     return;
+  /* The trimmer gives the heap back; free() does not. By default free() unmaps chunks past the mmap threshold
+   * and shrinks an arena whose top passes the trim threshold, so every 1 MiB message gRPC core reads was
+   * read into pages faulted in afresh (about 150 faults a call on its threads); allocations under
+   * GW_MEMTRIM_MMAP_MAX now come from the arenas and stay there until the next trim. */
+  mallopt(M_MMAP_THRESHOLD, GW_MEMTRIM_MMAP_MAX);
+  mallopt(M_TRIM_THRESHOLD, GW_MEMTRIM_MMAP_MAX);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&cv, &ca);
+  pthread_condattr_destroy(&ca);
   stopping = false;
   pending = false;
+  last_trim = 0;
   if (pthread_create(&thr, NULL, trimmer, NULL) == 0)
     atomic_store(&running, true);
+  else
+    pthread_cond_destroy(&cv);
 }
 
 void gw_memtrim_stop(void)
@@ -69,6 +96,7 @@ void gw_memtrim_stop(void)
   pthread_cond_broadcast(&cv);
   pthread_mutex_unlock(&lk);
   pthread_join(thr, NULL);
+  pthread_cond_destroy(&cv);
   atomic_store(&running, false);
 }
 
@@ -76,9 +104,12 @@ void gw_memtrim_note(size_t bytes)
 {
   if (bytes < GW_MEMTRIM_MIN || !atomic_load(&running))
     return;
+  uint64_t now = gw_mono_ns();
   pthread_mutex_lock(&lk);
+  last_note = now;
   if (!pending) {
     pending = true;
+    first_note = now;
     pthread_cond_signal(&cv);
   }
   pthread_mutex_unlock(&lk);

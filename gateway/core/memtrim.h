@@ -7,13 +7,19 @@
  * a burst of 8 MiB gRPC requests left the gateway at 2.2 GB RSS, idle. After a request of at least
  * GW_MEMTRIM_MIN bytes the receiver notes it; a thread then runs malloc_trim(0) shortly after (20 ms:
  * gRPC core frees the call's buffers after the answer; a burst costs one trim), off the request path.
+ * Trims are at most GW_MEMTRIM_INTERVAL_MS apart: a trim hands the free pages back and the next large
+ * message faults them in again (about 8 ms per MiB on a VM), on gRPC core's threads, at normal priority, so
+ * trimming after every call of a stream of large calls cost more than the calls' own decoding.
  */
 #ifndef GW_MEMTRIM_H
 #define GW_MEMTRIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define GW_MEMTRIM_MIN (1024 * 1024)
+#define GW_MEMTRIM_QUIET_MS 20      /* a trim waits this long after the last note */
+#define GW_MEMTRIM_INTERVAL_MS 1000 /* and trims are at least this far apart */
 
 /* Starts the trimming thread (main). Without it gw_memtrim_note does nothing. */
 void gw_memtrim_start(void);
@@ -21,6 +27,10 @@ void gw_memtrim_start(void);
 void gw_memtrim_stop(void);
 /* A request of `bytes` (its body or message) is done: a trim follows when it is at least GW_MEMTRIM_MIN. */
 void gw_memtrim_note(size_t bytes);
+/* When the pending trim is due (nanoseconds, any one clock): GW_MEMTRIM_QUIET_MS after the last note, but
+ * no later than GW_MEMTRIM_INTERVAL_MS after the first note since the last trim (a stream of notes does not
+ * put it off for ever), and no sooner than GW_MEMTRIM_INTERVAL_MS after the last trim (0: none yet). */
+uint64_t gw_memtrim_due(uint64_t first_note, uint64_t last_note, uint64_t last_trim);
 /* Trims done so far. */
 unsigned long gw_memtrim_count(void);
 

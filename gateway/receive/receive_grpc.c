@@ -8,7 +8,9 @@
  *  - calls to unregistered methods hang unless catch-all requests are kept outstanding: they are, and
  *    answered UNIMPLEMENTED;
  *  - the default 4 MB receive limit is replaced by receivers.max_request_bytes;
- *  - a call without a (well-framed) message is refused with INVALID_ARGUMENT, never taken as empty.
+ *  - a call without a (well-framed) message is refused with INVALID_ARGUMENT, never taken as empty;
+ *  - gRPC core sets up every connection it accepts before a byte arrives, with no cap: in plaintext the
+ *    port is ours (grpc_front.h) and a connection reaches gRPC core once its preface has arrived.
  * Errors carry google.rpc.Status in grpc-status-details-bin, with RetryInfo when the client should retry.
  * The call's deadline is honoured: a call whose deadline passed while it waited for a thread is answered
  * DEADLINE_EXCEEDED without being decoded, and one that runs past it is stopped between stages (request.c).
@@ -17,6 +19,7 @@
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
@@ -32,6 +35,8 @@
 #include "core/memtrim.h"
 #include "core/tls.h"
 #include "core/metrics.h"
+#include "core/net.h"
+#include "receive/grpc_front.h"
 #include "receive/lane.h"
 #include "receive/receive.h"
 
@@ -74,6 +79,8 @@ struct gw_grpc_receiver {
   atomic_bool stopping;
   atomic_bool shutdown_done;
   _Atomic uint64_t tls_generation; /* the TLS material gRPC was last handed */
+  struct gw_grpc_front *front;      /* plaintext: our listener in front of gRPC core (grpc_front.h) */
+  grpc_server_credentials *insecure; /* what grpc_server_add_channel_from_fd is given */
 };
 
 static int shutdown_tag; /* address used as the server-shutdown tag */
@@ -419,6 +426,30 @@ static grpc_ssl_certificate_config_reload_status fetch_certs(void *arg, grpc_ssl
   return st;
 }
 
+/* A plaintext connection that has sent its preface goes to gRPC core (grpc_front.h). */
+static void handoff(void *ctx, int fd)
+{
+  struct gw_grpc_receiver *r = ctx;
+  grpc_server_add_channel_from_fd(r->server, fd, r->insecure);
+}
+
+static void render(struct gw_sb *out, void *ctx)
+{
+  struct gw_grpc_receiver *r = ctx;
+  gw_sb_printf(out,
+               "# HELP genai_gateway_grpc_connections_closed_total Plaintext OTLP/gRPC connections closed before "
+               "their HTTP/2 preface: at the handshake timeout, or as the oldest waiting past the cap\n"
+               "# TYPE genai_gateway_grpc_connections_closed_total counter\n"
+               "genai_gateway_grpc_connections_closed_total{reason=\"handshake_timeout\"} %llu\n"
+               "genai_gateway_grpc_connections_closed_total{reason=\"max_pending\"} %llu\n"
+               "# HELP genai_gateway_grpc_connections_total Plaintext OTLP/gRPC connections handed to gRPC core "
+               "after their preface\n"
+               "# TYPE genai_gateway_grpc_connections_total counter\n"
+               "genai_gateway_grpc_connections_total %llu\n",
+               (unsigned long long)gw_grpc_front_timeouts(r->front), (unsigned long long)gw_grpc_front_evicted(r->front),
+               (unsigned long long)gw_grpc_front_handed(r->front));
+}
+
 static void *serve(void *arg)
 {
   struct gw_grpc_receiver *r = arg;
@@ -506,8 +537,20 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
                                                  NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
   r->logs_method = grpc_server_register_method(r->server, "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
                                                NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-  grpc_server_credentials *creds;
-  if (p->tls) {
+  grpc_server_credentials *creds = NULL;
+  if (!p->tls) {
+    /* Plaintext: the port is ours (grpc_front.h), once gRPC core is started (below). Addresses our parser
+     * does not know stay with gRPC core's listener. */
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    struct gw_err perr;
+    memset(&perr, 0, sizeof perr);
+    if (gw_net_parse_addr(conf->receivers.grpc_addr, &ss, &sl, &perr) == GW_OK)
+      r->insecure = grpc_insecure_server_credentials_create();
+  }
+  if (r->insecure) {
+    /* nothing to add to gRPC core: connections come through grpc_server_add_channel_from_fd */
+  } else if (p->tls) {
     /* TLS 1.2 at least (gRPC's own minimum); with client CAs, a client certificate is required and verified. */
     grpc_ssl_client_certificate_request_type req = conf->receivers.tls_client_ca[0]
                                                      ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
@@ -517,11 +560,29 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
   } else {
     creds = grpc_insecure_server_credentials_create();
   }
-  int port = grpc_server_add_http2_port(r->server, conf->receivers.grpc_addr, creds);
-  grpc_server_credentials_release(creds);
+  int port = 1;
+  if (creds) {
+    port = grpc_server_add_http2_port(r->server, conf->receivers.grpc_addr, creds);
+    grpc_server_credentials_release(creds);
+  }
   if (port <= 0) {
     gw_err_set(err, GW_ERR(IO), "OTLP/gRPC receiver: cannot listen on %s (address in use or not permitted)",
                conf->receivers.grpc_addr);
+  } else if (r->insecure) {
+    grpc_server_start(r->server);
+    r->front = gw_grpc_front_start(conf->receivers.grpc_addr, conf->receivers.grpc_handshake_ms,
+                                   GW_GRPC_FRONT_PENDING, handoff, r, err);
+    if (!r->front) {
+      port = 0;
+      grpc_server_shutdown_and_notify(r->server, r->cq, &shutdown_tag);
+      grpc_server_cancel_all_calls(r->server);
+      while (grpc_completion_queue_next(r->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_OP_COMPLETE)
+        ;
+    }
+  }
+  if (port <= 0) {
+    if (r->insecure)
+      grpc_server_credentials_release(r->insecure);
     grpc_server_destroy(r->server);
     grpc_completion_queue_shutdown(r->cq);
     while (grpc_completion_queue_next(r->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
@@ -530,7 +591,8 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
     free(r);
     return NULL;
   }
-  grpc_server_start(r->server);
+  if (!r->front)
+    grpc_server_start(r->server);
   for (int i = 0; i < OUTSTANDING; i++) {
     request_one(r, CALL_EXPORT);
     request_one(r, CALL_LOGS);
@@ -543,6 +605,8 @@ struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw
     r->nthreads = MAX_THREADS;
   for (int i = 0; i < r->nthreads; i++)
     pthread_create(&r->threads[i], NULL, serve, r);
+  if (r->front)
+    gw_metrics_register(render, r);
   gw_info("grpc", "OTLP/gRPC receiver listening on %s (%s)", conf->receivers.grpc_addr,
           !p->tls ? "plaintext" : conf->receivers.tls_client_ca[0] ? "TLS, client certificates required" : "TLS");
   return r;
@@ -553,6 +617,12 @@ void gw_grpc_receiver_stop(struct gw_grpc_receiver *r)
   if (!r)
     return;
   atomic_store(&r->stopping, true);
+  if (r->front) {
+    /* no connection is handed to a server shutting down */
+    gw_metrics_unregister(render, r);
+    gw_grpc_front_stop(r->front);
+    r->front = NULL;
+  }
   grpc_server_shutdown_and_notify(r->server, r->cq, &shutdown_tag);
   /* In-flight calls finish on their own; past 5 s they are cancelled. */
   uint64_t until = gw_mono_ns() + 5000000000ull;
@@ -572,5 +642,7 @@ void gw_grpc_receiver_stop(struct gw_grpc_receiver *r)
   for (int i = 0; i < r->nthreads; i++)
     pthread_join(r->threads[i], NULL);
   grpc_completion_queue_destroy(r->cq);
+  if (r->insecure)
+    grpc_server_credentials_release(r->insecure);
   free(r);
 }

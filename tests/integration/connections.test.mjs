@@ -165,9 +165,16 @@ describe('connections: slow and idle clients', { skip: skip ?? false }, () => {
   });
 
   test('gRPC: a connection that never sends the HTTP/2 preface is closed at the handshake timeout', async () => {
+    const reason = { reason: 'handshake_timeout' };
+    const before = metric(await gw.metrics(), 'genai_gateway_grpc_connections_closed_total', reason);
+    const handed = metric(await gw.metrics(), 'genai_gateway_grpc_connections_total');
     const idle = await openMany(50, (i) => openConn(gw.ports.grpc, { localAddress: attacker(60 + (i % 5)) }));
     const lifetimes = await Promise.all(idle.map((c) => Promise.race([c.closed, sleep(6000).then(() => Infinity)])));
     assert.ok(Math.max(...lifetimes) < 3500, `idle gRPC connections lived up to ${Math.max(...lifetimes)} ms (handshake timeout 1 s)`);
+    /* closed by the gateway's own listener, never handed to gRPC core (plaintext: grpc_front.h) */
+    const m = await gw.metrics();
+    assert.equal(metric(m, 'genai_gateway_grpc_connections_closed_total', reason) - before, 50);
+    assert.equal(metric(m, 'genai_gateway_grpc_connections_total'), handed);
   });
 });
 
