@@ -14,13 +14,13 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const otlp = await import(path.join(ROOT, 'tests', 'lib', 'otlp.mjs'));
+const { freePort } = await import(path.join(ROOT, 'tests', 'lib', 'harness.mjs'));
 const BIN = process.argv[2];
 const CONNS = Number(process.argv[3] ?? 16);
 const STREAMS = Number(process.argv[4] ?? 8);
@@ -30,14 +30,6 @@ if (!BIN || !fs.existsSync(BIN)) {
   console.error('usage: node bench/grpc_flood.mjs BIN [CONNS] [STREAMS] [KIB]');
   process.exit(2);
 }
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-
 const value = 'x'.repeat(KIB * 1024);
 const body = otlp.toProtobuf(otlp.traceRequest([otlp.genaiSpan({ attributes: { 'app.blob': value } })], { service: 'flood' }));
 
