@@ -14,7 +14,10 @@
 #include "core/gw.h"
 
 #define MS 1000000ull
-#define GW_MEMTRIM_MMAP_MAX (32 * 1024 * 1024) /* glibc's own ceiling for its dynamic threshold */
+/* Allocations under this come from the arenas and wait for the trimmer: a 1 MiB gRPC message's buffers are
+ * reused, not faulted in afresh. Larger ones (a multi-MiB request's) are still mapped and go back at free():
+ * at 32 MiB, fragments of a burst of 6 MiB requests kept the rest RSS over README.md's bound at rest. */
+#define GW_MEMTRIM_MMAP_MAX (2 * 1024 * 1024)
 
 static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
