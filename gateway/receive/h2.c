@@ -257,6 +257,17 @@ static bool is_large(const struct gw_pipeline *p, const struct h2stream *st)
   return gw_lane_size(b, b + (q->len >= 4 ? q->len - 4 : 0), q->len, gzip) >= large;
 }
 
+/* The job that processes a complete stream, counted until its answer is back on the stream's loop. */
+static struct h2job *new_job(struct h2conn *hc, struct h2stream *st)
+{
+  struct h2job *j = gw_calloc(1, sizeof *j);
+  j->lp = hc->fc->lp;
+  j->st = st;
+  st->dispatched = true;
+  atomic_fetch_add(&front_of(hc)->jobs, 1);
+  return j;
+}
+
 /* The request's body is complete: hand it to the large-request lane when it is large, else to a worker, or
  * refuse it when the workers are all behind. */
 static void dispatch(struct h2conn *hc, struct h2stream *st)
@@ -265,12 +276,7 @@ static void dispatch(struct h2conn *hc, struct h2stream *st)
   st->deadline_ms = 0;
   if (is_large(f->p, st)) {
     /* its body is counted in flight already (gw_http_body), so the lane's queue is bounded by that budget */
-    struct h2job *j = gw_calloc(1, sizeof *j);
-    j->lp = hc->fc->lp;
-    j->st = st;
-    st->dispatched = true;
-    atomic_fetch_add(&f->jobs, 1);
-    gw_lane_submit(f->p->lane, lane_job, j);
+    gw_lane_submit(f->p->lane, lane_job, new_job(hc, st));
     return;
   }
   pthread_mutex_lock(&f->work_mu);
@@ -285,11 +291,7 @@ static void dispatch(struct h2conn *hc, struct h2stream *st)
     respond(hc, st);
     return;
   }
-  struct h2job *j = gw_calloc(1, sizeof *j);
-  j->lp = hc->fc->lp;
-  j->st = st;
-  st->dispatched = true;
-  atomic_fetch_add(&f->jobs, 1);
+  struct h2job *j = new_job(hc, st);
   if (f->work_tail)
     f->work_tail->next = j;
   else
