@@ -138,6 +138,17 @@ static void note_retry(struct gw_sink *s, const struct gw_sink_outcome *out, uin
   }
 }
 
+/* A delivery went through after failures: say so once, and start the failure report afresh. */
+static void note_recovered(struct gw_sink *s, uint64_t *fails_since_log, uint64_t *last_log)
+{
+  if (!*fails_since_log && !*last_log)
+    return;
+  if (*fails_since_log)
+    gw_info(s->type->name, "delivery recovered after %llu more failures", (unsigned long long)*fails_since_log);
+  *fails_since_log = 0;
+  *last_log = 0;
+}
+
 static void *run(void *arg)
 {
   struct gw_sink *s = arg;
@@ -212,12 +223,7 @@ static void *run(void *arg)
       sleep_ms_interruptible(s, wait);
       continue;
     }
-    if (fails_since_log || last_log) {
-      if (fails_since_log)
-        gw_info(s->type->name, "delivery recovered after %llu more failures", (unsigned long long)fails_since_log);
-      fails_since_log = 0;
-      last_log = 0;
-    }
+    note_recovered(s, &fails_since_log, &last_log);
     backoff = s->conf.backoff_min_ms;
     if (r == GW_SINK_DROP) {
       atomic_fetch_add(&s->batches_dropped, 1);
@@ -333,12 +339,7 @@ static void *run_worker(void *arg)
     }
     if (given_up)
       break;
-    if (fails_since_log || last_log) {
-      if (fails_since_log)
-        gw_info(s->type->name, "delivery recovered after %llu more failures", (unsigned long long)fails_since_log);
-      fails_since_log = 0;
-      last_log = 0;
-    }
+    note_recovered(s, &fails_since_log, &last_log);
     if (r == GW_SINK_DROP) {
       atomic_fetch_add(&s->batches_dropped, 1);
       gw_warn(s->type->name, "dropped a batch of %zu entries: %s", n, out.error[0] ? out.error : "no detail");
