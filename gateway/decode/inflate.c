@@ -8,8 +8,8 @@
  * max_bytes. Output goes into one resizable arena buffer (gw_arena_alloc_big) that starts near a typical
  * ratio and doubles, mremap'd rather than copied, never past the limit; once it is full at the limit a
  * one-byte probe tells "done" from "more", and more is TOO_LARGE at once. At the end the buffer is cut to
- * the output. zlib's own state is arena memory too. Once the output passes 16 times the input (and
- * 256 KiB), gw_deflate_size counts the whole body's output from its codes: past the limit is TOO_LARGE at
+ * the output. zlib's own state is arena memory too. Once the output passes 16 times the input read so far
+ * (and 256 KiB), gw_deflate_size counts the whole body's output from its codes: past the limit is TOO_LARGE at
  * once (a bomb is refused in the time it takes to read its wire bytes, without inflating up to the cap
  * and faulting its pages in), within it the buffer is sized exactly.
  * windowBits 15+32 lets zlib detect gzip or zlib headers; concatenated members (RFC 1952 §2.2) are
@@ -23,8 +23,11 @@
 #include "decode/decode.h"
 
 #define FIRST_OUT (64 * 1024)
-/* Output past both of these before the body is counted with gw_deflate_size (real bodies inflate 3 to 30
- * times; a bomb about 1000): from there a bomb costs the time to read its codes, not to inflate it. */
+/* Output past both of these (or about to grow past SCAN_AT) before the body is counted with gw_deflate_size (real bodies inflate 3 to 30
+ * times; a bomb about 1000): from there a bomb costs the time to read its codes, not to inflate it. The
+ * ratio is the output's to the input read so far, not to the whole body: a 64 KB bomb shows its ratio after
+ * a few hundred bytes, and measured against the whole body it would be inflated to 1 MiB first (four times
+ * the work and the page faults, on every bomb of a client sending them back to back). */
 #define SCAN_AT (256 * 1024)
 #define SCAN_RATIO 16
 
@@ -126,7 +129,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         continue;
       }
       size_t ncap = cap > limit / 2 ? limit : cap * 2;
-      if (!scanned && cap >= SCAN_AT && cap / SCAN_RATIO >= in_len) {
+      if (!scanned && ncap > SCAN_AT && cap / SCAN_RATIO >= in_len - left - zs.avail_in) {
         /* A ratio past real bodies': count what the whole body inflates to before inflating more of it. */
         scanned = true;
         size_t total;

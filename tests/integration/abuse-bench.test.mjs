@@ -37,6 +37,16 @@ test('bench/abuse.mjs runs every attack and prints every row', { skip: skip ?? f
     assert.doesNotMatch(row, /GATEWAY DIED/);
   }
   assert.match(table.at(-1), /^\(unloaded\) /);
+  /* the verdict table: every attack again, against the unloaded phases on both of its sides */
+  const pooled = lines.findIndex((l) => l.startsWith('against the unloaded phases before and after'));
+  assert.ok(pooled > header, `no pooled verdict table:\n${out}`);
+  const header2 = lines.findIndex((l, i) => i > pooled && l.startsWith('phase '));
+  assert.ok(header2 > pooled, `no header after the pooled table's title:\n${out}`);
+  for (let i = 0; i < ATTACKS.length; i++) {
+    const row = lines[header2 + 1 + i];
+    assert.ok(row.startsWith(`${ATTACKS[i]} `), `pooled row for ${ATTACKS[i]}: ${row}`);
+    assert.match(row, /^\S+\s+[\d.]+%\s+[\d.]+\s+[\d.]+\s+[\d.]+%\s+[\d.]+\s+[\d.]+\s+[\d.]+%\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+(yes|NO)/, row);
+  }
   assert.match(out, /goal met \(.*\): \d of 7 attacks/);
   for (const a of ATTACKS) assert.match(out, new RegExp(`^  ${a} .*\\n +-> \\S`, 'm'), `attack summary of ${a}`);
 });

@@ -1522,6 +1522,41 @@ static void test_gzip_bomb_counted(void **state)
   free(z);
 }
 
+/* The count starts once the output is 16 times the input read so far, not the whole body: a 32 KB bomb (32 MiB
+ * of zeros) is counted and refused after 256 KiB of output; measured against its whole size it would first
+ * inflate 512 KiB (64 KB bombs, as clients send them back to back: 1 MiB). A real body whose start compresses
+ * well is counted early too, and still inflated whole and exact. */
+static void test_gzip_bomb_counted_early(void **state)
+{
+  (void)state;
+  size_t n = 32u << 20, zlen;
+  char *plain = calloc(1, n);
+  uint8_t *z = zcomp(plain, n, 1, Z_RLE, 15 + 16, &zlen);
+  assert_true(zlen * 16 > (384u << 10)); /* counted against the whole body, the output would pass 384 KiB */
+  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20};
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(err.msg, "(receivers.max_inflate_ratio)"));
+  assert_true(gw_arena_used(a) < (384u << 10));
+  gw_arena_destroy(a);
+  /* 600 KB of zeros, then text that compresses as OTLP does: counted early, inflated exactly */
+  size_t head = 600u << 10, m = head + (256u << 10);
+  for (size_t i = head; i < m; i++)
+    plain[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
+  free(z);
+  z = zcomp(plain, m, 6, Z_DEFAULT_STRATEGY, 15 + 16, &zlen);
+  a = gw_arena_create(0);
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, m);
+  assert_memory_equal(out, plain, m);
+  gw_arena_destroy(a);
+  free(z);
+  free(plain);
+}
+
 static void test_gzip_bad(void **state)
 {
   (void)state;
@@ -1821,6 +1856,7 @@ int main(void)
       cmocka_unit_test(test_gzip_ratio),
       cmocka_unit_test(test_deflate_size),
       cmocka_unit_test(test_gzip_bomb_counted),
+      cmocka_unit_test(test_gzip_bomb_counted_early),
       cmocka_unit_test(test_gzip_bad),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
