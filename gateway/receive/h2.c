@@ -28,6 +28,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -652,6 +654,10 @@ void gw_h2_start(struct fconn *c)
   nghttp2_submit_settings(hc->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
   nghttp2_session_set_local_window_size(hc->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
   atomic_fetch_add(&f->h2_conns, 1);
+  /* An answer goes out as a few small writes (HEADERS, DATA, trailers): with Nagle's algorithm the second
+   * waits for the client's delayed ACK of the first, about 40 ms per call. gRPC core sets this too. */
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (f->port.h2_only && f->port.age_ms) {
     /* +-10 %, from the clock's low bits: connections made together do not all go at once */
     uint64_t span = f->port.age_ms / 5;
