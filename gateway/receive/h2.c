@@ -63,6 +63,7 @@ struct h2stream {
   size_t resp_off;
   char hname[32];
   uint64_t deadline_ms; /* the body must be complete by then; 0: none */
+  uint64_t durable_ns;  /* its spool entry was durable (gw_mono_ns; 0: the answer did not wait for it) */
 };
 
 struct h2conn {
@@ -87,6 +88,7 @@ struct h2job {
   struct h2stream *st;
   atomic_int left; /* deferred: the worker's part and the spool's */
   gw_rc durable_rc;
+  uint64_t queued_ns, durable_ns; /* handed to the large-request lane; the entry durable (gw_mono_ns; 0: not) */
 };
 
 static struct gw_front *front_of(struct h2conn *hc) { return hc->fc->lp->f; }
@@ -185,6 +187,7 @@ static void on_durable(void *arg, gw_rc rc)
 {
   struct h2job *j = arg;
   j->durable_rc = rc;
+  j->durable_ns = gw_mono_ns();
   if (atomic_fetch_sub(&j->left, 1) == 1)
     job_post(j);
 }
@@ -217,6 +220,7 @@ static void run_job(struct gw_front *f, struct h2job *j)
 static void lane_job(void *arg)
 {
   struct h2job *j = arg;
+  gw_hist_observe(GW_H_STAGE_QUEUE, gw_mono_ns() - j->queued_ns); /* its wait for the lane, as the others count it */
   run_job(j->lp->f, j);
 }
 
@@ -297,7 +301,9 @@ static void dispatch(struct h2conn *hc, struct h2stream *st)
   st->deadline_ms = 0;
   if (is_large(f->p, st)) {
     /* its body is counted in flight already (gw_http_body), so the lane's queue is bounded by that budget */
-    gw_lane_submit(f->p->lane, lane_job, new_job(hc, st));
+    struct h2job *j = new_job(hc, st);
+    j->queued_ns = gw_mono_ns();
+    gw_lane_submit(f->p->lane, lane_job, j);
     return;
   }
   pthread_mutex_lock(&f->work_mu);
@@ -336,6 +342,7 @@ void gw_h2_completions(struct loop *lp)
     struct h2stream *st = j->st;
     struct gw_front *f = lp->f;
     st->dispatched = false;
+    st->durable_ns = j->durable_ns;
     if (j->durable_rc && st->g.on) {
       gw_h2grpc_durable_failed(f->p, &st->g, j->durable_rc, &st->resp);
     } else if (j->durable_rc) {
@@ -513,13 +520,14 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
 {
-  (void)code;
   struct h2conn *hc = user;
   struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
   if (!st)
     return 0;
   nghttp2_session_set_stream_user_data(s, id, NULL);
   st->closed = true;
+  if (st->durable_ns && code == NGHTTP2_NO_ERROR) /* the answer is out: durable to sent, as the other receivers count it */
+    gw_hist_observe(GW_H_STAGE_ANSWER, gw_mono_ns() - st->durable_ns);
   if (st->dispatched)
     atomic_store(&st->g.gone, true); /* the client cancelled: its worker stops (gw_request_limit) */
   if (!st->dispatched)
