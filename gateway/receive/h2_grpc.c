@@ -1,6 +1,6 @@
 /*
- * h2_grpc.c: OTLP/gRPC calls on the OTLP/HTTP port (see h2_grpc.h). Every status and message below is the
- * one the gRPC receiver gives for the same call (receive_grpc.c), so a client cannot tell the ports apart:
+ * h2_grpc.c: OTLP/gRPC calls on h2.c's HTTP/2 (see h2_grpc.h). Every status and message below is the one
+ * gRPC core's receiver gives for the same call (receive_grpc.c), so a client cannot tell them apart:
  *  - receivers.auth first (UNAUTHENTICATED, counted under the port's listener), then the method
  *    (UNIMPLEMENTED for anything but the two Export methods);
  *  - a message longer than receivers.max_request_bytes is RESOURCE_EXHAUSTED, answered as soon as its

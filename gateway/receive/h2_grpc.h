@@ -1,6 +1,6 @@
 /*
  * h2_grpc.h: OTLP/gRPC calls on the OTLP/HTTP port (receivers.http.grpc), as Fluent Bit serves HTTP/1.1,
- * HTTP/2 and gRPC on one port. h2.c owns the HTTP/2 session and the stream; these steps judge and answer a
+ * HTTP/2 and gRPC on one port, and on the OTLP/gRPC port (receivers.grpc.engine nghttp2, the default). h2.c owns the HTTP/2 session and the stream; these steps judge and answer a
  * stream whose content type is application/grpc the way the gRPC receiver (receive_grpc.c) answers the
  * same call on its own port: the same credentials, limits, pipeline, status codes, messages and
  * grpc-status-details-bin, so the same request bytes give the same answer and the same stored rows.
