@@ -10,6 +10,8 @@
  *  - memory: a call's message is counted in receivers.max_inflight_bytes while it arrives (gRPC core held
  *    whole messages first), a refused one gives its share back at once, and a flood of large calls keeps
  *    the peak RSS within idle + the budget + a small allowance;
+ *  - grpc-timeout stops a slow call, and so does a client's RST_STREAM (gRPC core saw a cancel without a
+ *    deadline only when the answer was sent);
  *  - engine grpc-core: a good export, an auth refusal and a bad input, as before.
  * Raw node:http2 streams pace the calls where the test must see the gateway between two DATA frames.
  */
@@ -223,6 +225,48 @@ describe('gRPC port on nghttp2: memory of large calls', { skip: skip ?? false },
     } finally {
       for (const c of clients) c.close();
     }
+  });
+});
+
+describe('gRPC port on nghttp2: deadlines and resets', { skip: skip ?? false }, () => {
+  let gw;
+  before(async () => {
+    /* a pattern that backtracks over a run of digits: a 1 MiB value of '1's takes seconds to redact */
+    gw = await startGateway({
+      config: { spool: { mode: 'memory' }, redaction: { max_cpu_ms_per_mib: 0, patterns: [{ name: 'slow', regex: '1(?=\\d*x)' }] } },
+    });
+  });
+  after(async () => {
+    if (gw) {
+      await gw.stop();
+      await gw.cleanup();
+    }
+  });
+  const slowBody = () => toProtobuf(traceRequest([genaiSpan({ attributes: { 'app.blob': '1'.repeat(1024 * 1024) } })]));
+
+  test('grpc-timeout stops a slow call (DEADLINE_EXCEEDED, counted); a client RST_STREAM stops one too (counted)', async () => {
+    const d0 = metric(await gw.metrics(), 'genai_gateway_requests_deadline_exceeded_total');
+    const s = http2.connect(`http://${gw.grpcAddr}`);
+    s.on('error', () => {});
+    const body = slowBody();
+    const timed = rawCall(s, { 'grpc-timeout': '700m' });
+    const t0 = Date.now();
+    timed.st.end(Buffer.concat([prefix(body.length), body]));
+    const r = await timed.done;
+    assert.equal(r.status, grpc.status.DEADLINE_EXCEEDED, r.message);
+    assert.ok(Date.now() - t0 < 5000, `answered after ${Date.now() - t0} ms (deadline 700 ms)`);
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_requests_deadline_exceeded_total') - d0, 1);
+
+    const c0 = metric(await gw.metrics(), 'genai_gateway_requests_cancelled_total');
+    const reset = rawCall(s);
+    reset.st.end(Buffer.concat([prefix(body.length), body]));
+    await sleep(500);
+    reset.st.close(http2.constants.NGHTTP2_CANCEL);
+    await waitFor(async () => metric(await gw.metrics(), 'genai_gateway_requests_cancelled_total') > c0,
+      { timeoutMs: 5000, what: 'the reset call stopped and counted' });
+    s.destroy();
+    const g = await goodCall(gw);
+    assert.equal(g.code, 0, g.details);
   });
 });
 
