@@ -3,10 +3,12 @@
  * bench/grpc_flood.mjs: many large gRPC Export calls at once, and the gateway's peak RSS (bench/README.md,
  * "Many large gRPC calls at once"). CONNS connections each start STREAMS calls together, each carrying one
  * span with a KIB KiB attribute ('x' repeated: cheap to redact, so the figure is memory held, not work).
- * The same flood goes to the gRPC port (gRPC core) and to the OTLP/HTTP port's gRPC side (receive/h2.c),
- * each on a fresh gateway. Prints figures; never fails on a target.
+ * The same flood goes to each target, each on a fresh gateway: the gRPC port with its default engine
+ * (grpc), the gRPC port with receivers.grpc.engine grpc-core (grpc-core), nghttp2 (grpc-nghttp2), and the
+ * OTLP/HTTP port's gRPC side (http). Prints figures; never fails on a target.
  *
  *   node bench/grpc_flood.mjs BIN [CONNS] [STREAMS] [KIB]     (defaults 16 8 3500)
+ *   GW_FLOOD_TARGETS=grpc-core,grpc-nghttp2,http (the default)  grpc,http for a binary without the engine row
  *
  * The gateway runs without PostgreSQL (disk spool in a temporary data dir), with its default limits
  * (receivers.max_request_bytes 4 MiB, receivers.max_inflight_bytes 256 MiB). Needs the Node packages of
@@ -33,10 +35,19 @@ if (!BIN || !fs.existsSync(BIN)) {
 const value = 'x'.repeat(KIB * 1024);
 const body = otlp.toProtobuf(otlp.traceRequest([otlp.genaiSpan({ attributes: { 'app.blob': value } })], { service: 'flood' }));
 
+const LABELS = {
+  grpc: 'gRPC port (its default engine)',
+  'grpc-core': 'gRPC port (gRPC core)      ',
+  'grpc-nghttp2': 'gRPC port (nghttp2, h2.c)  ',
+  http: 'OTLP/HTTP port (receive/h2.c)',
+};
+
 async function flood(port) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-flood-'));
   const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-  fs.writeFileSync(path.join(dir, 'gateway.yaml'), `log:\n  level: warn\nspool:\n  mode: disk\n  dir: "${dir}/spool"\n  fsync: interval\n`);
+  const engine = { 'grpc-core': 'grpc-core', 'grpc-nghttp2': 'nghttp2' }[port];
+  const engineRow = engine ? `receivers:\n  grpc:\n    engine: ${engine}\n` : '';
+  fs.writeFileSync(path.join(dir, 'gateway.yaml'), `log:\n  level: warn\nspool:\n  mode: disk\n  dir: "${dir}/spool"\n  fsync: interval\n${engineRow}`);
   const gw = spawn(BIN, ['--config', path.join(dir, 'gateway.yaml')], {
     env: { PATH: process.env.PATH, GENAI_GW_GRPC_ADDR: `127.0.0.1:${grpcPort}`, GENAI_GW_HTTP_ADDR: `127.0.0.1:${httpPort}`, GENAI_GW_ADMIN_ADDR: `127.0.0.1:${adminPort}` },
     stdio: ['ignore', 'ignore', 'ignore'],
@@ -69,7 +80,7 @@ async function flood(port) {
     clients.forEach((c) => c.close());
     const names = { 0: 'OK', 8: 'RESOURCE_EXHAUSTED', 14: 'UNAVAILABLE' };
     const answered = Object.entries(codes).map(([k, v]) => `${v} ${names[k] ?? `code ${k}`}`).join(', ');
-    console.log(`${port === 'http' ? 'OTLP/HTTP port (receive/h2.c)' : 'gRPC port (gRPC core)     '}  ${CONNS} x ${STREAMS} calls of ` +
+    console.log(`${LABELS[port]}  ${CONNS} x ${STREAMS} calls of ` +
       `${(body.length / 1048576).toFixed(2)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${answered}; RSS idle ` +
       `${idle.toFixed(1)} MiB, peak sampled ${peak.toFixed(1)} MiB, VmHWM ${status('VmHWM').toFixed(1)} MiB`);
   } finally {
@@ -80,6 +91,11 @@ async function flood(port) {
 }
 
 console.log(`load average ${os.loadavg()[0].toFixed(1)}; bound of README.md's formula for these limits: idle + 4 x 64 MiB + 8 MiB (bench/abuse.sh prints it)`);
-await flood('grpc');
-await flood('http');
+for (const t of (process.env.GW_FLOOD_TARGETS ?? 'grpc-core,grpc-nghttp2,http').split(',')) {
+  if (!LABELS[t]) {
+    console.error(`GW_FLOOD_TARGETS: unknown target ${t} (${Object.keys(LABELS).join(', ')})`);
+    process.exit(2);
+  }
+  await flood(t);
+}
 process.exit(0);

@@ -54,6 +54,7 @@
 #define OFF(field) offsetof(struct gw_conf, field)
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const grpc_engines[] = {"nghttp2", "grpc-core", NULL};
 static const char *const spool_modes[] = {"auto", "memory", "disk", NULL};
 static const char *const fsync_modes[] = {"always", "interval", "never", NULL};
 static const char *const redact_actions[] = {"mask", "hash", "drop", "off", NULL};
@@ -124,8 +125,27 @@ const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "sig
 const struct gw_conf_row gw_conf_rows[] = {
   {.path = "receivers.grpc.addr", .type = T_STRING, .def = "127.0.0.1:4317", .flags = F_ADDR,
    .off = OFF(receivers.grpc_addr), .desc = "OTLP/gRPC listen address, host:port (IPv6 as [::1]:4317)."},
+  {.path = "receivers.grpc.engine", .type = T_ENUM, .def = "nghttp2", .allowed = grpc_engines,
+   .off = OFF(receivers.grpc_engine),
+   .desc = "What serves the OTLP/gRPC port. nghttp2 (the default): the gateway's own HTTP/2 engine, the one "
+           "serving OTLP/gRPC on the OTLP/HTTP port: a message counts in receivers.max_inflight_bytes as it "
+           "arrives, before its bytes are kept (a flood of large calls is refused, not buffered), large requests "
+           "go to the niced large-request lane, and connections are capped in total and per address. It serves HTTP/2 only (HTTP/1.1 bytes close the connection); a plain HTTP/2 POST /v1/traces "
+           "or /v1/logs there is served as on the OTLP/HTTP port, and a call's message must arrive within "
+           "receivers.http.body_timeout_ms of its headers. grpc-core: gRPC core's server, which reads a whole "
+           "message into memory before the gateway sees it."},
   {.path = "receivers.grpc.threads", .type = T_U32, .def = "2", .min = 1, .max = 256,
-   .off = OFF(receivers.grpc_threads), .desc = "Completion-queue threads serving gRPC."},
+   .off = OFF(receivers.grpc_threads),
+   .desc = "Threads serving gRPC: the event loops (and as many workers) of the nghttp2 engine, gRPC core's "
+           "completion-queue threads with grpc-core."},
+  {.path = "receivers.grpc.max_connections", .type = T_U32, .def = "4096", .min = 1, .max = 1000000,
+   .off = OFF(receivers.grpc_max_connections),
+   .desc = "Concurrent gRPC connections accepted (nghttp2 engine); more are closed at once. Each takes one file "
+           "descriptor."},
+  {.path = "receivers.grpc.max_connections_per_ip", .type = T_U32, .def = "128", .min = 0, .max = 1000000,
+   .off = OFF(receivers.grpc_max_per_ip),
+   .desc = "Concurrent gRPC connections accepted from one client address (nghttp2 engine); 0: no per-address "
+           "limit."},
   {.path = "receivers.grpc.max_connection_idle_ms", .type = T_DURATION_MS, .def = "5m", .min = 0, .max = 86400000,
    .off = OFF(receivers.grpc_idle_ms),
    .desc = "A connection without a call for this long is closed (GOAWAY; clients reconnect when they next send). "

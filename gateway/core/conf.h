@@ -85,7 +85,10 @@ struct gw_conf {
     uint32_t http_body_ms;     /* receivers.http.body_timeout_ms: the whole body after the headers; default 60s */
     uint32_t http_max_streams; /* receivers.http.max_concurrent_streams: HTTP/2; default 100 */
     bool http_grpc;            /* receivers.http.grpc: OTLP/gRPC calls on the OTLP/HTTP port (HTTP/2); default true */
+    char *grpc_engine;         /* receivers.grpc.engine: nghttp2 (default) | grpc-core */
     uint32_t grpc_threads;     /* receivers.grpc.threads; default 2 */
+    uint32_t grpc_max_connections; /* receivers.grpc.max_connections; default 4096 (nghttp2 engine) */
+    uint32_t grpc_max_per_ip;  /* receivers.grpc.max_connections_per_ip; default 128, 0 = no limit */
     uint32_t grpc_idle_ms;     /* receivers.grpc.max_connection_idle_ms: no call for this long; default 5m, 0 = none */
     uint32_t grpc_age_ms;      /* receivers.grpc.max_connection_age_ms: default 30m, 0 = none */
     uint32_t grpc_age_grace_ms; /* receivers.grpc.max_connection_age_grace_ms: default 30s */

@@ -1,5 +1,6 @@
 /*
- * front.c: the OTLP/HTTP port's listener (see front.h for the why).
+ * front.c: the OTLP/HTTP port's listener, and the OTLP/gRPC port's with receivers.grpc.engine nghttp2 (see
+ * front.h for the why). One instance per port; what differs between the ports is in struct gw_front_port.
  *
  * receivers.http.threads loops, each an epoll set holding the shared listening socket (EPOLLEXCLUSIVE:
  * one loop wakes per connection) and the connections it accepted; a connection never changes loop, so its
@@ -345,6 +346,11 @@ static void peek_step(struct fconn *c)
   }
   if (memcmp(buf, preface, (size_t)n) != 0) {
     struct gw_front *f = c->lp->f;
+    if (f->port.h2_only) { /* HTTP/1.1 on the gRPC port: gRPC core closed these too */
+      atomic_fetch_add(&f->closed_not_h2, 1);
+      gw_front_close(c);
+      return;
+    }
     int fd = c->fd;
     epoll_ctl(c->lp->ep, EPOLL_CTL_DEL, fd, NULL);
     c->fd = -1;     /* libmicrohttpd owns the socket now ... */
@@ -367,7 +373,8 @@ static void handshake_step(struct fconn *c)
     const unsigned char *proto = NULL;
     unsigned plen = 0;
     SSL_get0_alpn_selected(c->ssl, &proto, &plen);
-    if (plen == 2 && memcmp(proto, "h2", 2) == 0) {
+    /* the gRPC port speaks HTTP/2 only: without ALPN h2, nghttp2 refuses what is no preface */
+    if ((plen == 2 && memcmp(proto, "h2", 2) == 0) || c->lp->f->port.h2_only) {
       c->st = FS_H2;
       gw_h2_start(c);
     } else {
@@ -467,6 +474,8 @@ static void expire(struct loop *lp)
     } else if (c->deadline_ms && now >= c->deadline_ms) {
       if (c->st == FS_HANDSHAKE)
         atomic_fetch_add(&lp->f->tls_failed, 1);
+      if (lp->f->port.h2_only && (c->st == FS_HANDSHAKE || c->st == FS_PEEK))
+        atomic_fetch_add(&lp->f->closed_handshake, 1);
       if (lp->f->guard && (c->st == FS_HANDSHAKE || c->st == FS_PEEK))
         gw_httpd_guard_count(lp->f->guard, GW_HTTPD_TIMEOUT_HEADERS);
       gw_front_close(c);
@@ -479,7 +488,7 @@ static void expire(struct loop *lp)
 static void *loop_main(void *arg)
 {
   struct loop *lp = arg;
-  pthread_setname_np(pthread_self(), "gw-http-front");
+  pthread_setname_np(pthread_self(), lp->f->port.h2_only ? "gw-grpc-front" : "gw-http-front");
   struct epoll_event evs[64];
   uint64_t next_tick = now_ms() + TICK_MS;
   while (!atomic_load(&lp->f->stopping)) {
@@ -537,44 +546,109 @@ static void *loop_main(void *arg)
   return NULL;
 }
 
+/* ---- metrics: one family each for both ports (a name's HELP and TYPE appear once on /metrics) ---- */
+
+static pthread_mutex_t fronts_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct gw_front *fronts[2];
+
+#define LOAD(x) (unsigned long long)atomic_load(&(x))
+
 static void render(struct gw_sb *out, void *ctx)
 {
-  struct gw_front *f = ctx;
-  gw_sb_printf(out,
-               "# HELP genai_gateway_connections_refused_total Connections closed at accept: the total or the "
-               "per-address limit was reached\n"
-               "# TYPE genai_gateway_connections_refused_total counter\n"
-               "genai_gateway_connections_refused_total{listener=\"otlp_http\",reason=\"max_connections\"} %llu\n"
-               "genai_gateway_connections_refused_total{listener=\"otlp_http\",reason=\"per_ip\"} %llu\n"
-               "# HELP genai_gateway_tls_handshake_failures_total TLS handshakes that failed or timed out (bad "
-               "or missing client certificate, old protocol, plaintext on the TLS port)\n"
-               "# TYPE genai_gateway_tls_handshake_failures_total counter\n"
-               "genai_gateway_tls_handshake_failures_total{listener=\"otlp_http\"} %llu\n"
-               "# HELP genai_gateway_http2_connections_total HTTP/2 connections on the OTLP/HTTP port (h2c or "
-               "ALPN h2)\n# TYPE genai_gateway_http2_connections_total counter\n"
-               "genai_gateway_http2_connections_total %llu\n"
-               "# HELP genai_gateway_http2_streams_total HTTP/2 requests on the OTLP/HTTP port\n"
-               "# TYPE genai_gateway_http2_streams_total counter\n"
-               "genai_gateway_http2_streams_total %llu\n",
-               (unsigned long long)atomic_load(&f->refused_total), (unsigned long long)atomic_load(&f->refused_ip),
-               (unsigned long long)atomic_load(&f->tls_failed), (unsigned long long)atomic_load(&f->h2_conns),
-               (unsigned long long)atomic_load(&f->h2_streams));
+  (void)ctx;
+  pthread_mutex_lock(&fronts_mu);
+  gw_sb_printf(out, "# HELP genai_gateway_connections_refused_total Connections closed at accept: the total or the "
+                    "per-address limit was reached\n"
+                    "# TYPE genai_gateway_connections_refused_total counter\n");
+  for (int i = 0; i < 2; i++) {
+    if (fronts[i])
+      gw_sb_printf(out,
+                   "genai_gateway_connections_refused_total{listener=\"%s\",reason=\"max_connections\"} %llu\n"
+                   "genai_gateway_connections_refused_total{listener=\"%s\",reason=\"per_ip\"} %llu\n",
+                   fronts[i]->port.listener, LOAD(fronts[i]->refused_total), fronts[i]->port.listener,
+                   LOAD(fronts[i]->refused_ip));
+  }
+  gw_sb_printf(out, "# HELP genai_gateway_tls_handshake_failures_total TLS handshakes that failed or timed out (bad "
+                    "or missing client certificate, old protocol, plaintext on the TLS port)\n"
+                    "# TYPE genai_gateway_tls_handshake_failures_total counter\n");
+  for (int i = 0; i < 2; i++) {
+    if (fronts[i])
+      gw_sb_printf(out, "genai_gateway_tls_handshake_failures_total{listener=\"%s\"} %llu\n", fronts[i]->port.listener,
+                   LOAD(fronts[i]->tls_failed));
+  }
+  for (int i = 0; i < 2; i++) {
+    struct gw_front *f = fronts[i];
+    if (f && !f->port.h2_only)
+      gw_sb_printf(out,
+                   "# HELP genai_gateway_http2_connections_total HTTP/2 connections on the OTLP/HTTP port (h2c or "
+                   "ALPN h2)\n# TYPE genai_gateway_http2_connections_total counter\n"
+                   "genai_gateway_http2_connections_total %llu\n"
+                   "# HELP genai_gateway_http2_streams_total HTTP/2 requests on the OTLP/HTTP port\n"
+                   "# TYPE genai_gateway_http2_streams_total counter\n"
+                   "genai_gateway_http2_streams_total %llu\n",
+                   LOAD(f->h2_conns), LOAD(f->h2_streams));
+    else if (f)
+      gw_sb_printf(out,
+                   "# HELP genai_gateway_grpc_connections_closed_total OTLP/gRPC connections closed by the gateway: "
+                   "before their HTTP/2 preface (handshake_timeout, not_http2: HTTP/1.1 bytes), or by the "
+                   "connection policing (max_idle, max_age: at age + grace, too_many_pings)\n"
+                   "# TYPE genai_gateway_grpc_connections_closed_total counter\n"
+                   "genai_gateway_grpc_connections_closed_total{reason=\"handshake_timeout\"} %llu\n"
+                   "genai_gateway_grpc_connections_closed_total{reason=\"not_http2\"} %llu\n"
+                   "genai_gateway_grpc_connections_closed_total{reason=\"max_idle\"} %llu\n"
+                   "genai_gateway_grpc_connections_closed_total{reason=\"max_age\"} %llu\n"
+                   "genai_gateway_grpc_connections_closed_total{reason=\"too_many_pings\"} %llu\n"
+                   "# HELP genai_gateway_grpc_connections_total OTLP/gRPC connections that sent their HTTP/2 "
+                   "preface\n"
+                   "# TYPE genai_gateway_grpc_connections_total counter\n"
+                   "genai_gateway_grpc_connections_total %llu\n"
+                   "# HELP genai_gateway_grpc_streams_total HTTP/2 streams (calls) on the OTLP/gRPC port\n"
+                   "# TYPE genai_gateway_grpc_streams_total counter\n"
+                   "genai_gateway_grpc_streams_total %llu\n",
+                   LOAD(f->closed_handshake), LOAD(f->closed_not_h2), LOAD(f->closed_idle), LOAD(f->closed_age),
+                   LOAD(f->closed_pings), LOAD(f->h2_conns), LOAD(f->h2_streams));
+  }
+  pthread_mutex_unlock(&fronts_mu);
 }
 
-struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, struct gw_httpd_guard *guard,
-                                struct gw_err *err)
+/* Add or remove a front from what render shows; the renderer is registered while one is there. */
+static void fronts_set(struct gw_front *f, bool add)
 {
-  const struct gw_conf *conf = p->conf;
+  int before = 0, after = 0;
+  pthread_mutex_lock(&fronts_mu);
+  for (int i = 0; i < 2; i++)
+    before += fronts[i] != NULL;
+  for (int i = 0; i < 2; i++) {
+    if (add && !fronts[i]) {
+      fronts[i] = f;
+      break;
+    }
+    if (!add && fronts[i] == f)
+      fronts[i] = NULL;
+  }
+  for (int i = 0; i < 2; i++)
+    after += fronts[i] != NULL;
+  pthread_mutex_unlock(&fronts_mu);
+  /* outside fronts_mu: render runs under the metrics registry's lock and takes fronts_mu */
+  if (!before && after)
+    gw_metrics_register(render, NULL);
+  else if (before && !after)
+    gw_metrics_unregister(render, NULL);
+}
+
+struct gw_front *gw_front_start(struct gw_pipeline *p, const struct gw_front_port *port, struct MHD_Daemon *mhd,
+                                struct gw_httpd_guard *guard, struct gw_err *err)
+{
   struct sockaddr_storage ss;
   socklen_t sl;
-  if (gw_net_parse_addr(conf->receivers.http_addr, &ss, &sl, err))
+  if (gw_net_parse_addr(port->addr, &ss, &sl, err))
     return NULL;
   int lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
       bind(lfd, (struct sockaddr *)&ss, sl) != 0 || listen(lfd, 1024) != 0) {
-    gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: cannot listen on %s: %s", conf->receivers.http_addr,
-               strerror(errno));
+    gw_err_set(err, GW_ERR(IO), "OTLP/%s receiver: cannot listen on %s: %s", port->h2_only ? "gRPC" : "HTTP",
+               port->addr, strerror(errno));
     if (lfd >= 0)
       close(lfd);
     return NULL;
@@ -584,14 +658,15 @@ struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, s
   f->mhd = mhd;
   f->guard = guard;
   f->lfd = lfd;
-  f->max_conns = conf->receivers.http_max_connections;
-  f->per_ip = conf->receivers.http_max_per_ip;
-  f->header_ms = conf->receivers.http_header_ms;
-  f->idle_ms = conf->receivers.http_idle_ms;
+  f->port = *port;
+  f->max_conns = port->max_conns;
+  f->per_ip = port->per_ip;
+  f->header_ms = port->header_ms;
+  f->idle_ms = port->idle_ms;
   pthread_mutex_init(&f->ip_mu, NULL);
   atomic_init(&f->accepting, true);
   atomic_init(&f->stopping, false);
-  f->nloops = (int)(conf->receivers.http_threads < MAX_LOOPS ? conf->receivers.http_threads : MAX_LOOPS);
+  f->nloops = (int)(port->threads < MAX_LOOPS ? port->threads : MAX_LOOPS);
   if (f->nloops < 1)
     f->nloops = 1;
   for (int i = 0; i < f->nloops; i++) {
@@ -609,7 +684,7 @@ struct gw_front *gw_front_start(struct gw_pipeline *p, struct MHD_Daemon *mhd, s
   gw_h2_workers_start(f);
   for (int i = 0; i < f->nloops; i++)
     pthread_create(&f->loops[i].th, NULL, loop_main, &f->loops[i]);
-  gw_metrics_register(render, f);
+  fronts_set(f, true);
   return f;
 }
 
@@ -626,7 +701,7 @@ void gw_front_stop(struct gw_front *f)
 {
   if (!f)
     return;
-  gw_metrics_unregister(render, f);
+  fronts_set(f, false);
   atomic_store(&f->accepting, false);
   /* HTTP/2 requests in flight finish and are answered while the loops still run (the spool is open). */
   uint64_t until = gw_mono_ns() + 30000000000ull;

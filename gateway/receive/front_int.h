@@ -87,6 +87,7 @@ struct gw_front {
   int nloops;
   struct loop loops[MAX_LOOPS];
   atomic_bool accepting, stopping;
+  struct gw_front_port port; /* its strings are the caller's, alive as long as the front */
   uint32_t max_conns, per_ip, header_ms, idle_ms;
   pthread_mutex_t ip_mu;
   struct ipent *ips[IP_BUCKETS];
@@ -104,6 +105,8 @@ struct gw_front {
   bool workers_stop;
   _Atomic int64_t jobs; /* HTTP/2 requests dispatched and not yet answered */
   _Atomic uint64_t h2_conns, h2_streams;
+  /* the gRPC port (port.h2_only): connections closed before their preface or by the policing, by reason */
+  _Atomic uint64_t closed_handshake, closed_not_h2, closed_idle, closed_age, closed_pings;
 };
 
 

@@ -1,5 +1,7 @@
 /*
- * grpc_front.h: the plaintext OTLP/gRPC port's own listener, in front of gRPC core (private to receive/).
+ * grpc_front.h: the plaintext OTLP/gRPC port's own listener, in front of gRPC core, with
+ * receivers.grpc.engine grpc-core (the default engine, nghttp2, serves the port with front.c; private to
+ * receive/).
  *
  * gRPC core accepts a connection at a cost before the client has sent a byte (about 0.45 ms of CPU on its
  * threads, which also serve the calls: channel arguments, transport, timers) and has no cap on connections,

@@ -14,9 +14,22 @@
  * GOAWAY after idle_timeout_ms; nothing more is read from a client that does not read its answers.
  * A POST whose content type is application/grpc is an OTLP/gRPC call (receivers.http.grpc): the same
  * stream machinery, with the request judged and answered by h2_grpc.c instead of http_req.c.
+ *
+ * The OTLP/gRPC port (receivers.grpc.engine nghttp2, port.h2_only) is served by the same code, with the
+ * connection policing clients of gRPC core's server expect, from the receivers.grpc.* rows:
+ *  - idle: no stream for max_connection_idle_ms: GOAWAY NO_ERROR "max_idle", then closed;
+ *  - age: at max_connection_age_ms (+-10 %, so a fleet that connected together does not reconnect
+ *    together) GOAWAY NO_ERROR "max_age": calls in flight finish, new ones go to a new connection; the
+ *    connection closes when its calls are done, or at age + max_connection_age_grace_ms whatever remains;
+ *  - keepalive enforcement: a PING sooner than min_ping_interval_ms after the previous one, or within two
+ *    hours while no call is open (pings without calls are not permitted), is a strike; the third strike
+ *    gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and the connection closes. Sending HEADERS or DATA
+ *    forgives the strikes, as gRPC core does.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +63,7 @@ struct h2stream {
   size_t resp_off;
   char hname[32];
   uint64_t deadline_ms; /* the body must be complete by then; 0: none */
+  uint64_t durable_ns;  /* its spool entry was durable (gw_mono_ns; 0: the answer did not wait for it) */
 };
 
 struct h2conn {
@@ -60,6 +74,12 @@ struct h2conn {
   size_t out_off, out_len, out_cap;
   bool want_write; /* TLS wants the socket writable */
   uint64_t idle_since_ms;
+  /* the gRPC port's policing (port.h2_only) */
+  uint64_t age_at_ms;        /* GOAWAY max_age then; 0: never */
+  bool age_sent;             /* it was sent: closed at age_at_ms + grace */
+  bool closing;              /* a GOAWAY that ends the connection was submitted: close once it is flushed */
+  uint64_t last_ping_ms;     /* 0: none since the strikes were forgiven */
+  uint32_t ping_strikes;
 };
 
 struct h2job {
@@ -68,6 +88,7 @@ struct h2job {
   struct h2stream *st;
   atomic_int left; /* deferred: the worker's part and the spool's */
   gw_rc durable_rc;
+  uint64_t queued_ns, durable_ns; /* handed to the large-request lane; the entry durable (gw_mono_ns; 0: not) */
 };
 
 static struct gw_front *front_of(struct h2conn *hc) { return hc->fc->lp->f; }
@@ -84,6 +105,8 @@ static void stream_free(struct h2stream *st, struct gw_pipeline *p)
       hc->streams = st->next;
     if (st->next)
       st->next->prev = st->prev;
+    if (!hc->streams)
+      hc->idle_since_ms = gw_front_now_ms();
   }
   gw_http_req_fini(p, &st->q);
   gw_http_resp_fini(&st->resp);
@@ -164,6 +187,7 @@ static void on_durable(void *arg, gw_rc rc)
 {
   struct h2job *j = arg;
   j->durable_rc = rc;
+  j->durable_ns = gw_mono_ns();
   if (atomic_fetch_sub(&j->left, 1) == 1)
     job_post(j);
 }
@@ -196,6 +220,7 @@ static void run_job(struct gw_front *f, struct h2job *j)
 static void lane_job(void *arg)
 {
   struct h2job *j = arg;
+  gw_hist_observe(GW_H_STAGE_QUEUE, gw_mono_ns() - j->queued_ns); /* its wait for the lane, as the others count it */
   run_job(j->lp->f, j);
 }
 
@@ -276,7 +301,9 @@ static void dispatch(struct h2conn *hc, struct h2stream *st)
   st->deadline_ms = 0;
   if (is_large(f->p, st)) {
     /* its body is counted in flight already (gw_http_body), so the lane's queue is bounded by that budget */
-    gw_lane_submit(f->p->lane, lane_job, new_job(hc, st));
+    struct h2job *j = new_job(hc, st);
+    j->queued_ns = gw_mono_ns();
+    gw_lane_submit(f->p->lane, lane_job, j);
     return;
   }
   pthread_mutex_lock(&f->work_mu);
@@ -315,6 +342,7 @@ void gw_h2_completions(struct loop *lp)
     struct h2stream *st = j->st;
     struct gw_front *f = lp->f;
     st->dispatched = false;
+    st->durable_ns = j->durable_ns;
     if (j->durable_rc && st->g.on) {
       gw_h2grpc_durable_failed(f->p, &st->g, j->durable_rc, &st->resp);
     } else if (j->durable_rc) {
@@ -413,23 +441,54 @@ static void begin(struct h2conn *hc, struct h2stream *st)
     .authorization_len = st->authz ? strlen(st->authz) : 0,
     .api_key_len = st->apikey ? strlen(st->apikey) : 0,
   };
-  bool grpc = f->p->conf->receivers.http_grpc && strcmp(st->method, "POST") == 0 && gw_h2grpc_is(h.content_type);
-  if (!(grpc ? gw_h2grpc_begin(f->p, &st->g, &h, &st->q, &st->resp)
-             : gw_http_begin(f->p, "otlp_http", &h, &st->q, &st->resp))) {
+  bool grpc = f->port.grpc && strcmp(st->method, "POST") == 0 && gw_h2grpc_is(h.content_type);
+  if (!(grpc ? gw_h2grpc_begin(f->p, f->port.listener, &st->g, &h, &st->q, &st->resp)
+             : gw_http_begin(f->p, f->port.listener, &h, &st->q, &st->resp))) {
     st->refused = true; /* answered now; a body still coming is read and dropped */
     st->deadline_ms = 0;
     respond(hc, st);
     return;
   }
   st->begun = true;
-  st->deadline_ms = gw_front_now_ms() + f->p->conf->receivers.http_body_ms;
+  st->deadline_ms = gw_front_now_ms() + f->port.body_ms;
   if (st->g.on) /* a gRPC call's own deadline may come first */
     st->deadline_ms = gw_h2grpc_body_deadline_ms(&st->g, st->deadline_ms);
+}
+
+/* The gRPC port: a PING from the client, judged as gRPC core's keepalive enforcement does (top comment). */
+static void ping_received(struct h2conn *hc)
+{
+  struct gw_front *f = front_of(hc);
+  uint64_t now = gw_front_now_ms();
+  uint64_t interval = hc->streams ? f->port.min_ping_ms : 2 * 3600 * 1000u;
+  if (hc->last_ping_ms && now < hc->last_ping_ms + interval)
+    hc->ping_strikes++;
+  hc->last_ping_ms = now;
+  if (hc->ping_strikes > 2 && !hc->closing) {
+    static const char why[] = "too_many_pings";
+    nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->s),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why, sizeof why - 1);
+    hc->closing = true;
+    atomic_fetch_add(&f->closed_pings, 1);
+  }
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *fr, void *user)
+{
+  (void)s;
+  struct h2conn *hc = user;
+  if (fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) { /* gRPC core forgives pings then */
+    hc->ping_strikes = 0;
+    hc->last_ping_ms = 0;
+  }
+  return 0;
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *user)
 {
   struct h2conn *hc = user;
+  if (fr->hd.type == NGHTTP2_PING && !(fr->hd.flags & NGHTTP2_FLAG_ACK) && front_of(hc)->port.h2_only)
+    ping_received(hc);
   if (fr->hd.type != NGHTTP2_HEADERS && fr->hd.type != NGHTTP2_DATA)
     return 0;
   struct h2stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
@@ -461,13 +520,14 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
 {
-  (void)code;
   struct h2conn *hc = user;
   struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
   if (!st)
     return 0;
   nghttp2_session_set_stream_user_data(s, id, NULL);
   st->closed = true;
+  if (st->durable_ns && code == NGHTTP2_NO_ERROR) /* the answer is out: durable to sent, as the other receivers count it */
+    gw_hist_observe(GW_H_STAGE_ANSWER, gw_mono_ns() - st->durable_ns);
   if (st->dispatched)
     atomic_store(&st->g.gone, true); /* the client cancelled: its worker stops (gw_request_limit) */
   if (!st->dispatched)
@@ -488,7 +548,7 @@ static void update_interest(struct h2conn *hc)
     want |= EPOLLIN;
   if (pending || hc->want_write)
     want |= EPOLLOUT;
-  if (!want && !pending && !nghttp2_session_want_write(hc->s)) {
+  if ((!want || hc->closing) && !pending && !nghttp2_session_want_write(hc->s)) {
     gw_front_close(c); /* both sides are done (GOAWAY sent and flushed, or the client left) */
     return;
   }
@@ -573,7 +633,6 @@ void gw_h2_event(struct fconn *c)
 void gw_h2_start(struct fconn *c)
 {
   struct gw_front *f = c->lp->f;
-  const struct gw_conf *conf = f->p->conf;
   struct h2conn *hc = gw_calloc(1, sizeof *hc);
   hc->fc = c;
   c->h2 = hc;
@@ -586,6 +645,8 @@ void gw_h2_start(struct fconn *c)
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  if (f->port.h2_only)
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
   int rc = nghttp2_session_server_new(&hc->s, cb, hc);
   nghttp2_session_callbacks_del(cb);
   if (rc != 0) {
@@ -593,7 +654,7 @@ void gw_h2_start(struct fconn *c)
     return;
   }
   nghttp2_settings_entry iv[] = {
-    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, conf->receivers.http_max_streams},
+    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, f->port.max_streams},
     {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
     {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384},
     {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -601,8 +662,50 @@ void gw_h2_start(struct fconn *c)
   nghttp2_submit_settings(hc->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
   nghttp2_session_set_local_window_size(hc->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
   atomic_fetch_add(&f->h2_conns, 1);
+  /* An answer goes out as a few small writes (HEADERS, DATA, trailers): with Nagle's algorithm the second
+   * waits for the client's delayed ACK of the first, about 40 ms per call. gRPC core sets this too. */
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (f->port.h2_only && f->port.age_ms) {
+    /* +-10 %, from the clock's low bits: connections made together do not all go at once */
+    uint64_t span = f->port.age_ms / 5;
+    uint64_t jitter = span ? gw_mono_ns() / 1000 % (span + 1) : 0;
+    hc->age_at_ms = hc->idle_since_ms + f->port.age_ms - f->port.age_ms / 10 + jitter;
+  }
   gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, EPOLLIN);
   gw_h2_event(c); /* the preface (and maybe more) is already there */
+}
+
+static void goaway(struct h2conn *hc, const char *why)
+{
+  nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->s), NGHTTP2_NO_ERROR,
+                        (const uint8_t *)why, strlen(why));
+}
+
+/* The gRPC port's idle and age limits (top comment). A GOAWAY sent, nghttp2 wants no more once the streams
+ * are done, and flush closes the connection. true: closed now (hc is gone). */
+static bool police(struct h2conn *hc, uint64_t now)
+{
+  struct gw_front *f = front_of(hc);
+  if (hc->closing)
+    return false;
+  if (f->idle_ms && !hc->streams && now - hc->idle_since_ms >= f->idle_ms) {
+    goaway(hc, "max_idle");
+    hc->closing = true;
+    atomic_fetch_add(&f->closed_idle, 1);
+    return false;
+  }
+  if (!hc->age_at_ms || now < hc->age_at_ms)
+    return false;
+  if (!hc->age_sent) {
+    goaway(hc, "max_age");
+    hc->age_sent = true;
+  } else if (now >= hc->age_at_ms + f->port.age_grace_ms) {
+    atomic_fetch_add(&f->closed_age, 1);
+    gw_front_close(hc->fc); /* the grace is over: calls still open are cut */
+    return true;
+  }
+  return false;
 }
 
 void gw_h2_expire(struct fconn *c, uint64_t now)
@@ -627,7 +730,11 @@ void gw_h2_expire(struct fconn *c, uint64_t now)
       cut = true;
     }
   }
-  if (!hc->streams && now - hc->idle_since_ms >= f->idle_ms) {
+  if (f->port.h2_only) {
+    if (police(hc, now))
+      return;
+    cut = true;
+  } else if (!hc->streams && now - hc->idle_since_ms >= f->idle_ms) {
     nghttp2_session_terminate_session(hc->s, NGHTTP2_NO_ERROR); /* GOAWAY, then close once flushed */
     cut = true;
   }

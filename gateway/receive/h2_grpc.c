@@ -1,7 +1,7 @@
 /*
- * h2_grpc.c: OTLP/gRPC calls on the OTLP/HTTP port (see h2_grpc.h). Every status and message below is the
- * one the gRPC receiver gives for the same call (receive_grpc.c), so a client cannot tell the ports apart:
- *  - receivers.auth first (UNAUTHENTICATED, counted under listener "otlp_http": the port), then the method
+ * h2_grpc.c: OTLP/gRPC calls on h2.c's HTTP/2 (see h2_grpc.h). Every status and message below is the one
+ * gRPC core's receiver gives for the same call (receive_grpc.c), so a client cannot tell them apart:
+ *  - receivers.auth first (UNAUTHENTICATED, counted under the port's listener), then the method
  *    (UNIMPLEMENTED for anything but the two Export methods);
  *  - a message longer than receivers.max_request_bytes is RESOURCE_EXHAUSTED, answered as soon as its
  *    prefix says so; its bytes are never kept;
@@ -154,15 +154,15 @@ static bool parse_timeout(const char *s, uint64_t *ns)
   return true;
 }
 
-bool gw_h2grpc_begin(struct gw_pipeline *p, struct gw_h2grpc *g, const struct gw_http_head *h, struct gw_http_req *q,
-                     struct gw_http_resp *resp)
+bool gw_h2grpc_begin(struct gw_pipeline *p, const char *listener, struct gw_h2grpc *g, const struct gw_http_head *h,
+                     struct gw_http_req *q, struct gw_http_resp *resp)
 {
   memset(q, 0, sizeof *q);
   g->on = true;
   answer_clear(g, resp);
   /* receivers.auth before anything else, as on the gRPC port: an unauthenticated client learns nothing. */
   if (p->auth) {
-    enum gw_auth_result res = gw_auth_verify(p->auth, "otlp_http", h->authorization, h->authorization_len,
+    enum gw_auth_result res = gw_auth_verify(p->auth, listener, h->authorization, h->authorization_len,
                                              h->api_key, h->api_key_len);
     if (res != GW_AUTH_OK) {
       gw_metric_add(GW_M_REQUESTS_FAILED, 1);

@@ -1,6 +1,6 @@
 /*
  * h2_grpc.h: OTLP/gRPC calls on the OTLP/HTTP port (receivers.http.grpc), as Fluent Bit serves HTTP/1.1,
- * HTTP/2 and gRPC on one port. h2.c owns the HTTP/2 session and the stream; these steps judge and answer a
+ * HTTP/2 and gRPC on one port, and on the OTLP/gRPC port (receivers.grpc.engine nghttp2, the default). h2.c owns the HTTP/2 session and the stream; these steps judge and answer a
  * stream whose content type is application/grpc the way the gRPC receiver (receive_grpc.c) answers the
  * same call on its own port: the same credentials, limits, pipeline, status codes, messages and
  * grpc-status-details-bin, so the same request bytes give the same answer and the same stored rows.
@@ -56,10 +56,10 @@ bool gw_h2grpc_is(const char *content_type);
 /* A request header: keeps grpc-timeout and grpc-encoding. Names are lowercase (HTTP/2). */
 void gw_h2grpc_header(struct gw_h2grpc *g, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen);
 
-/* Judge the head of a gRPC call (h->path is the method). true: read its body into q; false: the call is
+/* Judge the head of a gRPC call (h->path is the method; receivers.auth failures counted under listener). true: read its body into q; false: the call is
  * answered now (g holds the status, resp the HTTP part), its body is not read. */
-bool gw_h2grpc_begin(struct gw_pipeline *p, struct gw_h2grpc *g, const struct gw_http_head *h, struct gw_http_req *q,
-                     struct gw_http_resp *resp);
+bool gw_h2grpc_begin(struct gw_pipeline *p, const char *listener, struct gw_h2grpc *g, const struct gw_http_head *h,
+                     struct gw_http_req *q, struct gw_http_resp *resp);
 
 /* The next chunk of the body: the message's prefix is taken apart here, its payload kept in q (under
  * receivers.max_request_bytes and the in-flight budget). true: the call is answered now (a message longer

@@ -1,6 +1,6 @@
 /*
- * receive.h: the OTLP receivers (HTTP on libmicrohttpd, gRPC on the gRPC core C API) and their shared
- * status mapping. Both hand each request to gw_request_traces (request.h) and answer from the error table.
+ * receive.h: the OTLP receivers (HTTP on libmicrohttpd and front.c; gRPC on front.c's HTTP/2, or on the
+ * gRPC core C API with receivers.grpc.engine grpc-core) and their shared status mapping. Both hand each request to gw_request_traces (request.h) and answer from the error table.
  */
 #ifndef GW_RECEIVE_H
 #define GW_RECEIVE_H

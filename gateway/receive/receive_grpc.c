@@ -1,5 +1,14 @@
 /*
- * receive_grpc.c: OTLP/gRPC on the gRPC core C API (DESIGN §10).
+ * receive_grpc.c: the OTLP/gRPC port (DESIGN §10).
+ *
+ * receivers.grpc.engine nghttp2 (the default): the port is served by the gateway's own HTTP/2 engine, a
+ * second instance of the OTLP/HTTP port's front (front.c, h2.c, h2_grpc.c) configured for gRPC: HTTP/2
+ * only, gRPC core's connection policing (idle, age, ping strikes, handshake timeout), connection caps. Its
+ * calls get the in-flight budget from the message's length prefix before its bytes are kept and go to the
+ * large-request lane when large; gRPC core (below) reads a whole message into memory before the gateway
+ * sees it (bench/README.md, "Many large gRPC calls at once").
+ *
+ * receivers.grpc.engine grpc-core: the gRPC core C API, as follows.
  *
  * One completion queue, served by receivers.grpc.threads threads; each thread decodes and appends the
  * requests it picks up, so CPU work scales with cores. Traps found in the spike, each handled here:
@@ -36,6 +45,7 @@
 #include "core/tls.h"
 #include "core/metrics.h"
 #include "core/net.h"
+#include "receive/front.h"
 #include "receive/grpc_front.h"
 #include "receive/lane.h"
 #include "receive/receive.h"
@@ -81,6 +91,7 @@ struct gw_grpc_receiver {
   _Atomic uint64_t tls_generation; /* the TLS material gRPC was last handed */
   struct gw_grpc_front *front;      /* plaintext: our listener in front of gRPC core (grpc_front.h) */
   grpc_server_credentials *insecure; /* what grpc_server_add_channel_from_fd is given */
+  struct gw_front *h2;               /* engine nghttp2: the port is this front's, none of the above is used */
 };
 
 static int shutdown_tag; /* address used as the server-shutdown tag */
@@ -494,9 +505,44 @@ static void *serve(void *arg)
   return NULL;
 }
 
+/* Engine nghttp2: the port's own front, with the receivers.grpc.* rows. */
+static struct gw_grpc_receiver *start_h2(struct gw_pipeline *p, struct gw_err *err)
+{
+  const struct gw_conf *conf = p->conf;
+  const struct gw_front_port port = {
+    .addr = conf->receivers.grpc_addr,
+    .listener = "otlp_grpc",
+    .threads = conf->receivers.grpc_threads,
+    .max_conns = conf->receivers.grpc_max_connections,
+    .per_ip = conf->receivers.grpc_max_per_ip,
+    .header_ms = conf->receivers.grpc_handshake_ms,
+    .idle_ms = conf->receivers.grpc_idle_ms,
+    .body_ms = conf->receivers.http_body_ms,
+    .max_streams = conf->receivers.grpc_max_streams,
+    .grpc = true,
+    .h2_only = true,
+    .age_ms = conf->receivers.grpc_age_ms,
+    .age_grace_ms = conf->receivers.grpc_age_grace_ms,
+    .min_ping_ms = conf->receivers.grpc_min_ping_ms,
+  };
+  struct gw_front *f = gw_front_start(p, &port, NULL, NULL, err);
+  if (!f)
+    return NULL;
+  struct gw_grpc_receiver *r = gw_calloc(1, sizeof *r);
+  r->p = p;
+  r->h2 = f;
+  gw_info("grpc", "OTLP/gRPC receiver listening on %s (%s, nghttp2, %u threads, at most %u connections, %u per address)",
+          conf->receivers.grpc_addr,
+          !p->tls ? "plaintext" : conf->receivers.tls_client_ca[0] ? "TLS, client certificates required" : "TLS",
+          conf->receivers.grpc_threads, conf->receivers.grpc_max_connections, conf->receivers.grpc_max_per_ip);
+  return r;
+}
+
 struct gw_grpc_receiver *gw_grpc_receiver_start(struct gw_pipeline *p, struct gw_err *err)
 {
   const struct gw_conf *conf = p->conf;
+  if (strcmp(conf->receivers.grpc_engine, "grpc-core") != 0)
+    return start_h2(p, err);
   struct gw_grpc_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
   /* Connections: an untrusted client must not keep one open for free. Idle ones are closed, old ones asked
@@ -616,6 +662,12 @@ void gw_grpc_receiver_stop(struct gw_grpc_receiver *r)
 {
   if (!r)
     return;
+  if (r->h2) {
+    gw_front_stop_accepting(r->h2);
+    gw_front_stop(r->h2);
+    free(r);
+    return;
+  }
   atomic_store(&r->stopping, true);
   if (r->front) {
     /* no connection is handed to a server shutting down */

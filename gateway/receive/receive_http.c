@@ -282,7 +282,19 @@ struct gw_http_receiver *gw_http_receiver_start(struct gw_pipeline *p, struct gw
     gw_err_set(err, GW_ERR(IO), "OTLP/HTTP receiver: libmicrohttpd did not start");
     goto fail;
   }
-  if (!(r->front = gw_front_start(p, r->d, r->guard, err)))
+  const struct gw_front_port port = {
+    .addr = conf->receivers.http_addr,
+    .listener = "otlp_http",
+    .threads = conf->receivers.http_threads,
+    .max_conns = conf->receivers.http_max_connections,
+    .per_ip = conf->receivers.http_max_per_ip,
+    .header_ms = conf->receivers.http_header_ms,
+    .idle_ms = conf->receivers.http_idle_ms,
+    .body_ms = conf->receivers.http_body_ms,
+    .max_streams = conf->receivers.http_max_streams,
+    .grpc = conf->receivers.http_grpc,
+  };
+  if (!(r->front = gw_front_start(p, &port, r->d, r->guard, err)))
     goto fail;
   gw_info("http", "OTLP/HTTP receiver listening on %s (%s, %u threads, at most %u connections, %u per address)",
           conf->receivers.http_addr,
