@@ -16,7 +16,9 @@
 # Environment: BENCH_SECONDS (10), BENCH_CONNS (4), BENCH_RATE (skip phase 1 and use this landed rate, spans/s),
 # BENCH_YAML (extra gateway YAML, top-level keys), BENCH_KEEP=1 keeps the temp dir, BENCH_BIN (run this gateway
 # binary instead of building one: before/after comparisons), BENCH_PHASES ("full half down": the phases to run),
-# BENCH_SPOOL (interval: spool.fsync of the disk spool, or always, never; memory: the memory spool).
+# BENCH_SPOOL (interval: spool.fsync of the disk spool, or always, never; memory: the memory spool),
+# BENCH_PG_SETTINGS (Postgres settings applied with ALTER SYSTEM after its start, e.g. "max_wal_size=8GB":
+# its checkpoints write to the disk the spool syncs on; each phase prints how many began during it).
 # Each open-loop phase also prints the gateway's own view of its requests over the phase
 # (genai_gateway_request_stage_seconds: upload, process, append, durable; the spool's fsyncs).
 set -euo pipefail
@@ -132,6 +134,11 @@ hist_diff() {
 
 gw_say "starting PostgreSQL in $PG_DIR"
 DSN=$("$GW_ROOT/scripts/pg.sh" start "$PG_DIR" 2>"$WORK/pg-start.log") || { cat "$WORK/pg-start.log" >&2; gw_die "PostgreSQL did not start"; }
+for kv in ${BENCH_PG_SETTINGS:-}; do
+  psql "$DSN" -qAtc "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'" >/dev/null || gw_die "cannot set $kv in PostgreSQL"
+done
+[ -n "${BENCH_PG_SETTINGS:-}" ] && psql "$DSN" -qAtc "SELECT pg_reload_conf()" >/dev/null
+checkpoints() { psql "$DSN" -qAtc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter" 2>/dev/null || echo 0; }
 GRPC=127.0.0.1:$(free_port)
 HTTP=127.0.0.1:$(free_port)
 ADMIN=127.0.0.1:$(free_port)
@@ -186,7 +193,7 @@ gw_say "sustainable landed rate R = $RATE spans/s ($CAP_LINE)"
 # openloop NAME PROTO RATE: one open-loop phase with VmRSS sampling; waits until its rows are stored.
 TAG=16
 openloop() {
-  local name=$1 proto=$2 rate=$3 addr=$HTTP s0 c0 c1 a0 acc out
+  local name=$1 proto=$2 rate=$3 addr=$HTTP s0 c0 c1 a0 k0 acc out
   [ "$proto" = grpc ] && addr=$GRPC
   TAG=$((TAG + 1))
   out=$WORK/openloop-$TAG.json
@@ -194,6 +201,7 @@ openloop() {
   a0=$(metric genai_gateway_spans_accepted_total)
   reset_hwm
   hist_snap "$out.h0"
+  k0=$(checkpoints)
   c0=$(cpu_s)
   node "$GW_ROOT/bench/openloop.mjs" --proto "$proto" --addr "$addr" --bodies "$WORK/bodies" --nbodies "$NBODIES" \
     --rate "$rate" --seconds "$SECS" --warmup 1 --tag "$TAG" --rss "$GW_PID" --json >"$out"
@@ -207,10 +215,10 @@ openloop() {
       `p50 ${f(r.p50_ms)}  p99 ${f(r.p99_ms)}  p999 ${f(r.p999_ms)}  max ${f(r.max_ms)} ms  ` +
       `VmRSS ${r.rss_mib.median.toFixed(1)} / ${r.rss_mib.max.toFixed(1)} MiB  codes ${JSON.stringify(r.codes)}`);
   ' "$out" "$name" | tee -a "$WORK/summary"
-  printf '%-22s VmHWM %s MiB, gateway CPU %s us per span, largest client send lag %s ms\n' "" "$(mib VmHWM)" \
-    "$(calc "1000000 * ($c1 - $c0) / ($acc > 0 ? $acc : 1)" 1)" \
-    "$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).max_send_lag_ms.toFixed(1))' "$out")" |
-    tee -a "$WORK/summary"
+  printf '%-22s VmHWM %s MiB, gateway CPU %s us per span, largest client send lag %s ms, Postgres checkpoints begun %s\n' \
+    "" "$(mib VmHWM)" "$(calc "1000000 * ($c1 - $c0) / ($acc > 0 ? $acc : 1)" 1)" \
+    "$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).max_send_lag_ms.toFixed(1))' "$out")" \
+    "$(($(checkpoints) - k0))" | tee -a "$WORK/summary"
   hist_snap "$out.h1"
   hist_diff "$out.h0" "$out.h1" | tee -a "$WORK/summary"
 }

@@ -278,7 +278,9 @@ const struct gw_conf_row gw_conf_rows[] = {
   {.path = "spool.segment_bytes", .type = T_SIZE, .def = "0", .min = 0, .max = 1 * GiB,
    .off = OFF(spool.segment_bytes),
    .desc = "Size of one segment file; space is freed a whole segment at a time once every consumer is past "
-           "it. 0: spool.max_bytes / 16, within 1 MiB .. 64 MiB."},
+           "it. 0: spool.max_bytes / 16, within 1 MiB .. 64 MiB. Up to two freed segment files are kept and "
+           "overwritten by later segments (a sync then writes data only): disk use can exceed spool.max_bytes "
+           "by two segments."},
   {.path = "spool.max_bytes", .type = T_SIZE, .def = "256MiB", .min = 1 * MiB, .max = 1 * TiB,
    .off = OFF(spool.max_bytes), .desc = "Spool capacity; when full, ingestion pushes back with 429."},
   {.path = "spool.high_water", .type = T_DOUBLE, .def = "0.9", .dmin = 0.0, .dmax = 1.0, .flags = F_MIN_EXCL,

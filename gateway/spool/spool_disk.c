@@ -3,7 +3,8 @@
  *
  * Locks: `lk` guards the segment list and the log positions; the writer (one at a time, spool.c serializes
  * appends) takes it only to publish a record or a new segment, never across a write. The flusher takes
- * nothing while it syncs: it works on duplicated descriptors, so a segment released meanwhile is harmless.
+ * nothing while it syncs: it works on duplicated descriptors, so a segment released (or reused) meanwhile is
+ * harmless.
  * Write errors leave no partial record behind: the file is cut back to where the record began.
  */
 #include "spool/spool_disk.h"
@@ -35,6 +36,9 @@
 #define CUR_MAGIC 0x31435747u /* "GWC1" */
 #define MAX_CURSORS GW_SPOOL_MAX_CONSUMERS * 2
 #define SYNC_BURST 2u /* spool.fsync interval: syncs the budget holds (see flusher) */
+#define END_MAGIC 0x31455747u /* "GWE1": the end of a recycled segment's records (see seg_reuse) */
+#define END_MARK 8u           /* u32 END_MAGIC, u32 CRC-32 of the marker's offset keyed as the records */
+#define MAX_SPARES 2u         /* released segment files kept for reuse */
 
 struct seg {
   struct seg *next;
@@ -45,6 +49,9 @@ struct seg {
   size_t size;    /* bytes written */
   uint64_t end_lsn; /* log position after its last byte */
   uint32_t key;     /* CRC seed of its records (from the segment's random nonce; 0 without one) */
+  bool recycled;    /* a reused file: stale records of its previous use lie past ours, so each append ends
+                     * with an end marker (see seg_reuse) */
+  bool reusable;    /* of the standard size, made by this run: kept as a spare once released */
   char name[32];
 };
 
@@ -117,6 +124,9 @@ struct gw_disk {
   uint64_t wanted_lsn;      /* highest position a waiter asked for */
   uint64_t credit_ns, credit_mono; /* interval: the sync budget (see flusher) and when it was last topped up */
   struct seg *grave;      /* released segments not deleted yet (gw_disk_bury) */
+  struct seg *spares;     /* released segment files kept for reuse (seg_reuse), renamed spare-N */
+  unsigned nspares;       /* spares held, and renames under way */
+  uint64_t spare_no;      /* names the next spare */
   struct waiter *waiters; /* async, unordered */
   bool stop, flusher_done;
   pthread_t flusher;
@@ -334,26 +344,139 @@ static size_t page_round(size_t n)
   return (n + p - 1) / p * p;
 }
 
-/* A new segment for records from seq on, holding at least need bytes of records. */
-static gw_rc seg_create(struct gw_disk *d, uint64_t seq, size_t need, struct seg **out, struct gw_err *err)
+/* The end marker a recycled segment's appends leave at off, just past their record: recovery stops there
+ * instead of searching the previous use's records beyond it as damage. Keyed like the records, at its
+ * offset, so neither a stale marker nor client bytes can pass for one. */
+static void end_mark(unsigned char m[END_MARK], uint32_t key, uint64_t off)
 {
-  struct seg *s = gw_calloc(1, sizeof *s);
-  s->fd = -1;
-  s->first_seq = seq;
-  snprintf(s->name, sizeof s->name, "%020" PRIu64 ".seg", seq);
-  size_t cap = d->conf.segment_bytes > need + SEG_HDR ? d->conf.segment_bytes : need + SEG_HDR;
-  s->map_len = page_round(cap);
-  s->fd = openat(d->dirfd, s->name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int eno = errno;
-  if (s->fd < 0)
-    goto fail;
-  unsigned char h[SEG_HDR] = {0};
+  unsigned char b[8];
+  memcpy(b, &off, 8);
+  put32(m, END_MAGIC);
+  put32(m + 4, (uint32_t)crc32(key, b, 8));
+}
+
+static bool is_end_mark(const unsigned char *p, size_t avail, uint32_t key, uint64_t off)
+{
+  unsigned char m[END_MARK];
+  if (avail < END_MARK || get32(p) != END_MAGIC)
+    return false;
+  end_mark(m, key, off);
+  return memcmp(p, m, END_MARK) == 0;
+}
+
+/* The segment header for records from seq on, keyed by a fresh random nonce (returns the key). */
+static uint32_t seg_header(unsigned char h[SEG_HDR], uint64_t seq)
+{
+  memset(h, 0, SEG_HDR);
   memcpy(h, SEG_MAGIC, 8);
   put32(h + 8, SEG_FORMAT);
   put64(h + 16, seq);
   uint64_t nonce = random_nonce();
   put64(h + 24, nonce);
-  s->key = seg_key(nonce);
+  return seg_key(nonce);
+}
+
+/* Reuse a spare segment file for records from seq on. Why: appending to a new file makes every fdatasync
+ * commit the file system's journal (the blocks allocated, the size grown), and that commit is shared with
+ * everything else writing to the disk (Postgres's WAL and tables on the same file system); overwriting
+ * blocks a file already has makes the sync write our data and nothing else (bench/README.md, "Latency at
+ * half load"). Its previous use stays: the header gets the new first seq and a new nonce (which keys the
+ * CRC of every record: a stale record can never pass for one of this use, and recovery also refuses any
+ * seq below the header's), then an end marker at the first record's place, then the file is renamed from
+ * spare-N to its new name; the rename is synced with the first record (dir_dirty) before any answer. A
+ * crash before the header reached the disk leaves a file whose header's seq is not its name's: recovery
+ * drops it, nothing in it was acknowledged. Returns false (the spare deleted) when it cannot be used. */
+static bool seg_reuse(struct gw_disk *d, struct seg *s, uint64_t seq)
+{
+  char name[32];
+  snprintf(name, sizeof name, "%020" PRIu64 ".seg", seq);
+  unsigned char h[SEG_HDR + END_MARK];
+  uint32_t key = seg_header(h, seq);
+  end_mark(h + SEG_HDR, key, SEG_HDR);
+  if (pwrite(s->fd, h, sizeof h, 0) != (ssize_t)sizeof h || renameat(d->dirfd, s->name, d->dirfd, name) != 0) {
+    gw_warn("spool", "cannot reuse the spare segment %s/%s: %s (a new file is made)", d->dir, s->name, strerror(errno));
+    unlinkat(d->dirfd, s->name, 0);
+    seg_free(s);
+    return false;
+  }
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->next = NULL;
+  s->first_seq = seq;
+  s->last_seq = 0;
+  s->end_lsn = 0;
+  s->key = key;
+  s->size = SEG_HDR;
+  s->recycled = true;
+  return true;
+}
+
+static struct seg *spare_take(struct gw_disk *d)
+{
+  pthread_mutex_lock(&d->lk);
+  struct seg *s = d->spares;
+  if (s) {
+    d->spares = s->next;
+    d->nspares--;
+  }
+  pthread_mutex_unlock(&d->lk);
+  return s;
+}
+
+/* Keep a released segment as a spare (renamed spare-N) when fewer than MAX_SPARES are kept. */
+static bool spare_keep(struct gw_disk *d, struct seg *s)
+{
+  pthread_mutex_lock(&d->lk);
+  bool room = s->reusable && !d->stop && d->nspares < MAX_SPARES;
+  uint64_t no = ++d->spare_no;
+  if (room)
+    d->nspares++; /* the slot is taken before the rename, so concurrent buriers keep at most MAX_SPARES */
+  pthread_mutex_unlock(&d->lk);
+  if (!room)
+    return false;
+  /* Its pages stay in the page cache but leave this process's mapping: a spare must not count in the
+   * gateway's RSS (two spares would be up to two segments of it) until its next use reads them. */
+  if (s->map)
+    madvise(s->map, s->map_len, MADV_DONTNEED);
+  char name[32];
+  snprintf(name, sizeof name, "spare-%" PRIu64, no);
+  bool ok = renameat(d->dirfd, s->name, d->dirfd, name) == 0;
+  pthread_mutex_lock(&d->lk);
+  if (ok) {
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->next = d->spares;
+    d->spares = s;
+  } else {
+    d->nspares--;
+  }
+  pthread_mutex_unlock(&d->lk);
+  return ok;
+}
+
+/* A new segment for records from seq on, holding at least need bytes of records: a spare file when one is
+ * kept and the records fit the standard size, else a new file. */
+static gw_rc seg_create(struct gw_disk *d, uint64_t seq, size_t need, struct seg **out, struct gw_err *err)
+{
+  size_t std_len = page_round(d->conf.segment_bytes);
+  if (need + SEG_HDR + END_MARK <= std_len) {
+    struct seg *sp = spare_take(d);
+    if (sp && seg_reuse(d, sp, seq)) {
+      *out = sp;
+      return GW_OK;
+    }
+  }
+  struct seg *s = gw_calloc(1, sizeof *s);
+  s->fd = -1;
+  s->first_seq = seq;
+  snprintf(s->name, sizeof s->name, "%020" PRIu64 ".seg", seq);
+  size_t cap = d->conf.segment_bytes > need + SEG_HDR + END_MARK ? d->conf.segment_bytes : need + SEG_HDR + END_MARK;
+  s->map_len = page_round(cap);
+  s->reusable = s->map_len == std_len;
+  s->fd = openat(d->dirfd, s->name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int eno = errno;
+  if (s->fd < 0)
+    goto fail;
+  unsigned char h[SEG_HDR];
+  s->key = seg_header(h, seq);
   ssize_t w = pwrite(s->fd, h, SEG_HDR, 0);
   if (w != (ssize_t)SEG_HDR) {
     eno = w < 0 ? errno : ENOSPC;
@@ -388,7 +511,7 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
   size_t bytes = rec_size(in->otlp_len, in->records_len);
   size_t added = bytes;
   struct seg *s = d->active;
-  if (!s || s->size + bytes > s->map_len) {
+  if (!s || s->size + bytes + END_MARK > s->map_len) {
     struct seg *ns = NULL;
     gw_rc rc = seg_create(d, seq, bytes, &ns, err);
     if (rc)
@@ -426,15 +549,19 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
   put32(h + 4, (uint32_t)crc);
   static const unsigned char zeros[8];
   size_t pad = bytes - (REC_HDR + in->otlp_len + in->records_len);
-  struct iovec iov[4] = {{h, REC_HDR}, {(void *)in->otlp, in->otlp_len}, {(void *)in->records, in->records_len},
-                         {(void *)zeros, pad}};
   size_t off = s->size, done = 0;
-  while (done < bytes) {
+  unsigned char mark[END_MARK];
+  size_t mark_len = s->recycled ? END_MARK : 0; /* a new file's end is its size */
+  if (mark_len)
+    end_mark(mark, s->key, off + bytes);
+  struct iovec iov[5] = {{h, REC_HDR}, {(void *)in->otlp, in->otlp_len}, {(void *)in->records, in->records_len},
+                         {(void *)zeros, pad}, {mark, mark_len}};
+  while (done < bytes + mark_len) {
     /* skip the parts already written */
     size_t skip = done;
-    struct iovec cur[4];
+    struct iovec cur[5];
     int n = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
       if (skip >= iov[i].iov_len) {
         skip -= iov[i].iov_len;
         continue;
@@ -517,6 +644,10 @@ void gw_disk_bury(struct gw_disk *d)
   pthread_mutex_unlock(&d->lk);
   while (s) {
     struct seg *next = s->next;
+    if (spare_keep(d, s)) {
+      s = next;
+      continue;
+    }
     if (unlinkat(d->dirfd, s->name, 0) != 0 && errno != ENOENT)
       gw_warn("spool", "cannot delete %s/%s: %s", d->dir, s->name, strerror(errno));
     seg_free(s);
@@ -652,19 +783,36 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
     }
   }
   size_t off = SEG_HDR;
+  uint64_t lo = *prev; /* a record's seq must be above this */
   if (size < SEG_HDR || memcmp(s->map, SEG_MAGIC, 8) != 0 || get32(s->map + 8) != SEG_FORMAT) {
     if (size)
       gw_warn("spool", "%s/%s: the segment header is damaged; looking for records in it anyway", d->dir, name);
     off = size < SEG_HDR ? size : SEG_HDR;
   } else {
+    uint64_t first = get64(s->map + 16);
+    if (first != strtoull(name, NULL, 10)) {
+      /* A recycled file renamed before its new header reached the disk (seg_reuse): what it holds is its
+       * previous use's, all of it committed; nothing of this name's was acknowledged. */
+      gw_info("spool", "%s/%s holds the records of segment %" PRIu64 ", already delivered (a reuse cut short): "
+              "deleted", d->dir, name, first);
+      unlinkat(d->dirfd, name, 0);
+      seg_free(s);
+      return NULL;
+    }
     s->key = seg_key(get64(s->map + 24));
+    if (first > lo + 1)
+      lo = first - 1;
   }
   size_t valid_end = off;
   /* CRC work is bounded: in order, each byte is checked once; looking for the next record past damage may
    * check a candidate at every 8th byte, so past 4x the segment that search gives up on the segment's rest. */
   size_t work = 0, work_max = 4 * size + (1u << 20);
   while (off < size) {
-    if (rec_valid(s->map + off, size - off, *prev, s->key, &work)) {
+    if (is_end_mark(s->map + off, size - off, s->key, off)) { /* a recycled file: the rest is its past use */
+      size = valid_end = off;
+      break;
+    }
+    if (rec_valid(s->map + off, size - off, lo, s->key, &work)) {
       const unsigned char *p = s->map + off;
       struct gw_disk_rec r;
       memset(&r, 0, sizeof r);
@@ -685,7 +833,7 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
       if (!s->last_seq)
         s->first_seq = r.e.seq;
       s->last_seq = r.e.seq;
-      *prev = r.e.seq;
+      *prev = lo = r.e.seq;
       rec->entries++;
       if (r.e.signal == GW_SIGNAL_LOGS)
         rec->log_records += r.e.nspans;
@@ -699,7 +847,7 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
     /* Not a record: look for the next one that checks out. */
     size_t start = off;
     off = (off + 8) & ~(size_t)7;
-    while (off < size && !rec_valid(s->map + off, size - off, *prev, s->key, &work)) {
+    while (off < size && !rec_valid(s->map + off, size - off, lo, s->key, &work)) {
       off += 8;
       if (work > work_max) {
         gw_warn("spool", "%s/%s: too much damage to search for records after offset %zu: the rest of the segment "
@@ -781,6 +929,10 @@ struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *c
       uint64_t v;
       if (gw_disk_cursor_load(d, nm, &v) && v > rec->last_seq)
         rec->last_seq = v;
+      continue;
+    }
+    if (strncmp(de->d_name, "spare-", 6) == 0) { /* kept for reuse by the run before: new ones are made */
+      unlinkat(d->dirfd, de->d_name, 0);
       continue;
     }
     if (l != 24 || strcmp(de->d_name + 20, ".seg") != 0 || strspn(de->d_name, "0123456789") != 20)
@@ -871,7 +1023,13 @@ void gw_disk_close(struct gw_disk *d)
       close(d->cursors[i].fd);
     }
   }
-  gw_disk_bury(d);
+  gw_disk_bury(d); /* d->stop: no more spares kept */
+  while (d->spares) {
+    struct seg *s = d->spares;
+    d->spares = s->next;
+    unlinkat(d->dirfd, s->name, 0);
+    seg_free(s);
+  }
   if (d->conf.fsync != GW_FSYNC_NEVER)
     fsync(d->dirfd);
   while (d->head) {

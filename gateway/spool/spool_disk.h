@@ -15,7 +15,18 @@
  *     u64 seq, u64 appended_ns (wall clock), u32 otlp_len, u32 records_len,
  *     u8 signal, u8 entry format, u16 reserved, u32 flags, u32 nspans, u32 nrecords,
  *     payload: otlp bytes then records bytes, zero padding to 8.
+ *   end marker (recycled segments only), 8 bytes just past the last record: u32 magic "GWE1", u32 CRC-32 of
+ *     its u64 offset, seeded as the records'.
  *   cursor file, 16 bytes: u32 magic "GWC1", u32 CRC-32 of the seq, u64 seq.
+ *
+ * Recycling: a released segment file of the standard size is not deleted but kept (at most two, renamed
+ * spare-N; deleted at close and at open) and reused for the next segment: its header rewritten (new first
+ * seq, new nonce), renamed to its new name, its blocks overwritten. A sync then writes data only, no
+ * journal commit for blocks allocated or a size grown (bench/README.md, "Latency at half load"). Its
+ * previous use's records stay past the new ones: each append ends with the end marker, where recovery
+ * stops; and recovery refuses a record keyed by another nonce or with a seq below the header's, and a
+ * file whose header's first seq is not its name's (a reuse cut short by a crash: nothing acknowledged).
+ * The spares are disk space beyond spool.max_bytes: up to two segments.
  *
  * Durability: gw_disk_append returns the record's log position (bytes written since start); gw_disk_wait
  * returns once everything up to it is on disk per spool.fsync. A flusher thread does the fdatasync

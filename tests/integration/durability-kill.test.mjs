@@ -8,7 +8,9 @@
  * - kill -9 under ~1,600 spans/s, restart;
  * - kill -9 under ~400 spans/s sent over OTLP/gRPC, restart;
  * - kill -9 while the writer catches up on a backlog spread over many small segments, i.e. while segments
- *   are being reclaimed, three times at different points.
+ *   are being reclaimed, three times at different points;
+ * - kill -9 while records go into reused segment files (a released segment's file is kept and overwritten
+ *   by a later segment, its previous records still past the new ones), twice.
  *
  * The issue's runs lasted about 40 s each; a few seconds before and after the kill show the same
  * behaviour (the at-risk window is the writer's batch, well under a second), so these phases are 3-5 s.
@@ -20,6 +22,8 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { prerequisites, startPgCluster, waitFor } from '../lib/harness.mjs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { underLoad, assertLanded, rowCount, scaled, loadScale, segments, storedKeys } from '../lib/durability.mjs';
 
 /* Each test waits up to 120 s for the spool to drain; on a loaded 2-core machine the default 120 s
@@ -120,6 +124,37 @@ describe('durability: kill -9 under load (disk spool)', { skip: skip ?? false },
       /* everything consumed: the reclaimed spool is down to its last segment or two */
       await waitFor(async () => (await segments(gw.spoolDir)).length <= 2, { timeoutMs: 30000, what: 'segments reclaimed after catching up' });
       assert.deepEqual(await gw.stop(30000), { code: 0, signal: null });
+    });
+  });
+
+  test('kill -9 while writing into reused segment files, twice: every acknowledged span stored exactly once', SLOW, async () => {
+    const rate = scaled(800);
+    /* Small segments, Postgres keeping up: each segment is released soon after the next one opens, and its
+     * file is reused for a later one. A reuse shows as a segment name on an inode seen under another. */
+    const config = { spool: { mode: 'disk', segment_bytes: '64KiB' } };
+    await underLoad(cluster, { config, rate, load: { padBytes: 512 } }, async ({ db, gw, load }) => {
+      await load.waitAcked(rate, { timeoutMs: 60000 });
+      const kills = [];
+      for (let i = 0; i < 2; i++) {
+        const seen = new Map(); /* inode -> segment name */
+        const k = await gw.killWhen(async () => {
+          let reused = null;
+          for (const name of await fsp.readdir(gw.spoolDir)) {
+            if (!name.endsWith('.seg')) continue;
+            const st = await fsp.stat(path.join(gw.spoolDir, name)).catch(() => null);
+            if (!st) continue;
+            const was = seen.get(st.ino);
+            if (was && was !== name) reused = { was, name };
+            seen.set(st.ino, name);
+          }
+          return reused && load.stats().acked - (await rowCount(db)) >= 10 && reused;
+        }, { timeoutMs: 60000, intervalMs: 5, what: 'a reused segment file, acknowledged spans waiting for the writer' });
+        kills.push(`${k.value.was} -> ${k.value.name}`);
+        await gw.restart({ readyTimeoutMs: 60000 });
+        await load.waitAcked(load.stats().acked + rate, { timeoutMs: 60000 });
+      }
+      await assertLanded(db, gw, load, 'kill -9 into reused segments', `reuses at the kills: ${kills.join(', ')}`);
+      assert.deepEqual(await gw.stop(30000), { code: 0, signal: null }, `exit after SIGTERM; log:\n${gw.logs().slice(-3000)}`);
     });
   });
 });

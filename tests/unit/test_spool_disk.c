@@ -1,12 +1,14 @@
 /* test_spool_disk.c: the disk spool: entries survive a restart and are replayed from each consumer's saved
  * cursor, a torn tail or a damaged record is skipped and counted while everything around it is kept,
  * segments are freed once every consumer is past them, a failed write leaves no partial record, the fsync
- * policies, and a directory that cannot be used is refused at start. */
+ * policies, freed segment files reused without their old records ever coming back (nor counting in the
+ * RSS while kept), and a directory that cannot be used is refused at start. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +23,8 @@
 #include "core/metrics.h"
 #include "spool/spool.h"
 #include "spool/spool_disk.h"
+
+#define SEG_HDR_BYTES 32 /* a segment file's header (spool_disk.h) */
 
 static char dir[256];
 
@@ -512,6 +516,228 @@ static void test_release_then_bury(void **st)
   assert_int_equal(segments(seg, 8), 1);
 }
 
+/* ---- recycled segments ---- */
+
+struct seen {
+  int n;
+  uint64_t seq[32];
+  char head[32][8];
+};
+
+static void seen_rec(void *ctx, const struct gw_disk_rec *r)
+{
+  struct seen *v = ctx;
+  if (v->n < 32) {
+    v->seq[v->n] = r->e.seq;
+    memcpy(v->head[v->n], r->e.otlp, r->e.otlp_len < 6 ? r->e.otlp_len : 6); /* "new-NN" */
+    v->head[v->n][6] = '\0';
+  }
+  v->n++;
+}
+
+static void disk_put(struct gw_disk *d, uint64_t seq, const char *tag, size_t len)
+{
+  char buf[1500];
+  memset(buf, 'o', sizeof buf);
+  memcpy(buf, tag, strlen(tag));
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, buf, len, NULL, 0};
+  struct gw_disk_rec r;
+  struct gw_err err = {0};
+  assert_int_equal(gw_disk_append(d, &in, seq, gw_now_ns(), &r, &err), GW_OK);
+}
+
+static int count_prefix(const char *prefix)
+{
+  int n = 0;
+  DIR *dh = opendir(dir);
+  struct dirent *de;
+  while ((de = readdir(dh)))
+    n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+  closedir(dh);
+  return n;
+}
+
+/* Leaves the spool directory holding one segment, 00000000000000000016.seg: a file reused after it held
+ * records 1-5 or 6-10 (1500-byte payloads "old-NN"), now with records 16 and 17 (short, "new-NN") at its
+ * start (600 bytes each) and its previous use's records past them. old_hdr gets that file's header from its previous use. */
+static void make_recycled(unsigned char old_hdr[SEG_HDR_BYTES])
+{
+  struct gw_disk_conf c = {dir, GW_FSYNC_NEVER, 10, 8192};
+  struct gw_disk_recovery rec;
+  struct gw_err err = {0};
+  struct seen v = {0};
+  struct gw_disk *d = gw_disk_open(&c, seen_rec, &v, &rec, &err);
+  assert_non_null(d);
+  char tag[16];
+  for (uint64_t seq = 1; seq <= 12; seq++) { /* 5 records a segment: 1-5, 6-10, 11-12 */
+    snprintf(tag, sizeof tag, "old-%02u", (unsigned)seq);
+    disk_put(d, seq, tag, 1500);
+  }
+  char p[2][600];
+  struct stat st[2];
+  unsigned char hdr[2][SEG_HDR_BYTES];
+  for (int i = 0; i < 2; i++) {
+    snprintf(p[i], sizeof p[i], "%s/%020d.seg", dir, i ? 6 : 1);
+    assert_int_equal(stat(p[i], &st[i]), 0);
+    FILE *f = fopen(p[i], "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(hdr[i], 1, SEG_HDR_BYTES, f), SEG_HDR_BYTES);
+    fclose(f);
+  }
+  gw_disk_release(d, 10);
+  gw_disk_bury(d);
+  assert_int_equal(count_prefix("spare-"), 2); /* kept for reuse, not deleted */
+  char seg[8][64];
+  assert_int_equal(segments(seg, 8), 1);
+  for (uint64_t seq = 13; seq <= 15; seq++) {
+    snprintf(tag, sizeof tag, "old-%02u", (unsigned)seq);
+    disk_put(d, seq, tag, 1500);
+  }
+  disk_put(d, 16, "new-16", 600); /* no room left in segment 11: 16 opens one, from a spare */
+  disk_put(d, 17, "new-17", 600);
+  assert_int_equal(count_prefix("spare-"), 1);
+  char np[600];
+  snprintf(np, sizeof np, "%s/%020d.seg", dir, 16);
+  struct stat nst;
+  assert_int_equal(stat(np, &nst), 0);
+  assert_true(nst.st_ino == st[0].st_ino || nst.st_ino == st[1].st_ino); /* the same file, overwritten */
+  assert_true(nst.st_size >= st[0].st_size - 8); /* its previous records are still there, past ours */
+  memcpy(old_hdr, nst.st_ino == st[0].st_ino ? hdr[0] : hdr[1], SEG_HDR_BYTES);
+  gw_disk_release(d, 15);
+  gw_disk_bury(d);
+  gw_disk_close(d);
+  assert_int_equal(count_prefix("spare-"), 0); /* spares do not outlive the spool */
+  assert_int_equal(segments(seg, 8), 1);
+}
+
+static struct gw_disk *reopen(struct seen *v, struct gw_disk_recovery *rec)
+{
+  struct gw_disk_conf c = {dir, GW_FSYNC_NEVER, 10, 8192};
+  struct gw_err err = {0};
+  memset(v, 0, sizeof *v);
+  struct gw_disk *d = gw_disk_open(&c, seen_rec, v, rec, &err);
+  assert_non_null(d);
+  return d;
+}
+
+/* A released segment's file is reused for new records (overwriting blocks it has, so a sync writes data
+ * only); after a restart only the new records come back, and the previous use's records past them are
+ * neither replayed nor counted as damage (the end marker). */
+static void test_recycled_segment_replays_only_its_records(void **st)
+{
+  (void)st;
+  unsigned char old_hdr[SEG_HDR_BYTES];
+  make_recycled(old_hdr);
+  struct seen v;
+  struct gw_disk_recovery rec;
+  struct gw_disk *d = reopen(&v, &rec);
+  assert_int_equal(v.n, 2);
+  assert_int_equal(v.seq[0], 16);
+  assert_string_equal(v.head[0], "new-16");
+  assert_int_equal(v.seq[1], 17);
+  assert_int_equal(rec.corrupt_records, 0);
+  assert_int_equal(rec.last_seq, 17);
+  gw_disk_close(d);
+}
+
+/* Killed while the end marker was being overwritten (the next record torn): the previous use's records
+ * after it check out as records of their own segment, yet none is replayed: the header's new nonce keys
+ * this use's CRCs and their seqs are below the header's. */
+static void test_recycled_segment_torn_end_replays_no_stale_record(void **st)
+{
+  (void)st;
+  unsigned char old_hdr[SEG_HDR_BYTES];
+  make_recycled(old_hdr);
+  char p[600];
+  only_segment(p, sizeof p);
+  poke(p, offset_in_file(p, "new-17") + 600, 'X'); /* the end marker, just past record 17's payload */
+  struct seen v;
+  struct gw_disk_recovery rec;
+  struct gw_disk *d = reopen(&v, &rec);
+  assert_int_equal(v.n, 2);
+  assert_int_equal(v.seq[1], 17);
+  assert_true(rec.corrupt_records >= 1); /* the rest is skipped as a torn tail */
+  for (int i = 0; i < v.n && i < 32; i++)
+    assert_true(strncmp(v.head[i], "old-", 4) != 0);
+  gw_disk_close(d);
+}
+
+/* Killed after the reused file's rename reached the disk but before its new header did: the file holds its
+ * previous use's header and records, valid ones. Nothing in it was acknowledged under its new name, and
+ * its old records were delivered: it is dropped, not replayed. */
+static void test_recycled_segment_old_header_dropped(void **st)
+{
+  (void)st;
+  unsigned char old_hdr[SEG_HDR_BYTES];
+  make_recycled(old_hdr);
+  char p[600];
+  only_segment(p, sizeof p);
+  FILE *f = fopen(p, "r+b");
+  assert_non_null(f);
+  assert_int_equal(fwrite(old_hdr, 1, SEG_HDR_BYTES, f), SEG_HDR_BYTES);
+  fclose(f);
+  struct seen v;
+  struct gw_disk_recovery rec;
+  struct gw_disk *d = reopen(&v, &rec);
+  assert_int_equal(v.n, 0);
+  char seg[4][64];
+  assert_int_equal(segments(seg, 4), 0);
+  gw_disk_close(d);
+}
+
+/* Resident kB of this process's mapping that holds p (/proc/self/smaps), -1 when none does. */
+static long mapping_rss_kb(const void *p)
+{
+  FILE *f = fopen("/proc/self/smaps", "r");
+  assert_non_null(f);
+  char line[512];
+  bool in = false;
+  long kb = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+      continue;
+    }
+    if (in && sscanf(line, "Rss: %ld kB", &kb) == 1)
+      break;
+  }
+  fclose(f);
+  return kb;
+}
+
+/* A spare's pages leave the process's mapping: kept files must not add to the gateway's RSS. */
+static void test_spare_not_resident(void **st)
+{
+  (void)st;
+  struct gw_disk_conf c = {dir, GW_FSYNC_NEVER, 10, 64 * 1024};
+  struct gw_disk_recovery rec;
+  struct gw_err err = {0};
+  int n = 0;
+  struct gw_disk *d = gw_disk_open(&c, count_rec, &n, &rec, &err);
+  assert_non_null(d);
+  static char buf[16 * 1024];
+  memset(buf, 'r', sizeof buf);
+  const unsigned char *first = NULL;
+  for (uint64_t seq = 1; seq <= 4; seq++) { /* three a segment: 4 opens the second */
+    struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, buf, sizeof buf, NULL, 0};
+    struct gw_disk_rec r;
+    assert_int_equal(gw_disk_append(d, &in, seq, gw_now_ns(), &r, &err), GW_OK);
+    if (seq == 1)
+      first = r.e.otlp;
+  }
+  unsigned sum = 0;
+  for (size_t i = 0; i < sizeof buf; i++) /* read as a consumer does: the pages come into the mapping */
+    sum += first[i];
+  assert_int_equal(sum, 'r' * sizeof buf);
+  assert_true(mapping_rss_kb(first) >= 16);
+  gw_disk_release(d, 3);
+  gw_disk_bury(d);
+  assert_int_equal(count_prefix("spare-"), 1);
+  assert_int_equal(mapping_rss_kb(first), 0);
+  gw_disk_close(d);
+}
+
 /* A directory that cannot be used stops the start with the key and the reason. */
 static void test_unusable_dir_refused(void **st)
 {
@@ -556,6 +782,10 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     cmocka_unit_test_setup_teardown(test_interval_idle_syncs_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_release_then_bury, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recycled_segment_replays_only_its_records, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recycled_segment_torn_end_replays_no_stale_record, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recycled_segment_old_header_dropped, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_spare_not_resident, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unusable_dir_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_consumer_keeps_nothing, setup, teardown),
   };
