@@ -2180,6 +2180,50 @@ static void test_attributes_rendered_same(void **state)
   free(secrets);
 }
 
+/* An array attribute with nothing to redact (tags, finish reasons, stop sequences) leaves the record's
+ * attributes JSON as normalize wrote it instead of rendering it again; an array holding a secret is
+ * rendered again, without it. Both give the bytes of the walk (same_both_ways). */
+static void test_clean_array_keeps_attributes(void **state)
+{
+  (void)state;
+  struct gw_redact_policy pol;
+  gw_redact_policy_defaults(&pol);
+  pol.cpu_ms_per_mib = 0;
+  struct gw_redactor *r = make(&pol);
+  static const char *const fmt =
+    "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0af7651916cd43dd8448eb211c80319c\","
+    "\"spanId\":\"b7ad6b716920333%d\",\"name\":\"chat gpt-4o\",\"attributes\":["
+    "{\"key\":\"gen_ai.operation.name\",\"value\":{\"stringValue\":\"chat\"}},"
+    "{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":\"gpt-4o\"}},"
+    "{\"key\":\"app.tags\",\"value\":{\"arrayValue\":{\"values\":["
+    "{\"stringValue\":\"end_turn\"},{\"stringValue\":\"%s\"},{\"intValue\":\"3\"}]}}},"
+    "{\"key\":\"gen_ai.input.messages\",\"value\":{\"stringValue\":"
+    "\"[{\\\"role\\\":\\\"user\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"hi %s\\\"}]}]\"}}]}]}]}]}";
+  static const char *const cases[][3] = {
+    /* array element, message word, kept */
+    {"length", "there", "1"},
+    {"mail alice@example.com", "there", "0"},
+    {"length", "alice@example.com", "0"}, /* another attribute changed: rendered again */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char body[2048], what[64];
+    snprintf(body, sizeof body, fmt, (int)i, cases[i][0], cases[i][1]);
+    snprintf(what, sizeof what, "clean array case %zu", i);
+    size_t kept = rd_attributes_kept;
+    assert_int_equal(same_both_ways(r, body, strlen(body), true, what), 1);
+    if (rd_attributes_kept - kept != (size_t)(cases[i][2][0] - '0'))
+      fail_msg("%s: kept %zu", what, rd_attributes_kept - kept);
+    struct path_out o;
+    one_path(r, body, strlen(body), true, false, &o);
+    assert_null(memmem(o.recs, o.rlen, "alice@example.com", 17));
+    assert_null(memmem(o.pb, o.plen, "alice@example.com", 17));
+    assert_non_null(memmem(o.recs, o.rlen, "\"end_turn\"", 10));
+    free(o.pb);
+    free(o.recs);
+  }
+  gw_redactor_destroy(r);
+}
+
 /* ---- the candidate prefilter against the straightforward scan ----
  * rd_next_candidate skips 16 bytes at a time with a block filter before rd_candidate looks closer. A filter
  * that let a real start through unseen would lose a match: compared here, on random and adversarial texts,
@@ -2379,6 +2423,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_bytes_values, setup, teardown),
     cmocka_unit_test_setup_teardown(test_glued_one_pass, setup, teardown),
     cmocka_unit_test_setup_teardown(test_attributes_rendered_same, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_clean_array_keeps_attributes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
