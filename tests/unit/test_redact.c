@@ -2224,6 +2224,61 @@ static void test_clean_array_keeps_attributes(void **state)
   gw_redactor_destroy(r);
 }
 
+/* rd_secret_key_name looks for "secret" around each 'c' before it copies and searches the key: the same
+ * answers as the copy-and-search alone (written out here), on keys built from pieces of both names, their
+ * near misses, separators and case, up to past the 127 bytes the search reads. */
+static bool secret_key_ref(const char *key, size_t len)
+{
+  if (len < 9)
+    return false;
+  char buf[128];
+  size_t n = 0;
+  for (size_t i = 0; i < len && n < sizeof buf - 1; i++) {
+    char c = key[i];
+    if (c == '_' || c == '.' || c == '-')
+      continue;
+    buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  buf[n] = 0;
+  return strstr(buf, "secretaccesskey") || strstr(buf, "awssecret");
+}
+
+static void test_secret_key_name_same(void **state)
+{
+  (void)state;
+  static const char *const pieces[] = {"secret", "SECRET", "Se", "cret", "sec", "ret", "access", "Access",
+                                       "key", "KEY", "aws", "AWS", "_", ".", "-", "c", "C", "s", "e", "r",
+                                       "t", "x", "gen_ai", "content", "secrt", "secr-et", "sEcReT", "\xc3\xa9",
+                                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+  static const char *const fixed[] = {"aws_secret_access_key", "AWS-Secret", "my.secret.access.key",
+                                      "s_e_c_r_e_t_a_c_c_e_s_s_k_e_y", "awssecre", "secretaccesske",
+                                      "x.secret-_-access..key", "session.id", "process.command_line"};
+  size_t yes = 0;
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+    assert_int_equal(rd_secret_key_name(fixed[i], strlen(fixed[i])), secret_key_ref(fixed[i], strlen(fixed[i])));
+  uint64_t st = 0x9e3779b97f4a7c15ull;
+  for (int round = 0; round < 200000; round++) {
+    char key[400];
+    size_t n = 0;
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    int parts = 1 + (int)(st >> 60);
+    for (int k = 0; k < parts; k++) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      const char *p = pieces[(st >> 33) % (sizeof pieces / sizeof pieces[0])];
+      size_t pl = strlen(p);
+      if (n + pl >= sizeof key)
+        break;
+      memcpy(key + n, p, pl);
+      n += pl;
+    }
+    bool want = secret_key_ref(key, n);
+    yes += want;
+    if (rd_secret_key_name(key, n) != want)
+      fail_msg("'%.*s': %d, the copy-and-search says %d", (int)n, key, !want, want);
+  }
+  assert_true(yes > 1000); /* the pieces make both names often enough */
+}
+
 /* ---- the candidate prefilter against the straightforward scan ----
  * rd_next_candidate skips 16 bytes at a time with a block filter before rd_candidate looks closer. A filter
  * that let a real start through unseen would lose a match: compared here, on random and adversarial texts,
@@ -2424,6 +2479,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_glued_one_pass, setup, teardown),
     cmocka_unit_test_setup_teardown(test_attributes_rendered_same, setup, teardown),
     cmocka_unit_test_setup_teardown(test_clean_array_keeps_attributes, setup, teardown),
+    cmocka_unit_test(test_secret_key_name_same),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
