@@ -500,21 +500,56 @@ bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end
 
 /* A key naming an AWS secret: lowercased with '_', '.', '-' removed, it holds "secretaccesskey" or
  * "awssecret". */
+static bool key_sep(char c) { return c == '_' || c == '.' || c == '-'; }
+
+/* Both names hold "secret": is there a 'c' at i with "se" before it and "ret" after it, separators skipped?
+ * Most keys that reach here hold a 'c' (resource and message keys are walked by the thousand a request)
+ * and none of "secret": they were copied lowercased and searched twice. */
+static bool secret_at(const char *key, size_t len, size_t i)
+{
+  static const char before[] = "es", after[] = "ret";
+  size_t j = i;
+  for (int k = 0; k < 2; k++) {
+    while (j > 0 && key_sep(key[j - 1]))
+      j--;
+    if (j == 0 || (key[--j] | 0x20) != before[k])
+      return false;
+  }
+  j = i + 1;
+  for (int k = 0; k < 3; k++) {
+    while (j < len && key_sep(key[j]))
+      j++;
+    if (j == len || (key[j++] | 0x20) != after[k])
+      return false;
+  }
+  return true;
+}
+
 bool rd_secret_key_name(const char *key, size_t len)
 {
   if (len < sizeof "awssecret" - 1)
     return false; /* too short to hold either name: "role", "type", "content", ... */
-  /* Both names hold a 'c': most keys (gen_ai.request.model, session.id, ...) have none. */
   size_t ci = 0;
-  while (ci < len && (key[ci] | 0x20) != 'c')
-    ci++;
-  if (ci == len)
-    return false;
+  for (;; ci++) {
+    /* 8 bytes at a time while none is a 'c' or 'C' (a zero byte of (w | 0x20..) ^ 'c'..) */
+    while (ci + 8 <= len) {
+      uint64_t w;
+      memcpy(&w, key + ci, 8);
+      uint64_t x = (w | 0x2020202020202020ull) ^ 0x6363636363636363ull;
+      if ((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)
+        break;
+      ci += 8;
+    }
+    if (ci == len)
+      return false;
+    if ((key[ci] | 0x20) == 'c' && secret_at(key, len, ci))
+      break;
+  }
   char buf[128];
   size_t n = 0;
   for (size_t i = 0; i < len && n < sizeof buf - 1; i++) {
     char c = key[i];
-    if (c == '_' || c == '.' || c == '-')
+    if (key_sep(c))
       continue;
     buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
   }

@@ -27,7 +27,7 @@
 #define RD_MAX_DEPTH 256
 
 bool gw_redact_walk_attributes;
-_Thread_local size_t rd_attributes_replayed;
+_Thread_local size_t rd_attributes_replayed, rd_attributes_kept;
 
 static void ctx_init(struct rd_ctx *c, const struct gw_redactor *r, struct gw_arena *a, struct gw_redact_stats *st,
                      struct gw_redact_memo *memo)
@@ -161,6 +161,8 @@ struct kv_watch {
   size_t longest;
   int jmax;
   bool refused;
+  const char **before; /* an array attribute's string pointers before redaction (NULL: not known) */
+  size_t nbefore;
 };
 
 /* Whether a record's walk of v, as a member of its attributes JSON, reads what this pass reads: a scalar or
@@ -190,12 +192,54 @@ static bool value_ok(const GwAnyValue *v)
   return true;
 }
 
+/*
+ * An array's strings are redacted in place (each element's pointer replaced), so whether the record's
+ * attributes JSON must be written again is known by comparing the pointers after the pass with those
+ * before. Most arrays (finish reasons, stop sequences) hold nothing to redact and keep the JSON as
+ * normalize rendered it. in->array: the pass may have changed one of them (also when the pointers could
+ * not be kept).
+ */
+static void array_begin(struct rd_ctx *c, struct kv_watch *w, struct rd_kv_info *in, const GwAnyValue *v)
+{
+  w->before = NULL;
+  w->nbefore = 0;
+  in->array = v && v->value_case == GW_AV_ARRAY;
+  if (!in->array || !in->ok)
+    return;
+  if (!v->array_value || !v->array_value->n_values) {
+    in->array = false; /* nothing in it to change */
+    return;
+  }
+  size_t n = v->array_value->n_values;
+  w->before = gw_arena_alloc(c->a, n * sizeof *w->before);
+  if (!w->before)
+    return;
+  w->nbefore = n;
+  for (size_t i = 0; i < n; i++) {
+    const GwAnyValue *e = v->array_value->values[i]; /* never NULL when in->ok (value_ok) */
+    w->before[i] = e->value_case == GW_AV_STRING ? e->string_value : NULL;
+  }
+}
+
+static void array_end(const struct kv_watch *w, struct rd_kv_info *in, const GwAnyValue *v)
+{
+  if (!in->array || !w->before || !v || v->value_case != GW_AV_ARRAY || !v->array_value ||
+      v->array_value->n_values != w->nbefore)
+    return;
+  for (size_t i = 0; i < w->nbefore; i++) {
+    const GwAnyValue *e = v->array_value->values[i];
+    if (!e || (e->value_case == GW_AV_STRING ? e->string_value : NULL) != w->before[i])
+      return;
+  }
+  in->array = false;
+}
+
 static void watch_begin(struct rd_ctx *c, struct kv_watch *w, struct rd_kv_info *in, const GwKeyValue *kv)
 {
   in->kv = kv;
   in->text = kv->value && kv->value->value_case == GW_AV_STRING ? kv->value->string_value : NULL;
-  in->array = kv->value && kv->value->value_case == GW_AV_ARRAY;
   in->ok = value_ok(kv->value);
+  array_begin(c, w, in, kv->value);
   w->longest = c->longest;
   w->jmax = c->jmax;
   w->refused = c->refused;
@@ -279,8 +323,10 @@ static void kvs_info(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth, s
     c->key_action = act;
     c->secret_key = secret;
     c->auth_key = auth;
-    if (info)
+    if (info) {
+      array_end(&watch, &info[i], kv->value);
       watch_end(c, &watch, &info[i], keep, nk);
+    }
     if (keep)
       arr[w++] = kv;
   }
@@ -558,7 +604,7 @@ static int attributes_replay(const struct gw_redactor *r, struct gw_arena *a, st
       return 0;
     const GwAnyValue *v = kv->value;
     if (in->dropped || in->array || (v && v->value_case == GW_AV_STRING && v->string_value != in->text))
-      changed = true; /* an array's strings are redacted in place: written again */
+      changed = true; /* an array whose strings the pass replaced (in place): written again */
     nkept += !in->dropped;
   }
   j = 0;
@@ -573,8 +619,10 @@ static int attributes_replay(const struct gw_redactor *r, struct gw_arena *a, st
       st->kinds[in->counts[k][0]] += in->counts[k][1];
   }
   rd_attributes_replayed++;
-  if (!changed)
+  if (!changed) {
+    rd_attributes_kept++;
     return 1;
+  }
   GwKeyValue **kept = gw_arena_alloc(a, (nkept ? nkept : 1) * sizeof *kept);
   if (!kept)
     return -1;

@@ -130,7 +130,7 @@ struct rd_kv_info {
   const char *text;           /* its string value before redaction, NULL when not a string */
   uint32_t total, deny;       /* what it counted (limited is never set when ok) */
   uint16_t ncounts;
-  bool ok, dropped, array;
+  bool ok, dropped, array;   /* array: an array value the pass may have changed (array_begin) */
   uint16_t (*counts)[2];      /* kind, count */
   size_t longest;             /* the longest string its walk asked cut() about */
 };
@@ -143,8 +143,9 @@ struct rd_span_info {
 /* Room for the info of span's n attributes, zeroed (NULL when out of room: its records are walked);
  * then find it again (NULL: none). */
 struct rd_kv_info *rd_memo_span_add(struct gw_redact_memo *m, const void *span, size_t n);
-/* Records whose attributes JSON this thread rendered from the request pass's results (tests). */
-extern _Thread_local size_t rd_attributes_replayed;
+/* Records whose attributes JSON this thread rendered from the request pass's results, and of those the ones
+ * whose JSON was kept as normalize wrote it, nothing in it having changed (tests). */
+extern _Thread_local size_t rd_attributes_replayed, rd_attributes_kept;
 const struct rd_span_info *rd_memo_span_get(const struct gw_redact_memo *m, const void *span);
 /* redact_bytes.c: a bytes value (see gw_redact_request); *out and *outlen as rd_plain (bytes, NUL-terminated). */
 enum rd_res rd_bytes(struct rd_ctx *c, const uint8_t *b, size_t len, const char **out, size_t *outlen);

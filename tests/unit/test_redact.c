@@ -2180,6 +2180,105 @@ static void test_attributes_rendered_same(void **state)
   free(secrets);
 }
 
+/* An array attribute with nothing to redact (tags, finish reasons, stop sequences) leaves the record's
+ * attributes JSON as normalize wrote it instead of rendering it again; an array holding a secret is
+ * rendered again, without it. Both give the bytes of the walk (same_both_ways). */
+static void test_clean_array_keeps_attributes(void **state)
+{
+  (void)state;
+  struct gw_redact_policy pol;
+  gw_redact_policy_defaults(&pol);
+  pol.cpu_ms_per_mib = 0;
+  struct gw_redactor *r = make(&pol);
+  static const char *const fmt =
+    "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0af7651916cd43dd8448eb211c80319c\","
+    "\"spanId\":\"b7ad6b716920333%d\",\"name\":\"chat gpt-4o\",\"attributes\":["
+    "{\"key\":\"gen_ai.operation.name\",\"value\":{\"stringValue\":\"chat\"}},"
+    "{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":\"gpt-4o\"}},"
+    "{\"key\":\"app.tags\",\"value\":{\"arrayValue\":{\"values\":["
+    "{\"stringValue\":\"end_turn\"},{\"stringValue\":\"%s\"},{\"intValue\":\"3\"}]}}},"
+    "{\"key\":\"gen_ai.input.messages\",\"value\":{\"stringValue\":"
+    "\"[{\\\"role\\\":\\\"user\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"hi %s\\\"}]}]\"}}]}]}]}]}";
+  static const char *const cases[][3] = {
+    /* array element, message word, kept */
+    {"length", "there", "1"},
+    {"mail alice@example.com", "there", "0"},
+    {"length", "alice@example.com", "0"}, /* another attribute changed: rendered again */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char body[2048], what[64];
+    snprintf(body, sizeof body, fmt, (int)i, cases[i][0], cases[i][1]);
+    snprintf(what, sizeof what, "clean array case %zu", i);
+    size_t kept = rd_attributes_kept;
+    assert_int_equal(same_both_ways(r, body, strlen(body), true, what), 1);
+    if (rd_attributes_kept - kept != (size_t)(cases[i][2][0] - '0'))
+      fail_msg("%s: kept %zu", what, rd_attributes_kept - kept);
+    struct path_out o;
+    one_path(r, body, strlen(body), true, false, &o);
+    assert_null(memmem(o.recs, o.rlen, "alice@example.com", 17));
+    assert_null(memmem(o.pb, o.plen, "alice@example.com", 17));
+    assert_non_null(memmem(o.recs, o.rlen, "\"end_turn\"", 10));
+    free(o.pb);
+    free(o.recs);
+  }
+  gw_redactor_destroy(r);
+}
+
+/* rd_secret_key_name looks for "secret" around each 'c' before it copies and searches the key: the same
+ * answers as the copy-and-search alone (written out here), on keys built from pieces of both names, their
+ * near misses, separators and case, up to past the 127 bytes the search reads. */
+static bool secret_key_ref(const char *key, size_t len)
+{
+  if (len < 9)
+    return false;
+  char buf[128];
+  size_t n = 0;
+  for (size_t i = 0; i < len && n < sizeof buf - 1; i++) {
+    char c = key[i];
+    if (c == '_' || c == '.' || c == '-')
+      continue;
+    buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  buf[n] = 0;
+  return strstr(buf, "secretaccesskey") || strstr(buf, "awssecret");
+}
+
+static void test_secret_key_name_same(void **state)
+{
+  (void)state;
+  static const char *const pieces[] = {"secret", "SECRET", "Se", "cret", "sec", "ret", "access", "Access",
+                                       "key", "KEY", "aws", "AWS", "_", ".", "-", "c", "C", "s", "e", "r",
+                                       "t", "x", "gen_ai", "content", "secrt", "secr-et", "sEcReT", "\xc3\xa9",
+                                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+  static const char *const fixed[] = {"aws_secret_access_key", "AWS-Secret", "my.secret.access.key",
+                                      "s_e_c_r_e_t_a_c_c_e_s_s_k_e_y", "awssecre", "secretaccesske",
+                                      "x.secret-_-access..key", "session.id", "process.command_line"};
+  size_t yes = 0;
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+    assert_int_equal(rd_secret_key_name(fixed[i], strlen(fixed[i])), secret_key_ref(fixed[i], strlen(fixed[i])));
+  uint64_t st = 0x9e3779b97f4a7c15ull;
+  for (int round = 0; round < 200000; round++) {
+    char key[400];
+    size_t n = 0;
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    int parts = 1 + (int)(st >> 60);
+    for (int k = 0; k < parts; k++) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      const char *p = pieces[(st >> 33) % (sizeof pieces / sizeof pieces[0])];
+      size_t pl = strlen(p);
+      if (n + pl >= sizeof key)
+        break;
+      memcpy(key + n, p, pl);
+      n += pl;
+    }
+    bool want = secret_key_ref(key, n);
+    yes += want;
+    if (rd_secret_key_name(key, n) != want)
+      fail_msg("'%.*s': %d, the copy-and-search says %d", (int)n, key, !want, want);
+  }
+  assert_true(yes > 1000); /* the pieces make both names often enough */
+}
+
 /* ---- the candidate prefilter against the straightforward scan ----
  * rd_next_candidate skips 16 bytes at a time with a block filter before rd_candidate looks closer. A filter
  * that let a real start through unseen would lose a match: compared here, on random and adversarial texts,
@@ -2379,6 +2478,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_bytes_values, setup, teardown),
     cmocka_unit_test_setup_teardown(test_glued_one_pass, setup, teardown),
     cmocka_unit_test_setup_teardown(test_attributes_rendered_same, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_clean_array_keeps_attributes, setup, teardown),
+    cmocka_unit_test(test_secret_key_name_same),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
