@@ -4,7 +4,8 @@
  * selectable (engine grpc-core).
  *  - the connection policing gRPC core gave: GOAWAY "max_age" at max_connection_age_ms with the call in
  *    flight completing, the connection cut at age + grace;
- *  - connection caps per client address on the gRPC port (receivers.grpc.max_connections_per_ip);
+ *  - connection caps on the gRPC port: per client address (receivers.grpc.max_connections_per_ip) and in
+ *    total (receivers.grpc.max_connections);
  *  - HTTP/1.1 bytes on the port are closed and counted; a plain HTTP/2 POST /v1/traces is served as on
  *    the OTLP/HTTP port;
  *  - memory: a call's message is counted in receivers.max_inflight_bytes while it arrives (gRPC core held
@@ -156,6 +157,42 @@ describe('gRPC port on nghttp2: connection age, caps, HTTP/1.1', { skip: skip ??
     const [h] = await once(st, 'response');
     s.close();
     assert.equal(h[':status'], 200);
+  });
+});
+
+describe('gRPC port on nghttp2: the total connection cap', { skip: skip ?? false }, () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      config: { spool: { mode: 'memory' }, receivers: { grpc: { max_connections: 6, max_connections_per_ip: 0 } } },
+    });
+  });
+  after(async () => {
+    if (gw) {
+      await gw.stop();
+      await gw.cleanup();
+    }
+  });
+
+  test('connections past receivers.grpc.max_connections, from any address, are closed at once (counted); a slot freed is taken again', async () => {
+    const refused = { listener: 'otlp_grpc', reason: 'max_connections' };
+    const before_ = metric(await gw.metrics(), 'genai_gateway_connections_refused_total', refused);
+    const held = [];
+    for (let i = 0; i < 6; i++) held.push(await openConn(gw.ports.grpc, { localAddress: attacker(100 + (i % 3)) }));
+    await sleep(300); /* each accepted before the next one comes */
+    const extra = await openMany(2, () => openConn(gw.ports.grpc, { localAddress: attacker(110) }));
+    const lives = await Promise.all(extra.map((c) => Promise.race([c.closed, sleep(1000).then(() => Infinity)])));
+    assert.ok(lives.every((ms) => ms < 1000), `connections past the total cap lived ${lives} ms`);
+    assert.equal(held.filter((c) => c.isClosed()).length, 0, 'the 6 within the cap stay open');
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_connections_refused_total', refused) - before_, 2);
+    /* the per-address counter did not move: it is the total that refused them */
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_connections_refused_total', { listener: 'otlp_grpc', reason: 'per_ip' }), 0);
+    held[0].sock.destroy();
+    held[1].sock.destroy();
+    await sleep(300);
+    const g = await goodCall(gw);
+    assert.equal(g.code, 0, `a freed slot is taken again: ${g.details}`);
+    for (const c of held) c.sock.destroy();
   });
 });
 
