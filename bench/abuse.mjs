@@ -20,6 +20,8 @@
  *                   attackers' own CPU competes with the good client and the gateway, which a remote
  *                   attacker's would not: 19 takes most of it out of the picture (the gateway and the good
  *                   client stay at 0), to tell the gateway's isolation from the machine's sharing
+ *   ABUSE_ELSEWHERE 1: the attacks go to a second gateway process on the same machine, the good client to the
+ *                   first: what is left then is what the machine's sharing costs, not the gateway's
  *   ABUSE_YAML      extra top-level YAML for the gateway, \n for new lines (e.g. "receivers:\n  grpc:\n    threads: 4")
  *
  * The gateway runs without PostgreSQL (disk spool in a temporary data dir, no consumer: entries are dropped
@@ -49,6 +51,7 @@ const RATE = Number(process.env.ABUSE_RATE ?? 20);
 const SPANS = Number(process.env.ABUSE_SPANS ?? 5);
 const SCALE = Number(process.env.ABUSE_SCALE ?? 1);
 const ATTACKER_NICE = Number(process.env.ABUSE_ATTACKER_NICE ?? 0);
+const ELSEWHERE = process.env.ABUSE_ELSEWHERE === '1';
 const ONLY = process.env.ABUSE_ONLY ? process.env.ABUSE_ONLY.split(',') : null;
 const MAX_REQUEST = 64 * MiB; /* receivers.max_request_bytes, the default */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -432,6 +435,8 @@ async function main() {
   const list = attacks(libs).filter((a) => !ONLY || ONLY.includes(a.name));
   let gw = await startGateway(BIN);
   const cleanup = [];
+  /* ABUSE_ELSEWHERE: the attacks go to a second gateway process, the good client still to the first */
+  const other = ELSEWHERE ? await startGateway(BIN) : null;
   const stopGateway = async (g) => {
     g.proc.kill('SIGTERM');
     await Promise.race([new Promise((r) => (g.proc.exitCode !== null ? r() : g.proc.once('exit', r))), sleep(10000)]);
@@ -439,6 +444,7 @@ async function main() {
     fs.rmSync(g.dir, { recursive: true, force: true });
   };
   cleanup.push(() => stopGateway(gw));
+  if (other) cleanup.push(() => stopGateway(other));
 
   let child = null;
   const startClient = async () => {
@@ -463,7 +469,7 @@ async function main() {
     }
     const peakOk = resetPeak(gw.pid);
     const m0 = await metrics(gw);
-    const a = attack ? attack.start(gw) : null;
+    const a = attack ? attack.start(other ?? gw) : null;
     await sleep(attack ? 1000 : 0); /* the attack is in place */
     const from = Date.now();
     let maxFds = 0;
@@ -501,7 +507,7 @@ async function main() {
     if (ATTACKER_NICE) os.setPriority(ATTACKER_NICE); /* after the good client's fork: it keeps 0 */
     await sleep(Math.min(5000, SECONDS * 1000)); /* warm-up: connections made, first exports answered */
     await windowOf(0, Date.now());
-    console.log(`gateway ${BIN}; ${SECONDS} s per phase; attackers at nice ${os.getPriority()}; good client: ${RATE} exports/s each over OTLP/HTTP protobuf and OTLP/gRPC ` +
+    console.log(`gateway ${BIN}; ${SECONDS} s per phase; attackers at nice ${os.getPriority()}${other ? ', against a second gateway process' : ''}; good client: ${RATE} exports/s each over OTLP/HTTP protobuf and OTLP/gRPC ` +
       `(${SPANS} GenAI spans per export, OTel JS SDK exporters) + /healthz every 200 ms (1 s timeout); ` +
       `idle RSS ${(gw.idle / MiB).toFixed(1)} MiB; bound = idle + 4 x ${MAX_REQUEST / MiB} MiB + 8 MiB = ${(bound() / MiB).toFixed(1)} MiB`);
     printHeader();
