@@ -1484,6 +1484,24 @@ static void test_deflate_size(void **state)
   free(data);
 }
 
+/* The receivers' default limits for the bomb tests: 64 MiB, ratio 200 past 1 MiB. */
+#define BOMB_LIMITS {.max_bytes = 64u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20}
+
+/* gw_inflate of a bomb under BOMB_LIMITS: refused with the ratio message; returns the arena bytes it held. */
+static size_t bomb_refused_held(const void *z, size_t zlen)
+{
+  struct gw_decode_limits lim = BOMB_LIMITS;
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(err.msg, "(receivers.max_inflate_ratio)"));
+  size_t held = gw_arena_used(a);
+  gw_arena_destroy(a);
+  return held;
+}
+
 /* A gzip bomb within max_request_bytes but past the ratio cap (issue 12's OTLP/JSON body of [0,0,...], here
  * 16 KB inflating to 16 MiB) is refused with the ratio message after its codes are read: the output it ever
  * held is what was inflated before the count (256 KiB, 16 times its size), not the 3.2 MB the ratio allowed. */
@@ -1500,19 +1518,15 @@ static void test_gzip_bomb_counted(void **state)
   plain[n - 1] = ']';
   uint8_t *z = zcomp(plain, n, 9, Z_DEFAULT_STRATEGY, 15 + 16, &zlen);
   free(plain);
-  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20};
+  struct gw_decode_limits lim = BOMB_LIMITS;
   assert_true(zlen * 200 > (2u << 20)); /* the ratio allows more than the bound below */
-  struct gw_arena *a = gw_arena_create(0);
+  assert_true(bomb_refused_held(z, zlen) < (1 << 20));
+  /* the same body with room for it: inflated whole and exact (the count sized the buffer) */
   void *out;
   size_t out_len;
   struct gw_err err = {0};
-  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
-  assert_non_null(strstr(err.msg, "(receivers.max_inflate_ratio)"));
-  assert_true(gw_arena_used(a) < (1 << 20));
-  gw_arena_destroy(a);
-  /* the same body with room for it: inflated whole and exact (the count sized the buffer) */
   lim.max_ratio = 0;
-  a = gw_arena_create(0);
+  struct gw_arena *a = gw_arena_create(0);
   assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
   assert_int_equal(out_len, n);
   assert_int_equal(((char *)out)[0], '[');
@@ -1533,22 +1547,18 @@ static void test_gzip_bomb_counted_early(void **state)
   char *plain = calloc(1, n);
   uint8_t *z = zcomp(plain, n, 1, Z_RLE, 15 + 16, &zlen);
   assert_true(zlen * 16 > (384u << 10)); /* counted against the whole body, the output would pass 384 KiB */
-  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20};
-  struct gw_arena *a = gw_arena_create(0);
-  void *out;
-  size_t out_len;
-  struct gw_err err = {0};
-  assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
-  assert_non_null(strstr(err.msg, "(receivers.max_inflate_ratio)"));
-  assert_true(gw_arena_used(a) < (384u << 10));
-  gw_arena_destroy(a);
+  assert_true(bomb_refused_held(z, zlen) < (384u << 10));
   /* 600 KB of zeros, then text that compresses as OTLP does: counted early, inflated exactly */
   size_t head = 600u << 10, m = head + (256u << 10);
   for (size_t i = head; i < m; i++)
     plain[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
   free(z);
   z = zcomp(plain, m, 6, Z_DEFAULT_STRATEGY, 15 + 16, &zlen);
-  a = gw_arena_create(0);
+  struct gw_decode_limits lim = BOMB_LIMITS;
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  struct gw_arena *a = gw_arena_create(0);
   assert_int_equal(gw_inflate(a, z, zlen, &lim, &out, &out_len, &err), GW_OK);
   assert_int_equal(out_len, m);
   assert_memory_equal(out, plain, m);
