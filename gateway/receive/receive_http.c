@@ -41,6 +41,8 @@ struct gw_http_receiver {
   struct gw_pipeline *p;
   struct gw_httpd_guard *guard;
   _Atomic int suspended; /* connections waiting for the spool's sync */
+  _Atomic int active;    /* handler calls under way: one may be about to suspend its connection */
+  atomic_bool stopping;  /* set by gw_http_receiver_stop: a request not yet processed gets 503 */
 };
 
 /* One request's state, from the first handler call to the completion callback. */
@@ -163,8 +165,8 @@ static void lane_finish(void *arg)
     MHD_resume_connection(q->c);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
   (void)version;
   struct gw_http_receiver *r = cls;
@@ -216,6 +218,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_resp(r, c, &q->resp);
   }
   gw_httpd_guard_phase(c, GW_HTTPD_BODY_DONE);
+  if (atomic_load(&r->stopping)) {
+    /* The receiver is stopping (gw_http_receiver_stop): this request on an open keep-alive connection is not
+     * processed, so it cannot suspend its connection after the stop's last look. The client retries. */
+    gw_http_resp_durable_failed(r->p, q->q.json, GW_ERR(SHUTDOWN), &q->resp);
+    return send_resp(r, c, &q->resp);
+  }
   q->body_mono = gw_mono_ns();
   gw_hist_observe(GW_H_STAGE_UPLOAD, q->body_mono - q->start_mono);
   atomic_init(&q->left, 2);
@@ -259,12 +267,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   return MHD_YES;
 }
 
+/* Every handler call is counted while it runs, so the stop sees a request that is about to suspend its
+ * connection: `active` covers it until it returns, `suspended` from before then (see gw_http_receiver_stop). */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+  struct gw_http_receiver *r = cls;
+  atomic_fetch_add(&r->active, 1);
+  enum MHD_Result res = handle(cls, c, url, method, version, upload, upload_size, con_cls);
+  atomic_fetch_sub(&r->active, 1);
+  return res;
+}
+
 struct gw_http_receiver *gw_http_receiver_start(struct gw_pipeline *p, struct gw_err *err)
 {
   const struct gw_conf *conf = p->conf;
   struct gw_http_receiver *r = gw_calloc(1, sizeof *r);
   r->p = p;
   atomic_init(&r->suspended, 0);
+  atomic_init(&r->active, 0);
+  atomic_init(&r->stopping, false);
   r->guard = gw_httpd_guard_create("otlp_http", conf->receivers.http_idle_ms, conf->receivers.http_header_ms,
                                    conf->receivers.http_body_ms);
   /* The front (front.c) owns the port and both connection limits; libmicrohttpd's own limit is per pool
@@ -314,10 +336,14 @@ void gw_http_receiver_stop(struct gw_http_receiver *r)
   if (!r)
     return;
   /* Stop accepting, then let the answers waiting for the spool's sync go out: libmicrohttpd must not be
-   * stopped with a suspended connection. The spool is still open, so they come within a sync. */
+   * stopped with a suspended connection (it aborts). The spool is still open, so they come within a sync.
+   * A keep-alive connection may still bring a request: once `stopping` is set, a request not yet processed
+   * is answered 503 instead of suspending, and one already past that check is counted in `active` until it
+   * has either answered or counted itself in `suspended`, so both at zero means none can suspend any more. */
   gw_front_stop_accepting(r->front);
+  atomic_store(&r->stopping, true);
   uint64_t until = gw_mono_ns() + 30000000000ull;
-  while (atomic_load(&r->suspended) > 0 && gw_mono_ns() < until) {
+  while ((atomic_load(&r->suspended) > 0 || atomic_load(&r->active) > 0) && gw_mono_ns() < until) {
     struct timespec ts = {0, 5000000};
     nanosleep(&ts, NULL);
   }
