@@ -216,11 +216,26 @@ ssize_t gw_front_write(struct fconn *c, const void *buf, size_t n, bool *want_wr
   return -2;
 }
 
+/* Give fd to libmicrohttpd; false when it was closed instead. Once the front stops accepting, a connection
+ * accepted before is closed here rather than added to a daemon about to stop (libmicrohttpd aborts on that):
+ * the hand-off is counted while it runs, and gw_front_stop_accepting waits for the count. */
+static bool mhd_add(struct gw_front *f, int fd, const struct sockaddr *sa, socklen_t len)
+{
+  atomic_fetch_add(&f->handing, 1);
+  bool ok = false;
+  if (atomic_load(&f->accepting))
+    ok = MHD_add_connection(f->mhd, fd, sa, len) == MHD_YES; /* closed by libmicrohttpd when refused */
+  else
+    close(fd);
+  atomic_fetch_sub(&f->handing, 1);
+  return ok;
+}
+
 /* Hand a plaintext HTTP/1.1 socket to libmicrohttpd, which owns it (and its address slot) from now on. */
 static void hand_plain(struct gw_front *f, int fd, const struct sockaddr *sa, socklen_t len)
 {
-  if (MHD_add_connection(f->mhd, fd, sa, len) != MHD_YES)
-    gw_front_release(f, sa); /* libmicrohttpd has closed it */
+  if (!mhd_add(f, fd, sa, len))
+    gw_front_release(f, sa);
 }
 
 /* The relay's next steps: move what can move both ways, then watch what can unblock it. */
@@ -313,8 +328,8 @@ static void relay_start(struct fconn *c)
     gw_front_close(c);
     return;
   }
-  if (MHD_add_connection(f->mhd, sp[1], (struct sockaddr *)&c->addr, c->alen) != MHD_YES) {
-    close(sp[0]); /* libmicrohttpd has closed sp[1] */
+  if (!mhd_add(f, sp[1], (struct sockaddr *)&c->addr, c->alen)) {
+    close(sp[0]); /* sp[1] is closed */
     gw_front_close(c);
     return;
   }
@@ -665,6 +680,7 @@ struct gw_front *gw_front_start(struct gw_pipeline *p, const struct gw_front_por
   f->idle_ms = port->idle_ms;
   pthread_mutex_init(&f->ip_mu, NULL);
   atomic_init(&f->accepting, true);
+  atomic_init(&f->handing, 0);
   atomic_init(&f->stopping, false);
   f->nloops = (int)(port->threads < MAX_LOOPS ? port->threads : MAX_LOOPS);
   if (f->nloops < 1)
@@ -695,6 +711,11 @@ void gw_front_stop_accepting(struct gw_front *f)
   atomic_store(&f->accepting, false);
   /* Wakes every loop watching the socket (accept then fails) and refuses new connections from now on. */
   shutdown(f->lfd, SHUT_RD);
+  /* A hand-off that saw `accepting` still set finishes before this returns; later ones close instead. */
+  while (atomic_load(&f->handing) > 0) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
 }
 
 void gw_front_stop(struct gw_front *f)

@@ -49,7 +49,8 @@ struct gw_front_port {
 struct gw_httpd_guard;
 struct gw_front *gw_front_start(struct gw_pipeline *p, const struct gw_front_port *port, struct MHD_Daemon *mhd,
                                 struct gw_httpd_guard *guard, struct gw_err *err);
-/* Close the listening socket: no new connection. */
+/* Close the listening socket: no new connection, and no connection handed to libmicrohttpd once this has
+ * returned (one accepted before is closed instead), so libmicrohttpd can be stopped after it. */
 void gw_front_stop_accepting(struct gw_front *f);
 /* Stop the loops and close what they still hold. Call after libmicrohttpd is stopped. NULL is fine. */
 void gw_front_stop(struct gw_front *f);

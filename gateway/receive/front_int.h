@@ -87,6 +87,7 @@ struct gw_front {
   int nloops;
   struct loop loops[MAX_LOOPS];
   atomic_bool accepting, stopping;
+  _Atomic int handing; /* hand-offs to libmicrohttpd under way (gw_front_stop_accepting waits for them) */
   struct gw_front_port port; /* its strings are the caller's, alive as long as the front */
   uint32_t max_conns, per_ip, header_ms, idle_ms;
   pthread_mutex_t ip_mu;
