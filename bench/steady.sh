@@ -18,7 +18,9 @@
 # binary instead of building one: before/after comparisons), BENCH_PHASES ("full half down": the phases to run),
 # BENCH_SPOOL (interval: spool.fsync of the disk spool, or always, never; memory: the memory spool),
 # BENCH_PG_SETTINGS (Postgres settings applied with ALTER SYSTEM after its start, e.g. "max_wal_size=8GB":
-# its checkpoints write to the disk the spool syncs on; each phase prints how many began during it).
+# its checkpoints write to the disk the spool syncs on; each phase prints how many began during it),
+# BENCH_PG_DIR (a directory on another file system for Postgres' data, e.g. /dev/shm: Postgres no longer
+# shares the spool's disk, as when it runs on its own host or volume; a fresh subdirectory is made and removed).
 # Each open-loop phase also prints the gateway's own view of its requests over the phase
 # (genai_gateway_request_stage_seconds: upload, process, append, durable; the spool's fsyncs).
 set -euo pipefail
@@ -49,6 +51,14 @@ chmod 755 "$WORK"
 GW_PID=
 SAMPLER=
 PG_DIR=$WORK/pg
+PG_BASE=
+PG_WHERE="on the spool's disk"
+if [ -n "${BENCH_PG_DIR:-}" ]; then
+  PG_BASE=$(mktemp -d "$BENCH_PG_DIR/genai-steady-pg.XXXXXX") || gw_die "cannot make a directory in BENCH_PG_DIR=$BENCH_PG_DIR"
+  chmod 755 "$PG_BASE"
+  PG_DIR=$PG_BASE/pg
+  PG_WHERE="in $BENCH_PG_DIR ($(df --output=fstype "$BENCH_PG_DIR" | tail -1)), off the spool's disk"
+fi
 cleanup() {
   local rc=$?
   [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
@@ -59,6 +69,7 @@ cleanup() {
   if [ -f "$PG_DIR/PG_VERSION" ]; then
     "$GW_ROOT/scripts/pg.sh" stop "$PG_DIR" 2>/dev/null || true
   fi
+  [ -n "${PG_BASE:-}" ] && rm -rf "$PG_BASE"
   if [ "${BENCH_KEEP:-0}" = 1 ]; then gw_say "kept $WORK"; else rm -rf "$WORK"; fi
   exit $rc
 }
@@ -271,7 +282,7 @@ BOUND_LINE="$BOUND MiB = idle $RSS_IDLE + ($HT + $GT threads) x (4 + 16 x $BODY_
 cat <<EOF
 
 ================ genai-gateway steady memory and latency, $(date -u +%Y-%m-%d) ($(nproc) cores; load average before $LOAD0, after $(cut -d' ' -f1-3 /proc/loadavg))
-payload: 100 GenAI chat spans per request (gen_payload), spool: $SPOOL (disk with that fsync, or memory), Postgres with fsync on
+payload: 100 GenAI chat spans per request (gen_payload), spool: $SPOOL (disk with that fsync, or memory), Postgres with fsync on, $PG_WHERE
 sustainable landed rate R: $RATE spans/s ($CAP_LINE)
 idle VmRSS (after start): $RSS_IDLE MiB
 
