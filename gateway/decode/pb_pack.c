@@ -5,7 +5,8 @@
  * bytes, moves the whole sub-message up: a span of a few KB is moved once for its own length, again for
  * its ScopeSpans' and its ResourceSpans', and every AnyValue and KeyValue past 127 bytes once more. Here a
  * size pass keeps every sub-message's size, in the order the pack pass meets them, so each byte is written
- * once, in place. The bytes are protobuf-c 1.4's: fields in descriptor order, proto3 fields left out when
+ * once, in place; KeyValue and AnyValue, most of a request's messages, skip the walk of their descriptors
+ * (an AnyValue has eight oneof members to try). The bytes are protobuf-c 1.4's: fields in descriptor order, proto3 fields left out when
  * zero or empty as field_is_zeroish says, a oneof's member when selected (a string or message one unless it
  * is NULL or the field's default), repeated fields one tag per value, unknown fields last as unpacked.
  * Labels and types our .proto files do not use (required, optional, packed, sint, sfixed, float) make the
