@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
@@ -15,6 +15,7 @@
  *   redact            gw_redact_request + gw_redact_records alone (default policy, all detectors); its
  *                     MB_per_s counts the text it scans (string attribute values of the request and the
  *                     records' text fields), not the body
+ *   repack            the re-pack of the forwarded request alone (gw_pb_pack; the stages before it untimed)
  *   receive           decode + normalize + cost + redact + gw_records_encode + re-pack of the accepted
  *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
@@ -24,6 +25,8 @@
  * -w walks every record's attributes JSON as text in the redact stages, as before they were rendered from the
  *    request pass's results (gw_redact_walk_attributes): the same binary times both. Either way the two are
  *    checked to give the same bytes on the payload first.
+ * -p re-packs with protobuf-c's size pass and pack (as before gw_pb_pack), in repack and the receive stages;
+ *    gw_pb_pack is checked to give protobuf-c's bytes on the payload first.
  * Time is this thread's CPU time, and each figure is the best of three rounds (less noise from the load
  * tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
@@ -115,6 +118,19 @@ static void normalize_opts(struct gw_normalize_opts *o)
   o->max_start_ns = now + day;
 }
 
+static bool pack_protobuf_c; /* -p: re-pack with protobuf-c's size pass and pack, as before gw_pb_pack */
+
+static uint8_t *repack(struct gw_arena *a, const GwTraceRequest *req, size_t *plen)
+{
+  if (!pack_protobuf_c)
+    return gw_pb_pack(a, &req->base, plen);
+  *plen = gw_pb_trace_request_size(req);
+  uint8_t *pb = gw_arena_alloc(a, *plen ? *plen : 1);
+  if (pb)
+    gw_pb_trace_request_pack(req, pb);
+  return pb;
+}
+
 struct receive_out {
   const char *recs;
   size_t rlen, plen;
@@ -151,11 +167,10 @@ static size_t receive_run(struct gw_arena *a, const struct body *b, const struct
   rc = gw_records_encode(res.records, res.nrecords, &sb);
   if (rc)
     die_rc("records_encode", rc, NULL);
-  size_t plen = gw_pb_trace_request_size(req);
-  uint8_t *pb = gw_arena_alloc(a, plen);
+  size_t plen;
+  uint8_t *pb = repack(a, req, &plen);
   if (!pb)
     die_rc("re-pack", GW_ERR(TOO_LARGE), NULL);
-  gw_pb_trace_request_pack(req, pb);
   if (out)
     *out = (struct receive_out){sb.buf, sb.len, plen, pb};
   return res.nrecords;
@@ -189,8 +204,47 @@ static int check_rendered_same(const struct body *b, const struct gw_normalize_o
   return rc;
 }
 
-enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NORMALIZE, S_COST, S_REDACT, S_RECEIVE,
-             S_RECEIVE_FRESH, S_DECODE_JSON, S_RECEIVE_JSON };
+/* Decode, normalize, cost and redaction of b, untimed: the request as it is re-packed; dies on failure. */
+static GwTraceRequest *stages(struct gw_arena *a, const struct body *b, const struct gw_normalize_opts *no)
+{
+  struct gw_err err = {0};
+  GwTraceRequest *req;
+  gw_rc rc = gw_decode_traces(a, b->enc, b->p, b->len, &limits, &req, &err);
+  struct gw_normalize_result res;
+  memset(&res, 0, sizeof res);
+  if (!rc)
+    rc = gw_normalize_traces(req, a, no, &res, &err);
+  if (rc)
+    die_rc("decode/normalize", rc, &err);
+  gw_cost_apply(prices, res.records, res.nrecords);
+  struct gw_redact_memo *memo = gw_redact_memo_create(a);
+  gw_redact_memo_limit(memo, redactor, b->len, NULL, NULL);
+  if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)) || (rc = gw_redact_request(redactor, req, a, memo)) ||
+      (rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo)))
+    die_rc("cost/redact", rc, NULL);
+  return req;
+}
+
+/* The re-pack (gw_pb_pack) must give protobuf-c's bytes for the request as the stages leave it: checked
+ * once on the payload before timing. */
+static int check_pack_same(const struct body *b, const struct gw_normalize_opts *no)
+{
+  struct gw_arena *a = gw_arena_create(ARENA_CAP);
+  GwTraceRequest *req = stages(a, b, no);
+  size_t n = gw_pb_trace_request_size(req), plen;
+  uint8_t *want = gw_arena_alloc(a, n ? n : 1), *pb = gw_pb_pack(a, &req->base, &plen);
+  if (!want || !pb)
+    die_rc("re-pack", GW_ERR(TOO_LARGE), NULL);
+  gw_pb_trace_request_pack(req, want);
+  int same = n == plen && !memcmp(want, pb, n) ? 0 : -1;
+  if (same)
+    fprintf(stderr, "bench_pipeline: gw_pb_pack's bytes differ from protobuf-c's on this payload\n");
+  gw_arena_destroy(a);
+  return same;
+}
+
+enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NORMALIZE, S_COST, S_REDACT, S_REPACK,
+             S_RECEIVE, S_RECEIVE_FRESH, S_DECODE_JSON, S_RECEIVE_JSON };
 
 static size_t kv_text(GwKeyValue *const *kv, size_t n)
 {
@@ -305,6 +359,16 @@ static double run_stage(enum stage st, const struct body *b, int n)
         die_rc(st == S_COST ? "cost" : "redact", rc, NULL);
       break;
     }
+    case S_REPACK: {
+      req = stages(a, b, &no);
+      size_t plen;
+      double s = now_s();
+      uint8_t *pb = repack(a, req, &plen);
+      timed += now_s() - s;
+      if (!pb)
+        die_rc("re-pack", GW_ERR(TOO_LARGE), NULL);
+      break;
+    }
     case S_RECEIVE:
     case S_RECEIVE_JSON:
       receive_once(a, b, &no);
@@ -320,7 +384,7 @@ static double run_stage(enum stage st, const struct body *b, int n)
   }
   double total = now_s() - t0;
   gw_arena_destroy(a);
-  return st == S_NORMALIZE || st == S_COST || st == S_REDACT ? timed : total;
+  return st == S_NORMALIZE || st == S_COST || st == S_REDACT || st == S_REPACK ? timed : total;
 }
 
 static const char *only; /* -s NAME: run that stage alone (for perf record) */
@@ -346,20 +410,22 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:s:w")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:wp")) != -1) {
     if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
     } else if (opt == 'w') {
       gw_redact_walk_attributes = true;
+    } else if (opt == 'p') {
+      pack_protobuf_c = true;
     } else if (opt == 's') {
       only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] BODY.pb [BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] BODY.pb [BODY.json]\n");
     return 2;
   }
   gw_normalize_init();
@@ -399,7 +465,7 @@ int main(int argc, char **argv)
   printf("payload        bytes=%zu spans=%u records=%zu arena_bytes=%zu iterations=%d\n", pb.len, pb.spans, nrec,
          gw_arena_used(a), n);
   gw_arena_destroy(a);
-  if (check_rendered_same(&pb, &no))
+  if (check_rendered_same(&pb, &no) || check_pack_same(&pb, &no))
     return 1;
   if (nrec != pb.spans) {
     fprintf(stderr, "bench_pipeline: %zu records from %u spans: the payload is not all GenAI spans\n", nrec,
@@ -414,6 +480,7 @@ int main(int argc, char **argv)
   report("decode_normalize", S_DECODE_NORMALIZE, &pb, n);
   report("cost", S_COST, &pb, n);
   report("redact", S_REDACT, &pb, n);
+  report("repack", S_REPACK, &pb, n);
   report("receive", S_RECEIVE, &pb, n);
   report("receive_fresh", S_RECEIVE_FRESH, &pb, n);
   if (optind + 1 < argc) {
@@ -421,7 +488,7 @@ int main(int argc, char **argv)
       return 1;
     js.spans = pb.spans;
     js.enc = GW_ENC_JSON;
-    if (check_rendered_same(&js, &no))
+    if (check_rendered_same(&js, &no) || check_pack_same(&js, &no))
       return 1;
     report("decode_json", S_DECODE_JSON, &js, n / 4 + 1);
     report("receive_json", S_RECEIVE_JSON, &js, n / 4 + 1);

@@ -50,6 +50,21 @@ bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, size_t *need,
                     struct gw_err *err);
 
+/* Pack a message (the forwarded request) as protobuf_c_message_pack does, byte for byte, with each
+ * sub-message's size computed once (pb_pack.c): gw_pb_size measures m and keeps its sub-messages' sizes
+ * in s (false when m holds a label or type our .proto files do not use, or when out of memory: pack it
+ * with protobuf-c then); gw_pb_pack_sized writes it with them. gw_pb_pack does both into the arena, with
+ * protobuf-c where gw_pb_size says no; NULL when the arena is out of room. */
+struct gw_pb_sizes {
+  uint32_t *v; /* sub-message sizes, in the order the pack meets them (malloc'd) */
+  size_t n, cap, next;
+  bool kv_ok, any_ok; /* KeyValue, AnyValue: their descriptors are the ones their own paths were written for */
+};
+bool gw_pb_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *len);
+size_t gw_pb_pack_sized(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8_t *out);
+void gw_pb_sizes_free(struct gw_pb_sizes *s);
+uint8_t *gw_pb_pack(struct gw_arena *a, const ProtobufCMessage *m, size_t *len);
+
 /* Decode an ExportTraceServiceRequest. *out lives in the arena. */
 gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
                        const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err);

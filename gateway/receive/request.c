@@ -264,17 +264,15 @@ static bool defer_end(void)
   return used;
 }
 
-/* Re-encode the accepted request (pack/size are the signal's protobuf-c functions) and append it with its
- * rows to the spool. */
-static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const void *msg,
-                    size_t (*size)(const void *), size_t (*pack)(const void *, uint8_t *), uint64_t start,
-                    struct gw_err *err)
+/* Re-encode the accepted request (gw_pb_pack: protobuf-c's bytes, each sub-message sized once) and append
+ * it with its rows to the spool. */
+static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const ProtobufCMessage *msg,
+                    uint64_t start, struct gw_err *err)
 {
-  size_t plen = size(msg);
-  uint8_t *pb = gw_arena_alloc(a, plen ? plen : 1);
+  size_t plen;
+  uint8_t *pb = gw_pb_pack(a, msg, &plen);
   if (!pb)
     return out_of_memory(err, GW_ERR(TOO_LARGE));
-  pack(msg, pb);
   in->otlp = pb;
   in->otlp_len = plen;
   gw_hist_observe(GW_H_STAGE_PROCESS, gw_mono_ns() - start);
@@ -323,11 +321,6 @@ static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *er
   gw_metric_add(GW_M_REQUESTS_FAILED, 1);
   return rc;
 }
-
-static size_t trace_size(const void *m) { return gw_pb_trace_request_size(m); }
-static size_t trace_pack(const void *m, uint8_t *out) { return gw_pb_trace_request_pack(m, out); }
-static size_t logs_size(const void *m) { return gw_pb_logs_request_size(m); }
-static size_t logs_pack(const void *m, uint8_t *out) { return gw_pb_logs_request_pack(m, out); }
 
 gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
                         size_t len, struct gw_request_outcome *out)
@@ -410,7 +403,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     .records = recs.buf,
     .records_len = recs.len,
   };
-  if ((rc = append(p, a, &in, req, trace_size, trace_pack, ctl.start, err)))
+  if ((rc = append(p, a, &in, &req->base, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
@@ -513,7 +506,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     .records = evs.buf,
     .records_len = evs.len,
   };
-  if ((rc = append(p, a, &in, req, logs_size, logs_pack, ctl.start, err)))
+  if ((rc = append(p, a, &in, &req->base, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);

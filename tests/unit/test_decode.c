@@ -1837,6 +1837,361 @@ static void test_arena_cap(void **state)
   free(body);
 }
 
+
+/* ---- the forwarded request packed with cached sizes (gw_pb_pack) against protobuf-c ---- */
+
+/* m packed by gw_pb_size + gw_pb_pack_sized, and by gw_pb_pack into an arena, must be protobuf-c's bytes,
+ * and with our own packer (not its protobuf-c fallback). */
+static void same_pack(const ProtobufCMessage *m, const char *what)
+{
+  size_t want_len = protobuf_c_message_get_packed_size(m);
+  uint8_t *want = malloc(want_len + 1);
+  assert_int_equal(protobuf_c_message_pack(m, want), want_len);
+  struct gw_pb_sizes s = {0};
+  size_t len = 0;
+  if (!gw_pb_size(&s, m, &len))
+    fail_msg("%s: gw_pb_size refused a message of our schema", what);
+  assert_true(s.kv_ok && s.any_ok); /* KeyValue and AnyValue went their own paths */
+  if (len != want_len)
+    fail_msg("%s: gw_pb_size says %zu bytes, protobuf-c %zu", what, len, want_len);
+  uint8_t *got = malloc(len + 1);
+  assert_int_equal(gw_pb_pack_sized(&s, m, got), len);
+  if (memcmp(got, want, len)) {
+    size_t i = 0;
+    while (got[i] == want[i])
+      i++;
+    fail_msg("%s: packed bytes differ from protobuf-c's at byte %zu of %zu", what, i, len);
+  }
+  assert_int_equal(s.next, s.n); /* the pack used every size the size pass kept */
+  gw_pb_sizes_free(&s);
+  struct gw_arena *a = gw_arena_create(0);
+  size_t alen = 0;
+  uint8_t *ab = gw_pb_pack(a, m, &alen);
+  assert_non_null(ab);
+  assert_int_equal(alen, want_len);
+  assert_memory_equal(ab, want, want_len);
+  gw_arena_destroy(a);
+  free(got);
+  free(want);
+}
+
+static void pack_file(const char *file)
+{
+  size_t len;
+  char *body = tu_read_file(file, &len);
+  bool json = strstr(file, ".json") != NULL, logs = strstr(file, "logs") != NULL;
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_err err = {0};
+  gw_rc rc;
+  const ProtobufCMessage *m;
+  if (logs) {
+    GwLogsRequest *req;
+    rc = gw_decode_logs(a, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &LIM, &req, &err);
+    m = rc ? NULL : &req->base;
+  } else {
+    GwTraceRequest *req;
+    rc = gw_decode_traces(a, json ? GW_ENC_JSON : GW_ENC_PROTOBUF, body, len, &LIM, &req, &err);
+    m = rc ? NULL : &req->base;
+  }
+  if (rc)
+    fail_msg("%s: %s", file, err.msg);
+  same_pack(m, file);
+  gw_arena_destroy(a);
+  free(body);
+}
+
+/* Every captured SDK body (traces and logs, protobuf and OTLP/JSON) and the every-field JSON fixtures. */
+static void test_pb_pack_fixtures(void **state)
+{
+  (void)state;
+  char *index = tu_read_file("sdk/index.jsonl", NULL);
+  size_t n = 0;
+  for (char *line = strtok(index, "\n"); line; line = strtok(NULL, "\n")) {
+    struct json_object *e = json_tokener_parse(line), *f;
+    assert_non_null(e);
+    assert_true(json_object_object_get_ex(e, "file", &f));
+    char path[512];
+    snprintf(path, sizeof path, "sdk/%s", json_object_get_string(f));
+    pack_file(path);
+    n++;
+    json_object_put(e);
+  }
+  free(index);
+  assert_true(n >= 9);
+  pack_file("json/traces-all-fields.json");
+  pack_file("json/logs-all-fields.json");
+}
+
+static char *str_of(struct gw_arena *a, size_t n, char c)
+{
+  char *s = gw_arena_alloc(a, n + 1);
+  memset(s, c, n);
+  s[n] = 0;
+  return s;
+}
+
+/* What the stages do to a request before it is forwarded, on the every-field fixture: values replaced
+ * by shorter and longer ones (redaction; lengths crossing the 127- and 16 383-byte varint steps), attributes
+ * appended (cost annotation) and dropped, the empty string as a fresh pointer and as protobuf-c's default,
+ * NULL sub-messages, an empty span, negative numbers and -0.0, unknown fields at every level. */
+static void test_pb_pack_edits(void **state)
+{
+  (void)state;
+  size_t len;
+  char *body = tu_read_file("json/traces-all-fields.json", &len);
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_err err = {0};
+  GwTraceRequest *req;
+  if (gw_decode_traces(a, GW_ENC_JSON, body, len, &LIM, &req, &err))
+    fail_msg("%s", err.msg);
+  same_pack(&req->base, "as decoded");
+  GwSpan *sp = first_span(req);
+  assert_true(sp->n_attributes >= 2);
+  for (size_t i = 0; i < sp->n_attributes; i++)
+    if (sp->attributes[i]->value && sp->attributes[i]->value->value_case == GW_AV_STRING)
+      sp->attributes[i]->value->string_value = str_of(a, i % 2 ? 3 : 200, 'x');
+  same_pack(&req->base, "values redacted");
+  sp->name = str_of(a, 20000, 'n'); /* a three-byte length inside a span inside two wrappers */
+  same_pack(&req->base, "long name");
+  GwKeyValue **kv = gw_arena_alloc(a, (sp->n_attributes + 3) * sizeof *kv);
+  memcpy(kv, sp->attributes, sp->n_attributes * sizeof *kv);
+  for (int k = 0; k < 3; k++) {
+    GwKeyValue *x = gw_arena_alloc(a, sizeof *x);
+    GwAnyValue *v = gw_arena_alloc(a, sizeof *v);
+    gw_pb_key_value_init(x);
+    gw_pb_any_value_init(v);
+    x->key = str_of(a, 25, 'k');
+    x->value = v;
+    v->value_case = k == 0 ? GW_AV_INT : k == 1 ? GW_AV_DOUBLE : GW_AV_STRING;
+    if (k == 0)
+      v->int_value = -5;
+    else if (k == 1)
+      v->double_value = -0.0;
+    else
+      v->string_value = str_of(a, 0, 0); /* a fresh "": written, unlike the default pointer */
+    kv[sp->n_attributes + (size_t)k] = x;
+  }
+  sp->attributes = kv;
+  sp->n_attributes += 3;
+  same_pack(&req->base, "attributes appended");
+  kv[sp->n_attributes - 1]->value->string_value = (char *)protobuf_c_empty_string;
+  kv[sp->n_attributes - 2]->key = (char *)protobuf_c_empty_string;
+  kv[sp->n_attributes - 3]->value = NULL;
+  same_pack(&req->base, "defaults and NULL values");
+  sp->n_attributes = 1; /* attributes dropped */
+  sp->status = NULL;
+  sp->kind = -1;
+  same_pack(&req->base, "dropped, no status, negative kind");
+  gw_pb_span_init(sp); /* an empty span */
+  same_pack(&req->base, "empty span");
+  req->resource_spans[0]->resource = NULL;
+  same_pack(&req->base, "no resource");
+  gw_arena_destroy(a);
+  free(body);
+
+  /* Unknown fields (kept by protobuf-c, written after the known ones) in the request, ResourceSpans,
+   * Resource, ScopeSpans, Span, KeyValue and AnyValue, of every wire type. */
+  static const uint8_t any[] = {0x0a, 0x01, 'v', 0xa8, 0x06, 0x07, 0x7a, 0x02, 'u', 'a'}; /* string, f101, f15 */
+  uint8_t kvb[64], span[256], ss[320], rs[400], wire[512];
+  size_t n = 0;
+  kvb[n++] = 0x0a, kvb[n++] = 1, kvb[n++] = 'k';
+  kvb[n++] = 0x12, kvb[n++] = sizeof any;
+  memcpy(kvb + n, any, sizeof any), n += sizeof any;
+  kvb[n++] = 0xf9, kvb[n++] = 0x07; /* field 127, 64-bit */
+  memset(kvb + n, 0x11, 8), n += 8;
+  size_t kvlen = n;
+  n = 0;
+  span[n++] = 0x0a, span[n++] = 16;
+  memset(span + n, 1, 16), n += 16;
+  span[n++] = 0x12, span[n++] = 8;
+  memset(span + n, 2, 8), n += 8;
+  span[n++] = 0x4a, span[n++] = (uint8_t)kvlen;
+  memcpy(span + n, kvb, kvlen), n += kvlen;
+  span[n++] = 0xc5, span[n++] = 0x3e; /* field 1000, 32-bit */
+  memset(span + n, 0x22, 4), n += 4;
+  size_t spanlen = n;
+  n = 0;
+  ss[n++] = 0x12, ss[n++] = (uint8_t)spanlen;
+  memcpy(ss + n, span, spanlen), n += spanlen;
+  ss[n++] = 0xa0, ss[n++] = 0x1f, ss[n++] = 0x2a; /* field 500, varint */
+  size_t sslen = n;
+  n = 0;
+  rs[n++] = 0x0a, rs[n++] = 5, rs[n++] = 0xb2, rs[n++] = 0x01, rs[n++] = 2, rs[n++] = 'r', rs[n++] = 'x'; /* Resource{f22} */
+  rs[n++] = 0x12, rs[n++] = 0x80 | (uint8_t)(sslen & 0x7f), rs[n++] = (uint8_t)(sslen >> 7);
+  memcpy(rs + n, ss, sslen), n += sslen;
+  rs[n++] = 0x48, rs[n++] = 0x01; /* field 9 */
+  size_t rslen = n;
+  n = 0;
+  wire[n++] = 0x0a, wire[n++] = 0x80 | (uint8_t)(rslen & 0x7f), wire[n++] = (uint8_t)(rslen >> 7);
+  memcpy(wire + n, rs, rslen), n += rslen;
+  wire[n++] = 0x9a, wire[n++] = 0x05, wire[n++] = 1, wire[n++] = 'z'; /* field 83, bytes */
+  a = gw_arena_create(0);
+  if (gw_decode_traces(a, GW_ENC_PROTOBUF, wire, n, &LIM, &req, &err))
+    fail_msg("%s", err.msg);
+  sp = first_span(req);
+  assert_true(req->base.n_unknown_fields == 1 && req->resource_spans[0]->base.n_unknown_fields == 1 &&
+              req->resource_spans[0]->resource->base.n_unknown_fields == 1 &&
+              req->resource_spans[0]->scope_spans[0]->base.n_unknown_fields == 1 && sp->base.n_unknown_fields == 1 &&
+              sp->attributes[0]->base.n_unknown_fields == 1 && sp->attributes[0]->value->base.n_unknown_fields == 2);
+  same_pack(&req->base, "unknown fields");
+  sp->attributes[0]->value->string_value = str_of(a, 300, 'r');
+  same_pack(&req->base, "unknown fields, value redacted");
+  gw_arena_destroy(a);
+}
+
+/* ---- random messages of our schema, built from the descriptors ---- */
+
+static uint64_t rnd_s = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+  rnd_s ^= rnd_s << 13;
+  rnd_s ^= rnd_s >> 7;
+  rnd_s ^= rnd_s << 17;
+  return rnd_s;
+}
+
+static char *rnd_str(struct gw_arena *a, bool may_be_null)
+{
+  switch (rnd() % 8) {
+  case 0: return may_be_null ? NULL : str_of(a, 0, 0);
+  case 1: return (char *)protobuf_c_empty_string;
+  case 2: return str_of(a, 0, 0);
+  case 3: return str_of(a, 100 + rnd() % 300, 's'); /* across the 127-byte step */
+  case 4: return str_of(a, rnd() % 20000, 'L');
+  default: return str_of(a, rnd() % 40, 'a' + (char)(rnd() % 26));
+  }
+}
+
+static void rnd_value(struct gw_arena *a, const ProtobufCFieldDescriptor *f, void *v, int depth, bool repeated);
+
+static ProtobufCMessage *rnd_message(struct gw_arena *a, const ProtobufCMessageDescriptor *d, int depth)
+{
+  ProtobufCMessage *m = gw_arena_alloc(a, d->sizeof_message);
+  d->message_init(m);
+  char *base = (char *)m;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = d->fields + i;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = f->type == PROTOBUF_C_TYPE_MESSAGE && depth <= 0 ? 0 : rnd() % 4, step;
+      switch (f->type) {
+      case PROTOBUF_C_TYPE_BYTES: step = sizeof(ProtobufCBinaryData); break;
+      case PROTOBUF_C_TYPE_STRING:
+      case PROTOBUF_C_TYPE_MESSAGE: step = sizeof(void *); break;
+      case PROTOBUF_C_TYPE_INT64:
+      case PROTOBUF_C_TYPE_FIXED64:
+      case PROTOBUF_C_TYPE_DOUBLE: step = 8; break;
+      default: step = 4; break;
+      }
+      char *arr = n ? gw_arena_alloc(a, n * step) : NULL;
+      for (size_t k = 0; k < n; k++)
+        rnd_value(a, f, arr + k * step, depth - 1, true);
+      *(size_t *)(base + f->quantifier_offset) = n;
+      *(char **)(base + f->offset) = arr;
+      continue;
+    }
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      if (rnd() % 4) /* one member in four is set: the last one set wins, as in the union */
+        continue;
+      *(uint32_t *)(base + f->quantifier_offset) = f->id;
+    } else if (rnd() % 3 == 0) {
+      continue; /* left at its default */
+    }
+    rnd_value(a, f, base + f->offset, depth - 1, false);
+  }
+  if (rnd() % 4 == 0) { /* unknown fields: what protobuf-c kept is copied whatever it holds */
+    size_t n = 1 + rnd() % 2;
+    m->unknown_fields = gw_arena_alloc(a, n * sizeof *m->unknown_fields);
+    for (size_t k = 0; k < n; k++) {
+      ProtobufCMessageUnknownField *u = &m->unknown_fields[k];
+      static const ProtobufCWireType wt[] = {PROTOBUF_C_WIRE_TYPE_VARINT, PROTOBUF_C_WIRE_TYPE_64BIT,
+                                             PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, PROTOBUF_C_WIRE_TYPE_32BIT};
+      u->tag = 100 + (uint32_t)(rnd() % 5000);
+      u->wire_type = wt[rnd() % 4];
+      u->len = 1 + rnd() % 12;
+      u->data = (uint8_t *)str_of(a, u->len, 'u');
+    }
+    m->n_unknown_fields = (unsigned)n;
+  }
+  return m;
+}
+
+static void rnd_value(struct gw_arena *a, const ProtobufCFieldDescriptor *f, void *v, int depth, bool repeated)
+{
+  static const int64_t ints[] = {0, 1, -1, 127, 128, 16384, -300, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN};
+  int64_t i = rnd() % 2 ? ints[rnd() % (sizeof ints / sizeof ints[0])] : (int64_t)rnd();
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_BOOL: *(protobuf_c_boolean *)v = rnd() % 2; break;
+  case PROTOBUF_C_TYPE_ENUM:
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32: *(int32_t *)v = (int32_t)i; break;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_FIXED64: *(int64_t *)v = i; break;
+  case PROTOBUF_C_TYPE_DOUBLE: *(double *)v = rnd() % 3 == 0 ? -0.0 : (double)i / 7; break;
+  case PROTOBUF_C_TYPE_STRING: *(char **)v = rnd_str(a, !repeated); break;
+  case PROTOBUF_C_TYPE_BYTES: {
+    ProtobufCBinaryData *b = v;
+    b->len = rnd() % 3 == 0 ? 0 : rnd() % 200;
+    b->data = b->len ? (uint8_t *)str_of(a, b->len, 'b') : NULL;
+    break;
+  }
+  case PROTOBUF_C_TYPE_MESSAGE:
+    *(ProtobufCMessage **)v = depth > 0 ? rnd_message(a, f->descriptor, depth) : repeated ? rnd_message(a, f->descriptor, 0) : NULL;
+    break;
+  default: fail_msg("a type our schema does not use: %d", (int)f->type);
+  }
+}
+
+/* Random requests of both signals, every field of the schema set or not, values at the varint steps. */
+static void test_pb_pack_random(void **state)
+{
+  (void)state;
+  for (int r = 0; r < 400; r++) {
+    struct gw_arena *a = gw_arena_create(0);
+    const ProtobufCMessageDescriptor *d =
+        r % 2 ? &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor
+              : &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+    char what[64];
+    snprintf(what, sizeof what, "random request %d", r);
+    same_pack(rnd_message(a, d, 7), what);
+    gw_arena_destroy(a);
+  }
+}
+
+/* A schema with a type the packer does not write: gw_pb_size says no and gw_pb_pack gives protobuf-c's
+ * bytes. */
+static void test_pb_pack_fallback(void **state)
+{
+  (void)state;
+  ProtobufCMessageDescriptor d = opentelemetry__proto__trace__v1__status__descriptor;
+  ProtobufCFieldDescriptor f[8];
+  assert_true(d.n_fields <= 8);
+  memcpy(f, d.fields, d.n_fields * sizeof *f);
+  for (unsigned i = 0; i < d.n_fields; i++)
+    if (f[i].type == PROTOBUF_C_TYPE_ENUM)
+      f[i].type = PROTOBUF_C_TYPE_SINT32; /* zigzag: not ours */
+  d.fields = f;
+  GwStatus st;
+  gw_pb_status_init(&st);
+  st.base.descriptor = &d;
+  st.code = -3;
+  st.message = "m";
+  struct gw_pb_sizes s = {0};
+  size_t len;
+  assert_false(gw_pb_size(&s, &st.base, &len));
+  gw_pb_sizes_free(&s);
+  uint8_t want[32];
+  size_t want_len = protobuf_c_message_pack(&st.base, want);
+  assert_int_equal(want_len, 5);
+  assert_int_equal(want[4], 5); /* zigzag(-3) after message "m": protobuf-c did write a sint32 */
+  struct gw_arena *a = gw_arena_create(0);
+  uint8_t *got = gw_pb_pack(a, &st.base, &len);
+  assert_non_null(got);
+  assert_int_equal(len, want_len);
+  assert_memory_equal(got, want, len);
+  gw_arena_destroy(a);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1874,6 +2229,10 @@ int main(void)
       cmocka_unit_test(test_utf8_in_place),
       cmocka_unit_test(test_utf8_in_requests),
       cmocka_unit_test(test_arena_cap),
+      cmocka_unit_test(test_pb_pack_fixtures),
+      cmocka_unit_test(test_pb_pack_edits),
+      cmocka_unit_test(test_pb_pack_random),
+      cmocka_unit_test(test_pb_pack_fallback),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
