@@ -653,8 +653,8 @@ static void test_text_lengths_follow_the_field(void **st)
   (void)st;
   static char big[3000];
   memset(big, 'y', sizeof big - 1);
-  static const char *const texts[] = {"[{\"role\":\"user\",\"parts\":[]}]", "ab", "", "h\xc3\xa9llo w\xc3\xb6rld \xe2\x82\xac",
-                                      big, NULL};
+  static const char *const texts[] = {"[{\"role\":\"user\",\"parts\":[]}]", "ab", "",
+                                      "h\xc3\xa9llo w\xc3\xb6rld \xe2\x82\xac", big, NULL};
   enum { NT = sizeof texts / sizeof texts[0] };
   for (int t = 0; t < GW_RT__COUNT; t++)
     for (int i = 0; i < NT; i++) {
