@@ -111,10 +111,10 @@ static bool synth_event(struct gw_arena *a, const GwLogRecord *l, const char *na
 static const char *render_one(struct nz_ctx *c, const struct nz_msg *m, bool output)
 {
   struct nz_msgs one = {.v = (struct nz_msg *)m, .n = 1, .cap = 1};
-  char *s = nz_msgs_render(c, &one, output);
+  size_t len = 0;
+  char *s = nz_msgs_render(c, &one, output, &len);
   if (!s)
     return NULL;
-  size_t len = strlen(s);
   if (len < 2)
     return NULL;
   s[len - 1] = 0; /* strip the list's brackets: the merge joins elements */
@@ -153,7 +153,7 @@ static void add_msgs(struct ev_builder *b, struct nz_ctx *c, const struct gw_eve
   for (uint32_t i = 0; i < m->n && !b->oom; i++) {
     const char *content = render_one(c, &m->v[i], output);
     struct nz_msgs one = {.v = &m->v[i], .n = 1, .cap = 1};
-    const char *text = nz_msgs_text(c, &one, NULL);
+    const char *text = nz_msgs_text(c, &one, NULL, NULL);
     if (!content || c->oom) {
       b->oom = true;
       return;
@@ -468,7 +468,7 @@ gw_rc gw_events_finish(struct gw_event *evs, size_t n, struct gw_arena *a)
     const GwLogRecord *l = evs[i].log;
     if (!l)
       continue;
-    evs[i].attributes = nz_render_kvs(a, l->attributes, l->n_attributes);
+    evs[i].attributes = nz_render_kvs(a, l->attributes, l->n_attributes, NULL);
     if (!evs[i].attributes)
       return GW_ERR(TOO_LARGE);
   }

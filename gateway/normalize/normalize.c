@@ -406,7 +406,7 @@ static void reported_cost(struct nz_ctx *c)
     PICK(c, NULL, NZ_S_RESP_SERVICE_TIER, NZ_S_OAI_RESP_SERVICE_TIER, NZ_S_SERVICE_TIER, NZ_S_OAI_SERVICE_TIER);
 }
 
-static char *params(struct nz_ctx *c, const char **oi_model, gw_tribool *oi_stream)
+static char *params(struct nz_ctx *c, const char **oi_model, gw_tribool *oi_stream, size_t *len)
 {
   struct nz_params p = {.have = 0};
   const GwAnyValue *const *v = c->s->v;
@@ -440,6 +440,7 @@ static char *params(struct nz_ctx *c, const char **oi_model, gw_tribool *oi_stre
   char *s = gw_sb_finish(&p.sb);
   if (!s)
     c->oom = true;
+  *len = s ? p.sb.len : 0;
   return s;
 }
 
@@ -506,6 +507,8 @@ static void content(struct nz_ctx *c)
   const GwAnyValue *const *v = c->s->v;
   struct nz_msgs in = {0}, out = {0};
   struct nz_msg sys = {0};
+  const char *text;
+  size_t n = 0;
 
   /* Attributes first, in precedence order; each source only when the earlier ones gave nothing. */
   if (v[NZ_S_LF_INPUT])
@@ -550,31 +553,35 @@ static void content(struct nz_ctx *c)
   if (sys.n) {
     struct nz_msgs one = {.v = &sys, .n = 1};
     sys.role = "system";
-    r->system_prompt = nz_msgs_text(c, &one, NULL);
+    text = nz_msgs_text(c, &one, NULL, &n);
     if (!has_role(&in, "system") && nz_msgs_add(c, &in, NULL)) {
       memmove(&in.v[1], &in.v[0], sizeof in.v[0] * (in.n - 1));
       in.v[0] = sys;
     }
   } else {
-    r->system_prompt = nz_msgs_text(c, &in, "system");
+    text = nz_msgs_text(c, &in, "system", &n);
   }
+  gw_record_set_text(r, GW_RT_SYSTEM_PROMPT, text, text ? n : 0);
 
   finish_reasons(c, &out);
   for (uint32_t i = 0; i < out.n && i < r->finish_reasons.n; i++)
     if (!out.v[i].finish_reason)
       out.v[i].finish_reason = r->finish_reasons.v[i]; /* one entry per choice (§3.1) */
 
-  r->prompt_content = nz_msgs_render(c, &in, false);
-  r->response_content = nz_msgs_render(c, &out, true);
+  text = nz_msgs_render(c, &in, false, &n);
+  gw_record_set_text(r, GW_RT_PROMPT_CONTENT, text, text ? n : 0);
+  text = nz_msgs_render(c, &out, true, &n);
+  gw_record_set_text(r, GW_RT_RESPONSE_CONTENT, text, text ? n : 0);
   if (r->prompt_content) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, nz_sha256(), NULL) && mdlen >= 8)
+    if (EVP_Digest(r->prompt_content, gw_record_text_len(r, GW_RT_PROMPT_CONTENT), md, &mdlen, nz_sha256(), NULL) &&
+        mdlen >= 8)
       gw_hex(r->prompt_hash, md, 8);
     /* The SimHash is over the text of the input messages (system included), before redaction too. */
-    const char *text = nz_msgs_text(c, &in, NULL);
+    text = nz_msgs_text(c, &in, NULL, &n);
     uint64_t sh;
-    if (text && gw_simhash(text, strlen(text), &sh))
+    if (text && gw_simhash(text, n, &sh))
       gw_simhash_bits(sh, r->prompt_simhash);
   }
 }
@@ -725,7 +732,7 @@ static void prompt_template(struct nz_ctx *c)
   r->prompt_version = name_cap(c, version);
 }
 
-char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
+char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n, size_t *len)
 {
   struct gw_sb sb;
   gw_sb_init(&sb, a);
@@ -742,15 +749,22 @@ char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n)
     nz_av_write(&sb, kv[i]->value, 1);
   }
   gw_sb_putc(&sb, '}');
-  return gw_sb_finish(&sb);
+  char *s = gw_sb_finish(&sb);
+  if (len)
+    *len = s ? sb.len : 0;
+  return s;
 }
 
-char *gw_render_attributes(struct gw_arena *a, GwKeyValue *const *kv, size_t n) { return nz_render_kvs(a, kv, n); }
+char *gw_render_attributes(struct gw_arena *a, GwKeyValue *const *kv, size_t n, size_t *len)
+{
+  return nz_render_kvs(a, kv, n, len);
+}
 
 /* Resource-level facts, rendered once per ResourceSpans and shared by its records. */
 struct nz_res {
   const GwResource *res;
   const char *service_name, *json;
+  size_t json_len;
   bool done;
 };
 
@@ -768,7 +782,7 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
     gw_hex(r->parent_span_id, sp->parent_span_id.data, 8);
   r->trace_version = "v1";
   r->service_name = res->service_name;
-  r->resource = res->json;
+  gw_record_set_text(r, GW_RT_RESOURCE, res->json, res->json_len);
   r->scope_name = scope && scope->name && scope->name[0] ? scope->name : NULL;
   r->span_name = sp->name && sp->name[0] ? sp->name : NULL;
   r->start_ns = sp->start_time_unix_nano;
@@ -790,7 +804,9 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
   r->provider = PICK(c, NULL, NZ_S_PROVIDER, NZ_S_SYSTEM, NZ_S_OI_PROVIDER, NZ_S_OI_SYSTEM, NZ_S_MODEL_PROVIDER);
 
   const char *oi_model = NULL;
-  r->parameters = params(c, &oi_model, &r->streaming);
+  size_t plen = 0;
+  const char *pjson = params(c, &oi_model, &r->streaming, &plen);
+  gw_record_set_text(r, GW_RT_PARAMETERS, pjson, plen);
   r->request_model = PICK(c, &d_req, NZ_S_LF_MODEL, NZ_S_REQ_MODEL, NZ_S_OI_REQ_MODEL);
   if (!r->request_model && oi_model) {
     r->request_model = oi_model;
@@ -835,7 +851,9 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
   content(c);
   attribution(c);
   prompt_template(c);
-  r->attributes = nz_render_kvs(c->a, sp->attributes, sp->n_attributes);
+  size_t alen = 0;
+  const char *ajson = nz_render_kvs(c->a, sp->attributes, sp->n_attributes, &alen);
+  gw_record_set_text(r, GW_RT_ATTRIBUTES, ajson, alen);
   static GwKeyValue *const no_kvs[1];
   GwKeyValue **kvs = sp->n_attributes ? gw_arena_alloc(c->a, sp->n_attributes * sizeof *kvs) : NULL;
   if (kvs)
@@ -928,7 +946,7 @@ static bool res_facts(struct gw_arena *a, struct nz_res *res)
   for (size_t i = 0; i < n; i++)
     if (kv[i]->key && !strcmp(kv[i]->key, "service.name") && nz_str(kv[i]->value))
       res->service_name = kv[i]->value->string_value;
-  res->json = nz_render_kvs(a, kv, n);
+  res->json = nz_render_kvs(a, kv, n, &res->json_len);
   return res->json != NULL;
 }
 

@@ -57,8 +57,8 @@ enum gw_dec_mode { GW_DEC_EXACT, GW_DEC_ROUND };
 bool gw_decimal_parse(const char *s, size_t n, unsigned scale, enum gw_dec_mode mode, int64_t *out);
 
 /* Key/values as a record's attributes/resource JSON object (keyless ones left out), exactly as normalize
- * writes them; NULL when the arena is exhausted. */
-char *gw_render_attributes(struct gw_arena *a, GwKeyValue *const *kv, size_t n);
+ * writes them; NULL when the arena is exhausted. *len (when len is not NULL): its strlen. */
+char *gw_render_attributes(struct gw_arena *a, GwKeyValue *const *kv, size_t n, size_t *len);
 
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
                           struct gw_normalize_result *res, struct gw_err *err);

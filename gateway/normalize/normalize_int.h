@@ -148,8 +148,9 @@ struct json_object *nz_json_parse(struct nz_ctx *c, const char *s, size_t n);
 void nz_json_put(struct nz_ctx *c, struct json_object *o);
 void nz_json_write(struct gw_sb *sb, struct json_object *o, int depth);
 void nz_av_write(struct gw_sb *sb, const GwAnyValue *v, int depth);
-/* A JSON object of key/value pairs (attributes, resource); NULL when the arena is exhausted. */
-char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n);
+/* A JSON object of key/value pairs (attributes, resource); NULL when the arena is exhausted. *len (when
+ * len is not NULL): its strlen. */
+char *nz_render_kvs(struct gw_arena *a, GwKeyValue *const *kv, size_t n, size_t *len);
 void nz_sb_str(struct gw_sb *sb, const char *s, size_t n); /* JSON string, NUL dropped, bad UTF-8 replaced */
 void nz_sb_double(struct gw_sb *sb, double d);
 const char *nz_json_dup_str(struct nz_ctx *c, struct json_object *o); /* arena copy of a json string */
@@ -166,9 +167,11 @@ bool nz_msgs_from_json(struct nz_ctx *c, struct json_object *arr, struct nz_msgs
 bool nz_msg_from_json(struct nz_ctx *c, struct json_object *o, struct nz_msgs *out);
 /* gen_ai.system_instructions: a list of parts (JSON string, structured, or plain text). */
 bool nz_parts_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msg *into);
-char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output);
-/* Plain text of the text parts of the messages whose role is `role` (all when NULL), "\n"-joined. */
-char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role);
+/* The messages as prompt_content / response_content JSON; *len (when len is not NULL): its strlen. */
+char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output, size_t *len);
+/* Plain text of the text parts of the messages whose role is `role` (all when NULL), "\n"-joined;
+ * *len (when len is not NULL): its strlen. */
+char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, size_t *len);
 /* The gen_ai.client.inference.operation.details event (current semconv). */
 void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys);
 

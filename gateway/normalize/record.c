@@ -6,10 +6,14 @@
  */
 #include "normalize/record.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define F(col, type, member) {col, type, offsetof(struct gw_record, member), sizeof(((struct gw_record *)0)->member)}
+#define F(col, type, member) {col, type, offsetof(struct gw_record, member), sizeof(((struct gw_record *)0)->member), 0}
+/* A long text: its length is kept in text_lens[rt] (gw_record_set_text). */
+#define FT(col, type, member, rt)                                                                          \
+  {col, type, offsetof(struct gw_record, member), sizeof(((struct gw_record *)0)->member), (uint8_t)((rt) + 1)}
 
 const struct gw_field gw_record_fields[] = {
   F("trace_id", GW_FT_CHARS, trace_id),
@@ -47,15 +51,15 @@ const struct gw_field gw_record_fields[] = {
   F("streaming_enabled", GW_FT_BOOL, streaming),
   F("status", GW_FT_TEXT, status),
   F("error_code", GW_FT_TEXT, error_code),
-  F("error_message", GW_FT_TEXT, error_message),
+  FT("error_message", GW_FT_TEXT, error_message, GW_RT_ERROR_MESSAGE),
   F("finish_reasons", GW_FT_STRV, finish_reasons),
-  F("prompt_content", GW_FT_TEXT, prompt_content),
-  F("system_prompt", GW_FT_TEXT, system_prompt),
-  F("response_content", GW_FT_TEXT, response_content),
+  FT("prompt_content", GW_FT_TEXT, prompt_content, GW_RT_PROMPT_CONTENT),
+  FT("system_prompt", GW_FT_TEXT, system_prompt, GW_RT_SYSTEM_PROMPT),
+  FT("response_content", GW_FT_TEXT, response_content, GW_RT_RESPONSE_CONTENT),
   F("prompt_hash", GW_FT_CHARS, prompt_hash),
-  F("parameters", GW_FT_JSON, parameters),
-  F("attributes", GW_FT_JSON, attributes),
-  F("resource", GW_FT_JSON, resource),
+  FT("parameters", GW_FT_JSON, parameters, GW_RT_PARAMETERS),
+  FT("attributes", GW_FT_JSON, attributes, GW_RT_ATTRIBUTES),
+  FT("resource", GW_FT_JSON, resource, GW_RT_RESOURCE),
   F("redaction_count", GW_FT_I64, redaction_count),
   F("redacted_kinds", GW_FT_STRV, redacted_kinds),
   /* migrations/0006_agents.sql; spool format GWR2 */
@@ -81,12 +85,49 @@ const char *gw_flag_name(enum gw_flag f) { return (unsigned)f < GW_FLAG__COUNT ?
 void gw_record_set_flag(struct gw_record *r, enum gw_flag f) { r->flags |= 1u << f; }
 bool gw_record_has_flag(const struct gw_record *r, enum gw_flag f) { return (r->flags >> f) & 1u; }
 
+static const size_t rtext_off[GW_RT__COUNT] = {
+  [GW_RT_ERROR_MESSAGE] = offsetof(struct gw_record, error_message),
+  [GW_RT_SYSTEM_PROMPT] = offsetof(struct gw_record, system_prompt),
+  [GW_RT_PROMPT_CONTENT] = offsetof(struct gw_record, prompt_content),
+  [GW_RT_RESPONSE_CONTENT] = offsetof(struct gw_record, response_content),
+  [GW_RT_PARAMETERS] = offsetof(struct gw_record, parameters),
+  [GW_RT_ATTRIBUTES] = offsetof(struct gw_record, attributes),
+  [GW_RT_RESOURCE] = offsetof(struct gw_record, resource),
+};
+
+const char *gw_record_text(const struct gw_record *r, enum gw_rtext t)
+{
+  return *(const char *const *)(const void *)((const char *)r + rtext_off[t]);
+}
+
+void gw_record_set_text(struct gw_record *r, enum gw_rtext t, const char *s, size_t n)
+{
+  assert(!s || strlen(s) == n);
+  *(const char **)(void *)((char *)r + rtext_off[t]) = s;
+  r->text_lens[t] = (struct gw_text_len){s, s ? n : 0};
+}
+
+/* The length of s, the text field t of r holds. */
+static size_t text_len(const struct gw_record *r, enum gw_rtext t, const char *s)
+{
+  if (!s)
+    return 0;
+  if (r->text_lens[t].s == s) {
+    assert(strlen(s) == r->text_lens[t].n);
+    return r->text_lens[t].n;
+  }
+  return strlen(s);
+}
+
+size_t gw_record_text_len(const struct gw_record *r, enum gw_rtext t) { return text_len(r, t, gw_record_text(r, t)); }
+
 /*
  * The encoder measures every text once. A batch of records is about twice its request, so the output is
  * sized exactly before it is written (growing it by doubling copied it and left the smaller copies behind
  * in the arena); the size pass keeps each text's length, in write order, and the write pass stores through
  * a cursor into the reserved room. Before, both passes took strlen of every text (about 1.5 % of the
- * receive line) and every byte went through the builder's room check.
+ * receive line) and every byte went through the builder's room check. The records' long texts (content and
+ * JSON columns, most of the bytes) are not measured at all when they carry their length (gw_record_set_text).
  */
 struct enc {
   size_t *lens; /* one per text slot: CHARS/TEXT/JSON fields and strv elements, in write order */
@@ -110,16 +151,18 @@ static size_t rows_texts(const struct gw_field *fields, size_t nf, const void *r
   return t;
 }
 
-static size_t str_size(struct enc *e, const char *s)
+static size_t str_size_n(struct enc *e, const char *s, size_t n)
 {
-  size_t n = s ? strlen(s) : 0;
   e->lens[e->nlens++] = n;
   return s ? 1 + 4 + n : 1;
 }
 
-/* The exact size rows_encode will write; fills e->lens. */
+static size_t str_size(struct enc *e, const char *s) { return str_size_n(e, s, s ? strlen(s) : 0); }
+
+/* The exact size rows_encode will write; fills e->lens. recs: the rows are struct gw_record, whose long
+ * texts (gw_field.rtext) carry their lengths. */
 static size_t rows_size(struct enc *e, const struct gw_field *fields, size_t nf, const void *rows, size_t stride,
-                        size_t n)
+                        size_t n, bool recs)
 {
   size_t t = 8;
   for (size_t i = 0; i < n; i++) {
@@ -129,7 +172,14 @@ static size_t rows_size(struct enc *e, const struct gw_field *fields, size_t nf,
       switch (fields[f].type) {
       case GW_FT_CHARS: t += str_size(e, p); break;
       case GW_FT_TEXT:
-      case GW_FT_JSON: t += str_size(e, *(const char *const *)p); break;
+      case GW_FT_JSON: {
+        const char *s = *(const char *const *)p;
+        if (recs && fields[f].rtext)
+          t += str_size_n(e, s, text_len((const struct gw_record *)(const void *)base, fields[f].rtext - 1, s));
+        else
+          t += str_size(e, s);
+        break;
+      }
       case GW_FT_I64:
       case GW_FT_NUSD: t += 1 + (((const struct gw_opt_i64 *)p)->set ? 8 : 0); break;
       case GW_FT_F64: t += 1 + (((const struct gw_opt_f64 *)p)->set ? 8 : 0); break;
@@ -218,11 +268,11 @@ static unsigned char *row_write(unsigned char *w, struct enc *e, const struct gw
 
 /* The codec, generic over a field table: rows of `stride` bytes described by fields[0..nf). */
 static gw_rc rows_encode(const char magic[4], const struct gw_field *fields, size_t nf, const void *rows, size_t stride,
-                         size_t n, struct gw_sb *out)
+                         size_t n, bool recs, struct gw_sb *out)
 {
   size_t slots = rows_texts(fields, nf, rows, stride, n);
   struct enc e = {gw_malloc((slots ? slots : 1) * sizeof *e.lens), 0};
-  size_t size = rows_size(&e, fields, nf, rows, stride, n);
+  size_t size = rows_size(&e, fields, nf, rows, stride, n, recs);
   if (!gw_sb_reserve(out, size)) {
     free(e.lens);
     return GW_ERR(TOO_LARGE);
@@ -373,7 +423,7 @@ static gw_rc rows_decode(const char magic[4], const struct gw_field *fields, siz
 
 gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *out)
 {
-  return rows_encode("GWR3", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, out);
+  return rows_encode("GWR3", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, true, out);
 }
 
 gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
@@ -395,7 +445,7 @@ gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct 
   return rc;
 }
 
-#define E(col, type, member) {col, type, offsetof(struct gw_event, member), sizeof(((struct gw_event *)0)->member)}
+#define E(col, type, member) {col, type, offsetof(struct gw_event, member), sizeof(((struct gw_event *)0)->member), 0}
 
 const struct gw_field gw_event_fields[] = {
   E("trace_id", GW_FT_CHARS, trace_id),
@@ -420,7 +470,7 @@ const size_t gw_event_nfields_v1 = 14;
 
 gw_rc gw_events_encode(const struct gw_event *evs, size_t n, struct gw_sb *out)
 {
-  return rows_encode("GWE2", gw_event_fields, gw_event_nfields, evs, sizeof *evs, n, out);
+  return rows_encode("GWE2", gw_event_fields, gw_event_nfields, evs, sizeof *evs, n, false, out);
 }
 
 gw_rc gw_events_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_event **evs, size_t *n)

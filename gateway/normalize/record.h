@@ -5,7 +5,8 @@
  * order with their type. That one table drives the spool codec (record.c), the Postgres COPY rendering
  * (store_pg.c) and the tests, so adding a column is adding one row here plus a migration.
  * Strings are NUL-terminated, valid UTF-8, owned by the request arena (or by the decoded batch on the
- * sink side); NULL means SQL NULL. Unknown values stay NULL: nothing is invented.
+ * sink side); NULL means SQL NULL. Unknown values stay NULL: nothing is invented. The long texts (enum
+ * gw_rtext) also carry their lengths on the receive line.
  */
 #ifndef GW_RECORD_H
 #define GW_RECORD_H
@@ -22,6 +23,24 @@ struct gw_opt_f64 { double v; bool set; };
 /* A tri-state boolean: -1 unknown (NULL), 0 false, 1 true. */
 typedef int8_t gw_tribool;
 struct gw_strv { const char **v; uint32_t n; };
+
+/*
+ * The record's long texts: the content and JSON columns, the ones normalize renders and redaction
+ * rewrites. Each keeps its length beside it (gw_record.text_lens), set where the text is written
+ * (gw_record_set_text), so redaction and the spool codec do not measure it again.
+ */
+enum gw_rtext {
+  GW_RT_ERROR_MESSAGE,
+  GW_RT_SYSTEM_PROMPT,
+  GW_RT_PROMPT_CONTENT,
+  GW_RT_RESPONSE_CONTENT,
+  GW_RT_PARAMETERS,
+  GW_RT_ATTRIBUTES,
+  GW_RT_RESOURCE,
+  GW_RT__COUNT
+};
+/* A length and the text it was measured for: it holds only while the field still points at s. */
+struct gw_text_len { const char *s; size_t n; };
 
 /* Enrichment flags: why a value is missing or was changed. Rendered as their names in enrichment_flags. */
 #define GW_FLAGS(X)                                                                                    \
@@ -106,6 +125,11 @@ struct gw_record {
    * again from their redacted values instead of walking the JSON text (gw_redact_records). */
   struct Opentelemetry__Proto__Common__V1__KeyValue *const *attr_kvs;
   size_t n_attr_kvs;
+  /* The long texts' lengths (enum gw_rtext), set by gw_record_set_text and read by gw_record_text_len.
+   * A field assigned directly (tests, the sink side, short writers) keeps a stale or zero entry whose
+   * pointer no longer matches, and is measured again: only a text changed in place could be misread,
+   * and no stage changes a record's text in place (each rewrite is a new arena string). */
+  struct gw_text_len text_lens[GW_RT__COUNT];
 };
 
 enum gw_field_type {
@@ -125,7 +149,8 @@ struct gw_field {
   const char *column;
   enum gw_field_type type;
   size_t offset;
-  size_t size; /* for GW_FT_CHARS */
+  size_t size;  /* for GW_FT_CHARS */
+  uint8_t rtext; /* records' long texts: enum gw_rtext + 1, whose length gw_record_text_len gives; 0: none */
 };
 
 /* The record's columns in ai_interaction_traces order (created_at excluded: the database sets it). */
@@ -137,6 +162,17 @@ extern const size_t gw_record_nfields_v1, gw_record_nfields_v2;
 
 void gw_record_set_flag(struct gw_record *r, enum gw_flag f);
 bool gw_record_has_flag(const struct gw_record *r, enum gw_flag f);
+
+/*
+ * The long texts. gw_record_set_text points the field t at s (NULL: SQL NULL) and keeps n, its length
+ * (strlen(s), which the caller knows from building it; 0 for NULL): every writer of these fields on the
+ * receive line goes through it, so one call updates both. gw_record_text_len gives the field's length:
+ * the kept one when the field still points at the text it was kept for, else strlen (0 for NULL).
+ * gw_record_text gives the field itself. Debug builds check a kept length against strlen.
+ */
+void gw_record_set_text(struct gw_record *r, enum gw_rtext t, const char *s, size_t n);
+size_t gw_record_text_len(const struct gw_record *r, enum gw_rtext t);
+const char *gw_record_text(const struct gw_record *r, enum gw_rtext t);
 
 /*
  * Spool codec. A batch of records is encoded as: "GWR3", u32 count, then per record each field in table

@@ -882,7 +882,7 @@ bool nz_parts_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msg *i
   return into->n > before;
 }
 
-char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output)
+char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output, size_t *len)
 {
   if (!m->n)
     return NULL;
@@ -928,10 +928,12 @@ char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output)
   char *s = gw_sb_finish(&sb);
   if (!s)
     c->oom = true;
+  if (len)
+    *len = sb.len;
   return s;
 }
 
-char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role)
+char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, size_t *len)
 {
   struct gw_sb sb;
   gw_sb_init(&sb, c->a);
@@ -954,6 +956,8 @@ char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role)
   char *s = gw_sb_finish(&sb);
   if (!s)
     c->oom = true;
+  if (len)
+    *len = sb.len;
   return s;
 }
 

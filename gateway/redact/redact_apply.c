@@ -478,12 +478,15 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
 
 enum rf_mode { RF_TEXT, RF_CONTENT_TEXT, RF_CONTENT_JSON, RF_ATTR_JSON };
 
+/* rt: the field's enum gw_rtext + 1 for the record's long texts (their lengths kept in the record), else 0. */
 static const struct {
   size_t off;
   const char *key;
   enum rf_mode mode;
+  uint8_t rt;
 } rfields[] = {
-#define RF(field, key, mode) {offsetof(struct gw_record, field), key, mode}
+#define RF(field, key, mode) {offsetof(struct gw_record, field), key, mode, 0}
+#define RFT(field, key, mode, rt) {offsetof(struct gw_record, field), key, mode, (uint8_t)((rt) + 1)}
   RF(service_name, "service.name", RF_TEXT),
   RF(scope_name, "otel.scope.name", RF_TEXT),
   RF(span_name, "span.name", RF_TEXT),
@@ -500,14 +503,15 @@ static const struct {
   RF(workflow_name, "gen_ai.workflow.name", RF_TEXT),
   RF(prompt_name, "gen_ai.prompt.name", RF_TEXT),
   RF(prompt_version, "llm.prompt_template.version", RF_TEXT),
-  RF(error_message, "status.message", RF_CONTENT_TEXT),
-  RF(system_prompt, "gen_ai.system_instructions", RF_CONTENT_TEXT),
-  RF(prompt_content, "gen_ai.input.messages", RF_CONTENT_JSON),
-  RF(response_content, "gen_ai.output.messages", RF_CONTENT_JSON),
-  RF(parameters, NULL, RF_ATTR_JSON),
-  RF(attributes, NULL, RF_ATTR_JSON),
-  RF(resource, NULL, RF_ATTR_JSON),
+  RFT(error_message, "status.message", RF_CONTENT_TEXT, GW_RT_ERROR_MESSAGE),
+  RFT(system_prompt, "gen_ai.system_instructions", RF_CONTENT_TEXT, GW_RT_SYSTEM_PROMPT),
+  RFT(prompt_content, "gen_ai.input.messages", RF_CONTENT_JSON, GW_RT_PROMPT_CONTENT),
+  RFT(response_content, "gen_ai.output.messages", RF_CONTENT_JSON, GW_RT_RESPONSE_CONTENT),
+  RFT(parameters, NULL, RF_ATTR_JSON, GW_RT_PARAMETERS),
+  RFT(attributes, NULL, RF_ATTR_JSON, GW_RT_ATTRIBUTES),
+  RFT(resource, NULL, RF_ATTR_JSON, GW_RT_RESOURCE),
 #undef RF
+#undef RFT
 };
 
 #define NRFIELDS (sizeof rfields / sizeof rfields[0])
@@ -524,10 +528,19 @@ void rd_apply_prepare(struct gw_redactor *r)
 
 struct res_cache {
   const char *in, *out;
+  size_t outlen;
   struct gw_redact_stats st;
   bool truncated;
 };
 
+/* Points field fi of rec at s, of length n: through gw_record_set_text for the long texts. */
+static void field_set(struct gw_record *rec, size_t fi, const char *s, size_t n)
+{
+  if (rfields[fi].rt)
+    gw_record_set_text(rec, (enum gw_rtext)(rfields[fi].rt - 1), s, n);
+  else
+    *(const char **)((char *)rec + rfields[fi].off) = s;
+}
 
 static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_record *rec, size_t fi,
                   struct gw_redact_stats *st, struct gw_redact_memo *memo, bool *oom)
@@ -546,7 +559,7 @@ static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_rec
     bool allow;
     if (!rd_key_enter_info(&c, &r->fixed[RF_FIXED + fi], &allow)) {
       count_deny(&c);
-      *fp = NULL;
+      field_set(rec, fi, NULL, 0);
       return;
     }
     if (allow)
@@ -554,13 +567,18 @@ static void field(const struct gw_redactor *r, struct gw_arena *a, struct gw_rec
   }
   const char *o;
   size_t ol;
-  enum rd_res res = rd_value(&c, *fp, strlen(*fp), rfields[fi].mode == RF_ATTR_JSON, &o, &ol);
+  size_t len = rfields[fi].rt ? gw_record_text_len(rec, (enum gw_rtext)(rfields[fi].rt - 1)) : strlen(*fp);
+  enum rd_res res = rd_value(&c, *fp, len, rfields[fi].mode == RF_ATTR_JSON, &o, &ol);
   if (c.oom)
     *oom = true;
-  if (res == RD_DROP)
-    *fp = rfields[fi].mode == RF_ATTR_JSON ? "{}" : NULL;
-  else if (res == RD_CHANGED)
-    *fp = o;
+  if (res == RD_DROP) {
+    if (rfields[fi].mode == RF_ATTR_JSON)
+      field_set(rec, fi, "{}", 2);
+    else
+      field_set(rec, fi, NULL, 0);
+  } else if (res == RD_CHANGED) {
+    field_set(rec, fi, o, ol);
+  }
   if (c.truncated)
     gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
 }
@@ -635,10 +653,11 @@ static int attributes_replay(const struct gw_redactor *r, struct gw_arena *a, st
     if (!kv_info_find(si, &j, kv)->dropped)
       kept[w++] = kv;
   }
-  const char *json = gw_render_attributes(a, kept, w);
+  size_t jlen = 0;
+  const char *json = gw_render_attributes(a, kept, w, &jlen);
   if (!json)
     return -1;
-  rec->attributes = json;
+  gw_record_set_text(rec, GW_RT_ATTRIBUTES, json, jlen);
   return 1;
 }
 
@@ -655,7 +674,7 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
     for (size_t f = 0; f < sizeof rfields / sizeof rfields[0]; f++) {
       if (rfields[f].off == offsetof(struct gw_record, resource) && rec->resource) {
         if (cache.in && rec->resource == cache.in) {
-          rec->resource = cache.out;
+          gw_record_set_text(rec, GW_RT_RESOURCE, cache.out, cache.outlen);
           add_stats_n(&st, &cache.st, nk);
           if (cache.truncated)
             gw_record_set_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
@@ -668,6 +687,7 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
         cache.in = rec->resource;
         field(r, a, rec, f, &rst, memo, &oom);
         cache.out = rec->resource;
+        cache.outlen = gw_record_text_len(rec, GW_RT_RESOURCE);
         cache.st = rst;
         cache.truncated = gw_record_has_flag(rec, GW_FLAG_CONTENT_TRUNCATED);
         if (had)

@@ -644,11 +644,79 @@ static void test_encode_matches_reference(void **st)
   gw_arena_destroy(a);
 }
 
+/* The long texts carry their lengths (gw_record_set_text), and a length holds only while its field points
+ * at the text it was kept for: a field rewritten without the setter, to a shorter, longer, empty, NULL or
+ * non-ASCII text, is measured again, so gw_record_text_len and the codec give what strlen gives, and the
+ * encoding equals the reference's (which measures every text itself). */
+static void test_text_lengths_follow_the_field(void **st)
+{
+  (void)st;
+  static char big[3000];
+  memset(big, 'y', sizeof big - 1);
+  static const char *const texts[] = {"[{\"role\":\"user\",\"parts\":[]}]", "ab", "",
+                                      "h\xc3\xa9llo w\xc3\xb6rld \xe2\x82\xac", big, NULL};
+  enum { NT = sizeof texts / sizeof texts[0] };
+  for (int t = 0; t < GW_RT__COUNT; t++)
+    for (int i = 0; i < NT; i++) {
+      struct gw_record r;
+      memset(&r, 0, sizeof r);
+      size_t n = texts[i] ? strlen(texts[i]) : 0;
+      gw_record_set_text(&r, (enum gw_rtext)t, texts[i], n);
+      assert_ptr_equal(gw_record_text(&r, (enum gw_rtext)t), texts[i]);
+      assert_int_equal(gw_record_text_len(&r, (enum gw_rtext)t), n);
+      for (int j = 0; j < NT; j++) { /* rewritten directly: measured again */
+        const char **fp = NULL;
+        for (size_t f = 0; f < gw_record_nfields; f++)
+          if (gw_record_fields[f].rtext == t + 1)
+            fp = (const char **)(void *)((char *)&r + gw_record_fields[f].offset);
+        assert_non_null(fp);
+        *fp = texts[j];
+        assert_ptr_equal(gw_record_text(&r, (enum gw_rtext)t), texts[j]);
+        assert_int_equal(gw_record_text_len(&r, (enum gw_rtext)t), texts[j] ? strlen(texts[j]) : 0);
+        *fp = texts[i];
+        assert_int_equal(gw_record_text_len(&r, (enum gw_rtext)t), n);
+      }
+    }
+  /* Each long text of every field the table marks is kept, then some rewritten directly; the encoding is
+   * the reference's, which measures every text. */
+  size_t marked = 0;
+  for (size_t f = 0; f < gw_record_nfields; f++)
+    if (gw_record_fields[f].rtext) {
+      assert_true(gw_record_fields[f].type == GW_FT_TEXT || gw_record_fields[f].type == GW_FT_JSON);
+      marked++;
+    }
+  assert_int_equal(marked, GW_RT__COUNT);
+  struct gw_arena *a = gw_arena_create(0);
+  enum { NR = NT * NT };
+  struct gw_record r[NR];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < NR; i++)
+    for (int t = 0; t < GW_RT__COUNT; t++) {
+      const char *kept = texts[(i + t) % NT], *now = texts[(i / NT + t) % NT];
+      gw_record_set_text(&r[i], (enum gw_rtext)t, kept, kept ? strlen(kept) : 0);
+      if (now != kept)
+        for (size_t f = 0; f < gw_record_nfields; f++)
+          if (gw_record_fields[f].rtext == t + 1)
+            *(const char **)(void *)((char *)&r[i] + gw_record_fields[f].offset) = now;
+    }
+  r[1] = r[NR - 1]; /* a copy keeps its lengths with its pointers */
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_records_encode(r, NR, &sb), GW_OK);
+  size_t rlen;
+  char *ref = ref_encode("GWR3", gw_record_fields, gw_record_nfields, r, sizeof r[0], NR, &rlen);
+  assert_int_equal(sb.len, rlen);
+  assert_memory_equal(sb.buf, ref, rlen);
+  free(ref);
+  gw_arena_destroy(a);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_encode_matches_reference),
+    cmocka_unit_test(test_text_lengths_follow_the_field),
     cmocka_unit_test(test_gwr1_still_decodes),
     cmocka_unit_test(test_gwe1_still_decodes),
     cmocka_unit_test(test_lying_count),

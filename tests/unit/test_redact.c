@@ -1821,6 +1821,37 @@ static struct gw_prices *replay_prices(void)
   return p;
 }
 
+/* Long texts redaction replaced (a new pointer) whose length it kept beside them (check_text_lengths). */
+static size_t lengths_kept_after_rewrite;
+
+/* The records' long texts carry their lengths from normalize through redaction (gw_record_set_text): each
+ * kept length whose field still points at its text is that text's strlen, and the records encode to the
+ * same bytes with every length cleared (the codec then measures each text itself, as before the lengths
+ * were kept). before: each record's long texts as normalize left them. */
+static void check_text_lengths(struct gw_arena *a, const struct gw_record *recs, size_t n,
+                               const char *const (*before)[GW_RT__COUNT], const struct gw_sb *enc)
+{
+  struct gw_record *plain = malloc((n ? n : 1) * sizeof *plain);
+  for (size_t i = 0; i < n; i++) {
+    for (int t = 0; t < GW_RT__COUNT; t++) {
+      const char *s = gw_record_text(&recs[i], (enum gw_rtext)t);
+      if (s && recs[i].text_lens[t].s == s) {
+        if (recs[i].text_lens[t].n != strlen(s))
+          fail_msg("record %zu, long text %d: kept length %zu, strlen %zu", i, t, recs[i].text_lens[t].n, strlen(s));
+        lengths_kept_after_rewrite += s != before[i][t];
+      }
+    }
+    plain[i] = recs[i];
+    memset(plain[i].text_lens, 0, sizeof plain[i].text_lens);
+  }
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_records_encode(plain, n, &sb), GW_OK);
+  if (sb.len != enc->len || memcmp(sb.buf, enc->buf, sb.len))
+    fail_msg("records encoded with kept lengths differ from those measured again");
+  free(plain);
+}
+
 static void one_path(const struct gw_redactor *r, const char *body, size_t len, bool json, bool walk,
                      struct path_out *o)
 {
@@ -1840,6 +1871,10 @@ static void one_path(const struct gw_redactor *r, const char *body, size_t len, 
   gw_redact_memo_limit(memo, r, len, NULL, NULL);
   gw_redact_walk_attributes = walk;
   size_t before = rd_attributes_replayed;
+  const char *(*texts)[GW_RT__COUNT] = malloc((res.nrecords ? res.nrecords : 1) * sizeof *texts);
+  for (size_t i = 0; i < res.nrecords; i++)
+    for (int t = 0; t < GW_RT__COUNT; t++)
+      texts[i][t] = gw_record_text(&res.records[i], (enum gw_rtext)t);
   o->rc = gw_redact_request(r, req, ra, memo);
   if (!o->rc)
     o->rc = gw_redact_records(r, res.records, res.nrecords, ra, memo);
@@ -1849,6 +1884,8 @@ static void one_path(const struct gw_redactor *r, const char *body, size_t len, 
   struct gw_sb sb;
   gw_sb_init(&sb, ra);
   assert_int_equal(gw_records_encode(res.records, res.nrecords, &sb), GW_OK);
+  check_text_lengths(ra, res.records, res.nrecords, (const char *const(*)[GW_RT__COUNT])texts, &sb);
+  free(texts);
   o->rlen = sb.len;
   o->recs = malloc(sb.len + 1);
   memcpy(o->recs, sb.buf, sb.len);
@@ -1881,6 +1918,78 @@ static size_t same_both_ways(const struct gw_redactor *r, const char *body, size
   free(got.pb);
   free(got.recs);
   return got.replayed;
+}
+
+/* Redaction rewrites the records' long texts (masked shorter or longer, hashed, dropped to NULL or "{}",
+ * denied, cut to the content cap, a shared resource served from its cache) and keeps each new length
+ * beside its text: every kept length is its text's strlen, and the records encode as with every length
+ * measured again (check_text_lengths). */
+static void test_record_lengths_after_rewrite(void **state)
+{
+  (void)state;
+  static const char *const deny[] = {"status.message"};
+  struct gw_redact_policy pol[4];
+  for (int k = 0; k < 4; k++)
+    gw_redact_policy_defaults(&pol[k]);
+  pol[1].actions[GW_RK_SSN] = GW_REDACT_DROP;
+  pol[1].actions[GW_RK_EMAIL] = GW_REDACT_HASH;
+  pol[1].hmac_key = "lengths-test-key";
+  pol[2].max_content_bytes = 16;
+  pol[3].deny_keys = deny;
+  pol[3].n_deny_keys = 1;
+  const char *resource = "{\"owner\":\"ops@example.com\",\"region\":\"eu\"}";
+  const char *texts[GW_RT__COUNT] = {
+    [GW_RT_ERROR_MESSAGE] = "rate limited for key sk-abcdefghijklmnopqrstuvwx1234",
+    [GW_RT_SYSTEM_PROMPT] = "Owner: a@b.io, caf\xc3\xa9 \xe2\x82\xac",
+    [GW_RT_PROMPT_CONTENT] =
+      "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"ssn 123-45-6789 caf\\u00e9 \xc3\xa9\"}]}]",
+    [GW_RT_RESPONSE_CONTENT] = "",
+    [GW_RT_PARAMETERS] = "ssn 123-45-6789",
+    [GW_RT_ATTRIBUTES] = "{\"a\":\"ssn 123-45-6789\",\"b\":\"ok\",\"c\":\"x@y.example\"}",
+    [GW_RT_RESOURCE] = resource,
+  };
+  for (int k = 0; k < 4; k++) {
+    struct gw_redactor *r = make(&pol[k]);
+    enum { NR = 3 };
+    struct gw_record recs[NR];
+    const char *before[NR][GW_RT__COUNT];
+    memset(recs, 0, sizeof recs);
+    for (int i = 0; i < NR; i++)
+      for (int t = 0; t < GW_RT__COUNT; t++) {
+        const char *s = i == 2 && t != GW_RT_RESOURCE ? NULL : texts[t]; /* the third: NULLs, the resource */
+        gw_record_set_text(&recs[i], (enum gw_rtext)t, s, s ? strlen(s) : 0);
+        before[i][t] = s;
+      }
+    assert_int_equal(gw_redact_records(r, recs, NR, A, NULL), GW_OK);
+    size_t kept = lengths_kept_after_rewrite;
+    struct gw_sb sb;
+    gw_sb_init(&sb, A);
+    assert_int_equal(gw_records_encode(recs, NR, &sb), GW_OK);
+    check_text_lengths(A, recs, NR, (const char *const(*)[GW_RT__COUNT])before, &sb);
+    assert_true(lengths_kept_after_rewrite - kept >= 6);
+    for (int i = 0; i < NR; i++)
+      for (int t = 0; t < GW_RT__COUNT; t++) {
+        const char *s = gw_record_text(&recs[i], (enum gw_rtext)t);
+        assert_int_equal(gw_record_text_len(&recs[i], (enum gw_rtext)t), s ? strlen(s) : 0);
+      }
+    assert_ptr_equal(recs[1].resource, recs[0].resource); /* served from the cache */
+    assert_null(strstr(recs[0].resource, "ops@example.com"));
+    if (k == 0) {
+      assert_true(strlen(recs[0].error_message) < strlen(texts[GW_RT_ERROR_MESSAGE]));
+      assert_true(strlen(recs[0].system_prompt) > strlen(texts[GW_RT_SYSTEM_PROMPT]));
+      assert_string_equal(recs[0].parameters, "ssn [SSN_REDACTED]");
+      assert_string_equal(recs[0].response_content, "");
+    } else if (k == 1) {
+      assert_null(recs[0].prompt_content);            /* a drop in a message list drops the list */
+      assert_string_equal(recs[0].parameters, "{}"); /* an attribute JSON column is left an object */
+      assert_string_equal(recs[0].attributes, "{\"b\":\"ok\",\"c\":\"[EMAIL:a2ec6fee13e2]\"}"); /* a member goes */
+    } else if (k == 2) {
+      assert_true(gw_record_has_flag(&recs[0], GW_FLAG_CONTENT_TRUNCATED));
+    } else {
+      assert_null(recs[0].error_message);
+    }
+    gw_redactor_destroy(r);
+  }
 }
 
 /* An OTLP/JSON key/value with a string (or other typed) value. */
@@ -2115,17 +2224,19 @@ static void test_attributes_rendered_same(void **state)
   size_t nsecrets, nb = corpus_bodies(&bodies, &secrets, &nsecrets);
   assert_true(nb >= 5);
   assert_true(nsecrets > 100);
-  size_t replayed[6] = {0};
+  size_t replayed[6] = {0}, rewritten[6] = {0};
   int64_t limited = rd_metric_limited_get(RD_LIM_SCAN);
   for (int k = 0; k < 6; k++) {
     struct gw_redactor *r = make(&pol[k]);
     char what[128];
     if (k == 5)
       assert_true(rd_metric_limited_get(RD_LIM_SCAN) > limited); /* policy 4 met its scan budget */
+    size_t kept = lengths_kept_after_rewrite;
     for (size_t b = 0; b < nb; b++) {
       snprintf(what, sizeof what, "policy %d, detector table body %zu", k, b);
       replayed[k] += same_both_ways(r, bodies[b], strlen(bodies[b]), true, what);
     }
+    rewritten[k] = lengths_kept_after_rewrite - kept;
     char *index = tu_read_file("sdk/index.jsonl", NULL), *save = NULL;
     for (char *line = strtok_r(index, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
       struct json_object *o = json_tokener_parse(line);
@@ -2172,6 +2283,13 @@ static void test_attributes_rendered_same(void **state)
   assert_true(replayed[1] > 100);
   assert_true(replayed[3] > 100);
   assert_int_equal(replayed[5], 0);
+  /* redaction replaced long texts and kept their lengths under every policy that redacts (with
+   * redaction off, only texts over the content cap are replaced: cut) */
+  if (getenv("GW_TEST_VERBOSE"))
+    for (int k = 0; k < 6; k++)
+      printf("policy %d: %zu long texts replaced with their lengths kept\n", k, rewritten[k]);
+  for (int k = 0; k < 5; k++)
+    assert_true(rewritten[k] > 10);
   for (size_t b = 0; b < nb; b++)
     free(bodies[b]);
   for (size_t q = 0; q < nsecrets; q++)
@@ -2478,6 +2596,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_bytes_values, setup, teardown),
     cmocka_unit_test_setup_teardown(test_glued_one_pass, setup, teardown),
     cmocka_unit_test_setup_teardown(test_attributes_rendered_same, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_record_lengths_after_rewrite, setup, teardown),
     cmocka_unit_test_setup_teardown(test_clean_array_keeps_attributes, setup, teardown),
     cmocka_unit_test(test_secret_key_name_same),
   };
