@@ -632,21 +632,70 @@ void gw_sb_printf(struct gw_sb *sb, const char *fmt, ...)
 static bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 
 #ifdef __SSE2__
-/* Copy the leading run of s that needs no escaping to w, 16 bytes at a time; returns its length. A block
- * is stored whole before its first byte to escape is known, so w must have room for 16 bytes past the run
- * whenever 16 bytes of s are left (the caller's room for all of s guarantees it). */
-static size_t copy_run(char *w, const char *s, size_t n)
+/* The bytes of x that JSON needs escaped, one bit each (byte 0 the lowest), and with ascii the bytes >= 0x80
+ * too. */
+static unsigned escape_mask(__m128i x, bool ascii)
 {
   const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+  __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                           _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl)); /* x <= 0x1f, unsigned */
+  unsigned mask = (unsigned)_mm_movemask_epi8(m);
+  if (ascii)
+    mask |= (unsigned)_mm_movemask_epi8(x);
+  return mask;
+}
+
+/* The last r bytes of a string, 4 <= r < 16, in one register: its first and last 8 (or 4) bytes, which
+ * overlap when r is not 16 (or 8). Returns the mask of the bytes to escape over those 16 (or 8) lanes, *x
+ * the register; tail_pos maps a lane back to its byte. No byte past the r is read. */
+static unsigned tail_mask(const char *p, size_t r, bool ascii, __m128i *x)
+{
+  if (r >= 8) {
+    *x = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)p),
+                            _mm_loadl_epi64((const __m128i *)(const void *)(p + r - 8)));
+    return escape_mask(*x, ascii);
+  }
+  uint32_t lo, hi;
+  memcpy(&lo, p, 4);
+  memcpy(&hi, p + r - 4, 4);
+  *x = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)lo), _mm_cvtsi32_si128((int)hi));
+  return escape_mask(*x, ascii) & 0xff; /* the zero lanes above would count as control bytes */
+}
+
+/* The byte of lane `lane` (a set bit of tail_mask's mask, the lowest one): lanes of the first half are the
+ * first bytes; the second half holds the last bytes, and its lowest set lane is past the first half's
+ * bytes whenever the first half has none set. */
+static size_t tail_pos(size_t r, unsigned lane)
+{
+  size_t half = r >= 8 ? 8 : 4;
+  return lane < half ? lane : r - 2 * half + lane;
+}
+
+/* Copy the leading run of s that needs no escaping to w, 16 bytes at a time; returns its length. Bytes
+ * past the run may be written too, never more than n: w must have room for n bytes. */
+static size_t copy_run(char *w, const char *s, size_t n)
+{
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-                             _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl)); /* x <= 0x1f, unsigned */
     _mm_storeu_si128((__m128i *)(void *)(w + i), x);
-    unsigned mask = (unsigned)_mm_movemask_epi8(m);
+    unsigned mask = escape_mask(x, false);
     if (mask)
       return i + (size_t)__builtin_ctz(mask);
+  }
+  size_t r = n - i;
+  if (r >= 4) {
+    __m128i x;
+    unsigned mask = tail_mask(s + i, r, false, &x);
+    if (r >= 8) {
+      _mm_storel_epi64((__m128i *)(void *)(w + i), x);
+      _mm_storel_epi64((__m128i *)(void *)(w + n - 8), _mm_unpackhi_epi64(x, x));
+    } else {
+      uint32_t lo = (uint32_t)_mm_cvtsi128_si32(x), hi = (uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(x, 4));
+      memcpy(w + i, &lo, 4);
+      memcpy(w + n - 4, &hi, 4);
+    }
+    return mask ? i + tail_pos(r, (unsigned)__builtin_ctz(mask)) : n;
   }
   for (; i < n && !needs_escape((unsigned char)s[i]); i++)
     w[i] = s[i];
@@ -667,16 +716,21 @@ size_t gw_json_plain(const char *s, size_t n, bool ascii)
 {
   size_t i = 0;
 #ifdef __SSE2__
-  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
   for (; i + 16 <= n; i += 16) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-                             _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl));
-    unsigned mask = (unsigned)_mm_movemask_epi8(m);
-    if (ascii)
-      mask |= (unsigned)_mm_movemask_epi8(x);
+    unsigned mask = escape_mask(_mm_loadu_si128((const __m128i *)(const void *)(s + i)), ascii);
     if (mask)
       return i + (size_t)__builtin_ctz(mask);
+  }
+  size_t r = n - i;
+  if (r && n >= 16) {
+    /* the last 16 bytes, of which the first 16 - r were found plain above */
+    unsigned mask = escape_mask(_mm_loadu_si128((const __m128i *)(const void *)(s + n - 16)), ascii) >> (16 - r);
+    return mask ? i + (size_t)__builtin_ctz(mask) : n;
+  }
+  if (r >= 4) {
+    __m128i x;
+    unsigned mask = tail_mask(s + i, r, ascii, &x);
+    return mask ? i + tail_pos(r, (unsigned)__builtin_ctz(mask)) : n;
   }
 #endif
   for (; i < n; i++) {
@@ -723,8 +777,8 @@ static bool sb_room(struct gw_sb *sb, char **w, size_t more)
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
 {
   /* Room for the common case (nothing to escape) at once. Invariant: room for the rest of s and the
-   * closing quote, so a clean block (16 bytes in, 16 out) always fits; a block holding bytes to escape
-   * first makes room for its worst case (6 bytes out for each byte in). */
+   * closing quote, which is all copy_run writes; a cluster of bytes holding an escape first makes room for
+   * its worst case (6 bytes out for each byte in). */
   if (!sb_reserve(sb, n + 2))
     return;
   char *w = sb->buf + sb->len;

@@ -68,19 +68,35 @@ static void add16(struct votes *v, const uint64_t *d)
   }
 }
 
-static uint64_t tally(struct votes *v)
+/* The counter at level j: ones, twos, fours, eights, then the planes of sixteens; zero past them. */
+static uint64_t level(const struct votes *v, int j)
 {
-  uint64_t out = 0;
-  for (int b = 0; b < 64; b++) {
-    uint64_t sixteens = 0;
-    for (int i = 0; i < v->used; i++)
-      sixteens |= (v->plane[i] >> b & 1u) << i;
-    uint64_t ones = 16 * sixteens + 8 * (v->eights >> b & 1u) + 4 * (v->fours >> b & 1u) +
-                    2 * (v->twos >> b & 1u) + (v->ones >> b & 1u);
-    if (2 * ones > v->n)
-      out |= 1ull << b;
+  switch (j) {
+  case 0: return v->ones;
+  case 1: return v->twos;
+  case 2: return v->fours;
+  case 3: return v->eights;
+  default: return j - 4 < v->used ? v->plane[j - 4] : 0;
   }
-  return out;
+}
+
+/* Bit b is set when position b's count of ones is > n / 2 (2 * ones > n, the count being whole). The 64
+ * counts are compared with n / 2 at once, bit-sliced, from the most significant level down: gt holds the
+ * positions found greater, eq those equal so far. */
+static uint64_t tally(const struct votes *v)
+{
+  uint64_t half = v->n >> 1, gt = 0, eq = ~0ull;
+  int top = 63 - __builtin_clzll(half | 1), levels = 4 + v->used;
+  for (int j = top > levels - 1 ? top : levels - 1; j >= 0; j--) {
+    uint64_t lv = level(v, j);
+    if (half >> j & 1)
+      eq &= lv;
+    else {
+      gt |= eq & lv;
+      eq &= ~lv;
+    }
+  }
+  return gt;
 }
 
 /* Each byte as it enters a token (ASCII letters lowercased), or 0 for a byte that separates tokens. */
@@ -94,6 +110,24 @@ static void token_table(void)
                                                                                               : 0);
 }
 
+/* A token ends: its unigram and (after the first token) its bigram are counted, 16 at a time. */
+#define TOKEN_END()                                                                                          \
+  do {                                                                                                       \
+    f[k++] = fmix64(uni);                                                                                    \
+    f[k] = fmix64(bi);                                                                                       \
+    k += have_prev;                                                                                          \
+    if (k >= 16) {                                                                                           \
+      add16(&v, f);                                                                                          \
+      f[0] = f[16];                                                                                          \
+      k -= 16;                                                                                               \
+      v.n += 16;                                                                                             \
+    }                                                                                                        \
+    have_prev = true;                                                                                        \
+    bi = (uni ^ (unsigned char)' ') * FNV_PRIME; /* the next pair starts with this token and a space */      \
+    uni = FNV_OFFSET;                                                                                        \
+    curn = 0;                                                                                                \
+  } while (0)
+
 bool gw_simhash(const char *text, size_t n, uint64_t *out)
 {
   struct votes v;
@@ -101,39 +135,27 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
   uint64_t f[17];
   unsigned k = 0;
   /* FNV-1a of the current token (cut to TOKEN_MAX bytes), and of "previous token + ' ' + current token",
-   * both carried along byte by byte as the token is read. */
+   * both carried along byte by byte as the token is read. The text's end closes its last token after the
+   * loop, so the loop reads bytes only. */
   uint64_t uni = FNV_OFFSET, bi = FNV_OFFSET;
   size_t curn = 0;
   bool have_prev = false;
   const unsigned char *p = (const unsigned char *)text;
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, token_table);
-  for (size_t i = 0; i <= n; i++) {
-    unsigned char c = i < n ? token_byte[p[i]] : 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = token_byte[p[i]];
     if (c) {
       if (curn < TOKEN_MAX) {
         uni = (uni ^ c) * FNV_PRIME;
         bi = (bi ^ c) * FNV_PRIME;
       }
       curn++;
-      continue;
-    }
-    if (!curn)
-      continue;
-    f[k++] = fmix64(uni);
-    f[k] = fmix64(bi);
-    k += have_prev;
-    if (k >= 16) {
-      add16(&v, f);
-      f[0] = f[16];
-      k -= 16;
-      v.n += 16;
-    }
-    have_prev = true;
-    bi = (uni ^ (unsigned char)' ') * FNV_PRIME; /* the next pair starts with this token and a space */
-    uni = FNV_OFFSET;
-    curn = 0;
+    } else if (curn)
+      TOKEN_END();
   }
+  if (curn)
+    TOKEN_END();
   if (!have_prev)
     return false;
   v.n += k;

@@ -385,6 +385,98 @@ static void test_json_escaping_positions(void **st)
   gw_arena_destroy(a);
 }
 
+/* gw_json_plain as a byte-at-a-time loop. */
+static size_t ref_plain(const unsigned char *s, size_t n, bool ascii)
+{
+  size_t i = 0;
+  while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\' && !(ascii && s[i] >= 0x80))
+    i++;
+  return i;
+}
+
+/* One string through gw_sb_json_str (after text already in the builder) and gw_json_plain, from a heap
+ * copy of exactly its length (so valgrind and ASan see any read past it), against the references. */
+static struct gw_arena *escape_arena;
+
+static void check_escape(const unsigned char *in, size_t n, const char *what)
+{
+  unsigned char *s = malloc(n ? n : 1);
+  char *want = malloc(n * 6 + 3);
+  assert_non_null(s);
+  assert_non_null(want);
+  memcpy(s, in, n);
+  struct gw_arena *a = escape_arena;
+  gw_arena_reset(a);
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  gw_sb_putc(&sb, '>');
+  gw_sb_json_str(&sb, (const char *)s, n);
+  const char *got = gw_sb_finish(&sb);
+  size_t wl = ref_escape(want, s, n);
+  if (!got || got[0] != '>' || sb.len != wl + 1 || memcmp(got + 1, want, wl))
+    fail_msg("%s, %zu bytes: got %s want %s", what, n, got ? got : "(null)", want);
+  for (int ascii = 0; ascii < 2; ascii++)
+    if (gw_json_plain((const char *)s, n, ascii) != ref_plain(s, n, ascii))
+      fail_msg("%s, %zu bytes, ascii %d: plain run %zu, want %zu", what, n, ascii,
+               gw_json_plain((const char *)s, n, ascii), ref_plain(s, n, ascii));
+  free(want);
+  free(s);
+}
+
+/* The 16-byte blocks, the overlapping last 8 or 4 bytes of a tail and the bytes after an escape: every
+ * byte value at every offset of strings of every length up to 48 (so every tail length after 0, 1 and 2
+ * blocks); after the byte values at the edges of the tests (0, 1, 0x1f, '"', '\\', 0x7f, 0x80, 0xff) a
+ * second escape 1, 3, 8 or 15 bytes further (the same half of a tail, its overlap, its second half or the
+ * next block); and random strings of every byte value at offsets taken modulo 32; all against the
+ * byte-at-a-time references. */
+static void test_json_escaping_every_offset(void **st)
+{
+  (void)st;
+  unsigned char in[200];
+  char what[64];
+  escape_arena = gw_arena_create(0);
+  for (size_t n = 0; n <= 48; n++) {
+    memset(in, 'a', n);
+    check_escape(in, n, "plain");
+    for (size_t pos = 0; pos < n; pos++)
+      for (int c = 0; c < 256; c++) {
+        memset(in, 'a', n);
+        in[pos] = (unsigned char)c;
+        snprintf(what, sizeof what, "0x%02x at %zu", c, pos);
+        check_escape(in, n, what);
+        static const size_t dist[] = {1, 3, 8, 15};
+        if (c > 0x01 && c != 0x1f && c != '"' && c != '\\' && c != 0x7f && c != 0x80 && c != 0xff)
+          continue; /* a second escape after the bytes nearest the edges of the tests only */
+        for (size_t k = 0; k < 4 && pos + dist[k] < n; k++) {
+          /* a quote, a control byte or c with its top bit flipped (>= 0x80 after a plain one) */
+          in[pos + dist[k]] = (unsigned char)(k == 0 ? '"' : k == 1 ? 0x1f : c ^ 0x80);
+          snprintf(what, sizeof what, "0x%02x at %zu, more at %zu", c, pos, pos + dist[k]);
+          check_escape(in, n, what);
+          in[pos + dist[k]] = 'a';
+        }
+      }
+  }
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (int round = 0; round < 20000; round++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    size_t n = x % 130;
+    /* mostly plain text, an escape or a byte >= 0x80 now and then, or dense in them */
+    unsigned dense = (unsigned)(x >> 40) % 4;
+    for (size_t i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      unsigned r = (unsigned)(x >> 20) % 64;
+      in[i] = r < 16 * dense ? (unsigned char)(x >> 32) : (unsigned char)('a' + r % 26);
+    }
+    snprintf(what, sizeof what, "random string %d", round);
+    check_escape(in, n, what);
+  }
+  gw_arena_destroy(escape_arena);
+}
+
 /* gw_sb_i64 writes what printf's %lld writes, at the extremes too. */
 static void test_sb_i64(void **st)
 {
@@ -728,6 +820,7 @@ int main(void)
     cmocka_unit_test(test_arena_big),
     cmocka_unit_test(test_json_escaping),
     cmocka_unit_test(test_json_escaping_positions),
+    cmocka_unit_test(test_json_escaping_every_offset),
     cmocka_unit_test(test_sb_i64),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

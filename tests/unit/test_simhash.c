@@ -237,6 +237,68 @@ static void test_matches_definition(void **st)
   assert_int_equal(want, got);
 }
 
+static void same_as_definition(const unsigned char *t, size_t n, const char *what, size_t a, size_t b)
+{
+  uint64_t want = 1, got = 2;
+  bool w = ref_simhash(t, n, &want), g = gw_simhash((const char *)t, n, &got);
+  if (w != g || (w && want != got))
+    fail_msg("%s (%zu, %zu), %zu bytes: %d %016llx, want %d %016llx", what, a, b, n, g, (unsigned long long)got, w,
+             (unsigned long long)want);
+}
+
+/* The edges of the tokenizer and of the final count, each against the definition: the empty text and
+ * every single byte; every byte value at every offset of texts of every length up to 33 (the end of the
+ * text inside a token and after a separator); tokens of every length from 1 to 140 (the 64-byte cut),
+ * alone, at the start, at the end and between others; runs of separators only; and texts of 1 to 4 100
+ * words over two or three words, so that many of the 64 counts sit right next to half the features at
+ * every size of the counters (the comparison with n / 2 over all of their levels). */
+static void test_matches_definition_edges(void **st)
+{
+  (void)st;
+  static unsigned char t[40000];
+  same_as_definition(t, 0, "empty", 0, 0);
+  for (unsigned c = 0; c < 256; c++) {
+    t[0] = (unsigned char)c;
+    same_as_definition(t, 1, "one byte", c, 0);
+  }
+  static const unsigned char fill[] = "ab C9\xc3\xa9.x";
+  for (size_t n = 1; n <= 33; n++)
+    for (size_t pos = 0; pos < n; pos++)
+      for (unsigned c = 0; c < 256; c++) {
+        for (size_t i = 0; i < n; i++)
+          t[i] = fill[(i * 5 + n) % (sizeof fill - 1)];
+        t[pos] = (unsigned char)c;
+        same_as_definition(t, n, "byte at offset", c, pos);
+      }
+  for (size_t len = 1; len <= 140; len++)
+    for (int where = 0; where < 4; where++) {
+      size_t n = 0;
+      if (where == 2 || where == 3)
+        n += (size_t)sprintf((char *)t, "one, two ");
+      for (size_t i = 0; i < len; i++)
+        t[n++] = (unsigned char)(i % 3 == 0 ? 'Q' : i % 3 == 1 ? '7' : 0xc3);
+      if (where == 1 || where == 3)
+        n += (size_t)sprintf((char *)t + n, " three");
+      same_as_definition(t, n, "token length", len, (size_t)where);
+    }
+  for (size_t n = 0; n <= 70; n++) {
+    for (size_t i = 0; i < n; i++)
+      t[i] = (unsigned char)(" \t\n.,;!?-_/\x01\x7f"[i % 13]);
+    uint64_t h = 7;
+    assert_false(gw_simhash((const char *)t, n, &h));
+    assert_int_equal(h, 7);
+  }
+  static const char *const words[] = {"alpha", "beta", "gamma"};
+  for (size_t m = 1; m <= 4100; m = m < 80 ? m + 1 : m * 2 - 1 + (m & 1)) {
+    for (size_t kinds = 2; kinds <= 3; kinds++) {
+      size_t n = 0;
+      for (size_t i = 0; i < m && n + 8 < sizeof t; i++)
+        n += (size_t)sprintf((char *)t + n, "%s ", words[(i * i + i / 3) % kinds]);
+      same_as_definition(t, n, "repeated words", m, kinds);
+    }
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -245,6 +307,7 @@ int main(void)
     cmocka_unit_test(test_stable_values),
     cmocka_unit_test(test_edges),
     cmocka_unit_test(test_matches_definition),
+    cmocka_unit_test(test_matches_definition_edges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
