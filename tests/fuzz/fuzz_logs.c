@@ -2,11 +2,14 @@
  * fuzz_logs.c: ExportLogsServiceRequest decoding, as the receivers call it (gw_decode_logs).
  * Input: one selector byte (bit 0: 0 protobuf, 1 OTLP/JSON), then the body. Limits are small so deep or
  * large inputs reach them. Whatever decodes must pack again: protobuf-c walks every pointer the decoder
- * left in the arena, so a dangling or half-built message is found here rather than in an exporter.
- * Every outcome other than a crash, a sanitizer report, a leak or a slow input is fine.
+ * left in the arena, so a dangling or half-built message is found here rather than in an exporter, and the
+ * gateway's own packer (gw_pb_pack) must give the same bytes.
+ * Every outcome other than a crash, a sanitizer report, a leak, a slow input or a packer mismatch is fine.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "decode/decode.h"
 
@@ -24,8 +27,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (gw_decode_logs(a, enc, data + 1, size - 1, &lim, &req, &err) == GW_OK) {
     size_t n = gw_pb_logs_request_size(req);
     uint8_t *buf = gw_arena_alloc(a, n + 1);
-    if (buf)
+    if (buf) {
       gw_pb_logs_request_pack(req, buf);
+      /* the gateway's own packer (pb_pack.c, what the exporters forward) gives protobuf-c's bytes exactly */
+      size_t m = 0;
+      const uint8_t *own = gw_pb_pack(a, (const ProtobufCMessage *)req, &m);
+      if (own && (m != n || memcmp(own, buf, n) != 0))
+        abort();
+    }
   }
   gw_arena_destroy(a);
   return 0;
