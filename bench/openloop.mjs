@@ -1,7 +1,7 @@
 // openloop.mjs: fixed-rate (open loop) OTLP load over HTTP/1.1 or gRPC, with per-request latency.
 //
 //   node bench/openloop.mjs --proto http|grpc --addr HOST:PORT --bodies DIR [--nbodies 8]
-//        --rate SPANS_PER_S --seconds S [--warmup S] [--tag N] [--conns 32] [--rss PID] [--json]
+//        --rate SPANS_PER_S --seconds S [--warmup S] [--tag N] [--conns 32] [--rss PID] [--spans 100] [--json]
 //
 // Node 20, no packages. Request i is due at start + i / (rate / spans per request), whatever the answers
 // before it did (wrk and h2load are closed loops: a slow answer delays the next request, which hides the
@@ -29,7 +29,7 @@ for (const k of ['addr', 'bodies', 'rate', 'seconds'])
   if (!args[k]) { console.error(`openloop.mjs: --${k} is required`); process.exit(2); }
 const rate = Number(args.rate), seconds = Number(args.seconds), tag = Number(args.tag) & 0xff;
 const warmup = Number(args.warmup || 0);
-const SPANS = 100; // gen_payload's spans per request
+const SPANS = Number(args.spans || 100); // gen_payload's spans per request (its -s)
 
 const bodies = [];
 for (let i = 0; i < Number(args.nbodies); i++) {

@@ -17,8 +17,10 @@
 # BENCH_YAML (extra gateway YAML, top-level keys), BENCH_KEEP=1 keeps the temp dir, BENCH_BIN (run this gateway
 # binary instead of building one: before/after comparisons), BENCH_PHASES ("full half down": the phases to run),
 # BENCH_SPOOL (interval: spool.fsync of the disk spool, or always, never; memory: the memory spool),
+# BENCH_FSYNC_INTERVAL (spool.fsync_interval_ms, e.g. 2ms; its default when unset),
 # BENCH_PG_SETTINGS (Postgres settings applied with ALTER SYSTEM after its start, e.g. "max_wal_size=8GB":
 # its checkpoints write to the disk the spool syncs on; each phase prints how many began during it),
+# BENCH_SPANS (100: spans per request; the bodies are gen_payload's, about 2.7 KB a span),
 # BENCH_PG_DIR (a directory on another file system for Postgres' data, e.g. /dev/shm: Postgres no longer
 # shares the spool's disk, as when it runs on its own host or volume; a fresh subdirectory is made and removed).
 # Each open-loop phase also prints the gateway's own view of its requests over the phase
@@ -159,6 +161,7 @@ ADMIN=127.0.0.1:$(free_port)
     printf 'spool:\n  mode: memory\n'
   else
     printf 'spool:\n  mode: disk\n  dir: "%s"\n  fsync: %s\n' "$WORK/spool" "$SPOOL"
+    [ -n "${BENCH_FSYNC_INTERVAL:-}" ] && printf '  fsync_interval_ms: %s\n' "$BENCH_FSYNC_INTERVAL"
   fi
   [ -n "${BENCH_YAML:-}" ] && printf '%b\n' "$BENCH_YAML"
 } >"$WORK/gateway.yaml"
@@ -175,7 +178,8 @@ curl -fsS -o /dev/null "http://$ADMIN/readyz" || gw_die "the gateway is not read
 RSS_IDLE=$(mib VmRSS)
 
 mkdir -p "$WORK/bodies"
-"$BUILD/bench/gen_payload" -n "$NBODIES" "$WORK/bodies" >/dev/null
+SPANS=${BENCH_SPANS:-100}
+"$BUILD/bench/gen_payload" -n "$NBODIES" -s "$SPANS" "$WORK/bodies" >/dev/null
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 1. capacity ----
@@ -215,7 +219,7 @@ openloop() {
   k0=$(checkpoints)
   c0=$(cpu_s)
   node "$GW_ROOT/bench/openloop.mjs" --proto "$proto" --addr "$addr" --bodies "$WORK/bodies" --nbodies "$NBODIES" \
-    --rate "$rate" --seconds "$SECS" --warmup 1 --tag "$TAG" --rss "$GW_PID" --json >"$out"
+    --rate "$rate" --spans "$SPANS" --seconds "$SECS" --warmup 1 --tag "$TAG" --rss "$GW_PID" --json >"$out"
   acc=$(($(metric genai_gateway_spans_accepted_total) - a0))
   wait_landed "$acc" "$s0"
   c1=$(cpu_s)
@@ -282,7 +286,7 @@ BOUND_LINE="$BOUND MiB = idle $RSS_IDLE + ($HT + $GT threads) x (4 + 16 x $BODY_
 cat <<EOF
 
 ================ genai-gateway steady memory and latency, $(date -u +%Y-%m-%d) ($(nproc) cores; load average before $LOAD0, after $(cut -d' ' -f1-3 /proc/loadavg))
-payload: 100 GenAI chat spans per request (gen_payload), spool: $SPOOL (disk with that fsync, or memory), Postgres with fsync on, $PG_WHERE
+payload: $SPANS GenAI chat spans per request (gen_payload), spool: $SPOOL${BENCH_FSYNC_INTERVAL:+ $BENCH_FSYNC_INTERVAL} (disk with that fsync, or memory), Postgres with fsync on, $PG_WHERE
 sustainable landed rate R: $RATE spans/s ($CAP_LINE)
 idle VmRSS (after start): $RSS_IDLE MiB
 
