@@ -293,15 +293,36 @@ static struct h2job *new_job(struct h2conn *hc, struct h2stream *st)
   return j;
 }
 
+/* A job not run after all: the stream is answered at once with rc and msg. */
+static void refuse_job(struct h2conn *hc, struct h2stream *st, struct h2job *j, gw_rc rc, const char *msg)
+{
+  struct gw_front *f = front_of(hc);
+  st->dispatched = false;
+  atomic_fetch_sub(&f->jobs, 1);
+  free(j);
+  gw_http_req_fini(f->p, &st->q);
+  if (st->g.on)
+    gw_h2grpc_fail(f->p, &st->g, rc, msg, &st->resp);
+  else
+    gw_http_resp_error(f->p, st->q.json, rc, msg, &st->resp);
+  respond(hc, st);
+}
+
 /* The request's body is complete: hand it to the large-request lane when it is large, else to a worker, or
- * refuse it when the workers are all behind. */
+ * refuse it when the workers are all behind or the front is stopping. */
 static void dispatch(struct h2conn *hc, struct h2stream *st)
 {
   struct gw_front *f = front_of(hc);
   st->deadline_ms = 0;
+  /* Counted in f->jobs before `accepting` is read: gw_front_stop clears `accepting` and then waits for the
+   * count, so a job either is waited for or sees the stop and is not run (the workers may be gone). */
+  struct h2job *j = new_job(hc, st);
+  if (!atomic_load(&f->accepting)) {
+    refuse_job(hc, st, j, GW_ERR(SHUTDOWN), "shutting down: retry");
+    return;
+  }
   if (is_large(f->p, st)) {
     /* its body is counted in flight already (gw_http_body), so the lane's queue is bounded by that budget */
-    struct h2job *j = new_job(hc, st);
     j->queued_ns = gw_mono_ns();
     gw_lane_submit(f->p->lane, lane_job, j);
     return;
@@ -310,15 +331,9 @@ static void dispatch(struct h2conn *hc, struct h2stream *st)
   if (f->work_len >= f->work_max) {
     pthread_mutex_unlock(&f->work_mu);
     gw_metric_add(GW_M_BACKPRESSURE, 1);
-    gw_http_req_fini(f->p, &st->q);
-    if (st->g.on)
-      gw_h2grpc_fail(f->p, &st->g, GW_ERR(BUSY), "too many requests waiting: retry later", &st->resp);
-    else
-      gw_http_resp_error(f->p, st->q.json, GW_ERR(BUSY), "too many requests waiting: retry later", &st->resp);
-    respond(hc, st);
+    refuse_job(hc, st, j, GW_ERR(BUSY), "too many requests waiting: retry later");
     return;
   }
-  struct h2job *j = new_job(hc, st);
   if (f->work_tail)
     f->work_tail->next = j;
   else
