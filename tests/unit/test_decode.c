@@ -2192,6 +2192,319 @@ static void test_pb_pack_fallback(void **state)
   gw_arena_destroy(a);
 }
 
+/* ---- the pre-scan's estimate against the per-field descriptor look-up it replaced ---- */
+
+/* ref_prescan is gw_pb_prescan as it was before its per-process field table (bench/README.md, lever 8d):
+ * every field's cost from protobuf_c_message_descriptor_get_field, every message's from its descriptor's
+ * field list, varints through gw_pb_varint alone. Both must give the same answer, estimate and refusal,
+ * for any input. */
+enum ref_node {
+  R_TRACE_REQ, R_LOGS_REQ, R_RESOURCE_SPANS, R_RESOURCE_LOGS, R_RESOURCE, R_SCOPE_SPANS, R_SCOPE_LOGS, R_SCOPE,
+  R_SPAN, R_EVENT, R_LINK, R_STATUS, R_LOG_RECORD, R_KEY_VALUE, R_ANY_VALUE, R_ARRAY, R_KVLIST, R_ENTITY_REF,
+  R_LEAF
+};
+
+static const ProtobufCMessageDescriptor *const ref_desc[R_LEAF] = {
+  [R_TRACE_REQ] = &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+  [R_LOGS_REQ] = &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+  [R_RESOURCE_SPANS] = &opentelemetry__proto__trace__v1__resource_spans__descriptor,
+  [R_RESOURCE_LOGS] = &opentelemetry__proto__logs__v1__resource_logs__descriptor,
+  [R_RESOURCE] = &opentelemetry__proto__resource__v1__resource__descriptor,
+  [R_SCOPE_SPANS] = &opentelemetry__proto__trace__v1__scope_spans__descriptor,
+  [R_SCOPE_LOGS] = &opentelemetry__proto__logs__v1__scope_logs__descriptor,
+  [R_SCOPE] = &opentelemetry__proto__common__v1__instrumentation_scope__descriptor,
+  [R_SPAN] = &opentelemetry__proto__trace__v1__span__descriptor,
+  [R_EVENT] = &opentelemetry__proto__trace__v1__span__event__descriptor,
+  [R_LINK] = &opentelemetry__proto__trace__v1__span__link__descriptor,
+  [R_STATUS] = &opentelemetry__proto__trace__v1__status__descriptor,
+  [R_LOG_RECORD] = &opentelemetry__proto__logs__v1__log_record__descriptor,
+  [R_KEY_VALUE] = &opentelemetry__proto__common__v1__key_value__descriptor,
+  [R_ANY_VALUE] = &opentelemetry__proto__common__v1__any_value__descriptor,
+  [R_ARRAY] = &opentelemetry__proto__common__v1__array_value__descriptor,
+  [R_KVLIST] = &opentelemetry__proto__common__v1__key_value_list__descriptor,
+  [R_ENTITY_REF] = &opentelemetry__proto__common__v1__entity_ref__descriptor,
+};
+
+static enum ref_node ref_child(enum ref_node n, uint32_t field)
+{
+  switch (n) {
+  case R_TRACE_REQ: return field == 1 ? R_RESOURCE_SPANS : R_LEAF;
+  case R_LOGS_REQ: return field == 1 ? R_RESOURCE_LOGS : R_LEAF;
+  case R_RESOURCE_SPANS: return field == 1 ? R_RESOURCE : field == 2 ? R_SCOPE_SPANS : R_LEAF;
+  case R_RESOURCE_LOGS: return field == 1 ? R_RESOURCE : field == 2 ? R_SCOPE_LOGS : R_LEAF;
+  case R_RESOURCE: return field == 1 ? R_KEY_VALUE : field == 3 ? R_ENTITY_REF : R_LEAF;
+  case R_SCOPE_SPANS: return field == 1 ? R_SCOPE : field == 2 ? R_SPAN : R_LEAF;
+  case R_SCOPE_LOGS: return field == 1 ? R_SCOPE : field == 2 ? R_LOG_RECORD : R_LEAF;
+  case R_SCOPE: return field == 3 ? R_KEY_VALUE : R_LEAF;
+  case R_SPAN:
+    return field == 9 ? R_KEY_VALUE : field == 11 ? R_EVENT : field == 13 ? R_LINK : field == 15 ? R_STATUS : R_LEAF;
+  case R_EVENT: return field == 3 ? R_KEY_VALUE : R_LEAF;
+  case R_LINK: return field == 4 ? R_KEY_VALUE : R_LEAF;
+  case R_LOG_RECORD: return field == 5 ? R_ANY_VALUE : field == 6 ? R_KEY_VALUE : R_LEAF;
+  case R_KEY_VALUE: return field == 2 ? R_ANY_VALUE : R_LEAF;
+  case R_ANY_VALUE: return field == 5 ? R_ARRAY : field == 6 ? R_KVLIST : R_LEAF;
+  case R_ARRAY: return field == 1 ? R_ANY_VALUE : R_LEAF;
+  case R_KVLIST: return field == 1 ? R_KEY_VALUE : R_LEAF;
+  default: return R_LEAF;
+  }
+}
+
+#define RR16(n) (((uint64_t)(n) + 15) & ~(uint64_t)15)
+
+static uint64_t ref_message_cost(enum ref_node n)
+{
+  const ProtobufCMessageDescriptor *d = ref_desc[n];
+  uint64_t c = RR16(d->sizeof_message);
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (d->fields[i].label == PROTOBUF_C_LABEL_REPEATED)
+      c += 16;
+  return c;
+}
+
+static uint64_t ref_slab_cost(uint32_t fields)
+{
+  uint64_t c = 0, have = 16;
+  for (unsigned k = 1; have < fields; k++) {
+    uint64_t slab = (uint64_t)1 << (k + 4);
+    c += RR16(slab * 32);
+    have += slab;
+  }
+  return c;
+}
+
+static uint64_t ref_field_cost(enum ref_node n, uint32_t field, uint32_t wt, uint64_t v, uint64_t raw)
+{
+  const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(ref_desc[n], field);
+  if (!fd)
+    return 24 + RR16(raw);
+  uint64_t c = 0;
+  if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+    c += fd->type == PROTOBUF_C_TYPE_BYTES ? sizeof(ProtobufCBinaryData) : 8;
+  if (wt == 2) {
+    if (fd->type == PROTOBUF_C_TYPE_STRING)
+      c += RR16(v + 1);
+    else if (fd->type == PROTOBUF_C_TYPE_BYTES && v)
+      c += RR16(v);
+    else if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+      c += RR16(v);
+  }
+  return c;
+}
+
+static gw_rc ref_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, size_t *need,
+                         struct gw_err *err)
+{
+  enum { MAXD = 256, FRAMES = 3 * MAXD + 8 };
+  static const uint8_t empty[1];
+  struct {
+    enum ref_node n;
+    uint32_t any_depth, fields;
+    const uint8_t *end;
+  } stack[FRAMES];
+  if (max_depth > MAXD)
+    max_depth = MAXD;
+  const uint8_t *p = len ? buf : empty, *start = p;
+  int top = 0;
+  stack[0].n = kind == GW_PB_TRACES_REQUEST ? R_TRACE_REQ : R_LOGS_REQ;
+  stack[0].any_depth = 0;
+  stack[0].fields = 0;
+  stack[0].end = p + len;
+  uint64_t cost = ref_message_cost(stack[0].n);
+  for (;;) {
+    if (p == stack[top].end) {
+      cost += ref_slab_cost(stack[top].fields);
+      if (top == 0) {
+        *need = cost > SIZE_MAX ? SIZE_MAX : (size_t)cost;
+        return GW_OK;
+      }
+      top--;
+      continue;
+    }
+    const uint8_t *field_start = p;
+    uint64_t key;
+    if (!gw_pb_varint(&p, stack[top].end, &key))
+      return gw_err_set(err, GW_ERR(DECODE), "protobuf: truncated or malformed field key at byte %zu",
+                        (size_t)(p - start));
+    if (key >> 32)
+      return gw_err_set(err, GW_ERR(DECODE), "protobuf: field number out of range at byte %zu", (size_t)(p - start));
+    uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
+    if (field == 0)
+      return gw_err_set(err, GW_ERR(DECODE), "protobuf: field number 0 at byte %zu", (size_t)(p - start));
+    stack[top].fields++;
+    uint64_t v = 0;
+    switch (wt) {
+    case 0:
+      if (!gw_pb_varint(&p, stack[top].end, &v))
+        goto truncated;
+      break;
+    case 1:
+      if (stack[top].end - p < 8)
+        goto truncated;
+      p += 8;
+      break;
+    case 5:
+      if (stack[top].end - p < 4)
+        goto truncated;
+      p += 4;
+      break;
+    case 2: {
+      if (!gw_pb_varint(&p, stack[top].end, &v))
+        goto truncated;
+      if (v > (uint64_t)(stack[top].end - p))
+        goto truncated;
+      enum ref_node c = ref_child(stack[top].n, field);
+      if (c == R_LEAF) {
+        p += v;
+        break;
+      }
+      uint32_t d = stack[top].any_depth + (c == R_ANY_VALUE ? 1 : 0);
+      if (d > max_depth || top + 1 >= FRAMES)
+        return gw_err_set(err, GW_ERR(TOO_DEEP), "protobuf: attribute value nested deeper than %u levels", max_depth);
+      cost += ref_field_cost(stack[top].n, field, wt, v, 0) + ref_message_cost(c);
+      top++;
+      stack[top].n = c;
+      stack[top].any_depth = d;
+      stack[top].fields = 0;
+      stack[top].end = p + v;
+      continue;
+    }
+    default:
+      return gw_err_set(err, GW_ERR(DECODE), "protobuf: unsupported wire type %u at byte %zu", wt,
+                        (size_t)(p - start));
+    }
+    cost += ref_field_cost(stack[top].n, field, wt, v, (uint64_t)(p - field_start));
+  }
+truncated:
+  return gw_err_set(err, GW_ERR(DECODE), "protobuf: truncated message at byte %zu (of %zu)", (size_t)(p - start),
+                    len);
+}
+
+static size_t prescan_ok, prescan_refused;
+
+/* Both pre-scans on one input: the same code, message and estimate. */
+static void same_prescan(enum gw_pb_kind kind, const uint8_t *buf, size_t len, uint32_t max_depth, const char *what)
+{
+  /* an exact-size copy, so that a read past len is caught by valgrind and ASan */
+  uint8_t *copy = malloc(len ? len : 1);
+  if (len)
+    memcpy(copy, buf, len);
+  struct gw_err e1 = {0}, e2 = {0};
+  size_t n1 = 0, n2 = 0;
+  gw_rc r1 = gw_pb_prescan(kind, copy, len, max_depth, &n1, &e1);
+  gw_rc r2 = ref_prescan(kind, copy, len, max_depth, &n2, &e2);
+  if (r1 != r2 || strcmp(e1.msg, e2.msg) || (!r1 && n1 != n2))
+    fail_msg("%s (%zu bytes, depth %u): pre-scan %d \"%s\" need %zu, reference %d \"%s\" need %zu", what, len,
+             max_depth, (int)r1, e1.msg, n1, (int)r2, e2.msg, n2);
+  if (r1)
+    prescan_refused++;
+  else
+    prescan_ok++;
+  free(copy);
+}
+
+/* Cuts at every byte (or every step-th), then random flips of one to three bytes. */
+static void prescan_edits(enum gw_pb_kind kind, const uint8_t *body, size_t len, size_t step, int flips,
+                          const char *what)
+{
+  for (size_t cut = 0; cut < len; cut += step)
+    same_prescan(kind, body, cut, 32, what);
+  uint8_t *m = malloc(len ? len : 1);
+  for (int i = 0; i < flips && len; i++) {
+    memcpy(m, body, len);
+    for (int k = 1 + (int)(rnd() % 3); k > 0; k--) {
+      size_t at = rnd() % len;
+      m[at] = rnd() % 4 ? (uint8_t)(m[at] ^ (1u << (rnd() % 8))) : (uint8_t)rnd();
+    }
+    static const uint32_t depths[] = {0, 1, 2, 32, 1000};
+    same_prescan(kind, m, len, depths[rnd() % 5], what);
+  }
+  free(m);
+}
+
+/* Every captured protobuf body (cut at every byte for one of each signal), random requests of both signals
+ * from the descriptors (unknown fields at numbers 100 and up), fields on both sides of the table's end, and
+ * random edits of all of them: accepted and refused alike, the estimate and the message are the same. */
+static void test_pb_prescan_same_as_descriptors(void **state)
+{
+  (void)state;
+  prescan_ok = prescan_refused = 0;
+  char *index = tu_read_file("sdk/index.jsonl", NULL);
+  size_t files = 0;
+  for (char *line = strtok(index, "\n"); line; line = strtok(NULL, "\n")) {
+    struct json_object *e = json_tokener_parse(line), *f;
+    assert_non_null(e);
+    assert_true(json_object_object_get_ex(e, "file", &f));
+    const char *file = json_object_get_string(f);
+    if (strstr(file, ".pb")) {
+      char path[512];
+      snprintf(path, sizeof path, "sdk/%s", file);
+      size_t len;
+      uint8_t *body = (uint8_t *)tu_read_file(path, &len);
+      enum gw_pb_kind kind = strstr(file, "logs") ? GW_PB_LOGS_REQUEST : GW_PB_TRACES_REQUEST;
+      same_prescan(kind, body, len, 32, file);
+      /* the wrong signal's pre-scan too: other messages behind the same field numbers */
+      same_prescan(kind == GW_PB_LOGS_REQUEST ? GW_PB_TRACES_REQUEST : GW_PB_LOGS_REQUEST, body, len, 32, file);
+      prescan_edits(kind, body, len, strncmp(file, "otel-grpc", 9) ? 7 : 1, 300, file);
+      free(body);
+      files++;
+    }
+    json_object_put(e);
+  }
+  free(index);
+  assert_true(files >= 8);
+
+  for (int r = 0; r < 300; r++) {
+    struct gw_arena *a = gw_arena_create(0);
+    bool logs = r % 2;
+    const ProtobufCMessageDescriptor *d =
+        logs ? &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor
+             : &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+    ProtobufCMessage *m = rnd_message(a, d, 7);
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    assert_int_equal(protobuf_c_message_pack(m, buf), len);
+    char what[64];
+    snprintf(what, sizeof what, "random request %d", r);
+    enum gw_pb_kind kind = logs ? GW_PB_LOGS_REQUEST : GW_PB_TRACES_REQUEST;
+    same_prescan(kind, buf, len, 32, what);
+    same_prescan(kind, buf, len, 3, what);
+    prescan_edits(kind, buf, len, len / 40 + 1, 20, what);
+    free(buf);
+    gw_arena_destroy(a);
+  }
+
+  /* A span with unknown fields of every wire type at the numbers around the table's end (FIELD_TABLE, 32)
+   * and a declared field (9, attributes) after them: each its own cost. */
+  for (uint32_t field = 16; field <= 40; field++) {
+    struct rb b;
+    rb_init(&b, 256);
+    size_t span_end = b.pos;
+    rb_prepend(&b, "\x4a\x00", 2); /* attributes: one empty KeyValue */
+    uint8_t fixed[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    rb_prepend(&b, fixed, 4);
+    rb_varint(&b, (uint64_t)field << 3 | 5);
+    rb_prepend(&b, fixed, 8);
+    rb_varint(&b, (uint64_t)field << 3 | 1);
+    rb_prepend(&b, "abc", 3);
+    rb_varint(&b, 3);
+    rb_varint(&b, (uint64_t)field << 3 | 2);
+    rb_varint(&b, 300);
+    rb_varint(&b, (uint64_t)field << 3 | 0);
+    rb_wrap(&b, span_end, 2);  /* ScopeSpans.spans */
+    rb_wrap(&b, span_end, 2);  /* ResourceSpans.scope_spans */
+    rb_wrap(&b, span_end, 1);  /* request.resource_spans */
+    char what[64];
+    snprintf(what, sizeof what, "span with unknown field %u", field);
+    same_prescan(GW_PB_TRACES_REQUEST, rb_data(&b), rb_len(&b), 32, what);
+    same_prescan(GW_PB_LOGS_REQUEST, rb_data(&b), rb_len(&b), 32, what);
+    prescan_edits(GW_PB_TRACES_REQUEST, rb_data(&b), rb_len(&b), 1, 50, what);
+    free(b.buf);
+  }
+  /* both outcomes were seen plenty: the comparison is not all refusals */
+  assert_true(prescan_ok > 1000);
+  assert_true(prescan_refused > 10000);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -2233,6 +2546,7 @@ int main(void)
       cmocka_unit_test(test_pb_pack_edits),
       cmocka_unit_test(test_pb_pack_random),
       cmocka_unit_test(test_pb_pack_fallback),
+      cmocka_unit_test(test_pb_prescan_same_as_descriptors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
