@@ -1900,24 +1900,36 @@ static void pack_file(const char *file)
   free(body);
 }
 
-/* Every captured SDK body (traces and logs, protobuf and OTLP/JSON) and the every-field JSON fixtures. */
-static void test_pb_pack_fixtures(void **state)
+/* fn(file name, ctx) for every captured SDK body listed in tests/fixtures/sdk/index.jsonl; returns how many. */
+static size_t each_sdk_fixture(void (*fn)(const char *file, void *ctx), void *ctx)
 {
-  (void)state;
   char *index = tu_read_file("sdk/index.jsonl", NULL);
   size_t n = 0;
   for (char *line = strtok(index, "\n"); line; line = strtok(NULL, "\n")) {
     struct json_object *e = json_tokener_parse(line), *f;
     assert_non_null(e);
     assert_true(json_object_object_get_ex(e, "file", &f));
-    char path[512];
-    snprintf(path, sizeof path, "sdk/%s", json_object_get_string(f));
-    pack_file(path);
+    fn(json_object_get_string(f), ctx);
     n++;
     json_object_put(e);
   }
   free(index);
-  assert_true(n >= 9);
+  return n;
+}
+
+static void pack_sdk_fixture(const char *file, void *ctx)
+{
+  (void)ctx;
+  char path[512];
+  snprintf(path, sizeof path, "sdk/%s", file);
+  pack_file(path);
+}
+
+/* Every captured SDK body (traces and logs, protobuf and OTLP/JSON) and the every-field JSON fixtures. */
+static void test_pb_pack_fixtures(void **state)
+{
+  (void)state;
+  assert_true(each_sdk_fixture(pack_sdk_fixture, NULL) >= 9);
   pack_file("json/traces-all-fields.json");
   pack_file("json/logs-all-fields.json");
 }
@@ -2421,6 +2433,24 @@ static void prescan_edits(enum gw_pb_kind kind, const uint8_t *body, size_t len,
   free(m);
 }
 
+/* One protobuf SDK body through both pre-scans, as its own signal and as the other, then edited. */
+static void prescan_sdk_fixture(const char *file, void *ctx)
+{
+  if (!strstr(file, ".pb"))
+    return;
+  char path[512];
+  snprintf(path, sizeof path, "sdk/%s", file);
+  size_t len;
+  uint8_t *body = (uint8_t *)tu_read_file(path, &len);
+  enum gw_pb_kind kind = strstr(file, "logs") ? GW_PB_LOGS_REQUEST : GW_PB_TRACES_REQUEST;
+  same_prescan(kind, body, len, 32, file);
+  /* the wrong signal's pre-scan too: other messages behind the same field numbers */
+  same_prescan(kind == GW_PB_LOGS_REQUEST ? GW_PB_TRACES_REQUEST : GW_PB_LOGS_REQUEST, body, len, 32, file);
+  prescan_edits(kind, body, len, strncmp(file, "otel-grpc", 9) ? 7 : 1, 300, file);
+  free(body);
+  (*(size_t *)ctx)++;
+}
+
 /* Every captured protobuf body (cut at every byte for one of each signal), random requests of both signals
  * from the descriptors (unknown fields at numbers 100 and up), fields on both sides of the table's end, and
  * random edits of all of them: accepted and refused alike, the estimate and the message are the same. */
@@ -2428,29 +2458,8 @@ static void test_pb_prescan_same_as_descriptors(void **state)
 {
   (void)state;
   prescan_ok = prescan_refused = 0;
-  char *index = tu_read_file("sdk/index.jsonl", NULL);
   size_t files = 0;
-  for (char *line = strtok(index, "\n"); line; line = strtok(NULL, "\n")) {
-    struct json_object *e = json_tokener_parse(line), *f;
-    assert_non_null(e);
-    assert_true(json_object_object_get_ex(e, "file", &f));
-    const char *file = json_object_get_string(f);
-    if (strstr(file, ".pb")) {
-      char path[512];
-      snprintf(path, sizeof path, "sdk/%s", file);
-      size_t len;
-      uint8_t *body = (uint8_t *)tu_read_file(path, &len);
-      enum gw_pb_kind kind = strstr(file, "logs") ? GW_PB_LOGS_REQUEST : GW_PB_TRACES_REQUEST;
-      same_prescan(kind, body, len, 32, file);
-      /* the wrong signal's pre-scan too: other messages behind the same field numbers */
-      same_prescan(kind == GW_PB_LOGS_REQUEST ? GW_PB_TRACES_REQUEST : GW_PB_LOGS_REQUEST, body, len, 32, file);
-      prescan_edits(kind, body, len, strncmp(file, "otel-grpc", 9) ? 7 : 1, 300, file);
-      free(body);
-      files++;
-    }
-    json_object_put(e);
-  }
-  free(index);
+  each_sdk_fixture(prescan_sdk_fixture, &files);
   assert_true(files >= 8);
 
   for (int r = 0; r < 300; r++) {
