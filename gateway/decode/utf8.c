@@ -12,6 +12,9 @@
  */
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "decode/decode.h"
 
@@ -56,13 +59,30 @@ static size_t seq(const unsigned char *s, size_t n, size_t *bad)
   return 0;
 }
 
-/* Length of the leading run of ASCII bytes other than NUL, eight bytes at a time: a byte is NUL or has
- * its high bit set exactly when (b - 1) | b has the high bit set, and a word without such a byte has no
- * borrow between its bytes. Most text is ASCII, so this is nearly all of the validation. */
+/* Length of the leading run of ASCII bytes other than NUL. Most text is ASCII, so this is nearly all of
+ * the validation. With SSE2 (every x86-64), 32 then 16 bytes a step: a byte is ASCII and not NUL exactly
+ * when, read as a signed byte, it is > 0. Then (and elsewhere) eight bytes a step: a byte is NUL or has its high bit set exactly
+ * when (b - 1) | b has the high bit set, and a word without such a byte has no borrow between its bytes. */
 static size_t ascii_run(const unsigned char *s, size_t len)
 {
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (; i + 32 <= len; i += 32) {
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 16));
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(a, zero)) |
+                 (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(b, zero)) << 16;
+    if (m != 0xffffffffu)
+      return i + (size_t)__builtin_ctz(~m);
+  }
+  for (; i + 16 <= len; i += 16) {
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_loadu_si128((const __m128i *)(const void *)(s + i)), zero));
+    if (m != 0xffffu)
+      return i + (size_t)__builtin_ctz(~m);
+  }
+#endif
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   for (; i + 8 <= len; i += 8) {
     uint64_t w;
     memcpy(&w, s + i, 8);

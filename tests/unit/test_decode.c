@@ -1672,8 +1672,9 @@ static void test_utf8_fix(void **state)
   }
 }
 
-/* Long ASCII runs are checked eight bytes at a time: a bad byte, a NUL or a valid multi-byte character
- * at every position of the first words, and at the very end, is still seen. */
+/* Long ASCII runs are checked many bytes at a time (32, then 16, then 8 or 1): a bad byte, a NUL or a valid
+ * multi-byte character at every position of a string long enough for each step, and at the very end, is
+ * still seen; DEL (0x7f) and 0x01, the edges of the ASCII range, are not bytes to repair. */
 static void test_utf8_fix_positions(void **state)
 {
   (void)state;
@@ -1685,15 +1686,18 @@ static void test_utf8_fix_positions(void **state)
       {"\xc3\xa9", NULL},
       {"\xf0\x9f\x98\x80", NULL},
       {"\xe2\x82", "\xef\xbf\xbd"},
+      {"\x7f", NULL},
+      {"\x01", NULL},
   };
-  char in[64], want[64];
+  enum { RUN = 72 };
+  char in[RUN + 8], want[RUN + 8];
   for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-    for (size_t pos = 0; pos <= 24; pos++) {
+    for (size_t pos = 0; pos <= RUN; pos++) {
       size_t il = strlen(kinds[k].ins);
       memset(in, 'x', pos);
       memcpy(in + pos, kinds[k].ins, il);
-      memset(in + pos + il, 'y', 24 - pos);
-      size_t len = 24 + il;
+      memset(in + pos + il, 'y', RUN - pos);
+      size_t len = RUN + il;
       struct gw_arena *a = gw_arena_create(0);
       char *s = gw_arena_strndup(a, in, len);
       bool fixed = true;
@@ -1705,8 +1709,8 @@ static void test_utf8_fix_positions(void **state)
         size_t wl = strlen(kinds[k].want);
         memset(want, 'x', pos);
         memcpy(want + pos, kinds[k].want, wl);
-        memset(want + pos + wl, 'y', 24 - pos);
-        want[24 + wl] = 0;
+        memset(want + pos + wl, 'y', RUN - pos);
+        want[RUN + wl] = 0;
         if (!fixed || strcmp(r, want))
           fail_msg("kind %zu at %zu: got \"%s\"", k, pos, r);
       }
@@ -1714,16 +1718,16 @@ static void test_utf8_fix_positions(void **state)
     }
   }
   /* NUL bytes inside long ASCII runs are removed wherever they are. */
-  for (size_t pos = 0; pos < 24; pos++) {
-    memset(in, 'z', 24);
+  for (size_t pos = 0; pos < RUN; pos++) {
+    memset(in, 'z', RUN);
     in[pos] = 0;
     struct gw_arena *a = gw_arena_create(0);
-    char *s = gw_arena_strndup(a, in, 24);
+    char *s = gw_arena_strndup(a, in, RUN);
     bool fixed = false;
-    char *r = gw_utf8_fix(a, s, 24, &fixed);
+    char *r = gw_utf8_fix(a, s, RUN, &fixed);
     assert_true(fixed);
-    assert_int_equal(strlen(r), 23);
-    assert_int_equal(strspn(r, "z"), 23);
+    assert_int_equal(strlen(r), RUN - 1);
+    assert_int_equal(strspn(r, "z"), RUN - 1);
     gw_arena_destroy(a);
   }
 }
