@@ -19,6 +19,7 @@
 #include "core/arena.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <stdint.h>
@@ -160,6 +161,62 @@ static void warm_put(struct chunk *c)
   pthread_mutex_unlock(&warm.mu);
   if (c)
     munmap(c, map_len(c->size));
+}
+
+/* ---- request bodies' mappings through the warm pool ---- */
+
+/* A body's usable size for size bytes: its mapping rounded up to 64 KiB, so that bodies of about the same
+ * size (a client's batches) can use each other's pooled mappings. */
+static size_t body_size(size_t size)
+{
+  size_t g = 64 * 1024;
+  return ((sizeof(struct chunk) + size + g - 1) & ~(g - 1)) - sizeof(struct chunk);
+}
+
+void *gw_warm_map(size_t size, size_t *mapped)
+{
+  size_t need = body_size(size ? size : 1);
+  struct chunk *c = warm_take(need, SIZE_MAX);
+  if (!c) {
+    warm_evict(need);
+    if (!(c = chunk_alloc(need, C_MAPPED)))
+      return NULL;
+    c->size = need;
+  }
+  c->used = 0;
+  c->next = NULL;
+  *mapped = c->size;
+  return c->data;
+}
+
+void *gw_warm_remap(void *p, size_t mapped, size_t size, size_t *new_mapped)
+{
+  if (!p)
+    return gw_warm_map(size, new_mapped);
+  struct chunk *c = (struct chunk *)(void *)((unsigned char *)p - offsetof(struct chunk, data));
+  size_t need = body_size(size);
+  if (need <= mapped) {
+    *new_mapped = mapped;
+    return p;
+  }
+  warm_evict(need - mapped);
+  void *m = mremap(c, map_len(mapped), map_len(need), MREMAP_MAYMOVE);
+  if (m == MAP_FAILED)
+    return NULL;
+  c = m;
+  c->size = need;
+  *new_mapped = need;
+  return c->data;
+}
+
+void gw_warm_unmap(void *p, size_t mapped)
+{
+  if (!p)
+    return;
+  struct chunk *c = (struct chunk *)(void *)((unsigned char *)p - offsetof(struct chunk, data));
+  c->size = mapped;
+  c->kind = C_MAPPED;
+  warm_put(c);
 }
 
 void gw_arena_set_warm(size_t bytes)

@@ -177,6 +177,67 @@ static void test_arena_warm_pool(void **st)
   gw_arena_set_warm(GW_ARENA_WARM_MAX);
 }
 
+/* Request bodies' mappings go through the same warm pool: a body given back is the next body's memory
+ * (on any thread) when its size is within the same 64 KiB and at most twice as large, grows in place or by
+ * mremap with its bytes kept, is unmapped when the pool is full, and a body the pool cannot serve first
+ * unmaps pooled memory of at least its size, so the peak stays what it was. */
+static void test_warm_bodies(void **st)
+{
+  (void)st;
+  gw_arena_set_warm(1 << 20);
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  size_t m1, m2, m3;
+  unsigned char *b1 = gw_warm_map(273201, &m1);
+  assert_non_null(b1);
+  assert_true(m1 >= 273201 && m1 < 273201 + 64 * 1024);
+  memset(b1, 0xab, 273201);
+  gw_warm_unmap(b1, m1);
+  assert_int_equal(gw_arena_warm_bytes(), m1);
+
+  unsigned char *b2 = gw_warm_map(270000, &m2); /* another body of about that size: the same pages */
+  assert_ptr_equal(b2, b1);
+  assert_int_equal(m2, m1);
+  assert_int_equal(b2[100], 0xab);
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+
+  /* grown past its mapping: the bytes written stay */
+  b2[0] = 1;
+  b2[m2 - 1] = 2;
+  unsigned char *g = gw_warm_remap(b2, m2, 700000, &m3);
+  assert_non_null(g);
+  assert_true(m3 >= 700000);
+  assert_int_equal(g[0], 1);
+  assert_int_equal(g[m2 - 1], 2);
+  g[699999] = 3;
+  assert_ptr_equal(gw_warm_remap(g, m3, 600000, &m2), g); /* within its mapping: unchanged */
+  assert_int_equal(m2, m3);
+  gw_warm_unmap(g, m3);
+  assert_int_equal(gw_arena_warm_bytes(), m3);
+
+  /* a small body does not take a mapping more than twice its size: the pooled one goes, a new one comes */
+  unsigned char *s = gw_warm_map(100000, &m1);
+  assert_non_null(s);
+  assert_true(m1 < m3);
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  /* the pool holds 1 MiB: two bodies of 700 KB do not both fit */
+  unsigned char *x = gw_warm_map(700000, &m2), *y = gw_warm_map(700000, &m3);
+  assert_non_null(x);
+  assert_non_null(y);
+  gw_warm_unmap(x, m2);
+  gw_warm_unmap(y, m3);
+  gw_warm_unmap(s, m1);
+  assert_true(gw_arena_warm_bytes() <= 1u << 20);
+  assert_int_equal(gw_arena_warm_bytes(), m2 + m1);
+  gw_warm_unmap(NULL, 0);
+
+  gw_arena_set_warm(0); /* no pool: a body given back is unmapped */
+  x = gw_warm_map(1000, &m1);
+  assert_non_null(x);
+  gw_warm_unmap(x, m1);
+  assert_int_equal(gw_arena_warm_bytes(), 0);
+  gw_arena_set_warm(GW_ARENA_WARM_MAX);
+}
+
 /* An arena told to keep more (the Postgres writer's, whose batches pass 4 MiB) reuses all of it. */
 static void test_arena_keep(void **st)
 {
@@ -816,6 +877,7 @@ int main(void)
     cmocka_unit_test(test_arena_reset_reuses_chunks),
     cmocka_unit_test(test_arena_keep),
     cmocka_unit_test(test_arena_warm_pool),
+    cmocka_unit_test(test_warm_bodies),
     cmocka_unit_test(test_arena_budget),
     cmocka_unit_test(test_arena_big),
     cmocka_unit_test(test_json_escaping),
