@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/crc32.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -541,12 +542,12 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
   put32(h + 36, in->flags);
   put32(h + 40, in->nspans);
   put32(h + 44, in->nrecords);
-  uLong crc = crc32(s->key, h + 8, REC_HDR - 8);
+  uint32_t crc = gw_crc32(s->key, h + 8, REC_HDR - 8);
   if (in->otlp_len)
-    crc = crc32_z(crc, in->otlp, in->otlp_len);
+    crc = gw_crc32(crc, in->otlp, in->otlp_len);
   if (in->records_len)
-    crc = crc32_z(crc, in->records, in->records_len);
-  put32(h + 4, (uint32_t)crc);
+    crc = gw_crc32(crc, in->records, in->records_len);
+  put32(h + 4, crc);
   static const unsigned char zeros[8];
   size_t pad = bytes - (REC_HDR + in->otlp_len + in->records_len);
   size_t off = s->size, done = 0;
@@ -753,9 +754,9 @@ static bool rec_valid(const unsigned char *p, size_t avail, uint64_t prev, uint3
   if (seq <= prev || seq == 0)
     return false;
   *work += REC_HDR + (size_t)(olen + rlen);
-  uLong crc = crc32(key, p + 8, REC_HDR - 8);
-  crc = crc32_z(crc, p + REC_HDR, (size_t)(olen + rlen));
-  return (uint32_t)crc == get32(p + 4);
+  uint32_t crc = gw_crc32(key, p + 8, REC_HDR - 8);
+  crc = gw_crc32(crc, p + REC_HDR, (size_t)(olen + rlen));
+  return crc == get32(p + 4);
 }
 
 /* Recover one segment file. Returns the segment, or NULL when it holds no record (the file is deleted). */

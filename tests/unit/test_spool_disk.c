@@ -20,6 +20,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
+#include "core/crc32.h"
 #include "core/metrics.h"
 #include "spool/spool.h"
 #include "spool/spool_disk.h"
@@ -769,9 +770,43 @@ static void test_no_consumer_keeps_nothing(void **st)
   gw_spool_destroy(s);
 }
 
+/* The records' CRC (core/crc32.h) is zlib's crc32 bit for bit, whichever path computes it: every length up to
+ * 300 bytes (the fast path starts at 64 and leaves up to 15 bytes to the portable one) at every alignment
+ * of 16, chained from a running value, long buffers, and buffers of all zeros and all ones. */
+static void test_crc32_is_zlibs(void **state)
+{
+  (void)state;
+  enum { N = 70000 };
+  unsigned char *b = malloc(N + 16);
+  assert_non_null(b);
+  uint32_t x = 12345;
+  for (size_t i = 0; i < N + 16; i++) {
+    x = x * 1103515245u + 12345u;
+    b[i] = (unsigned char)(x >> 16);
+  }
+  for (size_t off = 0; off < 16; off++)
+    for (size_t len = 0; len <= 300; len++) {
+      uint32_t want = (uint32_t)crc32(0L, b + off, (uInt)len);
+      if (gw_crc32(0, b + off, len) != want || gw_crc32_portable(0, b + off, len) != want)
+        fail_msg("crc32 of %zu bytes at offset %zu differs from zlib's", len, off);
+      uint32_t seed = (uint32_t)crc32(0L, b, 7);
+      if (gw_crc32(seed, b + off, len) != (uint32_t)crc32(seed, b + off, (uInt)len))
+        fail_msg("crc32 chained from a running value, %zu bytes at offset %zu, differs", len, off);
+    }
+  assert_int_equal(gw_crc32(0, b + 3, N), (uint32_t)crc32(0L, b + 3, N));
+  assert_int_equal(gw_crc32(gw_crc32(0, b, 1000), b + 1000, N - 1000), (uint32_t)crc32(0L, b, N));
+  for (int v = 0; v < 2; v++) {
+    memset(b, v ? 0xff : 0, N);
+    assert_int_equal(gw_crc32(0, b, N), (uint32_t)crc32(0L, b, N));
+  }
+  assert_int_equal(gw_crc32(0, "123456789", 9), 0xcbf43926u); /* the standard check value */
+  free(b);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_crc32_is_zlibs),
     cmocka_unit_test_setup_teardown(test_entries_survive_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_torn_tail_skipped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_damaged_record_skipped, setup, teardown),
