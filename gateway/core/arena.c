@@ -104,15 +104,15 @@ static struct {
   size_t limit;       /* gw_arena_set_warm */
 } warm = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, GW_ARENA_WARM_MAX};
 
-/* The smallest pooled chunk of at least need bytes and at most room (and twice need: a much larger one
- * would hold memory the request cannot use), or NULL. */
-static struct chunk *warm_take(size_t need, size_t room)
+/* The smallest pooled chunk of at least need bytes and at most room (and twice need, or big when more: a
+ * much larger one would hold memory the request cannot use), or NULL. */
+static struct chunk *warm_take_upto(size_t need, size_t room, size_t big)
 {
   pthread_mutex_lock(&warm.mu);
   struct chunk **best = NULL;
   for (struct chunk **pp = &warm.head; *pp; pp = &(*pp)->next) {
     size_t sz = (*pp)->size;
-    if (sz >= need && sz <= room && sz / 2 <= need && (!best || sz < (*best)->size))
+    if (sz >= need && sz <= room && (sz / 2 <= need || sz <= big) && (!best || sz < (*best)->size))
       best = pp;
   }
   struct chunk *c = NULL;
@@ -124,6 +124,8 @@ static struct chunk *warm_take(size_t need, size_t room)
   pthread_mutex_unlock(&warm.mu);
   return c;
 }
+
+static struct chunk *warm_take(size_t need, size_t room) { return warm_take_upto(need, room, 0); }
 
 /* A new mapping of size bytes is about to be made: unmap pooled chunks of at least that total first. */
 static void warm_evict(size_t size)
@@ -165,6 +167,8 @@ static void warm_put(struct chunk *c)
 
 /* ---- request bodies' mappings through the warm pool ---- */
 
+#define BODY_ANY (1024 * 1024)
+
 /* A body's usable size for size bytes: its mapping rounded up to 64 KiB, so that bodies of about the same
  * size (a client's batches) can use each other's pooled mappings. */
 static size_t body_size(size_t size)
@@ -176,7 +180,10 @@ static size_t body_size(size_t size)
 void *gw_warm_map(size_t size, size_t *mapped)
 {
   size_t need = body_size(size ? size : 1);
-  struct chunk *c = warm_take(need, SIZE_MAX);
+  /* A body whose size is not known yet (chunked, or HTTP/2 without content-length) starts at 64 KiB and
+   * grows: any pooled mapping up to BODY_ANY serves it, so it grows in place instead of moving and
+   * replacing pooled memory at each doubling. */
+  struct chunk *c = warm_take_upto(need, SIZE_MAX, BODY_ANY);
   if (!c) {
     warm_evict(need);
     if (!(c = chunk_alloc(need, C_MAPPED)))

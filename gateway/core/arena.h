@@ -44,11 +44,12 @@ void gw_arena_set_warm(size_t bytes);
 size_t gw_arena_warm_bytes(void);
 
 /* Request bodies' anonymous mappings, through the same warm pool: a body buffer of at least size bytes
- * (*mapped: its usable size), taken from the pool when it holds one of size to twice size, else mapped
- * anew after unmapping pooled memory of at least that size (the peak stays what it was); grown by mremap
- * (no copy holding both sizes); and given back to the pool (or to the system when the pool is full). A
- * body of the common size then reuses pages already faulted in: faulting a 270 KB body in took more of the
- * gateway's time than decoding it. NULL when the system has no memory (the old buffer then unchanged). */
+ * (*mapped: its usable size), taken from the pool when it holds one of size to twice size (or up to 1 MiB:
+ * a body of unknown size starts small and grows), else mapped anew after unmapping pooled memory of at
+ * least that size (the peak stays what it was); grown by mremap (no copy holding both sizes); and given
+ * back to the pool (or to the system when the pool is full). A body of the common size then reuses pages
+ * already faulted in: faulting a 270 KB body in took more of the gateway's time than decoding it. NULL when
+ * the system has no memory (the old buffer then unchanged). */
 void *gw_warm_map(size_t size, size_t *mapped);
 void *gw_warm_remap(void *p, size_t mapped, size_t size, size_t *new_mapped);
 void gw_warm_unmap(void *p, size_t mapped);
