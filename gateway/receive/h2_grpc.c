@@ -260,7 +260,7 @@ bool gw_h2grpc_body(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http_r
         answer_error(g, resp, ST_RESOURCE_EXHAUSTED, msg, NULL, 0);
         return true;
       }
-      q->declared = g->msg_len; /* the body's buffer is sized once, as for a Content-Length */
+      q->expect = g->msg_len; /* the body's mapping is sized once (what is counted in flight still grows) */
     } else if (g->msg_left) {
       size_t take = g->msg_left < n ? g->msg_left : n;
       gw_http_body(p, q, d, take);

@@ -133,10 +133,10 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
  * unchanged. An anonymous mapping grown by mremap: growing never holds two copies. It is taken from and
  * given back to the receivers' warm pool (core/arena.h), which bounds what stays resident after a large
  * body: mapping each body anew faulted its pages in again, 8-9 % of the receiver's time. The first mapping
- * covers the declared Content-Length (up to PREMAP_MAX) while cap, what the in-flight budget counts, still
- * grows with what arrives: a 273 KB body grown 64 KiB at a time was moved three times, and each move
- * flushes the TLB of every core running a gateway thread (about 7 % of an OTLP/HTTP receiver thread's time
- * in `perf`). Pages not written are not resident. */
+ * covers the declared Content-Length or a gRPC message's length (up to PREMAP_MAX), while cap, what the
+ * in-flight budget counts, still grows with what arrives: a 273 KB body grown 64 KiB at a time was moved
+ * three times, and each move flushes the TLB of every core running a gateway thread (about 7 % of an
+ * OTLP/HTTP receiver thread's time in `perf`). Pages not written are not resident. */
 static bool body_grow(struct gw_http_req *q, size_t cap)
 {
   if (cap <= q->mapped)
@@ -144,8 +144,9 @@ static bool body_grow(struct gw_http_req *q, size_t cap)
   size_t len = cap, got;
   void *m;
   if (!q->body) {
-    if (q->declared > len && q->declared <= PREMAP_MAX)
-      len = q->declared;
+    size_t known = q->declared ? q->declared : q->expect;
+    if (known > len && known <= PREMAP_MAX)
+      len = known;
     m = gw_warm_map(len, &got);
   } else {
     m = gw_warm_remap(q->body, q->mapped, len, &got);

@@ -31,6 +31,7 @@ struct gw_http_req {
   char *body;
   size_t len, cap, reserved;
   size_t mapped, declared; /* the body's mapping (cap or more); Content-Length within the limit, or 0 */
+  size_t expect; /* the body's length when known otherwise (a gRPC message's prefix): sizes its mapping only */
   gw_rc early; /* a failure found while receiving (too large, busy): answered when the body is complete */
   char early_msg[200];
 };
