@@ -165,10 +165,14 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
   return true;
 }
 
+/* Four bits at a time (one call a span): a nibble's four characters, most significant bit first. */
+static const char nibble_bits[16][4] = {"0000", "0001", "0010", "0011", "0100", "0101", "0110", "0111",
+                                        "1000", "1001", "1010", "1011", "1100", "1101", "1110", "1111"};
+
 void gw_simhash_bits(uint64_t h, char out[65])
 {
-  for (int i = 0; i < 64; i++)
-    out[i] = (h >> (63 - i) & 1u) ? '1' : '0';
+  for (int i = 0; i < 16; i++)
+    memcpy(out + 4 * i, nibble_bits[h >> (60 - 4 * i) & 0xf], 4);
   out[64] = 0;
 }
 

@@ -299,6 +299,40 @@ static void test_matches_definition_edges(void **st)
   }
 }
 
+/* gw_simhash_bits against the bit-at-a-time definition: every single bit, every nibble value in every
+ * position, and random words; each string parses back to its value. */
+static void test_bits_every_position(void **st)
+{
+  (void)st;
+  uint64_t vals[64 + 16 * 16 + 2000 + 2];
+  size_t nv = 0;
+  for (int b = 0; b < 64; b++)
+    vals[nv++] = 1ull << b;
+  for (int pos = 0; pos < 16; pos++)
+    for (uint64_t x = 0; x < 16; x++)
+      vals[nv++] = x << (4 * pos) | (pos & 1 ? 0x8000000000000000ull : 0);
+  uint64_t seed = 0x2545f4914f6cdd1dull;
+  for (int i = 0; i < 2000; i++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    vals[nv++] = seed ^ seed >> 29;
+  }
+  vals[nv++] = 0;
+  vals[nv++] = ~0ull;
+  for (size_t i = 0; i < nv; i++) {
+    char want[65], got[66];
+    for (int b = 0; b < 64; b++)
+      want[b] = (vals[i] >> (63 - b) & 1u) ? '1' : '0';
+    want[64] = 0;
+    memset(got, 'x', sizeof got);
+    gw_simhash_bits(vals[i], got);
+    assert_string_equal(got, want);
+    assert_int_equal(got[65], 'x'); /* nothing written past the NUL */
+    uint64_t back = 1;
+    assert_true(gw_simhash_parse_bits(got, &back));
+    assert_int_equal(back, vals[i]);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -308,6 +342,7 @@ int main(void)
     cmocka_unit_test(test_edges),
     cmocka_unit_test(test_matches_definition),
     cmocka_unit_test(test_matches_definition_edges),
+    cmocka_unit_test(test_bits_every_position),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
