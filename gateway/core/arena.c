@@ -177,6 +177,12 @@ static size_t body_size(size_t size)
   return ((sizeof(struct chunk) + size + g - 1) & ~(g - 1)) - sizeof(struct chunk);
 }
 
+/* The chunk whose data a body pointer is. */
+static struct chunk *body_chunk(void *p)
+{
+  return (struct chunk *)(void *)((unsigned char *)p - offsetof(struct chunk, data));
+}
+
 void *gw_warm_map(size_t size, size_t *mapped)
 {
   size_t need = body_size(size ? size : 1);
@@ -200,7 +206,7 @@ void *gw_warm_remap(void *p, size_t mapped, size_t size, size_t *new_mapped)
 {
   if (!p)
     return gw_warm_map(size, new_mapped);
-  struct chunk *c = (struct chunk *)(void *)((unsigned char *)p - offsetof(struct chunk, data));
+  struct chunk *c = body_chunk(p);
   size_t need = body_size(size);
   if (need <= mapped) {
     *new_mapped = mapped;
@@ -220,7 +226,7 @@ void gw_warm_unmap(void *p, size_t mapped)
 {
   if (!p)
     return;
-  struct chunk *c = (struct chunk *)(void *)((unsigned char *)p - offsetof(struct chunk, data));
+  struct chunk *c = body_chunk(p);
   c->size = mapped;
   c->kind = C_MAPPED;
   warm_put(c);

@@ -61,8 +61,9 @@ static size_t seq(const unsigned char *s, size_t n, size_t *bad)
 
 /* Length of the leading run of ASCII bytes other than NUL. Most text is ASCII, so this is nearly all of
  * the validation. With SSE2 (every x86-64), 32 then 16 bytes a step: a byte is ASCII and not NUL exactly
- * when, read as a signed byte, it is > 0. Then (and elsewhere) eight bytes a step: a byte is NUL or has its high bit set exactly
- * when (b - 1) | b has the high bit set, and a word without such a byte has no borrow between its bytes. */
+ * when, read as a signed byte, it is > 0. Then (and elsewhere) eight bytes a step: a byte is NUL or has
+ * its high bit set exactly when (b - 1) | b has the high bit set, and a word without such a byte has no
+ * borrow between its bytes. */
 static size_t ascii_run(const unsigned char *s, size_t len)
 {
   size_t i = 0;
@@ -77,7 +78,8 @@ static size_t ascii_run(const unsigned char *s, size_t len)
       return i + (size_t)__builtin_ctz(~m);
   }
   for (; i + 16 <= len; i += 16) {
-    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_loadu_si128((const __m128i *)(const void *)(s + i)), zero));
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(a, zero));
     if (m != 0xffffu)
       return i + (size_t)__builtin_ctz(~m);
   }

@@ -142,15 +142,10 @@ static bool body_grow(struct gw_http_req *q, size_t cap)
   if (cap <= q->mapped)
     return true;
   size_t len = cap, got;
-  void *m;
-  if (!q->body) {
-    size_t known = q->declared ? q->declared : q->expect;
-    if (known > len && known <= PREMAP_MAX)
-      len = known;
-    m = gw_warm_map(len, &got);
-  } else {
-    m = gw_warm_remap(q->body, q->mapped, len, &got);
-  }
+  size_t known = q->declared ? q->declared : q->expect;
+  if (!q->body && known > len && known <= PREMAP_MAX)
+    len = known;
+  void *m = gw_warm_remap(q->body, q->mapped, len, &got); /* a first mapping when there is no body yet */
   if (!m)
     return false;
   q->body = m;
