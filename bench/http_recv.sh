@@ -8,7 +8,7 @@
 # as deployed; memory), no consumer (entries are dropped once durable, so the spool never fills), then for
 # each connection count in BENCH_CONNS_LIST (default "4 64") runs BENCH_TOOL (wrk | h2load | wrk-tls |
 # h2load-tls; h2load-grpc: OTLP/gRPC calls on the OTLP/HTTP port, h2load-grpc-port: the same on the gRPC
-# port) for BENCH_SECONDS (10) with gen_payload's bodies (100 GenAI spans, ~270 KB). Prints one line per
+# port) for BENCH_SECONDS (10) with gen_payload's bodies (BENCH_SPANS GenAI spans each, default 100: ~270 KB). Prints one line per
 # run: requests/s, spans/s accepted, p50 and p99 latency, and the gateway's CPU time per 1000 spans (user +
 # system, from /proc): on a machine shared with other work the rates swing with the neighbours' load, the
 # CPU cost per span much less, so compare designs by it. Extra YAML for the gateway: BENCH_YAML (appended
@@ -38,7 +38,7 @@ HTTP=127.0.0.1:$(free_port)
 ADMIN=127.0.0.1:$(free_port)
 GRPC=127.0.0.1:$(free_port)
 mkdir -p "$WORK/bodies"
-"$GEN" -n 8 "$WORK/bodies" >/dev/null
+"$GEN" -n 8 -s "${BENCH_SPANS:-100}" "$WORK/bodies" >/dev/null
 
 SCHEME=http
 {
