@@ -33,6 +33,7 @@ struct rd_keyinfo {
 #define RD_FIXED_KEYS 32 /* room for redact_apply.c's fixed keys */
 
 struct gw_redactor {
+  uint64_t id; /* unique per redactor built (rd_key_info_cached) */
   bool enabled;
   size_t max_content;
   pcre2_code *builtin; /* NULL when every built-in is off */
@@ -164,6 +165,10 @@ enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode
 bool rd_key_enter(struct rd_ctx *c, const char *key, size_t len, bool *allow);
 /* The same in two halves: what a key means (key NULL: no key), then applying it. */
 struct rd_keyinfo rd_key_info(const struct gw_redactor *r, const char *key, size_t len);
+/* The same through a per-thread cache of keys up to 32 bytes (rd_key_enter uses it). */
+struct rd_keyinfo rd_key_info_cached(const struct gw_redactor *r, const char *key, size_t len);
+/* The cache slot of a key, -1 for a key the cache does not hold (tests). */
+int rd_key_cache_slot(const char *key, size_t len);
 bool rd_key_enter_info(struct rd_ctx *c, const struct rd_keyinfo *ki, bool *allow);
 /* redact_apply.c: fill r->fixed (once r's key rules are in place). */
 void rd_apply_prepare(struct gw_redactor *r);

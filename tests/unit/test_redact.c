@@ -2397,6 +2397,150 @@ static void test_secret_key_name_same(void **state)
   assert_true(yes > 1000); /* the pieces make both names often enough */
 }
 
+/* rd_key_enter's per-thread cache of keys (rd_key_info_cached) gives what rd_key_info gives, key by key:
+ * keys of every length around the cache's words (1-3, 4-7, 8-15, 16-32 bytes, and longer ones it does not
+ * hold), case variants, rule keys and their prefixes, asked in random order so that slots are shared and
+ * replaced; then a second redactor with the opposite rules must not be answered from the first one's
+ * entries (the redactor's id is part of the entry). */
+static void key_cache_check(const struct gw_redactor *r, uint64_t *st, size_t *hits_rule)
+{
+  static const char *const pieces[] = {"role", "Role", "parts", "content", "type", "gen_ai", ".", "_", "-",
+                                       "password", "PASSWORD", "token", "api", "key", "Authorization",
+                                       "secret", "access", "aws", "x", "Y", "z9", "user.id", "a.b.", "\xc3\xa9"};
+  for (int round = 0; round < 60000; round++) {
+    char key[80];
+    size_t n = 0;
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    int parts = 1 + (int)(*st >> 61);
+    for (int k = 0; k < parts; k++) {
+      *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+      const char *p = pieces[(*st >> 33) % (sizeof pieces / sizeof pieces[0])];
+      size_t pl = strlen(p);
+      if (n + pl >= sizeof key)
+        break;
+      memcpy(key + n, p, pl);
+      n += pl;
+    }
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    if (n > 1 && (*st >> 40) % 4 == 0)
+      n = 1 + (size_t)(*st >> 20) % n; /* cut anywhere: every length */
+    struct rd_keyinfo want = rd_key_info(r, key, n), got = rd_key_info_cached(r, key, n);
+    if (got.k != want.k || got.secret != want.secret || got.auth != want.auth)
+      fail_msg("'%.*s' (%zu bytes): cached rule %p secret %d auth %d, rd_key_info %p %d %d", (int)n, key, n,
+               (const void *)got.k, got.secret, got.auth, (const void *)want.k, want.secret, want.auth);
+    *hits_rule += want.k != NULL;
+  }
+}
+
+static void test_key_cache_same(void **state)
+{
+  (void)state;
+  static const char *const deny[] = {"password", "parts", "a.b.*", "x"};
+  static const char *const allow[] = {"content", "role"};
+  static const struct gw_redact_key_rule rules[] = {{"gen_ai.prompt", GW_REDACT_HASH}, {"user.id", GW_REDACT_DROP}};
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.deny_keys = deny;
+  p.n_deny_keys = 4;
+  p.allow_keys = allow;
+  p.n_allow_keys = 2;
+  p.key_rules = rules;
+  p.n_key_rules = 2;
+  p.hmac_key = "k";
+  struct gw_redactor *r1 = make(&p);
+  uint64_t st = 42;
+  size_t ruled = 0;
+  key_cache_check(r1, &st, &ruled);
+  assert_true(ruled > 1000); /* the pieces meet the rules often */
+  /* the same keys again under other rules: "role" and "content" denied, "password" and "parts" allowed */
+  static const char *const deny2[] = {"role", "content"};
+  static const char *const allow2[] = {"password", "parts", "x"};
+  p.deny_keys = deny2;
+  p.n_deny_keys = 2;
+  p.allow_keys = allow2;
+  p.n_allow_keys = 3;
+  p.n_key_rules = 0;
+  struct gw_redactor *r2 = make(&p);
+  st = 42;
+  key_cache_check(r2, &st, &ruled);
+  gw_redactor_destroy(r1);
+  st = 42;
+  key_cache_check(r2, &st, &ruled);
+  struct gw_redactor *r3 = make_default(); /* may well take r1's address */
+  st = 42;
+  key_cache_check(r3, &st, &ruled);
+  gw_redactor_destroy(r2);
+  gw_redactor_destroy(r3);
+
+  /* Keys sharing a slot and a length, one byte apart, at every position of every length the cache holds:
+   * the deny-listed one first, then its neighbour, which has no rule; any byte the entry failed to compare
+   * would hand the neighbour the deny rule. */
+  size_t pairs = 0;
+  for (size_t len = 1; len <= 33; len++) {
+    for (size_t pos = 0; pos < len; pos++) {
+      char base[40], other[40];
+      for (size_t i = 0; i < len; i++)
+        base[i] = (char)('a' + (i * 7 + len) % 26);
+      base[len] = 0;
+      memcpy(other, base, len + 1);
+      int slot = rd_key_cache_slot(base, len);
+      if (len > 32) {
+        assert_int_equal(slot, -1); /* not held: looked up each time */
+        break;
+      }
+      bool found = false;
+      for (int c = 1; c < 256 && !found; c++) {
+        if ((unsigned char)c == (unsigned char)base[pos] || (c >= 'A' && c <= 'Z'))
+          continue; /* the same key, or the same key in another case (rules ignore case) */
+        other[pos] = (char)c;
+        found = rd_key_cache_slot(other, len) == slot;
+      }
+      if (!found)
+        continue;
+      const char *const deny3[] = {base};
+      struct gw_redact_policy q;
+      gw_redact_policy_defaults(&q);
+      q.deny_keys = deny3;
+      q.n_deny_keys = 1;
+      struct gw_redactor *r4 = make(&q);
+      struct rd_keyinfo a = rd_key_info_cached(r4, base, len), b = rd_key_info_cached(r4, other, len);
+      assert_non_null(a.k);
+      if (b.k)
+        fail_msg("%zu-byte key changed at byte %zu took the rule of the key before it in the same slot", len, pos);
+      pairs++;
+      gw_redactor_destroy(r4);
+    }
+  }
+  assert_true(pairs > 200); /* most positions found a neighbour in the same slot */
+
+  /* Runs of one letter have the same words at every length of a word range ("aaaa" and "aaaaa"): the
+   * length tells them apart where they share a slot. */
+  size_t runs = 0;
+  for (int ch = 'a'; ch <= 'z'; ch++)
+    for (size_t la = 4; la <= 32; la++)
+      for (size_t lb = la + 1; lb <= 32 && lb < (la < 8 ? 8 : la < 16 ? 16 : 33); lb++) {
+        char ka[40], kb[40];
+        memset(ka, ch, la);
+        ka[la] = 0;
+        memset(kb, ch, lb);
+        kb[lb] = 0;
+        if (rd_key_cache_slot(ka, la) != rd_key_cache_slot(kb, lb))
+          continue;
+        const char *const deny4[] = {ka};
+        struct gw_redact_policy q;
+        gw_redact_policy_defaults(&q);
+        q.deny_keys = deny4;
+        q.n_deny_keys = 1;
+        struct gw_redactor *r5 = make(&q);
+        assert_non_null(rd_key_info_cached(r5, ka, la).k);
+        if (rd_key_info_cached(r5, kb, lb).k)
+          fail_msg("'%s' took the rule of '%s' in the same slot", kb, ka);
+        runs++;
+        gw_redactor_destroy(r5);
+      }
+  assert_true(runs > 5);
+}
+
 /* ---- the candidate prefilter against the straightforward scan ----
  * rd_next_candidate skips 16 bytes at a time with a block filter before rd_candidate looks closer. A filter
  * that let a real start through unseen would lose a match: compared here, on random and adversarial texts,
@@ -2599,6 +2743,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_record_lengths_after_rewrite, setup, teardown),
     cmocka_unit_test_setup_teardown(test_clean_array_keeps_attributes, setup, teardown),
     cmocka_unit_test(test_secret_key_name_same),
+    cmocka_unit_test(test_key_cache_same),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
