@@ -11,7 +11,9 @@
  * Warm pool: faulting fresh pages in is most of what a large request costs (about 8 ms per MiB on a
  * virtual machine, where copying a warm MiB takes 0.07 ms), so the receiver threads' arenas
  * (gw_arena_thread) give their mapped chunks to one pool all threads share, of at most gw_arena_set_warm
- * bytes, and take chunks from it before mapping new ones. A request that needs a mapping the pool cannot
+ * bytes, and take chunks from it before mapping new ones. The pool holds up to GW_ARENA_WARM_MAX while
+ * requests keep it in use, and is cut back to GW_ARENA_WARM_REST once they stop (gw_arena_warm_trim, from
+ * the trimming thread: core/memtrim.h), so what stays resident at rest is what it was with the smaller pool. A request that needs a mapping the pool cannot
  * give first unmaps pooled chunks of at least that size, so the pool and the requests' own chunks never
  * hold more than the larger of the two: the peak stays what it was, and at most the pool's size stays
  * resident once the requests are over.
@@ -102,7 +104,9 @@ static struct {
   struct chunk *head; /* C_MAPPED chunks, used = 0 */
   size_t bytes;       /* their sizes */
   size_t limit;       /* gw_arena_set_warm */
-} warm = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, GW_ARENA_WARM_MAX};
+  size_t rest;        /* what gw_arena_warm_trim leaves: min(limit, GW_ARENA_WARM_REST) */
+} warm = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, GW_ARENA_WARM_MAX, GW_ARENA_WARM_REST};
+static void (*_Atomic warm_hook)(void);
 
 /* The smallest pooled chunk of at least need bytes and at most room (and twice need, or big when more: a
  * much larger one would hold memory the request cannot use), or NULL. */
@@ -149,7 +153,8 @@ static void warm_evict(size_t size)
   }
 }
 
-/* A reset arena's mapped chunk: into the pool if it fits, else back to the system. */
+/* A reset arena's mapped chunk: into the pool if it fits, else back to the system. The hook hears of a pool
+ * left above its size at rest. */
 static void warm_put(struct chunk *c)
 {
   pthread_mutex_lock(&warm.mu);
@@ -160,10 +165,38 @@ static void warm_put(struct chunk *c)
     warm.bytes += c->size;
     c = NULL;
   }
+  bool over = warm.bytes > warm.rest;
   pthread_mutex_unlock(&warm.mu);
   if (c)
     munmap(c, map_len(c->size));
+  void (*hook)(void) = warm_hook;
+  if (over && hook)
+    hook();
 }
+
+size_t gw_arena_warm_trim(void)
+{
+  struct chunk *drop = NULL;
+  size_t freed = 0;
+  pthread_mutex_lock(&warm.mu);
+  while (warm.head && warm.bytes > warm.rest) {
+    struct chunk *c = warm.head;
+    warm.head = c->next;
+    warm.bytes -= c->size;
+    freed += c->size;
+    c->next = drop;
+    drop = c;
+  }
+  pthread_mutex_unlock(&warm.mu);
+  while (drop) {
+    struct chunk *n = drop->next;
+    munmap(drop, map_len(drop->size));
+    drop = n;
+  }
+  return freed;
+}
+
+void gw_arena_set_warm_hook(void (*hook)(void)) { warm_hook = hook; }
 
 /* ---- request bodies' mappings through the warm pool ---- */
 
@@ -236,6 +269,7 @@ void gw_arena_set_warm(size_t bytes)
 {
   pthread_mutex_lock(&warm.mu);
   warm.limit = bytes < GW_ARENA_WARM_MAX ? bytes : GW_ARENA_WARM_MAX;
+  warm.rest = warm.limit < GW_ARENA_WARM_REST ? warm.limit : GW_ARENA_WARM_REST;
   pthread_mutex_unlock(&warm.mu);
   warm_evict(SIZE_MAX / 2); /* what no longer fits goes */
 }

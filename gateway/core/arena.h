@@ -38,10 +38,18 @@ void gw_arena_keep(struct gw_arena *a, size_t bytes);
  * thread arenas share, arena.c). Freed when the thread exits. Do not destroy it; it is valid until the
  * thread's next gw_arena_thread call. */
 struct gw_arena *gw_arena_thread(size_t cap);
-/* The warm pool's size: GW_ARENA_WARM_MAX unless set lower (0: no pool); and what it holds now. */
-#define GW_ARENA_WARM_MAX ((size_t)16 << 20)
+/* The warm pool's size: GW_ARENA_WARM_MAX unless set lower (0: no pool); and what it holds now. A request
+ * of 300 GenAI spans (820 KB) takes an 11 MB arena, 7 MB of it in mapped chunks, so two receiver threads and
+ * their bodies need more than 16 MiB or they fault memory in afresh on every request (2x the CPU a span).
+ * Once requests stop, gw_arena_warm_trim cuts the pool back to GW_ARENA_WARM_REST (or the size set, if
+ * lower): what stays resident at rest. The hook (the trimming thread's, core/memtrim.c) is called when a
+ * chunk given back leaves the pool above that; NULL: none. */
+#define GW_ARENA_WARM_MAX ((size_t)32 << 20)
+#define GW_ARENA_WARM_REST ((size_t)16 << 20)
 void gw_arena_set_warm(size_t bytes);
 size_t gw_arena_warm_bytes(void);
+size_t gw_arena_warm_trim(void); /* the bytes unmapped */
+void gw_arena_set_warm_hook(void (*hook)(void));
 
 /* Request bodies' anonymous mappings, through the same warm pool: a body buffer of at least size bytes
  * (*mapped: its usable size), taken from the pool when it holds one of size to twice size (or up to 1 MiB:

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "core/arena.h"
 #include "core/gw.h"
 
 #define MS 1000000ull
@@ -26,6 +27,11 @@ static atomic_bool running;
 static bool pending, stopping;
 static uint64_t first_note, last_note, last_trim; /* gw_mono_ns; under lk */
 static atomic_ulong trims;
+/* The receivers' warm pool above its size at rest (core/arena.h): cut back once it has been quiet for
+ * GW_MEMTRIM_POOL_QUIET_MS. Under lk. */
+static bool pool_pending;
+static uint64_t pool_last;
+static atomic_ulong pool_trims;
 
 uint64_t gw_memtrim_due(uint64_t first, uint64_t last, uint64_t trimmed)
 {
@@ -37,30 +43,55 @@ uint64_t gw_memtrim_due(uint64_t first, uint64_t last, uint64_t trimmed)
   return due;
 }
 
+/* The warm pool's hook: called by whichever thread gave a chunk back. */
+static void pool_note(void)
+{
+  uint64_t now = gw_mono_ns();
+  pthread_mutex_lock(&lk);
+  pool_last = now;
+  if (!pool_pending) {
+    pool_pending = true;
+    pthread_cond_signal(&cv);
+  }
+  pthread_mutex_unlock(&lk);
+}
+
 static void *trimmer(void *arg)
 {
   (void)arg;
   pthread_setname_np(pthread_self(), "gw-memtrim");
   pthread_mutex_lock(&lk);
   for (;;) {
-    while (!pending && !stopping)
+    while (!pending && !pool_pending && !stopping)
       pthread_cond_wait(&cv, &lk);
     if (stopping)
       break;
-    /* notes during the wait move the due time (cv runs on CLOCK_MONOTONIC, as gw_mono_ns) */
-    uint64_t due;
-    while (!stopping && (due = gw_memtrim_due(first_note, last_note, last_trim)) > gw_mono_ns()) {
+    /* notes during the wait move the due times (cv runs on CLOCK_MONOTONIC, as gw_mono_ns) */
+    uint64_t heap_due = pending ? gw_memtrim_due(first_note, last_note, last_trim) : UINT64_MAX;
+    uint64_t pool_due = pool_pending ? pool_last + GW_MEMTRIM_POOL_QUIET_MS * MS : UINT64_MAX;
+    uint64_t due = heap_due < pool_due ? heap_due : pool_due, now = gw_mono_ns();
+    if (due > now) {
       struct timespec until = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
       pthread_cond_timedwait(&cv, &lk, &until);
+      continue;
     }
-    if (stopping)
-      break;
-    pending = false;
+    bool heap = heap_due <= now, pool = pool_due <= now;
+    if (heap)
+      pending = false;
+    if (pool)
+      pool_pending = false;
     pthread_mutex_unlock(&lk);
-    malloc_trim(0);
-    atomic_fetch_add(&trims, 1);
+    if (pool) {
+      gw_arena_warm_trim();
+      atomic_fetch_add(&pool_trims, 1);
+    }
+    if (heap) {
+      malloc_trim(0);
+      atomic_fetch_add(&trims, 1);
+    }
     pthread_mutex_lock(&lk);
-    last_trim = gw_mono_ns();
+    if (heap)
+      last_trim = gw_mono_ns();
   }
   pthread_mutex_unlock(&lk);
   return NULL;
@@ -83,17 +114,21 @@ void gw_memtrim_start(void)
   pthread_condattr_destroy(&ca);
   stopping = false;
   pending = false;
+  pool_pending = false;
   last_trim = 0;
-  if (pthread_create(&thr, NULL, trimmer, NULL) == 0)
+  if (pthread_create(&thr, NULL, trimmer, NULL) == 0) {
     atomic_store(&running, true);
-  else
+    gw_arena_set_warm_hook(pool_note);
+  } else {
     pthread_cond_destroy(&cv);
+  }
 }
 
 void gw_memtrim_stop(void)
 {
   if (!atomic_load(&running))
     return;
+  gw_arena_set_warm_hook(NULL);
   pthread_mutex_lock(&lk);
   stopping = true;
   pthread_cond_broadcast(&cv);
@@ -119,3 +154,4 @@ void gw_memtrim_note(size_t bytes)
 }
 
 unsigned long gw_memtrim_count(void) { return atomic_load(&trims); }
+unsigned long gw_memtrim_pool_count(void) { return atomic_load(&pool_trims); }

@@ -20,6 +20,9 @@
 #define GW_MEMTRIM_MIN (1024 * 1024)
 #define GW_MEMTRIM_QUIET_MS 20      /* a trim waits this long after the last note */
 #define GW_MEMTRIM_INTERVAL_MS 1000 /* and trims are at least this far apart */
+/* The receivers' warm pool (core/arena.h) grows past its size at rest while requests use it; the same
+ * thread cuts it back once no chunk has come back to it for this long. */
+#define GW_MEMTRIM_POOL_QUIET_MS 1000
 
 /* Starts the trimming thread (main). Without it gw_memtrim_note does nothing. */
 void gw_memtrim_start(void);
@@ -31,7 +34,8 @@ void gw_memtrim_note(size_t bytes);
  * no later than GW_MEMTRIM_INTERVAL_MS after the first note since the last trim (a stream of notes does not
  * put it off for ever), and no sooner than GW_MEMTRIM_INTERVAL_MS after the last trim (0: none yet). */
 uint64_t gw_memtrim_due(uint64_t first_note, uint64_t last_note, uint64_t last_trim);
-/* Trims done so far. */
+/* Trims done so far; and cuts of the warm pool back to its size at rest. */
 unsigned long gw_memtrim_count(void);
+unsigned long gw_memtrim_pool_count(void);
 
 #endif

@@ -6,7 +6,8 @@
  * Measured from outside: the gateway's minor page faults (/proc/<pid>/stat, the whole process) over a run of
  * sequential 100-span requests (about 300 KB each) after a warm-up, over OTLP/HTTP (HTTP/1.1) and over
  * OTLP/gRPC (the nghttp2 engine, whose bodies are sized from the message prefix). With fresh mappings a
- * request faults at least one page per 4 KiB of its body; with the pool, far fewer.
+ * request faults at least one page per 4 KiB of its body; with the pool, far fewer. Larger requests (300
+ * spans, four at once) must find their arenas' chunks in the pool too (core/arena.h, GW_ARENA_WARM_MAX).
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,11 +18,11 @@ import { genaiSpan, traceRequest, toProtobuf, rawGrpcClient, grpcUnaryRaw, GRPC_
 const skip = prerequisites({ needPg: false });
 const ROUNDS = 20;
 
-/* One request of 100 GenAI spans with about 3 KB of messages each. */
-function body(seed) {
+/* One request of n GenAI spans (100 by default) with about 3 KB of messages each. */
+function body(seed, n = 100) {
   const words = 'the customer asked about the invoice for march and whether the refund was already issued'.split(' ');
   const spans = [];
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < n; i++) {
     let text = '';
     for (let j = 0; text.length < 1400; j++) text += words[(i * 7 + j * 3 + seed) % words.length] + ' ';
     spans.push(genaiSpan({
@@ -66,6 +67,26 @@ describe('issue 15: request bodies reuse warm pages', { skip: skip ?? false }, (
     const per = (minorFaults(gw.pid) - f0) / ROUNDS;
     t.diagnostic(`${per.toFixed(1)} minor faults a request; a body is ${pages} pages`);
     assert.ok(per < pages / 2, `${per.toFixed(1)} faults a request: the body's ${pages} pages are faulted in again`);
+  });
+
+  /* 300 spans (about 900 KB) take an 11 MB arena, 7 MB of it in mapped chunks: with requests on both
+   * receiver threads at once, their chunks and the bodies need more than the 16 MiB the pool held before,
+   * and each request faulted about 320 pages in afresh (2x the CPU a span). */
+  test('OTLP/HTTP: 300-span bodies on four connections at once reuse the pool too', async (t) => {
+    const big = Array.from({ length: 4 }, (_, i) => body(10 + i, 300));
+    const bigPages = Math.ceil(big[0].length / 4096);
+    const burst = (n) => Promise.all([0, 1, 2, 3].map(async (k) => {
+      for (let i = 0; i < n; i++) {
+        const r = await post(gw, '/v1/traces', big[(k + i) % big.length], { 'content-type': 'application/x-protobuf' });
+        assert.equal(r.status, 200);
+      }
+    }));
+    await burst(4);
+    const f0 = minorFaults(gw.pid);
+    await burst(6);
+    const per = (minorFaults(gw.pid) - f0) / 24;
+    t.diagnostic(`${per.toFixed(1)} minor faults a request; a body is ${bigPages} pages`);
+    assert.ok(per < bigPages / 2, `${per.toFixed(1)} faults a request: the arenas' memory is faulted in again`);
   });
 
   test('OTLP/gRPC: the same over the gRPC port', async (t) => {

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "core/arena.h"
 #include "core/gw.h"
 #include "core/memtrim.h"
 
@@ -67,11 +68,40 @@ static void test_thread(void **st)
   gw_memtrim_stop();
 }
 
+/* The warm pool above its size at rest is cut back once chunks stop coming back to it, not while they keep
+ * coming (a cut makes the next large request fault its memory in again). */
+static void test_pool(void **st)
+{
+  (void)st;
+  gw_arena_set_warm(64 << 20);
+  gw_memtrim_start();
+  unsigned long p0 = gw_memtrim_pool_count();
+  /* a request of 24 MiB in mapped chunks every 100 ms for twice the quiet delay */
+  uint64_t t0 = gw_mono_ns();
+  while (gw_mono_ns() - t0 < 2 * GW_MEMTRIM_POOL_QUIET_MS * MS) {
+    struct gw_arena *a = gw_arena_thread(64 << 20);
+    for (int i = 0; i < 8; i++)
+      assert_non_null(gw_arena_alloc(a, 3 << 20));
+    gw_arena_reset(a);
+    assert_true(gw_arena_warm_bytes() > GW_ARENA_WARM_REST);
+    sleep_ms(100);
+  }
+  assert_int_equal(gw_memtrim_pool_count(), p0);
+  /* then quiet: back to the size at rest */
+  for (int i = 0; i < 500 && gw_memtrim_pool_count() == p0; i++)
+    sleep_ms(10);
+  assert_int_equal(gw_memtrim_pool_count(), p0 + 1);
+  assert_true(gw_arena_warm_bytes() <= GW_ARENA_WARM_REST);
+  gw_memtrim_stop();
+  gw_arena_set_warm(GW_ARENA_WARM_MAX);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_due),
     cmocka_unit_test(test_thread),
+    cmocka_unit_test(test_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,6 +124,9 @@ static void *warm_other_thread(void *arg)
   return NULL;
 }
 
+static size_t warm_hook_calls;
+static void count_warm_hook(void) { warm_hook_calls++; }
+
 static void test_arena_warm_pool(void **st)
 {
   (void)st;
@@ -167,6 +170,34 @@ static void test_arena_warm_pool(void **st)
   assert_non_null(gw_arena_resize_big(t, big, 8 << 20));
   assert_int_equal(gw_arena_warm_bytes(), 0);
   gw_arena_reset(t);
+
+  /* The pool grows to GW_ARENA_WARM_MAX while requests use it and gw_arena_warm_trim cuts it back to
+   * GW_ARENA_WARM_REST, telling the hook each time a chunk leaves it above that size. */
+  gw_arena_set_warm(64 << 20); /* more than the pool may hold: GW_ARENA_WARM_MAX */
+  warm_hook_calls = 0;
+  gw_arena_set_warm_hook(count_warm_hook);
+  struct gw_arena *u = gw_arena_thread(64 << 20);
+  for (int i = 0; i < 12; i++)
+    assert_non_null(gw_arena_alloc(u, 3 << 20));
+  gw_arena_reset(u);
+  assert_int_equal(gw_arena_warm_bytes(), 30u << 20); /* ten of the 3 MiB chunks: past 16, up to 32 MiB */
+  assert_true(warm_hook_calls >= 5);                   /* each chunk that left it above 16 MiB */
+  assert_int_equal(gw_arena_warm_trim(), 15u << 20);
+  assert_int_equal(gw_arena_warm_bytes(), 15u << 20); /* at most GW_ARENA_WARM_REST */
+  assert_int_equal(gw_arena_warm_trim(), 0);
+  size_t calls = warm_hook_calls;
+  u = gw_arena_thread(64 << 20);
+  assert_non_null(gw_arena_alloc(u, 1 << 20));
+  gw_arena_reset(u);
+  assert_int_equal(warm_hook_calls, calls); /* back within the size at rest: no call */
+  gw_arena_set_warm(8 << 20);               /* a pool set smaller rests at that size */
+  u = gw_arena_thread(64 << 20);
+  for (int i = 0; i < 3; i++)
+    assert_non_null(gw_arena_alloc(u, 2 << 20));
+  gw_arena_reset(u);
+  assert_int_equal(gw_arena_warm_bytes(), 6u << 20);
+  assert_int_equal(warm_hook_calls, calls);
+  gw_arena_set_warm_hook(NULL);
 
   gw_arena_set_warm(0); /* no pool: what it held is unmapped, nothing is kept */
   assert_int_equal(gw_arena_warm_bytes(), 0);
