@@ -36,6 +36,10 @@
 #define MAX_CHUNK (1024 * 1024)
 
 #define MAP_MIN MAX_CHUNK /* chunks of this size and more are mappings */
+/* A larger chunk (one allocation of its own: the encoded records, the re-packed request) is rounded up to
+ * this, so that the next request's, a few bytes larger, still fits the pooled one: sized exactly, half of
+ * them missed the pool and were faulted in afresh. */
+#define MAP_GRAIN (64 * 1024)
 
 enum chunk_kind { C_HEAP, C_MAPPED, C_BIG };
 
@@ -305,7 +309,7 @@ static struct chunk *chunk_new(struct gw_arena *a, size_t need)
 {
   size_t size = a->next_size;
   if (size < need)
-    size = round_up(need);
+    size = need > MAX_CHUNK ? (need + MAP_GRAIN - 1) & ~(size_t)(MAP_GRAIN - 1) : round_up(need);
   if (a->total + size > a->cap) {
     /* Over the cap: allow a chunk just big enough, if that still fits. */
     size = round_up(need);

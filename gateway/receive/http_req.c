@@ -126,8 +126,12 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
   return true;
 }
 
-/* Bodies up to this size are mapped at their declared length from the first chunk on. */
-#define PREMAP_MAX (1024 * 1024)
+/* Bodies up to this size are mapped at their declared length from the first chunk on (half the warm pool's
+ * size under load, core/arena.h): a larger one grows from 64 KiB, and each growth first unmaps pooled
+ * memory (arena.c), so a stream of 1.4 MB bodies (the OTel SDK's default batch of 512 GenAI spans) emptied
+ * the pool four times a request. A declared length costs address space only: pages not written are not
+ * resident, and the in-flight budget counts what arrives. */
+#define PREMAP_MAX (GW_ARENA_WARM_MAX / 2)
 
 /* The body buffer grown to cap bytes: false when the system has no memory for it, the old buffer then
  * unchanged. An anonymous mapping grown by mremap: growing never holds two copies. It is taken from and

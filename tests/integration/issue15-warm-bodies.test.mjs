@@ -89,6 +89,26 @@ describe('issue 15: request bodies reuse warm pages', { skip: skip ?? false }, (
     assert.ok(per < bigPages / 2, `${per.toFixed(1)} faults a request: the arenas' memory is faulted in again`);
   });
 
+  /* 500 spans (about 1.5 MB: the OTel SDK's default batch of 512 GenAI spans) go to the large-request
+   * lane. Their bodies grew from 64 KiB, each growth unmapping pooled memory, and their encoded records
+   * needed a chunk a few bytes larger than the last request's: about 1 000 faults a request. */
+  test('OTLP/HTTP: 500-span bodies (the large-request lane) reuse the pool too', async (t) => {
+    const big = Array.from({ length: 4 }, (_, i) => body(20 + i, 500));
+    const bigPages = Math.ceil(big[0].length / 4096);
+    const burst = (n) => Promise.all([0, 1, 2, 3].map(async (k) => {
+      for (let i = 0; i < n; i++) {
+        const r = await post(gw, '/v1/traces', big[(k + i) % big.length], { 'content-type': 'application/x-protobuf' });
+        assert.equal(r.status, 200);
+      }
+    }));
+    await burst(3);
+    const f0 = minorFaults(gw.pid);
+    await burst(4);
+    const per = (minorFaults(gw.pid) - f0) / 16;
+    t.diagnostic(`${per.toFixed(1)} minor faults a request; a body is ${bigPages} pages`);
+    assert.ok(per < bigPages / 2, `${per.toFixed(1)} faults a request: the arenas' memory is faulted in again`);
+  });
+
   test('OTLP/gRPC: the same over the gRPC port', async (t) => {
     const c = rawGrpcClient(gw.grpcAddr);
     try {

@@ -171,6 +171,20 @@ static void test_arena_warm_pool(void **st)
   assert_int_equal(gw_arena_warm_bytes(), 0);
   gw_arena_reset(t);
 
+  /* One large allocation a request (the encoded records), a few bytes larger each time: its chunk, rounded
+   * up, is the next request's too. Sized exactly, every larger one missed the pool and was mapped afresh. */
+  gw_arena_set_warm(16 << 20);
+  t = gw_arena_thread(64 << 20);
+  void *r1 = gw_arena_alloc(t, 2788 * 1024 + 17);
+  assert_non_null(r1);
+  gw_arena_reset(t);
+  t = gw_arena_thread(64 << 20);
+  assert_ptr_equal(gw_arena_alloc(t, 2791 * 1024 + 5), r1);
+  gw_arena_reset(t);
+  t = gw_arena_thread(64 << 20);
+  assert_ptr_equal(gw_arena_alloc(t, 2750 * 1024), r1);
+  gw_arena_reset(t);
+
   /* The pool grows to GW_ARENA_WARM_MAX while requests use it and gw_arena_warm_trim cuts it back to
    * GW_ARENA_WARM_REST, telling the hook each time a chunk leaves it above that size. */
   gw_arena_set_warm(64 << 20); /* more than the pool may hold: GW_ARENA_WARM_MAX */
