@@ -5,7 +5,8 @@
  *
  * Bounds, all enforced before or while decoding, never after: the decompressed size (max_bytes), the
  * AnyValue/KeyValueList nesting depth (max_depth: protobuf-c has no limit of its own and overflows the
- * stack on deep input, so a wire-format pre-scan checks depth before unpacking), and the arena cap.
+ * stack on deep input, so a wire-format pre-scan checks depth before unpacking, or the one-pass unpack
+ * checks it as it goes), and the arena cap.
  * Errors name the problem and position: GW_E_DECODE / TOO_DEEP / TOO_LARGE / BAD_GZIP.
  * Strings are made valid UTF-8 (invalid sequences replaced by U+FFFD, NUL removed) and counted.
  * Thread-safe: no shared state.

@@ -243,7 +243,29 @@ enum gw_pbn {
 };
 extern const ProtobufCMessageDescriptor *const gw_pbn_desc[GW_PBN_LEAF];
 /* Child node for field `field` of message `n`, or GW_PBN_LEAF for scalars / strings / unknown fields. */
-enum gw_pbn gw_pbn_child(enum gw_pbn n, uint32_t field);
+static inline enum gw_pbn gw_pbn_child(enum gw_pbn n, uint32_t field)
+{
+  switch (n) {
+  case GW_PBN_TRACE_REQ: return field == 1 ? GW_PBN_RESOURCE_SPANS : GW_PBN_LEAF;
+  case GW_PBN_LOGS_REQ: return field == 1 ? GW_PBN_RESOURCE_LOGS : GW_PBN_LEAF;
+  case GW_PBN_RESOURCE_SPANS: return field == 1 ? GW_PBN_RESOURCE : field == 2 ? GW_PBN_SCOPE_SPANS : GW_PBN_LEAF;
+  case GW_PBN_RESOURCE_LOGS: return field == 1 ? GW_PBN_RESOURCE : field == 2 ? GW_PBN_SCOPE_LOGS : GW_PBN_LEAF;
+  case GW_PBN_RESOURCE: return field == 1 ? GW_PBN_KEY_VALUE : field == 3 ? GW_PBN_ENTITY_REF : GW_PBN_LEAF;
+  case GW_PBN_SCOPE_SPANS: return field == 1 ? GW_PBN_SCOPE : field == 2 ? GW_PBN_SPAN : GW_PBN_LEAF;
+  case GW_PBN_SCOPE_LOGS: return field == 1 ? GW_PBN_SCOPE : field == 2 ? GW_PBN_LOG_RECORD : GW_PBN_LEAF;
+  case GW_PBN_SCOPE: return field == 3 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_SPAN:
+    return field == 9 ? GW_PBN_KEY_VALUE : field == 11 ? GW_PBN_EVENT : field == 13 ? GW_PBN_LINK : field == 15 ? GW_PBN_STATUS : GW_PBN_LEAF;
+  case GW_PBN_EVENT: return field == 3 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_LINK: return field == 4 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_LOG_RECORD: return field == 5 ? GW_PBN_ANY_VALUE : field == 6 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_KEY_VALUE: return field == 2 ? GW_PBN_ANY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_ANY_VALUE: return field == 5 ? GW_PBN_ARRAY : field == 6 ? GW_PBN_KVLIST : GW_PBN_LEAF;
+  case GW_PBN_ARRAY: return field == 1 ? GW_PBN_ANY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_KVLIST: return field == 1 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  default: return GW_PBN_LEAF;
+  }
+}
 
 /* max_depth (AnyValue nesting) is clamped to GW_PB_MAX_DEPTH (config allows far less in practice).
  * Frames per AnyValue level: AnyValue, KeyValueList, KeyValue (ArrayValue needs only two). Above the first

@@ -14,6 +14,11 @@
  * counted. protobuf-c hands strings over NUL-terminated, so a string with an embedded NUL byte arrives
  * already cut at it: the tail is lost rather than the NUL removed (the JSON path, which knows lengths,
  * removes only the NUL). Accepted: NUL has no place in text and senders do not send it on purpose.
+ *
+ * That is the generic path. gw_decode_traces and gw_decode_logs first try the one-pass unpack
+ * (pb_unpack.c), which gives the same tree or the same error in one walk; on anything it leaves to the
+ * generic path (unknown fields, a message field twice, a string to repair, ...) the arena is rewound to
+ * where it was and the generic path runs from scratch.
  */
 #include <pthread.h>
 #include <string.h>
@@ -43,31 +48,6 @@ const ProtobufCMessageDescriptor *const gw_pbn_desc[GW_PBN_LEAF] = {
   [GW_PBN_KVLIST] = &opentelemetry__proto__common__v1__key_value_list__descriptor,
   [GW_PBN_ENTITY_REF] = &opentelemetry__proto__common__v1__entity_ref__descriptor,
 };
-
-/* Child node for field `field` of message `n`, or GW_PBN_LEAF for scalars / strings / unknown fields. */
-enum gw_pbn gw_pbn_child(enum gw_pbn n, uint32_t field)
-{
-  switch (n) {
-  case GW_PBN_TRACE_REQ: return field == 1 ? GW_PBN_RESOURCE_SPANS : GW_PBN_LEAF;
-  case GW_PBN_LOGS_REQ: return field == 1 ? GW_PBN_RESOURCE_LOGS : GW_PBN_LEAF;
-  case GW_PBN_RESOURCE_SPANS: return field == 1 ? GW_PBN_RESOURCE : field == 2 ? GW_PBN_SCOPE_SPANS : GW_PBN_LEAF;
-  case GW_PBN_RESOURCE_LOGS: return field == 1 ? GW_PBN_RESOURCE : field == 2 ? GW_PBN_SCOPE_LOGS : GW_PBN_LEAF;
-  case GW_PBN_RESOURCE: return field == 1 ? GW_PBN_KEY_VALUE : field == 3 ? GW_PBN_ENTITY_REF : GW_PBN_LEAF;
-  case GW_PBN_SCOPE_SPANS: return field == 1 ? GW_PBN_SCOPE : field == 2 ? GW_PBN_SPAN : GW_PBN_LEAF;
-  case GW_PBN_SCOPE_LOGS: return field == 1 ? GW_PBN_SCOPE : field == 2 ? GW_PBN_LOG_RECORD : GW_PBN_LEAF;
-  case GW_PBN_SCOPE: return field == 3 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
-  case GW_PBN_SPAN:
-    return field == 9 ? GW_PBN_KEY_VALUE : field == 11 ? GW_PBN_EVENT : field == 13 ? GW_PBN_LINK : field == 15 ? GW_PBN_STATUS : GW_PBN_LEAF;
-  case GW_PBN_EVENT: return field == 3 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
-  case GW_PBN_LINK: return field == 4 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
-  case GW_PBN_LOG_RECORD: return field == 5 ? GW_PBN_ANY_VALUE : field == 6 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
-  case GW_PBN_KEY_VALUE: return field == 2 ? GW_PBN_ANY_VALUE : GW_PBN_LEAF;
-  case GW_PBN_ANY_VALUE: return field == 5 ? GW_PBN_ARRAY : field == 6 ? GW_PBN_KVLIST : GW_PBN_LEAF;
-  case GW_PBN_ARRAY: return field == 1 ? GW_PBN_ANY_VALUE : GW_PBN_LEAF;
-  case GW_PBN_KVLIST: return field == 1 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
-  default: return GW_PBN_LEAF;
-  }
-}
 
 bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
