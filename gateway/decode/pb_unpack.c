@@ -155,6 +155,8 @@ static void nodes_init(void)
 
 struct unpack {
   struct gw_arena *a;
+  uint8_t *bump, *bump_end; /* the slab small allocations are cut from */
+  size_t slab;              /* its size */
   const uint8_t *start; /* the body, for error offsets */
   size_t len;
   uint32_t max_depth;
@@ -162,6 +164,34 @@ struct unpack {
 };
 
 enum { OK = 0, FALLBACK = GW_PB_FALLBACK };
+
+/* Small allocations (structs, pointer arrays, strings: 8-byte aligned) are cut from arena blocks of SLAB
+ * bytes (less for a small body), one gw_arena_alloc call per block instead of one per allocation; larger
+ * ones go to the arena directly. At most one block's tail is left unused per request. */
+#define SLAB 8192
+
+static void *ualloc_slow(struct unpack *u, size_t n)
+{
+  if (n > u->slab / 4)
+    return gw_arena_alloc(u->a, n);
+  uint8_t *s = gw_arena_alloc(u->a, u->slab);
+  if (!s)
+    return NULL;
+  u->bump = s + n;
+  u->bump_end = s + u->slab;
+  return s;
+}
+
+static inline void *ualloc(struct unpack *u, size_t n)
+{
+  n = (n + 7) & ~(size_t)7;
+  if ((size_t)(u->bump_end - u->bump) >= n) {
+    void *p = u->bump;
+    u->bump += n;
+    return p;
+  }
+  return ualloc_slow(u, n);
+}
 
 #define AT(p) ((size_t)((p) - u->start))
 
@@ -219,7 +249,7 @@ static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, cons
 static int sub_msg(struct unpack *u, enum gw_pbn c, const uint8_t *p, uint64_t v, uint32_t any_depth, int level,
                    ProtobufCMessage **out)
 {
-  ProtobufCMessage *m = gw_arena_alloc(u->a, nodes[c].d->sizeof_message);
+  ProtobufCMessage *m = ualloc(u, nodes[c].d->sizeof_message);
   if (!m)
     return FALLBACK;
   *out = m;
@@ -239,7 +269,7 @@ static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, cons
     for (unsigned r = 0; r < nd->nrep; r++) {
       if (!cnt[r])
         continue;
-      void *arr = gw_arena_alloc(u->a, cnt[r] * nd->rep[r].elt);
+      void *arr = ualloc(u, cnt[r] * nd->rep[r].elt);
       if (!arr)
         return FALLBACK;
       *(void **)(base + nd->rep[r].off) = arr;
@@ -345,7 +375,7 @@ static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, cons
       if (f->kind == FK_STRING) {
         if (!gw_utf8_valid((const char *)p, (size_t)v))
           return FALLBACK; /* the generic path cuts at NUL and repairs */
-        char *s = gw_arena_alloc(u->a, (size_t)v + 1);
+        char *s = ualloc(u, (size_t)v + 1);
         if (!s)
           return FALLBACK;
         memcpy(s, p, (size_t)v);
@@ -361,7 +391,7 @@ static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, cons
       } else if (f->kind == FK_BYTES) {
         ProtobufCBinaryData b = {.len = (size_t)v, .data = NULL};
         if (v) {
-          if (!(b.data = gw_arena_alloc(u->a, (size_t)v)))
+          if (!(b.data = ualloc(u, (size_t)v)))
             return FALLBACK;
           memcpy(b.data, p, (size_t)v);
         }
@@ -403,8 +433,9 @@ int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size
     max_depth = GW_PB_MAX_DEPTH;
   const uint8_t *p = len ? buf : empty;
   struct unpack u = {.a = a, .start = p, .len = len, .max_depth = max_depth, .err = err};
+  u.slab = len < SLAB / 8 ? 1024 : SLAB;
   enum gw_pbn n = kind == GW_PB_TRACES_REQUEST ? GW_PBN_TRACE_REQ : GW_PBN_LOGS_REQ;
-  ProtobufCMessage *m = gw_arena_alloc(a, nodes[n].d->sizeof_message);
+  ProtobufCMessage *m = ualloc(&u, nodes[n].d->sizeof_message);
   if (!m)
     return FALLBACK;
   int rc = unpack_msg(&u, n, m, p, p + len, 0, 0);
