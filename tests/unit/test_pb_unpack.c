@@ -7,6 +7,8 @@
  * both signals from the descriptors, re-encoded with unknown fields, fields twice, bad strings (NUL,
  * invalid UTF-8), non-canonical varints; AnyValue nesting at and past the limit; arenas too small.
  * Also the arena's mark and rewind.
+ * GW_SHARED_FIXTURES=DIR adds another directory of captured bodies (an index.jsonl like tests/fixtures/sdk's);
+ * GW_UNPACK_INPUTS="FILE..." replays inputs the decode fuzzers saved (selector byte first).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -651,6 +653,27 @@ static void test_unpack_small_arena(void **state)
   free(body);
 }
 
+/* Inputs saved by the decode fuzzers (GW_UNPACK_INPUTS: files, space-separated; a selector byte first, bit 0
+ * JSON, skipped): both paths, as traces and as logs. */
+static void test_unpack_inputs(void **state)
+{
+  (void)state;
+  const char *list = getenv("GW_UNPACK_INPUTS");
+  if (!list)
+    skip();
+  char *dup = strdup(list);
+  for (char *f = strtok(dup, " "); f; f = strtok(NULL, " ")) {
+    size_t len;
+    uint8_t *body = (uint8_t *)tu_read_file(f, &len);
+    if (len && !(body[0] & 1)) {
+      same(GW_PB_TRACES_REQUEST, body + 1, len - 1, 16, f);
+      same(GW_PB_LOGS_REQUEST, body + 1, len - 1, 16, f);
+    }
+    free(body);
+  }
+  free(dup);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -660,6 +683,7 @@ int main(void)
       cmocka_unit_test(test_unpack_deep),
       cmocka_unit_test(test_arena_rewind),
       cmocka_unit_test(test_unpack_small_arena),
+      cmocka_unit_test(test_unpack_inputs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
