@@ -164,13 +164,17 @@ static void edits(enum gw_pb_kind kind, const uint8_t *body, size_t len, size_t 
 /* A string for a string field: mostly valid (ASCII, multi-byte), sometimes NUL, invalid UTF-8, empty. */
 static void bad_string(struct wb *w)
 {
-  static const char *const s[] = {
-    "", "plain", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "nul\0inside", "\0", "bad \xff byte", "cut \xe2\x82",
-    "over \xc0\xaf long", "surrogate \xed\xa0\x80", "high \xf4\x90\x80\x80", "tail \xc3",
+#define S(lit) {lit, sizeof lit - 1}
+  static const struct {
+    const char *s;
+    size_t n;
+  } t[] = {
+    S(""), S("plain"), S("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), S("nul\0inside"), S("\0"), S("bad \xff byte"),
+    S("cut \xe2\x82"), S("over \xc0\xaf long"), S("surrogate \xed\xa0\x80"), S("high \xf4\x90\x80\x80"), S("tail \xc3"),
   };
-  static const size_t n[] = {0, 5, 19, 10, 1, 9, 6, 10, 13, 9, 6};
-  size_t i = rnd() % (sizeof n / sizeof n[0]);
-  wb_put(w, s[i], n[i]);
+#undef S
+  size_t i = rnd() % (sizeof t / sizeof t[0]);
+  wb_put(w, t[i].s, t[i].n);
 }
 
 /* An unknown field (a number the message does not declare) of a random wire type. */
