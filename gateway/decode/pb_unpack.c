@@ -26,9 +26,11 @@
  * Memory: the generic path refuses a body up front when the estimate of what protobuf-c will allocate does
  * not fit the arena's room (TOO_LARGE) or the in-flight budget (gw_arena_expect, then 503). This path
  * allocates as it goes, so the arena's cap and the budget are charged allocation by allocation instead of
- * up front; it needs less than the estimate (no scan slabs, no unknown-field records), so a body near the
- * cap that the estimate refused can now be accepted. A body that does not fit runs out half-way, which is
- * a fallback: rewound, and the generic path refuses it with its usual message.
+ * up front. Small allocations come from arena slabs of 8 KiB (1 KiB for a body under 1 KiB), so up to one
+ * slab's tail is charged and unused; apart from that it needs less than the estimate (no scan slabs, no
+ * unknown-field records, 8-byte rather than 16-byte rounding), so a body near the cap that the estimate
+ * refused can now be accepted. A body that does not fit runs out half-way, which is a fallback: rewound,
+ * and the generic path decides with its usual estimate and message.
  *
  * Repeated fields: each message that has any is first walked once at its own level (keys only, values
  * skipped) to count them, so every pointer array is allocated at its final size, as protobuf-c does.
