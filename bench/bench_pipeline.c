@@ -1,14 +1,15 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
  * on this one core for:
  *   unpack_malloc     protobuf-c unpack with its default allocator (+ free_unpacked): the baseline
  *   unpack_arena      protobuf-c unpack into the arena: the arena's gain over malloc/free
- *   decode            gw_decode_traces (pre-scan for depth + unpack into the arena + UTF-8 repair)
+ *   decode            gw_decode_traces (the one-pass unpack into the arena, pb_unpack.c; with -u the generic
+ *                     path: pre-scan for depth + protobuf-c unpack into the arena + UTF-8 repair)
  *   normalize         gw_normalize_traces alone (timed around the call; decode runs untimed before it)
  *   decode_normalize  decode + normalize: the issue's receive + decode + normalize line, minus the network
  *   cost              gw_cost_apply + gw_cost_annotate_spans alone (shipped price table)
@@ -27,6 +28,9 @@
  *    checked to give the same bytes on the payload first.
  * -p re-packs with protobuf-c's size pass and pack (as before gw_pb_pack), in repack and the receive stages;
  *    gw_pb_pack is checked to give protobuf-c's bytes on the payload first.
+ * -u decodes protobuf with the generic path only (gw_decode_pb_fast off: pre-scan + protobuf-c + UTF-8 repair,
+ *    as before the one-pass unpack), in decode and the receive stages; the one-pass unpack is checked to give
+ *    the generic path's tree on the payload first.
  * Time is this thread's CPU time, and each figure is the best of three rounds (less noise from the load
  * tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
@@ -38,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../tests/pb_equal.h"
 #include "core/arena.h"
 #include "cost/cost.h"
 #include "decode/decode.h"
@@ -225,6 +230,24 @@ static GwTraceRequest *stages(struct gw_arena *a, const struct body *b, const st
   return req;
 }
 
+/* The one-pass unpack must take the payload whole (no fallback) and give the generic path's tree: checked
+ * once before timing. */
+static int check_unpack_same(const struct body *b)
+{
+  struct gw_arena *a = gw_arena_create(ARENA_CAP);
+  struct gw_err e1 = {0}, e2 = {0};
+  GwTraceRequest *r1, *r2;
+  int rc1 = gw_pb_unpack_traces(a, b->p, b->len, limits.max_depth, &r1, &e1);
+  gw_rc rc2 = gw_decode_pb_traces_generic(a, b->p, b->len, &limits, &r2, &e2);
+  char why[2048] = "";
+  int same = rc1 == GW_OK && rc2 == GW_OK && pb_equal(&r1->base, &r2->base, why, sizeof why) ? 0 : -1;
+  if (same)
+    fprintf(stderr, "bench_pipeline: the one-pass unpack (%d) and the generic path (%d) differ on this payload%s%s\n",
+            rc1, rc2, *why ? ": " : "", why);
+  gw_arena_destroy(a);
+  return same;
+}
+
 /* The re-pack (gw_pb_pack) must give protobuf-c's bytes for the request as the stages leave it: checked
  * once on the payload before timing. */
 static int check_pack_same(const struct body *b, const struct gw_normalize_opts *no)
@@ -410,22 +433,24 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:s:wp")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:wpu")) != -1) {
     if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
     } else if (opt == 'w') {
       gw_redact_walk_attributes = true;
+    } else if (opt == 'u') {
+      gw_decode_pb_fast = false;
     } else if (opt == 'p') {
       pack_protobuf_c = true;
     } else if (opt == 's') {
       only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] BODY.pb [BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] BODY.pb [BODY.json]\n");
     return 2;
   }
   gw_normalize_init();
@@ -452,6 +477,8 @@ int main(int argc, char **argv)
   if (rc)
     die_rc("decode", rc, &err);
   pb.spans = count_spans(req);
+  if (check_unpack_same(&pb))
+    return 1;
   {
     struct gw_normalize_result res;
     memset(&res, 0, sizeof res);

@@ -534,6 +534,55 @@ void *gw_arena_resize_big(struct gw_arena *a, void *p, size_t n)
   return c->data;
 }
 
+void gw_arena_mark(const struct gw_arena *a, struct gw_arena_mark *m)
+{
+  m->head = a->head;
+  m->used = a->head ? a->head->used : 0;
+  m->total = a->total;
+  m->next_size = a->next_size;
+  m->charged = a->charged;
+  m->last = a->last;
+  m->last_n = a->last_n;
+  m->exhausted = a->exhausted;
+  m->refused = a->refused;
+}
+
+void gw_arena_rewind(struct gw_arena *a, const struct gw_arena_mark *m)
+{
+  size_t kept = 0;
+  for (struct chunk *s = a->spare; s; s = s->next)
+    kept += s->size;
+  /* chunk_new puts new chunks in front: those before the mark's chunk are the ones added since */
+  while (a->head && a->head != m->head) {
+    struct chunk *c = a->head;
+    a->head = c->next;
+    a->total -= c->size;
+    if (a->pooled && c->kind == C_MAPPED) {
+      warm_put(c);
+    } else if (c->kind == C_HEAP && kept + c->size <= a->keep) {
+      c->used = 0;
+      c->next = a->spare;
+      a->spare = c;
+      kept += c->size;
+    } else {
+      chunk_free(c);
+    }
+  }
+  if (a->head != m->head || a->total != m->total)
+    abort(); /* not a mark of this arena, or a big buffer or borrow since: a bug, not input */
+  if (a->head)
+    a->head->used = m->used;
+  a->next_size = m->next_size;
+  a->last = m->last;
+  a->last_n = m->last_n;
+  a->exhausted = m->exhausted;
+  a->refused = m->refused;
+  if (a->has_budget && a->charged > m->charged) {
+    a->budget.give(a->budget.ctx, a->charged - m->charged);
+    a->charged = m->charged;
+  }
+}
+
 void gw_arena_keep(struct gw_arena *a, size_t bytes) { a->keep = bytes; }
 
 /* The calling thread's arena, reset (see arena.h). */

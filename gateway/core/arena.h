@@ -97,6 +97,21 @@ void *gw_arena_alloc_big(struct gw_arena *a, size_t n);
  * over the cap or budget, and then p is unchanged. */
 void *gw_arena_resize_big(struct gw_arena *a, void *p, size_t n);
 
+/* A point to come back to: gw_arena_rewind forgets every allocation made since gw_arena_mark and restores
+ * the arena's accounting as it was then (bytes counted against the cap, budget charged: what was taken since
+ * is given back, the exhausted and refused flags), so a decode that gives up half-way leaves no trace.
+ * Chunks added since go where a reset puts them (kept for reuse, the warm pool, or freed). Only plain
+ * allocations (gw_arena_alloc and what builds on it) may happen in between: no gw_arena_alloc_big,
+ * borrow, expect or set_budget. */
+struct gw_arena_mark {
+  const void *head; /* the current chunk then */
+  size_t used, total, next_size, charged, last_n;
+  void *last;
+  bool exhausted, refused;
+};
+void gw_arena_mark(const struct gw_arena *a, struct gw_arena_mark *m);
+void gw_arena_rewind(struct gw_arena *a, const struct gw_arena_mark *m);
+
 /* 16-byte aligned memory, or NULL when the cap would be passed (then gw_arena_exhausted is true). */
 void *gw_arena_alloc(struct gw_arena *a, size_t n);
 void *gw_arena_calloc(struct gw_arena *a, size_t n);

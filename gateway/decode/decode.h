@@ -5,7 +5,8 @@
  *
  * Bounds, all enforced before or while decoding, never after: the decompressed size (max_bytes), the
  * AnyValue/KeyValueList nesting depth (max_depth: protobuf-c has no limit of its own and overflows the
- * stack on deep input, so a wire-format pre-scan checks depth before unpacking), and the arena cap.
+ * stack on deep input, so a wire-format pre-scan checks depth before unpacking, or the one-pass unpack
+ * checks it as it goes), and the arena cap.
  * Errors name the problem and position: GW_E_DECODE / TOO_DEEP / TOO_LARGE / BAD_GZIP.
  * Strings are made valid UTF-8 (invalid sequences replaced by U+FFFD, NUL removed) and counted.
  * Thread-safe: no shared state.
@@ -82,5 +83,39 @@ gw_rc gw_decode_json_logs(struct gw_arena *a, const char *body, size_t len, cons
  * UTF-8 becomes U+FFFD, NUL bytes are removed. Returns the string to use; *fixed is set when changed.
  * NULL only when the arena is exhausted. */
 char *gw_utf8_fix(struct gw_arena *a, char *s, size_t len, bool *fixed);
+/* s[0..len) is valid UTF-8 without NUL bytes: what gw_utf8_fix would leave as it is. */
+bool gw_utf8_valid(const char *s, size_t len);
+
+/* One-pass protobuf unpack (pb_unpack.c): the body straight into the protobuf-c structs of the request, in
+ * the arena, with gw_pb_prescan's checks on the way and every string checked to be valid UTF-8 as it is
+ * copied. GW_OK with *out the request (equal, field for field, to what gw_pb_prescan + protobuf-c + the
+ * UTF-8 repair make of the body); a gw_pb_prescan error (the same code and message); or GW_PB_FALLBACK
+ * when the body holds something it leaves to the generic path (unknown fields, a message field twice,
+ * invalid UTF-8 or NUL in a string, non-canonical framing protobuf-c reads differently, the arena full):
+ * the caller rewinds the arena (gw_arena_rewind) and decodes it with the generic path. The arena holds
+ * partial results after anything but GW_OK. */
+#define GW_PB_FALLBACK 1
+int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
+                 ProtobufCMessage **out, struct gw_err *err);
+static inline int gw_pb_unpack_traces(struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
+                                      GwTraceRequest **out, struct gw_err *err)
+{
+  return gw_pb_unpack(GW_PB_TRACES_REQUEST, a, buf, len, max_depth, (ProtobufCMessage **)(void *)out, err);
+}
+static inline int gw_pb_unpack_logs(struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
+                                    GwLogsRequest **out, struct gw_err *err)
+{
+  return gw_pb_unpack(GW_PB_LOGS_REQUEST, a, buf, len, max_depth, (ProtobufCMessage **)(void *)out, err);
+}
+
+/* The generic protobuf path alone: gw_pb_prescan, protobuf-c's unpack, the UTF-8 repair walk (what
+ * gw_decode_traces / gw_decode_logs fall back to; tests compare the two). */
+gw_rc gw_decode_pb_traces_generic(struct gw_arena *a, const void *body, size_t len,
+                                  const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err);
+gw_rc gw_decode_pb_logs_generic(struct gw_arena *a, const void *body, size_t len, const struct gw_decode_limits *lim,
+                                GwLogsRequest **out, struct gw_err *err);
+/* False: gw_decode_traces / gw_decode_logs use the generic path only (bench_pipeline -u). Set it before
+ * any decoding starts. */
+extern bool gw_decode_pb_fast;
 
 #endif

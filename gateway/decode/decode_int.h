@@ -22,6 +22,7 @@
 
 #include "core/arena.h"
 #include "core/gw.h"
+#include "decode/decode.h"
 
 /* AnyValue nesting is clamped to this (the config allows no more); JSON nesting to 4 times it + 16. */
 #define GW_JSON_MAX_DEPTH 256
@@ -229,5 +230,58 @@ gw_rc gw_json_get_repeated(struct gw_json *j, const struct gw_json_fld *fd, size
 typedef gw_rc (*gw_json_member_fn)(struct gw_json *j, void *msg, const struct gw_json_fld *fd);
 gw_rc gw_json_members(struct gw_json *j, const struct gw_json_name *t, int n, void *msg,
                       gw_json_member_fn member);
+
+/* ---- protobuf (decode_pb.c's pre-scan, pb_unpack.c's one-pass unpack) ---- */
+
+/* Schema nodes: the OTLP messages a request holds, and (gw_pbn_child) which field numbers of which message
+ * are sub-messages; gw_pbn_desc: each node's protobuf-c descriptor. */
+enum gw_pbn {
+  GW_PBN_TRACE_REQ, GW_PBN_LOGS_REQ, GW_PBN_RESOURCE_SPANS, GW_PBN_RESOURCE_LOGS, GW_PBN_RESOURCE,
+  GW_PBN_SCOPE_SPANS, GW_PBN_SCOPE_LOGS, GW_PBN_SCOPE, GW_PBN_SPAN, GW_PBN_EVENT, GW_PBN_LINK, GW_PBN_STATUS,
+  GW_PBN_LOG_RECORD, GW_PBN_KEY_VALUE, GW_PBN_ANY_VALUE, GW_PBN_ARRAY, GW_PBN_KVLIST, GW_PBN_ENTITY_REF,
+  GW_PBN_LEAF
+};
+extern const ProtobufCMessageDescriptor *const gw_pbn_desc[GW_PBN_LEAF];
+/* Child node for field `field` of message `n`, or GW_PBN_LEAF for scalars / strings / unknown fields. */
+static inline enum gw_pbn gw_pbn_child(enum gw_pbn n, uint32_t field)
+{
+  switch (n) {
+  case GW_PBN_TRACE_REQ: return field == 1 ? GW_PBN_RESOURCE_SPANS : GW_PBN_LEAF;
+  case GW_PBN_LOGS_REQ: return field == 1 ? GW_PBN_RESOURCE_LOGS : GW_PBN_LEAF;
+  case GW_PBN_RESOURCE_SPANS: return field == 1 ? GW_PBN_RESOURCE : field == 2 ? GW_PBN_SCOPE_SPANS : GW_PBN_LEAF;
+  case GW_PBN_RESOURCE_LOGS: return field == 1 ? GW_PBN_RESOURCE : field == 2 ? GW_PBN_SCOPE_LOGS : GW_PBN_LEAF;
+  case GW_PBN_RESOURCE: return field == 1 ? GW_PBN_KEY_VALUE : field == 3 ? GW_PBN_ENTITY_REF : GW_PBN_LEAF;
+  case GW_PBN_SCOPE_SPANS: return field == 1 ? GW_PBN_SCOPE : field == 2 ? GW_PBN_SPAN : GW_PBN_LEAF;
+  case GW_PBN_SCOPE_LOGS: return field == 1 ? GW_PBN_SCOPE : field == 2 ? GW_PBN_LOG_RECORD : GW_PBN_LEAF;
+  case GW_PBN_SCOPE: return field == 3 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_SPAN:
+    return field == 9 ? GW_PBN_KEY_VALUE : field == 11 ? GW_PBN_EVENT : field == 13 ? GW_PBN_LINK : field == 15 ? GW_PBN_STATUS : GW_PBN_LEAF;
+  case GW_PBN_EVENT: return field == 3 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_LINK: return field == 4 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_LOG_RECORD: return field == 5 ? GW_PBN_ANY_VALUE : field == 6 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_KEY_VALUE: return field == 2 ? GW_PBN_ANY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_ANY_VALUE: return field == 5 ? GW_PBN_ARRAY : field == 6 ? GW_PBN_KVLIST : GW_PBN_LEAF;
+  case GW_PBN_ARRAY: return field == 1 ? GW_PBN_ANY_VALUE : GW_PBN_LEAF;
+  case GW_PBN_KVLIST: return field == 1 ? GW_PBN_KEY_VALUE : GW_PBN_LEAF;
+  default: return GW_PBN_LEAF;
+  }
+}
+
+/* max_depth (AnyValue nesting) is clamped to GW_PB_MAX_DEPTH (config allows far less in practice).
+ * Frames per AnyValue level: AnyValue, KeyValueList, KeyValue (ArrayValue needs only two). Above the first
+ * AnyValue at most request, ResourceSpans, ScopeSpans, Span, Event or Link, KeyValue: 6; below the deepest
+ * allowed AnyValue its KeyValueList and KeyValue: 2. Messages nested GW_PB_FRAMES deep are TOO_DEEP. */
+#define GW_PB_MAX_DEPTH 256
+#define GW_PB_FRAMES (3 * GW_PB_MAX_DEPTH + 8)
+
+/* gw_pb_varint with the one-byte case (most keys and lengths) taken without its loop. */
+static inline bool gw_pb_varint1(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+  if (*p < end && **p < 0x80) {
+    *v = *(*p)++;
+    return true;
+  }
+  return gw_pb_varint(p, end, v);
+}
 
 #endif

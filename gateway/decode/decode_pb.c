@@ -14,66 +14,40 @@
  * counted. protobuf-c hands strings over NUL-terminated, so a string with an embedded NUL byte arrives
  * already cut at it: the tail is lost rather than the NUL removed (the JSON path, which knows lengths,
  * removes only the NUL). Accepted: NUL has no place in text and senders do not send it on purpose.
+ *
+ * That is the generic path. gw_decode_traces and gw_decode_logs first try the one-pass unpack
+ * (pb_unpack.c), which gives the same tree or the same error in one walk; on anything it leaves to the
+ * generic path (unknown fields, a message field twice, a string to repair, ...) the arena is rewound to
+ * where it was and the generic path runs from scratch.
  */
 #include <pthread.h>
 #include <string.h>
 
 #include "core/metrics.h"
 #include "decode/decode.h"
+#include "decode/decode_int.h"
 
-/* Schema nodes for the pre-scan: which field numbers of which message are sub-messages. */
-enum node {
-  N_TRACE_REQ, N_LOGS_REQ, N_RESOURCE_SPANS, N_RESOURCE_LOGS, N_RESOURCE, N_SCOPE_SPANS, N_SCOPE_LOGS, N_SCOPE,
-  N_SPAN, N_EVENT, N_LINK, N_STATUS, N_LOG_RECORD, N_KEY_VALUE, N_ANY_VALUE, N_ARRAY, N_KVLIST, N_ENTITY_REF,
-  N_LEAF
+/* The schema nodes (enum gw_pbn, decode_int.h): which field numbers of which message are sub-messages. */
+const ProtobufCMessageDescriptor *const gw_pbn_desc[GW_PBN_LEAF] = {
+  [GW_PBN_TRACE_REQ] = &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+  [GW_PBN_LOGS_REQ] = &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+  [GW_PBN_RESOURCE_SPANS] = &opentelemetry__proto__trace__v1__resource_spans__descriptor,
+  [GW_PBN_RESOURCE_LOGS] = &opentelemetry__proto__logs__v1__resource_logs__descriptor,
+  [GW_PBN_RESOURCE] = &opentelemetry__proto__resource__v1__resource__descriptor,
+  [GW_PBN_SCOPE_SPANS] = &opentelemetry__proto__trace__v1__scope_spans__descriptor,
+  [GW_PBN_SCOPE_LOGS] = &opentelemetry__proto__logs__v1__scope_logs__descriptor,
+  [GW_PBN_SCOPE] = &opentelemetry__proto__common__v1__instrumentation_scope__descriptor,
+  [GW_PBN_SPAN] = &opentelemetry__proto__trace__v1__span__descriptor,
+  [GW_PBN_EVENT] = &opentelemetry__proto__trace__v1__span__event__descriptor,
+  [GW_PBN_LINK] = &opentelemetry__proto__trace__v1__span__link__descriptor,
+  [GW_PBN_STATUS] = &opentelemetry__proto__trace__v1__status__descriptor,
+  [GW_PBN_LOG_RECORD] = &opentelemetry__proto__logs__v1__log_record__descriptor,
+  [GW_PBN_KEY_VALUE] = &opentelemetry__proto__common__v1__key_value__descriptor,
+  [GW_PBN_ANY_VALUE] = &opentelemetry__proto__common__v1__any_value__descriptor,
+  [GW_PBN_ARRAY] = &opentelemetry__proto__common__v1__array_value__descriptor,
+  [GW_PBN_KVLIST] = &opentelemetry__proto__common__v1__key_value_list__descriptor,
+  [GW_PBN_ENTITY_REF] = &opentelemetry__proto__common__v1__entity_ref__descriptor,
 };
-
-/* The protobuf-c descriptor of each node, for the size estimate. */
-static const ProtobufCMessageDescriptor *const node_desc[N_LEAF] = {
-  [N_TRACE_REQ] = &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
-  [N_LOGS_REQ] = &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
-  [N_RESOURCE_SPANS] = &opentelemetry__proto__trace__v1__resource_spans__descriptor,
-  [N_RESOURCE_LOGS] = &opentelemetry__proto__logs__v1__resource_logs__descriptor,
-  [N_RESOURCE] = &opentelemetry__proto__resource__v1__resource__descriptor,
-  [N_SCOPE_SPANS] = &opentelemetry__proto__trace__v1__scope_spans__descriptor,
-  [N_SCOPE_LOGS] = &opentelemetry__proto__logs__v1__scope_logs__descriptor,
-  [N_SCOPE] = &opentelemetry__proto__common__v1__instrumentation_scope__descriptor,
-  [N_SPAN] = &opentelemetry__proto__trace__v1__span__descriptor,
-  [N_EVENT] = &opentelemetry__proto__trace__v1__span__event__descriptor,
-  [N_LINK] = &opentelemetry__proto__trace__v1__span__link__descriptor,
-  [N_STATUS] = &opentelemetry__proto__trace__v1__status__descriptor,
-  [N_LOG_RECORD] = &opentelemetry__proto__logs__v1__log_record__descriptor,
-  [N_KEY_VALUE] = &opentelemetry__proto__common__v1__key_value__descriptor,
-  [N_ANY_VALUE] = &opentelemetry__proto__common__v1__any_value__descriptor,
-  [N_ARRAY] = &opentelemetry__proto__common__v1__array_value__descriptor,
-  [N_KVLIST] = &opentelemetry__proto__common__v1__key_value_list__descriptor,
-  [N_ENTITY_REF] = &opentelemetry__proto__common__v1__entity_ref__descriptor,
-};
-
-/* Child node for field `field` of message `n`, or N_LEAF for scalars / strings / unknown fields. */
-static enum node child(enum node n, uint32_t field)
-{
-  switch (n) {
-  case N_TRACE_REQ: return field == 1 ? N_RESOURCE_SPANS : N_LEAF;
-  case N_LOGS_REQ: return field == 1 ? N_RESOURCE_LOGS : N_LEAF;
-  case N_RESOURCE_SPANS: return field == 1 ? N_RESOURCE : field == 2 ? N_SCOPE_SPANS : N_LEAF;
-  case N_RESOURCE_LOGS: return field == 1 ? N_RESOURCE : field == 2 ? N_SCOPE_LOGS : N_LEAF;
-  case N_RESOURCE: return field == 1 ? N_KEY_VALUE : field == 3 ? N_ENTITY_REF : N_LEAF;
-  case N_SCOPE_SPANS: return field == 1 ? N_SCOPE : field == 2 ? N_SPAN : N_LEAF;
-  case N_SCOPE_LOGS: return field == 1 ? N_SCOPE : field == 2 ? N_LOG_RECORD : N_LEAF;
-  case N_SCOPE: return field == 3 ? N_KEY_VALUE : N_LEAF;
-  case N_SPAN:
-    return field == 9 ? N_KEY_VALUE : field == 11 ? N_EVENT : field == 13 ? N_LINK : field == 15 ? N_STATUS : N_LEAF;
-  case N_EVENT: return field == 3 ? N_KEY_VALUE : N_LEAF;
-  case N_LINK: return field == 4 ? N_KEY_VALUE : N_LEAF;
-  case N_LOG_RECORD: return field == 5 ? N_ANY_VALUE : field == 6 ? N_KEY_VALUE : N_LEAF;
-  case N_KEY_VALUE: return field == 2 ? N_ANY_VALUE : N_LEAF;
-  case N_ANY_VALUE: return field == 5 ? N_ARRAY : field == 6 ? N_KVLIST : N_LEAF;
-  case N_ARRAY: return field == 1 ? N_ANY_VALUE : N_LEAF;
-  case N_KVLIST: return field == 1 ? N_KEY_VALUE : N_LEAF;
-  default: return N_LEAF;
-  }
-}
 
 bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
@@ -91,30 +65,18 @@ bool gw_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
   return false;
 }
 
-/* gw_pb_varint with the one-byte case (most keys and lengths) taken without its loop. */
-static inline bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-  if (*p < end && **p < 0x80) {
-    *v = *(*p)++;
-    return true;
-  }
-  return gw_pb_varint(p, end, v);
-}
+#define varint gw_pb_varint1
 
 /* Iterative walk with an explicit stack: no recursion on attacker input. */
 struct frame {
-  enum node n;
+  enum gw_pbn n;
   uint32_t any_depth; /* AnyValue nesting at this frame */
   uint32_t fields;    /* fields seen in this message so far */
   const uint8_t *end;
 };
 
-/* The pre-scan's stack is fixed, so max_depth is clamped here (config allows far less in practice). */
-#define PRESCAN_MAX_DEPTH 256
-/* Frames per AnyValue level: AnyValue, KeyValueList, KeyValue (ArrayValue needs only two). Above the first
- * AnyValue at most request, ResourceSpans, ScopeSpans, Span, Event or Link, KeyValue: 6; below the deepest
- * allowed AnyValue its KeyValueList and KeyValue: 2. */
-#define PRESCAN_FRAMES (3 * PRESCAN_MAX_DEPTH + 8)
+#define PRESCAN_MAX_DEPTH GW_PB_MAX_DEPTH
+#define PRESCAN_FRAMES GW_PB_FRAMES
 
 /* ---- what protobuf-c will allocate (protobuf-c 1.4, every allocation 16-byte aligned by the arena) ---- */
 
@@ -174,26 +136,26 @@ static uint64_t field_cost_of(const ProtobufCFieldDescriptor *fd, uint32_t wt, u
  * larger field numbers (none in the OTLP schema today) still ask the descriptor. */
 #define FIELD_TABLE 32
 static struct {
-  uint64_t message_cost[N_LEAF];
-  const ProtobufCFieldDescriptor *field[N_LEAF][FIELD_TABLE];
+  uint64_t message_cost[GW_PBN_LEAF];
+  const ProtobufCFieldDescriptor *field[GW_PBN_LEAF][FIELD_TABLE];
 } schema;
 static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
 
 static void schema_init(void)
 {
-  for (int n = 0; n < N_LEAF; n++) {
-    schema.message_cost[n] = message_cost_of(node_desc[n]);
+  for (int n = 0; n < GW_PBN_LEAF; n++) {
+    schema.message_cost[n] = message_cost_of(gw_pbn_desc[n]);
     for (uint32_t f = 1; f < FIELD_TABLE; f++)
-      schema.field[n][f] = protobuf_c_message_descriptor_get_field(node_desc[n], f);
+      schema.field[n][f] = protobuf_c_message_descriptor_get_field(gw_pbn_desc[n], f);
   }
 }
 
-static inline uint64_t message_cost(enum node n) { return schema.message_cost[n]; }
+static inline uint64_t message_cost(enum gw_pbn n) { return schema.message_cost[n]; }
 
-static inline uint64_t field_cost(enum node n, uint32_t field, uint32_t wt, uint64_t v, uint64_t raw)
+static inline uint64_t field_cost(enum gw_pbn n, uint32_t field, uint32_t wt, uint64_t v, uint64_t raw)
 {
   const ProtobufCFieldDescriptor *fd = field < FIELD_TABLE ? schema.field[n][field]
-                                                           : protobuf_c_message_descriptor_get_field(node_desc[n], field);
+                                                           : protobuf_c_message_descriptor_get_field(gw_pbn_desc[n], field);
   return field_cost_of(fd, wt, v, raw);
 }
 
@@ -208,7 +170,7 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
   const uint8_t *p = len ? buf : empty;
   const uint8_t *start = p;
   int top = 0;
-  stack[0].n = kind == GW_PB_TRACES_REQUEST ? N_TRACE_REQ : N_LOGS_REQ;
+  stack[0].n = kind == GW_PB_TRACES_REQUEST ? GW_PBN_TRACE_REQ : GW_PBN_LOGS_REQ;
   stack[0].any_depth = 0;
   stack[0].fields = 0;
   stack[0].end = p + len;
@@ -258,12 +220,12 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
         goto truncated;
       if (v > (uint64_t)(stack[top].end - p))
         goto truncated;
-      enum node c = child(stack[top].n, field);
-      if (c == N_LEAF) {
+      enum gw_pbn c = gw_pbn_child(stack[top].n, field);
+      if (c == GW_PBN_LEAF) {
         p += v;
         break;
       }
-      uint32_t d = stack[top].any_depth + (c == N_ANY_VALUE ? 1 : 0);
+      uint32_t d = stack[top].any_depth + (c == GW_PBN_ANY_VALUE ? 1 : 0);
       if (d > max_depth || top + 1 >= PRESCAN_FRAMES)
         return gw_err_set(err, GW_ERR(TOO_DEEP), "protobuf: attribute value nested deeper than %u levels", max_depth);
       cost += field_cost(stack[top].n, field, wt, v, 0) + message_cost(c);
@@ -420,14 +382,12 @@ static gw_rc fix_trace_request(struct gw_arena *a, GwTraceRequest *req, struct g
   return GW_OK;
 }
 
-gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
-                       const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err)
+bool gw_decode_pb_fast = true;
+
+gw_rc gw_decode_pb_traces_generic(struct gw_arena *a, const void *body, size_t len,
+                                  const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err)
 {
   *out = NULL;
-  if (len > lim->max_bytes)
-    return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
-  if (enc == GW_ENC_JSON)
-    return gw_decode_json_traces(a, body, len, lim, out, err);
   size_t need;
   gw_rc rc = gw_pb_prescan(GW_PB_TRACES_REQUEST, body, len, lim->max_depth, &need, err);
   if (rc || (rc = expect(a, need, len, err)))
@@ -442,6 +402,42 @@ gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *bod
     return rc;
   *out = req;
   return GW_OK;
+}
+
+/* The one-pass unpack (pb_unpack.c), or on its fallback the arena rewound and the generic path. */
+static gw_rc decode_pb(enum gw_pb_kind kind, struct gw_arena *a, const void *body, size_t len,
+                       const struct gw_decode_limits *lim, void **out, struct gw_err *err)
+{
+  if (gw_decode_pb_fast) {
+    struct gw_arena_mark mark;
+    gw_arena_mark(a, &mark);
+    ProtobufCMessage *m;
+    int rc = gw_pb_unpack(kind, a, body, len, lim->max_depth, &m, err);
+    if (rc == GW_OK) {
+      *out = m;
+      return GW_OK;
+    }
+    gw_arena_rewind(a, &mark);
+    if (rc != GW_PB_FALLBACK)
+      return rc;
+  }
+  if (kind == GW_PB_TRACES_REQUEST)
+    return gw_decode_pb_traces_generic(a, body, len, lim, (GwTraceRequest **)out, err);
+  return gw_decode_pb_logs_generic(a, body, len, lim, (GwLogsRequest **)out, err);
+}
+
+gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
+                       const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err)
+{
+  *out = NULL;
+  if (len > lim->max_bytes)
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
+  if (enc == GW_ENC_JSON)
+    return gw_decode_json_traces(a, body, len, lim, out, err);
+  void *m = NULL;
+  gw_rc rc = decode_pb(GW_PB_TRACES_REQUEST, a, body, len, lim, &m, err);
+  *out = m;
+  return rc;
 }
 
 static gw_rc fix_logs_request(struct gw_arena *a, GwLogsRequest *req, struct gw_err *err)
@@ -471,14 +467,10 @@ static gw_rc fix_logs_request(struct gw_arena *a, GwLogsRequest *req, struct gw_
   return GW_OK;
 }
 
-gw_rc gw_decode_logs(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
-                     const struct gw_decode_limits *lim, GwLogsRequest **out, struct gw_err *err)
+gw_rc gw_decode_pb_logs_generic(struct gw_arena *a, const void *body, size_t len, const struct gw_decode_limits *lim,
+                                GwLogsRequest **out, struct gw_err *err)
 {
   *out = NULL;
-  if (len > lim->max_bytes)
-    return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
-  if (enc == GW_ENC_JSON)
-    return gw_decode_json_logs(a, body, len, lim, out, err);
   size_t need;
   gw_rc rc = gw_pb_prescan(GW_PB_LOGS_REQUEST, body, len, lim->max_depth, &need, err);
   if (rc || (rc = expect(a, need, len, err)))
@@ -493,4 +485,18 @@ gw_rc gw_decode_logs(struct gw_arena *a, enum gw_encoding enc, const void *body,
     return rc;
   *out = req;
   return GW_OK;
+}
+
+gw_rc gw_decode_logs(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
+                     const struct gw_decode_limits *lim, GwLogsRequest **out, struct gw_err *err)
+{
+  *out = NULL;
+  if (len > lim->max_bytes)
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
+  if (enc == GW_ENC_JSON)
+    return gw_decode_json_logs(a, body, len, lim, out, err);
+  void *m = NULL;
+  gw_rc rc = decode_pb(GW_PB_LOGS_REQUEST, a, body, len, lim, &m, err);
+  *out = m;
+  return rc;
 }

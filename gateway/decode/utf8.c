@@ -172,3 +172,20 @@ char *gw_utf8_fix(struct gw_arena *a, char *s, size_t len, bool *fixed)
   repair(d, (const unsigned char *)s, len);
   return (char *)d;
 }
+
+bool gw_utf8_valid(const char *s, size_t len)
+{
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = ascii_run(u, len);
+  while (i < len) {
+    if (u[i] >= 0x01 && u[i] < 0x80) {
+      i += ascii_run(u + i, len - i);
+      continue;
+    }
+    size_t bad = 0, n = u[i] ? seq(u + i, len - i, &bad) : 0;
+    if (!n)
+      return false;
+    i += n;
+  }
+  return true;
+}

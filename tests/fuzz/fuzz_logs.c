@@ -4,13 +4,20 @@
  * large inputs reach them. Whatever decodes must pack again: protobuf-c walks every pointer the decoder
  * left in the arena, so a dangling or half-built message is found here rather than in an exporter, and the
  * gateway's own packer (gw_pb_pack) must give the same bytes.
- * Every outcome other than a crash, a sanitizer report, a leak, a slow input or a packer mismatch is fine.
+ * A protobuf body is decoded twice: by gw_decode_logs (the one-pass unpack, pb_unpack.c, with its fallback)
+ * and by the generic path alone (pre-scan, protobuf-c, UTF-8 repair): the same code and message, and equal
+ * trees (tests/pb_equal.h), else abort. The one exception, by design: the one-pass unpack needs less memory
+ * than the generic path's estimate, so it may accept what the estimate refused as TOO_LARGE.
+ * Every outcome other than a crash, a sanitizer report, a leak, a slow input, a packer mismatch or a
+ * mismatch of the two decoders is fine.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pb_equal.h"
 #include "decode/decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   struct gw_err err;
   GwLogsRequest *req;
   enum gw_encoding enc = data[0] & 1 ? GW_ENC_JSON : GW_ENC_PROTOBUF;
-  if (gw_decode_logs(a, enc, data + 1, size - 1, &lim, &req, &err) == GW_OK) {
+  gw_rc rc = gw_decode_logs(a, enc, data + 1, size - 1, &lim, &req, &err);
+  if (rc == GW_OK) {
     size_t n = gw_pb_logs_request_size(req);
     uint8_t *buf = gw_arena_alloc(a, n + 1);
     if (buf) {
@@ -35,6 +43,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       if (own && (m != n || memcmp(own, buf, n) != 0))
         abort();
     }
+  }
+  if (enc == GW_ENC_PROTOBUF) {
+    struct gw_arena *b = gw_arena_create(8 << 20);
+    struct gw_err err2;
+    GwLogsRequest *req2;
+    gw_rc r2 = gw_decode_pb_logs_generic(b, data + 1, size - 1, &lim, &req2, &err2);
+    char why[2048];
+    if (rc == GW_OK && r2 == GW_ERR(TOO_LARGE)) {
+      /* accepted in less memory than the estimate asked for */
+    } else if (rc != r2 || (rc && strcmp(err.msg, err2.msg)) ||
+               (!rc && !pb_equal((const ProtobufCMessage *)req, (const ProtobufCMessage *)req2, why, sizeof why))) {
+      fprintf(stderr, "one-pass unpack and generic path differ: %d \"%s\" vs %d \"%s\"; %s\n", rc,
+              rc ? err.msg : "", r2, r2 ? err2.msg : "", rc || r2 ? "" : why);
+      abort();
+    }
+    gw_arena_destroy(b);
   }
   gw_arena_destroy(a);
   return 0;
