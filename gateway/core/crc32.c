@@ -133,8 +133,8 @@ VCLMUL static uint32_t vclmul_crc(uint32_t reg, const unsigned char *p, size_t l
 
 /* Whether the OS saves the AVX-512 state on a context switch, which the CPUID feature bits do not say:
  * CPUID.1:ECX.OSXSAVE (XGETBV usable), then XCR0 bits 1-2 (SSE, AVX) and 5-7 (opmask, ZMM0-15 upper
- * halves, ZMM16-31). libgcc's __builtin_cpu_supports("avx512f") makes the same check in GCC 12, but
- * neither clang's nor older runtimes are shown to, so it is done here. */
+ * halves, ZMM16-31). It is checked here rather than left to __builtin_cpu_supports("avx512f"), whose
+ * runtime (libgcc or compiler-rt, by version) is not relied on to have looked at XCR0. */
 static bool os_saves_zmm(void)
 {
   unsigned a, b, c, d;
