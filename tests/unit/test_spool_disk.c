@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "core/crc32.h"
+#include "core/crc32_int.h"
 #include "core/metrics.h"
 #include "spool/spool.h"
 #include "spool/spool_disk.h"
@@ -770,13 +771,27 @@ static void test_no_consumer_keeps_nothing(void **st)
   gw_spool_destroy(s);
 }
 
-/* The records' CRC (core/crc32.h) is zlib's crc32 bit for bit, whichever path computes it: every length up to
- * 300 bytes (the fast path starts at 64 and leaves up to 15 bytes to the portable one) at every alignment
- * of 16, chained from a running value, long buffers, and buffers of all zeros and all ones. */
+/* The paths gw_crc32 can take on this machine (core/crc32_int.h), each tested as if the CPU picked it. */
+static const char *const path_name[] = {"portable", "PCLMULQDQ", "AVX-512 VPCLMULQDQ"};
+
+static int crc32_paths(void)
+{
+  enum gw_crc32_path best = gw_crc32_best();
+  if (best < GW_CRC32_AVX512)
+    print_message("crc32: this CPU (or OS, or valgrind) has no %s; tested up to the %s path\n",
+                  path_name[GW_CRC32_AVX512], path_name[best]);
+  return (int)best + 1;
+}
+
+/* The records' CRC (core/crc32.h) is zlib's crc32 bit for bit, whichever path computes it: each path this
+ * machine can run, forced, over every length up to 2100 bytes (across the PCLMULQDQ path's start at 64 and
+ * the AVX-512 one's at 256, through several 256-byte steps and each count of 64- and 16-byte ones after
+ * them, with the up to 15 bytes left to the portable path) at every alignment of 16, from 0 and chained
+ * from a running value; and the path gw_crc32 picks is the best one. */
 static void test_crc32_is_zlibs(void **state)
 {
   (void)state;
-  enum { N = 70000 };
+  enum { N = 2100 };
   unsigned char *b = malloc(N + 16);
   assert_non_null(b);
   uint32_t x = 12345;
@@ -784,29 +799,96 @@ static void test_crc32_is_zlibs(void **state)
     x = x * 1103515245u + 12345u;
     b[i] = (unsigned char)(x >> 16);
   }
+  int npaths = crc32_paths();
+  uint32_t seed = (uint32_t)crc32(0L, b, 7);
   for (size_t off = 0; off < 16; off++)
-    for (size_t len = 0; len <= 300; len++) {
-      uint32_t want = (uint32_t)crc32(0L, b + off, (uInt)len);
+    for (size_t len = 0; len <= N; len++) {
+      uint32_t want = (uint32_t)crc32(0L, b + off, (uInt)len), chained = (uint32_t)crc32(seed, b + off, (uInt)len);
+      for (int p = 0; p < npaths; p++) {
+        if (gw_crc32_via((enum gw_crc32_path)p, 0, b + off, len) != want)
+          fail_msg("%s crc32 of %zu bytes at offset %zu differs from zlib's", path_name[p], len, off);
+        if (gw_crc32_via((enum gw_crc32_path)p, seed, b + off, len) != chained)
+          fail_msg("%s crc32 chained from a running value, %zu bytes at offset %zu, differs", path_name[p], len, off);
+      }
       if (gw_crc32(0, b + off, len) != want || gw_crc32_portable(0, b + off, len) != want)
         fail_msg("crc32 of %zu bytes at offset %zu differs from zlib's", len, off);
-      uint32_t seed = (uint32_t)crc32(0L, b, 7);
-      if (gw_crc32(seed, b + off, len) != (uint32_t)crc32(seed, b + off, (uInt)len))
-        fail_msg("crc32 chained from a running value, %zu bytes at offset %zu, differs", len, off);
     }
-  assert_int_equal(gw_crc32(0, b + 3, N), (uint32_t)crc32(0L, b + 3, N));
-  assert_int_equal(gw_crc32(gw_crc32(0, b, 1000), b + 1000, N - 1000), (uint32_t)crc32(0L, b, N));
-  for (int v = 0; v < 2; v++) {
-    memset(b, v ? 0xff : 0, N);
-    assert_int_equal(gw_crc32(0, b, N), (uint32_t)crc32(0L, b, N));
-  }
   assert_int_equal(gw_crc32(0, "123456789", 9), 0xcbf43926u); /* the standard check value */
   free(b);
+}
+
+/* Buffers of several MB (a spool entry is up to about 1 MB), through each path: whole, at an odd offset,
+ * computed in two or three pieces split at odd places, and all zeros and all ones. */
+static void test_crc32_long_buffers(void **state)
+{
+  (void)state;
+  enum { N = (5 << 20) + 77 };
+  unsigned char *b = malloc(N + 16);
+  assert_non_null(b);
+  uint32_t x = 777;
+  for (size_t i = 0; i < N + 16; i++) {
+    x = x * 1103515245u + 12345u;
+    b[i] = (unsigned char)(x >> 16);
+  }
+  int npaths = crc32_paths();
+  uint32_t whole = (uint32_t)crc32_z(0L, b, N), shifted = (uint32_t)crc32_z(0L, b + 3, N);
+  for (int p = 0; p < npaths; p++) {
+    enum gw_crc32_path path = (enum gw_crc32_path)p;
+    if (gw_crc32_via(path, 0, b, N) != whole || gw_crc32_via(path, 0, b + 3, N) != shifted)
+      fail_msg("%s crc32 of %d bytes differs from zlib's", path_name[p], N);
+    if (gw_crc32_via(path, gw_crc32_via(path, 0, b, 1000), b + 1000, N - 1000) != whole)
+      fail_msg("%s crc32 in two pieces differs", path_name[p]);
+    uint32_t c = gw_crc32_via(path, 0, b, 777777);
+    c = gw_crc32_via(path, c, b + 777777, 1234567);
+    if (gw_crc32_via(path, c, b + 777777 + 1234567, N - 777777 - 1234567) != whole)
+      fail_msg("%s crc32 in three pieces differs", path_name[p]);
+  }
+  assert_int_equal(gw_crc32(0, b, N), whole);
+  for (int v = 0; v < 2; v++) {
+    memset(b, v ? 0xff : 0, N);
+    uint32_t want = (uint32_t)crc32_z(0L, b, N);
+    for (int p = 0; p < npaths; p++)
+      if (gw_crc32_via((enum gw_crc32_path)p, 0, b, N) != want)
+        fail_msg("%s crc32 of %d bytes of 0x%02x differs from zlib's", path_name[p], N, v ? 0xff : 0);
+  }
+  free(b);
+}
+
+/* Each folding constant of the fast paths is the power of x mod P it is listed as, derived here from the
+ * polynomial alone (x^n by repeated multiplication by x mod 0x104C11DB7, then bit-reflected in 33 bits),
+ * and the AVX-512 path's are among them. */
+static void test_crc32_fold_constants(void **state)
+{
+  (void)state;
+  if (gw_crc32_nconsts == 0)
+    skip(); /* no fast path on this architecture */
+  bool have_2048 = false, have_384 = false;
+  for (size_t i = 0; i < gw_crc32_nconsts; i++) {
+    unsigned n = gw_crc32_consts[i].power;
+    uint64_t v = 1, r = 0;
+    for (unsigned j = 0; j < n; j++) {
+      v <<= 1;
+      if (v >> 32)
+        v ^= 0x104C11DB7ull;
+    }
+    for (int j = 0; j < 33; j++)
+      if (v >> j & 1)
+        r |= 1ull << (32 - j);
+    if (*gw_crc32_consts[i].value != r)
+      fail_msg("constant %zu is 0x%010llx, x^%u mod P is 0x%010llx", i, (unsigned long long)*gw_crc32_consts[i].value,
+               n, (unsigned long long)r);
+    have_2048 |= n == 2048 + 32 || n == 2048 - 32;
+    have_384 |= n == 384 + 32 || n == 384 - 32;
+  }
+  assert_true(have_2048 && have_384);
 }
 
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_crc32_is_zlibs),
+    cmocka_unit_test(test_crc32_long_buffers),
+    cmocka_unit_test(test_crc32_fold_constants),
     cmocka_unit_test_setup_teardown(test_entries_survive_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_torn_tail_skipped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_damaged_record_skipped, setup, teardown),
