@@ -783,6 +783,7 @@ struct memo_ent {
   uint32_t total;        /* what plain_scan added to stats->total */
   uint32_t deny;         /* JSON values: deny-listed members removed */
   size_t longest;        /* JSON values: the longest string cut() was asked about (c->longest) */
+  size_t long_sum;       /* JSON values: the long strings' lengths summed (c->long_sum) */
   uint16_t ncounts;
   uint8_t res, ctx;
   uint8_t depth; /* JSON values: the JSON levels walked (c->jmax - c->jdepth) */
@@ -795,6 +796,7 @@ struct gw_redact_memo {
   struct rd_limits lim; /* the request's limits (redact_limits.c); off until gw_redact_memo_limit */
   struct rd_span_info *spans; /* open addressing by span pointer (rd_memo_span_add) */
   size_t scap, sn;
+  size_t json_hits; /* JSON values replayed (gw_redact_memo_json_hits) */
 };
 
 struct rd_limits *rd_memo_limits(struct gw_redact_memo *m) { return m ? &m->lim : NULL; }
@@ -845,6 +847,8 @@ const struct rd_span_info *rd_memo_span_get(const struct gw_redact_memo *m, cons
       return &m->spans[j];
   return NULL;
 }
+
+size_t gw_redact_memo_json_hits(const struct gw_redact_memo *m) { return m ? m->json_hits : 0; }
 
 struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a)
 {
@@ -1004,8 +1008,12 @@ bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mod
   unsigned ctx = memo_ctx(c) | MEMO_JSON | (attr_mode ? MEMO_ATTR : 0u);
   bool found;
   const struct memo_ent *e = memo_slot(m, memo_hash(s, len, ctx), s, len, ctx, &found);
-  if (!found || e->longest > c->cap || e->depth > max_depth)
+  if (!found || e->longest > c->cap || e->depth > max_depth || (c->budget != SIZE_MAX && e->long_sum > c->budget))
     return false;
+  if (c->budget != SIZE_MAX)
+    c->budget -= e->long_sum; /* what the walk's cut() would have taken, cutting nothing */
+  c->long_sum += e->long_sum;
+  m->json_hits++;
   replay(c, e);
   if (e->longest > c->longest)
     c->longest = e->longest;
@@ -1020,7 +1028,7 @@ bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mod
 }
 
 void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res res, const char *out,
-                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, int depth)
+                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, size_t long_sum, int depth)
 {
   struct gw_redact_memo *m = c->memo;
   size_t nk = GW_RK__COUNT + c->r->nuser, nc = 0;
@@ -1034,7 +1042,8 @@ void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mod
   unsigned ctx = memo_ctx(c) | MEMO_JSON | (attr_mode ? MEMO_ATTR : 0u);
   uint64_t h = memo_hash(s, len, ctx);
   struct memo_ent ent = {.hash = h, .s = s, .len = len, .res = (uint8_t)res, .ctx = (uint8_t)ctx,
-                         .total = mine->total, .deny = mine->deny, .longest = longest, .depth = (uint8_t)depth,
+                         .total = mine->total, .deny = mine->deny, .longest = longest, .long_sum = long_sum,
+                         .depth = (uint8_t)depth,
                          .ncounts = (uint16_t)nc};
   if (res == RD_CHANGED) {
     ent.out = out;

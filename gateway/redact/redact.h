@@ -158,6 +158,8 @@ const char *gw_redact_string(const struct gw_redactor *r, const char *key, const
  */
 struct gw_redact_memo;
 struct gw_redact_memo *gw_redact_memo_create(struct gw_arena *a);
+/* JSON values the memo answered (each a walk not made): for tests and benchmarks. */
+size_t gw_redact_memo_json_hits(const struct gw_redact_memo *m);
 
 /*
  * Bound the work of the calls below that are given memo m (issue 12: one request's text must not decide how

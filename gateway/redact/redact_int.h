@@ -102,6 +102,9 @@ struct rd_ctx {
   size_t longest;
   int jmax;
   bool refused;
+  /* The lengths of the long strings (over 64 bytes) cut() was asked about, summed: what a content field's
+   * budget spends on them when it cuts none; so a memoized walk is replayed under a budget exactly. */
+  size_t long_sum;
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };
@@ -113,12 +116,14 @@ enum rd_res rd_plain(struct rd_ctx *c, const char *s, size_t len, const char **o
 enum rd_res rd_plain_src(struct rd_ctx *c, const char *scan, const char *src, size_t len, const char **out,
                          size_t *outlen);
 /* The memo for JSON values (rd_value, redact.c): a hit when the same text was walked in the same context
- * (key rules, attr_mode) with no string longer than cap and no deeper than max_depth more JSON levels; sets
- * *res, *out, *outlen and replays the counts. put keeps a walk's result and the counts it added (mine). */
+ * (key rules, attr_mode) with no string longer than cap, no deeper than max_depth more JSON levels and,
+ * under a content budget, long strings that fit what is left of it (which the hit then spends, as the walk
+ * would); sets *res, *out, *outlen and replays the counts. put keeps a walk that cut nothing: its result,
+ * the counts it added (mine) and its long strings' sum (long_sum). */
 bool rd_memo_json_get(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, int max_depth, enum rd_res *res,
                       const char **out, size_t *outlen);
 void rd_memo_json_put(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enum rd_res res, const char *out,
-                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, int depth);
+                      size_t outlen, const struct gw_redact_stats *mine, size_t longest, size_t long_sum, int depth);
 #define RD_MEMO_MIN 48 /* shorter texts are cheaper to redact than to look up */
 
 /* What the request pass did with one span attribute (redact_apply.c). A record's attributes JSON is

@@ -445,6 +445,8 @@ static int json(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, enu
 static bool cut(struct rd_ctx *c, const char *s, size_t len, const char **out, size_t *outlen)
 {
   size_t keep = len;
+  if (len > RD_SHORT)
+    c->long_sum += len;
   if (c->cap != SIZE_MAX && keep > c->cap)
     keep = c->cap;
   if (c->budget != SIZE_MAX && len > RD_SHORT) {
@@ -481,7 +483,7 @@ static enum rd_res value_walk(struct rd_ctx *c, const char *s, size_t len, bool 
   if (c->jdepth < RJ_MAX_NEST && looks_json(s, len) && (rd_charge(c, len) || !c->lim->stop_rc)) {
     /* A text that only starts like JSON is redacted and cut as plain text below from the state it had
      * here: what the strings walked before the parse failed spent of the budget and counted is given back. */
-    size_t budget = c->budget;
+    size_t budget = c->budget, long_sum = c->long_sum;
     bool truncated = c->truncated;
     struct gw_redact_stats saved;
     if (c->st)
@@ -495,6 +497,7 @@ static enum rd_res value_walk(struct rd_ctx *c, const char *s, size_t len, bool 
     if (rc == RJ_OK || c->oom)
       return rc == RJ_OK ? res : RD_SAME;
     c->budget = budget;
+    c->long_sum = long_sum;
     c->truncated = truncated;
     if (c->st)
       *c->st = saved;
@@ -513,20 +516,22 @@ static enum rd_res value_walk(struct rd_ctx *c, const char *s, size_t len, bool 
 
 /*
  * A JSON value comes back whole: the record's attributes JSON holds each message attribute the request pass
- * already walked (as a JSON string, the same text once unescaped). Without a shared content budget, its
- * result depends only on the text, the key context and attr_mode, as long as the cap cuts none of its
- * strings and the levels of JSON inside it are walked the same: the memo keeps the walk with what it
- * needs to know that (the longest string, the levels, none left unwalked for depth), and the counts it added.
+ * already walked (as a JSON string, the same text once unescaped), and its content columns are rendered
+ * from those attributes, byte for byte the same text when the SDK sent the semconv shape compactly. A
+ * walk's result depends only on the text, the key context and attr_mode, as long as neither the cap nor a
+ * content budget cuts any of its strings and the levels of JSON inside it are walked the same: the memo
+ * keeps the walk with what it needs to know that (the longest string; the long strings' lengths summed,
+ * which is what a budget spends when it cuts nothing, and it cuts nothing exactly when that sum fits what
+ * is left of it; the levels, none left unwalked for depth), and the counts it added.
  */
 enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode, const char **out, size_t *outlen)
 {
-  if (!c->memo || !c->r->enabled || c->budget != SIZE_MAX || len < RD_MEMO_MIN || c->jdepth >= RJ_MAX_NEST ||
-      !looks_json(s, len))
+  if (!c->memo || !c->r->enabled || len < RD_MEMO_MIN || c->jdepth >= RJ_MAX_NEST || !looks_json(s, len))
     return value_walk(c, s, len, attr_mode, out, outlen);
   enum rd_res res;
   if (rd_memo_json_get(c, s, len, attr_mode, RJ_MAX_NEST - c->jdepth, &res, out, outlen))
     return res;
-  size_t longest = c->longest;
+  size_t longest = c->longest, long_sum = c->long_sum;
   int jmax = c->jmax;
   bool refused = c->refused;
   struct gw_redact_stats mine, *theirs = c->st;
@@ -548,7 +553,7 @@ enum rd_res rd_value(struct rd_ctx *c, const char *s, size_t len, bool attr_mode
   }
   if (!c->oom && !(c->lim && (c->lim->stop_rc || c->lim->why)) && !mine.limited && !mine.truncated && !c->refused)
     rd_memo_json_put(c, s, len, attr_mode, res, res == RD_CHANGED ? *out : NULL, res == RD_CHANGED ? *outlen : 0,
-                     &mine, c->longest, c->jmax - c->jdepth);
+                     &mine, c->longest, c->long_sum - long_sum, c->jmax - c->jdepth);
   if (longest > c->longest)
     c->longest = longest;
   if (jmax > c->jmax)

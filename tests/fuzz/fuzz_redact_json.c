@@ -8,7 +8,10 @@
  *   (sel >> 2) & 3: the policy: defaults; defaults cut at 32 bytes; every detector hashing, cut at 100;
  *   every detector dropping, user.* hashed, no cut.
  * Checks: valid JSON in, changed, must be valid JSON out (the promise redact.h makes), for objects and
- * arrays: a bare string or number is text to the redactor (content fields hold message arrays).
+ * arrays: a bare string or number is text to the redactor (content fields hold message arrays). And for
+ * the content fields, the memo: the same text redacted first as the request's message attribute (so the
+ * record's column can be answered from that walk, under the field's budget) must give the record the
+ * same column, counts, kinds and flags as redacting it with no memo at all.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -16,6 +19,8 @@
 
 #include "decode/decode.h"
 #include "fuzzutil.h"
+#include "normalize/record.h"
+#include "pb.h"
 #include "redact/redact.h"
 
 static struct gw_redactor *red[4];
@@ -150,6 +155,75 @@ static bool valid_json(const char *s)
   return !*s;
 }
 
+/* A request of one span whose one attribute is key = text (a copy), as the SDK sends a message array. */
+static GwTraceRequest *one_attribute(struct gw_arena *a, const char *key, const char *text)
+{
+  GwTraceRequest *req = gw_arena_calloc(a, sizeof *req);
+  GwResourceSpans *rs = gw_arena_calloc(a, sizeof *rs), **rsv = gw_arena_calloc(a, sizeof *rsv);
+  GwScopeSpans *ss = gw_arena_calloc(a, sizeof *ss), **ssv = gw_arena_calloc(a, sizeof *ssv);
+  GwSpan *sp = gw_arena_calloc(a, sizeof *sp), **spv = gw_arena_calloc(a, sizeof *spv);
+  GwKeyValue *kv = gw_arena_calloc(a, sizeof *kv), **kvv = gw_arena_calloc(a, sizeof *kvv);
+  GwAnyValue *av = gw_arena_calloc(a, sizeof *av);
+  char *k = gw_arena_strdup(a, key), *t = gw_arena_strdup(a, text);
+  if (!req || !rs || !rsv || !ss || !ssv || !sp || !spv || !kv || !kvv || !av || !k || !t)
+    return NULL;
+  gw_pb_trace_request_init(req);
+  gw_pb_resource_spans_init(rs);
+  gw_pb_scope_spans_init(ss);
+  gw_pb_span_init(sp);
+  gw_pb_key_value_init(kv);
+  gw_pb_any_value_init(av);
+  av->value_case = GW_AV_STRING;
+  av->string_value = t;
+  kv->key = k;
+  kv->value = av;
+  kvv[0] = kv;
+  sp->attributes = kvv;
+  sp->n_attributes = 1;
+  spv[0] = sp;
+  ss->spans = spv;
+  ss->n_spans = 1;
+  ssv[0] = ss;
+  rs->scope_spans = ssv;
+  rs->n_scope_spans = 1;
+  rsv[0] = rs;
+  req->resource_spans = rsv;
+  req->n_resource_spans = 1;
+  return req;
+}
+
+static bool same_str(const char *x, const char *y) { return x == y || (x && y && !strcmp(x, y)); }
+
+/* The record's column redacted with a memo the request pass filled (the same text as the message
+ * attribute) against with no memo: aborts on any difference. */
+static void memo_differential(const struct gw_redactor *r, struct gw_arena *a, const char *in, bool response)
+{
+  GwTraceRequest *req = one_attribute(a, response ? "gen_ai.output.messages" : "gen_ai.input.messages", in);
+  struct gw_redact_memo *m = gw_redact_memo_create(a);
+  if (!req || !m || gw_redact_request(r, req, a, m))
+    return;
+  struct gw_record rec[2];
+  for (int i = 0; i < 2; i++) {
+    memset(&rec[i], 0, sizeof rec[i]);
+    if (response)
+      rec[i].response_content = in;
+    else
+      rec[i].prompt_content = in;
+    if (gw_redact_records(r, &rec[i], 1, a, i ? NULL : m))
+      return;
+  }
+  const char *c0 = response ? rec[0].response_content : rec[0].prompt_content;
+  const char *c1 = response ? rec[1].response_content : rec[1].prompt_content;
+  bool same = same_str(c0, c1) && rec[0].flags == rec[1].flags &&
+              rec[0].redaction_count.set == rec[1].redaction_count.set &&
+              rec[0].redaction_count.v == rec[1].redaction_count.v &&
+              rec[0].redacted_kinds.n == rec[1].redacted_kinds.n;
+  for (uint32_t i = 0; same && i < rec[0].redacted_kinds.n; i++)
+    same = same_str(rec[0].redacted_kinds.v[i], rec[1].redacted_kinds.v[i]);
+  if (!same)
+    abort(); /* the memo changed what the record gets */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (!red[0])
@@ -178,6 +252,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (gw_redact_records(r, &rec, 1, a, gw_redact_memo_create(a)))
       goto out;
     res = *field;
+    if ((data[0] & 3) < 2)
+      memo_differential(r, a, in, (data[0] & 3) == 1);
   }
   char first = in[strspn(in, " \t\r\n")];
   if (res && res != in && strcmp(res, in) && (first == '{' || first == '[') && valid_json(in) && !valid_json(res))

@@ -1533,20 +1533,34 @@ static uint8_t *memo_body(size_t *len)
   char *nested = gw_arena_strdup(A, "{\"k\":\"x\\nbob@example.com and some more words to be long enough\"}");
   for (int i = 0; i < 3; i++)
     nested = wrap_json(nested);
+  /* the fourth is JSON itself: inside a message it is walked one level deeper, and under a content budget
+   * that level's memoized walk is replayed (or not) with what is left of the budget; its "raw" member only
+   * starts like JSON (a string is walked before the parse fails, then the whole is plain text) */
   static const char *const texts[] = {
     "Customer grace.rossi47@example.com called from +1 646 555 0986 about card 4111 1111 1111 1111; "
     "she asked us to confirm the refund to the address on file.",
     "Please write back to ops-team@example.com once 10.20.30.40 is patched, and keep 219-96-7272 out of "
     "the ticket history, thanks.",
     "Nothing sensitive in this one, only a long enough sentence to be worth remembering for later reuse.",
+    "{\"note\":\"call +1 646 555 0986 before noon about the parcel that never arrived at the depot\","
+    "\"raw\":\"[\\\"an array that only starts like JSON, with a string long enough to count\\\", oops]\","
+    "\"tags\":[\"a plain tag that is long enough to spend the content budget of a record\",\"x\"]}",
   };
   GwSpan **spans = az(sizeof *spans * 12);
   for (size_t i = 0; i < 12; i++) {
-    const char *t = texts[i % 3], *u = texts[(i + 1) % 3];
-    char *in = gw_arena_printf(A, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"%s\"}]},"
-                                  "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"%s\"}]}]", u, t);
-    char *out = gw_arena_printf(A, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"%s\"}],"
-                                   "\"finish_reason\":\"stop\"}]", t);
+    const char *t = texts[i % 4], *u = texts[(i + 1) % 4];
+    struct gw_sb in_sb, out_sb;
+    gw_sb_init(&in_sb, A);
+    gw_sb_puts(&in_sb, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":");
+    gw_sb_json_str(&in_sb, u, strlen(u));
+    gw_sb_puts(&in_sb, "}]},{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":");
+    gw_sb_json_str(&in_sb, t, strlen(t));
+    gw_sb_puts(&in_sb, "}]}]");
+    gw_sb_init(&out_sb, A);
+    gw_sb_puts(&out_sb, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":");
+    gw_sb_json_str(&out_sb, t, strlen(t));
+    gw_sb_puts(&out_sb, "}],\"finish_reason\":\"stop\"}]");
+    char *in = gw_sb_finish(&in_sb), *out = gw_sb_finish(&out_sb);
     GwSpan *sp = az(sizeof *sp);
     gw_pb_span_init(sp);
     uint8_t *tid = az(16), *sid = az(8);
@@ -1627,8 +1641,11 @@ static void test_memo_same_result(void **state)
   static const struct gw_redact_key_rule hash_input[] = {{"gen_ai.input.messages", GW_REDACT_HASH}};
   static const struct gw_redact_user_pattern user[] = {{"ticket", "refund|ticket", NULL, GW_REDACT_MASK}};
   /* variant 5: a cap under the message texts' length, so the record's attributes JSON cuts what the
-   * request pass kept whole (its memoized walk must not be replayed there) */
-  for (int variant = 0; variant < 6; variant++) {
+   * request pass kept whole (its memoized walk must not be replayed there); variants 6-9: content budgets
+   * that cut some content columns and not others, one string in or the JSON text inside a message (the
+   * memoized walks replayed under a budget must spend it as the walk does) */
+  static const size_t budgets[] = {150, 100, 200, 290, 330, 2000};
+  for (int variant = 0; variant < 10; variant++) {
     struct gw_redact_policy p;
     gw_redact_policy_defaults(&p);
     p.hmac_key = "k1-secret-hmac-key";
@@ -1642,10 +1659,8 @@ static void test_memo_same_result(void **state)
       p.patterns = user;
       p.n_patterns = 1;
     }
-    if (variant == 4)
-      p.max_content_bytes = 150;
-    if (variant == 5)
-      p.max_content_bytes = 100;
+    if (variant >= 4)
+      p.max_content_bytes = budgets[variant - 4];
     struct gw_redactor *r = make(&p);
     struct gw_sb req[2], recs[2];
     int64_t metric[2];
@@ -1657,6 +1672,44 @@ static void test_memo_same_result(void **state)
       fail_msg("variant %d: the records differ with the memo", variant);
     assert_int_equal(metric[0], metric[1]);
     assert_true(metric[0] > 0);
+    gw_redactor_destroy(r);
+  }
+}
+
+/* A content column rendered the same as the message attribute it came from (the semconv shape, compact, as
+ * the OTel JS SDK sends it) is answered from the request pass's walk of that attribute: both columns of every
+ * record, under the default content budget; under a budget smaller than their long strings, none. */
+static void test_memo_content_replayed(void **state)
+{
+  (void)state;
+  size_t len;
+  uint8_t *body = memo_body(&len);
+  for (int tight = 0; tight < 2; tight++) {
+    struct gw_redact_policy p;
+    gw_redact_policy_defaults(&p);
+    if (tight)
+      p.max_content_bytes = 90; /* under every message text's length (the shortest is 99 bytes) */
+    struct gw_redactor *r = make(&p);
+    struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
+    struct gw_err err = {0};
+    GwTraceRequest *req;
+    assert_int_equal(gw_decode_traces(A, GW_ENC_PROTOBUF, body, len, &lim, &req, &err), GW_OK);
+    struct gw_normalize_result res;
+    assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+    assert_int_equal(res.nrecords, 12);
+    struct gw_redact_memo *m = gw_redact_memo_create(A);
+    assert_int_equal(gw_redact_request(r, req, A, m), GW_OK);
+    size_t before = gw_redact_memo_json_hits(m);
+    /* only the content columns are left to hit: a record's attributes JSON is replayed member by member,
+     * and the span name and system prompt are texts (JSON in three spans each, so hits of their own) */
+    for (size_t i = 0; i < res.nrecords; i++)
+      res.records[i].attributes = res.records[i].span_name = res.records[i].system_prompt = NULL;
+    assert_int_equal(gw_redact_records(r, res.records, res.nrecords, A, m), GW_OK);
+    size_t hits = gw_redact_memo_json_hits(m) - before;
+    if (tight)
+      assert_int_equal(hits, 0);
+    else
+      assert_int_equal(hits, 2 * res.nrecords);
     gw_redactor_destroy(r);
   }
 }
@@ -2725,6 +2778,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_memo_same_result, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_memo_content_replayed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_candidate_scan, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
     cmocka_unit_test_setup_teardown(test_event_content_cut, setup, teardown),
