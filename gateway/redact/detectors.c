@@ -152,12 +152,44 @@ static bool prefix(const unsigned char *s, size_t len, size_t i, const char *lit
   return len - i >= n && !memcmp(s + i, lit, n);
 }
 
+/* What every branch that starts with a digit reads first: three digits and a fourth or a separator (cards,
+ * SSNs, the North American phone shape, a three-digit IPv4 octet); '1', a separator or none, then '(' or
+ * three digits (that phone shape's country code); two groups of one to three digits each followed by a '.'
+ * (IPv4); or one to four hex digits and a ':' (IPv6). Ids and versions ("gpt-4o", "4.1-nano", the hex of
+ * a session id) fail it without a pattern run. */
+static bool sep(unsigned char c) { return c == ' ' || c == '.' || c == '-'; }
+
+static bool digit_shape(const unsigned char *s, size_t len, size_t i)
+{
+  if (i + 3 < len && digit(s[i + 1]) && digit(s[i + 2]) && (digit(s[i + 3]) || sep(s[i + 3])))
+    return true;
+  if (s[i] == '1') {
+    size_t k = i + 1;
+    if (k < len && sep(s[k]))
+      k++;
+    if ((k < len && s[k] == '(') || (k + 2 < len && digit(s[k]) && digit(s[k + 1]) && digit(s[k + 2])))
+      return true;
+  }
+  size_t j = i + 1, k;
+  while (j < len && j - i < 3 && digit(s[j]))
+    j++;
+  if (j < len && s[j] == '.') { /* and a second octet and dot */
+    for (k = j + 1; k < len && k - j <= 3 && digit(s[k]);)
+      k++;
+    if (k > j + 1 && k < len && s[k] == '.')
+      return true;
+  }
+  for (j = i + 1; j < len && j - i < 4 && hex(s[j]);)
+    j++;
+  return j < len && s[j] == ':';
+}
+
 bool rd_candidate(const char *str, size_t len, size_t i)
 {
   const unsigned char *s = (const unsigned char *)str;
   unsigned char c = s[i], p = i ? s[i - 1] : ' ';
   if (digit(c))
-    return !alnum(p);
+    return !alnum(p) && digit_shape(s, len, i);
   switch (c) {
   case '@': return i > 0 && (alnum(p) || p == '.' || p == '_' || p == '%' || p == '+' || p == '-');
   case '+':

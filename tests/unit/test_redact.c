@@ -2635,6 +2635,10 @@ static const char *const diff_pieces[] = {
   "--", "::", "+(", "(9", "x:", "abcd:", "Ab", "AB", "A", "se", "sec", "aw", "aws", "be", "ba", "sk", "rk", "gh", "gi",
   "xo", "ey", "\t", "\n", " ", " ", ".", ",", "_", "-", "/", "=", "\"", "'", "\\", "é", "日本", "\xf0\x9f\x98\x80",
   "The device restarts when the VPN profile is imported again.", "0", "7", "42", "2024-01-15", "12:30:45",
+  /* the first bytes of the digit shapes (rd_candidate's digit_shape), and ids that only look like them */
+  "1 (212) 555-1234", "1.212.555.0100", "1(212)555-0100", "1-212-555-0100", "8.8.8.8", "1::", "12::3", "1a2b::1",
+  "123a:b::1", "4.1-nano", "gpt-4o-mini", "sess-9f3a2b", "1", "12", "123", ":", "(", "1 212 555 0100", "1212 555 0100",
+  "123-45-6789", "123 ", "1-nano", "1.2.3.4", "1.22.333.4", "212.555-1234",
 };
 
 static char *diff_text(size_t *len)
