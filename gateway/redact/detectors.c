@@ -233,7 +233,7 @@ bool rd_candidate(const char *str, size_t len, size_t i)
 static unsigned char at_start[256], in_word[256], is_alnum[256];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 #ifdef RD_AVX2
-static bool have_avx2;
+static bool have_avx2, have_avx512;
 #endif
 
 static void tables_init(void)
@@ -248,10 +248,12 @@ static void tables_init(void)
 #ifdef RD_AVX2
   __builtin_cpu_init();
   have_avx2 = __builtin_cpu_supports("avx2");
+  /* libgcc sets these only when the OS saves the ZMM and mask registers (XCR0) */
+  have_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #endif
 }
 
-bool rd_every_position, rd_no_avx2;
+bool rd_every_position, rd_no_avx2, rd_no_avx512;
 
 #ifdef __SSE2__
 static __m128i in_range(__m128i v, char lo, char hi) /* lo <= v <= hi, both below 0x80 (signed compare) */
@@ -368,6 +370,73 @@ RD_TARGET static size_t blocks32(const char *str, size_t len, size_t *i)
 }
 #endif
 
+#ifdef RD_AVX2
+#define RD_TARGET512 __attribute__((target("avx512f,avx512bw")))
+
+/* The n bytes from b as an AVX-512 register, zero past them (a masked load reads nothing there). */
+RD_TARGET512 static __m512i load64(const unsigned char *b, size_t n)
+{
+  __mmask64 k = n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1;
+  return _mm512_maskz_loadu_epi8(k, b);
+}
+
+RD_TARGET512 static uint64_t eq64(__m512i v, char c) { return _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(c)); }
+
+/* lo <= v <= hi for bytes lo, hi below 0x80: v - lo as unsigned is then at most hi - lo, and a byte of
+ * 0x80 or more never is (as with the signed compares of the 16 and 32-byte versions). */
+RD_TARGET512 static uint64_t in_range64(__m512i v, char lo, char hi)
+{
+  return _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8(lo)), _mm512_set1_epi8((char)(hi - lo)));
+}
+
+/* candidate_mask over the 64 positions from b, the same conditions bit for bit, for a text of n bytes from
+ * b (b - 1 readable): the bytes past the text read as NUL, as in the padded copy of the 16-byte version's
+ * last block, so a short text or the end of a long one is one masked step; bits at and past n are clear. */
+RD_TARGET512 static uint64_t candidate_mask64(const unsigned char *b, size_t n)
+{
+  __m512i x = load64(b, n), prev = load64(b - 1, n + 1), n1 = load64(b + 1, n > 1 ? n - 1 : 0),
+          n2 = load64(b + 2, n > 2 ? n - 2 : 0);
+  __m512i case_bit = _mm512_set1_epi8(0x20);
+  __m512i lx = _mm512_or_si512(x, case_bit), lp = _mm512_or_si512(prev, case_bit);
+  __m512i l1 = _mm512_or_si512(n1, case_bit), l2 = _mm512_or_si512(n2, case_bit);
+  uint64_t prev_alnum = in_range64(prev, '0', '9') | in_range64(lp, 'a', 'z');
+  uint64_t digit1 = in_range64(n1, '0', '9');
+  uint64_t any = eq64(x, '@') | ((eq64(x, '+') | eq64(x, '(')) & digit1);
+  any |= (eq64(x, ':') & eq64(n1, ':')) | (eq64(x, '-') & eq64(n1, '-'));
+  any |= eq64(lx, 's') & eq64(l1, 'e') & eq64(l2, 'c');
+  any |= eq64(lx, 'a') & eq64(l1, 'w') & eq64(l2, 's');
+  uint64_t valid = n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+  uint64_t word = ~prev_alnum & valid;
+  any &= valid;
+  if (!(word & ~any))
+    return any;
+  __m512i n3 = load64(b + 3, n > 3 ? n - 3 : 0), n4 = load64(b + 4, n > 4 ? n - 4 : 0);
+  uint64_t colon = eq64(n1, ':') | eq64(n2, ':') | eq64(n3, ':') | eq64(n4, ':');
+  uint64_t dig = in_range64(x, '0', '9'), hexc = dig | in_range64(lx, 'a', 'f');
+  uint64_t start = dig | (hexc & colon);
+  start |= eq64(x, 'e') & eq64(n1, 'y');
+  start |= eq64(lx, 'b') & (eq64(l1, 'e') | eq64(l1, 'a'));
+  start |= (eq64(x, 's') | eq64(x, 'r')) & eq64(n1, 'k');
+  start |= eq64(x, 'g') & (eq64(n1, 'h') | eq64(n1, 'i'));
+  start |= eq64(x, 'x') & eq64(n1, 'o');
+  start |= eq64(x, 'A') & in_range64(n1, 'A', 'Z');
+  return any | (word & start);
+}
+
+/* From i (>= 1) to the end, 64 positions a step: the first candidate, or len. */
+RD_TARGET512 static size_t blocks64(const char *str, size_t len, size_t i)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  for (; i < len; i += 64)
+    for (uint64_t m = candidate_mask64(s + i, len - i); m; m &= m - 1) {
+      size_t c = i + (size_t)__builtin_ctzll(m);
+      if (rd_candidate(str, len, c))
+        return c;
+    }
+  return len;
+}
+#endif
+
 /* Each position from i on, as rd_next_candidate would find them without its block filter: what the
  * differential tests compare it with. */
 static size_t next_candidate_bytewise(const char *str, size_t len, size_t i)
@@ -396,6 +465,8 @@ size_t rd_next_candidate(const char *str, size_t len, size_t i)
   if (i == 0)
     i = 1;
 #ifdef RD_AVX2
+  if (have_avx512 && !rd_no_avx512)
+    return blocks64(str, len, i);
   if (have_avx2 && !rd_no_avx2) {
     size_t at = blocks32(str, len, &i);
     if (at < len)

@@ -189,8 +189,9 @@ size_t rd_next_candidate_ref(const char *s, size_t len, size_t i);
 /* Tests only: true makes rd_next_candidate return every position, so the anchored pattern is tried at each
  * one (the straightforward scan, which must find exactly what the candidates find). Not thread-safe. */
 extern bool rd_every_position;
-/* Tests only: true keeps rd_next_candidate to its SSE2 blocks on a CPU with AVX2 (both are compared). */
-extern bool rd_no_avx2;
+/* Tests only: true keeps rd_next_candidate from its AVX-512 steps, and rd_no_avx2 from its AVX2 blocks,
+ * on a CPU that has them (every path the CPU can run is compared). */
+extern bool rd_no_avx2, rd_no_avx512;
 /* auth: the value is under an Authorization key (rd_ctx.auth_key) */
 bool rd_validate(enum gw_redact_kind k, const char *s, size_t *start, size_t end, bool auth);
 bool rd_secret_key_name(const char *key, size_t len);

@@ -46,10 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ref = rd_next_candidate_ref(text, len, i);
     if (rd_next_candidate(text, len, i) != ref)
       abort(); /* the block filter missed a candidate, or made one up */
-    rd_no_avx2 = true; /* the 16-byte blocks too, where the CPU runs the 32-byte ones */
+    rd_no_avx512 = true; /* the 32-byte blocks too, where the CPU runs the 64-byte steps */
+    size_t avx2 = rd_next_candidate(text, len, i);
+    rd_no_avx2 = true; /* and the 16-byte ones, where it runs the 32-byte ones */
     size_t sse2 = rd_next_candidate(text, len, i);
-    rd_no_avx2 = false;
-    if (sse2 != ref)
+    rd_no_avx2 = rd_no_avx512 = false;
+    if (avx2 != ref || sse2 != ref)
       abort();
     i = len <= 512 ? i + 1 : ref + 1;
   }
