@@ -4,8 +4,8 @@
  * protobuf_c_message_pack writes a sub-message after a one-byte length and, when the length needs more
  * bytes, moves the whole sub-message up: a span of a few KB is moved once for its own length, again for
  * its ScopeSpans' and its ResourceSpans', and every AnyValue and KeyValue past 127 bytes once more. Here a
- * size pass keeps every sub-message's size, in the order the pack pass meets them, so each byte is written
- * once, in place; KeyValue and AnyValue, most of a request's messages, skip the walk of their descriptors
+ * size pass keeps every sub-message's size and string's length, in the order the pack pass meets them, so
+ * each byte is written once, in place, and no string is measured twice; KeyValue and AnyValue, most of a request's messages, skip the walk of their descriptors
  * (an AnyValue has eight oneof members to try). The bytes are protobuf-c 1.4's: fields in descriptor order, proto3 fields left out when
  * zero or empty as field_is_zeroish says, a oneof's member when selected (a string or message one unless it
  * is NULL or the field's default), repeated fields one tag per value, unknown fields last as unpacked.
@@ -133,6 +133,15 @@ static bool push(struct gw_pb_sizes *s)
   return true;
 }
 
+/* A string's length, kept for the pack pass in the order it meets the string (it is not measured twice). */
+static bool keep_len(struct gw_pb_sizes *s, size_t n)
+{
+  if (n > UINT32_MAX || !push(s))
+    return false;
+  s->v[s->n - 1] = (uint32_t)n;
+  return true;
+}
+
 static bool msg_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *len);
 static uint8_t *msg_pack(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8_t *out);
 static bool sub_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *len);
@@ -153,6 +162,8 @@ static bool value_size(struct gw_pb_sizes *s, const ProtobufCFieldDescriptor *f,
   case PROTOBUF_C_TYPE_STRING: {
     const char *str = *(const char *const *)v;
     size_t n = str ? strlen(str) : 0;
+    if (!keep_len(s, n))
+      return false;
     *len = varint_size(n) + n;
     return true;
   }
@@ -211,10 +222,13 @@ static bool any_shape(const ProtobufCMessageDescriptor *d)
   return true;
 }
 
-static inline size_t str_size(const char *str)
+static inline bool str_size(struct gw_pb_sizes *s, const char *str, size_t *len)
 {
   size_t n = strlen(str);
-  return 1 + varint_size(n) + n;
+  if (!keep_len(s, n))
+    return false;
+  *len = 1 + varint_size(n) + n;
+  return true;
 }
 
 /* A oneof member is written when selected, a string or message one unless NULL or the default (protobuf-c's
@@ -224,8 +238,8 @@ static bool any_size(struct gw_pb_sizes *s, const GwAnyValue *v, size_t *len)
   size_t rv = 0, n;
   switch (v->value_case) {
   case GW_AV_STRING:
-    if (v->string_value && v->string_value != ANY_DESC.fields[0].default_value)
-      rv = str_size(v->string_value);
+    if (v->string_value && v->string_value != ANY_DESC.fields[0].default_value && !str_size(s, v->string_value, &rv))
+      return false;
     break;
   case GW_AV_BOOL: rv = 2; break;
   case GW_AV_INT: rv = 1 + varint_size((uint64_t)v->int_value); break;
@@ -249,8 +263,11 @@ static bool any_size(struct gw_pb_sizes *s, const GwAnyValue *v, size_t *len)
 static bool kv_size(struct gw_pb_sizes *s, const GwKeyValue *kv, size_t *len)
 {
   size_t rv = 0, n;
-  if (kv->key && kv->key[0])
-    rv += str_size(kv->key);
+  if (kv->key && kv->key[0]) {
+    if (!str_size(s, kv->key, &n))
+      return false;
+    rv += n;
+  }
   if (kv->value) {
     if (!sub_size(s, &kv->value->base, &n))
       return false;
@@ -262,9 +279,9 @@ static bool kv_size(struct gw_pb_sizes *s, const GwKeyValue *kv, size_t *len)
   return true;
 }
 
-static inline uint8_t *str_pack(uint8_t tag, const char *str, uint8_t *out)
+static inline uint8_t *str_pack(struct gw_pb_sizes *s, uint8_t tag, const char *str, uint8_t *out)
 {
-  size_t n = strlen(str);
+  size_t n = s->v[s->next++];
   *out++ = tag;
   out = varint(n, out);
   memcpy(out, str, n);
@@ -276,7 +293,7 @@ static uint8_t *any_pack(struct gw_pb_sizes *s, const GwAnyValue *v, uint8_t *ou
   switch (v->value_case) {
   case GW_AV_STRING:
     if (v->string_value && v->string_value != ANY_DESC.fields[0].default_value)
-      out = str_pack(1 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, v->string_value, out);
+      out = str_pack(s, 1 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, v->string_value, out);
     break;
   case GW_AV_BOOL:
     *out++ = 2 << 3 | PROTOBUF_C_WIRE_TYPE_VARINT;
@@ -317,7 +334,7 @@ static uint8_t *any_pack(struct gw_pb_sizes *s, const GwAnyValue *v, uint8_t *ou
 static uint8_t *kv_pack(struct gw_pb_sizes *s, const GwKeyValue *kv, uint8_t *out)
 {
   if (kv->key && kv->key[0])
-    out = str_pack(1 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, kv->key, out);
+    out = str_pack(s, 1 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, kv->key, out);
   if (kv->value) {
     *out++ = 2 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
     out = sub_pack(s, &kv->value->base, out);
@@ -456,7 +473,7 @@ static uint8_t *value_pack(struct gw_pb_sizes *s, const ProtobufCFieldDescriptor
   case PROTOBUF_C_TYPE_STRING: {
     out = varint((uint64_t)f->id << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, out);
     const char *str = *(const char *const *)v;
-    size_t n = str ? strlen(str) : 0;
+    size_t n = s->v[s->next++];
     out = varint(n, out);
     if (n)
       memcpy(out, str, n);
