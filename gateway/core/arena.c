@@ -30,6 +30,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define JS512 1 /* 64-byte JSON string scans and escaping with AVX-512, chosen at run time */
+#endif
 
 #define ALIGN 16
 #define FIRST_CHUNK (16 * 1024)
@@ -869,8 +873,129 @@ static size_t copy_run(char *w, const char *s, size_t n)
 }
 #endif
 
+bool gw_json_no_avx512;
+
+#ifdef JS512
+#define JS_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi2")))
+
+static char *put_escape(char *w, unsigned char c);
+static bool sb_room(struct gw_sb *sb, char **w, size_t more);
+
+/* Whether the CPU has AVX-512 F, BW and VBMI2 and the OS saves their state (libgcc checks XCR0). Asked once;
+ * a race only computes the same answer twice. */
+static bool js512(void)
+{
+  static int have = -1;
+  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+  if (h < 0) {
+    __builtin_cpu_init();
+    h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vbmi2");
+    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+  }
+  return h && !gw_json_no_avx512;
+}
+
+static inline uint64_t lanes(size_t r) { return r >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << r) - 1; }
+
+/* The bytes JSON needs escaped among the lanes of x, one bit each (and with ascii those >= 0x80). */
+JS_TARGET static uint64_t escape_mask64(__m512i x, bool ascii)
+{
+  uint64_t m = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('"')) | _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\\')) |
+               _mm512_cmple_epu8_mask(x, _mm512_set1_epi8(0x1f));
+  if (ascii)
+    m |= _mm512_movepi8_mask(x);
+  return m;
+}
+
+/* gw_json_plain 64 bytes a step; the last step a masked load, which reads nothing past n. */
+JS_TARGET static size_t plain64(const char *s, size_t n, bool ascii)
+{
+  for (size_t i = 0; i < n; i += 64) {
+    uint64_t k = lanes(n - i), m = escape_mask64(_mm512_maskz_loadu_epi8(k, s + i), ascii) & k;
+    if (m)
+      return i + (size_t)__builtin_ctzll(m);
+  }
+  return n;
+}
+
+/*
+ * gw_sb_json_str 64 bytes a step. A step with nothing to escape is copied whole. Otherwise each half of 32
+ * bytes with escapes of two bytes only ('"', '\\', and '\n', '\r', '\t', which become letters) is written in
+ * one expand: the half's bytes spread over 32 + k lanes, a backslash in the lane before each of its k
+ * escaped bytes; a half holding another control byte (six bytes out) goes byte by byte. Room, before a
+ * step with escapes: the rest of s and the quote (what a plain step writes), plus what this step's
+ * escapes add (at most one byte a byte, five with other control bytes).
+ */
+JS_TARGET static void json_str64(struct gw_sb *sb, const char *s, size_t n)
+{
+  if (!sb_reserve(sb, n + 2))
+    return;
+  char *w = sb->buf + sb->len;
+  *w++ = '"';
+  const __m512i bslash = _mm512_set1_epi8('\\');
+  for (size_t i = 0; i < n;) {
+    size_t r = n - i, step = r < 64 ? r : 64;
+    uint64_t k = lanes(r);
+    __m512i x = _mm512_maskz_loadu_epi8(k, s + i);
+    uint64_t m = escape_mask64(x, false) & k;
+    if (!m) {
+      _mm512_mask_storeu_epi8(w, k, x);
+      w += step;
+      i += step;
+      continue;
+    }
+    uint64_t nl = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\n')), cr = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\r')),
+             tab = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\t'));
+    uint64_t wide = m & ~(_mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('"')) |
+                          _mm512_cmpeq_epi8_mask(x, bslash) | nl | cr | tab);
+    if (!sb_room(sb, &w, (n - i) + (wide ? 5 : 1) * step + 1))
+      return;
+    for (unsigned h = 0; h < 2 && 32 * h < step; h++) {
+      size_t hn = step - 32 * h < 32 ? step - 32 * h : 32;
+      uint32_t hm = (uint32_t)(m >> (32 * h)) & (uint32_t)lanes(hn);
+      if (!hm) {
+        memcpy(w, s + i + 32 * h, hn);
+        w += hn;
+        continue;
+      }
+      if ((uint32_t)(wide >> (32 * h))) {
+        for (size_t j = 0; j < hn; j++) {
+          unsigned char c = (unsigned char)s[i + 32 * h + j];
+          if (needs_escape(c))
+            w = put_escape(w, c);
+          else
+            *w++ = (char)c;
+        }
+        continue;
+      }
+      /* the backslashes' lanes: escaped byte t (in order) at its lane plus the t escapes before it */
+      uint64_t slots = 0;
+      unsigned t = 0;
+      for (uint32_t mm = hm; mm; mm &= mm - 1, t++)
+        slots |= (uint64_t)1 << (__builtin_ctz(mm) + t);
+      size_t out = hn + t;
+      __m512i half = h ? _mm512_zextsi256_si512(_mm512_extracti64x4_epi64(x, 1)) : x;
+      __m512i y = _mm512_mask_expand_epi8(bslash, ~slots & lanes(out), half);
+      y = _mm512_mask_mov_epi8(y, _mm512_cmpeq_epi8_mask(y, _mm512_set1_epi8('\n')), _mm512_set1_epi8('n'));
+      y = _mm512_mask_mov_epi8(y, _mm512_cmpeq_epi8_mask(y, _mm512_set1_epi8('\r')), _mm512_set1_epi8('r'));
+      y = _mm512_mask_mov_epi8(y, _mm512_cmpeq_epi8_mask(y, _mm512_set1_epi8('\t')), _mm512_set1_epi8('t'));
+      _mm512_mask_storeu_epi8(w, lanes(out), y);
+      w += out;
+    }
+    i += step;
+  }
+  *w++ = '"';
+  sb->len = (size_t)(w - sb->buf);
+}
+#endif
+
 size_t gw_json_plain(const char *s, size_t n, bool ascii)
 {
+#ifdef JS512
+  if (n >= 16 && js512())
+    return plain64(s, n, ascii);
+#endif
   size_t i = 0;
 #ifdef __SSE2__
   for (; i + 16 <= n; i += 16) {
@@ -933,6 +1058,12 @@ static bool sb_room(struct gw_sb *sb, char **w, size_t more)
 
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n)
 {
+#ifdef JS512
+  if (n >= 16 && js512()) {
+    json_str64(sb, s, n);
+    return;
+  }
+#endif
   /* Room for the common case (nothing to escape) at once. Invariant: room for the rest of s and the
    * closing quote, which is all copy_run writes; a cluster of bytes holding an escape first makes room for
    * its worst case (6 bytes out for each byte in). */

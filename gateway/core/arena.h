@@ -158,6 +158,8 @@ void gw_sb_i64(struct gw_sb *sb, int64_t v);
 size_t gw_json_plain(const char *s, size_t n, bool ascii);
 /* Append s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
 void gw_sb_json_str(struct gw_sb *sb, const char *s, size_t n);
+/* Tests only: true keeps gw_json_plain and gw_sb_json_str to their 16-byte steps on a CPU with AVX-512. */
+extern bool gw_json_no_avx512;
 /* NUL-terminated result (owned by the arena), or NULL after an allocation failure. */
 char *gw_sb_finish(struct gw_sb *sb);
 

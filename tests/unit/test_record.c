@@ -515,7 +515,7 @@ static size_t ref_plain(const unsigned char *s, size_t n, bool ascii)
  * copy of exactly its length (so valgrind and ASan see any read past it), against the references. */
 static struct gw_arena *escape_arena;
 
-static void check_escape(const unsigned char *in, size_t n, const char *what)
+static void check_escape_once(const unsigned char *in, size_t n, const char *what)
 {
   unsigned char *s = malloc(n ? n : 1);
   char *want = malloc(n * 6 + 3);
@@ -538,6 +538,15 @@ static void check_escape(const unsigned char *in, size_t n, const char *what)
                gw_json_plain((const char *)s, n, ascii), ref_plain(s, n, ascii));
   free(want);
   free(s);
+}
+
+/* Both ways: the 64-byte AVX-512 steps where the CPU has them, and the 16-byte ones. */
+static void check_escape(const unsigned char *in, size_t n, const char *what)
+{
+  check_escape_once(in, n, what);
+  gw_json_no_avx512 = true;
+  check_escape_once(in, n, what);
+  gw_json_no_avx512 = false;
 }
 
 /* The 16-byte blocks, the overlapping last 8 or 4 bytes of a tail and the bytes after an escape: every
@@ -573,12 +582,42 @@ static void test_json_escaping_every_offset(void **st)
         }
       }
   }
+  /* The 64-byte steps and their halves of 32: the bytes at the edges at every offset of every length to
+   * 140 (two steps and a tail), alone and with a second one 1, 31, 32 or 33 bytes further; and a half of
+   * nothing but escapes (the widest expand) next to a plain one and to one with a six-byte escape. */
+  static const unsigned char edge[] = {0x00, 0x01, 0x0a, 0x0d, 0x09, 0x1f, '"', '\\', 0x7f, 0x80, 0xff};
+  for (size_t n = 49; n <= 140; n++)
+    for (size_t pos = 0; pos < n; pos++)
+      for (size_t e = 0; e < sizeof edge; e++) {
+        memset(in, 'a', n);
+        in[pos] = edge[e];
+        snprintf(what, sizeof what, "0x%02x at %zu", edge[e], pos);
+        check_escape(in, n, what);
+        static const size_t dist2[] = {1, 31, 32, 33};
+        for (size_t k = 0; k < 4 && pos + dist2[k] < n; k++) {
+          in[pos + dist2[k]] = edge[(e + k + 1) % sizeof edge];
+          snprintf(what, sizeof what, "0x%02x at %zu, more at %zu", edge[e], pos, pos + dist2[k]);
+          check_escape(in, n, what);
+          in[pos + dist2[k]] = 'a';
+        }
+      }
+  for (int shape = 0; shape < 3; shape++) {
+    memset(in, 'a', 128);
+    for (size_t i = 32; i < 64; i++)
+      in[i] = i % 2 ? '"' : '\n';
+    if (shape == 1)
+      in[70] = 0x02;
+    if (shape == 2)
+      memset(in + 64, '\\', 32);
+    snprintf(what, sizeof what, "a half of escapes, shape %d", shape);
+    check_escape(in, 128, what);
+  }
   uint64_t x = 0x9e3779b97f4a7c15ull;
   for (int round = 0; round < 20000; round++) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    size_t n = x % 130;
+    size_t n = x % 200;
     /* mostly plain text, an escape or a byte >= 0x80 now and then, or dense in them */
     unsigned dense = (unsigned)(x >> 40) % 4;
     for (size_t i = 0; i < n; i++) {
