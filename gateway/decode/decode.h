@@ -57,7 +57,8 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
  * with protobuf-c then); gw_pb_pack_sized writes it with them. gw_pb_pack does both into the arena, with
  * protobuf-c where gw_pb_size says no; NULL when the arena is out of room. */
 struct gw_pb_sizes {
-  uint32_t *v; /* sub-message sizes and string lengths, in the order the pack meets them (malloc'd) */
+  uint32_t *v; /* sub-message sizes and string lengths, in the order the pack meets them */
+  struct gw_arena *a; /* where v grows; NULL: malloc'd (gw_pb_sizes_free) */
   size_t n, cap, next;
   bool kv_ok, any_ok; /* KeyValue, AnyValue: their descriptors are the ones their own paths were written for */
 };

@@ -123,7 +123,13 @@ static bool push(struct gw_pb_sizes *s)
 {
   if (s->n == s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 1024;
-    uint32_t *v = realloc(s->v, cap * sizeof *v);
+    uint32_t *v;
+    if (s->a) { /* the request's arena: its pages are warm, a malloc'd tape of 100+ KB may be mapped afresh */
+      if ((v = gw_arena_alloc(s->a, cap * sizeof *v)) && s->n)
+        memcpy(v, s->v, s->n * sizeof *v);
+    } else {
+      v = realloc(s->v, cap * sizeof *v);
+    }
     if (!v)
       return false;
     s->v = v;
@@ -543,13 +549,14 @@ size_t gw_pb_pack_sized(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8_
 
 void gw_pb_sizes_free(struct gw_pb_sizes *s)
 {
-  free(s->v);
+  if (!s->a)
+    free(s->v);
   memset(s, 0, sizeof *s);
 }
 
 uint8_t *gw_pb_pack(struct gw_arena *a, const ProtobufCMessage *m, size_t *len)
 {
-  struct gw_pb_sizes s = {0};
+  struct gw_pb_sizes s = {.a = a};
   size_t n;
   bool sized = gw_pb_size(&s, m, &n);
   if (!sized)
