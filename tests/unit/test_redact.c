@@ -1602,18 +1602,25 @@ static uint8_t *memo_body(size_t *len)
   return pack(req, len);
 }
 
-/* Decode, normalize and redact body (with or without a memo); the forwarded request and the encoded
- * records as bytes, and what the request pass added to the redaction metric. */
-static void memo_run(const struct gw_redactor *r, const uint8_t *body, size_t len, bool memo, struct gw_sb *req_out,
-                     struct gw_sb *recs_out, int64_t *metric)
+/* memo_body decoded and normalized: its 12 records. */
+static GwTraceRequest *memo_decode(const uint8_t *body, size_t len, struct gw_normalize_result *res)
 {
   struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
   struct gw_err err = {0};
   GwTraceRequest *req;
   assert_int_equal(gw_decode_traces(A, GW_ENC_PROTOBUF, body, len, &lim, &req, &err), GW_OK);
+  assert_int_equal(gw_normalize_traces(req, A, NULL, res, &err), GW_OK);
+  assert_int_equal(res->nrecords, 12);
+  return req;
+}
+
+/* Decode, normalize and redact body (with or without a memo); the forwarded request and the encoded
+ * records as bytes, and what the request pass added to the redaction metric. */
+static void memo_run(const struct gw_redactor *r, const uint8_t *body, size_t len, bool memo, struct gw_sb *req_out,
+                     struct gw_sb *recs_out, int64_t *metric)
+{
   struct gw_normalize_result res;
-  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
-  assert_int_equal(res.nrecords, 12);
+  GwTraceRequest *req = memo_decode(body, len, &res);
   struct gw_redact_memo *m = memo ? gw_redact_memo_create(A) : NULL;
   int64_t before = 0;
   for (size_t k = 0; k < GW_RK__COUNT; k++)
@@ -1690,13 +1697,8 @@ static void test_memo_content_replayed(void **state)
     if (tight)
       p.max_content_bytes = 90; /* under every message text's length (the shortest is 99 bytes) */
     struct gw_redactor *r = make(&p);
-    struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 64};
-    struct gw_err err = {0};
-    GwTraceRequest *req;
-    assert_int_equal(gw_decode_traces(A, GW_ENC_PROTOBUF, body, len, &lim, &req, &err), GW_OK);
     struct gw_normalize_result res;
-    assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
-    assert_int_equal(res.nrecords, 12);
+    GwTraceRequest *req = memo_decode(body, len, &res);
     struct gw_redact_memo *m = gw_redact_memo_create(A);
     assert_int_equal(gw_redact_request(r, req, A, m), GW_OK);
     size_t before = gw_redact_memo_json_hits(m);
