@@ -947,8 +947,7 @@ JS_TARGET static void json_str64(struct gw_sb *sb, const char *s, size_t n)
     }
     uint64_t nl = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\n')), cr = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\r')),
              tab = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\t'));
-    uint64_t wide = m & ~(_mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('"')) |
-                          _mm512_cmpeq_epi8_mask(x, bslash) | nl | cr | tab);
+    uint64_t wide = _mm512_cmple_epu8_mask(x, _mm512_set1_epi8(0x1f)) & ~(nl | cr | tab) & k;
     if (!sb_room(sb, &w, (n - i) + (wide ? 5 : 1) * step + 1))
       return;
     for (unsigned h = 0; h < 2 && 32 * h < step; h++) {

@@ -774,6 +774,18 @@ static void test_no_consumer_keeps_nothing(void **st)
 /* The paths gw_crc32 can take on this machine (core/crc32_int.h), each tested as if the CPU picked it. */
 static const char *const path_name[] = {"portable", "PCLMULQDQ", "AVX-512 VPCLMULQDQ"};
 
+/* n pseudo-random bytes (a linear congruential generator from seed), malloc'd. */
+static unsigned char *random_bytes(size_t n, uint32_t seed)
+{
+  unsigned char *b = malloc(n);
+  assert_non_null(b);
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    b[i] = (unsigned char)(seed >> 16);
+  }
+  return b;
+}
+
 static int crc32_paths(void)
 {
   enum gw_crc32_path best = gw_crc32_best();
@@ -792,13 +804,7 @@ static void test_crc32_is_zlibs(void **state)
 {
   (void)state;
   enum { N = 2100 };
-  unsigned char *b = malloc(N + 16);
-  assert_non_null(b);
-  uint32_t x = 12345;
-  for (size_t i = 0; i < N + 16; i++) {
-    x = x * 1103515245u + 12345u;
-    b[i] = (unsigned char)(x >> 16);
-  }
+  unsigned char *b = random_bytes(N + 16, 12345);
   int npaths = crc32_paths();
   uint32_t seed = (uint32_t)crc32(0L, b, 7);
   for (size_t off = 0; off < 16; off++)
@@ -823,13 +829,7 @@ static void test_crc32_long_buffers(void **state)
 {
   (void)state;
   enum { N = (5 << 20) + 77 };
-  unsigned char *b = malloc(N + 16);
-  assert_non_null(b);
-  uint32_t x = 777;
-  for (size_t i = 0; i < N + 16; i++) {
-    x = x * 1103515245u + 12345u;
-    b[i] = (unsigned char)(x >> 16);
-  }
+  unsigned char *b = random_bytes(N + 16, 777);
   int npaths = crc32_paths();
   uint32_t whole = (uint32_t)crc32_z(0L, b, N), shifted = (uint32_t)crc32_z(0L, b + 3, N);
   for (int p = 0; p < npaths; p++) {
