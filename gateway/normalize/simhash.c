@@ -2,7 +2,12 @@
 #include "normalize/simhash.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SH512 1 /* tokens hashed eight at a time with AVX-512, chosen at run time */
+#endif
 
 #define TOKEN_MAX 64
 
@@ -128,8 +133,19 @@ static void token_table(void)
     curn = 0;                                                                                                \
   } while (0)
 
+#ifdef SH512
+static bool simhash512(const char *text, size_t n, uint64_t *out);
+static bool sh512(void);
+#endif
+
+bool gw_simhash_no_avx512;
+
 bool gw_simhash(const char *text, size_t n, uint64_t *out)
 {
+#ifdef SH512
+  if (n < UINT32_MAX - 64 && sh512()) /* (token offsets are 32-bit there) */
+    return simhash512(text, n, out);
+#endif
   struct votes v;
   memset(&v, 0, sizeof v);
   uint64_t f[17];
@@ -164,6 +180,286 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
   *out = tally(&v);
   return true;
 }
+
+#ifdef SH512
+/*
+ * The same SimHash, eight tokens at a time (the sums do not depend on the order features are counted in).
+ * - Tokens: 64 bytes a step, a mask of token bytes; its runs' starts and ends are compressed into lists of
+ *   offsets (VPCOMPRESSB).
+ * - Hashes: a round of up to SH_ROUND tokens is hashed one token a 64-bit lane, eight lanes a group; a lane
+ *   reads its token 8 bytes at a time (a gather, ASCII upper case lowered in the register) and FNV-1a's
+ *   multiply is VPMULLQ, each lane stopping where its token (cut to 64 bytes) ends. A bigram's FNV starts
+ *   from the previous token's unigram ((uni ^ ' ') * prime), so group g's bigrams run beside group g + 1's
+ *   unigrams: two independent chains. A token ending in the text's last 8 bytes is read from a padded copy
+ *   of the text's tail, so nothing past the text is read.
+ * - Counts: eight finalized features a step. Their bytes transposed (VPERMB: one word per byte position
+ *   holding that byte of each feature), GF2P8AFFINEQB with the matrix of one bit per byte turns each word
+ *   into "bit j of the 8 bytes" bytes, whose popcounts are the number of the eight features with each of
+ *   the 64 bits set: 64 byte counters, widened to 32 bits before they can overflow. Bit b is set when
+ *   2 * count[b] > n, as in tally().
+ */
+#define SH_TARGET                                                                                            \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vbmi2,avx512bitalg,gfni")))
+#define SH_INLINE inline __attribute__((always_inline))
+#define SH_ROUND 256
+#define SH_SLACK 80 /* tokens a block can add past a full round, and the 16-wide stores' overrun */
+#define SH_TAIL 72  /* a token read from the tail copy starts at most this far from the text's end */
+
+static bool sh512(void)
+{
+  static int have = -1;
+  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+  if (h < 0) {
+    __builtin_cpu_init();
+    h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+        __builtin_cpu_supports("avx512bitalg") && __builtin_cpu_supports("gfni");
+    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+  }
+  return h && !gw_simhash_no_avx512;
+}
+
+struct sh_text {
+  const unsigned char *p;
+  size_t n;
+  const unsigned char *tail; /* text[tail_from, n) then zeros */
+  size_t tail_from;
+};
+
+struct sh_counts {
+  __m512i c8;     /* a byte per bit position, at most 255 features since the last widening */
+  __m512i c32[4]; /* 32-bit counts of bit positions 16j .. 16j + 15 */
+  unsigned since; /* features in c8 */
+  uint64_t n;     /* features counted */
+};
+
+SH_TARGET SH_INLINE static void sh_widen(struct sh_counts *c)
+{
+  c->c32[0] = _mm512_add_epi32(c->c32[0], _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(c->c8, 0)));
+  c->c32[1] = _mm512_add_epi32(c->c32[1], _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(c->c8, 1)));
+  c->c32[2] = _mm512_add_epi32(c->c32[2], _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(c->c8, 2)));
+  c->c32[3] = _mm512_add_epi32(c->c32[3], _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(c->c8, 3)));
+  c->c8 = _mm512_setzero_si512();
+  c->since = 0;
+}
+
+/* The raw FNV values of the lanes in live finalized (fmix64) and counted. */
+SH_TARGET SH_INLINE static void sh_count8(struct sh_counts *c, __m512i h, __mmask8 live)
+{
+  /* byte 8k + i of the transposed register is byte k of lane i */
+  static const unsigned char transpose[64] = {
+    0, 8,  16, 24, 32, 40, 48, 56, 1, 9,  17, 25, 33, 41, 49, 57, 2, 10, 18, 26, 34, 42, 50, 58,
+    3, 11, 19, 27, 35, 43, 51, 59, 4, 12, 20, 28, 36, 44, 52, 60, 5, 13, 21, 29, 37, 45, 53, 61,
+    6, 14, 22, 30, 38, 46, 54, 62, 7, 15, 23, 31, 39, 47, 55, 63};
+  h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 33));
+  h = _mm512_mullo_epi64(h, _mm512_set1_epi64((long long)0xff51afd7ed558ccdull));
+  h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 33));
+  h = _mm512_mullo_epi64(h, _mm512_set1_epi64((long long)0xc4ceb9fe1a85ec53ull));
+  h = _mm512_maskz_xor_epi64(live, h, _mm512_srli_epi64(h, 33));
+  unsigned m = (unsigned)__builtin_popcount(live);
+  if (c->since + m > 255)
+    sh_widen(c);
+  __m512i t = _mm512_permutexvar_epi8(_mm512_loadu_si512(transpose), h);
+  /* x_j = 1 << j against the word of lane bytes: result byte j, bit i = bit j of the word's byte 7 - i */
+  __m512i r = _mm512_gf2p8affine_epi64_epi8(_mm512_set1_epi64((long long)0x8040201008040201ull), t, 0);
+  c->c8 = _mm512_add_epi8(c->c8, _mm512_popcnt_epi8(r));
+  c->since += m;
+  c->n += m;
+}
+
+/* A group of up to eight tokens from the offset lists: each lane's address and length (cut to 64 bytes;
+ * 0 for dead lanes), a token ending in the last 8 bytes of the text moved to the tail copy. */
+struct sh_group {
+  __m512i at, len;
+  __mmask8 live;
+  bool window;         /* the lanes' first bytes lie within 128 bytes: read with VPERMI2B, not a gather */
+  __m512i pick;        /* then byte 8i + j is lane i's start - the first lane's start + j */
+  const unsigned char *from; /* the first lane's token */
+  size_t left;         /* bytes of the text from there */
+};
+
+SH_TARGET SH_INLINE static struct sh_group sh_load(const struct sh_text *t, const uint32_t *st, const uint32_t *en, size_t k)
+{
+  struct sh_group g;
+  g.live = (__mmask8)(k >= 8 ? 0xff : (1u << k) - 1);
+  __m512i s = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(g.live, st));
+  __m512i e = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(g.live, en));
+  g.len = _mm512_min_epu64(_mm512_sub_epi64(e, s), _mm512_set1_epi64(TOKEN_MAX));
+  uint32_t first = k ? st[0] : 0, last = k ? st[(k >= 8 ? 8 : k) - 1] : 0;
+  g.window = last - first <= 120;
+  g.from = t->p + first;
+  g.left = t->n - first;
+  g.pick = _mm512_add_epi64(
+    _mm512_mullo_epi64(_mm512_sub_epi64(s, _mm512_set1_epi64(first)), _mm512_set1_epi64(0x0101010101010101ll)),
+    _mm512_set1_epi64(0x0706050403020100ll));
+  g.at = _mm512_add_epi64(s, _mm512_set1_epi64((long long)(uintptr_t)t->p));
+  __mmask8 near_end = _mm512_cmpgt_epu64_mask(e, _mm512_set1_epi64((long long)(t->n >= 8 ? t->n - 8 : 0))) &
+                      _mm512_cmplt_epu64_mask(g.len, _mm512_set1_epi64(TOKEN_MAX)) & g.live;
+  g.at = _mm512_mask_add_epi64(g.at, near_end, g.at,
+                               _mm512_set1_epi64((long long)((uintptr_t)t->tail - (uintptr_t)(t->p + t->tail_from))));
+  return g;
+}
+
+/* 8 bytes of each lane's token from byte w, ASCII upper case lowered (bytes past a token are never used). */
+SH_TARGET SH_INLINE static __m512i sh_read(const struct sh_group *g, uint64_t w)
+{
+  __m512i q;
+  if (g->window) { /* masked loads: nothing past the text is read */
+    size_t left = g->left > w ? g->left - w : 0;
+    __mmask64 lo = left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1;
+    __mmask64 hi = left >= 128 ? ~(__mmask64)0 : left <= 64 ? 0 : ((__mmask64)1 << (left - 64)) - 1;
+    q = _mm512_permutex2var_epi8(_mm512_maskz_loadu_epi8(lo, g->from + w), g->pick,
+                                 _mm512_maskz_loadu_epi8(hi, g->from + w + 64));
+  } else {
+    __m512i off = _mm512_set1_epi64((long long)w);
+    __mmask8 reads = _mm512_cmpgt_epu64_mask(g->len, off);
+    q = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), reads, _mm512_add_epi64(g->at, off), (void *)0, 1);
+  }
+  __mmask64 up = _mm512_cmple_epu8_mask(_mm512_sub_epi8(q, _mm512_set1_epi8('A')), _mm512_set1_epi8(25));
+  return _mm512_mask_blend_epi8(up, q, _mm512_or_si512(q, _mm512_set1_epi8(0x20)));
+}
+
+/* FNV-1a over two groups at once: *ha over a's tokens, *hb over b's, from the values they hold. */
+SH_TARGET SH_INLINE static void sh_fnv2(const struct sh_group *a, __m512i *ha, const struct sh_group *b, __m512i *hb)
+{
+  /* byte i of each word, zero-extended: VPSHUFB's control for step i (0x80 writes a zero) */
+  static const uint64_t byte_at[8][8] __attribute__((aligned(64))) = {
+#define SH_B(i) {0xffffffffffffff00ull | (i), 0xffffffffffffff08ull | (i), 0xffffffffffffff00ull | (i),              \
+                 0xffffffffffffff08ull | (i), 0xffffffffffffff00ull | (i), 0xffffffffffffff08ull | (i),              \
+                 0xffffffffffffff00ull | (i), 0xffffffffffffff08ull | (i)}
+    SH_B(0), SH_B(1), SH_B(2), SH_B(3), SH_B(4), SH_B(5), SH_B(6), SH_B(7)
+#undef SH_B
+  };
+  const __m512i prime = _mm512_set1_epi64((long long)FNV_PRIME);
+  uint64_t ma = _mm512_reduce_max_epu64(a->len), mb = _mm512_reduce_max_epu64(b->len);
+  uint64_t most = ma > mb ? ma : mb;
+  __m512i x = *ha, y = *hb;
+  for (uint64_t w = 0; w < most; w += 8) {
+    __m512i qa = w < ma ? sh_read(a, w) : _mm512_setzero_si512(), qb = w < mb ? sh_read(b, w) : _mm512_setzero_si512();
+    uint64_t last = most - w < 8 ? most - w : 8;
+    for (uint64_t i = 0; i < last; i++) {
+      __m512i pos = _mm512_set1_epi64((long long)(w + i));
+      __mmask8 ka = _mm512_cmpgt_epu64_mask(a->len, pos), kb = _mm512_cmpgt_epu64_mask(b->len, pos);
+      __m512i at = _mm512_load_si512(byte_at[i]);
+      x = _mm512_mask_mullo_epi64(x, ka, _mm512_xor_si512(x, _mm512_shuffle_epi8(qa, at)), prime);
+      y = _mm512_mask_mullo_epi64(y, kb, _mm512_xor_si512(y, _mm512_shuffle_epi8(qb, at)), prime);
+    }
+  }
+  *ha = x;
+  *hb = y;
+}
+
+/* One round: the k complete tokens [st[i], en[i]) hashed and counted. u[0] holds the previous round's last
+ * unigram (when have_prev) and ends holding this round's; u[1 + i] is token i's. */
+SH_TARGET static void sh_round(const struct sh_text *t, struct sh_counts *c, const uint32_t *st, const uint32_t *en,
+                               size_t k, uint64_t *u, bool have_prev)
+{
+  const __m512i offset = _mm512_set1_epi64((long long)FNV_OFFSET), prime = _mm512_set1_epi64((long long)FNV_PRIME);
+  const __m512i space = _mm512_set1_epi64(' ');
+  struct sh_group none = {.at = _mm512_setzero_si512(), .len = _mm512_setzero_si512(), .window = true};
+  __m512i dummy = offset;
+  /* the first group's unigrams alone; then group g's bigrams beside group g + 1's unigrams */
+  struct sh_group cur = sh_load(t, st, en, k);
+  __m512i hu = offset;
+  sh_fnv2(&cur, &hu, &none, &dummy);
+  _mm512_mask_storeu_epi64(u + 1, cur.live, hu);
+  sh_count8(c, hu, cur.live);
+  for (size_t i = 0; i < k; i += 8) {
+    __m512i hb = _mm512_mullo_epi64(_mm512_xor_si512(_mm512_maskz_loadu_epi64(cur.live, u + i), space), prime);
+    __mmask8 pairs = cur.live & (i == 0 && !have_prev ? 0xfe : 0xff); /* the text's first token has no pair */
+    if (i + 8 < k) {
+      struct sh_group next = sh_load(t, st + i + 8, en + i + 8, k - i - 8);
+      __m512i hn = offset;
+      sh_fnv2(&cur, &hb, &next, &hn);
+      _mm512_mask_storeu_epi64(u + i + 9, next.live, hn);
+      sh_count8(c, hn, next.live);
+      sh_count8(c, hb, pairs);
+      cur = next;
+    } else {
+      sh_fnv2(&cur, &hb, &none, &dummy);
+      sh_count8(c, hb, pairs);
+    }
+  }
+  u[0] = u[k];
+}
+
+/* The positions of m's set bits, plus base, appended to out (up to 64, written 16 at a time). */
+SH_TARGET SH_INLINE static size_t sh_positions(uint32_t *out, uint64_t m, uint32_t base)
+{
+  static const unsigned char iota[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                         32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+                                         48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+  size_t cnt = (size_t)__builtin_popcountll(m);
+  __m512i pos = _mm512_maskz_compress_epi8(m, _mm512_loadu_si512(iota)), b = _mm512_set1_epi32((int)base);
+  _mm512_storeu_si512(out, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), b));
+  if (cnt > 16) {
+    unsigned char tmp[64];
+    _mm512_storeu_si512(tmp, pos);
+    for (size_t j = 16; j < cnt; j += 16)
+      _mm512_storeu_si512(out + j, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(tmp + j))), b));
+  }
+  return cnt;
+}
+
+/* The token bytes among the n (<= 64) from p: ASCII letters and digits, and bytes >= 0x80. */
+SH_TARGET SH_INLINE static uint64_t token_mask(const unsigned char *p, size_t n)
+{
+  __m512i v = _mm512_maskz_loadu_epi8(n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1, p);
+  uint64_t digit = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8('0')), _mm512_set1_epi8(9));
+  uint64_t letter = _mm512_cmple_epu8_mask(
+    _mm512_sub_epi8(_mm512_or_si512(v, _mm512_set1_epi8(0x20)), _mm512_set1_epi8('a')), _mm512_set1_epi8(25));
+  return digit | letter | _mm512_movepi8_mask(v);
+}
+
+SH_TARGET static bool simhash512(const char *text, size_t n, uint64_t *out)
+{
+  struct sh_text t = {(const unsigned char *)text, n, NULL, n > SH_TAIL ? n - SH_TAIL : 0};
+  unsigned char tail[SH_TAIL + 8];
+  memset(tail, 0, sizeof tail);
+  memcpy(tail, t.p + t.tail_from, n - t.tail_from);
+  t.tail = tail;
+  struct sh_counts c;
+  memset(&c, 0, sizeof c);
+  uint32_t st[SH_ROUND + SH_SLACK], en[SH_ROUND + SH_SLACK];
+  uint64_t u[SH_ROUND + SH_SLACK];
+  u[0] = 0;
+  size_t ns = 0, ne = 0;
+  bool have_prev = false;
+  uint64_t in = 0; /* the byte before the block is a token byte */
+  for (size_t i = 0; i < n; i += 64) {
+    size_t m = n - i < 64 ? n - i : 64;
+    uint64_t tok = token_mask(t.p + i, m), shifted = tok << 1 | in;
+    uint64_t valid = m >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << m) - 1;
+    in = tok >> 63;
+    ns += sh_positions(st + ns, tok & ~shifted, (uint32_t)i);
+    ne += sh_positions(en + ne, ~tok & shifted & valid, (uint32_t)i);
+    if (i + m == n && ns > ne)
+      en[ne++] = (uint32_t)n; /* the text ends inside a token */
+    if (ne >= SH_ROUND || i + m == n) {
+      if (ne) {
+        sh_round(&t, &c, st, en, ne, u, have_prev);
+        have_prev = true;
+      }
+      if (ns > ne) /* a token still open: the next round's first */
+        st[0] = st[ne];
+      ns -= ne;
+      ne = 0;
+    }
+  }
+  if (!have_prev)
+    return false;
+  sh_widen(&c);
+  uint64_t bits = 0;
+  const __m512i half = _mm512_set1_epi32((int)(c.n >> 1));
+  /* 2 * count > n, the count being whole: count > n / 2 rounded down */
+  for (int j = 0; j < 4; j++)
+    bits |= (uint64_t)_mm512_cmpgt_epu32_mask(c.c32[j], half) << (16 * j);
+  *out = bits;
+  return true;
+}
+#endif
 
 /* Four bits at a time (one call a span): a nibble's four characters, most significant bit first. */
 static const char nibble_bits[16][4] = {"0000", "0001", "0010", "0011", "0100", "0101", "0110", "0111",

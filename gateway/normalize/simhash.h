@@ -29,6 +29,9 @@
 /* The SimHash of text[0, n); false (and *out untouched) when the text has no token. */
 bool gw_simhash(const char *text, size_t n, uint64_t *out);
 
+/* Tests: the portable path even where the CPU has AVX-512 (both give the same hashes). */
+extern bool gw_simhash_no_avx512;
+
 /* h as 64 '0'/'1' characters, most significant bit first, NUL-terminated: the text form of bit(64). */
 void gw_simhash_bits(uint64_t h, char out[65]);
 
