@@ -236,6 +236,50 @@ static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 static bool have_avx2, have_avx512;
 #endif
 
+#ifdef RD_AVX2
+/*
+ * Byte classes of the 64-byte filter, looked up for 64 bytes at once (VPERMI2B over 128 entries; bytes
+ * >= 0x80 are in no class). The two-byte conditions are bits: pair_first holds a rule's bit for the bytes it
+ * starts with, pair_second for the bytes that may follow, so a position starts one of them when the classes
+ * of its byte and of the next share a bit. The rules "::" and "--" share a bit (":-" and "-:" pass too: the
+ * filter may let more through than rd_candidate, never less).
+ */
+enum {
+  PR_DIGIT_AFTER = 1, /* '+' or '(' before a digit (anywhere) */
+  PR_DOUBLE = 2,      /* "::", "--" (anywhere) */
+  PR_EY = 4,          /* the rest after a word start */
+  PR_BE = 8,          /* "be", "ba" in either case */
+  PR_SK = 16,         /* "sk", "rk" */
+  PR_GH = 32,         /* "gh", "gi" */
+  PR_XO = 64,
+  PR_AU = 128, /* 'A' and an upper case letter */
+  PR_ANY = PR_DIGIT_AFTER | PR_DOUBLE,
+};
+/* The three-letter names (either case) anywhere: "sec" bits 1, 2, 4 for its letters; "aws" 8, 16, 32. */
+static unsigned char pair_first[128] __attribute__((aligned(64))), pair_second[128] __attribute__((aligned(64))),
+  triple[128] __attribute__((aligned(64)));
+
+static void classes_init(void)
+{
+  static const struct {
+    const char *first, *second;
+    unsigned char bit;
+  } rules[] = {{"+(", "0123456789", PR_DIGIT_AFTER}, {":-", ":-", PR_DOUBLE}, {"e", "y", PR_EY},
+               {"bB", "eEaA", PR_BE},                {"sr", "k", PR_SK},     {"g", "hi", PR_GH},
+               {"x", "o", PR_XO},                    {"A", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", PR_AU}};
+  for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
+    for (const char *p = rules[r].first; *p; p++)
+      pair_first[(unsigned char)*p] |= rules[r].bit;
+    for (const char *p = rules[r].second; *p; p++)
+      pair_second[(unsigned char)*p] |= rules[r].bit;
+  }
+  static const char *const letters[] = {"sS", "eE", "cC", "aA", "wW", "sS"};
+  for (int i = 0; i < 6; i++)
+    for (const char *p = letters[i]; *p; p++)
+      triple[(unsigned char)*p] |= (unsigned char)(1u << i);
+}
+#endif
+
 static void tables_init(void)
 {
   static const char start[] = "0123456789@+(:-abcdefABCDEFgrsxSB", inword[] = "@:-sSaA0123456789";
@@ -249,7 +293,9 @@ static void tables_init(void)
   __builtin_cpu_init();
   have_avx2 = __builtin_cpu_supports("avx2");
   /* libgcc sets these only when the OS saves the ZMM and mask registers (XCR0) */
-  have_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  have_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vbmi");
+  classes_init();
 #endif
 }
 
@@ -371,7 +417,7 @@ RD_TARGET static size_t blocks32(const char *str, size_t len, size_t *i)
 #endif
 
 #ifdef RD_AVX2
-#define RD_TARGET512 __attribute__((target("avx512f,avx512bw")))
+#define RD_TARGET512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 
 /* The n bytes from b as an AVX-512 register, zero past them (a masked load reads nothing there). */
 RD_TARGET512 static __m512i load64(const unsigned char *b, size_t n)
@@ -389,44 +435,65 @@ RD_TARGET512 static uint64_t in_range64(__m512i v, char lo, char hi)
   return _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8(lo)), _mm512_set1_epi8((char)(hi - lo)));
 }
 
-/* candidate_mask over the 64 positions from b, the same conditions bit for bit, for a text of n bytes from
+/* candidate_mask's conditions over 64 positions (a superset of them: see pair_first): x the bytes there,
+ * prev those before, n1 and n2 those after (n3 and n4 are loaded only when a word start is left to look
+ * at); valid the positions in the text. */
+#define RD_INLINE512 RD_TARGET512 inline __attribute__((always_inline))
+RD_INLINE512 static __m512i class64(const unsigned char *table, __m512i v)
+{
+  return _mm512_maskz_permutex2var_epi8(~_mm512_movepi8_mask(v), _mm512_load_si512(table), v,
+                                        _mm512_load_si512(table + 64));
+}
+
+RD_INLINE512 static uint64_t mask64(__m512i x, __m512i prev, __m512i n1, __m512i n2, const unsigned char *b, size_t n,
+                                    uint64_t valid, bool full)
+{
+  __m512i cx = class64(pair_first, x), c1 = class64(pair_second, n1);
+  /* sec and aws: the first letter's bits moved up two, the second's one, against the third's */
+  __m512i tr = _mm512_ternarylogic_epi32(_mm512_slli_epi16(class64(triple, x), 2),
+                                         _mm512_slli_epi16(class64(triple, n1), 1), class64(triple, n2), 0x80);
+  uint64_t any = eq64(x, '@') | _mm512_test_epi8_mask(_mm512_and_si512(cx, _mm512_set1_epi8(PR_ANY)), c1) |
+                 _mm512_test_epi8_mask(tr, _mm512_set1_epi8(4 | 32));
+  __m512i lp = _mm512_or_si512(prev, _mm512_set1_epi8(0x20));
+  uint64_t prev_alnum = in_range64(prev, '0', '9') | in_range64(lp, 'a', 'z');
+  uint64_t word = ~prev_alnum & valid;
+  any &= valid;
+  if (!(word & ~any))
+    return any;
+  __m512i n3 = full ? _mm512_loadu_si512(b + 3) : load64(b + 3, n > 3 ? n - 3 : 0);
+  __m512i n4 = full ? _mm512_loadu_si512(b + 4) : load64(b + 4, n > 4 ? n - 4 : 0);
+  uint64_t colon = eq64(n1, ':') | eq64(n2, ':') | eq64(n3, ':') | eq64(n4, ':');
+  uint64_t dig = in_range64(x, '0', '9');
+  uint64_t hexc = dig | in_range64(_mm512_or_si512(x, _mm512_set1_epi8(0x20)), 'a', 'f');
+  uint64_t start = dig | (hexc & colon) | _mm512_test_epi8_mask(_mm512_andnot_si512(_mm512_set1_epi8(PR_ANY), cx), c1);
+  return any | (word & start);
+}
+
+/* candidate_mask over the 64 positions from b (a superset, as mask64), for a text of n bytes from
  * b (b - 1 readable): the bytes past the text read as NUL, as in the padded copy of the 16-byte version's
  * last block, so a short text or the end of a long one is one masked step; bits at and past n are clear. */
 RD_TARGET512 static uint64_t candidate_mask64(const unsigned char *b, size_t n)
 {
   __m512i x = load64(b, n), prev = load64(b - 1, n + 1), n1 = load64(b + 1, n > 1 ? n - 1 : 0),
           n2 = load64(b + 2, n > 2 ? n - 2 : 0);
-  __m512i case_bit = _mm512_set1_epi8(0x20);
-  __m512i lx = _mm512_or_si512(x, case_bit), lp = _mm512_or_si512(prev, case_bit);
-  __m512i l1 = _mm512_or_si512(n1, case_bit), l2 = _mm512_or_si512(n2, case_bit);
-  uint64_t prev_alnum = in_range64(prev, '0', '9') | in_range64(lp, 'a', 'z');
-  uint64_t digit1 = in_range64(n1, '0', '9');
-  uint64_t any = eq64(x, '@') | ((eq64(x, '+') | eq64(x, '(')) & digit1);
-  any |= (eq64(x, ':') & eq64(n1, ':')) | (eq64(x, '-') & eq64(n1, '-'));
-  any |= eq64(lx, 's') & eq64(l1, 'e') & eq64(l2, 'c');
-  any |= eq64(lx, 'a') & eq64(l1, 'w') & eq64(l2, 's');
-  uint64_t valid = n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
-  uint64_t word = ~prev_alnum & valid;
-  any &= valid;
-  if (!(word & ~any))
-    return any;
-  __m512i n3 = load64(b + 3, n > 3 ? n - 3 : 0), n4 = load64(b + 4, n > 4 ? n - 4 : 0);
-  uint64_t colon = eq64(n1, ':') | eq64(n2, ':') | eq64(n3, ':') | eq64(n4, ':');
-  uint64_t dig = in_range64(x, '0', '9'), hexc = dig | in_range64(lx, 'a', 'f');
-  uint64_t start = dig | (hexc & colon);
-  start |= eq64(x, 'e') & eq64(n1, 'y');
-  start |= eq64(lx, 'b') & (eq64(l1, 'e') | eq64(l1, 'a'));
-  start |= (eq64(x, 's') | eq64(x, 'r')) & eq64(n1, 'k');
-  start |= eq64(x, 'g') & (eq64(n1, 'h') | eq64(n1, 'i'));
-  start |= eq64(x, 'x') & eq64(n1, 'o');
-  start |= eq64(x, 'A') & in_range64(n1, 'A', 'Z');
-  return any | (word & start);
+  return mask64(x, prev, n1, n2, b, n, n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1, false);
 }
 
-/* From i (>= 1) to the end, 64 positions a step: the first candidate, or len. */
+/* From i (>= 1) to the end, 64 positions a step: the first candidate, or len. Blocks whose lookahead is in
+ * the text use plain loads. */
 RD_TARGET512 static size_t blocks64(const char *str, size_t len, size_t i)
 {
   const unsigned char *s = (const unsigned char *)str;
+  for (; i + 64 + RD_LOOKAHEAD <= len; i += 64) {
+    const unsigned char *b = s + i;
+    uint64_t m = mask64(_mm512_loadu_si512(b), _mm512_loadu_si512(b - 1), _mm512_loadu_si512(b + 1),
+                        _mm512_loadu_si512(b + 2), b, len - i, ~(uint64_t)0, true);
+    for (; m; m &= m - 1) {
+      size_t c = i + (size_t)__builtin_ctzll(m);
+      if (rd_candidate(str, len, c))
+        return c;
+    }
+  }
   for (; i < len; i += 64)
     for (uint64_t m = candidate_mask64(s + i, len - i); m; m &= m - 1) {
       size_t c = i + (size_t)__builtin_ctzll(m);
