@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sha256.h"
 #include "normalize/normalize_int.h"
 #include "normalize/simhash.h"
 
@@ -585,12 +586,7 @@ static void content(struct nz_ctx *c)
   text = nz_msgs_render(c, &out, true, &n);
   gw_record_set_text(r, GW_RT_RESPONSE_CONTENT, text, text ? n : 0);
   if (r->prompt_content) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(r->prompt_content, gw_record_text_len(r, GW_RT_PROMPT_CONTENT), md, &mdlen, nz_sha256(), NULL) &&
-        mdlen >= 8)
-      gw_hex(r->prompt_hash, md, 8);
-    /* The SimHash is over the text of the input messages (system included), before redaction too. */
+    /* prompt_hash: taken for the whole request at the end (prompt_hashes), two prompts at a time. The SimHash is over the text of the input messages (system included), before redaction too. */
     text = nz_msgs_text(c, &in, NULL, &n);
     uint64_t sh;
     if (text && gw_simhash(text, n, &sh))
@@ -1124,6 +1120,33 @@ static bool collect_span_links(struct gw_arena *a, struct gw_record *recs, const
   return true;
 }
 
+/* Each record's prompt_hash: the first 8 bytes of the SHA-256 of its prompt_content as normalize rendered
+ * it (before redaction), in hex; the prompts hashed two at a time (core/sha256.h). */
+static void prompt_hashes(struct gw_record *recs, size_t n)
+{
+  struct gw_record *pending = NULL;
+  for (size_t i = 0; i < n; i++) {
+    struct gw_record *r = &recs[i];
+    if (!r->prompt_content)
+      continue;
+    if (!pending) {
+      pending = r;
+      continue;
+    }
+    unsigned char d1[GW_SHA256_LEN], d2[GW_SHA256_LEN];
+    gw_sha256_pair(pending->prompt_content, gw_record_text_len(pending, GW_RT_PROMPT_CONTENT), d1, r->prompt_content,
+                   gw_record_text_len(r, GW_RT_PROMPT_CONTENT), d2);
+    gw_hex(pending->prompt_hash, d1, 8);
+    gw_hex(r->prompt_hash, d2, 8);
+    pending = NULL;
+  }
+  if (pending) {
+    unsigned char d[GW_SHA256_LEN];
+    gw_sha256(pending->prompt_content, gw_record_text_len(pending, GW_RT_PROMPT_CONTENT), d);
+    gw_hex(pending->prompt_hash, d, 8);
+  }
+}
+
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
                           struct gw_normalize_result *res, struct gw_err *err)
 {
@@ -1178,6 +1201,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
       ss->n_spans = w;
     }
   }
+  prompt_hashes(res->records, res->nrecords);
   size_t nl = 0;
   struct nz_link *links = link_index(a, req, res->records, res->nrecords, &nl);
   inherit_names(res->records, res->nrecords, links, nl);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include "decode/decode.h"
 #include "normalize/normalize.h"
@@ -595,6 +596,49 @@ static void test_issue16_prompt_simhash(void **state)
   assert_string_equal(r->prompt_simhash, "1110100111000101011000101100000011111101101100100011001001000100");
   r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat"))));
   assert_string_equal(r->prompt_simhash, "");
+}
+
+/* prompt_hash is the first 8 bytes of the SHA-256 of the record's own prompt_content, in hex, whatever the
+ * other spans of the request (prompts are hashed two at a time): 7 spans, one without messages, prompts of
+ * lengths on either side of SHA-256's block and padding edges. */
+static void test_prompt_hash_per_record(void **state)
+{
+  (void)state;
+  enum { N = 7 };
+  static const size_t text_len[N] = {1, 40, 0, 47, 200, 3000, 55};
+  GwSpan *spans[N];
+  for (size_t i = 0; i < N; i++) {
+    char *msg = az(text_len[i] + 100);
+    int k = sprintf(msg, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"");
+    for (size_t j = 0; j < text_len[i]; j++)
+      msg[k++] = (char)('a' + (i * 7 + j) % 26);
+    strcpy(msg + k, "\"}]}]");
+    size_t nv = 0;
+    GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")),
+                         text_len[i] ? kv("gen_ai.input.messages", av_str(msg)) : NULL, NULL);
+    spans[i] = span((uint8_t)(i + 1), v, nv);
+  }
+  GwTraceRequest *req = request(N, spans);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, N);
+  for (size_t i = 0; i < N; i++) {
+    const struct gw_record *r = &res.records[i];
+    if (!text_len[i]) {
+      assert_null(r->prompt_content);
+      assert_string_equal(r->prompt_hash, "");
+      continue;
+    }
+    assert_non_null(r->prompt_content);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    assert_true(EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL));
+    char want[17];
+    for (int b = 0; b < 8; b++)
+      snprintf(want + 2 * b, 3, "%02x", md[b]);
+    assert_string_equal(r->prompt_hash, want);
+  }
 }
 
 static void test_semconv_deprecated(void **state)
@@ -1411,6 +1455,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
     cmocka_unit_test_setup_teardown(test_langfuse_overrides, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_hash_per_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_semconv_deprecated, setup, teardown),
     cmocka_unit_test_setup_teardown(test_openllmetry, setup, teardown),
     cmocka_unit_test_setup_teardown(test_openinference, setup, teardown),
