@@ -282,7 +282,7 @@ static void watch_end(struct rd_ctx *c, struct kv_watch *w, struct rd_kv_info *i
   in->dropped = !keep;
   in->longest = c->longest;
   in->ok = !s->limited && !s->truncated && replayable(c, in);
-  for (size_t k = 0; in->ok && k < nk; k++)
+  for (size_t k = 0; counted && in->ok && k < nk; k++) /* (all zero when nothing was counted) */
     in->ok = s->kinds[k] <= UINT16_MAX;
   if (counted) {
     add_stats_n(c->st, s, nk);
