@@ -103,6 +103,7 @@ struct nz_ctx {
  * A part is {"type":type,"content":text} when json is NULL, else the part object rendered as JSON. */
 struct nz_part {
   const char *type, *text, *json;
+  size_t len; /* text's length */
 };
 struct nz_msg {
   const char *role, *name, *finish_reason;
@@ -156,6 +157,8 @@ void nz_sb_double(struct gw_sb *sb, double d);
 const char *nz_json_dup_str(struct nz_ctx *c, struct json_object *o); /* arena copy of a json string */
 struct nz_msg *nz_msgs_add(struct nz_ctx *c, struct nz_msgs *m, const char *role);
 void nz_msg_text(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text);
+/* The same for a text whose length is known (strlen(text) == len). */
+void nz_msg_text_n(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text, size_t len);
 void nz_msg_json(struct nz_ctx *c, struct nz_msg *m, const char *json);
 /* Messages from a semconv value (JSON string or structured array); OpenAI-shaped objects are accepted.
  * A JSON string of the usual shape is read directly, anything else through json-c (same result). */

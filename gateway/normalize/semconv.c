@@ -379,13 +379,19 @@ static struct nz_part *part_add(struct nz_ctx *c, struct nz_msg *m)
   return p;
 }
 
-void nz_msg_text(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text)
+void nz_msg_text_n(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text, size_t len)
 {
   struct nz_part *p = text ? part_add(c, m) : NULL;
   if (p) {
     p->type = type;
     p->text = text;
+    p->len = len;
   }
+}
+
+void nz_msg_text(struct nz_ctx *c, struct nz_msg *m, const char *type, const char *text)
+{
+  nz_msg_text_n(c, m, type, text, text ? strlen(text) : 0);
 }
 
 void nz_msg_json(struct nz_ctx *c, struct nz_msg *m, const char *json)
@@ -574,6 +580,7 @@ _Thread_local uint64_t nz_fast_json_reads;
 struct fs {
   struct nz_ctx *c;
   const char *p, *end;
+  size_t len; /* the length of the text fs_str last decoded (no escape decodes to NUL: fs_u) */
 };
 
 static void fs_ws(struct fs *f)
@@ -671,6 +678,7 @@ static bool fs_str(struct fs *f, const char **raw, size_t *rawlen, const char **
     memcpy(d, b, (size_t)(p - b));
     d[p - b] = 0;
     *want = d;
+    f->len = (size_t)(p - b);
     return true;
   }
   char *w = d;
@@ -707,6 +715,7 @@ static bool fs_str(struct fs *f, const char **raw, size_t *rawlen, const char **
   }
   *w = 0;
   *want = d;
+  f->len = (size_t)(w - d);
   return true;
 }
 
@@ -723,7 +732,7 @@ static bool fs_key(struct fs *f, const char **k, size_t *klen)
 static bool fs_part(struct fs *f, struct nz_msg *m)
 {
   const char *type = NULL, *text = NULL, *k;
-  size_t tlen = 0, klen;
+  size_t tlen = 0, klen, textlen = 0;
   if (!fs_at(f, '{'))
     return false;
   for (int i = 0; i < 2; i++) {
@@ -737,6 +746,7 @@ static bool fs_part(struct fs *f, struct nz_msg *m)
     } else if ((FS_KEY(k, klen, "content") || FS_KEY(k, klen, "text")) && !text) {
       if (!fs_str(f, NULL, NULL, &text))
         return false;
+      textlen = f->len;
     } else {
       return false;
     }
@@ -746,7 +756,7 @@ static bool fs_part(struct fs *f, struct nz_msg *m)
   bool is_text = FS_KEY(type, tlen, "text");
   if (!is_text && !FS_KEY(type, tlen, "reasoning"))
     return false;
-  nz_msg_text(f->c, m, is_text ? "text" : "reasoning", text);
+  nz_msg_text_n(f->c, m, is_text ? "text" : "reasoning", text, text ? textlen : 0);
   return true;
 }
 
@@ -803,7 +813,7 @@ static bool fs_msg(struct fs *f, struct nz_msgs *out)
 /* The messages of s (n bytes) into out; false when s is not of the usual shape (out is then as before). */
 static bool fs_msgs(struct nz_ctx *c, const char *s, size_t n, struct nz_msgs *out)
 {
-  struct fs f = {c, s, s + n};
+  struct fs f = {c, s, s + n, 0};
   uint32_t before = out->n;
   if (!n || s[0] != '[' || s[n - 1] != ']')
     return false;
@@ -910,7 +920,7 @@ char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output, siz
       gw_sb_puts(&sb, "{\"type\":");
       gw_sb_json_str(&sb, p->type, strlen(p->type));
       gw_sb_puts(&sb, ",\"content\":");
-      gw_sb_json_str(&sb, p->text, strlen(p->text));
+      gw_sb_json_str(&sb, p->text, p->len);
       gw_sb_putc(&sb, '}');
     }
     gw_sb_putc(&sb, ']');
@@ -947,7 +957,7 @@ char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, 
         continue;
       if (any)
         gw_sb_putc(&sb, '\n');
-      gw_sb_puts(&sb, msg->parts[k].text);
+      gw_sb_putn(&sb, msg->parts[k].text, msg->parts[k].len);
       any = true;
     }
   }
