@@ -578,8 +578,10 @@ static void content(struct nz_ctx *c)
 
   finish_reasons(c, &out);
   for (uint32_t i = 0; i < out.n && i < r->finish_reasons.n; i++)
-    if (!out.v[i].finish_reason)
+    if (!out.v[i].finish_reason) {
       out.v[i].finish_reason = r->finish_reasons.v[i]; /* one entry per choice (§3.1) */
+      out.raw = NULL; /* rendered differently from the attribute now */
+    }
 
   text = nz_msgs_render(c, &in, false, &n);
   gw_record_set_text(r, GW_RT_PROMPT_CONTENT, text, text ? n : 0);

@@ -113,6 +113,14 @@ struct nz_msg {
 struct nz_msgs {
   struct nz_msg *v;
   uint32_t n, cap;
+  /* The attribute text the messages were read from, when rendering them gives those very bytes (the direct
+   * parser saw the canonical shape: no whitespace, keys in the rendered order, escapes as rendered) and
+   * they still are the raw_n messages read from it. raw_fin: one of them has a finish_reason (which only
+   * the output rendering writes). */
+  const char *raw;
+  size_t raw_len;
+  uint32_t raw_n;
+  bool raw_fin;
 };
 
 /* normalize.c: value access helpers. */
@@ -165,6 +173,8 @@ void nz_msg_json(struct nz_ctx *c, struct nz_msg *m, const char *json);
 bool nz_msgs_from_value(struct nz_ctx *c, const GwAnyValue *v, struct nz_msgs *out);
 /* false: every JSON string goes through json-c (tests compare the two paths). Set before normalizing. */
 extern bool nz_fast_json;
+/* Tests: false renders every message array, even one fs_msgs found already in the rendered form. */
+extern bool nz_reuse_raw;
 extern _Thread_local uint64_t nz_fast_json_reads; /* values this thread read directly (tests) */
 bool nz_msgs_from_json(struct nz_ctx *c, struct json_object *arr, struct nz_msgs *out);
 bool nz_msg_from_json(struct nz_ctx *c, struct json_object *o, struct nz_msgs *out);

@@ -575,18 +575,36 @@ static void msg_from_av(struct nz_ctx *c, const GwAnyValue *o, struct nz_msgs *o
  * and everything rendered from them, are the same bytes either way (test_normalize compares both paths). */
 
 bool nz_fast_json = true;
+bool nz_reuse_raw = true;
 _Thread_local uint64_t nz_fast_json_reads;
 
 struct fs {
   struct nz_ctx *c;
   const char *p, *end;
   size_t len; /* the length of the text fs_str last decoded (no escape decodes to NUL: fs_u) */
+  bool canon; /* what was read is what nz_msgs_render writes for it, byte for byte */
+  bool fin;   /* a message had a finish_reason */
 };
 
 static void fs_ws(struct fs *f)
 {
+  const char *p0 = f->p;
   while (f->p < f->end && (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
     f->p++;
+  if (f->p != p0)
+    f->canon = false;
+}
+
+static bool fs_lower_hex(char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); }
+
+/* Whether the escape at p (a backslash; its code already checked) is the one gw_sb_json_str writes: \" \\
+ * \n \r \t, and \u00xx (lower case) for the other control characters. */
+static bool fs_canon_escape(const char *p, long cp)
+{
+  char e = p[1];
+  if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't')
+    return true;
+  return e == 'u' && cp < 0x20 && cp != '\n' && cp != '\r' && cp != '\t' && fs_lower_hex(p[4]) && fs_lower_hex(p[5]);
 }
 
 static bool fs_at(struct fs *f, char ch)
@@ -644,10 +662,13 @@ static bool fs_str(struct fs *f, const char **raw, size_t *rawlen, const char **
       esc = true;
       char e = p[1];
       if (e == 'u') {
-        if (fs_u(p + 1, end) < 0)
+        long cp = fs_u(p + 1, end);
+        if (cp < 0)
           return false;
+        f->canon = f->canon && fs_canon_escape(p, cp);
         p += 6;
       } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+        f->canon = f->canon && fs_canon_escape(p, 0);
         p += 2;
       } else {
         return false;
@@ -741,9 +762,11 @@ static bool fs_part(struct fs *f, struct nz_msg *m)
     if (!fs_key(f, &k, &klen))
       return false;
     if (FS_KEY(k, klen, "type") && !type) {
+      f->canon = f->canon && i == 0; /* rendered: type, then content */
       if (!fs_str(f, &type, &tlen, NULL))
         return false;
     } else if ((FS_KEY(k, klen, "content") || FS_KEY(k, klen, "text")) && !text) {
+      f->canon = f->canon && FS_KEY(k, klen, "content");
       if (!fs_str(f, NULL, NULL, &text))
         return false;
       textlen = f->len;
@@ -767,8 +790,10 @@ static bool fs_msg(struct fs *f, struct nz_msgs *out)
   struct nz_msg *m = nz_msgs_add(f->c, out, NULL);
   if (!m)
     return false;
-  if (fs_at(f, '}'))
+  if (fs_at(f, '}')) {
+    f->canon = false; /* rendered with a role and parts */
     return true;
+  }
   unsigned seen = 0;
   do {
     const char *k;
@@ -805,15 +830,19 @@ static bool fs_msg(struct fs *f, struct nz_msgs *out)
     }
     if (seen & bit)
       return false;
+    /* rendered: role, parts, then name and finish_reason when there are any */
+    f->canon = f->canon && bit > seen && (bit < 4 || (seen & 3) == 3);
+    f->fin |= bit == 8;
     seen |= bit;
   } while (fs_at(f, ','));
+  f->canon = f->canon && (seen & 3) == 3;
   return fs_at(f, '}');
 }
 
 /* The messages of s (n bytes) into out; false when s is not of the usual shape (out is then as before). */
 static bool fs_msgs(struct nz_ctx *c, const char *s, size_t n, struct nz_msgs *out)
 {
-  struct fs f = {c, s, s + n, 0};
+  struct fs f = {c, s, s + n, 0, true, false};
   uint32_t before = out->n;
   if (!n || s[0] != '[' || s[n - 1] != ']')
     return false;
@@ -830,6 +859,12 @@ static bool fs_msgs(struct nz_ctx *c, const char *s, size_t n, struct nz_msgs *o
   if (!ok || f.p != f.end) {
     out->n = before;
     return false;
+  }
+  if (f.canon && !before && nz_reuse_raw) {
+    out->raw = s;
+    out->raw_len = n;
+    out->raw_n = out->n;
+    out->raw_fin = f.fin;
   }
   return true;
 }
@@ -896,6 +931,11 @@ char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output, siz
 {
   if (!m->n)
     return NULL;
+  if (m->raw && m->n == m->raw_n && (output || !m->raw_fin)) {
+    if (len)
+      *len = m->raw_len; /* the attribute's own text is what rendering would write (fs_msgs) */
+    return (char *)(uintptr_t)m->raw;
+  }
   struct gw_sb sb;
   gw_sb_init(&sb, c->a);
   gw_sb_putc(&sb, '[');

@@ -5,17 +5,23 @@
  * encoded, one spool entry (a memory spool). No sockets. Then the entry is read as its consumers read it:
  * the forwarded request must decode again and the records (events) must decode, else abort.
  *
+ * A trace request is also normalized twice on its own, with message attributes already in the rendered
+ * form stored as they are (nz_reuse_raw) and with every message array rendered: the content columns, the
+ * prompt hash and SimHash must be the same, else abort.
+ *
  * Input: one selector byte, then the rest.
  *   sel & 4 clear: the rest is a request body: sel & 1 OTLP/JSON (else protobuf), sel & 2 logs.
  *   sel & 4 set:   the rest builds a request (fuzzutil.c) whose spans or log records all have valid ids and
  *                  recent start times and carry GenAI attributes (genai.dict) with fuzzed values, so every
  *                  input reaches the normalizer's dialects, cost and redaction; sel & 2 logs.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cost/cost.h"
 #include "fuzzutil.h"
+#include "normalize/normalize_int.h"
 #include "receive/receive.h"
 #include "receive/request.h"
 #include "redact/redact.h"
@@ -42,6 +48,41 @@ static void init(void)
   gw_pipeline_init(&pipe, conf, spool);
   pipe.prices = prices;
   pipe.redactor = redactor;
+}
+
+static bool same_text(const char *x, const char *y) { return (!x && !y) || (x && y && !strcmp(x, y)); }
+
+/* The body normalized with and without the reuse of rendered message arrays: the same columns. */
+static void reuse_differential(enum gw_encoding enc, const void *body, size_t len)
+{
+  struct gw_decode_limits lim = {.max_bytes = conf->receivers.max_request_bytes,
+                                 .max_depth = conf->receivers.max_depth};
+  struct gw_arena *a[2];
+  struct gw_normalize_result res[2];
+  gw_rc rc[2];
+  for (int pass = 0; pass < 2; pass++) {
+    struct gw_err err;
+    GwTraceRequest *req;
+    a[pass] = gw_arena_create(conf->receivers.max_request_bytes * 4 + (1u << 20));
+    nz_reuse_raw = pass == 0;
+    rc[pass] = gw_decode_traces(a[pass], enc, body, len, &lim, &req, &err);
+    if (!rc[pass])
+      rc[pass] = gw_normalize_traces(req, a[pass], NULL, &res[pass], &err); /* (no time window) */
+  }
+  nz_reuse_raw = true;
+  if (rc[0] != rc[1])
+    abort();
+  for (size_t i = 0; !rc[0] && i < res[0].nrecords; i++) {
+    const struct gw_record *x = &res[0].records[i], *y = &res[1].records[i];
+    if (res[0].nrecords != res[1].nrecords || !same_text(x->prompt_content, y->prompt_content) ||
+        !same_text(x->response_content, y->response_content) || strcmp(x->prompt_hash, y->prompt_hash) ||
+        strcmp(x->prompt_simhash, y->prompt_simhash)) {
+      fprintf(stderr, "record %zu: reused and rendered message arrays differ\n", i);
+      abort();
+    }
+  }
+  gw_arena_destroy(a[0]);
+  gw_arena_destroy(a[1]);
 }
 
 /* Read back and release what the request appended, as the Postgres writer and the exporters do. */
@@ -100,6 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gw_request_logs(&pipe, a, enc, false, body, len, &o);
   else
     gw_request_traces(&pipe, a, enc, false, body, len, &o);
+  if (!logs)
+    reuse_differential(enc, body, len);
   const void *reply;
   size_t reply_len;
   gw_receive_encode_response(a, json, &o, conf->receivers.retry_after_s, &reply, &reply_len);

@@ -1015,6 +1015,89 @@ static void test_messages_direct_vs_json_c(void **state)
   }
 }
 
+/* A message attribute already in the form prompt_content is rendered in (no whitespace, keys in the rendered
+ * order, escapes as rendered) is stored as it is, not rendered again; anything else is rendered. Each case
+ * is normalized with the reuse and without it: the columns must be the same bytes, and the reuse must have
+ * happened exactly where the case says (the column is then the attribute's own string). */
+static const struct {
+  const char *json;
+  bool in, out; /* reused as prompt_content, as response_content */
+} raw_cases[] = {
+  {HELLO_PROMPT, true, true},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"q\\\"b\\\\s\\n\\r\\t\\u0001\\u001f \x7f caf\xc3\xa9\"}]}]",
+   true, true},
+  {"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"reasoning\",\"content\":\"hm\"},{\"type\":\"text\",\"content\":\"ok\"}],"
+   "\"name\":\"bot\",\"finish_reason\":\"stop\"}]",
+   false, true}, /* the input rendering leaves finish_reason out */
+  {"[{\"role\":\"user\",\"parts\":[],\"name\":\"n\"},{\"role\":\"tool\",\"parts\":[]}]", true, true},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"\\u001F upper-case hex\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"\\u000a written as \\\\n\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"\\b written as \\\\u0008\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"\\f written as \\\\u000c\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"\\/ written as /\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"\\u00e9 escaped\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"\\u007f escaped\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"content\":\"x\",\"type\":\"text\"}]}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"text\":\"x\"}]}]", false, false},
+  {"[{\"parts\":[],\"role\":\"user\"}]", false, false},
+  {"[{\"role\":\"user\",\"name\":\"n\",\"parts\":[]}]", false, false},
+  {"[{\"role\":\"user\"}]", false, false},
+  {"[{\"parts\":[]}]", false, false},
+  {"[{}]", false, false},
+  {"[{\"role\":\"assistant\",\"parts\":[],\"finish_reason\":\"stop\",\"name\":\"n\"}]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[]} ]", false, false},
+  {"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"x\"}]},\n{\"role\":\"user\",\"parts\":[]}]", false, false},
+  {"[{\"role\":\"us\\u0065r\",\"parts\":[]}]", false, false},
+};
+
+static const char *attr_str(const GwSpan *sp, const char *key)
+{
+  for (size_t i = 0; i < sp->n_attributes; i++)
+    if (!strcmp(sp->attributes[i]->key, key))
+      return sp->attributes[i]->value->string_value;
+  return NULL;
+}
+
+static void test_messages_rendered_form_reused(void **state)
+{
+  (void)state;
+  for (size_t i = 0; i < sizeof raw_cases / sizeof raw_cases[0]; i++) {
+    struct gw_record got[2];
+    for (int pass = 0; pass < 2; pass++) {
+      struct gw_normalize_result res;
+      nz_reuse_raw = pass == 0;
+      got[pass] = *one(&res, SPAN(kv("gen_ai.input.messages", av_str(raw_cases[i].json)),
+                                  kv("gen_ai.output.messages", av_str(raw_cases[i].json))));
+      if (pass == 0) {
+        bool in = got[0].prompt_content && got[0].prompt_content == attr_str(got[0].span, "gen_ai.input.messages");
+        bool out =
+          got[0].response_content && got[0].response_content == attr_str(got[0].span, "gen_ai.output.messages");
+        if (in != raw_cases[i].in || out != raw_cases[i].out)
+          fail_msg("case %zu: reused as prompt %d, as response %d; want %d, %d", i, in, out, raw_cases[i].in,
+                   raw_cases[i].out);
+      }
+    }
+    nz_reuse_raw = true;
+    assert_same_str(got[0].prompt_content, got[1].prompt_content, "prompt_content (reuse / render)", i);
+    assert_same_str(got[0].response_content, got[1].response_content, "response_content (reuse / render)", i);
+    assert_string_equal(got[0].prompt_hash, got[1].prompt_hash);
+    assert_string_equal(got[0].prompt_simhash, got[1].prompt_simhash);
+  }
+  /* finish reasons from gen_ai.response.finish_reasons fill messages that have none: rendered, not reused */
+  struct gw_normalize_result res;
+  const char *no_reason = "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"ok\"}]}]";
+  GwAnyValue *stop = av_str("stop");
+  const struct gw_record *r = one(&res, SPAN(kv("gen_ai.output.messages", av_str(no_reason)),
+                                             kv("gen_ai.response.finish_reasons", av_array(1, &stop))));
+  assert_string_equal(r->response_content, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":"
+                                           "\"ok\"}],\"finish_reason\":\"stop\"}]");
+  /* system instructions given apart are put first: rendered, not reused */
+  r = one(&res, SPAN(kv("gen_ai.system_instructions", av_str("[{\"type\":\"text\",\"content\":\"Be kind.\"}]")),
+                     kv("gen_ai.input.messages", av_str(HELLO_PROMPT))));
+  assert_string_equal(r->prompt_content, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"Be kind.\"}]},"
+                                         "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hello\"}]}]");
+}
+
 /* Doubles are written short when 15 digits give the value back, else with 17; the texts of recent values
  * are cached per thread: values that share a cache slot, written in turns, keep their own text. */
 static void test_double_text(void **state)
@@ -1456,6 +1539,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
     cmocka_unit_test_setup_teardown(test_langfuse_overrides, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_hash_per_record, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_messages_rendered_form_reused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_semconv_deprecated, setup, teardown),
     cmocka_unit_test_setup_teardown(test_openllmetry, setup, teardown),
     cmocka_unit_test_setup_teardown(test_openinference, setup, teardown),
