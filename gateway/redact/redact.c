@@ -897,7 +897,7 @@ static struct memo_ent *memo_slot(struct gw_redact_memo *m, uint64_t h, const ch
     struct memo_ent *e = &m->v[i];
     if (!e->s)
       return e;
-    if (e->hash == h && e->ctx == ctx && e->len == len && !memcmp(e->s, s, len)) {
+    if (e->hash == h && e->ctx == ctx && e->len == len && (e->s == s || !memcmp(e->s, s, len))) {
       *found = true;
       return e;
     }
