@@ -86,6 +86,8 @@ gw_rc gw_decode_json_logs(struct gw_arena *a, const char *body, size_t len, cons
 char *gw_utf8_fix(struct gw_arena *a, char *s, size_t len, bool *fixed);
 /* s[0..len) is valid UTF-8 without NUL bytes: what gw_utf8_fix would leave as it is. */
 bool gw_utf8_valid(const char *s, size_t len);
+/* Tests: the SSE2 scan of ASCII runs even where the CPU has AVX-512 (both find the same bytes). */
+extern bool gw_utf8_no_avx512;
 
 /* One-pass protobuf unpack (pb_unpack.c): the body straight into the protobuf-c structs of the request, in
  * the arena, with gw_pb_prescan's checks on the way and every string checked to be valid UTF-8 as it is

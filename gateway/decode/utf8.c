@@ -15,6 +15,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define U8_512 1 /* 64 bytes a step with AVX-512 BW, chosen at run time */
+#endif
 
 #include "decode/decode.h"
 
@@ -64,9 +68,47 @@ static size_t seq(const unsigned char *s, size_t n, size_t *bad)
  * when, read as a signed byte, it is > 0. Then (and elsewhere) eight bytes a step: a byte is NUL or has
  * its high bit set exactly when (b - 1) | b has the high bit set, and a word without such a byte has no
  * borrow between its bytes. */
+bool gw_utf8_no_avx512;
+
+#ifdef U8_512
+static bool u8_512(void)
+{
+  static int have = -1;
+  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+  if (h < 0) {
+    __builtin_cpu_init();
+    h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+  }
+  return h && !gw_utf8_no_avx512;
+}
+
+/* ascii_run 64 bytes a step; the last step (and a short string) is one masked load, which reads nothing
+ * past the string. */
+__attribute__((target("avx512f,avx512bw"))) static size_t ascii_run64(const unsigned char *s, size_t len)
+{
+  const __m512i zero = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 64 <= len; i += 64) {
+    uint64_t ok = _mm512_cmpgt_epi8_mask(_mm512_loadu_si512(s + i), zero);
+    if (~ok)
+      return i + (size_t)__builtin_ctzll(~ok);
+  }
+  if (i == len)
+    return len;
+  __mmask64 in = ((__mmask64)1 << (len - i)) - 1;
+  uint64_t stop = ~_mm512_mask_cmpgt_epi8_mask(in, _mm512_maskz_loadu_epi8(in, s + i), zero) & in;
+  return stop ? i + (size_t)__builtin_ctzll(stop) : len;
+}
+#endif
+
 static size_t ascii_run(const unsigned char *s, size_t len)
 {
   size_t i = 0;
+#ifdef U8_512
+  if (u8_512())
+    return ascii_run64(s, len);
+#endif
 #if defined(__SSE2__)
   const __m128i zero = _mm_setzero_si128();
   for (; i + 32 <= len; i += 32) {

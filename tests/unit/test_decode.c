@@ -1672,12 +1672,23 @@ static void test_utf8_fix(void **state)
   }
 }
 
-/* Long ASCII runs are checked many bytes at a time (32, then 16, then 8 or 1): a bad byte, a NUL or a valid
- * multi-byte character at every position of a string long enough for each step, and at the very end, is
- * still seen; DEL (0x7f) and 0x01, the edges of the ASCII range, are not bytes to repair. */
+/* Long ASCII runs are checked many bytes at a time (64 with AVX-512; else 32, then 16, then 8 or 1): a bad
+ * byte, a NUL or a valid multi-byte character at every position of a string long enough for each step, and
+ * at the very end, is still seen, by gw_utf8_fix and gw_utf8_valid alike; DEL (0x7f) and 0x01, the edges of
+ * the ASCII range, are not bytes to repair. Run on both paths. */
+static void utf8_positions(void);
+
 static void test_utf8_fix_positions(void **state)
 {
   (void)state;
+  utf8_positions();
+  gw_utf8_no_avx512 = true;
+  utf8_positions();
+  gw_utf8_no_avx512 = false;
+}
+
+static void utf8_positions(void)
+{
   static const struct {
     const char *ins, *want; /* want NULL: unchanged */
   } kinds[] = {
@@ -1689,7 +1700,7 @@ static void test_utf8_fix_positions(void **state)
       {"\x7f", NULL},
       {"\x01", NULL},
   };
-  enum { RUN = 72 };
+  enum { RUN = 140 };
   char in[RUN + 8], want[RUN + 8];
   for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
     for (size_t pos = 0; pos <= RUN; pos++) {
@@ -1700,6 +1711,8 @@ static void test_utf8_fix_positions(void **state)
       size_t len = RUN + il;
       struct gw_arena *a = gw_arena_create(0);
       char *s = gw_arena_strndup(a, in, len);
+      if (gw_utf8_valid(s, len) != !kinds[k].want)
+        fail_msg("kind %zu at %zu: gw_utf8_valid says %d", k, pos, !kinds[k].want);
       bool fixed = true;
       char *r = gw_utf8_fix(a, s, len, &fixed);
       if (!kinds[k].want) {
@@ -1723,6 +1736,7 @@ static void test_utf8_fix_positions(void **state)
     in[pos] = 0;
     struct gw_arena *a = gw_arena_create(0);
     char *s = gw_arena_strndup(a, in, RUN);
+    assert_false(gw_utf8_valid(s, RUN));
     bool fixed = false;
     char *r = gw_utf8_fix(a, s, RUN, &fixed);
     assert_true(fixed);
