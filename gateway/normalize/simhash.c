@@ -187,11 +187,12 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
  * - Tokens: 64 bytes a step, a mask of token bytes; its runs' starts and ends are compressed into lists of
  *   offsets (VPCOMPRESSB).
  * - Hashes: a round of up to SH_ROUND tokens is hashed one token a 64-bit lane, eight lanes a group; a lane
- *   reads its token 8 bytes at a time (a gather, ASCII upper case lowered in the register) and FNV-1a's
- *   multiply is VPMULLQ, each lane stopping where its token (cut to 64 bytes) ends. A bigram's FNV starts
- *   from the previous token's unigram ((uni ^ ' ') * prime), so group g's bigrams run beside group g + 1's
- *   unigrams: two independent chains. A token ending in the text's last 8 bytes is read from a padded copy
- *   of the text's tail, so nothing past the text is read.
+ *   reads its token 8 bytes at a time, ASCII upper case lowered in the register: from a 128-byte window of
+ *   the text with VPERMI2B when the group's tokens start within it (masked loads: nothing past the text is
+ *   read), else with a gather, for which a token ending in the text's last 8 bytes is read from a padded
+ *   copy of the text's tail. FNV-1a's multiply is VPMULLQ, each lane stopping where its token (cut to 64
+ *   bytes) ends. A bigram's FNV starts from the previous token's unigram ((uni ^ ' ') * prime), so group
+ *   g's bigrams run beside group g + 1's unigrams: two independent chains.
  * - Counts: eight finalized features a step. Their bytes transposed (VPERMB: one word per byte position
  *   holding that byte of each feature), GF2P8AFFINEQB with the matrix of one bit per byte turns each word
  *   into "bit j of the 8 bytes" bytes, whose popcounts are the number of the eight features with each of
