@@ -87,6 +87,8 @@ gw_rc gw_json_oom(struct gw_json *j);
 /* Skip whitespace and comments; the kind of the value that follows (GW_JT_BAD with err set when a comment
  * is malformed or the input ends inside one: check j->err->rc). */
 enum gw_jt gw_json_peek(struct gw_json *j);
+/* Tests: the 16-byte scan for a string's end even where the CPU has AVX-512 (both stop at the same byte). */
+extern bool gw_json_lex_no_avx512;
 
 /* Objects and arrays. begin consumes the opening byte (the caller has peeked it). next moves to the next
  * member: 1 with the key (decoded; *k valid until the next call) and the position at its value, 0 at the

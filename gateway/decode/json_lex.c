@@ -26,6 +26,9 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "decode/decode_int.h"
 
@@ -260,11 +263,75 @@ static long hex4(const char *p, const char *e)
   return v;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define JL512 1 /* string ends found 64 bytes a step with AVX-512 BW, chosen at run time */
+#define JL_TARGET __attribute__((target("avx512f,avx512bw")))
+
+bool gw_json_lex_no_avx512;
+
+static bool jl512(void)
+{
+  static int have = -1;
+  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+  if (h < 0) {
+    __builtin_cpu_init();
+    h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+  }
+  return h && !gw_json_lex_no_avx512;
+}
+
+/* The quotes q, backslashes and NUL bytes among the (at most 64) bytes from p before e, one bit each. */
+JL_TARGET static inline uint64_t stops64(const char *p, const char *e, char q)
+{
+  size_t avail = (size_t)(e - p);
+  __mmask64 in = avail >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << avail) - 1;
+  __m512i v = _mm512_maskz_loadu_epi8(in, p);
+  return (_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(q)) | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\')) |
+          _mm512_testn_epi8_mask(v, v)) &
+         in;
+}
+
+/* From the backslash at x, the first quote q or NUL byte that no backslash escapes, or e: where the loop of
+ * string_end stops, found from one 64-byte mask for all the escapes in it (strings of JSON inside JSON have
+ * one every few bytes). */
+JL_TARGET static const char *string_end64(const char *x, const char *e, char q)
+{
+  const char *blk = x;
+  uint64_t m = stops64(blk, e, q); /* bit 0: the backslash at x */
+  unsigned i = 0;
+  for (;;) {
+    unsigned next = i + 2; /* past the escaped byte */
+    if (next < 64) {
+      m &= ~(uint64_t)0 << next;
+    } else {
+      blk += next;
+      if (blk >= e)
+        return e;
+      m = stops64(blk, e, q);
+    }
+    while (!m) {
+      blk += 64;
+      if (blk >= e)
+        return e;
+      m = stops64(blk, e, q);
+    }
+    i = (unsigned)__builtin_ctzll(m);
+    if (blk[i] != '\\')
+      return blk + i;
+  }
+}
+#endif
+
 /* The end (closing quote) of the string whose first escape is at x; s: after the opening quote. NULL
  * with the error set when there is none. */
 static const char *string_end(struct gw_json *j, const char *x, char q)
 {
   const char *e = j->end;
+#ifdef JL512
+  if (jl512() && x < e && *x == '\\')
+    x = string_end64(x, e, q); /* then at the quote, at a NUL or at e, as the loop below would stop */
+#endif
   for (;;) {
     if (x == e) {
       eof(j);

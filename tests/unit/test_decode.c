@@ -14,6 +14,8 @@
 #include <json-c/json.h>
 #include <zlib.h>
 
+#include "decode/decode_int.h"
+
 #include "core/metrics.h"
 #include "decode/decode.h"
 #include "testutil.h"
@@ -742,6 +744,55 @@ static void check_cases(const char *file)
   assert_null(line);
   free(text);
   free_cases(cs, n);
+}
+
+/* Strings with escapes, quotes, NUL bytes and a backslash at the very end, of every length to 200 at several
+ * offsets, inside an OTLP/JSON span name in either quote: the 64-byte search for a string's end and the
+ * 16-byte one give the same outcome (the same name, or the same error at the same offset). */
+static void test_json_string_ends(void **state)
+{
+  (void)state;
+  static const char alphabet[] = {'a', 'b', '\\', '\\', '"', '\'', 'n', 'u', '0', '/', ' ', 0};
+  uint64_t seed = 0x2545f4914f6cdd1dull;
+  char body[512];
+  for (int round = 0; round < 6000; round++) {
+    size_t len = (size_t)round % 201, pad = (size_t)(round / 201) % 7;
+    char q = round % 2 ? '\'' : '"';
+    size_t n = (size_t)snprintf(body, sizeof body, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{%*s\"name\":%c",
+                                (int)pad, "", q);
+    for (size_t i = 0; i < len; i++) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      unsigned r = (unsigned)(seed >> 40);
+      /* mostly letters, escapes in runs now and then, a stray quote or NUL rarely */
+      body[n++] = r % 4 ? (r & 0x100 ? 'a' : '\\') : alphabet[(r >> 3) % sizeof alphabet];
+    }
+    if (round % 5 == 0) {
+      body[n++] = q;
+      n += (size_t)snprintf(body + n, sizeof body - n, "}]}]}]}");
+    } /* else the body ends inside the string */
+    struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 16};
+    char name[2][512];
+    gw_rc rc[2];
+    char msg[2][256];
+    for (int pass = 0; pass < 2; pass++) {
+      gw_json_lex_no_avx512 = pass == 1;
+      struct gw_arena *a = gw_arena_create(0);
+      struct gw_err err = {0};
+      GwTraceRequest *req = NULL;
+      rc[pass] = gw_decode_traces(a, GW_ENC_JSON, body, n, &lim, &req, &err);
+      snprintf(msg[pass], sizeof msg[pass], "%s", rc[pass] ? err.msg : "");
+      const char *got = !rc[pass] && req->n_resource_spans && req->resource_spans[0]->n_scope_spans &&
+                            req->resource_spans[0]->scope_spans[0]->n_spans
+                          ? req->resource_spans[0]->scope_spans[0]->spans[0]->name
+                          : "";
+      snprintf(name[pass], sizeof name[pass], "%s", got ? got : "(null)");
+      gw_arena_destroy(a);
+    }
+    gw_json_lex_no_avx512 = false;
+    if (rc[0] != rc[1] || strcmp(msg[0], msg[1]) || strcmp(name[0], name[1]))
+      fail_msg("round %d (%zu bytes): 64-byte search %d \"%s\" \"%s\", 16-byte %d \"%s\" \"%s\"", round, len, rc[0],
+               msg[0], name[0], rc[1], msg[1], name[1]);
+  }
 }
 
 static void test_json_cases(void **state)
@@ -2566,6 +2617,7 @@ int main(void)
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
       cmocka_unit_test(test_utf8_fix_positions),
+      cmocka_unit_test(test_json_string_ends),
       cmocka_unit_test(test_utf8_in_place),
       cmocka_unit_test(test_utf8_in_requests),
       cmocka_unit_test(test_arena_cap),
