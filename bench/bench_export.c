@@ -100,6 +100,7 @@ static int run(const char *which, int gzip, size_t entries, unsigned http_port, 
   int sc_id = gw_spool_add_consumer(scratch, "scratch");
   struct gw_pipeline p;
   gw_pipeline_init(&p, conf, scratch);
+  p.forward = true; /* the entry an exporter reads carries the re-packed request */
   p.prices = prices;
   p.redactor = red;
   struct gw_arena *a = gw_arena_create(0);

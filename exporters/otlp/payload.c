@@ -606,6 +606,9 @@ static bool takes(const struct gw_exporter_type *t, enum gw_signal s)
   return (s == GW_SIGNAL_TRACES && (t->signals & GW_EXPORT_TRACES)) || (s == GW_SIGNAL_LOGS && (t->signals & GW_EXPORT_LOGS));
 }
 
+/* An entry written while no exporter was configured holds rows only (receive/request.c): nothing to send. */
+static bool rows_only(const struct gw_spool_entry *e) { return !e->otlp_len && e->nspans; }
+
 gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a, const struct gw_spool_entry *entries,
                       size_t n, struct gw_export_piece *pieces)
 {
@@ -618,6 +621,10 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
     p->signal = e->signal;
     if (!takes(o->type, e->signal))
       continue;
+    if (rows_only(e)) {
+      p->filtered = e->nspans;
+      continue;
+    }
     if (e->signal == GW_SIGNAL_LOGS && o->genai_only && !(e->flags & GW_ENTRY_HAS_GENAI)) {
       p->filtered = e->nspans;
       continue;
@@ -641,7 +648,7 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
   size_t k = 0, kept = 0;
   for (size_t i = 0; i < n; i++) {
     const struct gw_spool_entry *e = &entries[i];
-    if (e->signal != GW_SIGNAL_TRACES || !takes(o->type, e->signal))
+    if (e->signal != GW_SIGNAL_TRACES || !takes(o->type, e->signal) || rows_only(e))
       continue;
     struct gw_export_piece *p = &pieces[i];
     struct wentry *w = &ws[k];

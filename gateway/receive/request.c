@@ -36,6 +36,8 @@ void gw_pipeline_init(struct gw_pipeline *p, const struct gw_conf *conf, struct 
   /* The receivers' warm pool (core/arena.c): half a request's size, 16 MiB at most, so what stays
    * resident after a large request is small next to what the request itself may use. */
   gw_arena_set_warm((size_t)(conf->receivers.max_request_bytes / 2));
+  for (int i = 0; i < GW_CONF_NEXPORTERS; i++)
+    p->forward |= gw_conf_exporter_on(&conf->exporters[i]);
 }
 
 gw_rc gw_pipeline_reserve(struct gw_pipeline *p, size_t n)
@@ -269,12 +271,14 @@ static bool defer_end(void)
 static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const ProtobufCMessage *msg,
                     uint64_t start, struct gw_err *err)
 {
-  size_t plen;
-  uint8_t *pb = gw_pb_pack(a, msg, &plen);
-  if (!pb)
-    return out_of_memory(err, GW_ERR(TOO_LARGE));
-  in->otlp = pb;
-  in->otlp_len = plen;
+  if (p->forward) { /* with no exporter nothing reads it: the entry holds the rows alone */
+    size_t plen;
+    uint8_t *pb = gw_pb_pack(a, msg, &plen);
+    if (!pb)
+      return out_of_memory(err, GW_ERR(TOO_LARGE));
+    in->otlp = pb;
+    in->otlp_len = plen;
+  }
   gw_hist_observe(GW_H_STAGE_PROCESS, gw_mono_ns() - start);
   gw_rc rc;
   if (defer.done) {
@@ -403,7 +407,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     .records = recs.buf,
     .records_len = recs.len,
   };
-  if ((rc = append(p, a, &in, &req->base, ctl.start, err)))
+  /* With no exporter, spans that give no row are accepted and not kept: nothing would read them. */
+  if ((p->forward || nres.nrecords) && (rc = append(p, a, &in, &req->base, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
@@ -506,7 +511,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     .records = evs.buf,
     .records_len = evs.len,
   };
-  if ((rc = append(p, a, &in, &req->base, ctl.start, err)))
+  if ((p->forward || lres.nevents) && (rc = append(p, a, &in, &req->base, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);

@@ -46,6 +46,7 @@ static void init(void)
   if (!(prices = gw_prices_load(NULL, NULL, &err)) || !(redactor = gw_redactor_from_conf(conf, &err)))
     abort();
   gw_pipeline_init(&pipe, conf, spool);
+  pipe.forward = true; /* entries carry the re-packed request, which consume() reads back */
   pipe.prices = prices;
   pipe.redactor = redactor;
 }

@@ -59,6 +59,7 @@ static void env_init(struct env *e)
   e->redactor = gw_redactor_from_conf(e->conf, &err);
   assert_non_null(e->redactor);
   gw_pipeline_init(&e->p, e->conf, e->spool);
+  e->p.forward = true; /* as with an exporter configured: entries carry the re-packed request */
   e->p.prices = e->prices;
   e->p.redactor = e->redactor;
   e->consumer = gw_spool_add_consumer(e->spool, "test");
@@ -401,6 +402,50 @@ static void test_payload_pass_through(void **st)
   assert_ptr_equal(pc[0].bytes, logs.otlp);
   assert_int_equal(pc[0].signal, GW_SIGNAL_LOGS);
   gw_exporter_langfuse.destroy(lo.priv);
+  gw_arena_destroy(a);
+  free(s1), free(s2), free(r1), free(r2);
+  env_fini(&e);
+}
+
+/* An entry written while no exporter was configured holds its rows only (its spans were accepted, its
+ * request not kept): an exporter configured later finds nothing of it to send and counts its spans as
+ * filtered, the pass-through and the transforming exporters alike, whatever entries share the batch. */
+static void test_payload_rows_only_entry(void **st)
+{
+  (void)st;
+  struct env e;
+  env_init(&e);
+  e.p.forward = false; /* as with no exporter configured */
+  char *s1 = chat_span(T1, "1111111111111111", NULL, NULL), *r1 = json_request("%s", s1);
+  append_json(&e, r1);
+  e.p.forward = true;
+  char *s2 = chat_span(T2, "2222222222222222", NULL, NULL), *r2 = json_request("%s", s2);
+  append_json(&e, r2);
+  struct gw_spool_entry ent[4];
+  size_t n = take(&e, ent, 4);
+  assert_int_equal(n, 2);
+  assert_int_equal(ent[0].otlp_len, 0);
+  assert_true(ent[0].records_len > 0);
+  assert_true(ent[1].otlp_len > 0);
+  struct gw_arena *a = gw_arena_create(0);
+  void *lf = gw_exporter_langfuse.create(NULL);
+  const struct gw_export_payload_opts opts[] = {{&gw_exporter_otlp, NULL, false, NULL},
+                                                {&gw_exporter_otlp, NULL, true, NULL},
+                                                {&gw_exporter_langfuse, lf, false, NULL}};
+  for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+    struct gw_export_piece pc[2];
+    assert_int_equal(gw_export_build(&opts[k], a, ent, n, pc), GW_OK);
+    assert_int_equal(pc[0].len, 0);
+    assert_int_equal(pc[0].items, 0);
+    assert_int_equal(pc[0].filtered, 1);
+    assert_true(pc[1].len > 0);
+    assert_int_equal(pc[1].items, 1);
+    GwTraceRequest *req = unpack(pc[1].bytes, pc[1].len);
+    assert_non_null(find_span(req, "2222222222222222"));
+    assert_null(find_span(req, "1111111111111111"));
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(req, NULL);
+  }
+  gw_exporter_langfuse.destroy(lf);
   gw_arena_destroy(a);
   free(s1), free(s2), free(r1), free(r2);
   env_fini(&e);
@@ -1480,6 +1525,7 @@ int main(void)
     cmocka_unit_test(test_status_and_partial),
     cmocka_unit_test(test_gzip_round_trip),
     cmocka_unit_test(test_payload_pass_through),
+    cmocka_unit_test(test_payload_rows_only_entry),
     cmocka_unit_test(test_langfuse_transform),
     cmocka_unit_test(test_langfuse_join),
     cmocka_unit_test(test_langfuse_observation),

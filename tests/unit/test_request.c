@@ -266,6 +266,70 @@ static void test_http_body_premapped(void **state)
   env_fini(&e);
 }
 
+/* A span with valid ids and a start time now, GenAI (a model attribute) or not. */
+static char *one_span(bool genai, size_t *len)
+{
+  uint64_t now = gw_now_ns();
+  char *b = malloc(1024);
+  *len = (size_t)snprintf(b, 1024,
+                          "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"5b8efff798038103d269b633813fc60c\","
+                          "\"spanId\":\"eee19b7ec3c1b174\",\"name\":\"%s\",\"startTimeUnixNano\":\"%llu\","
+                          "\"endTimeUnixNano\":\"%llu\",\"attributes\":[{\"key\":\"%s\",\"value\":"
+                          "{\"stringValue\":\"gpt-4o\"}}]}]}]}]}",
+                          genai ? "chat gpt-4o" : "GET /health", (unsigned long long)now,
+                          (unsigned long long)now + 1000000, genai ? "gen_ai.request.model" : "http.route");
+  return b;
+}
+
+/* With no exporter configured nothing reads a spool entry's re-packed request: a GenAI request's entry holds
+ * its rows only, and spans that give no row are accepted without an entry. With an exporter the entry
+ * carries the request, which decodes to the accepted span. */
+static void test_entries_without_exporter(void **state)
+{
+  (void)state;
+  for (int fwd = 0; fwd < 2; fwd++) {
+    struct env e;
+    env_init(&e, 4 * MiB, 64 * MiB);
+    assert_false(e.p.forward); /* the default configuration has no exporter */
+    e.p.forward = fwd;
+    int consumer = gw_spool_add_consumer(e.spool, "test");
+    for (int genai = 1; genai >= 0; genai--) {
+      size_t len;
+      char *body = one_span(genai, &len);
+      struct gw_request_outcome o;
+      assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_OK);
+      assert_int_equal(o.spans, 1);
+      struct gw_spool_entry ent;
+      int got = gw_spool_peek(e.spool, consumer, &ent, 1, 0, 0, gw_mono_ns());
+      if (!fwd && !genai) {
+        assert_int_equal(got, 0); /* accepted, nothing kept */
+      } else {
+        assert_int_equal(got, 1);
+        assert_int_equal(ent.nspans, 1);
+        assert_int_equal(ent.nrecords, genai ? 1 : 0);
+        if (genai)
+          assert_true(ent.records_len > 0);
+        if (!fwd) {
+          assert_int_equal(ent.otlp_len, 0);
+        } else {
+          struct gw_arena *a = gw_arena_create(0);
+          struct gw_err err = {0};
+          GwTraceRequest *req = NULL;
+          struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 16};
+          assert_true(ent.otlp_len > 0);
+          assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, ent.otlp, ent.otlp_len, &lim, &req, &err), GW_OK);
+          assert_int_equal(req->n_resource_spans, 1);
+          assert_int_equal(req->resource_spans[0]->scope_spans[0]->n_spans, 1);
+          gw_arena_destroy(a);
+        }
+        gw_spool_commit(e.spool, consumer, ent.seq);
+      }
+      free(body);
+    }
+    env_fini(&e);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -275,6 +339,7 @@ int main(void)
       cmocka_unit_test(test_protobuf_bomb_refused_before_unpacking),
       cmocka_unit_test(test_message_json_bomb),
       cmocka_unit_test(test_http_body_premapped),
+      cmocka_unit_test(test_entries_without_exporter),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
