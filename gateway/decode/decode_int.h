@@ -89,6 +89,9 @@ gw_rc gw_json_oom(struct gw_json *j);
 enum gw_jt gw_json_peek(struct gw_json *j);
 /* Tests: the 16-byte scan for a string's end even where the CPU has AVX-512 (both stop at the same byte). */
 extern bool gw_json_lex_no_avx512;
+/* Whether the CPU has AVX-512 F and BW and the OS saves their state (libgcc checks XCR0); asked once
+ * (utf8.c, x86-64 only). */
+bool gw_decode_avx512bw(void);
 
 /* Objects and arrays. begin consumes the opening byte (the caller has peeked it). next moves to the next
  * member: 1 with the key (decoded; *k valid until the next call) and the position at its value, 0 at the

@@ -269,17 +269,7 @@ static long hex4(const char *p, const char *e)
 
 bool gw_json_lex_no_avx512;
 
-static bool jl512(void)
-{
-  static int have = -1;
-  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
-  if (h < 0) {
-    __builtin_cpu_init();
-    h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
-  }
-  return h && !gw_json_lex_no_avx512;
-}
+static bool jl512(void) { return gw_decode_avx512bw() && !gw_json_lex_no_avx512; }
 
 /* The quotes q, backslashes and NUL bytes among the (at most 64) bytes from p before e, one bit each. */
 JL_TARGET static inline uint64_t stops64(const char *p, const char *e, char q)

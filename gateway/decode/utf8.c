@@ -21,6 +21,7 @@
 #endif
 
 #include "decode/decode.h"
+#include "decode/decode_int.h"
 
 /* Length of the well-formed sequence at s[0..n), or 0 if s[0] starts an ill-formed one; for an
  * ill-formed one *bad is the length of its maximal subpart (at least 1). */
@@ -71,7 +72,7 @@ static size_t seq(const unsigned char *s, size_t n, size_t *bad)
 bool gw_utf8_no_avx512;
 
 #ifdef U8_512
-static bool u8_512(void)
+bool gw_decode_avx512bw(void)
 {
   static int have = -1;
   int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
@@ -80,8 +81,10 @@ static bool u8_512(void)
     h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
     __atomic_store_n(&have, h, __ATOMIC_RELAXED);
   }
-  return h && !gw_utf8_no_avx512;
+  return h;
 }
+
+static bool u8_512(void) { return gw_decode_avx512bw() && !gw_utf8_no_avx512; }
 
 /* ascii_run 64 bytes a step; the last step (and a short string) is one masked load, which reads nothing
  * past the string. */
