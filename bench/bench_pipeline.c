@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
@@ -28,6 +28,8 @@
  *    checked to give the same bytes on the payload first.
  * -p re-packs with protobuf-c's size pass and pack (as before gw_pb_pack), in repack and the receive stages;
  *    gw_pb_pack is checked to give protobuf-c's bytes on the payload first.
+ * -c packs every span of the forwarded request (gw_pb_splice off) instead of copying the unchanged ones from
+ *    the body, as before gw_pb_pack_spliced; the copy is checked to give gw_pb_pack's bytes on the payload.
  * -u decodes protobuf with the generic path only (gw_decode_pb_fast off: pre-scan + protobuf-c + UTF-8 repair,
  *    as before the one-pass unpack), in decode and the receive stages; the one-pass unpack is checked to give
  *    the generic path's tree on the payload first.
@@ -125,10 +127,10 @@ static void normalize_opts(struct gw_normalize_opts *o)
 
 static bool pack_protobuf_c; /* -p: re-pack with protobuf-c's size pass and pack, as before gw_pb_pack */
 
-static uint8_t *repack(struct gw_arena *a, const GwTraceRequest *req, size_t *plen)
+static uint8_t *repack(struct gw_arena *a, const GwTraceRequest *req, const struct gw_pb_raw *raw, size_t *plen)
 {
   if (!pack_protobuf_c)
-    return gw_pb_pack(a, &req->base, plen);
+    return gw_pb_pack_spliced(a, req, raw, plen);
   *plen = gw_pb_trace_request_size(req);
   uint8_t *pb = gw_arena_alloc(a, *plen ? *plen : 1);
   if (pb)
@@ -149,7 +151,8 @@ static size_t receive_run(struct gw_arena *a, const struct body *b, const struct
 {
   struct gw_err err = {0};
   GwTraceRequest *req;
-  gw_rc rc = gw_decode_traces(a, b->enc, b->p, b->len, &limits, &req, &err);
+  struct gw_pb_raw raw;
+  gw_rc rc = gw_decode_traces_raw(a, b->enc, b->p, b->len, &limits, &req, &raw, &err);
   if (rc)
     die_rc("decode", rc, &err);
   struct gw_normalize_result res;
@@ -164,7 +167,7 @@ static size_t receive_run(struct gw_arena *a, const struct body *b, const struct
     die_rc("cost annotate", rc, NULL);
   struct gw_redact_memo *memo = gw_redact_memo_create(a);
   gw_redact_memo_limit(memo, redactor, b->len, NULL, NULL);
-  if ((rc = gw_redact_request(redactor, req, a, memo)) ||
+  if ((rc = gw_redact_request_raw(redactor, req, a, memo, &raw)) ||
       (rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo)))
     die_rc("redact", rc, NULL);
   struct gw_sb sb;
@@ -173,7 +176,7 @@ static size_t receive_run(struct gw_arena *a, const struct body *b, const struct
   if (rc)
     die_rc("records_encode", rc, NULL);
   size_t plen;
-  uint8_t *pb = repack(a, req, &plen);
+  uint8_t *pb = repack(a, req, &raw, &plen);
   if (!pb)
     die_rc("re-pack", GW_ERR(TOO_LARGE), NULL);
   if (out)
@@ -210,11 +213,12 @@ static int check_rendered_same(const struct body *b, const struct gw_normalize_o
 }
 
 /* Decode, normalize, cost and redaction of b, untimed: the request as it is re-packed; dies on failure. */
-static GwTraceRequest *stages(struct gw_arena *a, const struct body *b, const struct gw_normalize_opts *no)
+static GwTraceRequest *stages(struct gw_arena *a, const struct body *b, const struct gw_normalize_opts *no,
+                              struct gw_pb_raw *raw)
 {
   struct gw_err err = {0};
   GwTraceRequest *req;
-  gw_rc rc = gw_decode_traces(a, b->enc, b->p, b->len, &limits, &req, &err);
+  gw_rc rc = gw_decode_traces_raw(a, b->enc, b->p, b->len, &limits, &req, raw, &err);
   struct gw_normalize_result res;
   memset(&res, 0, sizeof res);
   if (!rc)
@@ -224,7 +228,8 @@ static GwTraceRequest *stages(struct gw_arena *a, const struct body *b, const st
   gw_cost_apply(prices, res.records, res.nrecords);
   struct gw_redact_memo *memo = gw_redact_memo_create(a);
   gw_redact_memo_limit(memo, redactor, b->len, NULL, NULL);
-  if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)) || (rc = gw_redact_request(redactor, req, a, memo)) ||
+  if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)) ||
+      (rc = gw_redact_request_raw(redactor, req, a, memo, raw)) ||
       (rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo)))
     die_rc("cost/redact", rc, NULL);
   return req;
@@ -253,15 +258,27 @@ static int check_unpack_same(const struct body *b)
 static int check_pack_same(const struct body *b, const struct gw_normalize_opts *no)
 {
   struct gw_arena *a = gw_arena_create(ARENA_CAP);
-  GwTraceRequest *req = stages(a, b, no);
-  size_t n = gw_pb_trace_request_size(req), plen;
-  uint8_t *want = gw_arena_alloc(a, n ? n : 1), *pb = gw_pb_pack(a, &req->base, &plen);
-  if (!want || !pb)
+  struct gw_pb_raw raw;
+  GwTraceRequest *req = stages(a, b, no, &raw);
+  size_t n = gw_pb_trace_request_size(req), plen, slen;
+  uint8_t *want = gw_arena_alloc(a, n ? n : 1), *pb = gw_pb_pack(a, &req->base, &plen),
+          *sp = gw_pb_pack_spliced(a, req, &raw, &slen);
+  if (!want || !pb || !sp)
     die_rc("re-pack", GW_ERR(TOO_LARGE), NULL);
   gw_pb_trace_request_pack(req, want);
   int same = n == plen && !memcmp(want, pb, n) ? 0 : -1;
   if (same)
     fprintf(stderr, "bench_pipeline: gw_pb_pack's bytes differ from protobuf-c's on this payload\n");
+  /* the payload is written in field order without defaults (gen_payload packs it with protobuf-c), so the
+   * spans copied from the body must give the very same bytes */
+  if (b->enc == GW_ENC_PROTOBUF && (slen != plen || memcmp(sp, pb, plen))) {
+    fprintf(stderr, "bench_pipeline: the re-pack copying unchanged spans differs from gw_pb_pack on this payload\n");
+    same = -1;
+  }
+  if (b->enc == GW_ENC_PROTOBUF && gw_pb_splice && !raw.n) {
+    fprintf(stderr, "bench_pipeline: the decode recorded no span to copy on this payload\n");
+    same = -1;
+  }
   gw_arena_destroy(a);
   return same;
 }
@@ -383,10 +400,11 @@ static double run_stage(enum stage st, const struct body *b, int n)
       break;
     }
     case S_REPACK: {
-      req = stages(a, b, &no);
+      struct gw_pb_raw raw;
+      req = stages(a, b, &no, &raw);
       size_t plen;
       double s = now_s();
-      uint8_t *pb = repack(a, req, &plen);
+      uint8_t *pb = repack(a, req, &raw, &plen);
       timed += now_s() - s;
       if (!pb)
         die_rc("re-pack", GW_ERR(TOO_LARGE), NULL);
@@ -433,7 +451,7 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:s:wpu")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:wpuc")) != -1) {
     if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
     } else if (opt == 'w') {
@@ -442,15 +460,17 @@ int main(int argc, char **argv)
       gw_decode_pb_fast = false;
     } else if (opt == 'p') {
       pack_protobuf_c = true;
+    } else if (opt == 'c') {
+      gw_pb_splice = false;
     } else if (opt == 's') {
       only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] BODY.pb [BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] BODY.pb [BODY.json]\n");
     return 2;
   }
   gw_normalize_init();

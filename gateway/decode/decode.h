@@ -61,15 +61,53 @@ struct gw_pb_sizes {
   struct gw_arena *a; /* where v grows; NULL: malloc'd (gw_pb_sizes_free) */
   size_t n, cap, next;
   bool kv_ok, any_ok; /* KeyValue, AnyValue: their descriptors are the ones their own paths were written for */
+  const struct gw_pb_raw *raw; /* gw_pb_pack_spliced: spans that may be copied (NULL: none) */
+  size_t raw_at;               /* where the next span is looked up in raw */
 };
 bool gw_pb_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *len);
 size_t gw_pb_pack_sized(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8_t *out);
 void gw_pb_sizes_free(struct gw_pb_sizes *s);
 uint8_t *gw_pb_pack(struct gw_arena *a, const ProtobufCMessage *m, size_t *len);
 
+/*
+ * Where each span of a protobuf request lies in its body, so that the forwarded request can copy a span's
+ * bytes rather than pack its tree again (gw_pb_pack_spliced). The one-pass unpack records it; the generic
+ * path and OTLP/JSON record nothing (n stays 0: every span is packed).
+ * A span is copied only when its tree is still what the bytes say, but for attributes appended after
+ * the decoded ones (the cost annotations and stamps, which build new arrays): the decoded attribute
+ * pointers still lead sp->attributes, and nothing marked it changed. Whatever rewrites a decoded span in
+ * any other way (redaction: gw_redact_request_raw) must call gw_pb_raw_changed for it.
+ */
+struct gw_pb_span_raw {
+  const GwSpan *span;
+  const uint8_t *p;         /* its bytes in the body */
+  GwKeyValue **attrs;       /* its attributes as decoded */
+  uint32_t len, attr_end;   /* bytes; offset past its last field numbered 9 (attributes) or less */
+  uint32_t nattr;
+  bool changed;
+};
+struct gw_pb_raw {
+  struct gw_pb_span_raw *v;
+  size_t n, cap;
+};
+/* Mark sp changed. *cursor: where the last lookup ended (start at 0; spans are looked up in tree order). */
+void gw_pb_raw_changed(struct gw_pb_raw *raw, size_t *cursor, const GwSpan *sp);
+/* gw_pb_pack of an ExportTraceServiceRequest, copying the spans raw says are unchanged (with their
+ * appended attributes packed in after their decoded ones). The bytes decode to the same tree as
+ * gw_pb_pack's; they are gw_pb_pack's own when the client wrote the spans in field order without default
+ * values. raw NULL or empty, or gw_pb_splice false: gw_pb_pack. */
+uint8_t *gw_pb_pack_spliced(struct gw_arena *a, const GwTraceRequest *req, const struct gw_pb_raw *raw, size_t *len);
+/* Tests and bench_pipeline: false packs every span (gw_pb_pack) even when raw says it could be copied. */
+extern bool gw_pb_splice;
+
 /* Decode an ExportTraceServiceRequest. *out lives in the arena. */
 gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
                        const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err);
+/* The same, with raw (when not NULL) filled as struct gw_pb_raw says. The body must stay as it is while raw
+ * is used. */
+gw_rc gw_decode_traces_raw(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
+                           const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_pb_raw *raw,
+                           struct gw_err *err);
 /* The JSON half, called by gw_decode_traces (decode_json.c). */
 gw_rc gw_decode_json_traces(struct gw_arena *a, const char *body, size_t len, const struct gw_decode_limits *lim,
                             GwTraceRequest **out, struct gw_err *err);
@@ -100,6 +138,9 @@ extern bool gw_utf8_no_avx512;
 #define GW_PB_FALLBACK 1
 int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
                  ProtobufCMessage **out, struct gw_err *err);
+/* The same, recording where each span lies in buf (raw, when not NULL; emptied on anything but GW_OK). */
+int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
+                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_err *err);
 static inline int gw_pb_unpack_traces(struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
                                       GwTraceRequest **out, struct gw_err *err)
 {

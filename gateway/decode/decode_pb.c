@@ -406,13 +406,15 @@ gw_rc gw_decode_pb_traces_generic(struct gw_arena *a, const void *body, size_t l
 
 /* The one-pass unpack (pb_unpack.c), or on its fallback the arena rewound and the generic path. */
 static gw_rc decode_pb(enum gw_pb_kind kind, struct gw_arena *a, const void *body, size_t len,
-                       const struct gw_decode_limits *lim, void **out, struct gw_err *err)
+                       const struct gw_decode_limits *lim, void **out, struct gw_pb_raw *raw, struct gw_err *err)
 {
+  if (raw)
+    *raw = (struct gw_pb_raw){0};
   if (gw_decode_pb_fast) {
     struct gw_arena_mark mark;
     gw_arena_mark(a, &mark);
     ProtobufCMessage *m;
-    int rc = gw_pb_unpack(kind, a, body, len, lim->max_depth, &m, err);
+    int rc = gw_pb_unpack_raw(kind, a, body, len, lim->max_depth, &m, raw, err);
     if (rc == GW_OK) {
       *out = m;
       return GW_OK;
@@ -429,13 +431,22 @@ static gw_rc decode_pb(enum gw_pb_kind kind, struct gw_arena *a, const void *bod
 gw_rc gw_decode_traces(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
                        const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err)
 {
+  return gw_decode_traces_raw(a, enc, body, len, lim, out, NULL, err);
+}
+
+gw_rc gw_decode_traces_raw(struct gw_arena *a, enum gw_encoding enc, const void *body, size_t len,
+                           const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_pb_raw *raw,
+                           struct gw_err *err)
+{
   *out = NULL;
+  if (raw)
+    *raw = (struct gw_pb_raw){0};
   if (len > lim->max_bytes)
     return gw_err_set(err, GW_ERR(TOO_LARGE), "request body is %zu bytes, over the limit of %zu", len, lim->max_bytes);
   if (enc == GW_ENC_JSON)
     return gw_decode_json_traces(a, body, len, lim, out, err);
   void *m = NULL;
-  gw_rc rc = decode_pb(GW_PB_TRACES_REQUEST, a, body, len, lim, &m, err);
+  gw_rc rc = decode_pb(GW_PB_TRACES_REQUEST, a, body, len, lim, &m, raw, err);
   *out = m;
   return rc;
 }
@@ -496,7 +507,7 @@ gw_rc gw_decode_logs(struct gw_arena *a, enum gw_encoding enc, const void *body,
   if (enc == GW_ENC_JSON)
     return gw_decode_json_logs(a, body, len, lim, out, err);
   void *m = NULL;
-  gw_rc rc = decode_pb(GW_PB_LOGS_REQUEST, a, body, len, lim, &m, err);
+  gw_rc rc = decode_pb(GW_PB_LOGS_REQUEST, a, body, len, lim, &m, NULL, err);
   *out = m;
   return rc;
 }

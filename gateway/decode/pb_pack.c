@@ -152,6 +152,7 @@ static bool msg_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *l
 static uint8_t *msg_pack(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8_t *out);
 static bool sub_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *len);
 static uint8_t *sub_pack(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8_t *out);
+static uint8_t *value_pack(struct gw_pb_sizes *s, const ProtobufCFieldDescriptor *f, const void *v, uint8_t *out);
 
 /* One value of field f at v, without its tag. */
 static bool value_size(struct gw_pb_sizes *s, const ProtobufCFieldDescriptor *f, const void *v, size_t *len)
@@ -352,6 +353,86 @@ static uint8_t *kv_pack(struct gw_pb_sizes *s, const GwKeyValue *kv, uint8_t *ou
   return out;
 }
 
+/* ---- spans copied from the body (gw_pb_pack_spliced) ---- */
+
+#define SPAN_DESC opentelemetry__proto__trace__v1__span__descriptor
+#define SPAN_ATTRS 9 /* Span.attributes */
+
+bool gw_pb_splice = true;
+
+/* raw's entry of sp at or after *at (spans come in tree order; rejected ones were only taken out), or NULL
+ * with *at unchanged. */
+static struct gw_pb_span_raw *raw_find(const struct gw_pb_raw *raw, size_t *at, const GwSpan *sp)
+{
+  for (size_t i = *at; i < raw->n; i++)
+    if (raw->v[i].span == sp) {
+      *at = i + 1;
+      return &raw->v[i];
+    }
+  return NULL;
+}
+
+void gw_pb_raw_changed(struct gw_pb_raw *raw, size_t *cursor, const GwSpan *sp)
+{
+  struct gw_pb_span_raw *r = raw ? raw_find(raw, cursor, sp) : NULL;
+  if (r)
+    r->changed = true;
+}
+
+/* Whether sp can be copied from the body: unchanged but for attributes appended after the decoded ones. */
+static bool span_intact(const struct gw_pb_span_raw *r, const GwSpan *sp)
+{
+  if (r->changed || sp->n_attributes < r->nattr || sp->base.n_unknown_fields)
+    return false;
+  if (sp->attributes != r->attrs)
+    for (uint32_t k = 0; k < r->nattr; k++)
+      if (sp->attributes[k] != r->attrs[k])
+        return false;
+  return true;
+}
+
+/* The size pass of a span when s->raw is set: the tape gets 1 + raw's index when the span is copied, else 0
+ * (and *done false: the caller sizes it field by field). */
+static bool span_size(struct gw_pb_sizes *s, const GwSpan *sp, size_t *len, bool *done)
+{
+  size_t at = s->n;
+  *done = false;
+  if (!push(s))
+    return false;
+  s->v[at] = 0;
+  size_t cur = s->raw_at;
+  const struct gw_pb_span_raw *r = raw_find(s->raw, &cur, sp);
+  if (!r)
+    return true;
+  s->raw_at = cur;
+  if (!span_intact(r, sp))
+    return true;
+  const ProtobufCFieldDescriptor *fa = protobuf_c_message_descriptor_get_field(&SPAN_DESC, SPAN_ATTRS);
+  size_t rv = r->len, one;
+  for (size_t k = r->nattr; k < sp->n_attributes; k++) {
+    if (!value_size(s, fa, &sp->attributes[k], &one))
+      return false;
+    rv += 1 + one; /* the tag: one byte */
+  }
+  s->v[at] = (uint32_t)(r - s->raw->v) + 1;
+  *len = rv;
+  *done = true;
+  return true;
+}
+
+/* The pack pass of a span the size pass chose to copy: its bytes up to the end of its attributes, the
+ * appended attributes, the rest of its bytes. */
+static uint8_t *span_copy(struct gw_pb_sizes *s, const GwSpan *sp, const struct gw_pb_span_raw *r, uint8_t *out)
+{
+  const ProtobufCFieldDescriptor *fa = protobuf_c_message_descriptor_get_field(&SPAN_DESC, SPAN_ATTRS);
+  memcpy(out, r->p, r->attr_end);
+  out += r->attr_end;
+  for (size_t k = r->nattr; k < sp->n_attributes; k++)
+    out = value_pack(s, fa, &sp->attributes[k], out);
+  memcpy(out, r->p + r->attr_end, r->len - r->attr_end);
+  return out + (r->len - r->attr_end);
+}
+
 /* ---- any message ---- */
 
 /* A sub-message's length prefix and body: its size kept in s at the position the pack pass will read it. */
@@ -385,6 +466,15 @@ static bool msg_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *l
     if (!any_size(s, (const GwAnyValue *)m, &rv))
       return false;
     goto unknown;
+  }
+  if (d == &SPAN_DESC && s->raw) {
+    bool done;
+    if (!span_size(s, (const GwSpan *)m, &rv, &done))
+      return false;
+    if (done) {
+      *len = rv;
+      return true;
+    }
   }
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = d->fields + i;
@@ -447,6 +537,7 @@ bool gw_pb_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *len)
   s->n = 0;
   s->next = 0;
   s->kv_ok = s->any_ok = false;
+  s->raw_at = 0;
   return schema_supported(s, m->descriptor, seen, &nseen) && msg_size(s, m, len);
 }
 
@@ -516,6 +607,11 @@ static uint8_t *msg_pack(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8
     out = any_pack(s, (const GwAnyValue *)m, out);
     goto unknown;
   }
+  if (d == &SPAN_DESC && s->raw) {
+    uint32_t e = s->v[s->next++];
+    if (e)
+      return span_copy(s, (const GwSpan *)m, &s->raw->v[e - 1], out);
+  }
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = d->fields + i;
     size_t n = held(f, m);
@@ -554,9 +650,9 @@ void gw_pb_sizes_free(struct gw_pb_sizes *s)
   memset(s, 0, sizeof *s);
 }
 
-uint8_t *gw_pb_pack(struct gw_arena *a, const ProtobufCMessage *m, size_t *len)
+static uint8_t *pack(struct gw_arena *a, const ProtobufCMessage *m, const struct gw_pb_raw *raw, size_t *len)
 {
-  struct gw_pb_sizes s = {.a = a};
+  struct gw_pb_sizes s = {.a = a, .raw = raw};
   size_t n;
   bool sized = gw_pb_size(&s, m, &n);
   if (!sized)
@@ -571,4 +667,11 @@ uint8_t *gw_pb_pack(struct gw_arena *a, const ProtobufCMessage *m, size_t *len)
   }
   gw_pb_sizes_free(&s);
   return out;
+}
+
+uint8_t *gw_pb_pack(struct gw_arena *a, const ProtobufCMessage *m, size_t *len) { return pack(a, m, NULL, len); }
+
+uint8_t *gw_pb_pack_spliced(struct gw_arena *a, const GwTraceRequest *req, const struct gw_pb_raw *raw, size_t *len)
+{
+  return pack(a, &req->base, gw_pb_splice && raw && raw->n ? raw : NULL, len);
 }

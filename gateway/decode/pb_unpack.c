@@ -163,6 +163,8 @@ struct unpack {
   size_t len;
   uint32_t max_depth;
   struct gw_err *err;
+  struct gw_pb_raw *raw;   /* where each span lies (NULL: not recorded) */
+  const uint8_t *span_le9; /* the span being unpacked: past its last field numbered 9 or less */
 };
 
 enum { OK = 0, FALLBACK = GW_PB_FALLBACK };
@@ -247,6 +249,27 @@ static void count_repeated(const struct unode *nd, const uint8_t *p, const uint8
 static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, const uint8_t *p, const uint8_t *end,
                       uint32_t any_depth, int level);
 
+/* The span just unpacked from [p, p + v), for gw_pb_pack_spliced. */
+static bool raw_add(struct unpack *u, const GwSpan *sp, const uint8_t *p, uint64_t v)
+{
+  struct gw_pb_raw *r = u->raw;
+  if (v > UINT32_MAX)
+    return false;
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 64;
+    struct gw_pb_span_raw *nv = gw_arena_alloc(u->a, cap * sizeof *nv);
+    if (!nv)
+      return false;
+    if (r->n)
+      memcpy(nv, r->v, r->n * sizeof *nv);
+    r->v = nv;
+    r->cap = cap;
+  }
+  r->v[r->n++] = (struct gw_pb_span_raw){.span = sp, .p = p, .attrs = sp->attributes, .len = (uint32_t)v,
+                                         .attr_end = (uint32_t)(u->span_le9 - p), .nattr = (uint32_t)sp->n_attributes};
+  return true;
+}
+
 /* A new sub-message of node c from [p, p + v). */
 static int sub_msg(struct unpack *u, enum gw_pbn c, const uint8_t *p, uint64_t v, uint32_t any_depth, int level,
                    ProtobufCMessage **out)
@@ -255,7 +278,13 @@ static int sub_msg(struct unpack *u, enum gw_pbn c, const uint8_t *p, uint64_t v
   if (!m)
     return FALLBACK;
   *out = m;
-  return unpack_msg(u, c, m, p, p + v, any_depth, level);
+  if (c != GW_PBN_SPAN || !u->raw)
+    return unpack_msg(u, c, m, p, p + v, any_depth, level);
+  u->span_le9 = p;
+  int rc = unpack_msg(u, c, m, p, p + v, any_depth, level);
+  if (rc)
+    return rc;
+  return raw_add(u, (const GwSpan *)m, p, v) ? OK : FALLBACK;
 }
 
 static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, const uint8_t *p, const uint8_t *end,
@@ -416,6 +445,8 @@ static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, cons
     }
     if (f->oneof && f->kind != FK_MSG)
       *(uint32_t *)(void *)(base + f->qoff) = field;
+    if (n == GW_PBN_SPAN && field <= 9)
+      u->span_le9 = p;
   }
   for (unsigned r = 0; r < nd->nrep; r++)
     if (*(size_t *)(void *)(base + nd->rep[r].qoff) != cnt[r])
@@ -425,24 +456,33 @@ truncated:
   return gw_err_set(u->err, GW_ERR(DECODE), "protobuf: truncated message at byte %zu (of %zu)", AT(p), u->len);
 }
 
-int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
-                 ProtobufCMessage **out, struct gw_err *err)
+int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
+                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_err *err)
 {
   static const uint8_t empty[1];
   pthread_once(&nodes_once, nodes_init);
   *out = NULL;
+  if (raw)
+    *raw = (struct gw_pb_raw){0};
   if (max_depth > GW_PB_MAX_DEPTH)
     max_depth = GW_PB_MAX_DEPTH;
   const uint8_t *p = len ? buf : empty;
-  struct unpack u = {.a = a, .start = p, .len = len, .max_depth = max_depth, .err = err};
+  struct unpack u = {.a = a, .start = p, .len = len, .max_depth = max_depth, .err = err, .raw = raw};
   u.slab = len < SLAB / 8 ? 1024 : SLAB;
   enum gw_pbn n = kind == GW_PB_TRACES_REQUEST ? GW_PBN_TRACE_REQ : GW_PBN_LOGS_REQ;
   ProtobufCMessage *m = ualloc(&u, nodes[n].d->sizeof_message);
-  if (!m)
-    return FALLBACK;
-  int rc = unpack_msg(&u, n, m, p, p + len, 0, 0);
-  if (rc)
+  int rc = m ? unpack_msg(&u, n, m, p, p + len, 0, 0) : FALLBACK;
+  if (rc) {
+    if (raw)
+      *raw = (struct gw_pb_raw){0}; /* its table is in memory the caller rewinds */
     return rc;
+  }
   *out = m;
   return OK;
+}
+
+int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
+                 ProtobufCMessage **out, struct gw_err *err)
+{
+  return gw_pb_unpack_raw(kind, a, buf, len, max_depth, out, NULL, err);
 }

@@ -269,11 +269,13 @@ static bool defer_end(void)
 /* Re-encode the accepted request (gw_pb_pack: protobuf-c's bytes, each sub-message sized once) and append
  * it with its rows to the spool. */
 static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const ProtobufCMessage *msg,
-                    uint64_t start, struct gw_err *err)
+                    const struct gw_pb_raw *raw, uint64_t start, struct gw_err *err)
 {
   if (p->forward) { /* with no exporter nothing reads it: the entry holds the rows alone */
     size_t plen;
-    uint8_t *pb = gw_pb_pack(a, msg, &plen);
+    /* A traces request's unchanged spans are copied from the body (raw): see gw_pb_pack_spliced. */
+    uint8_t *pb = raw ? gw_pb_pack_spliced(a, (const GwTraceRequest *)(const void *)msg, raw, &plen)
+                      : gw_pb_pack(a, msg, &plen);
     if (!pb)
       return out_of_memory(err, GW_ERR(TOO_LARGE));
     in->otlp = pb;
@@ -340,7 +342,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     goto out;
   struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
   GwTraceRequest *req;
-  rc = gw_decode_traces(a, enc, body, len, &lim, &req, err);
+  struct gw_pb_raw raw = {0}; /* where the spans lie in the body, to copy the unchanged ones when forwarding */
+  rc = gw_decode_traces_raw(a, enc, body, len, &lim, &req, p->forward ? &raw : NULL, err);
   if (rc)
     goto out;
 
@@ -371,7 +374,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   if (p->redactor) {
     struct gw_redact_memo *memo = gw_redact_memo_create(a); /* NULL (no memo) only when out of room */
     gw_redact_memo_limit(memo, p->redactor, len, ctl.deadline || ctl.gone ? ctl_stop : NULL, &ctl);
-    rc = gw_redact_request(p->redactor, req, a, memo);
+    rc = gw_redact_request_raw(p->redactor, req, a, memo, p->forward ? &raw : NULL);
     if (!rc)
       rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a, memo);
     if (rc) {
@@ -408,7 +411,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     .records_len = recs.len,
   };
   /* With no exporter, spans that give no row are accepted and not kept: nothing would read them. */
-  if ((p->forward || nres.nrecords) && (rc = append(p, a, &in, &req->base, ctl.start, err)))
+  if ((p->forward || nres.nrecords) && (rc = append(p, a, &in, &req->base, &raw, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
@@ -511,7 +514,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     .records = evs.buf,
     .records_len = evs.len,
   };
-  if ((p->forward || lres.nevents) && (rc = append(p, a, &in, &req->base, ctl.start, err)))
+  if ((p->forward || lres.nevents) && (rc = append(p, a, &in, &req->base, NULL, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);

@@ -185,6 +185,11 @@ void gw_redact_memo_limit(struct gw_redact_memo *m, const struct gw_redactor *r,
  */
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
                         struct gw_redact_memo *memo);
+/* The same, marking in raw (decode.h, when not NULL) each span it rewrote, so that gw_pb_pack_spliced packs
+ * it rather than copy the client's bytes. */
+struct gw_pb_raw;
+gw_rc gw_redact_request_raw(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
+                            struct gw_redact_memo *memo, struct gw_pb_raw *raw);
 
 /* The same for a logs request: resource, scope and log record attributes, scope names and versions,
  * schema URLs, each record's severity text (log.severity_text) and event name (event.name), and its body

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "decode/decode.h"
 #include "normalize/normalize.h"
 #include "redact/redact_int.h"
 
@@ -130,16 +131,20 @@ static enum rd_res any(struct rd_ctx *c, GwAnyValue *v, int depth)
     const char *o;
     size_t ol;
     enum rd_res res = rd_value(c, v->string_value, strlen(v->string_value), false, &o, &ol);
-    if (res == RD_CHANGED)
+    if (res == RD_CHANGED) {
       v->string_value = (char *)o;
+      c->changes++;
+    }
     return res == RD_DROP ? RD_DROP : RD_SAME;
   }
   case GW_AV_BYTES: { /* scanned as text, or its ASCII runs when binary (redact_bytes.c) */
     const char *o;
     size_t ol;
     enum rd_res res = rd_bytes(c, v->bytes_value.data, v->bytes_value.len, &o, &ol);
-    if (res == RD_CHANGED)
+    if (res == RD_CHANGED) {
       v->bytes_value = (ProtobufCBinaryData){ol, (uint8_t *)o};
+      c->changes++;
+    }
     return res == RD_DROP ? RD_DROP : RD_SAME;
   }
   case GW_AV_ARRAY:
@@ -307,8 +312,10 @@ static void kvs_info(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth, s
   }
   for (size_t i = 0; i < *n; i++) {
     GwKeyValue *kv = arr[i];
-    if (!kv)
+    if (!kv) {
+      c->changes++; /* left out of the array */
       continue;
+    }
     if (info)
       watch_begin(c, &watch, &info[i], kv);
     enum gw_redact_action act = c->key_action;
@@ -329,6 +336,8 @@ static void kvs_info(struct rd_ctx *c, GwKeyValue **arr, size_t *n, int depth, s
     }
     if (keep)
       arr[w++] = kv;
+    else
+      c->changes++;
   }
   *n = w;
 }
@@ -355,6 +364,7 @@ static void text(struct rd_ctx *c, char **field, enum text_key tk, const char *d
   if (!rd_key_enter_info(c, &c->r->fixed[TK_FIXED + tk], &allow)) {
     count_deny(c);
     *field = (char *)dropped;
+    c->changes++;
   } else if (!allow) {
     const char *o;
     size_t ol;
@@ -363,6 +373,7 @@ static void text(struct rd_ctx *c, char **field, enum text_key tk, const char *d
       *field = (char *)o;
     else if (res == RD_DROP)
       *field = (char *)dropped;
+    c->changes += res != RD_SAME;
   }
   c->key_action = act;
   c->secret_key = false;
@@ -392,6 +403,13 @@ static gw_rc count_request(const struct gw_redactor *r, const struct gw_redact_s
 gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
                         struct gw_redact_memo *memo)
 {
+  return gw_redact_request_raw(r, req, a, memo, NULL);
+}
+
+gw_rc gw_redact_request_raw(const struct gw_redactor *r, GwTraceRequest *req, struct gw_arena *a,
+                            struct gw_redact_memo *memo, struct gw_pb_raw *raw)
+{
+  size_t raw_at = 0;
   if (!r->enabled || !req)
     return GW_OK;
   struct gw_redact_stats st;
@@ -414,6 +432,7 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
         GwSpan *sp = ss->spans[k];
         if (!sp)
           continue;
+        size_t changes = c.changes;
         text(&c, &sp->name, TK_SPAN_NAME, "[REDACTED]");
         text(&c, &sp->trace_state, TK_TRACE_STATE, "");
         kvs_info(&c, sp->attributes, &sp->n_attributes, 0,
@@ -430,6 +449,8 @@ gw_rc gw_redact_request(const struct gw_redactor *r, GwTraceRequest *req, struct
           }
         if (sp->status)
           text(&c, &sp->status->message, TK_STATUS_MESSAGE, "");
+        if (c.changes != changes)
+          gw_pb_raw_changed(raw, &raw_at, sp);
       }
     }
   }

@@ -105,6 +105,9 @@ struct rd_ctx {
   /* The lengths of the long strings (over 64 bytes) cut() was asked about, summed: what a content field's
    * budget spends on them when it cuts none; so a memoized walk is replayed under a budget exactly. */
   size_t long_sum;
+  /* Rewrites of the request so far (a string or bytes value replaced, a pair removed, a name replaced): a
+   * span whose pass leaves it unchanged may be forwarded as its client's bytes (gw_redact_request_raw). */
+  size_t changes;
 };
 
 enum rd_res { RD_SAME, RD_CHANGED, RD_DROP };

@@ -86,6 +86,11 @@ static void reuse_differential(enum gw_encoding enc, const void *body, size_t le
   gw_arena_destroy(a[1]);
 }
 
+/* The forwarded request of the last traces entry consume() read, packed again from its decoded tree
+ * (gw_pb_pack: canonical bytes, equal for equal trees); malloc'd, NULL when none. */
+static uint8_t *fwd;
+static size_t fwd_len;
+
 /* Read back and release what the request appended, as the Postgres writer and the exporters do. */
 static void consume(void)
 {
@@ -109,6 +114,15 @@ static void consume(void)
       rc = gw_decode_traces(a, GW_ENC_PROTOBUF, e.otlp, e.otlp_len, &lim, &req, &err);
       if (!rc)
         rc = gw_records_decode(e.records, e.records_len, a, &recs, &n);
+      size_t cl;
+      const uint8_t *c = rc ? NULL : gw_pb_pack(a, &req->base, &cl);
+      if (c) {
+        free(fwd);
+        if (!(fwd = malloc(cl ? cl : 1)))
+          abort();
+        memcpy(fwd, c, cl);
+        fwd_len = cl;
+      }
     }
     if (rc || n != e.nrecords)
       abort(); /* the pipeline spooled what its own consumers cannot read */
@@ -138,6 +152,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   struct gw_arena *a = gw_arena_create(conf->receivers.max_request_bytes * 4 + (1u << 20));
   struct gw_request_outcome o;
   enum gw_encoding enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
+  if (!logs) {
+    /* The forwarded request with every span packed from its tree, then with the unchanged ones copied
+     * from the body (gw_pb_pack_spliced): the same tree, else abort. */
+    free(fwd);
+    fwd = NULL;
+    gw_pb_splice = false;
+    gw_request_traces(&pipe, a, enc, false, body, len, &o);
+    gw_pb_splice = true;
+    gw_arena_reset(a);
+    consume();
+    uint8_t *packed = fwd;
+    size_t packed_len = fwd_len;
+    fwd = NULL;
+    gw_request_traces(&pipe, a, enc, false, body, len, &o);
+    gw_arena_reset(a);
+    consume();
+    if (!packed != !fwd || (packed && (packed_len != fwd_len || memcmp(packed, fwd, fwd_len)))) {
+      fprintf(stderr, "the forwarded request with unchanged spans copied is another than the one packed\n");
+      abort();
+    }
+    free(packed);
+  }
   if (logs)
     gw_request_logs(&pipe, a, enc, false, body, len, &o);
   else

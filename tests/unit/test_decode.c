@@ -2239,6 +2239,281 @@ static void test_pb_pack_random(void **state)
   }
 }
 
+/* ---- unchanged spans copied from the body (gw_pb_pack_spliced) ---- */
+
+static size_t spans_of(const GwTraceRequest *req, GwSpan **out, size_t max)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < req->n_resource_spans; i++)
+    for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++)
+      for (size_t k = 0; k < req->resource_spans[i]->scope_spans[j]->n_spans; k++)
+        if (n < max)
+          out[n++] = req->resource_spans[i]->scope_spans[j]->spans[k];
+        else
+          n++;
+  return n;
+}
+
+/* got decodes to the tree gw_pb_pack packed as want (the same canonical bytes once packed again). */
+static GwTraceRequest *same_tree(struct gw_arena *a, const uint8_t *got, size_t glen, const uint8_t *want,
+                                 size_t wlen, const char *what)
+{
+  GwTraceRequest *r;
+  struct gw_err err = {0};
+  if (gw_decode_traces(a, GW_ENC_PROTOBUF, got, glen, &LIM, &r, &err))
+    fail_msg("%s: the spliced request does not decode: %s", what, err.msg);
+  size_t n;
+  uint8_t *c = gw_pb_pack(a, &r->base, &n);
+  if (n != wlen || memcmp(c, want, n))
+    fail_msg("%s: the spliced request is another tree than the packed one (%zu / %zu bytes)", what, n, wlen);
+  return r;
+}
+
+static GwKeyValue *new_kv(struct gw_arena *a, const char *key, int64_t i)
+{
+  GwKeyValue *x = gw_arena_alloc(a, sizeof *x);
+  GwAnyValue *v = gw_arena_alloc(a, sizeof *v);
+  gw_pb_key_value_init(x);
+  gw_pb_any_value_init(v);
+  x->key = gw_arena_strdup(a, key);
+  x->value = v;
+  v->value_case = GW_AV_INT;
+  v->int_value = i;
+  return x;
+}
+
+/*
+ * One protobuf traces body through the splice: as decoded (the same tree as gw_pb_pack's); with every span
+ * name changed in place behind the marking's back (the copy keeps the client's names: the spans really are
+ * copied; a span marked changed gets its new name); then edited as the stages edit (attributes appended in
+ * a new array, an attribute dropped in place, a span rewritten and marked): the same tree as gw_pb_pack's.
+ * canonical: the body is protobuf-c's, so the bytes must be gw_pb_pack's too. Returns the spans copied.
+ */
+static size_t splice_body(const uint8_t *body, size_t len, bool canonical, const char *what)
+{
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_err err = {0};
+  GwTraceRequest *req;
+  struct gw_pb_raw raw;
+  if (gw_decode_traces_raw(a, GW_ENC_PROTOBUF, body, len, &LIM, &req, &raw, &err))
+    fail_msg("%s: %s", what, err.msg);
+  GwSpan *sp[256];
+  size_t n = spans_of(req, sp, 256);
+  assert_true(n <= 256);
+  assert_true(raw.n == 0 || raw.n == n); /* the one-pass unpack records every span, or the generic path none */
+  size_t plen, slen;
+  uint8_t *pb = gw_pb_pack(a, &req->base, &plen), *sb = gw_pb_pack_spliced(a, req, &raw, &slen);
+  same_tree(a, sb, slen, pb, plen, what);
+  if (canonical && (slen != plen || memcmp(sb, pb, plen)))
+    fail_msg("%s: spliced bytes differ from gw_pb_pack's on a protobuf-c body", what);
+
+  char *names[256];
+  for (size_t i = 0; i < n; i++) {
+    names[i] = sp[i]->name;
+    if (sp[i]->name && sp[i]->name[0]) {
+      sp[i]->name = gw_arena_strdup(a, names[i]);
+      sp[i]->name[0] = sp[i]->name[0] == '#' ? '$' : '#'; /* in the tree only */
+    }
+  }
+  size_t cur = 0;
+  if (n > 1) /* the first marked changed (a lone span stays unmarked: it must be copied) */
+    gw_pb_raw_changed(&raw, &cur, sp[0]);
+  size_t marked = n > 1 ? 0 : SIZE_MAX;
+  sb = gw_pb_pack_spliced(a, req, &raw, &slen);
+  GwTraceRequest *back;
+  assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, sb, slen, &LIM, &back, &err), GW_OK);
+  GwSpan *bsp[256];
+  assert_int_equal(spans_of(back, bsp, 256), n);
+  size_t copied = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!names[i] || !names[i][0])
+      continue;
+    bool as_sent = !strcmp(bsp[i]->name, names[i]);
+    if (raw.n && i != marked && !as_sent)
+      fail_msg("%s: span %zu was packed from its tree though nothing marked it", what, i);
+    if ((!raw.n || i == marked) && strcmp(bsp[i]->name, sp[i]->name))
+      fail_msg("%s: span %zu was copied though %s", what, i, raw.n ? "marked changed" : "nothing was recorded");
+    copied += as_sent;
+  }
+  for (size_t i = 0; i < n; i++)
+    sp[i]->name = names[i];
+  raw.v && n ? (void)(raw.v[0].changed = false) : (void)0;
+
+  if (n) { /* cost annotations: a new array, the decoded attributes first */
+    GwKeyValue **kv = gw_arena_alloc(a, (sp[0]->n_attributes + 2) * sizeof *kv);
+    if (sp[0]->n_attributes)
+      memcpy(kv, sp[0]->attributes, sp[0]->n_attributes * sizeof *kv);
+    kv[sp[0]->n_attributes] = new_kv(a, "genai_gateway.cost.total_usd", 5);
+    kv[sp[0]->n_attributes + 1] = new_kv(a, "gen_ai.usage.cost", -7);
+    sp[0]->attributes = kv;
+    sp[0]->n_attributes += 2;
+  }
+  if (n > 1 && sp[1]->n_attributes) { /* an attribute dropped in place, not marked */
+    memmove(sp[1]->attributes, sp[1]->attributes + 1, (sp[1]->n_attributes - 1) * sizeof *sp[1]->attributes);
+    sp[1]->n_attributes--;
+  }
+  if (n > 2 && sp[2]->n_attributes) { /* a stamp replacing a decoded attribute, in a new array */
+    GwKeyValue **kv = gw_arena_alloc(a, sp[2]->n_attributes * sizeof *kv);
+    memcpy(kv, sp[2]->attributes + 1, (sp[2]->n_attributes - 1) * sizeof *kv);
+    kv[sp[2]->n_attributes - 1] = new_kv(a, "genai_gateway.prompt_hash", 1);
+    sp[2]->attributes = kv;
+  }
+  if (n > 3) { /* rewritten and marked */
+    sp[3]->name = gw_arena_strdup(a, "[REDACTED]");
+    cur = 0;
+    gw_pb_raw_changed(&raw, &cur, sp[3]);
+  }
+  pb = gw_pb_pack(a, &req->base, &plen);
+  sb = gw_pb_pack_spliced(a, req, &raw, &slen);
+  same_tree(a, sb, slen, pb, plen, what);
+  if (canonical && (slen != plen || memcmp(sb, pb, plen)))
+    fail_msg("%s: edited, spliced bytes differ from gw_pb_pack's on a protobuf-c body", what);
+  gw_arena_destroy(a);
+  return copied;
+}
+
+static void splice_sdk_fixture(const char *file, void *ctx)
+{
+  if (!strstr(file, ".pb") || strstr(file, "logs"))
+    return;
+  char path[512];
+  snprintf(path, sizeof path, "sdk/%s", file);
+  size_t len;
+  char *body = tu_read_file(path, &len);
+  *(size_t *)ctx += splice_body((const uint8_t *)body, len, false, file);
+  free(body);
+}
+
+/* m without its unknown fields, at every level (rnd_message's are random bytes, seldom a valid body). */
+static void strip_unknown(ProtobufCMessage *m)
+{
+  if (!m)
+    return;
+  m->n_unknown_fields = 0;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+      continue;
+    char *member = (char *)m + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(size_t *)(void *)((char *)m + f->quantifier_offset);
+      for (size_t k = 0; k < n; k++)
+        strip_unknown((*(ProtobufCMessage ***)(void *)member)[k]);
+    } else if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+               *(uint32_t *)(void *)((char *)m + f->quantifier_offset) == f->id) {
+      strip_unknown(*(ProtobufCMessage **)(void *)member);
+    }
+  }
+}
+
+static void test_pb_pack_spliced(void **state)
+{
+  (void)state;
+  size_t copied = 0;
+  assert_true(each_sdk_fixture(splice_sdk_fixture, &copied) >= 9);
+  assert_true(copied > 0); /* the SDKs' bodies are copied span by span */
+
+  /* every field, as protobuf-c writes it: byte for byte */
+  size_t len;
+  char *json = tu_read_file("json/traces-all-fields.json", &len);
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_err err = {0};
+  GwTraceRequest *req;
+  assert_int_equal(gw_decode_traces(a, GW_ENC_JSON, json, len, &LIM, &req, &err), GW_OK);
+  size_t blen = gw_pb_trace_request_size(req);
+  uint8_t *body = gw_arena_alloc(a, blen);
+  gw_pb_trace_request_pack(req, body);
+  assert_true(splice_body(body, blen, true, "traces-all-fields") > 0);
+
+  /* a span written out of field order, with a default value written, and a trailing attribute: the copy
+   * keeps the client's bytes, decodes to the same tree, and the appended attributes follow the decoded ones */
+  GwSpan *sp = first_span(req);
+  size_t slen = protobuf_c_message_get_packed_size(&sp->base);
+  uint8_t *sbytes = gw_arena_alloc(a, slen + 64), *w = sbytes;
+  static const uint8_t zero_dropped[] = {10 << 3 | 0, 0}; /* dropped_attributes_count = 0 */
+  static const uint8_t kind_server[] = {6 << 3 | 0, 2};   /* kind again, after it */
+  memcpy(w, zero_dropped, 2);
+  w += 2;
+  w += protobuf_c_message_pack(&sp->base, w);
+  memcpy(w, kind_server, 2);
+  w += 2;
+  slen = (size_t)(w - sbytes);
+  /* the request around it, by hand: ResourceSpans { ScopeSpans { Span } } */
+  uint8_t *frame = gw_arena_alloc(a, slen + 32), *f = frame;
+  size_t ss_len = 1 + (slen < 128 ? 1 : slen < 16384 ? 2 : 3) + slen;
+  size_t rs_len = 1 + (ss_len < 128 ? 1 : ss_len < 16384 ? 2 : 3) + ss_len;
+  uint8_t tmp[3][8];
+  size_t lens[3] = {rs_len, ss_len, slen};
+  uint8_t tags[3] = {1 << 3 | 2, 2 << 3 | 2, 2 << 3 | 2};
+  for (int lv = 0; lv < 3; lv++) {
+    *f++ = tags[lv];
+    size_t v = lens[lv], k = 0;
+    while (v >= 0x80) {
+      tmp[lv][k++] = (uint8_t)(v | 0x80);
+      v >>= 7;
+    }
+    tmp[lv][k++] = (uint8_t)v;
+    memcpy(f, tmp[lv], k);
+    f += k;
+  }
+  memcpy(f, sbytes, slen);
+  f += slen;
+  size_t flen = (size_t)(f - frame);
+  GwTraceRequest *odd;
+  struct gw_pb_raw raw;
+  assert_int_equal(gw_decode_traces_raw(a, GW_ENC_PROTOBUF, frame, flen, &LIM, &odd, &raw, &err), GW_OK);
+  assert_int_equal(raw.n, 1);
+  GwSpan *osp = first_span(odd);
+  assert_int_equal(osp->kind, 2);
+  GwKeyValue **kv = gw_arena_alloc(a, (osp->n_attributes + 1) * sizeof *kv);
+  memcpy(kv, osp->attributes, osp->n_attributes * sizeof *kv);
+  kv[osp->n_attributes] = new_kv(a, "appended", 42);
+  osp->attributes = kv;
+  osp->n_attributes++;
+  size_t plen, splen;
+  uint8_t *pb = gw_pb_pack(a, &odd->base, &plen), *spb = gw_pb_pack_spliced(a, odd, &raw, &splen);
+  GwTraceRequest *back = same_tree(a, spb, splen, pb, plen, "out of field order");
+  /* the client's bytes, default and all (its last field numbered 9 or less is its last: the appended
+   * attribute follows them) */
+  assert_non_null(memmem(spb, splen, sbytes, slen));
+  assert_null(memmem(pb, plen, sbytes, slen));
+  GwSpan *bsp = first_span(back);
+  assert_string_equal(bsp->attributes[bsp->n_attributes - 1]->key, "appended");
+  gw_pb_splice = false; /* the switch: every span packed */
+  spb = gw_pb_pack_spliced(a, odd, &raw, &splen);
+  gw_pb_splice = true;
+  assert_int_equal(splen, plen);
+  assert_memory_equal(spb, pb, plen);
+  gw_arena_destroy(a);
+  free(json);
+
+  /* random requests (unknown fields and all: the one-pass unpack may refuse them, then nothing is copied) */
+  int decoded = 0;
+  size_t copied_random = 0;
+  for (int r = 0; r < 200; r++) {
+    struct gw_arena *ra = gw_arena_create(0);
+    ProtobufCMessage *m =
+        rnd_message(ra, &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor, 7);
+    if (r % 4)
+      strip_unknown(m);
+    size_t mlen = protobuf_c_message_get_packed_size(m);
+    uint8_t *mb = gw_arena_alloc(ra, mlen + 1);
+    protobuf_c_message_pack(m, mb);
+    char what[64];
+    snprintf(what, sizeof what, "random request %d", r);
+    GwTraceRequest *rq;
+    struct gw_err rerr = {0};
+    if (gw_decode_traces(ra, GW_ENC_PROTOBUF, mb, mlen, &LIM, &rq, &rerr) == GW_OK) /* (random unknown fields
+                                                                                          may not be valid) */
+      copied_random += splice_body(mb, mlen, false, what), decoded++;
+    gw_arena_destroy(ra);
+  }
+  assert_true(decoded >= 100);
+  assert_true(copied_random > 0);
+  print_message("random requests: %d decoded, %zu spans copied\n", decoded, copied_random);
+}
+
 /* A schema with a type the packer does not write: gw_pb_size says no and gw_pb_pack gives protobuf-c's
  * bytes. */
 static void test_pb_pack_fallback(void **state)
@@ -2625,6 +2900,7 @@ int main(void)
       cmocka_unit_test(test_pb_pack_edits),
       cmocka_unit_test(test_pb_pack_random),
       cmocka_unit_test(test_pb_pack_fallback),
+      cmocka_unit_test(test_pb_pack_spliced),
       cmocka_unit_test(test_pb_prescan_same_as_descriptors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -821,6 +821,91 @@ static void test_request_everywhere(void **state)
   gw_redactor_destroy(r);
 }
 
+/* The forwarded request copies the spans redaction left unchanged from the body (gw_pb_pack_spliced): every
+ * span redaction rewrote, wherever in the span, must be packed from its redacted tree instead. One span per
+ * place a secret can hide, and spans with nothing to redact; the body is protobuf-c's, so the spliced bytes
+ * must be gw_pb_pack's exactly. Without the marking (gw_redact_request_raw) the secrets survive. */
+static GwSpan *splice_span(const char *name)
+{
+  GwSpan *sp = az(sizeof *sp);
+  gw_pb_span_init(sp);
+  sp->name = gw_arena_strdup(A, name);
+  sp->trace_id = (ProtobufCBinaryData){16, az(16)};
+  memset(sp->trace_id.data, 7, 16);
+  sp->span_id = (ProtobufCBinaryData){8, az(8)};
+  memset(sp->span_id.data, 9, 8);
+  sp->attributes = kvs(2, kv("gen_ai.request.model", av_str("gpt-4o")), kv("plain", av_str("nothing to see")));
+  sp->n_attributes = 2;
+  return sp;
+}
+
+static void test_request_spliced(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  enum { NSP = 12 };
+  GwSpan *sp[NSP];
+  for (int i = 0; i < NSP; i++)
+    sp[i] = splice_span(i == 3 ? "call owner sp3@example.com" : "chat gpt-4o");
+  sp[1]->attributes[1] = kv("plain", av_str("mail sp1@example.com"));
+  sp[2]->attributes[1] = kv("meta", av_kvl(1, kvs(1, kv("deep", av_arr(2, av_str("ok"), av_str("sp2@example.com"))))));
+  sp[4]->trace_state = gw_arena_strdup(A, "vendor=sp4@example.com");
+  sp[5]->status = az(sizeof(GwStatus));
+  gw_pb_status_init(sp[5]->status);
+  sp[5]->status->message = gw_arena_strdup(A, "refused sp5@example.com");
+  sp[6]->n_events = 1;
+  sp[6]->events = az(sizeof(GwSpanEvent *));
+  sp[6]->events[0] = az(sizeof(GwSpanEvent));
+  gw_pb_span_event_init(sp[6]->events[0]);
+  sp[6]->events[0]->name = gw_arena_strdup(A, "ev");
+  sp[6]->events[0]->attributes = kvs(1, kv("content", av_str("event sp6@example.com")));
+  sp[6]->events[0]->n_attributes = 1;
+  sp[7]->n_links = 1;
+  sp[7]->links = az(sizeof(GwSpanLink *));
+  sp[7]->links[0] = az(sizeof(GwSpanLink));
+  gw_pb_span_link_init(sp[7]->links[0]);
+  sp[7]->links[0]->attributes = kvs(1, kv("why", av_str("link sp7@example.com")));
+  sp[7]->links[0]->n_attributes = 1;
+  sp[8]->attributes[1] = kv("http.request.header.authorization", av_str("Basic c3A4OnNlY3JldA=="));
+  GwAnyValue *bytes = az(sizeof *bytes);
+  gw_pb_any_value_init(bytes);
+  bytes->value_case = GW_AV_BYTES;
+  bytes->bytes_value = (ProtobufCBinaryData){20, (uint8_t *)gw_arena_strdup(A, "sp9@example.com here")};
+  sp[9]->attributes[1] = kv("blob", bytes);
+  /* sp[0], sp[10], sp[11]: nothing to redact */
+  GwTraceRequest *req = span_request(NULL, 0);
+  GwScopeSpans *ss = req->resource_spans[0]->scope_spans[0];
+  ss->spans = az(NSP * sizeof(GwSpan *));
+  memcpy(ss->spans, sp, sizeof sp);
+  ss->n_spans = NSP;
+  size_t blen;
+  uint8_t *body = pack(req, &blen);
+
+  struct gw_decode_limits lim = {.max_bytes = 1u << 20, .max_depth = 32};
+  struct gw_err err = {0};
+  GwTraceRequest *dec;
+  struct gw_pb_raw raw;
+  assert_int_equal(gw_decode_traces_raw(A, GW_ENC_PROTOBUF, body, blen, &lim, &dec, &raw, &err), GW_OK);
+  assert_int_equal(raw.n, NSP); /* every span may be copied */
+  assert_int_equal(gw_redact_request_raw(r, dec, A, gw_redact_memo_create(A), &raw), GW_OK);
+  size_t n = 0;
+  for (size_t i = 0; i < raw.n; i++)
+    n += raw.v[i].changed;
+  assert_int_equal(n, 9); /* spans 1 to 9 */
+
+  size_t plen, slen;
+  uint8_t *packed = gw_pb_pack(A, &dec->base, &plen), *spliced = gw_pb_pack_spliced(A, dec, &raw, &slen);
+  static const char *const gone[] = {"sp1@example.com", "sp2@example.com", "sp3@example.com", "sp4@example.com",
+                                     "sp5@example.com", "sp6@example.com", "sp7@example.com", "c3A4OnNlY3JldA==",
+                                     "sp9@example.com"};
+  check_encoded(spliced, slen, gone, sizeof gone / sizeof gone[0], false, "forwarded request");
+  static const char *const kept[] = {"nothing to see", "chat gpt-4o", "mail ", "event ", "link ", "refused "};
+  check_encoded(spliced, slen, kept, sizeof kept / sizeof kept[0], true, "forwarded request");
+  assert_int_equal(slen, plen);
+  assert_memory_equal(spliced, packed, plen);
+  gw_redactor_destroy(r);
+}
+
 /* ---- records ---- */
 
 static void test_records(void **state)
@@ -2786,6 +2871,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_hash_needs_key, setup, teardown),
     cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_request_everywhere, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_request_spliced, setup, teardown),
     cmocka_unit_test_setup_teardown(test_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_memo_same_result, setup, teardown),
