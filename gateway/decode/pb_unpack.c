@@ -270,6 +270,116 @@ static bool raw_add(struct unpack *u, const GwSpan *sp, const uint8_t *p, uint64
   return true;
 }
 
+/* ---- KeyValue and AnyValue, most of a request's messages: their usual shape without the table walk ----
+ * A KeyValue of a key then a scalar value (string, bool, int, double), each field once, in that order,
+ * with one-byte tags and lengths under 16 KiB: exactly what the generic walk below makes of those bytes.
+ * Anything else (arrays, kvlists, bytes, index fields, fields twice or out of order, long lengths, invalid
+ * UTF-8, depth at its limit, a truncation) answers NOT_SIMPLE, and the generic walk decides from the same
+ * bytes, errors included. */
+enum { NOT_SIMPLE = -1 };
+
+static const GwKeyValue kv_init = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+static const GwAnyValue any_init = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+
+/* A length of one or two bytes at *p that fits before end, or false. */
+static inline bool short_len(const uint8_t **p, const uint8_t *end, size_t *n)
+{
+  const uint8_t *q = *p;
+  if (q >= end)
+    return false;
+  size_t v = q[0];
+  if (v & 0x80) {
+    if (q + 1 >= end || (q[1] & 0x80))
+      return false;
+    v = (v & 0x7f) | (size_t)q[1] << 7;
+    q += 2;
+  } else {
+    q++;
+  }
+  if (v > (size_t)(end - q))
+    return false;
+  *p = q;
+  *n = v;
+  return true;
+}
+
+static inline char *short_str(struct unpack *u, const uint8_t *p, size_t n)
+{
+  if (!gw_utf8_valid((const char *)p, n))
+    return NULL;
+  char *s = ualloc(u, n + 1);
+  if (s) {
+    memcpy(s, p, n);
+    s[n] = 0;
+  }
+  return s;
+}
+
+static int kv_simple(struct unpack *u, GwKeyValue *kv, const uint8_t *p, const uint8_t *end, uint32_t any_depth,
+                     int level)
+{
+  *kv = kv_init;
+  size_t n;
+  if (p < end && *p == (1 << 3 | 2)) { /* key */
+    p++;
+    if (!short_len(&p, end, &n) || !(kv->key = short_str(u, p, n)))
+      return NOT_SIMPLE;
+    p += n;
+  }
+  if (p < end && *p == (2 << 3 | 2)) { /* value */
+    if (any_depth + 1 > u->max_depth || level + 1 >= GW_PB_FRAMES)
+      return NOT_SIMPLE;
+    p++;
+    if (!short_len(&p, end, &n))
+      return NOT_SIMPLE;
+    const uint8_t *ve = p + n;
+    GwAnyValue *v = ualloc(u, sizeof *v);
+    if (!v)
+      return NOT_SIMPLE;
+    *v = any_init;
+    if (p < ve) {
+      uint8_t tag = *p++;
+      uint64_t x;
+      const uint8_t *vs = p;
+      switch (tag) {
+      case 1 << 3 | 2:
+        if (!short_len(&p, ve, &n) || !(v->string_value = short_str(u, p, n)))
+          return NOT_SIMPLE;
+        p += n;
+        v->value_case = GW_AV_STRING;
+        break;
+      case 2 << 3 | 0:
+        if (!gw_pb_varint1(&p, ve, &x))
+          return NOT_SIMPLE;
+        v->bool_value = 0;
+        for (const uint8_t *q = vs; q < p; q++)
+          v->bool_value |= (*q & 0x7f) != 0;
+        v->value_case = GW_AV_BOOL;
+        break;
+      case 3 << 3 | 0:
+        if (!gw_pb_varint1(&p, ve, &x))
+          return NOT_SIMPLE;
+        v->int_value = (int64_t)x;
+        v->value_case = GW_AV_INT;
+        break;
+      case 4 << 3 | 1:
+        if (ve - p < 8)
+          return NOT_SIMPLE;
+        memcpy(&v->double_value, p, 8);
+        p += 8;
+        v->value_case = GW_AV_DOUBLE;
+        break;
+      default: return NOT_SIMPLE;
+      }
+      if (p != ve)
+        return NOT_SIMPLE;
+    }
+    kv->value = v;
+    p = ve;
+  }
+  return p == end ? OK : NOT_SIMPLE;
+}
+
 /* A new sub-message of node c from [p, p + v). */
 static int sub_msg(struct unpack *u, enum gw_pbn c, const uint8_t *p, uint64_t v, uint32_t any_depth, int level,
                    ProtobufCMessage **out)
@@ -278,6 +388,8 @@ static int sub_msg(struct unpack *u, enum gw_pbn c, const uint8_t *p, uint64_t v
   if (!m)
     return FALLBACK;
   *out = m;
+  if (c == GW_PBN_KEY_VALUE && kv_simple(u, (GwKeyValue *)m, p, p + v, any_depth, level) == OK)
+    return OK;
   if (c != GW_PBN_SPAN || !u->raw)
     return unpack_msg(u, c, m, p, p + v, any_depth, level);
   u->span_le9 = p;
