@@ -364,9 +364,11 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     gw_metric_rejected(GW_ERR(INVALID), nres.nrejected);
   }
   /* DESIGN §1: cost before redaction, redaction before anything leaves the process. */
+  /* The cost stamps and the upstream stamps go onto the spans for whoever reads the forwarded request: with
+   * no exporter nobody does (the rows hold the costs), so they are not written. */
   if (p->prices && nres.nrecords) {
     gw_cost_apply(p->prices, nres.records, nres.nrecords);
-    if ((rc = gw_cost_annotate_spans(a, nres.records, nres.nrecords))) {
+    if (p->forward && (rc = gw_cost_annotate_spans(a, nres.records, nres.nrecords))) {
       out_of_memory(err, rc);
       goto out;
     }
@@ -384,7 +386,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   }
   /* What a forwarding gateway before us knew, then what a gateway after us needs (upstream.h). */
   if ((rc = gw_upstream_merge(a, nres.records, nres.nrecords)) ||
-      (rc = gw_upstream_stamp(a, nres.records, nres.nrecords))) {
+      (p->forward && (rc = gw_upstream_stamp(a, nres.records, nres.nrecords)))) {
     out_of_memory(err, rc);
     goto out;
   }
@@ -489,7 +491,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   }
   if ((rc = gw_events_finish(lres.events, lres.nevents, a)) ||
       (rc = gw_upstream_merge_events(a, lres.events, lres.nevents)) ||
-      (rc = gw_upstream_stamp_logs(a, lres.events, lres.nevents))) {
+      (p->forward && (rc = gw_upstream_stamp_logs(a, lres.events, lres.nevents)))) {
     out_of_memory(err, rc);
     goto out;
   }
