@@ -161,5 +161,8 @@ gw_rc gw_decode_pb_logs_generic(struct gw_arena *a, const void *body, size_t len
 /* False: gw_decode_traces / gw_decode_logs use the generic path only (bench_pipeline -u). Set it before
  * any decoding starts. */
 extern bool gw_decode_pb_fast;
+/* False: OTLP/JSON attributes are read member by member even in the SDKs' compact form (tests compare the
+ * two). */
+extern bool gw_json_kv_fast;
 
 #endif

@@ -237,6 +237,116 @@ static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
   return r;
 }
 
+/*
+ * The attribute as the SDKs write it, compact: {"key":"K","value":{"stringValue":"S"}} (or intValue as a
+ * string or a number, boolValue true or false), read by matching those bytes instead of walking members.
+ * Anything else (whitespace, other members or order, doubles, arrays, kvlists, bytes, null, a string to
+ * repair, more than 18 digits, depth at the limit) rewinds the position and the arena and
+ * answers false: key_value reads the same bytes as before, errors included. What this takes, key_value
+ * makes the same of (test_json_kv_fast: trees, errors, repair counts).
+ */
+bool gw_json_kv_fast = true;
+
+static inline bool lit(struct gw_json *j, const char *s, size_t n)
+{
+  if ((size_t)(j->end - j->p) < n || memcmp(j->p, s, n))
+    return false;
+  j->p += n;
+  return true;
+}
+
+/* A string: an arena copy, valid UTF-8 (what gw_json_str_value gives when it repairs nothing). */
+static bool fast_str(struct gw_json *j, char **out)
+{
+  char *s;
+  size_t n;
+  if (j->p >= j->end || *j->p != '"' || gw_json_string(j, &s, &n) || !gw_utf8_valid(s, n))
+    return false;
+  *out = s;
+  return true;
+}
+
+/* An integer as "digits" or digits, an optional '-', at most 18 digits (leading zeros read as the member
+ * walk reads them). */
+static bool fast_int(struct gw_json *j, int64_t *v)
+{
+  const char *p = j->p, *e = j->end;
+  bool quoted = p < e && *p == '"';
+  p += quoted;
+  bool neg = p < e && *p == '-';
+  p += neg;
+  const char *d = p;
+  uint64_t m = 0;
+  while (p < e && *p >= '0' && *p <= '9' && p - d < 18)
+    m = m * 10 + (uint64_t)(*p++ - '0');
+  if (p == d || (p < e && *p >= '0' && *p <= '9'))
+    return false; /* no digit, or more than 18 (the member walk checks the range) */
+  if (quoted && (p >= e || *p++ != '"'))
+    return false;
+  *v = neg ? -(int64_t)m : (int64_t)m;
+  j->p = p;
+  return true;
+}
+
+static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
+{
+  if (!gw_json_kv_fast || depth > j->max_depth || j->lvl + 2 >= j->max_lvl)
+    return false;
+  const char *start = j->p, *k;
+  size_t kn;
+  enum { T_STR, T_INT, T_TRUE, T_FALSE } t;
+  /* nothing allocated until the value's type is one read here: most misses (doubles, arrays) cost no
+   * rewind of the arena */
+  if (!lit(j, "{\"key\":", 7) || j->p >= j->end || *j->p != '"' || gw_json_string_raw(j, &k, &kn) || !k ||
+      !gw_utf8_valid(k, kn) || !lit(j, ",\"value\":{\"", 11))
+    goto no;
+  if (lit(j, "stringValue\":", 13))
+    t = T_STR;
+  else if (lit(j, "intValue\":", 10))
+    t = T_INT;
+  else if (lit(j, "boolValue\":true", 15))
+    t = T_TRUE;
+  else if (lit(j, "boolValue\":false", 16))
+    t = T_FALSE;
+  else
+    goto no;
+  struct gw_arena_mark mark;
+  gw_arena_mark(j->a, &mark);
+  gw_pb_key_value_init(kv);
+  GwAnyValue *av = gw_arena_alloc(j->a, sizeof *av);
+  char *key = gw_arena_alloc(j->a, kn + 1);
+  if (!av || !key)
+    goto rewind;
+  memcpy(key, k, kn);
+  key[kn] = 0;
+  kv->key = key;
+  gw_pb_any_value_init(av);
+  switch (t) {
+  case T_STR:
+    if (!fast_str(j, &av->string_value))
+      goto rewind;
+    av->value_case = GW_AV_STRING;
+    break;
+  case T_INT:
+    if (!fast_int(j, &av->int_value))
+      goto rewind;
+    av->value_case = GW_AV_INT;
+    break;
+  default:
+    av->bool_value = t == T_TRUE;
+    av->value_case = GW_AV_BOOL;
+  }
+  if (!lit(j, "}}", 2))
+    goto rewind;
+  kv->value = av;
+  return true;
+rewind:
+  gw_arena_rewind(j->a, &mark);
+no:
+  j->p = start;
+  return false;
+}
+
 static gw_rc key_values(struct gw_json *j, const struct gw_json_fld *fd, GwKeyValue ***out, size_t *n_out,
                         uint32_t depth)
 {
@@ -254,7 +364,7 @@ static gw_rc key_values(struct gw_json *j, const struct gw_json_fld *fd, GwKeyVa
   while ((r = gw_json_arr_next(j, &st)) == 1) {
     gw_json_push_idx(j, v.n);
     GwKeyValue *kv = gw_json_new_obj(j, sizeof *kv, &rc);
-    if (kv)
+    if (kv && !kv_fast(j, kv, depth))
       rc = key_value(j, kv, depth);
     gw_json_pop(j);
     if (rc || (rc = gw_json_vec_push(j, &v, kv)))

@@ -8,6 +8,8 @@
  * and by the generic path alone (pre-scan, protobuf-c, UTF-8 repair): the same code and message, and equal
  * trees (tests/pb_equal.h), else abort. The one exception, by design: the one-pass unpack needs less memory
  * than the generic path's estimate, so it may accept what the estimate refused as TOO_LARGE.
+ * An OTLP/JSON body is decoded twice too: with attributes in the SDKs' compact form matched as bytes
+ * (gw_json_kv_fast) and with every attribute walked member by member: the same code, message and tree.
  * Every outcome other than a crash, a sanitizer report, a leak, a slow input, a packer mismatch or a
  * mismatch of the two decoders is fine.
  */
@@ -55,6 +57,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rc != r2 || (rc && strcmp(err.msg, err2.msg)) ||
                (!rc && !pb_equal((const ProtobufCMessage *)req, (const ProtobufCMessage *)req2, why, sizeof why))) {
       fprintf(stderr, "one-pass unpack and generic path differ: %d \"%s\" vs %d \"%s\"; %s\n", rc,
+              rc ? err.msg : "", r2, r2 ? err2.msg : "", rc || r2 ? "" : why);
+      abort();
+    }
+    gw_arena_destroy(b);
+  }
+  if (enc == GW_ENC_JSON) {
+    /* attributes in the compact form read by matching bytes, and by the member walk: the same outcome */
+    struct gw_arena *b = gw_arena_create(8 << 20);
+    struct gw_err err2;
+    GwTraceRequest *req2;
+    gw_json_kv_fast = false;
+    gw_rc r2 = gw_decode_traces(b, enc, data + 1, size - 1, &lim, &req2, &err2);
+    gw_json_kv_fast = true;
+    char why[2048];
+    if (rc != r2 || (rc && strcmp(err.msg, err2.msg)) ||
+        (!rc && !pb_equal((const ProtobufCMessage *)req, (const ProtobufCMessage *)req2, why, sizeof why))) {
+      fprintf(stderr, "compact attributes and the member walk differ: %d \"%s\" vs %d \"%s\"; %s\n", rc,
               rc ? err.msg : "", r2, r2 ? err2.msg : "", rc || r2 ? "" : why);
       abort();
     }

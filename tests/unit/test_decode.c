@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "decode/decode.h"
 #include "testutil.h"
+#include "../pb_equal.h"
 
 static const struct gw_decode_limits LIM = {.max_bytes = 64 << 20, .max_depth = 32};
 
@@ -2514,6 +2515,185 @@ static void test_pb_pack_spliced(void **state)
   print_message("random requests: %d decoded, %zu spans copied\n", decoded, copied_random);
 }
 
+/* ---- OTLP/JSON attributes in the SDKs' compact form (gw_json_kv_fast) against the member walk ---- */
+
+static uint64_t kvf_rnd_s = 0x9e3779b97f4a7c15ull;
+static uint64_t kvf_rnd(void)
+{
+  kvf_rnd_s ^= kvf_rnd_s << 13;
+  kvf_rnd_s ^= kvf_rnd_s >> 7;
+  kvf_rnd_s ^= kvf_rnd_s << 17;
+  return kvf_rnd_s;
+}
+
+/* body decoded with the compact reading and without: the same rc, message, tree and repair count. */
+static void kvf_same(const char *body, size_t len, bool logs, const char *what, size_t *taken)
+{
+  struct gw_arena *a[2];
+  gw_rc rc[2];
+  struct gw_err err[2];
+  ProtobufCMessage *m[2];
+  int64_t fixed[2];
+  for (int pass = 0; pass < 2; pass++) {
+    gw_json_kv_fast = pass == 0;
+    a[pass] = gw_arena_create(64u << 20);
+    memset(&err[pass], 0, sizeof err[pass]);
+    int64_t f0 = gw_metric_get(GW_M_UTF8_FIXED);
+    m[pass] = NULL;
+    if (logs) {
+      GwLogsRequest *r = NULL;
+      rc[pass] = gw_decode_logs(a[pass], GW_ENC_JSON, body, len, &LIM, &r, &err[pass]);
+      m[pass] = r ? &r->base : NULL;
+    } else {
+      GwTraceRequest *r = NULL;
+      rc[pass] = gw_decode_traces(a[pass], GW_ENC_JSON, body, len, &LIM, &r, &err[pass]);
+      m[pass] = r ? &r->base : NULL;
+    }
+    fixed[pass] = gw_metric_get(GW_M_UTF8_FIXED) - f0;
+  }
+  gw_json_kv_fast = true;
+  char why[512] = "";
+  if (rc[0] != rc[1] || strcmp(err[0].msg, err[1].msg) || fixed[0] != fixed[1] ||
+      (!rc[0] && !pb_equal(m[0], m[1], why, sizeof why)))
+    fail_msg("%s: compact %d \"%s\" (%lld repaired), member walk %d \"%s\" (%lld repaired) %s", what, rc[0], err[0].msg,
+             (long long)fixed[0], rc[1], err[1].msg, (long long)fixed[1], why);
+  *taken += !rc[0];
+  gw_arena_destroy(a[0]);
+  gw_arena_destroy(a[1]);
+}
+
+static void kvf_body(const char *body, size_t len, bool logs, const char *name)
+{
+  char what[160];
+  size_t ok = 0;
+  kvf_same(body, len, logs, name, &ok);
+  assert_int_equal(ok, 1);
+  char *b = malloc(len + 1);
+  size_t step = len / 400 + 1;
+  for (size_t cut = 0; cut < len; cut += step) { /* every prefix (or every step-th) */
+    snprintf(what, sizeof what, "%s cut at %zu", name, cut);
+    memcpy(b, body, cut);
+    kvf_same(b, cut, logs, what, &ok);
+  }
+  static const char bytes[] = {'"', '\\', '}', '{', ' ', '0', '1', '-', 'x', ',', ':', 'n', 't', (char)0x80,
+                               (char)0xff, 0, 'e', '.', 'u', ']'};
+  for (int r = 0; r < 600; r++) { /* a byte or two changed, near the attributes most times */
+    memcpy(b, body, len);
+    size_t at = kvf_rnd() % len;
+    if (r % 3) {
+      const char *k = memmem(body + at, len - at, "\"key\"", 5);
+      if (k)
+        at = (size_t)(k - body) + kvf_rnd() % 60;
+      if (at >= len)
+        at = len - 1;
+    }
+    b[at] = bytes[kvf_rnd() % sizeof bytes];
+    if (r % 5 == 0 && at + 1 < len)
+      b[at + 1] = bytes[kvf_rnd() % sizeof bytes];
+    snprintf(what, sizeof what, "%s with byte %zu changed (round %d)", name, at, r);
+    kvf_same(b, len, logs, what, &ok);
+  }
+  free(b);
+}
+
+static void kvf_fixture(const char *file, void *ctx)
+{
+  if (!strstr(file, ".json"))
+    return;
+  char path[512];
+  snprintf(path, sizeof path, "sdk/%s", file);
+  size_t len;
+  char *body = tu_read_file(path, &len);
+  kvf_body(body, len, strstr(file, "logs") != NULL, file);
+  (*(int *)ctx)++;
+  free(body);
+}
+
+static void test_json_kv_fast(void **state)
+{
+  (void)state;
+  int n = 0;
+  each_sdk_fixture(kvf_fixture, &n);
+  assert_true(n >= 4);
+  size_t len;
+  char *body = tu_read_file("json/traces-all-fields.json", &len);
+  kvf_body(body, len, false, "traces-all-fields.json");
+  free(body);
+  body = tu_read_file("json/logs-all-fields.json", &len);
+  kvf_body(body, len, true, "logs-all-fields.json");
+  free(body);
+  /* the shapes it takes and the near misses it must leave to the member walk */
+  static const char *const attrs[] = {
+    "{\"key\":\"s\",\"value\":{\"stringValue\":\"plain\"}}",
+    "{\"key\":\"e\",\"value\":{\"stringValue\":\"esc \\\"q\\\" \\u00e9 \\\\ \\n\"}}",
+    "{\"key\":\"\",\"value\":{\"stringValue\":\"\"}}",
+    "{\"key\":\"k\\u0041\",\"value\":{\"stringValue\":\"x\"}}",
+    "{\"key\":\"bad\",\"value\":{\"stringValue\":\"\\ud800\"}}",
+    "{\"key\":\"bad2\",\"value\":{\"stringValue\":\"\xc3\x28\"}}",
+    "{\"key\":\"\xff\",\"value\":{\"stringValue\":\"k\"}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":\"-42\"}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":42}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":-0}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":\"007\"}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":007}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":\"999999999999999999\"}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":\"9223372036854775808\"}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":\"-9223372036854775808\"}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":1.5}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":1e3}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":\"\"}}",
+    "{\"key\":\"i\",\"value\":{\"intValue\":\"-\"}}",
+    "{\"key\":\"b\",\"value\":{\"boolValue\":true}}",
+    "{\"key\":\"b\",\"value\":{\"boolValue\":false}}",
+    "{\"key\":\"b\",\"value\":{\"boolValue\":TRUE}}",
+    "{\"key\":\"b\",\"value\":{\"boolValue\":truex}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":0.25}}",
+    "{\"key\":\"n\",\"value\":{\"stringValue\":null}}",
+    "{\"key\":\"n\",\"value\":null}",
+    "{\"key\":\"w\", \"value\":{\"stringValue\":\"x\"}}",
+    "{\"value\":{\"stringValue\":\"x\"},\"key\":\"o\"}",
+    "{\"key\":\"2\",\"value\":{\"stringValue\":\"x\",\"intValue\":\"1\"}}",
+    "{\"key\":\"t\",\"value\":{\"stringValue\":\"x\"},\"key\":\"t2\"}",
+    "{\"key\":\"u\",\"value\":{\"stringValue\":\"x\"},\"other\":1}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"}]}}}",
+    "{\"key\":\"l\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"in\",\"value\":{\"intValue\":\"5\"}}]}}}",
+    "{\"key\":\"y\",\"value\":{\"bytesValue\":\"aGk=\"}}",
+    "{\"key\":\"s\",\"value\":{\"string_value\":\"snake\"}}",
+    "{\"key\":\"q\",\"value\":{\"stringValue\":\"x\"}",
+  };
+  size_t ok = 0;
+  for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+    char b[1024];
+    int n2 = snprintf(b, sizeof b,
+                      "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
+                      "\"spanId\":\"0102030405060708\",\"name\":\"s\",\"attributes\":[%s,%s]}]}]}]}",
+                      attrs[i], attrs[0]);
+    kvf_same(b, (size_t)n2, false, attrs[i], &ok);
+    for (uint32_t d = 0; d < 3; d++) { /* nesting limits at and around the attribute */
+      struct gw_decode_limits lim = LIM;
+      lim.max_depth = d;
+      for (int pass = 0; pass < 2; pass++) {
+        gw_json_kv_fast = pass == 0;
+        struct gw_arena *a = gw_arena_create(0);
+        struct gw_err e = {0};
+        GwTraceRequest *r;
+        gw_rc rc = gw_decode_traces(a, GW_ENC_JSON, b, (size_t)n2, &lim, &r, &e);
+        static gw_rc want;
+        static char want_msg[256];
+        if (!pass) {
+          want = rc;
+          snprintf(want_msg, sizeof want_msg, "%s", e.msg);
+        } else if (rc != want || strcmp(e.msg, want_msg)) {
+          fail_msg("%s at max_depth %u: %d \"%s\" against %d \"%s\"", attrs[i], d, want, want_msg, rc, e.msg);
+        }
+        gw_arena_destroy(a);
+      }
+      gw_json_kv_fast = true;
+    }
+  }
+  assert_true(ok >= 20);
+}
+
 /* A schema with a type the packer does not write: gw_pb_size says no and gw_pb_pack gives protobuf-c's
  * bytes. */
 static void test_pb_pack_fallback(void **state)
@@ -2901,6 +3081,7 @@ int main(void)
       cmocka_unit_test(test_pb_pack_random),
       cmocka_unit_test(test_pb_pack_fallback),
       cmocka_unit_test(test_pb_pack_spliced),
+      cmocka_unit_test(test_json_kv_fast),
       cmocka_unit_test(test_pb_prescan_same_as_descriptors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
