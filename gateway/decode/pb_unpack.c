@@ -163,6 +163,7 @@ struct unpack {
   size_t len;
   uint32_t max_depth;
   struct gw_err *err;
+  bool avx512;             /* short ASCII strings copied with masked loads and stores */
   struct gw_pb_raw *raw;   /* where each span lies (NULL: not recorded) */
   const uint8_t *span_le9; /* the span being unpacked: past its last field numbered 9 or less */
 };
@@ -303,15 +304,37 @@ static inline bool short_len(const uint8_t **p, const uint8_t *end, size_t *n)
   return true;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* n <= 64 bytes of printable-or-control ASCII without NUL copied with one masked load and store, and
+ * NUL-terminated (what the check and copy below give such bytes); false, nothing written, for others. */
+__attribute__((target("avx512f,avx512bw"))) static bool ascii_copy64(char *d, const uint8_t *s, size_t n)
+{
+  __mmask64 k = n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1;
+  __m512i x = _mm512_maskz_loadu_epi8(k, s);
+  /* 0x01..0x7f: x - 1 below 0x7f as unsigned (a NUL wraps to 0xff) */
+  if (_mm512_mask_cmpge_epu8_mask(k, _mm512_sub_epi8(x, _mm512_set1_epi8(1)), _mm512_set1_epi8(0x7f)))
+    return false;
+  _mm512_mask_storeu_epi8(d, k, x);
+  d[n] = 0;
+  return true;
+}
+#define ASCII_COPY 1
+#endif
+
 static inline char *short_str(struct unpack *u, const uint8_t *p, size_t n)
 {
-  if (!gw_utf8_valid((const char *)p, n))
-    return NULL;
   char *s = ualloc(u, n + 1);
-  if (s) {
-    memcpy(s, p, n);
-    s[n] = 0;
-  }
+  if (!s)
+    return NULL;
+#ifdef ASCII_COPY
+  if (n <= 64 && u->avx512 && ascii_copy64(s, p, n))
+    return s;
+#endif
+  if (!gw_utf8_valid((const char *)p, n))
+    return NULL; /* (the generic walk falls back: the room is rewound with the rest) */
+  memcpy(s, p, n);
+  s[n] = 0;
   return s;
 }
 
@@ -579,7 +602,8 @@ int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, 
   if (max_depth > GW_PB_MAX_DEPTH)
     max_depth = GW_PB_MAX_DEPTH;
   const uint8_t *p = len ? buf : empty;
-  struct unpack u = {.a = a, .start = p, .len = len, .max_depth = max_depth, .err = err, .raw = raw};
+  struct unpack u = {.a = a, .start = p, .len = len, .max_depth = max_depth, .err = err, .raw = raw,
+                     .avx512 = gw_decode_avx512bw() && !gw_utf8_no_avx512};
   u.slab = len < SLAB / 8 ? 1024 : SLAB;
   enum gw_pbn n = kind == GW_PB_TRACES_REQUEST ? GW_PBN_TRACE_REQ : GW_PBN_LOGS_REQ;
   ProtobufCMessage *m = ualloc(&u, nodes[n].d->sizeof_message);
