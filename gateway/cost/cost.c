@@ -414,11 +414,16 @@ gw_rc gw_cost_annotate_spans(struct gw_arena *a, struct gw_record *recs, size_t 
       return GW_ERR(TOO_LARGE);
     for (size_t k = 0; k < sp->n_attributes; k++) {
       GwKeyValue *kv = sp->attributes[k];
-      if (kv->key && !strcmp(kv->key, "gen_ai.usage.cost"))
-        client_cost = true;
-      /* A span re-sent through another gateway: our values replace the earlier stamp. */
-      if (kv->key && !strncmp(kv->key, ATTR_PREFIX, sizeof ATTR_PREFIX - 1))
-        continue;
+      const char *key = kv->key;
+      /* byte by byte first (each stops at a NUL): most keys are neither of the two below by their 8th byte */
+      if (key && key[0] == 'g' && key[1] == 'e' && key[2] == 'n') {
+        if (key[3] == '_' && key[4] == 'a' && key[5] == 'i' && key[6] == '.' && key[7] == 'u' &&
+            !strcmp(key, "gen_ai.usage.cost"))
+          client_cost = true;
+        /* A span re-sent through another gateway: our values replace the earlier stamp. */
+        if (key[3] == 'a' && !strncmp(key, ATTR_PREFIX, sizeof ATTR_PREFIX - 1))
+          continue;
+      }
       v[keep++] = kv;
     }
     GwKeyValue *add[12] = {0};

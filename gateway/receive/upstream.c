@@ -234,8 +234,9 @@ static gw_rc write_stamps(struct gw_arena *a, GwKeyValue ***attrs, size_t *n, co
   size_t w = 0;
   for (size_t k = 0; k < *n; k++) {
     const char *key = (*attrs)[k]->key;
-    if (key && (!strcmp(key, K_HASH) || !strcmp(key, K_COUNT) || !strcmp(key, K_KINDS) || !strcmp(key, K_SIMHASH) ||
-                !strcmp(key, K_LINKS)))
+    if (key && !strncmp(key, "genai_gateway.", 14) && /* (all five: one compare for most keys) */
+        (!strcmp(key, K_HASH) || !strcmp(key, K_COUNT) || !strcmp(key, K_KINDS) || !strcmp(key, K_SIMHASH) ||
+         !strcmp(key, K_LINKS)))
       continue; /* an earlier gateway's: ours replace it (we merged it) */
     v[w++] = (*attrs)[k];
   }
