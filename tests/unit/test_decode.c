@@ -2517,15 +2517,6 @@ static void test_pb_pack_spliced(void **state)
 
 /* ---- OTLP/JSON attributes in the SDKs' compact form (gw_json_kv_fast) against the member walk ---- */
 
-static uint64_t kvf_rnd_s = 0x9e3779b97f4a7c15ull;
-static uint64_t kvf_rnd(void)
-{
-  kvf_rnd_s ^= kvf_rnd_s << 13;
-  kvf_rnd_s ^= kvf_rnd_s >> 7;
-  kvf_rnd_s ^= kvf_rnd_s << 17;
-  return kvf_rnd_s;
-}
-
 /* body decoded with the compact reading and without: the same rc, message, tree and repair count. */
 static void kvf_same(const char *body, size_t len, bool logs, const char *what, size_t *taken)
 {
@@ -2579,17 +2570,17 @@ static void kvf_body(const char *body, size_t len, bool logs, const char *name)
                                (char)0xff, 0, 'e', '.', 'u', ']'};
   for (int r = 0; r < 600; r++) { /* a byte or two changed, near the attributes most times */
     memcpy(b, body, len);
-    size_t at = kvf_rnd() % len;
+    size_t at = rnd() % len;
     if (r % 3) {
       const char *k = memmem(body + at, len - at, "\"key\"", 5);
       if (k)
-        at = (size_t)(k - body) + kvf_rnd() % 60;
+        at = (size_t)(k - body) + rnd() % 60;
       if (at >= len)
         at = len - 1;
     }
-    b[at] = bytes[kvf_rnd() % sizeof bytes];
+    b[at] = bytes[rnd() % sizeof bytes];
     if (r % 5 == 0 && at + 1 < len)
-      b[at + 1] = bytes[kvf_rnd() % sizeof bytes];
+      b[at + 1] = bytes[rnd() % sizeof bytes];
     snprintf(what, sizeof what, "%s with byte %zu changed (round %d)", name, at, r);
     kvf_same(b, len, logs, what, &ok);
   }
