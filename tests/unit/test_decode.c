@@ -2270,18 +2270,7 @@ static GwTraceRequest *same_tree(struct gw_arena *a, const uint8_t *got, size_t 
   return r;
 }
 
-static GwKeyValue *new_kv(struct gw_arena *a, const char *key, int64_t i)
-{
-  GwKeyValue *x = gw_arena_alloc(a, sizeof *x);
-  GwAnyValue *v = gw_arena_alloc(a, sizeof *v);
-  gw_pb_key_value_init(x);
-  gw_pb_any_value_init(v);
-  x->key = gw_arena_strdup(a, key);
-  x->value = v;
-  v->value_case = GW_AV_INT;
-  v->int_value = i;
-  return x;
-}
+static GwKeyValue *new_kv(struct gw_arena *a, const char *key, int64_t i) { return tu_kv(a, key, tu_av_int(a, i)); }
 
 /*
  * One protobuf traces body through the splice: as decoded (the same tree as gw_pb_pack's); with every span
