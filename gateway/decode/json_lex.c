@@ -374,11 +374,91 @@ static char *put_fffd(char *o)
 #define HIGH_SURROGATE(c) ((c) >= 0xd800 && (c) <= 0xdbff)
 #define LOW_SURROGATE(c) ((c) >= 0xdc00 && (c) <= 0xdfff)
 
+#ifdef JL512
+#define JU_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2")))
+
+static bool ju512(void)
+{
+  static int have = -1;
+  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+  if (h < 0) {
+    __builtin_cpu_init();
+    h = gw_decode_avx512bw() && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
+    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+  }
+  return h && !gw_json_lex_no_avx512;
+}
+
+/* What each one-byte escape decodes to, indexed by the escaped byte's low 7 bits; 0: not one (\u, or an
+ * invalid escape). */
+static const unsigned char esc_to[128] __attribute__((aligned(64))) = {
+  ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
+
+/*
+ * The escapes of [*sp, e) decoded 64 bytes a step (strings of JSON inside JSON have one every few bytes: a
+ * call to memchr and memcpy each was most of the cost). A step starts after a whole escape. Its escaped
+ * bytes are found from the mask of backslashes at once: a backslash escapes the next byte unless it is
+ * escaped itself, so in a run of backslashes the 2nd, 4th, ... are escaped (a run's parity, as simdjson
+ * finds it: the runs starting on odd bits added to the backslashes carry through each run). A step whose
+ * last byte starts an escape stops before it. The escaped bytes are translated with one VPERMB of the
+ * table, the backslashes that start escapes dropped with VPCOMPRESSB. Returns the bytes written to o;
+ * *sp is left at e, or at the start of the step holding a \u or an invalid escape, which the byte loop
+ * decodes (and reports).
+ */
+JU_TARGET static size_t unescape64(const char **sp, const char *e, char *o)
+{
+  const uint64_t even = 0x5555555555555555ull;
+  const __m512i lo = _mm512_load_si512(esc_to), hi = _mm512_load_si512(esc_to + 64);
+  const char *s = *sp;
+  char *o0 = o;
+  while (s < e) {
+    size_t avail = (size_t)(e - s);
+    uint64_t in = avail >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << avail) - 1;
+    __m512i v = _mm512_maskz_loadu_epi8(in, s);
+    uint64_t bs = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\')) & in;
+    if (!bs) {
+      size_t k = avail >= 64 ? 64 : avail;
+      _mm512_mask_storeu_epi8(o, in, v);
+      o += k;
+      s += k;
+      continue;
+    }
+    uint64_t follows = bs << 1, odd_starts = bs & ~even & ~follows, on_even;
+    bool open = __builtin_add_overflow(odd_starts, bs, &on_even); /* the last byte starts an escape */
+    uint64_t escaped = (even ^ (on_even << 1)) & follows, starts = bs & ~escaped;
+    size_t take = avail >= 64 ? 64 : avail;
+    if (open) {
+      take = 63;
+      in >>= 1;
+      starts &= in;
+    }
+    escaped &= in;
+    if (starts & ~(escaped >> 1))
+      break; /* an escape whose byte is past the text (e is never escaped: not reached) */
+    __m512i t = _mm512_permutex2var_epi8(lo, v, hi);
+    if ((_mm512_testn_epi8_mask(t, t) | _mm512_movepi8_mask(v)) & escaped)
+      break; /* a \u or an invalid escape in this step: the byte loop from its start */
+    uint64_t keep = in & ~starts;
+    __m512i w = _mm512_maskz_compress_epi8(keep, _mm512_mask_blend_epi8(escaped, v, t));
+    size_t k = (size_t)__builtin_popcountll(keep);
+    _mm512_mask_storeu_epi8(o, k >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << k) - 1, w);
+    o += k;
+    s += take;
+  }
+  *sp = s;
+  return (size_t)(o - o0);
+}
+#endif
+
 /* Decode the escapes of [s, e) (the inside of a string, e at its closing quote) into out, which has room
  * for e - s bytes: no escape decodes longer than it is written. *n: the length written. */
 static gw_rc unescape(struct gw_json *j, const char *s, const char *e, char *out, size_t *n)
 {
   char *o = out;
+#ifdef JL512
+  if (ju512())
+    o += unescape64(&s, e, o);
+#endif
   while (s < e) {
     const char *b = memchr(s, '\\', (size_t)(e - s));
     if (!b) {

@@ -796,6 +796,69 @@ static void test_json_string_ends(void **state)
   }
 }
 
+/* String values made of escapes of every kind (the one-byte ones, runs of backslashes, \u escapes and
+ * surrogates, invalid ones) among letters, up to 300 bytes at every offset from a 64-byte boundary, as an
+ * attribute value: the 64-byte unescape and the byte loop give the same value or the same error. Each
+ * string also checked once with valid escapes only, where the 64-byte steps must decode it all. */
+static void test_json_unescape_blocks(void **state)
+{
+  (void)state;
+  static const char *const pieces[] = {"\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t",
+                                       "\\u00e9", "\\ud83d\\ude00", "\\ud83d", "\\x", "\\u12", "\\\\\\\\", "\xc3\xa9"};
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  static char body[2048];
+  for (int round = 0; round < 8000; round++) {
+    bool valid_only = round % 2;
+    size_t n = (size_t)snprintf(body, sizeof body,
+                                "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"attributes\":[{\"key\":\"k\","
+                                "\"value\":{\"stringValue\":\"%.*s",
+                                round % 64, "................................................................");
+    size_t want = (size_t)round % 300;
+    while (n < sizeof body - 64 && want) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      unsigned r = (unsigned)(seed >> 33);
+      if (r % 3) {
+        body[n++] = (char)('a' + r % 26);
+        want--;
+        continue;
+      }
+      size_t np = valid_only ? 8 : sizeof pieces / sizeof pieces[0];
+      const char *pc = pieces[(r >> 4) % np];
+      size_t pl = strlen(pc);
+      memcpy(body + n, pc, pl);
+      n += pl;
+      want = want > pl ? want - pl : 0;
+    }
+    n += (size_t)snprintf(body + n, sizeof body - n, "\"}}]}]}]}]}");
+    struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 16};
+    char *got[2] = {NULL, NULL};
+    gw_rc rc[2];
+    char msg[2][256];
+    for (int pass = 0; pass < 2; pass++) {
+      gw_json_lex_no_avx512 = pass == 1;
+      struct gw_arena *a = gw_arena_create(0);
+      struct gw_err err = {0};
+      GwTraceRequest *req = NULL;
+      rc[pass] = gw_decode_traces(a, GW_ENC_JSON, body, n, &lim, &req, &err);
+      snprintf(msg[pass], sizeof msg[pass], "%s", rc[pass] ? err.msg : "");
+      if (!rc[pass]) {
+        const GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+        assert_int_equal(sp->n_attributes, 1);
+        got[pass] = strdup(sp->attributes[0]->value->string_value);
+      }
+      gw_arena_destroy(a);
+    }
+    gw_json_lex_no_avx512 = false;
+    if (valid_only && rc[0])
+      fail_msg("round %d: valid escapes refused: %s", round, msg[0]);
+    if (rc[0] != rc[1] || strcmp(msg[0], msg[1]) || (got[0] && strcmp(got[0], got[1])))
+      fail_msg("round %d: 64-byte unescape %d \"%s\" \"%.200s\", byte loop %d \"%s\" \"%.200s\"", round, rc[0],
+               msg[0], got[0] ? got[0] : "", rc[1], msg[1], got[1] ? got[1] : "");
+    free(got[0]);
+    free(got[1]);
+  }
+}
+
 static void test_json_cases(void **state)
 {
   (void)state;
@@ -3053,6 +3116,7 @@ int main(void)
       cmocka_unit_test(test_utf8_fix),
       cmocka_unit_test(test_utf8_fix_positions),
       cmocka_unit_test(test_json_string_ends),
+      cmocka_unit_test(test_json_unescape_blocks),
       cmocka_unit_test(test_utf8_in_place),
       cmocka_unit_test(test_utf8_in_requests),
       cmocka_unit_test(test_arena_cap),
