@@ -9,7 +9,8 @@
  * trees (tests/pb_equal.h), else abort. The one exception, by design: the one-pass unpack needs less memory
  * than the generic path's estimate, so it may accept what the estimate refused as TOO_LARGE.
  * An OTLP/JSON body is decoded twice too: with attributes in the SDKs' compact form matched as bytes
- * (gw_json_kv_fast) and with every attribute walked member by member: the same code, message and tree.
+ * (gw_json_kv_fast) and strings scanned and unescaped 64 bytes a step, then with every attribute walked
+ * member by member and strings read byte by byte (gw_json_lex_no_avx512): the same code, message and tree.
  * Every outcome other than a crash, a sanitizer report, a leak, a slow input, a packer mismatch or a
  * mismatch of the two decoders is fine.
  */
@@ -21,6 +22,7 @@
 
 #include "../pb_equal.h"
 #include "decode/decode.h"
+#include "decode/decode_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -63,13 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gw_arena_destroy(b);
   }
   if (enc == GW_ENC_JSON) {
-    /* attributes in the compact form read by matching bytes, and by the member walk: the same outcome */
+    /* attributes in the compact form read by matching bytes, and by the member walk; strings by 64-byte
+     * steps and by the byte loops: the same outcome */
     struct gw_arena *b = gw_arena_create(8 << 20);
     struct gw_err err2;
     GwTraceRequest *req2;
     gw_json_kv_fast = false;
+    gw_json_lex_no_avx512 = true;
     gw_rc r2 = gw_decode_traces(b, enc, data + 1, size - 1, &lim, &req2, &err2);
     gw_json_kv_fast = true;
+    gw_json_lex_no_avx512 = false;
     char why[2048];
     if (rc != r2 || (rc && strcmp(err.msg, err2.msg)) ||
         (!rc && !pb_equal((const ProtobufCMessage *)req, (const ProtobufCMessage *)req2, why, sizeof why))) {
