@@ -104,6 +104,9 @@ int gw_json_arr_next(struct gw_json *j, int *st);
 /* The string at p decoded (escapes, surrogates as json-c did), NUL-terminated, in the arena; *n its
  * length (it may hold NUL bytes from \u0000). Not yet UTF-8 repaired. */
 gw_rc gw_json_string(struct gw_json *j, char **s, size_t *n);
+/* The same; *ascii set when the copy found every byte ASCII (and no NUL), so it needs no UTF-8 repair
+ * (false does not say it does: only that it was not checked on the way). */
+gw_rc gw_json_string_ascii(struct gw_json *j, char **s, size_t *n, bool *ascii);
 /* The raw bytes of the string at p when it holds no escape (*raw set, *n its length, consumed), else
  * nothing is consumed and *raw is NULL. */
 gw_rc gw_json_string_raw(struct gw_json *j, const char **raw, size_t *n);

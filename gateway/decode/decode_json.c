@@ -260,7 +260,8 @@ static bool fast_str(struct gw_json *j, char **out)
 {
   char *s;
   size_t n;
-  if (j->p >= j->end || *j->p != '"' || gw_json_string(j, &s, &n) || !gw_utf8_valid(s, n))
+  bool ascii; /* seen whole on the copy */
+  if (j->p >= j->end || *j->p != '"' || gw_json_string_ascii(j, &s, &n, &ascii) || (!ascii && !gw_utf8_valid(s, n)))
     return false;
   *out = s;
   return true;

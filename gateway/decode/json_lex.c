@@ -403,9 +403,9 @@ static const unsigned char esc_to[128] __attribute__((aligned(64))) = {
  * last byte starts an escape stops before it. The escaped bytes are translated with one VPERMB of the
  * table, the backslashes that start escapes dropped with VPCOMPRESSB. Returns the bytes written to o;
  * *sp is left at e, or at the start of the step holding a \u or an invalid escape, which the byte loop
- * decodes (and reports).
+ * decodes (and reports). *high: or-ed with the steps' masks of bytes >= 0x80.
  */
-JU_TARGET static size_t unescape64(const char **sp, const char *e, char *o)
+JU_TARGET static size_t unescape64(const char **sp, const char *e, char *o, uint64_t *high)
 {
   const uint64_t even = 0x5555555555555555ull;
   const __m512i lo = _mm512_load_si512(esc_to), hi = _mm512_load_si512(esc_to + 64);
@@ -416,6 +416,7 @@ JU_TARGET static size_t unescape64(const char **sp, const char *e, char *o)
     uint64_t in = avail >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << avail) - 1;
     __m512i v = _mm512_maskz_loadu_epi8(in, s);
     uint64_t bs = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\')) & in;
+    *high |= _mm512_movepi8_mask(v); /* (bytes past e load as zero) */
     if (!bs) {
       size_t k = avail >= 64 ? 64 : avail;
       _mm512_mask_storeu_epi8(o, in, v);
@@ -452,12 +453,16 @@ JU_TARGET static size_t unescape64(const char **sp, const char *e, char *o)
 
 /* Decode the escapes of [s, e) (the inside of a string, e at its closing quote) into out, which has room
  * for e - s bytes: no escape decodes longer than it is written. *n: the length written. */
-static gw_rc unescape(struct gw_json *j, const char *s, const char *e, char *out, size_t *n)
+static gw_rc unescape(struct gw_json *j, const char *s, const char *e, char *out, size_t *n, bool *ascii)
 {
   char *o = out;
+  *ascii = false;
 #ifdef JL512
-  if (ju512())
-    o += unescape64(&s, e, o);
+  if (ju512()) {
+    uint64_t high = 0;
+    o += unescape64(&s, e, o, &high);
+    *ascii = s == e && !high; /* the escapes it decodes are ASCII and never NUL */
+  }
 #endif
   while (s < e) {
     const char *b = memchr(s, '\\', (size_t)(e - s));
@@ -546,11 +551,39 @@ gw_rc gw_json_string_raw(struct gw_json *j, const char **raw, size_t *n)
   return GW_OK;
 }
 
+#ifdef JL512
+/* memcpy of a string with no escape, telling whether it is all ASCII (it holds no NUL: scan_string). */
+JL_TARGET static bool copy_ascii64(char *d, const char *s, size_t n)
+{
+  uint64_t high = 0;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i v = _mm512_loadu_si512(s + i);
+    high |= _mm512_movepi8_mask(v);
+    _mm512_storeu_si512(d + i, v);
+  }
+  if (i < n) {
+    __mmask64 in = ((__mmask64)1 << (n - i)) - 1;
+    __m512i v = _mm512_maskz_loadu_epi8(in, s + i);
+    high |= _mm512_movepi8_mask(v);
+    _mm512_mask_storeu_epi8(d + i, in, v);
+  }
+  return !high;
+}
+#endif
+
 gw_rc gw_json_string(struct gw_json *j, char **out, size_t *n)
+{
+  bool ascii;
+  return gw_json_string_ascii(j, out, n, &ascii);
+}
+
+gw_rc gw_json_string_ascii(struct gw_json *j, char **out, size_t *n, bool *ascii)
 {
   char q = *j->p;
   const char *s, *x;
   char *buf;
+  *ascii = false;
   gw_rc rc = scan_string(j, &s, &x);
   if (rc)
     return rc;
@@ -558,7 +591,12 @@ gw_rc gw_json_string(struct gw_json *j, char **out, size_t *n)
     size_t len = (size_t)(x - s);
     if (!(buf = gw_arena_alloc(j->a, len + 1)))
       return gw_json_oom(j);
-    memcpy(buf, s, len);
+#ifdef JL512
+    if (jl512())
+      *ascii = copy_ascii64(buf, s, len);
+    else
+#endif
+      memcpy(buf, s, len);
     buf[len] = 0;
     *out = buf;
     *n = len;
@@ -570,7 +608,7 @@ gw_rc gw_json_string(struct gw_json *j, char **out, size_t *n)
     return j->err->rc;
   if (!(buf = gw_arena_alloc(j->a, (size_t)(e - s) + 1)))
     return gw_json_oom(j);
-  if ((rc = unescape(j, s, e, buf, n)))
+  if ((rc = unescape(j, s, e, buf, n, ascii)))
     return rc;
   buf[*n] = 0;
   *out = buf;
@@ -644,7 +682,8 @@ static gw_rc key(struct gw_json *j, const char **k, size_t *kn)
   char *buf = raw < sizeof j->key ? j->key : gw_arena_alloc(j->a, raw + 1);
   if (!buf)
     return gw_json_oom(j);
-  if ((rc = unescape(j, s, e, buf, &n)))
+  bool ascii;
+  if ((rc = unescape(j, s, e, buf, &n, &ascii)))
     return rc;
   buf[n] = 0;
   *k = buf;

@@ -173,10 +173,14 @@ gw_rc gw_json_str_value(struct gw_json *j, char **out)
     return gw_json_want(j, t, "want a string");
   char *s;
   size_t n;
-  gw_rc rc = gw_json_string(j, &s, &n);
+  bool ascii, fixed;
+  gw_rc rc = gw_json_string_ascii(j, &s, &n, &ascii);
   if (rc)
     return rc;
-  bool fixed;
+  if (ascii) {
+    *out = s; /* seen whole on the copy: nothing to repair */
+    return GW_OK;
+  }
   if (!(s = gw_utf8_fix(j->a, s, n, &fixed)))
     return gw_json_oom(j);
   j->fixed += fixed;
