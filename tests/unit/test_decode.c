@@ -747,6 +747,41 @@ static void check_cases(const char *file)
   free_cases(cs, n);
 }
 
+/* An OTLP/JSON traces body decoded with the 64-byte string steps (pass 0) and with the byte loops (pass 1):
+ * each pass's code, error message, and the string pick takes from the request ("" when it failed; "(null)"
+ * for a NULL), malloc'ed. */
+static void json_two_ways(const char *body, size_t n, const char *(*pick)(const GwTraceRequest *), gw_rc rc[2],
+                          char msg[2][256], char *val[2])
+{
+  struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 16};
+  for (int pass = 0; pass < 2; pass++) {
+    gw_json_lex_no_avx512 = pass == 1;
+    struct gw_arena *a = gw_arena_create(0);
+    struct gw_err err = {0};
+    GwTraceRequest *req = NULL;
+    rc[pass] = gw_decode_traces(a, GW_ENC_JSON, body, n, &lim, &req, &err);
+    snprintf(msg[pass], 256, "%s", rc[pass] ? err.msg : "");
+    const char *v = rc[pass] ? "" : pick(req);
+    val[pass] = strdup(v ? v : "(null)");
+    gw_arena_destroy(a);
+  }
+  gw_json_lex_no_avx512 = false;
+}
+
+static const char *first_span_name(const GwTraceRequest *req)
+{
+  return req->n_resource_spans && req->resource_spans[0]->n_scope_spans && req->resource_spans[0]->scope_spans[0]->n_spans
+           ? req->resource_spans[0]->scope_spans[0]->spans[0]->name
+           : "";
+}
+
+static const char *first_attribute_value(const GwTraceRequest *req)
+{
+  const GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+  assert_int_equal(sp->n_attributes, 1);
+  return sp->attributes[0]->value->string_value;
+}
+
 /* Strings with escapes, quotes, NUL bytes and a backslash at the very end, of every length to 200 at several
  * offsets, inside an OTLP/JSON span name in either quote: the 64-byte search for a string's end and the
  * 16-byte one give the same outcome (the same name, or the same error at the same offset). */
@@ -771,28 +806,14 @@ static void test_json_string_ends(void **state)
       body[n++] = q;
       n += (size_t)snprintf(body + n, sizeof body - n, "}]}]}]}");
     } /* else the body ends inside the string */
-    struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 16};
-    char name[2][512];
     gw_rc rc[2];
-    char msg[2][256];
-    for (int pass = 0; pass < 2; pass++) {
-      gw_json_lex_no_avx512 = pass == 1;
-      struct gw_arena *a = gw_arena_create(0);
-      struct gw_err err = {0};
-      GwTraceRequest *req = NULL;
-      rc[pass] = gw_decode_traces(a, GW_ENC_JSON, body, n, &lim, &req, &err);
-      snprintf(msg[pass], sizeof msg[pass], "%s", rc[pass] ? err.msg : "");
-      const char *got = !rc[pass] && req->n_resource_spans && req->resource_spans[0]->n_scope_spans &&
-                            req->resource_spans[0]->scope_spans[0]->n_spans
-                          ? req->resource_spans[0]->scope_spans[0]->spans[0]->name
-                          : "";
-      snprintf(name[pass], sizeof name[pass], "%s", got ? got : "(null)");
-      gw_arena_destroy(a);
-    }
-    gw_json_lex_no_avx512 = false;
+    char msg[2][256], *name[2];
+    json_two_ways(body, n, first_span_name, rc, msg, name);
     if (rc[0] != rc[1] || strcmp(msg[0], msg[1]) || strcmp(name[0], name[1]))
       fail_msg("round %d (%zu bytes): 64-byte search %d \"%s\" \"%s\", 16-byte %d \"%s\" \"%s\"", round, len, rc[0],
                msg[0], name[0], rc[1], msg[1], name[1]);
+    free(name[0]);
+    free(name[1]);
   }
 }
 
@@ -833,30 +854,14 @@ static void test_json_unescape_blocks(void **state)
       want = want > pl ? want - pl : 0;
     }
     n += (size_t)snprintf(body + n, sizeof body - n, "\"}}]}]}]}]}");
-    struct gw_decode_limits lim = {.max_bytes = 1 << 20, .max_depth = 16};
-    char *got[2] = {NULL, NULL};
     gw_rc rc[2];
-    char msg[2][256];
-    for (int pass = 0; pass < 2; pass++) {
-      gw_json_lex_no_avx512 = pass == 1;
-      struct gw_arena *a = gw_arena_create(0);
-      struct gw_err err = {0};
-      GwTraceRequest *req = NULL;
-      rc[pass] = gw_decode_traces(a, GW_ENC_JSON, body, n, &lim, &req, &err);
-      snprintf(msg[pass], sizeof msg[pass], "%s", rc[pass] ? err.msg : "");
-      if (!rc[pass]) {
-        const GwSpan *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
-        assert_int_equal(sp->n_attributes, 1);
-        got[pass] = strdup(sp->attributes[0]->value->string_value);
-      }
-      gw_arena_destroy(a);
-    }
-    gw_json_lex_no_avx512 = false;
+    char msg[2][256], *got[2];
+    json_two_ways(body, n, first_attribute_value, rc, msg, got);
     if (mode && rc[0])
       fail_msg("round %d: refused: %s", round, msg[0]);
-    if (rc[0] != rc[1] || strcmp(msg[0], msg[1]) || (got[0] && strcmp(got[0], got[1])))
+    if (rc[0] != rc[1] || strcmp(msg[0], msg[1]) || strcmp(got[0], got[1]))
       fail_msg("round %d: 64-byte steps %d \"%s\" \"%.200s\", byte loops %d \"%s\" \"%.200s\"", round, rc[0],
-               msg[0], got[0] ? got[0] : "", rc[1], msg[1], got[1] ? got[1] : "");
+               msg[0], got[0], rc[1], msg[1], got[1]);
     free(got[0]);
     free(got[1]);
   }
