@@ -13,6 +13,7 @@
 # system, from /proc): on a machine shared with other work the rates swing with the neighbours' load, the
 # CPU cost per span much less, so compare designs by it. Extra YAML for the gateway: BENCH_YAML (appended
 # under receivers:, e.g. "  http:\n    threads: 4"). TLS tools generate a throw-away certificate.
+# BENCH_ENC=json: wrk posts the same requests as OTLP/JSON (application/json) instead of protobuf.
 set -euo pipefail
 
 BIN=${1:?usage: bench/http_recv.sh BIN [LABEL]}
@@ -38,7 +39,15 @@ HTTP=127.0.0.1:$(free_port)
 ADMIN=127.0.0.1:$(free_port)
 GRPC=127.0.0.1:$(free_port)
 mkdir -p "$WORK/bodies"
-"$GEN" -n 8 -s "${BENCH_SPANS:-100}" "$WORK/bodies" >/dev/null
+ENC=${BENCH_ENC:-protobuf}
+case $ENC in
+protobuf) "$GEN" -n 8 -s "${BENCH_SPANS:-100}" "$WORK/bodies" >/dev/null ;;
+json)
+  [ "$TOOL" = wrk ] || [ "$TOOL" = wrk-tls ] || { echo "BENCH_ENC=json: wrk or wrk-tls only" >&2; exit 2; }
+  "$GEN" -n 8 -s "${BENCH_SPANS:-100}" -j "$WORK/bodies" >/dev/null
+  ;;
+*) echo "BENCH_ENC=$ENC: protobuf or json" >&2; exit 2 ;;
+esac
 
 SCHEME=http
 {
@@ -79,7 +88,7 @@ for C in $CONNS_LIST; do
   case $TOOL in
   wrk | wrk-tls)
     wrk -t 2 -c "$C" -d "${SECS}s" --latency -s "$ROOT/bench/otlp_http.lua" "$SCHEME://$HTTP/v1/traces" \
-      -- "$WORK/bodies" 8 >"$WORK/out" 2>&1
+      -- "$WORK/bodies" 8 0 "$ENC" >"$WORK/out" 2>&1
     RPS=$(awk '/^Requests\/sec/ { print $2 }' "$WORK/out")
     P50=$(awk '$1 == "50%" { print $2 }' "$WORK/out")
     P99=$(awk '$1 == "99%" { print $2 }' "$WORK/out")
