@@ -92,6 +92,8 @@ extern bool gw_json_lex_no_avx512;
 /* Whether the CPU has AVX-512 F and BW and the OS saves their state (libgcc checks XCR0); asked once
  * (utf8.c, x86-64 only). */
 bool gw_decode_avx512bw(void);
+/* The same, with VBMI and VBMI2 too (byte permutes and compress). */
+bool gw_decode_avx512vbmi2(void);
 
 /* Objects and arrays. begin consumes the opening byte (the caller has peeked it). next moves to the next
  * member: 1 with the key (decoded; *k valid until the next call) and the position at its value, 0 at the

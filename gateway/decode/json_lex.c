@@ -377,17 +377,7 @@ static char *put_fffd(char *o)
 #ifdef JL512
 #define JU_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2")))
 
-static bool ju512(void)
-{
-  static int have = -1;
-  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
-  if (h < 0) {
-    __builtin_cpu_init();
-    h = gw_decode_avx512bw() && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
-    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
-  }
-  return h && !gw_json_lex_no_avx512;
-}
+static bool ju512(void) { return gw_decode_avx512vbmi2() && !gw_json_lex_no_avx512; }
 
 /* What each one-byte escape decodes to, indexed by the escaped byte's low 7 bits; 0: not one (\u, or an
  * invalid escape). */

@@ -72,17 +72,22 @@ static size_t seq(const unsigned char *s, size_t n, size_t *bad)
 bool gw_utf8_no_avx512;
 
 #ifdef U8_512
-bool gw_decode_avx512bw(void)
+/* Bit 0: AVX-512 F and BW; bit 1: VBMI and VBMI2 as well. Asked once. */
+static int decode_avx512(void)
 {
   static int have = -1;
   int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
   if (h < 0) {
     __builtin_cpu_init();
     h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    h |= h && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") ? 2 : 0;
     __atomic_store_n(&have, h, __ATOMIC_RELAXED);
   }
   return h;
 }
+
+bool gw_decode_avx512bw(void) { return decode_avx512() & 1; }
+bool gw_decode_avx512vbmi2(void) { return decode_avx512() & 2; }
 
 static bool u8_512(void) { return gw_decode_avx512bw() && !gw_utf8_no_avx512; }
 
