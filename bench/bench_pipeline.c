@@ -21,6 +21,9 @@
  *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
+ *   normalize_json, cost_json, redact_json, repack_json
+ *                     the stages above on the tree decoded from the OTLP/JSON body (what OTLP/JSON costs past
+ *                     its decode: no span bytes to copy in the re-pack, for one)
  *   receive_json      receive on the OTLP/JSON body (decoded from JSON, re-packed as protobuf)
  * -s STAGE runs that one stage only (to profile it with perf record).
  * -w walks every record's attributes JSON as text in the redact stages, as before they were rendered from the
@@ -324,7 +327,7 @@ static void decode_normalize(struct gw_arena *a, const struct body *b, const str
                              GwTraceRequest **req, struct gw_normalize_result *res)
 {
   struct gw_err err = {0};
-  gw_rc rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, req, &err);
+  gw_rc rc = gw_decode_traces(a, b->enc, b->p, b->len, &limits, req, &err);
   if (rc)
     die_rc("decode", rc, &err);
   memset(res, 0, sizeof *res);
@@ -362,7 +365,7 @@ static double run_stage(enum stage st, const struct body *b, int n)
         die_rc("decode", rc, &err);
       break;
     case S_NORMALIZE: {
-      rc = gw_decode_traces(a, GW_ENC_PROTOBUF, b->p, b->len, &limits, &req, &err);
+      rc = gw_decode_traces(a, b->enc, b->p, b->len, &limits, &req, &err);
       if (rc)
         die_rc("decode", rc, &err);
       struct gw_normalize_result res;
@@ -538,6 +541,10 @@ int main(int argc, char **argv)
     if (check_rendered_same(&js, &no) || check_pack_same(&js, &no))
       return 1;
     report("decode_json", S_DECODE_JSON, &js, n / 4 + 1);
+    report("normalize_json", S_NORMALIZE, &js, n / 4 + 1);
+    report("cost_json", S_COST, &js, n / 4 + 1);
+    report("redact_json", S_REDACT, &js, n / 4 + 1);
+    report("repack_json", S_REPACK, &js, n / 4 + 1);
     report("receive_json", S_RECEIVE_JSON, &js, n / 4 + 1);
   }
   free(pb.p);
