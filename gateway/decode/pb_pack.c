@@ -353,6 +353,114 @@ static uint8_t *kv_pack(struct gw_pb_sizes *s, const GwKeyValue *kv, uint8_t *ou
   return out;
 }
 
+/* ---- arrays of KeyValue (attributes), the bulk of a packed span ----
+ * The usual attribute (a key, a value that is a string, an int, a bool or a double, no unknown fields)
+ * goes straight to the tape with the entries the generic path would push, in its order: the KeyValue's
+ * size, the key's length, the AnyValue's size, the string's length. Anything else goes through sub_size /
+ * sub_pack, so the two ways can alternate within one array. Field numbers up to 15 (one-byte tags) are
+ * what kv_shape and any_shape checked. */
+
+/* The reserved tape room: n more entries without a capacity check each. */
+static bool reserve(struct gw_pb_sizes *s, size_t more)
+{
+  if (s->cap - s->n >= more)
+    return true;
+  size_t n = s->n;
+  while (s->cap - s->n < more)
+    if (!push(s))
+      return false;
+  s->n = n;
+  return true;
+}
+
+static inline bool kv_plain(const GwKeyValue *kv)
+{
+  const GwAnyValue *v = kv->value;
+  return v && !kv->base.n_unknown_fields && !v->base.n_unknown_fields && !kv->key_strindex &&
+         (v->value_case == GW_AV_STRING || v->value_case == GW_AV_INT || v->value_case == GW_AV_BOOL ||
+          v->value_case == GW_AV_DOUBLE);
+}
+
+static bool kvs_size(struct gw_pb_sizes *s, const GwKeyValue *const *kv, size_t n, size_t *len)
+{
+  size_t rv = 0;
+  for (size_t k = 0; k < n; k++) {
+    const GwKeyValue *e = kv[k];
+    size_t one;
+    if (!e) {
+      rv += 1; /* a NULL message is written as an empty one */
+      continue;
+    }
+    if (!kv_plain(e)) {
+      if (!sub_size(s, &e->base, &one))
+        return false;
+      rv += one;
+      continue;
+    }
+    if (!reserve(s, 4))
+      return false;
+    uint32_t *t = s->v + s->n;
+    size_t at = 0, kvlen = 0, vlen;
+    t[at++] = 0; /* the KeyValue's size, filled below */
+    if (e->key && e->key[0]) {
+      size_t klen = strlen(e->key);
+      if (klen > UINT32_MAX)
+        return false;
+      t[at++] = (uint32_t)klen;
+      kvlen = 1 + varint_size(klen) + klen;
+    }
+    const GwAnyValue *v = e->value;
+    size_t ai = at++; /* the AnyValue's size */
+    switch (v->value_case) {
+    case GW_AV_STRING:
+      vlen = 0;
+      if (v->string_value && v->string_value != ANY_DESC.fields[0].default_value) {
+        size_t sl = strlen(v->string_value);
+        if (sl > UINT32_MAX)
+          return false;
+        t[at++] = (uint32_t)sl;
+        vlen = 1 + varint_size(sl) + sl;
+      }
+      break;
+    case GW_AV_BOOL: vlen = 2; break;
+    case GW_AV_INT: vlen = 1 + varint_size((uint64_t)v->int_value); break;
+    default: vlen = 9; break; /* GW_AV_DOUBLE: kv_plain took no other case */
+    }
+    t[ai] = (uint32_t)vlen;
+    kvlen += 1 + varint_size(vlen) + vlen;
+    if (kvlen > UINT32_MAX)
+      return false;
+    t[0] = (uint32_t)kvlen;
+    s->n += at;
+    rv += varint_size(kvlen) + kvlen;
+  }
+  *len = rv;
+  return true;
+}
+
+static uint8_t *kvs_pack(struct gw_pb_sizes *s, uint8_t tag, const GwKeyValue *const *kv, size_t n, uint8_t *out)
+{
+  for (size_t k = 0; k < n; k++) {
+    const GwKeyValue *e = kv[k];
+    *out++ = tag;
+    if (!e) {
+      *out++ = 0;
+      continue;
+    }
+    if (!kv_plain(e)) {
+      out = sub_pack(s, &e->base, out);
+      continue;
+    }
+    out = varint(s->v[s->next++], out);
+    if (e->key && e->key[0])
+      out = str_pack(s, 1 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, e->key, out);
+    *out++ = 2 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    out = varint(s->v[s->next++], out);
+    out = any_pack(s, e->value, out);
+  }
+  return out;
+}
+
 /* ---- spans copied from the body (gw_pb_pack_spliced) ---- */
 
 #define SPAN_DESC opentelemetry__proto__trace__v1__span__descriptor
@@ -489,6 +597,12 @@ static bool msg_size(struct gw_pb_sizes *s, const ProtobufCMessage *m, size_t *l
       continue;
     }
     const char *arr = *(const char *const *)((const char *)m + f->offset);
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor == &KV_DESC && f->id < 16 && s->kv_ok && s->any_ok) {
+      if (!kvs_size(s, (const GwKeyValue *const *)arr, n, &one))
+        return false;
+      rv += tag * n + one;
+      continue;
+    }
     size_t step = element_size(f->type);
     for (size_t k = 0; k < n; k++) {
       if (!value_size(s, f, arr + k * step, &one))
@@ -622,6 +736,11 @@ static uint8_t *msg_pack(struct gw_pb_sizes *s, const ProtobufCMessage *m, uint8
       continue;
     }
     const char *arr = *(const char *const *)((const char *)m + f->offset);
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor == &KV_DESC && f->id < 16 && s->kv_ok && s->any_ok) {
+      out = kvs_pack(s, (uint8_t)(f->id << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED), (const GwKeyValue *const *)arr, n,
+                     out);
+      continue;
+    }
     size_t step = element_size(f->type);
     for (size_t k = 0; k < n; k++)
       out = value_pack(s, f, arr + k * step, out);
