@@ -239,7 +239,8 @@ static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
 
 /*
  * The attribute as the SDKs write it, compact: {"key":"K","value":{"stringValue":"S"}} (or intValue as a
- * string or a number, boolValue true or false), read by matching those bytes instead of walking members.
+ * string or a number, boolValue true or false, doubleValue as a number), read by matching those bytes
+ * instead of walking members.
  * Anything else (whitespace, other members or order, doubles, arrays, kvlists, bytes, null, a string to
  * repair, more than 18 digits, depth at the limit) rewinds the position and the arena and
  * answers false: key_value reads the same bytes as before, errors included. What this takes, key_value
@@ -289,13 +290,71 @@ static bool fast_int(struct gw_json *j, int64_t *v)
   return true;
 }
 
+/* A JSON number (the walk reads doubleValue's with the same gw_json_number); its errors are the walk's to
+ * report, with their path. */
+static bool fast_double(struct gw_json *j, double *v)
+{
+  struct gw_jnum num;
+  if (gw_json_number(j, &num))
+    return false;
+  *v = num.d;
+  return true;
+}
+
+/* An array value's elements, compact scalars: {"stringValue":"S"}, {"intValue":N}, {"boolValue":B},
+ * {"doubleValue":D} separated by commas, at most GW_JSON_VEC_INLINE of them, from the byte after the
+ * first element's '{' to the end of the array's object ("]}"). */
+static bool fast_array(struct gw_json *j, GwArrayValue *arr)
+{
+  GwAnyValue *v[GW_JSON_VEC_INLINE];
+  size_t n = 0;
+  for (;;) {
+    GwAnyValue *av;
+    if (n == GW_JSON_VEC_INLINE || !(av = gw_arena_alloc(j->a, sizeof *av)))
+      return false;
+    gw_pb_any_value_init(av);
+    if (lit(j, "\"stringValue\":", 14)) {
+      if (!fast_str(j, &av->string_value))
+        return false;
+      av->value_case = GW_AV_STRING;
+    } else if (lit(j, "\"intValue\":", 11)) {
+      if (!fast_int(j, &av->int_value))
+        return false;
+      av->value_case = GW_AV_INT;
+    } else if (lit(j, "\"boolValue\":true", 16)) {
+      av->bool_value = true;
+      av->value_case = GW_AV_BOOL;
+    } else if (lit(j, "\"boolValue\":false", 17)) {
+      av->value_case = GW_AV_BOOL;
+    } else if (lit(j, "\"doubleValue\":", 14) && j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
+      if (!fast_double(j, &av->double_value))
+        return false;
+      av->value_case = GW_AV_DOUBLE;
+    } else {
+      return false;
+    }
+    v[n++] = av;
+    if (lit(j, "},{", 3))
+      continue;
+    if (!lit(j, "}]}", 3))
+      return false;
+    break;
+  }
+  gw_pb_array_value_init(arr);
+  if (!(arr->values = gw_arena_alloc(j->a, n * sizeof *arr->values)))
+    return false;
+  memcpy(arr->values, v, n * sizeof *v);
+  arr->n_values = n;
+  return true;
+}
+
 static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
 {
   if (!gw_json_kv_fast || depth > j->max_depth || j->lvl + 2 >= j->max_lvl)
     return false;
   const char *start = j->p, *k;
   size_t kn;
-  enum { T_STR, T_INT, T_TRUE, T_FALSE } t;
+  enum { T_STR, T_INT, T_TRUE, T_FALSE, T_DBL, T_ARR } t;
   /* nothing allocated until the value's type is one read here: most misses (doubles, arrays) cost no
    * rewind of the arena */
   if (!lit(j, "{\"key\":", 7) || j->p >= j->end || *j->p != '"' || gw_json_string_raw(j, &k, &kn) || !k ||
@@ -309,6 +368,10 @@ static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
     t = T_TRUE;
   else if (lit(j, "boolValue\":false", 16))
     t = T_FALSE;
+  else if (lit(j, "doubleValue\":", 13) && j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')))
+    t = T_DBL; /* a JSON number (the walk reads it with the same gw_json_number); NaN and Infinity go the walk */
+  else if (depth + 1 <= j->max_depth && j->lvl + 5 < j->max_lvl && lit(j, "arrayValue\":{\"values\":[{", 24))
+    t = T_ARR; /* the values are one level deeper, each an object within two more */
   else
     goto no;
   struct gw_arena_mark mark;
@@ -333,6 +396,19 @@ static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
       goto rewind;
     av->value_case = GW_AV_INT;
     break;
+  case T_DBL:
+    if (!fast_double(j, &av->double_value))
+      goto rewind;
+    av->value_case = GW_AV_DOUBLE;
+    break;
+  case T_ARR: {
+    GwArrayValue *arr = gw_arena_alloc(j->a, sizeof *arr);
+    if (!arr || !fast_array(j, arr))
+      goto rewind;
+    av->array_value = arr;
+    av->value_case = GW_AV_ARRAY;
+    break;
+  }
   default:
     av->bool_value = t == T_TRUE;
     av->value_case = GW_AV_BOOL;

@@ -2699,6 +2699,23 @@ static void test_json_kv_fast(void **state)
     "{\"key\":\"b\",\"value\":{\"boolValue\":TRUE}}",
     "{\"key\":\"b\",\"value\":{\"boolValue\":truex}}",
     "{\"key\":\"d\",\"value\":{\"doubleValue\":0.25}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":-0}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":7}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":-1.5e-3}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":1E+2}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":1e400}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":99999999999999999999999}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":0.1000000000000000000000000000000000000000000000000000000000000000001}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":1e}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":1.2.3}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":-}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":1x}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":.5}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":-Infinity}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":NaN}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":\"1.5\"}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":\"NaN\"}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":0.5 }}",
     "{\"key\":\"n\",\"value\":{\"stringValue\":null}}",
     "{\"key\":\"n\",\"value\":null}",
     "{\"key\":\"w\", \"value\":{\"stringValue\":\"x\"}}",
@@ -2707,12 +2724,41 @@ static void test_json_kv_fast(void **state)
     "{\"key\":\"t\",\"value\":{\"stringValue\":\"x\"},\"key\":\"t2\"}",
     "{\"key\":\"u\",\"value\":{\"stringValue\":\"x\"},\"other\":1}",
     "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"stop\"},{\"intValue\":\"7\"},{\"intValue\":-3},{\"boolValue\":true},{\"boolValue\":false},{\"doubleValue\":2.5}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"} ]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"},]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"}}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"arrayValue\":{\"values\":[{\"stringValue\":\"in\"}]}}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"kvlistValue\":{\"values\":[]}}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"doubleValue\":NaN}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"doubleValue\":-}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"intValue\":1.5}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"\\ud800\"}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\",\"intValue\":\"1\"}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[null]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":null}]}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"}],\"other\":1}}}",
+    "{\"key\":\"a\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"}]},\"intValue\":\"1\"}}",
     "{\"key\":\"l\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"in\",\"value\":{\"intValue\":\"5\"}}]}}}",
     "{\"key\":\"y\",\"value\":{\"bytesValue\":\"aGk=\"}}",
     "{\"key\":\"s\",\"value\":{\"string_value\":\"snake\"}}",
     "{\"key\":\"q\",\"value\":{\"stringValue\":\"x\"}",
   };
   size_t ok = 0;
+  /* arrays of 16 compact elements (taken whole) and 17 (left to the walk) */
+  for (int cnt = 15; cnt <= 17; cnt++) {
+    char b[2048], el[1024] = "";
+    for (int e = 0; e < cnt; e++)
+      strcat(el, e ? ",{\"intValue\":\"1\"}" : "{\"stringValue\":\"s\"}");
+    int n2 = snprintf(b, sizeof b,
+                      "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
+                      "\"spanId\":\"0102030405060708\",\"attributes\":[{\"key\":\"a\",\"value\":{\"arrayValue\":"
+                      "{\"values\":[%s]}}}]}]}]}]}",
+                      el);
+    kvf_same(b, (size_t)n2, false, "array of 15-17 elements", &ok);
+  }
   for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
     char b[1024];
     int n2 = snprintf(b, sizeof b,
