@@ -290,6 +290,12 @@ static bool fast_int(struct gw_json *j, int64_t *v)
   return true;
 }
 
+/* Whether a JSON number starts here (a sign or a digit; not NaN or Infinity, which the walk reads). */
+static inline bool number_next(const struct gw_json *j)
+{
+  return j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'));
+}
+
 /* A JSON number (the walk reads doubleValue's with the same gw_json_number); its errors are the walk's to
  * report, with their path. */
 static bool fast_double(struct gw_json *j, double *v)
@@ -326,8 +332,8 @@ static bool fast_array(struct gw_json *j, GwArrayValue *arr)
       av->value_case = GW_AV_BOOL;
     } else if (lit(j, "\"boolValue\":false", 17)) {
       av->value_case = GW_AV_BOOL;
-    } else if (lit(j, "\"doubleValue\":", 14) && j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
-      if (!fast_double(j, &av->double_value))
+    } else if (lit(j, "\"doubleValue\":", 14)) {
+      if (!number_next(j) || !fast_double(j, &av->double_value))
         return false;
       av->value_case = GW_AV_DOUBLE;
     } else {
@@ -355,7 +361,7 @@ static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
   const char *start = j->p, *k;
   size_t kn;
   enum { T_STR, T_INT, T_TRUE, T_FALSE, T_DBL, T_ARR } t;
-  /* nothing allocated until the value's type is one read here: most misses (doubles, arrays) cost no
+  /* nothing allocated until the value's type is one read here: most misses (kvlists, bytes, NaN) cost no
    * rewind of the arena */
   if (!lit(j, "{\"key\":", 7) || j->p >= j->end || *j->p != '"' || gw_json_string_raw(j, &k, &kn) || !k ||
       !gw_utf8_valid(k, kn) || !lit(j, ",\"value\":{\"", 11))
@@ -368,9 +374,11 @@ static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
     t = T_TRUE;
   else if (lit(j, "boolValue\":false", 16))
     t = T_FALSE;
-  else if (lit(j, "doubleValue\":", 13) && j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')))
-    t = T_DBL; /* a JSON number (the walk reads it with the same gw_json_number); NaN and Infinity go the walk */
-  else if (depth + 1 <= j->max_depth && j->lvl + 5 < j->max_lvl && lit(j, "arrayValue\":{\"values\":[{", 24))
+  else if (lit(j, "doubleValue\":", 13)) {
+    if (!number_next(j))
+      goto no; /* NaN, Infinity, a string...: the walk's */
+    t = T_DBL;
+  } else if (depth + 1 <= j->max_depth && j->lvl + 5 < j->max_lvl && lit(j, "arrayValue\":{\"values\":[{", 24))
     t = T_ARR; /* the values are one level deeper, each an object within two more */
   else
     goto no;
