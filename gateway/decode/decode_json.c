@@ -307,38 +307,67 @@ static bool fast_double(struct gw_json *j, double *v)
   return true;
 }
 
-/* An array value's elements, compact scalars: {"stringValue":"S"}, {"intValue":N}, {"boolValue":B},
- * {"doubleValue":D} separated by commas, at most GW_JSON_VEC_INLINE of them, from the byte after the
- * first element's '{' to the end of the array's object ("]}"). */
+/* A compact scalar AnyValue's member name, after its '{': "stringValue": "intValue": "boolValue":true
+ * "boolValue":false "doubleValue": (a JSON number following). Consumed when it is one (its type), else
+ * nothing consumed (F_NONE). */
+enum fast_t { F_NONE, F_STR, F_INT, F_TRUE, F_FALSE, F_DBL };
+
+static enum fast_t fast_type(struct gw_json *j)
+{
+  if (lit(j, "\"stringValue\":", 14))
+    return F_STR;
+  if (lit(j, "\"intValue\":", 11))
+    return F_INT;
+  if (lit(j, "\"boolValue\":true", 16))
+    return F_TRUE;
+  if (lit(j, "\"boolValue\":false", 17))
+    return F_FALSE;
+  const char *at = j->p;
+  if (lit(j, "\"doubleValue\":", 14)) {
+    if (number_next(j))
+      return F_DBL;
+    j->p = at; /* NaN, Infinity, a string...: the walk's */
+  }
+  return F_NONE;
+}
+
+/* The value of a scalar fast_type matched, into av (initialized); false: the walk's to read. */
+static bool fast_scalar(struct gw_json *j, enum fast_t t, GwAnyValue *av)
+{
+  switch (t) {
+  case F_STR:
+    av->value_case = GW_AV_STRING;
+    return fast_str(j, &av->string_value);
+  case F_INT:
+    av->value_case = GW_AV_INT;
+    return fast_int(j, &av->int_value);
+  case F_DBL:
+    av->value_case = GW_AV_DOUBLE;
+    return fast_double(j, &av->double_value);
+  case F_TRUE:
+  case F_FALSE:
+    av->value_case = GW_AV_BOOL;
+    av->bool_value = t == F_TRUE;
+    return true;
+  default: return false;
+  }
+}
+
+/* An array value's elements, compact scalars ({"stringValue":"S"}, {"intValue":N}, ...) separated by
+ * commas, at most GW_JSON_VEC_INLINE of them, from the byte after the first element's '{' to the end of
+ * the array's object ("]}"). */
 static bool fast_array(struct gw_json *j, GwArrayValue *arr)
 {
   GwAnyValue *v[GW_JSON_VEC_INLINE];
   size_t n = 0;
   for (;;) {
+    enum fast_t t = fast_type(j);
     GwAnyValue *av;
-    if (n == GW_JSON_VEC_INLINE || !(av = gw_arena_alloc(j->a, sizeof *av)))
+    if (t == F_NONE || n == GW_JSON_VEC_INLINE || !(av = gw_arena_alloc(j->a, sizeof *av)))
       return false;
     gw_pb_any_value_init(av);
-    if (lit(j, "\"stringValue\":", 14)) {
-      if (!fast_str(j, &av->string_value))
-        return false;
-      av->value_case = GW_AV_STRING;
-    } else if (lit(j, "\"intValue\":", 11)) {
-      if (!fast_int(j, &av->int_value))
-        return false;
-      av->value_case = GW_AV_INT;
-    } else if (lit(j, "\"boolValue\":true", 16)) {
-      av->bool_value = true;
-      av->value_case = GW_AV_BOOL;
-    } else if (lit(j, "\"boolValue\":false", 17)) {
-      av->value_case = GW_AV_BOOL;
-    } else if (lit(j, "\"doubleValue\":", 14)) {
-      if (!number_next(j) || !fast_double(j, &av->double_value))
-        return false;
-      av->value_case = GW_AV_DOUBLE;
-    } else {
+    if (!fast_scalar(j, t, av))
       return false;
-    }
     v[n++] = av;
     if (lit(j, "},{", 3))
       continue;
@@ -360,27 +389,16 @@ static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
     return false;
   const char *start = j->p, *k;
   size_t kn;
-  enum { T_STR, T_INT, T_TRUE, T_FALSE, T_DBL, T_ARR } t;
   /* nothing allocated until the value's type is one read here: most misses (kvlists, bytes, NaN) cost no
    * rewind of the arena */
   if (!lit(j, "{\"key\":", 7) || j->p >= j->end || *j->p != '"' || gw_json_string_raw(j, &k, &kn) || !k ||
-      !gw_utf8_valid(k, kn) || !lit(j, ",\"value\":{\"", 11))
+      !gw_utf8_valid(k, kn) || !lit(j, ",\"value\":{", 10))
     goto no;
-  if (lit(j, "stringValue\":", 13))
-    t = T_STR;
-  else if (lit(j, "intValue\":", 10))
-    t = T_INT;
-  else if (lit(j, "boolValue\":true", 15))
-    t = T_TRUE;
-  else if (lit(j, "boolValue\":false", 16))
-    t = T_FALSE;
-  else if (lit(j, "doubleValue\":", 13)) {
-    if (!number_next(j))
-      goto no; /* NaN, Infinity, a string...: the walk's */
-    t = T_DBL;
-  } else if (depth + 1 <= j->max_depth && j->lvl + 5 < j->max_lvl && lit(j, "arrayValue\":{\"values\":[{", 24))
-    t = T_ARR; /* the values are one level deeper, each an object within two more */
-  else
+  enum fast_t t = fast_type(j);
+  /* an array's values are one level deeper, each an object within two more */
+  bool array = t == F_NONE && depth + 1 <= j->max_depth && j->lvl + 5 < j->max_lvl &&
+               lit(j, "\"arrayValue\":{\"values\":[{", 25);
+  if (t == F_NONE && !array)
     goto no;
   struct gw_arena_mark mark;
   gw_arena_mark(j->a, &mark);
@@ -393,33 +411,14 @@ static bool kv_fast(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
   key[kn] = 0;
   kv->key = key;
   gw_pb_any_value_init(av);
-  switch (t) {
-  case T_STR:
-    if (!fast_str(j, &av->string_value))
-      goto rewind;
-    av->value_case = GW_AV_STRING;
-    break;
-  case T_INT:
-    if (!fast_int(j, &av->int_value))
-      goto rewind;
-    av->value_case = GW_AV_INT;
-    break;
-  case T_DBL:
-    if (!fast_double(j, &av->double_value))
-      goto rewind;
-    av->value_case = GW_AV_DOUBLE;
-    break;
-  case T_ARR: {
+  if (array) {
     GwArrayValue *arr = gw_arena_alloc(j->a, sizeof *arr);
     if (!arr || !fast_array(j, arr))
       goto rewind;
     av->array_value = arr;
     av->value_case = GW_AV_ARRAY;
-    break;
-  }
-  default:
-    av->bool_value = t == T_TRUE;
-    av->value_case = GW_AV_BOOL;
+  } else if (!fast_scalar(j, t, av)) {
+    goto rewind;
   }
   if (!lit(j, "}}", 2))
     goto rewind;

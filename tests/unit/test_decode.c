@@ -2718,6 +2718,7 @@ static void test_json_kv_fast(void **state)
     "{\"key\":\"d\",\"value\":{\"doubleValue\":0.5 }}",
     "{\"key\":\"d\",\"value\":{\"doubleValue\":arrayValue\":{\"values\":[{\"stringValue\":\"x\"}]}}}",
     "{\"key\":\"d\",\"value\":{\"doubleValue\":\"stringValue\":\"x\"}}",
+    "{\"key\":\"d\",\"value\":{\"doubleValue\":\"arrayValue\":{\"values\":[{\"stringValue\":\"x\"}]}}}",
     "{\"key\":\"n\",\"value\":{\"stringValue\":null}}",
     "{\"key\":\"n\",\"value\":null}",
     "{\"key\":\"w\", \"value\":{\"stringValue\":\"x\"}}",
