@@ -239,12 +239,13 @@ static gw_rc key_value(struct gw_json *j, GwKeyValue *kv, uint32_t depth)
 
 /*
  * The attribute as the SDKs write it, compact: {"key":"K","value":{"stringValue":"S"}} (or intValue as a
- * string or a number, boolValue true or false, doubleValue as a number), read by matching those bytes
- * instead of walking members.
- * Anything else (whitespace, other members or order, doubles, arrays, kvlists, bytes, null, a string to
- * repair, more than 18 digits, depth at the limit) rewinds the position and the arena and
- * answers false: key_value reads the same bytes as before, errors included. What this takes, key_value
- * makes the same of (test_json_kv_fast: trees, errors, repair counts).
+ * string or a number, boolValue true or false, doubleValue as a number, or arrayValue holding up to 16 such
+ * scalars), read by matching those bytes instead of walking members.
+ * Anything else (whitespace, other members or order, NaN, Infinity or a double in a string, longer or
+ * nested arrays, kvlists, bytes, null, a string to repair, more than 18 digits, depth at the limit) rewinds
+ * the position and the arena and answers false: key_value reads the same bytes as before, errors
+ * included. What this takes, key_value makes the same of (test_json_kv_fast: trees, errors, repair
+ * counts).
  */
 bool gw_json_kv_fast = true;
 

@@ -360,7 +360,7 @@ static uint8_t *kv_pack(struct gw_pb_sizes *s, const GwKeyValue *kv, uint8_t *ou
  * sub_pack, so the two ways can alternate within one array. Field numbers up to 15 (one-byte tags) are
  * what kv_shape and any_shape checked. */
 
-/* The reserved tape room: n more entries without a capacity check each. */
+/* Room on the tape for `more` entries, written then without a capacity check each. */
 static bool reserve(struct gw_pb_sizes *s, size_t more)
 {
   if (s->cap - s->n >= more)
