@@ -297,17 +297,6 @@ static inline bool number_next(const struct gw_json *j)
   return j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'));
 }
 
-/* A JSON number (the walk reads doubleValue's with the same gw_json_number); its errors are the walk's to
- * report, with their path. */
-static bool fast_double(struct gw_json *j, double *v)
-{
-  struct gw_jnum num;
-  if (gw_json_number(j, &num))
-    return false;
-  *v = num.d;
-  return true;
-}
-
 /* A compact scalar AnyValue's member name, after its '{': "stringValue": "intValue": "boolValue":true
  * "boolValue":false "doubleValue": (a JSON number following). Consumed when it is one (its type), else
  * nothing consumed (F_NONE). */
@@ -342,9 +331,15 @@ static bool fast_scalar(struct gw_json *j, enum fast_t t, GwAnyValue *av)
   case F_INT:
     av->value_case = GW_AV_INT;
     return fast_int(j, &av->int_value);
-  case F_DBL:
+  case F_DBL: {
+    /* read with the walk's own gw_json_number; its errors are the walk's to report, with their path */
+    struct gw_jnum num;
     av->value_case = GW_AV_DOUBLE;
-    return fast_double(j, &av->double_value);
+    if (gw_json_number(j, &num))
+      return false;
+    av->double_value = num.d;
+    return true;
+  }
   case F_TRUE:
   case F_FALSE:
     av->value_case = GW_AV_BOOL;

@@ -119,10 +119,13 @@ static size_t element_size(ProtobufCType t)
   }
 }
 
-static bool push(struct gw_pb_sizes *s)
+/* Room on the tape for `need` entries in all. */
+static bool grow(struct gw_pb_sizes *s, size_t need)
 {
-  if (s->n == s->cap) {
+  if (need > s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 1024;
+    while (cap < need)
+      cap *= 2;
     uint32_t *v;
     if (s->a) { /* the request's arena: its pages are warm, a malloc'd tape of 100+ KB may be mapped afresh */
       if ((v = gw_arena_alloc(s->a, cap * sizeof *v)) && s->n)
@@ -135,6 +138,13 @@ static bool push(struct gw_pb_sizes *s)
     s->v = v;
     s->cap = cap;
   }
+  return true;
+}
+
+static bool push(struct gw_pb_sizes *s)
+{
+  if (!grow(s, s->n + 1))
+    return false;
   s->n++;
   return true;
 }
@@ -360,19 +370,6 @@ static uint8_t *kv_pack(struct gw_pb_sizes *s, const GwKeyValue *kv, uint8_t *ou
  * sub_pack, so the two ways can alternate within one array. Field numbers up to 15 (one-byte tags) are
  * what kv_shape and any_shape checked. */
 
-/* Room on the tape for `more` entries, written then without a capacity check each. */
-static bool reserve(struct gw_pb_sizes *s, size_t more)
-{
-  if (s->cap - s->n >= more)
-    return true;
-  size_t n = s->n;
-  while (s->cap - s->n < more)
-    if (!push(s))
-      return false;
-  s->n = n;
-  return true;
-}
-
 static inline bool kv_plain(const GwKeyValue *kv)
 {
   const GwAnyValue *v = kv->value;
@@ -397,7 +394,7 @@ static bool kvs_size(struct gw_pb_sizes *s, const GwKeyValue *const *kv, size_t 
       rv += one;
       continue;
     }
-    if (!reserve(s, 4))
+    if (!grow(s, s->n + 4)) /* the entries below are written without a check each */
       return false;
     uint32_t *t = s->v + s->n;
     size_t at = 0, kvlen = 0, vlen;
