@@ -191,8 +191,9 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
  *   the text with VPERMI2B when the group's tokens start within it (masked loads: nothing past the text is
  *   read), else with a gather, for which a token ending in the text's last 8 bytes is read from a padded
  *   copy of the text's tail. FNV-1a's multiply is VPMULLQ, each lane stopping where its token (cut to 64
- *   bytes) ends. A bigram's FNV starts from the previous token's unigram ((uni ^ ' ') * prime), so group
- *   g's bigrams run beside group g + 1's unigrams: two independent chains.
+ *   bytes) ends. A bigram's FNV starts from the previous token's unigram ((uni ^ ' ') * prime), so the
+ *   bigrams of groups g and g + 1 run beside the unigrams of groups g + 2 and g + 3: four independent
+ *   chains (sh_fnv4).
  * - Counts: eight finalized features a step. Their bytes transposed (VPERMB: one word per byte position
  *   holding that byte of each feature), GF2P8AFFINEQB with the matrix of one bit per byte turns each word
  *   into "bit j of the 8 bytes" bytes, whose popcounts are the number of the eight features with each of
@@ -321,8 +322,11 @@ SH_TARGET SH_INLINE static __m512i sh_read(const struct sh_group *g, uint64_t w)
   return _mm512_mask_blend_epi8(up, q, _mm512_or_si512(q, _mm512_set1_epi8(0x20)));
 }
 
-/* FNV-1a over two groups at once: *ha over a's tokens, *hb over b's, from the values they hold. */
-SH_TARGET SH_INLINE static void sh_fnv2(const struct sh_group *a, __m512i *ha, const struct sh_group *b, __m512i *hb)
+/* FNV-1a over four groups at once: h[j] over g[j]'s tokens, from the value it holds. Four independent
+ * multiply chains, because a byte's step waits for the previous byte's VPMULLQ: about 3 cycles on some
+ * cores, 15 on others (Intel's), where two chains left the multiplier idle most of the time. A group with no
+ * token (len 0) reads nothing and changes nothing. */
+SH_TARGET SH_INLINE static void sh_fnv4(const struct sh_group *g, __m512i *h)
 {
   /* byte i of each word, zero-extended: VPSHUFB's control for step i (0x80 writes a zero) */
   static const uint64_t byte_at[8][8] __attribute__((aligned(64))) = {
@@ -333,54 +337,64 @@ SH_TARGET SH_INLINE static void sh_fnv2(const struct sh_group *a, __m512i *ha, c
 #undef SH_B
   };
   const __m512i prime = _mm512_set1_epi64((long long)FNV_PRIME);
-  uint64_t ma = _mm512_reduce_max_epu64(a->len), mb = _mm512_reduce_max_epu64(b->len);
-  uint64_t most = ma > mb ? ma : mb;
-  __m512i x = *ha, y = *hb;
+  uint64_t len[4], most = 0;
+  __m512i x[4], q[4];
+  for (int j = 0; j < 4; j++) {
+    len[j] = _mm512_reduce_max_epu64(g[j].len);
+    most = len[j] > most ? len[j] : most;
+    x[j] = h[j];
+  }
   for (uint64_t w = 0; w < most; w += 8) {
-    __m512i qa = w < ma ? sh_read(a, w) : _mm512_setzero_si512(), qb = w < mb ? sh_read(b, w) : _mm512_setzero_si512();
+    for (int j = 0; j < 4; j++)
+      q[j] = w < len[j] ? sh_read(&g[j], w) : _mm512_setzero_si512();
     uint64_t last = most - w < 8 ? most - w : 8;
     for (uint64_t i = 0; i < last; i++) {
-      __m512i pos = _mm512_set1_epi64((long long)(w + i));
-      __mmask8 ka = _mm512_cmpgt_epu64_mask(a->len, pos), kb = _mm512_cmpgt_epu64_mask(b->len, pos);
-      __m512i at = _mm512_load_si512(byte_at[i]);
-      x = _mm512_mask_mullo_epi64(x, ka, _mm512_xor_si512(x, _mm512_shuffle_epi8(qa, at)), prime);
-      y = _mm512_mask_mullo_epi64(y, kb, _mm512_xor_si512(y, _mm512_shuffle_epi8(qb, at)), prime);
+      __m512i pos = _mm512_set1_epi64((long long)(w + i)), at = _mm512_load_si512(byte_at[i]);
+      for (int j = 0; j < 4; j++)
+        x[j] = _mm512_mask_mullo_epi64(x[j], _mm512_cmpgt_epu64_mask(g[j].len, pos),
+                                       _mm512_xor_si512(x[j], _mm512_shuffle_epi8(q[j], at)), prime);
     }
   }
-  *ha = x;
-  *hb = y;
+  for (int j = 0; j < 4; j++)
+    h[j] = x[j];
 }
 
 /* One round: the k complete tokens [st[i], en[i]) hashed and counted. u[0] holds the previous round's last
- * unigram (when have_prev) and ends holding this round's; u[1 + i] is token i's. */
+ * unigram (when have_prev) and ends holding this round's; u[1 + i] is token i's. Tokens go 16 a step, two
+ * groups of eight: the first step's unigrams alone, then the bigrams of tokens i .. i + 15 beside the
+ * unigrams of tokens i + 16 .. i + 31 (a bigram starts from the previous token's unigram, found a step
+ * before). */
 SH_TARGET static void sh_round(const struct sh_text *t, struct sh_counts *c, const uint32_t *st, const uint32_t *en,
                                size_t k, uint64_t *u, bool have_prev)
 {
   const __m512i offset = _mm512_set1_epi64((long long)FNV_OFFSET), prime = _mm512_set1_epi64((long long)FNV_PRIME);
   const __m512i space = _mm512_set1_epi64(' ');
-  struct sh_group none = {.at = _mm512_setzero_si512(), .len = _mm512_setzero_si512(), .window = true};
-  __m512i dummy = offset;
-  /* the first group's unigrams alone; then group g's bigrams beside group g + 1's unigrams */
-  struct sh_group cur = sh_load(t, st, en, k);
-  __m512i hu = offset;
-  sh_fnv2(&cur, &hu, &none, &dummy);
-  _mm512_mask_storeu_epi64(u + 1, cur.live, hu);
-  sh_count8(c, hu, cur.live);
-  for (size_t i = 0; i < k; i += 8) {
-    __m512i hb = _mm512_mullo_epi64(_mm512_xor_si512(_mm512_maskz_loadu_epi64(cur.live, u + i), space), prime);
-    __mmask8 pairs = cur.live & (i == 0 && !have_prev ? 0xfe : 0xff); /* the text's first token has no pair */
-    if (i + 8 < k) {
-      struct sh_group next = sh_load(t, st + i + 8, en + i + 8, k - i - 8);
-      __m512i hn = offset;
-      sh_fnv2(&cur, &hb, &next, &hn);
-      _mm512_mask_storeu_epi64(u + i + 9, next.live, hn);
-      sh_count8(c, hn, next.live);
-      sh_count8(c, hb, pairs);
-      cur = next;
-    } else {
-      sh_fnv2(&cur, &hb, &none, &dummy);
-      sh_count8(c, hb, pairs);
+  const struct sh_group none = {.at = _mm512_setzero_si512(), .len = _mm512_setzero_si512(), .window = true};
+  struct sh_group g[4] = {sh_load(t, st, en, k), k > 8 ? sh_load(t, st + 8, en + 8, k - 8) : none, none, none};
+  __m512i h[4] = {offset, offset, offset, offset};
+  sh_fnv4(g, h);
+  for (int j = 0; j < 2; j++) {
+    _mm512_mask_storeu_epi64(u + 1 + 8 * j, g[j].live, h[j]);
+    sh_count8(c, h[j], g[j].live);
+  }
+  for (size_t i = 0; i < k; i += 16) {
+    /* g[0], g[1]: tokens i .. i + 15, whose bigrams are hashed now; g[2], g[3]: the next 16's unigrams */
+    for (int j = 0; j < 2; j++)
+      h[j] = _mm512_mullo_epi64(_mm512_xor_si512(_mm512_maskz_loadu_epi64(g[j].live, u + i + 8 * j), space), prime);
+    size_t more = k > i + 16 ? k - i - 16 : 0;
+    g[2] = more ? sh_load(t, st + i + 16, en + i + 16, more) : none;
+    g[3] = more > 8 ? sh_load(t, st + i + 24, en + i + 24, more - 8) : none;
+    h[2] = h[3] = offset;
+    sh_fnv4(g, h);
+    for (int j = 2; j < 4 && more > 8 * (size_t)(j - 2); j++) {
+      _mm512_mask_storeu_epi64(u + i + 1 + 8 * j, g[j].live, h[j]);
+      sh_count8(c, h[j], g[j].live);
     }
+    sh_count8(c, h[0], g[0].live & (i == 0 && !have_prev ? 0xfe : 0xff)); /* the text's first token has no pair */
+    if (g[1].live)
+      sh_count8(c, h[1], g[1].live);
+    g[0] = g[2];
+    g[1] = g[3];
   }
   u[0] = u[k];
 }
