@@ -548,6 +548,74 @@ static void test_json_ids(void **state)
   gw_arena_destroy(a);
 }
 
+/* Hex ids are read 16 digits a step where the CPU allows, the rest (and any block holding a non-digit) a
+ * digit pair at a time: every printable byte at every place of a trace id, and ids of every even length up
+ * to 48 digits in mixed case, against the digits' values taken one by one. */
+static int ref_hexval(int c)
+{
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void hex_id_case(const char *id, size_t n)
+{
+  char json[256];
+  snprintf(json, sizeof json, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"%.*s\"}]}]}]}", (int)n,
+           id);
+  bool valid = true;
+  unsigned char want[32];
+  for (size_t i = 0; i < n; i += 2) {
+    int hi = ref_hexval((unsigned char)id[i]), lo = ref_hexval((unsigned char)id[i + 1]);
+    valid &= hi >= 0 && lo >= 0;
+    want[i / 2] = (unsigned char)(hi << 4 | lo);
+  }
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  gw_rc rc = dec_json(a, json, &req, &err);
+  if (!valid) {
+    if (rc != GW_ERR(DECODE) || strcmp(err.msg, "resourceSpans[0].scopeSpans[0].spans[0].traceId: not hex"))
+      fail_msg("\"%.*s\": rc %d \"%s\", want not hex", (int)n, id, rc, err.msg);
+  } else {
+    if (rc)
+      fail_msg("\"%.*s\": %s", (int)n, id, err.msg);
+    GwSpan *s = first_span(req);
+    assert_int_equal(s->trace_id.len, n / 2);
+    if (n)
+      assert_memory_equal(s->trace_id.data, want, n / 2);
+  }
+  gw_arena_destroy(a);
+}
+
+static void test_json_hex_ids_every_byte(void **state)
+{
+  (void)state;
+  const char *base = "5B8EFFF798038103d269b633813fc60c";
+  char id[49];
+  for (size_t at = 0; at < 32; at++)
+    for (int c = 0x20; c < 0x7f; c++) {
+      if (c == '"' || c == '\\')
+        continue;
+      memcpy(id, base, 32);
+      id[at] = (char)c;
+      hex_id_case(id, 32);
+    }
+  uint64_t seed = 42;
+  static const char digits[] = "0123456789abcdefABCDEF";
+  for (size_t n = 0; n <= 48; n += 2)
+    for (int round = 0; round < 20; round++) {
+      for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        id[i] = digits[(seed >> 33) % 22];
+      }
+      hex_id_case(id, n);
+      if (n) { /* and one non-digit at a random place */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        id[(seed >> 33) % n] = 'g';
+        hex_id_case(id, n);
+      }
+    }
+}
+
 #define SPANS(x) "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":" x "}]}]}"
 #define SPAN_PATH "resourceSpans[0].scopeSpans[0].spans"
 
@@ -3146,6 +3214,7 @@ int main(void)
       cmocka_unit_test(test_json_int_value),
       cmocka_unit_test(test_json_other_values),
       cmocka_unit_test(test_json_ids),
+      cmocka_unit_test(test_json_hex_ids_every_byte),
       cmocka_unit_test(test_json_errors),
       cmocka_unit_test(test_json_garbage_offset),
       cmocka_unit_test(test_json_escapes),
