@@ -566,7 +566,7 @@ static void hex_id_case(const char *id, size_t n)
   for (size_t i = 0; i < n; i += 2) {
     int hi = ref_hexval((unsigned char)id[i]), lo = ref_hexval((unsigned char)id[i + 1]);
     valid &= hi >= 0 && lo >= 0;
-    want[i / 2] = (unsigned char)(hi << 4 | lo);
+    want[i / 2] = hi >= 0 && lo >= 0 ? (unsigned char)(hi << 4 | lo) : 0;
   }
   struct gw_arena *a = gw_arena_create(0);
   GwTraceRequest *req;
