@@ -386,10 +386,11 @@ SH_TARGET static void sh_round(const struct sh_text *t, struct sh_counts *c, con
     g[3] = more > 8 ? sh_load(t, st + i + 24, en + i + 24, more - 8) : none;
     h[2] = h[3] = offset;
     sh_fnv4(g, h);
-    for (int j = 2; j < 4 && more > 8 * (size_t)(j - 2); j++) {
-      _mm512_mask_storeu_epi64(u + i + 1 + 8 * j, g[j].live, h[j]);
-      sh_count8(c, h[j], g[j].live);
-    }
+    for (int j = 2; j < 4; j++)
+      if (g[j].live) {
+        _mm512_mask_storeu_epi64(u + i + 1 + 8 * j, g[j].live, h[j]);
+        sh_count8(c, h[j], g[j].live);
+      }
     sh_count8(c, h[0], g[0].live & (i == 0 && !have_prev ? 0xfe : 0xff)); /* the text's first token has no pair */
     if (g[1].live)
       sh_count8(c, h[1], g[1].live);
