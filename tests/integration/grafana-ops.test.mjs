@@ -235,7 +235,7 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
     },
   };
 
-  test('/metrics: histograms are cumulative and count what they observed; process metrics and build info', () => {
+  test('/metrics: histograms are cumulative and count what they observed; process metrics and build info', async () => {
     const s = S.s2;
     for (const name of ['genai_gateway_request_duration_seconds', 'genai_gateway_request_stage_seconds',
       'genai_gateway_spool_fsync_duration_seconds', 'genai_gateway_pg_batch_duration_seconds', 'genai_gateway_exporter_batch_seconds']) {
@@ -258,6 +258,21 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
     for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_open_fds', 'process_max_fds', 'process_start_time_seconds']) {
       assert.ok(s.some((x) => x.name === name), name);
     }
+    /* the process's CPU time, finer than /proc's ticks (a lightly loaded gateway between two scrapes
+     * must not show zero) and within a tick of what /proc says */
+    const ticks = () => {
+      const st = fs.readFileSync(`/proc/${gw.pid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100;
+    };
+    const before = ticks();
+    const cpuOf = async () => (await scrape()).s.find((x) => x.name === 'process_cpu_seconds_total').value;
+    const cpu = await cpuOf();
+    const after = ticks();
+    assert.ok(cpu > before - 0.02 && cpu < after + 0.02, `process_cpu_seconds_total ${cpu} vs /proc ${before}..${after}`);
+    /* rendering one scrape takes microseconds of CPU: the next scrape shows them */
+    const next = await cpuOf();
+    assert.ok(next > cpu, `process_cpu_seconds_total ${next} after ${cpu}`);
     const start = s.find((x) => x.name === 'process_start_time_seconds').value;
     assert.ok(Math.abs(start * 1000 - Date.now()) < 120000, `start time ${start}`);
   });
