@@ -1,7 +1,7 @@
 /*
  * gen_payload.c: the benchmark's request bodies. Not part of the gateway.
  *
- *   gen_payload [-n BODIES] [-s SPANS] [-j] OUTDIR
+ *   gen_payload [-n BODIES] [-s SPANS] [-j] [-c] OUTDIR
  *
  * Writes BODIES (default 8) ExportTraceServiceRequests of SPANS (default 100) GenAI chat spans each, as the
  * OTel JS SDK's OpenAI instrumentation would send them: current semconv attributes (gen_ai.operation.name,
@@ -9,7 +9,9 @@
  * gen_ai.input.messages / gen_ai.output.messages as JSON strings of about 1 KB each, built from a pool of
  * ordinary support-desk sentences so the text is not one repeated byte pattern. Spans come in traces of
  * four (an agent making four model calls under one parent), start times are now minus a few seconds, and
- * every id comes from getrandom, so two runs never produce the same rows.
+ * every id comes from getrandom, so two runs never produce the same rows. With -c the four calls of a trace
+ * are one conversation: each call's input messages carry the earlier calls' user and assistant turns (a
+ * chat client resends the history), so inputs grow from about 1 KB to about 7 KB along a trace.
  *
  * Per body NNN:
  *   body-NNN.pb    the protobuf request (POST /v1/traces, application/x-protobuf)
@@ -186,25 +188,49 @@ struct span_text {
   int64_t in_tokens, out_tokens;
 };
 
-static void make_texts(struct span_text *t)
+/* With -c the four calls of a trace are one conversation: each call's input is the system prompt and every
+ * earlier turn (user, assistant) before its own user text, as a chat client resends the history. */
+static bool conversation;
+
+struct convo {
+  const char *sys;
+  struct buf turns; /* the earlier turns' messages, JSON, each followed by ',' */
+};
+
+static void make_texts(struct span_text *t, struct convo *cv, bool first)
 {
-  struct buf sys = {0}, user = {0}, ans = {0}, in = {0}, out = {0};
-  buf_puts(&sys, system_prompts[rnd() % COUNT(system_prompts)]);
-  pick_text(&user, user_sentences, COUNT(user_sentences), MSG_TARGET - sys.len - 120);
+  struct buf user = {0}, ans = {0}, in = {0}, out = {0};
+  if (first || !conversation) {
+    cv->sys = system_prompts[rnd() % COUNT(system_prompts)];
+    cv->turns.len = 0;
+    if (cv->turns.p)
+      cv->turns.p[0] = '\0';
+  }
+  size_t syslen = strlen(cv->sys);
+  pick_text(&user, user_sentences, COUNT(user_sentences), MSG_TARGET - syslen - 120);
   pick_text(&ans, answer_sentences, COUNT(answer_sentences), MSG_TARGET - 90);
   buf_puts(&in, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":");
-  buf_json_str(&in, sys.p);
-  buf_puts(&in, "}]},{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":");
+  buf_json_str(&in, cv->sys);
+  buf_puts(&in, "}]},");
+  if (cv->turns.len)
+    buf_putn(&in, cv->turns.p, cv->turns.len);
+  size_t user_at = in.len;
+  buf_puts(&in, "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":");
   buf_json_str(&in, user.p);
   buf_puts(&in, "}]}]");
   buf_puts(&out, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":");
   buf_json_str(&out, ans.p);
   buf_puts(&out, "}],\"finish_reason\":\"stop\"}]");
+  if (conversation) { /* this call's user text and answer join the history of the next */
+    buf_putn(&cv->turns, in.p + user_at, in.len - user_at - 1);
+    buf_puts(&cv->turns, ",{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":");
+    buf_json_str(&cv->turns, ans.p);
+    buf_puts(&cv->turns, "}]},");
+  }
   t->input = in.p;
   t->output = out.p;
-  t->in_tokens = (int64_t)(sys.len + user.len) / 4;
+  t->in_tokens = (int64_t)in.len / 4;
   t->out_tokens = (int64_t)ans.len / 4;
-  free(sys.p);
   free(user.p);
   free(ans.p);
 }
@@ -249,7 +275,7 @@ static void set_int(struct span_store *s, int i, const char *key, int64_t v)
 }
 
 static void build_span(struct span_store *s, const uint8_t *trace_id, const uint8_t *parent,
-                       const char *session, uint64_t start_ns)
+                       const char *session, uint64_t start_ns, struct convo *cv, bool first)
 {
   const char *const *m = models[rnd() % COUNT(models)];
   gw_pb_span_init(&s->span);
@@ -258,7 +284,7 @@ static void build_span(struct span_store *s, const uint8_t *trace_id, const uint
   memcpy(s->parent_id, parent, 8);
   snprintf(s->resp_id, sizeof s->resp_id, "chatcmpl-%016" PRIx64 "%08" PRIx32, rnd(), (uint32_t)rnd());
   snprintf(s->session, sizeof s->session, "%s", session);
-  make_texts(&s->text);
+  make_texts(&s->text, cv, first);
   for (int i = 0; i < A_NATTR; i++) {
     gw_pb_key_value_init(&s->kv[i]);
     gw_pb_any_value_init(&s->av[i]);
@@ -437,13 +463,15 @@ static int make_body(const char *dir, int body, int nspans, bool json)
   uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
   uint8_t trace_id[16], parent[8];
   char session[32] = "";
+  struct convo cv = {0};
   for (int i = 0; i < nspans; i++) {
     if (i % SPANS_PER_TRACE == 0) {
       rnd_bytes(trace_id, 16);
       rnd_bytes(parent, 8);
       snprintf(session, sizeof session, "sess-%012" PRIx64, rnd() >> 16);
     }
-    build_span(&spans[i], trace_id, parent, session, now - 5000000000ull + (uint64_t)i * 10000000ull);
+    build_span(&spans[i], trace_id, parent, session, now - 5000000000ull + (uint64_t)i * 10000000ull, &cv,
+               i % SPANS_PER_TRACE == 0);
     spanp[i] = &spans[i].span;
   }
 
@@ -513,6 +541,7 @@ out:
     free(spans[i].text.output);
     free(spans[i].span.name);
   }
+  free(cv.turns.p);
   free(spans);
   free(spanp);
   free(pb);
@@ -522,7 +551,7 @@ out:
 
 static void usage(void)
 {
-  fprintf(stderr, "usage: gen_payload [-n BODIES] [-s SPANS] [-j] OUTDIR\n");
+  fprintf(stderr, "usage: gen_payload [-n BODIES] [-s SPANS] [-j] [-c] OUTDIR\n");
   exit(2);
 }
 
@@ -530,11 +559,12 @@ int main(int argc, char **argv)
 {
   int nbodies = 8, nspans = 100, opt;
   bool json = false;
-  while ((opt = getopt(argc, argv, "n:s:j")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:jc")) != -1) {
     switch (opt) {
     case 'n': nbodies = atoi(optarg); break;
     case 's': nspans = atoi(optarg); break;
     case 'j': json = true; break;
+    case 'c': conversation = true; break;
     default: usage();
     }
   }

@@ -589,9 +589,8 @@ static void content(struct nz_ctx *c)
   gw_record_set_text(r, GW_RT_RESPONSE_CONTENT, text, text ? n : 0);
   if (r->prompt_content) {
     /* prompt_hash: taken for the whole request at the end (prompt_hashes), two prompts at a time. The SimHash is over the text of the input messages (system included), before redaction too. */
-    text = nz_msgs_text(c, &in, NULL, &n);
     uint64_t sh;
-    if (text && gw_simhash(text, n, &sh))
+    if (nz_msgs_simhash(c, &in, &sh))
       gw_simhash_bits(sh, r->prompt_simhash);
   }
 }
@@ -1161,6 +1160,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
   view = gw_arena_alloc(a, sizeof *view);
   if (!view)
     goto oom;
+  struct nz_sh_memo shm = {0};
   for (size_t ri = 0; ri < req->n_resource_spans; ri++) {
     GwResourceSpans *rs = req->resource_spans[ri];
     struct nz_res rf = {.res = rs->resource};
@@ -1178,7 +1178,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
           continue;
         }
         ss->spans[w++] = sp;
-        struct nz_ctx c = {.a = a, .span = sp, .s = view};
+        struct nz_ctx c = {.a = a, .span = sp, .s = view, .shm = &shm};
         if (!scan(&c, sp) && !c.oom)
           continue;
         if (c.oom || !res_facts(a, &rf))

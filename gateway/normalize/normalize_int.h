@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "normalize/normalize.h"
+#include "normalize/simhash.h"
 
 /* Slots, grouped by the dialect whose key fills them. */
 #define NZ_SLOTS(X)                                                                                      \
@@ -90,8 +91,10 @@ struct nz_span {
 enum { NZ_TOK_IN = 1, NZ_TOK_OUT = 2, NZ_TOK_TOTAL = 4 };
 
 /* The request-scoped context every helper gets. oom is sticky: once set the record is abandoned. */
+struct nz_sh_memo;
 struct nz_ctx {
   struct gw_arena *a;
+  struct nz_sh_memo *shm; /* the request's SimHash parts (nz_msgs_simhash); NULL: none kept */
   struct gw_record *r;
   const GwSpan *span;
   struct nz_span *s;
@@ -185,6 +188,22 @@ char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output, siz
 /* Plain text of the text parts of the messages whose role is `role` (all when NULL), "\n"-joined;
  * *len (when len is not NULL): its strlen. */
 char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, size_t *len);
+/* The SimHash of nz_msgs_text(c, m, NULL): a part of NZ_SH_MEMO_MIN bytes or more is hashed once per
+ * request when c->shm is set (a conversation's calls each resend the system prompt and every earlier
+ * turn), the rest as runs of parts, and the pieces joined (simhash.h). False: no token (or c->oom). */
+bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out);
+#define NZ_SH_MEMO_MIN 128
+#define NZ_SH_MEMO_MAX 4096 /* parts kept at most (about 1.5 MB of arena); later ones are hashed each time */
+struct nz_sh_ent {
+  const char *text;
+  size_t len;
+  uint64_t key;
+  const struct gw_simhash_part *part;
+};
+struct nz_sh_memo {
+  struct nz_sh_ent *v; /* open addressing on sh_key (semconv.c), cap a power of two */
+  uint32_t n, cap;
+};
 /* The gen_ai.client.inference.operation.details event (current semconv). */
 void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys);
 

@@ -1011,6 +1011,123 @@ char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, 
   return s;
 }
 
+/* The memo's key for a part of len >= 16 bytes: its length and eight words spread over it. Equal texts get
+ * equal keys; a collision only costs a memcmp. */
+static uint64_t sh_key(const char *t, size_t len)
+{
+  uint64_t h = len * 0x9e3779b97f4a7c15ull, w;
+  for (int i = 0; i < 8; i++) {
+    memcpy(&w, t + (len - 8) * (size_t)i / 7, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+/* A part's SimHash from the request's memo, else computed (and kept while there is room). */
+static const struct gw_simhash_part *sh_part(struct nz_ctx *c, const char *text, size_t len,
+                                             struct gw_simhash_part *tmp)
+{
+  struct nz_sh_memo *m = c->shm;
+  uint64_t h = sh_key(text, len);
+  uint32_t i = 0;
+  if (m->cap) {
+    for (i = (uint32_t)h & (m->cap - 1); m->v[i].text; i = (i + 1) & (m->cap - 1))
+      if (m->v[i].key == h && m->v[i].len == len && !memcmp(m->v[i].text, text, len))
+        return m->v[i].part;
+  }
+  gw_simhash_part(text, len, tmp);
+  if (m->n >= NZ_SH_MEMO_MAX)
+    return tmp;
+  if (2 * (m->n + 1) > m->cap) { /* at most half full */
+    uint32_t ncap = m->cap ? 2 * m->cap : 64;
+    struct nz_sh_ent *nv = gw_arena_alloc(c->a, sizeof *nv * ncap);
+    if (!nv)
+      return tmp; /* hashed, not kept */
+    memset(nv, 0, sizeof *nv * ncap);
+    for (uint32_t k = 0; k < m->cap; k++)
+      if (m->v[k].text) {
+        uint32_t j = (uint32_t)m->v[k].key & (ncap - 1);
+        while (nv[j].text)
+          j = (j + 1) & (ncap - 1);
+        nv[j] = m->v[k];
+      }
+    m->v = nv;
+    m->cap = ncap;
+    for (i = (uint32_t)h & (ncap - 1); m->v[i].text; i = (i + 1) & (ncap - 1))
+      ;
+  }
+  struct gw_simhash_part *keep = gw_arena_alloc(c->a, sizeof *keep);
+  if (!keep)
+    return tmp;
+  *keep = *tmp;
+  m->v[i] = (struct nz_sh_ent){text, len, h, keep};
+  m->n++;
+  return keep;
+}
+
+/* The parts between two memoized ones go to the SimHash as one text, joined by '\n' as in nz_msgs_text
+ * (a copy only when there are several): short turns cost no more than before. */
+struct sh_run {
+  struct gw_sb sb;
+  const char *one;
+  size_t one_len;
+  unsigned n;
+};
+
+static void sh_run_flush(struct sh_run *r, struct gw_simhash_join *j)
+{
+  if (!r->n)
+    return;
+  struct gw_simhash_part tmp;
+  if (r->n == 1)
+    gw_simhash_part(r->one, r->one_len, &tmp);
+  else
+    gw_simhash_part(r->sb.buf, r->sb.len, &tmp);
+  gw_simhash_join_add(j, &tmp);
+  r->n = 0;
+  r->sb.len = 0;
+}
+
+bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out)
+{
+  struct gw_simhash_join j;
+  gw_simhash_join_init(&j);
+  struct sh_run run = {.n = 0};
+  gw_sb_init(&run.sb, c->a);
+  for (uint32_t i = 0; i < m->n; i++) {
+    const struct nz_msg *msg = &m->v[i];
+    for (uint32_t k = 0; k < msg->n; k++) {
+      const struct nz_part *pt = &msg->parts[k];
+      if (pt->json || strcmp(pt->type, "text"))
+        continue;
+      if (c->shm && pt->len >= NZ_SH_MEMO_MIN) {
+        sh_run_flush(&run, &j);
+        struct gw_simhash_part tmp;
+        gw_simhash_join_add(&j, sh_part(c, pt->text, pt->len, &tmp));
+        continue;
+      }
+      if (run.n == 1) {
+        gw_sb_putn(&run.sb, run.one, run.one_len);
+      }
+      if (run.n) {
+        gw_sb_putc(&run.sb, '\n');
+        gw_sb_putn(&run.sb, pt->text, pt->len);
+      } else {
+        run.one = pt->text;
+        run.one_len = pt->len;
+      }
+      run.n++;
+    }
+  }
+  if (run.sb.oom) {
+    c->oom = true;
+    return false;
+  }
+  sh_run_flush(&run, &j);
+  return gw_simhash_join_end(&j, out);
+}
+
 /* gen_ai.client.inference.operation.details carries the content attributes, structured (§3.4). */
 void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys)
 {

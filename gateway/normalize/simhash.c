@@ -115,6 +115,8 @@ static void token_table(void)
                                                                                               : 0);
 }
 
+static pthread_once_t token_once = PTHREAD_ONCE_INIT;
+
 /* A token ends: its unigram and (after the first token) its bigram are counted, 16 at a time. */
 #define TOKEN_END()                                                                                          \
   do {                                                                                                       \
@@ -135,17 +137,16 @@ static void token_table(void)
 
 #ifdef SH512
 static bool simhash512(const char *text, size_t n, uint64_t *out);
+static bool simhash512_part(const char *text, size_t n, struct gw_simhash_part *p);
 static bool sh512(void);
 #endif
 
 bool gw_simhash_no_avx512;
 
-bool gw_simhash(const char *text, size_t n, uint64_t *out)
+/* The portable path's votes of text[0, n) (v->n features); *last_bi as in gw_simhash_part. False when the
+ * text has no token. */
+static bool votes_of(const char *text, size_t n, struct votes *vp, uint64_t *last_bi)
 {
-#ifdef SH512
-  if (n < UINT32_MAX - 64 && sh512()) /* (token offsets are 32-bit there) */
-    return simhash512(text, n, out);
-#endif
   struct votes v;
   memset(&v, 0, sizeof v);
   uint64_t f[17];
@@ -157,8 +158,7 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
   size_t curn = 0;
   bool have_prev = false;
   const unsigned char *p = (const unsigned char *)text;
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, token_table);
+  pthread_once(&token_once, token_table);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = token_byte[p[i]];
     if (c) {
@@ -177,6 +177,21 @@ bool gw_simhash(const char *text, size_t n, uint64_t *out)
   v.n += k;
   memset(f + k, 0, (16 - k) * sizeof f[0]); /* the last block filled with zero words: they add nothing */
   add16(&v, f);
+  *vp = v;
+  *last_bi = bi; /* TOKEN_END left "last token + ' '" there */
+  return true;
+}
+
+bool gw_simhash(const char *text, size_t n, uint64_t *out)
+{
+#ifdef SH512
+  if (n < UINT32_MAX - 64 && sh512()) /* (token offsets are 32-bit there) */
+    return simhash512(text, n, out);
+#endif
+  struct votes v;
+  uint64_t last_bi;
+  if (!votes_of(text, n, &v, &last_bi))
+    return false;
   *out = tally(&v);
   return true;
 }
@@ -429,7 +444,8 @@ SH_TARGET SH_INLINE static uint64_t token_mask(const unsigned char *p, size_t n)
   return digit | letter | _mm512_movepi8_mask(v);
 }
 
-SH_TARGET static bool simhash512(const char *text, size_t n, uint64_t *out)
+/* The counts of text[0, n) (widened into c32) and the last token's unigram FNV; false when no token. */
+SH_TARGET SH_INLINE static bool sh_counts_of(const char *text, size_t n, struct sh_counts *cp, uint64_t *last_uni)
 {
   struct sh_text t = {(const unsigned char *)text, n, NULL, n > SH_TAIL ? n - SH_TAIL : 0};
   unsigned char tail[SH_TAIL + 8];
@@ -467,12 +483,36 @@ SH_TARGET static bool simhash512(const char *text, size_t n, uint64_t *out)
   if (!have_prev)
     return false;
   sh_widen(&c);
+  *cp = c;
+  *last_uni = u[0];
+  return true;
+}
+
+SH_TARGET static bool simhash512(const char *text, size_t n, uint64_t *out)
+{
+  struct sh_counts c;
+  uint64_t last_uni;
+  if (!sh_counts_of(text, n, &c, &last_uni))
+    return false;
   uint64_t bits = 0;
   const __m512i half = _mm512_set1_epi32((int)(c.n >> 1));
   /* 2 * count > n, the count being whole: count > n / 2 rounded down */
   for (int j = 0; j < 4; j++)
     bits |= (uint64_t)_mm512_cmpgt_epu32_mask(c.c32[j], half) << (16 * j);
   *out = bits;
+  return true;
+}
+
+SH_TARGET static bool simhash512_part(const char *text, size_t n, struct gw_simhash_part *p)
+{
+  struct sh_counts c;
+  uint64_t last_uni;
+  if (!sh_counts_of(text, n, &c, &last_uni))
+    return false;
+  for (int j = 0; j < 4; j++)
+    _mm512_storeu_si512(p->cnt + 16 * j, c.c32[j]); /* lane i of c32[j]: bit 16j + i */
+  p->n = c.n;
+  p->last_bi = (last_uni ^ (unsigned char)' ') * FNV_PRIME;
   return true;
 }
 #endif
@@ -499,5 +539,77 @@ bool gw_simhash_parse_bits(const char *s, uint64_t *out)
     h = h << 1 | (uint64_t)(s[i] == '1');
   }
   *out = h;
+  return true;
+}
+
+bool gw_simhash_part(const char *text, size_t n, struct gw_simhash_part *p)
+{
+  p->any = false;
+  bool ok = false;
+#ifdef SH512
+  if (n < UINT32_MAX - 64 && sh512())
+    ok = simhash512_part(text, n, p);
+  else
+#endif
+  {
+    struct votes v;
+    ok = votes_of(text, n, &v, &p->last_bi);
+    if (ok) {
+      /* position b's count of ones from the bit-sliced levels */
+      memset(p->cnt, 0, sizeof p->cnt);
+      for (int j = 0; j < 4 + v.used; j++) {
+        uint64_t lv = level(&v, j);
+        for (; lv; lv &= lv - 1)
+          p->cnt[__builtin_ctzll(lv)] += 1u << j;
+      }
+      p->n = v.n;
+    }
+  }
+  if (!ok)
+    return false;
+  /* the first token, as its bigram with the previous part's last token reads it */
+  pthread_once(&token_once, token_table);
+  const unsigned char *t = (const unsigned char *)text;
+  size_t i = 0;
+  while (i < n && !token_byte[t[i]])
+    i++;
+  uint8_t fl = 0;
+  for (; i < n && token_byte[t[i]] && fl < TOKEN_MAX; i++)
+    p->first[fl++] = token_byte[t[i]];
+  p->first_len = fl;
+  p->any = true;
+  return true;
+}
+
+void gw_simhash_join_init(struct gw_simhash_join *j) { memset(j, 0, sizeof *j); }
+
+void gw_simhash_join_add(struct gw_simhash_join *j, const struct gw_simhash_part *p)
+{
+  if (!p->any)
+    return;
+  if (j->any) { /* the bigram across the '\n' */
+    uint64_t h = j->last_bi;
+    for (unsigned i = 0; i < p->first_len; i++)
+      h = (h ^ p->first[i]) * FNV_PRIME;
+    h = fmix64(h);
+    for (; h; h &= h - 1)
+      j->cnt[__builtin_ctzll(h)]++;
+    j->n++;
+  }
+  for (int b = 0; b < 64; b++)
+    j->cnt[b] += p->cnt[b];
+  j->n += p->n;
+  j->last_bi = p->last_bi;
+  j->any = true;
+}
+
+bool gw_simhash_join_end(const struct gw_simhash_join *j, uint64_t *out)
+{
+  if (!j->any)
+    return false;
+  uint64_t bits = 0, half = j->n >> 1;
+  for (int b = 0; b < 64; b++)
+    bits |= (uint64_t)(j->cnt[b] > half) << b;
+  *out = bits;
   return true;
 }

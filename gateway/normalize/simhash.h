@@ -29,6 +29,36 @@
 /* The SimHash of text[0, n); false (and *out untouched) when the text has no token. */
 bool gw_simhash(const char *text, size_t n, uint64_t *out);
 
+/*
+ * A text made of parts joined by '\n' (normalize's input messages) hashed part by part, so that a part met
+ * again (the system prompt and every earlier turn that each call of a conversation resends) is tokenized
+ * and hashed once per request rather than once per call. The features of the whole are those of its parts
+ * plus, where parts meet, the bigram of the last token of one part with tokens and the first token of the
+ * next ('\n' separates tokens, a part without tokens joins nothing), so the join gives gw_simhash's value
+ * of the joined text exactly.
+ */
+struct gw_simhash_part {
+  uint32_t cnt[64];       /* features with bit b set, for each b */
+  uint64_t n;             /* features */
+  uint64_t last_bi;       /* the FNV-1a state of "<last token> ": where a bigram with the next part starts */
+  unsigned char first[64]; /* the first token as hashed (lowercased, cut to 64 bytes) */
+  uint8_t first_len;
+  bool any; /* the part has a token (else everything above is unset) */
+};
+/* The part text[0, n); false (p->any false) when it has no token. */
+bool gw_simhash_part(const char *text, size_t n, struct gw_simhash_part *p);
+
+struct gw_simhash_join {
+  uint32_t cnt[64];
+  uint64_t n, last_bi;
+  bool any;
+};
+void gw_simhash_join_init(struct gw_simhash_join *j);
+/* The next part of the text (in order). */
+void gw_simhash_join_add(struct gw_simhash_join *j, const struct gw_simhash_part *p);
+/* The SimHash of the parts joined by '\n'; false (and *out untouched) when none had a token. */
+bool gw_simhash_join_end(const struct gw_simhash_join *j, uint64_t *out);
+
 /* Tests: the portable path even where the CPU has AVX-512 (both give the same hashes). */
 extern bool gw_simhash_no_avx512;
 

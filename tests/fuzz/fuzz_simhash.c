@@ -4,7 +4,10 @@
  * tokens through a 128-byte window or a gather with a padded copy of the text's tail, and counts features
  * eight at a time; the portable path is the algorithm byte by byte. On any text both must say the same:
  * whether there is a feature at all, and the hash. (On a CPU without AVX-512 both calls take the portable
- * path and the check holds trivially.) Input: the text, as is (the SimHash takes any bytes).
+ * path and the check holds trivially.) The text cut at its '\n's and hashed part by part (gw_simhash_part,
+ * joined: normalize's memo of a conversation's repeated turns) must give the same hash too, on either path
+ * (the parts alternate between them, since a request's memo may hold parts from both). Input: the text, as
+ * is (the SimHash takes any bytes).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +24,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   bool s = gw_simhash((const char *)data, size, &slow);
   gw_simhash_no_avx512 = false;
   if (f != s || (f && fast != slow))
+    abort();
+  struct gw_simhash_join j;
+  gw_simhash_join_init(&j);
+  size_t from = 0;
+  unsigned k = 0;
+  for (size_t i = 0; i <= size; i++)
+    if (i == size || data[i] == '\n') {
+      struct gw_simhash_part part;
+      gw_simhash_no_avx512 = k++ & 1;
+      bool any = gw_simhash_part((const char *)data + from, i - from, &part);
+      if (any != part.any)
+        abort();
+      gw_simhash_join_add(&j, &part);
+      from = i + 1;
+    }
+  gw_simhash_no_avx512 = false;
+  uint64_t joined = 3;
+  bool jn = gw_simhash_join_end(&j, &joined);
+  if (jn != f || (f && joined != fast))
     abort();
   return 0;
 }

@@ -598,6 +598,78 @@ static void test_issue16_prompt_simhash(void **state)
   assert_string_equal(r->prompt_simhash, "");
 }
 
+/* A conversation's calls in one request resend the system prompt and earlier turns; their SimHash is the
+ * request's memo of parts joined, and must be what the whole text gives: parts met again (alone and among
+ * others), a part of the memo's key (same length and sampled words) but another byte, short parts between
+ * long ones, a long part without tokens, and a part short of the memo's size. */
+static void test_prompt_simhash_conversation(void **state)
+{
+  (void)state;
+  enum { NT = 8, NS = 6 };
+  char *t[NT];
+  static const size_t len[NT] = {300, 520, 150, 2, 5, 300, 200, 700};
+  for (int i = 0; i < NT; i++) {
+    t[i] = az(len[i] + 1);
+    for (size_t j = 0; j < len[i]; j++)
+      t[i][j] = j % 6 == 5 ? ' ' : (char)('a' + (i * 5 + j * 3 + j / 6) % 26);
+  }
+  memcpy(t[3], "ok", 2);
+  memcpy(t[4], "Sure.", 5);
+  memcpy(t[5], t[1], 300); /* t[1]'s first 300 bytes with byte 10 changed: t[5] and t[6] share a key */
+  t[5][10] = 'Q';
+  memcpy(t[6], t[0], 200);
+  for (size_t j = 0; j < 200; j++) /* no token at all */
+    t[6][j] = ".-!? "[j % 5];
+  memcpy(t[0] + 0, t[1], 300); /* t[0] = t[1]'s first 300 bytes: same length and key as t[5] */
+  static const int conv[NS][7] = {
+    {0, 1, -1},                /* system, user */
+    {0, 1, 2, 3, 7, -1},       /* + the answer, a short turn, a new long one */
+    {5, 1, -1},                /* t[0]'s twin but for one byte, then t[1] again */
+    {6, 0, 3, 4, 2, -1},       /* a long part without tokens first */
+    {1, -1},                   /* a part met before, alone */
+    {3, 4, 3, -1},             /* short parts only */
+  };
+  GwSpan *spans[NS];
+  char *want_text[NS];
+  for (int i = 0; i < NS; i++) {
+    struct gw_sb js, tx;
+    gw_sb_init(&js, A);
+    gw_sb_init(&tx, A);
+    gw_sb_puts(&js, "[");
+    for (int k = 0; conv[i][k] >= 0; k++) {
+      gw_sb_puts(&js, k ? ",{\"role\":\"" : "{\"role\":\"");
+      gw_sb_puts(&js, k % 2 ? "assistant" : "user");
+      gw_sb_puts(&js, "\",\"parts\":[{\"type\":\"text\",\"content\":\"");
+      gw_sb_putn(&js, t[conv[i][k]], len[conv[i][k]]);
+      gw_sb_puts(&js, "\"}]}");
+      if (k)
+        gw_sb_putc(&tx, '\n');
+      gw_sb_putn(&tx, t[conv[i][k]], len[conv[i][k]]);
+    }
+    gw_sb_puts(&js, "]");
+    size_t nv = 0;
+    GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")),
+                         kv("gen_ai.input.messages", av_str(gw_sb_finish(&js))), NULL);
+    spans[i] = span((uint8_t)(i + 1), v, nv);
+    want_text[i] = gw_sb_finish(&tx);
+  }
+  GwTraceRequest *req = request(NS, spans);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, NS);
+  for (int i = 0; i < NS; i++) {
+    uint64_t h;
+    char want[65];
+    assert_true(gw_simhash(want_text[i], strlen(want_text[i]), &h));
+    gw_simhash_bits(h, want);
+    if (strcmp(res.records[i].prompt_simhash, want))
+      fail_msg("span %d: prompt_simhash %s, want %s", i, res.records[i].prompt_simhash, want);
+  }
+  /* the twin and the original did differ */
+  assert_string_not_equal(res.records[0].prompt_simhash, res.records[2].prompt_simhash);
+}
+
 /* prompt_hash is the first 8 bytes of the SHA-256 of the record's own prompt_content, in hex, whatever the
  * other spans of the request (prompts are hashed two at a time): 7 spans, one without messages, prompts of
  * lengths on either side of SHA-256's block and padding edges. */
@@ -1562,6 +1634,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_agent_workflow_prompt, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_prompt_simhash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_simhash_conversation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_inherit_in_request, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_inherit_through_non_genai, setup, teardown),
   };

@@ -373,6 +373,74 @@ static void test_text_at_page_end(void **st)
   munmap(m, (size_t)page * 2);
 }
 
+/* Texts cut at their '\n's and hashed part by part (gw_simhash_part, joined) give the SimHash of the whole
+ * text, on both paths: parts without tokens, a part that is one token, tokens past the 64-byte cut on
+ * either side of a cut, and the 64 counts near half the features (the join's own comparison). */
+static void test_parts_join(void **st)
+{
+  (void)st;
+  static const char alphabet[] = "aaabbcdE Z09 .,\n\n\n\t\xc3\xa9-";
+  uint64_t seed = 0x2545f4914f6cdd1dull;
+  static unsigned char text[6000];
+  for (int path = 0; path < 2; path++) {
+    gw_simhash_no_avx512 = path == 1;
+    for (int round = 0; round < 3000; round++) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      size_t n = (size_t)(seed >> 33) % (round < 1500 ? 80 : sizeof text);
+      for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned r = (unsigned)(seed >> 40);
+        text[i] = (unsigned char)alphabet[r % (sizeof alphabet - 1)];
+        if ((r & 0x7f) == 0) /* a token of 60 to 140 bytes, often across a cut */
+          for (size_t k = 60 + (r >> 8) % 81; k && i + 1 < n; k--)
+            text[++i] = (unsigned char)('k' + k % 3);
+      }
+      uint64_t want = 1, got = 2, ref = 3;
+      bool w = gw_simhash((const char *)text, n, &want);
+      assert_int_equal(w, ref_simhash(text, n, &ref));
+      if (w)
+        assert_int_equal(want, ref);
+      struct gw_simhash_join j;
+      gw_simhash_join_init(&j);
+      size_t from = 0, parts = 0;
+      for (size_t i = 0; i <= n; i++)
+        if (i == n || text[i] == '\n') {
+          struct gw_simhash_part part;
+          memset(&part, 0xa5, sizeof part); /* nothing read that the call did not set */
+          bool any = gw_simhash_part((const char *)text + from, i - from, &part);
+          assert_int_equal(any, part.any);
+          gw_simhash_join_add(&j, &part);
+          from = i + 1;
+          parts++;
+        }
+      bool g = gw_simhash_join_end(&j, &got);
+      if (g != w || (w && got != want))
+        fail_msg("path %d round %d: %zu bytes in %zu parts: join %d %016llx, whole %d %016llx", path, round, n, parts,
+                 g, (unsigned long long)got, w, (unsigned long long)want);
+    }
+    /* many short parts of two or three words: counts near half the features */
+    size_t tn = 0;
+    for (int w = 0; w < 900 && tn + 16 < sizeof text; w++)
+      tn += (size_t)snprintf((char *)text + tn, sizeof text - tn, "%s%s", w ? (w % 3 ? " " : "\n") : "",
+                             w % 2 ? "ab" : "cd");
+    struct gw_simhash_join j;
+    gw_simhash_join_init(&j);
+    size_t from = 0;
+    for (size_t i = 0; i <= tn; i++)
+      if (i == tn || text[i] == '\n') {
+        struct gw_simhash_part part;
+        gw_simhash_part((const char *)text + from, i - from, &part);
+        gw_simhash_join_add(&j, &part);
+        from = i + 1;
+      }
+    uint64_t want = 1, got = 2;
+    assert_true(gw_simhash((const char *)text, tn, &want));
+    assert_true(gw_simhash_join_end(&j, &got));
+    assert_int_equal(want, got);
+  }
+  gw_simhash_no_avx512 = false;
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -384,6 +452,7 @@ int main(void)
     cmocka_unit_test(test_matches_definition_edges),
     cmocka_unit_test(test_bits_every_position),
     cmocka_unit_test(test_text_at_page_end),
+    cmocka_unit_test(test_parts_join),
   };
   /* Twice: the AVX-512 path where the CPU has it, then the portable one (the same hashes either way). */
   int failed = cmocka_run_group_tests_name("simhash, fastest path", tests, NULL, NULL);
