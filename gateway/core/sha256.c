@@ -162,6 +162,52 @@ NI_TARGET static void ni_pair(const void *a, size_t na, unsigned char out_a[GW_S
   ni_digest(abef[1], cdgh[1], out_b);
 }
 
+NI_INLINE static void ni_store(__m128i abef, __m128i cdgh, struct gw_sha256_mid *m)
+{
+  _mm_storeu_si128((__m128i *)(void *)m->s, abef);
+  _mm_storeu_si128((__m128i *)(void *)(m->s + 16), cdgh);
+}
+
+/* The jobs' digests, the lanes in lockstep from their own first blocks, the longer one going on alone;
+ * each lane's checkpoints stored as its blocks pass them. */
+NI_TARGET static void ni_jobs(struct gw_sha256_job **j, int lanes)
+{
+  struct msg m[2];
+  __m128i abef[2], cdgh[2];
+  size_t at[2], left[2];
+  const size_t per_ck = GW_SHA256_CK / 64;
+  for (int l = 0; l < lanes; l++) {
+    msg_init(&m[l], j[l]->p, j[l]->n);
+    if (j[l]->from) {
+      abef[l] = _mm_loadu_si128((const __m128i *)(const void *)j[l]->start->s);
+      cdgh[l] = _mm_loadu_si128((const __m128i *)(const void *)(j[l]->start->s + 16));
+    } else
+      ni_load(H0, &abef[l], &cdgh[l]);
+    at[l] = j[l]->from / 64;
+    left[l] = m[l].blocks - at[l];
+  }
+  size_t both = lanes == 2 ? (left[0] < left[1] ? left[0] : left[1]) : 0;
+  for (size_t i = 0; i < both; i++) {
+    const unsigned char *blk[2] = {msg_block(&m[0], at[0]), msg_block(&m[1], at[1])};
+    ni_block(abef, cdgh, blk, 2);
+    for (int l = 0; l < 2; l++) {
+      at[l]++;
+      if (j[l]->ck && at[l] % per_ck == 0 && at[l] <= m[l].whole)
+        ni_store(abef[l], cdgh[l], &j[l]->ck[at[l] / per_ck - 1]);
+    }
+  }
+  for (int l = 0; l < lanes; l++) {
+    for (; at[l] < m[l].blocks; ) {
+      const unsigned char *blk[1] = {msg_block(&m[l], at[l])};
+      ni_block(&abef[l], &cdgh[l], blk, 1);
+      at[l]++;
+      if (j[l]->ck && at[l] % per_ck == 0 && at[l] <= m[l].whole)
+        ni_store(abef[l], cdgh[l], &j[l]->ck[at[l] / per_ck - 1]);
+    }
+    ni_digest(abef[l], cdgh[l], j[l]->out);
+  }
+}
+
 NI_TARGET static void ni_one(const void *p, size_t n, unsigned char out[GW_SHA256_LEN])
 {
   struct msg m;
@@ -200,4 +246,28 @@ void gw_sha256_pair(const void *a, size_t na, unsigned char out_a[GW_SHA256_LEN]
   use_ni();
   evp(a, na, out_a);
   evp(b, nb, out_b);
+}
+
+bool gw_sha256_resumable(void)
+{
+#ifdef SHA_NI
+  return use_ni();
+#else
+  return false;
+#endif
+}
+
+void gw_sha256_jobs(struct gw_sha256_job *a, struct gw_sha256_job *b)
+{
+#ifdef SHA_NI
+  if (use_ni()) {
+    struct gw_sha256_job *j[2] = {a, b};
+    ni_jobs(j, b ? 2 : 1);
+    return;
+  }
+#endif
+  use_ni();
+  evp(a->p, a->n, a->out);
+  if (b)
+    evp(b->p, b->n, b->out);
 }

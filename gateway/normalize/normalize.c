@@ -1123,7 +1123,7 @@ static bool collect_span_links(struct gw_arena *a, struct gw_record *recs, const
 
 /* Each record's prompt_hash: the first 8 bytes of the SHA-256 of its prompt_content as normalize rendered
  * it (before redaction), in hex; the prompts hashed two at a time (core/sha256.h). */
-static void prompt_hashes(struct gw_record *recs, size_t n)
+static void prompt_hashes_whole(struct gw_record *recs, size_t n)
 {
   struct gw_record *pending = NULL;
   for (size_t i = 0; i < n; i++) {
@@ -1145,6 +1145,95 @@ static void prompt_hashes(struct gw_record *recs, size_t n)
     unsigned char d[GW_SHA256_LEN];
     gw_sha256(pending->prompt_content, gw_record_text_len(pending, GW_RT_PROMPT_CONTENT), d);
     gw_hex(pending->prompt_hash, d, 8);
+  }
+}
+
+/* A prompt hashed, for the ones after it to resume from. */
+struct ph_done {
+  const char *p;
+  size_t nck; /* checkpoints: the state after each GW_SHA256_CK bytes of p */
+  const struct gw_sha256_mid *ck;
+};
+#define PH_RECENT 4 /* prompts of a lane looked at for a common prefix */
+
+/* The longest prefix of p[0, n) in whole checkpoints that one of the recent prompts shares (0: none), and
+ * that prompt. Each step compares the checkpoint's last 64 bytes first: two prompts of one conversation
+ * agree all along, others usually differ there. */
+static size_t ph_prefix(const struct ph_done *recent, int nr, const char *p, size_t n, const struct ph_done **from)
+{
+  size_t best = 0;
+  *from = NULL;
+  for (int i = 0; i < nr; i++) {
+    const struct ph_done *q = &recent[i];
+    size_t k = 0, kmax = q->nck < n / GW_SHA256_CK ? q->nck : n / GW_SHA256_CK;
+    for (; k < kmax; k++) {
+      const char *x = q->p + k * GW_SHA256_CK, *y = p + k * GW_SHA256_CK;
+      if (memcmp(x + GW_SHA256_CK - 64, y + GW_SHA256_CK - 64, 64) || memcmp(x, y, GW_SHA256_CK - 64))
+        break;
+    }
+    if (k > best) {
+      best = k;
+      *from = q;
+    }
+  }
+  return best;
+}
+
+/* The same digests, where a prompt begins with most of an earlier one (a conversation's calls each resend
+ * the earlier turns): it resumes from that prompt's SHA-256 state after their common prefix, in steps of
+ * GW_SHA256_CK bytes, so a conversation's history is hashed about once per request rather than once per
+ * call. Two lanes: the first half of the request's prompts in one, the second half in the other, so that
+ * the prompts before one in its half are done when it starts (neighbours, most often one conversation's
+ * calls, share a half); each looks at the last PH_RECENT prompts of its lane. */
+static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
+{
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    m += recs[i].prompt_content != NULL;
+  size_t *idx = m && gw_sha256_resumable() ? gw_arena_alloc(a, sizeof *idx * m) : NULL;
+  if (!idx) {
+    prompt_hashes_whole(recs, n);
+    return;
+  }
+  for (size_t i = 0, k = 0; i < n; i++)
+    if (recs[i].prompt_content)
+      idx[k++] = i;
+  size_t half = (m + 1) / 2;
+  struct ph_done recent[2][PH_RECENT];
+  int nr[2] = {0, 0}, next[2] = {0, 0};
+  for (size_t t = 0; t < half; t++) {
+    struct gw_sha256_job job[2];
+    struct gw_record *r[2];
+    int lanes = 0;
+    for (int l = 0; l < 2; l++) {
+      size_t i = l ? half + t : t;
+      if (i >= m)
+        break;
+      r[l] = &recs[idx[i]];
+      size_t len = gw_record_text_len(r[l], GW_RT_PROMPT_CONTENT), nck = len / GW_SHA256_CK;
+      struct gw_sha256_job *j = &job[l];
+      *j = (struct gw_sha256_job){.p = r[l]->prompt_content, .n = len};
+      j->ck = nck ? gw_arena_alloc(a, sizeof *j->ck * nck) : NULL;
+      const struct ph_done *from;
+      size_t k = ph_prefix(recent[l], nr[l], r[l]->prompt_content, len, &from);
+      if (k) {
+        j->from = k * GW_SHA256_CK;
+        j->start = &from->ck[k - 1];
+        if (j->ck) /* the shared prefix's checkpoints are the earlier prompt's */
+          memcpy(j->ck, from->ck, sizeof *j->ck * k);
+      }
+      lanes++;
+    }
+    gw_sha256_jobs(&job[0], lanes == 2 ? &job[1] : NULL);
+    for (int l = 0; l < lanes; l++) {
+      gw_hex(r[l]->prompt_hash, job[l].out, 8);
+      if (job[l].ck) {
+        recent[l][next[l]] = (struct ph_done){r[l]->prompt_content, job[l].n / GW_SHA256_CK, job[l].ck};
+        next[l] = (next[l] + 1) % PH_RECENT;
+        if (nr[l] < PH_RECENT)
+          nr[l]++;
+      }
+    }
   }
 }
 
@@ -1203,7 +1292,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
       ss->n_spans = w;
     }
   }
-  prompt_hashes(res->records, res->nrecords);
+  prompt_hashes(a, res->records, res->nrecords);
   size_t nl = 0;
   struct nz_link *links = link_index(a, req, res->records, res->nrecords, &nl);
   inherit_names(res->records, res->nrecords, links, nl);

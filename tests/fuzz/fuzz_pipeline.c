@@ -7,7 +7,8 @@
  *
  * A trace request is also normalized twice on its own, with message attributes already in the rendered
  * form stored as they are (nz_reuse_raw) and with every message array rendered: the content columns, the
- * prompt hash and SimHash must be the same, else abort.
+ * prompt hash and SimHash must be the same, else abort. Each prompt hash must be its prompt's SHA-256 as
+ * OpenSSL gives it (prompts sharing a prefix resume from each other's state: normalize.c's prompt_hashes).
  *
  * Input: one selector byte, then the rest.
  *   sel & 4 clear: the rest is a request body: sel & 1 OTLP/JSON (else protobuf), sel & 2 logs.
@@ -15,6 +16,7 @@
  *                  recent start times and carry GenAI attributes (genai.dict) with fuzzed values, so every
  *                  input reaches the normalizer's dialects, cost and redaction; sel & 2 logs.
  */
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,18 @@ static void reuse_differential(enum gw_encoding enc, const void *body, size_t le
         strcmp(x->prompt_simhash, y->prompt_simhash)) {
       fprintf(stderr, "record %zu: reused and rendered message arrays differ\n", i);
       abort();
+    }
+    if (x->prompt_content) {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int mdlen = 0;
+      char want[17];
+      if (!EVP_Digest(x->prompt_content, gw_record_text_len(x, GW_RT_PROMPT_CONTENT), md, &mdlen, EVP_sha256(), NULL))
+        abort();
+      gw_hex(want, md, 8);
+      if (strcmp(want, x->prompt_hash)) {
+        fprintf(stderr, "record %zu: prompt_hash %s, its prompt's SHA-256 begins %s\n", i, x->prompt_hash, want);
+        abort();
+      }
     }
   }
   gw_arena_destroy(a[0]);

@@ -713,6 +713,95 @@ static void test_prompt_hash_per_record(void **state)
   }
 }
 
+/* Prompts that begin with earlier ones (two conversations' calls interleaved, each resending its earlier
+ * turns; a call whose history differs in one byte or only in its last turn) resume their SHA-256 from the
+ * earlier prompt's state: each prompt_hash must still be its own prompt_content's. */
+/* turns [0, n) of conversation c, the last one from conversation c2 (or one byte of turn 1 changed: tweak 1) */
+static const char *convo_json(char *turn[2][6], size_t tlen, int c, int n, int tweak, int c2_last)
+{
+  struct gw_sb js;
+  gw_sb_init(&js, A);
+  gw_sb_puts(&js, "[");
+  for (int k = 0; k < n; k++) {
+    const char *text = k == n - 1 && c2_last >= 0 ? turn[c2_last][k] : turn[c][k];
+    gw_sb_puts(&js, k ? ",{\"role\":\"" : "{\"role\":\"");
+    gw_sb_puts(&js, k % 2 ? "assistant" : "user");
+    gw_sb_puts(&js, "\",\"parts\":[{\"type\":\"text\",\"content\":\"");
+    size_t at = js.len;
+    gw_sb_putn(&js, text, tlen);
+    if (tweak == 1 && k == 1)
+      js.buf[at + 300] = 'Z';
+    gw_sb_puts(&js, "\"}]}");
+  }
+  gw_sb_puts(&js, "]");
+  return gw_sb_finish(&js);
+}
+
+static void check_prompt_hashes(GwSpan **spans, size_t ns)
+{
+  GwTraceRequest *req = request(ns, spans);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, ns);
+  for (size_t i = 0; i < ns; i++) {
+    const struct gw_record *r = &res.records[i];
+    assert_non_null(r->prompt_content);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    assert_true(EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL));
+    char want[17];
+    for (int b = 0; b < 8; b++)
+      snprintf(want + 2 * b, 3, "%02x", md[b]);
+    if (strcmp(r->prompt_hash, want))
+      fail_msg("span %zu (%zu bytes): prompt_hash %s, want %s", i, strlen(r->prompt_content), r->prompt_hash, want);
+  }
+}
+
+/* Prompts that begin with earlier ones (two conversations' calls interleaved, each resending its earlier
+ * turns; a call whose history differs in one byte or only in its last turn) resume their SHA-256 from the
+ * earlier prompt's state: each prompt_hash must still be its own prompt_content's. Then a prompt resuming
+ * from one that itself resumed, within the prefix that one took over (its copied checkpoints), once the
+ * first is no longer among the prompts looked at. */
+static void test_prompt_hash_shared_prefixes(void **state)
+{
+  (void)state;
+  enum { TURNS = 6, TLEN = 700, NS = 10 };
+  char *turn[2][TURNS];
+  for (int c = 0; c < 2; c++)
+    for (int k = 0; k < TURNS; k++) {
+      turn[c][k] = az(TLEN + 1);
+      for (int j = 0; j < TLEN; j++)
+        turn[c][k][j] = j % 7 == 6 ? ' ' : (char)('a' + (c * 11 + k * 5 + j * 3) % 26);
+    }
+  /* conversation, turns, and a tweak: 1 = one byte of turn 1 changed, 2 = the last turn another's */
+  static const int plan[NS][3] = {{0, 1, 0}, {0, 3, 0}, {1, 1, 0}, {0, 5, 0}, {1, 3, 0},
+                                  {1, 5, 0}, {0, 5, 2}, {0, 3, 1}, {0, 6, 0}, {1, 6, 1}};
+  GwSpan *spans[NS];
+  for (int i = 0; i < NS; i++) {
+    int c = plan[i][0];
+    size_t nv = 0;
+    GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")),
+                         kv("gen_ai.input.messages",
+                            av_str(convo_json(turn, TLEN, c, plan[i][1], plan[i][2], plan[i][2] == 2 ? 1 - c : -1))),
+                         NULL);
+    spans[i] = span((uint8_t)(i + 1), v, nv);
+  }
+  check_prompt_hashes(spans, NS);
+  /* lane one: Q (5 turns), X (Q + 1 turn: resumes from Q), three others (Q leaves the recent ones), Y (Q's
+   * first 3 turns then another: its longest prefix is X's checkpoints copied from Q); lane two: the same */
+  static const int plan2[6][3] = {{0, 5, -1}, {0, 6, -1}, {1, 1, -1}, {1, 2, -1}, {1, 3, -1}, {0, 4, 1}};
+  GwSpan *spans2[12];
+  for (int i = 0; i < 12; i++) {
+    const int *pl = plan2[i % 6];
+    size_t nv = 0;
+    GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")),
+                         kv("gen_ai.input.messages", av_str(convo_json(turn, TLEN, pl[0], pl[1], 0, pl[2]))), NULL);
+    spans2[i] = span((uint8_t)(i + 1), v, nv);
+  }
+  check_prompt_hashes(spans2, 12);
+}
+
 static void test_semconv_deprecated(void **state)
 {
   (void)state;
@@ -1635,6 +1724,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_issue16_agent_workflow_prompt, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_prompt_simhash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_simhash_conversation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_hash_shared_prefixes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_inherit_in_request, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_inherit_through_non_genai, setup, teardown),
   };
