@@ -280,6 +280,7 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
     if (res->events[i].direction && !strcmp(res->events[i].direction, "input"))
       v[w++] = (struct in_row){&res->events[i], i};
   qsort(v, n, sizeof *v, in_row_cmp);
+  struct nz_sh_memo shm = {0}; /* a conversation's calls log its earlier messages again */
   for (size_t g = 0; g < n;) {
     size_t end = g + 1, first = v[g].at;
     while (end < n && !strcmp(v[end].e->trace_id, v[g].e->trace_id) && !strcmp(v[end].e->span_id, v[g].e->span_id)) {
@@ -302,26 +303,14 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
         gw_hex(res->events[first].prompt_hash, dig, 8);
     }
     EVP_MD_CTX_free(md);
-    struct gw_sb text;
-    gw_sb_init(&text, a);
-    bool any = false;
-    for (size_t j = g; j < end; j++) {
-      if (!v[j].e->text_content)
-        continue;
-      if (any)
-        gw_sb_putc(&text, '\n');
-      gw_sb_puts(&text, v[j].e->text_content);
-      any = true;
-    }
-    if (any) {
-      size_t tn = text.len;
-      const char *t = gw_sb_finish(&text);
-      uint64_t sh;
-      if (!t)
-        *oom = true;
-      else if (gw_simhash(t, tn, &sh))
-        gw_simhash_bits(sh, res->events[first].prompt_simhash);
-    }
+    struct nz_sh_acc sh;
+    nz_sh_begin(&sh, &shm, a);
+    for (size_t j = g; j < end; j++)
+      if (v[j].e->text_content)
+        nz_sh_add(&sh, v[j].e->text_content, strlen(v[j].e->text_content));
+    uint64_t h;
+    if (nz_sh_end(&sh, &h, oom))
+      gw_simhash_bits(h, res->events[first].prompt_simhash);
     g = end;
   }
 }

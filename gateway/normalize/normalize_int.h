@@ -188,10 +188,8 @@ char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output, siz
 /* Plain text of the text parts of the messages whose role is `role` (all when NULL), "\n"-joined;
  * *len (when len is not NULL): its strlen. */
 char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, size_t *len);
-/* The SimHash of nz_msgs_text(c, m, NULL): a part of NZ_SH_MEMO_MIN bytes or more is hashed once per
- * request when c->shm is set (a conversation's calls each resend the system prompt and every earlier
- * turn), the rest as runs of parts, and the pieces joined (simhash.h). False: no token (or c->oom). */
-bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out);
+/* A request's SimHash parts of NZ_SH_MEMO_MIN bytes or more, each hashed once (a conversation's calls each
+ * resend the system prompt and every earlier turn). */
 #define NZ_SH_MEMO_MIN 128
 #define NZ_SH_MEMO_MAX 4096 /* parts kept at most (about 1.5 MB of arena); later ones are hashed each time */
 struct nz_sh_ent {
@@ -204,6 +202,23 @@ struct nz_sh_memo {
   struct nz_sh_ent *v; /* open addressing on sh_key (semconv.c), cap a power of two */
   uint32_t n, cap;
 };
+/* The SimHash of texts joined by '\n', given one at a time: long ones through the memo m (NULL: none),
+ * the others gathered into runs, the pieces joined (simhash.h). end: false when no token, or on running
+ * out of memory (*oom set). */
+struct nz_sh_acc {
+  struct gw_simhash_join j;
+  struct nz_sh_memo *m;
+  struct gw_arena *a;
+  struct gw_sb sb;
+  const char *one;
+  size_t one_len;
+  unsigned n;
+};
+void nz_sh_begin(struct nz_sh_acc *s, struct nz_sh_memo *m, struct gw_arena *a);
+void nz_sh_add(struct nz_sh_acc *s, const char *text, size_t len);
+bool nz_sh_end(struct nz_sh_acc *s, uint64_t *out, bool *oom);
+/* The SimHash of nz_msgs_text(c, m, NULL) through c->shm. */
+bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out);
 /* The gen_ai.client.inference.operation.details event (current semconv). */
 void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys);
 

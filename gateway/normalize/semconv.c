@@ -1025,10 +1025,9 @@ static uint64_t sh_key(const char *t, size_t len)
 }
 
 /* A part's SimHash from the request's memo, else computed (and kept while there is room). */
-static const struct gw_simhash_part *sh_part(struct nz_ctx *c, const char *text, size_t len,
+static const struct gw_simhash_part *sh_part(struct nz_sh_memo *m, struct gw_arena *a, const char *text, size_t len,
                                              struct gw_simhash_part *tmp)
 {
-  struct nz_sh_memo *m = c->shm;
   uint64_t h = sh_key(text, len);
   uint32_t i = 0;
   if (m->cap) {
@@ -1041,7 +1040,7 @@ static const struct gw_simhash_part *sh_part(struct nz_ctx *c, const char *text,
     return tmp;
   if (2 * (m->n + 1) > m->cap) { /* at most half full */
     uint32_t ncap = m->cap ? 2 * m->cap : 64;
-    struct nz_sh_ent *nv = gw_arena_alloc(c->a, sizeof *nv * ncap);
+    struct nz_sh_ent *nv = gw_arena_alloc(a, sizeof *nv * ncap);
     if (!nv)
       return tmp; /* hashed, not kept */
     memset(nv, 0, sizeof *nv * ncap);
@@ -1057,7 +1056,7 @@ static const struct gw_simhash_part *sh_part(struct nz_ctx *c, const char *text,
     for (i = (uint32_t)h & (ncap - 1); m->v[i].text; i = (i + 1) & (ncap - 1))
       ;
   }
-  struct gw_simhash_part *keep = gw_arena_alloc(c->a, sizeof *keep);
+  struct gw_simhash_part *keep = gw_arena_alloc(a, sizeof *keep);
   if (!keep)
     return tmp;
   *keep = *tmp;
@@ -1066,66 +1065,73 @@ static const struct gw_simhash_part *sh_part(struct nz_ctx *c, const char *text,
   return keep;
 }
 
-/* The parts between two memoized ones go to the SimHash as one text, joined by '\n' as in nz_msgs_text
- * (a copy only when there are several): short turns cost no more than before. */
-struct sh_run {
-  struct gw_sb sb;
-  const char *one;
-  size_t one_len;
-  unsigned n;
-};
-
-static void sh_run_flush(struct sh_run *r, struct gw_simhash_join *j)
+void nz_sh_begin(struct nz_sh_acc *s, struct nz_sh_memo *m, struct gw_arena *a)
 {
-  if (!r->n)
+  gw_simhash_join_init(&s->j);
+  s->m = m;
+  s->a = a;
+  s->n = 0;
+  gw_sb_init(&s->sb, a);
+}
+
+/* The parts gathered since the last memoized one, as one text joined by '\n' (copied only when several). */
+static void sh_flush(struct nz_sh_acc *s)
+{
+  if (!s->n)
     return;
   struct gw_simhash_part tmp;
-  if (r->n == 1)
-    gw_simhash_part(r->one, r->one_len, &tmp);
+  if (s->n == 1)
+    gw_simhash_part(s->one, s->one_len, &tmp);
   else
-    gw_simhash_part(r->sb.buf, r->sb.len, &tmp);
-  gw_simhash_join_add(j, &tmp);
-  r->n = 0;
-  r->sb.len = 0;
+    gw_simhash_part(s->sb.buf, s->sb.len, &tmp);
+  gw_simhash_join_add(&s->j, &tmp);
+  s->n = 0;
+  s->sb.len = 0;
+}
+
+void nz_sh_add(struct nz_sh_acc *s, const char *text, size_t len)
+{
+  if (s->m && len >= NZ_SH_MEMO_MIN) {
+    sh_flush(s);
+    struct gw_simhash_part tmp;
+    gw_simhash_join_add(&s->j, sh_part(s->m, s->a, text, len, &tmp));
+    return;
+  }
+  if (s->n == 1)
+    gw_sb_putn(&s->sb, s->one, s->one_len);
+  if (s->n) {
+    gw_sb_putc(&s->sb, '\n');
+    gw_sb_putn(&s->sb, text, len);
+  } else {
+    s->one = text;
+    s->one_len = len;
+  }
+  s->n++;
+}
+
+bool nz_sh_end(struct nz_sh_acc *s, uint64_t *out, bool *oom)
+{
+  if (s->sb.oom) {
+    *oom = true;
+    return false;
+  }
+  sh_flush(s);
+  return gw_simhash_join_end(&s->j, out);
 }
 
 bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out)
 {
-  struct gw_simhash_join j;
-  gw_simhash_join_init(&j);
-  struct sh_run run = {.n = 0};
-  gw_sb_init(&run.sb, c->a);
+  struct nz_sh_acc s;
+  nz_sh_begin(&s, c->shm, c->a);
   for (uint32_t i = 0; i < m->n; i++) {
     const struct nz_msg *msg = &m->v[i];
     for (uint32_t k = 0; k < msg->n; k++) {
       const struct nz_part *pt = &msg->parts[k];
-      if (pt->json || strcmp(pt->type, "text"))
-        continue;
-      if (c->shm && pt->len >= NZ_SH_MEMO_MIN) {
-        sh_run_flush(&run, &j);
-        struct gw_simhash_part tmp;
-        gw_simhash_join_add(&j, sh_part(c, pt->text, pt->len, &tmp));
-        continue;
-      }
-      if (run.n == 1) {
-        gw_sb_putn(&run.sb, run.one, run.one_len);
-      }
-      if (run.n) {
-        gw_sb_putc(&run.sb, '\n');
-        gw_sb_putn(&run.sb, pt->text, pt->len);
-      } else {
-        run.one = pt->text;
-        run.one_len = pt->len;
-      }
-      run.n++;
+      if (!pt->json && !strcmp(pt->type, "text"))
+        nz_sh_add(&s, pt->text, pt->len);
     }
   }
-  if (run.sb.oom) {
-    c->oom = true;
-    return false;
-  }
-  sh_run_flush(&run, &j);
-  return gw_simhash_join_end(&j, out);
+  return nz_sh_end(&s, out, &c->oom);
 }
 
 /* gen_ai.client.inference.operation.details carries the content attributes, structured (§3.4). */

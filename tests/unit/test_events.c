@@ -17,6 +17,7 @@
 
 #include "decode/decode.h"
 #include "normalize/events.h"
+#include "normalize/simhash.h"
 #include "testutil.h"
 
 static struct gw_arena *arena;
@@ -294,6 +295,73 @@ static void test_many_spans(void **state)
   }
 }
 
+/* A conversation's calls log every earlier message again (one span a call): each span's SimHash (on its
+ * first input row) is that of its input texts joined by '\n', whatever the request's memo of long texts
+ * already held; short texts between long ones, and an assistant turn among the inputs. */
+static void test_conversation_simhash(void **state)
+{
+  enum { CALLS = 4, TURNS = 2 * CALLS - 1 };
+  char *turn[TURNS];
+  for (int k = 0; k < TURNS; k++) {
+    size_t len = k % 3 == 2 ? 9 : 300 + 40 * (size_t)k;
+    turn[k] = tu_alloc(arena, len + 1);
+    for (size_t j = 0; j < len; j++)
+      turn[k][j] = j % 5 == 4 ? ' ' : (char)('a' + (k * 7 + j * 3 + j / 5) % 26);
+    turn[k][len] = 0;
+  }
+  size_t n = 0;
+  for (int c = 0; c < CALLS; c++)
+    n += 2 * (size_t)c + 1;
+  GwLogRecord **recs = tu_alloc(arena, n * sizeof *recs);
+  size_t k = 0;
+  for (int c = 0; c < CALLS; c++)
+    for (int t = 0; t <= 2 * c; t++) {
+      GwLogRecord *l = tu_alloc(arena, sizeof *l);
+      gw_pb_log_record_init(l);
+      uint8_t *tid = tu_alloc(arena, 16), *sid = tu_alloc(arena, 8);
+      memset(tid, 0x33, 16);
+      memset(sid, 0x40 + c, 8);
+      l->trace_id = (ProtobufCBinaryData){16, tid};
+      l->span_id = (ProtobufCBinaryData){8, sid};
+      l->time_unix_nano = 1000 + (uint64_t)c;
+      l->event_name = t % 2 ? "gen_ai.assistant.message" : "gen_ai.user.message";
+      l->body = tu_av_str(arena, turn[t]);
+      recs[k++] = l;
+    }
+  GwScopeLogs sl;
+  gw_pb_scope_logs_init(&sl);
+  sl.log_records = recs;
+  sl.n_log_records = n;
+  GwScopeLogs *slp = &sl;
+  GwResourceLogs rl;
+  gw_pb_resource_logs_init(&rl);
+  rl.scope_logs = &slp;
+  rl.n_scope_logs = 1;
+  GwResourceLogs *rlp = &rl;
+  GwLogsRequest req;
+  gw_pb_logs_request_init(&req);
+  req.resource_logs = &rlp;
+  req.n_resource_logs = 1;
+  struct gw_logs_result r;
+  events_of(&req, &r);
+  assert_int_equal(r.nevents, n);
+  for (int c = 0, first = 0; c < CALLS; first += 2 * c + 1, c++) {
+    struct gw_sb want;
+    gw_sb_init(&want, arena);
+    for (int t = 0; t <= 2 * c; t++) {
+      if (t)
+        gw_sb_putc(&want, '\n');
+      gw_sb_puts(&want, turn[t]);
+    }
+    uint64_t h;
+    char bits[65];
+    assert_true(gw_simhash(want.buf, want.len, &h));
+    gw_simhash_bits(h, bits);
+    if (strcmp(r.events[first].prompt_simhash, bits))
+      fail_msg("call %d: prompt_simhash %s, want %s", c, r.events[first].prompt_simhash, bits);
+  }
+}
+
 /* Wrong-length ids: rejected and removed, with the path. Outside the window: GenAI events rejected,
  * plain logs kept. No ids: kept for forwarding, counted unjoinable, no row. Other gen_ai names: a row
  * with the body as JSON and no direction. */
@@ -364,6 +432,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_details_event, setup, teardown),
     cmocka_unit_test_setup_teardown(test_seq_and_hash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_many_spans, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_conversation_simhash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_codec, setup, teardown),
   };
