@@ -545,6 +545,8 @@ bool gw_simhash_parse_bits(const char *s, uint64_t *out)
 bool gw_simhash_part(const char *text, size_t n, struct gw_simhash_part *p)
 {
   p->any = false;
+  if (!n) /* (text may then be NULL) */
+    return false;
   bool ok = false;
 #ifdef SH512
   if (n < UINT32_MAX - 64 && sh512())

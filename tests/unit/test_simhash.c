@@ -418,6 +418,9 @@ static void test_parts_join(void **st)
         fail_msg("path %d round %d: %zu bytes in %zu parts: join %d %016llx, whole %d %016llx", path, round, n, parts,
                  g, (unsigned long long)got, w, (unsigned long long)want);
     }
+    struct gw_simhash_part none;
+    assert_false(gw_simhash_part(NULL, 0, &none)); /* an empty part may come without text */
+    assert_false(none.any);
     /* many short parts of two or three words: counts near half the features */
     size_t tn = 0;
     for (int w = 0; w < 900 && tn + 16 < sizeof text; w++)
