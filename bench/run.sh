@@ -196,6 +196,12 @@ SPANS_PER_REQ=100
 gw_say "bench_pipeline ($ITER iterations per stage, best of 3)"
 "$BUILD/bench/bench_pipeline" -n "$ITER" "$WORK/bodies/body-000.pb" "$WORK/bodies/body-000.json" | tee "$WORK/pipeline.out"
 pl() { awk -v n="$1" '$1 == n { sub("spans_per_s=", "", $2); print $2 }' "$WORK/pipeline.out"; }
+# the same line on conversations (each call resends the earlier turns: gen_payload -c)
+mkdir -p "$WORK/convo"
+"$BUILD/bench/gen_payload" -n 1 -c -j "$WORK/convo"
+"$BUILD/bench/bench_pipeline" -n "$ITER" -s receive "$WORK/convo/body-000.pb" "$WORK/convo/body-000.json" |
+  tee "$WORK/convo.out"
+CONVO_RATE=$(awk '$1 == "receive" { sub("spans_per_s=", "", $2); print $2 }' "$WORK/convo.out")
 
 # wait_landed ACCEPTED STORED0 DUP0: poll until stored+duplicate rows cover ACCEPTED spans (every span is
 # a GenAI span, so one record each), or nothing moved for 30 s. Sets T_LAST (when the count last moved),
@@ -407,6 +413,7 @@ in process, one core (bench_pipeline)             spans/s
   redact (all detectors)                          $(pl redact)   ($(awk '$1 == "redact" { sub("MB_per_s=", "", $4); print $4 }' "$WORK/pipeline.out") MB/s of text scanned; target >= 300)
   receive = decode+normalize+cost+redact+encode   $(pl receive)
   receive, arena created per request              $(pl receive_fresh)
+  receive, conversations (gen_payload -c)         $CONVO_RATE
   decode OTLP/JSON                                $(pl decode_json)
 
 end to end                                        HTTP (wrk)        gRPC (h2load)
