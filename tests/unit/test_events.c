@@ -77,6 +77,26 @@ static void events_of(GwLogsRequest *req, struct gw_logs_result *res)
   assert_int_equal(gw_events_finish(res->events, res->nevents, arena), GW_OK);
 }
 
+/* The records as one request (one resource, one scope), normalized. */
+static void events_of_records(GwLogRecord **recs, size_t n, struct gw_logs_result *res)
+{
+  GwScopeLogs sl;
+  gw_pb_scope_logs_init(&sl);
+  sl.log_records = recs;
+  sl.n_log_records = n;
+  GwScopeLogs *slp = &sl;
+  GwResourceLogs rl;
+  gw_pb_resource_logs_init(&rl);
+  rl.scope_logs = &slp;
+  rl.n_scope_logs = 1;
+  GwResourceLogs *rlp = &rl;
+  GwLogsRequest req;
+  gw_pb_logs_request_init(&req);
+  req.resource_logs = &rlp;
+  req.n_resource_logs = 1;
+  events_of(&req, res);
+}
+
 /* The three captures (gRPC, HTTP protobuf, HTTP JSON), each against its manifest. */
 static void test_fixtures(void **state)
 {
@@ -263,22 +283,8 @@ static void test_many_spans(void **state)
     l->body = tu_av_str(arena, gw_arena_printf(arena, "span %zu message %zu", sp, nth));
     recs[k] = l;
   }
-  GwScopeLogs sl;
-  gw_pb_scope_logs_init(&sl);
-  sl.log_records = recs;
-  sl.n_log_records = N;
-  GwScopeLogs *slp = &sl;
-  GwResourceLogs rl;
-  gw_pb_resource_logs_init(&rl);
-  rl.scope_logs = &slp;
-  rl.n_scope_logs = 1;
-  GwResourceLogs *rlp = &rl;
-  GwLogsRequest req;
-  gw_pb_logs_request_init(&req);
-  req.resource_logs = &rlp;
-  req.n_resource_logs = 1;
   struct gw_logs_result r;
-  events_of(&req, &r);
+  events_of_records(recs, N, &r);
   assert_int_equal(r.nevents, N);
   for (size_t k = 0; k < N; k++) {
     const struct gw_event *e = &r.events[k];
@@ -328,22 +334,8 @@ static void test_conversation_simhash(void **state)
       l->body = tu_av_str(arena, turn[t]);
       recs[k++] = l;
     }
-  GwScopeLogs sl;
-  gw_pb_scope_logs_init(&sl);
-  sl.log_records = recs;
-  sl.n_log_records = n;
-  GwScopeLogs *slp = &sl;
-  GwResourceLogs rl;
-  gw_pb_resource_logs_init(&rl);
-  rl.scope_logs = &slp;
-  rl.n_scope_logs = 1;
-  GwResourceLogs *rlp = &rl;
-  GwLogsRequest req;
-  gw_pb_logs_request_init(&req);
-  req.resource_logs = &rlp;
-  req.n_resource_logs = 1;
   struct gw_logs_result r;
-  events_of(&req, &r);
+  events_of_records(recs, n, &r);
   assert_int_equal(r.nevents, n);
   for (int c = 0, first = 0; c < CALLS; first += 2 * c + 1, c++) {
     struct gw_sb want;

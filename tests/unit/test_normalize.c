@@ -598,6 +598,20 @@ static void test_issue16_prompt_simhash(void **state)
   assert_string_equal(r->prompt_simhash, "");
 }
 
+/* r's prompt_hash is the first 8 bytes of its prompt_content's SHA-256 (OpenSSL's), in hex. */
+static void want_prompt_hash(const struct gw_record *r, size_t i)
+{
+  assert_non_null(r->prompt_content);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  assert_true(EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL));
+  char want[17];
+  for (int b = 0; b < 8; b++)
+    snprintf(want + 2 * b, 3, "%02x", md[b]);
+  if (strcmp(r->prompt_hash, want))
+    fail_msg("record %zu (%zu bytes): prompt_hash %s, want %s", i, strlen(r->prompt_content), r->prompt_hash, want);
+}
+
 /* A conversation's calls in one request resend the system prompt and earlier turns; their SimHash is the
  * request's memo of parts joined, and must be what the whole text gives: parts met again (alone and among
  * others), a part of the memo's key (same length and sampled words) but another byte, short parts between
@@ -702,14 +716,7 @@ static void test_prompt_hash_per_record(void **state)
       assert_string_equal(r->prompt_hash, "");
       continue;
     }
-    assert_non_null(r->prompt_content);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    assert_true(EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL));
-    char want[17];
-    for (int b = 0; b < 8; b++)
-      snprintf(want + 2 * b, 3, "%02x", md[b]);
-    assert_string_equal(r->prompt_hash, want);
+    want_prompt_hash(r, i);
   }
 }
 
@@ -746,15 +753,7 @@ static void check_prompt_hashes(GwSpan **spans, size_t ns)
   assert_int_equal(res.nrecords, ns);
   for (size_t i = 0; i < ns; i++) {
     const struct gw_record *r = &res.records[i];
-    assert_non_null(r->prompt_content);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    assert_true(EVP_Digest(r->prompt_content, strlen(r->prompt_content), md, &mdlen, EVP_sha256(), NULL));
-    char want[17];
-    for (int b = 0; b < 8; b++)
-      snprintf(want + 2 * b, 3, "%02x", md[b]);
-    if (strcmp(r->prompt_hash, want))
-      fail_msg("span %zu (%zu bytes): prompt_hash %s, want %s", i, strlen(r->prompt_content), r->prompt_hash, want);
+    want_prompt_hash(r, i);
   }
 }
 
