@@ -14,6 +14,7 @@
 # CPU cost per span much less, so compare designs by it. Extra YAML for the gateway: BENCH_YAML (appended
 # under receivers:, e.g. "  http:\n    threads: 4"). TLS tools generate a throw-away certificate.
 # BENCH_ENC=json: wrk posts the same requests as OTLP/JSON (application/json) instead of protobuf.
+# BENCH_CONVO=1: conversations (gen_payload -c: each call resends the earlier turns; ~545 KB a request).
 set -euo pipefail
 
 BIN=${1:?usage: bench/http_recv.sh BIN [LABEL]}
@@ -40,11 +41,13 @@ ADMIN=127.0.0.1:$(free_port)
 GRPC=127.0.0.1:$(free_port)
 mkdir -p "$WORK/bodies"
 ENC=${BENCH_ENC:-protobuf}
+CONVO=()
+[ "${BENCH_CONVO:-0}" = 1 ] && CONVO=(-c)
 case $ENC in
-protobuf) "$GEN" -n 8 -s "${BENCH_SPANS:-100}" "$WORK/bodies" >/dev/null ;;
+protobuf) "$GEN" -n 8 -s "${BENCH_SPANS:-100}" "${CONVO[@]}" "$WORK/bodies" >/dev/null ;;
 json)
   [ "$TOOL" = wrk ] || [ "$TOOL" = wrk-tls ] || { echo "BENCH_ENC=json: wrk or wrk-tls only" >&2; exit 2; }
-  "$GEN" -n 8 -s "${BENCH_SPANS:-100}" -j "$WORK/bodies" >/dev/null
+  "$GEN" -n 8 -s "${BENCH_SPANS:-100}" "${CONVO[@]}" -j "$WORK/bodies" >/dev/null
   ;;
 *) echo "BENCH_ENC=$ENC: protobuf or json" >&2; exit 2 ;;
 esac
