@@ -192,6 +192,7 @@ char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, 
  * resend the system prompt and every earlier turn). */
 #define NZ_SH_MEMO_MIN 128
 #define NZ_SH_MEMO_MAX 4096 /* parts kept at most (about 1.5 MB of arena); later ones are hashed each time */
+#define NZ_SH_PROBES 8      /* slots a look-up compares at most (semconv.c, sh_slot) */
 struct nz_sh_ent {
   const char *text;
   size_t len;
@@ -201,6 +202,7 @@ struct nz_sh_ent {
 struct nz_sh_memo {
   struct nz_sh_ent *v; /* open addressing on sh_key (semconv.c), cap a power of two */
   uint32_t n, cap;
+  uint64_t compares; /* texts compared in look-ups (tests: at most NZ_SH_PROBES a look-up) */
 };
 /* The SimHash of texts joined by '\n', given one at a time: long ones through the memo m (NULL: none),
  * the others gathered into runs, the pieces joined (simhash.h). end: false when no token, or on running

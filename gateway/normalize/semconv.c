@@ -1024,39 +1024,72 @@ static uint64_t sh_key(const char *t, size_t len)
   return h;
 }
 
+/* Where the part with key h is, or may go, in m: its slot, or an empty one, within NZ_SH_PROBES of h's home;
+ * UINT32_MAX when neither (a full window: the part is hashed and not kept). The window bounds what a
+ * look-up costs whatever the texts: parts made to share a key (the key samples only eight words) cost at
+ * most NZ_SH_PROBES comparisons each, never a walk of every part like them. */
+static uint32_t sh_slot(struct nz_sh_memo *m, uint64_t h, const char *text, size_t len, bool *found)
+{
+  *found = false;
+  for (uint32_t p = 0; m->cap && p < NZ_SH_PROBES; p++) {
+    uint32_t i = (uint32_t)(h + p) & (m->cap - 1);
+    const struct nz_sh_ent *e = &m->v[i];
+    if (!e->text)
+      return i;
+    if (e->key == h && e->len == len) {
+      m->compares++;
+      if (!memcmp(e->text, text, len)) {
+        *found = true;
+        return i;
+      }
+    }
+  }
+  return UINT32_MAX;
+}
+
+/* The table twice as large (first: 64 slots), its entries placed again (one without room in its window is
+ * dropped: the memo only saves work). False when the arena has no room. */
+static bool sh_grow(struct nz_sh_memo *m, struct gw_arena *a)
+{
+  uint32_t ncap = m->cap ? 2 * m->cap : 64;
+  struct nz_sh_ent *nv = gw_arena_alloc(a, sizeof *nv * ncap);
+  if (!nv)
+    return false;
+  memset(nv, 0, sizeof *nv * ncap);
+  struct nz_sh_memo old = *m;
+  m->v = nv;
+  m->n = 0;
+  m->cap = ncap;
+  for (uint32_t k = 0; k < old.cap; k++)
+    if (old.v[k].text) {
+      bool found;
+      uint32_t i = sh_slot(m, old.v[k].key, old.v[k].text, old.v[k].len, &found);
+      if (i != UINT32_MAX && !found) {
+        m->v[i] = old.v[k];
+        m->n++;
+      }
+    }
+  return true;
+}
+
 /* A part's SimHash from the request's memo, else computed (and kept while there is room). */
 static const struct gw_simhash_part *sh_part(struct nz_sh_memo *m, struct gw_arena *a, const char *text, size_t len,
                                              struct gw_simhash_part *tmp)
 {
   uint64_t h = sh_key(text, len);
-  uint32_t i = 0;
-  if (m->cap) {
-    for (i = (uint32_t)h & (m->cap - 1); m->v[i].text; i = (i + 1) & (m->cap - 1))
-      if (m->v[i].key == h && m->v[i].len == len && !memcmp(m->v[i].text, text, len))
-        return m->v[i].part;
-  }
+  bool found;
+  uint32_t i = sh_slot(m, h, text, len, &found);
+  if (found)
+    return m->v[i].part;
   gw_simhash_part(text, len, tmp);
   if (m->n >= NZ_SH_MEMO_MAX)
     return tmp;
   if (2 * (m->n + 1) > m->cap) { /* at most half full */
-    uint32_t ncap = m->cap ? 2 * m->cap : 64;
-    struct nz_sh_ent *nv = gw_arena_alloc(a, sizeof *nv * ncap);
-    if (!nv)
+    if (!sh_grow(m, a))
       return tmp; /* hashed, not kept */
-    memset(nv, 0, sizeof *nv * ncap);
-    for (uint32_t k = 0; k < m->cap; k++)
-      if (m->v[k].text) {
-        uint32_t j = (uint32_t)m->v[k].key & (ncap - 1);
-        while (nv[j].text)
-          j = (j + 1) & (ncap - 1);
-        nv[j] = m->v[k];
-      }
-    m->v = nv;
-    m->cap = ncap;
-    for (i = (uint32_t)h & (ncap - 1); m->v[i].text; i = (i + 1) & (ncap - 1))
-      ;
+    i = sh_slot(m, h, text, len, &found);
   }
-  struct gw_simhash_part *keep = gw_arena_alloc(a, sizeof *keep);
+  struct gw_simhash_part *keep = i != UINT32_MAX ? gw_arena_alloc(a, sizeof *keep) : NULL;
   if (!keep)
     return tmp;
   *keep = *tmp;
