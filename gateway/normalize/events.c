@@ -281,6 +281,8 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
       v[w++] = (struct in_row){&res->events[i], i};
   qsort(v, n, sizeof *v, in_row_cmp);
   struct nz_sh_memo shm = {0}; /* a conversation's calls log its earlier messages again */
+  struct nz_ph_lane lane;
+  nz_ph_init(&lane);
   for (size_t g = 0; g < n;) {
     size_t end = g + 1, first = v[g].at;
     while (end < n && !strcmp(v[end].e->trace_id, v[g].e->trace_id) && !strcmp(v[end].e->span_id, v[g].e->span_id)) {
@@ -288,21 +290,25 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
         first = v[end].at;
       end++;
     }
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char dig[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (md && EVP_DigestInit_ex(md, nz_sha256(), NULL)) {
-      EVP_DigestUpdate(md, "[", 1);
-      for (size_t j = g; j < end; j++) {
-        if (j > g)
-          EVP_DigestUpdate(md, ",", 1);
-        EVP_DigestUpdate(md, v[j].e->content, strlen(v[j].e->content));
-      }
-      EVP_DigestUpdate(md, "]", 1);
-      if (EVP_DigestFinal_ex(md, dig, &dlen) && dlen >= 8)
-        gw_hex(res->events[first].prompt_hash, dig, 8);
+    /* "[" + the contents joined by "," + "]": a later call of the conversation begins with it (nz_ph_job) */
+    struct gw_sb msgs;
+    gw_sb_init(&msgs, a);
+    gw_sb_putc(&msgs, '[');
+    for (size_t j = g; j < end; j++) {
+      if (j > g)
+        gw_sb_putc(&msgs, ',');
+      gw_sb_puts(&msgs, v[j].e->content);
     }
-    EVP_MD_CTX_free(md);
+    gw_sb_putc(&msgs, ']');
+    if (msgs.oom) {
+      *oom = true;
+      return;
+    }
+    struct gw_sha256_job job;
+    nz_ph_job(&lane, a, &job, msgs.buf, msgs.len);
+    gw_sha256_jobs(&job, NULL);
+    gw_hex(res->events[first].prompt_hash, job.out, 8);
+    nz_ph_done(&lane, &job);
     struct nz_sh_acc sh;
     nz_sh_begin(&sh, &shm, a);
     for (size_t j = g; j < end; j++)

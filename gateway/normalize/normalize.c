@@ -1148,23 +1148,16 @@ static void prompt_hashes_whole(struct gw_record *recs, size_t n)
   }
 }
 
-/* A prompt hashed, for the ones after it to resume from. */
-struct ph_done {
-  const char *p;
-  size_t nck; /* checkpoints: the state after each GW_SHA256_CK bytes of p */
-  const struct gw_sha256_mid *ck;
-};
-#define PH_RECENT 4 /* prompts of a lane looked at for a common prefix */
-
-/* The longest prefix of p[0, n) in whole checkpoints that one of the recent prompts shares (0: none), and
- * that prompt. Each step compares the checkpoint's last 64 bytes first: two prompts of one conversation
- * agree all along, others usually differ there. */
-static size_t ph_prefix(const struct ph_done *recent, int nr, const char *p, size_t n, const struct ph_done **from)
+/* The longest prefix of p[0, n) in whole checkpoints that one of the lane's recent prompts shares (0: none),
+ * and that prompt. Each step compares the checkpoint's last 64 bytes first: two prompts of one conversation
+ * agree all along, others usually differ there. At most NZ_PH_RECENT prompts, so at most that many times
+ * p's bytes compared. */
+static size_t ph_prefix(const struct nz_ph_lane *l, const char *p, size_t n, const struct nz_ph_done **from)
 {
   size_t best = 0;
   *from = NULL;
-  for (int i = 0; i < nr; i++) {
-    const struct ph_done *q = &recent[i];
+  for (int i = 0; i < l->nr; i++) {
+    const struct nz_ph_done *q = &l->recent[i];
     size_t k = 0, kmax = q->nck < n / GW_SHA256_CK ? q->nck : n / GW_SHA256_CK;
     for (; k < kmax; k++) {
       const char *x = q->p + k * GW_SHA256_CK, *y = p + k * GW_SHA256_CK;
@@ -1179,12 +1172,44 @@ static size_t ph_prefix(const struct ph_done *recent, int nr, const char *p, siz
   return best;
 }
 
+void nz_ph_job(struct nz_ph_lane *l, struct gw_arena *a, struct gw_sha256_job *j, const char *p, size_t n)
+{
+  size_t nck = n / GW_SHA256_CK;
+  *j = (struct gw_sha256_job){.p = p, .n = n};
+  if (!l->on)
+    return;
+  j->ck = nck ? gw_arena_alloc(a, sizeof *j->ck * nck) : NULL;
+  const struct nz_ph_done *from;
+  size_t k = ph_prefix(l, p, n, &from);
+  if (k) {
+    j->from = k * GW_SHA256_CK;
+    j->start = &from->ck[k - 1];
+    if (j->ck) /* the shared prefix's checkpoints are the earlier prompt's */
+      memcpy(j->ck, from->ck, sizeof *j->ck * k);
+  }
+}
+
+void nz_ph_init(struct nz_ph_lane *l)
+{
+  l->nr = l->next = 0;
+  l->on = gw_sha256_resumable();
+}
+
+void nz_ph_done(struct nz_ph_lane *l, const struct gw_sha256_job *j)
+{
+  if (!j->ck)
+    return;
+  l->recent[l->next] = (struct nz_ph_done){j->p, j->n / GW_SHA256_CK, j->ck};
+  l->next = (l->next + 1) % NZ_PH_RECENT;
+  if (l->nr < NZ_PH_RECENT)
+    l->nr++;
+}
+
 /* The same digests, where a prompt begins with most of an earlier one (a conversation's calls each resend
- * the earlier turns): it resumes from that prompt's SHA-256 state after their common prefix, in steps of
- * GW_SHA256_CK bytes, so a conversation's history is hashed about once per request rather than once per
- * call. Two lanes: the first half of the request's prompts in one, the second half in the other, so that
- * the prompts before one in its half are done when it starts (neighbours, most often one conversation's
- * calls, share a half); each looks at the last PH_RECENT prompts of its lane. */
+ * the earlier turns): it resumes from that prompt's SHA-256 state after their common prefix (nz_ph_job).
+ * Two lanes: the first half of the request's prompts in one, the second half in the other, so that the
+ * prompts before one in its half are done when it starts (neighbours, most often one conversation's calls,
+ * share a half). */
 static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
 {
   size_t m = 0;
@@ -1199,8 +1224,9 @@ static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
     if (recs[i].prompt_content)
       idx[k++] = i;
   size_t half = (m + 1) / 2;
-  struct ph_done recent[2][PH_RECENT];
-  int nr[2] = {0, 0}, next[2] = {0, 0};
+  struct nz_ph_lane lane[2];
+  nz_ph_init(&lane[0]);
+  nz_ph_init(&lane[1]);
   for (size_t t = 0; t < half; t++) {
     struct gw_sha256_job job[2];
     struct gw_record *r[2];
@@ -1210,29 +1236,13 @@ static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
       if (i >= m)
         break;
       r[l] = &recs[idx[i]];
-      size_t len = gw_record_text_len(r[l], GW_RT_PROMPT_CONTENT), nck = len / GW_SHA256_CK;
-      struct gw_sha256_job *j = &job[l];
-      *j = (struct gw_sha256_job){.p = r[l]->prompt_content, .n = len};
-      j->ck = nck ? gw_arena_alloc(a, sizeof *j->ck * nck) : NULL;
-      const struct ph_done *from;
-      size_t k = ph_prefix(recent[l], nr[l], r[l]->prompt_content, len, &from);
-      if (k) {
-        j->from = k * GW_SHA256_CK;
-        j->start = &from->ck[k - 1];
-        if (j->ck) /* the shared prefix's checkpoints are the earlier prompt's */
-          memcpy(j->ck, from->ck, sizeof *j->ck * k);
-      }
+      nz_ph_job(&lane[l], a, &job[l], r[l]->prompt_content, gw_record_text_len(r[l], GW_RT_PROMPT_CONTENT));
       lanes++;
     }
     gw_sha256_jobs(&job[0], lanes == 2 ? &job[1] : NULL);
     for (int l = 0; l < lanes; l++) {
       gw_hex(r[l]->prompt_hash, job[l].out, 8);
-      if (job[l].ck) {
-        recent[l][next[l]] = (struct ph_done){r[l]->prompt_content, job[l].n / GW_SHA256_CK, job[l].ck};
-        next[l] = (next[l] + 1) % PH_RECENT;
-        if (nr[l] < PH_RECENT)
-          nr[l]++;
-      }
+      nz_ph_done(&lane[l], &job[l]);
     }
   }
 }

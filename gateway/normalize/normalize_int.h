@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "core/sha256.h"
 #include "normalize/normalize.h"
 #include "normalize/simhash.h"
 
@@ -188,6 +189,24 @@ char *nz_msgs_render(struct nz_ctx *c, const struct nz_msgs *m, bool output, siz
 /* Plain text of the text parts of the messages whose role is `role` (all when NULL), "\n"-joined;
  * *len (when len is not NULL): its strlen. */
 char *nz_msgs_text(struct nz_ctx *c, const struct nz_msgs *m, const char *role, size_t *len);
+/* prompt_hash of prompts that begin with earlier ones (normalize.c): a lane remembers its last
+ * NZ_PH_RECENT prompts' SHA-256 checkpoints; nz_ph_job sets a job for p[0, n) up to start from the longest
+ * prefix one of them shares (and to leave its own checkpoints: arena), nz_ph_done remembers it once hashed
+ * (gw_sha256_jobs). Without the SHA extensions a job is the whole message and nothing is remembered. */
+#define NZ_PH_RECENT 4
+struct nz_ph_done {
+  const char *p;
+  size_t nck; /* checkpoints: the state after each GW_SHA256_CK bytes of p */
+  const struct gw_sha256_mid *ck;
+};
+struct nz_ph_lane {
+  struct nz_ph_done recent[NZ_PH_RECENT];
+  int nr, next;
+  bool on; /* gw_sha256_resumable() */
+};
+void nz_ph_init(struct nz_ph_lane *l);
+void nz_ph_job(struct nz_ph_lane *l, struct gw_arena *a, struct gw_sha256_job *j, const char *p, size_t n);
+void nz_ph_done(struct nz_ph_lane *l, const struct gw_sha256_job *j);
 /* A request's SimHash parts of NZ_SH_MEMO_MIN bytes or more, each hashed once (a conversation's calls each
  * resend the system prompt and every earlier turn). */
 #define NZ_SH_MEMO_MIN 128

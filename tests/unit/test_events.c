@@ -303,8 +303,9 @@ static void test_many_spans(void **state)
 
 /* A conversation's calls log every earlier message again (one span a call): each span's SimHash (on its
  * first input row) is that of its input texts joined by '\n', whatever the request's memo of long texts
- * already held; short texts between long ones, and an assistant turn among the inputs. */
-static void test_conversation_simhash(void **state)
+ * already held; short texts between long ones, and an assistant turn among the inputs. Its prompt_hash,
+ * resumed from the previous call's SHA-256 state, is its own messages' (hash_of). */
+static void test_conversation_hashes(void **state)
 {
   enum { CALLS = 4, TURNS = 2 * CALLS - 1 };
   char *turn[TURNS];
@@ -351,6 +352,11 @@ static void test_conversation_simhash(void **state)
     gw_simhash_bits(h, bits);
     if (strcmp(r.events[first].prompt_simhash, bits))
       fail_msg("call %d: prompt_simhash %s, want %s", c, r.events[first].prompt_simhash, bits);
+    /* the hash resumes from the previous call's: it begins with that call's messages */
+    const char *in[TURNS];
+    for (int t = 0; t <= 2 * c; t++)
+      in[t] = r.events[first + t].content;
+    assert_string_equal(r.events[first].prompt_hash, hash_of(in, (size_t)(2 * c + 1)));
   }
 }
 
@@ -424,7 +430,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_details_event, setup, teardown),
     cmocka_unit_test_setup_teardown(test_seq_and_hash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_many_spans, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_conversation_simhash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_conversation_hashes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_codec, setup, teardown),
   };
