@@ -1121,33 +1121,6 @@ static bool collect_span_links(struct gw_arena *a, struct gw_record *recs, const
   return true;
 }
 
-/* Each record's prompt_hash: the first 8 bytes of the SHA-256 of its prompt_content as normalize rendered
- * it (before redaction), in hex; the prompts hashed two at a time (core/sha256.h). */
-static void prompt_hashes_whole(struct gw_record *recs, size_t n)
-{
-  struct gw_record *pending = NULL;
-  for (size_t i = 0; i < n; i++) {
-    struct gw_record *r = &recs[i];
-    if (!r->prompt_content)
-      continue;
-    if (!pending) {
-      pending = r;
-      continue;
-    }
-    unsigned char d1[GW_SHA256_LEN], d2[GW_SHA256_LEN];
-    gw_sha256_pair(pending->prompt_content, gw_record_text_len(pending, GW_RT_PROMPT_CONTENT), d1, r->prompt_content,
-                   gw_record_text_len(r, GW_RT_PROMPT_CONTENT), d2);
-    gw_hex(pending->prompt_hash, d1, 8);
-    gw_hex(r->prompt_hash, d2, 8);
-    pending = NULL;
-  }
-  if (pending) {
-    unsigned char d[GW_SHA256_LEN];
-    gw_sha256(pending->prompt_content, gw_record_text_len(pending, GW_RT_PROMPT_CONTENT), d);
-    gw_hex(pending->prompt_hash, d, 8);
-  }
-}
-
 /* The longest prefix of p[0, n) in whole checkpoints that one of the lane's recent prompts shares (0: none),
  * and that prompt. Each step compares the checkpoint's last 64 bytes first: two prompts of one conversation
  * agree all along, others usually differ there. At most NZ_PH_RECENT prompts, so at most that many times
@@ -1205,25 +1178,28 @@ void nz_ph_done(struct nz_ph_lane *l, const struct gw_sha256_job *j)
     l->nr++;
 }
 
-/* The same digests, where a prompt begins with most of an earlier one (a conversation's calls each resend
- * the earlier turns): it resumes from that prompt's SHA-256 state after their common prefix (nz_ph_job).
- * Two lanes: the first half of the request's prompts in one, the second half in the other, so that the
- * prompts before one in its half are done when it starts (neighbours, most often one conversation's calls,
- * share a half). */
+/* The first record from i on that has a prompt (n: none). */
+static size_t next_prompt(const struct gw_record *recs, size_t n, size_t i)
+{
+  while (i < n && !recs[i].prompt_content)
+    i++;
+  return i;
+}
+
+/* Each record's prompt_hash: the first 8 bytes of the SHA-256 of its prompt_content as normalize rendered
+ * it (before redaction), in hex. Two prompts are hashed at a time (core/sha256.h), in two lanes: the first
+ * half of the request's prompts in one, the second half in the other, so that the prompts before one in its
+ * half are done when it starts (neighbours, most often one conversation's calls, share a half) and it can
+ * resume from the longest prefix they share with it (nz_ph_job). */
 static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
 {
   size_t m = 0;
   for (size_t i = 0; i < n; i++)
     m += recs[i].prompt_content != NULL;
-  size_t *idx = m && gw_sha256_resumable() ? gw_arena_alloc(a, sizeof *idx * m) : NULL;
-  if (!idx) {
-    prompt_hashes_whole(recs, n);
-    return;
-  }
-  for (size_t i = 0, k = 0; i < n; i++)
-    if (recs[i].prompt_content)
-      idx[k++] = i;
-  size_t half = (m + 1) / 2;
+  size_t half = (m + 1) / 2, at[2];
+  at[0] = at[1] = next_prompt(recs, n, 0);
+  for (size_t k = 0; k < half; k++)
+    at[1] = next_prompt(recs, n, at[1] + 1);
   struct nz_ph_lane lane[2];
   nz_ph_init(&lane[0]);
   nz_ph_init(&lane[1]);
@@ -1231,18 +1207,15 @@ static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
     struct gw_sha256_job job[2];
     struct gw_record *r[2];
     int lanes = 0;
-    for (int l = 0; l < 2; l++) {
-      size_t i = l ? half + t : t;
-      if (i >= m)
-        break;
-      r[l] = &recs[idx[i]];
+    for (int l = 0; l < 2 && at[l] < n; l++, lanes++) {
+      r[l] = &recs[at[l]];
       nz_ph_job(&lane[l], a, &job[l], r[l]->prompt_content, gw_record_text_len(r[l], GW_RT_PROMPT_CONTENT));
-      lanes++;
     }
     gw_sha256_jobs(&job[0], lanes == 2 ? &job[1] : NULL);
     for (int l = 0; l < lanes; l++) {
       gw_hex(r[l]->prompt_hash, job[l].out, 8);
       nz_ph_done(&lane[l], &job[l]);
+      at[l] = next_prompt(recs, n, at[l] + 1);
     }
   }
 }
