@@ -139,29 +139,6 @@ NI_INLINE static void ni_block(__m128i *abef, __m128i *cdgh, const unsigned char
   }
 }
 
-NI_TARGET static void ni_pair(const void *a, size_t na, unsigned char out_a[GW_SHA256_LEN], const void *b, size_t nb,
-                              unsigned char out_b[GW_SHA256_LEN])
-{
-  struct msg m[2];
-  msg_init(&m[0], a, na);
-  msg_init(&m[1], b, nb);
-  __m128i abef[2], cdgh[2];
-  ni_load(H0, &abef[0], &cdgh[0]);
-  ni_load(H0, &abef[1], &cdgh[1]);
-  size_t both = m[0].blocks < m[1].blocks ? m[0].blocks : m[1].blocks, i = 0;
-  for (; i < both; i++) {
-    const unsigned char *blk[2] = {msg_block(&m[0], i), msg_block(&m[1], i)};
-    ni_block(abef, cdgh, blk, 2);
-  }
-  int rest = m[0].blocks > both ? 0 : 1; /* the longer message goes on alone */
-  for (; i < m[rest].blocks; i++) {
-    const unsigned char *blk[1] = {msg_block(&m[rest], i)};
-    ni_block(&abef[rest], &cdgh[rest], blk, 1);
-  }
-  ni_digest(abef[0], cdgh[0], out_a);
-  ni_digest(abef[1], cdgh[1], out_b);
-}
-
 NI_INLINE static void ni_store(__m128i abef, __m128i cdgh, struct gw_sha256_mid *m)
 {
   _mm_storeu_si128((__m128i *)(void *)m->s, abef);
@@ -208,45 +185,7 @@ NI_TARGET static void ni_jobs(struct gw_sha256_job **j, int lanes)
   }
 }
 
-NI_TARGET static void ni_one(const void *p, size_t n, unsigned char out[GW_SHA256_LEN])
-{
-  struct msg m;
-  msg_init(&m, p, n);
-  __m128i abef, cdgh;
-  ni_load(H0, &abef, &cdgh);
-  for (size_t i = 0; i < m.blocks; i++) {
-    const unsigned char *blk[1] = {msg_block(&m, i)};
-    ni_block(&abef, &cdgh, blk, 1);
-  }
-  ni_digest(abef, cdgh, out);
-}
 #endif
-
-void gw_sha256(const void *p, size_t n, unsigned char out[GW_SHA256_LEN])
-{
-#ifdef SHA_NI
-  if (use_ni()) {
-    ni_one(p, n, out);
-    return;
-  }
-#endif
-  use_ni(); /* (fetches OpenSSL's implementation once) */
-  evp(p, n, out);
-}
-
-void gw_sha256_pair(const void *a, size_t na, unsigned char out_a[GW_SHA256_LEN], const void *b, size_t nb,
-                    unsigned char out_b[GW_SHA256_LEN])
-{
-#ifdef SHA_NI
-  if (use_ni()) {
-    ni_pair(a, na, out_a, b, nb, out_b);
-    return;
-  }
-#endif
-  use_ni();
-  evp(a, na, out_a);
-  evp(b, nb, out_b);
-}
 
 bool gw_sha256_resumable(void)
 {
@@ -270,4 +209,20 @@ void gw_sha256_jobs(struct gw_sha256_job *a, struct gw_sha256_job *b)
   evp(a->p, a->n, a->out);
   if (b)
     evp(b->p, b->n, b->out);
+}
+
+void gw_sha256(const void *p, size_t n, unsigned char out[GW_SHA256_LEN])
+{
+  struct gw_sha256_job j = {.p = p, .n = n};
+  gw_sha256_jobs(&j, NULL);
+  memcpy(out, j.out, GW_SHA256_LEN);
+}
+
+void gw_sha256_pair(const void *a, size_t na, unsigned char out_a[GW_SHA256_LEN], const void *b, size_t nb,
+                    unsigned char out_b[GW_SHA256_LEN])
+{
+  struct gw_sha256_job ja = {.p = a, .n = na}, jb = {.p = b, .n = nb};
+  gw_sha256_jobs(&ja, &jb);
+  memcpy(out_a, ja.out, GW_SHA256_LEN);
+  memcpy(out_b, jb.out, GW_SHA256_LEN);
 }
