@@ -263,7 +263,7 @@ static int in_row_cmp(const void *pa, const void *pb)
  * row in the request, and its text SimHashed there too (normalize.c takes a row's over the text parts of
  * its input messages joined by '\n': each row's text_content is its message's text parts joined so). Sorting keeps this O(n log n) whatever the number of spans (it compared every row
  * with every earlier one: 64 s for 80 000 events). */
-static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *oom)
+static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, struct gw_sh_cache *shared, bool *oom)
 {
   size_t n = 0;
   for (size_t i = 0; i < res->nevents; i++)
@@ -280,7 +280,8 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
     if (res->events[i].direction && !strcmp(res->events[i].direction, "input"))
       v[w++] = (struct in_row){&res->events[i], i};
   qsort(v, n, sizeof *v, in_row_cmp);
-  struct nz_sh_memo shm = {0}; /* a conversation's calls log its earlier messages again */
+  /* a conversation's calls log its earlier messages again */
+  struct nz_sh_memo shm = {.shared = shared};
   struct nz_ph_lane lane;
   nz_ph_init(&lane);
   for (size_t g = 0; g < n;) {
@@ -313,7 +314,7 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, bool *
     nz_sh_begin(&sh, &shm, a);
     for (size_t j = g; j < end; j++)
       if (v[j].e->text_content)
-        nz_sh_add(&sh, v[j].e->text_content, strlen(v[j].e->text_content));
+        nz_sh_add(&sh, v[j].e->text_content, strlen(v[j].e->text_content), end - g > 2 || j + 1 < end);
     uint64_t h;
     if (nz_sh_end(&sh, &h, oom))
       gw_simhash_bits(h, res->events[first].prompt_simhash);
@@ -449,7 +450,7 @@ gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_
       sl->n_log_records = w;
     }
   }
-  prompt_hashes(res, a, &b.oom);
+  prompt_hashes(res, a, opts ? opts->simhash_cache : NULL, &b.oom);
   if (b.oom)
     goto oom;
   return GW_OK;

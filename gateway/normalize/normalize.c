@@ -1232,7 +1232,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
   view = gw_arena_alloc(a, sizeof *view);
   if (!view)
     goto oom;
-  struct nz_sh_memo shm = {0};
+  struct nz_sh_memo shm = {.shared = opts ? opts->simhash_cache : NULL};
   for (size_t ri = 0; ri < req->n_resource_spans; ri++) {
     GwResourceSpans *rs = req->resource_spans[ri];
     struct nz_res rf = {.res = rs->resource};

@@ -222,6 +222,7 @@ struct nz_sh_memo {
   struct nz_sh_ent *v; /* open addressing on sh_key (semconv.c), cap a power of two */
   uint32_t n, cap;
   uint64_t compares; /* texts compared in look-ups (tests: at most NZ_SH_PROBES a look-up) */
+  struct gw_sh_cache *shared; /* looked in on a miss, given history parts (normalize.h); NULL: none */
 };
 /* The SimHash of texts joined by '\n', given one at a time: long ones through the memo m (NULL: none),
  * the others gathered into runs, the pieces joined (simhash.h). end: false when no token, or on running
@@ -236,10 +237,17 @@ struct nz_sh_acc {
   unsigned n;
 };
 void nz_sh_begin(struct nz_sh_acc *s, struct nz_sh_memo *m, struct gw_arena *a);
-void nz_sh_add(struct nz_sh_acc *s, const char *text, size_t len);
+/* history: the text will be resent by the conversation's next calls (a message before the input's last, or
+ * any message of an input of more than two: a chat under way), so it may go to the memo's shared cache. An
+ * input of one or two messages (a system prompt and a question) keeps its last out: most such calls are
+ * one-shot, and a cache filled with their questions would hold nothing met again. */
+void nz_sh_add(struct nz_sh_acc *s, const char *text, size_t len, bool history);
 bool nz_sh_end(struct nz_sh_acc *s, uint64_t *out, bool *oom);
 /* The SimHash of nz_msgs_text(c, m, NULL) through c->shm. */
 bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out);
+/* The shared cache's look-up (a copy of the part into *out) and store (simhash_cache.c); key: sh_key. */
+bool nz_shc_get(struct gw_sh_cache *c, uint64_t key, const char *text, size_t len, struct gw_simhash_part *out);
+void nz_shc_put(struct gw_sh_cache *c, uint64_t key, const char *text, size_t len, const struct gw_simhash_part *p);
 /* The gen_ai.client.inference.operation.details event (current semconv). */
 void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys);
 

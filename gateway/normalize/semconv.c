@@ -1072,16 +1072,21 @@ static bool sh_grow(struct nz_sh_memo *m, struct gw_arena *a)
   return true;
 }
 
-/* A part's SimHash from the request's memo, else computed (and kept while there is room). */
+/* A part's SimHash from the request's memo, else from the shared cache, else computed (and kept while there
+ * is room; a history part also in the shared cache). */
 static const struct gw_simhash_part *sh_part(struct nz_sh_memo *m, struct gw_arena *a, const char *text, size_t len,
-                                             struct gw_simhash_part *tmp)
+                                             bool history, struct gw_simhash_part *tmp)
 {
   uint64_t h = sh_key(text, len);
   bool found;
   uint32_t i = sh_slot(m, h, text, len, &found);
   if (found)
     return m->v[i].part;
-  gw_simhash_part(text, len, tmp);
+  if (!m->shared || !nz_shc_get(m->shared, h, text, len, tmp)) {
+    gw_simhash_part(text, len, tmp);
+    if (m->shared && history)
+      nz_shc_put(m->shared, h, text, len, tmp);
+  }
   if (m->n >= NZ_SH_MEMO_MAX)
     return tmp;
   if (2 * (m->n + 1) > m->cap) { /* at most half full */
@@ -1122,12 +1127,12 @@ static void sh_flush(struct nz_sh_acc *s)
   s->sb.len = 0;
 }
 
-void nz_sh_add(struct nz_sh_acc *s, const char *text, size_t len)
+void nz_sh_add(struct nz_sh_acc *s, const char *text, size_t len, bool history)
 {
   if (s->m && len >= NZ_SH_MEMO_MIN) {
     sh_flush(s);
     struct gw_simhash_part tmp;
-    gw_simhash_join_add(&s->j, sh_part(s->m, s->a, text, len, &tmp));
+    gw_simhash_join_add(&s->j, sh_part(s->m, s->a, text, len, history, &tmp));
     return;
   }
   if (s->n == 1)
@@ -1156,12 +1161,13 @@ bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out)
 {
   struct nz_sh_acc s;
   nz_sh_begin(&s, c->shm, c->a);
+  bool talk = m->n > 2; /* a conversation under way: its last message comes back as history next call */
   for (uint32_t i = 0; i < m->n; i++) {
     const struct nz_msg *msg = &m->v[i];
     for (uint32_t k = 0; k < msg->n; k++) {
       const struct nz_part *pt = &msg->parts[k];
       if (!pt->json && !strcmp(pt->type, "text"))
-        nz_sh_add(&s, pt->text, pt->len);
+        nz_sh_add(&s, pt->text, pt->len, talk || i + 1 < m->n);
     }
   }
   return nz_sh_end(&s, out, &c->oom);

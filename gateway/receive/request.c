@@ -232,9 +232,11 @@ static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena
 }
 
 /* What can be stored (DESIGN §6): from the retention window's start to a day ahead. */
-static struct gw_normalize_opts window(const struct gw_conf *c)
+static struct gw_normalize_opts window(const struct gw_pipeline *p)
 {
-  return gw_normalize_window(gw_now_ns(), c->postgres.retention_days);
+  struct gw_normalize_opts o = gw_normalize_window(gw_now_ns(), p->conf->postgres.retention_days);
+  o.simhash_cache = p->simhash_cache;
+  return o;
 }
 
 static gw_rc out_of_memory(struct gw_err *err, gw_rc rc)
@@ -352,7 +354,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
-  struct gw_normalize_opts nopts = window(c);
+  struct gw_normalize_opts nopts = window(p);
   struct gw_normalize_result nres;
   memset(&nres, 0, sizeof nres);
   rc = gw_normalize_traces(req, a, &nopts, &nres, err);
@@ -465,7 +467,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
-  struct gw_normalize_opts nopts = window(c);
+  struct gw_normalize_opts nopts = window(p);
   struct gw_logs_result lres;
   rc = gw_normalize_logs(req, a, &nopts, &lres, err);
   if (rc || (rc = checkpoint(&ctl, "normalization", err)))

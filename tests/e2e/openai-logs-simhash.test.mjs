@@ -11,21 +11,13 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { logs } from '@opentelemetry/api-logs';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { LoggerProvider, SimpleLogRecordProcessor, InMemoryLogRecordExporter } from '@opentelemetry/sdk-logs';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { OpenAIInstrumentation } from '@opentelemetry/instrumentation-openai';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { prerequisites, createDatabase, startGateway, waitFor } from '../lib/harness.mjs';
 import { startFakeOpenAI } from '../lib/fake-openai.mjs';
 import { simhash } from '../lib/simhash.mjs';
+import { captureOpenAI } from '../lib/sdk-client.mjs';
 
-const require = createRequire(import.meta.url);
 const skip = prerequisites();
 const SERVICE = 'e2e-openai-logs-simhash';
 const SYSTEM = 'You are terse.';
@@ -44,12 +36,7 @@ describe('openai SDK, prompt only in log records → prompt_simhash as for a spa
   let tier;
   let sidecar;
   let fake;
-  let OpenAI;
-  let spans;
-  let records;
-  let tracerProvider;
-  let loggerProvider;
-  let instrumentation;
+  let sdk;
 
   before(async () => {
     db = await createDatabase();
@@ -60,23 +47,11 @@ describe('openai SDK, prompt only in log records → prompt_simhash as for a spa
       config: { redaction: REDACTION, exporters: { otlp: { endpoint: tier.httpUrl, protocol: 'http', batch_wait_ms: '50ms' } } },
     });
     fake = await startFakeOpenAI();
-    const resource = resourceFromAttributes({ 'service.name': SERVICE });
-    spans = new InMemorySpanExporter();
-    records = new InMemoryLogRecordExporter();
-    tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor(spans)] });
-    tracerProvider.register();
-    loggerProvider = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: records })] });
-    logs.setGlobalLoggerProvider(loggerProvider);
-    instrumentation = new OpenAIInstrumentation({ captureMessageContent: true });
-    registerInstrumentations({ instrumentations: [instrumentation], tracerProvider, loggerProvider });
-    const mod = require('openai'); /* after the hook is in place, so it is patched */
-    OpenAI = mod.OpenAI ?? mod.default ?? mod;
+    sdk = captureOpenAI({ serviceName: SERVICE });
   });
 
   after(async () => {
-    instrumentation?.disable();
-    await tracerProvider?.shutdown();
-    await loggerProvider?.shutdown();
+    await sdk?.shutdown();
     await fake?.close();
     await sidecar?.cleanup();
     await tier?.cleanup();
@@ -86,6 +61,7 @@ describe('openai SDK, prompt only in log records → prompt_simhash as for a spa
 
   /** One chat call: its span and its log records, captured in memory, and the prompt text as sent. */
   async function call(tag) {
+    const { OpenAI, spans, records } = sdk;
     spans.reset();
     records.reset();
     const user = `Email me at jane.doe@example.com about the quarterly invoice for order ${tag}`;

@@ -9,16 +9,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { trace } from '@opentelemetry/api';
-import { logs } from '@opentelemetry/api-logs';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { LoggerProvider, BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { OpenAIInstrumentation } from '@opentelemetry/instrumentation-openai';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { prerequisites, createDatabase, startGateway, waitForRows, waitFor, metric } from '../lib/harness.mjs';
 import { startFakeOpenAI } from '../lib/fake-openai.mjs';
+import { captureOpenAI } from '../lib/sdk-client.mjs';
 
 const require = createRequire(import.meta.url);
 const skip = prerequisites();
@@ -69,32 +64,20 @@ describe('openai SDK with content capture → traces + logs → gateway → rows
   let fake;
   let OpenAI;
   let memory;
+  let sdk;
   const spanRoute = new Routing();
   const logRoute = new Routing();
-  let tracerProvider;
-  let loggerProvider;
-  let instrumentation;
 
   before(async () => {
     db = await createDatabase();
     gw = await startGateway({ dsn: db.dsn });
     fake = await startFakeOpenAI();
-    const resource = resourceFromAttributes({ 'service.name': SERVICE });
-    memory = new InMemorySpanExporter();
-    tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor(memory), spanRoute] });
-    tracerProvider.register();
-    loggerProvider = new LoggerProvider({ resource, processors: [logRoute] });
-    logs.setGlobalLoggerProvider(loggerProvider);
-    instrumentation = new OpenAIInstrumentation({ captureMessageContent: true });
-    registerInstrumentations({ instrumentations: [instrumentation], tracerProvider, loggerProvider });
-    const mod = require('openai'); /* after the hook is in place, so it is patched */
-    OpenAI = mod.OpenAI ?? mod.default ?? mod;
+    sdk = captureOpenAI({ serviceName: SERVICE, spanProcessors: [spanRoute], logProcessors: [logRoute] });
+    ({ OpenAI, spans: memory } = sdk);
   });
 
   after(async () => {
-    instrumentation?.disable();
-    await tracerProvider?.shutdown();
-    await loggerProvider?.shutdown();
+    await sdk?.shutdown();
     await fake?.close();
     await gw?.cleanup();
     await db?.drop();

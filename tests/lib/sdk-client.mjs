@@ -16,7 +16,9 @@
 import { createRequire } from 'node:module';
 import { trace, context, SpanStatusCode } from '@opentelemetry/api';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { BatchSpanProcessor, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { logs } from '@opentelemetry/api-logs';
+import { LoggerProvider, SimpleLogRecordProcessor, InMemoryLogRecordExporter } from '@opentelemetry/sdk-logs';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { OpenAIInstrumentation } from '@opentelemetry/instrumentation-openai';
@@ -173,6 +175,38 @@ export function idsOf(span) {
     traceId: sc.traceId,
     spanId: sc.spanId,
     parentSpanId: span.parentSpanContext?.spanId ?? span.parentSpanId ?? null,
+  };
+}
+
+/**
+ * The openai SDK instrumented with content capture on (the messages go to log records), for tests that
+ * export a call's telemetry themselves: every ended span and every log record is kept in memory (`spans`,
+ * `records`) and also given to the extra processors. Once per process, like setupTracing. Returns
+ * { OpenAI, spans, records, shutdown }.
+ */
+export function captureOpenAI({ serviceName, spanProcessors = [], logProcessors = [] }) {
+  const resource = resourceFromAttributes({ 'service.name': serviceName });
+  const spans = new InMemorySpanExporter();
+  const records = new InMemoryLogRecordExporter();
+  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor(spans), ...spanProcessors] });
+  tracerProvider.register();
+  const loggerProvider = new LoggerProvider({
+    resource,
+    processors: [new SimpleLogRecordProcessor({ exporter: records }), ...logProcessors],
+  });
+  logs.setGlobalLoggerProvider(loggerProvider);
+  const instrumentation = new OpenAIInstrumentation({ captureMessageContent: true });
+  registerInstrumentations({ instrumentations: [instrumentation], tracerProvider, loggerProvider });
+  const mod = require('openai'); /* after the hook is in place, so it is patched */
+  return {
+    OpenAI: mod.OpenAI ?? mod.default ?? mod,
+    spans,
+    records,
+    async shutdown() {
+      instrumentation.disable();
+      await tracerProvider.shutdown();
+      await loggerProvider.shutdown();
+    },
   };
 }
 

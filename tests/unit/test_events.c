@@ -70,15 +70,18 @@ static GwLogsRequest *load(const char *file, enum gw_encoding enc)
   return req;
 }
 
-static void events_of(GwLogsRequest *req, struct gw_logs_result *res)
+static void events_of_opts(GwLogsRequest *req, const struct gw_normalize_opts *o, struct gw_logs_result *res)
 {
   struct gw_err err = {0};
-  assert_int_equal(gw_normalize_logs(req, arena, NULL, res, &err), GW_OK);
+  assert_int_equal(gw_normalize_logs(req, arena, o, res, &err), GW_OK);
   assert_int_equal(gw_events_finish(res->events, res->nevents, arena), GW_OK);
 }
 
-/* The records as one request (one resource, one scope), normalized. */
-static void events_of_records(GwLogRecord **recs, size_t n, struct gw_logs_result *res)
+static void events_of(GwLogsRequest *req, struct gw_logs_result *res) { events_of_opts(req, NULL, res); }
+
+/* The records as one request (one resource, one scope), normalized (with o: NULL for none). */
+static void events_of_records_opts(GwLogRecord **recs, size_t n, const struct gw_normalize_opts *o,
+                                   struct gw_logs_result *res)
 {
   GwScopeLogs sl;
   gw_pb_scope_logs_init(&sl);
@@ -94,7 +97,12 @@ static void events_of_records(GwLogRecord **recs, size_t n, struct gw_logs_resul
   gw_pb_logs_request_init(&req);
   req.resource_logs = &rlp;
   req.n_resource_logs = 1;
-  events_of(&req, res);
+  events_of_opts(&req, o, res);
+}
+
+static void events_of_records(GwLogRecord **recs, size_t n, struct gw_logs_result *res)
+{
+  events_of_records_opts(recs, n, NULL, res);
 }
 
 /* The three captures (gRPC, HTTP protobuf, HTTP JSON), each against its manifest. */
@@ -305,7 +313,9 @@ static void test_many_spans(void **state)
  * first input row) is that of its input texts joined by '\n', whatever the request's memo of long texts
  * already held; short texts between long ones, and an assistant turn among the inputs. Its prompt_hash,
  * resumed from the previous call's SHA-256 state, is its own messages' (hash_of). */
-static void test_conversation_hashes(void **state)
+/* A conversation's calls logged as GenAI events: all in one request (c NULL: the request's memo and the
+ * SHA-256 resume), or each call in a request of its own through the SimHash cache c kept between them. */
+static void conversation_hashes(struct gw_sh_cache *c)
 {
   enum { CALLS = 4, TURNS = 2 * CALLS - 1 };
   char *turn[TURNS];
@@ -317,31 +327,40 @@ static void test_conversation_hashes(void **state)
     turn[k][len] = 0;
   }
   size_t n = 0;
-  for (int c = 0; c < CALLS; c++)
-    n += 2 * (size_t)c + 1;
+  for (int q = 0; q < CALLS; q++)
+    n += 2 * (size_t)q + 1;
   GwLogRecord **recs = tu_alloc(arena, n * sizeof *recs);
   size_t k = 0;
-  for (int c = 0; c < CALLS; c++)
-    for (int t = 0; t <= 2 * c; t++) {
+  for (int q = 0; q < CALLS; q++)
+    for (int t = 0; t <= 2 * q; t++) {
       GwLogRecord *l = tu_alloc(arena, sizeof *l);
       gw_pb_log_record_init(l);
       uint8_t *tid = tu_alloc(arena, 16), *sid = tu_alloc(arena, 8);
       memset(tid, 0x33, 16);
-      memset(sid, 0x40 + c, 8);
+      memset(sid, 0x40 + q, 8);
       l->trace_id = (ProtobufCBinaryData){16, tid};
       l->span_id = (ProtobufCBinaryData){8, sid};
-      l->time_unix_nano = 1000 + (uint64_t)c;
+      l->time_unix_nano = 1000 + (uint64_t)q;
       l->event_name = t % 2 ? "gen_ai.assistant.message" : "gen_ai.user.message";
       l->body = tu_av_str(arena, turn[t]);
       recs[k++] = l;
     }
   struct gw_logs_result r;
-  events_of_records(recs, n, &r);
-  assert_int_equal(r.nevents, n);
-  for (int c = 0, first = 0; c < CALLS; first += 2 * c + 1, c++) {
+  if (!c) {
+    events_of_records(recs, n, &r);
+    assert_int_equal(r.nevents, n);
+  }
+  struct gw_normalize_opts o = {.simhash_cache = c};
+  for (int call = 0, at = 0; call < CALLS; at += 2 * call + 1, call++) {
+    int first = at; /* the call's first event among r's */
+    if (c) {
+      events_of_records_opts(recs + at, 2 * (size_t)call + 1, &o, &r);
+      assert_int_equal(r.nevents, 2 * (size_t)call + 1);
+      first = 0;
+    }
     struct gw_sb want;
     gw_sb_init(&want, arena);
-    for (int t = 0; t <= 2 * c; t++) {
+    for (int t = 0; t <= 2 * call; t++) {
       if (t)
         gw_sb_putc(&want, '\n');
       gw_sb_puts(&want, turn[t]);
@@ -351,13 +370,34 @@ static void test_conversation_hashes(void **state)
     assert_true(gw_simhash(want.buf, want.len, &h));
     gw_simhash_bits(h, bits);
     if (strcmp(r.events[first].prompt_simhash, bits))
-      fail_msg("call %d: prompt_simhash %s, want %s", c, r.events[first].prompt_simhash, bits);
+      fail_msg("call %d: prompt_simhash %s, want %s", call, r.events[first].prompt_simhash, bits);
     /* the hash resumes from the previous call's: it begins with that call's messages */
     const char *in[TURNS];
-    for (int t = 0; t <= 2 * c; t++)
+    for (int t = 0; t <= 2 * call; t++)
       in[t] = r.events[first + t].content;
-    assert_string_equal(r.events[first].prompt_hash, hash_of(in, (size_t)(2 * c + 1)));
+    assert_string_equal(r.events[first].prompt_hash, hash_of(in, (size_t)(2 * call + 1)));
   }
+}
+
+static void test_conversation_hashes(void **state)
+{
+  (void)state;
+  conversation_hashes(NULL);
+}
+
+/* The same calls each in a request of its own: the SimHash cache kept between requests finds the earlier
+ * calls' long messages, and the hashes are the same. */
+static void test_conversation_hashes_across_requests(void **state)
+{
+  (void)state;
+  struct gw_sh_cache *c = gw_sh_cache_create(1u << 20);
+  assert_non_null(c);
+  conversation_hashes(c);
+  struct gw_sh_cache_stats st;
+  gw_sh_cache_stats(c, &st);
+  assert_true(st.hits >= 4); /* call 2 finds call 1's three turns' long ones, call 3 more */
+  assert_true(st.entries > 0);
+  gw_sh_cache_destroy(c);
 }
 
 /* Wrong-length ids: rejected and removed, with the path. Outside the window: GenAI events rejected,
@@ -431,6 +471,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_seq_and_hash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_many_spans, setup, teardown),
     cmocka_unit_test_setup_teardown(test_conversation_hashes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_conversation_hashes_across_requests, setup, teardown),
     cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_codec, setup, teardown),
   };

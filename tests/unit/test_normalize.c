@@ -2,6 +2,7 @@
  * test_normalize.c: GenAI normalization. Every captured SDK trace fixture (tests/fixtures/sdk) is decoded
  * and normalized and checked against its manifest; then focused cases per dialect built by hand.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -618,7 +619,7 @@ static void test_simhash_memo_colliding_parts(void **state)
     for (int k = 0; k < 4; k++)
       t[9 + k] = (char)('a' + (v >> (3 * k)) % 8);
     t[5] = ' ';
-    nz_sh_add(&acc, t, LEN);
+    nz_sh_add(&acc, t, LEN, false);
     if (i)
       gw_sb_putc(&whole, '\n');
     gw_sb_putn(&whole, t, LEN);
@@ -652,15 +653,23 @@ static void want_prompt_hash(const struct gw_record *r, size_t i)
  * request's memo of parts joined, and must be what the whole text gives: parts met again (alone and among
  * others), a part of the memo's key (same length and sampled words) but another byte, short parts between
  * long ones, a long part without tokens, and a part short of the memo's size. */
-static void test_prompt_simhash_conversation(void **state)
+/* The texts of the conversation tests: long parts (memoized), short ones (hashed in runs), twins. */
+enum { CONV_NT = 8, CONV_NS = 6 };
+static const size_t conv_len[CONV_NT] = {300, 520, 150, 2, 5, 300, 200, 700};
+static const int conv_calls[CONV_NS][7] = {
+  {0, 1, -1},                /* system, user */
+  {0, 1, 2, 3, 7, -1},       /* + the answer, a short turn, a new long one */
+  {5, 1, -1},                /* t[0]'s twin but for one byte, then t[1] again */
+  {6, 0, 3, 4, 2, -1},       /* a long part without tokens first */
+  {1, -1},                   /* a part met before, alone */
+  {3, 4, 3, -1},             /* short parts only */
+};
+
+static void conv_texts(char *t[CONV_NT])
 {
-  (void)state;
-  enum { NT = 8, NS = 6 };
-  char *t[NT];
-  static const size_t len[NT] = {300, 520, 150, 2, 5, 300, 200, 700};
-  for (int i = 0; i < NT; i++) {
-    t[i] = az(len[i] + 1);
-    for (size_t j = 0; j < len[i]; j++)
+  for (int i = 0; i < CONV_NT; i++) {
+    t[i] = az(conv_len[i] + 1);
+    for (size_t j = 0; j < conv_len[i]; j++)
       t[i][j] = j % 6 == 5 ? ' ' : (char)('a' + (i * 5 + j * 3 + j / 6) % 26);
   }
   memcpy(t[3], "ok", 2);
@@ -671,53 +680,224 @@ static void test_prompt_simhash_conversation(void **state)
   for (size_t j = 0; j < 200; j++) /* no token at all */
     t[6][j] = ".-!? "[j % 5];
   memcpy(t[0] + 0, t[1], 300); /* t[0] = t[1]'s first 300 bytes: same length and key as t[5] */
-  static const int conv[NS][7] = {
-    {0, 1, -1},                /* system, user */
-    {0, 1, 2, 3, 7, -1},       /* + the answer, a short turn, a new long one */
-    {5, 1, -1},                /* t[0]'s twin but for one byte, then t[1] again */
-    {6, 0, 3, 4, 2, -1},       /* a long part without tokens first */
-    {1, -1},                   /* a part met before, alone */
-    {3, 4, 3, -1},             /* short parts only */
-  };
-  GwSpan *spans[NS];
-  char *want_text[NS];
-  for (int i = 0; i < NS; i++) {
-    struct gw_sb js, tx;
-    gw_sb_init(&js, A);
-    gw_sb_init(&tx, A);
-    gw_sb_puts(&js, "[");
-    for (int k = 0; conv[i][k] >= 0; k++) {
-      gw_sb_puts(&js, k ? ",{\"role\":\"" : "{\"role\":\"");
-      gw_sb_puts(&js, k % 2 ? "assistant" : "user");
-      gw_sb_puts(&js, "\",\"parts\":[{\"type\":\"text\",\"content\":\"");
-      gw_sb_putn(&js, t[conv[i][k]], len[conv[i][k]]);
-      gw_sb_puts(&js, "\"}]}");
-      if (k)
-        gw_sb_putc(&tx, '\n');
-      gw_sb_putn(&tx, t[conv[i][k]], len[conv[i][k]]);
-    }
-    gw_sb_puts(&js, "]");
-    size_t nv = 0;
-    GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")),
-                         kv("gen_ai.input.messages", av_str(gw_sb_finish(&js))), NULL);
-    spans[i] = span((uint8_t)(i + 1), v, nv);
-    want_text[i] = gw_sb_finish(&tx);
+}
+
+/* Call i of conv_calls as a span (span id id) whose gen_ai.input.messages holds its texts; *want_sh: the
+ * SimHash of those texts joined by '\n', as 64 '0'/'1'. */
+static GwSpan *conv_span(char *const t[CONV_NT], int i, uint8_t id, char want_sh[65])
+{
+  struct gw_sb js, tx;
+  gw_sb_init(&js, A);
+  gw_sb_init(&tx, A);
+  gw_sb_puts(&js, "[");
+  for (int k = 0; conv_calls[i][k] >= 0; k++) {
+    gw_sb_puts(&js, k ? ",{\"role\":\"" : "{\"role\":\"");
+    gw_sb_puts(&js, k % 2 ? "assistant" : "user");
+    gw_sb_puts(&js, "\",\"parts\":[{\"type\":\"text\",\"content\":\"");
+    gw_sb_putn(&js, t[conv_calls[i][k]], conv_len[conv_calls[i][k]]);
+    gw_sb_puts(&js, "\"}]}");
+    if (k)
+      gw_sb_putc(&tx, '\n');
+    gw_sb_putn(&tx, t[conv_calls[i][k]], conv_len[conv_calls[i][k]]);
   }
-  GwTraceRequest *req = request(NS, spans);
+  gw_sb_puts(&js, "]");
+  size_t nv = 0;
+  GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")),
+                       kv("gen_ai.input.messages", av_str(gw_sb_finish(&js))), NULL);
+  uint64_t h;
+  assert_true(gw_simhash(tx.buf, tx.len, &h));
+  gw_simhash_bits(h, want_sh);
+  return span(id, v, nv);
+}
+
+static void test_prompt_simhash_conversation(void **state)
+{
+  (void)state;
+  char *t[CONV_NT];
+  conv_texts(t);
+  GwSpan *spans[CONV_NS];
+  char want[CONV_NS][65];
+  for (int i = 0; i < CONV_NS; i++)
+    spans[i] = conv_span(t, i, (uint8_t)(i + 1), want[i]);
+  GwTraceRequest *req = request(CONV_NS, spans);
   struct gw_normalize_result res;
   struct gw_err err = {0};
   assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
-  assert_int_equal(res.nrecords, NS);
-  for (int i = 0; i < NS; i++) {
-    uint64_t h;
-    char want[65];
-    assert_true(gw_simhash(want_text[i], strlen(want_text[i]), &h));
-    gw_simhash_bits(h, want);
-    if (strcmp(res.records[i].prompt_simhash, want))
-      fail_msg("span %d: prompt_simhash %s, want %s", i, res.records[i].prompt_simhash, want);
-  }
+  assert_int_equal(res.nrecords, CONV_NS);
+  for (int i = 0; i < CONV_NS; i++)
+    if (strcmp(res.records[i].prompt_simhash, want[i]))
+      fail_msg("span %d: prompt_simhash %s, want %s", i, res.records[i].prompt_simhash, want[i]);
   /* the twin and the original did differ */
   assert_string_not_equal(res.records[0].prompt_simhash, res.records[2].prompt_simhash);
+}
+
+/* One call of conv_calls in a request of its own, through cache c: its prompt_simhash. */
+static void conv_request(struct gw_sh_cache *c, char *const t[CONV_NT], int i, char got[65], char want[65])
+{
+  GwSpan *sp = conv_span(t, i, (uint8_t)(i + 1), want);
+  struct gw_normalize_opts o = {.simhash_cache = c};
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(request(1, &sp), A, &o, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, 1);
+  strcpy(got, res.records[0].prompt_simhash);
+}
+
+/* The calls of a conversation in separate requests, through the cache kept between them: the same
+ * prompt_simhash as without it, parts met in an earlier request found there, and only parts that will be
+ * resent kept (an input's last message only once the input holds more than two). */
+static void test_prompt_simhash_across_requests(void **state)
+{
+  (void)state;
+  char *t[CONV_NT];
+  conv_texts(t);
+  struct gw_sh_cache *c = gw_sh_cache_create(1u << 20);
+  assert_non_null(c);
+  struct gw_sh_cache_stats st;
+  char got[65], want[65];
+  /* call 0 {t0, t1}: t0 (history) kept, t1 (the last of two) not */
+  conv_request(c, t, 0, got, want);
+  assert_string_equal(got, want);
+  gw_sh_cache_stats(c, &st);
+  assert_int_equal(st.entries, 1);
+  assert_int_equal(st.hits, 0);
+  /* call 1 {t0, t1, t2, ok, t7}: t0 found; t1, t2 and the last, t7, kept (a chat under way) */
+  conv_request(c, t, 1, got, want);
+  assert_string_equal(got, want);
+  gw_sh_cache_stats(c, &st);
+  assert_int_equal(st.hits, 1);
+  assert_int_equal(st.entries, 4);
+  /* call 2 {t5, t1}: t5 shares t0's length and key, not its text: not found (kept beside t0); t1 found */
+  conv_request(c, t, 2, got, want);
+  assert_string_equal(got, want);
+  gw_sh_cache_stats(c, &st);
+  assert_int_equal(st.hits, 2);
+  assert_int_equal(st.entries, 5);
+  /* every call again, each in its own request: every long part found, the same hashes */
+  uint64_t before = st.hits;
+  for (int i = 0; i < CONV_NS; i++) {
+    conv_request(c, t, i, got, want);
+    if (strcmp(got, want))
+      fail_msg("call %d again: prompt_simhash %s, want %s", i, got, want);
+  }
+  gw_sh_cache_stats(c, &st);
+  assert_true(st.hits >= before + 10);
+  assert_true(st.bytes <= st.max_bytes);
+  /* emptied, the same hashes still */
+  gw_sh_cache_clear(c);
+  gw_sh_cache_stats(c, &st);
+  assert_int_equal(st.entries, 0);
+  conv_request(c, t, 1, got, want);
+  assert_string_equal(got, want);
+  gw_sh_cache_destroy(c);
+  assert_null(gw_sh_cache_create(0));
+}
+
+/* Within its bound whatever comes: 300 calls of three messages of 1 KB never seen again hold the cache at
+ * or under its max_bytes (least recently used parts evicted); the last call's parts are still there. */
+static void test_simhash_cache_bound(void **state)
+{
+  (void)state;
+  enum { CALLS = 300, LEN = 1000 };
+  struct gw_sh_cache *c = gw_sh_cache_create(256u << 10);
+  assert_non_null(c);
+  struct gw_sh_cache_stats st;
+  GwSpan *last = NULL;
+  for (int i = 0; i < CALLS; i++) {
+    struct gw_sb js;
+    gw_sb_init(&js, A);
+    gw_sb_puts(&js, "[");
+    for (int k = 0; k < 3; k++) {
+      gw_sb_puts(&js, k ? ",{\"role\":\"user\",\"content\":\"" : "{\"role\":\"user\",\"content\":\"");
+      uint64_t r = (uint64_t)(i * 3 + k + 1) * 0x9e3779b97f4a7c15ull; /* every text its own */
+      for (int j = 0; j < LEN; j++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        gw_sb_putc(&js, j % 7 == 6 ? ' ' : (char)('a' + r % 26));
+      }
+      gw_sb_puts(&js, "\"}");
+    }
+    gw_sb_puts(&js, "]");
+    char *msgs = gw_sb_finish(&js);
+    for (int again = 0; again < (i == CALLS - 1 ? 2 : 1); again++) {
+      size_t nv = 0;
+      GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.input.messages", av_str(msgs)),
+                           NULL);
+      last = span((uint8_t)(i + 1), v, nv);
+      struct gw_normalize_opts o = {.simhash_cache = c};
+      struct gw_normalize_result res;
+      struct gw_err err = {0};
+      uint64_t hits = 0;
+      if (again) {
+        gw_sh_cache_stats(c, &st);
+        hits = st.hits;
+      }
+      assert_int_equal(gw_normalize_traces(request(1, &last), A, &o, &res, &err), GW_OK);
+      gw_sh_cache_stats(c, &st);
+      if (st.bytes > st.max_bytes)
+        fail_msg("call %d: the cache holds %zu bytes, over its %zu", i, st.bytes, st.max_bytes);
+      if (again)
+        assert_int_equal(st.hits, hits + 3); /* the most recent parts were kept */
+    }
+  }
+  assert_true(st.evictions > 0);
+  assert_true(st.entries > 0);
+  gw_sh_cache_destroy(c);
+}
+
+/* Threads normalizing conversations through one small cache (parts evicted while others read): every
+ * prompt_simhash as without it (ASan and the unit run check the rest). */
+struct conv_thread {
+  struct gw_sh_cache *c;
+  GwTraceRequest *req[120];
+  char want[120][65];
+  int n, bad;
+};
+
+static void *conv_thread_run(void *arg)
+{
+  struct conv_thread *ct = arg;
+  struct gw_arena *a = gw_arena_create(8u << 20);
+  for (int i = 0; i < ct->n; i++) {
+    struct gw_normalize_opts o = {.simhash_cache = ct->c};
+    struct gw_normalize_result res;
+    struct gw_err err = {0};
+    if (gw_normalize_traces(ct->req[i], a, &o, &res, &err) != GW_OK || res.nrecords != 1 ||
+        strcmp(res.records[0].prompt_simhash, ct->want[i]))
+      ct->bad++;
+    gw_arena_reset(a);
+  }
+  gw_arena_destroy(a);
+  return NULL;
+}
+
+static void test_simhash_cache_threads(void **state)
+{
+  (void)state;
+  enum { NTH = 4 };
+  char *t[CONV_NT];
+  conv_texts(t);
+  struct gw_sh_cache *c = gw_sh_cache_create(48u << 10);
+  assert_non_null(c);
+  static struct conv_thread ct[NTH];
+  pthread_t th[NTH];
+  for (int k = 0; k < NTH; k++) {
+    ct[k] = (struct conv_thread){.c = c, .n = 120};
+    for (int i = 0; i < ct[k].n; i++) {
+      GwSpan *sp = conv_span(t, (i * 7 + k) % CONV_NS, (uint8_t)(i + 1), ct[k].want[i]);
+      ct[k].req[i] = request(1, &sp);
+    }
+  }
+  for (int k = 0; k < NTH; k++)
+    assert_int_equal(pthread_create(&th[k], NULL, conv_thread_run, &ct[k]), 0);
+  for (int k = 0; k < NTH; k++) {
+    pthread_join(th[k], NULL);
+    assert_int_equal(ct[k].bad, 0);
+  }
+  struct gw_sh_cache_stats st;
+  gw_sh_cache_stats(c, &st);
+  assert_true(st.hits > 0);
+  assert_true(st.bytes <= st.max_bytes);
+  gw_sh_cache_destroy(c);
 }
 
 /* prompt_hash is the first 8 bytes of the SHA-256 of the record's own prompt_content, in hex, whatever the
@@ -1452,7 +1632,7 @@ static void test_start_time_window(void **state)
   s[0]->start_time_unix_nano = now - 91ull * 86400 * 1000000000ull;
   s[1]->start_time_unix_nano = now;
   s[2]->start_time_unix_nano = now + 2ull * 86400 * 1000000000ull;
-  struct gw_normalize_opts o = {0, now - 90ull * 86400 * 1000000000ull, now + 86400ull * 1000000000ull};
+  struct gw_normalize_opts o = {.min_start_ns = now - 90ull * 86400 * 1000000000ull, .max_start_ns = now + 86400ull * 1000000000ull};
   GwTraceRequest *req = request(3, s);
   struct gw_normalize_result res;
   struct gw_err err = {0};
@@ -1759,6 +1939,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_issue16_agent_workflow_prompt, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_prompt_simhash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_simhash_conversation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_simhash_across_requests, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_simhash_cache_bound, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_simhash_cache_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_hash_shared_prefixes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_simhash_memo_colliding_parts, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_inherit_in_request, setup, teardown),
