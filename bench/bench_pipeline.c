@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
@@ -25,7 +25,13 @@
  *                     the stages above on the tree decoded from the OTLP/JSON body (what OTLP/JSON costs past
  *                     its decode: no span bytes to copy in the re-pack, for one)
  *   receive_json      receive on the OTLP/JSON body (decoded from JSON, re-packed as protobuf)
- * -s STAGE runs that one stage only (to profile it with perf record).
+ *   receive_turns     with -m K: receive over the K bodies BODY.pb names with its "000" counted up (000,
+ *                     001, ...) in turn, with the SimHash cache kept between requests
+ *                     (receivers.simhash_cache_bytes, default 4 MiB) and emptied before each round of the K
+ *                     (untimed): `gen_payload -n 4 -t` writes a chat's four calls into four bodies, as its
+ *                     turns reach the gateway in separate exports. The stages above run without that cache.
+ *   receive_turns_nocache  the same without the cache: what it saves, in one run
+ * -s STAGE runs that one stage only (to profile it with perf record); -s A,B those stages.
  * -w walks every record's attributes JSON as text in the redact stages, as before they were rendered from the
  *    request pass's results (gw_redact_walk_attributes): the same binary times both. Either way the two are
  *    checked to give the same bytes on the payload first.
@@ -287,7 +293,13 @@ static int check_pack_same(const struct body *b, const struct gw_normalize_opts 
 }
 
 enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NORMALIZE, S_COST, S_REDACT, S_REPACK,
-             S_RECEIVE, S_RECEIVE_FRESH, S_DECODE_JSON, S_RECEIVE_JSON };
+             S_RECEIVE, S_RECEIVE_FRESH, S_DECODE_JSON, S_RECEIVE_JSON, S_RECEIVE_TURNS, S_RECEIVE_TURNS_NOCACHE };
+
+/* -m K: the bodies of a chat's successive turns, and the cache receive_turns keeps between them. */
+#define MAX_TURNS 16
+static struct body turns[MAX_TURNS];
+static int nturns;
+static struct gw_sh_cache *turns_cache;
 
 static size_t kv_text(GwKeyValue *const *kv, size_t n)
 {
@@ -345,7 +357,9 @@ static double run_stage(enum stage st, const struct body *b, int n)
   struct gw_normalize_opts no;
   normalize_opts(&no);
   struct gw_err err = {0};
-  double timed = 0, t0 = now_s();
+  double timed = 0, untimed = 0, t0 = now_s();
+  if (st == S_RECEIVE_TURNS || st == S_RECEIVE_TURNS_NOCACHE)
+    n = (n + nturns - 1) / nturns * nturns; /* whole rounds */
   for (int i = 0; i < n; i++) {
     GwTraceRequest *req;
     gw_rc rc;
@@ -420,6 +434,18 @@ static double run_stage(enum stage st, const struct body *b, int n)
     case S_RECEIVE_JSON:
       receive_once(a, b, &no);
       break;
+    case S_RECEIVE_TURNS:
+    case S_RECEIVE_TURNS_NOCACHE: {
+      if (i % nturns == 0) {
+        double s = now_s();
+        gw_sh_cache_clear(turns_cache);
+        untimed += now_s() - s;
+      }
+      struct gw_normalize_opts to = no;
+      to.simhash_cache = st == S_RECEIVE_TURNS ? turns_cache : NULL;
+      receive_once(a, &turns[i % nturns], &to);
+      break;
+    }
     case S_RECEIVE_FRESH: {
       struct gw_arena *fresh = gw_arena_create(ARENA_CAP);
       receive_once(fresh, b, &no);
@@ -429,16 +455,30 @@ static double run_stage(enum stage st, const struct body *b, int n)
     }
     gw_arena_reset(a);
   }
-  double total = now_s() - t0;
+  double total = now_s() - t0 - untimed;
   gw_arena_destroy(a);
   return st == S_NORMALIZE || st == S_COST || st == S_REDACT || st == S_REPACK ? timed : total;
 }
 
-static const char *only; /* -s NAME: run that stage alone (for perf record) */
+static const char *only; /* -s NAME[,NAME...]: run those stages alone (for perf record) */
+
+static bool selected(const char *name)
+{
+  if (!only)
+    return true;
+  size_t n = strlen(name);
+  for (const char *p = only; *p;) {
+    size_t k = strcspn(p, ",");
+    if (k == n && !strncmp(p, name, n))
+      return true;
+    p += k + (p[k] == ',');
+  }
+  return false;
+}
 
 static void report(const char *name, enum stage st, const struct body *b, int n)
 {
-  if (only && strcmp(only, name))
+  if (!selected(name))
     return;
   double best = 0;
   run_stage(st, b, n / 10 + 1); /* warm caches and the allocator */
@@ -447,6 +487,8 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
     if (r == 0 || s < best)
       best = s;
   }
+  if (st == S_RECEIVE_TURNS || st == S_RECEIVE_TURNS_NOCACHE)
+    n = (n + nturns - 1) / nturns * nturns;
   double reqs = n / best;
   size_t bytes = st == S_REDACT ? scanned_bytes : b->len;
   printf("%-16s spans_per_s=%.0f us_per_req=%.1f MB_per_s=%.1f\n", name, reqs * b->spans, 1e6 / reqs,
@@ -457,8 +499,10 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:s:wpuc")) != -1) {
-    if (opt == 'n' && atoi(optarg) > 0) {
+  while ((opt = getopt(argc, argv, "n:s:wpucm:")) != -1) {
+    if (opt == 'm' && atoi(optarg) > 1 && atoi(optarg) <= MAX_TURNS) {
+      nturns = atoi(optarg);
+    } else if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
     } else if (opt == 'w') {
       gw_redact_walk_attributes = true;
@@ -471,12 +515,12 @@ int main(int argc, char **argv)
     } else if (opt == 's') {
       only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] BODY.pb [BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] BODY.pb [BODY.json]\n");
     return 2;
   }
   gw_normalize_init();
@@ -536,6 +580,33 @@ int main(int argc, char **argv)
   report("repack", S_REPACK, &pb, n);
   report("receive", S_RECEIVE, &pb, n);
   report("receive_fresh", S_RECEIVE_FRESH, &pb, n);
+  if (nturns) {
+    const char *path = argv[optind], *at = strstr(path, "000");
+    if (!at) {
+      fprintf(stderr, "bench_pipeline: -m: %s has no 000 to count up\n", path);
+      return 1;
+    }
+    for (const char *more; (more = strstr(at + 1, "000"));)
+      at = more;
+    for (int t = 0; t < nturns; t++) {
+      char name[4096];
+      snprintf(name, sizeof name, "%.*s%03d%s", (int)(at - path), path, t, at + 3);
+      if (read_body(name, &turns[t]))
+        return 1;
+      turns[t].enc = GW_ENC_PROTOBUF;
+      turns[t].spans = pb.spans;
+    }
+    turns_cache = gw_sh_cache_create(4u << 20);
+    report("receive_turns", S_RECEIVE_TURNS, &turns[0], n);
+    report("receive_turns_nocache", S_RECEIVE_TURNS_NOCACHE, &turns[0], n);
+    struct gw_sh_cache_stats cs;
+    gw_sh_cache_stats(turns_cache, &cs);
+    printf("simhash_cache    hits=%llu misses=%llu evictions=%llu parts=%zu bytes=%zu\n", (unsigned long long)cs.hits,
+           (unsigned long long)cs.misses, (unsigned long long)cs.evictions, cs.entries, cs.bytes);
+    gw_sh_cache_destroy(turns_cache);
+    for (int t = 0; t < nturns; t++)
+      free(turns[t].p);
+  }
   if (optind + 1 < argc) {
     if (read_body(argv[optind + 1], &js))
       return 1;

@@ -1,7 +1,7 @@
 /*
  * gen_payload.c: the benchmark's request bodies. Not part of the gateway.
  *
- *   gen_payload [-n BODIES] [-s SPANS] [-j] [-c] OUTDIR
+ *   gen_payload [-n BODIES] [-s SPANS] [-j] [-c | -t] OUTDIR
  *
  * Writes BODIES (default 8) ExportTraceServiceRequests of SPANS (default 100) GenAI chat spans each, as the
  * OTel JS SDK's OpenAI instrumentation would send them: current semconv attributes (gen_ai.operation.name,
@@ -11,7 +11,9 @@
  * four (an agent making four model calls under one parent), start times are now minus a few seconds, and
  * every id comes from getrandom, so two runs never produce the same rows. With -c the four calls of a trace
  * are one conversation: each call's input messages carry the earlier calls' user and assistant turns (a
- * chat client resends the history), so inputs grow from about 1 KB to about 7 KB along a trace.
+ * chat client resends the history), so inputs grow from about 1 KB to about 7 KB along a trace. With -t
+ * the calls of a conversation are in successive bodies instead, as a chat's turns reach the gateway in
+ * separate exports: span i of body b is call b % 4 + 1 of conversation i (a new one every four bodies).
  *
  * Per body NNN:
  *   body-NNN.pb    the protobuf request (POST /v1/traces, application/x-protobuf)
@@ -190,7 +192,7 @@ struct span_text {
 
 /* With -c the four calls of a trace are one conversation: each call's input is the system prompt and every
  * earlier turn (user, assistant) before its own user text, as a chat client resends the history. */
-static bool conversation;
+static bool conversation, turns_split;
 
 struct convo {
   const char *sys;
@@ -448,7 +450,7 @@ out:
   return rc;
 }
 
-static int make_body(const char *dir, int body, int nspans, bool json)
+static int make_body(const char *dir, int body, int nspans, bool json, struct convo *turns)
 {
   int rc = -1;
   struct span_store *spans = calloc((size_t)nspans, sizeof *spans);
@@ -470,8 +472,12 @@ static int make_body(const char *dir, int body, int nspans, bool json)
       rnd_bytes(parent, 8);
       snprintf(session, sizeof session, "sess-%012" PRIx64, rnd() >> 16);
     }
-    build_span(&spans[i], trace_id, parent, session, now - 5000000000ull + (uint64_t)i * 10000000ull, &cv,
-               i % SPANS_PER_TRACE == 0);
+    if (turns) /* -t: this span is the next call of conversation i */
+      build_span(&spans[i], trace_id, parent, session, now - 5000000000ull + (uint64_t)i * 10000000ull, &turns[i],
+                 body % SPANS_PER_TRACE == 0);
+    else
+      build_span(&spans[i], trace_id, parent, session, now - 5000000000ull + (uint64_t)i * 10000000ull, &cv,
+                 i % SPANS_PER_TRACE == 0);
     spanp[i] = &spans[i].span;
   }
 
@@ -551,7 +557,7 @@ out:
 
 static void usage(void)
 {
-  fprintf(stderr, "usage: gen_payload [-n BODIES] [-s SPANS] [-j] [-c] OUTDIR\n");
+  fprintf(stderr, "usage: gen_payload [-n BODIES] [-s SPANS] [-j] [-c | -t] OUTDIR\n");
   exit(2);
 }
 
@@ -559,12 +565,13 @@ int main(int argc, char **argv)
 {
   int nbodies = 8, nspans = 100, opt;
   bool json = false;
-  while ((opt = getopt(argc, argv, "n:s:jc")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:jct")) != -1) {
     switch (opt) {
     case 'n': nbodies = atoi(optarg); break;
     case 's': nspans = atoi(optarg); break;
     case 'j': json = true; break;
     case 'c': conversation = true; break;
+    case 't': conversation = turns_split = true; break;
     default: usage();
     }
   }
@@ -572,8 +579,14 @@ int main(int argc, char **argv)
     usage();
   if (getrandom(&rng_state, sizeof rng_state, 0) != sizeof rng_state || rng_state == 0)
     rng_state = (uint64_t)time(NULL) * 2654435761u + 1;
-  for (int b = 0; b < nbodies; b++)
-    if (make_body(argv[optind], b, nspans, json))
-      return 1;
-  return 0;
+  struct convo *turns = turns_split ? calloc((size_t)nspans, sizeof *turns) : NULL;
+  if (turns_split && !turns)
+    return 1;
+  int rc = 0;
+  for (int b = 0; b < nbodies && !rc; b++)
+    rc = make_body(argv[optind], b, nspans, json, turns) ? 1 : 0;
+  for (int i = 0; turns && i < nspans; i++)
+    free(turns[i].turns.p);
+  free(turns);
+  return rc;
 }
