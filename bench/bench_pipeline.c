@@ -26,8 +26,8 @@
  *                     its decode: no span bytes to copy in the re-pack, for one)
  *   receive_json      receive on the OTLP/JSON body (decoded from JSON, re-packed as protobuf)
  *   receive_turns     with -m K: receive over the K bodies BODY.pb names with its "000" counted up (000,
- *                     001, ...) in turn, with the SimHash cache kept between requests
- *                     (receivers.simhash_cache_bytes, default 4 MiB) and emptied before each round of the K
+ *                     001, ...) in turn, with the chat history kept between requests
+ *                     (receivers.history_cache_bytes, default 4 MiB) and emptied before each round of the K
  *                     (untimed): `gen_payload -n 4 -t` writes a chat's four calls into four bodies, as its
  *                     turns reach the gateway in separate exports. The stages above run without that cache.
  *   receive_turns_nocache  the same without the cache: what it saves, in one run
@@ -299,7 +299,7 @@ enum stage { S_UNPACK_MALLOC, S_UNPACK_ARENA, S_DECODE, S_NORMALIZE, S_DECODE_NO
 #define MAX_TURNS 16
 static struct body turns[MAX_TURNS];
 static int nturns;
-static struct gw_sh_cache *turns_cache;
+static struct gw_hist_cache *turns_cache;
 
 static size_t kv_text(GwKeyValue *const *kv, size_t n)
 {
@@ -438,11 +438,11 @@ static double run_stage(enum stage st, const struct body *b, int n)
     case S_RECEIVE_TURNS_NOCACHE: {
       if (i % nturns == 0) {
         double s = now_s();
-        gw_sh_cache_clear(turns_cache);
+        gw_hist_cache_clear(turns_cache);
         untimed += now_s() - s;
       }
       struct gw_normalize_opts to = no;
-      to.simhash_cache = st == S_RECEIVE_TURNS ? turns_cache : NULL;
+      to.history_cache = st == S_RECEIVE_TURNS ? turns_cache : NULL;
       receive_once(a, &turns[i % nturns], &to);
       break;
     }
@@ -596,14 +596,16 @@ int main(int argc, char **argv)
       turns[t].enc = GW_ENC_PROTOBUF;
       turns[t].spans = pb.spans;
     }
-    turns_cache = gw_sh_cache_create(4u << 20);
+    turns_cache = gw_hist_cache_create(4u << 20);
     report("receive_turns", S_RECEIVE_TURNS, &turns[0], n);
     report("receive_turns_nocache", S_RECEIVE_TURNS_NOCACHE, &turns[0], n);
-    struct gw_sh_cache_stats cs;
-    gw_sh_cache_stats(turns_cache, &cs);
-    printf("simhash_cache    hits=%llu misses=%llu evictions=%llu parts=%zu bytes=%zu\n", (unsigned long long)cs.hits,
-           (unsigned long long)cs.misses, (unsigned long long)cs.evictions, cs.entries, cs.bytes);
-    gw_sh_cache_destroy(turns_cache);
+    struct gw_hist_cache_stats cs;
+    gw_hist_cache_stats(turns_cache, &cs);
+    printf("history_cache    simhash_hits=%llu simhash_misses=%llu prefix_hits=%llu evictions=%llu parts=%zu "
+           "prefixes=%zu bytes=%zu\n",
+           (unsigned long long)cs.hits, (unsigned long long)cs.misses, (unsigned long long)cs.prefix_hits,
+           (unsigned long long)cs.evictions, cs.entries, cs.prefixes, cs.bytes);
+    gw_hist_cache_destroy(turns_cache);
     for (int t = 0; t < nturns; t++)
       free(turns[t].p);
   }

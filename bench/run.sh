@@ -202,8 +202,8 @@ mkdir -p "$WORK/convo"
 "$BUILD/bench/bench_pipeline" -n "$ITER" -s receive "$WORK/convo/body-000.pb" "$WORK/convo/body-000.json" |
   tee "$WORK/convo.out"
 CONVO_RATE=$(awk '$1 == "receive" { sub("spans_per_s=", "", $2); print $2 }' "$WORK/convo.out")
-# and with a chat's four turns in four requests (gen_payload -t), with and without the SimHash cache kept
-# between requests (receivers.simhash_cache_bytes)
+# and with a chat's four turns in four requests (gen_payload -t), with and without the chat history kept
+# between requests (receivers.history_cache_bytes)
 mkdir -p "$WORK/turns"
 "$BUILD/bench/gen_payload" -n 4 -t "$WORK/turns"
 "$BUILD/bench/bench_pipeline" -n "$ITER" -m 4 -s receive_turns,receive_turns_nocache "$WORK/turns/body-000.pb" |
@@ -421,7 +421,7 @@ in process, one core (bench_pipeline)             spans/s
   receive = decode+normalize+cost+redact+encode   $(pl receive)
   receive, arena created per request              $(pl receive_fresh)
   receive, conversations (gen_payload -c)         $CONVO_RATE
-  receive, a chat's turns in separate requests    $(turns receive_turns)   ($(turns receive_turns_nocache) without the SimHash cache; gen_payload -t)
+  receive, a chat's turns in separate requests    $(turns receive_turns)   ($(turns receive_turns_nocache) without the history cache; gen_payload -t)
   decode OTLP/JSON                                $(pl decode_json)
 
 end to end                                        HTTP (wrk)        gRPC (h2load)

@@ -255,9 +255,9 @@ int main(int argc, char **argv)
   if (!redactor)
     goto out;
   pipeline.redactor = redactor;
-  pipeline.simhash_cache = gw_sh_cache_create(conf->receivers.simhash_cache_bytes);
-  if (pipeline.simhash_cache)
-    gw_metrics_register(gw_sh_cache_render, pipeline.simhash_cache);
+  pipeline.history_cache = gw_hist_cache_create(conf->receivers.history_cache_bytes);
+  if (pipeline.history_cache)
+    gw_metrics_register(gw_hist_cache_render, pipeline.history_cache);
 
   struct gw_spool_conf sc = {conf->spool.mode,   conf->spool.dir,   conf->spool.max_bytes,
                              conf->spool.high_water, conf->spool.fsync, conf->spool.fsync_interval_ms,
@@ -395,9 +395,9 @@ out:
   gw_spool_destroy(spool);
   gw_prices_destroy(prices);
   gw_redactor_destroy(redactor);
-  if (pipeline.simhash_cache)
-    gw_metrics_unregister(gw_sh_cache_render, pipeline.simhash_cache);
-  gw_sh_cache_destroy(pipeline.simhash_cache);
+  if (pipeline.history_cache)
+    gw_metrics_unregister(gw_hist_cache_render, pipeline.history_cache);
+  gw_hist_cache_destroy(pipeline.history_cache);
   grpc_shutdown();
   gw_conf_destroy(conf);
   gw_info("main", "stopped");

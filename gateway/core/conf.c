@@ -208,13 +208,14 @@ const struct gw_conf_row gw_conf_rows[] = {
    .desc = "Memory of the requests in flight across all connections: their bodies as received plus their "
            "arenas (inflated body, decoded request, everything derived from it). Over it clients get 503 / "
            "UNAVAILABLE. Must be at least receivers.max_request_bytes."},
-  {.path = "receivers.simhash_cache_bytes", .type = T_SIZE, .def = "4MiB", .min = 0, .max = 1 * GiB,
-   .off = OFF(receivers.simhash_cache_bytes),
-   .desc = "Memory for the SimHash of prompt history kept between requests: a chat's calls each resend the "
-           "system prompt and every earlier turn, usually in separate exports, and each message of 128 bytes or "
-           "more before an input's last is kept (with its text, in memory only, to compare exactly) so the next "
-           "calls do not tokenize and hash it again. Least recently used parts make room. 0: none kept "
-           "(prompt_simhash is the same either way)."},
+  {.path = "receivers.history_cache_bytes", .type = T_SIZE, .def = "4MiB", .min = 0, .max = 1 * GiB,
+   .off = OFF(receivers.history_cache_bytes),
+   .desc = "Memory for chat history kept between requests: a chat's calls each resend the system prompt and "
+           "every earlier turn, usually in separate exports. The SimHash of each message of 128 bytes or more "
+           "that will be resent, and the SHA-256 state after the prompt of a chat under way (where the next "
+           "call's prompt_hash resumes), are kept with their text (in memory only, to compare exactly), so the "
+           "next calls do not hash them again. Least recently used entries make room. 0: none kept "
+           "(prompt_simhash and prompt_hash are the same either way)."},
   {.path = "receivers.max_inflate_ratio", .type = T_U32, .def = "200", .min = 0, .max = 1000000,
    .off = OFF(receivers.max_inflate_ratio),
    .desc = "A gzip body may inflate to at most this many times its compressed size (once past "

@@ -70,7 +70,7 @@ struct gw_conf {
     char *grpc_addr;           /* receivers.grpc.addr, default 127.0.0.1:4317 */
     char *http_addr;           /* receivers.http.addr, default 127.0.0.1:4318 */
     uint64_t max_request_bytes;  /* receivers.max_request_bytes: after decompression; default 64 MiB */
-    uint64_t simhash_cache_bytes; /* receivers.simhash_cache_bytes: default 4 MiB; 0 = none */
+    uint64_t history_cache_bytes; /* receivers.history_cache_bytes: default 4 MiB; 0 = none */
     uint64_t max_inflight_bytes; /* receivers.max_inflight_bytes: all requests together; default 256 MiB */
     uint32_t max_inflate_ratio;  /* receivers.max_inflate_ratio: gzip output/input past the minimum; 0 none */
     uint64_t inflate_ratio_min_bytes; /* receivers.inflate_ratio_min_bytes; default 1 MiB */

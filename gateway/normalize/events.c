@@ -263,7 +263,7 @@ static int in_row_cmp(const void *pa, const void *pb)
  * row in the request, and its text SimHashed there too (normalize.c takes a row's over the text parts of
  * its input messages joined by '\n': each row's text_content is its message's text parts joined so). Sorting keeps this O(n log n) whatever the number of spans (it compared every row
  * with every earlier one: 64 s for 80 000 events). */
-static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, struct gw_sh_cache *shared, bool *oom)
+static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, struct gw_hist_cache *shared, bool *oom)
 {
   size_t n = 0;
   for (size_t i = 0; i < res->nevents; i++)
@@ -283,7 +283,7 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, struct
   /* a conversation's calls log its earlier messages again */
   struct nz_sh_memo shm = {.shared = shared};
   struct nz_ph_lane lane;
-  nz_ph_init(&lane);
+  nz_ph_init(&lane, shared);
   for (size_t g = 0; g < n;) {
     size_t end = g + 1, first = v[g].at;
     while (end < n && !strcmp(v[end].e->trace_id, v[g].e->trace_id) && !strcmp(v[end].e->span_id, v[g].e->span_id)) {
@@ -306,10 +306,10 @@ static void prompt_hashes(struct gw_logs_result *res, struct gw_arena *a, struct
       return;
     }
     struct gw_sha256_job job;
-    nz_ph_job(&lane, a, &job, msgs.buf, msgs.len);
+    nz_ph_job(&lane, a, &job, msgs.buf, msgs.len, end - g > 2);
     gw_sha256_jobs(&job, NULL);
     gw_hex(res->events[first].prompt_hash, job.out, 8);
-    nz_ph_done(&lane, &job);
+    nz_ph_done(&lane, &job, end - g > 2);
     struct nz_sh_acc sh;
     nz_sh_begin(&sh, &shm, a);
     for (size_t j = g; j < end; j++)
@@ -450,7 +450,7 @@ gw_rc gw_normalize_logs(GwLogsRequest *req, struct gw_arena *a, const struct gw_
       sl->n_log_records = w;
     }
   }
-  prompt_hashes(res, a, opts ? opts->simhash_cache : NULL, &b.oom);
+  prompt_hashes(res, a, opts ? opts->history_cache : NULL, &b.oom);
   if (b.oom)
     goto oom;
   return GW_OK;

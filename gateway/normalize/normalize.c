@@ -590,6 +590,7 @@ static void content(struct nz_ctx *c)
   if (r->prompt_content) {
     /* prompt_hash: taken for the whole request at the end (prompt_hashes), two prompts at a time. The SimHash is over the text of the input messages (system included), before redaction too. */
     uint64_t sh;
+    r->prompt_chat = in.n > 2;
     if (nz_msgs_simhash(c, &in, &sh))
       gw_simhash_bits(sh, r->prompt_simhash);
   }
@@ -1145,15 +1146,27 @@ static size_t ph_prefix(const struct nz_ph_lane *l, const char *p, size_t n, con
   return best;
 }
 
-void nz_ph_job(struct nz_ph_lane *l, struct gw_arena *a, struct gw_sha256_job *j, const char *p, size_t n)
+void nz_ph_job(struct nz_ph_lane *l, struct gw_arena *a, struct gw_sha256_job *j, const char *p, size_t n, bool talk)
 {
   size_t nck = n / GW_SHA256_CK;
   *j = (struct gw_sha256_job){.p = p, .n = n};
+  l->ck_from = 0;
   if (!l->on)
     return;
   j->ck = nck ? gw_arena_alloc(a, sizeof *j->ck * nck) : NULL;
   const struct nz_ph_done *from;
   size_t k = ph_prefix(l, p, n, &from);
+  struct gw_sha256_mid *st;
+  size_t ks;
+  if (talk && l->shared && j->ck && k < nck && (st = gw_arena_alloc(a, sizeof *st)) &&
+      (ks = nz_phc_get(l->shared, p, n, k + 1, st))) {
+    /* an earlier request's prompt shares more: its checkpoints before are not known here */
+    j->from = ks * GW_SHA256_CK;
+    j->start = st;
+    j->ck[ks - 1] = *st;
+    l->ck_from = ks - 1;
+    return;
+  }
   if (k) {
     j->from = k * GW_SHA256_CK;
     j->start = &from->ck[k - 1];
@@ -1162,16 +1175,25 @@ void nz_ph_job(struct nz_ph_lane *l, struct gw_arena *a, struct gw_sha256_job *j
   }
 }
 
-void nz_ph_init(struct nz_ph_lane *l)
+void nz_ph_init(struct nz_ph_lane *l, struct gw_hist_cache *shared)
 {
   l->nr = l->next = 0;
   l->on = gw_sha256_resumable();
+  l->shared = shared;
+  l->ck_from = 0;
 }
 
-void nz_ph_done(struct nz_ph_lane *l, const struct gw_sha256_job *j)
+void nz_ph_done(struct nz_ph_lane *l, const struct gw_sha256_job *j, bool talk)
 {
   if (!j->ck)
     return;
+  /* the next call of a chat sends this prompt again but for its closing ']': keep the prefix up to the last
+   * checkpoint before it */
+  size_t keep = (j->n - 1) / GW_SHA256_CK;
+  if (talk && l->shared && keep && keep - 1 >= l->ck_from)
+    nz_phc_put(l->shared, j->p, keep, &j->ck[keep - 1]);
+  if (l->ck_from)
+    return; /* checkpoints missing: the lane's later prompts cannot resume from this one */
   l->recent[l->next] = (struct nz_ph_done){j->p, j->n / GW_SHA256_CK, j->ck};
   l->next = (l->next + 1) % NZ_PH_RECENT;
   if (l->nr < NZ_PH_RECENT)
@@ -1191,7 +1213,7 @@ static size_t next_prompt(const struct gw_record *recs, size_t n, size_t i)
  * half of the request's prompts in one, the second half in the other, so that the prompts before one in its
  * half are done when it starts (neighbours, most often one conversation's calls, share a half) and it can
  * resume from the longest prefix they share with it (nz_ph_job). */
-static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
+static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n, struct gw_hist_cache *shared)
 {
   size_t m = 0;
   for (size_t i = 0; i < n; i++)
@@ -1201,20 +1223,21 @@ static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n)
   for (size_t k = 0; k < half; k++)
     at[1] = next_prompt(recs, n, at[1] + 1);
   struct nz_ph_lane lane[2];
-  nz_ph_init(&lane[0]);
-  nz_ph_init(&lane[1]);
+  nz_ph_init(&lane[0], shared);
+  nz_ph_init(&lane[1], shared);
   for (size_t t = 0; t < half; t++) {
     struct gw_sha256_job job[2];
     struct gw_record *r[2];
     int lanes = 0;
     for (int l = 0; l < 2 && at[l] < n; l++, lanes++) {
       r[l] = &recs[at[l]];
-      nz_ph_job(&lane[l], a, &job[l], r[l]->prompt_content, gw_record_text_len(r[l], GW_RT_PROMPT_CONTENT));
+      nz_ph_job(&lane[l], a, &job[l], r[l]->prompt_content, gw_record_text_len(r[l], GW_RT_PROMPT_CONTENT),
+                r[l]->prompt_chat);
     }
     gw_sha256_jobs(&job[0], lanes == 2 ? &job[1] : NULL);
     for (int l = 0; l < lanes; l++) {
       gw_hex(r[l]->prompt_hash, job[l].out, 8);
-      nz_ph_done(&lane[l], &job[l]);
+      nz_ph_done(&lane[l], &job[l], r[l]->prompt_chat);
       at[l] = next_prompt(recs, n, at[l] + 1);
     }
   }
@@ -1232,7 +1255,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
   view = gw_arena_alloc(a, sizeof *view);
   if (!view)
     goto oom;
-  struct nz_sh_memo shm = {.shared = opts ? opts->simhash_cache : NULL};
+  struct nz_sh_memo shm = {.shared = opts ? opts->history_cache : NULL};
   for (size_t ri = 0; ri < req->n_resource_spans; ri++) {
     GwResourceSpans *rs = req->resource_spans[ri];
     struct nz_res rf = {.res = rs->resource};
@@ -1275,7 +1298,7 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
       ss->n_spans = w;
     }
   }
-  prompt_hashes(a, res->records, res->nrecords);
+  prompt_hashes(a, res->records, res->nrecords, shm.shared);
   size_t nl = 0;
   struct nz_link *links = link_index(a, req, res->records, res->nrecords, &nl);
   inherit_names(res->records, res->nrecords, links, nl);

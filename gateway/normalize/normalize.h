@@ -20,35 +20,42 @@
 /* Build the process-wide key table. Call once at start, before any thread normalizes. Idempotent. */
 void gw_normalize_init(void);
 
-struct gw_sh_cache;
+struct gw_hist_cache;
 struct gw_normalize_opts {
   size_t max_content_bytes; /* reserved for truncation (redaction issue); 0 = no limit */
   /* Accepted start times (DESIGN §6): spans starting before min_start_ns (the retention window) or after
    * max_start_ns (more than a day ahead) are rejected like spans with bad ids. 0 = no bound. */
   uint64_t min_start_ns, max_start_ns;
-  struct gw_sh_cache *simhash_cache; /* SimHash parts kept between requests (below); NULL: none */
+  struct gw_hist_cache *history_cache; /* chat history kept between requests (below); NULL: none */
 };
 
 /*
- * The SimHash parts of prompts kept between requests (simhash_cache.c): a chat's calls each resend the
- * system prompt and every earlier turn, usually in separate requests. Input messages of NZ_SH_MEMO_MIN bytes
- * or more that will be resent (all but the last, and the last too once the input holds more than two
- * messages: a chat under way) are kept with their text (compared exactly on a hit), within
- * max_bytes in all (tables included); least recently used parts make room. Thread-safe. create: NULL when
- * max_bytes is 0 or too small to hold anything, or on no memory. clear: empties it (tests, benchmarks).
+ * Chat history kept between requests (history_cache.c): a chat's calls each resend the system prompt and
+ * every earlier turn, usually in separate requests. Two kinds of entry, each with its text (compared
+ * exactly on a hit), within max_bytes in all (tables included), least recently used ones making room:
+ * - the SimHash part of each input message of NZ_SH_MEMO_MIN bytes or more that will be resent (all but
+ *   the last, and the last too once the input holds more than two messages: a chat under way);
+ * - for the prompt of a chat under way, its prefix up to the last SHA-256 checkpoint before its closing
+ *   ']' and the state there, where the next call's prompt_hash resumes.
+ * Thread-safe. create: NULL when max_bytes is 0 or too small to hold anything, or on no memory. clear:
+ * empties it (tests, benchmarks).
  */
-struct gw_sh_cache *gw_sh_cache_create(size_t max_bytes);
-void gw_sh_cache_destroy(struct gw_sh_cache *c);
-void gw_sh_cache_clear(struct gw_sh_cache *c);
-struct gw_sh_cache_stats {
-  uint64_t hits, misses, evictions; /* look-ups that found a part, that did not; parts evicted for room */
-  size_t bytes, entries, max_bytes; /* now held (tables included), parts held, the bound */
+struct gw_hist_cache *gw_hist_cache_create(size_t max_bytes);
+void gw_hist_cache_destroy(struct gw_hist_cache *c);
+void gw_hist_cache_clear(struct gw_hist_cache *c);
+struct gw_hist_cache_stats {
+  uint64_t hits, misses;               /* SimHash parts: look-ups that found one, that did not */
+  uint64_t prefix_hits, prefix_misses; /* prompts looked up: resumed from a kept prefix, not */
+  uint64_t evictions;                  /* entries dropped for room */
+  uint64_t compares;                   /* texts compared in look-ups and puts (tests) */
+  size_t entries, prefixes;            /* SimHash parts and prompt prefixes held */
+  size_t bytes, max_bytes;             /* now held (tables included), the bound */
 };
-void gw_sh_cache_stats(struct gw_sh_cache *c, struct gw_sh_cache_stats *st); /* zeros for NULL */
-/* Its /metrics lines (a gw_metrics_render_fn; ctx: the cache): genai_gateway_simhash_cache_lookups_total
- * {result="hit"|"miss"}, _evictions_total, _bytes, _parts. */
+void gw_hist_cache_stats(struct gw_hist_cache *c, struct gw_hist_cache_stats *st); /* zeros for NULL */
+/* Its /metrics lines (a gw_metrics_render_fn; ctx: the cache): genai_gateway_history_cache_lookups_total
+ * {kind="simhash"|"prompt_hash",result="hit"|"miss"}, _entries{kind}, _evictions_total, _bytes. */
 struct gw_sb;
-void gw_sh_cache_render(struct gw_sb *out, void *ctx);
+void gw_hist_cache_render(struct gw_sb *out, void *ctx);
 
 /* The storable window (DESIGN §6) at now_ns: from retention_days before now to a day ahead. Saturating:
  * a window reaching back past 1970 starts at 1 ns (0 is a span without a start time, never storable), and

@@ -203,10 +203,21 @@ struct nz_ph_lane {
   struct nz_ph_done recent[NZ_PH_RECENT];
   int nr, next;
   bool on; /* gw_sha256_resumable() */
+  struct gw_hist_cache *shared; /* prompt prefixes kept between requests (normalize.h); NULL: none */
+  size_t ck_from; /* the job's first checkpoint written (not 0 when it resumed from the shared cache) */
 };
-void nz_ph_init(struct nz_ph_lane *l);
-void nz_ph_job(struct nz_ph_lane *l, struct gw_arena *a, struct gw_sha256_job *j, const char *p, size_t n);
-void nz_ph_done(struct nz_ph_lane *l, const struct gw_sha256_job *j);
+/* shared: for a prompt of a chat under way (talk: more than two messages; only such a prompt can begin
+ * with one kept), the cache looked in when no recent prompt of the lane shares a longer prefix, and given
+ * the prompt once hashed. */
+void nz_ph_init(struct nz_ph_lane *l, struct gw_hist_cache *shared);
+void nz_ph_job(struct nz_ph_lane *l, struct gw_arena *a, struct gw_sha256_job *j, const char *p, size_t n, bool talk);
+void nz_ph_done(struct nz_ph_lane *l, const struct gw_sha256_job *j, bool talk);
+/* Prompt prefixes in the shared cache (history_cache.c): get tries p's last NZ_PHC_PROBES checkpoints from
+ * the longest, none below kmin, and gives the checkpoints k of the longest found (0: none) with the SHA-256
+ * state after them in *st; put keeps p[0, k x GW_SHA256_CK) and the state st after it. */
+#define NZ_PHC_PROBES 32
+size_t nz_phc_get(struct gw_hist_cache *c, const char *p, size_t n, size_t kmin, struct gw_sha256_mid *st);
+void nz_phc_put(struct gw_hist_cache *c, const char *p, size_t k, const struct gw_sha256_mid *st);
 /* A request's SimHash parts of NZ_SH_MEMO_MIN bytes or more, each hashed once (a conversation's calls each
  * resend the system prompt and every earlier turn). */
 #define NZ_SH_MEMO_MIN 128
@@ -222,7 +233,7 @@ struct nz_sh_memo {
   struct nz_sh_ent *v; /* open addressing on sh_key (semconv.c), cap a power of two */
   uint32_t n, cap;
   uint64_t compares; /* texts compared in look-ups (tests: at most NZ_SH_PROBES a look-up) */
-  struct gw_sh_cache *shared; /* looked in on a miss, given history parts (normalize.h); NULL: none */
+  struct gw_hist_cache *shared; /* looked in on a miss, given history parts (normalize.h); NULL: none */
 };
 /* The SimHash of texts joined by '\n', given one at a time: long ones through the memo m (NULL: none),
  * the others gathered into runs, the pieces joined (simhash.h). end: false when no token, or on running
@@ -245,9 +256,9 @@ void nz_sh_add(struct nz_sh_acc *s, const char *text, size_t len, bool history);
 bool nz_sh_end(struct nz_sh_acc *s, uint64_t *out, bool *oom);
 /* The SimHash of nz_msgs_text(c, m, NULL) through c->shm. */
 bool nz_msgs_simhash(struct nz_ctx *c, const struct nz_msgs *m, uint64_t *out);
-/* The shared cache's look-up (a copy of the part into *out) and store (simhash_cache.c); key: sh_key. */
-bool nz_shc_get(struct gw_sh_cache *c, uint64_t key, const char *text, size_t len, struct gw_simhash_part *out);
-void nz_shc_put(struct gw_sh_cache *c, uint64_t key, const char *text, size_t len, const struct gw_simhash_part *p);
+/* The shared cache's look-up (a copy of the part into *out) and store (history_cache.c); key: sh_key. */
+bool nz_shc_get(struct gw_hist_cache *c, uint64_t key, const char *text, size_t len, struct gw_simhash_part *out);
+void nz_shc_put(struct gw_hist_cache *c, uint64_t key, const char *text, size_t len, const struct gw_simhash_part *p);
 /* The gen_ai.client.inference.operation.details event (current semconv). */
 void nz_semconv_events(struct nz_ctx *c, struct nz_msgs *in, struct nz_msgs *out, struct nz_msg *sys);
 

@@ -97,6 +97,7 @@ struct gw_record {
   const char *system_prompt;    /* plain text */
   const char *response_content; /* JSON array, semconv gen_ai.output.messages shape */
   char prompt_hash[17];         /* "" when there is no prompt */
+  bool prompt_chat;             /* normalize's own: the prompt holds more than two messages (a chat under way) */
   const char *parameters; /* JSON object text (jsonb) */
   const char *attributes; /* JSON object text: all span attributes */
   const char *resource;   /* JSON object text: resource attributes */

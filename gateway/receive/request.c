@@ -235,7 +235,7 @@ static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena
 static struct gw_normalize_opts window(const struct gw_pipeline *p)
 {
   struct gw_normalize_opts o = gw_normalize_window(gw_now_ns(), p->conf->postgres.retention_days);
-  o.simhash_cache = p->simhash_cache;
+  o.history_cache = p->history_cache;
   return o;
 }
 

@@ -31,7 +31,7 @@ struct gw_pipeline {
   struct gw_tls *tls;                  /* receivers.tls: NULL = plaintext receivers */
   struct gw_auth *auth;                /* receivers.auth: NULL = no token required */
   struct gw_lane *lane;                /* large requests (lane.h): NULL = all on their receiver thread */
-  struct gw_sh_cache *simhash_cache;   /* prompt history's SimHash parts (normalize.h): NULL = none kept */
+  struct gw_hist_cache *history_cache;   /* prompt history's SimHash parts (normalize.h): NULL = none kept */
   bool forward; /* an exporter reads the spool: entries carry the re-packed request (else only their rows) */
   _Atomic uint64_t inflight_bytes;
   _Atomic bool shutting_down;

@@ -1,16 +1,20 @@
 /*
- * openai-chat-turns-simhash.test.mjs: a chat's turns in separate exports, through the SimHash cache kept
- * between requests (receivers.simhash_cache_bytes). The real openai SDK, instrumented by
+ * openai-chat-turns-simhash.test.mjs: a chat's turns in separate exports, through the chat history kept
+ * between requests (receivers.history_cache_bytes). The real openai SDK, instrumented by
  * @opentelemetry/instrumentation-openai with content capture on, holds a four-turn chat with the local fake
  * OpenAI server, resending the system prompt and every earlier turn on each call as a chat client does.
  * Each call's log records (the messages) and span are exported with the real OTLP exporters right after the
  * call, so every turn reaches the gateway in requests of its own. Each row's prompt_simhash is the SimHash
- * of the prompt as sent (tests/lib/simhash.mjs computes it independently), on a gateway with the cache (the
- * default: /metrics shows the later turns finding the earlier ones' messages) and on one without it
- * (simhash_cache_bytes: 0: no cache series at all) alike.
+ * of the prompt as sent (tests/lib/simhash.mjs computes it independently) and its prompt_hash the SHA-256
+ * of the prompt as the gateway stores it (computed here from the row), on a gateway with the cache (the
+ * default: /metrics shows the later turns finding the earlier ones' messages and, on a CPU with the SHA
+ * extensions, resuming the earlier prompt's SHA-256) and on one without it (history_cache_bytes: 0: no
+ * cache series at all) alike.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { prerequisites, createDatabase, startGateway, waitFor, metric } from '../lib/harness.mjs';
@@ -34,6 +38,9 @@ const QUESTIONS = [
     'take to be delivered to an address outside the city, and will it need a signature?',
 ];
 
+/* The gateway resumes SHA-256 only with the SHA extensions (core/sha256.h). */
+const SHA_NI = /^flags\s*:.*\bsha_ni\b/m.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+
 function exportOnce(exporter, items) {
   return new Promise((resolve, reject) => {
     exporter.export(items, (r) => (r.code === 0 ? resolve() : reject(r.error ?? new Error(`export failed: ${r.code}`))));
@@ -50,7 +57,7 @@ describe('openai SDK, a chat whose turns come in separate exports → prompt_sim
   before(async () => {
     dbs = [await createDatabase(), await createDatabase()];
     withCache = await startGateway({ dsn: dbs[0].dsn });
-    noCache = await startGateway({ dsn: dbs[1].dsn, config: { receivers: { simhash_cache_bytes: 0 } } });
+    noCache = await startGateway({ dsn: dbs[1].dsn, config: { receivers: { history_cache_bytes: 0 } } });
     fake = await startFakeOpenAI();
     sdk = captureOpenAI({ serviceName: SERVICE });
   });
@@ -66,7 +73,7 @@ describe('openai SDK, a chat whose turns come in separate exports → prompt_sim
   async function row(db, spanId, what) {
     let r;
     await waitFor(async () => {
-      r = (await db.query(`SELECT prompt_simhash::text AS sh, prompt_hash FROM ai_interaction_traces
+      r = (await db.query(`SELECT prompt_simhash::text AS sh, prompt_hash, prompt_content FROM ai_interaction_traces
                            WHERE span_id = $1 AND prompt_simhash IS NOT NULL`, [spanId])).rows[0];
       return r;
     }, { what });
@@ -81,7 +88,8 @@ describe('openai SDK, a chat whose turns come in separate exports → prompt_sim
       spans: new OTLPTraceExporter({ url: `${gw.httpUrl}/v1/traces`, timeoutMillis: 10000 }),
       logs: new OTLPLogExporter({ url: `${gw.httpUrl}/v1/logs`, timeoutMillis: 10000 }),
     }));
-    const hits = async () => metric(await withCache.metrics(), 'genai_gateway_simhash_cache_lookups_total', { result: 'hit' });
+    const hits = async (kind = 'simhash') =>
+      metric(await withCache.metrics(), 'genai_gateway_history_cache_lookups_total', { kind, result: 'hit' });
     const history = [{ role: 'system', content: SYSTEM }];
     const turns = [];
     for (const q of QUESTIONS) {
@@ -98,22 +106,30 @@ describe('openai SDK, a chat whose turns come in separate exports → prompt_sim
         await exportOnce(t.logs, l);
         await exportOnce(t.spans, [s[0]]);
       }
-      turns.push({ spanId: s[0].spanContext().spanId, text, hitsAfter: null });
+      turns.push({ spanId: s[0].spanContext().spanId, text, hitsAfter: null, prefixHitsAfter: null });
       const rows = await Promise.all(dbs.map((db) => row(db, turns.at(-1).spanId, `turn ${turns.length} row`)));
       turns.at(-1).hitsAfter = await hits();
+      turns.at(-1).prefixHitsAfter = await hits('prompt_hash');
       for (const [i, r] of rows.entries())
         assert.equal(r.sh, simhash(text), `turn ${turns.length}, gateway ${i ? 'without' : 'with'} the cache: prompt_simhash`);
       assert.equal(rows[0].prompt_hash, rows[1].prompt_hash, `turn ${turns.length}: the same prompt_hash`);
+      assert.equal(rows[0].prompt_hash, crypto.createHash('sha256').update(rows[0].prompt_content).digest('hex').slice(0, 16),
+        `turn ${turns.length}: prompt_hash is the SHA-256 of the stored prompt`);
     }
     /* turn 2 finds the system prompt (kept by turn 1: its question, the last of two messages, is not),
      * turn 3 the system prompt and turn 2's three messages, turn 4 five more */
     assert.ok(turns[1].hitsAfter >= 1, `hits after turn 2: ${turns[1].hitsAfter}`);
     assert.ok(turns[2].hitsAfter - turns[1].hitsAfter >= 4, `turn 3 hits: ${turns[2].hitsAfter - turns[1].hitsAfter}`);
     assert.ok(turns[3].hitsAfter - turns[2].hitsAfter >= 6, `turn 4 hits: ${turns[3].hitsAfter - turns[2].hitsAfter}`);
+    /* turn 2's prompt is kept (four messages: a chat under way); turns 3 and 4 resume after the one before */
+    if (SHA_NI) {
+      assert.equal(turns[1].prefixHitsAfter, 0, 'turn 2 has no earlier chat prompt to resume');
+      assert.equal(turns[3].prefixHitsAfter, 2, 'turns 3 and 4 resume the SHA-256 of the turn before');
+    }
     const m = await withCache.metrics();
-    assert.ok(metric(m, 'genai_gateway_simhash_cache_parts') >= 7, 'the chat\'s long messages are held');
-    assert.ok(metric(m, 'genai_gateway_simhash_cache_bytes') <= 4 * 1024 * 1024, 'within the default 4 MiB');
+    assert.ok(metric(m, 'genai_gateway_history_cache_entries', { kind: 'simhash' }) >= 7, 'the chat\'s long messages are held');
+    assert.ok(metric(m, 'genai_gateway_history_cache_bytes') <= 4 * 1024 * 1024, 'within the default 4 MiB');
     const off = await noCache.metrics();
-    assert.ok(![...off.keys()].some((k) => k.startsWith('genai_gateway_simhash_cache')), 'no cache, no series');
+    assert.ok(![...off.keys()].some((k) => k.startsWith('genai_gateway_history_cache')), 'no cache, no series');
   });
 });

@@ -34,7 +34,7 @@ static struct gw_prices *prices;
 static struct gw_redactor *redactor;
 static struct gw_pipeline pipe;
 static int consumer;
-static struct gw_sh_cache *shc; /* kept across inputs, small: parts met again and parts evicted */
+static struct gw_hist_cache *shc; /* kept across inputs, small: entries met again and entries evicted */
 
 static void init(void)
 {
@@ -52,15 +52,15 @@ static void init(void)
   pipe.forward = true; /* entries carry the re-packed request, which consume() reads back */
   pipe.prices = prices;
   pipe.redactor = redactor;
-  if (!(shc = gw_sh_cache_create(64u << 10)))
+  if (!(shc = gw_hist_cache_create(64u << 10)))
     abort();
-  pipe.simhash_cache = shc;
+  pipe.history_cache = shc;
 }
 
 static bool same_text(const char *x, const char *y) { return (!x && !y) || (x && y && !strcmp(x, y)); }
 
 /* The body normalized with and without the reuse of rendered message arrays (the second pass also through
- * the SimHash cache kept across inputs): the same columns. */
+ * the history cache kept across inputs): the same columns. */
 static void reuse_differential(enum gw_encoding enc, const void *body, size_t len)
 {
   struct gw_decode_limits lim = {.max_bytes = conf->receivers.max_request_bytes,
@@ -73,7 +73,7 @@ static void reuse_differential(enum gw_encoding enc, const void *body, size_t le
     GwTraceRequest *req;
     a[pass] = gw_arena_create(conf->receivers.max_request_bytes * 4 + (1u << 20));
     nz_reuse_raw = pass == 0;
-    struct gw_normalize_opts o = {.simhash_cache = pass ? shc : NULL}; /* (no time window) */
+    struct gw_normalize_opts o = {.history_cache = pass ? shc : NULL}; /* (no time window) */
     rc[pass] = gw_decode_traces(a[pass], enc, body, len, &lim, &req, &err);
     if (!rc[pass])
       rc[pass] = gw_normalize_traces(req, a[pass], &o, &res[pass], &err);

@@ -668,7 +668,7 @@ static void test_print_format(void **state)
                            "    grpc: true\n"
                            "  max_request_bytes: 64MiB\n"
                            "  max_inflight_bytes: 256MiB\n"
-                           "  simhash_cache_bytes: 4MiB\n"
+                           "  history_cache_bytes: 4MiB\n"
                            "  max_inflate_ratio: 200\n"
                            "  inflate_ratio_min_bytes: 1MiB\n"
                            "  large_request_bytes: 1MiB\n"

@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/sha256.h"
 #include "decode/decode.h"
 #include "normalize/events.h"
 #include "normalize/simhash.h"
@@ -314,8 +315,8 @@ static void test_many_spans(void **state)
  * already held; short texts between long ones, and an assistant turn among the inputs. Its prompt_hash,
  * resumed from the previous call's SHA-256 state, is its own messages' (hash_of). */
 /* A conversation's calls logged as GenAI events: all in one request (c NULL: the request's memo and the
- * SHA-256 resume), or each call in a request of its own through the SimHash cache c kept between them. */
-static void conversation_hashes(struct gw_sh_cache *c)
+ * SHA-256 resume), or each call in a request of its own through the history cache c kept between them. */
+static void conversation_hashes(struct gw_hist_cache *c)
 {
   enum { CALLS = 4, TURNS = 2 * CALLS - 1 };
   char *turn[TURNS];
@@ -350,7 +351,7 @@ static void conversation_hashes(struct gw_sh_cache *c)
     events_of_records(recs, n, &r);
     assert_int_equal(r.nevents, n);
   }
-  struct gw_normalize_opts o = {.simhash_cache = c};
+  struct gw_normalize_opts o = {.history_cache = c};
   for (int call = 0, at = 0; call < CALLS; at += 2 * call + 1, call++) {
     int first = at; /* the call's first event among r's */
     if (c) {
@@ -385,19 +386,21 @@ static void test_conversation_hashes(void **state)
   conversation_hashes(NULL);
 }
 
-/* The same calls each in a request of its own: the SimHash cache kept between requests finds the earlier
- * calls' long messages, and the hashes are the same. */
+/* The same calls each in a request of its own: the history cache kept between requests finds the earlier
+ * calls' long messages and prompts, and the hashes are the same. */
 static void test_conversation_hashes_across_requests(void **state)
 {
   (void)state;
-  struct gw_sh_cache *c = gw_sh_cache_create(1u << 20);
+  struct gw_hist_cache *c = gw_hist_cache_create(1u << 20);
   assert_non_null(c);
   conversation_hashes(c);
-  struct gw_sh_cache_stats st;
-  gw_sh_cache_stats(c, &st);
+  struct gw_hist_cache_stats st;
+  gw_hist_cache_stats(c, &st);
   assert_true(st.hits >= 4); /* call 2 finds call 1's three turns' long ones, call 3 more */
   assert_true(st.entries > 0);
-  gw_sh_cache_destroy(c);
+  if (gw_sha256_resumable()) /* calls 2 and 3 resume the SHA-256 of the call before */
+    assert_int_equal(st.prefix_hits, 2);
+  gw_hist_cache_destroy(c);
 }
 
 /* Wrong-length ids: rejected and removed, with the path. Outside the window: GenAI events rejected,

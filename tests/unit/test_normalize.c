@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "core/crc32.h"
 #include "decode/decode.h"
 #include "normalize/normalize.h"
 #include "normalize/normalize_int.h"
@@ -649,10 +650,6 @@ static void want_prompt_hash(const struct gw_record *r, size_t i)
     fail_msg("record %zu (%zu bytes): prompt_hash %s, want %s", i, strlen(r->prompt_content), r->prompt_hash, want);
 }
 
-/* A conversation's calls in one request resend the system prompt and earlier turns; their SimHash is the
- * request's memo of parts joined, and must be what the whole text gives: parts met again (alone and among
- * others), a part of the memo's key (same length and sampled words) but another byte, short parts between
- * long ones, a long part without tokens, and a part short of the memo's size. */
 /* The texts of the conversation tests: long parts (memoized), short ones (hashed in runs), twins. */
 enum { CONV_NT = 8, CONV_NS = 6 };
 static const size_t conv_len[CONV_NT] = {300, 520, 150, 2, 5, 300, 200, 700};
@@ -710,6 +707,10 @@ static GwSpan *conv_span(char *const t[CONV_NT], int i, uint8_t id, char want_sh
   return span(id, v, nv);
 }
 
+/* A conversation's calls in one request resend the system prompt and earlier turns; their SimHash is the
+ * request's memo of parts joined, and must be what the whole text gives: parts met again (alone and among
+ * others), a part of the memo's key (same length and sampled words) but another byte, short parts between
+ * long ones, a long part without tokens, and a part short of the memo's size. */
 static void test_prompt_simhash_conversation(void **state)
 {
   (void)state;
@@ -732,10 +733,10 @@ static void test_prompt_simhash_conversation(void **state)
 }
 
 /* One call of conv_calls in a request of its own, through cache c: its prompt_simhash. */
-static void conv_request(struct gw_sh_cache *c, char *const t[CONV_NT], int i, char got[65], char want[65])
+static void conv_request(struct gw_hist_cache *c, char *const t[CONV_NT], int i, char got[65], char want[65])
 {
   GwSpan *sp = conv_span(t, i, (uint8_t)(i + 1), want);
-  struct gw_normalize_opts o = {.simhash_cache = c};
+  struct gw_normalize_opts o = {.history_cache = c};
   struct gw_normalize_result res;
   struct gw_err err = {0};
   assert_int_equal(gw_normalize_traces(request(1, &sp), A, &o, &res, &err), GW_OK);
@@ -751,26 +752,26 @@ static void test_prompt_simhash_across_requests(void **state)
   (void)state;
   char *t[CONV_NT];
   conv_texts(t);
-  struct gw_sh_cache *c = gw_sh_cache_create(1u << 20);
+  struct gw_hist_cache *c = gw_hist_cache_create(1u << 20);
   assert_non_null(c);
-  struct gw_sh_cache_stats st;
+  struct gw_hist_cache_stats st;
   char got[65], want[65];
   /* call 0 {t0, t1}: t0 (history) kept, t1 (the last of two) not */
   conv_request(c, t, 0, got, want);
   assert_string_equal(got, want);
-  gw_sh_cache_stats(c, &st);
+  gw_hist_cache_stats(c, &st);
   assert_int_equal(st.entries, 1);
   assert_int_equal(st.hits, 0);
   /* call 1 {t0, t1, t2, ok, t7}: t0 found; t1, t2 and the last, t7, kept (a chat under way) */
   conv_request(c, t, 1, got, want);
   assert_string_equal(got, want);
-  gw_sh_cache_stats(c, &st);
+  gw_hist_cache_stats(c, &st);
   assert_int_equal(st.hits, 1);
   assert_int_equal(st.entries, 4);
   /* call 2 {t5, t1}: t5 shares t0's length and key, not its text: not found (kept beside t0); t1 found */
   conv_request(c, t, 2, got, want);
   assert_string_equal(got, want);
-  gw_sh_cache_stats(c, &st);
+  gw_hist_cache_stats(c, &st);
   assert_int_equal(st.hits, 2);
   assert_int_equal(st.entries, 5);
   /* every call again, each in its own request: every long part found, the same hashes */
@@ -780,28 +781,28 @@ static void test_prompt_simhash_across_requests(void **state)
     if (strcmp(got, want))
       fail_msg("call %d again: prompt_simhash %s, want %s", i, got, want);
   }
-  gw_sh_cache_stats(c, &st);
+  gw_hist_cache_stats(c, &st);
   assert_true(st.hits >= before + 10);
   assert_true(st.bytes <= st.max_bytes);
   /* emptied, the same hashes still */
-  gw_sh_cache_clear(c);
-  gw_sh_cache_stats(c, &st);
+  gw_hist_cache_clear(c);
+  gw_hist_cache_stats(c, &st);
   assert_int_equal(st.entries, 0);
   conv_request(c, t, 1, got, want);
   assert_string_equal(got, want);
-  gw_sh_cache_destroy(c);
-  assert_null(gw_sh_cache_create(0));
+  gw_hist_cache_destroy(c);
+  assert_null(gw_hist_cache_create(0));
 }
 
 /* Within its bound whatever comes: 300 calls of three messages of 1 KB never seen again hold the cache at
  * or under its max_bytes (least recently used parts evicted); the last call's parts are still there. */
-static void test_simhash_cache_bound(void **state)
+static void test_history_cache_bound(void **state)
 {
   (void)state;
   enum { CALLS = 300, LEN = 1000 };
-  struct gw_sh_cache *c = gw_sh_cache_create(256u << 10);
+  struct gw_hist_cache *c = gw_hist_cache_create(256u << 10);
   assert_non_null(c);
-  struct gw_sh_cache_stats st;
+  struct gw_hist_cache_stats st;
   GwSpan *last = NULL;
   for (int i = 0; i < CALLS; i++) {
     struct gw_sb js;
@@ -823,16 +824,16 @@ static void test_simhash_cache_bound(void **state)
       GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.input.messages", av_str(msgs)),
                            NULL);
       last = span((uint8_t)(i + 1), v, nv);
-      struct gw_normalize_opts o = {.simhash_cache = c};
+      struct gw_normalize_opts o = {.history_cache = c};
       struct gw_normalize_result res;
       struct gw_err err = {0};
       uint64_t hits = 0;
       if (again) {
-        gw_sh_cache_stats(c, &st);
+        gw_hist_cache_stats(c, &st);
         hits = st.hits;
       }
       assert_int_equal(gw_normalize_traces(request(1, &last), A, &o, &res, &err), GW_OK);
-      gw_sh_cache_stats(c, &st);
+      gw_hist_cache_stats(c, &st);
       if (st.bytes > st.max_bytes)
         fail_msg("call %d: the cache holds %zu bytes, over its %zu", i, st.bytes, st.max_bytes);
       if (again)
@@ -841,13 +842,13 @@ static void test_simhash_cache_bound(void **state)
   }
   assert_true(st.evictions > 0);
   assert_true(st.entries > 0);
-  gw_sh_cache_destroy(c);
+  gw_hist_cache_destroy(c);
 }
 
 /* Threads normalizing conversations through one small cache (parts evicted while others read): every
  * prompt_simhash as without it (ASan and the unit run check the rest). */
 struct conv_thread {
-  struct gw_sh_cache *c;
+  struct gw_hist_cache *c;
   GwTraceRequest *req[120];
   char want[120][65];
   int n, bad;
@@ -858,7 +859,7 @@ static void *conv_thread_run(void *arg)
   struct conv_thread *ct = arg;
   struct gw_arena *a = gw_arena_create(8u << 20);
   for (int i = 0; i < ct->n; i++) {
-    struct gw_normalize_opts o = {.simhash_cache = ct->c};
+    struct gw_normalize_opts o = {.history_cache = ct->c};
     struct gw_normalize_result res;
     struct gw_err err = {0};
     if (gw_normalize_traces(ct->req[i], a, &o, &res, &err) != GW_OK || res.nrecords != 1 ||
@@ -870,13 +871,13 @@ static void *conv_thread_run(void *arg)
   return NULL;
 }
 
-static void test_simhash_cache_threads(void **state)
+static void test_history_cache_threads(void **state)
 {
   (void)state;
   enum { NTH = 4 };
   char *t[CONV_NT];
   conv_texts(t);
-  struct gw_sh_cache *c = gw_sh_cache_create(48u << 10);
+  struct gw_hist_cache *c = gw_hist_cache_create(48u << 10);
   assert_non_null(c);
   static struct conv_thread ct[NTH];
   pthread_t th[NTH];
@@ -893,11 +894,11 @@ static void test_simhash_cache_threads(void **state)
     pthread_join(th[k], NULL);
     assert_int_equal(ct[k].bad, 0);
   }
-  struct gw_sh_cache_stats st;
-  gw_sh_cache_stats(c, &st);
+  struct gw_hist_cache_stats st;
+  gw_hist_cache_stats(c, &st);
   assert_true(st.hits > 0);
   assert_true(st.bytes <= st.max_bytes);
-  gw_sh_cache_destroy(c);
+  gw_hist_cache_destroy(c);
 }
 
 /* prompt_hash is the first 8 bytes of the SHA-256 of the record's own prompt_content, in hex, whatever the
@@ -936,9 +937,17 @@ static void test_prompt_hash_per_record(void **state)
   }
 }
 
-/* Prompts that begin with earlier ones (two conversations' calls interleaved, each resending its earlier
- * turns; a call whose history differs in one byte or only in its last turn) resume their SHA-256 from the
- * earlier prompt's state: each prompt_hash must still be its own prompt_content's. */
+/* Two conversations' six turns of tlen bytes each, for convo_json. */
+static void convo_turns(char *turn[2][6], size_t tlen)
+{
+  for (int c = 0; c < 2; c++)
+    for (int k = 0; k < 6; k++) {
+      turn[c][k] = az(tlen + 1);
+      for (size_t j = 0; j < tlen; j++)
+        turn[c][k][j] = j % 7 == 6 ? ' ' : (char)('a' + (c * 11 + k * 5 + j * 3) % 26);
+    }
+}
+
 /* turns [0, n) of conversation c, the last one from conversation c2 (or one byte of turn 1 changed: tweak 1) */
 static const char *convo_json(char *turn[2][6], size_t tlen, int c, int n, int tweak, int c2_last)
 {
@@ -983,12 +992,7 @@ static void test_prompt_hash_shared_prefixes(void **state)
   (void)state;
   enum { TURNS = 6, TLEN = 700, NS = 10 };
   char *turn[2][TURNS];
-  for (int c = 0; c < 2; c++)
-    for (int k = 0; k < TURNS; k++) {
-      turn[c][k] = az(TLEN + 1);
-      for (int j = 0; j < TLEN; j++)
-        turn[c][k][j] = j % 7 == 6 ? ' ' : (char)('a' + (c * 11 + k * 5 + j * 3) % 26);
-    }
+  convo_turns(turn, TLEN);
   /* conversation, turns, and a tweak: 1 = one byte of turn 1 changed, 2 = the last turn another's */
   static const int plan[NS][3] = {{0, 1, 0}, {0, 3, 0}, {1, 1, 0}, {0, 5, 0}, {1, 3, 0},
                                   {1, 5, 0}, {0, 5, 2}, {0, 3, 1}, {0, 6, 0}, {1, 6, 1}};
@@ -1015,6 +1019,161 @@ static void test_prompt_hash_shared_prefixes(void **state)
     spans2[i] = span((uint8_t)(i + 1), v, nv);
   }
   check_prompt_hashes(spans2, 12);
+}
+
+/* One request of the given calls (convo_json's c, n, tweak, c2_last) through cache hc: every prompt_hash
+ * its own prompt_content's. */
+static void prompt_hash_request(struct gw_hist_cache *hc, char *turn[2][6], size_t tlen, const int (*plan)[4],
+                                size_t ns)
+{
+  GwSpan *spans[8];
+  assert_true(ns <= 8);
+  for (size_t i = 0; i < ns; i++) {
+    size_t nv = 0;
+    GwKeyValue **v = kvs(&nv, kv("gen_ai.operation.name", av_str("chat")),
+                         kv("gen_ai.input.messages",
+                            av_str(convo_json(turn, tlen, plan[i][0], plan[i][1], plan[i][2], plan[i][3]))),
+                         NULL);
+    spans[i] = span((uint8_t)(i + 1), v, nv);
+  }
+  struct gw_normalize_opts o = {.history_cache = hc};
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(request(ns, spans), A, &o, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, ns);
+  for (size_t i = 0; i < ns; i++)
+    want_prompt_hash(&res.records[i], i);
+}
+
+/* A chat's prompts in separate requests resume their SHA-256 from an earlier request's prompt kept in the
+ * history cache: every prompt_hash its own prompt's, prompts of two messages not kept, a prompt whose
+ * history differs in one byte not resumed, and a prompt resumed that way (its earlier checkpoints unknown)
+ * never lent to a later prompt of its lane that shares less of it. */
+static void test_prompt_hash_across_requests(void **state)
+{
+  (void)state;
+  enum { TURNS = 6, TLEN = 700 };
+  char *turn[2][TURNS];
+  convo_turns(turn, TLEN);
+  struct gw_hist_cache *hc = gw_hist_cache_create(1u << 20);
+  assert_non_null(hc);
+  struct gw_hist_cache_stats st;
+  /* two messages: not a chat under way, not kept */
+  prompt_hash_request(hc, turn, TLEN, (const int[][4]){{0, 2, 0, -1}}, 1);
+  gw_hist_cache_stats(hc, &st);
+  assert_int_equal(st.prefixes, 0);
+  /* three: kept (up to its last checkpoint before the closing ']'), where the SHA-256 can resume */
+  prompt_hash_request(hc, turn, TLEN, (const int[][4]){{0, 3, 0, -1}}, 1);
+  gw_hist_cache_stats(hc, &st);
+  assert_int_equal(st.prefixes, gw_sha256_resumable() ? 1 : 0);
+  assert_int_equal(st.prefix_hits, 0);
+  /* lane one: conversation 0's five turns (resumes from the kept three: checkpoints 1-3 unknown), then its
+   * first turn and conversation 1's second (shares one checkpoint with the first: hashed whole); lane two:
+   * conversation 1's three turns, then five (resumes within the request) */
+  if (gw_sha256_resumable()) {
+    prompt_hash_request(hc, turn, TLEN, (const int[][4]){{0, 5, 0, -1}, {0, 2, 0, 1}, {1, 3, 0, -1}, {1, 5, 0, -1}}, 4);
+    gw_hist_cache_stats(hc, &st);
+    assert_int_equal(st.prefix_hits, 1);
+    /* one byte of turn 1 changed: the kept five do not match */
+    uint64_t hits = st.prefix_hits;
+    prompt_hash_request(hc, turn, TLEN, (const int[][4]){{1, 6, 1, -1}}, 1);
+    gw_hist_cache_stats(hc, &st);
+    assert_int_equal(st.prefix_hits, hits);
+    /* conversation 1's six turns: resume from its five, kept by the request before last */
+    prompt_hash_request(hc, turn, TLEN, (const int[][4]){{1, 6, 0, -1}}, 1);
+    gw_hist_cache_stats(hc, &st);
+    assert_int_equal(st.prefix_hits, hits + 1);
+    assert_true(st.bytes <= st.max_bytes);
+  }
+  /* without the SHA extensions nothing resumes and nothing is kept: the same hashes */
+  gw_hist_cache_clear(hc);
+  gw_sha256_no_ni = true;
+  prompt_hash_request(hc, turn, TLEN, (const int[][4]){{0, 3, 0, -1}}, 1);
+  prompt_hash_request(hc, turn, TLEN, (const int[][4]){{0, 5, 0, -1}}, 1);
+  gw_sha256_no_ni = false;
+  gw_hist_cache_stats(hc, &st);
+  assert_int_equal(st.prefixes, 0);
+  gw_hist_cache_destroy(hc);
+}
+
+/* Prefixes made to collide: the prefix keys are CRC-32s, which a client can match at will (CRC-32 is
+ * linear: for texts of one length, crc(x ^ d) == crc(x) whenever d's own contribution is 0). Eight kept
+ * prefixes with the key of a prompt's longest checkpoint, each unlike the prompt only in its last bytes
+ * (so every compare reads it all): the look-up compares no more than four times the prompt's bytes, and
+ * the prompt_hash is still its own. */
+static void test_prompt_prefix_collisions(void **state)
+{
+  (void)state;
+  enum { K = 8, LEN = K * GW_SHA256_CK };
+  char *x = az(LEN + 1);
+  for (int j = 0; j < LEN; j++)
+    x[j] = (char)('a' + (j * 7 + j / 13) % 26);
+  /* L(e_i) for the 64 bits of the last 8 bytes, and the combinations of them that L takes to 0 */
+  uint32_t base = gw_crc32(0, x, LEN), v[64];
+  uint64_t comb[64];
+  for (int i = 0; i < 64; i++) {
+    x[LEN - 8 + i / 8] ^= (char)(1u << (i % 8));
+    v[i] = gw_crc32(0, x, LEN) ^ base;
+    x[LEN - 8 + i / 8] ^= (char)(1u << (i % 8));
+    comb[i] = 1ull << i;
+  }
+  uint64_t kernel[64];
+  int nk = 0;
+  for (int bit = 31, row = 0; bit >= 0 || row < 64;) { /* Gaussian elimination over GF(2) */
+    int piv = -1;
+    for (int i = row; bit >= 0 && i < 64; i++)
+      if (v[i] >> bit & 1) {
+        piv = i;
+        break;
+      }
+    if (bit < 0) {
+      for (int i = row; i < 64; i++)
+        if (!v[i])
+          kernel[nk++] = comb[i];
+      break;
+    }
+    if (piv >= 0) {
+      uint32_t tv = v[piv];
+      uint64_t tc = comb[piv];
+      v[piv] = v[row], comb[piv] = comb[row];
+      v[row] = tv, comb[row] = tc;
+      for (int i = 0; i < 64; i++)
+        if (i != row && (v[i] >> bit & 1))
+          v[i] ^= v[row], comb[i] ^= comb[row];
+      row++;
+    }
+    bit--;
+  }
+  assert_true(nk >= 8);
+  struct gw_hist_cache *hc = gw_hist_cache_create(64u << 20);
+  assert_non_null(hc);
+  struct gw_sha256_mid junk;
+  memset(&junk, 0x5a, sizeof junk);
+  for (int t = 0; t < 8; t++) {
+    char *y = az(LEN);
+    memcpy(y, x, LEN);
+    for (int i = 0; i < 64; i++)
+      if (kernel[t] >> i & 1)
+        y[LEN - 8 + i / 8] ^= (char)(1u << (i % 8));
+    assert_memory_not_equal(x, y, LEN);
+    assert_int_equal(gw_crc32(0, y, LEN), base);
+    nz_phc_put(hc, y, K, &junk);
+  }
+  struct gw_hist_cache_stats st;
+  gw_hist_cache_stats(hc, &st);
+  assert_int_equal(st.prefixes, 8);
+  uint64_t before = st.compares;
+  /* a prompt of x and a little more: its longest checkpoint is K, where the eight wait */
+  struct gw_sha256_mid out;
+  size_t n = LEN + 100;
+  char *p = az(n);
+  memcpy(p, x, LEN);
+  memset(p + LEN, 'q', 100);
+  assert_int_equal(nz_phc_get(hc, p, n, 1, &out), 0);
+  gw_hist_cache_stats(hc, &st);
+  assert_true(st.compares - before <= 4 * n / LEN);
+  assert_true(st.compares - before >= 1);
+  gw_hist_cache_destroy(hc);
 }
 
 static void test_semconv_deprecated(void **state)
@@ -1940,8 +2099,10 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_issue16_prompt_simhash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_simhash_conversation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_simhash_across_requests, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_simhash_cache_bound, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_simhash_cache_threads, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_history_cache_bound, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_hash_across_requests, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_prefix_collisions, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_history_cache_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_hash_shared_prefixes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_simhash_memo_colliding_parts, setup, teardown),
     cmocka_unit_test_setup_teardown(test_issue16_inherit_in_request, setup, teardown),
