@@ -72,7 +72,7 @@ struct hc_shard {
  * checkpoint whose count is 0 without taking a lock (most of the checkpoints a prompt tries are not kept). */
 struct gw_hist_cache {
   struct hc_shard shard[HC_SHARDS];
-  _Atomic uint16_t *present; /* present_mask + 1 counts (at most the tables' ways each) */
+  _Atomic uint32_t *present; /* present_mask + 1 counts (at most the tables' ways each) */
   size_t present_mask;
   _Atomic uint64_t prefix_hits, prefix_misses; /* prompts resumed, prompts looked up and not */
 };
@@ -90,7 +90,7 @@ struct gw_hist_cache *gw_hist_cache_create(size_t max_bytes)
   while (nb * HC_WAYS * 2 <= ways)
     nb *= 2;
   size_t npresent = 4 * nb * HC_WAYS * HC_SHARDS; /* a power of two */
-  size_t table = nb * HC_WAYS * sizeof(struct hc_way) + npresent * sizeof(uint16_t) / HC_SHARDS;
+  size_t table = nb * HC_WAYS * sizeof(struct hc_way) + npresent * sizeof(uint32_t) / HC_SHARDS;
   if (!max_bytes || share <= table + ent_cost(NZ_SH_MEMO_MIN))
     return NULL;
   struct gw_hist_cache *c = aligned_alloc(64, sizeof *c);
