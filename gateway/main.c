@@ -256,6 +256,9 @@ int main(int argc, char **argv)
     goto out;
   pipeline.redactor = redactor;
   pipeline.history_cache = gw_hist_cache_create(conf->receivers.history_cache_bytes);
+  if (!pipeline.history_cache && conf->receivers.history_cache_bytes)
+    gw_warn("main", "receivers.history_cache_bytes: %llu bytes hold no entry (or no memory for them): chat "
+            "history is not kept between requests", (unsigned long long)conf->receivers.history_cache_bytes);
   if (pipeline.history_cache)
     gw_metrics_register(gw_hist_cache_render, pipeline.history_cache);
 

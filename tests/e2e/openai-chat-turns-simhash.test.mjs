@@ -132,4 +132,14 @@ describe('openai SDK, a chat whose turns come in separate exports → prompt_sim
     const off = await noCache.metrics();
     assert.ok(![...off.keys()].some((k) => k.startsWith('genai_gateway_history_cache')), 'no cache, no series');
   });
+
+  test('a history cache too small to hold an entry: a warning at start, no cache', async () => {
+    const gw = await startGateway({ config: { receivers: { history_cache_bytes: '1KiB' } } });
+    try {
+      assert.match(gw.logs(), /receivers\.history_cache_bytes: 1024 bytes hold no entry/);
+      assert.ok(![...(await gw.metrics()).keys()].some((k) => k.startsWith('genai_gateway_history_cache')));
+    } finally {
+      await gw.cleanup();
+    }
+  });
 });

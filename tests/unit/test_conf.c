@@ -228,6 +228,7 @@ static void assert_good_full(const struct gw_conf *c)
   assert_int_equal(c->receivers.http_max_connections, 2048);
   assert_int_equal(c->receivers.max_request_bytes, 10000000);
   assert_int_equal(c->receivers.max_inflight_bytes, 1ull << 30);
+  assert_int_equal(c->receivers.history_cache_bytes, 16ull << 20);
   assert_int_equal(c->receivers.max_depth, 16);
   assert_int_equal(c->receivers.retry_after_s, 5);
   assert_string_equal(c->admin.addr, "0.0.0.0:18888");
