@@ -72,6 +72,11 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
      * (Prometheus alike) */
     const refused = () => Object.assign(span({ name: 'bad' }), { spanId: '0000000000000000' });
     assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([refused()])), PB)).status, 200);
+    /* a request's duration is observed once its answer has gone out, so the client can read the answer
+     * first (a slow build showed it): the first scrape waits for it */
+    const httpTraces = (x) => x.s.filter((m) => m.name === 'genai_gateway_request_duration_seconds_count' &&
+      m.labels.protocol === 'http' && m.labels.signal === 'traces').reduce((acc, m) => acc + m.value, 0);
+    await waitFor(async () => httpTraces(await scrape()) >= 1, { what: 'the first request observed' });
     const first = await scrape();
     /* known traffic: requests per protocol and signal, GenAI spans, one rejected span */
     const sent = { 'http traces': 0, 'http logs': 0, 'grpc traces': 0, 'grpc logs': 0 };
