@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c: the receive path's CPU cost, in process, on one thread. Not part of the gateway.
  *
- *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] BODY.pb [BODY.json]
+ *   bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] [-g USEC] BODY.pb [BODY.json]
  *
  * Runs the stages gw_request_traces runs for one request (gateway/receive/request.c), minus the spool
  * append and the network, over the same body ITERATIONS times (default 2000), and prints spans per second
@@ -42,6 +42,9 @@
  * -u decodes protobuf with the generic path only (gw_decode_pb_fast off: pre-scan + protobuf-c + UTF-8 repair,
  *    as before the one-pass unpack), in decode and the receive stages; the one-pass unpack is checked to give
  *    the generic path's tree on the payload first.
+ * -g USEC sleeps USEC microseconds between iterations (not timed): a request that meets an idle core, as a
+ *    gateway receiving a request every few milliseconds does, instead of one that follows the last at once
+ *    with its caches and clock warm (bench/README.md, "A request on an idle core").
  * Time is this thread's CPU time, and each figure is the best of three rounds (less noise from the load
  * tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
@@ -62,6 +65,7 @@
 #include "redact/redact.h"
 
 static struct gw_prices *prices;
+static unsigned gap_us; /* -g USEC: a pause between iterations (untimed) */
 static struct gw_redactor *redactor;
 static size_t scanned_bytes; /* text the redactor scans per request (see the top comment) */
 
@@ -454,6 +458,12 @@ static double run_stage(enum stage st, const struct body *b, int n)
     }
     }
     gw_arena_reset(a);
+    if (gap_us) {
+      double s = now_s();
+      struct timespec ts = {.tv_sec = gap_us / 1000000, .tv_nsec = (long)(gap_us % 1000000) * 1000};
+      nanosleep(&ts, NULL);
+      untimed += now_s() - s;
+    }
   }
   double total = now_s() - t0 - untimed;
   gw_arena_destroy(a);
@@ -499,9 +509,11 @@ static void report(const char *name, enum stage st, const struct body *b, int n)
 int main(int argc, char **argv)
 {
   int n = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:s:wpucm:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:wpucm:g:")) != -1) {
     if (opt == 'm' && atoi(optarg) > 1 && atoi(optarg) <= MAX_TURNS) {
       nturns = atoi(optarg);
+    } else if (opt == 'g' && atoi(optarg) >= 0) {
+      gap_us = (unsigned)atoi(optarg);
     } else if (opt == 'n' && atoi(optarg) > 0) {
       n = atoi(optarg);
     } else if (opt == 'w') {
@@ -515,12 +527,14 @@ int main(int argc, char **argv)
     } else if (opt == 's') {
       only = optarg;
     } else {
-      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] BODY.pb [BODY.json]\n");
+      fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] [-g USEC] BODY.pb "
+                    "[BODY.json]\n");
       return 2;
     }
   }
   if (optind >= argc || argc - optind > 2) {
-    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] BODY.pb [BODY.json]\n");
+    fprintf(stderr, "usage: bench_pipeline [-n ITERATIONS] [-s STAGE] [-w] [-p] [-u] [-c] [-m K] [-g USEC] BODY.pb "
+                    "[BODY.json]\n");
     return 2;
   }
   gw_normalize_init();
