@@ -90,7 +90,11 @@ static void *watch(void *arg)
   return NULL;
 }
 
-/* The guards alive now, rendered as one metric family each (Prometheus wants one HELP per family). */
+/* The guards alive now, rendered as one metric family each (Prometheus wants one HELP per family).
+ * render runs under the metrics registry's lock and takes guards_mu, so the registry is never entered
+ * under guards_mu; reg_mu keeps "the first guard registers, the last unregisters" whole when guards come
+ * and go on several threads (order: reg_mu, then guards_mu or the registry's lock). */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t guards_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct gw_httpd_guard *guards[4];
 static int nguards;
@@ -131,12 +135,15 @@ struct gw_httpd_guard *gw_httpd_guard_create(const char *listener, uint32_t idle
   pthread_cond_init(&g->cv, &ca);
   pthread_condattr_destroy(&ca);
   pthread_create(&g->thread, NULL, watch, g);
+  pthread_mutex_lock(&reg_mu);
   pthread_mutex_lock(&guards_mu);
-  if (nguards == 0)
-    gw_metrics_register(render, NULL);
+  bool first = nguards == 0;
   if (nguards < (int)(sizeof guards / sizeof guards[0]))
     guards[nguards++] = g;
   pthread_mutex_unlock(&guards_mu);
+  if (first)
+    gw_metrics_register(render, NULL);
+  pthread_mutex_unlock(&reg_mu);
   return g;
 }
 
@@ -144,6 +151,7 @@ void gw_httpd_guard_destroy(struct gw_httpd_guard *g)
 {
   if (!g)
     return;
+  pthread_mutex_lock(&reg_mu);
   pthread_mutex_lock(&guards_mu);
   for (int i = 0; i < nguards; i++) {
     if (guards[i] == g) {
@@ -155,6 +163,7 @@ void gw_httpd_guard_destroy(struct gw_httpd_guard *g)
   pthread_mutex_unlock(&guards_mu);
   if (last)
     gw_metrics_unregister(render, NULL);
+  pthread_mutex_unlock(&reg_mu);
   pthread_mutex_lock(&g->mu);
   g->stop = true;
   pthread_cond_signal(&g->cv);
