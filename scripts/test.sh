@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is missing, build, start a throw-away PostgreSQL,
 # run the unit tests (also under valgrind), the integration and end-to-end tests (real sockets, real
-# PostgreSQL, the real OpenTelemetry JS SDK), then all of it again built with ASan+UBSan, then each fuzz
-# target for a short time (scripts/fuzz.sh, tests/fuzz/README.md).
+# PostgreSQL, the real OpenTelemetry JS SDK), then all of it again built with ASan+UBSan, the unit tests
+# that run threads of ours built with ThreadSanitizer, then each fuzz target for a short time
+# (scripts/fuzz.sh, tests/fuzz/README.md).
 #   GW_TEST_QUICK=1      skip the valgrind, sanitizer and fuzzing passes (for a fast local loop)
 #   GW_FUZZ_SECONDS=15   fuzzing time per target
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -41,6 +42,8 @@ gw_say "test PostgreSQL: $GW_TEST_PG_DSN"
 
 (cd "$GW_ROOT/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error >&2) || gw_die "npm ci in tests/e2e failed"
 
+# The unit tests that run threads of ours: the ThreadSanitizer pass runs these.
+GW_TSAN_TESTS="test_httpd test_spool test_spool_disk test_sink test_store_pg test_normalize test_events test_memtrim"
 run_unit() { (cd "$1" && ctest --output-on-failure --timeout 300); }
 run_valgrind() {
   local dir=$1 t rc=0
@@ -75,6 +78,14 @@ if [ "${GW_TEST_QUICK:-0}" != 1 ]; then
   export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$GW_ROOT/tests/lsan.supp}
   step "unit tests (ASan+UBSan)" run_unit "$GW_ROOT/build-asan"
   step "integration and end-to-end tests (ASan+UBSan)" run_node "$GW_ROOT/build-asan"
+  # ThreadSanitizer on the unit tests whose threads are ours (the libraries are not instrumented: gRPC
+  # core's locks are invisible to it): data races and lock-order inversions fail them.
+  cmake -S "$GW_ROOT" -B "$GW_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DGW_TSAN=ON -DGW_BENCH=OFF >/dev/null ||
+    gw_die "cmake configure (ThreadSanitizer) failed"
+  # shellcheck disable=SC2086 # the test names, one target each
+  cmake --build "$GW_ROOT/build-tsan" -j "$(nproc)" --target $GW_TSAN_TESTS >&2 || gw_die "build failed (ThreadSanitizer)"
+  step "threaded unit tests (ThreadSanitizer)" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    bash -c "cd '$GW_ROOT/build-tsan' && ctest --output-on-failure --timeout 300 -R '^($(echo $GW_TSAN_TESTS | tr ' ' '|'))\$'"
   step "fuzzing (${GW_FUZZ_SECONDS:-15} s per target)" "$GW_ROOT/scripts/fuzz.sh"
 fi
 

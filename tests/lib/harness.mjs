@@ -187,6 +187,8 @@ export async function startGateway({ dsn, config = {}, env = {}, spoolDir, ready
     GENAI_GW_LOG_LEVEL: 'info',
     GENAI_GW_SPOOL_DIR: spoolDir,
     ...(dsn ? { DATABASE_URL: dsn } : {}),
+    // a ThreadSanitizer build's settings (where its reports go), when the runner gives them
+    ...(process.env.TSAN_OPTIONS ? { TSAN_OPTIONS: process.env.TSAN_OPTIONS } : {}),
     ...env,
   };
 
