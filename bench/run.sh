@@ -209,6 +209,10 @@ mkdir -p "$WORK/turns"
 "$BUILD/bench/bench_pipeline" -n "$ITER" -m 4 -s receive_turns,receive_turns_nocache "$WORK/turns/body-000.pb" |
   tee "$WORK/turns.out"
 turns() { awk -v n="$1" '$1 == n { sub("spans_per_s=", "", $2); print $2 }' "$WORK/turns.out"; }
+# and a request every 24 ms (-g), as at half load here: the line meeting an idle core's caches and clock
+"$BUILD/bench/bench_pipeline" -n "$(((ITER + 1) / 2))" -g 24000 -s receive "$WORK/bodies/body-000.pb" |
+  tee "$WORK/idle.out"
+IDLE_RATE=$(awk '$1 == "receive" { sub("spans_per_s=", "", $2); print $2 }' "$WORK/idle.out")
 
 # wait_landed ACCEPTED STORED0 DUP0: poll until stored+duplicate rows cover ACCEPTED spans (every span is
 # a GenAI span, so one record each), or nothing moved for 30 s. Sets T_LAST (when the count last moved),
@@ -420,6 +424,7 @@ in process, one core (bench_pipeline)             spans/s
   redact (all detectors)                          $(pl redact)   ($(awk '$1 == "redact" { sub("MB_per_s=", "", $4); print $4 }' "$WORK/pipeline.out") MB/s of text scanned; target >= 300)
   receive = decode+normalize+cost+redact+encode   $(pl receive)
   receive, arena created per request              $(pl receive_fresh)
+  receive, a request every 24 ms (idle core)      $IDLE_RATE
   receive, conversations (gen_payload -c)         $CONVO_RATE
   receive, a chat's turns in separate requests    $(turns receive_turns)   ($(turns receive_turns_nocache) without the history cache; gen_payload -t)
   decode OTLP/JSON                                $(pl decode_json)
