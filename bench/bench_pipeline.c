@@ -44,7 +44,8 @@
  *    the generic path's tree on the payload first.
  * -g USEC sleeps USEC microseconds between iterations (not timed): a request that meets an idle core, as a
  *    gateway receiving a request every few milliseconds does, instead of one that follows the last at once
- *    with its caches and clock warm (bench/README.md, "A request on an idle core").
+ *    with its caches and clock warm (bench/README.md, "Measured again after the receive-line work, and a
+ *    request on an idle core").
  * Time is this thread's CPU time, and each figure is the best of three rounds (less noise from the load
  * tool or Postgres sharing the cores).
  * Output lines are "name spans_per_s=N us_per_req=N MB_per_s=N" so bench/run.sh can pick them up.
@@ -458,11 +459,9 @@ static double run_stage(enum stage st, const struct body *b, int n)
     }
     }
     gw_arena_reset(a);
-    if (gap_us) {
-      double s = now_s();
+    if (gap_us) { /* the clock is this thread's CPU time: the pause itself adds none */
       struct timespec ts = {.tv_sec = gap_us / 1000000, .tv_nsec = (long)(gap_us % 1000000) * 1000};
       nanosleep(&ts, NULL);
-      untimed += now_s() - s;
     }
   }
   double total = now_s() - t0 - untimed;

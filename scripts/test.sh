@@ -44,7 +44,11 @@ gw_say "test PostgreSQL: $GW_TEST_PG_DSN"
 
 # The unit tests that run threads of ours: the ThreadSanitizer pass runs these.
 GW_TSAN_TESTS="test_httpd test_spool test_spool_disk test_sink test_store_pg test_normalize test_events test_memtrim"
-run_unit() { (cd "$1" && ctest --output-on-failure --timeout 300); }
+run_unit() { # run_unit DIR [CTEST ARGS...]
+  local dir=$1
+  shift
+  (cd "$dir" && ctest --output-on-failure --timeout 300 "$@")
+}
 run_valgrind() {
   local dir=$1 t rc=0
   for t in "$dir"/tests/test_*; do
@@ -84,8 +88,8 @@ if [ "${GW_TEST_QUICK:-0}" != 1 ]; then
     gw_die "cmake configure (ThreadSanitizer) failed"
   # shellcheck disable=SC2086 # the test names, one target each
   cmake --build "$GW_ROOT/build-tsan" -j "$(nproc)" --target $GW_TSAN_TESTS >&2 || gw_die "build failed (ThreadSanitizer)"
-  step "threaded unit tests (ThreadSanitizer)" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-    bash -c "cd '$GW_ROOT/build-tsan' && ctest --output-on-failure --timeout 300 -R '^($(echo $GW_TSAN_TESTS | tr ' ' '|'))\$'"
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}
+  step "threaded unit tests (ThreadSanitizer)" run_unit "$GW_ROOT/build-tsan" -R "^(${GW_TSAN_TESTS// /|})\$"
   step "fuzzing (${GW_FUZZ_SECONDS:-15} s per target)" "$GW_ROOT/scripts/fuzz.sh"
 fi
 
