@@ -264,6 +264,9 @@ const struct gw_conf_row gw_conf_rows[] = {
    .desc = "Listen address of /healthz, /readyz and /metrics."},
   {.path = "log.level", .type = T_ENUM, .def = "info", .allowed = log_levels, .off = OFF(log.level),
    .desc = "Least severe level written to stderr."},
+  {.path = "durability", .type = T_ENUM, .def = "auto", .allowed = spool_modes, .off = OFF(durability),
+   .desc = "The spool's kind, as spool.mode (either key may be used; set to different kinds they are an error): "
+           "disk or memory; auto: spool.mode decides."},
   {.path = "spool.mode", .type = T_ENUM, .def = "auto", .allowed = spool_modes, .off = OFF(spool.mode),
    .desc = "disk: segment files; an acknowledged span survives kill -9, OOM and restarts, and is stored once it "
            "can be. memory: a bounded list, lost on exit (tests and development). auto: disk when spool.dir is "
@@ -427,6 +430,7 @@ const struct gw_conf_env gw_conf_envs[] = {
   {"GENAI_GW_ADMIN_ADDR", "admin.addr"},
   {"GENAI_GW_LOG_LEVEL", "log.level"},
   {"GENAI_GW_SPOOL_DIR", "spool.dir"},
+  {"GENAI_GW_DURABILITY", "durability"},
   {"GENAI_GW_REDACTION_HMAC_KEY", "redaction.hmac_key"},
   {"LANGFUSE_HOST", "exporters.langfuse.endpoint"},
   {"LANGFUSE_PUBLIC_KEY", "exporters.langfuse.public_key"},
@@ -1683,14 +1687,33 @@ static gw_rc validate(struct ld *x)
       return fail(x, where(x, r, at, sizeof at), gw_conf_rows[r].path, "'%s': %s",
                   show(c->receivers.auth_tokens, shown, sizeof shown), why);
   }
+  if (strcmp(c->durability, "auto") != 0) {
+    if (strcmp(c->spool.mode, "auto") != 0 && strcmp(c->spool.mode, c->durability) != 0) {
+      size_t i = (size_t)find_row("durability");
+      return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path,
+                  "'%s' disagrees with spool.mode '%s' (the same setting: give one of them)", c->durability,
+                  c->spool.mode);
+    }
+    free(c->spool.mode);
+    c->spool.mode = gw_strdup(c->durability);
+  }
   if (strcmp(c->spool.mode, "disk") == 0 && !*c->spool.dir) {
     size_t i = (size_t)find_row("spool.dir");
-    return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "must not be empty when spool.mode is disk");
+    if (is_default(x, i)) { /* blame the key that asked for the disk */
+      size_t d = (size_t)find_row("durability");
+      i = is_default(x, d) ? (size_t)find_row("spool.mode") : d;
+      return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path,
+                  "disk needs spool.dir (or GENAI_GW_SPOOL_DIR): the directory of the spool's files");
+    }
+    return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path,
+                "must not be empty when the spool is on disk (durability or spool.mode: disk)");
   }
   if (strcmp(c->spool.mode, "auto") == 0) {
     free(c->spool.mode);
     c->spool.mode = gw_strdup(*c->spool.dir ? "disk" : "memory");
   }
+  free(c->durability);
+  c->durability = gw_strdup(c->spool.mode);
   if (c->spool.segment_bytes && c->spool.segment_bytes < 64 * KiB) {
     size_t i = (size_t)find_row("spool.segment_bytes");
     return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "%llu is below the minimum of 64KiB (0: automatic)",

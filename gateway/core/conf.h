@@ -119,6 +119,7 @@ struct gw_conf {
     double high_water;  /* spool.high_water: 0 < x <= 1, default 0.9 */
     uint32_t full_wait_ms; /* spool.full_wait_ms: a request's wait for room before 429, default 100 */
   } spool;
+  char *durability; /* durability: DESIGN's name for spool.mode; after load the same as spool.mode */
   struct {
     char *dsn;              /* postgres.dsn (SECRET), or DATABASE_URL; empty = no Postgres writer */
     uint32_t batch_rows;    /* postgres.batch_rows, default 1000 */

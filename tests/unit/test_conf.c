@@ -688,6 +688,7 @@ static void test_print_format(void **state)
                            "  addr: \"127.0.0.1:8888\"\n"
                            "log:\n"
                            "  level: \"info\"\n"
+                           "durability: \"memory\"\n"
                            "spool:\n"
                            "  mode: \"memory\"\n"
                            "  dir: \"\"\n"
@@ -740,6 +741,42 @@ static void test_spool_mode_follows_dir(void **state)
   assert_string_equal(c->spool.fsync, "always");
   assert_int_equal(c->spool.fsync_interval_ms, 5);
   assert_int_equal(c->spool.segment_bytes, 1u << 20);
+  gw_conf_destroy(c);
+}
+
+/* durability (DESIGN's name for the spool's kind) sets spool.mode, from the file or GENAI_GW_DURABILITY; both
+ * given and different stop the start naming the file, line and key; after load the two say the same. */
+static void test_durability_key(void **state)
+{
+  (void)state;
+  char msg[300];
+  struct gw_conf *c = NULL;
+  assert_int_equal(load_text("durability: disk\nspool:\n  dir: /var/spool/gw\n", &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->spool.mode, "disk");
+  assert_string_equal(c->durability, "disk");
+  gw_conf_destroy(c);
+  assert_int_equal(load_text("durability: memory\nspool:\n  dir: /var/spool/gw\n", &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->spool.mode, "memory"); /* a dir alone would have made it disk */
+  assert_string_equal(c->durability, "memory");
+  gw_conf_destroy(c);
+  assert_int_equal(load_text("spool:\n  dir: /var/spool/gw\n", &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->durability, "disk"); /* auto resolved: both keys say it */
+  gw_conf_destroy(c);
+  assert_int_equal(load_text("durability: disk\nspool:\n  dir: /d\n  mode: disk\n", &c, msg, sizeof msg), GW_OK);
+  assert_string_equal(c->spool.mode, "disk");
+  gw_conf_destroy(c);
+  c = NULL;
+  assert_int_not_equal(load_text("durability: disk\nspool:\n  dir: /d\n  mode: memory\n", &c, msg, sizeof msg), GW_OK);
+  assert_null(c);
+  assert_non_null(strstr(msg, "1: durability: 'disk' disagrees with spool.mode 'memory'") == msg ? msg : NULL);
+  assert_int_not_equal(load_text("durability: disk\n", &c, msg, sizeof msg), GW_OK);
+  assert_non_null(strstr(msg, "1: durability: disk needs spool.dir (or GENAI_GW_SPOOL_DIR)") == msg ? msg : NULL);
+  assert_int_not_equal(load_text("durability: tape\n", &c, msg, sizeof msg), GW_OK);
+  assert_memory_equal(msg, "1: durability: ", 14);
+  setenv("GENAI_GW_DURABILITY", "memory", 1);
+  assert_int_equal(load_text("spool:\n  dir: /var/spool/gw\n", &c, msg, sizeof msg), GW_OK);
+  unsetenv("GENAI_GW_DURABILITY");
+  assert_string_equal(c->spool.mode, "memory");
   gw_conf_destroy(c);
 }
 
@@ -987,6 +1024,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_print_format, setup, teardown),
     cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
     cmocka_unit_test_setup_teardown(test_spool_mode_follows_dir, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_durability_key, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_durations_and_bools, setup, teardown),
     cmocka_unit_test_setup_teardown(test_addresses, setup, teardown),
