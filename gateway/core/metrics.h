@@ -35,6 +35,8 @@
     "Postgres batches whose direct COPY met a span already stored, stored again through the staging table") \
   X(PG_AGENT_FILLS_SKIPPED, "genai_gateway_pg_agent_fills_skipped_total", "counter",                    \
     "Postgres batches whose traces name no agent or workflow, so the agent fill was not run")           \
+  X(PG_TRACE_IDS, "genai_gateway_pg_trace_ids_total", "counter",                                        \
+    "Session/user ids of spans that give no row, kept per trace and filled into the trace's rows")      \
   X(PG_CONNECTED, "genai_gateway_pg_connected", "gauge", "Postgres writer connections open (1 when the one writer is connected)")      \
   X(REQUESTS_DEADLINE, "genai_gateway_requests_deadline_exceeded_total", "counter",                   \
     "Requests abandoned because the client's gRPC deadline passed before they were done")              \

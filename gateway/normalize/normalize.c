@@ -302,6 +302,18 @@ static const char *pick(struct nz_ctx *c, const uint16_t *order, size_t n, int *
 }
 #define PICK(c, d, ...) pick(c, (const uint16_t[]){__VA_ARGS__}, sizeof((const uint16_t[]){__VA_ARGS__}) / 2, d)
 
+/* A span's session and user ids, in the order of SPEC-FACTS' appendix: for its record, or for its trace
+ * when it gives none (trace_fact). */
+static const char *span_session(struct nz_ctx *c)
+{
+  return PICK(c, NULL, NZ_S_CONV_ID, NZ_S_SESSION_ID, NZ_S_LF_SESSION, NZ_S_TL_SESSION);
+}
+
+static const char *span_user(struct nz_ctx *c)
+{
+  return PICK(c, NULL, NZ_S_USER_ID, NZ_S_LF_USER, NZ_S_TL_USER, NZ_S_GENAI_USER, NZ_S_LLM_USER, NZ_S_ENDUSER_ID);
+}
+
 /* The first usable count among the slots; a reported value that is not usable falls through to the next
  * slot and is remembered in c->tok_lost (lost: NZ_TOK_* bit of the field, or 0). */
 static void pick_tokens(struct nz_ctx *c, struct gw_opt_i64 *dst, unsigned lost, const uint16_t *order, size_t n)
@@ -835,9 +847,8 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
   tokens(c);
   reported_cost(c);
 
-  r->session_id = PICK(c, NULL, NZ_S_CONV_ID, NZ_S_SESSION_ID, NZ_S_LF_SESSION, NZ_S_TL_SESSION);
-  r->user_id =
-    PICK(c, NULL, NZ_S_USER_ID, NZ_S_LF_USER, NZ_S_TL_USER, NZ_S_GENAI_USER, NZ_S_LLM_USER, NZ_S_ENDUSER_ID);
+  r->session_id = span_session(c);
+  r->user_id = span_user(c);
 
   gw_tribool st = tribool(c->s->v[NZ_S_STREAM]);
   if (st < 0)
@@ -1243,11 +1254,47 @@ static void prompt_hashes(struct gw_arena *a, struct gw_record *recs, size_t n, 
   }
 }
 
+/* A span that gives no record but carries a session or user id (the same keys, in the same order, as a
+ * record's): kept as a fact of its trace, once per trace and ids in the request. False when out of memory. */
+static bool trace_fact(struct nz_ctx *c, struct gw_normalize_result *res, size_t *cap)
+{
+  const char *session = span_session(c), *user = span_user(c);
+  if (!session && !user)
+    return true;
+  char tid[33];
+  gw_hex(tid, c->span->trace_id.data, 16);
+  for (size_t i = res->nfacts; i-- > 0;) { /* spans of a trace usually come together */
+    struct gw_trace_fact *f = &res->facts[i];
+    if (strcmp(f->trace_id, tid))
+      continue;
+    if ((!session || (f->session_id && !strcmp(f->session_id, session))) &&
+        (!user || (f->user_id && !strcmp(f->user_id, user)))) {
+      if (c->span->start_time_unix_nano && c->span->start_time_unix_nano < f->start_ns)
+        f->start_ns = c->span->start_time_unix_nano;
+      return true;
+    }
+  }
+  if (res->nfacts == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 8;
+    struct gw_trace_fact *nf = gw_arena_grow(c->a, res->facts, *cap * sizeof *nf, ncap * sizeof *nf);
+    if (!nf)
+      return false;
+    res->facts = nf;
+    *cap = ncap;
+  }
+  struct gw_trace_fact *f = &res->facts[res->nfacts++];
+  memcpy(f->trace_id, tid, sizeof tid);
+  f->start_ns = c->span->start_time_unix_nano;
+  f->session_id = session;
+  f->user_id = user;
+  return true;
+}
+
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
                           struct gw_normalize_result *res, struct gw_err *err)
 {
   struct nz_span *view = NULL;
-  size_t cap = 0;
+  size_t cap = 0, fcap = 0;
   gw_rc rc = GW_ERR(TOO_LARGE);
 
   gw_normalize_init();
@@ -1274,8 +1321,11 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
         }
         ss->spans[w++] = sp;
         struct nz_ctx c = {.a = a, .span = sp, .s = view, .shm = &shm};
-        if (!scan(&c, sp) && !c.oom)
+        if (!scan(&c, sp) && !c.oom) {
+          if (!trace_fact(&c, res, &fcap))
+            goto oom;
           continue;
+        }
         if (c.oom || !res_facts(a, &rf))
           goto oom;
         if (res->nrecords == cap) {

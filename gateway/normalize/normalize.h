@@ -70,6 +70,10 @@ struct gw_normalize_result {
   uint32_t nrejected;   /* spans rejected (bad ids, ...) */
   char reject_msg[256]; /* first rejection reason, for partial_success.error_message */
   bool has_genai;
+  /* Session and user ids of spans that gave no record (record.h, struct gw_trace_fact): arena array, one
+   * per trace and pair of ids met in this request. */
+  struct gw_trace_fact *facts;
+  size_t nfacts;
 };
 
 /*

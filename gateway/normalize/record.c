@@ -340,7 +340,7 @@ static const char *get_str(struct rd *r, struct gw_arena *a)
 }
 
 static gw_rc rows_decode(const char magic[4], const struct gw_field *fields, size_t nf, size_t stride, const void *buf,
-                         size_t len, struct gw_arena *a, void **rows, size_t *n)
+                         size_t len, struct gw_arena *a, void **rows, size_t *n, size_t *used)
 {
   struct rd r = {buf, (const unsigned char *)buf + len, false};
   *rows = NULL;
@@ -418,6 +418,8 @@ static gw_rc rows_decode(const char magic[4], const struct gw_field *fields, siz
     return GW_ERR(DECODE);
   *rows = out;
   *n = count;
+  if (used)
+    *used = (size_t)(r.p - (const unsigned char *)buf);
   return GW_OK;
 }
 
@@ -426,7 +428,8 @@ gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *ou
   return rows_encode("GWR3", gw_record_fields, gw_record_nfields, recs, sizeof *recs, n, true, out);
 }
 
-gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
+static gw_rc records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n,
+                            size_t *used)
 {
   void *rows;
   /* GWR1: written before the 0006 columns existed, GWR2 before the 0010 one (a disk spool kept across an
@@ -440,9 +443,49 @@ gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct 
     magic = "GWR2";
     nf = gw_record_nfields_v2;
   }
-  gw_rc rc = rows_decode(magic, gw_record_fields, nf, sizeof **recs, buf, len, a, &rows, n);
+  gw_rc rc = rows_decode(magic, gw_record_fields, nf, sizeof **recs, buf, len, a, &rows, n, used);
   *recs = rows;
   return rc;
+}
+
+gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n)
+{
+  return records_decode(buf, len, a, recs, n, NULL);
+}
+
+#define T(col, type, member)                                                                                 \
+  {col, type, offsetof(struct gw_trace_fact, member), sizeof(((struct gw_trace_fact *)0)->member), 0}
+
+const struct gw_field gw_trace_fact_fields[] = {
+  T("trace_id", GW_FT_CHARS, trace_id),
+  T("start_time", GW_FT_TIME, start_ns),
+  T("session_id", GW_FT_TEXT, session_id),
+  T("user_id", GW_FT_TEXT, user_id),
+};
+const size_t gw_trace_fact_nfields = sizeof gw_trace_fact_fields / sizeof gw_trace_fact_fields[0];
+
+gw_rc gw_trace_facts_encode(const struct gw_trace_fact *facts, size_t n, struct gw_sb *out)
+{
+  if (!n)
+    return GW_OK;
+  return rows_encode("GWT1", gw_trace_fact_fields, gw_trace_fact_nfields, facts, sizeof *facts, n, false, out);
+}
+
+gw_rc gw_records_decode_facts(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n,
+                              struct gw_trace_fact **facts, size_t *nfacts)
+{
+  size_t used = 0;
+  *facts = NULL;
+  *nfacts = 0;
+  gw_rc rc = records_decode(buf, len, a, recs, n, &used);
+  if (rc || used == len)
+    return rc;
+  void *rows;
+  if ((rc = rows_decode("GWT1", gw_trace_fact_fields, gw_trace_fact_nfields, sizeof **facts,
+                        (const unsigned char *)buf + used, len - used, a, &rows, nfacts, NULL)))
+    return rc;
+  *facts = rows;
+  return GW_OK;
 }
 
 #define E(col, type, member) {col, type, offsetof(struct gw_event, member), sizeof(((struct gw_event *)0)->member), 0}
@@ -479,7 +522,7 @@ gw_rc gw_events_decode(const void *buf, size_t len, struct gw_arena *a, struct g
   /* GWE1: written before prompt_simhash existed (a disk spool kept across an upgrade); it stays "". */
   bool v1 = len >= 4 && !memcmp(buf, "GWE1", 4);
   gw_rc rc = rows_decode(v1 ? "GWE1" : "GWE2", gw_event_fields, v1 ? gw_event_nfields_v1 : gw_event_nfields,
-                         sizeof **evs, buf, len, a, &rows, n);
+                         sizeof **evs, buf, len, a, &rows, n, NULL);
   *evs = rows;
   return rc;
 }

@@ -185,6 +185,29 @@ gw_rc gw_records_encode(const struct gw_record *recs, size_t n, struct gw_sb *ou
 gw_rc gw_records_decode(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n);
 
 /*
+ * A trace's session and user ids from a span that gives no record (DESIGN §3: "when any span of a trace
+ * carries them ... whichever span arrives first"): an HTTP server span's enduser.id, a framework span's
+ * session.id. The writer keeps them per trace (migrations/0012_trace_ids.sql) and fills them into the
+ * trace's rows that lack them, stored before or after. Redacted as the records' session_id / user_id.
+ */
+struct gw_trace_fact {
+  char trace_id[33];
+  uint64_t start_ns;      /* the span's start: which partitions the fill looks at, and retention */
+  const char *session_id; /* NULL: none */
+  const char *user_id;
+};
+
+extern const struct gw_field gw_trace_fact_fields[];
+extern const size_t gw_trace_fact_nfields;
+
+/* The facts after the records of a traces entry: gw_records_encode's output, then "GWT1", u32 count and
+ * the facts as rows (nothing when n is 0). A reader that knows no facts stops after the records. */
+gw_rc gw_trace_facts_encode(const struct gw_trace_fact *facts, size_t n, struct gw_sb *out);
+/* The records, and the facts after them (none when the entry has none: written before they existed). */
+gw_rc gw_records_decode_facts(const void *buf, size_t len, struct gw_arena *a, struct gw_record **recs, size_t *n,
+                              struct gw_trace_fact **facts, size_t *nfacts);
+
+/*
  * A GenAI event (DESIGN §3): one message of a gen_ai.* event that arrived as an OTLP log record (or any
  * other gen_ai.* event record), one row of ai_interaction_events. A content event may give several rows
  * (gen_ai.client.inference.operation.details carries whole message lists): seq tells them apart.

@@ -381,6 +381,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     rc = gw_redact_request_raw(p->redactor, req, a, memo, p->forward ? &raw : NULL);
     if (!rc)
       rc = gw_redact_records(p->redactor, nres.records, nres.nrecords, a, memo);
+    if (!rc)
+      rc = gw_redact_trace_facts(p->redactor, nres.facts, nres.nfacts, a, memo);
     if (rc) {
       redact_failed(&ctl, rc, err);
       goto out;
@@ -400,7 +402,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
 
   struct gw_sb recs;
   gw_sb_init(&recs, a);
-  if ((rc = gw_records_encode(nres.records, nres.nrecords, &recs))) {
+  if ((rc = gw_records_encode(nres.records, nres.nrecords, &recs)) ||
+      (rc = gw_trace_facts_encode(nres.facts, nres.nfacts, &recs))) {
     out_of_memory(err, rc);
     goto out;
   }
@@ -414,8 +417,9 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     .records = recs.buf,
     .records_len = recs.len,
   };
-  /* With no exporter, spans that give no row are accepted and not kept: nothing would read them. */
-  if ((p->forward || nres.nrecords) && (rc = append(p, a, &in, &req->base, &raw, ctl.start, err)))
+  /* With no exporter, spans that give no row are accepted and not kept: nothing would read them, but the
+   * session and user ids they carry for their trace's rows. */
+  if ((p->forward || nres.nrecords || nres.nfacts) && (rc = append(p, a, &in, &req->base, &raw, ctl.start, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);

@@ -215,6 +215,11 @@ gw_rc gw_redact_logs_request(const struct gw_redactor *r, GwLogsRequest *req, st
 gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, size_t n, struct gw_arena *a,
                         struct gw_redact_memo *memo);
 
+/* Redact trace facts in place (record.h): session_id and user_id exactly as a record's (under session.id
+ * and user.id); a dropped one becomes NULL. Returns as gw_redact_records. */
+gw_rc gw_redact_trace_facts(const struct gw_redactor *r, struct gw_trace_fact *facts, size_t n, struct gw_arena *a,
+                            struct gw_redact_memo *memo);
+
 /*
  * Redact GenAI events in place: content and text_content, looked up under the attribute key the same
  * content has on a span (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), so

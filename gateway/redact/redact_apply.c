@@ -758,6 +758,30 @@ gw_rc gw_redact_records(const struct gw_redactor *r, struct gw_record *recs, siz
   return lim ? lim->stop_rc : GW_OK;
 }
 
+gw_rc gw_redact_trace_facts(const struct gw_redactor *r, struct gw_trace_fact *facts, size_t n, struct gw_arena *a,
+                            struct gw_redact_memo *memo)
+{
+  bool oom = false;
+  for (size_t i = 0; i < n && !oom; i++) {
+    /* the two fields as a record's: the same keys, rules and memo (field() reads nothing else of it) */
+    struct gw_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.session_id = facts[i].session_id;
+    rec.user_id = facts[i].user_id;
+    struct gw_redact_stats st;
+    memset(&st, 0, sizeof st);
+    for (size_t f = 0; f < NRFIELDS; f++)
+      if (rfields[f].off == offsetof(struct gw_record, session_id) || rfields[f].off == offsetof(struct gw_record, user_id))
+        field(r, a, &rec, f, &st, memo, &oom);
+    facts[i].session_id = rec.session_id;
+    facts[i].user_id = rec.user_id;
+  }
+  if (oom || gw_arena_exhausted(a))
+    return GW_ERR(TOO_LARGE);
+  struct rd_limits *lim = rd_memo_limits(memo);
+  return lim ? lim->stop_rc : GW_OK;
+}
+
 /* ---- GenAI events ---- */
 
 /* The content budget of one span and direction in a request: its events' messages share one

@@ -106,6 +106,12 @@ struct batch {
   uint64_t stored, duplicate, rejected;
 };
 
+/* The trace facts of a batch's entries (record.h, migrations/0012_trace_ids.sql). */
+struct fact_batch {
+  const struct gw_trace_fact **v;
+  size_t n;
+};
+
 enum wr { WR_OK, WR_CONN, WR_DATA, WR_OTHER };
 
 /* --- rendering ------------------------------------------------------------------------------------ */
@@ -628,8 +634,9 @@ static bool ids_from_rows(struct gw_arena *a, const struct batch *b, size_t lo, 
   return true;
 }
 
-/* Fill session_id/user_id into this trace's rows lacking them from any row of the trace that has them
- * (DESIGN §3), for the traces of the rows just inserted, within FILL_WINDOW_NS of the batch's spans. */
+/* Fill session_id/user_id into this trace's rows lacking them from any row of the trace that has them, or
+ * from the ids spans of no row carried for it (ai_trace_ids; DESIGN §3), for the traces of the rows just
+ * inserted, within FILL_WINDOW_NS of the batch's spans. */
 static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
 static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo, size_t hi, const char *const *tids,
@@ -698,8 +705,10 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
              "WHERE a.trace_id = k.tid AND a.start_time >= $2::timestamptz AND a.start_time < $3::timestamptz "
              "OFFSET 0) x), "
              "todo AS (SELECT trace_id, span_id, start_time, coalesce(session_id, t_session) AS session_id, "
-             "coalesce(user_id, t_user) AS user_id FROM (SELECT r.*, max(session_id) OVER w AS t_session, "
-             "max(user_id) OVER w AS t_user FROM r WINDOW w AS (PARTITION BY trace_id)) y "
+             "coalesce(user_id, t_user) AS user_id FROM (SELECT r.*, "
+             "greatest(max(r.session_id) OVER w, f.session_id) AS t_session, "
+             "greatest(max(r.user_id) OVER w, f.user_id) AS t_user "
+             "FROM r LEFT JOIN ai_trace_ids f ON f.trace_id = r.trace_id WINDOW w AS (PARTITION BY r.trace_id)) y "
              "WHERE (session_id IS NULL AND t_session IS NOT NULL) OR (user_id IS NULL AND t_user IS NOT NULL)) "
              "UPDATE " TRACES_TABLE " a SET session_id = todo.session_id, user_id = todo.user_id FROM todo "
              "WHERE a.trace_id = todo.trace_id AND a.span_id = todo.span_id AND a.start_time = todo.start_time "
@@ -1753,22 +1762,111 @@ static enum wr reject_unfit_events(struct store *s, struct ev_batch *eb, char *m
   return WR_OK;
 }
 
+/* --- trace ids from spans of no row (migrations/0012_trace_ids.sql) --------------------------------- */
+
+/* s as an element of a Postgres array literal: NULL, or quoted with '"' and '\\' escaped. */
+static void array_elem(struct gw_sb *sb, const char *s)
+{
+  if (!s) {
+    gw_sb_puts(sb, "NULL");
+    return;
+  }
+  gw_sb_putc(sb, '"');
+  for (const char *p = s; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      gw_sb_putc(sb, '\\');
+    gw_sb_putc(sb, *p);
+  }
+  gw_sb_putc(sb, '"');
+}
+
+/* The batch's facts kept, and filled into their traces' stored rows that lack them (in a transaction under
+ * the writers' lock when there are several writers: the rows' fill of another writer then runs before or
+ * after, seeing these or seen by them). Run after the rows: a row of this batch is then filled too. */
+static enum wr write_facts(struct store *s, const struct fact_batch *fb, char *msg, size_t msglen)
+{
+  if (!fb->n)
+    return WR_OK;
+  struct gw_sb col[4];
+  for (int k = 0; k < 4; k++) {
+    gw_sb_init(&col[k], s->arena);
+    gw_sb_putc(&col[k], '{');
+  }
+  uint64_t tmin = UINT64_MAX, tmax = 0;
+  for (size_t i = 0; i < fb->n; i++) {
+    const struct gw_trace_fact *f = fb->v[i];
+    for (int k = 0; k < 4 && i; k++)
+      gw_sb_putc(&col[k], ',');
+    /* an id longer than an index entry holds could never fill a row (record_unfit): not kept */
+    array_elem(&col[0], f->trace_id);
+    array_elem(&col[1], slen(f->session_id) <= KEY_BYTES_MAX ? f->session_id : NULL);
+    array_elem(&col[2], slen(f->user_id) <= KEY_BYTES_MAX ? f->user_id : NULL);
+    gw_sb_putc(&col[3], '"');
+    put_time(&col[3], f->start_ns);
+    gw_sb_putc(&col[3], '"');
+    if (f->start_ns < tmin)
+      tmin = f->start_ns;
+    if (f->start_ns > tmax)
+      tmax = f->start_ns;
+  }
+  tmin = tmin > FILL_WINDOW_NS ? tmin - FILL_WINDOW_NS : 1;
+  tmax += FILL_WINDOW_NS;
+  struct gw_sb from, to;
+  gw_sb_init(&from, s->arena);
+  gw_sb_init(&to, s->arena);
+  put_time(&from, tmin);
+  put_time(&to, tmax);
+  const char *params[6];
+  for (int k = 0; k < 4; k++) {
+    gw_sb_putc(&col[k], '}');
+    params[k] = gw_sb_finish(&col[k]);
+  }
+  params[4] = gw_sb_finish(&from);
+  params[5] = gw_sb_finish(&to);
+  for (int k = 0; k < 6; k++)
+    if (!params[k]) {
+      snprintf(msg, msglen, "out of memory building the trace ids");
+      return WR_OTHER;
+    }
+  enum wr w = WR_OK;
+  if (s->lock_sql)
+    w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  if (w == WR_OK)
+    w = writers_lock(s, msg, msglen);
+  if (w == WR_OK)
+    w = run(s,
+            "SELECT gw_trace_ids_apply($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz, "
+            "$6::timestamptz)",
+            6, params, NULL, msg, msglen);
+  if (w == WR_OK && s->lock_sql)
+    w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
+  if (w != WR_OK)
+    rollback(s);
+  else
+    gw_metric_add(GW_M_PG_TRACE_IDS, (int64_t)fb->n);
+  return w;
+}
+
 /* --- the sink ------------------------------------------------------------------------------------- */
 
-/* Decode the traces entries' records and render each as a COPY line. */
+/* Decode the traces entries' records and render each as a COPY line; and their trace facts. */
 static gw_rc collect(struct store *s, const struct gw_spool_entry *entries, size_t n, struct batch *b,
-                     uint64_t *undecodable)
+                     struct fact_batch *fb, uint64_t *undecodable)
 {
   struct gw_record **recs = gw_arena_calloc(s->arena, sizeof *recs * (n ? n : 1));
   size_t *counts = gw_arena_calloc(s->arena, sizeof *counts * (n ? n : 1));
-  size_t total = 0;
-  if (!recs || !counts)
+  struct gw_trace_fact **facts = gw_arena_calloc(s->arena, sizeof *facts * (n ? n : 1));
+  size_t *nfacts = gw_arena_calloc(s->arena, sizeof *nfacts * (n ? n : 1));
+  size_t total = 0, ftotal = 0;
+  if (!recs || !counts || !facts || !nfacts)
     return GW_ERR(NOMEM);
   for (size_t i = 0; i < n; i++) {
     const struct gw_spool_entry *e = &entries[i];
-    if (e->signal != GW_SIGNAL_TRACES || e->nrecords == 0 || !e->records)
+    /* (an entry without records may still carry facts after its empty list) */
+    if (e->signal != GW_SIGNAL_TRACES || !e->records || (e->nrecords == 0 && e->records_len <= 8))
       continue;
-    gw_rc rc = gw_records_decode(e->records, e->records_len, s->arena, &recs[i], &counts[i]);
+    gw_rc rc = gw_records_decode_facts(e->records, e->records_len, s->arena, &recs[i], &counts[i], &facts[i],
+                                       &nfacts[i]);
     if (rc == GW_ERR(NOMEM))
       return rc;
     if (rc != GW_OK) {
@@ -1776,17 +1874,22 @@ static gw_rc collect(struct store *s, const struct gw_spool_entry *entries, size
       gw_error(MOD, "spool entry %llu: records do not decode, %u records skipped", (unsigned long long)e->seq,
                e->nrecords);
       *undecodable += e->nrecords;
-      counts[i] = 0;
+      counts[i] = nfacts[i] = 0;
       continue;
     }
     total += counts[i];
+    ftotal += nfacts[i];
   }
   b->rows = gw_arena_alloc(s->arena, sizeof *b->rows * (total ? total : 1));
-  if (!b->rows)
+  fb->v = gw_arena_alloc(s->arena, sizeof *fb->v * (ftotal ? ftotal : 1));
+  if (!b->rows || !fb->v)
     return GW_ERR(NOMEM);
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     for (size_t k = 0; k < counts[i]; k++)
       b->rows[b->n++].rec = &recs[i][k];
+    for (size_t k = 0; k < nfacts[i]; k++)
+      fb->v[fb->n++] = &facts[i][k];
+  }
   return GW_OK;
 }
 
@@ -1796,19 +1899,21 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
   struct store *s = self;
   struct batch b = {0};
   struct ev_batch eb = {0};
+  struct fact_batch fb = {0};
   uint64_t undecodable = 0, t0 = gw_mono_ns();
   char msg[256];
   enum wr w;
 
   gw_arena_reset(s->arena);
   gw_sb_init(&s->copy_buf, s->arena);
-  if (collect(s, entries, n, &b, &undecodable) != GW_OK || collect_events(s, entries, n, &eb, &undecodable) != GW_OK) {
+  if (collect(s, entries, n, &b, &fb, &undecodable) != GW_OK ||
+      collect_events(s, entries, n, &eb, &undecodable) != GW_OK) {
     set_error(out, "%s", "out of memory rendering the batch");
     gw_metric_add(GW_M_PG_ERRORS, 1);
     return GW_SINK_RETRY;
   }
   out->dropped = undecodable;
-  if (b.n == 0 && eb.n == 0)
+  if (b.n == 0 && eb.n == 0 && fb.n == 0)
     return GW_SINK_OK;
   if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
     close_conn(s);
@@ -1831,6 +1936,8 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
     if ((w = write_events(s, &eb, 0, eb.n, msg, sizeof msg)) != WR_OK)
       goto failed;
   }
+  if ((w = write_facts(s, &fb, msg, sizeof msg)) != WR_OK)
+    goto failed;
   out->delivered = b.stored + b.duplicate + eb.stored + eb.duplicate;
   out->dropped += b.rejected + eb.rejected;
   gw_metric_add(GW_M_PG_BATCHES, 1);

@@ -9,7 +9,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { prerequisites, createDatabase, startGateway, waitForRows, countRows, metric } from '../lib/harness.mjs';
 import { startFakeOpenAI } from '../lib/fake-openai.mjs';
-import { setupTracing, makeExporter, RecordingExporter } from '../lib/sdk-client.mjs';
+import { setupTracing, makeExporter, RecordingExporter, trace, context } from '../lib/sdk-client.mjs';
 import { runOpenAIScenario } from '../lib/scenario.mjs';
 
 const skip = prerequisites();
@@ -39,6 +39,37 @@ describe('openai SDK → OTLP exporter → gateway → Postgres', { skip: skip ?
       assert.deepEqual(r, { code: 0, signal: null }, 'gateway exits 0 on SIGTERM');
     }
     await db?.drop();
+  });
+
+  // DESIGN §3: a user id on the app's HTTP server span (no GenAI attribute: no row of its own) reaches the
+  // rows of the OpenAI calls made under it, though the SDK exports the calls first (they end first).
+  test('enduser.id on the HTTP server span fills the rows of the calls under it, exported before it', async () => {
+    const exporter = tracing.useExporter(new RecordingExporter(makeExporter('http/protobuf', { httpUrl: gw.httpUrl, grpcAddr: gw.grpcAddr })));
+    const client = new tracing.OpenAI({ apiKey: 'sk-test-not-a-real-key', baseURL: fake.baseURL, maxRetries: 0, timeout: 10000 });
+    const user = `web-user-${Date.now()}`;
+    const root = tracing.tracer.startSpan('POST /ask', { kind: 1, attributes: { 'http.request.method': 'POST', 'http.route': '/ask' } });
+    const ctx = trace.setSpan(context.active(), root);
+    const before = tracing.finished().length;
+    await context.with(ctx, () => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }));
+    const call = tracing.finished().slice(before).find((sp) => sp.parentSpanContext?.spanId === root.spanContext().spanId);
+    assert.ok(call, 'the instrumented call is a child of the HTTP span');
+    await tracing.flush(); // the call alone
+    const traceId = root.spanContext().traceId;
+    const [row] = await waitForRows(db, [traceId], 1, { timeoutMs: 20000, settleMs: 0 });
+    assert.equal(row.user_id, null, 'no user known yet');
+    root.setAttribute('enduser.id', user);
+    root.end();
+    await tracing.flush(); // then the HTTP span, which gives no row
+    await tracing.detachExporter();
+    assert.deepEqual(exporter.failures(), [], 'every export accepted');
+    const deadline = Date.now() + 20000;
+    let got;
+    while (Date.now() < deadline) {
+      got = (await db.query('SELECT user_id FROM ai_interaction_traces WHERE trace_id = $1', [traceId])).rows;
+      if (got[0]?.user_id) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(got, [{ user_id: user }], 'the call\'s row has the HTTP span\'s user, and is still the only row');
   });
 
   for (const protocol of ['grpc', 'http/protobuf', 'http/json']) {

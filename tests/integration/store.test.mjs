@@ -140,6 +140,66 @@ describe('Postgres store', { skip: skip ?? false }, () => {
     assert.equal(rows.length, 2);
   });
 
+  // DESIGN §3: session and user ids are trace-level facts "when any span of a trace carries them", also a
+  // span that gives no row (an HTTP server span with enduser.id): kept per trace, filled whichever comes first.
+  test('session and user ids of a span that gives no row fill its trace\'s rows, before or after them', async () => {
+    const tag = crypto.randomBytes(3).toString('hex');
+    const http = (o) => span({ name: 'POST /chat', kind: 2, ...o });
+    // 1. the GenAI span first, its HTTP root (no GenAI attribute: no row) in a later request
+    const root1 = http({ attributes: { 'http.request.method': 'POST', 'enduser.id': `carol-${tag}`, 'session.id': `s1-${tag}` } });
+    const chat1 = genaiSpan({ traceId: root1.traceId, parentSpanId: root1.spanId });
+    // 2. the root first, alone in its request; the GenAI span later
+    const root2 = http({ attributes: { 'traceloop.association.properties.session_id': `s2-${tag}`, 'user.id': `dan-${tag}` } });
+    const chat2 = genaiSpan({ traceId: root2.traceId, parentSpanId: root2.spanId });
+    // 3. both in one request; and (another trace) a row with ids of its own keeps them
+    const root3 = http({ attributes: { 'session.id': `s3-${tag}`, 'enduser.id': `erin-${tag}` } });
+    const chat3 = genaiSpan({ traceId: root3.traceId, parentSpanId: root3.spanId });
+    const root5 = http({ attributes: { 'session.id': `s5-${tag}`, 'enduser.id': `gina-${tag}` } });
+    const own5 = genaiSpan({ traceId: root5.traceId, parentSpanId: root5.spanId, attributes: { 'session.id': `own-${tag}`, 'user.id': `own-${tag}` } });
+    // 4. ids redacted as a row's: an e-mail as user id on a span of no row, and on a GenAI span of another trace
+    const email = `frank.${tag}@example.com`;
+    const root4 = http({ attributes: { 'enduser.id': email } });
+    const chat4 = genaiSpan({ traceId: root4.traceId, parentSpanId: root4.spanId });
+    const direct4 = genaiSpan({ attributes: { 'enduser.id': email } });
+    // 6. an id longer than an index entry holds is not kept (it could never fill a row); the other one is
+    const root6 = http({ attributes: { 'session.id': `s6-${tag}`, 'enduser.id': 'u'.repeat(3000) } });
+    const chat6 = genaiSpan({ traceId: root6.traceId, parentSpanId: root6.spanId });
+    for (const spans of [[chat1], [root2, root4], [chat2], [root3, chat3, root5, own5], [chat4, direct4], [root6, chat6]])
+      assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest(spans)), PB)).status, 200);
+    await waitForRows(db, [root1.traceId], 1, { settleMs: 0 });
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([root1])), PB)).status, 200);
+    const ids = async (sp) =>
+      (await db.query('SELECT session_id, user_id FROM ai_interaction_traces WHERE trace_id = $1 AND span_id = $2', [sp.traceId, sp.spanId])).rows[0];
+    await waitFor(async () => (await ids(chat1))?.user_id === `carol-${tag}`, { what: 'the earlier row filled from the later HTTP span' });
+    assert.deepEqual(await ids(chat1), { session_id: `s1-${tag}`, user_id: `carol-${tag}` });
+    await waitFor(async () => (await ids(chat2)) !== undefined, { what: 'the later row stored' });
+    assert.deepEqual(await ids(chat2), { session_id: `s2-${tag}`, user_id: `dan-${tag}` }, 'a row stored after the ids were kept');
+    await waitFor(async () => (await ids(chat3))?.user_id, { what: 'the same-request row filled' });
+    assert.deepEqual(await ids(chat3), { session_id: `s3-${tag}`, user_id: `erin-${tag}` });
+    assert.deepEqual(await ids(own5), { session_id: `own-${tag}`, user_id: `own-${tag}` }, 'a row\'s own ids stay');
+    await waitFor(async () => (await ids(chat4))?.user_id && (await ids(direct4)), { what: 'the e-mail rows' });
+    const r4 = await ids(chat4);
+    const d4 = await ids(direct4);
+    assert.equal(r4.user_id, d4.user_id, 'redacted as a row\'s user id is');
+    assert.ok(!r4.user_id.includes(email), `the e-mail is redacted: ${r4.user_id}`);
+    const kept = await db.query('SELECT trace_id, session_id, user_id FROM ai_trace_ids WHERE trace_id = ANY($1) ORDER BY trace_id',
+      [[root1.traceId, root2.traceId, root4.traceId]]);
+    assert.equal(kept.rows.length, 3);
+    assert.ok(kept.rows.every((k) => !String(k.user_id).includes(email)), 'kept redacted');
+    await waitFor(async () => (await ids(chat6))?.session_id, { what: 'the row of trace 6 filled' });
+    assert.deepEqual(await ids(chat6), { session_id: `s6-${tag}`, user_id: null });
+    // the trace summary follows the filled rows
+    await waitFor(async () => (await db.query('SELECT user_id FROM ai_trace_summaries WHERE trace_id = $1', [root1.traceId])).rows[0]?.user_id === `carol-${tag}`,
+      { what: 'the summary of trace 1 with the HTTP span\'s user' });
+    // the HTTP span sent again changes nothing; a trace's rows keep the greatest id when spans disagree
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([root1])), PB)).status, 200);
+    const other = http({ traceId: root1.traceId, attributes: { 'enduser.id': `aaa-${tag}` } });
+    assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([other])), PB)).status, 200);
+    await waitFor(async () => metricSum(parseMetrics(await (await fetch(`${gw.adminUrl}/metrics`)).text()), 'genai_gateway_pg_trace_ids_total') >= 8,
+      { what: 'every kept id counted' });
+    assert.deepEqual(await ids(chat1), { session_id: `s1-${tag}`, user_id: `carol-${tag}` });
+  });
+
   // Issue 11 item 4: input_tokens=3000000000 does not fit the int column. It was acknowledged and the row
   // then refused by Postgres (after a batch split); now the row is stored with the count NULL and flagged.
   test('a token count above the int columns is stored NULL with tokens_out_of_range, no cost, no reject', async () => {

@@ -2068,10 +2068,46 @@ static void test_arena_exhaustion(void **state)
   }
 }
 
+/* Spans that give no record but carry session/user ids give their trace's facts (DESIGN §3), in the record's
+ * key orders; once per trace and ids; GenAI spans and spans without ids give none. */
+static void test_trace_facts(void **state)
+{
+  (void)state;
+  GwSpan *http = mkspan(0, kv("http.request.method", av_str("POST")), kv("enduser.id", av_str("carol")),
+                        kv("session.id", av_str("s-1")), NULL);
+  GwSpan *again = mkspan(0, kv("user.id", av_str("carol")), NULL); /* the same ids: no second fact */
+  again->span_id = (ProtobufCBinaryData){8, bytes(8, 2)};
+  again->start_time_unix_nano = http->start_time_unix_nano - 5;
+  GwSpan *tl = mkspan(0, kv("traceloop.association.properties.session_id", av_str("s-2")),
+                      kv("user.id", av_str("dan")), kv("enduser.id", av_str("not-first")), NULL);
+  tl->span_id = (ProtobufCBinaryData){8, bytes(8, 3)};
+  tl->trace_id = (ProtobufCBinaryData){16, bytes(16, 0xcd)};
+  GwSpan *plain = mkspan(0, kv("http.route", av_str("/x")), NULL);
+  plain->span_id = (ProtobufCBinaryData){8, bytes(8, 4)};
+  GwSpan *chat = mkspan(0, kv("gen_ai.operation.name", av_str("chat")), kv("user.id", av_str("erin")), NULL);
+  chat->span_id = (ProtobufCBinaryData){8, bytes(8, 5)};
+  GwSpan *spans[] = {http, again, tl, plain, chat};
+  GwTraceRequest *req = request(5, spans);
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, 1);
+  assert_string_equal(res.records[0].user_id, "erin"); /* a record keeps its own */
+  assert_int_equal(res.nfacts, 2);
+  assert_string_equal(res.facts[0].trace_id, "abababababababababababababababab");
+  assert_string_equal(res.facts[0].session_id, "s-1");
+  assert_string_equal(res.facts[0].user_id, "carol");
+  assert_int_equal(res.facts[0].start_ns, http->start_time_unix_nano - 5); /* the earliest of its spans */
+  assert_string_equal(res.facts[1].trace_id, "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd");
+  assert_string_equal(res.facts[1].session_id, "s-2");
+  assert_string_equal(res.facts[1].user_id, "dan"); /* user.id before enduser.id, as for a record */
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_trace_facts, setup, teardown),
     cmocka_unit_test_setup_teardown(test_langfuse_overrides, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_hash_per_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_messages_rendered_form_reused, setup, teardown),

@@ -64,6 +64,64 @@ static void test_round_trip(void **st)
   gw_arena_destroy(a);
 }
 
+/* Trace facts ride after the records: round trip, none when not written (an entry from before them, or a
+ * request without any), and a cut or foreign trailer refused. */
+static void test_trace_facts(void **st)
+{
+  (void)st;
+  struct gw_arena *a = gw_arena_create(0);
+  struct gw_record r;
+  memset(&r, 0, sizeof r);
+  strcpy(r.trace_id, "0123456789abcdef0123456789abcdef");
+  r.streaming = -1;
+  struct gw_trace_fact f[2] = {
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1763884610000000000ull, "sess \"1\"", NULL},
+    {"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1763884611000000000ull, NULL, "user@x"},
+  };
+  struct gw_sb sb;
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_records_encode(&r, 1, &sb), GW_OK);
+  size_t plain = sb.len;
+  assert_int_equal(gw_trace_facts_encode(f, 0, &sb), GW_OK);
+  assert_int_equal(sb.len, plain); /* nothing when none */
+  struct gw_record *out;
+  struct gw_trace_fact *fo;
+  size_t n, nf;
+  assert_int_equal(gw_records_decode_facts(sb.buf, sb.len, a, &out, &n, &fo, &nf), GW_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(nf, 0);
+  assert_null(fo);
+  assert_int_equal(gw_trace_facts_encode(f, 2, &sb), GW_OK);
+  assert_int_equal(gw_records_decode_facts(sb.buf, sb.len, a, &out, &n, &fo, &nf), GW_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(out[0].trace_id, r.trace_id);
+  assert_int_equal(nf, 2);
+  assert_string_equal(fo[0].trace_id, f[0].trace_id);
+  assert_int_equal(fo[0].start_ns, f[0].start_ns);
+  assert_string_equal(fo[0].session_id, "sess \"1\"");
+  assert_null(fo[0].user_id);
+  assert_null(fo[1].session_id);
+  assert_string_equal(fo[1].user_id, "user@x");
+  /* a reader of records alone stops where they end */
+  assert_int_equal(gw_records_decode(sb.buf, sb.len, a, &out, &n), GW_OK);
+  assert_int_equal(n, 1);
+  for (size_t cut = plain + 1; cut < sb.len; cut++)
+    assert_int_equal(gw_records_decode_facts(sb.buf, cut, a, &out, &n, &fo, &nf), GW_ERR(DECODE));
+  char *bad = gw_arena_alloc(a, sb.len);
+  memcpy(bad, sb.buf, sb.len);
+  memcpy(bad + plain, "GWX1", 4);
+  assert_int_equal(gw_records_decode_facts(bad, sb.len, a, &out, &n, &fo, &nf), GW_ERR(DECODE));
+  /* facts after an empty record list (a request whose spans gave no row) */
+  gw_sb_init(&sb, a);
+  assert_int_equal(gw_records_encode(NULL, 0, &sb), GW_OK);
+  assert_int_equal(gw_trace_facts_encode(f + 1, 1, &sb), GW_OK);
+  assert_int_equal(gw_records_decode_facts(sb.buf, sb.len, a, &out, &n, &fo, &nf), GW_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(nf, 1);
+  assert_string_equal(fo[0].user_id, "user@x");
+  gw_arena_destroy(a);
+}
+
 static void test_lying_count(void **st)
 {
   (void)st;
@@ -967,6 +1025,7 @@ int main(void)
     cmocka_unit_test(test_text_lengths_follow_the_field),
     cmocka_unit_test(test_gwr1_still_decodes),
     cmocka_unit_test(test_gwe1_still_decodes),
+    cmocka_unit_test(test_trace_facts),
     cmocka_unit_test(test_lying_count),
     cmocka_unit_test(test_arena_cap),
     cmocka_unit_test(test_arena_reset_reuses_chunks),

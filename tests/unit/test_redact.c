@@ -908,6 +908,37 @@ static void test_request_spliced(void **state)
 
 /* ---- records ---- */
 
+/* Trace facts (session and user ids of spans that give no row) are redacted as a record's session_id and
+ * user_id: under session.id and user.id, with their key rules; a dropped one becomes NULL. */
+static void test_trace_facts(void **state)
+{
+  (void)state;
+  struct gw_redactor *r = make_default();
+  struct gw_trace_fact f[2] = {
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, "sess-1", "alice@example.com"},
+    {"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1, "call 555-867-5309 later", NULL},
+  };
+  assert_int_equal(gw_redact_trace_facts(r, f, 2, A, NULL), GW_OK);
+  assert_string_equal(f[0].session_id, "sess-1");
+  assert_string_equal(f[0].user_id, red(r, "user.id", "alice@example.com"));
+  assert_string_equal(f[0].user_id, "[EMAIL_REDACTED]");
+  assert_string_equal(f[1].session_id, red(r, "session.id", "call 555-867-5309 later"));
+  assert_null(f[1].user_id);
+  gw_redactor_destroy(r);
+
+  static const char *const deny[] = {"user.id"};
+  struct gw_redact_policy p;
+  gw_redact_policy_defaults(&p);
+  p.deny_keys = deny;
+  p.n_deny_keys = 1;
+  r = make(&p);
+  struct gw_trace_fact g = {"cccccccccccccccccccccccccccccccc", 1, "s", "bob"};
+  assert_int_equal(gw_redact_trace_facts(r, &g, 1, A, NULL), GW_OK);
+  assert_null(g.user_id);
+  assert_string_equal(g.session_id, "s");
+  gw_redactor_destroy(r);
+}
+
 static void test_records(void **state)
 {
   (void)state;
@@ -2873,6 +2904,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_request_everywhere, setup, teardown),
     cmocka_unit_test_setup_teardown(test_request_spliced, setup, teardown),
     cmocka_unit_test_setup_teardown(test_records, setup, teardown),
+
+    cmocka_unit_test_setup_teardown(test_trace_facts, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_memo_same_result, setup, teardown),
     cmocka_unit_test_setup_teardown(test_memo_content_replayed, setup, teardown),

@@ -188,7 +188,8 @@ static int reset_test(void **state)
 /* Each test starts from empty tables, whatever the previous one left. */
 static int clean_test(void **state)
 {
-  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_events, ai_interaction_rejects, trace_metrics_hourly");
+  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_events, ai_interaction_rejects, trace_metrics_hourly, "
+                   "ai_trace_ids");
   return 0;
 }
 
@@ -949,6 +950,65 @@ static void test_partition_race(void **state)
 }
 
 /* Through the generic sink loop and a memory spool, as the gateway runs it. */
+/* Trace facts (session/user ids of spans that give no row, migrations/0012_trace_ids.sql): an entry with no
+ * record and facts only fills the trace's stored rows that lack ids, keeps them for rows stored later,
+ * leaves a row's own ids alone, is idempotent, and ids with quotes and backslashes arrive as they were. */
+static void test_trace_facts(void **state)
+{
+  (void)state;
+  void *s = store_create(dsn);
+  struct gw_sink_outcome out;
+  struct gw_record a = rec(0xf1, 1, T0), own = rec(0xf1, 2, T0 + 1000);
+  own.session_id = "own-s";
+  own.user_id = "own-u";
+  struct gw_record both[2] = {a, own};
+  assert_int_equal(send1(s, both, 2, &out), GW_SINK_OK);
+  assert_string_equal(qv("SELECT coalesce(user_id, '-') FROM ai_interaction_traces WHERE span_id = '%016x'", 1),
+                      "own-u"); /* the rows' own fill, as before */
+  exec_or_fail(db, "UPDATE ai_interaction_traces SET session_id = NULL, user_id = NULL WHERE span_id = '0000000000000001'");
+
+  struct gw_trace_fact f[2] = {
+    {"", T0 - 5, "s \"quoted\" \\ {x,y}", "zed"},
+    {"", T0 + 7, "sb", NULL},
+  };
+  hex_id(f[0].trace_id, sizeof f[0].trace_id, 0xf1);
+  hex_id(f[1].trace_id, sizeof f[1].trace_id, 0xf2);
+  struct gw_sb sb;
+  gw_sb_init(&sb, arena);
+  assert_int_equal(gw_records_encode(NULL, 0, &sb), GW_OK);
+  assert_int_equal(gw_trace_facts_encode(f, 2, &sb), GW_OK);
+  struct gw_spool_entry e;
+  memset(&e, 0, sizeof e);
+  e.seq = 2;
+  e.format = GW_SPOOL_FORMAT;
+  e.signal = GW_SIGNAL_TRACES;
+  e.nspans = 2;
+  e.records_len = sb.len;
+  e.records = gw_sb_finish(&sb);
+  int64_t counted = gw_metric_get(GW_M_PG_TRACE_IDS);
+  memset(&out, 0, sizeof out);
+  assert_int_equal(gw_store_pg_sink.send(s, &e, 1, &out), GW_SINK_OK);
+  assert_int_equal(gw_metric_get(GW_M_PG_TRACE_IDS) - counted, 2);
+  /* greatest of the trace's: "zed" over the other row's "own-u"; the session has only the fact's */
+  assert_string_equal(qv("SELECT session_id || '|' || user_id FROM ai_interaction_traces WHERE span_id = '%016x'", 1),
+                      "s \"quoted\" \\ {x,y}|zed");
+  assert_string_equal(qv("SELECT session_id || '|' || user_id FROM ai_interaction_traces WHERE span_id = '%016x'", 2),
+                      "own-s|own-u");
+  assert_string_equal(qv("SELECT user_id FROM ai_trace_summaries WHERE trace_id = '%032x'", 0xf1), "zed");
+  assert_int_equal(qn("SELECT count(*) FROM ai_trace_ids"), 2);
+  /* replayed: nothing changes */
+  memset(&out, 0, sizeof out);
+  assert_int_equal(gw_store_pg_sink.send(s, &e, 1, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM ai_trace_ids"), 2);
+  assert_int_equal(rows(), 2);
+  /* a row of trace f2 stored later takes the kept session */
+  struct gw_record b = rec(0xf2, 3, T0 + 2000);
+  assert_int_equal(send1(s, &b, 1, &out), GW_SINK_OK);
+  assert_string_equal(qv("SELECT session_id || '|' || coalesce(user_id, '-') FROM ai_interaction_traces WHERE span_id = '%016x'", 3),
+                      "sb|-");
+  gw_store_pg_sink.destroy(s);
+}
+
 static void test_sink_end_to_end(void **state)
 {
   struct gw_spool_conf sc = {.mode = "memory", .max_bytes = 16u << 20, .high_water = 0.9};
@@ -1759,10 +1819,19 @@ static void test_maint_drops_expired(void **state)
   char q[200];
   snprintf(q, sizeof q, "SELECT count(*) FROM ai_trace_summaries WHERE trace_id = '%s'", late.trace_id);
   assert_int_equal(qn(q), 1);
+  /* ... as do the ids kept for it (migrations/0012_trace_ids.sql) */
+  char qi[200], ins[300];
+  snprintf(ins, sizeof ins,
+           "INSERT INTO ai_trace_ids (trace_id, user_id, start_time) SELECT trace_id, 'u', min(start_time) "
+           "FROM ai_interaction_traces WHERE trace_id = '%s' GROUP BY trace_id", late.trace_id);
+  exec_or_fail(db, ins);
+  snprintf(qi, sizeof qi, "SELECT count(*) FROM ai_trace_ids WHERE trace_id = '%s'", late.trace_id);
   assert_int_equal(gw_maint_run(db, &mc, T0 + 3 * DAY + 29 * DAY, &res, &err), GW_OK);
   assert_int_equal(qn(q), 1);
+  assert_int_equal(qn(qi), 1);
   assert_int_equal(gw_maint_run(db, &mc, T0 + 3 * DAY + 31 * DAY, &res, &err), GW_OK);
   assert_int_equal(qn(q), 0);
+  assert_int_equal(qn(qi), 0);
   gw_store_pg_sink.destroy(s);
 }
 
@@ -1903,6 +1972,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_trace_facts, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_batch_equals_group_by, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_resend_unchanged, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_mixed_load, reset_test, clean_test),

@@ -1,0 +1,131 @@
+-- 0012_trace_ids: session and user ids carried only by spans that are no GenAI span (DESIGN §3: "when any
+-- span of a trace carries them ..., the writer fills them into every row of that trace that lacks them,
+-- whichever span arrives first").
+--
+-- An HTTP server span with enduser.id, a framework span with session.id or
+-- traceloop.association.properties.session_id: such spans give no row, so until now their ids were lost to
+-- the trace's rows. The gateway now sends them to the writer per trace (record.h, struct gw_trace_fact),
+-- which keeps them here:
+--   - gw_trace_ids_apply (after a batch's rows) records a batch's ids and fills the trace's stored rows that
+--     lack them, then recomputes those traces' summaries (0007);
+--   - the writer's fill for new rows (store_pg.c, fill_trace_ids) reads them for rows stored later.
+-- A trace's id is the greatest of those its rows and these spans carry (as the rows' fill and the summaries
+-- always took max()), so the result does not depend on the order things arrive in. Kept as long as the
+-- rows (gw_maintain: start_time past retention_days).
+
+CREATE TABLE ai_trace_ids (
+  trace_id text PRIMARY KEY,
+  session_id text,
+  user_id text,
+  start_time timestamptz NOT NULL, -- the earliest start of the spans that carried them
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ai_trace_ids_start_idx ON ai_trace_ids (start_time);
+
+-- The ids of a batch's spans (tids[i] with sessions[i], users[i], starts[i]; NULL where a span had none),
+-- kept, then filled into the rows of those traces within [from_ts, to_ts) that lack them. Returns the
+-- rows filled. Idempotent: a replayed batch changes nothing more.
+CREATE FUNCTION gw_trace_ids_apply(tids text[], sessions text[], users text[], starts timestamptz[],
+                                   from_ts timestamptz, to_ts timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+  filled text[];
+BEGIN
+  INSERT INTO ai_trace_ids AS t (trace_id, session_id, user_id, start_time)
+  SELECT k.tid, max(k.s), max(k.u), min(k.st)
+  FROM unnest(tids, sessions, users, starts) AS k(tid, s, u, st)
+  WHERE k.s IS NOT NULL OR k.u IS NOT NULL
+  GROUP BY k.tid
+  ORDER BY k.tid
+  ON CONFLICT (trace_id) DO UPDATE SET
+    session_id = greatest(t.session_id, EXCLUDED.session_id),
+    user_id = greatest(t.user_id, EXCLUDED.user_id),
+    start_time = least(t.start_time, EXCLUDED.start_time),
+    updated_at = now()
+  WHERE t.session_id IS DISTINCT FROM greatest(t.session_id, EXCLUDED.session_id)
+     OR t.user_id IS DISTINCT FROM greatest(t.user_id, EXCLUDED.user_id)
+     OR t.start_time > EXCLUDED.start_time;
+  -- Each trace's rows read through the (trace_id, span_id, start_time) key, one trace at a time, as the
+  -- writer's fill does (the OFFSET 0 keeps the lookup per trace).
+  WITH r AS (
+    SELECT x.* FROM (SELECT DISTINCT y FROM unnest(tids) AS y) k(tid) CROSS JOIN LATERAL (
+      SELECT a.trace_id, a.span_id, a.start_time, a.session_id, a.user_id FROM ai_interaction_traces a
+      WHERE a.trace_id = k.tid AND a.start_time >= from_ts AND a.start_time < to_ts OFFSET 0) x),
+  todo AS (
+    SELECT trace_id, span_id, start_time, coalesce(session_id, t_session) AS session_id,
+           coalesce(user_id, t_user) AS user_id
+    FROM (SELECT r.*, greatest(max(r.session_id) OVER w, f.session_id) AS t_session,
+                 greatest(max(r.user_id) OVER w, f.user_id) AS t_user
+          FROM r JOIN ai_trace_ids f ON f.trace_id = r.trace_id
+          WINDOW w AS (PARTITION BY r.trace_id)) z
+    WHERE (session_id IS NULL AND t_session IS NOT NULL) OR (user_id IS NULL AND t_user IS NOT NULL)),
+  upd AS (
+    UPDATE ai_interaction_traces a SET session_id = todo.session_id, user_id = todo.user_id FROM todo
+    WHERE a.trace_id = todo.trace_id AND a.span_id = todo.span_id AND a.start_time = todo.start_time
+      AND a.start_time >= from_ts AND a.start_time < to_ts
+    RETURNING a.trace_id)
+  SELECT count(*), array_agg(DISTINCT upd.trace_id) INTO n, filled FROM upd;
+  IF n > 0 THEN
+    PERFORM gw_summarize_traces(filled, from_ts, to_ts);
+  END IF;
+  RETURN n;
+END
+$$;
+
+-- Retention: the kept ids go with their trace's rows. As 0007, plus that.
+CREATE OR REPLACE FUNCTION gw_maintain(now_ts timestamptz, days_ahead int, retention_days int, rollup_retention_days int,
+                            OUT ran boolean, OUT partitions_created int, OUT partitions_dropped int,
+                            OUT rollup_rows_deleted bigint, OUT rejects_deleted bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  today date := (now_ts AT TIME ZONE 'UTC')::date;
+  cutoff timestamptz := now_ts - make_interval(days => retention_days);
+  rollup_cutoff timestamptz := now_ts - make_interval(days => rollup_retention_days);
+  tbl text;
+  p record;
+  d int;
+BEGIN
+  ran := false;
+  partitions_created := 0;
+  partitions_dropped := 0;
+  rollup_rows_deleted := 0;
+  rejects_deleted := 0;
+  IF now_ts IS NULL OR days_ahead IS NULL OR days_ahead < 0 OR retention_days IS NULL OR retention_days < 1
+     OR rollup_retention_days IS NULL OR rollup_retention_days < retention_days THEN
+    RAISE EXCEPTION 'gw_maintain: bad arguments (days_ahead >= 0, retention_days >= 1, rollup_retention_days >= retention_days)'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- 0x67776d74, "gwmt": the maintenance lock key (migrations use their own).
+  IF NOT pg_try_advisory_xact_lock(1735880052) THEN
+    RETURN;
+  END IF;
+  ran := true;
+  SET LOCAL lock_timeout = '5s';
+  FOREACH tbl IN ARRAY ARRAY['ai_interaction_traces', 'ai_interaction_events'] LOOP
+    FOR d IN 0 .. days_ahead LOOP
+      IF gw_ensure_partition(tbl, today + d) THEN
+        partitions_created := partitions_created + 1;
+      END IF;
+    END LOOP;
+    FOR p IN
+      SELECT c.relname AS name, to_date(right(c.relname, 8), 'YYYYMMDD') AS day
+      FROM pg_inherits i
+      JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = tbl::regclass AND c.relname ~ ('^' || tbl || '_p[0-9]{8}$')
+      ORDER BY 2
+    LOOP
+      IF ((p.day + 1)::timestamp AT TIME ZONE 'UTC') <= cutoff THEN
+        EXECUTE format('DROP TABLE %I', p.name);
+        partitions_dropped := partitions_dropped + 1;
+      END IF;
+    END LOOP;
+  END LOOP;
+  DELETE FROM trace_metrics_hourly WHERE hour_bucket < rollup_cutoff;
+  GET DIAGNOSTICS rollup_rows_deleted = ROW_COUNT;
+  DELETE FROM ai_interaction_rejects WHERE created_at < cutoff;
+  GET DIAGNOSTICS rejects_deleted = ROW_COUNT;
+  DELETE FROM ai_trace_summaries WHERE coalesce(end_time, start_time) < cutoff;
+  DELETE FROM ai_trace_ids WHERE start_time < cutoff;
+END
+$$;
