@@ -20,12 +20,24 @@
 
 enum gw_encoding { GW_ENC_PROTOBUF, GW_ENC_JSON };
 
+/* The spans of a traces request with a string made valid UTF-8 at decode (their own, or their resource's
+ * or scope's): DESIGN §3 counts it in their rows' enrichment_flags (invalid_utf8). GwSpan pointers, in the
+ * request's arena, a span possibly more than once. */
+struct gw_decode_repaired {
+  const void **spans;
+  size_t n, cap;
+};
+
 struct gw_decode_limits {
   size_t max_bytes;       /* body after decompression */
   uint32_t max_depth;     /* AnyValue nesting */
   uint32_t max_ratio;     /* gzip: output bytes per input byte allowed past ratio_min_bytes; 0: no ratio cap */
   size_t ratio_min_bytes; /* gzip: output any body may reach whatever its ratio */
+  struct gw_decode_repaired *repaired; /* traces: filled when not NULL (starts empty) */
 };
+
+/* Note span (a GwSpan) in r; false when the arena is out of room. */
+bool gw_decode_repaired_add(struct gw_arena *a, struct gw_decode_repaired *r, const void *span);
 
 /* Inflate gzip (RFC 1952, also concatenated members) into one arena buffer that never grows past the
  * limit: max_bytes, and max(ratio_min_bytes, max_ratio x in_len) when max_ratio is set. Output past it is

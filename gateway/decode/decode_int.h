@@ -47,6 +47,8 @@ struct gw_json {
   uint32_t max_lvl;   /* a value at this level or deeper is TOO_DEEP (json-c's tokener depth before) */
   uint32_t max_depth; /* AnyValue nesting (receivers.max_depth) */
   uint64_t fixed;     /* strings repaired by gw_utf8_fix */
+  struct gw_decode_repaired *rep; /* traces: the spans those repairs concern (NULL: not asked) */
+  bool res_fixed, scope_fixed;    /* the resource / scope being read had a repair */
   gw_rc rc;           /* a failure peek found (a malformed comment), reported by gw_json_bad */
   uint32_t npath;     /* steps in the path; only the first GW_JSON_PATH_STEPS are kept */
   struct gw_json_step path[GW_JSON_PATH_STEPS];

@@ -476,7 +476,13 @@ static gw_rc resource_member(struct gw_json *j, void *m, const struct gw_json_fl
   return gw_json_get_u32(j, fd, &r->dropped_attributes_count);
 }
 
-static gw_rc resource(struct gw_json *j, void *m) { return gw_json_members(j, res_names, RES__N, m, resource_member); }
+static gw_rc resource(struct gw_json *j, void *m)
+{
+  uint64_t at = j->fixed;
+  gw_rc rc = gw_json_members(j, res_names, RES__N, m, resource_member);
+  j->res_fixed |= j->fixed != at;
+  return rc;
+}
 INIT_FN(init_resource, GwResource, gw_pb_resource_init)
 
 /* common.v1.InstrumentationScope */
@@ -499,7 +505,13 @@ static gw_rc scope_member(struct gw_json *j, void *m, const struct gw_json_fld *
   }
 }
 
-static gw_rc scope(struct gw_json *j, void *m) { return gw_json_members(j, scope_names, SC__N, m, scope_member); }
+static gw_rc scope(struct gw_json *j, void *m)
+{
+  uint64_t at = j->fixed;
+  gw_rc rc = gw_json_members(j, scope_names, SC__N, m, scope_member);
+  j->scope_fixed |= j->fixed != at;
+  return rc;
+}
 INIT_FN(init_scope, GwScope, gw_pb_scope_init)
 
 /* ---- trace.v1 ---- */
@@ -626,7 +638,22 @@ static gw_rc span_member(struct gw_json *j, void *m, const struct gw_json_fld *f
   }
 }
 
-static gw_rc span(struct gw_json *j, void *m) { return gw_json_members(j, span_names, SP__N, m, span_member); }
+/* A repair marks its span, or every span of its resource or scope (either may come after the spans). */
+static gw_rc mark(struct gw_json *j, const void *span)
+{
+  if (!gw_decode_repaired_add(j->a, j->rep, span))
+    return gw_err_set(j->err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+  return GW_OK;
+}
+
+static gw_rc span(struct gw_json *j, void *m)
+{
+  uint64_t at = j->fixed;
+  gw_rc rc = gw_json_members(j, span_names, SP__N, m, span_member);
+  if (!rc && j->rep && j->fixed != at)
+    rc = mark(j, m);
+  return rc;
+}
 INIT_FN(init_span, GwSpan, gw_pb_span_init)
 
 enum { SS_SCOPE, SS_SCHEMA, SS_SPANS, SS__N };
@@ -648,7 +675,12 @@ static gw_rc scope_spans_member(struct gw_json *j, void *m, const struct gw_json
 
 static gw_rc scope_spans(struct gw_json *j, void *m)
 {
-  return gw_json_members(j, scope_spans_names, SS__N, m, scope_spans_member);
+  j->scope_fixed = false;
+  gw_rc rc = gw_json_members(j, scope_spans_names, SS__N, m, scope_spans_member);
+  const GwScopeSpans *ss = m;
+  for (size_t k = 0; !rc && j->rep && j->scope_fixed && k < ss->n_spans; k++)
+    rc = mark(j, ss->spans[k]);
+  return rc;
 }
 INIT_FN(init_scope_spans, GwScopeSpans, gw_pb_scope_spans_init)
 
@@ -673,7 +705,13 @@ static gw_rc resource_spans_member(struct gw_json *j, void *m, const struct gw_j
 
 static gw_rc resource_spans(struct gw_json *j, void *m)
 {
-  return gw_json_members(j, resource_spans_names, RS__N, m, resource_spans_member);
+  j->res_fixed = false;
+  gw_rc rc = gw_json_members(j, resource_spans_names, RS__N, m, resource_spans_member);
+  const GwResourceSpans *rs = m;
+  for (size_t i = 0; !rc && j->rep && j->res_fixed && i < rs->n_scope_spans; i++)
+    for (size_t k = 0; !rc && k < rs->scope_spans[i]->n_spans; k++)
+      rc = mark(j, rs->scope_spans[i]->spans[k]);
+  return rc;
 }
 INIT_FN(init_resource_spans, GwResourceSpans, gw_pb_resource_spans_init)
 
@@ -825,6 +863,7 @@ static gw_rc decode_request(struct gw_arena *a, const char *body, size_t len, co
   j.err = err;
   j.max_depth = depth;
   j.max_lvl = 4 * depth + 16;
+  j.rep = lim->repaired;
   *out = NULL;
 
   enum gw_jt t = gw_json_peek(&j);

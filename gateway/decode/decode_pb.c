@@ -360,19 +360,43 @@ static gw_rc expect(struct gw_arena *a, size_t need, size_t len, struct gw_err *
   return GW_OK;
 }
 
-static gw_rc fix_trace_request(struct gw_arena *a, GwTraceRequest *req, struct gw_err *err)
+bool gw_decode_repaired_add(struct gw_arena *a, struct gw_decode_repaired *r, const void *span)
+{
+  if (r->n == r->cap) {
+    size_t ncap = r->cap ? 2 * r->cap : 16;
+    const void **nv = gw_arena_grow(a, r->spans, r->cap * sizeof *nv, ncap * sizeof *nv);
+    if (!nv)
+      return false;
+    r->spans = nv;
+    r->cap = ncap;
+  }
+  r->spans[r->n++] = span;
+  return true;
+}
+
+/* Repairs, and (rep) the spans they concern: a span's own strings, or its resource's or scope's. */
+static gw_rc fix_trace_request(struct gw_arena *a, GwTraceRequest *req, struct gw_decode_repaired *rep,
+                               struct gw_err *err)
 {
   struct fixer f = {.a = a};
   for (size_t i = 0; i < req->n_resource_spans; i++) {
     GwResourceSpans *rs = req->resource_spans[i];
+    uint64_t at = f.fixed;
     fix_resource(&f, rs->resource);
     fix_str(&f, &rs->schema_url);
+    bool res_fixed = f.fixed != at;
     for (size_t j = 0; j < rs->n_scope_spans; j++) {
       GwScopeSpans *ss = rs->scope_spans[j];
+      at = f.fixed;
       fix_scope(&f, ss->scope);
       fix_str(&f, &ss->schema_url);
-      for (size_t k = 0; k < ss->n_spans; k++)
+      bool scope_fixed = res_fixed || f.fixed != at;
+      for (size_t k = 0; k < ss->n_spans; k++) {
+        at = f.fixed;
         fix_span(&f, ss->spans[k]);
+        if (rep && (scope_fixed || f.fixed != at) && !gw_decode_repaired_add(a, rep, ss->spans[k]))
+          f.oom = true;
+      }
     }
   }
   if (f.fixed)
@@ -398,7 +422,7 @@ gw_rc gw_decode_pb_traces_generic(struct gw_arena *a, const void *body, size_t l
       return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
     return gw_err_set(err, GW_ERR(DECODE), "protobuf: body is not a valid ExportTraceServiceRequest");
   }
-  if ((rc = fix_trace_request(a, req, err)))
+  if ((rc = fix_trace_request(a, req, lim->repaired, err)))
     return rc;
   *out = req;
   return GW_OK;

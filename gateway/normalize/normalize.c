@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/sha256.h"
+#include "decode/decode.h"
 #include "normalize/normalize_int.h"
 #include "normalize/simhash.h"
 
@@ -1290,6 +1291,18 @@ static bool trace_fact(struct nz_ctx *c, struct gw_normalize_result *res, size_t
   return true;
 }
 
+static int cmp_ptr(const void *x, const void *y)
+{
+  uintptr_t a = (uintptr_t)*(const void *const *)x, b = (uintptr_t)*(const void *const *)y;
+  return a < b ? -1 : a > b;
+}
+
+/* Whether decode repaired a string of sp (or of its resource or scope): rep sorted. */
+static bool repaired(const struct gw_decode_repaired *rep, const GwSpan *sp)
+{
+  return rep && rep->n && bsearch(&sp, rep->spans, rep->n, sizeof *rep->spans, cmp_ptr);
+}
+
 gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct gw_normalize_opts *opts,
                           struct gw_normalize_result *res, struct gw_err *err)
 {
@@ -1299,6 +1312,9 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
 
   gw_normalize_init();
   memset(res, 0, sizeof *res);
+  const struct gw_decode_repaired *rep = opts ? opts->repaired : NULL;
+  if (rep && rep->n > 1)
+    qsort(opts->repaired->spans, rep->n, sizeof *rep->spans, cmp_ptr);
   view = gw_arena_alloc(a, sizeof *view);
   if (!view)
     goto oom;
@@ -1340,6 +1356,8 @@ gw_rc gw_normalize_traces(GwTraceRequest *req, struct gw_arena *a, const struct 
         c.r = &res->records[res->nrecords];
         build(&c, &rf, ss->scope);
         c.r->span = sp;
+        if (repaired(rep, sp))
+          gw_record_set_flag(c.r, GW_FLAG_INVALID_UTF8);
         if (c.oom || gw_arena_exhausted(a))
           goto oom;
         res->nrecords++;

@@ -21,12 +21,17 @@
 void gw_normalize_init(void);
 
 struct gw_hist_cache;
+struct gw_decode_repaired;
+
 struct gw_normalize_opts {
   size_t max_content_bytes; /* reserved for truncation (redaction issue); 0 = no limit */
   /* Accepted start times (DESIGN §6): spans starting before min_start_ns (the retention window) or after
    * max_start_ns (more than a day ahead) are rejected like spans with bad ids. 0 = no bound. */
   uint64_t min_start_ns, max_start_ns;
   struct gw_hist_cache *history_cache; /* chat history kept between requests (below); NULL: none */
+  /* The spans decode repaired a string of (decode.h; their records get invalid_utf8); NULL: none. Sorted
+   * here. */
+  struct gw_decode_repaired *repaired;
 };
 
 /*

@@ -342,7 +342,9 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
   if (rc)
     goto out;
-  struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};
+  struct gw_decode_repaired repaired = {0};
+  struct gw_decode_limits lim = {
+    .max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth, .repaired = &repaired};
   GwTraceRequest *req;
   struct gw_pb_raw raw = {0}; /* where the spans lie in the body, to copy the unchanged ones when forwarding */
   rc = gw_decode_traces_raw(a, enc, body, len, &lim, &req, p->forward ? &raw : NULL, err);
@@ -355,6 +357,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     goto out;
 
   struct gw_normalize_opts nopts = window(p);
+  nopts.repaired = &repaired;
   struct gw_normalize_result nres;
   memset(&nres, 0, sizeof nres);
   rc = gw_normalize_traces(req, a, &nopts, &nres, err);

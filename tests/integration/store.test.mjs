@@ -200,6 +200,35 @@ describe('Postgres store', { skip: skip ?? false }, () => {
     assert.deepEqual(await ids(chat1), { session_id: `s1-${tag}`, user_id: `carol-${tag}` });
   });
 
+  // DESIGN §3: strings are made valid UTF-8 at decode, "counted in enrichment_flags" of the rows concerned.
+  test('a span with a string repaired at decode has invalid_utf8 in its flags, over protobuf and JSON', async () => {
+    const bad = (buf) => { // every "BADX" becomes "BAD\xff": a byte no UTF-8 text has
+      const at = [];
+      for (let i = buf.indexOf('BADX'); i >= 0; i = buf.indexOf('BADX', i + 4)) at.push(i + 3);
+      assert.ok(at.length > 0);
+      for (const i of at) buf[i] = 0xff;
+      return buf;
+    };
+    const rows = [];
+    for (const [enc, headers] of [[(r) => Buffer.from(toProtobuf(r)), PB], [(r) => Buffer.from(toJson(r)), JSONH]]) {
+      const dirty = genaiSpan({ attributes: { note: 'okBADX' } });
+      const clean = genaiSpan({ traceId: dirty.traceId });
+      const inRes = genaiSpan(); // its resource holds the bad byte
+      assert.equal((await post(gw, '/v1/traces', bad(enc(traceRequest([dirty, clean]))), headers)).status, 200);
+      assert.equal((await post(gw, '/v1/traces', bad(enc(traceRequest([inRes], { service: 'svc-BADX' }))), headers)).status, 200);
+      const got = await waitForRows(db, [dirty.traceId, inRes.traceId], 3, { settleMs: 0 });
+      const by = Object.fromEntries(got.map((x) => [x.span_id, x]));
+      rows.push([by[dirty.spanId], by[clean.spanId], by[inRes.spanId]]);
+    }
+    for (const [dirty, clean, inRes] of rows) {
+      assert.ok(dirty.enrichment_flags.includes('invalid_utf8'), dirty.enrichment_flags.join(','));
+      assert.equal(dirty.attributes.note, 'okBAD\ufffd', 'repaired with U+FFFD');
+      assert.ok(!clean.enrichment_flags.includes('invalid_utf8'), 'a clean span of the same trace is not flagged');
+      assert.ok(inRes.enrichment_flags.includes('invalid_utf8'), 'a repair in the resource flags its spans');
+      assert.equal(inRes.service_name, 'svc-BAD\ufffd');
+    }
+  });
+
   // Issue 11 item 4: input_tokens=3000000000 does not fit the int column. It was acknowledged and the row
   // then refused by Postgres (after a batch split); now the row is stored with the count NULL and flagged.
   test('a token count above the int columns is stored NULL with tokens_out_of_range, no cost, no reject', async () => {

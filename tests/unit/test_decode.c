@@ -2027,6 +2027,71 @@ static void test_utf8_in_requests(void **state)
   gw_arena_destroy(a);
 }
 
+/* Whether span name `name` of req is among rep's spans. */
+static bool marked(const GwTraceRequest *req, const struct gw_decode_repaired *rep, const char *name)
+{
+  for (size_t i = 0; i < req->n_resource_spans; i++)
+    for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++)
+      for (size_t k = 0; k < req->resource_spans[i]->scope_spans[j]->n_spans; k++) {
+        const GwSpan *sp = req->resource_spans[i]->scope_spans[j]->spans[k];
+        if (!strncmp(sp->name, name, 2))
+          for (size_t m = 0; m < rep->n; m++)
+            if (rep->spans[m] == sp)
+              return true;
+      }
+  return false;
+}
+
+/* The spans a repair concerns (for their rows' invalid_utf8 flag, DESIGN §3): their own strings, their
+ * resource's (which JSON may give after the spans) or their scope's; both decoders say the same. */
+static void test_utf8_repaired_spans(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  const char *json =
+    "{\"resourceSpans\":["
+    "{\"scopeSpans\":[{\"spans\":[{\"name\":\"a1\"},{\"name\":\"a2\"}]}],"
+    "\"resource\":{\"attributes\":[{\"key\":\"host\",\"value\":{\"stringValue\":\"h\xff\"}}]}},"
+    "{\"resource\":{\"attributes\":[]},\"scopeSpans\":["
+    "{\"scope\":{\"name\":\"ok\"},\"spans\":[{\"name\":\"b1\xfe\"},{\"name\":\"b2\"}]},"
+    "{\"spans\":[{\"name\":\"b3\"}],\"scope\":{\"name\":\"s\xc0\"}}]}]}";
+  struct gw_decode_repaired rep = {0};
+  struct gw_decode_limits lim = LIM;
+  lim.repaired = &rep;
+  assert_int_equal(gw_decode_traces(a, GW_ENC_JSON, json, strlen(json), &lim, &req, &err), GW_OK);
+  const char *yes[] = {"a1", "a2", "b1", "b3"};
+  for (size_t i = 0; i < 4; i++)
+    if (!marked(req, &rep, yes[i]))
+      fail_msg("JSON: span %s not marked", yes[i]);
+  assert_false(marked(req, &rep, "b2"));
+
+  /* The same request as protobuf (the strings made invalid again after the JSON decode repaired them). */
+  GwResourceSpans *r0 = req->resource_spans[0], *r1 = req->resource_spans[1];
+  r0->resource->attributes[0]->value->string_value = "h\xff";
+  r1->scope_spans[0]->spans[0]->name = "b1\xfe";
+  r1->scope_spans[1]->scope->name = "s\xc0";
+  size_t len;
+  uint8_t *buf = pack(req, &len);
+  struct gw_decode_repaired rep2 = {0};
+  lim.repaired = &rep2;
+  assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, buf, len, &lim, &req, &err), GW_OK);
+  for (size_t i = 0; i < 4; i++)
+    if (!marked(req, &rep2, yes[i]))
+      fail_msg("protobuf: span %s not marked", yes[i]);
+  assert_false(marked(req, &rep2, "b2"));
+  free(buf);
+
+  /* nothing repaired, nothing marked */
+  struct gw_decode_repaired rep3 = {0};
+  lim.repaired = &rep3;
+  json = "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"c1\"}]}]}]}";
+  assert_int_equal(gw_decode_traces(a, GW_ENC_JSON, json, strlen(json), &lim, &req, &err), GW_OK);
+  assert_int_equal(rep3.n, 0);
+  gw_arena_destroy(a);
+}
+
 /* The arena cap is a request error (TOO_LARGE), never a crash, on both paths. */
 static void test_arena_cap(void **state)
 {
@@ -3245,6 +3310,8 @@ int main(void)
       cmocka_unit_test(test_json_unescape_blocks),
       cmocka_unit_test(test_utf8_in_place),
       cmocka_unit_test(test_utf8_in_requests),
+
+      cmocka_unit_test(test_utf8_repaired_spans),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_pb_pack_fixtures),
       cmocka_unit_test(test_pb_pack_edits),
