@@ -839,8 +839,17 @@ static void build(struct nz_ctx *c, struct nz_res *res, const GwScope *scope)
     r->request_model = PICK(c, &d_req, NZ_S_OI_MODEL, NZ_S_EMB_MODEL);
   r->response_model =
     PICK(c, &d_resp, NZ_S_LF_MODEL, NZ_S_RESP_MODEL, NZ_S_OI_RESP_MODEL, NZ_S_OI_MODEL, NZ_S_EMB_MODEL);
-  r->model_id = r->response_model ? r->response_model : r->request_model;
-  int d = r->response_model ? d_resp : d_req;
+  /* The model priced: SPEC-FACTS' order, Langfuse's, then semconv's response and request models before
+   * OpenInference's (a span carrying both dialects is priced on the semconv name). */
+  int d_sem = -1, d;
+  const char *sem = PICK(c, &d_sem, NZ_S_LF_MODEL, NZ_S_RESP_MODEL, NZ_S_REQ_MODEL);
+  if (sem) {
+    r->model_id = sem;
+    d = d_sem;
+  } else {
+    r->model_id = r->response_model ? r->response_model : r->request_model;
+    d = r->response_model ? d_resp : d_req;
+  }
   r->dialect = d >= 0 ? dialect_names[d] : NULL;
   if (model_operation(r->operation) && !r->model_id)
     gw_record_set_flag(r, GW_FLAG_MODEL_MISSING);

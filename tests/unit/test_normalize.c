@@ -1234,6 +1234,28 @@ static void test_openllmetry(void **state)
   assert_int_equal(r->streaming, 0);
 }
 
+/* A span carrying a semconv model and an OpenInference one (a framework instrumented twice) is priced on
+ * the semconv name, in SPEC-FACTS' order: gen_ai.response.model, gen_ai.request.model, then llm.*. */
+static void test_model_precedence_mixed(void **state)
+{
+  (void)state;
+  struct gw_normalize_result res;
+  const struct gw_record *r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat")),
+                                             kv("gen_ai.request.model", av_str("gpt-4o")),
+                                             kv("llm.model_name", av_str("some-oi-name"))));
+  assert_string_equal(r->model_id, "gpt-4o");
+  assert_string_equal(r->dialect, "semconv");
+  assert_string_equal(r->request_model, "gpt-4o");
+  r = one(&res, SPAN(kv("gen_ai.operation.name", av_str("chat")), kv("gen_ai.request.model", av_str("gpt-4o")),
+                     kv("gen_ai.response.model", av_str("gpt-4o-2024-08-06")),
+                     kv("llm.model_name", av_str("some-oi-name"))));
+  assert_string_equal(r->model_id, "gpt-4o-2024-08-06");
+  assert_string_equal(r->response_model, "gpt-4o-2024-08-06");
+  r = one(&res, SPAN(kv("openinference.span.kind", av_str("LLM")), kv("llm.model_name", av_str("oi-only"))));
+  assert_string_equal(r->model_id, "oi-only");
+  assert_string_equal(r->dialect, "openinference");
+}
+
 static void test_openinference(void **state)
 {
   (void)state;
@@ -2108,6 +2130,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
     cmocka_unit_test_setup_teardown(test_trace_facts, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_model_precedence_mixed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_langfuse_overrides, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_hash_per_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_messages_rendered_form_reused, setup, teardown),
