@@ -240,6 +240,11 @@ const struct gw_conf_row gw_conf_rows[] = {
            "nice(1)): when the CPU is short, small requests go first. 0: the same priority."},
   {.path = "receivers.max_depth", .type = T_U32, .def = "32", .min = 1, .max = 256,
    .off = OFF(receivers.max_depth), .desc = "Deepest AnyValue nesting accepted in attributes."},
+  {.path = "receivers.max_spans_per_request", .type = T_U32, .def = "100000", .min = 0, .max = 100000000,
+   .off = OFF(receivers.max_spans),
+   .desc = "Most spans (or log records) one request may hold; more is 413 / RESOURCE_EXHAUSTED before any "
+           "is normalized (an SDK sends 512, a Collector's batch 8192 by default). 0: no limit but the "
+           "request's size."},
   {.path = "receivers.retry_after_seconds", .type = T_U32, .def = "1", .min = 1, .max = 3600,
    .off = OFF(receivers.retry_after_s), .desc = "Retry-After told to clients under backpressure."},
   {.path = "receivers.tls.cert_file", .type = T_STRING, .def = "", .off = OFF(receivers.tls_cert),

@@ -75,6 +75,7 @@ struct gw_conf {
     uint32_t max_inflate_ratio;  /* receivers.max_inflate_ratio: gzip output/input past the minimum; 0 none */
     uint64_t inflate_ratio_min_bytes; /* receivers.inflate_ratio_min_bytes; default 1 MiB */
     uint32_t max_depth;        /* receivers.max_depth: AnyValue nesting; default 32 */
+    uint32_t max_spans;        /* receivers.max_spans_per_request: spans or log records; 0 = no limit */
     uint64_t large_bytes;      /* receivers.large_request_bytes: the large-request lane from here; 0 = none */
     uint32_t large_threads;    /* receivers.large_request_threads: default 1 */
     uint32_t large_nice;       /* receivers.large_request_nice: default 10 */

@@ -300,6 +300,15 @@ static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_i
   return rc;
 }
 
+/* receivers.max_spans_per_request: a request holding more is refused whole, before any work on its items. */
+static gw_rc too_many(const struct gw_conf *c, uint32_t n, const char *what, struct gw_err *err)
+{
+  if (!c->receivers.max_spans || n <= c->receivers.max_spans)
+    return GW_OK;
+  return gw_err_set(err, GW_ERR(TOO_LARGE), "request holds %u %s, more than receivers.max_spans_per_request (%u): "
+                    "send smaller batches", n, what, c->receivers.max_spans);
+}
+
 /* A failed request: its message, and the failure and backpressure counters. An arena that ran out says
  * which limit it met: the request's own share (413 / RESOURCE_EXHAUSTED, it would never fit) or the
  * memory all requests in flight share (503 / UNAVAILABLE, retry later). */
@@ -353,7 +362,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
 
   out->spans = count_spans(req);
   gw_metric_add(GW_M_SPANS_RECEIVED, out->spans);
-  if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
+  if ((rc = too_many(c, out->spans, "spans", err)) || (rc = checkpoint(&ctl, "decoding", err)) ||
+      (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
   struct gw_normalize_opts nopts = window(p);
@@ -471,7 +481,8 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     goto out;
   out->spans = count_logs(req);
   gw_metric_add(GW_M_LOGS_RECEIVED, out->spans);
-  if ((rc = checkpoint(&ctl, "decoding", err)) || (rc = claim_room(p, &ctl, len, &claimed, err)))
+  if ((rc = too_many(c, out->spans, "log records", err)) || (rc = checkpoint(&ctl, "decoding", err)) ||
+      (rc = claim_room(p, &ctl, len, &claimed, err)))
     goto out;
 
   struct gw_normalize_opts nopts = window(p);

@@ -77,7 +77,7 @@ describe('OTLP/gRPC bad input', { skip: skip ?? false }, () => {
 
   before(async () => {
     db = await createDatabase();
-    gw = await startGateway({ dsn: db.dsn, config: { receivers: { max_request_bytes: MAX } } });
+    gw = await startGateway({ dsn: db.dsn, config: { receivers: { max_request_bytes: MAX, max_spans_per_request: 500 } } });
     client = rawGrpcClient(gw.grpcAddr);
   });
 
@@ -132,6 +132,14 @@ describe('OTLP/gRPC bad input', { skip: skip ?? false }, () => {
     const r = await grpcUnaryRaw(client, GRPC_EXPORT_PATH, big, { deadlineMs: 20000 });
     assert.equal(r.code, S.RESOURCE_EXHAUSTED, `${r.code} ${r.details}`);
     await assertGrpcStillServes(gw, db, client, { label: 'oversize' });
+  });
+
+  test('more spans than receivers.max_spans_per_request: RESOURCE_EXHAUSTED naming the limit', async () => {
+    const over = Array.from({ length: 501 }, () => genaiSpan());
+    const r = await grpcUnaryRaw(client, GRPC_EXPORT_PATH, toProtobuf(traceRequest(over)), { deadlineMs: 20000 });
+    assert.equal(r.code, S.RESOURCE_EXHAUSTED, `${r.code} ${r.details}`);
+    assert.match(r.details, /501 spans, more than receivers\.max_spans_per_request \(500\)/);
+    await assertGrpcStillServes(gw, db, client, { label: 'too many spans' });
   });
 
   test('gzip bomb (64 MiB of zeros, grpc-encoding gzip): RESOURCE_EXHAUSTED, memory bounded', async () => {

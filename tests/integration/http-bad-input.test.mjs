@@ -16,6 +16,7 @@ import {
 import { assertHttpStillServes } from '../lib/checks.mjs';
 
 const MAX = 8 * 1024 * 1024;
+const MAX_SPANS = 500;
 const PB = { 'content-type': 'application/x-protobuf' };
 const JSONH = { 'content-type': 'application/json' };
 const skip = prerequisites();
@@ -26,7 +27,7 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
 
   before(async () => {
     db = await createDatabase();
-    gw = await startGateway({ dsn: db.dsn, config: { receivers: { max_request_bytes: MAX } } });
+    gw = await startGateway({ dsn: db.dsn, config: { receivers: { max_request_bytes: MAX, max_spans_per_request: MAX_SPANS } } });
   });
 
   after(async () => {
@@ -154,6 +155,28 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     const rj = await post(gw, '/v1/traces', Buffer.alloc(MAX + 1, 0x20), JSONH);
     assert.equal(rj.status, 413);
     await assertHttpStillServes(gw, db, { label: 'oversize body' });
+  });
+
+  // DESIGN §2 bounds spans per request: more than receivers.max_spans_per_request is refused whole with a
+  // message naming the limit, before any span is normalized; at the limit it is accepted.
+  test('more spans or log records than receivers.max_spans_per_request: 413 naming the limit', async () => {
+    const over = Array.from({ length: MAX_SPANS + 1 }, () => span({ name: 'tiny', attributes: { i: 1 } }));
+    const before = await gw.metrics();
+    for (const [body, headers] of [[toProtobuf(traceRequest(over)), PB], [toJson(traceRequest(over)), JSONH]]) {
+      const r = await post(gw, '/v1/traces', body, headers);
+      assert.equal(r.status, 413);
+      assert.match(statusMessage(r), /501 spans, more than receivers\.max_spans_per_request \(500\)/);
+    }
+    const logs = JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: Array.from({ length: MAX_SPANS + 1 }, (_, i) => ({ body: { stringValue: `l${i}` } })) }] }] });
+    const rl = await post(gw, '/v1/logs', Buffer.from(logs), JSONH);
+    assert.equal(rl.status, 413);
+    assert.match(statusMessage(rl), /501 log records, more than receivers\.max_spans_per_request/);
+    const after = await gw.metrics();
+    assert.equal(metric(after, 'genai_gateway_spans_accepted_total'), metric(before, 'genai_gateway_spans_accepted_total'));
+    const at = Array.from({ length: MAX_SPANS }, (_, i) => (i ? span({ name: 'tiny' }) : genaiSpan()));
+    const ok = await post(gw, '/v1/traces', toProtobuf(traceRequest(at)), PB);
+    assert.equal(ok.status, 200);
+    await waitForRows(db, [at[0].traceId], 1, { settleMs: 0 });
   });
 
   test('AnyValue nested 20 000 deep: 400, gateway alive', async () => {

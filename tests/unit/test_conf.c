@@ -676,6 +676,7 @@ static void test_print_format(void **state)
                            "  large_request_threads: 1\n"
                            "  large_request_nice: 10\n"
                            "  max_depth: 32\n"
+                           "  max_spans_per_request: 100000\n"
                            "  retry_after_seconds: 1\n"
                            "  tls:\n"
                            "    cert_file: \"\"\n"
