@@ -112,6 +112,15 @@ static struct gw_record *recmap_get(const struct recmap *m, const char *trace_he
   return NULL;
 }
 
+/* Whether span (trace_hex, span_hex) carried one of the entry's trace facts. */
+static bool fact_carrier(const struct gw_trace_fact *f, size_t n, const char *trace_hex, const char *span_hex)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(f[i].span_id, span_hex) && !strcmp(f[i].trace_id, trace_hex))
+      return true;
+  return false;
+}
+
 /* ---- the OTLP wire format, read and written without protobuf-c ---- */
 
 /* One field: number, wire type, its first byte, and for LEN its payload; *p moves past it. */
@@ -660,12 +669,14 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       continue;
     }
     struct gw_record *recs = NULL;
-    size_t nrecs = 0;
-    if (e->records_len && gw_records_decode(e->records, e->records_len, a, &recs, &nrecs) != GW_OK) {
+    struct gw_trace_fact *facts = NULL;
+    size_t nrecs = 0, nfacts = 0;
+    if (e->records_len &&
+        gw_records_decode_facts(e->records, e->records_len, a, &recs, &nrecs, &facts, &nfacts) != GW_OK) {
       if (gw_arena_exhausted(a))
         goto oom;
       recs = NULL; /* a records blob that does not decode: the spans still go, without their records */
-      nrecs = 0;
+      nrecs = nfacts = 0;
     }
     struct recmap m = {0};
     if (nrecs) {
@@ -684,7 +695,9 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       gw_hex(th, sp->trace_id, 16);
       gw_hex(sh, sp->span_id, 8);
       sp->rec = m.slot ? recmap_get(&m, th, sh) : NULL;
-      if (o->genai_only && !sp->rec) {
+      /* genai_only keeps the spans of no record that carried their trace's session or user id (record.h,
+       * gw_trace_fact): a gateway after this one then fills them into the trace's rows as we do */
+      if (o->genai_only && !sp->rec && !fact_carrier(facts, nfacts, th, sh)) {
         sp->drop = true;
         p->filtered++;
         continue;

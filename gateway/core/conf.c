@@ -98,8 +98,8 @@ const char *const gw_conf_exporter_names[GW_CONF_NEXPORTERS] = {"langfuse", "sig
   {.path = "exporters." N ".gzip", .type = T_BOOL, .def = "true", .off = OFF(exporters[i].gzip),                   \
    .desc = "Compress request bodies with gzip."},                                                                 \
   {.path = "exporters." N ".genai_only", .type = T_BOOL, .def = "false", .off = OFF(exporters[i].genai_only),     \
-   .desc = "Forward only GenAI spans (and log records of requests holding GenAI events); false forwards whole "   \
-   "traces."},                                                                                                    \
+   .desc = "Forward only GenAI spans (and log records of requests holding GenAI events, and the spans that "      \
+   "carried a trace's session or user id); false forwards whole traces."},                                        \
   {.path = "exporters." N ".batch_spans", .type = T_U32, .def = "512", .min = 1, .max = 100000,                   \
    .off = OFF(exporters[i].batch_spans), .desc = "Send a batch when this many spans (or log records) wait."},     \
   {.path = "exporters." N ".batch_wait_ms", .type = T_DURATION_MS, .def = "1s", .min = 0, .max = 60000,           \

@@ -1294,6 +1294,7 @@ static bool trace_fact(struct nz_ctx *c, struct gw_normalize_result *res, size_t
   }
   struct gw_trace_fact *f = &res->facts[res->nfacts++];
   memcpy(f->trace_id, tid, sizeof tid);
+  gw_hex(f->span_id, c->span->span_id.data, 8);
   f->start_ns = c->span->start_time_unix_nano;
   f->session_id = session;
   f->user_id = user;

@@ -461,6 +461,7 @@ const struct gw_field gw_trace_fact_fields[] = {
   T("start_time", GW_FT_TIME, start_ns),
   T("session_id", GW_FT_TEXT, session_id),
   T("user_id", GW_FT_TEXT, user_id),
+  T("span_id", GW_FT_CHARS, span_id),
 };
 const size_t gw_trace_fact_nfields = sizeof gw_trace_fact_fields / sizeof gw_trace_fact_fields[0];
 

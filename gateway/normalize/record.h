@@ -195,6 +195,8 @@ struct gw_trace_fact {
   uint64_t start_ns;      /* the span's start: which partitions the fill looks at, and retention */
   const char *session_id; /* NULL: none */
   const char *user_id;
+  char span_id[17]; /* the span that carried them (the first, when several of the request did): an exporter
+                     * with genai_only keeps it, so a gateway after it learns them too */
 };
 
 extern const struct gw_field gw_trace_fact_fields[];

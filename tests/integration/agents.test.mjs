@@ -546,6 +546,35 @@ describe('attribution through spans that are not stored, via a forwarding sideca
     await db?.drop();
   });
 
+  // DESIGN §3: a user id on a span of no row (an HTTP server span) is a fact of its trace. The sidecar keeps
+  // that span though it forwards GenAI spans only, so the tier fills the call's row as a direct send would.
+  test('a user id on the HTTP span crosses the GenAI-only sidecar, the span after the call', async () => {
+    const tag = crypto.randomBytes(3).toString('hex');
+    const spans = record(`ids-${tag}`, [
+      ['POST /v1/ask', { 'http.request.method': 'POST', 'enduser.id': `eve-${tag}` }],
+      ['chat c1', { 'gen_ai.operation.name': 'chat', 'gen_ai.request.model': 'gpt-4o-mini' }, 'POST /v1/ask'],
+      ['db query', { 'db.system': 'postgresql' }, 'POST /v1/ask'],
+    ]);
+    const tid = spans[0].spanContext().traceId;
+    await exportTo(exporter, spans.filter((x) => x.name === 'chat c1'));
+    await waitFor(async () => (await db.query('SELECT count(*)::int AS n FROM ai_interaction_traces WHERE trace_id = $1', [tid])).rows[0].n === 1,
+      { timeoutMs: 15000, what: 'the call stored by the tier' });
+    await exportTo(exporter, spans.filter((x) => x.name !== 'chat c1'));
+    let row;
+    await waitFor(async () => {
+      row = (await db.query('SELECT user_id FROM ai_interaction_traces WHERE trace_id = $1', [tid])).rows[0];
+      return row?.user_id;
+    }, { timeoutMs: 15000, what: 'the user filled through the sidecar' }).catch(() => {});
+    assert.deepEqual(row, { user_id: `eve-${tag}` });
+    const kept = (await db.query('SELECT trace_id FROM ai_trace_ids WHERE trace_id = $1', [tid])).rows;
+    assert.equal(kept.length, 1, 'the tier kept the id for its trace');
+    // the other span of no row (no id on it) was still left out
+    const m = await sidecar.metrics();
+    const filtered = [...m.entries()].filter(([k]) => k.startsWith('genai_gateway_exporter_spans_filtered_total') && k.includes('traces'))
+      .reduce((a, [, v]) => a + v, 0);
+    assert.ok(filtered >= 1, `filtered ${filtered}`);
+  });
+
   test('the calls and the spans between them first, the agent later: the tier names the calls', async () => {
     const spans = record(BRIDGE_SVC, BRIDGE);
     const tid = spans[0].spanContext().traceId;

@@ -2117,6 +2117,7 @@ static void test_trace_facts(void **state)
   assert_string_equal(res.records[0].user_id, "erin"); /* a record keeps its own */
   assert_int_equal(res.nfacts, 2);
   assert_string_equal(res.facts[0].trace_id, "abababababababababababababababab");
+  assert_string_equal(res.facts[0].span_id, "0101010101010101"); /* the first span that carried them */
   assert_string_equal(res.facts[0].session_id, "s-1");
   assert_string_equal(res.facts[0].user_id, "carol");
   assert_int_equal(res.facts[0].start_ns, http->start_time_unix_nano - 5); /* the earliest of its spans */

@@ -75,8 +75,8 @@ static void test_trace_facts(void **st)
   strcpy(r.trace_id, "0123456789abcdef0123456789abcdef");
   r.streaming = -1;
   struct gw_trace_fact f[2] = {
-    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1763884610000000000ull, "sess \"1\"", NULL},
-    {"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1763884611000000000ull, NULL, "user@x"},
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1763884610000000000ull, "sess \"1\"", NULL, "0102030405060708"},
+    {"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1763884611000000000ull, NULL, "user@x", "1112131415161718"},
   };
   struct gw_sb sb;
   gw_sb_init(&sb, a);
@@ -97,6 +97,8 @@ static void test_trace_facts(void **st)
   assert_string_equal(out[0].trace_id, r.trace_id);
   assert_int_equal(nf, 2);
   assert_string_equal(fo[0].trace_id, f[0].trace_id);
+  assert_string_equal(fo[0].span_id, "0102030405060708");
+  assert_string_equal(fo[1].span_id, "1112131415161718");
   assert_int_equal(fo[0].start_ns, f[0].start_ns);
   assert_string_equal(fo[0].session_id, "sess \"1\"");
   assert_null(fo[0].user_id);

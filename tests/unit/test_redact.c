@@ -915,8 +915,8 @@ static void test_trace_facts(void **state)
   (void)state;
   struct gw_redactor *r = make_default();
   struct gw_trace_fact f[2] = {
-    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, "sess-1", "alice@example.com"},
-    {"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1, "call 555-867-5309 later", NULL},
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, "sess-1", "alice@example.com", ""},
+    {"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1, "call 555-867-5309 later", NULL, ""},
   };
   assert_int_equal(gw_redact_trace_facts(r, f, 2, A, NULL), GW_OK);
   assert_string_equal(f[0].session_id, "sess-1");
@@ -932,7 +932,7 @@ static void test_trace_facts(void **state)
   p.deny_keys = deny;
   p.n_deny_keys = 1;
   r = make(&p);
-  struct gw_trace_fact g = {"cccccccccccccccccccccccccccccccc", 1, "s", "bob"};
+  struct gw_trace_fact g = {"cccccccccccccccccccccccccccccccc", 1, "s", "bob", ""};
   assert_int_equal(gw_redact_trace_facts(r, &g, 1, A, NULL), GW_OK);
   assert_null(g.user_id);
   assert_string_equal(g.session_id, "s");

@@ -968,8 +968,8 @@ static void test_trace_facts(void **state)
   exec_or_fail(db, "UPDATE ai_interaction_traces SET session_id = NULL, user_id = NULL WHERE span_id = '0000000000000001'");
 
   struct gw_trace_fact f[2] = {
-    {"", T0 - 5, "s \"quoted\" \\ {x,y}", "zed"},
-    {"", T0 + 7, "sb", NULL},
+    {"", T0 - 5, "s \"quoted\" \\ {x,y}", "zed", ""},
+    {"", T0 + 7, "sb", NULL, ""},
   };
   hex_id(f[0].trace_id, sizeof f[0].trace_id, 0xf1);
   hex_id(f[1].trace_id, sizeof f[1].trace_id, 0xf2);
