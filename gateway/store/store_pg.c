@@ -634,6 +634,19 @@ static bool ids_from_rows(struct gw_arena *a, const struct batch *b, size_t lo, 
   return true;
 }
 
+/* The window the fills look at around spans starting in [tmin, tmax]: FILL_WINDOW_NS either side, as
+ * timestamptz literals (NULL when out of memory). */
+static void fill_window(struct store *s, uint64_t tmin, uint64_t tmax, const char **from, const char **to)
+{
+  struct gw_sb a, b;
+  gw_sb_init(&a, s->arena);
+  gw_sb_init(&b, s->arena);
+  put_time(&a, tmin > FILL_WINDOW_NS ? tmin - FILL_WINDOW_NS : 1);
+  put_time(&b, tmax + FILL_WINDOW_NS);
+  *from = gw_sb_finish(&a);
+  *to = gw_sb_finish(&b);
+}
+
 /* Fill session_id/user_id into this trace's rows lacking them from any row of the trace that has them, or
  * from the ids spans of no row carried for it (ai_trace_ids; DESIGN §3), for the traces of the rows just
  * inserted, within FILL_WINDOW_NS of the batch's spans. */
@@ -677,14 +690,9 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
     if (t > tmax)
       tmax = t;
   }
-  tmin = tmin > FILL_WINDOW_NS ? tmin - FILL_WINDOW_NS : 1;
-  tmax += FILL_WINDOW_NS;
-  struct gw_sb from, to;
-  gw_sb_init(&from, s->arena);
-  gw_sb_init(&to, s->arena);
-  put_time(&from, tmin);
-  put_time(&to, tmax);
-  const char *params[3] = {gw_sb_finish(&ids), gw_sb_finish(&from), gw_sb_finish(&to)};
+  const char *from, *to;
+  fill_window(s, tmin, tmax, &from, &to);
+  const char *params[3] = {gw_sb_finish(&ids), from, to};
   if (!params[0] || !params[1] || !params[2]) {
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
@@ -909,14 +917,9 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
   for (size_t i = 0; i < hi - lo; i++)
     if (!n || strcmp(tv[i], tv[n - 1]))
       tv[n++] = tv[i];
-  tmin = tmin > FILL_WINDOW_NS ? tmin - FILL_WINDOW_NS : 1;
-  tmax += FILL_WINDOW_NS;
-  struct gw_sb from, to;
-  gw_sb_init(&from, s->arena);
-  gw_sb_init(&to, s->arena);
-  put_time(&from, tmin);
-  put_time(&to, tmax);
-  const char *params[3] = {id_array(s->arena, tv, n), gw_sb_finish(&from), gw_sb_finish(&to)};
+  const char *from, *to;
+  fill_window(s, tmin, tmax, &from, &to);
+  const char *params[3] = {id_array(s->arena, tv, n), from, to};
   if (!params[0] || !params[1] || !params[2]) {
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
@@ -1809,20 +1812,15 @@ static enum wr write_facts(struct store *s, const struct fact_batch *fb, char *m
     if (f->start_ns > tmax)
       tmax = f->start_ns;
   }
-  tmin = tmin > FILL_WINDOW_NS ? tmin - FILL_WINDOW_NS : 1;
-  tmax += FILL_WINDOW_NS;
-  struct gw_sb from, to;
-  gw_sb_init(&from, s->arena);
-  gw_sb_init(&to, s->arena);
-  put_time(&from, tmin);
-  put_time(&to, tmax);
+  const char *from, *to;
+  fill_window(s, tmin, tmax, &from, &to);
   const char *params[6];
   for (int k = 0; k < 4; k++) {
     gw_sb_putc(&col[k], '}');
     params[k] = gw_sb_finish(&col[k]);
   }
-  params[4] = gw_sb_finish(&from);
-  params[5] = gw_sb_finish(&to);
+  params[4] = from;
+  params[5] = to;
   for (int k = 0; k < 6; k++)
     if (!params[k]) {
       snprintf(msg, msglen, "out of memory building the trace ids");
