@@ -10,7 +10,8 @@
 CREATE ROLE :"reader" LOGIN PASSWORD :'password';
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
-GRANT SELECT ON ai_interaction_traces, trace_metrics_hourly, trace_metrics_hourly_v, ai_trace_summaries,
+GRANT SELECT ON ai_interaction_traces, trace_metrics_hourly, trace_metrics_hourly_v, trace_metrics_hourly_agents,
+  trace_metrics_hourly_agents_v, ai_trace_summaries,
   ai_repeated_prompts_1h TO :"reader";
 ALTER ROLE :"reader" SET default_transaction_read_only = on;
 ALTER ROLE :"reader" SET statement_timeout = '30s';

@@ -5,7 +5,7 @@
  * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
  * A batch of spool entries becomes one transaction, first by the direct path:
  *   COPY (text format, rendered generically from gw_record_fields) straight into ai_interaction_traces
- *   -> upsert the hourly rollups (trace_metrics_hourly) of the batch's rows (all new: the COPY went
+ *   -> upsert the hourly rollups (trace_metrics_hourly_agents; trace_metrics_hourly is its view by the five keys) of the batch's rows (all new: the COPY went
  *   through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
  *   GenAI events into them -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
  *   traces (fill_agents, migrations/0006 and 0007), in autocommit.
@@ -736,7 +736,7 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
 /* Histogram element i of a group, counted natively (an aggregate over per-row arrays costs ~100x more). */
 #define HB(i) "count(*) FILTER (WHERE gw_duration_bucket(duration_ms) = " #i ")"
 #define ROLLUP_UPSERT                                                                                    \
-  "INSERT INTO trace_metrics_hourly AS t (hour_bucket, service_name, provider, model_id, operation, "    \
+  "INSERT INTO trace_metrics_hourly_agents AS t (hour_bucket, service_name, provider, model_id, operation, "    \
   "agent_name, workflow_name, prompt_name, prompt_version, total_requests, successful_requests, error_requests, total_input_tokens, total_output_tokens, "       \
   "total_cache_read_tokens, total_cache_write_tokens, total_reasoning_tokens, total_cost, "               \
   "sum_duration_ms, sum_first_token_latency_ms, first_token_count, duration_histogram, updated_at) "      \
@@ -771,7 +771,7 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
   "updated_at = now()"
 /* The same upsert fed by groups aggregated in C (rollup_groups_json), in the same key order. */
 #define ROLLUP_GROUPS_UPSERT                                                                             \
-  "INSERT INTO trace_metrics_hourly AS t (hour_bucket, service_name, provider, model_id, operation, "    \
+  "INSERT INTO trace_metrics_hourly_agents AS t (hour_bucket, service_name, provider, model_id, operation, "    \
   "agent_name, workflow_name, prompt_name, prompt_version, total_requests, successful_requests, "        \
   "error_requests, total_input_tokens, total_output_tokens, total_cache_read_tokens, "                   \
   "total_cache_write_tokens, total_reasoning_tokens, total_cost, sum_duration_ms, "                      \

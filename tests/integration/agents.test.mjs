@@ -9,7 +9,7 @@
  * What must hold:
  * - every row's agent_name / workflow_name is its own when its span names one, else its nearest
  *   ancestor's, as listed per span below, and as a recursive SQL query over the raw rows computes;
- * - trace_metrics_hourly equals the GROUP BY of the raw rows over all its dimensions (with that recursive
+ * - trace_metrics_hourly_agents equals the GROUP BY of the raw rows over all its dimensions (with that recursive
  *   attribution), and gw_rollup_rebuild gives the same rows again; the replay changes nothing;
  * - one ai_trace_summaries row per trace, equal to its raw rows aggregated (issue 16, item 2);
  * - prompt_name / prompt_version from each dialect;
@@ -255,7 +255,7 @@ describe('agent and workflow attribution, trace summaries, prompt versions and n
     assert.equal(n.rows[0].n, SERVICES.reduce((k, s) => k + TRACES[s].length, 0));
   });
 
-  const rollups = async () => (await db.query(`SELECT ${KEY}, ${ROLLUP_COLS} FROM trace_metrics_hourly
+  const rollups = async () => (await db.query(`SELECT ${KEY}, ${ROLLUP_COLS} FROM trace_metrics_hourly_agents
     WHERE service_name = ANY ($1) ORDER BY ${KEY}`, [SERVICES])).rows;
   const rawRollups = async () => (await db.query(`${RECURSIVE}, g AS (
       SELECT date_trunc('hour', t.start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_bucket,
@@ -452,7 +452,7 @@ describe('attribution through spans that are not stored (issue 16, item 1)', { s
     const want = (await db.query(`SELECT agent_name, workflow_name, count(*)::int AS n, sum(input_tokens)::int AS i
       FROM ai_interaction_traces WHERE service_name = $1 GROUP BY 1, 2 ORDER BY 1, 2`, [BRIDGE_SVC])).rows;
     const got = (await db.query(`SELECT nullif(agent_name, '') AS agent_name, nullif(workflow_name, '') AS workflow_name,
-      sum(total_requests)::int AS n, sum(total_input_tokens)::int AS i FROM trace_metrics_hourly WHERE service_name = $1
+      sum(total_requests)::int AS n, sum(total_input_tokens)::int AS i FROM trace_metrics_hourly_agents WHERE service_name = $1
       GROUP BY 1, 2 HAVING sum(total_requests) <> 0 ORDER BY 1, 2`, [BRIDGE_SVC])).rows;
     assert.deepEqual(got, want);
     assert.ok(want.every((r) => r.agent_name === 'planner'), JSON.stringify(want));

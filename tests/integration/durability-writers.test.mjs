@@ -73,7 +73,7 @@ describe('durability: kill -9 under load with two Postgres writers (disk spool)'
             FROM ai_interaction_traces GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9),
           have AS (SELECT hour_bucket, service_name, provider, model_id, operation, agent_name, workflow_name,
                    prompt_name, prompt_version, total_requests, error_requests, total_input_tokens, total_output_tokens,
-                   total_cost, first_token_count FROM trace_metrics_hourly)
+                   total_cost, first_token_count FROM trace_metrics_hourly_agents)
           SELECT (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE have) a)::int +
                  (SELECT count(*) FROM (TABLE have EXCEPT ALL TABLE want) b)::int AS n`);
         assert.equal(diff.rows[0].n, 0, `rollups equal the GROUP BY of the rows: ${msg}`);

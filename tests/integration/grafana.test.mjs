@@ -898,9 +898,9 @@ describe('Grafana queries against data sent through the gateway', { skip: skip ?
           await client.query(expandQuery(d.model.rawSql, { variables: [], from: new Date(NOW - 3600e3), to: new Date(NOW) }));
         }
       }
-      await assert.rejects(client.query("INSERT INTO trace_metrics_hourly (hour_bucket) VALUES (now())"), /read-only transaction/);
+      await assert.rejects(client.query("INSERT INTO trace_metrics_hourly_agents (hour_bucket) VALUES (now())"), /read-only transaction/);
       await client.query('BEGIN READ WRITE');
-      await assert.rejects(client.query("INSERT INTO trace_metrics_hourly (hour_bucket) VALUES (now())"), /permission denied/);
+      await assert.rejects(client.query("INSERT INTO trace_metrics_hourly_agents (hour_bucket) VALUES (now())"), /permission denied/);
       await client.query('ROLLBACK');
       await client.query('BEGIN READ WRITE');
       await assert.rejects(client.query('DELETE FROM ai_interaction_traces'), /permission denied/);

@@ -155,9 +155,9 @@ describe('retention and rollup commands', { skip: skip ?? false }, () => {
     const outside = (await db.query('SELECT count(*)::int AS n FROM trace_metrics_hourly WHERE hour_bucket >= $1', [to])).rows[0].n;
     assert.ok(outside >= 1);
 
-    await db.query(`UPDATE trace_metrics_hourly SET total_requests = total_requests * 7, total_cost = 0,
+    await db.query(`UPDATE trace_metrics_hourly_agents SET total_requests = total_requests * 7, total_cost = 0,
                            duration_histogram = '{9}' WHERE hour_bucket >= $1 AND hour_bucket < $2`, [from, to]);
-    await db.query(`DELETE FROM trace_metrics_hourly WHERE hour_bucket = $1`, [from]);
+    await db.query(`DELETE FROM trace_metrics_hourly_agents WHERE hour_bucket = $1`, [from]);
     assert.notEqual((await rollupVsRaw(db, from, to)).rollup, good.raw);
 
     const r = await cli(['rollup', '--rebuild', '--from', from, '--to', to], { DATABASE_URL: db.dsn });

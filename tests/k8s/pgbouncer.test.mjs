@@ -126,7 +126,7 @@ describe('through PgBouncer in transaction pooling', { skip: skip ?? false }, ()
     const rows = await db.query('SELECT trace_id, agent_name FROM ai_interaction_traces WHERE trace_id = ANY($1)', [ids]);
     for (const r of rows.rows) assert.equal(r.agent_name, all.find((tr) => tr.spans[0].traceId === r.trace_id).agent);
     const roll = await db.query(`SELECT agent_name, sum(total_requests)::int AS n, sum(total_input_tokens)::int AS tok
-      FROM trace_metrics_hourly WHERE service_name = $1 GROUP BY 1 ORDER BY 1`, [service]);
+      FROM trace_metrics_hourly_agents WHERE service_name = $1 GROUP BY 1 ORDER BY 1`, [service]);
     const raw = await db.query(`SELECT coalesce(agent_name, '') AS agent_name, count(*)::int AS n, coalesce(sum(input_tokens), 0)::int AS tok
       FROM ai_interaction_traces WHERE service_name = $1 GROUP BY 1 ORDER BY 1`, [service]);
     assert.deepEqual(roll.rows, raw.rows);

@@ -188,7 +188,7 @@ static int reset_test(void **state)
 /* Each test starts from empty tables, whatever the previous one left. */
 static int clean_test(void **state)
 {
-  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_events, ai_interaction_rejects, trace_metrics_hourly, "
+  exec_or_fail(db, "TRUNCATE ai_interaction_traces, ai_interaction_events, ai_interaction_rejects, trace_metrics_hourly_agents, "
                    "ai_trace_ids");
   return 0;
 }
@@ -1106,6 +1106,38 @@ static struct gw_record rollup_rec(unsigned long long trace, unsigned long long 
   return r;
 }
 
+/* trace_metrics_hourly is one row per (hour, service, provider, model, operation) whatever agents, workflows
+ * and prompts the calls ran under (migrations/0013_rollup_key.sql); those live in trace_metrics_hourly_agents. */
+static void test_rollup_one_row_per_model(void **state)
+{
+  (void)state;
+  void *s = store_create(dsn);
+  struct gw_record r[4] = {
+    rollup_rec(0xd1, 1, T0, "svc-k", "gpt-4o", 5),
+    rollup_rec(0xd1, 2, T0 + 1000, "svc-k", "gpt-4o", 50),
+    rollup_rec(0xd2, 3, T0 + 2000, "svc-k", "gpt-4o", 500),
+    rollup_rec(0xd3, 4, T0 + 3000, "svc-k", "gpt-4o", -1),
+  };
+  r[0].agent_name = r[1].agent_name = "planner";
+  r[1].prompt_name = "book";
+  r[2].workflow_name = "trip";
+  r[3].status = "error";
+  r[3].total_cost_nusd = (struct gw_opt_i64){2500000, true};
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, r, 4, &out), GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly_agents WHERE service_name = 'svc-k'"), 4);
+  assert_string_equal(qv("SELECT count(*) || '|' || sum(total_requests) || '|' || sum(error_requests) || '|' || "
+                         "sum(total_cost) || '|' || (SELECT sum(x) FROM unnest(min(duration_histogram)) x) "
+                         "FROM trace_metrics_hourly WHERE service_name = 'svc-k'"),
+                      "1|4|1|0.002500000|3");
+  assert_string_equal(qv("SELECT total_requests || '|' || p50_duration_ms::int FROM trace_metrics_hourly_v "
+                         "WHERE service_name = 'svc-k' AND model_id = 'gpt-4o' AND operation = 'chat'"),
+                      qv("SELECT total_requests || '|' || gw_hist_quantile(duration_histogram, 0.5)::int "
+                         "FROM trace_metrics_hourly WHERE service_name = 'svc-k'"));
+  assert_int_equal(rollup_diff(), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
 static void test_rollup_batch_equals_group_by(void **state)
 {
   void *s = store_create(dsn);
@@ -1205,7 +1237,7 @@ static long rollup_diff_all(void)
            "prompt_name, prompt_version, total_requests, successful_requests, error_requests, total_input_tokens, "
            "total_output_tokens, total_cache_read_tokens, total_cache_write_tokens, total_reasoning_tokens, "
            "total_cost::text, sum_duration_ms, sum_first_token_latency_ms, first_token_count, duration_histogram "
-           "FROM trace_metrics_hourly) "
+           "FROM trace_metrics_hourly_agents) "
            "SELECT (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE have) a) + "
            "(SELECT count(*) FROM (TABLE have EXCEPT ALL TABLE want) b)",
            hist);
@@ -1706,12 +1738,12 @@ static void test_rollup_rebuild(void **state)
   /* Lose the middle hour, rebuild from a range that starts inside it: the whole hour comes back. */
   long mid = qn("SELECT count(*) FROM trace_metrics_hourly WHERE hour_bucket = '2025-01-01 01:00:00+00'");
   assert_true(mid > 0);
-  exec_or_fail(db, "DELETE FROM trace_metrics_hourly WHERE hour_bucket = '2025-01-01 01:00:00+00'");
+  exec_or_fail(db, "DELETE FROM trace_metrics_hourly_agents WHERE hour_bucket = '2025-01-01 01:00:00+00'");
   assert_int_equal(qn("SELECT gw_rollup_rebuild('2025-01-01 01:30:00+00', '2025-01-01 01:45:00+00')"), mid);
   assert_string_equal(rollup_snapshot(), before);
   /* Everything, after corrupting a value: the rebuild recomputes rather than adds. */
-  exec_or_fail(db, "DELETE FROM trace_metrics_hourly WHERE hour_bucket = '2025-01-01 00:00:00+00'");
-  exec_or_fail(db, "UPDATE trace_metrics_hourly SET total_requests = total_requests + 100");
+  exec_or_fail(db, "DELETE FROM trace_metrics_hourly_agents WHERE hour_bucket = '2025-01-01 00:00:00+00'");
+  exec_or_fail(db, "UPDATE trace_metrics_hourly_agents SET total_requests = total_requests + 100");
   assert_int_equal(qn("SELECT gw_rollup_rebuild('2025-01-01 00:00:00+00', '2025-01-01 03:00:00+00')"), total);
   assert_string_equal(rollup_snapshot(), before);
   assert_int_equal(rollup_diff(), 0);
@@ -1931,7 +1963,7 @@ static void test_rollup_rebuild_cli(void **state)
   void *s = store_create(dsn);
   mixed_load(s);
   const char *before = rollup_snapshot();
-  exec_or_fail(db, "UPDATE trace_metrics_hourly SET total_cost = total_cost * 3, duration_histogram = '{1}'");
+  exec_or_fail(db, "UPDATE trace_metrics_hourly_agents SET total_cost = total_cost * 3, duration_histogram = '{1}'");
   long long n = -1;
   struct gw_err err = {0};
   assert_int_equal(gw_rollup_rebuild(db, "2025-01-01T00:00:00Z", "2025-01-01 03:00", &n, &err), GW_OK);
@@ -1974,6 +2006,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_trace_facts, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_batch_equals_group_by, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rollup_one_row_per_model, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_resend_unchanged, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_mixed_load, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_direct_copy_replay_falls_back, reset_test, clean_test),
