@@ -48,17 +48,19 @@ BEGIN
      OR t.start_time > EXCLUDED.start_time;
   -- Each trace's rows read through the (trace_id, span_id, start_time) key, one trace at a time, as the
   -- writer's fill does (the OFFSET 0 keeps the lookup per trace).
+  -- (and the kept ids one key lookup per trace, never joined to the rows as a whole)
   WITH r AS (
-    SELECT x.* FROM (SELECT DISTINCT y FROM unnest(tids) AS y) k(tid) CROSS JOIN LATERAL (
+    SELECT x.*, f.fs, f.fu FROM (SELECT DISTINCT y FROM unnest(tids) AS y) k(tid) CROSS JOIN LATERAL (
       SELECT a.trace_id, a.span_id, a.start_time, a.session_id, a.user_id FROM ai_interaction_traces a
-      WHERE a.trace_id = k.tid AND a.start_time >= from_ts AND a.start_time < to_ts OFFSET 0) x),
+      WHERE a.trace_id = k.tid AND a.start_time >= from_ts AND a.start_time < to_ts OFFSET 0) x
+    CROSS JOIN LATERAL (
+      SELECT t.session_id AS fs, t.user_id AS fu FROM ai_trace_ids t WHERE t.trace_id = k.tid OFFSET 0) f),
   todo AS (
     SELECT trace_id, span_id, start_time, coalesce(session_id, t_session) AS session_id,
            coalesce(user_id, t_user) AS user_id
-    FROM (SELECT r.*, greatest(max(r.session_id) OVER w, f.session_id) AS t_session,
-                 greatest(max(r.user_id) OVER w, f.user_id) AS t_user
-          FROM r JOIN ai_trace_ids f ON f.trace_id = r.trace_id
-          WINDOW w AS (PARTITION BY r.trace_id)) z
+    FROM (SELECT r.*, greatest(max(r.session_id) OVER w, r.fs) AS t_session,
+                 greatest(max(r.user_id) OVER w, r.fu) AS t_user
+          FROM r WINDOW w AS (PARTITION BY r.trace_id)) z
     WHERE (session_id IS NULL AND t_session IS NOT NULL) OR (user_id IS NULL AND t_user IS NOT NULL)),
   upd AS (
     UPDATE ai_interaction_traces a SET session_id = todo.session_id, user_id = todo.user_id FROM todo

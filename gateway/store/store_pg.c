@@ -707,16 +707,19 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
               * per-trace aggregate instead, the planner, which guesses a CTE's `IS NULL` filters keep
               * 1 % of its rows, re-ran the aggregate for every row lacking an id (every row, where
               * spans carry no user id: 170 ms a 1000-row batch once the partition was analyzed, against
-              * under 1 ms). Then only the rows that gain an id are updated, by their full key. */
-             "WITH r AS (SELECT x.* FROM unnest($1::text[]) AS k(tid) CROSS JOIN LATERAL "
+              * under 1 ms). Then only the rows that gain an id are updated, by their full key. The ids kept
+              * for the trace (ai_trace_ids, which grows with the traces) are read the same way, one key
+              * lookup per trace, never joined to the rows as a whole. */
+             "WITH r AS (SELECT x.*, f.fs, f.fu FROM unnest($1::text[]) AS k(tid) CROSS JOIN LATERAL "
              "(SELECT a.trace_id, a.span_id, a.start_time, a.session_id, a.user_id FROM " TRACES_TABLE " a "
              "WHERE a.trace_id = k.tid AND a.start_time >= $2::timestamptz AND a.start_time < $3::timestamptz "
-             "OFFSET 0) x), "
+             "OFFSET 0) x LEFT JOIN LATERAL (SELECT t.session_id AS fs, t.user_id AS fu FROM ai_trace_ids t "
+             "WHERE t.trace_id = k.tid OFFSET 0) f ON true), "
              "todo AS (SELECT trace_id, span_id, start_time, coalesce(session_id, t_session) AS session_id, "
              "coalesce(user_id, t_user) AS user_id FROM (SELECT r.*, "
-             "greatest(max(r.session_id) OVER w, f.session_id) AS t_session, "
-             "greatest(max(r.user_id) OVER w, f.user_id) AS t_user "
-             "FROM r LEFT JOIN ai_trace_ids f ON f.trace_id = r.trace_id WINDOW w AS (PARTITION BY r.trace_id)) y "
+             "greatest(max(r.session_id) OVER w, r.fs) AS t_session, "
+             "greatest(max(r.user_id) OVER w, r.fu) AS t_user "
+             "FROM r WINDOW w AS (PARTITION BY r.trace_id)) y "
              "WHERE (session_id IS NULL AND t_session IS NOT NULL) OR (user_id IS NULL AND t_user IS NOT NULL)) "
              "UPDATE " TRACES_TABLE " a SET session_id = todo.session_id, user_id = todo.user_id FROM todo "
              "WHERE a.trace_id = todo.trace_id AND a.span_id = todo.span_id AND a.start_time = todo.start_time "
