@@ -43,6 +43,7 @@ gw_rc gw_err_set(struct gw_err *err, gw_rc rc, const char *fmt, ...)
   if (err) {
     va_list ap;
     err->rc = rc;
+    err->field[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);

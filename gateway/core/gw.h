@@ -53,6 +53,8 @@ typedef int gw_rc;
 struct gw_err {
   gw_rc rc;
   char msg[512];
+  char field[160]; /* the request field the error is about, as a path (OTLP/JSON decode); "" when unknown.
+                    * gw_err_set clears it; a 400 names it in its google.rpc.BadRequest details */
 };
 
 /* Table lookups for an rc; unknown codes map to INTERNAL. Thread-safe (read-only table). */

@@ -55,7 +55,10 @@ gw_rc gw_json_fail(struct gw_json *j, gw_rc rc, const char *what)
   char path[160];
   bool cut;
   size_t plen = render_path(j, path, sizeof path, &cut);
-  return gw_err_set(j->err, rc, "%s%s: %s", plen ? path : "request", cut ? "..." : "", what);
+  gw_err_set(j->err, rc, "%s%s: %s", plen ? path : "request", cut ? "..." : "", what);
+  if (j->err && plen && !cut)
+    memcpy(j->err->field, path, plen + 1);
+  return rc;
 }
 
 gw_rc gw_json_syntax(struct gw_json *j, const char *what)
@@ -66,7 +69,10 @@ gw_rc gw_json_syntax(struct gw_json *j, const char *what)
   size_t off = (size_t)(j->p - j->start);
   if (!plen)
     return gw_err_set(j->err, GW_ERR(DECODE), "JSON: %s at offset %zu", what, off);
-  return gw_err_set(j->err, GW_ERR(DECODE), "JSON: %s at offset %zu, in %s%s", what, off, path, cut ? "..." : "");
+  gw_err_set(j->err, GW_ERR(DECODE), "JSON: %s at offset %zu, in %s%s", what, off, path, cut ? "..." : "");
+  if (j->err && !cut)
+    memcpy(j->err->field, path, plen + 1);
+  return GW_ERR(DECODE);
 }
 
 gw_rc gw_json_oom(struct gw_json *j)

@@ -20,7 +20,28 @@ static void status_pb(struct gw_arena *a, const struct gw_request_outcome *o, ui
   GwRpcRetryInfo ri;
   GwRpcDuration d;
   uint8_t ribuf[32];
-  if (gw_err_retryable(o->err.rc) && retry_after_s) {
+  GwRpcBadRequest br;
+  GwRpcFieldViolation fv, *fvs[1];
+  if (gw_err_http_status(o->err.rc) == 400) { /* OTLP: a 400's Status SHOULD carry BadRequest details */
+    gw_pb_rpc_bad_request_init(&br);
+    gw_pb_rpc_field_violation_init(&fv);
+    fv.field = (char *)o->err.field;
+    fv.description = (char *)o->err.msg;
+    fvs[0] = &fv;
+    br.field_violations = fvs;
+    br.n_field_violations = 1;
+    size_t bn = gw_pb_rpc_bad_request_size(&br);
+    uint8_t *bbuf = gw_arena_alloc(a, bn ? bn : 1);
+    if (bbuf) {
+      gw_pb_rpc_any_init(&any);
+      any.type_url = "type.googleapis.com/google.rpc.BadRequest";
+      any.value.len = gw_pb_rpc_bad_request_pack(&br, bbuf);
+      any.value.data = bbuf;
+      anys[0] = &any;
+      st.details = anys;
+      st.n_details = 1;
+    }
+  } else if (gw_err_retryable(o->err.rc) && retry_after_s) {
     gw_pb_rpc_retry_info_init(&ri);
     gw_pb_rpc_duration_init(&d);
     d.seconds = retry_after_s;
@@ -56,9 +77,17 @@ void gw_receive_encode_response(struct gw_arena *a, bool json, const struct gw_r
     gw_sb_init(&sb, a);
     gw_sb_printf(&sb, "{\"code\":%d,\"message\":", gw_err_grpc_status(o->err.rc));
     gw_sb_json_str(&sb, o->err.msg, strlen(o->err.msg));
-    if (gw_err_retryable(o->err.rc) && retry_after_s)
+    if (gw_err_http_status(o->err.rc) == 400) {
+      gw_sb_puts(&sb, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.BadRequest\","
+                      "\"fieldViolations\":[{\"field\":");
+      gw_sb_json_str(&sb, o->err.field, strlen(o->err.field));
+      gw_sb_puts(&sb, ",\"description\":");
+      gw_sb_json_str(&sb, o->err.msg, strlen(o->err.msg));
+      gw_sb_puts(&sb, "}]}]");
+    } else if (gw_err_retryable(o->err.rc) && retry_after_s) {
       gw_sb_printf(&sb, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\",\"retryDelay\":\"%us\"}]",
                    retry_after_s);
+    }
     gw_sb_putc(&sb, '}');
     char *s = gw_sb_finish(&sb);
     *body = s ? s : "{}";

@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import { prerequisites, createDatabase, startGateway, waitForRows } from '../lib/harness.mjs';
 import {
   traceRequest, genaiSpan, toProtobuf, decodeResponse, rejectedSpans, deepAnyValueProtobuf,
-  grpcUnaryRaw, rawGrpcClient, grpcFrame, GRPC_EXPORT_PATH, grpc,
+  grpcUnaryRaw, rawGrpcClient, grpcFrame, GRPC_EXPORT_PATH, grpc, badRequestOf, decodeStatus,
 } from '../lib/otlp.mjs';
 import { assertGrpcStillServes } from '../lib/checks.mjs';
 
@@ -123,6 +123,11 @@ describe('OTLP/gRPC bad input', { skip: skip ?? false }, () => {
       const r = await grpcUnaryRaw(client, GRPC_EXPORT_PATH, payload);
       assert.equal(r.code, S.INVALID_ARGUMENT, `len ${payload.length}: ${r.code} ${r.details}`);
       assert.ok(r.details && r.details.length > 0, 'status message present');
+      // the rich status: google.rpc.BadRequest with the message as its violation (OTLP: SHOULD)
+      const bin = r.metadata?.get('grpc-status-details-bin')?.[0];
+      assert.ok(bin, 'grpc-status-details-bin present');
+      const fv = badRequestOf(decodeStatus(Buffer.from(bin)));
+      assert.ok(fv && fv.length === 1 && fv[0].description === r.details, JSON.stringify(fv));
     }
     await assertGrpcStillServes(gw, db, client, { label: 'truncated protobuf' });
   });

@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import { prerequisites, createDatabase, startGateway, post, waitForRows, metric, metricSum } from '../lib/harness.mjs';
 import {
   traceRequest, genaiSpan, span, toProtobuf, toJson, decodeResponse, decodeStatus, rejectedSpans,
-  deepAnyValueProtobuf, deepAnyValueJson,
+  deepAnyValueProtobuf, deepAnyValueJson, badRequestOf,
 } from '../lib/otlp.mjs';
 import { assertHttpStillServes } from '../lib/checks.mjs';
 
@@ -177,6 +177,27 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     const ok = await post(gw, '/v1/traces', toProtobuf(traceRequest(at)), PB);
     assert.equal(ok.status, 200);
     await waitForRows(db, [at[0].traceId], 1, { settleMs: 0 });
+  });
+
+  // OTLP/HTTP: a 400's google.rpc.Status SHOULD carry BadRequest details: the message as the violation's
+  // description, and the field when the decoder knows it (an OTLP/JSON path).
+  test('a 400 carries google.rpc.BadRequest details, with the JSON field it is about', async () => {
+    const r = await post(gw, '/v1/traces', Buffer.from([0x0a, 0xff, 0xff, 0xff]), PB);
+    assert.equal(r.status, 400);
+    const st = decodeStatus(r.body);
+    const fv = badRequestOf(st);
+    assert.ok(fv && fv.length === 1, JSON.stringify(st));
+    assert.equal(fv[0].description, st.message);
+    assert.equal(fv[0].field, '');
+    const bad = '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x","kind":"SPAN_KIND_NOPE"}]}]}]}';
+    const rj = await post(gw, '/v1/traces', Buffer.from(bad), JSONH);
+    assert.equal(rj.status, 400);
+    const j = JSON.parse(rj.body.toString('utf8'));
+    assert.equal(j.details?.[0]?.['@type'], 'type.googleapis.com/google.rpc.BadRequest', rj.body.toString('utf8'));
+    const v = j.details[0].fieldViolations;
+    assert.equal(v.length, 1);
+    assert.equal(v[0].description, j.message);
+    assert.match(v[0].field, /^resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.kind$/);
   });
 
   test('AnyValue nested 20 000 deep: 400, gateway alive', async () => {

@@ -33,6 +33,13 @@ root.loadSync(
 export const ExportTraceServiceRequest = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
 export const ExportTraceServiceResponse = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse');
 export const RpcStatus = root.lookupType('google.rpc.Status');
+export const RpcBadRequest = root.lookupType('google.rpc.BadRequest');
+
+/** The field violations of a decoded google.rpc.Status's BadRequest detail, or null when it has none. */
+export function badRequestOf(status) {
+  const d = (status.details ?? []).find((x) => x.typeUrl === 'type.googleapis.com/google.rpc.BadRequest');
+  return d ? RpcBadRequest.toObject(RpcBadRequest.decode(d.value), { defaults: true }).fieldViolations : null;
+}
 
 export const GRPC_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
