@@ -112,11 +112,37 @@ static struct gw_record *recmap_get(const struct recmap *m, const char *trace_he
   return NULL;
 }
 
-/* Whether span (trace_hex, span_hex) carried one of the entry's trace facts. */
-static bool fact_carrier(const struct gw_trace_fact *f, size_t n, const char *trace_hex, const char *span_hex)
+/* The spans that carried the entry's trace facts, by (trace, span), as recmap does for records. */
+struct factmap {
+  const struct gw_trace_fact **slot;
+  size_t mask;
+};
+
+static bool factmap_init(struct factmap *m, struct gw_arena *a, const struct gw_trace_fact *f, size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    if (!strcmp(f[i].span_id, span_hex) && !strcmp(f[i].trace_id, trace_hex))
+  size_t cap = 16;
+  while (cap < n * 2)
+    cap *= 2;
+  m->slot = gw_arena_calloc(a, cap * sizeof *m->slot);
+  m->mask = cap - 1;
+  if (!m->slot)
+    return false;
+  for (size_t k = 0; k < n; k++)
+    for (size_t i = hash_ids(f[k].trace_id, f[k].span_id) & m->mask;; i = (i + 1) & m->mask)
+      if (!m->slot[i]) {
+        m->slot[i] = &f[k];
+        break;
+      }
+  return true;
+}
+
+/* Whether span (trace_hex, span_hex) carried one of the entry's trace facts. */
+static bool fact_carrier(const struct factmap *m, const char *trace_hex, const char *span_hex)
+{
+  if (!m->slot)
+    return false;
+  for (size_t i = hash_ids(trace_hex, span_hex) & m->mask; m->slot[i]; i = (i + 1) & m->mask)
+    if (!strcmp(m->slot[i]->span_id, span_hex) && !strcmp(m->slot[i]->trace_id, trace_hex))
       return true;
   return false;
 }
@@ -685,6 +711,9 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       for (size_t r = 0; r < nrecs; r++)
         recmap_put(&m, &recs[r]);
     }
+    struct factmap fm = {0};
+    if (o->genai_only && nfacts && !factmap_init(&fm, a, facts, nfacts))
+      goto oom;
     for (size_t j = 0; j < w->nspans; j++) {
       struct gw_export_span *sp = &w->spans[j];
       if (sp->drop) {
@@ -697,7 +726,7 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       sp->rec = m.slot ? recmap_get(&m, th, sh) : NULL;
       /* genai_only keeps the spans of no record that carried their trace's session or user id (record.h,
        * gw_trace_fact): a gateway after this one then fills them into the trace's rows as we do */
-      if (o->genai_only && !sp->rec && !fact_carrier(facts, nfacts, th, sh)) {
+      if (o->genai_only && !sp->rec && !fact_carrier(&fm, th, sh)) {
         sp->drop = true;
         p->filtered++;
         continue;

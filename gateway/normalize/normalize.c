@@ -1273,7 +1273,9 @@ static bool trace_fact(struct nz_ctx *c, struct gw_normalize_result *res, size_t
     return true;
   char tid[33];
   gw_hex(tid, c->span->trace_id.data, 16);
-  for (size_t i = res->nfacts; i-- > 0;) { /* spans of a trace usually come together */
+  /* Spans of a trace usually come together: only the last few facts are looked at (a request of many
+   * traces stays linear); a repeat further back is one more fact, which the writer folds into its trace. */
+  for (size_t i = res->nfacts, seen = 0; i-- > 0 && seen++ < 8;) {
     struct gw_trace_fact *f = &res->facts[i];
     if (strcmp(f->trace_id, tid))
       continue;
