@@ -11,7 +11,7 @@
 --   - the writer's fill for new rows (store_pg.c, fill_trace_ids) reads them for rows stored later.
 -- A trace's id is the greatest of those its rows and these spans carry (as the rows' fill and the summaries
 -- always took max()), so the result does not depend on the order things arrive in. Kept as long as the
--- rows (gw_maintain: start_time past retention_days).
+-- rows (gw_maintain deletes them once their start_time is past retention_days: migration 0013).
 
 CREATE TABLE ai_trace_ids (
   trace_id text PRIMARY KEY,
@@ -72,62 +72,5 @@ BEGIN
     PERFORM gw_summarize_traces(filled, from_ts, to_ts);
   END IF;
   RETURN n;
-END
-$$;
-
--- Retention: the kept ids go with their trace's rows. As 0007, plus that.
-CREATE OR REPLACE FUNCTION gw_maintain(now_ts timestamptz, days_ahead int, retention_days int, rollup_retention_days int,
-                            OUT ran boolean, OUT partitions_created int, OUT partitions_dropped int,
-                            OUT rollup_rows_deleted bigint, OUT rejects_deleted bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-  today date := (now_ts AT TIME ZONE 'UTC')::date;
-  cutoff timestamptz := now_ts - make_interval(days => retention_days);
-  rollup_cutoff timestamptz := now_ts - make_interval(days => rollup_retention_days);
-  tbl text;
-  p record;
-  d int;
-BEGIN
-  ran := false;
-  partitions_created := 0;
-  partitions_dropped := 0;
-  rollup_rows_deleted := 0;
-  rejects_deleted := 0;
-  IF now_ts IS NULL OR days_ahead IS NULL OR days_ahead < 0 OR retention_days IS NULL OR retention_days < 1
-     OR rollup_retention_days IS NULL OR rollup_retention_days < retention_days THEN
-    RAISE EXCEPTION 'gw_maintain: bad arguments (days_ahead >= 0, retention_days >= 1, rollup_retention_days >= retention_days)'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  -- 0x67776d74, "gwmt": the maintenance lock key (migrations use their own).
-  IF NOT pg_try_advisory_xact_lock(1735880052) THEN
-    RETURN;
-  END IF;
-  ran := true;
-  SET LOCAL lock_timeout = '5s';
-  FOREACH tbl IN ARRAY ARRAY['ai_interaction_traces', 'ai_interaction_events'] LOOP
-    FOR d IN 0 .. days_ahead LOOP
-      IF gw_ensure_partition(tbl, today + d) THEN
-        partitions_created := partitions_created + 1;
-      END IF;
-    END LOOP;
-    FOR p IN
-      SELECT c.relname AS name, to_date(right(c.relname, 8), 'YYYYMMDD') AS day
-      FROM pg_inherits i
-      JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = tbl::regclass AND c.relname ~ ('^' || tbl || '_p[0-9]{8}$')
-      ORDER BY 2
-    LOOP
-      IF ((p.day + 1)::timestamp AT TIME ZONE 'UTC') <= cutoff THEN
-        EXECUTE format('DROP TABLE %I', p.name);
-        partitions_dropped := partitions_dropped + 1;
-      END IF;
-    END LOOP;
-  END LOOP;
-  DELETE FROM trace_metrics_hourly WHERE hour_bucket < rollup_cutoff;
-  GET DIAGNOSTICS rollup_rows_deleted = ROW_COUNT;
-  DELETE FROM ai_interaction_rejects WHERE created_at < cutoff;
-  GET DIAGNOSTICS rejects_deleted = ROW_COUNT;
-  DELETE FROM ai_trace_summaries WHERE coalesce(end_time, start_time) < cutoff;
-  DELETE FROM ai_trace_ids WHERE start_time < cutoff;
 END
 $$;

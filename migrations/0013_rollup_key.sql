@@ -239,7 +239,7 @@ BEGIN
 END
 $$;
 
--- Retention as 0012.
+-- Retention as 0007, on the renamed table, and the trace ids kept by 0012 deleted with their rows.
 CREATE OR REPLACE FUNCTION gw_maintain(now_ts timestamptz, days_ahead int, retention_days int, rollup_retention_days int,
                             OUT ran boolean, OUT partitions_created int, OUT partitions_dropped int,
                             OUT rollup_rows_deleted bigint, OUT rejects_deleted bigint)
