@@ -68,10 +68,15 @@ gw_rc gw_export_gzip(struct gw_export_gzip *z, struct gw_arena *a, const void *s
   return GW_OK;
 }
 
-/* ---- records by (trace_id, span_id) ---- */
+/* ---- records, and the spans that carried trace facts, by (trace_id, span_id) ---- */
 
-struct recmap {
-  struct gw_record **slot;
+struct idslot {
+  const char *trace, *span; /* hex; NULL: an empty slot */
+  const void *v;
+};
+
+struct idmap {
+  struct idslot *slot;
   size_t mask;
 };
 
@@ -85,7 +90,7 @@ static uint64_t hash_ids(const char *trace_hex, const char *span_hex)
   return h;
 }
 
-static bool recmap_init(struct recmap *m, struct gw_arena *a, size_t n)
+static bool idmap_init(struct idmap *m, struct gw_arena *a, size_t n)
 {
   size_t cap = 16;
   while (cap < n * 2)
@@ -95,56 +100,24 @@ static bool recmap_init(struct recmap *m, struct gw_arena *a, size_t n)
   return m->slot != NULL;
 }
 
-static void recmap_put(struct recmap *m, struct gw_record *r)
+static void idmap_put(struct idmap *m, const char *trace_hex, const char *span_hex, const void *v)
 {
-  for (size_t i = hash_ids(r->trace_id, r->span_id) & m->mask;; i = (i + 1) & m->mask)
-    if (!m->slot[i]) {
-      m->slot[i] = r;
+  for (size_t i = hash_ids(trace_hex, span_hex) & m->mask;; i = (i + 1) & m->mask)
+    if (!m->slot[i].trace) {
+      m->slot[i] = (struct idslot){trace_hex, span_hex, v};
       return;
     }
 }
 
-static struct gw_record *recmap_get(const struct recmap *m, const char *trace_hex, const char *span_hex)
+/* What (trace_hex, span_hex) was put with; NULL when nothing (or the map is empty). */
+static const void *idmap_get(const struct idmap *m, const char *trace_hex, const char *span_hex)
 {
-  for (size_t i = hash_ids(trace_hex, span_hex) & m->mask; m->slot[i]; i = (i + 1) & m->mask)
-    if (!strcmp(m->slot[i]->span_id, span_hex) && !strcmp(m->slot[i]->trace_id, trace_hex))
-      return m->slot[i];
+  if (!m->slot)
+    return NULL;
+  for (size_t i = hash_ids(trace_hex, span_hex) & m->mask; m->slot[i].trace; i = (i + 1) & m->mask)
+    if (!strcmp(m->slot[i].span, span_hex) && !strcmp(m->slot[i].trace, trace_hex))
+      return m->slot[i].v;
   return NULL;
-}
-
-/* The spans that carried the entry's trace facts, by (trace, span), as recmap does for records. */
-struct factmap {
-  const struct gw_trace_fact **slot;
-  size_t mask;
-};
-
-static bool factmap_init(struct factmap *m, struct gw_arena *a, const struct gw_trace_fact *f, size_t n)
-{
-  size_t cap = 16;
-  while (cap < n * 2)
-    cap *= 2;
-  m->slot = gw_arena_calloc(a, cap * sizeof *m->slot);
-  m->mask = cap - 1;
-  if (!m->slot)
-    return false;
-  for (size_t k = 0; k < n; k++)
-    for (size_t i = hash_ids(f[k].trace_id, f[k].span_id) & m->mask;; i = (i + 1) & m->mask)
-      if (!m->slot[i]) {
-        m->slot[i] = &f[k];
-        break;
-      }
-  return true;
-}
-
-/* Whether span (trace_hex, span_hex) carried one of the entry's trace facts. */
-static bool fact_carrier(const struct factmap *m, const char *trace_hex, const char *span_hex)
-{
-  if (!m->slot)
-    return false;
-  for (size_t i = hash_ids(trace_hex, span_hex) & m->mask; m->slot[i]; i = (i + 1) & m->mask)
-    if (!strcmp(m->slot[i]->span_id, span_hex) && !strcmp(m->slot[i]->trace_id, trace_hex))
-      return true;
-  return false;
 }
 
 /* ---- the OTLP wire format, read and written without protobuf-c ---- */
@@ -704,16 +677,19 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       recs = NULL; /* a records blob that does not decode: the spans still go, without their records */
       nrecs = nfacts = 0;
     }
-    struct recmap m = {0};
+    struct idmap m = {0}, fm = {0}; /* the records; the spans that carried facts (kept by genai_only) */
     if (nrecs) {
-      if (!recmap_init(&m, a, nrecs))
+      if (!idmap_init(&m, a, nrecs))
         goto oom;
       for (size_t r = 0; r < nrecs; r++)
-        recmap_put(&m, &recs[r]);
+        idmap_put(&m, recs[r].trace_id, recs[r].span_id, &recs[r]);
     }
-    struct factmap fm = {0};
-    if (o->genai_only && nfacts && !factmap_init(&fm, a, facts, nfacts))
-      goto oom;
+    if (o->genai_only && nfacts) {
+      if (!idmap_init(&fm, a, nfacts))
+        goto oom;
+      for (size_t f = 0; f < nfacts; f++)
+        idmap_put(&fm, facts[f].trace_id, facts[f].span_id, &facts[f]);
+    }
     for (size_t j = 0; j < w->nspans; j++) {
       struct gw_export_span *sp = &w->spans[j];
       if (sp->drop) {
@@ -723,10 +699,10 @@ gw_rc gw_export_build(const struct gw_export_payload_opts *o, struct gw_arena *a
       char th[33], sh[17];
       gw_hex(th, sp->trace_id, 16);
       gw_hex(sh, sp->span_id, 8);
-      sp->rec = m.slot ? recmap_get(&m, th, sh) : NULL;
+      sp->rec = (struct gw_record *)idmap_get(&m, th, sh);
       /* genai_only keeps the spans of no record that carried their trace's session or user id (record.h,
        * gw_trace_fact): a gateway after this one then fills them into the trace's rows as we do */
-      if (o->genai_only && !sp->rec && !fact_carrier(&fm, th, sh)) {
+      if (o->genai_only && !sp->rec && !idmap_get(&fm, th, sh)) {
         sp->drop = true;
         p->filtered++;
         continue;

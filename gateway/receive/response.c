@@ -9,6 +9,23 @@
 
 #include "receive/receive.h"
 
+/* msg packed into the arena as the Any st's one detail; nothing when the arena is out of room. */
+static void one_detail(struct gw_arena *a, GwRpcStatus *st, GwRpcAny *any, GwRpcAny **anys, const char *type_url,
+                       const ProtobufCMessage *msg)
+{
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = gw_arena_alloc(a, n ? n : 1);
+  if (!buf)
+    return;
+  gw_pb_rpc_any_init(any);
+  any->type_url = (char *)type_url;
+  any->value.len = protobuf_c_message_pack(msg, buf);
+  any->value.data = buf;
+  anys[0] = any;
+  st->details = anys;
+  st->n_details = 1;
+}
+
 static void status_pb(struct gw_arena *a, const struct gw_request_outcome *o, uint32_t retry_after_s, const void **body,
                       size_t *len)
 {
@@ -17,42 +34,24 @@ static void status_pb(struct gw_arena *a, const struct gw_request_outcome *o, ui
   st.code = gw_err_grpc_status(o->err.rc);
   st.message = (char *)o->err.msg;
   GwRpcAny any, *anys[1];
-  GwRpcRetryInfo ri;
-  GwRpcDuration d;
-  uint8_t ribuf[32];
-  GwRpcBadRequest br;
-  GwRpcFieldViolation fv, *fvs[1];
   if (gw_err_http_status(o->err.rc) == 400) { /* OTLP: a 400's Status SHOULD carry BadRequest details */
-    gw_pb_rpc_bad_request_init(&br);
+    GwRpcFieldViolation fv, *fvs[1] = {&fv};
+    GwRpcBadRequest br;
     gw_pb_rpc_field_violation_init(&fv);
     fv.field = (char *)o->err.field;
     fv.description = (char *)o->err.msg;
-    fvs[0] = &fv;
+    gw_pb_rpc_bad_request_init(&br);
     br.field_violations = fvs;
     br.n_field_violations = 1;
-    size_t bn = gw_pb_rpc_bad_request_size(&br);
-    uint8_t *bbuf = gw_arena_alloc(a, bn ? bn : 1);
-    if (bbuf) {
-      gw_pb_rpc_any_init(&any);
-      any.type_url = "type.googleapis.com/google.rpc.BadRequest";
-      any.value.len = gw_pb_rpc_bad_request_pack(&br, bbuf);
-      any.value.data = bbuf;
-      anys[0] = &any;
-      st.details = anys;
-      st.n_details = 1;
-    }
+    one_detail(a, &st, &any, anys, "type.googleapis.com/google.rpc.BadRequest", &br.base);
   } else if (gw_err_retryable(o->err.rc) && retry_after_s) {
-    gw_pb_rpc_retry_info_init(&ri);
+    GwRpcDuration d;
+    GwRpcRetryInfo ri;
     gw_pb_rpc_duration_init(&d);
     d.seconds = retry_after_s;
+    gw_pb_rpc_retry_info_init(&ri);
     ri.retry_delay = &d;
-    gw_pb_rpc_any_init(&any);
-    any.type_url = "type.googleapis.com/google.rpc.RetryInfo";
-    any.value.len = gw_pb_rpc_retry_info_pack(&ri, ribuf);
-    any.value.data = ribuf;
-    anys[0] = &any;
-    st.details = anys;
-    st.n_details = 1;
+    one_detail(a, &st, &any, anys, "type.googleapis.com/google.rpc.RetryInfo", &ri.base);
   }
   size_t n = gw_pb_rpc_status_size(&st);
   uint8_t *buf = gw_arena_alloc(a, n ? n : 1);

@@ -5,8 +5,8 @@
  * starts and keeps accepting while Postgres is away: send answers RETRY and sink.c backs off.
  * A batch of spool entries becomes one transaction, first by the direct path:
  *   COPY (text format, rendered generically from gw_record_fields) straight into ai_interaction_traces
- *   -> upsert the hourly rollups (trace_metrics_hourly_agents; trace_metrics_hourly is its view by the five keys) of the batch's rows (all new: the COPY went
- *   through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
+ *   -> upsert the hourly rollups (trace_metrics_hourly_agents; trace_metrics_hourly is its view by the
+ *   five keys) of the batch's rows (all new: the COPY went through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
  *   GenAI events into them -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
  *   traces (fill_agents, migrations/0006 and 0007), in autocommit.
  * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
