@@ -141,18 +141,25 @@ extern bool gw_utf8_no_avx512;
 
 /* One-pass protobuf unpack (pb_unpack.c): the body straight into the protobuf-c structs of the request, in
  * the arena, with gw_pb_prescan's checks on the way and every string checked to be valid UTF-8 as it is
- * copied. GW_OK with *out the request (equal, field for field, to what gw_pb_prescan + protobuf-c + the
- * UTF-8 repair make of the body); a gw_pb_prescan error (the same code and message); or GW_PB_FALLBACK
- * when the body holds something it leaves to the generic path (unknown fields, a message field twice,
- * invalid UTF-8 or NUL in a string, non-canonical framing protobuf-c reads differently, the arena full):
+ * copied (and repaired with gw_utf8_fix when it is not). GW_OK with *out the request (equal, field for field,
+ * to what the generic path, gw_decode_pb_traces_generic / _logs_generic, makes of the body); a gw_pb_prescan
+ * error (the same code and message); or GW_PB_FALLBACK when the body holds something it leaves to the
+ * generic path (unknown fields, a message field twice, non-canonical framing protobuf-c reads differently,
+ * the arena full):
  * the caller rewinds the arena (gw_arena_rewind) and decodes it with the generic path. The arena holds
  * partial results after anything but GW_OK. */
 #define GW_PB_FALLBACK 1
 int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
                  ProtobufCMessage **out, struct gw_err *err);
-/* The same, recording where each span lies in buf (raw, when not NULL; emptied on anything but GW_OK). */
+/* The strings a decode repaired (pointers into the tree), in wire order. */
+struct gw_pb_fixed {
+  const char **v;
+  size_t n, cap;
+};
+/* The same, recording where each span lies in buf (raw, when not NULL) and the strings repaired (fixed,
+ * when not NULL); both emptied on anything but GW_OK. */
 int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
-                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_err *err);
+                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_pb_fixed *fixed, struct gw_err *err);
 static inline int gw_pb_unpack_traces(struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
                                       GwTraceRequest **out, struct gw_err *err)
 {

@@ -11,9 +11,12 @@
  * in-flight budget) is refused before protobuf-c touches memory, not after it has filled the arena.
  *
  * After unpacking, every string of the request is made valid UTF-8 (gw_utf8_fix) and the repairs are
- * counted. protobuf-c hands strings over NUL-terminated, so a string with an embedded NUL byte arrives
- * already cut at it: the tail is lost rather than the NUL removed (the JSON path, which knows lengths,
- * removes only the NUL). Accepted: NUL has no place in text and senders do not send it on purpose.
+ * counted. protobuf-c hands strings over NUL-terminated, so a string with an embedded NUL byte would arrive
+ * cut at it, its tail lost. So when the pre-scan finds a NUL in a string field, the body is copied and, in
+ * the string fields of the copy, each NUL byte becomes 0xff and each 0xff byte 0xfe (two bytes no UTF-8
+ * text holds, each repaired alone to U+FFFD); the repair walk turns the 0xff bytes back into NUL before
+ * gw_utf8_fix, which removes them. The result is what the one-pass unpack and the JSON path give: NUL
+ * bytes removed, the rest of the string kept.
  *
  * That is the generic path. gw_decode_traces and gw_decode_logs first try the one-pass unpack
  * (pb_unpack.c), which gives the same tree or the same error in one walk; on anything it leaves to the
@@ -21,6 +24,7 @@
  * where it was and the generic path runs from scratch.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/metrics.h"
@@ -152,15 +156,20 @@ static void schema_init(void)
 
 static inline uint64_t message_cost(enum gw_pbn n) { return schema.message_cost[n]; }
 
-static inline uint64_t field_cost(enum gw_pbn n, uint32_t field, uint32_t wt, uint64_t v, uint64_t raw)
+static inline const ProtobufCFieldDescriptor *field_desc(enum gw_pbn n, uint32_t field)
 {
-  const ProtobufCFieldDescriptor *fd = field < FIELD_TABLE ? schema.field[n][field]
-                                                           : protobuf_c_message_descriptor_get_field(gw_pbn_desc[n], field);
-  return field_cost_of(fd, wt, v, raw);
+  return field < FIELD_TABLE ? schema.field[n][field] : protobuf_c_message_descriptor_get_field(gw_pbn_desc[n], field);
 }
 
-gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, size_t *need,
-                    struct gw_err *err)
+static inline uint64_t field_cost(enum gw_pbn n, uint32_t field, uint32_t wt, uint64_t v, uint64_t raw)
+{
+  return field_cost_of(field_desc(n, field), wt, v, raw);
+}
+
+/* The pre-scan; with has_nul, also whether a string field holds a NUL byte; with patch (a copy of buf),
+ * the string fields' NUL bytes made 0xff and their 0xff bytes 0xfe in it (see the top of the file). */
+static gw_rc prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, size_t *need,
+                     bool *has_nul, uint8_t *patch, struct gw_err *err)
 {
   static const uint8_t empty[1];
   struct frame stack[PRESCAN_FRAMES];
@@ -222,6 +231,14 @@ gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t 
         goto truncated;
       enum gw_pbn c = gw_pbn_child(stack[top].n, field);
       if (c == GW_PBN_LEAF) {
+        if ((has_nul || patch) && v && field_desc(stack[top].n, field) &&
+            field_desc(stack[top].n, field)->type == PROTOBUF_C_TYPE_STRING) {
+          if (has_nul && memchr(p, 0, v))
+            *has_nul = true;
+          if (patch)
+            for (uint8_t *q = patch + (p - start), *qe = q + v; q < qe; q++)
+              *q = *q == 0 ? 0xff : *q == 0xff ? 0xfe : *q;
+        }
         p += v;
         break;
       }
@@ -247,20 +264,44 @@ truncated:
                     len);
 }
 
+gw_rc gw_pb_prescan(enum gw_pb_kind kind, const void *buf, size_t len, uint32_t max_depth, size_t *need,
+                    struct gw_err *err)
+{
+  return prescan(kind, buf, len, max_depth, need, NULL, NULL, err);
+}
+
 /* ---- UTF-8 repair of every string protobuf-c produced ---- */
 
 struct fixer {
   struct gw_arena *a;
   uint64_t fixed;
   bool oom;
+  bool nul_ff;           /* the body was patched: 0xff bytes stand for NUL */
+  const char **done;     /* not NULL: nothing is repaired, the strings among done[0, ndone) (sorted) were */
+  size_t ndone;
 };
+
+static int ptr_cmp(const void *x, const void *y)
+{
+  uintptr_t a = (uintptr_t)*(const char *const *)x, b = (uintptr_t)*(const char *const *)y;
+  return a < b ? -1 : a > b;
+}
 
 static void fix_str(struct fixer *f, char **s)
 {
+  if (f->done) {
+    if (*s && bsearch(s, f->done, f->ndone, sizeof *f->done, ptr_cmp))
+      f->fixed++;
+    return;
+  }
   if (!*s || !**s)
     return; /* NULL or protobuf_c_empty_string, which must not be written */
+  size_t len = strlen(*s);
+  if (f->nul_ff)
+    for (char *q = memchr(*s, 0xff, len); q; q = memchr(q + 1, 0xff, len - (size_t)(q + 1 - *s)))
+      *q = 0;
   bool changed;
-  char *r = gw_utf8_fix(f->a, *s, strlen(*s), &changed);
+  char *r = gw_utf8_fix(f->a, *s, len, &changed);
   if (!r) {
     f->oom = true;
     return;
@@ -374,35 +415,60 @@ bool gw_decode_repaired_add(struct gw_arena *a, struct gw_decode_repaired *r, co
   return true;
 }
 
-/* Repairs, and (rep) the spans they concern: a span's own strings, or its resource's or scope's. */
-static gw_rc fix_trace_request(struct gw_arena *a, GwTraceRequest *req, struct gw_decode_repaired *rep,
-                               struct gw_err *err)
+/* Repairs (or, f->done set, the repairs the one-pass unpack made), counted, and (rep) the spans they
+ * concern: a span's own strings, or its resource's or scope's; spans whose own strings were repaired are
+ * marked changed in raw (their bytes on the wire are not what the tree holds). */
+static gw_rc fix_trace_request(struct fixer *f, GwTraceRequest *req, struct gw_decode_repaired *rep,
+                               struct gw_pb_raw *raw, struct gw_err *err)
 {
-  struct fixer f = {.a = a};
+  size_t raw_at = 0;
   for (size_t i = 0; i < req->n_resource_spans; i++) {
     GwResourceSpans *rs = req->resource_spans[i];
-    uint64_t at = f.fixed;
-    fix_resource(&f, rs->resource);
-    fix_str(&f, &rs->schema_url);
-    bool res_fixed = f.fixed != at;
+    uint64_t at = f->fixed;
+    fix_resource(f, rs->resource);
+    fix_str(f, &rs->schema_url);
+    bool res_fixed = f->fixed != at;
     for (size_t j = 0; j < rs->n_scope_spans; j++) {
       GwScopeSpans *ss = rs->scope_spans[j];
-      at = f.fixed;
-      fix_scope(&f, ss->scope);
-      fix_str(&f, &ss->schema_url);
-      bool scope_fixed = res_fixed || f.fixed != at;
+      at = f->fixed;
+      fix_scope(f, ss->scope);
+      fix_str(f, &ss->schema_url);
+      bool scope_fixed = res_fixed || f->fixed != at;
       for (size_t k = 0; k < ss->n_spans; k++) {
-        at = f.fixed;
-        fix_span(&f, ss->spans[k]);
-        if (rep && (scope_fixed || f.fixed != at) && !gw_decode_repaired_add(a, rep, ss->spans[k]))
-          f.oom = true;
+        at = f->fixed;
+        fix_span(f, ss->spans[k]);
+        if (f->fixed != at)
+          gw_pb_raw_changed(raw, &raw_at, ss->spans[k]);
+        if (rep && (scope_fixed || f->fixed != at) && !gw_decode_repaired_add(f->a, rep, ss->spans[k]))
+          f->oom = true;
       }
     }
   }
-  if (f.fixed)
-    gw_metric_add(GW_M_UTF8_FIXED, (int64_t)f.fixed);
-  if (f.oom)
+  if (f->fixed)
+    gw_metric_add(GW_M_UTF8_FIXED, (int64_t)f->fixed);
+  if (f->oom)
     return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+  return GW_OK;
+}
+
+/* The pre-scan of the generic path, and the body protobuf-c should unpack: body itself, or (a string field
+ * holding NUL) its patched copy in the arena, *nul_ff then set. */
+static gw_rc generic_prescan(enum gw_pb_kind kind, struct gw_arena *a, const void *body, size_t len,
+                             const struct gw_decode_limits *lim, const void **use, bool *nul_ff, struct gw_err *err)
+{
+  size_t need;
+  *use = body;
+  *nul_ff = false;
+  gw_rc rc = prescan(kind, body, len, lim->max_depth, &need, nul_ff, NULL, err);
+  if (rc || (rc = expect(a, need, len, err)) || !*nul_ff)
+    return rc;
+  uint8_t *copy = gw_arena_alloc(a, len);
+  if (!copy)
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
+  memcpy(copy, body, len);
+  if ((rc = prescan(kind, body, len, lim->max_depth, NULL, NULL, copy, err)))
+    return rc;
+  *use = copy;
   return GW_OK;
 }
 
@@ -412,21 +478,25 @@ gw_rc gw_decode_pb_traces_generic(struct gw_arena *a, const void *body, size_t l
                                   const struct gw_decode_limits *lim, GwTraceRequest **out, struct gw_err *err)
 {
   *out = NULL;
-  size_t need;
-  gw_rc rc = gw_pb_prescan(GW_PB_TRACES_REQUEST, body, len, lim->max_depth, &need, err);
-  if (rc || (rc = expect(a, need, len, err)))
+  const void *use;
+  bool nul_ff;
+  gw_rc rc = generic_prescan(GW_PB_TRACES_REQUEST, a, body, len, lim, &use, &nul_ff, err);
+  if (rc)
     return rc;
-  GwTraceRequest *req = gw_pb_trace_request_unpack(gw_arena_pb_allocator(a), len, body);
+  GwTraceRequest *req = gw_pb_trace_request_unpack(gw_arena_pb_allocator(a), len, use);
   if (!req) {
     if (gw_arena_exhausted(a))
       return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
     return gw_err_set(err, GW_ERR(DECODE), "protobuf: body is not a valid ExportTraceServiceRequest");
   }
-  if ((rc = fix_trace_request(a, req, lim->repaired, err)))
+  struct fixer f = {.a = a, .nul_ff = nul_ff};
+  if ((rc = fix_trace_request(&f, req, lim->repaired, NULL, err)))
     return rc;
   *out = req;
   return GW_OK;
 }
+
+static gw_rc fix_logs_request(struct fixer *fp, GwLogsRequest *req, struct gw_err *err);
 
 /* The one-pass unpack (pb_unpack.c), or on its fallback the arena rewound and the generic path. */
 static gw_rc decode_pb(enum gw_pb_kind kind, struct gw_arena *a, const void *body, size_t len,
@@ -438,7 +508,16 @@ static gw_rc decode_pb(enum gw_pb_kind kind, struct gw_arena *a, const void *bod
     struct gw_arena_mark mark;
     gw_arena_mark(a, &mark);
     ProtobufCMessage *m;
-    int rc = gw_pb_unpack_raw(kind, a, body, len, lim->max_depth, &m, raw, err);
+    struct gw_pb_fixed fixed;
+    int rc = gw_pb_unpack_raw(kind, a, body, len, lim->max_depth, &m, raw, &fixed, err);
+    if (rc == GW_OK && fixed.n) { /* rare: count the repairs and find the spans they concern */
+      qsort(fixed.v, fixed.n, sizeof *fixed.v, ptr_cmp);
+      struct fixer f = {.a = a, .done = fixed.v, .ndone = fixed.n};
+      rc = kind == GW_PB_TRACES_REQUEST ? fix_trace_request(&f, (GwTraceRequest *)m, lim->repaired, raw, err)
+                                        : fix_logs_request(&f, (GwLogsRequest *)m, err);
+      if (rc)
+        return rc;
+    }
     if (rc == GW_OK) {
       *out = m;
       return GW_OK;
@@ -475,9 +554,9 @@ gw_rc gw_decode_traces_raw(struct gw_arena *a, enum gw_encoding enc, const void 
   return rc;
 }
 
-static gw_rc fix_logs_request(struct gw_arena *a, GwLogsRequest *req, struct gw_err *err)
+static gw_rc fix_logs_request(struct fixer *fp, GwLogsRequest *req, struct gw_err *err)
 {
-  struct fixer f = {.a = a};
+  struct fixer f = *fp;
   for (size_t i = 0; i < req->n_resource_logs; i++) {
     GwResourceLogs *rl = req->resource_logs[i];
     fix_resource(&f, rl->resource);
@@ -506,17 +585,19 @@ gw_rc gw_decode_pb_logs_generic(struct gw_arena *a, const void *body, size_t len
                                 GwLogsRequest **out, struct gw_err *err)
 {
   *out = NULL;
-  size_t need;
-  gw_rc rc = gw_pb_prescan(GW_PB_LOGS_REQUEST, body, len, lim->max_depth, &need, err);
-  if (rc || (rc = expect(a, need, len, err)))
+  const void *use;
+  bool nul_ff;
+  gw_rc rc = generic_prescan(GW_PB_LOGS_REQUEST, a, body, len, lim, &use, &nul_ff, err);
+  if (rc)
     return rc;
-  GwLogsRequest *req = gw_pb_logs_request_unpack(gw_arena_pb_allocator(a), len, body);
+  GwLogsRequest *req = gw_pb_logs_request_unpack(gw_arena_pb_allocator(a), len, use);
   if (!req) {
     if (gw_arena_exhausted(a))
       return gw_err_set(err, GW_ERR(TOO_LARGE), "request needs more memory than the per-request limit");
     return gw_err_set(err, GW_ERR(DECODE), "protobuf: body is not a valid ExportLogsServiceRequest");
   }
-  if ((rc = fix_logs_request(a, req, err)))
+  struct fixer f = {.a = a, .nul_ff = nul_ff};
+  if ((rc = fix_logs_request(&f, req, err)))
     return rc;
   *out = req;
   return GW_OK;

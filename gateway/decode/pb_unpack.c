@@ -13,11 +13,13 @@
  *   - a field number the message does not declare, or above 31 (protobuf-c keeps it as an unknown field);
  *   - a declared field with another wire type than its type's (protobuf-c then fails the unpack);
  *   - a non-repeated message field seen twice (protobuf-c merges the two), a oneof set twice;
- *   - a string with invalid UTF-8 or a NUL byte (protobuf-c cuts at the NUL, the repair walk rewrites it);
  *   - a key over 5 bytes or a length prefix over 5 bytes (protobuf-c refuses what the pre-scan accepts);
  *   - a type the OTLP schema does not use (sint, packed or repeated scalars, proto2 labels);
  *   - the arena full (or the in-flight budget refusing): the generic path then answers with its estimate's
  *     TOO_LARGE message (or succeeds: it does not need the memory the fast path had already used).
+ * A string with invalid UTF-8 or a NUL byte is copied and repaired here (gw_utf8_fix: U+FFFD for invalid
+ * sequences, NUL bytes removed), as the generic path's repair walk does; each repaired string is listed
+ * (struct gw_pb_fixed) so the caller can tell which spans the repairs concern.
  * Wire-level malformation (truncated, bad key, field number 0 or out of range, wire types 3, 4, 6, 7,
  * nesting too deep) gets exactly the pre-scan's error: the checks are the pre-scan's, made in the same
  * order (depth first, in wire order), at the same byte offsets, and everything before the failing byte
@@ -165,6 +167,7 @@ struct unpack {
   struct gw_err *err;
   bool avx512;             /* short ASCII strings copied with masked loads and stores */
   struct gw_pb_raw *raw;   /* where each span lies (NULL: not recorded) */
+  struct gw_pb_fixed *fixed; /* the strings repaired (NULL: not recorded) */
   const uint8_t *span_le9; /* the span being unpacked: past its last field numbered 9 or less */
 };
 
@@ -332,10 +335,33 @@ static inline char *short_str(struct unpack *u, const uint8_t *p, size_t n)
     return s;
 #endif
   if (!gw_utf8_valid((const char *)p, n))
-    return NULL; /* (the generic walk falls back: the room is rewound with the rest) */
+    return NULL; /* not simple: the member walk copies and repairs it */
   memcpy(s, p, n);
   s[n] = 0;
   return s;
+}
+
+/* s (n bytes, a copy of the wire's, invalid UTF-8 or holding NUL) repaired and listed; NULL when out of
+ * memory. */
+static char *repair(struct unpack *u, char *s, size_t n)
+{
+  bool changed;
+  char *r = gw_utf8_fix(u->a, s, n, &changed);
+  if (!r)
+    return NULL;
+  struct gw_pb_fixed *fx = u->fixed;
+  if (fx) {
+    if (fx->n == fx->cap) {
+      size_t ncap = fx->cap ? 2 * fx->cap : 16;
+      const char **nv = gw_arena_grow(u->a, fx->v, fx->cap * sizeof *nv, ncap * sizeof *nv);
+      if (!nv)
+        return NULL;
+      fx->v = nv;
+      fx->cap = ncap;
+    }
+    fx->v[fx->n++] = r;
+  }
+  return r;
 }
 
 static int kv_simple(struct unpack *u, GwKeyValue *kv, const uint8_t *p, const uint8_t *end, uint32_t any_depth,
@@ -539,13 +565,13 @@ static int unpack_msg(struct unpack *u, enum gw_pbn n, ProtobufCMessage *m, cons
       if (p - ls > 5)
         return FALLBACK;
       if (f->kind == FK_STRING) {
-        if (!gw_utf8_valid((const char *)p, (size_t)v))
-          return FALLBACK; /* the generic path cuts at NUL and repairs */
         char *s = ualloc(u, (size_t)v + 1);
         if (!s)
           return FALLBACK;
         memcpy(s, p, (size_t)v);
         s[v] = 0;
+        if (!gw_utf8_valid((const char *)p, (size_t)v) && !(s = repair(u, s, (size_t)v)))
+          return FALLBACK;
         if (f->rep) {
           size_t *np = (size_t *)(void *)(base + nd->rep[f->rep - 1].qoff);
           if (*np >= cnt[f->rep - 1])
@@ -592,17 +618,19 @@ truncated:
 }
 
 int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
-                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_err *err)
+                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_pb_fixed *fixed, struct gw_err *err)
 {
   static const uint8_t empty[1];
   pthread_once(&nodes_once, nodes_init);
   *out = NULL;
   if (raw)
     *raw = (struct gw_pb_raw){0};
+  if (fixed)
+    *fixed = (struct gw_pb_fixed){0};
   if (max_depth > GW_PB_MAX_DEPTH)
     max_depth = GW_PB_MAX_DEPTH;
   const uint8_t *p = len ? buf : empty;
-  struct unpack u = {.a = a, .start = p, .len = len, .max_depth = max_depth, .err = err, .raw = raw,
+  struct unpack u = {.a = a, .start = p, .len = len, .max_depth = max_depth, .err = err, .raw = raw, .fixed = fixed,
                      .avx512 = gw_decode_avx512bw() && !gw_utf8_no_avx512};
   u.slab = len < SLAB / 8 ? 1024 : SLAB;
   enum gw_pbn n = kind == GW_PB_TRACES_REQUEST ? GW_PBN_TRACE_REQ : GW_PBN_LOGS_REQ;
@@ -611,6 +639,8 @@ int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, 
   if (rc) {
     if (raw)
       *raw = (struct gw_pb_raw){0}; /* its table is in memory the caller rewinds */
+    if (fixed)
+      *fixed = (struct gw_pb_fixed){0};
     return rc;
   }
   *out = m;
@@ -620,5 +650,5 @@ int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, 
 int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
                  ProtobufCMessage **out, struct gw_err *err)
 {
-  return gw_pb_unpack_raw(kind, a, buf, len, max_depth, out, NULL, err);
+  return gw_pb_unpack_raw(kind, a, buf, len, max_depth, out, NULL, NULL, err);
 }

@@ -229,6 +229,34 @@ describe('Postgres store', { skip: skip ?? false }, () => {
     }
   });
 
+  // A NUL byte has no place in text: it is removed and the rest of the string kept (protobuf-c's C strings
+  // would end the string there), redacted as any other text, over protobuf as over JSON's \u0000.
+  test('a NUL inside a string is removed, the rest kept and redacted, over protobuf and JSON', async () => {
+    const tag = crypto.randomBytes(3).toString('hex');
+    const email = `nul.${tag}@example.com`;
+    const rows = [];
+    for (const [enc, headers] of [[(r) => toProtobuf(r), PB], [(r) => toJson(r), JSONH]]) {
+      const s = genaiSpan({
+        attributes: {
+          note: 'before\u0000after',
+          'gen_ai.input.messages': `[{"role":"user","parts":[{"type":"text","content":"hi\u0000 mail ${email} now"}]}]`,
+        },
+      });
+      assert.equal((await post(gw, '/v1/traces', enc(traceRequest([s], { service: `nul\u0000svc-${tag}` })), headers)).status, 200);
+      rows.push((await waitForRows(db, [s.traceId], 1, { settleMs: 0 }))[0]);
+    }
+    for (const row of rows) {
+      assert.equal(row.attributes.note, 'beforeafter');
+      assert.equal(row.service_name, `nulsvc-${tag}`);
+      assert.ok(row.enrichment_flags.includes('invalid_utf8'), row.enrichment_flags.join(','));
+      const prompt = JSON.parse(row.prompt_content);
+      const text = prompt[0].parts[0].content;
+      assert.ok(text.startsWith('hi mail ') && text.endsWith(' now'), text);
+      assert.ok(!text.includes(email), `the e-mail after the NUL is redacted: ${text}`);
+    }
+    assert.equal(rows[0].prompt_content, rows[1].prompt_content, 'protobuf and JSON store the same text');
+  });
+
   // Issue 11 item 4: input_tokens=3000000000 does not fit the int column. It was acknowledged and the row
   // then refused by Postgres (after a batch split); now the row is stored with the count NULL and flagged.
   test('a token count above the int columns is stored NULL with tokens_out_of_range, no cost, no reject', async () => {

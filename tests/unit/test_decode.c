@@ -2092,6 +2092,126 @@ static void test_utf8_repaired_spans(void **state)
   gw_arena_destroy(a);
 }
 
+/* A NUL byte inside a protobuf string is removed and the rest of the string kept, as OTLP/JSON's \u0000 is,
+ * on the one-pass unpack, on the generic path (the body patched before protobuf-c, which would cut the
+ * string at the NUL) and on a fallback to it; the repairs are counted and their spans marked; the re-packed
+ * request forwards the repaired strings, not the client's bytes. */
+static const char *span_attr(const GwTraceRequest *req, size_t rs, size_t sp, const char *key)
+{
+  const GwSpan *s = req->resource_spans[rs]->scope_spans[0]->spans[sp];
+  for (size_t i = 0; i < s->n_attributes; i++)
+    if (!strcmp(s->attributes[i]->key, key))
+      return s->attributes[i]->value->string_value;
+  return NULL;
+}
+
+static void check_nul_repaired(const GwTraceRequest *req, const struct gw_decode_repaired *rep, const char *what)
+{
+  const GwResourceSpans *r0 = req->resource_spans[0], *r1 = req->resource_spans[1];
+  if (strcmp(span_attr(req, 0, 0, "note"), "x@@y@@\xef\xbf\xbdz@@\xef\xbf\xbdw"))
+    fail_msg("%s: note is \"%s\"", what, span_attr(req, 0, 0, "note"));
+  assert_string_equal(r0->resource->attributes[0]->value->string_value, "h@@");
+  assert_string_equal(r1->scope_spans[0]->spans[0]->name, "b1@@tail");
+  assert_string_equal(r1->scope_spans[0]->scope->name, "scope");
+  assert_string_equal(span_attr(req, 1, 1, "k"), "\xef\xbf\xbd@@@@\xef\xbf\xbd"); /* 0xff, NUL, 0xfe */
+  assert_string_equal(span_attr(req, 1, 2, "cut"), "@@\xef\xbf\xbd\xef\xbf\xbd"); /* E2 82 cut by NUL, AC */
+  const char *yes[] = {"a1", "a2", "b1", "b2", "b3"};
+  for (size_t i = 0; i < 5; i++)
+    if (!marked(req, rep, yes[i]))
+      fail_msg("%s: span %s not marked", what, yes[i]);
+  assert_false(marked(req, rep, "b4"));
+}
+
+static void test_nul_in_protobuf_strings(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  GwTraceRequest *req;
+  struct gw_err err = {0};
+  /* The strings that will hold NUL, 0xff and 0xfe bytes are set after the JSON decode (protobuf-c packs
+   * C strings: each is packed as a NUL-free stand-in of its length, whose bytes are then written over). */
+  const char *json =
+    "{\"resourceSpans\":["
+    "{\"resource\":{\"attributes\":[{\"key\":\"host\",\"value\":{\"stringValue\":\"-\"}}]},"
+    "\"scopeSpans\":[{\"spans\":[{\"name\":\"a1\",\"attributes\":[{\"key\":\"note\",\"value\":{\"stringValue\":"
+    "\"-\"}}]},{\"name\":\"a2\"}]}]},"
+    "{\"scopeSpans\":[{\"scope\":{\"name\":\"scope\"},\"spans\":[{\"name\":\"-\"},"
+    "{\"name\":\"b2\",\"attributes\":[{\"key\":\"k\",\"value\":{\"stringValue\":\"-\"}}]},"
+    "{\"name\":\"b3\",\"attributes\":[{\"key\":\"cut\",\"value\":{\"stringValue\":\"-\"}}]},"
+    "{\"name\":\"b4\",\"attributes\":[{\"key\":\"fine\",\"value\":{\"stringValue\":\"ok\"}}]}]}]}]}";
+  assert_int_equal(dec_json(a, json, &req, &err), GW_OK);
+  GwResourceSpans *r0 = req->resource_spans[0], *r1 = req->resource_spans[1];
+  static const char note[] = "x@@\0y@@\xffz@@\xfew", host[] = "h@@\0", b1[] = "b1@@\0tail", k[] = "\xff@@\0@@\xfe",
+                    cut[] = "@@\xe2\x82\0\xac";
+  const struct {
+    char **dst;
+    const char *bytes;
+    size_t n;
+  } subst[] = {{&r0->scope_spans[0]->spans[0]->attributes[0]->value->string_value, note, sizeof note - 1},
+               {&r0->resource->attributes[0]->value->string_value, host, sizeof host - 1},
+               {&r1->scope_spans[0]->spans[0]->name, b1, sizeof b1 - 1},
+               {&r1->scope_spans[0]->spans[1]->attributes[0]->value->string_value, k, sizeof k - 1},
+               {&r1->scope_spans[0]->spans[2]->attributes[0]->value->string_value, cut, sizeof cut - 1}};
+  char *stand[5];
+  for (size_t i = 0; i < 5; i++) {
+    stand[i] = gw_arena_alloc(a, subst[i].n + 1);
+    memset(stand[i], 'Q', subst[i].n);
+    stand[i][subst[i].n] = 0;
+    stand[i][0] = (char)('V' + i); /* each stand-in found once */
+    *subst[i].dst = stand[i];
+  }
+  size_t len;
+  uint8_t *buf = pack(req, &len);
+  for (size_t i = 0; i < 5; i++) {
+    uint8_t *at = memmem(buf, len, stand[i], subst[i].n);
+    assert_non_null(at);
+    memcpy(at, subst[i].bytes, subst[i].n);
+  }
+
+  struct gw_decode_limits lim = LIM;
+  for (int path = 0; path < 3; path++) {
+    /* 0: the one-pass unpack; 1: the generic path; 2: a fallback to it (an unknown field at the end) */
+    size_t blen = len + (path == 2 ? 2 : 0);
+    uint8_t *body = malloc(blen);
+    memcpy(body, buf, len);
+    if (path == 2)
+      body[len] = 9 << 3 | 0, body[len + 1] = 1; /* field 9 of the request: not declared */
+    struct gw_decode_repaired rep = {0};
+    lim.repaired = &rep;
+    int64_t before = gw_metric_get(GW_M_UTF8_FIXED);
+    GwTraceRequest *got;
+    if (path == 1)
+      assert_int_equal(gw_decode_pb_traces_generic(a, body, blen, &lim, &got, &err), GW_OK);
+    else
+      assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, body, blen, &lim, &got, &err), GW_OK);
+    const char *what[] = {"one-pass", "generic", "fallback"};
+    check_nul_repaired(got, &rep, what[path]);
+    assert_int_equal(gw_metric_get(GW_M_UTF8_FIXED) - before, 5);
+    if (path == 0) {
+      /* the forwarded request: the repaired spans re-packed, not copied from the body */
+      struct gw_pb_raw raw;
+      lim.repaired = NULL;
+      assert_int_equal(gw_decode_traces_raw(a, GW_ENC_PROTOBUF, body, blen, &lim, &got, &raw, &err), GW_OK);
+      assert_true(raw.n == 6);
+      size_t flen;
+      uint8_t *fwd = gw_pb_pack_spliced(a, got, &raw, &flen);
+      assert_non_null(fwd);
+      assert_null(memmem(fwd, flen, "@@\0", 3));
+      GwTraceRequest *again;
+      struct gw_decode_repaired rep2 = {0};
+      lim.repaired = &rep2;
+      assert_int_equal(gw_decode_traces(a, GW_ENC_PROTOBUF, fwd, flen, &lim, &again, &err), GW_OK);
+      assert_int_equal(rep2.n, 0); /* nothing left to repair */
+      assert_string_equal(span_attr(again, 0, 0, "note"), "x@@y@@\xef\xbf\xbdz@@\xef\xbf\xbdw");
+      assert_string_equal(again->resource_spans[1]->scope_spans[0]->spans[0]->name, "b1@@tail");
+      assert_string_equal(span_attr(again, 1, 3, "fine"), "ok");
+    }
+    free(body);
+  }
+  free(buf);
+  gw_arena_destroy(a);
+}
+
 /* The arena cap is a request error (TOO_LARGE), never a crash, on both paths. */
 static void test_arena_cap(void **state)
 {
@@ -3312,6 +3432,7 @@ int main(void)
       cmocka_unit_test(test_utf8_in_requests),
 
       cmocka_unit_test(test_utf8_repaired_spans),
+      cmocka_unit_test(test_nul_in_protobuf_strings),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_pb_pack_fixtures),
       cmocka_unit_test(test_pb_pack_edits),
