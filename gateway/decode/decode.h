@@ -22,7 +22,8 @@ enum gw_encoding { GW_ENC_PROTOBUF, GW_ENC_JSON };
 
 /* The spans of a traces request with a string made valid UTF-8 at decode (their own, or their resource's
  * or scope's): DESIGN §3 counts it in their rows' enrichment_flags (invalid_utf8). GwSpan pointers, in the
- * request's arena, a span possibly more than once. */
+ * request's arena, a span possibly more than once. (gw_pb_unpack_raw lists the strings it repaired in the
+ * same kind of list.) */
 struct gw_decode_repaired {
   const void **spans;
   size_t n, cap;
@@ -36,7 +37,7 @@ struct gw_decode_limits {
   struct gw_decode_repaired *repaired; /* traces: filled when not NULL (starts empty) */
 };
 
-/* Note span (a GwSpan) in r; false when the arena is out of room. */
+/* Note span (a GwSpan, or a string) in r; false when the arena is out of room. */
 bool gw_decode_repaired_add(struct gw_arena *a, struct gw_decode_repaired *r, const void *span);
 
 /* Inflate gzip (RFC 1952, also concatenated members) into one arena buffer that never grows past the
@@ -151,15 +152,10 @@ extern bool gw_utf8_no_avx512;
 #define GW_PB_FALLBACK 1
 int gw_pb_unpack(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
                  ProtobufCMessage **out, struct gw_err *err);
-/* The strings a decode repaired (pointers into the tree), in wire order. */
-struct gw_pb_fixed {
-  const char **v;
-  size_t n, cap;
-};
-/* The same, recording where each span lies in buf (raw, when not NULL) and the strings repaired (fixed,
- * when not NULL); both emptied on anything but GW_OK. */
+/* The same, recording where each span lies in buf (raw, when not NULL) and the strings it repaired
+ * (fixed, when not NULL: pointers into the tree); both emptied on anything but GW_OK. */
 int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
-                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_pb_fixed *fixed, struct gw_err *err);
+                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_decode_repaired *fixed, struct gw_err *err);
 static inline int gw_pb_unpack_traces(struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
                                       GwTraceRequest **out, struct gw_err *err)
 {

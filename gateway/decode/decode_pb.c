@@ -277,20 +277,21 @@ struct fixer {
   uint64_t fixed;
   bool oom;
   bool nul_ff;           /* the body was patched: 0xff bytes stand for NUL */
-  const char **done;     /* not NULL: nothing is repaired, the strings among done[0, ndone) (sorted) were */
+  const void **done;     /* not NULL: nothing is repaired, the strings among done[0, ndone) (sorted) were */
   size_t ndone;
 };
 
 static int ptr_cmp(const void *x, const void *y)
 {
-  uintptr_t a = (uintptr_t)*(const char *const *)x, b = (uintptr_t)*(const char *const *)y;
+  uintptr_t a = (uintptr_t)*(const void *const *)x, b = (uintptr_t)*(const void *const *)y;
   return a < b ? -1 : a > b;
 }
 
 static void fix_str(struct fixer *f, char **s)
 {
   if (f->done) {
-    if (*s && bsearch(s, f->done, f->ndone, sizeof *f->done, ptr_cmp))
+    const void *key = *s;
+    if (key && bsearch(&key, f->done, f->ndone, sizeof *f->done, ptr_cmp))
       f->fixed++;
     return;
   }
@@ -508,11 +509,11 @@ static gw_rc decode_pb(enum gw_pb_kind kind, struct gw_arena *a, const void *bod
     struct gw_arena_mark mark;
     gw_arena_mark(a, &mark);
     ProtobufCMessage *m;
-    struct gw_pb_fixed fixed;
+    struct gw_decode_repaired fixed;
     int rc = gw_pb_unpack_raw(kind, a, body, len, lim->max_depth, &m, raw, &fixed, err);
     if (rc == GW_OK && fixed.n) { /* rare: count the repairs and find the spans they concern */
-      qsort(fixed.v, fixed.n, sizeof *fixed.v, ptr_cmp);
-      struct fixer f = {.a = a, .done = fixed.v, .ndone = fixed.n};
+      qsort(fixed.spans, fixed.n, sizeof *fixed.spans, ptr_cmp);
+      struct fixer f = {.a = a, .done = fixed.spans, .ndone = fixed.n};
       rc = kind == GW_PB_TRACES_REQUEST ? fix_trace_request(&f, (GwTraceRequest *)m, lim->repaired, raw, err)
                                         : fix_logs_request(&f, (GwLogsRequest *)m, err);
       if (rc)

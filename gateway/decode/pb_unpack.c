@@ -19,7 +19,7 @@
  *     TOO_LARGE message (or succeeds: it does not need the memory the fast path had already used).
  * A string with invalid UTF-8 or a NUL byte is copied and repaired here (gw_utf8_fix: U+FFFD for invalid
  * sequences, NUL bytes removed), as the generic path's repair walk does; each repaired string is listed
- * (struct gw_pb_fixed) so the caller can tell which spans the repairs concern.
+ * so the caller can tell which spans the repairs concern.
  * Wire-level malformation (truncated, bad key, field number 0 or out of range, wire types 3, 4, 6, 7,
  * nesting too deep) gets exactly the pre-scan's error: the checks are the pre-scan's, made in the same
  * order (depth first, in wire order), at the same byte offsets, and everything before the failing byte
@@ -167,7 +167,7 @@ struct unpack {
   struct gw_err *err;
   bool avx512;             /* short ASCII strings copied with masked loads and stores */
   struct gw_pb_raw *raw;   /* where each span lies (NULL: not recorded) */
-  struct gw_pb_fixed *fixed; /* the strings repaired (NULL: not recorded) */
+  struct gw_decode_repaired *fixed; /* the strings repaired (NULL: not recorded) */
   const uint8_t *span_le9; /* the span being unpacked: past its last field numbered 9 or less */
 };
 
@@ -349,19 +349,7 @@ static char *repair(struct unpack *u, char *s, size_t n)
   char *r = gw_utf8_fix(u->a, s, n, &changed);
   if (!r)
     return NULL;
-  struct gw_pb_fixed *fx = u->fixed;
-  if (fx) {
-    if (fx->n == fx->cap) {
-      size_t ncap = fx->cap ? 2 * fx->cap : 16;
-      const char **nv = gw_arena_grow(u->a, fx->v, fx->cap * sizeof *nv, ncap * sizeof *nv);
-      if (!nv)
-        return NULL;
-      fx->v = nv;
-      fx->cap = ncap;
-    }
-    fx->v[fx->n++] = r;
-  }
-  return r;
+  return !u->fixed || gw_decode_repaired_add(u->a, u->fixed, r) ? r : NULL;
 }
 
 static int kv_simple(struct unpack *u, GwKeyValue *kv, const uint8_t *p, const uint8_t *end, uint32_t any_depth,
@@ -618,7 +606,7 @@ truncated:
 }
 
 int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, size_t len, uint32_t max_depth,
-                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_pb_fixed *fixed, struct gw_err *err)
+                     ProtobufCMessage **out, struct gw_pb_raw *raw, struct gw_decode_repaired *fixed, struct gw_err *err)
 {
   static const uint8_t empty[1];
   pthread_once(&nodes_once, nodes_init);
@@ -626,7 +614,7 @@ int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, 
   if (raw)
     *raw = (struct gw_pb_raw){0};
   if (fixed)
-    *fixed = (struct gw_pb_fixed){0};
+    *fixed = (struct gw_decode_repaired){0};
   if (max_depth > GW_PB_MAX_DEPTH)
     max_depth = GW_PB_MAX_DEPTH;
   const uint8_t *p = len ? buf : empty;
@@ -640,7 +628,7 @@ int gw_pb_unpack_raw(enum gw_pb_kind kind, struct gw_arena *a, const void *buf, 
     if (raw)
       *raw = (struct gw_pb_raw){0}; /* its table is in memory the caller rewinds */
     if (fixed)
-      *fixed = (struct gw_pb_fixed){0};
+      *fixed = (struct gw_decode_repaired){0};
     return rc;
   }
   *out = m;
