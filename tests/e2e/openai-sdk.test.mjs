@@ -7,6 +7,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { prerequisites, createDatabase, startGateway, waitForRows, countRows, metric } from '../lib/harness.mjs';
 import { startFakeOpenAI } from '../lib/fake-openai.mjs';
 import { setupTracing, makeExporter, RecordingExporter, trace, context } from '../lib/sdk-client.mjs';
@@ -16,6 +17,32 @@ const skip = prerequisites();
 const SERVICE = 'e2e-openai';
 
 const hrToMs = (hr) => hr[0] * 1000 + Math.floor(hr[1] / 1e6);
+
+// An HTTP/1.1 proxy in front of the gateway's OTLP/HTTP port that counts request bodies by their first
+// bytes (gzip's 1f 8b or not) and passes everything on unchanged.
+async function httpProxy(target, seen) {
+  const up = new URL(target);
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const gz = body[0] === 0x1f && body[1] === 0x8b && req.headers['content-encoding'] === 'gzip';
+      seen[gz ? 'gzip' : 'plain']++;
+      const fwd = http.request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      fwd.on('error', () => res.destroy());
+      fwd.end(body);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
+}
 
 describe('openai SDK → OTLP exporter → gateway → Postgres', { skip: skip ?? false }, () => {
   let db;
@@ -71,6 +98,29 @@ describe('openai SDK → OTLP exporter → gateway → Postgres', { skip: skip ?
     }
     assert.deepEqual(got, [{ user_id: user }], 'the call\'s row has the HTTP span\'s user, and is still the only row');
   });
+
+  // The exporters' compression option (OTEL_EXPORTER_OTLP_COMPRESSION=gzip): the SDK gzips each request
+  // (HTTP: Content-Encoding: gzip; gRPC: grpc-encoding gzip, compressed messages); every span lands. For the
+  // HTTP exporters a proxy on the way checks that the bodies really were gzip.
+  for (const protocol of ['grpc', 'http/protobuf', 'http/json']) {
+    test(`exporter ${protocol} with gzip compression`, async () => {
+      const seen = { gzip: 0, plain: 0 };
+      const proxy = protocol === 'grpc' ? null : await httpProxy(gw.httpUrl, seen);
+      const exporter = tracing.useExporter(new RecordingExporter(makeExporter(protocol, {
+        httpUrl: proxy ? proxy.url : gw.httpUrl, grpcAddr: gw.grpcAddr, compression: 'gzip' })));
+      const { expected } = await runOpenAIScenario({ tracing, fake, tag: `gz-${protocol}` });
+      await tracing.flush();
+      await tracing.detachExporter();
+      await proxy?.close();
+      assert.deepEqual(exporter.failures(), [], 'every export accepted');
+      const traceIds = [...new Set(expected.map((e) => e.traceId))];
+      const rows = await waitForRows(db, traceIds, expected.length, { timeoutMs: 20000, settleMs: 300 });
+      assert.equal(rows.length, expected.length, 'one row per GenAI span');
+      const byId = new Map(rows.map((r) => [r.span_id, r]));
+      for (const e of expected) assert.equal(byId.get(e.spanId)?.input_tokens, e.inputTokens, `${protocol} ${e.step}`);
+      if (proxy) assert.ok(seen.gzip >= 1 && seen.plain === 0, `bodies seen: ${JSON.stringify(seen)}`);
+    });
+  }
 
   for (const protocol of ['grpc', 'http/protobuf', 'http/json']) {
     test(`exporter ${protocol}`, async () => {

@@ -85,9 +85,9 @@ class RoutingProcessor {
  * Build an OTLP exporter of the given protocol pointed at the gateway's receivers. tls: { ca, cert, key }
  * (PEM Buffers; cert and key for mTLS) makes it use https:// and gRPC over TLS.
  */
-export function makeExporter(protocol, { httpUrl, grpcAddr, headers = {}, tls = null }) {
+export function makeExporter(protocol, { httpUrl, grpcAddr, headers = {}, tls = null, compression = undefined }) {
   const base = tls ? httpUrl.replace(/^http:/, 'https:') : httpUrl;
-  const agent = tls ? { httpAgentOptions: { ca: tls.ca, cert: tls.cert, key: tls.key } } : {};
+  const agent = { ...(tls ? { httpAgentOptions: { ca: tls.ca, cert: tls.cert, key: tls.key } } : {}), ...(compression ? { compression } : {}) };
   switch (protocol) {
     case 'grpc': {
       const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc');
@@ -95,7 +95,7 @@ export function makeExporter(protocol, { httpUrl, grpcAddr, headers = {}, tls = 
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
       const credentials = tls ? grpc.credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : undefined;
-      return new OTLPTraceExporter({ url: `${tls ? 'https' : 'http'}://${grpcAddr}`, metadata, credentials, timeoutMillis: 10000 });
+      return new OTLPTraceExporter({ url: `${tls ? 'https' : 'http'}://${grpcAddr}`, metadata, credentials, timeoutMillis: 10000, ...(compression ? { compression } : {}) });
     }
     case 'http/protobuf': {
       const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
