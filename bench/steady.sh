@@ -113,8 +113,8 @@ wait_landed() {
 }
 stored() { echo $(($(metric genai_gateway_records_stored_total) + $(metric genai_gateway_records_duplicate_total))); }
 # hist_snap FILE: the request's stage histograms now; hist_diff BEFORE AFTER: per series over the phase, the
-# count, the mean, and the bucket bounds under which half / 99 % of it fell (the buckets are 0.5, 1, 2.5, 5,
-# 10, 25, 50, 100, 250, 500 ms...).
+# count, the mean, and the bucket bounds under which half / 99 % of it fell (the buckets are 0.25, 0.5, 1,
+# 1.5, 2, 3, 4, 5, 7.5, 10, 15, 25, 50, 100 ms...).
 hist_snap() {
   curl -fsS "http://$ADMIN/metrics" |
     grep -E '^genai_gateway_(request_stage_seconds|spool_fsync_duration_seconds|request_duration_seconds)_' >"$1" || true

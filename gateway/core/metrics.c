@@ -36,10 +36,14 @@ static struct {
 static int n_extra;
 static pthread_mutex_t extra_mu = PTHREAD_MUTEX_INITIALIZER; /* renderers come and go while /metrics is served */
 
-/* Upper bounds in ns; the last bucket is +Inf. */
-static const uint64_t bounds_ns[] = {500000ull,    1000000ull,    2500000ull,   5000000ull,   10000000ull,
-                                     25000000ull,  50000000ull,   100000000ull, 250000000ull, 500000000ull,
-                                     1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull};
+/* Upper bounds in ns; the last bucket is +Inf. Fine from 1 to 10 ms, where a request's answer, a stage or an
+ * fsync usually falls: histogram_quantile interpolates linearly inside a bucket, so a p99 between 5 and 10
+ * ms read off a single (5, 10] bucket could be off by most of 5 ms. */
+#define MS 1000000ull
+static const uint64_t bounds_ns[] = {MS / 4,   MS / 2,   MS,        3 * MS / 2, 2 * MS,     3 * MS,      4 * MS,
+                                     5 * MS,   15 * MS / 2, 10 * MS, 15 * MS,   25 * MS,    50 * MS,     100 * MS,
+                                     250 * MS, 500 * MS, 1000 * MS, 2500 * MS, 5000 * MS, 10000 * MS};
+#undef MS
 #define NBOUNDS (sizeof bounds_ns / sizeof bounds_ns[0])
 
 static const struct {

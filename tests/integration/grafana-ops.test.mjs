@@ -255,6 +255,8 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
       }
       for (const [k, bs] of series) {
         bs.sort((a, b) => a[0] - b[0]);
+        if (name !== 'genai_gateway_exporter_batch_seconds') assert.deepEqual(bs.map((b) => b[0]), [0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,
+          0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, Infinity], `${name} ${k}: the documented buckets`);
         for (let i = 1; i < bs.length; i++) assert.ok(bs[i][1] >= bs[i - 1][1], `${name} ${k} is cumulative`);
         const count = s.find((x) => x.name === `${name}_count` && JSON.stringify(x.labels) === k);
         assert.equal(count.value, bs[bs.length - 1][1], `${name} ${k}: _count equals the +Inf bucket`);
