@@ -7,7 +7,25 @@
  */
 #include <string.h>
 
+#include "decode/decode.h"
 #include "receive/receive.h"
+
+/* s as valid UTF-8 (a copy with U+FFFD in the arena when it is not): messages may quote what a client sent
+ * (a path, a header, cut to a length that can split a character), and a protobuf string must be UTF-8 (Go's
+ * decoder, the Collector's, refuses the whole answer otherwise). */
+static char *utf8_text(struct gw_arena *a, const char *s)
+{
+  size_t n = strlen(s);
+  if (gw_utf8_valid(s, n))
+    return (char *)s;
+  char *c = gw_arena_alloc(a, n + 1);
+  bool fixed;
+  if (!c)
+    return "";
+  memcpy(c, s, n + 1);
+  c = gw_utf8_fix(a, c, n, &fixed);
+  return c ? c : "";
+}
 
 /* msg packed into the arena as the Any st's one detail; nothing when the arena is out of room. */
 static void one_detail(struct gw_arena *a, GwRpcStatus *st, GwRpcAny *any, GwRpcAny **anys, const char *type_url,
@@ -32,14 +50,14 @@ static void status_pb(struct gw_arena *a, const struct gw_request_outcome *o, ui
   GwRpcStatus st;
   gw_pb_rpc_status_init(&st);
   st.code = gw_err_grpc_status(o->err.rc);
-  st.message = (char *)o->err.msg;
+  st.message = utf8_text(a, o->err.msg);
   GwRpcAny any, *anys[1];
   if (gw_err_http_status(o->err.rc) == 400) { /* OTLP: a 400's Status SHOULD carry BadRequest details */
     GwRpcFieldViolation fv, *fvs[1] = {&fv};
     GwRpcBadRequest br;
     gw_pb_rpc_field_violation_init(&fv);
-    fv.field = (char *)o->err.field;
-    fv.description = (char *)o->err.msg;
+    fv.field = utf8_text(a, o->err.field);
+    fv.description = st.message;
     gw_pb_rpc_bad_request_init(&br);
     br.field_violations = fvs;
     br.n_field_violations = 1;
@@ -74,14 +92,15 @@ void gw_receive_encode_response(struct gw_arena *a, bool json, const struct gw_r
     }
     struct gw_sb sb;
     gw_sb_init(&sb, a);
+    const char *msg = utf8_text(a, o->err.msg), *field = utf8_text(a, o->err.field);
     gw_sb_printf(&sb, "{\"code\":%d,\"message\":", gw_err_grpc_status(o->err.rc));
-    gw_sb_json_str(&sb, o->err.msg, strlen(o->err.msg));
+    gw_sb_json_str(&sb, msg, strlen(msg));
     if (gw_err_http_status(o->err.rc) == 400) {
       gw_sb_puts(&sb, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.BadRequest\","
                       "\"fieldViolations\":[{\"field\":");
-      gw_sb_json_str(&sb, o->err.field, strlen(o->err.field));
+      gw_sb_json_str(&sb, field, strlen(field));
       gw_sb_puts(&sb, ",\"description\":");
-      gw_sb_json_str(&sb, o->err.msg, strlen(o->err.msg));
+      gw_sb_json_str(&sb, msg, strlen(msg));
       gw_sb_puts(&sb, "}]}]");
     } else if (gw_err_retryable(o->err.rc) && retry_after_s) {
       gw_sb_printf(&sb, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\",\"retryDelay\":\"%us\"}]",
@@ -103,7 +122,8 @@ void gw_receive_encode_response(struct gw_arena *a, bool json, const struct gw_r
     gw_sb_init(&sb, a);
     gw_sb_printf(&sb, "{\"partialSuccess\":{\"%s\":\"%u\",\"errorMessage\":",
                  o->logs ? "rejectedLogRecords" : "rejectedSpans", o->rejected);
-    gw_sb_json_str(&sb, o->reject_msg, strlen(o->reject_msg));
+    const char *rmsg = utf8_text(a, o->reject_msg);
+    gw_sb_json_str(&sb, rmsg, strlen(rmsg));
     gw_sb_puts(&sb, "}}");
     char *s = gw_sb_finish(&sb);
     *body = s ? s : "{}";
@@ -117,7 +137,7 @@ void gw_receive_encode_response(struct gw_arena *a, bool json, const struct gw_r
   gw_pb_trace_response_init(&resp);
   gw_pb_trace_partial_init(&ps);
   ps.rejected_spans = o->rejected;
-  ps.error_message = (char *)o->reject_msg;
+  ps.error_message = utf8_text(a, o->reject_msg);
   resp.partial_success = &ps;
   size_t n = gw_pb_trace_response_size(&resp);
   uint8_t *buf = gw_arena_alloc(a, n ? n : 1);

@@ -287,6 +287,15 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     assert.equal(g.status, 405);
     const p = await post(gw, '/v1/traces', body, PB, { method: 'PUT' });
     assert.equal(p.status, 405);
+    // The message quotes the path, which may hold bytes that are not UTF-8 (%FF): the answer's strings are
+    // still valid UTF-8, as protobuf and JSON require (Go's protobuf refuses the whole Status otherwise).
+    const bad = await post(gw, '/v1/tra%FFces', body, PB);
+    assert.equal(bad.status, 404);
+    assert.ok(!bad.body.includes(0xff), 'no raw 0xff in the Status');
+    assert.equal(statusMessage(bad), "unknown path '/v1/tra\ufffdces': OTLP traces are POSTed to /v1/traces, logs to /v1/logs");
+    const badJ = await post(gw, '/v1/tra%FFces', '{}', JSONH);
+    assert.equal(badJ.status, 404);
+    assert.match(new TextDecoder('utf-8', { fatal: true }).decode(badJ.body), /tra\ufffdces/);
     await assertHttpStillServes(gw, db, { label: '404/405' });
   });
 
