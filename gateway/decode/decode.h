@@ -40,11 +40,11 @@ struct gw_decode_limits {
 /* Note span (a GwSpan, or a string) in r; false when the arena is out of room. */
 bool gw_decode_repaired_add(struct gw_arena *a, struct gw_decode_repaired *r, const void *span);
 
-/* Inflate gzip (RFC 1952, also concatenated members) into one arena buffer that never grows past the
- * limit: max_bytes, and max(ratio_min_bytes, max_ratio x in_len) when max_ratio is set. Output past it is
- * TOO_LARGE at once, so a bomb costs at most that much memory and the time to inflate it. The buffer is a
- * gw_arena_alloc_big one, grown by doubling without copies and cut to the output (NUL-terminated) at the
- * end. */
+/* Inflate gzip (RFC 1952, also concatenated members) or zlib (RFC 1950: what HTTP's and gRPC's "deflate"
+ * mean) into one arena buffer that never grows past the limit: max_bytes, and max(ratio_min_bytes,
+ * max_ratio x in_len) when max_ratio is set. Output past it is TOO_LARGE at once, so a bomb costs at most
+ * that much memory and the time to inflate it. The buffer is a gw_arena_alloc_big one, grown by doubling
+ * without copies and cut to the output (NUL-terminated) at the end. */
 gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
                  size_t *out_len, struct gw_err *err);
 

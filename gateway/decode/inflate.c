@@ -1,6 +1,8 @@
 /*
- * inflate.c: gzip request bodies (HTTP Content-Encoding: gzip, gRPC per-message compression) into the
- * request arena, with the decompressed-size cap enforced while inflating.
+ * inflate.c: gzip and zlib request bodies (HTTP Content-Encoding: gzip, or deflate / zlib, which mean the
+ * zlib format; gRPC per-message compression gzip or deflate) into the request arena, with the
+ * decompressed-size cap enforced while inflating. Messages name the format the body starts with (gzip,
+ * deflate for a zlib header).
  *
  * A small body can inflate to gigabytes. The limit is known before the first byte: max_bytes, and with a
  * ratio cap max(ratio_min_bytes, max_ratio x compressed size), so real bodies (a few to a few tens of
@@ -69,13 +71,24 @@ static size_t out_limit(size_t in_len, const struct gw_decode_limits *lim, bool 
   return limit;
 }
 
-static gw_rc too_large(struct gw_err *err, const struct gw_decode_limits *lim, size_t limit, bool by_ratio, size_t in_len)
+static gw_rc too_large(struct gw_err *err, const char *fmt, const struct gw_decode_limits *lim, size_t limit,
+                       bool by_ratio, size_t in_len)
 {
   if (by_ratio)
     return gw_err_set(err, GW_ERR(TOO_LARGE),
-                      "gzip: body inflates to more than %u times its %zu compressed bytes (receivers.max_inflate_ratio)",
-                      lim->max_ratio, in_len);
-  return gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: body inflates to more than %zu bytes", limit);
+                      "%s: body inflates to more than %u times its %zu compressed bytes (receivers.max_inflate_ratio)",
+                      fmt, lim->max_ratio, in_len);
+  return gw_err_set(err, GW_ERR(TOO_LARGE), "%s: body inflates to more than %zu bytes", fmt, limit);
+}
+
+/* The name errors give the body's format: "gzip" for gzip's magic, "deflate" for a zlib header (RFC 1950:
+ * method 8, window up to 32 KiB, the first two bytes a multiple of 31), else "gzip or deflate body". */
+static const char *format_of(const unsigned char *in, size_t len)
+{
+  if (len >= 2 && in[0] == 0x1f && in[1] == 0x8b)
+    return "gzip";
+  bool zlib = len >= 2 && (in[0] & 0x0f) == 8 && (in[0] >> 4) <= 7 && ((unsigned)in[0] << 8 | in[1]) % 31 == 0;
+  return zlib ? "deflate" : "gzip or deflate body";
 }
 
 gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
@@ -89,12 +102,13 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
   size_t limit = out_limit(in_len, lim, &by_ratio);
   unsigned char *buf = NULL;
 
+  const char *fmt = format_of(in, in_len);
   *out = NULL;
   *out_len = 0;
   if (in_len == 0)
-    return gw_err_set(err, GW_ERR(BAD_GZIP), "gzip: empty body");
+    return gw_err_set(err, GW_ERR(BAD_GZIP), "compressed body is empty");
   if (inflateInit2(&zs, 15 + 32) != Z_OK)
-    return gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: request needs more memory than the per-request limit");
+    return gw_err_set(err, GW_ERR(TOO_LARGE), "%s: request needs more memory than the per-request limit", fmt);
   started = true;
   cap = in_len > SIZE_MAX / 4 ? SIZE_MAX : in_len * 4; /* near a typical ratio */
   if (cap < FIRST_OUT)
@@ -115,7 +129,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         zs.avail_out = 1;
         int pr = inflate(&zs, Z_NO_FLUSH);
         if (zs.avail_out == 0) {
-          result = too_large(err, lim, limit, by_ratio, in_len);
+          result = too_large(err, fmt, lim, limit, by_ratio, in_len);
           goto out;
         }
         if (pr == Z_STREAM_END)
@@ -123,7 +137,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         if (pr != Z_OK && pr != Z_BUF_ERROR)
           goto zerr;
         if (zs.avail_in == 0 && left == 0) {
-          result = gw_err_set(err, GW_ERR(BAD_GZIP), "gzip: truncated after %zu input bytes", in_len);
+          result = gw_err_set(err, GW_ERR(BAD_GZIP), "%s: truncated after %zu input bytes", fmt, in_len);
           goto out;
         }
         continue;
@@ -135,7 +149,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         size_t total;
         int sr = gw_deflate_size(in, in_len, limit, &total);
         if (sr > 0) {
-          result = too_large(err, lim, limit, by_ratio, in_len);
+          result = too_large(err, fmt, lim, limit, by_ratio, in_len);
           goto out;
         }
         if (sr == 0 && total > cap)
@@ -158,7 +172,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
     if (r == Z_BUF_ERROR || (r == Z_OK && zs.avail_in == 0)) {
       /* No progress possible without more input (or more room, handled above). */
       if (zs.avail_in == 0 && left == 0 && zs.avail_out != 0) {
-        result = gw_err_set(err, GW_ERR(BAD_GZIP), "gzip: truncated after %zu input bytes", in_len);
+        result = gw_err_set(err, GW_ERR(BAD_GZIP), "%s: truncated after %zu input bytes", fmt, in_len);
         goto out;
       }
       continue;
@@ -191,11 +205,11 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
 zerr:
   if (gw_arena_exhausted(a))
     goto oom;
-  result = gw_err_set(err, GW_ERR(BAD_GZIP), "gzip: %s at input byte %zu", zs.msg ? zs.msg : "corrupt data",
+  result = gw_err_set(err, GW_ERR(BAD_GZIP), "%s: %s at input byte %zu", fmt, zs.msg ? zs.msg : "corrupt data",
                       in_len - left - zs.avail_in);
   goto out;
 oom:
-  result = gw_err_set(err, GW_ERR(TOO_LARGE), "gzip: request needs more memory than the per-request limit");
+  result = gw_err_set(err, GW_ERR(TOO_LARGE), "%s: request needs more memory than the per-request limit", fmt);
 out:
   if (started)
     inflateEnd(&zs);

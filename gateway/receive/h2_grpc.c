@@ -6,8 +6,9 @@
  *  - a message longer than receivers.max_request_bytes is RESOURCE_EXHAUSTED, answered as soon as its
  *    prefix says so; its bytes are never kept;
  *  - no message, a truncated one, or more than one: INVALID_ARGUMENT (a unary call carries exactly one);
- *  - a compressed message needs grpc-encoding gzip: another encoding is UNIMPLEMENTED naming it, none at
- *    all is INTERNAL (the gRPC spec's words for both);
+ *  - a compressed message needs grpc-encoding gzip or deflate (the zlib format; gRPC core's receiver takes
+ *    both): another encoding is UNIMPLEMENTED naming it, none at all is INTERNAL (the gRPC spec's words for
+ *    both);
  *  - grpc-timeout is the deadline the pipeline stops at (DEADLINE_EXCEEDED, as on the gRPC port), and a
  *    client resetting the stream stops it too (CANCELLED, counted; nothing is answered);
  *  - the pipeline's own errors carry google.rpc.Status (with RetryInfo when retryable) in
@@ -29,7 +30,7 @@
 
 #define TRACES_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define LOGS_METHOD "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-#define ACCEPT_ENCODING "identity,gzip"
+#define ACCEPT_ENCODING "identity,deflate,gzip"
 #define FAR_NS (10ull * 365 * 86400 * 1000000000ull)
 
 /* gRPC status codes used here by name (grpc/status.h's values; the rest come from the error table). */
@@ -213,17 +214,17 @@ static void early(struct gw_h2grpc *g, int code, const char *msg)
   }
 }
 
-/* A compressed message is only understood with grpc-encoding gzip. */
+/* A compressed message is only understood with grpc-encoding gzip or deflate. */
 static void check_compression(struct gw_h2grpc *g)
 {
-  if (!g->compressed || strcasecmp(g->encoding, "gzip") == 0)
+  if (!g->compressed || strcasecmp(g->encoding, "gzip") == 0 || strcasecmp(g->encoding, "deflate") == 0)
     return;
   char msg[200];
   if (!g->encoding[0] || strcasecmp(g->encoding, "identity") == 0) {
     early(g, ST_INTERNAL, "the message's compressed flag is set but the call has no grpc-encoding");
     return;
   }
-  snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: use gzip or identity (grpc-accept-encoding: %s)",
+  snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: use gzip, deflate or identity (grpc-accept-encoding: %s)",
            g->encoding, ACCEPT_ENCODING);
   early(g, ST_UNIMPLEMENTED, msg);
 }

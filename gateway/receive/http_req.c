@@ -94,12 +94,17 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
                        "unsupported Content-Type: use application/x-protobuf or application/json", resp);
     return false;
   }
+  /* gzip (x-gzip its old name), or deflate: the zlib format (RFC 9110 §8.4.1.2), which some senders (the
+   * OpenTelemetry Collector's compression: zlib) label zlib; gw_inflate reads both formats */
   const char *ce = h->content_encoding;
   bool gzip = false;
-  if (ce && strcasecmp(ce, "gzip") == 0)
+  if (ce && (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0 || strcasecmp(ce, "deflate") == 0 ||
+             strcasecmp(ce, "zlib") == 0))
     gzip = true;
   else if (ce && strcasecmp(ce, "identity") != 0) {
-    gw_http_resp_error(p, json, GW_ERR(UNSUPPORTED_MEDIA), "unsupported Content-Encoding: use gzip or none", resp);
+    char msg[200];
+    snprintf(msg, sizeof msg, "unsupported Content-Encoding '%.64s': use gzip, deflate or none", ce);
+    gw_http_resp_error(p, json, GW_ERR(UNSUPPORTED_MEDIA), msg, resp);
     return false;
   }
   q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;

@@ -104,16 +104,18 @@ describe('OTLP/gRPC bad input', { skip: skip ?? false }, () => {
     assert.equal(child.input_tokens, 1);
   });
 
-  test('gzip-compressed export (grpc-encoding gzip) is accepted', async () => {
-    const c = rawGrpcClient(gw.grpcAddr, { 'grpc.default_compression_algorithm': 2 });
-    try {
-      const s = genaiSpan({ model: 'gpt-4o', input: 40, output: 4 });
-      const r = await grpcUnaryRaw(c, GRPC_EXPORT_PATH, toProtobuf(traceRequest([s])));
-      assert.equal(r.code, S.OK, r.details);
-      const rows = await waitForRows(db, [s.traceId], 1);
-      assert.equal(rows[0].input_tokens, 40);
-    } finally {
-      c.close();
+  test('compressed exports (grpc-encoding gzip or deflate) are accepted', async () => {
+    for (const algorithm of [2, 1]) {
+      const c = rawGrpcClient(gw.grpcAddr, { 'grpc.default_compression_algorithm': algorithm });
+      try {
+        const s = genaiSpan({ model: 'gpt-4o', input: 40, output: 4 });
+        const r = await grpcUnaryRaw(c, GRPC_EXPORT_PATH, toProtobuf(traceRequest([s])));
+        assert.equal(r.code, S.OK, `algorithm ${algorithm}: ${r.details}`);
+        const rows = await waitForRows(db, [s.traceId], 1);
+        assert.equal(rows[0].input_tokens, 40);
+      } finally {
+        c.close();
+      }
     }
   });
 

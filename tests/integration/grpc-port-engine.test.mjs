@@ -13,7 +13,8 @@
  *    the peak RSS within idle + the budget + a small allowance;
  *  - grpc-timeout stops a slow call, and so does a client's RST_STREAM (gRPC core saw a cancel without a
  *    deadline only when the answer was sent);
- *  - engine grpc-core: a good export, an auth refusal and a bad input, as before;
+ *  - engine grpc-core: a good export (also gzip- and deflate-compressed), an auth refusal and a bad input,
+ *    as before;
  *  - TCP_NODELAY on HTTP/2 connections (both ports): sequential calls on one connection are not held
  *    for the client's delayed ACK.
  * Raw node:http2 streams pace the calls where the test must see the gateway between two DATA frames.
@@ -343,6 +344,15 @@ describe('gRPC port on gRPC core (receivers.grpc.engine grpc-core)', { skip: ski
       assert.equal(garbage.code, grpc.status.INVALID_ARGUMENT, garbage.details);
     } finally {
       client.close();
+    }
+    for (const algorithm of [2, 1]) { // gzip and deflate, as on the nghttp2 engine
+      const c = rawGrpcClient(gw.grpcAddr, { 'grpc.default_compression_algorithm': algorithm });
+      try {
+        const r = await grpcUnaryRaw(c, GRPC_EXPORT_PATH, goodBody(), { metadata: { authorization: `Bearer ${TOKEN}` } });
+        assert.equal(r.code, 0, `algorithm ${algorithm}: ${r.details}`);
+      } finally {
+        c.close();
+      }
     }
     const m = await gw.metrics();
     assert.equal(metric(m, 'genai_gateway_auth_failures_total', { listener: 'otlp_grpc', reason: 'missing' }), 1);

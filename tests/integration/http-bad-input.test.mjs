@@ -83,6 +83,18 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     const rg = await post(gw, '/v1/traces', zlib.gzipSync(toProtobuf(traceRequest([gz]))), { ...PB, 'content-encoding': 'gzip' });
     assert.equal(rg.status, 200, 'gzip-encoded protobuf accepted');
     assert.equal((await waitForRows(db, [gz.traceId], 1)).length, 1);
+    // deflate is the zlib format (RFC 9110); the OpenTelemetry Collector's compression: zlib labels it zlib
+    const others = [['deflate', PB, (b) => zlib.deflateSync(b)], ['zlib', JSONH, (b) => zlib.deflateSync(b)],
+      ['x-gzip', PB, (b) => zlib.gzipSync(b)], ['Deflate', JSONH, (b) => zlib.deflateSync(b)]];
+    const sent = [];
+    for (const [ce, h, z] of others) {
+      const sp = genaiSpan({ model: 'gpt-4o', input: 3, output: 3 });
+      const req = traceRequest([sp]);
+      const r = await post(gw, '/v1/traces', z(h === PB ? toProtobuf(req) : Buffer.from(toJson(req))), { ...h, 'content-encoding': ce });
+      assert.equal(r.status, 200, `Content-Encoding: ${ce}: ${statusMessage(r)}`);
+      sent.push(sp.traceId);
+    }
+    assert.equal((await waitForRows(db, sent, sent.length)).length, sent.length);
   });
 
   test('truncated protobuf: 400 with a protobuf google.rpc.Status', async () => {
@@ -129,7 +141,15 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     const r2 = await post(gw, '/v1/traces', truncatedGz, { ...PB, 'content-encoding': 'gzip' });
     assert.equal(r2.status, 400);
     const r3 = await post(gw, '/v1/traces', 'x', { ...PB, 'content-encoding': 'br' });
-    assert.ok([400, 415].includes(r3.status), `unknown content encoding: ${r3.status}`);
+    assert.equal(r3.status, 415, 'unknown content encoding');
+    assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate or none");
+    // a deflate body that is not one, and a deflate bomb: named by the format, 400 and 413
+    const r4 = await post(gw, '/v1/traces', zlib.deflateSync(toProtobuf(traceRequest([genaiSpan()]))).subarray(0, 30), { ...PB, 'content-encoding': 'deflate' });
+    assert.equal(r4.status, 400);
+    assert.match(statusMessage(r4), /^deflate: /);
+    const r5 = await post(gw, '/v1/traces', zlib.deflateSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 }), { ...PB, 'content-encoding': 'deflate' });
+    assert.equal(r5.status, 413);
+    assert.match(statusMessage(r5), /^deflate: body inflates to more than/);
     await assertHttpStillServes(gw, db, { label: 'bad gzip' });
   });
 

@@ -1758,6 +1758,51 @@ static void test_gzip_bomb_counted_early(void **state)
   free(plain);
 }
 
+/* The zlib format (HTTP Content-Encoding deflate or zlib, gRPC's deflate): inflated as gzip is, with the
+ * same caps, and errors named by the body's format. */
+static void test_zlib_bodies(void **state)
+{
+  (void)state;
+  const char *text = "{\"resourceSpans\":[]} and some more text to make the stream longer than a header";
+  uLongf zlen = compressBound(strlen(text));
+  uint8_t *z = malloc(zlen);
+  assert_int_equal(compress2(z, &zlen, (const Bytef *)text, strlen(text), 6), Z_OK);
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  assert_int_equal(inflate_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, strlen(text));
+  assert_memory_equal(out, text, out_len);
+  /* a flipped byte in the stream or the Adler-32 trailer; a cut stream */
+  uint8_t *bad = malloc(zlen);
+  for (size_t at = 2; at < zlen; at += zlen / 5) {
+    memcpy(bad, z, zlen);
+    bad[at] ^= 0x55;
+    gw_rc rc = inflate_max(a, bad, zlen, 1 << 20, &out, &out_len, &err);
+    if (rc != GW_ERR(BAD_GZIP) || strncmp(err.msg, "deflate: ", 9))
+      fail_msg("flip at %zu: %d %s", at, rc, err.msg);
+  }
+  assert_int_equal(inflate_max(a, z, zlen - 3, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_non_null(strstr(err.msg, "deflate: truncated"));
+  /* neither gzip nor zlib: named as neither */
+  assert_int_equal(inflate_max(a, text, strlen(text), 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_non_null(strstr(err.msg, "gzip or deflate body: incorrect header check"));
+  /* a zlib bomb meets the same output cap */
+  size_t n = 4 << 20;
+  char *zeros = calloc(1, n);
+  uLongf blen = compressBound(n);
+  uint8_t *bomb = malloc(blen);
+  assert_int_equal(compress2(bomb, &blen, (const Bytef *)zeros, n, 9), Z_OK);
+  assert_int_equal(inflate_max(a, bomb, blen, 1 << 20, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_string_equal(err.msg, "deflate: body inflates to more than 1048576 bytes");
+  free(bomb);
+  free(zeros);
+  free(bad);
+  free(z);
+  gw_arena_destroy(a);
+}
+
 static void test_gzip_bad(void **state)
 {
   (void)state;
@@ -3423,6 +3468,7 @@ int main(void)
       cmocka_unit_test(test_gzip_bomb_counted),
       cmocka_unit_test(test_gzip_bomb_counted_early),
       cmocka_unit_test(test_gzip_bad),
+      cmocka_unit_test(test_zlib_bodies),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
       cmocka_unit_test(test_utf8_fix_positions),
