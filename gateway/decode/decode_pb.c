@@ -24,7 +24,6 @@
  * where it was and the generic path runs from scratch.
  */
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/metrics.h"
@@ -277,22 +276,53 @@ struct fixer {
   uint64_t fixed;
   bool oom;
   bool nul_ff;           /* the body was patched: 0xff bytes stand for NUL */
-  const void **done;     /* not NULL: nothing is repaired, the strings among done[0, ndone) (sorted) were */
-  size_t ndone;
+  const void **done;     /* not NULL: nothing is repaired; the strings done[0, ndone) were, in wire order */
+  size_t ndone, next;    /* next: the one the walk should meet next (it meets them in wire order) */
+  const void **set;      /* done as an open-addressing set (built at the first string met out of that order) */
+  size_t mask;
 };
 
-static int ptr_cmp(const void *x, const void *y)
+static inline size_t ptr_slot(const void *p, size_t mask)
 {
-  uintptr_t a = (uintptr_t)*(const void *const *)x, b = (uintptr_t)*(const void *const *)y;
-  return a < b ? -1 : a > b;
+  return (size_t)(((uintptr_t)p * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+}
+
+/* Whether key is among f->done; false with f->oom when the set does not fit the arena. */
+static bool done_has(struct fixer *f, const void *key)
+{
+  if (!f->set) {
+    size_t cap = 16;
+    while (cap < 2 * f->ndone)
+      cap *= 2;
+    if (!(f->set = gw_arena_alloc(f->a, cap * sizeof *f->set))) {
+      f->oom = true;
+      return false;
+    }
+    memset(f->set, 0, cap * sizeof *f->set);
+    f->mask = cap - 1;
+    for (size_t i = 0; i < f->ndone; i++) {
+      size_t h = ptr_slot(f->done[i], f->mask);
+      while (f->set[h])
+        h = (h + 1) & f->mask;
+      f->set[h] = f->done[i];
+    }
+  }
+  for (size_t h = ptr_slot(key, f->mask); f->set[h]; h = (h + 1) & f->mask)
+    if (f->set[h] == key)
+      return true;
+  return false;
 }
 
 static void fix_str(struct fixer *f, char **s)
 {
   if (f->done) {
     const void *key = *s;
-    if (key && bsearch(&key, f->done, f->ndone, sizeof *f->done, ptr_cmp))
+    if (f->next < f->ndone && f->done[f->next] == key) {
+      f->next++;
       f->fixed++;
+    } else if (key && f->next < f->ndone && done_has(f, key)) { /* none left unmet: not one of them */
+      f->fixed++;
+    }
     return;
   }
   if (!*s || !**s)
@@ -512,7 +542,6 @@ static gw_rc decode_pb(enum gw_pb_kind kind, struct gw_arena *a, const void *bod
     struct gw_decode_repaired fixed;
     int rc = gw_pb_unpack_raw(kind, a, body, len, lim->max_depth, &m, raw, &fixed, err);
     if (rc == GW_OK && fixed.n) { /* rare: count the repairs and find the spans they concern */
-      qsort(fixed.spans, fixed.n, sizeof *fixed.spans, ptr_cmp);
       struct fixer f = {.a = a, .done = fixed.spans, .ndone = fixed.n};
       rc = kind == GW_PB_TRACES_REQUEST ? fix_trace_request(&f, (GwTraceRequest *)m, lim->repaired, raw, err)
                                         : fix_logs_request(&f, (GwLogsRequest *)m, err);

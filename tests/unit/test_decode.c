@@ -2254,6 +2254,29 @@ static void test_nul_in_protobuf_strings(void **state)
     free(body);
   }
   free(buf);
+
+  /* The resource written after the spans: the repair walk (resource first) meets the repaired strings in
+   * another order than the wire gave them; the same counts and marks on both paths. */
+  static const uint8_t late_resource[] = {
+    0x0a, 0x26,                                                       /* ResourceSpans, 38 bytes */
+    0x12, 0x15, 0x12, 0x13,                                           /* ScopeSpans { Span, 19 bytes */
+    0x2a, 0x02, 's', '1',                                             /*   name "s1" */
+    0x4a, 0x0d, 0x0a, 0x04, 'n', 'o', 't', 'e', 0x12, 0x05, 0x0a, 0x03, 'a', 0x00, 'b', /* note "a\0b" } */
+    0x0a, 0x0d, 0x0a, 0x0b, 0x0a, 0x04, 'h', 'o', 's', 't', 0x12, 0x03, 0x0a, 0x01, 0x00, /* Resource: host "\0" */
+  };
+  for (int path = 0; path < 2; path++) {
+    struct gw_decode_repaired rep = {0};
+    lim.repaired = &rep;
+    int64_t before = gw_metric_get(GW_M_UTF8_FIXED);
+    GwTraceRequest *got;
+    gw_rc rc = path ? gw_decode_pb_traces_generic(a, late_resource, sizeof late_resource, &lim, &got, &err)
+                    : gw_decode_traces(a, GW_ENC_PROTOBUF, late_resource, sizeof late_resource, &lim, &got, &err);
+    assert_int_equal(rc, GW_OK);
+    assert_int_equal(gw_metric_get(GW_M_UTF8_FIXED) - before, 2);
+    assert_string_equal(got->resource_spans[0]->resource->attributes[0]->value->string_value, "");
+    assert_string_equal(span_attr(got, 0, 0, "note"), "ab");
+    assert_true(marked(got, &rep, "s1"));
+  }
   gw_arena_destroy(a);
 }
 
