@@ -105,7 +105,7 @@ static int run(const char *which, int gzip, size_t entries, unsigned http_port, 
   p.redactor = red;
   struct gw_arena *a = gw_arena_create(0);
   struct gw_request_outcome o;
-  if (gw_request_traces(&p, a, GW_ENC_PROTOBUF, false, body, body_len, &o)) {
+  if (gw_request_traces(&p, a, GW_ENC_PROTOBUF, GW_CODING_NONE, body, body_len, &o)) {
     fprintf(stderr, "pipeline: %s\n", o.err.msg);
     return 1;
   }

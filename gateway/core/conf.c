@@ -218,16 +218,16 @@ const struct gw_conf_row gw_conf_rows[] = {
            "(prompt_simhash and prompt_hash are the same either way)."},
   {.path = "receivers.max_inflate_ratio", .type = T_U32, .def = "200", .min = 0, .max = 1000000,
    .off = OFF(receivers.max_inflate_ratio),
-   .desc = "A gzip or deflate body may inflate to at most this many times its compressed size (once past "
+   .desc = "A compressed body (gzip, deflate or zstd) may inflate to at most this many times its compressed size (once past "
            "receivers.inflate_ratio_min_bytes); more is 413 / RESOURCE_EXHAUSTED, found before inflating it all. "
            "Real OTLP bodies compress 3 to 30 times. 0: no ratio cap (receivers.max_request_bytes still applies)."},
   {.path = "receivers.inflate_ratio_min_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.inflate_ratio_min_bytes),
-   .desc = "Inflated size any gzip or deflate body may reach whatever its ratio (small bodies compress best)."},
+   .desc = "Inflated size any compressed body may reach whatever its ratio (small bodies compress best)."},
   {.path = "receivers.large_request_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.large_bytes),
-   .desc = "A request at least this large (its body, or for gzip the larger of that and the size its gzip "
-           "trailer states) is processed on the large-request threads, not on the receiver thread that received "
+   .desc = "A request at least this large (its body, or for gzip or zstd the larger of that and the size its gzip "
+           "trailer or zstd frame header states) is processed on the large-request threads, not on the receiver thread that received "
            "it, so the receiver threads stay free for small requests while large ones queue there (OTLP/HTTP 1.1 "
            "and HTTP/2, and gRPC on either port). 0: every request on its receiver thread."},
   {.path = "receivers.large_request_threads", .type = T_U32, .def = "1", .min = 1, .max = 64,

@@ -20,6 +20,10 @@
 
 enum gw_encoding { GW_ENC_PROTOBUF, GW_ENC_JSON };
 
+/* How a body is compressed: none, the deflate family (gzip, or the zlib format that HTTP's and gRPC's
+ * "deflate" mean: gw_inflate tells them apart by their header), or zstd (RFC 8878). */
+enum gw_coding { GW_CODING_NONE, GW_CODING_DEFLATE, GW_CODING_ZSTD };
+
 /* The spans of a traces request with a string made valid UTF-8 at decode (their own, or their resource's
  * or scope's): DESIGN §3 counts it in their rows' enrichment_flags (invalid_utf8). GwSpan pointers, in the
  * request's arena, a span possibly more than once. (gw_pb_unpack_raw lists the strings it repaired in the
@@ -47,6 +51,27 @@ bool gw_decode_repaired_add(struct gw_arena *a, struct gw_decode_repaired *r, co
  * without copies and cut to the output (NUL-terminated) at the end. */
 gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
                  size_t *out_len, struct gw_err *err);
+
+/* zstd (RFC 8878: concatenated and skippable frames too) into the request arena under the same limits as
+ * gw_inflate. Frames that state their content size are summed first (past the limit: TOO_LARGE before any
+ * decoding) and decoded straight into a buffer of that size; others are decoded as a stream with their
+ * window capped at GW_ZSTD_WINDOW_MAX (RFC 9659's limit for HTTP), the decoder's window and state taken from
+ * the arena. Corrupt data (or data needing a dictionary), a bad checksum, a truncated frame or trailing bytes:
+ * BAD_GZIP. */
+#define GW_ZSTD_WINDOW_LOG_MAX 23
+#define GW_ZSTD_WINDOW_MAX ((size_t)1 << GW_ZSTD_WINDOW_LOG_MAX)
+gw_rc gw_unzstd(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
+                size_t *out_len, struct gw_err *err);
+
+/* gw_inflate or gw_unzstd, as coding says (GW_CODING_NONE: *out is in itself). */
+gw_rc gw_decompress(struct gw_arena *a, enum gw_coding coding, const void *in, size_t in_len,
+                    const struct gw_decode_limits *lim, void **out, size_t *out_len, struct gw_err *err);
+
+/* The most output in_len compressed bytes may give under lim; *by_ratio: the ratio cap is what sets it. And
+ * the TOO_LARGE error for passing it, naming the format (fmt: "gzip", "deflate", "zstd"). */
+size_t gw_decompress_limit(size_t in_len, const struct gw_decode_limits *lim, bool *by_ratio);
+gw_rc gw_decompress_too_large(struct gw_err *err, const char *fmt, const struct gw_decode_limits *lim, size_t limit,
+                              bool by_ratio, size_t in_len);
 
 /* How many bytes a gzip (RFC 1952, concatenated members too) or zlib body inflates to, read from its
  * deflate codes without inflating: work in proportion to len, not to the output. 0 with *out the exact

@@ -54,8 +54,7 @@ static void feed(z_stream *zs, const unsigned char **in, size_t *left)
   }
 }
 
-/* The most output in_len compressed bytes may inflate to; *by_ratio: the ratio cap is what sets it. */
-static size_t out_limit(size_t in_len, const struct gw_decode_limits *lim, bool *by_ratio)
+size_t gw_decompress_limit(size_t in_len, const struct gw_decode_limits *lim, bool *by_ratio)
 {
   size_t limit = lim->max_bytes;
   *by_ratio = false;
@@ -71,14 +70,27 @@ static size_t out_limit(size_t in_len, const struct gw_decode_limits *lim, bool 
   return limit;
 }
 
-static gw_rc too_large(struct gw_err *err, const char *fmt, const struct gw_decode_limits *lim, size_t limit,
-                       bool by_ratio, size_t in_len)
+gw_rc gw_decompress_too_large(struct gw_err *err, const char *fmt, const struct gw_decode_limits *lim, size_t limit,
+                              bool by_ratio, size_t in_len)
 {
   if (by_ratio)
     return gw_err_set(err, GW_ERR(TOO_LARGE),
                       "%s: body inflates to more than %u times its %zu compressed bytes (receivers.max_inflate_ratio)",
                       fmt, lim->max_ratio, in_len);
   return gw_err_set(err, GW_ERR(TOO_LARGE), "%s: body inflates to more than %zu bytes", fmt, limit);
+}
+
+gw_rc gw_decompress(struct gw_arena *a, enum gw_coding coding, const void *in, size_t in_len,
+                    const struct gw_decode_limits *lim, void **out, size_t *out_len, struct gw_err *err)
+{
+  switch (coding) {
+  case GW_CODING_DEFLATE: return gw_inflate(a, in, in_len, lim, out, out_len, err);
+  case GW_CODING_ZSTD: return gw_unzstd(a, in, in_len, lim, out, out_len, err);
+  case GW_CODING_NONE: break;
+  }
+  *out = (void *)in;
+  *out_len = in_len;
+  return GW_OK;
 }
 
 /* The name errors give the body's format: "gzip" for gzip's magic, "deflate" for a zlib header (RFC 1950:
@@ -99,7 +111,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
   const unsigned char *next = in;
   size_t left = in_len, used = 0, cap;
   bool started = false, by_ratio, scanned = false;
-  size_t limit = out_limit(in_len, lim, &by_ratio);
+  size_t limit = gw_decompress_limit(in_len, lim, &by_ratio);
   unsigned char *buf = NULL;
 
   const char *fmt = format_of(in, in_len);
@@ -129,7 +141,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         zs.avail_out = 1;
         int pr = inflate(&zs, Z_NO_FLUSH);
         if (zs.avail_out == 0) {
-          result = too_large(err, fmt, lim, limit, by_ratio, in_len);
+          result = gw_decompress_too_large(err, fmt, lim, limit, by_ratio, in_len);
           goto out;
         }
         if (pr == Z_STREAM_END)
@@ -149,7 +161,7 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
         size_t total;
         int sr = gw_deflate_size(in, in_len, limit, &total);
         if (sr > 0) {
-          result = too_large(err, fmt, lim, limit, by_ratio, in_len);
+          result = gw_decompress_too_large(err, fmt, lim, limit, by_ratio, in_len);
           goto out;
         }
         if (sr == 0 && total > cap)

@@ -278,8 +278,8 @@ static bool is_large(const struct gw_pipeline *p, const struct h2stream *st)
   if (!p->lane || !large || q->early || !q->body || !q->len || (st->g.on && st->g.early_status))
     return false;
   const unsigned char *b = (const unsigned char *)q->body;
-  bool gzip = st->g.on ? st->g.compressed : q->gzip;
-  return gw_lane_size(b, b + (q->len >= 4 ? q->len - 4 : 0), q->len, gzip) >= large;
+  enum gw_coding coding = st->g.on ? gw_h2grpc_coding(&st->g) : q->coding;
+  return gw_lane_size(b, q->len, b + (q->len >= 4 ? q->len - 4 : 0), q->len, coding) >= large;
 }
 
 /* The job that processes a complete stream, counted until its answer is back on the stream's loop. */

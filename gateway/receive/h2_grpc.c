@@ -6,8 +6,8 @@
  *  - a message longer than receivers.max_request_bytes is RESOURCE_EXHAUSTED, answered as soon as its
  *    prefix says so; its bytes are never kept;
  *  - no message, a truncated one, or more than one: INVALID_ARGUMENT (a unary call carries exactly one);
- *  - a compressed message needs grpc-encoding gzip or deflate (the zlib format; gRPC core's receiver takes
- *    both): another encoding is UNIMPLEMENTED naming it, none at all is INTERNAL (the gRPC spec's words for
+ *  - a compressed message needs grpc-encoding gzip, deflate (the zlib format; gRPC core's receiver takes
+ *    both) or zstd (which gRPC core's receiver does not take): another encoding is UNIMPLEMENTED naming it, none at all is INTERNAL (the gRPC spec's words for
  *    both);
  *  - grpc-timeout is the deadline the pipeline stops at (DEADLINE_EXCEEDED, as on the gRPC port), and a
  *    client resetting the stream stops it too (CANCELLED, counted; nothing is answered);
@@ -30,7 +30,7 @@
 
 #define TRACES_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define LOGS_METHOD "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-#define ACCEPT_ENCODING "identity,deflate,gzip"
+#define ACCEPT_ENCODING "identity,deflate,gzip,zstd"
 #define FAR_NS (10ull * 365 * 86400 * 1000000000ull)
 
 /* gRPC status codes used here by name (grpc/status.h's values; the rest come from the error table). */
@@ -214,17 +214,25 @@ static void early(struct gw_h2grpc *g, int code, const char *msg)
   }
 }
 
-/* A compressed message is only understood with grpc-encoding gzip or deflate. */
+enum gw_coding gw_h2grpc_coding(const struct gw_h2grpc *g)
+{
+  if (!g->compressed)
+    return GW_CODING_NONE;
+  return strcasecmp(g->encoding, "zstd") == 0 ? GW_CODING_ZSTD : GW_CODING_DEFLATE;
+}
+
+/* A compressed message is only understood with grpc-encoding gzip, deflate or zstd. */
 static void check_compression(struct gw_h2grpc *g)
 {
-  if (!g->compressed || strcasecmp(g->encoding, "gzip") == 0 || strcasecmp(g->encoding, "deflate") == 0)
+  if (!g->compressed || strcasecmp(g->encoding, "gzip") == 0 || strcasecmp(g->encoding, "deflate") == 0 ||
+      strcasecmp(g->encoding, "zstd") == 0)
     return;
   char msg[200];
   if (!g->encoding[0] || strcasecmp(g->encoding, "identity") == 0) {
     early(g, ST_INTERNAL, "the message's compressed flag is set but the call has no grpc-encoding");
     return;
   }
-  snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: use gzip, deflate or identity (grpc-accept-encoding: %s)",
+  snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: use gzip, deflate, zstd or identity (grpc-accept-encoding: %s)",
            g->encoding, ACCEPT_ENCODING);
   early(g, ST_UNIMPLEMENTED, msg);
 }
@@ -348,9 +356,9 @@ bool gw_h2grpc_finish(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http
     gw_request_defer(done, arg);
   gw_request_limit(g->deadline_ns, gone, g);
   if (g->logs)
-    gw_request_logs(p, a, GW_ENC_PROTOBUF, g->compressed, q->body ? q->body : "", q->len, &o);
+    gw_request_logs(p, a, GW_ENC_PROTOBUF, gw_h2grpc_coding(g), q->body ? q->body : "", q->len, &o);
   else
-    gw_request_traces(p, a, GW_ENC_PROTOBUF, g->compressed, q->body ? q->body : "", q->len, &o);
+    gw_request_traces(p, a, GW_ENC_PROTOBUF, gw_h2grpc_coding(g), q->body ? q->body : "", q->len, &o);
   gw_http_req_fini(p, q); /* the body's share of the in-flight budget goes back now */
   if (o.err.rc)
     gw_arena_reset(a); /* an arena that ran out still has room for the error body */

@@ -7,8 +7,8 @@
  * Private to receive/.
  *
  * The wire (gRPC "PROTOCOL-HTTP2"): a unary call's body is one length-prefixed message (1 byte compressed
- * flag, 4 bytes big-endian length); grpc-encoding says how a compressed one is compressed (gzip here;
- * another is refused with UNIMPLEMENTED naming it and grpc-accept-encoding listing ours); grpc-timeout is
+ * flag, 4 bytes big-endian length); grpc-encoding says how a compressed one is compressed (gzip, deflate or
+ * zstd here; another is refused with UNIMPLEMENTED naming it and grpc-accept-encoding listing ours); grpc-timeout is
  * the call's deadline. The answer is HEADERS (:status 200, content-type application/grpc), DATA (the framed
  * Export*ServiceResponse, never compressed: identity is acceptable to every client), then trailers
  * (grpc-status, grpc-message percent-encoded); an error is one HEADERS frame holding the trailers too
@@ -39,7 +39,7 @@ struct gw_h2grpc {
   unsigned char prefix[5];
   uint8_t prefix_got;
   bool have_msg;   /* a whole prefix arrived */
-  bool compressed; /* its compressed flag (gzip) */
+  bool compressed; /* its compressed flag (grpc-encoding says how) */
   uint32_t msg_len, msg_left;
   int early_status;   /* a framing error found while receiving: answered when the body is complete */
   char early_msg[200];
@@ -52,6 +52,9 @@ struct gw_h2grpc {
 
 /* Whether a content type is gRPC's: application/grpc, alone or with a +subtype or parameters. */
 bool gw_h2grpc_is(const char *content_type);
+
+/* How the call's message is compressed: none, or as its grpc-encoding says (checked at its prefix). */
+enum gw_coding gw_h2grpc_coding(const struct gw_h2grpc *g);
 
 /* A request header: keeps grpc-timeout and grpc-encoding. Names are lowercase (HTTP/2). */
 void gw_h2grpc_header(struct gw_h2grpc *g, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen);

@@ -95,21 +95,23 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
     return false;
   }
   /* gzip (x-gzip its old name), or deflate: the zlib format (RFC 9110 §8.4.1.2), which some senders (the
-   * OpenTelemetry Collector's compression: zlib) label zlib; gw_inflate reads both formats */
+   * OpenTelemetry Collector's compression: zlib) label zlib; gw_inflate reads both formats. zstd: RFC 8878. */
   const char *ce = h->content_encoding;
-  bool gzip = false;
+  enum gw_coding coding = GW_CODING_NONE;
   if (ce && (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0 || strcasecmp(ce, "deflate") == 0 ||
              strcasecmp(ce, "zlib") == 0))
-    gzip = true;
+    coding = GW_CODING_DEFLATE;
+  else if (ce && strcasecmp(ce, "zstd") == 0)
+    coding = GW_CODING_ZSTD;
   else if (ce && strcasecmp(ce, "identity") != 0) {
     char msg[200];
-    snprintf(msg, sizeof msg, "unsupported Content-Encoding '%.64s': use gzip, deflate or none", ce);
+    snprintf(msg, sizeof msg, "unsupported Content-Encoding '%.64s': use gzip, deflate, zstd or none", ce);
     gw_http_resp_error(p, json, GW_ERR(UNSUPPORTED_MEDIA), msg, resp);
     return false;
   }
   q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;
   q->json = json;
-  q->gzip = gzip;
+  q->coding = coding;
   q->logs = logs;
   unsigned long long declared = h->content_length ? strtoull(h->content_length, NULL, 10) : 0;
   if (declared > conf->receivers.max_request_bytes) {
@@ -252,9 +254,9 @@ bool gw_http_finish(struct gw_pipeline *p, struct gw_http_req *q, void (*done)(v
   if (done)
     gw_request_defer(done, arg);
   if (q->logs)
-    gw_request_logs(p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
+    gw_request_logs(p, a, q->enc, q->coding, q->body ? q->body : "", q->len, &o);
   else
-    gw_request_traces(p, a, q->enc, q->gzip, q->body ? q->body : "", q->len, &o);
+    gw_request_traces(p, a, q->enc, q->coding, q->body ? q->body : "", q->len, &o);
   /* The body is no longer needed: its share of the in-flight budget goes back now, not when the answer
    * has gone out. */
   gw_http_req_fini(p, q);

@@ -27,7 +27,8 @@ struct gw_http_head {
 
 struct gw_http_req {
   enum gw_encoding enc;
-  bool json, gzip, logs;
+  enum gw_coding coding; /* Content-Encoding */
+  bool json, logs;
   char *body;
   size_t len, cap, reserved;
   size_t mapped, declared; /* the body's mapping (cap or more); Content-Length within the limit, or 0 */

@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -125,9 +127,14 @@ void gw_lane_stop(struct gw_lane *l)
   free(l);
 }
 
-uint64_t gw_lane_size(const unsigned char *head, const unsigned char *tail, size_t len, bool gzip)
+uint64_t gw_lane_size(const unsigned char *head, size_t head_len, const unsigned char *tail, size_t len,
+                      enum gw_coding coding)
 {
-  if (!gzip || len < 18 || head[0] != 0x1f || head[1] != 0x8b)
+  if (coding == GW_CODING_ZSTD) {
+    unsigned long long n = ZSTD_getFrameContentSize(head, head_len < len ? head_len : len);
+    return n != ZSTD_CONTENTSIZE_UNKNOWN && n != ZSTD_CONTENTSIZE_ERROR && n > len ? (uint64_t)n : len;
+  }
+  if (coding != GW_CODING_DEFLATE || len < 18 || head_len < 2 || head[0] != 0x1f || head[1] != 0x8b)
     return len;
   uint64_t isize = (uint64_t)tail[0] | (uint64_t)tail[1] << 8 | (uint64_t)tail[2] << 16 | (uint64_t)tail[3] << 24;
   return isize > len ? isize : len;

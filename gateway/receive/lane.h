@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decode/decode.h"
+
 struct gw_lane;
 
 /* threads (>= 1) threads at nice increment nice (0..19). */
@@ -24,10 +26,12 @@ void gw_lane_drain(struct gw_lane *l);
 /* Run what is queued, then stop the threads. NULL is fine. */
 void gw_lane_stop(struct gw_lane *l);
 
-/* The size a request is judged by: its body's len, or for a gzip body the larger of that and the size its
- * gzip trailer states (ISIZE, the last member's size modulo 2^32; a body that lies about it is still capped
- * by receivers.max_inflate_ratio and fails its length check). head: the body's first 2 bytes, tail: its
- * last 4 (both read only when gzip and len >= 18). */
-uint64_t gw_lane_size(const unsigned char *head, const unsigned char *tail, size_t len, bool gzip);
+/* The size a request is judged by: its body's len, or for a compressed body the larger of that and the size
+ * it states: a gzip trailer's (ISIZE, the last member's size modulo 2^32), a zstd first frame's content size
+ * (a body that lies is still capped by receivers.max_inflate_ratio and fails its length check). head: the
+ * body's first head_len bytes (2 are enough for gzip, a zstd frame header takes up to 18), tail: its last 4
+ * (read only for gzip, when len >= 18). */
+uint64_t gw_lane_size(const unsigned char *head, size_t head_len, const unsigned char *tail, size_t len,
+                      enum gw_coding coding);
 
 #endif

@@ -299,10 +299,11 @@ static void handle_export(struct call *c)
         atomic_init(&pd->left, 2);
         gw_request_defer(on_durable, pd);
         gw_request_limit(deadline, NULL, NULL);
+        enum gw_coding coding = md_is_gzip(c->payload) ? GW_CODING_DEFLATE : GW_CODING_NONE;
         if (c->kind == CALL_LOGS)
-          gw_request_logs(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
+          gw_request_logs(r->p, a, GW_ENC_PROTOBUF, coding, buf, off, &o);
         else
-          gw_request_traces(r->p, a, GW_ENC_PROTOBUF, md_is_gzip(c->payload), buf, off, &o);
+          gw_request_traces(r->p, a, GW_ENC_PROTOBUF, coding, buf, off, &o);
       }
     }
   }
@@ -398,7 +399,8 @@ static bool to_lane(struct call *c)
   bool gzip = md_is_gzip(c->payload);
   if (gzip && len >= 18)
     payload_ends(c->payload, head, tail);
-  if (gw_lane_size(head, tail, len, gzip) < conf->receivers.large_bytes)
+  if (gw_lane_size(head, sizeof head, tail, len, gzip ? GW_CODING_DEFLATE : GW_CODING_NONE) <
+      conf->receivers.large_bytes)
     return false;
   if (gw_pipeline_reserve(p, len) != GW_OK)
     return false; /* answered BUSY on this thread, at once */

@@ -231,8 +231,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   int fd = ci ? ci->connect_fd : -1;
   const struct gw_conf *conf = r->p->conf;
   if (r->p->lane && conf->receivers.large_bytes && !q->q.early && q->q.body && q->q.len &&
-      gw_lane_size((const unsigned char *)q->q.body,
-                   (const unsigned char *)q->q.body + (q->q.len >= 4 ? q->q.len - 4 : 0), q->q.len, q->q.gzip) >=
+      gw_lane_size((const unsigned char *)q->q.body, q->q.len,
+                   (const unsigned char *)q->q.body + (q->q.len >= 4 ? q->q.len - 4 : 0), q->q.len, q->q.coding) >=
         conf->receivers.large_bytes) {
     /* Large: processed on the lane, this thread goes on serving the other connections. */
     q->fd = fd;

@@ -207,15 +207,15 @@ static uint32_t count_spans(const GwTraceRequest *req)
   return n;
 }
 
-/* The head both signals share: refuse while stopping, inflate gzip under the request cap. */
-static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena *a, bool gzip, const void **body,
-                   size_t *len, struct gw_err *err)
+/* The head both signals share: refuse while stopping, decompress under the request cap. */
+static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena *a, enum gw_coding coding,
+                   const void **body, size_t *len, struct gw_err *err)
 {
   gw_metric_add(GW_M_REQUESTS, 1);
   if (atomic_load(&p->shutting_down))
     return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
   gw_rc rc = checkpoint(ctl, "the wait for a receiver thread", err);
-  if (rc || !gzip)
+  if (rc || coding == GW_CODING_NONE)
     return rc;
   void *plain;
   size_t plain_len;
@@ -223,7 +223,7 @@ static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena
   struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes,
                                  .max_ratio = c->receivers.max_inflate_ratio,
                                  .ratio_min_bytes = c->receivers.inflate_ratio_min_bytes};
-  rc = gw_inflate(a, *body, *len, &lim, &plain, &plain_len, err);
+  rc = gw_decompress(a, coding, *body, *len, &lim, &plain, &plain_len, err);
   if (rc)
     return rc;
   *body = plain;
@@ -339,8 +339,8 @@ static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *er
   return rc;
 }
 
-gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
-                        size_t len, struct gw_request_outcome *out)
+gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, enum gw_coding coding,
+                        const void *body, size_t len, struct gw_request_outcome *out)
 {
   memset(out, 0, sizeof *out);
   struct gw_err *err = &out->err;
@@ -348,7 +348,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
   struct ctl ctl = take_ctl();
-  gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
+  gw_rc rc = begin(p, &ctl, a, coding, &body, &len, err);
   if (rc)
     goto out;
   struct gw_decode_repaired repaired = {0};
@@ -461,8 +461,8 @@ static uint32_t count_logs(const GwLogsRequest *req)
   return n;
 }
 
-gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
-                      size_t len, struct gw_request_outcome *out)
+gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, enum gw_coding coding,
+                      const void *body, size_t len, struct gw_request_outcome *out)
 {
   memset(out, 0, sizeof *out);
   out->logs = true;
@@ -471,7 +471,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
   struct ctl ctl = take_ctl();
-  gw_rc rc = begin(p, &ctl, a, gzip, &body, &len, err);
+  gw_rc rc = begin(p, &ctl, a, coding, &body, &len, err);
   if (rc)
     goto out;
   struct gw_decode_limits lim = {.max_bytes = c->receivers.max_request_bytes, .max_depth = c->receivers.max_depth};

@@ -83,14 +83,14 @@ void gw_request_defer(void (*done)(void *arg, gw_rc rc), void *arg);
  * genai_gateway_requests_cancelled_total. gone is called from this thread only. */
 void gw_request_limit(uint64_t deadline_ns, gw_rc (*gone)(void *arg), void *arg);
 
-/* Run the pipeline on one body. gzip: the body has Content-Encoding / grpc-encoding gzip.
+/* Run the pipeline on one body. coding: how the body is compressed (Content-Encoding / grpc-encoding).
  * Returns the rc also stored in out->err.rc. The arena holds everything and is the caller's. */
-gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
-                        size_t len, struct gw_request_outcome *out);
+gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, enum gw_coding coding,
+                        const void *body, size_t len, struct gw_request_outcome *out);
 
 /* The same for an ExportLogsServiceRequest: out->spans / rejected count log records. GenAI event records
  * become events (stored by the writer, merged into their span's row); all accepted records are forwarded. */
-gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, bool gzip, const void *body,
-                      size_t len, struct gw_request_outcome *out);
+gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, enum gw_coding coding,
+                      const void *body, size_t len, struct gw_request_outcome *out);
 
 #endif

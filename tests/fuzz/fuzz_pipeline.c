@@ -178,14 +178,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(fwd);
     fwd = NULL;
     gw_pb_splice = false;
-    gw_request_traces(&pipe, a, enc, false, body, len, &o);
+    gw_request_traces(&pipe, a, enc, GW_CODING_NONE, body, len, &o);
     gw_pb_splice = true;
     gw_arena_reset(a);
     consume();
     uint8_t *packed = fwd;
     size_t packed_len = fwd_len;
     fwd = NULL;
-    gw_request_traces(&pipe, a, enc, false, body, len, &o);
+    gw_request_traces(&pipe, a, enc, GW_CODING_NONE, body, len, &o);
     gw_arena_reset(a);
     consume();
     if (!packed != !fwd || (packed && (packed_len != fwd_len || memcmp(packed, fwd, fwd_len)))) {
@@ -195,9 +195,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(packed);
   }
   if (logs)
-    gw_request_logs(&pipe, a, enc, false, body, len, &o);
+    gw_request_logs(&pipe, a, enc, GW_CODING_NONE, body, len, &o);
   else
-    gw_request_traces(&pipe, a, enc, false, body, len, &o);
+    gw_request_traces(&pipe, a, enc, GW_CODING_NONE, body, len, &o);
   if (!logs)
     reuse_differential(enc, body, len);
   const void *reply;

@@ -39,6 +39,15 @@ kind_files() {
       done
       [ "$n" -lt 2 ] || cat "$dir/0" "$dir/1" >"$dir/$n"
       ;;
+    zstd) # every payload as zstd: its size stated (from a file), streamed with a checksum (from stdin: no size
+      # stated), and two frames with a skippable one between
+      for f in $(fixtures '*-1.pb' '*-1.json'); do
+        zstd -q -19 -c "$f" >"$dir/$n"
+        zstd -q -3 -C -c <"$f" >"$dir/$((n + 1))"
+        n=$((n + 2))
+      done
+      [ "$n" -lt 2 ] || { cat "$dir/0"; printf '\x50\x2a\x4d\x18\x02\x00\x00\x00ab'; cat "$dir/1"; } >"$dir/$n"
+      ;;
     content) # JSON text the pipeline redacts: message arrays and request/response bodies in string attributes
       # of the JSON payloads, and the manifests (objects full of the PII the clients sent)
       fixtures '*-1.json' | GW_OUT=$dir node -e '

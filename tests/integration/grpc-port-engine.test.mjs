@@ -15,6 +15,7 @@
  *    deadline only when the answer was sent);
  *  - engine grpc-core: a good export (also gzip- and deflate-compressed), an auth refusal and a bad input,
  *    as before;
+ *  - grpc-encoding zstd on the gRPC port (which gRPC core's receiver does not take);
  *  - TCP_NODELAY on HTTP/2 connections (both ports): sequential calls on one connection are not held
  *    for the client's delayed ACK.
  * Raw node:http2 streams pace the calls where the test must see the gateway between two DATA frames.
@@ -30,6 +31,7 @@ import { prerequisites, startGateway, metric, waitFor, sleep } from '../lib/harn
 import { sanitizedBinary } from '../lib/durability.mjs';
 import { traceRequest, genaiSpan, toProtobuf, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
 import { openConn, attacker, openMany } from '../lib/slow.mjs';
+import { zstdCompress } from '../lib/zstd.mjs';
 
 const MiB = 1024 * 1024;
 const skip = prerequisites({ needPg: false });
@@ -160,6 +162,46 @@ describe('gRPC port on nghttp2: connection age, caps, HTTP/1.1', { skip: skip ??
     const [h] = await once(st, 'response');
     s.close();
     assert.equal(h[':status'], 200);
+  });
+});
+
+describe('gRPC port on nghttp2: grpc-encoding zstd', { skip: skip ?? false }, () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ config: { spool: { mode: 'memory' } } });
+  });
+  after(async () => {
+    if (gw) {
+      await gw.stop();
+      await gw.cleanup();
+    }
+  });
+
+  test('zstd messages (size stated or not) are exported; a bad one is INVALID_ARGUMENT naming zstd', async () => {
+    const s = http2.connect(`http://${gw.grpcAddr}`);
+    s.on('error', () => {});
+    try {
+      for (const sized of [false, true]) {
+        const z = zstdCompress(goodBody(), { sized });
+        const c = rawCall(s, { 'grpc-encoding': 'zstd' });
+        const p = prefix(z.length);
+        p[0] = 1; // compressed
+        c.st.end(Buffer.concat([p, z]));
+        const r = await c.done;
+        assert.equal(r.status, 0, `sized ${sized}: ${r.message}`);
+      }
+      const bad = Buffer.from('not a zstd frame at all');
+      const c = rawCall(s, { 'grpc-encoding': 'zstd' });
+      const p = prefix(bad.length);
+      p[0] = 1;
+      c.st.end(Buffer.concat([p, bad]));
+      const r = await c.done;
+      assert.equal(r.status, 3);
+      assert.equal(r.message, 'zstd: not a zstd frame at input byte 0');
+    } finally {
+      s.close();
+    }
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_spans_accepted_total'), 2);
   });
 });
 

@@ -14,12 +14,13 @@ import {
   deepAnyValueProtobuf, deepAnyValueJson, badRequestOf,
 } from '../lib/otlp.mjs';
 import { assertHttpStillServes } from '../lib/checks.mjs';
+import { zstdAvailable, zstdCompress } from '../lib/zstd.mjs';
 
 const MAX = 8 * 1024 * 1024;
 const MAX_SPANS = 500;
 const PB = { 'content-type': 'application/x-protobuf' };
 const JSONH = { 'content-type': 'application/json' };
-const skip = prerequisites();
+const skip = prerequisites() ?? (zstdAvailable() ? null : 'the zstd command is not installed (scripts/common.sh installs it)');
 
 describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
   let db;
@@ -142,7 +143,7 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     assert.equal(r2.status, 400);
     const r3 = await post(gw, '/v1/traces', 'x', { ...PB, 'content-encoding': 'br' });
     assert.equal(r3.status, 415, 'unknown content encoding');
-    assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate or none");
+    assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate, zstd or none");
     // a deflate body that is not one, and a deflate bomb: named by the format, 400 and 413
     const r4 = await post(gw, '/v1/traces', zlib.deflateSync(toProtobuf(traceRequest([genaiSpan()]))).subarray(0, 30), { ...PB, 'content-encoding': 'deflate' });
     assert.equal(r4.status, 400);
@@ -151,6 +152,48 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     assert.equal(r5.status, 413);
     assert.match(statusMessage(r5), /^deflate: body inflates to more than/);
     await assertHttpStillServes(gw, db, { label: 'bad gzip' });
+  });
+
+  test('zstd bodies (RFC 8878): accepted with and without their size stated; bad ones named', async () => {
+    const sent = [];
+    for (const [h, sized] of [[PB, false], [PB, true], [JSONH, false], [JSONH, true]]) {
+      const sp = genaiSpan({ model: 'gpt-4o', input: 5, output: 4 });
+      const req = traceRequest([sp]);
+      const z = zstdCompress(h === PB ? toProtobuf(req) : Buffer.from(toJson(req)), { sized });
+      const r = await post(gw, '/v1/traces', z, { ...h, 'content-encoding': 'zstd' });
+      assert.equal(r.status, 200, `zstd ${h === PB ? 'protobuf' : 'JSON'}, size ${sized ? 'stated' : 'not stated'}: ${statusMessage(r)}`);
+      sent.push(sp.traceId);
+    }
+    // a large body (20 spans of 15 KB of text: several zstd blocks) and the header's case ignored
+    const big = Array.from({ length: 20 }, (_, i) => genaiSpan({ model: 'gpt-4o', input: i + 1, output: 1, attributes: { 'app.note': crypto.randomBytes(7500).toString('hex') } }));
+    const rb = await post(gw, '/v1/traces', zstdCompress(toProtobuf(traceRequest(big))), { ...PB, 'content-encoding': 'ZSTD' });
+    assert.equal(rb.status, 200, statusMessage(rb));
+    const rows = await waitForRows(db, [...sent, ...big.map((s) => s.traceId)], sent.length + big.length);
+    assert.equal(rows.length, sent.length + big.length);
+    assert.equal(rows.find((x) => x.trace_id === big[19].traceId)?.input_tokens, 20);
+
+    // a cut frame, a body that is not zstd, a window past RFC 9659's 8 MiB: 400 naming zstd
+    const good = zstdCompress(toProtobuf(traceRequest([genaiSpan()])));
+    const cut = await post(gw, '/v1/traces', good.subarray(0, good.length - 5), { ...PB, 'content-encoding': 'zstd' });
+    assert.equal(cut.status, 400);
+    assert.match(statusMessage(cut), /^zstd: truncated after \d+ input bytes$/);
+    const notZstd = await post(gw, '/v1/traces', zlib.gzipSync(toProtobuf(traceRequest([genaiSpan()]))), { ...PB, 'content-encoding': 'zstd' });
+    assert.equal(notZstd.status, 400);
+    assert.equal(statusMessage(notZstd), 'zstd: not a zstd frame at input byte 0');
+    const wide = await post(gw, '/v1/traces', zstdCompress(toProtobuf(traceRequest([genaiSpan()])), { windowLog: 24 }), { ...PB, 'content-encoding': 'zstd' });
+    assert.equal(wide.status, 400);
+    assert.match(statusMessage(wide), /^zstd: a frame's window is larger than 8388608 bytes/);
+    const ok8 = await post(gw, '/v1/traces', zstdCompress(toProtobuf(traceRequest([genaiSpan()])), { windowLog: 23 }), { ...PB, 'content-encoding': 'zstd' });
+    assert.equal(ok8.status, 200, statusMessage(ok8));
+    // bombs: 64 MiB of zeros with the size stated (refused from the header) and streamed (at the ratio cap)
+    for (const sized of [true, false]) {
+      const bomb = zstdCompress(Buffer.alloc(64 * 1024 * 1024), { sized, level: 19 });
+      assert.ok(bomb.length < 64 * 1024, `bomb of ${bomb.length} bytes`);
+      const r = await post(gw, '/v1/traces', bomb, { ...PB, 'content-encoding': 'zstd' });
+      assert.equal(r.status, 413);
+      assert.match(statusMessage(r), /^zstd: body inflates to more than/);
+    }
+    await assertHttpStillServes(gw, db, { label: 'zstd' });
   });
 
   test('gzip bomb (64 MiB of zeros): 413 and memory stays bounded', async () => {

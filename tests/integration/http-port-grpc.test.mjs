@@ -4,7 +4,7 @@
  * logs) point at the HTTP port, plain (h2c with prior knowledge, as grpc-js connects) and over TLS (ALPN
  * h2) with a bearer token, and the rows stored must equal those a second gateway stores for the same
  * spans received on its gRPC port. Edge cases through @grpc/grpc-js and node:http2 directly: gzip, unknown
- * method, bad framing, two messages, unsupported grpc-encoding, oversize, grpc-timeout, a client reset,
+ * method, bad framing, two messages, zstd, unsupported grpc-encoding, oversize, grpc-timeout, a client reset,
  * no token. HTTP/1.1 and HTTP/2 /v1/traces keep working on the same port; receivers.http.grpc false turns
  * the gRPC part off.
  */
@@ -25,6 +25,7 @@ import {
 import { GRPC_LOGS_PATH } from '../lib/otlp-logs.mjs';
 import { makeExporter } from '../lib/sdk-client.mjs';
 import { makeCa, issue } from '../lib/certs.mjs';
+import { zstdCompress } from '../lib/zstd.mjs';
 
 const require = createRequire(import.meta.url);
 const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
@@ -296,6 +297,13 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
     assert.equal(ok.grpcStatus, S.OK, JSON.stringify(ok));
     assert.equal(unframe(ok.body).length, 0, 'an empty ExportTraceServiceResponse');
     await waitForRows(db, [s.traceId], 1);
+    /* zstd (grpc-encoding zstd, as grpc-go and the Collector can send): frames with and without their size */
+    for (const sized of [false, true]) {
+      const sz = genaiSpan({ model: 'gpt-4o-mini', input: sized ? 61 : 60, output: 1 });
+      const z = await h2Call(url, GRPC_EXPORT_PATH, grpcFrame(zstdCompress(toProtobuf(traceRequest([sz])), { sized }), { compressed: true }), { headers: { 'grpc-encoding': 'zstd' } });
+      assert.equal(z.grpcStatus, S.OK, JSON.stringify(z));
+      assert.equal((await waitForRows(db, [sz.traceId], 1))[0].input_tokens, sized ? 61 : 60);
+    }
 
     const cases = [
       { name: 'no message', body: Buffer.alloc(0), code: S.INVALID_ARGUMENT, msg: /^no request message: the call carried no well-framed ExportTraceServiceRequest$/ },
@@ -305,7 +313,9 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
       { name: 'bytes after the message', body: Buffer.concat([grpcFrame(good), Buffer.from([0])]), code: S.INVALID_ARGUMENT, msg: /more than one message/ },
       { name: 'bad flag', body: Buffer.concat([Buffer.from([2]), grpcFrame(good).subarray(1)]), code: S.INVALID_ARGUMENT, msg: /compressed flag is neither 0 nor 1/ },
       { name: 'compressed garbage', body: grpcFrame(crypto.randomBytes(64), { compressed: true }), headers: { 'grpc-encoding': 'gzip' }, code: S.INVALID_ARGUMENT, msg: /gzip/ },
-      { name: 'unknown encoding', body: grpcFrame(good, { compressed: true }), headers: { 'grpc-encoding': 'br' }, code: S.UNIMPLEMENTED, msg: /^grpc-encoding 'br' is not supported: use gzip, deflate or identity/ },
+      { name: 'zstd garbage', body: grpcFrame(crypto.randomBytes(64), { compressed: true }), headers: { 'grpc-encoding': 'zstd' }, code: S.INVALID_ARGUMENT, msg: /^zstd: / },
+      { name: 'zstd bomb', body: grpcFrame(zstdCompress(Buffer.alloc(32 * 1024 * 1024)), { compressed: true }), headers: { 'grpc-encoding': 'zstd' }, code: S.RESOURCE_EXHAUSTED, msg: /^zstd: body inflates to more than/ },
+      { name: 'unknown encoding', body: grpcFrame(good, { compressed: true }), headers: { 'grpc-encoding': 'br' }, code: S.UNIMPLEMENTED, msg: /^grpc-encoding 'br' is not supported: use gzip, deflate, zstd or identity/ },
       { name: 'compressed without encoding', body: grpcFrame(good, { compressed: true }), code: S.INTERNAL, msg: /compressed flag is set but the call has no grpc-encoding/ },
       { name: 'grpc+json', body: grpcFrame(good), headers: { 'content-type': 'application/grpc+json' }, code: S.UNIMPLEMENTED, msg: /application\/grpc\+json/ },
       { name: 'bad timeout', body: grpcFrame(good), headers: { 'grpc-timeout': '10x' }, code: S.INVALID_ARGUMENT, msg: /malformed grpc-timeout '10x'/ },
@@ -317,7 +327,7 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
       assert.equal(r.grpcStatus, c.code, `${c.name}: ${r.grpcStatus} ${r.grpcMessage}`);
       assert.match(r.grpcMessage ?? '', c.msg, c.name);
       assert.equal(r.body.length, 0, `${c.name}: no message with an error`);
-      if (c.name === 'unknown encoding') assert.equal(r.headers['grpc-accept-encoding'], 'identity,deflate,gzip');
+      if (c.name === 'unknown encoding') assert.equal(r.headers['grpc-accept-encoding'], 'identity,deflate,gzip,zstd');
     }
     /* the same no-message call on the gRPC port gets the same status and message */
     const there = await h2Call(ref.httpUrl.replace(String(ref.ports.http), String(ref.ports.grpc)), GRPC_EXPORT_PATH, Buffer.alloc(0));

@@ -5,7 +5,7 @@
  * stays within the README's formula: idle RSS + 4 x max_request_bytes + 8 MiB for one request at a time,
  * idle RSS + max_inflight_bytes + 8 MiB per request for requests at once. With the default
  * receivers.max_inflate_ratio the bombs stop while inflating; with it off they reach the decoders, over
- * OTLP/HTTP and (the protobuf ones) over gRPC. After them, ordinary OTLP/JSON traffic (the captured SDK
+ * OTLP/HTTP and (the protobuf ones) over gRPC; as zstd bodies they get the same answers. After them, ordinary OTLP/JSON traffic (the captured SDK
  * bodies) still lands in Postgres.
  * receivers.max_request_bytes is 8 MiB here so that every bomb is quick.
  */
@@ -15,6 +15,7 @@ import zlib from 'node:zlib';
 import { prerequisites, createDatabase, startGateway, post, waitForRows } from '../lib/harness.mjs';
 import { sanitizedBinary } from '../lib/durability.mjs';
 import { bombs } from '../lib/bombs.mjs';
+import { zstdCompress } from '../lib/zstd.mjs';
 import { traceFixtures, sendFixture } from '../lib/fixtures.mjs';
 import { decodeStatus, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
 import { assertHttpStillServes } from '../lib/checks.mjs';
@@ -169,5 +170,36 @@ describe('issue 12: bounded memory per request', { skip: skip ?? false }, () => 
       for (const c of fx.manifest.calls.filter((x) => x.expect_span_exported))
         assert.ok(got.has(c.span_id), `${fx.file}: span ${c.span_id} stored`);
     }
+  });
+
+  test('the same bombs as zstd (streamed with an 8 MiB window, or their size stated): the same answers, within the formula', async () => {
+    const zs = new Map(list.map((b) => [b.name, {
+      streamed: zstdCompress(plain.get(b.name), { level: 19, windowLog: 23 }),
+      sized: zstdCompress(plain.get(b.name), { sized: true }),
+    }]));
+    const sendZ = (gw, bomb, z) => post(gw, '/v1/traces', z,
+      { 'content-type': bomb.json ? 'application/json' : 'application/x-protobuf', 'content-encoding': 'zstd' }, { timeoutMs: 60000 });
+    const capped = await start({});
+    for (const bomb of list)
+      for (const [kind, z] of Object.entries(zs.get(bomb.name))) {
+        const r = await sendZ(capped.gw, bomb, z);
+        assert.equal(r.status, 413, `${bomb.name} ${kind}: ${r.status} ${message(r)}`);
+        assert.match(message(r), /^zstd: body inflates to more than 200 times its \d+ compressed bytes \(receivers\.max_inflate_ratio\)$/, bomb.name);
+      }
+    /* output stops at 1 MiB (or 200 x the body) and a window of at most 8 MiB: within the formula */
+    const cpeak = capped.gw.peakRss();
+    assert.ok(cpeak <= capped.idle + 4 * MAX + ALLOWANCE, `VmHWM ${cpeak} from ${capped.idle}`);
+    const { gw, idle } = await start({ max_inflate_ratio: 0 });
+    const bound = idle + 4 * MAX + ALLOWANCE;
+    for (const bomb of list)
+      for (const [kind, z] of Object.entries(zs.get(bomb.name))) {
+        const want = EXPECT[bomb.name];
+        const r = await sendZ(gw, bomb, z);
+        assert.equal(r.status, want.status, `${bomb.name} ${kind}: ${r.status} ${message(r)}`);
+        if (want.msg) assert.match(message(r), want.msg, `${bomb.name} ${kind}`);
+        const peak = gw.peakRss();
+        assert.ok(peak <= bound, `${bomb.name} ${kind}: VmHWM ${(peak / MiB).toFixed(1)} MiB over ${(bound / MiB).toFixed(1)} MiB`);
+      }
+    await assertHttpStillServes(gw, db, { json: true, label: 'zstd bombs' });
   });
 });

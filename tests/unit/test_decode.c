@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "decode/decode_int.h"
 
@@ -1803,6 +1804,173 @@ static void test_zlib_bodies(void **state)
   gw_arena_destroy(a);
 }
 
+/* A zstd frame of in (malloc'd): level, checksum, windowLog (0: the level's), and whether the content size
+ * is stated in the header (a one-shot compressor) or not (a streaming one that was not told the size). */
+static uint8_t *zst(const void *in, size_t n, int level, bool checksum, int window_log, bool sized, size_t *out_len)
+{
+  ZSTD_CCtx *c = ZSTD_createCCtx();
+  assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)));
+  assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum)));
+  if (window_log)
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log)));
+  size_t cap = ZSTD_compressBound(n) + 64;
+  uint8_t *out = malloc(cap);
+  if (sized) {
+    *out_len = ZSTD_compress2(c, out, cap, in, n);
+  } else {
+    /* the input handed over before the end is signalled: the header cannot state its size */
+    ZSTD_inBuffer ib = {in, n, 0};
+    ZSTD_outBuffer ob = {out, cap, 0};
+    while (ib.pos < ib.size)
+      assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
+    size_t left;
+    do {
+      left = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end);
+      assert_false(ZSTD_isError(left));
+    } while (left);
+    *out_len = ob.pos;
+  }
+  assert_false(ZSTD_isError(*out_len));
+  ZSTD_freeCCtx(c);
+  assert_true(ZSTD_getFrameContentSize(out, *out_len) == (sized ? n : ZSTD_CONTENTSIZE_UNKNOWN));
+  return out;
+}
+
+static gw_rc unzstd_max(struct gw_arena *a, const void *in, size_t n, size_t max, void **out, size_t *out_len,
+                        struct gw_err *err)
+{
+  struct gw_decode_limits lim = {.max_bytes = max, .max_depth = 32};
+  return gw_decompress(a, GW_CODING_ZSTD, in, n, &lim, out, out_len, err);
+}
+
+/* zstd bodies (Content-Encoding / grpc-encoding zstd): frames with and without their size stated, several
+ * frames and skippable ones, and every way a body can be bad, each named. */
+static void test_zstd_bodies(void **state)
+{
+  (void)state;
+  size_t n = 300000;
+  char *text = malloc(n);
+  for (size_t i = 0; i < n; i++) /* compresses about as OTLP does */
+    text[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len, zlen;
+  struct gw_err err = {0};
+  for (int sized = 0; sized < 2; sized++)
+    for (int level = 1; level <= 19; level += 9) {
+      uint8_t *z = zst(text, n, level, level > 1, 0, sized, &zlen);
+      gw_rc rc = unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err);
+      if (rc != GW_OK || out_len != n || memcmp(out, text, n) || ((char *)out)[n] != 0)
+        fail_msg("sized %d level %d: %d %s", sized, level, rc, err.msg);
+      /* exactly at the limit passes, one byte under it does not */
+      assert_int_equal(unzstd_max(a, z, zlen, n, &out, &out_len, &err), GW_OK);
+      assert_int_equal(unzstd_max(a, z, zlen, n - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+      assert_string_equal(err.msg, "zstd: body inflates to more than 299999 bytes");
+      /* cut anywhere: truncated */
+      for (size_t cut = 1; cut < zlen; cut += zlen / 7 + 1) {
+        rc = unzstd_max(a, z, cut, 1 << 20, &out, &out_len, &err);
+        if (rc != GW_ERR(BAD_GZIP) || strncmp(err.msg, "zstd: ", 6))
+          fail_msg("sized %d level %d cut at %zu: %d %s", sized, level, cut, rc, err.msg);
+      }
+      free(z);
+    }
+  /* with a checksum, a flipped byte anywhere after the magic is found */
+  uint8_t *z = zst(text, 5000, 3, true, 0, true, &zlen);
+  uint8_t *bad = malloc(zlen + 16);
+  for (size_t at = 4; at < zlen; at++) {
+    memcpy(bad, z, zlen);
+    bad[at] ^= 0x55;
+    gw_rc rc = unzstd_max(a, bad, zlen, 1 << 20, &out, &out_len, &err);
+    if (rc != GW_ERR(BAD_GZIP) || strncmp(err.msg, "zstd: ", 6))
+      fail_msg("flip at %zu of %zu: %d %s", at, zlen, rc, err.msg);
+  }
+  memcpy(bad, z, zlen);
+  bad[zlen - 1] ^= 1;
+  assert_int_equal(unzstd_max(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_non_null(strstr(err.msg, "checksum"));
+  /* bytes after the last frame; not zstd at all; nothing */
+  memcpy(bad, z, zlen);
+  memcpy(bad + zlen, "{\"resourceSpans\"", 16);
+  assert_int_equal(unzstd_max(a, bad, zlen + 16, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  char want[80];
+  snprintf(want, sizeof want, "zstd: not a zstd frame at input byte %zu", zlen);
+  assert_string_equal(err.msg, want);
+  assert_int_equal(unzstd_max(a, "{\"resourceSpans\":[]}", 20, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "zstd: not a zstd frame at input byte 0");
+  assert_int_equal(unzstd_max(a, "", 0, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "compressed body is empty");
+  free(z);
+  free(bad);
+
+  /* frames one after another (one sized, one streamed) with a skippable frame between: their contents joined */
+  size_t l1, l2;
+  uint8_t *z1 = zst(text, 1000, 3, false, 0, true, &l1), *z2 = zst(text + 1000, 70000, 3, true, 0, false, &l2);
+  uint8_t skip[12] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 'a', 'b', 'c', 'd'}; /* magic 0x184D2A50, 4 bytes */
+  uint8_t *all = malloc(l1 + l2 + sizeof skip);
+  memcpy(all, z1, l1);
+  memcpy(all + l1, skip, sizeof skip);
+  memcpy(all + l1 + sizeof skip, z2, l2);
+  assert_int_equal(unzstd_max(a, all, l1 + l2 + sizeof skip, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, 71000);
+  assert_memory_equal(out, text, 71000);
+  /* only skippable: nothing */
+  assert_int_equal(unzstd_max(a, skip, sizeof skip, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, 0);
+  free(all);
+  free(z1);
+  free(z2);
+
+  /* a streamed frame may ask for a window of up to 8 MiB (RFC 9659), not more */
+  z = zst(text, n, 3, false, 23, false, &zlen);
+  assert_int_equal(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, n);
+  free(z);
+  z = zst(text, n, 3, false, 24, false, &zlen);
+  assert_int_equal(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_non_null(strstr(err.msg, "zstd: a frame's window is larger than 8388608 bytes"));
+  free(z);
+  gw_arena_destroy(a);
+  free(text);
+}
+
+/* zstd bombs under the receivers' default caps: a frame stating its size is refused before decoding (the
+ * arena holds little more than the decoder's state); a streamed one stops at the ratio cap, and once
+ * refused holds at most that output (its window given back). */
+static void test_zstd_bombs(void **state)
+{
+  (void)state;
+  size_t n = 48u << 20, zlen;
+  char *zeros = calloc(1, n);
+  struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20};
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  for (int sized = 0; sized < 2; sized++) {
+    uint8_t *z = zst(zeros, n, 3, false, 20, sized, &zlen);
+    struct gw_arena *a = gw_arena_create(0);
+    assert_int_equal(gw_decompress(a, GW_CODING_ZSTD, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+    assert_non_null(strstr(err.msg, "zstd: body inflates to more than 200 times its"));
+    assert_non_null(strstr(err.msg, "(receivers.max_inflate_ratio)"));
+    size_t held = gw_arena_used(a);
+    if (sized ? held > (512u << 10) : held > (1u << 20) + (512u << 10)) /* output and state: the window went back */
+      fail_msg("sized %d: the arena held %zu bytes", sized, held);
+    /* without the ratio cap the size cap still holds */
+    struct gw_decode_limits big = lim;
+    big.max_ratio = 0;
+    big.max_bytes = 32u << 20;
+    assert_int_equal(gw_decompress(a, GW_CODING_ZSTD, z, zlen, &big, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+    assert_string_equal(err.msg, "zstd: body inflates to more than 33554432 bytes");
+    /* with room for it: whole and exact */
+    big.max_bytes = 64u << 20;
+    assert_int_equal(gw_decompress(a, GW_CODING_ZSTD, z, zlen, &big, &out, &out_len, &err), GW_OK);
+    assert_int_equal(out_len, n);
+    assert_memory_equal(out, zeros, n);
+    gw_arena_destroy(a);
+    free(z);
+  }
+  free(zeros);
+}
+
 static void test_gzip_bad(void **state)
 {
   (void)state;
@@ -3492,6 +3660,8 @@ int main(void)
       cmocka_unit_test(test_gzip_bomb_counted_early),
       cmocka_unit_test(test_gzip_bad),
       cmocka_unit_test(test_zlib_bodies),
+      cmocka_unit_test(test_zstd_bodies),
+      cmocka_unit_test(test_zstd_bombs),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
       cmocka_unit_test(test_utf8_fix_positions),

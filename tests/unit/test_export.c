@@ -77,7 +77,7 @@ static void append_json(struct env *e, const char *json)
 {
   struct gw_arena *a = gw_arena_create(0);
   struct gw_request_outcome o;
-  gw_rc rc = gw_request_traces(&e->p, a, GW_ENC_JSON, false, json, strlen(json), &o);
+  gw_rc rc = gw_request_traces(&e->p, a, GW_ENC_JSON, GW_CODING_NONE, json, strlen(json), &o);
   if (rc)
     print_error("append: %s\n", o.err.msg);
   assert_int_equal(rc, GW_OK);
@@ -89,7 +89,7 @@ static void append_logs_json(struct env *e, const char *json)
 {
   struct gw_arena *a = gw_arena_create(0);
   struct gw_request_outcome o;
-  gw_rc rc = gw_request_logs(&e->p, a, GW_ENC_JSON, false, json, strlen(json), &o);
+  gw_rc rc = gw_request_logs(&e->p, a, GW_ENC_JSON, GW_CODING_NONE, json, strlen(json), &o);
   if (rc)
     print_error("append logs: %s\n", o.err.msg);
   assert_int_equal(rc, GW_OK);

@@ -3,7 +3,7 @@
  * request's body and its arena; a request that would pass its own share (4 x max_request_bytes, body
  * included) is 413 / RESOURCE_EXHAUSTED with a message saying so, one that finds the budget held by
  * others is 503 / UNAVAILABLE (retry), and every byte taken is given back when the arena is reset. Gzip
- * bombs stop at the ratio cap, protobuf bombs before unpacking, JSON-in-attribute bombs before json-c
+ * and zstd bombs stop at the ratio cap, a zstd decoder's window counts like the rest of the arena, protobuf bombs before unpacking, JSON-in-attribute bombs before json-c
  * builds their document. Runs the real pipeline (gw_request_traces) into a memory spool.
  */
 #include <setjmp.h>
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <cmocka.h>
 
@@ -60,12 +61,12 @@ static void env_fini(struct env *e)
 
 /* One request the way a receiver runs it: its body's bytes reserved, the thread's arena from
  * gw_pipeline_arena, reset (and the budget given back) at the end. *arena_used: what the arena held. */
-static gw_rc run(struct env *e, enum gw_encoding enc, bool gzip, const void *body, size_t len,
+static gw_rc run(struct env *e, enum gw_encoding enc, enum gw_coding coding, const void *body, size_t len,
                  struct gw_request_outcome *o, size_t *arena_used)
 {
   assert_int_equal(gw_pipeline_reserve(&e->p, len), GW_OK);
   struct gw_arena *a = gw_pipeline_arena(&e->p, len);
-  gw_rc rc = gw_request_traces(&e->p, a, enc, gzip, body, len, o);
+  gw_rc rc = gw_request_traces(&e->p, a, enc, coding, body, len, o);
   if (arena_used)
     *arena_used = gw_arena_used(a);
   gw_arena_reset(a);
@@ -112,7 +113,7 @@ static void test_share_is_413(void **state)
   size_t len, used;
   char *body = tiny_spans(250 * KiB, &len); /* some 83 000 spans: far more than 1 MiB decoded */
   struct gw_request_outcome o;
-  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, &used), GW_ERR(TOO_LARGE));
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, &used), GW_ERR(TOO_LARGE));
   assert_int_equal(gw_err_http_status(o.err.rc), 413);
   assert_int_equal(gw_err_grpc_status(o.err.rc), 8); /* RESOURCE_EXHAUSTED */
   assert_string_equal(o.err.msg, "request needs more memory than one request may use (1048576 bytes: 4 x "
@@ -122,7 +123,7 @@ static void test_share_is_413(void **state)
 
   /* A normal request under the same limits is accepted. */
   body = genai_span("app.note", "hello", &len);
-  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_OK);
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, NULL), GW_OK);
   free(body);
   env_fini(&e);
 }
@@ -137,7 +138,7 @@ static void test_budget_is_503(void **state)
   size_t len;
   char *body = tiny_spans(100 * KiB, &len);
   struct gw_request_outcome o;
-  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_ERR(BUSY));
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, NULL), GW_ERR(BUSY));
   assert_int_equal(gw_err_http_status(o.err.rc), 503);
   assert_int_equal(gw_err_grpc_status(o.err.rc), 14); /* UNAVAILABLE */
   assert_true(gw_err_retryable(o.err.rc));
@@ -146,7 +147,7 @@ static void test_budget_is_503(void **state)
   assert_int_equal(atomic_load(&e.p.inflight_bytes), 1 * MiB); /* only the others' bytes are left */
   /* Once they are done the same request is decoded (and then meets its own share: 413, not 503). */
   gw_pipeline_release(&e.p, 1 * MiB);
-  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_ERR(TOO_LARGE));
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, NULL), GW_ERR(TOO_LARGE));
   free(body);
   env_fini(&e);
 }
@@ -164,11 +165,81 @@ static void test_gzip_ratio_is_413(void **state)
   assert_int_equal(compress2(z, &zlen, (const Bytef *)zeros, n, 9), Z_OK); /* zlib framing: also inflated */
   struct gw_request_outcome o;
   size_t used;
-  assert_int_equal(run(&e, GW_ENC_PROTOBUF, true, z, zlen, &o, &used), GW_ERR(TOO_LARGE));
+  assert_int_equal(run(&e, GW_ENC_PROTOBUF, GW_CODING_DEFLATE, z, zlen, &o, &used), GW_ERR(TOO_LARGE));
   assert_non_null(strstr(o.err.msg, "deflate: body inflates to more than 200 times its")); /* named by its format */
   assert_true(used < 2 * MiB); /* it stopped at ratio_min_bytes (1 MiB) of output */
   free(z);
   free(zeros);
+  env_fini(&e);
+}
+
+/* body as a zstd frame: one-shot (size stated), or streamed with a window of 2^window_log bytes (malloc'd). */
+static uint8_t *zstd_of(const void *body, size_t n, bool one_shot, int window_log, size_t *zlen)
+{
+  ZSTD_CCtx *c = ZSTD_createCCtx();
+  size_t cap = ZSTD_compressBound(n);
+  uint8_t *z = malloc(cap);
+  if (one_shot) {
+    *zlen = ZSTD_compress2(c, z, cap, body, n);
+  } else {
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log)));
+    ZSTD_inBuffer ib = {body, n, 0};
+    ZSTD_outBuffer ob = {z, cap, 0};
+    while (ib.pos < ib.size)
+      assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
+    while (ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end))
+      ;
+    *zlen = ob.pos;
+  }
+  assert_false(ZSTD_isError(*zlen));
+  ZSTD_freeCCtx(c);
+  return z;
+}
+
+/* A zstd request runs the pipeline like any other; a streamed frame's window is arena memory, so it counts
+ * against the request's share while the body is decoded (an 8 MiB window under a 1 MiB share is 413, not
+ * memory nobody counted) and is given back after. */
+static void test_zstd_request(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init(&e, 64 * MiB, 256 * MiB);
+  size_t len, zlen, used;
+  char *body = genai_span("app.note", "a note to send compressed with zstd", &len);
+  struct gw_request_outcome o;
+  uint8_t *z = zstd_of(body, len, true, 0, &zlen);
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, &used), GW_OK);
+  assert_int_equal(o.spans, 1);
+  assert_true(used < 2 * MiB); /* the size was stated: decoded in place, no window */
+  free(z);
+  z = zstd_of(body, len, false, 23, &zlen);
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, &used), GW_OK);
+  assert_int_equal(o.spans, 1);
+  assert_true(used < 2 * MiB); /* the 8 MiB window was given back once the body was decoded */
+  env_fini(&e);
+
+  env_init(&e, 256 * KiB, 64 * MiB); /* share: 1 MiB */
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, &used), GW_ERR(TOO_LARGE));
+  assert_int_equal(gw_err_http_status(o.err.rc), 413);
+  assert_string_equal(o.err.msg, "request needs more memory than one request may use (1048576 bytes: 4 x "
+                                 "receivers.max_request_bytes, its body included)");
+  assert_true(used <= 1 * MiB);
+  free(z);
+  z = zstd_of(body, len, false, 17, &zlen); /* a 128 KiB window fits */
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, NULL), GW_OK);
+  free(z);
+  /* a bomb: 8 MiB of zeros, streamed, stops at the ratio cap */
+  size_t n = 8 * MiB;
+  char *zeros = calloc(1, n);
+  env_fini(&e);
+  env_init(&e, 64 * MiB, 256 * MiB);
+  z = zstd_of(zeros, n, false, 17, &zlen);
+  assert_int_equal(run(&e, GW_ENC_PROTOBUF, GW_CODING_ZSTD, z, zlen, &o, &used), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(o.err.msg, "zstd: body inflates to more than 200 times its"));
+  assert_true(used < 2 * MiB);
+  free(z);
+  free(zeros);
+  free(body);
   env_fini(&e);
 }
 
@@ -187,7 +258,7 @@ static void test_protobuf_bomb_refused_before_unpacking(void **state)
   }
   struct gw_request_outcome o;
   size_t used;
-  assert_int_equal(run(&e, GW_ENC_PROTOBUF, false, b, n, &o, &used), GW_ERR(TOO_LARGE));
+  assert_int_equal(run(&e, GW_ENC_PROTOBUF, GW_CODING_NONE, b, n, &o, &used), GW_ERR(TOO_LARGE));
   assert_non_null(strstr(o.err.msg, "protobuf: the 4194304-byte body unpacks to about "));
   assert_non_null(strstr(o.err.msg, "bytes, more than the "));
   assert_true(used < 1 * MiB);
@@ -213,14 +284,14 @@ static void test_message_json_bomb(void **state)
   v[n] = 0;
   char *body = genai_span("gen_ai.input.messages", v, &len);
   struct gw_request_outcome o;
-  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, &used), GW_ERR(TOO_LARGE));
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, &used), GW_ERR(TOO_LARGE));
   assert_non_null(strstr(o.err.msg, "request needs more memory than one request may use"));
   assert_true(used + len <= 16 * MiB);
   free(body);
   /* The same attribute with real message JSON is parsed and kept. */
   body = genai_span("gen_ai.input.messages",
                     "[{\\\"role\\\":\\\"user\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"hi\\\"}]}]", &len);
-  assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_OK);
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, NULL), GW_OK);
   free(body);
   free(v);
   env_fini(&e);
@@ -297,7 +368,7 @@ static void test_entries_without_exporter(void **state)
       size_t len;
       char *body = one_span(genai, &len);
       struct gw_request_outcome o;
-      assert_int_equal(run(&e, GW_ENC_JSON, false, body, len, &o, NULL), GW_OK);
+      assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, NULL), GW_OK);
       assert_int_equal(o.spans, 1);
       struct gw_spool_entry ent;
       int got = gw_spool_peek(e.spool, consumer, &ent, 1, 0, 0, gw_mono_ns());
@@ -336,6 +407,7 @@ int main(void)
       cmocka_unit_test(test_share_is_413),
       cmocka_unit_test(test_budget_is_503),
       cmocka_unit_test(test_gzip_ratio_is_413),
+      cmocka_unit_test(test_zstd_request),
       cmocka_unit_test(test_protobuf_bomb_refused_before_unpacking),
       cmocka_unit_test(test_message_json_bomb),
       cmocka_unit_test(test_http_body_premapped),

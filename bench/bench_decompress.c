@@ -1,0 +1,136 @@
+/*
+ * bench_decompress.c: what decompressing a request body costs, per coding (bench/README.md, "Compressed
+ * bodies"). Usage: bench_decompress [-n ITERATIONS] BODY...
+ * Each body (a gen_payload request, protobuf or OTLP/JSON) is compressed here as clients send it: gzip
+ * level 6 (zlib's default, what the OTel SDKs and the Collector use), zstd level 3 (the zstd default) with
+ * its size stated (a one-shot compressor) and streamed (no size stated: the Collector's and Fluent Bit's
+ * streaming encoders), then decompressed ITERATIONS times through gw_decompress with the receivers'
+ * default caps into an arena reset after each, as a receiver thread does. Prints the compressed size and
+ * microseconds per body.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "decode/decode.h"
+
+static double now(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  rewind(f);
+  unsigned char *b = malloc((size_t)len + 1);
+  if (fread(b, 1, (size_t)len, f) != (size_t)len) {
+    fprintf(stderr, "%s: short read\n", path);
+    exit(1);
+  }
+  fclose(f);
+  *n = (size_t)len;
+  return b;
+}
+
+static unsigned char *gzip_of(const unsigned char *b, size_t n, size_t *out)
+{
+  z_stream zs = {0};
+  size_t cap = compressBound(n) + 32;
+  unsigned char *g = malloc(cap);
+  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    exit(1);
+  zs.next_in = (Bytef *)b;
+  zs.avail_in = (uInt)n;
+  zs.next_out = g;
+  zs.avail_out = (uInt)cap;
+  if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
+    exit(1);
+  *out = zs.total_out;
+  deflateEnd(&zs);
+  return g;
+}
+
+static unsigned char *zstd_of(const unsigned char *b, size_t n, int streamed, size_t *out)
+{
+  size_t cap = ZSTD_compressBound(n);
+  unsigned char *z = malloc(cap);
+  ZSTD_CCtx *c = ZSTD_createCCtx();
+  ZSTD_inBuffer ib = {b, n, 0};
+  ZSTD_outBuffer ob = {z, cap, 0};
+  if (streamed) /* input handed over before the end: the header cannot state the size */
+    while (ib.pos < ib.size)
+      if (ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)))
+        exit(1);
+  size_t left;
+  do {
+    left = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end);
+    if (ZSTD_isError(left))
+      exit(1);
+  } while (left);
+  ZSTD_freeCCtx(c);
+  *out = ob.pos;
+  return z;
+}
+
+int main(int argc, char **argv)
+{
+  int iters = 1000, opt;
+  while ((opt = getopt(argc, argv, "n:")) != -1)
+    if (opt == 'n')
+      iters = atoi(optarg);
+  if (optind >= argc || iters < 1) {
+    fprintf(stderr, "usage: bench_decompress [-n ITERATIONS] BODY...\n");
+    return 2;
+  }
+  /* the receivers' defaults: 64 MiB, ratio 200 past 1 MiB */
+  const struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_ratio = 200, .ratio_min_bytes = 1u << 20};
+  for (int fi = optind; fi < argc; fi++) {
+    size_t n;
+    unsigned char *b = slurp(argv[fi], &n);
+    struct {
+      const char *name;
+      enum gw_coding coding;
+      unsigned char *z;
+      size_t len;
+    } c[3] = {{"gzip-6", GW_CODING_DEFLATE, NULL, 0},
+              {"zstd-3-sized", GW_CODING_ZSTD, NULL, 0},
+              {"zstd-3-streamed", GW_CODING_ZSTD, NULL, 0}};
+    c[0].z = gzip_of(b, n, &c[0].len);
+    c[1].z = zstd_of(b, n, 0, &c[1].len);
+    c[2].z = zstd_of(b, n, 1, &c[2].len);
+    printf("body %s bytes=%zu iterations=%d\n", argv[fi], n, iters);
+    for (int k = 0; k < 3; k++) {
+      struct gw_arena *a = gw_arena_create(0);
+      double t0 = now();
+      for (int i = 0; i < iters; i++) {
+        void *o;
+        size_t ol;
+        struct gw_err e = {0};
+        if (gw_decompress(a, c[k].coding, c[k].z, c[k].len, &lim, &o, &ol, &e) || ol != n) {
+          fprintf(stderr, "%s: %s\n", c[k].name, e.msg);
+          return 1;
+        }
+        gw_arena_reset(a);
+      }
+      double t = (now() - t0) / iters;
+      printf("%-16s compressed=%zu us_per_body=%.1f MB_per_s=%.0f\n", c[k].name, c[k].len, t * 1e6, (double)n / t / 1e6);
+      gw_arena_destroy(a);
+      free(c[k].z);
+    }
+    free(b);
+  }
+  return 0;
+}
