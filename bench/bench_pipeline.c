@@ -19,6 +19,9 @@
  *   repack            the re-pack of the forwarded request alone (gw_pb_pack; the stages before it untimed)
  *   receive           decode + normalize + cost + redact + gw_records_encode + re-pack of the accepted
  *                     spans: the whole receive path with one reused arena (gw_arena_reset between requests)
+ *   receive_gzip      receive on the body as a gzip client sends it (level 6), decompressed first (gw_decompress
+ *                     with the receivers' default caps); MB_per_s counts its compressed bytes
+ *   receive_zstd      the same with a streamed zstd frame (level 3, no size stated)
  *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
  *   normalize_json, cost_json, redact_json, repack_json
@@ -52,6 +55,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <zlib.h>
+#include <zstd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +83,7 @@ struct body {
   size_t len;
   uint32_t spans;
   enum gw_encoding enc;
+  enum gw_coding coding; /* p is compressed so (receive stages only: they decompress it first) */
 };
 
 /* This thread's CPU time: spans per second of one core, whatever else runs on the machine (time spent
@@ -166,7 +172,17 @@ static size_t receive_run(struct gw_arena *a, const struct body *b, const struct
   struct gw_err err = {0};
   GwTraceRequest *req;
   struct gw_pb_raw raw;
-  gw_rc rc = gw_decode_traces_raw(a, b->enc, b->p, b->len, &limits, &req, &raw, &err);
+  const void *body = b->p;
+  size_t len = b->len;
+  if (b->coding) { /* as request.c does, with the receivers' default caps */
+    const struct gw_decode_limits dl = {.max_bytes = 64u << 20, .max_ratio = 200, .ratio_min_bytes = 1u << 20};
+    void *plain;
+    gw_rc zr = gw_decompress(a, b->coding, b->p, b->len, &dl, &plain, &len, &err);
+    if (zr)
+      die_rc("decompress", zr, &err);
+    body = plain;
+  }
+  gw_rc rc = gw_decode_traces_raw(a, b->enc, body, len, &limits, &req, &raw, &err);
   if (rc)
     die_rc("decode", rc, &err);
   struct gw_normalize_result res;
@@ -180,7 +196,7 @@ static size_t receive_run(struct gw_arena *a, const struct body *b, const struct
   if ((rc = gw_cost_annotate_spans(a, res.records, res.nrecords)))
     die_rc("cost annotate", rc, NULL);
   struct gw_redact_memo *memo = gw_redact_memo_create(a);
-  gw_redact_memo_limit(memo, redactor, b->len, NULL, NULL);
+  gw_redact_memo_limit(memo, redactor, len, NULL, NULL);
   if ((rc = gw_redact_request_raw(redactor, req, a, memo, &raw)) ||
       (rc = gw_redact_records(redactor, res.records, res.nrecords, a, memo)))
     die_rc("redact", rc, NULL);
@@ -592,6 +608,41 @@ int main(int argc, char **argv)
   report("redact", S_REDACT, &pb, n);
   report("repack", S_REPACK, &pb, n);
   report("receive", S_RECEIVE, &pb, n);
+  {
+    /* the same request as clients compress it: gzip level 6 (zlib's default, the SDKs' and the
+     * Collector's), zstd level 3 streamed (the Collector's zstd); decompressed first, as request.c does */
+    struct body gz = pb, zs = pb;
+    uLongf glen = compressBound(pb.len) + 32;
+    z_stream zst = {0};
+    gz.p = malloc(glen);
+    if (deflateInit2(&zst, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+      return 1;
+    zst.next_in = pb.p;
+    zst.avail_in = (uInt)pb.len;
+    zst.next_out = gz.p;
+    zst.avail_out = (uInt)glen;
+    if (deflate(&zst, Z_FINISH) != Z_STREAM_END)
+      return 1;
+    gz.len = zst.total_out;
+    deflateEnd(&zst);
+    gz.coding = GW_CODING_DEFLATE;
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    size_t zcap = ZSTD_compressBound(pb.len);
+    zs.p = malloc(zcap);
+    ZSTD_inBuffer ib = {pb.p, pb.len, 0};
+    ZSTD_outBuffer ob = {zs.p, zcap, 0};
+    while (ib.pos < ib.size) /* input before the end: no size stated, as a streaming encoder writes it */
+      ZSTD_compressStream2(cc, &ob, &ib, ZSTD_e_continue);
+    while (ZSTD_compressStream2(cc, &ob, &ib, ZSTD_e_end))
+      ;
+    ZSTD_freeCCtx(cc);
+    zs.len = ob.pos;
+    zs.coding = GW_CODING_ZSTD;
+    report("receive_gzip", S_RECEIVE, &gz, n);
+    report("receive_zstd", S_RECEIVE, &zs, n);
+    free(gz.p);
+    free(zs.p);
+  }
   report("receive_fresh", S_RECEIVE_FRESH, &pb, n);
   if (nturns) {
     const char *path = argv[optind], *at = strstr(path, "000");

@@ -54,9 +54,9 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
 
 /* zstd (RFC 8878: concatenated and skippable frames too) into the request arena under the same limits as
  * gw_inflate. Frames that state their content size are summed first (past the limit: TOO_LARGE before any
- * decoding) and decoded straight into a buffer of that size; others are decoded as a stream with their
- * window capped at GW_ZSTD_WINDOW_MAX (RFC 9659's limit for HTTP), the decoder's window and state taken from
- * the arena. Corrupt data (or data needing a dictionary), a bad checksum, a truncated frame or trailing bytes:
+ * decoding) and decoded straight into a buffer of that size, as are frames whose blocks bound their size
+ * within the limit; others are decoded as a stream with their window capped at GW_ZSTD_WINDOW_MAX (RFC
+ * 9659's limit for HTTP), the decoder's window and state taken from the arena. Corrupt data (or data needing a dictionary), a bad checksum, a truncated frame or trailing bytes:
  * BAD_GZIP. */
 #define GW_ZSTD_WINDOW_LOG_MAX 23
 #define GW_ZSTD_WINDOW_MAX ((size_t)1 << GW_ZSTD_WINDOW_LOG_MAX)

@@ -3,13 +3,16 @@
  * request arena, under the caps gzip and deflate bodies have (inflate.c): max_bytes, and with a ratio cap
  * max(ratio_min_bytes, max_ratio x compressed size).
  *
- * Two ways, chosen by what the frames' headers say:
+ * Three ways, chosen by what the frames' headers say:
  * - Every frame states its content size (a compressor that had the whole body: zstd's CLI on a file, Go's
  *   EncodeAll, ZSTD_compress): the sizes are summed from the frame headers and block headers, without
  *   decoding. Past the limit is TOO_LARGE at once, so a bomb costs the time to walk its headers. Within it
  *   the output buffer is that size exactly and the frames are decoded straight into it: no window buffer.
- * - Otherwise (a streaming compressor did not know the size when it wrote the header) the body is decoded
- *   as a stream into a buffer that doubles up to the limit, then a one-byte probe tells "done" from "too
+ * - Some frame states no size (a streaming compressor did not know it when it wrote the header), but the
+ *   blocks bound the output (at most 128 KiB each: ZSTD_decompressBound) within the limit: decoded the same
+ *   way into a buffer of the bound, cut to the output. This is the usual streamed body.
+ * - Otherwise (a bomb, or a compressor that ended a block at every small write) the body is decoded as a
+ *   stream into a buffer that doubles up to the limit, then a one-byte probe tells "done" from "too
  *   large", as in inflate.c. A streaming decoder keeps a window buffer as large as the frame asks for, up
  *   to 2 GiB in zstd's format: it is capped at GW_ZSTD_WINDOW_MAX (8 MiB), what RFC 9659 lets a sender use
  *   for HTTP content coding, and a frame asking for more is refused (BAD_GZIP, naming the window).
@@ -85,19 +88,27 @@ static gw_rc oom(struct gw_err *err)
 }
 
 /* Every frame's size known (total): decoded in one pass into a buffer of that size. */
-static gw_rc whole(struct gw_arena *a, ZSTD_DCtx *d, const void *in, size_t in_len, size_t total,
-                   unsigned char **out, struct gw_err *err)
+static gw_rc whole(struct gw_arena *a, ZSTD_DCtx *d, const void *in, size_t in_len, size_t cap, bool exact,
+                   unsigned char **out, size_t *out_len, struct gw_err *err)
 {
-  unsigned char *buf = gw_arena_alloc_big(a, total + 1);
+  /* a plain allocation: warm arena memory (the thread arena's kept chunks, the warm pool), where a new
+   * mapping's pages would all fault in */
+  unsigned char *buf = gw_arena_alloc(a, cap + 1);
   if (!buf)
     return oom(err);
-  size_t r = ZSTD_decompressDCtx(d, buf, total, in, in_len);
+  size_t r = ZSTD_decompressDCtx(d, buf, cap, in, in_len);
   if (ZSTD_isError(r))
     return gw_arena_exhausted(a) ? oom(err) : zs_error(err, r, 0);
-  if (r != total) /* the frames decoded to less than their headers state */
-    return gw_err_set(err, GW_ERR(BAD_GZIP), "zstd: frames decode to %zu bytes, their headers state %zu", r, total);
-  buf[total] = 0;
+  if (exact && r != cap) /* the frames decoded to less than their headers state */
+    return gw_err_set(err, GW_ERR(BAD_GZIP), "zstd: frames decode to %zu bytes, their headers state %zu", r, cap);
+  if (r < cap) { /* a bound: what was not used goes back (the buffer is the arena's last allocation) */
+    unsigned char *n = gw_arena_grow(a, buf, cap + 1, r + 1);
+    if (n)
+      buf = n;
+  }
+  buf[r] = 0;
   *out = buf;
+  *out_len = r;
   return GW_OK;
 }
 
@@ -183,15 +194,18 @@ gw_rc gw_unzstd(struct gw_arena *a, const void *in, size_t in_len, const struct 
     goto out;
   }
   unsigned char *buf = NULL;
-  unsigned long long total = ZSTD_findDecompressedSize(in, in_len);
-  if (total == ZSTD_CONTENTSIZE_UNKNOWN || total == ZSTD_CONTENTSIZE_ERROR) {
-    /* sizes not all stated, or the body is malformed: the stream decode finds out, and where */
+  unsigned long long total = ZSTD_findDecompressedSize(in, in_len), bound;
+  if (total == ZSTD_CONTENTSIZE_ERROR) {
+    /* malformed (or cut): the stream decode finds out, and where */
     rc = stream(a, d, in, in_len, lim, limit, by_ratio, &buf, out_len, err);
-  } else if (total > limit) {
-    rc = gw_decompress_too_large(err, "zstd", lim, limit, by_ratio, in_len);
+  } else if (total != ZSTD_CONTENTSIZE_UNKNOWN) {
+    rc = total > limit ? gw_decompress_too_large(err, "zstd", lim, limit, by_ratio, in_len)
+                       : whole(a, d, in, in_len, (size_t)total, true, &buf, out_len, err);
+  } else if ((bound = ZSTD_decompressBound(in, in_len)) != ZSTD_CONTENTSIZE_ERROR && bound <= limit) {
+    /* a streamed frame's blocks hold at most 128 KiB each: within the limit, decoded in one pass too */
+    rc = whole(a, d, in, in_len, (size_t)bound, false, &buf, out_len, err);
   } else {
-    rc = whole(a, d, in, in_len, (size_t)total, &buf, err);
-    *out_len = rc ? 0 : (size_t)total;
+    rc = stream(a, d, in, in_len, lim, limit, by_ratio, &buf, out_len, err);
   }
   if (!rc)
     *out = buf;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_decompressBound */
 #include <zstd.h>
 
 #include "decode/decode_int.h"
@@ -1797,6 +1798,31 @@ static void test_zlib_bodies(void **state)
   assert_int_equal(compress2(bomb, &blen, (const Bytef *)zeros, n, 9), Z_OK);
   assert_int_equal(inflate_max(a, bomb, blen, 1 << 20, &out, &out_len, &err), GW_ERR(TOO_LARGE));
   assert_string_equal(err.msg, "deflate: body inflates to more than 1048576 bytes");
+  /* within the limit: a stream inflating less than 32 times its size (decoded whole at once) and one
+   * inflating more (zeros: the zlib way), both exact, at the limit and one byte under it */
+  size_t m = 300000;
+  char *varied = malloc(m);
+  uint32_t x = 12345;
+  for (size_t i = 0; i < m; i++) { /* words of random letters: about 2 to 1 */
+    x = x * 1103515245u + 12345u;
+    varied[i] = (char)(i % 8 == 7 ? ' ' : 'a' + (x >> 16) % 26);
+  }
+  const char *plain[2] = {varied, zeros};
+  for (int k = 0; k < 2; k++) {
+    uLongf vlen = compressBound(m);
+    uint8_t *v = malloc(vlen);
+    assert_int_equal(compress2(v, &vlen, (const Bytef *)plain[k], m, 6), Z_OK);
+    assert_true(k ? vlen * 32 < m : vlen * 32 > m);
+    assert_int_equal(inflate_max(a, v, vlen, 1 << 20, &out, &out_len, &err), GW_OK);
+    assert_int_equal(out_len, m);
+    assert_memory_equal(out, plain[k], m);
+    assert_int_equal(((char *)out)[m], 0);
+    assert_int_equal(inflate_max(a, v, vlen, m, &out, &out_len, &err), GW_OK);
+    assert_int_equal(inflate_max(a, v, vlen, m - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+    assert_string_equal(err.msg, "deflate: body inflates to more than 299999 bytes");
+    free(v);
+  }
+  free(varied);
   free(bomb);
   free(zeros);
   free(bad);
@@ -1920,15 +1946,26 @@ static void test_zstd_bodies(void **state)
   free(z1);
   free(z2);
 
-  /* a streamed frame may ask for a window of up to 8 MiB (RFC 9659), not more */
-  z = zst(text, n, 3, false, 23, false, &zlen);
-  assert_int_equal(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_OK);
-  assert_int_equal(out_len, n);
-  free(z);
-  z = zst(text, n, 3, false, 24, false, &zlen);
-  assert_int_equal(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
-  assert_non_null(strstr(err.msg, "zstd: a frame's window is larger than 8388608 bytes"));
-  free(z);
+  /* A streamed frame's blocks bound its size (3 blocks of at most 128 KiB here): within the limit it is
+   * decoded in one pass, whatever window it declares. Past the limit (not the output: its bound) it is
+   * decoded as a stream, where its window may be up to 8 MiB (RFC 9659), not more. */
+  for (int wl = 23; wl <= 24; wl++) {
+    z = zst(text, n, 3, false, wl, false, &zlen);
+    assert_true(ZSTD_decompressBound(z, zlen) == 3 * 128 * 1024);
+    assert_int_equal(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_OK);
+    assert_int_equal(out_len, n);
+    assert_memory_equal(out, text, n);
+    gw_rc rc = unzstd_max(a, z, zlen, 350000, &out, &out_len, &err);
+    if (wl == 23) {
+      assert_int_equal(rc, GW_OK);
+      assert_int_equal(out_len, n);
+      assert_memory_equal(out, text, n);
+    } else {
+      assert_int_equal(rc, GW_ERR(BAD_GZIP));
+      assert_non_null(strstr(err.msg, "zstd: a frame's window is larger than 8388608 bytes"));
+    }
+    free(z);
+  }
   gw_arena_destroy(a);
   free(text);
 }
@@ -1969,6 +2006,78 @@ static void test_zstd_bombs(void **state)
     free(z);
   }
   free(zeros);
+}
+
+/* A gzip member's trailer states its size (ISIZE): a body stating its size within the limit is decoded whole
+ * at once (libdeflate), one whose trailer lies is not taken that way and gets zlib's error, as does a size
+ * stated past the limit for a body that is really within it. Header fields (name, extra, comment, header
+ * CRC) are read either way. */
+static void test_gzip_trailer(void **state)
+{
+  (void)state;
+  size_t n = 200000;
+  char *text = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    text[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
+  struct gw_arena *a = gw_arena_create(0);
+  void *out;
+  size_t out_len, zlen;
+  struct gw_err err = {0};
+  uint8_t *z = gz(text, n, &zlen);
+  assert_int_equal(inflate_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, n);
+  assert_memory_equal(out, text, n);
+  assert_int_equal(((char *)out)[n], 0);
+  /* exactly at the limit, and one byte under it */
+  assert_int_equal(inflate_max(a, z, zlen, n, &out, &out_len, &err), GW_OK);
+  assert_int_equal(inflate_max(a, z, zlen, n - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  assert_string_equal(err.msg, "gzip: body inflates to more than 199999 bytes");
+  /* a trailer stating less, more, nothing, or past any limit */
+  uint32_t lies[] = {(uint32_t)n - 1, (uint32_t)n + 1, 0, 0xffffffffu};
+  uint8_t *bad = malloc(zlen);
+  for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+    memcpy(bad, z, zlen);
+    for (int k = 0; k < 4; k++)
+      bad[zlen - 4 + k] = (uint8_t)(lies[i] >> (8 * k));
+    gw_rc rc = inflate_max(a, bad, zlen, 1 << 20, &out, &out_len, &err);
+    if (rc != GW_ERR(BAD_GZIP) || !strstr(err.msg, "gzip: incorrect length check at input byte "))
+      fail_msg("ISIZE %u: %d %s", lies[i], rc, err.msg);
+  }
+  /* a trailer stating much less than a bomb inflates to: the bomb is still caught */
+  size_t bn = 16u << 20, blen;
+  char *zeros = calloc(1, bn);
+  uint8_t *bomb = gz(zeros, bn, &blen);
+  bomb[blen - 4] = 100, bomb[blen - 3] = bomb[blen - 2] = bomb[blen - 1] = 0;
+  assert_int_equal(inflate_max(a, bomb, blen, 1 << 20, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+  free(bomb);
+  free(zeros);
+  /* header fields: a name, an extra field, a comment and a header CRC */
+  z_stream zs = {0};
+  assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  gz_header h = {0};
+  h.name = (Bytef *)"body.pb";
+  h.comment = (Bytef *)"otlp";
+  h.extra = (Bytef *)"ab\x02\x00xy";
+  h.extra_len = 6;
+  h.hcrc = 1;
+  assert_int_equal(deflateSetHeader(&zs, &h), Z_OK);
+  size_t cap = deflateBound(&zs, n) + 64;
+  uint8_t *zh = malloc(cap);
+  zs.next_in = (Bytef *)text;
+  zs.avail_in = (uInt)n;
+  zs.next_out = zh;
+  zs.avail_out = (uInt)cap;
+  assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  size_t zhlen = zs.total_out;
+  deflateEnd(&zs);
+  assert_int_equal(inflate_max(a, zh, zhlen, 1 << 20, &out, &out_len, &err), GW_OK);
+  assert_int_equal(out_len, n);
+  assert_memory_equal(out, text, n);
+  free(zh);
+  free(bad);
+  free(z);
+  free(text);
+  gw_arena_destroy(a);
 }
 
 static void test_gzip_bad(void **state)
@@ -3660,6 +3769,7 @@ int main(void)
       cmocka_unit_test(test_gzip_bomb_counted_early),
       cmocka_unit_test(test_gzip_bad),
       cmocka_unit_test(test_zlib_bodies),
+      cmocka_unit_test(test_gzip_trailer),
       cmocka_unit_test(test_zstd_bodies),
       cmocka_unit_test(test_zstd_bombs),
       cmocka_unit_test(test_gzip_concatenated),

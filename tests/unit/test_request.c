@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_decompressBound */
 #include <zstd.h>
 
 #include <cmocka.h>
@@ -174,20 +175,31 @@ static void test_gzip_ratio_is_413(void **state)
 }
 
 /* body as a zstd frame: one-shot (size stated), or streamed with a window of 2^window_log bytes (malloc'd). */
-static uint8_t *zstd_of(const void *body, size_t n, bool one_shot, int window_log, size_t *zlen)
+/* body as a zstd frame: one-shot (size stated), or streamed with a window of 2^window_log bytes, its
+ * input handed over in pieces of `piece` bytes each ending a block (a compressor flushing every write: a
+ * block per piece, so its blocks bound its size loosely) or all at once (piece 0) (malloc'd). */
+static uint8_t *zstd_of(const void *body, size_t n, bool one_shot, int window_log, size_t piece, size_t *zlen)
 {
   ZSTD_CCtx *c = ZSTD_createCCtx();
-  size_t cap = ZSTD_compressBound(n);
+  size_t cap = ZSTD_compressBound(n) + (piece ? n / piece + 1 : 1) * 16 + 64;
   uint8_t *z = malloc(cap);
   if (one_shot) {
     *zlen = ZSTD_compress2(c, z, cap, body, n);
   } else {
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log)));
-    ZSTD_inBuffer ib = {body, n, 0};
     ZSTD_outBuffer ob = {z, cap, 0};
-    while (ib.pos < ib.size)
-      assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
-    while (ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end))
+    for (size_t at = 0; at < n;) {
+      size_t k = piece && n - at > piece ? piece : n - at;
+      ZSTD_inBuffer ib = {(const char *)body + at, k, 0};
+      while (ib.pos < ib.size)
+        assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
+      if (piece)
+        while (ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_flush))
+          ;
+      at += k;
+    }
+    ZSTD_inBuffer none = {NULL, 0, 0};
+    while (ZSTD_compressStream2(c, &ob, &none, ZSTD_e_end))
       ;
     *zlen = ob.pos;
   }
@@ -196,9 +208,10 @@ static uint8_t *zstd_of(const void *body, size_t n, bool one_shot, int window_lo
   return z;
 }
 
-/* A zstd request runs the pipeline like any other; a streamed frame's window is arena memory, so it counts
- * against the request's share while the body is decoded (an 8 MiB window under a 1 MiB share is 413, not
- * memory nobody counted) and is given back after. */
+/* A zstd request runs the pipeline like any other. A frame whose size is stated, or bounded within the
+ * limit by its blocks, is decoded in one pass without a window; otherwise it is decoded as a stream, and
+ * its window is arena memory that counts against the request's share while the body is decoded (an 8 MiB
+ * window under a 1 MiB share is 413, not memory nobody counted) and is given back after. */
 static void test_zstd_request(void **state)
 {
   (void)state;
@@ -207,15 +220,22 @@ static void test_zstd_request(void **state)
   size_t len, zlen, used;
   char *body = genai_span("app.note", "a note to send compressed with zstd", &len);
   struct gw_request_outcome o;
-  uint8_t *z = zstd_of(body, len, true, 0, &zlen);
+  uint8_t *z = zstd_of(body, len, true, 0, 0, &zlen);
   assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, &used), GW_OK);
   assert_int_equal(o.spans, 1);
   assert_true(used < 2 * MiB); /* the size was stated: decoded in place, no window */
   free(z);
-  z = zstd_of(body, len, false, 23, &zlen);
+  /* streamed in one block with an 8 MiB window: its bound (128 KiB) is within the limit: one pass */
+  z = zstd_of(body, len, false, 23, 0, &zlen);
   assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, &used), GW_OK);
   assert_int_equal(o.spans, 1);
-  assert_true(used < 2 * MiB); /* the 8 MiB window was given back once the body was decoded */
+  free(z);
+  /* a block every 16 bytes: bounded past the limit, so decoded as a stream, in its 8 MiB window */
+  z = zstd_of(body, len, false, 23, 16, &zlen);
+  assert_true(ZSTD_decompressBound(z, zlen) > 1 * MiB);
+  assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, &used), GW_OK);
+  assert_int_equal(o.spans, 1);
+  assert_true(used < 2 * MiB); /* the window was given back once the body was decoded */
   env_fini(&e);
 
   env_init(&e, 256 * KiB, 64 * MiB); /* share: 1 MiB */
@@ -225,7 +245,7 @@ static void test_zstd_request(void **state)
                                  "receivers.max_request_bytes, its body included)");
   assert_true(used <= 1 * MiB);
   free(z);
-  z = zstd_of(body, len, false, 17, &zlen); /* a 128 KiB window fits */
+  z = zstd_of(body, len, false, 17, 16, &zlen); /* a 128 KiB window fits */
   assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, NULL), GW_OK);
   free(z);
   /* a bomb: 8 MiB of zeros, streamed, stops at the ratio cap */
@@ -233,7 +253,7 @@ static void test_zstd_request(void **state)
   char *zeros = calloc(1, n);
   env_fini(&e);
   env_init(&e, 64 * MiB, 256 * MiB);
-  z = zstd_of(zeros, n, false, 17, &zlen);
+  z = zstd_of(zeros, n, false, 17, 0, &zlen);
   assert_int_equal(run(&e, GW_ENC_PROTOBUF, GW_CODING_ZSTD, z, zlen, &o, &used), GW_ERR(TOO_LARGE));
   assert_non_null(strstr(o.err.msg, "zstd: body inflates to more than 200 times its"));
   assert_true(used < 2 * MiB);
