@@ -107,6 +107,8 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
     char msg[200];
     snprintf(msg, sizeof msg, "unsupported Content-Encoding '%.64s': use gzip, deflate, zstd or none", ce);
     gw_http_resp_error(p, json, GW_ERR(UNSUPPORTED_MEDIA), msg, resp);
+    resp->hname = "Accept-Encoding"; /* the codings a request may use (RFC 9110 §15.5.16, §12.5.3) */
+    resp->hvalue = "gzip, deflate, zstd";
     return false;
   }
   q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;

@@ -144,6 +144,7 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     const r3 = await post(gw, '/v1/traces', 'x', { ...PB, 'content-encoding': 'br' });
     assert.equal(r3.status, 415, 'unknown content encoding');
     assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate, zstd or none");
+    assert.equal(r3.headers.get('accept-encoding'), 'gzip, deflate, zstd', 'a 415 for the coding lists the codings taken');
     // a deflate body that is not one, and a deflate bomb: named by the format, 400 and 413
     const r4 = await post(gw, '/v1/traces', zlib.deflateSync(toProtobuf(traceRequest([genaiSpan()]))).subarray(0, 30), { ...PB, 'content-encoding': 'deflate' });
     assert.equal(r4.status, 400);
