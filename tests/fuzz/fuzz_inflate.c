@@ -1,9 +1,13 @@
 /*
- * fuzz_inflate.c: gzip request bodies through gw_inflate with its decompressed-size cap (inflate.c).
- * Input: one selector byte choosing the cap (2^(sel % 21) bytes, 1 B to 1 MiB, so chunk boundaries and
- * the one-byte probe past a full output are reached by small inputs), then the gzip stream.
- * Checks what the contract promises: a success is never over the cap, and all of its bytes are readable
- * (the checksum touches each one under ASan).
+ * fuzz_inflate.c: compressed request bodies through gw_decompress with its caps: gzip and zlib streams
+ * (inflate.c: libdeflate's whole-body way, then zlib's) and zstd frames (unzstd.c: sizes stated, bounded by
+ * blocks, streamed).
+ * Input: one selector byte, then the compressed body. Selector bits 0-4: the cap, 2^(sel % 21) bytes (1 B to
+ * 1 MiB, so the growing buffer's steps and the one-byte probe past a full output are reached by small
+ * inputs; values past 20 wrap); bit 5: the ratio cap (200) on; bit 6: its floor 1 KiB instead of 1 MiB;
+ * bit 7: zstd instead of gzip/zlib.
+ * Checks what the contract promises: a success is never over either cap, and all of its bytes are readable
+ * (the checksum touches each one under ASan) and NUL-terminated.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,17 +22,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1)
     return 0;
-  size_t cap = (size_t)1 << (data[0] % 21);
-  /* bit 5..7 of the selector: the ratio cap on or off, and its floor */
+  size_t cap = (size_t)1 << ((data[0] & 0x1f) % 21);
   struct gw_decode_limits lim = {.max_bytes = cap,
                                  .max_ratio = (data[0] & 0x20) ? 200u : 0u,
                                  .ratio_min_bytes = (data[0] & 0x40) ? 1024u : (1u << 20)};
-  struct gw_arena *a = gw_arena_create(8 << 20);
+  enum gw_coding coding = (data[0] & 0x80) ? GW_CODING_ZSTD : GW_CODING_DEFLATE;
+  struct gw_arena *a = gw_arena_create(16 << 20);
   struct gw_err err;
   void *out;
   size_t len;
-  if (gw_inflate(a, data + 1, size - 1, &lim, &out, &len, &err) == GW_OK) {
-    if (len > cap)
+  if (gw_decompress(a, coding, data + 1, size - 1, &lim, &out, &len, &err) == GW_OK) {
+    if (len > cap || ((const char *)out)[len] != 0)
       abort();
     if (lim.max_ratio && len > lim.ratio_min_bytes && len > (size_t)lim.max_ratio * (size - 1))
       abort();

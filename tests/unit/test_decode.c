@@ -81,12 +81,15 @@ static bool has_span(const GwTraceRequest *req, const uint8_t tid[16], const uin
   return false;
 }
 
-/* A gzip member of in (malloc'd). */
-static uint8_t *gz(const void *in, size_t n, size_t *out_len)
+/* in compressed by zlib (malloc'd): wbits 15 the zlib format, 15 + 16 gzip (with header h's fields when not
+ * NULL). */
+static uint8_t *zcomp(const void *in, size_t n, int level, int strategy, int wbits, gz_header *h, size_t *out_len)
 {
   z_stream zs = {0};
-  assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  size_t cap = deflateBound(&zs, n) + 32;
+  assert_int_equal(deflateInit2(&zs, level, Z_DEFLATED, wbits, 8, strategy), Z_OK);
+  if (h)
+    assert_int_equal(deflateSetHeader(&zs, h), Z_OK);
+  size_t cap = deflateBound(&zs, n) + 64;
   uint8_t *out = malloc(cap);
   zs.next_in = (Bytef *)in;
   zs.avail_in = (uInt)n;
@@ -96,6 +99,12 @@ static uint8_t *gz(const void *in, size_t n, size_t *out_len)
   *out_len = zs.total_out;
   deflateEnd(&zs);
   return out;
+}
+
+/* A gzip member of in (malloc'd). */
+static uint8_t *gz(const void *in, size_t n, size_t *out_len)
+{
+  return zcomp(in, n, 6, Z_DEFAULT_STRATEGY, 15 + 16, NULL, out_len);
 }
 
 /* gw_inflate with only the size cap (no ratio cap). */
@@ -1604,22 +1613,6 @@ static void test_gzip_ratio(void **state)
 }
 
 /* Compress n bytes with the given level, strategy and wrapper (15 + 16: gzip, 15: zlib). */
-static uint8_t *zcomp(const void *in, size_t n, int level, int strategy, int wbits, size_t *out_len)
-{
-  z_stream zs = {0};
-  assert_int_equal(deflateInit2(&zs, level, Z_DEFLATED, wbits, 8, strategy), Z_OK);
-  size_t cap = deflateBound(&zs, n) + 64;
-  uint8_t *out = malloc(cap);
-  zs.next_in = (Bytef *)in;
-  zs.avail_in = (uInt)n;
-  zs.next_out = out;
-  zs.avail_out = (uInt)cap;
-  assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  *out_len = zs.total_out;
-  deflateEnd(&zs);
-  return out;
-}
-
 /* gw_deflate_size reads the size from the codes: exact for every block type zlib writes (stored, fixed,
  * dynamic; every strategy), gzip and zlib wrappers and concatenated members; "more than limit" exactly
  * when the size passes it; "cannot tell" for truncated or foreign bodies. */
@@ -1642,7 +1635,7 @@ static void test_deflate_size(void **state)
       for (size_t st = 0; st < 5; st++)
         for (int w = 0; w < 2; w++) {
           size_t zlen, got;
-          uint8_t *z = zcomp(data, sizes[si], levels[li], strategies[st], w ? 15 : 15 + 16, &zlen);
+          uint8_t *z = zcomp(data, sizes[si], levels[li], strategies[st], w ? 15 : 15 + 16, NULL, &zlen);
           int rc = gw_deflate_size(z, zlen, SIZE_MAX, &got);
           if (rc != 0 || got != sizes[si])
             fail_msg("size %zu level %d strategy %d %s: rc %d, %zu", sizes[si], levels[li], strategies[st],
@@ -1659,8 +1652,8 @@ static void test_deflate_size(void **state)
         }
   /* two gzip members: the sum; something else after a member: cannot tell */
   size_t l1, l2, got;
-  uint8_t *z1 = zcomp(data, 5000, 6, Z_DEFAULT_STRATEGY, 15 + 16, &l1);
-  uint8_t *z2 = zcomp(data + 7000, 300000, 9, Z_DEFAULT_STRATEGY, 15 + 16, &l2);
+  uint8_t *z1 = zcomp(data, 5000, 6, Z_DEFAULT_STRATEGY, 15 + 16, NULL, &l1);
+  uint8_t *z2 = zcomp(data + 7000, 300000, 9, Z_DEFAULT_STRATEGY, 15 + 16, NULL, &l2);
   uint8_t *both = malloc(l1 + l2 + 1);
   memcpy(both, z1, l1);
   memcpy(both + l1, z2, l2);
@@ -1709,7 +1702,7 @@ static void test_gzip_bomb_counted(void **state)
     plain[i + 1] = ',';
   }
   plain[n - 1] = ']';
-  uint8_t *z = zcomp(plain, n, 9, Z_DEFAULT_STRATEGY, 15 + 16, &zlen);
+  uint8_t *z = zcomp(plain, n, 9, Z_DEFAULT_STRATEGY, 15 + 16, NULL, &zlen);
   free(plain);
   struct gw_decode_limits lim = BOMB_LIMITS;
   assert_true(zlen * 200 > (2u << 20)); /* the ratio allows more than the bound below */
@@ -1738,7 +1731,7 @@ static void test_gzip_bomb_counted_early(void **state)
   (void)state;
   size_t n = 32u << 20, zlen;
   char *plain = calloc(1, n);
-  uint8_t *z = zcomp(plain, n, 1, Z_RLE, 15 + 16, &zlen);
+  uint8_t *z = zcomp(plain, n, 1, Z_RLE, 15 + 16, NULL, &zlen);
   assert_true(zlen * 16 > (384u << 10)); /* counted against the whole body, the output would pass 384 KiB */
   assert_true(bomb_refused_held(z, zlen) < (384u << 10));
   /* 600 KB of zeros, then text that compresses as OTLP does: counted early, inflated exactly */
@@ -1746,7 +1739,7 @@ static void test_gzip_bomb_counted_early(void **state)
   for (size_t i = head; i < m; i++)
     plain[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
   free(z);
-  z = zcomp(plain, m, 6, Z_DEFAULT_STRATEGY, 15 + 16, &zlen);
+  z = zcomp(plain, m, 6, Z_DEFAULT_STRATEGY, 15 + 16, NULL, &zlen);
   struct gw_decode_limits lim = BOMB_LIMITS;
   void *out;
   size_t out_len;
@@ -2052,24 +2045,14 @@ static void test_gzip_trailer(void **state)
   free(bomb);
   free(zeros);
   /* header fields: a name, an extra field, a comment and a header CRC */
-  z_stream zs = {0};
-  assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
   gz_header h = {0};
   h.name = (Bytef *)"body.pb";
   h.comment = (Bytef *)"otlp";
   h.extra = (Bytef *)"ab\x02\x00xy";
   h.extra_len = 6;
   h.hcrc = 1;
-  assert_int_equal(deflateSetHeader(&zs, &h), Z_OK);
-  size_t cap = deflateBound(&zs, n) + 64;
-  uint8_t *zh = malloc(cap);
-  zs.next_in = (Bytef *)text;
-  zs.avail_in = (uInt)n;
-  zs.next_out = zh;
-  zs.avail_out = (uInt)cap;
-  assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  size_t zhlen = zs.total_out;
-  deflateEnd(&zs);
+  size_t zhlen;
+  uint8_t *zh = zcomp(text, n, 9, Z_DEFAULT_STRATEGY, 15 + 16, &h, &zhlen);
   assert_int_equal(inflate_max(a, zh, zhlen, 1 << 20, &out, &out_len, &err), GW_OK);
   assert_int_equal(out_len, n);
   assert_memory_equal(out, text, n);
