@@ -22,7 +22,8 @@
  *   receive_gzip      receive on the body as a gzip client sends it (level 6), decompressed first (gw_decompress
  *                     with the receivers' default caps); MB_per_s counts its compressed bytes
  *   receive_zstd      the same with a streamed zstd frame (level 3, no size stated)
- *   receive_fresh     the same with an arena created and destroyed per request, as the receivers do today
+ *   receive_fresh     receive with an arena created and destroyed per request: the cost of memory that is
+ *                     not warm (a receiver thread's arena keeps its chunks and uses the warm pool)
  *   decode_json       gw_decode_traces on the OTLP/JSON body, when one is given
  *   normalize_json, cost_json, redact_json, repack_json
  *                     the stages above on the tree decoded from the OTLP/JSON body (what OTLP/JSON costs past
