@@ -13,7 +13,8 @@
 # system, from /proc): on a machine shared with other work the rates swing with the neighbours' load, the
 # CPU cost per span much less, so compare designs by it. Extra YAML for the gateway: BENCH_YAML (appended
 # under receivers:, e.g. "  http:\n    threads: 4"). TLS tools generate a throw-away certificate.
-# BENCH_ENC=json: wrk posts the same requests as OTLP/JSON (application/json) instead of protobuf.
+# BENCH_ENC=json: wrk posts the same requests as OTLP/JSON (application/json) instead of protobuf;
+# BENCH_ENC=gzip: as protobuf gzipped (gzip -6, Content-Encoding: gzip), as most Collectors send them.
 # BENCH_CONVO=1: conversations (gen_payload -c: each call resends the earlier turns; ~545 KB a request).
 set -euo pipefail
 
@@ -49,7 +50,12 @@ json)
   [ "$TOOL" = wrk ] || [ "$TOOL" = wrk-tls ] || { echo "BENCH_ENC=json: wrk or wrk-tls only" >&2; exit 2; }
   "$GEN" -n 8 -s "${BENCH_SPANS:-100}" "${CONVO[@]}" -j "$WORK/bodies" >/dev/null
   ;;
-*) echo "BENCH_ENC=$ENC: protobuf or json" >&2; exit 2 ;;
+gzip)
+  [ "$TOOL" = wrk ] || [ "$TOOL" = wrk-tls ] || { echo "BENCH_ENC=gzip: wrk or wrk-tls only" >&2; exit 2; }
+  "$GEN" -n 8 -s "${BENCH_SPANS:-100}" "${CONVO[@]}" "$WORK/bodies" >/dev/null
+  for f in "$WORK"/bodies/body-*.pb; do gzip -6 -n -c "$f" >"$f.gz"; done
+  ;;
+*) echo "BENCH_ENC=$ENC: protobuf, json or gzip" >&2; exit 2 ;;
 esac
 
 SCHEME=http

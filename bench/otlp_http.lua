@@ -8,7 +8,8 @@
 -- (trace_id, span_id) keys: nothing dedups in Postgres and "landed" counts real inserts. RUN (0..15,
 -- default 0) goes into the top byte too, so runs against one database never repeat each other's keys.
 -- ENC "json" (after RUN) posts BODYDIR/body-NNN.json as OTLP/JSON instead, unchanged: its ids are not
--- refreshed, so it suits only runs where nothing dedups (bench/http_recv.sh has no consumer).
+-- refreshed, so it suits only runs where nothing dedups (bench/http_recv.sh has no consumer). ENC "gzip"
+-- posts BODYDIR/body-NNN.pb.gz with Content-Encoding: gzip, unchanged likewise.
 
 local threads = 0
 
@@ -21,6 +22,7 @@ local bodies = {}
 local seq = 0
 local run = 0
 local json = false
+local gzip = false
 
 local function read_all(path)
   local f = assert(io.open(path, "rb"), "cannot open " .. path)
@@ -46,11 +48,14 @@ function init(args)
   local dir, n = args[1], tonumber(args[2] or "1")
   run = tonumber(args[3] or "0") % 16
   json = args[4] == "json"
-  assert(dir, "usage: wrk -s otlp_http.lua URL -- BODYDIR NBODIES [RUN [json]]")
+  gzip = args[4] == "gzip"
+  assert(dir, "usage: wrk -s otlp_http.lua URL -- BODYDIR NBODIES [RUN [json|gzip]]")
   for i = 0, n - 1 do
     local name = string.format("%s/body-%03d", dir, i)
     if json then
       bodies[#bodies + 1] = { json = read_all(name .. ".json") }
+    elseif gzip then
+      bodies[#bodies + 1] = { gz = read_all(name .. ".pb.gz") }
     else
       bodies[#bodies + 1] = cut(read_all(name .. ".pb"), name .. ".idx")
     end
@@ -63,6 +68,9 @@ function request()
   local b = bodies[(seq % #bodies) + 1]
   if b.json then
     return wrk.format("POST", "/v1/traces", { ["Content-Type"] = "application/json" }, b.json)
+  end
+  if b.gz then
+    return wrk.format("POST", "/v1/traces", { ["Content-Type"] = "application/x-protobuf", ["Content-Encoding"] = "gzip" }, b.gz)
   end
   local ctr = string.char((run * 16 + tid) % 256, math.floor(seq / 65536) % 256, math.floor(seq / 256) % 256, seq % 256)
   local parts = {}
