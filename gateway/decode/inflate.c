@@ -21,7 +21,8 @@
  * The usual body goes a faster way first, about ten times faster than zlib's inflate on OTLP bodies
  * (bench/README.md, "Compressed bodies"): libdeflate decodes it whole into one buffer, a gzip member's
  * into one of the size its trailer states (ISIZE) when that is within the limit, a zlib stream's (which
- * states no size) into one of 32 times its size or the limit if less, cut to the output. libdeflate checks
+ * states no size, and is at most 256 KiB) into one of 32 times its size or the limit if less, cut to the
+ * output. libdeflate checks
  * the CRC-32 (Adler-32) and ISIZE and never writes past the buffer, so a trailer that lies or a bomb costs
  * at most that much output (it skips a gzip header's CRC without checking it; the data's CRC-32 is what
  * protects the body). Anything it does not take whole (several members, a lying trailer, a zlib stream
@@ -122,9 +123,12 @@ static const char *format_of(const unsigned char *in, size_t len)
 /* The first way (top comment): one gzip member stating its size within limit, or a zlib stream within
  * GUESS_RATIO times its size, decoded whole by libdeflate into a plain arena allocation: its chunks are warm
  * (kept by the thread's arena, or from the warm pool), where a new mapping's pages would all fault in.
- * 1 done (*out, *out_len set), 0 not taken (the zlib way decides), -1 a stated size does not fit the
- * arena. */
+ * The guess for a zlib stream is charged to the in-flight budget until the request ends (an arena gives
+ * back at reset), so it is only made up to GUESS_MAX: a larger zlib body takes the zlib way, whose buffer
+ * grows with its output. 1 done (*out, *out_len set), 0 not taken (the zlib way decides), -1 a stated size
+ * does not fit the arena. */
 #define GUESS_RATIO 32
+#define GUESS_MAX (8u << 20)
 static int whole(struct gw_arena *a, const unsigned char *in, size_t in_len, size_t limit, void **out,
                  size_t *out_len)
 {
@@ -136,7 +140,9 @@ static int whole(struct gw_arena *a, const unsigned char *in, size_t in_len, siz
     if (cap > limit)
       return 0; /* too large, or lying: the zlib way tells which */
   } else if (in_len >= 6 && zlib_header(in, in_len)) {
-    cap = in_len > (SIZE_MAX - 1) / GUESS_RATIO ? SIZE_MAX - 1 : in_len * GUESS_RATIO;
+    if (in_len > GUESS_MAX / GUESS_RATIO)
+      return 0;
+    cap = in_len * GUESS_RATIO;
     if (cap > limit)
       cap = limit;
   } else {
