@@ -20,6 +20,8 @@
 
 static _Atomic int64_t values[GW_M__COUNT];
 static _Atomic int64_t rejected[GW_E__COUNT];
+static _Atomic int64_t body_bytes[GW_BODY__COUNT][2]; /* [coding][decompressed] */
+static const char *const body_label[GW_BODY__COUNT] = {"identity", "gzip", "deflate", "zstd"};
 
 static const struct {
   const char *name, *type, *help;
@@ -161,6 +163,38 @@ void gw_metric_add(enum gw_metric m, int64_t n) { atomic_fetch_add_explicit(&val
 void gw_metric_set(enum gw_metric m, int64_t v) { atomic_store_explicit(&values[m], v, memory_order_relaxed); }
 int64_t gw_metric_get(enum gw_metric m) { return atomic_load_explicit(&values[m], memory_order_relaxed); }
 
+void gw_metric_body_received(enum gw_body_coding c, uint64_t bytes)
+{
+  atomic_fetch_add_explicit(&body_bytes[c][0], (int64_t)bytes, memory_order_relaxed);
+}
+
+void gw_metric_body_decompressed(enum gw_body_coding c, uint64_t bytes)
+{
+  atomic_fetch_add_explicit(&body_bytes[c][1], (int64_t)bytes, memory_order_relaxed);
+}
+
+int64_t gw_metric_body_get(enum gw_body_coding c, bool decompressed)
+{
+  return atomic_load_explicit(&body_bytes[c][decompressed], memory_order_relaxed);
+}
+
+/* Every coding's series, zero or not: a rate over them works from the first scrape. */
+static void render_bodies(struct gw_sb *out)
+{
+  static const char *const name[2] = {"genai_gateway_request_body_bytes_total",
+                                      "genai_gateway_request_body_decompressed_bytes_total"};
+  static const char *const help[2] = {
+    "OTLP request body bytes as received, by content coding (Content-Encoding or grpc-encoding)",
+    "OTLP request body bytes after decompression, of the bodies that decompressed, by content coding (identity: "
+    "the bytes received)"};
+  for (int d = 0; d < 2; d++) {
+    gw_sb_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name[d], help[d], name[d]);
+    for (int c = 0; c < GW_BODY__COUNT; c++)
+      gw_sb_printf(out, "%s{encoding=\"%s\"} %lld\n", name[d], body_label[c],
+                   (long long)atomic_load_explicit(&body_bytes[c][d], memory_order_relaxed));
+  }
+}
+
 void gw_metric_rejected(gw_rc reason, int64_t n)
 {
   int code = -reason;
@@ -214,6 +248,7 @@ void gw_metrics_render(struct gw_sb *out)
                    "# TYPE genai_gateway_build_info gauge\ngenai_gateway_build_info{version=\"%s\",commit=\"%s\"} 1\n",
                GW_VERSION, GW_COMMIT);
   render_hists(out);
+  render_bodies(out);
   render_process(out);
   gw_sb_puts(out, "# HELP genai_gateway_spans_rejected_total Spans rejected, by reason\n"
                   "# TYPE genai_gateway_spans_rejected_total counter\n");

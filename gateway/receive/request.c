@@ -207,11 +207,26 @@ static uint32_t count_spans(const GwTraceRequest *req)
   return n;
 }
 
+/* The metrics' name for a body's coding: gzip and the zlib format ("deflate") told apart by gzip's magic. */
+static enum gw_body_coding body_coding(enum gw_coding coding, const unsigned char *b, size_t len)
+{
+  switch (coding) {
+  case GW_CODING_NONE: return GW_BODY_IDENTITY;
+  case GW_CODING_ZSTD: return GW_BODY_ZSTD;
+  case GW_CODING_DEFLATE: break;
+  }
+  return len >= 2 && b[0] == 0x1f && b[1] == 0x8b ? GW_BODY_GZIP : GW_BODY_DEFLATE;
+}
+
 /* The head both signals share: refuse while stopping, decompress under the request cap. */
 static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena *a, enum gw_coding coding,
                    const void **body, size_t *len, struct gw_err *err)
 {
   gw_metric_add(GW_M_REQUESTS, 1);
+  enum gw_body_coding bc = body_coding(coding, *body, *len);
+  gw_metric_body_received(bc, *len);
+  if (coding == GW_CODING_NONE)
+    gw_metric_body_decompressed(bc, *len);
   if (atomic_load(&p->shutting_down))
     return gw_err_set(err, GW_ERR(SHUTDOWN), "the gateway is shutting down");
   gw_rc rc = checkpoint(ctl, "the wait for a receiver thread", err);
@@ -226,6 +241,7 @@ static gw_rc begin(struct gw_pipeline *p, const struct ctl *ctl, struct gw_arena
   rc = gw_decompress(a, coding, *body, *len, &lim, &plain, &plain_len, err);
   if (rc)
     return rc;
+  gw_metric_body_decompressed(bc, plain_len);
   *body = plain;
   *len = plain_len;
   return checkpoint(ctl, "decompression", err);

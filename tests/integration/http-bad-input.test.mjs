@@ -199,6 +199,31 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     await assertHttpStillServes(gw, db, { label: 'zstd' });
   });
 
+  test('request body bytes by content coding: as received and decompressed, on /metrics', async () => {
+    const plain = toProtobuf(traceRequest([genaiSpan({ attributes: { 'app.note': 'x'.repeat(3000) } })]));
+    const sent = [
+      ['identity', undefined, plain],
+      ['gzip', 'gzip', zlib.gzipSync(plain)],
+      ['deflate', 'deflate', zlib.deflateSync(plain)],
+      ['zstd', 'zstd', zstdCompress(plain)],
+    ];
+    const series = (m, name, enc) => metric(m, `genai_gateway_request_body_${name}_total`, { encoding: enc });
+    const before = await gw.metrics();
+    for (const [, ce, body] of sent) {
+      const r = await post(gw, '/v1/traces', body, ce ? { ...PB, 'content-encoding': ce } : PB);
+      assert.equal(r.status, 200, `${ce}: ${statusMessage(r)}`);
+    }
+    // a body that does not decompress counts as received only
+    const bad = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal((await post(gw, '/v1/traces', bad, { ...PB, 'content-encoding': 'gzip' })).status, 400);
+    const after = await gw.metrics();
+    for (const [enc, , body] of sent) {
+      const extra = enc === 'gzip' ? bad.length : 0;
+      assert.equal(series(after, 'bytes', enc) - series(before, 'bytes', enc), body.length + extra, `${enc}: received`);
+      assert.equal(series(after, 'decompressed_bytes', enc) - series(before, 'decompressed_bytes', enc), plain.length, `${enc}: decompressed`);
+    }
+  });
+
   test('gzip bomb (64 MiB of zeros): 413 and memory stays bounded', async () => {
     const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
     assert.ok(bomb.length < 200 * 1024);

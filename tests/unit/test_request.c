@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "core/conf.h"
+#include "core/metrics.h"
 #include "receive/http_req.h"
 #include "receive/request.h"
 #include "redact/redact.h"
@@ -221,8 +222,11 @@ static void test_zstd_request(void **state)
   char *body = genai_span("app.note", "a note to send compressed with zstd", &len);
   struct gw_request_outcome o;
   uint8_t *z = zstd_of(body, len, true, 0, 0, &zlen);
+  int64_t wire0 = gw_metric_body_get(GW_BODY_ZSTD, false), plain0 = gw_metric_body_get(GW_BODY_ZSTD, true);
   assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_ZSTD, z, zlen, &o, &used), GW_OK);
   assert_int_equal(o.spans, 1);
+  assert_int_equal(gw_metric_body_get(GW_BODY_ZSTD, false) - wire0, zlen); /* counted by coding */
+  assert_int_equal(gw_metric_body_get(GW_BODY_ZSTD, true) - plain0, len);
   assert_true(used < 2 * MiB); /* the size was stated: decoded in place, no window */
   free(z);
   /* streamed in one block with an 8 MiB window: its bound (128 KiB) is within the limit: one pass */
