@@ -10,6 +10,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +19,7 @@ import { traceRequest, genaiSpan, span, toProtobuf, toJson, rawGrpcClient, grpcU
 import { logsRequest, logsToProtobuf, chatEvents, GRPC_LOGS_PATH } from '../lib/otlp-logs.mjs';
 import { startOtlpHttp, spansOf } from '../lib/fake-otlp.mjs';
 import { parseExposition, evaluate } from '../lib/promql.mjs';
+import { zstdCompress } from '../lib/zstd.mjs';
 
 const execFileP = promisify(execFile);
 const skip = prerequisites();
@@ -83,24 +85,42 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
     let logRecords = 0;
     const traceIds = [];
     let spans = 0;
+    /* request body bytes by content coding: [received, decompressed] */
+    const bodyBytes = { identity: [0, 0], gzip: [0, 0], zstd: [0, 0] };
+    const plainBody = (b) => {
+      const n = Buffer.byteLength(b);
+      bodyBytes.identity[0] += n;
+      bodyBytes.identity[1] += n;
+      return b;
+    };
     for (let i = 0; i < 6; i++) {
       const ss = [genaiSpan({ model: 'gpt-4o-mini' }), genaiSpan({ model: 'gpt-4o-mini' })];
       traceIds.push(...ss.map((x) => x.traceId));
       spans += ss.length;
       const body = toProtobuf(traceRequest(ss));
       if (i % 2) {
-        assert.equal((await grpcUnaryRaw(grpcClient, GRPC_EXPORT_PATH, body, GRPC_AUTH)).code, 0);
+        assert.equal((await grpcUnaryRaw(grpcClient, GRPC_EXPORT_PATH, plainBody(body), GRPC_AUTH)).code, 0);
         sent['grpc traces']++;
       } else {
-        assert.equal((await post(gw, '/v1/traces', i === 4 ? toJson(traceRequest(ss)) : body, i === 4 ? { 'content-type': 'application/json', ...AUTH } : PB)).status, 200);
+        assert.equal((await post(gw, '/v1/traces', plainBody(i === 4 ? toJson(traceRequest(ss)) : body), i === 4 ? { 'content-type': 'application/json', ...AUTH } : PB)).status, 200);
         sent['http traces']++;
       }
     }
+    for (const [enc, z] of [['gzip', (b) => zlib.gzipSync(b)], ['zstd', (b) => zstdCompress(b)]]) {
+      const ss = [genaiSpan({ model: 'gpt-4o-mini' })];
+      traceIds.push(ss[0].traceId);
+      spans += 1;
+      const plain = toProtobuf(traceRequest(ss));
+      const body = z(plain);
+      assert.equal((await post(gw, '/v1/traces', body, { ...PB, 'content-encoding': enc })).status, 200);
+      sent['http traces']++;
+      bodyBytes[enc] = [body.length, plain.length];
+    }
     for (let i = 0; i < 3; i++) {
       const body = logsToProtobuf(logsRequest(chatEvents({ user: 'hi', reply: 'ho' })));
-      assert.equal((await post(gw, '/v1/logs', body, PB)).status, 200);
+      assert.equal((await post(gw, '/v1/logs', plainBody(body), PB)).status, 200);
       sent['http logs']++;
-      assert.equal((await grpcUnaryRaw(grpcClient, GRPC_LOGS_PATH, body, GRPC_AUTH)).code, 0);
+      assert.equal((await grpcUnaryRaw(grpcClient, GRPC_LOGS_PATH, plainBody(body), GRPC_AUTH)).code, 0);
       sent['grpc logs']++;
       logRecords += 4;
     }
@@ -108,7 +128,7 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
     const ok = genaiSpan({ model: 'gpt-4o-mini' });
     traceIds.push(ok.traceId);
     spans += 1;
-    assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([ok, bad])), PB)).status, 200);
+    assert.equal((await post(gw, '/v1/traces', plainBody(toProtobuf(traceRequest([ok, bad]))), PB)).status, 200);
     sent['http traces']++;
     /* refused for their token: on OTLP/HTTP two without one and one with a wrong one, on gRPC one without
      * and two wrong; none of them is counted as a request */
@@ -126,7 +146,7 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
     });
     await sleep(300);
     const second = await scrape();
-    Object.assign(S, { s1: first.s, t1: first.t, s2: second.s, t2: second.t, sent, spans, logRecords, authRefused });
+    Object.assign(S, { s1: first.s, t1: first.t, s2: second.s, t2: second.t, sent, spans, logRecords, authRefused, bodyBytes });
   });
 
   after(async () => {
@@ -230,6 +250,18 @@ describe('operations dashboard and metrics', { skip: skip ?? false }, () => {
       assert.equal(e.length, 1, JSON.stringify(e));
       assert.equal(e[0].labels.exporter, 'otlp');
       near(e[0].value * dt(), 1, 'exports refused for their token');
+    },
+    'Request body bytes per second by content coding': ([recv, dec]) => {
+      /* requests refused for their token never reach decoding: not counted */
+      for (const [t, i] of [[recv, 0], [dec, 1]]) {
+        const rows = q(t.expr);
+        for (const enc of ['identity', 'gzip', 'deflate', 'zstd']) {
+          const r = rows.find((x) => x.labels.encoding === enc);
+          assert.ok(r, `${enc} series (every coding exported from the start)`);
+          near(r.value * dt(), S.bodyBytes[enc]?.[i] ?? 0, `${enc} ${i ? 'decompressed' : 'received'}`);
+        }
+      }
+      assert.ok(S.bodyBytes.gzip[1] > S.bodyBytes.gzip[0] && S.bodyBytes.zstd[1] > S.bodyBytes.zstd[0]);
     },
     'Versions running': async ([t]) => {
       const rows = q(t.expr);
