@@ -25,6 +25,7 @@
  * positions and sizes, never content.
  */
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createDCtx_advanced: the decoder's memory from the arena */
+#include <stdio.h>
 #include <string.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -65,8 +66,13 @@ static void zs_free(void *opaque, void *p)
     }
 }
 
+#define NOWHERE SIZE_MAX /* zs_error: a one-pass decode does not say where it stopped */
+
 static gw_rc zs_error(struct gw_err *err, size_t r, size_t at)
 {
+  char where[48] = "";
+  if (at != NOWHERE)
+    snprintf(where, sizeof where, " at input byte %zu", at);
   switch (ZSTD_getErrorCode(r)) {
   case ZSTD_error_frameParameter_windowTooLarge:
     return gw_err_set(err, GW_ERR(BAD_GZIP),
@@ -74,11 +80,11 @@ static gw_rc zs_error(struct gw_err *err, size_t r, size_t at)
                       "compress with a window of at most 8 MiB)",
                       GW_ZSTD_WINDOW_MAX);
   case ZSTD_error_prefix_unknown:
-    return gw_err_set(err, GW_ERR(BAD_GZIP), "zstd: not a zstd frame at input byte %zu", at);
+    return gw_err_set(err, GW_ERR(BAD_GZIP), "zstd: not a zstd frame%s", where);
   case ZSTD_error_memory_allocation:
     return gw_err_set(err, GW_ERR(TOO_LARGE), "zstd: request needs more memory than the per-request limit");
   default:
-    return gw_err_set(err, GW_ERR(BAD_GZIP), "zstd: %s at input byte %zu", ZSTD_getErrorName(r), at);
+    return gw_err_set(err, GW_ERR(BAD_GZIP), "zstd: %s%s", ZSTD_getErrorName(r), where);
   }
 }
 
@@ -98,7 +104,7 @@ static gw_rc whole(struct gw_arena *a, ZSTD_DCtx *d, const void *in, size_t in_l
     return oom(err);
   size_t r = ZSTD_decompressDCtx(d, buf, cap, in, in_len);
   if (ZSTD_isError(r))
-    return gw_arena_exhausted(a) ? oom(err) : zs_error(err, r, 0);
+    return gw_arena_exhausted(a) ? oom(err) : zs_error(err, r, NOWHERE);
   if (exact && r != cap) /* the frames decoded to less than their headers state */
     return gw_err_set(err, GW_ERR(BAD_GZIP), "zstd: frames decode to %zu bytes, their headers state %zu", r, cap);
   if (r < cap) { /* a bound: what was not used goes back (the buffer is the arena's last allocation) */
@@ -190,7 +196,7 @@ gw_rc gw_unzstd(struct gw_arena *a, const void *in, size_t in_len, const struct 
   gw_rc rc;
   size_t r = ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, GW_ZSTD_WINDOW_LOG_MAX);
   if (ZSTD_isError(r)) {
-    rc = zs_error(err, r, 0);
+    rc = zs_error(err, r, NOWHERE);
     goto out;
   }
   unsigned char *buf = NULL;

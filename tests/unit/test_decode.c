@@ -1906,7 +1906,7 @@ static void test_zstd_bodies(void **state)
   memcpy(bad, z, zlen);
   bad[zlen - 1] ^= 1;
   assert_int_equal(unzstd_max(a, bad, zlen, 1 << 20, &out, &out_len, &err), GW_ERR(BAD_GZIP));
-  assert_non_null(strstr(err.msg, "checksum"));
+  assert_string_equal(err.msg, "zstd: Restored data doesn't match checksum"); /* one pass: no position */
   /* bytes after the last frame; not zstd at all; nothing */
   memcpy(bad, z, zlen);
   memcpy(bad + zlen, "{\"resourceSpans\"", 16);
