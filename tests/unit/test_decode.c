@@ -107,6 +107,24 @@ static uint8_t *gz(const void *in, size_t n, size_t *out_len)
   return zcomp(in, n, 6, Z_DEFAULT_STRATEGY, 15 + 16, NULL, out_len);
 }
 
+/* n bytes of letters that compress about as OTLP does (malloc'd). */
+static char *letters(size_t n)
+{
+  char *t = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    t[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
+  return t;
+}
+
+/* A decompression that must have given exactly plain[0, n), NUL-terminated. */
+#define assert_decoded(rc, out, out_len, plain, n)                                                           \
+  do {                                                                                                       \
+    assert_int_equal((rc), GW_OK);                                                                           \
+    assert_int_equal((out_len), (n));                                                                        \
+    assert_memory_equal((out), (plain), (n));                                                                \
+    assert_int_equal(((const char *)(out))[n], 0);                                                           \
+  } while (0)
+
 /* gw_inflate with only the size cap (no ratio cap). */
 static gw_rc inflate_max(struct gw_arena *a, const void *in, size_t n, size_t max, void **out, size_t *out_len,
                          struct gw_err *err)
@@ -1806,10 +1824,7 @@ static void test_zlib_bodies(void **state)
     uint8_t *v = malloc(vlen);
     assert_int_equal(compress2(v, &vlen, (const Bytef *)plain[k], m, 6), Z_OK);
     assert_true(k ? vlen * 32 < m : vlen * 32 > m);
-    assert_int_equal(inflate_max(a, v, vlen, 1 << 20, &out, &out_len, &err), GW_OK);
-    assert_int_equal(out_len, m);
-    assert_memory_equal(out, plain[k], m);
-    assert_int_equal(((char *)out)[m], 0);
+    assert_decoded(inflate_max(a, v, vlen, 1 << 20, &out, &out_len, &err), out, out_len, plain[k], m);
     assert_int_equal(inflate_max(a, v, vlen, m, &out, &out_len, &err), GW_OK);
     assert_int_equal(inflate_max(a, v, vlen, m - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
     assert_string_equal(err.msg, "deflate: body inflates to more than 299999 bytes");
@@ -1868,9 +1883,7 @@ static void test_zstd_bodies(void **state)
 {
   (void)state;
   size_t n = 300000;
-  char *text = malloc(n);
-  for (size_t i = 0; i < n; i++) /* compresses about as OTLP does */
-    text[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
+  char *text = letters(n);
   struct gw_arena *a = gw_arena_create(0);
   void *out;
   size_t out_len, zlen;
@@ -1878,16 +1891,14 @@ static void test_zstd_bodies(void **state)
   for (int sized = 0; sized < 2; sized++)
     for (int level = 1; level <= 19; level += 9) {
       uint8_t *z = zst(text, n, level, level > 1, 0, sized, &zlen);
-      gw_rc rc = unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err);
-      if (rc != GW_OK || out_len != n || memcmp(out, text, n) || ((char *)out)[n] != 0)
-        fail_msg("sized %d level %d: %d %s", sized, level, rc, err.msg);
+      assert_decoded(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), out, out_len, text, n);
       /* exactly at the limit passes, one byte under it does not */
       assert_int_equal(unzstd_max(a, z, zlen, n, &out, &out_len, &err), GW_OK);
       assert_int_equal(unzstd_max(a, z, zlen, n - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
       assert_string_equal(err.msg, "zstd: body inflates to more than 299999 bytes");
       /* cut anywhere: truncated */
       for (size_t cut = 1; cut < zlen; cut += zlen / 7 + 1) {
-        rc = unzstd_max(a, z, cut, 1 << 20, &out, &out_len, &err);
+        gw_rc rc = unzstd_max(a, z, cut, 1 << 20, &out, &out_len, &err);
         if (rc != GW_ERR(BAD_GZIP) || strncmp(err.msg, "zstd: ", 6))
           fail_msg("sized %d level %d cut at %zu: %d %s", sized, level, cut, rc, err.msg);
       }
@@ -1929,9 +1940,8 @@ static void test_zstd_bodies(void **state)
   memcpy(all, z1, l1);
   memcpy(all + l1, skip, sizeof skip);
   memcpy(all + l1 + sizeof skip, z2, l2);
-  assert_int_equal(unzstd_max(a, all, l1 + l2 + sizeof skip, 1 << 20, &out, &out_len, &err), GW_OK);
-  assert_int_equal(out_len, 71000);
-  assert_memory_equal(out, text, 71000);
+  assert_decoded(unzstd_max(a, all, l1 + l2 + sizeof skip, 1 << 20, &out, &out_len, &err), out, out_len, text,
+                 71000);
   /* only skippable: nothing */
   assert_int_equal(unzstd_max(a, skip, sizeof skip, 1 << 20, &out, &out_len, &err), GW_OK);
   assert_int_equal(out_len, 0);
@@ -1945,14 +1955,10 @@ static void test_zstd_bodies(void **state)
   for (int wl = 23; wl <= 24; wl++) {
     z = zst(text, n, 3, false, wl, false, &zlen);
     assert_true(ZSTD_decompressBound(z, zlen) == 3 * 128 * 1024);
-    assert_int_equal(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_OK);
-    assert_int_equal(out_len, n);
-    assert_memory_equal(out, text, n);
+    assert_decoded(unzstd_max(a, z, zlen, 1 << 20, &out, &out_len, &err), out, out_len, text, n);
     gw_rc rc = unzstd_max(a, z, zlen, 350000, &out, &out_len, &err);
     if (wl == 23) {
-      assert_int_equal(rc, GW_OK);
-      assert_int_equal(out_len, n);
-      assert_memory_equal(out, text, n);
+      assert_decoded(rc, out, out_len, text, n);
     } else {
       assert_int_equal(rc, GW_ERR(BAD_GZIP));
       assert_non_null(strstr(err.msg, "zstd: a frame's window is larger than 8388608 bytes"));
@@ -1992,9 +1998,7 @@ static void test_zstd_bombs(void **state)
     assert_string_equal(err.msg, "zstd: body inflates to more than 33554432 bytes");
     /* with room for it: whole and exact */
     big.max_bytes = 64u << 20;
-    assert_int_equal(gw_decompress(a, GW_CODING_ZSTD, z, zlen, &big, &out, &out_len, &err), GW_OK);
-    assert_int_equal(out_len, n);
-    assert_memory_equal(out, zeros, n);
+    assert_decoded(gw_decompress(a, GW_CODING_ZSTD, z, zlen, &big, &out, &out_len, &err), out, out_len, zeros, n);
     gw_arena_destroy(a);
     free(z);
   }
@@ -2009,18 +2013,13 @@ static void test_gzip_trailer(void **state)
 {
   (void)state;
   size_t n = 200000;
-  char *text = malloc(n);
-  for (size_t i = 0; i < n; i++)
-    text[i] = (char)('a' + (i * 2654435761u >> 13) % 26);
+  char *text = letters(n);
   struct gw_arena *a = gw_arena_create(0);
   void *out;
   size_t out_len, zlen;
   struct gw_err err = {0};
   uint8_t *z = gz(text, n, &zlen);
-  assert_int_equal(inflate_max(a, z, zlen, 1 << 20, &out, &out_len, &err), GW_OK);
-  assert_int_equal(out_len, n);
-  assert_memory_equal(out, text, n);
-  assert_int_equal(((char *)out)[n], 0);
+  assert_decoded(inflate_max(a, z, zlen, 1 << 20, &out, &out_len, &err), out, out_len, text, n);
   /* exactly at the limit, and one byte under it */
   assert_int_equal(inflate_max(a, z, zlen, n, &out, &out_len, &err), GW_OK);
   assert_int_equal(inflate_max(a, z, zlen, n - 1, &out, &out_len, &err), GW_ERR(TOO_LARGE));
@@ -2053,9 +2052,7 @@ static void test_gzip_trailer(void **state)
   h.hcrc = 1;
   size_t zhlen;
   uint8_t *zh = zcomp(text, n, 9, Z_DEFAULT_STRATEGY, 15 + 16, &h, &zhlen);
-  assert_int_equal(inflate_max(a, zh, zhlen, 1 << 20, &out, &out_len, &err), GW_OK);
-  assert_int_equal(out_len, n);
-  assert_memory_equal(out, text, n);
+  assert_decoded(inflate_max(a, zh, zhlen, 1 << 20, &out, &out_len, &err), out, out_len, text, n);
   free(zh);
   free(bad);
   free(z);
