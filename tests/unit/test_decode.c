@@ -1630,7 +1630,6 @@ static void test_gzip_ratio(void **state)
   free(zeros);
 }
 
-/* Compress n bytes with the given level, strategy and wrapper (15 + 16: gzip, 15: zlib). */
 /* gw_deflate_size reads the size from the codes: exact for every block type zlib writes (stored, fixed,
  * dynamic; every strategy), gzip and zlib wrappers and concatenated members; "more than limit" exactly
  * when the size passes it; "cannot tell" for truncated or foreign bodies. */
