@@ -5,7 +5,8 @@
  * level 6 (zlib's default, what the OTel SDKs and the Collector use), the zlib format (HTTP's "deflate")
  * at level 6, zstd level 3 (the zstd default) with
  * its size stated (a one-shot compressor) and streamed (no size stated: the Collector's and Fluent Bit's
- * streaming encoders), then decompressed ITERATIONS times through gw_decompress with the receivers'
+ * streaming encoders), snappy as one block and in the framing format's 64 KiB chunks (the Collector's
+ * compression: snappy, either format), then decompressed ITERATIONS times through gw_decompress with the receivers'
  * default caps into an arena reset after each and keeping its chunks, as a receiver thread's does. Prints
  * the compressed size and microseconds per body.
  */
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -86,6 +88,37 @@ static unsigned char *zstd_of(const unsigned char *b, size_t n, int streamed, si
   return z;
 }
 
+static void put32(unsigned char *p, uint32_t v)
+{
+  p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
+}
+
+/* snappy's block format (framed: 0), or its framing format in 64 KiB chunks, as a Collector sends it */
+static unsigned char *snappy_of(const unsigned char *b, size_t n, int framed, size_t *out)
+{
+  size_t cap = snappy_max_compressed_length(n) + 10 + (n / 65536 + 1) * 8, at = 0;
+  unsigned char *z = malloc(cap);
+  if (!framed) {
+    *out = cap;
+    if (snappy_compress((const char *)b, n, (char *)z, out) != SNAPPY_OK)
+      exit(1);
+    return z;
+  }
+  memcpy(z, "\xff\x06\x00\x00sNaPpY", 10);
+  at = 10;
+  for (size_t off = 0; off < n; off += 65536) {
+    size_t k = n - off < 65536 ? n - off : 65536, zl = cap - at - 8;
+    if (snappy_compress((const char *)b + off, k, (char *)z + at + 8, &zl) != SNAPPY_OK)
+      exit(1);
+    uint32_t c = gw_crc32c(b + off, k);
+    put32(z + at, (uint32_t)(4 + zl) << 8); /* type 0 (compressed) and the 3-byte length */
+    put32(z + at + 4, ((c >> 15) | (c << 17)) + 0xa282ead8u);
+    at += 8 + zl;
+  }
+  *out = at;
+  return z;
+}
+
 int main(int argc, char **argv)
 {
   int iters = 1000, opt;
@@ -106,10 +139,12 @@ int main(int argc, char **argv)
       enum gw_coding coding;
       unsigned char *z;
       size_t len;
-    } c[4] = {{"gzip-6", GW_CODING_DEFLATE, NULL, 0},
+    } c[6] = {{"gzip-6", GW_CODING_DEFLATE, NULL, 0},
               {"deflate-6", GW_CODING_DEFLATE, NULL, 0},
               {"zstd-3-sized", GW_CODING_ZSTD, NULL, 0},
-              {"zstd-3-streamed", GW_CODING_ZSTD, NULL, 0}};
+              {"zstd-3-streamed", GW_CODING_ZSTD, NULL, 0},
+              {"snappy-block", GW_CODING_SNAPPY, NULL, 0},
+              {"snappy-framed", GW_CODING_SNAPPY, NULL, 0}};
     c[0].z = gzip_of(b, n, &c[0].len);
     uLongf zl = compressBound(n);
     c[1].z = malloc(zl);
@@ -118,8 +153,10 @@ int main(int argc, char **argv)
     c[1].len = zl;
     c[2].z = zstd_of(b, n, 0, &c[2].len);
     c[3].z = zstd_of(b, n, 1, &c[3].len);
+    c[4].z = snappy_of(b, n, 0, &c[4].len);
+    c[5].z = snappy_of(b, n, 1, &c[5].len);
     printf("body %s bytes=%zu iterations=%d\n", argv[fi], n, iters);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
       struct gw_arena *a = gw_arena_create(0);
       gw_arena_keep(a, GW_ARENA_WARM_MAX); /* keeps its chunks across resets, as a receiver thread's arena */
       double t0 = now();

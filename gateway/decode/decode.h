@@ -22,7 +22,7 @@ enum gw_encoding { GW_ENC_PROTOBUF, GW_ENC_JSON };
 
 /* How a body is compressed: none, the deflate family (gzip, or the zlib format that HTTP's and gRPC's
  * "deflate" mean: gw_inflate tells them apart by their header), or zstd (RFC 8878). */
-enum gw_coding { GW_CODING_NONE, GW_CODING_DEFLATE, GW_CODING_ZSTD };
+enum gw_coding { GW_CODING_NONE, GW_CODING_DEFLATE, GW_CODING_ZSTD, GW_CODING_SNAPPY };
 
 /* The spans of a traces request with a string made valid UTF-8 at decode (their own, or their resource's
  * or scope's): DESIGN §3 counts it in their rows' enrichment_flags (invalid_utf8). GwSpan pointers, in the
@@ -63,7 +63,22 @@ gw_rc gw_inflate(struct gw_arena *a, const void *in, size_t in_len, const struct
 gw_rc gw_unzstd(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
                 size_t *out_len, struct gw_err *err);
 
-/* gw_inflate or gw_unzstd, as coding says (GW_CODING_NONE: *out is in itself). */
+/* snappy, the block format or the framing format (told apart by the stream identifier at the start), into
+ * the request arena under the same limits as gw_inflate. The uncompressed size is read from the block's
+ * length or summed from the chunks' headers before anything is decoded: past the limit is TOO_LARGE at
+ * once; within it the body is decoded in one pass into a buffer of exactly that size. Framed chunks' CRC-32C
+ * are checked. Corrupt data, a length that does not match, a bad checksum, a truncated chunk, a reserved
+ * unskippable chunk or trailing bytes: BAD_GZIP. */
+gw_rc gw_unsnappy(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
+                  size_t *out_len, struct gw_err *err);
+/* Whether a body starts with the snappy framing format's stream identifier. */
+bool gw_snappy_framed(const void *in, size_t in_len);
+/* CRC-32C (Castagnoli) of [p, p + n), with SSE 4.2 where the CPU has it (gw_crc32c_portable_only: never, for
+ * tests). */
+uint32_t gw_crc32c(const void *p, size_t n);
+extern bool gw_crc32c_portable_only;
+
+/* gw_inflate, gw_unzstd or gw_unsnappy, as coding says (GW_CODING_NONE: *out is in itself). */
 gw_rc gw_decompress(struct gw_arena *a, enum gw_coding coding, const void *in, size_t in_len,
                     const struct gw_decode_limits *lim, void **out, size_t *out_len, struct gw_err *err);
 

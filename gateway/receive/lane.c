@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <snappy-c.h>
 #include <zstd.h>
 
 #include "core/log.h"
@@ -133,6 +134,15 @@ uint64_t gw_lane_size(const unsigned char *head, size_t head_len, const unsigned
   if (coding == GW_CODING_ZSTD) {
     unsigned long long n = ZSTD_getFrameContentSize(head, head_len < len ? head_len : len);
     return n != ZSTD_CONTENTSIZE_UNKNOWN && n != ZSTD_CONTENTSIZE_ERROR && n > len ? (uint64_t)n : len;
+  }
+  if (coding == GW_CODING_SNAPPY) { /* a block states its length first; framed chunks are at most 64 KiB */
+    size_t n;
+    if (gw_snappy_framed(head, head_len < len ? head_len : len))
+      return len;
+    return snappy_uncompressed_length((const char *)head, head_len < len ? head_len : len, &n) == SNAPPY_OK &&
+                   n > len
+             ? (uint64_t)n
+             : len;
   }
   if (coding != GW_CODING_DEFLATE || len < 18 || head_len < 2 || head[0] != 0x1f || head[1] != 0x8b)
     return len;

@@ -1,11 +1,11 @@
 /*
  * fuzz_inflate.c: compressed request bodies through gw_decompress with its caps: gzip and zlib streams
- * (inflate.c: libdeflate's whole-body way, then zlib's) and zstd frames (unzstd.c: sizes stated, bounded by
- * blocks, streamed).
- * Input: one selector byte, then the compressed body. Selector bits 0-4: the cap, 2^(sel % 21) bytes (1 B to
- * 1 MiB, so the growing buffer's steps and the one-byte probe past a full output are reached by small
- * inputs; values past 20 wrap); bit 5: the ratio cap (200) on; bit 6: its floor 1 KiB instead of 1 MiB;
- * bit 7: zstd instead of gzip/zlib.
+ * (inflate.c: libdeflate's whole-body way, then zlib's), zstd frames (unzstd.c: sizes stated, bounded by
+ * blocks, streamed) and snappy (unsnappy.c: block and framed).
+ * Input: one selector byte, then the compressed body. Selector bits 0-4, i: 0-20, the cap is 2^i bytes (1 B
+ * to 1 MiB, so the growing buffer's steps and the one-byte probe past a full output are reached by small
+ * inputs) and bit 7 chooses zstd instead of gzip/zlib; 21-31, snappy with a cap of 2^(i - 11) bytes (1 KiB
+ * to 1 MiB). Bit 5: the ratio cap (200) on; bit 6: its floor 1 KiB instead of 1 MiB.
  * Checks what the contract promises: a success is never over either cap, and all of its bytes are readable
  * (the checksum touches each one under ASan) and NUL-terminated.
  */
@@ -22,11 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1)
     return 0;
-  size_t cap = (size_t)1 << ((data[0] & 0x1f) % 21);
+  unsigned i = data[0] & 0x1f;
+  size_t cap = (size_t)1 << (i <= 20 ? i : i - 11);
   struct gw_decode_limits lim = {.max_bytes = cap,
                                  .max_ratio = (data[0] & 0x20) ? 200u : 0u,
                                  .ratio_min_bytes = (data[0] & 0x40) ? 1024u : (1u << 20)};
-  enum gw_coding coding = (data[0] & 0x80) ? GW_CODING_ZSTD : GW_CODING_DEFLATE;
+  enum gw_coding coding = i > 20 ? GW_CODING_SNAPPY : (data[0] & 0x80) ? GW_CODING_ZSTD : GW_CODING_DEFLATE;
   struct gw_arena *a = gw_arena_create(16 << 20);
   struct gw_err err;
   void *out;

@@ -48,6 +48,17 @@ kind_files() {
       done
       [ "$n" -lt 2 ] || { cat "$dir/0"; printf '\x50\x2a\x4d\x18\x02\x00\x00\x00ab'; cat "$dir/1"; } >"$dir/$n"
       ;;
+    snappy) # every payload as a snappy block and framed (tests/lib/snappy.mjs)
+      fixtures '*-1.pb' '*-1.json' | GW_OUT=$dir GW_SNAPPY=$root/tests/lib/snappy.mjs node --input-type=module -e '
+        import fs from "node:fs";
+        const { snappyBlock, snappyFramed } = await import(process.env.GW_SNAPPY);
+        let n = 0;
+        for (const f of fs.readFileSync(0, "utf8").split("\n").filter(Boolean)) {
+          const b = fs.readFileSync(f);
+          fs.writeFileSync(`${process.env.GW_OUT}/b${n}`, snappyBlock(b));
+          fs.writeFileSync(`${process.env.GW_OUT}/f${n++}`, snappyFramed(b, { chunkSize: 4096 }));
+        }'
+      ;;
     content) # JSON text the pipeline redacts: message arrays and request/response bodies in string attributes
       # of the JSON payloads, and the manifests (objects full of the PII the clients sent)
       fixtures '*-1.json' | GW_OUT=$dir node -e '

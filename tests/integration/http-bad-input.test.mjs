@@ -15,6 +15,7 @@ import {
 } from '../lib/otlp.mjs';
 import { assertHttpStillServes } from '../lib/checks.mjs';
 import { zstdAvailable, zstdCompress } from '../lib/zstd.mjs';
+import { snappyBlock, snappyFramed } from '../lib/snappy.mjs';
 
 const MAX = 8 * 1024 * 1024;
 const MAX_SPANS = 500;
@@ -143,8 +144,8 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     assert.equal(r2.status, 400);
     const r3 = await post(gw, '/v1/traces', 'x', { ...PB, 'content-encoding': 'br' });
     assert.equal(r3.status, 415, 'unknown content encoding');
-    assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate, zstd or none");
-    assert.equal(r3.headers.get('accept-encoding'), 'gzip, deflate, zstd', 'a 415 for the coding lists the codings taken');
+    assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate, zstd, snappy or none");
+    assert.equal(r3.headers.get('accept-encoding'), 'gzip, deflate, zstd, snappy', 'a 415 for the coding lists the codings taken');
     // a deflate body that is not one, and a deflate bomb: named by the format, 400 and 413
     const r4 = await post(gw, '/v1/traces', zlib.deflateSync(toProtobuf(traceRequest([genaiSpan()]))).subarray(0, 30), { ...PB, 'content-encoding': 'deflate' });
     assert.equal(r4.status, 400);
@@ -199,6 +200,45 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     await assertHttpStillServes(gw, db, { label: 'zstd' });
   });
 
+  test('snappy bodies, block and framed (the OpenTelemetry Collector\'s compression: snappy): accepted; bad ones named; bombs refused from their headers', async () => {
+    const sent = [];
+    for (const [h, ce, pack] of [[PB, 'snappy', snappyBlock], [PB, 'snappy', snappyFramed], [JSONH, 'snappy', snappyBlock],
+      [JSONH, 'x-snappy-framed', snappyFramed], [PB, 'Snappy', snappyBlock]]) {
+      const sp = genaiSpan({ model: 'gpt-4o', input: 5, output: 4 });
+      const req = traceRequest([sp]);
+      const z = pack(h === PB ? toProtobuf(req) : Buffer.from(toJson(req)));
+      const r = await post(gw, '/v1/traces', z, { ...h, 'content-encoding': ce });
+      assert.equal(r.status, 200, `${ce} ${pack.name} ${h === PB ? 'protobuf' : 'JSON'}: ${statusMessage(r)}`);
+      sent.push(sp.traceId);
+    }
+    // a large body: many framed chunks
+    const big = Array.from({ length: 20 }, (_, i) => genaiSpan({ model: 'gpt-4o', input: i + 1, output: 1, attributes: { 'app.note': crypto.randomBytes(7500).toString('hex') } }));
+    const rb = await post(gw, '/v1/traces', snappyFramed(toProtobuf(traceRequest(big))), { ...PB, 'content-encoding': 'snappy' });
+    assert.equal(rb.status, 200, statusMessage(rb));
+    const rows = await waitForRows(db, [...sent, ...big.map((s) => s.traceId)], sent.length + big.length);
+    assert.equal(rows.length, sent.length + big.length);
+    assert.equal(rows.find((x) => x.trace_id === big[19].traceId)?.input_tokens, 20);
+
+    const good = toProtobuf(traceRequest([genaiSpan()]));
+    const block = snappyBlock(good);
+    const cut = await post(gw, '/v1/traces', block.subarray(0, block.length - 3), { ...PB, 'content-encoding': 'snappy' });
+    assert.equal(cut.status, 400);
+    assert.match(statusMessage(cut), /^snappy: corrupt body \(\d+ bytes stating \d+\)$/);
+    const framed = snappyFramed(good);
+    framed[framed.length - 1] ^= 0x55; // the data no longer matches its CRC-32C (or no longer decodes)
+    const badCrc = await post(gw, '/v1/traces', framed, { ...PB, 'content-encoding': 'snappy' });
+    assert.equal(badCrc.status, 400);
+    assert.match(statusMessage(badCrc), /^snappy \(framed\): (checksum mismatch|corrupt chunk) at input byte 10$/);
+    // bombs: 64 MiB of zeros in either format, refused from the lengths they state (no decoding)
+    for (const pack of [snappyBlock, snappyFramed]) {
+      const bomb = pack(Buffer.alloc(64 * 1024 * 1024));
+      const r = await post(gw, '/v1/traces', bomb, { ...PB, 'content-encoding': 'snappy' });
+      assert.equal(r.status, 413, `${pack.name}: ${statusMessage(r)}`);
+      assert.match(statusMessage(r), /^snappy( \(framed\))?: body inflates to more than/);
+    }
+    await assertHttpStillServes(gw, db, { label: 'snappy' });
+  });
+
   test('request body bytes by content coding: as received and decompressed, on /metrics', async () => {
     const plain = toProtobuf(traceRequest([genaiSpan({ attributes: { 'app.note': 'x'.repeat(3000) } })]));
     const sent = [
@@ -206,6 +246,7 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
       ['gzip', 'gzip', zlib.gzipSync(plain)],
       ['deflate', 'deflate', zlib.deflateSync(plain)],
       ['zstd', 'zstd', zstdCompress(plain)],
+      ['snappy', 'snappy', snappyBlock(plain)],
     ];
     const series = (m, name, enc) => metric(m, `genai_gateway_request_body_${name}_total`, { encoding: enc });
     const before = await gw.metrics();

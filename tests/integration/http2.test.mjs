@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { prerequisites, createDatabase, startGateway, post, metric, waitForRows, sleep } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toProtobuf, toJson, decodeResponse, decodeStatus, rejectedSpans, span } from '../lib/otlp.mjs';
 import { makeCa, issue } from '../lib/certs.mjs';
+import { snappyBlock, snappyFramed } from '../lib/snappy.mjs';
 
 const run = promisify(execFile);
 const skip = prerequisites();
@@ -118,6 +119,9 @@ describe('HTTP/2 on the OTLP/HTTP port', { skip: skip ?? false }, () => {
       { name: 'truncated protobuf', headers: PB, body: good.subarray(0, Math.floor(good.length / 2)) },
       { name: 'garbage JSON', headers: JSONH, body: '{"resourceSpans": [' },
       { name: 'bad gzip', headers: { ...PB, 'content-encoding': 'gzip' }, body: Buffer.from('not gzip at all') },
+      { name: 'snappy block', headers: { ...PB, 'content-encoding': 'snappy' }, body: snappyBlock(good) },
+      { name: 'snappy framed', headers: { ...PB, 'content-encoding': 'x-snappy-framed' }, body: snappyFramed(good) },
+      { name: 'bad snappy', headers: { ...PB, 'content-encoding': 'snappy' }, body: snappyBlock(good).subarray(0, 20) },
       { name: 'unknown encoding', headers: { ...PB, 'content-encoding': 'br' }, body: good },
       { name: 'text/plain', headers: { 'content-type': 'text/plain' }, body: 'x' },
       { name: 'no content type', headers: {}, body: good },

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <zlib.h>
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_decompressBound */
+#include <snappy-c.h>
 #include <zstd.h>
 
 #include "decode/decode_int.h"
@@ -2022,6 +2023,248 @@ static void test_zstd_bombs(void **state)
   free(zeros);
 }
 
+/* ---- snappy ---- */
+
+static uint8_t *snap(const void *in, size_t n, size_t *zlen)
+{
+  size_t cap = snappy_max_compressed_length(n);
+  uint8_t *z = malloc(cap);
+  *zlen = cap;
+  assert_int_equal(snappy_compress(in, n, (char *)z, zlen), SNAPPY_OK);
+  return z;
+}
+
+/* A body in the snappy framing format, built chunk by chunk. */
+struct framed {
+  uint8_t *p;
+  size_t n, cap;
+};
+
+static void fr_chunk(struct framed *f, unsigned type, const void *data, size_t len)
+{
+  if (f->n + 4 + len > f->cap) {
+    f->cap = (f->n + 4 + len) * 2;
+    f->p = realloc(f->p, f->cap);
+  }
+  f->p[f->n] = (uint8_t)type;
+  f->p[f->n + 1] = (uint8_t)len;
+  f->p[f->n + 2] = (uint8_t)(len >> 8);
+  f->p[f->n + 3] = (uint8_t)(len >> 16);
+  if (len)
+    memcpy(f->p + f->n + 4, data, len);
+  f->n += 4 + len;
+}
+
+static void fr_stream_id(struct framed *f) { fr_chunk(f, 0xff, "sNaPpY", 6); }
+
+static uint32_t fr_mask(uint32_t c) { return ((c >> 15) | (c << 17)) + 0xa282ead8u; }
+
+/* data in chunks of at most `size` bytes (64 KiB at most), compressed or stored as they come */
+static void fr_data(struct framed *f, const void *data, size_t n, size_t size, bool compress)
+{
+  for (size_t at = 0; at < n; at += size) {
+    size_t k = n - at < size ? n - at : size, zlen = 0;
+    uint8_t *z = compress ? snap((const char *)data + at, k, &zlen) : NULL;
+    size_t body = compress ? zlen : k;
+    uint8_t *c = malloc(4 + body);
+    uint32_t m = fr_mask(gw_crc32c((const char *)data + at, k));
+    c[0] = (uint8_t)m, c[1] = (uint8_t)(m >> 8), c[2] = (uint8_t)(m >> 16), c[3] = (uint8_t)(m >> 24);
+    memcpy(c + 4, compress ? (const void *)z : (const char *)data + at, body);
+    fr_chunk(f, compress ? 0x00 : 0x01, c, 4 + body);
+    free(c);
+    free(z);
+  }
+}
+
+static gw_rc unsnap(struct gw_arena *a, const void *in, size_t n, void **out, size_t *out_len, struct gw_err *err)
+{
+  struct gw_decode_limits lim = {.max_bytes = 16u << 20, .max_depth = 32};
+  return gw_decompress(a, GW_CODING_SNAPPY, in, n, &lim, out, out_len, err);
+}
+
+/* CRC-32C as the framing format checks it: the check value of the Castagnoli polynomial, and the SSE 4.2
+ * path equal to the table at every length and alignment. */
+static void test_crc32c(void **state)
+{
+  (void)state;
+  assert_int_equal(gw_crc32c("123456789", 9), 0xe3069283u);
+  assert_int_equal(gw_crc32c("", 0), 0);
+  char *t = letters(600);
+  for (size_t off = 0; off < 8; off++)
+    for (size_t n = 0; n + off <= 600; n += 7) {
+      gw_crc32c_portable_only = true;
+      uint32_t slow = gw_crc32c(t + off, n);
+      gw_crc32c_portable_only = false;
+      assert_int_equal(gw_crc32c(t + off, n), slow);
+    }
+  free(t);
+}
+
+/* snappy bodies, both formats the name covers: the block format and the framing format (stream identifier,
+ * compressed, stored, padding and skippable chunks, repeated identifiers as in concatenated streams), and
+ * every way a body can be bad, each named. */
+static void test_snappy_bodies(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  size_t n = 300000, zlen, out_len;
+  char *text = letters(n);
+  void *out;
+  struct gw_err err = {0};
+
+  uint8_t *z = snap(text, n, &zlen);
+  assert_true(zlen < n);
+  assert_decoded(unsnap(a, z, zlen, &out, &out_len, &err), out, out_len, text, n);
+  /* a trailing byte, a cut body, a length that says more or less than the data */
+  uint8_t *z2 = malloc(zlen + 1);
+  memcpy(z2, z, zlen);
+  z2[zlen] = 0;
+  assert_int_equal(unsnap(a, z2, zlen + 1, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_non_null(strstr(err.msg, "snappy: corrupt body"));
+  assert_int_equal(unsnap(a, z, zlen / 2, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  size_t small;
+  uint8_t *zs = snap("hello", 5, &small);
+  zs[0] = 6; /* states 6 bytes for 5 */
+  assert_int_equal(unsnap(a, zs, small, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy: corrupt body (7 bytes stating 6)");
+  zs[0] = 4;
+  assert_int_equal(unsnap(a, zs, small, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  static const uint8_t nolen[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  assert_int_equal(unsnap(a, nolen, sizeof nolen, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy: no valid length at the start of the body");
+  assert_int_equal(unsnap(a, z, 0, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "compressed body is empty");
+  /* an empty body compressed */
+  free(zs);
+  zs = snap("", 0, &small);
+  assert_decoded(unsnap(a, zs, small, &out, &out_len, &err), out, out_len, "", 0);
+
+  /* framed: every kind of chunk */
+  struct framed f = {0};
+  fr_stream_id(&f);
+  fr_data(&f, text, 100000, 65536, true);
+  fr_chunk(&f, 0xfe, "\0\0\0", 3);        /* padding */
+  fr_chunk(&f, 0x80, "skip me", 7);       /* reserved skippable */
+  fr_data(&f, text + 100000, 50000, 20000, false);
+  fr_stream_id(&f);                       /* a second stream concatenated */
+  fr_data(&f, text + 150000, n - 150000, 65536, true);
+  assert_true(gw_snappy_framed(f.p, f.n));
+  assert_decoded(unsnap(a, f.p, f.n, &out, &out_len, &err), out, out_len, text, n);
+  /* each byte of a small framed body flipped: refused (its CRC, or its framing) or, where only a skipped
+   * chunk's byte changed, the same text, or where a data chunk's type became a skippable one, the text
+   * without that chunk (four chunks of 100 bytes); never another */
+  struct framed g = {0};
+  fr_stream_id(&g);
+  fr_data(&g, text, 300, 100, true);
+  fr_chunk(&g, 0x90, "xx", 2);
+  fr_data(&g, text + 300, 100, 100, false);
+  for (size_t i = 0; i < g.n; i++)
+    for (int bit = 0; bit < 8; bit++) {
+      g.p[i] ^= (uint8_t)(1u << bit);
+      gw_rc rc = unsnap(a, g.p, g.n, &out, &out_len, &err);
+      bool same = rc == GW_OK && out_len == 400 && !memcmp(out, text, 400);
+      for (size_t drop = 0; rc == GW_OK && !same && out_len == 300 && drop < 4; drop++)
+        same = !memcmp(out, text, drop * 100) &&
+               !memcmp((char *)out + drop * 100, text + (drop + 1) * 100, 300 - drop * 100);
+      if (rc == GW_OK && !same)
+        fail_msg("byte %zu bit %d flipped gave other text", i, bit);
+      if (rc != GW_OK)
+        assert_int_equal(rc, GW_ERR(BAD_GZIP));
+      g.p[i] ^= (uint8_t)(1u << bit);
+    }
+  assert_decoded(unsnap(a, g.p, g.n, &out, &out_len, &err), out, out_len, text, 400);
+  /* each cut */
+  for (size_t k = 1; k < g.n; k++)
+    if (unsnap(a, g.p, k, &out, &out_len, &err) == GW_OK)
+      assert_true(k == 10 || out_len < 400); /* only whole chunks: at a chunk's end the text so far */
+  /* named errors */
+  size_t crc_at = 10 + 4; /* the first data chunk's checksum */
+  g.p[crc_at] ^= 1;
+  assert_int_equal(unsnap(a, g.p, g.n, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy (framed): checksum mismatch at input byte 10");
+  g.p[crc_at] ^= 1;
+  struct framed h = {0};
+  fr_stream_id(&h);
+  fr_chunk(&h, 0x02, "x", 1);
+  assert_int_equal(unsnap(a, h.p, h.n, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy (framed): reserved unskippable chunk 0x02 at input byte 10");
+  h.n = 10;
+  fr_chunk(&h, 0x00, "abc", 3);
+  assert_int_equal(unsnap(a, h.p, h.n, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy (framed): chunk shorter than its checksum at input byte 10");
+  h.n = 10;
+  fr_data(&h, text, 1000, 1000, true);
+  assert_int_equal(unsnap(a, h.p, h.n - 1, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy (framed): truncated chunk at input byte 10");
+  assert_int_equal(unsnap(a, h.p, 12, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy (framed): truncated chunk header at input byte 10");
+  h.p[4 + 5] = 'z'; /* sNaPpz */
+  assert_false(gw_snappy_framed(h.p, h.n)); /* then it is read as a block, and is not one */
+  assert_int_equal(unsnap(a, h.p, h.n, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  /* a stored chunk over 64 KiB */
+  struct framed big = {0};
+  fr_stream_id(&big);
+  fr_data(&big, text, 70000, 70000, false);
+  assert_int_equal(unsnap(a, big.p, big.n, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy (framed): chunk holds more than 64 KiB at input byte 10");
+  /* a second identifier that is wrong */
+  struct framed w = {0};
+  fr_stream_id(&w);
+  fr_chunk(&w, 0xff, "sNaPpY!", 7);
+  assert_int_equal(unsnap(a, w.p, w.n, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "snappy (framed): bad stream identifier at input byte 10");
+  free(f.p);
+  free(g.p);
+  free(h.p);
+  free(big.p);
+  free(w.p);
+  free(zs);
+  free(z);
+  free(z2);
+  free(text);
+  gw_arena_destroy(a);
+}
+
+/* snappy bombs: the size is read before anything is decoded, from the block's length or the chunks' headers,
+ * so a body past the size or ratio cap is refused with the arena still empty; within the caps, exact. */
+static void test_snappy_bombs(void **state)
+{
+  (void)state;
+  size_t n = 48u << 20, zlen;
+  char *zeros = calloc(1, n);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  uint8_t *z = snap(zeros, n, &zlen);
+  struct framed f = {0};
+  fr_stream_id(&f);
+  fr_data(&f, zeros, n, 65536, true);
+  for (int framed = 0; framed < 2; framed++) {
+    const uint8_t *b = framed ? f.p : z;
+    size_t blen = framed ? f.n : zlen;
+    const char *name = framed ? "snappy (framed)" : "snappy";
+    struct gw_decode_limits lim = {.max_bytes = 32u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20};
+    struct gw_arena *a = gw_arena_create(0);
+    char want[128];
+    assert_int_equal(gw_decompress(a, GW_CODING_SNAPPY, b, blen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+    snprintf(want, sizeof want, "%s: body inflates to more than 33554432 bytes", name);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(gw_arena_used(a), 0); /* refused from its headers */
+    lim.max_bytes = 64u << 20;
+    lim.max_ratio = 10; /* snappy compresses zeros about 21 times */
+    assert_int_equal(gw_decompress(a, GW_CODING_SNAPPY, b, blen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+    snprintf(want, sizeof want, "%s: body inflates to more than 10 times its %zu compressed bytes", name, blen);
+    assert_non_null(strstr(err.msg, want));
+    assert_int_equal(gw_arena_used(a), 0);
+    lim.max_ratio = 200;
+    assert_decoded(gw_decompress(a, GW_CODING_SNAPPY, b, blen, &lim, &out, &out_len, &err), out, out_len, zeros, n);
+    gw_arena_destroy(a);
+  }
+  free(f.p);
+  free(z);
+  free(zeros);
+}
+
 /* A gzip member's trailer states its size (ISIZE): a body stating its size within the limit is decoded whole
  * at once (libdeflate), one whose trailer lies is not taken that way and gets zlib's error, as does a size
  * stated past the limit for a body that is really within it. Header fields (name, extra, comment, header
@@ -3769,6 +4012,9 @@ int main(void)
       cmocka_unit_test(test_gzip_trailer),
       cmocka_unit_test(test_zstd_bodies),
       cmocka_unit_test(test_zstd_bombs),
+      cmocka_unit_test(test_crc32c),
+      cmocka_unit_test(test_snappy_bodies),
+      cmocka_unit_test(test_snappy_bombs),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
       cmocka_unit_test(test_utf8_fix_positions),
