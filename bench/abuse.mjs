@@ -491,9 +491,10 @@ async function main() {
       http: stats(w.http), grpc: stats(w.grpc), healthz: stats(w.healthz), peak, idle: gw.idle, bound: bound(), maxFds, w,
       timeouts: d('genai_gateway_http_read_timeouts_total'), abandoned: d('genai_gateway_requests_abandoned_total'),
     };
+    row.stages = alive ? stageMeans(m0, m1) : '';
     rows.push(row);
     row.before = attack ? rows.at(-2) : null; /* the unloaded phase just before: the machine is shared, its load drifts */
-    printRow(row, row.before);
+    printRow(row, row.before, true);
     await sleep(Math.min(2000, SECONDS * 500)); /* let the gateway settle between phases */
   };
 
@@ -561,13 +562,28 @@ function verdict(r, base) {
   return why.length ? why.join('; ') : 'yes';
 }
 
-function printRow(r, base) {
+/* The gateway's own view of the phase's requests (good client's and attackers' together): the mean of each
+ * stage of genai_gateway_request_stage_seconds, and the spool's syncs; where a slower answer waited. */
+function stageMeans(m0, m1) {
+  const d = (k) => (m1.get(k) ?? 0) - (m0.get(k) ?? 0);
+  const mean = (name, labels) => {
+    const n = d(`${name}_count${labels}`);
+    return n > 0 ? `${((d(`${name}_sum${labels}`) / n) * 1000).toFixed(2)}` : '-';
+  };
+  const st = ['upload', 'queue', 'process', 'append', 'durable', 'answer']
+    .map((s) => `${s} ${mean('genai_gateway_request_stage_seconds', `{stage="${s}"}`)}`).join(', ');
+  const nsync = d('genai_gateway_spool_fsync_duration_seconds_count');
+  return `stage means (ms): ${st}; ${nsync} syncs, mean ${mean('genai_gateway_spool_fsync_duration_seconds', '')} ms`;
+}
+
+function printRow(r, base, stages = false) {
   const x = (p) => (base && Number.isFinite(r[p].p99) ? `${(r[p].p99 / base[p].p99).toFixed(2)}` : '');
   const v = base ? (verdict(r, base) === 'yes' ? 'yes' : 'NO') : '';
   console.log(`${r.name.padEnd(18)} ${fmtPct(r.http).padStart(7)} ${fmtMs(r.http.p99).padStart(8)} ${x('http').padStart(6)}  ` +
     `${fmtPct(r.grpc).padStart(7)} ${fmtMs(r.grpc.p99).padStart(8)} ${x('grpc').padStart(6)}  ${fmtPct(r.healthz).padStart(7)} ${fmtMs(r.healthz.p99).padStart(7)}  ` +
     `${(r.peak / MiB).toFixed(1).padStart(8)} ${(r.bound / MiB).toFixed(1).padStart(6)}      ${String(r.maxFds).padStart(5)}  ${v}` +
     `${r.alive ? '' : '  [GATEWAY DIED]'}${r.peakOk ? '' : '  (peak not reset: cumulative)'}`);
+  if (stages && r.stages) console.log(`${''.padEnd(19)}${r.stages}`);
 }
 
 if (process.argv[2] === '--client') {
