@@ -6,7 +6,8 @@
  * at level 6, zstd level 3 (the zstd default) with
  * its size stated (a one-shot compressor) and streamed (no size stated: the Collector's and Fluent Bit's
  * streaming encoders), snappy as one block and in the framing format's 64 KiB chunks (the Collector's
- * compression: snappy, either format), then decompressed ITERATIONS times through gw_decompress with the receivers'
+ * compression: snappy, either format), LZ4 frames (compression: lz4) with liblz4's defaults and as the
+ * Collector writes them, then decompressed ITERATIONS times through gw_decompress with the receivers'
  * default caps into an arena reset after each and keeping its chunks, as a receiver thread's does. Prints
  * the compressed size and microseconds per body.
  */
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <lz4frame.h>
 #include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -119,6 +121,25 @@ static unsigned char *snappy_of(const unsigned char *b, size_t n, int framed, si
   return z;
 }
 
+/* an LZ4 frame: no content size, independent blocks; liblz4's defaults (64 KiB blocks, no checksum), or as
+ * the Collector's writer makes it (4 MiB blocks, the content checksum) */
+static unsigned char *lz4_of(const unsigned char *b, size_t n, int collector, size_t *out)
+{
+  LZ4F_preferences_t p;
+  memset(&p, 0, sizeof p);
+  p.frameInfo.blockMode = LZ4F_blockIndependent;
+  if (collector) {
+    p.frameInfo.blockSizeID = LZ4F_max4MB;
+    p.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+  }
+  size_t cap = LZ4F_compressFrameBound(n, &p);
+  unsigned char *z = malloc(cap);
+  *out = LZ4F_compressFrame(z, cap, b, n, &p);
+  if (LZ4F_isError(*out))
+    exit(1);
+  return z;
+}
+
 int main(int argc, char **argv)
 {
   int iters = 1000, opt;
@@ -139,12 +160,14 @@ int main(int argc, char **argv)
       enum gw_coding coding;
       unsigned char *z;
       size_t len;
-    } c[6] = {{"gzip-6", GW_CODING_DEFLATE, NULL, 0},
+    } c[8] = {{"gzip-6", GW_CODING_DEFLATE, NULL, 0},
               {"deflate-6", GW_CODING_DEFLATE, NULL, 0},
               {"zstd-3-sized", GW_CODING_ZSTD, NULL, 0},
               {"zstd-3-streamed", GW_CODING_ZSTD, NULL, 0},
               {"snappy-block", GW_CODING_SNAPPY, NULL, 0},
-              {"snappy-framed", GW_CODING_SNAPPY, NULL, 0}};
+              {"snappy-framed", GW_CODING_SNAPPY, NULL, 0},
+              {"lz4-64K", GW_CODING_LZ4, NULL, 0},
+              {"lz4-4M-checked", GW_CODING_LZ4, NULL, 0}};
     c[0].z = gzip_of(b, n, &c[0].len);
     uLongf zl = compressBound(n);
     c[1].z = malloc(zl);
@@ -155,8 +178,10 @@ int main(int argc, char **argv)
     c[3].z = zstd_of(b, n, 1, &c[3].len);
     c[4].z = snappy_of(b, n, 0, &c[4].len);
     c[5].z = snappy_of(b, n, 1, &c[5].len);
+    c[6].z = lz4_of(b, n, 0, &c[6].len);
+    c[7].z = lz4_of(b, n, 1, &c[7].len);
     printf("body %s bytes=%zu iterations=%d\n", argv[fi], n, iters);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 8; k++) {
       struct gw_arena *a = gw_arena_create(0);
       gw_arena_keep(a, GW_ARENA_WARM_MAX); /* keeps its chunks across resets, as a receiver thread's arena */
       double t0 = now();

@@ -4,7 +4,7 @@ set -euo pipefail
 
 GW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GW_APT_PKGS="pkg-config cmake make gcc libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libmicrohttpd-dev
-  libcurl4-openssl-dev libnghttp2-dev libpq-dev libpcre2-dev libjson-c-dev libyaml-dev zlib1g-dev libzstd-dev zstd libsnappy-dev libssl-dev libdeflate-dev
+  libcurl4-openssl-dev libnghttp2-dev libpq-dev libpcre2-dev libjson-c-dev libyaml-dev zlib1g-dev libzstd-dev zstd libsnappy-dev liblz4-dev lz4 libssl-dev libdeflate-dev
   libcmocka-dev postgresql valgrind"
 # Only for fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime (only recommended by clang, so
 # absent after an install without recommends).

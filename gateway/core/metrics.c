@@ -21,7 +21,7 @@
 static _Atomic int64_t values[GW_M__COUNT];
 static _Atomic int64_t rejected[GW_E__COUNT];
 static _Atomic int64_t body_bytes[GW_BODY__COUNT][2]; /* [coding][decompressed] */
-static const char *const body_label[GW_BODY__COUNT] = {"identity", "gzip", "deflate", "zstd", "snappy"};
+static const char *const body_label[GW_BODY__COUNT] = {"identity", "gzip", "deflate", "zstd", "snappy", "lz4"};
 
 static const struct {
   const char *name, *type, *help;

@@ -140,10 +140,10 @@ enum gw_hist {
 /* Count one observation of ns nanoseconds. */
 void gw_hist_observe(enum gw_hist h, uint64_t ns);
 
-/* Request bodies by content coding (label encoding: identity, gzip, deflate, zstd, snappy): bytes as received
+/* Request bodies by content coding (label encoding: identity, gzip, deflate, zstd, snappy, lz4): bytes as received
  * (genai_gateway_request_body_bytes_total), and after decompression for the bodies that decompressed
  * (genai_gateway_request_body_decompressed_bytes_total; identity: the same bytes). */
-enum gw_body_coding { GW_BODY_IDENTITY, GW_BODY_GZIP, GW_BODY_DEFLATE, GW_BODY_ZSTD, GW_BODY_SNAPPY, GW_BODY__COUNT };
+enum gw_body_coding { GW_BODY_IDENTITY, GW_BODY_GZIP, GW_BODY_DEFLATE, GW_BODY_ZSTD, GW_BODY_SNAPPY, GW_BODY_LZ4, GW_BODY__COUNT };
 void gw_metric_body_received(enum gw_body_coding c, uint64_t bytes);
 void gw_metric_body_decompressed(enum gw_body_coding c, uint64_t bytes);
 int64_t gw_metric_body_get(enum gw_body_coding c, bool decompressed);

@@ -22,7 +22,7 @@ enum gw_encoding { GW_ENC_PROTOBUF, GW_ENC_JSON };
 
 /* How a body is compressed: none, the deflate family (gzip, or the zlib format that HTTP's and gRPC's
  * "deflate" mean: gw_inflate tells them apart by their header), or zstd (RFC 8878). */
-enum gw_coding { GW_CODING_NONE, GW_CODING_DEFLATE, GW_CODING_ZSTD, GW_CODING_SNAPPY };
+enum gw_coding { GW_CODING_NONE, GW_CODING_DEFLATE, GW_CODING_ZSTD, GW_CODING_SNAPPY, GW_CODING_LZ4 };
 
 /* The spans of a traces request with a string made valid UTF-8 at decode (their own, or their resource's
  * or scope's): DESIGN §3 counts it in their rows' enrichment_flags (invalid_utf8). GwSpan pointers, in the
@@ -78,7 +78,18 @@ bool gw_snappy_framed(const void *in, size_t in_len);
 uint32_t gw_crc32c(const void *p, size_t n);
 extern bool gw_crc32c_portable_only;
 
-/* gw_inflate, gw_unzstd or gw_unsnappy, as coding says (GW_CODING_NONE: *out is in itself). */
+/* lz4's frame format (concatenated and skippable frames, linked or independent blocks, checksums checked)
+ * into the request arena under the same limits as gw_inflate. The output's size is found before anything is
+ * decoded (stated sizes, stored blocks, compressed blocks' sequences walked): past the limit is TOO_LARGE at
+ * once; within it the body is decoded in one pass into a buffer of that size, blocks straight into it.
+ * Corrupt data, a bad checksum, a size that does not match, a truncated frame, a frame needing a dictionary
+ * or bytes that are not a frame: BAD_GZIP. */
+gw_rc gw_unlz4(struct gw_arena *a, const void *in, size_t in_len, const struct gw_decode_limits *lim, void **out,
+               size_t *out_len, struct gw_err *err);
+/* XXH32 of [data, data + len) (the LZ4 frame format's checksums). */
+uint32_t gw_xxh32(const void *data, size_t len, uint32_t seed);
+
+/* gw_inflate, gw_unzstd, gw_unsnappy or gw_unlz4, as coding says (GW_CODING_NONE: *out is in itself). */
 gw_rc gw_decompress(struct gw_arena *a, enum gw_coding coding, const void *in, size_t in_len,
                     const struct gw_decode_limits *lim, void **out, size_t *out_len, struct gw_err *err);
 

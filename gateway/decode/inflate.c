@@ -99,6 +99,7 @@ gw_rc gw_decompress(struct gw_arena *a, enum gw_coding coding, const void *in, s
   case GW_CODING_DEFLATE: return gw_inflate(a, in, in_len, lim, out, out_len, err);
   case GW_CODING_ZSTD: return gw_unzstd(a, in, in_len, lim, out, out_len, err);
   case GW_CODING_SNAPPY: return gw_unsnappy(a, in, in_len, lim, out, out_len, err);
+  case GW_CODING_LZ4: return gw_unlz4(a, in, in_len, lim, out, out_len, err);
   case GW_CODING_NONE: break;
   }
   *out = (void *)in;

@@ -96,7 +96,8 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
   }
   /* gzip (x-gzip its old name), or deflate: the zlib format (RFC 9110 §8.4.1.2), which some senders (the
    * OpenTelemetry Collector's compression: zlib) label zlib; gw_inflate reads both formats. zstd: RFC 8878.
-   * snappy and x-snappy-framed (the Collector's compression: snappy, either format): gw_unsnappy. */
+   * snappy and x-snappy-framed (the Collector's compression: snappy, either format): gw_unsnappy. lz4 (the
+   * Collector's compression: lz4, the LZ4 frame format): gw_unlz4. */
   const char *ce = h->content_encoding;
   enum gw_coding coding = GW_CODING_NONE;
   if (ce && (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0 || strcasecmp(ce, "deflate") == 0 ||
@@ -106,12 +107,14 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
     coding = GW_CODING_ZSTD;
   else if (ce && (strcasecmp(ce, "snappy") == 0 || strcasecmp(ce, "x-snappy-framed") == 0))
     coding = GW_CODING_SNAPPY;
+  else if (ce && strcasecmp(ce, "lz4") == 0)
+    coding = GW_CODING_LZ4;
   else if (ce && strcasecmp(ce, "identity") != 0) {
     char msg[200];
-    snprintf(msg, sizeof msg, "unsupported Content-Encoding '%.64s': use gzip, deflate, zstd, snappy or none", ce);
+    snprintf(msg, sizeof msg, "unsupported Content-Encoding '%.64s': use gzip, deflate, zstd, snappy, lz4 or none", ce);
     gw_http_resp_error(p, json, GW_ERR(UNSUPPORTED_MEDIA), msg, resp);
     resp->hname = "Accept-Encoding"; /* the codings a request may use (RFC 9110 §15.5.16, §12.5.3) */
-    resp->hvalue = "gzip, deflate, zstd, snappy";
+    resp->hvalue = "gzip, deflate, zstd, snappy, lz4";
     return false;
   }
   q->enc = json ? GW_ENC_JSON : GW_ENC_PROTOBUF;

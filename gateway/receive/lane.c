@@ -144,6 +144,16 @@ uint64_t gw_lane_size(const unsigned char *head, size_t head_len, const unsigned
              ? (uint64_t)n
              : len;
   }
+  if (coding == GW_CODING_LZ4) { /* a first frame's content size, when its header has one (FLG bit 3) */
+    size_t h = head_len < len ? head_len : len;
+    static const unsigned char magic[4] = {0x04, 0x22, 0x4d, 0x18};
+    if (h < 14 || memcmp(head, magic, 4) || !(head[4] & 0x08))
+      return len;
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+      n = n << 8 | head[6 + i];
+    return n > len ? n : len;
+  }
   if (coding != GW_CODING_DEFLATE || len < 18 || head_len < 2 || head[0] != 0x1f || head[1] != 0x8b)
     return len;
   uint64_t isize = (uint64_t)tail[0] | (uint64_t)tail[1] << 8 | (uint64_t)tail[2] << 16 | (uint64_t)tail[3] << 24;

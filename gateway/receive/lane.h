@@ -28,9 +28,9 @@ void gw_lane_stop(struct gw_lane *l);
 
 /* The size a request is judged by: its body's len, or for a compressed body the larger of that and the size
  * it states: a gzip trailer's (ISIZE, the last member's size modulo 2^32), a zstd first frame's content size,
- * a snappy block's length (a body that lies is still capped by receivers.max_inflate_ratio and fails its
+ * a snappy block's length, an lz4 first frame's content size (a body that lies is still capped by receivers.max_inflate_ratio and fails its
  * length check; framed snappy is judged by its wire size). head: the body's first head_len bytes (2 are
- * enough for gzip, a zstd frame header takes up to 18, a snappy length 5), tail: its last 4
+ * enough for gzip, a zstd frame header takes up to 18, a snappy length 5, an lz4 size 14), tail: its last 4
  * (read only for gzip, when len >= 18). */
 uint64_t gw_lane_size(const unsigned char *head, size_t head_len, const unsigned char *tail, size_t len,
                       enum gw_coding coding);

@@ -214,6 +214,7 @@ static enum gw_body_coding body_coding(enum gw_coding coding, const unsigned cha
   case GW_CODING_NONE: return GW_BODY_IDENTITY;
   case GW_CODING_ZSTD: return GW_BODY_ZSTD;
   case GW_CODING_SNAPPY: return GW_BODY_SNAPPY;
+  case GW_CODING_LZ4: return GW_BODY_LZ4;
   case GW_CODING_DEFLATE: break;
   }
   return len >= 2 && b[0] == 0x1f && b[1] == 0x8b ? GW_BODY_GZIP : GW_BODY_DEFLATE;

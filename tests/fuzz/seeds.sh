@@ -48,6 +48,14 @@ kind_files() {
       done
       [ "$n" -lt 2 ] || { cat "$dir/0"; printf '\x50\x2a\x4d\x18\x02\x00\x00\x00ab'; cat "$dir/1"; } >"$dir/$n"
       ;;
+    lz4) # every payload as an LZ4 frame: as streamed (no size, independent blocks) and from a file (its size
+      # stated, 64 KiB linked blocks with their checksums)
+      for f in $(fixtures '*-1.pb' '*-1.json'); do
+        lz4 -q -c <"$f" >"$dir/$n"
+        lz4 -q -c -B4 -BD -BX --content-size "$f" >"$dir/$((n + 1))"
+        n=$((n + 2))
+      done
+      ;;
     snappy) # every payload as a snappy block and framed (tests/lib/snappy.mjs)
       fixtures '*-1.pb' '*-1.json' | GW_OUT=$dir GW_SNAPPY=$root/tests/lib/snappy.mjs node --input-type=module -e '
         import fs from "node:fs";

@@ -16,12 +16,14 @@ import {
 import { assertHttpStillServes } from '../lib/checks.mjs';
 import { zstdAvailable, zstdCompress } from '../lib/zstd.mjs';
 import { snappyBlock, snappyFramed } from '../lib/snappy.mjs';
+import { lz4Available, lz4Compress } from '../lib/lz4.mjs';
 
 const MAX = 8 * 1024 * 1024;
 const MAX_SPANS = 500;
 const PB = { 'content-type': 'application/x-protobuf' };
 const JSONH = { 'content-type': 'application/json' };
-const skip = prerequisites() ?? (zstdAvailable() ? null : 'the zstd command is not installed (scripts/common.sh installs it)');
+const skip = prerequisites() ?? (zstdAvailable() ? null : 'the zstd command is not installed (scripts/common.sh installs it)') ??
+  (lz4Available() ? null : 'the lz4 command is not installed (scripts/common.sh installs it)');
 
 describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
   let db;
@@ -144,8 +146,8 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     assert.equal(r2.status, 400);
     const r3 = await post(gw, '/v1/traces', 'x', { ...PB, 'content-encoding': 'br' });
     assert.equal(r3.status, 415, 'unknown content encoding');
-    assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate, zstd, snappy or none");
-    assert.equal(r3.headers.get('accept-encoding'), 'gzip, deflate, zstd, snappy', 'a 415 for the coding lists the codings taken');
+    assert.equal(statusMessage(r3), "unsupported Content-Encoding 'br': use gzip, deflate, zstd, snappy, lz4 or none");
+    assert.equal(r3.headers.get('accept-encoding'), 'gzip, deflate, zstd, snappy, lz4', 'a 415 for the coding lists the codings taken');
     // a deflate body that is not one, and a deflate bomb: named by the format, 400 and 413
     const r4 = await post(gw, '/v1/traces', zlib.deflateSync(toProtobuf(traceRequest([genaiSpan()]))).subarray(0, 30), { ...PB, 'content-encoding': 'deflate' });
     assert.equal(r4.status, 400);
@@ -239,6 +241,46 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
     await assertHttpStillServes(gw, db, { label: 'snappy' });
   });
 
+  test('lz4 bodies (the LZ4 frame format, the OpenTelemetry Collector\'s compression: lz4): accepted; bad ones named; bombs refused', async () => {
+    const sent = [];
+    for (const [h, opts] of [[PB, {}], [PB, { sized: true }], [JSONH, { linked: true, blockChecksums: true, blockSize: 4 }], [JSONH, { sized: true, blockSize: 5 }]]) {
+      const sp = genaiSpan({ model: 'gpt-4o', input: 5, output: 4 });
+      const req = traceRequest([sp]);
+      const z = lz4Compress(h === PB ? toProtobuf(req) : Buffer.from(toJson(req)), opts);
+      const r = await post(gw, '/v1/traces', z, { ...h, 'content-encoding': 'lz4' });
+      assert.equal(r.status, 200, `lz4 ${JSON.stringify(opts)} ${h === PB ? 'protobuf' : 'JSON'}: ${statusMessage(r)}`);
+      sent.push(sp.traceId);
+    }
+    // a large body in 64 KiB linked blocks, the header's case ignored
+    const big = Array.from({ length: 20 }, (_, i) => genaiSpan({ model: 'gpt-4o', input: i + 1, output: 1, attributes: { 'app.note': crypto.randomBytes(7500).toString('hex') } }));
+    const rb = await post(gw, '/v1/traces', lz4Compress(toProtobuf(traceRequest(big)), { linked: true, blockSize: 4 }), { ...PB, 'content-encoding': 'LZ4' });
+    assert.equal(rb.status, 200, statusMessage(rb));
+    const rows = await waitForRows(db, [...sent, ...big.map((s) => s.traceId)], sent.length + big.length);
+    assert.equal(rows.length, sent.length + big.length);
+    assert.equal(rows.find((x) => x.trace_id === big[19].traceId)?.input_tokens, 20);
+
+    const good = lz4Compress(toProtobuf(traceRequest([genaiSpan()])));
+    const cut = await post(gw, '/v1/traces', good.subarray(0, good.length - 5), { ...PB, 'content-encoding': 'lz4' });
+    assert.equal(cut.status, 400);
+    assert.match(statusMessage(cut), /^lz4: truncated after \d+ input bytes$/);
+    const notLz4 = await post(gw, '/v1/traces', zlib.gzipSync(toProtobuf(traceRequest([genaiSpan()]))), { ...PB, 'content-encoding': 'lz4' });
+    assert.equal(notLz4.status, 400);
+    assert.equal(statusMessage(notLz4), 'lz4: not an lz4 frame at input byte 0');
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 2] ^= 0x10; // the content checksum
+    const badSum = await post(gw, '/v1/traces', flipped, { ...PB, 'content-encoding': 'lz4' });
+    assert.equal(badSum.status, 400);
+    assert.match(statusMessage(badSum), /^lz4: content checksum mismatch at input byte \d+$/);
+    // bombs: 64 MiB of zeros with the size stated (refused from the header) and without (at the cap)
+    for (const sized of [true, false]) {
+      const bomb = lz4Compress(Buffer.alloc(64 * 1024 * 1024), { sized });
+      const r = await post(gw, '/v1/traces', bomb, { ...PB, 'content-encoding': 'lz4' });
+      assert.equal(r.status, 413, `sized ${sized}: ${statusMessage(r)}`);
+      assert.match(statusMessage(r), /^lz4: body inflates to more than/);
+    }
+    await assertHttpStillServes(gw, db, { label: 'lz4' });
+  });
+
   test('request body bytes by content coding: as received and decompressed, on /metrics', async () => {
     const plain = toProtobuf(traceRequest([genaiSpan({ attributes: { 'app.note': 'x'.repeat(3000) } })]));
     const sent = [
@@ -247,6 +289,7 @@ describe('OTLP/HTTP bad input', { skip: skip ?? false }, () => {
       ['deflate', 'deflate', zlib.deflateSync(plain)],
       ['zstd', 'zstd', zstdCompress(plain)],
       ['snappy', 'snappy', snappyBlock(plain)],
+      ['lz4', 'lz4', lz4Compress(plain)],
     ];
     const series = (m, name, enc) => metric(m, `genai_gateway_request_body_${name}_total`, { encoding: enc });
     const before = await gw.metrics();

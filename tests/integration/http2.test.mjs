@@ -19,6 +19,7 @@ import { prerequisites, createDatabase, startGateway, post, metric, waitForRows,
 import { traceRequest, genaiSpan, toProtobuf, toJson, decodeResponse, decodeStatus, rejectedSpans, span } from '../lib/otlp.mjs';
 import { makeCa, issue } from '../lib/certs.mjs';
 import { snappyBlock, snappyFramed } from '../lib/snappy.mjs';
+import { lz4Available, lz4Compress } from '../lib/lz4.mjs';
 
 const run = promisify(execFile);
 const skip = prerequisites();
@@ -122,6 +123,8 @@ describe('HTTP/2 on the OTLP/HTTP port', { skip: skip ?? false }, () => {
       { name: 'snappy block', headers: { ...PB, 'content-encoding': 'snappy' }, body: snappyBlock(good) },
       { name: 'snappy framed', headers: { ...PB, 'content-encoding': 'x-snappy-framed' }, body: snappyFramed(good) },
       { name: 'bad snappy', headers: { ...PB, 'content-encoding': 'snappy' }, body: snappyBlock(good).subarray(0, 20) },
+      ...(lz4Available() ? [{ name: 'lz4', headers: { ...PB, 'content-encoding': 'lz4' }, body: lz4Compress(good) },
+        { name: 'bad lz4', headers: { ...PB, 'content-encoding': 'lz4' }, body: lz4Compress(good).subarray(0, 20) }] : []),
       { name: 'unknown encoding', headers: { ...PB, 'content-encoding': 'br' }, body: good },
       { name: 'text/plain', headers: { 'content-type': 'text/plain' }, body: 'x' },
       { name: 'no content type', headers: {}, body: good },

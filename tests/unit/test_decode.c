@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <zlib.h>
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_decompressBound */
+#include <lz4frame.h>
 #include <snappy-c.h>
 #include <zstd.h>
 
@@ -2265,6 +2266,176 @@ static void test_snappy_bombs(void **state)
   free(zeros);
 }
 
+/* ---- lz4 ---- */
+
+/* An LZ4 frame of in: block size id (4: 64 KiB .. 7: 4 MiB), linked blocks, content size stated, block
+ * and content checksums. */
+static uint8_t *lz4f(const void *in, size_t n, int bsid, bool linked, bool sized, bool checks, size_t *zlen)
+{
+  LZ4F_preferences_t p;
+  memset(&p, 0, sizeof p);
+  p.frameInfo.blockSizeID = (LZ4F_blockSizeID_t)bsid;
+  p.frameInfo.blockMode = linked ? LZ4F_blockLinked : LZ4F_blockIndependent;
+  p.frameInfo.contentSize = sized ? n : 0;
+  p.frameInfo.contentChecksumFlag = checks ? LZ4F_contentChecksumEnabled : LZ4F_noContentChecksum;
+  p.frameInfo.blockChecksumFlag = checks ? LZ4F_blockChecksumEnabled : LZ4F_noBlockChecksum;
+  size_t cap = LZ4F_compressFrameBound(n, &p);
+  uint8_t *z = malloc(cap);
+  *zlen = LZ4F_compressFrame(z, cap, in, n, &p);
+  assert_false(LZ4F_isError(*zlen));
+  return z;
+}
+
+static gw_rc unlz4(struct gw_arena *a, const void *in, size_t n, void **out, size_t *out_len, struct gw_err *err)
+{
+  struct gw_decode_limits lim = {.max_bytes = 16u << 20, .max_depth = 32};
+  return gw_decompress(a, GW_CODING_LZ4, in, n, &lim, out, out_len, err);
+}
+
+/* lz4 bodies (the LZ4 frame format): every block size, linked and independent blocks, the size stated or
+ * not, checksums, concatenated and skippable frames; and every way a body can be bad, each named. */
+static void test_lz4_bodies(void **state)
+{
+  (void)state;
+  struct gw_arena *a = gw_arena_create(0);
+  size_t n = 1300000, zlen, out_len;
+  char *text = letters(n);
+  void *out;
+  struct gw_err err = {0};
+  for (int bsid = 4; bsid <= 7; bsid++)
+    for (int mode = 0; mode < 8; mode++) {
+      uint8_t *z = lz4f(text, n, bsid, mode & 1, mode & 2, mode & 4, &zlen);
+      assert_decoded(unlz4(a, z, zlen, &out, &out_len, &err), out, out_len, text, n);
+      free(z);
+    }
+  /* two frames with a skippable one between, and a skippable one first */
+  size_t z1len, z2len;
+  uint8_t *z1 = lz4f(text, 1000, 4, false, true, true, &z1len), *z2 = lz4f(text + 1000, 2000, 4, true, false, false, &z2len);
+  static const uint8_t skip[] = {0x53, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'};
+  uint8_t *cat = malloc(sizeof skip + z1len + sizeof skip + z2len);
+  size_t at = 0;
+  memcpy(cat, skip, sizeof skip), at += sizeof skip;
+  memcpy(cat + at, z1, z1len), at += z1len;
+  memcpy(cat + at, skip, sizeof skip), at += sizeof skip;
+  memcpy(cat + at, z2, z2len), at += z2len;
+  assert_decoded(unlz4(a, cat, at, &out, &out_len, &err), out, out_len, text, 3000);
+  /* an empty body compressed */
+  uint8_t *ze = lz4f("", 0, 4, false, false, true, &zlen);
+  assert_decoded(unlz4(a, ze, zlen, &out, &out_len, &err), out, out_len, "", 0);
+  free(ze);
+
+  /* errors, named */
+  assert_int_equal(unlz4(a, z1, 0, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "compressed body is empty");
+  assert_int_equal(unlz4(a, "not lz4 at all", 14, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "lz4: not an lz4 frame at input byte 0");
+  assert_int_equal(unlz4(a, z1, z1len - 3, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  char want[96];
+  snprintf(want, sizeof want, "lz4: truncated after %zu input bytes", z1len - 3);
+  assert_string_equal(err.msg, want);
+  uint8_t *z1b = malloc(z1len + 4);
+  memcpy(z1b, z1, z1len);
+  z1b[z1len - 1] ^= 1; /* the content checksum */
+  assert_int_equal(unlz4(a, z1b, z1len, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "lz4: content checksum mismatch at input byte 0");
+  z1b[z1len - 1] ^= 1;
+  memcpy(z1b + z1len, "junk", 4); /* bytes after the frame that are not one */
+  assert_int_equal(unlz4(a, z1b, z1len + 4, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_non_null(strstr(err.msg, "lz4: "));
+  /* a size stated that the data does not have */
+  uint8_t *zs = lz4f(text, 500, 4, false, true, false, &zlen);
+  zs[6] = (uint8_t)(zs[6] + 1); /* content size 501: the header checksum no longer matches either */
+  assert_int_equal(unlz4(a, zs, zlen, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "lz4: frame header checksum mismatch at input byte 0");
+  free(zs);
+  /* XXH32's value for no input (its other values are checked by every frame here: liblz4 wrote their
+   * header, block and content checksums) */
+  assert_int_equal(gw_xxh32("", 0, 0), 0x02cc5d05u);
+  /* a block checksum, the legacy format, a dictionary, a reserved bit, a stated size the data does not have */
+  uint8_t *zb = lz4f(text, 2000, 4, false, false, true, &zlen);
+  zb[7 + 4 + 5] ^= 0x40; /* in the first block's data (header 7 bytes, block size 4) */
+  assert_int_equal(unlz4(a, zb, zlen, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "lz4: block checksum mismatch at input byte 7");
+  free(zb);
+  static const uint8_t legacy[] = {0x02, 0x21, 0x4c, 0x18, 0, 0, 0, 0};
+  assert_int_equal(unlz4(a, legacy, sizeof legacy, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "lz4: legacy lz4 format (use the frame format) at input byte 0");
+  uint8_t hd[11] = {0x04, 0x22, 0x4d, 0x18, 0x61, 0x40};
+  memset(hd + 6, 0, 4); /* a dictionary id */
+  hd[10] = (uint8_t)(gw_xxh32(hd + 4, 6, 0) >> 8);
+  assert_int_equal(unlz4(a, hd, sizeof hd, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "lz4: frame needs a dictionary at input byte 0");
+  uint8_t rs[7] = {0x04, 0x22, 0x4d, 0x18, 0x62, 0x40};
+  rs[6] = (uint8_t)(gw_xxh32(rs + 4, 2, 0) >> 8);
+  assert_int_equal(unlz4(a, rs, sizeof rs, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  assert_string_equal(err.msg, "lz4: reserved flag set in the frame header at input byte 0");
+  /* a frame whose header states 400 bytes (its checksum right) for 500 of data, and 600 */
+  for (int more = 0; more < 2; more++) {
+    uint8_t *zl = lz4f(text, 500, 4, false, true, false, &zlen);
+    zl[6] = (uint8_t)(more ? 600 & 0xff : 400 & 0xff);
+    zl[7] = (uint8_t)(more ? 600 >> 8 : 400 >> 8);
+    zl[14] = (uint8_t)(gw_xxh32(zl + 4, 10, 0) >> 8);
+    assert_int_equal(unlz4(a, zl, zlen, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+    if (more)
+      assert_string_equal(err.msg, "lz4: frame decodes to another size than its header states at input byte 0");
+    else
+      assert_string_equal(err.msg, "lz4: corrupt block, or more than the frame's header states at input byte 15");
+    free(zl);
+  }
+  /* each byte of a small checked frame flipped: refused or the same text (never another), never a crash */
+  uint8_t *zc = lz4f(text, 400, 4, false, true, true, &zlen);
+  for (size_t i = 0; i < zlen; i++)
+    for (int bit = 0; bit < 8; bit++) {
+      zc[i] ^= (uint8_t)(1u << bit);
+      gw_rc rc = unlz4(a, zc, zlen, &out, &out_len, &err);
+      if (rc == GW_OK && !(out_len == 400 && !memcmp(out, text, 400)))
+        fail_msg("byte %zu bit %d flipped gave other text", i, bit);
+      zc[i] ^= (uint8_t)(1u << bit);
+    }
+  /* each cut of it */
+  for (size_t k = 1; k < zlen; k++)
+    assert_int_equal(unlz4(a, zc, k, &out, &out_len, &err), GW_ERR(BAD_GZIP));
+  free(zc);
+  free(z1b);
+  free(cat);
+  free(z1);
+  free(z2);
+  free(text);
+  gw_arena_destroy(a);
+}
+
+/* lz4 bombs: a frame stating its size past the cap is refused from its header, one that does not from its
+ * blocks' sequences walked: either way nothing is decoded and the arena stays empty; with room, exact. */
+static void test_lz4_bombs(void **state)
+{
+  (void)state;
+  size_t n = 48u << 20, zlen;
+  char *zeros = calloc(1, n);
+  void *out;
+  size_t out_len;
+  struct gw_err err = {0};
+  for (int sized = 0; sized < 2; sized++) {
+    uint8_t *z = lz4f(zeros, n, 7, false, sized, false, &zlen);
+    struct gw_decode_limits lim = {.max_bytes = 64u << 20, .max_depth = 32, .max_ratio = 200, .ratio_min_bytes = 1 << 20};
+    struct gw_arena *a = gw_arena_create(0);
+    assert_int_equal(gw_decompress(a, GW_CODING_LZ4, z, zlen, &lim, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+    char want[128];
+    snprintf(want, sizeof want, "lz4: body inflates to more than 200 times its %zu compressed bytes", zlen);
+    assert_non_null(strstr(err.msg, want));
+    assert_int_equal(gw_arena_used(a), 0);
+    struct gw_decode_limits big = lim;
+    big.max_ratio = 0;
+    big.max_bytes = 32u << 20;
+    assert_int_equal(gw_decompress(a, GW_CODING_LZ4, z, zlen, &big, &out, &out_len, &err), GW_ERR(TOO_LARGE));
+    assert_string_equal(err.msg, "lz4: body inflates to more than 33554432 bytes");
+    big.max_bytes = 64u << 20;
+    assert_decoded(gw_decompress(a, GW_CODING_LZ4, z, zlen, &big, &out, &out_len, &err), out, out_len, zeros, n);
+    gw_arena_destroy(a);
+    free(z);
+  }
+  free(zeros);
+}
+
 /* A gzip member's trailer states its size (ISIZE): a body stating its size within the limit is decoded whole
  * at once (libdeflate), one whose trailer lies is not taken that way and gets zlib's error, as does a size
  * stated past the limit for a body that is really within it. Header fields (name, extra, comment, header
@@ -4015,6 +4186,8 @@ int main(void)
       cmocka_unit_test(test_crc32c),
       cmocka_unit_test(test_snappy_bodies),
       cmocka_unit_test(test_snappy_bombs),
+      cmocka_unit_test(test_lz4_bodies),
+      cmocka_unit_test(test_lz4_bombs),
       cmocka_unit_test(test_gzip_concatenated),
       cmocka_unit_test(test_utf8_fix),
       cmocka_unit_test(test_utf8_fix_positions),
