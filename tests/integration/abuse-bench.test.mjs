@@ -24,7 +24,12 @@ test('bench/abuse.mjs runs every attack and prints every row', { skip: skip ?? f
   child.stderr.on('data', (d) => (err += d));
   const code = await new Promise((resolve) => child.on('exit', resolve));
   assert.equal(code, 0, `abuse.mjs exited ${code}\n${out}\n${err}`);
-  const lines = out.split('\n');
+  /* each phase's row is followed by the gateway's stage means over it: there, and out of the tables' way */
+  const all = out.split('\n');
+  const stages = all.filter((l) => /^\s+stage means \(ms\): /.test(l));
+  assert.equal(stages.length, 2 * ATTACKS.length + 1, `a stage line per phase:\n${out}`);
+  for (const l of stages) assert.match(l, /upload [\d.-]+, queue [\d.-]+, process [\d.-]+, append [\d.-]+, durable [\d.-]+, answer [\d.-]+; \d+ syncs, mean [\d.-]+ ms$/, l);
+  const lines = all.filter((l) => !/^\s+stage means/.test(l));
   const header = lines.findIndex((l) => l.startsWith('phase '));
   assert.ok(header >= 0, `no table header:\n${out}`);
   const table = lines.slice(header + 1, header + 1 + 2 * ATTACKS.length + 1);
