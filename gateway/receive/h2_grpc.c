@@ -7,7 +7,9 @@
  *    prefix says so; its bytes are never kept;
  *  - no message, a truncated one, or more than one: INVALID_ARGUMENT (a unary call carries exactly one);
  *  - a compressed message needs grpc-encoding gzip, deflate (the zlib format; gRPC core's receiver takes
- *    both) or zstd (which gRPC core's receiver does not take): another encoding is UNIMPLEMENTED naming it, none at all is INTERNAL (the gRPC spec's words for
+ *    both), zstd, snappy (named by gRPC's protocol spec; the Collector's gRPC exporters send the framing
+ *    format, either is read) or lz4 (none of these three does gRPC core's receiver take): another encoding
+ *    is UNIMPLEMENTED naming it, none at all is INTERNAL (the gRPC spec's words for
  *    both);
  *  - grpc-timeout is the deadline the pipeline stops at (DEADLINE_EXCEEDED, as on the gRPC port), and a
  *    client resetting the stream stops it too (CANCELLED, counted; nothing is answered);
@@ -30,7 +32,7 @@
 
 #define TRACES_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define LOGS_METHOD "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-#define ACCEPT_ENCODING "identity,deflate,gzip,zstd"
+#define ACCEPT_ENCODING "identity,deflate,gzip,zstd,snappy,lz4"
 #define FAR_NS (10ull * 365 * 86400 * 1000000000ull)
 
 /* gRPC status codes used here by name (grpc/status.h's values; the rest come from the error table). */
@@ -218,21 +220,28 @@ enum gw_coding gw_h2grpc_coding(const struct gw_h2grpc *g)
 {
   if (!g->compressed)
     return GW_CODING_NONE;
-  return strcasecmp(g->encoding, "zstd") == 0 ? GW_CODING_ZSTD : GW_CODING_DEFLATE;
+  if (strcasecmp(g->encoding, "zstd") == 0)
+    return GW_CODING_ZSTD;
+  if (strcasecmp(g->encoding, "snappy") == 0)
+    return GW_CODING_SNAPPY;
+  if (strcasecmp(g->encoding, "lz4") == 0)
+    return GW_CODING_LZ4;
+  return GW_CODING_DEFLATE;
 }
 
-/* A compressed message is only understood with grpc-encoding gzip, deflate or zstd. */
+/* A compressed message is only understood with grpc-encoding gzip, deflate, zstd, snappy or lz4. */
 static void check_compression(struct gw_h2grpc *g)
 {
   if (!g->compressed || strcasecmp(g->encoding, "gzip") == 0 || strcasecmp(g->encoding, "deflate") == 0 ||
-      strcasecmp(g->encoding, "zstd") == 0)
+      strcasecmp(g->encoding, "zstd") == 0 || strcasecmp(g->encoding, "snappy") == 0 ||
+      strcasecmp(g->encoding, "lz4") == 0)
     return;
   char msg[200];
   if (!g->encoding[0] || strcasecmp(g->encoding, "identity") == 0) {
     early(g, ST_INTERNAL, "the message's compressed flag is set but the call has no grpc-encoding");
     return;
   }
-  snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: use gzip, deflate, zstd or identity (grpc-accept-encoding: %s)",
+  snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: use gzip, deflate, zstd, snappy, lz4 or identity (grpc-accept-encoding: %s)",
            g->encoding, ACCEPT_ENCODING);
   early(g, ST_UNIMPLEMENTED, msg);
 }

@@ -15,7 +15,7 @@
  *    deadline only when the answer was sent);
  *  - engine grpc-core: a good export (also gzip- and deflate-compressed), an auth refusal and a bad input,
  *    as before;
- *  - grpc-encoding zstd on the gRPC port (which gRPC core's receiver does not take);
+ *  - grpc-encoding zstd and snappy on the gRPC port (which gRPC core's receiver does not take);
  *  - TCP_NODELAY on HTTP/2 connections (both ports): sequential calls on one connection are not held
  *    for the client's delayed ACK.
  * Raw node:http2 streams pace the calls where the test must see the gateway between two DATA frames.
@@ -32,6 +32,7 @@ import { sanitizedBinary } from '../lib/durability.mjs';
 import { traceRequest, genaiSpan, toProtobuf, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
 import { openConn, attacker, openMany } from '../lib/slow.mjs';
 import { zstdCompress } from '../lib/zstd.mjs';
+import { snappyFramed } from '../lib/snappy.mjs';
 
 const MiB = 1024 * 1024;
 const skip = prerequisites({ needPg: false });
@@ -165,7 +166,7 @@ describe('gRPC port on nghttp2: connection age, caps, HTTP/1.1', { skip: skip ??
   });
 });
 
-describe('gRPC port on nghttp2: grpc-encoding zstd', { skip: skip ?? false }, () => {
+describe('gRPC port on nghttp2: grpc-encoding zstd and snappy', { skip: skip ?? false }, () => {
   let gw;
   before(async () => {
     gw = await startGateway({ config: { spool: { mode: 'memory' } } });
@@ -177,7 +178,7 @@ describe('gRPC port on nghttp2: grpc-encoding zstd', { skip: skip ?? false }, ()
     }
   });
 
-  test('zstd messages (size stated or not) are exported; a bad one is INVALID_ARGUMENT naming zstd', async () => {
+  test('zstd messages (size stated or not) and snappy ones (the Collector\'s framing) are exported; a bad one is INVALID_ARGUMENT naming zstd', async () => {
     const s = http2.connect(`http://${gw.grpcAddr}`);
     s.on('error', () => {});
     try {
@@ -190,6 +191,15 @@ describe('gRPC port on nghttp2: grpc-encoding zstd', { skip: skip ?? false }, ()
         const r = await c.done;
         assert.equal(r.status, 0, `sized ${sized}: ${r.message}`);
       }
+      {
+        const z = snappyFramed(goodBody());
+        const c = rawCall(s, { 'grpc-encoding': 'snappy' });
+        const p = prefix(z.length);
+        p[0] = 1;
+        c.st.end(Buffer.concat([p, z]));
+        const r = await c.done;
+        assert.equal(r.status, 0, `snappy: ${r.message}`);
+      }
       const bad = Buffer.from('not a zstd frame at all');
       const c = rawCall(s, { 'grpc-encoding': 'zstd' });
       const p = prefix(bad.length);
@@ -201,7 +211,7 @@ describe('gRPC port on nghttp2: grpc-encoding zstd', { skip: skip ?? false }, ()
     } finally {
       s.close();
     }
-    assert.equal(metric(await gw.metrics(), 'genai_gateway_spans_accepted_total'), 2);
+    assert.equal(metric(await gw.metrics(), 'genai_gateway_spans_accepted_total'), 3);
   });
 });
 

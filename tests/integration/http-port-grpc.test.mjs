@@ -26,6 +26,8 @@ import { GRPC_LOGS_PATH } from '../lib/otlp-logs.mjs';
 import { makeExporter } from '../lib/sdk-client.mjs';
 import { makeCa, issue } from '../lib/certs.mjs';
 import { zstdCompress } from '../lib/zstd.mjs';
+import { snappyBlock, snappyFramed } from '../lib/snappy.mjs';
+import { lz4Compress } from '../lib/lz4.mjs';
 
 const require = createRequire(import.meta.url);
 const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
@@ -304,6 +306,13 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
       assert.equal(z.grpcStatus, S.OK, JSON.stringify(z));
       assert.equal((await waitForRows(db, [sz.traceId], 1))[0].input_tokens, sized ? 61 : 60);
     }
+    /* snappy (the Collector's gRPC exporters: the framing format; the block format too) and lz4 */
+    for (const [enc, pack, input] of [['snappy', snappyFramed, 70], ['snappy', snappyBlock, 71], ['lz4', lz4Compress, 72]]) {
+      const sp = genaiSpan({ model: 'gpt-4o-mini', input, output: 1 });
+      const r = await h2Call(url, GRPC_EXPORT_PATH, grpcFrame(pack(toProtobuf(traceRequest([sp]))), { compressed: true }), { headers: { 'grpc-encoding': enc } });
+      assert.equal(r.grpcStatus, S.OK, `${enc} ${pack.name}: ${JSON.stringify(r)}`);
+      assert.equal((await waitForRows(db, [sp.traceId], 1))[0].input_tokens, input);
+    }
 
     const cases = [
       { name: 'no message', body: Buffer.alloc(0), code: S.INVALID_ARGUMENT, msg: /^no request message: the call carried no well-framed ExportTraceServiceRequest$/ },
@@ -315,7 +324,9 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
       { name: 'compressed garbage', body: grpcFrame(crypto.randomBytes(64), { compressed: true }), headers: { 'grpc-encoding': 'gzip' }, code: S.INVALID_ARGUMENT, msg: /gzip/ },
       { name: 'zstd garbage', body: grpcFrame(crypto.randomBytes(64), { compressed: true }), headers: { 'grpc-encoding': 'zstd' }, code: S.INVALID_ARGUMENT, msg: /^zstd: / },
       { name: 'zstd bomb', body: grpcFrame(zstdCompress(Buffer.alloc(32 * 1024 * 1024)), { compressed: true }), headers: { 'grpc-encoding': 'zstd' }, code: S.RESOURCE_EXHAUSTED, msg: /^zstd: body inflates to more than/ },
-      { name: 'unknown encoding', body: grpcFrame(good, { compressed: true }), headers: { 'grpc-encoding': 'br' }, code: S.UNIMPLEMENTED, msg: /^grpc-encoding 'br' is not supported: use gzip, deflate, zstd or identity/ },
+      { name: 'unknown encoding', body: grpcFrame(good, { compressed: true }), headers: { 'grpc-encoding': 'br' }, code: S.UNIMPLEMENTED, msg: /^grpc-encoding 'br' is not supported: use gzip, deflate, zstd, snappy, lz4 or identity/ },
+      { name: 'snappy garbage', body: grpcFrame(Buffer.from([0xff, 6, 0, 0, 0x73, 0x4e, 0x61, 0x50, 0x70, 0x59, 9, 9]), { compressed: true }), headers: { 'grpc-encoding': 'snappy' }, code: S.INVALID_ARGUMENT, msg: /^snappy \(framed\): / },
+      { name: 'lz4 bomb', body: grpcFrame(lz4Compress(Buffer.alloc(32 * 1024 * 1024)), { compressed: true }), headers: { 'grpc-encoding': 'lz4' }, code: S.RESOURCE_EXHAUSTED, msg: /^lz4: body inflates to more than/ },
       { name: 'compressed without encoding', body: grpcFrame(good, { compressed: true }), code: S.INTERNAL, msg: /compressed flag is set but the call has no grpc-encoding/ },
       { name: 'grpc+json', body: grpcFrame(good), headers: { 'content-type': 'application/grpc+json' }, code: S.UNIMPLEMENTED, msg: /application\/grpc\+json/ },
       { name: 'bad timeout', body: grpcFrame(good), headers: { 'grpc-timeout': '10x' }, code: S.INVALID_ARGUMENT, msg: /malformed grpc-timeout '10x'/ },
@@ -327,7 +338,7 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
       assert.equal(r.grpcStatus, c.code, `${c.name}: ${r.grpcStatus} ${r.grpcMessage}`);
       assert.match(r.grpcMessage ?? '', c.msg, c.name);
       assert.equal(r.body.length, 0, `${c.name}: no message with an error`);
-      if (c.name === 'unknown encoding') assert.equal(r.headers['grpc-accept-encoding'], 'identity,deflate,gzip,zstd');
+      if (c.name === 'unknown encoding') assert.equal(r.headers['grpc-accept-encoding'], 'identity,deflate,gzip,zstd,snappy,lz4');
     }
     /* the same no-message call on the gRPC port gets the same status and message */
     const there = await h2Call(ref.httpUrl.replace(String(ref.ports.http), String(ref.ports.grpc)), GRPC_EXPORT_PATH, Buffer.alloc(0));
