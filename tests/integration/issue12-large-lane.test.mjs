@@ -15,6 +15,8 @@ import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import { prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, metric } from '../lib/harness.mjs';
 import { genaiSpan, traceRequest, toProtobuf, rawGrpcClient, grpcUnaryRaw, GRPC_EXPORT_PATH, grpc } from '../lib/otlp.mjs';
+import { snappyBlock, snappyFramed } from '../lib/snappy.mjs';
+import { lz4Available, lz4Compress } from '../lib/lz4.mjs';
 
 const PB = { 'content-type': 'application/x-protobuf' };
 const skip = prerequisites();
@@ -136,6 +138,28 @@ describe('issue 12: the large-request lane', { skip: skip ?? false }, () => {
     }
     assert.equal(await count(), before + 1, 'a gzip-compressed gRPC message is judged the same way');
     await waitForRows(db, [small.s.traceId, big.s.traceId], 2, { timeoutMs: 10000 });
+  });
+
+  test('a snappy block and an lz4 frame are judged by the size they state; framed snappy and unsized lz4 by their wire size', { skip: lz4Available() ? false : 'no lz4 command' }, async () => {
+    const count = async () => metric(await gw.metrics(), 'genai_gateway_large_requests_total') ?? 0;
+    const cases = [
+      ['snappy', snappyBlock, true],
+      ['snappy', snappyFramed, false],
+      ['lz4', (b) => lz4Compress(b, { sized: true }), true],
+      ['lz4', (b) => lz4Compress(b), false],
+    ];
+    const ids = [];
+    for (const [i, [enc, pack, large]] of cases.entries()) {
+      const big = body('x'.repeat(512 * KiB), `${enc}-${i}`);
+      const wire = pack(big.body);
+      assert.ok(wire.length < 64 * KiB, `${enc} ${i}: ${wire.length} bytes on the wire`);
+      const before = await count();
+      const r = await post(gw, '/v1/traces', wire, { ...PB, 'content-encoding': enc });
+      assert.equal(r.status, 200);
+      assert.equal(await count(), before + (large ? 1 : 0), `${enc} ${i}: ${large ? '' : 'not '}on the lane`);
+      ids.push(big.s.traceId);
+    }
+    await waitForRows(db, ids, ids.length, { timeoutMs: 10000 });
   });
 });
 
