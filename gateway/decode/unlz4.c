@@ -93,12 +93,17 @@ static gw_rc bad(struct gw_err *err, const char *what, size_t at)
   return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: %s at input byte %zu", what, at);
 }
 
+static gw_rc truncated(struct gw_err *err, size_t in_len)
+{
+  return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+}
+
 /* The frame descriptor at in + at (after its magic number): checked, into f. */
 static gw_rc descriptor(const unsigned char *in, size_t in_len, size_t at, struct frame *f, struct gw_err *err)
 {
   size_t d = at + 4;
   if (in_len - d < 3)
-    return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+    return truncated(err, in_len);
   unsigned flg = in[d], bd = in[d + 1];
   if ((flg >> 6) != 1)
     return bad(err, "unsupported frame version", at);
@@ -109,7 +114,7 @@ static gw_rc descriptor(const unsigned char *in, size_t in_len, size_t at, struc
     return bad(err, "invalid block size in the frame header", at);
   size_t hlen = 2 + (flg & F_CSIZE ? 8 : 0) + (flg & F_DICT ? 4 : 0);
   if (in_len - d < hlen + 1)
-    return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+    return truncated(err, in_len);
   if ((gw_xxh32(in + d, hlen, 0) >> 8 & 0xff) != in[d + hlen])
     return bad(err, "frame header checksum mismatch", at);
   if (flg & F_DICT)
@@ -174,11 +179,11 @@ static gw_rc pass(const unsigned char *in, size_t in_len, bool exact, size_t sto
   size_t at = 0, got = 0, cap = out ? *total : 0;
   while (at < in_len) {
     if (in_len - at < 4)
-      return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+      return truncated(err, in_len);
     uint32_t magic = rd32(in + at);
     if ((magic & 0xfffffff0u) == SKIP_MAGIC) {
       if (in_len - at < 8 || rd32(in + at + 4) > in_len - at - 8)
-        return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+        return truncated(err, in_len);
       at += 8 + rd32(in + at + 4);
       continue;
     }
@@ -199,7 +204,7 @@ static gw_rc pass(const unsigned char *in, size_t in_len, bool exact, size_t sto
     }
     for (;;) {
       if (in_len - p < 4)
-        return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+        return truncated(err, in_len);
       uint32_t bs = rd32(in + p);
       size_t blk = p;
       p += 4;
@@ -211,7 +216,7 @@ static gw_rc pass(const unsigned char *in, size_t in_len, bool exact, size_t sto
         return bad(err, "block larger than the frame's block size", blk);
       size_t need = n + (f.flg & F_BCHECK ? 4 : 0);
       if (in_len - p < need)
-        return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+        return truncated(err, in_len);
       const unsigned char *d = in + p;
       if (out) {
         if ((f.flg & F_BCHECK) && gw_xxh32(d, n, 0) != rd32(d + n))
@@ -250,7 +255,7 @@ static gw_rc pass(const unsigned char *in, size_t in_len, bool exact, size_t sto
     }
     if (f.flg & F_CCHECK) {
       if (in_len - p < 4)
-        return gw_err_set(err, GW_ERR(BAD_GZIP), "lz4: truncated after %zu input bytes", in_len);
+        return truncated(err, in_len);
       if (out && gw_xxh32(out + start, got - start, 0) != rd32(in + p))
         return bad(err, "content checksum mismatch", frame_at);
       p += 4;

@@ -131,23 +131,24 @@ void gw_lane_stop(struct gw_lane *l)
 uint64_t gw_lane_size(const unsigned char *head, size_t head_len, const unsigned char *tail, size_t len,
                       enum gw_coding coding)
 {
+  if (head_len > len)
+    head_len = len; /* the head is the body's first bytes: never more than it */
   if (coding == GW_CODING_ZSTD) {
-    unsigned long long n = ZSTD_getFrameContentSize(head, head_len < len ? head_len : len);
+    unsigned long long n = ZSTD_getFrameContentSize(head, head_len);
     return n != ZSTD_CONTENTSIZE_UNKNOWN && n != ZSTD_CONTENTSIZE_ERROR && n > len ? (uint64_t)n : len;
   }
   if (coding == GW_CODING_SNAPPY) { /* a block states its length first; framed chunks are at most 64 KiB */
     size_t n;
-    if (gw_snappy_framed(head, head_len < len ? head_len : len))
+    if (gw_snappy_framed(head, head_len))
       return len;
-    return snappy_uncompressed_length((const char *)head, head_len < len ? head_len : len, &n) == SNAPPY_OK &&
+    return snappy_uncompressed_length((const char *)head, head_len, &n) == SNAPPY_OK &&
                    n > len
              ? (uint64_t)n
              : len;
   }
   if (coding == GW_CODING_LZ4) { /* a first frame's content size, when its header has one (FLG bit 3) */
-    size_t h = head_len < len ? head_len : len;
     static const unsigned char magic[4] = {0x04, 0x22, 0x4d, 0x18};
-    if (h < 14 || memcmp(head, magic, 4) || !(head[4] & 0x08))
+    if (head_len < 14 || memcmp(head, magic, 4) || !(head[4] & 0x08))
       return len;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
