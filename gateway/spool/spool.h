@@ -88,6 +88,8 @@ gw_rc gw_spool_append_async(struct gw_spool *s, const struct gw_spool_in *in, vo
 bool gw_spool_is_disk(struct gw_spool *s);
 /* Disk spool write errors since start, for /metrics. */
 void gw_spool_disk_write_errors(uint64_t *no_space, uint64_t *io);
+/* Bytes whose writing disk spool appends started ahead of the sync (sync_file_range), since start. */
+uint64_t gw_spool_disk_writes_started(void);
 
 /*
  * Read up to max entries after this consumer's read position, without consuming them, and no more than

@@ -138,7 +138,9 @@ struct gw_disk {
   size_t ncursors;
 };
 
-static _Atomic uint64_t write_err_no_space, write_err_io;
+static _Atomic uint64_t write_err_no_space, write_err_io, writes_started;
+
+uint64_t gw_spool_disk_writes_started(void) { return atomic_load(&writes_started); }
 
 void gw_spool_disk_write_errors(uint64_t *no_space, uint64_t *io)
 {
@@ -594,16 +596,18 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
     }
     done += (size_t)w;
   }
-  /* Start the disk writing what is waiting for the next sync once it makes a large write (KICK_BYTES, a
-   * large request's entry at once): the sync then only waits for it and flushes the disk's cache. Why: a
-   * request that arrives while a sync runs waits for that sync and then for its own; with its bytes already
-   * on their way, the second sync is short (bench/README.md, "Starting the spool's writes early"). Smaller
-   * entries are left to the sync, which writes them together: no more write operations than before on an
-   * IOPS-priced volume. */
-  if (d->conf.fsync != GW_FSYNC_NEVER && off + bytes + mark_len - s->kicked >= KICK_BYTES) {
-    (void)sync_file_range(s->fd, (off_t)s->kicked, (off_t)(off + bytes + mark_len - s->kicked),
-                          SYNC_FILE_RANGE_WRITE);
+  /* Start the disk writing what this segment got since its writes were last started, once that makes a
+   * large write (KICK_BYTES, a large request's entry at once): the sync then mostly waits for writes under
+   * way and flushes the disk's cache. Why: a request that arrives while a sync runs waits for that sync and
+   * then for its own; with its bytes already on their way, the second sync is short (bench/README.md,
+   * "Starting the spool's writes early"). Smaller entries are left to the sync, which writes them together:
+   * no more write operations than before on an IOPS-priced volume (a range a sync already wrote is clean,
+   * and starting it again writes nothing). */
+  size_t pending = off + bytes + mark_len - s->kicked;
+  if (d->conf.fsync != GW_FSYNC_NEVER && pending >= KICK_BYTES &&
+      sync_file_range(s->fd, (off_t)s->kicked, (off_t)pending, SYNC_FILE_RANGE_WRITE) == 0) {
     s->kicked = off + bytes;
+    atomic_fetch_add(&writes_started, pending);
   }
 
   pthread_mutex_lock(&d->lk);

@@ -481,6 +481,44 @@ static void test_interval_idle_syncs_at_once(void **st)
   assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 3);
 }
 
+/* A large entry's writing starts at its append, before the sync (spool_disk.c, KICK_BYTES); small ones are
+ * left for the sync to write together until 256 KiB of them have gathered; fsync never starts none. */
+static void test_large_entry_written_ahead(void **st)
+{
+  (void)st;
+  char *big = malloc(300u << 10), small[5000];
+  assert_non_null(big);
+  memset(big, 'b', (300u << 10) - 1);
+  big[(300u << 10) - 1] = 0;
+  memset(small, 's', sizeof small - 1);
+  small[sizeof small - 1] = 0;
+
+  struct gw_spool *s = open_spool(16u << 20, 4u << 20, "never");
+  gw_spool_add_consumer(s, "postgres");
+  uint64_t w0 = gw_spool_disk_writes_started();
+  assert_int_equal(put(s, big, NULL, 1), GW_OK);
+  assert_int_equal(gw_spool_disk_writes_started(), w0);
+  gw_spool_destroy(s);
+
+  s = open_spool(16u << 20, 4u << 20, "always");
+  gw_spool_add_consumer(s, "postgres");
+  w0 = gw_spool_disk_writes_started();
+  for (int i = 0; i < 10; i++) /* 50 KB */
+    assert_int_equal(put(s, small, NULL, 1), GW_OK);
+  assert_int_equal(gw_spool_disk_writes_started(), w0);
+  assert_int_equal(put(s, big, NULL, 1), GW_OK);
+  uint64_t w1 = gw_spool_disk_writes_started();
+  assert_true(w1 - w0 >= (350u << 10) - 4096); /* the small ones since the segment began, and the big one */
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(put(s, small, NULL, 1), GW_OK);
+  assert_int_equal(gw_spool_disk_writes_started(), w1);
+  for (int i = 0; i < 50; i++) /* 250 KB more: past 256 KiB with the ten before */
+    assert_int_equal(put(s, small, NULL, 1), GW_OK);
+  assert_true(gw_spool_disk_writes_started() - w1 >= 256u << 10);
+  gw_spool_destroy(s);
+  free(big);
+}
+
 static void count_rec(void *ctx, const struct gw_disk_rec *r)
 {
   (void)r;
@@ -898,6 +936,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     cmocka_unit_test_setup_teardown(test_interval_idle_syncs_at_once, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_large_entry_written_ahead, setup, teardown),
     cmocka_unit_test_setup_teardown(test_release_then_bury, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recycled_segment_replays_only_its_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recycled_segment_torn_end_replays_no_stale_record, setup, teardown),
