@@ -226,8 +226,8 @@ const struct gw_conf_row gw_conf_rows[] = {
    .desc = "Inflated size any compressed body may reach whatever its ratio (small bodies compress best)."},
   {.path = "receivers.large_request_bytes", .type = T_SIZE, .def = "1MiB", .min = 0, .max = 1 * GiB,
    .off = OFF(receivers.large_bytes),
-   .desc = "A request at least this large (its body, or for gzip or zstd the larger of that and the size its gzip "
-           "trailer or zstd frame header states) is processed on the large-request threads, not on the receiver thread that received "
+   .desc = "A request at least this large (its body, or for a compressed one the larger of that and the size it "
+           "states: a gzip trailer's, a zstd or lz4 frame header's, a snappy block's length) is processed on the large-request threads, not on the receiver thread that received "
            "it, so the receiver threads stay free for small requests while large ones queue there (OTLP/HTTP 1.1 "
            "and HTTP/2, and gRPC on either port). 0: every request on its receiver thread."},
   {.path = "receivers.large_request_threads", .type = T_U32, .def = "1", .min = 1, .max = 64,
