@@ -118,7 +118,7 @@ static int run(const char *which, int gzip, size_t entries, unsigned http_port, 
     fprintf(stderr, "%s\n", err.msg);
     return 1;
   }
-  struct gw_spool_in in = {ent.signal, ent.flags, ent.nspans, ent.nrecords, ent.otlp, ent.otlp_len, ent.records, ent.records_len};
+  struct gw_spool_in in = {ent.signal, ent.flags, ent.nspans, ent.nrecords, ent.otlp, ent.otlp_len, ent.records, ent.records_len, false};
   double t0 = now_s();
   for (size_t i = 0; i < entries; i++)
     if (gw_spool_append(spool, &in)) {

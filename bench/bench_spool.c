@@ -49,7 +49,7 @@ static void *appender(void *arg)
   unsigned char *buf = malloc(opt.entry);
   memset(buf, 'a', opt.entry);
   struct gw_spool_in in = {GW_SIGNAL_TRACES, GW_ENTRY_HAS_GENAI, 100, 100, buf, opt.entry * 3 / 4,
-                           buf + opt.entry * 3 / 4, opt.entry - opt.entry * 3 / 4};
+                           buf + opt.entry * 3 / 4, opt.entry - opt.entry * 3 / 4, false};
   unsigned seed = (unsigned)(uintptr_t)w ^ (unsigned)gw_mono_ns();
   uint64_t due = gw_mono_ns();
   while (gw_mono_ns() < w->until) {

@@ -290,7 +290,9 @@ const struct gw_conf_row gw_conf_rows[] = {
            "that grows by one per interval: a request that finds no sync running is synced at once while the "
            "budget lasts (at under one request per interval, none waits for the interval); under load syncs "
            "go one interval apart, each covering every request since the last, and a request waits at most "
-           "about this long plus the sync."},
+           "about this long plus the sync. A large request (receivers.large_request_bytes) does not spend the "
+           "budget others need: a sync for it alone waits until the budget is full (up to two intervals), and "
+           "any other sync covers it."},
   {.path = "spool.segment_bytes", .type = T_SIZE, .def = "0", .min = 0, .max = 1 * GiB,
    .off = OFF(spool.segment_bytes),
    .desc = "Size of one segment file; space is freed a whole segment at a time once every consumer is past "

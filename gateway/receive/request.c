@@ -357,6 +357,10 @@ static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *er
   return rc;
 }
 
+/* A request the large-request lane takes (receivers.large_request_bytes; len: the body as decoded): its
+ * answer may wait for the spool's sync budget rather than spend it (spool_disk.c, flusher). */
+static bool large(const struct gw_conf *c, size_t len) { return c->receivers.large_bytes && len >= c->receivers.large_bytes; }
+
 gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, enum gw_coding coding,
                         const void *body, size_t len, struct gw_request_outcome *out)
 {
@@ -447,6 +451,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
     .nrecords = (uint32_t)nres.nrecords,
     .records = recs.buf,
     .records_len = recs.len,
+    .large = large(c, len),
   };
   /* With no exporter, spans that give no row are accepted and not kept: nothing would read them, but the
    * session and user ids they carry for their trace's rows. */
@@ -553,6 +558,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     .nrecords = (uint32_t)lres.nevents,
     .records = evs.buf,
     .records_len = evs.len,
+    .large = large(c, len),
   };
   if ((p->forward || lres.nevents) && (rc = append(p, a, &in, &req->base, NULL, ctl.start, err)))
     goto out;

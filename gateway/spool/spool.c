@@ -475,7 +475,7 @@ gw_rc gw_spool_append_err(struct gw_spool *s, const struct gw_spool_in *in, stru
   gw_rc rc = disk_append(s, in, &lsn, err);
   if (rc)
     return rc;
-  rc = gw_disk_wait(s->disk, lsn);
+  rc = gw_disk_wait(s->disk, lsn, in->large);
   if (rc == GW_ERR(SPOOL_IO))
     return gw_err_set(err, rc, "the spool's fsync failed: retry later");
   if (rc)
@@ -501,7 +501,7 @@ gw_rc gw_spool_append_async(struct gw_spool *s, const struct gw_spool_in *in, vo
   gw_rc rc = disk_append(s, in, &lsn, err);
   if (rc)
     return rc;
-  gw_disk_when_durable(s->disk, lsn, done, arg);
+  gw_disk_when_durable(s->disk, lsn, in->large, done, arg);
   return GW_OK;
 }
 

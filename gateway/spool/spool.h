@@ -37,6 +37,8 @@ struct gw_spool_in {
   size_t otlp_len;
   const void *records;   /* gw_records_encode output */
   size_t records_len;
+  bool large;            /* a large request (receivers.large_request_bytes): its sync may wait for the budget
+                          * of spool.fsync interval to be full (spool_disk.c, flusher) */
 };
 
 /* What a consumer reads. Pointers stay valid until this consumer commits past seq. */

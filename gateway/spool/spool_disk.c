@@ -125,6 +125,7 @@ struct gw_disk {
   uint64_t written_lsn, synced_lsn; /* synced_lsn: what the flusher has passed, synced or failed */
   uint64_t failed_lsn;              /* the highest position a failed sync covered */
   uint64_t wanted_lsn;      /* highest position a waiter asked for */
+  uint64_t lazy_lsn;        /* highest position a large request's waiter asked for (see flusher) */
   uint64_t credit_ns, credit_mono; /* interval: the sync budget (see flusher) and when it was last topped up */
   struct seg *grave;      /* released segments not deleted yet (gw_disk_bury) */
   struct seg *spares;     /* released segment files kept for reuse (seg_reuse), renamed spare-N */
@@ -183,7 +184,7 @@ static void *flusher(void *arg)
   pthread_setname_np(pthread_self(), "gw-spool-sync");
   pthread_mutex_lock(&d->lk);
   for (;;) {
-    while (!d->stop && d->wanted_lsn <= d->synced_lsn)
+    while (!d->stop && d->wanted_lsn <= d->synced_lsn && d->lazy_lsn <= d->synced_lsn)
       pthread_cond_wait(&d->work_cv, &d->lk);
     if (d->stop && d->written_lsn <= d->synced_lsn)
       break;
@@ -191,15 +192,21 @@ static void *flusher(void *arg)
      * per interval up to SYNC_BURST syncs and pays for each sync. A request that finds the syncer idle is
      * synced at once while the budget lasts, so at a rate under one request per interval none waits for
      * an interval; under load the budget runs out and syncs are spaced one interval apart, each covering
-     * every request that came meanwhile (group commit). */
+     * every request that came meanwhile (group commit).
+     * Large requests (receivers.large_request_bytes: what the large-request lane takes) wait lazily: a
+     * sync only for them waits until the budget is full and leaves SYNC_BURST - 1 syncs in it, and any
+     * other sync covers them. Why: a sender of megabyte requests back to back (a bulk exporter, or a
+     * hostile one) would otherwise spend the whole budget, and every small request would wait for the next
+     * interval (bench/README.md, "Large requests do not spend the sync budget"); a large request waits at
+     * most about SYNC_BURST intervals for its sync, small beside what processing it took. */
     uint64_t iv = d->conf.fsync == GW_FSYNC_INTERVAL ? (uint64_t)d->conf.fsync_interval_ms * 1000000ull : 0;
     uint64_t now = gw_mono_ns();
     if (iv) {
-      uint64_t cap = SYNC_BURST * iv;
+      uint64_t cap = SYNC_BURST * iv, need = d->wanted_lsn > d->synced_lsn ? iv : cap;
       d->credit_ns = now - d->credit_mono >= cap - d->credit_ns ? cap : d->credit_ns + (now - d->credit_mono);
       d->credit_mono = now;
-      if (!d->stop && d->credit_ns < iv) {
-        uint64_t until = now + (iv - d->credit_ns);
+      if (!d->stop && d->credit_ns < need) {
+        uint64_t until = now + (need - d->credit_ns);
         struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
         pthread_cond_timedwait(&d->work_cv, &d->lk, &ts);
         continue;
@@ -285,16 +292,23 @@ static void *flusher(void *arg)
   return NULL;
 }
 
-gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn)
+/* Ask the flusher for lsn. Lock held. */
+static void want(struct gw_disk *d, uint64_t lsn, bool lazy)
+{
+  uint64_t *w = lazy && d->conf.fsync == GW_FSYNC_INTERVAL ? &d->lazy_lsn : &d->wanted_lsn;
+  if (lsn > *w) {
+    *w = lsn;
+    pthread_cond_signal(&d->work_cv);
+  }
+}
+
+gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn, bool lazy)
 {
   if (d->conf.fsync == GW_FSYNC_NEVER)
     return GW_OK;
   uint64_t since = gw_mono_ns();
   pthread_mutex_lock(&d->lk);
-  if (lsn > d->wanted_lsn) {
-    d->wanted_lsn = lsn;
-    pthread_cond_signal(&d->work_cv);
-  }
+  want(d, lsn, lazy);
   while (d->synced_lsn < lsn && !d->flusher_done)
     pthread_cond_wait(&d->synced_cv, &d->lk);
   gw_rc rc = outcome(d, lsn);
@@ -303,7 +317,7 @@ gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn)
   return rc;
 }
 
-void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *arg, gw_rc rc), void *arg)
+void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, bool lazy, void (*done)(void *arg, gw_rc rc), void *arg)
 {
   if (d->conf.fsync == GW_FSYNC_NEVER) {
     done(arg, GW_OK);
@@ -324,10 +338,7 @@ void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *ar
   w->since = gw_mono_ns();
   w->next = d->waiters;
   d->waiters = w;
-  if (lsn > d->wanted_lsn) {
-    d->wanted_lsn = lsn;
-    pthread_cond_signal(&d->work_cv);
-  }
+  want(d, lsn, lazy);
   pthread_mutex_unlock(&d->lk);
 }
 

@@ -89,10 +89,12 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
                      struct gw_disk_rec *out, struct gw_err *err);
 /* Wait until everything up to lsn is durable per the fsync policy. GW_ERR(SPOOL_IO) when the sync failed,
  * GW_ERR(SHUTDOWN) when the spool closed first. */
-gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn);
+/* lazy: a large request's wait (spool.fsync interval): a sync for it alone waits until the budget is full
+ * (see flusher in spool_disk.c); any sync covers it. */
+gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn, bool lazy);
 /* Call done(arg, rc) once everything up to lsn is durable (or failed); on the flusher thread, or at once
  * on the calling thread when nothing needs waiting for. */
-void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, void (*done)(void *arg, gw_rc rc), void *arg);
+void gw_disk_when_durable(struct gw_disk *d, uint64_t lsn, bool lazy, void (*done)(void *arg, gw_rc rc), void *arg);
 
 /* Take the segments whose records all have seq <= upto (except the one being written) out of the spool.
  * Returns the bytes freed. Their files are deleted by gw_disk_bury, which the caller runs once it holds no

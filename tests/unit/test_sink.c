@@ -76,7 +76,7 @@ static void put(struct gw_spool *s, uint32_t nspans)
 {
   char body[512];
   memset(body, 'b', sizeof body);
-  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, nspans, 0, body, sizeof body, NULL, 0};
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, nspans, 0, body, sizeof body, NULL, 0, false};
   assert_int_equal(gw_spool_append(s, &in), GW_OK);
 }
 

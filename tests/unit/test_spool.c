@@ -24,7 +24,7 @@ static struct gw_spool *mk(size_t max)
 
 static gw_rc put(struct gw_spool *s, const char *payload, uint32_t nspans)
 {
-  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, nspans, 0, payload, strlen(payload), NULL, 0};
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, nspans, 0, payload, strlen(payload), NULL, 0, false};
   return gw_spool_append(s, &in);
 }
 
@@ -221,7 +221,7 @@ static void test_skip_past_byte_cap(void **st)
   memset(body, 'x', sizeof body - 1);
   body[sizeof body - 1] = 0;
   for (int i = 0; i < 10; i++) {
-    struct gw_spool_in in = {i % 2 ? GW_SIGNAL_LOGS : GW_SIGNAL_TRACES, 0, 3, 0, body, strlen(body), NULL, 0};
+    struct gw_spool_in in = {i % 2 ? GW_SIGNAL_LOGS : GW_SIGNAL_TRACES, 0, 3, 0, body, strlen(body), NULL, 0, false};
     assert_int_equal(gw_spool_append(s, &in), GW_OK);
   }
   struct gw_spool_lag l;

@@ -74,7 +74,7 @@ static struct gw_spool *open_spool(size_t max, size_t seg, const char *fsync) { 
 static gw_rc put(struct gw_spool *s, const char *otlp, const char *records, uint32_t nspans)
 {
   struct gw_spool_in in = {GW_SIGNAL_TRACES, GW_ENTRY_HAS_GENAI, nspans, 1, otlp, strlen(otlp), records,
-                           records ? strlen(records) : 0};
+                           records ? strlen(records) : 0, false};
   return gw_spool_append(s, &in);
 }
 
@@ -286,7 +286,7 @@ static void test_forged_record_in_payload_not_replayed(void **st)
 
   struct gw_spool *s = open_spool(1 << 20, 0, "never");
   gw_spool_add_consumer(s, "postgres");
-  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, forged, sizeof forged, NULL, 0};
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, forged, sizeof forged, NULL, 0, false};
   assert_int_equal(gw_spool_append(s, &in), GW_OK);
   assert_int_equal(put(s, "after", NULL, 1), GW_OK);
   gw_spool_destroy(s);
@@ -434,7 +434,7 @@ static void test_fsync_policies(void **st)
   assert_true(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0 >= 5); /* one by one: each append waited for its own */
   int64_t f1 = gw_metric_get(GW_M_SPOOL_FSYNCS);
   async_done = 0;
-  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, "async", 5, NULL, 0};
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, "async", 5, NULL, 0, false};
   struct gw_err err;
   assert_int_equal(gw_spool_append_async(s, &in, on_durable, NULL, &err), GW_OK);
   for (int i = 0; i < 200 && !async_done; i++)
@@ -463,7 +463,7 @@ static void test_interval_idle_syncs_at_once(void **st)
   assert_int_equal(put(s, "first", NULL, 1), GW_OK);
   assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 1);
   async_done = 0;
-  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, "second", 6, NULL, 0};
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, "second", 6, NULL, 0, false};
   struct gw_err err;
   assert_int_equal(gw_spool_append_async(s, &in, on_durable, NULL, &err), GW_OK);
   for (int i = 0; i < 1000 && !async_done; i++) /* up to 5 s; the interval is 60 s */
@@ -519,6 +519,54 @@ static void test_large_entry_written_ahead(void **st)
   free(big);
 }
 
+/* interval: a large request does not spend the budget small ones need. A sync for large requests alone
+ * waits until the budget is full (two syncs; it then leaves one); any other sync covers them. Here the
+ * interval is a minute, so "waits" cannot be a slow machine's doing. Without the rule the second large
+ * append below would be synced at once (the budget still held a sync) and the small one after it would
+ * find the budget spent. */
+static void test_large_requests_wait_for_a_full_budget(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool_iv(1 << 20, 0, "interval", 60000);
+  gw_spool_add_consumer(s, "postgres");
+  int64_t f0 = gw_metric_get(GW_M_SPOOL_FSYNCS);
+  struct gw_spool_in big = {GW_SIGNAL_TRACES, 0, 1, 0, "large", 5, NULL, 0, true};
+  struct gw_err err;
+  async_done = 0;
+  assert_int_equal(gw_spool_append_async(s, &big, on_durable, NULL, &err), GW_OK);
+  for (int i = 0; i < 1000 && async_done < 1; i++) /* a full budget: synced at once (up to 5 s) */
+    usleep(5000);
+  assert_int_equal(async_done, 1);
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 1);
+
+  assert_int_equal(gw_spool_append_async(s, &big, on_durable, NULL, &err), GW_OK);
+  usleep(300000);
+  assert_int_equal(async_done, 1); /* one sync left in the budget: kept for the others */
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 1);
+
+  assert_int_equal(put(s, "small", NULL, 1), GW_OK); /* synced at once, and the large one with it */
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 2);
+  for (int i = 0; i < 1000 && async_done < 2; i++)
+    usleep(5000);
+  assert_int_equal(async_done, 2);
+
+  assert_int_equal(gw_spool_append_async(s, &big, on_durable, NULL, &err), GW_OK);
+  usleep(100000);
+  assert_int_equal(async_done, 2);
+  gw_spool_destroy(s); /* closing syncs what is left and answers it */
+  assert_int_equal(async_done, 3);
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 3);
+
+  /* always: every request is synced at once, large or not */
+  s = open_spool(1 << 20, 0, "always");
+  gw_spool_add_consumer(s, "postgres");
+  f0 = gw_metric_get(GW_M_SPOOL_FSYNCS);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(gw_spool_append_err(s, &big, &err), GW_OK);
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_FSYNCS) - f0, 3);
+  gw_spool_destroy(s);
+}
+
 static void count_rec(void *ctx, const struct gw_disk_rec *r)
 {
   (void)r;
@@ -539,7 +587,7 @@ static void test_release_then_bury(void **st)
   char big[5000];
   memset(big, 'b', sizeof big);
   for (uint64_t seq = 1; seq <= 3; seq++) {
-    struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, big, sizeof big, NULL, 0};
+    struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, big, sizeof big, NULL, 0, false};
     struct gw_disk_rec r;
     assert_int_equal(gw_disk_append(d, &in, seq, gw_now_ns(), &r, &err), GW_OK);
   }
@@ -580,7 +628,7 @@ static void disk_put(struct gw_disk *d, uint64_t seq, const char *tag, size_t le
   char buf[1500];
   memset(buf, 'o', sizeof buf);
   memcpy(buf, tag, strlen(tag));
-  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, buf, len, NULL, 0};
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, buf, len, NULL, 0, false};
   struct gw_disk_rec r;
   struct gw_err err = {0};
   assert_int_equal(gw_disk_append(d, &in, seq, gw_now_ns(), &r, &err), GW_OK);
@@ -760,7 +808,7 @@ static void test_spare_not_resident(void **st)
   memset(buf, 'r', sizeof buf);
   const unsigned char *first = NULL;
   for (uint64_t seq = 1; seq <= 4; seq++) { /* three a segment: 4 opens the second */
-    struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, buf, sizeof buf, NULL, 0};
+    struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, buf, sizeof buf, NULL, 0, false};
     struct gw_disk_rec r;
     assert_int_equal(gw_disk_append(d, &in, seq, gw_now_ns(), &r, &err), GW_OK);
     if (seq == 1)
@@ -937,6 +985,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     cmocka_unit_test_setup_teardown(test_interval_idle_syncs_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_large_entry_written_ahead, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_large_requests_wait_for_a_full_budget, setup, teardown),
     cmocka_unit_test_setup_teardown(test_release_then_bury, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recycled_segment_replays_only_its_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recycled_segment_torn_end_replays_no_stale_record, setup, teardown),
