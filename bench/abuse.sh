@@ -6,8 +6,8 @@
 #
 #   bench/abuse.sh [BIN]      BIN defaults to a Release build in build-bench/ (built when missing)
 #
-# Environment: ABUSE_SECONDS (15 s per phase: an unloaded phase before each of the 7 attacks and one at
-# the end; about 4.5 minutes in all), ABUSE_RATE (20 good exports/s per protocol), ABUSE_SPANS (5 spans per
+# Environment: ABUSE_SECONDS (60 s per phase: an unloaded phase before each of the 7 attacks and one at
+# the end; about 16 minutes in all. Shorter phases make each p99 the third-worst of a few hundred exports), ABUSE_RATE (20 good exports/s per protocol), ABUSE_SPANS (5 spans per
 # export), ABUSE_ONLY (attack names), ABUSE_SCALE (multiplies the attackers' connection counts), ABUSE_YAML
 # (extra gateway config). No PostgreSQL: the gateway runs with a disk spool in its own temporary data dir
 # (bench/abuse.mjs says how it is set up).
