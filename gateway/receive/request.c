@@ -357,8 +357,9 @@ static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *er
   return rc;
 }
 
-/* A request the large-request lane takes (receivers.large_request_bytes; len: the body as decoded): its
- * answer may wait for the spool's sync budget rather than spend it (spool_disk.c, flusher). */
+/* A large request (receivers.large_request_bytes, judged here by len, the body as decoded: what the lane
+ * judged it by for a plain or size-stating body, more for framed snappy): its answer may wait for the
+ * spool's sync budget rather than spend it (spool_disk.c, flusher). */
 static bool large(const struct gw_conf *c, size_t len) { return c->receivers.large_bytes && len >= c->receivers.large_bytes; }
 
 gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encoding enc, enum gw_coding coding,

@@ -88,9 +88,8 @@ void gw_disk_close(struct gw_disk *d);
 gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t seq, uint64_t appended_ns,
                      struct gw_disk_rec *out, struct gw_err *err);
 /* Wait until everything up to lsn is durable per the fsync policy. GW_ERR(SPOOL_IO) when the sync failed,
- * GW_ERR(SHUTDOWN) when the spool closed first. */
-/* lazy: a large request's wait (spool.fsync interval): a sync for it alone waits until the budget is full
- * (see flusher in spool_disk.c); any sync covers it. */
+ * GW_ERR(SHUTDOWN) when the spool closed first. lazy: a large request's wait (spool.fsync interval): a sync
+ * for it alone waits until the budget is full (see flusher in spool_disk.c); any sync covers it. */
 gw_rc gw_disk_wait(struct gw_disk *d, uint64_t lsn, bool lazy);
 /* Call done(arg, rc) once everything up to lsn is durable (or failed); on the flusher thread, or at once
  * on the calling thread when nothing needs waiting for. */
