@@ -94,6 +94,79 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
   gw_httpd_guard_phase(c, GW_HTTPD_ANSWERED);
 }
 
+/*
+ * /readyz: the checks "receivers" (listening) and "spool" (below its high-water mark, its disk writes not
+ * failing: gw_spool_ready), all of which must pass. As the Kubernetes API server's: ?exclude=NAME leaves a
+ * check out (repeated or comma-separated; an unknown name is a 400, so a typo in a probe shows instead of
+ * silently checking everything), ?verbose lists each check. A sidecar's probe excludes the spool: its
+ * readiness is its pod's, and a full spool must not take the application out of its Service (the app's
+ * exporter gets 429/503 and retries); a tier's keeps it, so that its Service sends to the other replicas.
+ */
+enum { CHECK_RECEIVERS, CHECK_SPOOL, NCHECKS };
+static const char *const check_names[NCHECKS] = {"receivers", "spool"};
+
+struct ready_args {
+  bool excluded[NCHECKS], verbose;
+  char unknown[64];
+};
+
+static enum MHD_Result ready_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+  (void)kind;
+  struct ready_args *r = cls;
+  if (strcmp(key, "verbose") == 0) {
+    r->verbose = true;
+    return MHD_YES;
+  }
+  if (strcmp(key, "exclude") != 0 || !value)
+    return MHD_YES;
+  for (const char *p = value; *p;) {
+    size_t n = strcspn(p, ",");
+    bool known = false;
+    for (int i = 0; i < NCHECKS; i++)
+      if (strlen(check_names[i]) == n && strncmp(p, check_names[i], n) == 0)
+        r->excluded[i] = known = true;
+    if (!known && n && !r->unknown[0])
+      snprintf(r->unknown, sizeof r->unknown, "%.*s", (int)(n < 48 ? n : 48), p);
+    p += n + (p[n] == ',');
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result readyz(struct gw_admin *a, struct MHD_Connection *c)
+{
+  struct ready_args r = {0};
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, ready_arg, &r);
+  char body[1024];
+  if (r.unknown[0]) {
+    int n = snprintf(body, sizeof body, "unknown check in exclude: '%s' (checks: receivers, spool)\n", r.unknown);
+    return send_text(c, 400, "text/plain", body, (size_t)n);
+  }
+  char why[NCHECKS][320] = {{0}};
+  bool ok[NCHECKS];
+  ok[CHECK_RECEIVERS] = r.excluded[CHECK_RECEIVERS] || atomic_load(a->ready);
+  if (!ok[CHECK_RECEIVERS])
+    snprintf(why[CHECK_RECEIVERS], sizeof why[0], "receivers not listening");
+  ok[CHECK_SPOOL] = r.excluded[CHECK_SPOOL] || gw_spool_ready(a->spool, why[CHECK_SPOOL], sizeof why[0]);
+  bool ready = ok[CHECK_RECEIVERS] && ok[CHECK_SPOOL];
+  size_t n = 0;
+  if (r.verbose) {
+    /* (each reason is at most 320 bytes, so the lines fit; n is clamped all the same) */
+    for (int i = 0; i < NCHECKS && n < sizeof body - 1; i++)
+      n += (size_t)snprintf(body + n, sizeof body - n, "[%c]%s %s%s\n", ok[i] ? '+' : '-', check_names[i],
+                            r.excluded[i] ? "excluded" : ok[i] ? "ok" : "failed: ", ok[i] ? "" : why[i]);
+    if (n < sizeof body - 1)
+      n += (size_t)snprintf(body + n, sizeof body - n, "%s\n", ready ? "ready" : "not ready");
+  } else if (ready) {
+    n = (size_t)snprintf(body, sizeof body, "ready\n");
+  } else {
+    n = (size_t)snprintf(body, sizeof body, "not ready: %s\n", why[ok[CHECK_RECEIVERS] ? CHECK_SPOOL : CHECK_RECEIVERS]);
+  }
+  if (n >= sizeof body)
+    n = sizeof body - 1;
+  return send_text(c, ready ? 200 : 503, "text/plain", body, n);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -117,13 +190,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                      gw_metric_get(GW_M_PG_CONNECTED) ? "true" : "false", gw_spool_bytes(a->spool));
     return send_text(c, 200, "application/json", body, (size_t)n);
   }
-  if (strcmp(url, "/readyz") == 0) {
-    if (!atomic_load(a->ready))
-      return send_text(c, 503, "text/plain", "not ready: receivers not listening\n", 35);
-    if (!gw_spool_below_high_water(a->spool))
-      return send_text(c, 503, "text/plain", "not ready: spool above high-water mark\n", 39);
-    return send_text(c, 200, "text/plain", "ready\n", 6);
-  }
+  if (strcmp(url, "/readyz") == 0)
+    return readyz(a, c);
   if (strcmp(url, "/metrics") == 0) {
     struct gw_arena *ar = gw_arena_create(16 << 20);
     struct gw_sb sb;

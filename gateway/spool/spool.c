@@ -643,6 +643,24 @@ bool gw_spool_below_high_water(struct gw_spool *s)
   return (double)gw_spool_bytes(s) < (double)s->max_bytes * s->high_water;
 }
 
+bool gw_spool_ready(struct gw_spool *s, char *why, size_t why_len)
+{
+  size_t held = gw_spool_bytes(s);
+  if ((double)held >= (double)s->max_bytes * s->high_water) {
+    if (why && why_len)
+      snprintf(why, why_len, "spool above high-water mark: %.1f of %.1f MiB held (spool.high_water %.2f)",
+               (double)held / 1048576.0, (double)s->max_bytes / 1048576.0, s->high_water);
+    return false;
+  }
+  char msg[256];
+  if (s->disk && gw_disk_failing(s->disk, GW_SPOOL_FAIL_HOLD_NS, msg, sizeof msg)) {
+    if (why && why_len)
+      snprintf(why, why_len, "spool writes failing: %s", msg);
+    return false;
+  }
+  return true;
+}
+
 uint64_t gw_spool_last_seq(struct gw_spool *s)
 {
   pthread_mutex_lock(&s->mu);

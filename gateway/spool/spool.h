@@ -126,6 +126,12 @@ size_t gw_spool_max_bytes(struct gw_spool *s);
 /* Memory of reclaimed large entries kept for reuse by later appends (not data; at most max_bytes / 8). */
 size_t gw_spool_pooled_bytes(struct gw_spool *s);
 bool gw_spool_below_high_water(struct gw_spool *s);
+/* How long a failed disk write keeps /readyz not ready when nothing is written after it (a replica out of
+ * its Service receives nothing that could succeed): then it reports ready and the next request tries. */
+#define GW_SPOOL_FAIL_HOLD_NS (10ull * 1000000000ull)
+/* Whether the spool takes entries, as /readyz means it: below its high-water mark and, in disk mode, its
+ * writes not failing (gw_disk_failing). When not, why gets the reason (NUL-terminated, cut to why_len). */
+bool gw_spool_ready(struct gw_spool *s, char *why, size_t why_len);
 uint64_t gw_spool_last_seq(struct gw_spool *s);
 /* Entries and bytes appended but not yet committed by this consumer. Entries are counted, not derived from
  * sequence numbers (a damaged record skipped at recovery leaves a gap). */

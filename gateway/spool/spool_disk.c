@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +138,12 @@ struct gw_disk {
   bool has_flusher;
   struct cursor cursors[MAX_CURSORS];
   size_t ncursors;
+  /* The latest write or sync that failed, for /readyz (gw_disk_failing): when (monotonic ns; 0 once a
+   * later one succeeded), whether for want of space, and its message. */
+  _Atomic uint64_t fail_mono;
+  _Atomic bool fail_no_space;
+  pthread_mutex_t why_mu;
+  char why[256];
 };
 
 static _Atomic uint64_t write_err_no_space, write_err_io, writes_started;
@@ -147,6 +154,22 @@ void gw_spool_disk_write_errors(uint64_t *no_space, uint64_t *io)
 {
   *no_space = atomic_load(&write_err_no_space);
   *io = atomic_load(&write_err_io);
+}
+
+static void note_failed(struct gw_disk *d, const char *why, bool no_space)
+{
+  pthread_mutex_lock(&d->why_mu);
+  snprintf(d->why, sizeof d->why, "%s", why);
+  pthread_mutex_unlock(&d->why_mu);
+  atomic_store(&d->fail_no_space, no_space);
+  uint64_t now = gw_mono_ns();
+  atomic_store(&d->fail_mono, now ? now : 1);
+}
+
+static inline void note_ok(struct gw_disk *d)
+{
+  if (atomic_load_explicit(&d->fail_mono, memory_order_relaxed))
+    atomic_store(&d->fail_mono, 0);
 }
 
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -250,6 +273,13 @@ static void *flusher(void *arg)
     gw_metric_add(GW_M_SPOOL_FSYNC_SECONDS, (int64_t)took);
     gw_hist_observe(GW_H_SPOOL_FSYNC, took);
 
+    if (ok) {
+      note_ok(d);
+    } else {
+      char why[256];
+      snprintf(why, sizeof why, "fsync of the spool in %s failed: %s", d->dir, strerror(eno));
+      note_failed(d, why, eno == ENOSPC || eno == EDQUOT);
+    }
     pthread_mutex_lock(&d->lk);
     if (!ok) {
       atomic_fetch_add(&write_err_io, 1);
@@ -513,12 +543,16 @@ fail_unlink:
   unlinkat(d->dirfd, s->name, 0);
 fail:
   seg_free(s);
+  gw_rc rc;
   if (eno == ENOSPC || eno == EDQUOT) {
     atomic_fetch_add(&write_err_no_space, 1);
-    return gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
+    rc = gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
+  } else {
+    atomic_fetch_add(&write_err_io, 1);
+    rc = gw_err_set(err, GW_ERR(SPOOL_IO), "cannot create a spool segment in %s: %s", d->dir, strerror(eno));
   }
-  atomic_fetch_add(&write_err_io, 1);
-  return gw_err_set(err, GW_ERR(SPOOL_IO), "cannot create a spool segment in %s: %s", d->dir, strerror(eno));
+  note_failed(d, err ? err->msg : "spool write failed", rc == GW_ERR(FULL));
+  return rc;
 }
 
 gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t seq, uint64_t appended_ns,
@@ -598,12 +632,16 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
       if (ftruncate(s->fd, (off_t)off) != 0)
         gw_warn("spool", "cannot cut %s back after a failed write: %s (recovery will skip the torn record)",
                 s->name, strerror(errno));
+      gw_rc rc;
       if (eno == ENOSPC || eno == EDQUOT) {
         atomic_fetch_add(&write_err_no_space, 1);
-        return gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
+        rc = gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
+      } else {
+        atomic_fetch_add(&write_err_io, 1);
+        rc = gw_err_set(err, GW_ERR(SPOOL_IO), "spool write to %s/%s failed: %s", d->dir, s->name, strerror(eno));
       }
-      atomic_fetch_add(&write_err_io, 1);
-      return gw_err_set(err, GW_ERR(SPOOL_IO), "spool write to %s/%s failed: %s", d->dir, s->name, strerror(eno));
+      note_failed(d, err ? err->msg : "spool write failed", rc == GW_ERR(FULL));
+      return rc;
     }
     done += (size_t)w;
   }
@@ -621,6 +659,7 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
     atomic_fetch_add(&writes_started, pending);
   }
 
+  note_ok(d);
   pthread_mutex_lock(&d->lk);
   s->size = off + bytes;
   if (!s->last_seq && s->first_seq != seq)
@@ -1004,6 +1043,7 @@ struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *c
   gw_metric_add(GW_M_SPOOL_CORRUPT_BYTES, (int64_t)rec->corrupt_bytes);
 
   pthread_mutex_init(&d->lk, NULL);
+  pthread_mutex_init(&d->why_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1014,6 +1054,7 @@ struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *c
     if (pthread_create(&d->flusher, NULL, flusher, d) != 0) {
       gw_err_set(err, GW_ERR(INTERNAL), "spool: cannot start the fsync thread");
       pthread_mutex_destroy(&d->lk);
+      pthread_mutex_destroy(&d->why_mu);
       pthread_cond_destroy(&d->work_cv);
       pthread_cond_destroy(&d->synced_cv);
       goto fail;
@@ -1071,7 +1112,29 @@ void gw_disk_close(struct gw_disk *d)
   }
   close(d->dirfd);
   pthread_mutex_destroy(&d->lk);
+  pthread_mutex_destroy(&d->why_mu);
   pthread_cond_destroy(&d->work_cv);
   pthread_cond_destroy(&d->synced_cv);
   free(d);
+}
+
+bool gw_disk_failing(struct gw_disk *d, uint64_t hold_ns, char *why, size_t why_len)
+{
+  uint64_t at = atomic_load(&d->fail_mono);
+  if (!at)
+    return false;
+  if (gw_mono_ns() - at >= hold_ns) {
+    /* nothing failed for a while (nothing may have been tried: a replica out of its Service gets no
+     * requests): ready again, unless the disk is still short of a segment's room */
+    struct statvfs v;
+    if (!atomic_load(&d->fail_no_space) || fstatvfs(d->dirfd, &v) != 0 ||
+        (uint64_t)v.f_bavail * v.f_frsize >= page_round(d->conf.segment_bytes) + SEG_HDR)
+      return false;
+  }
+  if (why && why_len) {
+    pthread_mutex_lock(&d->why_mu);
+    snprintf(why, why_len, "%s", d->why);
+    pthread_mutex_unlock(&d->why_mu);
+  }
+  return true;
 }

@@ -105,6 +105,10 @@ void gw_disk_bury(struct gw_disk *d);
 /* A consumer's saved cursor: true with *seq when there is a valid one. Call it once per consumer at start
  * (it makes the cursor's slot; gw_disk_cursor_store only fills one, so consumer threads never add slots). */
 bool gw_disk_cursor_load(struct gw_disk *d, const char *name, uint64_t *seq);
+/* Whether the spool's writes are failing: the latest segment creation, write or sync failed, less than
+ * hold_ns ago (or longer ago, when that was for want of space and the file system still lacks a segment's
+ * room); a later success clears it. why gets the failure's message. For /readyz. */
+bool gw_disk_failing(struct gw_disk *d, uint64_t hold_ns, char *why, size_t why_len);
 /* Save a consumer's cursor (written to the page cache now; synced by gw_disk_close). */
 void gw_disk_cursor_store(struct gw_disk *d, const char *name, uint64_t seq);
 /* Names of the cursor files found at open, for telling which belong to no consumer now. */

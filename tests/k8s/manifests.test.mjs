@@ -104,7 +104,10 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
         assert.equal(admin.containerPort, 8888);
         assert.equal(cfg.admin.addr, '0.0.0.0:8888', `${id}: kubelet reaches the probes`);
         assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'admin' });
-        assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'admin' });
+        /* a sidecar's readiness is its pod's: a full spool must not take the app out of its Service; a
+         * tier replica leaves rotation while its spool is full or failing */
+        const isTier = w.metadata.labels['app.kubernetes.io/component'] === 'tier';
+        assert.deepEqual(c.readinessProbe.httpGet, { path: isTier ? '/readyz' : '/readyz?exclude=spool', port: 'admin' }, id);
         /* the drain fits in the grace period */
         assert.ok(spec.terminationGracePeriodSeconds * 1000 > ms(cfg.shutdown_grace_ms) + 5000,
           `${id}: terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} vs shutdown_grace_ms ${cfg.shutdown_grace_ms}`);

@@ -77,6 +77,10 @@ static void test_cap_backpressure_and_reclaim(void **st)
   int a;
   struct gw_spool *s = full_spool(big, sizeof big, &a); /* the third refused, never dropped silently */
   assert_false(gw_spool_below_high_water(s));
+  char why[200] = "";
+  assert_false(gw_spool_ready(s, why, sizeof why)); /* /readyz's spool check, with the figures */
+  assert_non_null(strstr(why, "spool above high-water mark: "));
+  assert_non_null(strstr(why, "(spool.high_water 0.50)"));
   struct gw_spool_entry e[4];
   size_t n = gw_spool_peek(s, a, e, 1, 1, 0, far());
   assert_int_equal(n, 1);

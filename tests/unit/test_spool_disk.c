@@ -841,6 +841,27 @@ static void test_unusable_dir_refused(void **st)
   assert_non_null(strstr(err.msg, "spool.fsync"));
 }
 
+/* A write that fails makes the spool not ready (/readyz) with the error, and it says why. */
+static void test_failed_write_not_ready(void **st)
+{
+  struct gw_spool *s = open_spool(1 << 20, 4096, "always");
+  gw_spool_add_consumer(s, "postgres");
+  char why[300] = "x";
+  assert_true(gw_spool_ready(s, why, sizeof why));
+  assert_string_equal(why, "x"); /* untouched when ready */
+  char big[6000];
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  assert_int_equal(put(s, big, NULL, 1), GW_OK); /* larger than a segment: a segment of its own */
+  assert_true(gw_spool_ready(s, why, sizeof why));
+  teardown(st); /* the directory gone: the next segment cannot be created */
+  assert_int_not_equal(put(s, big, NULL, 1), GW_OK);
+  assert_false(gw_spool_ready(s, why, sizeof why));
+  assert_non_null(strstr(why, "spool writes failing: cannot create a spool segment in "));
+  assert_non_null(strstr(why, "No such file or directory"));
+  gw_spool_destroy(s);
+}
+
 /* Cursors only count for consumers that run now; with no consumer at all nothing is kept. */
 static void test_no_consumer_keeps_nothing(void **st)
 {
@@ -993,6 +1014,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_spare_not_resident, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unusable_dir_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_consumer_keeps_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_failed_write_not_ready, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

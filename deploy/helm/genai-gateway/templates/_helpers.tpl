@@ -90,8 +90,10 @@ an empty value simply leaves that feature off. */}}
     periodSeconds: 10
     timeoutSeconds: 2
     failureThreshold: 3
+  {{- /* a sidecar's readiness is its pod's: a full spool must not take the app out of its Service (the
+    app's exporter gets 429/503 and retries); a tier replica leaves rotation while its spool is full */}}
   readinessProbe:
-    httpGet: {path: /readyz, port: admin}
+    httpGet: {path: {{ if $tier }}/readyz{{ else }}"/readyz?exclude=spool"{{ end }}, port: admin}
     periodSeconds: 5
     timeoutSeconds: 2
     failureThreshold: 2
