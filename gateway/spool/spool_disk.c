@@ -142,6 +142,7 @@ struct gw_disk {
    * later one succeeded), whether for want of space, and its message. */
   _Atomic uint64_t fail_mono;
   _Atomic bool fail_no_space;
+  _Atomic bool roll; /* the active segment was deleted from under us: the next append starts a new one */
   pthread_mutex_t why_mu;
   char why[256];
 };
@@ -240,6 +241,7 @@ static void *flusher(void *arg)
     bool dir = d->dir_dirty;
     d->dir_dirty = false;
     int fds[64];
+    char names[64][32];
     size_t nfds = 0;
     bool ok = true;
     int eno = 0;
@@ -251,15 +253,27 @@ static void *flusher(void *arg)
         eno = EMFILE;
         break;
       }
+      memcpy(names[nfds], s->name, sizeof names[0]);
       fds[nfds++] = dup(s->fd);
     }
     pthread_mutex_unlock(&d->lk);
 
     uint64_t t0 = gw_mono_ns();
+    const char *gone = NULL;
     for (size_t i = 0; i < nfds; i++) {
+      struct stat st;
       if (fds[i] < 0 || fdatasync(fds[i]) != 0) {
         ok = false;
         eno = errno;
+      } else if (fstat(fds[i], &st) == 0 && st.st_nlink == 0) {
+        /* Deleted from under us (a cleaner, an rm -rf): what it holds is read from the open file until
+         * consumed, but a restart would not find it, so it is not durable. The waiting requests are
+         * refused (their clients retry; Postgres stores a span once) and the next append starts a segment
+         * in the directory, if it is still there. */
+        ok = false;
+        eno = ENOENT;
+        gone = names[i];
+        atomic_store(&d->roll, true);
       }
       if (fds[i] >= 0)
         close(fds[i]);
@@ -273,18 +287,20 @@ static void *flusher(void *arg)
     gw_metric_add(GW_M_SPOOL_FSYNC_SECONDS, (int64_t)took);
     gw_hist_observe(GW_H_SPOOL_FSYNC, took);
 
+    char why[320];
     if (ok) {
       note_ok(d);
     } else {
-      char why[256];
-      snprintf(why, sizeof why, "fsync of the spool in %s failed: %s", d->dir, strerror(eno));
+      if (gone)
+        snprintf(why, sizeof why, "spool segment %s was deleted from %s while in use", gone, d->dir);
+      else
+        snprintf(why, sizeof why, "fsync of the spool in %s failed: %s", d->dir, strerror(eno));
       note_failed(d, why, eno == ENOSPC || eno == EDQUOT);
     }
     pthread_mutex_lock(&d->lk);
     if (!ok) {
       atomic_fetch_add(&write_err_io, 1);
-      gw_error("spool", "fsync of the spool in %s failed: %s; the requests waiting for it are refused (503) and "
-               "their clients retry", d->dir, strerror(eno));
+      gw_error("spool", "%s; the requests waiting for it are refused (503) and their clients retry", why);
       d->failed_lsn = target;
       if (dir)
         d->dir_dirty = true;
@@ -563,11 +579,14 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
   size_t bytes = rec_size(in->otlp_len, in->records_len);
   size_t added = bytes;
   struct seg *s = d->active;
-  if (!s || s->size + bytes + END_MARK > s->map_len) {
+  bool roll = atomic_load(&d->roll);
+  if (!s || s->size + bytes + END_MARK > s->map_len || roll) {
     struct seg *ns = NULL;
     gw_rc rc = seg_create(d, seq, bytes, &ns, err);
     if (rc)
       return rc;
+    if (roll)
+      atomic_store(&d->roll, false);
     added += SEG_HDR;
     pthread_mutex_lock(&d->lk);
     ns->end_lsn = d->written_lsn;

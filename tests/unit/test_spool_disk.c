@@ -862,6 +862,35 @@ static void test_failed_write_not_ready(void **st)
   gw_spool_destroy(s);
 }
 
+/* The active segment deleted from under the gateway: the sync that finds it refuses its waiters (not
+ * durable: a restart would not see it) and says so, the next append starts a new segment, and what the
+ * deleted file holds is still read until consumed. */
+static void test_deleted_segment_rolls(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool(1 << 20, 1 << 20, "always");
+  int a = gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(put(s, "one", NULL, 1), GW_OK);
+  char p[600];
+  only_segment(p, sizeof p);
+  assert_int_equal(unlink(p), 0);
+  assert_int_equal(put(s, "two", NULL, 1), GW_ERR(SPOOL_IO));
+  char why[300] = "";
+  assert_false(gw_spool_ready(s, why, sizeof why));
+  assert_non_null(strstr(why, "spool writes failing: spool segment "));
+  assert_non_null(strstr(why, " while in use"));
+  assert_int_equal(put(s, "three", NULL, 1), GW_OK);
+  assert_true(gw_spool_ready(s, why, sizeof why)); /* a write succeeded since */
+  char seg[2][64];
+  assert_int_equal(segments(seg, 2), 1); /* the new one */
+  struct gw_spool_entry e[4];
+  size_t n = gw_spool_peek(s, a, e, 4, 0, 0, far());
+  assert_int_equal(n, 3);
+  assert_memory_equal(e[0].otlp, "one", 3);
+  assert_memory_equal(e[2].otlp, "three", 5);
+  gw_spool_destroy(s);
+}
+
 /* Cursors only count for consumers that run now; with no consumer at all nothing is kept. */
 static void test_no_consumer_keeps_nothing(void **st)
 {
@@ -1015,6 +1044,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_unusable_dir_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_consumer_keeps_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_not_ready, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_deleted_segment_rolls, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
