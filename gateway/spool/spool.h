@@ -92,6 +92,8 @@ bool gw_spool_is_disk(struct gw_spool *s);
 void gw_spool_disk_write_errors(uint64_t *no_space, uint64_t *io);
 /* Bytes whose writing disk spool appends started ahead of the sync (sync_file_range), since start. */
 uint64_t gw_spool_disk_writes_started(void);
+/* Times a disk spool's sync thread woke from a wait (for tests: an append must not wake it for nothing). */
+uint64_t gw_spool_disk_flusher_wakeups(void);
 
 /*
  * Read up to max entries after this consumer's read position, without consuming them, and no more than

@@ -128,6 +128,7 @@ struct gw_disk {
   uint64_t wanted_lsn;      /* highest position a waiter asked for */
   uint64_t lazy_lsn;        /* highest position a large request's waiter asked for (see flusher) */
   uint64_t credit_ns, credit_mono; /* interval: the sync budget (see flusher) and when it was last topped up */
+  uint64_t credit_wait;             /* the budget the flusher is waiting for (0: not waiting for one) */
   struct seg *grave;      /* released segments not deleted yet (gw_disk_bury) */
   struct seg *spares;     /* released segment files kept for reuse (seg_reuse), renamed spare-N */
   unsigned nspares;       /* spares held, and renames under way */
@@ -147,9 +148,10 @@ struct gw_disk {
   char why[256];
 };
 
-static _Atomic uint64_t write_err_no_space, write_err_io, writes_started;
+static _Atomic uint64_t write_err_no_space, write_err_io, writes_started, flusher_wakeups;
 
 uint64_t gw_spool_disk_writes_started(void) { return atomic_load(&writes_started); }
+uint64_t gw_spool_disk_flusher_wakeups(void) { return atomic_load(&flusher_wakeups); }
 
 void gw_spool_disk_write_errors(uint64_t *no_space, uint64_t *io)
 {
@@ -208,8 +210,10 @@ static void *flusher(void *arg)
   pthread_setname_np(pthread_self(), "gw-spool-sync");
   pthread_mutex_lock(&d->lk);
   for (;;) {
-    while (!d->stop && d->wanted_lsn <= d->synced_lsn && d->lazy_lsn <= d->synced_lsn)
+    while (!d->stop && d->wanted_lsn <= d->synced_lsn && d->lazy_lsn <= d->synced_lsn) {
       pthread_cond_wait(&d->work_cv, &d->lk);
+      atomic_fetch_add_explicit(&flusher_wakeups, 1, memory_order_relaxed);
+    }
     if (d->stop && d->written_lsn <= d->synced_lsn)
       break;
     /* interval: one sync per interval on average, kept as a budget (a token bucket) that grows by one sync
@@ -232,7 +236,10 @@ static void *flusher(void *arg)
       if (!d->stop && d->credit_ns < need) {
         uint64_t until = now + (need - d->credit_ns);
         struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+        d->credit_wait = need; /* want() wakes it only for a sooner need */
         pthread_cond_timedwait(&d->work_cv, &d->lk, &ts);
+        d->credit_wait = 0;
+        atomic_fetch_add_explicit(&flusher_wakeups, 1, memory_order_relaxed);
         continue;
       }
       d->credit_ns = d->credit_ns >= iv ? d->credit_ns - iv : 0;
@@ -338,13 +345,19 @@ static void *flusher(void *arg)
   return NULL;
 }
 
-/* Ask the flusher for lsn. Lock held. */
+/* Ask the flusher for lsn. Lock held. A flusher waiting out the sync budget wakes by itself when the
+ * budget allows and then syncs all that was asked meanwhile: it is woken only when it waits for nothing, or
+ * for a large request's fuller budget while this one is not large (it needs less). Waking it on every
+ * append only to wait again cost two context switches a request (bench/README.md, "Receiver threads"). */
 static void want(struct gw_disk *d, uint64_t lsn, bool lazy)
 {
-  uint64_t *w = lazy && d->conf.fsync == GW_FSYNC_INTERVAL ? &d->lazy_lsn : &d->wanted_lsn;
+  bool interval = d->conf.fsync == GW_FSYNC_INTERVAL;
+  uint64_t *w = lazy && interval ? &d->lazy_lsn : &d->wanted_lsn;
   if (lsn > *w) {
     *w = lsn;
-    pthread_cond_signal(&d->work_cv);
+    uint64_t iv = (uint64_t)d->conf.fsync_interval_ms * 1000000ull;
+    if (!d->credit_wait || (!(lazy && interval) && d->credit_wait > iv))
+      pthread_cond_signal(&d->work_cv);
   }
 }
 

@@ -567,6 +567,37 @@ static void test_large_requests_wait_for_a_full_budget(void **st)
   gw_spool_destroy(s);
 }
 
+/* interval: a sync thread waiting out the budget is not woken by every append (each wake-up only to wait
+ * again cost two context switches a request); it wakes when the budget allows and syncs them all at once,
+ * and none is forgotten. */
+static void test_budget_wait_not_woken_per_append(void **st)
+{
+  (void)st;
+  struct gw_spool *s = open_spool_iv(1 << 20, 0, "interval", 2000);
+  gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(put(s, "a", NULL, 1), GW_OK); /* the budget's two syncs spent at once */
+  assert_int_equal(put(s, "b", NULL, 1), GW_OK);
+  int64_t f0 = gw_metric_get(GW_M_SPOOL_FSYNCS);
+  uint64_t w0 = gw_spool_disk_flusher_wakeups();
+  struct gw_spool_in small = {GW_SIGNAL_TRACES, 0, 1, 0, "small", 5, NULL, 0, false};
+  struct gw_err err;
+  async_done = 0;
+  for (int i = 0; i < 20; i++) { /* 20 ms apart: each finds the sync thread waiting */
+    assert_int_equal(gw_spool_append_async(s, &small, on_durable, NULL, &err), GW_OK);
+    usleep(20000);
+  }
+  for (int i = 0; i < 2000 && async_done < 20; i++) /* the next sync: about 2 s after the budget ran out */
+    usleep(5000);
+  assert_int_equal(async_done, 20);
+  int64_t syncs = gw_metric_get(GW_M_SPOOL_FSYNCS) - f0;
+  assert_true(syncs >= 1 && syncs <= 2);
+  uint64_t woke = gw_spool_disk_flusher_wakeups() - w0;
+  if (woke > 4)
+    print_error("the sync thread woke %llu times for 20 appends\n", (unsigned long long)woke);
+  assert_true(woke <= 4); /* the first append's signal, the budget's time-out (20 before) */
+  gw_spool_destroy(s);
+}
+
 static void count_rec(void *ctx, const struct gw_disk_rec *r)
 {
   (void)r;
@@ -1036,6 +1067,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_interval_idle_syncs_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_large_entry_written_ahead, setup, teardown),
     cmocka_unit_test_setup_teardown(test_large_requests_wait_for_a_full_budget, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_budget_wait_not_woken_per_append, setup, teardown),
     cmocka_unit_test_setup_teardown(test_release_then_bury, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recycled_segment_replays_only_its_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recycled_segment_torn_end_replays_no_stale_record, setup, teardown),
