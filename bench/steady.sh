@@ -9,6 +9,8 @@
 #      (first request -> last row stored) is the sustainable rate R;
 #   2. full load: bench/openloop.mjs at 0.9 R over OTLP/HTTP (Postgres keeps up), VmRSS sampled;
 #   3. half load: open loop at R / 2 over OTLP/HTTP, then over OTLP/gRPC: p50 / p99 / p999 latency;
+#      then the spool's disk alone at that rate (bench_spool: entries of the size the gateway wrote, each
+#      synced): the floor under those latencies on this disk;
 #   4. Postgres stopped: wrk again for BENCH_SECONDS; the spool fills and clients get 429; VmRSS sampled;
 #      and the bound of README.md's formula ("Memory at rest and under load") for this configuration.
 # VmRSS is sampled every 100 ms during each phase (median and max printed); VmHWM is reset before each
@@ -44,7 +46,7 @@ PHASES=${BENCH_PHASES:-full half down}
 SPOOL=${BENCH_SPOOL:-interval}
 gw_say "building Release into $BUILD"
 cmake -S "$GW_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=OFF >/dev/null || gw_die "cmake configure failed"
-cmake --build "$BUILD" -j 2 --target genai-gateway gen_payload >/dev/null 2>"$BUILD/bench-build.log" ||
+cmake --build "$BUILD" -j 2 --target genai-gateway gen_payload bench_spool >/dev/null 2>"$BUILD/bench-build.log" ||
   { cat "$BUILD/bench-build.log" >&2; gw_die "build failed"; }
 GW_BIN=${BENCH_BIN:-$BUILD/genai-gateway}
 
@@ -217,12 +219,17 @@ openloop() {
   reset_hwm
   hist_snap "$out.h0"
   k0=$(checkpoints)
+  w0=$(metric genai_gateway_spool_written_bytes_total)
   c0=$(cpu_s)
   node "$GW_ROOT/bench/openloop.mjs" --proto "$proto" --addr "$addr" --bodies "$WORK/bodies" --nbodies "$NBODIES" \
     --rate "$rate" --spans "$SPANS" --seconds "$SECS" --warmup 1 --tag "$TAG" --rss "$GW_PID" --json >"$out"
   acc=$(($(metric genai_gateway_spans_accepted_total) - a0))
   wait_landed "$acc" "$s0"
   c1=$(cpu_s)
+  # what the spool's disk got a request, and the requests a second: the disk floor below replays them
+  LAST_ENTRY=$(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(Math.round(process.argv[2] / Math.max(1, r.ok)))' "$out" "$(($(metric genai_gateway_spool_written_bytes_total) - w0))")
+  LAST_REQ_RATE=$(calc "$rate / $SPANS" 1)
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const f = (x) => x.toFixed(2);
@@ -249,6 +256,19 @@ if [[ " $PHASES " == *" half "* ]]; then
   gw_say "half load: open loop at R / 2 = $HALF spans/s, OTLP/HTTP then OTLP/gRPC"
   openloop "half, HTTP (R/2)" http "$HALF"
   openloop "half, gRPC (R/2)" grpc "$HALF"
+  if [ "$SPOOL" != memory ] && [ "$SPOOL" != never ] && [ "${LAST_ENTRY:-0}" -gt 0 ]; then
+    # The floor under item 4's latency: the spool's own disk, with nothing else running, appending and
+    # syncing entries of the size the gateway wrote, as often as it got requests, latency from when each was
+    # due. A request can answer no sooner than its sync, so the disk's p99 bounds the gateway's from below.
+    gw_say "disk floor: bench_spool on the spool's file system, $LAST_ENTRY-byte entries, $LAST_REQ_RATE a second"
+    mkdir -p "$WORK/spool-floor"
+    "$BUILD/bench/bench_spool" -t 1 -s "$LAST_ENTRY" -d "$SECS" -m always -r "$LAST_REQ_RATE" "$WORK/spool-floor" \
+      >"$WORK/spool-floor.out" 2>&1 || { cat "$WORK/spool-floor.out" >&2; gw_die "bench_spool failed"; }
+    rm -rf "$WORK/spool-floor"
+    awk -v e="$LAST_ENTRY" -v r="$LAST_REQ_RATE" '$1 == "always" {
+      printf "%-22s %s-byte entries, %s a second: p50 %.2f  p99 %.2f  max %.2f ms (bench_spool, fsync always, the gateway idle)\n",
+        "spool disk alone", e, r, $4, $5, $6 }' "$WORK/spool-floor.out" | tee -a "$WORK/summary"
+  fi
 fi
 RSS_AFTER=$(mib VmRSS)
 

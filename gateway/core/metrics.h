@@ -83,6 +83,8 @@
   X(SPOOL_FSYNCS, "genai_gateway_spool_fsyncs_total", "counter", "Disk spool group commits (fdatasync)") \
   X(SPOOL_FSYNC_SECONDS, "genai_gateway_spool_fsync_seconds_total", "counter",                           \
     "Time spent in disk spool fdatasync")                                                               \
+  X(SPOOL_WRITTEN_BYTES, "genai_gateway_spool_written_bytes_total", "counter",                           \
+    "Bytes the disk spool wrote to its segment files (entries, segment headers): the load on its disk")   \
   X(SHUTDOWN_DROPPED_SPANS, "genai_gateway_shutdown_dropped_spans_total", "counter",                     \
     "Spans a consumer had not finished when the gateway stopped with the memory spool (lost)")         \
   X(SHUTDOWN_DROPPED_LOGS, "genai_gateway_shutdown_dropped_log_records_total", "counter",                \

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -167,6 +168,22 @@ static void note_failed(struct gw_disk *d, const char *why, bool no_space)
   atomic_store(&d->fail_no_space, no_space);
   uint64_t now = gw_mono_ns();
   atomic_store(&d->fail_mono, now ? now : 1);
+}
+
+/* A segment's creation or write failed with eno: counted by reason, said in err (what names the file and
+ * the step, for errors other than a full disk) and noted for /readyz. */
+static gw_rc write_failed(struct gw_disk *d, int eno, const char *what, struct gw_err *err)
+{
+  gw_rc rc;
+  if (eno == ENOSPC || eno == EDQUOT) {
+    atomic_fetch_add(&write_err_no_space, 1);
+    rc = gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
+  } else {
+    atomic_fetch_add(&write_err_io, 1);
+    rc = gw_err_set(err, GW_ERR(SPOOL_IO), "%s: %s", what, strerror(eno));
+  }
+  note_failed(d, err ? err->msg : "spool write failed", rc == GW_ERR(FULL));
+  return rc;
 }
 
 static inline void note_ok(struct gw_disk *d)
@@ -572,16 +589,9 @@ fail_unlink:
   unlinkat(d->dirfd, s->name, 0);
 fail:
   seg_free(s);
-  gw_rc rc;
-  if (eno == ENOSPC || eno == EDQUOT) {
-    atomic_fetch_add(&write_err_no_space, 1);
-    rc = gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
-  } else {
-    atomic_fetch_add(&write_err_io, 1);
-    rc = gw_err_set(err, GW_ERR(SPOOL_IO), "cannot create a spool segment in %s: %s", d->dir, strerror(eno));
-  }
-  note_failed(d, err ? err->msg : "spool write failed", rc == GW_ERR(FULL));
-  return rc;
+  char what[PATH_MAX + 64];
+  snprintf(what, sizeof what, "cannot create a spool segment in %s", d->dir);
+  return write_failed(d, eno, what, err);
 }
 
 gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t seq, uint64_t appended_ns,
@@ -664,19 +674,13 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
       if (ftruncate(s->fd, (off_t)off) != 0)
         gw_warn("spool", "cannot cut %s back after a failed write: %s (recovery will skip the torn record)",
                 s->name, strerror(errno));
-      gw_rc rc;
-      if (eno == ENOSPC || eno == EDQUOT) {
-        atomic_fetch_add(&write_err_no_space, 1);
-        rc = gw_err_set(err, GW_ERR(FULL), "spool disk full (%s: %s): retry later", d->dir, strerror(eno));
-      } else {
-        atomic_fetch_add(&write_err_io, 1);
-        rc = gw_err_set(err, GW_ERR(SPOOL_IO), "spool write to %s/%s failed: %s", d->dir, s->name, strerror(eno));
-      }
-      note_failed(d, err ? err->msg : "spool write failed", rc == GW_ERR(FULL));
-      return rc;
+      char what[PATH_MAX + 96];
+      snprintf(what, sizeof what, "spool write to %s/%s failed", d->dir, s->name);
+      return write_failed(d, eno, what, err);
     }
     done += (size_t)w;
   }
+  gw_metric_add(GW_M_SPOOL_WRITTEN_BYTES, (int64_t)(added + mark_len));
   /* Start the disk writing what this segment got since its writes were last started, once that makes a
    * large write (KICK_BYTES, a large request's entry at once): the sync then mostly waits for writes under
    * way and flushes the disk's cache. Why: a request that arrives while a sync runs waits for that sync and

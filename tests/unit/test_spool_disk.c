@@ -341,6 +341,34 @@ static void test_segments_reclaimed(void **st)
   gw_spool_destroy(s);
 }
 
+/* genai_gateway_spool_written_bytes_total counts what the segment files got: on a fresh spool whose
+ * segments are all new files (no spare reused), the sum of their sizes. */
+static void test_written_bytes_counted(void **st)
+{
+  (void)st;
+  int64_t w0 = gw_metric_get(GW_M_SPOOL_WRITTEN_BYTES);
+  struct gw_spool *s = open_spool(1 << 20, 8192, "never");
+  gw_spool_add_consumer(s, "postgres"); /* keeps every entry, so no segment is reclaimed or reused */
+  char text[2500];
+  for (int i = 0; i < 12; i++) {
+    size_t n = 100 + (size_t)i * 197;
+    memset(text, 'a' + i, n);
+    text[n] = '\0';
+    assert_int_equal(put(s, text, i % 2 ? text : NULL, 1), GW_OK);
+  }
+  char seg[16][64];
+  int nseg = segments(seg, 16);
+  assert_true(nseg >= 2); /* the entries crossed segments: each new file's header counted too */
+  int64_t sizes = 0;
+  for (int i = 0; i < nseg; i++) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, seg[i]);
+    sizes += file_size(p);
+  }
+  assert_int_equal(gw_metric_get(GW_M_SPOOL_WRITTEN_BYTES) - w0, sizes);
+  gw_spool_destroy(s);
+}
+
 /* kill -9 after some segments were deleted but with the cursors saved: the restart starts where each consumer
  * was, and the sequence goes on past both the data and the cursors. */
 static void test_restart_after_reclaim(void **st)
@@ -1061,6 +1089,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_damaged_record_skipped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_forged_record_in_payload_not_replayed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_segments_reclaimed, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_written_bytes_counted, setup, teardown),
     cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
