@@ -20,14 +20,13 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import {
   prerequisites, createDatabase, startGateway, startPgCluster, post, waitFor, metric, metricSum, sleep,
 } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toProtobuf } from '../lib/otlp.mjs';
 import { startLoad } from '../lib/load-client.mjs';
-import { underLoad, assertLanded, scaled, segments, rowCount, storedKeys, mountTmpfs, openSegmentFiles } from '../lib/durability.mjs';
+import { underLoad, assertLanded, scaled, segments, rowCount, storedKeys, tmpfsFor, openSegmentFiles } from '../lib/durability.mjs';
 
 /* Each test waits up to 120 s for the spool to drain; on a loaded 2-core machine the default 120 s
  * per-test timeout of run-node-tests.sh cut them off while they were still progressing. */
@@ -152,14 +151,9 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
   });
 
   test('disk full: backpressure, a no_space write error counted, nothing acknowledged lost; ingestion resumes when space returns', SLOW, async (t) => {
-    const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-it-full-'));
-    const mnt = path.join(base, 'tmpfs');
-    const fs8 = await mountTmpfs(mnt, '8m');
-    if (fs8.skip) {
-      t.skip(fs8.skip);
-      await fsp.rm(base, { recursive: true, force: true });
-      return;
-    }
+    const fs8 = await tmpfsFor(t, 'gw-it-full-', '8m');
+    if (!fs8) return;
+    const { base, mnt } = fs8;
     const db = await createDatabase(cluster.dsn);
     let gw;
     let load;
@@ -195,9 +189,8 @@ describe('durability: recovery and failure paths', { skip: skip ?? false }, () =
       await load?.kill();
       await cluster.start().catch(() => {});
       await gw?.cleanup();
-      await fs8.unmount();
       await db.drop();
-      await fsp.rm(base, { recursive: true, force: true }).catch(() => {});
+      await fs8.cleanup();
     }
   });
 

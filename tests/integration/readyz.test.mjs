@@ -14,11 +14,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { prerequisites, startGateway, freePort, post, waitFor, sleep } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toProtobuf } from '../lib/otlp.mjs';
-import { mountTmpfs } from '../lib/durability.mjs';
+import { tmpfsFor } from '../lib/durability.mjs';
 
 const skip = prerequisites({ needPg: false });
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -85,14 +84,9 @@ describe('/readyz', { skip: skip ?? false }, () => {
   });
 
   test('spool writes failing: 503 naming the error, held while the disk lacks room, ready once space returns', { timeout: 120_000 }, async (t) => {
-    const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'gw-it-readyz-'));
-    const mnt = path.join(base, 'tmpfs');
-    const fs8 = await mountTmpfs(mnt, '8m');
-    if (fs8.skip) {
-      t.skip(fs8.skip);
-      await fsp.rm(base, { recursive: true, force: true });
-      return;
-    }
+    const fs8 = await tmpfsFor(t, 'gw-it-readyz-', '8m');
+    if (!fs8) return;
+    const { mnt } = fs8;
     let gw;
     try {
       const filler = path.join(mnt, 'filler');
@@ -131,8 +125,7 @@ describe('/readyz', { skip: skip ?? false }, () => {
       assert.equal((await readyz(gw)).status, 200);
     } finally {
       await gw?.cleanup();
-      await fs8.unmount();
-      await fsp.rm(base, { recursive: true, force: true }).catch(() => {});
+      await fs8.cleanup();
     }
   });
 });

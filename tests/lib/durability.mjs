@@ -15,6 +15,7 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -184,6 +185,30 @@ export async function mountTmpfs(dir, size) {
   return {
     async unmount() {
       await execFileP('umount', ['-l', dir]).catch(() => {});
+    },
+  };
+}
+
+/**
+ * A tmpfs of `size` on a fresh directory under the system's temp dir (its name starts with prefix), for a
+ * test that fills a small disk. Resolves { base, mnt, cleanup() } (cleanup unmounts it and removes the
+ * directory), or null after skipping test context t when mounting is not permitted here.
+ */
+export async function tmpfsFor(t, prefix, size) {
+  const base = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  const mnt = path.join(base, 'tmpfs');
+  const m = await mountTmpfs(mnt, size);
+  if (m.skip) {
+    t.skip(m.skip);
+    await fsp.rm(base, { recursive: true, force: true });
+    return null;
+  }
+  return {
+    base,
+    mnt,
+    async cleanup() {
+      await m.unmount();
+      await fsp.rm(base, { recursive: true, force: true }).catch(() => {});
     },
   };
 }
