@@ -271,12 +271,12 @@ int main(int argc, char **argv)
   if (gw_spool_is_disk(spool))
     gw_info("main", "spool: disk, in %s (fsync %s), at most %llu bytes", conf->spool.dir, conf->spool.fsync,
             (unsigned long long)conf->spool.max_bytes);
-  if (!pipeline.forward)
-    gw_info("main", "no exporter configured: spool entries keep the rows only, not the requests (spans accepted "
-                    "now are not forwarded by an exporter configured later)");
   else
     gw_warn("main", "spool: memory: what Postgres has not stored yet is lost if the process stops or dies "
             "(set spool.dir or GENAI_GW_SPOOL_DIR for the disk spool)");
+  if (!pipeline.forward)
+    gw_info("main", "no exporter configured: spool entries keep the rows only, not the requests (spans accepted "
+                    "now are not forwarded by an exporter configured later)");
 
   if (conf->postgres.dsn && conf->postgres.dsn[0]) {
     const char *mdir = conf->postgres.migrate ? conf->postgres.migrations_dir : NULL;
