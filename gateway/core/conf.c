@@ -507,6 +507,46 @@ static const char *show(const char *s, char *buf, size_t n)
   return buf;
 }
 
+/* An exporter endpoint for a message: as show(), with what may hold a secret masked: user information
+ * ("user:password@", before the host) as "***@", and a query or fragment (an API key in "?key=...") as
+ * "?***". An endpoint the validation refuses is still echoed, so these parts are never shown. */
+static const char *show_endpoint(const char *s, char *buf, size_t n)
+{
+  char m[CONF_SHOW * 2 + 16];
+  size_t o = 0;
+  const char *p = s, *sch = strstr(s, "://");
+  if (sch) {
+    size_t l = (size_t)(sch + 3 - s);
+    if (l > CONF_SHOW)
+      l = CONF_SHOW;
+    memcpy(m, s, l);
+    o = l;
+    p = sch + 3;
+  }
+  size_t auth = strcspn(p, "/?#");
+  const char *at = NULL;
+  for (size_t i = 0; i < auth; i++)
+    if (p[i] == '@')
+      at = p + i;
+  if (at) {
+    memcpy(m + o, "***@", 4);
+    o += 4;
+    p = at + 1;
+  }
+  size_t rest = strcspn(p, "?#");
+  if (rest > CONF_SHOW)
+    rest = CONF_SHOW;
+  memcpy(m + o, p, rest);
+  o += rest;
+  if (p[rest] == '?' || p[rest] == '#') {
+    m[o++] = p[rest];
+    memcpy(m + o, "***", 3);
+    o += 3;
+  }
+  m[o] = '\0';
+  return show(m, buf, n);
+}
+
 /* "FILE:LINE", "environment VAR" or "default" for row i. */
 static const char *where(const struct ld *x, size_t i, char *buf, size_t n)
 {
@@ -1440,6 +1480,29 @@ static bool header_value_ok(const char *v)
   return true;
 }
 
+/* gRPC metadata carries printable ASCII only (gRPC core refuses every call otherwise, and logs the value). */
+static bool grpc_value_ok(const char *v)
+{
+  for (const char *c = v; *c; c++)
+    if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+      return false;
+  return true;
+}
+
+/* What is wrong with a credential setting's value (an API key: printable ASCII, no spaces), or NULL. The
+ * value itself is never echoed. A trailing newline is the usual slip (a Kubernetes Secret made from a file
+ * that ends with one): the key would be sent with it and refused by the backend, every batch. */
+static const char *credential_problem(const char *v)
+{
+  size_t n = strlen(v);
+  if (n && (v[n - 1] == '\n' || v[n - 1] == '\r'))
+    return "ends with a line break (a Secret made from a file ending in one?): remove it";
+  for (const char *c = v; *c; c++)
+    if ((unsigned char)*c <= 0x20 || (unsigned char)*c > 0x7e)
+      return "contains a space, a control character or a non-ASCII byte, which no API key has";
+  return NULL;
+}
+
 static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int *lag_blame)
 {
   struct gw_conf *c = x->c;
@@ -1455,9 +1518,12 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
   struct endpoint ep = {.path = ""};
   const char *why;
   if (grpc) {
+    if (strchr(e->endpoint, '@'))
+      return fail(x, ep_at, ep_key, "the endpoint carries credentials; gRPC takes host:port (put them in headers "
+                                    "or the exporter's key settings)"); /* never echo a password */
     if (strstr(e->endpoint, "://"))
       return fail(x, ep_at, ep_key, "'%s': gRPC takes host:port, not a URL (tls: true for TLS)",
-                  show(e->endpoint, shown, sizeof shown));
+                  show_endpoint(e->endpoint, shown, sizeof shown));
     why = addr_problem(e->endpoint, ep.host, sizeof ep.host, &ep.port);
     if (!why && wildcard(ep.host))
       why = "is a wildcard address; name the host to send to";
@@ -1471,7 +1537,7 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
   if (why && strstr(why, "credentials"))
     return fail(x, ep_at, ep_key, "%s", why); /* never echo a password */
   if (why)
-    return fail(x, ep_at, ep_key, "'%s' %s", show(e->endpoint, shown, sizeof shown), why);
+    return fail(x, ep_at, ep_key, "'%s' %s", show_endpoint(e->endpoint, shown, sizeof shown), why);
 
   /* DESIGN §8: exporting to ourselves would loop every span forever. */
   for (size_t i = 0; i < NROWS; i++) {
@@ -1483,7 +1549,7 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
     if (addr_problem(a, lhost, sizeof lhost, &lport) || lport != ep.port || !same_host(lhost, ep.host))
       continue;
     return fail(x, ep_at, ep_key, "'%s' is the gateway's own %s '%s': it would export to itself",
-                show(e->endpoint, shown, sizeof shown), gw_conf_rows[i].path, a);
+                show_endpoint(e->endpoint, shown, sizeof shown), gw_conf_rows[i].path, a);
   }
 
   size_t r_tls = ROW("tls");
@@ -1518,6 +1584,27 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
     if (!header_value_ok(hv)) {
       snprintf(hk, sizeof hk, "%s[%u].value", key, i);
       return fail(x, where(x, r_h, at, sizeof at), hk, "contains a control character");
+    }
+    if (grpc && !grpc_value_ok(hv)) {
+      snprintf(hk, sizeof hk, "%s[%u].value", key, i);
+      return fail(x, where(x, r_h, at, sizeof at), hk,
+                  "contains a tab or a non-ASCII byte, which gRPC metadata cannot carry");
+    }
+  }
+
+  /* The API keys this exporter sends (Langfuse's Basic auth pair, SigNoz's ingestion key). */
+  const char *creds[2] = {NULL, NULL}, *cred_keys[2] = {NULL, NULL};
+  if (langfuse) {
+    creds[0] = e->public_key, cred_keys[0] = "exporters.langfuse.public_key";
+    creds[1] = e->secret_key, cred_keys[1] = "exporters.langfuse.secret_key";
+  } else if (ei == GW_CONF_EXP_SIGNOZ) {
+    creds[0] = e->ingestion_key, cred_keys[0] = "exporters.signoz.ingestion_key";
+  }
+  for (int i = 0; i < 2; i++) {
+    const char *cw = creds[i] ? credential_problem(creds[i]) : NULL;
+    if (cw) {
+      snprintf(key, sizeof key, "%s", cred_keys[i]);
+      return fail(x, where(x, (size_t)find_row(key), at, sizeof at), key, "%s", cw);
     }
   }
 
@@ -1564,7 +1651,7 @@ static gw_rc validate_exporter(struct ld *x, size_t ei, uint64_t *lag_total, int
     if (ck[0] && !e->insecure)
       return fail(x, where(x, crow, at, sizeof at), ck,
                   "would be sent in cleartext to '%s' (%s): use %s, or set exporters.%s.insecure: true to allow it",
-                  show(e->endpoint, shown, sizeof shown), grpc ? "gRPC with tls: false" : "an http:// endpoint",
+                  show_endpoint(e->endpoint, shown, sizeof shown), grpc ? "gRPC with tls: false" : "an http:// endpoint",
                   grpc ? "tls: true" : "an https:// endpoint", name);
     x->c->exporters[ei].cleartext_credentials = ck[0] != 0;
   }
