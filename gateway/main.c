@@ -42,10 +42,12 @@
  * first connects, and the spool holds the data meanwhile. */
 static gw_rc migrate_at_start(const char *dsn, const char *dir, struct gw_err *err)
 {
-  PGconn *c = PQconnectdb(dsn);
-  if (PQstatus(c) != CONNECTION_OK) {
-    gw_warn("main", "PostgreSQL is not reachable yet; spans are spooled and stored once it is");
-    PQfinish(c);
+  /* gw_pg_connect: a connect timeout (a server that accepts and never answers must not hold the start,
+   * during which SIGTERM is not yet read), and a reason that never quotes the DSN. */
+  char why[256];
+  PGconn *c = gw_pg_connect(dsn, "genai-gateway", why, sizeof why);
+  if (!c) {
+    gw_warn("main", "PostgreSQL is not reachable yet (%s); spans are spooled and stored once it is", why);
     return GW_OK;
   }
   gw_rc rc = gw_store_migrate(c, dir, err);
@@ -57,6 +59,40 @@ static gw_rc migrate_at_start(const char *dsn, const char *dir, struct gw_err *e
   if (rc == GW_OK)
     gw_info("main", "database schema is up to date");
   return rc;
+}
+
+/* What makes dsn unusable before any connection is tried (libpq cannot parse it, or an sslmode it does not
+ * know, which libpq only says at each connection), or NULL. Not echoed: libpq's reason may quote a password,
+ * except for an unknown option's name. */
+static const char *dsn_problem(const char *dsn, char *buf, size_t n)
+{
+  char *perr = NULL;
+  PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
+  if (!opts) {
+    if (perr && strncmp(perr, "invalid connection option", 25) == 0)
+      snprintf(buf, n, "%.*s", (int)strcspn(perr, "\n"), perr);
+    else
+      snprintf(buf, n, "is not a connection string libpq accepts (a URI postgresql://USER@HOST:PORT/DB or "
+                       "key=value pairs)");
+    PQfreemem(perr);
+    return buf;
+  }
+  PQfreemem(perr);
+  const char *bad = NULL;
+  static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+  for (PQconninfoOption *o = opts; o->keyword; o++) {
+    if (strcmp(o->keyword, "sslmode") != 0 || !o->val)
+      continue;
+    bool ok = false;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+      ok |= strcmp(o->val, modes[i]) == 0;
+    if (!ok) {
+      snprintf(buf, n, "sslmode '%.32s' is not one of disable, allow, prefer, require, verify-ca, verify-full", o->val);
+      bad = buf;
+    }
+  }
+  PQconninfoFree(opts);
+  return bad;
 }
 
 /* The export backends (DESIGN §7): each runs when its exporters.<name> section has an endpoint. */
@@ -112,11 +148,14 @@ static void raise_nofile(const struct gw_conf *conf)
       rl.rlim_cur = was;
   }
   gw_info("main", "open files limit %llu", (unsigned long long)rl.rlim_cur);
-  /* Room for the HTTP connections plus the admin port, gRPC, the spool, Postgres and the exporters. */
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)conf->receivers.http_max_connections + 1024)
-    gw_warn("main", "open files limit %llu leaves too little room for receivers.http.max_connections %u and the "
-            "gRPC connections: raise it (ulimit -n, LimitNOFILE=) or lower max_connections",
-            (unsigned long long)rl.rlim_cur, conf->receivers.http_max_connections);
+  /* Room for the HTTP and gRPC connections plus the admin port, the spool, Postgres and the exporters. */
+  rlim_t need = (rlim_t)conf->receivers.http_max_connections + conf->receivers.grpc_max_connections + 1024;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+    gw_warn("main", "open files limit %llu leaves too little room for receivers.http.max_connections %u and "
+            "receivers.grpc.max_connections %u (%llu descriptors with the gateway's own): raise it (ulimit -n, "
+            "LimitNOFILE=) or lower max_connections",
+            (unsigned long long)rl.rlim_cur, conf->receivers.http_max_connections,
+            conf->receivers.grpc_max_connections, (unsigned long long)need);
 }
 
 /* The defaults listen on loopback only; a receiver others can reach should have TLS and a token. */
@@ -149,8 +188,9 @@ static void usage(FILE *f)
              "  --print-config   print the effective configuration, secrets masked, then exit\n"
              "  --version        print the version and exit\n"
              "environment: DATABASE_URL, GENAI_GW_GRPC_ADDR, GENAI_GW_HTTP_ADDR, GENAI_GW_ADMIN_ADDR,\n"
-             "             GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR, GENAI_GW_REDACTION_HMAC_KEY, LANGFUSE_HOST,\n"
-             "             LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, SIGNOZ_ENDPOINT, SIGNOZ_INGESTION_KEY\n"
+             "             GENAI_GW_LOG_LEVEL, GENAI_GW_SPOOL_DIR, GENAI_GW_DURABILITY, GENAI_GW_REDACTION_HMAC_KEY,\n"
+             "             LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, SIGNOZ_ENDPOINT,\n"
+             "             SIGNOZ_INGESTION_KEY\n"
              "             (they win over the file)\n");
 }
 
@@ -167,7 +207,12 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
-    } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+    } else if (strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "genai-gateway: --config needs a file\n");
+        usage(stderr);
+        return 2;
+      }
       config = argv[++i];
     } else if (strncmp(argv[i], "--config=", 9) == 0) {
       config = argv[i] + 9;
@@ -186,6 +231,13 @@ int main(int argc, char **argv)
   struct gw_conf *conf = NULL;
   if (gw_conf_load(config, &conf, &err) != GW_OK) {
     fprintf(stderr, "genai-gateway: configuration error: %s\n", err.msg);
+    return 1;
+  }
+  char dsn_why[160];
+  const char *dsn_bad = conf->postgres.dsn && conf->postgres.dsn[0] ? dsn_problem(conf->postgres.dsn, dsn_why, sizeof dsn_why) : NULL;
+  if (dsn_bad) {
+    fprintf(stderr, "genai-gateway: configuration error: postgres.dsn (or DATABASE_URL): %s\n", dsn_bad);
+    gw_conf_destroy(conf);
     return 1;
   }
   if (print)

@@ -1739,6 +1739,14 @@ static gw_rc validate(struct ld *x)
       continue;
     const char *a = *(char **)gw_conf_field(x->c, &gw_conf_rows[i]);
     const char *why = addr_problem(a, addrs[na].host, sizeof addrs[na].host, &addrs[na].port);
+    /* What the listeners bind (core/net.c) takes: a numeric address or localhost, no host name to resolve
+     * and no IPv6 zone. Said here, with the key, rather than by a failing bind once receivers run. */
+    const char *lh = addrs[na].host;
+    unsigned char a46[16];
+    if (!why && strchr(lh, '%'))
+      why = "has an IPv6 zone, which a listen address cannot take (bind [::] or the interface's address)";
+    else if (!why && strcmp(lh, "localhost") != 0 && inet_pton(AF_INET, lh, a46) != 1 && inet_pton(AF_INET6, lh, a46) != 1)
+      why = "has a host name: a listen address takes a numeric IPv4 or [IPv6] address, or localhost";
     if (why)
       return fail(x, where(x, i, at, sizeof at), gw_conf_rows[i].path, "'%s' %s", show(a, shown, sizeof shown), why);
     for (size_t j = 0; j < na; j++) {
