@@ -118,9 +118,13 @@ int gw_cli_main(int argc, char **argv)
     goto out;
   if (is_rollup) {
     long long rows = 0;
-    if (gw_rollup_rebuild(c, from, to, &rows, &err) != GW_OK)
+    char kept[32];
+    if (gw_rollup_rebuild(c, from, to, conf->postgres.retention_days, kept, &rows, &err) != GW_OK)
       goto fail;
-    printf("rollups rebuilt from %s to %s: %lld rollup rows written\n", from, to, rows);
+    if (kept[0])
+      printf("rollups before %s are older than the raw rows kept (postgres.retention_days %d) and are left as "
+             "they are\n", kept, conf->postgres.retention_days);
+    printf("rollups rebuilt from %s to %s: %lld rollup rows written\n", kept[0] ? kept : from, to, rows);
   } else {
     uint64_t ns = gw_now_ns();
     if (now && parse_now(c, now, &ns, &err) != GW_OK)

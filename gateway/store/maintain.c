@@ -81,8 +81,10 @@ gw_rc gw_maint_run(PGconn *conn, const struct gw_maint_conf *mc, uint64_t now_un
   return GW_OK;
 }
 
-gw_rc gw_rollup_rebuild(PGconn *conn, const char *from, const char *to, long long *rows, struct gw_err *err)
+gw_rc gw_rollup_rebuild(PGconn *conn, const char *from, const char *to, int retention_days, char *kept_from,
+                        long long *rows, struct gw_err *err)
 {
+  kept_from[0] = '\0';
   const char *names[] = {"--from", "--to"}, *vals[] = {from, to};
   char ts[2][64];
   for (int i = 0; i < 2; i++) {
@@ -109,6 +111,29 @@ gw_rc gw_rollup_rebuild(PGconn *conn, const char *from, const char *to, long lon
   }
   if (strcmp(ts[1], ts[0]) <= 0) /* same fixed-width format: text order is time order */
     return gw_err_set(err, GW_ERR(INVALID), "--to %s must be after --from %s", ts[1], ts[0]);
+  /* gw_rollup_rebuild deletes the range's rollups and recounts them from the raw rows: where retention has
+   * dropped those rows, that would delete rollups meant to outlive them (rollup_retention_days). */
+  char days[16], kept[64];
+  snprintf(days, sizeof days, "%d", retention_days);
+  const char *kp[] = {days};
+  PGresult *kr = PQexecParams(conn, "SELECT to_char(date_trunc('day', now() - make_interval(days => $1::int)), "
+                                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", 1, NULL, kp, NULL, NULL, 0);
+  if (PQresultStatus(kr) != PGRES_TUPLES_OK || PQntuples(kr) != 1) {
+    gw_rc rc = result_error(conn, kr, "rollup rebuild", err);
+    PQclear(kr);
+    return rc;
+  }
+  snprintf(kept, sizeof kept, "%s", PQgetvalue(kr, 0, 0));
+  PQclear(kr);
+  if (strcmp(ts[1], kept) <= 0)
+    return gw_err_set(err, GW_ERR(INVALID),
+                      "--to %s: the whole range is older than the raw rows kept (postgres.retention_days %d: from %s "
+                      "on); its rollups are all that is left of it and are kept as they are",
+                      ts[1], retention_days, kept);
+  if (strcmp(ts[0], kept) < 0) {
+    snprintf(ts[0], sizeof ts[0], "%s", kept);
+    snprintf(kept_from, 32, "%s", kept);
+  }
   const char *p[] = {ts[0], ts[1]};
   PGresult *r = PQexecParams(conn, "SELECT gw_rollup_rebuild($1::timestamptz, $2::timestamptz)", 2, NULL, p, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {

@@ -95,6 +95,10 @@ void gw_maint_stop(struct gw_maint *m);
 /* Recompute trace_metrics_hourly for every whole UTC hour overlapping [from, to) (timestamps as Postgres
  * reads them; without a zone they are UTC) from the raw rows; *rows = rollup rows written. GW_ERR(INVALID)
  * names the bad argument; GW_ERR(DB_CONN) / GW_ERR(DB_DATA) as above. */
-gw_rc gw_rollup_rebuild(PGconn *conn, const char *from, const char *to, long long *rows, struct gw_err *err);
+/* Hours older than the raw rows postgres.retention_days keeps (from the start of the day gw_maintain keeps
+ * whole) are left alone: their rollups are all that is left of them. kept_from (at least 32 bytes) gets that
+ * start when --from was before it ("" otherwise); a range wholly before it is INVALID. */
+gw_rc gw_rollup_rebuild(PGconn *conn, const char *from, const char *to, int retention_days, char *kept_from,
+                        long long *rows, struct gw_err *err);
 
 #endif

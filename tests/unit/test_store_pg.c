@@ -1957,7 +1957,8 @@ static void test_orphan_events(void **state)
   assert_int_equal(gw_metric_get(GW_M_EVENTS_ORPHANED), 2);
 }
 
-/* The rebuild command's C side: argument checks name the argument; a rebuild equals the GROUP BY. */
+/* The rebuild command's C side: argument checks name the argument; a rebuild equals the GROUP BY; hours
+ * older than the raw rows retention keeps are left alone (their rollups are all that is left of them). */
 static void test_rollup_rebuild_cli(void **state)
 {
   void *s = store_create(dsn);
@@ -1966,17 +1967,35 @@ static void test_rollup_rebuild_cli(void **state)
   exec_or_fail(db, "UPDATE trace_metrics_hourly_agents SET total_cost = total_cost * 3, duration_histogram = '{1}'");
   long long n = -1;
   struct gw_err err = {0};
-  assert_int_equal(gw_rollup_rebuild(db, "2025-01-01T00:00:00Z", "2025-01-01 03:00", &n, &err), GW_OK);
+  char kept[32];
+  const int forever = 100000; /* days: the 2025 rows are within retention */
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-01T00:00:00Z", "2025-01-01 03:00", forever, kept, &n, &err), GW_OK);
+  assert_string_equal(kept, "");
   assert_int_equal(n, qn("SELECT count(*) FROM trace_metrics_hourly"));
   assert_string_equal(rollup_snapshot(), before);
   assert_int_equal(rollup_diff(), 0);
-  assert_int_equal(gw_rollup_rebuild(db, "yesterday-ish", "2025-01-02", &n, &err), GW_ERR(INVALID));
+  assert_int_equal(gw_rollup_rebuild(db, "yesterday-ish", "2025-01-02", forever, kept, &n, &err), GW_ERR(INVALID));
   assert_string_equal(err.msg, "--from 'yesterday-ish' is not a timestamp (use ISO 8601, e.g. 2026-11-01T00:00:00Z)");
-  assert_int_equal(gw_rollup_rebuild(db, "2025-01-02", "", &n, &err), GW_ERR(INVALID));
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-02", "", forever, kept, &n, &err), GW_ERR(INVALID));
   assert_string_equal(err.msg, "--to is required");
-  assert_int_equal(gw_rollup_rebuild(db, "2025-01-02T00:00:00+02:00", "2025-01-01T22:00:00Z", &n, &err),
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-02T00:00:00+02:00", "2025-01-01T22:00:00Z", forever, kept, &n, &err),
                    GW_ERR(INVALID));
   assert_string_equal(err.msg, "--to 2025-01-01T22:00:00Z must be after --from 2025-01-01T22:00:00Z");
+
+  /* With 30 days of raw rows kept, the 2025 hours are past retention: a range wholly there is refused,
+   * and a range reaching into it rebuilds from the first kept day only, leaving the old rollups as they
+   * are (here deliberately wrong, to see that nothing touched them). */
+  exec_or_fail(db, "UPDATE trace_metrics_hourly_agents SET total_cost = total_cost * 3");
+  const char *tampered = rollup_snapshot();
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-01T00:00:00Z", "2025-01-01 03:00", 30, kept, &n, &err), GW_ERR(INVALID));
+  assert_non_null(strstr(err.msg, "--to 2025-01-01T03:00:00Z: the whole range is older than the raw rows kept "
+                                  "(postgres.retention_days 30: from "));
+  assert_non_null(strstr(err.msg, "on); its rollups are all that is left of it and are kept as they are"));
+  assert_int_equal(gw_rollup_rebuild(db, "2025-01-01T00:00:00Z", "2100-01-01", 30, kept, &n, &err), GW_OK);
+  assert_string_equal(kept, qv("%s", "SELECT to_char(date_trunc('day', now() - interval '30 days'), "
+                               "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"));
+  assert_int_equal(n, 0); /* no raw row since then */
+  assert_string_equal(rollup_snapshot(), tampered);
   gw_store_pg_sink.destroy(s);
 }
 
