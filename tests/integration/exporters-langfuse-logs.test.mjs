@@ -206,6 +206,29 @@ describe('Langfuse exporter: the join across a kill -9 and within its memory', {
     }
   });
 
+  test('memory spool: content kept for a span that never comes does not make a clean stop count delivered spans lost', async () => {
+    const gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'memory' }, exporters: { langfuse: { join_wait_ms: '30s' } } }, env: env() });
+    try {
+      /* logs whose span never comes: their content is kept (join_events_ms), holding the exporter's cursor */
+      const never = genaiSpan();
+      await sendLogs(gw, chatEvents({ traceId: never.traceId, spanId: never.spanId, user: 'orphan question', reply: 'orphan reply' }));
+      await sleep(300);
+      /* a span behind it, with its own content: delivered */
+      const s = genaiSpan();
+      await sendSpan(gw, s);
+      await sendLogs(gw, chatEvents({ traceId: s.traceId, spanId: s.spanId, user: 'q', reply: 'a' }));
+      await lf.waitFor(() => spanAt(s.spanId), { what: 'the span at Langfuse' });
+      await waitFor(async () => (await db.query('SELECT 1 FROM ai_interaction_traces WHERE span_id = $1', [s.spanId])).rows.length === 1,
+        { what: 'the row stored' });
+      const r = await gw.stop(30000);
+      /* before: "langfuse had not finished 1 spans and 4 log records ... the memory spool loses them", exit 3 */
+      assert.doesNotMatch(gw.logs(), /langfuse had not finished/);
+      assert.deepEqual(r, { code: 0, signal: null });
+    } finally {
+      await gw.cleanup();
+    }
+  });
+
   test('no memory to hold a span: it goes at once without its content, counted (reason memory)', async () => {
     const gw = await startGateway({ dsn: db.dsn, config: { exporters: { langfuse: { join_max_bytes: '1KiB' } } }, env: env() });
     try {
