@@ -12,6 +12,10 @@
  * Limits: receivers.http.max_concurrent_streams streams at once, a 16 KiB header list, a body within
  * body_timeout_ms of its headers (else RST_STREAM CANCEL, counted), an idle connection closed with
  * GOAWAY after idle_timeout_ms; nothing more is read from a client that does not read its answers.
+ * A request refused before its body is complete (401, 404, 405, 415, 413 on its length) is answered at
+ * once; when the answer is out and the client has not ended its side, the stream is reset NO_ERROR (RFC
+ * 9113 §8.1: stop sending, the answer stands), and one whose answer is not out by the body timeout is reset
+ * CANCEL: a refused stream never holds its connection open.
  * A POST whose content type is application/grpc is an OTLP/gRPC call (receivers.http.grpc): the same
  * stream machinery, with the request judged and answered by h2_grpc.c instead of http_req.c.
  *
@@ -459,8 +463,11 @@ static void begin(struct h2conn *hc, struct h2stream *st)
   bool grpc = f->port.grpc && strcmp(st->method, "POST") == 0 && gw_h2grpc_is(h.content_type);
   if (!(grpc ? gw_h2grpc_begin(f->p, f->port.listener, &st->g, &h, &st->q, &st->resp)
              : gw_http_begin(f->p, f->port.listener, &h, &st->q, &st->resp))) {
-    st->refused = true; /* answered now; a body still coming is read and dropped */
-    st->deadline_ms = 0;
+    /* Answered now; a body still coming is dropped until the answer is out, then the stream is reset
+     * (on_frame_send). The body timeout still bounds it: an answer the client does not take (no window)
+     * must not keep the stream, and with it the connection, open. */
+    st->refused = true;
+    st->deadline_ms = gw_front_now_ms() + f->port.body_ms;
     respond(hc, st);
     return;
   }
@@ -490,12 +497,21 @@ static void ping_received(struct h2conn *hc)
 
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *fr, void *user)
 {
-  (void)s;
   struct h2conn *hc = user;
-  if (fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) { /* gRPC core forgives pings then */
+  if (fr->hd.type != NGHTTP2_HEADERS && fr->hd.type != NGHTTP2_DATA)
+    return 0;
+  if (front_of(hc)->port.h2_only) { /* gRPC core forgives pings then */
     hc->ping_strikes = 0;
     hc->last_ping_ms = 0;
   }
+  /* The answer is complete while the client's side is still open (a refused request): nothing it sends
+   * will be read, and a client that never ends its side would keep the stream, and the connection, open
+   * for ever. RST_STREAM NO_ERROR after a complete response asks it to stop without discarding the answer
+   * (RFC 9113 §8.1), as gRPC core's server does. */
+  int32_t id = fr->hd.stream_id;
+  if ((fr->hd.flags & NGHTTP2_FLAG_END_STREAM) && nghttp2_session_get_stream_user_data(s, id) &&
+      nghttp2_session_get_stream_remote_close(s, id) == 0)
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
   return 0;
 }
 
@@ -526,8 +542,9 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
   if (!st->g.on) {
     gw_http_body(front_of(hc)->p, &st->q, data, len);
   } else if (gw_h2grpc_body(front_of(hc)->p, &st->g, &st->q, data, len, &st->resp)) {
-    st->refused = true; /* a message over the size limit: answered now, the rest dropped */
-    st->deadline_ms = 0;
+    /* a message over the size limit: answered now, the rest dropped, the stream reset once the answer is
+     * out (on_frame_send); its body deadline stays, for an answer the client does not take */
+    st->refused = true;
     respond(hc, st);
   }
   return 0;
@@ -660,8 +677,7 @@ void gw_h2_start(struct fconn *c)
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-  if (f->port.h2_only)
-    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
   int rc = nghttp2_session_server_new(&hc->s, cb, hc);
   nghttp2_session_callbacks_del(cb);
   if (rc != 0) {
@@ -739,8 +755,8 @@ void gw_h2_expire(struct fconn *c, uint64_t now)
         cut = true;
         continue;
       }
-      if (f->guard)
-        gw_httpd_guard_count(f->guard, st->begun ? GW_HTTPD_TIMEOUT_BODY : GW_HTTPD_TIMEOUT_HEADERS);
+      if (f->guard) /* a refused stream's head was complete too: what stalled is its body or its answer */
+        gw_httpd_guard_count(f->guard, st->begun || st->refused ? GW_HTTPD_TIMEOUT_BODY : GW_HTTPD_TIMEOUT_HEADERS);
       nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
       cut = true;
     }
