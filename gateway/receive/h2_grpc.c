@@ -124,11 +124,11 @@ void gw_h2grpc_fail(struct gw_pipeline *p, struct gw_h2grpc *g, gw_rc rc, const 
 
 void gw_h2grpc_durable_failed(struct gw_pipeline *p, struct gw_h2grpc *g, gw_rc rc, struct gw_http_resp *resp)
 {
-  (void)p;
   gw_metric_add(GW_M_REQUESTS_FAILED, 1);
-  answer_error(g, resp, gw_err_grpc_status(rc),
-               rc == GW_ERR(SHUTDOWN) ? "the gateway is shutting down: retry" : "the spool's fsync failed: retry later",
-               NULL, 0);
+  /* with its google.rpc.Status and RetryInfo, as the OTLP/HTTP answer to the same failure */
+  gw_h2grpc_fail(p, g, rc,
+                 rc == GW_ERR(SHUTDOWN) ? "the gateway is shutting down: retry" : "the spool's fsync failed: retry later",
+                 resp);
 }
 
 /* grpc-timeout: 1 to 8 digits and a unit (H, M, S, m, u, n), in nanoseconds; false when malformed. */
@@ -169,10 +169,10 @@ bool gw_h2grpc_begin(struct gw_pipeline *p, const char *listener, struct gw_h2gr
                                              h->api_key, h->api_key_len);
     if (res != GW_AUTH_OK) {
       gw_metric_add(GW_M_REQUESTS_FAILED, 1);
-      answer_error(g, resp, ST_UNAUTHENTICATED,
-                   res == GW_AUTH_MISSING ? "missing credentials: send authorization: Bearer <token> (or x-api-key) metadata"
-                                          : "invalid token",
-                   NULL, 0);
+      gw_h2grpc_fail(p, g, GW_ERR(UNAUTHENTICATED),
+                     res == GW_AUTH_MISSING ? "missing credentials: send authorization: Bearer <token> (or x-api-key) metadata"
+                                            : "invalid token",
+                     resp);
       return false;
     }
   }
@@ -183,7 +183,7 @@ bool gw_h2grpc_begin(struct gw_pipeline *p, const char *listener, struct gw_h2gr
     size_t ml = strlen(path);
     snprintf(msg, sizeof msg, "unknown method %.*s: this gateway serves %s and %s", (int)(ml > 150 ? 150 : ml), path,
              TRACES_METHOD, LOGS_METHOD);
-    answer_error(g, resp, ST_UNIMPLEMENTED, msg, NULL, 0);
+    gw_h2grpc_fail(p, g, GW_ERR(NOT_FOUND), msg, resp); /* UNIMPLEMENTED */
     return false;
   }
   const char *sub = h->content_type + strlen("application/grpc");
@@ -191,14 +191,14 @@ bool gw_h2grpc_begin(struct gw_pipeline *p, const char *listener, struct gw_h2gr
     char msg[200];
     snprintf(msg, sizeof msg, "content-type '%.60s' is not supported: use application/grpc or application/grpc+proto",
              h->content_type);
-    answer_error(g, resp, ST_UNIMPLEMENTED, msg, NULL, 0);
+    gw_h2grpc_fail(p, g, GW_ERR(NOT_FOUND), msg, resp); /* UNIMPLEMENTED */
     return false;
   }
   uint64_t timeout = 0;
   if (g->timeout[0] && !parse_timeout(g->timeout, &timeout)) {
     char msg[160];
     snprintf(msg, sizeof msg, "malformed grpc-timeout '%s': 1 to 8 digits and a unit (H, M, S, m, u, n)", g->timeout);
-    answer_error(g, resp, ST_INVALID_ARGUMENT, msg, NULL, 0);
+    gw_h2grpc_fail(p, g, GW_ERR(INVALID), msg, resp);
     return false;
   }
   g->logs = logs;
@@ -275,7 +275,7 @@ bool gw_h2grpc_body(struct gw_pipeline *p, struct gw_h2grpc *g, struct gw_http_r
         snprintf(msg, sizeof msg, "message of %u bytes is over the limit of %llu (receivers.max_request_bytes)",
                  g->msg_len, (unsigned long long)max);
         gw_http_req_fini(p, q);
-        answer_error(g, resp, ST_RESOURCE_EXHAUSTED, msg, NULL, 0);
+        gw_h2grpc_fail(p, g, GW_ERR(TOO_LARGE), msg, resp); /* RESOURCE_EXHAUSTED, no RetryInfo: it never fits */
         return true;
       }
       q->expect = g->msg_len; /* the body's mapping is sized once (what is counted in flight still grows) */

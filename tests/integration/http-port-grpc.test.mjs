@@ -287,6 +287,18 @@ describe('OTLP/gRPC on the OTLP/HTTP port (h2c)', { skip: skip ?? false }, () =>
     const unknown = await grpcUnaryRaw(client, '/no.such.Service/Call', good);
     assert.equal(unknown.code, S.UNIMPLEMENTED);
     assert.match(unknown.details, /^unknown method \/no\.such\.Service\/Call: this gateway serves/);
+    /* every error answer carries its google.rpc.Status (README "Errors"); one that can never succeed no RetryInfo */
+    const status = (x) => {
+      const b = x.metadata?.get('grpc-status-details-bin')?.[0];
+      assert.ok(b, `grpc-status-details-bin on ${x.code} ${x.details}`);
+      return RpcStatus.decode(Buffer.isBuffer(b) ? b : Buffer.from(b, 'base64'));
+    };
+    for (const [x, code] of [[big, S.RESOURCE_EXHAUSTED], [unknown, S.UNIMPLEMENTED]]) {
+      const st = status(x);
+      assert.equal(st.code, code);
+      assert.equal(st.message, x.details);
+      assert.equal((st.details ?? []).length, 0, 'no RetryInfo');
+    }
   });
 
   test('framing over bare HTTP/2: answers, trailers and clear statuses', async () => {
