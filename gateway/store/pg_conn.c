@@ -29,9 +29,11 @@ void gw_pg_conn_reason(PGconn *c, char *buf, size_t len)
 
 PGconn *gw_pg_connect(const char *dsn, const char *app, char *why, size_t whylen)
 {
-  /* Defaults first: keywords the DSN itself sets win (expand_dbname processes dbname in order). */
-  const char *kw[] = {"connect_timeout", "application_name", "keepalives_idle", "dbname", NULL};
-  const char *val[] = {"10", app ? app : "genai-gateway", "30", dsn, NULL};
+  /* Defaults first: keywords the DSN itself sets win (expand_dbname processes dbname in order). Then what
+   * must hold whatever the DSN or the environment says: client_encoding UTF8, the encoding of every text the
+   * gateway sends and of the rollup dimensions it computes (PGCLIENTENCODING=LATIN1 would mangle them). */
+  const char *kw[] = {"connect_timeout", "application_name", "keepalives_idle", "dbname", "client_encoding", NULL};
+  const char *val[] = {"10", app ? app : "genai-gateway", "30", dsn, "UTF8", NULL};
   PGconn *c = PQconnectdbParams(kw, val, 1);
   if (!c || PQstatus(c) != CONNECTION_OK) {
     gw_pg_conn_reason(c, why, whylen);

@@ -225,6 +225,27 @@ static const char *newer_schema_msg(int have)
   return buf;
 }
 
+/* The gateway's connections speak UTF-8 whatever the environment or the DSN say. */
+static void test_connect_forces_utf8(void **state)
+{
+  (void)state;
+  char why[256], d2[1100];
+  setenv("PGCLIENTENCODING", "LATIN1", 1);
+  snprintf(d2, sizeof d2, "%s%sclient_encoding=SQL_ASCII", dsn, strchr(dsn, '?') ? "&" : (strstr(dsn, "://") ? "?" : " "));
+  const char *dsns[] = {dsn, d2};
+  for (int i = 0; i < 2; i++) {
+    PGconn *c = gw_pg_connect(dsns[i], "test", why, sizeof why);
+    if (!c)
+      fail_msg("connect: %s", why);
+    PGresult *r = PQexec(c, "SHOW client_encoding");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "UTF8");
+    PQclear(r);
+    PQfinish(c);
+  }
+  unsetenv("PGCLIENTENCODING");
+}
+
 static void test_migrate_idempotent(void **state)
 {
   PGconn *m = connect_or_fail(mdsn);
@@ -2002,6 +2023,7 @@ static void test_rollup_rebuild_cli(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_connect_forces_utf8),
     cmocka_unit_test_setup_teardown(test_migrate_idempotent, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_migrate_newer_schema, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_migrate_order_and_failure, reset_test, clean_test),
