@@ -7,8 +7,9 @@
  *   COPY (text format, rendered generically from gw_record_fields) straight into ai_interaction_traces
  *   -> upsert the hourly rollups (trace_metrics_hourly_agents; trace_metrics_hourly is its view by the
  *   five keys) of the batch's rows (all new: the COPY went through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
- *   GenAI events into them -> COMMIT -> agent/workflow inheritance and trace summaries for the batch's
- *   traces (fill_agents, migrations/0006 and 0007), in autocommit.
+ *   GenAI events into them -> COMMIT -> in autocommit, for every row of the batch: the events' merge and
+ *   the session/user fill again, agent/workflow inheritance and trace summaries (fill_after_commit,
+ *   migrations/0006 and 0007); the batch is acknowledged only once these succeeded (after_commit_failed).
  * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
  * only then is the batch, in a new transaction, stored by the staging path:
  *   COPY into a temp staging table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new
@@ -38,7 +39,7 @@
  * With postgres.writers > 1 there is one store per connection, each on a worker thread of its own
  * (gw_sink_start_n), writing disjoint batches. Their COPYs run at once; from the rollup upsert (or the
  * staging insert, or the events' merge) to the commit a writer holds the gateway's writers lock
- * (gw_store_conf.writers), and the agent fill after commit takes it too, so what reads other rows (the
+ * (gw_store_conf.writers), and the fills after commit take it too, so what reads other rows (the
  * fill of session/user across a trace, the merge, the attribution that moves rollups) runs one writer at
  * a time and sees what the others committed, as with one writer; and the rollups, upserted in key order
  * under that lock, never deadlock between writers. A span in two batches written at once makes the second
@@ -648,8 +649,9 @@ static void fill_window(struct store *s, uint64_t tmin, uint64_t tmax, const cha
 }
 
 /* Fill session_id/user_id into this trace's rows lacking them from any row of the trace that has them, or
- * from the ids spans of no row carried for it (ai_trace_ids; DESIGN §3), for the traces of the rows just
- * inserted, within FILL_WINDOW_NS of the batch's spans. */
+ * from the ids spans of no row carried for it (ai_trace_ids; DESIGN §3), for the traces tids (those of
+ * the rows just inserted, in the transaction; of every row of the batch, after its commit), within
+ * FILL_WINDOW_NS of the batch's spans. */
 static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
 static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo, size_t hi, const char *const *tids,
@@ -875,27 +877,46 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
  * its commit. A span's row and its events may be stored at the same moment by two gateways (a tier's
  * replicas behind one Service): under READ COMMITTED neither transaction sees the other's uncommitted
  * data, so neither merge finds anything. Run again after commit, the merge of whichever commits second
- * sees both. A failure here is only logged: the data is stored, and the merge fills nothing wrong later.
+ * sees both. The fill of session/user ids across a trace (fill_trace_ids, gw_trace_ids_apply) is run
+ * again after commit for the same reason, and so are the agent fill and the summaries (which run only
+ * then).
+ * The batch is acknowledged only once these runs succeeded: should one fail (the connection lost right
+ * after COMMIT, a deadlock 40P01 between two gateways' fills, a lock or statement timeout), the batch is
+ * answered RETRY and replayed. Its rows are then all stored, so the replay takes the staging path, whose
+ * rows all conflict: nothing is inserted and no rollup counted again (the rollups are upserted from the
+ * rows the statement inserted only), while the runs after commit go over every row of the batch, re-sent
+ * or not, and so are redone. The fills only fill what is missing, and the merge and the summaries
+ * compute from what is stored: running them again changes nothing else.
+ * A data error (classes 22, 23, 54) in these runs is not the rows' (they are committed, and must not be
+ * split or rejected) and would fail the same way on every replay, blocking the spool for good: it is only
+ * logged, and the trace's next batch runs them again. w: what the run returned; what: what it was.
  */
-static void recheck_merge(struct store *s, enum wr w, const char *msg)
+static enum wr after_commit_failed(struct store *s, enum wr w, const char *what, const char *msg)
 {
-  if (w != WR_OK) {
-    gw_warn(MOD, "merging GenAI events after commit failed (%.60s): some rows may lack content from logs", msg);
-    rollback(s);
+  if (w == WR_OK)
+    return WR_OK;
+  rollback(s);
+  if (w == WR_DATA) {
+    gw_warn(MOD, "%s after commit failed (%.60s): some rows may lag until their trace's next batch", what, msg);
+    return WR_OK;
   }
+  gw_warn(MOD, "%s after commit failed (%.60s): the batch is stored and will be replayed to run it again", what, msg);
+  return w;
 }
 
-/* Agent and workflow attribution (migrations/0006_agents.sql): fill the rows of the traces of rows[lo, hi)
- * (inserted or re-sent) that have no names from their nearest ancestor, within FILL_WINDOW_NS of the
- * batch's spans, moving their rollups with them; then recompute those traces' summaries
- * (migrations/0007_trace_summaries.sql). Run right after the batch's commit, in autocommit (each
- * statement is atomic), as the events' merge runs a second time: the run after the later of two commits
- * sees both, so a trace whose spans two gateways store at the same moment ends complete. A crash between
- * the commit and this leaves the batch unacknowledged in the spool: its replay finds the rows stored and
- * runs this for its traces (re-sent rows count), so nothing stays unfilled. Not also run inside the
- * transaction: it would only make the fill visible with the rows, at the cost of reading every trace
- * of the batch once more. */
-static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
+/* Session and user ids (fill_trace_ids), agent and workflow attribution (migrations/0006_agents.sql) and
+ * the summaries (migrations/0007_trace_summaries.sql) of the traces of rows[lo, hi) (inserted or re-sent),
+ * within FILL_WINDOW_NS of the batch's spans, right after the batch's commit, in autocommit (each
+ * statement is atomic): the ids of the trace's rows, the agent names from each row's nearest ancestor
+ * (moving their rollups with them), then the summaries of those traces from the filled rows. As the
+ * events' merge, the run after the later of two commits sees both, so a trace whose spans two gateways
+ * store at the same moment ends complete. A crash between the commit and this leaves the batch
+ * unacknowledged in the spool: its replay finds the rows stored and runs this for its traces (re-sent
+ * rows count), so nothing stays unfilled. The agent fill is not also run inside the transaction: it
+ * would only make the fill visible with the rows, at the cost of reading every trace of the batch once
+ * more (the ids' fill is, so that a trace's ids in one batch are seen with its rows). */
+static enum wr fill_after_commit(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg,
+                                 size_t msglen)
 {
   if (hi <= lo)
     return WR_OK;
@@ -943,14 +964,17 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
     if (w == WR_OK && !named)
       gw_metric_add(GW_M_PG_AGENT_FILLS_SKIPPED, 1);
   }
-  /* Several writers: the fill (which moves rollups) under their lock, in its own transaction. */
-  if (w == WR_OK && named && s->lock_sql)
+  /* Several writers: the fills (the agents' moves rollups; both update rows another writer's fill may be
+   * updating, in another order) under their lock, in one transaction of their own. */
+  if (w == WR_OK && s->lock_sql)
     w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
-  if (w == WR_OK && named)
+  if (w == WR_OK)
     w = writers_lock(s, msg, msglen);
+  if (w == WR_OK)
+    w = fill_trace_ids(s, b, lo, hi, tv, n, msg, msglen);
   if (w == WR_OK && named)
     w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
-  if (w == WR_OK && named && s->lock_sql)
+  if (w == WR_OK && s->lock_sql)
     w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
   if (w == WR_OK)
     w = run(s, "SELECT gw_summarize_traces($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg,
@@ -959,7 +983,7 @@ static enum wr fill_agents(struct store *s, const struct batch *b, size_t lo, si
 }
 
 /* The rows' trace ids filled across their traces, and their events merged, in the open transaction; then
- * COMMIT, the merge again after it, and the counts. */
+ * COMMIT, the counts, and the runs after commit (after_commit_failed) over every row of rows[lo, hi). */
 static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi, const struct ids *new_rows,
                           char *msg, size_t msglen)
 {
@@ -970,18 +994,25 @@ static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi
     return w;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     return w;
-  recheck_merge(s, merge_new_rows(s, b, lo, hi, new_rows, msg, msglen), msg);
-  if (fill_agents(s, b, lo, hi, msg, msglen) != WR_OK) {
-    gw_warn(MOD, "agent attribution or trace summaries after commit failed (%.60s): some may lag until the trace's "
-                 "next batch", msg);
-    rollback(s);
-  }
+  /* Stored from here, whatever follows: a replay counts these rows as duplicates. */
   uint64_t stored = new_rows->n;
   b->stored += stored;
   b->duplicate += (hi - lo) - stored;
   gw_metric_add(GW_M_RECORDS_STORED, (int64_t)stored);
   gw_metric_add(GW_M_RECORDS_DUPLICATE, (int64_t)((hi - lo) - stored));
-  return WR_OK;
+  struct ids all;
+  if (!ids_from_rows(s->arena, b, lo, hi, &all)) {
+    snprintf(msg, msglen, "out of memory building the span list");
+    w = WR_OTHER;
+  }
+  if (w == WR_OK && (w = after_commit_failed(s, merge_new_rows(s, b, lo, hi, &all, msg, msglen),
+                                             "merging GenAI events into rows", msg)) == WR_OK)
+    w = after_commit_failed(s, fill_after_commit(s, b, lo, hi, msg, msglen),
+                            "the session/user and agent fills or the trace summaries", msg);
+  /* The batch comes back with every row stored: the staging path first, sparing a COPY bound to fail. */
+  if (w != WR_OK)
+    s->replaying = true;
+  return w;
 }
 
 /* rows[lo, hi) through the staging table: COPY into it, INSERT ... ON CONFLICT DO NOTHING from it with
@@ -1534,11 +1565,12 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     goto out;
   if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
     goto out;
-  recheck_merge(s, merge_event_spans(s, eb, lo, hi, msg, msglen), msg);
   uint64_t stored = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   eb->stored += stored;
   eb->duplicate += (hi - lo) - stored;
   gw_metric_add(GW_M_EVENTS_STORED, (int64_t)stored);
+  /* (every event of the range, stored now or re-sent: a replay merges them again) */
+  w = after_commit_failed(s, merge_event_spans(s, eb, lo, hi, msg, msglen), "merging GenAI events into rows", msg);
 out:
   PQclear(res);
   if (w != WR_OK)
@@ -1829,22 +1861,30 @@ static enum wr write_facts(struct store *s, const struct fact_batch *fb, char *m
       snprintf(msg, msglen, "out of memory building the trace ids");
       return WR_OTHER;
     }
+  /* Twice: the first run keeps the ids and fills the rows it sees; the second, once the first committed,
+   * fills the rows it could not see. A row another gateway stores at the same moment is not seen by the
+   * first run if uncommitted when it reads, and that gateway's fill after its own commit (fill_after_commit)
+   * does not see these ids if the first run has not committed by then; the second run, reading after
+   * both commits, does (as the rows' fill after commit does). Idempotent: the ids are kept already, and
+   * only rows lacking them are filled. A failure of either is answered RETRY, and the replay runs both. */
   enum wr w = WR_OK;
-  if (s->lock_sql)
-    w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
-  if (w == WR_OK)
-    w = writers_lock(s, msg, msglen);
-  if (w == WR_OK)
-    w = run(s,
-            "SELECT gw_trace_ids_apply($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz, "
-            "$6::timestamptz)",
-            6, params, NULL, msg, msglen);
-  if (w == WR_OK && s->lock_sql)
-    w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
-  if (w != WR_OK)
-    rollback(s);
-  else
-    gw_metric_add(GW_M_PG_TRACE_IDS, (int64_t)fb->n);
+  for (int pass = 0; pass < 2 && w == WR_OK; pass++) {
+    if (s->lock_sql)
+      w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+    if (w == WR_OK)
+      w = writers_lock(s, msg, msglen);
+    if (w == WR_OK)
+      w = run(s,
+              "SELECT gw_trace_ids_apply($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz, "
+              "$6::timestamptz)",
+              6, params, NULL, msg, msglen);
+    if (w == WR_OK && s->lock_sql)
+      w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
+    if (w != WR_OK)
+      rollback(s);
+    else if (pass == 0)
+      gw_metric_add(GW_M_PG_TRACE_IDS, (int64_t)fb->n);
+  }
   return w;
 }
 
