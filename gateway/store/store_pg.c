@@ -1311,7 +1311,7 @@ static enum wr keep_reject(struct store *s, const char *what, const char *trace_
   const char *params[4] = {trace_id, span_id, json, why};
   enum wr w = json ? run(s,
                          "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) "
-                         "VALUES ($1, $2, $3::jsonb, $4)",
+                         "VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT DO NOTHING", /* kept once (0014) */
                          4, params, NULL, msg, msglen)
                    : WR_DATA;
   if (w == WR_CONN || w == WR_OTHER)
@@ -1726,7 +1726,8 @@ static enum wr keep_unfit(struct store *s, const char *one, const char *many, st
   if (params[0])
     w = run(s,
             "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) SELECT trace_id, span_id, record, "
-            "error FROM jsonb_to_recordset($1::jsonb) AS x(trace_id text, span_id text, record jsonb, error text)",
+            "error FROM jsonb_to_recordset($1::jsonb) AS x(trace_id text, span_id text, record jsonb, error text) "
+            "ON CONFLICT DO NOTHING",
             1, params, NULL, msg, msglen);
   if (w == WR_DATA) /* each on its own; keep_reject logs one it cannot keep */
     for (size_t i = 0; i < n; i++)

@@ -591,6 +591,12 @@ static void test_bad_rows_rejected_rest_stored(void **state)
   /* The rolled-back attempts left nothing in the rollups: the 4 stored rows, counted once. */
   assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 4);
   assert_int_equal(rollup_diff(), 0);
+  /* The batch written again (a replay after a restart before the spool's commit): the refused rows are
+   * refused again but kept once (migrations/0014), the stored ones are duplicates. */
+  assert_int_equal(send1(s, r, 7, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 4);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 3);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 4);
   gw_store_pg_sink.destroy(s);
 }
 
@@ -1836,7 +1842,7 @@ static void test_maint_drops_expired(void **state)
   struct gw_sink_outcome out;
   assert_int_equal(send1(s, r, 3, &out), GW_SINK_OK);
   exec_or_fail(db, "INSERT INTO ai_interaction_rejects (record, error, created_at) VALUES "
-                   "('{}', 'old', '2025-01-01 10:00+00'), ('{}', 'new', '2025-01-03 10:00+00')");
+                   "('{\"n\": 1}', 'old', '2025-01-01 10:00+00'), ('{\"n\": 2}', 'new', '2025-01-03 10:00+00')");
   assert_int_equal(qn("SELECT count(*) FROM trace_metrics_hourly"), 3);
   struct gw_maint_conf mc = maint_conf(30, 32, 0);
   struct gw_maint_result res;
