@@ -300,7 +300,10 @@ const struct gw_conf_row gw_conf_rows[] = {
            "overwritten by later segments (a sync then writes data only): disk use can exceed spool.max_bytes "
            "by two segments."},
   {.path = "spool.max_bytes", .type = T_SIZE, .def = "256MiB", .min = 1 * MiB, .max = 1 * TiB,
-   .off = OFF(spool.max_bytes), .desc = "Spool capacity; when full, ingestion pushes back with 429."},
+   .off = OFF(spool.max_bytes),
+   .desc = "Spool capacity; when full, ingestion pushes back with 429 (retry later). A request whose entry "
+           "alone is larger (its rows, and with an exporter the request re-encoded) is 413 / "
+           "RESOURCE_EXHAUSTED, not to be retried: it could never fit."},
   {.path = "spool.high_water", .type = T_DOUBLE, .def = "0.9", .dmin = 0.0, .dmax = 1.0, .flags = F_MIN_EXCL,
    .off = OFF(spool.high_water), .desc = "Fill ratio (0 < x <= 1) at which /readyz reports not ready."},
   {.path = "spool.full_wait_ms", .type = T_DURATION_MS, .def = "100ms", .min = 0, .max = 60000,

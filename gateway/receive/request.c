@@ -150,6 +150,13 @@ struct gw_arena *gw_pipeline_arena(struct gw_pipeline *p, size_t held)
  * so requests decoded at the same moment do not all count on the same free bytes. The estimate only
  * decides when to refuse early; the append itself still checks the real size. Without room a request
  * waits up to spool.full_wait_ms for the consumers to free some.
+ * An estimate larger than the whole spool is cut to the whole spool. Left as it was it could never be
+ * claimed (429 for ever, even with the spool empty), and it is only an estimate, so it must not refuse a
+ * request by itself either (the ratio is of other requests: a body of one large attribute makes rows of a
+ * few KiB). Such a request waits for the spool to empty like any other; when the wait ends without room
+ * (a disk spool never empties: it keeps the segment being written) it goes on unclaimed and its append,
+ * which knows the real size, decides: stored, 429 when there is no room now, 413 when the entry alone is
+ * larger than spool.max_bytes (it could never fit).
  */
 
 static gw_rc claim_room(struct gw_pipeline *p, const struct ctl *ctl, size_t len, uint64_t *claimed,
@@ -157,6 +164,9 @@ static gw_rc claim_room(struct gw_pipeline *p, const struct ctl *ctl, size_t len
 {
   uint64_t est = (uint64_t)len * atomic_load(&p->entry_ratio) / RATIO_ONE;
   uint64_t deadline = 0;
+  bool whole = est >= gw_spool_max_bytes(p->spool); /* the estimate is the whole spool, or more */
+  if (whole)
+    est = gw_spool_max_bytes(p->spool);
   *claimed = 0;
   for (;;) {
     uint64_t pending = atomic_fetch_add(&p->pending_bytes, est) + est;
@@ -177,6 +187,8 @@ static gw_rc claim_room(struct gw_pipeline *p, const struct ctl *ctl, size_t len
     gw_rc rc = checkpoint(ctl, "the wait for spool room", err);
     if (rc)
       return rc;
+    if (now >= deadline && whole)
+      return GW_OK; /* unclaimed: the append decides (above) */
     if (now >= deadline)
       return gw_err_set(err, GW_ERR(FULL), "spool full (%zu of %zu bytes held): retry later", held, max);
     gw_spool_wait_room(p->spool, ctl->deadline && ctl->deadline < deadline ? ctl->deadline : deadline);
@@ -287,9 +299,9 @@ static bool defer_end(void)
 }
 
 /* Re-encode the accepted request (gw_pb_pack: protobuf-c's bytes, each sub-message sized once) and append
- * it with its rows to the spool. */
+ * it with its rows to the spool. *spooled: the spool answered (a failure is then the spool's, not memory's). */
 static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_in *in, const ProtobufCMessage *msg,
-                    const struct gw_pb_raw *raw, uint64_t start, struct gw_err *err)
+                    const struct gw_pb_raw *raw, uint64_t start, bool *spooled, struct gw_err *err)
 {
   if (p->forward) { /* with no exporter nothing reads it: the entry holds the rows alone */
     size_t plen;
@@ -303,6 +315,7 @@ static gw_rc append(struct gw_pipeline *p, struct gw_arena *a, struct gw_spool_i
   }
   gw_hist_observe(GW_H_STAGE_PROCESS, gw_mono_ns() - start);
   gw_rc rc;
+  *spooled = true;
   if (defer.done) {
     rc = gw_spool_append_async(p->spool, in, defer.done, defer.arg, err);
     if (rc == GW_OK)
@@ -329,10 +342,12 @@ static gw_rc too_many(const struct gw_conf *c, uint32_t n, const char *what, str
 
 /* A failed request: its message, and the failure and backpressure counters. An arena that ran out says
  * which limit it met: the request's own share (413 / RESOURCE_EXHAUSTED, it would never fit) or the
- * memory all requests in flight share (503 / UNAVAILABLE, retry later). */
-static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *err, gw_rc rc)
+ * memory all requests in flight share (503 / UNAVAILABLE, retry later). spooled: the spool gave rc (an
+ * entry larger than the whole spool is TOO_LARGE too, and keeps the spool's message even when the arena
+ * ran out earlier in a step that could do without, as the redaction memo's cache does). */
+static gw_rc failed(struct gw_pipeline *p, struct gw_arena *a, struct gw_err *err, gw_rc rc, bool spooled)
 {
-  if (rc == GW_ERR(TOO_LARGE) && gw_arena_exhausted(a)) {
+  if (rc == GW_ERR(TOO_LARGE) && !spooled && gw_arena_exhausted(a)) {
     if (gw_arena_refused(a))
       rc = gw_err_set(err, GW_ERR(BUSY),
                       "too many request bytes in flight (receivers.max_inflight_bytes %llu, bodies and their "
@@ -370,6 +385,7 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   const struct gw_conf *c = p->conf;
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
+  bool spooled = false; /* the spool answered its append */
   struct ctl ctl = take_ctl();
   gw_rc rc = begin(p, &ctl, a, coding, &body, &len, err);
   if (rc)
@@ -456,7 +472,8 @@ gw_rc gw_request_traces(struct gw_pipeline *p, struct gw_arena *a, enum gw_encod
   };
   /* With no exporter, spans that give no row are accepted and not kept: nothing would read them, but the
    * session and user ids they carry for their trace's rows. */
-  if ((p->forward || nres.nrecords || nres.nfacts) && (rc = append(p, a, &in, &req->base, &raw, ctl.start, err)))
+  if ((p->forward || nres.nrecords || nres.nfacts) &&
+      (rc = append(p, a, &in, &req->base, &raw, ctl.start, &spooled, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_SPANS_ACCEPTED, accepted);
@@ -466,7 +483,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    rc = failed(p, a, err, rc);
+    rc = failed(p, a, err, rc, spooled);
     if (out->spans)
       gw_metric_rejected(rc, out->spans);
   }
@@ -494,6 +511,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
   const struct gw_conf *c = p->conf;
   uint64_t claimed = 0; /* spool room promised to this request */
   size_t entry = 0;     /* what it appended */
+  bool spooled = false; /* the spool answered its append */
   struct ctl ctl = take_ctl();
   gw_rc rc = begin(p, &ctl, a, coding, &body, &len, err);
   if (rc)
@@ -561,7 +579,7 @@ gw_rc gw_request_logs(struct gw_pipeline *p, struct gw_arena *a, enum gw_encodin
     .records_len = evs.len,
     .large = large(c, len),
   };
-  if ((p->forward || lres.nevents) && (rc = append(p, a, &in, &req->base, NULL, ctl.start, err)))
+  if ((p->forward || lres.nevents) && (rc = append(p, a, &in, &req->base, NULL, ctl.start, &spooled, err)))
     goto out;
   entry = in.otlp_len + in.records_len;
   gw_metric_add(GW_M_LOGS_ACCEPTED, accepted);
@@ -571,7 +589,7 @@ out:
   out->deferred = defer_end();
   release_room(p, claimed, len, entry);
   if (rc) {
-    rc = failed(p, a, err, rc);
+    rc = failed(p, a, err, rc, spooled);
     if (out->spans)
       gw_metric_add(GW_M_LOGS_REJECTED, out->spans);
   }

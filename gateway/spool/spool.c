@@ -344,9 +344,21 @@ static void save_cursor(struct gw_spool *s, struct consumer *c, uint64_t committ
   c->saved = committed;
 }
 
-static gw_rc mem_append(struct gw_spool *s, const struct gw_spool_in *in)
+/* An entry larger than the whole spool: no amount of waiting or retrying makes room for it, so it is not
+ * FULL (429, retry later, which clients do until they give up and drop it) but TOO_LARGE (413 /
+ * RESOURCE_EXHAUSTED without RetryInfo), naming the setting that decides. */
+static gw_rc never_fits(const struct gw_spool *s, size_t need, struct gw_err *err)
+{
+  return gw_err_set(err, GW_ERR(TOO_LARGE),
+                    "the request needs about %zu bytes of spool, more than spool.max_bytes (%zu): split it or "
+                    "raise spool.max_bytes", need, s->max_bytes);
+}
+
+static gw_rc mem_append(struct gw_spool *s, const struct gw_spool_in *in, struct gw_err *err)
 {
   size_t bytes = sizeof(struct node) + in->otlp_len + in->records_len;
+  if (bytes > s->max_bytes)
+    return never_fits(s, bytes, err);
   pthread_mutex_lock(&s->mu);
   if (s->closed) {
     pthread_mutex_unlock(&s->mu);
@@ -421,6 +433,8 @@ static void disk_error_log(struct gw_spool *s, const struct gw_err *err)
 static gw_rc disk_append(struct gw_spool *s, const struct gw_spool_in *in, uint64_t *lsn, struct gw_err *err)
 {
   size_t need = in->otlp_len + in->records_len + 64; /* record header and padding, near enough for the cap */
+  if (need > s->max_bytes)
+    return never_fits(s, need, err);
   uint64_t t0 = gw_mono_ns();
   struct node *n = gw_calloc(1, sizeof *n);
   pthread_mutex_lock(&s->wmu);
@@ -470,7 +484,7 @@ gw_rc gw_spool_append_err(struct gw_spool *s, const struct gw_spool_in *in, stru
   if (!err)
     err = &scratch;
   if (!s->disk)
-    return mem_append(s, in);
+    return mem_append(s, in, err);
   uint64_t lsn;
   gw_rc rc = disk_append(s, in, &lsn, err);
   if (rc)
@@ -492,7 +506,7 @@ gw_rc gw_spool_append_async(struct gw_spool *s, const struct gw_spool_in *in, vo
   if (!err)
     err = &scratch;
   if (!s->disk) {
-    gw_rc rc = mem_append(s, in);
+    gw_rc rc = mem_append(s, in, err);
     if (rc == GW_OK)
       done(arg, GW_OK);
     return rc;

@@ -5,7 +5,8 @@
  * exporters send) and the interaction records in their compact encoding (what the Postgres writer stores).
  * Receivers append (the one lock on the hot path); each consumer reads with its own cursor and commits
  * what it has finished. Space is reclaimed when every consumer is past it. When the bytes held reach the
- * cap, append refuses with GW_E_FULL: the receiver answers with backpressure, never a silent drop.
+ * cap, append refuses with GW_E_FULL: the receiver answers with backpressure, never a silent drop. An entry
+ * larger than the cap by itself is refused with GW_E_TOO_LARGE: no backpressure would ever make room for it.
  *
  * Two backends behind one interface: memory (a bounded list, for tests and dev) and disk (segment files
  * with CRCs, spool_disk.h: an acknowledged entry survives kill -9 and a restart, and is replayed to every
@@ -57,7 +58,8 @@ struct gw_spool_entry {
 struct gw_spool_conf {
   const char *mode;    /* "memory" or "disk" */
   const char *dir;     /* disk mode: segment directory */
-  size_t max_bytes;    /* cap on bytes held (disk: the segment files' size); append past it fails with FULL */
+  size_t max_bytes;    /* cap on bytes held (disk: the segment files' size); append past it fails with FULL,
+                        * an entry larger than it alone with TOO_LARGE */
   double high_water;   /* fraction of max_bytes above which /readyz reports not ready (e.g. 0.9) */
   const char *fsync;   /* disk mode: "always", "interval" (default) or "never" */
   uint32_t fsync_interval_ms; /* disk mode, interval: at most one fsync this often (0: 10) */
@@ -76,7 +78,8 @@ void gw_spool_destroy(struct gw_spool *s);
 int gw_spool_add_consumer(struct gw_spool *s, const char *name);
 
 /* Append one entry (copied). Returns once the entry is durable per spool.fsync (disk mode).
- * GW_ERR(FULL) when the cap would be passed or the disk is full, GW_ERR(SPOOL_IO) when the disk refused the
+ * GW_ERR(FULL) when the cap would be passed or the disk is full, GW_ERR(TOO_LARGE) when the entry alone is
+ * larger than max_bytes (it could never fit: retrying is no use), GW_ERR(SPOOL_IO) when the disk refused the
  * write or the sync (the entry may still be delivered: the client retries, the writer dedups),
  * GW_ERR(SHUTDOWN) after close. err (may be NULL) says why. */
 gw_rc gw_spool_append(struct gw_spool *s, const struct gw_spool_in *in);

@@ -37,20 +37,25 @@ struct env {
   struct gw_pipeline p;
 };
 
-static void env_init(struct env *e, size_t max_request, size_t max_inflight)
+static void env_init_spool(struct env *e, size_t max_request, size_t max_inflight, size_t spool_bytes)
 {
   struct gw_err err = {0};
   memset(e, 0, sizeof *e);
   assert_int_equal(gw_conf_load(NULL, &e->conf, &err), GW_OK);
   e->conf->receivers.max_request_bytes = max_request;
   e->conf->receivers.max_inflight_bytes = max_inflight;
-  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = 64u << 20, .high_water = 0.9};
+  struct gw_spool_conf sc = {.mode = "memory", .max_bytes = spool_bytes, .high_water = 0.9};
   e->spool = gw_spool_create(&sc, &err);
   assert_non_null(e->spool);
   e->redactor = gw_redactor_from_conf(e->conf, &err);
   assert_non_null(e->redactor);
   gw_pipeline_init(&e->p, e->conf, e->spool);
   e->p.redactor = e->redactor;
+}
+
+static void env_init(struct env *e, size_t max_request, size_t max_inflight)
+{
+  env_init_spool(e, max_request, max_inflight, 64u << 20);
 }
 
 static void env_fini(struct env *e)
@@ -425,6 +430,58 @@ static void test_entries_without_exporter(void **state)
   }
 }
 
+/* A request whose spool entry is larger than the whole spool (spool.max_bytes) could never be stored: 413 /
+ * RESOURCE_EXHAUSTED without RetryInfo (not retryable), naming spool.max_bytes, not 429 "spool full: retry
+ * later" for ever with the spool empty. The room a request claims before normalizing is estimated from its
+ * body; an estimate larger than the spool refuses nothing by itself: a 2 MiB body whose entry holds its
+ * row alone (no exporter) is stored in a 1 MiB spool, whether the spool is empty or holds an entry a
+ * consumer has not committed (the wait for room then ends and the append decides). */
+static void test_entry_larger_than_spool_is_413(void **state)
+{
+  (void)state;
+  struct env e;
+  env_init_spool(&e, 4 * MiB, 64 * MiB, 1 * MiB);
+  e.conf->spool.full_wait_ms = 20;
+  int consumer = gw_spool_add_consumer(e.spool, "test");
+  char *blob = malloc(2 * MiB + 1);
+  memset(blob, 'x', 2 * MiB);
+  blob[2 * MiB] = '\0';
+  size_t len;
+  char *body = genai_span("app.blob", blob, &len);
+  assert_true(len > 2 * MiB);
+  struct gw_request_outcome o;
+  for (int held = 0; held < 2; held++) {
+    if (held) { /* an entry nobody commits: the spool is never empty again */
+      size_t slen;
+      char *small = one_span(true, &slen);
+      assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, small, slen, &o, NULL), GW_OK);
+      free(small);
+      assert_true(gw_spool_bytes(e.spool) > 0);
+    }
+    size_t before = gw_spool_bytes(e.spool);
+    /* with an exporter the entry carries the request: over 2 MiB */
+    e.p.forward = true;
+    atomic_store(&e.p.entry_ratio, 256); /* as at start: the estimate is the body, twice the spool */
+    assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, NULL), GW_ERR(TOO_LARGE));
+    assert_int_equal(gw_err_http_status(o.err.rc), 413);
+    assert_int_equal(gw_err_grpc_status(o.err.rc), 8); /* RESOURCE_EXHAUSTED */
+    assert_false(gw_err_retryable(o.err.rc));          /* no Retry-After, no RetryInfo */
+    assert_non_null(strstr(o.err.msg, "more than spool.max_bytes (1048576)"));
+    assert_int_equal(gw_spool_bytes(e.spool), before);
+    assert_int_equal(atomic_load(&e.p.pending_bytes), 0); /* no room left promised */
+    /* without one the entry is the row alone: stored */
+    e.p.forward = false;
+    atomic_store(&e.p.entry_ratio, 256);
+    assert_int_equal(run(&e, GW_ENC_JSON, GW_CODING_NONE, body, len, &o, NULL), GW_OK);
+    assert_true(gw_spool_bytes(e.spool) > before);
+    assert_int_equal(atomic_load(&e.p.pending_bytes), 0);
+  }
+  (void)consumer;
+  free(body);
+  free(blob);
+  env_fini(&e);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -436,6 +493,7 @@ int main(void)
       cmocka_unit_test(test_message_json_bomb),
       cmocka_unit_test(test_http_body_premapped),
       cmocka_unit_test(test_entries_without_exporter),
+      cmocka_unit_test(test_entry_larger_than_spool_is_413),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,6 +89,50 @@ static void test_cap_backpressure_and_reclaim(void **st)
   gw_spool_destroy(s);
 }
 
+static void never_called(void *arg, gw_rc rc)
+{
+  (void)arg;
+  (void)rc;
+  fail_msg("done called for a refused append");
+}
+
+/* An entry larger than the whole spool is TOO_LARGE (413, not to be retried), with a message naming
+ * spool.max_bytes, even with the spool empty: FULL (429, retry later) would have clients send it for ever
+ * and then drop it. One that fits the empty spool but not the room left is still FULL. */
+static void test_entry_larger_than_spool(void **st)
+{
+  (void)st;
+  struct gw_spool *s = mk(4096);
+  int a = gw_spool_add_consumer(s, "a");
+  char big[5000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 0, big, strlen(big), NULL, 0, false};
+  struct gw_err err = {0};
+  assert_int_equal(gw_spool_bytes(s), 0);
+  assert_int_equal(gw_spool_append_err(s, &in, &err), GW_ERR(TOO_LARGE));
+  assert_int_equal(err.rc, GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(err.msg, "more than spool.max_bytes (4096)"));
+  assert_int_equal(gw_spool_append(s, &in), GW_ERR(TOO_LARGE)); /* the same without err */
+  memset(&err, 0, sizeof err);
+  assert_int_equal(gw_spool_append_async(s, &in, never_called, NULL, &err), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(err.msg, "spool.max_bytes"));
+  /* the rows alone larger too: what counts is the whole entry */
+  struct gw_spool_in rows = {GW_SIGNAL_TRACES, 0, 1, 1, "o", 1, big, strlen(big), false};
+  assert_int_equal(gw_spool_append(s, &rows), GW_ERR(TOO_LARGE));
+  assert_int_equal(gw_spool_bytes(s), 0); /* nothing held for them */
+  assert_int_equal(gw_spool_last_seq(s), 0);
+  /* 3000 bytes fit the empty spool; a second does not fit what is left: FULL, retry later */
+  big[3000] = 0;
+  assert_int_equal(put(s, big, 1), GW_OK);
+  assert_int_equal(put(s, big, 1), GW_ERR(FULL));
+  struct gw_spool_entry e[2];
+  assert_int_equal(gw_spool_peek(s, a, e, 2, 1, 0, far()), 1);
+  gw_spool_commit(s, a, e[0].seq);
+  assert_int_equal(put(s, big, 1), GW_OK);
+  gw_spool_destroy(s);
+}
+
 static void test_rewind_redelivers(void **st)
 {
   (void)st;
@@ -530,6 +574,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order_and_independent_cursors), cmocka_unit_test(test_cap_backpressure_and_reclaim),
+    cmocka_unit_test(test_entry_larger_than_spool),
     cmocka_unit_test(test_rewind_redelivers),            cmocka_unit_test(test_backlog_comes_in_batches),            cmocka_unit_test(test_batch_waits_for_spans_or_time),
     cmocka_unit_test(test_close_refuses_appends_and_drains), cmocka_unit_test(test_wait_room), cmocka_unit_test(test_large_entries_recycled),
     cmocka_unit_test(test_bad_conf),

@@ -341,6 +341,54 @@ static void test_segments_reclaimed(void **st)
   gw_spool_destroy(s);
 }
 
+static void never_durable(void *arg, gw_rc rc)
+{
+  (void)arg;
+  (void)rc;
+  fail_msg("done called for a refused append");
+}
+
+/* A record larger than the whole spool is TOO_LARGE (413, not to be retried), with a message naming
+ * spool.max_bytes, and nothing of it is written: FULL (429, retry later) would have clients send it for
+ * ever, the spool empty or not. Records that fit go on being taken. */
+static void test_entry_larger_than_spool(void **st)
+{
+  (void)st;
+  size_t max = 64 * 1024, n = max + 1;
+  char *big = malloc(n);
+  assert_non_null(big);
+  memset(big, 'x', n - 1);
+  big[n - 1] = '\0';
+  struct gw_spool *s = open_spool(max, 8192, "never");
+  int a = gw_spool_add_consumer(s, "postgres");
+  struct gw_spool_in in = {GW_SIGNAL_TRACES, 0, 1, 1, "o", 1, big, n - 1, false};
+  struct gw_err err = {0};
+  assert_int_equal(gw_spool_bytes(s), 0);
+  assert_int_equal(gw_spool_append_err(s, &in, &err), GW_ERR(TOO_LARGE));
+  assert_int_equal(err.rc, GW_ERR(TOO_LARGE));
+  char want[64];
+  snprintf(want, sizeof want, "more than spool.max_bytes (%zu)", max);
+  assert_non_null(strstr(err.msg, want));
+  memset(&err, 0, sizeof err);
+  assert_int_equal(gw_spool_append_async(s, &in, never_durable, NULL, &err), GW_ERR(TOO_LARGE));
+  assert_non_null(strstr(err.msg, "spool.max_bytes"));
+  /* a few bytes under the cap: the record header still makes it too large */
+  in.records_len = max - 40;
+  assert_int_equal(gw_spool_append(s, &in), GW_ERR(TOO_LARGE));
+  char seg[4][64];
+  assert_int_equal(segments(seg, 4), 0); /* nothing written */
+  assert_int_equal(gw_spool_bytes(s), 0);
+  /* a record that fits is taken, and the refused ones took no sequence number */
+  big[3000] = '\0';
+  assert_int_equal(put(s, big, NULL, 1), GW_OK);
+  struct gw_spool_entry e[2];
+  assert_int_equal(gw_spool_peek(s, a, e, 2, 0, 0, far()), 1);
+  assert_int_equal(e[0].seq, 1);
+  assert_int_equal(e[0].otlp_len, 3000);
+  gw_spool_destroy(s);
+  free(big);
+}
+
 /* genai_gateway_spool_written_bytes_total counts what the segment files got: on a fresh spool whose
  * segments are all new files (no spare reused), the sum of their sizes. */
 static void test_written_bytes_counted(void **st)
@@ -1089,6 +1137,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_damaged_record_skipped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_forged_record_in_payload_not_replayed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_segments_reclaimed, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_entry_larger_than_spool, setup, teardown),
     cmocka_unit_test_setup_teardown(test_written_bytes_counted, setup, teardown),
     cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
