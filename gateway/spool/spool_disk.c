@@ -52,6 +52,9 @@ struct seg {
   size_t map_len; /* mapped (>= size) */
   size_t size;    /* bytes written */
   size_t kicked;  /* bytes handed to the disk's writeback so far (sync_file_range), <= size */
+  size_t counted;  /* bytes the spool's room was charged for: its appends' disk_bytes (a header whose first
+                   * append failed is not), or its size when recovered */
+  size_t credited; /* of those, given back while it was the active one (release) */
   uint64_t end_lsn; /* log position after its last byte */
   uint32_t key;     /* CRC seed of its records (from the segment's random nonce; 0 without one) */
   bool recycled;    /* a reused file: stale records of its previous use lie past ours, so each append ends
@@ -499,6 +502,8 @@ static bool seg_reuse(struct gw_disk *d, struct seg *s, uint64_t seq)
   s->key = key;
   s->size = SEG_HDR;
   s->kicked = 0;
+  s->counted = 0;
+  s->credited = 0;
   s->recycled = true;
   return true;
 }
@@ -702,6 +707,7 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
     s->first_seq = seq;
   s->last_seq = seq;
   d->written_lsn += added;
+  s->counted += added;
   s->end_lsn = d->written_lsn;
   out->lsn = d->written_lsn;
   pthread_mutex_unlock(&d->lk);
@@ -729,12 +735,23 @@ size_t gw_disk_release(struct gw_disk *d, uint64_t upto)
   pthread_mutex_lock(&d->lk);
   for (;;) {
     struct seg *s = d->head;
-    if (!s || s == d->active || (s->last_seq && s->last_seq > upto))
+    if (s && s == d->active) {
+      /* The segment being written stays (appends go on into it), but what every consumer has finished in
+       * it no longer takes the spool's room: else a spool whose segment is most of spool.max_bytes would
+       * refuse every request (429) with every consumer caught up, for ever. Its file is deleted when it is
+       * full and released; disk use can exceed max_bytes by that one segment meanwhile. */
+      if (s->last_seq && s->last_seq <= upto && s->counted > s->credited) {
+        freed += s->counted - s->credited;
+        s->credited = s->counted;
+      }
+      break;
+    }
+    if (!s || (s->last_seq && s->last_seq > upto))
       break;
     d->head = s->next;
     if (!d->head)
       d->tail = NULL;
-    freed += s->size;
+    freed += s->counted - s->credited;
     s->next = d->grave;
     d->grave = s;
   }
@@ -1064,6 +1081,7 @@ struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *c
       continue;
     rec->segments++;
     rec->bytes += s->size;
+    s->counted = s->size;
     if (d->tail)
       d->tail->next = s;
     else

@@ -122,7 +122,7 @@ describe('/readyz', { skip: skip ?? false }, () => {
       await waitFor(async () => (await readyz(gw)).status === 200, { timeoutMs: 5000, what: '/readyz 200 once space returns' });
       const p = await post(gw, '/v1/traces', bigRequest(5, 4, 'after'), PB);
       assert.equal(p.status, 200, 'accepted once space returns');
-      assert.equal((await readyz(gw)).status, 200);
+      { const rz = await readyz(gw); assert.equal(rz.status, 200, rz.body); }
     } finally {
       await gw?.cleanup();
       await fs8.cleanup();

@@ -389,6 +389,39 @@ static void test_entry_larger_than_spool(void **st)
   free(big);
 }
 
+/* A segment as large as the spool (spool.segment_bytes near spool.max_bytes, or a small spool): what every
+ * consumer has finished in the segment being written gives its room back, though the segment stays. Before,
+ * that segment counted whole until it was full and released, and with it nearly the whole spool: every
+ * append was FULL (429) with the consumers caught up, for ever. */
+static void test_caught_up_active_segment_gives_room(void **st)
+{
+  (void)st;
+  size_t max = 256 * 1024;
+  struct gw_spool *s = open_spool(max, max, "never");
+  int a = gw_spool_add_consumer(s, "postgres");
+  char *text = malloc(60 * 1024 + 1);
+  assert_non_null(text);
+  memset(text, 'r', 60 * 1024);
+  text[60 * 1024] = '\0';
+  for (int i = 0; i < 12; i++) { /* 12 x 60 KiB: three times the spool, each consumed before the next */
+    gw_rc rc = put(s, text, NULL, 1);
+    if (rc)
+      print_error("append %d: %d with %zu bytes held\n", i, rc, gw_spool_bytes(s));
+    assert_int_equal(rc, GW_OK);
+    struct gw_spool_entry e[1];
+    assert_int_equal(gw_spool_peek(s, a, e, 1, 0, 0, far()), 1);
+    gw_spool_commit(s, a, e[0].seq);
+    assert_true(gw_spool_bytes(s) < 64 * 1024); /* what is unconsumed: nothing but the header's few bytes */
+  }
+  /* unconsumed entries still count: four fill the spool, the fifth is refused */
+  int ok = 0;
+  while (put(s, text, NULL, 1) == GW_OK)
+    ok++;
+  assert_true(ok >= 3 && ok <= 4);
+  gw_spool_destroy(s);
+  free(text);
+}
+
 /* genai_gateway_spool_written_bytes_total counts what the segment files got: on a fresh spool whose
  * segments are all new files (no spare reused), the sum of their sizes. */
 static void test_written_bytes_counted(void **st)
@@ -706,7 +739,12 @@ static void test_release_then_bury(void **st)
   assert_int_equal(segments(seg, 8), 1);
   assert_string_equal(seg[0], "00000000000000000003.seg");
   gw_disk_bury(d); /* nothing left to delete */
-  assert_int_equal(gw_disk_release(d, 3), 0); /* the segment being written stays */
+  /* the segment being written stays, but once consumed its bytes give their room back, once */
+  assert_true(gw_disk_release(d, 2) == 0);
+  assert_true(gw_disk_release(d, 3) > sizeof big);
+  assert_int_equal(gw_disk_release(d, 3), 0);
+  gw_disk_bury(d);
+  assert_int_equal(segments(seg, 8), 1);
   gw_disk_close(d);
   assert_int_equal(segments(seg, 8), 1);
 }
@@ -1139,6 +1177,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_segments_reclaimed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_entry_larger_than_spool, setup, teardown),
     cmocka_unit_test_setup_teardown(test_written_bytes_counted, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_caught_up_active_segment_gives_room, setup, teardown),
     cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
