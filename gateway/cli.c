@@ -10,6 +10,7 @@
  * migrations are applied first when postgres.migrate is on, so the commands work on a fresh database.
  * Exit codes: 0 done, 1 database or configuration error, 2 bad usage. Output: one summary line on stdout.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +63,15 @@ static gw_rc parse_now(PGconn *c, const char *ts, uint64_t *ns, struct gw_err *e
   PGresult *r = PQexecParams(c, "SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::bigint", 1, NULL, p, NULL,
                              NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    bool bad_value = state && strncmp(state, "22", 2) == 0; /* data exception: the value, not the database */
     PQclear(r);
-    return gw_err_set(err, GW_ERR(INVALID), "--now '%.40s' is not a timestamp (use ISO 8601, e.g. 2026-11-01T00:00:00Z)",
-                      ts);
+    if (bad_value)
+      return gw_err_set(err, GW_ERR(INVALID), "--now '%.40s' is not a timestamp (use ISO 8601, e.g. 2026-11-01T00:00:00Z)",
+                        ts);
+    /* exit 1 (the database), not 2 (usage): the connection went, or the server failed the query */
+    return gw_err_set(err, PQstatus(c) == CONNECTION_OK ? GW_ERR(DB_DATA) : GW_ERR(DB_CONN),
+                      "cannot read --now in Postgres: %s", PQstatus(c) == CONNECTION_OK ? "the query failed" : "connection lost");
   }
   long long us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   PQclear(r);

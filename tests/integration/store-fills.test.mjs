@@ -59,6 +59,17 @@ for (const writers of [1, 2]) describe(`the writer's fills after commit (postgre
     return c;
   }
 
+  /* Another writer's open transaction on c: stored row r0 locked (the gateway's fill will wait on it) and a
+   * new row R2 of its trace inserted, with session sessionId (or none); resolves R2's span id. */
+  const otherWriter = async (c, r0, sessionId) => {
+    await c.query('BEGIN');
+    await c.query('SELECT 1 FROM ai_interaction_traces WHERE trace_id = $1 AND span_id = $2 FOR UPDATE', [r0.traceId, r0.spanId]);
+    const r2 = crypto.randomBytes(8).toString('hex');
+    await c.query("INSERT INTO ai_interaction_traces (trace_id, span_id, start_time, session_id) VALUES ($1, $2, now() - interval '1 second', $3)",
+      [r0.traceId, r2, sessionId]);
+    return r2;
+  };
+
   /* The gateway's backend once it waits for a lock in a statement matching `like`. */
   const waiting = (like) =>
     waitFor(async () => (await db.query(
@@ -70,11 +81,7 @@ for (const writers of [1, 2]) describe(`the writer's fills after commit (postgre
     const c = await client();
     try {
       // the other writer: R0 locked (the gateway's fill will want to give it R1's user), R2 with a session
-      await c.query('BEGIN');
-      await c.query('SELECT 1 FROM ai_interaction_traces WHERE trace_id = $1 AND span_id = $2 FOR UPDATE', [r0.traceId, r0.spanId]);
-      const r2 = crypto.randomBytes(8).toString('hex');
-      await c.query("INSERT INTO ai_interaction_traces (trace_id, span_id, start_time, session_id) VALUES ($1, $2, now() - interval '1 second', 'sess-1')",
-        [r0.traceId, r2]);
+      const r2 = await otherWriter(c, r0, 'sess-1');
       // the gateway: R1, with a user and no session
       const r1 = genaiSpan({ traceId: r0.traceId, parentSpanId: r0.spanId, attributes: { 'user.id': 'u1' } });
       await send([r1]);
@@ -95,11 +102,7 @@ for (const writers of [1, 2]) describe(`the writer's fills after commit (postgre
     const r0 = await storedRow();
     const c = await client();
     try {
-      await c.query('BEGIN');
-      await c.query('SELECT 1 FROM ai_interaction_traces WHERE trace_id = $1 AND span_id = $2 FOR UPDATE', [r0.traceId, r0.spanId]);
-      const r2 = crypto.randomBytes(8).toString('hex');
-      await c.query("INSERT INTO ai_interaction_traces (trace_id, span_id, start_time) VALUES ($1, $2, now() - interval '1 second')",
-        [r0.traceId, r2]);
+      const r2 = await otherWriter(c, r0, null);
       // an HTTP server span: no row, its ids kept for the trace and filled into its rows (R0 first)
       const root = span({ traceId: r0.traceId, name: 'POST /chat', kind: 2, attributes: { 'session.id': 'sess-f', 'enduser.id': 'uf' } });
       await send([root]);
