@@ -25,9 +25,10 @@
  * of the column list, so gateways of two versions sharing a pool never COPY into each other's shape.
  * Nothing else the writer relies on outlives a transaction (the session time zone is a parameter
  * PgBouncer tracks and sets again per client).
- * Daily partitions for every UTC day of the batch are created first, in autocommit, through
- * gw_ensure_partition: CREATE TABLE ... PARTITION OF locks the parent exclusively, and holding that lock
- * for a whole data transaction would stall every reader and other writer.
+ * Daily partitions for every UTC day of the batch are created first, each in a transaction of its own,
+ * through gw_ensure_partition: CREATE TABLE ... PARTITION OF locks the parent exclusively, and holding that
+ * lock for a whole data transaction would stall every reader and other writer; its wait for the lock is
+ * bounded too (ensure_partition).
  * Before anything is sent, each row is checked against its columns (see "what no column can hold"): a
  * row with a value no column can hold goes to ai_interaction_rejects at once, the rest of the batch on.
  * Errors are sorted by SQLSTATE. Connection failures (class 08, 57P01-57P03, or a dead socket) reset the
@@ -520,7 +521,28 @@ static void day_remember(struct store *s, int64_t day)
     s->ndays++;
 }
 
-/* Create the partition of every UTC day among rows[lo, hi) not known to exist, in autocommit. */
+/* Create the partition of table for date (YYYY-MM-DD) if missing, waiting at most PARTITION_LOCK_WAIT for
+ * the parent's lock. CREATE TABLE ... PARTITION OF takes it exclusively, so it waits for every query
+ * reading the table (a dashboard's long one), and while it waits every new reader queues behind it: the
+ * dashboards would stop with it. Past the wait it gives up (55P03: lock_not_available, retried with backoff
+ * as any database-state error) and the readers go on; the next try comes after the batch's backoff. */
+#define PARTITION_LOCK_WAIT "3s"
+static enum wr ensure_partition(struct store *s, const char *table, const char *date, char *msg, size_t msglen)
+{
+  const char *params[2] = {table, date};
+  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  if (w == WR_OK)
+    w = run(s, "SET LOCAL lock_timeout = '" PARTITION_LOCK_WAIT "'", 0, NULL, NULL, msg, msglen);
+  if (w == WR_OK)
+    w = run(s, "SELECT gw_ensure_partition($1, $2::date)", 2, params, NULL, msg, msglen);
+  if (w == WR_OK)
+    w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
+  if (w != WR_OK)
+    rollback(s);
+  return w;
+}
+
+/* Create the partition of every UTC day among rows[lo, hi) not known to exist (ensure_partition). */
 static enum wr ensure_days(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg, size_t msglen)
 {
   for (size_t i = lo; i < hi; i++) {
@@ -535,8 +557,7 @@ static enum wr ensure_days(struct store *s, const struct batch *b, size_t lo, si
     char date[32];
     gmtime_r(&t, &tm);
     snprintf(date, sizeof date, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    const char *params[1] = {date};
-    enum wr w = run(s, "SELECT gw_ensure_partition('" TRACES_TABLE "', $1::date)", 1, params, NULL, msg, msglen);
+    enum wr w = ensure_partition(s, TRACES_TABLE, date, msg, msglen);
     if (w != WR_OK)
       return w;
     day_remember(s, day);
@@ -1507,8 +1528,7 @@ static enum wr ensure_event_days(struct store *s, const struct ev_batch *eb, cha
     char date[32];
     gmtime_r(&t, &tm);
     snprintf(date, sizeof date, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    const char *params[1] = {date};
-    enum wr w = run(s, "SELECT gw_ensure_partition('" EVENTS_TABLE "', $1::date)", 1, params, NULL, msg, msglen);
+    enum wr w = ensure_partition(s, EVENTS_TABLE, date, msg, msglen);
     if (w != WR_OK)
       return w;
   }
