@@ -340,7 +340,9 @@ void gw_cost_apply(const struct gw_prices *p, struct gw_record *recs, size_t n)
 {
   for (size_t i = 0; i < n; i++) {
     struct gw_record *r = &recs[i];
-    const char *model = r->response_model ? r->response_model : r->request_model;
+    /* normalize's pick (SPEC-FACTS: Langfuse's, semconv's response then request model, then
+     * OpenInference's): a span carrying both dialects is priced on the semconv name */
+    const char *model = r->model_id ? r->model_id : r->response_model ? r->response_model : r->request_model;
     const struct gw_price_entry *e = model ? lookup(p, model, r->provider, r->start_ns) : NULL;
     if (e) {
       r->model_id = e->id;

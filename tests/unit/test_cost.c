@@ -985,6 +985,32 @@ static void test_pipeline_flex(void **state)
   assert_non_null(attr(req->resource_spans[0]->scope_spans[0]->spans[0], "genai_gateway.cost.total_usd", &c));
 }
 
+/* A span carrying both semconv's request model and OpenInference's model name (an app instrumented twice,
+ * or an OpenInference span enriched by a semconv processor) is priced on the semconv name, as SPEC-FACTS'
+ * order says: not on llm.model_name because it fills the response model. */
+static void test_both_dialects_priced_on_semconv(void **state)
+{
+  (void)state;
+  GwTraceRequest *req = decode_json(
+    "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f11\","
+    "\"spanId\":\"0102030405060709\",\"name\":\"chat gpt-4o\",\"startTimeUnixNano\":\"1790000000000000000\","
+    "\"attributes\":[{\"key\":\"gen_ai.operation.name\",\"value\":{\"stringValue\":\"chat\"}},"
+    "{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":\"gpt-4o\"}},"
+    "{\"key\":\"llm.model_name\",\"value\":{\"stringValue\":\"gpt-4o-mini\"}},"
+    "{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":1000}},"
+    "{\"key\":\"gen_ai.usage.output_tokens\",\"value\":{\"intValue\":100}}]}]}]}]}");
+  struct gw_normalize_result res;
+  struct gw_err err = {0};
+  assert_int_equal(gw_normalize_traces(req, A, NULL, &res, &err), GW_OK);
+  assert_int_equal(res.nrecords, 1);
+  gw_cost_apply(DEF, res.records, res.nrecords);
+  struct gw_record *r = &res.records[0];
+  assert_string_equal(r->cost_source, "computed");
+  assert_string_equal(r->model_id, "gpt-4o");
+  /* gpt-4o: $2.50 / $10 per million: 1000 x 2.5 + 100 x 10 = 3500 micro-USD (not gpt-4o-mini's 210) */
+  assert_int_equal(r->total_cost_nusd.v, 3500000);
+}
+
 /* ---- every SDK fixture ---- */
 
 static void test_fixtures(void **state)
@@ -1059,6 +1085,7 @@ int main(void)
     cmocka_unit_test(test_annotate),
     cmocka_unit_test(test_normalize_reported),
     cmocka_unit_test(test_pipeline_flex),
+    cmocka_unit_test(test_both_dialects_priced_on_semconv),
     cmocka_unit_test(test_issue11_tokens_out_of_range),
     cmocka_unit_test(test_fixtures),
   };
