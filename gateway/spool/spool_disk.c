@@ -60,6 +60,7 @@ struct seg {
   bool recycled;    /* a reused file: stale records of its previous use lie past ours, so each append ends
                      * with an end marker (see seg_reuse) */
   bool reusable;    /* of the standard size, made by this run: kept as a spare once released */
+  bool nameless;    /* retired without its name (retire_empty): its burial must not unlink by name */
   char name[32];
 };
 
@@ -599,6 +600,42 @@ fail:
   return write_failed(d, eno, what, err);
 }
 
+/* The segment being written holds no record (its first append failed: disk full, an I/O error, so the
+ * sequence number did not move) and a new segment is needed: it would be made for the same first seq, so
+ * under the same file name, and this one's release, which renames or unlinks by name, would then take the
+ * new file and the acknowledged records in it. Renamed away and buried now instead (nameless when even
+ * the rename fails, e.g. the file was deleted from under us: its burial then unlinks nothing). */
+static void retire_empty(struct gw_disk *d, struct seg *s)
+{
+  pthread_mutex_lock(&d->lk);
+  uint64_t no = ++d->spare_no;
+  pthread_mutex_unlock(&d->lk);
+  char name[32];
+  snprintf(name, sizeof name, "retired-%" PRIu64, no);
+  bool renamed = renameat(d->dirfd, s->name, d->dirfd, name) == 0;
+  pthread_mutex_lock(&d->lk);
+  struct seg **pp = &d->head, *prev = NULL;
+  while (*pp && *pp != s) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  if (*pp) {
+    *pp = s->next;
+    if (d->tail == s)
+      d->tail = prev;
+  }
+  if (d->active == s)
+    d->active = NULL;
+  if (renamed)
+    snprintf(s->name, sizeof s->name, "%s", name);
+  s->nameless = !renamed;
+  s->reusable = false;
+  s->next = d->grave;
+  d->grave = s;
+  d->dir_dirty = true;
+  pthread_mutex_unlock(&d->lk);
+}
+
 gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t seq, uint64_t appended_ns,
                      struct gw_disk_rec *out, struct gw_err *err)
 {
@@ -609,6 +646,10 @@ gw_rc gw_disk_append(struct gw_disk *d, const struct gw_spool_in *in, uint64_t s
   struct seg *s = d->active;
   bool roll = atomic_load(&d->roll);
   if (!s || s->size + bytes + END_MARK > s->map_len || roll) {
+    if (s && !s->last_seq) {
+      retire_empty(d, s);
+      s = NULL;
+    }
     struct seg *ns = NULL;
     gw_rc rc = seg_create(d, seq, bytes, &ns, err);
     if (rc)
@@ -771,7 +812,7 @@ void gw_disk_bury(struct gw_disk *d)
       s = next;
       continue;
     }
-    if (unlinkat(d->dirfd, s->name, 0) != 0 && errno != ENOENT)
+    if (!s->nameless && unlinkat(d->dirfd, s->name, 0) != 0 && errno != ENOENT)
       gw_warn("spool", "cannot delete %s/%s: %s", d->dir, s->name, strerror(errno));
     seg_free(s);
     s = next;
@@ -1055,7 +1096,8 @@ struct gw_disk *gw_disk_open(const struct gw_disk_conf *conf, void (*fn)(void *c
         rec->last_seq = v;
       continue;
     }
-    if (strncmp(de->d_name, "spare-", 6) == 0) { /* kept for reuse by the run before: new ones are made */
+    if (strncmp(de->d_name, "spare-", 6) == 0 || strncmp(de->d_name, "retired-", 8) == 0) {
+      /* kept for reuse by the run before (new ones are made), or a segment it retired empty */
       unlinkat(d->dirfd, de->d_name, 0);
       continue;
     }

@@ -516,6 +516,52 @@ static void test_failed_write_leaves_no_partial_record(void **st)
   gw_spool_destroy(s);
 }
 
+/* A record that fails in a new segment leaves it empty, and the sequence number where it was: the next
+ * record that needs a new segment is made for the same first seq, under the same file name. The empty one
+ * must not take the new file with it when released (it was renamed, or unlinked, by that name): the
+ * records acknowledged in the new file were lost at the next start. */
+static void test_failed_first_record_keeps_the_next_segment(void **st)
+{
+  (void)st;
+  signal(SIGXFSZ, SIG_IGN);
+  struct gw_spool *s = open_spool(4 << 20, 64 * 1024, "never");
+  int a = gw_spool_add_consumer(s, "postgres");
+  char *big = malloc(70 * 1024 + 1); /* larger than a segment: always a segment of its own */
+  assert_non_null(big);
+  memset(big, 'B', 70 * 1024);
+  big[70 * 1024] = '\0';
+  assert_int_equal(put(s, "first", NULL, 1), GW_OK);        /* seq 1, segment 1 */
+  struct rlimit old, lim;
+  getrlimit(RLIMIT_FSIZE, &old);
+  lim = old;
+  lim.rlim_cur = 1024; /* a new file's header fits, the big record does not */
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  gw_rc rc = put(s, big, NULL, 1); /* seq 2: a new segment 2, its record refused */
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  assert_int_equal(rc, GW_ERR(SPOOL_IO));
+  /* seq 2 again, larger than the room of the empty segment 2 (sized for the refused record): a new one */
+  char *bigger = malloc(80 * 1024 + 1);
+  assert_non_null(bigger);
+  memset(bigger, 'C', 80 * 1024);
+  bigger[80 * 1024] = '\0';
+  assert_int_equal(put(s, bigger, NULL, 1), GW_OK);
+  assert_int_equal(put(s, "after", NULL, 1), GW_OK);        /* seq 3 */
+  /* the consumer finishes seq 1 only: segment 1 is released, and with it whatever came before segment 2 */
+  struct gw_spool_entry e[4];
+  assert_int_equal(gw_spool_peek(s, a, e, 1, 0, 0, far()), 1);
+  gw_spool_commit(s, a, e[0].seq);
+  gw_spool_destroy(s);
+  s = open_spool(4 << 20, 64 * 1024, "never");
+  a = gw_spool_add_consumer(s, "postgres");
+  assert_int_equal(gw_spool_peek(s, a, e, 4, 0, 0, far()), 2);
+  assert_int_equal(e[0].seq, 2);
+  assert_int_equal(e[0].otlp_len, 80 * 1024);
+  assert_memory_equal(e[1].otlp, "after", 5);
+  gw_spool_destroy(s);
+  free(big);
+  free(bigger);
+}
+
 static _Atomic int async_done;
 static void on_durable(void *arg, gw_rc rc)
 {
@@ -1180,6 +1226,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_caught_up_active_segment_gives_room, setup, teardown),
     cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_failed_first_record_keeps_the_next_segment, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     cmocka_unit_test_setup_teardown(test_interval_idle_syncs_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_large_entry_written_ahead, setup, teardown),
