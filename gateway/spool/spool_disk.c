@@ -948,13 +948,34 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
   }
   size_t off = SEG_HDR;
   uint64_t lo = *prev; /* a record's seq must be above this */
+  uint64_t named = strtoull(name, NULL, 10); /* the first seq the file was made for */
+  bool damaged = false;
+  size_t work = 0;
   if (size < SEG_HDR || memcmp(s->map, SEG_MAGIC, 8) != 0 || get32(s->map + 8) != SEG_FORMAT) {
     if (size)
       gw_warn("spool", "%s/%s: the segment header is damaged; looking for records in it anyway", d->dir, name);
     off = size < SEG_HDR ? size : SEG_HDR;
+    damaged = size > 0;
+    /* The records' CRCs are keyed by the nonce at bytes 24..31: damage elsewhere in the header leaves it,
+     * and the name says where the records begin. */
+    if (size >= SEG_HDR) {
+      s->key = seg_key(get64(s->map + 24));
+      if (named > lo + 1)
+        lo = named - 1;
+    }
   } else {
     uint64_t first = get64(s->map + 16);
-    if (first != strtoull(name, NULL, 10)) {
+    s->key = seg_key(get64(s->map + 24));
+    /* A first seq that differs from the name is a reuse cut short (below) unless the records say otherwise:
+     * a record of this name's seqs checking out under this header's key is this file's own, the field
+     * damaged. */
+    if (first != named && size > SEG_HDR && rec_valid(s->map + SEG_HDR, size - SEG_HDR, named ? named - 1 : 0, s->key, &work)) {
+      gw_warn("spool", "%s/%s: the segment header's first seq is damaged (%" PRIu64 "); its records are replayed",
+              d->dir, name, first);
+      rec->corrupt_bytes += 8;
+      first = named;
+    }
+    if (first != named) {
       /* A recycled file renamed before its new header reached the disk (seg_reuse): what it holds is its
        * previous use's, all of it committed; nothing of this name's was acknowledged. */
       gw_info("spool", "%s/%s holds the records of segment %" PRIu64 ", already delivered (a reuse cut short): "
@@ -963,14 +984,14 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
       seg_free(s);
       return NULL;
     }
-    s->key = seg_key(get64(s->map + 24));
     if (first > lo + 1)
       lo = first - 1;
   }
   size_t valid_end = off;
   /* CRC work is bounded: in order, each byte is checked once; looking for the next record past damage may
    * check a candidate at every 8th byte, so past 4x the segment that search gives up on the segment's rest. */
-  size_t work = 0, work_max = 4 * size + (1u << 20);
+  size_t work_max = 4 * size + (1u << 20);
+  work = 0;
   while (off < size) {
     if (is_end_mark(s->map + off, size - off, s->key, off)) { /* a recycled file: the rest is its past use */
       size = valid_end = off;
@@ -1035,8 +1056,19 @@ static struct seg *recover_seg(struct gw_disk *d, const char *name, uint64_t *pr
     }
   }
   if (!s->last_seq) {
-    /* nothing to replay in it: remove it */
-    unlinkat(d->dirfd, name, 0);
+    /* nothing to replay in it: remove it; but a file whose header is damaged may hold records no key
+     * could check: kept aside for the operator (NAME.damaged, not read again), not deleted */
+    if (damaged && size > SEG_HDR) {
+      char aside[48];
+      snprintf(aside, sizeof aside, "%s.damaged", name);
+      if (renameat(d->dirfd, name, d->dirfd, aside) == 0)
+        gw_error("spool", "%s/%s: damaged header and no record that checks out: kept as %s for inspection, its "
+                 "%zu bytes not replayed", d->dir, name, aside, size);
+      else
+        unlinkat(d->dirfd, name, 0);
+    } else {
+      unlinkat(d->dirfd, name, 0);
+    }
     seg_free(s);
     return NULL;
   }

@@ -562,6 +562,35 @@ static void test_failed_first_record_keeps_the_next_segment(void **st)
   free(bigger);
 }
 
+/* One damaged byte in a segment's header (its magic, or its first-seq field) no longer throws its records
+ * away: they are keyed by the header's nonce, which the damage left, and the name says where they begin.
+ * Before, the file was deleted with every acknowledged record in it. */
+static void test_damaged_header_records_replayed(void **st)
+{
+  (void)st;
+  for (int field = 0; field < 2; field++) {
+    struct gw_spool *s = open_spool(1 << 20, 0, "never");
+    gw_spool_add_consumer(s, "postgres");
+    assert_int_equal(put(s, "one", NULL, 1), GW_OK);
+    assert_int_equal(put(s, "two", NULL, 1), GW_OK);
+    assert_int_equal(put(s, "three", NULL, 1), GW_OK);
+    gw_spool_destroy(s);
+    char p[600];
+    only_segment(p, sizeof p);
+    poke(p, field == 0 ? 3 : 17, 'X'); /* the magic, or a byte of the first seq */
+    s = open_spool(1 << 20, 0, "never");
+    int a = gw_spool_add_consumer(s, "postgres");
+    struct gw_spool_entry e[4];
+    assert_int_equal(gw_spool_peek(s, a, e, 4, 0, 0, far()), 3);
+    assert_memory_equal(e[0].otlp, "one", 3);
+    assert_memory_equal(e[2].otlp, "three", 5);
+    gw_spool_commit(s, a, e[2].seq);
+    gw_spool_destroy(s);
+    teardown(NULL);
+    setup(NULL);
+  }
+}
+
 static _Atomic int async_done;
 static void on_durable(void *arg, gw_rc rc)
 {
@@ -1227,6 +1256,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_restart_after_reclaim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_partial_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_first_record_keeps_the_next_segment, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_damaged_header_records_replayed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     cmocka_unit_test_setup_teardown(test_interval_idle_syncs_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_large_entry_written_ahead, setup, teardown),
