@@ -108,6 +108,11 @@ describe('Helm chart and manifests', { skip: skip ?? false }, () => {
          * tier replica leaves rotation while its spool is full or failing */
         const isTier = w.metadata.labels['app.kubernetes.io/component'] === 'tier';
         assert.deepEqual(c.readinessProbe.httpGet, { path: isTier ? '/readyz' : '/readyz?exclude=spool', port: 'admin' }, id);
+        /* the admin port opens once the disk spool is recovered: a tier replica with a full spool (GiBs on a
+         * cold volume, read at ~125 MB/s) must not be killed by its startup probe in a loop */
+        const startupS = c.startupProbe.periodSeconds * c.startupProbe.failureThreshold;
+        if (isTier) assert.ok(startupS >= 300, `${id}: startupProbe allows ${startupS} s for the spool's recovery`);
+        else assert.ok(startupS >= 30, `${id}: startupProbe allows ${startupS} s`);
         /* the drain fits in the grace period */
         assert.ok(spec.terminationGracePeriodSeconds * 1000 > ms(cfg.shutdown_grace_ms) + 5000,
           `${id}: terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} vs shutdown_grace_ms ${cfg.shutdown_grace_ms}`);

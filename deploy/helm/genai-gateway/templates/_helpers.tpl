@@ -97,10 +97,12 @@ an empty value simply leaves that feature off. */}}
     periodSeconds: 5
     timeoutSeconds: 2
     failureThreshold: 2
+  {{- /* the admin port opens once the disk spool is recovered (every segment read and checked): a tier
+    replica back with a full spool needs minutes on a cold volume, not the sidecar's seconds */}}
   startupProbe:
     httpGet: {path: /healthz, port: admin}
     periodSeconds: 1
-    failureThreshold: 30
+    failureThreshold: {{ ternary $v.tier.startupSeconds $v.sidecar.startupSeconds $tier }}
   resources:
     {{- toYaml (ternary $v.tier.resources $v.sidecar.resources $tier) | nindent 4 }}
   securityContext:
