@@ -9,7 +9,7 @@
  *   five keys) of the batch's rows (all new: the COPY went through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
  *   GenAI events into them -> COMMIT -> in autocommit, for every row of the batch: the events' merge and
  *   the session/user fill again, agent/workflow inheritance and trace summaries (fill_after_commit,
- *   migrations/0006 and 0007); the batch is acknowledged only once these succeeded (after_commit_failed).
+ *   migrations/0006 and 0007); a failure there is logged (after_commit_failed).
  * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
  * only then is the batch, in a new transaction, stored by the staging path:
  *   COPY into a temp staging table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new
@@ -901,28 +901,20 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
  * sees both. The fill of session/user ids across a trace (fill_trace_ids, gw_trace_ids_apply) is run
  * again after commit for the same reason, and so are the agent fill and the summaries (which run only
  * then).
- * The batch is acknowledged only once these runs succeeded: should one fail (the connection lost right
- * after COMMIT, a deadlock 40P01 between two gateways' fills, a lock or statement timeout), the batch is
- * answered RETRY and replayed. Its rows are then all stored, so the replay takes the staging path, whose
- * rows all conflict: nothing is inserted and no rollup counted again (the rollups are upserted from the
- * rows the statement inserted only), while the runs after commit go over every row of the batch, re-sent
- * or not, and so are redone. The fills only fill what is missing, and the merge and the summaries
- * compute from what is stored: running them again changes nothing else.
- * A data error (classes 22, 23, 54) in these runs is not the rows' (they are committed, and must not be
- * split or rejected) and would fail the same way on every replay, blocking the spool for good: it is only
- * logged, and the trace's next batch runs them again. w: what the run returned; what: what it was.
+ * A failure of these runs (the connection lost right after COMMIT, a deadlock 40P01 between two gateways'
+ * fills) is only logged: the batch is stored and acknowledged, and the trace's next batch runs them again
+ * (they go over every row of their batch, re-sent or not). Answering RETRY would replay a stored batch to
+ * redo them, but a stop before that replay then counts its stored spans as lost with the memory spool;
+ * a retry of the fills alone, kept by the writer, is the fix still to make. w: what the run returned;
+ * what: what it was.
  */
 static enum wr after_commit_failed(struct store *s, enum wr w, const char *what, const char *msg)
 {
   if (w == WR_OK)
     return WR_OK;
   rollback(s);
-  if (w == WR_DATA) {
-    gw_warn(MOD, "%s after commit failed (%.60s): some rows may lag until their trace's next batch", what, msg);
-    return WR_OK;
-  }
-  gw_warn(MOD, "%s after commit failed (%.60s): the batch is stored and will be replayed to run it again", what, msg);
-  return w;
+  gw_warn(MOD, "%s after commit failed (%.60s): some rows may lag until their trace's next batch", what, msg);
+  return WR_OK;
 }
 
 /* Session and user ids (fill_trace_ids), agent and workflow attribution (migrations/0006_agents.sql) and
@@ -1022,18 +1014,13 @@ static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi
   gw_metric_add(GW_M_RECORDS_STORED, (int64_t)stored);
   gw_metric_add(GW_M_RECORDS_DUPLICATE, (int64_t)((hi - lo) - stored));
   struct ids all;
-  if (!ids_from_rows(s->arena, b, lo, hi, &all)) {
-    snprintf(msg, msglen, "out of memory building the span list");
-    w = WR_OTHER;
-  }
-  if (w == WR_OK && (w = after_commit_failed(s, merge_new_rows(s, b, lo, hi, &all, msg, msglen),
-                                             "merging GenAI events into rows", msg)) == WR_OK)
-    w = after_commit_failed(s, fill_after_commit(s, b, lo, hi, msg, msglen),
-                            "the session/user and agent fills or the trace summaries", msg);
-  /* The batch comes back with every row stored: the staging path first, sparing a COPY bound to fail. */
-  if (w != WR_OK)
-    s->replaying = true;
-  return w;
+  if (ids_from_rows(s->arena, b, lo, hi, &all))
+    after_commit_failed(s, merge_new_rows(s, b, lo, hi, &all, msg, msglen), "merging GenAI events into rows", msg);
+  else
+    after_commit_failed(s, WR_OTHER, "merging GenAI events into rows", "out of memory building the span list");
+  after_commit_failed(s, fill_after_commit(s, b, lo, hi, msg, msglen),
+                      "the session/user and agent fills or the trace summaries", msg);
+  return WR_OK;
 }
 
 /* rows[lo, hi) through the staging table: COPY into it, INSERT ... ON CONFLICT DO NOTHING from it with
@@ -1887,7 +1874,8 @@ static enum wr write_facts(struct store *s, const struct fact_batch *fb, char *m
    * first run if uncommitted when it reads, and that gateway's fill after its own commit (fill_after_commit)
    * does not see these ids if the first run has not committed by then; the second run, reading after
    * both commits, does (as the rows' fill after commit does). Idempotent: the ids are kept already, and
-   * only rows lacking them are filled. A failure of either is answered RETRY, and the replay runs both. */
+   * only rows lacking them are filled. A failure of the first is answered RETRY (the ids are not kept yet),
+   * of the second only logged (as the rows' fill after commit). */
   enum wr w = WR_OK;
   for (int pass = 0; pass < 2 && w == WR_OK; pass++) {
     if (s->lock_sql)
@@ -1905,6 +1893,11 @@ static enum wr write_facts(struct store *s, const struct fact_batch *fb, char *m
       rollback(s);
     else if (pass == 0)
       gw_metric_add(GW_M_PG_TRACE_IDS, (int64_t)fb->n);
+    if (w != WR_OK && pass == 1) { /* the ids are kept (first pass): as the rows' fill after commit */
+      gw_warn(MOD, "the session/user fill after commit failed (%.60s): some rows may lag until their trace's next "
+                   "batch", msg);
+      w = WR_OK;
+    }
   }
   return w;
 }
