@@ -9,7 +9,7 @@
  *   five keys) of the batch's rows (all new: the COPY went through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
  *   GenAI events into them -> COMMIT -> in autocommit, for every row of the batch: the events' merge and
  *   the session/user fill again, agent/workflow inheritance and trace summaries (fill_after_commit,
- *   migrations/0006 and 0007); a failure there is logged (after_commit_failed).
+ *   migrations/0006 and 0007); a failure there is logged (after_commit).
  * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
  * only then is the batch, in a new transaction, stored by the staging path:
  *   COPY into a temp staging table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new
@@ -908,13 +908,12 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
  * a retry of the fills alone, kept by the writer, is the fix still to make. w: what the run returned;
  * what: what it was.
  */
-static enum wr after_commit_failed(struct store *s, enum wr w, const char *what, const char *msg)
+static void after_commit(struct store *s, enum wr w, const char *what, const char *msg)
 {
   if (w == WR_OK)
-    return WR_OK;
+    return;
   rollback(s);
   gw_warn(MOD, "%s after commit failed (%.60s): some rows may lag until their trace's next batch", what, msg);
-  return WR_OK;
 }
 
 /* Session and user ids (fill_trace_ids), agent and workflow attribution (migrations/0006_agents.sql) and
@@ -996,7 +995,7 @@ static enum wr fill_after_commit(struct store *s, const struct batch *b, size_t 
 }
 
 /* The rows' trace ids filled across their traces, and their events merged, in the open transaction; then
- * COMMIT, the counts, and the runs after commit (after_commit_failed) over every row of rows[lo, hi). */
+ * COMMIT, the counts, and the runs after commit (after_commit) over every row of rows[lo, hi). */
 static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi, const struct ids *new_rows,
                           char *msg, size_t msglen)
 {
@@ -1015,11 +1014,11 @@ static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi
   gw_metric_add(GW_M_RECORDS_DUPLICATE, (int64_t)((hi - lo) - stored));
   struct ids all;
   if (ids_from_rows(s->arena, b, lo, hi, &all))
-    after_commit_failed(s, merge_new_rows(s, b, lo, hi, &all, msg, msglen), "merging GenAI events into rows", msg);
+    after_commit(s, merge_new_rows(s, b, lo, hi, &all, msg, msglen), "merging GenAI events into rows", msg);
   else
-    after_commit_failed(s, WR_OTHER, "merging GenAI events into rows", "out of memory building the span list");
-  after_commit_failed(s, fill_after_commit(s, b, lo, hi, msg, msglen),
-                      "the session/user and agent fills or the trace summaries", msg);
+    after_commit(s, WR_OTHER, "merging GenAI events into rows", "out of memory building the span list");
+  after_commit(s, fill_after_commit(s, b, lo, hi, msg, msglen),
+               "the session/user and agent fills or the trace summaries", msg);
   return WR_OK;
 }
 
@@ -1577,7 +1576,7 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
   eb->duplicate += (hi - lo) - stored;
   gw_metric_add(GW_M_EVENTS_STORED, (int64_t)stored);
   /* (every event of the range, stored now or re-sent: a replay merges them again) */
-  w = after_commit_failed(s, merge_event_spans(s, eb, lo, hi, msg, msglen), "merging GenAI events into rows", msg);
+  after_commit(s, merge_event_spans(s, eb, lo, hi, msg, msglen), "merging GenAI events into rows", msg);
 out:
   PQclear(res);
   if (w != WR_OK)
