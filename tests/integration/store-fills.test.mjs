@@ -15,8 +15,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import pg from 'pg';
-import { prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, pgClientConfig } from '../lib/harness.mjs';
+import { prerequisites, createDatabase, startGateway, post, waitForRows, waitFor, pgConnect, gatewayWaitingOnLock } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, span, toProtobuf } from '../lib/otlp.mjs';
 
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -53,11 +52,7 @@ for (const writers of [1, 2]) describe(`the writer's fills after commit (postgre
   }
 
   /* A client of our own, the other writer. */
-  async function client() {
-    const c = new pg.Client(pgClientConfig(db.dsn));
-    await c.connect();
-    return c;
-  }
+  const client = () => pgConnect(db.dsn);
 
   /* Another writer's open transaction on c: stored row r0 locked (the gateway's fill will wait on it) and a
    * new row R2 of its trace inserted, with session sessionId (or none); resolves R2's span id. */
@@ -71,10 +66,7 @@ for (const writers of [1, 2]) describe(`the writer's fills after commit (postgre
   };
 
   /* The gateway's backend once it waits for a lock in a statement matching `like`. */
-  const waiting = (like) =>
-    waitFor(async () => (await db.query(
-      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'genai-gateway' " +
-      "AND wait_event_type = 'Lock' AND query LIKE $1", [like])).rows[0]?.pid, { what: `the gateway waiting in ${like}` });
+  const waiting = (like) => gatewayWaitingOnLock(db, like);
 
   test('a row another writer commits while the gateway fills gets the ids of the gateway\'s rows', async () => {
     const r0 = await storedRow();

@@ -7,8 +7,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
-import { prerequisites, createDatabase, startGateway, post, waitFor, waitForRows, pgClientConfig } from '../lib/harness.mjs';
+import { prerequisites, createDatabase, startGateway, post, waitForRows, pgConnect, gatewayWaitingOnLock } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toProtobuf } from '../lib/otlp.mjs';
 
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -29,11 +28,7 @@ describe('the writer creating a partition while a long query reads the table', {
     await db?.drop();
   });
 
-  const client = async () => {
-    const c = new pg.Client(pgClientConfig(db.dsn));
-    await c.connect();
-    return c;
-  };
+  const client = () => pgConnect(db.dsn);
 
   test('other readers are held a few seconds at most, and the row lands once the long query ends', { timeout: 90_000 }, async () => {
     const long = await client();
@@ -45,10 +40,7 @@ describe('the writer creating a partition while a long query reads the table', {
       /* a span of ten days ago: that day has no partition in a fresh database */
       const s = genaiSpan({ startNs: BigInt(Date.now()) * 1_000_000n - 10n * DAY_NS });
       assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([s])), PB)).status, 200);
-      await waitFor(async () => (await db.query(
-        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'genai-gateway' " +
-        "AND wait_event_type = 'Lock' AND query LIKE '%gw_ensure_partition%'")).rows.length > 0,
-      { timeoutMs: 20_000, what: 'the writer waiting for the table lock' });
+      await gatewayWaitingOnLock(db, '%gw_ensure_partition%', { timeoutMs: 20_000 });
       /* a dashboard's query now: before, it queued behind the writer's wait for as long as the long query ran */
       await reader.query("SET statement_timeout = '15s'");
       const t0 = Date.now();

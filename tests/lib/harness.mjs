@@ -88,6 +88,23 @@ export function pgClientConfig(dsn) {
   return { host: cfg.host, port: cfg.port ? Number(cfg.port) : undefined, user: cfg.user, password: cfg.password, database: cfg.dbname };
 }
 
+/** A connected pg client of the test's own on dsn (another writer, a long query); end() it when done. */
+export async function pgConnect(dsn) {
+  const c = new pg.Client(pgClientConfig(dsn));
+  await c.connect();
+  return c;
+}
+
+/**
+ * The pid of the gateway's backend in database db once it waits for a lock in a statement matching the
+ * SQL LIKE pattern `like` (waitFor's options).
+ */
+export function gatewayWaitingOnLock(db, like, opts = {}) {
+  return waitFor(async () => (await db.query(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'genai-gateway' " +
+    "AND wait_event_type = 'Lock' AND query LIKE $1", [like])).rows[0]?.pid, { what: `the gateway waiting in ${like}`, ...opts });
+}
+
 /** Run one statement on a throw-away connection. */
 async function adminQuery(dsn, sql) {
   const c = new pg.Client({ ...pgClientConfig(dsn), connectionTimeoutMillis: 10000 });
