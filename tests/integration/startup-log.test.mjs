@@ -49,6 +49,23 @@ describe('start-up log: the spool in use', { skip: skip ?? false }, () => {
     assert.match(log, NO_EXPORTER);
   });
 
+  test('an open-files limit that fits the HTTP connections but not the gRPC ones too is warned about', async () => {
+    /* 6000 >= 4096 HTTP + 1024, < 4096 HTTP + 4096 gRPC + 1024: before, no warning */
+    const gw = await startGateway({ wrapper: ['prlimit', '--nofile=6000:6000', '--'] });
+    try {
+      assert.match(gw.logs(), /open files limit 6000 leaves too little room for receivers\.http\.max_connections 4096 and receivers\.grpc\.max_connections 4096 \(9216 descriptors/);
+    } finally {
+      await gw.stop();
+      await gw.cleanup();
+    }
+  });
+
+  test('--config without a file: exit 2, said', () => {
+    const r = spawnSync(GW_BIN, ['--config'], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--config needs a file/);
+  });
+
   test('memory spool with an exporter: the memory-spool warning', async () => {
     const port = await freePort();
     const log = await startupLog({ spool: { mode: 'memory' }, exporters: { signoz: { endpoint: `127.0.0.1:${port}` } } });
