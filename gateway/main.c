@@ -337,7 +337,8 @@ int main(int argc, char **argv)
     /* The writers' lock key: one per gateway process (writers of other gateways do not wait for it). */
     uint32_t nw = conf->postgres.writers ? conf->postgres.writers : 1;
     struct gw_store_conf pc = {conf->postgres.dsn, mdir, conf->postgres.retention_days, nw,
-                               (int32_t)((uint32_t)getpid() ^ (uint32_t)gw_now_ns())};
+                               (int32_t)((uint32_t)getpid() ^ (uint32_t)gw_now_ns()),
+                               conf->postgres.statement_timeout_ms};
     void *selves[8];
     size_t ncreated = 0;
     for (; ncreated < nw && ncreated < sizeof selves / sizeof selves[0]; ncreated++)

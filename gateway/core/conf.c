@@ -319,6 +319,10 @@ const struct gw_conf_row gw_conf_rows[] = {
            "past batches committed together with every earlier one (bench/README.md)."},
   {.path = "postgres.batch_wait_ms", .type = T_DURATION_MS, .def = "200ms", .min = 0, .max = 60000,
    .off = OFF(postgres.batch_wait_ms), .desc = "Longest wait to fill a batch before writing it."},
+  {.path = "postgres.statement_timeout", .type = T_DURATION_MS, .def = "60s", .min = 0, .max = 3600000,
+   .off = OFF(postgres.statement_timeout_ms),
+   .desc = "Longest a writer's statement may run, a lock wait included; past it Postgres cancels it, the "
+           "error is logged and counted, and the batch is written again after the backoff. 0: no limit."},
   {.path = "postgres.retention_days", .type = T_U32, .def = "90", .min = 1, .max = MAX_RETENTION_DAYS,
    .off = OFF(postgres.retention_days), .desc = "Days of interactions kept; older daily partitions are dropped."},
   {.path = "postgres.rollup_retention_days", .type = T_U32, .def = "400", .min = 1, .max = MAX_RETENTION_DAYS,

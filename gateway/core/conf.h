@@ -125,6 +125,7 @@ struct gw_conf {
     char *dsn;              /* postgres.dsn (SECRET), or DATABASE_URL; empty = no Postgres writer */
     uint32_t batch_rows;    /* postgres.batch_rows, default 1000 */
     uint32_t batch_wait_ms; /* postgres.batch_wait_ms, default 200 */
+    uint32_t statement_timeout_ms; /* postgres.statement_timeout, default 60 s; 0 = no limit */
     uint32_t writers;       /* postgres.writers: connections writing at once, 1 .. 8, default 1 */
     uint32_t retention_days;  /* postgres.retention_days, default 90 */
     uint32_t rollup_retention_days; /* postgres.rollup_retention_days, default 400, >= retention_days */

@@ -48,10 +48,12 @@
  * with it (40P01: RETRY, then the staging path).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -81,6 +83,7 @@ struct store {
   char *columns; /* "trace_id, span_id, ..." in gw_record_fields order */
   char staging[40];   /* gw_staging_traces_<hash of columns> */
   char *begin_sql;    /* BEGIN and make the staging table when this server connection lacks it */
+  char *begin_plain;  /* BEGIN (and the statement timeout) */
   char *copy_sql, *insert_sql;
   char *direct_copy_sql; /* COPY straight into the table */
   char *rollup_sql;      /* the rollup upsert fed from the batch's groups, aggregated here */
@@ -88,6 +91,18 @@ struct store {
   char *lock_sql; /* several writers: take their transaction lock (gw_store_conf.writers); NULL: one */
   bool counted;   /* counted in GW_M_PG_CONNECTED */
   PGconn *conn;
+  /* Stopping (gw_sink_type.stopping): a watcher thread that, at the drain deadline, asks the server to
+   * cancel the writer's statement (cancel: a copy of the connection's cancel key, taken by whoever uses it
+   * first) and, a moment later, shuts the connection's socket down so that a writer blocked on a server
+   * that does not answer returns too. sock and the PQfinish that closes it are under stop_mu, so the
+   * watcher never shuts down a descriptor number reused by something else. */
+  pthread_mutex_t stop_mu;
+  pthread_cond_t stop_cv;
+  PGcancel *cancel;
+  int sock;
+  bool watching, destroying;
+  uint64_t stop_deadline;
+  pthread_t watcher;
   bool migrated;
   uint64_t last_attempt_mono; /* the last connection attempt */
   uint64_t last_used_mono;    /* the last time the connection was seen working */
@@ -417,7 +432,13 @@ static void set_error(struct gw_sink_outcome *out, const char *fmt, const char *
 
 static void close_conn(struct store *s)
 {
+  pthread_mutex_lock(&s->stop_mu);
+  PGcancel *c = s->cancel;
+  s->cancel = NULL;
+  s->sock = -1;
   PQfinish(s->conn);
+  pthread_mutex_unlock(&s->stop_mu);
+  PQfreeCancel(c);
   s->conn = NULL;
   s->ndays = s->days_next = 0;
   if (s->counted)
@@ -472,6 +493,13 @@ static enum wr writers_lock(struct store *s, char *msg, size_t msglen)
   return s->lock_sql ? run(s, s->lock_sql, 0, NULL, NULL, msg, msglen) : WR_OK;
 }
 
+/* Open a transaction, its statements limited to postgres.statement_timeout (SET LOCAL: it holds behind a
+ * transaction-pooling pgbouncer too). */
+static enum wr begin(struct store *s, char *msg, size_t msglen)
+{
+  return run(s, s->begin_plain, 0, NULL, NULL, msg, msglen);
+}
+
 /* Connect, migrate (once per process), create the staging table. false: RETRY with out->error set. */
 static bool open_conn(struct store *s, struct gw_sink_outcome *out)
 {
@@ -495,6 +523,10 @@ static bool open_conn(struct store *s, struct gw_sink_outcome *out)
     }
     s->migrated = true;
   }
+  pthread_mutex_lock(&s->stop_mu);
+  s->cancel = PQgetCancel(s->conn);
+  s->sock = PQsocket(s->conn);
+  pthread_mutex_unlock(&s->stop_mu);
   s->last_used_mono = gw_mono_ns();
   if (!s->counted)
     gw_metric_add(GW_M_PG_CONNECTED, 1);
@@ -530,7 +562,7 @@ static void day_remember(struct store *s, int64_t day)
 static enum wr ensure_partition(struct store *s, const char *table, const char *date, char *msg, size_t msglen)
 {
   const char *params[2] = {table, date};
-  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  enum wr w = begin(s, msg, msglen);
   if (w == WR_OK)
     w = run(s, "SET LOCAL lock_timeout = '" PARTITION_LOCK_WAIT "'", 0, NULL, NULL, msg, msglen);
   if (w == WR_OK)
@@ -979,7 +1011,7 @@ static enum wr fill_after_commit(struct store *s, const struct batch *b, size_t 
   /* Several writers: the fills (the agents' moves rollups; both update rows another writer's fill may be
    * updating, in another order) under their lock, in one transaction of their own. */
   if (w == WR_OK && s->lock_sql)
-    w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+    w = begin(s, msg, msglen);
   if (w == WR_OK)
     w = writers_lock(s, msg, msglen);
   if (w == WR_OK)
@@ -1265,7 +1297,7 @@ static enum wr direct_txn(struct store *s, struct batch *b, size_t lo, size_t hi
                           size_t msglen)
 {
   struct ids new_rows;
-  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  enum wr w = begin(s, msg, msglen);
   if (w != WR_OK)
     goto out;
   if ((w = copy_rows(s, s->direct_copy_sql, b, lo, hi, unique, msg, msglen)) != WR_OK)
@@ -1559,7 +1591,7 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     return WR_OTHER;
   }
   PGresult *res = NULL;
-  enum wr w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+  enum wr w = begin(s, msg, msglen);
   if (w != WR_OK)
     return w;
   const char *params[1] = {json};
@@ -1878,7 +1910,7 @@ static enum wr write_facts(struct store *s, const struct fact_batch *fb, char *m
   enum wr w = WR_OK;
   for (int pass = 0; pass < 2 && w == WR_OK; pass++) {
     if (s->lock_sql)
-      w = run(s, "BEGIN", 0, NULL, NULL, msg, msglen);
+      w = begin(s, msg, msglen);
     if (w == WR_OK)
       w = writers_lock(s, msg, msglen);
     if (w == WR_OK)
@@ -2028,11 +2060,82 @@ static void idle(void *self)
     open_conn(s, NULL);
 }
 
+/* Wait on stop_cv (stop_mu held) until the monotonic time `until` or destroy; false: destroying. */
+static bool watch_until(struct store *s, uint64_t until)
+{
+  while (!s->destroying) {
+    uint64_t now = gw_mono_ns();
+    if (now >= until)
+      return true;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the condition's clock */
+    uint64_t wait = until - now;
+    if (wait > 100000000ull)
+      wait = 100000000ull; /* in slices: CLOCK_REALTIME may jump */
+    ts.tv_sec += (time_t)(wait / 1000000000ull);
+    ts.tv_nsec += (long)(wait % 1000000000ull);
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&s->stop_cv, &s->stop_mu, &ts);
+  }
+  return false;
+}
+
+#define STOP_SOCKET_AFTER_NS (1000ull * 1000000ull) /* past the deadline: cancel, then this long for it */
+
+static void *watch(void *arg)
+{
+  struct store *s = arg;
+  pthread_mutex_lock(&s->stop_mu);
+  if (watch_until(s, s->stop_deadline)) {
+    PGcancel *c = s->cancel;
+    s->cancel = NULL;
+    pthread_mutex_unlock(&s->stop_mu);
+    if (c) {
+      char why[256];
+      if (!PQcancel(c, why, sizeof why))
+        gw_warn(MOD, "stopping: cannot cancel the statement in flight: %s", why);
+      PQfreeCancel(c);
+    }
+    pthread_mutex_lock(&s->stop_mu);
+    if (watch_until(s, s->stop_deadline + STOP_SOCKET_AFTER_NS) && s->sock >= 0) {
+      gw_warn(MOD, "stopping: the statement in flight did not end within the grace; closing the connection "
+              "(what it was writing stays in the spool)");
+      shutdown(s->sock, SHUT_RDWR);
+    }
+  }
+  pthread_mutex_unlock(&s->stop_mu);
+  return NULL;
+}
+
+/* The sink starts stopping: a statement still running at the drain deadline (a lock wait, a server that
+ * stopped answering) must not hold the exit beyond it. Nothing is lost: a batch not committed stays in
+ * the spool. */
+static void stopping(void *self, uint64_t deadline)
+{
+  struct store *s = self;
+  pthread_mutex_lock(&s->stop_mu);
+  if (!s->watching) {
+    s->stop_deadline = deadline;
+    s->watching = pthread_create(&s->watcher, NULL, watch, s) == 0;
+  }
+  pthread_mutex_unlock(&s->stop_mu);
+}
+
 static void destroy(void *self)
 {
   struct store *s = self;
   if (!s)
     return;
+  pthread_mutex_lock(&s->stop_mu);
+  s->destroying = true;
+  pthread_cond_broadcast(&s->stop_cv);
+  bool watching = s->watching;
+  pthread_mutex_unlock(&s->stop_mu);
+  if (watching)
+    pthread_join(s->watcher, NULL);
   if (s->conn)
     close_conn(s);
   gw_arena_destroy(s->arena);
@@ -2040,11 +2143,15 @@ static void destroy(void *self)
   free(s->migrations_dir);
   free(s->columns);
   free(s->begin_sql);
+  free(s->begin_plain);
   free(s->copy_sql);
   free(s->insert_sql);
   free(s->direct_copy_sql);
   free(s->rollup_sql);
   free(s->lock_sql);
+  PQfreeCancel(s->cancel);
+  pthread_cond_destroy(&s->stop_cv);
+  pthread_mutex_destroy(&s->stop_mu);
   free(s);
 }
 
@@ -2099,12 +2206,19 @@ static void *create(const void *conf, struct gw_err *err)
   s->retention_days = c->retention_days;
   s->columns = join_columns();
   snprintf(s->staging, sizeof s->staging, STAGING_PREFIX "%08x", fnv1a(s->columns));
+  pthread_mutex_init(&s->stop_mu, NULL);
+  pthread_cond_init(&s->stop_cv, NULL);
+  s->sock = -1;
+  char timeout[64] = "";
+  if (c->statement_timeout_ms)
+    snprintf(timeout, sizeof timeout, "; SET LOCAL statement_timeout = %u", c->statement_timeout_ms);
+  s->begin_plain = sql_printf("BEGIN%s", timeout);
   /* One round trip: BEGIN, then the table if this server connection has none (to_regclass sends no
    * NOTICE, unlike CREATE ... IF NOT EXISTS). */
-  s->begin_sql = sql_printf("BEGIN; DO $gw$ BEGIN IF to_regclass('pg_temp.%s') IS NULL THEN "
+  s->begin_sql = sql_printf("BEGIN%s; DO $gw$ BEGIN IF to_regclass('pg_temp.%s') IS NULL THEN "
                             "CREATE TEMP TABLE %s (LIKE " TRACES_TABLE " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS; "
                             "END IF; END $gw$",
-                            s->staging, s->staging);
+                            timeout, s->staging, s->staging);
   s->copy_sql = sql_printf("COPY %s (%s) FROM STDIN", s->staging, s->columns);
   s->insert_sql = sql_printf("WITH ins AS (INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM %s"
                              " ON CONFLICT DO NOTHING RETURNING span_id, " ROLLUP_INPUT "), "
@@ -2125,5 +2239,6 @@ const struct gw_sink_type gw_store_pg_sink = {
   .create = create,
   .send = send_batch,
   .idle = idle,
+  .stopping = stopping,
   .destroy = destroy,
 };

@@ -704,6 +704,7 @@ static void test_print_format(void **state)
                            "  batch_rows: 1000\n"
                            "  writers: 1\n"
                            "  batch_wait_ms: 200ms\n"
+                           "  statement_timeout: 1m\n"
                            "  retention_days: 90\n"
                            "  rollup_retention_days: 400\n"
                            "  partitions_ahead_days: 3\n"

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -108,7 +110,7 @@ static struct gw_spool_entry entry(const struct gw_record *recs, size_t n, uint6
 
 static void *store_create(const char *conninfo)
 {
-  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90, 1, 0};
+  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90, 1, 0, 0};
   struct gw_err err = {0};
   void *s = gw_store_pg_sink.create(&conf, &err);
   assert_non_null(s);
@@ -124,6 +126,15 @@ static enum gw_sink_result send1(void *s, const struct gw_record *recs, size_t n
 
 static long rows(void) { return qn("SELECT count(*) FROM ai_interaction_traces"); }
 static long rollup_diff(void);
+
+static void *store_create_timeout(const char *conninfo, uint32_t statement_timeout_ms)
+{
+  struct gw_store_conf conf = {conninfo, MIGRATIONS, 90, 1, 0, statement_timeout_ms};
+  struct gw_err err = {0};
+  void *s = gw_store_pg_sink.create(&conf, &err);
+  assert_non_null(s);
+  return s;
+}
 
 /* --- setup ---------------------------------------------------------------------------------------- */
 
@@ -1378,7 +1389,7 @@ static long advisory_waiters(void)
  * the lock neither transaction would see the other's row and one span would stay without ids. */
 static void test_two_writers_fill_across_batches(void **state)
 {
-  struct gw_store_conf conf = {dsn, MIGRATIONS, 90, 2, 77};
+  struct gw_store_conf conf = {dsn, MIGRATIONS, 90, 2, 77, 0};
   struct gw_err err = {0};
   void *w0 = gw_store_pg_sink.create(&conf, &err), *w1 = gw_store_pg_sink.create(&conf, &err);
   assert_non_null(w0);
@@ -2026,6 +2037,130 @@ static void test_rollup_rebuild_cli(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* --- a writer held by a lock ---------------------------------------------------------------------- */
+
+/* Another session holds the traces table exclusively (an operator's ALTER TABLE, a VACUUM FULL): the
+ * writer's statement gives up at postgres.statement_timeout (57014), the batch is retried (RETRY, its
+ * error saying why), and once the lock is gone it lands. Without the limit the writer would wait silently
+ * for as long as the lock is held. */
+struct held_send {
+  void *store;
+  struct gw_spool_entry e;
+  struct gw_sink_outcome out;
+  enum gw_sink_result res;
+  atomic_bool done;
+};
+
+static void *held_send_thread(void *arg)
+{
+  struct held_send *h = arg;
+  h->res = gw_store_pg_sink.send(h->store, &h->e, 1, &h->out);
+  atomic_store(&h->done, true);
+  return NULL;
+}
+
+static uint64_t mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void test_statement_timeout(void **state)
+{
+  void *s = store_create_timeout(dsn, 300);
+  struct gw_record r0 = rec(0x5101, 0x5101, T0), r1 = rec(0x5102, 0x5102, T0);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, &r0, 1, &out), GW_SINK_OK); /* connected, the day's partition made */
+  PGconn *locker = connect_or_fail(dsn);
+  exec_or_fail(locker, "BEGIN");
+  exec_or_fail(locker, "LOCK TABLE ai_interaction_traces IN ACCESS EXCLUSIVE MODE");
+  struct held_send h = {.store = s, .e = entry(&r1, 1, 2)};
+  atomic_init(&h.done, false);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, held_send_thread, &h), 0);
+  bool returned = false;
+  for (int i = 0; i < 200 && !(returned = atomic_load(&h.done)); i++)
+    usleep(50000);
+  exec_or_fail(locker, "ROLLBACK"); /* lets a writer still held go, so that the test ends either way */
+  PQfinish(locker);
+  pthread_join(t, NULL);
+  assert_true(returned);
+  assert_int_equal(h.res, GW_SINK_RETRY);
+  if (!strstr(h.out.error, "57014"))
+    fail_msg("the retry's error does not name the timeout: %s", h.out.error);
+  assert_int_equal(send1(s, &r1, 1, &out), GW_SINK_OK);
+  assert_int_equal(rows(), 2);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* Stopping while the writer waits on a lock, with no statement limit: at the drain deadline the statement is
+ * cancelled, the send returns RETRY (the batch stays in the spool) and the exit is not held by the lock. */
+static void test_stopping_cancels_statement(void **state)
+{
+  void *s = store_create_timeout(dsn, 0);
+  struct gw_record r0 = rec(0x5201, 0x5201, T0), r1 = rec(0x5202, 0x5202, T0);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, &r0, 1, &out), GW_SINK_OK);
+  PGconn *locker = connect_or_fail(dsn);
+  exec_or_fail(locker, "BEGIN");
+  exec_or_fail(locker, "LOCK TABLE ai_interaction_traces IN ACCESS EXCLUSIVE MODE");
+  struct held_send h = {.store = s, .e = entry(&r1, 1, 2)};
+  atomic_init(&h.done, false);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, held_send_thread, &h), 0);
+  /* the writer waiting on the lock */
+  for (int i = 0; i < 200 && qn("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                                 "application_name = 'genai-gateway' AND wait_event_type = 'Lock'") == 0; i++)
+    usleep(50000);
+  bool waiting = qn("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                    "application_name = 'genai-gateway' AND wait_event_type = 'Lock'") > 0;
+  gw_store_pg_sink.stopping(s, mono_ns() + 300000000ull);
+  bool returned = false;
+  for (int i = 0; i < 100 && !(returned = atomic_load(&h.done)); i++)
+    usleep(50000);
+  exec_or_fail(locker, "ROLLBACK"); /* lets a writer still held go, so that the test ends either way */
+  PQfinish(locker);
+  pthread_join(t, NULL);
+  assert_true(waiting);
+  assert_true(returned);
+  assert_int_equal(h.res, GW_SINK_RETRY);
+  assert_int_equal(rows(), 1);
+  gw_store_pg_sink.destroy(s);
+}
+
+/* Stopping while the server does not answer at all (its backend stopped: a host frozen, a network gone
+ * quiet), where even the cancel cannot take: a moment past the deadline the connection is closed under the
+ * writer, which returns RETRY (the batch stays in the spool) instead of waiting for TCP to give up. */
+static void test_stopping_silent_server(void **state)
+{
+  void *s = store_create_timeout(dsn, 0);
+  struct gw_record r0 = rec(0x5301, 0x5301, T0), r1 = rec(0x5302, 0x5302, T0);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, &r0, 1, &out), GW_SINK_OK);
+  long pid = qn("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND "
+                "application_name = 'genai-gateway'");
+  assert_true(pid > 0);
+  assert_int_equal(kill((pid_t)pid, SIGSTOP), 0);
+  struct held_send h = {.store = s, .e = entry(&r1, 1, 2)};
+  atomic_init(&h.done, false);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, held_send_thread, &h), 0);
+  usleep(300000);
+  bool early = atomic_load(&h.done);
+  gw_store_pg_sink.stopping(s, mono_ns() + 200000000ull);
+  bool returned = false;
+  for (int i = 0; i < 100 && !(returned = atomic_load(&h.done)); i++)
+    usleep(50000);
+  kill((pid_t)pid, SIGCONT); /* lets a writer still held go, so that the test ends either way */
+  pthread_join(t, NULL);
+  assert_false(early);
+  assert_true(returned);
+  assert_int_equal(h.res, GW_SINK_RETRY);
+  gw_store_pg_sink.destroy(s);
+  assert_int_equal(rows(), 1);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -2066,6 +2201,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_maint_loop, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_rebuild_cli, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_orphan_events, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_statement_timeout, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_stopping_cancels_statement, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_stopping_silent_server, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
