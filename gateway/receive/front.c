@@ -591,6 +591,18 @@ static void render(struct gw_sb *out, void *ctx)
       gw_sb_printf(out, "genai_gateway_tls_handshake_failures_total{listener=\"%s\"} %llu\n", fronts[i]->port.listener,
                    LOAD(fronts[i]->tls_failed));
   }
+  gw_sb_printf(out, "# HELP genai_gateway_http2_answers_not_taken_total HTTP/2 answers a client did not take within "
+                    "the answer limit (its flow-control window kept shut: the stream reset; its socket not read: the "
+                    "connection closed)\n"
+                    "# TYPE genai_gateway_http2_answers_not_taken_total counter\n");
+  for (int i = 0; i < 2; i++) {
+    if (fronts[i])
+      gw_sb_printf(out,
+                   "genai_gateway_http2_answers_not_taken_total{listener=\"%s\",closed=\"stream\"} %llu\n"
+                   "genai_gateway_http2_answers_not_taken_total{listener=\"%s\",closed=\"connection\"} %llu\n",
+                   fronts[i]->port.listener, LOAD(fronts[i]->untaken_streams), fronts[i]->port.listener,
+                   LOAD(fronts[i]->untaken_conns));
+  }
   for (int i = 0; i < 2; i++) {
     struct gw_front *f = fronts[i];
     if (f && !f->port.h2_only)

@@ -106,6 +106,8 @@ struct gw_front {
   bool workers_stop;
   _Atomic int64_t jobs; /* HTTP/2 requests dispatched and not yet answered */
   _Atomic uint64_t h2_conns, h2_streams;
+  /* HTTP/2 answers the client did not take within the answer limit (h2.c): streams reset, connections closed */
+  _Atomic uint64_t untaken_streams, untaken_conns;
   /* the gRPC port (port.h2_only): connections closed before their preface or by the policing, by reason */
   _Atomic uint64_t closed_handshake, closed_not_h2, closed_idle, closed_age, closed_pings;
 };

@@ -12,6 +12,10 @@
  * Limits: receivers.http.max_concurrent_streams streams at once, a 16 KiB header list, a body within
  * body_timeout_ms of its headers (else RST_STREAM CANCEL, counted), an idle connection closed with
  * GOAWAY after idle_timeout_ms; nothing more is read from a client that does not read its answers.
+ * An answer the client does not take (it keeps its flow-control window shut, or does not read its socket)
+ * is not kept for it: a stream whose answer is not out within the answer limit (idle_timeout_ms; on the
+ * gRPC port max_connection_idle_ms, or the body timeout when that is 0) is reset CANCEL, and a connection
+ * whose socket takes no byte of what is queued for that long is closed; both counted.
  * A request refused before its body is complete (401, 404, 405, 415, 413 on its length) is answered at
  * once; when the answer is out and the client has not ended its side, the stream is reset NO_ERROR (RFC
  * 9113 §8.1: stop sending, the answer stands), and one whose answer is not out by the body timeout is reset
@@ -68,6 +72,7 @@ struct h2stream {
   char hname[32];
   uint64_t deadline_ms; /* the body must be complete by then; 0: none */
   uint64_t durable_ns;  /* its spool entry was durable (gw_mono_ns; 0: the answer did not wait for it) */
+  uint64_t answered_ms; /* its answer was submitted (gw_front_now_ms); 0: not yet, or reset since */
 };
 
 struct h2conn {
@@ -77,6 +82,7 @@ struct h2conn {
   unsigned char *out; /* serialized frames the socket did not take yet */
   size_t out_off, out_len, out_cap;
   bool want_write; /* TLS wants the socket writable */
+  uint64_t stalled_ms; /* out holds bytes the socket did not take since then (its last progress) */
   uint64_t idle_since_ms;
   /* the gRPC port's policing (port.h2_only) */
   uint64_t age_at_ms;        /* GOAWAY max_age then; 0: never */
@@ -144,6 +150,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 /* Submit st->resp on the stream. */
 static void respond(struct h2conn *hc, struct h2stream *st)
 {
+  st->answered_ms = gw_front_now_ms();
   if (st->g.on) {
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_body};
     st->resp_off = 0;
@@ -601,6 +608,8 @@ static void flush(struct h2conn *hc)
       }
       if (n < 0)
         break;
+      if (n > 0)
+        hc->stalled_ms = gw_front_now_ms();
       hc->out_off += (size_t)n;
       if (hc->out_off < hc->out_len)
         continue;
@@ -630,6 +639,7 @@ static void flush(struct h2conn *hc)
       memcpy(hc->out, data + done, rest);
       hc->out_off = 0;
       hc->out_len = rest;
+      hc->stalled_ms = gw_front_now_ms();
       break;
     }
   }
@@ -739,12 +749,33 @@ static bool police(struct h2conn *hc, uint64_t now)
   return false;
 }
 
+/* How long an answer may wait for the client to take it (top comment). */
+static uint64_t answer_limit_ms(const struct gw_front *f) { return f->port.idle_ms ? f->port.idle_ms : f->port.body_ms; }
+
 void gw_h2_expire(struct fconn *c, uint64_t now)
 {
   struct h2conn *hc = c->h2;
   struct gw_front *f = c->lp->f;
   bool cut = false;
+  uint64_t limit = answer_limit_ms(f);
+  if (hc->out_len > hc->out_off && limit && now - hc->stalled_ms >= limit) {
+    /* the socket took nothing of what was queued: even a reset or a GOAWAY could not go out */
+    atomic_fetch_add(&f->untaken_conns, 1);
+    gw_debug("http", "HTTP/2: the client took no byte of its answers for %llu ms: connection closed",
+             (unsigned long long)limit);
+    gw_front_close(c);
+    return;
+  }
   for (struct h2stream *st = hc->streams; st; st = st->next) {
+    if (st->answered_ms && limit && !st->closed && now - st->answered_ms >= limit) {
+      /* its answer waits for a flow-control window the client keeps shut: given up (RST_STREAM is not
+       * flow-controlled), so the stream and its answer are freed */
+      st->answered_ms = 0;
+      atomic_fetch_add(&f->untaken_streams, 1);
+      nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+      cut = true;
+      continue;
+    }
     if (st->deadline_ms && now >= st->deadline_ms && !st->dispatched && !st->closed) {
       st->deadline_ms = 0;
       if (st->g.on && st->begun && !st->refused && gw_h2grpc_expired(&st->g)) {
