@@ -9,7 +9,7 @@
  *   five keys) of the batch's rows (all new: the COPY went through), aggregated per group in C and sent as the groups only -> fill session_id/user_id across each trace of the new rows (DESIGN §3) -> merge stored
  *   GenAI events into them -> COMMIT -> in autocommit, for every row of the batch: the events' merge and
  *   the session/user fill again, agent/workflow inheritance and trace summaries (fill_after_commit,
- *   migrations/0006 and 0007); a failure there is logged (after_commit).
+ *   migrations/0006 and 0007); a failure there is logged and run again (after_commit, pay_owed).
  * COPY cannot skip a row already stored: one re-sent span fails it with a unique violation (23505), and
  * only then is the batch, in a new transaction, stored by the staging path:
  *   COPY into a temp staging table -> INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING (the new
@@ -110,7 +110,20 @@ struct store {
   size_t ndays, days_next;
   struct gw_arena *arena; /* per batch */
   struct gw_sb copy_buf;  /* COPY text being sent, in the batch arena */
+  /* The work after commit that failed (after_commit), owed to these spans: run again (pay_owed) before
+   * the next batch and when idle, until it passes. */
+  struct owed_span *owed;
+  size_t nowed, owed_cap;
+  uint64_t owed_tmin, owed_tmax;
+  uint64_t owed_next_mono; /* no try before then (a backoff after a failed one) */
 };
+
+/* A span whose runs after commit are owed: the merge of its events and the fills of its trace. */
+struct owed_span {
+  char tid[33], sid[17];
+};
+#define OWED_MAX 16384               /* spans; past it the oldest are given up (logged) */
+#define OWED_RETRY_NS (5ull * 1000000000ull)
 
 /* One record of the batch; its COPY line is rendered when a transaction sends it. */
 struct row {
@@ -688,6 +701,20 @@ static bool ids_from_rows(struct gw_arena *a, const struct batch *b, size_t lo, 
   return true;
 }
 
+/* The first and last start of rows[lo, hi) (0 and 0 when none is known: tmax 0). */
+static void rows_window(const struct batch *b, size_t lo, size_t hi, uint64_t *tmin, uint64_t *tmax)
+{
+  *tmin = UINT64_MAX;
+  *tmax = 0;
+  for (size_t i = lo; i < hi; i++) {
+    uint64_t t = b->rows[i].rec->start_ns;
+    if (t && t < *tmin)
+      *tmin = t;
+    if (t > *tmax)
+      *tmax = t;
+  }
+}
+
 /* The window the fills look at around spans starting in [tmin, tmax]: FILL_WINDOW_NS either side, as
  * timestamptz literals (NULL when out of memory). */
 static void fill_window(struct store *s, uint64_t tmin, uint64_t tmax, const char **from, const char **to)
@@ -707,8 +734,8 @@ static void fill_window(struct store *s, uint64_t tmin, uint64_t tmax, const cha
  * FILL_WINDOW_NS of the batch's spans. */
 static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
-static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo, size_t hi, const char *const *tids,
-                              size_t n, char *msg, size_t msglen)
+static enum wr fill_trace_ids(struct store *s, uint64_t tmin, uint64_t tmax, const char *const *tids, size_t n,
+                              char *msg, size_t msglen)
 {
   if (n == 0)
     return WR_OK;
@@ -737,14 +764,6 @@ static enum wr fill_trace_ids(struct store *s, const struct batch *b, size_t lo,
     gw_sb_putc(&ids, '"');
   }
   gw_sb_putc(&ids, '}');
-  uint64_t tmin = UINT64_MAX, tmax = 0;
-  for (size_t i = lo; i < hi; i++) {
-    uint64_t t = b->rows[i].rec->start_ns;
-    if (t && t < tmin)
-      tmin = t;
-    if (t > tmax)
-      tmax = t;
-  }
   const char *from, *to;
   fill_window(s, tmin, tmax, &from, &to);
   const char *params[3] = {gw_sb_finish(&ids), from, to};
@@ -912,14 +931,8 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
 {
   if (!new_rows->n)
     return WR_OK;
-  uint64_t tmin = UINT64_MAX, tmax = 0;
-  for (size_t i = lo; i < hi; i++) {
-    uint64_t t = b->rows[i].rec->start_ns;
-    if (t && t < tmin)
-      tmin = t;
-    if (t > tmax)
-      tmax = t;
-  }
+  uint64_t tmin, tmax;
+  rows_window(b, lo, hi, &tmin, &tmax);
   if (tmax == 0)
     return WR_OK;
   return merge_events(s, new_rows->tids, new_rows->sids, new_rows->n, tmin, tmax, true, msg, msglen);
@@ -934,18 +947,80 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
  * again after commit for the same reason, and so are the agent fill and the summaries (which run only
  * then).
  * A failure of these runs (the connection lost right after COMMIT, a deadlock 40P01 between two gateways'
- * fills) is only logged: the batch is stored and acknowledged, and the trace's next batch runs them again
- * (they go over every row of their batch, re-sent or not). Answering RETRY would replay a stored batch to
- * redo them, but a stop before that replay then counts its stored spans as lost with the memory spool;
- * a retry of the fills alone, kept by the writer, is the fix still to make. w: what the run returned;
- * what: what it was.
+ * fills) does not fail the batch: it is stored and acknowledged (answering RETRY would replay a stored
+ * batch to redo them, and a stop before that replay would count its stored spans as lost with the memory
+ * spool). The writer keeps the spans the runs were for and runs them again (owe, pay_owed) before its
+ * next batch and when idle, until they pass; the trace's next batch would run them too. What is owed
+ * lives in the writer's memory: a stop before it is paid leaves those rows as they are until their
+ * trace's next batch. w: what the run returned; what: what it was. true: it failed.
  */
-static void after_commit(struct store *s, enum wr w, const char *what, const char *msg)
+static bool after_commit(struct store *s, enum wr w, const char *what, const char *msg)
 {
   if (w == WR_OK)
-    return;
+    return false;
   rollback(s);
-  gw_warn(MOD, "%s after commit failed (%.60s): some rows may lag until their trace's next batch", what, msg);
+  gw_warn(MOD, "%s after commit failed (%.60s): run again before the next batch", what, msg);
+  return true;
+}
+
+/* Keep n spans (their trace and span ids, their times within [tmin, tmax]) as owed. Past OWED_MAX the
+ * oldest are given up, said once per call. */
+static void owe(struct store *s, const char *const *tids, const char *const *sids, size_t n, uint64_t tmin,
+                uint64_t tmax)
+{
+  if (!n || !tmax)
+    return;
+  if (n > OWED_MAX) {
+    tids += n - OWED_MAX;
+    sids += n - OWED_MAX;
+    n = OWED_MAX;
+  }
+  if (s->nowed + n > OWED_MAX) {
+    size_t drop = s->nowed + n - OWED_MAX;
+    gw_warn(MOD, "%zu spans' runs after commit given up (more than %d owed): their rows wait for their trace's "
+            "next batch", drop, OWED_MAX);
+    memmove(s->owed, s->owed + drop, (s->nowed - drop) * sizeof *s->owed);
+    s->nowed -= drop;
+  }
+  if (s->nowed + n > s->owed_cap) {
+    size_t cap = s->owed_cap ? s->owed_cap : 1024;
+    while (cap < s->nowed + n)
+      cap *= 2;
+    s->owed = gw_realloc(s->owed, cap * sizeof *s->owed);
+    s->owed_cap = cap;
+  }
+  if (!s->nowed) {
+    s->owed_tmin = UINT64_MAX;
+    s->owed_tmax = 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    snprintf(s->owed[s->nowed].tid, sizeof s->owed[0].tid, "%s", tids[i]);
+    snprintf(s->owed[s->nowed].sid, sizeof s->owed[0].sid, "%s", sids[i]);
+    s->nowed++;
+  }
+  if (tmin < s->owed_tmin)
+    s->owed_tmin = tmin;
+  if (tmax > s->owed_tmax)
+    s->owed_tmax = tmax;
+}
+
+/* owe() the rows rows[lo, hi). */
+static void owe_rows(struct store *s, const struct batch *b, size_t lo, size_t hi)
+{
+  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * (hi - lo + 1));
+  const char **sids = gw_arena_alloc(s->arena, sizeof *sids * (hi - lo + 1));
+  if (!tids || !sids) {
+    gw_warn(MOD, "out of memory keeping %zu spans' runs after commit: their rows wait for their trace's next "
+            "batch", hi - lo);
+    return;
+  }
+  for (size_t i = lo; i < hi; i++) {
+    tids[i - lo] = b->rows[i].rec->trace_id;
+    sids[i - lo] = b->rows[i].rec->span_id;
+  }
+  uint64_t tmin, tmax;
+  rows_window(b, lo, hi, &tmin, &tmax);
+  owe(s, tids, sids, hi - lo, tmin, tmax);
 }
 
 /* Session and user ids (fill_trace_ids), agent and workflow attribution (migrations/0006_agents.sql) and
@@ -959,6 +1034,9 @@ static void after_commit(struct store *s, enum wr w, const char *what, const cha
  * rows count), so nothing stays unfilled. The agent fill is not also run inside the transaction: it
  * would only make the fill visible with the rows, at the cost of reading every trace of the batch once
  * more (the ids' fill is, so that a trace's ids in one batch are seen with its rows). */
+static enum wr fill_traces(struct store *s, const char **tv, size_t n, uint64_t tmin, uint64_t tmax, bool named,
+                           char *msg, size_t msglen);
+
 static enum wr fill_after_commit(struct store *s, const struct batch *b, size_t lo, size_t hi, char *msg,
                                  size_t msglen)
 {
@@ -969,20 +1047,26 @@ static enum wr fill_after_commit(struct store *s, const struct batch *b, size_t 
     snprintf(msg, msglen, "out of memory building the trace list");
     return WR_OTHER;
   }
-  uint64_t tmin = UINT64_MAX, tmax = 0;
-  for (size_t i = lo; i < hi; i++) {
+  for (size_t i = lo; i < hi; i++)
     tv[i - lo] = b->rows[i].rec->trace_id;
-    uint64_t t = b->rows[i].rec->start_ns;
-    if (t && t < tmin)
-      tmin = t;
-    if (t > tmax)
-      tmax = t;
-  }
-  if (!tmax)
+  uint64_t tmin, tmax;
+  rows_window(b, lo, hi, &tmin, &tmax);
+  bool named = false;
+  for (size_t i = lo; i < hi && !named; i++)
+    named = b->rows[i].rec->agent_name || b->rows[i].rec->workflow_name;
+  return fill_traces(s, tv, hi - lo, tmin, tmax, named, msg, msglen);
+}
+
+/* fill_after_commit's runs for the traces tv[0, n) (any order, repeats allowed: sorted and made unique
+ * here) of spans starting within [tmin, tmax]; named: a span among them names an agent or workflow. */
+static enum wr fill_traces(struct store *s, const char **tv, size_t n_in, uint64_t tmin, uint64_t tmax, bool named,
+                           char *msg, size_t msglen)
+{
+  if (!tmax || !n_in)
     return WR_OK;
-  qsort(tv, hi - lo, sizeof *tv, cmp_str);
+  qsort(tv, n_in, sizeof *tv, cmp_str);
   size_t n = 0;
-  for (size_t i = 0; i < hi - lo; i++)
+  for (size_t i = 0; i < n_in; i++)
     if (!n || strcmp(tv[i], tv[n - 1]))
       tv[n++] = tv[i];
   const char *from, *to;
@@ -996,9 +1080,6 @@ static enum wr fill_after_commit(struct store *s, const struct batch *b, size_t 
    * stored row of its traces has a name (migrations/0011_named_rows.sql: an index descent per trace instead of the walk
    * over every row), without the writers' lock: this runs after the batch's commit, so a name committed
    * by another writer is seen here, or that writer's own fill, run after its commit, sees this batch. */
-  bool named = false;
-  for (size_t i = lo; i < hi && !named; i++)
-    named = b->rows[i].rec->agent_name || b->rows[i].rec->workflow_name;
   enum wr w = WR_OK;
   if (!named) {
     PGresult *r = NULL;
@@ -1015,7 +1096,7 @@ static enum wr fill_after_commit(struct store *s, const struct batch *b, size_t 
   if (w == WR_OK)
     w = writers_lock(s, msg, msglen);
   if (w == WR_OK)
-    w = fill_trace_ids(s, b, lo, hi, tv, n, msg, msglen);
+    w = fill_trace_ids(s, tmin, tmax, tv, n, msg, msglen);
   if (w == WR_OK && named)
     w = run(s, "SELECT gw_fill_agents($1::text[], $2::timestamptz, $3::timestamptz)", 3, params, NULL, msg, msglen);
   if (w == WR_OK && s->lock_sql)
@@ -1032,7 +1113,9 @@ static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi
                           char *msg, size_t msglen)
 {
   enum wr w;
-  if ((w = fill_trace_ids(s, b, lo, hi, new_rows->tids, new_rows->n, msg, msglen)) != WR_OK)
+  uint64_t tmin, tmax;
+  rows_window(b, lo, hi, &tmin, &tmax);
+  if ((w = fill_trace_ids(s, tmin, tmax, new_rows->tids, new_rows->n, msg, msglen)) != WR_OK)
     return w;
   if ((w = merge_new_rows(s, b, lo, hi, new_rows, msg, msglen)) != WR_OK)
     return w;
@@ -1045,12 +1128,15 @@ static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi
   gw_metric_add(GW_M_RECORDS_STORED, (int64_t)stored);
   gw_metric_add(GW_M_RECORDS_DUPLICATE, (int64_t)((hi - lo) - stored));
   struct ids all;
+  bool failed;
   if (ids_from_rows(s->arena, b, lo, hi, &all))
-    after_commit(s, merge_new_rows(s, b, lo, hi, &all, msg, msglen), "merging GenAI events into rows", msg);
+    failed = after_commit(s, merge_new_rows(s, b, lo, hi, &all, msg, msglen), "merging GenAI events into rows", msg);
   else
-    after_commit(s, WR_OTHER, "merging GenAI events into rows", "out of memory building the span list");
-  after_commit(s, fill_after_commit(s, b, lo, hi, msg, msglen),
-               "the session/user and agent fills or the trace summaries", msg);
+    failed = after_commit(s, WR_OTHER, "merging GenAI events into rows", "out of memory building the span list");
+  failed |= after_commit(s, fill_after_commit(s, b, lo, hi, msg, msglen),
+                         "the session/user and agent fills or the trace summaries", msg);
+  if (failed)
+    owe_rows(s, b, lo, hi);
   return WR_OK;
 }
 
@@ -1582,6 +1668,32 @@ static enum wr merge_event_spans(struct store *s, const struct ev_batch *eb, siz
   return merge_events(s, tids, sids, k, tmin, tmax, false, msg, msglen);
 }
 
+/* owe() the spans of events[lo, hi) that carry content. */
+static void owe_events(struct store *s, const struct ev_batch *eb, size_t lo, size_t hi)
+{
+  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * (hi - lo + 1));
+  const char **sids = gw_arena_alloc(s->arena, sizeof *sids * (hi - lo + 1));
+  if (!tids || !sids) {
+    gw_warn(MOD, "out of memory keeping %zu events' merge after commit: it waits for their rows' next batch",
+            hi - lo);
+    return;
+  }
+  uint64_t tmin = UINT64_MAX, tmax = 0;
+  size_t k = 0;
+  for (size_t i = lo; i < hi; i++) {
+    const struct gw_event *e = eb->v[i];
+    if (!e->direction)
+      continue;
+    tids[k] = e->trace_id;
+    sids[k++] = e->span_id;
+    if (e->time_ns < tmin)
+      tmin = e->time_ns;
+    if (e->time_ns > tmax)
+      tmax = e->time_ns;
+  }
+  owe(s, tids, sids, k, tmin, tmax);
+}
+
 /* events[lo, hi) and their merge in one transaction. */
 static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_t hi, char *msg, size_t msglen)
 {
@@ -1608,7 +1720,8 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
   eb->duplicate += (hi - lo) - stored;
   gw_metric_add(GW_M_EVENTS_STORED, (int64_t)stored);
   /* (every event of the range, stored now or re-sent: a replay merges them again) */
-  after_commit(s, merge_event_spans(s, eb, lo, hi, msg, msglen), "merging GenAI events into rows", msg);
+  if (after_commit(s, merge_event_spans(s, eb, lo, hi, msg, msglen), "merging GenAI events into rows", msg))
+    owe_events(s, eb, lo, hi);
 out:
   PQclear(res);
   if (w != WR_OK)
@@ -1979,6 +2092,45 @@ static gw_rc collect(struct store *s, const struct gw_spool_entry *entries, size
   return GW_OK;
 }
 
+/* Run again what after_commit could not (owe): the events' merge for the owed spans, then the fills and
+ * summaries of their traces, over the window of all of them. Connected only; at most every OWED_RETRY_NS
+ * after a failure. A lost connection is closed here (the caller opens a new one). */
+static void pay_owed(struct store *s)
+{
+  if (!s->nowed || !s->conn || gw_mono_ns() < s->owed_next_mono)
+    return;
+  size_t n = s->nowed;
+  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * n);
+  const char **sids = gw_arena_alloc(s->arena, sizeof *sids * n);
+  char msg[256] = "out of memory building the span list";
+  enum wr w = tids && sids ? WR_OK : WR_OTHER;
+  if (w == WR_OK) {
+    for (size_t i = 0; i < n; i++) {
+      tids[i] = s->owed[i].tid;
+      sids[i] = s->owed[i].sid;
+    }
+    w = merge_events(s, tids, sids, n, s->owed_tmin, s->owed_tmax, true, msg, sizeof msg);
+  }
+  if (w == WR_OK)
+    w = fill_traces(s, tids, n, s->owed_tmin, s->owed_tmax, false, msg, sizeof msg);
+  if (w == WR_OK) {
+    gw_info(MOD, "the runs after commit owed to %zu spans are done", n);
+    s->nowed = 0;
+    s->owed_next_mono = 0;
+    return;
+  }
+  rollback(s);
+  if (w == WR_CONN) { /* tried again as soon as a new connection is open */
+    gw_warn(MOD, "the runs after commit owed to %zu spans failed again (%.60s): tried again on a new connection",
+            n, msg);
+    close_conn(s);
+    return;
+  }
+  s->owed_next_mono = gw_mono_ns() + OWED_RETRY_NS;
+  gw_warn(MOD, "the runs after commit owed to %zu spans failed again (%.60s): tried again in %llu s", n, msg,
+          (unsigned long long)(OWED_RETRY_NS / 1000000000ull));
+}
+
 static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *entries, size_t n,
                                       struct gw_sink_outcome *out)
 {
@@ -2003,6 +2155,9 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
     return GW_SINK_OK;
   if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
     close_conn(s);
+  if (!s->conn && !open_conn(s, out))
+    goto retry;
+  pay_owed(s);
   if (!s->conn && !open_conn(s, out))
     goto retry;
   if ((w = reject_unfit_rows(s, &b, msg, sizeof msg)) != WR_OK ||
@@ -2046,6 +2201,10 @@ static void idle(void *self)
 {
   struct store *s = self;
   uint64_t now = gw_mono_ns();
+  if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
+    gw_warn(MOD, "connection lost");
+    close_conn(s);
+  }
   if (s->conn && now - s->last_used_mono >= IDLE_CHECK_NS) {
     s->last_used_mono = now;
     PGresult *r = PQexec(s->conn, "");
@@ -2058,6 +2217,10 @@ static void idle(void *self)
   }
   if (!s->conn && now - s->last_attempt_mono >= IDLE_CHECK_NS)
     open_conn(s, NULL);
+  if (s->nowed && s->conn) {
+    gw_arena_reset(s->arena); /* (between batches: nothing of a batch is kept) */
+    pay_owed(s);
+  }
 }
 
 /* Wait on stop_cv (stop_mu held) until the monotonic time `until` or destroy; false: destroying. */
@@ -2149,6 +2312,7 @@ static void destroy(void *self)
   free(s->direct_copy_sql);
   free(s->rollup_sql);
   free(s->lock_sql);
+  free(s->owed);
   PQfreeCancel(s->cancel);
   pthread_cond_destroy(&s->stop_cv);
   pthread_mutex_destroy(&s->stop_mu);

@@ -2161,6 +2161,51 @@ static void test_stopping_silent_server(void **state)
   assert_int_equal(rows(), 1);
 }
 
+/* The runs after commit failing (here the summaries' function raising; in life a connection lost right
+ * after COMMIT): the batch is stored and acknowledged, and the writer runs them again before its next
+ * batch, for the spans they were owed to, even when no other span of that trace ever comes. */
+static void test_owed_fills_paid(void **state)
+{
+  void *s = store_create(dsn);
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
+  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
+                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  struct gw_record a = rec(0x6101, 0x6101, T0), b = rec(0x6102, 0x6102, T0);
+  struct gw_sink_outcome out;
+  enum gw_sink_result r1 = send1(s, &a, 1, &out);
+  long stored = rows();
+  long summaries = qn("SELECT count(*) FROM ai_trace_summaries WHERE trace_id = '00000000000000000000000000006101'");
+  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  assert_int_equal(r1, GW_SINK_OK);
+  assert_int_equal(stored, 1);
+  assert_int_equal(summaries, 0);
+  /* another trace's batch: the owed run for the first trace goes first */
+  assert_int_equal(send1(s, &b, 1, &out), GW_SINK_OK);
+  assert_string_equal(qv("SELECT spans FROM ai_trace_summaries WHERE trace_id = '%032x'", 0x6101), "1");
+  assert_string_equal(qv("SELECT spans FROM ai_trace_summaries WHERE trace_id = '%032x'", 0x6102), "1");
+  gw_store_pg_sink.destroy(s);
+}
+
+/* The same, paid while the writer is idle (no batch comes after). */
+static void test_owed_fills_paid_when_idle(void **state)
+{
+  void *s = store_create(dsn);
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
+  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
+                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  struct gw_record a = rec(0x6201, 0x6201, T0);
+  struct gw_sink_outcome out;
+  enum gw_sink_result r1 = send1(s, &a, 1, &out);
+  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  assert_int_equal(r1, GW_SINK_OK);
+  assert_int_equal(qn("SELECT count(*) FROM ai_trace_summaries WHERE trace_id = '00000000000000000000000000006201'"), 0);
+  gw_store_pg_sink.idle(s);
+  assert_string_equal(qv("SELECT spans FROM ai_trace_summaries WHERE trace_id = '%032x'", 0x6201), "1");
+  gw_store_pg_sink.destroy(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -2204,6 +2249,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_statement_timeout, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_stopping_cancels_statement, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_stopping_silent_server, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_owed_fills_paid, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_owed_fills_paid_when_idle, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
