@@ -10,6 +10,8 @@
  * - The schema may not be there yet when the loop starts (Postgres came up after the gateway; the writer
  *   migrates on its first connection): undefined_function is the same "try again soon" as a lost link.
  * - Times go to Postgres as text with an explicit UTC zone, so the session zone never matters.
+ * - Stopping never waits on the database: a run still going after STOP_WAIT_MS (a lock wait, a server
+ *   that stopped answering) is cancelled, and its socket shut down a second later.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -25,6 +28,7 @@
 
 #define MOD "maintain"
 #define RETRY_MS 30000u
+#define STOP_WAIT_MS 2000u
 
 /* Classify a failed result into err: connection problems are DB_CONN (retry), the rest DB_DATA. */
 static gw_rc result_error(PGconn *c, PGresult *r, const char *what, struct gw_err *err)
@@ -153,7 +157,23 @@ struct gw_maint {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stop;
+  /* the loop's connection, for gw_maint_stop: its cancel key and socket (under mu, with its PQfinish) */
+  PGcancel *cancel;
+  int sock;
 };
+
+/* The loop's connection opened (c) or about to close (NULL, then PQfinish(old) under mu). */
+static void maint_conn_set(struct gw_maint *m, PGconn *c, PGconn *old)
+{
+  pthread_mutex_lock(&m->mu);
+  PGcancel *k = m->cancel;
+  m->cancel = c ? PQgetCancel(c) : NULL;
+  m->sock = c ? PQsocket(c) : -1;
+  if (old)
+    PQfinish(old);
+  pthread_mutex_unlock(&m->mu);
+  PQfreeCancel(k);
+}
 
 static void *maint_main(void *arg)
 {
@@ -169,6 +189,8 @@ static void *maint_main(void *arg)
       conn = gw_pg_connect(m->dsn, "genai-gateway maintenance", why, sizeof why);
       if (!conn)
         rc = gw_err_set(&err, GW_ERR(DB_CONN), "cannot connect to Postgres: %s", why);
+      else
+        maint_conn_set(m, conn, NULL);
     }
     if (conn) {
       struct gw_maint_result res;
@@ -188,7 +210,7 @@ static void *maint_main(void *arg)
           gw_info(MOD, "partitions created=%lld dropped=%lld, rollup rows expired=%lld, rejects expired=%lld",
                   res.partitions_created, res.partitions_dropped, res.rollup_rows_deleted, res.rejects_deleted);
       } else if (rc == GW_ERR(DB_CONN)) {
-        PQfinish(conn);
+        maint_conn_set(m, NULL, conn);
         conn = NULL;
       }
     }
@@ -216,7 +238,7 @@ static void *maint_main(void *arg)
     if (stop)
       break;
   }
-  PQfinish(conn);
+  maint_conn_set(m, NULL, conn);
   return NULL;
 }
 
@@ -233,6 +255,7 @@ struct gw_maint *gw_maint_start(const struct gw_maint_conf *mc, struct gw_err *e
     return NULL;
   }
   m->conf = *mc;
+  m->sock = -1;
   m->dsn = strdup(mc->dsn);
   m->conf.dsn = m->dsn;
   pthread_mutex_init(&m->mu, NULL);
@@ -253,6 +276,20 @@ struct gw_maint *gw_maint_start(const struct gw_maint_conf *mc, struct gw_err *e
   return m;
 }
 
+/* Join the loop's thread if it ends within ms; false: still running. */
+static bool join_within(struct gw_maint *m, unsigned ms)
+{
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np's clock */
+  until.tv_sec += (time_t)(ms / 1000);
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  return pthread_timedjoin_np(m->thread, NULL, &until) == 0;
+}
+
 void gw_maint_stop(struct gw_maint *m)
 {
   if (!m)
@@ -261,7 +298,26 @@ void gw_maint_stop(struct gw_maint *m)
   m->stop = true;
   pthread_cond_signal(&m->cv);
   pthread_mutex_unlock(&m->mu);
-  pthread_join(m->thread, NULL);
+  if (!join_within(m, STOP_WAIT_MS)) {
+    pthread_mutex_lock(&m->mu);
+    PGcancel *k = m->cancel;
+    m->cancel = NULL;
+    pthread_mutex_unlock(&m->mu);
+    if (k) {
+      char why[256];
+      if (!PQcancel(k, why, sizeof why))
+        gw_warn(MOD, "stopping: cannot cancel the maintenance run in flight: %s", why);
+      PQfreeCancel(k);
+    }
+    if (!join_within(m, 1000)) {
+      gw_warn(MOD, "stopping: the maintenance run did not end; closing its connection");
+      pthread_mutex_lock(&m->mu);
+      if (m->sock >= 0)
+        shutdown(m->sock, SHUT_RDWR);
+      pthread_mutex_unlock(&m->mu);
+      pthread_join(m->thread, NULL);
+    }
+  }
   pthread_cond_destroy(&m->cv);
   pthread_mutex_destroy(&m->mu);
   free(m->dsn);

@@ -2206,6 +2206,48 @@ static void test_owed_fills_paid_when_idle(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+struct maint_stopper {
+  struct gw_maint *m;
+  atomic_bool done;
+};
+
+static void *maint_stop_thread(void *arg)
+{
+  struct maint_stopper *ms = arg;
+  gw_maint_stop(ms->m);
+  atomic_store(&ms->done, true);
+  return NULL;
+}
+
+/* Stopping the maintenance loop while its run waits on a server that does not answer (its backend
+ * stopped): the run is cancelled, then its connection closed, and the stop returns in seconds. */
+static void test_maint_stop_silent_server(void **state)
+{
+  struct gw_maint_conf mc = maint_conf(90, 400, 1);
+  mc.interval_ms = 100;
+  struct gw_err err = {0};
+  int64_t runs = gw_metric_get(GW_M_MAINT_RUNS);
+  struct gw_maint *m = gw_maint_start(&mc, &err);
+  assert_non_null(m);
+  for (int i = 0; i < 200 && gw_metric_get(GW_M_MAINT_RUNS) == runs; i++)
+    usleep(50000);
+  long pid = qn("SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE datname = current_database() AND "
+                "application_name = 'genai-gateway maintenance'");
+  assert_true(pid > 0);
+  assert_int_equal(kill((pid_t)pid, SIGSTOP), 0);
+  usleep(400000); /* the next run is sent and waits */
+  struct maint_stopper ms = {.m = m};
+  atomic_init(&ms.done, false);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, maint_stop_thread, &ms), 0);
+  bool returned = false;
+  for (int i = 0; i < 160 && !(returned = atomic_load(&ms.done)); i++)
+    usleep(50000);
+  kill((pid_t)pid, SIGCONT); /* lets a loop still held go, so that the test ends either way */
+  pthread_join(t, NULL);
+  assert_true(returned);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -2251,6 +2293,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_stopping_silent_server, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_owed_fills_paid, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_owed_fills_paid_when_idle, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_maint_stop_silent_server, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
