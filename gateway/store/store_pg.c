@@ -1426,19 +1426,26 @@ static enum wr write_txn(struct store *s, struct batch *b, size_t lo, size_t hi,
   return w;
 }
 
+/* The rows an INSERT wrote (ON CONFLICT DO NOTHING: those not there already). */
+static uint64_t rows_written(const PGresult *r) { return strtoull(PQcmdTuples((PGresult *)r), NULL, 10); }
+
 /* Something Postgres refused for its data, or would (json: its JSON, NULL when it could not be rendered):
  * keep it, with the reason, in ai_interaction_rejects. WR_OK once given up on, kept or not; a connection
  * or database-state error is returned for the caller to retry. what names it in the log line; quiet: the
- * caller logs one line for many. */
+ * caller logs one line for many. *kept: it was written now, not kept already by an earlier attempt at
+ * its batch (kept once, migrations/0014; counted once). */
 static enum wr keep_reject(struct store *s, const char *what, const char *trace_id, const char *span_id,
-                           const char *json, const char *why, bool quiet, char *msg, size_t msglen)
+                           const char *json, const char *why, bool quiet, bool *kept, char *msg, size_t msglen)
 {
   const char *params[4] = {trace_id, span_id, json, why};
+  PGresult *res = NULL;
   enum wr w = json ? run(s,
                          "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) "
                          "VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT DO NOTHING", /* kept once (0014) */
-                         4, params, NULL, msg, msglen)
+                         4, params, &res, msg, msglen)
                    : WR_DATA;
+  *kept = w == WR_OK && rows_written(res) > 0;
+  PQclear(res);
   if (w == WR_CONN || w == WR_OTHER)
     return w;
   if (w == WR_DATA)
@@ -1449,15 +1456,19 @@ static enum wr keep_reject(struct store *s, const char *what, const char *trace_
   return WR_OK;
 }
 
-/* A row Postgres refused for its data: kept in ai_interaction_rejects, counted. */
+/* A row Postgres refused for its data: kept in ai_interaction_rejects, counted (in the metric when kept
+ * now: a replay of its batch finds it kept and does not count it again). */
 static enum wr reject_row(struct store *s, struct batch *b, size_t i, const char *why, char *msg, size_t msglen)
 {
   const struct gw_record *r = b->rows[i].rec;
-  enum wr w = keep_reject(s, "record", r->trace_id, r->span_id, record_json(s->arena, r), why, false, msg, msglen);
+  bool kept;
+  enum wr w =
+    keep_reject(s, "record", r->trace_id, r->span_id, record_json(s->arena, r), why, false, &kept, msg, msglen);
   if (w != WR_OK)
     return w;
   b->rejected++;
-  gw_metric_add(GW_M_RECORDS_REJECTED_DB, 1);
+  if (kept)
+    gw_metric_add(GW_M_RECORDS_REJECTED_DB, 1);
   return WR_OK;
 }
 
@@ -1743,8 +1754,9 @@ static enum wr write_events(struct store *s, struct ev_batch *eb, size_t lo, siz
     struct gw_sb sb;
     gw_sb_init(&sb, s->arena);
     event_json(&sb, e);
-    if ((w = keep_reject(s, "GenAI event", e->trace_id, e->span_id, gw_sb_finish(&sb), why, false, msg, msglen)) !=
-        WR_OK)
+    bool kept;
+    if ((w = keep_reject(s, "GenAI event", e->trace_id, e->span_id, gw_sb_finish(&sb), why, false, &kept, msg,
+                         msglen)) != WR_OK)
       return w;
     eb->rejected++;
     return WR_OK;
@@ -1851,10 +1863,12 @@ struct unfit {
 
 /* Keep v[0, n) in ai_interaction_rejects with one statement (one round trip and one commit for all: a
  * reject must not cost more than a stored row). Should that statement fail for its data, each is kept on
- * its own, as the split path does. one / many name them in log lines. */
-static enum wr keep_unfit(struct store *s, const char *one, const char *many, struct unfit *v, size_t n, char *msg,
-                          size_t msglen)
+ * its own, as the split path does. one / many name them in log lines. *kept: how many were written now
+ * (the others were kept by an earlier attempt at their batch). */
+static enum wr keep_unfit(struct store *s, const char *one, const char *many, struct unfit *v, size_t n,
+                          uint64_t *kept, char *msg, size_t msglen)
 {
+  *kept = 0;
   if (!n)
     return WR_OK;
   struct gw_sb sb;
@@ -1873,17 +1887,25 @@ static enum wr keep_unfit(struct store *s, const char *one, const char *many, st
   }
   gw_sb_putc(&sb, ']');
   const char *params[1] = {gw_sb_finish(&sb)};
+  PGresult *res = NULL;
   enum wr w = WR_DATA;
   if (params[0])
     w = run(s,
             "INSERT INTO ai_interaction_rejects (trace_id, span_id, record, error) SELECT trace_id, span_id, record, "
             "error FROM jsonb_to_recordset($1::jsonb) AS x(trace_id text, span_id text, record jsonb, error text) "
             "ON CONFLICT DO NOTHING",
-            1, params, NULL, msg, msglen);
+            1, params, &res, msg, msglen);
+  if (w == WR_OK)
+    *kept = rows_written(res);
+  PQclear(res);
   if (w == WR_DATA) /* each on its own; keep_reject logs one it cannot keep */
-    for (size_t i = 0; i < n; i++)
-      if ((w = keep_reject(s, one, v[i].trace_id, v[i].span_id, v[i].json, v[i].why, true, msg, msglen)) != WR_OK)
+    for (size_t i = 0; i < n; i++) {
+      bool one_kept;
+      if ((w = keep_reject(s, one, v[i].trace_id, v[i].span_id, v[i].json, v[i].why, true, &one_kept, msg,
+                           msglen)) != WR_OK)
         return w;
+      *kept += one_kept;
+    }
   if (w == WR_OK)
     gw_warn(MOD, "%s with a value no column can hold: %zu kept in ai_interaction_rejects without being sent (the "
                  "first: %s)", many, n, v[0].column);
@@ -1910,12 +1932,13 @@ static enum wr reject_unfit_rows(struct store *s, struct batch *b, char *msg, si
     v[nbad] = (struct unfit){r->trace_id, r->span_id, record_json(s->arena, r), col, ""};
     snprintf(v[nbad++].why, sizeof v->why, "%s", why);
   }
-  enum wr w = keep_unfit(s, "record", "records", v, nbad, msg, msglen);
+  uint64_t kept;
+  enum wr w = keep_unfit(s, "record", "records", v, nbad, &kept, msg, msglen);
   if (w != WR_OK)
     return w;
   b->n = keep;
   b->rejected += nbad;
-  gw_metric_add(GW_M_RECORDS_REJECTED_DB, (int64_t)nbad);
+  gw_metric_add(GW_M_RECORDS_REJECTED_DB, (int64_t)kept);
   return WR_OK;
 }
 
@@ -1944,7 +1967,8 @@ static enum wr reject_unfit_events(struct store *s, struct ev_batch *eb, char *m
     v[nbad] = (struct unfit){e->trace_id, e->span_id, gw_sb_finish(&sb), col, ""};
     snprintf(v[nbad++].why, sizeof v->why, "%s", why);
   }
-  enum wr w = keep_unfit(s, "GenAI event", "GenAI events", v, nbad, msg, msglen);
+  uint64_t kept;
+  enum wr w = keep_unfit(s, "GenAI event", "GenAI events", v, nbad, &kept, msg, msglen);
   if (w != WR_OK)
     return w;
   eb->n = keep;

@@ -611,6 +611,66 @@ static void test_bad_rows_rejected_rest_stored(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* A refused row is counted in genai_gateway_records_rejected_db_total once, as it is kept once
+ * (migrations/0014): its batch written again (a later step of it failed and it is retried, or a replay
+ * after a restart before the spool's commit) finds it kept already and does not count it again. Both
+ * ways a row is refused: by Postgres (found by the split) and before sending (no column can hold it). */
+static void test_rejects_counted_once(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r[3];
+  for (int i = 0; i < 3; i++)
+    r[i] = rec(0x5201, (unsigned long long)i + 1, T0 + (uint64_t)i);
+  r[1].status = "bogus";                                          /* violates the status CHECK */
+  r[2].input_tokens = (struct gw_opt_i64){3000000000ll, true}; /* no int column holds it */
+  struct gw_event ev;
+  memset(&ev, 0, sizeof ev);
+  memcpy(ev.trace_id, r[0].trace_id, sizeof ev.trace_id);
+  memcpy(ev.span_id, r[0].span_id, sizeof ev.span_id);
+  ev.time_ns = T0;
+  ev.event_name = "gen_ai.user.message";
+  ev.seq = (struct gw_opt_i64){0, true};
+  ev.direction = "input";
+  ev.role = "user";
+  ev.content = "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\"}]}";
+  struct gw_spool_entry e[2] = {entry(r, 3, 1)};
+  struct gw_sb sb;
+  gw_sb_init(&sb, arena);
+  assert_int_equal(gw_events_encode(&ev, 1, &sb), GW_OK);
+  e[1].seq = 2;
+  e[1].format = GW_SPOOL_FORMAT;
+  e[1].signal = GW_SIGNAL_LOGS;
+  e[1].flags = GW_ENTRY_HAS_GENAI;
+  e[1].nspans = e[1].nrecords = 1;
+  e[1].records_len = sb.len;
+  e[1].records = gw_sb_finish(&sb);
+  int64_t rej0 = gw_metric_get(GW_M_RECORDS_REJECTED_DB);
+  struct gw_sink_outcome out;
+  /* The events cannot be stored yet: the batch is retried after its rows and rejects were written. */
+  exec_or_fail(db, "CREATE FUNCTION gw_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$BEGIN RAISE EXCEPTION 'refused for the test' USING ERRCODE = '40001'; END$$");
+  exec_or_fail(db, "CREATE TRIGGER gw_test_refuse BEFORE INSERT ON ai_interaction_events "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION gw_test_refuse()");
+  memset(&out, 0, sizeof out);
+  enum gw_sink_result res = gw_store_pg_sink.send(s, e, 2, &out);
+  exec_or_fail(db, "DROP TRIGGER gw_test_refuse ON ai_interaction_events");
+  exec_or_fail(db, "DROP FUNCTION gw_test_refuse()");
+  assert_int_equal(res, GW_SINK_RETRY);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 2);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_REJECTED_DB) - rej0, 2);
+  memset(&out, 0, sizeof out);
+  assert_int_equal(gw_store_pg_sink.send(s, e, 2, &out), GW_SINK_OK);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_REJECTED_DB) - rej0, 2);
+  /* And once more, as a replay after a restart. */
+  memset(&out, 0, sizeof out);
+  assert_int_equal(gw_store_pg_sink.send(s, e, 2, &out), GW_SINK_OK);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_REJECTED_DB) - rej0, 2);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 2);
+  assert_int_equal(rows(), 1);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_events"), 1);
+  gw_store_pg_sink.destroy(s);
+}
+
 /* A GenAI event Postgres refuses (here a direction outside its CHECK) stands alone after the halving and
  * is kept in ai_interaction_rejects with the reason; the other events of the entry are stored. */
 static void test_bad_event_rejected_rest_stored(void **state)
@@ -2263,6 +2323,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_session_user_filled_across_trace, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_event_rejected_rest_stored, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_bad_rows_rejected_rest_stored, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_rejects_counted_once, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_issue11_unfit_rows_no_split, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_issue11_unfit_events_no_split, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partitions_for_any_day, reset_test, clean_test),
