@@ -996,6 +996,42 @@ static void test_database_state_error_retried(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* The database refusing every write for its own state, as a platform meets it: disk full, out of memory,
+ * a read-only transaction, permission denied, a serialization failure or deadlock, a statement timeout,
+ * an overlapping partition (raised here by a trigger on the table). Each is a RETRY naming its SQLSTATE
+ * and counted in genai_gateway_pg_errors_total, never a reject; once fixed the same batch is stored. */
+static void test_database_state_errors_table(void **state)
+{
+  static const char *const codes[] = {"53100", "53200", "25006", "42501", "40001", "40P01", "57014", "42P17", "42P07"};
+  void *s = store_create(dsn);
+  struct gw_record r0 = rec(0x5301, 0x5301, T0);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, &r0, 1, &out), GW_SINK_OK);
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION gw_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+             "$$BEGIN RAISE EXCEPTION 'refused for the test' USING ERRCODE = '%s'; END$$",
+             codes[i]);
+    exec_or_fail(db, sql);
+    exec_or_fail(db, "CREATE TRIGGER gw_test_refuse BEFORE INSERT ON ai_interaction_traces "
+                     "FOR EACH STATEMENT EXECUTE FUNCTION gw_test_refuse()");
+    struct gw_record r = rec(0x5302, i + 1, T0);
+    int64_t err0 = gw_metric_get(GW_M_PG_ERRORS);
+    enum gw_sink_result res = send1(s, &r, 1, &out);
+    exec_or_fail(db, "DROP TRIGGER gw_test_refuse ON ai_interaction_traces");
+    exec_or_fail(db, "DROP FUNCTION gw_test_refuse()");
+    assert_int_equal(res, GW_SINK_RETRY);
+    if (!strstr(out.error, codes[i]) || !strstr(out.error, "refused for the test"))
+      fail_msg("%s: the retry's error does not name it: %s", codes[i], out.error);
+    assert_int_equal(gw_metric_get(GW_M_PG_ERRORS) - err0, 1);
+    assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+    assert_int_equal(send1(s, &r, 1, &out), GW_SINK_OK);
+    assert_int_equal(rows(), (long)i + 2);
+  }
+  gw_store_pg_sink.destroy(s);
+}
+
 /* A batch larger than one COPY chunk, with one bad row at the very end. */
 static void test_large_batch(void **state)
 {
@@ -2331,6 +2367,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_connection_failure_then_reconnect, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_newer_schema_blocks_writer, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_database_state_error_retried, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_database_state_errors_table, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
