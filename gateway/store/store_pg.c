@@ -31,8 +31,8 @@
  * bounded too (ensure_partition).
  * Before anything is sent, each row is checked against its columns (see "what no column can hold"): a
  * row with a value no column can hold goes to ai_interaction_rejects at once, the rest of the batch on.
- * Errors are sorted by SQLSTATE. Connection failures (class 08, 57P01-57P03, or a dead socket) reset the
- * connection and answer RETRY. Data errors (classes 22, 23, 54) split the batch in halves, each in its own
+ * Errors are sorted by SQLSTATE. Connection failures (class 08, 57P01-57P03, or a dead socket) and a
+ * server that takes no writes (25006: a standby, after a failover) reset the connection and answer RETRY. Data errors (classes 22, 23, 54) split the batch in halves, each in its own
  * transaction, down to single rows; a single bad row goes to ai_interaction_rejects as jsonb with its
  * error, so nothing is retried forever. Anything else (lock timeouts, serialization failures, a missing
  * table) is the database's state, not the row's: RETRY, never reject.
@@ -468,8 +468,12 @@ static enum wr classify(PGconn *c, const PGresult *r, char *msg, size_t msglen)
     snprintf(msg, msglen, "%s: %s", state ? state : "connection", primary ? primary : "connection lost");
   if (PQstatus(c) != CONNECTION_OK || !state)
     return WR_CONN;
+  /* 25006 (read_only_sql_transaction): the connection reached a server that takes no writes, a standby
+   * after a failover or a primary set read-only. That connection stays so (a standby stays one, a
+   * session reads its default_transaction_read_only once, at its start): only a new connection can find
+   * the writable server (DNS moved, target_session_attrs), so it is dropped, as a lost one is. */
   if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
-      strcmp(state, "57P03") == 0)
+      strcmp(state, "57P03") == 0 || strcmp(state, "25006") == 0)
     return WR_CONN;
   if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 || strncmp(state, "54", 2) == 0)
     return WR_DATA;

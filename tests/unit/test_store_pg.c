@@ -1032,6 +1032,44 @@ static void test_database_state_errors_table(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* The DSN reaching a server that takes no writes (a standby after a failover, or a database set read-only
+ * while it is fixed): 25006 on every write. A connection opened then stays read-only whatever the server
+ * becomes (a session's defaults are read at its start; a standby stays one): the writer must connect
+ * again to find the writable server, not retry forever on the connection it has. */
+static void test_read_only_reconnects(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_record r0 = rec(0x5401, 1, T0), r1 = rec(0x5401, 2, T0);
+  struct gw_sink_outcome out;
+  char sql[256];
+  assert_int_equal(send1(s, &r0, 1, &out), GW_SINK_OK);
+  snprintf(sql, sizeof sql, "ALTER DATABASE %s SET default_transaction_read_only = on", dbname);
+  exec_or_fail(db, sql);
+  /* The writer's connection ends (the failover); its next one is read-only. */
+  exec_or_fail(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND application_name = 'genai-gateway'");
+  usleep(100 * 1000);
+  enum gw_sink_result res = send1(s, &r1, 1, &out);
+  if (res == GW_SINK_RETRY && !strstr(out.error, "25006"))
+    res = send1(s, &r1, 1, &out); /* the lost connection first */
+  snprintf(sql, sizeof sql, "ALTER DATABASE %s RESET default_transaction_read_only", dbname);
+  exec_or_fail(db, sql);
+  assert_int_equal(res, GW_SINK_RETRY);
+  if (!strstr(out.error, "25006"))
+    fail_msg("the retry's error does not name the read-only transaction: %s", out.error);
+  /* Writable again: the writer recovers by itself within a retry or two. */
+  res = send1(s, &r1, 1, &out);
+  if (res != GW_SINK_OK)
+    res = send1(s, &r1, 1, &out);
+  if (res != GW_SINK_OK) {
+    gw_store_pg_sink.destroy(s); /* its connection would hold the tests after this one */
+    fail_msg("still failing once the database takes writes again: %s", out.error);
+  }
+  assert_int_equal(rows(), 2);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
 /* A batch larger than one COPY chunk, with one bad row at the very end. */
 static void test_large_batch(void **state)
 {
@@ -2368,6 +2406,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_newer_schema_blocks_writer, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_database_state_error_retried, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_database_state_errors_table, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_read_only_reconnects, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
