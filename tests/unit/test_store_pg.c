@@ -1121,6 +1121,52 @@ static void test_partition_race(void **state)
   PQfinish(b);
 }
 
+/* Days covered by partitions the gateway did not make: an operator's partition of a whole month (a
+ * range overlapping the day's, 42P17 for CREATE) and a DEFAULT partition already holding rows of the
+ * day (23514 for CREATE). The rows fit where they are routed, so they are stored there: the writer does
+ * not retry the day's CREATE forever with ingestion stalled behind it. Events likewise. */
+static void test_partition_made_by_someone_else(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_sink_outcome out;
+  exec_or_fail(db, "CREATE TABLE gw_test_feb PARTITION OF ai_interaction_traces "
+                   "FOR VALUES FROM ('2025-02-01 00:00:00+00') TO ('2025-03-01 00:00:00+00')");
+  struct gw_record r = rec(0x5501, 1, T0 + 40 * DAY); /* 2025-02-10 */
+  enum gw_sink_result res = send1(s, &r, 1, &out);
+  if (res != GW_SINK_OK) {
+    gw_store_pg_sink.destroy(s);
+    fail_msg("a day inside an operator's partition: %s", out.error);
+  }
+  assert_string_equal(qv("SELECT tableoid::regclass::text FROM ai_interaction_traces WHERE trace_id = '%032x'", 0x5501),
+                      "gw_test_feb");
+  exec_or_fail(db, "CREATE TABLE gw_test_default PARTITION OF ai_interaction_traces DEFAULT");
+  exec_or_fail(db, "INSERT INTO ai_interaction_traces (trace_id, span_id, start_time) "
+                   "VALUES ('00000000000000000000000000005502', '0000000000000001', '2025-04-05 10:00:00+00')");
+  r = rec(0x5502, 2, T0 + 94 * DAY); /* 2025-04-05 */
+  res = send1(s, &r, 1, &out);
+  if (res != GW_SINK_OK) {
+    gw_store_pg_sink.destroy(s);
+    fail_msg("a day whose rows are in the default partition: %s", out.error);
+  }
+  assert_int_equal(qn("SELECT count(*) FROM gw_test_default"), 2);
+  assert_int_equal(qn("SELECT count(*) FROM ai_interaction_rejects"), 0);
+  exec_or_fail(db, "DROP TABLE gw_test_default");
+  /* A partition covering part of a day only: a row outside it has no partition, and is kept as a reject
+   * once the days were checked again, rather than holding the batch forever. */
+  exec_or_fail(db, "CREATE TABLE gw_test_morning PARTITION OF ai_interaction_traces "
+                   "FOR VALUES FROM ('2025-05-01 00:00:00+00') TO ('2025-05-01 12:00:00+00')");
+  struct gw_record two[2] = {rec(0x5503, 1, T0 + 120 * DAY), rec(0x5503, 2, T0 + 120 * DAY + 15 * 3600000000000ull)};
+  res = send1(s, two, 2, &out);
+  if (res != GW_SINK_OK) {
+    gw_store_pg_sink.destroy(s);
+    fail_msg("a day partly covered: %s", out.error);
+  }
+  assert_int_equal(qn("SELECT count(*) FROM gw_test_morning"), 1);
+  assert_string_equal(qv("SELECT span_id || ' ' || left(error, 6) FROM ai_interaction_rejects"), "0000000000000002 23514:");
+  gw_store_pg_sink.destroy(s);
+  exec_or_fail(db, "DROP TABLE gw_test_feb, gw_test_morning");
+}
+
 /* Through the generic sink loop and a memory spool, as the gateway runs it. */
 /* Trace facts (session/user ids of spans that give no row, migrations/0012_trace_ids.sql): an entry with no
  * record and facts only fills the trace's stored rows that lack ids, keeps them for rows stored later,
@@ -2409,6 +2455,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_read_only_reconnects, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_partition_made_by_someone_else, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_sink_end_to_end, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_trace_facts, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_rollup_batch_equals_group_by, reset_test, clean_test),
