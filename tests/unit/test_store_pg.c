@@ -1070,6 +1070,38 @@ static void test_read_only_reconnects(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* The connection lost in the middle of a batch's transaction: in the COPY (its statement trigger) and
+ * after it, in the rollup upsert. RETRY; nothing of the batch is kept, and sent again it is stored and
+ * counted in the rollups once. */
+static void test_connection_lost_mid_batch(void **state)
+{
+  static const char *const where[] = {"ai_interaction_traces", "trace_metrics_hourly_agents"};
+  void *s = store_create(dsn);
+  struct gw_sink_outcome out;
+  exec_or_fail(db, "CREATE FUNCTION gw_test_die() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END$$");
+  for (int i = 0; i < 2; i++) {
+    struct gw_record r[3];
+    for (int k = 0; k < 3; k++)
+      r[k] = rec(0x5601 + (unsigned)i, (unsigned long long)k + 1, T0 + (uint64_t)k);
+    char sql[256];
+    snprintf(sql, sizeof sql, "CREATE TRIGGER gw_test_die BEFORE INSERT ON %s FOR EACH STATEMENT "
+             "EXECUTE FUNCTION gw_test_die()", where[i]);
+    exec_or_fail(db, sql);
+    enum gw_sink_result res = send1(s, r, 3, &out);
+    snprintf(sql, sizeof sql, "DROP TRIGGER gw_test_die ON %s", where[i]);
+    exec_or_fail(db, sql);
+    assert_int_equal(res, GW_SINK_RETRY);
+    assert_int_equal(rows(), 3 * i);
+    assert_int_equal(send1(s, r, 3, &out), GW_SINK_OK);
+    assert_int_equal(rows(), 3 * (i + 1));
+    assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 3 * (i + 1));
+  }
+  exec_or_fail(db, "DROP FUNCTION gw_test_die()");
+  assert_int_equal(rollup_diff(), 0);
+  gw_store_pg_sink.destroy(s);
+}
+
 /* A batch larger than one COPY chunk, with one bad row at the very end. */
 static void test_large_batch(void **state)
 {
@@ -2453,6 +2485,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_database_state_error_retried, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_database_state_errors_table, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_read_only_reconnects, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_connection_lost_mid_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_made_by_someone_else, reset_test, clean_test),
