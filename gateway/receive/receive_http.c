@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,6 +149,44 @@ static gw_rc client_gone(void *arg)
   return GW_OK;
 }
 
+/* The headers that say where the body ends (RFC 9112 §6), as the client sent them. */
+struct framing {
+  const char *clen; /* the first Content-Length */
+  bool clen_differ; /* another Content-Length with a different value */
+  bool chunked;     /* a Transfer-Encoding */
+};
+
+static enum MHD_Result framing_of(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+  (void)kind;
+  struct framing *fr = cls;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (!fr->clen)
+      fr->clen = value ? value : "";
+    else if (strcmp(fr->clen, value ? value : "") != 0)
+      fr->clen_differ = true;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    fr->chunked = true;
+  }
+  return MHD_YES;
+}
+
+/* A request whose body length is ambiguous: Content-Length headers that disagree, or Content-Length beside
+ * Transfer-Encoding. libmicrohttpd frames the body by one of them and the gateway would judge it by the
+ * first Content-Length; a proxy in front may frame it by another, and the bytes left over become a
+ * "request" of somebody else's (request smuggling). RFC 9112 §6.3 makes the first an unrecoverable error
+ * and §6.1 lets a server reject the second: both are 400, and the connection is closed. NULL: unambiguous. */
+static const char *ambiguous_framing(struct MHD_Connection *c)
+{
+  struct framing fr = {0};
+  MHD_get_connection_values(c, MHD_HEADER_KIND, framing_of, &fr);
+  if (fr.clen_differ)
+    return "conflicting Content-Length headers: send one";
+  if (fr.clen && fr.chunked)
+    return "both Content-Length and Transfer-Encoding: send one of them";
+  return NULL;
+}
+
 /* A large request on the large-request lane (lane.h), its connection suspended meanwhile: the pipeline runs
  * here, and the connection is resumed (on_request then sends the answer) once the answer is ready and, when
  * it waits for the spool, the entry is durable. */
@@ -175,6 +214,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
   if (!q) {
     gw_httpd_guard_phase(c, GW_HTTPD_HEADERS_DONE);
+    const char *ambiguous = ambiguous_framing(c);
+    if (ambiguous) {
+      gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+      const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+      bool json = ct && strncasecmp(ct, "application/json", 16) == 0;
+      gw_http_resp_error(r->p, json, GW_ERR(INVALID), ambiguous, &rs);
+      rs.hname = "Connection"; /* what follows on this connection cannot be told apart from the body */
+      rs.hvalue = "close";
+      return send_now(r, c, &rs);
+    }
     struct gw_http_head h = {
       .path = url,
       .method = method,
