@@ -128,8 +128,10 @@ bool gw_http_begin(struct gw_pipeline *p, const char *listener, const struct gw_
              (unsigned long long)conf->receivers.max_request_bytes);
     /* Answering before the body is read makes most clients see a broken pipe, not the 413: a body up
      * to a few times the limit is read and discarded (no memory kept), a larger one is refused at once
-     * and the connection closed. */
-    if (declared > conf->receivers.max_request_bytes * 4) {
+     * and the connection closed. A client that sent Expect: 100-continue waits to be told before it
+     * sends the body: it is refused at once whatever the size (RFC 9110 §10.1.1), not invited to upload
+     * a body that will be thrown away. */
+    if (declared > conf->receivers.max_request_bytes * 4 || h->expect_continue) {
       gw_http_resp_error(p, json, GW_ERR(TOO_LARGE), msg, resp);
       return false;
     }

@@ -23,6 +23,7 @@ struct gw_http_head {
   const char *path, *method, *content_type, *content_encoding, *content_length;
   const char *authorization, *api_key;
   size_t authorization_len, api_key_len;
+  bool expect_continue; /* Expect: 100-continue: the client sends its body only once told to */
 };
 
 struct gw_http_req {

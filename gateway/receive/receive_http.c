@@ -235,6 +235,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     };
     h.authorization_len = h.authorization ? strlen(h.authorization) : 0;
     h.api_key_len = h.api_key ? strlen(h.api_key) : 0;
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    h.expect_continue = expect && strcasecmp(expect, "100-continue") == 0;
     q = gw_calloc(1, sizeof *q);
     q->start_mono = gw_mono_ns();
     if (!gw_http_begin(r->p, "otlp_http", &h, &q->q, &rs)) {

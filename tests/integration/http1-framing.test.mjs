@@ -5,6 +5,9 @@
  * header while a proxy in front may frame it by another, and the bytes left over would be read as the next
  * request (smuggling). Before, the first was served with the first Content-Length and the second as chunked,
  * on a connection kept open.
+ * A client that sends Expect: 100-continue with a Content-Length over receivers.max_request_bytes gets
+ * the 413 at once, before it sends its body (RFC 9110 §10.1.1); before, it was told 100 Continue and
+ * invited to upload a body up to four times the limit only to be refused.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,6 +81,16 @@ describe('OTLP/HTTP over HTTP/1.1: the body\'s framing', { skip: skip ?? false }
     assert.deepEqual(statuses(r.text), [400], JSON.stringify(r.text.slice(0, 200)));
     assert.match(decodeStatus(firstBody(r.raw)).message, /both Content-Length and Transfer-Encoding/);
     assert.notEqual(r.closedMs, null, 'the connection is closed');
+  });
+
+  test('Expect: 100-continue with a Content-Length over the limit: 413 at once, no 100 Continue; within it: 100 Continue', async () => {
+    for (const len of [MAX + 1, 2 * MAX, 10 * MAX]) {
+      const r = await exchange(gw.ports.http, [head(`Content-Length: ${len}\r\nExpect: 100-continue\r\n`)], { waitMs: 800 });
+      assert.deepEqual(statuses(r.text), [413], `${len} bytes: ${JSON.stringify(r.text.slice(0, 120))}`);
+      assert.match(decodeStatus(firstBody(r.raw)).message, new RegExp(`request body of ${len} bytes is over the limit of ${MAX}`));
+    }
+    const r = await exchange(gw.ports.http, [head(`Content-Length: ${body.length}\r\nExpect: 100-continue\r\n`)], { waitMs: 500 });
+    assert.deepEqual(statuses(r.text), [100], 'a body within the limit is asked for');
   });
 
   test('the same Content-Length twice, chunked bodies with extensions, and pipelined requests are served', async () => {
