@@ -20,6 +20,7 @@
   X(DECODE, "request does not decode", 400, 3, 0, "decode")                                                  \
   X(TOO_DEEP, "value nested too deep", 400, 3, 0, "too_deep")                                                \
   X(TOO_LARGE, "request too large", 413, 8, 0, "too_large")                                                  \
+  X(HEADERS_TOO_LARGE, "request headers too large", 431, 8, 0, "headers_too_large")                          \
   X(BAD_GZIP, "body is not valid gzip, deflate or zstd", 400, 3, 0, "bad_gzip")                                \
   X(UNSUPPORTED_MEDIA, "unsupported content type", 415, 3, 0, "content_type")                               \
   X(NOT_FOUND, "not found", 404, 12, 0, "not_found")                                                         \

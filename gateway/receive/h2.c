@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@
 #include "receive/request.h"
 
 #define HDR_MAX 1024               /* longest header value kept */
+#define HDR_LIST_MAX 16384         /* SETTINGS_MAX_HEADER_LIST_SIZE: a request's header list, as RFC 9113 §6.5.2 counts it */
 #define STREAM_WINDOW (1 << 20)    /* per stream: a 270 KB body needs no WINDOW_UPDATE round trip */
 #define CONN_WINDOW (16 << 20)
 #define WORK_QUEUE_MAX 4096
@@ -70,6 +72,7 @@ struct h2stream {
   struct gw_h2grpc g; /* g.on: a gRPC call */
   size_t resp_off;
   char hname[32];
+  size_t hdr_bytes; /* its header list so far (names, values and 32 per field); past HDR_LIST_MAX: refused */
   uint64_t deadline_ms; /* the body must be complete by then; 0: none */
   uint64_t durable_ns;  /* its spool entry was durable (gw_mono_ns; 0: the answer did not wait for it) */
   uint64_t answered_ms; /* its answer was submitted (gw_front_now_ms); 0: not yet, or reset since */
@@ -424,6 +427,11 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t 
   struct h2stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
   if (!st)
     return 0;
+  /* nghttp2 does not hold the client to the header list size announced in SETTINGS: the fields are
+   * counted here, and past the limit nothing more is kept and the request is refused (begin). */
+  st->hdr_bytes += nlen + vlen + 32;
+  if (st->hdr_bytes > HDR_LIST_MAX)
+    return 0;
 #define IS(lit) (nlen == sizeof(lit) - 1 && memcmp(name, lit, nlen) == 0)
   if (IS(":path")) {
     keep(st->path, sizeof st->path, value, vlen);
@@ -468,8 +476,28 @@ static void begin(struct h2conn *hc, struct h2stream *st)
     .api_key_len = st->apikey ? strlen(st->apikey) : 0,
   };
   bool grpc = f->port.grpc && strcmp(st->method, "POST") == 0 && gw_h2grpc_is(h.content_type);
-  if (!(grpc ? gw_h2grpc_begin(f->p, f->port.listener, &st->g, &h, &st->q, &st->resp)
-             : gw_http_begin(f->p, f->port.listener, &h, &st->q, &st->resp))) {
+  bool accepted;
+  if (st->hdr_bytes > HDR_LIST_MAX) {
+    /* 431 (RFC 9113 §10.5.1); on gRPC RESOURCE_EXHAUSTED, as gRPC core answers metadata over its limit.
+     * The fields past the limit were not kept, so neither the route nor the credentials are judged. */
+    char msg[160];
+    snprintf(msg, sizeof msg, "request headers of %zu bytes or more are over the limit of %u "
+             "(SETTINGS_MAX_HEADER_LIST_SIZE)", st->hdr_bytes, HDR_LIST_MAX);
+    gw_metric_add(GW_M_REQUESTS_FAILED, 1);
+    memset(&st->q, 0, sizeof st->q);
+    if (grpc) {
+      st->g.on = true;
+      gw_h2grpc_fail(f->p, &st->g, GW_ERR(HEADERS_TOO_LARGE), msg, &st->resp);
+    } else {
+      gw_http_resp_error(f->p, strncasecmp(st->ctype, "application/json", 16) == 0, GW_ERR(HEADERS_TOO_LARGE),
+                         msg, &st->resp);
+    }
+    accepted = false;
+  } else {
+    accepted = grpc ? gw_h2grpc_begin(f->p, f->port.listener, &st->g, &h, &st->q, &st->resp)
+                    : gw_http_begin(f->p, f->port.listener, &h, &st->q, &st->resp);
+  }
+  if (!accepted) {
     /* Answered now; a body still coming is dropped until the answer is out, then the stream is reset
      * (on_frame_send). The body timeout still bounds it: an answer the client does not take (no window)
      * must not keep the stream, and with it the connection, open. */
@@ -697,7 +725,7 @@ void gw_h2_start(struct fconn *c)
   nghttp2_settings_entry iv[] = {
     {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, f->port.max_streams},
     {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
-    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384},
+    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HDR_LIST_MAX},
     {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
   };
   nghttp2_submit_settings(hc->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
