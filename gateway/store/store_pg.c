@@ -1654,29 +1654,42 @@ static enum wr ensure_event_days(struct store *s, const struct ev_batch *eb, cha
   return WR_OK;
 }
 
-/* Merge every span of events[lo, hi) (its stored events, old and new) into its row. */
-static enum wr merge_event_spans(struct store *s, const struct ev_batch *eb, size_t lo, size_t hi, char *msg,
-                                 size_t msglen)
+/* The spans of events[lo, hi) that carry content, into arena arrays (*k of them, their times within
+ * [*tmin, *tmax]). false: out of memory. */
+static bool event_spans(struct store *s, const struct ev_batch *eb, size_t lo, size_t hi, const char ***tids,
+                        const char ***sids, size_t *k, uint64_t *tmin, uint64_t *tmax)
 {
-  size_t n = hi - lo;
-  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * (n ? n : 1));
-  const char **sids = gw_arena_alloc(s->arena, sizeof *sids * (n ? n : 1));
-  if (!tids || !sids) {
-    snprintf(msg, msglen, "out of memory building the span list");
-    return WR_OTHER;
-  }
-  uint64_t tmin = UINT64_MAX, tmax = 0;
-  size_t k = 0;
+  *tids = gw_arena_alloc(s->arena, sizeof **tids * (hi - lo + 1));
+  *sids = gw_arena_alloc(s->arena, sizeof **sids * (hi - lo + 1));
+  if (!*tids || !*sids)
+    return false;
+  *tmin = UINT64_MAX;
+  *tmax = 0;
+  *k = 0;
   for (size_t i = lo; i < hi; i++) {
     const struct gw_event *e = eb->v[i];
     if (!e->direction)
       continue;
-    tids[k] = e->trace_id;
-    sids[k++] = e->span_id;
-    if (e->time_ns < tmin)
-      tmin = e->time_ns;
-    if (e->time_ns > tmax)
-      tmax = e->time_ns;
+    (*tids)[*k] = e->trace_id;
+    (*sids)[(*k)++] = e->span_id;
+    if (e->time_ns < *tmin)
+      *tmin = e->time_ns;
+    if (e->time_ns > *tmax)
+      *tmax = e->time_ns;
+  }
+  return true;
+}
+
+/* Merge every span of events[lo, hi) (its stored events, old and new) into its row. */
+static enum wr merge_event_spans(struct store *s, const struct ev_batch *eb, size_t lo, size_t hi, char *msg,
+                                 size_t msglen)
+{
+  const char **tids, **sids;
+  size_t k;
+  uint64_t tmin, tmax;
+  if (!event_spans(s, eb, lo, hi, &tids, &sids, &k, &tmin, &tmax)) {
+    snprintf(msg, msglen, "out of memory building the span list");
+    return WR_OTHER;
   }
   if (!k)
     return WR_OK;
@@ -1686,25 +1699,13 @@ static enum wr merge_event_spans(struct store *s, const struct ev_batch *eb, siz
 /* owe() the spans of events[lo, hi) that carry content. */
 static void owe_events(struct store *s, const struct ev_batch *eb, size_t lo, size_t hi)
 {
-  const char **tids = gw_arena_alloc(s->arena, sizeof *tids * (hi - lo + 1));
-  const char **sids = gw_arena_alloc(s->arena, sizeof *sids * (hi - lo + 1));
-  if (!tids || !sids) {
+  const char **tids, **sids;
+  size_t k;
+  uint64_t tmin, tmax;
+  if (!event_spans(s, eb, lo, hi, &tids, &sids, &k, &tmin, &tmax)) {
     gw_warn(MOD, "out of memory keeping %zu events' merge after commit: it waits for their rows' next batch",
             hi - lo);
     return;
-  }
-  uint64_t tmin = UINT64_MAX, tmax = 0;
-  size_t k = 0;
-  for (size_t i = lo; i < hi; i++) {
-    const struct gw_event *e = eb->v[i];
-    if (!e->direction)
-      continue;
-    tids[k] = e->trace_id;
-    sids[k++] = e->span_id;
-    if (e->time_ns < tmin)
-      tmin = e->time_ns;
-    if (e->time_ns > tmax)
-      tmax = e->time_ns;
   }
   owe(s, tids, sids, k, tmin, tmax);
 }
