@@ -216,6 +216,45 @@ ssize_t gw_front_write(struct fconn *c, const void *buf, size_t n, bool *want_wr
   return -2;
 }
 
+/* A close with client bytes still unread makes the kernel send a reset, and the client may lose what it was
+ * sent last (the GOAWAY naming the reason, even answers before it): so the write side is shut (FIN after what
+ * is queued) and what the client still sends is read and dropped until it closes too. The connection keeps
+ * its slot meanwhile; the deadline bounds it, and the front's stop closes it like any other. */
+#define LINGER_MS 2000
+
+void gw_front_linger(struct fconn *c)
+{
+  if (c->closed)
+    return;
+  if (c->h2)
+    gw_h2_close(c);
+  if (c->ssl)
+    SSL_shutdown(c->ssl); /* best effort close_notify; nothing more is read through TLS */
+  ERR_clear_error();
+  if (shutdown(c->fd, SHUT_WR) != 0) {
+    gw_front_close(c);
+    return;
+  }
+  uint32_t idle = c->lp->f->idle_ms;
+  c->st = FS_LINGER;
+  c->deadline_ms = now_ms() + (idle && idle < LINGER_MS ? idle : LINGER_MS);
+  gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, EPOLLIN);
+}
+
+static void linger_step(struct fconn *c)
+{
+  char buf[16384];
+  for (int rounds = 0; rounds < 64; rounds++) { /* level-triggered: the rest comes with the next wakeup */
+    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    if (n <= 0) {
+      gw_front_close(c); /* the client closed too, or the connection failed */
+      return;
+    }
+  }
+}
+
 /* Give fd to libmicrohttpd; false when it was closed instead. Once the front stops accepting, a connection
  * accepted before is closed here rather than added to a daemon about to stop (libmicrohttpd aborts on that):
  * the hand-off is counted while it runs, and gw_front_stop_accepting waits for the count. */
@@ -542,6 +581,9 @@ static void *loop_main(void *arg)
           break;
         case FS_H2:
           gw_h2_event(t->c);
+          break;
+        case FS_LINGER:
+          linger_step(t->c);
           break;
         }
         break;

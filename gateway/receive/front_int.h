@@ -33,6 +33,7 @@ enum fstate {
   FS_HANDSHAKE, /* TLS handshake */
   FS_RELAY,     /* TLS HTTP/1.1, relayed to libmicrohttpd */
   FS_H2,        /* HTTP/2 (h2c prior knowledge, or ALPN h2), served by h2.c */
+  FS_LINGER,    /* we ended it (GOAWAY flushed, write side shut): what the client still sends is discarded */
 };
 
 struct h2conn;
@@ -119,6 +120,9 @@ uint64_t gw_front_now_ms(void);
 void gw_front_interest(struct fconn *c, int fd, struct tag *t, uint32_t *cur, uint32_t want);
 /* Close a connection: descriptors, TLS, its HTTP/2 session, its address slot. Freed after the batch. */
 void gw_front_close(struct fconn *c);
+/* Close it once the client has seen everything sent: shut the write side, then read and discard until the
+ * client closes or a short deadline passes (gw_front_close now would reset what it has not read yet). */
+void gw_front_linger(struct fconn *c);
 
 /* Bytes to and from the client, through TLS when the connection has it. >0: bytes; 0: the client closed;
  * -1: would block (*want_write when TLS needs the socket writable); -2: a fatal error. */

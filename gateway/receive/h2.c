@@ -616,7 +616,7 @@ static void update_interest(struct h2conn *hc)
   if (pending || hc->want_write)
     want |= EPOLLOUT;
   if ((!want || hc->closing) && !pending && !nghttp2_session_want_write(hc->s)) {
-    gw_front_close(c); /* both sides are done (GOAWAY sent and flushed, or the client left) */
+    gw_front_linger(c); /* both sides are done (GOAWAY sent and flushed, or the client left) */
     return;
   }
   gw_front_interest(c, c->fd, &c->tfd, &c->ev_fd, want ? want : EPOLLIN);
@@ -694,7 +694,7 @@ void gw_h2_event(struct fconn *c)
       nghttp2_session_terminate_session(hc->s, NGHTTP2_PROTOCOL_ERROR);
       break;
     }
-    if (c->closed)
+    if (c->closed || c->st != FS_H2)
       return;
   }
   flush(hc);
