@@ -248,6 +248,7 @@ A0=$(metric genai_gateway_spans_accepted_total)
 S0=$(metric genai_gateway_records_stored_total)
 D0=$(metric genai_gateway_records_duplicate_total)
 F0=$(metric genai_gateway_requests_failed_total)
+BS0=$(metric genai_gateway_pg_batch_seconds_total)
 gw_say "wrk: OTLP/HTTP protobuf, ${SECS}s, $CONNS connections, $NBODIES rotating bodies with fresh ids"
 WPIDS=$(writer_pids)
 # shellcheck disable=SC2086 # one pid a word
@@ -267,6 +268,7 @@ kill -0 "$GW_PID" 2>/dev/null || gw_die "the gateway died under HTTP load (log: 
 gw_say "waiting for $HTTP_ACC accepted spans to land in Postgres"
 wait_landed "$HTTP_ACC" "$S0" "$D0"
 HTTP_LANDED=$LANDED
+BS1=$(metric genai_gateway_pg_batch_seconds_total)
 # shellcheck disable=SC2086
 WCPU1=$(pg_cpu_sum $WPIDS)
 if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
@@ -301,7 +303,7 @@ for ph in $PHASES; do
   [ $first = 1 ] || start_gateway "$nw" "$bin"
   [ "$label" = this ] || gw_say "phase $PHASE: $label ($bin)"
   http_phase
-  PH_SUMMARY="$PH_SUMMARY $label:$nw:$HTTP_LAND_RATE:$HTTP_LANDED:$(calc "$WCPU1 - $WCPU0" 3):$HTTP_ACC_RATE:$HTTP_NON2XX"
+  PH_SUMMARY="$PH_SUMMARY $label:$nw:$HTTP_LAND_RATE:$HTTP_LANDED:$(calc "$WCPU1 - $WCPU0" 3):$HTTP_ACC_RATE:$HTTP_NON2XX:$(calc "$BS1 - $BS0" 3)"
   PHASE=$((PHASE + 1))
   if [ $first = 1 ]; then
     first=0
@@ -451,11 +453,11 @@ Postgres backend CPU per row (us): writer $W_US, idempotent insert $ONE_US (one 
 idempotent insert ($BATCH_ROWS-row) CPU / writer CPU per row   $(ratio "$BATCH_US" "$W_US") %   (the ceiling's cost over the writer's, machine load aside)
 EOF
 if [ "$(echo "$PHASES" | wc -w)" -gt 1 ]; then
-  echo "wrk phases (build, postgres.writers)              landed rows/s   landed / idempotent insert (one txn / $BATCH_ROWS-row)   writers' backend CPU per row (us)   accepted spans/s, 429s"
+  echo "wrk phases (build, postgres.writers)              landed rows/s   landed / idempotent insert (one txn / $BATCH_ROWS-row)   writers' backend CPU per row (us)   accepted spans/s, 429s   writer's batch time per row (us)"
   for ph in $PH_SUMMARY; do
-    IFS=: read -r label nw rate landed cpu acc refused <<<"$ph"
-    printf '  %-48s %-15s %s %% / %s %%%-27s %-35s %s, %s\n' "$label, $nw" "$rate" "$(ratio "$rate" "$REF_ONE_RATE")" \
-      "$(ratio "$rate" "$REF_BATCH_RATE")" "" "$(us_row "$cpu" "$landed")" "$acc" "$refused"
+    IFS=: read -r label nw rate landed cpu acc refused bsecs <<<"$ph"
+    printf '  %-48s %-15s %s %% / %s %%%-27s %-35s %-24s %s\n' "$label, $nw" "$rate" "$(ratio "$rate" "$REF_ONE_RATE")" \
+      "$(ratio "$rate" "$REF_BATCH_RATE")" "" "$(us_row "$cpu" "$landed")" "$acc, $refused" "$(us_row "$bsecs" "$landed")"
   done
 fi
 if grep -qiE "error|fatal" "$WORK/gateway.log"; then
