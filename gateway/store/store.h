@@ -29,11 +29,11 @@ struct gw_store_conf {
    * events' merge) and hold it to their commit, and the agent fill after commit takes it too: these parts
    * run one writer at a time, each seeing what the one before committed, as with one writer. */
   uint32_t writers;
-  int32_t writers_lock;
+  int32_t writers_lock; /* the lock's second key: the same for the writers of one gateway (main picks it) */
   /* The longest a statement of the writer's transactions may run, a lock wait included (SET LOCAL
    * statement_timeout; 0: no limit). Past it Postgres cancels it and the batch is sent again after the
    * backoff: a stuck writer shows in the log and the retry counter instead of waiting silently. */
-  uint32_t statement_timeout_ms; /* the lock's second key: the same for the writers of one gateway (main picks it) */
+  uint32_t statement_timeout_ms;
 };
 #define GW_WRITERS_LOCK 1735882411
 
