@@ -36,6 +36,8 @@
  * transaction, down to single rows; a single bad row goes to ai_interaction_rejects as jsonb with its
  * error, so nothing is retried forever. Anything else (lock timeouts, serialization failures, a missing
  * table) is the database's state, not the row's: RETRY, never reject.
+ * A connection lost on the COMMIT loses its answer, not always the commit: the transaction's fate is asked
+ * on a new connection (commit_txn, txid_status), and a committed batch is done, not written again.
  * Error texts and logs carry SQLSTATEs, constraint names and counts, never the DSN or row content.
  * With postgres.writers > 1 there is one store per connection, each on a worker thread of its own
  * (gw_sink_start_n), writing disjoint batches. Their COPYs run at once; from the rollup upsert (or the
@@ -82,14 +84,16 @@ struct store {
   uint32_t retention_days;
   char *columns; /* "trace_id, span_id, ..." in gw_record_fields order */
   char staging[40];   /* gw_staging_traces_<hash of columns> */
-  char *begin_sql;    /* BEGIN and make the staging table when this server connection lacks it */
+  char *begin_sql;    /* BEGIN, make the staging table when this server connection lacks it, the transaction id */
   char *begin_plain;  /* BEGIN (and the statement timeout) */
+  char *begin_xid;    /* the same, then the transaction's id (begin_store) */
   char *copy_sql, *insert_sql;
   char *direct_copy_sql; /* COPY straight into the table */
   char *rollup_sql;      /* the rollup upsert fed from the batch's groups, aggregated here */
   bool replaying; /* the last batch held re-sent spans: the next one tries the staging path first */
   char *lock_sql; /* several writers: take their transaction lock (gw_store_conf.writers); NULL: one */
   bool counted;   /* counted in GW_M_PG_CONNECTED */
+  char xid[24];   /* the id of the storing transaction open (begin_store), "" when unknown */
   PGconn *conn;
   /* Stopping (gw_sink_type.stopping): a watcher thread that, at the drain deadline, asks the server to
    * cancel the writer's statement (cancel: a copy of the connection's cancel key, taken by whoever uses it
@@ -515,6 +519,63 @@ static enum wr writers_lock(struct store *s, char *msg, size_t msglen)
 static enum wr begin(struct store *s, char *msg, size_t msglen)
 {
   return run(s, s->begin_plain, 0, NULL, NULL, msg, msglen);
+}
+
+/* begin() (sql: begin_xid, or begin_sql for the staging path) for a transaction that stores: its id
+ * (txid_current, in the same round trip) is kept in s->xid for commit_txn. */
+static enum wr begin_store(struct store *s, const char *sql, char *msg, size_t msglen)
+{
+  PGresult *r = NULL;
+  s->xid[0] = 0;
+  enum wr w = run(s, sql, 0, NULL, &r, msg, msglen);
+  if (w == WR_OK && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+    snprintf(s->xid, sizeof s->xid, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return w;
+}
+
+static bool open_conn(struct store *s, struct gw_sink_outcome *out);
+
+#define COMMIT_ASK_TRIES 20                    /* "in progress": asked again this many times ... */
+#define COMMIT_ASK_PAUSE_NS (100ull * 1000000ull) /* ... this long apart */
+
+/* COMMIT the storing transaction begin_store opened. When the connection fails on the COMMIT, its answer
+ * is lost, not necessarily the commit: the server may have committed before the connection broke. Then
+ * a new connection asks Postgres the transaction's fate (txid_status): committed, it is WR_OK as if the
+ * answer had come, and the batch is counted stored instead of being written again and counted as
+ * duplicates of itself; aborted, still unknown, or no new connection: the error, and the batch is written
+ * again as before (exactly once either way: that replay skips what is stored). On an error the
+ * connection may be the new one. */
+static enum wr commit_txn(struct store *s, char *msg, size_t msglen)
+{
+  enum wr w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
+  if (w != WR_CONN || !s->xid[0])
+    return w;
+  char xid[24], why[256];
+  snprintf(xid, sizeof xid, "%s", s->xid);
+  s->xid[0] = 0;
+  close_conn(s);
+  if (!open_conn(s, NULL))
+    return w;
+  const char *params[1] = {xid};
+  for (int i = 0; i < COMMIT_ASK_TRIES; i++) {
+    PGresult *r = NULL;
+    if (run(s, "SELECT txid_status($1::bigint)", 1, params, &r, why, sizeof why) != WR_OK)
+      return w;
+    const char *st = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "";
+    bool committed = strcmp(st, "committed") == 0, running = strcmp(st, "in progress") == 0;
+    PQclear(r);
+    if (committed) {
+      gw_warn(MOD, "the COMMIT's answer was lost with the connection (%.60s); the transaction committed (asked "
+              "on a new connection): its rows are stored, not written again", msg);
+      return WR_OK;
+    }
+    if (!running)
+      return w;
+    struct timespec ts = {0, (long)COMMIT_ASK_PAUSE_NS};
+    nanosleep(&ts, NULL);
+  }
+  return w;
 }
 
 /* Connect, migrate (once per process), create the staging table. false: RETRY with out->error set. */
@@ -1123,7 +1184,7 @@ static enum wr finish_txn(struct store *s, struct batch *b, size_t lo, size_t hi
     return w;
   if ((w = merge_new_rows(s, b, lo, hi, new_rows, msg, msglen)) != WR_OK)
     return w;
-  if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
+  if ((w = commit_txn(s, msg, msglen)) != WR_OK)
     return w;
   /* Stored from here, whatever follows: a replay counts these rows as duplicates. */
   uint64_t stored = new_rows->n;
@@ -1150,7 +1211,7 @@ static enum wr staging_txn(struct store *s, struct batch *b, size_t lo, size_t h
 {
   PGresult *ins = NULL;
   struct ids new_rows;
-  enum wr w = run(s, s->begin_sql, 0, NULL, NULL, msg, msglen);
+  enum wr w = begin_store(s, s->begin_sql, msg, msglen);
   if (w != WR_OK)
     goto out;
   if ((w = copy_rows(s, s->copy_sql, b, lo, hi, NULL, msg, msglen)) != WR_OK)
@@ -1387,7 +1448,7 @@ static enum wr direct_txn(struct store *s, struct batch *b, size_t lo, size_t hi
                           size_t msglen)
 {
   struct ids new_rows;
-  enum wr w = begin(s, msg, msglen);
+  enum wr w = begin_store(s, s->begin_xid, msg, msglen);
   if (w != WR_OK)
     goto out;
   if ((w = copy_rows(s, s->direct_copy_sql, b, lo, hi, unique, msg, msglen)) != WR_OK)
@@ -1719,7 +1780,7 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     return WR_OTHER;
   }
   PGresult *res = NULL;
-  enum wr w = begin(s, msg, msglen);
+  enum wr w = begin_store(s, s->begin_xid, msg, msglen);
   if (w != WR_OK)
     return w;
   const char *params[1] = {json};
@@ -1729,7 +1790,7 @@ static enum wr events_txn(struct store *s, struct ev_batch *eb, size_t lo, size_
     goto out;
   if ((w = merge_event_spans(s, eb, lo, hi, msg, msglen)) != WR_OK)
     goto out;
-  if ((w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen)) != WR_OK)
+  if ((w = commit_txn(s, msg, msglen)) != WR_OK)
     goto out;
   uint64_t stored = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   eb->stored += stored;
@@ -2336,6 +2397,7 @@ static void destroy(void *self)
   free(s->columns);
   free(s->begin_sql);
   free(s->begin_plain);
+  free(s->begin_xid);
   free(s->copy_sql);
   free(s->insert_sql);
   free(s->direct_copy_sql);
@@ -2406,11 +2468,12 @@ static void *create(const void *conf, struct gw_err *err)
   if (c->statement_timeout_ms)
     snprintf(timeout, sizeof timeout, "; SET LOCAL statement_timeout = %u", c->statement_timeout_ms);
   s->begin_plain = sql_printf("BEGIN%s", timeout);
+  s->begin_xid = sql_printf("BEGIN%s; SELECT txid_current()", timeout);
   /* One round trip: BEGIN, then the table if this server connection has none (to_regclass sends no
    * NOTICE, unlike CREATE ... IF NOT EXISTS). */
   s->begin_sql = sql_printf("BEGIN%s; DO $gw$ BEGIN IF to_regclass('pg_temp.%s') IS NULL THEN "
                             "CREATE TEMP TABLE %s (LIKE " TRACES_TABLE " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS; "
-                            "END IF; END $gw$",
+                            "END IF; END $gw$; SELECT txid_current()",
                             timeout, s->staging, s->staging);
   s->copy_sql = sql_printf("COPY %s (%s) FROM STDIN", s->staging, s->columns);
   s->insert_sql = sql_printf("WITH ins AS (INSERT INTO " TRACES_TABLE " (%s) SELECT %s FROM %s"

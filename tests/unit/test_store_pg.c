@@ -4,7 +4,10 @@
  * (gw_ut_<pid>, gw_ut_<pid>_m) and drops them at the end. Without GW_TEST_PG_DSN the tests fail.
  */
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1101,6 +1105,174 @@ static void test_connection_lost_mid_batch(void **state)
   assert_int_equal(rollup_diff(), 0);
   gw_store_pg_sink.destroy(s);
 }
+
+/* --- a COMMIT whose answer is lost ---------------------------------------------------------------- */
+
+/* A TCP relay between a writer and Postgres. Armed, it passes the client's next COMMIT on (pass) or not,
+ * waits a moment (the server commits or, not having it, aborts when the connection goes), and closes
+ * both sides without relaying the server's answer: the client sees its connection fail on the COMMIT. */
+struct relay {
+  int lfd;
+  int port;
+  struct sockaddr_in pg;
+  atomic_bool armed, pass, fired, stop;
+  pthread_t thread;
+};
+
+struct relay_conn {
+  struct relay *r;
+  int c, s;
+};
+
+static bool has_commit(const char *buf, size_t n)
+{
+  static const char q[] = "COMMIT"; /* the Query message's text, NUL-terminated */
+  for (size_t i = 0; i + sizeof q <= n; i++)
+    if (memcmp(buf + i, q, sizeof q) == 0)
+      return true;
+  return false;
+}
+
+static void *relay_conn_main(void *arg)
+{
+  struct relay_conn *rc = arg;
+  char buf[65536];
+  for (;;) {
+    struct pollfd p[2] = {{rc->c, POLLIN, 0}, {rc->s, POLLIN, 0}};
+    if (poll(p, 2, 200) < 0 || atomic_load(&rc->r->stop))
+      break;
+    if (p[0].revents) {
+      ssize_t n = read(rc->c, buf, sizeof buf);
+      if (n <= 0)
+        break;
+      if (atomic_load(&rc->r->armed) && has_commit(buf, (size_t)n)) {
+        atomic_store(&rc->r->armed, false);
+        if (atomic_load(&rc->r->pass) && write(rc->s, buf, (size_t)n) != n)
+          break;
+        usleep(300000);
+        atomic_store(&rc->r->fired, true);
+        break;
+      }
+      if (write(rc->s, buf, (size_t)n) != n)
+        break;
+    }
+    if (p[1].revents) {
+      ssize_t n = read(rc->s, buf, sizeof buf);
+      if (n <= 0 || write(rc->c, buf, (size_t)n) != n)
+        break;
+    }
+  }
+  close(rc->c);
+  close(rc->s);
+  free(rc);
+  return NULL;
+}
+
+static void *relay_main(void *arg)
+{
+  struct relay *r = arg;
+  while (!atomic_load(&r->stop)) {
+    struct pollfd p = {r->lfd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0)
+      continue;
+    int c = accept(r->lfd, NULL, NULL);
+    if (c < 0)
+      continue;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&r->pg, sizeof r->pg) != 0) {
+      close(c);
+      if (s >= 0)
+        close(s);
+      continue;
+    }
+    struct relay_conn *rc = calloc(1, sizeof *rc);
+    *rc = (struct relay_conn){r, c, s};
+    pthread_t t;
+    if (pthread_create(&t, NULL, relay_conn_main, rc) == 0)
+      pthread_detach(t);
+  }
+  return NULL;
+}
+
+/* A relay to the test database's server; false when it is not reached over TCP on 127.0.0.1. conninfo:
+ * the DSN through the relay. */
+static bool relay_start(struct relay *r, char *conninfo, size_t len)
+{
+  memset(r, 0, sizeof *r);
+  const char *host = PQhost(db), *port = PQport(db);
+  if (!host || strcmp(host, "127.0.0.1") != 0 || !port)
+    return false;
+  r->pg.sin_family = AF_INET;
+  r->pg.sin_port = htons((uint16_t)atoi(port));
+  r->pg.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(r->lfd >= 0);
+  assert_int_equal(bind(r->lfd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(r->lfd, 16), 0);
+  assert_int_equal(getsockname(r->lfd, (struct sockaddr *)&a, &alen), 0);
+  r->port = ntohs(a.sin_port);
+  const char *pass = PQpass(db);
+  snprintf(conninfo, len, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable%s%s", r->port, PQuser(db),
+           PQdb(db), pass && *pass ? " password=" : "", pass && *pass ? pass : "");
+  assert_int_equal(pthread_create(&r->thread, NULL, relay_main, r), 0);
+  return true;
+}
+
+static void relay_stop(struct relay *r)
+{
+  atomic_store(&r->stop, true);
+  pthread_join(r->thread, NULL);
+  close(r->lfd);
+  usleep(300000); /* the connections' threads see stop */
+}
+
+/* The connection fails on the COMMIT of a batch, after the server committed it (pass) or without the
+ * server ever getting it. Committed: the writer asks the transaction's fate on a new connection, and the
+ * batch is done: OK, its rows counted stored (not written again and counted as duplicates). Not
+ * committed: RETRY, nothing stored, and the batch sent again lands once. */
+static void commit_answer_lost(bool pass)
+{
+  struct relay r;
+  char conninfo[512];
+  if (!relay_start(&r, conninfo, sizeof conninfo))
+    skip();
+  void *s = store_create(conninfo);
+  unsigned base = pass ? 0x5701 : 0x5711;
+  struct gw_record a = rec(base, base, T0), b[3];
+  for (int k = 0; k < 3; k++)
+    b[k] = rec(base + 1, (unsigned long long)k + 1, T0 + (uint64_t)k);
+  struct gw_sink_outcome out;
+  assert_int_equal(send1(s, &a, 1, &out), GW_SINK_OK); /* connected, the day's partition made */
+  int64_t stored0 = gw_metric_get(GW_M_RECORDS_STORED), dup0 = gw_metric_get(GW_M_RECORDS_DUPLICATE);
+  atomic_store(&r.pass, pass);
+  atomic_store(&r.armed, true);
+  enum gw_sink_result res = send1(s, b, 3, &out);
+  bool fired = atomic_load(&r.fired);
+  long stored = rows();
+  if (pass) {
+    assert_true(fired);
+    assert_int_equal(res, GW_SINK_OK);
+    assert_int_equal(out.delivered, 3);
+    assert_int_equal(stored, 4);
+  } else {
+    assert_true(fired);
+    assert_int_equal(res, GW_SINK_RETRY);
+    assert_int_equal(stored, 1);
+    assert_int_equal(send1(s, b, 3, &out), GW_SINK_OK);
+    assert_int_equal(rows(), 4);
+  }
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 3);
+  assert_int_equal(gw_metric_get(GW_M_RECORDS_DUPLICATE) - dup0, 0);
+  assert_int_equal(qn("SELECT sum(total_requests) FROM trace_metrics_hourly"), 4);
+  assert_int_equal(rollup_diff(), 0);
+  gw_store_pg_sink.destroy(s);
+  relay_stop(&r);
+}
+
+static void test_commit_answer_lost_committed(void **state) { commit_answer_lost(true); }
+static void test_commit_answer_lost_aborted(void **state) { commit_answer_lost(false); }
 
 /* A batch larger than one COPY chunk, with one bad row at the very end. */
 static void test_large_batch(void **state)
@@ -2486,6 +2658,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_database_state_errors_table, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_read_only_reconnects, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_connection_lost_mid_batch, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_commit_answer_lost_committed, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_commit_answer_lost_aborted, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_made_by_someone_else, reset_test, clean_test),
