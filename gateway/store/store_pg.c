@@ -1516,7 +1516,7 @@ static enum wr keep_reject(struct store *s, const char *what, const char *trace_
   if (w == WR_DATA)
     gw_error(MOD, "a %s refused by Postgres could not be kept in ai_interaction_rejects either (%.5s)", what,
              json ? msg : "out of memory");
-  else if (!quiet)
+  else if (!quiet && *kept) /* (kept before: a replay of its batch, said then) */
     gw_warn(MOD, "a %s refused by Postgres was kept in ai_interaction_rejects (%.5s)", what, why);
   return WR_OK;
 }
@@ -1972,9 +1972,9 @@ static enum wr keep_unfit(struct store *s, const char *one, const char *many, st
         return w;
       *kept += one_kept;
     }
-  if (w == WR_OK)
-    gw_warn(MOD, "%s with a value no column can hold: %zu kept in ai_interaction_rejects without being sent (the "
-                 "first: %s)", many, n, v[0].column);
+  if (w == WR_OK && *kept) /* (none kept now: a replay of their batch, said then) */
+    gw_warn(MOD, "%s with a value no column can hold: %llu kept in ai_interaction_rejects without being sent (the "
+                 "first: %s)", many, (unsigned long long)*kept, v[0].column);
   return w;
 }
 
