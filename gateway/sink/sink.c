@@ -178,8 +178,13 @@ static void *run(void *arg)
   bool holding = false;
   for (;;) {
     bool stopping = atomic_load(&s->stopping);
-    if (stopping && gw_mono_ns() >= s->stop_deadline)
+    if (stopping && gw_mono_ns() >= s->stop_deadline) {
+      /* Out of time: what the sink still keeps holds the cursor for the next start; the memory spool has
+       * none, so it goes (as when drained, below). */
+      if (keep_from && !gw_spool_is_disk(s->spool))
+        commit(s, read_done, 0);
       break;
+    }
     lag_cap(s);
     uint64_t deadline = gw_mono_ns() + 200 * 1000000ull;
     size_t n = gw_spool_peek(s->spool, s->consumer, batch, cap, s->conf.batch_spans,

@@ -120,6 +120,11 @@ struct store {
   size_t nowed, owed_cap;
   uint64_t owed_tmin, owed_tmax;
   uint64_t owed_next_mono; /* no try before then (a backoff after a failed one) */
+  bool keeps;              /* one writer: the spool keeps the batches owed to (keep_owed) */
+  uint64_t batch_seq;      /* the first spool entry of the batch being written, 0 between batches */
+  uint64_t owed_seq;       /* the first spool entry of the oldest batch owed to, 0: none held */
+  uint64_t owed_since_mono;
+  bool stop_tried;         /* stopping: the one last try to pay is made */
 };
 
 /* A span whose runs after commit are owed: the merge of its events and the fills of its trace. */
@@ -128,6 +133,7 @@ struct owed_span {
 };
 #define OWED_MAX 16384               /* spans; past it the oldest are given up (logged) */
 #define OWED_RETRY_NS (5ull * 1000000000ull)
+#define OWED_HOLD_NS (60ull * 1000000000ull) /* the spool keeps a batch owed to this long at most */
 
 /* One record of the batch; its COPY line is rendered when a transaction sends it. */
 struct row {
@@ -1016,8 +1022,12 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
  * batch to redo them, and a stop before that replay would count its stored spans as lost with the memory
  * spool). The writer keeps the spans the runs were for and runs them again (owe, pay_owed) before its
  * next batch and when idle, until they pass; the trace's next batch would run them too. What is owed
- * lives in the writer's memory: a stop before it is paid leaves those rows as they are until their
- * trace's next batch. w: what the run returned; what: what it was. true: it failed.
+ * lives in the writer's memory; with one writer, the spool keeps the batch it is owed to meanwhile
+ * (keep_owed: gw_sink_outcome.keep_from), so a crash or a stop before it is paid leaves the batch in the
+ * disk spool, and its replay at the next start finds the rows stored and runs the work again. That hold
+ * lasts OWED_HOLD_NS at most (a fill that keeps failing must not stop the spool's reclaim), and a stop
+ * tries once more before it ends. Several writers cannot hold the cursor (gw_sink_start_n): theirs is in
+ * memory only. w: what the run returned; what: what it was. true: it failed.
  */
 static bool after_commit(struct store *s, enum wr w, const char *what, const char *msg)
 {
@@ -1067,6 +1077,10 @@ static void owe(struct store *s, const char *const *tids, const char *const *sid
     s->owed_tmin = tmin;
   if (tmax > s->owed_tmax)
     s->owed_tmax = tmax;
+  if (!s->owed_seq && s->batch_seq) {
+    s->owed_seq = s->batch_seq;
+    s->owed_since_mono = gw_mono_ns();
+  }
 }
 
 /* owe() the rows rows[lo, hi). */
@@ -2207,6 +2221,7 @@ static void pay_owed(struct store *s)
     gw_info(MOD, "the runs after commit owed to %zu spans are done", n);
     s->nowed = 0;
     s->owed_next_mono = 0;
+    s->owed_seq = 0;
     return;
   }
   rollback(s);
@@ -2221,10 +2236,9 @@ static void pay_owed(struct store *s)
           (unsigned long long)(OWED_RETRY_NS / 1000000000ull));
 }
 
-static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *entries, size_t n,
-                                      struct gw_sink_outcome *out)
+static enum gw_sink_result write_batch(struct store *s, const struct gw_spool_entry *entries, size_t n,
+                                       struct gw_sink_outcome *out)
 {
-  struct store *s = self;
   struct batch b = {0};
   struct ev_batch eb = {0};
   struct fact_batch fb = {0};
@@ -2283,6 +2297,76 @@ failed:
 retry:
   gw_metric_add(GW_M_PG_ERRORS, 1);
   return GW_SINK_RETRY;
+}
+
+/* Whether the sink is stopping (stopping() was called). */
+static bool is_stopping(struct store *s)
+{
+  pthread_mutex_lock(&s->stop_mu);
+  bool stopping = s->stop_deadline != 0;
+  pthread_mutex_unlock(&s->stop_mu);
+  return stopping;
+}
+
+/* sink.c calls send with nothing (not idle) while the store says it holds something: what idle() does
+ * for what is owed (a lost connection reopened at its pace, pay_owed). Stopping: one last try, at once. */
+static void owed_tick(struct store *s)
+{
+  bool stopping = is_stopping(s);
+  if (stopping) {
+    if (s->stop_tried)
+      return;
+    s->stop_tried = true;
+    s->owed_next_mono = 0;
+  }
+  if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
+    close_conn(s);
+  if (!s->conn && (stopping || gw_mono_ns() - s->last_attempt_mono >= IDLE_CHECK_NS))
+    open_conn(s, NULL);
+  if (s->conn) {
+    gw_arena_reset(s->arena); /* (between batches: nothing of a batch is kept) */
+    pay_owed(s);
+  }
+}
+
+/* One writer: the oldest batch still owed to stays in the spool (keep_from), so that a crash or a stop
+ * before it is paid replays it; holding, so that sink.c calls again (owed_tick) while idle. Past
+ * OWED_HOLD_NS the batch is let go (what is owed is still tried while the gateway runs); stopping, after
+ * the last try, the drain may end: the disk spool keeps the batch for the next start. */
+static void keep_owed(struct store *s, struct gw_sink_outcome *out)
+{
+  if (!s->nowed || !s->owed_seq) {
+    s->owed_seq = 0;
+    return;
+  }
+  bool stopping = is_stopping(s);
+  if (!stopping && gw_mono_ns() - s->owed_since_mono >= OWED_HOLD_NS) {
+    gw_warn(MOD, "the runs after commit owed to %zu spans still fail after %llu s: the spool no longer keeps their "
+            "batch for them (still tried while the gateway runs)", s->nowed,
+            (unsigned long long)(OWED_HOLD_NS / 1000000000ull));
+    s->owed_seq = 0;
+    return;
+  }
+  out->keep_from = s->owed_seq;
+  out->holding = !(stopping && s->stop_tried);
+}
+
+/* The sink's send: write_batch, or (n == 0) a tick for what is owed; then what the spool keeps. */
+static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *entries, size_t n,
+                                      struct gw_sink_outcome *out)
+{
+  struct store *s = self;
+  enum gw_sink_result r = GW_SINK_OK;
+  if (n) {
+    s->batch_seq = entries[0].seq;
+    r = write_batch(s, entries, n, out);
+    s->batch_seq = 0;
+  } else if (s->nowed) {
+    owed_tick(s);
+  }
+  if (s->keeps)
+    keep_owed(s, out);
+  return r;
 }
 
 /* While idle: check every IDLE_CHECK_NS that the connection still works (so the gauge tells the truth
@@ -2487,6 +2571,7 @@ static void *create(const void *conf, struct gw_err *err)
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;
   if (c->writers > 1)
     s->lock_sql = sql_printf("SELECT pg_advisory_xact_lock(%d, %d)", GW_WRITERS_LOCK, (int)c->writers_lock);
+  s->keeps = c->writers <= 1;
   return s;
 }
 

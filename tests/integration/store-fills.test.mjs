@@ -143,3 +143,62 @@ for (const writers of [1, 2]) describe(`the writer's fills after commit (postgre
     });
   }
 });
+
+/* The work after commit still owed when the gateway stops (SIGTERM) or dies (SIGKILL): with the disk spool
+ * the batch it is owed to was kept, so the next start replays it, finds its row stored (not stored twice)
+ * and runs the work then, though no other span of the trace ever comes. */
+describe('work after commit owed across a restart (disk spool)', { skip: skip ?? false }, () => {
+  let db;
+  let gw;
+
+  before(async () => {
+    db = await createDatabase();
+  });
+
+  after(async () => {
+    await gw?.cleanup();
+    await db?.drop();
+  });
+
+  const summary = async (traceId) => (await db.query('SELECT * FROM ai_trace_summaries WHERE trace_id = $1', [traceId])).rows[0];
+  const breakSummaries = () => db.query(`ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved;
+    CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) RETURNS bigint
+    LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$`);
+  const mendSummaries = () => db.query(`DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz);
+    ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces`);
+
+  for (const how of ['SIGTERM', 'SIGKILL']) {
+    test(`${how} while the summaries after commit fail: the next start writes them, the row stored once`, async () => {
+      gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk' } } });
+      const service = `owed-${how.toLowerCase()}`;
+      await breakSummaries();
+      let broken = true;
+      try {
+        const r = genaiSpan();
+        assert.equal((await post(gw, '/v1/traces', toProtobuf(traceRequest([r], { service })), PB)).status, 200);
+        await waitForRows(db, [r.traceId], 1, { settleMs: 0 });
+        await waitFor(() => gw.logs().includes('after commit failed'), { what: 'the failed work after commit in the log' });
+        if (how === 'SIGTERM') {
+          const exit = await gw.stop();
+          assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}`);
+        } else {
+          await gw.kill();
+        }
+        assert.equal(await summary(r.traceId), undefined, 'no summary before the restart');
+        await mendSummaries();
+        broken = false;
+        await gw.restart();
+        const s = await waitFor(() => summary(r.traceId), { timeoutMs: 20000, what: 'the summary, written after the restart' });
+        assert.equal(Number(s.spans), 1);
+        const rows = await db.query('SELECT count(*)::int AS n FROM ai_interaction_traces WHERE trace_id = $1', [r.traceId]);
+        assert.equal(rows.rows[0].n, 1);
+        const roll = await db.query('SELECT sum(total_requests)::int AS n FROM trace_metrics_hourly WHERE service_name = $1', [service]);
+        assert.deepEqual(roll.rows[0], { n: 1 }, 'the row counted once in the rollups');
+      } finally {
+        if (broken) await mendSummaries().catch(() => {});
+        await gw?.cleanup();
+        gw = undefined;
+      }
+    });
+  }
+});

@@ -416,6 +416,35 @@ static void test_keep_retry_and_final_tick(void **st)
   pthread_mutex_destroy(&k.mu);
 }
 
+/* A sink still holding what it keeps when the drain's time is up: the memory spool has no next start, so
+ * the cursor goes past it anyway (as when drained), and entries the sink did finish are not left to be
+ * counted as lost at exit. */
+static void test_keep_at_deadline_memory(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct keeper k = {0};
+  pthread_mutex_init(&k.mu, NULL);
+  struct gw_sink_conf c = {.batch_spans = 2, .batch_wait_ms = 50, .max_entries = 8, .backoff_min_ms = 1,
+                           .backoff_max_ms = 2, .drain_ms = 300};
+  struct gw_err err = {0};
+  struct gw_sink *s = gw_sink_start(&keeper_type, &k, sp, &c, &err);
+  assert_non_null(s);
+  put(sp, 1);
+  put(sp, 1);
+  for (int i = 0; i < 200 && k_get(&k, &k.batches) < 1; i++)
+    sleep_ms(5);
+  struct gw_spool_lag l;
+  gw_spool_lag_get(sp, gw_sink_consumer(s), &l);
+  assert_int_equal(l.entries, 2); /* kept: not committed */
+  gw_spool_close(sp);
+  gw_sink_stop(s); /* still holding at the deadline */
+  gw_spool_lag_get(sp, 0, &l);
+  assert_int_equal(l.entries, 0);
+  gw_spool_destroy(sp);
+  pthread_mutex_destroy(&k.mu);
+}
+
 /* --- several workers (gw_sink_start_n) ------------------------------------------------------------ */
 
 /* Shared by the workers' selves: a send of entry `block` waits until released; entry `fail_once` fails the
@@ -562,6 +591,7 @@ int main(void)
     cmocka_unit_test(test_lag_cap_skips_and_counts),
     cmocka_unit_test(test_lag_cap_holds_during_backoff),
     cmocka_unit_test(test_keep_from_and_ticks),
+    cmocka_unit_test(test_keep_at_deadline_memory),
     cmocka_unit_test(test_keep_retry_and_final_tick),
     cmocka_unit_test(test_workers_commit_in_order),
     cmocka_unit_test(test_workers_refuse_lag_cap),

@@ -2634,6 +2634,80 @@ static void test_owed_fills_paid_when_idle(void **state)
   gw_store_pg_sink.destroy(s);
 }
 
+/* With one writer, the batch whose runs after commit failed stays in the spool (keep_from) until they are
+ * paid, so that a crash or a stop before replays it; holding, so that sink.c gives the writer ticks
+ * (send with nothing) in which it pays them. */
+static void test_owed_batch_kept(void **state)
+{
+  void *s = store_create(dsn);
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
+  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
+                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  struct gw_record a = rec(0x6301, 0x6301, T0);
+  struct gw_spool_entry e = entry(&a, 1, 7);
+  struct gw_sink_outcome out, tick;
+  memset(&out, 0, sizeof out);
+  enum gw_sink_result r1 = gw_store_pg_sink.send(s, &e, 1, &out);
+  memset(&tick, 0, sizeof tick);
+  gw_store_pg_sink.send(s, NULL, 0, &tick); /* still failing */
+  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  assert_int_equal(r1, GW_SINK_OK);
+  assert_int_equal(out.keep_from, 7);
+  assert_true(out.holding);
+  assert_int_equal(tick.keep_from, 7);
+  assert_true(tick.holding);
+  assert_int_equal(qn("SELECT count(*) FROM ai_trace_summaries WHERE trace_id = '00000000000000000000000000006301'"), 0);
+  /* the next tick past the retry's backoff pays it and lets the batch go */
+  bool paid = false;
+  for (int i = 0; i < 300 && !paid; i++) {
+    memset(&tick, 0, sizeof tick);
+    assert_int_equal(gw_store_pg_sink.send(s, NULL, 0, &tick), GW_SINK_OK);
+    paid = !tick.keep_from && !tick.holding;
+    if (!paid)
+      usleep(50000);
+  }
+  assert_true(paid);
+  assert_string_equal(qv("SELECT spans FROM ai_trace_summaries WHERE trace_id = '%032x'", 0x6301), "1");
+  gw_store_pg_sink.destroy(s);
+}
+
+/* Stopping with the runs still failing: one last try, then no longer holding (the drain may end), the
+ * batch still kept (the disk spool replays it at the next start). Several writers never keep a batch. */
+static void test_owed_batch_kept_at_stop(void **state)
+{
+  void *s = store_create(dsn);
+  struct gw_store_conf two = {dsn, MIGRATIONS, 90, 2, 79, 0};
+  struct gw_err err = {0};
+  void *w2 = gw_store_pg_sink.create(&two, &err);
+  assert_non_null(w2);
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
+  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
+                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  struct gw_record a = rec(0x6401, 0x6401, T0), b = rec(0x6402, 0x6402, T0);
+  struct gw_spool_entry ea = entry(&a, 1, 9), eb = entry(&b, 1, 3);
+  struct gw_sink_outcome out, o2, tick;
+  memset(&out, 0, sizeof out);
+  memset(&o2, 0, sizeof o2);
+  enum gw_sink_result r1 = gw_store_pg_sink.send(s, &ea, 1, &out);
+  enum gw_sink_result r2 = gw_store_pg_sink.send(w2, &eb, 1, &o2);
+  gw_store_pg_sink.stopping(s, mono_ns() + 5000000000ull);
+  memset(&tick, 0, sizeof tick);
+  gw_store_pg_sink.send(s, NULL, 0, &tick);
+  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  assert_int_equal(r1, GW_SINK_OK);
+  assert_int_equal(out.keep_from, 9);
+  assert_true(out.holding);
+  assert_int_equal(tick.keep_from, 9);
+  assert_false(tick.holding);
+  assert_int_equal(r2, GW_SINK_OK);
+  assert_int_equal(o2.keep_from, 0);
+  assert_false(o2.holding);
+  gw_store_pg_sink.destroy(w2);
+  gw_store_pg_sink.destroy(s);
+}
+
 struct maint_stopper {
   struct gw_maint *m;
   atomic_bool done;
@@ -2728,6 +2802,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_stopping_silent_server, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_owed_fills_paid, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_owed_fills_paid_when_idle, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_owed_batch_kept, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_owed_batch_kept_at_stop, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_maint_stop_silent_server, reset_test, clean_test),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
