@@ -6,12 +6,13 @@
  * genai_gateway_http2_answers_not_taken_total, and the connection then goes idle. Before, such streams
  * lived as long as the connection, and the idle GOAWAY never came since they were open.
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { once } from 'node:events';
-import { prerequisites, startGateway, metric, sleep } from '../lib/harness.mjs';
+import { prerequisites, metric, sleep } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toJson, toProtobuf, grpcFrame, GRPC_EXPORT_PATH } from '../lib/otlp.mjs';
+import { idleGoaway, closedAfter, gatewayFixture } from '../lib/h2raw.mjs';
 
 const skip = prerequisites({ needPg: false });
 const IDLE_MS = 1500;
@@ -23,42 +24,27 @@ async function answered(session, headers, body, waitMs) {
   const req = session.request({ ':method': 'POST', ...headers });
   req.on('error', () => {});
   req.on('data', () => {});
-  const closedAt = once(req, 'close').then(() => Date.now());
+  const head = once(req, 'response').then(([h]) => h);
+  const closed = closedAfter(req, head, waitMs);
   req.end(body);
-  const [head] = await once(req, 'response');
-  const t0 = Date.now();
-  const closed = await Promise.race([closedAt.then((t) => ({ ms: t - t0, rstCode: req.rstCode })), sleep(waitMs).then(() => null)]);
-  return { head, closed };
-}
-
-async function goaway(session, waitMs) {
-  const [g] = await Promise.race([once(session, 'goaway').then(([code]) => [{ code }]), sleep(waitMs).then(() => [null])]);
-  return g;
+  return { head: await head, closed: await closed };
 }
 
 describe('HTTP/2: an answer the client never takes is given up at the answer limit', { skip: skip ?? false }, () => {
-  let gw;
-  before(async () => {
-    gw = await startGateway({
-      config: {
-        spool: { mode: 'memory' },
-        receivers: {
-          http: { idle_timeout_ms: `${IDLE_MS}ms`, body_timeout_ms: '30s' },
-          grpc: { engine: 'nghttp2', max_connection_idle_ms: `${IDLE_MS}ms` },
-        },
-      },
-    });
-  });
-  after(async () => {
-    await gw?.cleanup();
-  });
+  const fx = gatewayFixture({
+    spool: { mode: 'memory' },
+    receivers: {
+      http: { idle_timeout_ms: `${IDLE_MS}ms`, body_timeout_ms: '30s' },
+      grpc: { engine: 'nghttp2', max_connection_idle_ms: `${IDLE_MS}ms` },
+    },
+  }, { checkExit: false });
 
   const untaken = async (listener) =>
-    metric(await gw.metrics(), 'genai_gateway_http2_answers_not_taken_total', { listener, closed: 'stream' });
+    metric(await fx.gw.metrics(), 'genai_gateway_http2_answers_not_taken_total', { listener, closed: 'stream' });
 
   test('OTLP/HTTP port: an accepted request whose answer waits for a window the client keeps shut', async () => {
     const before_ = await untaken('otlp_http');
-    const session = http2.connect(gw.httpUrl, { settings: { initialWindowSize: 0 } });
+    const session = http2.connect(fx.gw.httpUrl, { settings: { initialWindowSize: 0 } });
     session.on('error', () => {});
     try {
       await once(session, 'remoteSettings');
@@ -70,8 +56,7 @@ describe('HTTP/2: an answer the client never takes is given up at the answer lim
       assert.equal(closed.rstCode, NGHTTP2_CANCEL);
       assert.ok(closed.ms >= IDLE_MS - 500, `reset ${closed.ms} ms after the head, limit ${IDLE_MS} ms`);
       assert.equal((await untaken('otlp_http')) - before_, 1);
-      const g = await goaway(session, IDLE_MS + 3000);
-      assert.ok(g, 'no GOAWAY: the connection is not idle');
+      const g = await idleGoaway(session, IDLE_MS + 3000);
       assert.equal(g.code, NGHTTP2_NO_ERROR);
     } finally {
       session.destroy();
@@ -80,7 +65,7 @@ describe('HTTP/2: an answer the client never takes is given up at the answer lim
 
   test('OTLP/gRPC port: a call whose response message waits for a window the client keeps shut', async () => {
     const before_ = await untaken('otlp_grpc');
-    const session = http2.connect(`http://${gw.grpcAddr}`, { settings: { initialWindowSize: 0 } });
+    const session = http2.connect(`http://${fx.gw.grpcAddr}`, { settings: { initialWindowSize: 0 } });
     session.on('error', () => {});
     try {
       await once(session, 'remoteSettings');
@@ -97,7 +82,7 @@ describe('HTTP/2: an answer the client never takes is given up at the answer lim
 
   test('a client that takes its answers is not touched', async () => {
     const before_ = await untaken('otlp_http');
-    const session = http2.connect(gw.httpUrl);
+    const session = http2.connect(fx.gw.httpUrl);
     session.on('error', () => {});
     try {
       for (let i = 0; i < 3; i++) {

@@ -4,12 +4,13 @@
  * limit on a plain HTTP/2 request, RESOURCE_EXHAUSTED on a gRPC call, and the connection goes on serving.
  * nghttp2 only announces the setting; before, a 40 KB header list was accepted and served.
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { once } from 'node:events';
-import { prerequisites, startGateway, metric } from '../lib/harness.mjs';
+import { prerequisites, metric } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toProtobuf, decodeStatus, grpcFrame, GRPC_EXPORT_PATH } from '../lib/otlp.mjs';
+import { gatewayFixture } from '../lib/h2raw.mjs';
 
 const skip = prerequisites({ needPg: false });
 
@@ -34,21 +35,12 @@ function padding(n) {
 }
 
 describe('HTTP/2: a header list over SETTINGS_MAX_HEADER_LIST_SIZE is refused', { skip: skip ?? false }, () => {
-  let gw;
+  const fx = gatewayFixture({ spool: { mode: 'memory' } });
   const body = toProtobuf(traceRequest([genaiSpan()]));
-  before(async () => {
-    gw = await startGateway({ config: { spool: { mode: 'memory' } } });
-  });
-  after(async () => {
-    if (gw) {
-      const r = await gw.stop();
-      await gw.cleanup();
-      assert.deepEqual(r, { code: 0, signal: null });
-    }
-  });
 
   for (const port of ['http', 'grpc']) {
     test(`${port} port: 40 KB of headers: 431 or RESOURCE_EXHAUSTED naming the limit; 12 KB is served; the connection stays usable`, async () => {
+      const { gw } = fx;
       const session = http2.connect(`http://127.0.0.1:${gw.ports[port]}`, { maxSendHeaderBlockLength: 1 << 20 });
       session.on('error', () => {});
       try {

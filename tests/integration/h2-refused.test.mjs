@@ -13,8 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import http2 from 'node:http2';
 import { once } from 'node:events';
-import { prerequisites, startGateway, metric, sleep } from '../lib/harness.mjs';
+import { prerequisites, metric } from '../lib/harness.mjs';
 import { traceRequest, genaiSpan, toProtobuf, decodeStatus, grpcFrame, GRPC_EXPORT_PATH } from '../lib/otlp.mjs';
+import { idleGoaway, closedAfter, gatewayFixture } from '../lib/h2raw.mjs';
 
 const skip = prerequisites({ needPg: false });
 const TOKEN = 'tok-h2-refused-0123456789';
@@ -33,23 +34,11 @@ function heldOpen(session, headers, chunk, waitMs) {
   req.on('error', () => {});
   const chunks = [];
   req.on('data', (d) => chunks.push(d));
-  const closedAt = once(req, 'close').then(() => Date.now());
   const head = once(req, 'response').then(([h]) => h);
+  const closed = closedAfter(req, head, waitMs);
   const body = once(req, 'end').then(() => Buffer.concat(chunks));
-  const closed = head.then(() => {
-    const t0 = Date.now();
-    return Promise.race([closedAt.then((t) => ({ ms: t - t0, rstCode: req.rstCode })), sleep(waitMs).then(() => null)]);
-  });
   req.write(chunk);
   return { req, head, body, closed };
-}
-
-/** The session's GOAWAY: { code, data, ms } from now, or null if none came within waitMs. */
-async function goaway(session, waitMs) {
-  const t0 = Date.now();
-  const [g] = await Promise.race([once(session, 'goaway').then(([code, , data]) => [{ code, data: String(data ?? ''), ms: Date.now() - t0 }]),
-    sleep(waitMs).then(() => [null])]);
-  return g;
 }
 
 /** The 5-byte gRPC message prefix: uncompressed, len bytes. */
@@ -61,34 +50,27 @@ function prefix(len) {
 
 describe('HTTP/2: a refused stream the client keeps open is reset, and its connection goes idle', { skip: skip ?? false }, () => {
   let dir;
-  let gw;
   const good = () => toProtobuf(traceRequest([genaiSpan()]));
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gw-h2-refused-'));
     await fs.writeFile(path.join(dir, 'tokens'), `${TOKEN}\n`);
-    gw = await startGateway({
-      config: {
-        spool: { mode: 'memory' },
-        receivers: {
-          max_request_bytes: MAX,
-          auth: { tokens_file: path.join(dir, 'tokens') },
-          http: { body_timeout_ms: `${BODY_MS}ms`, idle_timeout_ms: `${IDLE_MS}ms` },
-          grpc: { max_connection_idle_ms: `${IDLE_MS}ms` },
-        },
-      },
-    });
   });
+  /* its after hook runs before the one below: the gateway stops before its tokens file goes */
+  const fx = gatewayFixture(() => ({
+    spool: { mode: 'memory' },
+    receivers: {
+      max_request_bytes: MAX,
+      auth: { tokens_file: path.join(dir, 'tokens') },
+      http: { body_timeout_ms: `${BODY_MS}ms`, idle_timeout_ms: `${IDLE_MS}ms` },
+      grpc: { max_connection_idle_ms: `${IDLE_MS}ms` },
+    },
+  }));
   after(async () => {
-    if (gw) {
-      const r = await gw.stop();
-      await gw.cleanup();
-      assert.deepEqual(r, { code: 0, signal: null });
-    }
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
   test('OTLP/HTTP port: a 401 without a token is answered in full, then the open stream is reset NO_ERROR; GOAWAY after idle', async () => {
-    const session = http2.connect(gw.httpUrl);
+    const session = http2.connect(fx.gw.httpUrl);
     session.on('error', () => {});
     try {
       const s = heldOpen(session, PB, good().subarray(0, 20), 4000);
@@ -100,8 +82,7 @@ describe('HTTP/2: a refused stream the client keeps open is reset, and its conne
       assert.equal(closed.rstCode, NGHTTP2_NO_ERROR);
       assert.ok(closed.ms < BODY_MS, `reset ${closed.ms} ms after the answer, not at the body timeout`);
       assert.equal(decodeStatus(await s.body).code, 16, 'the whole 401 body arrived before the reset');
-      const g = await goaway(session, IDLE_MS + 3000);
-      assert.ok(g, 'no GOAWAY: the connection is not idle');
+      const g = await idleGoaway(session, IDLE_MS + 3000);
       assert.equal(g.code, NGHTTP2_NO_ERROR);
     } finally {
       session.destroy();
@@ -110,8 +91,8 @@ describe('HTTP/2: a refused stream the client keeps open is reset, and its conne
 
   test('OTLP/HTTP port: an answer the client does not take (stream window 0) is reset CANCEL at the body timeout, counted', async () => {
     const phase = { listener: 'otlp_http', phase: 'body' };
-    const before_ = metric(await gw.metrics(), 'genai_gateway_http_read_timeouts_total', phase);
-    const session = http2.connect(gw.httpUrl, { settings: { initialWindowSize: 0 } });
+    const before_ = metric(await fx.gw.metrics(), 'genai_gateway_http_read_timeouts_total', phase);
+    const session = http2.connect(fx.gw.httpUrl, { settings: { initialWindowSize: 0 } });
     session.on('error', () => {});
     try {
       await once(session, 'remoteSettings');
@@ -121,9 +102,8 @@ describe('HTTP/2: a refused stream the client keeps open is reset, and its conne
       assert.ok(closed, 'the refused stream whose answer is stuck was still open past the body timeout');
       assert.equal(closed.rstCode, NGHTTP2_CANCEL);
       assert.ok(closed.ms >= BODY_MS - 500, `reset ${closed.ms} ms after the head, body timeout ${BODY_MS} ms`);
-      assert.equal(metric(await gw.metrics(), 'genai_gateway_http_read_timeouts_total', phase) - before_, 1);
-      const g = await goaway(session, IDLE_MS + 3000);
-      assert.ok(g, 'no GOAWAY: the connection is not idle');
+      assert.equal(metric(await fx.gw.metrics(), 'genai_gateway_http_read_timeouts_total', phase) - before_, 1);
+      const g = await idleGoaway(session, IDLE_MS + 3000);
       assert.equal(g.code, NGHTTP2_NO_ERROR);
     } finally {
       session.destroy();
@@ -131,7 +111,7 @@ describe('HTTP/2: a refused stream the client keeps open is reset, and its conne
   });
 
   test('OTLP/HTTP port: a gRPC call without a token is UNAUTHENTICATED, then its open stream is reset NO_ERROR', async () => {
-    const session = http2.connect(gw.httpUrl);
+    const session = http2.connect(fx.gw.httpUrl);
     session.on('error', () => {});
     try {
       const s = heldOpen(session, { ':path': GRPC_EXPORT_PATH, ...GRPC }, grpcFrame(good()).subarray(0, 20), 4000);
@@ -140,15 +120,14 @@ describe('HTTP/2: a refused stream the client keeps open is reset, and its conne
       const closed = await s.closed;
       assert.ok(closed, 'the refused call was still open 4 s after its answer');
       assert.equal(closed.rstCode, NGHTTP2_NO_ERROR);
-      const g = await goaway(session, IDLE_MS + 3000);
-      assert.ok(g, 'no GOAWAY: the connection is not idle');
+      await idleGoaway(session, IDLE_MS + 3000);
     } finally {
       session.destroy();
     }
   });
 
   test('OTLP/gRPC port: an unauthenticated call and one refused on its length prefix are reset NO_ERROR; GOAWAY max_idle', async () => {
-    const session = http2.connect(`http://${gw.grpcAddr}`);
+    const session = http2.connect(`http://${fx.gw.grpcAddr}`);
     session.on('error', () => {});
     try {
       const s = heldOpen(session, { ':path': GRPC_EXPORT_PATH, ...GRPC }, grpcFrame(good()).subarray(0, 20), 4000);
@@ -164,8 +143,7 @@ describe('HTTP/2: a refused stream the client keeps open is reset, and its conne
       assert.ok(bigClosed, 'the call refused on its length prefix was still open 4 s after its answer');
       assert.equal(bigClosed.rstCode, NGHTTP2_NO_ERROR);
 
-      const g = await goaway(session, IDLE_MS + 3000);
-      assert.ok(g, 'no GOAWAY: the connection is not idle');
+      const g = await idleGoaway(session, IDLE_MS + 3000);
       assert.equal(g.code, NGHTTP2_NO_ERROR);
       assert.equal(g.data, 'max_idle');
     } finally {
