@@ -2,12 +2,13 @@
  * h2raw.mjs: what the HTTP/2 tests share. Raw HTTP/2 for the cases node:http2 will not send (a DATA frame
  * on stream 0, junk after the preface) and for reading the frames exactly as the gateway sent them: the
  * connection preface, frame types and error codes (RFC 9113 §6, §7), a frame builder and parser, and a raw
- * TCP connection. Then the node:http2 helpers several tests need (a session's GOAWAY, when a stream
- * closed), and the gateway fixture of the h2-*.test.mjs files.
+ * connection over TCP or TLS (ALPN h2). Then the node:http2 helpers several tests need (a session's
+ * GOAWAY, when a stream closed), and the gateway fixture of the h2-*.test.mjs files.
  */
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { startGateway, sleep } from './harness.mjs';
 
@@ -83,14 +84,21 @@ export function goawayOf(f) {
   return { lastStream: f.payload.readUInt32BE(0) & 0x7fffffff, code: f.payload.readUInt32BE(4), debug: f.payload.subarray(8).toString() };
 }
 
-/** A raw TCP connection to 127.0.0.1:port, resolved once it is up. The socket is node's own: write frames
- * to it, read the bytes from its 'data' events. */
-export async function connectRaw(port) {
-  const sock = net.connect(port, '127.0.0.1');
+/**
+ * A raw connection to 127.0.0.1:port, resolved once it is up: TCP, or with `tls` (tls.connect options,
+ * e.g. { ca }: the CA to trust) TLS offering ALPN h2 only and checking the certificate for localhost,
+ * resolved after the handshake. The socket is node's own: write frames to it, read the bytes from its
+ * 'data' events.
+ */
+export async function connectRaw(port, { tls: tlsOpts } = {}) {
+  const sock = tlsOpts
+    ? tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ALPNProtocols: ['h2'], ...tlsOpts })
+    : net.connect(port, '127.0.0.1');
+  const ready = tlsOpts ? 'secureConnect' : 'connect';
   await new Promise((resolve, reject) => {
     const up = () => { sock.off('error', down); resolve(); };
-    const down = (e) => { sock.off('connect', up); reject(e); };
-    sock.once('connect', up);
+    const down = (e) => { sock.off(ready, up); reject(e); };
+    sock.once(ready, up);
     sock.once('error', down);
   });
   return sock;
