@@ -326,6 +326,23 @@ static void sleep_ms(long ms)
   nanosleep(&ts, NULL);
 }
 
+/* A keeper sink on sp, batches of two entries (batch_wait_ms for the second), drain_ms at stop; two
+ * entries put, and their batch taken. */
+static struct gw_sink *keeper_two(struct keeper *k, struct gw_spool *sp, uint64_t batch_wait_ms, uint64_t drain_ms)
+{
+  pthread_mutex_init(&k->mu, NULL);
+  struct gw_sink_conf c = {.batch_spans = 2, .batch_wait_ms = batch_wait_ms, .max_entries = 8, .backoff_min_ms = 1,
+                           .backoff_max_ms = 2, .drain_ms = drain_ms};
+  struct gw_err err = {0};
+  struct gw_sink *s = gw_sink_start(&keeper_type, k, sp, &c, &err);
+  assert_non_null(s);
+  put(sp, 1);
+  put(sp, 1);
+  for (int i = 0; i < 200 && k_get(k, &k->batches) < 1; i++)
+    sleep_ms(5);
+  return s;
+}
+
 /* keep_from: the cursor stays before what the sink keeps while it reads on; holding: ticks (n == 0) come
  * while nothing new arrives; once it lets go, everything is committed. */
 static void test_keep_from_and_ticks(void **st)
@@ -333,17 +350,8 @@ static void test_keep_from_and_ticks(void **st)
   (void)st;
   struct gw_spool *sp = mk_spool(1 << 20);
   struct keeper k = {0};
-  pthread_mutex_init(&k.mu, NULL);
   /* batches of exactly two entries: peek waits (up to 10 s) for the second */
-  struct gw_sink_conf c = {.batch_spans = 2, .batch_wait_ms = 10000, .max_entries = 8, .backoff_min_ms = 1,
-                           .backoff_max_ms = 2, .drain_ms = 1000};
-  struct gw_err err = {0};
-  struct gw_sink *s = gw_sink_start(&keeper_type, &k, sp, &c, &err);
-  assert_non_null(s);
-  put(sp, 1);
-  put(sp, 1);
-  for (int i = 0; i < 200 && k_get(&k, &k.batches) < 1; i++)
-    sleep_ms(5);
+  struct gw_sink *s = keeper_two(&k, sp, 10000, 1000);
   put(sp, 1);
   put(sp, 1);
   for (int i = 0; i < 200 && k_get(&k, &k.batches) < 2; i++)
@@ -424,16 +432,7 @@ static void test_keep_at_deadline_memory(void **st)
   (void)st;
   struct gw_spool *sp = mk_spool(1 << 20);
   struct keeper k = {0};
-  pthread_mutex_init(&k.mu, NULL);
-  struct gw_sink_conf c = {.batch_spans = 2, .batch_wait_ms = 50, .max_entries = 8, .backoff_min_ms = 1,
-                           .backoff_max_ms = 2, .drain_ms = 300};
-  struct gw_err err = {0};
-  struct gw_sink *s = gw_sink_start(&keeper_type, &k, sp, &c, &err);
-  assert_non_null(s);
-  put(sp, 1);
-  put(sp, 1);
-  for (int i = 0; i < 200 && k_get(&k, &k.batches) < 1; i++)
-    sleep_ms(5);
+  struct gw_sink *s = keeper_two(&k, sp, 50, 300);
   struct gw_spool_lag l;
   gw_spool_lag_get(sp, gw_sink_consumer(s), &l);
   assert_int_equal(l.entries, 2); /* kept: not committed */

@@ -2589,22 +2589,33 @@ static void test_stopping_silent_server(void **state)
   assert_int_equal(rows(), 1);
 }
 
+/* The summaries' function raising (the runs after commit fail), and back. */
+static void break_summaries(void)
+{
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
+  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
+                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+}
+
+static void mend_summaries(void)
+{
+  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
+  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+}
+
 /* The runs after commit failing (here the summaries' function raising; in life a connection lost right
  * after COMMIT): the batch is stored and acknowledged, and the writer runs them again before its next
  * batch, for the spans they were owed to, even when no other span of that trace ever comes. */
 static void test_owed_fills_paid(void **state)
 {
   void *s = store_create(dsn);
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
-  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
-                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  break_summaries();
   struct gw_record a = rec(0x6101, 0x6101, T0), b = rec(0x6102, 0x6102, T0);
   struct gw_sink_outcome out;
   enum gw_sink_result r1 = send1(s, &a, 1, &out);
   long stored = rows();
   long summaries = qn("SELECT count(*) FROM ai_trace_summaries WHERE trace_id = '00000000000000000000000000006101'");
-  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  mend_summaries();
   assert_int_equal(r1, GW_SINK_OK);
   assert_int_equal(stored, 1);
   assert_int_equal(summaries, 0);
@@ -2619,14 +2630,11 @@ static void test_owed_fills_paid(void **state)
 static void test_owed_fills_paid_when_idle(void **state)
 {
   void *s = store_create(dsn);
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
-  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
-                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  break_summaries();
   struct gw_record a = rec(0x6201, 0x6201, T0);
   struct gw_sink_outcome out;
   enum gw_sink_result r1 = send1(s, &a, 1, &out);
-  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  mend_summaries();
   assert_int_equal(r1, GW_SINK_OK);
   assert_int_equal(qn("SELECT count(*) FROM ai_trace_summaries WHERE trace_id = '00000000000000000000000000006201'"), 0);
   gw_store_pg_sink.idle(s);
@@ -2640,9 +2648,7 @@ static void test_owed_fills_paid_when_idle(void **state)
 static void test_owed_batch_kept(void **state)
 {
   void *s = store_create(dsn);
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
-  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
-                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  break_summaries();
   struct gw_record a = rec(0x6301, 0x6301, T0);
   struct gw_spool_entry e = entry(&a, 1, 7);
   struct gw_sink_outcome out, tick;
@@ -2650,8 +2656,7 @@ static void test_owed_batch_kept(void **state)
   enum gw_sink_result r1 = gw_store_pg_sink.send(s, &e, 1, &out);
   memset(&tick, 0, sizeof tick);
   gw_store_pg_sink.send(s, NULL, 0, &tick); /* still failing */
-  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  mend_summaries();
   assert_int_equal(r1, GW_SINK_OK);
   assert_int_equal(out.keep_from, 7);
   assert_true(out.holding);
@@ -2681,9 +2686,7 @@ static void test_owed_batch_kept_at_stop(void **state)
   struct gw_err err = {0};
   void *w2 = gw_store_pg_sink.create(&two, &err);
   assert_non_null(w2);
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz) RENAME TO gw_summarize_saved");
-  exec_or_fail(db, "CREATE FUNCTION gw_summarize_traces(tids text[], from_ts timestamptz, to_ts timestamptz) "
-                   "RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'summaries broken for the test'; END $$");
+  break_summaries();
   struct gw_record a = rec(0x6401, 0x6401, T0), b = rec(0x6402, 0x6402, T0);
   struct gw_spool_entry ea = entry(&a, 1, 9), eb = entry(&b, 1, 3);
   struct gw_sink_outcome out, o2, tick;
@@ -2694,8 +2697,7 @@ static void test_owed_batch_kept_at_stop(void **state)
   gw_store_pg_sink.stopping(s, mono_ns() + 5000000000ull);
   memset(&tick, 0, sizeof tick);
   gw_store_pg_sink.send(s, NULL, 0, &tick);
-  exec_or_fail(db, "DROP FUNCTION gw_summarize_traces(text[], timestamptz, timestamptz)");
-  exec_or_fail(db, "ALTER FUNCTION gw_summarize_saved(text[], timestamptz, timestamptz) RENAME TO gw_summarize_traces");
+  mend_summaries();
   assert_int_equal(r1, GW_SINK_OK);
   assert_int_equal(out.keep_from, 9);
   assert_true(out.holding);
