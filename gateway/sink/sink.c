@@ -58,11 +58,15 @@ struct gw_sink {
     bool done;     /* delivered or dropped: nothing of it is needed any more */
   } *flights;     /* the batches read and not yet committed, oldest first (flight_finished bounds them) */
   size_t nflights;
+  uint64_t flights_upto; /* the last entry of the finished batches before every unfinished one */
+  uint64_t committed;    /* the cursor as committed */
 };
 
 struct worker {
   struct gw_sink *s;
   size_t index;
+  uint64_t keep_from; /* what its sink said it keeps (gw_sink_outcome.keep_from), under state_mu */
+  bool holding;       /* its sink holds data: ticks (send with n == 0) instead of idle */
 };
 
 /* Enforce the lag cap; logs what was skipped at most once per 10 s (the rest is summed into the next line).
@@ -262,23 +266,33 @@ static void *run(void *arg)
  * committed only up to the last entry of the oldest batches that are all finished: a batch finished
  * before an older one still in flight waits for it, so a crash never loses an entry read earlier than an
  * acknowledged one; after a restart everything from the first unfinished batch is sent again (the sink
- * must be idempotent, as the Postgres writer is). No lag cap, and a worker's send must not keep data
- * (keep_from, holding) nor finish part of a batch (done): main uses it for the Postgres writer only.
+ * must be idempotent, as the Postgres writer is). A worker's sink may keep what it has read (keep_from,
+ * holding, as with one worker): the cursor then stays before the oldest entry any worker's sink keeps, and
+ * a worker whose sink holds gets ticks (send with n == 0) instead of idle calls. No lag cap, and a send
+ * must not finish part of a batch (done): main uses it for the Postgres writer only.
  */
-static void flight_finished(struct gw_sink *s, uint64_t last)
+static void flight_finished(struct gw_sink *s, uint64_t last, struct worker *wk, uint64_t keep_from)
 {
   pthread_mutex_lock(&s->state_mu);
-  uint64_t upto = 0;
+  wk->keep_from = keep_from;
   size_t i = 0;
-  for (; i < s->nflights; i++)
+  for (; last && i < s->nflights; i++)
     if (s->flights[i].last == last)
       s->flights[i].done = true;
   for (i = 0; i < s->nflights && s->flights[i].done; i++)
-    upto = s->flights[i].last;
+    s->flights_upto = s->flights[i].last;
   if (i) {
     memmove(s->flights, s->flights + i, sizeof *s->flights * (s->nflights - i));
     s->nflights -= i;
-    gw_spool_commit(s->spool, s->consumer, upto); /* under state_mu: the cursor only moves forward */
+  }
+  /* not past what any worker's sink keeps (the cursor only moves forward: under state_mu) */
+  uint64_t upto = s->flights_upto;
+  for (size_t w = 0; w < s->nworkers; w++)
+    if (s->workers[w].keep_from && s->workers[w].keep_from - 1 < upto)
+      upto = s->workers[w].keep_from - 1;
+  if (upto > s->committed) {
+    gw_spool_commit(s->spool, s->consumer, upto);
+    s->committed = upto;
   }
   /* Finished batches waiting behind an older one merge into one: at most one unfinished batch per worker
    * and one finished run after each, so flights[] never holds more than 2 * nworkers + 1. */
@@ -320,6 +334,18 @@ static void *run_worker(void *arg)
     }
     pthread_mutex_unlock(&s->read_mu);
     if (n == 0) {
+      if (wk->holding) { /* a tick, so that what its sink keeps can go without new entries */
+        struct gw_sink_outcome tick;
+        memset(&tick, 0, sizeof tick);
+        s->type->send(self, NULL, 0, &tick);
+        wk->holding = tick.holding;
+        flight_finished(s, 0, wk, tick.keep_from);
+        if (!stopping && gw_mono_ns() < deadline) {
+          struct timespec ts = {0, 20 * 1000000L};
+          nanosleep(&ts, NULL);
+        }
+        continue;
+      }
       if (stopping)
         break; /* drained */
       if (s->type->idle)
@@ -359,8 +385,13 @@ static void *run_worker(void *arg)
     }
     atomic_fetch_add(&s->delivered, out.delivered);
     atomic_fetch_add(&s->dropped, out.dropped);
-    flight_finished(s, batch[n - 1].seq);
+    wk->holding = out.holding;
+    flight_finished(s, batch[n - 1].seq, wk, out.keep_from);
   }
+  /* What its sink still keeps holds the cursor for the next start; the memory spool has none, so it goes
+   * (as with one worker). */
+  if (!gw_spool_is_disk(s->spool))
+    flight_finished(s, 0, wk, 0);
   free(batch);
   return NULL;
 }
@@ -398,7 +429,7 @@ struct gw_sink *gw_sink_start_n(const struct gw_sink_type *type, void *const *se
     goto fail;
   }
   for (; started < n; started++) {
-    s->workers[started] = (struct worker){s, started};
+    s->workers[started] = (struct worker){s, started, 0, false};
     if (pthread_create(&s->threads[started], NULL, run_worker, &s->workers[started]) != 0) {
       gw_err_set(err, GW_ERR(INTERNAL), "sink %s: cannot start thread", type->name);
       goto fail;

@@ -77,9 +77,10 @@ struct gw_sink *gw_sink_start(const struct gw_sink_type *type, void *self, struc
 /* The same with n workers (n >= 1; 1 is gw_sink_start): worker i sends with selves[i] (all owned by the
  * sink from here on) on its own thread gw-sink-<name>-<i>, each taking the next batch from the one cursor,
  * so up to n batches are in flight at once. The cursor is committed only past batches that are finished
- * together with every batch read before them: after a crash, everything from the oldest unfinished batch
- * is sent again, so the sink must store idempotently (the Postgres writer does). No lag cap (CONFIG error),
- * and send must not use keep_from, holding or done. NULL on failure (err filled, every self destroyed). */
+ * together with every batch read before them, and never past what a worker's send keeps (keep_from,
+ * holding: as with one worker): after a crash, everything from the oldest unfinished or kept batch is
+ * sent again, so the sink must store idempotently (the Postgres writer does). No lag cap (CONFIG error),
+ * and send must not use done. NULL on failure (err filled, every self destroyed). */
 struct gw_sink *gw_sink_start_n(const struct gw_sink_type *type, void *const *selves, size_t n,
                                 struct gw_spool *spool, const struct gw_sink_conf *conf, struct gw_err *err);
 /* Start stopping: from now the sink drains for at most conf->drain_ms (close the spool first), then its

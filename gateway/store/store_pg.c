@@ -120,7 +120,6 @@ struct store {
   size_t nowed, owed_cap;
   uint64_t owed_tmin, owed_tmax;
   uint64_t owed_next_mono; /* no try before then (a backoff after a failed one) */
-  bool keeps;              /* one writer: the spool keeps the batches owed to (keep_owed) */
   uint64_t batch_seq;      /* the first spool entry of the batch being written, 0 between batches */
   uint64_t owed_seq;       /* the first spool entry of the oldest batch owed to, 0: none held */
   uint64_t owed_since_mono;
@@ -1022,12 +1021,12 @@ static enum wr merge_new_rows(struct store *s, const struct batch *b, size_t lo,
  * batch to redo them, and a stop before that replay would count its stored spans as lost with the memory
  * spool). The writer keeps the spans the runs were for and runs them again (owe, pay_owed) before its
  * next batch and when idle, until they pass; the trace's next batch would run them too. What is owed
- * lives in the writer's memory; with one writer, the spool keeps the batch it is owed to meanwhile
- * (keep_owed: gw_sink_outcome.keep_from), so a crash or a stop before it is paid leaves the batch in the
- * disk spool, and its replay at the next start finds the rows stored and runs the work again. That hold
- * lasts OWED_HOLD_NS at most (a fill that keeps failing must not stop the spool's reclaim), and a stop
- * tries once more before it ends. Several writers cannot hold the cursor (gw_sink_start_n): theirs is in
- * memory only. w: what the run returned; what: what it was. true: it failed.
+ * lives in the writer's memory; the spool keeps the batch it is owed to meanwhile (keep_owed:
+ * gw_sink_outcome.keep_from, with any number of writers), so a crash or a stop before it is paid leaves
+ * the batch in the disk spool, and its replay at the next start finds the rows stored and runs the work
+ * again. That hold lasts OWED_HOLD_NS at most (a fill that keeps failing must not stop the spool's
+ * reclaim), and a stop tries once more before it ends. w: what the run returned; what: what it was.
+ * true: it failed.
  */
 static bool after_commit(struct store *s, enum wr w, const char *what, const char *msg)
 {
@@ -2329,7 +2328,7 @@ static void owed_tick(struct store *s)
   }
 }
 
-/* One writer: the oldest batch still owed to stays in the spool (keep_from), so that a crash or a stop
+/* The oldest batch still owed to stays in the spool (keep_from), so that a crash or a stop
  * before it is paid replays it; holding, so that sink.c calls again (owed_tick) while idle. Past
  * OWED_HOLD_NS the batch is let go (what is owed is still tried while the gateway runs); stopping, after
  * the last try, the drain may end: the disk spool keeps the batch for the next start. */
@@ -2364,8 +2363,7 @@ static enum gw_sink_result send_batch(void *self, const struct gw_spool_entry *e
   } else if (s->nowed) {
     owed_tick(s);
   }
-  if (s->keeps)
-    keep_owed(s, out);
+  keep_owed(s, out);
   return r;
 }
 
@@ -2571,7 +2569,6 @@ static void *create(const void *conf, struct gw_err *err)
   s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS;
   if (c->writers > 1)
     s->lock_sql = sql_printf("SELECT pg_advisory_xact_lock(%d, %d)", GW_WRITERS_LOCK, (int)c->writers_lock);
-  s->keeps = c->writers <= 1;
   return s;
 }
 

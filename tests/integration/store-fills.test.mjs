@@ -146,8 +146,9 @@ for (const writers of [1, 2]) describe(`the writer's fills after commit (postgre
 
 /* The work after commit still owed when the gateway stops (SIGTERM) or dies (SIGKILL): with the disk spool
  * the batch it is owed to was kept, so the next start replays it, finds its row stored (not stored twice)
- * and runs the work then, though no other span of the trace ever comes. */
-describe('work after commit owed across a restart (disk spool)', { skip: skip ?? false }, () => {
+ * and runs the work then, though no other span of the trace ever comes. With one writer and with two (the
+ * cursor shared by both). */
+for (const writers of [1, 2]) describe(`work after commit owed across a restart (disk spool, postgres.writers: ${writers})`, { skip: skip ?? false }, () => {
   let db;
   let gw;
 
@@ -169,8 +170,8 @@ describe('work after commit owed across a restart (disk spool)', { skip: skip ??
 
   for (const how of ['SIGTERM', 'SIGKILL']) {
     test(`${how} while the summaries after commit fail: the next start writes them, the row stored once`, async () => {
-      gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk' } } });
-      const service = `owed-${how.toLowerCase()}`;
+      gw = await startGateway({ dsn: db.dsn, config: { spool: { mode: 'disk' }, postgres: { writers } } });
+      const service = `owed-${how.toLowerCase()}-${writers}`;
       await breakSummaries();
       let broken = true;
       try {

@@ -566,6 +566,70 @@ static void test_workers_commit_in_order(void **st)
   gw_spool_destroy(sp);
 }
 
+/* Several workers whose sinks keep what they read: the cursor stays before the oldest entry any of them
+ * keeps, a worker holding gets ticks, and as each lets go the cursor moves up to what the other keeps,
+ * then past everything. */
+static void test_workers_keep_from(void **st)
+{
+  (void)st;
+  struct gw_spool *sp = mk_spool(1 << 20);
+  struct keeper k[2];
+  memset(k, 0, sizeof k);
+  pthread_mutex_init(&k[0].mu, NULL);
+  pthread_mutex_init(&k[1].mu, NULL);
+  void *selves[2] = {&k[0], &k[1]};
+  struct gw_sink_conf c = {.batch_spans = 1, .batch_wait_ms = 10, .max_entries = 1, .backoff_min_ms = 1,
+                           .backoff_max_ms = 2, .drain_ms = 1000};
+  struct gw_err err = {0};
+  struct gw_sink *s = gw_sink_start_n(&keeper_type, selves, 2, sp, &c, &err);
+  assert_non_null(s);
+  for (int i = 0; i < 6; i++)
+    put(sp, 1);
+  for (int i = 0; i < 400 && k_get(&k[0], &k[0].batches) + k_get(&k[1], &k[1].batches) < 6; i++)
+    sleep_ms(5);
+  assert_int_equal(k_get(&k[0], &k[0].batches) + k_get(&k[1], &k[1].batches), 6);
+  struct gw_spool_lag l;
+  gw_spool_lag_get(sp, 0, &l);
+  assert_int_equal(l.entries, 6); /* entry 1 is kept by one of them */
+  /* both keep something unless one worker took every batch (then the other keeps nothing) */
+  pthread_mutex_lock(&k[0].mu);
+  int first = k[0].oldest == 1 ? 0 : 1, other = 1 - first;
+  pthread_mutex_unlock(&k[0].mu);
+  pthread_mutex_lock(&k[other].mu);
+  uint64_t other_oldest = k[other].oldest;
+  pthread_mutex_unlock(&k[other].mu);
+  /* holding: ticks while nothing comes (each worker's peek waits up to 200 ms in turn under read_mu) */
+  size_t t0 = k_get(&k[first], &k[first].ticks);
+  sleep_ms(1200);
+  assert_true(k_get(&k[first], &k[first].ticks) >= t0 + 1);
+  pthread_mutex_lock(&k[first].mu);
+  k[first].release = true;
+  pthread_mutex_unlock(&k[first].mu);
+  uint64_t want = other_oldest ? 6 - (other_oldest - 1) : 0;
+  for (int i = 0; i < 200; i++) {
+    gw_spool_lag_get(sp, 0, &l);
+    if (l.entries == want)
+      break;
+    sleep_ms(5);
+  }
+  assert_int_equal(l.entries, want); /* up to what the other keeps */
+  pthread_mutex_lock(&k[other].mu);
+  k[other].release = true;
+  pthread_mutex_unlock(&k[other].mu);
+  for (int i = 0; i < 200; i++) {
+    gw_spool_lag_get(sp, 0, &l);
+    if (!l.entries)
+      break;
+    sleep_ms(5);
+  }
+  assert_int_equal(l.entries, 0);
+  gw_spool_close(sp);
+  gw_sink_stop(s);
+  gw_spool_destroy(sp);
+  pthread_mutex_destroy(&k[0].mu);
+  pthread_mutex_destroy(&k[1].mu);
+}
+
 /* Several workers and a lag cap do not go together: a config error, every self destroyed. */
 static void test_workers_refuse_lag_cap(void **st)
 {
@@ -593,6 +657,7 @@ int main(void)
     cmocka_unit_test(test_keep_at_deadline_memory),
     cmocka_unit_test(test_keep_retry_and_final_tick),
     cmocka_unit_test(test_workers_commit_in_order),
+    cmocka_unit_test(test_workers_keep_from),
     cmocka_unit_test(test_workers_refuse_lag_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
