@@ -539,6 +539,15 @@ static enum wr begin_store(struct store *s, const char *sql, char *msg, size_t m
   return w;
 }
 
+/* Whether the sink is stopping (stopping() was called). */
+static bool is_stopping(struct store *s)
+{
+  pthread_mutex_lock(&s->stop_mu);
+  bool stopping = s->stop_deadline != 0;
+  pthread_mutex_unlock(&s->stop_mu);
+  return stopping;
+}
+
 static bool open_conn(struct store *s, struct gw_sink_outcome *out);
 
 #define COMMIT_ASK_TRIES 20                    /* "in progress": asked again this many times ... */
@@ -549,12 +558,13 @@ static bool open_conn(struct store *s, struct gw_sink_outcome *out);
  * a new connection asks Postgres the transaction's fate (txid_status): committed, it is WR_OK as if the
  * answer had come, and the batch is counted stored instead of being written again and counted as
  * duplicates of itself; aborted, still unknown, or no new connection: the error, and the batch is written
- * again as before (exactly once either way: that replay skips what is stored). On an error the
+ * again as before (exactly once either way: that replay skips what is stored). Not while stopping: a new
+ * connection could outlast the drain deadline (the batch stays in the spool). On an error the
  * connection may be the new one. */
 static enum wr commit_txn(struct store *s, char *msg, size_t msglen)
 {
   enum wr w = run(s, "COMMIT", 0, NULL, NULL, msg, msglen);
-  if (w != WR_CONN || !s->xid[0])
+  if (w != WR_CONN || !s->xid[0] || is_stopping(s))
     return w;
   char xid[24], why[256];
   snprintf(xid, sizeof xid, "%s", s->xid);
@@ -2296,15 +2306,6 @@ failed:
 retry:
   gw_metric_add(GW_M_PG_ERRORS, 1);
   return GW_SINK_RETRY;
-}
-
-/* Whether the sink is stopping (stopping() was called). */
-static bool is_stopping(struct store *s)
-{
-  pthread_mutex_lock(&s->stop_mu);
-  bool stopping = s->stop_deadline != 0;
-  pthread_mutex_unlock(&s->stop_mu);
-  return stopping;
 }
 
 /* sink.c calls send with nothing (not idle) while the store says it holds something: what idle() does

@@ -82,6 +82,13 @@ static const char *qv(const char *fmt, ...)
 
 static long qn(const char *sql) { return atol(qv("%s", sql)); }
 
+static uint64_t mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void hex_id(char *out, size_t len, unsigned long long v) { snprintf(out, len, "%0*llx", (int)len - 1, v); }
 
 static struct gw_record rec(unsigned long long trace, unsigned long long span, uint64_t start_ns)
@@ -1275,8 +1282,9 @@ static void relay_stop(struct relay *r)
 /* The connection fails on the COMMIT of a batch, after the server committed it (pass) or without the
  * server ever getting it. Committed: the writer asks the transaction's fate on a new connection, and the
  * batch is done: OK, its rows counted stored (not written again and counted as duplicates). Not
- * committed: RETRY, nothing stored, and the batch sent again lands once. */
-static void commit_answer_lost(bool pass)
+ * committed: RETRY, nothing stored, and the batch sent again lands once. Stopping: nothing is asked (a
+ * new connection could outlast the drain): RETRY, the batch left to the spool's replay. */
+static void commit_answer_lost(bool pass, bool stopping)
 {
   struct relay r;
   char conninfo[512];
@@ -1292,9 +1300,20 @@ static void commit_answer_lost(bool pass)
   int64_t stored0 = gw_metric_get(GW_M_RECORDS_STORED), dup0 = gw_metric_get(GW_M_RECORDS_DUPLICATE);
   atomic_store(&r.pass, pass);
   atomic_store(&r.armed, true);
+  if (stopping)
+    gw_store_pg_sink.stopping(s, mono_ns() + 30000000000ull);
   enum gw_sink_result res = send1(s, b, 3, &out);
   bool fired = atomic_load(&r.fired);
   long stored = rows();
+  if (stopping) {
+    assert_true(fired);
+    assert_int_equal(res, GW_SINK_RETRY);
+    assert_int_equal(stored, 4);
+    assert_int_equal(gw_metric_get(GW_M_RECORDS_STORED) - stored0, 0);
+    gw_store_pg_sink.destroy(s);
+    relay_stop(&r);
+    return;
+  }
   if (pass) {
     assert_true(fired);
     assert_int_equal(res, GW_SINK_OK);
@@ -1315,8 +1334,9 @@ static void commit_answer_lost(bool pass)
   relay_stop(&r);
 }
 
-static void test_commit_answer_lost_committed(void **state) { commit_answer_lost(true); }
-static void test_commit_answer_lost_aborted(void **state) { commit_answer_lost(false); }
+static void test_commit_answer_lost_committed(void **state) { commit_answer_lost(true, false); }
+static void test_commit_answer_lost_aborted(void **state) { commit_answer_lost(false, false); }
+static void test_commit_answer_lost_stopping(void **state) { commit_answer_lost(true, true); }
 
 /* A batch larger than one COPY chunk, with one bad row at the very end. */
 static void test_large_batch(void **state)
@@ -2487,13 +2507,6 @@ static void *held_send_thread(void *arg)
   return NULL;
 }
 
-static uint64_t mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void test_statement_timeout(void **state)
 {
   void *s = store_create_timeout(dsn, 300);
@@ -2781,6 +2794,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_connection_lost_mid_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_commit_answer_lost_committed, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_commit_answer_lost_aborted, reset_test, clean_test),
+    cmocka_unit_test_setup_teardown(test_commit_answer_lost_stopping, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_large_batch, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_race, reset_test, clean_test),
     cmocka_unit_test_setup_teardown(test_partition_made_by_someone_else, reset_test, clean_test),
