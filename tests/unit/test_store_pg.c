@@ -1162,12 +1162,16 @@ static void test_connection_lost_mid_batch(void **state)
 /* A TCP relay between a writer and Postgres. Armed, it passes the client's next COMMIT on (pass) or not,
  * waits a moment (the server commits or, not having it, aborts when the connection goes), and closes
  * both sides without relaying the server's answer: the client sees its connection fail on the COMMIT. */
+#define RELAY_CONNS 16
+
 struct relay {
   int lfd;
   int port;
   struct sockaddr_in pg;
   atomic_bool armed, pass, fired, stop;
   pthread_t thread;
+  pthread_t conns[RELAY_CONNS]; /* each connection's thread, joined by relay_stop */
+  size_t nconns;
 };
 
 struct relay_conn {
@@ -1238,9 +1242,13 @@ static void *relay_main(void *arg)
     }
     struct relay_conn *rc = calloc(1, sizeof *rc);
     *rc = (struct relay_conn){r, c, s};
-    pthread_t t;
-    if (pthread_create(&t, NULL, relay_conn_main, rc) == 0)
-      pthread_detach(t);
+    if (r->nconns == RELAY_CONNS || pthread_create(&r->conns[r->nconns], NULL, relay_conn_main, rc) != 0) {
+      close(c);
+      close(s);
+      free(rc);
+      continue;
+    }
+    r->nconns++;
   }
   return NULL;
 }
@@ -1274,9 +1282,10 @@ static bool relay_start(struct relay *r, char *conninfo, size_t len)
 static void relay_stop(struct relay *r)
 {
   atomic_store(&r->stop, true);
-  pthread_join(r->thread, NULL);
+  pthread_join(r->thread, NULL); /* (conns[] is the accept thread's until then) */
+  for (size_t i = 0; i < r->nconns; i++)
+    pthread_join(r->conns[i], NULL);
   close(r->lfd);
-  usleep(300000); /* the connections' threads see stop */
 }
 
 /* The connection fails on the COMMIT of a batch, after the server committed it (pass) or without the
