@@ -2308,25 +2308,20 @@ retry:
   return GW_SINK_RETRY;
 }
 
-/* sink.c calls send with nothing (not idle) while the store says it holds something: what idle() does
- * for what is owed (a lost connection reopened at its pace, pay_owed). Stopping: one last try, at once. */
+static void idle(void *self);
+
+/* sink.c calls send with nothing (not idle) while the store says it holds something: idle() then (a lost
+ * connection reopened at its pace, pay_owed). Stopping: one last try, at once. */
 static void owed_tick(struct store *s)
 {
-  bool stopping = is_stopping(s);
-  if (stopping) {
+  if (is_stopping(s)) {
     if (s->stop_tried)
       return;
     s->stop_tried = true;
     s->owed_next_mono = 0;
+    s->last_attempt_mono = gw_mono_ns() - IDLE_CHECK_NS; /* (reopened now if lost) */
   }
-  if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
-    close_conn(s);
-  if (!s->conn && (stopping || gw_mono_ns() - s->last_attempt_mono >= IDLE_CHECK_NS))
-    open_conn(s, NULL);
-  if (s->conn) {
-    gw_arena_reset(s->arena); /* (between batches: nothing of a batch is kept) */
-    pay_owed(s);
-  }
+  idle(s);
 }
 
 /* The oldest batch still owed to stays in the spool (keep_from), so that a crash or a stop
